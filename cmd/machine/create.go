@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/spf13/cobra"
+)
+
+type createFlags struct {
+	driver     string
+	hostname   string
+	dockerUser string
+	engine     store.Engine
+	swarm      swarmFlags
+}
+
+func newCreate(g *globals) *cobra.Command {
+	f := &createFlags{}
+	reg := all.Registry()
+	configs := map[string]any{}
+	cmd := &cobra.Command{
+		Use:   "create [-d DRIVER] [driver flags] [engine flags] [swarm flags] NAME",
+		Short: "Create (or adopt) a host and provision it as a Docker node",
+		Long: `Create makes the host with the chosen driver (or adopts it with -d ssh),
+waits for SSH, and provisions it: hostname, /etc/hosts, the docker user in the
+docker group, Docker installed, daemon.json merged (keys the host has are
+kept), TLS on tcp 2376. Creating an existing machine again converges it and
+changes nothing that is already right.
+
+Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).`,
+		Example: `  machine create -d docker node1
+  machine create -d ssh --ssh-host 192.168.56.104 --ssh-user hadoop --ssh-key ~/.ssh/id_rsa edge
+  machine create -d docker --swarm-master --swarm-image-archive images.tar master
+  machine create -d docker --swarm --swarm-join master worker1`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := reg.Get(f.driver)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if err := store.ValidateName(args[0]); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if spec.Validate != nil {
+				if err := spec.Validate(configs[spec.Name]); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+			}
+			swarm, err := f.swarm.toStore(cmd)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			mach, err := m.Create(cmd.Context(), machine.CreateOptions{
+				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
+				Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm,
+			})
+			m.Progress.Close()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.output == "json" {
+				return writeJSON(out, mach.Machine)
+			}
+			fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
+			if mach.Engine.TLS {
+				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(machine env %s)\"\n", mach.Name)
+			}
+			fmt.Fprintf(out, "To log in:  machine ssh %s\n", mach.Name)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVarP(&f.driver, "driver", "d", "docker", "driver: "+strings.Join(reg.Names(), ", "))
+	fs.StringVar(&f.hostname, "hostname", "", "the host's hostname (default NAME)")
+	fs.StringVar(&f.dockerUser, "docker-user", "", "user put in the docker group (default the SSH user)")
+	fs.StringVar(&f.engine.Install, "engine-install", "auto", "how to get Docker: auto (keep what is there, else repo), repo (docker-ce), distro (docker.io), skip")
+	fs.StringVar(&f.engine.Version, "engine-version", "", "Docker version to install (e.g. 24.0.9 or 24.0)")
+	fs.StringVar(&f.engine.RepoURL, "engine-repo-url", "", "docker-ce repository or mirror (default https://download.docker.com)")
+	fs.StringArrayVar(&f.engine.InsecureRegistries, "engine-insecure-registry", nil, "registry trusted without TLS, added to daemon.json (repeat)")
+	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
+	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")
+	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
+	f.swarm.bind(cmd)
+	for _, spec := range reg.All() {
+		cfg := spec.NewConfig()
+		spec.BindFlags(fs, cfg)
+		configs[spec.Name] = cfg
+	}
+	return cmd
+}

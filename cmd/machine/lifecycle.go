@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// forEach runs f on every name in parallel and joins the errors.
+func forEach(ctx context.Context, names []string, f func(ctx context.Context, name string) error) error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, context.Context, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME...",
+		Short: short,
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			defer m.Progress.Close()
+			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error { return f(m, ctx, n) })
+		},
+	}
+}
+
+func newProvision(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "provision NAME...",
+		Short: "Provision machines again (changes only what differs)",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			defer m.Progress.Close()
+			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
+				_, err := m.Provision(ctx, n)
+				return err
+			})
+		},
+	}
+}
+
+func newRm(g *globals) *cobra.Command {
+	var force, yes bool
+	cmd := &cobra.Command{
+		Use:     "rm [-f] [-y] NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove machines (an adopted host is left as it is, only forgotten)",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !yes {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
+					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "About to remove %s\nAre you sure? (y/n): ", strings.Join(args, ", "))
+				var answer string
+				fmt.Fscanln(os.Stdin, &answer)
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return &exitError{code: 1, err: errors.New("not removed")}
+				}
+			}
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			if g.output == ui.ModeAuto {
+				m.Progress = ui.NewProgress(cmd.ErrOrStderr(), ui.ModePlain)
+			}
+			defer m.Progress.Close()
+			err = forEach(cmd.Context(), args, func(ctx context.Context, n string) error { return m.Remove(ctx, n, force) })
+			if err == nil {
+				for _, n := range args {
+					fmt.Fprintf(cmd.OutOrStdout(), "Successfully removed %s\n", n)
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}

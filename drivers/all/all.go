@@ -1,0 +1,13 @@
+// Package all lists the drivers compiled into shoal.
+package all
+
+import (
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/docker"
+	"github.com/shoal-dev/shoal/drivers/ssh"
+)
+
+// Registry returns a registry of every compiled-in driver.
+func Registry() *drivers.Registry {
+	return drivers.NewRegistry(docker.Spec(), ssh.Spec())
+}

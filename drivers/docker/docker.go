@@ -1,0 +1,380 @@
+// Package docker is the driver whose hosts are containers on the local
+// Docker Engine, each running systemd, sshd and its own dockerd. It is the
+// built-in default: a cluster on one machine with nothing but Docker.
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
+)
+
+// DefaultImage is the node image `make lab-image` builds offline (or
+// templates/node.Dockerfile where images can be pulled).
+const DefaultImage = "shoal/node:bookworm"
+
+// Label marks the containers this driver made.
+const Label = "dev.shoal.machine"
+
+// hostKeyFile is kept in the machine's folder and copied into the container,
+// so the host key is known before the first contact.
+const hostKeyFile = "ssh_host_ed25519_key"
+
+// Config is the driver's part of config.json and of a cluster file.
+type Config struct {
+	Image   string `json:"image" hcl:"image,optional"`
+	Network string `json:"network" hcl:"network,optional"`
+	// Container is the container's name (default shoal-NAME).
+	Container string `json:"container,omitempty" hcl:"container,optional"`
+}
+
+// Spec registers the driver.
+func Spec() *drivers.Spec {
+	return &drivers.Spec{
+		Name:      "docker",
+		Short:     "a container on the local Docker Engine running systemd, sshd and its own dockerd",
+		NewConfig: func() any { return &Config{Image: DefaultImage, Network: "shoal"} },
+		BindFlags: func(fs *pflag.FlagSet, cfg any) {
+			c := cfg.(*Config)
+			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
+			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
+		},
+		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+			c := *cfg.(*Config)
+			if c.Container == "" {
+				c.Container = "shoal-" + m.Name
+			}
+			return &Driver{m: m, cfg: c}, nil
+		},
+	}
+}
+
+// Driver manages one host container.
+type Driver struct {
+	m   drivers.Machine
+	cfg Config
+}
+
+func (d *Driver) Name() string { return "docker" }
+
+func (d *Driver) client() (*client.Client, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker driver: %w", err)
+	}
+	return c, nil
+}
+
+// capabilities is every capability but SYS_RESOURCE: --privileged and
+// --cap-add ALL fail where SYS_RESOURCE is not in the bounding set, and
+// systemd plus an inner dockerd need the rest.
+var capabilities = []string{
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+	"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE",
+	"MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+}
+
+func (d *Driver) hostKey() (priv []byte, pub ssh.PublicKey, err error) {
+	path := filepath.Join(d.m.Dir, hostKeyFile)
+	priv, err = os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var authorized string
+		priv, authorized, err = sshrun.GenerateKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(path+".pub", []byte(authorized+"\n"), 0o644); err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(path, priv, 0o600); err != nil {
+			return nil, nil, err
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return priv, signer.PublicKey(), nil
+}
+
+// seedFiles are put into the container before it boots: the login key, the
+// host key, and an sshd setting that offers only that host key, so the
+// fingerprint shoal pinned is the one the client negotiates.
+func (d *Driver) seedFiles() ([]byte, error) {
+	priv, pub, err := d.hostKey()
+	if err != nil {
+		return nil, err
+	}
+	files := []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"root/.ssh/authorized_keys", 0o600, []byte(d.m.PublicKey + "\n")},
+		{"etc/ssh/ssh_host_ed25519_key", 0o600, priv},
+		{"etc/ssh/ssh_host_ed25519_key.pub", 0o644, ssh.MarshalAuthorizedKey(pub)},
+		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, []byte("# Written by shoal: offer the host key shoal pinned.\nHostKey /etc/ssh/ssh_host_ed25519_key\n")},
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		dir := filepath.Dir(f.name)
+		if !dirs[dir] {
+			dirs[dir] = true
+			mode := int64(0o755)
+			if dir == "root/.ssh" {
+				mode = 0o700
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode}); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), tw.Close()
+}
+
+func (d *Driver) ensureNetwork(ctx context.Context, c *client.Client) error {
+	_, err := c.NetworkInspect(ctx, d.cfg.Network, network.InspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return err
+	}
+	_, err = c.NetworkCreate(ctx, d.cfg.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{Label: ""}})
+	if errdefs.IsConflict(err) {
+		return nil // made by a parallel create
+	}
+	return err
+}
+
+// Create makes and starts the container; it returns when sshd answers.
+func (d *Driver) Create(ctx context.Context) error {
+	c, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Ping(ctx); err != nil {
+		return fmt.Errorf("docker driver: the local Docker Engine does not answer (%v); start dockerd or set DOCKER_HOST", err)
+	}
+	if st, err := d.state(ctx, c); err != nil {
+		return err
+	} else if st != drivers.NotFound {
+		return d.Start(ctx)
+	}
+	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("docker driver: image %s is not on the local engine: build it with 'make lab-image' (offline), or 'docker build -t %s templates/node' where images can be pulled", d.cfg.Image, d.cfg.Image)
+		}
+		return err
+	}
+	if err := d.ensureNetwork(ctx, c); err != nil {
+		return fmt.Errorf("docker driver: network %s: %w", d.cfg.Network, err)
+	}
+	seed, err := d.seedFiles()
+	if err != nil {
+		return err
+	}
+	created, err := c.ContainerCreate(ctx,
+		&container.Config{
+			Image:    d.cfg.Image,
+			Hostname: d.m.Name,
+			Cmd:      []string{"/sbin/init"},
+			Labels:   map[string]string{Label: d.m.Name},
+			// The inner dockerd needs a real filesystem under it.
+			Volumes:    map[string]struct{}{"/var/lib/docker": {}},
+			StopSignal: "SIGRTMIN+3", // systemd's clean shutdown
+		},
+		&container.HostConfig{
+			CapAdd:      capabilities,
+			SecurityOpt: []string{"seccomp=unconfined", "apparmor=unconfined"},
+			// The API's form of --security-opt systempaths=unconfined:
+			// systemd and dockerd need /proc and /sys unmasked.
+			MaskedPaths:   []string{},
+			ReadonlyPaths: []string{},
+			Tmpfs:         map[string]string{"/run": "", "/run/lock": ""},
+			Binds:         []string{"/sys/fs/cgroup:/sys/fs/cgroup"},
+			Resources:     container.Resources{DeviceCgroupRules: []string{"a *:* rwm"}},
+			NetworkMode:   container.NetworkMode(d.cfg.Network),
+		},
+		nil, nil, d.cfg.Container)
+	if err != nil {
+		return fmt.Errorf("docker driver: create container %s: %w", d.cfg.Container, err)
+	}
+	if err := c.CopyToContainer(ctx, created.ID, "/", bytes.NewReader(seed), container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("docker driver: copy keys into %s: %w", d.cfg.Container, err)
+	}
+	return d.start(ctx, c)
+}
+
+func (d *Driver) start(ctx context.Context, c *client.Client) error {
+	if err := c.ContainerStart(ctx, d.cfg.Container, container.StartOptions{}); err != nil {
+		return fmt.Errorf("docker driver: start %s: %w", d.cfg.Container, err)
+	}
+	ep, err := d.endpoint(ctx, c)
+	if err != nil {
+		return err
+	}
+	return waitTCP(ctx, ep.Address())
+}
+
+func waitTCP(ctx context.Context, addr string) error {
+	var dialer net.Dialer
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := dialer.DialContext(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sshd at %s does not answer: %w", addr, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Driver) Start(ctx context.Context) error {
+	c, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return d.start(ctx, c)
+}
+
+func (d *Driver) Stop(ctx context.Context) error {
+	c, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	timeout := 20
+	err = c.ContainerStop(ctx, d.cfg.Container, container.StopOptions{Timeout: &timeout})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (d *Driver) Kill(ctx context.Context) error {
+	c, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	err = c.ContainerKill(ctx, d.cfg.Container, "KILL")
+	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) { // missing, or not running
+		return nil
+	}
+	return err
+}
+
+func (d *Driver) Remove(ctx context.Context) error {
+	c, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	err = c.ContainerRemove(ctx, d.cfg.Container, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	// The network goes with its last host.
+	list, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", d.cfg.Network))})
+	if err == nil && len(list) == 0 {
+		if n, err := c.NetworkInspect(ctx, d.cfg.Network, network.InspectOptions{}); err == nil {
+			if _, ours := n.Labels[Label]; ours {
+				_ = c.NetworkRemove(ctx, d.cfg.Network)
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Driver) state(ctx context.Context, c *client.Client) (drivers.State, error) {
+	info, err := c.ContainerInspect(ctx, d.cfg.Container)
+	if errdefs.IsNotFound(err) {
+		return drivers.NotFound, nil
+	}
+	if err != nil {
+		return drivers.Unknown, err
+	}
+	switch {
+	case info.State.Paused:
+		return drivers.Paused, nil
+	case info.State.Restarting:
+		return drivers.Starting, nil
+	case info.State.Running:
+		return drivers.Running, nil
+	}
+	return drivers.Stopped, nil
+}
+
+func (d *Driver) State(ctx context.Context) (drivers.State, error) {
+	c, err := d.client()
+	if err != nil {
+		return drivers.Unknown, err
+	}
+	defer c.Close()
+	return d.state(ctx, c)
+}
+
+func (d *Driver) endpoint(ctx context.Context, c *client.Client) (drivers.Endpoint, error) {
+	info, err := c.ContainerInspect(ctx, d.cfg.Container)
+	if err != nil {
+		return drivers.Endpoint{}, err
+	}
+	ip := ""
+	if info.NetworkSettings != nil {
+		if n, ok := info.NetworkSettings.Networks[d.cfg.Network]; ok {
+			ip = n.IPAddress
+		}
+	}
+	if ip == "" {
+		return drivers.Endpoint{}, fmt.Errorf("container %s has no address on network %s (is it running?)", d.cfg.Container, d.cfg.Network)
+	}
+	_, pub, err := d.hostKey()
+	if err != nil {
+		return drivers.Endpoint{}, err
+	}
+	return drivers.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: ssh.FingerprintSHA256(pub)}, nil
+}
+
+func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
+	c, err := d.client()
+	if err != nil {
+		return drivers.Endpoint{}, err
+	}
+	defer c.Close()
+	return d.endpoint(ctx, c)
+}

@@ -1,0 +1,132 @@
+// Package ssh is the driver that adopts an existing host over plain SSH. It
+// creates nothing, so removing the machine never harms the host.
+package ssh
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/spf13/pflag"
+)
+
+// Config is the driver's part of config.json and of a cluster file.
+type Config struct {
+	Host    string `json:"host" hcl:"host,optional"`
+	Port    int    `json:"port" hcl:"port,optional"`
+	User    string `json:"user" hcl:"user,optional"`
+	Key     string `json:"key,omitempty" hcl:"key,optional"`
+	HostKey string `json:"hostKey,omitempty" hcl:"host_key,optional"`
+}
+
+// Spec registers the driver as "ssh", aliased "generic" as in docker-machine.
+func Spec() *drivers.Spec {
+	return &drivers.Spec{
+		Name:      "ssh",
+		Aliases:   []string{"generic"},
+		Short:     "adopt an existing host over SSH (creates nothing; rm never harms the host)",
+		NewConfig: func() any { return &Config{Port: 22, User: "root"} },
+		BindFlags: func(fs *pflag.FlagSet, cfg any) {
+			c := cfg.(*Config)
+			fs.StringVar(&c.Host, "ssh-host", c.Host, "ssh driver: address of the host to adopt")
+			fs.IntVar(&c.Port, "ssh-port", c.Port, "ssh driver: SSH port")
+			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with passwordless sudo)")
+			fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
+			fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
+			fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
+			fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
+			fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
+			fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
+		},
+		Validate: func(cfg any) error {
+			c := cfg.(*Config)
+			if c.Host == "" {
+				return fmt.Errorf("the ssh driver needs --ssh-host (or --generic-ip-address)")
+			}
+			if c.Port <= 0 || c.Port > 65535 {
+				return fmt.Errorf("--ssh-port %d is not a port", c.Port)
+			}
+			if c.HostKey != "" && !strings.HasPrefix(c.HostKey, "SHA256:") {
+				return fmt.Errorf("--ssh-host-key wants a SHA256:... fingerprint (ssh-keygen -lf KEY), got %q", c.HostKey)
+			}
+			if c.Key != "" {
+				if _, err := os.Stat(ExpandHome(c.Key)); err != nil {
+					return fmt.Errorf("--ssh-key: %w", err)
+				}
+			}
+			return nil
+		},
+		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+			return &Driver{cfg: *cfg.(*Config)}, nil
+		},
+	}
+}
+
+// ExpandHome turns a leading ~/ into the user's home.
+func ExpandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}
+
+// Driver adopts a host.
+type Driver struct{ cfg Config }
+
+func (d *Driver) Name() string { return "ssh" }
+
+func (d *Driver) endpoint() drivers.Endpoint {
+	key := ""
+	if d.cfg.Key != "" {
+		if abs, err := filepath.Abs(ExpandHome(d.cfg.Key)); err == nil {
+			key = abs
+		}
+	}
+	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey}
+}
+
+// Create checks that the host answers; the SSH handshake comes after.
+func (d *Driver) Create(ctx context.Context) error {
+	ep := d.endpoint()
+	var dialer net.Dialer
+	for {
+		c, err := dialer.DialContext(ctx, "tcp", ep.Address())
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s does not answer: %w", ep.Address(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Driver) Start(context.Context) error { return fmt.Errorf("start: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
+func (d *Driver) Stop(context.Context) error  { return fmt.Errorf("stop: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
+func (d *Driver) Kill(context.Context) error  { return fmt.Errorf("kill: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
+
+// Remove forgets the host and leaves it as it is.
+func (d *Driver) Remove(context.Context) error { return nil }
+
+// State is Running when the SSH port answers.
+func (d *Driver) State(ctx context.Context) (drivers.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var dialer net.Dialer
+	c, err := dialer.DialContext(ctx, "tcp", d.endpoint().Address())
+	if err != nil {
+		return drivers.Error, nil
+	}
+	c.Close()
+	return drivers.Running, nil
+}
+
+func (d *Driver) SSH(context.Context) (drivers.Endpoint, error) { return d.endpoint(), nil }

@@ -1,0 +1,139 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// Remove deletes the host (what the driver made) and forgets the machine.
+// With force, errors of the driver do not stop the machine being forgotten.
+func (m *Manager) Remove(ctx context.Context, name string, force bool) error {
+	unlock, err := m.Store.Lock(ctx, "machine", name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	mach, err := m.Load(name)
+	if err != nil {
+		if force && !errors.Is(err, store.ErrNotFound) {
+			return m.Store.Remove(name)
+		}
+		return err
+	}
+	m.Progress.Event(name, "remove", ui.Started, mach.Driver.Name())
+	if err := m.leaveSwarm(ctx, mach); err != nil && !force {
+		m.Progress.Event(name, "remove", ui.Failed, err.Error())
+		return fmt.Errorf("%s: leave the swarm: %w (use -f to remove anyway)", name, err)
+	}
+	if err := mach.Driver.Remove(ctx); err != nil && !force {
+		m.Progress.Event(name, "remove", ui.Failed, err.Error())
+		return fmt.Errorf("%s: remove (%s driver): %w (use -f to forget it anyway)", name, mach.Driver.Name(), err)
+	}
+	if err := m.Store.Remove(name); err != nil {
+		return err
+	}
+	m.Progress.Event(name, "remove", ui.Changed, "")
+	return nil
+}
+
+// Start powers the host on; a changed address gets new certificates.
+func (m *Manager) Start(ctx context.Context, name string) error {
+	mach, err := m.Load(name)
+	if err != nil {
+		return err
+	}
+	m.Progress.Event(name, "start", ui.Started, "")
+	if err := mach.Driver.Start(ctx); err != nil {
+		m.Progress.Event(name, "start", ui.Failed, err.Error())
+		return fmt.Errorf("%s: start: %w", name, err)
+	}
+	m.Progress.Event(name, "start", ui.Changed, "")
+	addr, err := drivers.Address(ctx, mach.Driver)
+	if err == nil && addr != mach.Address && mach.Engine.TLS {
+		m.Progress.Event(name, "address", ui.Info, fmt.Sprintf("%s -> %s: new server certificate", mach.Address, addr))
+		return m.RegenerateCerts(ctx, name)
+	}
+	return nil
+}
+
+// Stop shuts the host down.
+func (m *Manager) Stop(ctx context.Context, name string) error {
+	return m.simple(ctx, name, "stop", func(d drivers.Driver) error { return d.Stop(ctx) })
+}
+
+// Kill powers the host off at once.
+func (m *Manager) Kill(ctx context.Context, name string) error {
+	return m.simple(ctx, name, "kill", func(d drivers.Driver) error { return d.Kill(ctx) })
+}
+
+// Restart stops and starts the host.
+func (m *Manager) Restart(ctx context.Context, name string) error {
+	if err := m.Stop(ctx, name); err != nil {
+		return err
+	}
+	return m.Start(ctx, name)
+}
+
+func (m *Manager) simple(ctx context.Context, name, verb string, f func(drivers.Driver) error) error {
+	mach, err := m.Load(name)
+	if err != nil {
+		return err
+	}
+	m.Progress.Event(name, verb, ui.Started, "")
+	if err := f(mach.Driver); err != nil {
+		m.Progress.Event(name, verb, ui.Failed, err.Error())
+		return fmt.Errorf("%s: %s: %w", name, verb, err)
+	}
+	m.Progress.Event(name, verb, ui.Changed, "")
+	return nil
+}
+
+// RegenerateCerts issues a new server certificate and installs it.
+func (m *Manager) RegenerateCerts(ctx context.Context, name string) error {
+	mach, err := m.Load(name)
+	if err != nil {
+		return err
+	}
+	if !mach.Engine.TLS {
+		return fmt.Errorf("%s: the engine has no TLS (created with --engine-tls=false)", name)
+	}
+	os.Remove(mach.Dir + "/" + store.ServerCertFile)
+	_, err = m.Provision(ctx, name)
+	return err
+}
+
+// State asks the driver.
+func (m *Manager) State(ctx context.Context, name string) (drivers.State, error) {
+	mach, err := m.Load(name)
+	if err != nil {
+		return drivers.Unknown, err
+	}
+	return mach.Driver.State(ctx)
+}
+
+// URL is the Docker Engine's address for the docker CLI.
+func URL(mach *store.Machine) string {
+	if !mach.Engine.TLS || mach.Address == "" {
+		return ""
+	}
+	port := mach.Engine.TLSPort
+	if port == 0 {
+		port = 2376
+	}
+	return fmt.Sprintf("tcp://%s:%d", hostPort(mach.Address), port)
+}
+
+func hostPort(addr string) string {
+	for _, c := range addr {
+		if c == ':' {
+			return "[" + addr + "]"
+		}
+	}
+	return addr
+}

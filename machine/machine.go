@@ -1,0 +1,348 @@
+// Package machine runs the flow for one host: the driver makes it answer
+// SSH, provision makes it a Docker node, bootstrap puts it in a swarm. The
+// machine command and the cluster converge loop both stand on it.
+package machine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/provision"
+	"github.com/shoal-dev/shoal/provision/osfamily"
+)
+
+// Manager works on the machines of one store.
+type Manager struct {
+	Store    *store.Store
+	Drivers  *drivers.Registry
+	Progress ui.Progress
+	// Redactor removes secrets (join tokens) from errors and transcripts.
+	Redactor *sshrun.Redactor
+	// ConnectTimeout bounds the wait for a host's SSH.
+	ConnectTimeout time.Duration
+}
+
+// NewManager returns a manager with quiet progress.
+func NewManager(st *store.Store, reg *drivers.Registry) *Manager {
+	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute}
+}
+
+// Machine is a stored machine with its driver.
+type Machine struct {
+	*store.Machine
+	Driver drivers.Driver
+	Dir    string
+}
+
+// Load reads machine name and its driver.
+func (m *Manager) Load(name string) (*Machine, error) {
+	cfg, err := m.Store.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := m.Drivers.Get(cfg.Driver)
+	if err != nil {
+		return nil, fmt.Errorf("machine %q: %w", name, err)
+	}
+	dcfg := spec.NewConfig()
+	if len(cfg.DriverConfig) > 0 {
+		if err := json.Unmarshal(cfg.DriverConfig, dcfg); err != nil {
+			return nil, fmt.Errorf("machine %q: driverConfig: %w", name, err)
+		}
+	}
+	dir := m.Store.MachineDir(name)
+	d, err := spec.New(m.driverMachine(name), dcfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Machine{Machine: cfg, Driver: d, Dir: dir}, nil
+}
+
+func (m *Manager) driverMachine(name string) drivers.Machine {
+	dir := m.Store.MachineDir(name)
+	pub, _ := os.ReadFile(filepath.Join(dir, store.PublicKeyFile))
+	return drivers.Machine{Name: name, Dir: dir, PublicKey: strings.TrimSpace(string(pub)), PrivateKeyPath: filepath.Join(dir, store.KeyFile)}
+}
+
+// ensureKey makes the machine's SSH key pair once.
+func (m *Manager) ensureKey(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, store.KeyFile)); err == nil {
+		return nil
+	}
+	priv, pub, err := sshrun.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := store.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
+		return err
+	}
+	return store.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
+}
+
+// CreateOptions is what `machine create` was asked.
+type CreateOptions struct {
+	Name         string
+	Driver       string
+	DriverConfig any
+	Hostname     string
+	DockerUser   string
+	Engine       store.Engine
+	Swarm        *store.Swarm
+	Cluster      string
+	// Hosts is the cluster's /etc/hosts block.
+	Hosts []provision.HostEntry
+	// AuthorizedKeys are added to the docker user's authorized_keys.
+	AuthorizedKeys []string
+}
+
+// Create makes (or adopts) the host, provisions it and, when asked, puts it
+// in a swarm. On an existing machine it converges it to opts.
+func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, error) {
+	if err := store.ValidateName(opts.Name); err != nil {
+		return nil, err
+	}
+	spec, err := m.Drivers.Get(opts.Driver)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Validate != nil {
+		if err := spec.Validate(opts.DriverConfig); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	existed := m.Store.Exists(opts.Name)
+	if existed {
+		old, err := m.Store.Load(opts.Name)
+		if err != nil {
+			return nil, err
+		}
+		if old.Driver != spec.Name {
+			return nil, fmt.Errorf("machine %q exists with driver %s; remove it first ('machine rm %s')", opts.Name, old.Driver, opts.Name)
+		}
+	}
+	dir := m.Store.MachineDir(opts.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := m.ensureKey(dir); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(opts.DriverConfig)
+	if err != nil {
+		return nil, err
+	}
+	hostname := opts.Hostname
+	if hostname == "" {
+		hostname = opts.Name
+	}
+	cfg := &store.Machine{
+		Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Hostname: hostname, DockerUser: opts.DockerUser,
+		Engine: opts.Engine, Swarm: opts.Swarm, Cluster: opts.Cluster, Created: time.Now().UTC(),
+	}
+	d, err := spec.New(m.driverMachine(opts.Name), opts.DriverConfig)
+	if err != nil {
+		return nil, err
+	}
+	mach := &Machine{Machine: cfg, Driver: d, Dir: dir}
+	// Saved before the driver runs so that a half-made host can be removed
+	// with 'machine rm'.
+	if err := m.Store.Save(cfg); err != nil {
+		return nil, err
+	}
+	m.Progress.Event(opts.Name, "create", ui.Started, spec.Name)
+	if err := d.Create(ctx); err != nil {
+		m.Progress.Event(opts.Name, "create", ui.Failed, err.Error())
+		if !existed {
+			// Nothing made, nothing kept: a failed create leaves no trace.
+			if st, serr := d.State(context.WithoutCancel(ctx)); serr == nil && st == drivers.NotFound || errors.Is(err, drivers.ErrNotSupported) {
+				_ = m.Store.Remove(opts.Name)
+			}
+		}
+		return nil, fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
+	}
+	m.Progress.Event(opts.Name, "create", ui.Changed, "")
+	if err := m.provision(ctx, mach, opts.Hosts, opts.AuthorizedKeys); err != nil {
+		return mach, err
+	}
+	return mach, nil
+}
+
+// Connect opens the one SSH connection to the machine.
+func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writer) (*sshrun.Client, error) {
+	ep, err := mach.Driver.SSH(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
+	defer cancel()
+	c, err := sshrun.Dial(ctx, sshrun.Config{
+		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
+		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
+		HostKeyFingerprint: ep.HostKeyFingerprint,
+		Transcript:         transcript,
+		Redactor:           m.Redactor,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	return c, nil
+}
+
+// Provision provisions a stored machine again.
+func (m *Manager) Provision(ctx context.Context, name string) (*Machine, error) {
+	unlock, err := m.Store.Lock(ctx, "machine", name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	mach, err := m.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	return mach, m.provision(ctx, mach, nil, nil)
+}
+
+func (m *Manager) provision(ctx context.Context, mach *Machine, hosts []provision.HostEntry, keys []string) error {
+	logf, err := os.OpenFile(filepath.Join(mach.Dir, store.ProvisionLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "# shoal provisioning of %s, %s\n", mach.Name, time.Now().UTC().Format(time.RFC3339))
+
+	m.Progress.Event(mach.Name, "ssh", ui.Started, "")
+	client, err := m.Connect(ctx, mach, logf)
+	if err != nil {
+		m.Progress.Event(mach.Name, "ssh", ui.Failed, "")
+		return err
+	}
+	defer client.Close()
+	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
+
+	addr, err := drivers.Address(ctx, mach.Driver)
+	if err != nil {
+		return fmt.Errorf("%s: address: %w", mach.Name, err)
+	}
+	ep, _ := mach.Driver.SSH(ctx)
+	mach.Address = addr
+	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: sshrun.Fingerprint(client.HostKey())}
+	if mach.DockerUser == "" {
+		mach.DockerUser = ep.User
+	}
+	if err := m.Store.Save(mach.Machine); err != nil {
+		return err
+	}
+
+	spec, err := m.provisionSpec(mach, hosts, keys)
+	if err != nil {
+		return err
+	}
+	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
+	if _, err := provision.Provision(ctx, client, spec, progress); err != nil {
+		return err
+	}
+	return nil
+}
+
+// provisionSpec turns the stored machine into what provisioning wants.
+func (m *Manager) provisionSpec(mach *Machine, hosts []provision.HostEntry, keys []string) (provision.Spec, error) {
+	e := mach.Engine
+	spec := provision.Spec{
+		Hostname:   mach.Hostname,
+		DockerUser: mach.DockerUser,
+		Install:    osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL},
+		Daemon: provision.DaemonSettings{
+			InsecureRegistries: e.InsecureRegistries,
+			RegistryMirrors:    e.RegistryMirrors,
+			Labels:             e.Labels,
+		},
+		Hosts:          hosts,
+		AuthorizedKeys: keys,
+	}
+	if e.TLS {
+		tls, err := m.serverTLS(mach)
+		if err != nil {
+			return spec, fmt.Errorf("%s: TLS certificates: %w", mach.Name, err)
+		}
+		spec.TLS = tls
+	}
+	return spec, nil
+}
+
+// CA returns the store's CA, creating it (and the client certificate) once.
+func (m *Manager) CA() (*certs.CA, error) {
+	return certs.EnsureCA(m.Store.CertsDir(), store.WriteFileAtomic)
+}
+
+// serverTLS returns the machine's server certificate, issued again only when
+// its names or addresses changed.
+func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
+	ca, err := m.CA()
+	if err != nil {
+		return nil, err
+	}
+	names := uniqueSorted([]string{mach.Name, mach.Hostname, "localhost"})
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	} else if mach.Address != "" && ip == nil {
+		names = uniqueSorted(append(names, mach.Address))
+	}
+	certPath := filepath.Join(mach.Dir, store.ServerCertFile)
+	keyPath := filepath.Join(mach.Dir, store.ServerKeyFile)
+	cert, err1 := os.ReadFile(certPath)
+	key, err2 := os.ReadFile(keyPath)
+	if err1 != nil || err2 != nil || !ca.ServerCertValid(cert, names, ips) {
+		cert, key, err = ca.IssueServer(names, ips)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+			return nil, err
+		}
+		if err := store.WriteFileAtomic(certPath, cert, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := store.WriteFileAtomic(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	port := mach.Engine.TLSPort
+	if port == 0 {
+		port = 2376
+	}
+	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
+}
+
+func uniqueSorted(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,196 @@
+// Package provision makes a host that answers SSH a well-configured Docker
+// node: hostname, /etc/hosts, the docker user, Docker installed, daemon.json
+// merged, the daemon's TLS, the service. Each step checks the host's real
+// state first and changes only what differs, so a second run is a no-op.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/provision/osfamily"
+)
+
+// Runner is what provisioning needs of a connection to the host.
+type Runner interface {
+	Host() string
+	User() string
+	Run(ctx context.Context, cmd string) (sshrun.Result, error)
+	RunSudo(ctx context.Context, cmd string) (sshrun.Result, error)
+	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner string) error
+}
+
+// Spec is what the host should be.
+type Spec struct {
+	Hostname   string
+	DockerUser string
+	Install    osfamily.Install
+	Daemon     DaemonSettings
+	// Hosts is the cluster block of /etc/hosts (empty: no block).
+	Hosts []HostEntry
+	// AuthorizedKeys are added to the docker user's authorized_keys.
+	AuthorizedKeys []string
+	// TLS, when set, makes dockerd listen on tcp with TLS verification.
+	TLS *TLS
+}
+
+// TLS is the daemon's certificate material (PEM) and port.
+type TLS struct {
+	CA, Cert, Key []byte
+	Port          int
+}
+
+// Host is the state the steps share while provisioning one host.
+type Host struct {
+	R      Runner
+	Spec   Spec
+	Facts  *Facts
+	OS     osfamily.OS
+	Family osfamily.Family
+
+	// restart is set by steps whose change dockerd only sees after a restart.
+	restart bool
+	// reload is set when a systemd unit file changed.
+	reload bool
+}
+
+// Step is one thing a host must have.
+type Step interface {
+	Name() string
+	// Check tells whether Apply would change anything.
+	Check(ctx context.Context, h *Host) (bool, error)
+	Apply(ctx context.Context, h *Host) error
+}
+
+// StepError says which step failed on which host.
+type StepError struct {
+	Host string
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%s: step %q: %v", e.Host, e.Step, e.Err)
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Report says what a run did.
+type Report struct {
+	Changed []string
+	// DockerRestarted tells whether dockerd was (re)started.
+	DockerRestarted bool
+	// DockerVersion is what `docker info` says at the end.
+	DockerVersion string
+}
+
+var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// Steps is the ordered list of provisioning steps.
+func Steps() []Step {
+	return []Step{
+		hostnameStep{}, hostsStep{}, installStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, serviceStep{},
+	}
+}
+
+// Progress receives step events; nil means none.
+type Progress func(step string, status ui.Status, detail string)
+
+// Prepare reads the host's facts and OS; it changes nothing.
+func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
+	if spec.DockerUser == "" {
+		spec.DockerUser = r.User()
+	}
+	if !userRE.MatchString(spec.DockerUser) {
+		return nil, fmt.Errorf("invalid docker user %q", spec.DockerUser)
+	}
+	facts, err := GatherFacts(ctx, r, spec.DockerUser)
+	if err != nil {
+		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
+	}
+	os := osfamily.ParseOSRelease(facts.Section("os-release"))
+	fam, err := osfamily.Detect(os)
+	if err != nil {
+		return nil, &StepError{Host: r.Host(), Step: "os", Err: err}
+	}
+	if !facts.Has("systemctl") {
+		return nil, &StepError{Host: r.Host(), Step: "os", Err: errors.New("systemd is required (no systemctl on the host)")}
+	}
+	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam}
+	// Refuse what cannot end well before anything is changed.
+	if _, _, err := (daemonJSONStep{}).merge(h); err != nil {
+		return nil, &StepError{Host: r.Host(), Step: "daemon.json", Err: err}
+	}
+	if spec.TLS != nil {
+		if _, err := (tlsStep{}).Check(ctx, h); err != nil {
+			return nil, &StepError{Host: r.Host(), Step: "docker-tls", Err: err}
+		}
+	}
+	return h, nil
+}
+
+// Plan lists the steps that would change something.
+func Plan(ctx context.Context, h *Host) ([]string, error) {
+	var out []string
+	for _, s := range Steps() {
+		changed, err := s.Check(ctx, h)
+		if err != nil {
+			return nil, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
+		}
+		if changed {
+			out = append(out, s.Name())
+		}
+	}
+	return out, nil
+}
+
+// Provision runs every step on the host behind r.
+func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Report, error) {
+	if progress == nil {
+		progress = func(string, ui.Status, string) {}
+	}
+	progress("facts", ui.Started, "")
+	h, err := Prepare(ctx, r, spec)
+	if err != nil {
+		progress("facts", ui.Failed, err.Error())
+		return nil, err
+	}
+	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	rep := &Report{}
+	for _, s := range Steps() {
+		changed, err := s.Check(ctx, h)
+		if err != nil {
+			progress(s.Name(), ui.Failed, "")
+			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
+		}
+		if !changed {
+			progress(s.Name(), ui.Unchanged, "")
+			continue
+		}
+		progress(s.Name(), ui.Started, "")
+		start := time.Now()
+		if err := s.Apply(ctx, h); err != nil {
+			progress(s.Name(), ui.Failed, "")
+			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
+		}
+		rep.Changed = append(rep.Changed, s.Name())
+		if s.Name() == (serviceStep{}).Name() {
+			rep.DockerRestarted = true
+		}
+		progress(s.Name(), ui.Changed, time.Since(start).Round(time.Millisecond).String())
+	}
+	progress("docker-info", ui.Started, "")
+	version, err := WaitDocker(ctx, r, 60*time.Second)
+	if err != nil {
+		progress("docker-info", ui.Failed, "")
+		return rep, &StepError{Host: r.Host(), Step: "docker-info", Err: err}
+	}
+	rep.DockerVersion = version
+	progress("docker-info", ui.Unchanged, "Docker "+version)
+	return rep, nil
+}

@@ -1,0 +1,342 @@
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
+)
+
+// Paths on the host.
+const (
+	daemonJSONPath   = "/etc/docker/daemon.json"
+	daemonJSONBackup = "/etc/docker/daemon.json.shoal-orig"
+	tlsDir           = "/etc/docker/shoal"
+	dropInDir        = "/etc/systemd/system/docker.service.d"
+	dropInPath       = dropInDir + "/shoal.conf"
+)
+
+type hostnameStep struct{}
+
+func (hostnameStep) Name() string { return "hostname" }
+func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
+	return h.Facts.Section("hostname") != h.Spec.Hostname, nil
+}
+func (hostnameStep) Apply(ctx context.Context, h *Host) error {
+	q := sshrun.ShellQuote(h.Spec.Hostname)
+	// hostnamectl needs systemd-hostnamed (D-Bus); minimal hosts and
+	// containers lack it. /etc/hostname is written in place because in a
+	// container it is a bind mount that cannot be renamed over.
+	_, err := h.R.RunSudo(ctx, fmt.Sprintf("hostnamectl set-hostname %[1]s 2>/dev/null || { printf '%%s\\n' %[1]s > /etc/hostname && hostname %[1]s; }", q))
+	return err
+}
+
+type hostsStep struct{}
+
+func (hostsStep) Name() string { return "hosts" }
+func (hostsStep) want(h *Host) (string, string) {
+	cur := h.Facts.sections["hosts"]
+	return cur, EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
+}
+func (s hostsStep) Check(_ context.Context, h *Host) (bool, error) {
+	cur, want := s.want(h)
+	return cur != want, nil
+}
+func (s hostsStep) Apply(ctx context.Context, h *Host) error {
+	_, want := s.want(h)
+	return h.R.WriteFile(ctx, "/etc/hosts", []byte(want), 0o644, "")
+}
+
+type installStep struct{}
+
+func (installStep) Name() string { return "docker-install" }
+
+// source says where Docker must come from: "" when what is there will do.
+func (installStep) source(h *Host) (string, error) {
+	have := h.Facts.DockerVersion()
+	want := h.Spec.Install.Version
+	ok := have != "" && (want == "" || versionMatches(have, want))
+	switch h.Spec.Install.Mode {
+	case "skip":
+		if have == "" {
+			return "", fmt.Errorf("Docker is not installed and --engine-install=skip")
+		}
+		return "", nil
+	case "", "auto":
+		if ok {
+			return "", nil
+		}
+		return "repo", nil
+	case "repo", "distro":
+		if ok {
+			return "", nil
+		}
+		return h.Spec.Install.Mode, nil
+	}
+	return "", fmt.Errorf("unknown --engine-install %q (auto, repo, distro or skip)", h.Spec.Install.Mode)
+}
+
+func (s installStep) Check(_ context.Context, h *Host) (bool, error) {
+	src, err := s.source(h)
+	return src != "", err
+}
+
+func (s installStep) Apply(ctx context.Context, h *Host) error {
+	src, err := s.source(h)
+	if err != nil {
+		return err
+	}
+	cmds, err := h.Family.InstallDocker(h.OS, src, h.Spec.Install)
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if _, err := h.R.RunSudo(ctx, c); err != nil {
+			return err
+		}
+	}
+	// The unit, the group and the version are new: read them again.
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
+	if err != nil {
+		return err
+	}
+	h.Facts = f
+	if v := f.DockerVersion(); v == "" {
+		return fmt.Errorf("Docker was installed from %s but dockerd is not on the PATH", src)
+	} else if h.Spec.Install.Version != "" && !versionMatches(v, h.Spec.Install.Version) {
+		return fmt.Errorf("installed Docker %s, but %s was asked for", v, h.Spec.Install.Version)
+	}
+	return nil
+}
+
+// versionMatches says whether have (24.0.9) is the wanted version, which
+// may be a prefix (24.0 or 24).
+func versionMatches(have, want string) bool {
+	return have == want || strings.HasPrefix(have, want+".")
+}
+
+type userStep struct{}
+
+func (userStep) Name() string { return "docker-user" }
+
+func (userStep) missingKeys(h *Host) []string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(h.Facts.Section("authorized-keys"), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			have[f[0]+" "+f[1]] = true
+		}
+	}
+	var out []string
+	for _, k := range h.Spec.AuthorizedKeys {
+		if f := strings.Fields(k); len(f) >= 2 && !have[f[0]+" "+f[1]] {
+			out = append(out, strings.TrimSpace(k))
+		}
+	}
+	return out
+}
+
+func (s userStep) Check(_ context.Context, h *Host) (bool, error) {
+	groups, exists := h.Facts.UserGroups()
+	return !exists || !containsString(groups, "docker") || len(s.missingKeys(h)) > 0, nil
+}
+
+func (s userStep) Apply(ctx context.Context, h *Host) error {
+	u := sshrun.ShellQuote(h.Spec.DockerUser)
+	var cmds []string
+	if _, exists := h.Facts.UserGroups(); !exists {
+		cmds = append(cmds, "useradd -m -s /bin/bash "+u)
+	}
+	cmds = append(cmds, "getent group docker >/dev/null || groupadd docker", "usermod -aG docker "+u)
+	if keys := s.missingKeys(h); len(keys) > 0 {
+		home := fmt.Sprintf(`"$(getent passwd %s | cut -d: -f6)"`, u)
+		cmds = append(cmds, fmt.Sprintf(`d=%s/.ssh && install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$d/authorized_keys" && chown %s "$d/authorized_keys" && chmod 600 "$d/authorized_keys"`, home, u, u, u))
+		for _, k := range keys {
+			cmds = append(cmds, fmt.Sprintf(`printf '%%s\n' %s >> %s/.ssh/authorized_keys`, sshrun.ShellQuote(k), home))
+		}
+	}
+	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
+	return err
+}
+
+type daemonJSONStep struct{}
+
+func (daemonJSONStep) Name() string { return "daemon.json" }
+func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
+	exists := h.Facts.Section("daemon-json-exists") == "yes"
+	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.Spec.Daemon)
+}
+func (s daemonJSONStep) Check(_ context.Context, h *Host) (bool, error) {
+	_, changed, err := s.merge(h)
+	return changed, err
+}
+func (s daemonJSONStep) Apply(ctx context.Context, h *Host) error {
+	out, _, err := s.merge(h)
+	if err != nil {
+		return err
+	}
+	prep := "mkdir -p /etc/docker"
+	if h.Facts.Section("daemon-json-exists") == "yes" && h.Facts.Section("daemon-json-backup") != "yes" {
+		prep += " && cp -p " + daemonJSONPath + " " + daemonJSONBackup
+	}
+	if _, err := h.R.RunSudo(ctx, prep); err != nil {
+		return err
+	}
+	if err := h.R.WriteFile(ctx, daemonJSONPath, out, 0o644, ""); err != nil {
+		return err
+	}
+	h.restart = true
+	return nil
+}
+
+type tlsStep struct{}
+
+func (tlsStep) Name() string { return "docker-tls" }
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func (tlsStep) files(h *Host) map[string][]byte {
+	t := h.Spec.TLS
+	return map[string][]byte{"ca.pem": t.CA, "server.pem": t.Cert, "server-key.pem": t.Key}
+}
+
+// dropIn is the systemd drop-in that adds the TLS socket to the unit's own
+// command line; settings stay in daemon.json, so the two never clash.
+func (tlsStep) dropIn(h *Host) (string, error) {
+	orig := mainExecStart(h.Facts.Section("unit"))
+	if orig == "" {
+		return "", fmt.Errorf("cannot read docker.service's ExecStart (systemctl cat docker.service)")
+	}
+	if !strings.Contains(orig, "-H ") && !strings.Contains(orig, "--host") {
+		orig += " -H unix:///var/run/docker.sock"
+	}
+	port := h.Spec.TLS.Port
+	if port == 0 {
+		port = 2376
+	}
+	return fmt.Sprintf(`# Written by shoal: dockerd also listens on tcp %d with TLS verification.
+# Daemon settings belong in /etc/docker/daemon.json, not here.
+[Service]
+ExecStart=
+ExecStart=%s -H tcp://0.0.0.0:%d --tlsverify --tlscacert=%s/ca.pem --tlscert=%s/server.pem --tlskey=%s/server-key.pem
+`, port, orig, port, tlsDir, tlsDir, tlsDir), nil
+}
+
+// mainExecStart returns the ExecStart of the unit file itself, not of a drop-in.
+func mainExecStart(systemctlCat string) string {
+	exec := ""
+	for i, l := range strings.Split(systemctlCat, "\n") {
+		if i > 0 && strings.HasPrefix(l, "# /") {
+			break // a drop-in starts here
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart="); ok && v != "" {
+			exec = v
+		}
+	}
+	return exec
+}
+
+func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {
+	if h.Spec.TLS == nil {
+		return false, nil
+	}
+	if keys := daemonTLSConflicts([]byte(h.Facts.sections["daemon-json"])); len(keys) > 0 {
+		return false, fmt.Errorf("/etc/docker/daemon.json sets %s, which shoal sets on dockerd's command line for TLS: remove them from daemon.json or use --engine-tls=false", strings.Join(keys, ", "))
+	}
+	have := map[string]string{}
+	for _, l := range strings.Split(h.Facts.Section("tls"), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			have[f[1]] = f[0]
+		}
+	}
+	for name, data := range s.files(h) {
+		if have[name] != sha(data) {
+			return true, nil
+		}
+	}
+	want, err := s.dropIn(h)
+	if err != nil {
+		// Docker is not installed yet (plan before install): it will change.
+		return h.Facts.DockerVersion() == "", nil
+	}
+	return h.Facts.sections["dropin"] != want, nil
+}
+
+func (s tlsStep) Apply(ctx context.Context, h *Host) error {
+	dropIn, err := s.dropIn(h)
+	if err != nil {
+		return err
+	}
+	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+tlsDir+" "+dropInDir); err != nil {
+		return err
+	}
+	for name, data := range s.files(h) {
+		mode := 0o644
+		if strings.HasSuffix(name, "-key.pem") {
+			mode = 0o600
+		}
+		if err := h.R.WriteFile(ctx, tlsDir+"/"+name, data, fsMode(mode), ""); err != nil {
+			return err
+		}
+	}
+	if h.Facts.sections["dropin"] != dropIn {
+		if err := h.R.WriteFile(ctx, dropInPath, []byte(dropIn), 0o644, ""); err != nil {
+			return err
+		}
+		h.reload = true
+	}
+	h.restart = true
+	return nil
+}
+
+type serviceStep struct{}
+
+func (serviceStep) Name() string { return "docker-service" }
+func (serviceStep) Check(_ context.Context, h *Host) (bool, error) {
+	return h.restart || h.reload || h.Facts.Section("enabled") != "enabled" || h.Facts.Section("active") != "active", nil
+}
+func (serviceStep) Apply(ctx context.Context, h *Host) error {
+	var cmds []string
+	if h.reload {
+		cmds = append(cmds, "systemctl daemon-reload")
+	}
+	if h.Facts.Section("enabled") != "enabled" {
+		cmds = append(cmds, "systemctl enable docker")
+	}
+	if h.restart && h.Facts.Section("active") == "active" {
+		cmds = append(cmds, "systemctl restart docker")
+	} else {
+		cmds = append(cmds, "systemctl start docker")
+	}
+	if _, err := h.R.RunSudo(ctx, strings.Join(cmds, " && ")); err != nil {
+		// The unit's own words say why dockerd did not come up.
+		if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
+			return fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
+		}
+		return err
+	}
+	return nil
+}
+
+// WaitDocker waits until `docker info` answers on the host.
+func WaitDocker(ctx context.Context, r Runner, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		res, err := r.RunSudo(ctx, "docker info --format '{{.ServerVersion}}'")
+		if err == nil {
+			return strings.TrimSpace(string(res.Stdout)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("docker info does not answer on %s: %w", r.Host(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func fsMode(m int) fs.FileMode { return fs.FileMode(m) }
