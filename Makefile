@@ -1,0 +1,54 @@
+# shoal: `make lab` runs the main job on the built-in default (container
+# hosts on the local Docker Engine); `make test` runs every test, setting up
+# what it needs (Debian packages, dockerd, libvirtd, the lab images).
+
+GO        ?= go
+TAGS      ?= libvirt_dlopen
+GOFLAGS_BUILD = -tags '$(TAGS)' -trimpath -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
+LAB       := test/lab/lab.sh
+PKGS_UNIT  = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /test/e2e)
+E2E_TIMEOUT ?= 40m
+
+.PHONY: build test unit e2e lab lab-setup lab-image lab-archive lab-clean bench lint clean
+
+build:
+	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
+
+unit:
+	$(GO) test -tags '$(TAGS)' -count=1 $(PKGS_UNIT)
+
+lab-setup:
+	bash $(LAB) setup
+
+lab-image: lab-setup
+	bash $(LAB) images
+
+lab-archive: lab-setup
+	bash $(LAB) archive
+
+# e2e runs the built binaries against real hosts (containers with systemd,
+# sshd and dockerd; libvirt VMs under QEMU) that the lab scripts make.
+e2e: build lab-image lab-archive
+	SHOAL_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e/
+
+test: lint unit e2e
+
+# The main job on the built-in default: a provisioned Docker host in a
+# container on this machine.
+lab: build lab-image
+	./bin/machine create -d docker lab-1
+	./bin/machine ls
+
+lab-clean:
+	-./bin/machine rm -f -y lab-1
+	bash $(LAB) clean
+
+bench: build lab-image
+	SHOAL_BENCH=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags '$(TAGS)' ./...
+
+clean:
+	rm -rf bin
