@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -111,7 +112,9 @@ func (c *Client) upload(ctx context.Context, sc *sftp.Client, data []byte) (stri
 			firstErr = err
 		}
 	}
-	c.dropSFTP(sc) // the SFTP session itself may be broken; start afresh next time
+	if errors.Is(firstErr, sftp.ErrSSHFxConnectionLost) || errors.Is(firstErr, io.EOF) {
+		c.dropSFTP(sc) // the SFTP session died; the next call starts a new one
+	}
 	return "", fmt.Errorf("upload temp file over SFTP: %w", firstErr)
 }
 
