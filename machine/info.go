@@ -59,6 +59,7 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 	info.DriverName = mach.Driver.Name()
 	info.Cluster = mach.Cluster
 	info.URL = URL(mach.Machine)
+	info.Swarm = swarmColumn(mach.Machine)
 	st, err := mach.Driver.State(ctx)
 	info.State = string(st)
 	if err != nil {
@@ -81,7 +82,6 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		return info
 	}
 	info.DockerVersion = "v" + strings.TrimSpace(string(res.Stdout))
-	info.Swarm = m.swarmColumn(ctx, mach, c)
 	return info
 }
 

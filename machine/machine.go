@@ -104,7 +104,7 @@ type CreateOptions struct {
 	Swarm        *store.Swarm
 	Cluster      string
 	// Hosts is the cluster's /etc/hosts block.
-	Hosts []provision.HostEntry
+	Hosts []store.HostEntry
 	// AuthorizedKeys are added to the docker user's authorized_keys.
 	AuthorizedKeys []string
 }
@@ -158,6 +158,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, err
 	cfg := &store.Machine{
 		Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Hostname: hostname, DockerUser: opts.DockerUser,
 		Engine: opts.Engine, Swarm: opts.Swarm, Cluster: opts.Cluster, Created: time.Now().UTC(),
+		Hosts: opts.Hosts, AuthorizedKeys: opts.AuthorizedKeys,
 	}
 	d, err := spec.New(m.driverMachine(opts.Name), opts.DriverConfig)
 	if err != nil {
@@ -181,7 +182,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, err
 		return nil, fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
 	}
 	m.Progress.Event(opts.Name, "create", ui.Changed, "")
-	if err := m.provision(ctx, mach, opts.Hosts, opts.AuthorizedKeys); err != nil {
+	if err := m.provision(ctx, mach); err != nil {
 		return mach, err
 	}
 	return mach, nil
@@ -219,10 +220,10 @@ func (m *Manager) Provision(ctx context.Context, name string) (*Machine, error) 
 	if err != nil {
 		return nil, err
 	}
-	return mach, m.provision(ctx, mach, nil, nil)
+	return mach, m.provision(ctx, mach)
 }
 
-func (m *Manager) provision(ctx context.Context, mach *Machine, hosts []provision.HostEntry, keys []string) error {
+func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	logf, err := os.OpenFile(filepath.Join(mach.Dir, store.ProvisionLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -253,7 +254,7 @@ func (m *Manager) provision(ctx context.Context, mach *Machine, hosts []provisio
 		return err
 	}
 
-	spec, err := m.provisionSpec(mach, hosts, keys)
+	spec, err := m.provisionSpec(mach)
 	if err != nil {
 		return err
 	}
@@ -261,23 +262,27 @@ func (m *Manager) provision(ctx context.Context, mach *Machine, hosts []provisio
 	if _, err := provision.Provision(ctx, client, spec, progress); err != nil {
 		return err
 	}
-	return nil
+	return m.bootstrap(ctx, mach, client)
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.
-func (m *Manager) provisionSpec(mach *Machine, hosts []provision.HostEntry, keys []string) (provision.Spec, error) {
+func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	e := mach.Engine
+	hosts, registries, err := m.swarmNeeds(mach)
+	if err != nil {
+		return provision.Spec{}, err
+	}
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
 		Install:    osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL},
 		Daemon: provision.DaemonSettings{
-			InsecureRegistries: e.InsecureRegistries,
+			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,
 			Labels:             e.Labels,
 		},
 		Hosts:          hosts,
-		AuthorizedKeys: keys,
+		AuthorizedKeys: mach.AuthorizedKeys,
 	}
 	if e.TLS {
 		tls, err := m.serverTLS(mach)

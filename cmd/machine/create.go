@@ -58,6 +58,9 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			if err != nil {
 				return err
 			}
+			if swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
+				return usageErr("--swarm-join %s: no such machine (see 'machine ls')", swarm.Join)
+			}
 			mach, err := m.Create(cmd.Context(), machine.CreateOptions{
 				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
 				Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm,

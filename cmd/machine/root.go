@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -68,6 +67,7 @@ private registry.`,
 	root.AddCommand(
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
 		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(),
+		newEnv(g), newConfig(g), newRegenerateCerts(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),
 		newLifecycle(g, "restart", "Restart machines", (*machine.Manager).Restart),
@@ -105,5 +105,3 @@ func minArgs(n int) cobra.PositionalArgs {
 		return nil
 	}
 }
-
-var _ = os.Stdout

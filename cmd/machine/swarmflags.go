@@ -1,13 +1,86 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )
 
 // swarmFlags are create's swarm flags.
-type swarmFlags struct{}
+type swarmFlags struct {
+	master, swarm, manager, registry, force bool
+	join, advertise, availability, image    string
+	port                                    int
+	labels, archives                        []string
+}
 
-func (s *swarmFlags) bind(cmd *cobra.Command) {}
+func (s *swarmFlags) bind(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.BoolVar(&s.master, "swarm-master", false, "init a new swarm on this machine, with the registry service")
+	fs.BoolVar(&s.swarm, "swarm", false, "put this machine in a swarm (with --swarm-join)")
+	fs.StringVar(&s.join, "swarm-join", "", "join the swarm of machine MASTER (as a worker unless --swarm-manager)")
+	fs.BoolVar(&s.manager, "swarm-manager", false, "join as a manager")
+	fs.StringVar(&s.advertise, "swarm-advertise-addr", "", "address advertised to the swarm (default the machine's address)")
+	fs.StringArrayVar(&s.labels, "swarm-label", nil, "node label k=v (repeat)")
+	fs.StringVar(&s.availability, "swarm-availability", "", "node availability: active or drain")
+	fs.BoolVar(&s.registry, "swarm-registry", true, "with --swarm-master: run the registry service on this node")
+	fs.IntVar(&s.port, "swarm-registry-port", bootstrap.DefaultRegistryPort, "the registry's port, published in host mode")
+	fs.StringVar(&s.image, "swarm-registry-image", bootstrap.DefaultRegistryImage, "the registry's image")
+	fs.StringArrayVar(&s.archives, "swarm-image-archive", nil, "a 'docker save' tar loaded on the node first, for air-gapped hosts (repeat)")
+	fs.BoolVar(&s.force, "swarm-force", false, "make a node that belongs to another swarm leave it")
+}
 
-func (s *swarmFlags) toStore(cmd *cobra.Command) (*store.Swarm, error) { return nil, nil }
+func (s *swarmFlags) toStore(cmd *cobra.Command) (*store.Swarm, error) {
+	if !s.master && !s.swarm && s.join == "" {
+		for _, f := range []string{"swarm-manager", "swarm-advertise-addr", "swarm-label", "swarm-availability", "swarm-image-archive", "swarm-force"} {
+			if cmd.Flags().Changed(f) {
+				return nil, fmt.Errorf("--%s needs --swarm-master or --swarm --swarm-join MASTER", f)
+			}
+		}
+		return nil, nil
+	}
+	if s.master && (s.join != "" || s.manager) {
+		return nil, fmt.Errorf("--swarm-master starts a swarm: it does not go with --swarm-join or --swarm-manager")
+	}
+	if !s.master && s.join == "" {
+		return nil, fmt.Errorf("--swarm needs --swarm-join MASTER (the machine whose swarm to join), or use --swarm-master")
+	}
+	switch s.availability {
+	case "", "active", "drain", "pause":
+	default:
+		return nil, fmt.Errorf("--swarm-availability %q: want active, drain or pause", s.availability)
+	}
+	for _, l := range s.labels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			return nil, fmt.Errorf("--swarm-label %q: want key=value", l)
+		}
+	}
+	if s.port <= 0 || s.port > 65535 {
+		return nil, fmt.Errorf("--swarm-registry-port %d is not a port", s.port)
+	}
+	var archives []string
+	for _, a := range s.archives {
+		abs, err := filepath.Abs(a)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--swarm-image-archive: %w", err)
+		}
+		if _, err := bootstrap.ArchiveTags(abs); err != nil {
+			return nil, fmt.Errorf("--swarm-image-archive: %w", err)
+		}
+		archives = append(archives, abs)
+	}
+	return &store.Swarm{
+		Master: s.master, Join: s.join, Manager: s.manager, AdvertiseAddr: s.advertise,
+		Labels: s.labels, Availability: s.availability,
+		Registry: s.master && s.registry, RegistryPort: s.port, RegistryImage: s.image,
+		ImageArchives: archives, Force: s.force,
+	}, nil
+}

@@ -40,6 +40,9 @@ const hostKeyFile = "ssh_host_ed25519_key"
 type Config struct {
 	Image   string `json:"image" hcl:"image,optional"`
 	Network string `json:"network" hcl:"network,optional"`
+	// Host is the Docker Engine that runs the host containers (default
+	// $DOCKER_HOST, else the local socket).
+	Host string `json:"host,omitempty" hcl:"host,optional"`
 	// Container is the container's name (default shoal-NAME).
 	Container string `json:"container,omitempty" hcl:"container,optional"`
 }
@@ -54,6 +57,7 @@ func Spec() *drivers.Spec {
 			c := cfg.(*Config)
 			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
+			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)
@@ -74,7 +78,18 @@ type Driver struct {
 func (d *Driver) Name() string { return "docker" }
 
 func (d *Driver) client() (*client.Client, error) {
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	switch {
+	case d.cfg.Host != "":
+		opts = append(opts, client.WithHost(d.cfg.Host))
+	case os.Getenv("DOCKER_MACHINE_NAME") != "":
+		// The environment points at a shoal machine ('machine env'): its
+		// hosts live on the local engine, not inside that machine.
+		opts = append(opts, client.WithHost(client.DefaultDockerHost))
+	default:
+		opts = append(opts, client.FromEnv)
+	}
+	c, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker driver: %w", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -82,3 +84,54 @@ func waitSession(ctx context.Context, s *ssh.Session) (int, error) {
 
 // SFTP returns the connection's SFTP client (shared; do not close it).
 func (c *Client) SFTP() (*sftp.Client, error) { return c.sftpClient() }
+
+// DialCommand runs cmd and returns a connection over its stdin and stdout,
+// e.g. `docker system dial-stdio` when the unix socket cannot be forwarded
+// (the login user may not read it; sudo can).
+func (c *Client) DialCommand(ctx context.Context, cmd string) (net.Conn, error) {
+	s, err := c.newSession()
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Start(cmd); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &commandConn{s: s, r: stdout, w: stdin, host: c.cfg.Host}, nil
+}
+
+// commandConn is a net.Conn over a command's stdio; deadlines are not
+// supported, as with forwarded SSH channels.
+type commandConn struct {
+	s    *ssh.Session
+	r    io.Reader
+	w    io.WriteCloser
+	host string
+}
+
+func (c *commandConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
+func (c *commandConn) Write(b []byte) (int, error) { return c.w.Write(b) }
+func (c *commandConn) Close() error {
+	c.w.Close()
+	return c.s.Close()
+}
+func (c *commandConn) LocalAddr() net.Addr              { return stdioAddr("local") }
+func (c *commandConn) RemoteAddr() net.Addr             { return stdioAddr(c.host) }
+func (c *commandConn) SetDeadline(time.Time) error      { return nil }
+func (c *commandConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *commandConn) SetWriteDeadline(time.Time) error { return nil }
+
+type stdioAddr string
+
+func (a stdioAddr) Network() string { return "stdio" }
+func (a stdioAddr) String() string  { return string(a) }

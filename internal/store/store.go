@@ -132,7 +132,19 @@ type Machine struct {
 	Engine       Engine          `json:"engine"`
 	Swarm        *Swarm          `json:"swarm,omitempty"`
 	Cluster      string          `json:"cluster,omitempty"`
-	Created      time.Time       `json:"created"`
+	// Hosts is the block of /etc/hosts shoal keeps on the host (the
+	// cluster's nodes, a swarm master).
+	Hosts []HostEntry `json:"hosts,omitempty"`
+	// AuthorizedKeys are added to the docker user's authorized_keys (a
+	// cluster's shared key).
+	AuthorizedKeys []string  `json:"authorizedKeys,omitempty"`
+	Created        time.Time `json:"created"`
+}
+
+// HostEntry is a line of the managed /etc/hosts block.
+type HostEntry struct {
+	IP    string   `json:"ip"`
+	Names []string `json:"names"`
 }
 
 // ErrNotFound is returned for a machine that is not in the store.

@@ -130,6 +130,11 @@ func labHost(t testing.TB, name string, o hostOpts) string {
 	if o.daemonJSON != "" {
 		args = append(args, "--daemon-json", o.daemonJSON)
 	}
+	if o.network != "" {
+		// Runs after the hosts are gone (cleanups run last first); a
+		// network still in use by another test's host stays.
+		t.Cleanup(func() { run(t, time.Minute, "docker", "network", "rm", o.network) })
+	}
 	t.Cleanup(func() { run(t, 2*time.Minute, "bash", labScript(), "host-rm", name) })
 	r := run(t, 5*time.Minute, "bash", args...)
 	if r.code != 0 {

@@ -1,0 +1,141 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
+	"github.com/shoal-dev/shoal/internal/sshrun"
+)
+
+// Registry is the swarm's private registry service.
+type Registry struct {
+	Name     string // service name
+	Hostname string // the node it is pinned to
+	Port     int
+	Image    string
+	Path     string // data folder on the node, bind-mounted
+}
+
+// Defaults for the registry service.
+const (
+	DefaultRegistryName  = "registry"
+	DefaultRegistryPort  = 5000
+	DefaultRegistryImage = "registry:2"
+	DefaultRegistryPath  = "/var/lib/registry"
+)
+
+// WithDefaults fills what is not set.
+func (r Registry) WithDefaults() Registry {
+	if r.Name == "" {
+		r.Name = DefaultRegistryName
+	}
+	if r.Port == 0 {
+		r.Port = DefaultRegistryPort
+	}
+	if r.Image == "" {
+		r.Image = DefaultRegistryImage
+	}
+	if r.Path == "" {
+		r.Path = DefaultRegistryPath
+	}
+	return r
+}
+
+func (r Registry) spec() swarm.ServiceSpec {
+	one := uint64(1)
+	return swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: r.Name, Labels: map[string]string{"dev.shoal.registry": "true"}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:  r.Image,
+				Mounts: []mount.Mount{{Type: mount.TypeBind, Source: r.Path, Target: "/var/lib/registry"}},
+			},
+			Placement:     &swarm.Placement{Constraints: []string{"node.hostname==" + r.Hostname}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+		// Host-mode publishing and DNS round robin: no ingress mesh or IPVS
+		// needed, and the registry is at <node>:<port> as daemon.json says.
+		EndpointSpec: &swarm.EndpointSpec{
+			Mode: swarm.ResolutionModeDNSRR,
+			Ports: []swarm.PortConfig{{
+				Protocol: swarm.PortConfigProtocolTCP, TargetPort: 5000,
+				PublishedPort: uint32(r.Port), PublishMode: swarm.PortConfigPublishModeHost,
+			}},
+		},
+	}
+}
+
+// sameSpec compares what shoal sets; the engine adds the rest.
+func sameSpec(have, want swarm.ServiceSpec) bool {
+	hc, wc := have.TaskTemplate.ContainerSpec, want.TaskTemplate.ContainerSpec
+	if hc == nil || strings.SplitN(hc.Image, "@", 2)[0] != wc.Image {
+		return false
+	}
+	if len(hc.Mounts) != 1 || hc.Mounts[0].Source != wc.Mounts[0].Source || hc.Mounts[0].Target != wc.Mounts[0].Target {
+		return false
+	}
+	if have.TaskTemplate.Placement == nil || strings.Join(have.TaskTemplate.Placement.Constraints, ",") != strings.Join(want.TaskTemplate.Placement.Constraints, ",") {
+		return false
+	}
+	if have.EndpointSpec == nil || len(have.EndpointSpec.Ports) != 1 || have.EndpointSpec.Mode != want.EndpointSpec.Mode {
+		return false
+	}
+	hp, wp := have.EndpointSpec.Ports[0], want.EndpointSpec.Ports[0]
+	return hp.PublishedPort == wp.PublishedPort && hp.TargetPort == wp.TargetPort && hp.PublishMode == wp.PublishMode
+}
+
+// EnsureRegistry creates or corrects the registry service through a
+// manager. host is the registry node's runner, to make its data folder.
+func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bool, error) {
+	r = r.WithDefaults()
+	want := r.spec()
+	svc, _, inspectErr := mgr.API.ServiceInspectWithRaw(ctx, r.Name, swarm.ServiceInspectOptions{})
+	if inspectErr == nil && sameSpec(svc.Spec, want) {
+		return false, nil
+	}
+	if inspectErr != nil && !errdefs.IsNotFound(inspectErr) {
+		return false, fmt.Errorf("%s: service inspect %s: %w", mgr.Name, r.Name, inspectErr)
+	}
+	if _, err := host.RunSudo(ctx, "mkdir -p "+sshrun.ShellQuote(r.Path)); err != nil {
+		return false, err
+	}
+	if inspectErr == nil {
+		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want, swarm.ServiceUpdateOptions{})
+		if err != nil {
+			return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
+		}
+		return true, nil
+	}
+	if _, err := mgr.API.ServiceCreate(ctx, want, swarm.ServiceCreateOptions{}); err != nil {
+		return false, fmt.Errorf("%s: service create %s (%s): %w", mgr.Name, r.Name, r.Image, err)
+	}
+	return true, nil
+}
+
+// WaitRegistry waits until the registry answers /v2/ from node n, as
+// http://host:port/v2/ (host as the node's daemon.json names it).
+func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := fmt.Sprintf("http://%s:%d/v2/", host, port)
+	cmd := "curl -fsS -m 5 -o /dev/null " + sshrun.ShellQuote(url) + " 2>&1 || wget -q -T 5 -O /dev/null " + sshrun.ShellQuote(url)
+	var last error
+	for {
+		_, err := n.R.RunSudo(ctx, cmd)
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: the registry does not answer %s: %w", n.Name, url, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
