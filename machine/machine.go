@@ -6,7 +6,6 @@ package machine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -112,6 +111,22 @@ type CreateOptions struct {
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
 // in a swarm. On an existing machine it converges it to opts.
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, error) {
+	mach, err := m.EnsureHost(ctx, opts)
+	if err != nil {
+		return mach, err
+	}
+	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	if err != nil {
+		return mach, err
+	}
+	defer unlock()
+	return mach, m.provision(ctx, mach)
+}
+
+// EnsureHost saves the machine and has its driver make (or start) the host
+// until it answers SSH; it records the host's address. It does not
+// provision.
+func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine, error) {
 	if err := store.ValidateName(opts.Name); err != nil {
 		return nil, err
 	}
@@ -131,8 +146,9 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, err
 	defer unlock()
 
 	existed := m.Store.Exists(opts.Name)
+	var old *store.Machine
 	if existed {
-		old, err := m.Store.Load(opts.Name)
+		old, err = m.Store.Load(opts.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +176,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, err
 		Engine: opts.Engine, Swarm: opts.Swarm, Cluster: opts.Cluster, Created: time.Now().UTC(),
 		Hosts: opts.Hosts, AuthorizedKeys: opts.AuthorizedKeys,
 	}
+	if old != nil {
+		// What only the host can tell stays as last seen.
+		cfg.Created, cfg.Address, cfg.SSH = old.Created, old.Address, old.SSH
+	}
 	d, err := spec.New(m.driverMachine(opts.Name), opts.DriverConfig)
 	if err != nil {
 		return nil, err
@@ -175,17 +195,42 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, err
 		m.Progress.Event(opts.Name, "create", ui.Failed, err.Error())
 		if !existed {
 			// Nothing made, nothing kept: a failed create leaves no trace.
-			if st, serr := d.State(context.WithoutCancel(ctx)); serr == nil && st == drivers.NotFound || errors.Is(err, drivers.ErrNotSupported) {
+			// A driver that cannot even tell the state (VirtualBox or libvirt
+			// missing) made nothing either.
+			if st, serr := d.State(context.WithoutCancel(ctx)); serr != nil || st == drivers.NotFound {
 				_ = m.Store.Remove(opts.Name)
 			}
 		}
 		return nil, fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
 	}
-	m.Progress.Event(opts.Name, "create", ui.Changed, "")
-	if err := m.provision(ctx, mach); err != nil {
+	if err := m.refreshAddress(ctx, mach); err != nil {
 		return mach, err
 	}
+	m.Progress.Event(opts.Name, "create", status(!existed), mach.Address)
 	return mach, nil
+}
+
+// refreshAddress records the host's address and SSH endpoint as the driver
+// sees them now.
+func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
+	addr, err := drivers.Address(ctx, mach.Driver)
+	if err != nil {
+		return fmt.Errorf("%s: address: %w", mach.Name, err)
+	}
+	ep, err := mach.Driver.SSH(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	mach.Address = addr
+	fp := mach.SSH.HostKeyFingerprint
+	if ep.HostKeyFingerprint != "" {
+		fp = ep.HostKeyFingerprint
+	}
+	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: fp}
+	if mach.DockerUser == "" {
+		mach.DockerUser = ep.User
+	}
+	return m.Store.Save(mach.Machine)
 }
 
 // Connect opens the one SSH connection to the machine.
@@ -220,17 +265,18 @@ func (m *Manager) Provision(ctx context.Context, name string) (*Machine, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := m.refreshAddress(ctx, mach); err != nil {
+		return mach, err
+	}
 	return mach, m.provision(ctx, mach)
 }
 
 func (m *Manager) provision(ctx context.Context, mach *Machine) error {
-	logf, err := os.OpenFile(filepath.Join(mach.Dir, store.ProvisionLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	logf, err := m.OpenLog(mach)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "# shoal provisioning of %s, %s\n", mach.Name, time.Now().UTC().Format(time.RFC3339))
-
 	m.Progress.Event(mach.Name, "ssh", ui.Started, "")
 	client, err := m.Connect(ctx, mach, logf)
 	if err != nil {
@@ -239,30 +285,37 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
-
-	addr, err := drivers.Address(ctx, mach.Driver)
-	if err != nil {
-		return fmt.Errorf("%s: address: %w", mach.Name, err)
-	}
-	ep, _ := mach.Driver.SSH(ctx)
-	mach.Address = addr
-	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: sshrun.Fingerprint(client.HostKey())}
-	if mach.DockerUser == "" {
-		mach.DockerUser = ep.User
-	}
-	if err := m.Store.Save(mach.Machine); err != nil {
+	if err := m.ProvisionWith(ctx, mach, client); err != nil {
 		return err
 	}
+	return m.bootstrap(ctx, mach, client)
+}
 
+// OpenLog starts the machine's provision.log (the last run's transcript).
+func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
+	logf, err := os.OpenFile(filepath.Join(mach.Dir, store.ProvisionLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "# shoal provisioning of %s, %s\n", mach.Name, time.Now().UTC().Format(time.RFC3339))
+	return logf, nil
+}
+
+// ProvisionWith provisions the machine over an open connection.
+func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) error {
+	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
+		mach.SSH.HostKeyFingerprint = fp
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return err
+		}
+	}
 	spec, err := m.provisionSpec(mach)
 	if err != nil {
 		return err
 	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	if _, err := provision.Provision(ctx, client, spec, progress); err != nil {
-		return err
-	}
-	return m.bootstrap(ctx, mach, client)
+	_, err = provision.Provision(ctx, client, spec, progress)
+	return err
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.

@@ -5,9 +5,10 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/docker"
 	"github.com/shoal-dev/shoal/drivers/ssh"
+	"github.com/shoal-dev/shoal/drivers/virtualbox"
 )
 
 // Registry returns a registry of every compiled-in driver.
 func Registry() *drivers.Registry {
-	return drivers.NewRegistry(docker.Spec(), ssh.Spec())
+	return drivers.NewRegistry(docker.Spec(), ssh.Spec(), virtualbox.Spec())
 }

@@ -260,3 +260,31 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestMachineVirtualBoxWithoutVirtualBox: VirtualBox cannot be installed
+// here; the driver must say so at once and leave nothing in the store.
+func TestMachineVirtualBoxWithoutVirtualBox(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	help := s.mustMachine("create", "-d", "virtualbox", "--help")
+	for _, f := range []string{"--virtualbox-image", "--virtualbox-cpus", "--virtualbox-memory", "--virtualbox-disk-size",
+		"--virtualbox-hostonly-cidr", "--virtualbox-hostonly-ip", "--virtualbox-ssh-user"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("create --help does not document %s", f)
+		}
+	}
+	image := filepath.Join(t.TempDir(), "cloud.qcow2")
+	os.WriteFile(image, []byte("not really an image"), 0o644)
+	start := time.Now()
+	r := s.machine("create", "-d", "virtualbox", "--virtualbox-image", image, "vb1")
+	if r.code != 1 || !strings.Contains(r.stderr, "VirtualBox is not installed") {
+		t.Fatalf("want a clear failure without VBoxManage, got %s", r)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("failing took %s: it should fail at once", d)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(s.storage, "machines")); len(entries) != 0 {
+		t.Errorf("a failed create left %d entries in the store", len(entries))
+	}
+}

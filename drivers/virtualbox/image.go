@@ -1,0 +1,148 @@
+package virtualbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// imageFormat tells a disk image's format from its first bytes: cloud
+// images' names do not say (Ubuntu's .img files are qcow2).
+func imageFormat(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		if n == 0 {
+			return "", fmt.Errorf("%s is empty", path)
+		}
+		return "", err
+	}
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, []byte("QFI\xfb")):
+		return "qcow2", nil
+	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
+		return "vmdk", nil
+	case len(head) >= 0x44 && binary.LittleEndian.Uint32(head[0x40:]) == 0xbeda107f:
+		return "vdi", nil
+	case bytes.HasPrefix(head, []byte("conectix")), bytes.HasPrefix(head, []byte("vhdxfile")):
+		return "vhd", nil
+	case bytes.HasPrefix(head, []byte("\x1f\x8b")), bytes.HasPrefix(head, []byte("\xfd7zXZ")):
+		return "", fmt.Errorf("%s is compressed: decompress it first (VirtualBox reads qcow2, vmdk, vdi, vhd and raw disks)", path)
+	}
+	return "raw", nil
+}
+
+// cachedImage returns the image converted to VDI in the cache, converting
+// it the first time. The cache key is the image's path, size and time of
+// change: a new download under the same name is converted again.
+func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
+	src, err := filepath.Abs(d.cfg.Image)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("--virtualbox-image: %w", err)
+	}
+	format, err := imageFormat(src)
+	if err != nil {
+		return "", fmt.Errorf("--virtualbox-image: %w", err)
+	}
+	dir := d.cfg.ImageCache
+	if dir == "" {
+		if dir, err = d.mgr.opts.cacheDir(); err != nil {
+			return "", fmt.Errorf("image cache: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("image cache: %w", err)
+	}
+	sum := sha256.Sum256([]byte(src + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
+	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+	final := filepath.Join(dir, base+"-"+hex.EncodeToString(sum[:8])+".vdi")
+
+	// One conversion at a time: machines created together from one image
+	// wait for the first to convert it.
+	if err := d.mgr.image.Lock(ctx); err != nil {
+		return "", err
+	}
+	defer d.mgr.image.Unlock()
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	// Convert under a temporary name, and rename once done: a file under
+	// the final name is always whole.
+	partial := strings.TrimSuffix(final, ".vdi") + ".partial.vdi"
+	d.forgetMedium(ctx, v, "disk", partial, true)
+	if format == "raw" {
+		_, err = d.mgr.run(ctx, v, "convertfromraw", src, partial, "--format", "VDI")
+	} else {
+		_, err = d.mgr.run(ctx, v, "clonemedium", "disk", src, partial, "--format", "VDI")
+	}
+	if err != nil {
+		d.forgetMedium(context.WithoutCancel(ctx), v, "disk", partial, true)
+		return "", fmt.Errorf("convert %s (%s) to VDI: %w", src, format, err)
+	}
+	// VirtualBox registers the clone under its path: unregister it before
+	// the rename, or its media registry would point at a missing file.
+	d.forgetMedium(ctx, v, "disk", partial, false)
+	if err := os.Rename(partial, final); err != nil {
+		return "", fmt.Errorf("image cache: %w", err)
+	}
+	return final, nil
+}
+
+// forgetMedium takes a medium out of VirtualBox's media registry (and,
+// with remove, off the disk). Errors are ignored: it is cleanup of what may
+// not be there.
+func (d *Driver) forgetMedium(ctx context.Context, v *vboxCmd, kind, path string, remove bool) {
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	args := []string{"closemedium", kind, path}
+	if remove {
+		args = append(args, "--delete")
+	}
+	_, _ = d.mgr.run(ctx, v, args...)
+	if remove {
+		os.Remove(path)
+	}
+}
+
+// makeDisk clones the cached image into the machine's folder and grows it
+// to the configured size (never shrinks it: VirtualBox cannot).
+func (d *Driver) makeDisk(ctx context.Context, v *vboxCmd, cached string) (string, error) {
+	disk := filepath.Join(d.m.Dir, DiskFile)
+	d.forgetMedium(ctx, v, "disk", disk, true) // the leftover of an interrupted Create
+	if _, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI"); err != nil {
+		return "", err
+	}
+	out, err := d.mgr.run(ctx, v, "showmediuminfo", "disk", disk)
+	if err != nil {
+		return "", err
+	}
+	capacity, err := parseCapacityMB(out)
+	if err != nil {
+		return "", err
+	}
+	if d.cfg.DiskSize > capacity {
+		if _, err := d.mgr.run(ctx, v, "modifymedium", "disk", disk, "--resize", strconv.Itoa(d.cfg.DiskSize)); err != nil {
+			return "", err
+		}
+	}
+	return disk, nil
+}

@@ -1,0 +1,77 @@
+package fakevbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+)
+
+// Disk image headers, as far as the fake reads and writes them.
+const (
+	vdiText      = "<<< Oracle VM VirtualBox Disk Image >>>\n"
+	vdiSignature = 0xbeda107f // little-endian at offset 0x40
+	vdiSizeAt    = 0x170      // cbDisk, little-endian uint64
+	qcowMagic    = "QFI\xfb"  // virtual size: big-endian uint64 at 24
+	vmdkMagic    = "KDMV"     // capacity in sectors: little-endian uint64 at 12
+	vmdkText     = "# Disk DescriptorFile"
+)
+
+// readImage tells an image's format and virtual size from its header, as
+// VirtualBox's VD backends probe them. Raw images are what is left.
+func readImage(path string) (format string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := f.Read(head)
+	head = head[:n]
+	switch {
+	case len(head) >= 0x178 && binary.LittleEndian.Uint32(head[0x40:]) == vdiSignature:
+		return "VDI", int64(binary.LittleEndian.Uint64(head[vdiSizeAt:])), nil
+	case len(head) >= 32 && string(head[:4]) == qcowMagic:
+		return "QCOW2", int64(binary.BigEndian.Uint64(head[24:])), nil
+	case len(head) >= 20 && string(head[:4]) == vmdkMagic:
+		return "VMDK", int64(binary.LittleEndian.Uint64(head[12:])) * 512, nil
+	case bytes.HasPrefix(head, []byte(vmdkText)):
+		return "VMDK", fileSize(path), nil
+	case len(head) == 0:
+		return "", 0, errors.New("empty image")
+	}
+	return "RAW", fileSize(path), nil
+}
+
+// writeVDI writes a VDI header for a disk of size bytes (the data blocks
+// are left out: the fake never reads them).
+func writeVDI(path string, size int64) error {
+	head := make([]byte, 512)
+	copy(head, vdiText)
+	binary.LittleEndian.PutUint32(head[0x40:], vdiSignature)
+	binary.LittleEndian.PutUint32(head[0x44:], 0x00010001) // version 1.1
+	binary.LittleEndian.PutUint64(head[vdiSizeAt:], uint64(size))
+	return os.WriteFile(path, head, 0o600)
+}
+
+// WriteQCOW2 writes the header of a qcow2 image of size bytes: enough for
+// the fake (and for format sniffing) to take it for a cloud image.
+func WriteQCOW2(path string, size int64) error {
+	head := make([]byte, 512)
+	copy(head, qcowMagic)
+	binary.BigEndian.PutUint32(head[4:], 3) // version
+	binary.BigEndian.PutUint64(head[24:], uint64(size))
+	return os.WriteFile(path, head, 0o600)
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,372 @@
+package virtualbox
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// defaultAllowed is the range VirtualBox 6.1.28+ allows for host-only
+// adapters on Linux, macOS and Solaris without /etc/vbox/networks.conf.
+const defaultAllowed = "192.168.56.0/21"
+
+// Where machines' fixed addresses start: .2-.9 are left to the host and to
+// the DHCP range of a host-only network shoal creates.
+const poolOffset = 10
+
+// hostOnlyNet is the host-only network as the config gives it: the host's
+// address on it and the network.
+type hostOnlyNetwork struct {
+	Host net.IP // the host's side, e.g. 192.168.56.1
+	Net  *net.IPNet
+}
+
+// parseHostOnlyCIDR reads --virtualbox-hostonly-cidr: the host's address
+// with the prefix (192.168.56.1/24). A network address (192.168.56.0/24)
+// means its first address for the host.
+func parseHostOnlyCIDR(s string) (hostOnlyNetwork, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return hostOnlyNetwork{}, fmt.Errorf("--virtualbox-hostonly-cidr %q: %w", s, err)
+	}
+	ip4 := ip.To4()
+	if ip4 == nil {
+		return hostOnlyNetwork{}, fmt.Errorf("--virtualbox-hostonly-cidr %q: not an IPv4 network", s)
+	}
+	ones, bits := n.Mask.Size()
+	if ones < 8 || ones > 28 || bits != 32 {
+		return hostOnlyNetwork{}, fmt.Errorf("--virtualbox-hostonly-cidr %q: the prefix must be between /8 and /28", s)
+	}
+	if ip4.Equal(n.IP.To4()) {
+		ip4 = addIP(n.IP, 1)
+	}
+	if ip4.Equal(broadcast(n)) {
+		return hostOnlyNetwork{}, fmt.Errorf("--virtualbox-hostonly-cidr %q: the host's address is the broadcast address", s)
+	}
+	return hostOnlyNetwork{Host: ip4, Net: &net.IPNet{IP: n.IP.To4(), Mask: n.Mask}}, nil
+}
+
+func (h hostOnlyNetwork) prefix() int {
+	ones, _ := h.Net.Mask.Size()
+	return ones
+}
+
+func (h hostOnlyNetwork) netmask() string { return net.IP(h.Net.Mask).String() }
+
+// String is the network, e.g. 192.168.56.0/24.
+func (h hostOnlyNetwork) String() string { return h.Net.String() }
+
+// pool is the range machines' addresses are taken from.
+func (h hostOnlyNetwork) pool() (first, last net.IP) {
+	return addIP(h.Net.IP, poolOffset), addIP(broadcast(h.Net), -1)
+}
+
+// checkAddress tells why ip cannot be a machine's address on h.
+func (h hostOnlyNetwork) checkAddress(ip net.IP) error {
+	ip = ip.To4()
+	switch {
+	case ip == nil:
+		return errors.New("not an IPv4 address")
+	case !h.Net.Contains(ip):
+		return fmt.Errorf("not in the host-only network %s", h)
+	case ip.Equal(h.Net.IP):
+		return errors.New("it is the network's address")
+	case ip.Equal(broadcast(h.Net)):
+		return errors.New("it is the broadcast address")
+	case ip.Equal(h.Host):
+		return errors.New("it is the host's address on the network")
+	}
+	return nil
+}
+
+func addIP(ip net.IP, n int) net.IP {
+	v := binary.BigEndian.Uint32(ip.To4())
+	out := make(net.IP, 4)
+	binary.BigEndian.PutUint32(out, uint32(int64(v)+int64(n)))
+	return out
+}
+
+func broadcast(n *net.IPNet) net.IP {
+	ip := n.IP.To4()
+	out := make(net.IP, 4)
+	for i := range out {
+		out[i] = ip[i] | ^n.Mask[len(n.Mask)-4+i]
+	}
+	return out
+}
+
+func within(inner, outer *net.IPNet) bool {
+	io, _ := inner.Mask.Size()
+	oo, _ := outer.Mask.Size()
+	return io >= oo && outer.Contains(inner.IP)
+}
+
+// checkAllowedRange fails when VirtualBox will refuse the network:
+// outside 192.168.56.0/21 on Linux, macOS and Solaris unless networks.conf
+// lists it ("* 10.0.0.0/8 192.168.0.0/16" lines). Checked before anything is
+// made so that the user gets the remedy rather than an E_ACCESSDENIED.
+func checkAllowedRange(h hostOnlyNetwork, goos, networksConf string) error {
+	if goos == "windows" {
+		return nil // no such restriction there
+	}
+	_, def, _ := net.ParseCIDR(defaultAllowed)
+	if within(h.Net, def) {
+		return nil
+	}
+	if f, err := os.Open(networksConf); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 2 || fields[0] != "*" {
+				continue
+			}
+			for _, c := range fields[1:] {
+				if _, n, err := net.ParseCIDR(c); err == nil && within(h.Net, n) {
+					return nil
+				}
+			}
+		}
+	}
+	return rangeRefused(h, networksConf)
+}
+
+// refusedAfterCheck is VirtualBox's E_ACCESSDENIED for a range the
+// pre-check let through: networks.conf lists it, but VBoxSVC reads that
+// file only when it starts.
+func refusedAfterCheck(h hostOnlyNetwork, networksConf string, ce *CommandError) error {
+	return fmt.Errorf("%w: VirtualBox refused host-only network %s (%s) although %s lists it: VirtualBox reads that file only when it starts; "+
+		"restart VirtualBox (quit its window and every VM, or reboot) and try again",
+		ErrRangeRefused, h, errorLines(ce.Stderr, 1), networksConf)
+}
+
+func rangeRefused(h hostOnlyNetwork, networksConf string) error {
+	return fmt.Errorf("%w: host-only network %s is outside %s, the only range VirtualBox allows on Linux, macOS and Solaris unless %s lists it. "+
+		"Add the line \"* %s\" to %s (as root) and restart VirtualBox, or choose a --virtualbox-hostonly-cidr inside %s",
+		ErrRangeRefused, h, defaultAllowed, networksConf, h, networksConf, defaultAllowed)
+}
+
+// adapter is where NIC 2 is attached.
+type adapter struct {
+	// Kind is "hostonly" (a host-only interface, vboxnetN) or
+	// "hostonlynet" (a VirtualBox 7 host-only network, macOS).
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// ensureHostOnly finds or makes the host-only interface (or, on VirtualBox
+// 7 where interfaces are gone, the host-only network) for h.
+func (d *Driver) ensureHostOnly(ctx context.Context, v *vboxCmd, h hostOnlyNetwork) (adapter, error) {
+	if err := d.mgr.network.Lock(ctx); err != nil {
+		return adapter{}, err
+	}
+	defer d.mgr.network.Unlock()
+	if v.modern() {
+		out, err := d.mgr.run(ctx, v, "list", "hostonlynets")
+		if err == nil {
+			return d.ensureHostOnlyNet(ctx, v, h, out)
+		}
+		// Only VirtualBox 7 on macOS (vmnet) has host-only networks;
+		// elsewhere 7.x still has interfaces and calls this a syntax error.
+		if ce, ok := asCommandError(err); !ok || !ce.syntax() {
+			return adapter{}, err
+		}
+	}
+	return d.ensureHostOnlyIf(ctx, v, h)
+}
+
+func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNetwork) (adapter, error) {
+	out, err := d.mgr.run(ctx, v, "list", "hostonlyifs")
+	if err != nil {
+		return adapter{}, err
+	}
+	for _, i := range parseHostOnlyIfs(out) {
+		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
+			return adapter{Kind: "hostonly", Name: i.Name}, nil
+		}
+	}
+	out, err = d.mgr.run(ctx, v, "hostonlyif", "create")
+	if err != nil {
+		return adapter{}, err
+	}
+	name, err := parseCreatedInterface(out)
+	if err != nil {
+		return adapter{}, err
+	}
+	if _, err := d.mgr.run(ctx, v, "hostonlyif", "ipconfig", name, "--ip", h.Host.String(), "--netmask", h.netmask()); err != nil {
+		// Leave no half-made interface behind.
+		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
+		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
+			return adapter{}, refusedAfterCheck(h, d.mgr.opts.networksConf, ce)
+		}
+		return adapter{}, err
+	}
+	return adapter{Kind: "hostonly", Name: name}, nil
+}
+
+func (d *Driver) ensureHostOnlyNet(ctx context.Context, v *vboxCmd, h hostOnlyNetwork, list string) (adapter, error) {
+	for _, n := range parseHostOnlyNets(list) {
+		lower := net.ParseIP(n.LowerIP)
+		if lower != nil && h.Net.Contains(lower) && n.Netmask == h.netmask() {
+			return adapter{Kind: "hostonlynet", Name: n.Name}, nil
+		}
+	}
+	// vmnet takes the lower address for the host (the gateway) and hands
+	// out the rest up to the upper one by DHCP: keep that below the pool.
+	upper := addIP(h.Net.IP, poolOffset-1)
+	if !h.Host.Equal(addIP(h.Net.IP, 1)) {
+		upper = h.Host
+	}
+	name := fmt.Sprintf("shoal-%s-%d", h.Net.IP, h.prefix())
+	_, err := d.mgr.run(ctx, v, "hostonlynet", "add", "--name="+name, "--netmask="+h.netmask(),
+		"--lower-ip="+h.Host.String(), "--upper-ip="+upper.String(), "--enable")
+	if err != nil {
+		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
+			return adapter{}, refusedAfterCheck(h, d.mgr.opts.networksConf, ce)
+		}
+		return adapter{}, err
+	}
+	return adapter{Kind: "hostonlynet", Name: name}, nil
+}
+
+// siblings reads the state of the other VirtualBox machines of the store
+// (the folders next to this machine's): the addresses and ports they hold.
+func (d *Driver) siblings() (ips map[string]string, ports map[int]string) {
+	ips, ports = map[string]string{}, map[int]string{}
+	root := filepath.Dir(d.m.Dir)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return ips, ports
+	}
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() || dir == filepath.Clean(d.m.Dir) {
+			continue
+		}
+		st, err := loadState(dir)
+		if err != nil || st == nil {
+			continue
+		}
+		if st.HostOnlyIP != "" {
+			ips[st.HostOnlyIP] = e.Name()
+		}
+		if st.SSHPort != 0 {
+			ports[st.SSHPort] = e.Name()
+		}
+	}
+	return ips, ports
+}
+
+// pickAddress returns the configured address if no other machine has it,
+// else the first free one of the pool.
+func (d *Driver) pickAddress(h hostOnlyNetwork, taken map[string]string) (net.IP, error) {
+	if d.cfg.HostOnlyIP != "" {
+		ip := net.ParseIP(d.cfg.HostOnlyIP)
+		if err := h.checkAddress(ip); err != nil {
+			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: %w", d.cfg.HostOnlyIP, err)
+		}
+		if other, ok := taken[ip.String()]; ok {
+			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: machine %q already has this address", ip, other)
+		}
+		return ip.To4(), nil
+	}
+	first, last := h.pool()
+	for ip := first; binary.BigEndian.Uint32(ip) <= binary.BigEndian.Uint32(last); ip = addIP(ip, 1) {
+		if _, used := taken[ip.String()]; !used && !ip.Equal(h.Host) {
+			return ip, nil
+		}
+	}
+	return nil, fmt.Errorf("no free address left in host-only network %s (from %s to %s): remove a machine or choose another --virtualbox-hostonly-cidr", h, first, last)
+}
+
+// pickPort returns a free local port no other machine forwards.
+func (d *Driver) pickPort(taken map[int]string) (int, error) {
+	for i := 0; i < 20; i++ {
+		p, err := d.mgr.opts.freePort()
+		if err != nil {
+			return 0, fmt.Errorf("pick a local port for SSH: %w", err)
+		}
+		if _, used := taken[p]; !used {
+			return p, nil
+		}
+	}
+	return 0, errors.New("pick a local port for SSH: every port tried is forwarded to another machine")
+}
+
+// freeLocalPort asks the kernel for a free port on 127.0.0.1.
+func freeLocalPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// newMAC returns a random MAC in VirtualBox's 08:00:27 range, as modifyvm
+// takes it (12 hex digits).
+func newMAC() (string, error) {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("080027%02X%02X%02X", b[0], b[1], b[2]), nil
+}
+
+// colonMAC writes 080027AABBCC as 08:00:27:aa:bb:cc, as the guest sees it.
+func colonMAC(m string) string {
+	m = strings.ToLower(m)
+	if len(m) != 12 {
+		return m
+	}
+	parts := make([]string, 6)
+	for i := range parts {
+		parts[i] = m[2*i : 2*i+2]
+	}
+	return strings.Join(parts, ":")
+}
+
+// allocLock is a lock file beside the machines' folders, so that two shoal
+// processes creating machines at once do not pick the same address. A lock
+// older than staleLock was left by a process that died.
+const (
+	allocLockFile = ".virtualbox-alloc.lock"
+	staleLock     = 2 * time.Minute
+)
+
+func (d *Driver) lockAllocation(ctx context.Context) (unlock func(), err error) {
+	if err := d.mgr.alloc.Lock(ctx); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(filepath.Dir(d.m.Dir), allocLockFile)
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			f.Close()
+			return func() { os.Remove(path); d.mgr.alloc.Unlock() }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			d.mgr.alloc.Unlock()
+			return nil, fmt.Errorf("address lock %s: %w", path, err)
+		}
+		if st, serr := os.Stat(path); serr == nil && time.Since(st.ModTime()) > staleLock {
+			os.Remove(path)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			d.mgr.alloc.Unlock()
+			return nil, fmt.Errorf("waiting for another shoal process to pick its machine's address (%s): %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

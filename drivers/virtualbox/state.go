@@ -1,0 +1,101 @@
+package virtualbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Files the driver keeps in the machine's folder.
+const (
+	// StateFile records what the driver made: the VM's UUID, the SSH port,
+	// the host-only address, the MACs, the host key's fingerprint.
+	StateFile = "virtualbox.json"
+	// DiskFile is the machine's own disk, cloned from the cached image.
+	DiskFile = "disk.vdi"
+	// SeedFile is the NoCloud seed attached as a DVD.
+	SeedFile = "seed.iso"
+	// ConsoleLog receives the guest's serial console (ttyS0): where to look
+	// when a VM never answers SSH.
+	ConsoleLog = "console.log"
+)
+
+const stateVersion = 1
+
+// machineState is StateFile's content.
+type machineState struct {
+	Version int    `json:"version"`
+	VMName  string `json:"vmName"`
+	UUID    string `json:"uuid,omitempty"`
+	CfgFile string `json:"cfgFile,omitempty"`
+	// Complete is set once the VM is fully configured: a VM found without
+	// it is the leftover of an interrupted Create, made again from scratch.
+	Complete           bool    `json:"complete"`
+	SSHPort            int     `json:"sshPort"`
+	SSHUser            string  `json:"sshUser"`
+	HostKeyPublic      string  `json:"hostKeyPublic"`
+	HostKeyFingerprint string  `json:"hostKeyFingerprint"`
+	Network            string  `json:"network"`
+	HostOnlyIP         string  `json:"hostonlyIP"`
+	Adapter            adapter `json:"adapter"`
+	NATMAC             string  `json:"natMAC"`
+	HostOnlyMAC        string  `json:"hostonlyMAC"`
+}
+
+// loadState reads dir's StateFile; nil when there is none.
+func loadState(dir string) (*machineState, error) {
+	data, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s machineState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	if s.Version > stateVersion {
+		return nil, fmt.Errorf("%s: version %d is newer than this shoal knows (%d)", filepath.Join(dir, StateFile), s.Version, stateVersion)
+	}
+	return &s, nil
+}
+
+func saveState(dir string, s *machineState) error {
+	s.Version = stateVersion
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'), 0o600)
+}
+
+// writeFileAtomic writes a temp file beside path and renames it over path:
+// an interrupted write never leaves half a file.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
