@@ -296,3 +296,20 @@ func LoadImages(ctx context.Context, n *Node, path string) (bool, error) {
 		}
 	}
 }
+
+// SameSwarm tells whether node state n is in the swarm of manager mgr
+// (whose state is mstate). A worker does not know its cluster's ID: then the
+// manager must know the node.
+func SameSwarm(ctx context.Context, mgr *Node, mstate, n State) bool {
+	if !n.Active() {
+		return false
+	}
+	if n.ClusterID != "" {
+		return n.ClusterID == mstate.ClusterID
+	}
+	if n.NodeID == "" {
+		return false
+	}
+	_, _, err := mgr.API.NodeInspectWithRaw(ctx, n.NodeID)
+	return err == nil
+}

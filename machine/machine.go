@@ -45,6 +45,8 @@ type Machine struct {
 	*store.Machine
 	Driver drivers.Driver
 	Dir    string
+	// JustCreated is set by EnsureHost when it made the host in this run.
+	JustCreated bool
 }
 
 // Load reads machine name and its driver.
@@ -206,6 +208,7 @@ func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine,
 	if err := m.refreshAddress(ctx, mach); err != nil {
 		return mach, err
 	}
+	mach.JustCreated = !existed
 	m.Progress.Event(opts.Name, "create", status(!existed), mach.Address)
 	return mach, nil
 }
@@ -285,7 +288,7 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
-	if err := m.ProvisionWith(ctx, mach, client); err != nil {
+	if _, err := m.ProvisionWith(ctx, mach, client); err != nil {
 		return err
 	}
 	return m.bootstrap(ctx, mach, client)
@@ -302,20 +305,19 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 }
 
 // ProvisionWith provisions the machine over an open connection.
-func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) error {
+func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
 	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
 		mach.SSH.HostKeyFingerprint = fp
 		if err := m.Store.Save(mach.Machine); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	spec, err := m.provisionSpec(mach)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	_, err = provision.Provision(ctx, client, spec, progress)
-	return err
+	return provision.Provision(ctx, client, spec, progress)
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.
@@ -403,4 +405,18 @@ func uniqueSorted(in []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// PlanProvision lists the provisioning steps that would change the machine;
+// it changes nothing.
+func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshrun.Client) ([]string, error) {
+	spec, err := m.provisionSpec(mach)
+	if err != nil {
+		return nil, err
+	}
+	h, err := provision.Prepare(ctx, client, spec)
+	if err != nil {
+		return nil, err
+	}
+	return provision.Plan(ctx, h)
 }

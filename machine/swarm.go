@@ -66,14 +66,27 @@ func (m *Manager) swarmNeeds(mach *Machine) ([]provision.HostEntry, []string, er
 		hosts = append(hosts, provision.HostEntry{IP: master.Address, Names: names})
 	}
 	var registries []string
-	if master.Swarm.Registry {
+	if reg, err := m.registryHost(master); err != nil {
+		return nil, nil, err
+	} else if reg != nil {
 		port := strconv.Itoa(registryPort(master.Swarm))
-		registries = append(registries, master.Hostname+":"+port)
-		if master.Address != "" {
-			registries = append(registries, master.Address+":"+port)
+		registries = append(registries, reg.Hostname+":"+port)
+		if reg.Address != "" {
+			registries = append(registries, reg.Address+":"+port)
 		}
 	}
 	return hosts, registries, nil
+}
+
+// registryHost is the machine the swarm's registry runs on, nil for none.
+func (m *Manager) registryHost(master *store.Machine) (*store.Machine, error) {
+	if !master.Swarm.Registry {
+		return nil, nil
+	}
+	if master.Swarm.RegistryNode == "" || master.Swarm.RegistryNode == master.Name {
+		return master, nil
+	}
+	return m.Store.Load(master.Swarm.RegistryNode)
 }
 
 func labelMap(kv []string) map[string]string {
@@ -166,7 +179,7 @@ func (m *Manager) bootstrapMaster(ctx context.Context, mach *Machine, node *boot
 	if !sw.Registry {
 		return nil
 	}
-	reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage}
+	reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage, Path: sw.RegistryPath}
 	ev("registry", ui.Started, "")
 	created, err := bootstrap.EnsureRegistry(ctx, node, node.R, reg)
 	if err != nil {
@@ -214,7 +227,7 @@ func (m *Manager) bootstrapJoin(ctx context.Context, mach *Machine, node *bootst
 		return fmt.Errorf("%s is not a swarm manager (state %s): create it with --swarm-master first", sw.Join, mstate.LocalNodeState)
 	}
 	switch {
-	case state.Active() && sameSwarm(ctx, mgr, mstate, state):
+	case state.Active() && bootstrap.SameSwarm(ctx, mgr, mstate, state):
 		ev("swarm-join", ui.Unchanged, "in the swarm of "+sw.Join)
 	case state.Active() && !sw.Force:
 		return fmt.Errorf("%s belongs to another swarm (%s does not know node %s): use --swarm-force to make it leave and join %s's", mach.Name, sw.Join, short(state.NodeID), sw.Join)
@@ -271,26 +284,15 @@ func (m *Manager) bootstrapJoin(ctx context.Context, mach *Machine, node *bootst
 	if err != nil {
 		return err
 	}
-	if master.Swarm.Registry {
-		if err := bootstrap.WaitRegistry(ctx, node, master.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
+	if reg, err := m.registryHost(master); err != nil {
+		return err
+	} else if reg != nil {
+		if err := bootstrap.WaitRegistry(ctx, node, reg.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
 			return err
 		}
-		ev("registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", master.Hostname, registryPort(master.Swarm)))
+		ev("registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", reg.Hostname, registryPort(master.Swarm)))
 	}
 	return nil
-}
-
-// sameSwarm tells whether node state n is in the swarm of manager mgr. A
-// worker does not know its cluster's ID: then the manager must know the node.
-func sameSwarm(ctx context.Context, mgr *bootstrap.Node, mstate, n bootstrap.State) bool {
-	if n.ClusterID != "" {
-		return n.ClusterID == mstate.ClusterID
-	}
-	if n.NodeID == "" {
-		return false
-	}
-	_, _, err := mgr.API.NodeInspectWithRaw(ctx, n.NodeID)
-	return err == nil
 }
 
 func short(id string) string {
@@ -397,7 +399,7 @@ func (m *Manager) otherManager(ctx context.Context, self, master string, of boot
 		}
 		st, err := node.State(cctx)
 		cancel()
-		if err == nil && st.Active() && st.Manager && sameSwarm(ctx, node, st, of) {
+		if err == nil && st.Active() && st.Manager && bootstrap.SameSwarm(ctx, node, st, of) {
 			return node, closeNode
 		}
 		closeNode()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,31 +11,6 @@ import (
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
-
-// shellSyntax says how one shell sets and unsets a variable.
-type shellSyntax struct {
-	set, unset, hint string
-}
-
-var shells = map[string]shellSyntax{
-	"bash":       {`export %s="%s"`, `unset %s`, `eval "$(%s)"`},
-	"zsh":        {`export %s="%s"`, `unset %s`, `eval "$(%s)"`},
-	"fish":       {`set -gx %s "%s";`, `set -e %s;`, `eval (%s)`},
-	"tcsh":       {`setenv %s "%s";`, `unsetenv %s;`, "eval `%s`"},
-	"powershell": {`$Env:%s = "%s"`, `Remove-Item Env:\\%s`, `& %s | Invoke-Expression`},
-	"cmd":        {`SET %s=%s`, `SET %s=`, `@FOR /f "tokens=*" %%i IN ('%s') DO @%%i`},
-}
-
-func detectShell() string {
-	base := filepath.Base(os.Getenv("SHELL"))
-	switch base {
-	case "fish", "zsh", "tcsh", "bash":
-		return base
-	case "csh":
-		return "tcsh"
-	}
-	return "bash"
-}
 
 func newEnv(g *globals) *cobra.Command {
 	var shell string
@@ -59,20 +33,15 @@ from $SHELL unless --shell says.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if shell == "" {
-				shell = detectShell()
-			}
-			syn, ok := shells[shell]
-			if !ok {
-				return usageErr("--shell %q: want bash, zsh, fish, powershell, cmd or tcsh", shell)
+				shell = machine.DetectShell()
 			}
 			out := cmd.OutOrStdout()
-			vars := []string{"DOCKER_TLS_VERIFY", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_MACHINE_NAME"}
-			self := "machine env"
 			if unset {
-				for _, v := range vars {
-					fmt.Fprintf(out, syn.unset+"\n", v)
+				text, err := machine.EnvScript(shell, nil, "machine env --unset --shell "+shell)
+				if err != nil {
+					return &exitError{code: 2, err: err}
 				}
-				fmt.Fprintf(out, "# Run this command to configure your shell:\n# "+syn.hint+"\n", self+" --unset --shell "+shell)
+				fmt.Fprint(out, text)
 				return nil
 			}
 			m, err := g.manager(cmd)
@@ -83,11 +52,11 @@ from $SHELL unless --shell says.`,
 			if err != nil {
 				return err
 			}
-			values := []string{"1", url, m.Store.CertsDir(), args[0]}
-			for i, v := range vars {
-				fmt.Fprintf(out, syn.set+"\n", v, values[i])
+			text, err := machine.EnvScript(shell, []string{"1", url, m.Store.CertsDir(), args[0]}, "machine env "+args[0])
+			if err != nil {
+				return &exitError{code: 2, err: err}
 			}
-			fmt.Fprintf(out, "# Run this command to configure your shell:\n# "+syn.hint+"\n", self+" "+args[0])
+			fmt.Fprint(out, text)
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -49,6 +50,9 @@ type Config struct {
 
 // Spec registers the driver.
 func Spec() *drivers.Spec {
+	// Docker accepts two networks of one name: hosts created in parallel
+	// must not each make their own.
+	netMu := &sync.Mutex{}
 	return &drivers.Spec{
 		Name:      "docker",
 		Short:     "a container on the local Docker Engine running systemd, sshd and its own dockerd",
@@ -64,15 +68,16 @@ func Spec() *drivers.Spec {
 			if c.Container == "" {
 				c.Container = "shoal-" + m.Name
 			}
-			return &Driver{m: m, cfg: c}, nil
+			return &Driver{m: m, cfg: c, netMu: netMu}, nil
 		},
 	}
 }
 
 // Driver manages one host container.
 type Driver struct {
-	m   drivers.Machine
-	cfg Config
+	m     drivers.Machine
+	cfg   Config
+	netMu *sync.Mutex
 }
 
 func (d *Driver) Name() string { return "docker" }
@@ -176,6 +181,8 @@ func (d *Driver) seedFiles() ([]byte, error) {
 }
 
 func (d *Driver) ensureNetwork(ctx context.Context, c *client.Client) error {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
 	_, err := c.NetworkInspect(ctx, d.cfg.Network, network.InspectOptions{})
 	if err == nil {
 		return nil

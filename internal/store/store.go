@@ -105,6 +105,9 @@ type Swarm struct {
 	Registry      bool     `json:"registry,omitempty"`
 	RegistryPort  int      `json:"registryPort,omitempty"`
 	RegistryImage string   `json:"registryImage,omitempty"`
+	RegistryPath  string   `json:"registryPath,omitempty"`
+	// RegistryNode is the machine the registry runs on ("" = the master).
+	RegistryNode string `json:"registryNode,omitempty"`
 	ImageArchives []string `json:"imageArchives,omitempty"`
 	Force         bool     `json:"-"`
 }

@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// blockRanges returns the definition ranges of the top-level blocks of a
+// type, in file order (gohcl does not keep them).
+func blockRanges(body hcl.Body, typ string) []hcl.Range {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	for _, b := range sb.Blocks {
+		if b.Type == typ {
+			out = append(out, b.DefRange())
+		}
+	}
+	return out
+}
+
+func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, a...), Subject: rng}
+}
+
+// driverBlocks decodes the driver blocks of body (e.g. docker { ... }) into
+// the configs of the drivers they name, on top of what is in cfgs already.
+func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cfgs map[string]any) hcl.Diagnostics {
+	schema := &hcl.BodySchema{}
+	for _, spec := range reg.All() {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: spec.Name})
+		for _, a := range spec.Aliases {
+			schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: a})
+		}
+	}
+	content, diags := body.Content(schema)
+	for _, b := range content.Blocks {
+		spec, err := reg.Get(b.Type)
+		if err != nil {
+			continue
+		}
+		cfg, ok := cfgs[spec.Name]
+		if !ok {
+			cfg = spec.NewConfig()
+			cfgs[spec.Name] = cfg
+		}
+		diags = append(diags, gohcl.DecodeBody(b.Body, ctx, cfg)...)
+	}
+	return diags
+}
+
+var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+
+func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	spec := &Spec{Name: raw.Cluster.Name}
+	if err := store.ValidateName(spec.Name); err != nil {
+		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
+	}
+	defDriver := "docker"
+	defCfgs := map[string]any{}
+	var def defaultsBlock
+	if raw.Defaults != nil {
+		def = *raw.Defaults
+		if def.Driver != nil {
+			defDriver = *def.Driver
+		}
+		diags = append(diags, driverBlocks(def.Remain, ctx, reg, defCfgs)...)
+	}
+	ranges := blockRanges(body, "machine")
+	seen := map[string]hcl.Range{}
+	for i, mb := range raw.Machines {
+		var rng hcl.Range
+		if i < len(ranges) {
+			rng = ranges[i]
+		}
+		r := &rng
+		count := 1
+		if mb.Count != nil {
+			count = *mb.Count
+			if count < 1 || count > 100 {
+				diags = append(diags, errAt(r, "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count))
+				continue
+			}
+		}
+		driver := defDriver
+		if mb.Driver != nil {
+			driver = *mb.Driver
+		}
+		dspec, err := reg.Get(driver)
+		if err != nil {
+			diags = append(diags, errAt(r, "Unknown driver", "machine %q: %v", mb.Name, err))
+			continue
+		}
+		role := "worker"
+		if mb.Role != nil {
+			role = *mb.Role
+		}
+		if role != "manager" && role != "worker" {
+			diags = append(diags, errAt(r, "Invalid role", "machine %q: role must be \"manager\" or \"worker\", not %q", mb.Name, role))
+		}
+		avail := ""
+		if mb.Availability != nil {
+			avail = *mb.Availability
+			if avail != "active" && avail != "drain" && avail != "pause" {
+				diags = append(diags, errAt(r, "Invalid availability", "machine %q: availability must be active, drain or pause, not %q", mb.Name, avail))
+			}
+		}
+		for k := range mb.Labels {
+			if k == "" || strings.ContainsAny(k, " =") {
+				diags = append(diags, errAt(r, "Invalid label", "machine %q: label key %q", mb.Name, k))
+			}
+		}
+		engine := mergeEngine(def.Engine, mb.Engine)
+		archives := mb.ImageArchives
+		if archives == nil {
+			archives = def.ImageArchives
+		}
+		for j, a := range archives {
+			abs, err := filepath.Abs(a)
+			if err == nil {
+				_, err = os.Stat(abs)
+			}
+			if err != nil {
+				diags = append(diags, errAt(r, "Image archive not found", "machine %q: image_archives: %v", mb.Name, err))
+			}
+			archives[j] = abs
+		}
+		dockerUser := ""
+		if def.DockerUser != nil {
+			dockerUser = *def.DockerUser
+		}
+		if mb.DockerUser != nil {
+			dockerUser = *mb.DockerUser
+		}
+		for n := 1; n <= count; n++ {
+			name := mb.Name
+			if mb.Count != nil {
+				name = fmt.Sprintf("%s-%d", mb.Name, n)
+			}
+			if err := store.ValidateName(name); err != nil {
+				diags = append(diags, errAt(r, "Invalid machine name", "%v", err))
+				continue
+			}
+			if prev, dup := seen[name]; dup {
+				diags = append(diags, errAt(r, "Duplicate machine name", "machine %q is defined twice (first at %s)", name, prev.String()))
+				continue
+			}
+			seen[name] = rng
+			// Each machine gets its own config: defaults, then its block.
+			cfgs := map[string]any{}
+			if base, ok := defCfgs[dspec.Name]; ok {
+				cfgs[dspec.Name] = cloneConfig(dspec, base)
+			}
+			diags = append(diags, driverBlocks(mb.Remain, ctx, reg, cfgs)...)
+			cfg, ok := cfgs[dspec.Name]
+			if !ok {
+				cfg = dspec.NewConfig()
+			}
+			if dspec.Validate != nil {
+				if err := dspec.Validate(cfg); err != nil {
+					diags = append(diags, errAt(r, "Invalid "+dspec.Name+" settings", "machine %q: %v", name, err))
+				}
+			}
+			if dspec.Name == "ssh" {
+				diags = append(diags, checkAddress(r, name, cfg)...)
+			}
+			hostname := name
+			if mb.Hostname != nil {
+				hostname = *mb.Hostname
+				if count > 1 {
+					hostname = fmt.Sprintf("%s-%d", hostname, n)
+				}
+			}
+			if !hostnameRE.MatchString(hostname) {
+				diags = append(diags, errAt(r, "Invalid hostname", "machine %q: %q is not a valid hostname", name, hostname))
+			}
+			spec.Machines = append(spec.Machines, Machine{
+				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg, Hostname: hostname, DockerUser: dockerUser,
+				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Engine: engine, Range: rng,
+			})
+		}
+	}
+	if len(raw.Machines) == 0 {
+		diags = append(diags, errAt(nil, "No machines", "the cluster file has no machine blocks"))
+	}
+	managers := spec.Managers()
+	if len(spec.Machines) > 0 && len(managers) == 0 {
+		diags = append(diags, errAt(&spec.Machines[0].Range, "No manager", "a swarm needs at least one machine with role = \"manager\""))
+	}
+	if n := len(managers); n > 1 && n%2 == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Even number of managers",
+			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
+			Subject: &managers[n-1].Range})
+	}
+	if raw.Swarm != nil && raw.Swarm.Autolock != nil {
+		spec.Autolock = *raw.Swarm.Autolock
+	}
+	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
+	if len(managers) > 0 {
+		spec.Registry.Node = managers[0].Name
+	}
+	if rb := raw.Registry; rb != nil {
+		rng := blockRanges(body, "registry")
+		var r *hcl.Range
+		if len(rng) > 0 {
+			r = &rng[0]
+		}
+		if rb.Enabled != nil {
+			spec.Registry.Enabled = *rb.Enabled
+		}
+		if rb.Node != nil {
+			spec.Registry.Node = *rb.Node
+			if _, ok := seen[*rb.Node]; !ok {
+				diags = append(diags, errAt(r, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(names(spec.Machines), ", ")))
+			}
+		}
+		if rb.Port != nil {
+			spec.Registry.Port = *rb.Port
+			if *rb.Port < 1 || *rb.Port > 65535 {
+				diags = append(diags, errAt(r, "Invalid registry port", "%d is not a port", *rb.Port))
+			}
+		}
+		if rb.Image != nil {
+			spec.Registry.Image = *rb.Image
+		}
+		if rb.Path != nil {
+			spec.Registry.Path = *rb.Path
+			if !strings.HasPrefix(*rb.Path, "/") {
+				diags = append(diags, errAt(r, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
+			}
+		}
+	}
+	return spec, diags
+}
+
+func names(ms []Machine) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
+	}
+	return out
+}
+
+// checkAddress checks the host of an adopted machine.
+func checkAddress(r *hcl.Range, name string, cfg any) hcl.Diagnostics {
+	var fields struct {
+		Host string `json:"host"`
+	}
+	raw, _ := json.Marshal(cfg)
+	_ = json.Unmarshal(raw, &fields)
+	if net.ParseIP(fields.Host) == nil && !hostnameRE.MatchString(fields.Host) {
+		return hcl.Diagnostics{errAt(r, "Invalid address", "machine %q: ssh host %q is neither an IP address nor a host name", name, fields.Host)}
+	}
+	return nil
+}
+
+// cloneConfig copies a driver config so that machines do not share one.
+func cloneConfig(spec *drivers.Spec, cfg any) any {
+	out := spec.NewConfig()
+	raw, err := json.Marshal(cfg)
+	if err == nil {
+		_ = json.Unmarshal(raw, out)
+	}
+	return out
+}
+
+func mergeEngine(def, m *engineBlock) Engine {
+	e := Engine{Install: "auto", TLS: true}
+	for _, b := range []*engineBlock{def, m} {
+		if b == nil {
+			continue
+		}
+		if b.Install != nil {
+			e.Install = *b.Install
+		}
+		if b.Version != nil {
+			e.Version = *b.Version
+		}
+		if b.RepoURL != nil {
+			e.RepoURL = *b.RepoURL
+		}
+		if b.TLS != nil {
+			e.TLS = *b.TLS
+		}
+		e.InsecureRegistries = append(e.InsecureRegistries, b.InsecureRegistries...)
+		e.RegistryMirrors = append(e.RegistryMirrors, b.RegistryMirrors...)
+		e.Labels = append(e.Labels, b.Labels...)
+	}
+	return e
+}

@@ -1,0 +1,221 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+)
+
+// Down takes the cluster apart: every node leaves the swarm, the machines
+// the cluster made are removed, adopted hosts are forgotten and stay up
+// with their Docker. With purge, what provisioning can undo on an adopted
+// host is undone too.
+func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
+	st := c.M.Store
+	unlock, err := st.TryLock("cluster", name)
+	if err != nil {
+		return fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
+	}
+	defer unlock()
+	names, err := machinesOf(st, name)
+	if err != nil {
+		return err
+	}
+	state, _ := LoadState(st, name)
+	if len(names) == 0 && state == nil {
+		return fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
+	}
+	leader := ""
+	if state != nil {
+		leader = state.Leader
+	}
+	hosts := make([]*host, 0, len(names))
+	for _, n := range names {
+		mach, err := c.M.Load(n)
+		if err != nil {
+			return err
+		}
+		hosts = append(hosts, &host{mach: mach, spec: Machine{Name: n}})
+	}
+	defer func() {
+		for _, h := range hosts {
+			h.close()
+		}
+	}()
+	// Leave: the others first, the leader last (it ends the swarm).
+	var others []*host
+	var last *host
+	for _, h := range hosts {
+		if h.mach.Name == leader {
+			last = h
+		} else {
+			others = append(others, h)
+		}
+	}
+	leave := func(ctx context.Context, h *host) error {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		client, err := c.M.Connect(cctx, h.mach, io.Discard)
+		if err != nil {
+			c.M.Progress.Event(h.mach.Name, "swarm-leave", ui.Failed, "unreachable")
+			return err
+		}
+		h.client = client
+		node, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, client)
+		if err != nil {
+			return err
+		}
+		h.node = node
+		s, err := node.State(ctx)
+		if err != nil {
+			return err
+		}
+		if !s.Active() {
+			return nil
+		}
+		if err := node.Leave(ctx, true); err != nil {
+			return err
+		}
+		c.M.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
+		return nil
+	}
+	errLeave := parallel(ctx, c.Parallel, others, leave)
+	if last != nil {
+		errLeave = errors.Join(errLeave, leave(ctx, last))
+	}
+	if errLeave != nil {
+		return errLeave
+	}
+	if purge {
+		if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+			if h.mach.Driver.Name() != "ssh" {
+				return nil // removed below anyway
+			}
+			return c.purge(ctx, h, name)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, h := range hosts {
+		h.close()
+	}
+	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+		return c.M.Remove(ctx, h.mach.Name, false)
+	})
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(st.ClusterDir(name))
+}
+
+// purge undoes what shoal's provisioning did on an adopted host that can be
+// undone without harm: its TLS drop-in and certificates, the /etc/hosts
+// block, the cluster's SSH key and blocks; daemon.json goes back to the
+// original shoal saved. Docker stays installed and running.
+func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
+	u := h.mach.DockerUser
+	script := strings.Join([]string{
+		"rm -f /etc/systemd/system/docker.service.d/shoal.conf && rm -rf /etc/docker/shoal",
+		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
+		`sed '/^# BEGIN shoal/,/^# END shoal/d' /etc/hosts > /tmp/.shoal-hosts && cat /tmp/.shoal-hosts > /etc/hosts && rm -f /tmp/.shoal-hosts`,
+		fmt.Sprintf(`h=$(getent passwd %[1]s | cut -d: -f6); rm -f "$h/.ssh/shoal-%[2]s"; for f in config known_hosts; do [ -f "$h/.ssh/$f" ] && sed -i '/^# BEGIN shoal cluster %[2]s$/,/^# END shoal cluster %[2]s$/d' "$h/.ssh/$f"; done; sed -i '/ shoal-cluster-%[2]s$/d' "$h/.ssh/authorized_keys" 2>/dev/null; true`, u, cluster),
+		"systemctl daemon-reload && systemctl restart docker",
+	}, " && ")
+	if _, err := h.client.RunSudo(ctx, script); err != nil {
+		return fmt.Errorf("%s: purge: %w", h.mach.Name, err)
+	}
+	c.M.Progress.Event(h.mach.Name, "purge", ui.Changed, "")
+	return nil
+}
+
+// NodeStatus is one row of `cluster status`.
+type NodeStatus struct {
+	Name          string `json:"name"`
+	Address       string `json:"address"`
+	Role          string `json:"role"`
+	Swarm         string `json:"swarm"`
+	NodeID        string `json:"nodeID,omitempty"`
+	DockerVersion string `json:"dockerVersion,omitempty"`
+	Reachable     bool   `json:"reachable"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Status probes every machine of a cluster in parallel.
+func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, error) {
+	names, err := machinesOf(c.M.Store, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
+	}
+	out := make([]NodeStatus, len(names))
+	hosts := make([]*host, len(names))
+	for i, n := range names {
+		hosts[i] = &host{spec: Machine{Name: n}}
+	}
+	defer func() {
+		for _, h := range hosts {
+			h.close()
+		}
+	}()
+	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
+		i := indexOf(hosts, h)
+		ns := &out[i]
+		ns.Name = h.spec.Name
+		mach, err := c.M.Load(h.spec.Name)
+		if err != nil {
+			ns.Error = err.Error()
+			return nil
+		}
+		ns.Address = mach.Address
+		ns.Role = roleOf(mach)
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		h.client, err = c.M.Connect(cctx, mach, io.Discard)
+		if err != nil {
+			ns.Error = firstLine(err.Error())
+			return nil
+		}
+		ns.Reachable = true
+		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+		if err != nil {
+			ns.Error = err.Error()
+			return nil
+		}
+		s, err := h.node.State(cctx)
+		if err != nil {
+			ns.Error = firstLine(err.Error())
+			return nil
+		}
+		ns.Swarm, ns.NodeID, ns.DockerVersion = s.LocalNodeState, s.NodeID, s.DockerVersion
+		if s.Active() {
+			ns.Role = "worker"
+			if s.Manager {
+				ns.Role = "manager"
+			}
+		}
+		return nil
+	})
+	return out, nil
+}
+
+func roleOf(m *machine.Machine) string {
+	if m.Swarm != nil && (m.Swarm.Master || m.Swarm.Manager) {
+		return "manager"
+	}
+	return "worker"
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

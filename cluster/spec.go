@@ -1,0 +1,277 @@
+// Package cluster reads a cluster file (HCL), checks it, plans what would
+// change and converges the real machines to it: hosts made or adopted in
+// parallel, provisioned in parallel, then made one swarm with a registry.
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// file is the schema of a cluster file.
+type file struct {
+	Cluster   clusterBlock    `hcl:"cluster,block"`
+	Variables []variableBlock `hcl:"variable,block"`
+	Defaults  *defaultsBlock  `hcl:"defaults,block"`
+	Machines  []machineBlock  `hcl:"machine,block"`
+	Swarm     *swarmBlock     `hcl:"swarm,block"`
+	Registry  *registryBlock  `hcl:"registry,block"`
+	Remain    hcl.Body        `hcl:",remain"`
+}
+
+type clusterBlock struct {
+	Name   string   `hcl:"name,label"`
+	Remain hcl.Body `hcl:",remain"`
+}
+
+type variableBlock struct {
+	Name        string    `hcl:"name,label"`
+	Default     cty.Value `hcl:"default,optional"`
+	Description string    `hcl:"description,optional"`
+}
+
+type engineBlock struct {
+	Install            *string  `hcl:"install,optional"`
+	Version            *string  `hcl:"version,optional"`
+	RepoURL            *string  `hcl:"repo_url,optional"`
+	InsecureRegistries []string `hcl:"insecure_registries,optional"`
+	RegistryMirrors    []string `hcl:"registry_mirrors,optional"`
+	Labels             []string `hcl:"labels,optional"`
+	TLS                *bool    `hcl:"tls,optional"`
+}
+
+type defaultsBlock struct {
+	Driver        *string      `hcl:"driver,optional"`
+	DockerUser    *string      `hcl:"docker_user,optional"`
+	ImageArchives []string     `hcl:"image_archives,optional"`
+	Engine        *engineBlock `hcl:"engine,block"`
+	Remain        hcl.Body     `hcl:",remain"` // driver blocks
+}
+
+type machineBlock struct {
+	Name          string            `hcl:"name,label"`
+	Count         *int              `hcl:"count,optional"`
+	Role          *string           `hcl:"role,optional"`
+	Driver        *string           `hcl:"driver,optional"`
+	Hostname      *string           `hcl:"hostname,optional"`
+	DockerUser    *string           `hcl:"docker_user,optional"`
+	Labels        map[string]string `hcl:"labels,optional"`
+	Availability  *string           `hcl:"availability,optional"`
+	ImageArchives []string          `hcl:"image_archives,optional"`
+	Engine        *engineBlock      `hcl:"engine,block"`
+	Remain        hcl.Body          `hcl:",remain"` // driver blocks
+}
+
+type swarmBlock struct {
+	Autolock *bool `hcl:"autolock,optional"`
+}
+
+type registryBlock struct {
+	Enabled *bool   `hcl:"enabled,optional"`
+	Node    *string `hcl:"node,optional"`
+	Port    *int    `hcl:"port,optional"`
+	Image   *string `hcl:"image,optional"`
+	Path    *string `hcl:"path,optional"`
+}
+
+// Engine is the Docker Engine settings of a machine.
+type Engine struct {
+	Install            string
+	Version            string
+	RepoURL            string
+	InsecureRegistries []string
+	RegistryMirrors    []string
+	Labels             []string
+	TLS                bool
+}
+
+// Machine is one machine of the cluster, after count and defaults.
+type Machine struct {
+	Name          string
+	Role          string // manager or worker
+	Driver        string
+	DriverConfig  any // the driver's *Config
+	Hostname      string
+	DockerUser    string
+	Labels        map[string]string
+	Availability  string
+	ImageArchives []string
+	Engine        Engine
+	Range         hcl.Range
+}
+
+// Registry is the cluster's registry service.
+type Registry struct {
+	Enabled bool
+	Node    string
+	Port    int
+	Image   string
+	Path    string
+}
+
+// Spec is a decoded, checked cluster file.
+type Spec struct {
+	Name     string
+	File     string
+	Machines []Machine
+	Registry Registry
+	Autolock bool
+	// Warnings are diagnostics that do not stop the run.
+	Warnings hcl.Diagnostics
+	// Files are the parsed sources, for printing diagnostics.
+	Files map[string]*hcl.File
+}
+
+// Managers returns the manager machines in file order.
+func (s *Spec) Managers() []Machine {
+	var out []Machine
+	for _, m := range s.Machines {
+		if m.Role == "manager" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Options are the command line's inputs to a cluster file.
+type Options struct {
+	Vars     []string // k=v
+	VarFiles []string
+}
+
+func functions() map[string]function.Function {
+	return map[string]function.Function{
+		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc, "max": stdlib.MaxFunc, "min": stdlib.MinFunc,
+		"upper": stdlib.UpperFunc, "lower": stdlib.LowerFunc, "trimspace": stdlib.TrimSpaceFunc, "replace": stdlib.ReplaceFunc,
+		"format": stdlib.FormatFunc, "formatlist": stdlib.FormatListFunc, "join": stdlib.JoinFunc, "split": stdlib.SplitFunc,
+		"concat": stdlib.ConcatFunc, "length": stdlib.LengthFunc, "range": stdlib.RangeFunc, "contains": stdlib.ContainsFunc,
+		"element": stdlib.ElementFunc, "keys": stdlib.KeysFunc, "values": stdlib.ValuesFunc, "merge": stdlib.MergeFunc,
+		"lookup": stdlib.LookupFunc, "coalesce": stdlib.CoalesceFunc, "distinct": stdlib.DistinctFunc, "flatten": stdlib.FlattenFunc,
+		"jsonencode": stdlib.JSONEncodeFunc, "jsondecode": stdlib.JSONDecodeFunc, "regex": stdlib.RegexFunc,
+		"substr": stdlib.SubstrFunc, "tostring": stdlib.MakeToFunc(cty.String), "tonumber": stdlib.MakeToFunc(cty.Number),
+		"tobool": stdlib.MakeToFunc(cty.Bool), "tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
+	}
+}
+
+// Load reads, decodes and checks a cluster file. Any error diagnostic means
+// nothing may be created.
+func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+	parser := hclparse.NewParser()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the cluster file", Detail: err.Error()}}
+	}
+	f, diags := parser.ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var raw file
+	// Variables first: everything else may refer to them.
+	varsOnly := &struct {
+		Variables []variableBlock `hcl:"variable,block"`
+		Remain    hcl.Body        `hcl:",remain"`
+	}{}
+	diags = append(diags, gohcl.DecodeBody(f.Body, nil, varsOnly)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	vars, vdiags := variables(parser, varsOnly.Variables, opts)
+	diags = append(diags, vdiags...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)}, Functions: functions()}
+	diags = append(diags, gohcl.DecodeBody(f.Body, ctx, &raw)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	spec, sdiags := build(&raw, f.Body, ctx, reg)
+	diags = append(diags, sdiags...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	spec.File = path
+	spec.Files = parser.Files()
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning {
+			spec.Warnings = append(spec.Warnings, d)
+		}
+	}
+	return spec, diags
+}
+
+func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vals := map[string]cty.Value{}
+	declared := map[string]bool{}
+	for _, b := range blocks {
+		declared[b.Name] = true
+		if !b.Default.IsNull() {
+			vals[b.Name] = b.Default
+		}
+	}
+	set := func(name string, v cty.Value, rng *hcl.Range) {
+		if !declared[name] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+				Detail: fmt.Sprintf("%q is not declared: add a variable %q {} block to the cluster file", name, name), Subject: rng})
+			return
+		}
+		if old, ok := vals[name]; ok && old.Type() != cty.String && v.Type() == cty.String {
+			// --var gives strings: make them the default's type.
+			if conv, err := convert.Convert(v, old.Type()); err == nil {
+				v = conv
+			} else {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
+					Detail: fmt.Sprintf("%s: %v", name, err), Subject: rng})
+				return
+			}
+		}
+		vals[name] = v
+	}
+	for _, vf := range opts.VarFiles {
+		f, d := parser.ParseHCLFile(vf)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		attrs, d := f.Body.JustAttributes()
+		diags = append(diags, d...)
+		names := make([]string, 0, len(attrs))
+		for n := range attrs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			v, d := attrs[n].Expr.Value(&hcl.EvalContext{Functions: functions()})
+			diags = append(diags, d...)
+			rng := attrs[n].Range
+			set(n, v, &rng)
+		}
+	}
+	for _, kv := range opts.Vars {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid --var", Detail: fmt.Sprintf("%q: want name=value", kv)})
+			continue
+		}
+		set(k, cty.StringVal(v), nil)
+	}
+	for _, b := range blocks {
+		if _, ok := vals[b.Name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Variable has no value",
+				Detail: fmt.Sprintf("variable %q has no default: give it with --var %s=VALUE or --var-file", b.Name, b.Name)})
+		}
+	}
+	return vals, diags
+}

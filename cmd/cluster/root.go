@@ -1,0 +1,370 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shoal-dev/shoal/cluster"
+	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/spf13/cobra"
+)
+
+var version = "dev"
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+type globals struct {
+	storagePath string
+	output      string
+	vars        []string
+	varFiles    []string
+	parallel    int
+}
+
+func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
+	st, err := store.New(g.storagePath)
+	if err != nil {
+		return nil, err
+	}
+	m := machine.NewManager(st, all.Registry())
+	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), g.output)
+	if g.output == ui.ModeJSON {
+		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
+	}
+	return &cluster.Converger{M: m, Parallel: g.parallel}, nil
+}
+
+// load decodes a cluster file; an invalid one is exit status 2 and its
+// diagnostics say FILE:LINE,COL.
+func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
+	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, all.Registry())
+	if diags.HasErrors() {
+		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s is not a valid cluster file: nothing was changed", path)}
+	}
+	if len(spec.Warnings) > 0 {
+		cluster.FormatDiagnostics(cmd.ErrOrStderr(), spec.Warnings, spec.Files)
+	}
+	return spec, nil
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "cluster",
+		Short: "Converge a whole Docker Swarm described in one HCL file",
+		Long: `cluster reads a cluster file (HCL: machines, their drivers and roles, the
+registry) and converges the real world to it: missing machines made or
+adopted in parallel, provisioned in parallel, joined into one swarm with a
+private registry. Run it again at will: with nothing to do it changes nothing.
+Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	pf.StringVar(&g.output, "output", ui.ModeAuto, "auto (live lines on a terminal), plain, json")
+	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
+	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")
+	pf.IntVar(&g.parallel, "parallel", 8, "how many hosts to work on at once")
+	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
+		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
+	})
+	return root
+}
+
+func oneArg(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return &exitError{code: 2, err: fmt.Errorf("%q takes 1 argument, got %d; see '%s --help'", cmd.CommandPath(), len(args), cmd.CommandPath())}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newValidate(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := g.load(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: cluster %q, %d machines (%d managers), valid\n", args[0], spec.Name, len(spec.Machines), len(spec.Managers()))
+			return nil
+		},
+	}
+}
+
+func newPlan(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Show what 'cluster up' would change on each machine (changes nothing)",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := g.load(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			plans, err := c.Plan(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.output == ui.ModeJSON {
+				return writeJSON(out, plans)
+			}
+			n := 0
+			for _, p := range plans {
+				if len(p.Actions) == 0 {
+					fmt.Fprintf(out, "%s (%s): nothing to change\n", p.Name, p.Role)
+					continue
+				}
+				n++
+				fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
+				for _, a := range p.Actions {
+					fmt.Fprintf(out, "  + %s\n", a)
+				}
+			}
+			fmt.Fprintf(out, "\n%d of %d machines would change. Apply with: cluster up %s\n", n, len(plans), args[0])
+			return nil
+		},
+	}
+}
+
+func newUp(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "up FILE",
+		Short: "Make the machines of FILE one ready swarm (again and again, without harm)",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := g.load(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			c.Force = force
+			res, err := c.Up(cmd.Context(), spec)
+			c.M.Progress.Close()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.output == ui.ModeJSON {
+				return json.NewEncoder(out).Encode(map[string]any{"result": res})
+			}
+			summary(out, res)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one")
+	return cmd
+}
+
+func summary(w io.Writer, res *cluster.Result) {
+	fmt.Fprintln(w)
+	if !res.Changed {
+		fmt.Fprintf(w, "Cluster %s: nothing to change.\n", res.Cluster)
+	} else {
+		fmt.Fprintf(w, "Cluster %s is up.\n", res.Cluster)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tADDRESS\tSTATUS\tDOCKER")
+	for _, n := range res.Nodes {
+		status := "Ready"
+		if !n.Ready {
+			status = "NotReady"
+		}
+		role := n.Role
+		if n.Name == res.Leader {
+			role += " (leader)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.Address, status, n.DockerVersion)
+	}
+	tw.Flush()
+	if res.Registry != "" {
+		fmt.Fprintf(w, "Registry: %s (every node trusts it: docker push %s/IMAGE)\n", res.Registry, res.Registry)
+	}
+	var stages []string
+	for _, s := range []string{"create", "provision", "swarm"} {
+		stages = append(stages, fmt.Sprintf("%s %s", s, res.Stages[s].Round(100*time.Millisecond)))
+	}
+	fmt.Fprintf(w, "Took %s (%s), %d SSH sessions.\n", res.Elapsed.Round(100*time.Millisecond), strings.Join(stages, ", "), res.Sessions)
+	fmt.Fprintf(w, "\nNext:\n  eval \"$(machine env %s)\"\n  docker node ls\n", res.Leader)
+}
+
+// clusterName takes FILE or NAME: a file is read for its cluster's name.
+func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
+	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+		spec, err := g.load(cmd, arg)
+		if err != nil {
+			return "", err
+		}
+		return spec.Name, nil
+	}
+	return arg, nil
+}
+
+func newDown(g *globals) *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "down FILE|NAME",
+		Short: "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.clusterName(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			err = c.Down(cmd.Context(), name, purge)
+			c.M.Progress.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s is down.\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also undo on adopted hosts what provisioning can undo (TLS, daemon.json, /etc/hosts block, cluster keys)")
+	return cmd
+}
+
+func newStatus(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status FILE|NAME",
+		Short: "Per node: address, role, swarm state, Docker version, reachable or not",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.clusterName(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			nodes, err := c.Status(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.output == ui.ModeJSON {
+				return writeJSON(out, map[string]any{"cluster": name, "nodes": nodes})
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tREACHABLE\tERROR")
+			for _, n := range nodes {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Reachable, n.Error)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newLs(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the clusters in the store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := store.New(g.storagePath)
+			if err != nil {
+				return err
+			}
+			states, err := cluster.List(st)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.output == ui.ModeJSON {
+				if states == nil {
+					states = []*cluster.State{}
+				}
+				return writeJSON(out, states)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tNODES\tLEADER\tREGISTRY\tFILE\tUPDATED")
+			for _, s := range states {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", s.Name, len(s.Machines), s.Leader, s.Registry, s.File, s.Updated.Local().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newEnv(g *globals) *cobra.Command {
+	var shell string
+	cmd := &cobra.Command{
+		Use:   "env [--shell SHELL] NAME",
+		Short: "Print the commands that point the docker CLI at the cluster's leader",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := store.New(g.storagePath)
+			if err != nil {
+				return err
+			}
+			s, err := cluster.LoadState(st, args[0])
+			if err != nil {
+				return err
+			}
+			mach, err := st.Load(s.Leader)
+			if err != nil {
+				return err
+			}
+			url := machine.URL(mach)
+			if url == "" {
+				return fmt.Errorf("%s has no TLS engine URL (engine tls = false)", s.Leader)
+			}
+			if shell == "" {
+				shell = machine.DetectShell()
+			}
+			text, err := machine.EnvScript(shell, []string{"1", url, st.CertsDir(), s.Leader}, "cluster env "+args[0])
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), text)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&shell, "shell", "", "bash, zsh, fish, powershell, cmd, tcsh (default from $SHELL)")
+	return cmd
+}
