@@ -32,6 +32,31 @@ func blockRanges(body hcl.Body, typ string) []hcl.Range {
 	return out
 }
 
+// attrRange is the range of attribute name in the index-th block of typ,
+// or the block's own range when it has no such attribute.
+func attrRange(body hcl.Body, typ string, index int, name string) *hcl.Range {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	i := 0
+	for _, b := range sb.Blocks {
+		if b.Type != typ {
+			continue
+		}
+		if i == index {
+			if a, ok := b.Body.Attributes[name]; ok {
+				r := a.Expr.Range()
+				return &r
+			}
+			r := b.DefRange()
+			return &r
+		}
+		i++
+	}
+	return nil
+}
+
 func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, a...), Subject: rng}
 }
@@ -92,7 +117,7 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		if mb.Count != nil {
 			count = *mb.Count
 			if count < 1 || count > 100 {
-				diags = append(diags, errAt(r, "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count))
+				diags = append(diags, errAt(attrRange(body, "machine", i, "count"), "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count))
 				continue
 			}
 		}
@@ -102,7 +127,7 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		}
 		dspec, err := reg.Get(driver)
 		if err != nil {
-			diags = append(diags, errAt(r, "Unknown driver", "machine %q: %v", mb.Name, err))
+			diags = append(diags, errAt(attrRange(body, "machine", i, "driver"), "Unknown driver", "machine %q: %v", mb.Name, err))
 			continue
 		}
 		role := "worker"
@@ -110,13 +135,13 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 			role = *mb.Role
 		}
 		if role != "manager" && role != "worker" {
-			diags = append(diags, errAt(r, "Invalid role", "machine %q: role must be \"manager\" or \"worker\", not %q", mb.Name, role))
+			diags = append(diags, errAt(attrRange(body, "machine", i, "role"), "Invalid role", "machine %q: role must be \"manager\" or \"worker\", not %q", mb.Name, role))
 		}
 		avail := ""
 		if mb.Availability != nil {
 			avail = *mb.Availability
 			if avail != "active" && avail != "drain" && avail != "pause" {
-				diags = append(diags, errAt(r, "Invalid availability", "machine %q: availability must be active, drain or pause, not %q", mb.Name, avail))
+				diags = append(diags, errAt(attrRange(body, "machine", i, "availability"), "Invalid availability", "machine %q: availability must be active, drain or pause, not %q", mb.Name, avail))
 			}
 		}
 		for k := range mb.Labels {
@@ -214,24 +239,19 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		spec.Registry.Node = managers[0].Name
 	}
 	if rb := raw.Registry; rb != nil {
-		rng := blockRanges(body, "registry")
-		var r *hcl.Range
-		if len(rng) > 0 {
-			r = &rng[0]
-		}
 		if rb.Enabled != nil {
 			spec.Registry.Enabled = *rb.Enabled
 		}
 		if rb.Node != nil {
 			spec.Registry.Node = *rb.Node
 			if _, ok := seen[*rb.Node]; !ok {
-				diags = append(diags, errAt(r, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(names(spec.Machines), ", ")))
+				diags = append(diags, errAt(attrRange(body, "registry", 0, "node"), "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(names(spec.Machines), ", ")))
 			}
 		}
 		if rb.Port != nil {
 			spec.Registry.Port = *rb.Port
 			if *rb.Port < 1 || *rb.Port > 65535 {
-				diags = append(diags, errAt(r, "Invalid registry port", "%d is not a port", *rb.Port))
+				diags = append(diags, errAt(attrRange(body, "registry", 0, "port"), "Invalid registry port", "%d is not a port", *rb.Port))
 			}
 		}
 		if rb.Image != nil {
@@ -240,7 +260,7 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		if rb.Path != nil {
 			spec.Registry.Path = *rb.Path
 			if !strings.HasPrefix(*rb.Path, "/") {
-				diags = append(diags, errAt(r, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
+				diags = append(diags, errAt(attrRange(body, "registry", 0, "path"), "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
 			}
 		}
 	}

@@ -4,6 +4,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,7 +108,7 @@ type Swarm struct {
 	RegistryImage string   `json:"registryImage,omitempty"`
 	RegistryPath  string   `json:"registryPath,omitempty"`
 	// RegistryNode is the machine the registry runs on ("" = the master).
-	RegistryNode string `json:"registryNode,omitempty"`
+	RegistryNode  string   `json:"registryNode,omitempty"`
 	ImageArchives []string `json:"imageArchives,omitempty"`
 	Force         bool     `json:"-"`
 }
@@ -218,6 +219,13 @@ func (s *Store) Remove(name string) error {
 // WriteFileAtomic writes data to a temp file next to path and renames it
 // over path, so a reader never sees half a file.
 func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	// Unchanged content is not written again: a no-op run stays cheap (no
+	// fsync) and a file's mtime says when it last really changed.
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm() == mode.Perm() && st.Size() == int64(len(data)) {
+		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+			return nil
+		}
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

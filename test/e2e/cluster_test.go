@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cluster runs the cluster binary with the test's storage path.
+func (s *shoal) cluster(args ...string) result {
+	s.t.Helper()
+	full := append([]string{"--storage-path", s.storage, "--output", "plain"}, args...)
+	r := run(s.t, 15*time.Minute, bin("cluster"), full...)
+	s.t.Logf("cluster %s -> exit %d", strings.Join(args, " "), r.code)
+	return r
+}
+
+// adoptedClusterFile writes a cluster file for lab hosts adopted over SSH.
+func adoptedClusterFile(t testing.TB, name, key, archive string, managers, workers []string, ips map[string]string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster %q {}\n\n", name)
+	fmt.Fprintf(&b, "defaults {\n  driver = \"ssh\"\n  ssh {\n    user = \"tester\"\n    key  = %q\n  }\n  image_archives = [%q]\n}\n\n", key, archive)
+	for _, m := range managers {
+		fmt.Fprintf(&b, "machine %q {\n  role = \"manager\"\n  labels = { zone = \"a\" }\n  ssh { host = %q }\n}\n\n", m, ips[m])
+	}
+	for _, w := range workers {
+		fmt.Fprintf(&b, "machine %q {\n  role = \"worker\"\n  ssh { host = %q }\n}\n\n", w, ips[w])
+	}
+	fmt.Fprintf(&b, "registry {\n  node = %q\n}\n", managers[0])
+	path := filepath.Join(t.TempDir(), name+".hcl")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestClusterUp: five adopted hosts, 3 managers and 2 workers, from one file.
+func TestClusterUp(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	managers, workers := []string{"m1", "m2", "m3"}, []string{"w1", "w2"}
+	all := append(append([]string{}, managers...), workers...)
+	ips := map[string]string{}
+	for _, n := range all {
+		ips[n] = labHost(t, "e2e-cl-"+n, hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-cl"})
+	}
+	file := adoptedClusterFile(t, "e2e", priv, archive, managers, workers, ips)
+
+	// A run killed in the middle (at its first swarm step) ...
+	killed := killMidway(t, s, file, "swarm-")
+	t.Logf("the first run was killed after: %s", killed)
+	// ... is completed by the next.
+	start := time.Now()
+	r := s.cluster("up", file)
+	first := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("cluster up after a killed run: %s", r)
+	}
+	if !strings.Contains(r.stdout, "eval \"$(machine env m1)\"") || !strings.Contains(r.stdout, "Registry: m1:5000") {
+		t.Errorf("the summary should say what to type next and where the registry is:\n%s", r.stdout)
+	}
+
+	nodes := s.sshOut("m1", "docker", "node", "ls", "--format", "'{{.Hostname}} {{.Status}} {{.ManagerStatus}}'")
+	lines := strings.Split(nodes, "\n")
+	mgrs := 0
+	for _, l := range lines {
+		if !strings.Contains(l, " Ready") {
+			t.Errorf("not Ready: %q", l)
+		}
+		if strings.HasSuffix(l, "Leader") || strings.HasSuffix(l, "Reachable") {
+			mgrs++
+		}
+	}
+	if len(lines) != 5 || mgrs != 3 {
+		t.Fatalf("want 5 Ready nodes with 3 managers:\n%s", nodes)
+	}
+	if got := s.sshOut("m1", "docker", "node", "inspect", "m2", "--format", "'{{index .Spec.Labels \"zone\"}}'"); got != "a" {
+		t.Errorf("m2 label zone=%q", got)
+	}
+	// Every node resolves and logs in to every other, as the docker user,
+	// without a password and with known host keys.
+	loop := "for o in " + strings.Join(all, " ") + "; do getent hosts $o >/dev/null || echo noname-$o; ssh -o BatchMode=yes $o hostname; done"
+	for _, n := range all {
+		got := strings.Fields(s.sshOut(n, loop))
+		if strings.Join(got, " ") != strings.Join(all, " ") {
+			t.Errorf("%s: peers answered %v, want %v", n, got, all)
+		}
+		if got := s.sshOut(n, "curl", "-fsS", "http://m1:5000/v2/"); got != "{}" {
+			t.Errorf("%s: registry answered %q", n, got)
+		}
+	}
+
+	// Again: nothing changes, fast.
+	ids := s.sshOut("m1", "docker", "node", "ls", "-q")
+	pids := map[string]string{}
+	for _, n := range all {
+		pids[n] = s.sshOut(n, "sudo", "systemctl", "show", "-p", "MainPID", "--value", "docker")
+	}
+	start = time.Now()
+	r = s.cluster("up", file)
+	again := time.Since(start)
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
+		t.Fatalf("second cluster up: %s", r)
+	}
+	t.Logf("cluster up: %s, again: %s", first, again)
+	if again*3 > first {
+		t.Errorf("the no-op run took %s, the first %s: want a small fraction", again, first)
+	}
+	if got := s.sshOut("m1", "docker", "node", "ls", "-q"); got != ids {
+		t.Errorf("node IDs changed")
+	}
+	for _, n := range all {
+		if got := s.sshOut(n, "sudo", "systemctl", "show", "-p", "MainPID", "--value", "docker"); got != pids[n] {
+			t.Errorf("%s: dockerd restarted by a no-op run", n)
+		}
+	}
+	plan := s.cluster("plan", file)
+	if plan.code != 0 || !strings.Contains(plan.stdout, "0 of 5 machines would change") {
+		t.Errorf("plan after convergence: %s", plan)
+	}
+
+	// Machines are ordinary machines.
+	if got := strings.Fields(s.mustMachine("ls", "-q")); strings.Join(got, " ") != "m1 m2 m3 w1 w2" {
+		t.Errorf("machine ls -q: %v", got)
+	}
+	var st struct {
+		Cluster string
+		Nodes   []struct {
+			Name, Role, Swarm string
+			Reachable         bool
+		}
+	}
+	r = s.cluster("status", "--output", "json", file)
+	mustJSON(t, r.stdout, &st)
+	if len(st.Nodes) != 5 {
+		t.Errorf("status: %d nodes", len(st.Nodes))
+	}
+	for _, n := range st.Nodes {
+		if !n.Reachable || n.Swarm != "active" {
+			t.Errorf("status of %s: %+v", n.Name, n)
+		}
+	}
+
+	r = s.cluster("down", file)
+	if r.code != 0 {
+		t.Fatalf("cluster down: %s", r)
+	}
+	for _, n := range all {
+		c := "e2e-cl-" + n
+		if got := strings.TrimSpace(dockerExec(t, c, "docker", "info", "--format", "{{.Swarm.LocalNodeState}}").stdout); got != "inactive" {
+			t.Errorf("%s still in a swarm after down: %q", n, got)
+		}
+		if got := strings.TrimSpace(dockerExec(t, c, "systemctl", "is-active", "docker").stdout); got != "active" {
+			t.Errorf("down harmed adopted host %s: docker %q", n, got)
+		}
+	}
+	if got := strings.TrimSpace(s.mustMachine("ls", "-q")); got != "" {
+		t.Errorf("machines left after down: %q", got)
+	}
+}
+
+// killMidway starts `cluster up` and kills it (SIGKILL) when its progress
+// first mentions marker; it returns the last line seen.
+func killMidway(t *testing.T, s *shoal, file, marker string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin("cluster"), "--storage-path", s.storage, "--output", "plain", "up", file)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	last := ""
+	for sc.Scan() {
+		last = sc.Text()
+		if strings.Contains(last, marker) {
+			cmd.Process.Kill()
+			break
+		}
+	}
+	cmd.Wait()
+	if !strings.Contains(last, marker) {
+		t.Fatalf("cluster up ended before %q: %s", marker, last)
+	}
+	return last
+}
+
+// TestClusterInvalidFile: diagnostics name FILE:LINE and nothing is made.
+func TestClusterInvalidFile(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	file := filepath.Join(t.TempDir(), "bad.hcl")
+	os.WriteFile(file, []byte(`cluster "bad" {}
+
+machine "a" {
+  role = "manager"
+}
+
+machine "b" {
+  role = "boss"
+}
+
+registry {
+  node = "nowhere"
+}
+`), 0o644)
+	for _, verb := range []string{"validate", "plan", "up"} {
+		r := s.cluster(verb, file)
+		if r.code != 2 {
+			t.Errorf("cluster %s of an invalid file: exit %d, want 2\n%s", verb, r.code, r)
+		}
+		if !strings.Contains(r.stderr, file+":8,") || !strings.Contains(r.stderr, "boss") || !strings.Contains(r.stderr, "nowhere") {
+			t.Errorf("cluster %s: diagnostics should name %s:8 and both errors:\n%s", verb, file, r.stderr)
+		}
+	}
+	if got := strings.TrimSpace(s.mustMachine("ls", "-q")); got != "" {
+		t.Errorf("an invalid file created machines: %q", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(s.storage, "clusters")); len(entries) != 0 {
+		t.Errorf("an invalid file left cluster state")
+	}
+	if r := run(t, time.Minute, "docker", "ps", "-aq", "--filter", "name=shoal-a"); strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("an invalid file made a container")
+	}
+}
