@@ -33,18 +33,20 @@ e2e: build lab-image lab-archive
 
 test: lint unit e2e
 
-# The main job on the built-in default: a provisioned Docker host in a
-# container on this machine.
-lab: build lab-image
-	./bin/machine create -d docker lab-1
+# The main job on the built-in default: a swarm of 3 managers and 2 workers,
+# each a container on this machine running its own dockerd, with a registry.
+lab: build lab-image lab-archive
+	./bin/cluster up examples/lab.hcl
 	./bin/machine ls
 
 lab-clean:
-	-./bin/machine rm -f -y lab-1
+	-./bin/cluster down lab
 	bash $(LAB) clean
 
-bench: build lab-image
-	SHOAL_BENCH=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
+# A benchmark, not a test: cluster up on 3 and 10 adopted lab hosts, first
+# run and no-op re-run, time per stage and SSH sessions.
+bench: build lab-image lab-archive
+	SHOAL_BENCH=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench ClusterUp -benchtime 1x -timeout 30m -v ./test/e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
