@@ -109,9 +109,15 @@ func (d *Driver) Create(ctx context.Context) error {
 	}
 }
 
-func (d *Driver) Start(context.Context) error { return fmt.Errorf("start: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
-func (d *Driver) Stop(context.Context) error  { return fmt.Errorf("stop: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
-func (d *Driver) Kill(context.Context) error  { return fmt.Errorf("kill: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported) }
+func (d *Driver) Start(context.Context) error {
+	return fmt.Errorf("start: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported)
+}
+func (d *Driver) Stop(context.Context) error {
+	return fmt.Errorf("stop: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported)
+}
+func (d *Driver) Kill(context.Context) error {
+	return fmt.Errorf("kill: %w (the ssh driver adopts a host it does not power)", drivers.ErrNotSupported)
+}
 
 // Remove forgets the host and leaves it as it is.
 func (d *Driver) Remove(context.Context) error { return nil }
