@@ -323,7 +323,7 @@ func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshr
 // provisionSpec turns the stored machine into what provisioning wants.
 func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	e := mach.Engine
-	hosts, registries, err := m.swarmNeeds(mach)
+	hosts, registries, ports, err := m.swarmNeeds(mach)
 	if err != nil {
 		return provision.Spec{}, err
 	}
@@ -338,6 +338,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 		},
 		Hosts:          hosts,
 		AuthorizedKeys: mach.AuthorizedKeys,
+		FirewallPorts:  ports,
 	}
 	if e.TLS {
 		tls, err := m.serverTLS(mach)

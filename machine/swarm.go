@@ -44,19 +44,18 @@ func registryPort(s *store.Swarm) int {
 
 // swarmNeeds is what a swarm node needs of provisioning: /etc/hosts names
 // the master, daemon.json trusts the swarm's registry by name and address.
-func (m *Manager) swarmNeeds(mach *Machine) ([]provision.HostEntry, []string, error) {
-	var hosts []provision.HostEntry
+func (m *Manager) swarmNeeds(mach *Machine) (hosts []provision.HostEntry, registries, ports []string, err error) {
 	known := map[string]bool{}
 	for _, h := range mach.Hosts {
 		hosts = append(hosts, provision.HostEntry{IP: h.IP, Names: h.Names})
 		known[h.IP] = true
 	}
 	if mach.Swarm == nil {
-		return hosts, nil, nil
+		return hosts, nil, nil, nil
 	}
 	master, err := m.RootMaster(mach.Machine)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if master.Name != mach.Name && master.Address != "" && !known[master.Address] {
 		names := []string{master.Hostname}
@@ -65,17 +64,19 @@ func (m *Manager) swarmNeeds(mach *Machine) ([]provision.HostEntry, []string, er
 		}
 		hosts = append(hosts, provision.HostEntry{IP: master.Address, Names: names})
 	}
-	var registries []string
 	if reg, err := m.registryHost(master); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	} else if reg != nil {
 		port := strconv.Itoa(registryPort(master.Swarm))
 		registries = append(registries, reg.Hostname+":"+port)
 		if reg.Address != "" {
 			registries = append(registries, reg.Address+":"+port)
 		}
+		if reg.Name == mach.Name {
+			ports = append(ports, port+"/tcp") // the firewall lets the registry in
+		}
 	}
-	return hosts, registries, nil
+	return hosts, registries, ports, nil
 }
 
 // registryHost is the machine the swarm's registry runs on, nil for none.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // DaemonSettings is what shoal wants in /etc/docker/daemon.json.
@@ -17,10 +18,10 @@ type DaemonSettings struct {
 	Defaults map[string]any
 }
 
-// ConflictingDaemonKeys are daemon.json keys that shoal sets on dockerd's
+// conflictingTLSKeys are daemon.json keys that shoal sets on dockerd's
 // command line when TLS is on: dockerd refuses to start when a flag and the
 // file both set one.
-var conflictingTLSKeys = []string{"hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"}
+const conflictingTLSKeys = "hosts tls tlsverify tlscacert tlscert tlskey"
 
 // MergeDaemonJSON merges want into the host's daemon.json. exists says
 // whether the host has the file. Keys the host has are kept, lists become
@@ -111,7 +112,7 @@ func daemonTLSConflicts(current []byte) []string {
 		return nil
 	}
 	var out []string
-	for _, k := range conflictingTLSKeys {
+	for _, k := range strings.Fields(conflictingTLSKeys) {
 		if _, ok := doc[k]; ok {
 			out = append(out, k)
 		}

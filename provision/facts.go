@@ -43,6 +43,19 @@ func (f *Facts) UserGroups() ([]string, bool) {
 	return strings.Fields(lines[1]), true
 }
 
+// rpmProbe lists the packages whose presence the facts record.
+const rpmProbe = "docker-ce docker-ce-cli containerd.io container-selinux docker yum-utils dnf-plugins-core"
+
+// RPMInstalled tells whether the facts saw an rpm package installed.
+func (f *Facts) RPMInstalled(pkg string) bool {
+	for _, l := range strings.Split(f.Section("rpm"), "\n") {
+		if strings.TrimSpace(l) == pkg {
+			return true
+		}
+	}
+	return false
+}
+
 // factsScript prints one section per probe. It only reads.
 func factsScript(dockerUser string) string {
 	u := sshrun.ShellQuote(dockerUser)
@@ -53,7 +66,11 @@ func factsScript(dockerUser string) string {
 		{"user", "id -un " + u + " && id -nG " + u},
 		{"authorized-keys", "cat ~" + dockerUser + "/.ssh/authorized_keys"},
 		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce; do command -v $c >/dev/null && echo $c; done"},
-		{"docker-version", "dockerd --version"},
+		// CentOS 7's own docker package names its daemon dockerd-current.
+		{"docker-version", "dockerd --version || dockerd-current --version"},
+		// One rpm call answers for every package the RHEL family cares
+		// about; a missing one prints "package X is not installed".
+		{"rpm", "rpm -q --qf '%{NAME}\\n' " + rpmProbe},
 		{"docker-group", "getent group docker"},
 		{"daemon-json-exists", "test -e /etc/docker/daemon.json && echo yes"},
 		{"daemon-json", "cat /etc/docker/daemon.json"},
@@ -65,8 +82,16 @@ func factsScript(dockerUser string) string {
 		{"active", "systemctl is-active docker"},
 		{"dockerd-pid", "systemctl show -p MainPID --value docker"},
 		{"firewalld", "systemctl is-active firewalld"},
-		{"ufw", "ufw status"},
+		// Runtime and permanent both: a port open in only one of them is
+		// either gone at the next reload or not open yet.
+		{"firewalld-runtime", "systemctl is-active -q firewalld && firewall-cmd --list-all"},
+		{"firewalld-permanent", "systemctl is-active -q firewalld && firewall-cmd --permanent --list-all"},
+		// verbose for the default policy: "allow (incoming)" opens all.
+		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
+		// CentOS 7's docker package passes --selinux-enabled in OPTIONS;
+		// the same key in daemon.json would stop dockerd.
+		{"docker-sysconfig", "grep -h -- '--selinux-enabled' /etc/sysconfig/docker"},
 	}
 	var b strings.Builder
 	for _, p := range probes {
@@ -78,6 +103,11 @@ func factsScript(dockerUser string) string {
 
 func parseFacts(out string) *Facts {
 	f := &Facts{sections: map[string]string{}}
+	// Through a pty (sudo with requiretty) the terminal may have turned
+	// every newline into CRLF: the end marker tells.
+	if strings.Contains(out, "@@end\r\n") {
+		out = strings.ReplaceAll(out, "\r\n", "\n")
+	}
 	cur := ""
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(out, "\n") {

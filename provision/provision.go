@@ -38,6 +38,10 @@ type Spec struct {
 	AuthorizedKeys []string
 	// TLS, when set, makes dockerd listen on tcp with TLS verification.
 	TLS *TLS
+	// FirewallPorts are opened besides SwarmPorts (and the TLS port) when
+	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
+	// "5000/tcp".
+	FirewallPorts []string
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -58,6 +62,9 @@ type Host struct {
 	restart bool
 	// reload is set when a systemd unit file changed.
 	reload bool
+	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
+	// runner was switched to giving it one.
+	SudoTTY bool
 }
 
 // Step is one thing a host must have.
@@ -94,7 +101,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, installStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, firewallStep{}, serviceStep{},
 	}
 }
 
@@ -109,7 +116,10 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if !userRE.MatchString(spec.DockerUser) {
 		return nil, fmt.Errorf("invalid docker user %q", spec.DockerUser)
 	}
-	facts, err := GatherFacts(ctx, r, spec.DockerUser)
+	if _, err := wantedPorts(spec); err != nil {
+		return nil, err
+	}
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser)
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -121,8 +131,15 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if !facts.Has("systemctl") {
 		return nil, &StepError{Host: r.Host(), Step: "os", Err: errors.New("systemd is required (no systemctl on the host)")}
 	}
-	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam}
+	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
 	// Refuse what cannot end well before anything is changed.
+	src, err := (installStep{}).source(h)
+	if err == nil && src != "" {
+		_, err = fam.InstallDocker(os, src, spec.Install, facts.RPMInstalled)
+	}
+	if err != nil {
+		return nil, &StepError{Host: r.Host(), Step: (installStep{}).Name(), Err: err}
+	}
 	if _, _, err := (daemonJSONStep{}).merge(h); err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "daemon.json", Err: err}
 	}

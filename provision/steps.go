@@ -32,8 +32,13 @@ func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 	// hostnamectl needs systemd-hostnamed (D-Bus); minimal hosts and
 	// containers lack it. /etc/hostname is written in place because in a
 	// container it is a bind mount that cannot be renamed over.
-	_, err := h.R.RunSudo(ctx, fmt.Sprintf("hostnamectl set-hostname %[1]s 2>/dev/null || { printf '%%s\\n' %[1]s > /etc/hostname && hostname %[1]s; }", q))
-	return err
+	if _, err := h.R.RunSudo(ctx, fmt.Sprintf("hostnamectl set-hostname %[1]s 2>/dev/null || { printf '%%s\\n' %[1]s > /etc/hostname && hostname %[1]s; }", q)); err != nil {
+		return err
+	}
+	// dockerd reads the hostname when it starts: a running one would keep
+	// the old name in `docker info` and as its swarm node's hostname.
+	h.restart = true
+	return nil
 }
 
 type hostsStep struct{}
@@ -91,7 +96,7 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
-	cmds, err := h.Family.InstallDocker(h.OS, src, h.Spec.Install)
+	cmds, err := h.Family.InstallDocker(h.OS, src, h.Spec.Install, h.Facts.RPMInstalled)
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,8 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 			return err
 		}
 	}
-	// The unit, the group and the version are new: read them again.
+	// The unit, the group, the packages and the version are new: read them
+	// again.
 	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
 	if err != nil {
 		return err
@@ -149,9 +155,13 @@ func (s userStep) Apply(ctx context.Context, h *Host) error {
 	u := sshrun.ShellQuote(h.Spec.DockerUser)
 	var cmds []string
 	if _, exists := h.Facts.UserGroups(); !exists {
-		cmds = append(cmds, "useradd -m -s /bin/bash "+u)
+		// A group of the user's name (say "docker", once Docker is in) makes
+		// a plain useradd fail: "group docker exists".
+		cmds = append(cmds, fmt.Sprintf("if getent group %[1]s >/dev/null; then useradd -m -s /bin/bash -g %[1]s %[1]s; else useradd -m -s /bin/bash %[1]s; fi", u))
 	}
-	cmds = append(cmds, "getent group docker >/dev/null || groupadd docker", "usermod -aG docker "+u)
+	// Braces: a bare `a || b` inside the && chain would let a failed
+	// useradd through whenever groupadd succeeds.
+	cmds = append(cmds, "{ getent group docker >/dev/null || groupadd docker; }", "usermod -aG docker "+u)
 	if keys := s.missingKeys(h); len(keys) > 0 {
 		home := fmt.Sprintf(`"$(getent passwd %s | cut -d: -f6)"`, u)
 		cmds = append(cmds, fmt.Sprintf(`d=%s/.ssh && install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$d/authorized_keys" && chown %s "$d/authorized_keys" && chmod 600 "$d/authorized_keys"`, home, u, u, u))
@@ -168,7 +178,7 @@ type daemonJSONStep struct{}
 func (daemonJSONStep) Name() string { return "daemon.json" }
 func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
 	exists := h.Facts.Section("daemon-json-exists") == "yes"
-	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.Spec.Daemon)
+	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.daemonSettings())
 }
 func (s daemonJSONStep) Check(_ context.Context, h *Host) (bool, error) {
 	_, changed, err := s.merge(h)
@@ -199,9 +209,17 @@ func (tlsStep) Name() string { return "docker-tls" }
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func (tlsStep) files(h *Host) map[string][]byte {
+// tlsFile is one PEM file of the daemon's TLS material.
+type tlsFile struct {
+	name string
+	data []byte
+}
+
+// files lists the PEM files in a fixed order, so that a run's commands are
+// always the same.
+func (tlsStep) files(h *Host) []tlsFile {
 	t := h.Spec.TLS
-	return map[string][]byte{"ca.pem": t.CA, "server.pem": t.Cert, "server-key.pem": t.Key}
+	return []tlsFile{{"ca.pem", t.CA}, {"server.pem", t.Cert}, {"server-key.pem", t.Key}}
 }
 
 // dropIn is the systemd drop-in that adds the TLS socket to the unit's own
@@ -226,15 +244,36 @@ ExecStart=%s -H tcp://0.0.0.0:%d --tlsverify --tlscacert=%s/ca.pem --tlscert=%s/
 `, port, orig, port, tlsDir, tlsDir, tlsDir), nil
 }
 
-// mainExecStart returns the ExecStart of the unit file itself, not of a drop-in.
+// mainExecStart returns the ExecStart of the unit file itself, not of a
+// drop-in, on one line: CentOS 7's own docker.service spreads it over many
+// with trailing backslashes.
 func mainExecStart(systemctlCat string) string {
 	exec := ""
-	for i, l := range strings.Split(systemctlCat, "\n") {
+	lines := strings.Split(systemctlCat, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
 		if i > 0 && strings.HasPrefix(l, "# /") {
 			break // a drop-in starts here
 		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart="); ok && v != "" {
-			exec = v
+		v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart=")
+		if !ok {
+			continue
+		}
+		words := []string{}
+		for {
+			v = strings.TrimSpace(v)
+			cont := strings.HasSuffix(v, "\\")
+			if w := strings.TrimSpace(strings.TrimSuffix(v, "\\")); w != "" {
+				words = append(words, w)
+			}
+			if !cont || i+1 >= len(lines) {
+				break
+			}
+			i++
+			v = lines[i]
+		}
+		if len(words) > 0 {
+			exec = strings.Join(words, " ")
 		}
 	}
 	return exec
@@ -253,8 +292,8 @@ func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {
 			have[f[1]] = f[0]
 		}
 	}
-	for name, data := range s.files(h) {
-		if have[name] != sha(data) {
+	for _, f := range s.files(h) {
+		if have[f.name] != sha(f.data) {
 			return true, nil
 		}
 	}
@@ -274,12 +313,12 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+tlsDir+" "+dropInDir); err != nil {
 		return err
 	}
-	for name, data := range s.files(h) {
+	for _, f := range s.files(h) {
 		mode := 0o644
-		if strings.HasSuffix(name, "-key.pem") {
+		if strings.HasSuffix(f.name, "-key.pem") {
 			mode = 0o600
 		}
-		if err := h.R.WriteFile(ctx, tlsDir+"/"+name, data, fsMode(mode), ""); err != nil {
+		if err := h.R.WriteFile(ctx, tlsDir+"/"+f.name, f.data, fsMode(mode), ""); err != nil {
 			return err
 		}
 	}

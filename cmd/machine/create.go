@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -70,8 +72,8 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if g.output == "json" {
-				return writeJSON(out, mach.Machine)
+			if g.output == ui.ModeJSON {
+				return json.NewEncoder(out).Encode(map[string]any{"result": mach.Machine})
 			}
 			fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
 			if mach.Engine.TLS {

@@ -45,6 +45,10 @@ func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
 	}
 	m := machine.NewManager(st, all.Registry())
 	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), g.output)
+	if g.output == ui.ModeJSON {
+		// A script reads one stream: JSON events, then the result.
+		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
+	}
 	return m, nil
 }
 

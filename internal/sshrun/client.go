@@ -63,7 +63,8 @@ type Client struct {
 	hostKey ssh.PublicKey
 
 	sessions atomic.Int64
-	logMu    sync.Mutex // keeps transcript entries whole
+	sudoTTY  atomic.Bool // sudo needs a pty (requiretty)
+	logMu    sync.Mutex  // keeps transcript entries whole
 
 	sftpMu sync.Mutex
 	sftp   *sftp.Client

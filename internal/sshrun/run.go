@@ -87,7 +87,7 @@ func sudoersName(user string) string {
 // and a *RunError. When ctx ends the session is signalled and closed and the
 // error wraps ctx.Err().
 func (c *Client) Run(ctx context.Context, cmd string) (Result, error) {
-	return c.run(ctx, cmd, nil, false)
+	return c.run(ctx, cmd, nil, false, false)
 }
 
 // RunInput is Run with stdin streamed from r.
@@ -95,7 +95,7 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin io.Reader) (Res
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	return c.run(ctx, cmd, stdin, false)
+	return c.run(ctx, cmd, stdin, false, false)
 }
 
 // Sudo returns cmd wrapped to run as root.
@@ -111,7 +111,7 @@ func (c *Client) isRoot() bool { return c.cfg.User == "root" }
 // RunSudo runs cmd as root. When sudo wants a password the error is a
 // *SudoError explaining how to grant passwordless sudo.
 func (c *Client) RunSudo(ctx context.Context, cmd string) (Result, error) {
-	res, err := c.Run(ctx, c.Sudo(cmd))
+	res, err := c.run(ctx, c.Sudo(cmd), nil, false, c.wantPTY())
 	return res, c.sudoError(err)
 }
 
@@ -122,7 +122,7 @@ func (c *Client) runRoot(ctx context.Context, script string, hideStdout bool) (R
 	if !c.isRoot() {
 		cmd = c.Sudo(script)
 	}
-	res, err := c.run(ctx, cmd, nil, hideStdout)
+	res, err := c.run(ctx, cmd, nil, hideStdout, c.wantPTY())
 	return res, c.sudoError(err)
 }
 
@@ -143,7 +143,15 @@ func (c *Client) sudoError(err error) error {
 	return err
 }
 
-func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdout bool) (Result, error) {
+// SetSudoTTY makes later root commands (RunSudo, the root half of
+// WriteFile and ReadFile) run on a pty: old sudoers files with `Defaults
+// requiretty` (CentOS 7) refuse sudo without a terminal. The pty echoes
+// nothing and translates no newlines; stderr arrives merged into stdout.
+func (c *Client) SetSudoTTY(on bool) { c.sudoTTY.Store(on) }
+
+func (c *Client) wantPTY() bool { return c.sudoTTY.Load() && !c.isRoot() }
+
+func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdout, pty bool) (Result, error) {
 	res := Result{ExitCode: -1}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("on %s: command %q not started: %w", c.cfg.Host, c.redact(cmd), err)
@@ -160,6 +168,12 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	if stdin != nil {
 		in = &countingReader{r: stdin}
 		sess.Stdin = in
+	}
+	if pty {
+		modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ONLCR: 0, ssh.OPOST: 0}
+		if err := sess.RequestPty("dumb", 0, 0, modes); err != nil {
+			return res, fmt.Errorf("on %s: command %q: request a pty for sudo: %w", c.cfg.Host, c.redact(cmd), err)
+		}
 	}
 	start := time.Now()
 	if err := sess.Start(cmd); err != nil {
@@ -203,11 +217,15 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	}
 	c.record(cmd, in, hideStdout, res, fmt.Sprintf("exit %d", res.ExitCode), time.Since(start))
 	if res.ExitCode != 0 {
+		errText := res.Stderr
+		if pty {
+			errText = res.Stdout // a pty merges the two streams
+		}
 		return res, &RunError{
 			Host:     c.cfg.Host,
 			Cmd:      c.redact(cmd),
 			ExitCode: res.ExitCode,
-			Stderr:   tail(c.redact(string(res.Stderr)), stderrTailLines, stderrTailBytes),
+			Stderr:   tail(c.redact(string(errText)), stderrTailLines, stderrTailBytes),
 		}
 	}
 	return res, nil

@@ -129,6 +129,7 @@ func (s *testServer) session(nch ssh.NewChannel) {
 	}
 	var mu sync.Mutex
 	var running *exec.Cmd
+	pty := false // a pty-req came: stderr goes to stdout, as on a terminal
 	kill := func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -148,6 +149,10 @@ func (s *testServer) session(nch ssh.NewChannel) {
 			cmd.Dir = s.home
 			cmd.Env = append(os.Environ(), s.env...)
 			cmd.Stdout, cmd.Stderr = ch, ch.Stderr()
+			if pty {
+				cmd.Env = append(cmd.Env, "TEST_PTY=1")
+				cmd.Stderr = ch
+			}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			stdin, _ := cmd.StdinPipe()
 			if err := cmd.Start(); err != nil {
@@ -190,6 +195,9 @@ func (s *testServer) session(nch ssh.NewChannel) {
 				ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 				ch.Close()
 			}()
+		case "pty-req":
+			pty = true
+			req.Reply(true, nil)
 		case "signal":
 			kill()
 			if req.WantReply {

@@ -520,6 +520,38 @@ func TestWriteFileThroughSudo(t *testing.T) {
 	}
 }
 
+// TestSudoTTY: sudo with requiretty refuses without a terminal; after
+// SetSudoTTY the root commands get a pty, and their errors carry the merged
+// output.
+func TestSudoTTY(t *testing.T) {
+	bin := fakeBin(t, map[string]string{"sudo": `[ "$TEST_PTY" = 1 ] || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; }; [ "$1" = -n ] && shift; exec "$@"`})
+	_, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
+	cfg.User = "deploy"
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	_, err := c.RunSudo(ctx, "echo root")
+	var re *RunError
+	if !errors.As(err, &re) || !strings.Contains(re.Stderr, "must have a tty") {
+		t.Fatalf("without a pty: want sudo's refusal, got %v", err)
+	}
+	c.SetSudoTTY(true)
+	res, err := c.RunSudo(ctx, "echo root")
+	if err != nil || string(res.Stdout) != "root\n" {
+		t.Fatalf("with a pty: %v %q", err, res.Stdout)
+	}
+	if _, err := c.Run(ctx, `[ -z "$TEST_PTY" ]`); err != nil {
+		t.Fatalf("a plain Run got a pty too: %v", err)
+	}
+	_, err = c.RunSudo(ctx, "echo boom >&2; exit 3")
+	if !errors.As(err, &re) || re.ExitCode != 3 || !strings.Contains(re.Stderr, "boom") {
+		t.Fatalf("with a pty, the error should carry the merged output: %v", err)
+	}
+	dst := filepath.Join(t.TempDir(), "f")
+	if err := c.WriteFile(ctx, dst, []byte("x"), 0o644, ""); err != nil {
+		t.Fatalf("WriteFile through sudo with a pty: %v", err)
+	}
+}
+
 func TestRunSudoPasswordRequired(t *testing.T) {
 	bin := fakeBin(t, map[string]string{"sudo": `echo "sudo: a password is required" >&2; exit 1`})
 	_, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})

@@ -12,7 +12,24 @@ func (Debian) Name() string { return "debian" }
 
 const aptEnv = "export DEBIAN_FRONTEND=noninteractive; "
 
-func (Debian) InstallDocker(os OS, source string, in Install) ([]string, error) {
+// SELinux is false: Debian and Ubuntu use AppArmor.
+func (Debian) SELinux() bool { return false }
+
+// InstallPackages installs from the package lists the host has, and
+// updates them only when that fails (a fresh host has none).
+func (Debian) InstallPackages(pkgs ...string) string {
+	words := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		words[i] = shellWord(p)
+	}
+	list := strings.Join(words, " ")
+	return aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", list)
+}
+
+func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) bool) ([]string, error) {
+	if err := checkVersion(in.Version); err != nil {
+		return nil, err
+	}
 	switch source {
 	case "distro":
 		pkg := "docker.io"
@@ -21,24 +38,28 @@ func (Debian) InstallDocker(os OS, source string, in Install) ([]string, error) 
 		}
 		// Try the package lists the host has first: an offline host with a
 		// warm cache still installs, and an update costs seconds otherwise.
-		return []string{aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", shellWord(pkg))}, nil
+		return []string{d.InstallPackages(pkg)}, nil
 	case "repo":
-		repo := strings.TrimRight(in.RepoURL, "/")
-		if repo == "" {
-			repo = DefaultRepoURL
+		repo, err := repoRoot(in)
+		if err != nil {
+			return nil, err
 		}
 		distro := "debian"
 		if os.ID == "ubuntu" || contains(os.IDLike, "ubuntu") {
 			distro = "ubuntu"
 		}
 		codename := os.VersionCodename
+		if distro == "ubuntu" && os.UbuntuCodename != "" {
+			codename = os.UbuntuCodename
+		}
 		if codename == "" {
 			return nil, fmt.Errorf("%s: /etc/os-release has no VERSION_CODENAME, needed for the docker-ce apt repository", os.PrettyName)
 		}
 		pkgs := "docker-ce docker-ce-cli containerd.io"
 		if in.Version != "" {
-			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm.
-			pkgs = fmt.Sprintf("docker-ce=5:%[1]s* docker-ce-cli=5:%[1]s* containerd.io", in.Version)
+			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
+			// quoted so that the shell leaves the * to apt.
+			pkgs = fmt.Sprintf("%s %s containerd.io", shellWord("docker-ce=5:"+in.Version+"*"), shellWord("docker-ce-cli=5:"+in.Version+"*"))
 		}
 		return []string{
 			aptEnv + "command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",

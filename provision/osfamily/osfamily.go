@@ -5,6 +5,7 @@ package osfamily
 import (
 	"bufio"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -14,7 +15,10 @@ type OS struct {
 	IDLike          []string
 	VersionID       string
 	VersionCodename string
-	PrettyName      string
+	// UbuntuCodename is set by Ubuntu and its derivatives (Linux Mint's
+	// VERSION_CODENAME is its own, the docker-ce repo knows Ubuntu's).
+	UbuntuCodename string
+	PrettyName     string
 }
 
 // ParseOSRelease reads the KEY=value lines of /etc/os-release.
@@ -34,6 +38,7 @@ func ParseOSRelease(text string) OS {
 		IDLike:          strings.Fields(strings.ToLower(kv["ID_LIKE"])),
 		VersionID:       kv["VERSION_ID"],
 		VersionCodename: kv["VERSION_CODENAME"],
+		UbuntuCodename:  kv["UBUNTU_CODENAME"],
 		PrettyName:      kv["PRETTY_NAME"],
 	}
 }
@@ -56,25 +61,70 @@ const DefaultRepoURL = "https://download.docker.com"
 type Family interface {
 	Name() string
 	// InstallDocker returns the commands, run as root in order, that install
-	// Docker from the given source ("repo" or "distro").
-	InstallDocker(os OS, source string, in Install) ([]string, error)
+	// Docker from the given source ("repo" or "distro"). installed tells
+	// whether a package is on the host already (from the facts probe), so
+	// that a first run sends no command it does not need.
+	InstallDocker(os OS, source string, in Install, installed func(pkg string) bool) ([]string, error)
+	// InstallPackages returns the command that installs pkgs from the
+	// repositories the host already has.
+	InstallPackages(pkgs ...string) string
+	// SELinux tells whether the family runs SELinux (enforcing by default):
+	// Docker then needs container-selinux and selinux-enabled.
+	SELinux() bool
 }
 
 // Detect picks the family of os, or says clearly that it is not supported.
 func Detect(os OS) (Family, error) {
+	name := os.PrettyName
+	if name == "" {
+		name = strings.TrimSpace(os.ID + " " + os.VersionID)
+	}
+	if name == "" {
+		name = "an unknown OS (no /etc/os-release)"
+	}
 	ids := append([]string{os.ID}, os.IDLike...)
 	for _, id := range ids {
 		switch id {
 		case "debian", "ubuntu":
 			return Debian{}, nil
+		case "rhel", "centos", "rocky", "almalinux":
+			major, err := rhelMajor(os)
+			if err != nil {
+				return nil, fmt.Errorf("%s is not supported: %w", name, err)
+			}
+			return RHEL{Major: major}, nil
 		}
 	}
-	name := os.PrettyName
-	if name == "" {
-		name = os.ID
-	}
-	if name == "" {
-		name = "an unknown OS (no /etc/os-release)"
-	}
-	return nil, fmt.Errorf("%s is not supported: shoal provisions Debian and Ubuntu hosts", name)
+	return nil, fmt.Errorf("%s is not supported: shoal provisions %s", name, Supported)
 }
+
+// Supported names the distributions shoal provisions, for error messages.
+const Supported = "Debian, Ubuntu, CentOS 7, CentOS Stream 8/9, Rocky Linux 8/9, AlmaLinux 8/9 and RHEL 7/8/9 hosts"
+
+// repoRoot is the docker-ce repository root without a trailing slash. It
+// goes into shell commands and a sed expression, so it must be a plain URL.
+func repoRoot(in Install) (string, error) {
+	root := strings.TrimRight(in.RepoURL, "/")
+	if root == "" {
+		return DefaultRepoURL, nil
+	}
+	if !repoURLRE.MatchString(root) {
+		return "", fmt.Errorf("--engine-repo-url %q is not a plain http(s) URL (like https://mirrors.aliyun.com/docker-ce)", in.RepoURL)
+	}
+	return root, nil
+}
+
+// checkVersion refuses an --engine-version that is not a version: it goes
+// into package names on the host's command line.
+func checkVersion(v string) error {
+	if v != "" && !versionRE.MatchString(v) {
+		return fmt.Errorf("--engine-version %q is not a version (like 24.0.9 or 24.0)", v)
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
+
+// repoURLRE leaves out quotes, spaces, '+' (the sed delimiter) and other
+// characters a shell or sed would read.
+var repoURLRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/-]*)?$`)

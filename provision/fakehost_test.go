@@ -1,0 +1,798 @@
+package provision
+
+// A scripted host for transcript tests: it answers the facts probe the way
+// the OS of a fixture (testdata/hosts/*.txt) would, models the effect of
+// every command provisioning sends (so that a second run sees what the
+// first one did), and records each call. A command it does not know fails
+// the test: every command in a golden transcript is one the fake understood.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/provision/osfamily"
+)
+
+// fixture is one parsed testdata/hosts file: a comment, then txtar-style
+// "-- name --" sections; host, spec and install hold "key: value" lines.
+type fixture struct {
+	name     string
+	comment  string
+	sections map[string]string
+}
+
+func loadFixture(t testing.TB, path string) fixture {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{sections: map[string]string{}}
+	base := path[strings.LastIndex(path, "/")+1:]
+	f.name = strings.TrimSuffix(base, ".txt")
+	cur := ""
+	var buf strings.Builder
+	flush := func() {
+		if cur == "" {
+			f.comment = buf.String()
+		} else {
+			f.sections[cur] = buf.String()
+		}
+		buf.Reset()
+	}
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		l := strings.TrimRight(line, "\n")
+		if strings.HasPrefix(l, "-- ") && strings.HasSuffix(l, " --") && len(l) > 6 {
+			flush()
+			cur = strings.TrimSuffix(strings.TrimPrefix(l, "-- "), " --")
+			continue
+		}
+		buf.WriteString(line)
+	}
+	flush()
+	return f
+}
+
+// kv reads a section of "key: value" lines; a key may repeat.
+func (f fixture) kv(section string) map[string][]string {
+	out := map[string][]string{}
+	for _, l := range strings.Split(f.sections[section], "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(l) == "" {
+			continue
+		}
+		out[strings.TrimSpace(k)] = append(out[strings.TrimSpace(k)], strings.TrimSpace(v))
+	}
+	return out
+}
+
+func (f fixture) get(section, key string) string {
+	v := f.kv(section)[key]
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// Fake TLS material: only its bytes matter.
+var (
+	fakeCA   = []byte("-----BEGIN CERTIFICATE-----\nfake CA for transcript tests\n-----END CERTIFICATE-----\n")
+	fakeCert = []byte("-----BEGIN CERTIFICATE-----\nfake server certificate\n-----END CERTIFICATE-----\n")
+	fakeKey  = []byte("-----BEGIN PRIVATE KEY-----\nfake server key\n-----END PRIVATE KEY-----\n")
+)
+
+// spec builds the provisioning Spec the fixture asks for.
+func (f fixture) spec() Spec {
+	s := Spec{
+		Hostname:   f.get("spec", "hostname"),
+		DockerUser: f.get("spec", "docker-user"),
+		Install: osfamily.Install{
+			Mode:    f.get("spec", "install"),
+			Version: f.get("spec", "version"),
+			RepoURL: f.get("spec", "repo-url"),
+		},
+		Daemon: DaemonSettings{
+			InsecureRegistries: strings.Fields(f.get("spec", "insecure-registries")),
+			RegistryMirrors:    strings.Fields(f.get("spec", "registry-mirrors")),
+			Labels:             strings.Fields(f.get("spec", "labels")),
+		},
+		FirewallPorts:  strings.Fields(f.get("spec", "firewall-ports")),
+		AuthorizedKeys: f.kv("spec")["authorized-key"],
+	}
+	for _, e := range strings.Split(f.get("spec", "hosts"), ";") {
+		if w := strings.Fields(e); len(w) >= 2 {
+			s.Hosts = append(s.Hosts, HostEntry{IP: w[0], Names: w[1:]})
+		}
+	}
+	if p := f.get("spec", "tls"); p != "" {
+		port, _ := strconv.Atoi(p)
+		s.TLS = &TLS{CA: fakeCA, Cert: fakeCert, Key: fakeKey, Port: port}
+	}
+	return s
+}
+
+type fakeUser struct {
+	groups []string // the first is the primary group
+	keys   []string
+}
+
+// fakeHost is the simulated machine.
+type fakeHost struct {
+	t    testing.TB
+	fix  fixture
+	user string
+	sudo string // "", "requiretty" or "password"
+	tty  bool
+	log  []string
+
+	osRelease string
+	hostname  string
+	files     map[string]string
+	users     map[string]*fakeUser
+	groups    map[string]bool
+	commands  map[string]bool
+	rpms      map[string]bool
+	docker    string // the engine's version, "" when none
+	unit      string
+	enabled   bool
+	active    bool
+	pid       int
+	repo      string // the docker-ce repository the host knows, "" none
+	aptFresh  bool   // apt-get update ran since the repo was added
+
+	firewalld  bool
+	fwServices []string
+	fwRuntime  []string
+	fwPerm     []string
+	ufw        bool
+	ufwRules   []string
+	selinux    string
+}
+
+func newFakeHost(t testing.TB, fix fixture) *fakeHost {
+	h := &fakeHost{
+		t:         t,
+		fix:       fix,
+		user:      fix.get("host", "user"),
+		sudo:      fix.get("host", "sudo"),
+		osRelease: fix.sections["os-release"],
+		hostname:  fix.get("host", "hostname"),
+		files:     map[string]string{"/etc/hosts": fix.sections["hosts"]},
+		users:     map[string]*fakeUser{},
+		groups:    map[string]bool{},
+		commands:  map[string]bool{},
+		rpms:      map[string]bool{},
+		docker:    fix.get("host", "docker"),
+		selinux:   fix.get("host", "selinux"),
+		firewalld: fix.get("host", "firewalld") == "active",
+		ufw:       fix.get("host", "ufw") == "active",
+		pid:       0,
+	}
+	for _, c := range strings.Fields(fix.get("host", "commands")) {
+		h.commands[c] = true
+	}
+	for _, p := range strings.Fields(fix.get("host", "rpm")) {
+		h.rpms[p] = true
+	}
+	for _, u := range strings.Fields(fix.get("host", "users")) {
+		name, groups, _ := strings.Cut(u, ":")
+		h.users[name] = &fakeUser{groups: strings.Split(groups, ",")}
+		for _, g := range h.users[name].groups {
+			h.groups[g] = true
+		}
+	}
+	for _, g := range strings.Fields(fix.get("host", "groups")) {
+		h.groups[g] = true
+	}
+	if d, ok := fix.sections["daemon.json"]; ok {
+		h.files[daemonJSONPath] = d
+	}
+	if h.docker != "" {
+		h.unit = fix.sections["unit"]
+		h.commands["dockerd"], h.commands["docker"] = true, true
+		st := fix.get("host", "docker-state")
+		h.enabled, h.active = strings.Contains(st, "enabled"), strings.Contains(st, " active") || strings.HasPrefix(st, "active")
+		if h.active {
+			h.pid = 1000
+		}
+	}
+	h.fwServices = strings.Fields(fix.get("host", "firewalld-services"))
+	h.fwRuntime = strings.Fields(fix.get("host", "firewalld-ports"))
+	h.fwPerm = h.fwRuntime
+	if p, ok := fix.kv("host")["firewalld-permanent-ports"]; ok {
+		h.fwPerm = strings.Fields(p[0])
+	}
+	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
+	return h
+}
+
+// --- the Runner ---------------------------------------------------------
+
+func (h *fakeHost) Host() string { return "10.9.9.9" }
+func (h *fakeHost) User() string { return h.user }
+
+func (h *fakeHost) Run(ctx context.Context, cmd string) (sshrun.Result, error) {
+	h.log = append(h.log, "run:   "+cmd)
+	return h.exec(cmd)
+}
+
+func (h *fakeHost) RunSudo(ctx context.Context, cmd string) (sshrun.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return sshrun.Result{ExitCode: -1}, err
+	}
+	h.log = append(h.log, h.sudoTag()+h.show(cmd))
+	if err := h.sudoRefuses(cmd); err != nil {
+		h.log = append(h.log, "       -> "+outcome(err))
+		return sshrun.Result{ExitCode: 1}, err
+	}
+	res, err := h.exec(cmd)
+	if err != nil {
+		h.log = append(h.log, "       -> "+outcome(err))
+	}
+	return res, err
+}
+
+func (h *fakeHost) WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner string) error {
+	if owner == "" {
+		owner = "root"
+	}
+	h.log = append(h.log, fmt.Sprintf("write: %s (%04o %s)", path, mode.Perm(), owner))
+	if strings.HasSuffix(path, ".pem") {
+		h.log = append(h.log, fmt.Sprintf("       | (%d bytes of PEM)", len(data)))
+	} else {
+		for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			h.log = append(h.log, strings.TrimRight("       | "+l, " "))
+		}
+	}
+	if err := h.sudoRefuses("write " + path); err != nil {
+		h.log = append(h.log, "       -> "+outcome(err))
+		return err
+	}
+	h.files[path] = string(data)
+	return nil
+}
+
+// SetSudoTTY makes the fake a SudoTTYRunner, as sshrun will be.
+func (h *fakeHost) SetSudoTTY(on bool) {
+	h.log = append(h.log, fmt.Sprintf("tty:   SetSudoTTY(%v)", on))
+	h.tty = on
+}
+
+func (h *fakeHost) sudoTag() string {
+	if h.tty {
+		return "sudo+pty: "
+	}
+	return "sudo:  "
+}
+
+// show shortens the facts probe: its full text is a golden of its own.
+func (h *fakeHost) show(cmd string) string {
+	if isFactsProbe(cmd) {
+		return "<facts probe: testdata/golden/facts-probe.sh>"
+	}
+	return cmd
+}
+
+func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, "echo '@@os-release'") }
+
+// sudoRefuses is what sudo says before running anything.
+func (h *fakeHost) sudoRefuses(cmd string) error {
+	if h.user == "root" {
+		return nil
+	}
+	re := &sshrun.RunError{Host: h.Host(), Cmd: "sudo -n sh -c " + sshrun.ShellQuote(cmd), ExitCode: 1}
+	switch h.sudo {
+	case "requiretty":
+		if !h.tty {
+			re.Stderr = "sudo: sorry, you must have a tty to run sudo"
+			return re
+		}
+	case "password":
+		re.Stderr = "sudo: a password is required"
+		return &sshrun.SudoError{Host: h.Host(), User: h.user, Err: re}
+	}
+	return nil
+}
+
+// outcome is a failed call in one line: exit status and stderr.
+func outcome(err error) string {
+	var re *sshrun.RunError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("exit %d: %s", re.ExitCode, strings.ReplaceAll(re.Stderr, "\n", " / "))
+	}
+	l, _, _ := strings.Cut(err.Error(), "\n")
+	return l
+}
+
+// fail is a command that ran and exited non-zero.
+func (h *fakeHost) fail(cmd string, code int, stderr string) (sshrun.Result, error) {
+	return sshrun.Result{Stderr: []byte(stderr + "\n"), ExitCode: code},
+		&sshrun.RunError{Host: h.Host(), Cmd: cmd, ExitCode: code, Stderr: stderr}
+}
+
+func ok(stdout string) (sshrun.Result, error) {
+	return sshrun.Result{Stdout: []byte(stdout)}, nil
+}
+
+// --- what commands do -----------------------------------------------------
+
+var (
+	reHostname  = regexp.MustCompile(`^hostnamectl set-hostname '([^']*)' 2>/dev/null \|\| `)
+	reKey       = regexp.MustCompile(`printf '%s\\n' '([^']*)' >> `)
+	reUsermod   = regexp.MustCompile(`\{ getent group docker >/dev/null \|\| groupadd docker; \} && usermod -aG docker '([^']*)'`)
+	reUseradd   = regexp.MustCompile(`^if getent group '([^']*)' >/dev/null; then useradd -m -s /bin/bash -g '[^']*' '[^']*'; else useradd -m -s /bin/bash '[^']*'; fi && `)
+	rePkgInst   = regexp.MustCompile(`^(yum|dnf) install -y -q (.+)$`)
+	reAddRepo   = regexp.MustCompile(`^(yum-config-manager|dnf config-manager) --add-repo (\S+)$`)
+	reSed       = regexp.MustCompile(`^sed -i 's\+([^+]+)\+([^+]+)\+' ` + regexp.QuoteMeta(osfamily.DockerRepoFile) + `$`)
+	reAptInst   = regexp.MustCompile(`^apt-get install -y -q (.+?) \|\| \{ apt-get update -q && apt-get install -y -q (.+); \}$`)
+	reAptPlain  = regexp.MustCompile(`^apt-get install -y -q (.+)$`)
+	reAptGPG    = regexp.MustCompile(`^curl -fsSL (\S+)/gpg -o /etc/apt/keyrings/docker.asc && chmod a\+r /etc/apt/keyrings/docker.asc$`)
+	reAptList   = regexp.MustCompile(`^echo "deb \[arch=\$\(dpkg --print-architecture\) signed-by=/etc/apt/keyrings/docker.asc\] (\S+) (\S+) stable" > /etc/apt/sources.list.d/docker.list$`)
+	reFwAdd     = regexp.MustCompile(`^firewall-cmd --permanent((?: --add-port=\S+)+)$`)
+	reUfwAllow  = regexp.MustCompile(`^ufw allow (\S+)$`)
+	rePinnedRPM = regexp.MustCompile(`^(docker-ce-cli|docker-ce|docker)-([0-9][0-9.]*\*?)$`)
+)
+
+func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
+	cmd = strings.TrimPrefix(cmd, "export DEBIAN_FRONTEND=noninteractive; ")
+	switch {
+	case isFactsProbe(cmd):
+		return ok(h.facts(cmd))
+	case cmd == "docker info --format '{{.ServerVersion}}'":
+		if !h.active {
+			return h.fail(cmd, 1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+		}
+		return ok(h.docker + "\n")
+	case reHostname.MatchString(cmd):
+		h.hostname = reHostname.FindStringSubmatch(cmd)[1]
+		return ok("")
+	case strings.Contains(cmd, "usermod -aG docker "):
+		return h.userStep(cmd)
+	case strings.HasPrefix(cmd, "mkdir -p /etc/docker"):
+		if strings.HasSuffix(cmd, " && cp -p "+daemonJSONPath+" "+daemonJSONBackup) {
+			h.files[daemonJSONBackup] = h.files[daemonJSONPath]
+		} else if cmd != "mkdir -p /etc/docker" {
+			break
+		}
+		return ok("")
+	case cmd == "install -d -m 755 "+tlsDir+" "+dropInDir:
+		return ok("")
+	case strings.HasPrefix(cmd, "systemctl "):
+		return h.systemctl(cmd)
+	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
+		return h.firewall(cmd)
+	case rePkgInst.MatchString(cmd):
+		m := rePkgInst.FindStringSubmatch(cmd)
+		return h.rpmInstall(cmd, m[1], strings.Fields(m[2]))
+	case reAddRepo.MatchString(cmd):
+		m := reAddRepo.FindStringSubmatch(cmd)
+		tool := map[string]string{"yum-config-manager": "yum-utils", "dnf config-manager": "dnf-plugins-core"}[m[1]]
+		if !h.rpms[tool] {
+			if m[1] == "yum-config-manager" {
+				return h.fail(cmd, 127, "sh: yum-config-manager: command not found")
+			}
+			return h.fail(cmd, 1, "No such command: config-manager. Please use /usr/bin/dnf --help")
+		}
+		// docker-ce.repo names download.docker.com, whoever serves it.
+		url := m[2]
+		if !strings.HasSuffix(url, "/docker-ce.repo") {
+			return h.fail(cmd, 1, "Cannot download "+url)
+		}
+		h.repo = osfamily.DefaultRepoURL + "/linux/" + pathPart(url)
+		h.files[osfamily.DockerRepoFile] = "[docker-ce-stable]\nbaseurl=" + h.repo + "/$releasever/$basearch/stable\n"
+		return ok("adding repo from: " + url + "\n")
+	case reSed.MatchString(cmd):
+		m := reSed.FindStringSubmatch(cmd)
+		if h.repo == "" {
+			return h.fail(cmd, 2, "sed: can't read "+osfamily.DockerRepoFile+": No such file or directory")
+		}
+		h.repo = strings.Replace(h.repo, m[1], m[2], 1)
+		h.files[osfamily.DockerRepoFile] = strings.ReplaceAll(h.files[osfamily.DockerRepoFile], m[1], m[2])
+		return ok("")
+	case strings.HasPrefix(cmd, "command -v curl >/dev/null || "):
+		return ok("")
+	case cmd == "install -m 0755 -d /etc/apt/keyrings":
+		return ok("")
+	case reAptGPG.MatchString(cmd):
+		return ok("")
+	case reAptList.MatchString(cmd):
+		m := reAptList.FindStringSubmatch(cmd)
+		h.repo, h.aptFresh = m[1], false
+		if want := fakeCodename(h.osRelease); m[2] != want {
+			h.t.Errorf("%s: docker.list names suite %q, the OS is %q", h.fix.name, m[2], want)
+		}
+		return ok("")
+	case cmd == "apt-get update -q":
+		h.aptFresh = true
+		return ok("")
+	case reAptInst.MatchString(cmd):
+		return h.aptInstall(cmd, strings.Fields(reAptInst.FindStringSubmatch(cmd)[1]))
+	case reAptPlain.MatchString(cmd):
+		return h.aptInstall(cmd, strings.Fields(reAptPlain.FindStringSubmatch(cmd)[1]))
+	}
+	h.t.Errorf("%s: the fake host does not know this command:\n%s", h.fix.name, cmd)
+	return h.fail(cmd, 127, "fake host: unknown command")
+}
+
+func pathPart(url string) string {
+	i := strings.Index(url, "/linux/")
+	if i < 0 {
+		return url
+	}
+	return strings.TrimSuffix(url[i+len("/linux/"):], "/docker-ce.repo")
+}
+
+func fakeCodename(osRelease string) string {
+	o := osfamily.ParseOSRelease(osRelease)
+	if o.UbuntuCodename != "" {
+		return o.UbuntuCodename
+	}
+	return o.VersionCodename
+}
+
+func (h *fakeHost) userStep(cmd string) (sshrun.Result, error) {
+	name := reUsermod.FindStringSubmatch(cmd)[1]
+	if m := reUseradd.FindStringSubmatch(cmd); m != nil {
+		if h.users[name] != nil {
+			return h.fail(cmd, 9, "useradd: user '"+name+"' already exists")
+		}
+		primary := name
+		if !h.groups[name] {
+			h.groups[name] = true
+		}
+		h.users[name] = &fakeUser{groups: []string{primary}}
+	} else if strings.Contains(cmd, "useradd") {
+		h.t.Errorf("%s: useradd in an unexpected form:\n%s", h.fix.name, cmd)
+	}
+	u := h.users[name]
+	if u == nil {
+		return h.fail(cmd, 6, "usermod: user '"+name+"' does not exist")
+	}
+	h.groups["docker"] = true
+	if !slices.Contains(u.groups, "docker") {
+		u.groups = append(u.groups, "docker")
+	}
+	for _, m := range reKey.FindAllStringSubmatch(cmd, -1) {
+		u.keys = append(u.keys, m[1])
+	}
+	return ok("")
+}
+
+func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
+	for _, c := range strings.Split(cmd, " && ") {
+		switch c {
+		case "systemctl daemon-reload":
+		case "systemctl enable docker":
+			h.enabled = true
+		case "systemctl start docker":
+			if !h.active {
+				h.pid += 100
+			}
+			h.active = true
+		case "systemctl restart docker":
+			h.pid += 100
+			h.active = true
+		default:
+			h.t.Errorf("%s: unknown systemctl command %q", h.fix.name, c)
+			return h.fail(cmd, 1, "unknown")
+		}
+		if h.docker == "" && c != "systemctl daemon-reload" {
+			return h.fail(cmd, 5, "Failed to "+c+": Unit docker.service not found.")
+		}
+	}
+	return ok("")
+}
+
+func (h *fakeHost) firewall(cmd string) (sshrun.Result, error) {
+	for _, c := range strings.Split(cmd, " && ") {
+		switch {
+		case reFwAdd.MatchString(c):
+			if !h.firewalld {
+				return h.fail(cmd, 252, "FirewallD is not running")
+			}
+			for _, a := range strings.Fields(reFwAdd.FindStringSubmatch(c)[1]) {
+				p := strings.TrimPrefix(a, "--add-port=")
+				if !slices.Contains(h.fwPerm, p) {
+					h.fwPerm = append(h.fwPerm, p)
+				}
+			}
+		case c == "firewall-cmd --reload":
+			if !h.firewalld {
+				return h.fail(cmd, 252, "FirewallD is not running")
+			}
+			h.fwRuntime = slices.Clone(h.fwPerm)
+		case reUfwAllow.MatchString(c):
+			p := reUfwAllow.FindStringSubmatch(c)[1]
+			if !slices.Contains(h.ufwRules, p) {
+				h.ufwRules = append(h.ufwRules, p)
+			}
+		default:
+			h.t.Errorf("%s: unknown firewall command %q", h.fix.name, c)
+			return h.fail(cmd, 1, "unknown")
+		}
+	}
+	return ok("")
+}
+
+// rpmInstall installs packages; docker-ce's need the docker-ce repository,
+// and a pinned version must be the one the fixture's repository has.
+func (h *fakeHost) rpmInstall(cmd, pm string, words []string) (sshrun.Result, error) {
+	if !h.commands[pm] {
+		return h.fail(cmd, 127, "sh: "+pm+": command not found")
+	}
+	inst := h.fix.kv("install")
+	for _, w := range words {
+		w = strings.Trim(w, "'")
+		name, pin := w, ""
+		if m := rePinnedRPM.FindStringSubmatch(w); m != nil {
+			name, pin = m[1], m[2]
+		}
+		switch name {
+		case "docker-ce", "docker-ce-cli", "containerd.io":
+			if h.repo == "" {
+				return h.fail(cmd, 1, "No package "+w+" available.\nError: Nothing to do")
+			}
+		case "docker", "container-selinux", "yum-utils", "dnf-plugins-core":
+		default:
+			return h.fail(cmd, 1, "No package "+w+" available.")
+		}
+		if pin != "" && !pinMatches(inst["version"][0], pin) {
+			return h.fail(cmd, 1, "No package "+w+" available.")
+		}
+		h.rpms[name] = true
+		if name == inst["package"][0] {
+			h.installDocker()
+		}
+	}
+	return ok("")
+}
+
+func pinMatches(have, pin string) bool {
+	if p, ok := strings.CutSuffix(pin, "*"); ok {
+		return strings.HasPrefix(have, p)
+	}
+	return have == pin
+}
+
+// aptInstall installs .debs: docker-ce needs the repository and a fresh
+// `apt-get update`.
+func (h *fakeHost) aptInstall(cmd string, words []string) (sshrun.Result, error) {
+	inst := h.fix.kv("install")
+	for _, w := range words {
+		w = strings.Trim(w, "'")
+		name, pin, _ := strings.Cut(w, "=")
+		switch name {
+		case "docker-ce", "docker-ce-cli", "containerd.io":
+			if h.repo == "" || !h.aptFresh {
+				return h.fail(cmd, 100, "E: Unable to locate package "+name)
+			}
+			pin = strings.TrimPrefix(pin, "5:")
+		case "docker.io", "curl", "ca-certificates":
+		default:
+			return h.fail(cmd, 100, "E: Unable to locate package "+name)
+		}
+		if pin != "" && !pinMatches(inst["version"][0], pin) {
+			return h.fail(cmd, 100, "E: Version '"+pin+"' for '"+name+"' was not found")
+		}
+		if name == inst["package"][0] {
+			h.installDocker()
+		}
+	}
+	return ok("")
+}
+
+// installDocker is what the fixture's Docker package brings.
+func (h *fakeHost) installDocker() {
+	inst := h.fix.kv("install")
+	h.docker = inst["version"][0]
+	h.unit = h.fix.sections["unit"]
+	h.groups["docker"] = true
+	h.commands["docker"] = true
+	if inst["package"][0] != "docker" {
+		h.commands["dockerd"] = true // CentOS 7's own package has dockerd-current
+	}
+	for _, p := range strings.Fields(h.fix.get("install", "rpm")) {
+		h.rpms[p] = true
+	}
+	if s := h.fix.get("install", "sysconfig"); s != "" {
+		h.files["/etc/sysconfig/docker"] = s + "\n"
+	}
+	if h.fix.get("install", "starts") == "yes" {
+		h.enabled, h.active = true, true
+		h.pid += 100
+	}
+}
+
+// --- the facts probe --------------------------------------------------------
+
+var (
+	reProbeName = regexp.MustCompile(`echo '@@([a-z-]+)'`)
+	reProbeCmds = regexp.MustCompile(`for c in ([^;]+); do command -v`)
+	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^)]+)\)`)
+)
+
+// facts answers the probe section by section, in the script's order.
+func (h *fakeHost) facts(script string) string {
+	var b strings.Builder
+	for _, m := range reProbeName.FindAllStringSubmatch(script, -1) {
+		name := m[1]
+		fmt.Fprintf(&b, "@@%s\n", name)
+		b.WriteString(h.section(name, script))
+	}
+	return b.String()
+}
+
+func lines(l ...string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+func (h *fakeHost) section(name, script string) string {
+	du := dockerUserOf(script)
+	switch name {
+	case "end":
+		return ""
+	case "os-release":
+		return h.osRelease
+	case "hostname":
+		return lines(h.hostname)
+	case "hosts":
+		return h.files["/etc/hosts"]
+	case "user":
+		if u := h.users[du]; u != nil {
+			return lines(du, strings.Join(u.groups, " "))
+		}
+	case "authorized-keys":
+		if u := h.users[du]; u != nil {
+			return lines(u.keys...)
+		}
+	case "commands":
+		var out []string
+		for _, c := range strings.Fields(reProbeCmds.FindStringSubmatch(script)[1]) {
+			if h.commands[c] {
+				out = append(out, c)
+			}
+		}
+		return lines(out...)
+	case "docker-version":
+		if h.docker != "" {
+			return lines("Docker version " + h.docker + ", build 0123abc")
+		}
+	case "rpm":
+		if !h.commands["rpm"] {
+			return ""
+		}
+		var out []string
+		for _, p := range strings.Fields(reProbeRPM.FindStringSubmatch(script)[1]) {
+			if h.rpms[p] {
+				out = append(out, p)
+			} else {
+				out = append(out, "package "+p+" is not installed")
+			}
+		}
+		return lines(out...)
+	case "docker-group":
+		if h.groups["docker"] {
+			var members []string
+			for n, u := range h.users {
+				if slices.Contains(u.groups[1:], "docker") {
+					members = append(members, n)
+				}
+			}
+			sort.Strings(members)
+			return lines("docker:x:994:" + strings.Join(members, ","))
+		}
+	case "daemon-json-exists":
+		if _, ok := h.files[daemonJSONPath]; ok {
+			return lines("yes")
+		}
+	case "daemon-json":
+		return h.files[daemonJSONPath]
+	case "daemon-json-backup":
+		if _, ok := h.files[daemonJSONBackup]; ok {
+			return lines("yes")
+		}
+	case "tls":
+		var out []string
+		for _, f := range []string{"ca.pem", "server.pem", "server-key.pem"} {
+			if data, ok := h.files[tlsDir+"/"+f]; ok {
+				sum := sha256.Sum256([]byte(data))
+				out = append(out, hex.EncodeToString(sum[:])+"  "+f)
+			}
+		}
+		return lines(out...)
+	case "dropin":
+		return h.files[dropInPath]
+	case "unit":
+		if h.docker == "" {
+			return ""
+		}
+		u := h.unit
+		if d, ok := h.files[dropInPath]; ok {
+			u += "\n# " + dropInPath + "\n" + d
+		}
+		return u
+	case "enabled":
+		if h.docker != "" {
+			return lines(map[bool]string{true: "enabled", false: "disabled"}[h.enabled])
+		}
+	case "active":
+		return lines(map[bool]string{true: "active", false: "inactive"}[h.active])
+	case "dockerd-pid":
+		return lines(strconv.Itoa(h.pid))
+	case "firewalld":
+		return lines(map[bool]string{true: "active", false: "inactive"}[h.firewalld])
+	case "firewalld-runtime", "firewalld-permanent":
+		if !h.firewalld {
+			return ""
+		}
+		ports := h.fwRuntime
+		if name == "firewalld-permanent" {
+			ports = h.fwPerm
+		}
+		return lines("public (active)", "  target: default", "  icmp-block-inversion: no", "  interfaces: eth0", "  sources: ",
+			"  services: "+strings.Join(h.fwServices, " "), "  ports: "+strings.Join(ports, " "), "  protocols: ",
+			"  forward: yes", "  masquerade: no", "  forward-ports: ", "  source-ports: ", "  icmp-blocks: ", "  rich rules: ")
+	case "ufw":
+		if !h.commands["ufw"] {
+			return ""
+		}
+		if !h.ufw {
+			return lines("Status: inactive")
+		}
+		out := []string{"Status: active", "Logging: on (low)", "Default: deny (incoming), allow (outgoing), deny (routed)", "New profiles: skip", "",
+			fmt.Sprintf("%-27s%-12s%s", "To", "Action", "From"), fmt.Sprintf("%-27s%-12s%s", "--", "------", "----")}
+		// As ufw 0.36 prints them: an application profile after its ports.
+		to := func(r, v6 string) string {
+			if r == "OpenSSH" {
+				return "22/tcp (OpenSSH" + v6 + ")"
+			}
+			return r + v6
+		}
+		for _, r := range h.ufwRules {
+			out = append(out, fmt.Sprintf("%-27s%-12s%-26s", to(r, ""), "ALLOW IN", "Anywhere"))
+		}
+		for _, r := range h.ufwRules {
+			out = append(out, fmt.Sprintf("%-27s%-12s%-26s", to(r, " (v6)"), "ALLOW IN", "Anywhere (v6)"))
+		}
+		return lines(out...)
+	case "selinux":
+		if h.commands["getenforce"] {
+			return lines(h.selinux)
+		}
+	case "docker-sysconfig":
+		var out []string
+		for _, l := range strings.Split(h.files["/etc/sysconfig/docker"], "\n") {
+			if strings.Contains(l, "--selinux-enabled") {
+				out = append(out, l)
+			}
+		}
+		return lines(out...)
+	default:
+		h.t.Errorf("%s: the fake host does not know the probe %q: teach it", h.fix.name, name)
+	}
+	return ""
+}
+
+var reProbeUser = regexp.MustCompile(`id -un '([^']*)'`)
+
+func dockerUserOf(script string) string {
+	if m := reProbeUser.FindStringSubmatch(script); m != nil {
+		return m[1]
+	}
+	return ""
+}

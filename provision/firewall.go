@@ -1,0 +1,255 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// SwarmPorts are what every node opens when a firewall runs: SSH, the
+// daemon's TLS port, and Swarm's management, gossip and VXLAN ports.
+const SwarmPorts = "22/tcp 2376/tcp 2377/tcp 7946/tcp 7946/udp 4789/udp"
+
+// firewallPortRE is PORT/tcp or PORT/udp: a value that goes into commands.
+var firewallPortRE = regexp.MustCompile(`^([0-9]{1,5})/(tcp|udp)$`)
+
+// wantedPorts lists the ports the host must accept, in a stable order:
+// SwarmPorts, the TLS port, then Spec.FirewallPorts, without repeats.
+func wantedPorts(spec Spec) ([]string, error) {
+	list := strings.Fields(SwarmPorts)
+	if spec.TLS != nil && spec.TLS.Port != 0 {
+		list = append(list, fmt.Sprintf("%d/tcp", spec.TLS.Port))
+	}
+	list = append(list, spec.FirewallPorts...)
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range list {
+		m := firewallPortRE.FindStringSubmatch(p)
+		if m == nil {
+			return nil, fmt.Errorf("firewall port %q: want PORT/tcp or PORT/udp (like 5000/tcp)", p)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 65535 {
+			return nil, fmt.Errorf("firewall port %q: %d is not a port", p, n)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// portRange is one open range of ports; proto "" is tcp and udp both.
+type portRange struct {
+	lo, hi int
+	proto  string
+}
+
+// openPorts is what a firewall lets in; all means everything.
+type openPorts struct {
+	all    bool
+	ranges []portRange
+}
+
+func (o openPorts) covers(port string) bool {
+	if o.all {
+		return true
+	}
+	m := firewallPortRE.FindStringSubmatch(port)
+	if m == nil {
+		return false
+	}
+	n, _ := strconv.Atoi(m[1])
+	for _, r := range o.ranges {
+		if n >= r.lo && n <= r.hi && (r.proto == "" || r.proto == m[2]) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePortSpec reads "22/tcp", "7946", "6000-6010/udp", "6000:6010/udp" or
+// "80,443/tcp" (ufw's multiport) into ranges; ok is false for anything else.
+func parsePortSpec(s string) ([]portRange, bool) {
+	ports, proto, _ := strings.Cut(s, "/")
+	if proto != "" && proto != "tcp" && proto != "udp" {
+		return nil, false
+	}
+	var out []portRange
+	for _, part := range strings.Split(ports, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isRange {
+			lo, hi, isRange = strings.Cut(part, ":")
+		}
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || a > b {
+			return nil, false
+		}
+		out = append(out, portRange{a, b, proto})
+	}
+	return out, true
+}
+
+// servicePorts knows the firewalld services and ufw application profiles
+// that cover shoal's ports; for any other the port itself is added.
+func servicePorts(name string) (string, bool) {
+	switch name {
+	case "ssh", "OpenSSH":
+		return "22/tcp", true
+	case "docker-swarm":
+		return "2377/tcp 7946/tcp 7946/udp 4789/udp", true
+	case "docker-registry":
+		return "5000/tcp", true
+	}
+	return "", false
+}
+
+// serviceRanges is servicePorts as ranges.
+func serviceRanges(name string) ([]portRange, bool) {
+	ports, ok := servicePorts(name)
+	var out []portRange
+	for _, p := range strings.Fields(ports) {
+		r, _ := parsePortSpec(p)
+		out = append(out, r...)
+	}
+	return out, ok
+}
+
+// parseFirewalld reads `firewall-cmd --list-all` (of the default zone).
+func parseFirewalld(listAll string) openPorts {
+	var o openPorts
+	for _, l := range strings.Split(listAll, "\n") {
+		key, val, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		switch key {
+		case "target":
+			// The trusted zone (target ACCEPT) lets everything in.
+			o.all = o.all || val == "ACCEPT"
+		case "services":
+			for _, svc := range strings.Fields(val) {
+				r, _ := serviceRanges(svc)
+				o.ranges = append(o.ranges, r...)
+			}
+		case "ports":
+			for _, p := range strings.Fields(val) {
+				if r, ok := parsePortSpec(p); ok {
+					o.ranges = append(o.ranges, r...)
+				}
+			}
+		}
+	}
+	return o
+}
+
+var ufwColumnsRE = regexp.MustCompile(`\s{2,}`)
+
+// parseUFW reads `ufw status verbose`: whether ufw is active, and the
+// IPv4 rules that let anyone in (a rule limited to a source, a destination
+// or an interface does not count: shoal adds its own).
+func parseUFW(status string) (active bool, o openPorts) {
+	for _, l := range strings.Split(status, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "Status: active":
+			active = true
+			continue
+		case strings.HasPrefix(l, "Default:"):
+			o.all = o.all || strings.Contains(l, "allow (incoming)")
+			continue
+		}
+		cols := ufwColumnsRE.Split(l, -1)
+		if len(cols) < 3 {
+			continue
+		}
+		to, action, from := cols[0], cols[1], cols[2]
+		if strings.Contains(to, "(v6)") || strings.Contains(to, " on ") || from != "Anywhere" ||
+			!(strings.HasPrefix(action, "ALLOW") || strings.HasPrefix(action, "LIMIT")) || strings.HasSuffix(action, "OUT") {
+			continue
+		}
+		if to == "Anywhere" {
+			o.all = true
+			continue
+		}
+		if r, ok := serviceRanges(to); ok {
+			o.ranges = append(o.ranges, r...)
+			continue
+		}
+		// verbose names an application profile after its ports:
+		// "22/tcp (OpenSSH)". Anything else after the ports ("on eth0") or
+		// before them (a destination address) narrows the rule.
+		spec, rest, _ := strings.Cut(to, " ")
+		if rest != "" && !strings.HasPrefix(rest, "(") {
+			continue
+		}
+		if r, ok := parsePortSpec(spec); ok {
+			o.ranges = append(o.ranges, r...)
+		}
+	}
+	return active, o
+}
+
+type firewallStep struct{}
+
+func (firewallStep) Name() string { return "firewall" }
+
+// plan returns the command that opens the missing ports, "" when none is
+// missing or no firewall runs.
+func (firewallStep) plan(h *Host) (string, error) {
+	want, err := wantedPorts(h.Spec)
+	if err != nil {
+		return "", err
+	}
+	var cmds []string
+	if h.Facts.Section("firewalld") == "active" {
+		perm := parseFirewalld(h.Facts.Section("firewalld-permanent"))
+		runtime := parseFirewalld(h.Facts.Section("firewalld-runtime"))
+		add := "firewall-cmd --permanent"
+		reload := false
+		for _, p := range want {
+			if !perm.covers(p) {
+				add += " --add-port=" + p
+				reload = true
+			}
+			// Open in the permanent config only: the reload opens it.
+			reload = reload || !runtime.covers(p)
+		}
+		if add != "firewall-cmd --permanent" {
+			cmds = append(cmds, add)
+		}
+		if reload {
+			cmds = append(cmds, "firewall-cmd --reload")
+		}
+	}
+	if active, open := parseUFW(h.Facts.Section("ufw")); active {
+		// ufw allow writes the rule for IPv4 and IPv6, persistent and live.
+		for _, p := range want {
+			if !open.covers(p) {
+				cmds = append(cmds, "ufw allow "+p)
+			}
+		}
+	}
+	return strings.Join(cmds, " && "), nil
+}
+
+func (s firewallStep) Check(_ context.Context, h *Host) (bool, error) {
+	cmd, err := s.plan(h)
+	return cmd != "", err
+}
+
+func (s firewallStep) Apply(ctx context.Context, h *Host) error {
+	cmd, err := s.plan(h)
+	if err != nil || cmd == "" {
+		return err
+	}
+	_, err = h.R.RunSudo(ctx, cmd)
+	return err
+}
