@@ -32,6 +32,50 @@ func blockRanges(body hcl.Body, typ string) []hcl.Range {
 	return out
 }
 
+// nestedAttrRange is the range of attribute name in the first block of
+// type inner inside the index-th block of typ.
+func nestedAttrRange(body hcl.Body, typ string, index int, inner, name string) *hcl.Range {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	i := 0
+	for _, b := range sb.Blocks {
+		if b.Type != typ {
+			continue
+		}
+		if i == index {
+			for _, nb := range b.Body.Blocks {
+				if nb.Type == inner {
+					if a, ok := nb.Body.Attributes[name]; ok {
+						r := a.Expr.Range()
+						return &r
+					}
+					r := nb.DefRange()
+					return &r
+				}
+			}
+			r := b.DefRange()
+			return &r
+		}
+		i++
+	}
+	return nil
+}
+
+// checkEngine refuses what provisioning would refuse only after the hosts
+// were made.
+func checkEngine(e *engineBlock, r *hcl.Range) hcl.Diagnostics {
+	if e.Install != nil {
+		switch *e.Install {
+		case "auto", "repo", "distro", "skip":
+		default:
+			return hcl.Diagnostics{errAt(r, "Invalid engine install", "install must be auto, repo, distro or skip, not %q", *e.Install)}
+		}
+	}
+	return nil
+}
+
 // attrRange is the range of attribute name in the index-th block of typ,
 // or the block's own range when it has no such attribute.
 func attrRange(body hcl.Body, typ string, index int, name string) *hcl.Range {
@@ -63,7 +107,7 @@ func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
 
 // driverBlocks decodes the driver blocks of body (e.g. docker { ... }) into
 // the configs of the drivers they name, on top of what is in cfgs already.
-func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cfgs map[string]any) hcl.Diagnostics {
+func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cfgs map[string]any) ([]*hcl.Block, hcl.Diagnostics) {
 	schema := &hcl.BodySchema{}
 	for _, spec := range reg.All() {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: spec.Name})
@@ -84,27 +128,42 @@ func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cf
 		}
 		diags = append(diags, gohcl.DecodeBody(b.Body, ctx, cfg)...)
 	}
-	return diags
+	return content.Blocks, diags
 }
 
 var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 
-func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	spec := &Spec{Name: raw.Cluster.Name}
 	if err := store.ValidateName(spec.Name); err != nil {
 		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
 	}
+	// Nothing unknown may hide in the file: a misspelt block would be ignored.
+	_, d := raw.Remain.Content(&hcl.BodySchema{})
+	diags = append(diags, d...)
+	_, d = raw.Cluster.Remain.Content(&hcl.BodySchema{})
+	diags = append(diags, d...)
 	defDriver := "docker"
+	defDriverOK := true
 	defCfgs := map[string]any{}
 	var def defaultsBlock
 	if raw.Defaults != nil {
 		def = *raw.Defaults
 		if def.Driver != nil {
 			defDriver = *def.Driver
+			if _, err := reg.Get(defDriver); err != nil {
+				defDriverOK = false
+				diags = append(diags, errAt(attrRange(body, "defaults", 0, "driver"), "Unknown driver", "defaults: %v", err))
+			}
 		}
-		diags = append(diags, driverBlocks(def.Remain, ctx, reg, defCfgs)...)
+		_, d := driverBlocks(def.Remain, ctx, reg, defCfgs)
+		diags = append(diags, d...)
+		if def.Engine != nil {
+			diags = append(diags, checkEngine(def.Engine, nestedAttrRange(body, "defaults", 0, "engine", "install"))...)
+		}
 	}
+	hostnames := map[string]string{}
 	ranges := blockRanges(body, "machine")
 	seen := map[string]hcl.Range{}
 	for i, mb := range raw.Machines {
@@ -124,6 +183,8 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		driver := defDriver
 		if mb.Driver != nil {
 			driver = *mb.Driver
+		} else if !defDriverOK {
+			continue // said once, at the defaults
 		}
 		dspec, err := reg.Get(driver)
 		if err != nil {
@@ -149,12 +210,18 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 				diags = append(diags, errAt(r, "Invalid label", "machine %q: label key %q", mb.Name, k))
 			}
 		}
+		if mb.Engine != nil {
+			diags = append(diags, checkEngine(mb.Engine, nestedAttrRange(body, "machine", i, "engine", "install"))...)
+		}
 		engine := mergeEngine(def.Engine, mb.Engine)
-		archives := mb.ImageArchives
-		if archives == nil {
-			archives = def.ImageArchives
+		archives := append([]string(nil), mb.ImageArchives...)
+		if mb.ImageArchives == nil {
+			archives = append([]string(nil), def.ImageArchives...)
 		}
 		for j, a := range archives {
+			if !filepath.IsAbs(a) && baseDir != "" {
+				a = filepath.Join(baseDir, a) // relative to the cluster file
+			}
 			abs, err := filepath.Abs(a)
 			if err == nil {
 				_, err = os.Stat(abs)
@@ -171,6 +238,21 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 		if mb.DockerUser != nil {
 			dockerUser = *mb.DockerUser
 		}
+		// The machine's driver blocks are decoded once, then copied per count.
+		own := map[string]any{}
+		if base, ok := defCfgs[dspec.Name]; ok {
+			own[dspec.Name] = cloneConfig(dspec, base)
+		}
+		blocks, d := driverBlocks(mb.Remain, ctx, reg, own)
+		diags = append(diags, d...)
+		for _, b := range blocks {
+			if bs, err := reg.Get(b.Type); err == nil && bs.Name != dspec.Name {
+				rng := b.DefRange
+				diags = append(diags, errAt(&rng, "Driver block of another driver",
+					"machine %q uses the %s driver, so its %s block would be ignored: set driver = %q, or remove the block", mb.Name, dspec.Name, b.Type, bs.Name))
+			}
+		}
+		validated := false
 		for n := 1; n <= count; n++ {
 			name := mb.Name
 			if mb.Count != nil {
@@ -186,22 +268,24 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 			}
 			seen[name] = rng
 			// Each machine gets its own config: defaults, then its block.
-			cfgs := map[string]any{}
-			if base, ok := defCfgs[dspec.Name]; ok {
-				cfgs[dspec.Name] = cloneConfig(dspec, base)
-			}
-			diags = append(diags, driverBlocks(mb.Remain, ctx, reg, cfgs)...)
-			cfg, ok := cfgs[dspec.Name]
-			if !ok {
+			var cfg any
+			if c, ok := own[dspec.Name]; ok {
+				cfg = cloneConfig(dspec, c)
+			} else {
 				cfg = dspec.NewConfig()
 			}
-			if dspec.Validate != nil {
-				if err := dspec.Validate(cfg); err != nil {
-					diags = append(diags, errAt(r, "Invalid "+dspec.Name+" settings", "machine %q: %v", name, err))
+			if !validated {
+				// The same settings are checked once per block, not per count.
+				validated = true
+				var verr error
+				if dspec.Validate != nil {
+					verr = dspec.Validate(cfg)
 				}
-			}
-			if dspec.Name == "ssh" {
-				diags = append(diags, checkAddress(r, name, cfg)...)
+				if verr != nil {
+					diags = append(diags, errAt(r, "Invalid "+dspec.Name+" settings", "machine %q: %v", mb.Name, verr))
+				} else if dspec.Name == "ssh" {
+					diags = append(diags, checkAddress(r, name, cfg)...)
+				}
 			}
 			hostname := name
 			if mb.Hostname != nil {
@@ -212,6 +296,11 @@ func build(raw *file, body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry
 			}
 			if !hostnameRE.MatchString(hostname) {
 				diags = append(diags, errAt(r, "Invalid hostname", "machine %q: %q is not a valid hostname", name, hostname))
+			} else if other, dup := hostnames[strings.ToLower(hostname)]; dup {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "hostname"), "Duplicate hostname",
+					"machines %q and %q both have hostname %q: /etc/hosts, the registry's placement and peer SSH need one name per node", other, name, hostname))
+			} else {
+				hostnames[strings.ToLower(hostname)] = name
 			}
 			spec.Machines = append(spec.Machines, Machine{
 				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg, Hostname: hostname, DockerUser: dockerUser,
@@ -282,6 +371,9 @@ func checkAddress(r *hcl.Range, name string, cfg any) hcl.Diagnostics {
 	}
 	raw, _ := json.Marshal(cfg)
 	_ = json.Unmarshal(raw, &fields)
+	if fields.Host == "" {
+		return nil // the driver's own check said so
+	}
 	if net.ParseIP(fields.Host) == nil && !hostnameRE.MatchString(fields.Host) {
 		return hcl.Diagnostics{errAt(r, "Invalid address", "machine %q: ssh host %q is neither an IP address nor a host name", name, fields.Host)}
 	}

@@ -6,10 +6,12 @@ package cluster
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/shoal-dev/shoal/drivers"
@@ -36,9 +38,22 @@ type clusterBlock struct {
 }
 
 type variableBlock struct {
-	Name        string    `hcl:"name,label"`
-	Default     cty.Value `hcl:"default,optional"`
-	Description string    `hcl:"description,optional"`
+	Name        string         `hcl:"name,label"`
+	Type        hcl.Expression `hcl:"type,optional"`
+	Default     cty.Value      `hcl:"default,optional"`
+	Description string         `hcl:"description,optional"`
+}
+
+// typeOf reads a variable's type constraint (string, number, bool,
+// list(string), ...); cty.NilType when the block has none.
+func (b variableBlock) typeOf() (cty.Type, hcl.Diagnostics) {
+	if b.Type == nil {
+		return cty.NilType, nil
+	}
+	if v, d := b.Type.Value(nil); !d.HasErrors() && v.IsNull() {
+		return cty.NilType, nil // no type attribute
+	}
+	return typeexpr.TypeConstraint(b.Type)
 }
 
 type engineBlock struct {
@@ -196,7 +211,7 @@ func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnost
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	spec, sdiags := build(&raw, f.Body, ctx, reg)
+	spec, sdiags := build(&raw, f.Body, filepath.Dir(path), ctx, reg)
 	diags = append(diags, sdiags...)
 	if diags.HasErrors() {
 		return nil, diags
@@ -215,10 +230,26 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (m
 	var diags hcl.Diagnostics
 	vals := map[string]cty.Value{}
 	declared := map[string]bool{}
+	types := map[string]cty.Type{}
 	for _, b := range blocks {
 		declared[b.Name] = true
+		ty, d := b.typeOf()
+		diags = append(diags, d...)
+		if ty != cty.NilType {
+			types[b.Name] = ty
+		}
 		if !b.Default.IsNull() {
-			vals[b.Name] = b.Default
+			v := b.Default
+			if ty != cty.NilType {
+				conv, err := convert.Convert(v, ty)
+				if err != nil {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value",
+						Detail: fmt.Sprintf("variable %q: %v", b.Name, err), Subject: b.Type.Range().Ptr()})
+					continue
+				}
+				v = conv
+			}
+			vals[b.Name] = v
 		}
 	}
 	set := func(name string, v cty.Value, rng *hcl.Range) {
@@ -227,9 +258,13 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (m
 				Detail: fmt.Sprintf("%q is not declared: add a variable %q {} block to the cluster file", name, name), Subject: rng})
 			return
 		}
-		if old, ok := vals[name]; ok && old.Type() != cty.String && v.Type() == cty.String {
-			// --var gives strings: make them the default's type.
-			if conv, err := convert.Convert(v, old.Type()); err == nil {
+		want := types[name]
+		if old, ok := vals[name]; ok && want == cty.NilType {
+			want = old.Type()
+		}
+		if want != cty.NilType && want != cty.DynamicPseudoType && !v.Type().Equals(want) {
+			// --var gives strings: make them the declared (or the default's) type.
+			if conv, err := convert.Convert(v, want); err == nil {
 				v = conv
 			} else {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",

@@ -9,17 +9,18 @@ import (
 
 // shellSyntax says how one shell sets and unsets a variable.
 type shellSyntax struct {
-	set, unset, hint string
+	set, unset, hint, comment string
 }
 
 // Shells are the shells `machine env` speaks.
 var shells = map[string]shellSyntax{
-	"bash":       {`export %s="%s"`, `unset %s`, `eval "$(%s)"`},
-	"zsh":        {`export %s="%s"`, `unset %s`, `eval "$(%s)"`},
-	"fish":       {`set -gx %s "%s";`, `set -e %s;`, `eval (%s)`},
-	"tcsh":       {`setenv %s "%s";`, `unsetenv %s;`, "eval `%s`"},
-	"powershell": {`$Env:%s = "%s"`, `Remove-Item Env:\\%s`, `& %s | Invoke-Expression`},
-	"cmd":        {`SET %s=%s`, `SET %s=`, `@FOR /f "tokens=*" %%i IN ('%s') DO @%%i`},
+	"bash":       {`export %s="%s"`, `unset %s`, `eval "$(%s)"`, "#"},
+	"zsh":        {`export %s="%s"`, `unset %s`, `eval "$(%s)"`, "#"},
+	"fish":       {`set -gx %s "%s";`, `set -e %s;`, `eval (%s)`, "#"},
+	"tcsh":       {`setenv %s "%s";`, `unsetenv %s;`, "eval `%s`", "#"},
+	"powershell": {`$Env:%s = "%s"`, `Remove-Item Env:\\%s`, `& %s | Invoke-Expression`, "#"},
+	// cmd runs every line the FOR loop reads: its comments must be REM.
+	"cmd": {`SET %s=%s`, `SET %s=`, `@FOR /f "tokens=*" %%i IN ('%s') DO @%%i`, "REM"},
 }
 
 // DetectShell guesses the user's shell from $SHELL.
@@ -52,6 +53,6 @@ func EnvScript(shell string, values []string, self string) (string, error) {
 			fmt.Fprintf(&b, syn.set+"\n", v, values[i])
 		}
 	}
-	fmt.Fprintf(&b, "# Run this command to configure your shell:\n# "+syn.hint+"\n", self)
+	fmt.Fprintf(&b, "%s Run this command to configure your shell:\n%s "+syn.hint+"\n", syn.comment, syn.comment, self)
 	return b.String(), nil
 }

@@ -50,13 +50,20 @@ func EnsureCA(dir string, write writeFile) (*CA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dir, err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, ClientFile)); err == nil {
+		if exists(filepath.Join(dir, ClientFile)) && exists(filepath.Join(dir, ClientKeyFile)) {
 			return ca, nil
 		}
 		return ca, ca.writeClient(dir, write)
 	}
-	if !errors.Is(err1, fs.ErrNotExist) && err1 != nil {
-		return nil, err1
+	// Only a CA that is not there at all is made anew: one that cannot be
+	// read is an error, or every machine's certificates would be orphaned.
+	for _, err := range []error{err1, err2} {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("the CA in %s cannot be read: %w", dir, err)
+		}
+	}
+	if err1 == nil || err2 == nil {
+		return nil, fmt.Errorf("the CA in %s is half there (%s and %s must both exist): restore the missing file or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", dir, CAFile, CAKeyFile)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -91,6 +98,11 @@ func EnsureCA(dir string, write writeFile) (*CA, error) {
 		return nil, err
 	}
 	return ca, ca.writeClient(dir, write)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func parseCA(certPEM, keyPEM []byte) (*CA, error) {

@@ -1,0 +1,286 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/spf13/pflag"
+)
+
+// listen starts a TCP listener that stands for the adopted host's sshd.
+func listen(t *testing.T) (host string, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	a := l.Addr().(*net.TCPAddr)
+	return a.IP.String(), a.Port
+}
+
+// closedPort returns a local port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func newDriver(t *testing.T, cfg Config) drivers.Driver {
+	t.Helper()
+	d, err := Spec().New(drivers.Machine{Name: "m", Dir: t.TempDir()}, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// The shared conformance suite (drivers/drivertest) is not run here: it
+// expects a driver that makes its host (NotFound before Create and after
+// Remove), while an adopted host exists before and after. The lifecycle of
+// adoption is TestLifecycleAgainstListener's.
+
+func TestSpecDefaults(t *testing.T) {
+	s := Spec()
+	if s.Name != "ssh" {
+		t.Errorf("Name = %q", s.Name)
+	}
+	if len(s.Aliases) != 1 || s.Aliases[0] != "generic" {
+		t.Errorf("Aliases = %v, want [generic]", s.Aliases)
+	}
+	c := s.NewConfig().(*Config)
+	if c.Port != 22 || c.User != "root" || c.Host != "" {
+		t.Errorf("NewConfig = %+v, want port 22, user root, no host", c)
+	}
+	reg := drivers.NewRegistry(s)
+	if got, err := reg.Get("generic"); err != nil || got.Name != "ssh" {
+		t.Errorf("Get(generic) = %v, %v", got, err)
+	}
+}
+
+func parseFlags(t *testing.T, args ...string) *Config {
+	t.Helper()
+	s := Spec()
+	cfg := s.NewConfig().(*Config)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	s.BindFlags(fs, cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("Parse %v: %v", args, err)
+	}
+	return cfg
+}
+
+func TestFlags(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "id")
+	want := Config{Host: "192.168.56.104", Port: 2222, User: "hadoop", Key: key}
+	ssh := parseFlags(t, "--ssh-host", "192.168.56.104", "--ssh-port", "2222", "--ssh-user", "hadoop", "--ssh-key", key)
+	generic := parseFlags(t, "--generic-ip-address", "192.168.56.104", "--generic-ssh-port", "2222", "--generic-ssh-user", "hadoop", "--generic-ssh-key", key)
+	if *ssh != want {
+		t.Errorf("--ssh-* flags = %+v, want %+v", *ssh, want)
+	}
+	if *generic != want {
+		t.Errorf("--generic-* flags = %+v, want %+v", *generic, want)
+	}
+	hk := parseFlags(t, "--ssh-host", "h", "--ssh-host-key", "SHA256:abc")
+	if hk.HostKey != "SHA256:abc" {
+		t.Errorf("--ssh-host-key: HostKey = %q", hk.HostKey)
+	}
+	// No flags: the defaults stay.
+	if d := parseFlags(t); d.Port != 22 || d.User != "root" {
+		t.Errorf("defaults after parsing no flags = %+v", d)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	validate := Spec().Validate
+	ok := []Config{
+		{Host: "10.0.0.1", Port: 22, User: "root"},
+		{Host: "h", Port: 65535, User: "u", Key: key, HostKey: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"},
+	}
+	for _, c := range ok {
+		if err := validate(&c); err != nil {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
+	}
+	bad := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Port: 22, User: "root"}, "--ssh-host"},
+		{Config{Host: "h", Port: 0}, "port"},
+		{Config{Host: "h", Port: -1}, "port"},
+		{Config{Host: "h", Port: 65536}, "port"},
+		{Config{Host: "h", Port: 22, HostKey: "MD5:aa:bb"}, "SHA256"},
+		{Config{Host: "h", Port: 22, HostKey: "47DEQpj8HBSa"}, "SHA256"},
+		{Config{Host: "h", Port: 22, Key: filepath.Join(t.TempDir(), "missing")}, "--ssh-key"},
+	}
+	for _, b := range bad {
+		err := validate(&b.cfg)
+		if err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", b.cfg)
+			continue
+		}
+		if !strings.Contains(err.Error(), b.want) {
+			t.Errorf("Validate(%+v) = %q, want it to mention %q", b.cfg, err, b.want)
+		}
+	}
+}
+
+func TestValidateExpandsHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_rsa"), []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Spec().Validate(&Config{Host: "h", Port: 22, Key: "~/.ssh/id_rsa"}); err != nil {
+		t.Errorf("Validate with ~/.ssh/id_rsa: %v", err)
+	}
+	if got := ExpandHome("~/.ssh/id_rsa"); got != filepath.Join(home, ".ssh", "id_rsa") {
+		t.Errorf("ExpandHome = %q", got)
+	}
+	if got := ExpandHome("~"); got != home {
+		t.Errorf("ExpandHome(~) = %q", got)
+	}
+	for _, p := range []string{"/abs/key", "rel/key", "~user/key"} {
+		if got := ExpandHome(p); got != p {
+			t.Errorf("ExpandHome(%q) = %q, want it unchanged", p, got)
+		}
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	d := newDriver(t, Config{Host: "10.0.0.9", Port: 2200, User: "u", HostKey: "SHA256:x"})
+	ep, err := d.SSH(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Host != "10.0.0.9" || ep.Port != 2200 || ep.User != "u" || ep.HostKeyFingerprint != "SHA256:x" {
+		t.Errorf("endpoint = %+v", ep)
+	}
+	if ep.KeyPath != "" || !ep.UseAgent {
+		t.Errorf("no key: want the agent, got KeyPath=%q UseAgent=%v", ep.KeyPath, ep.UseAgent)
+	}
+	if addr, err := drivers.Address(ctx(t), d); err != nil || addr != "10.0.0.9" {
+		t.Errorf("Address = %q, %v", addr, err)
+	}
+
+	// A relative key becomes absolute; with a key, no agent.
+	t.Chdir(t.TempDir())
+	d = newDriver(t, Config{Host: "fd00::9", Port: 22, User: "u", Key: "keys/id"})
+	ep, _ = d.SSH(ctx(t))
+	wd, _ := os.Getwd()
+	if ep.KeyPath != filepath.Join(wd, "keys", "id") || ep.UseAgent {
+		t.Errorf("relative key: KeyPath=%q UseAgent=%v", ep.KeyPath, ep.UseAgent)
+	}
+	if ep.Address() != "[fd00::9]:22" {
+		t.Errorf("Address() = %q", ep.Address())
+	}
+}
+
+func TestNewCopiesConfig(t *testing.T) {
+	cfg := &Config{Host: "a", Port: 22, User: "root"}
+	d, err := Spec().New(drivers.Machine{Name: "m"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = "changed"
+	ep, _ := d.SSH(context.Background())
+	if ep.Host != "a" {
+		t.Errorf("driver shares its config with the caller: host %q", ep.Host)
+	}
+}
+
+func TestLifecycleAgainstListener(t *testing.T) {
+	host, port := listen(t)
+	d := newDriver(t, Config{Host: host, Port: port, User: "root"})
+	if d.Name() != "ssh" {
+		t.Errorf("Name = %q", d.Name())
+	}
+	if err := d.Create(ctx(t)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := d.Create(ctx(t)); err != nil {
+		t.Fatalf("Create again: %v", err)
+	}
+	if st, err := d.State(ctx(t)); err != nil || st != drivers.Running {
+		t.Errorf("State = %s, %v; want Running", st, err)
+	}
+	for name, f := range map[string]func(context.Context) error{"Start": d.Start, "Stop": d.Stop, "Kill": d.Kill} {
+		if err := f(ctx(t)); !errors.Is(err, drivers.ErrNotSupported) {
+			t.Errorf("%s = %v, want ErrNotSupported", name, err)
+		}
+	}
+	if err := d.Remove(ctx(t)); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	// Remove leaves the host as it is.
+	if st, _ := d.State(ctx(t)); st != drivers.Running {
+		t.Errorf("State after Remove = %s: the adopted host must be left running", st)
+	}
+}
+
+func TestUnreachableHost(t *testing.T) {
+	port := closedPort(t)
+	d := newDriver(t, Config{Host: "127.0.0.1", Port: port, User: "root"})
+	st, err := d.State(ctx(t))
+	if err != nil {
+		t.Fatalf("State: %v", err)
+	}
+	if st == drivers.Running {
+		t.Errorf("State of a closed port = Running")
+	}
+	c, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	err = d.Create(c)
+	if err == nil {
+		t.Fatal("Create against a closed port succeeded")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)) {
+		t.Errorf("Create error %q does not name the address", err)
+	}
+}
+
+func TestCreateCancelled(t *testing.T) {
+	host, port := listen(t)
+	d := newDriver(t, Config{Host: host, Port: port, User: "root"})
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Create(c); err == nil {
+		t.Fatal("Create with a cancelled context succeeded")
+	}
+}
