@@ -30,8 +30,12 @@ import (
 // templates/node.Dockerfile where images can be pulled).
 const DefaultImage = "shoal/node:bookworm"
 
-// Label marks the containers this driver made.
-const Label = "dev.shoal.machine"
+// Labels mark the containers this driver made: the machine's name, and the
+// machine's folder, so that a store never takes over another store's host.
+const (
+	Label    = "dev.shoal.machine"
+	DirLabel = "dev.shoal.machine-dir"
+)
 
 // hostKeyFile is kept in the machine's folder and copied into the container,
 // so the host key is known before the first contact.
@@ -207,10 +211,10 @@ func (d *Driver) Create(ctx context.Context) error {
 	if _, err := c.Ping(ctx); err != nil {
 		return fmt.Errorf("docker driver: the local Docker Engine does not answer (%v); start dockerd or set DOCKER_HOST", err)
 	}
-	if st, err := d.state(ctx, c); err != nil {
+	if exists, err := d.owned(ctx, c); err != nil {
 		return err
-	} else if st != drivers.NotFound {
-		return d.Start(ctx)
+	} else if exists {
+		return d.start(ctx, c)
 	}
 	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
 		if errdefs.IsNotFound(err) {
@@ -230,7 +234,7 @@ func (d *Driver) Create(ctx context.Context) error {
 			Image:    d.cfg.Image,
 			Hostname: d.m.Name,
 			Cmd:      []string{"/sbin/init"},
-			Labels:   map[string]string{Label: d.m.Name},
+			Labels:   map[string]string{Label: d.m.Name, DirLabel: d.m.Dir},
 			// The inner dockerd needs a real filesystem under it.
 			Volumes:    map[string]struct{}{"/var/lib/docker": {}},
 			StopSignal: "SIGRTMIN+3", // systemd's clean shutdown
@@ -255,6 +259,22 @@ func (d *Driver) Create(ctx context.Context) error {
 		return fmt.Errorf("docker driver: copy keys into %s: %w", d.cfg.Container, err)
 	}
 	return d.start(ctx, c)
+}
+
+// owned tells whether the machine's container exists; one of that name made
+// for another machine (another store) is an error, never taken over.
+func (d *Driver) owned(ctx context.Context, c *client.Client) (bool, error) {
+	info, err := c.ContainerInspect(ctx, d.cfg.Container)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if owner := info.Config.Labels[DirLabel]; owner != d.m.Dir {
+		return true, fmt.Errorf("docker driver: a container named %s exists but is not this machine's (it belongs to %q): remove it, or give the machine another name", d.cfg.Container, owner)
+	}
+	return true, nil
 }
 
 func (d *Driver) start(ctx context.Context, c *client.Client) error {
@@ -291,6 +311,9 @@ func (d *Driver) Start(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
+	if _, err := d.owned(ctx, c); err != nil {
+		return err
+	}
 	return d.start(ctx, c)
 }
 
@@ -327,6 +350,9 @@ func (d *Driver) Remove(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
+	if exists, err := d.owned(ctx, c); err != nil || !exists {
+		return err
+	}
 	err = c.ContainerRemove(ctx, d.cfg.Container, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !errdefs.IsNotFound(err) {
 		return err
@@ -350,6 +376,9 @@ func (d *Driver) state(ctx context.Context, c *client.Client) (drivers.State, er
 	}
 	if err != nil {
 		return drivers.Unknown, err
+	}
+	if info.Config.Labels[DirLabel] != d.m.Dir {
+		return drivers.NotFound, nil // another machine's container of that name
 	}
 	switch {
 	case info.State.Paused:
