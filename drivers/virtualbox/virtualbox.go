@@ -26,6 +26,7 @@ import (
 
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // Name is the driver's name.
@@ -387,7 +388,7 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 	// media registry: take it out before replacing the file.
 	path := filepath.Join(d.m.Dir, SeedFile)
 	d.forgetMedium(ctx, v, "dvd", path, false)
-	if err := writeFileAtomic(path, iso, 0o600); err != nil {
+	if err := store.WriteFileAtomic(path, iso, 0o600); err != nil {
 		return err
 	}
 	st.HostKeyPublic, st.HostKeyFingerprint = pub, fp
