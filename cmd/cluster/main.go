@@ -1,30 +1,6 @@
-// Command cluster converges a whole Docker Swarm described in one HCL file.
-// See `cluster --help`.
+// Command cluster: see `cluster --help`.
 package main
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/shoal-dev/shoal/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := newRoot().ExecuteContext(ctx)
-	if err == nil {
-		return
-	}
-	var exit *exitError
-	if errors.As(err, &exit) {
-		if exit.err != nil {
-			fmt.Fprintln(os.Stderr, "Error:", exit.err)
-		}
-		os.Exit(exit.code)
-	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
-	os.Exit(1)
-}
+func main() { cli.Main(newRoot()) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -18,19 +19,6 @@ import (
 )
 
 var version = "dev"
-
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
 
 type globals struct {
 	storagePath string
@@ -59,7 +47,7 @@ func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
 	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, all.Registry())
 	if diags.HasErrors() {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s is not a valid cluster file: nothing was changed", path)}
+		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
 	}
 	if len(spec.Warnings) > 0 {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), spec.Warnings, spec.Files)
@@ -77,10 +65,8 @@ registry) and converges the real world to it: missing machines made or
 adopted in parallel, provisioned in parallel, joined into one swarm with a
 private registry. Run it again at will: with nothing to do it changes nothing.
 Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
+	cli.Setup(root)
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
 	pf.StringVar(&g.output, "output", ui.ModeAuto, "auto (live lines on a terminal), plain, json")
@@ -96,7 +82,7 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 
 func oneArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("%q takes 1 argument, got %d; see '%s --help'", cmd.CommandPath(), len(args), cmd.CommandPath())}
+		return cli.Invalid(fmt.Errorf("%q takes 1 argument, got %d; see '%s --help'", cmd.CommandPath(), len(args), cmd.CommandPath()))
 	}
 	return nil
 }
@@ -359,7 +345,7 @@ func newEnv(g *globals) *cobra.Command {
 			}
 			text, err := machine.EnvScript(shell, []string{"1", url, st.CertsDir(), s.Leader}, "cluster env "+args[0])
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return cli.Invalid(err)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), text)
 			return nil

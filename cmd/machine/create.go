@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -42,19 +43,19 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := reg.Get(f.driver)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return cli.Invalid(err)
 			}
 			if err := store.ValidateName(args[0]); err != nil {
-				return &exitError{code: 2, err: err}
+				return cli.Invalid(err)
 			}
 			if spec.Validate != nil {
 				if err := spec.Validate(configs[spec.Name]); err != nil {
-					return &exitError{code: 2, err: err}
+					return cli.Invalid(err)
 				}
 			}
 			swarm, err := f.swarm.toStore(cmd)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
 			if err != nil {

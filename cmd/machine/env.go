@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,7 @@ from $SHELL unless --shell says.`,
 			if unset {
 				text, err := machine.EnvScript(shell, nil, "machine env --unset --shell "+shell)
 				if err != nil {
-					return &exitError{code: 2, err: err}
+					return cli.Invalid(err)
 				}
 				fmt.Fprint(out, text)
 				return nil
@@ -54,7 +55,7 @@ from $SHELL unless --shell says.`,
 			}
 			text, err := machine.EnvScript(shell, []string{"1", url, m.Store.CertsDir(), args[0]}, "machine env "+args[0])
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return cli.Invalid(err)
 			}
 			fmt.Fprint(out, text)
 			return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
@@ -80,7 +81,7 @@ func newRm(g *globals) *cobra.Command {
 				var answer string
 				fmt.Fscanln(os.Stdin, &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return &exitError{code: 1, err: errors.New("not removed")}
+					return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
 				}
 			}
 			m, err := g.manager(cmd)

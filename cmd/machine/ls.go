@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -58,7 +59,7 @@ Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluste
 				in.Active = in.Name == active
 				ok, err := matches(in, filters)
 				if err != nil {
-					return &exitError{code: 2, err: err}
+					return cli.Invalid(err)
 				}
 				if ok {
 					rows = append(rows, in)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -13,24 +14,7 @@ import (
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-// exitError carries the exit status: 2 for bad usage or invalid input, 1
-// for a failure; a nil err prints nothing (the command already said it).
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageErr(format string, a ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
-}
+func usageErr(format string, a ...any) error { return cli.Usage(format, a...) }
 
 // globals are the flags every command shares.
 type globals struct {
@@ -62,10 +46,8 @@ VirtualBox VM) or adopts one over SSH, provisions it as a Docker node
 (hostname, /etc/hosts, docker user, Docker installed, daemon.json merged,
 TLS), and with --swarm-master / --swarm-join puts it in a Swarm with a
 private registry.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
+	cli.Setup(root)
 	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")
 	root.AddCommand(

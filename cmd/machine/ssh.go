@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -39,7 +40,7 @@ changed host key is refused. With a command, its exit status is machine's.`,
 				return err
 			}
 			if code != 0 {
-				return &exitError{code: code}
+				return &cli.ExitError{Code: code}
 			}
 			return nil
 		},

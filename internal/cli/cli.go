@@ -1,0 +1,68 @@
+// Package cli holds what the shoal commands share: exit statuses and the
+// main loop with Ctrl-C handling.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// ExitError carries the exit status: 2 for bad usage or invalid input, 1
+// for a failure; a nil Err prints nothing (the command already said it).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Usage is a bad-usage error (exit status 2).
+func Usage(format string, a ...any) error {
+	return &ExitError{Code: 2, Err: fmt.Errorf(format, a...)}
+}
+
+// Invalid marks err as invalid input (exit status 2).
+func Invalid(err error) error { return &ExitError{Code: 2, Err: err} }
+
+// Main runs root until done or interrupted (Ctrl-C cancels the context, so
+// work stops cleanly and the next run completes it) and exits with the
+// command's status.
+func Main(root *cobra.Command) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err == nil {
+		return
+	}
+	code := 1
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		code = exit.Code
+		err = exit.Err
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+	}
+	os.Exit(code)
+}
+
+// Setup makes a root command quiet about usage on errors and makes flag
+// errors exit status 2.
+func Setup(root *cobra.Command) {
+	root.SilenceUsage = true
+	root.SilenceErrors = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return Invalid(err) })
+}
