@@ -1,0 +1,250 @@
+package libvirt
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/cloudinit"
+)
+
+// Files in the machine's folder.
+const (
+	// StateFile records what the driver made: the domain, its volumes, MAC,
+	// address and reservation, so that rm removes exactly those.
+	StateFile = "libvirt.json"
+	// HostKeyFile and HostKeyPubFile are the guest's SSH host key, made by
+	// shoal and handed to the guest in the seed.
+	HostKeyFile    = "libvirt_host_ed25519_key"
+	HostKeyPubFile = "libvirt_host_ed25519_key.pub"
+)
+
+// stateVersion is the version of StateFile this code writes.
+const stateVersion = 1
+
+// Timings.
+const (
+	pollInterval = time.Second
+	// stopTimeout is how long an ACPI shutdown may take before the domain
+	// is destroyed; a guest under emulation is slow to shut down.
+	stopTimeout = 3 * time.Minute
+	// shutdownResend: a power-button press during early boot is lost (no
+	// one listens yet), so it is pressed again.
+	shutdownResend = 15 * time.Second
+	// bootTimeout bounds the waits for the lease and for SSH when the
+	// caller's context has no deadline.
+	bootTimeout = 10 * time.Minute
+	dialTimeout = 3 * time.Second
+)
+
+// machineState is StateFile.
+type machineState struct {
+	Version    int    `json:"version"`
+	Domain     string `json:"domain"`
+	UUID       string `json:"uuid,omitempty"`
+	DomainType string `json:"domainType,omitempty"`
+	MAC        string `json:"mac"`
+	IP         string `json:"ip,omitempty"`
+	Network    string `json:"network"`
+	Pool       string `json:"pool"`
+	BaseVolume string `json:"baseVolume,omitempty"`
+	DiskVolume string `json:"diskVolume,omitempty"`
+	SeedVolume string `json:"seedVolume,omitempty"`
+	// Reserved is the IP of the DHCP host entry made for MAC, "" when none.
+	Reserved   string `json:"reserved,omitempty"`
+	InstanceID string `json:"instanceId"`
+	ConsoleLog string `json:"consoleLog,omitempty"`
+	HostKeyFP  string `json:"hostKeyFingerprint,omitempty"`
+}
+
+func loadState(dir string) (machineState, bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return machineState{}, false, nil
+	}
+	if err != nil {
+		return machineState{}, false, fmt.Errorf("libvirt driver state: %w", err)
+	}
+	var s machineState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return machineState{}, false, fmt.Errorf("libvirt driver state %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	if s.Version > stateVersion {
+		return machineState{}, false, fmt.Errorf("libvirt driver state %s: version %d is newer than this shoal knows (%d)", filepath.Join(dir, StateFile), s.Version, stateVersion)
+	}
+	return s, true, nil
+}
+
+// saveState writes the state atomically (temp file + rename), 0600.
+func saveState(dir string, s machineState) error {
+	s.Version = stateVersion
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("libvirt driver state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, StateFile), append(b, '\n'), 0o600)
+}
+
+func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// ensureHostKey returns the guest's host key, generating it on first use.
+func ensureHostKey(dir string) (privatePEM []byte, public string, err error) {
+	privPath, pubPath := filepath.Join(dir, HostKeyFile), filepath.Join(dir, HostKeyPubFile)
+	priv, errPriv := os.ReadFile(privPath)
+	pub, errPub := os.ReadFile(pubPath)
+	if errPriv == nil && errPub == nil {
+		return priv, strings.TrimSpace(string(pub)), nil
+	}
+	priv, public, err = cloudinit.GenerateHostKey()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := writeFileAtomic(privPath, priv, 0o600); err != nil {
+		return nil, "", fmt.Errorf("host key: %w", err)
+	}
+	if err := writeFileAtomic(pubPath, []byte(public+"\n"), 0o644); err != nil {
+		return nil, "", fmt.Errorf("host key: %w", err)
+	}
+	return priv, public, nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// withDefaultTimeout bounds ctx by d unless it has a deadline already.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// sshBanner dials addr once and reads the server's identification line: a
+// port that accepts connections is not yet an sshd that answers.
+func sshBanner(ctx context.Context, addr string) (string, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(dialTimeout))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(line, "SSH-") {
+		return "", fmt.Errorf("%s: not an SSH server: %q", addr, strings.TrimSpace(line))
+	}
+	return strings.TrimSpace(line), nil
+}
+
+// waitSSH waits until addr answers with an SSH banner.
+func waitSSH(ctx context.Context, addr string) error {
+	var last error
+	for {
+		if _, err := sshBanner(ctx, addr); err == nil {
+			return nil
+		} else {
+			last = err
+		}
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			return fmt.Errorf("waiting for SSH on %s: %w (last: %v)", addr, err, last)
+		}
+	}
+}
+
+// chooseDomainType decides what "auto" means: kvm when libvirt offers it,
+// the CPU has hardware virtualisation and (for a local hypervisor) a probe
+// VM really runs; qemu (emulation) otherwise. The reason is for messages.
+func chooseDomainType(ctx context.Context, wanted string, capsKVM, local bool) (string, string) {
+	switch wanted {
+	case DomainTypeKVM, DomainTypeQEMU:
+		return wanted, "asked for"
+	}
+	if !capsKVM {
+		return DomainTypeQEMU, "libvirt offers no kvm domains"
+	}
+	if !local {
+		return DomainTypeKVM, "the remote hypervisor offers kvm"
+	}
+	if !cpuHasVirtualization() {
+		// E.g. a VM whose /dev/kvm is a paravirtual backend (kvm_pvm)
+		// that cannot boot a BIOS: its guests fail in SeaBIOS.
+		return DomainTypeQEMU, "the CPU has no vmx/svm: /dev/kvm cannot boot ordinary guests"
+	}
+	if err := probeKVM(ctx); err != nil {
+		return DomainTypeQEMU, "KVM does not work here: " + err.Error()
+	}
+	return DomainTypeKVM, "KVM works"
+}
+
+// cpuHasVirtualization says whether /proc/cpuinfo lists vmx or svm.
+func cpuHasVirtualization() bool {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "flags") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if f == "vmx" || f == "svm" {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// isLocalURI says whether uri names a hypervisor on this host.
+func isLocalURI(uri string) bool {
+	i := strings.Index(uri, "://")
+	if i < 0 {
+		return true
+	}
+	scheme, rest := uri[:i], uri[i+3:]
+	if strings.Contains(scheme, "+") && !strings.HasSuffix(scheme, "+unix") {
+		return false
+	}
+	return strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "localhost/")
+}
