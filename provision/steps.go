@@ -346,7 +346,9 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	if h.Facts.Section("enabled") != "enabled" {
 		cmds = append(cmds, "systemctl enable docker")
 	}
-	if h.restart && h.Facts.Section("active") == "active" {
+	if h.restart {
+		// restart, not start: a dockerd still "activating" (a host that just
+		// booted) would keep its old configuration after a start.
 		cmds = append(cmds, "systemctl restart docker")
 	} else {
 		cmds = append(cmds, "systemctl start docker")

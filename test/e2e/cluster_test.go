@@ -151,12 +151,21 @@ func TestClusterUp(t *testing.T) {
 		}
 	}
 
-	r = s.cluster("down", file)
+	r = s.cluster("down", "--purge", file)
 	if r.code != 0 {
 		t.Fatalf("cluster down: %s", r)
 	}
 	for _, n := range all {
 		c := "e2e-cl-" + n
+		// --purge undid what provisioning can undo; Docker stays.
+		for _, gone := range []string{"/etc/systemd/system/docker.service.d/shoal.conf", "/etc/docker/shoal", "/etc/docker/daemon.json"} {
+			if r := dockerExec(t, c, "test", "-e", gone); r.code == 0 {
+				t.Errorf("%s: %s is still there after down --purge", n, gone)
+			}
+		}
+		if r := dockerExec(t, c, "grep", "-q", "BEGIN shoal", "/etc/hosts"); r.code == 0 {
+			t.Errorf("%s: the /etc/hosts block is still there after down --purge", n)
+		}
 		if got := strings.TrimSpace(dockerExec(t, c, "docker", "info", "--format", "{{.Swarm.LocalNodeState}}").stdout); got != "inactive" {
 			t.Errorf("%s still in a swarm after down: %q", n, got)
 		}

@@ -213,13 +213,42 @@ func TestMachineDockerDriver(t *testing.T) {
 	if got := strings.TrimSpace(s.mustMachine("status", "e2e-d1")); got != "Running" {
 		t.Errorf("status %q", got)
 	}
+	oldIP := strings.TrimSpace(s.mustMachine("ip", "e2e-d1"))
 	s.mustMachine("stop", "e2e-d1")
 	if got := strings.TrimSpace(s.mustMachine("status", "e2e-d1")); got != "Stopped" {
 		t.Errorf("status after stop %q", got)
 	}
+	// The stopped host is given another address, as a DHCP server or a
+	// busy bridge would: it comes back with it, and its server certificate
+	// must follow.
+	if r := run(t, time.Minute, "docker", "network", "disconnect", "shoal-e2e", "shoal-e2e-d1"); r.code != 0 {
+		t.Fatalf("network disconnect: %s", r)
+	}
+	t.Cleanup(func() { run(t, time.Minute, "docker", "rm", "-f", "e2e-ipthief") })
+	if r := run(t, time.Minute, "docker", "run", "-d", "--name", "e2e-ipthief", "--network", "shoal-e2e",
+		"--entrypoint", "sleep", "shoal/node:bookworm", "600"); r.code != 0 {
+		t.Fatalf("another container on the network: %s", r)
+	}
+	if r := run(t, time.Minute, "docker", "network", "connect", "shoal-e2e", "shoal-e2e-d1"); r.code != 0 {
+		t.Fatalf("network connect: %s", r)
+	}
 	s.mustMachine("start", "e2e-d1")
+	newIP := strings.TrimSpace(s.mustMachine("ip", "e2e-d1"))
+	if newIP == oldIP {
+		t.Fatalf("the host kept %s: the test could not change its address", oldIP)
+	}
 	if got := s.sshOut("e2e-d1", "docker", "info", "--format", "'{{.ServerVersion}}'"); got == "" {
 		t.Errorf("docker does not answer after a restart")
+	}
+	if got := strings.TrimSpace(s.mustMachine("url", "e2e-d1")); got != "tcp://"+newIP+":2376" {
+		t.Errorf("url after the address changed: %q", got)
+	}
+	if r := s.dockerEnv("e2e-d1", "version", "--format", "{{.Server.Version}}"); r.code != 0 {
+		t.Errorf("TLS to the new address (the server certificate should have been issued again): %s", r)
+	}
+	s.mustMachine("regenerate-certs", "e2e-d1")
+	if r := s.dockerEnv("e2e-d1", "version", "--format", "{{.Server.Version}}"); r.code != 0 {
+		t.Errorf("TLS after regenerate-certs: %s", r)
 	}
 	s.mustMachine("rm", "-y", "e2e-d1")
 	if r := run(t, time.Minute, "docker", "inspect", "shoal-e2e-d1"); r.code == 0 {
