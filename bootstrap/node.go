@@ -325,3 +325,29 @@ func SameSwarm(ctx context.Context, mgr *Node, mstate, n State) bool {
 	_, _, err := mgr.API.NodeInspectWithRaw(ctx, n.NodeID)
 	return err == nil
 }
+
+// EnsureAutolock turns the managers' autolock on or off through a manager;
+// when it is on, it returns the unlock key (a secret: store it, never show
+// it). It says whether it changed the swarm.
+func EnsureAutolock(ctx context.Context, mgr *Node, on bool) (changed bool, key string, err error) {
+	sw, err := mgr.API.SwarmInspect(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("%s: swarm inspect: %w", mgr.Name, err)
+	}
+	if sw.Spec.EncryptionConfig.AutoLockManagers != on {
+		spec := sw.Spec
+		spec.EncryptionConfig.AutoLockManagers = on
+		if err := mgr.API.SwarmUpdate(ctx, sw.Version, spec, swarm.UpdateFlags{}); err != nil {
+			return false, "", fmt.Errorf("%s: swarm update (autolock=%v): %w", mgr.Name, on, err)
+		}
+		changed = true
+	}
+	if !on {
+		return changed, "", nil
+	}
+	k, err := mgr.API.SwarmGetUnlockKey(ctx)
+	if err != nil {
+		return changed, "", fmt.Errorf("%s: swarm unlock key: %w", mgr.Name, err)
+	}
+	return changed, k.UnlockKey, nil
+}

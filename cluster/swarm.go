@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"golang.org/x/crypto/ssh"
 )
@@ -56,6 +59,24 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 		if leader.state, err = leader.node.State(ctx); err != nil {
 			return false, err
 		}
+	}
+	// Autolock: the unlock key is a secret, kept 0600 in the cluster's folder.
+	autoChanged, key, err := bootstrap.EnsureAutolock(ctx, leader.node, spec.Autolock)
+	if err != nil {
+		return false, err
+	}
+	keyFile := filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")
+	if key != "" {
+		c.M.Redactor.Add(key)
+		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			return false, err
+		}
+	} else {
+		os.Remove(keyFile)
+	}
+	if autoChanged {
+		changed = true
+		ev(leader, "swarm-autolock", ui.Changed, fmt.Sprintf("autolock=%v", spec.Autolock))
 	}
 	workerToken, managerToken, err := bootstrap.Tokens(ctx, leader.node)
 	if err != nil {
