@@ -18,7 +18,7 @@ type upResult struct {
 	}
 }
 
-func clusterUpJSON(b *testing.B, s *shoal, file string) upResult {
+func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 	b.Helper()
 	r := run(b, 20*time.Minute, bin("cluster"), "--storage-path", s.storage, "--output", "json", "up", file)
 	if r.code != 0 {
