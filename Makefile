@@ -10,7 +10,7 @@ LIBVIRT_LAB := test/lab/libvirt.sh
 PKGS_UNIT  = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /test/e2e)
 E2E_TIMEOUT ?= 40m
 
-.PHONY: build test unit e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-clean bench lint clean
+.PHONY: build test unit e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
@@ -19,17 +19,21 @@ build:
 unit:
 	$(GO) test -tags '$(TAGS)' -count=1 -skip 'TestIntegration' $(PKGS_UNIT)
 
-lab-setup:
+# docker.io, debootstrap and a running dockerd: all the container lab needs.
+lab-docker:
 	bash $(LAB) setup
+
+# Everything the tests need, libvirtd and QEMU too.
+lab-setup: lab-docker
 	bash $(LIBVIRT_LAB) setup
 
 lab-libvirt-image: lab-setup
 	bash $(LIBVIRT_LAB) image
 
-lab-image: lab-setup
+lab-image: lab-docker
 	bash $(LAB) images
 
-lab-archive: lab-setup
+lab-archive: lab-docker
 	bash $(LAB) archive
 
 # e2e runs the built binaries against real hosts (containers with systemd,
