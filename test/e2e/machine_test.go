@@ -202,6 +202,8 @@ func TestMachineDockerDriver(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	s := newShoal(t)
+	// Last first: the network goes after the containers on it.
+	t.Cleanup(func() { run(t, time.Minute, "docker", "network", "rm", "shoal-e2e") })
 	t.Cleanup(func() { run(t, time.Minute, "docker", "rm", "-fv", "shoal-e2e-d1") })
 	s.mustMachine("create", "-d", "docker", "--docker-network", "shoal-e2e", "e2e-d1")
 	if got := s.sshOut("e2e-d1", "docker", "info", "--format", "'{{.Swarm.LocalNodeState}}'"); got != "inactive" {
