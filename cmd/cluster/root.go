@@ -211,7 +211,7 @@ func summary(w io.Writer, res *cluster.Result) {
 		stages = append(stages, fmt.Sprintf("%s %s", s, res.Stages[s].Round(100*time.Millisecond)))
 	}
 	fmt.Fprintf(w, "Took %s (%s), %d SSH sessions.\n", res.Elapsed.Round(100*time.Millisecond), strings.Join(stages, ", "), res.Sessions)
-	fmt.Fprintf(w, "\nNext:\n  eval \"$(machine env %s)\"\n  docker node ls\n", res.Leader)
+	fmt.Fprintf(w, "\nNext:\n  eval \"$(%s env %s)\"\n  docker node ls\n", cli.MachineCommand(), res.Leader)
 }
 
 // clusterName takes FILE or NAME: a file is read for its cluster's name.

@@ -78,9 +78,9 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
 			if mach.Engine.TLS {
-				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(machine env %s)\"\n", mach.Name)
+				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(%s env %s)\"\n", cli.MachineCommand(), mach.Name)
 			}
-			fmt.Fprintf(out, "To log in:  machine ssh %s\n", mach.Name)
+			fmt.Fprintf(out, "To log in:  %s ssh %s\n", cli.MachineCommand(), mach.Name)
 			return nil
 		},
 	}

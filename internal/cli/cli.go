@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -65,4 +68,14 @@ func Setup(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return Invalid(err) })
+}
+
+// MachineCommand is how the user should type the machine command in the
+// hints a command prints: "machine" when that is on the PATH, else the path
+// next to the running binary as it was typed (./bin/machine after `make`).
+func MachineCommand() string {
+	if _, err := exec.LookPath("machine"); err == nil || !strings.Contains(os.Args[0], "/") {
+		return "machine"
+	}
+	return filepath.Join(filepath.Dir(os.Args[0]), "machine")
 }

@@ -70,7 +70,7 @@ func TestClusterUp(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("cluster up: %s", r)
 	}
-	if !strings.Contains(r.stdout, "eval \"$(machine env m1)\"") || !strings.Contains(r.stdout, "Registry: m1:5000") {
+	if !strings.Contains(r.stdout, "machine env m1)\"") || !strings.Contains(r.stdout, "Registry: m1:5000") {
 		t.Errorf("the summary should say what to type next and where the registry is:\n%s", r.stdout)
 	}
 
