@@ -29,14 +29,9 @@ type globals struct {
 }
 
 func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
-	st, err := store.New(g.storagePath)
+	m, err := cli.Manager(cmd, g.storagePath, g.output)
 	if err != nil {
 		return nil, err
-	}
-	m := machine.NewManager(st, all.Registry())
-	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), g.output)
-	if g.output == ui.ModeJSON {
-		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
 	}
 	return &cluster.Converger{M: m, Parallel: g.parallel}, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -23,17 +22,7 @@ type globals struct {
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
-	st, err := store.New(g.storagePath)
-	if err != nil {
-		return nil, err
-	}
-	m := machine.NewManager(st, all.Registry())
-	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), g.output)
-	if g.output == ui.ModeJSON {
-		// A script reads one stream: JSON events, then the result.
-		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
-	}
-	return m, nil
+	return cli.Manager(cmd, g.storagePath, g.output)
 }
 
 func newRoot() *cobra.Command {

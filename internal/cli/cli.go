@@ -13,6 +13,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
@@ -78,4 +82,20 @@ func MachineCommand() string {
 		return "machine"
 	}
 	return filepath.Join(filepath.Dir(os.Args[0]), "machine")
+}
+
+// Manager opens the store and returns a machine manager whose progress goes
+// where --output says: live or plain lines on stderr, or JSON events on
+// stdout so that a script reads one stream (events, then the result).
+func Manager(cmd *cobra.Command, storagePath, output string) (*machine.Manager, error) {
+	st, err := store.New(storagePath)
+	if err != nil {
+		return nil, err
+	}
+	m := machine.NewManager(st, all.Registry())
+	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), output)
+	if output == ui.ModeJSON {
+		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
+	}
+	return m, nil
 }
