@@ -117,9 +117,6 @@ type hostOpts struct {
 
 func labHost(t testing.TB, name string, o hostOpts) string {
 	t.Helper()
-	if o.network == "" {
-		o.network = "shoal-lab" // lab.sh's default, removed below like any other
-	}
 	args := []string{labScript(), "host-up", name}
 	if o.image != "" {
 		args = append(args, "--image", o.image)
