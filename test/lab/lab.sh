@@ -362,9 +362,14 @@ EOF
 ensure_network() {
   local net=$1
   docker network inspect "$net" >/dev/null 2>&1 && return 0
-  # Another host-up may create it at the same moment: recheck on failure.
-  docker network create --driver bridge --label "$LABEL" "$net" >/dev/null 2>&1 ||
-    docker network inspect "$net" >/dev/null 2>&1 || die "cannot create network $net"
+  # Docker accepts two networks of one name: host-ups running in parallel
+  # take turns here, so only the first creates it.
+  mkdir -p "$CACHE"
+  (
+    flock 9
+    docker network inspect "$net" >/dev/null 2>&1 ||
+      docker network create --driver bridge --label "$LABEL" "$net" >/dev/null
+  ) 9>"$CACHE/.network.lock" || die "cannot create network $net"
 }
 
 # Put a file at PATH (mode MODE) in a container, created or running, with
