@@ -41,7 +41,7 @@ type Node struct {
 	// address, registry address).
 	Addr string
 	R    Runner
-	API  *client.Client
+	API  Engine
 }
 
 const dockerSock = "/var/run/docker.sock"

@@ -320,8 +320,10 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
 			Subject: &managers[n-1].Range})
 	}
-	if raw.Swarm != nil && raw.Swarm.Autolock != nil {
-		spec.Autolock = *raw.Swarm.Autolock
+	if sb := raw.Swarm; sb != nil {
+		spec.Autolock = sb.Autolock != nil && *sb.Autolock
+		spec.AutoUnlock = sb.AutoUnlock != nil && *sb.AutoUnlock
+		spec.ForceRejoin = sb.ForceRejoin != nil && *sb.ForceRejoin
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if len(managers) > 0 {

@@ -25,6 +25,8 @@ type Converger struct {
 	Parallel int
 	// Force lets nodes of another swarm leave it and join this one.
 	Force bool
+	// DrainTimeout bounds the wait for a leaving node's tasks to move.
+	DrainTimeout time.Duration
 }
 
 // NodeResult is one row of the summary.
@@ -139,6 +141,15 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	}
 	res := &Result{Cluster: spec.Name, Stages: map[string]time.Duration{}}
 	leader := spec.Managers()[0].Name
+	prev, _ := LoadState(st, spec.Name)
+	leaving, err := c.leaving(spec)
+	if err != nil {
+		return res, err
+	}
+	// Removals are checked against the quorum before anything changes.
+	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
+		return res, err
+	}
 	hosts := make([]*host, len(spec.Machines))
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
@@ -248,11 +259,16 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 
 	// 3. The swarm.
 	t = time.Now()
-	changed, err := c.swarm(ctx, spec, hosts, leader)
+	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
+	if err == nil && len(leaving) > 0 {
+		err = c.retire(ctx, leaderHost, leaving)
+		changed = true
+	}
 	res.Stages["swarm"] = time.Since(t)
 	if err != nil {
 		return res, err
 	}
+	leader = leaderHost.spec.Name
 	res.Changed = changed
 	for _, h := range hosts {
 		res.Changed = res.Changed || h.changed
@@ -272,7 +288,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		names[i] = h.mach.Name
 	}
 	res.Elapsed = time.Since(start)
-	return res, saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry})
+	return res, saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry, ClusterID: clusterID})
 }
 
 func labelList(m map[string]string) []string {

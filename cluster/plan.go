@@ -22,27 +22,45 @@ type MachinePlan struct {
 	Actions []string `json:"actions"`
 }
 
+// PlanResult is the whole plan: the file's machines, the machines that
+// leave, and what up would refuse to do.
+type PlanResult struct {
+	Cluster  string        `json:"cluster"`
+	Machines []MachinePlan `json:"machines"`
+	Leaving  []MachinePlan `json:"leaving"`
+	Refusals []string      `json:"refusals"`
+	Warnings []string      `json:"warnings"`
+}
+
+// Changes counts the machines that would change.
+func (p *PlanResult) Changes() int {
+	n := len(p.Leaving)
+	for _, m := range p.Machines {
+		if len(m.Actions) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // Plan reads the real state of every machine and lists what `cluster up`
 // would change; it changes nothing on any host.
-func (c *Converger) Plan(ctx context.Context, spec *Spec) ([]MachinePlan, error) {
+func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	leader := spec.Managers()[0].Name
-	plans := make([]MachinePlan, len(spec.Machines))
+	res := &PlanResult{Cluster: spec.Name, Machines: make([]MachinePlan, len(spec.Machines)), Leaving: []MachinePlan{}, Refusals: []string{}, Warnings: []string{}}
+	plans := res.Machines
 	hosts := make([]*host, len(spec.Machines))
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
-		plans[i] = MachinePlan{Name: m.Name, Role: m.Role}
+		plans[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
 	}
 	defer func() {
 		for _, h := range hosts {
 			h.close()
 		}
 	}()
-	// The leader's view decides joins and roles.
-	var leaderNode *bootstrap.Node
-	var leaderState bootstrap.State
 	err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		i := indexOf(hosts, h)
-		p := &plans[i]
+		p := &plans[indexOf(hosts, h)]
 		if !c.M.Store.Exists(h.spec.Name) {
 			p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
 			return nil
@@ -53,7 +71,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) ([]MachinePlan, error)
 		}
 		st, err := mach.Driver.State(ctx)
 		if err != nil || st == drivers.NotFound {
-			p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
+			p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
 			return nil
 		}
 		if st != drivers.Running {
@@ -75,53 +93,90 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) ([]MachinePlan, error)
 			p.Actions = append(p.Actions, "provision: "+s)
 		}
 		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
-		if err != nil {
-			return err
-		}
-		h.state, err = h.node.State(ctx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The swarm: the reconciler's own decisions, on the machines that
+	// exist; the others join once made.
+	var existing []*host
 	for _, h := range hosts {
-		if h.spec.Name == leader && h.node != nil && h.state.Active() && h.state.Manager {
-			leaderNode, leaderState = h.node, h.state
+		if h.node != nil {
+			existing = append(existing, h)
 		}
 	}
-	for i, h := range hosts {
-		p := &plans[i]
-		if h.node == nil {
-			continue
+	prev, _ := LoadState(c.M.Store, spec.Name)
+	leaderExists := false
+	for _, h := range existing {
+		leaderExists = leaderExists || h.spec.Name == leader
+	}
+	var anchor *bootstrap.Node
+	if len(existing) > 0 {
+		req := c.swarmRequest(spec, existing, leader, prev)
+		if !leaderExists {
+			req.Policy.Leader = existing[0].spec.Name
 		}
-		switch {
-		case h.spec.Name == leader && leaderNode == nil:
-			p.Actions = append(p.Actions, "swarm init")
-		case leaderNode == nil:
-			p.Actions = append(p.Actions, "join as "+h.spec.Role)
-		case h.spec.Name != leader && !bootstrap.SameSwarm(ctx, leaderNode, leaderState, h.state):
-			if h.state.Active() {
-				p.Actions = append(p.Actions, "refused: in another swarm (use --force)")
-			} else {
-				p.Actions = append(p.Actions, "join as "+h.spec.Role)
+		out, _, derr := c.reconciler().Decide(ctx, req)
+		if out == nil {
+			return nil, derr
+		}
+		if derr != nil {
+			for _, e := range strings.Split(derr.Error(), "\n") {
+				res.Refusals = append(res.Refusals, e)
 			}
-		default:
-			p.Actions = append(p.Actions, nodeChanges(ctx, leaderNode, h)...)
 		}
+		anchor = out.Anchor
+		for _, h := range existing {
+			p := &plans[indexOf(hosts, h)]
+			h.state = out.States[h.spec.Name]
+			if h.state.LocalNodeState == bootstrap.StateLocked {
+				p.Actions = append(p.Actions, "locked: unlock with 'cluster unlock "+spec.Name+"'")
+			}
+			dec := out.Decision.Of(h.spec.Name)
+			switch dec.Membership {
+			case bootstrap.Init:
+				p.Actions = append(p.Actions, "swarm init")
+			case bootstrap.Join:
+				p.Actions = append(p.Actions, "join as "+h.spec.Role)
+			case bootstrap.Rejoin:
+				p.Actions = append(p.Actions, "leave ("+dec.Reason+"), join as "+h.spec.Role)
+			case bootstrap.Unlock:
+				p.Actions = append(p.Actions, "unlock (auto_unlock)")
+			case bootstrap.Keep:
+				if anchor != nil {
+					p.Actions = append(p.Actions, nodeChanges(ctx, anchor, h)...)
+				}
+			}
+		}
+	}
+	leaving, err := c.leaving(spec)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range leaving {
+		mach, err := c.M.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		res.Leaving = append(res.Leaving, MachinePlan{Name: n, Role: roleOf(mach), Actions: []string{"drain", "leave", removalVerb(mach)}})
+	}
+	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
+		res.Refusals = append(res.Refusals, err.Error())
 	}
 	if spec.Registry.Enabled {
 		for i := range plans {
 			if plans[i].Name != spec.Registry.Node {
 				continue
 			}
-			if leaderNode == nil {
+			if anchor == nil {
 				plans[i].Actions = append(plans[i].Actions, "registry service")
-			} else if _, _, err := leaderNode.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
+			} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
 				plans[i].Actions = append(plans[i].Actions, "registry service")
 			}
 		}
 	}
-	return plans, nil
+	return res, nil
 }
 
 func indexOf(hosts []*host, h *host) int {

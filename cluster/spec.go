@@ -89,7 +89,9 @@ type machineBlock struct {
 }
 
 type swarmBlock struct {
-	Autolock *bool `hcl:"autolock,optional"`
+	Autolock    *bool `hcl:"autolock,optional"`
+	AutoUnlock  *bool `hcl:"auto_unlock,optional"`
+	ForceRejoin *bool `hcl:"force_rejoin,optional"`
 }
 
 type registryBlock struct {
@@ -142,6 +144,10 @@ type Spec struct {
 	Machines []Machine
 	Registry Registry
 	Autolock bool
+	// AutoUnlock: up unlocks locked managers with the stored key.
+	AutoUnlock bool
+	// ForceRejoin lets nodes of another swarm leave it and join this one.
+	ForceRejoin bool
 	// Warnings are diagnostics that do not stop the run.
 	Warnings hcl.Diagnostics
 	// Files are the parsed sources, for printing diagnostics.

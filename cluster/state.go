@@ -18,13 +18,16 @@ const StateVersion = 1
 
 // State is clusters/NAME/state.json: what `cluster up` last converged.
 type State struct {
-	Version  int       `json:"version"`
-	Name     string    `json:"name"`
-	File     string    `json:"file"`
-	Machines []string  `json:"machines"`
-	Leader   string    `json:"leader"`
-	Registry string    `json:"registry,omitempty"`
-	Updated  time.Time `json:"updated"`
+	Version  int      `json:"version"`
+	Name     string   `json:"name"`
+	File     string   `json:"file"`
+	Machines []string `json:"machines"`
+	Leader   string   `json:"leader"`
+	Registry string   `json:"registry,omitempty"`
+	// ClusterID is the swarm's ID: a node of another swarm is never taken
+	// for this one's, and this one is never initialised again.
+	ClusterID string    `json:"clusterID,omitempty"`
+	Updated   time.Time `json:"updated"`
 }
 
 func stateFile(st *store.Store, name string) string {

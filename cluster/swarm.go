@@ -17,59 +17,69 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// swarm makes the hosts one swarm: init once, managers one at a time,
-// workers in parallel, roles, labels and availability, the registry, and a
-// final check from every node.
-func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leaderName string) (bool, error) {
+// reconciler is the swarm reconciler with this run's progress and secrets.
+func (c *Converger) reconciler() *bootstrap.Reconciler {
+	return &bootstrap.Reconciler{Event: c.M.Progress.Event, Redactor: c.M.Redactor, Parallel: c.Parallel}
+}
+
+// swarmRequest is what the reconciler is asked for the hosts of spec.
+func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, prev *State) bootstrap.Request {
+	req := bootstrap.Request{Policy: bootstrap.Policy{
+		Leader:     leaderName,
+		Force:      c.Force || spec.ForceRejoin,
+		CanUnlock:  spec.AutoUnlock,
+		ForceHint:  "force_rejoin = true in the swarm block (or 'cluster up --force')",
+		UnlockHint: "'cluster unlock " + spec.Name + "' (or swarm { auto_unlock = true })",
+	}}
+	if prev != nil {
+		req.Policy.ClusterID = prev.ClusterID
+	}
+	if key, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+		req.UnlockKey = strings.TrimSpace(string(key))
+		c.M.Redactor.Add(req.UnlockKey)
+	}
+	for _, h := range hosts {
+		req.Targets = append(req.Targets, &bootstrap.Target{
+			Node:      h.node,
+			Advertise: h.mach.Address,
+			Want: bootstrap.Want{Name: h.spec.Name, Hostname: h.mach.Hostname, Role: h.spec.Role,
+				Labels: h.spec.Labels, Availability: h.spec.Availability},
+		})
+	}
+	return req
+}
+
+// swarm makes the hosts one swarm through the reconciler, then autolock,
+// the registry, and a final check from every node. It returns the leader
+// (the manager the others joined through) and the swarm's ID.
+func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leaderName string, prev *State) (changed bool, leader *host, clusterID string, err error) {
 	ev := func(h *host, step string, s ui.Status, detail string) {
 		c.M.Progress.Event(h.spec.Name, step, s, detail)
 	}
-	byName := map[string]*host{}
+	out, err := c.reconciler().Reconcile(ctx, c.swarmRequest(spec, hosts, leaderName, prev))
+	if err != nil {
+		return false, nil, "", err
+	}
+	for _, w := range out.Warnings {
+		c.M.Progress.Event(spec.Name, "swarm", ui.Info, w)
+	}
+	changed = out.Changed
 	for _, h := range hosts {
-		byName[h.spec.Name] = h
-	}
-	if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		var err error
-		h.state, err = h.node.State(ctx)
-		return err
-	}); err != nil {
-		return false, err
-	}
-	changed := false
-	leader := byName[leaderName]
-	switch {
-	case leader.state.Active() && leader.state.Manager:
-		ev(leader, "swarm-init", ui.Unchanged, "manager")
-	case leader.state.Active() && !c.Force:
-		return false, fmt.Errorf("%s is a worker of another swarm: use --force to make it leave and start this cluster's", leaderName)
-	default:
-		if leader.state.Active() {
-			if err := leader.node.Leave(ctx, true); err != nil {
-				return false, err
-			}
-		}
-		ev(leader, "swarm-init", ui.Started, leader.mach.Address)
-		if err := leader.node.Init(ctx, leader.mach.Address); err != nil {
-			ev(leader, "swarm-init", ui.Failed, "")
-			return false, err
-		}
-		changed = true
-		ev(leader, "swarm-init", ui.Changed, leader.mach.Address)
-		var err error
-		if leader.state, err = leader.node.State(ctx); err != nil {
-			return false, err
+		h.state = out.States[h.spec.Name]
+		if h.node == out.Anchor {
+			leader = h
 		}
 	}
 	// Autolock: the unlock key is a secret, kept 0600 in the cluster's folder.
 	autoChanged, key, err := bootstrap.EnsureAutolock(ctx, leader.node, spec.Autolock)
 	if err != nil {
-		return false, err
+		return false, leader, out.ClusterID, err
 	}
 	keyFile := filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")
 	if key != "" {
 		c.M.Redactor.Add(key)
 		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
-			return false, err
+			return false, leader, out.ClusterID, err
 		}
 	} else {
 		os.Remove(keyFile)
@@ -78,79 +88,20 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 		changed = true
 		ev(leader, "swarm-autolock", ui.Changed, fmt.Sprintf("autolock=%v", spec.Autolock))
 	}
-	workerToken, managerToken, err := bootstrap.Tokens(ctx, leader.node)
-	if err != nil {
-		return false, err
-	}
-	c.M.Redactor.Add(workerToken)
-	c.M.Redactor.Add(managerToken)
-
-	join := func(ctx context.Context, h *host, token string) error {
-		if bootstrap.SameSwarm(ctx, leader.node, leader.state, h.state) {
-			ev(h, "swarm-join", ui.Unchanged, "in the swarm")
-			return nil
-		}
-		if h.state.Active() {
-			if !c.Force {
-				return fmt.Errorf("%s belongs to another swarm: use --force to make it leave and join this one", h.spec.Name)
-			}
-			if err := h.node.Leave(ctx, true); err != nil {
-				return err
-			}
-		}
-		ev(h, "swarm-join", ui.Started, h.spec.Role)
-		if err := h.node.Join(ctx, h.mach.Address, leader.mach.Address, token, c.M.Redactor.Redact); err != nil {
-			ev(h, "swarm-join", ui.Failed, "")
-			return err
-		}
-		h.changed = true
-		ev(h, "swarm-join", ui.Changed, h.spec.Role)
-		var err error
-		h.state, err = h.node.State(ctx)
-		return err
-	}
-	// Managers one at a time: Raft adds one member at once.
-	var workers []*host
-	for _, h := range hosts {
-		if h == leader {
-			continue
-		}
-		if h.spec.Role == "worker" {
-			workers = append(workers, h)
-			continue
-		}
-		if err := join(ctx, h, managerToken); err != nil {
-			return false, err
-		}
-	}
-	if err := parallel(ctx, c.Parallel, workers, func(ctx context.Context, h *host) error { return join(ctx, h, workerToken) }); err != nil {
-		return false, err
-	}
-	// Roles, labels, availability through the leader; promotions one at a time.
-	for _, h := range hosts {
-		got, err := bootstrap.EnsureNode(ctx, leader.node, h.state.NodeID, bootstrap.NodeWant{Role: h.spec.Role, Labels: h.spec.Labels, Availability: h.spec.Availability})
-		if err != nil {
-			return false, err
-		}
-		if len(got) > 0 {
-			h.changed = true
-			ev(h, "swarm-node", ui.Changed, strings.Join(got, ", "))
-		}
-	}
-	for _, h := range hosts {
-		if err := bootstrap.WaitReady(ctx, leader.node, h.state.NodeID, 2*time.Minute); err != nil {
-			return false, err
-		}
-	}
 	if !spec.Registry.Enabled {
-		return changed, nil
+		return changed, leader, out.ClusterID, nil
 	}
-	regHost := byName[spec.Registry.Node]
+	var regHost *host
+	for _, h := range hosts {
+		if h.spec.Name == spec.Registry.Node {
+			regHost = h
+		}
+	}
 	reg := bootstrap.Registry{Hostname: regHost.mach.Hostname, Port: spec.Registry.Port, Image: spec.Registry.Image, Path: spec.Registry.Path}
 	created, err := bootstrap.EnsureRegistry(ctx, leader.node, regHost.client, reg)
 	if err != nil {
 		ev(regHost, "registry", ui.Failed, err.Error())
-		return false, err
+		return false, leader, out.ClusterID, err
 	}
 	if created {
 		changed = true
@@ -165,7 +116,7 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 		ev(h, "check", ui.Unchanged, "Ready, registry answers")
 		return nil
 	})
-	return changed, err
+	return changed, leader, out.ClusterID, err
 }
 
 // peerSSH lets the docker user of every node log in to every other node:

@@ -162,3 +162,15 @@ func Address(ctx context.Context, d Driver) (string, error) {
 	}
 	return ep.Host, nil
 }
+
+// Adopter is implemented by drivers that adopt a host that exists without
+// them (ssh): removing such a machine forgets it and leaves the host as it is.
+type Adopter interface {
+	Adopts() bool
+}
+
+// Adopts tells whether d adopts its host rather than making it.
+func Adopts(d Driver) bool {
+	a, ok := d.(Adopter)
+	return ok && a.Adopts()
+}

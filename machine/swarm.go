@@ -100,7 +100,8 @@ func labelMap(kv []string) map[string]string {
 }
 
 // bootstrap puts a provisioned machine in its swarm, through its one SSH
-// connection (and the master's, to fetch tokens and set roles).
+// connection (and the master's, to fetch tokens and set roles). The swarm
+// reconciler decides; a locked node is never left or re-initialised.
 func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.Client) error {
 	sw := mach.Swarm
 	if sw == nil {
@@ -121,22 +122,83 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 		}
 		ev("images", status(loaded), archive)
 	}
-	state, err := node.State(ctx)
-	if err != nil {
-		return err
-	}
 	advertise := sw.AdvertiseAddr
 	if advertise == "" {
 		advertise = mach.Address
 	}
-	want := bootstrap.NodeWant{Role: "worker", Labels: labelMap(sw.Labels), Availability: sw.Availability}
+	want := bootstrap.Want{Name: mach.Name, Hostname: mach.Hostname, Role: bootstrap.RoleWorker, Labels: labelMap(sw.Labels), Availability: sw.Availability}
 	if sw.Master || sw.Manager {
-		want.Role = "manager"
+		want.Role = bootstrap.RoleManager
+	}
+	unlockHint := "'docker swarm unlock' on it (shoal never leaves or re-initialises a locked manager)"
+	if mach.Cluster != "" {
+		unlockHint = "'cluster unlock " + mach.Cluster + "'"
+	}
+	req := bootstrap.Request{
+		Targets: []*bootstrap.Target{{Node: node, Want: want, Advertise: advertise}},
+		Policy: bootstrap.Policy{Leader: mach.Name, ClusterID: sw.ClusterID, Force: sw.Force,
+			ForceHint: "--swarm-force", UnlockHint: unlockHint},
+	}
+	root := mach.Name
+	if !sw.Master {
+		mgr, closeMgr, err := m.openMaster(ctx, sw.Join)
+		if err != nil {
+			return fmt.Errorf("%s: swarm master: %w", mach.Name, err)
+		}
+		defer closeMgr()
+		req.Anchors = []*bootstrap.Node{mgr}
+		req.Policy.Leader = mgr.Name
+		if master, err := m.RootMaster(mach.Machine); err == nil {
+			root = master.Name
+			if req.Policy.ClusterID == "" && master.Swarm != nil {
+				req.Policy.ClusterID = master.Swarm.ClusterID
+			}
+		}
+	}
+	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1,
+		// Managers join and leave one at a time, across processes too.
+		ManagerLock: func(ctx context.Context) (func(), error) { return m.Store.Lock(ctx, "swarm", root) }}
+	out, err := r.Reconcile(ctx, req)
+	if err != nil {
+		return err
+	}
+	if out.ClusterID != "" && out.ClusterID != sw.ClusterID {
+		sw.ClusterID = out.ClusterID
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return err
+		}
 	}
 	if sw.Master {
-		return m.bootstrapMaster(ctx, mach, node, state, advertise, want, ev)
+		if !sw.Registry {
+			return nil
+		}
+		reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage, Path: sw.RegistryPath}
+		ev("registry", ui.Started, "")
+		created, err := bootstrap.EnsureRegistry(ctx, node, node.R, reg)
+		if err != nil {
+			ev("registry", ui.Failed, "")
+			return err
+		}
+		if err := bootstrap.WaitRegistry(ctx, node, mach.Hostname, registryPort(sw), 2*time.Minute); err != nil {
+			ev("registry", ui.Failed, "")
+			return err
+		}
+		ev("registry", status(created), fmt.Sprintf("%s:%d", mach.Hostname, registryPort(sw)))
+		return nil
 	}
-	return m.bootstrapJoin(ctx, mach, node, state, advertise, want, ev)
+	master, err := m.RootMaster(mach.Machine)
+	if err != nil {
+		return err
+	}
+	if reg, err := m.registryHost(master); err != nil {
+		return err
+	} else if reg != nil {
+		if err := bootstrap.WaitRegistry(ctx, node, reg.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
+			return err
+		}
+		ev("registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", reg.Hostname, registryPort(master.Swarm)))
+	}
+	return nil
 }
 
 func status(changed bool) ui.Status {
@@ -144,55 +206,6 @@ func status(changed bool) ui.Status {
 		return ui.Changed
 	}
 	return ui.Unchanged
-}
-
-func (m *Manager) bootstrapMaster(ctx context.Context, mach *Machine, node *bootstrap.Node, state bootstrap.State, advertise string, want bootstrap.NodeWant, ev func(string, ui.Status, string)) error {
-	sw := mach.Swarm
-	switch {
-	case state.Active() && state.Manager:
-		ev("swarm-init", ui.Unchanged, "manager of swarm "+short(state.ClusterID))
-	case state.Active() && !sw.Force:
-		return fmt.Errorf("%s is a worker of another swarm (cluster %s): use --swarm-force to make it leave and start a new one", mach.Name, short(state.ClusterID))
-	default:
-		if state.LocalNodeState != string(swarm.LocalNodeStateInactive) {
-			if err := node.Leave(ctx, true); err != nil {
-				return err
-			}
-		}
-		ev("swarm-init", ui.Started, advertise)
-		if err := node.Init(ctx, advertise); err != nil {
-			ev("swarm-init", ui.Failed, "")
-			return err
-		}
-		ev("swarm-init", ui.Changed, advertise)
-	}
-	state, err := node.State(ctx)
-	if err != nil {
-		return err
-	}
-	changed, err := bootstrap.EnsureNode(ctx, node, state.NodeID, want)
-	if err != nil {
-		return err
-	}
-	if len(changed) > 0 {
-		ev("swarm-node", ui.Changed, strings.Join(changed, ", "))
-	}
-	if !sw.Registry {
-		return nil
-	}
-	reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage, Path: sw.RegistryPath}
-	ev("registry", ui.Started, "")
-	created, err := bootstrap.EnsureRegistry(ctx, node, node.R, reg)
-	if err != nil {
-		ev("registry", ui.Failed, "")
-		return err
-	}
-	if err := bootstrap.WaitRegistry(ctx, node, mach.Hostname, registryPort(sw), 2*time.Minute); err != nil {
-		ev("registry", ui.Failed, "")
-		return err
-	}
-	ev("registry", status(created), fmt.Sprintf("%s:%d", mach.Hostname, registryPort(sw)))
-	return nil
 }
 
 // openMaster connects to the machine whose swarm mach joins.
@@ -211,96 +224,6 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 		return nil, nil, err
 	}
 	return n, func() { n.Close(); c.Close() }, nil
-}
-
-func (m *Manager) bootstrapJoin(ctx context.Context, mach *Machine, node *bootstrap.Node, state bootstrap.State, advertise string, want bootstrap.NodeWant, ev func(string, ui.Status, string)) error {
-	sw := mach.Swarm
-	mgr, closeMgr, err := m.openMaster(ctx, sw.Join)
-	if err != nil {
-		return fmt.Errorf("%s: swarm master: %w", mach.Name, err)
-	}
-	defer closeMgr()
-	mstate, err := mgr.State(ctx)
-	if err != nil {
-		return err
-	}
-	if !mstate.Active() || !mstate.Manager {
-		return fmt.Errorf("%s is not a swarm manager (state %s): create it with --swarm-master first", sw.Join, mstate.LocalNodeState)
-	}
-	switch {
-	case state.Active() && bootstrap.SameSwarm(ctx, mgr, mstate, state):
-		ev("swarm-join", ui.Unchanged, "in the swarm of "+sw.Join)
-	case state.Active() && !sw.Force:
-		return fmt.Errorf("%s belongs to another swarm (%s does not know node %s): use --swarm-force to make it leave and join %s's", mach.Name, sw.Join, short(state.NodeID), sw.Join)
-	default:
-		if state.LocalNodeState != string(swarm.LocalNodeStateInactive) {
-			if err := node.Leave(ctx, true); err != nil {
-				return err
-			}
-		}
-		if want.Role == "manager" {
-			// Managers join one at a time: raft adds one member at once.
-			root := sw.Join
-			if master, err := m.RootMaster(mach.Machine); err == nil {
-				root = master.Name
-			}
-			unlock, err := m.Store.Lock(ctx, "swarm", root)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-		}
-		workerToken, managerToken, err := bootstrap.Tokens(ctx, mgr)
-		if err != nil {
-			return err
-		}
-		m.Redactor.Add(workerToken)
-		m.Redactor.Add(managerToken)
-		token := workerToken
-		if want.Role == "manager" {
-			token = managerToken
-		}
-		ev("swarm-join", ui.Started, sw.Join+" as "+want.Role)
-		if err := node.Join(ctx, advertise, mgr.Addr, token, m.Redactor.Redact); err != nil {
-			ev("swarm-join", ui.Failed, "")
-			return err
-		}
-		ev("swarm-join", ui.Changed, sw.Join+" as "+want.Role)
-	}
-	state, err = node.State(ctx)
-	if err != nil {
-		return err
-	}
-	changed, err := bootstrap.EnsureNode(ctx, mgr, state.NodeID, want)
-	if err != nil {
-		return err
-	}
-	if len(changed) > 0 {
-		ev("swarm-node", ui.Changed, strings.Join(changed, ", "))
-	}
-	if err := bootstrap.WaitReady(ctx, mgr, state.NodeID, 2*time.Minute); err != nil {
-		return err
-	}
-	master, err := m.RootMaster(mach.Machine)
-	if err != nil {
-		return err
-	}
-	if reg, err := m.registryHost(master); err != nil {
-		return err
-	} else if reg != nil {
-		if err := bootstrap.WaitRegistry(ctx, node, reg.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
-			return err
-		}
-		ev("registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", reg.Hostname, registryPort(master.Swarm)))
-	}
-	return nil
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // leaveSwarm takes the machine out of its swarm before it is removed: a
@@ -345,7 +268,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 		if _, err := bootstrap.EnsureNode(ctx, other, state.NodeID, bootstrap.NodeWant{Role: "worker"}); err != nil {
 			return err
 		}
-		if err := waitNode(ctx, other, state.NodeID, func(n swarm.Node) bool { return n.ManagerStatus == nil }); err != nil {
+		if err := bootstrap.WaitRole(ctx, other, state.NodeID, bootstrap.RoleWorker, 30*time.Second); err != nil {
 			return err
 		}
 	}
@@ -354,29 +277,13 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 		return err
 	}
 	if other != nil {
-		_ = waitNode(ctx, other, state.NodeID, func(n swarm.Node) bool { return n.Status.State == swarm.NodeStateDown })
+		_ = bootstrap.WaitNode(ctx, other, state.NodeID, 30*time.Second, func(n swarm.Node) bool { return n.Status.State == swarm.NodeStateDown })
 		if err := bootstrap.RemoveNode(ctx, other, state.NodeID); err != nil {
 			return err
 		}
 	}
 	m.Progress.Event(mach.Name, "swarm-leave", ui.Changed, "")
 	return nil
-}
-
-func waitNode(ctx context.Context, mgr *bootstrap.Node, id string, ok func(swarm.Node) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
-		if err == nil && ok(n) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s on %s: %w", id, mgr.Name, ctx.Err())
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
 }
 
 // otherManager finds a live manager of the same swarm among the stored

@@ -68,11 +68,24 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
 	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")
 	pf.IntVar(&g.parallel, "parallel", 8, "how many hosts to work on at once")
-	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
+	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUnlock(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
 		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})
 	return root
+}
+
+// applyCommand is the 'cluster up' that applies the same plan: the same
+// file with the same variables.
+func (g *globals) applyCommand(file string) string {
+	parts := []string{cli.ClusterCommand(), "up"}
+	for _, v := range g.vars {
+		parts = append(parts, "--var", cli.ShellWord(v))
+	}
+	for _, f := range g.varFiles {
+		parts = append(parts, "--var-file", cli.ShellWord(f))
+	}
+	return strings.Join(append(parts, cli.ShellWord(file)), " ")
 }
 
 func oneArg(cmd *cobra.Command, args []string) error {
@@ -118,27 +131,43 @@ func newPlan(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			plans, err := c.Plan(cmd.Context(), spec)
+			plan, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err
 			}
+			apply := g.applyCommand(args[0])
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
-				return writeJSON(out, plans)
+				return writeJSON(out, struct {
+					*cluster.PlanResult
+					Apply string `json:"apply"`
+				}{plan, apply})
 			}
-			n := 0
-			for _, p := range plans {
+			for _, p := range plan.Machines {
 				if len(p.Actions) == 0 {
 					fmt.Fprintf(out, "%s (%s): nothing to change\n", p.Name, p.Role)
 					continue
 				}
-				n++
 				fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
 				for _, a := range p.Actions {
 					fmt.Fprintf(out, "  + %s\n", a)
 				}
 			}
-			fmt.Fprintf(out, "\n%d of %d machines would change. Apply with: cluster up %s\n", n, len(plans), args[0])
+			for _, p := range plan.Leaving {
+				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, strings.Join(p.Actions, ", "))
+			}
+			for _, w := range plan.Warnings {
+				fmt.Fprintf(out, "warning: %s\n", w)
+			}
+			for _, r := range plan.Refusals {
+				fmt.Fprintf(out, "refused: %s\n", r)
+			}
+			fmt.Fprintf(out, "\n%d of %d machines would change.", plan.Changes(), len(plan.Machines)+len(plan.Leaving))
+			if len(plan.Refusals) > 0 {
+				fmt.Fprintf(out, " 'cluster up' would refuse (see above) and change nothing.\n")
+				return nil
+			}
+			fmt.Fprintf(out, " Apply with: %s\n", apply)
 			return nil
 		},
 	}
@@ -146,6 +175,7 @@ func newPlan(g *globals) *cobra.Command {
 
 func newUp(g *globals) *cobra.Command {
 	var force bool
+	var drainTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up FILE",
 		Short: "Make the machines of FILE one ready swarm (again and again, without harm)",
@@ -160,6 +190,7 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			c.Force = force
+			c.DrainTimeout = drainTimeout
 			res, err := c.Up(cmd.Context(), spec)
 			c.M.Progress.Close()
 			if err != nil {
@@ -173,7 +204,8 @@ func newUp(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one")
+	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one (as swarm { force_rejoin = true })")
+	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
 	return cmd
 }
 
@@ -348,4 +380,36 @@ func newEnv(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&shell, "shell", "", "bash, zsh, fish, powershell, cmd, tcsh (default from $SHELL)")
 	return cmd
+}
+
+func newUnlock(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unlock FILE|NAME",
+		Short: "Unlock the cluster's locked managers with the unlock key shoal keeps (never printed)",
+		Long: `With swarm { autolock = true } a manager whose dockerd restarted comes back
+locked. unlock unlocks every locked manager of the cluster with the key in
+clusters/NAME/unlock-key, and does nothing else to any node.`,
+		Args: oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.clusterName(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			done, err := c.Unlock(cmd.Context(), name)
+			c.M.Progress.Close()
+			if err != nil {
+				return err
+			}
+			if len(done) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: no manager is locked.\n", name)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: unlocked %s.\n", name, strings.Join(done, ", "))
+			return nil
+		},
+	}
 }

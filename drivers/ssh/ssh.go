@@ -82,6 +82,9 @@ type Driver struct{ cfg Config }
 
 func (d *Driver) Name() string { return "ssh" }
 
+// Adopts: the host exists without shoal; removing the machine forgets it.
+func (d *Driver) Adopts() bool { return true }
+
 func (d *Driver) endpoint() drivers.Endpoint {
 	key := ""
 	if d.cfg.Key != "" {

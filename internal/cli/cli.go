@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -82,6 +83,23 @@ func MachineCommand() string {
 		return "machine"
 	}
 	return filepath.Join(filepath.Dir(os.Args[0]), "machine")
+}
+
+// ClusterCommand is how the user runs the cluster command, for hints.
+func ClusterCommand() string {
+	if _, err := exec.LookPath("cluster"); err == nil || !strings.Contains(os.Args[0], "/") {
+		return "cluster"
+	}
+	return filepath.Join(filepath.Dir(os.Args[0]), "cluster")
+}
+
+// ShellWord is s as one word of a shell command line: as it is when that is
+// safe, single-quoted otherwise.
+func ShellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:@%+,-") == "" {
+		return s
+	}
+	return sshrun.ShellQuote(s)
 }
 
 // Manager opens the store and returns a machine manager whose progress goes

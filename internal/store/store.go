@@ -110,7 +110,9 @@ type Swarm struct {
 	// RegistryNode is the machine the registry runs on ("" = the master).
 	RegistryNode  string   `json:"registryNode,omitempty"`
 	ImageArchives []string `json:"imageArchives,omitempty"`
-	Force         bool     `json:"-"`
+	// ClusterID is the swarm's ID as last seen.
+	ClusterID string `json:"clusterID,omitempty"`
+	Force     bool   `json:"-"`
 }
 
 // SSH is how shoal reaches the machine, as last known.

@@ -1,0 +1,383 @@
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// The decisions of the swarm reconciler: pure functions from what the nodes
+// say (observed) to what must be done (wanted). Nothing here talks to a node.
+//
+// Rules that never bend:
+//   - a node of this swarm is never left or re-initialised;
+//   - a locked node is only ever unlocked;
+//   - a node of another swarm is left only when the user forced it.
+
+// Role is a swarm node role as the user asks for it.
+const (
+	RoleManager = "manager"
+	RoleWorker  = "worker"
+)
+
+// Local node states, as `docker info` reports them.
+const (
+	StateInactive = string(swarm.LocalNodeStateInactive)
+	StatePending  = string(swarm.LocalNodeStatePending)
+	StateActive   = string(swarm.LocalNodeStateActive)
+	StateLocked   = string(swarm.LocalNodeStateLocked)
+	StateError    = string(swarm.LocalNodeStateError)
+)
+
+// Membership is what the reconciler does about one node's place in the swarm.
+type Membership string
+
+const (
+	// Keep: the node is in this swarm; only its role, labels and
+	// availability may change.
+	Keep Membership = "keep"
+	// Init: the node starts the swarm.
+	Init Membership = "init"
+	// Join: the node is in no swarm and joins this one.
+	Join Membership = "join"
+	// Unlock: the node is a locked manager; it is unlocked, nothing else.
+	Unlock Membership = "unlock"
+	// Rejoin: the node is in another swarm (forced) or stuck half-way in
+	// none (pending, error); it leaves that and then joins or inits.
+	Rejoin Membership = "rejoin"
+)
+
+// Want is what one node should be.
+type Want struct {
+	Name     string
+	Hostname string
+	Role     string // RoleManager or RoleWorker
+	Labels   map[string]string
+	// Availability is active, pause or drain; "" keeps what is there.
+	Availability string
+}
+
+// Observed is what the reconciler knows of the nodes before it acts.
+type Observed struct {
+	// States holds what each reachable node's engine says, by machine name.
+	States map[string]State
+	// Unreachable holds why a node's engine did not answer, by name.
+	Unreachable map[string]string
+	// Members is the swarm's node list as a live manager of it sees it
+	// (empty before a swarm exists).
+	Members []Member
+}
+
+// Member is one entry of the swarm's node list.
+type Member struct {
+	ID           string
+	Hostname     string
+	Addr         string
+	Role         string
+	Ready        bool
+	Availability string
+	// Reachable is a manager's Raft reachability.
+	Reachable bool
+	Leader    bool
+}
+
+// Policy is what the user allows.
+type Policy struct {
+	// Leader is where a new swarm starts.
+	Leader string
+	// Anchors are managers outside the reconciled set that the nodes join
+	// (machine create --swarm-join MASTER); they are never changed.
+	Anchors []string
+	// ClusterID is the swarm these nodes belong to, when shoal recorded it.
+	ClusterID string
+	// Force lets a node of another swarm leave it.
+	Force bool
+	// CanUnlock: an unlock key is at hand and unlocking is allowed.
+	CanUnlock bool
+	// ForceHint and UnlockHint name what the user types (flag or HCL
+	// attribute; command) in refusals.
+	ForceHint, UnlockHint string
+}
+
+// NodeDecision is the membership decision for one node.
+type NodeDecision struct {
+	Name       string     `json:"name"`
+	Membership Membership `json:"membership"`
+	Reason     string     `json:"reason,omitempty"`
+}
+
+// Decision is what the reconciler will do about membership.
+type Decision struct {
+	// Anchor is the live manager of this swarm that the others join
+	// through ("" when the swarm is to be initialised or unlocked first).
+	Anchor    string
+	ClusterID string
+	Nodes     []NodeDecision
+}
+
+// Of returns the decision for a node.
+func (d Decision) Of(name string) NodeDecision {
+	for _, n := range d.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return NodeDecision{Name: name}
+}
+
+// NeedsUnlock tells whether some node must be unlocked before the rest can
+// be decided for certain.
+func (d Decision) NeedsUnlock() bool {
+	for _, n := range d.Nodes {
+		if n.Membership == Unlock {
+			return true
+		}
+	}
+	return false
+}
+
+// PickAnchor chooses the live manager of this swarm that the others join:
+// the recorded swarm's manager when shoal knows the swarm's ID, else the
+// leader when it manages a swarm, else the anchors, else any manager of
+// the wanted set (in order).
+func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) {
+	var order []string
+	order = append(order, pol.Anchors...)
+	order = append(order, pol.Leader)
+	for _, w := range want {
+		order = append(order, w.Name)
+	}
+	for _, n := range order {
+		s, ok := obs.States[n]
+		if !ok || !s.Active() || !s.Manager {
+			continue
+		}
+		if pol.ClusterID == "" || s.ClusterID == pol.ClusterID {
+			return n, s.ClusterID
+		}
+	}
+	return "", ""
+}
+
+// Decide decides each wanted node's membership. anchor and clusterID come
+// from PickAnchor; obs.Members from the anchor. It refuses (an error that
+// names every node at fault and what to type) rather than harm a swarm.
+func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (Decision, error) {
+	d := Decision{Anchor: anchor, ClusterID: clusterID}
+	known := map[string]bool{}
+	for _, m := range obs.Members {
+		known[m.ID] = true
+	}
+	inSwarm := func(s State) bool {
+		if !s.Active() {
+			return false
+		}
+		if s.ClusterID != "" {
+			return s.ClusterID == clusterID
+		}
+		return s.NodeID != "" && known[s.NodeID] // a worker does not know the cluster ID
+	}
+	var errs []error
+	refuse := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	locked := 0
+	for _, w := range want {
+		if _, ok := obs.States[w.Name]; !ok {
+			continue
+		}
+		if obs.States[w.Name].LocalNodeState == StateLocked {
+			locked++
+		}
+	}
+	for _, a := range pol.Anchors {
+		s, ok := obs.States[a]
+		switch {
+		case anchor != "":
+		case !ok:
+			refuse("%s: the swarm's manager does not answer: %s", a, obs.Unreachable[a])
+		case s.LocalNodeState == StateLocked:
+			refuse("%s is a locked swarm manager: unlock it first (%s)", a, pol.UnlockHint)
+		default:
+			refuse("%s is not a swarm manager (state %s): create it with --swarm-master first", a, s.LocalNodeState)
+		}
+	}
+	for _, w := range want {
+		s, ok := obs.States[w.Name]
+		if !ok {
+			refuse("%s: the Docker engine does not answer: %s", w.Name, obs.Unreachable[w.Name])
+			continue
+		}
+		add := func(m Membership, reason string) {
+			d.Nodes = append(d.Nodes, NodeDecision{Name: w.Name, Membership: m, Reason: reason})
+		}
+		joinOrInit := Join
+		if anchor == "" && w.Name == pol.Leader && len(pol.Anchors) == 0 {
+			joinOrInit = Init
+		}
+		switch s.LocalNodeState {
+		case StateLocked:
+			if pol.CanUnlock {
+				add(Unlock, "locked manager")
+			} else {
+				refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, pol.UnlockHint)
+			}
+		case StateActive:
+			switch {
+			case w.Name == anchor:
+				add(Keep, "manager of swarm "+Short(clusterID))
+			case anchor != "" && inSwarm(s):
+				add(Keep, "in the swarm")
+			case anchor == "" && locked > 0:
+				// The swarm's managers are locked: nobody can tell yet
+				// whether this node is one of theirs, so it is not touched.
+				add(Keep, "swarm managers locked: decided after unlock")
+			case pol.Force:
+				add(Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
+			default:
+				what := "a worker of another swarm"
+				if s.Manager {
+					what = "a manager of another swarm " + Short(s.ClusterID)
+				}
+				refuse("%s is %s: use %s to make it leave and join this one", w.Name, what, pol.ForceHint)
+			}
+		case StateInactive, "":
+			add(joinOrInit, "in no swarm")
+		default: // pending, error
+			if s.NodeID != "" && known[s.NodeID] {
+				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
+			} else {
+				add(Rejoin, "swarm state "+s.LocalNodeState+": leaves the half-made membership first")
+			}
+		}
+	}
+	if anchor == "" && locked == 0 && len(errs) == 0 {
+		leaderOK := false
+		for _, n := range d.Nodes {
+			if n.Name == pol.Leader && (n.Membership == Init || n.Membership == Rejoin) {
+				leaderOK = true
+			}
+		}
+		if len(pol.Anchors) == 0 && !leaderOK {
+			refuse("no node can start the swarm: the leader %s is not among the nodes in no swarm", pol.Leader)
+		}
+		if pol.ClusterID != "" {
+			for name, why := range obs.Unreachable {
+				refuse("%s does not answer (%s) and may be a manager of swarm %s: shoal starts no new swarm while it cannot tell", name, why, Short(pol.ClusterID))
+			}
+		}
+	}
+	sortErrs(errs)
+	return d, errors.Join(errs...)
+}
+
+func sortErrs(errs []error) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+}
+
+// Short is the 12-character form of a swarm or node ID.
+func Short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// QuorumCheck tells whether the swarm keeps its Raft quorum while the named
+// managers stop being managers (demoted or removed), one at a time, and
+// keeps at least one manager. It returns a warning for a final count that
+// tolerates no loss.
+func QuorumCheck(members []Member, leaving map[string]bool, promoted int) (warning string, err error) {
+	var managers, reachable, goReach, goAll int
+	var names []string
+	for _, m := range members {
+		if m.Role != RoleManager {
+			continue
+		}
+		managers++
+		if m.Reachable {
+			reachable++
+		}
+		if leaving[m.ID] {
+			goAll++
+			names = append(names, m.Hostname)
+			if m.Reachable {
+				goReach++
+			}
+		}
+	}
+	if goAll == 0 {
+		return countWarning(managers + promoted), nil
+	}
+	sort.Strings(names)
+	left, leftReach := managers-goAll, reachable-goReach
+	if left+promoted < 1 {
+		return "", fmt.Errorf("removing or demoting %s leaves the swarm no manager: keep at least one manager in the file", strings.Join(names, ", "))
+	}
+	if need := left/2 + 1; left > 0 && leftReach < need {
+		return "", fmt.Errorf("removing or demoting %s would lose the Raft quorum: %d managers, %d reachable; after it %d managers with %d reachable, and a quorum of %d needs %d reachable. Bring the unreachable managers back (or replace them) first",
+			strings.Join(names, ", "), managers, reachable, left, leftReach, left, need)
+	}
+	if managers-reachable > 0 && reachable < managers/2+1 {
+		return "", fmt.Errorf("the swarm has lost its quorum (%d of %d managers reachable): nothing can change it until a majority is back", reachable, managers)
+	}
+	return countWarning(left + promoted), nil
+}
+
+func countWarning(managers int) string {
+	if managers == 2 {
+		return "2 managers tolerate no loss: if either fails the swarm stops taking changes; 3 managers tolerate one"
+	}
+	if managers > 2 && managers%2 == 0 {
+		return fmt.Sprintf("%d managers tolerate no more failures than %d", managers, managers-1)
+	}
+	return ""
+}
+
+// Stale lists the swarm's node entries left behind by hosts that were
+// replaced: entries that are not Ready, not the current node of any wanted
+// machine, and carry a wanted (or leaving) machine's hostname.
+func Stale(members []Member, current map[string]string, hostnames map[string]bool) []Member {
+	cur := map[string]bool{}
+	for _, id := range current {
+		cur[id] = true
+	}
+	var out []Member
+	for _, m := range members {
+		if m.Ready || cur[m.ID] || !hostnames[m.Hostname] {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// RoleChange is a promotion or demotion of one node.
+type RoleChange struct {
+	Name, NodeID, To string
+}
+
+// RoleChanges lists the promotions and demotions that make the members'
+// roles what want says, promotions first (so that a demotion never waits
+// on a manager still to come).
+func RoleChanges(want []Want, ids map[string]string, members []Member) []RoleChange {
+	byID := map[string]Member{}
+	for _, m := range members {
+		byID[m.ID] = m
+	}
+	var promote, demote []RoleChange
+	for _, w := range want {
+		m, ok := byID[ids[w.Name]]
+		if !ok || m.Role == w.Role || w.Role == "" {
+			continue
+		}
+		rc := RoleChange{Name: w.Name, NodeID: m.ID, To: w.Role}
+		if w.Role == RoleManager {
+			promote = append(promote, rc)
+		} else {
+			demote = append(demote, rc)
+		}
+	}
+	return append(promote, demote...)
+}

@@ -1,0 +1,166 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// Leaving is a node that leaves the swarm for good (scale down, a machine
+// removed from the file).
+type Leaving struct {
+	Name     string
+	Hostname string
+	// Node is nil when the host is gone or does not answer.
+	Node *Node
+}
+
+// MemberOf finds a leaving node's entry in the swarm's list: by the node ID
+// its engine reports, else by hostname.
+func MemberOf(members []Member, nodeID, hostname string) (Member, bool) {
+	for _, m := range members {
+		if nodeID != "" && m.ID == nodeID {
+			return m, true
+		}
+	}
+	if nodeID != "" {
+		return Member{}, false
+	}
+	for _, m := range members {
+		if m.Hostname == hostname {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// Retire takes nodes out of the swarm one at a time, without losing a task
+// or the quorum: drain and wait until its tasks run elsewhere (bounded by
+// drainTimeout), demote a manager and wait for Raft, leave, and remove the
+// entry. The quorum check runs before anything changes.
+func (r *Reconciler) Retire(ctx context.Context, anchor *Node, leaving []Leaving, drainTimeout time.Duration) error {
+	if len(leaving) == 0 {
+		return nil
+	}
+	members, err := Members(ctx, anchor)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(leaving))
+	going := map[string]bool{}
+	for i, l := range leaving {
+		nodeID := ""
+		if l.Node != nil {
+			if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
+				nodeID = s.NodeID
+			}
+		}
+		if m, ok := MemberOf(members, nodeID, l.Hostname); ok {
+			ids[i] = m.ID
+			going[m.ID] = true
+		}
+	}
+	warn, err := QuorumCheck(members, going, 0)
+	if err != nil {
+		return err
+	}
+	if warn != "" {
+		r.event(anchor.Name, "swarm-quorum", ui.Info, warn)
+	}
+	for i, l := range leaving {
+		if err := r.retireOne(ctx, anchor, l, ids[i], drainTimeout); err != nil {
+			return fmt.Errorf("%s: %w", l.Name, err)
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id string, drainTimeout time.Duration) error {
+	if id != "" {
+		r.event(l.Name, "swarm-drain", ui.Started, "")
+		if _, err := EnsureNode(ctx, anchor, id, NodeWant{Availability: "drain"}); err != nil {
+			return err
+		}
+		if err := WaitDrained(ctx, anchor, id, drainTimeout); err != nil {
+			r.event(l.Name, "swarm-drain", ui.Failed, "")
+			return fmt.Errorf("%w (the node stays drained; run again, or raise --drain-timeout)", err)
+		}
+		r.event(l.Name, "swarm-drain", ui.Changed, "its tasks run elsewhere")
+		n, _, err := anchor.API.NodeInspectWithRaw(ctx, id)
+		if err != nil {
+			return err
+		}
+		if n.Spec.Role == swarm.NodeRoleManager {
+			if err := r.withManagerLock(ctx, func() error {
+				if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
+					return err
+				}
+				return WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout())
+			}); err != nil {
+				return err
+			}
+			r.event(l.Name, "swarm-role", ui.Changed, "demoted")
+		}
+	}
+	if l.Node != nil {
+		if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
+			if err := r.leave(ctx, l.Node, "removed from the cluster"); err != nil {
+				return err
+			}
+		}
+	}
+	if id != "" {
+		// The entry goes once the manager sees the node down (bounded: a
+		// node that is gone already is down).
+		_ = WaitNode(ctx, anchor, id, 30*time.Second, func(n swarm.Node) bool { return n.Status.State != swarm.NodeStateReady })
+		if err := RemoveNode(ctx, anchor, id); err != nil {
+			return err
+		}
+		r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
+	}
+	return nil
+}
+
+// WaitDrained waits until no task runs on the node and every task the
+// swarm wants running elsewhere is running.
+func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		if err == nil && drained(tasks, id) {
+			onNode, err2 := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
+			if err2 == nil && !anyRunning(onNode) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("draining node %s: its tasks did not move within %s", Short(id), timeout)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// drained: no task wanted running is still on the node or not yet running.
+func drained(tasks []swarm.Task, id string) bool {
+	for _, t := range tasks {
+		if t.NodeID == id || t.Status.State != swarm.TaskStateRunning {
+			return false
+		}
+	}
+	return true
+}
+
+func anyRunning(tasks []swarm.Task) bool {
+	for _, t := range tasks {
+		if t.Status.State == swarm.TaskStateRunning {
+			return true
+		}
+	}
+	return false
+}
