@@ -336,16 +336,18 @@ func countWarning(managers int) string {
 }
 
 // Stale lists the swarm's node entries left behind by hosts that were
-// replaced: entries that are not Ready, not the current node of any wanted
-// machine, and carry a wanted (or leaving) machine's hostname.
-func Stale(members []Member, current map[string]string, hostnames map[string]bool) []Member {
+// replaced: entries that are not the current node of any wanted machine and
+// carry a wanted machine's hostname, and are either not Ready or belong to
+// a machine whose engine is in no swarm now (joining): the swarm may not
+// have noticed yet that the old host is gone.
+func Stale(members []Member, current map[string]string, hostnames, joining map[string]bool) []Member {
 	cur := map[string]bool{}
 	for _, id := range current {
 		cur[id] = true
 	}
 	var out []Member
 	for _, m := range members {
-		if m.Ready || cur[m.ID] || !hostnames[m.Hostname] {
+		if cur[m.ID] || !hostnames[m.Hostname] || (m.Ready && !joining[m.Hostname]) {
 			continue
 		}
 		out = append(out, m)

@@ -204,13 +204,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 		hostnames[w.Hostname] = true
 	}
 	current := map[string]string{}
+	joining := map[string]bool{}
 	for _, t := range req.Targets {
-		if m := out.Decision.Of(t.Want.Name).Membership; m == Keep {
+		switch out.Decision.Of(t.Want.Name).Membership {
+		case Keep:
 			current[t.Want.Name] = out.NodeIDs[t.Want.Name]
+		case Join:
+			joining[t.Want.Hostname] = true
 		}
 	}
 	current[anchor.Name] = out.NodeIDs[anchor.Name]
-	stale := Stale(members, current, hostnames)
+	stale := Stale(members, current, hostnames, joining)
 	if len(stale) > 0 {
 		gone := map[string]bool{}
 		for _, m := range stale {

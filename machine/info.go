@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // Info is one row of `machine ls`.
@@ -76,13 +77,45 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		return info
 	}
 	defer c.Close()
-	res, err := c.RunSudo(ctx, "docker version --format '{{.Server.Version}}'")
+	res, err := c.RunSudo(ctx, "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'")
 	if err != nil {
 		info.Error = "docker: " + firstLine(strings.TrimSpace(string(res.Stderr)))
 		return info
 	}
-	info.DockerVersion = "v" + strings.TrimSpace(string(res.Stdout))
+	version, swarmState, _ := strings.Cut(strings.TrimSpace(string(res.Stdout)), " ")
+	info.DockerVersion = "v" + version
+	if swarmState == "locked" {
+		info.Swarm = strings.TrimSpace(info.Swarm + " (locked)")
+		info.Error = "swarm manager locked: unlock it (" + unlockHint(mach.Machine) + ")"
+	}
 	return info
+}
+
+// unlockHint says how to unlock a locked manager of this machine's swarm.
+func unlockHint(mach *store.Machine) string {
+	if mach.Cluster != "" {
+		return "'cluster unlock " + mach.Cluster + "'"
+	}
+	return "'docker swarm unlock' on it"
+}
+
+// SwarmState is the machine's local swarm state as its engine says it
+// (inactive, active, locked, ...).
+func (m *Manager) SwarmState(ctx context.Context, name string) (string, error) {
+	mach, err := m.Load(name)
+	if err != nil || mach.Swarm == nil {
+		return "", err
+	}
+	c, err := m.Connect(ctx, mach, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	res, err := c.RunSudo(ctx, "docker info --format '{{.Swarm.LocalNodeState}}'")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
 }
 
 func firstLine(s string) string {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/template"
+	"time"
+
+	"github.com/shoal-dev/shoal/drivers"
 
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
@@ -103,6 +107,15 @@ func newStatus(g *globals) *cobra.Command {
 			st, err := m.State(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			// A locked swarm manager says so: it runs, but is not usable.
+			if st == drivers.Running {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
+				defer cancel()
+				if sw, err := m.SwarmState(ctx, args[0]); err == nil && sw == "locked" {
+					fmt.Fprintln(cmd.OutOrStdout(), "Running (swarm locked)")
+					return nil
+				}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), st)
 			return nil
