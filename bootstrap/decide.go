@@ -48,6 +48,10 @@ const (
 	// Rejoin: the node is in another swarm (forced) or stuck half-way in
 	// none (pending, error); it leaves that and then joins or inits.
 	Rejoin Membership = "rejoin"
+	// Readdress: the node is in this swarm under an address it no longer
+	// has; it is demoted (a manager, quorum kept), leaves, its entry goes,
+	// and it joins again with its new address.
+	Readdress Membership = "readdress"
 )
 
 // Want is what one node should be.
@@ -58,6 +62,8 @@ type Want struct {
 	Labels   map[string]string
 	// Availability is active, pause or drain; "" keeps what is there.
 	Availability string
+	// Advertise is the address the swarm should reach the node on.
+	Advertise string
 }
 
 // Observed is what the reconciler knows of the nodes before it acts.
@@ -168,8 +174,10 @@ func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) 
 func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (Decision, error) {
 	d := Decision{Anchor: anchor, ClusterID: clusterID}
 	known := map[string]bool{}
+	byID := map[string]Member{}
 	for _, m := range obs.Members {
 		known[m.ID] = true
+		byID[m.ID] = m
 	}
 	inSwarm := func(s State) bool {
 		if !s.Active() {
@@ -228,7 +236,11 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 			case w.Name == anchor:
 				add(Keep, "manager of swarm "+Short(clusterID))
 			case anchor != "" && inSwarm(s):
-				add(Keep, "in the swarm")
+				if m, ok := byID[s.NodeID]; ok && w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise {
+					add(Readdress, "the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+				} else {
+					add(Keep, "in the swarm")
+				}
 			case anchor == "" && locked > 0:
 				// The swarm's managers are locked: nobody can tell yet
 				// whether this node is one of theirs, so it is not touched.

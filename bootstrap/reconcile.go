@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -104,9 +105,13 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 		if n.ManagerStatus != nil {
 			m.Reachable = n.ManagerStatus.Reachability == swarm.ReachabilityReachable
 			m.Leader = n.ManagerStatus.Leader
-			if a, _, ok := strings.Cut(n.ManagerStatus.Addr, ":"); ok && m.Addr == "" {
-				m.Addr = a
+			// A manager is reached at its Raft address.
+			if h, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
+				m.Addr = h
 			}
+		}
+		if m.Addr == "0.0.0.0" {
+			m.Addr = ""
 		}
 		out = append(out, m)
 	}
@@ -304,6 +309,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 		}
 	}
 
+	// Nodes whose address changed join again with the new one, one at a
+	// time, managers with the quorum kept.
+	for _, t := range req.Targets {
+		dec := out.Decision.Of(t.Want.Name)
+		if dec.Membership != Readdress {
+			continue
+		}
+		if err := tokens(); err != nil {
+			return out, err
+		}
+		if err := r.readdress(ctx, anchor, t, out.NodeIDs[t.Want.Name], dec.Reason, workerToken, managerToken); err != nil {
+			return out, fmt.Errorf("%s: readdress: %w", t.Want.Name, err)
+		}
+		s, err := t.Node.State(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.NodeIDs[t.Want.Name], out.States[t.Want.Name] = s.NodeID, s
+		out.Changed = true
+	}
+
 	// Roles: promotions first, then demotions, one at a time, each waiting
 	// until Raft has settled.
 	if members, err = Members(ctx, anchor); err != nil {
@@ -363,6 +389,53 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 		return WaitReady(ctx, anchor, out.NodeIDs[t.Want.Name], r.readyTimeout())
 	})
 	return out, err
+}
+
+// readdress makes a node of this swarm join again under its new address:
+// a manager is demoted first (the quorum checked), the node leaves, its old
+// entry goes, and it joins with the token of its role.
+func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id, why, workerToken, managerToken string) error {
+	r.event(t.Want.Name, "swarm-readdress", ui.Started, why)
+	members, err := Members(ctx, anchor)
+	if err != nil {
+		return err
+	}
+	wasManager := false
+	for _, m := range members {
+		if m.ID == id && m.Role == RoleManager {
+			wasManager = true
+		}
+	}
+	return r.withManagerLock(ctx, func() error {
+		if wasManager {
+			if _, err := QuorumCheck(members, map[string]bool{id: true}, 0); err != nil {
+				return err
+			}
+			if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
+				return err
+			}
+			if err := WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout()); err != nil {
+				return err
+			}
+		}
+		if err := t.Node.Leave(ctx, false); err != nil {
+			return err
+		}
+		_ = WaitNode(ctx, anchor, id, 30*time.Second, func(n swarm.Node) bool { return n.Status.State != swarm.NodeStateReady })
+		if err := RemoveNode(ctx, anchor, id); err != nil {
+			return err
+		}
+		token := workerToken
+		if t.Want.Role == RoleManager {
+			token = managerToken
+		}
+		if err := t.Node.Join(ctx, t.Advertise, anchor.Addr, token, r.Redactor.Redact); err != nil {
+			r.event(t.Want.Name, "swarm-readdress", ui.Failed, "")
+			return err
+		}
+		r.event(t.Want.Name, "swarm-readdress", ui.Changed, "joined again at "+t.Advertise)
+		return nil
+	})
 }
 
 func (r *Reconciler) withManagerLock(ctx context.Context, f func() error) error {
@@ -507,6 +580,9 @@ func wantsOf(ts []*Target) []Want {
 	out := make([]Want, len(ts))
 	for i, t := range ts {
 		out[i] = t.Want
+		if out[i].Advertise == "" {
+			out[i].Advertise = t.Advertise
+		}
 	}
 	return out
 }

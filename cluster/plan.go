@@ -141,6 +141,8 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 				p.Actions = append(p.Actions, "join as "+h.spec.Role)
 			case bootstrap.Rejoin:
 				p.Actions = append(p.Actions, "leave ("+dec.Reason+"), join as "+h.spec.Role)
+			case bootstrap.Readdress:
+				p.Actions = append(p.Actions, "readdress: "+dec.Reason+" (leave, join again at the new address)")
 			case bootstrap.Unlock:
 				p.Actions = append(p.Actions, "unlock (auto_unlock)")
 			case bootstrap.Keep:

@@ -73,10 +73,20 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 	if len(leaving) == 0 {
 		return nil
 	}
+	// The registry's data lives on its node: a node that runs it (now, or
+	// as the last run left it) does not leave while the registry is on.
+	regHost := ""
+	if prev, err := LoadState(c.M.Store, spec.Name); err == nil && prev.Registry != "" {
+		regHost, _, _ = strings.Cut(prev.Registry, ":")
+	}
 	if spec.Registry.Enabled {
 		for _, n := range leaving {
-			if n == spec.Registry.Node {
-				return fmt.Errorf("%s runs the registry: move it first (registry { node = ... }) or disable it", n)
+			mach, err := c.M.Load(n)
+			if err != nil {
+				return err
+			}
+			if n == spec.Registry.Node || mach.Hostname == regHost {
+				return fmt.Errorf("%s runs the registry (its images are on that node): keep it, or set registry { enabled = false } first", n)
 			}
 		}
 	}

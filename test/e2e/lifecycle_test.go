@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,12 @@ import (
 // driver: a locked leader, a quorum-losing change refused, replaced hosts,
 // scale down with a service that keeps its replicas.
 
-const lcNetwork = "shoal-lab-lc"
+const (
+	lcNetwork = "shoal-lab-lc"
+	// lcSubnet is the test's own bridge, with a subnet of its choosing so
+	// that a host can be given another address (--ip needs one).
+	lcSubnet = "172.31.237.0/24"
+)
 
 func lifecycleFile(t *testing.T, archive string) string {
 	t.Helper()
@@ -139,6 +143,10 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		run(t, time.Minute, "docker", "network", "rm", lcNetwork)
 	})
+	run(t, time.Minute, "docker", "network", "rm", lcNetwork)
+	if r := run(t, time.Minute, "docker", "network", "create", "--subnet", lcSubnet, lcNetwork); r.code != 0 {
+		t.Fatalf("docker network create: %s", r)
+	}
 	if r := s.cluster("up", file); r.code != 0 {
 		t.Fatalf("cluster up: %s", r)
 	}
@@ -259,6 +267,65 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("readdress", func(t *testing.T) {
+		moved := map[string]string{}
+		for i, n := range []string{"lc-w-1", "lc-m-2"} {
+			old := strings.TrimSpace(s.mustMachine("ip", n))
+			// The host comes back on its network with another address, as
+			// after a new DHCP lease.
+			if r := run(t, time.Minute, "docker", "network", "disconnect", lcNetwork, "shoal-"+n); r.code != 0 {
+				t.Fatalf("network disconnect %s: %s", n, r)
+			}
+			ip := fmt.Sprintf("172.31.237.%d", 200+i)
+			if r := run(t, time.Minute, "docker", "network", "connect", "--ip", ip, lcNetwork, "shoal-"+n); r.code != 0 {
+				t.Fatalf("network connect %s: %s", n, r)
+			}
+			now := strings.TrimSpace(s.mustMachine("ip", n))
+			if now == old {
+				t.Fatalf("%s kept %s: the test could not change its address", n, old)
+			}
+			moved[n] = now
+		}
+		plan := s.cluster("plan", file)
+		for n := range moved {
+			if !strings.Contains(plan.stdout, n+" (") || !strings.Contains(plan.stdout, "readdress") {
+				t.Errorf("plan should say %s is readdressed:\n%s", n, plan)
+			}
+		}
+		if r := s.cluster("up", file); r.code != 0 {
+			t.Fatalf("cluster up after address changes: %s", r)
+		}
+		for _, host := range all {
+			for n, ip := range moved {
+				got := strings.Fields(mustHostExec(t, host, "getent", "hosts", n))
+				if len(got) == 0 || got[0] != ip {
+					t.Errorf("%s resolves %s to %v, want %s", host, n, got, ip)
+				}
+			}
+		}
+		for n := range moved {
+			if r := s.dockerEnv(n, "info", "--format", "{{.Swarm.LocalNodeState}}"); r.code != 0 || strings.TrimSpace(r.stdout) != "active" {
+				t.Errorf("machine env of %s over TLS at its new address: %s", n, r)
+			}
+		}
+		if got := mustHostExec(t, "lc-m-1", "docker", "node", "inspect", "lc-m-2", "--format", "{{.ManagerStatus.Addr}}"); !strings.HasPrefix(got, moved["lc-m-2"]+":") {
+			t.Errorf("the swarm reaches lc-m-2 at %s, want %s", got, moved["lc-m-2"])
+		}
+		nodes := nodeTable(t, "lc-m-1")
+		mgrs := 0
+		for h, st := range nodes {
+			if !strings.HasPrefix(st, "Ready") {
+				t.Errorf("%s is %q after readdress", h, st)
+			}
+			if strings.Contains(st, "Leader") || strings.Contains(st, "Reachable") {
+				mgrs++
+			}
+		}
+		if len(nodes) != 5 || mgrs != 3 {
+			t.Errorf("want 5 Ready nodes with 3 managers after readdress:\n%v", nodes)
+		}
+	})
+
 	t.Run("scale down", func(t *testing.T) {
 		waitReplicas(t, "lc-m-1", "web", 4, 2*time.Minute)
 		plan := s.cluster("plan", "--var", "managers=2", "--var", "workers=1", file)
@@ -323,6 +390,5 @@ func TestClusterLifecycle(t *testing.T) {
 		if again.code != 0 || !strings.Contains(again.stdout, "nothing to change") {
 			t.Errorf("a second run after scale down should change nothing:\n%s", again)
 		}
-		_ = strconv.Itoa
 	})
 }
