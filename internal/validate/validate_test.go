@@ -30,9 +30,9 @@ func TestEveryCheckRefusesTheInjection(t *testing.T) {
 		"DockerUser": DockerUser, "EngineVersion": EngineVersion, "URL": URL, "InsecureRegistry": InsecureRegistry,
 		"LabelKey": LabelKey, "LabelValue": LabelValue, "Fingerprint": Fingerprint, "RemotePath": RemotePath,
 		"ImageRef": ImageRef, "ObjectName": ObjectName,
-		"Label": func(s string) error { _, _, err := Label(s); return err },
+		"Label":        func(s string) error { _, _, err := Label(s); return err },
 		"Label(value)": func(s string) error { _, _, err := Label("k=" + s); return err },
-		"Label(key)": func(s string) error { _, _, err := Label(s + "=v"); return err },
+		"Label(key)":   func(s string) error { _, _, err := Label(s + "=v"); return err },
 	} {
 		for _, v := range []string{inj, "$(touch /tmp/pwned)", "`id`", "a\nb", "a|b", "a&&b"} {
 			if err := f(v); err == nil {
