@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
 )
@@ -66,6 +67,21 @@ func Spec() *drivers.Spec {
 			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
+		},
+		Validate: func(cfg any) error {
+			c := cfg.(*Config)
+			if err := validate.ImageRef(c.Image); err != nil {
+				return fmt.Errorf("--docker-image: %w", err)
+			}
+			if err := validate.ObjectName(c.Network); err != nil {
+				return fmt.Errorf("--docker-network: %w", err)
+			}
+			if c.Container != "" {
+				if err := validate.ObjectName(c.Container); err != nil {
+					return fmt.Errorf("container: %w", err)
+				}
+			}
+			return nil
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)

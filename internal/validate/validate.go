@@ -357,3 +357,35 @@ func ObjectName(s string) error {
 	}
 	return nil
 }
+
+// RepoURL checks a docker-ce repository URL: a plain http(s) URL whose
+// host is a name or an IPv4 address (it goes into a sed expression, where
+// brackets would be read).
+func RepoURL(s string) error {
+	if err := URL(s); err != nil {
+		return err
+	}
+	if strings.ContainsAny(s, "[]") {
+		return fmt.Errorf("%q: a repository URL names its host, not an IPv6 address in brackets", s)
+	}
+	return nil
+}
+
+var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}(:[0-9]{1,5})?$`)
+
+// AdvertiseAddr checks a swarm advertise address: an IP address or name,
+// or a network interface, each with an optional port.
+func AdvertiseAddr(s string) error {
+	if Host(s) == nil || hostPort(s) == nil {
+		return nil
+	}
+	if ifaceRE.MatchString(s) {
+		if _, p, ok := strings.Cut(s, ":"); ok {
+			if n, _ := strconv.Atoi(p); Port(n) != nil {
+				return fmt.Errorf("%q: %q is not a port", s, p)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%q is not an address, a name or an interface (with an optional :port)", s)
+}

@@ -29,7 +29,7 @@ func TestEveryCheckRefusesTheInjection(t *testing.T) {
 		"Name": Name, "DNSName": DNSName, "Hostname": Hostname, "Host": Host, "UserName": UserName,
 		"DockerUser": DockerUser, "EngineVersion": EngineVersion, "URL": URL, "InsecureRegistry": InsecureRegistry,
 		"LabelKey": LabelKey, "LabelValue": LabelValue, "Fingerprint": Fingerprint, "RemotePath": RemotePath,
-		"ImageRef": ImageRef, "ObjectName": ObjectName,
+		"ImageRef": ImageRef, "ObjectName": ObjectName, "RepoURL": RepoURL, "AdvertiseAddr": AdvertiseAddr,
 		"Label":        func(s string) error { _, _, err := Label(s); return err },
 		"Label(value)": func(s string) error { _, _, err := Label("k=" + s); return err },
 		"Label(key)":   func(s string) error { _, _, err := Label(s + "=v"); return err },
@@ -167,6 +167,16 @@ func TestImageRef(t *testing.T) {
 		{"registry:2", true}, {"shoal/node:latest", true}, {"localhost:5000/team/app:1.0", true},
 		{"alpine@sha256:" + strings.Repeat("a", 64), true}, {"ghcr.io/x/y", true},
 		{"", false}, {"Registry:2", false}, {"a b", false}, {"-x", false}, {"a:b:c", false},
+	})
+}
+
+func TestRepoURLAndAdvertiseAddr(t *testing.T) {
+	check(t, "RepoURL", RepoURL, []strCase{
+		{"https://download.docker.com", true}, {"https://[::1]/x", false}, {inj, false},
+	})
+	check(t, "AdvertiseAddr", AdvertiseAddr, []strCase{
+		{"10.0.0.1", true}, {"10.0.0.1:2377", true}, {"eth0", true}, {"eth0:2377", true}, {"::1", true}, {"[::1]:2377", true},
+		{"", false}, {"eth0:99999", false}, {"a b", false},
 	})
 }
 
