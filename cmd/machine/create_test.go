@@ -49,7 +49,7 @@ func TestCreateRefusesBadInputBeforeTheStore(t *testing.T) {
 		{"swarm registry image", []string{"--swarm-master", "--swarm-registry-image", inj}, "--swarm-registry-image"},
 		{"swarm join name", []string{"--swarm", "--swarm-join", "../../x"}, "--swarm-join"},
 		{"docker network", []string{"-d", "docker", "--docker-network", inj}, "--docker-network"},
-		{"docker image", []string{"-d", "docker", "--docker-image", inj}, "--docker-image"},
+		{"docker image", []string{"-d", "docker", "--docker-image", ""}, "--docker-image"},
 		{"machine name", []string{"../../victim"}, "invalid name"},
 	}
 	for _, c := range cases {
