@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/shoal-dev/shoal/drivers"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -215,7 +214,7 @@ func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cf
 func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	spec := &Spec{Name: raw.Cluster.Name}
-	if err := store.ValidateName(spec.Name); err != nil {
+	if err := validate.Name(spec.Name); err != nil {
 		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
 	}
 	// Nothing unknown may hide in the file: a misspelt block would be ignored.
@@ -357,7 +356,7 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			if mb.Count != nil {
 				name = fmt.Sprintf("%s-%d", mb.Name, n)
 			}
-			if err := store.ValidateName(name); err != nil {
+			if err := validate.Name(name); err != nil {
 				diags = append(diags, errAt(r, "Invalid machine name", "%v", err))
 				continue
 			}
