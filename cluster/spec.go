@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -253,11 +252,6 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Ran
 		}
 		if rng != nil {
 			first[b.Name] = *rng
-		}
-		if !hclsyntax.ValidIdentifier(b.Name) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable name",
-				Detail: fmt.Sprintf("%q: use letters, digits, '_' and '-', starting with a letter", b.Name), Subject: rng})
-			continue
 		}
 		declared[b.Name] = true
 		ty, d := b.typeOf()
