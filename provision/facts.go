@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Facts is what one round trip tells of a host before anything changes.
@@ -58,7 +58,7 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 
 // factsScript prints one section per probe. It only reads.
 func factsScript(dockerUser string) string {
-	u := sshrun.ShellQuote(dockerUser)
+	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
 		{"hostname", "hostname"},

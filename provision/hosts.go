@@ -11,7 +11,10 @@ type HostEntry struct {
 	Names []string
 }
 
+// The marker lines of the cluster block (cluster down --purge removes it).
 const (
+	HostsBegin = hostsBegin
+	HostsEnd   = hostsEnd
 	hostsBegin = "# BEGIN shoal: cluster nodes (managed, do not edit)"
 	hostsEnd   = "# END shoal"
 )

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Paths on the host.
@@ -28,7 +28,7 @@ func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.Facts.Section("hostname") != h.Spec.Hostname, nil
 }
 func (hostnameStep) Apply(ctx context.Context, h *Host) error {
-	q := sshrun.ShellQuote(h.Spec.Hostname)
+	q := shell.Quote(h.Spec.Hostname)
 	// hostnamectl needs systemd-hostnamed (D-Bus); minimal hosts and
 	// containers lack it. /etc/hostname is written in place because in a
 	// container it is a bind mount that cannot be renamed over.
@@ -152,7 +152,7 @@ func (s userStep) Check(_ context.Context, h *Host) (bool, error) {
 }
 
 func (s userStep) Apply(ctx context.Context, h *Host) error {
-	u := sshrun.ShellQuote(h.Spec.DockerUser)
+	u := shell.Quote(h.Spec.DockerUser)
 	var cmds []string
 	if _, exists := h.Facts.UserGroups(); !exists {
 		// A group of the user's name (say "docker", once Docker is in) makes
@@ -166,7 +166,7 @@ func (s userStep) Apply(ctx context.Context, h *Host) error {
 		home := fmt.Sprintf(`"$(getent passwd %s | cut -d: -f6)"`, u)
 		cmds = append(cmds, fmt.Sprintf(`d=%s/.ssh && install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$d/authorized_keys" && chown %s "$d/authorized_keys" && chmod 600 "$d/authorized_keys"`, home, u, u, u))
 		for _, k := range keys {
-			cmds = append(cmds, fmt.Sprintf(`printf '%%s\n' %s >> %s/.ssh/authorized_keys`, sshrun.ShellQuote(k), home))
+			cmds = append(cmds, fmt.Sprintf(`printf '%%s\n' %s >> %s/.ssh/authorized_keys`, shell.Quote(k), home))
 		}
 	}
 	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
@@ -35,7 +36,7 @@ func requireTTYError(r Runner, err error) error {
 	line := "Defaults:" + r.User() + " !requiretty"
 	return fmt.Errorf("sudo on %s requires a terminal (`Defaults requiretty` in /etc/sudoers, as on CentOS 7) and this connection cannot give it one. "+
 		"As root on %s, run:\n    echo %s > %s && chmod 0440 %s\nor connect as root.\n%w",
-		r.Host(), r.Host(), sshrun.ShellQuote(line), file, file, err)
+		r.Host(), r.Host(), shell.Quote(line), file, file, err)
 }
 
 // gatherFactsSudo is GatherFacts that switches the runner to sudo with a pty

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Markers and exit codes the root scripts use to report specific failures.
@@ -52,12 +54,12 @@ func (c *Client) WriteFile(ctx context.Context, dst string, data []byte, mode fs
 	}
 	defer sc.Remove(tmp) // best effort: the script has consumed it or failed
 
-	groupExpr := ShellQuote(group)
+	groupExpr := shell.Quote(group)
 	if group == "" {
-		groupExpr = `"$(id -gn ` + ShellQuote(user) + `)"`
+		groupExpr = `"$(id -gn ` + shell.Quote(user) + `)"`
 	}
 	next := dst + ".shoal-tmp"
-	q := ShellQuote
+	q := shell.Quote
 	m := fmt.Sprintf("%04o", unixMode(mode))
 	script := strings.Join([]string{
 		`[ -d ` + q(path.Dir(dst)) + ` ] || { echo '` + noParentMarker + `' >&2; exit ` + fmt.Sprint(noParentExit) + `; }`,
@@ -169,7 +171,7 @@ func (c *Client) dropSFTP(sc *sftp.Client) {
 // ReadFile reads a file as root. A missing file gives an error matching
 // fs.ErrNotExist.
 func (c *Client) ReadFile(ctx context.Context, file string) ([]byte, error) {
-	q := ShellQuote(file)
+	q := shell.Quote(file)
 	script := `[ -e ` + q + ` ] || { echo "` + notExistMarker + `" >&2; exit ` + fmt.Sprint(notExistExit) + `; }` + "\nexec cat -- " + q
 	res, err := c.runRoot(ctx, script, true) // contents may be secret: keep them out of the transcript
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Result is what a command produced. Output is not redacted: callers need
@@ -67,7 +69,7 @@ func (e *SudoError) Error() string {
 	file := "/etc/sudoers.d/90-shoal-" + sudoersName(e.User)
 	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n"+
 		"    echo %s > %s && chmod 0440 %s\nor connect as root.",
-		e.Host, e.User, e.Host, ShellQuote(e.User+" ALL=(ALL) NOPASSWD:ALL"), file, file)
+		e.Host, e.User, e.Host, shell.Quote(e.User+" ALL=(ALL) NOPASSWD:ALL"), file, file)
 }
 
 func (e *SudoError) Unwrap() error { return e.Err }
@@ -103,7 +105,7 @@ func (c *Client) Sudo(cmd string) string {
 	if c.isRoot() {
 		return cmd
 	}
-	return "sudo -n sh -c " + ShellQuote(cmd)
+	return "sudo -n sh -c " + shell.Quote(cmd)
 }
 
 func (c *Client) isRoot() bool { return c.cfg.User == "root" }
@@ -118,7 +120,7 @@ func (c *Client) RunSudo(ctx context.Context, cmd string) (Result, error) {
 // runRoot runs a POSIX sh script as root. It goes through sh explicitly
 // because root's login shell need not be POSIX.
 func (c *Client) runRoot(ctx context.Context, script string, hideStdout bool) (Result, error) {
-	cmd := "sh -c " + ShellQuote(script)
+	cmd := "sh -c " + shell.Quote(script)
 	if !c.isRoot() {
 		cmd = c.Sudo(script)
 	}
@@ -293,10 +295,8 @@ func shorten(s string, max int) string {
 	return string(r[:max]) + "..."
 }
 
-// ShellQuote quotes s for a POSIX shell with single quotes.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// ShellQuote is shell.Quote, kept for callers that already use it.
+func ShellQuote(s string) string { return shell.Quote(s) }
 
 // Redactor removes registered secrets from text. It is safe for concurrent
 // use; the zero value is ready.

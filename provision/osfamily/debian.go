@@ -3,6 +3,8 @@ package osfamily
 import (
 	"fmt"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Debian covers Debian and Ubuntu: apt, docker.io or docker-ce.
@@ -20,7 +22,7 @@ func (Debian) SELinux() bool { return false }
 func (Debian) InstallPackages(pkgs ...string) string {
 	words := make([]string, len(pkgs))
 	for i, p := range pkgs {
-		words[i] = shellWord(p)
+		words[i] = shell.Word(p)
 	}
 	list := strings.Join(words, " ")
 	return aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", list)
@@ -59,13 +61,14 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 		if in.Version != "" {
 			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
 			// quoted so that the shell leaves the * to apt.
-			pkgs = fmt.Sprintf("%s %s containerd.io", shellWord("docker-ce=5:"+in.Version+"*"), shellWord("docker-ce-cli=5:"+in.Version+"*"))
+			pkgs = fmt.Sprintf("%s %s containerd.io", shell.Word("docker-ce=5:"+in.Version+"*"), shell.Word("docker-ce-cli=5:"+in.Version+"*"))
 		}
 		return []string{
 			aptEnv + "command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",
 			"install -m 0755 -d /etc/apt/keyrings",
-			fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shellWord(repo+"/linux/"+distro+"/gpg")),
-			fmt.Sprintf(`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] %s %s stable" > /etc/apt/sources.list.d/docker.list`, repo+"/linux/"+distro, codename),
+			fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shell.Word(repo+"/linux/"+distro+"/gpg")),
+			// The architecture is the host's own; the rest is one quoted word.
+			`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] "` + shell.Quote(repo+"/linux/"+distro+" "+codename+" stable") + ` > /etc/apt/sources.list.d/docker.list`,
 			aptEnv + "apt-get update -q",
 			aptEnv + "apt-get install -y -q " + pkgs,
 		}, nil
@@ -80,19 +83,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// shellWord quotes s for sh when it holds anything but safe characters.
-func shellWord(s string) string {
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=+@,", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe && s != "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
