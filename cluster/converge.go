@@ -92,6 +92,13 @@ func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context,
 				return
 			}
 			defer func() { <-sem }()
+			// A bug met on one host fails that host, not the whole run
+			// and the hosts still working.
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
 			errs[i] = f(ctx, h)
 		}()
 	}

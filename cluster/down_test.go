@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // runPurgeFunc runs one of purgeFuncs on a temp file holding content and
@@ -74,5 +77,28 @@ func TestPurgeScriptQuotes(t *testing.T) {
 	}
 	if strings.Contains(s, "/tmp/.shoal") || !strings.HasPrefix(s, "set -e\n") {
 		t.Errorf("want set -e and no fixed temp path:\n%s", s)
+	}
+}
+
+// One host's panic fails that host alone: the others run to the end.
+func TestParallelIsolatesPanics(t *testing.T) {
+	hosts := []*host{{spec: Machine{Name: "a"}}, {spec: Machine{Name: "b"}}, {spec: Machine{Name: "c"}}}
+	var done sync.Map
+	err := parallel(context.Background(), 3, hosts, func(_ context.Context, h *host) error {
+		if h.spec.Name == "b" {
+			var m map[string]any
+			m["x"] = 1 // the daemon.json null panic of issue 10
+		}
+		time.Sleep(20 * time.Millisecond)
+		done.Store(h.spec.Name, true)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "b: internal error") {
+		t.Fatalf("want b's panic as its error, got %v", err)
+	}
+	for _, n := range []string{"a", "c"} {
+		if _, ok := done.Load(n); !ok {
+			t.Errorf("host %s did not finish", n)
+		}
 	}
 }

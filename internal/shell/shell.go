@@ -36,3 +36,12 @@ func Word(s string) string {
 	}
 	return s
 }
+
+// Words is Join with Word: each argument one word, bare where it can be.
+func Words(args ...string) string {
+	w := make([]string, len(args))
+	for i, a := range args {
+		w[i] = Word(a)
+	}
+	return strings.Join(w, " ")
+}

@@ -66,10 +66,10 @@ func (e *SudoError) Error() string {
 	if e.Missing {
 		return fmt.Sprintf("on %s: sudo is not installed, but user %s is not root; install sudo and grant %s passwordless sudo, or connect as root", e.Host, e.User, e.User)
 	}
-	file := "/etc/sudoers.d/90-shoal-" + sudoersName(e.User)
-	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n"+
-		"    echo %s > %s && chmod 0440 %s\nor connect as root.",
-		e.Host, e.User, e.Host, shell.Quote(e.User+" ALL=(ALL) NOPASSWD:ALL"), file, file)
+	file := shell.Word("/etc/sudoers.d/90-shoal-" + sudoersName(e.User))
+	fix := "echo " + shell.Quote(e.User+" ALL=(ALL) NOPASSWD:ALL") + " > " + file + " && chmod 0440 " + file
+	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n    %s\nor connect as root.",
+		e.Host, e.User, e.Host, fix)
 }
 
 func (e *SudoError) Unwrap() error { return e.Err }

@@ -2,7 +2,6 @@ package osfamily
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -20,11 +19,7 @@ func (Debian) SELinux() bool { return false }
 // InstallPackages installs from the package lists the host has, and
 // updates them only when that fails (a fresh host has none).
 func (Debian) InstallPackages(pkgs ...string) string {
-	words := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		words[i] = shell.Word(p)
-	}
-	list := strings.Join(words, " ")
+	list := shell.Words(pkgs...)
 	return aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", list)
 }
 

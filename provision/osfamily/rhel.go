@@ -56,11 +56,7 @@ func (r RHEL) InstallPackages(pkgs ...string) string {
 }
 
 func installCmd(pm string, pkgs []string) string {
-	words := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		words[i] = shell.Word(p)
-	}
-	return pm + " install -y -q " + strings.Join(words, " ")
+	return shell.Word(pm) + " install -y -q " + shell.Words(pkgs...)
 }
 
 // repoDir is the directory of docker-ce's repository for this OS: RHEL 8/9
