@@ -163,14 +163,24 @@ func (s userStep) Apply(ctx context.Context, h *Host) error {
 	// useradd through whenever groupadd succeeds.
 	cmds = append(cmds, "{ getent group docker >/dev/null || groupadd docker; }", "usermod -aG docker "+u)
 	if keys := s.missingKeys(h); len(keys) > 0 {
-		home := fmt.Sprintf(`"$(getent passwd %s | cut -d: -f6)"`, u)
-		cmds = append(cmds, fmt.Sprintf(`d=%s/.ssh && install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$d/authorized_keys" && chown %s "$d/authorized_keys" && chmod 600 "$d/authorized_keys"`, home, u, u, u))
-		for _, k := range keys {
-			cmds = append(cmds, fmt.Sprintf(`printf '%%s\n' %s >> %s/.ssh/authorized_keys`, shell.Quote(k), home))
-		}
+		// An empty home would make the .ssh below /.ssh: stop instead.
+		cmds = append(cmds, fmt.Sprintf(`home=$(getent passwd %s | cut -d: -f6) && [ -n "$home" ] && d="$home/.ssh" && f="$d/authorized_keys"`, u),
+			fmt.Sprintf(`install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$f" && chown %s "$f" && chmod 600 "$f"`, u, u, u),
+			appendKeys(keys))
 	}
 	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
 	return err
+}
+
+// appendKeys appends keys to the file "$f", one a line. A file whose last
+// line has no newline gets one first: the new key must not run into the
+// old last key.
+func appendKeys(keys []string) string {
+	cmds := []string{`{ [ -z "$(tail -c 1 "$f")" ] || printf '\n' >> "$f"; }`}
+	for _, k := range keys {
+		cmds = append(cmds, `printf '%s\n' `+shell.Quote(k)+` >> "$f"`)
+	}
+	return strings.Join(cmds, " && ")
 }
 
 type daemonJSONStep struct{}
