@@ -141,6 +141,9 @@ func GatherFacts(ctx context.Context, r Runner, dockerUser string) (*Facts, erro
 	if err != nil {
 		return nil, err
 	}
+	if res.Truncated {
+		return nil, fmt.Errorf("probing %s: the probe's output is too large (is /etc/hosts or daemon.json many megabytes?)", r.Host())
+	}
 	f, err := parseFacts(string(res.Stdout))
 	if err != nil {
 		return nil, fmt.Errorf("probing %s: %w", r.Host(), err)

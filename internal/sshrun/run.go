@@ -16,10 +16,12 @@ import (
 )
 
 // Result is what a command produced. Output is not redacted: callers need
-// the real bytes.
+// the real bytes. Each stream is kept up to a bound (maxStdout, maxStderr):
+// beyond it only the tail is kept and Truncated is set.
 type Result struct {
 	Stdout, Stderr []byte
 	ExitCode       int // -1 when there is no exit status (cancelled, connection lost)
+	Truncated      bool
 }
 
 const (
@@ -28,6 +30,11 @@ const (
 	// transcriptMax caps each stream in the transcript so a chatty command
 	// (docker pull) does not bloat provision.log.
 	transcriptMax = 64 << 10
+	// A host's output is kept in memory up to these bounds, the tail of it
+	// beyond: a runaway command cannot exhaust memory, and errors show how
+	// it ended. stdout is larger: the facts probe carries /etc/hosts.
+	maxStdout = 16 << 20
+	maxStderr = 1 << 20
 	// cancelGrace is how long Run waits for the session to wind down after
 	// ctx ends, so late output is kept without blocking the caller long.
 	cancelGrace = 500 * time.Millisecond
@@ -164,7 +171,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	}
 	defer sess.Close()
 
-	var stdout, stderr lockedBuffer
+	stdout, stderr := lockedBuffer{max: maxStdout}, lockedBuffer{max: maxStderr}
 	sess.Stdout, sess.Stderr = &stdout, &stderr
 	var in *countingReader
 	if stdin != nil {
@@ -199,10 +206,12 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 		}
 		t.Stop()
 		res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+		res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
 		c.record(cmd, in, hideStdout, res, "cancelled: "+ctx.Err().Error(), time.Since(start))
 		return res, fmt.Errorf("on %s: command %q: %w", c.cfg.Host, c.redact(cmd), ctx.Err())
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
 
 	var exit *ssh.ExitError
 	switch {
@@ -341,22 +350,45 @@ func (r *Redactor) Redact(s string) string {
 }
 
 // lockedBuffer lets Run read output while a cancelled session may still be
-// writing to it.
+// writing to it. It keeps at most max bytes, the last ones.
 type lockedBuffer struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
+	max int
+	buf []byte
+	cut int64 // bytes dropped before they reached buf
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n := len(p)
+	if len(p) > b.max {
+		p = p[len(p)-b.max:]
+	}
+	b.buf = append(b.buf, p...)
+	// Compact only past twice the bound: the copying stays linear.
+	if len(b.buf) > 2*b.max {
+		b.cut += int64(len(b.buf) - b.max)
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
+	}
+	b.cut += int64(n - len(p))
+	return n, nil
 }
 
 func (b *lockedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
+	if len(b.buf) > b.max {
+		return bytes.Clone(b.buf[len(b.buf)-b.max:])
+	}
+	return bytes.Clone(b.buf)
+}
+
+// Cut is how many bytes were dropped to keep within max.
+func (b *lockedBuffer) Cut() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cut + int64(max(len(b.buf)-b.max, 0))
 }
 
 type countingReader struct {
