@@ -120,13 +120,15 @@ func parseFacts(out string) (*Facts, error) {
 		}
 		name, enc, _ := strings.Cut(rest, " ")
 		data, err := base64.StdEncoding.DecodeString(enc)
-		if name == "" || err != nil {
+		if !sectionRE.MatchString(name) || err != nil {
 			return nil, fmt.Errorf("the facts probe printed a garbled line %q", shorten(line, 80))
 		}
 		f.sections[name] = string(data)
 	}
 	return f, nil
 }
+
+var sectionRE = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 func shorten(s string, n int) string {
 	if len(s) > n {

@@ -2,6 +2,7 @@ package osfamily
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -52,6 +53,9 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 		if codename == "" {
 			return nil, fmt.Errorf("%s: /etc/os-release has no VERSION_CODENAME, needed for the docker-ce apt repository", os.PrettyName)
 		}
+		if !codenameRE.MatchString(codename) {
+			return nil, fmt.Errorf("%s: /etc/os-release's codename %q is not a suite name", os.PrettyName, codename)
+		}
 		pkgs := "docker-ce docker-ce-cli containerd.io"
 		if in.Version != "" {
 			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
@@ -70,6 +74,9 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 	}
 	return nil, fmt.Errorf("unknown install source %q", source)
 }
+
+// codenameRE is an apt suite name: it goes into sources.list as one word.
+var codenameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
