@@ -223,7 +223,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
 		rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
 		if len(rep.Changed) > 0 {
 			h.changed = true
