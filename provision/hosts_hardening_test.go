@@ -142,3 +142,25 @@ func TestAppendKeysShapes(t *testing.T) {
 		t.Errorf("a key present was not seen: %v", missing)
 	}
 }
+
+func FuzzAuthorizedKeys(f *testing.F) {
+	for _, s := range []string{"", "ssh-ed25519 AAAAold me", "ssh-ed25519 AAAAold me\r\n", "a\r\nb", "\n\n", "ssh-ed25519 AAAAnew shoal-cluster-c1@@commands\nsystemctl\n"} {
+		f.Add(s, "ssh-ed25519 AAAAnew shoal-cluster-c1")
+	}
+	f.Fuzz(func(t *testing.T, content, key string) {
+		if len(strings.Fields(key)) < 2 || strings.ContainsAny(key, "\r\n") {
+			return // keys are validated one-line "TYPE BASE64 [COMMENT]"
+		}
+		h := &Host{Spec: Spec{AuthorizedKeys: []string{key}}, Facts: &Facts{sections: map[string]string{"authorized-keys": content}}}
+		missing := (userStep{}).missingKeys(h)
+		// After the append the key is found, whatever the file held.
+		sep := ""
+		if content != "" && !strings.HasSuffix(content, "\n") {
+			sep = "\n"
+		}
+		h.Facts.sections["authorized-keys"] = content + sep + strings.Join(missing, "\n") + "\n"
+		if again := (userStep{}).missingKeys(h); len(again) > 0 {
+			t.Fatalf("key still missing after the append: %q", h.Facts.sections["authorized-keys"])
+		}
+	})
+}
