@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/validate"
@@ -81,12 +82,12 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 func (g *globals) applyCommand(file string) string {
 	parts := []string{cli.ClusterCommand(), "up"}
 	for _, v := range g.vars {
-		parts = append(parts, "--var", cli.ShellWord(v))
+		parts = append(parts, "--var", shell.Word(v))
 	}
 	for _, f := range g.varFiles {
-		parts = append(parts, "--var-file", cli.ShellWord(f))
+		parts = append(parts, "--var-file", shell.Word(f))
 	}
-	return strings.Join(append(parts, cli.ShellWord(file)), " ")
+	return strings.Join(append(parts, shell.Word(file)), " ")
 }
 
 func oneArg(cmd *cobra.Command, args []string) error {

@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/shoal-dev/shoal/drivers/all"
-	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -91,15 +90,6 @@ func ClusterCommand() string {
 		return "cluster"
 	}
 	return filepath.Join(filepath.Dir(os.Args[0]), "cluster")
-}
-
-// ShellWord is s as one word of a shell command line: as it is when that is
-// safe, single-quoted otherwise.
-func ShellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:@%+,-") == "" {
-		return s
-	}
-	return sshrun.ShellQuote(s)
 }
 
 // Manager opens the store and returns a machine manager whose progress goes
