@@ -92,6 +92,9 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 		_, err = d.mgr.run(ctx, v, "convertfromraw", src, partial, "--format", "VDI")
 	} else {
 		_, err = d.mgr.run(ctx, v, "clonemedium", "disk", src, partial, "--format", "VDI")
+		// clonemedium registers its source: leave the user's image out
+		// of VirtualBox's media registry, as it was.
+		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", src)
 	}
 	if err != nil {
 		d.forgetMedium(context.WithoutCancel(ctx), v, "disk", partial, true)
@@ -100,10 +103,33 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	// VirtualBox registers the clone under its path: unregister it before
 	// the rename, or its media registry would point at a missing file.
 	d.forgetMedium(ctx, v, "disk", partial, false)
+	// A medium registered under the final path by an earlier shoal (the
+	// cache was emptied since) would make VirtualBox refuse the new file:
+	// its UUID differs from the registered one (canonical/multipass#2373).
+	_, _ = d.mgr.run(ctx, v, "closemedium", "disk", final)
 	if err := os.Rename(partial, final); err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
 	return final, nil
+}
+
+// vdiCapacityMB reads a VDI image's disk size from its header (VDI 1.1,
+// as VirtualBox writes them: the signature at 0x40, the size in bytes at
+// 0x170, little-endian).
+func vdiCapacityMB(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	head := make([]byte, 0x178)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return 0, fmt.Errorf("%s: not a VDI image: %w", path, err)
+	}
+	if binary.LittleEndian.Uint32(head[0x40:]) != 0xbeda107f || binary.LittleEndian.Uint16(head[0x46:]) != 1 {
+		return 0, fmt.Errorf("%s: not a VDI 1.x image", path)
+	}
+	return int(binary.LittleEndian.Uint64(head[0x170:]) >> 20), nil
 }
 
 // forgetMedium takes a medium out of VirtualBox's media registry (and,
@@ -128,14 +154,16 @@ func (d *Driver) forgetMedium(ctx context.Context, v *vboxCmd, kind, path string
 func (d *Driver) makeDisk(ctx context.Context, v *vboxCmd, cached string) (string, error) {
 	disk := filepath.Join(d.m.Dir, DiskFile)
 	d.forgetMedium(ctx, v, "disk", disk, true) // the leftover of an interrupted Create
-	if _, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI"); err != nil {
-		return "", err
-	}
-	out, err := d.mgr.run(ctx, v, "showmediuminfo", "disk", disk)
+	_, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI")
+	// clonemedium registers its source: unregister the cached image again,
+	// so that rebuilding the cache never meets a stale registration.
+	_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", cached)
 	if err != nil {
 		return "", err
 	}
-	capacity, err := parseCapacityMB(out)
+	// The size is in the VDI's header: no need for showmediuminfo's
+	// translated "Capacity" line.
+	capacity, err := vdiCapacityMB(disk)
 	if err != nil {
 		return "", err
 	}

@@ -3,9 +3,12 @@ package fakevbox
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 )
 
 // Disk image headers, as far as the fake reads and writes them.
@@ -13,6 +16,7 @@ const (
 	vdiText      = "<<< Oracle VM VirtualBox Disk Image >>>\n"
 	vdiSignature = 0xbeda107f // little-endian at offset 0x40
 	vdiSizeAt    = 0x170      // cbDisk, little-endian uint64
+	vdiUUIDAt    = 0x188      // uuidCreate: the image's UUID
 	qcowMagic    = "QFI\xfb"  // virtual size: big-endian uint64 at 24
 	vmdkMagic    = "KDMV"     // capacity in sectors: little-endian uint64 at 12
 	vmdkText     = "# Disk DescriptorFile"
@@ -44,15 +48,37 @@ func readImage(path string) (format string, size int64, err error) {
 	return "RAW", fileSize(path), nil
 }
 
-// writeVDI writes a VDI header for a disk of size bytes (the data blocks
-// are left out: the fake never reads them).
-func writeVDI(path string, size int64) error {
+// writeVDI writes a VDI header for a disk of size bytes with the image's
+// UUID (the data blocks are left out: the fake never reads them).
+func writeVDI(path string, size int64, uuid string) error {
 	head := make([]byte, 512)
+	copy(head[vdiUUIDAt:], uuidBytes(uuid))
 	copy(head, vdiText)
 	binary.LittleEndian.PutUint32(head[0x40:], vdiSignature)
 	binary.LittleEndian.PutUint32(head[0x44:], 0x00010001) // version 1.1
 	binary.LittleEndian.PutUint64(head[vdiSizeAt:], uint64(size))
 	return os.WriteFile(path, head, 0o600)
+}
+
+// vdiUUID reads the UUID a VDI image carries, "" for other formats.
+func vdiUUID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := f.Read(head)
+	if n < vdiUUIDAt+16 || binary.LittleEndian.Uint32(head[0x40:]) != vdiSignature {
+		return ""
+	}
+	b := head[vdiUUIDAt : vdiUUIDAt+16]
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func uuidBytes(uuid string) []byte {
+	b, _ := hex.DecodeString(strings.ReplaceAll(uuid, "-", ""))
+	return b
 }
 
 // WriteQCOW2 writes the header of a qcow2 image of size bytes: enough for
