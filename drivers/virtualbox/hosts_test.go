@@ -410,3 +410,27 @@ func TestConformanceHosts(t *testing.T) {
 		})
 	}
 }
+
+// Also: a qcow2 v3 image with incompatible-feature bits, which VirtualBox
+// cannot read, is refused before anything is made, with what to do.
+func TestQcow2IncompatibleFeatures(t *testing.T) {
+	for _, host := range []fakevbox.Host{host61, host70linux, host71} {
+		t.Run(host.Version, func(t *testing.T) {
+			h := newHarness(t, host)
+			must(t, fakevbox.WriteQCOW2Features(h.image, 2<<30, 1<<3))
+			d := h.driver("n1", nil)
+			err := d.Create(ctx(t))
+			if err == nil || !strings.Contains(err.Error(), "zstd compression") || !strings.Contains(err.Error(), "qemu-img convert -O vdi") {
+				t.Fatalf("Create from a zstd qcow2 = %v", err)
+			}
+			nothingMade(t, h, d)
+			// The fake, like VirtualBox, cannot read it either.
+			v, err := h.mgr.vbox(ctx(t), "")
+			must(t, err)
+			_, err = h.mgr.run(ctx(t), v, "clonemedium", "disk", h.image, filepath.Join(h.root, "x.vdi"))
+			if err == nil || !strings.Contains(err.Error(), "unsupported incompatible features") {
+				t.Errorf("the fake converts it: %v", err)
+			}
+		})
+	}
+}

@@ -33,6 +33,15 @@ func imageFormat(path string) (string, error) {
 	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
+		// VirtualBox reads qcow2 v3 only without "incompatible features"
+		// (Storage/QCOW.cpp supports none): not the dirty or corrupt
+		// bits, an external data file, zstd compression or extended L2.
+		if len(head) >= 80 && binary.BigEndian.Uint32(head[4:]) == 3 {
+			if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
+				return "", fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
+					path, feat, qcowFeatures(feat), path)
+			}
+		}
 		return "qcow2", nil
 	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
 		return "vmdk", nil
@@ -44,6 +53,22 @@ func imageFormat(path string) (string, error) {
 		return "", fmt.Errorf("%s is compressed: decompress it first (VirtualBox reads qcow2, vmdk, vdi, vhd and raw disks)", path)
 	}
 	return "raw", nil
+}
+
+// qcowFeatures names qcow2's incompatible feature bits (qemu's
+// docs/interop/qcow2.txt).
+func qcowFeatures(feat uint64) string {
+	names := []string{"dirty", "corrupt", "external data file", "zstd compression", "extended L2 entries"}
+	var out []string
+	for i, n := range names {
+		if feat&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	if feat>>len(names) != 0 {
+		out = append(out, "unknown")
+	}
+	return strings.Join(out, ", ")
 }
 
 // cachedImage returns the image converted to VDI in the cache, converting

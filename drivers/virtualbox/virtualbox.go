@@ -103,7 +103,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.CPUs, "virtualbox-cpus", c.CPUs, "number of virtual CPUs")
 	fs.IntVar(&c.Memory, "virtualbox-memory", c.Memory, "memory in MiB")
 	fs.IntVar(&c.DiskSize, "virtualbox-disk-size", c.DiskSize, "disk size in MiB (the image's disk is grown to it, never shrunk)")
-	fs.StringVar(&c.HostOnlyCIDR, "virtualbox-hostonly-cidr", c.HostOnlyCIDR, "host-only network, as the host's address/prefix; outside 192.168.56.0/21 it must be listed in /etc/vbox/networks.conf (Linux, macOS)")
+	fs.StringVar(&c.HostOnlyCIDR, "virtualbox-hostonly-cidr", c.HostOnlyCIDR, "host-only network, as the host's address/prefix; on Linux (and macOS with VirtualBox 6.1) VirtualBox allows only 192.168.56.0/21, or what /etc/vbox/networks.conf lists once it exists")
 	fs.StringVar(&c.HostOnlyIP, "virtualbox-hostonly-ip", c.HostOnlyIP, "the machine's fixed address on the host-only network (default: the next free one, from .10 up)")
 	fs.StringVar(&c.SSHUser, "virtualbox-ssh-user", c.SSHUser, `user made by cloud-init for SSH with the machine's key (not "docker" or "root")`)
 	fs.StringVar(&c.VBoxManage, "virtualbox-vboxmanage", c.VBoxManage, "path of VBoxManage (default: found on PATH or in VirtualBox's install folder)")
@@ -255,6 +255,10 @@ func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
 	}
 	if err := d.checkArch(ctx, v); err != nil {
 		return d.errorf("create", err)
+	}
+	// An image VirtualBox cannot read fails here, before anything is made.
+	if _, err := imageFormat(d.cfg.Image); err != nil {
+		return d.errorf("create", fmt.Errorf("--virtualbox-image: %w", err))
 	}
 	if err := os.MkdirAll(d.m.Dir, 0o700); err != nil {
 		return d.errorf("create", err)

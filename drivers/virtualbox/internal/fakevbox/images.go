@@ -37,6 +37,13 @@ func readImage(path string) (format string, size int64, err error) {
 	case len(head) >= 0x178 && binary.LittleEndian.Uint32(head[0x40:]) == vdiSignature:
 		return "VDI", int64(binary.LittleEndian.Uint64(head[vdiSizeAt:])), nil
 	case len(head) >= 32 && string(head[:4]) == qcowMagic:
+		// QCOW.cpp supports no qcow2 v3 incompatible feature (dirty,
+		// corrupt, external data file, zstd compression, extended L2).
+		if binary.BigEndian.Uint32(head[4:]) == 3 && len(head) >= 80 {
+			if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
+				return "", 0, fmt.Errorf("QCow: Image '%s' contains unsupported incompatible features (%x vs %x)", path, feat, 0)
+			}
+		}
 		return "QCOW2", int64(binary.BigEndian.Uint64(head[24:])), nil
 	case len(head) >= 20 && string(head[:4]) == vmdkMagic:
 		return "VMDK", int64(binary.LittleEndian.Uint64(head[12:])) * 512, nil
@@ -84,10 +91,18 @@ func uuidBytes(uuid string) []byte {
 // WriteQCOW2 writes the header of a qcow2 image of size bytes: enough for
 // the fake (and for format sniffing) to take it for a cloud image.
 func WriteQCOW2(path string, size int64) error {
+	return WriteQCOW2Features(path, size, 0)
+}
+
+// WriteQCOW2Features writes a qcow2 v3 header with these incompatible
+// feature bits (bit 3: zstd compression, as recent qemu-img can make).
+func WriteQCOW2Features(path string, size int64, incompat uint64) error {
 	head := make([]byte, 512)
 	copy(head, qcowMagic)
 	binary.BigEndian.PutUint32(head[4:], 3) // version
 	binary.BigEndian.PutUint64(head[24:], uint64(size))
+	binary.BigEndian.PutUint64(head[72:], incompat)
+	binary.BigEndian.PutUint32(head[100:], 104) // header length
 	return os.WriteFile(path, head, 0o600)
 }
 

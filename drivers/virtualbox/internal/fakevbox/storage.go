@@ -184,7 +184,8 @@ func (v *vbox) openMedium(path string) *Medium {
 	}
 	format, size, err := readImage(path)
 	if err != nil {
-		v.fail(fmt.Sprintf("Could not get the storage format of the medium '%s' (VERR_NOT_SUPPORTED)", path),
+		v.fail(fmt.Sprintf("Could not open the medium '%s'.", path),
+			fmt.Sprintf("VD: error VERR_NOT_SUPPORTED opening image file '%s' (%v) (VERR_NOT_SUPPORTED)", path, err),
 			"Details: code VBOX_E_IPRT_ERROR (0x80bb0005), component MediumWrap, interface IMedium, callee nsISupports")
 		return nil
 	}
