@@ -6,7 +6,8 @@
 // forwarded from 127.0.0.1, and NIC 2 on a host-only network with a fixed
 // address: the cluster talks over NIC 2. VirtualBox cannot run on the
 // machines shoal is built on: the driver is tested against a fake VBoxManage
-// (internal/fakevbox) that answers as VirtualBox 6.1 and 7.1 do.
+// (internal/fakevbox) that answers as VirtualBox 6.1, 7.0 and 7.1 do, in
+// English and Russian, on x86-64 and Apple Silicon hosts.
 package virtualbox
 
 import (

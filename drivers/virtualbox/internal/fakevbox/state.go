@@ -8,7 +8,10 @@
 // The formats follow VirtualBox's own sources (VBoxManageInfo.cpp,
 // VBoxManageList.cpp, VBoxManageHostonly.cpp, VBoxManageGuestProp.cpp) and
 // output captured in public bug reports; the places where 6.1 and 7.x
-// differ are marked.
+// differ are marked. So do its rules: networks.conf as VBoxNetAdpCtl.cpp
+// reads it, the language as VirtualBoxTranslator.cpp picks it (i18n.go),
+// the platform as 7.1 takes it from the OS type, the session lock that
+// outlives a power-off, and the media registry's UUIDs (MediumImpl.cpp).
 package fakevbox
 
 import (
