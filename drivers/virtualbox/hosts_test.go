@@ -263,7 +263,7 @@ func TestRussianErrorsClassified(t *testing.T) {
 func TestUnregisterWhileLockedAfterPowerOff(t *testing.T) {
 	for _, host := range []fakevbox.Host{host61, host70linux, host71} {
 		t.Run(host.Version, func(t *testing.T) {
-			host.UnlockDelayMs = 300
+			host.UnlockDelayMs = 1000 // long enough for a loaded machine
 			h := newHarness(t, host)
 			h.mgr.opts.lockWait = 10 * time.Second
 			d := h.driver("n1", nil)
@@ -333,8 +333,23 @@ func TestMediumRegistry(t *testing.T) {
 				s.Media = append(s.Media, &fakevbox.Medium{Path: cached[0], UUID: "0badc0de-0000-4000-8000-000000000001", Kind: "disk", Format: "VDI", CapacityMB: 2048})
 			})
 			d3 := h.driver("n3", nil)
+			mark := h.mark()
 			must(t, d3.Create(ctx(t)))
 			wantState(t, d3, drivers.Running)
+			calls := h.callsSince(mark)
+			if !strings.Contains(strings.Join(calls, "\n"), "clonemedium disk $T/cache/cloud-$KEY.vdi $T/store/machines/n3/disk.vdi --format VDI  => exit 1\n"+
+				"closemedium disk $T/cache/cloud-$KEY.vdi\n"+
+				"closemedium disk $T/store/machines/n3/disk.vdi  => exit 1\n"+
+				"clonemedium disk $T/cache/cloud-$KEY.vdi $T/store/machines/n3/disk.vdi --format VDI\n") {
+				t.Errorf("calls:\n%s", strings.Join(calls, "\n"))
+			}
+
+			// A disk registered under the machine's disk path, its file
+			// gone (the machine's folder deleted by hand).
+			h.editFake(func(s *fakevbox.State) {
+				s.Media = append(s.Media, &fakevbox.Medium{Path: filepath.Join(h.machines, "n4", DiskFile), UUID: "0badc0de-0000-4000-8000-000000000002", Kind: "disk", Format: "VDI", CapacityMB: 2048})
+			})
+			must(t, h.driver("n4", nil).Create(ctx(t)))
 		})
 	}
 }

@@ -128,10 +128,6 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	// VirtualBox registers the clone under its path: unregister it before
 	// the rename, or its media registry would point at a missing file.
 	d.forgetMedium(ctx, v, "disk", partial, false)
-	// A medium registered under the final path by an earlier shoal (the
-	// cache was emptied since) would make VirtualBox refuse the new file:
-	// its UUID differs from the registered one (canonical/multipass#2373).
-	_, _ = d.mgr.run(ctx, v, "closemedium", "disk", final)
 	if err := os.Rename(partial, final); err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
@@ -179,12 +175,24 @@ func (d *Driver) forgetMedium(ctx context.Context, v *vboxCmd, kind, path string
 func (d *Driver) makeDisk(ctx context.Context, v *vboxCmd, cached string) (string, error) {
 	disk := filepath.Join(d.m.Dir, DiskFile)
 	d.forgetMedium(ctx, v, "disk", disk, true) // the leftover of an interrupted Create
-	_, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI")
-	// clonemedium registers its source: unregister the cached image again,
-	// so that rebuilding the cache never meets a stale registration.
-	_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", cached)
-	if err != nil {
-		return "", err
+	clone := func() error {
+		_, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI")
+		// clonemedium registers its source: unregister the cached image
+		// again, so that rebuilding the cache never meets a stale
+		// registration.
+		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", cached)
+		return err
+	}
+	if err := clone(); err != nil {
+		// VirtualBox still knows a medium at one of the paths (left by an
+		// older shoal, or by hand) with another UUID than the file there
+		// now, and refuses it (canonical/multipass#2373). closemedium
+		// drops a registered medium without reading its file; try again
+		// once with both paths forgotten.
+		_, _ = d.mgr.run(ctx, v, "closemedium", "disk", disk)
+		if clone() != nil {
+			return "", err
+		}
 	}
 	// The size is in the VDI's header: no need for showmediuminfo's
 	// translated "Capacity" line.
