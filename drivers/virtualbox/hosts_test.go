@@ -194,7 +194,7 @@ func TestFakeArm64RefusesX86AtStart(t *testing.T) {
 }
 
 // 4. A Russian VirtualBox. With Russian in the environment only, the
-// driver's LC_ALL=C makes VBoxManage speak English; with VirtualBox's own
+// driver's LC_ALL=C.UTF-8 makes VBoxManage speak English; with VirtualBox's own
 // language setting, or a VBoxSVC started in a Russian session, it does
 // not, and the driver reads result codes and machine-readable output only.
 func TestRussianVirtualBox(t *testing.T) {

@@ -149,7 +149,7 @@ func parseVMInfo(out string) (*vmInfo, error) {
 // ruLabels maps the Russian labels and values of VBoxManage's listings to
 // the English ones. VirtualBox 7 translates them (VBoxManageList.cpp; the
 // texts are those of VBoxManageNls_ru.ts, VBoxManage's only translation)
-// when its own language setting says so, which LC_ALL=C does not override.
+// when its own language setting says so, which LC_ALL does not override.
 var ruLabels = map[string]string{
 	"Имя":           "Name",
 	"IP адрес":      "IPAddress",

@@ -96,7 +96,7 @@ func (e *CommandError) Hint() string {
 
 // VirtualBox translates its messages (7.0 and later: VBoxManage's into
 // Russian, VBoxSVC's into Russian and Turkish), following its own language
-// setting or the environment; LC_ALL=C covers only the environment. So the
+// setting or the environment; LC_ALL covers only the environment. So the
 // driver tells errors apart by the COM result codes of the "Details: code
 // NAME (0x...)" line, which are never translated.
 const (
@@ -393,9 +393,13 @@ func (m *manager) exec(ctx context.Context, path string, args []string) (string,
 	defer m.sem.Unlock()
 	cmd := exec.CommandContext(ctx, path, args...)
 	// English output where VirtualBox takes the language from the
-	// environment (LC_ALL wins over LC_MESSAGES and LANG); the last value
-	// of a variable is the one the command sees.
-	cmd.Env = append(append(os.Environ(), m.opts.env...), "LC_ALL=C")
+	// environment: LC_ALL wins over LC_MESSAGES and LANG, and "C.UTF-8"
+	// means no translation (VirtualBoxTranslator.cpp) while keeping UTF-8,
+	// in which VBoxManage reads its arguments: a path with non-ASCII
+	// letters would not survive plain "C". Where C.UTF-8 does not exist it
+	// falls back to C. The last value of a variable is the one the command
+	// sees.
+	cmd.Env = append(append(os.Environ(), m.opts.env...), "LC_ALL=C.UTF-8")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
