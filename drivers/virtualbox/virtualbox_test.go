@@ -848,6 +848,9 @@ func TestHostOnlyNetworkMath(t *testing.T) {
 	if err := checkAllowedRange(h3, "windows", false, readNetworksConf("/nonexistent")); err != nil {
 		t.Errorf("Windows has no range rule: %v", err)
 	}
+	if err := checkAllowedRange(h3, "darwin", true, networksConf{Path: "x", Exists: true}); err != nil {
+		t.Errorf("vmnet networks are not checked: %v", err)
+	}
 	if got := colonMAC("080027AABBCC"); got != "08:00:27:aa:bb:cc" {
 		t.Errorf("colonMAC = %s", got)
 	}
