@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 )
@@ -150,6 +151,9 @@ type NodeStatus struct {
 
 // Status probes every machine of a cluster in parallel.
 func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
 	names, err := machinesOf(c.M.Store, name)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,8 @@ func Main(root *cobra.Command) {
 	if errors.As(err, &exit) {
 		code = exit.Code
 		err = exit.Err
+	} else if errors.Is(err, store.ErrInvalidName) {
+		code = 2 // a name that cannot be one is bad input wherever it is found
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
