@@ -352,7 +352,8 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 
 // CA returns the store's CA, creating it (and the client certificate) once.
 func (m *Manager) CA() (*certs.CA, error) {
-	return certs.EnsureCA(m.Store.CertsDir(), store.WriteFileAtomic)
+	// The lock's wait is bounded by the store's LockWait.
+	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), store.WriteFileAtomic, m.Store.LockCA)
 }
 
 // serverTLS returns the machine's server certificate, issued again only when
