@@ -220,13 +220,20 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	if err != nil {
 		return fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
+	// A host given by name (the ssh driver's host = "localhost") is
+	// recorded by address: /etc/hosts, certificates and the swarm want one.
+	if addr, err = resolveAddress(ctx, net.DefaultResolver.LookupIPAddr, addr); err != nil {
+		return fmt.Errorf("%s: address: %w", mach.Name, err)
+	}
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", mach.Name, err)
 	}
 	mach.Address = addr
+	// The fingerprint on record is the key pinned at the last verified
+	// connection; only ProvisionWith, after one, may change it.
 	fp := mach.SSH.HostKeyFingerprint
-	if ep.HostKeyFingerprint != "" {
+	if fp == "" {
 		fp = ep.HostKeyFingerprint
 	}
 	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: fp}
@@ -307,6 +314,11 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 // ProvisionWith provisions the machine over an open connection.
 func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
 	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
+		if old := mach.SSH.HostKeyFingerprint; old != "" {
+			// Only when the pin was removed by hand (as the host key
+			// error says to): never silently.
+			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
+		}
 		mach.SSH.HostKeyFingerprint = fp
 		if err := m.Store.Save(mach.Machine); err != nil {
 			return nil, err
@@ -364,6 +376,9 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		return nil, err
 	}
 	names := uniqueSorted([]string{mach.Name, mach.Hostname, "localhost"})
+	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
+		names = uniqueSorted(append(names, h)) // the name the host was given by
+	}
 	ips := []net.IP{net.ParseIP("127.0.0.1")}
 	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
 		ips = append(ips, ip)
