@@ -6,6 +6,7 @@ package machine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -113,43 +114,97 @@ type CreateOptions struct {
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
 // in a swarm. On an existing machine it converges it to opts.
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, error) {
-	mach, err := m.EnsureHost(ctx, opts)
-	if err != nil {
-		return mach, err
-	}
-	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	mach, unlock, err := m.EnsureHostLocked(ctx, opts)
 	if err != nil {
 		return mach, err
 	}
 	defer unlock()
-	return mach, m.provision(ctx, mach)
+	err = m.provision(ctx, mach)
+	var unreachable *unreachableError
+	if mach.JustCreated && errors.As(err, &unreachable) {
+		// Never usable: nothing of it is kept.
+		return nil, m.discard(ctx, mach.Name, mach.Driver, err)
+	}
+	return mach, err
+}
+
+// unreachableError is a failure to reach a host over SSH at all.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// discardTimeout bounds the removal of a host whose create failed.
+const discardTimeout = 3 * time.Minute
+
+// discard removes a new machine whose create failed before it was usable:
+// what the driver made (an adopted host is only forgotten), then its folder.
+// It runs even when ctx was cancelled (Ctrl-C), for a bounded time. When the
+// driver cannot remove its host, the machine stays for 'machine rm -f'.
+func (m *Manager) discard(ctx context.Context, name string, d drivers.Driver, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
+	defer cancel()
+	if err := d.Remove(ctx); err != nil {
+		// A driver that cannot even tell the state (VirtualBox or libvirt
+		// missing) made nothing.
+		if st, serr := d.State(ctx); serr == nil && st != drivers.NotFound {
+			m.Progress.Event(name, "remove", ui.Failed, err.Error())
+			return fmt.Errorf("%w\nThe host made for %s could not be removed (%v): remove it with 'machine rm -f %s'", cause, name, err, name)
+		}
+	}
+	if err := m.Store.Remove(name); err != nil {
+		return fmt.Errorf("%w (and %s could not be forgotten: %v)", cause, name, err)
+	}
+	m.Progress.Event(name, "remove", ui.Changed, "the failed create left nothing")
+	return cause
 }
 
 // EnsureHost saves the machine and has its driver make (or start) the host
 // until it answers SSH; it records the host's address. It does not
 // provision.
 func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine, error) {
+	mach, unlock, err := m.EnsureHostLocked(ctx, opts)
+	if unlock != nil {
+		unlock()
+	}
+	return mach, err
+}
+
+// EnsureHostLocked is EnsureHost that keeps the machine's lock when it
+// succeeds, so that no other command works on the machine before the caller
+// is done with it (and calls unlock).
+func (m *Manager) EnsureHostLocked(ctx context.Context, opts CreateOptions) (mach *Machine, unlock func(), err error) {
 	if err := store.ValidateName(opts.Name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := m.Drivers.Get(opts.Driver)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.Validate != nil {
 		if err := spec.Validate(opts.DriverConfig); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	unlock, err = m.Store.Lock(ctx, "machine", opts.Name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer unlock()
+	defer func() {
+		if err != nil {
+			unlock()
+			unlock = nil
+		}
+	}()
+	mach, err = m.ensureHost(ctx, spec, opts)
+	return mach, unlock, err
+}
 
+func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts CreateOptions) (*Machine, error) {
 	existed := m.Store.Exists(opts.Name)
 	var old *store.Machine
 	if existed {
+		var err error
 		old, err = m.Store.Load(opts.Name)
 		if err != nil {
 			return nil, err
@@ -195,17 +250,16 @@ func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine,
 	m.Progress.Event(opts.Name, "create", ui.Started, spec.Name)
 	if err := d.Create(ctx); err != nil {
 		m.Progress.Event(opts.Name, "create", ui.Failed, err.Error())
+		err = fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
 		if !existed {
-			// Nothing made, nothing kept: a failed create leaves no trace.
-			// A driver that cannot even tell the state (VirtualBox or libvirt
-			// missing) made nothing either.
-			if st, serr := d.State(context.WithoutCancel(ctx)); serr != nil || st == drivers.NotFound {
-				_ = m.Store.Remove(opts.Name)
-			}
+			return nil, m.discard(ctx, opts.Name, d, err)
 		}
-		return nil, fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
+		return nil, err
 	}
 	if err := m.refreshAddress(ctx, mach); err != nil {
+		if !existed {
+			return nil, m.discard(ctx, opts.Name, d, err)
+		}
 		return mach, err
 	}
 	mach.JustCreated = !existed
@@ -291,7 +345,7 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	client, err := m.Connect(ctx, mach, logf)
 	if err != nil {
 		m.Progress.Event(mach.Name, "ssh", ui.Failed, "")
-		return err
+		return &unreachableError{err}
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
