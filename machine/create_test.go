@@ -214,3 +214,54 @@ func hasCall(w *drivertest.World, call string) bool {
 	}
 	return false
 }
+
+// TestReadOnlyTLSWritesNothing: a read-only manager (cluster plan) computes
+// the TLS files a host should have without making a CA or a certificate.
+func TestReadOnlyTLSWritesNothing(t *testing.T) {
+	m, _ := fakeManager(t)
+	mach, err := m.EnsureHost(context.Background(), fakeOpts("n1", drivertest.FakeConfig{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mach.Engine.TLS = true
+	list := func() []string {
+		var out []string
+		filepath.WalkDir(m.Store.Root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	m.ReadOnly = true
+	before := list()
+	spec, err := m.provisionSpec(mach)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.TLS == nil || len(spec.TLS.Cert) == 0 {
+		t.Fatal("no TLS in the read-only spec")
+	}
+	if after := list(); !reflect.DeepEqual(before, after) {
+		t.Errorf("read-only provisionSpec wrote files: %v -> %v", before, after)
+	}
+	// With a CA in the store, that CA is the one compared with.
+	m.ReadOnly = false
+	ca, err := m.CA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ReadOnly = true
+	before = list()
+	spec, err = m.provisionSpec(mach)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(spec.TLS.CA) != string(ca.CertPEM) {
+		t.Error("the read-only spec does not use the store's CA")
+	}
+	if after := list(); !reflect.DeepEqual(before, after) {
+		t.Errorf("read-only provisionSpec wrote files: %v -> %v", before, after)
+	}
+}

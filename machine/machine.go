@@ -34,6 +34,9 @@ type Manager struct {
 	Redactor *sshrun.Redactor
 	// ConnectTimeout bounds the wait for a host's SSH.
 	ConnectTimeout time.Duration
+	// ReadOnly makes the manager write nothing while it looks: no host key
+	// pinned, no CA or certificate made (cluster plan).
+	ReadOnly bool
 }
 
 // NewManager returns a manager with quiet progress.
@@ -308,6 +311,7 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	c, err := sshrun.Dial(ctx, sshrun.Config{
 		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
 		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:              m.ReadOnly,
 		HostKeyFingerprint: ep.HostKeyFingerprint,
 		Transcript:         transcript,
 		Redactor:           m.Redactor,
@@ -418,6 +422,15 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 
 // CA returns the store's CA, creating it (and the client certificate) once.
 func (m *Manager) CA() (*certs.CA, error) {
+	if m.ReadOnly {
+		// What the CA would be: the store's, or one in memory that signs
+		// what a plan compares with the host's files.
+		ca, err := certs.LoadCA(m.Store.CertsDir())
+		if errors.Is(err, certs.ErrNoCA) {
+			return certs.TemporaryCA()
+		}
+		return ca, err
+	}
 	// The lock's wait is bounded by the store's LockWait.
 	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), store.WriteFileAtomic, m.Store.LockCA)
 }
@@ -448,14 +461,14 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := store.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+		if err := m.writeFile(keyPath, key, 0o600); err != nil {
 			return nil, err
 		}
-		if err := store.WriteFileAtomic(certPath, cert, 0o644); err != nil {
+		if err := m.writeFile(certPath, cert, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := store.WriteFileAtomic(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
+	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
 	port := mach.Engine.TLSPort
@@ -463,6 +476,14 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		port = 2376
 	}
 	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
+}
+
+// writeFile writes a file of the store, unless the manager is read-only.
+func (m *Manager) writeFile(path string, data []byte, mode os.FileMode) error {
+	if m.ReadOnly {
+		return nil
+	}
+	return store.WriteFileAtomic(path, data, mode)
 }
 
 func uniqueSorted(in []string) []string {

@@ -100,6 +100,7 @@ func normalizeFingerprint(s string) (string, error) {
 // whatever answers there on "first contact".
 type hostKeys struct {
 	host, addr, path string
+	noPin            bool
 	want             string              // normalized expected fingerprint, "" if none
 	known            ssh.HostKeyCallback // per-address view of the file; nil when nothing is pinned
 	pinned           []ssh.PublicKey
@@ -113,7 +114,7 @@ type hostKeys struct {
 }
 
 func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
-	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath}
+	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath, noPin: cfg.NoPin}
 	if cfg.HostKeyFingerprint != "" {
 		h.want, _ = normalizeFingerprint(cfg.HostKeyFingerprint) // checked in Dial
 	}
@@ -251,7 +252,7 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		// The machine's key at an address it was not pinned at yet: note
 		// it there too (the same key, appended), so that OpenSSH given this
 		// file knows it as well.
-		if h.known(hostname, remote, key) != nil {
+		if !h.noPin && h.known(hostname, remote, key) != nil {
 			if err := pin(h.path, h.addr, key); err != nil {
 				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
 			}
@@ -267,7 +268,7 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		}
 		return h.rejection
 	}
-	if h.path != "" {
+	if h.path != "" && !h.noPin {
 		if err := pin(h.path, h.addr, key); err != nil {
 			return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
 		}

@@ -110,3 +110,23 @@ func TestHostKeyRevoked(t *testing.T) {
 		t.Errorf("known_hosts changed: %q", b)
 	}
 }
+
+// TestNoPinWritesNothing: a read-only connection checks the pin but adds
+// nothing, on first contact nor at a new name.
+func TestNoPinWritesNothing(t *testing.T) {
+	keyA := newEd25519Signer(t)
+	_, cfg := setup(t, serverOpts{hostKeys: []ssh.Signer{keyA}})
+	ro := cfg
+	ro.NoPin = true
+	dial(t, ro).Close()
+	if _, err := os.Stat(cfg.KnownHostsPath); !os.IsNotExist(err) {
+		t.Fatalf("a NoPin first contact wrote known_hosts: %v", err)
+	}
+	dial(t, cfg).Close()
+	pinned, _ := os.ReadFile(cfg.KnownHostsPath)
+	ro.Host = "localhost"
+	dial(t, ro).Close()
+	if after, _ := os.ReadFile(cfg.KnownHostsPath); string(after) != string(pinned) {
+		t.Errorf("a NoPin connection at a new name changed known_hosts: %q", after)
+	}
+}
