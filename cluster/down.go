@@ -20,6 +20,9 @@ import (
 // with their Docker. With purge, what provisioning can undo on an adopted
 // host is undone too.
 func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
+	if err := store.ValidateName(name); err != nil {
+		return err // before any path is made of it
+	}
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", name)
 	if err != nil {

@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// treeState lists every file and folder under root with its mode, mtime and
+// content: two equal lists mean nothing was made, removed or written.
+func treeState(t testing.TB, root string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		line := fmt.Sprintf("%s %v %d", p, fi.Mode(), fi.ModTime().UnixNano())
+		if !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			line += " " + string(b)
+		}
+		out = append(out, line)
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// TestStorePathTraversalRefused: names that would lead out of the store are
+// refused with exit status 2 by every command that takes one, and nothing
+// outside the store is read, changed or removed.
+func TestStorePathTraversalRefused(t *testing.T) {
+	requireE2E(t)
+	top := t.TempDir()
+	s := &shoal{t: t, storage: filepath.Join(top, "store")}
+	// What a traversal would reach: store/machines/../../victim and
+	// store/clusters/../../victim are top/victim.
+	victim := filepath.Join(top, "victim")
+	if err := os.MkdirAll(filepath.Join(victim, "keep"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret := `{"version":1,"name":"x","driver":"ssh","address":"OUTSIDE-SECRET"}`
+	for _, f := range []string{filepath.Join(victim, "config.json"), filepath.Join(top, "x", "config.json")} {
+		os.MkdirAll(filepath.Dir(f), 0o700)
+		if err := os.WriteFile(f, []byte(secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store exists and holds a machine, so that a refusal is not just
+	// "no such machine".
+	s.mustMachine("ls")
+	ok := filepath.Join(s.storage, "machines", "ok")
+	os.MkdirAll(ok, 0o700)
+	if err := os.WriteFile(filepath.Join(ok, "config.json"), []byte(`{"version":1,"name":"ok","driver":"ssh"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, top)
+
+	cases := [][]string{
+		{"machine", "inspect", "../../x"},
+		{"machine", "inspect", "../../victim"},
+		{"machine", "rm", "-y", "../../victim"},
+		{"machine", "rm", "-f", "-y", "../../victim"},
+		{"machine", "provision", "../../victim"},
+		{"machine", "ip", "../../x"},
+		{"machine", "url", "../../x"},
+		{"machine", "status", "../../x"},
+		{"machine", "config", "../../x"},
+		{"machine", "env", "../../x"},
+		{"machine", "ssh", "../../x", "--", "true"},
+		{"machine", "stop", "../../victim"},
+		{"machine", "regenerate-certs", "../../victim"},
+		{"machine", "inspect", "a/b"},
+		{"machine", "inspect", "/etc"},
+		{"cluster", "down", "../../victim"},
+		{"cluster", "down", "--purge", "../../victim"},
+		{"cluster", "status", "../../victim"},
+		{"cluster", "env", "../../victim"},
+	}
+	for _, c := range cases {
+		var r result
+		if c[0] == "machine" {
+			r = s.machine(c[1:]...)
+		} else {
+			r = s.cluster(c[1:]...)
+		}
+		if r.code != 2 {
+			t.Errorf("%s: want exit 2, got %s", strings.Join(c, " "), r)
+		}
+		if strings.Contains(r.stdout+r.stderr, "OUTSIDE-SECRET") {
+			t.Errorf("%s read a file outside the store:\n%s", strings.Join(c, " "), r)
+		}
+		if !strings.Contains(r.stderr, "invalid name") {
+			t.Errorf("%s: the error does not say the name is invalid:\n%s", strings.Join(c, " "), r.stderr)
+		}
+	}
+	after := treeState(t, top)
+	// Lock files of valid names may come and go; nothing else may change.
+	if !reflect.DeepEqual(withoutLocks(before), withoutLocks(after)) {
+		t.Errorf("files changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
+		t.Errorf("the victim folder was touched: %v", err)
+	}
+}
+
+func withoutLocks(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if !strings.Contains(l, string(filepath.Separator)+"locks") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// closedLoopbackPort returns a port on 127.0.0.1 that nothing listens on.
+func closedLoopbackPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+// TestStoreClosedPortCreateBounded: create -d ssh against a closed port gives
+// up within its bound (--ssh-wait, 2 minutes by default) with a clear error,
+// and leaves nothing in 'machine ls' nor in the store.
+func TestStoreClosedPortCreateBounded(t *testing.T) {
+	requireE2E(t)
+	priv, _ := userKey(t)
+	for _, tc := range []struct {
+		name, host string
+		wait       []string
+		bound      time.Duration
+	}{
+		{"e2e-hs-closed", "127.0.0.1", []string{"--ssh-wait", "3s"}, 30 * time.Second},
+		{"e2e-hs-closed-byname", "localhost", []string{"--ssh-wait", "3s"}, 30 * time.Second},
+		{"e2e-hs-closed-default", "127.0.0.1", nil, 2*time.Minute + 30*time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newShoal(t)
+			port := closedLoopbackPort(t)
+			args := append([]string{"create", "-d", "ssh", "--ssh-host", tc.host, "--ssh-port", fmt.Sprint(port), "--ssh-user", "tester", "--ssh-key", priv}, tc.wait...)
+			start := time.Now()
+			r := s.machine(append(args, tc.name)...)
+			took := time.Since(start)
+			if r.code != 1 {
+				t.Errorf("create against a closed port: want exit 1, got %s", r)
+			}
+			if took > tc.bound {
+				t.Errorf("create took %s, want at most %s", took, tc.bound)
+			}
+			if !strings.Contains(r.stderr, "does not answer after") || !strings.Contains(r.stderr, fmt.Sprint(port)) {
+				t.Errorf("the error does not say what did not answer and for how long:\n%s", r.stderr)
+			}
+			if ls := s.mustMachine("ls", "-q"); strings.TrimSpace(ls) != "" {
+				t.Errorf("machine ls after a failed create: %q", ls)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(s.storage, "machines")); len(entries) != 0 {
+				t.Errorf("the store keeps %v", entries)
+			}
+			t.Logf("gave up after %s", took.Round(100*time.Millisecond))
+		})
+	}
+}
+
+// planFile is a one-node cluster file for a lab host adopted over SSH.
+func planFile(t testing.TB, key, ip string) string {
+	t.Helper()
+	text := fmt.Sprintf(`cluster "e2e-hs" {}
+
+defaults {
+  driver = "ssh"
+  ssh {
+    user = "tester"
+    key  = %q
+  }
+}
+
+machine "hs1" {
+  role = "manager"
+  ssh { host = %q }
+}
+
+registry {
+  enabled = false
+}
+`, key, ip)
+	path := filepath.Join(t.TempDir(), "hs.hcl")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestStorePlanChangesNothing: cluster plan on a fresh store creates no
+// store; on a converged one (even with its host key pin and server
+// certificate gone) it writes nothing: no pin, no certificate, no state.
+func TestStorePlanChangesNothing(t *testing.T) {
+	requireE2E(t)
+	priv, pub := userKey(t)
+	ip := labHost(t, "e2e-hs-plan1", hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-hs"})
+	file := planFile(t, priv, ip)
+
+	fresh := &shoal{t: t, storage: filepath.Join(t.TempDir(), "never-made")}
+	r := fresh.cluster("plan", file)
+	if r.code != 0 || !strings.Contains(r.stdout, "create") {
+		t.Fatalf("plan on a fresh store: %s", r)
+	}
+	if _, err := os.Stat(fresh.storage); !os.IsNotExist(err) {
+		t.Errorf("plan made the store %s: %v", fresh.storage, err)
+	}
+
+	s := newShoal(t)
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	check := func(what string) {
+		t.Helper()
+		before := treeState(t, s.storage)
+		r := s.cluster("plan", file)
+		if r.code != 0 {
+			t.Fatalf("plan (%s): %s", what, r)
+		}
+		if after := treeState(t, s.storage); !reflect.DeepEqual(before, after) {
+			t.Errorf("plan (%s) changed the store:\nbefore %q\nafter  %q", what, before, after)
+		}
+		t.Logf("plan (%s):\n%s", what, r.stdout)
+	}
+	check("converged")
+	// Without the pin and the server certificate, plan would have made
+	// them before: it must still write nothing.
+	for _, f := range []string{"known_hosts", "server.pem", "server-key.pem"} {
+		if err := os.Remove(filepath.Join(s.storage, "machines", "hs1", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("pin and certificate removed")
+	// And with no CA at all.
+	if err := os.RemoveAll(filepath.Join(s.storage, "certs")); err != nil {
+		t.Fatal(err)
+	}
+	check("CA removed")
+}
