@@ -181,3 +181,64 @@ func TestUpHoldsMachineLocks(t *testing.T) {
 		u()
 	}
 }
+
+// TestUpRecordsAddressesNotNames: a host given by name goes into the
+// /etc/hosts block by address.
+func TestUpRecordsAddressesNotNames(t *testing.T) {
+	st, err := store.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := drivertest.NewWorld()
+	m := machine.NewManager(st, drivers.NewRegistry(w.Spec()))
+	m.ConnectTimeout = time.Second
+	spec := fakeSpec("lab", closedPort(t), "n1", "n2")
+	for i := range spec.Machines {
+		spec.Machines[i].DriverConfig.(*drivertest.FakeConfig).Address = "localhost"
+	}
+	c := &Converger{M: m, Parallel: 4}
+	_, _ = c.Up(context.Background(), spec) // fails at SSH, after the block is saved
+	for _, n := range []string{"n1", "n2"} {
+		saved, err := st.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(saved.Hosts) != 2 {
+			t.Fatalf("%s: hosts block %+v", n, saved.Hosts)
+		}
+		for _, e := range saved.Hosts {
+			if ip := net.ParseIP(e.IP); ip == nil || !ip.IsLoopback() {
+				t.Errorf("%s: /etc/hosts entry %+v has no address", n, e)
+			}
+		}
+	}
+}
+
+// TestDownAndStatusRefuseBadNames: a cluster name that would leave the store
+// is refused before any path is made of it; the folder it names survives.
+func TestDownAndStatusRefuseBadNames(t *testing.T) {
+	top := t.TempDir()
+	victim := filepath.Join(top, "victim")
+	if err := os.MkdirAll(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(filepath.Join(top, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Converger{M: machine.NewManager(st, drivers.NewRegistry()), Parallel: 1}
+	for _, n := range []string{"../../victim", "../victim", "a/b", "", ".."} {
+		if err := c.Down(context.Background(), n, true); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Down(%q) = %v, want ErrInvalidName", n, err)
+		}
+		if _, err := c.Status(context.Background(), n); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Status(%q) = %v, want ErrInvalidName", n, err)
+		}
+		if _, err := LoadState(st, n); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("LoadState(%q) = %v, want ErrInvalidName", n, err)
+		}
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("the victim folder is gone: %v", err)
+	}
+}
