@@ -258,3 +258,62 @@ func TestStorePlanChangesNothing(t *testing.T) {
 	}
 	check("CA removed")
 }
+
+// TestStoreHostKeyPinnedPerMachine: a machine's host key is pinned for the
+// machine, not for one address. After the host's key changes, re-creating
+// the machine at another address of the same host (here: sshd on a second
+// port, an address nothing was pinned at) is refused, and neither the pin
+// nor config.json's fingerprint is overwritten.
+func TestStoreHostKeyPinnedPerMachine(t *testing.T) {
+	requireE2E(t)
+	priv, pub := userKey(t)
+	host := "e2e-hs-key1"
+	ip := labHost(t, host, hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-hs"})
+	s := newShoal(t)
+	base := []string{"create", "-d", "ssh", "--ssh-host", ip, "--ssh-user", "tester", "--ssh-key", priv, "--engine-tls=false"}
+	s.mustMachine(append(base, "hk1")...)
+	dir := filepath.Join(s.storage, "machines", "hk1")
+	knownBefore, err := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		SSH struct{ HostKeyFingerprint string } `json:"ssh"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	mustJSON(t, string(b), &cfg)
+	fp := cfg.SSH.HostKeyFingerprint
+	if !strings.HasPrefix(fp, "SHA256:") {
+		t.Fatalf("no fingerprint recorded: %s", b)
+	}
+
+	// The host gets new keys and answers on a second port too.
+	r := dockerExec(t, host, "sh", "-c", `rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null &&
+printf 'Port 22\nPort 2222\n' > /etc/ssh/sshd_config.d/e2e-ports.conf && systemctl restart ssh`)
+	if r.code != 0 {
+		t.Fatalf("rotating the host keys: %s", r)
+	}
+	r = s.machine(append(base, "--ssh-port", "2222", "hk1")...)
+	if r.code == 0 {
+		t.Fatalf("a changed host key at a new address was trusted: %s", r)
+	}
+	if !strings.Contains(r.stderr, "CHANGED") || !strings.Contains(r.stderr, fp) {
+		t.Errorf("the error does not say the key changed and which was pinned:\n%s", r.stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "known_hosts")); string(after) != string(knownBefore) {
+		t.Errorf("known_hosts changed:\nbefore %q\nafter  %q", knownBefore, after)
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, "config.json"))
+	mustJSON(t, string(b), &cfg)
+	if cfg.SSH.HostKeyFingerprint != fp {
+		t.Errorf("config.json's fingerprint was overwritten: %s -> %s", fp, cfg.SSH.HostKeyFingerprint)
+	}
+	// The machine existed: a refused converge does not remove it.
+	if ls := strings.TrimSpace(s.mustMachine("ls", "-q")); ls != "hk1" {
+		t.Errorf("machine ls -q = %q, want hk1", ls)
+	}
+	// Provisioning again is refused the same way.
+	if r := s.machine("provision", "hk1"); r.code == 0 || !strings.Contains(r.stderr, "CHANGED") {
+		t.Errorf("machine provision with a changed key: %s", r)
+	}
+}
