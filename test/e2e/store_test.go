@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -316,4 +319,59 @@ printf 'Port 22\nPort 2222\n' > /etc/ssh/sshd_config.d/e2e-ports.conf && systemc
 	if r := s.machine("provision", "hk1"); r.code == 0 || !strings.Contains(r.stderr, "CHANGED") {
 		t.Errorf("machine provision with a changed key: %s", r)
 	}
+}
+
+// TestStoreUpLocksItsMachines: a 'machine provision' of a node started while
+// 'cluster up' works on it waits for the run to end (the machine's lock is
+// held from its create to the end of the run), then does its work.
+func TestStoreUpLocksItsMachines(t *testing.T) {
+	requireE2E(t)
+	priv, pub := userKey(t)
+	ip := labHost(t, "e2e-hs-lock1", hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-hs"})
+	file := planFile(t, priv, ip)
+	s := newShoal(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, bin("cluster"), "--storage-path", s.storage, "--output", "plain", "up", file)
+	var upErr bytes.Buffer
+	up.Stderr = &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	upDone := make(chan time.Time, 1)
+	go func() { up.Wait(); upDone <- time.Now() }()
+
+	// As soon as up has made the machine, provision it from the side.
+	cfg := filepath.Join(s.storage, "machines", "hs1", "config.json")
+	for {
+		if b, err := os.ReadFile(cfg); err == nil && strings.Contains(string(b), ip) {
+			break
+		}
+		select {
+		case <-upDone:
+			t.Fatalf("cluster up ended before the test could start a provision:\n%s", upErr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	started := time.Now()
+	r := s.machine("provision", "hs1")
+	provEnd := time.Now()
+	var upEnd time.Time
+	select {
+	case upEnd = <-upDone:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("cluster up did not end")
+	}
+	if up.ProcessState.ExitCode() != 0 {
+		t.Fatalf("cluster up failed:\n%s", upErr.String())
+	}
+	if r.code != 0 {
+		t.Fatalf("machine provision after the run: %s", r)
+	}
+	if upEnd.After(provEnd) {
+		t.Errorf("machine provision (started %s, ended %s) ran while cluster up (ended %s) still worked on hs1",
+			started.Format("15:04:05.000"), provEnd.Format("15:04:05.000"), upEnd.Format("15:04:05.000"))
+	}
+	t.Logf("provision waited %s for cluster up", upEnd.Sub(started).Round(10*time.Millisecond))
 }
