@@ -166,13 +166,14 @@ func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
 			revoked = append(revoked, key)
 			continue
 		case "cert-authority":
-			continue // shoal never writes one; knownhosts handles it
+			continue // shoal never writes one: a machine's pin is its own key
 		}
 		if !containsKey(h.pinned, key) {
 			h.pinned = append(h.pinned, key)
 		}
 		for _, host := range hosts {
-			if !slices.Contains(h.pinnedHosts, host) {
+			// A hashed host cannot be named in the hint; -R of Addr is.
+			if !strings.HasPrefix(host, "|") && !slices.Contains(h.pinnedHosts, host) {
 				h.pinnedHosts = append(h.pinnedHosts, host)
 			}
 		}
