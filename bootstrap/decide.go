@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -153,8 +154,13 @@ func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) 
 	var order []string
 	order = append(order, pol.Anchors...)
 	order = append(order, pol.Leader)
-	for _, w := range want {
-		order = append(order, w.Name)
+	if pol.ClusterID != "" {
+		// The other nodes are searched only for the recorded swarm: without
+		// a record, a manager of some swarm among them is not known to be
+		// this one (the leader starts the swarm; the others are refused).
+		for _, w := range want {
+			order = append(order, w.Name)
+		}
 	}
 	for _, n := range order {
 		s, ok := obs.States[n]
@@ -166,6 +172,35 @@ func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) 
 		}
 	}
 	return "", ""
+}
+
+// moved tells whether the swarm knows node w (state s) at another address
+// than the one it has now.
+func moved(w Want, s State, members []Member) bool {
+	for _, m := range members {
+		if m.ID == s.NodeID {
+			return w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise
+		}
+	}
+	return false
+}
+
+// SteadyAnchor keeps PickAnchor's anchor unless its address changed: a
+// manager is joined again (Readdress) through another, so another live
+// manager of the swarm that is where the swarm knows it takes its place.
+// obs.Members come from the anchor.
+func SteadyAnchor(want []Want, obs Observed, anchor, clusterID string) string {
+	i := slices.IndexFunc(want, func(w Want) bool { return w.Name == anchor })
+	if i < 0 || !moved(want[i], obs.States[anchor], obs.Members) {
+		return anchor
+	}
+	for _, w := range want {
+		s := obs.States[w.Name]
+		if w.Name != anchor && s.Active() && s.Manager && s.ClusterID == clusterID && !moved(w, s, obs.Members) {
+			return w.Name
+		}
+	}
+	return anchor
 }
 
 // Decide decides each wanted node's membership. anchor and clusterID come
@@ -236,7 +271,7 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 			case w.Name == anchor:
 				add(Keep, "manager of swarm "+Short(clusterID))
 			case anchor != "" && inSwarm(s):
-				if m, ok := byID[s.NodeID]; ok && w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise {
+				if m, ok := byID[s.NodeID]; ok && moved(w, s, obs.Members) {
 					add(Readdress, "the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
 				} else {
 					add(Keep, "in the swarm")
@@ -245,6 +280,11 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 				// The swarm's managers are locked: nobody can tell yet
 				// whether this node is one of theirs, so it is not touched.
 				add(Keep, "swarm managers locked: decided after unlock")
+			case s.Manager && s.ClusterID == "":
+				// A manager that does not know its swarm's ID has no leader
+				// (lost quorum): its swarm cannot be told, and leaving would
+				// lose that swarm's state.
+				refuse("%s manages a swarm that has no leader now (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring a majority of its managers back", w.Name, s.Error)
 			case pol.Force:
 				add(Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
 			default:
@@ -257,10 +297,20 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		case StateInactive, "":
 			add(joinOrInit, "in no swarm")
 		default: // pending, error
-			if s.NodeID != "" && known[s.NodeID] {
-				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
-			} else {
+			switch {
+			case s.NodeID == "":
 				add(Rejoin, "swarm state "+s.LocalNodeState+": leaves the half-made membership first")
+			case known[s.NodeID]:
+				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
+			case anchor == "":
+				// It holds a swarm's certificate and waits for that swarm's
+				// managers (no quorum, or restarting): maybe this swarm, whose
+				// state it keeps.
+				refuse("%s is %s as node %s of a swarm whose managers it cannot reach (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring its managers back (see 'docker info' on it)", w.Name, s.LocalNodeState, Short(s.NodeID), s.Error)
+			case pol.Force:
+				add(Rejoin, "swarm state "+s.LocalNodeState+" in another swarm: forced to leave it")
+			default:
+				refuse("%s is %s in another swarm (node %s): use %s to make it leave and join this one", w.Name, s.LocalNodeState, Short(s.NodeID), pol.ForceHint)
 			}
 		}
 	}
@@ -273,11 +323,6 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		}
 		if len(pol.Anchors) == 0 && !leaderOK {
 			refuse("no node can start the swarm: the leader %s is not among the nodes in no swarm", pol.Leader)
-		}
-		if pol.ClusterID != "" {
-			for name, why := range obs.Unreachable {
-				refuse("%s does not answer (%s) and may be a manager of swarm %s: shoal starts no new swarm while it cannot tell", name, why, Short(pol.ClusterID))
-			}
 		}
 	}
 	sortErrs(errs)

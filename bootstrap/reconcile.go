@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -130,6 +131,7 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 			return nil, nil, err
 		}
 		obs.Members = members
+		anchor = SteadyAnchor(want, obs, anchor, cid)
 	}
 	pol := req.Policy
 	pol.CanUnlock = pol.CanUnlock && req.UnlockKey != ""
@@ -149,18 +151,26 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 // at a time, workers in parallel), roles one at a time with quorum kept,
 // labels and availability, and wait until every node is Ready.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, error) {
+	if r.Redactor == nil {
+		r.Redactor = &sshrun.Redactor{}
+	}
 	out, members, err := r.Decide(ctx, req)
 	if err != nil {
 		return out, err
 	}
 	if out.Decision.NeedsUnlock() {
+		var locked []*Node
 		for _, t := range req.Targets {
-			if out.Decision.Of(t.Want.Name).Membership != Unlock {
-				continue
+			if out.Decision.Of(t.Want.Name).Membership == Unlock {
+				locked = append(locked, t.Node)
 			}
-			if err := r.unlock(ctx, t.Node, req.UnlockKey); err != nil {
-				return out, err
-			}
+		}
+		// All at once: dockerd answers an unlock when the manager is
+		// ready, and it is ready only once a quorum of managers is.
+		if err := forEach(ctx, len(locked), locked, func(ctx context.Context, n *Node) error {
+			return r.unlock(ctx, n, req.UnlockKey)
+		}); err != nil {
+			return out, err
 		}
 		// Now the swarm can be told for certain: decide again, unlocking
 		// no more.
@@ -212,7 +222,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 	joining := map[string]bool{}
 	for _, t := range req.Targets {
 		switch out.Decision.Of(t.Want.Name).Membership {
-		case Keep:
+		case Keep, Readdress:
 			current[t.Want.Name] = out.NodeIDs[t.Want.Name]
 		case Join:
 			joining[t.Want.Hostname] = true
@@ -421,7 +431,7 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 		if err := t.Node.Leave(ctx, false); err != nil {
 			return err
 		}
-		_ = WaitNode(ctx, anchor, id, 30*time.Second, func(n swarm.Node) bool { return n.Status.State != swarm.NodeStateReady })
+		waitLeft(ctx, anchor, id)
 		if err := RemoveNode(ctx, anchor, id); err != nil {
 			return err
 		}
@@ -452,11 +462,18 @@ func (r *Reconciler) withManagerLock(ctx context.Context, f func() error) error 
 
 func (r *Reconciler) unlock(ctx context.Context, n *Node, key string) error {
 	r.event(n.Name, "swarm-unlock", ui.Started, "")
-	if err := n.API.SwarmUnlock(ctx, swarm.UnlockRequest{UnlockKey: key}); err != nil {
+	// The call returns when the manager is ready, which needs a quorum of
+	// managers unlocked: bounded.
+	uctx, cancel := context.WithTimeout(ctx, r.readyTimeout())
+	defer cancel()
+	if err := n.API.SwarmUnlock(uctx, swarm.UnlockRequest{UnlockKey: key}); err != nil {
 		r.event(n.Name, "swarm-unlock", ui.Failed, "")
+		if uctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s: swarm unlock: not ready within %s: a majority of the managers must be unlocked", n.Name, r.readyTimeout())
+		}
 		return fmt.Errorf("%s: swarm unlock: %s", n.Name, r.Redactor.Redact(err.Error()))
 	}
-	if err := waitState(ctx, n, StateActive, time.Minute); err != nil {
+	if err := waitState(ctx, n, StateActive, r.readyTimeout()); err != nil {
 		return err
 	}
 	r.event(n.Name, "swarm-unlock", ui.Changed, "")
@@ -479,6 +496,7 @@ func UnlockLocked(ctx context.Context, r *Reconciler, nodes []*Node, key string)
 	obs := Observe(ctx, r.Parallel, nodes)
 	var done []string
 	var errs []error
+	var locked []*Node
 	for _, n := range nodes {
 		s, ok := obs.States[n.Name]
 		if !ok {
@@ -489,11 +507,24 @@ func UnlockLocked(ctx context.Context, r *Reconciler, nodes []*Node, key string)
 			r.event(n.Name, "swarm-unlock", ui.Unchanged, s.LocalNodeState)
 			continue
 		}
+		locked = append(locked, n)
+	}
+	// All at once (see Reconcile).
+	var mu sync.Mutex
+	unlocked := map[*Node]bool{}
+	errs = append(errs, forEach(ctx, len(locked), locked, func(ctx context.Context, n *Node) error {
 		if err := r.unlock(ctx, n, key); err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
-		done = append(done, n.Name)
+		mu.Lock()
+		defer mu.Unlock()
+		unlocked[n] = true
+		return nil
+	}))
+	for _, n := range locked {
+		if unlocked[n] {
+			done = append(done, n.Name)
+		}
 	}
 	return done, errors.Join(errs...)
 }
@@ -551,6 +582,24 @@ func waitState(ctx context.Context, n *Node, state string, timeout time.Duration
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: waiting for swarm state %s (now %s): %w", n.Name, state, s.LocalNodeState, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// waitLeft waits (bounded, without failing) until a manager sees a node that
+// left as not Ready, or no longer lists it.
+func waitLeft(ctx context.Context, mgr *Node, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
+		if errdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(pollInterval):
 		}
 	}
