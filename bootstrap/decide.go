@@ -147,10 +147,21 @@ func (d Decision) NeedsUnlock() bool {
 }
 
 // PickAnchor chooses the live manager of this swarm that the others join:
-// the recorded swarm's manager when shoal knows the swarm's ID, else the
-// leader when it manages a swarm, else the anchors, else any manager of
-// the wanted set (in order).
+// the first of AnchorCandidates.
 func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) {
+	c := AnchorCandidates(want, obs, pol)
+	if len(c) == 0 {
+		return "", ""
+	}
+	return c[0], obs.States[c[0]].ClusterID
+}
+
+// AnchorCandidates lists, best first, the managers of this swarm the
+// others could join through: the anchors, then the leader, then (when shoal
+// recorded the swarm's ID) any manager of the wanted set, in order. A
+// manager that cannot list the swarm's nodes (cut off from its peers) is
+// passed over by the caller.
+func AnchorCandidates(want []Want, obs Observed, pol Policy) []string {
 	var order []string
 	order = append(order, pol.Anchors...)
 	order = append(order, pol.Leader)
@@ -162,16 +173,33 @@ func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) 
 			order = append(order, w.Name)
 		}
 	}
+	var out []string
+	seen := map[string]bool{}
 	for _, n := range order {
 		s, ok := obs.States[n]
-		if !ok || !s.Active() || !s.Manager {
+		if seen[n] || !ok || !s.Active() || !s.Manager || s.ClusterID == "" {
 			continue
 		}
 		if pol.ClusterID == "" || s.ClusterID == pol.ClusterID {
-			return n, s.ClusterID
+			seen[n] = true
+			out = append(out, n)
+			if pol.ClusterID == "" {
+				break // without a record only the first is this swarm
+			}
 		}
 	}
-	return "", ""
+	return out
+}
+
+// Electing tells whether some manager answers without its swarm's ID, as
+// managers do while their swarm elects a new Raft leader.
+func Electing(obs Observed) bool {
+	for _, s := range obs.States {
+		if s.Active() && s.Manager && s.ClusterID == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // moved tells whether the swarm knows node w (state s) at another address

@@ -65,6 +65,14 @@ func (r *Reconciler) event(node, step string, st ui.Status, detail string) {
 	}
 }
 
+// electionWait bounds the wait for a swarm to elect a Raft leader.
+func (r *Reconciler) electionWait() time.Duration {
+	if r.ReadyTimeout > 0 && r.ReadyTimeout < 30*time.Second {
+		return r.ReadyTimeout
+	}
+	return 30 * time.Second
+}
+
 func (r *Reconciler) readyTimeout() time.Duration {
 	if r.ReadyTimeout > 0 {
 		return r.ReadyTimeout
@@ -122,15 +130,36 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 // Decide observes the nodes and decides, changing nothing (the plan).
 func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Member, error) {
 	all := append(append([]*Node(nil), req.Anchors...), nodesOf(req.Targets)...)
-	obs := Observe(ctx, r.Parallel, all)
 	want := wantsOf(req.Targets)
-	anchor, cid := PickAnchor(want, obs, req.Policy)
-	if anchor != "" {
-		members, err := Members(ctx, byName(all, anchor))
-		if err != nil {
-			return nil, nil, err
+	obs := Observe(ctx, r.Parallel, all)
+	// A swarm that just lost its Raft leader (a manager gone or moved)
+	// elects another within seconds: wait for it, bounded, rather than
+	// take its managers for strangers.
+	deadline := time.Now().Add(r.electionWait())
+	for len(AnchorCandidates(want, obs, req.Policy)) == 0 && Electing(obs) && time.Now().Before(deadline) {
+		r.event(req.Policy.Leader, "swarm", ui.Info, "waiting for the swarm to elect a leader")
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Second):
 		}
-		obs.Members = members
+		obs = Observe(ctx, r.Parallel, all)
+	}
+	anchor, cid := "", ""
+	var listErrs []error
+	for _, c := range AnchorCandidates(want, obs, req.Policy) {
+		members, err := Members(ctx, byName(all, c))
+		if err != nil {
+			listErrs = append(listErrs, err)
+			continue
+		}
+		anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
+		break
+	}
+	if anchor == "" && len(listErrs) > 0 {
+		return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
+	}
+	if anchor != "" {
 		anchor = SteadyAnchor(want, obs, anchor, cid)
 	}
 	pol := req.Policy
@@ -429,7 +458,14 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 			}
 		}
 		if err := t.Node.Leave(ctx, false); err != nil {
-			return err
+			// A demoted manager that was cut off may not know it yet: its
+			// leave is forced, which is safe once Raft no longer counts it.
+			if !wasManager {
+				return err
+			}
+			if err := t.Node.Leave(ctx, true); err != nil {
+				return err
+			}
 		}
 		waitLeft(ctx, anchor, id)
 		if err := RemoveNode(ctx, anchor, id); err != nil {
