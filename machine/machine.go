@@ -6,6 +6,7 @@ package machine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,10 @@ type Machine struct {
 // Load reads machine name and its driver.
 func (m *Manager) Load(name string) (*Machine, error) {
 	cfg, err := m.Store.Load(name)
+	if errors.Is(err, store.ErrNotFound) {
+		// docker-machine's wording: scripts grep for it.
+		return nil, fmt.Errorf("Docker machine %q does not exist (%w). Use \"machine ls\" to list machines. Use \"machine create\" to add a new one", name, store.ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,9 @@ func newURL(g *globals) *cobra.Command {
 			if u == "" {
 				return fmt.Errorf("%s has no TCP engine URL (created with --engine-tls=false, or not provisioned)", args[0])
 			}
+			if err := requireRunning(cmd.Context(), mach); err != nil {
+				return err
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), u)
 			return nil
 		},
