@@ -44,3 +44,17 @@ func machineNames(root string, typed []string, prefix string) []string {
 	}
 	return out
 }
+
+// completeSCP offers NAME: for the machines and local files otherwise.
+func completeSCP(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= 2 || strings.Contains(toComplete, ":") || strings.Contains(toComplete, "/") {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		var out []string
+		for _, n := range machineNames(g.storagePath, nil, toComplete) {
+			out = append(out, n+":")
+		}
+		return out, cobra.ShellCompDirectiveNoSpace
+	}
+}

@@ -171,19 +171,3 @@ func printConfig(w io.Writer, dir, url string) {
 	fmt.Fprintf(w, "--tlsverify\n--tlscacert=\"%s\"\n--tlscert=\"%s\"\n--tlskey=\"%s\"\n-H=%s\n",
 		q(filepath.Join(dir, certs.CAFile)), q(filepath.Join(dir, certs.ClientFile)), q(filepath.Join(dir, certs.ClientKeyFile)), url)
 }
-
-func newRegenerateCerts(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "regenerate-certs NAME...",
-		Short: "Issue new server certificates and install them (dockerd restarts)",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Progress.Close()
-			return forEach(cmd.Context(), args, m.RegenerateCerts)
-		},
-	}
-}

@@ -32,9 +32,10 @@ func forEach(ctx context.Context, names []string, f func(ctx context.Context, na
 
 func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   verb + " NAME...",
-		Short: short,
-		Args:  minArgs(1),
+		Use:               verb + " NAME...",
+		Short:             short,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -48,9 +49,10 @@ func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, conte
 
 func newProvision(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "provision NAME...",
-		Short: "Provision machines again (changes only what differs)",
-		Args:  minArgs(1),
+		Use:               "provision NAME...",
+		Short:             "Provision machines again (changes only what differs)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -68,10 +70,11 @@ func newProvision(g *globals) *cobra.Command {
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
 	cmd := &cobra.Command{
-		Use:     "rm [-f] [-y] NAME...",
-		Aliases: []string{"remove"},
-		Short:   "Remove machines (an adopted host is left as it is, only forgotten)",
-		Args:    minArgs(1),
+		Use:               "rm [-f] [-y] NAME...",
+		Aliases:           []string{"remove"},
+		Short:             "Remove machines (an adopted host is left as it is, only forgotten)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -19,6 +17,7 @@ func usageErr(format string, a ...any) error { return cli.Usage(format, a...) }
 type globals struct {
 	storagePath string
 	output      string
+	nativeSSH   bool
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
@@ -38,10 +37,11 @@ private registry.`,
 	}
 	cli.Setup(root)
 	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	root.PersistentFlags().BoolVar(&g.nativeSSH, "native-ssh", false, "accepted for docker-machine's scripts: shoal always uses its built-in Go SSH client")
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")
 	root.AddCommand(
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
-		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(),
+		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g),
 		newEnv(g), newConfig(g), newRegenerateCerts(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),
@@ -49,18 +49,6 @@ private registry.`,
 		newLifecycle(g, "kill", "Power machines off at once", (*machine.Manager).Kill),
 	)
 	return root
-}
-
-func newVersion() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "machine (shoal)", version)
-			return nil
-		},
-	}
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

@@ -93,6 +93,13 @@ type Engine struct {
 	Labels             []string `json:"labels,omitempty"`
 	TLS                bool     `json:"tls"`
 	TLSPort            int      `json:"tlsPort,omitempty"`
+	// Opts are daemon.json keys k=v (--engine-opt), StorageDriver its
+	// storage-driver, Env dockerd's environment K=V, TLSSANs extra names
+	// or addresses in the server certificate.
+	Opts          []string `json:"opts,omitempty"`
+	StorageDriver string   `json:"storageDriver,omitempty"`
+	Env           []string `json:"env,omitempty"`
+	TLSSANs       []string `json:"tlsSANs,omitempty"`
 }
 
 // Swarm is the machine's place in a swarm.
