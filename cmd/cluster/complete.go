@@ -29,7 +29,11 @@ func clusterNames(root, prefix string) []string {
 // hclFiles lists the .hcl files next to what is being typed.
 func hclFiles(toComplete string) []string {
 	dir, base := filepath.Split(toComplete)
-	entries, err := os.ReadDir(filepath.Join(".", dir))
+	look := dir
+	if look == "" {
+		look = "."
+	}
+	entries, err := os.ReadDir(look)
 	if err != nil {
 		return nil
 	}
