@@ -332,6 +332,10 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	if err != nil {
 		return provision.Spec{}, err
 	}
+	defaults, err := EngineDefaults(e.Opts, e.StorageDriver)
+	if err != nil {
+		return provision.Spec{}, fmt.Errorf("%s: %w", mach.Name, err)
+	}
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
@@ -340,7 +344,9 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,
 			Labels:             e.Labels,
+			Defaults:           defaults,
 		},
+		DockerEnv:      e.Env,
 		Hosts:          hosts,
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
@@ -367,8 +373,9 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := uniqueSorted([]string{mach.Name, mach.Hostname, "localhost"})
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
+	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
 	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
 		ips = append(ips, ip)
 	} else if mach.Address != "" && ip == nil {

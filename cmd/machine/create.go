@@ -53,6 +53,9 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 					return cli.Invalid(err)
 				}
 			}
+			if err := validateEngineCompat(&f.engine); err != nil {
+				return cli.Invalid(err)
+			}
 			swarm, err := f.swarm.toStore(cmd)
 			if err != nil {
 				return cli.Invalid(err)
@@ -96,6 +99,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")
 	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
+	bindEngineCompat(fs, &f.engine)
 	f.swarm.bind(cmd)
 	for _, spec := range reg.All() {
 		cfg := spec.NewConfig()
