@@ -76,8 +76,11 @@ func TestDockerMachineHabits(t *testing.T) {
 	}
 	ipA := strings.TrimSpace(s.mustMachine("ip", "e2e-dm-a"))
 	urlA := strings.TrimSpace(s.mustMachine("url", "e2e-dm-a"))
+	// What eval "$(machine env e2e-dm-a)" leaves in the environment.
+	envA := []string{"DOCKER_HOST=" + urlA, "DOCKER_MACHINE_NAME=e2e-dm-a", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + filepath.Join(s.storage, "certs")}
 
 	t.Run("completion", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		out := s.mustMachine("__complete", "env", "")
 		for _, n := range names {
 			if !strings.Contains(out, n+"\n") {
@@ -100,6 +103,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("ssh", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		if r := s.machine("ssh", "e2e-dm-a", "ls", "-la", "/"); r.code != 0 || !strings.Contains(r.stdout, "etc") || !strings.Contains(r.stdout, "drwx") {
 			t.Errorf("ssh NAME ls -la /: %s", r)
 		}
@@ -131,6 +135,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("inspect-format", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		for f, want := range map[string]string{
 			"{{.Driver.IPAddress}}": ipA, "{{.DriverName}}": "docker", "{{.Name}}": "e2e-dm-a",
 			"{{.HostOptions.EngineOptions.TLSVerify}}": "true", "{{.Address}}": ipA,
@@ -156,6 +161,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("ls", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		if got := strings.Fields(s.mustMachine("ls", "-q", "--timeout", "20")); strings.Join(got, ",") != "e2e-dm-a,e2e-dm-b" {
 			t.Errorf("ls -q --timeout 20: %v", got)
 		}
@@ -165,12 +171,12 @@ func TestDockerMachineHabits(t *testing.T) {
 		if r := s.machine("ls", "--timeout", "soon"); r.code != 2 {
 			t.Errorf("ls --timeout soon: %s", r)
 		}
-		r := s.machineEnv([]string{"DOCKER_HOST=" + urlA}, "ls", "--format", "{{.Name}} {{.Active}} {{.DriverName}} {{.State}} {{.URL}}")
+		r := s.machineEnv(envA, "ls", "--format", "{{.Name}} {{.Active}} {{.DriverName}} {{.State}} {{.URL}}")
 		want := "e2e-dm-a * docker Running " + urlA
 		if r.code != 0 || !strings.Contains(r.stdout, want+"\n") || !strings.Contains(r.stdout, "e2e-dm-b - docker Running tcp://") {
 			t.Errorf("ls --format, want a line %q: %s", want, r)
 		}
-		r = s.machineEnv([]string{"DOCKER_HOST=" + urlA}, "ls", "--format", "table {{.Name}}\t{{.ActiveHost}}\t{{.DockerVersion}}")
+		r = s.machineEnv(envA, "ls", "--format", "table {{.Name}}\t{{.ActiveHost}}\t{{.DockerVersion}}")
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if r.code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "NAME ACTIVE_HOST DOCKER" ||
 			!strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "e2e-dm-a true v") {
@@ -179,7 +185,8 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("active-version", func(t *testing.T) {
-		if r := s.machineEnv([]string{"DOCKER_HOST=" + urlA}, "active"); r.code != 0 || strings.TrimSpace(r.stdout) != "e2e-dm-a" {
+		s := &shoal{t: t, storage: s.storage}
+		if r := s.machineEnv(envA, "active"); r.code != 0 || strings.TrimSpace(r.stdout) != "e2e-dm-a" {
 			t.Errorf("active: %s", r)
 		}
 		if r := s.machineEnv([]string{"DOCKER_HOST="}, "active"); r.code != 1 || !strings.Contains(r.stderr, "No active host found") {
@@ -195,6 +202,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("env", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		r := s.machineEnv([]string{"NO_PROXY=localhost", "no_proxy="}, "env", "--shell", "bash", "--no-proxy", "e2e-dm-a")
 		if r.code != 0 || !strings.Contains(r.stdout, `export NO_PROXY="localhost,`+ipA+`"`) {
 			t.Errorf("env --no-proxy: %s", r)
@@ -220,6 +228,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("engine-flags", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		var daemon map[string]any
 		mustJSON(t, s.sshOut("e2e-dm-b", "sudo", "cat", "/etc/docker/daemon.json"), &daemon)
 		if daemon["log-level"] != "warn" || daemon["max-concurrent-uploads"] != float64(3) || daemon["storage-driver"] != "vfs" {
@@ -233,7 +242,7 @@ func TestDockerMachineHabits(t *testing.T) {
 		if !strings.Contains(env, `SHOAL_E2E_GREETING=hello "quoted" $HOME world`) {
 			t.Errorf("dockerd's environment lacks the --engine-env value as given: %q", env)
 		}
-		san := s.sshOut("e2e-dm-b", "sudo", "openssl", "x509", "-in", "/etc/docker/server.pem", "-noout", "-text")
+		san := s.sshOut("e2e-dm-b", "sudo", "openssl", "x509", "-in", "/etc/docker/shoal/server.pem", "-noout", "-text")
 		if !strings.Contains(san, "DNS:dm-b.example") || !strings.Contains(san, "IP Address:10.99.0.7") {
 			t.Errorf("server certificate lacks the --tls-san names:\n%s", san)
 		}
@@ -248,6 +257,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("scp-certs", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		s.mustMachine("scp", "e2e-dm-a:/etc/hostname", "e2e-dm-b:/tmp/from-a")
 		if got := s.sshOut("e2e-dm-b", "cat", "/tmp/from-a"); got != "e2e-dm-a" {
 			t.Errorf("scp a:/f b:/f gave %q", got)
@@ -274,6 +284,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	})
 
 	t.Run("stopped", func(t *testing.T) {
+		s := &shoal{t: t, storage: s.storage}
 		s.mustMachine("stop", "e2e-dm-b")
 		for _, cmd := range []string{"url", "env", "config", "version"} {
 			r := s.machine(cmd, "e2e-dm-b")
