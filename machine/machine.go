@@ -351,7 +351,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
 	}
-	if e.TLS {
+	if e.TLS && e.CertDir == "" {
 		tls, err := m.serverTLS(mach)
 		if err != nil {
 			return spec, fmt.Errorf("%s: TLS certificates: %w", mach.Name, err)

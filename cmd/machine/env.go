@@ -70,7 +70,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			}
 			vars := []machine.Var{
 				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
-				{Name: "DOCKER_CERT_PATH", Value: m.Store.CertsDir()}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
+				{Name: "DOCKER_CERT_PATH", Value: certDir(m, target)}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
 			}
 			if noProxy {
 				n, v := machine.NoProxy(os.Getenv, target.Address)
@@ -89,6 +89,15 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
+}
+
+// certDir is where the docker CLI finds the client certificates for the
+// machine's engine: the store's, or an imported machine's own.
+func certDir(m *machine.Manager, target *store.Machine) string {
+	if target.Engine.CertDir != "" {
+		return target.Engine.CertDir
+	}
+	return m.Store.CertsDir()
 }
 
 // errNotRunning is docker-machine's answer for a host that is not running.
@@ -153,11 +162,11 @@ func newConfig(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			url, _, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
+			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
-			dir := m.Store.CertsDir()
+			dir := certDir(m, target)
 			printConfig(cmd.OutOrStdout(), dir, url)
 			return nil
 		},

@@ -41,7 +41,7 @@ private registry.`,
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")
 	root.AddCommand(
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
-		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g),
+		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g), newImport(g),
 		newEnv(g), newConfig(g), newRegenerateCerts(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),

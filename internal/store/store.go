@@ -100,6 +100,10 @@ type Engine struct {
 	StorageDriver string   `json:"storageDriver,omitempty"`
 	Env           []string `json:"env,omitempty"`
 	TLSSANs       []string `json:"tlsSANs,omitempty"`
+	// CertDir holds the client certificates (ca.pem, cert.pem, key.pem)
+	// of an engine whose TLS shoal did not set up: a machine imported from
+	// docker-machine keeps its set-up until 'machine regenerate-certs'.
+	CertDir string `json:"certDir,omitempty"`
 }
 
 // Swarm is the machine's place in a swarm.

@@ -3,7 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/certs"
+	"golang.org/x/crypto/ssh"
 )
 
 // machineEnv runs the machine binary with extra environment variables.
@@ -302,4 +311,231 @@ func TestDockerMachineHabits(t *testing.T) {
 			t.Errorf("ls shows no Stopped machine: %s", b)
 		}
 	})
+}
+
+// dmStore writes a docker-machine store as docker-machine lays it out:
+// certs/ (the CA and the client certificate), and for each machine
+// machines/NAME/ with config.json, its SSH key id_rsa and the certificates.
+type dmStore struct {
+	t    *testing.T
+	root string
+}
+
+func (d dmStore) write(rel string, data []byte, mode os.FileMode) {
+	d.t.Helper()
+	p := filepath.Join(d.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// hostConfig is a docker-machine config.json (libmachine's Host, version 3).
+func (d dmStore) hostConfig(name, driverName string, driver map[string]any) []byte {
+	dir := filepath.Join(d.root, "machines", name)
+	certs := filepath.Join(d.root, "certs")
+	cfg := map[string]any{
+		"ConfigVersion": 3,
+		"Driver":        driver,
+		"DriverName":    driverName,
+		"HostOptions": map[string]any{
+			"Driver": "", "Memory": 0, "Disk": 0,
+			"EngineOptions": map[string]any{
+				"ArbitraryFlags": []string{}, "Dns": nil, "GraphDir": "", "Env": []string{}, "Ipv6": false,
+				"InsecureRegistry": []string{}, "Labels": []string{}, "LogLevel": "", "StorageDriver": "",
+				"SelinuxEnabled": false, "TlsVerify": true, "RegistryMirror": []string{}, "InstallURL": "https://get.docker.com",
+			},
+			"SwarmOptions": map[string]any{
+				"IsSwarm": false, "Address": "", "Discovery": "", "Agent": false, "Master": false,
+				"Host": "tcp://0.0.0.0:3376", "Image": "swarm:latest", "Strategy": "spread", "Heartbeat": 0,
+				"Overcommit": 0, "ArbitraryFlags": []string{}, "ArbitraryJoinFlags": []string{}, "Env": nil, "IsExperimental": false,
+			},
+			"AuthOptions": map[string]any{
+				"CertDir": certs, "CaCertPath": filepath.Join(certs, "ca.pem"), "CaPrivateKeyPath": filepath.Join(certs, "ca-key.pem"),
+				"CaCertRemotePath": "", "ServerCertPath": filepath.Join(dir, "server.pem"), "ServerKeyPath": filepath.Join(dir, "server-key.pem"),
+				"ClientKeyPath": filepath.Join(certs, "key.pem"), "ServerCertRemotePath": "", "ServerKeyRemotePath": "",
+				"ClientCertPath": filepath.Join(certs, "cert.pem"), "ServerCertSANs": []string{}, "StorePath": dir,
+			},
+		},
+		"Name": name,
+	}
+	b, err := json.MarshalIndent(cfg, "", "    ")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return b
+}
+
+// TestDockerMachineImport: a host docker-machine's generic driver set up
+// (TLS on 2376 with its certificates, its systemd drop-in) with a container
+// running without a restart policy, and a store describing it; `machine
+// import` brings it over without touching it, then env, ssh and provision
+// work and the container keeps running.
+func TestDockerMachineImport(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	const name = "e2e-dm-imp"
+	dm := dmStore{t: t, root: filepath.Join(t.TempDir(), "docker machine")}
+
+	// The key docker-machine's generic driver copied: RSA, PKCS#1.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm.write("machines/"+name+"/id_rsa", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}), 0o600)
+	dm.write("machines/"+name+"/id_rsa.pub", ssh.MarshalAuthorizedKey(pub), 0o644)
+	ip := labHost(t, name, hostOpts{user: "tester", pubkey: filepath.Join(dm.root, "machines", name, "id_rsa.pub"), network: "shoal-lab-dm-imp"})
+
+	// The CA and client certificate of the store, a server certificate for
+	// the host, copied where docker-machine copies them.
+	os.MkdirAll(filepath.Join(dm.root, "certs"), 0o700)
+	ca, err := certs.EnsureCA(filepath.Join(dm.root, "certs"), func(p string, b []byte, m fs.FileMode) error { return os.WriteFile(p, b, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, srvKey, err := ca.IssueServer([]string{"localhost", name}, []net.IP{net.ParseIP(ip), net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		b, err := os.ReadFile(filepath.Join(dm.root, "certs", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dm.write("machines/"+name+"/"+f, b, 0o600)
+	}
+	dm.write("machines/"+name+"/server.pem", srv, 0o600)
+	dm.write("machines/"+name+"/server-key.pem", srvKey, 0o600)
+	dm.write("machines/"+name+"/config.json", dm.hostConfig(name, "generic", map[string]any{
+		"IPAddress": ip, "MachineName": name, "SSHUser": "tester", "SSHPort": 22,
+		"SSHKeyPath": filepath.Join(dm.root, "machines", name, "id_rsa"), "StorePath": dm.root,
+		"SwarmMaster": false, "SwarmHost": "", "SwarmDiscovery": "", "EnginePort": 2376, "SSHKey": "/home/someone/.ssh/id_rsa",
+	}), 0o600)
+	// A cloud machine shoal has no driver for (never contacted).
+	dm.write("machines/e2e-dm-cloud/config.json", dm.hostConfig("e2e-dm-cloud", "amazonec2", map[string]any{
+		"IPAddress": "127.0.0.1", "MachineName": "e2e-dm-cloud", "SSHUser": "ubuntu", "SSHPort": 22, "Region": "us-east-1",
+	}), 0o600)
+	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		b, _ := os.ReadFile(filepath.Join(dm.root, "certs", f))
+		dm.write("machines/e2e-dm-cloud/"+f, b, 0o600)
+	}
+
+	// The host as docker-machine's provisioner leaves it.
+	for f, data := range map[string][]byte{"ca.pem": ca.CertPEM, "server.pem": srv, "server-key.pem": srvKey} {
+		local := filepath.Join(t.TempDir(), f)
+		os.WriteFile(local, data, 0o600)
+		if r := run(t, time.Minute, "docker", "cp", local, name+":/etc/docker/"+f); r.code != 0 {
+			t.Fatalf("docker cp %s: %s", f, r)
+		}
+	}
+	dropIn := `[Service]
+ExecStart=
+ExecStart=DOCKERD -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=generic
+Environment=
+`
+	if r := dockerExec(t, name, "sh", "-c", "mkdir -p /etc/systemd/system/docker.service.d && sed \"s|DOCKERD|$(command -v dockerd)|\" > /etc/systemd/system/docker.service.d/10-machine.conf <<'EOF'\n"+dropIn+"EOF\nsystemctl daemon-reload && systemctl restart docker"); r.code != 0 {
+		t.Fatalf("docker-machine's set-up: %s\n%s", r, dockerExec(t, name, "journalctl", "-u", "docker", "-n", "15", "--no-pager").stdout)
+	}
+	if r := run(t, 3*time.Minute, "bash", "-c", "docker save busybox:latest | docker exec -i "+name+" docker load"); r.code != 0 {
+		t.Fatalf("busybox on the host: %s", r)
+	}
+	if r := dockerExec(t, name, "docker", "run", "-d", "--name", "keepme", "busybox:latest", "sleep", "1000000"); r.code != 0 {
+		t.Fatalf("a container without a restart policy: %s", r)
+	}
+	hostState := func() string {
+		r := dockerExec(t, name, "sh", "-c", "hostname; md5sum /etc/hosts /etc/docker/* /etc/systemd/system/docker.service.d/*; ls /etc/docker; systemctl show -p MainPID --value docker; docker inspect -f '{{.State.StartedAt}} {{.State.Running}}' keepme")
+		if r.code != 0 {
+			t.Fatalf("host state: %s", r)
+		}
+		return r.stdout
+	}
+	before := hostState()
+	dmBefore := storageFiles(t, dm.root)
+
+	// Off a terminal, without --yes: the host keys are shown, nothing is imported.
+	r := s.machine("import", "--docker-machine-storage-path", dm.root)
+	if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("import without --yes off a terminal: %s", r)
+	}
+	if got := strings.TrimSpace(s.mustMachine("ls", "-q")); got != "" {
+		t.Fatalf("import without --yes imported %q", got)
+	}
+	r = s.machine("import", "--docker-machine-storage-path", dm.root, "--yes")
+	if r.code != 0 {
+		t.Fatalf("import: %s", r)
+	}
+	t.Logf("import:\n%s", r.stdout)
+	keys := dockerExec(t, name, "sh", "-c", "for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $k; done").stdout
+	fp := ""
+	for _, f := range strings.Fields(r.stdout) {
+		if strings.HasPrefix(f, "SHA256:") {
+			fp = f
+		}
+	}
+	if fp == "" || !strings.Contains(keys, fp) {
+		t.Errorf("import showed host key %q, the host has:\n%s", fp, keys)
+	}
+	for _, want := range []string{"e2e-dm-cloud", "amazonec2", "not importable", "Imported " + name, "tester@" + ip + ":22"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("import output lacks %q", want)
+		}
+	}
+	if got := hostState(); got != before {
+		t.Errorf("import changed the host:\nbefore:\n%s\nafter:\n%s", before, got)
+	}
+	var cfg map[string]any
+	mustJSON(t, s.mustMachine("inspect", name), &cfg)
+	if ssh, _ := cfg["ssh"].(map[string]any); ssh["hostKeyFingerprint"] != fp || ssh["user"] != "tester" {
+		t.Errorf("the imported machine: %v", cfg)
+	}
+
+	ls := s.mustMachine("ls", "--format", "{{.Name}} {{.DriverName}} {{.State}} {{.URL}}")
+	if !strings.Contains(ls, name+" ssh Running tcp://"+ip+":2376") || strings.Contains(ls, "e2e-dm-cloud") {
+		t.Errorf("ls after import:\n%s", ls)
+	}
+	if r := s.dockerEnv(name, "ps", "--format", "{{.Names}}"); r.code != 0 || !strings.Contains(r.stdout, "keepme") {
+		t.Errorf("docker via machine env of the imported machine: %s", r)
+	}
+	if got := s.sshOut(name, "sudo", "docker", "ps", "--format", "{{.Names}}"); !strings.Contains(got, "keepme") {
+		t.Errorf("machine ssh NAME sudo docker ps: %q", got)
+	}
+	s.mustMachine("provision", name)
+	after := hostState()
+	pidLine := func(st string) string {
+		return strings.Split(strings.TrimSpace(st), "\n")[len(strings.Split(strings.TrimSpace(st), "\n"))-2]
+	}
+	if pidLine(after) != pidLine(before) {
+		t.Errorf("provision restarted dockerd: %q -> %q", pidLine(before), pidLine(after))
+	}
+	if !strings.HasSuffix(strings.TrimSpace(after), strings.Split(strings.TrimSpace(before), "\n")[len(strings.Split(strings.TrimSpace(before), "\n"))-1]) {
+		t.Errorf("keepme did not keep running:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if r := s.dockerEnv(name, "ps", "--format", "{{.Names}}"); r.code != 0 || !strings.Contains(r.stdout, "keepme") {
+		t.Errorf("docker via machine env after provision: %s", r)
+	}
+	if got := s.sshOut(name, "id", "-nG"); !strings.Contains(" "+got+" ", " docker ") {
+		t.Errorf("provision did not put tester in the docker group: %q", got)
+	}
+
+	// Again: already there, nothing to import; the docker-machine store is
+	// as it was.
+	if r := s.machine("import", "--docker-machine-storage-path", dm.root, "--yes", name); r.code != 1 || !strings.Contains(r.stdout, "already has a machine") {
+		t.Errorf("a second import: %s", r)
+	}
+	dmAfter := storageFiles(t, dm.root)
+	if len(dmAfter) != len(dmBefore) {
+		t.Errorf("import changed the docker-machine store: %d files, then %d", len(dmBefore), len(dmAfter))
+	}
+	for p, b := range dmBefore {
+		if !bytes.Equal(dmAfter[p], b) {
+			t.Errorf("import changed %s", p)
+		}
+	}
 }
