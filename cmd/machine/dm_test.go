@@ -192,3 +192,47 @@ func TestMachineNames(t *testing.T) {
 		t.Errorf("completion made a store")
 	}
 }
+
+func TestLsFilter(t *testing.T) {
+	rows := []machine.Info{
+		{Name: "web1", DriverName: "docker", State: "Running", Swarm: "m1 (master)"},
+		{Name: "web2", DriverName: "ssh", State: "Stopped", Swarm: "m1"},
+		{Name: "db", DriverName: "ssh", State: "Running", Cluster: "lab"},
+	}
+	labels := map[string][]string{"web1": {"env=prod"}, "db": {"env=prod", "tier=db"}}
+	cases := map[string]string{
+		"":                                   "web1,web2,db",
+		"name=web":                           "web1,web2",
+		"name=^db$":                          "db",
+		"driver=ssh":                         "web2,db",
+		"driver=docker driver=ssh":           "web1,web2,db",
+		"driver=ssh state=running":           "db",
+		"DriverName=SSH":                     "web2,db",
+		"label=env=prod":                     "web1,db",
+		"label=env=prod label=tier=db":       "web1,db",
+		"label=env=prod name=web":            "web1",
+		"swarm=m1":                           "web1,web2",
+		"cluster=lab":                        "db",
+		"state=Stopped state=Running name=2": "web2",
+	}
+	for in, want := range cases {
+		f, err := parseFilters(strings.Fields(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		var got []string
+		for _, r := range rows {
+			if f.matches(r, labels[r.Name]) {
+				got = append(got, r.Name)
+			}
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("--filter %q: %v, want %s", in, got, want)
+		}
+	}
+	for _, bad := range []string{"name", "color=red", "name=[", "=x"} {
+		if _, err := parseFilters([]string{bad}); err == nil {
+			t.Errorf("--filter %q taken", bad)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,7 +63,9 @@ func newLs(g *globals) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER ERRORS",
 		Long: `List machines. Running machines are probed in parallel (SSH, docker version).
-Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluster=NAME.
+Filters, as docker-machine's: driver=NAME, state=Running|Stopped|...,
+name=REGEXP, label=K=V (an engine label), swarm=MASTER, and cluster=NAME;
+a key given twice matches either value, different keys must all match.
 The active machine (*) is the one $DOCKER_HOST points at (else the one
 $DOCKER_MACHINE_NAME names).
 --format takes a Go template over docker-machine's fields: .Name .Active
@@ -80,6 +84,10 @@ $DOCKER_MACHINE_NAME names).
 				}
 				tmpl, table = t, tab
 			}
+			filter, err := parseFilters(filters)
+			if err != nil {
+				return cli.Invalid(err)
+			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
@@ -93,11 +101,13 @@ $DOCKER_MACHINE_NAME names).
 			var rows []machine.Info
 			for _, in := range infos {
 				in.Active = activeRow(in, dockerHost, active)
-				ok, err := matches(in, filters)
-				if err != nil {
-					return cli.Invalid(err)
+				var labels []string
+				if len(filter["label"]) > 0 {
+					if mach, err := m.Store.Load(in.Name); err == nil {
+						labels = mach.Engine.Labels
+					}
 				}
-				if ok {
+				if filter.matches(in, labels) {
 					rows = append(rows, in)
 				}
 			}
@@ -157,35 +167,69 @@ $DOCKER_MACHINE_NAME names).
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print names only")
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template for each machine (docker-machine's fields; 'table ' prints a header)")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, swarm, cluster); repeat to AND")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, label, swarm, cluster); one key twice is OR, different keys AND")
 	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to probe each machine: seconds (20) or a duration (20s)")
 	return cmd
 }
 
-func matches(in machine.Info, filters []string) (bool, error) {
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
+// lsFilter is ls --filter as docker-machine reads it: values of one key
+// are alternatives (OR), different keys must all match (AND); name is a
+// regular expression, label an engine label k=v.
+type lsFilter map[string][]string
+
+var filterKeys = map[string]bool{"driver": true, "state": true, "name": true, "swarm": true, "cluster": true, "label": true}
+
+func parseFilters(in []string) (lsFilter, error) {
+	f := lsFilter{}
+	for _, s := range in {
+		k, v, ok := strings.Cut(s, "=")
+		k = strings.ToLower(k)
+		if k == "drivername" {
+			k = "driver"
+		}
 		if !ok {
-			return false, fmt.Errorf("--filter %q: want key=value", f)
+			return nil, fmt.Errorf("--filter %q: want key=value", s)
 		}
-		var have string
-		switch strings.ToLower(k) {
-		case "driver", "drivername":
-			have = in.DriverName
-		case "state":
-			have = in.State
-		case "name":
-			have = in.Name
-		case "swarm":
-			have = strings.TrimSuffix(in.Swarm, " (master)")
-		case "cluster":
-			have = in.Cluster
-		default:
-			return false, fmt.Errorf("--filter %q: unknown key (driver, state, name, swarm, cluster)", f)
+		if !filterKeys[k] {
+			return nil, fmt.Errorf("--filter %q: unknown key (driver, state, name, swarm, cluster, label)", s)
 		}
-		if !strings.EqualFold(have, v) {
-			return false, nil
+		if k == "name" {
+			if _, err := regexp.Compile(v); err != nil {
+				return nil, fmt.Errorf("--filter %q: %w", s, err)
+			}
+		}
+		f[k] = append(f[k], v)
+	}
+	return f, nil
+}
+
+// matches tells whether a row passes the filter; labels are the
+// machine's engine labels.
+func (f lsFilter) matches(in machine.Info, labels []string) bool {
+	for k, values := range f {
+		hit := false
+		for _, v := range values {
+			switch k {
+			case "driver":
+				hit = strings.EqualFold(in.DriverName, v)
+			case "state":
+				hit = strings.EqualFold(in.State, v)
+			case "name":
+				hit = regexp.MustCompile(v).MatchString(in.Name)
+			case "swarm":
+				hit = strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
+			case "cluster":
+				hit = strings.EqualFold(in.Cluster, v)
+			case "label":
+				hit = slices.Contains(labels, v)
+			}
+			if hit {
+				break
+			}
+		}
+		if !hit {
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
