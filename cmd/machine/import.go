@@ -15,7 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shoal-dev/shoal/drivers"
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
+	"github.com/shoal-dev/shoal/drivers/virtualbox"
 	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
@@ -42,6 +44,15 @@ type dmGeneric struct {
 	SSHKey     string
 }
 
+// dmVirtualBox is the virtualbox driver's part that shoal's driver keeps.
+type dmVirtualBox struct {
+	dmDriver
+	CPU          int
+	Memory       int
+	DiskSize     int
+	HostOnlyCIDR string
+}
+
 // importPlan is what `machine import` does with one docker-machine machine.
 type importPlan struct {
 	Name       string
@@ -56,6 +67,8 @@ type importPlan struct {
 	KeyPath    string // in the docker-machine store ("" = the ssh-agent)
 	EnginePort int
 	CertDir    string // the docker-machine machine's folder: ca.pem cert.pem key.pem
+	Address    string // the engine's address
+	VirtualBox *dmVirtualBox
 	// Fingerprint is the host key seen at import.
 	Fingerprint string
 }
@@ -142,7 +155,7 @@ func planOne(dir, name string, inShoal func(string) bool) importPlan {
 			p.Reason = "config.json: Driver: " + err.Error()
 			return p
 		}
-		p.Driver, p.Host, p.User, p.Port, p.EnginePort = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort
+		p.Driver, p.Host, p.User, p.Port, p.EnginePort, p.Address = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort, d.IPAddress
 		if p.Port == 0 {
 			p.Port = 22
 		}
@@ -167,7 +180,22 @@ func planOne(dir, name string, inShoal func(string) bool) importPlan {
 	case "none":
 		p.Reason = "the none driver has no host shoal could reach over SSH"
 	case "virtualbox":
-		p.Reason = "VirtualBox machines run boot2docker, which shoal cannot provision; adopt the VM's address with 'machine create -d ssh' if it runs another Linux"
+		var d dmVirtualBox
+		if err := json.Unmarshal(h.Driver, &d); err != nil {
+			p.Reason = "config.json: Driver: " + err.Error()
+			return p
+		}
+		// SSH goes through VirtualBox's NAT forward on this computer.
+		p.Driver, p.Host, p.Port, p.User, p.Address, p.EnginePort, p.VirtualBox = "virtualbox", "127.0.0.1", d.SSHPort, d.SSHUser, d.IPAddress, 2376, &d
+		if p.User == "" {
+			p.User = "docker"
+		}
+		p.KeyPath = filepath.Join(dir, "id_rsa")
+		if _, err := os.Stat(p.KeyPath); err != nil {
+			p.Driver, p.Reason = "", "no id_rsa (the VM's SSH key)"
+		} else if p.Port == 0 || p.Address == "" {
+			p.Driver, p.Reason = "", "no SSH port or address recorded: start it with docker-machine first"
+		}
 	default:
 		p.Reason = fmt.Sprintf("shoal has no %s driver: adopt the host with 'machine create -d ssh --ssh-host ADDRESS ...'", h.DriverName)
 	}
@@ -211,7 +239,9 @@ func newImport(g *globals) *cobra.Command {
 		Short: "Bring machines over from a docker-machine store",
 		Long: `Bring the machines of a docker-machine store into shoal's (all, or the NAMEs).
 generic machines become ssh machines with their address, user, port and key
-(copied into shoal's store, as are the client certificates of their engine).
+(copied into shoal's store, as are the client certificates of their engine);
+virtualbox machines become virtualbox machines that adopt the VM as it is
+(boot2docker: ls, env, ssh, start, stop and rm work, provision does not).
 Other drivers are listed with the reason they are not imported.
 
 Each host's SSH key is read and shown; it is pinned once confirmed (on a
@@ -285,7 +315,7 @@ shoal's certificates (dockerd restarts). The docker-machine store is only read.`
 				if p.Driver == "" {
 					continue
 				}
-				if err := importOne(m, p); err != nil {
+				if err := importOne(cmd.Context(), m, p); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
 					continue
 				}
@@ -314,8 +344,17 @@ func printPlans(w io.Writer, plans []importPlan) {
 
 // importOne writes the shoal machine: the key and the engine's client
 // certificates copied into its folder, the host key pinned.
-func importOne(m *machine.Manager, p importPlan) error {
+func importOne(ctx context.Context, m *machine.Manager, p importPlan) error {
+	unlock, err := m.Store.Lock(ctx, "machine", p.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dir := m.Store.MachineDir(p.Name)
+	// A folder already there is not ours to fill (nor to remove on failure).
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("%s already exists in shoal's store", dir)
+	}
 	own := filepath.Join(dir, "docker-machine")
 	if err := os.MkdirAll(own, 0o700); err != nil {
 		return err
@@ -333,11 +372,36 @@ func importOne(m *machine.Manager, p importPlan) error {
 			return err
 		}
 	}
+	mach := &store.Machine{
+		Name: p.Name, Driver: p.Driver,
+		// docker-machine named the host after the machine.
+		Hostname: p.Name, DockerUser: p.User, Address: p.Address,
+		Engine:  store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
+		Created: time.Now().UTC(),
+	}
+	if p.VirtualBox != nil {
+		err = adoptVM(ctx, m, p, mach)
+	} else {
+		err = sshMachine(p, own, mach, copyFile)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	if err := m.Store.Save(mach); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
+// sshMachine makes a generic machine an ssh one: its key copied, the host
+// key pinned.
+func sshMachine(p importPlan, own string, mach *store.Machine, copyFile func(src, dst string, mode os.FileMode) error) error {
 	cfg := sshdriver.Config{Host: p.Host, Port: p.Port, User: p.User, HostKey: p.Fingerprint}
 	if p.KeyPath != "" {
 		cfg.Key = filepath.Join(own, "id_rsa")
 		if err := copyFile(p.KeyPath, cfg.Key, 0o600); err != nil {
-			os.RemoveAll(dir)
 			return err
 		}
 	}
@@ -345,17 +409,64 @@ func importOne(m *machine.Manager, p importPlan) error {
 	if err != nil {
 		return err
 	}
-	mach := &store.Machine{
-		Name: p.Name, Driver: p.Driver, DriverConfig: raw,
-		// docker-machine named the host after the machine.
-		Hostname: p.Name, DockerUser: p.User, Address: p.Host,
-		SSH:     store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint},
-		Engine:  store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
-		Created: time.Now().UTC(),
-	}
-	if err := m.Store.Save(mach); err != nil {
-		os.RemoveAll(dir)
+	mach.DriverConfig = raw
+	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
+	return nil
+}
+
+// adoptVM makes a docker-machine VirtualBox machine a virtualbox one: the
+// VM is adopted as it is (read with showvminfo, not changed), its key
+// becomes the machine's key.
+func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.Machine) error {
+	spec, err := m.Drivers.Get("virtualbox")
+	if err != nil {
 		return err
 	}
+	cfg, ok := spec.NewConfig().(*virtualbox.Config)
+	if !ok {
+		return fmt.Errorf("virtualbox driver: unexpected config %T", spec.NewConfig())
+	}
+	vb := p.VirtualBox
+	if vb.CPU > 0 {
+		cfg.CPUs = vb.CPU
+	}
+	if vb.Memory > 0 {
+		cfg.Memory = vb.Memory
+	}
+	if vb.DiskSize > 0 {
+		cfg.DiskSize = vb.DiskSize
+	}
+	if vb.HostOnlyCIDR != "" {
+		cfg.HostOnlyCIDR = vb.HostOnlyCIDR
+	}
+	cfg.SSHUser = p.User
+	dir := m.Store.MachineDir(p.Name)
+	key := filepath.Join(dir, store.KeyFile)
+	data, err := os.ReadFile(p.KeyPath)
+	if err != nil {
+		return err
+	}
+	if err := store.WriteFileAtomic(key, data, 0o600); err != nil {
+		return err
+	}
+	d, err := spec.New(drivers.Machine{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
+	if err != nil {
+		return err
+	}
+	adopter, ok := d.(interface {
+		Adopt(context.Context, virtualbox.Adoption) error
+	})
+	if !ok {
+		return errors.New("the virtualbox driver cannot adopt a VM")
+	}
+	if err := adopter.Adopt(ctx, virtualbox.Adoption{SSHPort: p.Port, SSHUser: p.User, HostOnlyIP: p.Address, HostKeyFingerprint: p.Fingerprint}); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	mach.DriverConfig = raw
+	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
 	return nil
 }

@@ -37,7 +37,9 @@ func TestPlanImport(t *testing.T) {
 		"SSHKeyPath": filepath.Join(root, "machines", "gen", "id_rsa"), "SSHKey": "/nowhere/id_rsa",
 	}), append(tlsFiles, "id_rsa")...)
 	writeDM(t, root, "gen-defaults", host("gen-defaults", "generic", map[string]any{"IPAddress": "10.0.0.6"}), tlsFiles...)
-	writeDM(t, root, "vb", host("vb", "virtualbox", map[string]any{"IPAddress": "192.168.99.100", "SSHPort": 50022}), tlsFiles...)
+	writeDM(t, root, "vb", host("vb", "virtualbox", map[string]any{"IPAddress": "192.168.99.100", "SSHPort": 50022, "SSHUser": "docker", "CPU": 2, "Memory": 2048, "HostOnlyCIDR": "192.168.99.1/24"}), append(tlsFiles, "id_rsa")...)
+	writeDM(t, root, "vb-nokey", host("vb-nokey", "virtualbox", map[string]any{"IPAddress": "192.168.99.101", "SSHPort": 50023}), tlsFiles...)
+	writeDM(t, root, "vb-never", host("vb-never", "virtualbox", map[string]any{}), append(tlsFiles, "id_rsa")...)
 	writeDM(t, root, "aws", host("aws", "amazonec2", map[string]any{"IPAddress": "1.2.3.4"}), tlsFiles...)
 	writeDM(t, root, "nodrv", host("nodrv", "none", map[string]any{"URL": "tcp://1.2.3.4:2376"}), tlsFiles...)
 	writeDM(t, root, "broken", "{not json", tlsFiles...)
@@ -57,7 +59,7 @@ func TestPlanImport(t *testing.T) {
 	for _, p := range plans {
 		got[p.Name] = p
 	}
-	if len(got) != 11 {
+	if len(got) != 13 {
 		t.Fatalf("%d plans: %v", len(got), plans)
 	}
 	g := got["gen"]
@@ -70,13 +72,21 @@ func TestPlanImport(t *testing.T) {
 		t.Errorf("gen-defaults: %+v", d)
 	}
 	for name, reason := range map[string]string{
-		"vb": "boot2docker", "aws": "no amazonec2 driver", "nodrv": "none driver", "broken": "not valid",
+		"vb-nokey": "no id_rsa", "vb-never": "no SSH port", "aws": "no amazonec2 driver", "nodrv": "none driver", "broken": "not valid",
 		"nocerts": "no ca.pem", "bad_name": "invalid name", "taken": "already has", "noip": "IPAddress is empty",
 		"insecure": "does not verify",
 	} {
 		if p := got[name]; p.Driver != "" || !strings.Contains(p.Reason, reason) {
 			t.Errorf("%s: %+v, want not importable: %s", name, p, reason)
 		}
+	}
+	v := got["vb"]
+	if v.Driver != "virtualbox" || v.Host != "127.0.0.1" || v.Port != 50022 || v.User != "docker" || v.Address != "192.168.99.100" ||
+		v.KeyPath != filepath.Join(root, "machines", "vb", "id_rsa") || v.VirtualBox == nil || v.VirtualBox.HostOnlyCIDR != "192.168.99.1/24" || v.VirtualBox.CPU != 2 {
+		t.Errorf("vb: %+v", v)
+	}
+	if g.Address != "10.0.0.5" {
+		t.Errorf("gen address %q", g.Address)
 	}
 	// Asked by name: only those, and a missing one said so.
 	plans, _ = planImport(root, []string{"gen", "ghost"}, func(string) bool { return false })
