@@ -25,6 +25,7 @@ func newCreate(g *globals) *cobra.Command {
 	f := &createFlags{}
 	reg := all.Registry()
 	configs := map[string]any{}
+	var compat *engineCompat // docker-machine's flags, bound below
 	cmd := &cobra.Command{
 		Use:   "create [-d DRIVER] [driver flags] [engine flags] [swarm flags] NAME",
 		Short: "Create (or adopt) a host and provision it as a Docker node",
@@ -53,7 +54,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 					return cli.Invalid(err)
 				}
 			}
-			if err := validateEngineCompat(&f.engine); err != nil {
+			if err := validateEngineCompat(&f.engine, compat); err != nil {
 				return cli.Invalid(err)
 			}
 			swarm, err := f.swarm.toStore(cmd)
@@ -99,7 +100,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")
 	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
-	bindEngineCompat(fs, &f.engine)
+	compat = bindEngineCompat(fs, &f.engine)
 	f.swarm.bind(cmd)
 	for _, spec := range reg.All() {
 		cfg := spec.NewConfig()

@@ -236,3 +236,34 @@ func TestLsFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateEngineCompat(t *testing.T) {
+	ok := []struct {
+		e store.Engine
+		c engineCompat
+	}{
+		{store.Engine{}, engineCompat{}},
+		{store.Engine{TLSPort: 2377}, engineCompat{installURL: "https://get.docker.com"}},
+		{store.Engine{Opts: []string{"log-level=debug"}, Env: []string{"A=b c"}, TLSSANs: []string{"x.example"}, StorageDriver: "overlay2"}, engineCompat{installURL: "https://get.docker.com/"}},
+	}
+	for _, c := range ok {
+		if err := validateEngineCompat(&c.e, &c.c); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	bad := []struct {
+		e store.Engine
+		c engineCompat
+	}{
+		{store.Engine{TLSPort: 70000}, engineCompat{}},
+		{store.Engine{}, engineCompat{installURL: "https://releases.rancher.com/install-docker/19.03.sh"}},
+		{store.Engine{Opts: []string{"x"}}, engineCompat{}},
+		{store.Engine{Env: []string{"A"}}, engineCompat{}},
+		{store.Engine{TLSSANs: []string{"a b"}}, engineCompat{}},
+	}
+	for _, c := range bad {
+		if err := validateEngineCompat(&c.e, &c.c); err == nil {
+			t.Errorf("%+v taken", c)
+		}
+	}
+}

@@ -1,22 +1,41 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/provision"
 	"github.com/spf13/pflag"
 )
 
+// engineCompat holds docker-machine flags that have no place in the config.
+type engineCompat struct{ installURL string }
+
+// dockerInstallScript is docker-machine's default --engine-install-url.
+const dockerInstallScript = "https://get.docker.com"
+
 // bindEngineCompat adds docker-machine's engine flags to create.
-func bindEngineCompat(fs *pflag.FlagSet, e *store.Engine) {
+func bindEngineCompat(fs *pflag.FlagSet, e *store.Engine) *engineCompat {
+	c := &engineCompat{}
+	fs.StringVar(&c.installURL, "engine-install-url", "", "docker-machine's install script URL: only "+dockerInstallScript+" is accepted (shoal installs from the docker-ce repository: see --engine-repo-url)")
+	fs.IntVar(&e.TLSPort, "generic-engine-port", 0, "the engine's TLS port (default 2376), as docker-machine's generic driver names it")
 	fs.StringArrayVar(&e.Opts, "engine-opt", nil, "daemon.json key=value, e.g. log-level=debug or dns=8.8.8.8 (repeat); a key the host's daemon.json has is kept")
 	fs.StringArrayVar(&e.Env, "engine-env", nil, "dockerd's environment NAME=VALUE, in a systemd drop-in (repeat)")
 	fs.StringVar(&e.StorageDriver, "engine-storage-driver", "", "storage-driver in daemon.json (kept if the host's daemon.json has one)")
 	fs.StringArrayVar(&e.TLSSANs, "tls-san", nil, "extra host name or IP address in the engine's server certificate (repeat)")
+	return c
 }
 
 // validateEngineCompat checks those flags before anything is made.
-func validateEngineCompat(e *store.Engine) error {
+func validateEngineCompat(e *store.Engine, c *engineCompat) error {
+	if u := strings.TrimSuffix(c.installURL, "/"); u != "" && u != dockerInstallScript {
+		return fmt.Errorf("--engine-install-url %s: shoal does not run install scripts; it installs docker-ce from its repository (--engine-repo-url for a mirror, --engine-version for a version) or the distribution's docker.io (--engine-install distro)", c.installURL)
+	}
+	if e.TLSPort != 0 && (e.TLSPort < 1 || e.TLSPort > 65535) {
+		return fmt.Errorf("--generic-engine-port %d is not a port", e.TLSPort)
+	}
 	if _, err := machine.EngineDefaults(e.Opts, e.StorageDriver); err != nil {
 		return err
 	}
