@@ -6,14 +6,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/shoal-dev/shoal/drivers"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // blockRanges returns the definition ranges of the top-level blocks of a
@@ -64,16 +64,41 @@ func nestedAttrRange(body hcl.Body, typ string, index int, inner, name string) *
 }
 
 // checkEngine refuses what provisioning would refuse only after the hosts
-// were made.
-func checkEngine(e *engineBlock, r *hcl.Range) hcl.Diagnostics {
+// were made, and anything that may not reach a host: each value at its
+// attribute. at gives the range of an attribute of the engine block.
+func checkEngine(e *engineBlock, at func(name string) *hcl.Range) hcl.Diagnostics {
+	var diags hcl.Diagnostics
 	if e.Install != nil {
-		switch *e.Install {
-		case "auto", "repo", "distro", "skip":
-		default:
-			return hcl.Diagnostics{errAt(r, "Invalid engine install", "install must be auto, repo, distro or skip, not %q", *e.Install)}
+		if _, err := validate.ParseInstallMode(*e.Install); err != nil || *e.Install == "" {
+			diags = append(diags, errAt(at("install"), "Invalid engine install", "install must be auto, repo, distro or skip, not %q", *e.Install))
 		}
 	}
-	return nil
+	if e.Version != nil {
+		if err := validate.EngineVersion(*e.Version); err != nil {
+			diags = append(diags, errAt(at("version"), "Invalid engine version", "version: %v", err))
+		}
+	}
+	if e.RepoURL != nil {
+		if err := validate.RepoURL(*e.RepoURL); err != nil {
+			diags = append(diags, errAt(at("repo_url"), "Invalid engine repo_url", "repo_url: %v", err))
+		}
+	}
+	for _, r := range e.InsecureRegistries {
+		if err := validate.InsecureRegistry(r); err != nil {
+			diags = append(diags, errAt(at("insecure_registries"), "Invalid insecure registry", "insecure_registries: %v", err))
+		}
+	}
+	for _, u := range e.RegistryMirrors {
+		if err := validate.URL(u); err != nil {
+			diags = append(diags, errAt(at("registry_mirrors"), "Invalid registry mirror", "registry_mirrors: %v", err))
+		}
+	}
+	for _, l := range e.Labels {
+		if _, _, err := validate.Label(l); err != nil {
+			diags = append(diags, errAt(at("labels"), "Invalid engine label", "labels: %v", err))
+		}
+	}
+	return diags
 }
 
 // attrRange is the range of attribute name in the index-th block of typ,
@@ -97,6 +122,61 @@ func attrRange(body hcl.Body, typ string, index int, name string) *hcl.Range {
 			return &r
 		}
 		i++
+	}
+	return nil
+}
+
+// nthBlock is the index-th top-level block of type typ.
+func nthBlock(body hcl.Body, typ string, index int) *hclsyntax.Block {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	i := 0
+	for _, b := range sb.Blocks {
+		if b.Type != typ {
+			continue
+		}
+		if i == index {
+			return b
+		}
+		i++
+	}
+	return nil
+}
+
+// innerAttr is the range of attribute name in the first inner block of
+// one of types inside b; nil when there is none.
+func innerAttr(b *hclsyntax.Block, types []string, name string) *hcl.Range {
+	if b == nil {
+		return nil
+	}
+	for _, nb := range b.Body.Blocks {
+		for _, t := range types {
+			if nb.Type == t {
+				if a, ok := nb.Body.Attributes[name]; ok {
+					r := a.Expr.Range()
+					return &r
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// settingRange is where a machine's setting came from: its own inner block
+// (engine, or a driver's block under any of its names), else the defaults'
+// one, else the machine block.
+func settingRange(body hcl.Body, index int, types []string, name string) *hcl.Range {
+	if r := innerAttr(nthBlock(body, "machine", index), types, name); r != nil {
+		return r
+	}
+	if r := innerAttr(nthBlock(body, "defaults", 0), types, name); r != nil {
+		return r
+	}
+	if b := nthBlock(body, "machine", index); b != nil {
+		r := b.DefRange()
+		return &r
 	}
 	return nil
 }
@@ -131,12 +211,10 @@ func driverBlocks(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, cf
 	return content.Blocks, diags
 }
 
-var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
-
 func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	spec := &Spec{Name: raw.Cluster.Name}
-	if err := store.ValidateName(spec.Name); err != nil {
+	if err := validate.Name(spec.Name); err != nil {
 		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
 	}
 	// Nothing unknown may hide in the file: a misspelt block would be ignored.
@@ -160,9 +238,17 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 		_, d := driverBlocks(def.Remain, ctx, reg, defCfgs)
 		diags = append(diags, d...)
 		if def.Engine != nil {
-			diags = append(diags, checkEngine(def.Engine, nestedAttrRange(body, "defaults", 0, "engine", "install"))...)
+			diags = append(diags, checkEngine(def.Engine, func(n string) *hcl.Range { return nestedAttrRange(body, "defaults", 0, "engine", n) })...)
+		}
+		if def.DockerUser != nil {
+			if err := validate.DockerUser(*def.DockerUser); err != nil {
+				diags = append(diags, errAt(attrRange(body, "defaults", 0, "docker_user"), "Invalid docker_user", "defaults: docker_user: %v", err))
+			}
 		}
 	}
+	// One adopted host may be in one machine block only: two would fight
+	// over its hostname, daemon.json and swarm membership.
+	adopted := map[string]string{}
 	hostnames := map[string]string{}
 	ranges := blockRanges(body, "machine")
 	seen := map[string]hcl.Range{}
@@ -191,27 +277,39 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			diags = append(diags, errAt(attrRange(body, "machine", i, "driver"), "Unknown driver", "machine %q: %v", mb.Name, err))
 			continue
 		}
-		role := "worker"
+		role := string(validate.Worker)
 		if mb.Role != nil {
 			role = *mb.Role
 		}
-		if role != "manager" && role != "worker" {
-			diags = append(diags, errAt(attrRange(body, "machine", i, "role"), "Invalid role", "machine %q: role must be \"manager\" or \"worker\", not %q", mb.Name, role))
+		if _, err := validate.ParseRole(role); err != nil {
+			diags = append(diags, errAt(attrRange(body, "machine", i, "role"), "Invalid role", "machine %q: %v", mb.Name, err))
 		}
 		avail := ""
 		if mb.Availability != nil {
 			avail = *mb.Availability
-			if avail != "active" && avail != "drain" && avail != "pause" {
-				diags = append(diags, errAt(attrRange(body, "machine", i, "availability"), "Invalid availability", "machine %q: availability must be active, drain or pause, not %q", mb.Name, avail))
+			if _, err := validate.ParseAvailability(avail); err != nil || avail == "" {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "availability"), "Invalid availability", "machine %q: availability must be active, pause or drain, not %q", mb.Name, avail))
 			}
 		}
-		for k := range mb.Labels {
-			if k == "" || strings.ContainsAny(k, " =") {
-				diags = append(diags, errAt(r, "Invalid label", "machine %q: label key %q", mb.Name, k))
+		for _, k := range sortedKeys(mb.Labels) {
+			if err := validate.LabelKey(k); err != nil {
+				diags = append(diags, errAt(r, "Invalid label", "machine %q: %v", mb.Name, err))
+			} else if err := validate.LabelValue(mb.Labels[k]); err != nil {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "labels"), "Invalid label", "machine %q: label %s: %v", mb.Name, k, err))
 			}
 		}
 		if mb.Engine != nil {
-			diags = append(diags, checkEngine(mb.Engine, nestedAttrRange(body, "machine", i, "engine", "install"))...)
+			diags = append(diags, checkEngine(mb.Engine, func(n string) *hcl.Range { return nestedAttrRange(body, "machine", i, "engine", n) })...)
+		}
+		if mb.DockerUser != nil {
+			if err := validate.DockerUser(*mb.DockerUser); err != nil {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "docker_user"), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
+			}
+		}
+		if dspec.Name == "ssh" && count > 1 {
+			diags = append(diags, errAt(attrRange(body, "machine", i, "count"), "Invalid count",
+				"machine %q: the ssh driver adopts one host, so count must be 1: write one machine block per host", mb.Name))
+			continue
 		}
 		engine := mergeEngine(def.Engine, mb.Engine)
 		archives := append([]string(nil), mb.ImageArchives...)
@@ -258,7 +356,7 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			if mb.Count != nil {
 				name = fmt.Sprintf("%s-%d", mb.Name, n)
 			}
-			if err := store.ValidateName(name); err != nil {
+			if err := validate.Name(name); err != nil {
 				diags = append(diags, errAt(r, "Invalid machine name", "%v", err))
 				continue
 			}
@@ -277,14 +375,20 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			if !validated {
 				// The same settings are checked once per block, not per count.
 				validated = true
-				var verr error
-				if dspec.Validate != nil {
-					verr = dspec.Validate(cfg)
+				var sd hcl.Diagnostics
+				if dspec.Name == "ssh" {
+					// Said at the attribute, in the file's words; the
+					// driver's own check (a missing host or key) after.
+					at := func(n string) *hcl.Range {
+						return settingRange(body, i, append([]string{dspec.Name}, dspec.Aliases...), n)
+					}
+					sd = checkSSH(r, at, name, cfg, adopted)
+					diags = append(diags, sd...)
 				}
-				if verr != nil {
-					diags = append(diags, errAt(r, "Invalid "+dspec.Name+" settings", "machine %q: %v", mb.Name, verr))
-				} else if dspec.Name == "ssh" {
-					diags = append(diags, checkAddress(r, name, cfg)...)
+				if dspec.Validate != nil && !sd.HasErrors() {
+					if verr := dspec.Validate(cfg); verr != nil {
+						diags = append(diags, errAt(r, "Invalid "+dspec.Name+" settings", "machine %q: %v", mb.Name, verr))
+					}
 				}
 			}
 			hostname := name
@@ -294,8 +398,8 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 					hostname = fmt.Sprintf("%s-%d", hostname, n)
 				}
 			}
-			if !hostnameRE.MatchString(hostname) {
-				diags = append(diags, errAt(r, "Invalid hostname", "machine %q: %q is not a valid hostname", name, hostname))
+			if err := validate.Hostname(hostname); err != nil {
+				diags = append(diags, errAt(r, "Invalid hostname", "machine %q: %v", name, err))
 			} else if other, dup := hostnames[strings.ToLower(hostname)]; dup {
 				diags = append(diags, errAt(attrRange(body, "machine", i, "hostname"), "Duplicate hostname",
 					"machines %q and %q both have hostname %q: /etc/hosts, the registry's placement and peer SSH need one name per node", other, name, hostname))
@@ -339,17 +443,22 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 		}
 		if rb.Port != nil {
 			spec.Registry.Port = *rb.Port
-			if *rb.Port < 1 || *rb.Port > 65535 {
+			if validate.Port(*rb.Port) != nil {
 				diags = append(diags, errAt(attrRange(body, "registry", 0, "port"), "Invalid registry port", "%d is not a port", *rb.Port))
 			}
 		}
 		if rb.Image != nil {
 			spec.Registry.Image = *rb.Image
+			if err := validate.ImageRef(*rb.Image); err != nil {
+				diags = append(diags, errAt(attrRange(body, "registry", 0, "image"), "Invalid registry image", "%v", err))
+			}
 		}
 		if rb.Path != nil {
 			spec.Registry.Path = *rb.Path
 			if !strings.HasPrefix(*rb.Path, "/") {
 				diags = append(diags, errAt(attrRange(body, "registry", 0, "path"), "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
+			} else if err := validate.RemotePath(*rb.Path); err != nil {
+				diags = append(diags, errAt(attrRange(body, "registry", 0, "path"), "Invalid registry path", "%v", err))
 			}
 		}
 	}
@@ -364,20 +473,63 @@ func names(ms []Machine) []string {
 	return out
 }
 
-// checkAddress checks the host of an adopted machine.
-func checkAddress(r *hcl.Range, name string, cfg any) hcl.Diagnostics {
-	var fields struct {
-		Host string `json:"host"`
+// checkSSH checks the settings of an adopted host, each at its attribute,
+// and that no other machine block adopts the same host:port (adopted maps
+// it to the first machine's name).
+func checkSSH(r *hcl.Range, at func(string) *hcl.Range, name string, cfg any, adopted map[string]string) hcl.Diagnostics {
+	var c struct {
+		Host    string `json:"host"`
+		Port    int    `json:"port"`
+		User    string `json:"user"`
+		HostKey string `json:"hostKey"`
 	}
 	raw, _ := json.Marshal(cfg)
-	_ = json.Unmarshal(raw, &fields)
-	if fields.Host == "" {
-		return nil // the driver's own check said so
+	_ = json.Unmarshal(raw, &c)
+	var diags hcl.Diagnostics
+	if c.Host != "" {
+		if err := validate.Host(c.Host); err != nil {
+			diags = append(diags, errAt(r, "Invalid address", "machine %q: ssh host: %v", name, err))
+		}
 	}
-	if net.ParseIP(fields.Host) == nil && !hostnameRE.MatchString(fields.Host) {
-		return hcl.Diagnostics{errAt(r, "Invalid address", "machine %q: ssh host %q is neither an IP address nor a host name", name, fields.Host)}
+	if err := validate.Port(c.Port); err != nil {
+		diags = append(diags, errAt(at("port"), "Invalid ssh port", "machine %q: ssh port: %v", name, err))
 	}
-	return nil
+	if err := validate.UserName(c.User); err != nil {
+		diags = append(diags, errAt(at("user"), "Invalid ssh user", "machine %q: ssh user: %v", name, err))
+	}
+	if c.HostKey != "" {
+		if err := validate.Fingerprint(c.HostKey); err != nil {
+			diags = append(diags, errAt(at("host_key"), "Invalid host key fingerprint", "machine %q: host_key: %v", name, err))
+		}
+	}
+	if c.Host != "" && !diags.HasErrors() {
+		key := hostKey(c.Host, c.Port)
+		if first, dup := adopted[key]; dup {
+			diags = append(diags, errAt(at("host"), "Same host in two machine blocks",
+				"machines %q and %q both adopt %s: one host is one machine", first, name, key))
+		} else {
+			adopted[key] = name
+		}
+	}
+	return diags
+}
+
+// hostKey is host:port with the host in one spelling (an IP address in its
+// canonical form, a name in lower case).
+func hostKey(host string, port int) string {
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(strings.ToLower(host), fmt.Sprint(port))
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // cloneConfig copies a driver config so that machines do not share one.

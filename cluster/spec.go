@@ -182,11 +182,17 @@ func functions() map[string]function.Function {
 // Load reads, decodes and checks a cluster file. Any error diagnostic means
 // nothing may be created.
 func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
-	parser := hclparse.NewParser()
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the cluster file", Detail: err.Error()}}
 	}
+	return LoadSource(src, path, opts, reg)
+}
+
+// LoadSource is Load on the content src of the file at path (relative
+// image archives are found next to path).
+func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+	parser := hclparse.NewParser()
 	f, diags := parser.ParseHCL(src, path)
 	if diags.HasErrors() {
 		return nil, diags
@@ -201,7 +207,7 @@ func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnost
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	vars, vdiags := variables(parser, varsOnly.Variables, opts)
+	vars, vdiags := variables(parser, varsOnly.Variables, blockRanges(f.Body, "variable"), opts)
 	diags = append(diags, vdiags...)
 	if diags.HasErrors() {
 		return nil, diags
@@ -226,12 +232,27 @@ func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnost
 	return spec, diags
 }
 
-func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
+func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Range, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	vals := map[string]cty.Value{}
 	declared := map[string]bool{}
+	first := map[string]hcl.Range{}
 	types := map[string]cty.Type{}
-	for _, b := range blocks {
+	for i, b := range blocks {
+		var rng *hcl.Range
+		if i < len(ranges) {
+			rng = &ranges[i]
+		}
+		// A second block of one name would silently win over the first.
+		if declared[b.Name] {
+			prev := first[b.Name]
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate variable",
+				Detail: fmt.Sprintf("variable %q is declared twice (first at %s)", b.Name, prev.String()), Subject: rng})
+			continue
+		}
+		if rng != nil {
+			first[b.Name] = *rng
+		}
 		declared[b.Name] = true
 		ty, d := b.typeOf()
 		diags = append(diags, d...)

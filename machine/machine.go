@@ -137,6 +137,10 @@ func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine,
 	if err := store.ValidateName(opts.Name); err != nil {
 		return nil, err
 	}
+	// Nothing is saved or made from a value that may not reach a host.
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	spec, err := m.Drivers.Get(opts.Driver)
 	if err != nil {
 		return nil, err

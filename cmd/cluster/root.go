@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -220,6 +221,10 @@ func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
 			return "", err
 		}
 		return spec.Name, nil
+	}
+	// A name becomes a folder of the store: nothing like ../x gets there.
+	if err := validate.Name(arg); err != nil {
+		return "", cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
 	return arg, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -49,16 +50,21 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			if err := store.ValidateName(args[0]); err != nil {
 				return cli.Invalid(err)
 			}
-			if spec.Validate != nil {
-				if err := spec.Validate(configs[spec.Name]); err != nil {
-					return cli.Invalid(err)
-				}
-			}
-			if err := validateEngineCompat(&f.engine, compat); err != nil {
-				return cli.Invalid(err)
-			}
 			swarm, err := f.swarm.toStore(cmd)
 			if err != nil {
+				return cli.Invalid(err)
+			}
+			opts := machine.CreateOptions{
+				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
+				Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm,
+			}
+			// Every value is checked before the store or a driver is
+			// touched, and every bad one is said at once.
+			var derr error
+			if spec.Validate != nil {
+				derr = spec.Validate(configs[spec.Name])
+			}
+			if err := errors.Join(derr, opts.Validate(), validateEngineCompat(&f.engine, compat)); err != nil {
 				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
@@ -68,10 +74,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			if swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
 				return usageErr("--swarm-join %s: no such machine (see 'machine ls')", swarm.Join)
 			}
-			mach, err := m.Create(cmd.Context(), machine.CreateOptions{
-				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
-				Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm,
-			})
+			mach, err := m.Create(cmd.Context(), opts)
 			m.Progress.Close()
 			if err != nil {
 				return err

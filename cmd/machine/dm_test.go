@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,32 +239,24 @@ func TestLsFilter(t *testing.T) {
 }
 
 func TestValidateEngineCompat(t *testing.T) {
-	ok := []struct {
-		e store.Engine
-		c engineCompat
-	}{
-		{store.Engine{}, engineCompat{}},
-		{store.Engine{TLSPort: 2377}, engineCompat{installURL: "https://get.docker.com"}},
-		{store.Engine{Opts: []string{"log-level=debug"}, Env: []string{"A=b c"}, TLSSANs: []string{"x.example"}, StorageDriver: "overlay2"}, engineCompat{installURL: "https://get.docker.com/"}},
-	}
-	for _, c := range ok {
-		if err := validateEngineCompat(&c.e, &c.c); err != nil {
-			t.Errorf("%+v: %v", c, err)
+	for _, u := range []string{"", "https://get.docker.com", "https://get.docker.com/"} {
+		if err := validateEngineCompat(&store.Engine{}, &engineCompat{installURL: u}); err != nil {
+			t.Errorf("%q: %v", u, err)
 		}
 	}
-	bad := []struct {
-		e store.Engine
-		c engineCompat
-	}{
-		{store.Engine{TLSPort: 70000}, engineCompat{}},
-		{store.Engine{}, engineCompat{installURL: "https://releases.rancher.com/install-docker/19.03.sh"}},
-		{store.Engine{Opts: []string{"x"}}, engineCompat{}},
-		{store.Engine{Env: []string{"A"}}, engineCompat{}},
-		{store.Engine{TLSSANs: []string{"a b"}}, engineCompat{}},
+	if err := validateEngineCompat(&store.Engine{}, &engineCompat{installURL: "https://releases.rancher.com/install-docker/19.03.sh"}); err == nil || !strings.Contains(err.Error(), "--engine-repo-url") {
+		t.Errorf("a script URL: %v", err)
 	}
-	for _, c := range bad {
-		if err := validateEngineCompat(&c.e, &c.c); err == nil {
-			t.Errorf("%+v taken", c)
+	// The engine's own values are machine.EngineErrors'.
+	e := store.Engine{Install: "auto", Opts: []string{"x"}, Env: []string{"A"}, TLSSANs: []string{"a b"}, StorageDriver: "x y", TLSPort: 70000}
+	errs := machine.EngineErrors(e)
+	text := fmt.Sprint(errs)
+	for _, flag := range []string{"--engine-opt", "--engine-env", "--tls-san", "port"} {
+		if !strings.Contains(text, flag) {
+			t.Errorf("EngineErrors lacks %s: %v", flag, errs)
 		}
+	}
+	if errs := machine.EngineErrors(store.Engine{Install: "auto", Opts: []string{"log-level=debug"}, Env: []string{"A=b c"}, TLSSANs: []string{"x.example"}, StorageDriver: "overlay2"}); len(errs) != 0 {
+		t.Errorf("good values: %v", errs)
 	}
 }

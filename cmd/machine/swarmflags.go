@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/cobra"
 )
 
@@ -50,18 +50,16 @@ func (s *swarmFlags) toStore(cmd *cobra.Command) (*store.Swarm, error) {
 	if !s.master && s.join == "" {
 		return nil, fmt.Errorf("--swarm needs --swarm-join MASTER (the machine whose swarm to join), or use --swarm-master")
 	}
-	switch s.availability {
-	case "", "active", "drain", "pause":
-	default:
-		return nil, fmt.Errorf("--swarm-availability %q: want active, drain or pause", s.availability)
+	if _, err := validate.ParseAvailability(s.availability); err != nil {
+		return nil, fmt.Errorf("--swarm-availability: %w", err)
 	}
 	for _, l := range s.labels {
-		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
-			return nil, fmt.Errorf("--swarm-label %q: want key=value", l)
+		if _, _, err := validate.Label(l); err != nil {
+			return nil, fmt.Errorf("--swarm-label: %w", err)
 		}
 	}
-	if s.port <= 0 || s.port > 65535 {
-		return nil, fmt.Errorf("--swarm-registry-port %d is not a port", s.port)
+	if err := validate.Port(s.port); err != nil {
+		return nil, fmt.Errorf("--swarm-registry-port: %w", err)
 	}
 	var archives []string
 	for _, a := range s.archives {

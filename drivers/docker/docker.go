@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
 )
@@ -66,6 +68,23 @@ func Spec() *drivers.Spec {
 			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
+		},
+		Validate: func(cfg any) error {
+			// The image is only looked up on the local engine, which says
+			// clearly when it has no such image; names become objects.
+			c := cfg.(*Config)
+			if strings.TrimSpace(c.Image) == "" {
+				return fmt.Errorf("--docker-image is empty")
+			}
+			if err := validate.ObjectName(c.Network); err != nil {
+				return fmt.Errorf("--docker-network: %w", err)
+			}
+			if c.Container != "" {
+				if err := validate.ObjectName(c.Container); err != nil {
+					return fmt.Errorf("container: %w", err)
+				}
+			}
+			return nil
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
 
@@ -93,9 +94,6 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 
 var (
 	checksumRe = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
-	// cloud-init and useradd accept less than this, but this is what
-	// useradd's default NAME_REGEX takes.
-	userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]*[$]?$`)
 )
 
 // Validate checks the config after flags were parsed.
@@ -134,7 +132,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New(`--libvirt-ssh-user "root": cloud-init creates this user, choose another name`))
 	case c.SSHUser == "docker":
 		errs = append(errs, errors.New(`--libvirt-ssh-user "docker": cloud-init cannot create it where a docker group exists (images with Docker); choose another name`))
-	case !userRe.MatchString(c.SSHUser) || len(c.SSHUser) > 32:
+	case validate.UserName(c.SSHUser) != nil:
 		errs = append(errs, fmt.Errorf("--libvirt-ssh-user %q: not a valid user name", c.SSHUser))
 	}
 	if c.Pool == "" {

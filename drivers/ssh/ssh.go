@@ -4,6 +4,7 @@ package ssh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
 
@@ -44,22 +46,31 @@ func Spec() *drivers.Spec {
 			fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
 		},
 		Validate: func(cfg any) error {
+			// Every bad value is said at once, before anything is made.
 			c := cfg.(*Config)
+			var errs []error
 			if c.Host == "" {
-				return fmt.Errorf("the ssh driver needs --ssh-host (or --generic-ip-address)")
+				errs = append(errs, fmt.Errorf("the ssh driver needs --ssh-host (or --generic-ip-address)"))
+			} else if err := validate.Host(c.Host); err != nil {
+				errs = append(errs, fmt.Errorf("--ssh-host: %w", err))
 			}
-			if c.Port <= 0 || c.Port > 65535 {
-				return fmt.Errorf("--ssh-port %d is not a port", c.Port)
+			if err := validate.Port(c.Port); err != nil {
+				errs = append(errs, fmt.Errorf("--ssh-port: %w", err))
 			}
-			if c.HostKey != "" && !strings.HasPrefix(c.HostKey, "SHA256:") {
-				return fmt.Errorf("--ssh-host-key wants a SHA256:... fingerprint (ssh-keygen -lf KEY), got %q", c.HostKey)
+			if err := validate.UserName(c.User); err != nil {
+				errs = append(errs, fmt.Errorf("--ssh-user: %w", err))
+			}
+			if c.HostKey != "" {
+				if err := validate.Fingerprint(c.HostKey); err != nil {
+					errs = append(errs, fmt.Errorf("--ssh-host-key: %w", err))
+				}
 			}
 			if c.Key != "" {
 				if _, err := os.Stat(ExpandHome(c.Key)); err != nil {
-					return fmt.Errorf("--ssh-key: %w", err)
+					errs = append(errs, fmt.Errorf("--ssh-key: %w", err))
 				}
 			}
-			return nil
+			return errors.Join(errs...)
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
 			return &Driver{cfg: *cfg.(*Config)}, nil

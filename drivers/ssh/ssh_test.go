@@ -145,6 +145,13 @@ func TestValidate(t *testing.T) {
 		{Config{Host: "h", Port: 22, HostKey: "MD5:aa:bb"}, "SHA256"},
 		{Config{Host: "h", Port: 22, HostKey: "47DEQpj8HBSa"}, "SHA256"},
 		{Config{Host: "h", Port: 22, Key: filepath.Join(t.TempDir(), "missing")}, "--ssh-key"},
+		// Issue 10: what reaches the host or an SSH option is refused here.
+		{Config{Host: "h", Port: 22, User: "x; touch /tmp/pwned; echo x"}, "--ssh-user"},
+		{Config{Host: "h", Port: 22, User: ""}, "--ssh-user"},
+		{Config{Host: "bad host!", Port: 22, User: "root"}, "--ssh-host"},
+		{Config{Host: "-oProxyCommand=touch /tmp/pwned", Port: 22, User: "root"}, "--ssh-host"},
+		{Config{Host: "h", Port: 22, User: "root", HostKey: "SHA256:short"}, "--ssh-host-key"},
+		{Config{Host: "h", Port: 22, User: "root", HostKey: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU; id"}, "--ssh-host-key"},
 	}
 	for _, b := range bad {
 		err := validate(&b.cfg)
@@ -167,7 +174,7 @@ func TestValidateExpandsHome(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_rsa"), []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := Spec().Validate(&Config{Host: "h", Port: 22, Key: "~/.ssh/id_rsa"}); err != nil {
+	if err := Spec().Validate(&Config{Host: "h", Port: 22, User: "root", Key: "~/.ssh/id_rsa"}); err != nil {
 		t.Errorf("Validate with ~/.ssh/id_rsa: %v", err)
 	}
 	if got := ExpandHome("~/.ssh/id_rsa"); got != filepath.Join(home, ".ssh", "id_rsa") {

@@ -1,0 +1,355 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/internal/validate"
+)
+
+// inj is the root shell injection of issue 10 item 1.
+const inj = "x; touch /tmp/pwned; echo x"
+
+// TestLoadRefusesValuesThatReachAHost is issue 10 items 1 and 5: the
+// injection (and other bad values) in every field that reaches a host is
+// an error at its attribute's line.
+func TestLoadRefusesValuesThatReachAHost(t *testing.T) {
+	const head = "cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n"
+	cases := []struct {
+		name    string
+		body    string // inside machine "m", from line 4
+		summary string
+		line    int
+	}{
+		{"docker_user", `  docker_user = "` + inj + `"`, "Invalid docker_user", 4},
+		{"docker_user machine account", `  docker_user = "x$"`, "Invalid docker_user", 4},
+		{"hostname injection", `  hostname = "` + inj + `"`, "Invalid hostname", 2},
+		{"hostname bad", `  hostname = "bad host!"`, "Invalid hostname", 2},
+		{"hostname 64", `  hostname = "` + strings.Repeat("a", 64) + `"`, "Invalid hostname", 2},
+		{"hostname over 253", `  hostname = "` + strings.Repeat("abcdefgh.", 30) + `x"`, "Invalid hostname", 2},
+		{"engine version", "  engine {\n    version = \"24.0; id\"\n  }", "Invalid engine version", 5},
+		{"engine repo_url", "  engine {\n    repo_url = \"https://x/$(touch /tmp/pwned)\"\n  }", "Invalid engine repo_url", 5},
+		{"engine repo_url scheme", "  engine {\n    repo_url = \"file:///etc/passwd\"\n  }", "Invalid engine repo_url", 5},
+		{"engine install", "  engine {\n    install = \"" + inj + "\"\n  }", "Invalid engine install", 5},
+		{"engine mirror not a URL", "  engine {\n    registry_mirrors = [\"mirror.local\"]\n  }", "Invalid registry mirror", 5},
+		{"engine mirror injection", "  engine {\n    registry_mirrors = [\"https://m/" + inj + "\"]\n  }", "Invalid registry mirror", 5},
+		{"engine insecure registry", "  engine {\n    insecure_registries = [\"" + inj + "\"]\n  }", "Invalid insecure registry", 5},
+		{"engine label", "  engine {\n    labels = [\"k=" + inj + "\"]\n  }", "Invalid engine label", 5},
+		{"engine label without =", "  engine {\n    labels = [\"novalue\"]\n  }", "Invalid engine label", 5},
+		{"label key", `  labels = { "` + inj + `" = "v" }`, "Invalid label", 2},
+		{"label value", `  labels = { zone = "` + inj + `" }`, "Invalid label", 4},
+		{"label value newline", `  labels = { zone = "a\nb" }`, "Invalid label", 4},
+		{"availability", `  availability = "` + inj + `"`, "Invalid availability", 4},
+		{"docker network", "  docker {\n    network = \"" + inj + "\"\n  }", "Invalid docker settings", 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := wantError(t, head+c.body+"\n}\n", Options{}, c.summary)
+			wantLine(t, d, c.line)
+		})
+	}
+}
+
+func TestLoadRefusesBadSSHSettings(t *testing.T) {
+	src := func(ssh string) string {
+		return "cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n}\nmachine \"e\" {\n  driver = \"ssh\"\n  ssh {\n" + ssh + "\n  }\n}\n"
+	}
+	cases := []struct {
+		name, ssh, summary string
+		line               int
+	}{
+		{"user", "    host = \"127.0.0.1\"\n    user = \"" + inj + "\"", "Invalid ssh user", 9},
+		{"user with ;", "    host = \"127.0.0.1\"\n    user = \"root;id\"", "Invalid ssh user", 9},
+		{"host", "    host = \"" + inj + "\"", "Invalid address", 5},
+		{"host option", "    host = \"-oProxyCommand=id\"", "Invalid address", 5},
+		{"host key", "    host = \"127.0.0.1\"\n    host_key = \"MD5:aa:bb\"", "Invalid host key fingerprint", 9},
+		{"host key injection", "    host = \"127.0.0.1\"\n    host_key = \"SHA256:" + inj + "\"", "Invalid host key fingerprint", 9},
+		{"port", "    host = \"127.0.0.1\"\n    port = 0", "Invalid ssh port", 9},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := wantError(t, src(c.ssh), Options{}, c.summary)
+			wantLine(t, d, c.line)
+		})
+	}
+}
+
+func TestLoadSSHSettingFromDefaultsAtItsLine(t *testing.T) {
+	d := wantError(t, `cluster "c" {}
+defaults {
+  ssh {
+    user = "a b"
+  }
+}
+machine "m" {
+  role   = "manager"
+  driver = "ssh"
+  ssh {
+    host = "127.0.0.1"
+  }
+}
+`, Options{}, "Invalid ssh user")
+	wantLine(t, d, 4)
+}
+
+func TestLoadSSHCountAboveOne(t *testing.T) {
+	d := wantError(t, `cluster "c" {}
+machine "m" {
+  role   = "manager"
+  driver = "ssh"
+  count  = 2
+  ssh {
+    host = "127.0.0.1"
+  }
+}
+`, Options{}, "Invalid count")
+	wantLine(t, d, 5)
+	if !strings.Contains(d.Detail, "ssh") {
+		t.Errorf("detail %q does not say why", d.Detail)
+	}
+	// count = 1 adopts one host: fine.
+	mustLoad(t, `cluster "c" {}
+machine "m" {
+  role   = "manager"
+  driver = "ssh"
+  count  = 1
+  ssh {
+    host = "127.0.0.1"
+  }
+}
+`, Options{})
+}
+
+func TestLoadOneHostInTwoBlocks(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{`host = "127.0.0.1"`, `host = "127.0.0.1"`},
+		{`host = "::1"`, `host = "0:0::1"`},
+		{`host = "Node.Example"`, "host = \"node.example\"\n    port = 22"},
+	} {
+		d := wantError(t, `cluster "c" {}
+machine "a" {
+  role   = "manager"
+  driver = "ssh"
+  ssh {
+    `+c.a+`
+  }
+}
+machine "b" {
+  driver = "ssh"
+  ssh {
+    `+c.b+`
+  }
+}
+`, Options{}, "Same host in two machine blocks")
+		wantLine(t, d, 12)
+	}
+	// The same address on another port is another host (port forwards).
+	mustLoad(t, `cluster "c" {}
+machine "a" {
+  role   = "manager"
+  driver = "ssh"
+  ssh {
+    host = "127.0.0.1"
+    port = 2201
+  }
+}
+machine "b" {
+  driver = "ssh"
+  ssh {
+    host = "127.0.0.1"
+    port = 2202
+  }
+}
+`, Options{})
+}
+
+func TestLoadDuplicateVariable(t *testing.T) {
+	d := wantError(t, `cluster "c" {}
+variable "u" {
+  default = "root"
+}
+variable "u" {
+  default = "`+inj+`"
+}
+machine "m" {
+  role        = "manager"
+  docker_user = var.u
+}
+`, Options{}, "Duplicate variable")
+	wantLine(t, d, 5)
+	if !strings.Contains(d.Detail, ":2,") {
+		t.Errorf("detail %q does not name the first block", d.Detail)
+	}
+}
+
+// TestLoadRefusesValuesFromVariables: a value given on the command line is
+// checked as one written in the file, at the line that uses it; invalid
+// UTF-8 in a label never reaches daemon.json (issue 10 item 12).
+func TestLoadRefusesValuesFromVariables(t *testing.T) {
+	src := `cluster "c" {}
+variable "v" {
+  default = "ok"
+}
+machine "m" {
+  role        = "manager"
+  docker_user = var.v
+}
+`
+	d := wantError(t, src, Options{Vars: []string{"v=" + inj}}, "Invalid docker_user")
+	wantLine(t, d, 7)
+
+	src = `cluster "c" {}
+variable "v" {
+  default = "ok"
+}
+machine "m" {
+  role = "manager"
+  engine {
+    labels = ["zone=${var.v}"]
+  }
+}
+`
+	mustLoad(t, src, Options{})
+	d = wantError(t, src, Options{Vars: []string{"v=\xff\xfe"}}, "Invalid engine label")
+	wantLine(t, d, 8)
+
+	src = `cluster "c" {}
+variable "v" {
+  default = "ok"
+}
+machine "m" {
+  role   = "manager"
+  labels = { zone = var.v }
+}
+`
+	mustLoad(t, src, Options{})
+	d = wantError(t, src, Options{Vars: []string{"v=\xff"}}, "Invalid label")
+	wantLine(t, d, 7)
+}
+
+func TestLoadRegistryImageAndPath(t *testing.T) {
+	for _, c := range []struct{ attr, summary string }{
+		{`image = "` + inj + `"`, "Invalid registry image"},
+		{`path = "/var/lib/$(id)"`, "Invalid registry path"},
+		{`path = "/var/../etc"`, "Invalid registry path"},
+	} {
+		d := wantError(t, "cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n}\nregistry {\n  "+c.attr+"\n}\n", Options{}, c.summary)
+		wantLine(t, d, 6)
+	}
+}
+
+// TestLoadAcceptsWhatTheChecksAllow keeps the checks from refusing real
+// files: every kind of value, valid.
+func TestLoadAcceptsWhatTheChecksAllow(t *testing.T) {
+	spec := mustLoad(t, `cluster "c" {}
+defaults {
+  docker_user = "deploy"
+  engine {
+    install             = "repo"
+    version             = "24.0.9"
+    repo_url            = "https://mirrors.example.com/docker-ce/"
+    registry_mirrors    = ["https://mirror.gcr.io", "http://10.0.0.5:5000"]
+    insecure_registries = ["registry.lab:5000", "10.0.0.0/8"]
+    labels              = ["com.example.zone=eu west", "tier=1"]
+  }
+}
+machine "m" {
+  role         = "manager"
+  hostname     = "m1.lab.example"
+  availability = "drain"
+  labels       = { "com.example.disk" = "ssd", zone = "日本" }
+}
+machine "e" {
+  driver = "ssh"
+  ssh {
+    host     = "localhost"
+    user     = "ubuntu"
+    host_key = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
+  }
+}
+registry {
+  image = "localhost:5000/registry:2"
+  path  = "/srv/registry"
+}
+`, Options{})
+	if len(spec.Machines) != 2 {
+		t.Fatalf("machines: %v", machineNames(spec))
+	}
+}
+
+// FuzzLoad: the loader never panics; what it refuses comes as error
+// diagnostics, and what it accepts holds only values that may reach a
+// host.
+func FuzzLoad(f *testing.F) {
+	for _, seed := range []string{
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  docker_user = \"" + inj + "\"\n}\n",
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  hostname = \"bad host!\"\n}\n",
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  hostname = \"" + strings.Repeat("a", 254) + "\"\n}\n",
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  engine {\n    version = \"1; id\"\n    repo_url = \"x\"\n    registry_mirrors = [\"nope\"]\n  }\n}\n",
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  labels = { k = \"\xff\" }\n}\n",
+		"cluster \"c\" {}\nmachine \"m\" {\n  role = \"manager\"\n  driver = \"ssh\"\n  count = 3\n  ssh {\n    host = \"127.0.0.1\"\n    user = \"a;b\"\n    host_key = \"SHA256:x\"\n  }\n}\n",
+		"cluster \"c\" {}\nmachine \"a\" {\n  role = \"manager\"\n  driver = \"ssh\"\n  ssh { host = \"h\" }\n}\nmachine \"b\" {\n  driver = \"ssh\"\n  ssh { host = \"h\" }\n}\n",
+		"cluster \"c\" {}\nvariable \"v\" {}\nvariable \"v\" {}\nmachine \"m\" { role = \"manager\" }\n",
+		"cluster \"c\" {}\nvariable \"n\" { default = 2 }\nmachine \"w\" {\n  count = var.n\n  hostname = \"w\"\n}\nmachine \"m\" { role = \"manager\" }\nregistry { port = 0 }\n",
+		"cluster \"../../x\" {}\nmachine \"m\" { role = \"manager\" }\n",
+		"cluster \"c\" {}\ndefaults {\n  driver = \"docker\"\n  docker { network = \"n\" }\n}\nmachine \"m\" { role = \"manager\" }\n",
+		"",
+		"cluster",
+		"cluster \"c\" { x = }",
+	} {
+		f.Add([]byte(seed))
+	}
+	reg := all.Registry()
+	f.Fuzz(func(t *testing.T, src []byte) {
+		spec, diags := LoadSource(src, "fuzz.hcl", Options{}, reg)
+		if diags.HasErrors() {
+			if spec != nil {
+				t.Fatal("a spec along with errors")
+			}
+			for _, d := range diags {
+				if d.Severity == hcl.DiagError && d.Summary == "" {
+					t.Fatalf("an error without a summary: %#v", d)
+				}
+			}
+			return
+		}
+		if spec == nil {
+			t.Fatal("no spec and no error")
+		}
+		if err := validate.Name(spec.Name); err != nil {
+			t.Fatalf("accepted cluster name: %v", err)
+		}
+		for _, m := range spec.Machines {
+			checks := []error{validate.Name(m.Name), validate.Hostname(m.Hostname), validate.EngineVersion(m.Engine.Version)}
+			if _, err := validate.ParseRole(m.Role); err != nil {
+				checks = append(checks, err)
+			}
+			if _, err := validate.ParseInstallMode(m.Engine.Install); err != nil {
+				checks = append(checks, err)
+			}
+			if m.DockerUser != "" {
+				checks = append(checks, validate.DockerUser(m.DockerUser))
+			}
+			if m.Engine.RepoURL != "" {
+				checks = append(checks, validate.RepoURL(m.Engine.RepoURL))
+			}
+			for _, u := range m.Engine.RegistryMirrors {
+				checks = append(checks, validate.URL(u))
+			}
+			for _, l := range m.Engine.Labels {
+				_, _, err := validate.Label(l)
+				checks = append(checks, err)
+			}
+			for k, v := range m.Labels {
+				checks = append(checks, validate.LabelKey(k), validate.LabelValue(v))
+			}
+			for _, err := range checks {
+				if err != nil {
+					t.Fatalf("machine %q accepted with a bad value: %v", m.Name, err)
+				}
+			}
+		}
+	})
+}
