@@ -36,6 +36,10 @@ func TestSplitSpec(t *testing.T) {
 		{"local.txt", "", "local.txt"},
 		{":x", "", ":x"},
 		{"node-1.lab:/f", "node-1.lab", "/f"},
+		{"m1:~", "m1", "."},
+		{"m1:~/", "m1", "."},
+		{"m1:~/app/x.yml", "m1", "app/x.yml"},
+		{"m1:~other/x", "m1", "~other/x"},
 	}
 	for _, c := range cases {
 		n, p, err := splitSpec(c.in)
@@ -258,5 +262,19 @@ func TestValidateEngineCompat(t *testing.T) {
 	}
 	if errs := machine.EngineErrors(store.Engine{Install: "auto", Opts: []string{"log-level=debug"}, Env: []string{"A=b c"}, TLSSANs: []string{"x.example"}, StorageDriver: "overlay2"}); len(errs) != 0 {
 		t.Errorf("good values: %v", errs)
+	}
+}
+
+func TestWithDefaultName(t *testing.T) {
+	has := func(want bool) func(string) bool { return func(n string) bool { return want && n == "default" } }
+	if got, err := withDefaultName([]string{"m1", "m2"}, has(true)); err != nil || strings.Join(got, ",") != "m1,m2" {
+		t.Errorf("named: %v %v", got, err)
+	}
+	if got, err := withDefaultName(nil, has(true)); err != nil || strings.Join(got, ",") != "default" {
+		t.Errorf("none named, default there: %v %v", got, err)
+	}
+	_, err := withDefaultName(nil, has(false))
+	if err == nil || !strings.Contains(err.Error(), `no "default" machine exists`) {
+		t.Errorf("none named, no default: %v", err)
 	}
 }

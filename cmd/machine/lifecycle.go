@@ -76,7 +76,8 @@ func newRm(g *globals) *cobra.Command {
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !yes {
+			// -f implies -y, as in docker-machine.
+			if !yes && !force {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
 				}
@@ -104,7 +105,7 @@ func newRm(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed; implies -y")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

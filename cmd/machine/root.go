@@ -18,6 +18,7 @@ type globals struct {
 	storagePath string
 	output      string
 	nativeSSH   bool
+	debug       bool
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
@@ -36,7 +37,10 @@ TLS), and with --swarm-master / --swarm-join puts it in a Swarm with a
 private registry.`,
 	}
 	cli.Setup(root)
+	root.Version = version
+	root.SetVersionTemplate("machine (shoal) {{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "accepted for docker-machine's scripts: each machine's last provisioning transcript is in machines/NAME/provision.log")
 	root.PersistentFlags().BoolVar(&g.nativeSSH, "native-ssh", false, "accepted for docker-machine's scripts: shoal always uses its built-in Go SSH client")
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")
 	root.AddCommand(
@@ -48,6 +52,14 @@ private registry.`,
 		newLifecycle(g, "restart", "Restart machines", (*machine.Manager).Restart),
 		newLifecycle(g, "kill", "Power machines off at once", (*machine.Manager).Kill),
 	)
+	// docker-machine's commands that take one or more names work on the
+	// "default" machine when given none.
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "env", "ssh", "ip", "url", "status", "inspect", "config", "start", "stop", "restart", "kill", "provision", "regenerate-certs":
+			defaultToMachine(g, c)
+		}
+	}
 	return root
 }
 

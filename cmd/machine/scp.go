@@ -29,6 +29,15 @@ func splitSpec(s string) (name, p string, err error) {
 	if p == "" {
 		return "", "", fmt.Errorf("%q: no path after %s:", s, name)
 	}
+	// SFTP resolves a relative path in the user's home: ~ and ~/x are that.
+	if p == "~" {
+		p = "."
+	} else if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		p = rest
+		if p == "" {
+			p = "."
+		}
+	}
 	return name, p, nil
 }
 

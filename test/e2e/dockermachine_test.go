@@ -208,6 +208,15 @@ func TestDockerMachineHabits(t *testing.T) {
 		if got := s.mustMachine("version"); !strings.Contains(got, "machine") {
 			t.Errorf("version: %q", got)
 		}
+		if r := s.machine("-v"); r.code != 0 || !strings.Contains(r.stdout, "machine (shoal)") {
+			t.Errorf("machine -v: %s", r)
+		}
+		// No name and no machine called "default": docker-machine's words.
+		for _, cmd := range []string{"env", "ip", "ssh", "url", "start"} {
+			if r := s.machine(cmd); r.code != 2 || !strings.Contains(r.stderr, `no "default" machine exists`) {
+				t.Errorf("machine %s without a name: %s", cmd, r)
+			}
+		}
 	})
 
 	t.Run("env", func(t *testing.T) {
@@ -276,6 +285,12 @@ func TestDockerMachineHabits(t *testing.T) {
 		if got := s.sshOut("e2e-dm-b", "cat", "/tmp/tree/sub/f"); got != "deep" {
 			t.Errorf("scp -r a:/tree b:/tmp/ gave %q", got)
 		}
+		local := filepath.Join(t.TempDir(), "compose.yml")
+		os.WriteFile(local, []byte("services: {}\n"), 0o644)
+		s.mustMachine("scp", local, "e2e-dm-a:~")
+		if got := s.sshOut("e2e-dm-a", "cat", "~/compose.yml"); got != "services: {}" {
+			t.Errorf("scp FILE NAME:~ put %q in the home folder", got)
+		}
 		for _, bad := range [][]string{{"scp", "bad name:/x", "/tmp/x"}, {"scp", "/tmp/a", "/tmp/b"}, {"scp", "e2e-dm-a:", "/tmp/x"}} {
 			if r := s.machine(bad...); r.code != 2 {
 				t.Errorf("machine %v: %s", bad, r)
@@ -309,6 +324,13 @@ func TestDockerMachineHabits(t *testing.T) {
 		b, _ := json.Marshal(rows)
 		if !strings.Contains(string(b), `"Stopped"`) {
 			t.Errorf("ls shows no Stopped machine: %s", b)
+		}
+		// rm -f needs no -y, as in docker-machine's scripts.
+		if r := s.machine("rm", "-f", "e2e-dm-b"); r.code != 0 || !strings.Contains(r.stdout, "Successfully removed e2e-dm-b") {
+			t.Errorf("rm -f off a terminal: %s", r)
+		}
+		if r := run(t, time.Minute, "docker", "inspect", "shoal-e2e-dm-b"); r.code == 0 {
+			t.Errorf("rm -f left the container")
 		}
 	})
 }
