@@ -10,7 +10,10 @@ LIBVIRT_LAB := test/lab/libvirt.sh
 PKGS_UNIT  = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /test/e2e)
 E2E_TIMEOUT ?= 40m
 
-.PHONY: build test unit e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
+FUZZTIME_SHORT ?= 5s
+FUZZTIME  ?= 60s
+
+.PHONY: build test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
@@ -18,6 +21,24 @@ build:
 # The libvirt driver's real-VM tests run with the end-to-end tests.
 unit:
 	$(GO) test -tags '$(TAGS)' -count=1 -skip 'TestIntegration' $(PKGS_UNIT)
+
+# Every Go fuzz target (func FuzzXxx in a _test.go), one at a time: go test
+# -fuzz takes one package and one target. fuzz-short is part of make test;
+# fuzz runs each longer. A failing input lands in the package's
+# testdata/fuzz/ and is replayed by every later go test.
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME_SHORT)
+
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME)
+
+fuzz-run:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); do \
+			echo "fuzz $$dir $$f for $(FUZZ_FOR)"; \
+			$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_FOR) $$dir; \
+		done; \
+	done
 
 # docker.io, debootstrap and a running dockerd: all the container lab needs.
 lab-docker:
@@ -43,7 +64,7 @@ e2e: build lab-image lab-archive lab-libvirt-image
 	SHOAL_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -count=1 -v -timeout $(E2E_TIMEOUT) -skip 'TestLibvirt' ./test/e2e/
 	SHOAL_E2E=1 SHOAL_LIBVIRT_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -count=1 -v -timeout $(E2E_TIMEOUT) -run 'TestIntegration|TestLibvirt' ./drivers/libvirt/ ./test/e2e/
 
-test: lab-setup lint unit e2e
+test: lab-setup lint unit fuzz-short e2e
 
 # The main job on the built-in default: a swarm of 3 managers and 2 workers,
 # each a container on this machine running its own dockerd, with a registry.

@@ -9,7 +9,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Registry is the swarm's private registry service.
@@ -102,7 +102,7 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 	if inspectErr != nil && !errdefs.IsNotFound(inspectErr) {
 		return false, fmt.Errorf("%s: service inspect %s: %w", mgr.Name, r.Name, inspectErr)
 	}
-	if _, err := host.RunSudo(ctx, "mkdir -p "+sshrun.ShellQuote(r.Path)); err != nil {
+	if _, err := host.RunSudo(ctx, "mkdir -p "+shell.Quote(r.Path)); err != nil {
 		return false, err
 	}
 	if inspectErr == nil {
@@ -124,7 +124,7 @@ func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := fmt.Sprintf("http://%s:%d/v2/", host, port)
-	cmd := "curl -fsS -m 5 -o /dev/null " + sshrun.ShellQuote(url) + " 2>&1 || wget -q -T 5 -O /dev/null " + sshrun.ShellQuote(url)
+	cmd := "curl -fsS -m 5 -o /dev/null " + shell.Quote(url) + " 2>&1 || wget -q -T 5 -O /dev/null " + shell.Quote(url)
 	var last error
 	for {
 		_, err := n.R.RunSudo(ctx, cmd)

@@ -92,6 +92,13 @@ func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context,
 				return
 			}
 			defer func() { <-sem }()
+			// A bug met on one host fails that host, not the whole run
+			// and the hosts still working.
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
 			errs[i] = f(ctx, h)
 		}()
 	}
@@ -216,7 +223,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
 		rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
 		if len(rep.Changed) > 0 {
 			h.changed = true

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // Down takes the cluster apart: every node leaves the swarm, the machines
@@ -121,19 +123,52 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 // block, the cluster's SSH key and blocks; daemon.json goes back to the
 // original shoal saved. Docker stays installed and running.
 func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
-	u := h.mach.DockerUser
-	script := strings.Join([]string{
-		"rm -f /etc/systemd/system/docker.service.d/shoal.conf && rm -rf /etc/docker/shoal",
-		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
-		`sed '/^# BEGIN shoal/,/^# END shoal/d' /etc/hosts > /tmp/.shoal-hosts && cat /tmp/.shoal-hosts > /etc/hosts && rm -f /tmp/.shoal-hosts`,
-		fmt.Sprintf(`h=$(getent passwd %[1]s | cut -d: -f6); rm -f "$h/.ssh/shoal-%[2]s"; for f in config known_hosts; do [ -f "$h/.ssh/$f" ] && sed -i '/^# BEGIN shoal cluster %[2]s$/,/^# END shoal cluster %[2]s$/d' "$h/.ssh/$f"; done; sed -i '/ shoal-cluster-%[2]s$/d' "$h/.ssh/authorized_keys" 2>/dev/null; true`, u, cluster),
-		"systemctl daemon-reload && systemctl restart docker",
-	}, " && ")
-	if _, err := h.client.RunSudo(ctx, script); err != nil {
+	if _, err := h.client.RunSudo(ctx, purgeScript(h.mach.DockerUser, cluster)); err != nil {
 		return fmt.Errorf("%s: purge: %w", h.mach.Name, err)
 	}
 	c.M.Progress.Event(h.mach.Name, "purge", ui.Changed, "")
 	return nil
+}
+
+// purgeFuncs are the shell functions purgeScript uses. They match whole
+// lines (trimmed as provisioning trims them) against values passed in the
+// environment, never against patterns built from names, and rewrite a file
+// in place (cat >) so that its owner, mode and bind mount stay. The temp
+// file comes from mktemp, never a fixed path.
+const purgeFuncs = `strip() { # FILE BEGIN END: drop the lines from BEGIN to END
+  [ -f "$1" ] || return 0
+  t=$(mktemp) || return 1
+  if B="$2" E="$3" awk '{ l = $0; gsub(/^[ \t]+|[ \t\r]+$/, "", l) } !s && l == ENVIRON["B"] { s = 1; next } s && l == ENVIRON["E"] { s = 0; next } !s' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
+}
+dropkeys() { # FILE SUFFIX: drop the lines that end in SUFFIX
+  [ -f "$1" ] || return 0
+  t=$(mktemp) || return 1
+  if K="$2" awk '{ l = $0; sub(/[ \t\r]+$/, "", l); k = ENVIRON["K"] } length(l) < length(k) || substr(l, length(l) - length(k) + 1) != k' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
+}
+`
+
+// purgeScript is purge's root script. set -e: a step that fails stops the
+// script with its status, never hidden by the steps after it. A docker user
+// that no longer exists has no ~/.ssh to clean.
+func purgeScript(dockerUser, cluster string) string {
+	u := shell.Quote(dockerUser)
+	begin, end := shell.Quote("# BEGIN shoal cluster "+cluster), shell.Quote("# END shoal cluster "+cluster)
+	return strings.Join([]string{
+		"set -e",
+		purgeFuncs,
+		"rm -f /etc/systemd/system/docker.service.d/shoal.conf",
+		"rm -rf /etc/docker/shoal",
+		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
+		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),
+		`if pw=$(getent passwd ` + u + `) && h=$(printf '%s\n' "$pw" | cut -d: -f6) && [ -n "$h" ]; then`,
+		`  rm -f "$h/.ssh/"` + shell.Quote("shoal-"+cluster),
+		`  strip "$h/.ssh/config" ` + begin + " " + end,
+		`  strip "$h/.ssh/known_hosts" ` + begin + " " + end,
+		`  dropkeys "$h/.ssh/authorized_keys" ` + shell.Quote(" shoal-cluster-"+cluster),
+		"fi",
+		"systemctl daemon-reload",
+		"systemctl restart docker",
+	}, "\n")
 }
 
 // NodeStatus is one row of `cluster status`.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"golang.org/x/crypto/ssh"
@@ -189,8 +189,8 @@ func (c *Converger) peerSSH(ctx context.Context, hosts []*host, priv []byte, clu
 	configBlock := fmt.Sprintf("%s\nHost %s\n    IdentityFile ~/.ssh/%s\n    IdentitiesOnly yes\n%s\n", begin, strings.Join(names, " "), keyName, end)
 	keySum := sha256.Sum256(priv)
 	return parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		u := sshrun.ShellQuote(h.mach.DockerUser)
-		probe := fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/%s" 2>/dev/null; true`, u, u, keyName)
+		u := shell.Quote(h.mach.DockerUser)
+		probe := fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/"%s 2>/dev/null; true`, u, u, shell.Quote(keyName))
 		out, err := h.client.RunSudo(ctx, probe)
 		if err != nil {
 			return err

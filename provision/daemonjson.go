@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 )
@@ -25,18 +26,16 @@ const conflictingTLSKeys = "hosts tls tlsverify tlscacert tlscert tlskey"
 
 // MergeDaemonJSON merges want into the host's daemon.json. exists says
 // whether the host has the file. Keys the host has are kept, lists become
-// unions. It returns the new content and whether it differs; invalid JSON on
-// the host is an error, never overwritten.
+// unions. It returns the new content and whether it differs; a file that is
+// not one JSON object (invalid, null, a list, trailing data) is an error and
+// is never overwritten. A file with CRLF line ends is written back with
+// CRLF.
 func MergeDaemonJSON(current []byte, exists bool, want DaemonSettings) ([]byte, bool, error) {
 	doc := map[string]any{}
 	if exists && len(bytes.TrimSpace(current)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(current))
-		dec.UseNumber() // keep numbers as the host wrote them
-		if err := dec.Decode(&doc); err != nil {
-			return nil, false, fmt.Errorf("/etc/docker/daemon.json on the host is not valid JSON (%v); fix or remove it, shoal will not overwrite it", err)
-		}
-		if dec.More() {
-			return nil, false, fmt.Errorf("/etc/docker/daemon.json on the host is not valid JSON (trailing data); fix or remove it, shoal will not overwrite it")
+		var err error
+		if doc, err = parseDaemonJSON(current); err != nil {
+			return nil, false, fmt.Errorf("%s on the host %v; fix or remove it, shoal will not overwrite it", daemonJSONPath, err)
 		}
 	}
 	changed := false
@@ -75,7 +74,47 @@ func MergeDaemonJSON(current []byte, exists bool, want DaemonSettings) ([]byte, 
 	if err != nil {
 		return nil, false, err
 	}
-	return append(out, '\n'), true, nil
+	out = append(out, '\n')
+	if bytes.Contains(current, []byte("\r\n")) {
+		out = bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
+	}
+	return out, true, nil
+}
+
+// parseDaemonJSON reads a daemon.json that must be exactly one JSON object.
+// Its errors complete "daemon.json on the host ...".
+func parseDaemonJSON(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // keep numbers as the host wrote them
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("is not valid JSON (%v)", err)
+	}
+	// More() says false at a stray '}' or ']': only EOF means nothing follows.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("is not valid JSON (trailing data after the object, at byte %d)", dec.InputOffset())
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is not valid JSON for dockerd: it holds %s, not an object", jsonKind(v))
+	}
+	return doc, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func union(existing any, add []string) ([]any, bool, error) {
@@ -107,8 +146,8 @@ func union(existing any, add []string) ([]any, bool, error) {
 // daemonTLSConflicts lists keys of the host's daemon.json that would clash
 // with the flags of shoal's systemd drop-in.
 func daemonTLSConflicts(current []byte) []string {
-	doc := map[string]any{}
-	if json.Unmarshal(current, &doc) != nil {
+	doc, err := parseDaemonJSON(current)
+	if err != nil {
 		return nil
 	}
 	var out []string

@@ -109,7 +109,7 @@ func TestMergeDaemonJSON(t *testing.T) {
 
 	t.Run("the caller's defaults are not changed", func(t *testing.T) {
 		defaults := map[string]any{"log-level": "info"}
-		h := &Host{Spec: Spec{Daemon: DaemonSettings{Defaults: defaults}}, Facts: parseFacts("@@selinux\nEnforcing\n@@end\n"), Family: rhelFamily()}
+		h := &Host{Spec: Spec{Daemon: DaemonSettings{Defaults: defaults}}, Facts: testFacts("@@selinux\nEnforcing\n@@end\n"), Family: rhelFamily()}
 		if d := h.daemonSettings(); d.Defaults["selinux-enabled"] != true {
 			t.Errorf("want selinux-enabled on an enforcing RHEL host: %v", d.Defaults)
 		}

@@ -2,11 +2,12 @@ package provision
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
 
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Facts is what one round trip tells of a host before anything changes.
@@ -56,15 +57,18 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 	return false
 }
 
-// factsScript prints one section per probe. It only reads.
+// factsScript prints one line per probe: "@@NAME BASE64" with the probe's
+// output base64-encoded, so that no file content (no final newline, CRLF, a
+// line that looks like a marker) can run into the next section. It only
+// reads.
 func factsScript(dockerUser string) string {
-	u := sshrun.ShellQuote(dockerUser)
+	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
 		{"hostname", "hostname"},
 		{"hosts", "cat /etc/hosts"},
 		{"user", "id -un " + u + " && id -nG " + u},
-		{"authorized-keys", "cat ~" + dockerUser + "/.ssh/authorized_keys"},
+		{"authorized-keys", `pw=$(getent passwd ` + u + `) && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys"`},
 		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce; do command -v $c >/dev/null && echo $c; done"},
 		// CentOS 7's own docker package names its daemon dockerd-current.
 		{"docker-version", "dockerd --version || dockerd-current --version"},
@@ -94,38 +98,43 @@ func factsScript(dockerUser string) string {
 		{"docker-sysconfig", "grep -h -- '--selinux-enabled' /etc/sysconfig/docker"},
 	}
 	var b strings.Builder
+	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
 	for _, p := range probes {
-		fmt.Fprintf(&b, "echo '@@%s'; (%s) 2>/dev/null; ", p.name, p.cmd)
+		// A probe that fails prints what it printed: its status is not a fact.
+		fmt.Fprintf(&b, "printf '%%s ' %s; (%s) 2>/dev/null | base64 | tr -d '\\r\\n'; echo\n", shell.Quote("@@"+p.name), p.cmd)
 	}
-	b.WriteString("echo '@@end'; true")
+	b.WriteString("echo '@@end'")
 	return b.String()
 }
 
-func parseFacts(out string) *Facts {
+// parseFacts reads the probe's "@@NAME BASE64" lines. Other lines (a
+// warning sudo printed through a pty) are not facts and are skipped; a
+// terminal that turned newlines into CRLF changes nothing.
+func parseFacts(out string) (*Facts, error) {
 	f := &Facts{sections: map[string]string{}}
-	// Through a pty (sudo with requiretty) the terminal may have turned
-	// every newline into CRLF: the end marker tells.
-	if strings.Contains(out, "@@end\r\n") {
-		out = strings.ReplaceAll(out, "\r\n", "\n")
-	}
-	cur := ""
-	var b strings.Builder
-	for _, line := range strings.SplitAfter(out, "\n") {
-		trimmed := strings.TrimRight(line, "\n")
-		if strings.HasPrefix(trimmed, "@@") {
-			if cur != "" {
-				f.sections[cur] = b.String()
-			}
-			cur = strings.TrimPrefix(trimmed, "@@")
-			b.Reset()
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimRight(line, "\r")
+		rest, ok := strings.CutPrefix(line, "@@")
+		if !ok {
 			continue
 		}
-		b.WriteString(line)
+		name, enc, _ := strings.Cut(rest, " ")
+		data, err := base64.StdEncoding.DecodeString(enc)
+		if !sectionRE.MatchString(name) || err != nil {
+			return nil, fmt.Errorf("the facts probe printed a garbled line %q", shorten(line, 80))
+		}
+		f.sections[name] = string(data)
 	}
-	if cur != "" {
-		f.sections[cur] = b.String()
+	return f, nil
+}
+
+var sectionRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
 	}
-	return f
+	return s
 }
 
 // GatherFacts probes the host in one command, as root.
@@ -134,7 +143,13 @@ func GatherFacts(ctx context.Context, r Runner, dockerUser string) (*Facts, erro
 	if err != nil {
 		return nil, err
 	}
-	f := parseFacts(string(res.Stdout))
+	if res.Truncated {
+		return nil, fmt.Errorf("probing %s: the probe's output is too large (is /etc/hosts or daemon.json many megabytes?)", r.Host())
+	}
+	f, err := parseFacts(string(res.Stdout))
+	if err != nil {
+		return nil, fmt.Errorf("probing %s: %w", r.Host(), err)
+	}
 	if _, ok := f.sections["end"]; !ok {
 		return nil, fmt.Errorf("probing %s: the output ended early", r.Host())
 	}

@@ -9,6 +9,7 @@ package provision
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -285,7 +286,7 @@ func (h *fakeHost) show(cmd string) string {
 	return cmd
 }
 
-func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, "echo '@@os-release'") }
+func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, "command -v base64 >/dev/null") }
 
 // sudoRefuses is what sudo says before running anything.
 func (h *fakeHost) sudoRefuses(cmd string) error {
@@ -339,7 +340,7 @@ var (
 	reAptInst   = regexp.MustCompile(`^apt-get install -y -q (.+?) \|\| \{ apt-get update -q && apt-get install -y -q (.+); \}$`)
 	reAptPlain  = regexp.MustCompile(`^apt-get install -y -q (.+)$`)
 	reAptGPG    = regexp.MustCompile(`^curl -fsSL (\S+)/gpg -o /etc/apt/keyrings/docker.asc && chmod a\+r /etc/apt/keyrings/docker.asc$`)
-	reAptList   = regexp.MustCompile(`^echo "deb \[arch=\$\(dpkg --print-architecture\) signed-by=/etc/apt/keyrings/docker.asc\] (\S+) (\S+) stable" > /etc/apt/sources.list.d/docker.list$`)
+	reAptList   = regexp.MustCompile(`^echo "deb \[arch=\$\(dpkg --print-architecture\) signed-by=/etc/apt/keyrings/docker.asc\] "'(\S+) (\S+) stable' > /etc/apt/sources.list.d/docker.list$`)
 	reFwAdd     = regexp.MustCompile(`^firewall-cmd --permanent((?: --add-port=\S+)+)$`)
 	reUfwAllow  = regexp.MustCompile(`^ufw allow (\S+)$`)
 	rePinnedRPM = regexp.MustCompile(`^(docker-ce-cli|docker-ce|docker)-([0-9][0-9.]*\*?)$`)
@@ -618,7 +619,7 @@ func (h *fakeHost) installDocker() {
 // --- the facts probe --------------------------------------------------------
 
 var (
-	reProbeName = regexp.MustCompile(`echo '@@([a-z-]+)'`)
+	reProbeName = regexp.MustCompile(`(?m)^(?:printf '%s ' |echo )'@@([a-z-]+)'`)
 	reProbeCmds = regexp.MustCompile(`for c in ([^;]+); do command -v`)
 	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^)]+)\)`)
 )
@@ -628,10 +629,31 @@ func (h *fakeHost) facts(script string) string {
 	var b strings.Builder
 	for _, m := range reProbeName.FindAllStringSubmatch(script, -1) {
 		name := m[1]
-		fmt.Fprintf(&b, "@@%s\n", name)
-		b.WriteString(h.section(name, script))
+		if name == "end" {
+			b.WriteString("@@end\n")
+			continue
+		}
+		fmt.Fprintf(&b, "@@%s %s\n", name, base64.StdEncoding.EncodeToString([]byte(h.section(name, script))))
 	}
 	return b.String()
+}
+
+// testFacts builds facts from "@@name" lines each followed by the
+// section's text, for tests that set a few sections by hand.
+func testFacts(text string) *Facts {
+	f := &Facts{sections: map[string]string{}}
+	cur := ""
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "@@"); ok {
+			cur = name
+			f.sections[cur] = ""
+			continue
+		}
+		if cur != "" {
+			f.sections[cur] += line
+		}
+	}
+	return f
 }
 
 func lines(l ...string) string {

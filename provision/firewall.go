@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // SwarmPorts are what every node opens when a firewall runs: SSH, the
@@ -216,7 +218,7 @@ func (firewallStep) plan(h *Host) (string, error) {
 		reload := false
 		for _, p := range want {
 			if !perm.covers(p) {
-				add += " --add-port=" + p
+				add += " --add-port=" + shell.Word(p)
 				reload = true
 			}
 			// Open in the permanent config only: the reload opens it.
@@ -233,7 +235,7 @@ func (firewallStep) plan(h *Host) (string, error) {
 		// ufw allow writes the rule for IPv4 and IPv6, persistent and live.
 		for _, p := range want {
 			if !open.covers(p) {
-				cmds = append(cmds, "ufw allow "+p)
+				cmds = append(cmds, "ufw allow "+shell.Word(p))
 			}
 		}
 	}

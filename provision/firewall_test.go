@@ -122,7 +122,7 @@ func TestFirewallPlan(t *testing.T) {
 			"ufw allow 2376/tcp && ufw allow 2377/tcp && ufw allow 4789/udp && ufw allow 5000/tcp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &Host{Spec: Spec{FirewallPorts: []string{"5000/tcp"}}, Facts: parseFacts(tc.facts + "@@end\n")}
+			h := &Host{Spec: Spec{FirewallPorts: []string{"5000/tcp"}}, Facts: testFacts(tc.facts + "@@end\n")}
 			got, err := (firewallStep{}).plan(h)
 			if err != nil || got != tc.want {
 				t.Errorf("got %q (%v), want %q", got, err, tc.want)

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -11,26 +12,37 @@ type HostEntry struct {
 	Names []string
 }
 
+// The marker lines of the cluster block (cluster down --purge removes it).
 const (
+	HostsBegin = hostsBegin
+	HostsEnd   = hostsEnd
 	hostsBegin = "# BEGIN shoal: cluster nodes (managed, do not edit)"
 	hostsEnd   = "# END shoal"
 )
 
 // EditHosts returns /etc/hosts with hostname on the 127.0.1.1 line and the
-// cluster block between marker lines; everything else stays as it was.
+// cluster block between marker lines; every other line stays byte for byte,
+// its line end included. Lines shoal adds end as the file's lines do (CRLF
+// or LF); a last line without one gets one before anything is added after
+// it.
 func EditHosts(content, hostname string, entries []HostEntry) string {
-	lines := strings.Split(strings.TrimRight(content, "\n"), "\n")
-	if content == "" {
-		lines = nil
+	nl := "\n"
+	if strings.Contains(content, "\r\n") {
+		nl = "\r\n"
+	}
+	// Each line keeps its own end; only the last may have none.
+	lines := strings.SplitAfter(content, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
 	// Drop the old block; it is written anew below.
 	var kept []string
 	inBlock := false
 	for _, l := range lines {
-		switch {
-		case strings.TrimSpace(l) == hostsBegin:
+		switch text := strings.TrimSpace(l); {
+		case !inBlock && text == hostsBegin:
 			inBlock = true
-		case strings.TrimSpace(l) == hostsEnd && inBlock:
+		case inBlock && text == hostsEnd:
 			inBlock = false
 		case !inBlock:
 			kept = append(kept, l)
@@ -47,7 +59,7 @@ func EditHosts(content, hostname string, entries []HostEntry) string {
 		if f[0] == "127.0.1.1" {
 			found = true
 			if !containsString(f[1:], hostname) {
-				kept[i] = loopback
+				kept[i] = loopback + lineEnd(l, nl)
 			}
 		}
 		if f[0] == "127.0.0.1" && insertAt < 0 {
@@ -58,16 +70,33 @@ func EditHosts(content, hostname string, entries []HostEntry) string {
 		if insertAt < 0 {
 			insertAt = len(kept)
 		}
-		kept = append(kept[:insertAt], append([]string{loopback}, kept[insertAt:]...)...)
+		kept = slices.Insert(kept, insertAt, loopback+nl)
 	}
 	if len(entries) > 0 {
-		kept = append(kept, hostsBegin)
+		kept = append(kept, hostsBegin+nl)
 		for _, e := range entries {
-			kept = append(kept, fmt.Sprintf("%s\t%s", e.IP, strings.Join(e.Names, " ")))
+			kept = append(kept, fmt.Sprintf("%s\t%s", e.IP, strings.Join(e.Names, " "))+nl)
 		}
-		kept = append(kept, hostsEnd)
+		kept = append(kept, hostsEnd+nl)
 	}
-	return strings.Join(kept, "\n") + "\n"
+	// Only the file's last line can lack an end; it may not be last now.
+	for i := range len(kept) - 1 {
+		if !strings.HasSuffix(kept[i], "\n") {
+			kept[i] += nl
+		}
+	}
+	return strings.Join(kept, "")
+}
+
+// lineEnd is l's line end: "\n", "\r\n", or def for a last line that has none.
+func lineEnd(l, def string) string {
+	switch {
+	case strings.HasSuffix(l, "\r\n"):
+		return "\r\n"
+	case strings.HasSuffix(l, "\n"):
+		return "\n"
+	}
+	return def
 }
 
 func containsString(list []string, s string) bool {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Paths on the host.
@@ -28,7 +28,7 @@ func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.Facts.Section("hostname") != h.Spec.Hostname, nil
 }
 func (hostnameStep) Apply(ctx context.Context, h *Host) error {
-	q := sshrun.ShellQuote(h.Spec.Hostname)
+	q := shell.Quote(h.Spec.Hostname)
 	// hostnamectl needs systemd-hostnamed (D-Bus); minimal hosts and
 	// containers lack it. /etc/hostname is written in place because in a
 	// container it is a bind mount that cannot be renamed over.
@@ -152,7 +152,7 @@ func (s userStep) Check(_ context.Context, h *Host) (bool, error) {
 }
 
 func (s userStep) Apply(ctx context.Context, h *Host) error {
-	u := sshrun.ShellQuote(h.Spec.DockerUser)
+	u := shell.Quote(h.Spec.DockerUser)
 	var cmds []string
 	if _, exists := h.Facts.UserGroups(); !exists {
 		// A group of the user's name (say "docker", once Docker is in) makes
@@ -163,14 +163,24 @@ func (s userStep) Apply(ctx context.Context, h *Host) error {
 	// useradd through whenever groupadd succeeds.
 	cmds = append(cmds, "{ getent group docker >/dev/null || groupadd docker; }", "usermod -aG docker "+u)
 	if keys := s.missingKeys(h); len(keys) > 0 {
-		home := fmt.Sprintf(`"$(getent passwd %s | cut -d: -f6)"`, u)
-		cmds = append(cmds, fmt.Sprintf(`d=%s/.ssh && install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$d/authorized_keys" && chown %s "$d/authorized_keys" && chmod 600 "$d/authorized_keys"`, home, u, u, u))
-		for _, k := range keys {
-			cmds = append(cmds, fmt.Sprintf(`printf '%%s\n' %s >> %s/.ssh/authorized_keys`, sshrun.ShellQuote(k), home))
-		}
+		// An empty home would make the .ssh below /.ssh: stop instead.
+		cmds = append(cmds, fmt.Sprintf(`home=$(getent passwd %s | cut -d: -f6) && [ -n "$home" ] && d="$home/.ssh" && f="$d/authorized_keys"`, u),
+			fmt.Sprintf(`install -d -m 700 -o %s -g "$(id -gn %s)" "$d" && touch "$f" && chown %s "$f" && chmod 600 "$f"`, u, u, u),
+			appendKeys(keys))
 	}
 	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
 	return err
+}
+
+// appendKeys appends keys to the file "$f", one a line. A file whose last
+// line has no newline gets one first: the new key must not run into the
+// old last key.
+func appendKeys(keys []string) string {
+	cmds := []string{`{ [ -z "$(tail -c 1 "$f")" ] || printf '\n' >> "$f"; }`}
+	for _, k := range keys {
+		cmds = append(cmds, `printf '%s\n' `+shell.Quote(k)+` >> "$f"`)
+	}
+	return strings.Join(cmds, " && ")
 }
 
 type daemonJSONStep struct{}

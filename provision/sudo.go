@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
@@ -32,10 +33,10 @@ func requireTTY(err error) bool {
 // runner cannot give it one.
 func requireTTYError(r Runner, err error) error {
 	file := "/etc/sudoers.d/90-shoal-requiretty"
-	line := "Defaults:" + r.User() + " !requiretty"
+	fix := "echo " + shell.Quote("Defaults:"+r.User()+" !requiretty") + " > " + file + " && chmod 0440 " + file
 	return fmt.Errorf("sudo on %s requires a terminal (`Defaults requiretty` in /etc/sudoers, as on CentOS 7) and this connection cannot give it one. "+
-		"As root on %s, run:\n    echo %s > %s && chmod 0440 %s\nor connect as root.\n%w",
-		r.Host(), r.Host(), sshrun.ShellQuote(line), file, file, err)
+		"As root on %s, run:\n    %s\nor connect as root.\n%w",
+		r.Host(), r.Host(), fix, err)
 }
 
 // gatherFactsSudo is GatherFacts that switches the runner to sudo with a pty

@@ -69,6 +69,8 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 	if host.OS == "" {
 		host.OS = "linux"
 	}
+	// The fake VirtualBox reads the networks.conf the driver checks.
+	host.NetworksConfFile = filepath.Join(root, "networks.conf")
 	s := &fakevbox.State{Host: host}
 	if err := s.Save(h.state); err != nil {
 		t.Fatal(err)
@@ -98,9 +100,9 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 	o.retries = 3
 	o.retryDelay = time.Millisecond
 	o.pollInterval = time.Millisecond
-	o.stopTimeout = 100 * time.Millisecond
+	o.stopTimeout = time.Second // a loaded machine takes a while for three calls
 	o.sshTimeout = 5 * time.Second
-	o.networksConf = filepath.Join(root, "networks.conf")
+	o.networksConf = host.NetworksConfFile
 	o.cacheDir = func() (string, error) { return filepath.Join(root, "cache"), nil }
 	o.freePort = h.sshServer
 	h.mgr = newManager(o)

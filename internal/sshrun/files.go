@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Markers and exit codes the root scripts use to report specific failures.
@@ -24,7 +26,8 @@ const (
 )
 
 // WriteFile writes data to path atomically as root. The data goes over SFTP
-// to a 0600 temp file of the login user (home, else /tmp), which is then
+// to a temp file of the login user in a fresh 0700 directory (in home, else
+// /tmp), which is then
 // installed as PATH.shoal-tmp with mode and owner and renamed over path. If
 // the rename fails with EBUSY (path is a bind mount, like a container's
 // /etc/hosts) path is rewritten in place instead. owner "" means root:root;
@@ -50,14 +53,15 @@ func (c *Client) WriteFile(ctx context.Context, dst string, data []byte, mode fs
 	if err != nil {
 		return fail(err)
 	}
-	defer sc.Remove(tmp) // best effort: the script has consumed it or failed
+	// Best effort: the script has consumed it or failed.
+	defer func() { _ = sc.Remove(tmp); _ = sc.RemoveDirectory(path.Dir(tmp)) }()
 
-	groupExpr := ShellQuote(group)
+	groupExpr := shell.Quote(group)
 	if group == "" {
-		groupExpr = `"$(id -gn ` + ShellQuote(user) + `)"`
+		groupExpr = `"$(id -gn ` + shell.Quote(user) + `)"`
 	}
 	next := dst + ".shoal-tmp"
-	q := ShellQuote
+	q := shell.Quote
 	m := fmt.Sprintf("%04o", unixMode(mode))
 	script := strings.Join([]string{
 		`[ -d ` + q(path.Dir(dst)) + ` ] || { echo '` + noParentMarker + `' >&2; exit ` + fmt.Sprint(noParentExit) + `; }`,
@@ -84,8 +88,12 @@ func (c *Client) WriteFile(ctx context.Context, dst string, data []byte, mode fs
 	return nil
 }
 
-// upload writes data to a fresh 0600 temp file the login user owns and
-// returns its path.
+// upload writes data to a fresh temp file the login user owns, in a new
+// directory closed to everyone else before the file exists, and returns
+// the file's path. SFTP (as the client library speaks it) creates files
+// and directories with the server's default mode; a 0644 file chmodded
+// later could be opened by another user in between and read once the data
+// is in. In a 0700 directory nobody else can reach the file at all.
 func (c *Client) upload(ctx context.Context, sc *sftp.Client, data []byte) (string, error) {
 	var name [12]byte
 	if _, err := rand.Read(name[:]); err != nil {
@@ -99,12 +107,17 @@ func (c *Client) upload(ctx context.Context, sc *sftp.Client, data []byte) (stri
 	dirs = append(dirs, "/tmp")
 	var firstErr error
 	for _, dir := range dirs {
-		tmp := path.Join(dir, base)
-		err := writeTemp(ctx, sc, tmp, data)
+		tmpDir := path.Join(dir, base)
+		tmp := path.Join(tmpDir, "data")
+		err := privateDir(sc, tmpDir)
 		if err == nil {
-			return tmp, nil
+			err = writeTemp(ctx, sc, tmp, data)
+			if err == nil {
+				return tmp, nil
+			}
+			_ = sc.Remove(tmp)
+			_ = sc.RemoveDirectory(tmpDir)
 		}
-		_ = sc.Remove(tmp)
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
@@ -118,8 +131,28 @@ func (c *Client) upload(ctx context.Context, sc *sftp.Client, data []byte) (stri
 	return "", fmt.Errorf("upload temp file over SFTP: %w", firstErr)
 }
 
+// privateDir makes dir (it must not exist: nothing planted is used) and
+// closes it to everyone but its owner, checking that it is so.
+func privateDir(sc *sftp.Client, dir string) error {
+	if err := sc.Mkdir(dir); err != nil {
+		return err
+	}
+	if err := sc.Chmod(dir, 0o700); err != nil {
+		_ = sc.RemoveDirectory(dir)
+		return err
+	}
+	fi, err := sc.Lstat(dir)
+	if err == nil && (!fi.IsDir() || fi.Mode().Perm() != 0o700) {
+		err = fmt.Errorf("temp directory %s is %v after chmod 0700", dir, fi.Mode())
+	}
+	if err != nil {
+		_ = sc.RemoveDirectory(dir)
+	}
+	return err
+}
+
 func writeTemp(ctx context.Context, sc *sftp.Client, tmp string, data []byte) error {
-	// O_EXCL: never write through a file or symlink someone planted in /tmp.
+	// O_EXCL: never write through a file or symlink someone planted.
 	f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return err
@@ -169,7 +202,7 @@ func (c *Client) dropSFTP(sc *sftp.Client) {
 // ReadFile reads a file as root. A missing file gives an error matching
 // fs.ErrNotExist.
 func (c *Client) ReadFile(ctx context.Context, file string) ([]byte, error) {
-	q := ShellQuote(file)
+	q := shell.Quote(file)
 	script := `[ -e ` + q + ` ] || { echo "` + notExistMarker + `" >&2; exit ` + fmt.Sprint(notExistExit) + `; }` + "\nexec cat -- " + q
 	res, err := c.runRoot(ctx, script, true) // contents may be secret: keep them out of the transcript
 	if err != nil {
@@ -178,6 +211,9 @@ func (c *Client) ReadFile(ctx context.Context, file string) ([]byte, error) {
 			return nil, fmt.Errorf("on %s: %w", c.cfg.Host, &fs.PathError{Op: "read", Path: file, Err: fs.ErrNotExist})
 		}
 		return nil, fmt.Errorf("on %s: read %s: %w", c.cfg.Host, file, err)
+	}
+	if res.Truncated {
+		return nil, fmt.Errorf("on %s: read %s: larger than %d MiB", c.cfg.Host, file, maxStdout>>20)
 	}
 	return res.Stdout, nil
 }

@@ -11,13 +11,17 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Result is what a command produced. Output is not redacted: callers need
-// the real bytes.
+// the real bytes. Each stream is kept up to a bound (maxStdout, maxStderr):
+// beyond it only the tail is kept and Truncated is set.
 type Result struct {
 	Stdout, Stderr []byte
 	ExitCode       int // -1 when there is no exit status (cancelled, connection lost)
+	Truncated      bool
 }
 
 const (
@@ -26,6 +30,11 @@ const (
 	// transcriptMax caps each stream in the transcript so a chatty command
 	// (docker pull) does not bloat provision.log.
 	transcriptMax = 64 << 10
+	// A host's output is kept in memory up to these bounds, the tail of it
+	// beyond: a runaway command cannot exhaust memory, and errors show how
+	// it ended. stdout is larger: the facts probe carries /etc/hosts.
+	maxStdout = 16 << 20
+	maxStderr = 1 << 20
 	// cancelGrace is how long Run waits for the session to wind down after
 	// ctx ends, so late output is kept without blocking the caller long.
 	cancelGrace = 500 * time.Millisecond
@@ -64,10 +73,10 @@ func (e *SudoError) Error() string {
 	if e.Missing {
 		return fmt.Sprintf("on %s: sudo is not installed, but user %s is not root; install sudo and grant %s passwordless sudo, or connect as root", e.Host, e.User, e.User)
 	}
-	file := "/etc/sudoers.d/90-shoal-" + sudoersName(e.User)
-	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n"+
-		"    echo %s > %s && chmod 0440 %s\nor connect as root.",
-		e.Host, e.User, e.Host, ShellQuote(e.User+" ALL=(ALL) NOPASSWD:ALL"), file, file)
+	file := shell.Word("/etc/sudoers.d/90-shoal-" + sudoersName(e.User))
+	fix := "echo " + shell.Quote(e.User+" ALL=(ALL) NOPASSWD:ALL") + " > " + file + " && chmod 0440 " + file
+	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n    %s\nor connect as root.",
+		e.Host, e.User, e.Host, fix)
 }
 
 func (e *SudoError) Unwrap() error { return e.Err }
@@ -103,7 +112,7 @@ func (c *Client) Sudo(cmd string) string {
 	if c.isRoot() {
 		return cmd
 	}
-	return "sudo -n sh -c " + ShellQuote(cmd)
+	return "sudo -n sh -c " + shell.Quote(cmd)
 }
 
 func (c *Client) isRoot() bool { return c.cfg.User == "root" }
@@ -118,7 +127,7 @@ func (c *Client) RunSudo(ctx context.Context, cmd string) (Result, error) {
 // runRoot runs a POSIX sh script as root. It goes through sh explicitly
 // because root's login shell need not be POSIX.
 func (c *Client) runRoot(ctx context.Context, script string, hideStdout bool) (Result, error) {
-	cmd := "sh -c " + ShellQuote(script)
+	cmd := "sh -c " + shell.Quote(script)
 	if !c.isRoot() {
 		cmd = c.Sudo(script)
 	}
@@ -162,7 +171,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	}
 	defer sess.Close()
 
-	var stdout, stderr lockedBuffer
+	stdout, stderr := lockedBuffer{max: maxStdout}, lockedBuffer{max: maxStderr}
 	sess.Stdout, sess.Stderr = &stdout, &stderr
 	var in *countingReader
 	if stdin != nil {
@@ -197,10 +206,12 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 		}
 		t.Stop()
 		res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+		res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
 		c.record(cmd, in, hideStdout, res, "cancelled: "+ctx.Err().Error(), time.Since(start))
 		return res, fmt.Errorf("on %s: command %q: %w", c.cfg.Host, c.redact(cmd), ctx.Err())
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
 
 	var exit *ssh.ExitError
 	switch {
@@ -293,10 +304,8 @@ func shorten(s string, max int) string {
 	return string(r[:max]) + "..."
 }
 
-// ShellQuote quotes s for a POSIX shell with single quotes.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// ShellQuote is shell.Quote, kept for callers that already use it.
+func ShellQuote(s string) string { return shell.Quote(s) }
 
 // Redactor removes registered secrets from text. It is safe for concurrent
 // use; the zero value is ready.
@@ -341,22 +350,45 @@ func (r *Redactor) Redact(s string) string {
 }
 
 // lockedBuffer lets Run read output while a cancelled session may still be
-// writing to it.
+// writing to it. It keeps at most max bytes, the last ones.
 type lockedBuffer struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
+	max int
+	buf []byte
+	cut int64 // bytes dropped before they reached buf
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n := len(p)
+	if len(p) > b.max {
+		p = p[len(p)-b.max:]
+	}
+	b.buf = append(b.buf, p...)
+	// Compact only past twice the bound: the copying stays linear.
+	if len(b.buf) > 2*b.max {
+		b.cut += int64(len(b.buf) - b.max)
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
+	}
+	b.cut += int64(n - len(p))
+	return n, nil
 }
 
 func (b *lockedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
+	if len(b.buf) > b.max {
+		return bytes.Clone(b.buf[len(b.buf)-b.max:])
+	}
+	return bytes.Clone(b.buf)
+}
+
+// Cut is how many bytes were dropped to keep within max.
+func (b *lockedBuffer) Cut() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cut + int64(max(len(b.buf)-b.max, 0))
 }
 
 type countingReader struct {

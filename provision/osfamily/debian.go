@@ -2,7 +2,9 @@ package osfamily
 
 import (
 	"fmt"
-	"strings"
+	"regexp"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Debian covers Debian and Ubuntu: apt, docker.io or docker-ce.
@@ -18,11 +20,7 @@ func (Debian) SELinux() bool { return false }
 // InstallPackages installs from the package lists the host has, and
 // updates them only when that fails (a fresh host has none).
 func (Debian) InstallPackages(pkgs ...string) string {
-	words := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		words[i] = shellWord(p)
-	}
-	list := strings.Join(words, " ")
+	list := shell.Words(pkgs...)
 	return aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", list)
 }
 
@@ -55,23 +53,30 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 		if codename == "" {
 			return nil, fmt.Errorf("%s: /etc/os-release has no VERSION_CODENAME, needed for the docker-ce apt repository", os.PrettyName)
 		}
+		if !codenameRE.MatchString(codename) {
+			return nil, fmt.Errorf("%s: /etc/os-release's codename %q is not a suite name", os.PrettyName, codename)
+		}
 		pkgs := "docker-ce docker-ce-cli containerd.io"
 		if in.Version != "" {
 			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
 			// quoted so that the shell leaves the * to apt.
-			pkgs = fmt.Sprintf("%s %s containerd.io", shellWord("docker-ce=5:"+in.Version+"*"), shellWord("docker-ce-cli=5:"+in.Version+"*"))
+			pkgs = fmt.Sprintf("%s %s containerd.io", shell.Word("docker-ce=5:"+in.Version+"*"), shell.Word("docker-ce-cli=5:"+in.Version+"*"))
 		}
 		return []string{
 			aptEnv + "command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",
 			"install -m 0755 -d /etc/apt/keyrings",
-			fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shellWord(repo+"/linux/"+distro+"/gpg")),
-			fmt.Sprintf(`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] %s %s stable" > /etc/apt/sources.list.d/docker.list`, repo+"/linux/"+distro, codename),
+			fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shell.Word(repo+"/linux/"+distro+"/gpg")),
+			// The architecture is the host's own; the rest is one quoted word.
+			`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] "` + shell.Quote(repo+"/linux/"+distro+" "+codename+" stable") + ` > /etc/apt/sources.list.d/docker.list`,
 			aptEnv + "apt-get update -q",
 			aptEnv + "apt-get install -y -q " + pkgs,
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown install source %q", source)
 }
+
+// codenameRE is an apt suite name: it goes into sources.list as one word.
+var codenameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -80,19 +85,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// shellWord quotes s for sh when it holds anything but safe characters.
-func shellWord(s string) string {
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=+@,", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe && s != "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

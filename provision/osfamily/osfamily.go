@@ -3,7 +3,6 @@
 package osfamily
 
 import (
-	"bufio"
 	"fmt"
 	"regexp"
 	"strings"
@@ -21,12 +20,12 @@ type OS struct {
 	PrettyName     string
 }
 
-// ParseOSRelease reads the KEY=value lines of /etc/os-release.
+// ParseOSRelease reads the KEY=value lines of /etc/os-release (LF or CRLF,
+// lines of any length).
 func ParseOSRelease(text string) OS {
 	kv := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue

@@ -95,7 +95,7 @@ func TestInstallDocker(t *testing.T) {
 			"export DEBIAN_FRONTEND=noninteractive; command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",
 			"install -m 0755 -d /etc/apt/keyrings",
 			"curl -fsSL https://mirrors.aliyun.com/docker-ce/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc",
-			`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://mirrors.aliyun.com/docker-ce/linux/ubuntu jammy stable" > /etc/apt/sources.list.d/docker.list`,
+			`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] "'https://mirrors.aliyun.com/docker-ce/linux/ubuntu jammy stable' > /etc/apt/sources.list.d/docker.list`,
 			"export DEBIAN_FRONTEND=noninteractive; apt-get update -q",
 			"export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q 'docker-ce=5:24.0.9*' 'docker-ce-cli=5:24.0.9*' containerd.io",
 		}, ""},

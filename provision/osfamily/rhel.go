@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // RHEL covers RHEL and its rebuilds: CentOS 7 (yum), CentOS Stream, Rocky
@@ -54,11 +56,7 @@ func (r RHEL) InstallPackages(pkgs ...string) string {
 }
 
 func installCmd(pm string, pkgs []string) string {
-	words := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		words[i] = shellWord(p)
-	}
-	return pm + " install -y -q " + strings.Join(words, " ")
+	return shell.Word(pm) + " install -y -q " + shell.Words(pkgs...)
 }
 
 // repoDir is the directory of docker-ce's repository for this OS: RHEL 8/9
@@ -125,12 +123,12 @@ func (RHEL) InstallDocker(os OS, source string, in Install, installed func(strin
 		}
 		// --add-repo overwrites the file, so a re-run with another mirror
 		// starts again from what that mirror serves.
-		cmds = append(cmds, add+shellWord(root+"/linux/"+repoDir(os, major)+"/docker-ce.repo"))
+		cmds = append(cmds, add+shell.Word(root+"/linux/"+repoDir(os, major)+"/docker-ce.repo"))
 		if root != DefaultRepoURL {
 			// docker-ce.repo names download.docker.com whatever server it
 			// came from: point its baseurl and gpgkey at the mirror, as the
 			// mirrors' own instructions do.
-			cmds = append(cmds, fmt.Sprintf("sed -i 's+%s+%s+' %s", DefaultRepoURL, root, DockerRepoFile))
+			cmds = append(cmds, "sed -i "+shell.Quote("s+"+DefaultRepoURL+"+"+root+"+")+" "+DockerRepoFile)
 		}
 		// container-selinux comes from the OS's own repositories (extras on
 		// 7, AppStream on 8/9); naming it makes a missing one an error here
