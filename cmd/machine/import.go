@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -276,18 +277,26 @@ shoal's certificates (dockerd restarts). The docker-machine store is only read.`
 			if err != nil {
 				return cli.Invalid(err)
 			}
+			// The hosts are asked in parallel, each within scanHostKey's bound.
+			var wg sync.WaitGroup
 			for i := range plans {
 				p := &plans[i]
 				if p.Driver == "" {
 					continue
 				}
-				key, err := scanHostKey(cmd.Context(), net.JoinHostPort(p.Host, strconv.Itoa(p.Port)))
-				if err != nil {
-					p.Driver, p.Reason = "", fmt.Sprintf("its SSH server at %s does not answer: %v", net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), err)
-					continue
-				}
-				p.Fingerprint = ssh.FingerprintSHA256(key)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					addr := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+					key, err := scanHostKey(cmd.Context(), addr)
+					if err != nil {
+						p.Driver, p.Reason = "", fmt.Sprintf("its SSH server at %s does not answer: %v", addr, err)
+						return
+					}
+					p.Fingerprint = ssh.FingerprintSHA256(key)
+				}()
 			}
+			wg.Wait()
 			out := cmd.OutOrStdout()
 			printPlans(out, plans)
 			n := 0
