@@ -399,6 +399,14 @@ func TestDockerMachineImport(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	s := newShoal(t)
+	// A storage path a shell would run if 'machine env' did not quote it.
+	s.storage = filepath.Join(s.storage, `my $(touch PWNED) "store" it's`)
+	t.Cleanup(func() {
+		if _, err := os.Stat("PWNED"); err == nil {
+			os.Remove("PWNED")
+			t.Errorf("eval of 'machine env' ran the $(...) in the storage path")
+		}
+	})
 	const name = "e2e-dm-imp"
 	dm := dmStore{t: t, root: filepath.Join(t.TempDir(), "docker machine")}
 
