@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
@@ -56,5 +58,26 @@ func completeSCP(g *globals) func(*cobra.Command, []string, string) ([]string, c
 			out = append(out, n+":")
 		}
 		return out, cobra.ShellCompDirectiveNoSpace
+	}
+}
+
+// completeFlags completes the values of the flags that name a machine, a
+// driver or a shell.
+func completeFlags(g *globals, c *cobra.Command) {
+	fixed := func(values ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return values, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	if c.Flags().Lookup("swarm-join") != nil {
+		_ = c.RegisterFlagCompletionFunc("swarm-join", func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			return machineNames(g.storagePath, nil, toComplete), cobra.ShellCompDirectiveNoFileComp
+		})
+	}
+	if c.Flags().Lookup("driver") != nil {
+		_ = c.RegisterFlagCompletionFunc("driver", fixed(append(all.Registry().Names(), "generic")...))
+	}
+	if c.Flags().Lookup("shell") != nil {
+		_ = c.RegisterFlagCompletionFunc("shell", fixed(strings.Split(strings.ReplaceAll(machine.ShellNames, ",", ""), " ")...))
 	}
 }

@@ -55,6 +55,7 @@ private registry.`,
 	// docker-machine's commands that take one or more names work on the
 	// "default" machine when given none.
 	for _, c := range root.Commands() {
+		completeFlags(g, c)
 		switch c.Name() {
 		case "env", "ssh", "ip", "url", "status", "inspect", "config", "start", "stop", "restart", "kill", "provision", "regenerate-certs":
 			defaultToMachine(g, c)

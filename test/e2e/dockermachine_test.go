@@ -100,6 +100,12 @@ func TestDockerMachineHabits(t *testing.T) {
 		if strings.Contains(out, "e2e-dm-a") || !strings.Contains(out, "e2e-dm-b") {
 			t.Errorf("__complete ssh e2e-dm-b:\n%s", out)
 		}
+		if out := s.mustMachine("__complete", "create", "--swarm-join", ""); !strings.Contains(out, "e2e-dm-a\ne2e-dm-b\n") {
+			t.Errorf("__complete create --swarm-join:\n%s", out)
+		}
+		if out := s.mustMachine("__complete", "env", "--shell", ""); !strings.Contains(out, "fish\n") || !strings.Contains(out, "emacs\n") {
+			t.Errorf("__complete env --shell:\n%s", out)
+		}
 		out = s.mustMachine("__complete", "scp", "e2e-dm-a")
 		if !strings.Contains(out, "e2e-dm-a:") {
 			t.Errorf("__complete scp:\n%s", out)
