@@ -21,7 +21,8 @@ const dockerInstallScript = "https://get.docker.com"
 func bindEngineCompat(fs *pflag.FlagSet, e *store.Engine) *engineCompat {
 	c := &engineCompat{fs: fs}
 	fs.StringVar(&c.installURL, "engine-install-url", "", "docker-machine's install script URL: only "+dockerInstallScript+" is accepted (shoal installs from the docker-ce repository: see --engine-repo-url)")
-	fs.IntVar(&e.TLSPort, "generic-engine-port", 0, "the engine's TLS port (default 2376), as docker-machine's generic driver names it")
+	fs.IntVar(&e.TLSPort, "engine-tls-port", 0, "the engine's TLS port (default 2376)")
+	fs.IntVar(&e.TLSPort, "generic-engine-port", 0, "alias of --engine-tls-port (docker-machine's generic driver)")
 	fs.StringArrayVar(&e.Opts, "engine-opt", nil, "daemon.json key=value, e.g. log-level=debug or dns=8.8.8.8 (repeat); a key the host's daemon.json has is kept")
 	fs.StringArrayVar(&e.Env, "engine-env", nil, "dockerd's environment NAME=VALUE, in a systemd drop-in (repeat)")
 	fs.StringVar(&e.StorageDriver, "engine-storage-driver", "", "storage-driver in daemon.json (kept if the host's daemon.json has one)")
