@@ -503,6 +503,18 @@ Environment=
 	if got := strings.TrimSpace(s.mustMachine("ls", "-q")); got != "" {
 		t.Fatalf("import without --yes imported %q", got)
 	}
+	// On a terminal it asks; "n" imports nothing.
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("prerequisite missing: script (util-linux), to give machine a terminal")
+	}
+	tty := run(t, time.Minute, "bash", "-c", "printf 'n\\n' | script -qec "+shellJoin([]string{shellJoin([]string{bin("machine"), "--storage-path", s.storage,
+		"import", "--docker-machine-storage-path", dm.root})})+" /dev/null")
+	if tty.code != 1 || !strings.Contains(tty.stdout, "pin the host keys above? (y/n)") || !strings.Contains(tty.stdout, "nothing imported") {
+		t.Errorf("import on a terminal answered n: %s", tty)
+	}
+	if got := strings.TrimSpace(s.mustMachine("ls", "-q")); got != "" {
+		t.Fatalf("import answered n imported %q", got)
+	}
 	r = s.machine("import", "--docker-machine-storage-path", dm.root, "--yes")
 	if r.code != 0 {
 		t.Fatalf("import: %s", r)
