@@ -59,9 +59,16 @@ type host struct {
 	state   bootstrap.State
 	log     *os.File
 	changed bool
+	// unlock releases the machine's lock, held from its create to the end
+	// of the run so that no other command works on it meanwhile.
+	unlock func()
 }
 
 func (h *host) close() {
+	if h.unlock != nil {
+		defer h.unlock()
+		h.unlock = nil
+	}
 	if h.node != nil {
 		h.node.Close()
 	}
@@ -172,7 +179,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 				Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 				RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 		}
-		mach, err := c.M.EnsureHost(ctx, machine.CreateOptions{
+		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{
 			Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
 			Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
 				InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
@@ -182,7 +189,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		h.mach = mach
+		h.mach, h.unlock = mach, unlock
 		h.changed = mach.JustCreated
 		return nil
 	})

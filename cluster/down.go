@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/provision"
@@ -21,6 +22,9 @@ import (
 // with their Docker. With purge, what provisioning can undo on an adopted
 // host is undone too.
 func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
+	if err := store.ValidateName(name); err != nil {
+		return err // before any path is made of it
+	}
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", name)
 	if err != nil {
@@ -185,6 +189,9 @@ type NodeStatus struct {
 
 // Status probes every machine of a cluster in parallel.
 func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
 	names, err := machinesOf(c.M.Store, name)
 	if err != nil {
 		return nil, err

@@ -117,10 +117,12 @@ func newPlan(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.converger(cmd)
+			// A plan looks and writes nothing: no store, pin or certificate.
+			m, err := cli.ReadOnlyManager(cmd, g.storagePath, g.output)
 			if err != nil {
 				return err
 			}
+			c := &cluster.Converger{M: m, Parallel: g.parallel}
 			plans, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err

@@ -24,7 +24,13 @@ type Config struct {
 	User    string `json:"user" hcl:"user,optional"`
 	Key     string `json:"key,omitempty" hcl:"key,optional"`
 	HostKey string `json:"hostKey,omitempty" hcl:"host_key,optional"`
+	// Wait bounds how long Create waits for the SSH port to answer
+	// (0: DefaultWait). A flag only.
+	Wait time.Duration `json:"wait,omitempty"`
 }
+
+// DefaultWait is how long create waits for an adopted host's SSH port.
+const DefaultWait = 2 * time.Minute
 
 // Spec registers the driver as "ssh", aliased "generic" as in docker-machine.
 func Spec() *drivers.Spec {
@@ -40,6 +46,7 @@ func Spec() *drivers.Spec {
 			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with passwordless sudo)")
 			fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
 			fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
+			fs.DurationVar(&c.Wait, "ssh-wait", c.Wait, "ssh driver: how long create waits for the SSH port to answer (default 2m0s)")
 			fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
 			fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
 			fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
@@ -59,6 +66,9 @@ func Spec() *drivers.Spec {
 			}
 			if err := validate.UserName(c.User); err != nil {
 				errs = append(errs, fmt.Errorf("--ssh-user: %w", err))
+			}
+			if c.Wait < 0 {
+				errs = append(errs, fmt.Errorf("--ssh-wait %s is negative", c.Wait))
 			}
 			if c.HostKey != "" {
 				if err := validate.Fingerprint(c.HostKey); err != nil {
@@ -103,18 +113,28 @@ func (d *Driver) endpoint() drivers.Endpoint {
 	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey}
 }
 
-// Create checks that the host answers; the SSH handshake comes after.
+// Create checks that the host answers, for at most Wait; the SSH handshake
+// comes after.
 func (d *Driver) Create(ctx context.Context) error {
 	ep := d.endpoint()
+	wait := d.cfg.Wait
+	if wait <= 0 {
+		wait = DefaultWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	var dialer net.Dialer
 	for {
-		c, err := dialer.DialContext(ctx, "tcp", ep.Address())
+		c, err := dialer.DialContext(wctx, "tcp", ep.Address())
 		if err == nil {
 			return c.Close()
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s does not answer: %w", ep.Address(), err)
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s does not answer: %w", ep.Address(), ctx.Err())
+			}
+			return fmt.Errorf("%s does not answer after %s (%v): check --ssh-host and --ssh-port and that sshd runs there; --ssh-wait waits longer", ep.Address(), wait, err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -59,6 +59,8 @@ func Main(root *cobra.Command) {
 	if errors.As(err, &exit) {
 		code = exit.Code
 		err = exit.Err
+	} else if errors.Is(err, store.ErrInvalidName) {
+		code = 2 // a name that cannot be one is bad input wherever it is found
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -92,10 +94,27 @@ func Manager(cmd *cobra.Command, storagePath, output string) (*machine.Manager, 
 	if err != nil {
 		return nil, err
 	}
+	return managerOf(cmd, st, output), nil
+}
+
+// ReadOnlyManager is Manager for a command that only looks (cluster plan):
+// it creates nothing in the store, not even its folders, pins no host key
+// and makes no certificate.
+func ReadOnlyManager(cmd *cobra.Command, storagePath, output string) (*machine.Manager, error) {
+	st, err := store.Open(storagePath)
+	if err != nil {
+		return nil, err
+	}
+	m := managerOf(cmd, st, output)
+	m.ReadOnly = true
+	return m, nil
+}
+
+func managerOf(cmd *cobra.Command, st *store.Store, output string) *machine.Manager {
 	m := machine.NewManager(st, all.Registry())
 	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), output)
 	if output == ui.ModeJSON {
 		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
 	}
-	return m, nil
+	return m
 }

@@ -31,8 +31,12 @@ type Config struct {
 	UseAgent bool   // also offer the keys of the agent at $SSH_AUTH_SOCK
 
 	// KnownHostsPath holds the machine's pinned host keys (known_hosts
-	// format); created 0600 on first contact.
+	// format); created 0600 on first contact. It is one machine's file:
+	// every key in it is that machine's, whatever address it was pinned at.
 	KnownHostsPath string
+	// NoPin checks the host key against what is pinned (and
+	// HostKeyFingerprint) but writes nothing: for commands that only read.
+	NoPin bool
 	// HostKeyFingerprint ("SHA256:...") is what the host key must match when
 	// nothing is pinned yet.
 	HostKeyFingerprint string

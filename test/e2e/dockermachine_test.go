@@ -432,7 +432,8 @@ func TestDockerMachineImport(t *testing.T) {
 	// The CA and client certificate of the store, a server certificate for
 	// the host, copied where docker-machine copies them.
 	os.MkdirAll(filepath.Join(dm.root, "certs"), 0o700)
-	ca, err := certs.EnsureCA(filepath.Join(dm.root, "certs"), func(p string, b []byte, m fs.FileMode) error { return os.WriteFile(p, b, m) })
+	noLock := func(context.Context) (func(), error) { return func() {}, nil } // only this test writes it
+	ca, err := certs.EnsureCA(context.Background(), filepath.Join(dm.root, "certs"), func(p string, b []byte, m fs.FileMode) error { return os.WriteFile(p, b, m) }, noLock)
 	if err != nil {
 		t.Fatal(err)
 	}
