@@ -34,7 +34,12 @@ func newRoot() *cobra.Command {
 VirtualBox VM) or adopts one over SSH, provisions it as a Docker node
 (hostname, /etc/hosts, docker user, Docker installed, daemon.json merged,
 TLS), and with --swarm-master / --swarm-join puts it in a Swarm with a
-private registry.`,
+private registry.
+
+docker-machine's commands and flags work as its users expect (see the
+README's "Coming from docker-machine"). Given no machine name, env, ssh, ip,
+url, status, inspect, config, start, stop, restart, kill, provision and
+regenerate-certs work on the machine named "default", as docker-machine's do.`,
 	}
 	cli.Setup(root)
 	root.Version = version

@@ -75,6 +75,9 @@ a temporary folder here. A local path with a colon in it is written ./a:b.`,
 				if err != nil {
 					return nil, nil, err
 				}
+				if err := requireRunning(cmd.Context(), mach); err != nil {
+					return nil, nil, err
+				}
 				c, err := m.Connect(cmd.Context(), mach, io.Discard)
 				if err != nil {
 					return nil, nil, err

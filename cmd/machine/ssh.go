@@ -43,6 +43,10 @@ remote shell. With a command, its exit status is machine's.`,
 			if err != nil {
 				return err
 			}
+			// A stopped host is said at once, not after the SSH wait.
+			if err := requireRunning(cmd.Context(), mach); err != nil {
+				return err
+			}
 			c, err := m.Connect(cmd.Context(), mach, io.Discard)
 			if err != nil {
 				return err

@@ -316,6 +316,15 @@ func TestDockerMachineHabits(t *testing.T) {
 	t.Run("stopped", func(t *testing.T) {
 		s := &shoal{t: t, storage: s.storage}
 		s.mustMachine("stop", "e2e-dm-b")
+		start := time.Now()
+		for _, args := range [][]string{{"ssh", "e2e-dm-b", "true"}, {"scp", "e2e-dm-b:/etc/hostname", t.TempDir()}} {
+			if r := s.machine(args...); r.code != 1 || !strings.Contains(r.stderr, "Host is not running") {
+				t.Errorf("machine %v of a stopped machine: %s", args, r)
+			}
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("ssh and scp of a stopped machine took %s: they should say so at once", d)
+		}
 		for _, cmd := range []string{"url", "env", "config", "version"} {
 			r := s.machine(cmd, "e2e-dm-b")
 			if r.code != 1 || !strings.Contains(r.stderr, "Host is not running") || r.stdout != "" {
