@@ -19,8 +19,13 @@ type shellSyntax struct {
 // shell: a storage path with spaces, quotes or $(...) in it must come out of
 // `eval` as the same string, never run.
 var shells = map[string]shellSyntax{
-	"bash":       {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
-	"zsh":        {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	"bash": {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	"zsh":  {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	// The other POSIX shells read bash's lines, as docker-machine treats them.
+	"sh":         {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	"ksh":        {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	"dash":       {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
+	"ash":        {posixSet, `unset %s`, `eval "$(%s)"`, "#"},
 	"fish":       {fishSet, `set -e %s;`, `eval (%s)`, "#"},
 	"tcsh":       {tcshSet, `unsetenv %s;`, "eval `%s`", "#"},
 	"powershell": {powershellSet, `Remove-Item Env:\\%s`, `& %s | Invoke-Expression`, "#"},
@@ -30,7 +35,7 @@ var shells = map[string]shellSyntax{
 }
 
 // ShellNames lists the shells --shell takes.
-const ShellNames = "bash, zsh, fish, tcsh, powershell, cmd, emacs"
+const ShellNames = "bash, zsh, fish, tcsh, powershell, cmd, emacs (sh, ksh, dash, ash: as bash)"
 
 // escape puts a backslash (or esc) before each of the characters in special.
 func escape(v, special, esc string) string {

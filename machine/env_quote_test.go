@@ -112,3 +112,12 @@ func TestNoProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvScriptPOSIXShells(t *testing.T) {
+	want, _ := EnvScript("bash", envValues, "m")
+	for _, sh := range []string{"sh", "ksh", "dash", "ash"} {
+		if got, err := EnvScript(sh, envValues, "m"); err != nil || got != want {
+			t.Errorf("%s: %v\n%s", sh, err, got)
+		}
+	}
+}

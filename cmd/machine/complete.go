@@ -7,7 +7,6 @@ import (
 
 	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/store"
-	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
@@ -78,6 +77,6 @@ func completeFlags(g *globals, c *cobra.Command) {
 		_ = c.RegisterFlagCompletionFunc("driver", fixed(append(all.Registry().Names(), "generic")...))
 	}
 	if c.Flags().Lookup("shell") != nil {
-		_ = c.RegisterFlagCompletionFunc("shell", fixed(strings.Split(strings.ReplaceAll(machine.ShellNames, ",", ""), " ")...))
+		_ = c.RegisterFlagCompletionFunc("shell", fixed("bash", "zsh", "fish", "tcsh", "powershell", "cmd", "emacs", "sh", "ksh", "dash", "ash"))
 	}
 }
