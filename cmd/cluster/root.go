@@ -105,9 +105,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func newValidate(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE",
-		Short: "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
-		Args:  oneArg,
+		Use:               "validate FILE",
+		Short:             "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -121,9 +122,10 @@ func newValidate(g *globals) *cobra.Command {
 
 func newPlan(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "plan FILE",
-		Short: "Show what 'cluster up' would change on each machine (changes nothing)",
-		Args:  oneArg,
+		Use:               "plan FILE",
+		Short:             "Show what 'cluster up' would change on each machine (changes nothing)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -181,9 +183,10 @@ func newUp(g *globals) *cobra.Command {
 	var force bool
 	var drainTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "up FILE",
-		Short: "Make the machines of FILE one ready swarm (again and again, without harm)",
-		Args:  oneArg,
+		Use:               "up FILE",
+		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -264,9 +267,10 @@ func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
 func newDown(g *globals) *cobra.Command {
 	var purge bool
 	cmd := &cobra.Command{
-		Use:   "down FILE|NAME",
-		Short: "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
-		Args:  oneArg,
+		Use:               "down FILE|NAME",
+		Short:             "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.clusterName(cmd, args[0])
 			if err != nil {
@@ -291,9 +295,10 @@ func newDown(g *globals) *cobra.Command {
 
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status FILE|NAME",
-		Short: "Per node: address, role, swarm state, Docker version, reachable or not",
-		Args:  oneArg,
+		Use:               "status FILE|NAME",
+		Short:             "Per node: address, role, swarm state, Docker version, reachable or not",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.clusterName(cmd, args[0])
 			if err != nil {
@@ -355,9 +360,10 @@ func newLs(g *globals) *cobra.Command {
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	cmd := &cobra.Command{
-		Use:   "env [--shell SHELL] NAME",
-		Short: "Print the commands that point the docker CLI at the cluster's leader",
-		Args:  oneArg,
+		Use:               "env [--shell SHELL] NAME",
+		Short:             "Print the commands that point the docker CLI at the cluster's leader",
+		Args:              oneArg,
+		ValidArgsFunction: completeName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := store.New(g.storagePath)
 			if err != nil {
