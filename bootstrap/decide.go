@@ -104,6 +104,10 @@ type Policy struct {
 	Force bool
 	// CanUnlock: an unlock key is at hand and unlocking is allowed.
 	CanUnlock bool
+	// Restarted names the nodes whose dockerd this run restarted: with the
+	// key at hand, a manager that shoal locked that way is unlocked even
+	// without CanUnlock.
+	Restarted map[string]bool
 	// ForceHint and UnlockHint name what the user types (flag or HCL
 	// attribute; command) in refusals.
 	ForceHint, UnlockHint string
@@ -289,7 +293,7 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		}
 		switch s.LocalNodeState {
 		case StateLocked:
-			if pol.CanUnlock {
+			if pol.CanUnlock || pol.Restarted[w.Name] {
 				add(Unlock, "locked manager")
 			} else {
 				refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, pol.UnlockHint)

@@ -164,6 +164,9 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 	}
 	pol := req.Policy
 	pol.CanUnlock = pol.CanUnlock && req.UnlockKey != ""
+	if req.UnlockKey == "" {
+		pol.Restarted = nil
+	}
 	d, err := Decide(want, obs, pol, anchor, cid)
 	out := &Outcome{ClusterID: cid, Decision: d, States: obs.States, NodeIDs: map[string]string{}}
 	if anchor != "" {

@@ -61,6 +61,8 @@ type host struct {
 	state   bootstrap.State
 	log     *os.File
 	changed bool
+	// restarted: provisioning restarted dockerd in this run.
+	restarted bool
 	// unlock releases the machine's lock, held from its create to the end
 	// of the run so that no other command works on it meanwhile.
 	unlock func()
@@ -246,6 +248,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		if len(rep.Changed) > 0 {
 			h.changed = true
 		}
+		h.restarted = rep.DockerRestarted
 		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
 		if err != nil {
 			return err

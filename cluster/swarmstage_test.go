@@ -169,3 +169,24 @@ var swarmNodeListAll = swarm.NodeListOptions{}
 func swarmInitAt(addr string) swarm.InitRequest {
 	return swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: addr}
 }
+
+// TestSwarmStageUnlocksWhatItRestarted: a manager whose dockerd this run's
+// provisioning restarted comes back locked; shoal unlocks it with the key
+// it keeps, even without auto_unlock. One that restarted on its own is not.
+func TestSwarmStageUnlocksWhatItRestarted(t *testing.T) {
+	s := newSwarmStage(t, "manager", "manager", "manager")
+	s.spec.Autolock = true
+	_, id := s.mustRun(nil)
+	s.w.Restart("n2")
+	s.hosts[1].restarted = true // provisioning restarted n2
+	s.mustRun(&State{ClusterID: id})
+	if st, _ := s.hosts[1].node.State(context.Background()); st.LocalNodeState != bootstrap.StateActive {
+		t.Errorf("n2 (restarted by shoal) is %s, want unlocked", st.LocalNodeState)
+	}
+	s.hosts[1].restarted = false
+	s.w.Restart("n3") // on its own
+	_, _, _, err := s.run(&State{ClusterID: id})
+	if err == nil || !strings.Contains(err.Error(), "n3 is a locked swarm manager") {
+		t.Fatalf("n3 locked on its own: %v, want a refusal", err)
+	}
+}

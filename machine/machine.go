@@ -361,10 +361,11 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
-	if _, err := m.ProvisionWith(ctx, mach, client); err != nil {
+	rep, err := m.ProvisionWith(ctx, mach, client)
+	if err != nil {
 		return err
 	}
-	return m.bootstrap(ctx, mach, client)
+	return m.bootstrap(ctx, mach, client, rep.DockerRestarted)
 }
 
 // OpenLog starts the machine's provision.log (the last run's transcript).
