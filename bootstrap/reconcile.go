@@ -131,33 +131,42 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Member, error) {
 	all := append(append([]*Node(nil), req.Anchors...), nodesOf(req.Targets)...)
 	want := wantsOf(req.Targets)
-	obs := Observe(ctx, r.Parallel, all)
 	// A swarm that just lost its Raft leader (a manager gone or moved)
-	// elects another within seconds: wait for it, bounded, rather than
-	// take its managers for strangers.
+	// elects another within seconds: meanwhile its managers answer without
+	// the swarm's ID, or cannot list its nodes. Wait for it, bounded, rather
+	// than take them for strangers.
 	deadline := time.Now().Add(r.electionWait())
-	for len(AnchorCandidates(want, obs, req.Policy)) == 0 && Electing(obs) && time.Now().Before(deadline) {
+	var obs Observed
+	anchor, cid := "", ""
+	for {
+		obs = Observe(ctx, r.Parallel, all)
+		var listErrs []error
+		for _, c := range AnchorCandidates(want, obs, req.Policy) {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			members, err := Members(lctx, byName(all, c))
+			cancel()
+			if err != nil {
+				listErrs = append(listErrs, err)
+				continue
+			}
+			anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
+			break
+		}
+		if anchor != "" || (len(listErrs) == 0 && !Electing(obs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			if len(listErrs) > 0 {
+				return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
+			}
+			break // Decide says which managers have no leader
+		}
 		r.event(req.Policy.Leader, "swarm", ui.Info, "waiting for the swarm to elect a leader")
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
-		obs = Observe(ctx, r.Parallel, all)
-	}
-	anchor, cid := "", ""
-	var listErrs []error
-	for _, c := range AnchorCandidates(want, obs, req.Policy) {
-		members, err := Members(ctx, byName(all, c))
-		if err != nil {
-			listErrs = append(listErrs, err)
-			continue
-		}
-		anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
-		break
-	}
-	if anchor == "" && len(listErrs) > 0 {
-		return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
 	}
 	if anchor != "" {
 		anchor = SteadyAnchor(want, obs, anchor, cid)
