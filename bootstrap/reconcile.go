@@ -451,6 +451,11 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 	if err != nil {
 		return err
 	}
+	if id == "" { // a locked engine may not say its node ID
+		if m, ok := lockedMember(t.Want, State{}, members); ok {
+			id = m.ID
+		}
+	}
 	wasManager := false
 	for _, m := range members {
 		if m.ID == id && m.Role == RoleManager {
