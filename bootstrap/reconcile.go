@@ -259,6 +259,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 	for _, w := range want {
 		hostnames[w.Hostname] = true
 	}
+	// A locked engine may not say its node ID: the swarm's list does.
+	for _, t := range req.Targets {
+		if out.Decision.Of(t.Want.Name).Membership == Readdress && out.NodeIDs[t.Want.Name] == "" {
+			if m, ok := lockedMember(t.Want, State{}, members); ok {
+				out.NodeIDs[t.Want.Name] = m.ID
+			}
+		}
+	}
 	current := map[string]string{}
 	joining := map[string]bool{}
 	for _, t := range req.Targets {
@@ -456,10 +464,11 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 			id = m.ID
 		}
 	}
-	wasManager := false
+	wasManager, listed := false, false
 	for _, m := range members {
-		if m.ID == id && m.Role == RoleManager {
-			wasManager = true
+		if m.ID == id {
+			listed = true
+			wasManager = m.Role == RoleManager
 		}
 	}
 	return r.withManagerLock(ctx, func() error {
@@ -475,18 +484,21 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 			}
 		}
 		if err := t.Node.Leave(ctx, false); err != nil {
-			// A demoted manager that was cut off may not know it yet: its
-			// leave is forced, which is safe once Raft no longer counts it.
-			if !wasManager {
+			// A demoted manager that was cut off may not know it yet (or
+			// is locked): its leave is forced, which is safe once Raft no
+			// longer counts it, or the swarm no longer lists it at all.
+			if !wasManager && listed {
 				return err
 			}
 			if err := t.Node.Leave(ctx, true); err != nil {
 				return err
 			}
 		}
-		waitLeft(ctx, anchor, id)
-		if err := RemoveNode(ctx, anchor, id); err != nil {
-			return err
+		if listed {
+			waitLeft(ctx, anchor, id)
+			if err := RemoveNode(ctx, anchor, id); err != nil {
+				return err
+			}
 		}
 		token := workerToken
 		if t.Want.Role == RoleManager {
