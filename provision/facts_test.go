@@ -57,7 +57,7 @@ func TestFactsScriptOnThisMachine(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pwned := dir + "/pwned"
-	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x")).Output()
+	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned)).Output()
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}

@@ -42,6 +42,12 @@ type Spec struct {
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
 	FirewallPorts []string
+	// LockWait bounds the wait for another process to release the package
+	// manager's lock (0: DefaultLockWait).
+	LockWait time.Duration
+	// lockPoll is how often the lock is looked at (0: every 2s); tests
+	// shorten it.
+	lockPoll time.Duration
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -65,6 +71,8 @@ type Host struct {
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
+	// progress hears about waits and warnings while steps run (nil: none).
+	progress Progress
 }
 
 // Step is one thing a host must have.
@@ -101,7 +109,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, firewallStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, firewallStep{}, serviceStep{},
 	}
 }
 
@@ -133,9 +141,12 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	}
 	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
 	// Refuse what cannot end well before anything is changed.
+	if _, err := osRepoPlan(h); err != nil {
+		return nil, &StepError{Host: r.Host(), Step: (osReposStep{}).Name(), Err: err}
+	}
 	src, err := (installStep{}).source(h)
 	if err == nil && src != "" {
-		_, err = fam.InstallDocker(os, src, spec.Install, facts.RPMInstalled)
+		_, err = installCommands(h, src)
 	}
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: (installStep{}).Name(), Err: err}
@@ -178,6 +189,10 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		return nil, err
 	}
 	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	h.progress = progress
+	for _, w := range warnings(h) {
+		progress(w.step, ui.Info, w.text)
+	}
 	rep := &Report{}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)
