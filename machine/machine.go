@@ -334,7 +334,8 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
-		Install:    osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL},
+		Install: osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL,
+			OSMirror: e.OSMirror, ReplaceConflicting: e.ReplaceConflicting},
 		Daemon: provision.DaemonSettings{
 			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,

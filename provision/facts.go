@@ -119,7 +119,7 @@ func factsScript(dockerUser, addr string) string {
 	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
 	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'); ` +
 		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
-		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
+		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for _, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.
 		fmt.Fprintf(&b, "printf '%%s ' %s; (%s) 2>/dev/null | base64 | tr -d '\\r\\n'; echo\n", shell.Quote("@@"+p.name), p.cmd)

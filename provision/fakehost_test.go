@@ -401,6 +401,7 @@ var (
 	rePkgRemove = regexp.MustCompile(`^(yum|dnf) remove -y -q (.+)$`)
 	reMoveAside = regexp.MustCompile(`^mv -n '(/etc/yum\.repos\.d/[^']+)' '([^']+)'$`)
 	reFwZoneAdd = regexp.MustCompile(`^firewall-cmd( --permanent)?(?: --zone=(\S+))?((?: --add-port=\S+)+)$`)
+	reDisabled  = regexp.MustCompile(`(?m)^(enabled\s*=\s*)0`)
 	reRepoOn    = regexp.MustCompile(`^(?:yum-config-manager --enable |subscription-manager repos --enable=)(\S+)$`)
 )
 
@@ -447,7 +448,7 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		}
 		for f, text := range h.files {
 			if i := strings.Index(text, "["+id+"]"); i >= 0 && strings.HasPrefix(f, "/etc/yum.repos.d/") {
-				h.files[f] = text[:i] + strings.Replace(text[i:], "enabled = 0", "enabled = 1", 1)
+				h.files[f] = text[:i] + reDisabled.ReplaceAllString(text[i:], "${1}1")
 				return ok("")
 			}
 		}

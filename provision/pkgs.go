@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -172,7 +173,7 @@ func checkPin(ctx context.Context, h *Host) error {
 		root = osfamily.DefaultRepoURL
 	}
 	major := el.Major
-	repo := root + "/linux/" + osfamily.DockerRepoDir(h.OS, major, h.Spec.Install.Version)
+	repo := root + "/linux/" + osfamily.DockerRepoDir(h.OS, major, h.Spec.Install.Version) + "/" + strconv.Itoa(major)
 	return osfamily.CheckPin(osfamily.ParseVersions(string(res.Stdout)), h.Spec.Install.Version, repo)
 }
 

@@ -26,7 +26,7 @@ func (Debian) InstallPackages(pkgs ...string) string {
 
 // LockHolders names who holds dpkg's or apt's locks.
 func (Debian) LockHolders() string {
-	return lockHoldersCmd("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock")
+	return debianLockCmd
 }
 
 func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) bool) ([]string, error) {

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // Repo is one repository section of a file in /etc/yum.repos.d.
@@ -180,7 +182,7 @@ func (e EOLRelease) MirrorRepoText(mirror string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by shoal (engine os_mirror): %s reached its end of life on %s\n", e.Name, e.Date)
 	fmt.Fprintf(&b, "# and its repositories moved to the vault. The files this replaces are kept\n")
-	fmt.Fprintf(&b, "# as *.repo%s; `shoal cluster down --purge` puts them back.\n", RepoBackupExt)
+	fmt.Fprintf(&b, "# as *.repo%s; `cluster down --purge` puts them back.\n", RepoBackupExt)
 	for _, r := range e.mirrorRepos() {
 		fmt.Fprintf(&b, "\n[%s]\nname=%s - %s (%s)\nbaseurl=%s/%s/%s\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/%s\n",
 			r[0], e.Name, r[1], mirror, mirror, e.VaultDir, r[2], key)
@@ -220,6 +222,9 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 		name = strings.TrimSpace(os.ID + " " + os.VersionID)
 	}
 	eol, isEOL := EOL(os)
+	if mirror != "" && !repoURLRE.MatchString(strings.TrimRight(mirror, "/")) {
+		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
+	}
 	if mirror != "" && !isEOL {
 		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
 		mirror = ""
@@ -358,7 +363,7 @@ func (r RHEL) ResolveConflicts(os OS, conflicts []string, replace bool) (string,
 	}
 	// remove, not --allowerasing: the packages that go are the ones named
 	// here (and what needs them), in the transcript for all to see.
-	return pm + " remove -y -q " + strings.Join(conflicts, " "), nil
+	return shell.Word(pm) + " remove -y -q " + shell.Words(conflicts...), nil
 }
 
 func displayName(os OS) string {
@@ -450,7 +455,7 @@ func CheckPin(offered []string, pin, repo string) error {
 		have = strings.Join(shown, ", ") + more
 	}
 	hint := ""
-	if strings.Contains(repo, "/linux/centos") && pinMajor(pin) > lastFrozenMajor {
+	if (strings.HasSuffix(repo, "/linux/centos/7") || strings.HasSuffix(repo, "/linux/centos/8")) && pinMajor(pin) > lastFrozenMajor {
 		hint = fmt.Sprintf(" Docker stopped building for CentOS 7 and 8 after %d.1: pin %d.1 or older here, or use an EL9 host.", lastFrozenMajor, lastFrozenMajor)
 	}
 	return fmt.Errorf("docker-ce %s is not in %s, which offers %s.%s", pin, repo, have, hint)
@@ -474,7 +479,7 @@ func RHEL7Extras(os OS, repos []Repo, hasSubscriptionManager bool) (string, erro
 		}
 	}
 	if disabled != "" {
-		return "yum-config-manager --enable " + disabled, nil
+		return "yum-config-manager --enable " + shell.Word(disabled), nil
 	}
 	if hasSubscriptionManager {
 		return "subscription-manager repos --enable=rhel-7-server-extras-rpms", nil

@@ -141,16 +141,16 @@ var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
 // characters a shell or sed would read.
 var repoURLRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/-]*)?$`)
 
-// lockHoldersCmd prints "COMMAND (pid N)" for each process that holds one
-// of the lock files, "" when none: lslocks sees both POSIX locks (apt,
-// dpkg, rpm) and flock ones.
-func lockHoldersCmd(files ...string) string {
-	cond := make([]string, len(files))
-	for i, f := range files {
-		cond[i] = `$3 == "` + f + `"`
-	}
-	return `if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '` + strings.Join(cond, " || ") + ` { print $1 " (pid " $2 ")" }' | sort -u; fi`
-}
+// The LockHolders commands print "COMMAND (pid N)" for each process that
+// holds one of the package manager's lock files, nothing when none does:
+// lslocks sees POSIX locks (apt, dpkg, rpm) and flock ones alike.
+const (
+	debianLockCmd = `if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" || $3 == "/var/cache/apt/archives/lock" { print $1 " (pid " $2 ")" }' | sort -u; fi`
+	// yum and dnf keep pid files, and wait on them without bound.
+	rhelLockCmd = `for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do ` +
+		`[ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; ` +
+		`if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi`
+)
 
 // ParseLockHolders reads what a family's LockHolders command printed.
 func ParseLockHolders(out string) []string {

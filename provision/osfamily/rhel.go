@@ -58,9 +58,7 @@ func (r RHEL) InstallPackages(pkgs ...string) string {
 // LockHolders names who holds rpm's database lock, or runs yum or dnf
 // (their pid files: yum waits on its own without bound, dnf too).
 func (RHEL) LockHolders() string {
-	return `for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do ` +
-		`[ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ "$p" != "$$" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; ` +
-		lockHoldersCmd("/var/lib/rpm/.rpm.lock")
+	return rhelLockCmd
 }
 
 func installCmd(pm string, pkgs []string) string {
