@@ -121,3 +121,28 @@ func FuzzParseFacts(f *testing.F) {
 		_, _ = facts.UserGroups()
 	})
 }
+
+// TestReachAwk runs the probe's awk program over repository files here:
+// the scheme://host of each enabled repository that is not Docker's, once
+// per repository (the first URL), with dnf's ways of saying enabled.
+func TestReachAwk(t *testing.T) {
+	if _, err := exec.LookPath("awk"); err != nil {
+		t.Fatalf("awk is needed: %v", err)
+	}
+	in := "[base]\nname=x\nmirrorlist=http://mirrorlist.centos.org/?release=7&repo=os\n#baseurl=http://mirror.centos.org/centos/7/os/\n" +
+		"[centosplus]\nmirrorlist=http://plus.example/?x\nenabled=0\n" +
+		"[docker-ce-stable]\nbaseurl=https://download.docker.com/linux/centos/7/x86_64/stable\n" +
+		"[epel]\nenabled = True\nmetalink=https://mirrors.fedoraproject.org/metalink?repo=epel-7\n" +
+		"  [local]\nbaseurl = https://repo.local:8443/el7/ , https://second.local/\nenabled=1\n" +
+		"[media]\nbaseurl=file:///media/\n"
+	cmd := exec.Command("awk", reachAwk)
+	cmd.Stdin = strings.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://mirrorlist.centos.org\nhttps://mirrors.fedoraproject.org\nhttps://repo.local:8443\n"
+	if string(out) != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}

@@ -183,3 +183,27 @@ func (h *Host) say(step string, st ui.Status, detail string) {
 		h.progress(step, st, detail)
 	}
 }
+
+// planDetail says in the plan what installing removes (replace_conflicting).
+func (installStep) planDetail(h *Host) string {
+	src, err := (installStep{}).source(h)
+	if err != nil || src != "repo" {
+		return ""
+	}
+	if _, ok := h.Family.(osfamily.RHEL); !ok || !h.Spec.Install.ReplaceConflicting {
+		return ""
+	}
+	if c := osfamily.Conflicts(h.Facts.RPMInstalled); len(c) > 0 {
+		return "removes " + strings.Join(c, ", ") + " first: replace_conflicting"
+	}
+	return ""
+}
+
+// planDetail says in the plan which repository files os_mirror replaces.
+func (osReposStep) planDetail(h *Host) string {
+	p, err := osRepoPlan(h)
+	if err != nil || len(p.MoveAside) == 0 {
+		return ""
+	}
+	return "sets aside " + strings.Join(p.MoveAside, ", ") + " for " + h.Spec.Install.OSMirror
+}

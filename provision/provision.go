@@ -171,7 +171,13 @@ func Plan(ctx context.Context, h *Host) ([]string, error) {
 			return nil, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
 		}
 		if changed {
-			out = append(out, s.Name())
+			name := s.Name()
+			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+				if detail := d.planDetail(h); detail != "" {
+					name += " (" + detail + ")"
+				}
+			}
+			out = append(out, name)
 		}
 	}
 	return out, nil

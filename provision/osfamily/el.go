@@ -356,10 +356,23 @@ func (r RHEL) ResolveConflicts(os OS, conflicts []string, replace bool) (string,
 	}
 	pm := packager(r.Major)
 	if !replace {
-		return "", fmt.Errorf("%s has %s installed, which docker-ce cannot be installed beside (containerd.io conflicts with runc, which podman and buildah need; "+
-			"the distro's docker owns the same files): %s would stop with a dependency error. "+
+		var why []string
+		has := map[string]bool{}
+		for _, c := range conflicts {
+			has[c] = true
+		}
+		if has["podman"] || has["buildah"] || has["runc"] {
+			why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
+		}
+		if has["podman-docker"] {
+			why = append(why, "podman-docker owns /usr/bin/docker")
+		}
+		if has["docker"] || has["docker-client"] || has["docker-common"] || has["docker-engine"] {
+			why = append(why, "the distribution's docker packages own docker-ce's files")
+		}
+		return "", fmt.Errorf("%s has %s installed, which docker-ce cannot be installed beside (%s): %s would stop with a dependency error. "+
 			"Set engine { replace_conflicting = true } (or --engine-replace-conflicting) to let shoal run `%s remove -y %s` first, or remove them yourself",
-			displayName(os), strings.Join(conflicts, ", "), pm, pm, strings.Join(conflicts, " "))
+			displayName(os), strings.Join(conflicts, ", "), strings.Join(why, "; "), pm, pm, strings.Join(conflicts, " "))
 	}
 	// remove, not --allowerasing: the packages that go are the ones named
 	// here (and what needs them), in the transcript for all to see.

@@ -160,7 +160,14 @@ func TestDpkgLockWait(t *testing.T) {
 	if !strings.Contains(r.stderr, "waiting for the package lock") || !strings.Contains(r.stderr, "flock") {
 		t.Errorf("create did not say it waited for the lock and who held it:\n%s", r.stderr)
 	}
-	released := dockerExec(t, "e2e-el-lock", "cat", "/tmp/released")
+	// The holder may still be running if create did not wait for it.
+	var released result
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(time.Second) {
+		released = dockerExec(t, "e2e-el-lock", "cat", "/tmp/released")
+		if released.code == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	rel, err := strconv.ParseInt(strings.TrimSpace(released.stdout), 10, 64)
 	if err != nil {
 		t.Fatalf("the lock holder did not finish: %s", released)
