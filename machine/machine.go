@@ -342,6 +342,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 			Labels:             e.Labels,
 		},
 		Hosts:          hosts,
+		SwarmAddr:      swarmAddr(mach),
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
 	}
@@ -425,4 +426,13 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 		return nil, err
 	}
 	return provision.Plan(ctx, h)
+}
+
+// swarmAddr is the address (or interface) the machine's swarm traffic
+// uses, as the swarm stage will advertise it.
+func swarmAddr(mach *Machine) string {
+	if mach.Swarm != nil && mach.Swarm.AdvertiseAddr != "" {
+		return mach.Swarm.AdvertiseAddr
+	}
+	return mach.Address
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 
@@ -63,9 +64,10 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 // line that looks like a marker) can run into the next section. It only
 // reads.
 //
-// addr is the address shoal reaches the host at: the interface that has it
-// (else the default route's) carries swarm traffic, and its firewalld zone
-// is the one that must let swarm's ports in.
+// addr is the address (or interface name) swarm traffic uses: the interface
+// that has it (else the default route's; never lo, as when shoal reaches
+// the host through a forwarded port) carries swarm traffic, and its
+// firewalld zone is the one that must let swarm's ports in.
 func factsScript(dockerUser, addr string) string {
 	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
@@ -117,7 +119,7 @@ func factsScript(dockerUser, addr string) string {
 	}
 	var b strings.Builder
 	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
-	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'); ` +
+	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
 		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for _, p := range probes {
@@ -149,11 +151,28 @@ func parseFacts(out string) (*Facts, error) {
 	return f, nil
 }
 
+// ifaceAwk picks, from `ip -o addr show`, the interface that has the
+// address a, or is named a; never lo.
+const ifaceAwk = `$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }`
+
 // reachAwk prints the scheme://host of each enabled repository that is not
 // Docker's, from the concatenated *.repo files.
 const reachAwk = `function out() { if (en && h != "") print h } /^[ \t]*\[/ { out(); en = 1; h = ""; if ($0 ~ /^[ \t]*\[docker-ce/) en = 0; next } ` +
 	`/^[ \t]*enabled[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (v !~ /^(1|[Tt]rue|[Yy]es)/) en = 0 } ` +
 	`/^[ \t]*(baseurl|mirrorlist|metalink)[ \t]*=/ && h == "" { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (match(v, /^https?:\/\/[^\/ \t?#]+/)) h = substr(v, 1, RLENGTH) } END { out() }`
+
+// probeAddr is the address or interface whose firewalld zone matters: the
+// swarm address without its port, else the address shoal connects to.
+func probeAddr(spec Spec, r Runner) string {
+	a := spec.SwarmAddr
+	if a == "" {
+		return r.Host()
+	}
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
+}
 
 var sectionRE = regexp.MustCompile(`^[a-z0-9-]+$`)
 
@@ -164,9 +183,10 @@ func shorten(s string, n int) string {
 	return s
 }
 
-// GatherFacts probes the host in one command, as root.
-func GatherFacts(ctx context.Context, r Runner, dockerUser string) (*Facts, error) {
-	res, err := r.RunSudo(ctx, factsScript(dockerUser, r.Host()))
+// GatherFacts probes the host in one command, as root. addr is the address
+// or interface that carries swarm traffic (see factsScript).
+func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string) (*Facts, error) {
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr))
 	if err != nil {
 		return nil, err
 	}

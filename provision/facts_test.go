@@ -146,3 +146,25 @@ func TestReachAwk(t *testing.T) {
 		t.Errorf("got %q, want %q", out, want)
 	}
 }
+
+// TestIfaceAwk runs the probe's interface pick over `ip -o addr show`
+// output: by address or by name, IPv6 too, never lo.
+func TestIfaceAwk(t *testing.T) {
+	ipAddr := `1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever preferred_lft forever
+1: lo    inet6 ::1/128 scope host \       valid_lft forever preferred_lft forever
+2: enp0s3    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic enp0s3\       valid_lft 86000sec preferred_lft 86000sec
+3: enp0s8    inet 192.168.56.101/24 brd 192.168.56.255 scope global enp0s8\       valid_lft forever preferred_lft forever
+3: enp0s8    inet6 fd00::5/64 scope global \       valid_lft forever preferred_lft forever
+`
+	for addr, want := range map[string]string{
+		"192.168.56.101": "enp0s8\n", "fd00::5": "enp0s8\n", "enp0s8": "enp0s8\n",
+		"127.0.0.1": "", "lo": "", "192.168.56.1": "", "10.0.2.15": "enp0s3\n",
+	} {
+		cmd := exec.Command("awk", "-v", "a="+addr, ifaceAwk)
+		cmd.Stdin = strings.NewReader(ipAddr)
+		out, err := cmd.Output()
+		if err != nil || string(out) != want {
+			t.Errorf("%s: got %q %v, want %q", addr, out, err, want)
+		}
+	}
+}

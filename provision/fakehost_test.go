@@ -175,6 +175,9 @@ type fakeHost struct {
 	deadHosts map[string]bool
 	// lockHeld is how many more lock checks find the lock held.
 	lockHeld int
+	// lockRace is how many package commands find the lock taken by
+	// another process although the check just found it free.
+	lockRace int
 	removed  []string
 }
 
@@ -244,6 +247,7 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 		h.deadHosts[d] = true
 	}
 	h.lockHeld, _ = strconv.Atoi(fix.get("host", "lock-held"))
+	h.lockRace, _ = strconv.Atoi(fix.get("host", "lock-race"))
 	// -- repos -- holds /etc/yum.repos.d: "#@file PATH" then its text.
 	name := ""
 	for _, l := range strings.SplitAfter(fix.sections["repos"], "\n") {
@@ -479,6 +483,12 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return h.systemctl(cmd)
 	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
 		return h.firewall(cmd)
+	case h.lockRace > 0 && (rePkgInst.MatchString(cmd) || reAptInst.MatchString(cmd) || reAptPlain.MatchString(cmd)):
+		h.lockRace--
+		if strings.HasPrefix(cmd, "apt-get") {
+			return h.fail(cmd, 100, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 845 (apt-get)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?")
+		}
+		return h.fail(cmd, 1, "error: can't create transaction lock on /var/lib/rpm/.rpm.lock (Resource temporarily unavailable)")
 	case rePkgInst.MatchString(cmd):
 		m := rePkgInst.FindStringSubmatch(cmd)
 		return h.rpmInstall(cmd, m[1], strings.Fields(m[2]))

@@ -2,12 +2,14 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
 )
@@ -69,7 +71,7 @@ func (osReposStep) Apply(ctx context.Context, h *Host) error {
 		}
 	}
 	// The repositories changed: read them again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R))
 	if err != nil {
 		return err
 	}
@@ -152,6 +154,27 @@ func waitPackageLock(ctx context.Context, h *Host, step string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(poll):
+		}
+	}
+}
+
+// lockRetries is how often a package command that lost the race for the
+// lock to another process is run again, after waiting for the lock.
+const lockRetries = 3
+
+// runPackageCmd runs a package manager command, and runs it again when
+// another process took the lock just before it (unattended-upgrades runs
+// apt several times in a row).
+func runPackageCmd(ctx context.Context, h *Host, step, cmd string) error {
+	for try := 0; ; try++ {
+		_, err := h.R.RunSudo(ctx, cmd)
+		var re *sshrun.RunError
+		if err == nil || try >= lockRetries || !errors.As(err, &re) || !osfamily.IsLockError(re.Stderr) {
+			return err
+		}
+		h.say(step, ui.Info, "another process took the package lock first: waiting for it, then again")
+		if err := waitPackageLock(ctx, h, step); err != nil {
+			return err
 		}
 	}
 }

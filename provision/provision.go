@@ -42,6 +42,10 @@ type Spec struct {
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
 	FirewallPorts []string
+	// SwarmAddr is the address (or interface) swarm traffic uses on the
+	// host; its interface's firewalld zone gets the ports. Empty: the
+	// address shoal connects to.
+	SwarmAddr string
 	// LockWait bounds the wait for another process to release the package
 	// manager's lock (0: DefaultLockWait).
 	LockWait time.Duration
@@ -127,7 +131,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if _, err := wantedPorts(spec); err != nil {
 		return nil, err
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser)
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r))
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}

@@ -61,7 +61,7 @@ func (s selinuxStep) Apply(ctx context.Context, h *Host) error {
 	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
 		return err
 	}
-	if _, err := h.R.RunSudo(ctx, h.Family.InstallPackages("container-selinux")); err != nil {
+	if err := runPackageCmd(ctx, h, s.Name(), h.Family.InstallPackages("container-selinux")); err != nil {
 		return err
 	}
 	// A running dockerd labels containers with the policy it started with.

@@ -111,13 +111,13 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 				return err
 			}
 		}
-		if _, err := h.R.RunSudo(ctx, c); err != nil {
+		if err := runPackageCmd(ctx, h, s.Name(), c); err != nil {
 			return err
 		}
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R))
 	if err != nil {
 		return err
 	}

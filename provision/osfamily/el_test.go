@@ -278,3 +278,19 @@ func TestLockHoldersRun(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLockError(t *testing.T) {
+	for out, want := range map[string]bool{
+		"E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 845 (unattended-upgr)":          true,
+		"E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?": true,
+		"E: Could not get lock /var/lib/apt/lists/lock - open (11: Resource temporarily unavailable)":             true,
+		"error: can't create transaction lock on /var/lib/rpm/.rpm.lock (Resource temporarily unavailable)":       true,
+		"E: Unable to locate package docker-ce": false,
+		"No package docker-ce-27.9 available.":  false,
+		"":                                      false,
+	} {
+		if got := IsLockError(out); got != want {
+			t.Errorf("%q: got %v", out, got)
+		}
+	}
+}

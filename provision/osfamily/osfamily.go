@@ -162,3 +162,19 @@ func ParseLockHolders(out string) []string {
 	}
 	return h
 }
+
+// IsLockError tells whether a package command failed because another
+// process took the package manager's lock (between shoal's look at the
+// lock and the command): apt and dpkg say so and stop; rpm too.
+func IsLockError(output string) bool {
+	for _, s := range []string{
+		"Could not get lock /var/lib/dpkg/", "Could not get lock /var/lib/apt/", "Could not get lock /var/cache/apt/",
+		"Unable to acquire the dpkg frontend lock", "Unable to lock the administration directory",
+		"can't create transaction lock on /var/lib/rpm/",
+	} {
+		if strings.Contains(output, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,5 +1,5 @@
 command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }
-shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
+shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
 printf '%s ' '@@os-release'; (cat /etc/os-release) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@hostname'; (hostname) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@hosts'; (cat /etc/hosts) 2>/dev/null | base64 | tr -d '\r\n'; echo
