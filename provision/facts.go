@@ -47,7 +47,7 @@ func (f *Facts) UserGroups() ([]string, bool) {
 }
 
 // rpmProbe lists the packages whose presence the facts record.
-const rpmProbe = "docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core docker docker-client docker-common docker-engine podman podman-docker buildah runc"
+const rpmProbe = "docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core " + osfamily.ConflictingPackages
 
 // RPMInstalled tells whether the facts saw an rpm package installed.
 func (f *Facts) RPMInstalled(pkg string) bool {

@@ -74,7 +74,8 @@ func ParseRepoFiles(text string) RepoDir {
 			d.Text[file] += line + "\n"
 		}
 		t := strings.TrimSpace(line)
-		if t == "" || t[0] == '#' || t[0] == ';' {
+		// Text before the first file marker belongs to no file.
+		if file == "" || t == "" || t[0] == '#' || t[0] == ';' {
 			continue
 		}
 		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
@@ -190,11 +191,14 @@ func (e EOLRelease) MirrorRepoText(mirror string) string {
 	return b.String()
 }
 
-// retiredHosts served CentOS releases that are now in the vault: for an EOL
+// retiredHost served CentOS releases that are now in the vault: for an EOL
 // release, a repository there is dead even when the server answers.
-var retiredHosts = map[string]bool{
-	"http://mirrorlist.centos.org": true, "https://mirrorlist.centos.org": true,
-	"http://mirror.centos.org": true, "https://mirror.centos.org": true,
+func retiredHost(h string) bool {
+	switch strings.TrimPrefix(strings.TrimPrefix(h, "http://"), "https://") {
+	case "mirrorlist.centos.org", "mirror.centos.org":
+		return true
+	}
+	return false
 }
 
 // OSRepoPlan is what os-repos does on a host: files to rename aside and the
@@ -231,7 +235,7 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 	}
 	dead := func(r Repo) bool {
 		for _, h := range r.Hosts() {
-			if ok, known := reach[h]; known && !ok || isEOL && retiredHosts[h] {
+			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
 				return true
 			}
 		}
@@ -334,12 +338,12 @@ func anyEnabled(repos []Repo) bool {
 // containerd.io obsoletes and conflicts with runc (which podman and buildah
 // need), podman-docker owns /usr/bin/docker, and CentOS/RHEL 7's own docker
 // packages own the same files as docker-ce.
-var ConflictingPackages = []string{"docker", "docker-client", "docker-common", "docker-engine", "podman", "podman-docker", "buildah", "runc"}
+const ConflictingPackages = "docker docker-client docker-common docker-engine podman podman-docker buildah runc"
 
 // Conflicts lists the installed packages that stop a docker-ce install.
 func Conflicts(installed func(string) bool) []string {
 	var out []string
-	for _, p := range ConflictingPackages {
+	for _, p := range strings.Fields(ConflictingPackages) {
 		if installed != nil && installed(p) {
 			out = append(out, p)
 		}
