@@ -110,6 +110,9 @@ func factsScript(dockerUser, addr string) string {
 		// security_inode_copy_up (CentOS 7 before 7.4): moby looks for it in
 		// /proc/kallsyms, and so does this.
 		{"kernel", "uname -r"},
+		// Who holds the package manager's lock now (provisioning waits for
+		// it before it installs, and says so up front).
+		{"package-lock", osfamily.LockProbe},
 		{"overlay-selinux", "if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi"},
 		// The RHEL family's repositories: every file's name, the text of
 		// each *.repo, and whether the servers of the enabled ones (not

@@ -970,6 +970,10 @@ func (h *fakeHost) section(name, script string) string {
 		if h.firewalld {
 			return lines(h.fwIface + " " + h.fwZone)
 		}
+	case "package-lock":
+		if h.lockHeld > 0 {
+			return lines("unattended-upgr (pid 812)")
+		}
 	case "kernel":
 		if k := h.fix.get("host", "kernel"); k != "" {
 			return lines(k)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 // selinuxEnforcing tells whether Docker on this host must work with SELinux
@@ -94,6 +96,9 @@ func warnings(h *Host) []warning {
 		out = append(out, warning{"selinux", fmt.Sprintf("SELinux stays enforcing, but dockerd runs without selinux-enabled: kernel %s cannot label overlay2 files "+
 			"(dockerd would refuse to start). Containers then run with the host's default SELinux type. Update the kernel (yum update kernel, reboot; "+
 			"3.10.0-693 of CentOS 7.4 and later can) and provision again", h.Facts.Section("kernel"))})
+	}
+	if held := osfamily.ParseLockHolders(h.Facts.Section("package-lock")); len(held) > 0 && needPackages(h) {
+		out = append(out, warning{"docker-install", "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
 	}
 	if p, err := osRepoPlan(h); err == nil && p.Note != "" {
 		out = append(out, warning{"os-repos", p.Note})

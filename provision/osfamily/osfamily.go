@@ -152,6 +152,11 @@ const (
 		`if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi`
 )
 
+// LockProbe names who holds the package lock on a host of any family, for
+// the facts probe (dpkg's where there is dpkg, rpm's, yum's and dnf's
+// otherwise).
+const LockProbe = "if command -v dpkg >/dev/null; then " + debianLockCmd + "; else " + rhelLockCmd + "; fi"
+
 // ParseLockHolders reads what a family's LockHolders command printed.
 func ParseLockHolders(out string) []string {
 	var h []string
