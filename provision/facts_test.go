@@ -2,10 +2,15 @@ package provision
 
 import (
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 func probeLine(name, content string) string {
@@ -165,6 +170,47 @@ func TestIfaceAwk(t *testing.T) {
 		out, err := cmd.Output()
 		if err != nil || string(out) != want {
 			t.Errorf("%s: got %q %v, want %q", addr, out, err, want)
+		}
+	}
+}
+
+// TestRepoReachProbe runs the probe's repo-reach part here, against a
+// repository directory in a temp folder: a server that answers (even 404)
+// answers; a refused port and a name that does not resolve do not; a
+// disabled repository and Docker's are not asked.
+func TestRepoReachProbe(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is needed: %v", err)
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	dir := t.TempDir()
+	repos := "[alive]\nbaseurl=" + srv.URL + "/el7/os/\n[refused]\nbaseurl=http://127.0.0.1:1/x\n[nodns]\nmirrorlist=http://nonexistent.invalid/?r\n" +
+		"[off]\nenabled=0\nbaseurl=http://disabled.invalid/\n[docker-ce-stable]\nbaseurl=http://docker.invalid/\n"
+	if err := os.WriteFile(filepath.Join(dir, "x.repo"), []byte(repos), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var probe string
+	for _, l := range strings.Split(factsScript("docker", "10.9.9.9"), "\n") {
+		if rest, ok := strings.CutPrefix(l, "printf '%s ' '@@repo-reach'; ("); ok {
+			probe, _, _ = strings.Cut(rest, ") 2>/dev/null | base64")
+		}
+	}
+	if probe == "" {
+		t.Fatal("no repo-reach probe in the script")
+	}
+	out, err := exec.Command("sh", "-c", strings.ReplaceAll(probe, "/etc/yum.repos.d", dir)).Output()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	got := osfamily.ParseReach(string(out))
+	want := map[string]bool{srv.URL: true, "http://127.0.0.1:1": false, "http://nonexistent.invalid": false}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for h, ok := range want {
+		if v, asked := got[h]; !asked || v != ok {
+			t.Errorf("%s: got %v (asked %v), want %v", h, v, asked, ok)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -198,4 +199,58 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestPurgeRestoresRepoFiles: `cluster down --purge` puts back the .repo
+// files that os_mirror set aside and removes shoal's mirror file, on a real
+// adopted host; other repository files stay byte for byte. The host is
+// Debian, so os_mirror itself is not used there, and cluster up says so.
+func TestPurgeRestoresRepoFiles(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	ips := map[string]string{"elpurge": labHost(t, "e2e-el-purge", hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-el-purge"})}
+	file := adoptedClusterFile(t, "elpurge", priv, archive, []string{"elpurge"}, nil, ips)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMirror := strings.Replace(string(b), "defaults {\n", "defaults {\n  engine {\n    os_mirror = \"https://vault.centos.org\"\n  }\n", 1)
+	if withMirror == string(b) {
+		t.Fatalf("could not add the engine block to:\n%s", b)
+	}
+	if err := os.WriteFile(file, []byte(withMirror), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := s.cluster("up", file)
+	if r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	if !strings.Contains(r.stderr+r.stdout, "os_mirror is not used") {
+		t.Errorf("cluster up did not say that os_mirror is not used on Debian:\n%s", r.stderr)
+	}
+	// What os_mirror leaves on a CentOS host, made by hand here.
+	const orig = "[base]\nname=CentOS-$releasever - Base\nmirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n"
+	const other = "[epel]\nmetalink=https://mirrors.fedoraproject.org/metalink?repo=epel-7&arch=$basearch\n"
+	setup := "mkdir -p /etc/yum.repos.d && cd /etc/yum.repos.d && printf '%s' \"$1\" > CentOS-Base.repo.shoal-orig && printf '%s' \"$2\" > epel.repo && " +
+		"printf '[base]\\nbaseurl=https://vault.centos.org/7.9.2009/os/$basearch/\\n' > shoal-os-mirror.repo"
+	if r := dockerExec(t, "e2e-el-purge", "sh", "-c", setup, "sh", orig, other); r.code != 0 {
+		t.Fatalf("setting up /etc/yum.repos.d: %s", r)
+	}
+
+	if r := s.cluster("down", "--purge", file); r.code != 0 {
+		t.Fatalf("cluster down --purge: %s", r)
+	}
+	ls := dockerExec(t, "e2e-el-purge", "ls", "-A", "/etc/yum.repos.d")
+	if got := strings.Fields(ls.stdout); strings.Join(got, " ") != "CentOS-Base.repo epel.repo" {
+		t.Errorf("/etc/yum.repos.d after purge: %q, want CentOS-Base.repo epel.repo", got)
+	}
+	for name, want := range map[string]string{"CentOS-Base.repo": orig, "epel.repo": other} {
+		if got := dockerExec(t, "e2e-el-purge", "cat", "/etc/yum.repos.d/"+name); got.stdout != want {
+			t.Errorf("%s after purge: %q, want %q", name, got.stdout, want)
+		}
+	}
 }
