@@ -31,7 +31,11 @@ func needPackages(h *Host) bool {
 // osRepoPlan is what the OS's own repositories need (the RHEL family only).
 func osRepoPlan(h *Host) (osfamily.OSRepoPlan, error) {
 	if _, ok := h.Family.(osfamily.RHEL); !ok {
-		return osfamily.OSRepoPlan{}, nil
+		var p osfamily.OSRepoPlan
+		if h.Spec.Install.OSMirror != "" {
+			p.Note = "os_mirror is not used: " + h.OS.PrettyName + " is not an end-of-life CentOS release and keeps its own repositories"
+		}
+		return p, nil
 	}
 	return osfamily.PlanOSRepos(h.OS, h.Facts.RepoDir(), h.Facts.Reach(), h.Spec.Install.OSMirror, needPackages(h))
 }
