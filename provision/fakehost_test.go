@@ -425,6 +425,20 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return ok("")
 	case cmd == (osfamily.RHEL{Major: 7}).ListVersionsCmd() || cmd == (osfamily.RHEL{Major: 8}).ListVersionsCmd():
 		return h.listVersions(cmd)
+	case cmd == osfamily.MadisonCmd:
+		if h.repo == "" || !h.aptFresh {
+			return ok("")
+		}
+		var out []string
+		offered := strings.Fields(h.fix.get("install", "offered-apt"))
+		if len(offered) == 0 {
+			offered = []string{h.fix.get("install", "version")}
+		}
+		codename := fakeCodename(h.osRelease)
+		for _, v := range offered {
+			out = append(out, fmt.Sprintf(" docker-ce | 5:%s-1~%s | %s %s/stable amd64 Packages", v, codename, h.repo, codename))
+		}
+		return ok(strings.Join(out, "\n") + "\n")
 	case rePkgRemove.MatchString(cmd):
 		for _, p := range strings.Fields(rePkgRemove.FindStringSubmatch(cmd)[2]) {
 			delete(h.rpms, p)

@@ -187,21 +187,29 @@ func runPackageCmd(ctx context.Context, h *Host, step, cmd string) error {
 // it has the pinned version, so that a missing one is an error that lists
 // what there is rather than dnf's "No match for argument".
 func checkPin(ctx context.Context, h *Host) error {
-	el, ok := h.Family.(osfamily.RHEL)
-	if !ok || h.Spec.Install.Version == "" {
+	if h.Spec.Install.Version == "" {
 		return nil
-	}
-	res, err := h.R.RunSudo(ctx, el.ListVersionsCmd())
-	if err != nil {
-		return fmt.Errorf("listing the docker-ce versions the repository offers: %w", err)
 	}
 	root := strings.TrimRight(h.Spec.Install.RepoURL, "/")
 	if root == "" {
 		root = osfamily.DefaultRepoURL
 	}
-	major := el.Major
-	repo := root + "/linux/" + osfamily.DockerRepoDir(h.OS, major, h.Spec.Install.Version) + "/" + strconv.Itoa(major)
-	return osfamily.CheckPin(osfamily.ParseVersions(string(res.Stdout)), h.Spec.Install.Version, repo)
+	switch fam := h.Family.(type) {
+	case osfamily.RHEL:
+		res, err := h.R.RunSudo(ctx, fam.ListVersionsCmd())
+		if err != nil {
+			return fmt.Errorf("listing the docker-ce versions the repository offers: %w", err)
+		}
+		repo := root + "/linux/" + osfamily.DockerRepoDir(h.OS, fam.Major, h.Spec.Install.Version) + "/" + strconv.Itoa(fam.Major)
+		return osfamily.CheckPin(osfamily.ParseVersions(string(res.Stdout)), h.Spec.Install.Version, repo)
+	case osfamily.Debian:
+		res, err := h.R.RunSudo(ctx, osfamily.MadisonCmd)
+		if err != nil {
+			return fmt.Errorf("listing the docker-ce versions the repository offers: %w", err)
+		}
+		return osfamily.CheckPin(osfamily.ParseMadison(string(res.Stdout)), h.Spec.Install.Version, root+"/linux (for this release)")
+	}
+	return nil
 }
 
 // say reports an event of the run, when someone listens.

@@ -453,6 +453,24 @@ func versionLess(a, b string) bool {
 	return len(as) < len(bs)
 }
 
+// MadisonCmd lists the docker-ce versions apt's sources offer, one
+// "docker-ce | 5:24.0.9-1~debian.12~bookworm | URL SUITE/stable ARCH Packages"
+// line each.
+const MadisonCmd = "apt-cache madison docker-ce"
+
+var madisonRE = regexp.MustCompile(`^docker-ce\s*\|\s*(?:\d+:)?([0-9][0-9.]*)[-~+]\S*\s*\|`)
+
+// ParseMadison reads MadisonCmd's output: the versions, newest first.
+func ParseMadison(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := madisonRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			lines = append(lines, "docker-ce.any "+m[1]+"-1 r")
+		}
+	}
+	return ParseVersions(strings.Join(lines, "\n"))
+}
+
 // CheckPin tells whether the repository offers the pinned version (24.0.9,
 // or a prefix such as 27 or 26.1); its error lists what it does offer.
 func CheckPin(offered []string, pin, repo string) error {

@@ -174,6 +174,12 @@ func TestVersions(t *testing.T) {
 	if err := CheckPin(offered, "27", "https://download.docker.com/linux/centos/9"); err == nil || strings.Contains(err.Error(), "stopped") {
 		t.Errorf("EL9's repository is still built: %v", err)
 	}
+	madison := " docker-ce | 5:27.3.1-1~ubuntu.22.04~jammy | https://download.docker.com/linux/ubuntu jammy/stable amd64 Packages\n" +
+		" docker-ce | 5:24.0.9-1~ubuntu.22.04~jammy | https://download.docker.com/linux/ubuntu jammy/stable amd64 Packages\n" +
+		" docker-ce | 5:20.10.24~3-0~ubuntu-jammy | https://download.docker.com/linux/ubuntu jammy/stable amd64 Packages\n"
+	if got := strings.Join(ParseMadison(madison), " "); got != "27.3.1 24.0.9 20.10.24" {
+		t.Errorf("madison: %s", got)
+	}
 	if err := CheckPin(nil, "27", "r"); err == nil || !strings.Contains(err.Error(), "offers nothing") {
 		t.Errorf("empty: %v", err)
 	}
