@@ -390,7 +390,7 @@ func displayName(os OS) string {
 	return strings.TrimSpace(os.ID + " " + os.VersionID)
 }
 
-// lastCentOS8 is the last docker-ce major built for CentOS 7 and 8
+// lastFrozenMajor is the last docker-ce major built for CentOS 7 and 8
 // (docker-ce-packaging removed both for v27).
 const lastFrozenMajor = 26
 
