@@ -96,18 +96,28 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
-	cmds, err := h.Family.InstallDocker(h.OS, src, h.Spec.Install, h.Facts.RPMInstalled)
+	cmds, err := installCommands(h, src)
 	if err != nil {
 		return err
 	}
-	for _, c := range cmds {
-		if _, err := h.R.RunSudo(ctx, c); err != nil {
+	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		if i == len(cmds)-1 && src == "repo" {
+			// The repository is in place: a pin it lacks is an error that
+			// lists what it has, before the package manager's own.
+			if err := checkPin(ctx, h); err != nil {
+				return err
+			}
+		}
+		if err := runPackageCmd(ctx, h, s.Name(), c); err != nil {
 			return err
 		}
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R))
 	if err != nil {
 		return err
 	}
