@@ -28,8 +28,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// DefaultImage is the node image `make lab-image` builds offline (or
-// templates/node.Dockerfile where images can be pulled).
+// DefaultImage is the node image built from templates/node/Dockerfile:
+// `docker build` where a registry is reachable, `make lab-image` offline.
 const DefaultImage = "shoal/node:bookworm"
 
 // Labels mark the containers this driver made: the machine's name, and the
@@ -65,7 +65,7 @@ func Spec() *drivers.Spec {
 		NewConfig: func() any { return &Config{Image: DefaultImage, Network: "shoal"} },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) {
 			c := cfg.(*Config)
-			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
+			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd), built from templates/node: 'docker build', or 'make lab-image' offline")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
 		},
@@ -237,7 +237,8 @@ func (d *Driver) Create(ctx context.Context) error {
 	}
 	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
 		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("docker driver: image %s is not on the local engine: build it with 'make lab-image' (offline), or 'docker build -t %s templates/node' where images can be pulled", d.cfg.Image, d.cfg.Image)
+			_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
+			return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
 		}
 		return err
 	}
