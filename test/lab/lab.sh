@@ -88,6 +88,17 @@ cmd_setup() {
     docker_up || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not answer within 60 s"; }
   fi
   log "docker $(docker version --format '{{.Server.Version}}') is up"
+  # Every systemd host takes inotify instances, all of them root's: past
+  # about 20 hosts the next ones exit at boot with status 255 and no log.
+  raise_sysctl fs.inotify.max_user_instances 1024
+  raise_sysctl fs.inotify.max_user_watches 524288
+}
+
+raise_sysctl() { # KEY MIN: raise KEY to MIN when it is lower, never lower it
+  local cur
+  cur=$(sysctl -n "$1" 2>/dev/null) || { log "no sysctl $1"; return 0; }
+  ((cur >= $2)) && return 0
+  sysctl -qw "$1=$2" >&2 || log "cannot raise $1 from $cur to $2: more than about 20 hosts at once will fail to boot"
 }
 
 # ---------------------------------------------------------------- images
