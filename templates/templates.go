@@ -1,6 +1,7 @@
 // Package templates holds the files shoal writes onto hosts, as
 // text/template files embedded in the binary: the dockerd TLS drop-in, the
-// /etc/hosts cluster block, and the cloud-init NoCloud documents. Each has
+// /etc/hosts cluster block, the cloud-init NoCloud documents, and the sshd
+// setting that offers only the host key shoal pinned. Each has
 // a render function taking its own small data type, so that the package is
 // a leaf any stage may import. node/ holds the docker driver's node image
 // (a Dockerfile built by docker, not rendered here).
@@ -21,7 +22,7 @@ import (
 	"unicode/utf8"
 )
 
-//go:embed dockerd cloudinit hosts
+//go:embed dockerd cloudinit hosts sshd
 var files embed.FS
 
 // parsed is every template, parsed once; it is never changed after init
@@ -44,6 +45,18 @@ func render(name string, data any) ([]byte, error) {
 func embeddedFile(name string) (string, error) {
 	b, err := files.ReadFile(name)
 	return string(b), err
+}
+
+// SSHDHostKeyConf is the sshd_config.d file that makes sshd offer only
+// /etc/ssh/ssh_host_ed25519_key, the host key shoal put there and pinned:
+// an SSH client that prefers another key type would otherwise be shown a
+// key that is not the pinned one.
+func SSHDHostKeyConf() []byte {
+	b, err := files.ReadFile("sshd/hostkey.conf")
+	if err != nil {
+		panic(err) // embedded above: cannot be missing
+	}
+	return b
 }
 
 // DockerdTLS is the data of dockerd's TLS drop-in.

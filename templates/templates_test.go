@@ -251,3 +251,11 @@ func FuzzYAMLString(f *testing.F) {
 		}
 	})
 }
+
+// The docker driver seeds this file and user-data carries it: both hosts
+// offer the pinned ed25519 key only.
+func TestSSHDHostKeyConf(t *testing.T) {
+	if !strings.Contains(string(SSHDHostKeyConf()), "\nHostKey /etc/ssh/ssh_host_ed25519_key\n") {
+		t.Fatalf("%q", SSHDHostKeyConf())
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/templates"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
 )
@@ -176,7 +177,7 @@ func (d *Driver) seedFiles() ([]byte, error) {
 		{"root/.ssh/authorized_keys", 0o600, []byte(d.m.PublicKey + "\n")},
 		{"etc/ssh/ssh_host_ed25519_key", 0o600, priv},
 		{"etc/ssh/ssh_host_ed25519_key.pub", 0o644, ssh.MarshalAuthorizedKey(pub)},
-		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, []byte("# Written by shoal: offer the host key shoal pinned.\nHostKey /etc/ssh/ssh_host_ed25519_key\n")},
+		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, templates.SSHDHostKeyConf()},
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
