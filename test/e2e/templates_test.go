@@ -29,8 +29,8 @@ func TestTemplatesNodeImage(t *testing.T) {
 	}
 	// Cleanups run last first: the image goes after the container.
 	t.Cleanup(func() { run(t, 2*time.Minute, "docker", "rmi", image) })
-	// The classic builder: Docker Engine 20.10 has no BuildKit without the
-	// buildx plugin.
+	// The classic builder, as lab.sh uses it: it needs no buildx plugin,
+	// which Debian's docker.io 20.10 does not ship.
 	t.Setenv("DOCKER_BUILDKIT", "0")
 	build := run(t, 30*time.Minute, "docker", "build", "--build-arg", "BASE="+base, "-t", image, context)
 	if build.code != 0 {

@@ -194,8 +194,9 @@ EOF
 }
 
 # The node host: templates/node/Dockerfile on the base image, so that the lab
-# and a machine with a registry build the same image. The classic builder
-# works with Docker Engine 20.10 (BuildKit there needs the buildx plugin);
+# and a machine with a registry build the same image. The classic builder,
+# explicitly: a docker CLI of 23 or later uses BuildKit only through the
+# buildx plugin, which Debian's docker.io 20.10 does not ship;
 # apt in the build reaches the Debian mirror, and the base already holds the
 # docker.io .debs.
 build_node_image() { # TAG
