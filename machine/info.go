@@ -21,6 +21,8 @@ type Info struct {
 	DockerVersion string `json:"DockerVersion"`
 	Error         string `json:"Error"`
 	Cluster       string `json:"Cluster,omitempty"`
+	// ResponseTime is how long the probe took.
+	ResponseTime time.Duration `json:"ResponseTime"`
 }
 
 // List describes every machine, probing the running ones in parallel (each
@@ -42,7 +44,9 @@ func (m *Manager) List(ctx context.Context, timeout time.Duration, quick bool) (
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			start := time.Now()
 			infos[i] = m.probe(pctx, name)
+			infos[i].ResponseTime = time.Since(start).Round(time.Millisecond)
 		}()
 	}
 	wg.Wait()

@@ -56,6 +56,10 @@ type Machine struct {
 // Load reads machine name and its driver.
 func (m *Manager) Load(name string) (*Machine, error) {
 	cfg, err := m.Store.Load(name)
+	if errors.Is(err, store.ErrNotFound) {
+		// docker-machine's wording: scripts grep for it.
+		return nil, fmt.Errorf("Docker machine %q does not exist (%w). Use \"machine ls\" to list machines. Use \"machine create\" to add a new one", name, store.ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -401,6 +405,10 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	if err != nil {
 		return provision.Spec{}, err
 	}
+	defaults, err := EngineDefaults(e.Opts, e.StorageDriver)
+	if err != nil {
+		return provision.Spec{}, fmt.Errorf("%s: %w", mach.Name, err)
+	}
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
@@ -409,12 +417,14 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,
 			Labels:             e.Labels,
+			Defaults:           defaults,
 		},
+		DockerEnv:      e.Env,
 		Hosts:          hosts,
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
 	}
-	if e.TLS {
+	if e.TLS && e.CertDir == "" {
 		tls, err := m.serverTLS(mach)
 		if err != nil {
 			return spec, fmt.Errorf("%s: TLS certificates: %w", mach.Name, err)
@@ -446,11 +456,12 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := uniqueSorted([]string{mach.Name, mach.Hostname, "localhost"})
+	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
+	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
 	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
 		names = uniqueSorted(append(names, h)) // the name the host was given by
 	}
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
 	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
 		ips = append(ips, ip)
 	} else if mach.Address != "" && ip == nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // Validate checks every value of opts that reaches the store or a host,
@@ -63,6 +64,15 @@ func EngineErrors(e store.Engine) []error {
 	}
 	if e.TLSPort != 0 {
 		add("--engine-tls-port", validate.Port(e.TLSPort))
+	}
+	// docker-machine's engine flags; their errors name the flag.
+	if _, err := EngineDefaults(e.Opts, e.StorageDriver); err != nil {
+		errs = append(errs, err)
+	}
+	for _, err := range []error{provision.ValidateEnv(e.Env), ValidateSANs(e.TLSSANs)} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errs
 }

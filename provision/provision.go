@@ -38,6 +38,8 @@ type Spec struct {
 	AuthorizedKeys []string
 	// TLS, when set, makes dockerd listen on tcp with TLS verification.
 	TLS *TLS
+	// DockerEnv is dockerd's environment, K=V (a systemd drop-in).
+	DockerEnv []string
 	// FirewallPorts are opened besides SwarmPorts (and the TLS port) when
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
@@ -101,7 +103,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, firewallStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, serviceStep{},
 	}
 }
 

@@ -91,9 +91,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func newValidate(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE",
-		Short: "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
-		Args:  oneArg,
+		Use:               "validate FILE",
+		Short:             "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -107,9 +108,10 @@ func newValidate(g *globals) *cobra.Command {
 
 func newPlan(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "plan FILE",
-		Short: "Show what 'cluster up' would change on each machine (changes nothing)",
-		Args:  oneArg,
+		Use:               "plan FILE",
+		Short:             "Show what 'cluster up' would change on each machine (changes nothing)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -150,9 +152,10 @@ func newPlan(g *globals) *cobra.Command {
 func newUp(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "up FILE",
-		Short: "Make the machines of FILE one ready swarm (again and again, without harm)",
-		Args:  oneArg,
+		Use:               "up FILE",
+		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -231,9 +234,10 @@ func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
 func newDown(g *globals) *cobra.Command {
 	var purge bool
 	cmd := &cobra.Command{
-		Use:   "down FILE|NAME",
-		Short: "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
-		Args:  oneArg,
+		Use:               "down FILE|NAME",
+		Short:             "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.clusterName(cmd, args[0])
 			if err != nil {
@@ -258,9 +262,10 @@ func newDown(g *globals) *cobra.Command {
 
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status FILE|NAME",
-		Short: "Per node: address, role, swarm state, Docker version, reachable or not",
-		Args:  oneArg,
+		Use:               "status FILE|NAME",
+		Short:             "Per node: address, role, swarm state, Docker version, reachable or not",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.clusterName(cmd, args[0])
 			if err != nil {
@@ -322,9 +327,10 @@ func newLs(g *globals) *cobra.Command {
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	cmd := &cobra.Command{
-		Use:   "env [--shell SHELL] NAME",
-		Short: "Print the commands that point the docker CLI at the cluster's leader",
-		Args:  oneArg,
+		Use:               "env [--shell SHELL] NAME",
+		Short:             "Print the commands that point the docker CLI at the cluster's leader",
+		Args:              oneArg,
+		ValidArgsFunction: completeName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := store.New(g.storagePath)
 			if err != nil {

@@ -26,6 +26,7 @@ func newCreate(g *globals) *cobra.Command {
 	f := &createFlags{}
 	reg := all.Registry()
 	configs := map[string]any{}
+	var compat *engineCompat // docker-machine's flags, bound below
 	cmd := &cobra.Command{
 		Use:   "create [-d DRIVER] [driver flags] [engine flags] [swarm flags] NAME",
 		Short: "Create (or adopt) a host and provision it as a Docker node",
@@ -63,7 +64,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			if spec.Validate != nil {
 				derr = spec.Validate(configs[spec.Name])
 			}
-			if err := errors.Join(derr, opts.Validate()); err != nil {
+			if err := errors.Join(derr, opts.Validate(), validateEngineCompat(&f.engine, compat)); err != nil {
 				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
@@ -102,6 +103,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")
 	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
+	compat = bindEngineCompat(fs, &f.engine)
 	f.swarm.bind(cmd)
 	for _, spec := range reg.All() {
 		cfg := spec.NewConfig()

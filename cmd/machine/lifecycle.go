@@ -32,9 +32,10 @@ func forEach(ctx context.Context, names []string, f func(ctx context.Context, na
 
 func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   verb + " NAME...",
-		Short: short,
-		Args:  minArgs(1),
+		Use:               verb + " NAME...",
+		Short:             short,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -48,9 +49,10 @@ func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, conte
 
 func newProvision(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "provision NAME...",
-		Short: "Provision machines again (changes only what differs)",
-		Args:  minArgs(1),
+		Use:               "provision NAME...",
+		Short:             "Provision machines again (changes only what differs)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -68,12 +70,14 @@ func newProvision(g *globals) *cobra.Command {
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
 	cmd := &cobra.Command{
-		Use:     "rm [-f] [-y] NAME...",
-		Aliases: []string{"remove"},
-		Short:   "Remove machines (an adopted host is left as it is, only forgotten)",
-		Args:    minArgs(1),
+		Use:               "rm [-f] [-y] NAME...",
+		Aliases:           []string{"remove"},
+		Short:             "Remove machines (an adopted host is left as it is, only forgotten)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !yes {
+			// -f implies -y, as in docker-machine.
+			if !yes && !force {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
 				}
@@ -101,7 +105,7 @@ func newRm(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed; implies -y")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

@@ -131,6 +131,17 @@ type Engine struct {
 	Labels             []string `json:"labels,omitempty"`
 	TLS                bool     `json:"tls"`
 	TLSPort            int      `json:"tlsPort,omitempty"`
+	// Opts are daemon.json keys k=v (--engine-opt), StorageDriver its
+	// storage-driver, Env dockerd's environment K=V, TLSSANs extra names
+	// or addresses in the server certificate.
+	Opts          []string `json:"opts,omitempty"`
+	StorageDriver string   `json:"storageDriver,omitempty"`
+	Env           []string `json:"env,omitempty"`
+	TLSSANs       []string `json:"tlsSANs,omitempty"`
+	// CertDir holds the client certificates (ca.pem, cert.pem, key.pem)
+	// of an engine whose TLS shoal did not set up: a machine imported from
+	// docker-machine keeps its set-up until 'machine regenerate-certs'.
+	CertDir string `json:"certDir,omitempty"`
 }
 
 // Swarm is the machine's place in a swarm.
