@@ -7,8 +7,8 @@
 // (a Dockerfile built by docker, not rendered here).
 //
 // text/template escapes nothing: every value goes through a function that
-// fits the document it lands in (yamlString for cloud-init, unitLine for a
-// systemd unit, hostsField for /etc/hosts), and those refuse or escape what
+// fits the document it lands in (yamlString for cloud-init, unitLine and
+// systemdEnv for a systemd unit, hostsField for /etc/hosts), and those refuse or escape what
 // would change the document's structure.
 package templates
 
@@ -30,6 +30,7 @@ var files embed.FS
 var parsed = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
 	"yamlString": YAMLString,
 	"unitLine":   unitLine,
+	"systemdEnv": systemdEnv,
 	"hostsField": hostsField,
 	"file":       embeddedFile,
 }).ParseFS(files, "dockerd/*.tmpl", "cloudinit/*.tmpl", "hosts/*.tmpl"))
@@ -72,6 +73,13 @@ type DockerdTLS struct {
 // dockerd's command line.
 func DockerdTLSDropIn(d DockerdTLS) (string, error) {
 	b, err := render("tls-dropin.conf.tmpl", d)
+	return string(b), err
+}
+
+// DockerdEnvDropIn renders the systemd drop-in that gives dockerd the
+// variables env (NAME=VALUE each).
+func DockerdEnvDropIn(env []string) (string, error) {
+	b, err := render("env-dropin.conf.tmpl", env)
 	return string(b), err
 }
 
@@ -180,13 +188,28 @@ func YAMLString(s string) string {
 	return b.String()
 }
 
-// unitLine passes a value into a systemd unit line, refusing control
-// characters: a newline would end the line and start another directive.
+// lineBreaks end a line of a systemd unit (NUL ends the file for systemd).
+const lineBreaks = "\n\r\x00"
+
+// unitLine passes a value into a systemd unit line, refusing line breaks:
+// a newline would end the line and start another directive.
 func unitLine(s string) (string, error) {
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return "", fmt.Errorf("a systemd unit line cannot hold control characters: %q", s)
+	if strings.ContainsAny(s, lineBreaks) {
+		return "", fmt.Errorf("a systemd unit line cannot hold a line break or NUL: %q", s)
 	}
 	return s, nil
+}
+
+// systemdEnv quotes one NAME=VALUE for an Environment= line: inside double
+// quotes systemd unescapes \\ and \", and % starts a specifier unless
+// doubled; $ is not expanded there. Line breaks and NUL are refused: a
+// line break would end the line and start another directive.
+func systemdEnv(kv string) (string, error) {
+	if strings.ContainsAny(kv, lineBreaks) {
+		return "", fmt.Errorf("a systemd Environment= value cannot hold a line break or NUL: %q", kv)
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
+	return `"` + r.Replace(kv) + `"`, nil
 }
 
 // hostsField passes an address or a name into /etc/hosts, which has no

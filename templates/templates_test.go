@@ -52,6 +52,9 @@ func TestGolden(t *testing.T) {
 		"dockerd-tls-dropin.conf": func() ([]byte, error) {
 			return str(DockerdTLSDropIn(DockerdTLS{ExecStart: "/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock", Port: 2376, TLSDir: "/etc/docker/shoal"}))
 		},
+		"dockerd-env-dropin.conf": func() ([]byte, error) {
+			return str(DockerdEnvDropIn([]string{"HTTP_PROXY=http://p:3128", `G=hello "q" $HOME 100% \n`, "T=tab\there"}))
+		},
 		"hosts-block": func() ([]byte, error) {
 			return str(HostsBlock([]HostsEntry{{IP: "10.0.0.1", Names: []string{"manager-1"}}, {IP: "fd00::2", Names: []string{"worker-1", "w1.lab"}}}))
 		},
@@ -127,6 +130,12 @@ func TestRefusesHostileValues(t *testing.T) {
 			_, err := DockerdTLSDropIn(DockerdTLS{ExecStart: "/usr/bin/dockerd", Port: 2376, TLSDir: "/etc/x\r"})
 			return err
 		},
+		"env newline": func() error {
+			_, err := DockerdEnvDropIn([]string{"A=1\nExecStartPre=/bin/sh -c evil"})
+			return err
+		},
+		"env cr":      func() error { _, err := DockerdEnvDropIn([]string{"A=1\r"}); return err },
+		"env nul":     func() error { _, err := DockerdEnvDropIn([]string{"A=\x00"}); return err },
 		"hosts space": func() error { _, err := HostsBlock([]HostsEntry{{IP: "10.0.0.1", Names: []string{"a b"}}}); return err },
 		"hosts newline": func() error {
 			_, err := HostsBlock([]HostsEntry{{IP: "10.0.0.1\n6.6.6.6", Names: []string{"bank"}}})
