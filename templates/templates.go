@@ -1,7 +1,7 @@
 // Package templates holds the files shoal writes onto hosts, as
-// text/template files embedded in the binary: the dockerd TLS drop-in, the
-// /etc/hosts cluster block, the cloud-init NoCloud documents, and the sshd
-// setting that offers only the host key shoal pinned. Each has
+// text/template files embedded in the binary: dockerd's TLS and environment
+// drop-ins, the /etc/hosts cluster block, the cloud-init NoCloud documents,
+// and the sshd setting that offers only the host key shoal pinned. Each has
 // a render function taking its own small data type, so that the package is
 // a leaf any stage may import. node/ holds the docker driver's node image
 // (a Dockerfile built by docker, not rendered here).
