@@ -227,7 +227,8 @@ cmd_images() {
   cmd_setup
   lock_cache
   local base_tar=$CACHE/base-r$RECIPE.tar t0 f
-  # Tars of an older recipe are of no use any more (node tars: older recipes).
+  # Tars of an older recipe, and node tars (docker builds the node image
+  # now), are of no use any more.
   for f in "$CACHE"/base-r*.tar "$CACHE"/node-r*.tar; do
     [[ ! -e $f || $f == "$base_tar" ]] || rm -f "$f"
   done
