@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // Paths on the host.
@@ -44,16 +45,20 @@ func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 type hostsStep struct{}
 
 func (hostsStep) Name() string { return "hosts" }
-func (hostsStep) want(h *Host) (string, string) {
+func (hostsStep) want(h *Host) (string, string, error) {
 	cur := h.Facts.sections["hosts"]
-	return cur, EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
+	want, err := EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
+	return cur, want, err
 }
 func (s hostsStep) Check(_ context.Context, h *Host) (bool, error) {
-	cur, want := s.want(h)
-	return cur != want, nil
+	cur, want, err := s.want(h)
+	return cur != want, err
 }
 func (s hostsStep) Apply(ctx context.Context, h *Host) error {
-	_, want := s.want(h)
+	_, want, err := s.want(h)
+	if err != nil {
+		return err
+	}
 	return h.R.WriteFile(ctx, "/etc/hosts", []byte(want), 0o644, "")
 }
 
@@ -242,8 +247,9 @@ func (tlsStep) files(h *Host) []tlsFile {
 	return []tlsFile{{"ca.pem", t.CA}, {"server.pem", t.Cert}, {"server-key.pem", t.Key}}
 }
 
-// dropIn is the systemd drop-in that adds the TLS socket to the unit's own
-// command line; settings stay in daemon.json, so the two never clash.
+// dropIn is the systemd drop-in (templates/dockerd) that adds the TLS socket
+// to the unit's own command line; settings stay in daemon.json, so the two
+// never clash.
 func (tlsStep) dropIn(h *Host) (string, error) {
 	orig := mainExecStart(h.Facts.Section("unit"))
 	if orig == "" {
@@ -256,12 +262,7 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 	if port == 0 {
 		port = 2376
 	}
-	return fmt.Sprintf(`# Written by shoal: dockerd also listens on tcp %d with TLS verification.
-# Daemon settings belong in /etc/docker/daemon.json, not here.
-[Service]
-ExecStart=
-ExecStart=%s -H tcp://0.0.0.0:%d --tlsverify --tlscacert=%s/ca.pem --tlscert=%s/server.pem --tlskey=%s/server-key.pem
-`, port, orig, port, tlsDir, tlsDir, tlsDir), nil
+	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 
 // mainExecStart returns the ExecStart of the unit file itself, not of a
