@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // NodeImageSource is where the node image's Dockerfile lives, as a build
@@ -24,13 +25,13 @@ const registryProbe = "docker.io/library/debian:bookworm"
 func missingImageHint(image string, registry, inSourceTree bool) string {
 	switch {
 	case registry && inSourceTree:
-		return fmt.Sprintf("build it with 'docker build -t %s templates/node'", image)
+		return fmt.Sprintf("build it with 'docker build -t %s templates/node'", shell.Word(image))
 	case registry:
-		return fmt.Sprintf("build it with 'docker build -t %s %s'", image, NodeImageSource)
+		return fmt.Sprintf("build it with 'docker build -t %s %s'", shell.Word(image), NodeImageSource)
 	case image == DefaultImage:
 		return "no registry is reachable from the engine: build it offline with 'make lab-image' in shoal's source tree (Debian, as root: debootstrap and a Debian mirror)"
 	}
-	return fmt.Sprintf("no registry is reachable from the engine: build it offline with 'make lab-image && docker tag %s %s' in shoal's source tree (Debian, as root: debootstrap and a Debian mirror)", DefaultImage, image)
+	return fmt.Sprintf("no registry is reachable from the engine: build it offline with 'make lab-image && docker tag %s %s' in shoal's source tree (Debian, as root: debootstrap and a Debian mirror)", DefaultImage, shell.Word(image))
 }
 
 // registryReachable asks the engine to look up the base image in its
