@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -102,7 +103,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 	}
 	if purge {
 		if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-			if h.mach.Driver.Name() != "ssh" {
+			if !drivers.Adopts(h.mach.Driver) {
 				return nil // removed below anyway
 			}
 			return c.purge(ctx, h, name)

@@ -102,6 +102,10 @@ type Spec struct {
 	Validate func(cfg any) error
 	// New returns a driver for the machine with the given config.
 	New func(m Machine, cfg any) (Driver, error)
+	// Adopts says the driver adopts one host that exists without it (its
+	// drivers implement Adopter): a machine of it is one host, whatever
+	// count a cluster file asks for, and its settings name that host.
+	Adopts bool
 }
 
 // Registry is the set of compiled-in drivers, by name and alias.
@@ -161,4 +165,16 @@ func Address(ctx context.Context, d Driver) (string, error) {
 		return "", err
 	}
 	return ep.Host, nil
+}
+
+// Adopter is implemented by drivers that adopt a host that exists without
+// them (ssh): removing such a machine forgets it and leaves the host as it is.
+type Adopter interface {
+	Adopts() bool
+}
+
+// Adopts tells whether d adopts its host rather than making it.
+func Adopts(d Driver) bool {
+	a, ok := d.(Adopter)
+	return ok && a.Adopts()
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// listen starts a TCP listener that stands for the adopted host's sshd.
+// listen starts a TCP listener that stands for the adopted host's sshd:
+// it greets as sshd does.
 func listen(t *testing.T) (host string, port int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -29,6 +30,7 @@ func listen(t *testing.T) (host string, port int) {
 			if err != nil {
 				return
 			}
+			_, _ = c.Write([]byte("SSH-2.0-shoal-test\r\n"))
 			c.Close()
 		}
 	}()
@@ -237,6 +239,9 @@ func TestLifecycleAgainstListener(t *testing.T) {
 	d := newDriver(t, Config{Host: host, Port: port, User: "root"})
 	if d.Name() != "ssh" {
 		t.Errorf("Name = %q", d.Name())
+	}
+	if !drivers.Adopts(d) || !Spec().Adopts {
+		t.Errorf("Adopts: driver %v, spec %v; the ssh driver adopts its host", drivers.Adopts(d), Spec().Adopts)
 	}
 	if err := d.Create(ctx(t)); err != nil {
 		t.Fatalf("Create: %v", err)
