@@ -7,27 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 )
 
-// server accepts on a local port and answers each connection with greet.
-func server(t *testing.T, greet func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			greet(c)
-			c.Close()
-		}
-	}()
-	return l.Addr().String()
+func server(t *testing.T, answer func(net.Conn)) string {
+	return drivertest.Serve(t, answer).String()
 }
 
 func closedAddr(t *testing.T) string {
@@ -42,7 +27,7 @@ func closedAddr(t *testing.T) string {
 }
 
 func TestWaitSSH(t *testing.T) {
-	sshd := server(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")) })
+	sshd := drivertest.SSHGreeter(t, nil).String()
 	preface := server(t, func(c net.Conn) { c.Write([]byte("welcome\r\nSSH-2.0-x\r\n")) })
 	silent := server(t, func(net.Conn) {})
 	chatty := server(t, func(c net.Conn) { c.Write([]byte("HTTP/1.1 400 Bad Request\r\n")) })

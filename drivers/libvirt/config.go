@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
@@ -110,15 +111,11 @@ func (c *Config) Validate() error {
 	if c.ImageChecksum != "" && !checksumRe.MatchString(c.ImageChecksum) {
 		errs = append(errs, fmt.Errorf("--libvirt-image-checksum %q: want sha256: and 64 hex digits", c.ImageChecksum))
 	}
-	if c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("--libvirt-cpus %d: at least 1", c.CPUs))
-	}
-	if c.Memory < 256 {
-		errs = append(errs, fmt.Errorf("--libvirt-memory %d: at least 256 (MiB)", c.Memory))
-	}
-	if c.DiskSize < 1 {
-		errs = append(errs, fmt.Errorf("--libvirt-disk-size %d: at least 1 (GB)", c.DiskSize))
-	}
+	errs = append(errs, driverutil.CheckMinimums(
+		driverutil.Minimum{Flag: "--libvirt-cpus", Value: c.CPUs, Least: 1},
+		driverutil.Minimum{Flag: "--libvirt-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
+		driverutil.Minimum{Flag: "--libvirt-disk-size", Value: c.DiskSize, Least: 1, Unit: "GB"},
+	)...)
 	if c.Network == "" {
 		errs = append(errs, errors.New("--libvirt-network is empty"))
 	}

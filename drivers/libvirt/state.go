@@ -2,17 +2,13 @@ package libvirt
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers/driverutil"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // Files in the machine's folder.
@@ -64,31 +60,21 @@ type machineState struct {
 }
 
 func loadState(dir string) (machineState, bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return machineState{}, false, nil
-	}
+	var s machineState
+	found, err := driverutil.LoadState(filepath.Join(dir, StateFile), stateVersion, &s)
 	if err != nil {
 		return machineState{}, false, fmt.Errorf("libvirt driver state: %w", err)
 	}
-	var s machineState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return machineState{}, false, fmt.Errorf("libvirt driver state %s: %w", filepath.Join(dir, StateFile), err)
-	}
-	if s.Version > stateVersion {
-		return machineState{}, false, fmt.Errorf("libvirt driver state %s: version %d is newer than this shoal knows (%d)", filepath.Join(dir, StateFile), s.Version, stateVersion)
-	}
-	return s, true, nil
+	return s, found, nil
 }
 
 // saveState writes the state atomically (temp file + rename), 0600.
 func saveState(dir string, s machineState) error {
 	s.Version = stateVersion
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
+	if err := driverutil.SaveState(filepath.Join(dir, StateFile), s); err != nil {
 		return fmt.Errorf("libvirt driver state: %w", err)
 	}
-	return store.WriteFileAtomic(filepath.Join(dir, StateFile), append(b, '\n'), 0o600)
+	return nil
 }
 
 // ensureHostKey returns the guest's host key, made on first use.

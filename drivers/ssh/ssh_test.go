@@ -12,29 +12,14 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/spf13/pflag"
 )
 
 // listen starts a TCP listener that stands for the adopted host's sshd:
 // it greets as sshd does.
 func listen(t *testing.T) (host string, port int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("SSH-2.0-shoal-test\r\n"))
-			c.Close()
-		}
-	}()
-	a := l.Addr().(*net.TCPAddr)
+	a := drivertest.SSHGreeter(t, nil)
 	return a.IP.String(), a.Port
 }
 

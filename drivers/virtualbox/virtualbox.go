@@ -119,15 +119,11 @@ func validate(c *Config) error {
 	if strings.TrimSpace(c.Image) == "" {
 		errs = append(errs, errors.New("--virtualbox-image is required: a cloud image with cloud-init (qcow2, vmdk, vdi, vhd or raw)"))
 	}
-	if c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("--virtualbox-cpus %d: at least 1", c.CPUs))
-	}
-	if c.Memory < 256 {
-		errs = append(errs, fmt.Errorf("--virtualbox-memory %d: at least 256 (MiB)", c.Memory))
-	}
-	if c.DiskSize < 1024 {
-		errs = append(errs, fmt.Errorf("--virtualbox-disk-size %d: at least 1024 (MiB)", c.DiskSize))
-	}
+	errs = append(errs, driverutil.CheckMinimums(
+		driverutil.Minimum{Flag: "--virtualbox-cpus", Value: c.CPUs, Least: 1},
+		driverutil.Minimum{Flag: "--virtualbox-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
+		driverutil.Minimum{Flag: "--virtualbox-disk-size", Value: c.DiskSize, Least: 1024, Unit: "MiB"},
+	)...)
 	switch {
 	case c.SSHUser == "docker":
 		// cloud-init cannot create the user when Docker's group exists.
