@@ -4,10 +4,13 @@
 // its key and a host key shoal generated, and a DHCP reservation that keeps
 // the machine's address across restarts.
 //
-// The libvirt C library is loaded at run time (build tag libvirt_dlopen), so
-// building shoal needs no libvirt headers and a machine without libvirt gets
-// a clear error only when this driver is used. Without that tag (or without
-// cgo) the driver is compiled as a stub that says how to build it.
+// The libvirt C library is loaded at run time (build tag libvirt_dlopen, the
+// binding's own), so building shoal needs no libvirt headers and a machine
+// without libvirt gets an error saying what to install only when this
+// driver is used. Without that tag (or without cgo) the driver is compiled
+// as a stub that says how to build it: the binding decides by its tag alone
+// whether to load libvirt at run time or link it at build time, and a Go
+// module cannot set a tag for those who build it.
 package libvirt
 
 import (
