@@ -131,10 +131,10 @@ func (d *Driver) Create(ctx context.Context) error {
 	if errors.As(err, &we) && we.TimedOut {
 		return fmt.Errorf("%s does not answer after %s (%v): check --ssh-host and --ssh-port and that sshd runs there; --ssh-wait waits longer", ep.Address(), wait, we.Last)
 	}
-	if err != nil {
+	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%s does not answer: %w", ep.Address(), ctx.Err())
 	}
-	return nil
+	return err
 }
 
 func (d *Driver) Start(context.Context) error {
