@@ -3,6 +3,11 @@
 # what it needs (Debian packages, dockerd, libvirtd, the lab images).
 
 GO        ?= go
+# libvirt_dlopen is libvirt's Go binding's own tag: with it the binding loads
+# libvirt.so.0 at run time (no libvirt headers to build; only the libvirt
+# driver needs the library). Without it the binding links libvirt at build
+# time, so shoal leaves the libvirt driver out (a stub says how to build it).
+# A Go module cannot set a tag for its users: `go install` needs it too.
 TAGS      ?= libvirt_dlopen
 GOFLAGS_BUILD = -tags '$(TAGS)' -trimpath -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 LAB       := test/lab/lab.sh

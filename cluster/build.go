@@ -311,9 +311,9 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				diags = append(diags, errAt(attrRange(body, "machine", i, "docker_user"), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
 			}
 		}
-		if dspec.Name == "ssh" && count > 1 {
+		if dspec.Adopts && count > 1 {
 			diags = append(diags, errAt(attrRange(body, "machine", i, "count"), "Invalid count",
-				"machine %q: the ssh driver adopts one host, so count must be 1: write one machine block per host", mb.Name))
+				"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
 			continue
 		}
 		engine := mergeEngine(def.Engine, mb.Engine)
@@ -381,7 +381,7 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				// The same settings are checked once per block, not per count.
 				validated = true
 				var sd hcl.Diagnostics
-				if dspec.Name == "ssh" {
+				if dspec.Adopts {
 					// Said at the attribute, in the file's words; the
 					// driver's own check (a missing host or key) after.
 					at := func(n string) *hcl.Range {

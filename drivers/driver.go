@@ -102,6 +102,10 @@ type Spec struct {
 	Validate func(cfg any) error
 	// New returns a driver for the machine with the given config.
 	New func(m Machine, cfg any) (Driver, error)
+	// Adopts says the driver adopts one host that exists without it (its
+	// drivers implement Adopter): a machine of it is one host, whatever
+	// count a cluster file asks for, and its settings name that host.
+	Adopts bool
 }
 
 // Registry is the set of compiled-in drivers, by name and alias.

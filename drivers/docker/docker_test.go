@@ -220,11 +220,11 @@ func TestSeedFiles(t *testing.T) {
 	if !bytes.Equal(files2["etc/ssh/ssh_host_ed25519_key"].data, hk.data) {
 		t.Error("a second seedFiles made another host key")
 	}
-	_, pubKey, err := d.hostKey()
+	key, err := d.hostKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ssh.FingerprintSHA256(pubKey) != ssh.FingerprintSHA256(signer.PublicKey()) {
+	if key.Fingerprint != ssh.FingerprintSHA256(signer.PublicKey()) {
 		t.Error("hostKey() does not match the seeded key")
 	}
 }
@@ -235,7 +235,7 @@ func TestHostKeyCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Driver{m: drivers.Machine{Name: "m1", Dir: dir}}
-	if _, _, err := d.hostKey(); err == nil || !strings.Contains(err.Error(), hostKeyFile) {
+	if _, err := d.hostKey(); err == nil || !strings.Contains(err.Error(), hostKeyFile) {
 		t.Errorf("hostKey on a corrupt file = %v, want an error naming it", err)
 	}
 	if _, err := d.seedFiles(); err == nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
@@ -37,6 +38,7 @@ func Spec() *drivers.Spec {
 	return &drivers.Spec{
 		Name:      "ssh",
 		Aliases:   []string{"generic"},
+		Adopts:    true,
 		Short:     "adopt an existing host over SSH (creates nothing; rm never harms the host)",
 		NewConfig: func() any { return &Config{Port: 22, User: "root"} },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) {
@@ -116,31 +118,23 @@ func (d *Driver) endpoint() drivers.Endpoint {
 	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey}
 }
 
-// Create checks that the host answers, for at most Wait; the SSH handshake
-// comes after.
+// Create checks that the host's sshd greets, for at most Wait; the SSH
+// handshake comes after.
 func (d *Driver) Create(ctx context.Context) error {
 	ep := d.endpoint()
 	wait := d.cfg.Wait
 	if wait <= 0 {
 		wait = DefaultWait
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	var dialer net.Dialer
-	for {
-		c, err := dialer.DialContext(wctx, "tcp", ep.Address())
-		if err == nil {
-			return c.Close()
-		}
-		select {
-		case <-wctx.Done():
-			if ctx.Err() != nil {
-				return fmt.Errorf("%s does not answer: %w", ep.Address(), ctx.Err())
-			}
-			return fmt.Errorf("%s does not answer after %s (%v): check --ssh-host and --ssh-port and that sshd runs there; --ssh-wait waits longer", ep.Address(), wait, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	err := driverutil.WaitSSH(ctx, ep.Address(), wait)
+	var we *driverutil.WaitError
+	if errors.As(err, &we) && we.TimedOut {
+		return fmt.Errorf("%s does not answer after %s (%v): check --ssh-host and --ssh-port and that sshd runs there; --ssh-wait waits longer", ep.Address(), wait, we.Last)
 	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s does not answer: %w", ep.Address(), ctx.Err())
+	}
+	return err
 }
 
 func (d *Driver) Start(context.Context) error {

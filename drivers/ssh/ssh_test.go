@@ -12,27 +12,14 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/spf13/pflag"
 )
 
-// listen starts a TCP listener that stands for the adopted host's sshd.
+// listen starts a TCP listener that stands for the adopted host's sshd:
+// it greets as sshd does.
 func listen(t *testing.T) (host string, port int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	a := l.Addr().(*net.TCPAddr)
+	a := drivertest.SSHGreeter(t, nil)
 	return a.IP.String(), a.Port
 }
 
@@ -237,6 +224,9 @@ func TestLifecycleAgainstListener(t *testing.T) {
 	d := newDriver(t, Config{Host: host, Port: port, User: "root"})
 	if d.Name() != "ssh" {
 		t.Errorf("Name = %q", d.Name())
+	}
+	if !drivers.Adopts(d) || !Spec().Adopts {
+		t.Errorf("Adopts: driver %v, spec %v; the ssh driver adopts its host", drivers.Adopts(d), Spec().Adopts)
 	}
 	if err := d.Create(ctx(t)); err != nil {
 		t.Fatalf("Create: %v", err)

@@ -3,7 +3,6 @@ package virtualbox
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/shoal-dev/shoal/drivers/virtualbox/internal/fakevbox"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
 )
@@ -112,24 +112,7 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 // sshServer starts a server greeting like sshd on a port of its own, as
 // the forwarded port of a booted VM would.
 func (h *harness) sshServer() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	h.t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if !h.silent.Load() {
-				c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 fakevbox\r\n"))
-			}
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return drivertest.SSHGreeter(h.t, h.silent.Load).Port, nil
 }
 
 func (h *harness) config() *Config {

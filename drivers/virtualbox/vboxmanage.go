@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // ErrNotInstalled means no VBoxManage was found: VirtualBox is not
@@ -184,8 +186,9 @@ type options struct {
 	cacheDir func() (string, error)
 	// freePort picks the host port forwarded to the guest's SSH.
 	freePort func() (int, error)
-	// waitSSH returns when something speaking SSH answers at addr.
-	waitSSH func(ctx context.Context, addr string) error
+	// waitSSH returns when something speaking SSH answers at addr, within
+	// the bound.
+	waitSSH func(ctx context.Context, addr string, bound time.Duration) error
 }
 
 func defaultOptions() options {
@@ -209,7 +212,7 @@ func defaultOptions() options {
 			return filepath.Join(d, "shoal", "virtualbox"), nil
 		},
 		freePort: freeLocalPort,
-		waitSSH:  waitSSHBanner,
+		waitSSH:  driverutil.WaitSSH,
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -118,15 +119,11 @@ func validate(c *Config) error {
 	if strings.TrimSpace(c.Image) == "" {
 		errs = append(errs, errors.New("--virtualbox-image is required: a cloud image with cloud-init (qcow2, vmdk, vdi, vhd or raw)"))
 	}
-	if c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("--virtualbox-cpus %d: at least 1", c.CPUs))
-	}
-	if c.Memory < 256 {
-		errs = append(errs, fmt.Errorf("--virtualbox-memory %d: at least 256 (MiB)", c.Memory))
-	}
-	if c.DiskSize < 1024 {
-		errs = append(errs, fmt.Errorf("--virtualbox-disk-size %d: at least 1024 (MiB)", c.DiskSize))
-	}
+	errs = append(errs, driverutil.CheckMinimums(
+		driverutil.Minimum{Flag: "--virtualbox-cpus", Value: c.CPUs, Least: 1},
+		driverutil.Minimum{Flag: "--virtualbox-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
+		driverutil.Minimum{Flag: "--virtualbox-disk-size", Value: c.DiskSize, Least: 1024, Unit: "MiB"},
+	)...)
 	switch {
 	case c.SSHUser == "docker":
 		// cloud-init cannot create the user when Docker's group exists.
@@ -383,11 +380,7 @@ func (d *Driver) allocate(ctx context.Context, h hostOnlyNetwork, ad adapter) (*
 // user with the machine's key, NIC 1 on DHCP (VirtualBox's NAT), NIC 2 at
 // the fixed address. The host key's private half lives only in the seed.
 func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h hostOnlyNetwork) error {
-	priv, pub, err := cloudinit.GenerateHostKey()
-	if err != nil {
-		return err
-	}
-	fp, err := cloudinit.HostKeyFingerprint(pub)
+	key, err := driverutil.NewHostKey()
 	if err != nil {
 		return err
 	}
@@ -400,8 +393,8 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 		Hostname:          d.m.Name,
 		User:              d.cfg.SSHUser,
 		AuthorizedKeys:    []string{d.m.PublicKey},
-		HostKeyPrivatePEM: priv,
-		HostKeyPublic:     pub,
+		HostKeyPrivatePEM: key.PrivatePEM,
+		HostKeyPublic:     key.Public,
 		Interfaces: []cloudinit.Interface{
 			{MAC: colonMAC(st.NATMAC)},
 			{MAC: colonMAC(st.HostOnlyMAC), Address: fmt.Sprintf("%s/%d", st.HostOnlyIP, h.prefix())},
@@ -418,7 +411,7 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 	if err := store.WriteFileAtomic(path, iso, 0o600); err != nil {
 		return err
 	}
-	st.HostKeyPublic, st.HostKeyFingerprint = pub, fp
+	st.HostKeyPublic, st.HostKeyFingerprint = key.Public, key.Fingerprint
 	return saveState(d.m.Dir, st)
 }
 
@@ -479,14 +472,16 @@ func (d *Driver) start(ctx context.Context, v *vboxCmd, info *vmInfo, st *machin
 
 func (d *Driver) waitSSH(ctx context.Context, v *vboxCmd, st *machineState) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(st.SSHPort))
-	wctx, cancel := context.WithTimeout(ctx, d.mgr.opts.sshTimeout)
-	defer cancel()
-	err := d.mgr.opts.waitSSH(wctx, addr)
+	err := d.mgr.opts.waitSSH(ctx, addr, d.mgr.opts.sshTimeout)
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return d.errorf("wait for SSH", ctx.Err())
+	}
+	var we *driverutil.WaitError
+	if errors.As(err, &we) && we.Last != nil {
+		err = we.Last
 	}
 	msg := fmt.Sprintf("SSH did not answer at %s (forwarded to the guest's port 22) within %s: %v; the guest's console is in %s",
 		addr, d.mgr.opts.sshTimeout, err, filepath.Join(d.m.Dir, ConsoleLog))
