@@ -99,3 +99,53 @@ func TestNoReferenceOutsideTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestImportsFollowTheFlow: the stages import only down the flow
+// (drivers -> provision -> bootstrap -> machine -> cluster -> cmd), every
+// package under internal/ is a leaf (it imports no stage), and no code
+// outside a driver asks a driver its name.
+func TestImportsFollowTheFlow(t *testing.T) {
+	root := filepath.Dir(mustGetwd(t))
+	rank := map[string]int{"drivers": 1, "provision": 2, "bootstrap": 3, "machine": 4, "cluster": 5, "cmd": 6}
+	stageOf := func(pkg string) (string, int) {
+		top := strings.SplitN(pkg, "/", 2)[0]
+		return top, rank[top]
+	}
+	importRE := regexp.MustCompile(`"github\.com/shoal-dev/shoal/([^"]+)"`)
+	nameCheck := regexp.MustCompile(`\.Name\(\) *[!=]= *"`)
+	for _, pkg := range packages(t, root) {
+		files, _ := filepath.Glob(filepath.Join(root, pkg, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(pkg, "drivers/") && nameCheck.Match(src) {
+				t.Errorf("%s asks a driver its name: declare a capability instead", f)
+			}
+			_, from := stageOf(pkg)
+			for _, m := range importRE.FindAllSubmatch(src, -1) {
+				dep := string(m[1])
+				depTop, to := stageOf(dep)
+				switch {
+				case strings.HasPrefix(pkg, "internal/") && to > 0:
+					t.Errorf("%s (internal, a leaf) imports %s", f, dep)
+				case from > 0 && to > from && depTop != strings.SplitN(pkg, "/", 2)[0]:
+					t.Errorf("%s imports %s, up the flow", f, dep)
+				}
+			}
+		}
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/cluster"
-	"github.com/shoal-dev/shoal/drivers/all"
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -23,6 +23,8 @@ import (
 var version = "dev"
 
 type globals struct {
+	// drivers are the drivers compiled in, built once by main.
+	drivers     *drivers.Registry
 	storagePath string
 	output      string
 	vars        []string
@@ -31,7 +33,7 @@ type globals struct {
 }
 
 func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
-	m, err := cli.Manager(cmd, g.storagePath, g.output)
+	m, err := cli.Manager(cmd, g.drivers, g.storagePath, g.output)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +43,7 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
-	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, all.Registry())
+	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, g.drivers)
 	if diags.HasErrors() {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
 		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
@@ -52,8 +54,8 @@ func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
 	return spec, nil
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRoot(reg *drivers.Registry) *cobra.Command {
+	g := &globals{drivers: reg}
 	root := &cobra.Command{
 		Use:   "cluster",
 		Short: "Converge a whole Docker Swarm described in one HCL file",
@@ -132,7 +134,7 @@ func newPlan(g *globals) *cobra.Command {
 				return err
 			}
 			// A plan looks and writes nothing: no store, pin or certificate.
-			m, err := cli.ReadOnlyManager(cmd, g.storagePath, g.output)
+			m, err := cli.ReadOnlyManager(cmd, g.drivers, g.storagePath, g.output)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -74,7 +73,7 @@ func completeFlags(g *globals, c *cobra.Command) {
 		})
 	}
 	if c.Flags().Lookup("driver") != nil {
-		_ = c.RegisterFlagCompletionFunc("driver", fixed(append(all.Registry().Names(), "generic")...))
+		_ = c.RegisterFlagCompletionFunc("driver", fixed(append(g.drivers.Names(), "generic")...))
 	}
 	if c.Flags().Lookup("shell") != nil {
 		_ = c.RegisterFlagCompletionFunc("shell", fixed("bash", "zsh", "fish", "tcsh", "powershell", "cmd", "emacs", "sh", "ksh", "dash", "ash"))

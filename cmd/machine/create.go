@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/shoal-dev/shoal/drivers/all"
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -24,7 +23,7 @@ type createFlags struct {
 
 func newCreate(g *globals) *cobra.Command {
 	f := &createFlags{}
-	reg := all.Registry()
+	reg := g.drivers
 	configs := map[string]any{}
 	var compat *engineCompat // docker-machine's flags, bound below
 	cmd := &cobra.Command{

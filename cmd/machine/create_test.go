@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers/all"
 )
 
 // TestCreateRefusesBadInputBeforeTheStore is issue 10 item 5: each bad
@@ -61,7 +62,7 @@ func TestCreateRefusesBadInputBeforeTheStore(t *testing.T) {
 			if c.name != "machine name" {
 				args = append(args, "n1")
 			}
-			root := newRoot()
+			root := newRoot(all.Registry())
 			var out bytes.Buffer
 			root.SetOut(&out)
 			root.SetErr(&out)

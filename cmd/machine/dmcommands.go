@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
-	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // Commands docker-machine users type that shoal had no use for itself.
@@ -118,10 +117,10 @@ would otherwise all need new certificates.`,
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && term.IsTerminal(int(os.Stdin.Fd())) {
+			if !force && cli.IsTerminal(cmd.InOrStdin()) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(args, ", "))
 				var answer string
-				fmt.Fscanln(os.Stdin, &answer)
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
 				}

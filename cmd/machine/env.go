@@ -12,8 +12,8 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/store"
 
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/certs"
-	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )

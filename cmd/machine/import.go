@@ -16,15 +16,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
-	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/term"
 )
 
 // dmMachine is a docker-machine config.json (libmachine's host, config
@@ -309,12 +308,12 @@ shoal's certificates (dockerd restarts). The docker-machine store is only read.`
 				return errors.New("nothing to import")
 			}
 			if !yes {
-				if !term.IsTerminal(int(os.Stdin.Fd())) {
+				if !cli.IsTerminal(cmd.InOrStdin()) {
 					return usageErr("not a terminal to ask on: check the host keys above and pass --yes to import")
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "Import %d machine(s) and pin the host keys above? (y/n): ", n)
 				var answer string
-				fmt.Fscanln(os.Stdin, &answer)
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return &cli.ExitError{Code: 1, Err: errors.New("nothing imported")}
 				}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/shoal-dev/shoal/drivers"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // forEach runs f on every name in parallel and joins the errors.
@@ -78,12 +76,12 @@ func newRm(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// -f implies -y, as in docker-machine.
 			if !yes && !force {
-				if !term.IsTerminal(int(os.Stdin.Fd())) {
+				if !cli.IsTerminal(cmd.InOrStdin()) {
 					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "About to remove %s\nAre you sure? (y/n): ", strings.Join(args, ", "))
 				var answer string
-				fmt.Fscanln(os.Stdin, &answer)
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
 				}

@@ -13,7 +13,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -15,6 +16,8 @@ func usageErr(format string, a ...any) error { return cli.Usage(format, a...) }
 
 // globals are the flags every command shares.
 type globals struct {
+	// drivers are the drivers compiled in, built once by main.
+	drivers     *drivers.Registry
 	storagePath string
 	output      string
 	nativeSSH   bool
@@ -22,11 +25,11 @@ type globals struct {
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
-	return cli.Manager(cmd, g.storagePath, g.output)
+	return cli.Manager(cmd, g.drivers, g.storagePath, g.output)
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRoot(reg *drivers.Registry) *cobra.Command {
+	g := &globals{drivers: reg}
 	root := &cobra.Command{
 		Use:   "machine",
 		Short: "Make or adopt Docker hosts and join them into a Swarm",

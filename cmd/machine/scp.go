@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -54,9 +54,13 @@ remote shell. With a command, its exit status is machine's.`,
 			defer c.Close()
 			var code int
 			if remote := remoteCommand(args[1:]); remote != "" {
-				code, err = c.Stream(cmd.Context(), remote, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				code, err = c.Stream(cmd.Context(), remote, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 			} else {
-				code, err = c.Shell(cmd.Context(), os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				in, ok := cmd.InOrStdin().(*os.File)
+				if !ok {
+					return usageErr("an interactive shell needs the terminal as input; give a command to run")
+				}
+				code, err = c.Shell(cmd.Context(), in, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			if err != nil {
 				return err
