@@ -88,12 +88,6 @@ lab-clean:
 bench: build lab-image lab-archive
 	SHOAL_BENCH=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench ClusterUp -benchtime 1x -timeout 30m -v ./test/e2e/
 
-# Go native fuzzing of the cluster file loader: `make unit` runs its seed
-# corpus; this explores for FUZZTIME (a fuzz target runs alone).
-FUZZTIME ?= 30s
-.PHONY: fuzz-input
-fuzz-input:
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./cluster/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
