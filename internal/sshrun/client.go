@@ -237,9 +237,9 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 		return nil, err
 	}
 	c := &Client{
-		cfg:     cfg,
-		addr:    addr,
-		conn:    ssh.NewClient(sc, chans, reqs),
+		cfg:      cfg,
+		addr:     addr,
+		conn:     ssh.NewClient(sc, chans, reqs),
 		hostKey:  hk.acceptedKey(),
 		done:     make(chan struct{}),
 		passUsed: auth.passUsed.Load(),
