@@ -376,7 +376,18 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				// The same settings are checked once per block, not per count.
 				validated = true
 				var sd hcl.Diagnostics
-				if dspec.Name == "ssh" {
+				if dspec.Resolve != nil {
+					// ~/.ssh/config fills in what the file does not say.
+					names := append([]string{dspec.Name}, dspec.Aliases...)
+					explicit := func(n string) bool {
+						return innerAttr(nthBlock(body, "machine", i), names, n) != nil || innerAttr(nthBlock(body, "defaults", 0), names, n) != nil
+					}
+					if err := dspec.Resolve(cfg, explicit); err != nil {
+						sd = append(sd, errAt(r, "Invalid ssh_config", "machine %q: %v", mb.Name, err))
+						diags = append(diags, sd...)
+					}
+				}
+				if dspec.Name == "ssh" && !sd.HasErrors() {
 					// Said at the attribute, in the file's words; the
 					// driver's own check (a missing host or key) after.
 					at := func(n string) *hcl.Range {
@@ -534,6 +545,9 @@ func sortedKeys(m map[string]string) []string {
 
 // cloneConfig copies a driver config so that machines do not share one.
 func cloneConfig(spec *drivers.Spec, cfg any) any {
+	if c, ok := cfg.(interface{ Clone() any }); ok {
+		return c.Clone() // keeps what JSON does not carry (passwords)
+	}
 	out := spec.NewConfig()
 	raw, err := json.Marshal(cfg)
 	if err == nil {

@@ -33,11 +33,18 @@ type Manager struct {
 	Redactor *sshrun.Redactor
 	// ConnectTimeout bounds the wait for a host's SSH.
 	ConnectTimeout time.Duration
+	// Secrets are the run's passwords (access.go); Jumps its jump host
+	// connections, shared by the machines behind them (Close ends them).
+	Secrets Secrets
+	Jumps   *sshrun.JumpPool
+	// MachineSecrets are per machine (a cluster file's ssh blocks); set
+	// before the run, read only during it.
+	MachineSecrets map[string]Secrets
 }
 
 // NewManager returns a manager with quiet progress.
 func NewManager(st *store.Store, reg *drivers.Registry) *Manager {
-	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute}
+	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute, Jumps: sshrun.NewJumpPool()}
 }
 
 // Machine is a stored machine with its driver.
@@ -248,15 +255,25 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
-	c, err := sshrun.Dial(ctx, sshrun.Config{
+	cfg := sshrun.Config{
 		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
 		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
 		HostKeyFingerprint: ep.HostKeyFingerprint,
 		Transcript:         transcript,
 		Redactor:           m.Redactor,
-	})
+	}
+	if err := m.access(mach, ep, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	c, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	if c.PasswordUsed() {
+		if err := m.authorizeMachineKey(ctx, mach, c); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }

@@ -40,7 +40,13 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
-	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, all.Registry())
+	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles, Env: os.LookupEnv}, all.Registry())
+	// Read once: no child process (docker, ssh) inherits a password.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, cluster.EnvVarPrefix) {
+			os.Unsetenv(k)
+		}
+	}
 	if diags.HasErrors() {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
 		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
@@ -161,6 +167,7 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			c.Force = force
+			defer c.M.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
 			c.M.Progress.Close()
 			if err != nil {

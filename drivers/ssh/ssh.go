@@ -24,6 +24,16 @@ type Config struct {
 	User    string `json:"user" hcl:"user,optional"`
 	Key     string `json:"key,omitempty" hcl:"key,optional"`
 	HostKey string `json:"hostKey,omitempty" hcl:"host_key,optional"`
+
+	// Access (access.go): jump hosts, ssh_config, and secrets that are
+	// never stored.
+	ProxyJump   string `json:"proxyJump,omitempty" hcl:"proxy_jump,optional"`
+	JumpHostKey string `json:"jumpHostKey,omitempty" hcl:"jump_host_key,optional"`
+	SSHConfig   string `json:"sshConfig,omitempty" hcl:"ssh_config,optional"`
+	// Alias is the ssh_config Host alias the host was given as.
+	Alias        string `json:"alias,omitempty"`
+	Password     string `json:"-" hcl:"password,optional"`
+	SudoPassword string `json:"-" hcl:"sudo_password,optional"`
 }
 
 // Spec registers the driver as "ssh", aliased "generic" as in docker-machine.
@@ -37,14 +47,16 @@ func Spec() *drivers.Spec {
 			c := cfg.(*Config)
 			fs.StringVar(&c.Host, "ssh-host", c.Host, "ssh driver: address of the host to adopt")
 			fs.IntVar(&c.Port, "ssh-port", c.Port, "ssh driver: SSH port")
-			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with passwordless sudo)")
+			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with sudo; see --sudo-password-file)")
 			fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
 			fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
 			fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
 			fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
 			fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
 			fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
+			bindAccessFlags(fs, c)
 		},
+		Resolve: func(cfg any, explicit func(string) bool) error { return resolve(cfg.(*Config), explicit) },
 		Validate: func(cfg any) error {
 			// Every bad value is said at once, before anything is made.
 			c := cfg.(*Config)
@@ -70,6 +82,7 @@ func Spec() *drivers.Spec {
 					errs = append(errs, fmt.Errorf("--ssh-key: %w", err))
 				}
 			}
+			errs = append(errs, validateAccess(c)...)
 			return errors.Join(errs...)
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
@@ -100,12 +113,16 @@ func (d *Driver) endpoint() drivers.Endpoint {
 			key = abs
 		}
 	}
-	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey}
+	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey,
+		ProxyJump: d.cfg.ProxyJump, JumpHostKeys: d.cfg.JumpHostKey, SSHConfig: d.cfg.SSHConfig}
 }
 
 // Create checks that the host answers; the SSH handshake comes after.
 func (d *Driver) Create(ctx context.Context) error {
 	ep := d.endpoint()
+	if ep.ProxyJump != "" {
+		return nil // only the jump host can tell; the SSH connection waits
+	}
 	var dialer net.Dialer
 	for {
 		c, err := dialer.DialContext(ctx, "tcp", ep.Address())
@@ -138,6 +155,9 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var dialer net.Dialer
+	if d.cfg.ProxyJump != "" {
+		return drivers.Running, nil // behind a jump host: SSH tells
+	}
 	c, err := dialer.DialContext(ctx, "tcp", d.endpoint().Address())
 	if err != nil {
 		return drivers.Error, nil
