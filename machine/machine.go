@@ -338,7 +338,21 @@ func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshr
 		return nil, err
 	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	return provision.Provision(ctx, client, spec, progress)
+	rep, err := provision.Provision(ctx, client, spec, progress)
+	if err != nil {
+		return rep, err
+	}
+	// What was set must survive a reboot that rewrites it (persist.go).
+	changed, err := persist(ctx, client, spec, true)
+	if err != nil {
+		progress(persistStep, ui.Failed, err.Error())
+		return rep, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	progress(persistStep, status(changed), "")
+	if changed {
+		rep.Changed = append(rep.Changed, persistStep)
+	}
+	return rep, nil
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.
@@ -440,5 +454,14 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return nil, err
 	}
-	return provision.Plan(ctx, h)
+	steps, err := provision.Plan(ctx, h)
+	if err != nil {
+		return steps, err
+	}
+	if changed, err := persist(ctx, client, spec, false); err != nil {
+		return steps, err
+	} else if changed {
+		steps = append(steps, persistStep)
+	}
+	return steps, nil
 }
