@@ -72,8 +72,8 @@ func (e *SudoError) Error() string {
 		return fmt.Sprintf("on %s: sudo is not installed, but user %s is not root; install sudo and grant %s passwordless sudo, or connect as root", e.Host, e.User, e.User)
 	}
 	file := "/etc/sudoers.d/90-shoal-" + sudoersName(e.User)
-	return fmt.Sprintf("on %s: sudo asked user %s for a password. Give it with --sudo-password-file FILE, $SHOAL_SUDO_PASSWORD or --sudo-ask-password "+
-		"(ssh { sudo_password = var.NAME } in a cluster file), or grant passwordless sudo: as root on %s, run:\n"+
+	return fmt.Sprintf("on %s: user %s needs passwordless sudo, or its sudo password (sudo asked for one): give it with --sudo-password-file FILE, "+
+		"$SHOAL_SUDO_PASSWORD or --sudo-ask-password (ssh { sudo_password = var.NAME } in a cluster file). Or, as root on %s, run:\n"+
 		"    echo %s > %s && chmod 0440 %s\nor connect as root.",
 		e.Host, e.User, e.Host, ShellQuote(e.User+" ALL=(ALL) NOPASSWD:ALL"), file, file)
 }
