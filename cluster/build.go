@@ -306,6 +306,17 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				diags = append(diags, errAt(attrRange(body, "machine", i, "docker_user"), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
 			}
 		}
+		advertise := ""
+		if mb.AdvertiseAddr != nil {
+			advertise = *mb.AdvertiseAddr
+			if net.ParseIP(advertise) == nil {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "advertise_addr"), "Invalid advertise_addr",
+					"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise))
+			} else if count > 1 {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "advertise_addr"), "Invalid advertise_addr",
+					"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count))
+			}
+		}
 		if dspec.Name == "ssh" && count > 1 {
 			diags = append(diags, errAt(attrRange(body, "machine", i, "count"), "Invalid count",
 				"machine %q: the ssh driver adopts one host, so count must be 1: write one machine block per host", mb.Name))
@@ -420,6 +431,7 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			spec.Machines = append(spec.Machines, Machine{
 				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg, Hostname: hostname, DockerUser: dockerUser,
 				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Engine: engine, Range: rng,
+				AdvertiseAddr: advertise,
 			})
 		}
 	}

@@ -176,6 +176,12 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		if err != nil {
 			return err
 		}
+		if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
+			mach.Address = m.AdvertiseAddr // the other nodes reach it there
+			if err := st.Save(mach.Machine); err != nil {
+				return err
+			}
+		}
 		h.mach = mach
 		h.changed = mach.JustCreated
 		return nil

@@ -86,8 +86,11 @@ type machineBlock struct {
 	Labels        map[string]string `hcl:"labels,optional"`
 	Availability  *string           `hcl:"availability,optional"`
 	ImageArchives []string          `hcl:"image_archives,optional"`
-	Engine        *engineBlock      `hcl:"engine,block"`
-	Remain        hcl.Body          `hcl:",remain"` // driver blocks
+	// AdvertiseAddr is the address the other nodes reach this one at,
+	// when it is not the one shoal connects to (several interfaces).
+	AdvertiseAddr *string      `hcl:"advertise_addr,optional"`
+	Engine        *engineBlock `hcl:"engine,block"`
+	Remain        hcl.Body     `hcl:",remain"` // driver blocks
 }
 
 type swarmBlock struct {
@@ -126,6 +129,9 @@ type Machine struct {
 	ImageArchives []string
 	Engine        Engine
 	Range         hcl.Range
+	// AdvertiseAddr overrides the address shoal connected to for the
+	// swarm, /etc/hosts and registry trust ("" keeps it).
+	AdvertiseAddr string
 }
 
 // Registry is the cluster's registry service.
