@@ -447,8 +447,8 @@ add_password_user() { # NAME USER PASSWORD_FILE SUDO_PASSWORD(0|1)
     f="/etc/sudoers.d/90-shoal-lab-${u//./_}"
     if [[ $u != root ]]; then
       if [[ $sudo_pw == 1 ]]; then
-        # Asks for the password, and once only: a wrong one fails at once.
-        printf "%s ALL=(ALL) ALL\nDefaults:%s passwd_tries=1, lecture=never\n" "$u" "$u" >"$f"
+        # Asks for the password, with the defaults of sudo (3 tries, the lecture).
+        echo "$u ALL=(ALL) ALL" >"$f"
       else
         echo "$u ALL=(ALL) NOPASSWD:ALL" >"$f"
       fi
