@@ -98,7 +98,7 @@ machine "web" {
 	spec := mustLoad(t, src, Options{})
 	cfg := spec.Machines[0].DriverConfig.(*sshdrv.Config)
 	// port is in the file: it wins over ssh_config.
-	if cfg.Host != "10.1.2.3" || cfg.Alias != "web" || cfg.User != "deploy" || cfg.Port != 2200 || cfg.Key != key || cfg.ProxyJump != "jump" {
+	if cfg.Host != "10.1.2.3" || cfg.Alias != "web" || cfg.User != "deploy" || cfg.Port != 2200 || cfg.Key != key || cfg.ProxyJump != "jump:22" {
 		t.Fatalf("resolved: %+v", cfg)
 	}
 }

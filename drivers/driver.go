@@ -47,6 +47,9 @@ type Endpoint struct {
 	// SSHConfig is the ssh_config file jump hosts are looked up in ("" is
 	// ~/.ssh/config).
 	SSHConfig string `json:"sshConfig,omitempty"`
+	// JumpKeys are more private keys offered to the jump hosts, as a path
+	// list (filepath.SplitList).
+	JumpKeys string `json:"jumpKeys,omitempty"`
 }
 
 // Address is host:port for dialing.

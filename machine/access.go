@@ -119,6 +119,7 @@ func jumpConfigs(ep drivers.Endpoint, root string, red *sshrun.Redactor) ([]sshr
 			c.User = local
 		}
 		c.ExtraKeyPaths = append(c.ExtraKeyPaths, conf.IdentityFiles...)
+		c.ExtraKeyPaths = append(c.ExtraKeyPaths, filepath.SplitList(ep.JumpKeys)...)
 		for _, k := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			c.ExtraKeyPaths = append(c.ExtraKeyPaths, filepath.Join(home, ".ssh", k))
 		}

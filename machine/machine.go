@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
@@ -40,6 +41,8 @@ type Manager struct {
 	// MachineSecrets are per machine (a cluster file's ssh blocks); set
 	// before the run, read only during it.
 	MachineSecrets map[string]Secrets
+
+	caMu sync.Mutex
 }
 
 // NewManager returns a manager with quiet progress.
@@ -386,7 +389,11 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 }
 
 // CA returns the store's CA, creating it (and the client certificate) once.
+// Machines provisioned in parallel ask at once: one makes it, so that the
+// client certificate and its key are of one pair.
 func (m *Manager) CA() (*certs.CA, error) {
+	m.caMu.Lock()
+	defer m.caMu.Unlock()
 	return certs.EnsureCA(m.Store.CertsDir(), store.WriteFileAtomic)
 }
 

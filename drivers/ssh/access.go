@@ -3,6 +3,8 @@ package ssh
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/sshconfig"
@@ -50,13 +52,69 @@ func validateAccess(c *Config) []error {
 // aliases: HostName, User, Port, IdentityFile and ProxyJump, each only
 // where the user gave nothing. It runs once: the resolved host is stored.
 func resolve(c *Config, explicit func(string) bool) error {
-	if c.Alias != "" || c.Host == "" {
+	if c.Host == "" {
 		return nil
 	}
 	sc, err := sshconfig.Load(ExpandHome(c.SSHConfig))
 	if err != nil {
 		return err
 	}
+	if c.Alias == "" {
+		if err := resolveHost(c, sc, explicit); err != nil {
+			return err
+		}
+	}
+	return resolveJumps(c, sc)
+}
+
+// resolveJumps writes each jump host as [user@]host:port with what
+// ssh_config says of it, and keeps its IdentityFiles, so that later
+// commands reach the host without reading ssh_config again.
+func resolveJumps(c *Config, sc *sshconfig.Config) error {
+	hops, err := validate.ParseProxyJump(c.ProxyJump)
+	if err != nil || len(hops) == 0 {
+		return nil // Validate says what is wrong
+	}
+	var parts []string
+	for _, h := range hops {
+		conf, err := sc.Lookup(h.Host)
+		if err != nil {
+			return err
+		}
+		if conf.HostName != "" {
+			h.Host = conf.HostName
+		}
+		if h.Port == 0 {
+			h.Port = conf.Port
+		}
+		if h.Port == 0 {
+			h.Port = 22
+		}
+		if h.User == "" {
+			h.User = conf.User
+		}
+		keys := filepath.SplitList(c.JumpKeys)
+		for _, f := range conf.IdentityFiles {
+			if fileExists(f) && !slices.Contains(keys, f) {
+				keys = append(keys, f)
+			}
+		}
+		c.JumpKeys = strings.Join(keys, string(filepath.ListSeparator))
+		parts = append(parts, h.String()+portSuffix(h))
+	}
+	c.ProxyJump = strings.Join(parts, ",")
+	return nil
+}
+
+// portSuffix spells out port 22, which Hop.String leaves out.
+func portSuffix(h validate.Hop) string {
+	if h.Port == 22 {
+		return ":22"
+	}
+	return ""
+}
+
+func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) error {
 	h, err := sc.Lookup(c.Host)
 	if err != nil {
 		return err

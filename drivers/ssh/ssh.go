@@ -31,7 +31,10 @@ type Config struct {
 	JumpHostKey string `json:"jumpHostKey,omitempty" hcl:"jump_host_key,optional"`
 	SSHConfig   string `json:"sshConfig,omitempty" hcl:"ssh_config,optional"`
 	// Alias is the ssh_config Host alias the host was given as.
-	Alias        string `json:"alias,omitempty"`
+	Alias string `json:"alias,omitempty"`
+	// JumpKeys are the jump hosts' IdentityFiles from ssh_config, as a
+	// path list (filepath.SplitList).
+	JumpKeys     string `json:"jumpKeys,omitempty"`
 	Password     string `json:"-" hcl:"password,optional"`
 	SudoPassword string `json:"-" hcl:"sudo_password,optional"`
 }
@@ -114,7 +117,7 @@ func (d *Driver) endpoint() drivers.Endpoint {
 		}
 	}
 	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey,
-		ProxyJump: d.cfg.ProxyJump, JumpHostKeys: d.cfg.JumpHostKey, SSHConfig: d.cfg.SSHConfig}
+		ProxyJump: d.cfg.ProxyJump, JumpHostKeys: d.cfg.JumpHostKey, SSHConfig: d.cfg.SSHConfig, JumpKeys: d.cfg.JumpKeys}
 }
 
 // Create checks that the host answers; the SSH handshake comes after.

@@ -196,3 +196,207 @@ func atoi(s string) int {
 }
 
 var _ = net.ParseIP
+
+// fingerprint is the SHA256 fingerprint of a lab host's ed25519 host key.
+func fingerprint(t *testing.T, container string) string {
+	t.Helper()
+	r := dockerExec(t, container, "ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub")
+	f := strings.Fields(r.stdout)
+	if r.code != 0 || len(f) < 2 {
+		t.Fatalf("host key of %s: %s", container, r)
+	}
+	return f[1]
+}
+
+// journalCount counts the lines of a host's journal that hold s.
+func journalCount(t *testing.T, container, s string) int {
+	t.Helper()
+	r := dockerExec(t, container, "sh", "-c", "journalctl -q --no-pager | grep -c -F "+shellQuote(s)+" || true")
+	return atoi(r.stdout)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// runHome runs a binary with HOME set, so that ~/.ssh/config is the test's.
+func runHome(t *testing.T, home string, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s %s -> exit %d", filepath.Base(name), strings.Join(args, " "), code)
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// TestAccessJumpHostAndSSHConfig: hosts that accept SSH only from a jump
+// host (a firewall rule in each host) are made a 3-node cluster through
+// it, one of them named by an ~/.ssh/config alias; machine ssh, scp and
+// env work through it; one connection to the jump host serves the run; an
+// alias with a port, a user, an identity file and a ProxyJump works for
+// machine create --ssh-host ALIAS; the jump host's key is pinned.
+func TestAccessJumpHostAndSSHConfig(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	net1 := "shoal-lab-acj"
+	jumpIP := acHost(t, "e2e-ac-jump", net1, "--image", "shoal-lab/base:bookworm", "--user", "ops", "--pubkey", pub)
+	ips := map[string]string{}
+	for _, n := range []string{"t1", "t2", "t3", "t4"} {
+		ips[n] = acHost(t, "e2e-ac-"+n, net1, "--user", "deploy", "--pubkey", pub, "--only-from", jumpIP)
+	}
+	// t4's sshd is reached on port 2222 (as the alias says).
+	if r := dockerExec(t, "e2e-ac-t4", "iptables", "-t", "nat", "-I", "PREROUTING", "-p", "tcp", "--dport", "2222", "-j", "REDIRECT", "--to-ports", "22"); r.code != 0 {
+		t.Fatalf("port 2222 on t4: %s", r)
+	}
+	// The firewall holds: no SSH from here.
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ips["t1"], "22"), 3*time.Second); err == nil {
+		c.Close()
+		t.Fatal("t1 answers SSH from outside the jump host: the test would prove nothing")
+	}
+
+	home := t.TempDir()
+	conf := fmt.Sprintf(`Host jumpbox
+  HostName %s
+  User ops
+  IdentityFile %s
+
+Host web3
+  HostName %s
+  User deploy
+  IdentityFile %s
+  ProxyJump jumpbox
+
+Host web4
+  HostName %s
+  Port 2222
+  User deploy
+  IdentityFile %s
+  ProxyJump jumpbox
+`, jumpIP, priv, ips["t3"], priv, ips["t4"], priv)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(t.TempDir(), "jump.hcl")
+	hcl := fmt.Sprintf(`cluster "acj" {}
+
+defaults {
+  driver         = "ssh"
+  image_archives = [%[1]q]
+}
+
+machine "m1" {
+  role = "manager"
+  ssh {
+    host       = %[2]q
+    user       = "deploy"
+    key        = %[3]q
+    proxy_jump = "ops@%[4]s"
+  }
+}
+
+machine "w1" {
+  ssh {
+    host       = %[5]q
+    user       = "deploy"
+    key        = %[3]q
+    proxy_jump = "ops@%[4]s:22"
+  }
+}
+
+# An alias of ~/.ssh/config: HostName, User, IdentityFile, ProxyJump.
+machine "w2" {
+  ssh { host = "web3" }
+}
+
+registry { node = "m1" }
+`, archive, ips["t1"], priv, jumpIP, ips["t2"])
+	if err := os.WriteFile(file, []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logins := journalCount(t, "e2e-ac-jump", "Accepted publickey for ops")
+	up := runHome(t, home, bin("cluster"), "--storage-path", s.storage, "--output", "plain", "up", file)
+	if up.code != 0 {
+		t.Fatalf("cluster up through the jump host: %s", up)
+	}
+	if n := journalCount(t, "e2e-ac-jump", "Accepted publickey for ops") - logins; n != 1 {
+		t.Errorf("cluster up logged in to the jump host %d times, want 1 connection shared by the 3 machines", n)
+	}
+	nodes := s.sshOut("m1", "docker", "node", "ls", "--format", "'{{.Hostname}} {{.Status}}'")
+	if strings.Count(nodes, " Ready") != 3 {
+		t.Fatalf("want 3 Ready nodes:\n%s", nodes)
+	}
+	if got := s.sshOut("w2", "hostname"); got != "w2" {
+		t.Errorf("w2 (alias web3) hostname %q", got)
+	}
+	if kh, err := os.ReadFile(filepath.Join(s.storage, "jumphosts", jumpIP+"_22", "known_hosts")); err != nil || !strings.Contains(string(kh), jumpIP) {
+		t.Errorf("the jump host's key is not pinned in the store: %v %s", err, kh)
+	}
+	again := runHome(t, home, bin("cluster"), "--storage-path", s.storage, "--output", "plain", "up", file)
+	if again.code != 0 {
+		t.Fatalf("cluster up again: %s", again)
+	}
+
+	// machine ssh, scp and env through the jump host.
+	src := filepath.Join(t.TempDir(), "hello.txt")
+	os.WriteFile(src, []byte("through the jump host\n"), 0o644)
+	s.mustMachine("scp", src, "w1:/tmp/hello.txt")
+	if got := s.sshOut("w1", "cat", "/tmp/hello.txt"); got != "through the jump host" {
+		t.Errorf("scp to w1: %q", got)
+	}
+	back := filepath.Join(t.TempDir(), "back.txt")
+	s.mustMachine("scp", "w1:/tmp/hello.txt", back)
+	if b, _ := os.ReadFile(back); string(b) != "through the jump host\n" {
+		t.Errorf("scp from w1: %q", b)
+	}
+	if r := s.dockerEnv("m1", "node", "ls", "-q"); r.code != 0 || len(strings.Fields(r.stdout)) != 3 {
+		t.Errorf("docker through machine env m1: %s", r)
+	}
+
+	// machine create with an alias: port 2222, user, identity file and
+	// ProxyJump from ~/.ssh/config; the jump host's key pinned before the
+	// first contact with --ssh-jump-host-key (another store: nothing
+	// pinned yet).
+	s2 := newShoal(t)
+	wrong := "SHA256:" + strings.Repeat("A", 43)
+	bad := runHome(t, home, bin("machine"), "--storage-path", s2.storage, "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-jump-host-key", wrong, "--engine-install", "skip", "n4")
+	if bad.code == 0 || !strings.Contains(bad.stderr, "jump host") || !strings.Contains(bad.stderr, "does not match") {
+		t.Fatalf("a wrong jump host key must be refused: %s", bad)
+	}
+	good := runHome(t, home, bin("machine"), "--storage-path", s2.storage, "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-jump-host-key", fingerprint(t, "e2e-ac-jump"), "n4")
+	if good.code != 0 {
+		t.Fatalf("machine create --ssh-host web4: %s", good)
+	}
+	var cfg struct {
+		DriverConfig struct {
+			Host, User, Key, ProxyJump, Alias string
+			Port                              int
+		} `json:"driverConfig"`
+	}
+	b, _ := os.ReadFile(filepath.Join(s2.storage, "machines", "n4", "config.json"))
+	mustJSON(t, string(b), &cfg)
+	dc := cfg.DriverConfig
+	if dc.Host != ips["t4"] || dc.Port != 2222 || dc.User != "deploy" || dc.Key != priv || dc.ProxyJump != "ops@"+jumpIP+":22" || dc.Alias != "web4" {
+		t.Errorf("the alias was not resolved: %s", b)
+	}
+	// Later commands need no ~/.ssh/config for the host itself.
+	if got := strings.TrimSpace(runHome(t, home, bin("machine"), "--storage-path", s2.storage, "ssh", "n4", "--", "hostname").stdout); got != "n4" {
+		t.Errorf("machine ssh n4: %q", got)
+	}
+	// Flags win over the alias.
+	over := runHome(t, home, bin("machine"), "--storage-path", t.TempDir(), "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-port", "22", "--ssh-proxy-jump", "none", "--engine-install", "skip", "n5")
+	if over.code == 0 {
+		t.Errorf("--ssh-port 22 without the jump host should not reach t4 (flags win over ~/.ssh/config): %s", over)
+	}
+}
