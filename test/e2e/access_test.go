@@ -394,9 +394,17 @@ registry { node = "m1" }
 	if got := strings.TrimSpace(runHome(t, home, bin("machine"), "--storage-path", s2.storage, "ssh", "n4", "--", "hostname").stdout); got != "n4" {
 		t.Errorf("machine ssh n4: %q", got)
 	}
-	// Flags win over the alias.
-	over := runHome(t, home, bin("machine"), "--storage-path", t.TempDir(), "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-port", "22", "--ssh-proxy-jump", "none", "--engine-install", "skip", "n5")
-	if over.code == 0 {
-		t.Errorf("--ssh-port 22 without the jump host should not reach t4 (flags win over ~/.ssh/config): %s", over)
+	// Flags win over the alias: port 22 (through the jump host, which
+	// t4's firewall lets in), and a user the host does not have.
+	s3 := newShoal(t)
+	over := runHome(t, home, bin("machine"), "--storage-path", s3.storage, "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-port", "22", "--engine-install", "skip", "n5")
+	b, _ = os.ReadFile(filepath.Join(s3.storage, "machines", "n5", "config.json"))
+	mustJSON(t, string(b), &cfg)
+	if over.code != 0 || cfg.DriverConfig.Port != 22 || cfg.DriverConfig.User != "deploy" {
+		t.Errorf("--ssh-port 22 should win over the alias's Port 2222: %s\n%s", over, b)
+	}
+	nouser := runHome(t, home, bin("machine"), "--storage-path", t.TempDir(), "--output", "plain", "create", "-d", "ssh", "--ssh-host", "web4", "--ssh-user", "nosuchuser", "--engine-install", "skip", "n6")
+	if nouser.code == 0 || !strings.Contains(nouser.stderr, "user nosuchuser") {
+		t.Errorf("--ssh-user should win over the alias's User: %s", nouser)
 	}
 }
