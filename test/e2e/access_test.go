@@ -408,3 +408,134 @@ registry { node = "m1" }
 		t.Errorf("--ssh-user should win over the alias's User: %s", nouser)
 	}
 }
+
+// waitFor polls check every 3 s until it returns "" or the time is up, and
+// returns its last complaint.
+func waitFor(timeout time.Duration, check func() string) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := check()
+		if msg == "" || time.Now().After(deadline) {
+			return msg
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+func containerIP(t *testing.T, container, network string) string {
+	t.Helper()
+	r := run(t, time.Minute, "docker", "inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", network), container)
+	return strings.TrimSpace(r.stdout)
+}
+
+// TestAccessReboot: a 3-node cluster of container hosts restarted (docker
+// restart of every host: systemd boots again, Docker rewrites /etc/hosts
+// and the hostname). Without any shoal command, the swarm has 3 Ready
+// nodes, every node resolves the others by the names shoal gave them (not
+// the container names Docker's DNS knows) and reaches the registry by
+// name; then cluster up has nothing to change.
+func TestAccessReboot(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	netName := "shoal-lab-acr"
+	names := []string{"alpha", "beta", "gamma"}
+	containers := map[string]string{"alpha": "e2e-ac-r1", "beta": "e2e-ac-r2", "gamma": "e2e-ac-r3"}
+	ips := map[string]string{}
+	for _, n := range names {
+		ips[n] = acHost(t, containers[n], netName, "--user", "tester", "--pubkey", pub)
+	}
+	file := adoptedClusterFile(t, "acr", priv, archive, []string{"alpha"}, []string{"beta", "gamma"}, ips)
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	if got := dockerExec(t, "e2e-ac-r2", "systemctl", "is-enabled", "shoal-restore.service"); strings.TrimSpace(got.stdout) != "enabled" {
+		t.Fatalf("the restore unit is not enabled: %s", got)
+	}
+
+	args := []string{"restart", "-t", "30"}
+	for _, n := range names {
+		args = append(args, containers[n])
+	}
+	if r := run(t, 5*time.Minute, "docker", args...); r.code != 0 {
+		t.Fatalf("docker restart: %s", r)
+	}
+	for _, n := range names {
+		if ip := containerIP(t, containers[n], netName); ip != ips[n] {
+			t.Fatalf("%s came back at %s, not %s: Docker gave it another address, the swarm cannot survive that", n, ip, ips[n])
+		}
+	}
+	// Docker rewrote /etc/hosts and the hostname at start; what shoal set
+	// is back, from the host's own boot.
+	for _, n := range names {
+		c := containers[n]
+		if msg := waitFor(2*time.Minute, func() string {
+			// A node's own name is 127.0.1.1 (Debian's way); the others'
+			// come from shoal's block.
+			r := dockerExec(t, c, "sh", "-c", "systemctl is-system-running --wait >/dev/null 2>&1; hostname; for n in alpha beta gamma; do getent hosts $n | awk '{print $1; exit}'; done")
+			want := n + "\n"
+			for _, o := range names {
+				if o == n {
+					want += "127.0.1.1\n"
+				} else {
+					want += ips[o] + "\n"
+				}
+			}
+			if r.stdout != want {
+				return fmt.Sprintf("%s after the reboot: hostname and names %q, want %q", n, r.stdout, want)
+			}
+			return ""
+		}); msg != "" {
+			t.Error(msg)
+			t.Log(dockerExec(t, c, "sh", "-c", "cat /etc/hosts; systemctl status shoal-restore.service --no-pager").stdout)
+		}
+		if r := dockerExec(t, c, "sh", "-c", "id -nG tester; cat /etc/docker/daemon.json; systemctl is-active docker"); !strings.Contains(r.stdout, "docker") || !strings.Contains(r.stdout, "alpha:5000") || !strings.HasSuffix(r.stdout, "active\n") {
+			t.Errorf("%s after the reboot: docker group, daemon.json, dockerd: %s", n, r)
+		}
+	}
+	if msg := waitFor(3*time.Minute, func() string {
+		r := dockerExec(t, "e2e-ac-r1", "docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+		if strings.Count(r.stdout, " Ready") != 3 {
+			return "docker node ls after the reboot:\n" + r.stdout + r.stderr
+		}
+		for _, n := range names {
+			if !strings.Contains(r.stdout, n+" Ready") {
+				return "docker node ls after the reboot:\n" + r.stdout
+			}
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	for _, n := range names {
+		c := containers[n]
+		if msg := waitFor(3*time.Minute, func() string {
+			r := dockerExec(t, c, "curl", "-fsS", "-m", "5", "http://alpha:5000/v2/")
+			if strings.TrimSpace(r.stdout) != "{}" {
+				return fmt.Sprintf("%s: the registry at alpha:5000 answered %s\n%s", n, r,
+					dockerExec(t, c, "sh", "-c", "cat /etc/hosts; journalctl -b --no-pager -u shoal-restore.service -u docker.service | head -n 30").stdout)
+			}
+			return ""
+		}); msg != "" {
+			t.Error(msg)
+		}
+	}
+	// TLS still serves machine env.
+	if r := s.dockerEnv("alpha", "info", "--format", "{{.Swarm.LocalNodeState}}"); strings.TrimSpace(r.stdout) != "active" {
+		t.Errorf("docker through machine env after the reboot: %s", r)
+	}
+	again := run(t, 20*time.Minute, bin("cluster"), "--storage-path", s.storage, "--output", "json", "up", file)
+	if again.code != 0 {
+		t.Fatalf("cluster up after the reboot: %s", again)
+	}
+	var changed []string
+	for _, l := range strings.Split(strings.TrimSpace(again.stdout), "\n") {
+		if strings.Contains(l, `"status":"changed"`) {
+			changed = append(changed, l)
+		}
+	}
+	if len(changed) > 0 || !strings.Contains(again.stdout, `"changed":false`) {
+		t.Errorf("cluster up after the reboot changed something:\n%s", strings.Join(changed, "\n"))
+	}
+}
