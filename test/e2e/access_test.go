@@ -539,3 +539,63 @@ func TestAccessReboot(t *testing.T) {
 		t.Errorf("cluster up after the reboot changed something:\n%s", strings.Join(changed, "\n"))
 	}
 }
+
+// TestAccessTwoInterfaces: every host has two networks. The first (eth0,
+// the default route, the address Docker would pick on its own) also holds
+// the same 10.0.2.15 on every host, as VirtualBox's NAT gives every VM. shoal connects to each host on its second network: the swarm
+// advertises that address, and /etc/hosts and the registry's trust use it.
+func TestAccessTwoInterfaces(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	first, second := "shoal-lab-acn1", "shoal-lab-acn2"
+	names := []string{"n1", "n2", "n3"}
+	ips, firstIPs := map[string]string{}, map[string]string{}
+	for _, n := range names {
+		firstIPs[n] = acHost(t, "e2e-ac-"+n, first, "--network2", second, "--nat-addr", "10.0.2.15/24", "--user", "tester", "--pubkey", pub)
+		ips[n] = containerIP(t, "e2e-ac-"+n, second)
+		if ips[n] == "" || ips[n] == firstIPs[n] {
+			t.Fatalf("%s: no second address (%q, first %q)", n, ips[n], firstIPs[n])
+		}
+	}
+	// What the test stands on: eth0 is the default route, and 10.0.2.15
+	// is on every host.
+	for _, n := range names {
+		r := dockerExec(t, "e2e-ac-"+n, "sh", "-c", "ip -4 -o addr show | awk '{print $2, $4}'; ip route show default")
+		if !strings.Contains(r.stdout, "eth0 10.0.2.15/24") || !strings.Contains(r.stdout, "default via") || !strings.Contains(r.stdout, "dev eth0") {
+			t.Fatalf("%s: not the two-interface host the test needs:\n%s", n, r)
+		}
+	}
+	file := adoptedClusterFile(t, "acn", priv, archive, []string{"n1"}, []string{"n2", "n3"}, ips)
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	for _, n := range names {
+		addr := s.sshOut("n1", "docker", "node", "inspect", n, "--format", "'{{.Status.Addr}}'")
+		if addr != ips[n] {
+			t.Errorf("%s: the swarm has it at %s, want %s (the address shoal connected to; first network %s, NAT 10.0.2.15)", n, addr, ips[n], firstIPs[n])
+		}
+	}
+	if got := s.sshOut("n1", "docker", "node", "inspect", "n1", "--format", "'{{.ManagerStatus.Addr}}'"); got != ips["n1"]+":2377" {
+		t.Errorf("the manager advertises %s, want %s:2377", got, ips["n1"])
+	}
+	for _, n := range names {
+		hosts := s.sshOut(n, "cat", "/etc/hosts")
+		for _, o := range names {
+			if !strings.Contains(hosts, ips[o]+"\t"+o) {
+				t.Errorf("%s: /etc/hosts does not name %s at %s:\n%s", n, o, ips[o], hosts)
+			}
+		}
+		if strings.Contains(hosts, "10.0.2.15") || strings.Contains(hosts, firstIPs["n1"]+"\tn1") {
+			t.Errorf("%s: /etc/hosts names a node at an address the others cannot use:\n%s", n, hosts)
+		}
+		dj := s.sshOut(n, "cat", "/etc/docker/daemon.json")
+		if !strings.Contains(dj, ips["n1"]+":5000") || strings.Contains(dj, "10.0.2.15") {
+			t.Errorf("%s: daemon.json does not trust the registry at %s:5000:\n%s", n, ips["n1"], dj)
+		}
+		if got := s.sshOut(n, "curl", "-fsS", "http://n1:5000/v2/"); got != "{}" {
+			t.Errorf("%s: registry answered %q", n, got)
+		}
+	}
+}

@@ -13,7 +13,7 @@
 #   lab.sh archive    build registry:2 + busybox:latest, save them to $CACHE/images.tar
 #   lab.sh host-up NAME [--image IMG] [--network NET] [--user U --pubkey FILE] [--daemon-json FILE]
 #              [--password-user U --password-file F [--sudo-password]] [--only-from IP]
-#              [--network2 NET] [--dummy-addr CIDR]
+#              [--network2 NET] [--nat-addr CIDR]
 #   lab.sh host-rm NAME...
 #   lab.sh clean      remove all lab containers and shoal-lab* networks
 #
@@ -463,7 +463,7 @@ add_password_user() { # NAME USER PASSWORD_FILE SUDO_PASSWORD(0|1)
 
 cmd_host_up() {
   local name="" image=$NODE_IMAGE net=$DEFAULT_NETWORK user="" pubkey="" daemon_json=""
-  local pw_user="" pw_file="" sudo_pw=0 only_from="" net2="" dummy=""
+  local pw_user="" pw_file="" sudo_pw=0 only_from="" net2="" nat_addr=""
   while (($#)); do
     case $1 in
       --password-user) pw_user=${2:?--password-user needs a value}; shift 2 ;;
@@ -471,7 +471,7 @@ cmd_host_up() {
       --sudo-password) sudo_pw=1; shift ;;
       --only-from) only_from=${2:?--only-from needs a value}; shift 2 ;;
       --network2) net2=${2:?--network2 needs a value}; shift 2 ;;
-      --dummy-addr) dummy=${2:?--dummy-addr needs a value}; shift 2 ;;
+      --nat-addr) nat_addr=${2:?--nat-addr needs a value}; shift 2 ;;
       --image) image=${2:?--image needs a value}; shift 2 ;;
       --network) net=${2:?--network needs a value}; shift 2 ;;
       --user) user=${2:?--user needs a value}; shift 2 ;;
@@ -535,8 +535,9 @@ cmd_host_up() {
       sleep 1
     done
   fi
-  # The same address on every host (as VirtualBox's NAT 10.0.2.15).
-  [[ -z $dummy ]] || docker exec "$name" sh -ec "ip link add nat0 type dummy && ip addr add $dummy dev nat0 && ip link set nat0 up"
+  # The same address on every host's first interface, as VirtualBox's NAT
+  # gives every VM 10.0.2.15 (no dummy interfaces here: no module for them).
+  [[ -z $nat_addr ]] || docker exec "$name" ip addr add "$nat_addr" dev eth0
   # SSH only from one address (a jump host): a firewall rule in the host,
   # not a missing route. Last, so that the checks above could reach it.
   [[ -z $only_from ]] || docker exec "$name" sh -ec "iptables -I INPUT -p tcp --dport 22 ! -s $only_from -j DROP"
