@@ -76,7 +76,12 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		return info
 	}
 	defer c.Close()
-	res, err := c.RunSudo(ctx, "docker version --format '{{.Server.Version}}'")
+	// The login user is in the docker group after provisioning: no sudo,
+	// which may want a password this command does not have.
+	res, err := c.Run(ctx, "docker version --format '{{.Server.Version}}'")
+	if err != nil {
+		res, err = c.RunSudo(ctx, "docker version --format '{{.Server.Version}}'")
+	}
 	if err != nil {
 		info.Error = "docker: " + firstLine(strings.TrimSpace(string(res.Stderr)))
 		return info
