@@ -13,7 +13,9 @@ import (
 	"github.com/shoal-dev/shoal/internal/sshconfig"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"golang.org/x/crypto/ssh"
 )
 
 // Secrets are the passwords given for this run (flags, environment, a
@@ -180,4 +182,44 @@ func (m *Manager) access(mach *Machine, ep drivers.Endpoint, cfg *sshrun.Config)
 	}
 	cfg.Dial = dial
 	return nil
+}
+
+// newJumpKeys lists the known_hosts files of the endpoint's jump hosts that
+// do not exist yet: after the connection, they hold keys pinned on first
+// contact, which reportJumpKeys shows.
+func (m *Manager) newJumpKeys(ep drivers.Endpoint) []string {
+	hops, err := jumpConfigs(ep, m.Store.Root, nil)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, h := range hops {
+		if _, err := os.Stat(h.KnownHostsPath); err != nil {
+			out = append(out, h.KnownHostsPath)
+		}
+	}
+	return out
+}
+
+// reportJumpKeys shows the fingerprints of jump host keys pinned now, so
+// that they can be checked against the jump host's console.
+func (m *Manager) reportJumpKeys(mach *Machine, paths []string) {
+	if m.Progress == nil {
+		return
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for rest := b; len(rest) > 0; {
+			_, hosts, key, _, next, err := ssh.ParseKnownHosts(rest)
+			if err != nil {
+				break
+			}
+			m.Progress.Event(mach.Name, "jump-host", ui.Info,
+				fmt.Sprintf("pinned the host key of %s on first contact: %s", strings.Join(hosts, ","), sshrun.Fingerprint(key)))
+			rest = next
+		}
+	}
 }

@@ -268,10 +268,12 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	if err := m.access(mach, ep, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
 	}
+	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
 	}
+	m.reportJumpKeys(mach, fresh)
 	if c.PasswordUsed() {
 		if err := m.authorizeMachineKey(ctx, mach, c); err != nil {
 			c.Close()

@@ -330,6 +330,9 @@ registry { node = "m1" }
 	if up.code != 0 {
 		t.Fatalf("cluster up through the jump host: %s", up)
 	}
+	if fp := fingerprint(t, "e2e-ac-jump"); !strings.Contains(up.stderr, "pinned the host key of "+jumpIP+" on first contact: "+fp) {
+		t.Errorf("the jump host's key %s was not shown on first contact:\n%s", fp, up.stderr)
+	}
 	if n := journalCount(t, "e2e-ac-jump", "Accepted publickey for ops") - logins; n != 1 {
 		t.Errorf("cluster up logged in to the jump host %d times, want 1 connection shared by the 3 machines", n)
 	}
