@@ -56,7 +56,7 @@ func TestSSHSecretsAndJump(t *testing.T) {
 		t.Fatalf("sensitive values: %d", len(spec.Sensitive))
 	}
 	c := &Converger{M: &machine.Manager{Redactor: &sshrun.Redactor{}}}
-	c.useSecrets(spec)
+	c.UseSecrets(spec)
 	if s := c.M.MachineSecrets["edge"]; string(s.Password) != "s3cret" || string(s.SudoPassword) != "from-file" {
 		t.Fatalf("secrets: %+v", s)
 	}
@@ -100,5 +100,22 @@ machine "web" {
 	// port is in the file: it wins over ssh_config.
 	if cfg.Host != "10.1.2.3" || cfg.Alias != "web" || cfg.User != "deploy" || cfg.Port != 2200 || cfg.Key != key || cfg.ProxyJump != "jump:22" {
 		t.Fatalf("resolved: %+v", cfg)
+	}
+}
+
+func TestPasswordWarnings(t *testing.T) {
+	src := strings.Replace(accessFile, "password      = var.pw", `password      = "literal"`, 1)
+	src = strings.Replace(src, `variable "sudo_pw" {
+  sensitive = true`, `variable "sudo_pw" {`, 1)
+	spec := mustLoad(t, src, Options{Vars: []string{"pw=x"}})
+	var got []string
+	for _, d := range spec.Warnings {
+		got = append(got, d.Summary)
+	}
+	if strings.Join(got, "|") != "Password in the file|Password in a variable that is not sensitive" {
+		t.Fatalf("warnings: %q", got)
+	}
+	if spec := mustLoad(t, accessFile, Options{Vars: []string{"pw=x"}}); len(spec.Warnings) != 0 {
+		t.Fatalf("sensitive variables: no warning, got %v", spec.Warnings)
 	}
 }

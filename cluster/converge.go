@@ -127,7 +127,7 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 // swarm with its registry. A second run with nothing to do changes nothing.
 func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	start := time.Now()
-	c.useSecrets(spec)
+	c.UseSecrets(spec)
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", spec.Name)
 	if err != nil {

@@ -25,7 +25,7 @@ type MachinePlan struct {
 // Plan reads the real state of every machine and lists what `cluster up`
 // would change; it changes nothing on any host.
 func (c *Converger) Plan(ctx context.Context, spec *Spec) ([]MachinePlan, error) {
-	c.useSecrets(spec)
+	c.UseSecrets(spec)
 	leader := spec.Managers()[0].Name
 	plans := make([]MachinePlan, len(spec.Machines))
 	hosts := make([]*host, len(spec.Machines))

@@ -235,6 +235,13 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	}
 	spec, sdiags := build(&raw, f.Body, filepath.Dir(path), ctx, reg)
 	diags = append(diags, sdiags...)
+	if ssh, err := reg.Get("ssh"); err == nil {
+		sensitive := map[string]bool{}
+		for _, v := range varsOnly.Variables {
+			sensitive[v.Name] = v.Sensitive
+		}
+		diags = append(diags, secretWarnings(f.Body, append([]string{ssh.Name}, ssh.Aliases...), sensitive)...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}

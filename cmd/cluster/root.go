@@ -219,18 +219,25 @@ func summary(w io.Writer, res *cluster.Result) {
 
 // clusterName takes FILE or NAME: a file is read for its cluster's name.
 func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
+	name, _, err := g.clusterSpec(cmd, arg)
+	return name, err
+}
+
+// clusterSpec is clusterName that also returns the file's spec (nil for a
+// NAME): its ssh passwords serve the run.
+func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.Spec, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		spec, err := g.load(cmd, arg)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return spec.Name, nil
+		return spec.Name, spec, nil
 	}
 	// A name becomes a folder of the store: nothing like ../x gets there.
 	if err := validate.Name(arg); err != nil {
-		return "", cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
+		return "", nil, cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
-	return arg, nil
+	return arg, nil, nil
 }
 
 func newDown(g *globals) *cobra.Command {
@@ -240,7 +247,7 @@ func newDown(g *globals) *cobra.Command {
 		Short: "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
 		Args:  oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -248,6 +255,10 @@ func newDown(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			err = c.Down(cmd.Context(), name, purge)
 			c.M.Progress.Close()
 			if err != nil {
@@ -267,7 +278,7 @@ func newStatus(g *globals) *cobra.Command {
 		Short: "Per node: address, role, swarm state, Docker version, reachable or not",
 		Args:  oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -275,6 +286,10 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			nodes, err := c.Status(cmd.Context(), name)
 			if err != nil {
 				return err
