@@ -602,3 +602,67 @@ func TestAccessTwoInterfaces(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessClusterPasswords: a cluster file takes the login and sudo
+// passwords from sensitive variables set in the environment (SHOAL_VAR_*);
+// they reach no file, output or transcript.
+func TestAccessClusterPasswords(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	pw := `cl"uster p'w $x`
+	pwFile := secretFile(t, pw)
+	ip := acHost(t, "e2e-ac-clpw", "shoal-lab-ac", "--password-user", "hadoop", "--password-file", pwFile, "--sudo-password")
+	file := filepath.Join(t.TempDir(), "pw.hcl")
+	hcl := fmt.Sprintf(`cluster "acpw" {}
+
+variable "pw" { sensitive = true }
+
+machine "solo" {
+  role   = "manager"
+  driver = "ssh"
+  ssh {
+    host          = %q
+    user          = "hadoop"
+    password      = var.pw
+    sudo_password = var.pw
+  }
+  image_archives = [%q]
+}
+`, ip, archive)
+	if err := os.WriteFile(file, []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := func() result {
+		cmd := exec.Command(bin("cluster"), "--storage-path", s.storage, "--output", "plain", "up", file)
+		cmd.Env = append(os.Environ(), "SHOAL_VAR_pw="+pw)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r := result{stdout: out.String(), stderr: errb.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		}
+		return r
+	}
+	first := up()
+	if first.code != 0 {
+		t.Fatalf("cluster up with passwords from SHOAL_VAR_pw: %s", first)
+	}
+	if strings.Contains(first.stderr, "Password in") {
+		t.Errorf("a sensitive variable should not be warned about:\n%s", first.stderr)
+	}
+	if got := s.sshOut("solo", "docker", "node", "ls", "--format", "'{{.Hostname}} {{.Status}}'"); got != "solo Ready" {
+		t.Errorf("node ls: %q", got)
+	}
+	again := up()
+	if again.code != 0 {
+		t.Fatalf("cluster up again: %s", again)
+	}
+	assertNowhere(t, s, pw, first, again)
+	// Without the variable: its value is missing, said before anything.
+	r := s.cluster("up", file)
+	if r.code != 2 || !strings.Contains(r.stderr, "SHOAL_VAR_pw") {
+		t.Errorf("cluster up without the password: %s", r)
+	}
+}
