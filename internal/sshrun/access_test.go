@@ -2,7 +2,6 @@ package sshrun
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,6 +296,3 @@ func TestJumpHostChain(t *testing.T) {
 		t.Fatalf("forwards: j1 %d j2 %d", j1.tcpForwards.Load(), j2.tcpForwards.Load())
 	}
 }
-
-var _ = atomic.Int32{}
-var _ = context.Background

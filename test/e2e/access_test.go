@@ -195,8 +195,6 @@ func atoi(s string) int {
 	return n
 }
 
-var _ = net.ParseIP
-
 // fingerprint is the SHA256 fingerprint of a lab host's ed25519 host key.
 func fingerprint(t *testing.T, container string) string {
 	t.Helper()
