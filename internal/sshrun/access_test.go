@@ -296,3 +296,35 @@ func TestJumpHostChain(t *testing.T) {
 		t.Fatalf("forwards: j1 %d j2 %d", j1.tcpForwards.Load(), j2.tcpForwards.Load())
 	}
 }
+
+func TestJumpHostReconnects(t *testing.T) {
+	keyPath, pub := newClientKey(t)
+	jump := newTestServer(t, serverOpts{authorized: pub})
+	target := newTestServer(t, serverOpts{authorized: pub})
+	pool := NewJumpPool()
+	defer pool.Close()
+	hop := Config{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg := Config{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg.Dial = pool.Dialer([]Config{hop})
+	dial(t, cfg).Close()
+	// The jump host drops every connection: the pool notices and dials again.
+	jump.mu.Lock()
+	for _, c := range jump.open {
+		c.Close()
+	}
+	jump.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for pool.Connections() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pool.Connections() != 0 {
+		t.Fatal("the pool kept a dead jump host connection")
+	}
+	c := dial(t, cfg)
+	if _, err := c.Run(ctx10(t), "true"); err != nil {
+		t.Fatal(err)
+	}
+	if n := jump.conns.Load(); n != 2 {
+		t.Fatalf("jump host connections: %d, want 2", n)
+	}
+}

@@ -90,6 +90,11 @@ func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
 		return nil, errors.New("ssh: jump host pool is closed")
 	}
 	e.client = c
+	// A jump host that goes away is dialled anew by the next machine.
+	go func() {
+		_ = c.conn.Wait()
+		c.Close()
+	}()
 	return c, nil
 }
 
