@@ -145,6 +145,7 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 // swarm with its registry. A second run with nothing to do changes nothing.
 func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	start := time.Now()
+	c.UseSecrets(spec)
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", spec.Name)
 	if err != nil {
@@ -202,6 +203,12 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		})
 		if err != nil {
 			return err
+		}
+		if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
+			mach.Address = m.AdvertiseAddr // the other nodes reach it there
+			if err := st.Save(mach.Machine); err != nil {
+				return err
+			}
 		}
 		h.mach, h.unlock = mach, unlock
 		h.changed = mach.JustCreated

@@ -81,7 +81,13 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		return info
 	}
 	defer c.Close()
-	res, err := c.RunSudo(ctx, "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'")
+	// The login user is in the docker group after provisioning: no sudo,
+	// which may want a password this command does not have.
+	const probe = "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'"
+	res, err := c.Run(ctx, probe)
+	if err != nil {
+		res, err = c.RunSudo(ctx, probe)
+	}
 	if err != nil {
 		info.Error = "docker: " + firstLine(strings.TrimSpace(string(res.Stderr)))
 		return info

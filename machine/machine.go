@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
@@ -37,11 +38,20 @@ type Manager struct {
 	// ReadOnly makes the manager write nothing while it looks: no host key
 	// pinned, no CA or certificate made (cluster plan).
 	ReadOnly bool
+	// Secrets are the run's passwords (access.go); Jumps its jump host
+	// connections, shared by the machines behind them (Close ends them).
+	Secrets Secrets
+	Jumps   *sshrun.JumpPool
+	// MachineSecrets are per machine (a cluster file's ssh blocks); set
+	// before the run, read only during it.
+	MachineSecrets map[string]Secrets
+
+	caMu sync.Mutex
 }
 
 // NewManager returns a manager with quiet progress.
 func NewManager(st *store.Store, reg *drivers.Registry) *Manager {
-	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute}
+	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute, Jumps: sshrun.NewJumpPool()}
 }
 
 // Machine is a stored machine with its driver.
@@ -316,16 +326,28 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
-	c, err := sshrun.Dial(ctx, sshrun.Config{
+	cfg := sshrun.Config{
 		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
 		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
 		NoPin:              m.ReadOnly,
 		HostKeyFingerprint: ep.HostKeyFingerprint,
 		Transcript:         transcript,
 		Redactor:           m.Redactor,
-	})
+	}
+	if err := m.access(mach, ep, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	fresh := m.newJumpKeys(ep)
+	c, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	m.reportJumpKeys(mach, fresh)
+	if c.PasswordUsed() {
+		if err := m.authorizeMachineKey(ctx, mach, c); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -396,7 +418,21 @@ func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshr
 		return nil, err
 	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	return provision.Provision(ctx, client, spec, progress)
+	rep, err := provision.Provision(ctx, client, spec, progress)
+	if err != nil {
+		return rep, err
+	}
+	// What was set must survive a reboot that rewrites it (persist.go).
+	changed, err := persist(ctx, client, spec, true)
+	if err != nil {
+		progress(persistStep, ui.Failed, err.Error())
+		return rep, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	progress(persistStep, status(changed), "")
+	if changed {
+		rep.Changed = append(rep.Changed, persistStep)
+	}
+	return rep, nil
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.
@@ -438,7 +474,11 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 }
 
 // CA returns the store's CA, creating it (and the client certificate) once.
+// Machines provisioned in parallel ask at once: one makes it, so that the
+// client certificate and its key are of one pair.
 func (m *Manager) CA() (*certs.CA, error) {
+	m.caMu.Lock()
+	defer m.caMu.Unlock()
 	if m.ReadOnly {
 		// What the CA would be: the store's, or one in memory that signs
 		// what a plan compares with the host's files.
@@ -528,7 +568,16 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return nil, err
 	}
-	return provision.Plan(ctx, h)
+	steps, err := provision.Plan(ctx, h)
+	if err != nil {
+		return steps, err
+	}
+	if changed, err := persist(ctx, client, spec, false); err != nil {
+		return steps, err
+	} else if changed {
+		steps = append(steps, persistStep)
+	}
+	return steps, nil
 }
 
 // swarmAddr is the address (or interface) the machine's swarm traffic

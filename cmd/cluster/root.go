@@ -43,7 +43,13 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
-	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, g.drivers)
+	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles, Env: os.LookupEnv}, g.drivers)
+	// Read once: no child process (docker, ssh) inherits a password.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, cluster.EnvVarPrefix) {
+			os.Unsetenv(k)
+		}
+	}
 	if diags.HasErrors() {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
 		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
@@ -200,6 +206,7 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
+			defer c.M.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
 			c.M.Progress.Close()
 			if err != nil {
@@ -252,18 +259,25 @@ func summary(w io.Writer, res *cluster.Result) {
 
 // clusterName takes FILE or NAME: a file is read for its cluster's name.
 func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
+	name, _, err := g.clusterSpec(cmd, arg)
+	return name, err
+}
+
+// clusterSpec is clusterName that also returns the file's spec (nil for a
+// NAME): its ssh passwords serve the run.
+func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.Spec, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		spec, err := g.load(cmd, arg)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return spec.Name, nil
+		return spec.Name, spec, nil
 	}
 	// A name becomes a folder of the store: nothing like ../x gets there.
 	if err := validate.Name(arg); err != nil {
-		return "", cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
+		return "", nil, cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
-	return arg, nil
+	return arg, nil, nil
 }
 
 func newDown(g *globals) *cobra.Command {
@@ -274,7 +288,7 @@ func newDown(g *globals) *cobra.Command {
 		Args:              oneArg,
 		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -282,6 +296,10 @@ func newDown(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			err = c.Down(cmd.Context(), name, purge)
 			c.M.Progress.Close()
 			if err != nil {
@@ -302,7 +320,7 @@ func newStatus(g *globals) *cobra.Command {
 		Args:              oneArg,
 		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -310,6 +328,10 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			nodes, err := c.Status(cmd.Context(), name)
 			if err != nil {
 				return err

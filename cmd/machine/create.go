@@ -19,6 +19,7 @@ type createFlags struct {
 	dockerUser string
 	engine     store.Engine
 	swarm      swarmFlags
+	access     accessFlags
 }
 
 func newCreate(g *globals) *cobra.Command {
@@ -38,6 +39,8 @@ changes nothing that is already right.
 Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).`,
 		Example: `  machine create -d docker node1
   machine create -d ssh --ssh-host 192.168.56.104 --ssh-user hadoop --ssh-key ~/.ssh/id_rsa edge
+  machine create -d ssh --ssh-host 192.168.56.104 --ssh-user hadoop --ssh-password-file pw --sudo-password-file pw edge
+  machine create -d ssh --ssh-host web1 --ssh-proxy-jump ops@bastion edge   # web1 may be a Host in ~/.ssh/config
   machine create -d docker --swarm-master --swarm-image-archive images.tar master
   machine create -d docker --swarm --swarm-join master worker1`,
 		Args: exactArgs(1),
@@ -59,17 +62,23 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			// Every value is checked before the store or a driver is
 			// touched, and every bad one is said at once.
-			var derr error
-			if spec.Validate != nil {
+			var derr, rerr error
+			if spec.Resolve != nil {
+				rerr = spec.Resolve(configs[spec.Name], func(n string) bool { return flagGiven(cmd, spec.Name, n) })
+			}
+			if spec.Validate != nil && rerr == nil {
 				derr = spec.Validate(configs[spec.Name])
 			}
-			if err := errors.Join(derr, opts.Validate(), validateEngineCompat(&f.engine, compat)); err != nil {
+			secrets, serr := f.access.secrets()
+			if err := errors.Join(rerr, derr, opts.Validate(), validateEngineCompat(&f.engine, compat), serr); err != nil {
 				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
+			m.Secrets = secrets
+			defer m.Close()
 			if swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
 				return usageErr("--swarm-join %s: no such machine (see 'machine ls')", swarm.Join)
 			}
@@ -106,10 +115,28 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
 	compat = bindEngineCompat(fs, &f.engine)
 	f.swarm.bind(cmd)
+	f.access.bind(fs, true)
 	for _, spec := range reg.All() {
 		cfg := spec.NewConfig()
 		spec.BindFlags(fs, cfg)
 		configs[spec.Name] = cfg
 	}
 	return cmd
+}
+
+// flagGiven tells whether the user gave the driver setting (HCL attribute
+// name) on the command line, under any of its flag names.
+func flagGiven(cmd *cobra.Command, driver, attr string) bool {
+	names := map[string][]string{
+		"user":       {driver + "-user", "generic-ssh-user"},
+		"port":       {driver + "-port", "generic-ssh-port"},
+		"key":        {driver + "-key", "generic-ssh-key"},
+		"proxy_jump": {driver + "-proxy-jump"},
+	}[attr]
+	for _, n := range names {
+		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+			return true
+		}
+	}
+	return false
 }

@@ -46,16 +46,23 @@ func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, conte
 }
 
 func newProvision(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var access accessFlags
+	cmd := &cobra.Command{
 		Use:               "provision NAME...",
 		Short:             "Provision machines again (changes only what differs)",
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			secrets, err := access.secrets()
+			if err != nil {
+				return cli.Invalid(err)
+			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
+			m.Secrets = secrets
+			defer m.Close()
 			defer m.Progress.Close()
 			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
 				_, err := m.Provision(ctx, n)
@@ -63,6 +70,8 @@ func newProvision(g *globals) *cobra.Command {
 			})
 		},
 	}
+	access.bind(cmd.Flags(), true)
+	return cmd
 }
 
 func newRm(g *globals) *cobra.Command {

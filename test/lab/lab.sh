@@ -12,6 +12,8 @@
 #                     templates/node: shoal-lab/node:bookworm = shoal/node:bookworm
 #   lab.sh archive    build registry:2 + busybox:latest, save them to $CACHE/images.tar
 #   lab.sh host-up NAME [--image IMG] [--network NET] [--user U --pubkey FILE] [--daemon-json FILE]
+#              [--password-user U --password-file F [--sudo-password]] [--only-from IP]
+#              [--network2 NET] [--nat-addr CIDR]
 #   lab.sh host-rm NAME...
 #   lab.sh clean      remove all lab containers and shoal-lab* networks
 #
@@ -401,10 +403,50 @@ add_user() { # NAME USER PUBKEY
   ' _ "$2" <"$3"
 }
 
+# A user who logs in with a password only (an empty authorized_keys), sshd
+# taking passwords; with --sudo-password its sudo asks for the password.
+add_password_user() { # NAME USER PASSWORD_FILE SUDO_PASSWORD(0|1)
+  docker exec -i "$1" bash -euc '
+    u=$1 sudo_pw=$2
+    IFS= read -r pw
+    if ! id -u "$u" >/dev/null 2>&1; then
+      if getent group "$u" >/dev/null; then g=(-g "$u"); else g=(-U); fi
+      useradd -m -s /bin/bash "${g[@]}" "$u"
+    fi
+    printf "%s:%s\n" "$u" "$pw" | chpasswd
+    home=$(getent passwd "$u" | cut -d: -f6)
+    install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "$home/.ssh"
+    : >"$home/.ssh/authorized_keys"
+    chown "$u:$(id -gn "$u")" "$home/.ssh/authorized_keys"
+    chmod 0600 "$home/.ssh/authorized_keys"
+    f="/etc/sudoers.d/90-shoal-lab-${u//./_}"
+    if [[ $u != root ]]; then
+      if [[ $sudo_pw == 1 ]]; then
+        # Asks for the password, with the defaults of sudo (3 tries, the lecture).
+        echo "$u ALL=(ALL) ALL" >"$f"
+      else
+        echo "$u ALL=(ALL) NOPASSWD:ALL" >"$f"
+      fi
+      chmod 0440 "$f"
+    fi
+    # First match wins in sshd_config: this sorts before shoal-lab.conf.
+    { echo "PasswordAuthentication yes"; echo "KbdInteractiveAuthentication yes"
+      [[ $u != root ]] || echo "PermitRootLogin yes"; } >/etc/ssh/sshd_config.d/00-shoal-lab-password.conf
+    systemctl reload ssh
+  ' _ "$2" "$4" <"$3"
+}
+
 cmd_host_up() {
   local name="" image=$NODE_IMAGE net=$DEFAULT_NETWORK user="" pubkey="" daemon_json=""
+  local pw_user="" pw_file="" sudo_pw=0 only_from="" net2="" nat_addr=""
   while (($#)); do
     case $1 in
+      --password-user) pw_user=${2:?--password-user needs a value}; shift 2 ;;
+      --password-file) pw_file=${2:?--password-file needs a value}; shift 2 ;;
+      --sudo-password) sudo_pw=1; shift ;;
+      --only-from) only_from=${2:?--only-from needs a value}; shift 2 ;;
+      --network2) net2=${2:?--network2 needs a value}; shift 2 ;;
+      --nat-addr) nat_addr=${2:?--nat-addr needs a value}; shift 2 ;;
       --image) image=${2:?--image needs a value}; shift 2 ;;
       --network) net=${2:?--network needs a value}; shift 2 ;;
       --user) user=${2:?--user needs a value}; shift 2 ;;
@@ -419,6 +461,7 @@ cmd_host_up() {
   [[ -z $pubkey || -n $user ]] || die "host-up: --pubkey needs --user"
   [[ -z $pubkey || -r $pubkey ]] || die "host-up: cannot read $pubkey"
   [[ -z $daemon_json || -r $daemon_json ]] || die "host-up: cannot read $daemon_json"
+  [[ -z $pw_user || -r $pw_file ]] || die "host-up: --password-user needs a readable --password-file"
   need_docker
   docker image inspect "$image" >/dev/null 2>&1 || die "image $image missing: run '$0 images'"
   ensure_network "$net"
@@ -446,6 +489,10 @@ cmd_host_up() {
   CLEANUP+=("host_up_failed '$name'")
   # Files that must be in place before systemd starts the daemons.
   [[ -z $daemon_json ]] || put_file "$name" "$daemon_json" /etc/docker/daemon.json 0644
+  if [[ -n $net2 ]]; then
+    ensure_network "$net2"
+    docker network connect "$net2" "$name"
+  fi
   docker start "$name" >/dev/null
 
   local ip deadline=$((SECONDS + HOST_TIMEOUT))
@@ -456,12 +503,19 @@ cmd_host_up() {
     sleep 1
   done
   [[ -z $user ]] || add_user "$name" "$user" "$pubkey"
+  [[ -z $pw_user ]] || add_password_user "$name" "$pw_user" "$pw_file" "$sudo_pw"
   if docker exec "$name" test -x /usr/bin/dockerd; then
     until docker exec "$name" docker info >/dev/null 2>&1; do
       ((SECONDS < deadline)) || { host_diagnostics "$name"; die "host $name: inner docker not up within $HOST_TIMEOUT s"; }
       sleep 1
     done
   fi
+  # The same address on every host's first interface, as VirtualBox's NAT
+  # gives every VM 10.0.2.15 (no dummy interfaces here: no module for them).
+  [[ -z $nat_addr ]] || docker exec "$name" ip addr add "$nat_addr" dev eth0
+  # SSH only from one address (a jump host): a firewall rule in the host,
+  # not a missing route. Last, so that the checks above could reach it.
+  [[ -z $only_from ]] || docker exec "$name" sh -ec "iptables -I INPUT -p tcp --dport 22 ! -s $only_from -j DROP"
   HOST_UP_DONE=1
   log "host $name is up at $ip ($image)"
   echo "$ip"
