@@ -169,7 +169,10 @@ func purgeScript(dockerUser, cluster string) string {
 	return strings.Join([]string{
 		"set -e",
 		purgeFuncs,
-		"rm -f /etc/systemd/system/docker.service.d/shoal.conf",
+		// The boot unit goes first: it would put the /etc/hosts block back
+		// when docker restarts below.
+		provision.PersistUndo(),
+		"rm -f /etc/systemd/system/docker.service.d/shoal.conf /etc/systemd/system/docker.service.d/shoal-env.conf",
 		"rm -rf /etc/docker/shoal",
 		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
 		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),

@@ -25,6 +25,13 @@ const (
 	cloudInitCfg    = "/etc/cloud/cloud.cfg.d/99-shoal.cfg"
 )
 
+// PersistUndo is the shell that takes the restore away again (cluster down
+// --purge): the unit disabled and removed, the copies and cloud-init's
+// setting gone. It runs as root.
+func PersistUndo() string {
+	return "systemctl disable " + PersistUnitName + " >/dev/null 2>&1 || true; rm -f " + persistUnit + " " + cloudInitCfg + "; rm -rf " + PersistDir
+}
+
 // PersistFile is one file the restore needs.
 type PersistFile struct {
 	Path string
@@ -143,10 +150,12 @@ exit 0
 }
 
 // persistProbe prints the checksums of the files, whether the unit is
-// enabled, and whether cloud-init is there. It only reads.
+// enabled, and whether cloud-init is there. It only reads, as the login
+// user: the unit's link is looked at, not asked of systemctl (which a
+// user without a D-Bus session cannot ask).
 func PersistProbe() string {
 	return "sha256sum " + strings.Join([]string{persistHostname, persistBlock, persistScript, persistUnit, cloudInitCfg}, " ") +
-		" 2>/dev/null; echo '@@enabled'; systemctl is-enabled " + PersistUnitName + " 2>/dev/null; echo '@@cloud'; test -d /etc/cloud && echo yes; true"
+		" 2>/dev/null; echo '@@enabled'; test -L /etc/systemd/system/multi-user.target.wants/" + PersistUnitName + " && echo enabled; echo '@@cloud'; test -d /etc/cloud && echo yes; true"
 }
 
 // PersistChanges reads the probe's output and returns the files to write
