@@ -92,7 +92,7 @@ ExecStart=/bin/sh ` + persistScript + `
 RemainAfterExit=yes
 
 [Install]
-WantedBy=multi-user.target docker.service
+WantedBy=multi-user.target
 `
 
 // hostsAwk is EditHosts in awk: it runs on the host at boot, where shoal is
@@ -190,5 +190,7 @@ func PersistChanges(probe, hostname string, entries []HostEntry) (write []Persis
 
 // PersistEnable makes systemd read the unit and start it at boot.
 func PersistEnable() string {
-	return fmt.Sprintf("systemctl daemon-reload && systemctl enable %s", PersistUnitName)
+	// reenable: the links follow [Install] as it is now (an older unit was
+	// also wanted by docker.service, so a docker restart re-ran it).
+	return fmt.Sprintf("systemctl daemon-reload && systemctl reenable %s", PersistUnitName)
 }
