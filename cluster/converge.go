@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -61,6 +62,10 @@ type host struct {
 	state   bootstrap.State
 	log     *os.File
 	changed bool
+	// held: the host is a swarm node whose engine changes; provisioning
+	// kept its engine and the roll installs the new one.
+	held    bool
+	heldWhy string
 }
 
 func (h *host) close() {
@@ -232,7 +237,14 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 			return err
 		}
 		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
+		if err := c.holdEngine(ctx, h); err != nil {
+			return fmt.Errorf("%s: %w", h.spec.Name, err)
+		}
+		provisionWith := c.M.ProvisionWith
+		if h.held {
+			provisionWith = c.M.ProvisionHeld
+		}
+		rep, err := provisionWith(ctx, h.mach, h.client)
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
@@ -267,6 +279,14 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	// 3. The swarm.
 	t = time.Now()
 	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
+	if err == nil {
+		// Engine changes: one node at a time, the swarm kept running.
+		t2 := time.Now()
+		var rolled bool
+		rolled, err = c.roll(ctx, spec, hosts, leaderHost, "cluster up "+shell.Word(spec.File))
+		changed = changed || rolled
+		res.Stages["roll"] = time.Since(t2)
+	}
 	if err == nil && len(leaving) > 0 {
 		err = c.retire(ctx, leaderHost, leaving)
 		changed = true

@@ -30,6 +30,9 @@ type PlanResult struct {
 	Leaving  []MachinePlan `json:"leaving"`
 	Refusals []string      `json:"refusals"`
 	Warnings []string      `json:"warnings"`
+	// Roll is the order in which engine changes go through the swarm's
+	// nodes: "m1, then w1, then w2" ("" when none).
+	Roll string `json:"roll,omitempty"`
 }
 
 // Changes counts the machines that would change.
@@ -150,6 +153,27 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 					p.Actions = append(p.Actions, nodeChanges(ctx, anchor, h)...)
 				}
 			}
+		}
+	}
+	// Engine changes of swarm nodes go in the roll, one batch at a time.
+	for _, h := range existing {
+		p := &plans[indexOf(hosts, h)]
+		for i, a := range p.Actions {
+			if a == "provision: docker-install" && h.state.Active() {
+				h.held = true
+				p.Actions[i] = "provision: docker-install in the roll (drain, install, restart dockerd, Ready, active again)"
+			}
+		}
+	}
+	if anchor != nil {
+		var ah *host
+		for _, h := range existing {
+			if h.node == anchor {
+				ah = h
+			}
+		}
+		if ah != nil {
+			res.Roll = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, ah, existing)), spec.MaxUnavailable))
 		}
 	}
 	leaving, err := c.leaving(spec)

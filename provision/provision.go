@@ -211,3 +211,16 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 	progress("docker-info", ui.Unchanged, "Docker "+version)
 	return rep, nil
 }
+
+// EngineChange tells whether provisioning would install Docker on a host
+// that has it already (another version or source asked for), and the
+// versions: a change that restarts dockerd, which a swarm node takes one
+// at a time.
+func EngineChange(h *Host) (have, want string, change bool, err error) {
+	have = h.Facts.DockerVersion()
+	src, err := (installStep{}).source(h)
+	if err != nil || have == "" {
+		return have, h.Spec.Install.Version, false, err
+	}
+	return have, h.Spec.Install.Version, src != "", nil
+}

@@ -100,6 +100,8 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
+	pid := h.Facts.Section("dockerd-pid")
+	running := h.Facts.Section("active") == "active" && pid != "" && pid != "0"
 	for _, c := range cmds {
 		if _, err := h.R.RunSudo(ctx, c); err != nil {
 			return err
@@ -112,6 +114,11 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 		return err
 	}
 	h.Facts = f
+	// A running dockerd that the package's scripts did not restart still
+	// runs the old binary: the service step restarts it (once).
+	if running && f.Section("dockerd-pid") == pid {
+		h.restart = true
+	}
 	if v := f.DockerVersion(); v == "" {
 		return fmt.Errorf("Docker was installed from %s but dockerd is not on the PATH", src)
 	} else if h.Spec.Install.Version != "" && !versionMatches(v, h.Spec.Install.Version) {

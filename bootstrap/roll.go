@@ -1,0 +1,351 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// A roll applies a change that restarts dockerd (a new engine version, a
+// new TLS certificate under a new CA) to the nodes of a running swarm one
+// batch at a time: drain, wait until the tasks run elsewhere, change,
+// wait until the node is Ready, make it what it was, wait for the tasks.
+
+// RollNode is one node that the roll may change.
+type RollNode struct {
+	Name string
+	Role string // RoleManager or RoleWorker
+	// Leader: the node leads the Raft group (rolled last of the managers,
+	// so that the leadership moves once).
+	Leader bool
+	// Change: the node needs the change (a node already right is not
+	// touched).
+	Change bool
+	// Why says what changes (e.g. "engine 20.10.24 -> 20.10.99").
+	Why string
+}
+
+// RollPlan orders the roll: managers first, one at a time, the leader last
+// of them; then workers in batches of maxUnavailable (at least 1), in name
+// order. Nodes without a change are left out.
+func RollPlan(nodes []RollNode, maxUnavailable int) [][]RollNode {
+	if maxUnavailable < 1 {
+		maxUnavailable = 1
+	}
+	var managers, workers []RollNode
+	for _, n := range nodes {
+		if !n.Change {
+			continue
+		}
+		if n.Role == RoleManager {
+			managers = append(managers, n)
+		} else {
+			workers = append(workers, n)
+		}
+	}
+	sort.SliceStable(managers, func(i, j int) bool {
+		if managers[i].Leader != managers[j].Leader {
+			return !managers[i].Leader
+		}
+		return managers[i].Name < managers[j].Name
+	})
+	sort.SliceStable(workers, func(i, j int) bool { return workers[i].Name < workers[j].Name })
+	var out [][]RollNode
+	for _, m := range managers {
+		out = append(out, []RollNode{m})
+	}
+	for i := 0; i < len(workers); i += maxUnavailable {
+		end := min(i+maxUnavailable, len(workers))
+		out = append(out, append([]RollNode(nil), workers[i:end]...))
+	}
+	return out
+}
+
+// RollOrder is the plan in words: "m1, then w1 w2, then w3".
+func RollOrder(batches [][]RollNode) string {
+	var parts []string
+	for _, b := range batches {
+		var names []string
+		for _, n := range b {
+			names = append(names, n.Name)
+		}
+		parts = append(parts, strings.Join(names, " "))
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// RestartCheck tells whether the swarm keeps its Raft quorum while the
+// manager with ID id restarts (its dockerd down for a while). With a
+// single manager the swarm takes no changes while it restarts (a warning);
+// with two, neither may restart without stopping Raft for that time (a
+// warning too: it comes back); a restart that would lose the quorum
+// because other managers are already unreachable is refused.
+func RestartCheck(members []Member, id string) (warning string, err error) {
+	var managers, reachable int
+	isManager := false
+	for _, m := range members {
+		if m.Role != RoleManager {
+			continue
+		}
+		managers++
+		if m.Reachable {
+			reachable++
+		}
+		if m.ID == id {
+			isManager = true
+		}
+	}
+	if !isManager {
+		return "", nil
+	}
+	switch {
+	case managers == 1:
+		return "the swarm has one manager: it takes no changes (no new tasks, no rescheduling) while that manager's dockerd restarts", nil
+	case reachable < managers:
+		if need := managers/2 + 1; reachable-1 < need {
+			return "", fmt.Errorf("restarting a manager now would lose the Raft quorum: %d of %d managers reachable, and %d are needed while it restarts. Bring the unreachable managers back first", reachable, managers, need)
+		}
+	case managers == 2:
+		return "2 managers: the swarm takes no changes while either restarts; 3 managers tolerate one restart", nil
+	}
+	return "", nil
+}
+
+// RollStep is one step of a node's roll, for the message of a failure.
+type RollStep string
+
+const (
+	StepDrain    RollStep = "drain"
+	StepChange   RollStep = "change"
+	StepReady    RollStep = "wait-ready"
+	StepActivate RollStep = "activate"
+	StepTasks    RollStep = "wait-tasks"
+)
+
+// RollError says which node failed at which step; the node stays drained
+// (RollStep before StepActivate) and the resume hint says what to type.
+type RollError struct {
+	Node   string
+	Step   RollStep
+	Err    error
+	Resume string
+}
+
+func (e *RollError) Error() string {
+	state := "it is left drained"
+	if e.Step == StepTasks {
+		state = "it is active again"
+	}
+	return fmt.Sprintf("%s: roll stopped at step %s: %v\n%s; the nodes after it are not touched. Fix the cause, then run '%s' to resume", e.Node, e.Step, e.Err, state, e.Resume)
+}
+
+func (e *RollError) Unwrap() error { return e.Err }
+
+// RollTarget is a node of a batch and the change to make on it.
+type RollTarget struct {
+	Node *Node
+	// NodeID is its swarm node ID.
+	NodeID string
+	// Change installs or configures, and restarts dockerd; it returns when
+	// dockerd answers again.
+	Change func(ctx context.Context) error
+	// Was is the availability to give back, when a stopped roll left the
+	// node drained ("" reads it before draining).
+	Was string
+}
+
+// RollJournal remembers the availability a node had before the roll
+// drained it, so that a roll stopped half-way is resumed and the node made
+// what it was (it survives the process: a file in the store).
+type RollJournal interface {
+	Drained(name, was string) error
+	Restored(name string) error
+}
+
+// Roll rolls the batches through the swarm's managers (any manager that
+// answers; one outside the batch when there is one). The first failure
+// stops it with a *RollError.
+func (r *Reconciler) Roll(ctx context.Context, managers []*Node, batches [][]*RollTarget, j RollJournal, drainTimeout time.Duration, resume string) error {
+	for _, batch := range batches {
+		if err := r.rollBatch(ctx, managers, batch, j, drainTimeout, resume); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// through picks a manager to act through: one not in the batch when one
+// answers, else one in it.
+func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node, error) {
+	in := map[*Node]bool{}
+	for _, t := range batch {
+		in[t.Node] = true
+	}
+	var inBatch *Node
+	var errs []string
+	for _, m := range managers {
+		s, err := m.State(ctx)
+		if err != nil || !s.Active() || !s.Manager {
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
+			continue
+		}
+		if !in[m] {
+			return m, nil
+		}
+		inBatch = m
+	}
+	if inBatch != nil {
+		return inBatch, nil
+	}
+	return nil, fmt.Errorf("no swarm manager answers: %s", strings.Join(errs, "; "))
+}
+
+func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*RollTarget, j RollJournal, drainTimeout time.Duration, resume string) error {
+	fail := func(t *RollTarget, step RollStep, err error) error {
+		r.event(t.Node.Name, "roll-"+string(step), ui.Failed, "")
+		return &RollError{Node: t.Node.Name, Step: step, Err: err, Resume: resume}
+	}
+	mgr, err := through(ctx, managers, batch)
+	if err != nil {
+		return fail(batch[0], StepDrain, err)
+	}
+	members, err := Members(ctx, mgr)
+	if err != nil {
+		return fail(batch[0], StepDrain, err)
+	}
+	was := map[string]string{}
+	for _, t := range batch {
+		warn, err := RestartCheck(members, t.NodeID)
+		if err != nil {
+			return fail(t, StepDrain, err)
+		}
+		if warn != "" {
+			r.event(t.Node.Name, "roll", ui.Info, warn)
+		}
+		n, _, err := mgr.API.NodeInspectWithRaw(ctx, t.NodeID)
+		if err != nil {
+			return fail(t, StepDrain, err)
+		}
+		was[t.NodeID] = string(n.Spec.Availability)
+		if t.Was != "" {
+			was[t.NodeID] = t.Was
+		}
+		if was[t.NodeID] == "" {
+			was[t.NodeID] = string(swarm.NodeAvailabilityActive)
+		}
+	}
+	for _, t := range batch {
+		r.event(t.Node.Name, "roll-drain", ui.Started, "")
+		if err := j.Drained(t.Node.Name, was[t.NodeID]); err != nil {
+			return fail(t, StepDrain, err)
+		}
+		if _, err := EnsureNode(ctx, mgr, t.NodeID, NodeWant{Availability: string(swarm.NodeAvailabilityDrain)}); err != nil {
+			return fail(t, StepDrain, err)
+		}
+	}
+	for _, t := range batch {
+		if err := WaitDrained(ctx, mgr, t.NodeID, drainTimeout); err != nil {
+			return fail(t, StepDrain, err)
+		}
+		r.event(t.Node.Name, "roll-drain", ui.Changed, "its tasks run elsewhere")
+	}
+	err = forEach(ctx, len(batch), batch, func(ctx context.Context, t *RollTarget) error {
+		r.event(t.Node.Name, "roll-change", ui.Started, "")
+		if err := t.Change(ctx); err != nil {
+			return fail(t, StepChange, err)
+		}
+		r.event(t.Node.Name, "roll-change", ui.Changed, "")
+		return nil
+	})
+	if err != nil {
+		return firstRollError(err)
+	}
+	// The manager acted through may have been in the batch: ask again.
+	if mgr, err = through(ctx, managers, nil); err != nil {
+		return fail(batch[0], StepReady, err)
+	}
+	for _, t := range batch {
+		if err := WaitReady(ctx, mgr, t.NodeID, r.readyTimeout()); err != nil {
+			return fail(t, StepReady, err)
+		}
+		r.event(t.Node.Name, "roll-ready", ui.Changed, "Ready")
+	}
+	for _, t := range batch {
+		if _, err := EnsureNode(ctx, mgr, t.NodeID, NodeWant{Availability: was[t.NodeID]}); err != nil {
+			return fail(t, StepActivate, err)
+		}
+		if err := j.Restored(t.Node.Name); err != nil {
+			return fail(t, StepActivate, err)
+		}
+		r.event(t.Node.Name, "roll-activate", ui.Changed, was[t.NodeID])
+	}
+	if err := WaitTasks(ctx, mgr, drainTimeout); err != nil {
+		return fail(batch[len(batch)-1], StepTasks, err)
+	}
+	return nil
+}
+
+// firstRollError picks the *RollError out of joined errors.
+func firstRollError(err error) error {
+	type multi interface{ Unwrap() []error }
+	if m, ok := err.(multi); ok {
+		for _, e := range m.Unwrap() {
+			if re, ok := e.(*RollError); ok {
+				return re
+			}
+		}
+	}
+	return err
+}
+
+// WaitTasks waits until every task the swarm wants running runs.
+func WaitTasks(ctx context.Context, mgr *Node, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		if err == nil && drained(tasks, "") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the swarm's tasks are not all running within %s", timeout)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// Restore makes nodes that a stopped roll left drained what they were
+// (names to the availability they had), through a manager.
+func (r *Reconciler) Restore(ctx context.Context, mgr *Node, ids map[string]string, was map[string]string, j RollJournal) error {
+	names := make([]string, 0, len(was))
+	for n := range was {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		id := ids[name]
+		if id == "" {
+			continue
+		}
+		if err := WaitReady(ctx, mgr, id, r.readyTimeout()); err != nil {
+			return fmt.Errorf("%s: left drained by a stopped roll: %w", name, err)
+		}
+		if _, err := EnsureNode(ctx, mgr, id, NodeWant{Availability: was[name]}); err != nil {
+			return err
+		}
+		if err := j.Restored(name); err != nil {
+			return err
+		}
+		r.event(name, "roll-activate", ui.Changed, was[name]+" (left drained by a stopped roll)")
+	}
+	return nil
+}

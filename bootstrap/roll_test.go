@@ -1,0 +1,83 @@
+package bootstrap
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRollPlan(t *testing.T) {
+	m := func(name string, leader, change bool) RollNode {
+		return RollNode{Name: name, Role: RoleManager, Leader: leader, Change: change}
+	}
+	w := func(name string, change bool) RollNode { return RollNode{Name: name, Role: RoleWorker, Change: change} }
+	for _, tc := range []struct {
+		name  string
+		nodes []RollNode
+		max   int
+		want  string
+	}{
+		{"one manager two workers", []RollNode{w("w2", true), m("m1", true, true), w("w1", true)}, 0, "m1, then w1, then w2"},
+		{"leader last of the managers", []RollNode{m("m1", true, true), m("m2", false, true), m("m3", false, true), w("w1", true)}, 1, "m2, then m3, then m1, then w1"},
+		{"workers in batches", []RollNode{w("w1", true), w("w2", true), w("w3", true), w("w4", true), w("w5", true)}, 2, "w1 w2, then w3 w4, then w5"},
+		{"managers never batched", []RollNode{m("m1", true, true), m("m2", false, true)}, 5, "m2, then m1"},
+		{"nodes already right are not touched", []RollNode{m("m1", true, false), w("w1", false), w("w2", true)}, 1, "w2"},
+		{"nothing to do", []RollNode{m("m1", true, false)}, 1, ""},
+		{"negative max is one", []RollNode{w("a", true), w("b", true)}, -3, "a, then b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RollOrder(RollPlan(tc.nodes, tc.max)); got != tc.want {
+				t.Errorf("order %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRestartCheck(t *testing.T) {
+	mgr := func(id string, reachable bool) Member {
+		return Member{ID: id, Hostname: id, Role: RoleManager, Reachable: reachable}
+	}
+	wk := Member{ID: "w", Hostname: "w", Role: RoleWorker}
+	for _, tc := range []struct {
+		name    string
+		members []Member
+		id      string
+		warnHas string
+		errHas  string
+	}{
+		{"a worker restarts freely", []Member{mgr("a", true), wk}, "w", "", ""},
+		{"single manager pauses the swarm", []Member{mgr("a", true), wk}, "a", "takes no changes", ""},
+		{"two managers: a warning", []Member{mgr("a", true), mgr("b", true)}, "a", "2 managers", ""},
+		{"three managers keep quorum", []Member{mgr("a", true), mgr("b", true), mgr("c", true)}, "a", "", ""},
+		{"three managers, one down: refused", []Member{mgr("a", true), mgr("b", true), mgr("c", false)}, "a", "", "would lose the Raft quorum"},
+		{"five managers, one down: fine", []Member{mgr("a", true), mgr("b", true), mgr("c", true), mgr("d", true), mgr("e", false)}, "a", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			warn, err := RestartCheck(tc.members, tc.id)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("want an error with %q, got %v", tc.errHas, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (tc.warnHas == "") != (warn == "") || !strings.Contains(warn, tc.warnHas) {
+				t.Errorf("warning %q, want one with %q", warn, tc.warnHas)
+			}
+		})
+	}
+}
+
+func TestRollErrorSaysWhatToType(t *testing.T) {
+	e := &RollError{Node: "w1", Step: StepChange, Err: errString("apt-get install: exit 100\nE: Version '9' not found"), Resume: "cluster upgrade c.hcl"}
+	for _, want := range []string{"w1", "step change", "E: Version '9' not found", "left drained", "cluster upgrade c.hcl"} {
+		if !strings.Contains(e.Error(), want) {
+			t.Errorf("%q lacks %q", e.Error(), want)
+		}
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -1,0 +1,209 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// rollFile, in the cluster's folder, remembers the nodes a roll drained and
+// what they were, until each is made so again.
+const rollFile = "roll.json"
+
+type journal struct {
+	mu   sync.Mutex
+	path string
+	Was  map[string]string `json:"drained"`
+}
+
+func loadJournal(st *store.Store, cluster string) (*journal, error) {
+	j := &journal{path: filepath.Join(st.ClusterDir(cluster), rollFile), Was: map[string]string{}}
+	data, err := os.ReadFile(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, j); err != nil {
+		return nil, fmt.Errorf("%s: %w", j.path, err)
+	}
+	if j.Was == nil {
+		j.Was = map[string]string{}
+	}
+	return j, nil
+}
+
+func (j *journal) save() error {
+	if len(j.Was) == 0 {
+		if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	data, err := json.MarshalIndent(struct {
+		Version int               `json:"version"`
+		Was     map[string]string `json:"drained"`
+	}{1, j.Was}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return err
+	}
+	return store.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
+}
+
+func (j *journal) Drained(name, was string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.Was[name]; !ok {
+		j.Was[name] = was
+	}
+	return j.save()
+}
+
+func (j *journal) Restored(name string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.Was, name)
+	return j.save()
+}
+
+// rollNodes are the held hosts as the roll's decisions see them.
+func rollNodes(hosts []*host, leader string) []bootstrap.RollNode {
+	var out []bootstrap.RollNode
+	for _, h := range hosts {
+		out = append(out, bootstrap.RollNode{Name: h.spec.Name, Role: h.spec.Role, Leader: h.spec.Name == leader, Change: h.held, Why: h.heldWhy})
+	}
+	return out
+}
+
+// roll installs the held engines one batch at a time (managers alone,
+// workers by max_unavailable), and first gives back the availability of
+// nodes that a stopped roll left drained.
+func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader *host, resume string) (bool, error) {
+	j, err := loadJournal(c.M.Store, spec.Name)
+	if err != nil {
+		return false, err
+	}
+	var managers []*bootstrap.Node
+	byName := map[string]*host{}
+	for _, h := range hosts {
+		byName[h.spec.Name] = h
+		if h.spec.Role == bootstrap.RoleManager && h.node != nil {
+			managers = append(managers, h.node)
+		}
+	}
+	// The leader first: it answers for the others while they restart.
+	managers = append([]*bootstrap.Node{leader.node}, managers...)
+	r := c.reconciler()
+	changed := false
+	// Nodes left drained that need no change any more are made what they
+	// were now; the others get it back at the end of their turn.
+	ids, back := map[string]string{}, map[string]string{}
+	for name, was := range j.Was {
+		if h, ok := byName[name]; ok && !h.held {
+			ids[name], back[name] = h.state.NodeID, was
+		}
+	}
+	if len(back) > 0 {
+		if err := r.Restore(ctx, leader.node, ids, back, j); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	batches := bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable)
+	if len(batches) == 0 {
+		return changed, nil
+	}
+	c.M.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
+	var targets [][]*bootstrap.RollTarget
+	for _, b := range batches {
+		var tb []*bootstrap.RollTarget
+		for _, n := range b {
+			h := byName[n.Name]
+			tb = append(tb, &bootstrap.RollTarget{
+				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name],
+				Change: func(ctx context.Context) error {
+					c.M.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
+					rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
+					if err != nil {
+						return err
+					}
+					h.state.DockerVersion = rep.DockerVersion
+					return nil
+				},
+			})
+		}
+		targets = append(targets, tb)
+	}
+	if err := r.Roll(ctx, managers, targets, j, c.drainTimeout(), resume); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+func (c *Converger) drainTimeout() time.Duration {
+	if c.DrainTimeout > 0 {
+		return c.DrainTimeout
+	}
+	return DefaultDrainTimeout
+}
+
+// holdEngine marks a host whose engine would change while it is a node of
+// a swarm: provisioning keeps its engine and the roll changes it.
+func (c *Converger) holdEngine(ctx context.Context, h *host) error {
+	if h.mach.JustCreated {
+		return nil
+	}
+	have, want, change, err := c.M.EngineChange(ctx, h.mach, h.client)
+	if err != nil || !change {
+		return err
+	}
+	n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	s, err := n.State(ctx)
+	if err != nil || !s.Active() {
+		return nil // no swarm runs on it: provisioning installs at once
+	}
+	if want == "" {
+		want = "the newest"
+	}
+	h.held, h.heldWhy = true, fmt.Sprintf("engine %s -> %s", have, want)
+	c.M.Progress.Event(h.spec.Name, "docker-install", ui.Info, h.heldWhy+": in the roll, one node at a time")
+	return nil
+}
+
+// raftLeader is the machine that leads the swarm's Raft group, as the
+// anchor sees it (the anchor itself when it cannot tell).
+func raftLeader(ctx context.Context, anchor *host, hosts []*host) string {
+	members, err := bootstrap.Members(ctx, anchor.node)
+	if err != nil {
+		return anchor.spec.Name
+	}
+	for _, m := range members {
+		if !m.Leader {
+			continue
+		}
+		for _, h := range hosts {
+			if h.state.NodeID == m.ID {
+				return h.spec.Name
+			}
+		}
+	}
+	return anchor.spec.Name
+}
