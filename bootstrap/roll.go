@@ -252,7 +252,7 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		}
 	}
 	for _, t := range batch {
-		if err := WaitDrained(ctx, mgr, t.NodeID, drainTimeout); err != nil {
+		if err := waitRollDrained(ctx, mgr, t.NodeID, t.Node.Hostname, drainTimeout); err != nil {
 			return fail(t, StepDrain, err)
 		}
 		r.event(t.Node.Name, "roll-drain", ui.Changed, "its tasks run elsewhere")
@@ -348,4 +348,68 @@ func (r *Reconciler) Restore(ctx context.Context, mgr *Node, ids map[string]stri
 		r.event(name, "roll-activate", ui.Changed, was[name]+" (left drained by a stopped roll)")
 	}
 	return nil
+}
+
+// Pinned tells whether a service's placement ties it to one node (by
+// hostname or node ID): its task cannot run elsewhere while that node is
+// drained, so a roll does not wait for it (the registry is such a service).
+func Pinned(spec swarm.ServiceSpec, hostname, id string) bool {
+	if spec.TaskTemplate.Placement == nil {
+		return false
+	}
+	for _, c := range spec.TaskTemplate.Placement.Constraints {
+		k, v, ok := strings.Cut(strings.ReplaceAll(c, " ", ""), "==")
+		if !ok {
+			continue
+		}
+		if (k == "node.hostname" && hostname != "" && strings.EqualFold(v, hostname)) || (k == "node.id" && v == id) {
+			return true
+		}
+	}
+	return false
+}
+
+// rollDrained: no task runs on the node, and every task wanted running
+// runs, except those of services pinned to the node.
+func rollDrained(tasks []swarm.Task, onNode []swarm.Task, id string, pinned func(serviceID string) bool) bool {
+	for _, t := range tasks {
+		if t.NodeID == id && t.Status.State == swarm.TaskStateRunning {
+			return false
+		}
+		if t.Status.State != swarm.TaskStateRunning && !pinned(t.ServiceID) {
+			return false
+		}
+	}
+	return !anyRunning(onNode)
+}
+
+func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pinnedCache := map[string]bool{}
+	pinned := func(sid string) bool {
+		if p, ok := pinnedCache[sid]; ok {
+			return p
+		}
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, sid, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return false
+		}
+		pinnedCache[sid] = Pinned(svc.Spec, hostname, id)
+		return pinnedCache[sid]
+	}
+	for {
+		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		if err == nil {
+			onNode, err2 := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
+			if err2 == nil && rollDrained(tasks, onNode, id, pinned) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("draining node %s: its tasks did not move within %s (raise --drain-timeout if they need longer)", Short(id), timeout)
+		case <-time.After(pollInterval):
+		}
+	}
 }

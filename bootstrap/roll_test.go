@@ -3,6 +3,8 @@ package bootstrap
 import (
 	"strings"
 	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
 )
 
 func TestRollPlan(t *testing.T) {
@@ -81,3 +83,48 @@ func TestRollErrorSaysWhatToType(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestPinned(t *testing.T) {
+	spec := func(cs ...string) swarm.ServiceSpec {
+		return swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{Placement: &swarm.Placement{Constraints: cs}}}
+	}
+	for _, tc := range []struct {
+		spec swarm.ServiceSpec
+		want bool
+	}{
+		{spec("node.hostname==m1"), true},
+		{spec("node.hostname == M1"), true},
+		{spec("node.id==abc"), true},
+		{spec("node.hostname==m2"), false},
+		{spec("node.hostname!=m1"), false},
+		{spec("node.role==manager"), false},
+		{swarm.ServiceSpec{}, false},
+	} {
+		if got := Pinned(tc.spec, "m1", "abc"); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.spec.TaskTemplate.Placement, got, tc.want)
+		}
+	}
+}
+
+func TestRollDrained(t *testing.T) {
+	task := func(node, svc string, st swarm.TaskState) swarm.Task {
+		return swarm.Task{NodeID: node, ServiceID: svc, Status: swarm.TaskStatus{State: st}}
+	}
+	pinned := func(s string) bool { return s == "registry" }
+	for _, tc := range []struct {
+		name   string
+		tasks  []swarm.Task
+		onNode []swarm.Task
+		want   bool
+	}{
+		{"moved", []swarm.Task{task("w1", "web", swarm.TaskStateRunning), task("w2", "web", swarm.TaskStateRunning)}, nil, true},
+		{"still on the node", []swarm.Task{task("n", "web", swarm.TaskStateRunning)}, nil, false},
+		{"new task not running yet", []swarm.Task{task("w1", "web", swarm.TaskStatePreparing)}, nil, false},
+		{"pinned service waits for the node", []swarm.Task{task("", "registry", swarm.TaskStatePending), task("w1", "web", swarm.TaskStateRunning)}, nil, true},
+		{"old task still stopping", []swarm.Task{task("w1", "web", swarm.TaskStateRunning)}, []swarm.Task{task("n", "web", swarm.TaskStateRunning)}, false},
+	} {
+		if got := rollDrained(tc.tasks, tc.onNode, "n", pinned); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

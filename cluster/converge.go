@@ -222,6 +222,11 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 	}
 
+	// Certificates that expire soon are renewed before anything uses them.
+	if _, err := c.M.RenewCerts(time.Now()); err != nil {
+		return res, err
+	}
+
 	// 2. Provisioning, in parallel, each host on its one connection.
 	t = time.Now()
 	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,15 +162,36 @@ func (c *Converger) drainTimeout() time.Duration {
 	return DefaultDrainTimeout
 }
 
-// holdEngine marks a host whose engine would change while it is a node of
-// a swarm: provisioning keeps its engine and the roll changes it.
+// holdEngine marks a host of a swarm whose dockerd a change would
+// restart (a new engine; new TLS certificates, e.g. under a renewed CA):
+// provisioning keeps its engine and TLS as they are and the roll changes
+// them, one node at a time.
 func (c *Converger) holdEngine(ctx context.Context, h *host) error {
 	if h.mach.JustCreated {
 		return nil
 	}
-	have, want, change, err := c.M.EngineChange(ctx, h.mach, h.client)
-	if err != nil || !change {
+	steps, err := c.M.PlanProvision(ctx, h.mach, h.client)
+	if err != nil {
 		return err
+	}
+	var whys []string
+	for _, s := range steps {
+		switch s {
+		case "docker-install":
+			have, want, _, err := c.M.EngineChange(ctx, h.mach, h.client)
+			if err != nil {
+				return err
+			}
+			if want == "" {
+				want = "the newest"
+			}
+			whys = append(whys, fmt.Sprintf("engine %s -> %s", have, want))
+		case "docker-tls":
+			whys = append(whys, "TLS certificates issued again")
+		}
+	}
+	if len(whys) == 0 {
+		return nil
 	}
 	n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
 	if err != nil {
@@ -178,13 +200,10 @@ func (c *Converger) holdEngine(ctx context.Context, h *host) error {
 	defer n.Close()
 	s, err := n.State(ctx)
 	if err != nil || !s.Active() {
-		return nil // no swarm runs on it: provisioning installs at once
+		return nil // no swarm runs on it: provisioning changes it at once
 	}
-	if want == "" {
-		want = "the newest"
-	}
-	h.held, h.heldWhy = true, fmt.Sprintf("engine %s -> %s", have, want)
-	c.M.Progress.Event(h.spec.Name, "docker-install", ui.Info, h.heldWhy+": in the roll, one node at a time")
+	h.held, h.heldWhy = true, strings.Join(whys, ", ")
+	c.M.Progress.Event(h.spec.Name, "roll", ui.Info, h.heldWhy+": in the roll, one node at a time")
 	return nil
 }
 

@@ -20,8 +20,10 @@ type Info struct {
 	URL           string `json:"URL"`
 	Swarm         string `json:"Swarm"`
 	DockerVersion string `json:"DockerVersion"`
-	Error         string `json:"Error"`
-	Cluster       string `json:"Cluster,omitempty"`
+	// Certs is when the machine's TLS certificate (or the CA) expires.
+	Certs   string `json:"Certs,omitempty"`
+	Error   string `json:"Error"`
+	Cluster string `json:"Cluster,omitempty"`
 }
 
 // List describes every machine, probing the running ones in parallel (each
@@ -61,6 +63,7 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 	info.Cluster = mach.Cluster
 	info.URL = URL(mach.Machine)
 	info.Swarm = swarmColumn(mach.Machine)
+	info.Certs = m.CertExpiry(mach.Machine, time.Now())
 	st, err := mach.Driver.State(ctx)
 	info.State = string(st)
 	if err != nil {

@@ -279,6 +279,9 @@ func (m *Manager) Provision(ctx context.Context, name string) (*Machine, error) 
 }
 
 func (m *Manager) provision(ctx context.Context, mach *Machine) error {
+	if _, err := m.RenewCerts(time.Now()); err != nil {
+		return err
+	}
 	logf, err := m.OpenLog(mach)
 	if err != nil {
 		return err

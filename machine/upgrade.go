@@ -23,14 +23,15 @@ func (m *Manager) EngineChange(ctx context.Context, mach *Machine, client *sshru
 	return provision.EngineChange(h)
 }
 
-// ProvisionHeld provisions the machine but keeps the engine it has: the
-// new one comes in a roll, one node at a time.
+// ProvisionHeld provisions the machine but keeps the engine and the TLS
+// files it has: the new ones come in a roll, one node at a time.
 func (m *Manager) ProvisionHeld(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
 	spec, err := m.provisionSpec(mach)
 	if err != nil {
 		return nil, err
 	}
 	spec.Install.Mode = "skip"
+	spec.TLS = nil // the TLS files on the host stay as they are
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	return provision.Provision(ctx, client, spec, progress)
 }

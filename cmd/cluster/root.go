@@ -293,7 +293,7 @@ func newDown(g *globals) *cobra.Command {
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status FILE|NAME",
-		Short: "Per node: address, role, swarm state, Docker version, reachable or not",
+		Short: "Per node: address, role, swarm state, Docker version, when its TLS certificates expire, reachable or not",
 		Args:  oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.clusterName(cmd, args[0])
@@ -313,9 +313,9 @@ func newStatus(g *globals) *cobra.Command {
 				return writeJSON(out, map[string]any{"cluster": name, "nodes": nodes})
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tREACHABLE\tERROR")
+			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Reachable, n.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, n.Reachable, n.Error)
 			}
 			return tw.Flush()
 		},

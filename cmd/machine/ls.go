@@ -29,11 +29,11 @@ func newLs(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER ERRORS",
+		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER CERTS ERRORS",
 		Long: `List machines. Running machines are probed in parallel (SSH, docker version).
 Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluster=NAME.
 --format takes a Go template over .Name .Active .DriverName .State .URL .Swarm
-.DockerVersion .Error .Cluster, e.g. '{{.Name}} {{.URL}}'.`,
+.DockerVersion .Certs .Error .Cluster, e.g. '{{.Name}} {{.URL}}'.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
@@ -85,13 +85,13 @@ Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluste
 				return writeJSON(out, rows)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tERRORS")
+				fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tCERTS\tERRORS")
 				for _, r := range rows {
 					act := "-"
 					if r.Active {
 						act = "*"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Error)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
 				}
 				return tw.Flush()
 			}

@@ -1,0 +1,53 @@
+package machine
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// RenewCerts renews the store's CA (and so, as each machine is provisioned,
+// every server certificate) or the client certificate when it expires
+// within certs.RenewWithin. It says what it renewed.
+func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
+	dir := m.Store.CertsDir()
+	due, err := certs.DueIn(dir, now)
+	if err != nil || (!due.CA && !due.Client) {
+		return due, err
+	}
+	if _, err := certs.Renew(dir, due, now, store.WriteFileAtomic); err != nil {
+		return due, err
+	}
+	what := "client certificate"
+	if due.CA {
+		what = "CA (expiring); every server certificate is issued again, dockerd restarts one node at a time"
+	}
+	m.Progress.Event("certs", "renew", ui.Changed, what)
+	return due, nil
+}
+
+// CertExpiry says when the machine's TLS stops working: the sooner of its
+// server certificate's and the CA's end, with what to do when due.
+func (m *Manager) CertExpiry(mach *store.Machine, now time.Time) string {
+	if !mach.Engine.TLS {
+		return ""
+	}
+	var end time.Time
+	for _, p := range []string{
+		filepath.Join(m.Store.MachineDir(mach.Name), store.ServerCertFile),
+		filepath.Join(m.Store.CertsDir(), certs.CAFile),
+	} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if t, err := certs.NotAfter(data); err == nil && (end.IsZero() || t.Before(end)) {
+			end = t
+		}
+	}
+	return certs.Expiry(end, now)
+}
