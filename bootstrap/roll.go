@@ -242,6 +242,18 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 			was[t.NodeID] = string(swarm.NodeAvailabilityActive)
 		}
 	}
+	// The services that run on the batch's nodes get their tasks spread
+	// back once the nodes are active again.
+	back := map[string]bool{}
+	for _, t := range batch {
+		on, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", t.NodeID), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			return fail(t, StepDrain, err)
+		}
+		for _, task := range on {
+			back[task.ServiceID] = true
+		}
+	}
 	for _, t := range batch {
 		r.event(t.Node.Name, "roll-drain", ui.Started, "")
 		if err := j.Drained(t.Node.Name, was[t.NodeID]); err != nil {
@@ -256,6 +268,16 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 			return fail(t, StepDrain, err)
 		}
 		r.event(t.Node.Name, "roll-drain", ui.Changed, "its tasks run elsewhere")
+	}
+	// The manager's record of each node before the change: Ready counts
+	// only once the node registered again after its restart.
+	before := map[string]uint64{}
+	for _, t := range batch {
+		n, _, err := mgr.API.NodeInspectWithRaw(ctx, t.NodeID)
+		if err != nil {
+			return fail(t, StepChange, err)
+		}
+		before[t.NodeID] = n.Meta.Version.Index
 	}
 	err = forEach(ctx, len(batch), batch, func(ctx context.Context, t *RollTarget) error {
 		r.event(t.Node.Name, "roll-change", ui.Started, "")
@@ -273,8 +295,12 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		return fail(batch[0], StepReady, err)
 	}
 	for _, t := range batch {
-		if err := WaitReady(ctx, mgr, t.NodeID, r.readyTimeout()); err != nil {
-			return fail(t, StepReady, err)
+		err := WaitNode(ctx, mgr, t.NodeID, r.readyTimeout(), func(n swarm.Node) bool {
+			return n.Meta.Version.Index > before[t.NodeID] && n.Status.State == swarm.NodeStateReady &&
+				(n.Spec.Role != swarm.NodeRoleManager || n.ManagerStatus != nil && n.ManagerStatus.Reachability == swarm.ReachabilityReachable)
+		})
+		if err != nil {
+			return fail(t, StepReady, fmt.Errorf("the node is not Ready again after the change: %w", err))
 		}
 		r.event(t.Node.Name, "roll-ready", ui.Changed, "Ready")
 	}
@@ -287,10 +313,78 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		}
 		r.event(t.Node.Name, "roll-activate", ui.Changed, was[t.NodeID])
 	}
+	if err := r.spreadBack(ctx, mgr, batch, back); err != nil {
+		return fail(batch[len(batch)-1], StepTasks, err)
+	}
 	if err := WaitTasks(ctx, mgr, drainTimeout); err != nil {
 		return fail(batch[len(batch)-1], StepTasks, err)
 	}
 	return nil
+}
+
+// spreadBack gives the nodes their share of the services that ran on them:
+// Swarm does not move tasks to a node that comes back, so each such service
+// (except those pinned to the node, which return on their own) gets a
+// forced update, which replaces its tasks by its own update_config and
+// places them spread over the nodes. Without it the next drain would take
+// down all the tasks that piled up on one node.
+func (r *Reconciler) spreadBack(ctx context.Context, mgr *Node, batch []*RollTarget, services map[string]bool) error {
+	ids := make([]string, 0, len(services))
+	for id := range services {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+		if err != nil {
+			continue // removed meanwhile
+		}
+		pinned := false
+		for _, t := range batch {
+			pinned = pinned || Pinned(svc.Spec, t.Node.Hostname, t.NodeID)
+		}
+		if pinned || svc.Spec.Mode.Replicated == nil {
+			continue // global services run on every node by themselves
+		}
+		var prev *time.Time
+		if svc.UpdateStatus != nil {
+			prev = svc.UpdateStatus.StartedAt
+		}
+		spec := svc.Spec
+		spec.TaskTemplate.ForceUpdate++
+		if _, err := mgr.API.ServiceUpdate(ctx, id, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+			return fmt.Errorf("service %s: update to spread its tasks: %w", spec.Name, err)
+		}
+		r.event(batch[0].Node.Name, "roll-spread", ui.Changed, spec.Name)
+		if err := waitServiceUpdated(ctx, mgr, id, prev, r.readyTimeout()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitServiceUpdated waits until a service's update that started after
+// prev (the start of the update before it, nil for none) is done.
+func waitServiceUpdated(ctx context.Context, mgr *Node, id string, prev *time.Time, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+		if u := svc.UpdateStatus; err == nil && u != nil && u.StartedAt != nil && (prev == nil || u.StartedAt.After(*prev)) {
+			if u.State == swarm.UpdateStateCompleted {
+				return nil
+			}
+			switch u.State {
+			case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
+				return fmt.Errorf("service %s: its update stopped (%s): %s", svc.Spec.Name, svc.UpdateStatus.State, svc.UpdateStatus.Message)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("service %s: its update did not finish within %s", Short(id), timeout)
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // firstRollError picks the *RollError out of joined errors.

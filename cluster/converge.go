@@ -28,6 +28,8 @@ type Converger struct {
 	Force bool
 	// DrainTimeout bounds the wait for a leaving node's tasks to move.
 	DrainTimeout time.Duration
+	// restore, during Restore, is the backup the swarm comes from.
+	restore *Backup
 }
 
 // NodeResult is one row of the summary.
@@ -281,8 +283,13 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		return res, err
 	}
 
-	// 3. The swarm.
+	// 3. The swarm (from a backup, when restoring).
 	t = time.Now()
+	if c.restore != nil {
+		if err := c.restoreSwarm(ctx, hosts, leader); err != nil {
+			return res, err
+		}
+	}
 	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
 	if err == nil {
 		// Engine changes: one node at a time, the swarm kept running.
@@ -295,6 +302,9 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	if err == nil && len(leaving) > 0 {
 		err = c.retire(ctx, leaderHost, leaving)
 		changed = true
+	}
+	if err == nil && c.restore != nil {
+		err = c.labelsBack(ctx, leaderHost)
 	}
 	res.Stages["swarm"] = time.Since(t)
 	if err != nil {

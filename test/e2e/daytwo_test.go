@@ -2,9 +2,16 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -134,6 +141,7 @@ func trustKey(t *testing.T, host string, key []byte) {
 // rollSample is what the sampler saw once.
 type rollSample struct {
 	pids     map[string]string
+	perHost  map[string]int
 	drained  []string
 	replicas int
 	nodeLsOK bool
@@ -144,8 +152,9 @@ func sampleRoll(t *testing.T, hosts map[string]string, manager, service string, 
 	out := make(chan []rollSample, 1)
 	go func() {
 		var samples []rollSample
+		stopped := false
 		for {
-			s := rollSample{pids: map[string]string{}}
+			s := rollSample{pids: map[string]string{}, perHost: map[string]int{}}
 			var mu sync.Mutex
 			var wg sync.WaitGroup
 			for name, c := range hosts {
@@ -161,6 +170,7 @@ func sampleRoll(t *testing.T, hosts map[string]string, manager, service string, 
 					s.pids[name] = strings.TrimSpace(string(pid))
 					if err == nil {
 						s.replicas += len(strings.Fields(string(ps)))
+						s.perHost[name] = len(strings.Fields(string(ps)))
 					}
 				}()
 			}
@@ -183,10 +193,13 @@ func sampleRoll(t *testing.T, hosts map[string]string, manager, service string, 
 			}()
 			wg.Wait()
 			samples = append(samples, s)
-			select {
-			case <-stop:
+			if stopped { // one more sample after the end
 				out <- samples
 				return
+			}
+			select {
+			case <-stop:
+				stopped = true
 			case <-time.After(time.Second):
 			}
 		}
@@ -233,7 +246,7 @@ func TestDayTwoRollingEngineChange(t *testing.T) {
 		t.Fatalf("cluster up: %s", r)
 	}
 	mgr := containers["m1"]
-	if r := dockerExec(t, mgr, "docker", "service", "create", "-d", "--name", "web", "--replicas", "3", "--endpoint-mode", "dnsrr", "--no-resolve-image", "busybox:latest", "sleep", "86400"); r.code != 0 {
+	if r := dockerExec(t, mgr, "docker", "service", "create", "-d", "--name", "web", "--replicas", "3", "--endpoint-mode", "dnsrr", "--no-resolve-image", "--stop-grace-period", "2s", "busybox:latest", "sleep", "86400"); r.code != 0 {
 		t.Fatalf("service create: %s", r)
 	}
 	d2WaitReplicas(t, mgr, "web", "3/3")
@@ -261,6 +274,14 @@ func TestDayTwoRollingEngineChange(t *testing.T) {
 		t.Fatalf("cluster up with the new engine: %s", r)
 	}
 	t.Logf("%d samples", len(samples))
+	defer func() {
+		if t.Failed() {
+			t.Logf("cluster up output:\n%s\n%s", r.stdout, r.stderr)
+			for i, smp := range samples {
+				t.Logf("sample %d: pids %v replicas %v drained %v", i, smp.pids, smp.perHost, smp.drained)
+			}
+		}
+	}()
 
 	// Every node runs the new package, its dockerd restarted exactly once.
 	for _, n := range names {
@@ -360,4 +381,207 @@ func d2WaitReplicas(t *testing.T, mgr, service, want string) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// pemCert reads the first certificate of a PEM file.
+func pemCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatalf("%s: not PEM", path)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pemKey(t *testing.T, path string) *ecdsa.PrivateKey {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	k, err := x509.ParseECPrivateKey(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// daemonCert is the certificate dockerd presents on its TLS port, checked
+// against the store's CA and client certificate.
+func daemonCert(t *testing.T, storage, addr string) (*x509.Certificate, error) {
+	t.Helper()
+	certs := filepath.Join(storage, "certs")
+	pair, err := tls.LoadX509KeyPair(filepath.Join(certs, "cert.pem"), filepath.Join(certs, "key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(pemCert(t, filepath.Join(certs, "ca.pem")))
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", net.JoinHostPort(addr, "2376"), &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: addr})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestDayTwoCertificates: a server certificate that expires in 10 days is
+// renewed by `cluster up`; then a CA that expires in 10 days is replaced,
+// every server certificate issued again with dockerd restarted one node at
+// a time, and `machine env` works with every node; the swarm is kept.
+func TestDayTwoCertificates(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	names := []string{"m1", "w1", "w2"}
+	ips, containers := map[string]string{}, map[string]string{}
+	for _, n := range names {
+		containers[n] = "e2e-d2-cert-" + n
+		ips[n] = labHost(t, containers[n], hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-d2cert"})
+	}
+	file := rollFile(t, t.TempDir(), priv, archive, ips, "")
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	ids := dockerExec(t, containers["m1"], "docker", "node", "ls", "-q").stdout
+	certsDir := filepath.Join(s.storage, "certs")
+	caCert, caKey := pemCert(t, filepath.Join(certsDir, "ca.pem")), pemKey(t, filepath.Join(certsDir, "ca-key.pem"))
+
+	// w1's server certificate expires in 10 days: issued so by the test
+	// with the CA, in the store and on the host.
+	w1Dir := filepath.Join(s.storage, "machines", "w1")
+	old := pemCert(t, filepath.Join(w1Dir, "server.pem"))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: old.Subject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	writePEM(t, filepath.Join(w1Dir, "server.pem"), "CERTIFICATE", der, 0o644)
+	writePEM(t, filepath.Join(w1Dir, "server-key.pem"), "EC PRIVATE KEY", keyDER, 0o600)
+	for _, f := range []string{"server.pem", "server-key.pem"} {
+		if r := run(t, time.Minute, "docker", "cp", filepath.Join(w1Dir, f), containers["w1"]+":/etc/docker/shoal/"+f); r.code != 0 {
+			t.Fatalf("docker cp: %s", r)
+		}
+	}
+	dockerExec(t, containers["w1"], "systemctl", "restart", "docker")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := daemonCert(t, s.storage, ips["w1"])
+		if err == nil && time.Until(c.NotAfter) < 11*24*time.Hour {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("w1 does not present the short certificate: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	ls := s.mustMachine("ls")
+	if !strings.Contains(lineOf(ls, "w1"), "renew") || strings.Contains(lineOf(ls, "m1"), "renew") {
+		t.Errorf("machine ls should say w1's certificate is due, and only w1's:\n%s", ls)
+	}
+	if r := s.cluster("status", file); r.code != 0 || !strings.Contains(lineOf(r.stdout, "w1"), "renew") {
+		t.Errorf("cluster status should say w1's certificate is due: %s", r)
+	}
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up (renews w1's certificate): %s", r)
+	}
+	for _, n := range names {
+		c, err := daemonCert(t, s.storage, ips[n])
+		if err != nil {
+			t.Fatalf("%s: TLS: %v", n, err)
+		}
+		if time.Until(c.NotAfter) < 365*24*time.Hour {
+			t.Errorf("%s presents a certificate that expires %v", n, c.NotAfter)
+		}
+	}
+	if ls := s.mustMachine("ls"); strings.Contains(ls, "renew") {
+		t.Errorf("after up nothing should be due:\n%s", ls)
+	}
+
+	// The CA expires in 10 days: the same key, signed again so.
+	caTmpl := *caCert
+	caTmpl.NotAfter = time.Now().Add(10 * 24 * time.Hour)
+	caTmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	caDER, err := x509.CreateCertificate(rand.Reader, &caTmpl, &caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(certsDir, "ca.pem"), "CERTIFICATE", caDER, 0o644)
+	if r := s.cluster("plan", file); r.code != 0 || !strings.Contains(r.stdout, "the CA expires within 30 days") {
+		t.Errorf("plan should warn of the CA: %s", r)
+	}
+	pids := map[string]string{}
+	for _, n := range names {
+		pids[n] = strings.TrimSpace(dockerExec(t, containers[n], "systemctl", "show", "-p", "MainPID", "--value", "docker").stdout)
+	}
+	r := s.cluster("up", file)
+	if r.code != 0 {
+		t.Fatalf("cluster up (renews the CA): %s", r)
+	}
+	if !strings.Contains(r.stdout+r.stderr, "order: m1, then w1, then w2") {
+		t.Errorf("up should roll the restarts one node at a time: %s", r)
+	}
+	newCA := pemCert(t, filepath.Join(certsDir, "ca.pem"))
+	if newCA.Equal(caCert) || time.Until(newCA.NotAfter) < 2*365*24*time.Hour {
+		t.Fatalf("the CA was not replaced: expires %v", newCA.NotAfter)
+	}
+	for _, n := range names {
+		c, err := daemonCert(t, s.storage, ips[n])
+		if err != nil {
+			t.Errorf("%s: TLS with the new CA: %v", n, err)
+			continue
+		}
+		if c.CheckSignatureFrom(newCA) != nil {
+			t.Errorf("%s: its certificate is not of the new CA", n)
+		}
+		if got := s.dockerEnv(n, "version", "--format", "{{.Server.Version}}"); got.code != 0 {
+			t.Errorf("machine env %s, docker version: %s", n, got)
+		}
+		if p := strings.TrimSpace(dockerExec(t, containers[n], "systemctl", "show", "-p", "MainPID", "--value", "docker").stdout); p == pids[n] {
+			t.Errorf("%s: dockerd was not restarted with its new certificate", n)
+		}
+	}
+	// The swarm is the same one, every node Ready and active.
+	if got := dockerExec(t, containers["m1"], "docker", "node", "ls", "-q").stdout; got != ids {
+		t.Errorf("node IDs changed:\n%s\nwas:\n%s", got, ids)
+	}
+	nl := dockerExec(t, containers["m1"], "docker", "node", "ls", "--format", "{{.Status}} {{.Availability}}").stdout
+	if strings.Count(nl, "Ready Active") != 3 {
+		t.Errorf("after the CA roll:\n%s", nl)
+	}
+}
+
+// lineOf is the line of a table that starts with name.
+func lineOf(table, name string) string {
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			return l
+		}
+	}
+	return ""
 }
