@@ -585,3 +585,160 @@ func lineOf(table, name string) string {
 	}
 	return ""
 }
+
+// backupFile is a cluster file of adopted lab hosts: managers and workers
+// by name, the registry on the first manager, autolock on.
+func backupFile(t *testing.T, path, key, archive string, managers, workers []string, ips map[string]string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster \"d2bk\" {}\n\ndefaults {\n  driver = \"ssh\"\n  ssh {\n    user = \"tester\"\n    key  = %q\n  }\n  image_archives = [%q]\n}\n\n", key, archive)
+	for _, m := range managers {
+		fmt.Fprintf(&b, "machine %q {\n  role = \"manager\"\n  ssh { host = %q }\n}\n\n", m, ips[m])
+	}
+	for _, w := range workers {
+		fmt.Fprintf(&b, "machine %q {\n  role = \"worker\"\n  ssh { host = %q }\n}\n\n", w, ips[w])
+	}
+	fmt.Fprintf(&b, "registry {\n  node = %q\n}\n\nswarm {\n  autolock = true\n}\n", managers[0])
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDayTwoBackupRestore: a 3-manager swarm with a replicated service, a
+// secret, a config, an overlay network and a node label is backed up; every
+// manager host is deleted; the swarm is restored on a fresh host with
+// another address, and the worker that survived joins it again.
+func TestDayTwoBackupRestore(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	const network = "shoal-lab-d2bk"
+	ips, containers := map[string]string{}, map[string]string{}
+	up := func(n string) {
+		containers[n] = "e2e-d2-bk-" + n
+		ips[n] = labHost(t, containers[n], hostOpts{user: "tester", pubkey: pub, network: network})
+	}
+	for _, n := range []string{"m1", "m2", "m3", "w1"} {
+		up(n)
+	}
+	dir := t.TempDir()
+	file := backupFile(t, filepath.Join(dir, "d2bk.hcl"), priv, archive, []string{"m1", "m2", "m3"}, []string{"w1"}, ips)
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	m1 := containers["m1"]
+	mustExec := func(c string, args ...string) string {
+		t.Helper()
+		r := dockerExec(t, c, args...)
+		if r.code != 0 {
+			t.Fatalf("%s: %s: %s", c, strings.Join(args, " "), r)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	swarmID := mustExec(m1, "docker", "info", "--format", "{{.Swarm.Cluster.ID}}")
+	mustExec(m1, "sh", "-c", "echo -n s3cr3t-value | docker secret create d2-secret -")
+	mustExec(m1, "sh", "-c", "echo -n config-value | docker config create d2-config -")
+	mustExec(m1, "docker", "network", "create", "-d", "overlay", "--attachable", "d2-net")
+	mustExec(m1, "docker", "node", "update", "--label-add", "tier=back", "w1")
+	mustExec(m1, "docker", "service", "create", "-d", "--name", "web", "--replicas", "2", "--endpoint-mode", "dnsrr", "--no-resolve-image",
+		"--network", "d2-net", "--secret", "d2-secret", "--config", "source=d2-config,target=/d2-config", "--stop-grace-period", "2s",
+		"busybox:latest", "sleep", "86400")
+	d2WaitReplicas(t, m1, "web", "2/2")
+	leader := mustExec(m1, "docker", "node", "ls", "--filter", "role=manager", "--format", "{{.Hostname}} {{.ManagerStatus}}")
+
+	// The backup: written 0600, no secret printed.
+	out := filepath.Join(dir, "d2bk.backup")
+	r := s.cluster("backup", "d2bk", "-o", out)
+	if r.code != 0 {
+		t.Fatalf("cluster backup: %s", r)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup archive: %v %v (want mode 0600)", fi, err)
+	}
+	key, err := os.ReadFile(filepath.Join(s.storage, "clusters", "d2bk", "unlock-key"))
+	if err != nil || len(strings.TrimSpace(string(key))) < 10 {
+		t.Fatalf("unlock key in the store: %v", err)
+	}
+	if strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(key))) {
+		t.Error("the unlock key was printed")
+	}
+	// A non-leader manager gave the copy: the leader never stopped.
+	leaderName := ""
+	for _, l := range strings.Split(leader, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[1] == "Leader" {
+			leaderName = f[0]
+		}
+	}
+	if leaderName == "" || !strings.Contains(r.stdout, "saved from m") || strings.Contains(r.stdout, "saved from "+leaderName+" ") {
+		t.Errorf("the copy should come from a manager that does not lead (%q leads): %s", leaderName, r)
+	}
+	listing := run(t, time.Minute, "tar", "-tzf", out)
+	for _, want := range []string{"manifest.json", "swarm.tgz", "unlock-key", "shoal/state.json"} {
+		if !strings.Contains(listing.stdout, want) {
+			t.Errorf("the archive lacks %s: %s", want, listing.stdout)
+		}
+	}
+	man := run(t, time.Minute, "tar", "-xzOf", out, "manifest.json")
+	if !strings.Contains(man.stdout, swarmID) || !strings.Contains(man.stdout, `"hostname": "w1"`) {
+		t.Errorf("manifest: %s", man.stdout)
+	}
+
+	// Every manager host is gone.
+	for _, n := range []string{"m1", "m2", "m3"} {
+		if r := run(t, 2*time.Minute, "bash", labScript(), "host-rm", containers[n]); r.code != 0 {
+			t.Fatalf("host-rm %s: %s", n, r)
+		}
+	}
+	// A fresh host, another address, restores the swarm.
+	up("n1")
+	if ips["n1"] == ips["m1"] || ips["n1"] == ips["m2"] || ips["n1"] == ips["m3"] {
+		t.Logf("n1 got an old manager's address %s", ips["n1"])
+	}
+	newFile := backupFile(t, filepath.Join(dir, "new.hcl"), priv, archive, []string{"n1"}, []string{"w1"}, ips)
+	r = s.cluster("restore", out, "--file", newFile)
+	if r.code != 0 {
+		t.Fatalf("cluster restore: %s", r)
+	}
+	if strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(key))) {
+		t.Error("the unlock key was printed by restore")
+	}
+	n1 := containers["n1"]
+	if got := mustExec(n1, "docker", "info", "--format", "{{.Swarm.Cluster.ID}}"); got != swarmID {
+		t.Errorf("restored swarm ID %s, want %s", got, swarmID)
+	}
+	d2WaitReplicas(t, n1, "web", "2/2")
+	if got := mustExec(n1, "docker", "secret", "ls", "--format", "{{.Name}}"); !strings.Contains(got, "d2-secret") {
+		t.Errorf("secrets: %q", got)
+	}
+	if got := mustExec(n1, "docker", "config", "ls", "--format", "{{.Name}}"); !strings.Contains(got, "d2-config") {
+		t.Errorf("configs: %q", got)
+	}
+	if got := mustExec(n1, "docker", "network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}}"); !strings.Contains(got, "d2-net") {
+		t.Errorf("overlay networks: %q", got)
+	}
+	nodes := mustExec(n1, "docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}")
+	lines := strings.Split(nodes, "\n")
+	if len(lines) != 2 || !strings.Contains(nodes, "n1 Ready Leader") || !strings.Contains(nodes, "w1 Ready") {
+		t.Errorf("restored nodes (want n1 the leader and w1 Ready, no stale entries):\n%s", nodes)
+	}
+	if got := mustExec(n1, "docker", "node", "inspect", "w1", "--format", `{{index .Spec.Labels "tier"}}`); got != "back" {
+		t.Errorf("w1's label tier=%q, want back", got)
+	}
+	// The config and the secret reach the tasks.
+	task := mustExec(n1, "sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name=web | head -1")
+	host := n1
+	if task == "" {
+		host = containers["w1"]
+		task = mustExec(host, "sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name=web | head -1")
+	}
+	if got := mustExec(host, "docker", "exec", task, "cat", "/run/secrets/d2-secret", "/d2-config"); got != "s3cr3t-valueconfig-value" {
+		t.Errorf("a task reads %q from its secret and config", got)
+	}
+	// Again: nothing to do.
+	if r := s.cluster("up", newFile); r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
+		t.Errorf("cluster up after the restore should change nothing: %s", r)
+	}
+}
