@@ -69,3 +69,13 @@ func TestLabelsBack(t *testing.T) {
 		t.Errorf("got %v, want %v (a label the node has wins; hosts not there get none)", got, want)
 	}
 }
+
+func TestNotRotated(t *testing.T) {
+	nodes := []NodeTrust{{"w2", "OLD"}, {"m1", "NEW\n"}, {"w1", "OLD"}}
+	if got := NotRotated(nodes, "NEW"); !reflect.DeepEqual(got, []string{"w1", "w2"}) {
+		t.Errorf("got %v", got)
+	}
+	if got := NotRotated(nodes[1:2], "NEW"); len(got) != 0 {
+		t.Errorf("got %v", got)
+	}
+}

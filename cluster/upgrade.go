@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/shell"
@@ -85,4 +86,18 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 	res.Order = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable))
 	res.Changed, err = c.roll(ctx, spec, hosts, leader, "cluster upgrade "+shell.Word(spec.File))
 	return res, err
+}
+
+// Rotate rotates the swarm's join tokens and, with ca, its root CA,
+// through a live manager of the file's cluster.
+func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout time.Duration) error {
+	h, _, err := c.liveManager(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		return fmt.Errorf("cluster %s: no manager of its swarm answers", spec.Name)
+	}
+	defer h.close()
+	return c.reconciler().Rotate(ctx, h.node, ca, timeout)
 }

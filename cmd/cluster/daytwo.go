@@ -160,3 +160,41 @@ labels come back. Run it again to finish an interrupted restore.`,
 	cmd.Flags().StringVar(&file, "file", "", "the cluster file whose machines get the swarm (new ones may have other addresses)")
 	return cmd
 }
+
+func newRotate(g *globals) *cobra.Command {
+	var ca bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate FILE [--ca]",
+		Short: "Rotate the swarm's join tokens and, with --ca, its root CA",
+		Long: `rotate makes new worker and manager join tokens (the old ones stop working;
+shoal reads the new ones when it needs them and never shows them). With --ca
+it also rotates the swarm's own root CA (as 'docker swarm ca --rotate') and
+waits until every node has a certificate of the new root.`,
+		Args: oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := g.load(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.converger(cmd)
+			if err != nil {
+				return err
+			}
+			err = c.Rotate(cmd.Context(), spec, ca, timeout)
+			c.M.Progress.Close()
+			if err != nil {
+				return err
+			}
+			what := "join tokens"
+			if ca {
+				what = "join tokens and root CA (every node has its new certificate)"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: rotated the %s.\n", spec.Name, what)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&ca, "ca", false, "also rotate the swarm's root CA")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long every node may take to get a certificate of the new root CA")
+	return cmd
+}

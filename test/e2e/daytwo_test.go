@@ -574,6 +574,30 @@ func TestDayTwoCertificates(t *testing.T) {
 	if strings.Count(nl, "Ready Active") != 3 {
 		t.Errorf("after the CA roll:\n%s", nl)
 	}
+
+	// The swarm's own root CA and join tokens: rotate --ca waits until
+	// every node has a certificate of the new root.
+	m1 := containers["m1"]
+	oldRoot := dockerExec(t, m1, "docker", "info", "--format", "{{.Swarm.Cluster.TLSInfo.TrustRoot}}").stdout
+	oldToken := strings.TrimSpace(dockerExec(t, m1, "docker", "swarm", "join-token", "-q", "worker").stdout)
+	r = s.cluster("rotate", file, "--ca")
+	if r.code != 0 {
+		t.Fatalf("cluster rotate --ca: %s", r)
+	}
+	newRoot := dockerExec(t, m1, "docker", "info", "--format", "{{.Swarm.Cluster.TLSInfo.TrustRoot}}").stdout
+	newToken := strings.TrimSpace(dockerExec(t, m1, "docker", "swarm", "join-token", "-q", "worker").stdout)
+	if newRoot == oldRoot || newToken == oldToken || oldToken == "" {
+		t.Errorf("rotate changed nothing: root same=%v token same=%v", newRoot == oldRoot, newToken == oldToken)
+	}
+	if strings.Contains(r.stdout+r.stderr, newToken) || strings.Contains(r.stdout+r.stderr, oldToken) {
+		t.Error("a join token was printed")
+	}
+	for _, n := range names {
+		got := dockerExec(t, m1, "docker", "node", "inspect", n, "--format", "{{.Description.TLSInfo.TrustRoot}}").stdout
+		if strings.TrimSpace(got) != strings.TrimSpace(newRoot) {
+			t.Errorf("%s does not trust the new swarm root CA", n)
+		}
+	}
 }
 
 // lineOf is the line of a table that starts with name.
