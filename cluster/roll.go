@@ -2,14 +2,9 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -21,64 +16,8 @@ import (
 // what they were, until each is made so again.
 const rollFile = "roll.json"
 
-type journal struct {
-	mu   sync.Mutex
-	path string
-	Was  map[string]string `json:"drained"`
-}
-
-func loadJournal(st *store.Store, cluster string) (*journal, error) {
-	j := &journal{path: filepath.Join(st.ClusterDir(cluster), rollFile), Was: map[string]string{}}
-	data, err := os.ReadFile(j.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return j, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, j); err != nil {
-		return nil, fmt.Errorf("%s: %w", j.path, err)
-	}
-	if j.Was == nil {
-		j.Was = map[string]string{}
-	}
-	return j, nil
-}
-
-func (j *journal) save() error {
-	if len(j.Was) == 0 {
-		if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
-	}
-	data, err := json.MarshalIndent(struct {
-		Version int               `json:"version"`
-		Was     map[string]string `json:"drained"`
-	}{1, j.Was}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return err
-	}
-	return store.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
-}
-
-func (j *journal) Drained(name, was string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if _, ok := j.Was[name]; !ok {
-		j.Was[name] = was
-	}
-	return j.save()
-}
-
-func (j *journal) Restored(name string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	delete(j.Was, name)
-	return j.save()
+func loadJournal(st *store.Store, cluster string) (*bootstrap.FileJournal, error) {
+	return bootstrap.LoadJournal(filepath.Join(st.ClusterDir(cluster), rollFile))
 }
 
 // rollNodes are the held hosts as the roll's decisions see them.

@@ -2,8 +2,15 @@ package machine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
 
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
 )
@@ -34,4 +41,96 @@ func (m *Manager) ProvisionHeld(ctx context.Context, mach *Machine, client *sshr
 	spec.TLS = nil // the TLS files on the host stay as they are
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	return provision.Provision(ctx, client, spec, progress)
+}
+
+// Upgrade applies the machine's engine settings (after set changes them):
+// a machine in a swarm gets its new engine as a roll of one node (drain,
+// install, restart, Ready, active again, its tasks spread back); one in no
+// swarm is provisioned at once. It says whether the engine changed.
+func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engine), drainTimeout time.Duration) (bool, error) {
+	unlock, err := m.Store.Lock(ctx, "machine", name)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	mach, err := m.Load(name)
+	if err != nil {
+		return false, err
+	}
+	if set != nil {
+		set(&mach.Engine)
+		if errs := EngineErrors(mach.Engine); len(errs) > 0 {
+			return false, errors.Join(errs...)
+		}
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return false, err
+		}
+	}
+	logf, err := m.OpenLog(mach)
+	if err != nil {
+		return false, err
+	}
+	defer logf.Close()
+	client, err := m.Connect(ctx, mach, logf)
+	if err != nil {
+		return false, err
+	}
+	defer client.Close()
+	have, want, change, err := m.EngineChange(ctx, mach, client)
+	if err != nil {
+		return false, err
+	}
+	node, err := bootstrap.Open(mach.Name, mach.Hostname, mach.Address, client)
+	if err != nil {
+		return false, err
+	}
+	defer node.Close()
+	state, err := node.State(ctx)
+	if err != nil {
+		return false, err
+	}
+	journal, err := bootstrap.LoadJournal(filepath.Join(mach.Dir, "roll.json"))
+	if err != nil {
+		return false, err
+	}
+	var managers []*bootstrap.Node
+	if state.Active() {
+		root := mach.Name
+		if master, err := m.RootMaster(mach.Machine); err == nil {
+			root = master.Name
+		}
+		other, closeOther := m.otherManager(ctx, mach.Name, root, state)
+		defer closeOther()
+		if other != nil {
+			managers = append(managers, other)
+		}
+		if state.Manager {
+			managers = append(managers, node)
+		}
+	}
+	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1}
+	if !change {
+		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
+		// A roll stopped after the install left the node drained.
+		if was, ok := journal.Was[name]; ok && len(managers) > 0 {
+			return false, r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
+		}
+		return false, nil
+	}
+	if want == "" {
+		want = "the newest"
+	}
+	m.Progress.Event(name, "roll", ui.Info, fmt.Sprintf("engine %s -> %s", have, want))
+	upgrade := func(ctx context.Context) error {
+		_, err := m.ProvisionWith(ctx, mach, client)
+		return err
+	}
+	if !state.Active() {
+		return true, upgrade(ctx)
+	}
+	if len(managers) == 0 {
+		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", name)
+	}
+	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
+	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, "machine upgrade "+shell.Word(name))
 }
