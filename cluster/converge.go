@@ -244,17 +244,11 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 			return err
 		}
 		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		if err := c.holdEngine(ctx, h); err != nil {
-			return fmt.Errorf("%s: %w", h.spec.Name, err)
-		}
-		provisionWith := c.M.ProvisionWith
-		if h.held {
-			provisionWith = c.M.ProvisionHeld
-		}
-		rep, err := provisionWith(ctx, h.mach, h.client)
+		rep, held, why, err := c.M.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h))
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
+		h.held, h.heldWhy = held, why
 		if len(rep.Changed) > 0 {
 			h.changed = true
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
 )
 
 // rollFile, in the cluster's folder, remembers the nodes a roll drained and
@@ -101,26 +102,40 @@ func (c *Converger) drainTimeout() time.Duration {
 	return DefaultDrainTimeout
 }
 
-// holdEngine marks a host of a swarm whose dockerd a change would
-// restart (a new engine; new TLS certificates, e.g. under a renewed CA):
-// provisioning keeps its engine and TLS as they are and the roll changes
-// them, one node at a time.
-func (c *Converger) holdEngine(ctx context.Context, h *host) error {
-	if h.mach.JustCreated {
-		return nil
+// holdFor decides for a host of `cluster up` whether changes that restart
+// dockerd (a new engine; new TLS files, e.g. under a renewed CA) wait for
+// the roll: when the host was not just made and runs a swarm node.
+func (c *Converger) holdFor(h *host) machine.Hold {
+	return func(ctx context.Context, steps []string, have, want string) (bool, string, error) {
+		if h.mach.JustCreated {
+			return false, "", nil
+		}
+		whys := restartWhys(steps, have, want)
+		if len(whys) == 0 {
+			return false, "", nil
+		}
+		n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		if err != nil {
+			return false, "", err
+		}
+		defer n.Close()
+		s, err := n.State(ctx)
+		if err != nil || !s.Active() {
+			return false, "", nil // no swarm runs on it: provisioning changes it at once
+		}
+		why := strings.Join(whys, ", ")
+		c.M.Progress.Event(h.spec.Name, "roll", ui.Info, why+": in the roll, one node at a time")
+		return true, why, nil
 	}
-	steps, err := c.M.PlanProvision(ctx, h.mach, h.client)
-	if err != nil {
-		return err
-	}
+}
+
+// restartWhys says which of the provisioning steps restart dockerd for a
+// reason a roll takes care of.
+func restartWhys(steps []string, have, want string) []string {
 	var whys []string
 	for _, s := range steps {
 		switch s {
 		case "docker-install":
-			have, want, _, err := c.M.EngineChange(ctx, h.mach, h.client)
-			if err != nil {
-				return err
-			}
 			if want == "" {
 				want = "the newest"
 			}
@@ -129,21 +144,37 @@ func (c *Converger) holdEngine(ctx context.Context, h *host) error {
 			whys = append(whys, "TLS certificates issued again")
 		}
 	}
-	if len(whys) == 0 {
+	return whys
+}
+
+// holdEngine is holdFor for `cluster upgrade`, which provisions nothing
+// else: it only marks the host.
+func (c *Converger) holdEngine(ctx context.Context, h *host) error {
+	if h.mach.JustCreated {
 		return nil
 	}
-	n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+	steps, err := c.M.PlanProvision(ctx, h.mach, h.client)
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	s, err := n.State(ctx)
-	if err != nil || !s.Active() {
-		return nil // no swarm runs on it: provisioning changes it at once
+	have, want := "", ""
+	for _, s := range steps {
+		if s == "docker-install" {
+			if have, want, _, err = c.M.EngineChange(ctx, h.mach, h.client); err != nil {
+				return err
+			}
+		}
 	}
-	h.held, h.heldWhy = true, strings.Join(whys, ", ")
-	c.M.Progress.Event(h.spec.Name, "roll", ui.Info, h.heldWhy+": in the roll, one node at a time")
-	return nil
+	// Only the engine: TLS files are up's business.
+	var only []string
+	for _, s := range steps {
+		if s == "docker-install" {
+			only = append(only, s)
+		}
+	}
+	held, why, err := c.holdFor(h)(ctx, only, have, want)
+	h.held, h.heldWhy = held, why
+	return err
 }
 
 // raftLeader is the machine that leads the swarm's Raft group, as the

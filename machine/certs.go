@@ -10,13 +10,19 @@ import (
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 
-// RenewCerts renews the store's CA (and so, as each machine is provisioned,
+// RenewCerts makes the store's CA when there is none, and renews the CA (and so, as each machine is provisioned,
 // every server certificate) or the client certificate when it expires
 // within certs.RenewWithin. It says what it renewed.
 func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 	dir := m.Store.CertsDir()
 	due, err := certs.DueIn(dir, now)
-	if err != nil || (!due.CA && !due.Client) {
+	if err != nil {
+		return due, err
+	}
+	if !due.CA && !due.Client {
+		// Made here, once, when missing: the hosts provisioned in parallel
+		// after this only read it.
+		_, err := m.CA()
 		return due, err
 	}
 	if _, err := certs.Renew(dir, due, now, store.WriteFileAtomic); err != nil {

@@ -30,19 +30,6 @@ func (m *Manager) EngineChange(ctx context.Context, mach *Machine, client *sshru
 	return provision.EngineChange(h)
 }
 
-// ProvisionHeld provisions the machine but keeps the engine and the TLS
-// files it has: the new ones come in a roll, one node at a time.
-func (m *Manager) ProvisionHeld(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
-	spec, err := m.provisionSpec(mach)
-	if err != nil {
-		return nil, err
-	}
-	spec.Install.Mode = "skip"
-	spec.TLS = nil // the TLS files on the host stay as they are
-	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	return provision.Provision(ctx, client, spec, progress)
-}
-
 // Upgrade applies the machine's engine settings (after set changes them):
 // a machine in a swarm gets its new engine as a roll of one node (drain,
 // install, restart, Ready, active again, its tasks spread back); one in no
@@ -133,4 +120,52 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	}
 	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, "machine upgrade "+shell.Word(name))
+}
+
+// Hold decides, from the provisioning steps that would change the host and
+// its engine versions, whether changes that restart dockerd (a new engine,
+// new TLS files) wait for a roll; it says why.
+type Hold func(ctx context.Context, steps []string, have, want string) (hold bool, why string, err error)
+
+// ProvisionHolding provisions the machine over an open connection with one
+// facts probe, keeping its engine and TLS files as they are when hold says
+// so (then held is true).
+func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold) (rep *provision.Report, held bool, why string, err error) {
+	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
+		mach.SSH.HostKeyFingerprint = fp
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return nil, false, "", err
+		}
+	}
+	spec, err := m.provisionSpec(mach)
+	if err != nil {
+		return nil, false, "", err
+	}
+	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
+	progress("facts", ui.Started, "")
+	h, err := provision.Prepare(ctx, client, spec)
+	if err != nil {
+		progress("facts", ui.Failed, err.Error())
+		return nil, false, "", err
+	}
+	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	steps, err := provision.Plan(ctx, h)
+	if err != nil {
+		return nil, false, "", err
+	}
+	have, want, _, err := provision.EngineChange(h)
+	if err != nil {
+		return nil, false, "", err
+	}
+	if hold != nil {
+		if held, why, err = hold(ctx, steps, have, want); err != nil {
+			return nil, false, "", err
+		}
+	}
+	if held {
+		h.Spec.Install.Mode = "skip"
+		h.Spec.TLS = nil
+	}
+	rep, err = provision.Apply(ctx, h, progress)
+	return rep, held, why, err
 }

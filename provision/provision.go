@@ -178,6 +178,16 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		return nil, err
 	}
 	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	return Apply(ctx, h, progress)
+}
+
+// Apply runs every step on a prepared host (Prepare read its facts; the
+// caller may have changed h.Spec since, from what Plan said).
+func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
+	if progress == nil {
+		progress = func(string, ui.Status, string) {}
+	}
+	r := h.R
 	rep := &Report{}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)
