@@ -125,7 +125,7 @@ func CopySwarmState(ctx context.Context, n *Node, read func(ctx context.Context,
 			err = fmt.Errorf("%s: starting dockerd after the copy: %w", n.Name, serr)
 			return
 		}
-		if uerr := waitAndUnlock(bg, n, key, redact); uerr != nil && err == nil {
+		if uerr := waitAndUnlock(bg, n, key, redact, false); uerr != nil && err == nil {
 			err = uerr
 		}
 	}()
@@ -142,8 +142,9 @@ func CopySwarmState(ctx context.Context, n *Node, read func(ctx context.Context,
 }
 
 // waitAndUnlock waits until the node's engine answers and its swarm is
-// active, unlocking it with key when it is locked (autolock).
-func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string) string) error {
+// active (or, with pending, still looking for its old managers), unlocking
+// it with key when it is locked (autolock).
+func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string) string, pending bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	unlocked := false
@@ -158,7 +159,7 @@ func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string)
 				unlocked = true
 			case s.LocalNodeState == StateLocked && key == "":
 				return fmt.Errorf("%s: the swarm is locked (autolock) and no unlock key is at hand", n.Name)
-			case s.LocalNodeState != StateLocked && s.LocalNodeState != StatePending:
+			case s.LocalNodeState != StateLocked && (pending || s.LocalNodeState != StatePending):
 				return nil
 			}
 		}
@@ -192,7 +193,9 @@ func PutSwarmState(ctx context.Context, n *Node, write func(ctx context.Context,
 	if err != nil {
 		return fmt.Errorf("%s: putting the swarm state in place: %w", n.Name, err)
 	}
-	if err := waitAndUnlock(ctx, n, key, redact); err != nil {
+	// Its old managers are gone: it may wait for them (pending) until the
+	// new cluster starts.
+	if err := waitAndUnlock(ctx, n, key, redact, true); err != nil {
 		return err
 	}
 	_, err = n.API.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: advertise, ForceNewCluster: true})
