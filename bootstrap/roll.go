@@ -135,11 +135,16 @@ type RollError struct {
 	Step   RollStep
 	Err    error
 	Resume string
+	// Untouched: the roll stopped before it drained the node.
+	Untouched bool
 }
 
 func (e *RollError) Error() string {
 	state := "it is left drained"
-	if e.Step == StepTasks {
+	switch {
+	case e.Untouched:
+		state = "nothing was changed on it"
+	case e.Step == StepTasks:
 		state = "it is active again"
 	}
 	return fmt.Sprintf("%s: roll stopped at step %s: %v\n%s; the nodes after it are not touched. Fix the cause, then run '%s' to resume", e.Node, e.Step, e.Err, state, e.Resume)
@@ -209,9 +214,10 @@ func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node,
 }
 
 func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*RollTarget, j RollJournal, drainTimeout time.Duration, resume string) error {
+	drained := false
 	fail := func(t *RollTarget, step RollStep, err error) error {
 		r.event(t.Node.Name, "roll-"+string(step), ui.Failed, "")
-		return &RollError{Node: t.Node.Name, Step: step, Err: err, Resume: resume}
+		return &RollError{Node: t.Node.Name, Step: step, Err: err, Resume: resume, Untouched: !drained}
 	}
 	mgr, err := through(ctx, managers, batch)
 	if err != nil {
@@ -259,6 +265,7 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		if err := j.Drained(t.Node.Name, was[t.NodeID]); err != nil {
 			return fail(t, StepDrain, err)
 		}
+		drained = true
 		if _, err := EnsureNode(ctx, mgr, t.NodeID, NodeWant{Availability: string(swarm.NodeAvailabilityDrain)}); err != nil {
 			return fail(t, StepDrain, err)
 		}

@@ -80,6 +80,13 @@ func TestRollErrorSaysWhatToType(t *testing.T) {
 	}
 }
 
+func TestRollErrorBeforeTheDrain(t *testing.T) {
+	e := &RollError{Node: "m2", Step: StepDrain, Err: errString("would lose the Raft quorum"), Resume: "cluster up c.hcl", Untouched: true}
+	if !strings.Contains(e.Error(), "nothing was changed on it") || strings.Contains(e.Error(), "left drained") {
+		t.Errorf("%q", e.Error())
+	}
+}
+
 type errString string
 
 func (e errString) Error() string { return string(e) }
