@@ -75,13 +75,39 @@ type ManifestNode struct {
 
 // Manifest describes a backup.
 type Manifest struct {
-	Version  int            `json:"version"`
-	Cluster  string         `json:"cluster"`
-	SwarmID  string         `json:"swarmID"`
-	Created  time.Time      `json:"created"`
-	Source   string         `json:"source"`
-	Autolock bool           `json:"autolock"`
-	Nodes    []ManifestNode `json:"nodes"`
+	Version int       `json:"version"`
+	Cluster string    `json:"cluster"`
+	SwarmID string    `json:"swarmID"`
+	Created time.Time `json:"created"`
+	Source  string    `json:"source"`
+	// Autolock: the swarm had autolock on. The copy itself is taken with
+	// it off (see cluster backup), so the state needs no key to start.
+	Autolock bool `json:"autolock"`
+	// Locked: the copied state is encrypted with the unlock key.
+	Locked bool           `json:"locked"`
+	Nodes  []ManifestNode `json:"nodes"`
+}
+
+// nodeKey is the manager's TLS key; with autolock on it is encrypted with
+// the unlock key, and with it the Raft log's key.
+const nodeKey = SwarmDir + "/certificates/swarm-node.key"
+
+// WaitKeyPlain waits until the node's swarm key is no longer encrypted
+// (after autolock was turned off, each manager rewrites it).
+func WaitKeyPlain(ctx context.Context, n *Node, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		res, err := n.R.RunSudo(ctx, "grep -c ENCRYPTED "+shell.Quote(nodeKey)+" || true")
+		if err == nil && strings.TrimSpace(string(res.Stdout)) == "0" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: its swarm key is still encrypted %s after autolock was turned off", n.Name, timeout)
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // Describe reads what the manifest says of the swarm through a manager.
@@ -153,7 +179,13 @@ func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string)
 		if err == nil {
 			switch {
 			case s.LocalNodeState == StateLocked && key != "" && !unlocked:
-				if uerr := n.API.SwarmUnlock(ctx, swarm.UnlockRequest{UnlockKey: key}); uerr != nil {
+				// Docker's unlock answers once the manager reaches its
+				// quorum: bounded, so that a manager whose peers are gone
+				// does not hang the run.
+				uctx, ucancel := context.WithTimeout(ctx, 45*time.Second)
+				uerr := n.API.SwarmUnlock(uctx, swarm.UnlockRequest{UnlockKey: key})
+				ucancel()
+				if uerr != nil {
 					return fmt.Errorf("%s: swarm unlock: %s", n.Name, redact(uerr.Error()))
 				}
 				unlocked = true

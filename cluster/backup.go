@@ -62,7 +62,7 @@ type BackupResult struct {
 // there are three or more, so that the quorum holds while its dockerd is
 // stopped), with the unlock key and shoal's own state of the cluster, into
 // one archive written 0600.
-func (c *Converger) Backup(ctx context.Context, name, out string) (*BackupResult, error) {
+func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupResult, rerr error) {
 	st := c.M.Store
 	state, err := LoadState(st, name)
 	if err != nil {
@@ -122,8 +122,40 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (*BackupResult
 		key = strings.TrimSpace(string(b))
 		c.M.Redactor.Add(key)
 	}
-	if man.Autolock && key == "" {
-		return nil, fmt.Errorf("cluster %s: autolock is on but shoal has no unlock key for it: the copy could not be read back", name)
+	var relock func() error
+	if man.Autolock {
+		// A restored manager whose state is locked must be unlocked before
+		// it can start a new cluster, and Docker's unlock waits for the old
+		// managers' quorum, which is gone then: the copy is taken with
+		// autolock off for its seconds, and turned on again after it with a
+		// new key (kept in the store as always).
+		if _, _, err := bootstrap.EnsureAutolock(ctx, anchor.node, false); err != nil {
+			return nil, err
+		}
+		c.M.Progress.Event(src.spec.Name, "backup", ui.Info, "autolock off for the copy; on again after it, with a new unlock key")
+		relock = func() error {
+			relock = nil
+			_, k, err := bootstrap.EnsureAutolock(context.WithoutCancel(ctx), anchor.node, true)
+			if err == nil && k != "" {
+				c.M.Redactor.Add(k)
+				key = k
+				err = store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
+			}
+			if err != nil {
+				return fmt.Errorf("cluster %s: turning autolock on again after the copy: %w (run 'cluster up' to set it)", name, err)
+			}
+			return nil
+		}
+		defer func() {
+			if relock != nil {
+				if err := relock(); err != nil && rerr == nil {
+					rerr = err
+				}
+			}
+		}()
+		if err := bootstrap.WaitKeyPlain(ctx, src.node, time.Minute); err != nil {
+			return nil, err
+		}
 	}
 	if choice.Pause {
 		c.M.Progress.Event(src.spec.Name, "backup", ui.Info, "the swarm has fewer than 3 managers: it takes no changes while this manager's dockerd is stopped for the copy (seconds)")
@@ -140,6 +172,11 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (*BackupResult
 		return nil, fmt.Errorf("%s: after the copy: %w", src.spec.Name, err)
 	}
 	c.M.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", len(data)))
+	if relock != nil {
+		if err := relock(); err != nil {
+			return nil, err
+		}
+	}
 	b := &Backup{Manifest: man, Swarm: data, Key: key, Shoal: map[string][]byte{}}
 	for _, f := range shoalFiles {
 		if d, err := os.ReadFile(filepath.Join(st.ClusterDir(name), f)); err == nil {
@@ -268,8 +305,8 @@ func ReadBackup(path string) (*Backup, error) {
 	if b.Manifest.Version != 1 || b.Manifest.SwarmID == "" || b.Manifest.Cluster == "" {
 		return nil, fmt.Errorf("%s: manifest.json: version %d, swarm %q, cluster %q: not a backup this shoal reads", path, b.Manifest.Version, b.Manifest.SwarmID, b.Manifest.Cluster)
 	}
-	if b.Manifest.Autolock && b.Key == "" {
-		return nil, fmt.Errorf("%s: the swarm was locked (autolock) but the backup has no unlock key", path)
+	if b.Manifest.Locked && b.Key == "" {
+		return nil, fmt.Errorf("%s: the swarm state is locked (autolock) but the backup has no unlock key", path)
 	}
 	return b, nil
 }

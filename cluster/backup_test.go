@@ -13,7 +13,7 @@ import (
 
 func TestBackupArchiveRoundTrip(t *testing.T) {
 	b := &Backup{
-		Manifest: bootstrap.Manifest{Version: 1, Cluster: "lab", SwarmID: "abc123", Created: time.Now().UTC().Truncate(time.Second), Autolock: true,
+		Manifest: bootstrap.Manifest{Version: 1, Cluster: "lab", SwarmID: "abc123", Created: time.Now().UTC().Truncate(time.Second), Autolock: true, Locked: true,
 			Nodes: []bootstrap.ManifestNode{{ID: "n1", Hostname: "m1", Role: "manager", Labels: map[string]string{"zone": "a"}}}},
 		Swarm: []byte("raft"),
 		Key:   "SWMKEY-1-secret",
