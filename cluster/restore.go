@@ -101,7 +101,9 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 		return err
 	}
 	for _, m := range bootstrap.GoneManagers(members, s.NodeID) {
-		if err := bootstrap.RemoveStale(ctx, lh.node, m); err != nil {
+		// Not in the new Raft group: removed as they are (a demotion
+		// would look for them there).
+		if err := bootstrap.RemoveNode(ctx, lh.node, m.ID); err != nil {
 			return err
 		}
 		ev(lh, ui.Changed, "removed the old manager entry "+m.Hostname+" ("+bootstrap.Short(m.ID)+")")
