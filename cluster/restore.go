@@ -30,8 +30,35 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 	if err := writeShoalFiles(st, spec.Name, b); err != nil {
 		return nil, err
 	}
+	// Machines of the cluster that the file does not have are the old
+	// swarm's, whose hosts are gone or not wanted: they stop being the
+	// cluster's (nothing is done to them; 'machine rm' forgets them), so
+	// that no run tries to drain them out of a swarm they are not in.
+	inFile := map[string]bool{}
+	for _, m := range spec.Machines {
+		inFile[m.Name] = true
+	}
+	var others []string
+	stored, err := machinesOf(st, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range stored {
+		if inFile[n] {
+			continue
+		}
+		m, err := st.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		m.Cluster = ""
+		if err := st.Save(m); err != nil {
+			return nil, err
+		}
+		others = append(others, n)
+	}
 	// The state names the backup's swarm, so that up joins it and never
-	// starts another; the machines are the file's (none leaves).
+	// starts another; the machines are the file's.
 	if err := saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}); err != nil {
 		return nil, err
 	}
@@ -41,21 +68,9 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 	if err != nil {
 		return res, err
 	}
-	inFile := map[string]bool{}
-	for _, m := range spec.Machines {
-		inFile[m.Name] = true
-	}
-	var others []string
-	if all, err := machinesOf(st, spec.Name); err == nil {
-		for _, n := range all {
-			if !inFile[n] {
-				others = append(others, n)
-			}
-		}
-	}
 	if len(others) > 0 {
 		sort.Strings(others)
-		c.M.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file: 'machine rm' them when their hosts are gone")
+		c.M.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file and no longer of cluster "+spec.Name+": 'machine rm' them when their hosts are gone")
 	}
 	return res, nil
 }
