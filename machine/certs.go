@@ -30,7 +30,9 @@ func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 	}
 	what := "client certificate"
 	if due.CA {
-		what = "CA (expiring); every server certificate is issued again, dockerd restarts one node at a time"
+		// Until a machine is provisioned again its dockerd trusts the old
+		// CA only: say so.
+		what = "CA (it expired or expires within 30 days): each machine's server certificate is issued again when it is provisioned ('cluster up' rolls the dockerd restarts one node at a time; a machine of no cluster: 'machine provision NAME'), and until then 'machine env' does not reach it"
 	}
 	m.Progress.Event("certs", "renew", ui.Changed, what)
 	return due, nil
