@@ -365,6 +365,35 @@ func TestDayTwoRollingEngineChange(t *testing.T) {
 			t.Errorf("%s: dockerd restarted (%s -> %s) though its engine was right", n, before[n], p)
 		}
 	}
+
+	// A version the repository does not have: the roll stops at the first
+	// node, left drained, and says where, why and what to type.
+	bad := rollFile(t, t.TempDir(), priv, archive, ips, strings.Replace(engine, `"20.10.99"`, `"20.10.98"`, 1))
+	r = s.cluster("up", bad)
+	if r.code == 0 {
+		t.Fatalf("cluster up with a missing version should fail: %s", r)
+	}
+	for _, want := range []string{"m1: roll stopped at step change", "apt-get install", "20.10.98", "left drained", "cluster up " + bad} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the failure should say %q:\n%s", want, r.stderr)
+		}
+	}
+	avail := func(n string) string {
+		return strings.TrimSpace(dockerExec(t, mgr, "docker", "node", "inspect", n, "--format", "{{.Spec.Availability}}").stdout)
+	}
+	if a := avail("m1"); a != "drain" {
+		t.Errorf("m1 is %q after the failed roll, want drain", a)
+	}
+	if a, b := avail("w1"), avail("w2"); a != "active" || b != "active" {
+		t.Errorf("the nodes after m1 were touched: w1 %s, w2 %s", a, b)
+	}
+	// Back to the version it has: the next run makes m1 active again.
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up to resume: %s", r)
+	}
+	if a := avail("m1"); a != "active" {
+		t.Errorf("m1 is %q after the resumed run, want active", a)
+	}
 }
 
 // d2WaitReplicas waits until `docker service ls` shows want replicas.
