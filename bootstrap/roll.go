@@ -163,6 +163,9 @@ type RollTarget struct {
 	// Was is the availability to give back, when a stopped roll left the
 	// node drained ("" reads it before draining).
 	Was string
+	// UnlockKey unlocks a manager that comes back locked (autolock) from
+	// the restart the roll made ("" when there is none).
+	UnlockKey string
 }
 
 // RollJournal remembers the availability a node had before the roll
@@ -290,6 +293,11 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		r.event(t.Node.Name, "roll-change", ui.Started, "")
 		if err := t.Change(ctx); err != nil {
 			return fail(t, StepChange, err)
+		}
+		if t.UnlockKey != "" {
+			if err := waitAndUnlock(ctx, t.Node, t.UnlockKey, r.Redactor.Redact, false); err != nil {
+				return fail(t, StepChange, err)
+			}
 		}
 		r.event(t.Node.Name, "roll-change", ui.Changed, "")
 		return nil

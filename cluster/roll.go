@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,13 +70,20 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 		return changed, nil
 	}
 	c.M.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
+	// A manager restarted by the roll comes back locked under autolock:
+	// the roll unlocks what it restarted.
+	key := ""
+	if b, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+		key = strings.TrimSpace(string(b))
+		c.M.Redactor.Add(key)
+	}
 	var targets [][]*bootstrap.RollTarget
 	for _, b := range batches {
 		var tb []*bootstrap.RollTarget
 		for _, n := range b {
 			h := byName[n.Name]
 			tb = append(tb, &bootstrap.RollTarget{
-				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name],
+				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name], UnlockKey: key,
 				Change: func(ctx context.Context) error {
 					c.M.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
 					rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -119,6 +121,12 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", name)
 	}
 	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
+	if mach.Cluster != "" {
+		if b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
+			t.UnlockKey = strings.TrimSpace(string(b))
+			m.Redactor.Add(t.UnlockKey)
+		}
+	}
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, "machine upgrade "+shell.Word(name))
 }
 
