@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -285,14 +284,6 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 	}
 	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
-	if err == nil {
-		// Engine changes: one node at a time, the swarm kept running.
-		t2 := time.Now()
-		var rolled bool
-		rolled, err = c.roll(ctx, spec, hosts, leaderHost, "cluster up "+shell.Word(spec.File))
-		changed = changed || rolled
-		res.Stages["roll"] = time.Since(t2)
-	}
 	if err == nil && len(leaving) > 0 {
 		err = c.retire(ctx, leaderHost, leaving)
 		changed = true

@@ -209,7 +209,7 @@ func sampleRoll(t *testing.T, hosts map[string]string, manager, service string, 
 
 // rollFile is a cluster file of one manager and two workers adopted over
 // SSH, with the registry, and the engine block given.
-func rollFile(t *testing.T, dir, key, archive string, ips map[string]string, engine string) string {
+func rollFile(t *testing.T, dir, key, archive string, ips map[string]string, engine string, swarm ...string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster \"d2roll\" {}\n\ndefaults {\n  driver = \"ssh\"\n  ssh {\n    user = \"tester\"\n    key  = %q\n  }\n  image_archives = [%q]\n%s}\n\n", key, archive, engine)
@@ -217,7 +217,7 @@ func rollFile(t *testing.T, dir, key, archive string, ips map[string]string, eng
 	for _, w := range []string{"w1", "w2"} {
 		fmt.Fprintf(&b, "machine %q {\n  role = \"worker\"\n  ssh { host = %q }\n}\n\n", w, ips[w])
 	}
-	b.WriteString("swarm {\n  max_unavailable = 1\n}\n")
+	b.WriteString("swarm {\n  max_unavailable = 1\n" + strings.Join(swarm, "") + "}\n")
 	path := filepath.Join(dir, "d2roll.hcl")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -486,7 +486,9 @@ func TestDayTwoCertificates(t *testing.T) {
 		containers[n] = "e2e-d2-cert-" + n
 		ips[n] = labHost(t, containers[n], hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-d2cert"})
 	}
-	file := rollFile(t, t.TempDir(), priv, archive, ips, "")
+	// Autolock on: the manager restarted for its new certificate comes
+	// back locked and the roll unlocks it.
+	file := rollFile(t, t.TempDir(), priv, archive, ips, "", "  autolock = true\n")
 	if r := s.cluster("up", file); r.code != 0 {
 		t.Fatalf("cluster up: %s", r)
 	}
