@@ -3,6 +3,11 @@
 # what it needs (Debian packages, dockerd, libvirtd, the lab images).
 
 GO        ?= go
+# libvirt_dlopen is libvirt's Go binding's own tag: with it the binding loads
+# libvirt.so.0 at run time (no libvirt headers to build; only the libvirt
+# driver needs the library). Without it the binding links libvirt at build
+# time, so shoal leaves the libvirt driver out (a stub says how to build it).
+# A Go module cannot set a tag for its users: `go install` needs it too.
 TAGS      ?= libvirt_dlopen
 GOFLAGS_BUILD = -tags '$(TAGS)' -trimpath -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 LAB       := test/lab/lab.sh
@@ -51,6 +56,8 @@ lab-setup: lab-docker
 lab-libvirt-image: lab-setup
 	bash $(LIBVIRT_LAB) image
 
+# The lab's images: a Debian base by debootstrap, and templates/node/Dockerfile
+# built on it (shoal-lab/node:bookworm, tagged shoal/node:bookworm too).
 lab-image: lab-docker
 	bash $(LAB) images
 
@@ -81,12 +88,6 @@ lab-clean:
 bench: build lab-image lab-archive
 	SHOAL_BENCH=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench ClusterUp -benchtime 1x -timeout 30m -v ./test/e2e/
 
-# Go native fuzzing of the cluster file loader: `make unit` runs its seed
-# corpus; this explores for FUZZTIME (a fuzz target runs alone).
-FUZZTIME ?= 30s
-.PHONY: fuzz-input
-fuzz-input:
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./cluster/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

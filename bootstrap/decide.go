@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -103,6 +104,10 @@ type Policy struct {
 	Force bool
 	// CanUnlock: an unlock key is at hand and unlocking is allowed.
 	CanUnlock bool
+	// Restarted names the nodes whose dockerd this run restarted: with the
+	// key at hand, a manager that shoal locked that way is unlocked even
+	// without CanUnlock.
+	Restarted map[string]bool
 	// ForceHint and UnlockHint name what the user types (flag or HCL
 	// attribute; command) in refusals.
 	ForceHint, UnlockHint string
@@ -146,26 +151,99 @@ func (d Decision) NeedsUnlock() bool {
 }
 
 // PickAnchor chooses the live manager of this swarm that the others join:
-// the recorded swarm's manager when shoal knows the swarm's ID, else the
-// leader when it manages a swarm, else the anchors, else any manager of
-// the wanted set (in order).
+// the first of AnchorCandidates.
 func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) {
+	c := AnchorCandidates(want, obs, pol)
+	if len(c) == 0 {
+		return "", ""
+	}
+	return c[0], obs.States[c[0]].ClusterID
+}
+
+// AnchorCandidates lists, best first, the managers of this swarm the
+// others could join through: the anchors, then the leader, then (when shoal
+// recorded the swarm's ID) any manager of the wanted set, in order. A
+// manager that cannot list the swarm's nodes (cut off from its peers) is
+// passed over by the caller.
+func AnchorCandidates(want []Want, obs Observed, pol Policy) []string {
 	var order []string
 	order = append(order, pol.Anchors...)
 	order = append(order, pol.Leader)
-	for _, w := range want {
-		order = append(order, w.Name)
+	if pol.ClusterID != "" {
+		// The other nodes are searched only for the recorded swarm: without
+		// a record, a manager of some swarm among them is not known to be
+		// this one (the leader starts the swarm; the others are refused).
+		for _, w := range want {
+			order = append(order, w.Name)
+		}
 	}
+	var out []string
+	seen := map[string]bool{}
 	for _, n := range order {
 		s, ok := obs.States[n]
-		if !ok || !s.Active() || !s.Manager {
+		if seen[n] || !ok || !s.Active() || !s.Manager || s.ClusterID == "" {
 			continue
 		}
 		if pol.ClusterID == "" || s.ClusterID == pol.ClusterID {
-			return n, s.ClusterID
+			seen[n] = true
+			out = append(out, n)
+			if pol.ClusterID == "" {
+				break // without a record only the first is this swarm
+			}
 		}
 	}
-	return "", ""
+	return out
+}
+
+// Electing tells whether some manager answers without its swarm's ID, as
+// managers do while their swarm elects a new Raft leader.
+func Electing(obs Observed) bool {
+	for _, s := range obs.States {
+		if s.Active() && s.Manager && s.ClusterID == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// moved tells whether the swarm knows node w (state s) at another address
+// than the one it has now.
+func moved(w Want, s State, members []Member) bool {
+	for _, m := range members {
+		if m.ID == s.NodeID {
+			return w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise
+		}
+	}
+	return false
+}
+
+// lockedMember finds a locked node's entry: by its node ID when the engine
+// says it, else by its hostname (unique in a cluster).
+func lockedMember(w Want, s State, members []Member) (Member, bool) {
+	for _, m := range members {
+		if s.NodeID != "" && m.ID == s.NodeID || s.NodeID == "" && m.Hostname == w.Hostname {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// SteadyAnchor keeps PickAnchor's anchor unless its address changed: a
+// manager is joined again (Readdress) through another, so another live
+// manager of the swarm that is where the swarm knows it takes its place.
+// obs.Members come from the anchor.
+func SteadyAnchor(want []Want, obs Observed, anchor, clusterID string) string {
+	i := slices.IndexFunc(want, func(w Want) bool { return w.Name == anchor })
+	if i < 0 || !moved(want[i], obs.States[anchor], obs.Members) {
+		return anchor
+	}
+	for _, w := range want {
+		s := obs.States[w.Name]
+		if w.Name != anchor && s.Active() && s.Manager && s.ClusterID == clusterID && !moved(w, s, obs.Members) {
+			return w.Name
+		}
+	}
+	return anchor
 }
 
 // Decide decides each wanted node's membership. anchor and clusterID come
@@ -226,7 +304,13 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		}
 		switch s.LocalNodeState {
 		case StateLocked:
-			if pol.CanUnlock {
+			if m, ok := lockedMember(w, s, obs.Members); ok && anchor != "" && m.Addr != "" && w.Advertise != "" && m.Addr != w.Advertise {
+				// A locked manager cut off by an address change cannot be
+				// unlocked (unlocking waits for its Raft peers, who call it
+				// at its old address): it is demoted through the anchor and
+				// joins again, which needs no unlock.
+				add(Readdress, "locked, and the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+			} else if pol.CanUnlock || pol.Restarted[w.Name] {
 				add(Unlock, "locked manager")
 			} else {
 				refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, pol.UnlockHint)
@@ -236,7 +320,7 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 			case w.Name == anchor:
 				add(Keep, "manager of swarm "+Short(clusterID))
 			case anchor != "" && inSwarm(s):
-				if m, ok := byID[s.NodeID]; ok && w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise {
+				if m, ok := byID[s.NodeID]; ok && moved(w, s, obs.Members) {
 					add(Readdress, "the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
 				} else {
 					add(Keep, "in the swarm")
@@ -245,6 +329,11 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 				// The swarm's managers are locked: nobody can tell yet
 				// whether this node is one of theirs, so it is not touched.
 				add(Keep, "swarm managers locked: decided after unlock")
+			case s.Manager && s.ClusterID == "":
+				// A manager that does not know its swarm's ID has no leader
+				// (lost quorum): its swarm cannot be told, and leaving would
+				// lose that swarm's state.
+				refuse("%s manages a swarm that has no leader now (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring a majority of its managers back", w.Name, s.Error)
 			case pol.Force:
 				add(Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
 			default:
@@ -257,10 +346,20 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		case StateInactive, "":
 			add(joinOrInit, "in no swarm")
 		default: // pending, error
-			if s.NodeID != "" && known[s.NodeID] {
-				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
-			} else {
+			switch {
+			case s.NodeID == "":
 				add(Rejoin, "swarm state "+s.LocalNodeState+": leaves the half-made membership first")
+			case known[s.NodeID]:
+				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
+			case anchor == "":
+				// It holds a swarm's certificate and waits for that swarm's
+				// managers (no quorum, or restarting): maybe this swarm, whose
+				// state it keeps.
+				refuse("%s is %s as node %s of a swarm whose managers it cannot reach (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring its managers back (see 'docker info' on it)", w.Name, s.LocalNodeState, Short(s.NodeID), s.Error)
+			case pol.Force:
+				add(Rejoin, "swarm state "+s.LocalNodeState+" in another swarm: forced to leave it")
+			default:
+				refuse("%s is %s in another swarm (node %s): use %s to make it leave and join this one", w.Name, s.LocalNodeState, Short(s.NodeID), pol.ForceHint)
 			}
 		}
 	}
@@ -273,11 +372,6 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		}
 		if len(pol.Anchors) == 0 && !leaderOK {
 			refuse("no node can start the swarm: the leader %s is not among the nodes in no swarm", pol.Leader)
-		}
-		if pol.ClusterID != "" {
-			for name, why := range obs.Unreachable {
-				refuse("%s does not answer (%s) and may be a manager of swarm %s: shoal starts no new swarm while it cannot tell", name, why, Short(pol.ClusterID))
-			}
 		}
 	}
 	sortErrs(errs)

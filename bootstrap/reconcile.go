@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -62,6 +63,14 @@ func (r *Reconciler) event(node, step string, st ui.Status, detail string) {
 	if r.Event != nil {
 		r.Event(node, step, st, detail)
 	}
+}
+
+// electionWait bounds the wait for a swarm to elect a Raft leader.
+func (r *Reconciler) electionWait() time.Duration {
+	if r.ReadyTimeout > 0 && r.ReadyTimeout < 30*time.Second {
+		return r.ReadyTimeout
+	}
+	return 30 * time.Second
 }
 
 func (r *Reconciler) readyTimeout() time.Duration {
@@ -121,18 +130,52 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 // Decide observes the nodes and decides, changing nothing (the plan).
 func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Member, error) {
 	all := append(append([]*Node(nil), req.Anchors...), nodesOf(req.Targets)...)
-	obs := Observe(ctx, r.Parallel, all)
 	want := wantsOf(req.Targets)
-	anchor, cid := PickAnchor(want, obs, req.Policy)
-	if anchor != "" {
-		members, err := Members(ctx, byName(all, anchor))
-		if err != nil {
-			return nil, nil, err
+	// A swarm that just lost its Raft leader (a manager gone or moved)
+	// elects another within seconds: meanwhile its managers answer without
+	// the swarm's ID, or cannot list its nodes. Wait for it, bounded, rather
+	// than take them for strangers.
+	deadline := time.Now().Add(r.electionWait())
+	var obs Observed
+	anchor, cid := "", ""
+	for {
+		obs = Observe(ctx, r.Parallel, all)
+		var listErrs []error
+		for _, c := range AnchorCandidates(want, obs, req.Policy) {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			members, err := Members(lctx, byName(all, c))
+			cancel()
+			if err != nil {
+				listErrs = append(listErrs, err)
+				continue
+			}
+			anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
+			break
 		}
-		obs.Members = members
+		if anchor != "" || (len(listErrs) == 0 && !Electing(obs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			if len(listErrs) > 0 {
+				return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
+			}
+			break // Decide says which managers have no leader
+		}
+		r.event(req.Policy.Leader, "swarm", ui.Info, "waiting for the swarm to elect a leader")
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if anchor != "" {
+		anchor = SteadyAnchor(want, obs, anchor, cid)
 	}
 	pol := req.Policy
 	pol.CanUnlock = pol.CanUnlock && req.UnlockKey != ""
+	if req.UnlockKey == "" {
+		pol.Restarted = nil
+	}
 	d, err := Decide(want, obs, pol, anchor, cid)
 	out := &Outcome{ClusterID: cid, Decision: d, States: obs.States, NodeIDs: map[string]string{}}
 	if anchor != "" {
@@ -149,18 +192,26 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 // at a time, workers in parallel), roles one at a time with quorum kept,
 // labels and availability, and wait until every node is Ready.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, error) {
+	if r.Redactor == nil {
+		r.Redactor = &sshrun.Redactor{}
+	}
 	out, members, err := r.Decide(ctx, req)
 	if err != nil {
 		return out, err
 	}
 	if out.Decision.NeedsUnlock() {
+		var locked []*Node
 		for _, t := range req.Targets {
-			if out.Decision.Of(t.Want.Name).Membership != Unlock {
-				continue
+			if out.Decision.Of(t.Want.Name).Membership == Unlock {
+				locked = append(locked, t.Node)
 			}
-			if err := r.unlock(ctx, t.Node, req.UnlockKey); err != nil {
-				return out, err
-			}
+		}
+		// All at once: dockerd answers an unlock when the manager is
+		// ready, and it is ready only once a quorum of managers is.
+		if err := forEach(ctx, len(locked), locked, func(ctx context.Context, n *Node) error {
+			return r.unlock(ctx, n, req.UnlockKey)
+		}); err != nil {
+			return out, err
 		}
 		// Now the swarm can be told for certain: decide again, unlocking
 		// no more.
@@ -208,11 +259,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 	for _, w := range want {
 		hostnames[w.Hostname] = true
 	}
+	// A locked engine may not say its node ID: the swarm's list does.
+	for _, t := range req.Targets {
+		if out.Decision.Of(t.Want.Name).Membership == Readdress && out.NodeIDs[t.Want.Name] == "" {
+			if m, ok := lockedMember(t.Want, State{}, members); ok {
+				out.NodeIDs[t.Want.Name] = m.ID
+			}
+		}
+	}
 	current := map[string]string{}
 	joining := map[string]bool{}
 	for _, t := range req.Targets {
 		switch out.Decision.Of(t.Want.Name).Membership {
-		case Keep:
+		case Keep, Readdress:
 			current[t.Want.Name] = out.NodeIDs[t.Want.Name]
 		case Join:
 			joining[t.Want.Hostname] = true
@@ -400,10 +459,16 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 	if err != nil {
 		return err
 	}
-	wasManager := false
+	if id == "" { // a locked engine may not say its node ID
+		if m, ok := lockedMember(t.Want, State{}, members); ok {
+			id = m.ID
+		}
+	}
+	wasManager, listed := false, false
 	for _, m := range members {
-		if m.ID == id && m.Role == RoleManager {
-			wasManager = true
+		if m.ID == id {
+			listed = true
+			wasManager = m.Role == RoleManager
 		}
 	}
 	return r.withManagerLock(ctx, func() error {
@@ -419,11 +484,21 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 			}
 		}
 		if err := t.Node.Leave(ctx, false); err != nil {
-			return err
+			// A demoted manager that was cut off may not know it yet (or
+			// is locked): its leave is forced, which is safe once Raft no
+			// longer counts it, or the swarm no longer lists it at all.
+			if !wasManager && listed {
+				return err
+			}
+			if err := t.Node.Leave(ctx, true); err != nil {
+				return err
+			}
 		}
-		_ = WaitNode(ctx, anchor, id, 30*time.Second, func(n swarm.Node) bool { return n.Status.State != swarm.NodeStateReady })
-		if err := RemoveNode(ctx, anchor, id); err != nil {
-			return err
+		if listed {
+			waitLeft(ctx, anchor, id)
+			if err := RemoveNode(ctx, anchor, id); err != nil {
+				return err
+			}
 		}
 		token := workerToken
 		if t.Want.Role == RoleManager {
@@ -452,11 +527,18 @@ func (r *Reconciler) withManagerLock(ctx context.Context, f func() error) error 
 
 func (r *Reconciler) unlock(ctx context.Context, n *Node, key string) error {
 	r.event(n.Name, "swarm-unlock", ui.Started, "")
-	if err := n.API.SwarmUnlock(ctx, swarm.UnlockRequest{UnlockKey: key}); err != nil {
+	// The call returns when the manager is ready, which needs a quorum of
+	// managers unlocked: bounded.
+	uctx, cancel := context.WithTimeout(ctx, r.readyTimeout())
+	defer cancel()
+	if err := n.API.SwarmUnlock(uctx, swarm.UnlockRequest{UnlockKey: key}); err != nil {
 		r.event(n.Name, "swarm-unlock", ui.Failed, "")
+		if uctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s: swarm unlock: not ready within %s: a majority of the managers must be unlocked", n.Name, r.readyTimeout())
+		}
 		return fmt.Errorf("%s: swarm unlock: %s", n.Name, r.Redactor.Redact(err.Error()))
 	}
-	if err := waitState(ctx, n, StateActive, time.Minute); err != nil {
+	if err := waitState(ctx, n, StateActive, r.readyTimeout()); err != nil {
 		return err
 	}
 	r.event(n.Name, "swarm-unlock", ui.Changed, "")
@@ -479,6 +561,7 @@ func UnlockLocked(ctx context.Context, r *Reconciler, nodes []*Node, key string)
 	obs := Observe(ctx, r.Parallel, nodes)
 	var done []string
 	var errs []error
+	var locked []*Node
 	for _, n := range nodes {
 		s, ok := obs.States[n.Name]
 		if !ok {
@@ -489,11 +572,24 @@ func UnlockLocked(ctx context.Context, r *Reconciler, nodes []*Node, key string)
 			r.event(n.Name, "swarm-unlock", ui.Unchanged, s.LocalNodeState)
 			continue
 		}
+		locked = append(locked, n)
+	}
+	// All at once (see Reconcile).
+	var mu sync.Mutex
+	unlocked := map[*Node]bool{}
+	errs = append(errs, forEach(ctx, len(locked), locked, func(ctx context.Context, n *Node) error {
 		if err := r.unlock(ctx, n, key); err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
-		done = append(done, n.Name)
+		mu.Lock()
+		defer mu.Unlock()
+		unlocked[n] = true
+		return nil
+	}))
+	for _, n := range locked {
+		if unlocked[n] {
+			done = append(done, n.Name)
+		}
 	}
 	return done, errors.Join(errs...)
 }
@@ -551,6 +647,24 @@ func waitState(ctx context.Context, n *Node, state string, timeout time.Duration
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: waiting for swarm state %s (now %s): %w", n.Name, state, s.LocalNodeState, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// waitLeft waits (bounded, without failing) until a manager sees a node that
+// left as not Ready, or no longer lists it.
+func waitLeft(ctx context.Context, mgr *Node, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
+		if errdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(pollInterval):
 		}
 	}

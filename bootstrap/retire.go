@@ -116,7 +116,7 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 	if id != "" {
 		// The entry goes once the manager sees the node down (bounded: a
 		// node that is gone already is down).
-		_ = WaitNode(ctx, anchor, id, 30*time.Second, func(n swarm.Node) bool { return n.Status.State != swarm.NodeStateReady })
+		waitLeft(ctx, anchor, id)
 		if err := RemoveNode(ctx, anchor, id); err != nil {
 			return err
 		}
@@ -125,16 +125,24 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 	return nil
 }
 
-// WaitDrained waits until no task runs on the node and every task the
-// swarm wants running elsewhere is running.
+// WaitDrained waits until no task runs on the node and every task of the
+// services that ran there is running elsewhere. Tasks of other services
+// (pending for reasons of their own) do not hold it up.
 func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var services map[string]bool
 	for {
-		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-		if err == nil && drained(tasks, id) {
-			onNode, err2 := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
-			if err2 == nil && !anyRunning(onNode) {
+		onNode, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
+		if err == nil && services == nil {
+			services = map[string]bool{}
+			for _, t := range onNode {
+				services[t.ServiceID] = true
+			}
+		}
+		if err == nil && !anyRunning(onNode) {
+			tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+			if err == nil && drained(tasks, id, services) {
 				return nil
 			}
 		}
@@ -146,9 +154,13 @@ func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duratio
 	}
 }
 
-// drained: no task wanted running is still on the node or not yet running.
-func drained(tasks []swarm.Task, id string) bool {
+// drained: no task of the node's services that is wanted running is still
+// on the node or not yet running.
+func drained(tasks []swarm.Task, id string, services map[string]bool) bool {
 	for _, t := range tasks {
+		if !services[t.ServiceID] {
+			continue
+		}
 		if t.NodeID == id || t.Status.State != swarm.TaskStateRunning {
 			return false
 		}

@@ -421,7 +421,7 @@ func WaitTasks(ctx context.Context, mgr *Node, timeout time.Duration) error {
 	defer cancel()
 	for {
 		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-		if err == nil && drained(tasks, "") {
+		if err == nil && allRunning(tasks) {
 			return nil
 		}
 		select {
@@ -521,4 +521,14 @@ func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, timeou
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// allRunning: every task wanted running runs.
+func allRunning(tasks []swarm.Task) bool {
+	for _, t := range tasks {
+		if t.Status.State != swarm.TaskStateRunning {
+			return false
+		}
+	}
+	return true
 }

@@ -83,6 +83,11 @@ func checkEngine(e *engineBlock, at func(name string) *hcl.Range) hcl.Diagnostic
 			diags = append(diags, errAt(at("repo_url"), "Invalid engine repo_url", "repo_url: %v", err))
 		}
 	}
+	if e.OSMirror != nil {
+		if err := validate.RepoURL(*e.OSMirror); err != nil {
+			diags = append(diags, errAt(at("os_mirror"), "Invalid engine os_mirror", "os_mirror: %v", err))
+		}
+	}
 	for _, r := range e.InsecureRegistries {
 		if err := validate.InsecureRegistry(r); err != nil {
 			diags = append(diags, errAt(at("insecure_registries"), "Invalid insecure registry", "insecure_registries: %v", err))
@@ -306,9 +311,20 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				diags = append(diags, errAt(attrRange(body, "machine", i, "docker_user"), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
 			}
 		}
-		if dspec.Name == "ssh" && count > 1 {
+		advertise := ""
+		if mb.AdvertiseAddr != nil {
+			advertise = *mb.AdvertiseAddr
+			if net.ParseIP(advertise) == nil {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "advertise_addr"), "Invalid advertise_addr",
+					"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise))
+			} else if count > 1 {
+				diags = append(diags, errAt(attrRange(body, "machine", i, "advertise_addr"), "Invalid advertise_addr",
+					"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count))
+			}
+		}
+		if dspec.Adopts && count > 1 {
 			diags = append(diags, errAt(attrRange(body, "machine", i, "count"), "Invalid count",
-				"machine %q: the ssh driver adopts one host, so count must be 1: write one machine block per host", mb.Name))
+				"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
 			continue
 		}
 		engine := mergeEngine(def.Engine, mb.Engine)
@@ -376,7 +392,18 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 				// The same settings are checked once per block, not per count.
 				validated = true
 				var sd hcl.Diagnostics
-				if dspec.Name == "ssh" {
+				if dspec.Resolve != nil {
+					// ~/.ssh/config fills in what the file does not say.
+					names := append([]string{dspec.Name}, dspec.Aliases...)
+					explicit := func(n string) bool {
+						return innerAttr(nthBlock(body, "machine", i), names, n) != nil || innerAttr(nthBlock(body, "defaults", 0), names, n) != nil
+					}
+					if err := dspec.Resolve(cfg, explicit); err != nil {
+						sd = append(sd, errAt(r, "Invalid ssh_config", "machine %q: %v", mb.Name, err))
+						diags = append(diags, sd...)
+					}
+				}
+				if dspec.Adopts && !sd.HasErrors() {
 					// Said at the attribute, in the file's words; the
 					// driver's own check (a missing host or key) after.
 					at := func(n string) *hcl.Range {
@@ -409,6 +436,7 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 			spec.Machines = append(spec.Machines, Machine{
 				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg, Hostname: hostname, DockerUser: dockerUser,
 				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Engine: engine, Range: rng,
+				AdvertiseAddr: advertise,
 			})
 		}
 	}
@@ -545,6 +573,9 @@ func sortedKeys(m map[string]string) []string {
 
 // cloneConfig copies a driver config so that machines do not share one.
 func cloneConfig(spec *drivers.Spec, cfg any) any {
+	if c, ok := cfg.(interface{ Clone() any }); ok {
+		return c.Clone() // keeps what JSON does not carry (passwords)
+	}
 	out := spec.NewConfig()
 	raw, err := json.Marshal(cfg)
 	if err == nil {
@@ -567,6 +598,12 @@ func mergeEngine(def, m *engineBlock) Engine {
 		}
 		if b.RepoURL != nil {
 			e.RepoURL = *b.RepoURL
+		}
+		if b.OSMirror != nil {
+			e.OSMirror = *b.OSMirror
+		}
+		if b.ReplaceConflicting != nil {
+			e.ReplaceConflicting = *b.ReplaceConflicting
 		}
 		if b.TLS != nil {
 			e.TLS = *b.TLS

@@ -67,9 +67,18 @@ type host struct {
 	// kept its engine and the roll installs the new one.
 	held    bool
 	heldWhy string
+	// restarted: provisioning restarted dockerd in this run.
+	restarted bool
+	// unlock releases the machine's lock, held from its create to the end
+	// of the run so that no other command works on it meanwhile.
+	unlock func()
 }
 
 func (h *host) close() {
+	if h.unlock != nil {
+		defer h.unlock()
+		h.unlock = nil
+	}
 	if h.node != nil {
 		h.node.Close()
 	}
@@ -142,6 +151,7 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 // swarm with its registry. A second run with nothing to do changes nothing.
 func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	start := time.Now()
+	c.UseSecrets(spec)
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", spec.Name)
 	if err != nil {
@@ -189,9 +199,10 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 				Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 				RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 		}
-		mach, err := c.M.EnsureHost(ctx, machine.CreateOptions{
+		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{
 			Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
 			Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
+				OSMirror: m.Engine.OSMirror, ReplaceConflicting: m.Engine.ReplaceConflicting,
 				InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
 				Labels: m.Engine.Labels, TLS: m.Engine.TLS},
 			Swarm: sw, Cluster: spec.Name, AuthorizedKeys: []string{pub},
@@ -199,7 +210,13 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		h.mach = mach
+		if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
+			mach.Address = m.AdvertiseAddr // the other nodes reach it there
+			if err := st.Save(mach.Machine); err != nil {
+				return err
+			}
+		}
+		h.mach, h.unlock = mach, unlock
 		h.changed = mach.JustCreated
 		return nil
 	})
@@ -251,6 +268,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		if len(rep.Changed) > 0 {
 			h.changed = true
 		}
+		h.restarted = rep.DockerRestarted
 		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
 		if err != nil {
 			return err

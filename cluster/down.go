@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/provision"
@@ -22,6 +23,9 @@ import (
 // with their Docker. With purge, what provisioning can undo on an adopted
 // host is undone too.
 func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
+	if err := store.ValidateName(name); err != nil {
+		return err // before any path is made of it
+	}
 	st := c.M.Store
 	unlock, err := st.TryLock("cluster", name)
 	if err != nil {
@@ -121,8 +125,8 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 
 // purge undoes what shoal's provisioning did on an adopted host that can be
 // undone without harm: its TLS drop-in and certificates, the /etc/hosts
-// block, the cluster's SSH key and blocks; daemon.json goes back to the
-// original shoal saved. Docker stays installed and running.
+// block, the cluster's SSH key and blocks; daemon.json and the .repo files
+// that os_mirror set aside go back to the originals shoal saved. Docker stays installed and running.
 func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
 	if _, err := h.client.RunSudo(ctx, purgeScript(h.mach.DockerUser, cluster)); err != nil {
 		return fmt.Errorf("%s: purge: %w", h.mach.Name, err)
@@ -140,6 +144,14 @@ const purgeFuncs = `strip() { # FILE BEGIN END: drop the lines from BEGIN to END
   [ -f "$1" ] || return 0
   t=$(mktemp) || return 1
   if B="$2" E="$3" awk '{ l = $0; gsub(/^[ \t]+|[ \t\r]+$/, "", l) } !s && l == ENVIRON["B"] { s = 1; next } s && l == ENVIRON["E"] { s = 0; next } !s' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
+}
+restorerepos() { # DIR: put back the .repo files os_mirror set aside, then drop its own
+  [ -d "$1" ] || return 0
+  for b in "$1"/*.repo.shoal-orig; do
+    [ -e "$b" ] || continue
+    mv -f "$b" "${b%.shoal-orig}"
+  done
+  rm -f "$1/shoal-os-mirror.repo"
 }
 dropkeys() { # FILE SUFFIX: drop the lines that end in SUFFIX
   [ -f "$1" ] || return 0
@@ -161,6 +173,7 @@ func purgeScript(dockerUser, cluster string) string {
 		"rm -rf /etc/docker/shoal",
 		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
 		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),
+		"restorerepos /etc/yum.repos.d",
 		`if pw=$(getent passwd ` + u + `) && h=$(printf '%s\n' "$pw" | cut -d: -f6) && [ -n "$h" ]; then`,
 		`  rm -f "$h/.ssh/"` + shell.Quote("shoal-"+cluster),
 		`  strip "$h/.ssh/config" ` + begin + " " + end,
@@ -188,6 +201,9 @@ type NodeStatus struct {
 
 // Status probes every machine of a cluster in parallel.
 func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
 	names, err := machinesOf(c.M.Store, name)
 	if err != nil {
 		return nil, err

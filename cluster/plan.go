@@ -50,6 +50,7 @@ func (p *PlanResult) Changes() int {
 // Plan reads the real state of every machine and lists what `cluster up`
 // would change; it changes nothing on any host.
 func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
+	c.UseSecrets(spec)
 	leader := spec.Managers()[0].Name
 	res := &PlanResult{Cluster: spec.Name, Machines: make([]MachinePlan, len(spec.Machines)), Leaving: []MachinePlan{}, Refusals: []string{}, Warnings: []string{}}
 	plans := res.Machines

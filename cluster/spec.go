@@ -42,6 +42,8 @@ type variableBlock struct {
 	Type        hcl.Expression `hcl:"type,optional"`
 	Default     cty.Value      `hcl:"default,optional"`
 	Description string         `hcl:"description,optional"`
+	// Sensitive values (passwords) are redacted from every output.
+	Sensitive bool `hcl:"sensitive,optional"`
 }
 
 // typeOf reads a variable's type constraint (string, number, bool,
@@ -60,6 +62,8 @@ type engineBlock struct {
 	Install            *string  `hcl:"install,optional"`
 	Version            *string  `hcl:"version,optional"`
 	RepoURL            *string  `hcl:"repo_url,optional"`
+	OSMirror           *string  `hcl:"os_mirror,optional"`
+	ReplaceConflicting *bool    `hcl:"replace_conflicting,optional"`
 	InsecureRegistries []string `hcl:"insecure_registries,optional"`
 	RegistryMirrors    []string `hcl:"registry_mirrors,optional"`
 	Labels             []string `hcl:"labels,optional"`
@@ -84,8 +88,11 @@ type machineBlock struct {
 	Labels        map[string]string `hcl:"labels,optional"`
 	Availability  *string           `hcl:"availability,optional"`
 	ImageArchives []string          `hcl:"image_archives,optional"`
-	Engine        *engineBlock      `hcl:"engine,block"`
-	Remain        hcl.Body          `hcl:",remain"` // driver blocks
+	// AdvertiseAddr is the address the other nodes reach this one at,
+	// when it is not the one shoal connects to (several interfaces).
+	AdvertiseAddr *string      `hcl:"advertise_addr,optional"`
+	Engine        *engineBlock `hcl:"engine,block"`
+	Remain        hcl.Body     `hcl:",remain"` // driver blocks
 }
 
 type swarmBlock struct {
@@ -109,6 +116,8 @@ type Engine struct {
 	Install            string
 	Version            string
 	RepoURL            string
+	OSMirror           string
+	ReplaceConflicting bool
 	InsecureRegistries []string
 	RegistryMirrors    []string
 	Labels             []string
@@ -128,6 +137,9 @@ type Machine struct {
 	ImageArchives []string
 	Engine        Engine
 	Range         hcl.Range
+	// AdvertiseAddr overrides the address shoal connected to for the
+	// swarm, /etc/hosts and registry trust ("" keeps it).
+	AdvertiseAddr string
 }
 
 // Registry is the cluster's registry service.
@@ -157,6 +169,8 @@ type Spec struct {
 	Warnings hcl.Diagnostics
 	// Files are the parsed sources, for printing diagnostics.
 	Files map[string]*hcl.File
+	// Sensitive are the values of sensitive variables, to redact.
+	Sensitive []string
 }
 
 // Managers returns the manager machines in file order.
@@ -174,7 +188,13 @@ func (s *Spec) Managers() []Machine {
 type Options struct {
 	Vars     []string // k=v
 	VarFiles []string
+	// Env looks up SHOAL_VAR_<name> (os.LookupEnv); nil reads nothing.
+	// --var-file and --var win over it, as Terraform's TF_VAR_.
+	Env func(string) (string, bool)
 }
+
+// EnvVarPrefix names the environment variable of a cluster variable.
+const EnvVarPrefix = "SHOAL_VAR_"
 
 func functions() map[string]function.Function {
 	return map[string]function.Function{
@@ -230,11 +250,19 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	}
 	spec, sdiags := build(&raw, f.Body, filepath.Dir(path), ctx, reg)
 	diags = append(diags, sdiags...)
+	if ssh, err := reg.Get("ssh"); err == nil {
+		sensitive := map[string]bool{}
+		for _, v := range varsOnly.Variables {
+			sensitive[v.Name] = v.Sensitive
+		}
+		diags = append(diags, secretWarnings(f.Body, append([]string{ssh.Name}, ssh.Aliases...), sensitive)...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	spec.File = path
 	spec.Files = parser.Files()
+	spec.Sensitive = sensitiveValues(varsOnly.Variables, vars)
 	for _, d := range diags {
 		if d.Severity == hcl.DiagWarning {
 			spec.Warnings = append(spec.Warnings, d)
@@ -306,6 +334,13 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Ran
 		}
 		vals[name] = v
 	}
+	if opts.Env != nil {
+		for _, b := range blocks {
+			if v, ok := opts.Env(EnvVarPrefix + b.Name); ok && declared[b.Name] {
+				set(b.Name, cty.StringVal(v), nil)
+			}
+		}
+	}
 	for _, vf := range opts.VarFiles {
 		f, d := parser.ParseHCLFile(vf)
 		diags = append(diags, d...)
@@ -337,8 +372,39 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Ran
 	for _, b := range blocks {
 		if _, ok := vals[b.Name]; !ok {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Variable has no value",
-				Detail: fmt.Sprintf("variable %q has no default: give it with --var %s=VALUE or --var-file", b.Name, b.Name)})
+				Detail: fmt.Sprintf("variable %q has no default: give it with --var %s=VALUE, --var-file or $%s%s", b.Name, b.Name, EnvVarPrefix, b.Name)})
 		}
 	}
 	return vals, diags
+}
+
+// sensitiveValues lists the string values of the variables marked
+// sensitive (and the strings inside lists and maps of them).
+func sensitiveValues(blocks []variableBlock, vals map[string]cty.Value) []string {
+	var out []string
+	var walk func(v cty.Value)
+	walk = func(v cty.Value) {
+		if v.IsNull() || !v.IsKnown() {
+			return
+		}
+		switch {
+		case v.Type() == cty.String:
+			if s := v.AsString(); s != "" {
+				out = append(out, s)
+			}
+		case v.CanIterateElements():
+			for it := v.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				walk(e)
+			}
+		}
+	}
+	for _, b := range blocks {
+		if b.Sensitive {
+			if v, ok := vals[b.Name]; ok {
+				walk(v)
+			}
+		}
+	}
+	return out
 }

@@ -36,6 +36,9 @@ func stateFile(st *store.Store, name string) string {
 
 // LoadState reads a cluster's state.
 func LoadState(st *store.Store, name string) (*State, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(stateFile(st, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
@@ -63,6 +66,9 @@ func saveState(st *store.Store, s *State) error {
 // List returns the states of every cluster in the store.
 func List(st *store.Store) ([]*State, error) {
 	entries, err := os.ReadDir(filepath.Join(st.Root, "clusters"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // a store opened read-only that was never written
+	}
 	if err != nil {
 		return nil, err
 	}

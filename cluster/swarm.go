@@ -38,7 +38,9 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 		req.UnlockKey = strings.TrimSpace(string(key))
 		c.M.Redactor.Add(req.UnlockKey)
 	}
+	req.Policy.Restarted = map[string]bool{}
 	for _, h := range hosts {
+		req.Policy.Restarted[h.spec.Name] = h.restarted
 		req.Targets = append(req.Targets, &bootstrap.Target{
 			Node:      h.node,
 			Advertise: h.mach.Address,

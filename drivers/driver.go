@@ -39,6 +39,17 @@ type Endpoint struct {
 	// HostKeyFingerprint (SHA256:...) pins the host key before the first
 	// contact; empty means trust on first use, then pinned in known_hosts.
 	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
+	// ProxyJump is OpenSSH's -J: [user@]host[:port][,...], first hop first.
+	ProxyJump string `json:"proxyJump,omitempty"`
+	// JumpHostKeys pins the jump hosts' keys (SHA256:..., comma separated,
+	// in hop order) before the first contact.
+	JumpHostKeys string `json:"jumpHostKeys,omitempty"`
+	// SSHConfig is the ssh_config file jump hosts are looked up in ("" is
+	// ~/.ssh/config).
+	SSHConfig string `json:"sshConfig,omitempty"`
+	// JumpKeys are more private keys offered to the jump hosts, as a path
+	// list (filepath.SplitList).
+	JumpKeys string `json:"jumpKeys,omitempty"`
 }
 
 // Address is host:port for dialing.
@@ -102,6 +113,21 @@ type Spec struct {
 	Validate func(cfg any) error
 	// New returns a driver for the machine with the given config.
 	New func(m Machine, cfg any) (Driver, error)
+	// Adopts says the driver adopts one host that exists without it (its
+	// drivers implement Adopter): a machine of it is one host, whatever
+	// count a cluster file asks for, and its settings name that host.
+	Adopts bool
+	// Resolve, when set, completes a config from outside sources (the
+	// ssh driver: ~/.ssh/config) before Validate; explicit tells which
+	// settings the user gave (HCL attribute names), which always win.
+	Resolve func(cfg any, explicit func(name string) bool) error
+}
+
+// Credentials is implemented by drivers that were given login secrets for
+// this run only (a cluster file's ssh { password, sudo_password }); they
+// are never stored.
+type Credentials interface {
+	Credentials() (password, sudoPassword []byte)
 }
 
 // Registry is the set of compiled-in drivers, by name and alias.

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,7 +26,7 @@ func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 		_, err := m.CA()
 		return due, err
 	}
-	if _, err := certs.Renew(dir, due, now, store.WriteFileAtomic); err != nil {
+	if _, err := certs.Renew(context.Background(), dir, due, now, store.WriteFileAtomic, m.Store.LockCA); err != nil {
 		return due, err
 	}
 	what := "client certificate"

@@ -20,10 +20,12 @@ type Info struct {
 	URL           string `json:"URL"`
 	Swarm         string `json:"Swarm"`
 	DockerVersion string `json:"DockerVersion"`
+	Error         string `json:"Error"`
+	Cluster       string `json:"Cluster,omitempty"`
+	// ResponseTime is how long the probe took.
+	ResponseTime time.Duration `json:"ResponseTime"`
 	// Certs is when the machine's TLS certificate (or the CA) expires.
-	Certs   string `json:"Certs,omitempty"`
-	Error   string `json:"Error"`
-	Cluster string `json:"Cluster,omitempty"`
+	Certs string `json:"Certs,omitempty"`
 }
 
 // List describes every machine, probing the running ones in parallel (each
@@ -45,7 +47,9 @@ func (m *Manager) List(ctx context.Context, timeout time.Duration, quick bool) (
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			start := time.Now()
 			infos[i] = m.probe(pctx, name)
+			infos[i].ResponseTime = time.Since(start).Round(time.Millisecond)
 		}()
 	}
 	wg.Wait()
@@ -80,7 +84,13 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		return info
 	}
 	defer c.Close()
-	res, err := c.RunSudo(ctx, "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'")
+	// The login user is in the docker group after provisioning: no sudo,
+	// which may want a password this command does not have.
+	const probe = "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'"
+	res, err := c.Run(ctx, probe)
+	if err != nil {
+		res, err = c.RunSudo(ctx, probe)
+	}
 	if err != nil {
 		info.Error = "docker: " + firstLine(strings.TrimSpace(string(res.Stderr)))
 		return info

@@ -103,6 +103,13 @@ func (m *Manager) RegenerateCerts(ctx context.Context, name string) error {
 	if !mach.Engine.TLS {
 		return fmt.Errorf("%s: the engine has no TLS (created with --engine-tls=false)", name)
 	}
+	if mach.Engine.CertDir != "" {
+		// An imported engine moves to shoal's certificates.
+		mach.Engine.CertDir = ""
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return err
+		}
+	}
 	os.Remove(mach.Dir + "/" + store.ServerCertFile)
 	_, err = m.Provision(ctx, name)
 	return err

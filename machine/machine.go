@@ -6,6 +6,7 @@ package machine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
@@ -33,11 +35,23 @@ type Manager struct {
 	Redactor *sshrun.Redactor
 	// ConnectTimeout bounds the wait for a host's SSH.
 	ConnectTimeout time.Duration
+	// ReadOnly makes the manager write nothing while it looks: no host key
+	// pinned, no CA or certificate made (cluster plan).
+	ReadOnly bool
+	// Secrets are the run's passwords (access.go); Jumps its jump host
+	// connections, shared by the machines behind them (Close ends them).
+	Secrets Secrets
+	Jumps   *sshrun.JumpPool
+	// MachineSecrets are per machine (a cluster file's ssh blocks); set
+	// before the run, read only during it.
+	MachineSecrets map[string]Secrets
+
+	caMu sync.Mutex
 }
 
 // NewManager returns a manager with quiet progress.
 func NewManager(st *store.Store, reg *drivers.Registry) *Manager {
-	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute}
+	return &Manager{Store: st, Drivers: reg, Progress: ui.NewProgress(io.Discard, ui.ModeQuiet), Redactor: &sshrun.Redactor{}, ConnectTimeout: 3 * time.Minute, Jumps: sshrun.NewJumpPool()}
 }
 
 // Machine is a stored machine with its driver.
@@ -52,6 +66,10 @@ type Machine struct {
 // Load reads machine name and its driver.
 func (m *Manager) Load(name string) (*Machine, error) {
 	cfg, err := m.Store.Load(name)
+	if errors.Is(err, store.ErrNotFound) {
+		// docker-machine's wording: scripts grep for it.
+		return nil, fmt.Errorf("Docker machine %q does not exist (%w). Use \"machine ls\" to list machines. Use \"machine create\" to add a new one", name, store.ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -113,47 +131,101 @@ type CreateOptions struct {
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
 // in a swarm. On an existing machine it converges it to opts.
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Machine, error) {
-	mach, err := m.EnsureHost(ctx, opts)
-	if err != nil {
-		return mach, err
-	}
-	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	mach, unlock, err := m.EnsureHostLocked(ctx, opts)
 	if err != nil {
 		return mach, err
 	}
 	defer unlock()
-	return mach, m.provision(ctx, mach)
+	err = m.provision(ctx, mach)
+	var unreachable *unreachableError
+	if mach.JustCreated && errors.As(err, &unreachable) {
+		// Never usable: nothing of it is kept.
+		return nil, m.discard(ctx, mach.Name, mach.Driver, err)
+	}
+	return mach, err
+}
+
+// unreachableError is a failure to reach a host over SSH at all.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// discardTimeout bounds the removal of a host whose create failed.
+const discardTimeout = 3 * time.Minute
+
+// discard removes a new machine whose create failed before it was usable:
+// what the driver made (an adopted host is only forgotten), then its folder.
+// It runs even when ctx was cancelled (Ctrl-C), for a bounded time. When the
+// driver cannot remove its host, the machine stays for 'machine rm -f'.
+func (m *Manager) discard(ctx context.Context, name string, d drivers.Driver, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
+	defer cancel()
+	if err := d.Remove(ctx); err != nil {
+		// A driver that cannot even tell the state (VirtualBox or libvirt
+		// missing) made nothing.
+		if st, serr := d.State(ctx); serr == nil && st != drivers.NotFound {
+			m.Progress.Event(name, "remove", ui.Failed, err.Error())
+			return fmt.Errorf("%w\nThe host made for %s could not be removed (%v): remove it with 'machine rm -f %s'", cause, name, err, name)
+		}
+	}
+	if err := m.Store.Remove(name); err != nil {
+		return fmt.Errorf("%w (and %s could not be forgotten: %v)", cause, name, err)
+	}
+	m.Progress.Event(name, "remove", ui.Changed, "the failed create left nothing")
+	return cause
 }
 
 // EnsureHost saves the machine and has its driver make (or start) the host
 // until it answers SSH; it records the host's address. It does not
 // provision.
 func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine, error) {
+	mach, unlock, err := m.EnsureHostLocked(ctx, opts)
+	if unlock != nil {
+		unlock()
+	}
+	return mach, err
+}
+
+// EnsureHostLocked is EnsureHost that keeps the machine's lock when it
+// succeeds, so that no other command works on the machine before the caller
+// is done with it (and calls unlock).
+func (m *Manager) EnsureHostLocked(ctx context.Context, opts CreateOptions) (mach *Machine, unlock func(), err error) {
 	if err := store.ValidateName(opts.Name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Nothing is saved or made from a value that may not reach a host.
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := m.Drivers.Get(opts.Driver)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.Validate != nil {
 		if err := spec.Validate(opts.DriverConfig); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	unlock, err := m.Store.Lock(ctx, "machine", opts.Name)
+	unlock, err = m.Store.Lock(ctx, "machine", opts.Name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer unlock()
+	defer func() {
+		if err != nil {
+			unlock()
+			unlock = nil
+		}
+	}()
+	mach, err = m.ensureHost(ctx, spec, opts)
+	return mach, unlock, err
+}
 
+func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts CreateOptions) (*Machine, error) {
 	existed := m.Store.Exists(opts.Name)
 	var old *store.Machine
 	if existed {
+		var err error
 		old, err = m.Store.Load(opts.Name)
 		if err != nil {
 			return nil, err
@@ -199,17 +271,16 @@ func (m *Manager) EnsureHost(ctx context.Context, opts CreateOptions) (*Machine,
 	m.Progress.Event(opts.Name, "create", ui.Started, spec.Name)
 	if err := d.Create(ctx); err != nil {
 		m.Progress.Event(opts.Name, "create", ui.Failed, err.Error())
+		err = fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
 		if !existed {
-			// Nothing made, nothing kept: a failed create leaves no trace.
-			// A driver that cannot even tell the state (VirtualBox or libvirt
-			// missing) made nothing either.
-			if st, serr := d.State(context.WithoutCancel(ctx)); serr != nil || st == drivers.NotFound {
-				_ = m.Store.Remove(opts.Name)
-			}
+			return nil, m.discard(ctx, opts.Name, d, err)
 		}
-		return nil, fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
+		return nil, err
 	}
 	if err := m.refreshAddress(ctx, mach); err != nil {
+		if !existed {
+			return nil, m.discard(ctx, opts.Name, d, err)
+		}
 		return mach, err
 	}
 	mach.JustCreated = !existed
@@ -224,13 +295,20 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	if err != nil {
 		return fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
+	// A host given by name (the ssh driver's host = "localhost") is
+	// recorded by address: /etc/hosts, certificates and the swarm want one.
+	if addr, err = resolveAddress(ctx, net.DefaultResolver.LookupIPAddr, addr); err != nil {
+		return fmt.Errorf("%s: address: %w", mach.Name, err)
+	}
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", mach.Name, err)
 	}
 	mach.Address = addr
+	// The fingerprint on record is the key pinned at the last verified
+	// connection; only ProvisionWith, after one, may change it.
 	fp := mach.SSH.HostKeyFingerprint
-	if ep.HostKeyFingerprint != "" {
+	if fp == "" {
 		fp = ep.HostKeyFingerprint
 	}
 	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: fp}
@@ -248,15 +326,28 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
-	c, err := sshrun.Dial(ctx, sshrun.Config{
+	cfg := sshrun.Config{
 		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
 		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:              m.ReadOnly,
 		HostKeyFingerprint: ep.HostKeyFingerprint,
 		Transcript:         transcript,
 		Redactor:           m.Redactor,
-	})
+	}
+	if err := m.access(mach, ep, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	fresh := m.newJumpKeys(ep)
+	c, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	m.reportJumpKeys(mach, fresh)
+	if c.PasswordUsed() {
+		if err := m.authorizeMachineKey(ctx, mach, c); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -291,14 +382,15 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	client, err := m.Connect(ctx, mach, logf)
 	if err != nil {
 		m.Progress.Event(mach.Name, "ssh", ui.Failed, "")
-		return err
+		return &unreachableError{err}
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
-	if _, err := m.ProvisionWith(ctx, mach, client); err != nil {
+	rep, err := m.ProvisionWith(ctx, mach, client)
+	if err != nil {
 		return err
 	}
-	return m.bootstrap(ctx, mach, client)
+	return m.bootstrap(ctx, mach, client, rep.DockerRestarted)
 }
 
 // OpenLog starts the machine's provision.log (the last run's transcript).
@@ -313,18 +405,8 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 
 // ProvisionWith provisions the machine over an open connection.
 func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
-	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
-		mach.SSH.HostKeyFingerprint = fp
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return nil, err
-		}
-	}
-	spec, err := m.provisionSpec(mach)
-	if err != nil {
-		return nil, err
-	}
-	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	return provision.Provision(ctx, client, spec, progress)
+	rep, _, _, err := m.ProvisionHolding(ctx, mach, client, nil)
+	return rep, err
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.
@@ -334,20 +416,28 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	if err != nil {
 		return provision.Spec{}, err
 	}
+	defaults, err := EngineDefaults(e.Opts, e.StorageDriver)
+	if err != nil {
+		return provision.Spec{}, fmt.Errorf("%s: %w", mach.Name, err)
+	}
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
-		Install:    osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL},
+		Install: osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL,
+			OSMirror: e.OSMirror, ReplaceConflicting: e.ReplaceConflicting},
 		Daemon: provision.DaemonSettings{
 			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,
 			Labels:             e.Labels,
+			Defaults:           defaults,
 		},
+		DockerEnv:      e.Env,
 		Hosts:          hosts,
+		SwarmAddr:      swarmAddr(mach),
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
 	}
-	if e.TLS {
+	if e.TLS && e.CertDir == "" {
 		tls, err := m.serverTLS(mach)
 		if err != nil {
 			return spec, fmt.Errorf("%s: TLS certificates: %w", mach.Name, err)
@@ -358,8 +448,22 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 }
 
 // CA returns the store's CA, creating it (and the client certificate) once.
+// Machines provisioned in parallel ask at once: one makes it, so that the
+// client certificate and its key are of one pair.
 func (m *Manager) CA() (*certs.CA, error) {
-	return certs.EnsureCA(m.Store.CertsDir(), store.WriteFileAtomic)
+	m.caMu.Lock()
+	defer m.caMu.Unlock()
+	if m.ReadOnly {
+		// What the CA would be: the store's, or one in memory that signs
+		// what a plan compares with the host's files.
+		ca, err := certs.LoadCA(m.Store.CertsDir())
+		if errors.Is(err, certs.ErrNoCA) {
+			return certs.TemporaryCA()
+		}
+		return ca, err
+	}
+	// The lock's wait is bounded by the store's LockWait.
+	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), store.WriteFileAtomic, m.Store.LockCA)
 }
 
 // serverTLS returns the machine's server certificate, issued again only when
@@ -369,8 +473,12 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := uniqueSorted([]string{mach.Name, mach.Hostname, "localhost"})
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
+	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
+	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
+		names = uniqueSorted(append(names, h)) // the name the host was given by
+	}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
 	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
 		ips = append(ips, ip)
 	} else if mach.Address != "" && ip == nil {
@@ -385,14 +493,14 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := store.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+		if err := m.writeFile(keyPath, key, 0o600); err != nil {
 			return nil, err
 		}
-		if err := store.WriteFileAtomic(certPath, cert, 0o644); err != nil {
+		if err := m.writeFile(certPath, cert, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := store.WriteFileAtomic(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
+	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
 	port := mach.Engine.TLSPort
@@ -400,6 +508,14 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		port = 2376
 	}
 	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
+}
+
+// writeFile writes a file of the store, unless the manager is read-only.
+func (m *Manager) writeFile(path string, data []byte, mode os.FileMode) error {
+	if m.ReadOnly {
+		return nil
+	}
+	return store.WriteFileAtomic(path, data, mode)
 }
 
 func uniqueSorted(in []string) []string {
@@ -426,5 +542,23 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return nil, err
 	}
-	return provision.Plan(ctx, h)
+	steps, err := provision.Plan(ctx, h)
+	if err != nil {
+		return steps, err
+	}
+	if changed, err := persist(ctx, client, spec, false); err != nil {
+		return steps, err
+	} else if changed {
+		steps = append(steps, persistStep)
+	}
+	return steps, nil
+}
+
+// swarmAddr is the address (or interface) the machine's swarm traffic
+// uses, as the swarm stage will advertise it.
+func swarmAddr(mach *Machine) string {
+	if mach.Swarm != nil && mach.Swarm.AdvertiseAddr != "" {
+		return mach.Swarm.AdvertiseAddr
+	}
+	return mach.Address
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +104,7 @@ func labelMap(kv []string) map[string]string {
 // bootstrap puts a provisioned machine in its swarm, through its one SSH
 // connection (and the master's, to fetch tokens and set roles). The swarm
 // reconciler decides; a locked node is never left or re-initialised.
-func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.Client) error {
+func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.Client, restarted bool) error {
 	sw := mach.Swarm
 	if sw == nil {
 		return nil
@@ -138,6 +140,15 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 		Targets: []*bootstrap.Target{{Node: node, Want: want, Advertise: advertise}},
 		Policy: bootstrap.Policy{Leader: mach.Name, ClusterID: sw.ClusterID, Force: sw.Force,
 			ForceHint: "--swarm-force", UnlockHint: unlockHint},
+	}
+	// A manager of a cluster with autolock that this provisioning restarted
+	// comes back locked: shoal unlocks what it locked, with the cluster's key.
+	if restarted && mach.Cluster != "" {
+		if key, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
+			req.UnlockKey = strings.TrimSpace(string(key))
+			m.Redactor.Add(req.UnlockKey)
+			req.Policy.Restarted = map[string]bool{mach.Name: true}
+		}
 	}
 	root := mach.Name
 	if !sw.Master {

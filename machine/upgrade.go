@@ -136,10 +136,13 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 type Hold func(ctx context.Context, steps []string, have, want string) (hold bool, why string, err error)
 
 // ProvisionHolding provisions the machine over an open connection with one
-// facts probe, keeping its engine and TLS files as they are when hold says
-// so (then held is true).
+// facts probe, as ProvisionWith does, but keeps its engine and TLS files as
+// they are when hold says so (then held is true).
 func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold) (rep *provision.Report, held bool, why string, err error) {
 	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
+		if old := mach.SSH.HostKeyFingerprint; old != "" {
+			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
+		}
 		mach.SSH.HostKeyFingerprint = fp
 		if err := m.Store.Save(mach.Machine); err != nil {
 			return nil, false, "", err
@@ -174,6 +177,18 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		h.Spec.Install.Mode = "skip"
 		h.Spec.TLS = nil
 	}
-	rep, err = provision.Apply(ctx, h, progress)
-	return rep, held, why, err
+	if rep, err = provision.Apply(ctx, h, progress); err != nil {
+		return rep, held, why, err
+	}
+	// What was set must survive a reboot that rewrites it (persist.go).
+	changed, err := persist(ctx, client, spec, true)
+	if err != nil {
+		progress(persistStep, ui.Failed, err.Error())
+		return rep, held, why, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	progress(persistStep, status(changed), "")
+	if changed {
+		rep.Changed = append(rep.Changed, persistStep)
+	}
+	return rep, held, why, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // Validate checks every value of opts that reaches the store or a host,
@@ -51,6 +52,9 @@ func EngineErrors(e store.Engine) []error {
 	if e.RepoURL != "" {
 		add("--engine-repo-url", validate.RepoURL(e.RepoURL))
 	}
+	if e.OSMirror != "" {
+		add("--engine-os-mirror", validate.RepoURL(e.OSMirror))
+	}
 	for _, r := range e.InsecureRegistries {
 		add("--engine-insecure-registry", validate.InsecureRegistry(r))
 	}
@@ -63,6 +67,15 @@ func EngineErrors(e store.Engine) []error {
 	}
 	if e.TLSPort != 0 {
 		add("--engine-tls-port", validate.Port(e.TLSPort))
+	}
+	// docker-machine's engine flags; their errors name the flag.
+	if _, err := EngineDefaults(e.Opts, e.StorageDriver); err != nil {
+		errs = append(errs, err)
+	}
+	for _, err := range []error{provision.ValidateEnv(e.Env), ValidateSANs(e.TLSSANs)} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errs
 }

@@ -38,10 +38,22 @@ type Spec struct {
 	AuthorizedKeys []string
 	// TLS, when set, makes dockerd listen on tcp with TLS verification.
 	TLS *TLS
+	// DockerEnv is dockerd's environment, K=V (a systemd drop-in).
+	DockerEnv []string
 	// FirewallPorts are opened besides SwarmPorts (and the TLS port) when
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
 	FirewallPorts []string
+	// SwarmAddr is the address (or interface) swarm traffic uses on the
+	// host; its interface's firewalld zone gets the ports. Empty: the
+	// address shoal connects to.
+	SwarmAddr string
+	// LockWait bounds the wait for another process to release the package
+	// manager's lock (0: DefaultLockWait).
+	LockWait time.Duration
+	// lockPoll is how often the lock is looked at (0: every 2s); tests
+	// shorten it.
+	lockPoll time.Duration
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -65,6 +77,8 @@ type Host struct {
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
+	// progress hears about waits and warnings while steps run (nil: none).
+	progress Progress
 }
 
 // Step is one thing a host must have.
@@ -101,7 +115,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, tlsStep{}, firewallStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, serviceStep{},
 	}
 }
 
@@ -119,7 +133,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if _, err := wantedPorts(spec); err != nil {
 		return nil, err
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser)
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r))
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -133,9 +147,12 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	}
 	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
 	// Refuse what cannot end well before anything is changed.
+	if _, err := osRepoPlan(h); err != nil {
+		return nil, &StepError{Host: r.Host(), Step: (osReposStep{}).Name(), Err: err}
+	}
 	src, err := (installStep{}).source(h)
 	if err == nil && src != "" {
-		_, err = fam.InstallDocker(os, src, spec.Install, facts.RPMInstalled)
+		_, err = installCommands(h, src)
 	}
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: (installStep{}).Name(), Err: err}
@@ -160,7 +177,13 @@ func Plan(ctx context.Context, h *Host) ([]string, error) {
 			return nil, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
 		}
 		if changed {
-			out = append(out, s.Name())
+			name := s.Name()
+			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+				if detail := d.planDetail(h); detail != "" {
+					name += " (" + detail + ")"
+				}
+			}
+			out = append(out, name)
 		}
 	}
 	return out, nil
@@ -188,6 +211,10 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 		progress = func(string, ui.Status, string) {}
 	}
 	r := h.R
+	h.progress = progress
+	for _, w := range warnings(h) {
+		progress(w.step, ui.Info, w.text)
+	}
 	rep := &Report{}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/cluster"
-	"github.com/shoal-dev/shoal/drivers/all"
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -23,6 +23,8 @@ import (
 var version = "dev"
 
 type globals struct {
+	// drivers are the drivers compiled in, built once by main.
+	drivers     *drivers.Registry
 	storagePath string
 	output      string
 	vars        []string
@@ -31,7 +33,7 @@ type globals struct {
 }
 
 func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
-	m, err := cli.Manager(cmd, g.storagePath, g.output)
+	m, err := cli.Manager(cmd, g.drivers, g.storagePath, g.output)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +43,13 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
-	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles}, all.Registry())
+	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles, Env: os.LookupEnv}, g.drivers)
+	// Read once: no child process (docker, ssh) inherits a password.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, cluster.EnvVarPrefix) {
+			os.Unsetenv(k)
+		}
+	}
 	if diags.HasErrors() {
 		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
 		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
@@ -52,8 +60,8 @@ func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
 	return spec, nil
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRoot(reg *drivers.Registry) *cobra.Command {
+	g := &globals{drivers: reg}
 	root := &cobra.Command{
 		Use:   "cluster",
 		Short: "Converge a whole Docker Swarm described in one HCL file",
@@ -105,9 +113,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func newValidate(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE",
-		Short: "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
-		Args:  oneArg,
+		Use:               "validate FILE",
+		Short:             "Check a cluster file; exit status 2 and FILE:LINE diagnostics when it is invalid",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -121,18 +130,21 @@ func newValidate(g *globals) *cobra.Command {
 
 func newPlan(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "plan FILE",
-		Short: "Show what 'cluster up' would change on each machine (changes nothing)",
-		Args:  oneArg,
+		Use:               "plan FILE",
+		Short:             "Show what 'cluster up' would change on each machine (changes nothing)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := g.converger(cmd)
+			// A plan looks and writes nothing: no store, pin or certificate.
+			m, err := cli.ReadOnlyManager(cmd, g.drivers, g.storagePath, g.output)
 			if err != nil {
 				return err
 			}
+			c := &cluster.Converger{M: m, Parallel: g.parallel}
 			plan, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err
@@ -182,9 +194,10 @@ func newUp(g *globals) *cobra.Command {
 	var force bool
 	var drainTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "up FILE",
-		Short: "Make the machines of FILE one ready swarm (again and again, without harm)",
-		Args:  oneArg,
+		Use:               "up FILE",
+		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
+		Args:              oneArg,
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := g.load(cmd, args[0])
 			if err != nil {
@@ -196,6 +209,7 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
+			defer c.M.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
 			c.M.Progress.Close()
 			if err != nil {
@@ -248,28 +262,36 @@ func summary(w io.Writer, res *cluster.Result) {
 
 // clusterName takes FILE or NAME: a file is read for its cluster's name.
 func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
+	name, _, err := g.clusterSpec(cmd, arg)
+	return name, err
+}
+
+// clusterSpec is clusterName that also returns the file's spec (nil for a
+// NAME): its ssh passwords serve the run.
+func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.Spec, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		spec, err := g.load(cmd, arg)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return spec.Name, nil
+		return spec.Name, spec, nil
 	}
 	// A name becomes a folder of the store: nothing like ../x gets there.
 	if err := validate.Name(arg); err != nil {
-		return "", cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
+		return "", nil, cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
-	return arg, nil
+	return arg, nil, nil
 }
 
 func newDown(g *globals) *cobra.Command {
 	var purge bool
 	cmd := &cobra.Command{
-		Use:   "down FILE|NAME",
-		Short: "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
-		Args:  oneArg,
+		Use:               "down FILE|NAME",
+		Short:             "Take the cluster apart: nodes leave the swarm, machines it made are removed, adopted hosts stay",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -277,6 +299,10 @@ func newDown(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			err = c.Down(cmd.Context(), name, purge)
 			c.M.Progress.Close()
 			if err != nil {
@@ -292,11 +318,12 @@ func newDown(g *globals) *cobra.Command {
 
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status FILE|NAME",
-		Short: "Per node: address, role, swarm state, Docker version, when its TLS certificates expire, reachable or not",
-		Args:  oneArg,
+		Use:               "status FILE|NAME",
+		Short:             "Per node: address, role, swarm state, Docker version, when its TLS certificates expire, reachable or not",
+		Args:              oneArg,
+		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
+			name, spec, err := g.clusterSpec(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -304,6 +331,10 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec != nil {
+				c.UseSecrets(spec)
+			}
+			defer c.M.Close()
 			nodes, err := c.Status(cmd.Context(), name)
 			if err != nil {
 				return err
@@ -356,9 +387,10 @@ func newLs(g *globals) *cobra.Command {
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	cmd := &cobra.Command{
-		Use:   "env [--shell SHELL] NAME",
-		Short: "Print the commands that point the docker CLI at the cluster's leader",
-		Args:  oneArg,
+		Use:               "env [--shell SHELL] NAME",
+		Short:             "Print the commands that point the docker CLI at the cluster's leader",
+		Args:              oneArg,
+		ValidArgsFunction: completeName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := store.New(g.storagePath)
 			if err != nil {

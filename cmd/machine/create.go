@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/shoal-dev/shoal/drivers/all"
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -20,12 +19,14 @@ type createFlags struct {
 	dockerUser string
 	engine     store.Engine
 	swarm      swarmFlags
+	access     accessFlags
 }
 
 func newCreate(g *globals) *cobra.Command {
 	f := &createFlags{}
-	reg := all.Registry()
+	reg := g.drivers
 	configs := map[string]any{}
+	var compat *engineCompat // docker-machine's flags, bound below
 	cmd := &cobra.Command{
 		Use:   "create [-d DRIVER] [driver flags] [engine flags] [swarm flags] NAME",
 		Short: "Create (or adopt) a host and provision it as a Docker node",
@@ -38,6 +39,8 @@ changes nothing that is already right.
 Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).`,
 		Example: `  machine create -d docker node1
   machine create -d ssh --ssh-host 192.168.56.104 --ssh-user hadoop --ssh-key ~/.ssh/id_rsa edge
+  machine create -d ssh --ssh-host 192.168.56.104 --ssh-user hadoop --ssh-password-file pw --sudo-password-file pw edge
+  machine create -d ssh --ssh-host web1 --ssh-proxy-jump ops@bastion edge   # web1 may be a Host in ~/.ssh/config
   machine create -d docker --swarm-master --swarm-image-archive images.tar master
   machine create -d docker --swarm --swarm-join master worker1`,
 		Args: exactArgs(1),
@@ -59,17 +62,23 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			// Every value is checked before the store or a driver is
 			// touched, and every bad one is said at once.
-			var derr error
-			if spec.Validate != nil {
+			var derr, rerr error
+			if spec.Resolve != nil {
+				rerr = spec.Resolve(configs[spec.Name], func(n string) bool { return flagGiven(cmd, spec.Name, n) })
+			}
+			if spec.Validate != nil && rerr == nil {
 				derr = spec.Validate(configs[spec.Name])
 			}
-			if err := errors.Join(derr, opts.Validate()); err != nil {
+			secrets, serr := f.access.secrets()
+			if err := errors.Join(rerr, derr, opts.Validate(), validateEngineCompat(&f.engine, compat), serr); err != nil {
 				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
+			m.Secrets = secrets
+			defer m.Close()
 			if swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
 				return usageErr("--swarm-join %s: no such machine (see 'machine ls')", swarm.Join)
 			}
@@ -98,15 +107,36 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.StringVar(&f.engine.Install, "engine-install", "auto", "how to get Docker: auto (keep what is there, else repo), repo (docker-ce), distro (docker.io), skip")
 	fs.StringVar(&f.engine.Version, "engine-version", "", "Docker version to install (e.g. 24.0.9 or 24.0)")
 	fs.StringVar(&f.engine.RepoURL, "engine-repo-url", "", "docker-ce repository or mirror (default https://download.docker.com)")
+	fs.StringVar(&f.engine.OSMirror, "engine-os-mirror", "", "CentOS vault or a mirror of it for an end-of-life CentOS 7/8 host's base, updates and extras (e.g. https://vault.centos.org)")
+	fs.BoolVar(&f.engine.ReplaceConflicting, "engine-replace-conflicting", false, "remove podman, buildah, runc or the distro's docker when they stop docker-ce from installing")
 	fs.StringArrayVar(&f.engine.InsecureRegistries, "engine-insecure-registry", nil, "registry trusted without TLS, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")
 	fs.BoolVar(&f.engine.TLS, "engine-tls", true, "dockerd listens on tcp 2376 with TLS verification (for 'machine env')")
+	compat = bindEngineCompat(fs, &f.engine)
 	f.swarm.bind(cmd)
+	f.access.bind(fs, true)
 	for _, spec := range reg.All() {
 		cfg := spec.NewConfig()
 		spec.BindFlags(fs, cfg)
 		configs[spec.Name] = cfg
 	}
 	return cmd
+}
+
+// flagGiven tells whether the user gave the driver setting (HCL attribute
+// name) on the command line, under any of its flag names.
+func flagGiven(cmd *cobra.Command, driver, attr string) bool {
+	names := map[string][]string{
+		"user":       {driver + "-user", "generic-ssh-user"},
+		"port":       {driver + "-port", "generic-ssh-port"},
+		"key":        {driver + "-key", "generic-ssh-key"},
+		"proxy_jump": {driver + "-proxy-jump"},
+	}[attr]
+	for _, n := range names {
+		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+			return true
+		}
+	}
+	return false
 }

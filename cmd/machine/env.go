@@ -4,34 +4,46 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/store"
+
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/certs"
-	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
 func newEnv(g *globals) *cobra.Command {
 	var shell string
-	var unset, swarmFlag bool
+	var unset, swarmFlag, noProxy bool
 	cmd := &cobra.Command{
-		Use:   "env [--shell bash|zsh|fish|powershell|cmd|tcsh] [--unset] [--swarm] NAME",
+		Use:   "env [--shell SHELL] [--no-proxy] [--swarm] NAME | env --unset",
 		Short: "Print the commands that point the docker CLI at a machine",
 		Long: `Print the environment that points the docker CLI at a machine over TLS:
 DOCKER_TLS_VERIFY, DOCKER_HOST, DOCKER_CERT_PATH, DOCKER_MACHINE_NAME.
-With --swarm, DOCKER_HOST is the machine's swarm master. The shell is taken
-from $SHELL unless --shell says.`,
+With --swarm, DOCKER_HOST is the machine's swarm master. With --no-proxy, the
+machine's address is added to no_proxy (or NO_PROXY). The shell is taken from
+$SHELL unless --shell says (` + machine.ShellNames + `); every value
+is quoted for that shell. A machine that is not running is an error (exit 1,
+"Host is not running"), as with docker-machine.`,
 		Example: `  eval "$(machine env m1)"
   eval (machine env --shell fish m1)
   eval "$(machine env --unset)"`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if unset {
+				if len(args) > 0 {
+					return usageErr("--unset takes no machine name (got %s): it prints the commands that unset the variables", strings.Join(args, " "))
+				}
 				return nil
 			}
 			return exactArgs(1)(cmd, args)
 		},
+		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if shell == "" {
 				shell = machine.DetectShell()
@@ -45,69 +57,116 @@ from $SHELL unless --shell says.`,
 				fmt.Fprint(out, text)
 				return nil
 			}
+			if _, err := machine.EnvScript(shell, nil, ""); err != nil {
+				return cli.Invalid(err)
+			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
-			url, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
+			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
-			text, err := machine.EnvScript(shell, []string{"1", url, m.Store.CertsDir(), args[0]}, "machine env "+args[0])
+			vars := []machine.Var{
+				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
+				{Name: "DOCKER_CERT_PATH", Value: certDir(m, target)}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
+			}
+			if noProxy {
+				n, v := machine.NoProxy(os.Getenv, target.Address)
+				vars = append(vars, machine.Var{Name: n, Value: v})
+			}
+			text, err := machine.Script(shell, vars, false, "machine env "+args[0])
 			if err != nil {
-				return cli.Invalid(err)
+				return err
 			}
 			fmt.Fprint(out, text)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: bash, zsh, fish, powershell, cmd, tcsh (default from $SHELL)")
+	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: "+machine.ShellNames+" (default from $SHELL)")
 	cmd.Flags().BoolVarP(&unset, "unset", "u", false, "print the commands that unset the variables")
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
+	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
 }
 
-// engineURL is the machine's (or its swarm master's) TLS engine URL.
-func engineURL(_ context.Context, m *machine.Manager, name string, toMaster bool) (string, error) {
+// certDir is where the docker CLI finds the client certificates for the
+// machine's engine: the store's, or an imported machine's own.
+func certDir(m *machine.Manager, target *store.Machine) string {
+	if target.Engine.CertDir != "" {
+		return target.Engine.CertDir
+	}
+	return m.Store.CertsDir()
+}
+
+// errNotRunning is docker-machine's answer for a host that is not running.
+func errNotRunning(name string, st drivers.State) error {
+	return fmt.Errorf("Host is not running: %s is %s (start it with '%s start %s')", name, st, cli.MachineCommand(), name)
+}
+
+// requireRunning fails unless the machine's host is running.
+func requireRunning(ctx context.Context, mach *machine.Machine) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := mach.Driver.State(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: state: %w", mach.Name, err)
+	}
+	if st != drivers.Running {
+		return errNotRunning(mach.Name, st)
+	}
+	return nil
+}
+
+// engineURL is the machine's (or its swarm master's) TLS engine URL; the
+// host must be running.
+func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bool) (string, *store.Machine, error) {
 	mach, err := m.Load(name)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	target := mach.Machine
+	target := mach
 	if toMaster {
 		if mach.Swarm == nil {
-			return "", fmt.Errorf("%s is not in a swarm", name)
+			return "", nil, fmt.Errorf("%s is not in a swarm", name)
 		}
 		master, err := m.RootMaster(mach.Machine)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		target = master
+		if target, err = m.Load(master.Name); err != nil {
+			return "", nil, err
+		}
 	}
-	url := machine.URL(target)
+	url := machine.URL(target.Machine)
 	if url == "" {
-		return "", fmt.Errorf("%s has no TLS engine URL: it was created with --engine-tls=false or is not provisioned yet", target.Name)
+		return "", nil, fmt.Errorf("%s has no TLS engine URL: it was created with --engine-tls=false or is not provisioned yet", target.Name)
 	}
-	return url, nil
+	if err := requireRunning(ctx, target); err != nil {
+		return "", nil, err
+	}
+	return url, target.Machine, nil
 }
 
 func newConfig(g *globals) *cobra.Command {
 	var swarmFlag bool
 	cmd := &cobra.Command{
-		Use:     "config [--swarm] NAME",
-		Short:   "Print the docker CLI flags that reach a machine over TLS",
-		Example: `  docker $(machine config m1) node ls`,
-		Args:    exactArgs(1),
+		Use:               "config [--swarm] NAME",
+		Short:             "Print the docker CLI flags that reach a machine over TLS",
+		Example:           `  docker $(machine config m1) node ls`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
-			url, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
+			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
-			dir := m.Store.CertsDir()
+			dir := certDir(m, target)
 			printConfig(cmd.OutOrStdout(), dir, url)
 			return nil
 		},
@@ -120,20 +179,4 @@ func printConfig(w io.Writer, dir, url string) {
 	q := func(p string) string { return strings.ReplaceAll(p, `"`, `\"`) }
 	fmt.Fprintf(w, "--tlsverify\n--tlscacert=\"%s\"\n--tlscert=\"%s\"\n--tlskey=\"%s\"\n-H=%s\n",
 		q(filepath.Join(dir, certs.CAFile)), q(filepath.Join(dir, certs.ClientFile)), q(filepath.Join(dir, certs.ClientKeyFile)), url)
-}
-
-func newRegenerateCerts(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "regenerate-certs NAME...",
-		Short: "Issue new server certificates and install them (dockerd restarts)",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Progress.Close()
-			return forEach(cmd.Context(), args, m.RegenerateCerts)
-		},
-	}
 }

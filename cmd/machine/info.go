@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/template"
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
 
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -17,7 +17,11 @@ func newInspect(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [-f TEMPLATE] NAME",
 		Short: "Print a machine's configuration as JSON",
-		Args:  exactArgs(1),
+		Long: `Print the machine's shoal configuration (config.json) as JSON, or with
+--format a Go template over it: docker-machine's field names work there
+(.Driver.IPAddress, .HostOptions.EngineOptions.Labels, ...), as do shoal's.`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -30,26 +34,27 @@ func newInspect(g *globals) *cobra.Command {
 			if format == "" {
 				return writeJSON(cmd.OutOrStdout(), mach.Machine)
 			}
-			t, err := template.New("f").Parse(format)
+			t, err := parseTemplate("format", format)
 			if err != nil {
-				return usageErr("-f: %v", err)
-			}
-			if err := t.Execute(cmd.OutOrStdout(), mach.Machine); err != nil {
 				return err
+			}
+			if err := t.Execute(cmd.OutOrStdout(), newDMHost(m.Store, mach.Machine)); err != nil {
+				return cli.Invalid(fmt.Errorf("--format: %w", err))
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over the config (e.g. '{{.Address}}')")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template: docker-machine's fields (.Name .DriverName .Driver.IPAddress .Driver.SSHUser\n.Driver.SSHPort .HostOptions.EngineOptions...) and shoal's config (.Address .SSH.User);\nfunctions json and prettyjson, e.g. '{{json .HostOptions.EngineOptions}}'")
 	return cmd
 }
 
 func newIP(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "ip NAME...",
-		Short: "Print machines' IP addresses",
-		Args:  minArgs(1),
+		Use:               "ip NAME...",
+		Short:             "Print machines' IP addresses",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -72,9 +77,10 @@ func newIP(g *globals) *cobra.Command {
 
 func newURL(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "url NAME",
-		Short: "Print the Docker Engine URL of a machine",
-		Args:  exactArgs(1),
+		Use:               "url NAME",
+		Short:             "Print the Docker Engine URL of a machine",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -88,6 +94,9 @@ func newURL(g *globals) *cobra.Command {
 			if u == "" {
 				return fmt.Errorf("%s has no TCP engine URL (created with --engine-tls=false, or not provisioned)", args[0])
 			}
+			if err := requireRunning(cmd.Context(), mach); err != nil {
+				return err
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), u)
 			return nil
 		},
@@ -96,9 +105,10 @@ func newURL(g *globals) *cobra.Command {
 
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status NAME",
-		Short: "Print a machine's state (Running, Stopped, ...)",
-		Args:  exactArgs(1),
+		Use:               "status NAME",
+		Short:             "Print a machine's state (Running, Stopped, ...)",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {

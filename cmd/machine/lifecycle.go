@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // forEach runs f on every name in parallel and joins the errors.
@@ -32,9 +30,10 @@ func forEach(ctx context.Context, names []string, f func(ctx context.Context, na
 
 func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   verb + " NAME...",
-		Short: short,
-		Args:  minArgs(1),
+		Use:               verb + " NAME...",
+		Short:             short,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -47,15 +46,23 @@ func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, conte
 }
 
 func newProvision(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "provision NAME...",
-		Short: "Provision machines again (changes only what differs)",
-		Args:  minArgs(1),
+	var access accessFlags
+	cmd := &cobra.Command{
+		Use:               "provision NAME...",
+		Short:             "Provision machines again (changes only what differs)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			secrets, err := access.secrets()
+			if err != nil {
+				return cli.Invalid(err)
+			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
+			m.Secrets = secrets
+			defer m.Close()
 			defer m.Progress.Close()
 			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
 				_, err := m.Provision(ctx, n)
@@ -63,23 +70,27 @@ func newProvision(g *globals) *cobra.Command {
 			})
 		},
 	}
+	access.bind(cmd.Flags(), true)
+	return cmd
 }
 
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
 	cmd := &cobra.Command{
-		Use:     "rm [-f] [-y] NAME...",
-		Aliases: []string{"remove"},
-		Short:   "Remove machines (an adopted host is left as it is, only forgotten)",
-		Args:    minArgs(1),
+		Use:               "rm [-f] [-y] NAME...",
+		Aliases:           []string{"remove"},
+		Short:             "Remove machines (an adopted host is left as it is, only forgotten)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !yes {
-				if !term.IsTerminal(int(os.Stdin.Fd())) {
+			// -f implies -y, as in docker-machine.
+			if !yes && !force {
+				if !cli.IsTerminal(cmd.InOrStdin()) {
 					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "About to remove %s\nAre you sure? (y/n): ", strings.Join(args, ", "))
 				var answer string
-				fmt.Fscanln(os.Stdin, &answer)
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
 				}
@@ -101,7 +112,7 @@ func newRm(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed; implies -y")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

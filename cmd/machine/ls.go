@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"text/template"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -21,47 +24,90 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// timeoutValue is ls --timeout: seconds, as docker-machine takes it
+// (--timeout 20), or a Go duration (20s, 1m).
+type timeoutValue time.Duration
+
+func (v *timeoutValue) String() string { return time.Duration(*v).String() }
+func (v *timeoutValue) Type() string   { return "seconds|duration" }
+func (v *timeoutValue) Set(s string) error {
+	d, err := parseTimeout(s)
+	if err != nil {
+		return err
+	}
+	*v = timeoutValue(d)
+	return nil
+}
+
+func parseTimeout(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 {
+			return 0, fmt.Errorf("%q: want a positive number of seconds or a duration like 20s", s)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive number of seconds or a duration like 20s", s)
+	}
+	return d, nil
+}
+
 func newLs(g *globals) *cobra.Command {
 	var quiet bool
 	var format string
 	var filters []string
-	var timeout time.Duration
+	timeout := timeoutValue(10 * time.Second)
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER CERTS ERRORS",
 		Long: `List machines. Running machines are probed in parallel (SSH, docker version).
-Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluster=NAME.
---format takes a Go template over .Name .Active .DriverName .State .URL .Swarm
-.DockerVersion .Certs .Error .Cluster, e.g. '{{.Name}} {{.URL}}'.`,
+Filters, as docker-machine's: driver=NAME, state=Running|Stopped|...,
+name=REGEXP, label=K=V (an engine label), swarm=MASTER, and cluster=NAME;
+a key given twice matches either value, different keys must all match.
+The active machine (*) is the one $DOCKER_HOST points at (else the one
+$DOCKER_MACHINE_NAME names).
+--format takes a Go template over docker-machine's fields: .Name .Active
+.ActiveHost .ActiveSwarm .DriverName .State .URL .Swarm .SwarmOptions
+.EngineOptions .DockerVersion .Error .ResponseTime, and shoal's .Cluster
+and .Certs (when its TLS certificates expire); a "table " prefix prints a
+header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
+			table := false
 			if format != "" {
-				t, err := template.New("format").Parse(format)
+				t, tab, err := parseLsFormat(format)
 				if err != nil {
-					return usageErr("--format: %v", err)
+					return err
 				}
-				tmpl = t
+				tmpl, table = t, tab
+			}
+			filter, err := parseFilters(filters)
+			if err != nil {
+				return cli.Invalid(err)
 			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
 			needProbe := !quiet || len(filters) > 0
-			infos, err := m.List(cmd.Context(), timeout, !needProbe)
+			infos, err := m.List(cmd.Context(), time.Duration(timeout), !needProbe)
 			if err != nil {
 				return err
 			}
-			active := os.Getenv("DOCKER_MACHINE_NAME")
+			dockerHost, active := os.Getenv("DOCKER_HOST"), os.Getenv("DOCKER_MACHINE_NAME")
 			var rows []machine.Info
 			for _, in := range infos {
-				in.Active = in.Name == active
-				ok, err := matches(in, filters)
-				if err != nil {
-					return cli.Invalid(err)
+				in.Active = activeRow(in, dockerHost, active)
+				var labels []string
+				if len(filter["label"]) > 0 {
+					if mach, err := m.Store.Load(in.Name); err == nil {
+						labels = mach.Engine.Labels
+					}
 				}
-				if ok {
+				if filter.matches(in, labels) {
 					rows = append(rows, in)
 				}
 			}
@@ -72,12 +118,33 @@ Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluste
 					fmt.Fprintln(out, r.Name)
 				}
 			case tmpl != nil:
+				items := make([]lsItem, 0, len(rows))
 				for _, r := range rows {
-					if err := tmpl.Execute(out, r); err != nil {
-						return err
+					it := lsItem{
+						Name: r.Name, Active: "-", ActiveHost: r.Active, DriverName: r.DriverName, State: r.State,
+						URL: r.URL, Swarm: r.Swarm, Error: r.Error, DockerVersion: r.DockerVersion, Cluster: r.Cluster,
+						ResponseTime: r.ResponseTime,
 					}
-					fmt.Fprintln(out)
+					if r.Active {
+						it.Active = "*"
+					}
+					if mach, err := m.Store.Load(r.Name); err == nil {
+						h := newDMHost(m.Store, mach)
+						it.SwarmOptions, it.EngineOptions = h.HostOptions.SwarmOptions, h.HostOptions.EngineOptions
+					}
+					items = append(items, it)
 				}
+				text, err := renderLs(tmpl, table, items)
+				if err != nil {
+					return cli.Invalid(err)
+				}
+				if !table {
+					_, err = io.WriteString(out, text)
+					return err
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+				io.WriteString(tw, text)
+				return tw.Flush()
 			case g.output == "json":
 				if rows == nil {
 					rows = []machine.Info{}
@@ -99,36 +166,70 @@ Filters: driver=NAME, state=Running|Stopped|..., name=NAME, swarm=MASTER, cluste
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print names only")
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template for each machine")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, swarm, cluster); repeat to AND")
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 10*time.Second, "how long to probe each machine")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template for each machine (docker-machine's fields; 'table ' prints a header)")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, label, swarm, cluster); one key twice is OR, different keys AND")
+	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to probe each machine: seconds (20) or a duration (20s)")
 	return cmd
 }
 
-func matches(in machine.Info, filters []string) (bool, error) {
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
+// lsFilter is ls --filter as docker-machine reads it: values of one key
+// are alternatives (OR), different keys must all match (AND); name is a
+// regular expression, label an engine label k=v.
+type lsFilter map[string][]string
+
+var filterKeys = map[string]bool{"driver": true, "state": true, "name": true, "swarm": true, "cluster": true, "label": true}
+
+func parseFilters(in []string) (lsFilter, error) {
+	f := lsFilter{}
+	for _, s := range in {
+		k, v, ok := strings.Cut(s, "=")
+		k = strings.ToLower(k)
+		if k == "drivername" {
+			k = "driver"
+		}
 		if !ok {
-			return false, fmt.Errorf("--filter %q: want key=value", f)
+			return nil, fmt.Errorf("--filter %q: want key=value", s)
 		}
-		var have string
-		switch strings.ToLower(k) {
-		case "driver", "drivername":
-			have = in.DriverName
-		case "state":
-			have = in.State
-		case "name":
-			have = in.Name
-		case "swarm":
-			have = strings.TrimSuffix(in.Swarm, " (master)")
-		case "cluster":
-			have = in.Cluster
-		default:
-			return false, fmt.Errorf("--filter %q: unknown key (driver, state, name, swarm, cluster)", f)
+		if !filterKeys[k] {
+			return nil, fmt.Errorf("--filter %q: unknown key (driver, state, name, swarm, cluster, label)", s)
 		}
-		if !strings.EqualFold(have, v) {
-			return false, nil
+		if k == "name" {
+			if _, err := regexp.Compile(v); err != nil {
+				return nil, fmt.Errorf("--filter %q: %w", s, err)
+			}
+		}
+		f[k] = append(f[k], v)
+	}
+	return f, nil
+}
+
+// matches tells whether a row passes the filter; labels are the
+// machine's engine labels.
+func (f lsFilter) matches(in machine.Info, labels []string) bool {
+	for k, values := range f {
+		hit := false
+		for _, v := range values {
+			switch k {
+			case "driver":
+				hit = strings.EqualFold(in.DriverName, v)
+			case "state":
+				hit = strings.EqualFold(in.State, v)
+			case "name":
+				hit = regexp.MustCompile(v).MatchString(in.Name)
+			case "swarm":
+				hit = strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
+			case "cluster":
+				hit = strings.EqualFold(in.Cluster, v)
+			case "label":
+				hit = slices.Contains(labels, v)
+			}
+			if hit {
+				break
+			}
+		}
+		if !hit {
+			return false
 		}
 	}
-	return true, nil
+	return true
 }

@@ -1,6 +1,10 @@
 // Command machine: see `machine --help`.
 package main
 
-import "github.com/shoal-dev/shoal/internal/cli"
+import (
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers/all"
+)
 
-func main() { cli.Main(newRoot()) }
+// The composition root: the drivers compiled in, built once.
+func main() { cli.Main(newRoot(all.Registry())) }

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
-
-	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -17,16 +16,20 @@ func usageErr(format string, a ...any) error { return cli.Usage(format, a...) }
 
 // globals are the flags every command shares.
 type globals struct {
+	// drivers are the drivers compiled in, built once by main.
+	drivers     *drivers.Registry
 	storagePath string
 	output      string
+	nativeSSH   bool
+	debug       bool
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
-	return cli.Manager(cmd, g.storagePath, g.output)
+	return cli.Manager(cmd, g.drivers, g.storagePath, g.output)
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRoot(reg *drivers.Registry) *cobra.Command {
+	g := &globals{drivers: reg}
 	root := &cobra.Command{
 		Use:   "machine",
 		Short: "Make or adopt Docker hosts and join them into a Swarm",
@@ -34,33 +37,39 @@ func newRoot() *cobra.Command {
 VirtualBox VM) or adopts one over SSH, provisions it as a Docker node
 (hostname, /etc/hosts, docker user, Docker installed, daemon.json merged,
 TLS), and with --swarm-master / --swarm-join puts it in a Swarm with a
-private registry.`,
+private registry.
+
+docker-machine's commands and flags work as its users expect (see the
+README's "Coming from docker-machine"). Given no machine name, env, ssh, ip,
+url, status, inspect, config, start, stop, restart, kill, provision and
+regenerate-certs work on the machine named "default", as docker-machine's do.`,
 	}
 	cli.Setup(root)
+	root.Version = version
+	root.SetVersionTemplate("machine (shoal) {{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "accepted for docker-machine's scripts: each machine's last provisioning transcript is in machines/NAME/provision.log")
+	root.PersistentFlags().BoolVar(&g.nativeSSH, "native-ssh", false, "accepted for docker-machine's scripts: shoal always uses its built-in Go SSH client")
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")
 	root.AddCommand(
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
-		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(),
+		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g), newImport(g),
 		newEnv(g), newConfig(g), newRegenerateCerts(g), newUpgrade(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),
 		newLifecycle(g, "restart", "Restart machines", (*machine.Manager).Restart),
 		newLifecycle(g, "kill", "Power machines off at once", (*machine.Manager).Kill),
 	)
-	return root
-}
-
-func newVersion() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "machine (shoal)", version)
-			return nil
-		},
+	// docker-machine's commands that take one or more names work on the
+	// "default" machine when given none.
+	for _, c := range root.Commands() {
+		completeFlags(g, c)
+		switch c.Name() {
+		case "env", "ssh", "ip", "url", "status", "inspect", "config", "start", "stop", "restart", "kill", "provision", "regenerate-certs":
+			defaultToMachine(g, c)
+		}
 	}
+	return root
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

@@ -9,55 +9,137 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )
 
-// splitSpec reads [NAME:]PATH; a path with a slash before the colon is local.
-func splitSpec(s string) (name, p string) {
-	if i := strings.Index(s, ":"); i > 0 && !strings.Contains(s[:i], "/") {
-		return s[:i], s[i+1:]
+// splitSpec reads [NAME:]PATH; a path with a slash before the colon is
+// local (./a:b is the local file a:b). What stands before the colon must
+// be a machine name: it names a folder of the store.
+func splitSpec(s string) (name, p string, err error) {
+	i := strings.Index(s, ":")
+	if i <= 0 || strings.Contains(s[:i], "/") {
+		return "", s, nil
 	}
-	return "", s
+	name, p = s[:i], s[i+1:]
+	if err := store.ValidateName(name); err != nil {
+		return "", "", fmt.Errorf("%q: %w (for a local path with a colon, write ./%s)", s, err, s)
+	}
+	if p == "" {
+		return "", "", fmt.Errorf("%q: no path after %s:", s, name)
+	}
+	// SFTP resolves a relative path in the user's home: ~ and ~/x are that.
+	if p == "~" {
+		p = "."
+	} else if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		p = rest
+		if p == "" {
+			p = "."
+		}
+	}
+	return name, p, nil
 }
 
 func newSCP(g *globals) *cobra.Command {
-	var recursive bool
+	var recursive, quiet bool
 	cmd := &cobra.Command{
 		Use:   "scp [-r] [NAME:]SRC [NAME:]DST",
-		Short: "Copy files between this machine and a machine (as the SSH user, over SFTP)",
-		Args:  exactArgs(2),
+		Short: "Copy files between this machine and a machine, or between two machines (as the SSH user, over SFTP)",
+		Long: `Copy files over SFTP as the machine's SSH user. SRC and DST are local paths
+or NAME:PATH; with two machines (machine scp a:/f b:/f) the files pass through
+a temporary folder here. A local path with a colon in it is written ./a:b.`,
+		Example: `  machine scp ./app.tar m1:/tmp/
+  machine scp -r m1:/etc/docker ./m1-docker
+  machine scp m1:/tmp/app.tar m2:/tmp/app.tar`,
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeSCP(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srcName, src := splitSpec(args[0])
-			dstName, dst := splitSpec(args[1])
-			if (srcName == "") == (dstName == "") {
-				return usageErr("exactly one of SRC and DST must be NAME:PATH")
+			srcName, src, err := splitSpec(args[0])
+			if err != nil {
+				return cli.Invalid(err)
 			}
-			name := srcName + dstName
+			dstName, dst, err := splitSpec(args[1])
+			if err != nil {
+				return cli.Invalid(err)
+			}
+			if srcName == "" && dstName == "" {
+				return usageErr("SRC or DST must be NAME:PATH (a machine)")
+			}
 			m, err := g.manager(cmd)
 			if err != nil {
 				return err
 			}
-			mach, err := m.Load(name)
-			if err != nil {
-				return err
+			sftpOf := func(name string) (*sftp.Client, func(), error) {
+				mach, err := m.Load(name)
+				if err != nil {
+					return nil, nil, err
+				}
+				if err := requireRunning(cmd.Context(), mach); err != nil {
+					return nil, nil, err
+				}
+				c, err := m.Connect(cmd.Context(), mach, io.Discard)
+				if err != nil {
+					return nil, nil, err
+				}
+				sc, err := c.SFTP()
+				if err != nil {
+					c.Close()
+					return nil, nil, fmt.Errorf("%s: sftp: %w", name, err)
+				}
+				return sc, func() { c.Close() }, nil
 			}
-			c, err := m.Connect(cmd.Context(), mach, io.Discard)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			sc, err := c.SFTP()
-			if err != nil {
-				return err
+			var from, to *sftp.Client
+			if srcName != "" {
+				sc, done, err := sftpOf(srcName)
+				if err != nil {
+					return err
+				}
+				defer done()
+				from = sc
 			}
 			if dstName != "" {
-				return upload(sc, src, dst, recursive)
+				sc, done, err := sftpOf(dstName)
+				if err != nil {
+					return err
+				}
+				defer done()
+				to = sc
 			}
-			return download(sc, src, dst, recursive)
+			switch {
+			case from == nil:
+				return upload(to, src, dst, recursive)
+			case to == nil:
+				return download(from, src, dst, recursive)
+			}
+			// Machine to machine: through a private temporary folder.
+			tmp, err := os.MkdirTemp("", "machine-scp-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			local := filepath.Join(tmp, path.Base(path.Clean(src)))
+			if err := download(from, src, local, recursive); err != nil {
+				return fmt.Errorf("%s: %w", srcName, err)
+			}
+			if err := upload(to, local, dst, recursive); err != nil {
+				return fmt.Errorf("%s: %w", dstName, err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy folders recursively")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "accepted for docker-machine's scripts (machine scp prints no progress)")
 	return cmd
+}
+
+// safeEntry refuses a name a remote folder listing should never hold: it
+// would take a recursive download out of its destination.
+func safeEntry(dir, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("remote folder %s lists an entry named %q: refused", dir, name)
+	}
+	return nil
 }
 
 func upload(sc *sftp.Client, src, dst string, recursive bool) error {
@@ -140,6 +222,9 @@ func download(sc *sftp.Client, src, dst string, recursive bool) error {
 		return err
 	}
 	for _, e := range entries {
+		if err := safeEntry(src, e.Name()); err != nil {
+			return err
+		}
 		if err := download(sc, path.Join(src, e.Name()), filepath.Join(dst, e.Name()), true); err != nil {
 			return err
 		}

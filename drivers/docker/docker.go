@@ -7,9 +7,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,14 +20,14 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/drivers"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/templates"
 	"github.com/spf13/pflag"
-	"golang.org/x/crypto/ssh"
 )
 
-// DefaultImage is the node image `make lab-image` builds offline (or
-// templates/node.Dockerfile where images can be pulled).
+// DefaultImage is the node image built from templates/node/Dockerfile:
+// `docker build` where a registry is reachable, `make lab-image` offline.
 const DefaultImage = "shoal/node:bookworm"
 
 // Labels mark the containers this driver made: the machine's name, and the
@@ -42,6 +40,10 @@ const (
 // hostKeyFile is kept in the machine's folder and copied into the container,
 // so the host key is known before the first contact.
 const hostKeyFile = "ssh_host_ed25519_key"
+
+// sshWait bounds the wait for a started container's sshd: systemd brings
+// it up in seconds, a loaded machine takes longer.
+const sshWait = 3 * time.Minute
 
 // Config is the driver's part of config.json and of a cluster file.
 type Config struct {
@@ -65,7 +67,7 @@ func Spec() *drivers.Spec {
 		NewConfig: func() any { return &Config{Image: DefaultImage, Network: "shoal"} },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) {
 			c := cfg.(*Config)
-			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
+			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd), built from templates/node: 'docker build', or 'make lab-image' offline")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
 		},
@@ -135,36 +137,15 @@ var capabilities = []string{
 	"MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
 }
 
-func (d *Driver) hostKey() (priv []byte, pub ssh.PublicKey, err error) {
-	path := filepath.Join(d.m.Dir, hostKeyFile)
-	priv, err = os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		var authorized string
-		priv, authorized, err = sshrun.GenerateKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := os.WriteFile(path+".pub", []byte(authorized+"\n"), 0o644); err != nil {
-			return nil, nil, err
-		}
-		if err := os.WriteFile(path, priv, 0o600); err != nil {
-			return nil, nil, err
-		}
-	} else if err != nil {
-		return nil, nil, err
-	}
-	signer, err := ssh.ParsePrivateKey(priv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return priv, signer.PublicKey(), nil
+func (d *Driver) hostKey() (driverutil.HostKey, error) {
+	return driverutil.LoadOrCreateHostKey(d.m.Dir, hostKeyFile)
 }
 
 // seedFiles are put into the container before it boots: the login key, the
 // host key, and an sshd setting that offers only that host key, so the
 // fingerprint shoal pinned is the one the client negotiates.
 func (d *Driver) seedFiles() ([]byte, error) {
-	priv, pub, err := d.hostKey()
+	key, err := d.hostKey()
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +155,9 @@ func (d *Driver) seedFiles() ([]byte, error) {
 		data []byte
 	}{
 		{"root/.ssh/authorized_keys", 0o600, []byte(d.m.PublicKey + "\n")},
-		{"etc/ssh/ssh_host_ed25519_key", 0o600, priv},
-		{"etc/ssh/ssh_host_ed25519_key.pub", 0o644, ssh.MarshalAuthorizedKey(pub)},
-		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, []byte("# Written by shoal: offer the host key shoal pinned.\nHostKey /etc/ssh/ssh_host_ed25519_key\n")},
+		{"etc/ssh/ssh_host_ed25519_key", 0o600, key.PrivatePEM},
+		{"etc/ssh/ssh_host_ed25519_key.pub", 0o644, []byte(key.Public + "\n")},
+		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, templates.SSHDHostKeyConf()},
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -237,7 +218,8 @@ func (d *Driver) Create(ctx context.Context) error {
 	}
 	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
 		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("docker driver: image %s is not on the local engine: build it with 'make lab-image' (offline), or 'docker build -t %s templates/node' where images can be pulled", d.cfg.Image, d.cfg.Image)
+			_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
+			return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
 		}
 		return err
 	}
@@ -304,24 +286,7 @@ func (d *Driver) start(ctx context.Context, c *client.Client) error {
 	if err != nil {
 		return err
 	}
-	return waitTCP(ctx, ep.Address())
-}
-
-func waitTCP(ctx context.Context, addr string) error {
-	var dialer net.Dialer
-	for {
-		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := dialer.DialContext(dctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			return conn.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("sshd at %s does not answer: %w", addr, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return driverutil.WaitSSH(ctx, ep.Address(), sshWait)
 }
 
 func (d *Driver) Start(ctx context.Context) error {
@@ -433,11 +398,11 @@ func (d *Driver) endpoint(ctx context.Context, c *client.Client) (drivers.Endpoi
 	if ip == "" {
 		return drivers.Endpoint{}, fmt.Errorf("container %s has no address on network %s (is it running?)", d.cfg.Container, d.cfg.Network)
 	}
-	_, pub, err := d.hostKey()
+	key, err := d.hostKey()
 	if err != nil {
 		return drivers.Endpoint{}, err
 	}
-	return drivers.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: ssh.FingerprintSHA256(pub)}, nil
+	return drivers.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: key.Fingerprint}, nil
 }
 
 func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {

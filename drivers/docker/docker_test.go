@@ -220,11 +220,11 @@ func TestSeedFiles(t *testing.T) {
 	if !bytes.Equal(files2["etc/ssh/ssh_host_ed25519_key"].data, hk.data) {
 		t.Error("a second seedFiles made another host key")
 	}
-	_, pubKey, err := d.hostKey()
+	key, err := d.hostKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ssh.FingerprintSHA256(pubKey) != ssh.FingerprintSHA256(signer.PublicKey()) {
+	if key.Fingerprint != ssh.FingerprintSHA256(signer.PublicKey()) {
 		t.Error("hostKey() does not match the seeded key")
 	}
 }
@@ -235,7 +235,7 @@ func TestHostKeyCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Driver{m: drivers.Machine{Name: "m1", Dir: dir}}
-	if _, _, err := d.hostKey(); err == nil || !strings.Contains(err.Error(), hostKeyFile) {
+	if _, err := d.hostKey(); err == nil || !strings.Contains(err.Error(), hostKeyFile) {
 		t.Errorf("hostKey on a corrupt file = %v, want an error naming it", err)
 	}
 	if _, err := d.seedFiles(); err == nil {
@@ -258,4 +258,26 @@ func keys(m map[string]seedEntry) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The missing-image error gives the one command that builds the image on
+// the machine at hand.
+func TestMissingImageHint(t *testing.T) {
+	for _, tc := range []struct {
+		image          string
+		registry, tree bool
+		want, not      string
+	}{
+		{DefaultImage, true, true, "'docker build -t shoal/node:bookworm templates/node'", "make lab-image"},
+		{DefaultImage, true, false, "'docker build -t shoal/node:bookworm " + NodeImageSource + "'", "make lab-image"},
+		{"my/node:1", true, false, "'docker build -t my/node:1 " + NodeImageSource + "'", "make lab-image"},
+		{DefaultImage, false, true, "'make lab-image'", "docker build"},
+		{DefaultImage, false, false, "'make lab-image'", "docker build"},
+		{"my/node:1", false, true, "'make lab-image && docker tag shoal/node:bookworm my/node:1'", "docker build"},
+	} {
+		got := missingImageHint(tc.image, tc.registry, tc.tree)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("%s registry=%v tree=%v: %q, want %q and not %q", tc.image, tc.registry, tc.tree, got, tc.want, tc.not)
+		}
+	}
 }

@@ -4,10 +4,13 @@
 // its key and a host key shoal generated, and a DHCP reservation that keeps
 // the machine's address across restarts.
 //
-// The libvirt C library is loaded at run time (build tag libvirt_dlopen), so
-// building shoal needs no libvirt headers and a machine without libvirt gets
-// a clear error only when this driver is used. Without that tag (or without
-// cgo) the driver is compiled as a stub that says how to build it.
+// The libvirt C library is loaded at run time (build tag libvirt_dlopen, the
+// binding's own), so building shoal needs no libvirt headers and a machine
+// without libvirt gets an error saying what to install only when this
+// driver is used. Without that tag (or without cgo) the driver is compiled
+// as a stub that says how to build it: the binding decides by its tag alone
+// whether to load libvirt at run time or link it at build time, and a Go
+// module cannot set a tag for those who build it.
 package libvirt
 
 import (
@@ -17,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
@@ -110,15 +114,11 @@ func (c *Config) Validate() error {
 	if c.ImageChecksum != "" && !checksumRe.MatchString(c.ImageChecksum) {
 		errs = append(errs, fmt.Errorf("--libvirt-image-checksum %q: want sha256: and 64 hex digits", c.ImageChecksum))
 	}
-	if c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("--libvirt-cpus %d: at least 1", c.CPUs))
-	}
-	if c.Memory < 256 {
-		errs = append(errs, fmt.Errorf("--libvirt-memory %d: at least 256 (MiB)", c.Memory))
-	}
-	if c.DiskSize < 1 {
-		errs = append(errs, fmt.Errorf("--libvirt-disk-size %d: at least 1 (GB)", c.DiskSize))
-	}
+	errs = append(errs, driverutil.CheckMinimums(
+		driverutil.Minimum{Flag: "--libvirt-cpus", Value: c.CPUs, Least: 1},
+		driverutil.Minimum{Flag: "--libvirt-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
+		driverutil.Minimum{Flag: "--libvirt-disk-size", Value: c.DiskSize, Least: 1, Unit: "GB"},
+	)...)
 	if c.Network == "" {
 		errs = append(errs, errors.New("--libvirt-network is empty"))
 	}

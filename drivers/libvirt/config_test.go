@@ -405,12 +405,12 @@ func TestStateAndHostKey(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state mode %v", fi.Mode())
 	}
-	priv, pub, err := ensureHostKey(dir)
+	k, err := ensureHostKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv2, pub2, err := ensureHostKey(dir)
-	if err != nil || string(priv) != string(priv2) || pub != pub2 {
+	k2, err := ensureHostKey(dir)
+	if err != nil || string(k.PrivatePEM) != string(k2.PrivatePEM) || k.Public != k2.Public {
 		t.Fatal("host key not kept")
 	}
 	fi, _ = os.Stat(filepath.Join(dir, HostKeyFile))

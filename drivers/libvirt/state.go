@@ -1,19 +1,14 @@
 package libvirt
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cloudinit"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // Files in the machine's folder.
@@ -24,7 +19,7 @@ const (
 	// HostKeyFile and HostKeyPubFile are the guest's SSH host key, made by
 	// shoal and handed to the guest in the seed.
 	HostKeyFile    = "libvirt_host_ed25519_key"
-	HostKeyPubFile = "libvirt_host_ed25519_key.pub"
+	HostKeyPubFile = HostKeyFile + ".pub"
 )
 
 // stateVersion is the version of StateFile this code writes.
@@ -42,7 +37,6 @@ const (
 	// bootTimeout bounds the waits for the lease and for SSH when the
 	// caller's context has no deadline.
 	bootTimeout = 10 * time.Minute
-	dialTimeout = 3 * time.Second
 )
 
 // machineState is StateFile.
@@ -66,72 +60,26 @@ type machineState struct {
 }
 
 func loadState(dir string) (machineState, bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return machineState{}, false, nil
-	}
+	var s machineState
+	found, err := driverutil.LoadState(filepath.Join(dir, StateFile), stateVersion, &s)
 	if err != nil {
 		return machineState{}, false, fmt.Errorf("libvirt driver state: %w", err)
 	}
-	var s machineState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return machineState{}, false, fmt.Errorf("libvirt driver state %s: %w", filepath.Join(dir, StateFile), err)
-	}
-	if s.Version > stateVersion {
-		return machineState{}, false, fmt.Errorf("libvirt driver state %s: version %d is newer than this shoal knows (%d)", filepath.Join(dir, StateFile), s.Version, stateVersion)
-	}
-	return s, true, nil
+	return s, found, nil
 }
 
 // saveState writes the state atomically (temp file + rename), 0600.
 func saveState(dir string, s machineState) error {
 	s.Version = stateVersion
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
+	if err := driverutil.SaveState(filepath.Join(dir, StateFile), s); err != nil {
 		return fmt.Errorf("libvirt driver state: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, StateFile), append(b, '\n'), 0o600)
+	return nil
 }
 
-func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
-}
-
-// ensureHostKey returns the guest's host key, generating it on first use.
-func ensureHostKey(dir string) (privatePEM []byte, public string, err error) {
-	privPath, pubPath := filepath.Join(dir, HostKeyFile), filepath.Join(dir, HostKeyPubFile)
-	priv, errPriv := os.ReadFile(privPath)
-	pub, errPub := os.ReadFile(pubPath)
-	if errPriv == nil && errPub == nil {
-		return priv, strings.TrimSpace(string(pub)), nil
-	}
-	priv, public, err = cloudinit.GenerateHostKey()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := writeFileAtomic(privPath, priv, 0o600); err != nil {
-		return nil, "", fmt.Errorf("host key: %w", err)
-	}
-	if err := writeFileAtomic(pubPath, []byte(public+"\n"), 0o644); err != nil {
-		return nil, "", fmt.Errorf("host key: %w", err)
-	}
-	return priv, public, nil
+// ensureHostKey returns the guest's host key, made on first use.
+func ensureHostKey(dir string) (driverutil.HostKey, error) {
+	return driverutil.LoadOrCreateHostKey(dir, HostKeyFile)
 }
 
 // sleepCtx waits d or until ctx ends.
@@ -152,43 +100,6 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, d)
-}
-
-// sshBanner dials addr once and reads the server's identification line: a
-// port that accepts connections is not yet an sshd that answers.
-func sshBanner(ctx context.Context, addr string) (string, error) {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(dialTimeout))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	if !strings.HasPrefix(line, "SSH-") {
-		return "", fmt.Errorf("%s: not an SSH server: %q", addr, strings.TrimSpace(line))
-	}
-	return strings.TrimSpace(line), nil
-}
-
-// waitSSH waits until addr answers with an SSH banner.
-func waitSSH(ctx context.Context, addr string) error {
-	var last error
-	for {
-		if _, err := sshBanner(ctx, addr); err == nil {
-			return nil
-		} else {
-			last = err
-		}
-		if err := sleepCtx(ctx, pollInterval); err != nil {
-			return fmt.Errorf("waiting for SSH on %s: %w (last: %v)", addr, err, last)
-		}
-	}
 }
 
 // chooseDomainType decides what "auto" means: kvm when libvirt offers it,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/spf13/pflag"
 )
@@ -24,27 +25,50 @@ type Config struct {
 	User    string `json:"user" hcl:"user,optional"`
 	Key     string `json:"key,omitempty" hcl:"key,optional"`
 	HostKey string `json:"hostKey,omitempty" hcl:"host_key,optional"`
+	// Wait bounds how long Create waits for the SSH port to answer
+	// (0: DefaultWait). A flag only.
+	Wait time.Duration `json:"wait,omitempty"`
+
+	// Access (access.go): jump hosts, ssh_config, and secrets that are
+	// never stored.
+	ProxyJump   string `json:"proxyJump,omitempty" hcl:"proxy_jump,optional"`
+	JumpHostKey string `json:"jumpHostKey,omitempty" hcl:"jump_host_key,optional"`
+	SSHConfig   string `json:"sshConfig,omitempty" hcl:"ssh_config,optional"`
+	// Alias is the ssh_config Host alias the host was given as.
+	Alias string `json:"alias,omitempty"`
+	// JumpKeys are the jump hosts' IdentityFiles from ssh_config, as a
+	// path list (filepath.SplitList).
+	JumpKeys     string `json:"jumpKeys,omitempty"`
+	Password     string `json:"-" hcl:"password,optional"`
+	SudoPassword string `json:"-" hcl:"sudo_password,optional"`
 }
+
+// DefaultWait is how long create waits for an adopted host's SSH port.
+const DefaultWait = 2 * time.Minute
 
 // Spec registers the driver as "ssh", aliased "generic" as in docker-machine.
 func Spec() *drivers.Spec {
 	return &drivers.Spec{
 		Name:      "ssh",
 		Aliases:   []string{"generic"},
+		Adopts:    true,
 		Short:     "adopt an existing host over SSH (creates nothing; rm never harms the host)",
 		NewConfig: func() any { return &Config{Port: 22, User: "root"} },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) {
 			c := cfg.(*Config)
 			fs.StringVar(&c.Host, "ssh-host", c.Host, "ssh driver: address of the host to adopt")
 			fs.IntVar(&c.Port, "ssh-port", c.Port, "ssh driver: SSH port")
-			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with passwordless sudo)")
+			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with sudo; see --sudo-password-file)")
 			fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
 			fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
+			fs.DurationVar(&c.Wait, "ssh-wait", c.Wait, "ssh driver: how long create waits for the SSH port to answer (default 2m0s)")
 			fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
 			fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
 			fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
 			fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
+			bindAccessFlags(fs, c)
 		},
+		Resolve: func(cfg any, explicit func(string) bool) error { return resolve(cfg.(*Config), explicit) },
 		Validate: func(cfg any) error {
 			// Every bad value is said at once, before anything is made.
 			c := cfg.(*Config)
@@ -60,6 +84,9 @@ func Spec() *drivers.Spec {
 			if err := validate.UserName(c.User); err != nil {
 				errs = append(errs, fmt.Errorf("--ssh-user: %w", err))
 			}
+			if c.Wait < 0 {
+				errs = append(errs, fmt.Errorf("--ssh-wait %s is negative", c.Wait))
+			}
 			if c.HostKey != "" {
 				if err := validate.Fingerprint(c.HostKey); err != nil {
 					errs = append(errs, fmt.Errorf("--ssh-host-key: %w", err))
@@ -70,6 +97,7 @@ func Spec() *drivers.Spec {
 					errs = append(errs, fmt.Errorf("--ssh-key: %w", err))
 				}
 			}
+			errs = append(errs, validateAccess(c)...)
 			return errors.Join(errs...)
 		},
 		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
@@ -103,24 +131,30 @@ func (d *Driver) endpoint() drivers.Endpoint {
 			key = abs
 		}
 	}
-	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey}
+	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey,
+		ProxyJump: d.cfg.ProxyJump, JumpHostKeys: d.cfg.JumpHostKey, SSHConfig: d.cfg.SSHConfig, JumpKeys: d.cfg.JumpKeys}
 }
 
-// Create checks that the host answers; the SSH handshake comes after.
+// Create checks that the host's sshd greets, for at most Wait; the SSH
+// handshake comes after.
 func (d *Driver) Create(ctx context.Context) error {
 	ep := d.endpoint()
-	var dialer net.Dialer
-	for {
-		c, err := dialer.DialContext(ctx, "tcp", ep.Address())
-		if err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s does not answer: %w", ep.Address(), err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	if ep.ProxyJump != "" {
+		return nil // only the jump host can tell; the SSH connection waits
 	}
+	wait := d.cfg.Wait
+	if wait <= 0 {
+		wait = DefaultWait
+	}
+	err := driverutil.WaitSSH(ctx, ep.Address(), wait)
+	var we *driverutil.WaitError
+	if errors.As(err, &we) && we.TimedOut {
+		return fmt.Errorf("%s does not answer after %s (%v): check --ssh-host and --ssh-port and that sshd runs there; --ssh-wait waits longer", ep.Address(), wait, we.Last)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s does not answer: %w", ep.Address(), ctx.Err())
+	}
+	return err
 }
 
 func (d *Driver) Start(context.Context) error {
@@ -141,6 +175,9 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var dialer net.Dialer
+	if d.cfg.ProxyJump != "" {
+		return drivers.Running, nil // behind a jump host: SSH tells
+	}
 	c, err := dialer.DialContext(ctx, "tcp", d.endpoint().Address())
 	if err != nil {
 		return drivers.Error, nil

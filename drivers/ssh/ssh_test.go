@@ -12,27 +12,14 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/spf13/pflag"
 )
 
-// listen starts a TCP listener that stands for the adopted host's sshd.
+// listen starts a TCP listener that stands for the adopted host's sshd:
+// it greets as sshd does.
 func listen(t *testing.T) (host string, port int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	a := l.Addr().(*net.TCPAddr)
+	a := drivertest.SSHGreeter(t, nil)
 	return a.IP.String(), a.Port
 }
 
@@ -238,6 +225,9 @@ func TestLifecycleAgainstListener(t *testing.T) {
 	if d.Name() != "ssh" {
 		t.Errorf("Name = %q", d.Name())
 	}
+	if !drivers.Adopts(d) || !Spec().Adopts {
+		t.Errorf("Adopts: driver %v, spec %v; the ssh driver adopts its host", drivers.Adopts(d), Spec().Adopts)
+	}
 	if err := d.Create(ctx(t)); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -289,5 +279,47 @@ func TestCreateCancelled(t *testing.T) {
 	cancel()
 	if err := d.Create(c); err == nil {
 		t.Fatal("Create with a cancelled context succeeded")
+	}
+}
+
+// TestCreateWaitIsBounded: with no deadline in the context, create against
+// a closed port gives up after Wait with an error that says what to check.
+func TestCreateWaitIsBounded(t *testing.T) {
+	port := closedPort(t)
+	d := newDriver(t, Config{Host: "127.0.0.1", Port: port, User: "root", Wait: 800 * time.Millisecond})
+	start := time.Now()
+	err := d.Create(context.Background())
+	if err == nil {
+		t.Fatal("Create against a closed port succeeded")
+	}
+	if took := time.Since(start); took < 700*time.Millisecond || took > 5*time.Second {
+		t.Errorf("Create took %s, want about the 800ms wait", took)
+	}
+	for _, want := range []string{"127.0.0.1:" + strconv.Itoa(port), "does not answer after 800ms", "--ssh-port", "--ssh-wait"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Create error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestWaitDefaultAndFlag(t *testing.T) {
+	cfg := Spec().NewConfig().(*Config)
+	if cfg.Wait != 0 {
+		t.Errorf("default Wait = %s, want 0 (DefaultWait at create)", cfg.Wait)
+	}
+	if DefaultWait <= 0 || DefaultWait > 10*time.Minute {
+		t.Errorf("DefaultWait = %s is not a bound", DefaultWait)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	Spec().BindFlags(fs, cfg)
+	if err := fs.Parse([]string{"--ssh-host", "h", "--ssh-wait", "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Wait != 5*time.Second {
+		t.Errorf("--ssh-wait 5s gave %s", cfg.Wait)
+	}
+	cfg.Wait = -time.Second
+	if err := Spec().Validate(cfg); err == nil {
+		t.Error("a negative --ssh-wait is valid")
 	}
 }

@@ -3,7 +3,6 @@ package virtualbox
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/shoal-dev/shoal/drivers/virtualbox/internal/fakevbox"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
 )
@@ -69,6 +69,8 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 	if host.OS == "" {
 		host.OS = "linux"
 	}
+	// The fake VirtualBox reads the networks.conf the driver checks.
+	host.NetworksConfFile = filepath.Join(root, "networks.conf")
 	s := &fakevbox.State{Host: host}
 	if err := s.Save(h.state); err != nil {
 		t.Fatal(err)
@@ -98,9 +100,9 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 	o.retries = 3
 	o.retryDelay = time.Millisecond
 	o.pollInterval = time.Millisecond
-	o.stopTimeout = 100 * time.Millisecond
+	o.stopTimeout = time.Second // a loaded machine takes a while for three calls
 	o.sshTimeout = 5 * time.Second
-	o.networksConf = filepath.Join(root, "networks.conf")
+	o.networksConf = host.NetworksConfFile
 	o.cacheDir = func() (string, error) { return filepath.Join(root, "cache"), nil }
 	o.freePort = h.sshServer
 	h.mgr = newManager(o)
@@ -110,24 +112,7 @@ func newHarness(t *testing.T, host fakevbox.Host) *harness {
 // sshServer starts a server greeting like sshd on a port of its own, as
 // the forwarded port of a booted VM would.
 func (h *harness) sshServer() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	h.t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if !h.silent.Load() {
-				c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 fakevbox\r\n"))
-			}
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return drivertest.SSHGreeter(h.t, h.silent.Load).Port, nil
 }
 
 func (h *harness) config() *Config {

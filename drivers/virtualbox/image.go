@@ -33,6 +33,15 @@ func imageFormat(path string) (string, error) {
 	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
+		// VirtualBox reads qcow2 v3 only without "incompatible features"
+		// (Storage/QCOW.cpp supports none): not the dirty or corrupt
+		// bits, an external data file, zstd compression or extended L2.
+		if len(head) >= 80 && binary.BigEndian.Uint32(head[4:]) == 3 {
+			if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
+				return "", fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
+					path, feat, qcowFeatures(feat), path)
+			}
+		}
 		return "qcow2", nil
 	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
 		return "vmdk", nil
@@ -44,6 +53,22 @@ func imageFormat(path string) (string, error) {
 		return "", fmt.Errorf("%s is compressed: decompress it first (VirtualBox reads qcow2, vmdk, vdi, vhd and raw disks)", path)
 	}
 	return "raw", nil
+}
+
+// qcowFeatures names qcow2's incompatible feature bits (qemu's
+// docs/interop/qcow2.txt).
+func qcowFeatures(feat uint64) string {
+	names := []string{"dirty", "corrupt", "external data file", "zstd compression", "extended L2 entries"}
+	var out []string
+	for i, n := range names {
+		if feat&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	if feat>>len(names) != 0 {
+		out = append(out, "unknown")
+	}
+	return strings.Join(out, ", ")
 }
 
 // cachedImage returns the image converted to VDI in the cache, converting
@@ -92,6 +117,9 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 		_, err = d.mgr.run(ctx, v, "convertfromraw", src, partial, "--format", "VDI")
 	} else {
 		_, err = d.mgr.run(ctx, v, "clonemedium", "disk", src, partial, "--format", "VDI")
+		// clonemedium registers its source: leave the user's image out
+		// of VirtualBox's media registry, as it was.
+		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", src)
 	}
 	if err != nil {
 		d.forgetMedium(context.WithoutCancel(ctx), v, "disk", partial, true)
@@ -104,6 +132,25 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
 	return final, nil
+}
+
+// vdiCapacityMB reads a VDI image's disk size from its header (VDI 1.1,
+// as VirtualBox writes them: the signature at 0x40, the size in bytes at
+// 0x170, little-endian).
+func vdiCapacityMB(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	head := make([]byte, 0x178)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return 0, fmt.Errorf("%s: not a VDI image: %w", path, err)
+	}
+	if binary.LittleEndian.Uint32(head[0x40:]) != 0xbeda107f || binary.LittleEndian.Uint16(head[0x46:]) != 1 {
+		return 0, fmt.Errorf("%s: not a VDI 1.x image", path)
+	}
+	return int(binary.LittleEndian.Uint64(head[0x170:]) >> 20), nil
 }
 
 // forgetMedium takes a medium out of VirtualBox's media registry (and,
@@ -128,14 +175,28 @@ func (d *Driver) forgetMedium(ctx context.Context, v *vboxCmd, kind, path string
 func (d *Driver) makeDisk(ctx context.Context, v *vboxCmd, cached string) (string, error) {
 	disk := filepath.Join(d.m.Dir, DiskFile)
 	d.forgetMedium(ctx, v, "disk", disk, true) // the leftover of an interrupted Create
-	if _, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI"); err != nil {
-		return "", err
+	clone := func() error {
+		_, err := d.mgr.run(ctx, v, "clonemedium", "disk", cached, disk, "--format", "VDI")
+		// clonemedium registers its source: unregister the cached image
+		// again, so that rebuilding the cache never meets a stale
+		// registration.
+		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "closemedium", "disk", cached)
+		return err
 	}
-	out, err := d.mgr.run(ctx, v, "showmediuminfo", "disk", disk)
-	if err != nil {
-		return "", err
+	if err := clone(); err != nil {
+		// VirtualBox still knows a medium at one of the paths (left by an
+		// older shoal, or by hand) with another UUID than the file there
+		// now, and refuses it (canonical/multipass#2373). closemedium
+		// drops a registered medium without reading its file; try again
+		// once with both paths forgotten.
+		_, _ = d.mgr.run(ctx, v, "closemedium", "disk", disk)
+		if clone() != nil {
+			return "", err
+		}
 	}
-	capacity, err := parseCapacityMB(out)
+	// The size is in the VDI's header: no need for showmediuminfo's
+	// translated "Capacity" line.
+	capacity, err := vdiCapacityMB(disk)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,7 +16,8 @@ import (
 )
 
 // defaultAllowed is the range VirtualBox 6.1.28+ allows for host-only
-// adapters on Linux, macOS and Solaris without /etc/vbox/networks.conf.
+// interfaces on Linux, macOS and Solaris when /etc/vbox/networks.conf does
+// not exist.
 const defaultAllowed = "192.168.56.0/21"
 
 // Where machines' fixed addresses start: .2-.9 are left to the host and to
@@ -109,49 +111,120 @@ func within(inner, outer *net.IPNet) bool {
 	return io >= oo && outer.Contains(inner.IP)
 }
 
-// checkAllowedRange fails when VirtualBox will refuse the network:
-// outside 192.168.56.0/21 on Linux, macOS and Solaris unless networks.conf
-// lists it ("* 10.0.0.0/8 192.168.0.0/16" lines). Checked before anything is
-// made so that the user gets the remedy rather than an E_ACCESSDENIED.
-func checkAllowedRange(h hostOnlyNetwork, goos, networksConf string) error {
-	if goos == "windows" {
-		return nil // no such restriction there
+// networksConf is /etc/vbox/networks.conf as it reads now. VirtualBox's
+// helper VBoxNetAdpCtl reads it at every address change of a host-only
+// interface (`hostonlyif ipconfig`), so what it says now is what VirtualBox
+// will decide: no restart is involved.
+type networksConf struct {
+	Path    string
+	Exists  bool
+	Ranges  []*net.IPNet // the networks of its "*" lines
+	ReadErr error        // it exists but shoal cannot read it
+}
+
+func readNetworksConf(path string) networksConf {
+	c := networksConf{Path: path}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return c
+	case err != nil:
+		c.Exists, c.ReadErr = true, err
+		return c
 	}
-	_, def, _ := net.ParseCIDR(defaultAllowed)
-	if within(h.Net, def) {
-		return nil
-	}
-	if f, err := os.Open(networksConf); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 2 || fields[0] != "*" {
-				continue
-			}
-			for _, c := range fields[1:] {
-				if _, n, err := net.ParseCIDR(c); err == nil && within(h.Net, n) {
-					return nil
-				}
+	c.Exists = true
+	c.Ranges = parseNetworksConf(string(data))
+	return c
+}
+
+// parseNetworksConf reads networks.conf as VBoxNetAdpCtl does: only lines
+// whose first word is "*" count, each word after it is a network in CIDR
+// form; other lines and words that are no IPv4 network are skipped.
+func parseNetworksConf(data string) []*net.IPNet {
+	var nets []*net.IPNet
+	sc := bufio.NewScanner(strings.NewReader(data))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != "*" {
+			continue
+		}
+		for _, f := range fields[1:] {
+			if ip, n, err := net.ParseCIDR(f); err == nil && ip.To4() != nil {
+				nets = append(nets, n)
 			}
 		}
 	}
-	return rangeRefused(h, networksConf)
+	return nets
 }
 
-// refusedAfterCheck is VirtualBox's E_ACCESSDENIED for a range the
-// pre-check let through: networks.conf lists it, but VBoxSVC reads that
-// file only when it starts.
-func refusedAfterCheck(h hostOnlyNetwork, networksConf string, ce *CommandError) error {
-	return fmt.Errorf("%w: VirtualBox refused host-only network %s (%s) although %s lists it: VirtualBox reads that file only when it starts; "+
-		"restart VirtualBox (quit its window and every VM, or reboot) and try again",
-		ErrRangeRefused, h, errorLines(ce.Stderr, 1), networksConf)
+// allowed returns the networks VirtualBox allows host-only addresses in:
+// 192.168.56.0/21 without the file, exactly the file's "*" networks with it
+// (a file without any allows nothing).
+func (c networksConf) allowed() []*net.IPNet {
+	if !c.Exists {
+		_, def, _ := net.ParseCIDR(defaultAllowed)
+		return []*net.IPNet{def}
+	}
+	return c.Ranges
 }
 
-func rangeRefused(h hostOnlyNetwork, networksConf string) error {
-	return fmt.Errorf("%w: host-only network %s is outside %s, the only range VirtualBox allows on Linux, macOS and Solaris unless %s lists it. "+
-		"Add the line \"* %s\" to %s (as root) and restart VirtualBox, or choose a --virtualbox-hostonly-cidr inside %s",
-		ErrRangeRefused, h, defaultAllowed, networksConf, h, networksConf, defaultAllowed)
+// allows applies VBoxNetAdpCtl's rule: the address's prefix is at least the
+// allowed network's and the address lies in it.
+func (c networksConf) allows(h hostOnlyNetwork) bool {
+	for _, n := range c.allowed() {
+		if within(h.Net, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAllowedRange fails when VirtualBox will refuse the network, so that
+// the user gets the remedy before anything is made. Only host-only
+// interfaces on Linux, macOS (VirtualBox 6.1) and Solaris are checked:
+// Windows has no such rule, and VirtualBox 7's host-only networks on macOS
+// (vmnet, hostonlynet) are never checked against networks.conf. A file
+// shoal cannot read is left to VirtualBox to judge.
+func checkAllowedRange(h hostOnlyNetwork, goos string, vmnet bool, c networksConf) error {
+	if goos == "windows" || vmnet || c.ReadErr != nil || c.allows(h) {
+		return nil
+	}
+	return rangeRefused(h, c)
+}
+
+// describe says what networks.conf allows now.
+func (c networksConf) describe() string {
+	switch {
+	case c.ReadErr != nil:
+		return fmt.Sprintf("shoal cannot read %s (%v)", c.Path, c.ReadErr)
+	case !c.Exists:
+		return fmt.Sprintf("%s does not exist, so VirtualBox allows only %s", c.Path, defaultAllowed)
+	case len(c.Ranges) == 0:
+		return fmt.Sprintf("%s exists but has no \"*\" line with a network, so VirtualBox allows no host-only address at all (the default %s no longer applies once the file exists)", c.Path, defaultAllowed)
+	}
+	var rs []string
+	for _, r := range c.Ranges {
+		rs = append(rs, r.String())
+	}
+	return fmt.Sprintf("%s allows only %s", c.Path, strings.Join(rs, " "))
+}
+
+func rangeRefused(h hostOnlyNetwork, c networksConf) error {
+	add := "* " + h.String()
+	if !c.Exists {
+		// Creating the file drops the built-in default: keep it listed.
+		add = "* " + defaultAllowed + " " + h.String()
+	}
+	return fmt.Errorf("%w: host-only network %s is not allowed: %s. Add the line %q to %s (as root; VirtualBox reads it at every change, no restart needed), or choose a --virtualbox-hostonly-cidr it allows",
+		ErrRangeRefused, h, c.describe(), add, c.Path)
+}
+
+// refusedAfterCheck is VirtualBox's E_ACCESSDENIED for an address the
+// pre-check let through: the file changed meanwhile, or shoal could not
+// read it. What the file says now is reported.
+func refusedAfterCheck(h hostOnlyNetwork, c networksConf, ce *CommandError) error {
+	return fmt.Errorf("%w: VirtualBox refused host-only address %s/%d (%s): its helper VBoxNetAdpCtl reads %s at that moment and did not find the network allowed; now %s",
+		ErrRangeRefused, h.Host, h.prefix(), errorLines(ce.Stderr, 1), c.Path, c.describe())
 }
 
 // adapter is where NIC 2 is attached.
@@ -172,6 +245,7 @@ func (d *Driver) ensureHostOnly(ctx context.Context, v *vboxCmd, h hostOnlyNetwo
 	if v.modern() {
 		out, err := d.mgr.run(ctx, v, "list", "hostonlynets")
 		if err == nil {
+			// vmnet's networks are not subject to networks.conf.
 			return d.ensureHostOnlyNet(ctx, v, h, out)
 		}
 		// Only VirtualBox 7 on macOS (vmnet) has host-only networks;
@@ -188,16 +262,27 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 	if err != nil {
 		return adapter{}, err
 	}
-	for _, i := range parseHostOnlyIfs(out) {
+	before := parseHostOnlyIfs(out)
+	for _, i := range before {
 		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
 			return adapter{Kind: "hostonly", Name: i.Name}, nil
 		}
+	}
+	// Before anything is made: would VirtualBox take the address?
+	if err := checkAllowedRange(h, d.mgr.opts.goos, false, readNetworksConf(d.mgr.opts.networksConf)); err != nil {
+		return adapter{}, err
 	}
 	out, err = d.mgr.run(ctx, v, "hostonlyif", "create")
 	if err != nil {
 		return adapter{}, err
 	}
-	name, err := parseCreatedInterface(out)
+	// The new interface is the one the list did not have: its name is
+	// never translated, the "was successfully created" sentence may be.
+	list, err := d.mgr.run(ctx, v, "list", "hostonlyifs")
+	if err != nil {
+		return adapter{}, err
+	}
+	name, err := newInterface(before, parseHostOnlyIfs(list), out)
 	if err != nil {
 		return adapter{}, err
 	}
@@ -205,7 +290,7 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 		// Leave no half-made interface behind.
 		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
 		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
-			return adapter{}, refusedAfterCheck(h, d.mgr.opts.networksConf, ce)
+			return adapter{}, refusedAfterCheck(h, readNetworksConf(d.mgr.opts.networksConf), ce)
 		}
 		return adapter{}, err
 	}
@@ -229,12 +314,28 @@ func (d *Driver) ensureHostOnlyNet(ctx context.Context, v *vboxCmd, h hostOnlyNe
 	_, err := d.mgr.run(ctx, v, "hostonlynet", "add", "--name="+name, "--netmask="+h.netmask(),
 		"--lower-ip="+h.Host.String(), "--upper-ip="+upper.String(), "--enable")
 	if err != nil {
-		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
-			return adapter{}, refusedAfterCheck(h, d.mgr.opts.networksConf, ce)
-		}
 		return adapter{}, err
 	}
 	return adapter{Kind: "hostonlynet", Name: name}, nil
+}
+
+// newInterface names the interface `hostonlyif create` made: the one in
+// after that was not in before; failing that, the name its output gives.
+func newInterface(before, after []hostOnlyIf, out string) (string, error) {
+	had := map[string]bool{}
+	for _, i := range before {
+		had[i.Name] = true
+	}
+	var added []string
+	for _, i := range after {
+		if !had[i.Name] {
+			added = append(added, i.Name)
+		}
+	}
+	if len(added) == 1 {
+		return added[0], nil
+	}
+	return parseCreatedInterface(out)
 }
 
 // siblings reads the state of the other VirtualBox machines of the store

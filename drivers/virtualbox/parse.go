@@ -146,6 +146,29 @@ func parseVMInfo(out string) (*vmInfo, error) {
 	return info, nil
 }
 
+// ruLabels maps the Russian labels and values of VBoxManage's listings to
+// the English ones. VirtualBox 7 translates them (VBoxManageList.cpp; the
+// texts are those of VBoxManageNls_ru.ts, VBoxManage's only translation)
+// when its own language setting says so, which LC_ALL does not override.
+var ruLabels = map[string]string{
+	"Имя":           "Name",
+	"IP адрес":      "IPAddress",
+	"Сетевая маска": "NetworkMask",
+	"Состояние":     "State",
+	"Нижний IP":     "LowerIP",
+	"Верхний IP":    "UpperIP",
+	"Емкость":       "Capacity",
+	"Включено":      "Enabled",
+	"Отключено":     "Disabled",
+}
+
+func english(s string) string {
+	if e, ok := ruLabels[s]; ok {
+		return e
+	}
+	return s
+}
+
 // parseRecords reads the "Key:   value" listings (list hostonlyifs, list
 // hostonlynets): a record starts at each "Name:" line. Blank lines do not
 // end records: list hostonlynets prints one inside each.
@@ -157,7 +180,7 @@ func parseRecords(out string) []map[string]string {
 		if !ok {
 			continue
 		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		k, v = english(strings.TrimSpace(k)), english(strings.TrimSpace(v))
 		if k == "Name" {
 			recs = append(recs, map[string]string{})
 		}
@@ -196,6 +219,23 @@ func parseHostOnlyNets(out string) []hostOnlyNet {
 		})
 	}
 	return nets
+}
+
+// parsePlatformArchs reads the platforms `list systemproperties` says
+// VirtualBox 7.1+ runs ("x86", "ARMv8"); the line is printed untranslated.
+func parsePlatformArchs(out string) []string {
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Supported platform architectures:"); ok {
+			var archs []string
+			for _, a := range strings.Split(rest, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					archs = append(archs, a)
+				}
+			}
+			return archs
+		}
+	}
+	return nil
 }
 
 var reListVM = regexp.MustCompile(`^"(.*)" \{([0-9a-fA-F-]+)\}$`)
@@ -244,7 +284,8 @@ func guestIPv4s(props map[string]string) []string {
 	return ips
 }
 
-var reCapacity = regexp.MustCompile(`(?m)^Capacity:\s+(\d+) MBytes`)
+// In English "Capacity: N MBytes", in Russian "Емкость: N MB".
+var reCapacity = regexp.MustCompile(`(?m)^(?:Capacity|Емкость):\s+(\d+) MB`)
 
 // parseCapacityMB reads the capacity from `showmediuminfo`.
 func parseCapacityMB(out string) (int, error) {
@@ -255,7 +296,8 @@ func parseCapacityMB(out string) (int, error) {
 	return strconv.Atoi(m[1])
 }
 
-var reCreatedIf = regexp.MustCompile(`Interface '([^']+)' was successfully created`)
+// In English and in Russian (VBoxManageNls_ru.ts).
+var reCreatedIf = regexp.MustCompile(`(?:Interface|Интерфейс) '([^']+)' (?:was successfully created|успешно создан)`)
 
 // parseCreatedInterface reads the name from `hostonlyif create`.
 func parseCreatedInterface(out string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A VirtualBox 7.0 showvminfo --machinereadable, shortened: the stray
@@ -198,5 +199,71 @@ func TestCommandErrorClassification(t *testing.T) {
 	}
 	if got := missing.Error(); !strings.Contains(got, "Could not find a registered machine named 'n1'") || strings.Contains(got, "VBoxManage: error:") {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+// VirtualBox 7 set to Russian translates its listings' labels: they are
+// read all the same.
+func TestParseRussianListings(t *testing.T) {
+	ifs := parseHostOnlyIfs("Имя:            vboxnet0\nGUID:            786f6276-656e-4074-8000-0a0027000000\nDHCP:            Отключено\nIP адрес:       192.168.56.1\nСетевая маска:     255.255.255.0\n")
+	if len(ifs) != 1 || ifs[0] != (hostOnlyIf{Name: "vboxnet0", IP: "192.168.56.1", Netmask: "255.255.255.0"}) {
+		t.Errorf("parseHostOnlyIfs = %+v", ifs)
+	}
+	nets := parseHostOnlyNets("Имя:            n\nGUID:            x\n\nСостояние:           Включено\nСетевая маска:     255.255.255.0\nНижний IP:         10.0.0.1\nВерхний IP:         10.0.0.9\n")
+	if len(nets) != 1 || !nets[0].Enabled || nets[0].LowerIP != "10.0.0.1" || nets[0].UpperIP != "10.0.0.9" {
+		t.Errorf("parseHostOnlyNets = %+v", nets)
+	}
+	if name, err := parseCreatedInterface("Интерфейс 'vboxnet3' успешно создан\n"); err != nil || name != "vboxnet3" {
+		t.Errorf("parseCreatedInterface = %q, %v", name, err)
+	}
+	if mb, err := parseCapacityMB("Емкость:       2048 MB\n"); err != nil || mb != 2048 {
+		t.Errorf("parseCapacityMB = %d, %v", mb, err)
+	}
+	if name, err := newInterface([]hostOnlyIf{{Name: "vboxnet0"}}, []hostOnlyIf{{Name: "vboxnet0"}, {Name: "vboxnet1"}}, "whatever"); err != nil || name != "vboxnet1" {
+		t.Errorf("newInterface = %q, %v", name, err)
+	}
+}
+
+func TestParseNetworksConfAndPlatforms(t *testing.T) {
+	nets := parseNetworksConf("# comment\n* 10.0.0.0/8 192.168.0.0/16\n10.1.0.0/16\n*\tfd00::/8 bogus 172.16.0.0/12\n")
+	var got []string
+	for _, n := range nets {
+		got = append(got, n.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.0/8 192.168.0.0/16 172.16.0.0/12" {
+		t.Errorf("parseNetworksConf = %v", got)
+	}
+	if a := parsePlatformArchs("API version: 7_1\nSupported platform architectures: x86,ARMv8\n\n"); strings.Join(a, "|") != "x86|ARMv8" {
+		t.Errorf("parsePlatformArchs = %v", a)
+	}
+	if a := parsePlatformArchs("API version: 7_0\n"); a != nil {
+		t.Errorf("parsePlatformArchs on 7.0 = %v", a)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	o := defaultOptions()
+	o.retries, o.lockWait = 2, time.Second
+	locked := &CommandError{Args: []string{"unregistervm", "n1"}, Stderr: "VBoxManage: error: Невозможно отменить регистрацию машины 'n1' пока она заблокирована\nVBoxManage: error: Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap\n"}
+	denied := &CommandError{Args: []string{"hostonlyif", "ipconfig", "vboxnet0"}, Stderr: "VBoxManage: error: Code E_ACCESSDENIED (0x80070005) - Access denied (extended info not available)\n"}
+	notReadyRu := &CommandError{Args: []string{"showvminfo", "n1"}, Stderr: "VBoxManage: error: Объект не готов\nVBoxManage: error: Details: code E_ACCESSDENIED (0x80070005), component SessionMachine\n"}
+	for _, tc := range []struct {
+		ce      *CommandError
+		attempt int
+		elapsed time.Duration
+		want    bool
+	}{
+		{locked, 10, 500 * time.Millisecond, true},
+		{locked, 0, 2 * time.Second, false},
+		{denied, 0, 0, false},
+		{notReadyRu, 1, 0, true},
+		{notReadyRu, 2, 0, false},
+	} {
+		if got := retryable(tc.ce, tc.attempt, tc.elapsed, o); got != tc.want {
+			t.Errorf("retryable(%v, %d, %s) = %v", tc.ce.Args, tc.attempt, tc.elapsed, got)
+		}
+	}
+	if !denied.accessDenied() || notReadyRu.accessDenied() {
+		t.Error("accessDenied")
 	}
 }

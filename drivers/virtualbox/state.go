@@ -1,14 +1,9 @@
 package virtualbox
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // Files the driver keeps in the machine's folder.
@@ -49,28 +44,15 @@ type machineState struct {
 
 // loadState reads dir's StateFile; nil when there is none.
 func loadState(dir string) (*machineState, error) {
-	data, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var s machineState
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
-	}
-	if s.Version > stateVersion {
-		return nil, fmt.Errorf("%s: version %d is newer than this shoal knows (%d)", filepath.Join(dir, StateFile), s.Version, stateVersion)
+	found, err := driverutil.LoadState(filepath.Join(dir, StateFile), stateVersion, &s)
+	if err != nil || !found {
+		return nil, err
 	}
 	return &s, nil
 }
 
 func saveState(dir string, s *machineState) error {
 	s.Version = stateVersion
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return store.WriteFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'), 0o600)
+	return driverutil.SaveState(filepath.Join(dir, StateFile), s)
 }

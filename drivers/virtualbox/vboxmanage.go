@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // ErrNotInstalled means no VBoxManage was found: VirtualBox is not
@@ -23,6 +25,11 @@ var ErrTooOld = errors.New("VirtualBox is too old")
 
 // ErrRangeRefused means VirtualBox refuses the host-only network's range.
 var ErrRangeRefused = errors.New("VirtualBox refuses this host-only network range")
+
+// ErrUnsupportedHost means VirtualBox on this host cannot run the VMs the
+// driver makes (x86-64 guests): VirtualBox 7.1 on Apple Silicon runs ARM
+// guests only.
+var ErrUnsupportedHost = errors.New("VirtualBox on this host cannot run x86-64 VMs")
 
 // minVersion is the oldest VirtualBox the driver supports: 6.1 is the first
 // with the networks.conf range rules and `clonemedium`/`modifymedium`
@@ -89,24 +96,49 @@ func (e *CommandError) Hint() string {
 	return ""
 }
 
+// VirtualBox translates its messages (7.0 and later: VBoxManage's into
+// Russian, VBoxSVC's into Russian and Turkish), following its own language
+// setting or the environment; LC_ALL covers only the environment. So the
+// driver tells errors apart by the COM result codes of the "Details: code
+// NAME (0x...)" line, which are never translated.
+const (
+	codeObjectNotFound     = "0x80bb0001" // VBOX_E_OBJECT_NOT_FOUND
+	codeInvalidObjectState = "0x80bb0007" // VBOX_E_INVALID_OBJECT_STATE
+	codeAccessDenied       = "0x80070005" // E_ACCESSDENIED
+)
+
 // notFound: the VM (or medium) named does not exist.
 func (e *CommandError) notFound() bool {
-	return strings.Contains(e.Stderr, "VBOX_E_OBJECT_NOT_FOUND") || strings.Contains(e.Stderr, "Could not find a registered machine")
+	return strings.Contains(strings.ToLower(e.Stderr), codeObjectNotFound)
 }
 
-// transient: VirtualBox answers these while a VM's session or objects are
-// changing state (right after a start, a power-off, an unregister, or
-// while another client holds a lock); the same call a moment later works.
-func (e *CommandError) transient() bool {
-	return strings.Contains(e.Stderr, "The object is not ready") ||
-		strings.Contains(e.Stderr, "is already locked by a session") ||
-		strings.Contains(e.Stderr, "is already locked for a session")
+// lockedOut: the machine's session is held: by a running VM, by another
+// client, or for a moment after a power-off while the VM process exits
+// ("Cannot unregister the machine ... while it is locked", "is already
+// locked for a session (or being unlocked)"). The same call works once the
+// session is free.
+func (e *CommandError) lockedOut() bool {
+	return strings.Contains(strings.ToLower(e.Stderr), codeInvalidObjectState)
 }
 
-// accessDenied: VBoxSVC refused a host-only address (networks.conf). "The
-// object is not ready" comes with E_ACCESSDENIED too, so it is excluded.
+// hostOnlyConfig reports the calls that set a host-only address: there
+// E_ACCESSDENIED is VirtualBox refusing the range, not a busy object.
+func hostOnlyConfig(args []string) bool {
+	return len(args) >= 2 && ((args[0] == "hostonlyif" && args[1] == "ipconfig") || (args[0] == "hostonlynet" && args[1] == "add"))
+}
+
+// notReady: "The object is not ready" (E_ACCESSDENIED from an object being
+// set up or torn down): the same call a moment later works.
+func (e *CommandError) notReady() bool {
+	return !hostOnlyConfig(e.Args) && strings.Contains(strings.ToLower(e.Stderr), codeAccessDenied)
+}
+
+// transient: the same call a moment later works.
+func (e *CommandError) transient() bool { return e.lockedOut() || e.notReady() }
+
+// accessDenied: VirtualBox refused a host-only address (networks.conf).
 func (e *CommandError) accessDenied() bool {
-	return strings.Contains(e.Stderr, "E_ACCESSDENIED") && !strings.Contains(e.Stderr, "The object is not ready")
+	return hostOnlyConfig(e.Args) && strings.Contains(strings.ToLower(e.Stderr), codeAccessDenied)
 }
 
 // syntax: VBoxManage does not know the command or an option (exit 2).
@@ -138,6 +170,9 @@ type options struct {
 	// ready"): attempt n waits n*retryDelay first.
 	retries    int
 	retryDelay time.Duration
+	// lockWait bounds the retries of a call refused because the machine's
+	// session is locked, as it is for a moment after a power-off.
+	lockWait time.Duration
 	// pollInterval is how often a stopping VM is looked at.
 	pollInterval time.Duration
 	// stopTimeout is how long a guest gets to shut down after the ACPI
@@ -151,8 +186,9 @@ type options struct {
 	cacheDir func() (string, error)
 	// freePort picks the host port forwarded to the guest's SSH.
 	freePort func() (int, error)
-	// waitSSH returns when something speaking SSH answers at addr.
-	waitSSH func(ctx context.Context, addr string) error
+	// waitSSH returns when something speaking SSH answers at addr, within
+	// the bound.
+	waitSSH func(ctx context.Context, addr string, bound time.Duration) error
 }
 
 func defaultOptions() options {
@@ -163,6 +199,7 @@ func defaultOptions() options {
 		searchDirs:   defaultSearchDirs(runtime.GOOS),
 		retries:      5,
 		retryDelay:   500 * time.Millisecond,
+		lockWait:     30 * time.Second,
 		pollInterval: time.Second,
 		stopTimeout:  90 * time.Second,
 		sshTimeout:   10 * time.Minute,
@@ -175,7 +212,7 @@ func defaultOptions() options {
 			return filepath.Join(d, "shoal", "virtualbox"), nil
 		},
 		freePort: freeLocalPort,
-		waitSSH:  waitSSHBanner,
+		waitSSH:  driverutil.WaitSSH,
 	}
 }
 
@@ -321,20 +358,34 @@ func (m *manager) vbox(ctx context.Context, configured string) (*vboxCmd, error)
 }
 
 // run calls VBoxManage with args and returns its stdout, retrying the
-// transient errors with a growing pause.
+// transient errors with a growing pause: "not ready" a few times, a locked
+// session for up to lockWait.
 func (m *manager) run(ctx context.Context, v *vboxCmd, args ...string) (string, error) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		out, err := m.exec(ctx, v.path, args)
 		ce, ok := asCommandError(err)
-		if !ok || !ce.transient() || attempt >= m.opts.retries {
+		if !ok || !retryable(ce, attempt, time.Since(start), m.opts) {
 			return out, err
 		}
+		pause := min(time.Duration(attempt+1)*m.opts.retryDelay, time.Second)
 		select {
 		case <-ctx.Done():
 			return out, fmt.Errorf("%w (while retrying after: %v)", ctx.Err(), err)
-		case <-time.After(time.Duration(attempt+1) * m.opts.retryDelay):
+		case <-time.After(pause):
 		}
 	}
+}
+
+// retryable decides whether a failed call is tried again.
+func retryable(ce *CommandError, attempt int, elapsed time.Duration, o options) bool {
+	switch {
+	case ce.lockedOut():
+		return elapsed < o.lockWait
+	case ce.notReady():
+		return attempt < o.retries
+	}
+	return false
 }
 
 // exec runs VBoxManage once, alone.
@@ -344,7 +395,14 @@ func (m *manager) exec(ctx context.Context, path string, args []string) (string,
 	}
 	defer m.sem.Unlock()
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), m.opts.env...)
+	// English output where VirtualBox takes the language from the
+	// environment: LC_ALL wins over LC_MESSAGES and LANG, and "C.UTF-8"
+	// means no translation (VirtualBoxTranslator.cpp) while keeping UTF-8,
+	// in which VBoxManage reads its arguments: a path with non-ASCII
+	// letters would not survive plain "C". Where C.UTF-8 does not exist it
+	// falls back to C. The last value of a variable is the one the command
+	// sees.
+	cmd.Env = append(append(os.Environ(), m.opts.env...), "LC_ALL=C.UTF-8")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

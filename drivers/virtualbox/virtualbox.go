@@ -6,7 +6,8 @@
 // forwarded from 127.0.0.1, and NIC 2 on a host-only network with a fixed
 // address: the cluster talks over NIC 2. VirtualBox cannot run on the
 // machines shoal is built on: the driver is tested against a fake VBoxManage
-// (internal/fakevbox) that answers as VirtualBox 6.1 and 7.1 do.
+// (internal/fakevbox) that answers as VirtualBox 6.1, 7.0 and 7.1 do, in
+// English and Russian, on x86-64 and Apple Silicon hosts.
 package virtualbox
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -102,7 +105,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.CPUs, "virtualbox-cpus", c.CPUs, "number of virtual CPUs")
 	fs.IntVar(&c.Memory, "virtualbox-memory", c.Memory, "memory in MiB")
 	fs.IntVar(&c.DiskSize, "virtualbox-disk-size", c.DiskSize, "disk size in MiB (the image's disk is grown to it, never shrunk)")
-	fs.StringVar(&c.HostOnlyCIDR, "virtualbox-hostonly-cidr", c.HostOnlyCIDR, "host-only network, as the host's address/prefix; outside 192.168.56.0/21 it must be listed in /etc/vbox/networks.conf (Linux, macOS)")
+	fs.StringVar(&c.HostOnlyCIDR, "virtualbox-hostonly-cidr", c.HostOnlyCIDR, "host-only network, as the host's address/prefix; on Linux (and macOS with VirtualBox 6.1) VirtualBox allows only 192.168.56.0/21, or what /etc/vbox/networks.conf lists once it exists")
 	fs.StringVar(&c.HostOnlyIP, "virtualbox-hostonly-ip", c.HostOnlyIP, "the machine's fixed address on the host-only network (default: the next free one, from .10 up)")
 	fs.StringVar(&c.SSHUser, "virtualbox-ssh-user", c.SSHUser, `user made by cloud-init for SSH with the machine's key (not "docker" or "root")`)
 	fs.StringVar(&c.VBoxManage, "virtualbox-vboxmanage", c.VBoxManage, "path of VBoxManage (default: found on PATH or in VirtualBox's install folder)")
@@ -116,15 +119,11 @@ func validate(c *Config) error {
 	if strings.TrimSpace(c.Image) == "" {
 		errs = append(errs, errors.New("--virtualbox-image is required: a cloud image with cloud-init (qcow2, vmdk, vdi, vhd or raw)"))
 	}
-	if c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("--virtualbox-cpus %d: at least 1", c.CPUs))
-	}
-	if c.Memory < 256 {
-		errs = append(errs, fmt.Errorf("--virtualbox-memory %d: at least 256 (MiB)", c.Memory))
-	}
-	if c.DiskSize < 1024 {
-		errs = append(errs, fmt.Errorf("--virtualbox-disk-size %d: at least 1024 (MiB)", c.DiskSize))
-	}
+	errs = append(errs, driverutil.CheckMinimums(
+		driverutil.Minimum{Flag: "--virtualbox-cpus", Value: c.CPUs, Least: 1},
+		driverutil.Minimum{Flag: "--virtualbox-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
+		driverutil.Minimum{Flag: "--virtualbox-disk-size", Value: c.DiskSize, Least: 1024, Unit: "MiB"},
+	)...)
 	switch {
 	case c.SSHUser == "docker":
 		// cloud-init cannot create the user when Docker's group exists.
@@ -252,8 +251,12 @@ func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
 	if err != nil {
 		return d.errorf("create", err)
 	}
-	if err := checkAllowedRange(h, d.mgr.opts.goos, d.mgr.opts.networksConf); err != nil {
-		return d.errorf("create: host-only network", err)
+	if err := d.checkArch(ctx, v); err != nil {
+		return d.errorf("create", err)
+	}
+	// An image VirtualBox cannot read fails here, before anything is made.
+	if _, err := imageFormat(d.cfg.Image); err != nil {
+		return d.errorf("create", fmt.Errorf("--virtualbox-image: %w", err))
 	}
 	if err := os.MkdirAll(d.m.Dir, 0o700); err != nil {
 		return d.errorf("create", err)
@@ -312,6 +315,27 @@ func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
 	return d.start(ctx, v, info, st)
 }
 
+// checkArch refuses, before anything is made, a VirtualBox that cannot run
+// the VMs the driver makes: x86-64 guests (OS type Linux26_64) from x86-64
+// cloud images. VirtualBox 7.1 on Apple Silicon runs ARM guests only: it
+// would create such a VM and refuse to start it. 7.1 lists the platforms it
+// runs in `list systemproperties`; older releases run on x86-64 hosts only.
+func (d *Driver) checkArch(ctx context.Context, v *vboxCmd) error {
+	if !v.version.atLeast(7, 1) {
+		return nil
+	}
+	out, err := d.mgr.run(ctx, v, "list", "systemproperties")
+	if err != nil {
+		return err
+	}
+	archs := parsePlatformArchs(out)
+	if len(archs) == 0 || slices.Contains(archs, "x86") {
+		return nil
+	}
+	return fmt.Errorf("%w: VirtualBox %s on this host runs %s guests only (an Apple Silicon Mac), and shoal's virtualbox driver makes x86-64 VMs from x86-64 cloud images, which VirtualBox here would create but refuse to start; nothing was made. Use the virtualbox driver on an x86-64 host, or the docker or ssh driver here",
+		ErrUnsupportedHost, v.version, strings.Join(archs, ", "))
+}
+
 // allocate picks the machine's address, SSH port, MACs, UUID and host key
 // and records them, under a lock so that machines made at once never pick
 // the same.
@@ -356,11 +380,7 @@ func (d *Driver) allocate(ctx context.Context, h hostOnlyNetwork, ad adapter) (*
 // user with the machine's key, NIC 1 on DHCP (VirtualBox's NAT), NIC 2 at
 // the fixed address. The host key's private half lives only in the seed.
 func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h hostOnlyNetwork) error {
-	priv, pub, err := cloudinit.GenerateHostKey()
-	if err != nil {
-		return err
-	}
-	fp, err := cloudinit.HostKeyFingerprint(pub)
+	key, err := driverutil.NewHostKey()
 	if err != nil {
 		return err
 	}
@@ -373,8 +393,8 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 		Hostname:          d.m.Name,
 		User:              d.cfg.SSHUser,
 		AuthorizedKeys:    []string{d.m.PublicKey},
-		HostKeyPrivatePEM: priv,
-		HostKeyPublic:     pub,
+		HostKeyPrivatePEM: key.PrivatePEM,
+		HostKeyPublic:     key.Public,
 		Interfaces: []cloudinit.Interface{
 			{MAC: colonMAC(st.NATMAC)},
 			{MAC: colonMAC(st.HostOnlyMAC), Address: fmt.Sprintf("%s/%d", st.HostOnlyIP, h.prefix())},
@@ -391,7 +411,7 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 	if err := store.WriteFileAtomic(path, iso, 0o600); err != nil {
 		return err
 	}
-	st.HostKeyPublic, st.HostKeyFingerprint = pub, fp
+	st.HostKeyPublic, st.HostKeyFingerprint = key.Public, key.Fingerprint
 	return saveState(d.m.Dir, st)
 }
 
@@ -452,14 +472,16 @@ func (d *Driver) start(ctx context.Context, v *vboxCmd, info *vmInfo, st *machin
 
 func (d *Driver) waitSSH(ctx context.Context, v *vboxCmd, st *machineState) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(st.SSHPort))
-	wctx, cancel := context.WithTimeout(ctx, d.mgr.opts.sshTimeout)
-	defer cancel()
-	err := d.mgr.opts.waitSSH(wctx, addr)
+	err := d.mgr.opts.waitSSH(ctx, addr, d.mgr.opts.sshTimeout)
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return d.errorf("wait for SSH", ctx.Err())
+	}
+	var we *driverutil.WaitError
+	if errors.As(err, &we) && we.Last != nil {
+		err = we.Last
 	}
 	msg := fmt.Sprintf("SSH did not answer at %s (forwarded to the guest's port 22) within %s: %v; the guest's console is in %s",
 		addr, d.mgr.opts.sshTimeout, err, filepath.Join(d.m.Dir, ConsoleLog))
@@ -537,13 +559,15 @@ func (d *Driver) Stop(ctx context.Context) error {
 
 func (d *Driver) powerOff(ctx context.Context, v *vboxCmd, st *machineState) error {
 	_, err := d.mgr.run(ctx, v, "controlvm", st.VMName, "poweroff")
-	if ce, ok := asCommandError(err); ok && strings.Contains(ce.Stderr, "is not currently running") {
-		return nil // it stopped on its own meanwhile
+	if err == nil {
+		return nil
 	}
-	if err != nil {
-		return d.errorf("poweroff", err)
+	// It may have stopped on its own meanwhile: the VM's state says so in
+	// any language, the error text only in English.
+	if info, ierr := d.info(ctx, v); ierr == nil && (info == nil || vmState(info.State) == drivers.Stopped) {
+		return nil
 	}
-	return nil
+	return d.errorf("poweroff", err)
 }
 
 // Kill powers the VM off at once.
@@ -647,14 +671,18 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	return vmState(info.State), nil
 }
 
-// vmState maps VirtualBox's machine states (VBoxManage's short names).
+// vmState maps VirtualBox's machine states: VBoxManageInfo.cpp's short
+// names, which --machinereadable prints untranslated. The snapshot states
+// say whether the VM runs meanwhile; settingup is a powered-off VM being
+// changed (a clone, a move).
 func vmState(s string) drivers.State {
 	switch s {
-	case "running", "teleporting", "livesnapshotting":
+	case "running", "teleporting", "livesnapshotting", "onlinesnapshotting", "deletingsnapshotlive":
 		return drivers.Running
-	case "paused", "teleportingpausedvm":
+	case "paused", "teleportingpausedvm", "deletingsnapshotlivepaused":
 		return drivers.Paused
-	case "poweroff", "aborted", "saved", "teleported", "aborted-saved":
+	case "poweroff", "aborted", "saved", "teleported", "aborted-saved",
+		"snapshotting", "restoringsnapshot", "deletingsnapshot", "settingup":
 		return drivers.Stopped
 	case "starting", "restoring", "teleportingin":
 		return drivers.Starting

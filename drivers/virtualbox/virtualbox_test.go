@@ -29,11 +29,13 @@ func createCalls61() []string {
 		"showvminfo n1 --machinereadable  => exit 1",
 		"list hostonlyifs",
 		"hostonlyif create",
+		"list hostonlyifs",
 		"hostonlyif ipconfig vboxnet0 --ip 192.168.56.1 --netmask 255.255.255.0",
 		"clonemedium disk $T/images/cloud.qcow2 $T/cache/cloud-$KEY.partial.vdi --format VDI",
+		"closemedium disk $T/images/cloud.qcow2",
 		"closemedium disk $T/cache/cloud-$KEY.partial.vdi",
 		"clonemedium disk $T/cache/cloud-$KEY.vdi $T/store/machines/n1/disk.vdi --format VDI",
-		"showmediuminfo disk $T/store/machines/n1/disk.vdi",
+		"closemedium disk $T/cache/cloud-$KEY.vdi",
 		"modifymedium disk $T/store/machines/n1/disk.vdi --resize 20480",
 		"createvm --name n1 --uuid $UUID --ostype Linux26_64 --basefolder $T/store/machines/n1 --register",
 		"modifyvm n1 --cpus 2 --memory 2048 --acpi on --ioapic on --rtcuseutc on --boot1 disk --boot2 dvd --boot3 none --boot4 none" +
@@ -54,12 +56,14 @@ func createCalls71() []string {
 	return []string{
 		"--version",
 		"showvminfo n1 --machinereadable  => exit 1",
+		"list systemproperties",
 		"list hostonlynets",
 		"hostonlynet add --name=shoal-192.168.56.0-24 --netmask=255.255.255.0 --lower-ip=192.168.56.1 --upper-ip=192.168.56.9 --enable",
 		"clonemedium disk $T/images/cloud.qcow2 $T/cache/cloud-$KEY.partial.vdi --format VDI",
+		"closemedium disk $T/images/cloud.qcow2",
 		"closemedium disk $T/cache/cloud-$KEY.partial.vdi",
 		"clonemedium disk $T/cache/cloud-$KEY.vdi $T/store/machines/n1/disk.vdi --format VDI",
-		"showmediuminfo disk $T/store/machines/n1/disk.vdi",
+		"closemedium disk $T/cache/cloud-$KEY.vdi",
 		"modifymedium disk $T/store/machines/n1/disk.vdi --resize 20480",
 		"createvm --name n1 --uuid $UUID --ostype Linux26_64 --basefolder $T/store/machines/n1 --register",
 		"modifyvm n1 --cpus 2 --memory 2048 --acpi on --ioapic on --rtc-use-utc on --boot1 disk --boot2 dvd --boot3 none --boot4 none" +
@@ -76,6 +80,8 @@ func createCalls71() []string {
 
 var host61 = fakevbox.Host{Version: fakevbox.Version61}
 var host71 = fakevbox.Host{Version: fakevbox.Version71, OS: "darwin"}
+var host70linux = fakevbox.Host{Version: fakevbox.Version70, OS: "linux"}
+var host71linux = fakevbox.Host{Version: fakevbox.Version71, OS: "linux"}
 
 func TestCreate61(t *testing.T) {
 	h := newHarness(t, host61)
@@ -121,7 +127,7 @@ func TestCreate71Linux(t *testing.T) {
 	d := h.driver("n1", nil)
 	must(t, d.Create(ctx(t)))
 	calls := h.callsSince(0)
-	if calls[2] != "list hostonlynets  => exit 2" || calls[3] != "list hostonlyifs" || calls[4] != "hostonlyif create" {
+	if calls[2] != "list systemproperties" || calls[3] != "list hostonlynets  => exit 2" || calls[4] != "list hostonlyifs" || calls[5] != "hostonlyif create" {
 		t.Errorf("calls = %s", strings.Join(calls, "\n"))
 	}
 	if !strings.Contains(strings.Join(calls, "\n"), "--nic2 hostonly --host-only-adapter2 vboxnet0") {
@@ -356,6 +362,9 @@ func TestRemove(t *testing.T) {
 			wantState(t, d, drivers.NotFound)
 			f := h.fake()
 			if len(f.VMs) != 0 || len(f.Media) != 0 {
+				for _, m := range f.Media {
+					t.Logf("medium %+v", *m)
+				}
 				t.Errorf("VirtualBox still has VMs %v / media %v", f.VMs, f.Media)
 			}
 			entries, _ := os.ReadDir(d.m.Dir)
@@ -494,44 +503,50 @@ func TestRangeRefused(t *testing.T) {
 	if !errors.Is(err, ErrRangeRefused) {
 		t.Fatalf("Create on 10.10.0.0/24 = %v", err)
 	}
-	for _, want := range []string{`"* 10.10.0.0/24"`, h.mgr.opts.networksConf, "192.168.56.0/21"} {
+	// Without the file only the default is allowed, and a file that
+	// lists the new range must keep the default, or it is lost.
+	for _, want := range []string{`"* 192.168.56.0/21 10.10.0.0/24"`, h.mgr.opts.networksConf + " does not exist", "no restart needed"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	h.wantCalls(0, []string{"--version", "showvminfo n1 --machinereadable  => exit 1"})
+	h.wantCalls(0, []string{"--version", "showvminfo n1 --machinereadable  => exit 1", "list hostonlyifs"})
 }
 
-// networks.conf lists the range but VBoxSVC has not read it again: the
-// E_ACCESSDENIED VirtualBox answers is turned into the same remedy, and
-// the interface made for it is removed.
-func TestRangeRefusedByVirtualBox(t *testing.T) {
-	h := newHarness(t, host61)
-	must(t, os.WriteFile(h.mgr.opts.networksConf, []byte("# allowed\n* 10.10.0.0/16 192.168.100.0/24\n"), 0o644))
-	cfg := h.config()
-	cfg.HostOnlyCIDR = "10.10.0.1/24"
-	err := h.driver("n1", cfg).Create(ctx(t))
-	if !errors.Is(err, ErrRangeRefused) || !strings.Contains(err.Error(), "restart VirtualBox") || !strings.Contains(err.Error(), "E_ACCESSDENIED") {
-		t.Fatalf("Create = %v", err)
-	}
-	h.wantCalls(0, []string{
-		"--version",
-		"showvminfo n1 --machinereadable  => exit 1",
-		"list hostonlyifs",
-		"hostonlyif create",
-		"hostonlyif ipconfig vboxnet0 --ip 10.10.0.1 --netmask 255.255.255.0  => exit 1",
-		"hostonlyif remove vboxnet0",
-	})
-	if ifs := h.fake().HostOnlyIfs; len(ifs) != 0 {
-		t.Errorf("interfaces left: %+v", ifs)
-	}
+// networks.conf lists the range: the pre-check lets it through and
+// VirtualBox, reading the same file at the ipconfig, takes it at once.
+// Were the file to change between the two, VirtualBox's E_ACCESSDENIED is
+// reported with what the file says now, and the interface is removed.
+func TestRangeAllowedByNetworksConf(t *testing.T) {
+	for _, host := range []fakevbox.Host{host61, host70linux, host71linux} {
+		t.Run(host.Version, func(t *testing.T) {
+			h := newHarness(t, host)
+			must(t, os.WriteFile(h.mgr.opts.networksConf, []byte("# allowed\n* 10.10.0.0/16 192.168.100.0/24\n"), 0o644))
+			cfg := h.config()
+			cfg.HostOnlyCIDR = "10.10.0.1/24"
+			d := h.driver("n1", cfg)
+			must(t, d.Create(ctx(t)))
+			if a, _ := d.Address(ctx(t)); a != "10.10.0.10" {
+				t.Errorf("Address = %s", a)
+			}
 
-	// Once VirtualBox allows it, it works.
-	h.editFake(func(s *fakevbox.State) { s.Host.NetworksConf = []string{"10.10.0.0/16"} })
-	d := h.driver("n1", cfg)
-	must(t, d.Create(ctx(t)))
-	if a, _ := d.Address(ctx(t)); a != "10.10.0.10" {
-		t.Errorf("Address = %s", a)
+			// VirtualBox refuses what the pre-check allowed (the file
+			// changed in between): the error says what the file says now.
+			ifs := len(h.fake().HostOnlyIfs)
+			cfg2 := h.config()
+			cfg2.HostOnlyCIDR = "10.20.0.1/24"
+			must(t, os.WriteFile(h.mgr.opts.networksConf, []byte("* 10.20.0.0/16\n"), 0o644))
+			h.fault(fakevbox.Fault{Args: []string{"hostonlyif", "ipconfig", "**"}, Exit: 1, Times: 1,
+				Stderr: "VBoxManage: error: Code E_ACCESSDENIED (0x80070005) - Access denied (extended info not available)\n"})
+			err := h.driver("n2", cfg2).Create(ctx(t))
+			if !errors.Is(err, ErrRangeRefused) || !strings.Contains(err.Error(), "E_ACCESSDENIED") || strings.Contains(err.Error(), "restart") ||
+				!strings.Contains(err.Error(), "allows only 10.20.0.0/16") {
+				t.Fatalf("Create = %v", err)
+			}
+			if n := len(h.fake().HostOnlyIfs); n != ifs {
+				t.Errorf("%d interfaces after the refusal, want %d", n, ifs)
+			}
+		})
 	}
 }
 
@@ -823,15 +838,18 @@ func TestHostOnlyNetworkMath(t *testing.T) {
 		t.Errorf("pool %s-%s", first, last)
 	}
 	h2, _ := parseHostOnlyCIDR("192.168.60.1/22")
-	if err := checkAllowedRange(h2, "linux", "/nonexistent"); err != nil {
+	if err := checkAllowedRange(h2, "linux", false, readNetworksConf("/nonexistent")); err != nil {
 		t.Errorf("192.168.60.0/22 is inside 192.168.56.0/21: %v", err)
 	}
 	h3, _ := parseHostOnlyCIDR("192.168.54.1/23")
-	if err := checkAllowedRange(h3, "linux", "/nonexistent"); !errors.Is(err, ErrRangeRefused) {
+	if err := checkAllowedRange(h3, "linux", false, readNetworksConf("/nonexistent")); !errors.Is(err, ErrRangeRefused) {
 		t.Errorf("192.168.54.0/23 allowed: %v", err)
 	}
-	if err := checkAllowedRange(h3, "windows", "/nonexistent"); err != nil {
+	if err := checkAllowedRange(h3, "windows", false, readNetworksConf("/nonexistent")); err != nil {
 		t.Errorf("Windows has no range rule: %v", err)
+	}
+	if err := checkAllowedRange(h3, "darwin", true, networksConf{Path: "x", Exists: true}); err != nil {
+		t.Errorf("vmnet networks are not checked: %v", err)
 	}
 	if got := colonMAC("080027AABBCC"); got != "08:00:27:aa:bb:cc" {
 		t.Errorf("colonMAC = %s", got)

@@ -3,6 +3,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -40,16 +41,22 @@ type CA struct {
 // writeFile is an atomic write (temp + rename) so a crash never leaves half a key.
 type writeFile func(path string, data []byte, mode fs.FileMode) error
 
+// Locker takes the lock that makes the CA's creation one step for every
+// goroutine and process using the store (store.LockCA).
+type Locker func(ctx context.Context) (unlock func(), err error)
+
 // EnsureCA loads the CA in dir, creating it and a client certificate the
-// first time.
-func EnsureCA(dir string, write writeFile) (*CA, error) {
-	certPEM, err1 := os.ReadFile(filepath.Join(dir, CAFile))
-	keyPEM, err2 := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	if err1 == nil && err2 == nil {
-		ca, err := parseCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", dir, err)
-		}
+// first time. It works under lock: two processes or goroutines that find no
+// CA must not each write half of one (a ca-key.pem of one and a ca.pem of
+// the other).
+func EnsureCA(ctx context.Context, dir string, write writeFile, lock Locker) (*CA, error) {
+	unlock, err := lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the CA in %s: %w", dir, err)
+	}
+	defer unlock()
+	ca, err := LoadCA(dir)
+	if err == nil {
 		if exists(filepath.Join(dir, ClientFile)) && exists(filepath.Join(dir, ClientKeyFile)) {
 			return ca, nil
 		}
@@ -57,47 +64,89 @@ func EnsureCA(dir string, write writeFile) (*CA, error) {
 	}
 	// Only a CA that is not there at all is made anew: one that cannot be
 	// read is an error, or every machine's certificates would be orphaned.
+	if !errors.Is(err, ErrNoCA) {
+		return nil, err
+	}
+	certPEM, keyPEM, err := makeCA(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := write(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := write(filepath.Join(dir, CAFile), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	ca, err = parseCA(certPEM, keyPEM, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return ca, ca.writeClient(dir, write)
+}
+
+// ErrNoCA means dir holds neither ca.pem nor ca-key.pem.
+var ErrNoCA = errors.New("no CA yet")
+
+// LoadCA reads the CA in dir and writes nothing: ErrNoCA when there is none,
+// an error naming the file and what to do when it is half there, does not
+// match its key or has expired.
+func LoadCA(dir string) (*CA, error) {
+	certPath, keyPath := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
+	certPEM, err1 := os.ReadFile(certPath)
+	keyPEM, err2 := os.ReadFile(keyPath)
 	for _, err := range []error{err1, err2} {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("the CA in %s cannot be read: %w", dir, err)
 		}
 	}
-	if err1 == nil || err2 == nil {
+	switch {
+	case err1 != nil && err2 != nil:
+		return nil, fmt.Errorf("%s: %w", dir, ErrNoCA)
+	case err1 != nil || err2 != nil:
 		return nil, fmt.Errorf("the CA in %s is half there (%s and %s must both exist): restore the missing file or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", dir, CAFile, CAKeyFile)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := parseCA(certPEM, keyPEM, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("the CA in %s: %w", dir, err)
+	}
+	return ca, nil
+}
+
+// TemporaryCA makes a CA in memory that is never written: what `cluster
+// plan` compares a host's certificates with when the store has no CA yet.
+func TemporaryCA() (*CA, error) {
+	certPEM, keyPEM, err := makeCA(time.Now())
 	if err != nil {
 		return nil, err
+	}
+	return parseCA(certPEM, keyPEM, time.Now())
+}
+
+// newCA makes a CA certificate valid from now and its key, as PEM.
+func makeCA(now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{Organization: []string{"shoal"}, CommonName: "shoal CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(validity),
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := write(filepath.Join(dir, CAKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, err
-	}
-	if err := write(filepath.Join(dir, CAFile), certPEM, 0o644); err != nil {
-		return nil, err
-	}
-	ca, err := parseCA(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		return nil, err
-	}
-	return ca, ca.writeClient(dir, write)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 func exists(path string) bool {
@@ -105,19 +154,33 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func parseCA(certPEM, keyPEM []byte) (*CA, error) {
+// parseCA checks what a CA must be to sign certificates that verify: a CA
+// certificate, valid at now, whose public key is the key's.
+func parseCA(certPEM, keyPEM []byte, now time.Time) (*CA, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
-		return nil, errors.New("CA certificate or key is not PEM")
+		return nil, fmt.Errorf("%s or %s is not PEM: restore both from a backup, or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", CAFile, CAKeyFile)
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", CAFile, err)
 	}
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", CAKeyFile, err)
+	}
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(key.Public()) {
+		return nil, fmt.Errorf("%s is not the key of %s (the two come from different CAs): restore the pair from a backup, or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", CAKeyFile, CAFile)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("%s is not a CA certificate: remove %s and %s to make a new CA (then run 'machine regenerate-certs' on every machine)", CAFile, CAFile, CAKeyFile)
+	}
+	if now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("%s expired on %s: certificates it signs verify nowhere. Remove %s and %s to make a new CA, then run 'machine regenerate-certs' on every machine", CAFile, cert.NotAfter.UTC().Format(time.DateOnly), CAFile, CAKeyFile)
+	}
+	if now.Before(cert.NotBefore) {
+		return nil, fmt.Errorf("%s is valid only from %s: check this computer's clock", CAFile, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return &CA{CertPEM: certPEM, cert: cert, key: key}, nil
 }

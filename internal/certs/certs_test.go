@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -31,7 +32,7 @@ func parseCert(t *testing.T, data []byte) *x509.Certificate {
 func newCA(t *testing.T) (*CA, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "certs")
-	ca, err := EnsureCA(dir, store.WriteFileAtomic)
+	ca, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatalf("EnsureCA: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestEnsureCACreatesFiles(t *testing.T) {
 func TestEnsureCALoadsTheSameCA(t *testing.T) {
 	ca1, dir := newCA(t)
 	client1, _ := os.ReadFile(filepath.Join(dir, ClientFile))
-	ca2, err := EnsureCA(dir, store.WriteFileAtomic)
+	ca2, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatalf("EnsureCA again: %v", err)
 	}
@@ -103,7 +104,7 @@ func TestEnsureCARestoresMissingClientCert(t *testing.T) {
 	ca, dir := newCA(t)
 	_ = os.Remove(filepath.Join(dir, ClientFile))
 	_ = os.Remove(filepath.Join(dir, ClientKeyFile))
-	ca2, err := EnsureCA(dir, store.WriteFileAtomic)
+	ca2, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestEnsureCAGarbage(t *testing.T) {
 	dir := t.TempDir()
 	_ = os.WriteFile(filepath.Join(dir, CAFile), []byte("garbage"), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, CAKeyFile), []byte("garbage"), 0o600)
-	if _, err := EnsureCA(dir, store.WriteFileAtomic); err == nil {
+	if _, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir)); err == nil {
 		t.Fatal("EnsureCA on a garbage CA succeeded")
 	}
 	// The broken CA is left for the user to look at, not replaced.
@@ -292,7 +293,7 @@ func TestEnsureCAUnreadableKeyIsAnError(t *testing.T) {
 	if _, err := os.ReadFile(keyPath); err == nil {
 		t.Fatal("a symlink loop reads")
 	}
-	_, err := EnsureCA(dir, store.WriteFileAtomic)
+	_, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
 	if err == nil {
 		t.Error("EnsureCA with an unreadable ca-key.pem succeeded")
 	}
@@ -307,7 +308,7 @@ func TestEnsureCARestoresMissingClientKey(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, ClientKeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureCA(dir, store.WriteFileAtomic); err != nil {
+	if _, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	kd, err := os.ReadFile(filepath.Join(dir, ClientKeyFile))
@@ -327,4 +328,14 @@ func TestEnsureCARestoresMissingClientKey(t *testing.T) {
 	if _, err := c.Verify(x509.VerifyOptions{Roots: pool(ca), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Error(err)
 	}
+}
+
+// lockFor is the CA lock of the store whose certs/ folder is dir.
+func lockFor(t *testing.T, dir string) Locker {
+	t.Helper()
+	st, err := store.New(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.LockCA
 }

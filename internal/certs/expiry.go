@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -80,28 +81,42 @@ func DueIn(dir string, now time.Time) (Renewal, error) {
 	return r, nil
 }
 
-// Renew renews what r says in dir: a new CA (the old one kept in
-// dir/replaced-TIMESTAMP/ until the machines trust the new one; every
-// certificate it signed is issued again as the machines are provisioned)
-// and a new client certificate.
-func Renew(dir string, r Renewal, now time.Time, write writeFile) (*CA, error) {
+// Renew renews what r says in dir, under the CA's lock: a new CA (the old
+// one kept in dir/replaced-TIMESTAMP/ until the machines trust the new one;
+// every certificate it signed is issued again as the machines are
+// provisioned) and a new client certificate.
+func Renew(ctx context.Context, dir string, r Renewal, now time.Time, write writeFile, lock Locker) (*CA, error) {
 	if r.CA {
-		old := filepath.Join(dir, "replaced-"+now.UTC().Format("20060102T150405Z"))
-		if err := os.MkdirAll(old, 0o700); err != nil {
-			return nil, err
+		unlock, err := lock(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the CA in %s: %w", dir, err)
 		}
+		old := filepath.Join(dir, "replaced-"+now.UTC().Format("20060102T150405Z"))
+		err = os.MkdirAll(old, 0o700)
 		for _, f := range []string{CAKeyFile, CAFile, ClientFile, ClientKeyFile} {
-			if err := os.Rename(filepath.Join(dir, f), filepath.Join(old, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, err
+			if err != nil {
+				break
 			}
+			if err = os.Rename(filepath.Join(dir, f), filepath.Join(old, f)); errors.Is(err, os.ErrNotExist) {
+				err = nil
+			}
+		}
+		unlock()
+		if err != nil {
+			return nil, err
 		}
 		// No CA is there now: EnsureCA makes a new one and its client
 		// certificate.
-		return EnsureCA(dir, write)
+		return EnsureCA(ctx, dir, write, lock)
 	}
-	ca, err := EnsureCA(dir, write)
+	ca, err := EnsureCA(ctx, dir, write, lock)
 	if err != nil || !r.Client {
 		return ca, err
 	}
+	unlock, err := lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the CA in %s: %w", dir, err)
+	}
+	defer unlock()
 	return ca, ca.writeClient(dir, write)
 }

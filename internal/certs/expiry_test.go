@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,7 +50,7 @@ func TestDueInAndRenew(t *testing.T) {
 	}
 	oldCA, _ := os.ReadFile(filepath.Join(dir, CAFile))
 	oldKey, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	ca, err := Renew(dir, r, later, store.WriteFileAtomic)
+	ca, err := Renew(context.Background(), dir, r, later, store.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestDueInAndRenew(t *testing.T) {
 	}
 	// A server certificate of the old CA is no longer valid: provisioning
 	// issues it again.
-	oldCAParsed, err := parseCA(oldCA, oldKey)
+	oldCAParsed, err := parseCA(oldCA, oldKey, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestDueInAndRenew(t *testing.T) {
 func TestRenewClientOnly(t *testing.T) {
 	ca, dir := newCA(t)
 	old, _ := os.ReadFile(filepath.Join(dir, ClientFile))
-	got, err := Renew(dir, Renewal{Client: true}, time.Now(), store.WriteFileAtomic)
+	got, err := Renew(context.Background(), dir, Renewal{Client: true}, time.Now(), store.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,8 +99,16 @@ func TestUserData(t *testing.T) {
 	if hk["ed25519_private"] != string(s.HostKeyPrivatePEM) || hk["ed25519_public"] != s.HostKeyPublic {
 		t.Fatalf("ssh_keys %v", hk)
 	}
-	if m["ssh_deletekeys"] != true || m["ssh_pwauth"] != false || m["hostname"] != "vm1" {
+	if m["ssh_deletekeys"] != true || m["lock_passwd"] != nil || m["hostname"] != "vm1" {
 		t.Fatalf("user-data %v", m)
+	}
+	// ssh_pwauth makes cloud-init restart sshd late in boot (the
+	// connection shoal opened is reset); the locked password is enough.
+	if _, set := m["ssh_pwauth"]; set {
+		t.Fatalf("user-data sets ssh_pwauth: %v", m)
+	}
+	if u := m["users"].([]any)[0].(map[string]any); u["lock_passwd"] != true {
+		t.Fatalf("the user's password must be locked: %v", u)
 	}
 	wf := m["write_files"].([]any)[0].(map[string]any)
 	if !strings.Contains(wf["content"].(string), "HostKey /etc/ssh/ssh_host_ed25519_key") {

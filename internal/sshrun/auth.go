@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -24,6 +25,7 @@ type AuthError struct {
 	Agent     bool   // agent keys were offered
 	AgentKeys int
 	AgentErr  error // why the agent could not be used, if it could not
+	Password  bool  // a password was offered too
 	Err       error
 }
 
@@ -37,6 +39,11 @@ func (e *AuthError) Error() string {
 		via = append(via, "agent unusable: "+e.AgentErr.Error())
 	case e.Agent:
 		via = append(via, fmt.Sprintf("agent, %d keys", e.AgentKeys))
+	}
+	if e.Password {
+		via = append(via, "password")
+		return fmt.Sprintf("ssh: user %s on %s: authentication failed (%s): %v; is the password right, and does the host's sshd allow PasswordAuthentication or KbdInteractiveAuthentication?",
+			e.User, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)), strings.Join(via, " / "), e.Err)
 	}
 	return fmt.Sprintf("ssh: user %s on %s: authentication failed (%s): %v; is the public key in ~%s/.ssh/authorized_keys?",
 		e.User, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)), strings.Join(via, " / "), e.Err, e.User)
@@ -53,6 +60,8 @@ type auth struct {
 	agentKeys int
 	agentErr  error
 	agentConn net.Conn
+	password  bool
+	passUsed  *atomic.Bool // the password was asked for and the login then succeeded
 }
 
 func newAuth(cfg Config) (*auth, error) {
@@ -77,7 +86,7 @@ func newAuth(cfg Config) (*auth, error) {
 	if cfg.UseAgent {
 		ss, conn, err := agentSigners()
 		switch {
-		case err != nil && len(signers) == 0:
+		case err != nil && len(signers) == 0 && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
 			return nil, err
 		case err != nil:
 			a.agentErr = err // the key file may still do
@@ -86,12 +95,20 @@ func newAuth(cfg Config) (*auth, error) {
 			signers = append(signers, ss...)
 		}
 	}
-	if len(signers) == 0 {
+	signers = append(signers, extraSigners(cfg.ExtraKeyPaths)...)
+	if len(signers) == 0 && cfg.Password == nil {
 		a.close()
 		return nil, errors.New("ssh: the agent at $SSH_AUTH_SOCK holds no keys and no KeyPath is set")
 	}
-	// One method with all keys: x/crypto skips a second "publickey" method.
-	a.methods = []ssh.AuthMethod{ssh.PublicKeys(signers...)}
+	if len(signers) > 0 {
+		// One method with all keys: x/crypto skips a second "publickey" method.
+		a.methods = []ssh.AuthMethod{ssh.PublicKeys(signers...)}
+	}
+	a.passUsed = &atomic.Bool{}
+	if cfg.Password != nil {
+		a.password = true
+		a.methods = append(a.methods, passwordMethods(cfg.Password, a.passUsed)...)
+	}
 	return a, nil
 }
 
@@ -122,7 +139,7 @@ func (a *auth) error(cfg Config, err error) *AuthError {
 	return &AuthError{
 		User: cfg.User, Host: cfg.Host, Port: cfg.port(),
 		KeyPath: a.keyPath, Agent: a.agent, AgentKeys: a.agentKeys, AgentErr: a.agentErr,
-		Err: err,
+		Password: a.password, Err: err,
 	}
 }
 

@@ -31,8 +31,12 @@ type Config struct {
 	UseAgent bool   // also offer the keys of the agent at $SSH_AUTH_SOCK
 
 	// KnownHostsPath holds the machine's pinned host keys (known_hosts
-	// format); created 0600 on first contact.
+	// format); created 0600 on first contact. It is one machine's file:
+	// every key in it is that machine's, whatever address it was pinned at.
 	KnownHostsPath string
+	// NoPin checks the host key against what is pinned (and
+	// HostKeyFingerprint) but writes nothing: for commands that only read.
+	NoPin bool
 	// HostKeyFingerprint ("SHA256:...") is what the host key must match when
 	// nothing is pinned yet.
 	HostKeyFingerprint string
@@ -43,6 +47,9 @@ type Config struct {
 	// KeepAlive is the keepalive@openssh.com interval; 0 means 15s. Three
 	// intervals without a reply close the connection so pending calls fail.
 	KeepAlive time.Duration
+
+	// Access: passwords, more keys, jump hosts (password.go, jump.go).
+	Access
 }
 
 const (
@@ -63,6 +70,8 @@ type Client struct {
 	hostKey ssh.PublicKey
 
 	sessions atomic.Int64
+	passUsed bool        // logged in with the password
+	sudoPW   atomic.Bool // sudo asks for a password: give it on stdin
 	sudoTTY  atomic.Bool // sudo needs a pty (requiretty)
 	logMu    sync.Mutex  // keeps transcript entries whole
 
@@ -84,12 +93,20 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	if cfg.Redactor != nil {
+		cfg.Redactor.Add(string(cfg.Password))
+		cfg.Redactor.Add(string(cfg.SudoPassword))
+	}
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.port()))
 	delay := firstBackoff
 	var lastErr error
 	for {
 		c, err := dialOnce(ctx, cfg, addr)
 		if err == nil {
+			if err := c.checkSudo(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
 			return c, nil
 		}
 		if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || retryable(err)) {
@@ -132,7 +149,7 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("ssh: config for %s: User is empty", cfg.Host)
 	case cfg.Port < 0 || cfg.Port > 65535:
 		return fmt.Errorf("ssh: config for %s: bad port %d", cfg.Host, cfg.Port)
-	case cfg.KeyPath == "" && !cfg.UseAgent:
+	case cfg.KeyPath == "" && !cfg.UseAgent && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
 		return fmt.Errorf("ssh: config for %s: no KeyPath and UseAgent is off, nothing to authenticate with", cfg.Host)
 	case cfg.KnownHostsPath == "" && cfg.HostKeyFingerprint == "":
 		// Refuse rather than silently trusting every key on every connect.
@@ -197,8 +214,7 @@ func dialOnce(ctx context.Context, cfg Config, addr string) (*Client, error) {
 func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostKeys, algos []string) (*Client, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	d := net.Dialer{KeepAlive: 15 * time.Second}
-	nc, err := d.DialContext(actx, "tcp", addr)
+	nc, err := dialTCP(actx, cfg, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -225,11 +241,12 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 		return nil, err
 	}
 	c := &Client{
-		cfg:     cfg,
-		addr:    addr,
-		conn:    ssh.NewClient(sc, chans, reqs),
-		hostKey: hk.acceptedKey(),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		addr:     addr,
+		conn:     ssh.NewClient(sc, chans, reqs),
+		hostKey:  hk.acceptedKey(),
+		done:     make(chan struct{}),
+		passUsed: auth.passUsed.Load(),
 	}
 	interval := cfg.KeepAlive
 	if interval == 0 {
@@ -246,6 +263,9 @@ func retryable(err error) bool {
 	var ae *AuthError
 	if errors.As(err, &hke) || errors.As(err, &ae) {
 		return false
+	}
+	if jumpRetryable(err) {
+		return true
 	}
 	for _, target := range []error{
 		io.EOF, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded,

@@ -2,11 +2,11 @@ package sshrun
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -29,11 +29,35 @@ type HostKeyError struct {
 	OfferedType    string // key type(s) offered, e.g. ssh-ed25519
 	KnownHostsPath string
 	FirstContact   bool // nothing was pinned; Pinned is Config.HostKeyFingerprint
+	// PinnedHosts are the host columns of the pinned lines: the machine's
+	// key may have been pinned at another address than Addr.
+	PinnedHosts []string
+	// Expected is Config.HostKeyFingerprint when it is not a pinned key:
+	// the host is told to have another key than the one pinned.
+	Expected string
+}
+
+// forgetHint says how to remove the pinned key(s), at every address they
+// were pinned at.
+func (e *HostKeyError) forgetHint() string {
+	hosts := e.PinnedHosts
+	if len(hosts) == 0 {
+		hosts = []string{knownhosts.Normalize(e.Addr)}
+	}
+	cmds := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		cmds = append(cmds, "ssh-keygen -R "+ShellQuote(h)+" -f "+ShellQuote(e.KnownHostsPath))
+	}
+	return strings.Join(cmds, "\n  ")
 }
 
 func (e *HostKeyError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.Expected != "":
+		fmt.Fprintf(&b, "ssh: the host key fingerprint given for %s is not the key pinned for this machine\n", e.Addr)
+		fmt.Fprintf(&b, "  pinned in %s: %s (%s)\n  given now: %s\n", e.KnownHostsPath, e.Pinned, e.PinnedType, e.Expected)
+		fmt.Fprintf(&b, "Nothing was changed. If the machine was really rebuilt with a new key, remove its old key with\n  %s\nand connect again; the new key is then pinned.", e.forgetHint())
 	case e.FirstContact:
 		fmt.Fprintf(&b, "ssh: host key of %s does not match the expected fingerprint\n", e.Addr)
 		fmt.Fprintf(&b, "  expected: %s\n  offered:  %s (%s)\n", e.Pinned, e.Offered, e.OfferedType)
@@ -42,13 +66,11 @@ func (e *HostKeyError) Error() string {
 	case e.Offered == "":
 		fmt.Fprintf(&b, "ssh: host %s no longer offers a host key of the pinned type\n", e.Addr)
 		fmt.Fprintf(&b, "  pinned in %s: %s (%s)\n", e.KnownHostsPath, e.Pinned, e.PinnedType)
-		fmt.Fprintf(&b, "If the machine was really rebuilt, remove its old entry with\n  ssh-keygen -R %s -f %s\nand connect again; the new key is then pinned.",
-			ShellQuote(knownhosts.Normalize(e.Addr)), ShellQuote(e.KnownHostsPath))
+		fmt.Fprintf(&b, "If the machine was really rebuilt, remove its old entry with\n  %s\nand connect again; the new key is then pinned.", e.forgetHint())
 	default:
 		fmt.Fprintf(&b, "ssh: host key of %s has CHANGED since it was pinned\n", e.Addr)
 		fmt.Fprintf(&b, "  pinned in %s: %s (%s)\n  offered now: %s (%s)\n", e.KnownHostsPath, e.Pinned, e.PinnedType, e.Offered, e.OfferedType)
-		fmt.Fprintf(&b, "Someone may be intercepting the connection. If the machine was really rebuilt, remove its old key with\n  ssh-keygen -R %s -f %s\nand connect again; the new key is then pinned.",
-			ShellQuote(knownhosts.Normalize(e.Addr)), ShellQuote(e.KnownHostsPath))
+		fmt.Fprintf(&b, "Someone may be intercepting the connection. If the machine was really rebuilt, remove its old key with\n  %s\nand connect again; the new key is then pinned.", e.forgetHint())
 	}
 	return b.String()
 }
@@ -70,11 +92,20 @@ func normalizeFingerprint(s string) (string, error) {
 }
 
 // hostKeys is the HostKeyCallback state for one connection attempt.
+//
+// The known_hosts file is one machine's (Config.KnownHostsPath): every key in
+// it is pinned for that machine whatever address it was pinned at, so that
+// reaching the same machine by another name or address (localhost for
+// 127.0.0.1, a new DHCP lease) still checks the key, rather than trusting
+// whatever answers there on "first contact".
 type hostKeys struct {
 	host, addr, path string
+	noPin            bool
 	want             string              // normalized expected fingerprint, "" if none
-	known            ssh.HostKeyCallback // nil when nothing is pinned
+	known            ssh.HostKeyCallback // per-address view of the file; nil when nothing is pinned
 	pinned           []ssh.PublicKey
+	pinnedHosts      []string // host columns of the pinned lines
+	revoked          []ssh.PublicKey
 
 	mu        sync.Mutex
 	offered   []ssh.PublicKey // keys refused against the fingerprint
@@ -83,44 +114,75 @@ type hostKeys struct {
 }
 
 func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
-	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath}
+	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath, noPin: cfg.NoPin}
 	if cfg.HostKeyFingerprint != "" {
 		h.want, _ = normalizeFingerprint(cfg.HostKeyFingerprint) // checked in Dial
 	}
 	if h.path == "" {
 		return h, nil
 	}
-	cb, err := knownhosts.New(h.path)
+	data, err := os.ReadFile(h.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ssh: known hosts file: %w", err)
 	}
-	h.pinned = pinnedKeys(cb, addr)
-	if len(h.pinned) > 0 {
-		h.known = cb
+	if h.revoked, err = h.readPins(data); err != nil {
+		return nil, err
+	}
+	if len(h.pinned) == 0 {
+		return h, nil
+	}
+	cb, err := knownhosts.New(h.path)
+	if err != nil {
+		return nil, fmt.Errorf("ssh: known hosts file: %w", err)
+	}
+	h.known = cb
+	if h.want != "" && !slices.ContainsFunc(h.pinned, func(k ssh.PublicKey) bool { return Fingerprint(k) == h.want }) {
+		e := h.newError(h.pinned, nil)
+		e.Expected = h.want
+		return nil, e
 	}
 	return h, nil
 }
 
-// pinnedKeys lists the keys known_hosts holds for addr. knownhosts has no
-// lookup API, but a mismatch error lists every candidate, so probe with a
-// key no host has.
-func pinnedKeys(cb ssh.HostKeyCallback, addr string) []ssh.PublicKey {
-	probe, err := ssh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
-	if err != nil {
-		return nil
+// readPins collects every key of the file, whatever its host column.
+func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
+	rest := data
+	for len(bytes.TrimSpace(rest)) > 0 {
+		var marker string
+		var hosts []string
+		var key ssh.PublicKey
+		marker, hosts, key, _, rest, err = ssh.ParseKnownHosts(rest)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ssh: known hosts file %s: %w", h.path, err)
+		}
+		switch marker {
+		case "revoked":
+			revoked = append(revoked, key)
+			continue
+		case "cert-authority":
+			continue // shoal never writes one: a machine's pin is its own key
+		}
+		if !containsKey(h.pinned, key) {
+			h.pinned = append(h.pinned, key)
+		}
+		for _, host := range hosts {
+			// A hashed host cannot be named in the hint; -R of Addr is.
+			if !strings.HasPrefix(host, "|") && !slices.Contains(h.pinnedHosts, host) {
+				h.pinnedHosts = append(h.pinnedHosts, host)
+			}
+		}
 	}
-	var ke *knownhosts.KeyError
-	if err := cb(addr, &net.TCPAddr{IP: net.IPv4zero}, probe); !errors.As(err, &ke) {
-		return nil
-	}
-	keys := make([]ssh.PublicKey, 0, len(ke.Want))
-	for _, w := range ke.Want {
-		keys = append(keys, w.Key)
-	}
-	return keys
+	return revoked, nil
+}
+
+func containsKey(keys []ssh.PublicKey, k ssh.PublicKey) bool {
+	return slices.ContainsFunc(keys, func(p ssh.PublicKey) bool { return bytes.Equal(p.Marshal(), k.Marshal()) })
 }
 
 // keyTypeOrder is our preference among host key types: ed25519 first since
@@ -179,10 +241,22 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		h.rejection = h.newError([]ssh.PublicKey{h.accepted}, key)
 		return h.rejection
 	}
-	if h.known != nil {
-		if err := h.known(hostname, remote, key); err != nil {
+	if containsKey(h.revoked, key) {
+		h.rejection = h.newError(h.pinned, key)
+		return h.rejection
+	}
+	if len(h.pinned) > 0 {
+		if !containsKey(h.pinned, key) {
 			h.rejection = h.newError(h.pinned, key)
 			return h.rejection
+		}
+		// The machine's key at an address it was not pinned at yet: note
+		// it there too (the same key, appended), so that OpenSSH given this
+		// file knows it as well.
+		if !h.noPin && h.known(hostname, remote, key) != nil {
+			if err := pin(h.path, h.addr, key); err != nil {
+				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
+			}
 		}
 		h.accepted = key
 		return nil
@@ -195,7 +269,7 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		}
 		return h.rejection
 	}
-	if h.path != "" {
+	if h.path != "" && !h.noPin {
 		if err := pin(h.path, h.addr, key); err != nil {
 			return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
 		}
@@ -205,11 +279,14 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 }
 
 func (h *hostKeys) newError(pinned []ssh.PublicKey, offered ssh.PublicKey) *HostKeyError {
-	return &HostKeyError{
+	e := &HostKeyError{
 		Host: h.host, Addr: h.addr, KnownHostsPath: h.path,
-		Pinned: fingerprints(pinned), PinnedType: keyTypes(pinned),
-		Offered: Fingerprint(offered), OfferedType: offered.Type(),
+		Pinned: fingerprints(pinned), PinnedType: keyTypes(pinned), PinnedHosts: h.pinnedHosts,
 	}
+	if offered != nil {
+		e.Offered, e.OfferedType = Fingerprint(offered), offered.Type()
+	}
+	return e
 }
 
 func (h *hostKeys) takeRejection() *HostKeyError {
@@ -237,7 +314,7 @@ func (h *hostKeys) fingerprintError() *HostKeyError {
 }
 
 func (h *hostKeys) missingTypeError() *HostKeyError {
-	return &HostKeyError{Host: h.host, Addr: h.addr, KnownHostsPath: h.path, Pinned: fingerprints(h.pinned), PinnedType: keyTypes(h.pinned)}
+	return &HostKeyError{Host: h.host, Addr: h.addr, KnownHostsPath: h.path, Pinned: fingerprints(h.pinned), PinnedType: keyTypes(h.pinned), PinnedHosts: h.pinnedHosts}
 }
 
 func fingerprints(keys []ssh.PublicKey) string {

@@ -1,6 +1,7 @@
 package sshrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -106,6 +107,12 @@ func (c *Client) DialCommand(ctx context.Context, cmd string) (net.Conn, error) 
 	if err := s.Start(cmd); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if c.wantsSudoPassword(cmd) {
+		if _, err := stdin.Write(append(bytes.Clone(c.cfg.SudoPassword), '\n')); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return &commandConn{s: s, r: stdout, w: stdin, host: c.cfg.Host}, nil
 }

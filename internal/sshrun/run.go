@@ -66,16 +66,24 @@ type SudoError struct {
 	Host    string
 	User    string
 	Missing bool // sudo is not installed
-	Err     *RunError
+	// WrongPassword: sudo refused the password given (tried once).
+	WrongPassword bool
+	Err           *RunError
 }
 
 func (e *SudoError) Error() string {
+	if e.WrongPassword {
+		return fmt.Sprintf("on %s: sudo refused the password given for user %s (tried once, so the account is not locked out; nothing was changed). "+
+			"Check the sudo password (--sudo-password-file, $SHOAL_SUDO_PASSWORD, --sudo-ask-password, or ssh { sudo_password } in a cluster file).\n    %s",
+			e.Host, e.User, strings.ReplaceAll(e.Err.Stderr, "\n", "\n    "))
+	}
 	if e.Missing {
 		return fmt.Sprintf("on %s: sudo is not installed, but user %s is not root; install sudo and grant %s passwordless sudo, or connect as root", e.Host, e.User, e.User)
 	}
 	file := shell.Word("/etc/sudoers.d/90-shoal-" + sudoersName(e.User))
 	fix := "echo " + shell.Quote(e.User+" ALL=(ALL) NOPASSWD:ALL") + " > " + file + " && chmod 0440 " + file
-	return fmt.Sprintf("on %s: user %s needs passwordless sudo (sudo asked for a password). As root on %s, run:\n    %s\nor connect as root.",
+	return fmt.Sprintf("on %s: user %s needs passwordless sudo, or its sudo password (sudo asked for one): give it with --sudo-password-file FILE, "+
+		"$SHOAL_SUDO_PASSWORD or --sudo-ask-password (ssh { sudo_password = var.NAME } in a cluster file). Or, as root on %s, run:\n    %s\nor connect as root.",
 		e.Host, e.User, e.Host, fix)
 }
 
@@ -111,6 +119,9 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin io.Reader) (Res
 func (c *Client) Sudo(cmd string) string {
 	if c.isRoot() {
 		return cmd
+	}
+	if c.sudoPW.Load() {
+		return sudoStdin + "sh -c " + shell.Quote(cmd)
 	}
 	return "sudo -n sh -c " + shell.Quote(cmd)
 }
@@ -177,6 +188,13 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	if stdin != nil {
 		in = &countingReader{r: stdin}
 		sess.Stdin = in
+	}
+	if c.wantsSudoPassword(cmd) {
+		if in != nil {
+			sess.Stdin = c.withSudoPassword(in)
+		} else {
+			sess.Stdin = c.withSudoPassword(nil)
+		}
 	}
 	if pty {
 		modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ONLCR: 0, ssh.OPOST: 0}

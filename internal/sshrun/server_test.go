@@ -33,6 +33,8 @@ type testServer struct {
 	conns atomic.Int32 // TCP connections accepted
 	drop  atomic.Int32 // close this many new connections before the handshake
 
+	tcpForwards atomic.Int32 // direct-tcpip channels served (as a jump host)
+
 	mu   sync.Mutex
 	open []net.Conn
 }
@@ -43,6 +45,8 @@ type serverOpts struct {
 	authorized ssh.PublicKey
 	env        []string
 	drop       int32
+	password   string // accepted by "password" (and kbdInteractive)
+	kbdOnly    bool   // ask the password by keyboard-interactive only
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -59,15 +63,19 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	}
 	s := &testServer{t: t, ln: ln, addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port, home: t.TempDir(), env: o.env}
 	s.drop.Store(o.drop)
-	authorized := o.authorized.Marshal()
+	var authorized []byte
+	if o.authorized != nil {
+		authorized = o.authorized.Marshal()
+	}
 	s.cfg = &ssh.ServerConfig{
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			if string(key.Marshal()) == string(authorized) {
+			if authorized != nil && string(key.Marshal()) == string(authorized) {
 				return nil, nil
 			}
 			return nil, errors.New("unknown key")
 		},
 	}
+	addPasswordAuth(s.cfg, o)
 	for _, k := range o.hostKeys {
 		s.cfg.AddHostKey(k)
 	}
@@ -116,6 +124,8 @@ func (s *testServer) handle(nc net.Conn) {
 			go s.session(nch)
 		case "direct-streamlocal@openssh.com":
 			go s.streamLocal(nch)
+		case "direct-tcpip":
+			go s.directTCP(nch)
 		default:
 			nch.Reject(ssh.UnknownChannelType, "unsupported")
 		}

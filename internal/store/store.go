@@ -36,7 +36,14 @@ const ConfigVersion = 1
 // Store is the root folder of shoal's state.
 type Store struct {
 	Root string
+	// LockWait bounds how long Lock waits for a lock another process holds
+	// when the context has no earlier deadline (0: DefaultLockWait).
+	LockWait time.Duration
 }
+
+// DefaultLockWait is how long a command waits for a machine or cluster that
+// another shoal process is working on before it gives up.
+const DefaultLockWait = 10 * time.Minute
 
 // DefaultRoot is --storage-path's default: $MACHINE_STORAGE_PATH, else ~/.machine.
 func DefaultRoot() string {
@@ -64,35 +71,79 @@ func New(root string) (*Store, error) {
 	return &Store{Root: abs}, nil
 }
 
+// Open opens the store at root as it is and creates nothing, not even its
+// folders: for commands that only read (cluster plan).
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{Root: abs}, nil
+}
+
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$`)
 
-// ValidateName checks a machine or cluster name: it becomes a hostname and a folder.
+// ErrInvalidName is wrapped by every error about a machine or cluster name
+// that cannot be one (the commands exit with status 2 for it).
+var ErrInvalidName = errors.New("invalid name")
+
+// ValidateName checks a machine or cluster name: it becomes a hostname and a
+// folder, so it must never hold a path separator or be "." or "..".
 func ValidateName(name string) error {
-	if !validName.MatchString(name) {
-		return fmt.Errorf("invalid name %q: use letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters", name)
+	if !validName.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("%w %q: use letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters", ErrInvalidName, name)
 	}
 	return nil
 }
 
-// MachineDir is the folder of machine name.
-func (s *Store) MachineDir(name string) string { return filepath.Join(s.Root, "machines", name) }
+// mustName guards the path builders: every entry point of the store checks
+// the name first and returns an error, so an invalid name here is a bug in
+// the caller, and no path outside the store is ever built from it.
+func mustName(name string) string {
+	if err := ValidateName(name); err != nil {
+		panic("store: path built from an unchecked name: " + err.Error())
+	}
+	return name
+}
+
+// MachineDir is the folder of machine name, which must be valid
+// (ValidateName): it panics rather than build a path outside the store.
+func (s *Store) MachineDir(name string) string {
+	return filepath.Join(s.Root, "machines", mustName(name))
+}
 
 // CertsDir holds the CA and the client certificate.
 func (s *Store) CertsDir() string { return filepath.Join(s.Root, "certs") }
 
-// ClusterDir is the folder of cluster name.
-func (s *Store) ClusterDir(name string) string { return filepath.Join(s.Root, "clusters", name) }
+// ClusterDir is the folder of cluster name, which must be valid
+// (ValidateName): it panics rather than build a path outside the store.
+func (s *Store) ClusterDir(name string) string {
+	return filepath.Join(s.Root, "clusters", mustName(name))
+}
 
 // Engine is what the machine's Docker Engine should be.
 type Engine struct {
 	Install            string   `json:"install,omitempty"`
 	Version            string   `json:"version,omitempty"`
 	RepoURL            string   `json:"repoURL,omitempty"`
+	OSMirror           string   `json:"osMirror,omitempty"`
+	ReplaceConflicting bool     `json:"replaceConflicting,omitempty"`
 	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
 	RegistryMirrors    []string `json:"registryMirrors,omitempty"`
 	Labels             []string `json:"labels,omitempty"`
 	TLS                bool     `json:"tls"`
 	TLSPort            int      `json:"tlsPort,omitempty"`
+	// Opts are daemon.json keys k=v (--engine-opt), StorageDriver its
+	// storage-driver, Env dockerd's environment K=V, TLSSANs extra names
+	// or addresses in the server certificate.
+	Opts          []string `json:"opts,omitempty"`
+	StorageDriver string   `json:"storageDriver,omitempty"`
+	Env           []string `json:"env,omitempty"`
+	TLSSANs       []string `json:"tlsSANs,omitempty"`
+	// CertDir holds the client certificates (ca.pem, cert.pem, key.pem)
+	// of an engine whose TLS shoal did not set up: a machine imported from
+	// docker-machine keeps its set-up until 'machine regenerate-certs'.
+	CertDir string `json:"certDir,omitempty"`
 }
 
 // Swarm is the machine's place in a swarm.
@@ -156,14 +207,20 @@ type HostEntry struct {
 // ErrNotFound is returned for a machine that is not in the store.
 var ErrNotFound = errors.New("no such machine")
 
-// Exists tells whether machine name has a config.
+// Exists tells whether machine name has a config; an invalid name never has.
 func (s *Store) Exists(name string) bool {
+	if ValidateName(name) != nil {
+		return false
+	}
 	_, err := os.Stat(filepath.Join(s.MachineDir(name), ConfigFile))
 	return err == nil
 }
 
 // Load reads machine name's config.
 func (s *Store) Load(name string) (*Machine, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(filepath.Join(s.MachineDir(name), ConfigFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("machine %q: %w (see 'machine ls')", name, ErrNotFound)
@@ -183,6 +240,9 @@ func (s *Store) Load(name string) (*Machine, error) {
 
 // Save writes m's config.json atomically, creating its folder.
 func (s *Store) Save(m *Machine) error {
+	if err := ValidateName(m.Name); err != nil {
+		return err
+	}
 	m.Version = ConfigVersion
 	if err := os.MkdirAll(s.MachineDir(m.Name), 0o700); err != nil {
 		return err
@@ -197,6 +257,9 @@ func (s *Store) Save(m *Machine) error {
 // List returns the names of all machines, sorted.
 func (s *Store) List() ([]string, error) {
 	entries, err := os.ReadDir(filepath.Join(s.Root, "machines"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // a store opened read-only that was never written
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -256,15 +319,41 @@ func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
+var validLockKind = regexp.MustCompile(`^[a-z]+$`)
+
 // Lock takes an exclusive lock named kind/name (e.g. "machine/m1"); it waits
-// until ctx ends. Locks live beside the machines so that removing a machine
-// does not remove a lock someone holds.
+// until ctx ends, at most LockWait. Locks live beside the machines so that
+// removing a machine does not remove a lock someone holds. They are flock(2)
+// locks on a file opened per call, so they exclude goroutines of one process
+// as well as other processes, and die with the process that held them.
 func (s *Store) Lock(ctx context.Context, kind, name string) (unlock func(), err error) {
+	if !validLockKind.MatchString(kind) {
+		return nil, fmt.Errorf("lock: invalid kind %q", kind)
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	return s.lockFile(ctx, kind+"-"+name+".lock", fmt.Sprintf("%s %q", kind, name))
+}
+
+// LockCA takes the lock of the store's CA: creating it is one step for all
+// goroutines and processes (see Lock).
+func (s *Store) LockCA(ctx context.Context) (unlock func(), err error) {
+	return s.lockFile(ctx, "certs-ca.lock", "the CA")
+}
+
+func (s *Store) lockFile(ctx context.Context, file, what string) (unlock func(), err error) {
 	dir := filepath.Join(s.Root, "locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, kind+"-"+name+".lock")
+	wait := s.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	path := filepath.Join(dir, file)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
@@ -272,19 +361,37 @@ func (s *Store) Lock(ctx context.Context, kind, name string) (unlock func(), err
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
+			// Who holds it, for the error of the next one who waits.
+			if f.Truncate(0) == nil {
+				_, _ = f.WriteAt([]byte(holder()), 0)
+			}
 			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s %s: %w", kind, name, err)
+			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():
+			by := "another shoal process"
+			if b, rerr := os.ReadFile(path); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
+				by = string(bytes.TrimSpace(b))
+			}
 			f.Close()
-			return nil, fmt.Errorf("%s %q is locked by another shoal process: %w", kind, name, ctx.Err())
+			return nil, fmt.Errorf("%s is locked by %s; try again when it is done: %w", what, by, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// holder describes this process for a lock file: its pid and program, not
+// its arguments (they are no one else's business).
+func holder() string {
+	prog := "shoal"
+	if len(os.Args) > 0 {
+		prog = filepath.Base(os.Args[0])
+	}
+	return fmt.Sprintf("pid %d (%s)\n", os.Getpid(), prog)
 }
 
 // TryLock is Lock without waiting: it fails at once when the lock is held.

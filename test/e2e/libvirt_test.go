@@ -237,6 +237,12 @@ func TestLibvirtMachines(t *testing.T) {
 	if help := s.must("create", "-d", "libvirt", "--help"); !strings.Contains(help, "--libvirt-image") {
 		t.Fatalf("%s was built without the libvirt driver (register libvirt.Spec(), build with -tags libvirt_dlopen)", lvBin("machine"))
 	}
+	// A build without cgo or the binding's tag has the flags but only a
+	// stub driver: said here, before any VM is waited for.
+	if info, err := exec.Command("go", "version", "-m", lvBin("machine")).Output(); err == nil &&
+		(!strings.Contains(string(info), "CGO_ENABLED=1") || !strings.Contains(string(info), "libvirt_dlopen")) {
+		t.Fatalf("%s was built without libvirt support (build with cgo and -tags libvirt_dlopen):\n%s", lvBin("machine"), info)
+	}
 	vm1, vm2 := "shoal-e2e-vm1", "shoal-e2e-vm2"
 	names := []string{vm1, vm2}
 	var macs []string

@@ -2,16 +2,18 @@
 # lab.sh - the shoal test lab: Debian "hosts" that are systemd containers on a
 # Docker bridge network, reachable over SSH, optionally running their own
 # Docker Engine. Everything is built offline from the Debian mirror (no image
-# registry is reachable here). See /work/shared/LAB.md for why each flag is
-# what it is.
+# registry is reachable here). docs/lab.md says why each flag is what it is.
 #
 # Output contract: stdout carries only results (an IP, an archive path);
 # every diagnostic goes to stderr.
 #
 #   lab.sh setup      install docker.io debootstrap openssh-client iproute2, start dockerd
-#   lab.sh images     build shoal-lab/base:bookworm and shoal-lab/node:bookworm
+#   lab.sh images     build shoal-lab/base:bookworm (debootstrap), and from it
+#                     templates/node: shoal-lab/node:bookworm = shoal/node:bookworm
 #   lab.sh archive    build registry:2 + busybox:latest, save them to $CACHE/images.tar
 #   lab.sh host-up NAME [--image IMG] [--network NET] [--user U --pubkey FILE] [--daemon-json FILE]
+#              [--password-user U --password-file F [--sudo-password]] [--only-from IP]
+#              [--network2 NET] [--nat-addr CIDR]
 #   lab.sh host-rm NAME...
 #   lab.sh clean      remove all lab containers and shoal-lab* networks
 #
@@ -33,7 +35,10 @@ DOCKERD_LOG=/var/log/shoal-lab-dockerd.log
 HOST_TIMEOUT=${SHOAL_LAB_HOST_TIMEOUT:-90} # seconds host-up waits for SSH and docker
 # Bump when the image recipe below changes: cached tars and images carry it,
 # so a stale cache is rebuilt instead of silently reused.
-RECIPE=2
+RECIPE=3
+# The node image's Dockerfile and the files it installs (the base gets the
+# same sshd settings and host-key unit).
+NODE_CONTEXT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../templates/node" && pwd)
 
 BASE_PACKAGES=openssh-server,sudo,iproute2,systemd,systemd-sysv,ca-certificates,curl,procps,kmod,iptables,gnupg
 HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2)
@@ -85,6 +90,17 @@ cmd_setup() {
     docker_up || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not answer within 60 s"; }
   fi
   log "docker $(docker version --format '{{.Server.Version}}') is up"
+  # Every systemd host takes inotify instances, all of them root's: past
+  # about 20 hosts the next ones exit at boot with status 255 and no log.
+  raise_sysctl fs.inotify.max_user_instances 1024
+  raise_sysctl fs.inotify.max_user_watches 524288
+}
+
+raise_sysctl() { # KEY MIN: raise KEY to MIN when it is lower, never lower it
+  local cur
+  cur=$(sysctl -n "$1" 2>/dev/null) || { log "no sysctl $1"; return 0; }
+  ((cur >= $2)) && return 0
+  sysctl -qw "$1=$2" >&2 || log "cannot raise $1 from $cur to $2: more than about 20 hosts at once will fail to boot"
 }
 
 # ---------------------------------------------------------------- images
@@ -156,25 +172,8 @@ EOF
   in_chroot "$r" apt-get install -y -q --download-only docker.io >&2
 
   reset_identity "$r"
-  cat >"$r/etc/systemd/system/shoal-ssh-keygen.service" <<'EOF'
-[Unit]
-Description=Generate missing SSH host keys (shoal lab)
-Before=ssh.service
-
-[Service]
-Type=oneshot
-# Creates only the key types that are missing: keys put there before start stay.
-ExecStart=/usr/bin/ssh-keygen -A
-RemainAfterExit=yes
-
-[Install]
-RequiredBy=ssh.service
-EOF
-  cat >"$r/etc/ssh/sshd_config.d/shoal-lab.conf" <<'EOF'
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UseDNS no
-EOF
+  install -m 0644 "$NODE_CONTEXT/shoal-ssh-keygen.service" "$r/etc/systemd/system/shoal-ssh-keygen.service"
+  install -m 0644 "$NODE_CONTEXT/sshd-shoal-node.conf" "$r/etc/ssh/sshd_config.d/shoal-node.conf"
   # The audit loginuid cannot always be written in a container; a failure
   # there must not close the SSH session.
   sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' "$r/etc/pam.d/sshd"
@@ -196,23 +195,16 @@ EOF
   : >"$r/etc/resolv.conf"
 }
 
-# The node host: the base plus Docker Engine, installed from the cached .debs.
-configure_node() {
-  local r=$1
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  CLEANUP+=("umount -l '$r/proc' 2>/dev/null")
-  # Keep maintainer scripts from starting daemons inside the chroot.
-  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
-  chmod 0755 "$r/usr/sbin/policy-rc.d"
-  in_chroot "$r" apt-get install -y -q -o Dpkg::Use-Pty=0 docker.io >&2
-  rm -f "$r/usr/sbin/policy-rc.d"
-  in_chroot "$r" systemctl enable containerd.service docker.service >&2
-  in_chroot "$r" apt-get clean
-  umount -l "$r/proc"
-  # The dbus package (a docker.io Recommends) writes a machine-id.
-  reset_identity "$r"
-  : >"$r/etc/resolv.conf"
+# The node host: templates/node/Dockerfile on the base image, so that the lab
+# and a machine with a registry build the same image. The classic builder,
+# explicitly: a docker CLI of 23 or later uses BuildKit only through the
+# buildx plugin, which Debian's docker.io 20.10 does not ship;
+# apt in the build reaches the Debian mirror, and the base already holds the
+# docker.io .debs.
+build_node_image() { # TAG
+  DOCKER_BUILDKIT=0 docker build --build-arg BASE="$BASE_IMAGE" \
+    --label "shoal-lab.recipe=$RECIPE" -t "$1" "$NODE_CONTEXT" >&2
+  log "built $1 from $NODE_CONTEXT on $BASE_IMAGE"
 }
 
 build_base_tar() {
@@ -222,18 +214,6 @@ build_base_tar() {
   log "debootstrap $SUITE into $dir"
   debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$dir" "$MIRROR" >&2
   configure_base "$dir"
-  pack_rootfs "$dir" "$tar"
-  rm_rootfs "$dir"
-}
-
-build_node_tar() {
-  local base_tar=$1 tar=$2 dir=$CACHE/rootfs-node.tmp
-  rm_rootfs "$dir"
-  CLEANUP+=("rm_rootfs '$dir'")
-  # Start from the base rootfs: no second debootstrap.
-  mkdir -p "$dir"
-  tar -C "$dir" --numeric-owner -xf "$base_tar"
-  configure_node "$dir"
   pack_rootfs "$dir" "$tar"
   rm_rootfs "$dir"
 }
@@ -248,10 +228,11 @@ lock_cache() {
 cmd_images() {
   cmd_setup
   lock_cache
-  local base_tar=$CACHE/base-r$RECIPE.tar node_tar=$CACHE/node-r$RECIPE.tar t0 f
-  # Tars of an older recipe are of no use any more.
+  local base_tar=$CACHE/base-r$RECIPE.tar t0 f
+  # Tars of an older recipe, and node tars (docker builds the node image
+  # now), are of no use any more.
   for f in "$CACHE"/base-r*.tar "$CACHE"/node-r*.tar; do
-    [[ ! -e $f || $f == "$base_tar" || $f == "$node_tar" ]] || rm -f "$f"
+    [[ ! -e $f || $f == "$base_tar" ]] || rm -f "$f"
   done
 
   if ! image_current "$BASE_IMAGE"; then
@@ -265,11 +246,7 @@ cmd_images() {
 
   if ! image_current "$NODE_IMAGE"; then
     t0=$SECONDS
-    if [[ ! -f $node_tar ]]; then
-      [[ -f $base_tar ]] || build_base_tar "$base_tar"
-      build_node_tar "$base_tar" "$node_tar"
-    fi
-    import_tar "$node_tar" "$NODE_IMAGE"
+    build_node_image "$NODE_IMAGE"
     log "$NODE_IMAGE built in $((SECONDS - t0)) s"
   else
     log "$NODE_IMAGE is there"
@@ -426,10 +403,50 @@ add_user() { # NAME USER PUBKEY
   ' _ "$2" <"$3"
 }
 
+# A user who logs in with a password only (an empty authorized_keys), sshd
+# taking passwords; with --sudo-password its sudo asks for the password.
+add_password_user() { # NAME USER PASSWORD_FILE SUDO_PASSWORD(0|1)
+  docker exec -i "$1" bash -euc '
+    u=$1 sudo_pw=$2
+    IFS= read -r pw
+    if ! id -u "$u" >/dev/null 2>&1; then
+      if getent group "$u" >/dev/null; then g=(-g "$u"); else g=(-U); fi
+      useradd -m -s /bin/bash "${g[@]}" "$u"
+    fi
+    printf "%s:%s\n" "$u" "$pw" | chpasswd
+    home=$(getent passwd "$u" | cut -d: -f6)
+    install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "$home/.ssh"
+    : >"$home/.ssh/authorized_keys"
+    chown "$u:$(id -gn "$u")" "$home/.ssh/authorized_keys"
+    chmod 0600 "$home/.ssh/authorized_keys"
+    f="/etc/sudoers.d/90-shoal-lab-${u//./_}"
+    if [[ $u != root ]]; then
+      if [[ $sudo_pw == 1 ]]; then
+        # Asks for the password, with the defaults of sudo (3 tries, the lecture).
+        echo "$u ALL=(ALL) ALL" >"$f"
+      else
+        echo "$u ALL=(ALL) NOPASSWD:ALL" >"$f"
+      fi
+      chmod 0440 "$f"
+    fi
+    # First match wins in sshd_config: this sorts before shoal-lab.conf.
+    { echo "PasswordAuthentication yes"; echo "KbdInteractiveAuthentication yes"
+      [[ $u != root ]] || echo "PermitRootLogin yes"; } >/etc/ssh/sshd_config.d/00-shoal-lab-password.conf
+    systemctl reload ssh
+  ' _ "$2" "$4" <"$3"
+}
+
 cmd_host_up() {
   local name="" image=$NODE_IMAGE net=$DEFAULT_NETWORK user="" pubkey="" daemon_json=""
+  local pw_user="" pw_file="" sudo_pw=0 only_from="" net2="" nat_addr=""
   while (($#)); do
     case $1 in
+      --password-user) pw_user=${2:?--password-user needs a value}; shift 2 ;;
+      --password-file) pw_file=${2:?--password-file needs a value}; shift 2 ;;
+      --sudo-password) sudo_pw=1; shift ;;
+      --only-from) only_from=${2:?--only-from needs a value}; shift 2 ;;
+      --network2) net2=${2:?--network2 needs a value}; shift 2 ;;
+      --nat-addr) nat_addr=${2:?--nat-addr needs a value}; shift 2 ;;
       --image) image=${2:?--image needs a value}; shift 2 ;;
       --network) net=${2:?--network needs a value}; shift 2 ;;
       --user) user=${2:?--user needs a value}; shift 2 ;;
@@ -444,6 +461,7 @@ cmd_host_up() {
   [[ -z $pubkey || -n $user ]] || die "host-up: --pubkey needs --user"
   [[ -z $pubkey || -r $pubkey ]] || die "host-up: cannot read $pubkey"
   [[ -z $daemon_json || -r $daemon_json ]] || die "host-up: cannot read $daemon_json"
+  [[ -z $pw_user || -r $pw_file ]] || die "host-up: --password-user needs a readable --password-file"
   need_docker
   docker image inspect "$image" >/dev/null 2>&1 || die "image $image missing: run '$0 images'"
   ensure_network "$net"
@@ -471,6 +489,10 @@ cmd_host_up() {
   CLEANUP+=("host_up_failed '$name'")
   # Files that must be in place before systemd starts the daemons.
   [[ -z $daemon_json ]] || put_file "$name" "$daemon_json" /etc/docker/daemon.json 0644
+  if [[ -n $net2 ]]; then
+    ensure_network "$net2"
+    docker network connect "$net2" "$name"
+  fi
   docker start "$name" >/dev/null
 
   local ip deadline=$((SECONDS + HOST_TIMEOUT))
@@ -481,12 +503,19 @@ cmd_host_up() {
     sleep 1
   done
   [[ -z $user ]] || add_user "$name" "$user" "$pubkey"
+  [[ -z $pw_user ]] || add_password_user "$name" "$pw_user" "$pw_file" "$sudo_pw"
   if docker exec "$name" test -x /usr/bin/dockerd; then
     until docker exec "$name" docker info >/dev/null 2>&1; do
       ((SECONDS < deadline)) || { host_diagnostics "$name"; die "host $name: inner docker not up within $HOST_TIMEOUT s"; }
       sleep 1
     done
   fi
+  # The same address on every host's first interface, as VirtualBox's NAT
+  # gives every VM 10.0.2.15 (no dummy interfaces here: no module for them).
+  [[ -z $nat_addr ]] || docker exec "$name" ip addr add "$nat_addr" dev eth0
+  # SSH only from one address (a jump host): a firewall rule in the host,
+  # not a missing route. Last, so that the checks above could reach it.
+  [[ -z $only_from ]] || docker exec "$name" sh -ec "iptables -I INPUT -p tcp --dport 22 ! -s $only_from -j DROP"
   HOST_UP_DONE=1
   log "host $name is up at $ip ($image)"
   echo "$ip"

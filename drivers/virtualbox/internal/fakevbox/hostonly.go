@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 )
 
 // --- host-only networking ---------------------------------------------------
@@ -26,22 +28,50 @@ func (v *vbox) findHostOnlyNet(name string) *HostOnlyNet {
 	return nil
 }
 
-// allowed reports whether VBoxSVC lets a host-only adapter have ip: on
-// Linux, macOS and Solaris only 192.168.56.0/21 unless networks.conf says
-// more (VirtualBox 6.1.28 and later).
-func (v *vbox) allowed(ip string) bool {
+// allowed reports whether VBoxNetAdpCtl lets a host-only interface have
+// ip with mask, as src/VBox/HostDrivers/adpctl/VBoxNetAdpCtl.cpp decides
+// (6.1.28 and later, Linux, macOS and Solaris): it reads
+// /etc/vbox/networks.conf anew each time; without the file only
+// 192.168.56.0/21 is allowed; with it, only the networks on its lines that
+// start with "*", and a file without any allows nothing. An address
+// matches a network when its prefix is at least the network's and it lies
+// inside. Windows has no such check.
+func (v *vbox) allowed(ip, mask string) bool {
 	if v.s.Host.OS == "windows" {
 		return true
 	}
-	addr := net.ParseIP(ip)
-	ranges := append([]string{"192.168.56.0/21"}, v.s.Host.NetworksConf...)
-	for _, r := range ranges {
-		_, n, err := net.ParseCIDR(r)
-		if err == nil && n.Contains(addr) {
-			return true
+	addr := net.ParseIP(ip).To4()
+	m := net.ParseIP(mask).To4()
+	if addr == nil || m == nil {
+		return false
+	}
+	prefix, _ := net.IPMask(m).Size()
+	data, err := os.ReadFile(v.s.Host.NetworksConfFile)
+	if v.s.Host.NetworksConfFile == "" || err != nil {
+		// VBoxNetAdpCtl's default network is written 192.168.56.1/21.
+		return matches(addr, prefix, "192.168.56.1/21")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "*" {
+			continue
+		}
+		for _, n := range fields[1:] {
+			if matches(addr, prefix, n) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+func matches(addr net.IP, prefix int, network string) bool {
+	ip, n, err := net.ParseCIDR(network)
+	if err != nil || ip.To4() == nil {
+		return false
+	}
+	ones, _ := n.Mask.Size()
+	return prefix >= ones && n.Contains(addr)
 }
 
 func (v *vbox) hostOnlyIf(args []string) {
@@ -65,7 +95,7 @@ func (v *vbox) hostOnlyIf(args []string) {
 		}
 		v.s.HostOnlyIfs = append(v.s.HostOnlyIfs, h)
 		io.WriteString(v.errw, progress)
-		fmt.Fprintf(v.out, "Interface '%s' was successfully created\n", h.Name)
+		fmt.Fprintf(v.out, v.tr("Interface '%s' was successfully created\n"), h.Name)
 	case args[0] == "remove" && netflt:
 		if len(args) != 2 {
 			v.syntax("No interface name was specified")
@@ -109,7 +139,7 @@ func (v *vbox) hostOnlyIf(args []string) {
 		if mask == "" {
 			mask = "255.255.255.0"
 		}
-		if !v.allowed(ip) {
+		if !v.allowed(ip, mask) {
 			v.fail("Code E_ACCESSDENIED (0x80070005) - Access denied (extended info not available)",
 				`Context: "EnableStaticIPConfig(Bstr(pszIp).raw(), Bstr(pszNetmask).raw())" at line 242 of file VBoxManageHostonly.cpp`)
 			return

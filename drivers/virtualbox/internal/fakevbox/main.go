@@ -55,7 +55,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		s.Host.Version = v
 	}
 	var errBuf bytes.Buffer
-	code := Run(s, args, stdout, io.MultiWriter(stderr, &errBuf))
+	code := RunEnv(s, args, getenv, stdout, io.MultiWriter(stderr, &errBuf))
 	s.Calls = append(s.Calls, Call{Args: args, Exit: code, Stderr: errBuf.String()})
 	if err := s.Save(path); err != nil {
 		fmt.Fprintf(stderr, "VBoxManage: error: fake: %v\n", err)

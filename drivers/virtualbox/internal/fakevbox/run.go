@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Exit codes of VBoxManage (RTEXITCODE_*).
@@ -26,11 +27,19 @@ type vbox struct {
 	minor  int
 	exit   int
 	prefix string // "VBoxManage" or "VBoxManage.exe"
+	// langCLI is VBoxManage's language, langSVC VBoxSVC's (see i18n.go).
+	langCLI, langSVC string
 }
 
 // Run answers one VBoxManage invocation (args without the program name)
 // against s and returns the exit code.
 func Run(s *State, args []string, stdout, stderr io.Writer) int {
+	return RunEnv(s, args, func(string) string { return "" }, stdout, stderr)
+}
+
+// RunEnv is Run with the caller's environment, from which VBoxManage (and
+// VBoxSVC, when no SVCLocale is set) takes its language.
+func RunEnv(s *State, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if s.Host.Version == "" {
 		s.Host.Version = Version61
 	}
@@ -42,6 +51,16 @@ func Run(s *State, args []string, stdout, stderr io.Writer) int {
 		v.prefix = "VBoxManage.exe"
 	}
 	fmt.Sscanf(s.Host.Version, "%d.%d", &v.major, &v.minor)
+	v.langCLI = language(s.Host.Language, getenv)
+	v.langSVC = v.langCLI
+	if s.Host.SVCLocale != "" {
+		v.langSVC = language(s.Host.Language, func(k string) string {
+			if k == "LC_ALL" {
+				return s.Host.SVCLocale
+			}
+			return ""
+		})
+	}
 	for _, vm := range s.VMs {
 		// Empty maps come back from JSON as nil.
 		if vm.Settings == nil {
@@ -62,6 +81,21 @@ func Run(s *State, args []string, stdout, stderr io.Writer) int {
 	}
 	v.dispatch(args)
 	return v.exit
+}
+
+// locked reports whether vm's session is still being unlocked after a
+// power-off.
+func (v *vbox) locked(vm *VM) bool {
+	return vm.UnlockAt != 0 && time.Now().UnixNano() < vm.UnlockAt
+}
+
+// poweredOff records that vm's process is exiting: its session stays
+// locked for UnlockDelayMs.
+func (v *vbox) poweredOff(vm *VM) {
+	vm.UnlockAt = 0
+	if d := v.s.Host.UnlockDelayMs; d > 0 {
+		vm.UnlockAt = time.Now().Add(time.Duration(d) * time.Millisecond).UnixNano()
+	}
 }
 
 // vmnet reports whether this VirtualBox has host-only networks (7.x on
@@ -85,23 +119,23 @@ func (v *vbox) syntax(format string, a ...any) {
 }
 
 func (v *vbox) notFound(name, file string) {
-	v.fail("Could not find a registered machine named '"+name+"'",
+	v.fail(fmt.Sprintf(v.trAPI("Could not find a registered machine named '%s'"), name),
 		"Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component VirtualBoxWrap, interface IVirtualBox, callee nsISupports",
 		`Context: "FindMachine(Bstr(a->argv[0]).raw(), machine.asOutParam())" at line 1154 of file `+file)
 }
 
 func (v *vbox) lockedForSession(name, file string) {
-	v.fail("The machine '"+name+"' is already locked for a session (or being unlocked)",
+	v.fail(fmt.Sprintf(v.trAPI("The machine '%s' is already locked for a session (or being unlocked)"), name),
 		"Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports",
 		`Context: "LockMachine(a->session, LockType_Write)" at line 640 of file `+file)
 }
 
 func (v *vbox) notRunning(name string) {
-	v.fail("Machine '" + name + "' is not currently running")
+	v.fail(fmt.Sprintf(v.tr("Machine '%s' is not currently running."), name))
 }
 
 func (v *vbox) fileNotFound(path string) {
-	v.fail("Could not find file for the medium '"+path+"' (VERR_FILE_NOT_FOUND)",
+	v.fail(fmt.Sprintf(v.trAPI("Could not find file for the medium '%s' (%s)"), path, "VERR_FILE_NOT_FOUND"),
 		"Details: code VBOX_E_FILE_ERROR (0x80bb0004), component MediumWrap, interface IMedium, callee nsISupports",
 		`Context: "OpenMedium(Bstr(pszFilenameOrUuid).raw(), enmDevType, enmAccessMode, fForceNewUuidOnOpen, pMedium.asOutParam())" at line 201 of file VBoxManageDisk.cpp`)
 }
@@ -149,14 +183,14 @@ func (v *vbox) dispatch(args []string) {
 		v.hostOnlyIf(rest)
 	case "hostonlynet":
 		if !v.vmnet() {
-			v.syntax("Invalid command '%s'", cmd)
+			v.syntax(v.tr("Invalid command '%s'"), cmd)
 			return
 		}
 		v.hostOnlyNet(rest)
 	case "guestproperty":
 		v.guestProperty(rest)
 	default:
-		v.syntax("Invalid command '%s'", cmd)
+		v.syntax(v.tr("Invalid command '%s'"), cmd)
 	}
 }
 

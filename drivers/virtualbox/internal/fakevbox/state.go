@@ -8,7 +8,10 @@
 // The formats follow VirtualBox's own sources (VBoxManageInfo.cpp,
 // VBoxManageList.cpp, VBoxManageHostonly.cpp, VBoxManageGuestProp.cpp) and
 // output captured in public bug reports; the places where 6.1 and 7.x
-// differ are marked.
+// differ are marked. So do its rules: networks.conf as VBoxNetAdpCtl.cpp
+// reads it, the language as VirtualBoxTranslator.cpp picks it (i18n.go),
+// the platform as 7.1 takes it from the OS type, the session lock that
+// outlives a power-off, and the media registry's UUIDs (MediumImpl.cpp).
 package fakevbox
 
 import (
@@ -46,9 +49,25 @@ type Host struct {
 	// VirtualBox 7 on macOS has host-only networks (vmnet) and no host-only
 	// interfaces; everywhere else it is the other way round.
 	OS string `json:"os,omitempty"`
-	// NetworksConf lists the ranges /etc/vbox/networks.conf allowed when
-	// VBoxSVC started, besides the built-in 192.168.56.0/21.
-	NetworksConf []string `json:"networksConf,omitempty"`
+	// NetworksConfFile stands for /etc/vbox/networks.conf: VBoxNetAdpCtl
+	// reads it again at every `hostonlyif ipconfig`. Empty, or a path with
+	// no file: the file does not exist, and only 192.168.56.0/21 is allowed.
+	NetworksConfFile string `json:"networksConfFile,omitempty"`
+	// Arch is the host's CPU: "amd64" (default) or "arm64" (Apple Silicon,
+	// where VirtualBox 7.1 runs ARM guests only).
+	Arch string `json:"arch,omitempty"`
+	// Language is VirtualBox's own language setting (`VBoxManage
+	// setproperty language ru_RU`): it wins over the environment, for
+	// VBoxManage and VBoxSVC alike (7.0 and later).
+	Language string `json:"language,omitempty"`
+	// SVCLocale is the LC_ALL VBoxSVC was started with, e.g. by a GUI in a
+	// Russian desktop session; empty: the caller's environment, as when
+	// VBoxManage starts VBoxSVC itself.
+	SVCLocale string `json:"svcLocale,omitempty"`
+	// UnlockDelayMs is how long a VM's session stays locked after the VM
+	// powered off, while its process exits: unregistervm and modifyvm fail
+	// meanwhile (hashicorp/vagrant#8104, hashicorp/packer#8059).
+	UnlockDelayMs int `json:"unlockDelayMs,omitempty"`
 	// NoVTx makes startvm fail as it does without VT-x/AMD-V: the error on
 	// stderr but exit code 0, as VBoxManage on Windows does.
 	NoVTx bool `json:"noVTx,omitempty"`
@@ -96,6 +115,11 @@ type VM struct {
 	// ShutdownIn counts the showvminfo calls left until a pending ACPI
 	// shutdown completes; nil when none is pending.
 	ShutdownIn *int `json:"shutdownIn,omitempty"`
+	// UnlockAt is when (Unix nanoseconds) the session of a VM that just
+	// powered off is unlocked; 0: it is.
+	UnlockAt int64 `json:"unlockAt,omitempty"`
+	// Arch is the VM's platform: "x86" or "ARM", from its OS type.
+	Arch string `json:"arch,omitempty"`
 }
 
 // NIC is one of a VM's eight network adapters.

@@ -19,7 +19,7 @@ func (v *vbox) storageCtl(args []string) {
 		v.notFound(pos[0], "VBoxManageStorageController.cpp")
 		return
 	}
-	if vm.State == "running" {
+	if vm.State == "running" || v.locked(vm) {
 		v.lockedForSession(vm.Name, "VBoxManageStorageController.cpp")
 		return
 	}
@@ -84,16 +84,10 @@ func (v *vbox) storageAttach(args []string) {
 	if opts["--type"] == "dvddrive" {
 		kind = "dvd"
 	}
-	if v.s.findMedium(medium) == nil {
-		format, size, err := readImage(medium)
-		if kind == "dvd" {
-			format, size, err = "RAW", fileSize(medium), nil
-		}
-		if err != nil {
-			v.fail(fmt.Sprintf("Could not get the storage format of the medium '%s' (VERR_NOT_SUPPORTED)", medium))
-			return
-		}
-		v.s.Media = append(v.s.Media, &Medium{Path: medium, UUID: v.s.newUUID(), Kind: kind, Format: format, CapacityMB: int(size >> 20)})
+	if kind == "dvd" && v.s.findMedium(medium) == nil {
+		v.s.Media = append(v.s.Media, &Medium{Path: medium, UUID: v.s.newUUID(), Kind: kind, Format: "RAW", CapacityMB: int(fileSize(medium) >> 20)})
+	} else if kind == "disk" && v.openMedium(medium) == nil {
+		return
 	}
 	vm.Attachments = append(vm.Attachments, &Attachment{Controller: ctl.Name, Port: port, Device: device, Type: opts["--type"], Medium: medium})
 }
@@ -114,18 +108,15 @@ func (v *vbox) cloneMedium(args []string) {
 		return
 	}
 	src, dst := pos[0], pos[1]
-	if _, err := os.Stat(src); err != nil {
-		v.fileNotFound(src)
+	// The source is opened, and so stays in the media registry after the
+	// clone (canonical/multipass#2373).
+	from := v.openMedium(src)
+	if from == nil {
 		return
 	}
-	_, size, err := readImage(src)
-	if err != nil {
-		v.fail(fmt.Sprintf("Could not get the storage format of the medium '%s' (VERR_NOT_SUPPORTED)", src),
-			"Details: code VBOX_E_IPRT_ERROR (0x80bb0005), component MediumWrap, interface IMedium, callee nsISupports")
-		return
-	}
+	size := int64(from.CapacityMB) << 20
 	if _, err := os.Stat(dst); err == nil || v.s.findMedium(dst) != nil {
-		v.fail("Failed to clone medium",
+		v.fail(v.tr("Failed to clone medium"),
 			fmt.Sprintf("Could not create the clone medium '%s' (VERR_ALREADY_EXISTS)", dst),
 			"Details: code VBOX_E_FILE_ERROR (0x80bb0004), component MediumWrap, interface IMedium")
 		return
@@ -134,14 +125,14 @@ func (v *vbox) cloneMedium(args []string) {
 	if format == "" {
 		format = "VDI"
 	}
-	if err := writeVDI(dst, size); err != nil {
+	uuid := v.s.newUUID()
+	if err := writeVDI(dst, size, uuid); err != nil {
 		v.fail(fmt.Sprintf("Could not create the clone medium '%s' (VERR_PATH_NOT_FOUND)", dst))
 		return
 	}
-	uuid := v.s.newUUID()
 	v.s.Media = append(v.s.Media, &Medium{Path: dst, UUID: uuid, Kind: "disk", Format: format, CapacityMB: int(size >> 20)})
 	io.WriteString(v.errw, progress)
-	fmt.Fprintf(v.out, "Clone medium created in format '%s'. UUID: %s\n", format, uuid)
+	fmt.Fprintf(v.out, v.tr("Clone medium created in format '%s'. UUID: %s\n"), format, uuid)
 }
 
 func (v *vbox) convertFromRaw(args []string) {
@@ -164,28 +155,55 @@ func (v *vbox) convertFromRaw(args []string) {
 	}
 	fmt.Fprintf(v.out, "Converting from raw image file=\"%s\" to file=\"%s\"...\n", src, dst)
 	fmt.Fprintf(v.out, "Creating dynamic image with size %d bytes (%dMB)...\n", st.Size(), (st.Size()+(1<<20)-1)>>20)
-	if err := writeVDI(dst, st.Size()); err != nil {
+	if err := writeVDI(dst, st.Size(), v.s.newUUID()); err != nil {
 		fmt.Fprintf(v.errw, "%s: error: Cannot create the disk image \"%s\": VERR_PATH_NOT_FOUND\n", v.prefix, dst)
 		v.exit = exitFail
 	}
 }
 
+// openMedium opens a disk image as IVirtualBox::OpenMedium does: one the
+// media registry has under that path is the registered medium, and its
+// file must still carry the registered UUID (Medium::i_queryInfo,
+// MediumImpl.cpp); any other is registered now, with the file's UUID.
 func (v *vbox) openMedium(path string) *Medium {
-	if m := v.s.findMedium(path); m != nil {
-		return m
-	}
 	if _, err := os.Stat(path); err != nil {
 		v.fileNotFound(path)
 		return nil
 	}
+	if m := v.s.findMedium(path); m != nil {
+		if got := vdiUUID(path); got != "" && got != m.UUID {
+			code := "NS_ERROR_FAILURE"
+			if v.s.Host.OS == "windows" {
+				code = "E_FAIL"
+			}
+			v.fail(fmt.Sprintf(v.trAPI("UUID {%s} of the medium '%s' does not match the value {%s} stored in the media registry ('%s')"), got, path, m.UUID, v.registryFile()),
+				fmt.Sprintf("Details: code %s (0x80004005), component MediumWrap, interface IMedium", code))
+			return nil
+		}
+		return m
+	}
 	format, size, err := readImage(path)
 	if err != nil {
-		v.fail(fmt.Sprintf("Could not get the storage format of the medium '%s' (VERR_NOT_SUPPORTED)", path))
+		v.fail(fmt.Sprintf("Could not open the medium '%s'.", path),
+			fmt.Sprintf("VD: error VERR_NOT_SUPPORTED opening image file '%s' (%v) (VERR_NOT_SUPPORTED)", path, err),
+			"Details: code VBOX_E_IPRT_ERROR (0x80bb0005), component MediumWrap, interface IMedium, callee nsISupports")
 		return nil
 	}
-	m := &Medium{Path: path, UUID: v.s.newUUID(), Kind: "disk", Format: format, CapacityMB: int(size >> 20)}
+	uuid := vdiUUID(path)
+	if uuid == "" {
+		uuid = v.s.newUUID()
+	}
+	m := &Medium{Path: path, UUID: uuid, Kind: "disk", Format: format, CapacityMB: int(size >> 20)}
 	v.s.Media = append(v.s.Media, m)
 	return m
+}
+
+// registryFile is where VBoxSVC keeps the global media registry.
+func (v *vbox) registryFile() string {
+	if v.s.Host.OS == "darwin" {
+		return "/Users/user/Library/VirtualBox/VirtualBox.xml"
+	}
+	return "/home/user/.config/VirtualBox/VirtualBox.xml"
 }
 
 func (v *vbox) modifyMedium(args []string) {
@@ -212,7 +230,7 @@ func (v *vbox) modifyMedium(args []string) {
 			return
 		}
 		m.CapacityMB = mb
-		writeVDI(m.Path, int64(mb)<<20)
+		writeVDI(m.Path, int64(mb)<<20, m.UUID)
 		io.WriteString(v.errw, progress)
 	}
 }
@@ -235,7 +253,7 @@ func (v *vbox) showMediumInfo(args []string) {
 	fmt.Fprintf(v.out, "Location:       %s\n", m.Path)
 	fmt.Fprintf(v.out, "Storage format: %s\n", m.Format)
 	fmt.Fprintf(v.out, "Format variant: dynamic default\n")
-	fmt.Fprintf(v.out, "Capacity:       %d MBytes\n", m.CapacityMB)
+	fmt.Fprintf(v.out, v.tr("Capacity:       %d MBytes\n"), m.CapacityMB)
 	fmt.Fprintf(v.out, "Size on disk:   2 MBytes\n")
 	fmt.Fprintf(v.out, "Encryption:     disabled\n")
 	fmt.Fprintf(v.out, "Property:       AllocationBlockSize=1048576\n")

@@ -16,7 +16,7 @@ func (v *vbox) createVM(args []string) {
 	_, opts, _ := options(args, map[string]bool{"--name": true, "--ostype": true, "--basefolder": true, "--uuid": true, "--groups": true, "--default": false})
 	name := opts["--name"]
 	if name == "" {
-		v.syntax("Parameter --name is required")
+		v.syntax("%s", v.tr("Parameter --name is required"))
 		return
 	}
 	osType := opts["--ostype"]
@@ -28,6 +28,16 @@ func (v *vbox) createVM(args []string) {
 			"Details: code E_INVALIDARG (0x80070057), component VirtualBoxWrap, interface IVirtualBox, callee nsISupports")
 		return
 	}
+	// 7.1 takes the VM's platform from the OS type (VBoxManageMisc.cpp);
+	// an x86 host makes x86 VMs only (VirtualBoxImpl.cpp, createMachine),
+	// an ARM host makes either but runs only ARM ones.
+	arch := osArch(osType)
+	if arch == "ARM" && !v.arm() {
+		v.fail(fmt.Sprintf(v.trAPI("'Creating VMs for platform architecture %s not supported on %s"), "ARM", "x86"),
+			"Details: code VBOX_E_PLATFORM_ARCH_NOT_SUPPORTED (0x80bb0012), component VirtualBoxWrap, interface IVirtualBox, callee nsISupports",
+			`Context: "CreateMachine(bstrSettingsFile.raw(), bstrName.raw(), platformArch, ComSafeArrayAsInParam(groups), bstrOsTypeId.raw(), createFlags.raw(), bstrCipher.raw(), bstrPasswordId.raw(), Bstr(strPassword).raw(), machine.asOutParam())" at line 437 of file VBoxManageMisc.cpp`)
+		return
+	}
 	base := opts["--basefolder"]
 	if base == "" {
 		home, _ := os.UserHomeDir()
@@ -36,13 +46,13 @@ func (v *vbox) createVM(args []string) {
 	cfg := filepath.Join(base, name, name+".vbox")
 	_, statErr := os.Stat(cfg)
 	if v.s.FindVM(name) != nil || statErr == nil {
-		v.fail("Machine settings file '"+cfg+"' already exists",
+		v.fail(fmt.Sprintf(v.trAPI("Machine settings file '%s' already exists"), cfg),
 			"Details: code VBOX_E_FILE_ERROR (0x80bb0004), component MachineWrap, interface IMachine, callee nsISupports",
 			`Context: "CreateMachine(bstrSettingsFile.raw(), bstrName.raw(), ComSafeArrayAsInParam(groups), bstrOsTypeId.raw(), createFlags.raw(), machine.asOutParam())" at line 418 of file VBoxManageMisc.cpp`)
 		return
 	}
 	if _, reg := opts["--register"]; !reg {
-		fmt.Fprintf(v.out, "Virtual machine '%s' is created.\n", name)
+		fmt.Fprintf(v.out, v.tr("Virtual machine '%s' is created%s.\nUUID: %s\nSettings file: '%s'\n"), name, "", v.s.newUUID(), cfg)
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
@@ -54,7 +64,7 @@ func (v *vbox) createVM(args []string) {
 		uuid = v.s.newUUID()
 	}
 	vm := &VM{
-		Name: name, UUID: uuid, OSType: osType, CfgFile: cfg, Memory: 128, CPUs: 1,
+		Name: name, UUID: uuid, OSType: osType, Arch: arch, CfgFile: cfg, Memory: 128, CPUs: 1,
 		Settings: map[string]string{},
 		// A new VM has a NAT adapter with a fresh MAC, like the GUI's.
 		NICs: []*NIC{{Index: 1, Attachment: "nat", Type: "82540EM", MAC: v.s.newMAC(), Cable: true}},
@@ -65,7 +75,7 @@ func (v *vbox) createVM(args []string) {
 		return
 	}
 	v.s.VMs = append(v.s.VMs, vm)
-	fmt.Fprintf(v.out, "Virtual machine '%s' is created and registered.\nUUID: %s\nSettings file: '%s'\n", name, uuid, cfg)
+	fmt.Fprintf(v.out, v.tr("Virtual machine '%s' is created%s.\nUUID: %s\nSettings file: '%s'\n"), name, v.tr(" and registered"), uuid, cfg)
 }
 
 // vboxXML is a stand-in settings file: enough for registervm to find the
@@ -123,8 +133,10 @@ func (v *vbox) unregisterVM(args []string) {
 		v.notFound(pos[0], "VBoxManageMisc.cpp")
 		return
 	}
-	if vm.State == "running" || vm.State == "paused" {
-		v.fail("Cannot unregister the machine '"+vm.Name+"' while it is locked",
+	// Machine::unregister refuses while a session holds the machine, and
+	// for a moment after a power-off, until the VM process has let go.
+	if vm.State == "running" || vm.State == "paused" || v.locked(vm) {
+		v.fail(fmt.Sprintf(v.trAPI("Cannot unregister the machine '%s' while it is locked"), vm.Name),
 			"Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports",
 			`Context: "Unregister(CleanupMode_DetachAllReturnHardDisksOnly, ComSafeArrayAsOutParam(aMedia))" at line 201 of file VBoxManageMisc.cpp`)
 		return
@@ -268,7 +280,7 @@ func (v *vbox) modifyVM(args []string) {
 		}
 		changes = append(changes, change{opt, idx, vals})
 	}
-	if vm.State == "running" || vm.State == "paused" {
+	if vm.State == "running" || vm.State == "paused" || v.locked(vm) {
 		v.lockedForSession(vm.Name, "VBoxManageModifyVM.cpp")
 		return
 	}
@@ -376,8 +388,8 @@ func (v *vbox) startVM(args []string) {
 		v.notFound(pos[0], "VBoxManageMisc.cpp")
 		return
 	}
-	if vm.State == "running" || vm.State == "paused" {
-		v.fail("The machine '"+vm.Name+"' is already locked by a session (or being locked or unlocked)",
+	if vm.State == "running" || vm.State == "paused" || v.locked(vm) {
+		v.fail(fmt.Sprintf(v.trAPI("The machine '%s' is already locked by a session (or being locked or unlocked)"), vm.Name),
 			"Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports",
 			`Context: "LaunchVMProcess(a->session, sessionType.raw(), ComSafeArrayAsInParam(aBstrEnv), progress.asOutParam())" at line 727 of file VBoxManageMisc.cpp`)
 		return
@@ -386,7 +398,15 @@ func (v *vbox) startVM(args []string) {
 		v.syntax("Invalid session type '%s'", t)
 		return
 	}
+	// handleStartVM prints these two lines untranslated (RTPrintf).
 	fmt.Fprintf(v.out, "Waiting for VM \"%s\" to power on...\n", vm.Name)
+	if vm.Arch == "x86" && v.arm() {
+		// ConsoleImpl.cpp: an ARM host runs no x86 VM (unless the hidden
+		// VBoxInternal2/EnableX86OnArm is set).
+		v.fail(fmt.Sprintf(v.trAPI("Cannot run the machine because its platform architecture %s is not supported on %s"), "x86", "ARM"),
+			"Details: code VBOX_E_PLATFORM_ARCH_NOT_SUPPORTED (0x80bb0012), component ConsoleWrap, interface IConsole")
+		return
+	}
 	if v.s.Host.NoVTx {
 		// VBoxManage on Windows exits 0 here: only stderr tells.
 		fmt.Fprintf(v.errw, "%s: error: VT-x is not available (VERR_VMX_NO_VMX)\n", v.prefix)
@@ -413,6 +433,9 @@ func (v *vbox) startVM(args []string) {
 				fmt.Sprintf("VD: error VERR_FILE_NOT_FOUND opening image file '%s' (VERR_FILE_NOT_FOUND)", a.Medium),
 				"Details: code NS_ERROR_FAILURE (0x80004005), component MediumWrap, interface IMedium")
 			return
+		}
+		if a.Type == "hdd" && v.openMedium(a.Medium) == nil {
+			return // a disk re-made under a registered path
 		}
 	}
 	v.setState(vm, "running")
@@ -459,7 +482,22 @@ func (v *vbox) controlVM(args []string) {
 	case "poweroff":
 		vm.ShutdownIn = nil
 		v.setState(vm, "poweroff")
+		v.poweredOff(vm)
 		io.WriteString(v.errw, progress)
+	case "natpf1":
+		// controlvm NAME natpf1 delete RULE: a running VM's NAT rules.
+		if len(args) != 4 || args[2] != "delete" {
+			v.syntax("Invalid parameter '%s'", strings.Join(args[2:], " "))
+			return
+		}
+		n := vm.NIC(1)
+		kept := n.Forwards[:0]
+		for _, f := range n.Forwards {
+			if f.Name != args[3] {
+				kept = append(kept, f)
+			}
+		}
+		n.Forwards = kept
 	case "pause":
 		v.setState(vm, "paused")
 	case "resume":

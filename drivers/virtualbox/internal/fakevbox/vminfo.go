@@ -32,19 +32,20 @@ func (v *vbox) list(args []string) {
 			return
 		}
 		for _, h := range v.s.HostOnlyIfs {
-			// VBoxManageList.cpp, listNetworkInterfaces.
-			fmt.Fprintf(v.out, "Name:            %s\n", h.Name)
+			// VBoxManageList.cpp, listNetworkInterfaces: the labels
+			// are translated (7.x), GUID and DHCP are not.
+			fmt.Fprintf(v.out, v.tr("Name:            %s\n"), h.Name)
 			fmt.Fprintf(v.out, "GUID:            %s\n", h.GUID)
-			fmt.Fprintf(v.out, "DHCP:            Disabled\n")
-			fmt.Fprintf(v.out, "IPAddress:       %s\n", h.IP)
-			fmt.Fprintf(v.out, "NetworkMask:     %s\n", h.Netmask)
+			fmt.Fprintf(v.out, "DHCP:            %s\n", v.tr("Disabled"))
+			fmt.Fprintf(v.out, v.tr("IPAddress:       %s\n"), h.IP)
+			fmt.Fprintf(v.out, v.tr("NetworkMask:     %s\n"), h.Netmask)
 			fmt.Fprintf(v.out, "IPV6Address:     fe80::800:27ff:fe00:%x\n", len(h.Name))
 			fmt.Fprintf(v.out, "IPV6NetworkMaskPrefixLength: 64\n")
 			fmt.Fprintf(v.out, "HardwareAddress: %s\n", h.HWAddr)
 			fmt.Fprintf(v.out, "MediumType:      Ethernet\n")
 			fmt.Fprintf(v.out, "Wireless:        No\n")
 			fmt.Fprintf(v.out, "Status:          Up\n")
-			fmt.Fprintf(v.out, "VBoxNetworkName: HostInterfaceNetworking-%s\n\n", h.Name)
+			fmt.Fprintf(v.out, v.tr("VBoxNetworkName: %s\n\n"), "HostInterfaceNetworking-"+h.Name)
 		}
 	case "hostonlynets":
 		if !v.vmnet() {
@@ -55,22 +56,48 @@ func (v *vbox) list(args []string) {
 		for _, n := range v.s.HostOnlyNets {
 			// VBoxManageList.cpp, listHostOnlyNetworks: note the empty
 			// line after GUID, inside the record.
-			fmt.Fprintf(v.out, "Name:            %s\n", n.Name)
+			fmt.Fprintf(v.out, v.tr("Name:            %s\n"), n.Name)
 			fmt.Fprintf(v.out, "GUID:            %s\n\n", n.GUID)
-			state := "Disabled"
+			state := v.tr("Disabled")
 			if n.Enabled {
-				state = "Enabled"
+				state = v.tr("Enabled")
 			}
-			fmt.Fprintf(v.out, "State:           %s\n", state)
-			fmt.Fprintf(v.out, "NetworkMask:     %s\n", n.Netmask)
-			fmt.Fprintf(v.out, "LowerIP:         %s\n", n.LowerIP)
-			fmt.Fprintf(v.out, "UpperIP:         %s\n", n.UpperIP)
+			fmt.Fprintf(v.out, v.tr("State:           %s\n"), state)
+			fmt.Fprintf(v.out, v.tr("NetworkMask:     %s\n"), n.Netmask)
+			fmt.Fprintf(v.out, v.tr("LowerIP:         %s\n"), n.LowerIP)
+			fmt.Fprintf(v.out, v.tr("UpperIP:         %s\n"), n.UpperIP)
 			fmt.Fprintf(v.out, "VBoxNetworkName: hostonly-%s\n\n", n.Name)
 		}
+	case "systemproperties":
+		v.systemProperties()
 	default:
 		v.syntax("Unknown subcommand \"%s\".", args[0])
 	}
 }
+
+// systemProperties prints a few lines of `list systemproperties`. 7.1 adds
+// the platform architectures this host runs (VBoxManageList.cpp: "x86" or
+// "ARMv8", printed untranslated); an ARM host runs ARM guests only unless
+// the hidden VBoxInternal2/EnableX86OnArm is set.
+func (v *vbox) systemProperties() {
+	fmt.Fprintf(v.out, "API version:                     %d_%d\n", v.major, v.minor)
+	fmt.Fprintf(v.out, "Minimum guest RAM size:          4 Megabytes\n")
+	fmt.Fprintf(v.out, "Maximum guest RAM size:          2097152 Megabytes\n")
+	if v.modern() {
+		fmt.Fprintf(v.out, "User language:                   %s\n", v.s.Host.Language)
+	}
+	if v.major > 7 || (v.major == 7 && v.minor >= 1) {
+		fmt.Fprintf(v.out, "Host platform properties:\n\n")
+		arch := "x86"
+		if v.arm() {
+			arch = "ARMv8"
+		}
+		fmt.Fprintf(v.out, "Supported platform architectures: %s\n\n", arch)
+	}
+}
+
+// arm reports an ARM host (VirtualBox 7.1 on Apple Silicon).
+func (v *vbox) arm() bool { return v.s.Host.Arch == "arm64" }
 
 // --- showvminfo -------------------------------------------------------------
 
@@ -91,7 +118,31 @@ func (v *vbox) osDescription(id string) (string, bool) {
 	case "Other_64":
 		return "Other/Unknown (64-bit)", true
 	}
+	if v.major > 7 || (v.major == 7 && v.minor >= 1) {
+		// 7.1's ARM types (Main/src-all/Global.cpp): the OS type gives
+		// the VM's platform.
+		switch id {
+		case "Debian_arm64":
+			return "Debian (ARM 64-bit)", true
+		case "Ubuntu_arm64":
+			return "Ubuntu (ARM 64-bit)", true
+		case "Oracle_arm64":
+			return "Oracle Linux (ARM 64-bit)", true
+		case "Fedora_arm64":
+			return "Fedora (ARM 64-bit)", true
+		case "Other_arm64":
+			return "Other/Unknown (ARM 64-bit)", true
+		}
+	}
 	return "", false
+}
+
+// osArch is the platform an OS type makes a VM for.
+func osArch(id string) string {
+	if strings.HasSuffix(id, "_arm64") {
+		return "ARM"
+	}
+	return "x86"
 }
 
 func (v *vbox) showVMInfo(args []string) {
@@ -298,6 +349,7 @@ func (v *vbox) advanceShutdown(vm *VM) {
 	if *vm.ShutdownIn <= 0 {
 		vm.ShutdownIn = nil
 		v.setState(vm, "poweroff")
+		v.poweredOff(vm)
 		return
 	}
 	left := *vm.ShutdownIn - 1

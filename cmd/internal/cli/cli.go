@@ -1,11 +1,14 @@
-// Package cli holds what the shoal commands share: exit statuses and the
-// main loop with Ctrl-C handling.
+// Package cli holds what the shoal commands share: exit statuses, the main
+// loop with Ctrl-C handling, and the machine manager a command works with.
+// It is the commands' composition root: each binary's main builds the driver
+// registry once and hands it, with the streams, to the commands.
 package cli
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,11 +16,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/shoal-dev/shoal/drivers/all"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // ExitError carries the exit status: 2 for bad usage or invalid input, 1
@@ -44,26 +48,47 @@ func Usage(format string, a ...any) error {
 // Invalid marks err as invalid input (exit status 2).
 func Invalid(err error) error { return &ExitError{Code: 2, Err: err} }
 
-// Main runs root until done or interrupted (Ctrl-C cancels the context, so
-// work stops cleanly and the next run completes it) and exits with the
-// command's status.
+// Main runs root on the process's arguments and streams until done or
+// interrupted (Ctrl-C cancels the context, so work stops cleanly and the
+// next run completes it) and exits with the command's status.
 func Main(root *cobra.Command) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.ExecuteContext(ctx)
+	code := Run(ctx, root, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	os.Exit(code)
+}
+
+// Run runs root with args and streams and returns the exit status: 0 done,
+// 1 failed, 2 bad usage or invalid input. Tests run commands in process
+// through it.
+func Run(ctx context.Context, root *cobra.Command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return
+		return 0
 	}
 	code := 1
 	var exit *ExitError
 	if errors.As(err, &exit) {
 		code = exit.Code
 		err = exit.Err
+	} else if errors.Is(err, store.ErrInvalidName) {
+		code = 2 // a name that cannot be one is bad input wherever it is found
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		fmt.Fprintln(stderr, "Error:", err)
 	}
-	os.Exit(code)
+	return code
+}
+
+// IsTerminal tells whether a command's input is a terminal (prompts are
+// only shown there).
+func IsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Setup makes a root command quiet about usage on errors and makes flag
@@ -95,15 +120,32 @@ func ClusterCommand() string {
 // Manager opens the store and returns a machine manager whose progress goes
 // where --output says: live or plain lines on stderr, or JSON events on
 // stdout so that a script reads one stream (events, then the result).
-func Manager(cmd *cobra.Command, storagePath, output string) (*machine.Manager, error) {
+func Manager(cmd *cobra.Command, reg *drivers.Registry, storagePath, output string) (*machine.Manager, error) {
 	st, err := store.New(storagePath)
 	if err != nil {
 		return nil, err
 	}
-	m := machine.NewManager(st, all.Registry())
+	return managerOf(cmd, reg, st, output), nil
+}
+
+// ReadOnlyManager is Manager for a command that only looks (cluster plan):
+// it creates nothing in the store, not even its folders, pins no host key
+// and makes no certificate.
+func ReadOnlyManager(cmd *cobra.Command, reg *drivers.Registry, storagePath, output string) (*machine.Manager, error) {
+	st, err := store.Open(storagePath)
+	if err != nil {
+		return nil, err
+	}
+	m := managerOf(cmd, reg, st, output)
+	m.ReadOnly = true
+	return m, nil
+}
+
+func managerOf(cmd *cobra.Command, reg *drivers.Registry, st *store.Store, output string) *machine.Manager {
+	m := machine.NewManager(st, reg)
 	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), output)
 	if output == ui.ModeJSON {
 		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
 	}
-	return m, nil
+	return m
 }

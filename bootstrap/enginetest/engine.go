@@ -1,0 +1,649 @@
+package enginetest
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+)
+
+// dockerd's answers (daemon/cluster and swarmkit's controlapi).
+var (
+	errDown        = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+	errLocked      = errdefs.Unavailable(errors.New(`Swarm is encrypted and locked. Please run "docker swarm unlock" to unlock it.`))
+	errNoSwarm     = errdefs.Unavailable(errors.New("This node is not part of a swarm"))
+	errNotManager  = errdefs.Unavailable(errors.New(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`))
+	errWorker      = errdefs.Unavailable(errors.New("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."))
+	errNoLeader    = errdefs.Unavailable(errors.New("rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."))
+	errSwarmExists = errdefs.Unavailable(errors.New(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`))
+	errNotLocked   = errdefs.Unavailable(errors.New("Swarm is not locked."))
+	errBadKey      = errdefs.InvalidParameter(errors.New("swarm could not be unlocked: invalid key provided"))
+	errBadToken    = errdefs.InvalidParameter(errors.New("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"))
+	errJoinTimeout = errors.New(`Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the "docker info" command to see the current swarm status of your node.`)
+	errSequence    = errors.New("rpc error: code = Unknown desc = update out of sequence")
+)
+
+// Engine is one host's Docker engine.
+type Engine struct {
+	w              *World
+	hostname, addr string
+	up             bool
+	state          swarm.LocalNodeState
+	errMsg         string
+	c              *cluster
+	nodeID         string
+	images         map[string]string // tag -> image ID
+	calls          []string
+}
+
+// Calls lists the API calls made to the engine, in order ("Info",
+// "SwarmJoin", "NodeUpdate <id>", ...).
+func (e *Engine) Calls() []string {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	return slices.Clone(e.calls)
+}
+
+// Count says how many calls of a method the engine got.
+func (e *Engine) Count(method string) int {
+	n := 0
+	for _, c := range e.Calls() {
+		if m, _, _ := strings.Cut(c, " "); m == method {
+			n++
+		}
+	}
+	return n
+}
+
+// Mutations lists the calls that change a swarm, a node or an image.
+func (e *Engine) Mutations() []string {
+	var out []string
+	for _, c := range e.Calls() {
+		switch m, _, _ := strings.Cut(c, " "); m {
+		case "SwarmInit", "SwarmJoin", "SwarmLeave", "SwarmUnlock", "SwarmUpdate", "NodeUpdate", "NodeRemove",
+			"ServiceCreate", "ServiceUpdate", "ImageLoad":
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ResetCalls empties the call log.
+func (e *Engine) ResetCalls() {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	e.calls = nil
+}
+
+// begin locks the world and logs the call; the caller unlocks.
+func (e *Engine) begin(call string) error {
+	e.w.mu.Lock()
+	e.calls = append(e.calls, call)
+	if !e.up {
+		return errDown
+	}
+	return nil
+}
+
+func (e *Engine) end() { e.w.mu.Unlock() }
+
+func (e *Engine) entry() *entry {
+	if e.c == nil {
+		return nil
+	}
+	for _, n := range e.c.nodes {
+		if n.id == e.nodeID {
+			return n
+		}
+	}
+	return nil
+}
+
+// detach takes the engine out of its swarm; its entry stays, down.
+func (e *Engine) detach() {
+	c := e.c
+	if n := e.entry(); n != nil {
+		n.eng = nil
+	}
+	e.c, e.nodeID, e.errMsg = nil, "", ""
+	e.state = swarm.LocalNodeStateInactive
+	if c != nil {
+		c.settle()
+	}
+}
+
+// manage begins a call that needs a manager: the swarm this engine can
+// manage, or dockerd's refusal.
+func (e *Engine) manage(call string) (*cluster, error) {
+	if err := e.begin(call); err != nil {
+		return nil, err
+	}
+	return e.control()
+}
+
+// control is the swarm this engine can manage, or dockerd's refusal.
+func (e *Engine) control() (*cluster, error) {
+	switch e.state {
+	case swarm.LocalNodeStateLocked:
+		return nil, errLocked
+	case swarm.LocalNodeStateActive:
+	default:
+		return nil, errNotManager
+	}
+	if n := e.entry(); n == nil || n.role != swarm.NodeRoleManager {
+		return nil, errWorker
+	}
+	if !e.c.quorum() {
+		return nil, errNoLeader
+	}
+	return e.c, nil
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+func (e *Engine) Info(ctx context.Context) (system.Info, error) {
+	defer e.end()
+	if err := e.begin("Info"); err != nil {
+		return system.Info{}, err
+	}
+	info := system.Info{Name: e.hostname, ServerVersion: e.w.Version}
+	s := &info.Swarm
+	s.LocalNodeState, s.Error = e.state, e.errMsg
+	if e.state == swarm.LocalNodeStateActive || e.state == swarm.LocalNodeStatePending {
+		s.NodeID = e.nodeID // a pending member knows its ID from its certificate
+	}
+	if n := e.entry(); n != nil && e.state == swarm.LocalNodeStateActive {
+		s.NodeAddr = n.addr
+		if n.role == swarm.NodeRoleManager {
+			// As dockerd: a manager without a leader still says it manages,
+			// with an empty cluster and the error.
+			s.ControlAvailable, s.Cluster = true, &swarm.ClusterInfo{}
+			if !e.c.quorum() {
+				s.Error = errNoLeader.Error()
+			} else {
+				ci := e.c.info()
+				s.Cluster, s.Nodes = &ci, len(e.c.nodes)
+				for _, m := range e.c.nodes {
+					if m.role == swarm.NodeRoleManager {
+						s.Managers++
+					}
+				}
+			}
+		}
+	}
+	return info, nil
+}
+
+func (e *Engine) SwarmInit(ctx context.Context, req swarm.InitRequest) (string, error) {
+	defer e.end()
+	if err := e.begin("SwarmInit"); err != nil {
+		return "", err
+	}
+	if e.state != swarm.LocalNodeStateInactive {
+		return "", errSwarmExists
+	}
+	c := &cluster{w: e.w, id: e.w.newID(), created: time.Now(), spec: req.Spec}
+	c.spec.Name = "default"
+	c.newTokens()
+	if req.AutoLockManagers {
+		c.spec.EncryptionConfig.AutoLockManagers = true
+		c.unlockKey = "SWMKEY-1-" + e.w.newID()
+	}
+	c.version = c.bump()
+	e.w.clusters = append(e.w.clusters, c)
+	addr := hostOf(req.AdvertiseAddr)
+	if addr == "" {
+		addr = e.addr
+	}
+	n := c.add(e, swarm.NodeRoleManager, addr, req.Availability)
+	c.leader = n.id
+	c.settle()
+	return n.id, nil
+}
+
+func (e *Engine) SwarmJoin(ctx context.Context, req swarm.JoinRequest) error {
+	defer e.end()
+	if err := e.begin("SwarmJoin"); err != nil {
+		return err
+	}
+	if e.state != swarm.LocalNodeStateInactive {
+		return errSwarmExists
+	}
+	var c *cluster
+	for _, ra := range req.RemoteAddrs {
+		for _, o := range e.w.engines {
+			if n := o.entry(); n != nil && o.up && (o.addr == hostOf(ra) || n.addr == hostOf(ra)) {
+				if _, err := o.control(); err == nil {
+					c = o.c
+				}
+			}
+		}
+	}
+	if c == nil {
+		// dockerd keeps trying in the background: the node is pending.
+		e.state = swarm.LocalNodeStatePending
+		return errJoinTimeout
+	}
+	role := swarm.NodeRoleWorker
+	switch req.JoinToken {
+	case c.workerToken:
+	case c.managerToken:
+		role = swarm.NodeRoleManager
+	default:
+		return errBadToken
+	}
+	addr := hostOf(req.AdvertiseAddr)
+	if addr == "" {
+		addr = e.addr
+	}
+	c.add(e, role, addr, req.Availability)
+	c.settle()
+	return nil
+}
+
+func (e *Engine) SwarmLeave(ctx context.Context, force bool) error {
+	defer e.end()
+	if err := e.begin(fmt.Sprintf("SwarmLeave force=%v", force)); err != nil {
+		return err
+	}
+	switch e.state {
+	case swarm.LocalNodeStateInactive:
+		return errNoSwarm
+	case swarm.LocalNodeStateLocked:
+		if !force {
+			return errLocked
+		}
+	case swarm.LocalNodeStateActive:
+		if n := e.entry(); n != nil && n.role == swarm.NodeRoleManager && !force {
+			return errdefs.InvalidParameter(errors.New(leaveManagerMessage(e.c)))
+		}
+	}
+	e.detach()
+	return nil
+}
+
+// leaveManagerMessage is dockerd's refusal to let a manager leave unforced.
+func leaveManagerMessage(c *cluster) string {
+	msg := "You are attempting to leave the swarm on a node that is participating as a manager. "
+	all, reachable := c.managers()
+	unreachable := all - reachable
+	if reachable-2 <= unreachable { // removing it loses the quorum
+		if reachable == 1 && unreachable == 0 {
+			return msg + "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. "
+		}
+		msg += fmt.Sprintf("Removing this node leaves %v managers out of %v. Without a Raft quorum your swarm will be inaccessible. ", reachable-1, all)
+	}
+	return msg + "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message."
+}
+
+func (e *Engine) SwarmUnlock(ctx context.Context, req swarm.UnlockRequest) error {
+	defer e.end()
+	if err := e.begin("SwarmUnlock"); err != nil {
+		return err
+	}
+	switch e.state {
+	case swarm.LocalNodeStateInactive:
+		return errNoSwarm
+	case swarm.LocalNodeStateLocked:
+	default:
+		return errNotLocked
+	}
+	if req.UnlockKey == "" || req.UnlockKey != e.c.unlockKey {
+		return errBadKey
+	}
+	e.state, e.errMsg = swarm.LocalNodeStatePending, ""
+	e.c.settle()
+	// As dockerd, the call returns once the node is ready: a manager is
+	// not while its swarm has no quorum (the other managers locked too).
+	for e.state == swarm.LocalNodeStatePending {
+		e.end()
+		select {
+		case <-ctx.Done():
+			e.w.mu.Lock()
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		e.w.mu.Lock()
+	}
+	return nil
+}
+
+func (e *Engine) SwarmInspect(ctx context.Context) (swarm.Swarm, error) {
+	defer e.end()
+	c, err := e.manage("SwarmInspect")
+	if err != nil {
+		return swarm.Swarm{}, err
+	}
+	return swarm.Swarm{ClusterInfo: c.info(), JoinTokens: swarm.JoinTokens{Worker: c.workerToken, Manager: c.managerToken}}, nil
+}
+
+func (e *Engine) SwarmUpdate(ctx context.Context, version swarm.Version, spec swarm.Spec, flags swarm.UpdateFlags) error {
+	defer e.end()
+	c, err := e.manage("SwarmUpdate")
+	if err != nil {
+		return err
+	}
+	if version.Index != c.version {
+		return errSequence
+	}
+	was := c.spec.EncryptionConfig.AutoLockManagers
+	c.spec = spec
+	switch on := spec.EncryptionConfig.AutoLockManagers; {
+	case !on:
+		c.unlockKey = ""
+	case !was || flags.RotateManagerUnlockKey:
+		c.unlockKey = "SWMKEY-1-" + e.w.newID()
+	}
+	if flags.RotateWorkerToken || flags.RotateManagerToken {
+		w, m := c.workerToken, c.managerToken
+		c.newTokens()
+		if !flags.RotateWorkerToken {
+			c.workerToken = w
+		}
+		if !flags.RotateManagerToken {
+			c.managerToken = m
+		}
+	}
+	c.version = c.bump()
+	return nil
+}
+
+func (e *Engine) SwarmGetUnlockKey(ctx context.Context) (swarm.UnlockKeyResponse, error) {
+	defer e.end()
+	c, err := e.manage("SwarmGetUnlockKey")
+	if err != nil {
+		return swarm.UnlockKeyResponse{}, err
+	}
+	return swarm.UnlockKeyResponse{UnlockKey: c.unlockKey}, nil
+}
+
+// only refuses filters the fake does not implement, so that a test never
+// passes on a filter silently ignored.
+func only(args filters.Args, keys ...string) error {
+	for _, k := range args.Keys() {
+		if !slices.Contains(keys, k) {
+			return fmt.Errorf("enginetest: filter %q not implemented", k)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) NodeList(ctx context.Context, options swarm.NodeListOptions) ([]swarm.Node, error) {
+	defer e.end()
+	c, err := e.manage("NodeList")
+	if err != nil {
+		return nil, err
+	}
+	if err := only(options.Filters, "role"); err != nil {
+		return nil, err
+	}
+	var out []swarm.Node
+	for _, n := range c.nodes {
+		if roles := options.Filters.Get("role"); len(roles) == 0 || slices.Contains(roles, string(n.role)) {
+			out = append(out, c.apiNode(n))
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) NodeInspectWithRaw(ctx context.Context, nodeID string) (swarm.Node, []byte, error) {
+	defer e.end()
+	c, err := e.manage("NodeInspect " + nodeID)
+	if err != nil {
+		return swarm.Node{}, nil, err
+	}
+	n := c.node(nodeID)
+	if n == nil {
+		return swarm.Node{}, nil, errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+	}
+	out := c.apiNode(n)
+	raw, err := json.Marshal(out)
+	return out, raw, err
+}
+
+func (e *Engine) NodeUpdate(ctx context.Context, nodeID string, version swarm.Version, spec swarm.NodeSpec) error {
+	defer e.end()
+	c, err := e.manage("NodeUpdate " + nodeID)
+	if err != nil {
+		return err
+	}
+	n := c.node(nodeID)
+	switch {
+	case n == nil:
+		return errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+	case version.Index != n.version:
+		return errSequence
+	case spec.Role != swarm.NodeRoleManager && spec.Role != swarm.NodeRoleWorker:
+		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid role %q", spec.Role))
+	case !slices.Contains([]swarm.NodeAvailability{swarm.NodeAvailabilityActive, swarm.NodeAvailabilityPause, swarm.NodeAvailabilityDrain}, spec.Availability):
+		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid availability %q", spec.Availability))
+	}
+	if n.role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker {
+		all, reachable := c.managers()
+		if c.inRaft(n) {
+			reachable--
+		}
+		if all == 1 {
+			return errdefs.InvalidParameter(errors.New("rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"))
+		}
+		if reachable < (all-1)/2+1 {
+			return errdefs.InvalidParameter(errors.New("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"))
+		}
+	}
+	switch { // a new manager's Raft address is where it is now
+	case n.role == swarm.NodeRoleWorker && spec.Role == swarm.NodeRoleManager:
+		n.raft = n.addr
+	case spec.Role == swarm.NodeRoleWorker:
+		n.raft = ""
+	}
+	n.role, n.avail, n.labels = spec.Role, spec.Availability, copyMap(spec.Labels)
+	n.version = c.bump()
+	c.settle()
+	return nil
+}
+
+func (e *Engine) NodeRemove(ctx context.Context, nodeID string, options swarm.NodeRemoveOptions) error {
+	defer e.end()
+	c, err := e.manage("NodeRemove " + nodeID)
+	if err != nil {
+		return err
+	}
+	n := c.node(nodeID)
+	switch {
+	case n == nil:
+		return errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+	case n.role == swarm.NodeRoleManager:
+		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id))
+	case c.ready(n) && !options.Force:
+		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is not down and can't be removed", n.id))
+	}
+	c.nodes = slices.DeleteFunc(c.nodes, func(m *entry) bool { return m == n })
+	if o := n.eng; o != nil && o.c == c && o.nodeID == n.id {
+		// A node removed while up loses its membership.
+		o.state, o.errMsg = swarm.LocalNodeStateError, "rpc error: code = PermissionDenied desc = node was removed from the swarm"
+		n.eng = nil
+	}
+	c.bump()
+	c.settle()
+	return nil
+}
+
+func (e *Engine) TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error) {
+	defer e.end()
+	c, err := e.manage("TaskList")
+	if err != nil {
+		return nil, err
+	}
+	if err := only(options.Filters, "desired-state", "node", "service"); err != nil {
+		return nil, err
+	}
+	f := options.Filters
+	var out []swarm.Task
+	for _, t := range c.tasks {
+		if ds := f.Get("desired-state"); len(ds) > 0 && !slices.Contains(ds, string(t.DesiredState)) {
+			continue
+		}
+		if ns := f.Get("node"); len(ns) > 0 && !slices.ContainsFunc(ns, func(ref string) bool { n := c.node(ref); return n != nil && n.id == t.NodeID }) {
+			continue
+		}
+		if ss := f.Get("service"); len(ss) > 0 && !slices.ContainsFunc(ss, func(ref string) bool { s := c.service(ref); return s != nil && s.id == t.ServiceID }) {
+			continue
+		}
+		out = append(out, *t)
+	}
+	return out, nil
+}
+
+func (c *cluster) service(ref string) *service {
+	for _, s := range c.services {
+		if s.id == ref || s.spec.Name == ref {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *cluster) apiService(s *service) swarm.Service {
+	return swarm.Service{ID: s.id, Meta: swarm.Meta{Version: swarm.Version{Index: s.version}}, Spec: s.spec}
+}
+
+func (e *Engine) ServiceInspectWithRaw(ctx context.Context, serviceID string, options swarm.ServiceInspectOptions) (swarm.Service, []byte, error) {
+	defer e.end()
+	c, err := e.manage("ServiceInspect " + serviceID)
+	if err != nil {
+		return swarm.Service{}, nil, err
+	}
+	s := c.service(serviceID)
+	if s == nil {
+		return swarm.Service{}, nil, errdefs.NotFound(fmt.Errorf("service %s not found", serviceID))
+	}
+	out := c.apiService(s)
+	raw, err := json.Marshal(out)
+	return out, raw, err
+}
+
+func validService(spec swarm.ServiceSpec) error {
+	if spec.Name == "" || spec.Mode.Replicated == nil || spec.Mode.Replicated.Replicas == nil {
+		return errdefs.InvalidParameter(errors.New("enginetest: a service needs a name and a replica count (replicated mode only)"))
+	}
+	return nil
+}
+
+func (e *Engine) ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, options swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
+	defer e.end()
+	c, err := e.manage("ServiceCreate " + spec.Name)
+	if err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
+	if err := validService(spec); err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
+	if c.service(spec.Name) != nil {
+		return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("rpc error: code = AlreadyExists desc = name conflicts with an existing object: service %s already exists", spec.Name))
+	}
+	s := &service{id: e.w.newID(), spec: spec, version: c.bump()}
+	c.services = append(c.services, s)
+	c.settle()
+	return swarm.ServiceCreateResponse{ID: s.id}, nil
+}
+
+func (e *Engine) ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, spec swarm.ServiceSpec, options swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+	defer e.end()
+	c, err := e.manage("ServiceUpdate " + serviceID)
+	if err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
+	s := c.service(serviceID)
+	switch {
+	case s == nil:
+		return swarm.ServiceUpdateResponse{}, errdefs.NotFound(fmt.Errorf("service %s not found", serviceID))
+	case version.Index != s.version:
+		return swarm.ServiceUpdateResponse{}, errSequence
+	}
+	if err := validService(spec); err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
+	s.spec, s.version = spec, c.bump()
+	c.settle()
+	return swarm.ServiceUpdateResponse{}, nil
+}
+
+func (e *Engine) ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error) {
+	defer e.end()
+	if err := e.begin("ImageInspect " + ref); err != nil {
+		return image.InspectResponse{}, err
+	}
+	id, ok := e.images[ref]
+	if !ok {
+		return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
+	}
+	return image.InspectResponse{ID: id, RepoTags: []string{ref}}, nil
+}
+
+// ImageLoad takes the tags of a `docker save` archive (gzip or not).
+func (e *Engine) ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (image.LoadResponse, error) {
+	defer e.end()
+	if err := e.begin("ImageLoad"); err != nil {
+		return image.LoadResponse{}, err
+	}
+	var r io.Reader = bufio.NewReader(input)
+	if magic, _ := r.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return image.LoadResponse{}, errdefs.InvalidParameter(err)
+		}
+		r = zr
+	}
+	var tags []string
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return image.LoadResponse{}, errdefs.InvalidParameter(err)
+		}
+		if h.Name == "manifest.json" {
+			var m []struct{ RepoTags []string }
+			if err := json.NewDecoder(tr).Decode(&m); err != nil {
+				return image.LoadResponse{}, errdefs.InvalidParameter(err)
+			}
+			for _, x := range m {
+				tags = append(tags, x.RepoTags...)
+			}
+		}
+	}
+	var out strings.Builder
+	for _, t := range tags {
+		e.images[t] = "sha256:" + e.w.newID()
+		fmt.Fprintf(&out, "{\"stream\":\"Loaded image: %s\\n\"}\n", t)
+	}
+	return image.LoadResponse{Body: io.NopCloser(strings.NewReader(out.String())), JSON: true}, nil
+}
+
+func (e *Engine) Close() error {
+	defer e.end()
+	_ = e.begin("Close")
+	return nil
+}

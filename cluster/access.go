@@ -1,0 +1,79 @@
+package cluster
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/machine"
+)
+
+// UseSecrets hands the manager the passwords of the file's machines (ssh {
+// password, sudo_password }) for this run, and the values of sensitive
+// variables to redact from every transcript and error.
+func (c *Converger) UseSecrets(spec *Spec) {
+	if c.M.Redactor != nil {
+		for _, s := range spec.Sensitive {
+			c.M.Redactor.Add(s)
+		}
+	}
+	secrets := map[string]machine.Secrets{}
+	for _, m := range spec.Machines {
+		cr, ok := m.DriverConfig.(drivers.Credentials)
+		if !ok {
+			continue
+		}
+		if p, sp := cr.Credentials(); p != nil || sp != nil {
+			secrets[m.Name] = machine.Secrets{Password: p, SudoPassword: sp}
+		}
+	}
+	c.M.MachineSecrets = secrets
+}
+
+// secretWarnings warns of a password written in the file itself, or taken
+// from a variable that is not marked sensitive: either way it would end up
+// in places a secret should not (the file in version control, output).
+func secretWarnings(body hcl.Body, driverNames []string, sensitive map[string]bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	for _, b := range sb.Blocks {
+		if b.Type != "machine" && b.Type != "defaults" {
+			continue
+		}
+		for _, nb := range b.Body.Blocks {
+			if !slices.Contains(driverNames, nb.Type) {
+				continue
+			}
+			for _, name := range []string{"password", "sudo_password"} {
+				a, ok := nb.Body.Attributes[name]
+				if !ok {
+					continue
+				}
+				rng := a.Expr.Range()
+				vars := a.Expr.Variables()
+				if len(vars) == 0 {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Password in the file",
+						Detail:  fmt.Sprintf("%s is written in the cluster file: put it in a variable with sensitive = true, given by --var-file or $%sNAME", name, EnvVarPrefix),
+						Subject: &rng})
+					continue
+				}
+				for _, v := range vars {
+					if v.RootName() != "var" || len(v) < 2 {
+						continue
+					}
+					if attr, ok := v[1].(hcl.TraverseAttr); ok && !sensitive[attr.Name] {
+						diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Password in a variable that is not sensitive",
+							Detail:  fmt.Sprintf("%s comes from variable %q: mark it sensitive = true so that its value is redacted everywhere", name, attr.Name),
+							Subject: &rng})
+					}
+				}
+			}
+		}
+	}
+	return diags
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/drivertest"
+)
+
+// The cluster command in process: the registry holds only the fake driver
+// (nothing is made), the streams are buffers.
+
+type cmdResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCluster(t *testing.T, args ...string) cmdResult {
+	t.Helper()
+	reg := drivers.NewRegistry(drivertest.NewWorld().Spec())
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), newRoot(reg), args, strings.NewReader(""), &out, &errb)
+	return cmdResult{code, out.String(), errb.String()}
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const fakeCluster = `cluster "lab" {}
+variable "workers" { default = 1 }
+defaults { driver = "fake" }
+machine "m" { role = "manager" }
+machine "w" {
+  count = var.workers
+  role  = "worker"
+}
+registry { enabled = false }
+`
+
+func TestClusterValidateInProcess(t *testing.T) {
+	file := writeFile(t, "lab.hcl", fakeCluster)
+	r := runCluster(t, "validate", file)
+	if r.code != 0 || !strings.Contains(r.stdout, `cluster "lab", 2 machines (1 managers), valid`) {
+		t.Errorf("validate: %+v", r)
+	}
+	bad := writeFile(t, "bad.hcl", strings.Replace(fakeCluster, `role = "manager"`, `role = "boss"`, 1))
+	r = runCluster(t, "validate", bad)
+	if r.code != 2 || !strings.Contains(r.stderr, bad+":4,") {
+		t.Errorf("an invalid role: exit %d, want 2 with %s:4,COL in:\n%s", r.code, bad, r.stderr)
+	}
+	if r := runCluster(t, "validate"); r.code != 2 {
+		t.Errorf("no file: exit %d, want 2 (usage)", r.code)
+	}
+}
+
+// TestClusterPlanInProcess: a plan on an empty store makes nothing, lists
+// the creations, and its apply hint repeats the variables it was given.
+func TestClusterPlanInProcess(t *testing.T) {
+	file := writeFile(t, "lab.hcl", fakeCluster)
+	storage := filepath.Join(t.TempDir(), "store")
+	r := runCluster(t, "--storage-path", storage, "--output", "plain", "plan", "--var", "workers=2", file)
+	if r.code != 0 {
+		t.Fatalf("plan: %+v", r)
+	}
+	for _, want := range []string{"w-2 (worker):", "+ create (fake)", "3 of 3 machines would change", "up --var workers=2 " + file} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(storage); !os.IsNotExist(err) {
+		t.Errorf("plan made the store: %v", err)
+	}
+	r = runCluster(t, "--storage-path", storage, "--output", "json", "plan", file)
+	var plan struct {
+		Machines []struct{ Name string }
+		Apply    string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Machines) != 2 || !strings.HasSuffix(plan.Apply, "up "+file) {
+		t.Errorf("plan --output json: %v %+v\n%s", err, plan, r.stdout)
+	}
+}
+
+func TestClusterUnlockUnknownInProcess(t *testing.T) {
+	storage := filepath.Join(t.TempDir(), "store")
+	r := runCluster(t, "--storage-path", storage, "unlock", "nothere")
+	if r.code != 1 || !strings.Contains(r.stderr, `no cluster "nothere"`) {
+		t.Errorf("unlock of an unknown cluster: %+v", r)
+	}
+	if r := runCluster(t, "--storage-path", storage, "unlock", "../x"); r.code != 2 {
+		t.Errorf("unlock ../x: exit %d, want 2", r.code)
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/spf13/cobra"
+)
+
+// Commands docker-machine users type that shoal had no use for itself.
+
+func newActive(g *globals) *cobra.Command {
+	timeout := timeoutValue(10 * time.Second)
+	cmd := &cobra.Command{
+		Use:   "active",
+		Short: "Print the name of the machine $DOCKER_HOST points at",
+		Long: `Print the name of the running machine whose engine URL is $DOCKER_HOST (set
+by 'machine env'). Exit status 1 with "No active host found" when there is none.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host := os.Getenv("DOCKER_HOST")
+			if host == "" {
+				return errors.New("No active host found")
+			}
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			names, err := m.Store.List()
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				mach, err := m.Load(n)
+				if err != nil || machine.URL(mach.Machine) != host {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(timeout))
+				st, err := mach.Driver.State(ctx)
+				cancel()
+				if err == nil && st == drivers.Running {
+					fmt.Fprintln(cmd.OutOrStdout(), n)
+					return nil
+				}
+			}
+			return errors.New("No active host found")
+		},
+	}
+	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to ask each machine's state: seconds or a duration")
+	return cmd
+}
+
+func newVersion(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version [NAME]",
+		Short: "Print machine's version, or the Docker Engine version of machine NAME",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErr("%q takes at most one machine name; see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
+			}
+			return nil
+		},
+		ValidArgsFunction: completeMachines(g, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "machine (shoal)", version)
+				return nil
+			}
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			mach, err := m.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := requireRunning(cmd.Context(), mach); err != nil {
+				return err
+			}
+			c, err := m.Connect(cmd.Context(), mach, io.Discard)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			const q = "docker version --format '{{.Server.Version}}'"
+			res, err := c.RunSudo(cmd.Context(), q)
+			if err != nil {
+				return fmt.Errorf("%s: %s: %w: %s", args[0], q, err, strings.TrimSpace(string(res.Stderr)))
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(string(res.Stdout)))
+			return nil
+		},
+	}
+}
+
+func newRegenerateCerts(g *globals) *cobra.Command {
+	var force, clientCerts bool
+	cmd := &cobra.Command{
+		Use:   "regenerate-certs [-f] [--client-certs] NAME...",
+		Short: "Issue new server certificates and install them (dockerd restarts)",
+		Long: `Issue new server certificates from the store's CA and install them; dockerd
+restarts. On a terminal it asks first unless -f; elsewhere it goes ahead (the
+machine keeps its CA, so nothing else has to change).
+--client-certs also issues a new client certificate (certs/cert.pem, key.pem).
+Unlike docker-machine it keeps the CA: all machines of a store share it and
+would otherwise all need new certificates.`,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeMachines(g, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force && cli.IsTerminal(cmd.InOrStdin()) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(args, ", "))
+				var answer string
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
+				}
+			}
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			defer m.Progress.Close()
+			for _, n := range args {
+				if _, err := m.Load(n); err != nil {
+					return err
+				}
+			}
+			if clientCerts {
+				dir := m.Store.CertsDir()
+				for _, f := range []string{certs.ClientFile, certs.ClientKeyFile} {
+					if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return err
+					}
+				}
+				// EnsureCA issues the missing client certificate again.
+				if _, err := m.CA(); err != nil {
+					return err
+				}
+			}
+			return forEach(cmd.Context(), args, m.RegenerateCerts)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask")
+	cmd.Flags().BoolVar(&clientCerts, "client-certs", false, "also issue a new client certificate (the CA stays)")
+	return cmd
+}

@@ -1,0 +1,174 @@
+// Package sshconfig reads what OpenSSH's client configuration
+// (~/.ssh/config, with its Include directives) says of a host alias:
+// HostName, User, Port, IdentityFile and ProxyJump. It decides nothing
+// else; callers let their own flags and cluster files win over it.
+package sshconfig
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	sshconfig "github.com/kevinburke/ssh_config"
+	"github.com/shoal-dev/shoal/internal/validate"
+)
+
+// Host is what the configuration sets for one alias; empty fields are not
+// set there.
+type Host struct {
+	Alias         string
+	HostName      string
+	User          string
+	Port          int
+	IdentityFiles []string // ~ and %d, %u, %h, %r, %% expanded
+	ProxyJump     string
+}
+
+// Found reports whether the configuration set anything for the alias.
+func (h Host) Found() bool {
+	return h.HostName != "" || h.User != "" || h.Port != 0 || len(h.IdentityFiles) > 0 || h.ProxyJump != ""
+}
+
+// DefaultPath is the user's configuration, ~/.ssh/config.
+func DefaultPath() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".ssh", "config")
+}
+
+// Config is one parsed configuration file.
+type Config struct {
+	path string
+	cfg  *sshconfig.Config
+}
+
+// Load parses the file at path ("" means DefaultPath). A missing default
+// file is an empty configuration; a missing named one is an error.
+func Load(path string) (*Config, error) {
+	named := path != ""
+	if !named {
+		path = DefaultPath()
+	}
+	if path == "" {
+		return &Config{}, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) && !named {
+		return &Config{path: path}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssh config: %w", err)
+	}
+	defer f.Close()
+	c, err := sshconfig.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("ssh config %s: %w", path, err)
+	}
+	return &Config{path: path, cfg: c}, nil
+}
+
+// Path is the file read.
+func (c *Config) Path() string { return c.path }
+
+// Lookup returns what the configuration says of alias, checked: a value
+// that may not reach a host is an error naming the file.
+func (c *Config) Lookup(alias string) (Host, error) {
+	h := Host{Alias: alias}
+	if c == nil || c.cfg == nil {
+		return h, nil
+	}
+	get := func(key string) string {
+		v, _ := c.cfg.Get(alias, key)
+		return strings.TrimSpace(v)
+	}
+	var errs []error
+	bad := func(key string, err error) {
+		errs = append(errs, fmt.Errorf("%s: Host %s: %s: %w", c.path, alias, key, err))
+	}
+	h.User = get("User")
+	if h.User != "" {
+		if err := validate.UserName(h.User); err != nil {
+			bad("User", err)
+		}
+	}
+	if hn := get("HostName"); hn != "" {
+		hn = strings.ReplaceAll(hn, "%h", alias)
+		if err := validate.Host(hn); err != nil {
+			bad("HostName", err)
+		}
+		h.HostName = hn
+	}
+	if p := get("Port"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err == nil {
+			err = validate.Port(n)
+		}
+		if err != nil {
+			bad("Port", fmt.Errorf("%q is not a port", p))
+		}
+		h.Port = n
+	}
+	if pj := get("ProxyJump"); pj != "" && !strings.EqualFold(pj, "none") {
+		if _, err := validate.ParseProxyJump(pj); err != nil {
+			bad("ProxyJump", err)
+		}
+		h.ProxyJump = pj
+	}
+	files, _ := c.cfg.GetAll(alias, "IdentityFile")
+	for _, f := range files {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.EqualFold(f, "none") {
+			continue
+		}
+		h.IdentityFiles = append(h.IdentityFiles, expand(f, alias, h))
+	}
+	return h, errors.Join(errs...)
+}
+
+// expand does what OpenSSH does to an IdentityFile: a leading ~ and the
+// tokens %d (home), %u (local user), %h (host), %r (remote user), %%.
+func expand(p, alias string, h Host) string {
+	home, _ := os.UserHomeDir()
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	}
+	host := h.HostName
+	if host == "" {
+		host = alias
+	}
+	local := ""
+	if u, err := user.Current(); err == nil {
+		local = u.Username
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+1 == len(p) {
+			b.WriteByte(p[i])
+			continue
+		}
+		i++
+		switch p[i] {
+		case 'd':
+			b.WriteString(home)
+		case 'u':
+			b.WriteString(local)
+		case 'h':
+			b.WriteString(host)
+		case 'r':
+			b.WriteString(h.User)
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(p[i])
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,164 @@
+package sshrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// JumpPool holds the connections to jump hosts of one run, so that every
+// machine behind a jump host shares one connection to it. It is safe for
+// concurrent use; Close ends them all.
+type JumpPool struct {
+	mu      sync.Mutex
+	entries map[string]*jumpEntry
+	closed  bool
+}
+
+type jumpEntry struct {
+	mu     sync.Mutex // held while connecting, so one connection is made
+	client *Client
+}
+
+// NewJumpPool returns an empty pool.
+func NewJumpPool() *JumpPool { return &JumpPool{entries: map[string]*jumpEntry{}} }
+
+// Dialer returns a Config.Dial that reaches addresses through the chain of
+// hops, first hop first (each hop's own Dial is ignored: the chain decides).
+// With no hops it returns nil (connect directly).
+func (p *JumpPool) Dialer(hops []Config) func(ctx context.Context, addr string) (net.Conn, error) {
+	if len(hops) == 0 {
+		return nil
+	}
+	hops = append([]Config(nil), hops...)
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := p.client(ctx, hops)
+		if err != nil {
+			return nil, err
+		}
+		return c.DialTCP(ctx, addr)
+	}
+}
+
+// chainKey names a chain by its hops as user@host:port.
+func chainKey(hops []Config) string {
+	parts := make([]string, len(hops))
+	for i, h := range hops {
+		parts[i] = h.User + "@" + net.JoinHostPort(h.Host, strconv.Itoa(h.port()))
+	}
+	return strings.Join(parts, ",")
+}
+
+// client returns the connection to the last hop, made through the ones
+// before it, reusing a live one.
+func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
+	key := chainKey(hops)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("ssh: jump host pool is closed")
+	}
+	e := p.entries[key]
+	if e == nil {
+		e = &jumpEntry{}
+		p.entries[key] = e
+	}
+	p.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil && !e.client.isClosed() {
+		return e.client, nil
+	}
+	last := hops[len(hops)-1]
+	last.Dial = p.Dialer(hops[:len(hops)-1])
+	c, err := Dial(ctx, last)
+	if err != nil {
+		return nil, fmt.Errorf("jump host %s: %w", last.User+"@"+net.JoinHostPort(last.Host, strconv.Itoa(last.port())), err)
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		c.Close()
+		return nil, errors.New("ssh: jump host pool is closed")
+	}
+	e.client = c
+	// A jump host that goes away is dialled anew by the next machine.
+	go func() {
+		_ = c.conn.Wait()
+		c.Close()
+	}()
+	return c, nil
+}
+
+// Close closes every jump host connection.
+func (p *JumpPool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	entries := p.entries
+	p.entries = map[string]*jumpEntry{}
+	p.mu.Unlock()
+	var errs []error
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.client != nil {
+			if err := e.client.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+			e.client = nil
+		}
+		e.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Connections counts the live jump host connections.
+func (p *JumpPool) Connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, e := range p.entries {
+		e.mu.Lock()
+		if e.client != nil && !e.client.isClosed() {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	return n
+}
+
+// DialTCP opens a TCP connection from the host to addr through this SSH
+// connection (direct-tcpip), as a jump host does.
+func (c *Client) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := c.conn.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if lost := c.lostErr(); lost != nil {
+			return nil, fmt.Errorf("through %s to %s: %w (%w)", c.cfg.Host, addr, lost, err)
+		}
+		return nil, fmt.Errorf("through %s to %s: %w", c.cfg.Host, addr, err)
+	}
+	return conn, nil
+}
+
+func (c *Client) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return c.lostErr() != nil
+	}
+}
+
+// jumpRetryable: the jump host could not reach the target (yet), as a
+// refused or timed-out TCP connect would say directly.
+func jumpRetryable(err error) bool {
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed
+}

@@ -1,0 +1,71 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/shoal-dev/shoal/templates"
+)
+
+// envDropInPath holds dockerd's environment (--engine-env): a drop-in of
+// its own, so that the TLS drop-in stays as it is.
+const envDropInPath = dropInDir + "/shoal-env.conf"
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidateEnv checks --engine-env K=V values: a variable name, and nothing
+// systemd could not hold on one line.
+func ValidateEnv(env []string) error {
+	for _, kv := range env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || !envNameRE.MatchString(k) {
+			return fmt.Errorf("--engine-env %q: want NAME=VALUE with NAME made of letters, digits and _", kv)
+		}
+		if strings.ContainsAny(kv, "\n\r\x00") {
+			return fmt.Errorf("--engine-env %s: the value has a line break", k)
+		}
+	}
+	return nil
+}
+
+// EnvDropIn is the drop-in (templates/dockerd) that gives dockerd the
+// variables env.
+func EnvDropIn(env []string) (string, error) { return templates.DockerdEnvDropIn(env) }
+
+// engineEnvStep writes the environment drop-in. It runs only for a machine
+// with --engine-env, so other machines' runs stay as they were.
+type engineEnvStep struct{}
+
+func (engineEnvStep) Name() string { return "docker-env" }
+
+func (engineEnvStep) Check(ctx context.Context, h *Host) (bool, error) {
+	if len(h.Spec.DockerEnv) == 0 {
+		return false, nil
+	}
+	want, err := EnvDropIn(h.Spec.DockerEnv)
+	if err != nil {
+		return false, err
+	}
+	res, err := h.R.RunSudo(ctx, "cat "+envDropInPath+" 2>/dev/null || true")
+	if err != nil {
+		return false, err
+	}
+	return string(res.Stdout) != want, nil
+}
+
+func (engineEnvStep) Apply(ctx context.Context, h *Host) error {
+	dropIn, err := EnvDropIn(h.Spec.DockerEnv)
+	if err != nil {
+		return err
+	}
+	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+dropInDir); err != nil {
+		return err
+	}
+	if err := h.R.WriteFile(ctx, envDropInPath, []byte(dropIn), 0o644, ""); err != nil {
+		return err
+	}
+	h.reload, h.restart = true, true
+	return nil
+}

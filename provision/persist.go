@@ -1,0 +1,185 @@
+package provision
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// What shoal leaves on a host so that its settings survive a reboot that
+// rewrites them: Docker rewrites a container host's /etc/hosts and
+// /etc/hostname at every start, cloud-init with manage_etc_hosts: true or
+// preserve_hostname: false does so on VMs. A small unit puts them back at
+// boot, before dockerd starts (dockerd takes its node's hostname then), from
+// copies kept in /etc/shoal; and cloud-init is told, in its own
+// configuration, to leave them alone.
+const (
+	PersistDir      = "/etc/shoal"
+	persistHostname = PersistDir + "/hostname"
+	persistBlock    = PersistDir + "/hosts.block"
+	persistScript   = PersistDir + "/restore"
+	PersistUnitName = "shoal-restore.service"
+	persistUnit     = "/etc/systemd/system/" + PersistUnitName
+	cloudInitCfg    = "/etc/cloud/cloud.cfg.d/99-shoal.cfg"
+)
+
+// PersistFile is one file the restore needs.
+type PersistFile struct {
+	Path string
+	Data []byte
+	Mode fs.FileMode
+}
+
+// hostsBlock is the cluster block exactly as EditHosts writes it ("" when
+// there are no entries).
+func hostsBlock(entries []HostEntry) (string, error) {
+	if len(entries) == 0 {
+		return "", nil
+	}
+	full, err := EditHosts("", "x", entries)
+	if err != nil {
+		return "", err
+	}
+	_, block, _ := strings.Cut(full, "\n") // drop the 127.0.1.1 line
+	return block, nil
+}
+
+// PersistFiles lists what the host must hold; cloudInit says whether the
+// host has cloud-init (/etc/cloud).
+func PersistFiles(hostname string, entries []HostEntry, cloudInit bool) ([]PersistFile, error) {
+	block, err := hostsBlock(entries)
+	if err != nil {
+		return nil, err
+	}
+	files := []PersistFile{
+		{Path: persistHostname, Data: []byte(hostname + "\n"), Mode: 0o644},
+		{Path: persistBlock, Data: []byte(block), Mode: 0o644},
+		{Path: persistScript, Data: []byte(restoreScript()), Mode: 0o755},
+		{Path: persistUnit, Data: []byte(restoreUnit), Mode: 0o644},
+	}
+	if cloudInit {
+		files = append(files, PersistFile{Path: cloudInitCfg, Data: []byte(cloudInitConfig), Mode: 0o644})
+	}
+	return files, nil
+}
+
+const cloudInitConfig = `# Written by shoal: the hostname and the /etc/hosts block are shoal's.
+manage_etc_hosts: false
+preserve_hostname: true
+`
+
+const restoreUnit = `# Written by shoal: puts back the hostname and the cluster block of
+# /etc/hosts that shoal set, when the boot rewrote them (a container's
+# runtime, cloud-init).
+[Unit]
+Description=Restore the hostname and /etc/hosts block set by shoal
+DefaultDependencies=no
+After=local-fs.target cloud-init-local.service cloud-init.service
+Before=docker.service network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh ` + persistScript + `
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target docker.service
+`
+
+// hostsAwk is EditHosts in awk: it runs on the host at boot, where shoal is
+// not. hn is the hostname, blockfile the cluster block; stdin /etc/hosts.
+// TestHostsAwkMatchesEditHosts holds the two together.
+const hostsAwk = `
+function trim(s) { sub(/^[ \t\r\n]+/, "", s); sub(/[ \t\r\n]+$/, "", s); return s }
+{ line[NR] = $0 }
+END {
+	n = NR
+	k = 0; inb = 0
+	for (i = 1; i <= n; i++) {
+		t = trim(line[i])
+		if (t == begin) { inb = 1; continue }
+		if (t == end && inb) { inb = 0; continue }
+		if (!inb) kept[++k] = line[i]
+	}
+	lo = "127.0.1.1\t" hn; found = 0; at = 0
+	for (i = 1; i <= k; i++) {
+		nf = split(kept[i], f, /[ \t\r\n\v\f]+/)
+		j = 1; if (nf > 0 && f[1] == "") j = 2
+		if (nf < j || substr(f[j], 1, 1) == "#") continue
+		if (f[j] == "127.0.1.1") {
+			found = 1; has = 0
+			for (m = j + 1; m <= nf; m++) if (f[m] == hn) has = 1
+			if (!has) kept[i] = lo
+		}
+		if (f[j] == "127.0.0.1" && at == 0) at = i + 1
+	}
+	if (!found) {
+		if (at == 0) at = k + 1
+		for (i = k; i >= at; i--) kept[i + 1] = kept[i]
+		kept[at] = lo; k++
+	}
+	for (i = 1; i <= k; i++) print kept[i]
+	while ((getline l < blockfile) > 0) print l
+}
+`
+
+func restoreScript() string {
+	return `#!/bin/sh
+# Written by shoal (see ` + persistUnit + `).
+d=` + PersistDir + `
+if [ -s "$d/hostname" ]; then
+	n=$(cat "$d/hostname")
+	[ "$(hostname)" = "$n" ] || hostname "$n" || echo "shoal: cannot set the hostname $n" >&2
+	[ "$(cat /etc/hostname 2>/dev/null)" = "$n" ] || printf '%s\n' "$n" > /etc/hostname
+	t=$(mktemp) || exit 1
+	awk -v hn="$n" -v begin='` + hostsBegin + `' -v end='` + hostsEnd + `' -v blockfile="$d/hosts.block" '` + hostsAwk + `' /etc/hosts > "$t" &&
+		{ cmp -s "$t" /etc/hosts || cat "$t" > /etc/hosts; }
+	rm -f "$t"
+fi
+exit 0
+`
+}
+
+// persistProbe prints the checksums of the files, whether the unit is
+// enabled, and whether cloud-init is there. It only reads.
+func PersistProbe() string {
+	return "sha256sum " + strings.Join([]string{persistHostname, persistBlock, persistScript, persistUnit, cloudInitCfg}, " ") +
+		" 2>/dev/null; echo '@@enabled'; systemctl is-enabled " + PersistUnitName + " 2>/dev/null; echo '@@cloud'; test -d /etc/cloud && echo yes; true"
+}
+
+// PersistChanges reads the probe's output and returns the files to write
+// and whether the unit must be enabled.
+func PersistChanges(probe, hostname string, entries []HostEntry) (write []PersistFile, enable bool, err error) {
+	sums, rest, _ := strings.Cut(probe, "@@enabled\n")
+	enabled, cloud, _ := strings.Cut(rest, "@@cloud\n")
+	have := map[string]string{}
+	for _, l := range strings.Split(sums, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			have[f[1]] = f[0]
+		}
+	}
+	files, err := PersistFiles(hostname, entries, strings.TrimSpace(cloud) == "yes")
+	if err != nil {
+		return nil, false, err
+	}
+	for _, f := range files {
+		sum := sha256.Sum256(f.Data)
+		if have[f.Path] != hex.EncodeToString(sum[:]) {
+			write = append(write, f)
+		}
+	}
+	unitChanged := false
+	for _, f := range write {
+		if f.Path == persistUnit {
+			unitChanged = true
+		}
+	}
+	return write, unitChanged || strings.TrimSpace(enabled) != "enabled", nil
+}
+
+// PersistEnable makes systemd read the unit and start it at boot.
+func PersistEnable() string {
+	return fmt.Sprintf("systemctl daemon-reload && systemctl enable %s", PersistUnitName)
+}
