@@ -239,11 +239,13 @@ func PutSwarmState(ctx context.Context, n *Node, write func(ctx context.Context,
 
 // GoneManagers are the manager entries other than self that a restored
 // swarm of one manager carries from before: none of them is in its Raft
-// group any more, so they are demoted and removed before others join.
+// group (unreachable), so they are removed before others join. Managers
+// that joined the restored swarm since (a restore run again) are reachable
+// and stay.
 func GoneManagers(members []Member, self string) []Member {
 	var out []Member
 	for _, m := range members {
-		if m.ID != self && m.Role == RoleManager {
+		if m.ID != self && m.Role == RoleManager && !m.Reachable {
 			out = append(out, m)
 		}
 	}

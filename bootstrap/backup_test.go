@@ -45,6 +45,7 @@ func TestGoneManagers(t *testing.T) {
 		{ID: "self", Role: RoleManager, Reachable: true},
 		{ID: "m2", Role: RoleManager},
 		{ID: "m3", Role: RoleManager},
+		{ID: "n2", Role: RoleManager, Reachable: true}, // joined the restored swarm
 		{ID: "w1", Role: RoleWorker},
 	}
 	var ids []string
