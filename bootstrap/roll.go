@@ -274,7 +274,7 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		}
 	}
 	for _, t := range batch {
-		if err := waitRollDrained(ctx, mgr, t.NodeID, t.Node.Hostname, drainTimeout); err != nil {
+		if err := waitRollDrained(ctx, mgr, t.NodeID, t.Node.Hostname, back, drainTimeout); err != nil {
 			return fail(t, StepDrain, err)
 		}
 		r.event(t.Node.Name, "roll-drain", ui.Changed, "its tasks run elsewhere")
@@ -331,7 +331,7 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 	if err := r.spreadBack(ctx, mgr, batch, back); err != nil {
 		return fail(batch[len(batch)-1], StepTasks, err)
 	}
-	if err := WaitTasks(ctx, mgr, drainTimeout); err != nil {
+	if err := WaitTasks(ctx, mgr, back, drainTimeout); err != nil {
 		return fail(batch[len(batch)-1], StepTasks, err)
 	}
 	return nil
@@ -415,13 +415,14 @@ func firstRollError(err error) error {
 	return err
 }
 
-// WaitTasks waits until every task the swarm wants running runs.
-func WaitTasks(ctx context.Context, mgr *Node, timeout time.Duration) error {
+// WaitTasks waits until every task of the services (nil: of every service)
+// that the swarm wants running runs.
+func WaitTasks(ctx context.Context, mgr *Node, services map[string]bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-		if err == nil && allRunning(tasks) {
+		if err == nil && allRunning(tasks, services) {
 			return nil
 		}
 		select {
@@ -478,10 +479,15 @@ func Pinned(spec swarm.ServiceSpec, hostname, id string) bool {
 	return false
 }
 
-// rollDrained: no task runs on the node, and every task wanted running
-// runs, except those of services pinned to the node.
-func rollDrained(tasks []swarm.Task, onNode []swarm.Task, id string, pinned func(serviceID string) bool) bool {
+// rollDrained: no task runs on the node, and every task of the node's
+// services (those that ran there) wanted running runs, except those of
+// services pinned to the node. Other services' tasks, pending for reasons
+// of their own, do not hold the roll up.
+func rollDrained(tasks []swarm.Task, onNode []swarm.Task, id string, services map[string]bool, pinned func(serviceID string) bool) bool {
 	for _, t := range tasks {
+		if !services[t.ServiceID] {
+			continue
+		}
 		if t.NodeID == id && t.Status.State == swarm.TaskStateRunning {
 			return false
 		}
@@ -492,7 +498,7 @@ func rollDrained(tasks []swarm.Task, onNode []swarm.Task, id string, pinned func
 	return !anyRunning(onNode)
 }
 
-func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, timeout time.Duration) error {
+func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, services map[string]bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	pinnedCache := map[string]bool{}
@@ -511,7 +517,7 @@ func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, timeou
 		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
 		if err == nil {
 			onNode, err2 := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
-			if err2 == nil && rollDrained(tasks, onNode, id, pinned) {
+			if err2 == nil && rollDrained(tasks, onNode, id, services, pinned) {
 				return nil
 			}
 		}
@@ -523,9 +529,12 @@ func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, timeou
 	}
 }
 
-// allRunning: every task wanted running runs.
-func allRunning(tasks []swarm.Task) bool {
+// allRunning: every task of the services (nil: all) wanted running runs.
+func allRunning(tasks []swarm.Task, services map[string]bool) bool {
 	for _, t := range tasks {
+		if services != nil && !services[t.ServiceID] {
+			continue
+		}
 		if t.Status.State != swarm.TaskStateRunning {
 			return false
 		}

@@ -129,8 +129,10 @@ func TestRollDrained(t *testing.T) {
 		{"new task not running yet", []swarm.Task{task("w1", "web", swarm.TaskStatePreparing)}, nil, false},
 		{"pinned service waits for the node", []swarm.Task{task("", "registry", swarm.TaskStatePending), task("w1", "web", swarm.TaskStateRunning)}, nil, true},
 		{"old task still stopping", []swarm.Task{task("w1", "web", swarm.TaskStateRunning)}, []swarm.Task{task("n", "web", swarm.TaskStateRunning)}, false},
+		{"another service's pending task does not count", []swarm.Task{task("", "other", swarm.TaskStatePending), task("w1", "web", swarm.TaskStateRunning)}, nil, true},
 	} {
-		if got := rollDrained(tc.tasks, tc.onNode, "n", pinned); got != tc.want {
+		services := map[string]bool{"web": true, "registry": true}
+		if got := rollDrained(tc.tasks, tc.onNode, "n", services, pinned); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
