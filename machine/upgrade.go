@@ -177,14 +177,17 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		h.Spec.Install.Mode = "skip"
 		h.Spec.TLS = nil
 	}
-	if rep, err = provision.Apply(ctx, h, progress); err != nil {
-		return rep, held, why, err
-	}
-	// What was set must survive a reboot that rewrites it (persist.go).
+	// What is set must survive a reboot that rewrites it (persist.go). The
+	// copies are written first: the restore unit runs when dockerd starts,
+	// and a restart in this run must put back the new /etc/hosts block, not
+	// the last run's.
 	changed, err := persist(ctx, client, spec, true)
 	if err != nil {
 		progress(persistStep, ui.Failed, err.Error())
-		return rep, held, why, fmt.Errorf("%s: %w", mach.Name, err)
+		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	if rep, err = provision.Apply(ctx, h, progress); err != nil {
+		return rep, held, why, err
 	}
 	progress(persistStep, status(changed), "")
 	if changed {
