@@ -456,6 +456,15 @@ func build(raw *file, body hcl.Body, baseDir string, ctx *hcl.EvalContext, reg *
 		spec.Autolock = sb.Autolock != nil && *sb.Autolock
 		spec.AutoUnlock = sb.AutoUnlock != nil && *sb.AutoUnlock
 		spec.ForceRejoin = sb.ForceRejoin != nil && *sb.ForceRejoin
+		if sb.MaxUnavailable != nil {
+			spec.MaxUnavailable = *sb.MaxUnavailable
+			if spec.MaxUnavailable < 1 || spec.MaxUnavailable > 100 {
+				diags = append(diags, errAt(attrRange(body, "swarm", 0, "max_unavailable"), "Invalid max_unavailable", "max_unavailable must be 1 to 100, not %d", spec.MaxUnavailable))
+			}
+		}
+	}
+	if spec.MaxUnavailable == 0 {
+		spec.MaxUnavailable = 1
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if len(managers) > 0 {

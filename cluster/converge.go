@@ -27,6 +27,8 @@ type Converger struct {
 	Force bool
 	// DrainTimeout bounds the wait for a leaving node's tasks to move.
 	DrainTimeout time.Duration
+	// restore, during Restore, is the backup the swarm comes from.
+	restore *Backup
 }
 
 // NodeResult is one row of the summary.
@@ -61,6 +63,10 @@ type host struct {
 	state   bootstrap.State
 	log     *os.File
 	changed bool
+	// held: the host is a swarm node whose engine changes; provisioning
+	// kept its engine and the roll installs the new one.
+	held    bool
+	heldWhy string
 	// restarted: provisioning restarted dockerd in this run.
 	restarted bool
 	// unlock releases the machine's lock, held from its create to the end
@@ -234,6 +240,11 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 	}
 
+	// Certificates that expire soon are renewed before anything uses them.
+	if _, err := c.M.RenewCerts(time.Now()); err != nil {
+		return res, err
+	}
+
 	// 2. Provisioning, in parallel, each host on its one connection.
 	t = time.Now()
 	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
@@ -249,10 +260,11 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 			return err
 		}
 		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
+		rep, held, why, err := c.M.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h))
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
+		h.held, h.heldWhy = held, why
 		if len(rep.Changed) > 0 {
 			h.changed = true
 		}
@@ -282,12 +294,20 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		return res, err
 	}
 
-	// 3. The swarm.
+	// 3. The swarm (from a backup, when restoring).
 	t = time.Now()
+	if c.restore != nil {
+		if err := c.restoreSwarm(ctx, hosts, leader); err != nil {
+			return res, err
+		}
+	}
 	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
 	if err == nil && len(leaving) > 0 {
 		err = c.retire(ctx, leaderHost, leaving)
 		changed = true
+	}
+	if err == nil && c.restore != nil {
+		err = c.labelsBack(ctx, leaderHost)
 	}
 	res.Stages["swarm"] = time.Since(t)
 	if err != nil {

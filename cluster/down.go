@@ -196,8 +196,10 @@ type NodeStatus struct {
 	Swarm         string `json:"swarm"`
 	NodeID        string `json:"nodeID,omitempty"`
 	DockerVersion string `json:"dockerVersion,omitempty"`
-	Reachable     bool   `json:"reachable"`
-	Error         string `json:"error,omitempty"`
+	// Certs is when the node's TLS certificate (or the CA) expires.
+	Certs     string `json:"certs,omitempty"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Status probes every machine of a cluster in parallel.
@@ -233,6 +235,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 		}
 		ns.Address = mach.Address
 		ns.Role = roleOf(mach)
+		ns.Certs = c.M.CertExpiry(mach.Machine, time.Now())
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		h.client, err = c.M.Connect(cctx, mach, io.Discard)

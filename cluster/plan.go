@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -30,6 +31,9 @@ type PlanResult struct {
 	Leaving  []MachinePlan `json:"leaving"`
 	Refusals []string      `json:"refusals"`
 	Warnings []string      `json:"warnings"`
+	// Roll is the order in which engine changes go through the swarm's
+	// nodes: "m1, then w1, then w2" ("" when none).
+	Roll string `json:"roll,omitempty"`
 }
 
 // Changes counts the machines that would change.
@@ -79,6 +83,9 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			p.Actions = append(p.Actions, "start")
 			return nil
 		}
+		// The plan is of the file's engine settings, not the stored ones.
+		e := &mach.Engine
+		e.Install, e.Version, e.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
 		h.mach = mach
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -152,6 +159,32 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 				}
 			}
 		}
+	}
+	// Engine changes of swarm nodes go in the roll, one batch at a time.
+	for _, h := range existing {
+		p := &plans[indexOf(hosts, h)]
+		for i, a := range p.Actions {
+			if (a == "provision: docker-install" || a == "provision: docker-tls") && h.state.Active() {
+				h.held = true
+				p.Actions[i] = a + " in the roll (drain, change, restart dockerd, Ready, active again)"
+			}
+		}
+	}
+	if anchor != nil {
+		var ah *host
+		for _, h := range existing {
+			if h.node == anchor {
+				ah = h
+			}
+		}
+		if ah != nil {
+			res.Roll = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, ah, existing)), spec.MaxUnavailable))
+		}
+	}
+	if due, err := certs.DueIn(c.M.Store.CertsDir(), time.Now()); err == nil && due.CA {
+		res.Warnings = append(res.Warnings, "the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time")
+	} else if err == nil && due.Client {
+		res.Warnings = append(res.Warnings, "the client certificate expires within 30 days: up issues a new one")
 	}
 	leaving, err := c.leaving(spec)
 	if err != nil {

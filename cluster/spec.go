@@ -99,6 +99,8 @@ type swarmBlock struct {
 	Autolock    *bool `hcl:"autolock,optional"`
 	AutoUnlock  *bool `hcl:"auto_unlock,optional"`
 	ForceRejoin *bool `hcl:"force_rejoin,optional"`
+	// MaxUnavailable is how many workers a roll takes down at once.
+	MaxUnavailable *int `hcl:"max_unavailable,optional"`
 }
 
 type registryBlock struct {
@@ -160,6 +162,9 @@ type Spec struct {
 	AutoUnlock bool
 	// ForceRejoin lets nodes of another swarm leave it and join this one.
 	ForceRejoin bool
+	// MaxUnavailable is how many workers a roll (an engine change) drains
+	// at once; managers go one at a time.
+	MaxUnavailable int
 	// Warnings are diagnostics that do not stop the run.
 	Warnings hcl.Diagnostics
 	// Files are the parsed sources, for printing diagnostics.

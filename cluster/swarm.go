@@ -90,6 +90,14 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 		changed = true
 		ev(leader, "swarm-autolock", ui.Changed, fmt.Sprintf("autolock=%v", spec.Autolock))
 	}
+	// Changes that restart dockerd go one node at a time (and nodes a
+	// stopped roll left drained are made active), before the registry's
+	// check: its node may be one of them.
+	rolled, err := c.roll(ctx, spec, hosts, leader, "cluster up "+shell.Word(spec.File))
+	if err != nil {
+		return false, leader, out.ClusterID, err
+	}
+	changed = changed || rolled
 	if !spec.Registry.Enabled {
 		return changed, leader, out.ClusterID, nil
 	}

@@ -24,6 +24,8 @@ type Info struct {
 	Cluster       string `json:"Cluster,omitempty"`
 	// ResponseTime is how long the probe took.
 	ResponseTime time.Duration `json:"ResponseTime"`
+	// Certs is when the machine's TLS certificate (or the CA) expires.
+	Certs string `json:"Certs,omitempty"`
 }
 
 // List describes every machine, probing the running ones in parallel (each
@@ -65,6 +67,7 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 	info.Cluster = mach.Cluster
 	info.URL = URL(mach.Machine)
 	info.Swarm = swarmColumn(mach.Machine)
+	info.Certs = m.CertExpiry(mach.Machine, time.Now())
 	st, err := mach.Driver.State(ctx)
 	info.State = string(st)
 	if err != nil {

@@ -370,6 +370,9 @@ func (m *Manager) Provision(ctx context.Context, name string) (*Machine, error) 
 }
 
 func (m *Manager) provision(ctx context.Context, mach *Machine) error {
+	if _, err := m.RenewCerts(time.Now()); err != nil {
+		return err
+	}
 	logf, err := m.OpenLog(mach)
 	if err != nil {
 		return err
@@ -402,37 +405,8 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 
 // ProvisionWith provisions the machine over an open connection.
 func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
-	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
-		if old := mach.SSH.HostKeyFingerprint; old != "" {
-			// Only when the pin was removed by hand (as the host key
-			// error says to): never silently.
-			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
-		}
-		mach.SSH.HostKeyFingerprint = fp
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return nil, err
-		}
-	}
-	spec, err := m.provisionSpec(mach)
-	if err != nil {
-		return nil, err
-	}
-	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	rep, err := provision.Provision(ctx, client, spec, progress)
-	if err != nil {
-		return rep, err
-	}
-	// What was set must survive a reboot that rewrites it (persist.go).
-	changed, err := persist(ctx, client, spec, true)
-	if err != nil {
-		progress(persistStep, ui.Failed, err.Error())
-		return rep, fmt.Errorf("%s: %w", mach.Name, err)
-	}
-	progress(persistStep, status(changed), "")
-	if changed {
-		rep.Changed = append(rep.Changed, persistStep)
-	}
-	return rep, nil
+	rep, _, _, err := m.ProvisionHolding(ctx, mach, client, nil)
+	return rep, err
 }
 
 // provisionSpec turns the stored machine into what provisioning wants.

@@ -32,9 +32,18 @@ func (f *Facts) Has(cmd string) bool {
 
 var versionRE = regexp.MustCompile(`\d+\.\d+\.\d+`)
 
-// DockerVersion is the installed engine's version ("" when none).
+// DockerVersion is the installed engine's version ("" when none): the
+// package's version when a Debian package of it is installed (that is what
+// a pinned install asks apt for), else what dockerd says.
 func (f *Facts) DockerVersion() string {
-	return versionRE.FindString(f.Section("docker-version"))
+	v := versionRE.FindString(f.Section("docker-version"))
+	if v == "" {
+		return ""
+	}
+	if p := versionRE.FindString(f.Section("docker-package")); p != "" {
+		return p
+	}
+	return v
 }
 
 // UserGroups returns the user's groups, and whether the user exists.
@@ -79,6 +88,9 @@ func factsScript(dockerUser, addr string) string {
 		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done"},
 		// CentOS 7's own docker package names its daemon dockerd-current.
 		{"docker-version", "dockerd --version || dockerd-current --version"},
+		// The Debian package's version: a re-built package of the same
+		// binaries (a local repository) has its own.
+		{"docker-package", "dpkg-query -W -f '${Status} ${Version}\\n' docker-ce docker.io | sed -n 's/^install ok installed //p'"},
 		// One rpm call answers for every package the RHEL family cares
 		// about; a missing one prints "package X is not installed".
 		{"rpm", "rpm -q --qf '%{NAME}\\n' " + rpmProbe},

@@ -127,6 +127,21 @@ func FuzzParseFacts(f *testing.F) {
 	})
 }
 
+func TestDockerVersionPrefersThePackage(t *testing.T) {
+	for _, tc := range []struct{ dockerd, pkg, want string }{
+		{"Docker version 20.10.24+dfsg1, build 297e128", "20.10.99+dfsg1-1\n", "20.10.99"},
+		{"Docker version 24.0.9, build 2936816", "5:24.0.9-1~debian.12~bookworm\n", "24.0.9"},
+		{"Docker version 20.10.24+dfsg1, build 297e128", "", "20.10.24"},
+		// A package without a binary on the PATH is no engine.
+		{"", "20.10.24+dfsg1-1\n", ""},
+	} {
+		f := &Facts{sections: map[string]string{"docker-version": tc.dockerd, "docker-package": tc.pkg}}
+		if got := f.DockerVersion(); got != tc.want {
+			t.Errorf("dockerd %q package %q: %q, want %q", tc.dockerd, tc.pkg, got, tc.want)
+		}
+	}
+}
+
 // TestReachAwk runs the probe's awk program over repository files here:
 // the scheme://host of each enabled repository that is not Docker's, once
 // per repository (the first URL), with dnf's ways of saying enabled.

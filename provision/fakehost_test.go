@@ -916,6 +916,9 @@ func (h *fakeHost) section(name, script string) string {
 		if h.docker != "" {
 			return lines("Docker version " + h.docker + ", build 0123abc")
 		}
+	case "docker-package":
+		// The fakes' engines come from packages whose version is dockerd's.
+		return ""
 	case "rpm":
 		if !h.commands["rpm"] {
 			return ""

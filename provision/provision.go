@@ -201,6 +201,16 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		return nil, err
 	}
 	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	return Apply(ctx, h, progress)
+}
+
+// Apply runs every step on a prepared host (Prepare read its facts; the
+// caller may have changed h.Spec since, from what Plan said).
+func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
+	if progress == nil {
+		progress = func(string, ui.Status, string) {}
+	}
+	r := h.R
 	h.progress = progress
 	for _, w := range warnings(h) {
 		progress(w.step, ui.Info, w.text)
@@ -237,4 +247,17 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 	rep.DockerVersion = version
 	progress("docker-info", ui.Unchanged, "Docker "+version)
 	return rep, nil
+}
+
+// EngineChange tells whether provisioning would install Docker on a host
+// that has it already (another version or source asked for), and the
+// versions: a change that restarts dockerd, which a swarm node takes one
+// at a time.
+func EngineChange(h *Host) (have, want string, change bool, err error) {
+	have = h.Facts.DockerVersion()
+	src, err := (installStep{}).source(h)
+	if err != nil || have == "" {
+		return have, h.Spec.Install.Version, false, err
+	}
+	return have, h.Spec.Install.Version, src != "", nil
 }

@@ -105,6 +105,8 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
+	pid := h.Facts.Section("dockerd-pid")
+	running := h.Facts.Section("active") == "active" && pid != "" && pid != "0"
 	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
 		return err
 	}
@@ -127,6 +129,11 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 		return err
 	}
 	h.Facts = f
+	// A running dockerd that the package's scripts did not restart still
+	// runs the old binary: the service step restarts it (once).
+	if running && f.Section("dockerd-pid") == pid {
+		h.restart = true
+	}
 	if v := f.DockerVersion(); v == "" {
 		return fmt.Errorf("Docker was installed from %s but dockerd is not on the PATH", src)
 	} else if h.Spec.Install.Version != "" && !versionMatches(v, h.Spec.Install.Version) {
@@ -374,7 +381,14 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	} else {
 		cmds = append(cmds, "systemctl start docker")
 	}
-	if _, err := h.R.RunSudo(ctx, strings.Join(cmds, " && ")); err != nil {
+	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
+	if err != nil && h.restart && strings.Contains(err.Error(), "attempted too often") {
+		// systemd's start limit (docker.service: 3 starts a minute) counts
+		// the restarts of a roll or a renewal right after another: the
+		// counter is reset and the restart tried once more.
+		_, err = h.R.RunSudo(ctx, "systemctl reset-failed docker.service docker.socket; systemctl restart docker")
+	}
+	if err != nil {
 		// The unit's own words say why dockerd did not come up.
 		if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
 			return fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)

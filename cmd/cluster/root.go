@@ -78,7 +78,7 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
 	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")
 	pf.IntVar(&g.parallel, "parallel", 8, "how many hosts to work on at once")
-	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUnlock(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
+	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUpgrade(g), newBackup(g), newRestore(g), newRotate(g), newUnlock(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
 		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})
@@ -169,6 +169,9 @@ func newPlan(g *globals) *cobra.Command {
 			}
 			for _, p := range plan.Leaving {
 				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, strings.Join(p.Actions, ", "))
+			}
+			if plan.Roll != "" {
+				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
 			for _, w := range plan.Warnings {
 				fmt.Fprintf(out, "warning: %s\n", w)
@@ -316,7 +319,7 @@ func newDown(g *globals) *cobra.Command {
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:               "status FILE|NAME",
-		Short:             "Per node: address, role, swarm state, Docker version, reachable or not",
+		Short:             "Per node: address, role, swarm state, Docker version, when its TLS certificates expire, reachable or not",
 		Args:              oneArg,
 		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -341,9 +344,9 @@ func newStatus(g *globals) *cobra.Command {
 				return writeJSON(out, map[string]any{"cluster": name, "nodes": nodes})
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tREACHABLE\tERROR")
+			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Reachable, n.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, n.Reachable, n.Error)
 			}
 			return tw.Flush()
 		},

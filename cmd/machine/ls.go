@@ -61,7 +61,7 @@ func newLs(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER ERRORS",
+		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER CERTS ERRORS",
 		Long: `List machines. Running machines are probed in parallel (SSH, docker version).
 Filters, as docker-machine's: driver=NAME, state=Running|Stopped|...,
 name=REGEXP, label=K=V (an engine label), swarm=MASTER, and cluster=NAME;
@@ -70,9 +70,9 @@ The active machine (*) is the one $DOCKER_HOST points at (else the one
 $DOCKER_MACHINE_NAME names).
 --format takes a Go template over docker-machine's fields: .Name .Active
 .ActiveHost .ActiveSwarm .DriverName .State .URL .Swarm .SwarmOptions
-.EngineOptions .DockerVersion .Error .ResponseTime, and shoal's .Cluster; a
-"table " prefix prints a header row and aligns the columns, e.g.
-'table {{.Name}}\t{{.URL}}'.`,
+.EngineOptions .DockerVersion .Error .ResponseTime, and shoal's .Cluster
+and .Certs (when its TLS certificates expire); a "table " prefix prints a
+header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
@@ -152,13 +152,13 @@ $DOCKER_MACHINE_NAME names).
 				return writeJSON(out, rows)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tERRORS")
+				fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tCERTS\tERRORS")
 				for _, r := range rows {
 					act := "-"
 					if r.Active {
 						act = "*"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Error)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
 				}
 				return tw.Flush()
 			}

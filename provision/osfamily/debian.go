@@ -39,6 +39,9 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 		if in.Version != "" {
 			pkg += "=" + in.Version + "*"
 		}
+		if in.RepoURL != "" {
+			return d.fromAptRepo(os, pkg, in)
+		}
 		// Try the package lists the host has first: an offline host with a
 		// warm cache still installs, and an update costs seconds otherwise.
 		return []string{d.InstallPackages(pkg)}, nil
@@ -78,6 +81,35 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown install source %q", source)
+}
+
+// aptListFile holds the apt repository of repo_url for the distribution's
+// docker.io package.
+const aptListFile = "/etc/apt/sources.list.d/shoal-docker.list"
+
+// fromAptRepo installs docker.io from the apt repository at repo_url (a
+// mirror of the distribution, or one's own repository in its layout:
+// dists/CODENAME/main). apt checks it with the keys the host already
+// trusts; only this repository's lists are refreshed, so a host that
+// reaches nothing else still installs.
+func (Debian) fromAptRepo(os OS, pkg string, in Install) ([]string, error) {
+	repo, err := repoRoot(in)
+	if err != nil {
+		return nil, err
+	}
+	codename := os.VersionCodename
+	if os.UbuntuCodename != "" {
+		codename = os.UbuntuCodename
+	}
+	if codename == "" || !codenameRE.MatchString(codename) {
+		return nil, fmt.Errorf("%s: /etc/os-release has no usable VERSION_CODENAME, needed for the apt repository %s", os.PrettyName, repo)
+	}
+	only := "-o Dir::Etc::sourcelist=" + aptListFile + " -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+	return []string{
+		"echo " + shell.Quote("deb "+repo+" "+codename+" main") + " > " + aptListFile,
+		aptEnv + "apt-get update -q " + only,
+		aptEnv + "apt-get install -y -q " + shell.Word(pkg),
+	}, nil
 }
 
 // codenameRE is an apt suite name: it goes into sources.list as one word.

@@ -105,6 +105,13 @@ func TestInstallDocker(t *testing.T) {
 		{"debian distro pinned", Debian{}, debian, "distro", Install{Version: "20.10"}, nil, []string{
 			"export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q 'docker.io=20.10*' || { apt-get update -q && apt-get install -y -q 'docker.io=20.10*'; }",
 		}, ""},
+		{"debian distro from an apt repository, pinned", Debian{}, debian, "distro", Install{Version: "20.10.99", RepoURL: "http://172.20.0.1:8080/debian/"}, nil, []string{
+			"echo 'deb http://172.20.0.1:8080/debian bookworm main' > /etc/apt/sources.list.d/shoal-docker.list",
+			"export DEBIAN_FRONTEND=noninteractive; apt-get update -q -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/shoal-docker.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0",
+			"export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q 'docker.io=20.10.99*'",
+		}, ""},
+		{"debian distro repository needs a codename", Debian{}, OS{ID: "debian", PrettyName: "Debian sid"}, "distro", Install{RepoURL: "http://mirror.example/debian"}, nil, nil, "no usable VERSION_CODENAME"},
+		{"debian distro repository url checked", Debian{}, debian, "distro", Install{RepoURL: "http://x.example/a b"}, nil, nil, "not a plain http(s) URL"},
 		{"debian repo path", Debian{}, debian, "repo", Install{}, nil, nil, ""},
 		{"mint uses ubuntu's codename", Debian{}, mint, "repo", Install{}, nil, nil, ""},
 		{"unknown source", RHEL{9}, rocky9, "tarball", Install{}, nil, nil, "unknown install source"},

@@ -7,6 +7,7 @@ printf '%s ' '@@user'; (id -un 'docker' && id -nG 'docker') 2>/dev/null | base64
 printf '%s ' '@@authorized-keys'; (pw=$(getent passwd 'docker') && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys") 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@commands'; (for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@docker-version'; (dockerd --version || dockerd-current --version) 2>/dev/null | base64 | tr -d '\r\n'; echo
+printf '%s ' '@@docker-package'; (dpkg-query -W -f '${Status} ${Version}\n' docker-ce docker.io | sed -n 's/^install ok installed //p') 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@rpm'; (rpm -q --qf '%{NAME}\n' docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core docker docker-client docker-common docker-engine podman podman-docker buildah runc) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@docker-group'; (getent group docker) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@daemon-json-exists'; (test -e /etc/docker/daemon.json && echo yes) 2>/dev/null | base64 | tr -d '\r\n'; echo

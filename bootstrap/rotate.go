@@ -1,0 +1,86 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// NodeTrust is the root CA a node trusts now (its TLS info).
+type NodeTrust struct {
+	Hostname  string
+	TrustRoot string
+}
+
+// NotRotated lists the nodes that do not trust root yet (by hostname).
+func NotRotated(nodes []NodeTrust, root string) []string {
+	var out []string
+	for _, n := range nodes {
+		if strings.TrimSpace(n.TrustRoot) != strings.TrimSpace(root) {
+			out = append(out, n.Hostname)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Rotate makes new join tokens (the old ones stop working) and, with ca,
+// a new swarm root CA (docker swarm ca --rotate): it waits until the
+// rotation is done and every node has a certificate of the new root. The
+// tokens are never shown.
+func (r *Reconciler) Rotate(ctx context.Context, mgr *Node, ca bool, timeout time.Duration) error {
+	sw, err := mgr.API.SwarmInspect(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: swarm inspect: %w", mgr.Name, err)
+	}
+	r.Redactor.Add(sw.JoinTokens.Worker)
+	r.Redactor.Add(sw.JoinTokens.Manager)
+	oldRoot := sw.ClusterInfo.TLSInfo.TrustRoot
+	spec := sw.Spec
+	if ca {
+		spec.CAConfig.ForceRotate++
+	}
+	flags := swarm.UpdateFlags{RotateWorkerToken: true, RotateManagerToken: true}
+	if err := mgr.API.SwarmUpdate(ctx, sw.Version, spec, flags); err != nil {
+		return fmt.Errorf("%s: swarm update (rotate): %s", mgr.Name, r.Redactor.Redact(err.Error()))
+	}
+	r.event(mgr.Name, "rotate-tokens", ui.Changed, "new worker and manager join tokens")
+	if !ca {
+		return nil
+	}
+	r.event(mgr.Name, "rotate-ca", ui.Started, "")
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var pending []string
+	for {
+		sw, err := mgr.API.SwarmInspect(ctx)
+		root := sw.ClusterInfo.TLSInfo.TrustRoot
+		if err == nil && root != oldRoot && !sw.ClusterInfo.RootRotationInProgress {
+			nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+			if err == nil {
+				var trust []NodeTrust
+				for _, n := range nodes {
+					trust = append(trust, NodeTrust{Hostname: n.Description.Hostname, TrustRoot: n.Description.TLSInfo.TrustRoot})
+				}
+				if pending = NotRotated(trust, root); len(pending) == 0 {
+					r.event(mgr.Name, "rotate-ca", ui.Changed, "every node has a certificate of the new root CA")
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.event(mgr.Name, "rotate-ca", ui.Failed, "")
+			if len(pending) > 0 {
+				return fmt.Errorf("the swarm's root CA rotation did not finish within %s: %s do not have the new certificate (are they up?)", timeout, strings.Join(pending, ", "))
+			}
+			return fmt.Errorf("the swarm's root CA rotation did not finish within %s", timeout)
+		case <-time.After(time.Second):
+		}
+	}
+}

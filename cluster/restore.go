@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// Restore rebuilds the cluster's swarm from a backup on the machines of
+// spec (the cluster's own, or new ones with other addresses): its first
+// manager gets the backup's Raft state and starts a new cluster of one from
+// it (--force-new-cluster), the entries of the managers that are gone are
+// removed, the other machines leave what is left of the old swarm and join
+// again, and then everything `cluster up` does (/etc/hosts, registry trust,
+// roles, labels, the registry) follows. Node labels that were set on the
+// swarm and not in the file come back from the manifest. Running it again
+// finishes what an interrupted run began.
+func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result, error) {
+	if spec.Name != b.Manifest.Cluster {
+		return nil, fmt.Errorf("the backup is of cluster %q, the file describes cluster %q: restore it with a file of that cluster", b.Manifest.Cluster, spec.Name)
+	}
+	st := c.M.Store
+	if b.Key != "" {
+		c.M.Redactor.Add(b.Key)
+	}
+	if err := writeShoalFiles(st, spec.Name, b); err != nil {
+		return nil, err
+	}
+	// Machines of the cluster that the file does not have are the old
+	// swarm's, whose hosts are gone or not wanted: they stop being the
+	// cluster's (nothing is done to them; 'machine rm' forgets them), so
+	// that no run tries to drain them out of a swarm they are not in.
+	inFile := map[string]bool{}
+	for _, m := range spec.Machines {
+		inFile[m.Name] = true
+	}
+	var others []string
+	stored, err := machinesOf(st, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range stored {
+		if inFile[n] {
+			continue
+		}
+		m, err := st.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		m.Cluster = ""
+		if err := st.Save(m); err != nil {
+			return nil, err
+		}
+		others = append(others, n)
+	}
+	// The state names the backup's swarm, so that up joins it and never
+	// starts another; the machines are the file's.
+	if err := saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}); err != nil {
+		return nil, err
+	}
+	c.restore = b
+	defer func() { c.restore = nil }()
+	res, err := c.Up(ctx, spec)
+	if err != nil {
+		return res, err
+	}
+	if len(others) > 0 {
+		sort.Strings(others)
+		c.M.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file and no longer of cluster "+spec.Name+": 'machine rm' them when their hosts are gone")
+	}
+	return res, nil
+}
+
+// restoreSwarm puts the backup's state on the first manager (unless it
+// runs the backup's swarm already) and makes the other machines ready to
+// join it again.
+func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName string) error {
+	b := c.restore
+	var lh *host
+	for _, h := range hosts {
+		if h.spec.Name == leaderName {
+			lh = h
+		}
+	}
+	s, err := lh.node.State(ctx)
+	if err != nil {
+		return err
+	}
+	ev := func(h *host, st ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, "restore", st, detail) }
+	redact := c.M.Redactor.Redact
+	switch {
+	case s.Active() && s.Manager && s.ClusterID == b.Manifest.SwarmID:
+		ev(lh, ui.Unchanged, "runs swarm "+bootstrap.Short(s.ClusterID)+" already")
+	case s.LocalNodeState == bootstrap.StateInactive || s.LocalNodeState == "":
+		ev(lh, ui.Started, "swarm "+bootstrap.Short(b.Manifest.SwarmID)+" from the backup of "+b.Manifest.Created.Format("2006-01-02 15:04 MST"))
+		write := func(ctx context.Context, path string, data []byte) error {
+			return lh.client.WriteFile(ctx, path, data, 0o600, "")
+		}
+		if err := bootstrap.PutSwarmState(ctx, lh.node, write, b.Swarm, lh.mach.Address, b.Key, redact); err != nil {
+			ev(lh, ui.Failed, "")
+			return err
+		}
+		ev(lh, ui.Changed, "new cluster of one manager at "+lh.mach.Address)
+	default:
+		return fmt.Errorf("%s is in a swarm already (state %s, swarm %s): a restore starts from a first manager in no swarm; use a fresh host, or make it leave its swarm first", lh.spec.Name, s.LocalNodeState, bootstrap.Short(s.ClusterID))
+	}
+	if s, err = lh.node.State(ctx); err != nil {
+		return err
+	}
+	members, err := bootstrap.Members(ctx, lh.node)
+	if err != nil {
+		return err
+	}
+	for _, m := range bootstrap.GoneManagers(members, s.NodeID) {
+		// Not in the new Raft group: removed as they are (a demotion
+		// would look for them there).
+		if err := bootstrap.RemoveNode(ctx, lh.node, m.ID); err != nil {
+			return err
+		}
+		ev(lh, ui.Changed, "removed the old manager entry "+m.Hostname+" ("+bootstrap.Short(m.ID)+")")
+	}
+	if members, err = bootstrap.Members(ctx, lh.node); err != nil {
+		return err
+	}
+	ready := map[string]bool{}
+	for _, m := range members {
+		ready[m.ID] = m.Ready
+	}
+	for _, h := range hosts {
+		if h == lh {
+			continue
+		}
+		hs, err := h.node.State(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.LocalNodeState == bootstrap.StateInactive || hs.LocalNodeState == "" || (hs.Active() && ready[hs.NodeID] && (hs.ClusterID == "" || hs.ClusterID == b.Manifest.SwarmID)) {
+			continue
+		}
+		// Its managers are gone: it leaves what it has and joins the
+		// restored swarm (its old entry goes as a stale one).
+		if err := h.node.Leave(ctx, true); err != nil {
+			return err
+		}
+		ev(h, ui.Changed, "left the old swarm's state ("+hs.LocalNodeState+") to join the restored one")
+	}
+	return nil
+}
+
+// labelsBack gives the nodes the labels the manifest has for their
+// hostnames and they lack.
+func (c *Converger) labelsBack(ctx context.Context, leader *host) error {
+	members, err := bootstrap.Members(ctx, leader.node)
+	if err != nil {
+		return err
+	}
+	have := map[string]map[string]string{}
+	for _, m := range members {
+		n, _, err := leader.node.API.NodeInspectWithRaw(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		have[m.ID] = n.Spec.Labels
+	}
+	for id, labels := range bootstrap.LabelsBack(c.restore.Manifest, members, have) {
+		got, err := bootstrap.EnsureNode(ctx, leader.node, id, bootstrap.NodeWant{Labels: labels})
+		if err != nil {
+			return err
+		}
+		if len(got) > 0 {
+			c.M.Progress.Event(leader.spec.Name, "restore", ui.Changed, "node "+bootstrap.Short(id)+": "+strings.Join(got, ", "))
+		}
+	}
+	return nil
+}

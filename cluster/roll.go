@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+)
+
+// rollFile, in the cluster's folder, remembers the nodes a roll drained and
+// what they were, until each is made so again.
+const rollFile = "roll.json"
+
+func loadJournal(st *store.Store, cluster string) (*bootstrap.FileJournal, error) {
+	return bootstrap.LoadJournal(filepath.Join(st.ClusterDir(cluster), rollFile))
+}
+
+// rollNodes are the held hosts as the roll's decisions see them.
+func rollNodes(hosts []*host, leader string) []bootstrap.RollNode {
+	var out []bootstrap.RollNode
+	for _, h := range hosts {
+		out = append(out, bootstrap.RollNode{Name: h.spec.Name, Role: h.spec.Role, Leader: h.spec.Name == leader, Change: h.held, Why: h.heldWhy})
+	}
+	return out
+}
+
+// roll installs the held engines one batch at a time (managers alone,
+// workers by max_unavailable), and first gives back the availability of
+// nodes that a stopped roll left drained.
+func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader *host, resume string) (bool, error) {
+	j, err := loadJournal(c.M.Store, spec.Name)
+	if err != nil {
+		return false, err
+	}
+	var managers []*bootstrap.Node
+	byName := map[string]*host{}
+	for _, h := range hosts {
+		byName[h.spec.Name] = h
+		if h.spec.Role == bootstrap.RoleManager && h.node != nil {
+			managers = append(managers, h.node)
+		}
+	}
+	// The leader first: it answers for the others while they restart.
+	managers = append([]*bootstrap.Node{leader.node}, managers...)
+	r := c.reconciler()
+	changed := false
+	// Nodes left drained that need no change any more are made what they
+	// were now; the others get it back at the end of their turn.
+	ids, back := map[string]string{}, map[string]string{}
+	for name, was := range j.Was {
+		if h, ok := byName[name]; ok && !h.held {
+			ids[name], back[name] = h.state.NodeID, was
+		}
+	}
+	if len(back) > 0 {
+		if err := r.Restore(ctx, leader.node, ids, back, j); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	batches := bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable)
+	if len(batches) == 0 {
+		return changed, nil
+	}
+	c.M.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
+	// A manager restarted by the roll comes back locked under autolock:
+	// the roll unlocks what it restarted.
+	key := ""
+	if b, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+		key = strings.TrimSpace(string(b))
+		c.M.Redactor.Add(key)
+	}
+	var targets [][]*bootstrap.RollTarget
+	for _, b := range batches {
+		var tb []*bootstrap.RollTarget
+		for _, n := range b {
+			h := byName[n.Name]
+			tb = append(tb, &bootstrap.RollTarget{
+				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name], UnlockKey: key,
+				Change: func(ctx context.Context) error {
+					c.M.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
+					rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
+					if err != nil {
+						return err
+					}
+					h.state.DockerVersion = rep.DockerVersion
+					return nil
+				},
+			})
+		}
+		targets = append(targets, tb)
+	}
+	if err := r.Roll(ctx, managers, targets, j, c.drainTimeout(), resume); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+func (c *Converger) drainTimeout() time.Duration {
+	if c.DrainTimeout > 0 {
+		return c.DrainTimeout
+	}
+	return DefaultDrainTimeout
+}
+
+// holdFor decides for a host of `cluster up` whether changes that restart
+// dockerd (a new engine; new TLS files, e.g. under a renewed CA) wait for
+// the roll: when the host was not just made and runs a swarm node.
+func (c *Converger) holdFor(h *host) machine.Hold {
+	return func(ctx context.Context, steps []string, have, want string) (bool, string, error) {
+		if h.mach.JustCreated {
+			return false, "", nil
+		}
+		whys := restartWhys(steps, have, want)
+		if len(whys) == 0 {
+			return false, "", nil
+		}
+		n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		if err != nil {
+			return false, "", err
+		}
+		defer n.Close()
+		s, err := n.State(ctx)
+		if err != nil || !s.Active() {
+			return false, "", nil // no swarm runs on it: provisioning changes it at once
+		}
+		why := strings.Join(whys, ", ")
+		c.M.Progress.Event(h.spec.Name, "roll", ui.Info, why+": in the roll, one node at a time")
+		return true, why, nil
+	}
+}
+
+// restartWhys says which of the provisioning steps restart dockerd for a
+// reason a roll takes care of.
+func restartWhys(steps []string, have, want string) []string {
+	var whys []string
+	for _, s := range steps {
+		switch s {
+		case "docker-install":
+			if want == "" {
+				want = "the newest"
+			}
+			whys = append(whys, fmt.Sprintf("engine %s -> %s", have, want))
+		case "docker-tls":
+			whys = append(whys, "TLS certificates issued again")
+		}
+	}
+	return whys
+}
+
+// holdEngine is holdFor for `cluster upgrade`, which provisions nothing
+// else: it only marks the host.
+func (c *Converger) holdEngine(ctx context.Context, h *host) error {
+	if h.mach.JustCreated {
+		return nil
+	}
+	steps, err := c.M.PlanProvision(ctx, h.mach, h.client)
+	if err != nil {
+		return err
+	}
+	have, want := "", ""
+	for _, s := range steps {
+		if s == "docker-install" {
+			if have, want, _, err = c.M.EngineChange(ctx, h.mach, h.client); err != nil {
+				return err
+			}
+		}
+	}
+	// Only the engine: TLS files are up's business.
+	var only []string
+	for _, s := range steps {
+		if s == "docker-install" {
+			only = append(only, s)
+		}
+	}
+	held, why, err := c.holdFor(h)(ctx, only, have, want)
+	h.held, h.heldWhy = held, why
+	return err
+}
+
+// raftLeader is the machine that leads the swarm's Raft group, as the
+// anchor sees it (the anchor itself when it cannot tell).
+func raftLeader(ctx context.Context, anchor *host, hosts []*host) string {
+	members, err := bootstrap.Members(ctx, anchor.node)
+	if err != nil {
+		return anchor.spec.Name
+	}
+	for _, m := range members {
+		if !m.Leader {
+			continue
+		}
+		for _, h := range hosts {
+			if h.state.NodeID == m.ID {
+				return h.spec.Name
+			}
+		}
+	}
+	return anchor.spec.Name
+}

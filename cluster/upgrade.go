@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
+)
+
+// UpgradeResult says what `cluster upgrade` did.
+type UpgradeResult struct {
+	Cluster string   `json:"cluster"`
+	Order   string   `json:"order"`
+	Rolled  []string `json:"rolled"`
+	Changed bool     `json:"changed"`
+}
+
+// Upgrade applies only the engine settings of the file (install, version,
+// repo_url) to the cluster's machines, one node at a time as `cluster up`
+// does: nothing else of the file is converged.
+func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, error) {
+	unlock, err := c.M.Store.TryLock("cluster", spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)
+	}
+	defer unlock()
+	res := &UpgradeResult{Cluster: spec.Name, Rolled: []string{}}
+	hosts := make([]*host, len(spec.Machines))
+	for i, m := range spec.Machines {
+		if !c.M.Store.Exists(m.Name) {
+			return res, fmt.Errorf("%s: no such machine yet: run 'cluster up %s' first", m.Name, shell.Word(spec.File))
+		}
+		hosts[i] = &host{spec: m}
+	}
+	defer func() {
+		for _, h := range hosts {
+			h.close()
+		}
+	}()
+	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+		mach, err := c.M.Load(h.spec.Name)
+		if err != nil {
+			return err
+		}
+		mach.Engine.Install, mach.Engine.Version, mach.Engine.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
+		if err := c.M.Store.Save(mach.Machine); err != nil {
+			return err
+		}
+		h.mach = mach
+		if h.log, err = c.M.OpenLog(mach); err != nil {
+			return err
+		}
+		if h.client, err = c.M.Connect(ctx, mach, h.log); err != nil {
+			return err
+		}
+		if err := c.holdEngine(ctx, h); err != nil {
+			return fmt.Errorf("%s: %w", h.spec.Name, err)
+		}
+		if h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client); err != nil {
+			return err
+		}
+		h.state, err = h.node.State(ctx)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	var leader *host
+	for _, h := range hosts {
+		if h.state.Active() && h.state.Manager && leader == nil {
+			leader = h
+		}
+	}
+	if leader == nil {
+		return res, fmt.Errorf("cluster %s: no manager of its swarm answers: run 'cluster up %s' first", spec.Name, shell.Word(spec.File))
+	}
+	for _, h := range hosts {
+		if h.held {
+			res.Rolled = append(res.Rolled, h.spec.Name)
+		} else if !h.state.Active() {
+			return res, fmt.Errorf("%s is not in the swarm (state %s): run 'cluster up %s'", h.spec.Name, h.state.LocalNodeState, shell.Word(spec.File))
+		}
+	}
+	res.Order = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable))
+	res.Changed, err = c.roll(ctx, spec, hosts, leader, "cluster upgrade "+shell.Word(spec.File))
+	return res, err
+}
+
+// Rotate rotates the swarm's join tokens and, with ca, its root CA,
+// through a live manager of the file's cluster.
+func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout time.Duration) error {
+	h, _, err := c.liveManager(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		return fmt.Errorf("cluster %s: no manager of its swarm answers", spec.Name)
+	}
+	defer h.close()
+	return c.reconciler().Rotate(ctx, h.node, ca, timeout)
+}
