@@ -29,11 +29,7 @@ node drained; running upgrade (or up) again resumes. 'cluster up' does the same
 roll as part of converging the whole file.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := g.load(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			spec, c, err := g.loadWithConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -173,11 +169,7 @@ it also rotates the swarm's own root CA (as 'docker swarm ca --rotate') and
 waits until every node has a certificate of the new root.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := g.load(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			spec, c, err := g.loadWithConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -40,6 +40,20 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 	return &cluster.Converger{M: m, Parallel: g.parallel}, nil
 }
 
+// loadWithConverger reads a cluster file and returns it with a converger
+// to act on it.
+func (g *globals) loadWithConverger(cmd *cobra.Command, file string) (*cluster.Spec, *cluster.Converger, error) {
+	spec, err := g.load(cmd, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := g.converger(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, c, nil
+}
+
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
@@ -199,11 +213,7 @@ func newUp(g *globals) *cobra.Command {
 		Args:              oneArg,
 		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := g.load(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			spec, c, err := g.loadWithConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}
