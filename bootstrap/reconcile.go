@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
+	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -730,26 +731,5 @@ func nameOfHostname(ts []*Target, hostname string) string {
 
 // forEach runs f for every item, at most n at once, and joins the errors.
 func forEach[T any](ctx context.Context, n int, items []T, f func(context.Context, T) error) error {
-	if n < 1 {
-		n = 1
-	}
-	sem := make(chan struct{}, n)
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for i, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			errs[i] = f(ctx, it)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return fanout.Each(ctx, n, items, nil, f)
 }

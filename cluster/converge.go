@@ -2,16 +2,15 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -90,37 +89,10 @@ func (h *host) close() {
 	}
 }
 
-// parallel runs f for every host, at most n at once, and joins the errors.
+// parallel runs f for every host, at most n at once, and joins the errors;
+// a bug met on one host fails that host alone.
 func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context, *host) error) error {
-	if n < 1 {
-		n = 1
-	}
-	sem := make(chan struct{}, n)
-	errs := make([]error, len(hosts))
-	var wg sync.WaitGroup
-	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			// A bug met on one host fails that host, not the whole run
-			// and the hosts still working.
-			defer func() {
-				if r := recover(); r != nil {
-					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
-				}
-			}()
-			errs[i] = f(ctx, h)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return fanout.Each(ctx, n, hosts, func(h *host) string { return h.spec.Name }, f)
 }
 
 // clusterKey returns the cluster's SSH key pair, made once: the docker users

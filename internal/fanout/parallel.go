@@ -1,0 +1,48 @@
+// Package fanout runs one piece of work per item, a bounded number at
+// once: the hosts of a cluster, the nodes of a swarm.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Each runs f for every item, at most n at once (n < 1 counts as 1), and
+// joins the errors. An item not started when ctx ends gets ctx's error. A
+// panic in f fails that item alone, named by name (nil: its index), so
+// that one bug met on one host does not abort the others mid-way.
+func Each[T any](ctx context.Context, n int, items []T, name func(T) string, f func(context.Context, T) error) error {
+	if n < 1 {
+		n = 1
+	}
+	sem := make(chan struct{}, n)
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			defer func() {
+				if r := recover(); r != nil {
+					who := fmt.Sprintf("item %d", i)
+					if name != nil {
+						who = name(it)
+					}
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", who, r)
+				}
+			}()
+			errs[i] = f(ctx, it)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
