@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,48 +40,217 @@ func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 	return res
 }
 
-// BenchmarkClusterUp measures `cluster up` on 3 and 10 adopted lab hosts
-// that already run Docker: the first run and a no-op re-run, time per stage
-// and SSH sessions opened. `make bench` prints the figures.
+// benchHosts starts n lab hosts named PREFIX-n1.. on network net, at most
+// 6 at once, and returns their names and addresses; rm removes them (also
+// at the end of the benchmark).
+func benchHosts(b *testing.B, prefix, net string, n int, o hostOpts) (names []string, ips map[string]string, rm func()) {
+	b.Helper()
+	names = make([]string, n)
+	addrs := make([]string, n)
+	errs := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-n%d", prefix, i+1)
+	}
+	rm = func() {
+		args := append([]string{labScript(), "host-rm"}, names...)
+		exec.Command("bash", args...).Run()
+		exec.Command("docker", "network", "rm", net).Run()
+	}
+	b.Cleanup(rm)
+	sem := make(chan struct{}, 6)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "bash", labScript(), "host-up", name, "--network", net, "--user", o.user, "--pubkey", o.pubkey)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Sprintf("%s: %v\n%s", name, err, errb.String())
+				return
+			}
+			addrs[i] = strings.TrimSpace(out.String())
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			b.Fatalf("lab host %s", e)
+		}
+	}
+	ips = map[string]string{}
+	for i, name := range names {
+		ips[name] = addrs[i]
+	}
+	return names, ips, rm
+}
+
+// benchRow is one size's figures for one cluster file.
+type benchRow struct {
+	n               int
+	archives        string
+	floor           time.Duration
+	first, noop     upResult
+	sessionsPerHost float64
+}
+
+// benchFile is the cluster file of the bench: the lab archive on every
+// node (every = true, as a cluster that ships its images would), or only
+// on the registry's node (the floor's work: the registry needs its image).
+func benchFile(b *testing.B, name, key, archive string, managers, workers []string, ips map[string]string, every bool) string {
+	if every {
+		return adoptedClusterFile(b, name, key, archive, managers, workers, ips)
+	}
+	var f strings.Builder
+	fmt.Fprintf(&f, "cluster %q {}\n\ndefaults {\n  driver = \"ssh\"\n  ssh {\n    user = \"tester\"\n    key  = %q\n  }\n}\n\n", name, key)
+	for i, m := range managers {
+		extra := ""
+		if i == 0 {
+			extra = fmt.Sprintf("  image_archives = [%q]\n", archive)
+		}
+		fmt.Fprintf(&f, "machine %q {\n  role = \"manager\"\n  labels = { zone = \"a\" }\n%s  ssh { host = %q }\n}\n\n", m, extra, ips[m])
+	}
+	for _, w := range workers {
+		fmt.Fprintf(&f, "machine %q {\n  role = \"worker\"\n  ssh { host = %q }\n}\n\n", w, ips[w])
+	}
+	fmt.Fprintf(&f, "registry {\n  node = %q\n}\n", managers[0])
+	path := filepath.Join(b.TempDir(), name+".hcl")
+	if err := os.WriteFile(path, []byte(f.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// benchSizes are the cluster sizes: SHOAL_BENCH_SIZES (say "3,10") or
+// 3, 10 and 30.
+func benchSizes(b *testing.B) []int {
+	v := os.Getenv("SHOAL_BENCH_SIZES")
+	if v == "" {
+		return []int{3, 10, 30}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("SHOAL_BENCH_SIZES=%q: not a list of sizes", v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// BenchmarkClusterUp measures, side by side at each size, the physical
+// floor (test/bench/floor.sh on fresh hosts: daemon.json and a restart,
+// init, joins, the registry, all through docker exec) and `cluster up` on
+// other fresh hosts: its first run and its no-op re-run, time per stage
+// and SSH sessions. 1 manager at 3 hosts, 3 from 10 on; the registry on
+// the first. `make bench` prints the table.
 func BenchmarkClusterUp(b *testing.B) {
 	requireE2E(b)
 	archive := labArchive(b)
-	for _, n := range []int{3, 10} {
+	floorScript, _ := filepath.Abs("../bench/floor.sh")
+	var rows []benchRow
+	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			managers := 1
+			if n >= 10 {
+				managers = 3
+			}
 			for i := 0; i < b.N; i++ {
-				s := newShoal(b)
-				priv, pub := userKey(b)
-				ips := map[string]string{}
-				var managers, workers []string
-				for h := 1; h <= n; h++ {
-					name := fmt.Sprintf("n%d", h)
-					ips[name] = labHost(b, fmt.Sprintf("bench-%d-%s", n, name), hostOpts{user: "tester", pubkey: pub, network: fmt.Sprintf("shoal-lab-bench%d", n)})
-					if h <= 3 {
-						managers = append(managers, name)
-					} else {
-						workers = append(workers, name)
-					}
-				}
-				file := adoptedClusterFile(b, fmt.Sprintf("bench%d", n), priv, archive, managers, workers, ips)
-				b.ResetTimer()
-				first := clusterUpJSON(b, s, file)
-				again := clusterUpJSON(b, s, file)
 				b.StopTimer()
-				if again.Result.Changed {
-					b.Errorf("the re-run changed something")
+				_, pub := userKey(b)
+				// The floor, on its own fresh hosts, removed after.
+				names, _, rm := benchHosts(b, fmt.Sprintf("bench-f%d", n), fmt.Sprintf("shoal-lab-bench%df", n), n, hostOpts{user: "tester", pubkey: pub})
+				r := run(b, 20*time.Minute, "bash", append([]string{floorScript, strconv.Itoa(managers), archive}, names...)...)
+				if r.code != 0 {
+					b.Fatalf("floor: %s", r)
 				}
-				b.ReportMetric(first.Result.Elapsed.Seconds(), "first-s")
-				b.ReportMetric(again.Result.Elapsed.Seconds(), "noop-s")
-				for _, st := range []string{"create", "provision", "swarm"} {
-					b.ReportMetric(first.Result.Stages[st].Seconds(), "first-"+st+"-s")
-					b.ReportMetric(again.Result.Stages[st].Seconds(), "noop-"+st+"-s")
+				lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+				secs, err := strconv.ParseFloat(lines[len(lines)-1], 64)
+				if err != nil {
+					b.Fatalf("floor: the last line is not the seconds: %s", r)
 				}
-				b.ReportMetric(float64(first.Result.Sessions), "first-sessions")
-				b.ReportMetric(float64(again.Result.Sessions), "noop-sessions")
-				b.Logf("%d hosts: first %s %v sessions=%d; no-op %s %v sessions=%d", n,
-					first.Result.Elapsed.Round(time.Millisecond), first.Result.Stages, first.Result.Sessions,
-					again.Result.Elapsed.Round(time.Millisecond), again.Result.Stages, again.Result.Sessions)
+				rm()
+
+				// shoal, on fresh hosts: with the archive on the registry's
+				// node only (the floor's work), then on every node.
+				for _, every := range []bool{false, true} {
+					s := newShoal(b)
+					priv, pub := userKey(b)
+					names, ips, rm := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
+					byName := map[string]string{}
+					var ms, ws []string
+					for h, name := range names {
+						short := fmt.Sprintf("n%d", h+1)
+						byName[short] = ips[name]
+						if h < managers {
+							ms = append(ms, short)
+						} else {
+							ws = append(ws, short)
+						}
+					}
+					file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
+					b.StartTimer()
+					first := clusterUpJSON(b, s, file)
+					again := clusterUpJSON(b, s, file)
+					b.StopTimer()
+					rm()
+					if again.Result.Changed {
+						b.Errorf("the re-run changed something")
+					}
+					row := benchRow{n: n, archives: "registry node", floor: time.Duration(secs * float64(time.Second)), first: first, noop: again,
+						sessionsPerHost: float64(again.Result.Sessions) / float64(n)}
+					unit := "-regnode"
+					if every {
+						row.archives, unit = "every node", "-every"
+					}
+					rows = append(rows, row)
+					b.ReportMetric(first.Result.Elapsed.Seconds(), "first"+unit+"-s")
+					b.ReportMetric(again.Result.Elapsed.Seconds(), "noop"+unit+"-s")
+					b.ReportMetric(first.Result.Elapsed.Seconds()/secs, "first/floor"+unit)
+					b.ReportMetric(float64(first.Result.Sessions)/float64(n), "first-sessions/host"+unit)
+					b.ReportMetric(row.sessionsPerHost, "noop-sessions/host"+unit)
+				}
+				b.ReportMetric(secs, "floor-s")
 			}
 		})
 	}
+	if len(rows) == 0 {
+		return
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "\n| N | image archive on | floor | first run | first/floor | no-op | no-op/first | sessions/host first, no-op |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		f, o := r.first.Result, r.noop.Result
+		fmt.Fprintf(&t, "| %d | %s | %.1f s | %.1f s | %.2fx | %.2f s | 1/%.0f | %.1f, %.1f |\n", r.n, r.archives, r.floor.Seconds(), f.Elapsed.Seconds(),
+			f.Elapsed.Seconds()/r.floor.Seconds(), o.Elapsed.Seconds(), f.Elapsed.Seconds()/o.Elapsed.Seconds(),
+			float64(f.Sessions)/float64(r.n), r.sessionsPerHost)
+	}
+	fmt.Fprintf(&t, "\nStages (as cluster up reports them: the time each stage took):\n")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "N=%d (%s) first: %s\nN=%d (%s) no-op: %s\n", r.n, r.archives, stageLine(r.first), r.n, r.archives, stageLine(r.noop))
+	}
+	fmt.Print(t.String())
+}
+
+func stageLine(u upResult) string {
+	type st struct {
+		name string
+		d    time.Duration
+	}
+	var ss []st
+	for k, v := range u.Result.Stages {
+		ss = append(ss, st{k, v})
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].d < ss[j].d })
+	var parts []string
+	for _, s := range ss {
+		parts = append(parts, fmt.Sprintf("%s %.2fs", s.name, s.d.Seconds()))
+	}
+	return strings.Join(parts, ", ")
 }
