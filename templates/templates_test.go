@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,9 +194,17 @@ func TestYAMLString(t *testing.T) {
 // TestYAMLStringPyYAML reads the hostile values back with PyYAML, the
 // parser cloud-init uses. In CI (CI=true) a missing PyYAML fails the test.
 func TestYAMLStringPyYAML(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err == nil {
-		err = exec.Command(py, "-c", "import yaml").Run()
+	// The first python3 with yaml: the PATH's, else Debian's (python3-yaml,
+	// which `make lab-setup` installs).
+	var py string
+	err := fmt.Errorf("no python3 on the PATH or in /usr/bin")
+	for _, cand := range []string{"python3", "/usr/bin/python3"} {
+		if p, lerr := exec.LookPath(cand); lerr == nil {
+			if err = exec.Command(p, "-c", "import yaml").Run(); err == nil {
+				py = p
+				break
+			}
+		}
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -41,7 +41,10 @@ RECIPE=3
 NODE_CONTEXT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../templates/node" && pwd)
 
 BASE_PACKAGES=openssh-server,sudo,iproute2,systemd,systemd-sysv,ca-certificates,curl,procps,kmod,iptables,gnupg
-HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2)
+# dpkg-dev and gnupg: the day-two test's local apt repository; python3-yaml:
+# the cloud-init template test reads its YAML back with PyYAML; util-linux:
+# script(1) gives a command a terminal.
+HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2 dpkg-dev gnupg python3-yaml util-linux)
 
 # Every capability except SYS_RESOURCE, which is not in this machine's bounding
 # set: that is exactly why --privileged fails here. Docker 20.10 rejects the
