@@ -61,7 +61,7 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 // output base64-encoded, so that no file content (no final newline, CRLF, a
 // line that looks like a marker) can run into the next section. It only
 // reads.
-func factsScript(dockerUser string) string {
+func factsScript(dockerUser string, extra ...Probe) string {
 	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
@@ -96,6 +96,12 @@ func factsScript(dockerUser string) string {
 		// CentOS 7's docker package passes --selinux-enabled in OPTIONS;
 		// the same key in daemon.json would stop dockerd.
 		{"docker-sysconfig", "grep -h -- '--selinux-enabled' /etc/sysconfig/docker"},
+		// A daemon that answers here and is not restarted needs no wait
+		// for it afterwards (bounded: a hung daemon must not hang the probe).
+		{"docker-info", "systemctl is-active -q docker && timeout 20 docker info --format '{{.ServerVersion}}'"},
+	}
+	for _, p := range extra {
+		probes = append(probes, struct{ name, cmd string }{p.Name, p.Cmd})
 	}
 	var b strings.Builder
 	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
@@ -137,9 +143,16 @@ func shorten(s string, n int) string {
 	return s
 }
 
+// Probe is a read-only command whose output the caller wants from the same
+// round trip as the facts (Report.Facts.Section(Name)). Its name must not be
+// one of provisioning's own.
+type Probe struct {
+	Name, Cmd string
+}
+
 // GatherFacts probes the host in one command, as root.
-func GatherFacts(ctx context.Context, r Runner, dockerUser string) (*Facts, error) {
-	res, err := r.RunSudo(ctx, factsScript(dockerUser))
+func GatherFacts(ctx context.Context, r Runner, dockerUser string, extra ...Probe) (*Facts, error) {
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, extra...))
 	if err != nil {
 		return nil, err
 	}

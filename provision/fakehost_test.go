@@ -690,6 +690,10 @@ func (h *fakeHost) section(name, script string) string {
 			}
 		}
 		return lines(out...)
+	case "docker-info":
+		if h.active && h.docker != "" {
+			return lines(h.docker)
+		}
 	case "docker-version":
 		if h.docker != "" {
 			return lines("Docker version " + h.docker + ", build 0123abc")

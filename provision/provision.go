@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
@@ -44,6 +47,9 @@ type Spec struct {
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
 	FirewallPorts []string
+	// Probes are the caller's own read-only probes, run in the facts
+	// probe's round trip; their answers are in Report.Facts.
+	Probes []Probe
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -96,6 +102,9 @@ type Report struct {
 	DockerRestarted bool
 	// DockerVersion is what `docker info` says at the end.
 	DockerVersion string
+	// Facts are what the probe found before any change (after the install,
+	// when Docker was installed).
+	Facts *Facts
 }
 
 var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
@@ -121,7 +130,12 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if _, err := wantedPorts(spec); err != nil {
 		return nil, err
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser)
+	for _, p := range spec.Probes {
+		if !sectionRE.MatchString(p.Name) || strings.Contains(factsScript("u"), shell.Quote("@@"+p.Name)) {
+			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
+		}
+	}
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, spec.Probes...)
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -180,7 +194,7 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		return nil, err
 	}
 	progress("facts", ui.Unchanged, h.OS.PrettyName)
-	rep := &Report{}
+	rep := &Report{Facts: h.Facts}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)
 		if err != nil {
@@ -201,7 +215,17 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		if s.Name() == (serviceStep{}).Name() {
 			rep.DockerRestarted = true
 		}
+		if s.Name() == (installStep{}).Name() {
+			rep.Facts = h.Facts
+		}
 		progress(s.Name(), ui.Changed, time.Since(start).Round(time.Millisecond).String())
+	}
+	// A daemon that answered the probe and was neither installed nor
+	// (re)started since costs no second round trip.
+	if v := strings.TrimSpace(h.Facts.Section("docker-info")); versionRE.MatchString(v) && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
+		rep.DockerVersion = v
+		progress("docker-info", ui.Unchanged, "Docker "+v)
+		return rep, nil
 	}
 	progress("docker-info", ui.Started, "")
 	version, err := WaitDocker(ctx, r, 60*time.Second)

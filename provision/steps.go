@@ -107,7 +107,7 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, h.Spec.Probes...)
 	if err != nil {
 		return err
 	}
