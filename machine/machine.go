@@ -378,8 +378,9 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 	return logf, nil
 }
 
-// ProvisionWith provisions the machine over an open connection.
-func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client) (*provision.Report, error) {
+// ProvisionWith provisions the machine over an open connection; probes
+// ride the facts probe's round trip (their answers in Report.Facts).
+func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshrun.Client, probes ...provision.Probe) (*provision.Report, error) {
 	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
 		if old := mach.SSH.HostKeyFingerprint; old != "" {
 			// Only when the pin was removed by hand (as the host key
@@ -395,6 +396,7 @@ func (m *Manager) ProvisionWith(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return nil, err
 	}
+	spec.Probes = probes
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	return provision.Provision(ctx, client, spec, progress)
 }

@@ -1,0 +1,403 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/provision"
+)
+
+// pipeline is one `cluster up` run's host work: every host goes through
+// create, connect, provision, the early swarm, its image archives and its
+// peer-SSH files as fast as it can, each in its own goroutine. A host waits
+// for another only where it needs it:
+//   - provisioning waits for every host's address (/etc/hosts names them);
+//   - a join waits for the leader to start the swarm (bootstrap.Early;
+//     managers one at a time);
+//   - the registry service waits for its own node's images;
+//   - the peer-SSH files wait for every host's key.
+//
+// At most Parallel hosts do work at once; a host that waits gives its slot
+// back. The swarm over every node (Reconcile and what follows) runs after.
+type pipeline struct {
+	c      *Converger
+	spec   *Spec
+	hosts  []*host
+	leader string
+	prev   *State
+	priv   []byte
+	pub    string
+	start  time.Time
+	sem    chan struct{}
+	early  *bootstrap.Early
+
+	// anchorReady is closed once the leader tried to start the swarm.
+	anchorReady chan struct{}
+
+	mu     sync.Mutex
+	stages map[string]time.Duration
+	// registryMade: the registry service was created or corrected early.
+	registryMade bool
+
+	entriesOnce sync.Once
+	entries     []store.HostEntry
+	peerOnce    sync.Once
+	peer        *peerFiles
+}
+
+// errWaiting is a host's error when a host it waits for failed: that
+// host's own error says why, so this one is not shown.
+var errWaiting = errors.New("waits for a host that failed")
+
+func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *State, priv []byte, pub string, start time.Time) *pipeline {
+	n := c.Parallel
+	if n < 1 {
+		n = 1
+	}
+	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
+		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), stages: map[string]time.Duration{}}
+	for _, h := range hosts {
+		h.created, h.connected = make(chan struct{}), make(chan struct{})
+	}
+	r := c.reconciler()
+	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
+	return p
+}
+
+// mark records that a host finished a stage: the stage's figure is when
+// its last host finished it, counted from the run's start (the stages
+// overlap).
+func (p *pipeline) mark(stage string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := time.Since(p.start); d > p.stages[stage] {
+		p.stages[stage] = d
+	}
+}
+
+// slot runs f holding one of the Parallel slots.
+func (p *pipeline) slot(ctx context.Context, f func() error) error {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.sem }()
+	return f()
+}
+
+// waitAll waits until ch(h) is closed for every host and ok(h) holds.
+func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok func(*host) bool) error {
+	for _, o := range p.hosts {
+		select {
+		case <-ch(o):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok(o) {
+			return errWaiting
+		}
+	}
+	return nil
+}
+
+func closed(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// run works on every host and joins their errors.
+func (p *pipeline) run(ctx context.Context) error {
+	errs := make([]error, len(p.hosts))
+	var wg sync.WaitGroup
+	for i, h := range p.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A bug met on one host fails that host, not the whole run.
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
+			errs[i] = p.host(ctx, h)
+		}()
+	}
+	wg.Wait()
+	var out []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errWaiting) {
+			out = append(out, err)
+		}
+	}
+	if len(out) == 0 {
+		for _, err := range errs {
+			if err != nil {
+				out = append(out, err) // cannot happen: someone failed first
+			}
+		}
+	}
+	return errors.Join(out...)
+}
+
+// host is one host's way through the pipeline.
+func (p *pipeline) host(ctx context.Context, h *host) error {
+	c := p.c
+	isLeader := h.spec.Name == p.leader
+	defer closed(h.created)
+	defer closed(h.connected)
+	if isLeader {
+		defer closed(p.anchorReady)
+	}
+	ev := func(step string, s ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, step, s, detail) }
+
+	// Made or adopted.
+	if err := p.slot(ctx, func() error { return p.create(ctx, h) }); err != nil {
+		return err
+	}
+	closed(h.created)
+	p.mark("create")
+
+	// Every node's /etc/hosts names every node: provisioning waits for
+	// every address.
+	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
+		return err
+	}
+	h.mach.Hosts = p.hostEntries()
+	if err := c.M.Store.Save(h.mach.Machine); err != nil {
+		return err
+	}
+
+	// Connected and provisioned, on one connection.
+	err := p.slot(ctx, func() error {
+		log, err := c.M.OpenLog(h.mach)
+		if err != nil {
+			return err
+		}
+		h.log = log
+		ev("ssh", ui.Started, "")
+		h.client, err = c.M.Connect(ctx, h.mach, log)
+		if err != nil {
+			ev("ssh", ui.Failed, "")
+			return err
+		}
+		closed(h.connected)
+		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
+		rep, err := c.M.ProvisionWith(ctx, h.mach, h.client, p.probes(h)...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
+		}
+		if len(rep.Changed) > 0 {
+			h.changed = true
+		}
+		h.restarted = rep.DockerRestarted
+		h.facts = rep.Facts
+		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	p.mark("provision")
+
+	// The early swarm: the leader starts it; the others join as soon as
+	// it has, before their images when it already has.
+	t := c.swarmRequest(p.spec, []*host{h}, p.leader, p.prev).Targets[0]
+	joined := false
+	join := func() error {
+		select {
+		case <-p.anchorReady:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		_, err := p.early.Join(ctx, t)
+		joined = true
+		p.mark("swarm-join")
+		return err
+	}
+	if isLeader {
+		if _, err := p.early.Start(ctx, t); err != nil {
+			return err
+		}
+		closed(p.anchorReady)
+		joined = true
+		p.mark("swarm-join")
+	} else {
+		select {
+		case <-p.anchorReady:
+			if err := join(); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+
+	// Image archives, while the swarm forms.
+	err = p.slot(ctx, func() error {
+		for _, a := range h.spec.ImageArchives {
+			loaded, err := bootstrap.LoadImages(ctx, h.node, a)
+			if err != nil {
+				ev("images", ui.Failed, err.Error())
+				return err
+			}
+			if loaded {
+				h.changed = true
+				ev("images", ui.Changed, filepath.Base(a))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.mark("images")
+	if !joined {
+		if err := join(); err != nil {
+			return err
+		}
+	}
+	if p.spec.Registry.Enabled && h.spec.Name == p.spec.Registry.Node {
+		// The registry waits only for its own node's images.
+		if err := p.registry(ctx, h); err != nil {
+			return err
+		}
+	}
+
+	// The SSH mesh, once every host's key is known.
+	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.connected }, func(o *host) bool { return o.client != nil }); err != nil {
+		return err
+	}
+	pf := p.peerFiles()
+	if err := p.slot(ctx, func() error { return c.peerSSHHost(ctx, h, pf) }); err != nil {
+		return err
+	}
+	p.mark("peer-ssh")
+	return nil
+}
+
+// create makes or adopts the host's machine.
+func (p *pipeline) create(ctx context.Context, h *host) error {
+	m, spec := h.spec, p.spec
+	sw := &store.Swarm{Join: p.leader, Manager: m.Role == "manager", Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
+	if m.Name == p.leader {
+		sw = &store.Swarm{Master: true, Labels: sw.Labels, Availability: sw.Availability, ImageArchives: sw.ImageArchives,
+			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
+			RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
+	}
+	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{
+		Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
+		Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
+			InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
+			Labels: m.Engine.Labels, TLS: m.Engine.TLS},
+		Swarm: sw, Cluster: spec.Name, AuthorizedKeys: []string{p.pub},
+	})
+	if err != nil {
+		return err
+	}
+	h.mach, h.unlock = mach, unlock
+	h.changed = mach.JustCreated
+	return nil
+}
+
+// hostEntries is the cluster block of every node's /etc/hosts, in the
+// file's order.
+func (p *pipeline) hostEntries() []store.HostEntry {
+	p.entriesOnce.Do(func() {
+		for _, h := range p.hosts {
+			names := []string{h.mach.Hostname}
+			if h.mach.Name != h.mach.Hostname {
+				names = append(names, h.mach.Name)
+			}
+			p.entries = append(p.entries, store.HostEntry{IP: h.mach.Address, Names: names})
+		}
+	})
+	return p.entries
+}
+
+func (p *pipeline) peerFiles() *peerFiles {
+	p.peerOnce.Do(func() { p.peer = newPeerFiles(p.hosts, p.priv, p.spec.Name) })
+	return p.peer
+}
+
+// registryHost is the registry's node (nil without a registry).
+func (p *pipeline) registryHost() *host {
+	if !p.spec.Registry.Enabled {
+		return nil
+	}
+	for _, h := range p.hosts {
+		if h.spec.Name == p.spec.Registry.Node {
+			return h
+		}
+	}
+	return nil
+}
+
+// probes are the cluster's own read-only probes, answered with the facts:
+// the docker user's ~/.ssh, and whether the registry answers from the host.
+func (p *pipeline) probes(h *host) []provision.Probe {
+	out := []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
+	if rh := p.registryHost(); rh != nil {
+		host := rh.spec.Hostname
+		if rh.mach != nil {
+			host = rh.mach.Hostname
+		}
+		out = append(out, provision.Probe{Name: registryProbeName, Cmd: bootstrap.RegistryCheckCmd(host, p.spec.Registry.Port, 3)})
+	}
+	return out
+}
+
+const registryProbeName = "shoal-registry"
+
+// registry creates (or corrects) the registry service as soon as its node
+// has its images and the swarm has started early; Reconcile's pass does it
+// otherwise.
+func (p *pipeline) registry(ctx context.Context, h *host) error {
+	anchor := p.early.Anchor()
+	if anchor == nil {
+		return nil
+	}
+	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path}
+	made, err := bootstrap.EnsureRegistry(ctx, anchor, h.client, reg)
+	if err != nil {
+		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())
+		return err
+	}
+	if made {
+		p.mu.Lock()
+		p.registryMade = true
+		p.mu.Unlock()
+		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
+	}
+	p.mark("registry")
+	return nil
+}
+
+// swarmChecks tells the swarm pass what the pipeline already knows: the
+// registry made early, and which hosts' final check the probe answered
+// (nothing on the host or the registry's node changed since).
+func (p *pipeline) swarmChecks() swarmChecks {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, mark: p.mark}
+	rh := p.registryHost()
+	if rh == nil || p.registryMade || rh.changed {
+		return sc
+	}
+	for _, h := range p.hosts {
+		if h.facts != nil && h.facts.Section(registryProbeName) == "ok" && !h.changed {
+			sc.answered[h.spec.Name] = true
+		}
+	}
+	return sc
+}
