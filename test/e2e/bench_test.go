@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,48 +40,181 @@ func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 	return res
 }
 
-// BenchmarkClusterUp measures `cluster up` on 3 and 10 adopted lab hosts
-// that already run Docker: the first run and a no-op re-run, time per stage
-// and SSH sessions opened. `make bench` prints the figures.
+// benchHosts starts n lab hosts named PREFIX-n1.. on network net, at most
+// 6 at once, and returns their names and addresses; rm removes them (also
+// at the end of the benchmark).
+func benchHosts(b *testing.B, prefix, net string, n int, o hostOpts) (names []string, ips map[string]string, rm func()) {
+	b.Helper()
+	names = make([]string, n)
+	addrs := make([]string, n)
+	errs := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-n%d", prefix, i+1)
+	}
+	rm = func() {
+		args := append([]string{labScript(), "host-rm"}, names...)
+		exec.Command("bash", args...).Run()
+		exec.Command("docker", "network", "rm", net).Run()
+	}
+	b.Cleanup(rm)
+	sem := make(chan struct{}, 6)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "bash", labScript(), "host-up", name, "--network", net, "--user", o.user, "--pubkey", o.pubkey)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Sprintf("%s: %v\n%s", name, err, errb.String())
+				return
+			}
+			addrs[i] = strings.TrimSpace(out.String())
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			b.Fatalf("lab host %s", e)
+		}
+	}
+	ips = map[string]string{}
+	for i, name := range names {
+		ips[name] = addrs[i]
+	}
+	return names, ips, rm
+}
+
+// benchRow is one size's figures.
+type benchRow struct {
+	n               int
+	floor           time.Duration
+	first, noop     upResult
+	sessionsPerHost float64
+}
+
+// benchSizes are the cluster sizes: SHOAL_BENCH_SIZES (say "3,10") or
+// 3, 10 and 30.
+func benchSizes(b *testing.B) []int {
+	v := os.Getenv("SHOAL_BENCH_SIZES")
+	if v == "" {
+		return []int{3, 10, 30}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("SHOAL_BENCH_SIZES=%q: not a list of sizes", v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// BenchmarkClusterUp measures, side by side at each size, the physical
+// floor (test/bench/floor.sh on fresh hosts: daemon.json and a restart,
+// init, joins, the registry, all through docker exec) and `cluster up` on
+// other fresh hosts: its first run and its no-op re-run, time per stage
+// and SSH sessions. 1 manager at 3 hosts, 3 from 10 on; the registry on
+// the first. `make bench` prints the table.
 func BenchmarkClusterUp(b *testing.B) {
 	requireE2E(b)
 	archive := labArchive(b)
-	for _, n := range []int{3, 10} {
+	floorScript, _ := filepath.Abs("../bench/floor.sh")
+	var rows []benchRow
+	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			managers := 1
+			if n >= 10 {
+				managers = 3
+			}
 			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				_, pub := userKey(b)
+				// The floor, on its own fresh hosts, removed after.
+				names, _, rm := benchHosts(b, fmt.Sprintf("bench-f%d", n), fmt.Sprintf("shoal-lab-bench%df", n), n, hostOpts{user: "tester", pubkey: pub})
+				r := run(b, 20*time.Minute, "bash", append([]string{floorScript, strconv.Itoa(managers), archive}, names...)...)
+				if r.code != 0 {
+					b.Fatalf("floor: %s", r)
+				}
+				lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+				secs, err := strconv.ParseFloat(lines[len(lines)-1], 64)
+				if err != nil {
+					b.Fatalf("floor: the last line is not the seconds: %s", r)
+				}
+				rm()
+
+				// shoal, on fresh hosts.
 				s := newShoal(b)
 				priv, pub := userKey(b)
-				ips := map[string]string{}
-				var managers, workers []string
-				for h := 1; h <= n; h++ {
-					name := fmt.Sprintf("n%d", h)
-					ips[name] = labHost(b, fmt.Sprintf("bench-%d-%s", n, name), hostOpts{user: "tester", pubkey: pub, network: fmt.Sprintf("shoal-lab-bench%d", n)})
-					if h <= 3 {
-						managers = append(managers, name)
+				names, ips, _ := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
+				byName := map[string]string{}
+				var ms, ws []string
+				for h, name := range names {
+					short := fmt.Sprintf("n%d", h+1)
+					byName[short] = ips[name]
+					if h < managers {
+						ms = append(ms, short)
 					} else {
-						workers = append(workers, name)
+						ws = append(ws, short)
 					}
 				}
-				file := adoptedClusterFile(b, fmt.Sprintf("bench%d", n), priv, archive, managers, workers, ips)
-				b.ResetTimer()
+				file := adoptedClusterFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName)
+				b.StartTimer()
 				first := clusterUpJSON(b, s, file)
 				again := clusterUpJSON(b, s, file)
 				b.StopTimer()
 				if again.Result.Changed {
 					b.Errorf("the re-run changed something")
 				}
+				row := benchRow{n: n, floor: time.Duration(secs * float64(time.Second)), first: first, noop: again,
+					sessionsPerHost: float64(again.Result.Sessions) / float64(n)}
+				rows = append(rows, row)
+				b.ReportMetric(secs, "floor-s")
 				b.ReportMetric(first.Result.Elapsed.Seconds(), "first-s")
 				b.ReportMetric(again.Result.Elapsed.Seconds(), "noop-s")
-				for _, st := range []string{"create", "provision", "swarm"} {
-					b.ReportMetric(first.Result.Stages[st].Seconds(), "first-"+st+"-s")
-					b.ReportMetric(again.Result.Stages[st].Seconds(), "noop-"+st+"-s")
-				}
-				b.ReportMetric(float64(first.Result.Sessions), "first-sessions")
-				b.ReportMetric(float64(again.Result.Sessions), "noop-sessions")
-				b.Logf("%d hosts: first %s %v sessions=%d; no-op %s %v sessions=%d", n,
-					first.Result.Elapsed.Round(time.Millisecond), first.Result.Stages, first.Result.Sessions,
-					again.Result.Elapsed.Round(time.Millisecond), again.Result.Stages, again.Result.Sessions)
+				b.ReportMetric(first.Result.Elapsed.Seconds()/secs, "first/floor")
+				b.ReportMetric(float64(first.Result.Sessions)/float64(n), "first-sessions/host")
+				b.ReportMetric(row.sessionsPerHost, "noop-sessions/host")
 			}
 		})
 	}
+	if len(rows) == 0 {
+		return
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "\n| N | floor | first run | first/floor | no-op | no-op/first | sessions/host first, no-op |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		f, o := r.first.Result, r.noop.Result
+		fmt.Fprintf(&t, "| %d | %.1f s | %.1f s | %.2fx | %.2f s | 1/%.0f | %.1f, %.1f |\n", r.n, r.floor.Seconds(), f.Elapsed.Seconds(),
+			f.Elapsed.Seconds()/r.floor.Seconds(), o.Elapsed.Seconds(), f.Elapsed.Seconds()/o.Elapsed.Seconds(),
+			float64(f.Sessions)/float64(r.n), r.sessionsPerHost)
+	}
+	fmt.Fprintf(&t, "\nStages (when the last host finished each, from the run's start):\n")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "N=%d first: %s\nN=%d no-op: %s\n", r.n, stageLine(r.first), r.n, stageLine(r.noop))
+	}
+	fmt.Print(t.String())
+}
+
+func stageLine(u upResult) string {
+	type st struct {
+		name string
+		d    time.Duration
+	}
+	var ss []st
+	for k, v := range u.Result.Stages {
+		ss = append(ss, st{k, v})
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].d < ss[j].d })
+	var parts []string
+	for _, s := range ss {
+		parts = append(parts, fmt.Sprintf("%s %.2fs", s.name, s.d.Seconds()))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -85,6 +85,20 @@ cmd_setup() {
     docker_up || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not answer within 60 s"; }
   fi
   log "docker $(docker version --format '{{.Server.Version}}') is up"
+  raise_limits
+}
+
+# Every systemd host container takes inotify instances and watches: with
+# the default 128 instances, hosts past about 20 exit at boot (status 255,
+# no log). Limits are only ever raised.
+raise_limits() {
+  local kv key want have
+  for kv in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576; do
+    key=${kv%=*} want=${kv#*=}
+    have=$(sysctl -n "$key" 2>/dev/null) || { log "warning: cannot read $key"; continue; }
+    ((have >= want)) && continue
+    sysctl -q -w "$kv" >&2 || log "warning: cannot raise $key to $want (now $have): more than about 20 hosts at once may fail to boot"
+  done
 }
 
 # ---------------------------------------------------------------- images
