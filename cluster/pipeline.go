@@ -39,8 +39,16 @@ type pipeline struct {
 	sem    chan struct{}
 	early  *bootstrap.Early
 
-	// anchorReady is closed once the leader tried to start the swarm.
+	// anchorReady is closed (once: readyOnce) when the leader tried to
+	// start the swarm, or failed before.
 	anchorReady chan struct{}
+	readyOnce   sync.Once
+	// regImages is closed (once) when the registry's node has its images,
+	// or failed: the other hosts load theirs after, so that the registry,
+	// on the run's critical path, does not share the machines' CPU and the
+	// uplink with every other host's archives.
+	regImages     chan struct{}
+	regImagesOnce sync.Once
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
@@ -63,9 +71,12 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		n = 1
 	}
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
-		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), stages: map[string]time.Duration{}}
+		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), stages: map[string]time.Duration{}}
 	for _, h := range hosts {
 		h.created, h.connected = make(chan struct{}), make(chan struct{})
+	}
+	if p.registryHost() == nil {
+		p.registryImagesDone()
 	}
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
@@ -109,6 +120,12 @@ func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok
 	return nil
 }
 
+func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }) }
+
+func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
+
+// closed closes ch unless it is; only the host's own goroutine closes its
+// channels.
 func closed(ch chan struct{}) {
 	select {
 	case <-ch:
@@ -155,10 +172,15 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) host(ctx context.Context, h *host) error {
 	c := p.c
 	isLeader := h.spec.Name == p.leader
+	if p.registryHost() == h {
+		defer p.registryImagesDone()
+	}
 	defer closed(h.created)
 	defer closed(h.connected)
 	if isLeader {
-		defer closed(p.anchorReady)
+		// Closed here too when the leader fails before the swarm: the
+		// others then leave it to the reconciler's pass.
+		defer p.anchorDone()
 	}
 	ev := func(step string, s ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, step, s, detail) }
 
@@ -211,49 +233,77 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	}
 	p.mark("provision")
 
-	// The early swarm: the leader starts it; the others join as soon as
-	// it has, before their images when it already has.
-	t := c.swarmRequest(p.spec, []*host{h}, p.leader, p.prev).Targets[0]
-	joined := false
-	join := func() error {
+	// Three branches on the host's one connection, side by side: the
+	// early swarm, the image archives (then the registry on its node), the
+	// SSH mesh.
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, f := range []func() error{
+		func() error { return p.swarm(ctx, h, isLeader) },
+		func() error { return p.images(ctx, h) },
+		func() error { return p.peerSSH(ctx, h) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
+			errs[i] = f()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// swarm is the host's part of the early swarm: the leader starts it; the
+// others join as soon as it has.
+func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
+	t := p.c.swarmRequest(p.spec, []*host{h}, p.leader, p.prev).Targets[0]
+	if isLeader {
+		defer p.anchorDone()
+		if _, err := p.early.Start(ctx, t); err != nil {
+			return err
+		}
+	} else {
 		select {
 		case <-p.anchorReady:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		_, err := p.early.Join(ctx, t)
-		joined = true
-		p.mark("swarm-join")
-		return err
-	}
-	if isLeader {
-		if _, err := p.early.Start(ctx, t); err != nil {
+		if _, err := p.early.Join(ctx, t); err != nil {
 			return err
 		}
-		closed(p.anchorReady)
-		joined = true
-		p.mark("swarm-join")
-	} else {
+	}
+	p.mark("swarm-join")
+	return nil
+}
+
+// images loads the host's image archives; on the registry's node the
+// registry follows (it waits only for its own node's images).
+func (p *pipeline) images(ctx context.Context, h *host) error {
+	isReg := p.registryHost() == h
+	if !isReg && len(h.spec.ImageArchives) > 0 {
 		select {
-		case <-p.anchorReady:
-			if err := join(); err != nil {
-				return err
-			}
-		default:
+		case <-p.regImages:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-
-	// Image archives, while the swarm forms.
-	err = p.slot(ctx, func() error {
+	err := p.slot(ctx, func() error {
 		for _, a := range h.spec.ImageArchives {
 			loaded, err := bootstrap.LoadImages(ctx, h.node, a)
 			if err != nil {
-				ev("images", ui.Failed, err.Error())
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
 				return err
 			}
 			if loaded {
+				p.mu.Lock()
 				h.changed = true
-				ev("images", ui.Changed, filepath.Base(a))
+				p.mu.Unlock()
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Changed, filepath.Base(a))
 			}
 		}
 		return nil
@@ -262,24 +312,25 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		return err
 	}
 	p.mark("images")
-	if !joined {
-		if err := join(); err != nil {
-			return err
-		}
+	if !isReg {
+		return nil
 	}
-	if p.spec.Registry.Enabled && h.spec.Name == p.spec.Registry.Node {
-		// The registry waits only for its own node's images.
-		if err := p.registry(ctx, h); err != nil {
-			return err
-		}
+	p.registryImagesDone()
+	select {
+	case <-p.anchorReady:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+	return p.registry(ctx, h)
+}
 
-	// The SSH mesh, once every host's key is known.
+// peerSSH writes the host's SSH mesh files once every host's key is known.
+func (p *pipeline) peerSSH(ctx context.Context, h *host) error {
 	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.connected }, func(o *host) bool { return o.client != nil }); err != nil {
 		return err
 	}
 	pf := p.peerFiles()
-	if err := p.slot(ctx, func() error { return c.peerSSHHost(ctx, h, pf) }); err != nil {
+	if err := p.slot(ctx, func() error { return p.c.peerSSHHost(ctx, h, pf, &p.mu) }); err != nil {
 		return err
 	}
 	p.mark("peer-ssh")

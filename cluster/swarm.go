@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -136,8 +137,9 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	sc.done("registry")
 	// The final check: the registry answers from every node (a node it
 	// answered in the facts probe, with nothing changed since, is not
-	// asked again).
-	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+	// asked again). Its own node first: the others are asked once it
+	// answers there, and not polled while its task starts.
+	check := func(ctx context.Context, h *host) error {
 		if sc.answered[h.spec.Name] && !created {
 			ev(h, "check", ui.Unchanged, "Ready, registry answers")
 			return nil
@@ -148,7 +150,17 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 		}
 		ev(h, "check", ui.Unchanged, "Ready, registry answers")
 		return nil
-	})
+	}
+	if err := check(ctx, regHost); err != nil {
+		return changed, leader, out.ClusterID, err
+	}
+	var others []*host
+	for _, h := range hosts {
+		if h != regHost {
+			others = append(others, h)
+		}
+	}
+	err = parallel(ctx, c.Parallel, others, check)
 	sc.done("check")
 	return changed, leader, out.ClusterID, err
 }
@@ -199,7 +211,8 @@ func peerProbe(dockerUser, cluster string) provision.Probe {
 // peerSSHHost writes what differs of the SSH mesh on one host. The facts
 // probe read the files already; a host whose docker user was only made by
 // this run's provisioning is read again.
-func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles) error {
+// mu guards h.changed, which the host's other branches set too.
+func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu *sync.Mutex) error {
 	var parts []string
 	if h.facts != nil {
 		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
@@ -241,7 +254,9 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles) err
 		wrote = append(wrote, f.name)
 	}
 	if len(wrote) > 0 {
+		mu.Lock()
 		h.changed = true
+		mu.Unlock()
 		c.M.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
 	}
 	return nil
