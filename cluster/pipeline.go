@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -398,12 +400,18 @@ func (p *pipeline) registryHost() *host {
 // the docker user's ~/.ssh, and whether the registry answers from the host.
 func (p *pipeline) probes(h *host) []provision.Probe {
 	out := []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
-	if rh := p.registryHost(); rh != nil {
-		host := rh.spec.Hostname
-		if rh.mach != nil {
-			host = rh.mach.Hostname
+	if rh := p.registryHost(); rh != nil && rh.mach != nil {
+		// At the registry node's address: a name the host cannot resolve
+		// yet (a first run) must not wait for DNS; whether the name is
+		// right is the /etc/hosts step's business.
+		url := fmt.Sprintf("http://%s:%d/v2/", rh.mach.Hostname, p.spec.Registry.Port)
+		addr := rh.mach.Address
+		if strings.Contains(addr, ":") {
+			addr = "[" + addr + "]" // IPv6
 		}
-		out = append(out, provision.Probe{Name: registryProbeName, Cmd: bootstrap.RegistryCheckCmd(host, p.spec.Registry.Port, 3)})
+		resolve := fmt.Sprintf("%s:%d:%s", rh.mach.Hostname, p.spec.Registry.Port, addr)
+		out = append(out, provision.Probe{Name: registryProbeName,
+			Cmd: "curl -fsS -m 3 --resolve " + shell.Quote(resolve) + " -o /dev/null " + shell.Quote(url) + " && echo ok"})
 	}
 	return out
 }

@@ -121,3 +121,19 @@ func FuzzParseFacts(f *testing.F) {
 		_, _ = facts.UserGroups()
 	})
 }
+
+func TestRunningDocker(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"Platform":{"Name":""},"Version":"20.10.24+dfsg1","ApiVersion":"1.41"}`: "20.10.24+dfsg1",
+		`{"Version":"24.0.9"}`:                "24.0.9",
+		``:                                    "",
+		`Cannot connect to the Docker daemon`: "",
+		`{"Version":""}`:                      "",
+		`{"Version":"garbage"}`:               "",
+	} {
+		f := &Facts{sections: map[string]string{"docker-info": in}}
+		if got := f.RunningDocker(); got != want {
+			t.Errorf("RunningDocker(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

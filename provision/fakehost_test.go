@@ -692,7 +692,7 @@ func (h *fakeHost) section(name, script string) string {
 		return lines(out...)
 	case "docker-info":
 		if h.active && h.docker != "" {
-			return lines(h.docker)
+			return `{"Platform":{"Name":""},"Version":"` + h.docker + `","ApiVersion":"1.41"}`
 		}
 	case "docker-version":
 		if h.docker != "" {

@@ -222,7 +222,7 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 	}
 	// A daemon that answered the probe and was neither installed nor
 	// (re)started since costs no second round trip.
-	if v := strings.TrimSpace(h.Facts.Section("docker-info")); versionRE.MatchString(v) && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
+	if v := h.Facts.RunningDocker(); v != "" && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
 		rep.DockerVersion = v
 		progress("docker-info", ui.Unchanged, "Docker "+v)
 		return rep, nil

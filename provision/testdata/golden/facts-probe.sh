@@ -23,5 +23,5 @@ printf '%s ' '@@firewalld-permanent'; (systemctl is-active -q firewalld && firew
 printf '%s ' '@@ufw'; (ufw status verbose) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@selinux'; (getenforce) 2>/dev/null | base64 | tr -d '\r\n'; echo
 printf '%s ' '@@docker-sysconfig'; (grep -h -- '--selinux-enabled' /etc/sysconfig/docker) 2>/dev/null | base64 | tr -d '\r\n'; echo
-printf '%s ' '@@docker-info'; (systemctl is-active -q docker && timeout 20 docker info --format '{{.ServerVersion}}') 2>/dev/null | base64 | tr -d '\r\n'; echo
+printf '%s ' '@@docker-info'; (systemctl is-active -q docker && { curl -fsS -m 20 --unix-socket /var/run/docker.sock http://localhost/version || timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; }) 2>/dev/null | base64 | tr -d '\r\n'; echo
 echo '@@end'
