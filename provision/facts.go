@@ -2,7 +2,8 @@ package provision
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -68,11 +69,12 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 	return false
 }
 
-// factsScript prints one line per probe: "@@NAME BASE64" with the probe's
-// output base64-encoded, so that no file content (no final newline, CRLF, a
-// line that looks like a marker) can run into the next section. It only
-// reads.
-func factsScript(dockerUser string, extra ...Probe) string {
+// factsScript prints, for each probe, a marker line "@@NONCE NAME", the
+// probe's output as it is, and a newline. NONCE is random for each run, so
+// no file content (no final newline, CRLF, a line that looks like a marker)
+// can run into the next section; and the output needs no encoding, which
+// would cost two more processes a probe on a busy host. It only reads.
+func factsScript(dockerUser, nonce string, extra ...Probe) string {
 	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
@@ -117,32 +119,54 @@ func factsScript(dockerUser string, extra ...Probe) string {
 		probes = append(probes, struct{ name, cmd string }{p.Name, p.Cmd})
 	}
 	var b strings.Builder
-	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
+	b.WriteString(factsScriptHead + "\n")
 	for _, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.
-		fmt.Fprintf(&b, "printf '%%s ' %s; (%s) 2>/dev/null | base64 | tr -d '\\r\\n'; echo\n", shell.Quote("@@"+p.name), p.cmd)
+		fmt.Fprintf(&b, "echo %s; (%s) 2>/dev/null; echo\n", shell.Quote("@@"+nonce+" "+p.name), p.cmd)
 	}
-	b.WriteString("echo '@@end'")
+	fmt.Fprintf(&b, "echo %s", shell.Quote("@@"+nonce+" end"))
 	return b.String()
 }
 
-// parseFacts reads the probe's "@@NAME BASE64" lines. Other lines (a
-// warning sudo printed through a pty) are not facts and are skipped; a
-// terminal that turned newlines into CRLF changes nothing.
-func parseFacts(out string) (*Facts, error) {
+// factsScriptHead is the facts probe's first line.
+const factsScriptHead = "# shoal facts probe"
+
+// builtinProbe tells whether name is one of provisioning's own probes.
+func builtinProbe(name string) bool {
+	return name == "end" || strings.Contains(factsScript("u", "n"), "'@@n "+name+"'")
+}
+
+// newNonce returns a fresh random marker for one run of the probe.
+func newNonce() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// parseFacts reads the probe's sections: after each "@@NONCE NAME" line,
+// the output up to the newline before the next marker. What comes before
+// the first marker (a warning sudo printed through a pty) is not a fact; a
+// terminal that turned every newline into CRLF changes nothing.
+func parseFacts(out, nonce string) (*Facts, error) {
 	f := &Facts{sections: map[string]string{}}
-	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimRight(line, "\r")
-		rest, ok := strings.CutPrefix(line, "@@")
-		if !ok {
+	marker := "@@" + nonce + " "
+	if strings.Contains(out, marker+"end\r\n") {
+		out = strings.ReplaceAll(out, "\r\n", "\n")
+	}
+	chunks := strings.Split(out, marker)
+	for _, c := range chunks[1:] {
+		name, rest, ok := strings.Cut(c, "\n")
+		if name == "end" && ok {
+			f.sections["end"] = ""
 			continue
 		}
-		name, enc, _ := strings.Cut(rest, " ")
-		data, err := base64.StdEncoding.DecodeString(enc)
-		if !sectionRE.MatchString(name) || err != nil {
-			return nil, fmt.Errorf("the facts probe printed a garbled line %q", shorten(line, 80))
+		content, nl := strings.CutSuffix(rest, "\n")
+		if !ok || !nl || !sectionRE.MatchString(name) {
+			return nil, fmt.Errorf("the facts probe printed a garbled section %q", shorten(marker+c, 80))
 		}
-		f.sections[name] = string(data)
+		f.sections[name] = content
 	}
 	return f, nil
 }
@@ -165,14 +189,18 @@ type Probe struct {
 
 // GatherFacts probes the host in one command, as root.
 func GatherFacts(ctx context.Context, r Runner, dockerUser string, extra ...Probe) (*Facts, error) {
-	res, err := r.RunSudo(ctx, factsScript(dockerUser, extra...))
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, nonce, extra...))
 	if err != nil {
 		return nil, err
 	}
 	if res.Truncated {
 		return nil, fmt.Errorf("probing %s: the probe's output is too large (is /etc/hosts or daemon.json many megabytes?)", r.Host())
 	}
-	f, err := parseFacts(string(res.Stdout))
+	f, err := parseFacts(string(res.Stdout), nonce)
 	if err != nil {
 		return nil, fmt.Errorf("probing %s: %w", r.Host(), err)
 	}

@@ -9,7 +9,6 @@ package provision
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -286,7 +285,7 @@ func (h *fakeHost) show(cmd string) string {
 	return cmd
 }
 
-func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, "command -v base64 >/dev/null") }
+func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, factsScriptHead+"\n") }
 
 // sudoRefuses is what sudo says before running anything.
 func (h *fakeHost) sudoRefuses(cmd string) error {
@@ -619,7 +618,7 @@ func (h *fakeHost) installDocker() {
 // --- the facts probe --------------------------------------------------------
 
 var (
-	reProbeName = regexp.MustCompile(`(?m)^(?:printf '%s ' |echo )'@@([a-z-]+)'`)
+	reProbeName = regexp.MustCompile(`(?m)^echo '@@([0-9a-zA-Z]+) ([a-z0-9-]+)'`)
 	reProbeCmds = regexp.MustCompile(`for c in ([^;]+); do command -v`)
 	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^)]+)\)`)
 )
@@ -628,12 +627,12 @@ var (
 func (h *fakeHost) facts(script string) string {
 	var b strings.Builder
 	for _, m := range reProbeName.FindAllStringSubmatch(script, -1) {
-		name := m[1]
+		nonce, name := m[1], m[2]
 		if name == "end" {
-			b.WriteString("@@end\n")
+			fmt.Fprintf(&b, "@@%s end\n", nonce)
 			continue
 		}
-		fmt.Fprintf(&b, "@@%s %s\n", name, base64.StdEncoding.EncodeToString([]byte(h.section(name, script))))
+		fmt.Fprintf(&b, "@@%s %s\n%s\n", nonce, name, h.section(name, script))
 	}
 	return b.String()
 }

@@ -11,10 +11,8 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
@@ -131,7 +129,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 		return nil, err
 	}
 	for _, p := range spec.Probes {
-		if !sectionRE.MatchString(p.Name) || strings.Contains(factsScript("u"), shell.Quote("@@"+p.Name)) {
+		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
 			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
 		}
 	}
