@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
@@ -234,10 +235,9 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 	home, group := head[0], head[1]
 	owner := h.mach.DockerUser + ":" + group
 	var wrote []string
+	var files []sshrun.File
 	if !strings.HasPrefix(parts[3], pf.keySum) {
-		if err := h.client.WriteFile(ctx, home+"/.ssh/"+pf.keyName, pf.priv, 0o600, owner); err != nil {
-			return err
-		}
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
 		wrote = append(wrote, "key")
 	}
 	for _, f := range []struct{ name, cur, block string }{
@@ -248,10 +248,13 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		if next == f.cur {
 			continue
 		}
-		if err := h.client.WriteFile(ctx, home+"/.ssh/"+f.name, []byte(next), 0o600, owner); err != nil {
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
+		wrote = append(wrote, f.name)
+	}
+	if len(files) > 0 {
+		if err := h.client.WriteFiles(ctx, files); err != nil {
 			return err
 		}
-		wrote = append(wrote, f.name)
 	}
 	if len(wrote) > 0 {
 		mu.Lock()
