@@ -90,12 +90,40 @@ func benchHosts(b *testing.B, prefix, net string, n int, o hostOpts) (names []st
 	return names, ips, rm
 }
 
-// benchRow is one size's figures.
+// benchRow is one size's figures for one cluster file.
 type benchRow struct {
 	n               int
+	archives        string
 	floor           time.Duration
 	first, noop     upResult
 	sessionsPerHost float64
+}
+
+// benchFile is the cluster file of the bench: the lab archive on every
+// node (every = true, as a cluster that ships its images would), or only
+// on the registry's node (the floor's work: the registry needs its image).
+func benchFile(b *testing.B, name, key, archive string, managers, workers []string, ips map[string]string, every bool) string {
+	if every {
+		return adoptedClusterFile(b, name, key, archive, managers, workers, ips)
+	}
+	var f strings.Builder
+	fmt.Fprintf(&f, "cluster %q {}\n\ndefaults {\n  driver = \"ssh\"\n  ssh {\n    user = \"tester\"\n    key  = %q\n  }\n}\n\n", name, key)
+	for i, m := range managers {
+		extra := ""
+		if i == 0 {
+			extra = fmt.Sprintf("  image_archives = [%q]\n", archive)
+		}
+		fmt.Fprintf(&f, "machine %q {\n  role = \"manager\"\n  labels = { zone = \"a\" }\n%s  ssh { host = %q }\n}\n\n", m, extra, ips[m])
+	}
+	for _, w := range workers {
+		fmt.Fprintf(&f, "machine %q {\n  role = \"worker\"\n  ssh { host = %q }\n}\n\n", w, ips[w])
+	}
+	fmt.Fprintf(&f, "registry {\n  node = %q\n}\n", managers[0])
+	path := filepath.Join(b.TempDir(), name+".hcl")
+	if err := os.WriteFile(path, []byte(f.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
 }
 
 // benchSizes are the cluster sizes: SHOAL_BENCH_SIZES (say "3,10") or
@@ -149,38 +177,46 @@ func BenchmarkClusterUp(b *testing.B) {
 				}
 				rm()
 
-				// shoal, on fresh hosts.
-				s := newShoal(b)
-				priv, pub := userKey(b)
-				names, ips, _ := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
-				byName := map[string]string{}
-				var ms, ws []string
-				for h, name := range names {
-					short := fmt.Sprintf("n%d", h+1)
-					byName[short] = ips[name]
-					if h < managers {
-						ms = append(ms, short)
-					} else {
-						ws = append(ws, short)
+				// shoal, on fresh hosts: with the archive on the registry's
+				// node only (the floor's work), then on every node.
+				for _, every := range []bool{false, true} {
+					s := newShoal(b)
+					priv, pub := userKey(b)
+					names, ips, rm := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
+					byName := map[string]string{}
+					var ms, ws []string
+					for h, name := range names {
+						short := fmt.Sprintf("n%d", h+1)
+						byName[short] = ips[name]
+						if h < managers {
+							ms = append(ms, short)
+						} else {
+							ws = append(ws, short)
+						}
 					}
+					file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
+					b.StartTimer()
+					first := clusterUpJSON(b, s, file)
+					again := clusterUpJSON(b, s, file)
+					b.StopTimer()
+					rm()
+					if again.Result.Changed {
+						b.Errorf("the re-run changed something")
+					}
+					row := benchRow{n: n, archives: "registry node", floor: time.Duration(secs * float64(time.Second)), first: first, noop: again,
+						sessionsPerHost: float64(again.Result.Sessions) / float64(n)}
+					unit := "-regnode"
+					if every {
+						row.archives, unit = "every node", "-every"
+					}
+					rows = append(rows, row)
+					b.ReportMetric(first.Result.Elapsed.Seconds(), "first"+unit+"-s")
+					b.ReportMetric(again.Result.Elapsed.Seconds(), "noop"+unit+"-s")
+					b.ReportMetric(first.Result.Elapsed.Seconds()/secs, "first/floor"+unit)
+					b.ReportMetric(float64(first.Result.Sessions)/float64(n), "first-sessions/host"+unit)
+					b.ReportMetric(row.sessionsPerHost, "noop-sessions/host"+unit)
 				}
-				file := adoptedClusterFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName)
-				b.StartTimer()
-				first := clusterUpJSON(b, s, file)
-				again := clusterUpJSON(b, s, file)
-				b.StopTimer()
-				if again.Result.Changed {
-					b.Errorf("the re-run changed something")
-				}
-				row := benchRow{n: n, floor: time.Duration(secs * float64(time.Second)), first: first, noop: again,
-					sessionsPerHost: float64(again.Result.Sessions) / float64(n)}
-				rows = append(rows, row)
 				b.ReportMetric(secs, "floor-s")
-				b.ReportMetric(first.Result.Elapsed.Seconds(), "first-s")
-				b.ReportMetric(again.Result.Elapsed.Seconds(), "noop-s")
-				b.ReportMetric(first.Result.Elapsed.Seconds()/secs, "first/floor")
-				b.ReportMetric(float64(first.Result.Sessions)/float64(n), "first-sessions/host")
-				b.ReportMetric(row.sessionsPerHost, "noop-sessions/host")
 			}
 		})
 	}
@@ -188,16 +224,16 @@ func BenchmarkClusterUp(b *testing.B) {
 		return
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "\n| N | floor | first run | first/floor | no-op | no-op/first | sessions/host first, no-op |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&t, "\n| N | image archive on | floor | first run | first/floor | no-op | no-op/first | sessions/host first, no-op |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		f, o := r.first.Result, r.noop.Result
-		fmt.Fprintf(&t, "| %d | %.1f s | %.1f s | %.2fx | %.2f s | 1/%.0f | %.1f, %.1f |\n", r.n, r.floor.Seconds(), f.Elapsed.Seconds(),
+		fmt.Fprintf(&t, "| %d | %s | %.1f s | %.1f s | %.2fx | %.2f s | 1/%.0f | %.1f, %.1f |\n", r.n, r.archives, r.floor.Seconds(), f.Elapsed.Seconds(),
 			f.Elapsed.Seconds()/r.floor.Seconds(), o.Elapsed.Seconds(), f.Elapsed.Seconds()/o.Elapsed.Seconds(),
 			float64(f.Sessions)/float64(r.n), r.sessionsPerHost)
 	}
 	fmt.Fprintf(&t, "\nStages (when the last host finished each, from the run's start):\n")
 	for _, r := range rows {
-		fmt.Fprintf(&t, "N=%d first: %s\nN=%d no-op: %s\n", r.n, stageLine(r.first), r.n, stageLine(r.noop))
+		fmt.Fprintf(&t, "N=%d (%s) first: %s\nN=%d (%s) no-op: %s\n", r.n, r.archives, stageLine(r.first), r.n, r.archives, stageLine(r.noop))
 	}
 	fmt.Print(t.String())
 }
