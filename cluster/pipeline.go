@@ -154,20 +154,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	var out []error
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, errWaiting) {
-			out = append(out, err)
-		}
-	}
-	if len(out) == 0 {
-		for _, err := range errs {
-			if err != nil {
-				out = append(out, err) // cannot happen: someone failed first
-			}
-		}
-	}
-	return errors.Join(out...)
+	return joinErrs(errs)
 }
 
 // host is one host's way through the pipeline.
@@ -257,7 +244,27 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return joinErrs(errs)
+}
+
+// joinErrs joins errs, leaving out errWaiting when there is a real error:
+// errWaiting only stands for another host's failure.
+func joinErrs(errs []error) error {
+	var real []error
+	waiting := false
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, errWaiting):
+			waiting = true
+		default:
+			real = append(real, err)
+		}
+	}
+	if len(real) == 0 && waiting {
+		return errWaiting
+	}
+	return errors.Join(real...)
 }
 
 // swarm is the host's part of the early swarm: the leader starts it; the
