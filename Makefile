@@ -51,6 +51,8 @@ lab-setup: lab-docker
 lab-libvirt-image: lab-setup
 	bash $(LIBVIRT_LAB) image
 
+# The lab's images: a Debian base by debootstrap, and templates/node/Dockerfile
+# built on it (shoal-lab/node:bookworm, tagged shoal/node:bookworm too).
 lab-image: lab-docker
 	bash $(LAB) images
 

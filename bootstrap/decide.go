@@ -217,6 +217,17 @@ func moved(w Want, s State, members []Member) bool {
 	return false
 }
 
+// lockedMember finds a locked node's entry: by its node ID when the engine
+// says it, else by its hostname (unique in a cluster).
+func lockedMember(w Want, s State, members []Member) (Member, bool) {
+	for _, m := range members {
+		if s.NodeID != "" && m.ID == s.NodeID || s.NodeID == "" && m.Hostname == w.Hostname {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
 // SteadyAnchor keeps PickAnchor's anchor unless its address changed: a
 // manager is joined again (Readdress) through another, so another live
 // manager of the swarm that is where the swarm knows it takes its place.
@@ -293,7 +304,13 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 		}
 		switch s.LocalNodeState {
 		case StateLocked:
-			if pol.CanUnlock || pol.Restarted[w.Name] {
+			if m, ok := lockedMember(w, s, obs.Members); ok && anchor != "" && m.Addr != "" && w.Advertise != "" && m.Addr != w.Advertise {
+				// A locked manager cut off by an address change cannot be
+				// unlocked (unlocking waits for its Raft peers, who call it
+				// at its old address): it is demoted through the anchor and
+				// joins again, which needs no unlock.
+				add(Readdress, "locked, and the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+			} else if pol.CanUnlock || pol.Restarted[w.Name] {
 				add(Unlock, "locked manager")
 			} else {
 				refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, pol.UnlockHint)

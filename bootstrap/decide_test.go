@@ -407,3 +407,41 @@ func TestRoleChanges(t *testing.T) {
 		t.Errorf("role changes %+v, want %+v (promotions first)", got, wantRC)
 	}
 }
+
+// TestDecideLockedAndMoved: a locked manager whose address changed is
+// joined again (it cannot be unlocked while its peers call its old
+// address); a locked manager where the swarm knows it is only unlocked.
+func TestDecideLockedAndMoved(t *testing.T) {
+	members := []Member{
+		{ID: "a", Hostname: "m1", Addr: "10.0.0.1", Role: RoleManager, Ready: true, Reachable: true},
+		{ID: "b", Hostname: "m2", Addr: "10.0.0.2", Role: RoleManager, Ready: false},
+	}
+	obs := Observed{Members: members, States: map[string]State{
+		"m1": {LocalNodeState: StateActive, NodeID: "a", ClusterID: "c", Manager: true},
+		"m2": {LocalNodeState: StateLocked},
+	}}
+	for _, tc := range []struct {
+		addr string
+		pol  Policy
+		want Membership
+	}{
+		{"10.0.0.9", Policy{Leader: "m1"}, Readdress},
+		{"10.0.0.9", Policy{Leader: "m1", CanUnlock: true}, Readdress},
+		{"10.0.0.2", Policy{Leader: "m1", CanUnlock: true}, Unlock},
+	} {
+		want := []Want{{Name: "m1", Hostname: "m1", Role: RoleManager, Advertise: "10.0.0.1"}, {Name: "m2", Hostname: "m2", Role: RoleManager, Advertise: tc.addr}}
+		d, err := Decide(want, obs, tc.pol, "m1", "c")
+		if err != nil {
+			t.Errorf("%s: %v", tc.addr, err)
+			continue
+		}
+		if got := d.Of("m2").Membership; got != tc.want {
+			t.Errorf("locked m2 at %s (%+v): %s, want %s", tc.addr, tc.pol, got, tc.want)
+		}
+	}
+	// Not moved and no key: refused, never left.
+	want := []Want{{Name: "m1", Hostname: "m1", Role: RoleManager, Advertise: "10.0.0.1"}, {Name: "m2", Hostname: "m2", Role: RoleManager, Advertise: "10.0.0.2"}}
+	if _, err := Decide(want, obs, Policy{Leader: "m1", UnlockHint: "cluster unlock x"}, "m1", "c"); err == nil || !strings.Contains(err.Error(), "cluster unlock x") {
+		t.Errorf("locked, not moved, no key: %v", err)
+	}
+}

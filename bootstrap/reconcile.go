@@ -131,33 +131,42 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Member, error) {
 	all := append(append([]*Node(nil), req.Anchors...), nodesOf(req.Targets)...)
 	want := wantsOf(req.Targets)
-	obs := Observe(ctx, r.Parallel, all)
 	// A swarm that just lost its Raft leader (a manager gone or moved)
-	// elects another within seconds: wait for it, bounded, rather than
-	// take its managers for strangers.
+	// elects another within seconds: meanwhile its managers answer without
+	// the swarm's ID, or cannot list its nodes. Wait for it, bounded, rather
+	// than take them for strangers.
 	deadline := time.Now().Add(r.electionWait())
-	for len(AnchorCandidates(want, obs, req.Policy)) == 0 && Electing(obs) && time.Now().Before(deadline) {
+	var obs Observed
+	anchor, cid := "", ""
+	for {
+		obs = Observe(ctx, r.Parallel, all)
+		var listErrs []error
+		for _, c := range AnchorCandidates(want, obs, req.Policy) {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			members, err := Members(lctx, byName(all, c))
+			cancel()
+			if err != nil {
+				listErrs = append(listErrs, err)
+				continue
+			}
+			anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
+			break
+		}
+		if anchor != "" || (len(listErrs) == 0 && !Electing(obs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			if len(listErrs) > 0 {
+				return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
+			}
+			break // Decide says which managers have no leader
+		}
 		r.event(req.Policy.Leader, "swarm", ui.Info, "waiting for the swarm to elect a leader")
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
-		obs = Observe(ctx, r.Parallel, all)
-	}
-	anchor, cid := "", ""
-	var listErrs []error
-	for _, c := range AnchorCandidates(want, obs, req.Policy) {
-		members, err := Members(ctx, byName(all, c))
-		if err != nil {
-			listErrs = append(listErrs, err)
-			continue
-		}
-		anchor, cid, obs.Members = c, obs.States[c].ClusterID, members
-		break
-	}
-	if anchor == "" && len(listErrs) > 0 {
-		return nil, nil, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
 	}
 	if anchor != "" {
 		anchor = SteadyAnchor(want, obs, anchor, cid)
@@ -249,6 +258,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 	hostnames := map[string]bool{}
 	for _, w := range want {
 		hostnames[w.Hostname] = true
+	}
+	// A locked engine may not say its node ID: the swarm's list does.
+	for _, t := range req.Targets {
+		if out.Decision.Of(t.Want.Name).Membership == Readdress && out.NodeIDs[t.Want.Name] == "" {
+			if m, ok := lockedMember(t.Want, State{}, members); ok {
+				out.NodeIDs[t.Want.Name] = m.ID
+			}
+		}
 	}
 	current := map[string]string{}
 	joining := map[string]bool{}
@@ -442,10 +459,16 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 	if err != nil {
 		return err
 	}
-	wasManager := false
+	if id == "" { // a locked engine may not say its node ID
+		if m, ok := lockedMember(t.Want, State{}, members); ok {
+			id = m.ID
+		}
+	}
+	wasManager, listed := false, false
 	for _, m := range members {
-		if m.ID == id && m.Role == RoleManager {
-			wasManager = true
+		if m.ID == id {
+			listed = true
+			wasManager = m.Role == RoleManager
 		}
 	}
 	return r.withManagerLock(ctx, func() error {
@@ -461,18 +484,21 @@ func (r *Reconciler) readdress(ctx context.Context, anchor *Node, t *Target, id,
 			}
 		}
 		if err := t.Node.Leave(ctx, false); err != nil {
-			// A demoted manager that was cut off may not know it yet: its
-			// leave is forced, which is safe once Raft no longer counts it.
-			if !wasManager {
+			// A demoted manager that was cut off may not know it yet (or
+			// is locked): its leave is forced, which is safe once Raft no
+			// longer counts it, or the swarm no longer lists it at all.
+			if !wasManager && listed {
 				return err
 			}
 			if err := t.Node.Leave(ctx, true); err != nil {
 				return err
 			}
 		}
-		waitLeft(ctx, anchor, id)
-		if err := RemoveNode(ctx, anchor, id); err != nil {
-			return err
+		if listed {
+			waitLeft(ctx, anchor, id)
+			if err := RemoveNode(ctx, anchor, id); err != nil {
+				return err
+			}
 		}
 		token := workerToken
 		if t.Want.Role == RoleManager {

@@ -83,6 +83,11 @@ func checkEngine(e *engineBlock, at func(name string) *hcl.Range) hcl.Diagnostic
 			diags = append(diags, errAt(at("repo_url"), "Invalid engine repo_url", "repo_url: %v", err))
 		}
 	}
+	if e.OSMirror != nil {
+		if err := validate.RepoURL(*e.OSMirror); err != nil {
+			diags = append(diags, errAt(at("os_mirror"), "Invalid engine os_mirror", "os_mirror: %v", err))
+		}
+	}
 	for _, r := range e.InsecureRegistries {
 		if err := validate.InsecureRegistry(r); err != nil {
 			diags = append(diags, errAt(at("insecure_registries"), "Invalid insecure registry", "insecure_registries: %v", err))
@@ -558,6 +563,12 @@ func mergeEngine(def, m *engineBlock) Engine {
 		}
 		if b.RepoURL != nil {
 			e.RepoURL = *b.RepoURL
+		}
+		if b.OSMirror != nil {
+			e.OSMirror = *b.OSMirror
+		}
+		if b.ReplaceConflicting != nil {
+			e.ReplaceConflicting = *b.ReplaceConflicting
 		}
 		if b.TLS != nil {
 			e.TLS = *b.TLS

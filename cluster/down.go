@@ -125,8 +125,8 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 
 // purge undoes what shoal's provisioning did on an adopted host that can be
 // undone without harm: its TLS drop-in and certificates, the /etc/hosts
-// block, the cluster's SSH key and blocks; daemon.json goes back to the
-// original shoal saved. Docker stays installed and running.
+// block, the cluster's SSH key and blocks; daemon.json and the .repo files
+// that os_mirror set aside go back to the originals shoal saved. Docker stays installed and running.
 func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
 	if _, err := h.client.RunSudo(ctx, purgeScript(h.mach.DockerUser, cluster)); err != nil {
 		return fmt.Errorf("%s: purge: %w", h.mach.Name, err)
@@ -144,6 +144,14 @@ const purgeFuncs = `strip() { # FILE BEGIN END: drop the lines from BEGIN to END
   [ -f "$1" ] || return 0
   t=$(mktemp) || return 1
   if B="$2" E="$3" awk '{ l = $0; gsub(/^[ \t]+|[ \t\r]+$/, "", l) } !s && l == ENVIRON["B"] { s = 1; next } s && l == ENVIRON["E"] { s = 0; next } !s' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
+}
+restorerepos() { # DIR: put back the .repo files os_mirror set aside, then drop its own
+  [ -d "$1" ] || return 0
+  for b in "$1"/*.repo.shoal-orig; do
+    [ -e "$b" ] || continue
+    mv -f "$b" "${b%.shoal-orig}"
+  done
+  rm -f "$1/shoal-os-mirror.repo"
 }
 dropkeys() { # FILE SUFFIX: drop the lines that end in SUFFIX
   [ -f "$1" ] || return 0
@@ -165,6 +173,7 @@ func purgeScript(dockerUser, cluster string) string {
 		"rm -rf /etc/docker/shoal",
 		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
 		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),
+		"restorerepos /etc/yum.repos.d",
 		`if pw=$(getent passwd ` + u + `) && h=$(printf '%s\n' "$pw" | cut -d: -f6) && [ -n "$h" ]; then`,
 		`  rm -f "$h/.ssh/"` + shell.Quote("shoal-"+cluster),
 		`  strip "$h/.ssh/config" ` + begin + " " + end,

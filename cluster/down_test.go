@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 // runPurgeFunc runs one of purgeFuncs on a temp file holding content and
@@ -56,6 +58,47 @@ func TestPurgeDropKeys(t *testing.T) {
 	want := "ssh-ed25519 AAAA me@laptop\nssh-ed25519 CCCC shoal-cluster-c10\n"
 	if got := runPurgeFunc(t, "dropkeys", in, " shoal-cluster-c1"); got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// restorerepos puts back what os_mirror set aside, byte for byte, and
+// drops shoal's mirror file; other files stay.
+func TestPurgeRestoresRepos(t *testing.T) {
+	if osfamily.MirrorRepoFile != "/etc/yum.repos.d/shoal-os-mirror.repo" || osfamily.RepoBackupExt != ".shoal-orig" {
+		t.Fatalf("restorerepos names %s and %s: change it with them", osfamily.MirrorRepoFile, osfamily.RepoBackupExt)
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"CentOS-Base.repo.shoal-orig": "[base]\nmirrorlist=http://mirrorlist.centos.org/\n",
+		"CentOS-Media.repo":           "[c7-media]\nenabled=0\n",
+		"shoal-os-mirror.repo":        "[base]\nbaseurl=https://vault.centos.org/7.9.2009/os/$basearch/\n",
+		"docker-ce.repo":              "[docker-ce-stable]\n",
+	}
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("sh", "-c", purgeFuncs+`restorerepos "$1"`, "sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("restorerepos: %v\n%s", err, out)
+	}
+	want := map[string]string{
+		"CentOS-Base.repo":  files["CentOS-Base.repo.shoal-orig"],
+		"CentOS-Media.repo": files["CentOS-Media.repo"],
+		"docker-ce.repo":    files["docker-ce.repo"],
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(want) {
+		t.Errorf("want %d files, got %v", len(want), entries)
+	}
+	for n, c := range want {
+		if b, err := os.ReadFile(filepath.Join(dir, n)); err != nil || string(b) != c {
+			t.Errorf("%s: got %q (%v), want %q", n, b, err, c)
+		}
+	}
+	// No /etc/yum.repos.d (Debian): nothing to do, no error.
+	if out, err := exec.Command("sh", "-c", purgeFuncs+`restorerepos "$1"`, "sh", filepath.Join(dir, "none")).CombinedOutput(); err != nil {
+		t.Fatalf("restorerepos without the directory: %v\n%s", err, out)
 	}
 }
 

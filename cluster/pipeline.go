@@ -358,6 +358,7 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{
 		Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
 		Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
+			OSMirror: m.Engine.OSMirror, ReplaceConflicting: m.Engine.ReplaceConflicting,
 			InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
 			Labels: m.Engine.Labels, TLS: m.Engine.TLS},
 		Swarm: sw, Cluster: spec.Name, AuthorizedKeys: []string{p.pub},

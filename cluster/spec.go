@@ -60,6 +60,8 @@ type engineBlock struct {
 	Install            *string  `hcl:"install,optional"`
 	Version            *string  `hcl:"version,optional"`
 	RepoURL            *string  `hcl:"repo_url,optional"`
+	OSMirror           *string  `hcl:"os_mirror,optional"`
+	ReplaceConflicting *bool    `hcl:"replace_conflicting,optional"`
 	InsecureRegistries []string `hcl:"insecure_registries,optional"`
 	RegistryMirrors    []string `hcl:"registry_mirrors,optional"`
 	Labels             []string `hcl:"labels,optional"`
@@ -107,6 +109,8 @@ type Engine struct {
 	Install            string
 	Version            string
 	RepoURL            string
+	OSMirror           string
+	ReplaceConflicting bool
 	InsecureRegistries []string
 	RegistryMirrors    []string
 	Labels             []string

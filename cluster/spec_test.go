@@ -299,6 +299,7 @@ defaults {
     install             = "repo"
     version             = "24.0.9"
     repo_url            = "https://mirrors.example/docker-ce"
+    os_mirror           = "https://vault.example/centos"
     insecure_registries = ["a:5000"]
     labels              = ["env=lab"]
   }
@@ -307,6 +308,7 @@ defaults {
 machine "m" {
   role = "manager"
   engine {
+    replace_conflicting = true
     version             = "25.0.1"
     insecure_registries = ["b:5000"]
     registry_mirrors    = ["https://mirror"]
@@ -319,6 +321,7 @@ machine "w" {}
 	m := byName(t, spec, "m").Engine
 	want := Engine{
 		Install: "repo", Version: "25.0.1", RepoURL: "https://mirrors.example/docker-ce",
+		OSMirror: "https://vault.example/centos", ReplaceConflicting: true,
 		InsecureRegistries: []string{"a:5000", "b:5000"}, RegistryMirrors: []string{"https://mirror"},
 		Labels: []string{"env=lab"}, TLS: false,
 	}
@@ -326,7 +329,7 @@ machine "w" {}
 		t.Errorf("m engine = %+v\nwant %+v", m, want)
 	}
 	w := byName(t, spec, "w").Engine
-	if w.Version != "24.0.9" || w.Install != "repo" || !w.TLS || !reflect.DeepEqual(w.InsecureRegistries, []string{"a:5000"}) {
+	if w.Version != "24.0.9" || w.Install != "repo" || !w.TLS || w.OSMirror != "https://vault.example/centos" || w.ReplaceConflicting || !reflect.DeepEqual(w.InsecureRegistries, []string{"a:5000"}) {
 		t.Errorf("w engine = %+v, want the defaults with TLS on", w)
 	}
 }

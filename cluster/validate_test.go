@@ -33,6 +33,8 @@ func TestLoadRefusesValuesThatReachAHost(t *testing.T) {
 		{"engine repo_url", "  engine {\n    repo_url = \"https://x/$(touch /tmp/pwned)\"\n  }", "Invalid engine repo_url", 5},
 		{"engine repo_url scheme", "  engine {\n    repo_url = \"file:///etc/passwd\"\n  }", "Invalid engine repo_url", 5},
 		{"engine install", "  engine {\n    install = \"" + inj + "\"\n  }", "Invalid engine install", 5},
+		{"engine os_mirror", "  engine {\n    os_mirror = \"https://vault/$(touch /tmp/pwned)\"\n  }", "Invalid engine os_mirror", 5},
+		{"engine os_mirror scheme", "  engine {\n    os_mirror = \"ftp://vault.centos.org\"\n  }", "Invalid engine os_mirror", 5},
 		{"engine mirror not a URL", "  engine {\n    registry_mirrors = [\"mirror.local\"]\n  }", "Invalid registry mirror", 5},
 		{"engine mirror injection", "  engine {\n    registry_mirrors = [\"https://m/" + inj + "\"]\n  }", "Invalid registry mirror", 5},
 		{"engine insecure registry", "  engine {\n    insecure_registries = [\"" + inj + "\"]\n  }", "Invalid insecure registry", 5},

@@ -415,7 +415,8 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
-		Install:    osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL},
+		Install: osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL,
+			OSMirror: e.OSMirror, ReplaceConflicting: e.ReplaceConflicting},
 		Daemon: provision.DaemonSettings{
 			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
 			RegistryMirrors:    e.RegistryMirrors,
@@ -424,6 +425,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 		},
 		DockerEnv:      e.Env,
 		Hosts:          hosts,
+		SwarmAddr:      swarmAddr(mach),
 		AuthorizedKeys: mach.AuthorizedKeys,
 		FirewallPorts:  ports,
 	}
@@ -529,4 +531,13 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 		return nil, err
 	}
 	return provision.Plan(ctx, h)
+}
+
+// swarmAddr is the address (or interface) the machine's swarm traffic
+// uses, as the swarm stage will advertise it.
+func swarmAddr(mach *Machine) string {
+	if mach.Swarm != nil && mach.Swarm.AdvertiseAddr != "" {
+		return mach.Swarm.AdvertiseAddr
+	}
+	return mach.Address
 }

@@ -52,6 +52,9 @@ func EngineErrors(e store.Engine) []error {
 	if e.RepoURL != "" {
 		add("--engine-repo-url", validate.RepoURL(e.RepoURL))
 	}
+	if e.OSMirror != "" {
+		add("--engine-os-mirror", validate.RepoURL(e.OSMirror))
+	}
 	for _, r := range e.InsecureRegistries {
 		add("--engine-insecure-registry", validate.InsecureRegistry(r))
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // envDropInPath holds dockerd's environment (--engine-env): a drop-in of
@@ -28,23 +30,9 @@ func ValidateEnv(env []string) error {
 	return nil
 }
 
-// systemdQuote quotes one Environment= assignment: inside double quotes
-// systemd unescapes \\ and \", and % starts a specifier unless doubled.
-// systemd does not expand $ in Environment=.
-func systemdQuote(kv string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
-	return `"` + r.Replace(kv) + `"`
-}
-
-// EnvDropIn is the drop-in that gives dockerd the variables env.
-func EnvDropIn(env []string) string {
-	var b strings.Builder
-	b.WriteString("# Written by shoal: dockerd's environment (--engine-env).\n[Service]\n")
-	for _, kv := range env {
-		fmt.Fprintf(&b, "Environment=%s\n", systemdQuote(kv))
-	}
-	return b.String()
-}
+// EnvDropIn is the drop-in (templates/dockerd) that gives dockerd the
+// variables env.
+func EnvDropIn(env []string) (string, error) { return templates.DockerdEnvDropIn(env) }
 
 // engineEnvStep writes the environment drop-in. It runs only for a machine
 // with --engine-env, so other machines' runs stay as they were.
@@ -56,18 +44,26 @@ func (engineEnvStep) Check(ctx context.Context, h *Host) (bool, error) {
 	if len(h.Spec.DockerEnv) == 0 {
 		return false, nil
 	}
+	want, err := EnvDropIn(h.Spec.DockerEnv)
+	if err != nil {
+		return false, err
+	}
 	res, err := h.R.RunSudo(ctx, "cat "+envDropInPath+" 2>/dev/null || true")
 	if err != nil {
 		return false, err
 	}
-	return string(res.Stdout) != EnvDropIn(h.Spec.DockerEnv), nil
+	return string(res.Stdout) != want, nil
 }
 
 func (engineEnvStep) Apply(ctx context.Context, h *Host) error {
+	dropIn, err := EnvDropIn(h.Spec.DockerEnv)
+	if err != nil {
+		return err
+	}
 	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+dropInDir); err != nil {
 		return err
 	}
-	if err := h.R.WriteFile(ctx, envDropInPath, []byte(EnvDropIn(h.Spec.DockerEnv)), 0o644, ""); err != nil {
+	if err := h.R.WriteFile(ctx, envDropInPath, []byte(dropIn), 0o644, ""); err != nil {
 		return err
 	}
 	h.reload, h.restart = true, true

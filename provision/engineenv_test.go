@@ -6,7 +6,10 @@ import (
 )
 
 func TestEnvDropIn(t *testing.T) {
-	got := EnvDropIn([]string{"HTTP_PROXY=http://p:3128", `G=hello "q" $HOME 100% \n`})
+	got, err := EnvDropIn([]string{"HTTP_PROXY=http://p:3128", `G=hello "q" $HOME 100% \n`})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
 		"[Service]\n",
 		`Environment="HTTP_PROXY=http://p:3128"` + "\n",

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 // Facts is what one round trip tells of a host before anything changes.
@@ -37,16 +39,6 @@ func (f *Facts) DockerVersion() string {
 	return versionRE.FindString(f.Section("docker-version"))
 }
 
-// RunningDocker is the version the running daemon answered the probe with
-// ("" when it did not answer).
-func (f *Facts) RunningDocker() string {
-	var v struct{ Version string }
-	if json.Unmarshal([]byte(f.Section("docker-info")), &v) != nil || !versionRE.MatchString(v.Version) {
-		return ""
-	}
-	return v.Version
-}
-
 // UserGroups returns the user's groups, and whether the user exists.
 func (f *Facts) UserGroups() ([]string, bool) {
 	lines := strings.Split(f.Section("user"), "\n")
@@ -57,7 +49,7 @@ func (f *Facts) UserGroups() ([]string, bool) {
 }
 
 // rpmProbe lists the packages whose presence the facts record.
-const rpmProbe = "docker-ce docker-ce-cli containerd.io container-selinux docker yum-utils dnf-plugins-core"
+const rpmProbe = "docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core " + osfamily.ConflictingPackages
 
 // RPMInstalled tells whether the facts saw an rpm package installed.
 func (f *Facts) RPMInstalled(pkg string) bool {
@@ -74,7 +66,13 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 // no file content (no final newline, CRLF, a line that looks like a marker)
 // can run into the next section; and the output needs no encoding, which
 // would cost two more processes a probe on a busy host. It only reads.
-func factsScript(dockerUser, nonce string, extra ...Probe) string {
+// extra are the caller's own probes.
+//
+// addr is the address (or interface name) swarm traffic uses: the interface
+// that has it (else the default route's; never lo, as when shoal reaches
+// the host through a forwarded port) carries swarm traffic, and its
+// firewalld zone is the one that must let swarm's ports in.
+func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
@@ -82,7 +80,7 @@ func factsScript(dockerUser, nonce string, extra ...Probe) string {
 		{"hosts", "cat /etc/hosts"},
 		{"user", "id -un " + u + " && id -nG " + u},
 		{"authorized-keys", `pw=$(getent passwd ` + u + `) && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys"`},
-		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce; do command -v $c >/dev/null && echo $c; done"},
+		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done"},
 		// CentOS 7's own docker package names its daemon dockerd-current.
 		{"docker-version", "dockerd --version || dockerd-current --version"},
 		// One rpm call answers for every package the RHEL family cares
@@ -99,20 +97,37 @@ func factsScript(dockerUser, nonce string, extra ...Probe) string {
 		{"active", "systemctl is-active docker"},
 		{"dockerd-pid", "systemctl show -p MainPID --value docker"},
 		{"firewalld", "systemctl is-active firewalld"},
+		// "IFACE ZONE": the interface that carries swarm traffic and the
+		// zone that governs it (the default zone when it has none).
+		{"firewalld-zone", "systemctl is-active -q firewalld && shoal_zone"},
 		// Runtime and permanent both: a port open in only one of them is
 		// either gone at the next reload or not open yet.
-		{"firewalld-runtime", "systemctl is-active -q firewalld && firewall-cmd --list-all"},
-		{"firewalld-permanent", "systemctl is-active -q firewalld && firewall-cmd --permanent --list-all"},
+		{"firewalld-runtime", `systemctl is-active -q firewalld && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all`},
+		{"firewalld-permanent", `systemctl is-active -q firewalld && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all`},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
 		// CentOS 7's docker package passes --selinux-enabled in OPTIONS;
 		// the same key in daemon.json would stop dockerd.
 		{"docker-sysconfig", "grep -h -- '--selinux-enabled' /etc/sysconfig/docker"},
-		// A daemon that answers here and is not restarted needs no wait
-		// for it afterwards (bounded: a hung daemon must not hang the probe).
-		// The Engine API's /version through curl costs a tenth of the
-		// docker CLI (a large binary to start); the CLI when curl is not there.
+		// dockerd refuses selinux-enabled with overlay2 on a kernel without
+		// security_inode_copy_up (CentOS 7 before 7.4): moby looks for it in
+		// /proc/kallsyms, and so does this.
+		{"kernel", "uname -r"},
+		// Who holds the package manager's lock now (provisioning waits for
+		// it before it installs, and says so up front).
+		{"package-lock", osfamily.LockProbe},
+		{"overlay-selinux", "if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi"},
+		// The RHEL family's repositories: every file's name, the text of
+		// each *.repo, and whether the servers of the enabled ones (not
+		// Docker's) answer at all (curl's 000: no DNS, no connection), all
+		// at once: a probe costs at most 5 s however many there are.
+		{"yum-repos", `[ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' ` + shell.Quote(osfamily.RepoFileMarker) + ` "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done`},
+		{"repo-reach", `[ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk '` + reachAwk + `' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait`},
+		// A daemon that answers here and is not restarted needs no wait for
+		// it afterwards. The Engine API's /version through curl costs a
+		// tenth of the docker CLI (a large binary to start); the CLI when
+		// curl is not there (bounded: a hung daemon must not hang the probe).
 		{"docker-info", `systemctl is-active -q docker && { curl -fsS -m 20 --unix-socket /var/run/docker.sock http://localhost/version || timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; }`},
 	}
 	for _, p := range extra {
@@ -120,6 +135,9 @@ func factsScript(dockerUser, nonce string, extra ...Probe) string {
 	}
 	var b strings.Builder
 	b.WriteString(factsScriptHead + "\n")
+	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
+		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
+		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for _, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.
 		fmt.Fprintf(&b, "echo %s; (%s) 2>/dev/null; echo\n", shell.Quote("@@"+nonce+" "+p.name), p.cmd)
@@ -133,7 +151,7 @@ const factsScriptHead = "# shoal facts probe"
 
 // builtinProbe tells whether name is one of provisioning's own probes.
 func builtinProbe(name string) bool {
-	return name == "end" || strings.Contains(factsScript("u", "n"), "'@@n "+name+"'")
+	return name == "end" || strings.Contains(factsScript("u", "a", "n"), "'@@n "+name+"'")
 }
 
 // newNonce returns a fresh random marker for one run of the probe.
@@ -171,13 +189,14 @@ func parseFacts(out, nonce string) (*Facts, error) {
 	return f, nil
 }
 
-var sectionRE = regexp.MustCompile(`^[a-z0-9-]+$`)
-
-func shorten(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
+// RunningDocker is the version the running daemon answered the probe with
+// ("" when it did not answer).
+func (f *Facts) RunningDocker() string {
+	var v struct{ Version string }
+	if json.Unmarshal([]byte(f.Section("docker-info")), &v) != nil || !versionRE.MatchString(v.Version) {
+		return ""
 	}
-	return s
+	return v.Version
 }
 
 // Probe is a read-only command whose output the caller wants from the same
@@ -187,13 +206,46 @@ type Probe struct {
 	Name, Cmd string
 }
 
-// GatherFacts probes the host in one command, as root.
-func GatherFacts(ctx context.Context, r Runner, dockerUser string, extra ...Probe) (*Facts, error) {
+// ifaceAwk picks, from `ip -o addr show`, the interface that has the
+// address a, or is named a; never lo.
+const ifaceAwk = `$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }`
+
+// reachAwk prints the scheme://host of each enabled repository that is not
+// Docker's, from the concatenated *.repo files.
+const reachAwk = `function out() { if (en && h != "") print h } /^[ \t]*\[/ { out(); en = 1; h = ""; if ($0 ~ /^[ \t]*\[docker-ce/) en = 0; next } ` +
+	`/^[ \t]*enabled[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (v !~ /^(1|[Tt]rue|[Yy]es)/) en = 0 } ` +
+	`/^[ \t]*(baseurl|mirrorlist|metalink)[ \t]*=/ && h == "" { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (match(v, /^https?:\/\/[^\/ \t?#]+/)) h = substr(v, 1, RLENGTH) } END { out() }`
+
+// probeAddr is the address or interface whose firewalld zone matters: the
+// swarm address without its port, else the address shoal connects to.
+func probeAddr(spec Spec, r Runner) string {
+	a := spec.SwarmAddr
+	if a == "" {
+		return r.Host()
+	}
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
+}
+
+var sectionRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// GatherFacts probes the host in one command, as root. addr is the address
+// or interface that carries swarm traffic (see factsScript).
+func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string, extra ...Probe) (*Facts, error) {
 	nonce, err := newNonce()
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.RunSudo(ctx, factsScript(dockerUser, nonce, extra...))
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr, nonce, extra...))
 	if err != nil {
 		return nil, err
 	}
@@ -208,4 +260,26 @@ func GatherFacts(ctx context.Context, r Runner, dockerUser string, extra ...Prob
 		return nil, fmt.Errorf("probing %s: the output ended early", r.Host())
 	}
 	return f, nil
+}
+
+// RepoDir is /etc/yum.repos.d as the probe saw it (empty off the RHEL
+// family).
+func (f *Facts) RepoDir() osfamily.RepoDir {
+	return osfamily.ParseRepoFiles(f.sections["yum-repos"])
+}
+
+// Reach tells, per repository server, whether it answered the probe.
+func (f *Facts) Reach() map[string]bool { return osfamily.ParseReach(f.Section("repo-reach")) }
+
+// SwarmZone is the interface that carries swarm traffic and its firewalld
+// zone ("" when firewalld does not run or the probe could not tell).
+func (f *Facts) SwarmZone() (iface, zone string) {
+	w := strings.Fields(f.Section("firewalld-zone"))
+	if len(w) == 2 {
+		return w[0], w[1]
+	}
+	if len(w) == 1 {
+		return "", w[0]
+	}
+	return "", ""
 }

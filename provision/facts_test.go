@@ -1,10 +1,15 @@
 package provision
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 // testNonce is the probe's marker in these tests.
@@ -68,7 +73,7 @@ func TestFactsScriptOnThisMachine(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pwned := dir + "/pwned"
-	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", testNonce)).Output()
+	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned, testNonce)).Output()
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -131,6 +136,94 @@ func FuzzParseFacts(f *testing.F) {
 		_ = facts.DockerVersion()
 		_, _ = facts.UserGroups()
 	})
+}
+
+// TestReachAwk runs the probe's awk program over repository files here:
+// the scheme://host of each enabled repository that is not Docker's, once
+// per repository (the first URL), with dnf's ways of saying enabled.
+func TestReachAwk(t *testing.T) {
+	if _, err := exec.LookPath("awk"); err != nil {
+		t.Fatalf("awk is needed: %v", err)
+	}
+	in := "[base]\nname=x\nmirrorlist=http://mirrorlist.centos.org/?release=7&repo=os\n#baseurl=http://mirror.centos.org/centos/7/os/\n" +
+		"[centosplus]\nmirrorlist=http://plus.example/?x\nenabled=0\n" +
+		"[docker-ce-stable]\nbaseurl=https://download.docker.com/linux/centos/7/x86_64/stable\n" +
+		"[epel]\nenabled = True\nmetalink=https://mirrors.fedoraproject.org/metalink?repo=epel-7\n" +
+		"  [local]\nbaseurl = https://repo.local:8443/el7/ , https://second.local/\nenabled=1\n" +
+		"[media]\nbaseurl=file:///media/\n"
+	cmd := exec.Command("awk", reachAwk)
+	cmd.Stdin = strings.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://mirrorlist.centos.org\nhttps://mirrors.fedoraproject.org\nhttps://repo.local:8443\n"
+	if string(out) != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
+// TestIfaceAwk runs the probe's interface pick over `ip -o addr show`
+// output: by address or by name, IPv6 too, never lo.
+func TestIfaceAwk(t *testing.T) {
+	ipAddr := `1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever preferred_lft forever
+1: lo    inet6 ::1/128 scope host \       valid_lft forever preferred_lft forever
+2: enp0s3    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic enp0s3\       valid_lft 86000sec preferred_lft 86000sec
+3: enp0s8    inet 192.168.56.101/24 brd 192.168.56.255 scope global enp0s8\       valid_lft forever preferred_lft forever
+3: enp0s8    inet6 fd00::5/64 scope global \       valid_lft forever preferred_lft forever
+`
+	for addr, want := range map[string]string{
+		"192.168.56.101": "enp0s8\n", "fd00::5": "enp0s8\n", "enp0s8": "enp0s8\n",
+		"127.0.0.1": "", "lo": "", "192.168.56.1": "", "10.0.2.15": "enp0s3\n",
+	} {
+		cmd := exec.Command("awk", "-v", "a="+addr, ifaceAwk)
+		cmd.Stdin = strings.NewReader(ipAddr)
+		out, err := cmd.Output()
+		if err != nil || string(out) != want {
+			t.Errorf("%s: got %q %v, want %q", addr, out, err, want)
+		}
+	}
+}
+
+// TestRepoReachProbe runs the probe's repo-reach part here, against a
+// repository directory in a temp folder: a server that answers (even 404)
+// answers; a refused port and a name that does not resolve do not; a
+// disabled repository and Docker's are not asked.
+func TestRepoReachProbe(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is needed: %v", err)
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	dir := t.TempDir()
+	repos := "[alive]\nbaseurl=" + srv.URL + "/el7/os/\n[refused]\nbaseurl=http://127.0.0.1:1/x\n[nodns]\nmirrorlist=http://nonexistent.invalid/?r\n" +
+		"[off]\nenabled=0\nbaseurl=http://disabled.invalid/\n[docker-ce-stable]\nbaseurl=http://docker.invalid/\n"
+	if err := os.WriteFile(filepath.Join(dir, "x.repo"), []byte(repos), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var probe string
+	for _, l := range strings.Split(factsScript("docker", "10.9.9.9", testNonce), "\n") {
+		if rest, ok := strings.CutPrefix(l, "echo '@@"+testNonce+" repo-reach'; ("); ok {
+			probe, _, _ = strings.Cut(rest, ") 2>/dev/null; echo")
+		}
+	}
+	if probe == "" {
+		t.Fatal("no repo-reach probe in the script")
+	}
+	out, err := exec.Command("sh", "-c", strings.ReplaceAll(probe, "/etc/yum.repos.d", dir)).Output()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	got := osfamily.ParseReach(string(out))
+	want := map[string]bool{srv.URL: true, "http://127.0.0.1:1": false, "http://nonexistent.invalid": false}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for h, ok := range want {
+		if v, asked := got[h]; !asked || v != ok {
+			t.Errorf("%s: got %v (asked %v), want %v", h, v, asked, ok)
+		}
+	}
 }
 
 func TestRunningDocker(t *testing.T) {

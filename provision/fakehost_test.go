@@ -20,8 +20,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
@@ -102,7 +104,11 @@ func (f fixture) spec() Spec {
 			Mode:    f.get("spec", "install"),
 			Version: f.get("spec", "version"),
 			RepoURL: f.get("spec", "repo-url"),
+			// Checked by internal/validate before a Spec is made.
+			OSMirror:           f.get("spec", "os-mirror"),
+			ReplaceConflicting: f.get("spec", "replace-conflicting") == "yes",
 		},
+		lockPoll: time.Millisecond,
 		Daemon: DaemonSettings{
 			InsecureRegistries: strings.Fields(f.get("spec", "insecure-registries")),
 			RegistryMirrors:    strings.Fields(f.get("spec", "registry-mirrors")),
@@ -159,6 +165,19 @@ type fakeHost struct {
 	ufw        bool
 	ufwRules   []string
 	selinux    string
+	// fwZone is the zone of the interface that carries swarm traffic;
+	// fwWrong records ports opened in any other zone.
+	fwZone, fwIface string
+	fwWrong         []string
+
+	// deadHosts are repository servers that do not answer (scheme://host).
+	deadHosts map[string]bool
+	// lockHeld is how many more lock checks find the lock held.
+	lockHeld int
+	// lockRace is how many package commands find the lock taken by
+	// another process although the check just found it free.
+	lockRace int
+	removed  []string
 }
 
 func newFakeHost(t testing.TB, fix fixture) *fakeHost {
@@ -215,6 +234,31 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 		h.fwPerm = strings.Fields(p[0])
 	}
 	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
+	h.fwZone, h.fwIface = fix.get("host", "firewalld-zone"), fix.get("host", "firewalld-iface")
+	if h.fwZone == "" {
+		h.fwZone = "public"
+	}
+	if h.fwIface == "" {
+		h.fwIface = "eth0"
+	}
+	h.deadHosts = map[string]bool{}
+	for _, d := range strings.Fields(fix.get("host", "dead-repo-hosts")) {
+		h.deadHosts[d] = true
+	}
+	h.lockHeld, _ = strconv.Atoi(fix.get("host", "lock-held"))
+	h.lockRace, _ = strconv.Atoi(fix.get("host", "lock-race"))
+	// -- repos -- holds /etc/yum.repos.d: "#@file PATH" then its text.
+	name := ""
+	for _, l := range strings.SplitAfter(fix.sections["repos"], "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimRight(l, "\n"), osfamily.RepoFileMarker); ok {
+			name = f
+			h.files[name] = ""
+			continue
+		}
+		if name != "" {
+			h.files[name] += l
+		}
+	}
 	return h
 }
 
@@ -264,6 +308,14 @@ func (h *fakeHost) WriteFile(ctx context.Context, path string, data []byte, mode
 	return nil
 }
 
+// progress records what provisioning tells the user besides the steps
+// (waits, warnings) in the transcript.
+func (h *fakeHost) progress(step string, st ui.Status, detail string) {
+	if st == ui.Info {
+		h.log = append(h.log, "info:  "+step+": "+detail)
+	}
+}
+
 // SetSudoTTY makes the fake a SudoTTYRunner, as sshrun will be.
 func (h *fakeHost) SetSudoTTY(on bool) {
 	h.log = append(h.log, fmt.Sprintf("tty:   SetSudoTTY(%v)", on))
@@ -282,7 +334,14 @@ func (h *fakeHost) show(cmd string) string {
 	if isFactsProbe(cmd) {
 		return "<facts probe: testdata/golden/facts-probe.sh>"
 	}
+	if isLockCheck(cmd) {
+		return "<package lock check: who holds the package manager's lock>"
+	}
 	return cmd
+}
+
+func isLockCheck(cmd string) bool {
+	return cmd == (osfamily.Debian{}).LockHolders() || cmd == (osfamily.RHEL{}).LockHolders()
 }
 
 func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, factsScriptHead+"\n") }
@@ -340,9 +399,13 @@ var (
 	reAptPlain  = regexp.MustCompile(`^apt-get install -y -q (.+)$`)
 	reAptGPG    = regexp.MustCompile(`^curl -fsSL (\S+)/gpg -o /etc/apt/keyrings/docker.asc && chmod a\+r /etc/apt/keyrings/docker.asc$`)
 	reAptList   = regexp.MustCompile(`^echo "deb \[arch=\$\(dpkg --print-architecture\) signed-by=/etc/apt/keyrings/docker.asc\] "'(\S+) (\S+) stable' > /etc/apt/sources.list.d/docker.list$`)
-	reFwAdd     = regexp.MustCompile(`^firewall-cmd --permanent((?: --add-port=\S+)+)$`)
 	reUfwAllow  = regexp.MustCompile(`^ufw allow (\S+)$`)
 	rePinnedRPM = regexp.MustCompile(`^(docker-ce-cli|docker-ce|docker)-([0-9][0-9.]*\*?)$`)
+	rePkgRemove = regexp.MustCompile(`^(yum|dnf) remove -y -q (.+)$`)
+	reMoveAside = regexp.MustCompile(`^mv -n '(/etc/yum\.repos\.d/[^']+)' '([^']+)'$`)
+	reFwZoneAdd = regexp.MustCompile(`^firewall-cmd( --permanent)?(?: --zone=(\S+))?((?: --add-port=\S+)+)$`)
+	reDisabled  = regexp.MustCompile(`(?m)^(enabled\s*=\s*)0`)
+	reRepoOn    = regexp.MustCompile(`^(?:yum-config-manager --enable |subscription-manager repos --enable=)(\S+)$`)
 )
 
 func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
@@ -350,6 +413,66 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 	switch {
 	case isFactsProbe(cmd):
 		return ok(h.facts(cmd))
+	case isLockCheck(cmd):
+		if h.lockHeld > 0 {
+			h.lockHeld--
+			if strings.Contains(cmd, "dpkg") {
+				return ok("unattended-upgr (pid 812)\n")
+			}
+			return ok("yum (pid 812)\n")
+		}
+		return ok("")
+	case cmd == (osfamily.RHEL{Major: 7}).ListVersionsCmd() || cmd == (osfamily.RHEL{Major: 8}).ListVersionsCmd():
+		return h.listVersions(cmd)
+	case cmd == osfamily.MadisonCmd:
+		if h.repo == "" || !h.aptFresh {
+			return ok("")
+		}
+		var out []string
+		offered := strings.Fields(h.fix.get("install", "offered-apt"))
+		if len(offered) == 0 {
+			offered = []string{h.fix.get("install", "version")}
+		}
+		codename := fakeCodename(h.osRelease)
+		for _, v := range offered {
+			out = append(out, fmt.Sprintf(" docker-ce | 5:%s-1~%s | %s %s/stable amd64 Packages", v, codename, h.repo, codename))
+		}
+		return ok(strings.Join(out, "\n") + "\n")
+	case rePkgRemove.MatchString(cmd):
+		for _, p := range strings.Fields(rePkgRemove.FindStringSubmatch(cmd)[2]) {
+			delete(h.rpms, p)
+			h.removed = append(h.removed, p)
+		}
+		return ok("")
+	case reMoveAside.MatchString(cmd) || strings.Contains(cmd, " && mv -n "):
+		for _, c := range strings.Split(cmd, " && ") {
+			m := reMoveAside.FindStringSubmatch(c)
+			if m == nil {
+				h.t.Errorf("%s: unknown move: %q", h.fix.name, c)
+				return h.fail(cmd, 1, "unknown")
+			}
+			if _, ok := h.files[m[2]]; ok {
+				continue // mv -n keeps the first backup
+			}
+			h.files[m[2]] = h.files[m[1]]
+			delete(h.files, m[1])
+		}
+		return ok("")
+	case reRepoOn.MatchString(cmd):
+		id := reRepoOn.FindStringSubmatch(cmd)[1]
+		if strings.HasPrefix(cmd, "subscription-manager") && !h.commands["subscription-manager"] {
+			return h.fail(cmd, 127, "sh: subscription-manager: command not found")
+		}
+		for f, text := range h.files {
+			if i := strings.Index(text, "["+id+"]"); i >= 0 && strings.HasPrefix(f, "/etc/yum.repos.d/") {
+				h.files[f] = text[:i] + reDisabled.ReplaceAllString(text[i:], "${1}1")
+				return ok("")
+			}
+		}
+		return h.fail(cmd, 1, "Error: "+id+" is not a valid repository ID.")
+	case cmd == `sed -i 's/\$releasever/7/g' `+osfamily.DockerRepoFile:
+		h.files[osfamily.DockerRepoFile] = strings.ReplaceAll(h.files[osfamily.DockerRepoFile], "$releasever", "7")
+		return ok("")
 	case cmd == "docker info --format '{{.ServerVersion}}'":
 		if !h.active {
 			return h.fail(cmd, 1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
@@ -373,6 +496,12 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return h.systemctl(cmd)
 	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
 		return h.firewall(cmd)
+	case h.lockRace > 0 && (rePkgInst.MatchString(cmd) || reAptInst.MatchString(cmd) || reAptPlain.MatchString(cmd)):
+		h.lockRace--
+		if strings.HasPrefix(cmd, "apt-get") {
+			return h.fail(cmd, 100, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 845 (apt-get)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?")
+		}
+		return h.fail(cmd, 1, "error: can't create transaction lock on /var/lib/rpm/.rpm.lock (Resource temporarily unavailable)")
 	case rePkgInst.MatchString(cmd):
 		m := rePkgInst.FindStringSubmatch(cmd)
 		return h.rpmInstall(cmd, m[1], strings.Fields(m[2]))
@@ -498,20 +627,37 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 func (h *fakeHost) firewall(cmd string) (sshrun.Result, error) {
 	for _, c := range strings.Split(cmd, " && ") {
 		switch {
-		case reFwAdd.MatchString(c):
+		case reFwZoneAdd.MatchString(c):
 			if !h.firewalld {
 				return h.fail(cmd, 252, "FirewallD is not running")
 			}
-			for _, a := range strings.Fields(reFwAdd.FindStringSubmatch(c)[1]) {
+			m := reFwZoneAdd.FindStringSubmatch(c)
+			zone := m[2]
+			if zone == "" {
+				zone = h.fix.get("host", "firewalld-default-zone")
+				if zone == "" {
+					zone = "public"
+				}
+			}
+			target := &h.fwRuntime
+			if m[1] != "" {
+				target = &h.fwPerm
+			}
+			for _, a := range strings.Fields(m[3]) {
 				p := strings.TrimPrefix(a, "--add-port=")
-				if !slices.Contains(h.fwPerm, p) {
-					h.fwPerm = append(h.fwPerm, p)
+				if zone != h.fwZone {
+					h.fwWrong = append(h.fwWrong, zone+":"+p)
+					continue
+				}
+				if !slices.Contains(*target, p) {
+					*target = append(*target, p)
 				}
 			}
 		case c == "firewall-cmd --reload":
 			if !h.firewalld {
 				return h.fail(cmd, 252, "FirewallD is not running")
 			}
+			h.t.Errorf("%s: firewall-cmd --reload drops the runtime-only rules an administrator added", h.fix.name)
 			h.fwRuntime = slices.Clone(h.fwPerm)
 		case reUfwAllow.MatchString(c):
 			p := reUfwAllow.FindStringSubmatch(c)[1]
@@ -533,6 +679,20 @@ func (h *fakeHost) rpmInstall(cmd, pm string, words []string) (sshrun.Result, er
 		return h.fail(cmd, 127, "sh: "+pm+": command not found")
 	}
 	inst := h.fix.kv("install")
+	// yum and dnf load every enabled repository first: a dead one stops
+	// them whatever is asked for.
+	for _, r := range h.repoDir().Repos {
+		for _, host := range r.Hosts() {
+			if r.Enabled && h.deadHosts[host] {
+				return h.fail(cmd, 1, "Could not retrieve mirrorlist "+host+"/?release=7&arch=x86_64&repo=os&infra=stock error was\n"+
+					"14: curl#6 - \"Could not resolve host: "+strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")+"; Unknown error\"\n"+
+					"Cannot find a valid baseurl for repo: "+r.ID+"/7/x86_64")
+			}
+		}
+	}
+	if strings.Contains(h.files[osfamily.DockerRepoFile], "$releasever") && osfamily.ParseOSRelease(h.osRelease).ID == "rhel" {
+		return h.fail(cmd, 1, "https://download.docker.com/linux/centos/7Server/x86_64/stable/repodata/repomd.xml: [Errno 14] HTTPS Error 404 - Not Found")
+	}
 	for _, w := range words {
 		w = strings.Trim(w, "'")
 		name, pin := w, ""
@@ -544,7 +704,15 @@ func (h *fakeHost) rpmInstall(cmd, pm string, words []string) (sshrun.Result, er
 			if h.repo == "" {
 				return h.fail(cmd, 1, "No package "+w+" available.\nError: Nothing to do")
 			}
-		case "docker", "container-selinux", "yum-utils", "dnf-plugins-core":
+			if c := osfamily.Conflicts(func(p string) bool { return h.rpms[p] }); len(c) > 0 {
+				return h.fail(cmd, 1, "Error: \n Problem: problem with installed package "+c[0]+"\n  - package containerd.io conflicts with runc provided by runc\n  - package containerd.io obsoletes runc provided by runc")
+			}
+		case "container-selinux":
+			// Modelled where the fixture lists the OS's repositories.
+			if d := h.repoDir(); h.fix.sections["repos"] != "" && !hasEnabled(d, "extras", "appstream") {
+				return h.fail(cmd, 1, "No package container-selinux available.\nError: Nothing to do")
+			}
+		case "docker", "yum-utils", "dnf-plugins-core":
 		default:
 			return h.fail(cmd, 1, "No package "+w+" available.")
 		}
@@ -557,6 +725,60 @@ func (h *fakeHost) rpmInstall(cmd, pm string, words []string) (sshrun.Result, er
 		}
 	}
 	return ok("")
+}
+
+// repoDir is /etc/yum.repos.d as the fake holds it, read by the real parser.
+func (h *fakeHost) repoDir() osfamily.RepoDir {
+	return osfamily.ParseRepoFiles(h.repoListing())
+}
+
+func (h *fakeHost) repoListing() string {
+	var names []string
+	for f := range h.files {
+		if strings.HasPrefix(f, "/etc/yum.repos.d/") {
+			names = append(names, f)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, f := range names {
+		b.WriteString(osfamily.RepoFileMarker + f + "\n")
+		if strings.HasSuffix(f, ".repo") {
+			b.WriteString(h.files[f] + "\n")
+		}
+	}
+	return b.String()
+}
+
+func hasEnabled(d osfamily.RepoDir, words ...string) bool {
+	for _, r := range d.Repos {
+		for _, w := range words {
+			if r.Enabled && strings.Contains(strings.ToLower(r.ID), w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listVersions answers `dnf list --showduplicates docker-ce` from the
+// versions the fixture's repository offers (offered-centos, offered-rhel).
+func (h *fakeHost) listVersions(cmd string) (sshrun.Result, error) {
+	if h.repo == "" {
+		return h.fail(cmd, 1, "Error: No matching Packages to list")
+	}
+	dir := "centos"
+	if strings.Contains(h.repo, "/linux/rhel") {
+		dir = "rhel"
+	}
+	var out []string
+	for _, v := range strings.Fields(h.fix.get("install", "offered-"+dir)) {
+		out = append(out, fmt.Sprintf("docker-ce.x86_64    3:%s-1.el8    docker-ce-stable", v))
+	}
+	if len(out) == 0 {
+		return h.fail(cmd, 1, "Error: No matching Packages to list")
+	}
+	return ok("Available Packages\n" + strings.Join(out, "\n") + "\n")
 }
 
 func pinMatches(have, pin string) bool {
@@ -761,6 +983,42 @@ func (h *fakeHost) section(name, script string) string {
 		return lines(strconv.Itoa(h.pid))
 	case "firewalld":
 		return lines(map[bool]string{true: "active", false: "inactive"}[h.firewalld])
+	case "firewalld-zone":
+		if h.firewalld {
+			return lines(h.fwIface + " " + h.fwZone)
+		}
+	case "package-lock":
+		if h.lockHeld > 0 {
+			return lines("unattended-upgr (pid 812)")
+		}
+	case "kernel":
+		if k := h.fix.get("host", "kernel"); k != "" {
+			return lines(k)
+		}
+		return lines("5.14.0-427.13.1.el9_4.x86_64")
+	case "overlay-selinux":
+		if v := h.fix.get("host", "overlay-selinux"); v != "" {
+			return lines(v)
+		}
+		return lines("yes")
+	case "yum-repos":
+		return h.repoListing()
+	case "repo-reach":
+		seen := map[string]bool{}
+		var out []string
+		for _, r := range h.repoDir().Repos {
+			if !r.Enabled || osfamily.IsDockerRepo(r) {
+				continue
+			}
+			for _, host := range r.Hosts()[:min(1, len(r.Hosts()))] {
+				if !seen[host] {
+					seen[host] = true
+					out = append(out, host+" "+map[bool]string{true: "000", false: "200"}[h.deadHosts[host]])
+				}
+			}
+		}
+		sort.Strings(out)
+		return lines(out...)
 	case "firewalld-runtime", "firewalld-permanent":
 		if !h.firewalld {
 			return ""
@@ -769,7 +1027,7 @@ func (h *fakeHost) section(name, script string) string {
 		if name == "firewalld-permanent" {
 			ports = h.fwPerm
 		}
-		return lines("public (active)", "  target: default", "  icmp-block-inversion: no", "  interfaces: eth0", "  sources: ",
+		return lines(h.fwZone+" (active)", "  target: default", "  icmp-block-inversion: no", "  interfaces: "+h.fwIface, "  sources: ",
 			"  services: "+strings.Join(h.fwServices, " "), "  ports: "+strings.Join(ports, " "), "  protocols: ",
 			"  forward: yes", "  masquerade: no", "  forward-ports: ", "  source-ports: ", "  icmp-blocks: ", "  rich rules: ")
 	case "ufw":

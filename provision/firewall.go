@@ -199,6 +199,36 @@ func parseUFW(status string) (active bool, o openPorts) {
 	return active, o
 }
 
+// firewalldCommands opens the ports missing from zone (the zone of the
+// interface that carries swarm traffic; "" for the default zone), in the
+// runtime and the permanent configuration each where it is missing. No
+// --reload: it would drop the runtime rules an administrator added.
+func firewalldCommands(zone string, want []string, runtime, perm openPorts) []string {
+	z := ""
+	if zone != "" {
+		z = " --zone=" + shell.Word(zone)
+	}
+	rt, pm := "firewall-cmd"+z, "firewall-cmd --permanent"+z
+	base := len(rt)
+	basePerm := len(pm)
+	for _, p := range want {
+		if !runtime.covers(p) {
+			rt += " --add-port=" + shell.Word(p)
+		}
+		if !perm.covers(p) {
+			pm += " --add-port=" + shell.Word(p)
+		}
+	}
+	var cmds []string
+	if len(rt) > base {
+		cmds = append(cmds, rt)
+	}
+	if len(pm) > basePerm {
+		cmds = append(cmds, pm)
+	}
+	return cmds
+}
+
 type firewallStep struct{}
 
 func (firewallStep) Name() string { return "firewall" }
@@ -212,24 +242,9 @@ func (firewallStep) plan(h *Host) (string, error) {
 	}
 	var cmds []string
 	if h.Facts.Section("firewalld") == "active" {
-		perm := parseFirewalld(h.Facts.Section("firewalld-permanent"))
-		runtime := parseFirewalld(h.Facts.Section("firewalld-runtime"))
-		add := "firewall-cmd --permanent"
-		reload := false
-		for _, p := range want {
-			if !perm.covers(p) {
-				add += " --add-port=" + shell.Word(p)
-				reload = true
-			}
-			// Open in the permanent config only: the reload opens it.
-			reload = reload || !runtime.covers(p)
-		}
-		if add != "firewall-cmd --permanent" {
-			cmds = append(cmds, add)
-		}
-		if reload {
-			cmds = append(cmds, "firewall-cmd --reload")
-		}
+		_, zone := h.Facts.SwarmZone()
+		cmds = append(cmds, firewalldCommands(zone, want,
+			parseFirewalld(h.Facts.Section("firewalld-runtime")), parseFirewalld(h.Facts.Section("firewalld-permanent")))...)
 	}
 	if active, open := parseUFW(h.Facts.Section("ufw")); active {
 		// ufw allow writes the rule for IPv4 and IPv6, persistent and live.

@@ -103,8 +103,10 @@ func TestWantedPorts(t *testing.T) {
 	}
 }
 
-// TestFirewallPlan: only the missing ports, one reload, nothing when all
-// are open or no firewall runs.
+// TestFirewallPlan: only the missing ports, in the runtime and the
+// permanent configuration each where missing, in the zone of the swarm
+// interface; never a --reload (it drops runtime-only rules); nothing when
+// all are open or no firewall runs.
 func TestFirewallPlan(t *testing.T) {
 	all := "  services: ssh\n  ports: 2376/tcp 2377/tcp 7946/tcp 7946/udp 4789/udp 5000/tcp\n"
 	some := "  services: ssh\n  ports: 2376/tcp 2377/tcp\n"
@@ -115,9 +117,14 @@ func TestFirewallPlan(t *testing.T) {
 		{"ufw inactive", "@@firewalld\ninactive\n@@ufw\nStatus: inactive\n", ""},
 		{"firewalld, all open", "@@firewalld\nactive\n@@firewalld-runtime\n" + all + "@@firewalld-permanent\n" + all, ""},
 		{"firewalld, some open", "@@firewalld\nactive\n@@firewalld-runtime\n" + some + "@@firewalld-permanent\n" + some,
-			"firewall-cmd --permanent --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp && firewall-cmd --reload"},
-		{"firewalld, permanent only: a reload", "@@firewalld\nactive\n@@firewalld-runtime\n" + some + "@@firewalld-permanent\n" + all,
-			"firewall-cmd --reload"},
+			"firewall-cmd --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp && firewall-cmd --permanent --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp"},
+		{"firewalld, permanent only: runtime added, no reload", "@@firewalld\nactive\n@@firewalld-runtime\n" + some + "@@firewalld-permanent\n" + all,
+			"firewall-cmd --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp"},
+		{"firewalld, runtime only: permanent added", "@@firewalld\nactive\n@@firewalld-runtime\n" + all + "@@firewalld-permanent\n" + some,
+			"firewall-cmd --permanent --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp"},
+		{"firewalld, the interface in zone internal", "@@firewalld\nactive\n@@firewalld-zone\neth1 internal\n@@firewalld-runtime\n" + some + "@@firewalld-permanent\n" + some,
+			"firewall-cmd --zone=internal --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp && firewall-cmd --permanent --zone=internal --add-port=7946/tcp --add-port=7946/udp --add-port=4789/udp --add-port=5000/tcp"},
+		{"firewalld, trusted zone lets all in", "@@firewalld\nactive\n@@firewalld-zone\neth1 trusted\n@@firewalld-runtime\n  target: ACCEPT\n@@firewalld-permanent\n  target: ACCEPT\n", ""},
 		{"ufw, some open", "@@firewalld\ninactive\n@@ufw\nStatus: active\n\nTo                         Action      From\n22/tcp                     ALLOW       Anywhere\n7946                       ALLOW       Anywhere\n",
 			"ufw allow 2376/tcp && ufw allow 2377/tcp && ufw allow 4789/udp && ufw allow 5000/tcp"},
 	} {

@@ -1,31 +1,30 @@
 package provision
 
 import (
-	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // HostEntry is one line of the cluster block of /etc/hosts.
-type HostEntry struct {
-	IP    string
-	Names []string
-}
+type HostEntry = templates.HostsEntry
 
 // The marker lines of the cluster block (cluster down --purge removes it).
 const (
 	HostsBegin = hostsBegin
 	HostsEnd   = hostsEnd
-	hostsBegin = "# BEGIN shoal: cluster nodes (managed, do not edit)"
-	hostsEnd   = "# END shoal"
+	hostsBegin = templates.HostsBegin
+	hostsEnd   = templates.HostsEnd
 )
 
 // EditHosts returns /etc/hosts with hostname on the 127.0.1.1 line and the
 // cluster block between marker lines; every other line stays byte for byte,
 // its line end included. Lines shoal adds end as the file's lines do (CRLF
 // or LF); a last line without one gets one before anything is added after
-// it.
-func EditHosts(content, hostname string, entries []HostEntry) string {
+// it. The block's text is templates/hosts; an entry that /etc/hosts cannot
+// hold (a space, a '#') is an error.
+func EditHosts(content, hostname string, entries []HostEntry) (string, error) {
 	nl := "\n"
 	if strings.Contains(content, "\r\n") {
 		nl = "\r\n"
@@ -73,11 +72,13 @@ func EditHosts(content, hostname string, entries []HostEntry) string {
 		kept = slices.Insert(kept, insertAt, loopback+nl)
 	}
 	if len(entries) > 0 {
-		kept = append(kept, hostsBegin+nl)
-		for _, e := range entries {
-			kept = append(kept, fmt.Sprintf("%s\t%s", e.IP, strings.Join(e.Names, " "))+nl)
+		block, err := templates.HostsBlock(entries)
+		if err != nil {
+			return "", err
 		}
-		kept = append(kept, hostsEnd+nl)
+		for _, l := range strings.SplitAfter(strings.TrimSuffix(block, "\n"), "\n") {
+			kept = append(kept, strings.TrimSuffix(l, "\n")+nl)
+		}
 	}
 	// Only the file's last line can lack an end; it may not be last now.
 	for i := range len(kept) - 1 {
@@ -85,7 +86,7 @@ func EditHosts(content, hostname string, entries []HostEntry) string {
 			kept[i] += nl
 		}
 	}
-	return strings.Join(kept, "")
+	return strings.Join(kept, ""), nil
 }
 
 // lineEnd is l's line end: "\n", "\r\n", or def for a last line that has none.

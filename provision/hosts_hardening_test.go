@@ -29,11 +29,11 @@ func TestEditHostsShapes(t *testing.T) {
 			"127.0.0.1 localhost  \n\n\n#  x \t\n127.0.1.1 n1\n\n" + b + "\n10.0.0.1\tn1\n# END shoal\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := EditHosts(tc.in, "n1", block)
+			got := mustEditHosts(t, tc.in, "n1", block)
 			if got != tc.want {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
-			if again := EditHosts(got, "n1", block); again != got {
+			if again := mustEditHosts(t, got, "n1", block); again != got {
 				t.Errorf("not idempotent: %q", again)
 			}
 			if strings.Contains(got, "@@") {
@@ -43,7 +43,7 @@ func TestEditHostsShapes(t *testing.T) {
 	}
 	// Nothing to change: the file stays exactly as it is, final newline or not.
 	for _, in := range []string{"127.0.0.1 localhost\n127.0.1.1\tn1", "127.0.0.1 localhost\r\n127.0.1.1\tn1\r\n"} {
-		if got := EditHosts(in, "n1", nil); got != in {
+		if got := mustEditHosts(t, in, "n1", nil); got != in {
 			t.Errorf("%q changed to %q", in, got)
 		}
 	}
@@ -84,8 +84,8 @@ func FuzzEditHosts(f *testing.F) {
 		if hostname == "" || strings.ContainsAny(hostname, " \t\r\n#") || strings.Contains(in, "\r") && !strings.Contains(in, "\r\n") {
 			return
 		}
-		out := EditHosts(in, hostname, block)
-		if again := EditHosts(out, hostname, block); again != out {
+		out := mustEditHosts(t, in, hostname, block)
+		if again := mustEditHosts(t, out, hostname, block); again != out {
 			t.Fatalf("not idempotent:\n%q\n%q", out, again)
 		}
 		// Every line outside the block is kept, in order.

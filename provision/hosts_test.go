@@ -72,13 +72,36 @@ func TestEditHosts(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := EditHosts(tc.in, tc.host, tc.entries)
+			got := mustEditHosts(t, tc.in, tc.host, tc.entries)
 			if got != tc.want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
 			}
-			if again := EditHosts(got, tc.host, tc.entries); again != got {
+			if again := mustEditHosts(t, got, tc.host, tc.entries); again != got {
 				t.Errorf("not idempotent: a second edit gave\n%s", again)
 			}
 		})
+	}
+}
+
+func mustEditHosts(t *testing.T, content, hostname string, entries []HostEntry) string {
+	t.Helper()
+	out, err := EditHosts(content, hostname, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// An entry /etc/hosts cannot hold is an error, not a broken file.
+func TestEditHostsRefusesHostileEntries(t *testing.T) {
+	for _, e := range []HostEntry{
+		{IP: "10.0.0.1", Names: []string{"n1 evil"}},
+		{IP: "10.0.0.1", Names: []string{"n1\n10.6.6.6 bank"}},
+		{IP: "10.0.0.1 #", Names: []string{"n1"}},
+		{IP: "", Names: []string{"n1"}},
+	} {
+		if out, err := EditHosts("127.0.0.1 localhost\n", "n1", []HostEntry{e}); err == nil {
+			t.Errorf("%q: no error, got %q", e, out)
+		}
 	}
 }

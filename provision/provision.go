@@ -45,6 +45,16 @@ type Spec struct {
 	// firewalld or ufw runs: PORT/tcp or PORT/udp, e.g. the registry's
 	// "5000/tcp".
 	FirewallPorts []string
+	// SwarmAddr is the address (or interface) swarm traffic uses on the
+	// host; its interface's firewalld zone gets the ports. Empty: the
+	// address shoal connects to.
+	SwarmAddr string
+	// LockWait bounds the wait for another process to release the package
+	// manager's lock (0: DefaultLockWait).
+	LockWait time.Duration
+	// lockPoll is how often the lock is looked at (0: every 2s); tests
+	// shorten it.
+	lockPoll time.Duration
 	// Probes are the caller's own read-only probes, run in the facts
 	// probe's round trip; their answers are in Report.Facts.
 	Probes []Probe
@@ -71,6 +81,8 @@ type Host struct {
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
+	// progress hears about waits and warnings while steps run (nil: none).
+	progress Progress
 }
 
 // Step is one thing a host must have.
@@ -110,7 +122,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, serviceStep{},
 	}
 }
 
@@ -133,7 +145,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
 		}
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, spec.Probes...)
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r), spec.Probes...)
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -147,9 +159,12 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	}
 	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
 	// Refuse what cannot end well before anything is changed.
+	if _, err := osRepoPlan(h); err != nil {
+		return nil, &StepError{Host: r.Host(), Step: (osReposStep{}).Name(), Err: err}
+	}
 	src, err := (installStep{}).source(h)
 	if err == nil && src != "" {
-		_, err = fam.InstallDocker(os, src, spec.Install, facts.RPMInstalled)
+		_, err = installCommands(h, src)
 	}
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: (installStep{}).Name(), Err: err}
@@ -174,7 +189,13 @@ func Plan(ctx context.Context, h *Host) ([]string, error) {
 			return nil, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
 		}
 		if changed {
-			out = append(out, s.Name())
+			name := s.Name()
+			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+				if detail := d.planDetail(h); detail != "" {
+					name += " (" + detail + ")"
+				}
+			}
+			out = append(out, name)
 		}
 	}
 	return out, nil
@@ -192,6 +213,10 @@ func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Re
 		return nil, err
 	}
 	progress("facts", ui.Unchanged, h.OS.PrettyName)
+	h.progress = progress
+	for _, w := range warnings(h) {
+		progress(w.step, ui.Info, w.text)
+	}
 	rep := &Report{Facts: h.Facts}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)

@@ -2,8 +2,12 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
+
+	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
 // selinuxEnforcing tells whether Docker on this host must work with SELinux
@@ -25,7 +29,7 @@ func selinuxFlagSet(h *Host) bool {
 // SELinux-enforcing host, containers get SELinux labels.
 func (h *Host) daemonSettings() DaemonSettings {
 	d := h.Spec.Daemon
-	if selinuxEnforcing(h) && !selinuxFlagSet(h) {
+	if selinuxEnforcing(h) && !selinuxFlagSet(h) && !overlayWithoutSELinux(h) {
 		// A copy: the caller's map is not ours to change.
 		defaults := maps.Clone(d.Defaults)
 		if defaults == nil {
@@ -55,11 +59,49 @@ func (selinuxStep) Check(ctx context.Context, h *Host) (bool, error) {
 	return !pending, err
 }
 
-func (selinuxStep) Apply(ctx context.Context, h *Host) error {
-	if _, err := h.R.RunSudo(ctx, h.Family.InstallPackages("container-selinux")); err != nil {
+func (s selinuxStep) Apply(ctx context.Context, h *Host) error {
+	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
+		return err
+	}
+	if err := runPackageCmd(ctx, h, s.Name(), h.Family.InstallPackages("container-selinux")); err != nil {
 		return err
 	}
 	// A running dockerd labels containers with the policy it started with.
 	h.restart = true
 	return nil
+}
+
+// overlayWithoutSELinux tells that dockerd would refuse selinux-enabled:
+// its storage driver is overlay2 (the default) and the kernel cannot label
+// overlay files (no security_inode_copy_up, as on CentOS 7 before 7.4).
+// Unknown (no /proc/kallsyms answer) counts as able.
+func overlayWithoutSELinux(h *Host) bool {
+	if h.Facts.Section("overlay-selinux") != "no" {
+		return false
+	}
+	var dj struct {
+		Driver string `json:"storage-driver"`
+	}
+	_ = json.Unmarshal([]byte(h.Facts.sections["daemon-json"]), &dj)
+	return dj.Driver == "" || strings.HasPrefix(dj.Driver, "overlay")
+}
+
+// warning is something the user must hear although nothing failed.
+type warning struct{ step, text string }
+
+// warnings lists what provisioning leaves short of the best on this host.
+func warnings(h *Host) []warning {
+	var out []warning
+	if selinuxEnforcing(h) && !selinuxFlagSet(h) && overlayWithoutSELinux(h) {
+		out = append(out, warning{"selinux", fmt.Sprintf("SELinux stays enforcing, but dockerd runs without selinux-enabled: kernel %s cannot label overlay2 files "+
+			"(dockerd would refuse to start). Containers then run with the host's default SELinux type. Update the kernel (yum update kernel, reboot; "+
+			"3.10.0-693 of CentOS 7.4 and later can) and provision again", h.Facts.Section("kernel"))})
+	}
+	if held := osfamily.ParseLockHolders(h.Facts.Section("package-lock")); len(held) > 0 && needPackages(h) {
+		out = append(out, warning{"docker-install", "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
+	}
+	if p, err := osRepoPlan(h); err == nil && p.Note != "" {
+		out = append(out, warning{"os-repos", p.Note})
+	}
+	return out
 }

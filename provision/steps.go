@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // Paths on the host.
@@ -45,16 +46,20 @@ func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 type hostsStep struct{}
 
 func (hostsStep) Name() string { return "hosts" }
-func (hostsStep) want(h *Host) (string, string) {
+func (hostsStep) want(h *Host) (string, string, error) {
 	cur := h.Facts.sections["hosts"]
-	return cur, EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
+	want, err := EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
+	return cur, want, err
 }
 func (s hostsStep) Check(_ context.Context, h *Host) (bool, error) {
-	cur, want := s.want(h)
-	return cur != want, nil
+	cur, want, err := s.want(h)
+	return cur != want, err
 }
 func (s hostsStep) Apply(ctx context.Context, h *Host) error {
-	_, want := s.want(h)
+	_, want, err := s.want(h)
+	if err != nil {
+		return err
+	}
 	return h.R.WriteFile(ctx, "/etc/hosts", []byte(want), 0o644, "")
 }
 
@@ -97,18 +102,28 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
-	cmds, err := h.Family.InstallDocker(h.OS, src, h.Spec.Install, h.Facts.RPMInstalled)
+	cmds, err := installCommands(h, src)
 	if err != nil {
 		return err
 	}
-	for _, c := range cmds {
-		if _, err := h.R.RunSudo(ctx, c); err != nil {
+	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		if i == len(cmds)-1 && src == "repo" {
+			// The repository is in place: a pin it lacks is an error that
+			// lists what it has, before the package manager's own.
+			if err := checkPin(ctx, h); err != nil {
+				return err
+			}
+		}
+		if err := runPackageCmd(ctx, h, s.Name(), c); err != nil {
 			return err
 		}
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, h.Spec.Probes...)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), h.Spec.Probes...)
 	if err != nil {
 		return err
 	}
@@ -233,8 +248,9 @@ func (tlsStep) files(h *Host) []tlsFile {
 	return []tlsFile{{"ca.pem", t.CA}, {"server.pem", t.Cert}, {"server-key.pem", t.Key}}
 }
 
-// dropIn is the systemd drop-in that adds the TLS socket to the unit's own
-// command line; settings stay in daemon.json, so the two never clash.
+// dropIn is the systemd drop-in (templates/dockerd) that adds the TLS socket
+// to the unit's own command line; settings stay in daemon.json, so the two
+// never clash.
 func (tlsStep) dropIn(h *Host) (string, error) {
 	orig := mainExecStart(h.Facts.Section("unit"))
 	if orig == "" {
@@ -247,12 +263,7 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 	if port == 0 {
 		port = 2376
 	}
-	return fmt.Sprintf(`# Written by shoal: dockerd also listens on tcp %d with TLS verification.
-# Daemon settings belong in /etc/docker/daemon.json, not here.
-[Service]
-ExecStart=
-ExecStart=%s -H tcp://0.0.0.0:%d --tlsverify --tlscacert=%s/ca.pem --tlscert=%s/server.pem --tlskey=%s/server-key.pem
-`, port, orig, port, tlsDir, tlsDir, tlsDir), nil
+	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 
 // mainExecStart returns the ExecStart of the unit file itself, not of a

@@ -113,7 +113,7 @@ func TestTranscripts(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			h := newFakeHost(t, fix)
-			rep, err := Provision(ctx, h, fix.spec(), nil)
+			rep, err := Provision(ctx, h, fix.spec(), h.progress)
 			golden(t, fix.name+"-first.txt", transcript(fix.name+", first run.\n"+fix.comment, h, rep, err))
 
 			if want := strings.TrimSpace(fix.sections["error"]); want != "" {
@@ -121,7 +121,10 @@ func TestTranscripts(t *testing.T) {
 					t.Fatalf("want an error containing %q, got %v", want, err)
 				}
 				for _, l := range h.log {
-					if !strings.Contains(l, "<facts probe") && !strings.HasPrefix(l, "       ->") {
+					if fix.get("host", "refused") == "late" {
+						break // the error comes from the repository, once it is added
+					}
+					if !strings.Contains(l, "<facts probe") && !strings.HasPrefix(l, "       ->") && !strings.HasPrefix(l, "info:") {
 						t.Errorf("a refused host was sent more than the read-only facts probe: %s", l)
 					}
 				}
@@ -134,7 +137,7 @@ func TestTranscripts(t *testing.T) {
 
 			// A new run is a new connection: sudo's pty is off again.
 			h.log, h.tty = nil, false
-			rep, err = Provision(ctx, h, fix.spec(), nil)
+			rep, err = Provision(ctx, h, fix.spec(), h.progress)
 			golden(t, fix.name+"-rerun.txt", transcript(fix.name+", second run (changes nothing)", h, rep, err))
 			if err != nil {
 				t.Fatalf("second run: %v", err)
@@ -144,7 +147,7 @@ func TestTranscripts(t *testing.T) {
 			}
 			for _, l := range h.log {
 				readOnly := strings.Contains(l, "<facts probe") || strings.HasSuffix(l, "docker info --format '{{.ServerVersion}}'") ||
-					strings.HasPrefix(l, "       ->") || strings.HasPrefix(l, "tty:")
+					strings.HasPrefix(l, "       ->") || strings.HasPrefix(l, "tty:") || strings.HasPrefix(l, "info:")
 				if !readOnly {
 					t.Errorf("the second run sent a changing call: %s", l)
 				}
@@ -178,6 +181,9 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 			}
 		}
 	}
+	if len(h.fwWrong) > 0 {
+		t.Errorf("firewalld: ports opened in a zone other than %s (the swarm interface's): %v", h.fwZone, h.fwWrong)
+	}
 	if h.ufw {
 		for _, p := range want {
 			if !slices.Contains(h.ufwRules, p) && !(p == "22/tcp" && slices.Contains(h.ufwRules, "OpenSSH")) {
@@ -188,6 +194,9 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 	dj := h.files[daemonJSONPath]
 	enforcing := h.selinux == "Enforcing" && h.commands["rpm"]
 	flagged := strings.Contains(h.files["/etc/sysconfig/docker"], "--selinux-enabled")
+	// dockerd refuses overlay2 with selinux-enabled on a kernel that cannot
+	// label overlay files: left out there, or dockerd would not start.
+	flagged = flagged || h.fix.get("host", "overlay-selinux") == "no"
 	if got := strings.Contains(dj, `"selinux-enabled": true`); got != (enforcing && !flagged) {
 		t.Errorf("daemon.json selinux-enabled=%v, want %v (enforcing %v, flag in sysconfig %v):\n%s", got, enforcing && !flagged, enforcing, flagged, dj)
 	}
@@ -203,7 +212,7 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 // to it shows in review.
 func TestFactsProbeGolden(t *testing.T) {
 	// One probe a line for reading; the script itself is one line.
-	golden(t, "facts-probe.sh", factsScript("docker", "NONCE")+"\n")
+	golden(t, "facts-probe.sh", factsScript("docker", "10.9.9.9", "NONCE")+"\n")
 }
 
 // TestRequireTTYWithoutPTY: sudo with requiretty and a runner that cannot

@@ -99,6 +99,8 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 	fs.StringVar(&f.engine.Install, "engine-install", "auto", "how to get Docker: auto (keep what is there, else repo), repo (docker-ce), distro (docker.io), skip")
 	fs.StringVar(&f.engine.Version, "engine-version", "", "Docker version to install (e.g. 24.0.9 or 24.0)")
 	fs.StringVar(&f.engine.RepoURL, "engine-repo-url", "", "docker-ce repository or mirror (default https://download.docker.com)")
+	fs.StringVar(&f.engine.OSMirror, "engine-os-mirror", "", "CentOS vault or a mirror of it for an end-of-life CentOS 7/8 host's base, updates and extras (e.g. https://vault.centos.org)")
+	fs.BoolVar(&f.engine.ReplaceConflicting, "engine-replace-conflicting", false, "remove podman, buildah, runc or the distro's docker when they stop docker-ce from installing")
 	fs.StringArrayVar(&f.engine.InsecureRegistries, "engine-insecure-registry", nil, "registry trusted without TLS, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.RegistryMirrors, "engine-registry-mirror", nil, "registry mirror URL, added to daemon.json (repeat)")
 	fs.StringArrayVar(&f.engine.Labels, "engine-label", nil, "engine label k=v, added to daemon.json (repeat)")

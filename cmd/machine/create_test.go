@@ -27,6 +27,8 @@ func TestCreateRefusesBadInputBeforeTheStore(t *testing.T) {
 		{"engine version", []string{"--engine-version", "24.0; id"}, "--engine-version"},
 		{"engine repo url", []string{"--engine-repo-url", "https://x/$(id)"}, "--engine-repo-url"},
 		{"engine repo url scheme", []string{"--engine-repo-url", "file:///etc"}, "--engine-repo-url"},
+		{"engine os mirror", []string{"--engine-os-mirror", "https://vault/$(id)"}, "--engine-os-mirror"},
+		{"engine os mirror scheme", []string{"--engine-os-mirror", "file:///etc"}, "--engine-os-mirror"},
 		{"engine install", []string{"--engine-install", "apt"}, "--engine-install"},
 		{"hostname too long", []string{"--hostname", strings.Repeat("a", 64)}, "--hostname"},
 		{"hostname bad", []string{"--hostname", "bad host!"}, "--hostname"},

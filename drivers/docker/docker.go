@@ -24,12 +24,13 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/templates"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
 )
 
-// DefaultImage is the node image `make lab-image` builds offline (or
-// templates/node.Dockerfile where images can be pulled).
+// DefaultImage is the node image built from templates/node/Dockerfile:
+// `docker build` where a registry is reachable, `make lab-image` offline.
 const DefaultImage = "shoal/node:bookworm"
 
 // Labels mark the containers this driver made: the machine's name, and the
@@ -65,7 +66,7 @@ func Spec() *drivers.Spec {
 		NewConfig: func() any { return &Config{Image: DefaultImage, Network: "shoal"} },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) {
 			c := cfg.(*Config)
-			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd); build it with 'make lab-image'")
+			fs.StringVar(&c.Image, "docker-image", c.Image, "docker driver: node image (systemd, sshd, dockerd), built from templates/node: 'docker build', or 'make lab-image' offline")
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
 		},
@@ -176,7 +177,7 @@ func (d *Driver) seedFiles() ([]byte, error) {
 		{"root/.ssh/authorized_keys", 0o600, []byte(d.m.PublicKey + "\n")},
 		{"etc/ssh/ssh_host_ed25519_key", 0o600, priv},
 		{"etc/ssh/ssh_host_ed25519_key.pub", 0o644, ssh.MarshalAuthorizedKey(pub)},
-		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, []byte("# Written by shoal: offer the host key shoal pinned.\nHostKey /etc/ssh/ssh_host_ed25519_key\n")},
+		{"etc/ssh/sshd_config.d/shoal.conf", 0o644, templates.SSHDHostKeyConf()},
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -237,7 +238,8 @@ func (d *Driver) Create(ctx context.Context) error {
 	}
 	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
 		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("docker driver: image %s is not on the local engine: build it with 'make lab-image' (offline), or 'docker build -t %s templates/node' where images can be pulled", d.cfg.Image, d.cfg.Image)
+			_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
+			return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
 		}
 		return err
 	}

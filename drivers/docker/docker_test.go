@@ -259,3 +259,25 @@ func keys(m map[string]seedEntry) []string {
 	}
 	return out
 }
+
+// The missing-image error gives the one command that builds the image on
+// the machine at hand.
+func TestMissingImageHint(t *testing.T) {
+	for _, tc := range []struct {
+		image          string
+		registry, tree bool
+		want, not      string
+	}{
+		{DefaultImage, true, true, "'docker build -t shoal/node:bookworm templates/node'", "make lab-image"},
+		{DefaultImage, true, false, "'docker build -t shoal/node:bookworm " + NodeImageSource + "'", "make lab-image"},
+		{"my/node:1", true, false, "'docker build -t my/node:1 " + NodeImageSource + "'", "make lab-image"},
+		{DefaultImage, false, true, "'make lab-image'", "docker build"},
+		{DefaultImage, false, false, "'make lab-image'", "docker build"},
+		{"my/node:1", false, true, "'make lab-image && docker tag shoal/node:bookworm my/node:1'", "docker build"},
+	} {
+		got := missingImageHint(tc.image, tc.registry, tc.tree)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("%s registry=%v tree=%v: %q, want %q and not %q", tc.image, tc.registry, tc.tree, got, tc.want, tc.not)
+		}
+	}
+}

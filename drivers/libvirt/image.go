@@ -234,7 +234,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 }
 
 // cacheDir is where downloaded images are kept: cache/libvirt in the store,
-// whose machines live in machines/NAME (DESIGN.md "State on disk").
+// whose machines live in machines/NAME (the README's "State on disk").
 func cacheDir(machineDir string) string {
 	return filepath.Join(filepath.Dir(filepath.Dir(machineDir)), "cache", "libvirt")
 }

@@ -2,21 +2,22 @@
 // network-config files cloud-init reads at first boot, and the ISO9660 volume
 // labelled "cidata" that carries them to a VM.
 //
-// The documents are written as JSON, which is YAML too: cloud-init parses
-// them as YAML, and no YAML emitter's quoting rules have to be trusted with
-// keys and PEM blocks.
+// The documents are the templates in templates/cloudinit, written as JSON,
+// which is YAML too: cloud-init parses them as YAML, and every value is
+// quoted by templates.YAMLString, which both read alike, keys and PEM blocks
+// included.
 package cloudinit
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/shoal-dev/shoal/templates"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -51,11 +52,6 @@ type Interface struct {
 	Gateway string
 }
 
-// sshdDropIn makes sshd offer only the host key shoal generated: an SSH
-// client that prefers another key type (x/crypto/ssh tries ECDSA before
-// ed25519) would otherwise see a key that is not the pinned one.
-const sshdDropIn = "# Written by shoal: offer only the host key pinned by the client.\nHostKey /etc/ssh/ssh_host_ed25519_key\n"
-
 // Validate reports what makes the seed unusable.
 func (s Seed) Validate() error {
 	var errs []error
@@ -87,39 +83,7 @@ func (s Seed) Validate() error {
 
 // MetaData returns the meta-data file.
 func (s Seed) MetaData() []byte {
-	return mustJSON(map[string]string{
-		"instance-id":    s.InstanceID,
-		"local-hostname": s.Hostname,
-	})
-}
-
-type userConfig struct {
-	Name              string   `json:"name"`
-	Gecos             string   `json:"gecos,omitempty"`
-	Sudo              string   `json:"sudo"`
-	Shell             string   `json:"shell"`
-	LockPasswd        bool     `json:"lock_passwd"`
-	SSHAuthorizedKeys []string `json:"ssh_authorized_keys,omitempty"`
-}
-
-type writeFile struct {
-	Path        string `json:"path"`
-	Content     string `json:"content"`
-	Permissions string `json:"permissions"`
-	Owner       string `json:"owner"`
-}
-
-type cloudConfig struct {
-	Hostname         string            `json:"hostname"`
-	PreserveHostname bool              `json:"preserve_hostname"`
-	ManageEtcHosts   string            `json:"manage_etc_hosts"`
-	Users            []userConfig      `json:"users"`
-	SSHPwauth        bool              `json:"ssh_pwauth"`
-	DisableRoot      bool              `json:"disable_root"`
-	SSHDeleteKeys    bool              `json:"ssh_deletekeys"`
-	SSHGenKeyTypes   []string          `json:"ssh_genkeytypes"`
-	SSHKeys          map[string]string `json:"ssh_keys,omitempty"`
-	WriteFiles       []writeFile       `json:"write_files,omitempty"`
+	return must(templates.CloudInitMetaData(templates.MetaData{InstanceID: s.InstanceID, Hostname: s.Hostname}))
 }
 
 // UserData returns the user-data file (#cloud-config).
@@ -127,30 +91,17 @@ func (s Seed) UserData() ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("cloud-init seed: %w", err)
 	}
-	keys := make([]string, 0, len(s.AuthorizedKeys))
-	for _, k := range s.AuthorizedKeys {
-		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, k)
-		}
-	}
-	cc := cloudConfig{
+	d := templates.UserData{
 		Hostname: s.Hostname,
-		// Only the 127.0.1.1 line for the hostname (sudo warns without
-		// it); the rest of /etc/hosts is the provisioner's.
-		ManageEtcHosts: "localhost",
-		Users: []userConfig{{
-			Name:              s.User,
-			Gecos:             "shoal",
-			Sudo:              "ALL=(ALL) NOPASSWD:ALL",
-			Shell:             "/bin/bash",
-			LockPasswd:        true,
-			SSHAuthorizedKeys: keys,
-		}},
-		DisableRoot:   true,
-		SSHDeleteKeys: true,
+		User:     s.User,
 		// Keys the image came with are deleted; with ours given, none is
 		// generated: the guest offers exactly the pinned key.
 		SSHGenKeyTypes: []string{"ed25519"},
+	}
+	for _, k := range s.AuthorizedKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			d.AuthorizedKeys = append(d.AuthorizedKeys, k)
+		}
 	}
 	if len(s.HostKeyPrivatePEM) > 0 {
 		pub := strings.TrimSpace(s.HostKeyPublic)
@@ -160,71 +111,34 @@ func (s Seed) UserData() ([]byte, error) {
 		if _, err := ssh.ParseRawPrivateKey(s.HostKeyPrivatePEM); err != nil {
 			return nil, fmt.Errorf("cloud-init seed: host private key: %w", err)
 		}
-		cc.SSHKeys = map[string]string{
-			"ed25519_private": string(s.HostKeyPrivatePEM),
-			"ed25519_public":  pub,
-		}
-		cc.WriteFiles = []writeFile{{
-			Path:        "/etc/ssh/sshd_config.d/10-shoal-hostkey.conf",
-			Content:     sshdDropIn,
-			Permissions: "0644",
-			Owner:       "root:root",
-		}}
+		d.HostKeyPrivatePEM, d.HostKeyPublic = string(s.HostKeyPrivatePEM), pub
 	} else {
 		// No pinned key: let the guest make its usual set.
-		cc.SSHGenKeyTypes = []string{"rsa", "ecdsa", "ed25519"}
+		d.SSHGenKeyTypes = []string{"rsa", "ecdsa", "ed25519"}
 	}
-	body, err := marshal(cc)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte("#cloud-config\n"), body...), nil
-}
-
-type match struct {
-	Name       string `json:"name,omitempty"`
-	MACAddress string `json:"macaddress,omitempty"`
-}
-
-type route struct {
-	To  string `json:"to"`
-	Via string `json:"via"`
-}
-
-type ethernet struct {
-	Match     match    `json:"match"`
-	DHCP4     bool     `json:"dhcp4"`
-	Addresses []string `json:"addresses,omitempty"`
-	Routes    []route  `json:"routes,omitempty"`
-}
-
-type networkV2 struct {
-	Version   int                 `json:"version"`
-	Ethernets map[string]ethernet `json:"ethernets"`
+	return templates.CloudInitUserData(d)
 }
 
 // NetworkConfig returns the network-config file (version 2).
 func (s Seed) NetworkConfig() []byte {
-	n := networkV2{Version: 2, Ethernets: map[string]ethernet{}}
 	if len(s.Interfaces) == 0 {
-		n.Ethernets["all-en"] = ethernet{Match: match{Name: "e*"}, DHCP4: true}
-		return mustJSON(n)
+		return must(templates.CloudInitNetworkConfig([]templates.Ethernet{{ID: "all-en", Name: "e*", DHCP4: true}}))
 	}
+	eths := make([]templates.Ethernet, 0, len(s.Interfaces))
 	for i, ifc := range s.Interfaces {
-		e := ethernet{Match: match{MACAddress: strings.ToLower(ifc.MAC)}}
+		e := templates.Ethernet{ID: fmt.Sprintf("nic%d", i), MAC: strings.ToLower(ifc.MAC)}
 		if ifc.Address == "" {
 			e.DHCP4 = true
 		} else {
 			e.Addresses = []string{ifc.Address}
-			if ifc.Gateway != "" {
-				// "0.0.0.0/0" rather than "default": older cloud-init
-				// releases (CentOS 7's) know only the former.
-				e.Routes = []route{{To: "0.0.0.0/0", Via: ifc.Gateway}}
-			}
+			e.Gateway = ifc.Gateway
 		}
-		n.Ethernets[fmt.Sprintf("nic%d", i)] = e
+		eths = append(eths, e)
 	}
-	return mustJSON(n)
+	// In the order of their IDs, as the file always listed them (nic10
+	// before nic2).
+	slices.SortFunc(eths, func(a, b templates.Ethernet) int { return strings.Compare(a.ID, b.ID) })
+	return must(templates.CloudInitNetworkConfig(eths))
 }
 
 // GenerateHostKey makes an ed25519 SSH host key: the private key in OpenSSH
@@ -255,23 +169,10 @@ func HostKeyFingerprint(publicAuthorized string) (string, error) {
 	return ssh.FingerprintSHA256(pk), nil
 }
 
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	// Indented so that every key is followed by ": ", which YAML 1.1
-	// parsers (PyYAML) need in flow mappings.
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode cloud-init document: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// mustJSON encodes documents made only of strings, bools and ints, which
-// cannot fail to encode.
-func mustJSON(v any) []byte {
-	b, err := marshal(v)
+// must is for documents whose values are all strings, bools and ints
+// passed through quoting functions that cannot fail: an error is a broken
+// embedded template, which the golden tests catch.
+func must(b []byte, err error) []byte {
 	if err != nil {
 		panic(err)
 	}

@@ -126,6 +126,8 @@ type Engine struct {
 	Install            string   `json:"install,omitempty"`
 	Version            string   `json:"version,omitempty"`
 	RepoURL            string   `json:"repoURL,omitempty"`
+	OSMirror           string   `json:"osMirror,omitempty"`
+	ReplaceConflicting bool     `json:"replaceConflicting,omitempty"`
 	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
 	RegistryMirrors    []string `json:"registryMirrors,omitempty"`
 	Labels             []string `json:"labels,omitempty"`

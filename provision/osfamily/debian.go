@@ -24,6 +24,11 @@ func (Debian) InstallPackages(pkgs ...string) string {
 	return aptEnv + fmt.Sprintf("apt-get install -y -q %[1]s || { apt-get update -q && apt-get install -y -q %[1]s; }", list)
 }
 
+// LockHolders names who holds dpkg's or apt's locks.
+func (Debian) LockHolders() string {
+	return debianLockCmd
+}
+
 func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) bool) ([]string, error) {
 	if err := checkVersion(in.Version); err != nil {
 		return nil, err

@@ -65,3 +65,34 @@ func TestCodenameRefused(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRepoFiles: whatever /etc/yum.repos.d holds, parsing and planning
+// never panic, only files the host listed are set aside, and a repo id
+// reaches a command as one quoted word.
+func FuzzRepoFiles(f *testing.F) {
+	f.Add(RepoFileMarker+"/etc/yum.repos.d/CentOS-Base.repo\n[base]\nmirrorlist=http://mirrorlist.centos.org/?release=7\n", "http://mirrorlist.centos.org 000\n")
+	f.Add(RepoFileMarker+"/etc/yum.repos.d/r.repo\n[x'; reboot; ']\nenabled=0\nbaseurl=https://h/\n[extras x]\nenabled=0\n", "")
+	f.Add("[orphan]\nbaseurl=\n"+RepoFileMarker+"\n\r\n[", "garbage\n")
+	f.Fuzz(func(t *testing.T, listing, reach string) {
+		d := ParseRepoFiles(listing)
+		listed := map[string]bool{}
+		for _, f := range d.Files {
+			listed[f] = true
+		}
+		for _, os := range []OS{{ID: "centos", VersionID: "7"}, {ID: "centos", VersionID: "8", PrettyName: "CentOS Stream 8"}, {ID: "rhel", VersionID: "9.4"}} {
+			p, _ := PlanOSRepos(os, d, ParseReach(reach), "https://vault.centos.org", true)
+			for _, m := range p.MoveAside {
+				if !listed[m] {
+					t.Fatalf("set aside %q, which the host did not list", m)
+				}
+			}
+		}
+		cmd, err := RHEL7Extras(OS{ID: "rhel", VersionID: "7.9"}, d.Repos, true)
+		if err == nil && strings.HasPrefix(cmd, "yum-config-manager --enable ") {
+			id := strings.TrimPrefix(cmd, "yum-config-manager --enable ")
+			if strings.ContainsAny(id, " ;$`\n") && !strings.HasPrefix(id, "'") {
+				t.Fatalf("unquoted repo id: %q", cmd)
+			}
+		}
+	})
+}

@@ -51,6 +51,13 @@ type Install struct {
 	// RepoURL is the docker-ce repository root (https://download.docker.com
 	// or a mirror such as https://mirrors.aliyun.com/docker-ce).
 	RepoURL string
+	// OSMirror is a CentOS vault (or a mirror of it) that the base,
+	// updates and extras repositories of an end-of-life CentOS release are
+	// pointed at.
+	OSMirror string
+	// ReplaceConflicting allows removing podman, buildah, runc or the
+	// distro's docker when they stop docker-ce from installing.
+	ReplaceConflicting bool
 }
 
 // DefaultRepoURL is Docker's own repository.
@@ -60,7 +67,8 @@ const DefaultRepoURL = "https://download.docker.com"
 type Family interface {
 	Name() string
 	// InstallDocker returns the commands, run as root in order, that install
-	// Docker from the given source ("repo" or "distro"). installed tells
+	// Docker from the given source ("repo" or "distro"); the last one
+	// installs the packages. installed tells
 	// whether a package is on the host already (from the facts probe), so
 	// that a first run sends no command it does not need.
 	InstallDocker(os OS, source string, in Install, installed func(pkg string) bool) ([]string, error)
@@ -70,6 +78,11 @@ type Family interface {
 	// SELinux tells whether the family runs SELinux (enforcing by default):
 	// Docker then needs container-selinux and selinux-enabled.
 	SELinux() bool
+	// LockHolders is a read-only command that names the processes holding
+	// the package manager's lock, one a line, and prints nothing when it
+	// is free: provisioning waits for it instead of failing (a fresh
+	// Ubuntu or Debian cloud VM runs unattended-upgrades at first boot).
+	LockHolders() string
 }
 
 // Detect picks the family of os, or says clearly that it is not supported.
@@ -127,3 +140,46 @@ var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
 // repoURLRE leaves out quotes, spaces, '+' (the sed delimiter) and other
 // characters a shell or sed would read.
 var repoURLRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/-]*)?$`)
+
+// The LockHolders commands print "COMMAND (pid N)" for each process that
+// holds one of the package manager's lock files, nothing when none does:
+// lslocks sees POSIX locks (apt, dpkg, rpm) and flock ones alike.
+const (
+	debianLockCmd = `if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" || $3 == "/var/cache/apt/archives/lock" { print $1 " (pid " $2 ")" }' | sort -u; fi`
+	// yum and dnf keep pid files, and wait on them without bound.
+	rhelLockCmd = `for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do ` +
+		`[ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; ` +
+		`if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi`
+)
+
+// LockProbe names who holds the package lock on a host of any family, for
+// the facts probe (dpkg's where there is dpkg, rpm's, yum's and dnf's
+// otherwise).
+const LockProbe = "if command -v dpkg >/dev/null; then " + debianLockCmd + "; else " + rhelLockCmd + "; fi"
+
+// ParseLockHolders reads what a family's LockHolders command printed.
+func ParseLockHolders(out string) []string {
+	var h []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			h = append(h, l)
+		}
+	}
+	return h
+}
+
+// IsLockError tells whether a package command failed because another
+// process took the package manager's lock (between shoal's look at the
+// lock and the command): apt and dpkg say so and stop; rpm too.
+func IsLockError(output string) bool {
+	for _, s := range []string{
+		"Could not get lock /var/lib/dpkg/", "Could not get lock /var/lib/apt/", "Could not get lock /var/cache/apt/",
+		"Unable to acquire the dpkg frontend lock", "Unable to lock the administration directory",
+		"can't create transaction lock on /var/lib/rpm/",
+	} {
+		if strings.Contains(output, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -55,17 +55,14 @@ func (r RHEL) InstallPackages(pkgs ...string) string {
 	return installCmd(packager(r.Major), pkgs)
 }
 
-func installCmd(pm string, pkgs []string) string {
-	return shell.Word(pm) + " install -y -q " + shell.Words(pkgs...)
+// LockHolders names who holds rpm's database lock, or runs yum or dnf
+// (their pid files: yum waits on its own without bound, dnf too).
+func (RHEL) LockHolders() string {
+	return rhelLockCmd
 }
 
-// repoDir is the directory of docker-ce's repository for this OS: RHEL 8/9
-// has its own, everything else (and RHEL 7, never built for) uses centos.
-func repoDir(os OS, major int) string {
-	if os.ID == "rhel" && major >= 8 {
-		return "rhel"
-	}
-	return "centos"
+func installCmd(pm string, pkgs []string) string {
+	return shell.Word(pm) + " install -y -q " + shell.Words(pkgs...)
 }
 
 // pin appends the wanted version to a package name: docker-ce-24.0.9, or a
@@ -123,12 +120,22 @@ func (RHEL) InstallDocker(os OS, source string, in Install, installed func(strin
 		}
 		// --add-repo overwrites the file, so a re-run with another mirror
 		// starts again from what that mirror serves.
-		cmds = append(cmds, add+shell.Word(root+"/linux/"+repoDir(os, major)+"/docker-ce.repo"))
+		dir := DockerRepoDir(os, major, in.Version)
+		if major == 7 && in.Version != "" && pinMajor(in.Version) > lastFrozenMajor {
+			return nil, fmt.Errorf("%s: docker-ce %s was never built for release 7 (Docker stopped at %d.1, docker-ce-packaging removed CentOS 7 for v27): pin %d.1 or older, or use an EL9 host",
+				name, in.Version, lastFrozenMajor, lastFrozenMajor)
+		}
+		cmds = append(cmds, add+shell.Word(root+"/linux/"+dir+"/docker-ce.repo"))
 		if root != DefaultRepoURL {
 			// docker-ce.repo names download.docker.com whatever server it
 			// came from: point its baseurl and gpgkey at the mirror, as the
 			// mirrors' own instructions do.
 			cmds = append(cmds, "sed -i "+shell.Quote("s+"+DefaultRepoURL+"+"+root+"+")+" "+DockerRepoFile)
+		}
+		if os.ID == "rhel" && major == 7 {
+			// RHEL 7's $releasever is 7Server, and linux/centos/7Server
+			// does not exist: the repo file names the release itself.
+			cmds = append(cmds, `sed -i 's/\$releasever/7/g' `+DockerRepoFile)
 		}
 		// container-selinux comes from the OS's own repositories (extras on
 		// 7, AppStream on 8/9); naming it makes a missing one an error here

@@ -132,6 +132,7 @@ func nodeTable(t *testing.T, mgr string) map[string]string {
 
 func TestClusterLifecycle(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	file := lifecycleFile(t, archive)
@@ -268,7 +269,7 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("readdress", func(t *testing.T) {
-		moved := map[string]string{}
+		moved, oldAddr := map[string]string{}, map[string]string{}
 		for i, n := range []string{"lc-w-1", "lc-m-2"} {
 			old := strings.TrimSpace(s.mustMachine("ip", n))
 			// The host comes back on its network with another address, as
@@ -283,7 +284,7 @@ func TestClusterLifecycle(t *testing.T) {
 			if ip == old {
 				t.Fatalf("%s had %s already: the test could not change its address", n, old)
 			}
-			moved[n] = ip
+			moved[n], oldAddr[n] = ip, old
 		}
 		plan := s.cluster("plan", file)
 		for n := range moved {
@@ -296,9 +297,18 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		for _, host := range all {
 			for n, ip := range moved {
+				if host == n {
+					continue // a host names itself at 127.0.1.1
+				}
 				got := strings.Fields(mustHostExec(t, host, "getent", "hosts", n))
 				if len(got) == 0 || got[0] != ip {
 					t.Errorf("%s resolves %s to %v, want %s", host, n, got, ip)
+				}
+			}
+			hosts := mustHostExec(t, host, "cat", "/etc/hosts")
+			for n, old := range oldAddr {
+				if strings.Contains(hosts, old+"\t") || strings.Contains(hosts, old+" ") {
+					t.Errorf("%s's /etc/hosts still has %s's old address %s:\n%s", host, n, old, hosts)
 				}
 			}
 		}
@@ -326,7 +336,12 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("scale down", func(t *testing.T) {
+		// The phases before moved tasks around; spread them again, one per
+		// node as at creation (a drain moves all of a node's tasks at once).
+		mustHostExec(t, "lc-m-1", "docker", "service", "update", "--force", "--detach=false", "-q", "web")
 		waitReplicas(t, "lc-m-1", "web", 4, 2*time.Minute)
+		t.Logf("placement before scale down:\n%s", mustHostExec(t, "lc-m-1", "docker", "service", "ps", "web",
+			"--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"))
 		plan := s.cluster("plan", "--var", "managers=2", "--var", "workers=1", file)
 		for _, want := range []string{"- lc-m-3 (manager): drain, leave, remove", "- lc-w-2 (worker): drain, leave, remove", "--var managers=2 --var workers=1"} {
 			if !strings.Contains(plan.stdout, want) {

@@ -2,14 +2,14 @@
 # lab.sh - the shoal test lab: Debian "hosts" that are systemd containers on a
 # Docker bridge network, reachable over SSH, optionally running their own
 # Docker Engine. Everything is built offline from the Debian mirror (no image
-# registry is reachable here). See /work/shared/LAB.md for why each flag is
-# what it is.
+# registry is reachable here). docs/lab.md says why each flag is what it is.
 #
 # Output contract: stdout carries only results (an IP, an archive path);
 # every diagnostic goes to stderr.
 #
 #   lab.sh setup      install docker.io debootstrap openssh-client iproute2, start dockerd
-#   lab.sh images     build shoal-lab/base:bookworm and shoal-lab/node:bookworm
+#   lab.sh images     build shoal-lab/base:bookworm (debootstrap), and from it
+#                     templates/node: shoal-lab/node:bookworm = shoal/node:bookworm
 #   lab.sh archive    build registry:2 + busybox:latest, save them to $CACHE/images.tar
 #   lab.sh host-up NAME [--image IMG] [--network NET] [--user U --pubkey FILE] [--daemon-json FILE]
 #   lab.sh host-rm NAME...
@@ -33,7 +33,10 @@ DOCKERD_LOG=/var/log/shoal-lab-dockerd.log
 HOST_TIMEOUT=${SHOAL_LAB_HOST_TIMEOUT:-90} # seconds host-up waits for SSH and docker
 # Bump when the image recipe below changes: cached tars and images carry it,
 # so a stale cache is rebuilt instead of silently reused.
-RECIPE=2
+RECIPE=3
+# The node image's Dockerfile and the files it installs (the base gets the
+# same sshd settings and host-key unit).
+NODE_CONTEXT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../templates/node" && pwd)
 
 BASE_PACKAGES=openssh-server,sudo,iproute2,systemd,systemd-sysv,ca-certificates,curl,procps,kmod,iptables,gnupg
 HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2)
@@ -85,20 +88,17 @@ cmd_setup() {
     docker_up || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not answer within 60 s"; }
   fi
   log "docker $(docker version --format '{{.Server.Version}}') is up"
-  raise_limits
+  # Every systemd host takes inotify instances, all of them root's: past
+  # about 20 hosts the next ones exit at boot with status 255 and no log.
+  raise_sysctl fs.inotify.max_user_instances 1024
+  raise_sysctl fs.inotify.max_user_watches 524288
 }
 
-# Every systemd host container takes inotify instances and watches: with
-# the default 128 instances, hosts past about 20 exit at boot (status 255,
-# no log). Limits are only ever raised.
-raise_limits() {
-  local kv key want have
-  for kv in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576; do
-    key=${kv%=*} want=${kv#*=}
-    have=$(sysctl -n "$key" 2>/dev/null) || { log "warning: cannot read $key"; continue; }
-    ((have >= want)) && continue
-    sysctl -q -w "$kv" >&2 || log "warning: cannot raise $key to $want (now $have): more than about 20 hosts at once may fail to boot"
-  done
+raise_sysctl() { # KEY MIN: raise KEY to MIN when it is lower, never lower it
+  local cur
+  cur=$(sysctl -n "$1" 2>/dev/null) || { log "no sysctl $1"; return 0; }
+  ((cur >= $2)) && return 0
+  sysctl -qw "$1=$2" >&2 || log "cannot raise $1 from $cur to $2: more than about 20 hosts at once will fail to boot"
 }
 
 # ---------------------------------------------------------------- images
@@ -170,25 +170,8 @@ EOF
   in_chroot "$r" apt-get install -y -q --download-only docker.io >&2
 
   reset_identity "$r"
-  cat >"$r/etc/systemd/system/shoal-ssh-keygen.service" <<'EOF'
-[Unit]
-Description=Generate missing SSH host keys (shoal lab)
-Before=ssh.service
-
-[Service]
-Type=oneshot
-# Creates only the key types that are missing: keys put there before start stay.
-ExecStart=/usr/bin/ssh-keygen -A
-RemainAfterExit=yes
-
-[Install]
-RequiredBy=ssh.service
-EOF
-  cat >"$r/etc/ssh/sshd_config.d/shoal-lab.conf" <<'EOF'
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UseDNS no
-EOF
+  install -m 0644 "$NODE_CONTEXT/shoal-ssh-keygen.service" "$r/etc/systemd/system/shoal-ssh-keygen.service"
+  install -m 0644 "$NODE_CONTEXT/sshd-shoal-node.conf" "$r/etc/ssh/sshd_config.d/shoal-node.conf"
   # The audit loginuid cannot always be written in a container; a failure
   # there must not close the SSH session.
   sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' "$r/etc/pam.d/sshd"
@@ -210,23 +193,16 @@ EOF
   : >"$r/etc/resolv.conf"
 }
 
-# The node host: the base plus Docker Engine, installed from the cached .debs.
-configure_node() {
-  local r=$1
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  CLEANUP+=("umount -l '$r/proc' 2>/dev/null")
-  # Keep maintainer scripts from starting daemons inside the chroot.
-  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
-  chmod 0755 "$r/usr/sbin/policy-rc.d"
-  in_chroot "$r" apt-get install -y -q -o Dpkg::Use-Pty=0 docker.io >&2
-  rm -f "$r/usr/sbin/policy-rc.d"
-  in_chroot "$r" systemctl enable containerd.service docker.service >&2
-  in_chroot "$r" apt-get clean
-  umount -l "$r/proc"
-  # The dbus package (a docker.io Recommends) writes a machine-id.
-  reset_identity "$r"
-  : >"$r/etc/resolv.conf"
+# The node host: templates/node/Dockerfile on the base image, so that the lab
+# and a machine with a registry build the same image. The classic builder,
+# explicitly: a docker CLI of 23 or later uses BuildKit only through the
+# buildx plugin, which Debian's docker.io 20.10 does not ship;
+# apt in the build reaches the Debian mirror, and the base already holds the
+# docker.io .debs.
+build_node_image() { # TAG
+  DOCKER_BUILDKIT=0 docker build --build-arg BASE="$BASE_IMAGE" \
+    --label "shoal-lab.recipe=$RECIPE" -t "$1" "$NODE_CONTEXT" >&2
+  log "built $1 from $NODE_CONTEXT on $BASE_IMAGE"
 }
 
 build_base_tar() {
@@ -236,18 +212,6 @@ build_base_tar() {
   log "debootstrap $SUITE into $dir"
   debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$dir" "$MIRROR" >&2
   configure_base "$dir"
-  pack_rootfs "$dir" "$tar"
-  rm_rootfs "$dir"
-}
-
-build_node_tar() {
-  local base_tar=$1 tar=$2 dir=$CACHE/rootfs-node.tmp
-  rm_rootfs "$dir"
-  CLEANUP+=("rm_rootfs '$dir'")
-  # Start from the base rootfs: no second debootstrap.
-  mkdir -p "$dir"
-  tar -C "$dir" --numeric-owner -xf "$base_tar"
-  configure_node "$dir"
   pack_rootfs "$dir" "$tar"
   rm_rootfs "$dir"
 }
@@ -262,10 +226,11 @@ lock_cache() {
 cmd_images() {
   cmd_setup
   lock_cache
-  local base_tar=$CACHE/base-r$RECIPE.tar node_tar=$CACHE/node-r$RECIPE.tar t0 f
-  # Tars of an older recipe are of no use any more.
+  local base_tar=$CACHE/base-r$RECIPE.tar t0 f
+  # Tars of an older recipe, and node tars (docker builds the node image
+  # now), are of no use any more.
   for f in "$CACHE"/base-r*.tar "$CACHE"/node-r*.tar; do
-    [[ ! -e $f || $f == "$base_tar" || $f == "$node_tar" ]] || rm -f "$f"
+    [[ ! -e $f || $f == "$base_tar" ]] || rm -f "$f"
   done
 
   if ! image_current "$BASE_IMAGE"; then
@@ -279,11 +244,7 @@ cmd_images() {
 
   if ! image_current "$NODE_IMAGE"; then
     t0=$SECONDS
-    if [[ ! -f $node_tar ]]; then
-      [[ -f $base_tar ]] || build_base_tar "$base_tar"
-      build_node_tar "$base_tar" "$node_tar"
-    fi
-    import_tar "$node_tar" "$NODE_IMAGE"
+    build_node_image "$NODE_IMAGE"
     log "$NODE_IMAGE built in $((SECONDS - t0)) s"
   else
     log "$NODE_IMAGE is there"

@@ -11,7 +11,8 @@
 #                                  outlives the run that started it)
 #
 # There is no systemd here: the daemons run with -d and their pids are kept in
-# $STATE so that teardown stops exactly those. Verified recipe: shared/LAB.md.
+# $STATE so that teardown stops exactly those. docs/lab.md says why the image
+# is built the way it is.
 set -euo pipefail
 
 CACHE=${SHOAL_LAB_CACHE:-/var/cache/shoal-lab}

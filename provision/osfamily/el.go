@@ -1,0 +1,523 @@
+package osfamily
+
+// What the RHEL family's hosts really are: releases past their end of life
+// whose repositories moved to the vault, Docker repositories that stopped
+// being built for a release, container tools that conflict with
+// containerd.io, and RHEL's subscription repositories. Every decision here
+// is a pure function of the facts; provisioning only acts on the answer.
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
+)
+
+// Repo is one repository section of a file in /etc/yum.repos.d.
+type Repo struct {
+	File    string
+	ID      string
+	Enabled bool
+	// URLs are its baseurl (first value), mirrorlist and metalink.
+	URLs []string
+}
+
+// Hosts are the scheme://host parts of the repo's URLs.
+func (r Repo) Hosts() []string {
+	var out []string
+	for _, u := range r.URLs {
+		if m := urlHostRE.FindString(u); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+var urlHostRE = regexp.MustCompile(`^https?://[^/\s?#]+`)
+
+// RepoFileMarker starts each file in the facts probe's listing of
+// /etc/yum.repos.d: "#@file PATH", then the file's text (*.repo files only).
+const RepoFileMarker = "#@file "
+
+// RepoDir is /etc/yum.repos.d as the facts probe saw it.
+type RepoDir struct {
+	Files []string          // every name, backups too
+	Text  map[string]string // the text of each *.repo file
+	Repos []Repo
+}
+
+// ParseRepoFiles reads the probe's listing: the files present and the
+// repositories the *.repo files define.
+func ParseRepoFiles(text string) RepoDir {
+	d := RepoDir{Text: map[string]string{}}
+	var files []string
+	var repos []Repo
+	var cur *Repo
+	file := ""
+	flush := func() {
+		if cur != nil {
+			repos = append(repos, *cur)
+			cur = nil
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if f, ok := strings.CutPrefix(line, RepoFileMarker); ok {
+			flush()
+			file = f
+			files = append(files, f)
+			continue
+		}
+		if file != "" {
+			d.Text[file] += line + "\n"
+		}
+		t := strings.TrimSpace(line)
+		// Text before the first file marker belongs to no file.
+		if file == "" || t == "" || t[0] == '#' || t[0] == ';' {
+			continue
+		}
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+			flush()
+			// dnf and yum default enabled to 1.
+			cur = &Repo{File: file, ID: strings.TrimSpace(t[1 : len(t)-1]), Enabled: true}
+			continue
+		}
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || cur == nil {
+			continue
+		}
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "enabled":
+			cur.Enabled = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+		case "baseurl", "mirrorlist", "metalink":
+			if f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }); len(f) > 0 {
+				cur.URLs = append(cur.URLs, f[0])
+			}
+		}
+	}
+	flush()
+	d.Files, d.Repos = files, repos
+	return d
+}
+
+// ParseReach reads the probe's "HOST CODE" lines: code 000 (curl's word for
+// no answer: DNS, refused, timeout) means the server does not answer; any
+// HTTP status means it does.
+func ParseReach(text string) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			out[f[0]] = f[1] != "000"
+		}
+	}
+	return out
+}
+
+// EOLRelease is a release past its end of life, and where its packages went.
+type EOLRelease struct {
+	Name string // CentOS Linux 7
+	Date string // the end of life, YYYY-MM-DD
+	// VaultDir is the release's directory on vault.centos.org and on the
+	// vault's mirrors (7.9.2009, 8-stream).
+	VaultDir string
+	el8      bool
+}
+
+// EOL tells whether os is a CentOS release past its end of life. Only
+// CentOS moves a dead release's repositories away (to vault.centos.org);
+// Rocky, Alma and RHEL keep theirs where they were.
+func EOL(os OS) (EOLRelease, bool) {
+	if os.ID != "centos" {
+		return EOLRelease{}, false
+	}
+	major, _, _ := strings.Cut(os.VersionID, ".")
+	stream := strings.Contains(strings.ToLower(os.PrettyName), "stream")
+	switch {
+	case major == "7":
+		return EOLRelease{Name: "CentOS Linux 7", Date: "2024-06-30", VaultDir: "7.9.2009"}, true
+	case major == "8" && stream:
+		return EOLRelease{Name: "CentOS Stream 8", Date: "2024-05-31", VaultDir: "8-stream", el8: true}, true
+	case major == "8":
+		return EOLRelease{Name: "CentOS Linux 8", Date: "2021-12-31", VaultDir: "8.5.2111", el8: true}, true
+	}
+	return EOLRelease{}, false
+}
+
+// MirrorRepoFile is the file os_mirror writes; the files it replaces are
+// renamed to NAME.shoal-orig (yum and dnf read *.repo only), and
+// `cluster down --purge` puts them back.
+const (
+	MirrorRepoFile = "/etc/yum.repos.d/shoal-os-mirror.repo"
+	RepoBackupExt  = ".shoal-orig"
+)
+
+// mirrorRepos are the repositories os_mirror defines: the ones a stock
+// install enables, under their own ids so that nothing else changes.
+func (e EOLRelease) mirrorRepos() [][3]string { // id, name, path under VaultDir
+	if e.el8 {
+		return [][3]string{
+			{"baseos", "BaseOS", "BaseOS/$basearch/os/"},
+			{"appstream", "AppStream", "AppStream/$basearch/os/"},
+			{"extras", "Extras", "extras/$basearch/os/"},
+		}
+	}
+	return [][3]string{
+		{"base", "Base", "os/$basearch/"},
+		{"updates", "Updates", "updates/$basearch/"},
+		{"extras", "Extras", "extras/$basearch/"},
+	}
+}
+
+// MirrorRepoText is the content of MirrorRepoFile for mirror (a vault or a
+// mirror of it, like https://mirrors.aliyun.com/centos-vault).
+func (e EOLRelease) MirrorRepoText(mirror string) string {
+	mirror = strings.TrimRight(mirror, "/")
+	key := "RPM-GPG-KEY-CentOS-7"
+	if e.el8 {
+		key = "RPM-GPG-KEY-centosofficial"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by shoal (engine os_mirror): %s reached its end of life on %s\n", e.Name, e.Date)
+	fmt.Fprintf(&b, "# and its repositories moved to the vault. The files this replaces are kept\n")
+	fmt.Fprintf(&b, "# as *.repo%s; `cluster down --purge` puts them back.\n", RepoBackupExt)
+	for _, r := range e.mirrorRepos() {
+		fmt.Fprintf(&b, "\n[%s]\nname=%s - %s (%s)\nbaseurl=%s/%s/%s\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/%s\n",
+			r[0], e.Name, r[1], mirror, mirror, e.VaultDir, r[2], key)
+	}
+	return b.String()
+}
+
+// retiredHost served CentOS releases that are now in the vault: for an EOL
+// release, a repository there is dead even when the server answers.
+func retiredHost(h string) bool {
+	switch strings.TrimPrefix(strings.TrimPrefix(h, "http://"), "https://") {
+	case "mirrorlist.centos.org", "mirror.centos.org":
+		return true
+	}
+	return false
+}
+
+// OSRepoPlan is what os-repos does on a host: files to rename aside and the
+// mirror file to write ("" for none).
+type OSRepoPlan struct {
+	MoveAside []string
+	Write     string
+	// Note is said to the user (os_mirror given where it does not apply).
+	Note string
+}
+
+// IsDockerRepo tells Docker's own repositories (docker-ce.repo) from the
+// OS's: they are not the OS's to answer for.
+func IsDockerRepo(r Repo) bool { return strings.HasPrefix(r.ID, "docker-ce") }
+
+// PlanOSRepos decides what the OS's own repositories need before packages
+// can be installed. needPackages says whether provisioning will install
+// any: dead repositories are an error only then. reach holds the probe's
+// answers (a host missing from it is taken to answer).
+func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needPackages bool) (OSRepoPlan, error) {
+	var plan OSRepoPlan
+	files, repos := dir.Files, dir.Repos
+	name := os.PrettyName
+	if name == "" {
+		name = strings.TrimSpace(os.ID + " " + os.VersionID)
+	}
+	eol, isEOL := EOL(os)
+	if mirror != "" && !repoURLRE.MatchString(strings.TrimRight(mirror, "/")) {
+		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
+	}
+	if mirror != "" && !isEOL {
+		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
+		mirror = ""
+	}
+	dead := func(r Repo) bool {
+		for _, h := range r.Hosts() {
+			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
+				return true
+			}
+		}
+		return false
+	}
+	has := map[string]bool{}
+	for _, f := range files {
+		has[f] = true
+	}
+	var deadRepos []Repo
+	if mirror != "" {
+		want := eol.MirrorRepoText(mirror)
+		ids := map[string]bool{}
+		for _, r := range eol.mirrorRepos() {
+			ids[r[0]] = true
+		}
+		aside := map[string]bool{}
+		for _, r := range repos {
+			if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
+				continue
+			}
+			// The same id twice stops yum; a dead CentOS repo stops it too.
+			if ids[r.ID] || dead(r) && isCentOSRepo(r) {
+				aside[r.File] = true
+			}
+		}
+		for f := range aside {
+			if has[f+RepoBackupExt] {
+				return plan, fmt.Errorf("%s and its backup %s both exist: shoal keeps the first original and will not overwrite it; move one of them away", f, f+RepoBackupExt)
+			}
+			plan.MoveAside = append(plan.MoveAside, f)
+		}
+		sort.Strings(plan.MoveAside)
+		if len(plan.MoveAside) > 0 || strings.TrimRight(dir.Text[MirrorRepoFile], "\n") != strings.TrimRight(want, "\n") {
+			plan.Write = want
+		}
+		for _, r := range repos {
+			if r.Enabled && !IsDockerRepo(r) && r.File != MirrorRepoFile && !aside[r.File] && dead(r) {
+				deadRepos = append(deadRepos, r)
+			}
+		}
+	} else {
+		for _, r := range repos {
+			if r.Enabled && !IsDockerRepo(r) && dead(r) {
+				deadRepos = append(deadRepos, r)
+			}
+		}
+	}
+	if !needPackages || len(deadRepos) == 0 {
+		if needPackages && os.ID == "rhel" && !anyEnabled(repos) {
+			return plan, fmt.Errorf("%s has no enabled repositories (is it registered? `subscription-manager register`, then `subscription-manager attach --auto` on older releases): container-selinux and Docker's dependencies come from them", name)
+		}
+		return plan, nil
+	}
+	var list []string
+	centos := true
+	for _, r := range deadRepos {
+		list = append(list, fmt.Sprintf("%s (%s, %s)", r.ID, strings.Join(r.Hosts(), " "), r.File))
+		centos = centos && isCentOSRepo(r)
+	}
+	msg := fmt.Sprintf("the OS's repositories do not answer: %s", strings.Join(list, "; "))
+	switch {
+	case isEOL && centos:
+		return plan, fmt.Errorf("%s: %s reached its end of life on %s and its repositories moved to the vault. "+
+			"Set engine { os_mirror = \"https://vault.centos.org\" } (or --engine-os-mirror; a mirror of the vault such as "+
+			"https://mirrors.aliyun.com/centos-vault works too): shoal then points %s at it, keeping the original files as *.repo%s",
+			msg, eol.Name, eol.Date, strings.Join(eol.repoIDs(), ", "), RepoBackupExt)
+	default:
+		return plan, fmt.Errorf("%s. Packages (Docker's dependencies, container-selinux) come from them: fix or disable them on the host (yum-config-manager --disable ID)", msg)
+	}
+}
+
+func (e EOLRelease) repoIDs() []string {
+	var out []string
+	for _, r := range e.mirrorRepos() {
+		out = append(out, r[0])
+	}
+	return out
+}
+
+func isCentOSRepo(r Repo) bool {
+	for _, h := range r.Hosts() {
+		if strings.HasSuffix(h, ".centos.org") {
+			return true
+		}
+	}
+	return false
+}
+
+func anyEnabled(repos []Repo) bool {
+	for _, r := range repos {
+		if r.Enabled && !IsDockerRepo(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// ConflictingPackages are packages that stop a docker-ce install:
+// containerd.io obsoletes and conflicts with runc (which podman and buildah
+// need), podman-docker owns /usr/bin/docker, and CentOS/RHEL 7's own docker
+// packages own the same files as docker-ce.
+const ConflictingPackages = "docker docker-client docker-common docker-engine podman podman-docker buildah runc"
+
+// Conflicts lists the installed packages that stop a docker-ce install.
+func Conflicts(installed func(string) bool) []string {
+	var out []string
+	for _, p := range strings.Fields(ConflictingPackages) {
+		if installed != nil && installed(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ResolveConflicts is the command that removes the conflicting packages
+// before docker-ce goes in, or an error when the user did not allow it:
+// removing podman is not shoal's to decide.
+func (r RHEL) ResolveConflicts(os OS, conflicts []string, replace bool) (string, error) {
+	if len(conflicts) == 0 {
+		return "", nil
+	}
+	pm := packager(r.Major)
+	if !replace {
+		var why []string
+		has := map[string]bool{}
+		for _, c := range conflicts {
+			has[c] = true
+		}
+		if has["podman"] || has["buildah"] || has["runc"] {
+			why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
+		}
+		if has["podman-docker"] {
+			why = append(why, "podman-docker owns /usr/bin/docker")
+		}
+		if has["docker"] || has["docker-client"] || has["docker-common"] || has["docker-engine"] {
+			why = append(why, "the distribution's docker packages own docker-ce's files")
+		}
+		return "", fmt.Errorf("%s has %s installed, which docker-ce cannot be installed beside (%s): %s would stop with a dependency error. "+
+			"Set engine { replace_conflicting = true } (or --engine-replace-conflicting) to let shoal run `%s remove -y %s` first, or remove them yourself",
+			displayName(os), strings.Join(conflicts, ", "), strings.Join(why, "; "), pm, pm, strings.Join(conflicts, " "))
+	}
+	// remove, not --allowerasing: the packages that go are the ones named
+	// here (and what needs them), in the transcript for all to see.
+	return shell.Word(pm) + " remove -y -q " + shell.Words(conflicts...), nil
+}
+
+func displayName(os OS) string {
+	if os.PrettyName != "" {
+		return os.PrettyName
+	}
+	return strings.TrimSpace(os.ID + " " + os.VersionID)
+}
+
+// lastFrozenMajor is the last docker-ce major built for CentOS 7 and 8
+// (docker-ce-packaging removed both for v27).
+const lastFrozenMajor = 26
+
+// DockerRepoDir picks docker-ce's repository for the OS: RHEL has its own;
+// CentOS 7 and 8's stopped at 26.1, so EL8 rebuilds take the rhel one,
+// which is still built, unless a pin of 26 or older asks for what only the
+// centos one has. EL9 rebuilds use centos/9, which is still built.
+func DockerRepoDir(os OS, major int, version string) string {
+	if os.ID == "rhel" && major >= 8 {
+		return "rhel"
+	}
+	if major == 8 && !(version != "" && pinMajor(version) <= lastFrozenMajor) {
+		return "rhel"
+	}
+	return "centos"
+}
+
+func pinMajor(v string) int {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// ListVersionsCmd lists every docker-ce version the configured repositories
+// offer, one "name.arch epoch:version-release repo" line each.
+func (r RHEL) ListVersionsCmd() string {
+	return packager(r.Major) + " -q list --showduplicates docker-ce"
+}
+
+var listLineRE = regexp.MustCompile(`^docker-ce\.\S+\s+(?:\d+:)?([0-9][0-9.]*)-\S+`)
+
+// ParseVersions reads ListVersionsCmd's output: the versions, newest first,
+// without repeats.
+func ParseVersions(out string) []string {
+	seen := map[string]bool{}
+	var vs []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := listLineRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil && !seen[m[1]] {
+			seen[m[1]] = true
+			vs = append(vs, m[1])
+		}
+	}
+	sort.Slice(vs, func(i, j int) bool { return versionLess(vs[j], vs[i]) })
+	return vs
+}
+
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, y := pinMajor(as[i]), pinMajor(bs[i])
+		if x != y {
+			return x < y
+		}
+	}
+	return len(as) < len(bs)
+}
+
+// MadisonCmd lists the docker-ce versions apt's sources offer, one
+// "docker-ce | 5:24.0.9-1~debian.12~bookworm | URL SUITE/stable ARCH Packages"
+// line each.
+const MadisonCmd = "apt-cache madison docker-ce"
+
+var madisonRE = regexp.MustCompile(`^docker-ce\s*\|\s*(?:\d+:)?([0-9][0-9.]*)[-~+]\S*\s*\|`)
+
+// ParseMadison reads MadisonCmd's output: the versions, newest first.
+func ParseMadison(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := madisonRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			lines = append(lines, "docker-ce.any "+m[1]+"-1 r")
+		}
+	}
+	return ParseVersions(strings.Join(lines, "\n"))
+}
+
+// CheckPin tells whether the repository offers the pinned version (24.0.9,
+// or a prefix such as 27 or 26.1); its error lists what it does offer.
+func CheckPin(offered []string, pin, repo string) error {
+	for _, v := range offered {
+		if v == pin || strings.HasPrefix(v, pin+".") {
+			return nil
+		}
+	}
+	shown := offered
+	more := ""
+	if len(shown) > 12 {
+		more = fmt.Sprintf(" and %d older", len(shown)-12)
+		shown = shown[:12]
+	}
+	have := "nothing"
+	if len(shown) > 0 {
+		have = strings.Join(shown, ", ") + more
+	}
+	hint := ""
+	if (strings.HasSuffix(repo, "/linux/centos/7") || strings.HasSuffix(repo, "/linux/centos/8")) && pinMajor(pin) > lastFrozenMajor {
+		hint = fmt.Sprintf(" Docker stopped building for CentOS 7 and 8 after %d.1: pin %d.1 or older here, or use an EL9 host.", lastFrozenMajor, lastFrozenMajor)
+	}
+	return fmt.Errorf("docker-ce %s is not in %s, which offers %s.%s", pin, repo, have, hint)
+}
+
+// RHEL7Extras makes sure RHEL 7's extras repository (container-selinux) is
+// enabled: the command that enables it, "" when it is, or an error.
+func RHEL7Extras(os OS, repos []Repo, hasSubscriptionManager bool) (string, error) {
+	if os.ID != "rhel" || !strings.HasPrefix(os.VersionID, "7") {
+		return "", nil
+	}
+	var disabled string
+	for _, r := range repos {
+		if strings.Contains(r.ID, "extras") {
+			if r.Enabled {
+				return "", nil
+			}
+			if disabled == "" {
+				disabled = r.ID
+			}
+		}
+	}
+	if disabled != "" {
+		return "yum-config-manager --enable " + shell.Word(disabled), nil
+	}
+	if hasSubscriptionManager {
+		return "subscription-manager repos --enable=rhel-7-server-extras-rpms", nil
+	}
+	return "", fmt.Errorf("%s: container-selinux comes from the extras repository, which this host does not have (no rhel-7-server-extras-rpms and no subscription-manager): add it, or install container-selinux yourself", displayName(os))
+}
