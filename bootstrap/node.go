@@ -270,6 +270,12 @@ func LoadImages(ctx context.Context, n *Node, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return LoadImagesTagged(ctx, n, path, tags)
+}
+
+// LoadImagesTagged is LoadImages with the archive's tags read already
+// (ArchiveTags reads the whole archive: once per run is enough).
+func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) (bool, error) {
 	missing := len(tags) == 0
 	for _, t := range tags {
 		if _, err := n.API.ImageInspect(ctx, t); err != nil {

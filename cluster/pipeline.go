@@ -57,6 +57,11 @@ type pipeline struct {
 	// registryMade: the registry service was created or corrected early.
 	registryMade bool
 
+	// tags caches each image archive's tags (ArchiveTags reads the whole
+	// archive).
+	tagsMu sync.Mutex
+	tags   map[string][]string
+
 	entriesOnce sync.Once
 	entries     []store.HostEntry
 	peerOnce    sync.Once
@@ -303,7 +308,12 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 	}
 	err := p.slot(ctx, func() error {
 		for _, a := range h.spec.ImageArchives {
-			loaded, err := bootstrap.LoadImages(ctx, h.node, a)
+			tags, err := p.archiveTags(a)
+			if err != nil {
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
+				return err
+			}
+			loaded, err := bootstrap.LoadImagesTagged(ctx, h.node, a, tags)
 			if err != nil {
 				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
 				return err
@@ -344,6 +354,24 @@ func (p *pipeline) peerSSH(ctx context.Context, h *host) error {
 	}
 	p.mark("peer-ssh")
 	return nil
+}
+
+// archiveTags reads an image archive's tags once for the run.
+func (p *pipeline) archiveTags(path string) ([]string, error) {
+	p.tagsMu.Lock()
+	defer p.tagsMu.Unlock()
+	if t, ok := p.tags[path]; ok {
+		return t, nil
+	}
+	t, err := bootstrap.ArchiveTags(path)
+	if err != nil {
+		return nil, err
+	}
+	if p.tags == nil {
+		p.tags = map[string][]string{}
+	}
+	p.tags[path] = t
+	return t, nil
 }
 
 // create makes or adopts the host's machine.
