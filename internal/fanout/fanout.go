@@ -24,6 +24,12 @@ func Each[T any](ctx context.Context, n int, items []T, name func(T) string, f f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A select between a free slot and an ended context picks at
+			// random: an ended context must win.
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				return
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
