@@ -82,6 +82,7 @@ type defaultsBlock struct {
 	Engine        *engineBlock `hcl:"engine,block"`
 	Remain        hcl.Body     `hcl:",remain"` // driver blocks
 
+	DefRange        hcl.Range `hcl:",def_range"`
 	DriverRange     hcl.Range `hcl:"driver,attr_value_range"`
 	DockerUserRange hcl.Range `hcl:"docker_user,attr_value_range"`
 
@@ -161,15 +162,15 @@ type driverBlock struct {
 	spec     *drivers.Spec
 	typ      string // the driver's name or one of its aliases
 	defRange hcl.Range
-	values   map[string]hcl.Range // where each attribute's value is
+	attrs    hcl.Attributes // what it sets, where
 }
 
 // valueRange is where the first block of driver spec sets attribute name.
 func (d driverBlocks) valueRange(spec *drivers.Spec, name string) (hcl.Range, bool) {
 	for _, b := range d.blocks {
 		if b.spec == spec {
-			if r, ok := b.values[name]; ok {
-				return r, true
+			if a, ok := b.attrs[name]; ok {
+				return a.Expr.Range(), true
 			}
 		}
 	}
@@ -228,15 +229,12 @@ func decodeDrivers(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, d
 			out.configs[spec.Name] = cfg
 		}
 		out.diags = append(out.diags, gohcl.DecodeBody(b.Body, ctx, cfg)...)
-		// DecodeBody says what is wrong with the body; this only asks
-		// where the values it set are.
+		// DecodeBody says what is wrong with the body; this only keeps
+		// the attributes it set, for where they are and what they
+		// refer to.
 		attrSchema, _ := gohcl.ImpliedBodySchema(cfg)
-		attrs, _, _ := b.Body.PartialContent(attrSchema)
-		values := map[string]hcl.Range{}
-		for name, a := range attrs.Attributes {
-			values[name] = a.Expr.Range()
-		}
-		out.blocks = append(out.blocks, driverBlock{spec: spec, typ: b.Type, defRange: b.DefRange, values: values})
+		set, _, _ := b.Body.PartialContent(attrSchema)
+		out.blocks = append(out.blocks, driverBlock{spec: spec, typ: b.Type, defRange: b.DefRange, attrs: set.Attributes})
 	}
 	return out
 }

@@ -164,7 +164,7 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 		for _, v := range varsOnly.Variables {
 			sensitive[v.Name] = v.Sensitive
 		}
-		diags = append(diags, secretWarnings(f.Body, append([]string{ssh.Name}, ssh.Aliases...), sensitive)...)
+		diags = append(diags, secretWarnings(raw, ssh, sensitive)...)
 	}
 	if diags.HasErrors() {
 		return nil, diags
