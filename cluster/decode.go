@@ -115,8 +115,9 @@ type machineBlock struct {
 	AvailabilityRange  hcl.Range `hcl:"availability,attr_value_range"`
 	AdvertiseAddrRange hcl.Range `hcl:"advertise_addr,attr_value_range"`
 
+	// Filled by the stages after gohcl, in this order.
 	drivers  driverBlocks // decode
-	machines []Machine    // defaults: the count machines of the block
+	machines []Machine    // fillDefaults: the count machines of the block
 	found    found        // lookOutside
 }
 

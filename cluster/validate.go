@@ -14,9 +14,8 @@ import (
 
 // validateFile checks a decoded file after fillDefaults and lookOutside:
 // every value that may not reach a host, and what provisioning would refuse
-// only after the hosts were made, each said at its place in the file. The
-// checks run in one order, block by block, so that the same file always
-// gives the same list.
+// only after the hosts were made, each said at its place in the file,
+// block by block in the file's order.
 func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if err := validate.Name(raw.Cluster.Name); err != nil {
