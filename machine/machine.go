@@ -311,7 +311,8 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	if fp == "" {
 		fp = ep.HostKeyFingerprint
 	}
-	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: fp}
+	mach.SSH = ep.Endpoint
+	mach.SSH.HostKeyFingerprint = fp
 	if mach.DockerUser == "" {
 		mach.DockerUser = ep.User
 	}
@@ -327,12 +328,11 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
 	cfg := sshrun.Config{
-		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
-		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
-		NoPin:              m.ReadOnly,
-		HostKeyFingerprint: ep.HostKeyFingerprint,
-		Transcript:         transcript,
-		Redactor:           m.Redactor,
+		Endpoint:       ep.Endpoint,
+		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:          m.ReadOnly,
+		Transcript:     transcript,
+		Redactor:       m.Redactor,
 	}
 	if err := m.access(mach, ep, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)

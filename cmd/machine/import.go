@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -418,7 +420,7 @@ func sshMachine(p importPlan, own string, mach *store.Machine, copyFile func(src
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
 	return nil
 }
 
@@ -475,6 +477,6 @@ func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
 	return nil
 }

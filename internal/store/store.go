@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -166,16 +167,6 @@ type Swarm struct {
 	Force     bool   `json:"-"`
 }
 
-// SSH is how shoal reaches the machine, as last known.
-type SSH struct {
-	Host               string `json:"host"`
-	Port               int    `json:"port"`
-	User               string `json:"user"`
-	KeyPath            string `json:"keyPath,omitempty"`
-	UseAgent           bool   `json:"useAgent,omitempty"`
-	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
-}
-
 // Machine is config.json.
 type Machine struct {
 	Version      int             `json:"version"`
@@ -185,10 +176,11 @@ type Machine struct {
 	Hostname     string          `json:"hostname"`
 	DockerUser   string          `json:"dockerUser,omitempty"`
 	Address      string          `json:"address,omitempty"`
-	SSH          SSH             `json:"ssh"`
-	Engine       Engine          `json:"engine"`
-	Swarm        *Swarm          `json:"swarm,omitempty"`
-	Cluster      string          `json:"cluster,omitempty"`
+	// SSH is how shoal reaches the machine, as last known.
+	SSH     sshrun.Endpoint `json:"ssh"`
+	Engine  Engine          `json:"engine"`
+	Swarm   *Swarm          `json:"swarm,omitempty"`
+	Cluster string          `json:"cluster,omitempty"`
 	// Hosts is the block of /etc/hosts shoal keeps on the host (the
 	// cluster's nodes, a swarm master).
 	Hosts []HostEntry `json:"hosts,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -90,7 +91,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		Hostname:     "host-1",
 		DockerUser:   "docker",
 		Address:      "10.0.0.2",
-		SSH:          SSH{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
+		SSH:          sshrun.Endpoint{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
 		Engine:       Engine{Install: "repo", Version: "24.0.9", InsecureRegistries: []string{"r:5000"}, TLS: true, TLSPort: 2376},
 		Swarm:        &Swarm{Master: true, Labels: []string{"a=b"}, Registry: true, RegistryPort: 5000},
 		Cluster:      "lab",
