@@ -173,11 +173,8 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{
 			Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
-			Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
-				OSMirror: m.Engine.OSMirror, ReplaceConflicting: m.Engine.ReplaceConflicting,
-				InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
-				Labels: m.Engine.Labels, TLS: m.Engine.TLS},
-			Swarm: sw, Cluster: spec.Name, AuthorizedKeys: []string{pub},
+			Engine: m.Engine,
+			Swarm:  sw, Cluster: spec.Name, AuthorizedKeys: []string{pub},
 		})
 		if err != nil {
 			return err

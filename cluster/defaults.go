@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/store"
 	"path/filepath"
 
 	"github.com/shoal-dev/shoal/drivers"
@@ -176,8 +177,8 @@ func cloneConfig(spec *drivers.Spec, cfg any) any {
 
 // mergeEngine is the engine of a machine: the defaults' settings, then the
 // machine's; lists add up.
-func mergeEngine(def, m *engineBlock) Engine {
-	e := Engine{Install: "auto", TLS: true}
+func mergeEngine(def, m *engineBlock) store.Engine {
+	e := store.Engine{Install: "auto", TLS: true}
 	for _, b := range []*engineBlock{def, m} {
 		if b == nil {
 			continue

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"github.com/shoal-dev/shoal/internal/store"
 	"reflect"
 	"testing"
 
@@ -18,10 +19,10 @@ func TestFillDefaults(t *testing.T) {
 	type want struct {
 		name, hostname, role, driver, dockerUser string
 		archives                                 []string
-		engine                                   Engine
+		engine                                   store.Engine
 		config                                   any
 	}
-	plain := Engine{Install: "auto", TLS: true}
+	plain := store.Engine{Install: "auto", TLS: true}
 	dockerDefault := docker.Spec().NewConfig()
 	cases := []struct {
 		name    string
@@ -44,7 +45,7 @@ func TestFillDefaults(t *testing.T) {
 			Engine: &engineBlock{Install: ptr("repo"), Labels: []string{"a=b"}},
 		}, machineBlock{Name: "m", Role: ptr("manager"), Engine: &engineBlock{TLS: ptr(false), Labels: []string{"c=d"}}}, "/etc/shoal",
 			[]want{{"m", "m", "manager", "ssh", "deploy", []string{"/etc/shoal/images.tar", "/abs.tar"},
-				Engine{Install: "repo", Labels: []string{"a=b", "c=d"}}, ssh.Spec().NewConfig()}}},
+				store.Engine{Install: "repo", Labels: []string{"a=b", "c=d"}}, ssh.Spec().NewConfig()}}},
 		{"the block's settings win", &defaultsBlock{
 			Driver: ptr("ssh"), DockerUser: ptr("deploy"), ImageArchives: []string{"/abs.tar"},
 		}, machineBlock{Name: "m", Driver: ptr("docker"), DockerUser: ptr("ops"), ImageArchives: []string{}}, "",

@@ -5,6 +5,7 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/store"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,19 +21,6 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// Engine is the Docker Engine settings of a machine.
-type Engine struct {
-	Install            string
-	Version            string
-	RepoURL            string
-	OSMirror           string
-	ReplaceConflicting bool
-	InsecureRegistries []string
-	RegistryMirrors    []string
-	Labels             []string
-	TLS                bool
-}
-
 // Machine is one machine of the cluster, after count and defaults.
 type Machine struct {
 	Name          string
@@ -44,8 +32,9 @@ type Machine struct {
 	Labels        map[string]string
 	Availability  string
 	ImageArchives []string
-	Engine        Engine
-	Range         hcl.Range
+	// Engine is what the machine's engine should be, as config.json keeps it.
+	Engine store.Engine
+	Range  hcl.Range
 	// AdvertiseAddr overrides the address shoal connected to for the
 	// swarm, /etc/hosts and registry trust ("" keeps it).
 	AdvertiseAddr string
