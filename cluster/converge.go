@@ -171,11 +171,9 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 				Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 				RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 		}
-		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{
-			Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
-			Engine: m.Engine,
-			Swarm:  sw, Cluster: spec.Name, AuthorizedKeys: []string{pub},
-		})
+		setup := m.Setup
+		setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{pub}
+		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
 		if err != nil {
 			return err
 		}

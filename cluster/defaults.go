@@ -92,8 +92,9 @@ func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
 				cfg = dspec.NewConfig()
 			}
 			mb.machines = append(mb.machines, Machine{
-				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg, Hostname: hostname, DockerUser: dockerUser,
-				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Engine: engine, Range: mb.DefRange,
+				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg,
+				Setup:  store.Setup{Hostname: hostname, DockerUser: dockerUser, Engine: engine},
+				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Range: mb.DefRange,
 				AdvertiseAddr: advertise,
 			})
 		}

@@ -23,18 +23,18 @@ import (
 
 // Machine is one machine of the cluster, after count and defaults.
 type Machine struct {
-	Name          string
-	Role          string // manager or worker
-	Driver        string
-	DriverConfig  any // the driver's *Config
-	Hostname      string
-	DockerUser    string
+	Name         string
+	Role         string // manager or worker
+	Driver       string
+	DriverConfig any // the driver's *Config
+	// Setup is the machine's hostname, docker user and engine from the
+	// file; the converger adds its swarm, cluster and keys and hands it to
+	// the machine layer as it is.
+	store.Setup
 	Labels        map[string]string
 	Availability  string
 	ImageArchives []string
-	// Engine is what the machine's engine should be, as config.json keeps it.
-	Engine store.Engine
-	Range  hcl.Range
+	Range         hcl.Range
 	// AdvertiseAddr overrides the address shoal connected to for the
 	// swarm, /etc/hosts and registry trust ("" keeps it).
 	AdvertiseAddr string

@@ -117,15 +117,9 @@ type CreateOptions struct {
 	Name         string
 	Driver       string
 	DriverConfig any
-	Hostname     string
-	DockerUser   string
-	Engine       store.Engine
-	Swarm        *store.Swarm
-	Cluster      string
-	// Hosts is the cluster's /etc/hosts block.
-	Hosts []store.HostEntry
-	// AuthorizedKeys are added to the docker user's authorized_keys.
-	AuthorizedKeys []string
+	// Setup is what the host is made into, kept in config.json as given
+	// (an empty Hostname is the machine's name).
+	store.Setup
 }
 
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
@@ -245,14 +239,9 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	if err != nil {
 		return nil, err
 	}
-	hostname := opts.Hostname
-	if hostname == "" {
-		hostname = opts.Name
-	}
-	cfg := &store.Machine{
-		Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Hostname: hostname, DockerUser: opts.DockerUser,
-		Engine: opts.Engine, Swarm: opts.Swarm, Cluster: opts.Cluster, Created: time.Now().UTC(),
-		Hosts: opts.Hosts, AuthorizedKeys: opts.AuthorizedKeys,
+	cfg := &store.Machine{Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Setup: opts.Setup, Created: time.Now().UTC()}
+	if cfg.Hostname == "" {
+		cfg.Hostname = opts.Name
 	}
 	if old != nil {
 		// What only the host can tell stays as last seen.

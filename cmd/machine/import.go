@@ -383,10 +383,14 @@ func importOne(ctx context.Context, m *machine.Manager, p importPlan) error {
 		}
 	}
 	mach := &store.Machine{
+		Setup: store.Setup{
+			Hostname:   p.Name,
+			DockerUser: p.User,
+			Engine:     store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
+		},
 		Name: p.Name, Driver: p.Driver,
 		// docker-machine named the host after the machine.
-		Hostname: p.Name, DockerUser: p.User, Address: p.Address,
-		Engine:  store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
+		Address: p.Address,
 		Created: time.Now().UTC(),
 	}
 	if p.VirtualBox != nil {
