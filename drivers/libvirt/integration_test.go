@@ -1,5 +1,3 @@
-//go:build cgo && libvirt_dlopen
-
 package libvirt
 
 import (
@@ -19,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"golang.org/x/crypto/ssh"
-	lv "libvirt.org/go/libvirt"
 )
 
 // The integration test runs a real VM under libvirtd and QEMU. It is gated:
@@ -182,11 +180,11 @@ func TestIntegrationRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := lv.NewConnect(cfg.URI)
+	conn, err := dial(context.Background(), cfg.URI, os.Getenv, os.Geteuid())
 	if err != nil {
 		missing(t, "libvirt at %s: %v", cfg.URI, err)
 	}
-	defer conn.Close()
+	defer conn.close()
 
 	// Whatever happens, the VM, its volumes and its reservation go.
 	t.Cleanup(func() {
@@ -276,16 +274,15 @@ func TestIntegrationRealVM(t *testing.T) {
 	if s, err := drv.State(ctx); err != nil || s != drivers.NotFound {
 		t.Fatalf("state after remove %s, %v; want NotFound", s, err)
 	}
-	if _, err := conn.LookupDomainByName(name); err == nil {
+	if _, err := conn.l.DomainLookupByName(name); err == nil {
 		t.Errorf("domain %s still defined after remove", name)
 	}
-	pool, err := conn.LookupStoragePoolByName(st.Pool)
+	pool, err := conn.l.StoragePoolLookupByName(st.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Free()
-	_ = pool.Refresh(0)
-	names, err := pool.ListStorageVolumes()
+	_ = conn.l.StoragePoolRefresh(pool, 0)
+	names, err := conn.l.StoragePoolListVolumes(pool, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,15 +306,14 @@ func TestIntegrationRealVM(t *testing.T) {
 
 // hasReservation says whether the network (live or persistent) reserves an
 // address for mac (ip when not empty).
-func hasReservation(t *testing.T, conn *lv.Connect, network, mac, ip string) bool {
+func hasReservation(t *testing.T, c *conn, network, mac, ip string) bool {
 	t.Helper()
-	n, err := conn.LookupNetworkByName(network)
+	n, err := c.l.NetworkLookupByName(network)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Free()
-	for _, flags := range []lv.NetworkXMLFlags{0, lv.NETWORK_XML_INACTIVE} {
-		x, err := n.GetXMLDesc(flags)
+	for _, flags := range []lv.NetworkXMLFlags{0, lv.NetworkXMLInactive} {
+		x, err := c.l.NetworkGetXMLDesc(n, uint32(flags))
 		if err != nil {
 			t.Fatal(err)
 		}
