@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -102,6 +103,9 @@ type target struct {
 	sockets []string
 	// session: the user's own daemon, not root's.
 	session bool
+	// autostart: start the user's daemon when none runs, as libvirt's
+	// client does (not for root, not with LIBVIRT_AUTOSTART=0).
+	autostart bool
 	// remote dials a daemon on another host (ssh, tcp, tls).
 	remote socket.Dialer
 }
@@ -188,6 +192,7 @@ func resolveURI(uri string, getenv func(string) string, euid int) (target, error
 	t.session = u.Path == "/session" || (scheme == "test" && euid != 0)
 	if t.session {
 		dir = userRuntimeDir(getenv)
+		t.autostart = euid != 0 && getenv("LIBVIRT_AUTOSTART") != "0"
 	}
 	t.sockets = []string{filepath.Join(dir, legacySocket)}
 	if scheme == "qemu" {
@@ -224,17 +229,17 @@ func (d *ctxDialer) Dial() (net.Conn, error) {
 		c, err = dialRemote(ctx, d.t.remote)
 		d.used = "remote daemon"
 	} else {
-		var errs []error
-		for _, s := range d.t.sockets {
-			var nd net.Dialer
-			if c, err = nd.DialContext(ctx, "unix", s); err == nil {
-				d.used = s
-				break
+		c, err = d.dialLocal(ctx)
+		if err != nil && d.t.autostart && os.Geteuid() != 0 && noDaemon(err) {
+			// libvirt's client starts the user's daemon when none runs
+			// (it exits when idle): so does the driver.
+			if serr := startSessionDaemon(ctx); serr != nil {
+				return nil, fmt.Errorf("%w; starting one: %v", err, serr)
 			}
-			errs = append(errs, err)
-		}
-		if c == nil {
-			err = errors.Join(errs...)
+			c, err = d.dialLocal(ctx)
+			for err != nil && noDaemon(err) && sleepCtx(ctx, 200*time.Millisecond) == nil {
+				c, err = d.dialLocal(ctx)
+			}
 		}
 	}
 	if err != nil {
@@ -243,6 +248,49 @@ func (d *ctxDialer) Dial() (net.Conn, error) {
 	d.conn = c
 	d.stop = context.AfterFunc(d.ctx, func() { _ = c.Close() })
 	return c, nil
+}
+
+// dialLocal connects to the first of the target's sockets that answers.
+func (d *ctxDialer) dialLocal(ctx context.Context) (net.Conn, error) {
+	var errs []error
+	for _, s := range d.t.sockets {
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, "unix", s)
+		if err == nil {
+			d.used = s
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// noDaemon says whether a dial failed for want of a listening daemon.
+func noDaemon(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// startSessionDaemon starts the user's own daemon as libvirt's client
+// would: it goes to the background, and exits after two idle minutes.
+func startSessionDaemon(ctx context.Context) error {
+	for _, name := range []string{"virtqemud", "libvirtd"} {
+		path, err := exec.LookPath(name)
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+			if err != nil {
+				path, err = exec.LookPath(filepath.Join(dir, name))
+			}
+		}
+		if err != nil {
+			continue
+		}
+		// The daemon's parent exits once it listens; its child has
+		// /dev/null for streams, so Run does not wait for it.
+		if err := exec.CommandContext(ctx, path, "--timeout=120", "--daemon").Run(); err != nil {
+			return fmt.Errorf("%s --daemon: %w", path, err)
+		}
+		return nil
+	}
+	return errors.New("neither virtqemud nor libvirtd is installed")
 }
 
 func (d *ctxDialer) close() {

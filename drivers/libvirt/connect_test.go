@@ -54,6 +54,20 @@ func TestResolveURI(t *testing.T) {
 			t.Errorf("%s (euid %d): name %s, sockets %v, remote %v; want %s, %v, %v", tc.uri, tc.euid, tgt.name, tgt.sockets, tgt.remote != nil, tc.name, tc.sockets, tc.remote)
 		}
 	}
+	if tgt, _ := resolveURI("qemu:///session", user, 1000); !tgt.autostart {
+		t.Error("the user's session daemon is not started on demand")
+	}
+	for _, e := range []struct {
+		getenv func(string) string
+		euid   int
+	}{{user, 0}, {env(map[string]string{"LIBVIRT_AUTOSTART": "0"}), 1000}} {
+		if tgt, _ := resolveURI("qemu:///session", e.getenv, e.euid); tgt.autostart {
+			t.Errorf("session daemon started on demand for euid %d, LIBVIRT_AUTOSTART=%q", e.euid, e.getenv("LIBVIRT_AUTOSTART"))
+		}
+	}
+	if tgt, _ := resolveURI("qemu:///system", user, 1000); tgt.autostart {
+		t.Error("root's daemon started on demand")
+	}
 	for _, uri := range []string{"qemu+ext:///system", "qemu+unix://otherhost/system", "/var/run/libvirt/libvirt-sock", "%zz"} {
 		if _, err := resolveURI(uri, user, 0); err == nil {
 			t.Errorf("%s: no error", uri)
@@ -89,7 +103,7 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	// The user's daemon: said so.
-	_, err = dial(context.Background(), "qemu:///session", env(map[string]string{"XDG_RUNTIME_DIR": t.TempDir()}), 1000)
+	_, err = dial(context.Background(), "qemu:///session", env(map[string]string{"XDG_RUNTIME_DIR": t.TempDir(), "LIBVIRT_AUTOSTART": "0"}), 1000)
 	if err == nil || !strings.Contains(err.Error(), "as this user") || !strings.Contains(err.Error(), "apt-get install") {
 		t.Errorf("session: %v", err)
 	}
