@@ -136,15 +136,14 @@ func resolveURI(uri string, getenv func(string) string, euid int) (target, error
 			return target{}, fmt.Errorf("the unix transport reaches this host only, not %s", u.Host)
 		}
 	case "ssh":
-		user := u.User.Username()
-		if user == "" {
-			user = getenv("USER")
+		// As ssh(1) would: the agent or the first of ~/.ssh/id_* (go-libvirt's
+		// defaults), the host checked against ~/.ssh/known_hosts.
+		var opts []dialers.SSHOption
+		if user := u.User.Username(); user != "" {
+			opts = append(opts, dialers.UseSSHUsername(user))
 		}
-		opts := []dialers.SSHOption{dialers.UseSSHUsername(user)}
 		if home := getenv("HOME"); home != "" {
-			opts = append(opts,
-				dialers.UseKeyFile(filepath.Join(home, ".ssh", "id_rsa")),
-				dialers.UseKnownHostsFile(filepath.Join(home, ".ssh", "known_hosts")))
+			opts = append(opts, dialers.UseKnownHostsFile(filepath.Join(home, ".ssh", "known_hosts")))
 		}
 		if p := u.Port(); p != "" {
 			opts = append(opts, dialers.UseSSHPort(p))
