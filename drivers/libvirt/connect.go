@@ -46,7 +46,6 @@ const (
 // still waiting for the daemon: no call outlives its context.
 type conn struct {
 	l      *lv.Libvirt
-	uri    string
 	cancel context.CancelFunc
 	dialer *ctxDialer
 }
@@ -81,7 +80,7 @@ func dial(ctx context.Context, uri string, getenv func(string) string, euid int)
 		}
 		return nil, t.refused(uri, dialer.used, err)
 	}
-	return &conn{l: l, uri: uri, cancel: cancel, dialer: dialer}, nil
+	return &conn{l: l, cancel: cancel, dialer: dialer}, nil
 }
 
 // close ends the connection: politely when the daemon answers, by closing
