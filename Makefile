@@ -3,16 +3,15 @@
 # what it needs (Debian packages, dockerd, libvirtd, the lab images).
 
 GO        ?= go
-# libvirt_dlopen is libvirt's Go binding's own tag: with it the binding loads
-# libvirt.so.0 at run time (no libvirt headers to build; only the libvirt
-# driver needs the library). Without it the binding links libvirt at build
-# time, so shoal leaves the libvirt driver out (a stub says how to build it).
-# A Go module cannot set a tag for its users: `go install` needs it too.
-TAGS      ?= libvirt_dlopen
-GOFLAGS_BUILD = -tags '$(TAGS)' -trimpath -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
+# No build tags: a plain `go build ./cmd/...` or `go install` has every
+# driver (the libvirt driver speaks libvirtd's protocol in pure Go, so it
+# needs neither cgo nor libvirt to build). TAGS is for experiments only.
+TAGS      ?=
+TAGFLAG    = $(if $(TAGS),-tags '$(TAGS)')
+GOFLAGS_BUILD = $(TAGFLAG) -trimpath -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 LAB       := test/lab/lab.sh
 LIBVIRT_LAB := test/lab/libvirt.sh
-PKGS_UNIT  = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /test/e2e)
+PKGS_UNIT  = $(shell $(GO) list $(TAGFLAG) ./... | grep -v /test/e2e)
 E2E_TIMEOUT ?= 40m
 
 # make test fuzzes each target for a number of runs, not a time: with a
@@ -22,14 +21,20 @@ E2E_TIMEOUT ?= 40m
 FUZZTIME_SHORT ?= 20000x
 FUZZTIME  ?= 60s
 
-.PHONY: build test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
+.PHONY: build build-nocgo test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
 
+# What `go install .../cmd/machine@latest` does on a machine without a C
+# compiler: every command builds with cgo off (the e2e tests then check that
+# bin/machine has the libvirt driver and no build tags).
+build-nocgo:
+	CGO_ENABLED=0 $(GO) build ./cmd/...
+
 # The libvirt driver's real-VM tests run with the end-to-end tests.
 unit:
-	$(GO) test -tags '$(TAGS)' -count=1 -skip 'TestIntegration' $(PKGS_UNIT)
+	$(GO) test $(TAGFLAG) -count=1 -skip 'TestIntegration' $(PKGS_UNIT)
 
 # Every Go fuzz target (func FuzzXxx in a _test.go), one at a time: go test
 # -fuzz takes one package and one target. fuzz-short is part of make test;
@@ -45,7 +50,7 @@ fuzz-run:
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 		for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); do \
 			echo "fuzz $$dir $$f for $(FUZZ_FOR)"; \
-			$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_FOR) $$dir; \
+			$(GO) test $(TAGFLAG) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_FOR) $$dir; \
 		done; \
 	done
 
@@ -71,9 +76,9 @@ lab-archive: lab-docker
 # e2e runs the built binaries against real hosts (containers with systemd,
 # sshd and dockerd; libvirt VMs under QEMU) that the lab scripts make.
 # Container hosts first, then the VMs: QEMU without KVM wants the cores.
-e2e: build lab-image lab-archive lab-libvirt-image
-	SHOAL_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -count=1 -v -timeout $(E2E_TIMEOUT) -skip 'TestLibvirt' ./test/e2e/
-	SHOAL_E2E=1 SHOAL_LIBVIRT_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -count=1 -v -timeout $(E2E_TIMEOUT) -run 'TestIntegration|TestLibvirt' ./drivers/libvirt/ ./test/e2e/
+e2e: build build-nocgo lab-image lab-archive lab-libvirt-image
+	SHOAL_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -count=1 -v -timeout $(E2E_TIMEOUT) -skip 'TestLibvirt' ./test/e2e/
+	SHOAL_E2E=1 SHOAL_LIBVIRT_E2E=1 SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -count=1 -v -timeout $(E2E_TIMEOUT) -run 'TestIntegration|TestLibvirt' ./drivers/libvirt/ ./test/e2e/
 
 test: lab-setup lint unit fuzz-short e2e
 
@@ -92,12 +97,12 @@ lab-clean:
 # run and no-op re-run, with the ratios, time per stage and SSH sessions per host.
 BENCH_SIZES ?= 3,10,30
 bench: build lab-image lab-archive
-	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test -tags '$(TAGS)' -run '^$$' -bench ClusterUp -benchtime 1x -timeout 60m -v ./test/e2e/
+	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -run '^$$' -bench ClusterUp -benchtime 1x -timeout 60m -v ./test/e2e/
 
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet $(TAGFLAG) ./...
 
 clean:
 	rm -rf bin

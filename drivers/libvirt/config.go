@@ -4,13 +4,12 @@
 // its key and a host key shoal generated, and a DHCP reservation that keeps
 // the machine's address across restarts.
 //
-// The libvirt C library is loaded at run time (build tag libvirt_dlopen, the
-// binding's own), so building shoal needs no libvirt headers and a machine
-// without libvirt gets an error saying what to install only when this
-// driver is used. Without that tag (or without cgo) the driver is compiled
-// as a stub that says how to build it: the binding decides by its tag alone
-// whether to load libvirt at run time or link it at build time, and a Go
-// module cannot set a tag for those who build it.
+// The driver talks to libvirt's daemon over its socket in libvirt's own
+// RPC protocol (github.com/digitalocean/go-libvirt, pure Go): no libvirt
+// library is linked or loaded, so every build of shoal has this driver,
+// with or without cgo, and only a machine that runs VMs needs libvirt. When
+// no daemon answers, the error says which socket was tried and what to
+// install and start (connect.go).
 package libvirt
 
 import (

@@ -1,5 +1,3 @@
-//go:build cgo && libvirt_dlopen
-
 package libvirt
 
 import (
@@ -9,39 +7,33 @@ import (
 	"path/filepath"
 	"strings"
 
+	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/driverutil"
-	lv "libvirt.org/go/libvirt"
 )
 
 // domainName is the libvirt domain of the machine.
 func (d *Driver) domainName() string { return d.m.Name }
 
-// lookupDomain returns the machine's domain, nil when there is none. A
-// domain of the machine's name that shoal did not make for this machine is
-// an error: it is never touched.
-func (d *Driver) lookupDomain(conn *lv.Connect, st machineState) (*lv.Domain, error) {
+// lookupDomain returns the machine's domain, found false when there is
+// none. A domain of the machine's name that shoal did not make for this
+// machine is an error: it is never touched.
+func (d *Driver) lookupDomain(c *conn, st machineState) (lv.Domain, bool, error) {
 	name := st.Domain
 	if name == "" {
 		name = d.domainName()
 	}
-	dom, err := conn.LookupDomainByName(name)
-	if isCode(err, lv.ERR_NO_DOMAIN) {
-		return nil, nil
+	dom, err := c.l.DomainLookupByName(name)
+	if isCode(err, lv.ErrNoDomain) {
+		return lv.Domain{}, false, nil
 	}
 	if err != nil {
-		return nil, lvErr("look up domain "+name, err)
+		return lv.Domain{}, false, lvErr("look up domain "+name, err)
 	}
-	uuid, err := dom.GetUUIDString()
-	if err != nil {
-		dom.Free()
-		return nil, lvErr("domain "+name, err)
+	if st.UUID == "" || !strings.EqualFold(uuidString(dom.UUID), st.UUID) {
+		return lv.Domain{}, false, &foreignDomainError{name: name, dir: d.m.Dir}
 	}
-	if st.UUID == "" || !strings.EqualFold(uuid, st.UUID) {
-		dom.Free()
-		return nil, &foreignDomainError{name: name, dir: d.m.Dir}
-	}
-	return dom, nil
+	return dom, true, nil
 }
 
 type foreignDomainError struct{ name, dir string }
@@ -53,14 +45,14 @@ func (e *foreignDomainError) Error() string {
 // defineDomain defines the machine's domain on its disks, of the type
 // "auto" chooses here, and records its UUID: from then on the domain is
 // known to be this machine's.
-func (d *Driver) defineDomain(ctx context.Context, conn *lv.Connect, st *machineState, disks domainDisks) (*lv.Domain, error) {
-	caps, err := conn.GetCapabilities()
+func (d *Driver) defineDomain(ctx context.Context, c *conn, st *machineState, disks domainDisks) (lv.Domain, error) {
+	caps, err := c.l.ConnectGetCapabilities()
 	if err != nil {
-		return nil, lvErr("libvirt capabilities", err)
+		return lv.Domain{}, lvErr("libvirt capabilities", err)
 	}
 	hasKVM, err := capsHaveKVM(caps)
 	if err != nil {
-		return nil, err
+		return lv.Domain{}, err
 	}
 	st.DomainType, _ = chooseDomainType(ctx, d.cfg.DomainType, hasKVM, isLocalURI(d.cfg.URI))
 	if d.cfg.URI == DefaultURI {
@@ -82,45 +74,40 @@ func (d *Driver) defineDomain(ctx context.Context, conn *lv.Connect, st *machine
 	}
 	xmlDoc, err := domainXML(spec).Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("domain XML: %w", err)
+		return lv.Domain{}, fmt.Errorf("domain XML: %w", err)
 	}
-	dom, err := conn.DomainDefineXML(xmlDoc)
+	dom, err := c.l.DomainDefineXML(xmlDoc)
 	if err != nil {
-		return nil, lvErr("define domain "+st.Domain, err)
+		return lv.Domain{}, lvErr("define domain "+st.Domain, err)
 	}
-	if st.UUID, err = dom.GetUUIDString(); err != nil {
-		dom.Free()
-		return nil, lvErr("domain "+st.Domain, err)
-	}
+	st.UUID = uuidString(dom.UUID)
 	if err := saveState(d.m.Dir, *st); err != nil {
-		dom.Free()
-		return nil, err
+		return lv.Domain{}, err
 	}
 	return dom, nil
 }
 
 // boot starts the domain unless it runs, waits for its DHCP lease, makes
 // the lease a reservation, and waits for SSH.
-func (d *Driver) boot(ctx context.Context, conn *lv.Connect, dom *lv.Domain, st *machineState) error {
-	active, err := dom.IsActive()
+func (d *Driver) boot(ctx context.Context, c *conn, dom lv.Domain, st *machineState) error {
+	active, err := c.l.DomainIsActive(dom)
 	if err != nil {
 		return lvErr("domain "+st.Domain, err)
 	}
-	if !active {
-		if err := dom.Create(); err != nil {
+	if !isTrue(active) {
+		if err := c.l.DomainCreate(dom); err != nil {
 			return lvErr("start domain "+st.Domain, err)
 		}
 	}
-	network, err := ensureNetwork(conn, st.Network)
+	network, err := ensureNetwork(c, st.Network)
 	if err != nil {
 		return err
 	}
-	defer network.Free()
-	ip, err := d.waitLease(ctx, network, dom, st)
+	ip, err := d.waitLease(ctx, c, network, dom, st)
 	if err != nil {
 		return err
 	}
-	if err := ensureReservation(network, st.MAC, ip); err != nil {
+	if err := ensureReservation(c, network, st.MAC, ip); err != nil {
 		return err
 	}
 	st.IP, st.Reserved = ip, ip
@@ -143,15 +130,15 @@ func (d *Driver) bootError(st *machineState, err error) error {
 
 // removeDomain destroys and undefines the domain, with its NVRAM and what
 // libvirt keeps beside it.
-func removeDomain(dom *lv.Domain, st machineState) []error {
+func removeDomain(c *conn, dom lv.Domain, st machineState) []error {
 	var errs []error
-	if err := dom.Destroy(); err != nil && !isCode(err, lv.ERR_OPERATION_INVALID) {
+	if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
 		errs = append(errs, lvErr("destroy domain "+st.Domain, err))
 	}
-	flags := lv.DOMAIN_UNDEFINE_NVRAM | lv.DOMAIN_UNDEFINE_MANAGED_SAVE | lv.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | lv.DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-	if err := dom.UndefineFlags(flags); err != nil {
+	flags := lv.DomainUndefineNvram | lv.DomainUndefineManagedSave | lv.DomainUndefineSnapshotsMetadata | lv.DomainUndefineCheckpointsMetadata
+	if err := c.l.DomainUndefineFlags(dom, flags); err != nil {
 		// Hypervisors without some of these features refuse the flags.
-		if err2 := dom.Undefine(); err2 != nil {
+		if err2 := c.l.DomainUndefine(dom); err2 != nil {
 			errs = append(errs, lvErr("undefine domain "+st.Domain, err))
 		}
 	}
@@ -161,15 +148,15 @@ func removeDomain(dom *lv.Domain, st machineState) []error {
 // mapState maps libvirt's domain states onto the drivers' states.
 func mapState(s lv.DomainState) drivers.State {
 	switch s {
-	case lv.DOMAIN_RUNNING, lv.DOMAIN_BLOCKED:
+	case lv.DomainRunning, lv.DomainBlocked:
 		return drivers.Running
-	case lv.DOMAIN_PAUSED, lv.DOMAIN_PMSUSPENDED:
+	case lv.DomainPaused, lv.DomainPmsuspended:
 		return drivers.Paused
-	case lv.DOMAIN_SHUTDOWN:
+	case lv.DomainShutdown:
 		return drivers.Stopping
-	case lv.DOMAIN_SHUTOFF:
+	case lv.DomainShutoff:
 		return drivers.Stopped
-	case lv.DOMAIN_CRASHED:
+	case lv.DomainCrashed:
 		return drivers.Error
 	default:
 		return drivers.Unknown

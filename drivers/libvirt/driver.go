@@ -1,5 +1,3 @@
-//go:build cgo && libvirt_dlopen
-
 package libvirt
 
 import (
@@ -14,12 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
-	lv "libvirt.org/go/libvirt"
 )
-
-// Compiled says whether this build can talk to libvirt.
-const Compiled = true
 
 // Driver manages one libvirt domain and its volumes. This file has its
 // lifecycle (the drivers.Driver methods); the objects a machine is made of
@@ -102,36 +97,32 @@ func (d *Driver) Create(ctx context.Context) error {
 		return err
 	}
 	st.HostKeyFP = hostKey.Fingerprint
-	conn, err := d.connect()
+	c, err := d.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
+	defer c.close()
 
-	dom, err := d.lookupDomain(conn, st)
+	dom, found, err := d.lookupDomain(c, st)
 	if err != nil {
 		return err
 	}
-	if dom != nil {
+	if found {
 		// Made before: start it if needed and wait, as Start does.
-		defer dom.Free()
-		return d.boot(ctx, conn, dom, &st)
+		return d.boot(ctx, c, dom, &st)
 	}
 
-	network, err := ensureNetwork(conn, st.Network)
+	if _, err := ensureNetwork(c, st.Network); err != nil {
+		return err
+	}
+	disks, err := d.ensureVolumes(ctx, c, &st, hostKey)
 	if err != nil {
 		return err
 	}
-	network.Free()
-	disks, err := d.ensureVolumes(ctx, conn, &st, hostKey)
-	if err != nil {
+	if dom, err = d.defineDomain(ctx, c, &st, disks); err != nil {
 		return err
 	}
-	if dom, err = d.defineDomain(ctx, conn, &st, disks); err != nil {
-		return err
-	}
-	defer dom.Free()
-	return d.boot(ctx, conn, dom, &st)
+	return d.boot(ctx, c, dom, &st)
 }
 
 // Start starts the stopped machine and returns when SSH answers.
@@ -141,64 +132,64 @@ func (d *Driver) Start(ctx context.Context) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, bootTimeout)
 	defer cancel()
-	st, conn, dom, err := d.open()
+	st, c, dom, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	defer dom.Free()
-	return d.boot(ctx, conn, dom, &st)
+	defer c.close()
+	return d.boot(ctx, c, dom, &st)
 }
 
 // open returns the state, a connection and the domain, which must exist.
-func (d *Driver) open() (machineState, *lv.Connect, *lv.Domain, error) {
+func (d *Driver) open(ctx context.Context) (machineState, *conn, lv.Domain, error) {
 	st, _, err := loadState(d.m.Dir)
 	if err != nil {
-		return st, nil, nil, err
+		return st, nil, lv.Domain{}, err
 	}
-	conn, err := d.connect()
+	c, err := d.connect(ctx)
 	if err != nil {
-		return st, nil, nil, err
+		return st, nil, lv.Domain{}, err
 	}
-	dom, err := d.lookupDomain(conn, st)
-	if err == nil && dom == nil {
+	dom, found, err := d.lookupDomain(c, st)
+	if err == nil && !found {
 		err = fmt.Errorf("machine %s: its libvirt domain does not exist (removed outside shoal?): remove the machine and create it again", d.m.Name)
 	}
 	if err != nil {
-		closeConn(conn)
-		return st, nil, nil, err
+		c.close()
+		return st, nil, lv.Domain{}, err
 	}
-	return st, conn, dom, nil
+	return st, c, dom, nil
 }
 
 // Stop presses the power button (ACPI) and waits for the guest to power
 // off; one that has not after stopTimeout is destroyed.
 func (d *Driver) Stop(ctx context.Context) error {
-	st, conn, dom, err := d.open()
+	ctx, cancel := withDefaultTimeout(ctx, stopTimeout+callTimeout)
+	defer cancel()
+	st, c, dom, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	defer dom.Free()
+	defer c.close()
 	deadline := time.Now().Add(stopTimeout)
 	var pressed time.Time
 	for {
-		state, _, err := dom.GetState()
+		state, _, err := c.l.DomainGetState(dom, 0)
 		if err != nil {
 			return lvErr("domain "+st.Domain, err)
 		}
-		if state == lv.DOMAIN_SHUTOFF || state == lv.DOMAIN_CRASHED {
+		if s := lv.DomainState(state); s == lv.DomainShutoff || s == lv.DomainCrashed {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			if err := dom.Destroy(); err != nil && !isCode(err, lv.ERR_OPERATION_INVALID) {
+			if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
 				return lvErr("destroy domain "+st.Domain+" after the ACPI shutdown timed out", err)
 			}
 			return nil
 		}
 		if time.Since(pressed) >= shutdownResend {
 			// "domain is not running" races with the state read: ignored.
-			if err := dom.Shutdown(); err != nil && !isCode(err, lv.ERR_OPERATION_INVALID) {
+			if err := c.l.DomainShutdown(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
 				return lvErr("shut down domain "+st.Domain, err)
 			}
 			pressed = time.Now()
@@ -211,13 +202,12 @@ func (d *Driver) Stop(ctx context.Context) error {
 
 // Kill powers the machine off at once.
 func (d *Driver) Kill(ctx context.Context) error {
-	st, conn, dom, err := d.open()
+	st, c, dom, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	defer dom.Free()
-	if err := dom.Destroy(); err != nil && !isCode(err, lv.ERR_OPERATION_INVALID) {
+	defer c.close()
+	if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
 		return lvErr("destroy domain "+st.Domain, err)
 	}
 	return nil
@@ -234,29 +224,28 @@ func (d *Driver) Remove(ctx context.Context) error {
 	if !found {
 		return nil // Create never got as far as making anything
 	}
-	conn, err := d.connect()
+	c, err := d.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
+	defer c.close()
 	var errs []error
-	dom, err := d.lookupDomain(conn, st)
+	dom, found, err := d.lookupDomain(c, st)
 	var foreign *foreignDomainError
 	switch {
 	case errors.As(err, &foreign):
 		// Not ours: left alone, the rest of the machine is still removed.
 	case err != nil:
 		return err
-	case dom != nil:
-		errs = append(errs, removeDomain(dom, st)...)
-		dom.Free()
+	case found:
+		errs = append(errs, removeDomain(c, dom, st)...)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
-	errs = append(errs, removeVolumes(conn, st)...)
-	errs = append(errs, removeReservation(conn, st))
+	errs = append(errs, removeVolumes(c, st)...)
+	errs = append(errs, removeReservation(c, st))
 	if st.ConsoleLog != "" && isLocalURI(d.cfg.URI) {
 		// Logs: not worth failing rm for. libvirt keeps QEMU's own log of
 		// an undefined domain beside the console's.
@@ -283,12 +272,12 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	if !found || st.UUID == "" {
 		return drivers.NotFound, nil
 	}
-	conn, err := d.connect()
+	c, err := d.connect(ctx)
 	if err != nil {
 		return drivers.Unknown, err
 	}
-	defer closeConn(conn)
-	dom, err := d.lookupDomain(conn, st)
+	defer c.close()
+	dom, found, err := d.lookupDomain(c, st)
 	var foreign *foreignDomainError
 	if errors.As(err, &foreign) {
 		return drivers.NotFound, nil
@@ -296,15 +285,14 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	if err != nil {
 		return drivers.Unknown, err
 	}
-	if dom == nil {
+	if !found {
 		return drivers.NotFound, nil
 	}
-	defer dom.Free()
-	state, _, err := dom.GetState()
+	state, _, err := c.l.DomainGetState(dom, 0)
 	if err != nil {
 		return drivers.Unknown, lvErr("domain "+st.Domain, err)
 	}
-	return mapState(state), nil
+	return mapState(lv.DomainState(state)), nil
 }
 
 // SSH returns the machine's address (its reserved lease), the user made by
@@ -319,17 +307,16 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 	}
 	ip := st.IP
 	if ip == "" {
-		conn, err := d.connect()
+		c, err := d.connect(ctx)
 		if err != nil {
 			return drivers.Endpoint{}, err
 		}
-		defer closeConn(conn)
-		network, err := conn.LookupNetworkByName(st.Network)
+		defer c.close()
+		network, err := c.l.NetworkLookupByName(st.Network)
 		if err != nil {
 			return drivers.Endpoint{}, lvErr("look up network "+st.Network, err)
 		}
-		defer network.Free()
-		if ip, err = leaseIP(network, st.MAC); err != nil {
+		if ip, err = leaseIP(c, network, st.MAC); err != nil {
 			return drivers.Endpoint{}, err
 		}
 		if ip == "" {

@@ -1,5 +1,3 @@
-//go:build cgo && libvirt_dlopen
-
 package libvirt
 
 import (
@@ -7,9 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,10 +20,10 @@ import (
 	"testing"
 	"time"
 
+	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"golang.org/x/crypto/ssh"
-	lv "libvirt.org/go/libvirt"
 )
 
 // The integration test runs a real VM under libvirtd and QEMU. It is gated:
@@ -182,11 +183,11 @@ func TestIntegrationRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := lv.NewConnect(cfg.URI)
+	conn, err := dial(context.Background(), cfg.URI, os.Getenv, os.Geteuid())
 	if err != nil {
 		missing(t, "libvirt at %s: %v", cfg.URI, err)
 	}
-	defer conn.Close()
+	defer conn.close()
 
 	// Whatever happens, the VM, its volumes and its reservation go.
 	t.Cleanup(func() {
@@ -276,16 +277,15 @@ func TestIntegrationRealVM(t *testing.T) {
 	if s, err := drv.State(ctx); err != nil || s != drivers.NotFound {
 		t.Fatalf("state after remove %s, %v; want NotFound", s, err)
 	}
-	if _, err := conn.LookupDomainByName(name); err == nil {
+	if _, err := conn.l.DomainLookupByName(name); err == nil {
 		t.Errorf("domain %s still defined after remove", name)
 	}
-	pool, err := conn.LookupStoragePoolByName(st.Pool)
+	pool, err := conn.l.StoragePoolLookupByName(st.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Free()
-	_ = pool.Refresh(0)
-	names, err := pool.ListStorageVolumes()
+	_ = conn.l.StoragePoolRefresh(pool, 0)
+	names, err := conn.l.StoragePoolListVolumes(pool, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,15 +309,14 @@ func TestIntegrationRealVM(t *testing.T) {
 
 // hasReservation says whether the network (live or persistent) reserves an
 // address for mac (ip when not empty).
-func hasReservation(t *testing.T, conn *lv.Connect, network, mac, ip string) bool {
+func hasReservation(t *testing.T, c *conn, network, mac, ip string) bool {
 	t.Helper()
-	n, err := conn.LookupNetworkByName(network)
+	n, err := c.l.NetworkLookupByName(network)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Free()
-	for _, flags := range []lv.NetworkXMLFlags{0, lv.NETWORK_XML_INACTIVE} {
-		x, err := n.GetXMLDesc(flags)
+	for _, flags := range []lv.NetworkXMLFlags{0, lv.NetworkXMLInactive} {
+		x, err := c.l.NetworkGetXMLDesc(n, uint32(flags))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,4 +361,106 @@ func TestIntegrationConformance(t *testing.T) {
 		}
 		return d
 	})
+}
+
+// TestIntegrationUpload streams a volume larger than one RPC packet (4 MiB)
+// into the pool and reads it back; a context that ends aborts an upload.
+func TestIntegrationUpload(t *testing.T) {
+	integrationGate(t)
+	if os.Geteuid() != 0 {
+		missing(t, "the lab needs root (libvirtd, qemu:///system)")
+	}
+	// Cleanups, not defers: the volumes are removed on this connection
+	// after the test's function returned.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	c, err := dial(ctx, DefaultURI, os.Getenv, os.Geteuid())
+	if err != nil {
+		missing(t, "libvirt at %s: %v", DefaultURI, err)
+	}
+	t.Cleanup(c.close) // after the volumes' removal
+	pool, _, err := ensurePool(c, DefaultPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 9<<20+12345)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	newVol := func(name string) lv.StorageVol {
+		t.Helper()
+		x, err := volumeXML(name, uint64(len(data)), formatRaw, "", "", "0600").Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vol, err := c.l.StorageVolCreateXML(pool, x, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := c.l.StorageVolDelete(vol, 0); err != nil {
+				t.Errorf("remove volume %s: %v", name, err)
+			}
+		})
+		return vol
+	}
+
+	vol := newVol("shoal-it-upload-" + randomSuffix(t) + ".raw")
+	start := time.Now()
+	sum, err := upload(ctx, c, vol, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(data); sum != hex.EncodeToString(want[:]) {
+		t.Fatalf("upload returned sha256 %s, want %x", sum, want)
+	}
+	p, err := c.l.StorageVolGetPath(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.l.ConnectGetLibVersion(); err != nil {
+		t.Fatalf("connection after upload: %v", err)
+	}
+	// The pool is local (qemu:///system, as root): read the file itself.
+	back, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, data) {
+		t.Fatalf("%s: %d bytes that differ from the %d uploaded", p, len(back), len(data))
+	}
+	t.Logf("%d MiB uploaded in %s", len(data)>>20, time.Since(start).Round(time.Millisecond))
+
+	// Cancelled after the first packet: the upload stops with the
+	// context's error, on a connection of its own (the cancelled one is
+	// closed).
+	c2, err := dial(ctx, DefaultURI, os.Getenv, os.Geteuid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.close()
+	cctx, ccancel := context.WithCancel(ctx)
+	r := &cancelAfter{r: bytes.NewReader(data), n: 4 << 20, cancel: ccancel}
+	vol2 := newVol("shoal-it-upload-" + randomSuffix(t) + ".raw")
+	if _, err := upload(cctx, c2, vol2, r, int64(len(data))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled upload: %v", err)
+	}
+	if _, err := c2.l.ConnectGetLibVersion(); err != nil {
+		t.Fatalf("connection after a cancelled upload: %v", err)
+	}
+}
+
+// cancelAfter cancels a context once n bytes were read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= n; c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
 }
