@@ -154,7 +154,7 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if err != nil {
 		return nil, false, "", err
 	}
-	spec.Probes = probes
+	spec.Probes = append(append([]provision.Probe(nil), probes...), persistProbe())
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	progress("facts", ui.Started, "")
 	h, err := provision.Prepare(ctx, client, spec)
@@ -184,7 +184,7 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	// copies are written first: the restore unit runs when dockerd starts,
 	// and a restart in this run must put back the new /etc/hosts block, not
 	// the last run's.
-	changed, err := persist(ctx, client, spec, true)
+	changed, err := persist(ctx, client, spec, true, h.Facts.Section(persistProbeName))
 	if err != nil {
 		progress(persistStep, ui.Failed, err.Error())
 		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
