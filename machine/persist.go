@@ -26,7 +26,7 @@ func persistProbe() provision.Probe {
 // changed anything; apply false only looks. probed is the probe's answer
 // when the facts probe carried it (persistProbe), "" to ask the host now.
 func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool, probed string) (bool, error) {
-	if !strings.Contains(probed, "@@enabled\n") {
+	if !strings.Contains(probed, "@@enabled") {
 		res, err := c.Run(ctx, provision.PersistProbe())
 		if err != nil {
 			return false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
