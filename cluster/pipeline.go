@@ -283,6 +283,11 @@ func joinErrs(errs []error) error {
 // swarm is the host's part of the early swarm: the leader starts it; the
 // others join as soon as it has.
 func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
+	if isLeader {
+		// Whatever happens here: the registry's branch and the other hosts
+		// wait for it.
+		defer p.anchorDone()
+	}
 	if p.c.restore != nil {
 		// The swarm comes from a backup (restoreSwarm), after the
 		// pipeline.
@@ -290,7 +295,6 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 	}
 	t := p.c.swarmRequest(p.spec, []*host{h}, p.leader, p.prev).Targets[0]
 	if isLeader {
-		defer p.anchorDone()
 		if _, err := p.early.Start(ctx, t); err != nil {
 			return err
 		}
