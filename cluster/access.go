@@ -2,10 +2,9 @@ package cluster
 
 import (
 	"fmt"
-	"slices"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/machine"
 )
@@ -35,22 +34,28 @@ func (c *Converger) UseSecrets(spec *Spec) {
 // secretWarnings warns of a password written in the file itself, or taken
 // from a variable that is not marked sensitive: either way it would end up
 // in places a secret should not (the file in version control, output).
-func secretWarnings(body hcl.Body, driverNames []string, sensitive map[string]bool) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	sb, ok := body.(*hclsyntax.Body)
-	if !ok {
-		return nil
+// ssh is the driver that takes passwords; the warnings come in file order.
+func secretWarnings(raw *file, ssh *drivers.Spec, sensitive map[string]bool) hcl.Diagnostics {
+	type owner struct {
+		at      hcl.Range
+		drivers driverBlocks
 	}
-	for _, b := range sb.Blocks {
-		if b.Type != "machine" && b.Type != "defaults" {
-			continue
-		}
-		for _, nb := range b.Body.Blocks {
-			if !slices.Contains(driverNames, nb.Type) {
+	var owners []owner
+	if raw.Defaults != nil {
+		owners = append(owners, owner{raw.Defaults.DefRange, raw.Defaults.drivers})
+	}
+	for _, mb := range raw.Machines {
+		owners = append(owners, owner{mb.DefRange, mb.drivers})
+	}
+	sort.SliceStable(owners, func(i, j int) bool { return owners[i].at.Start.Byte < owners[j].at.Start.Byte })
+	var diags hcl.Diagnostics
+	for _, o := range owners {
+		for _, b := range o.drivers.blocks {
+			if b.spec != ssh {
 				continue
 			}
 			for _, name := range []string{"password", "sudo_password"} {
-				a, ok := nb.Body.Attributes[name]
+				a, ok := b.attrs[name]
 				if !ok {
 					continue
 				}

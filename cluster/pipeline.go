@@ -400,14 +400,9 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 			RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 	}
-	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{
-		Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Hostname: m.Hostname, DockerUser: m.DockerUser,
-		Engine: store.Engine{Install: m.Engine.Install, Version: m.Engine.Version, RepoURL: m.Engine.RepoURL,
-			OSMirror: m.Engine.OSMirror, ReplaceConflicting: m.Engine.ReplaceConflicting,
-			InsecureRegistries: m.Engine.InsecureRegistries, RegistryMirrors: m.Engine.RegistryMirrors,
-			Labels: m.Engine.Labels, TLS: m.Engine.TLS},
-		Swarm: sw, Cluster: spec.Name, AuthorizedKeys: []string{p.pub},
-	})
+	setup := m.Setup
+	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
+	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
 	if err != nil {
 		return err
 	}

@@ -5,13 +5,13 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/store"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/shoal-dev/shoal/drivers"
@@ -21,121 +21,19 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// file is the schema of a cluster file.
-type file struct {
-	Cluster   clusterBlock    `hcl:"cluster,block"`
-	Variables []variableBlock `hcl:"variable,block"`
-	Defaults  *defaultsBlock  `hcl:"defaults,block"`
-	Machines  []machineBlock  `hcl:"machine,block"`
-	Swarm     *swarmBlock     `hcl:"swarm,block"`
-	Registry  *registryBlock  `hcl:"registry,block"`
-	Remain    hcl.Body        `hcl:",remain"`
-}
-
-type clusterBlock struct {
-	Name   string   `hcl:"name,label"`
-	Remain hcl.Body `hcl:",remain"`
-}
-
-type variableBlock struct {
-	Name        string         `hcl:"name,label"`
-	Type        hcl.Expression `hcl:"type,optional"`
-	Default     cty.Value      `hcl:"default,optional"`
-	Description string         `hcl:"description,optional"`
-	// Sensitive values (passwords) are redacted from every output.
-	Sensitive bool `hcl:"sensitive,optional"`
-}
-
-// typeOf reads a variable's type constraint (string, number, bool,
-// list(string), ...); cty.NilType when the block has none.
-func (b variableBlock) typeOf() (cty.Type, hcl.Diagnostics) {
-	if b.Type == nil {
-		return cty.NilType, nil
-	}
-	if v, d := b.Type.Value(nil); !d.HasErrors() && v.IsNull() {
-		return cty.NilType, nil // no type attribute
-	}
-	return typeexpr.TypeConstraint(b.Type)
-}
-
-type engineBlock struct {
-	Install            *string  `hcl:"install,optional"`
-	Version            *string  `hcl:"version,optional"`
-	RepoURL            *string  `hcl:"repo_url,optional"`
-	OSMirror           *string  `hcl:"os_mirror,optional"`
-	ReplaceConflicting *bool    `hcl:"replace_conflicting,optional"`
-	InsecureRegistries []string `hcl:"insecure_registries,optional"`
-	RegistryMirrors    []string `hcl:"registry_mirrors,optional"`
-	Labels             []string `hcl:"labels,optional"`
-	TLS                *bool    `hcl:"tls,optional"`
-}
-
-type defaultsBlock struct {
-	Driver        *string      `hcl:"driver,optional"`
-	DockerUser    *string      `hcl:"docker_user,optional"`
-	ImageArchives []string     `hcl:"image_archives,optional"`
-	Engine        *engineBlock `hcl:"engine,block"`
-	Remain        hcl.Body     `hcl:",remain"` // driver blocks
-}
-
-type machineBlock struct {
-	Name          string            `hcl:"name,label"`
-	Count         *int              `hcl:"count,optional"`
-	Role          *string           `hcl:"role,optional"`
-	Driver        *string           `hcl:"driver,optional"`
-	Hostname      *string           `hcl:"hostname,optional"`
-	DockerUser    *string           `hcl:"docker_user,optional"`
-	Labels        map[string]string `hcl:"labels,optional"`
-	Availability  *string           `hcl:"availability,optional"`
-	ImageArchives []string          `hcl:"image_archives,optional"`
-	// AdvertiseAddr is the address the other nodes reach this one at,
-	// when it is not the one shoal connects to (several interfaces).
-	AdvertiseAddr *string      `hcl:"advertise_addr,optional"`
-	Engine        *engineBlock `hcl:"engine,block"`
-	Remain        hcl.Body     `hcl:",remain"` // driver blocks
-}
-
-type swarmBlock struct {
-	Autolock    *bool `hcl:"autolock,optional"`
-	AutoUnlock  *bool `hcl:"auto_unlock,optional"`
-	ForceRejoin *bool `hcl:"force_rejoin,optional"`
-	// MaxUnavailable is how many workers a roll takes down at once.
-	MaxUnavailable *int `hcl:"max_unavailable,optional"`
-}
-
-type registryBlock struct {
-	Enabled *bool   `hcl:"enabled,optional"`
-	Node    *string `hcl:"node,optional"`
-	Port    *int    `hcl:"port,optional"`
-	Image   *string `hcl:"image,optional"`
-	Path    *string `hcl:"path,optional"`
-}
-
-// Engine is the Docker Engine settings of a machine.
-type Engine struct {
-	Install            string
-	Version            string
-	RepoURL            string
-	OSMirror           string
-	ReplaceConflicting bool
-	InsecureRegistries []string
-	RegistryMirrors    []string
-	Labels             []string
-	TLS                bool
-}
-
 // Machine is one machine of the cluster, after count and defaults.
 type Machine struct {
-	Name          string
-	Role          string // manager or worker
-	Driver        string
-	DriverConfig  any // the driver's *Config
-	Hostname      string
-	DockerUser    string
+	Name         string
+	Role         string // manager or worker
+	Driver       string
+	DriverConfig any // the driver's *Config
+	// Setup is the machine's hostname, docker user and engine from the
+	// file; the converger adds its swarm, cluster and keys and hands it to
+	// the machine layer as it is.
+	store.Setup
 	Labels        map[string]string
 	Availability  string
 	ImageArchives []string
-	Engine        Engine
 	Range         hcl.Range
 	// AdvertiseAddr overrides the address shoal connected to for the
 	// swarm, /etc/hosts and registry trust ("" keeps it).
@@ -228,7 +126,6 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	var raw file
 	// Variables first: everything else may refer to them.
 	varsOnly := &struct {
 		Variables []variableBlock `hcl:"variable,block"`
@@ -238,24 +135,25 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	vars, vdiags := variables(parser, varsOnly.Variables, blockRanges(f.Body, "variable"), opts)
+	vars, vdiags := variables(parser, varsOnly.Variables, opts)
 	diags = append(diags, vdiags...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)}, Functions: functions()}
-	diags = append(diags, gohcl.DecodeBody(f.Body, ctx, &raw)...)
+	raw, ddiags := decode(f.Body, ctx, reg)
+	diags = append(diags, ddiags...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	spec, sdiags := build(&raw, f.Body, filepath.Dir(path), ctx, reg)
+	spec, sdiags := build(raw, filepath.Dir(path), reg)
 	diags = append(diags, sdiags...)
 	if ssh, err := reg.Get("ssh"); err == nil {
 		sensitive := map[string]bool{}
 		for _, v := range varsOnly.Variables {
 			sensitive[v.Name] = v.Sensitive
 		}
-		diags = append(diags, secretWarnings(f.Body, append([]string{ssh.Name}, ssh.Aliases...), sensitive)...)
+		diags = append(diags, secretWarnings(raw, ssh, sensitive)...)
 	}
 	if diags.HasErrors() {
 		return nil, diags
@@ -271,17 +169,14 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	return spec, diags
 }
 
-func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Range, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
+func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	vals := map[string]cty.Value{}
 	declared := map[string]bool{}
 	first := map[string]hcl.Range{}
 	types := map[string]cty.Type{}
-	for i, b := range blocks {
-		var rng *hcl.Range
-		if i < len(ranges) {
-			rng = &ranges[i]
-		}
+	for _, b := range blocks {
+		rng := &b.DefRange
 		// A second block of one name would silently win over the first.
 		if declared[b.Name] {
 			prev := first[b.Name]
@@ -289,9 +184,7 @@ func variables(parser *hclparse.Parser, blocks []variableBlock, ranges []hcl.Ran
 				Detail: fmt.Sprintf("variable %q is declared twice (first at %s)", b.Name, prev.String()), Subject: rng})
 			continue
 		}
-		if rng != nil {
-			first[b.Name] = *rng
-		}
+		first[b.Name] = b.DefRange
 		declared[b.Name] = true
 		ty, d := b.typeOf()
 		diags = append(diags, d...)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"github.com/shoal-dev/shoal/internal/store"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -319,7 +320,7 @@ machine "m" {
 machine "w" {}
 `, Options{})
 	m := byName(t, spec, "m").Engine
-	want := Engine{
+	want := store.Engine{
 		Install: "repo", Version: "25.0.1", RepoURL: "https://mirrors.example/docker-ce",
 		OSMirror: "https://vault.example/centos", ReplaceConflicting: true,
 		InsecureRegistries: []string{"a:5000", "b:5000"}, RegistryMirrors: []string{"https://mirror"},

@@ -106,7 +106,7 @@ func TestList(t *testing.T) {
 func TestMachinesOf(t *testing.T) {
 	st := newStore(t)
 	for n, c := range map[string]string{"a-1": "a", "a-2": "a", "b-1": "b", "solo": ""} {
-		if err := st.Save(&store.Machine{Name: n, Driver: "docker", Cluster: c}); err != nil {
+		if err := st.Save(&store.Machine{Setup: store.Setup{Cluster: c}, Name: n, Driver: "docker"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -107,8 +107,12 @@ func TestPlanOnExistingStoreWritesNothing(t *testing.T) {
 	spec := fakeSpec("lab", 22, "n1", "n2")
 	mw := machine.NewManager(rw, reg)
 	for _, n := range spec.Machines {
-		if _, err := mw.EnsureHost(context.Background(), machine.CreateOptions{Name: n.Name, Driver: n.Driver, DriverConfig: n.DriverConfig, Cluster: "lab",
-			Engine: store.Engine{TLS: true}}); err != nil {
+		if _, err := mw.EnsureHost(context.Background(), machine.CreateOptions{
+			Setup: store.Setup{
+				Cluster: "lab",
+				Engine:  store.Engine{TLS: true},
+			},
+			Name: n.Name, Driver: n.Driver, DriverConfig: n.DriverConfig}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -42,7 +42,7 @@ func newSwarmStage(t *testing.T, roles ...string) *swarmStage {
 		s.spec.Machines = append(s.spec.Machines, Machine{Name: name, Role: role})
 		s.hosts = append(s.hosts, &host{
 			spec: s.spec.Machines[i],
-			mach: &machine.Machine{Machine: &store.Machine{Name: name, Hostname: name, Address: addr}},
+			mach: &machine.Machine{Machine: &store.Machine{Setup: store.Setup{Hostname: name}, Name: name, Address: addr}},
 			node: &bootstrap.Node{Name: name, Hostname: name, Addr: addr, API: enginetest.NewEngine(s.w, name, addr)},
 		})
 	}
@@ -151,7 +151,7 @@ func TestSwarmStageReplacedWorkerAndForeignNode(t *testing.T) {
 	}
 	s.spec.Machines = append(s.spec.Machines, Machine{Name: "x1", Role: "worker"})
 	s.hosts = append(s.hosts, &host{spec: s.spec.Machines[3],
-		mach: &machine.Machine{Machine: &store.Machine{Name: "x1", Hostname: "x1", Address: "10.9.0.1"}},
+		mach: &machine.Machine{Machine: &store.Machine{Setup: store.Setup{Hostname: "x1"}, Name: "x1", Address: "10.9.0.1"}},
 		node: &bootstrap.Node{Name: "x1", Hostname: "x1", Addr: "10.9.0.1", API: other}})
 	if _, _, _, err := s.run(&State{ClusterID: id}); err == nil || !strings.Contains(err.Error(), "force_rejoin") {
 		t.Errorf("a node of another swarm: %v, want a refusal naming force_rejoin", err)

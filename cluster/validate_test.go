@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -354,4 +356,97 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// at is a range on line l of t.hcl, as gohcl would have kept it.
+func at(l int) hcl.Range {
+	return hcl.Range{Filename: "t.hcl", Start: hcl.Pos{Line: l, Column: 3}, End: hcl.Pos{Line: l, Column: 9}}
+}
+
+// TestValidateFile: validate is a function of the decoded file (after the
+// defaults) alone, and says each mistake at the range the struct keeps.
+func TestValidateFile(t *testing.T) {
+	reg := all.Registry()
+	manager := func(name string, l int) machineBlock {
+		return machineBlock{Name: name, Role: ptr("manager"), DefRange: at(l)}
+	}
+	type diag struct {
+		summary string
+		line    int // 0: no place
+	}
+	cases := []struct {
+		name  string
+		raw   file
+		found map[int]found // by machine block, as lookOutside would set it
+		want  []diag
+	}{
+		{"fine", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{manager("m", 2)}}, nil, nil},
+		{"no machines", file{Cluster: clusterBlock{Name: "c"}}, nil, []diag{{"No machines", 0}}},
+		{"bad cluster name", file{Cluster: clusterBlock{Name: "a b"}, Machines: []machineBlock{manager("m", 2)}}, nil,
+			[]diag{{"Invalid cluster name", 0}}},
+		{"values at their attribute", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{{
+			Name: "m", DefRange: at(2), Role: ptr("boss"), RoleRange: at(3),
+			Availability: ptr(""), AvailabilityRange: at(4), DockerUser: ptr(inj), DockerUserRange: at(5),
+			AdvertiseAddr: ptr("host"), AdvertiseAddrRange: at(6),
+			Labels: map[string]string{"a b": "x", "k": "\n"}, LabelsRange: at(7),
+			Engine: &engineBlock{Version: ptr("1; id"), VersionRange: at(9), Labels: []string{"nolabel"}, LabelsRange: at(10)},
+		}}}, nil, []diag{
+			{"Invalid role", 3}, {"Invalid availability", 4}, {"Invalid label", 2}, {"Invalid label", 7},
+			{"Invalid engine version", 9}, {"Invalid engine label", 10}, {"Invalid docker_user", 5}, {"Invalid advertise_addr", 6},
+			{"No manager", 2},
+		}},
+		{"count out of bounds: nothing else said of the block", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{
+			manager("m", 2), {Name: "w", DefRange: at(5), Count: ptr(0), CountRange: at(6), Role: ptr("boss")},
+		}}, nil, []diag{{"Invalid count", 6}}},
+		{"unknown default driver: said once, at the defaults", file{Cluster: clusterBlock{Name: "c"},
+			Defaults: &defaultsBlock{Driver: ptr("hyperv"), DriverRange: at(3)},
+			Machines: []machineBlock{manager("m", 5), {Name: "w", DefRange: at(7)}},
+		}, nil, []diag{{"Unknown driver", 3}}},
+		{"unknown machine driver", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{
+			{Name: "m", Role: ptr("manager"), DefRange: at(2), Driver: ptr("hyperv"), DriverRange: at(4)},
+		}}, nil, []diag{{"Unknown driver", 4}}},
+		{"an adopted host is one machine", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{
+			manager("m", 2), {Name: "e", DefRange: at(5), Driver: ptr("ssh"), Count: ptr(2), CountRange: at(6)},
+		}}, nil, []diag{{"Invalid count", 6}}},
+		{"duplicate names and hostnames", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{
+			manager("a", 2), {Name: "a", DefRange: at(5)}, {Name: "b", DefRange: at(8), Hostname: ptr("A"), HostnameRange: at(9)},
+		}}, nil, []diag{{"Duplicate machine name", 5}, {"Duplicate hostname", 9}}},
+		{"what lookOutside found, at the block", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{manager("m", 2)}},
+			map[int]found{0: {archives: []error{errors.New("gone")}, settings: errors.New("bad")}},
+			[]diag{{"Image archive not found", 2}, {"Invalid docker settings", 2}}},
+		{"an unreadable ssh_config hides the driver's check", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{
+			{Name: "m", Role: ptr("manager"), DefRange: at(2), Driver: ptr("ssh")},
+		}}, map[int]found{0: {resolve: errors.New("no such file"), settings: errors.New("bad")}},
+			[]diag{{"Invalid ssh_config", 2}}},
+		{"swarm and registry", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{manager("m", 2)},
+			Swarm: &swarmBlock{MaxUnavailable: ptr(0), MaxUnavailableRange: at(5)},
+			Registry: &registryBlock{Node: ptr("w"), NodeRange: at(8), Port: ptr(0), PortRange: at(9),
+				Image: ptr(inj), ImageRange: at(10), Path: ptr("var/lib"), PathRange: at(11)},
+		}, nil, []diag{
+			{"Invalid max_unavailable", 5}, {"Unknown registry node", 8}, {"Invalid registry port", 9},
+			{"Invalid registry image", 10}, {"Invalid registry path", 11},
+		}},
+		{"even managers: a warning at the last", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{manager("a", 2), manager("b", 5)}},
+			nil, []diag{{"Even number of managers", 5}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fillDefaults(&c.raw, "", reg)
+			for i, f := range c.found {
+				c.raw.Machines[i].found = f
+			}
+			diags := validateFile(&c.raw, reg)
+			var got []diag
+			for _, d := range diags {
+				l := 0
+				if d.Subject != nil {
+					l = d.Subject.Start.Line
+				}
+				got = append(got, diag{d.Summary, l})
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("diagnostics %v\nwant        %v\n%s", got, c.want, diags.Error())
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"sort"
 	"strings"
 
@@ -28,17 +29,10 @@ const (
 	Unknown  State = "Unknown"
 )
 
-// Endpoint says how to reach a host over SSH.
+// Endpoint says how to reach a host over SSH: sshrun's endpoint, and the
+// jump hosts in OpenSSH's terms, which the machine layer turns into dialers.
 type Endpoint struct {
-	Host    string `json:"host"`
-	Port    int    `json:"port"`
-	User    string `json:"user"`
-	KeyPath string `json:"keyPath,omitempty"`
-	// UseAgent asks for ssh-agent authentication (SSH_AUTH_SOCK) in addition to KeyPath.
-	UseAgent bool `json:"useAgent,omitempty"`
-	// HostKeyFingerprint (SHA256:...) pins the host key before the first
-	// contact; empty means trust on first use, then pinned in known_hosts.
-	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
+	sshrun.Endpoint
 	// ProxyJump is OpenSSH's -J: [user@]host[:port][,...], first hop first.
 	ProxyJump string `json:"proxyJump,omitempty"`
 	// JumpHostKeys pins the jump hosts' keys (SHA256:..., comma separated,
@@ -50,18 +44,6 @@ type Endpoint struct {
 	// JumpKeys are more private keys offered to the jump hosts, as a path
 	// list (filepath.SplitList).
 	JumpKeys string `json:"jumpKeys,omitempty"`
-}
-
-// Address is host:port for dialing.
-func (e Endpoint) Address() string {
-	port := e.Port
-	if port == 0 {
-		port = 22
-	}
-	if strings.Contains(e.Host, ":") {
-		return fmt.Sprintf("[%s]:%d", e.Host, port)
-	}
-	return fmt.Sprintf("%s:%d", e.Host, port)
 }
 
 // Driver makes one host exist and answer SSH. Every method is idempotent

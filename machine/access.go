@@ -107,7 +107,7 @@ func jumpConfigs(ep drivers.Endpoint, root string, red *sshrun.Redactor) ([]sshr
 		if err != nil {
 			return nil, err
 		}
-		c := sshrun.Config{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != "", Redactor: red}
+		c := sshrun.Config{Endpoint: sshrun.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}
 		if conf.HostName != "" {
 			c.Host = conf.HostName
 		}

@@ -1,6 +1,8 @@
 package machine
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"os"
 	"os/user"
 	"path/filepath"
@@ -18,8 +20,12 @@ func TestJumpConfigs(t *testing.T) {
 	os.WriteFile(conf, []byte("Host bastion\n  HostName 10.0.0.1\n  User ops\n  Port 2200\n  IdentityFile ~/bastion_key\n"), 0o600)
 	root := t.TempDir()
 	ep := drivers.Endpoint{
+		Endpoint: sshrun.Endpoint{
+			KeyPath: "/keys/machine",
+		},
+
 		ProxyJump: "bastion,admin@[fd00::2]", JumpHostKeys: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
-		SSHConfig: conf, KeyPath: "/keys/machine", JumpKeys: "/keys/a" + string(filepath.ListSeparator) + "/keys/b",
+		SSHConfig: conf, JumpKeys: "/keys/a" + string(filepath.ListSeparator) + "/keys/b",
 	}
 	hops, err := jumpConfigs(ep, root, nil)
 	if err != nil || len(hops) != 2 {

@@ -117,15 +117,9 @@ type CreateOptions struct {
 	Name         string
 	Driver       string
 	DriverConfig any
-	Hostname     string
-	DockerUser   string
-	Engine       store.Engine
-	Swarm        *store.Swarm
-	Cluster      string
-	// Hosts is the cluster's /etc/hosts block.
-	Hosts []store.HostEntry
-	// AuthorizedKeys are added to the docker user's authorized_keys.
-	AuthorizedKeys []string
+	// Setup is what the host is made into, kept in config.json as given
+	// (an empty Hostname is the machine's name).
+	store.Setup
 }
 
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
@@ -245,14 +239,9 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	if err != nil {
 		return nil, err
 	}
-	hostname := opts.Hostname
-	if hostname == "" {
-		hostname = opts.Name
-	}
-	cfg := &store.Machine{
-		Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Hostname: hostname, DockerUser: opts.DockerUser,
-		Engine: opts.Engine, Swarm: opts.Swarm, Cluster: opts.Cluster, Created: time.Now().UTC(),
-		Hosts: opts.Hosts, AuthorizedKeys: opts.AuthorizedKeys,
+	cfg := &store.Machine{Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Setup: opts.Setup, Created: time.Now().UTC()}
+	if cfg.Hostname == "" {
+		cfg.Hostname = opts.Name
 	}
 	if old != nil {
 		// What only the host can tell stays as last seen.
@@ -311,7 +300,8 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	if fp == "" {
 		fp = ep.HostKeyFingerprint
 	}
-	mach.SSH = store.SSH{Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent, HostKeyFingerprint: fp}
+	mach.SSH = ep.Endpoint
+	mach.SSH.HostKeyFingerprint = fp
 	if mach.DockerUser == "" {
 		mach.DockerUser = ep.User
 	}
@@ -327,12 +317,11 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
 	cfg := sshrun.Config{
-		Host: ep.Host, Port: ep.Port, User: ep.User, KeyPath: ep.KeyPath, UseAgent: ep.UseAgent,
-		KnownHostsPath:     filepath.Join(mach.Dir, store.KnownHostsFile),
-		NoPin:              m.ReadOnly,
-		HostKeyFingerprint: ep.HostKeyFingerprint,
-		Transcript:         transcript,
-		Redactor:           m.Redactor,
+		Endpoint:       ep.Endpoint,
+		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:          m.ReadOnly,
+		Transcript:     transcript,
+		Redactor:       m.Redactor,
 	}
 	if err := m.access(mach, ep, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)

@@ -25,13 +25,13 @@ func newManager(t *testing.T, machines ...*store.Machine) *Manager {
 }
 
 func TestRootMaster(t *testing.T) {
-	master := &store.Machine{Name: "m", Driver: "docker", Swarm: &store.Swarm{Master: true}}
-	w1 := &store.Machine{Name: "w1", Driver: "docker", Swarm: &store.Swarm{Join: "m"}}
-	w2 := &store.Machine{Name: "w2", Driver: "docker", Swarm: &store.Swarm{Join: "w1", Manager: true}}
+	master := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Master: true}}, Name: "m", Driver: "docker"}
+	w1 := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Join: "m"}}, Name: "w1", Driver: "docker"}
+	w2 := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Join: "w1", Manager: true}}, Name: "w2", Driver: "docker"}
 	loner := &store.Machine{Name: "loner", Driver: "docker"}
-	orphan := &store.Machine{Name: "orphan", Driver: "docker", Swarm: &store.Swarm{Join: "gone"}}
-	a := &store.Machine{Name: "a", Driver: "docker", Swarm: &store.Swarm{Join: "b"}}
-	b := &store.Machine{Name: "b", Driver: "docker", Swarm: &store.Swarm{Join: "a"}}
+	orphan := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Join: "gone"}}, Name: "orphan", Driver: "docker"}
+	a := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Join: "b"}}, Name: "a", Driver: "docker"}
+	b := &store.Machine{Setup: store.Setup{Swarm: &store.Swarm{Join: "a"}}, Name: "b", Driver: "docker"}
 	mgr := newManager(t, master, w1, w2, loner, orphan, a, b)
 
 	for _, m := range []*store.Machine{master, w1, w2} {
@@ -55,11 +55,21 @@ func TestRootMaster(t *testing.T) {
 }
 
 func TestSwarmNeeds(t *testing.T) {
-	master := &store.Machine{Name: "m", Hostname: "mhost", Address: "10.0.0.1", Driver: "docker",
-		Swarm: &store.Swarm{Master: true, Registry: true, RegistryPort: 5050, RegistryNode: "r"}}
-	reg := &store.Machine{Name: "r", Hostname: "r", Address: "10.0.0.3", Driver: "docker", Swarm: &store.Swarm{Join: "m"}}
-	w := &store.Machine{Name: "w", Hostname: "w", Address: "10.0.0.2", Driver: "docker", Swarm: &store.Swarm{Join: "m"},
-		Hosts: []store.HostEntry{{IP: "10.0.0.9", Names: []string{"other"}}}}
+	master := &store.Machine{
+		Setup: store.Setup{
+			Hostname: "mhost",
+			Swarm:    &store.Swarm{Master: true, Registry: true, RegistryPort: 5050, RegistryNode: "r"},
+		},
+		Name: "m", Address: "10.0.0.1", Driver: "docker",
+	}
+	reg := &store.Machine{Setup: store.Setup{Hostname: "r", Swarm: &store.Swarm{Join: "m"}}, Name: "r", Address: "10.0.0.3", Driver: "docker"}
+	w := &store.Machine{
+		Setup: store.Setup{
+			Hostname: "w",
+			Swarm:    &store.Swarm{Join: "m"},
+			Hosts:    []store.HostEntry{{IP: "10.0.0.9", Names: []string{"other"}}},
+		},
+		Name: "w", Address: "10.0.0.2", Driver: "docker"}
 	mgr := newManager(t, master, reg, w)
 
 	hosts, registries, ports, err := mgr.swarmNeeds(&Machine{Machine: w})
@@ -99,8 +109,8 @@ func TestSwarmNeeds(t *testing.T) {
 func TestSwarmColumn(t *testing.T) {
 	cases := map[string]*store.Machine{
 		"":           {Name: "x"},
-		"m (master)": {Name: "m", Swarm: &store.Swarm{Master: true}},
-		"m":          {Name: "w", Swarm: &store.Swarm{Join: "m"}},
+		"m (master)": {Setup: store.Setup{Swarm: &store.Swarm{Master: true}}, Name: "m"},
+		"m":          {Setup: store.Setup{Swarm: &store.Swarm{Join: "m"}}, Name: "w"},
 	}
 	for want, m := range cases {
 		if got := swarmColumn(m); got != want {

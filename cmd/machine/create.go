@@ -58,7 +58,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			opts := machine.CreateOptions{
 				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
-				Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm,
+				Setup: store.Setup{Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm},
 			}
 			// Every value is checked before the store or a driver is
 			// touched, and every bad one is said at once.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -69,9 +71,11 @@ func TestSafeEntry(t *testing.T) {
 
 func testMachine() *store.Machine {
 	return &store.Machine{
-		Name: "m1", Driver: "ssh", Address: "10.0.0.5", Hostname: "m1",
-		SSH:    store.SSH{Host: "10.0.0.5", Port: 2222, User: "docker", KeyPath: "/k/id_rsa"},
-		Engine: store.Engine{TLS: true, Labels: []string{"env=dev"}, InsecureRegistries: []string{"r:5000"}, StorageDriver: "overlay2", Opts: []string{"log-level=warn"}, Env: []string{"HTTP_PROXY=http://p:3128"}},
+		Setup: store.Setup{
+			Hostname: "m1",
+			Engine:   store.Engine{TLS: true, Labels: []string{"env=dev"}, InsecureRegistries: []string{"r:5000"}, StorageDriver: "overlay2", Opts: []string{"log-level=warn"}, Env: []string{"HTTP_PROXY=http://p:3128"}},
+		},
+		Name: "m1", Driver: "ssh", Address: "10.0.0.5", SSH: sshrun.Endpoint{Host: "10.0.0.5", Port: 2222, User: "docker", KeyPath: "/k/id_rsa"},
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,14 +79,7 @@ func newVersion(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			mach, err := m.Load(args[0])
-			if err != nil {
-				return err
-			}
-			if err := requireRunning(cmd.Context(), mach); err != nil {
-				return err
-			}
-			c, err := m.Connect(cmd.Context(), mach, io.Discard)
+			c, err := connectRunning(cmd.Context(), m, args[0])
 			if err != nil {
 				return err
 			}

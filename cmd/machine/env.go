@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -117,6 +118,19 @@ func requireRunning(ctx context.Context, mach *machine.Machine) error {
 		return errNotRunning(mach.Name, st)
 	}
 	return nil
+}
+
+// connectRunning loads a machine and opens its SSH connection; a stopped
+// host is said at once, not after the SSH wait.
+func connectRunning(ctx context.Context, m *machine.Manager, name string) (*sshrun.Client, error) {
+	mach, err := m.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRunning(ctx, mach); err != nil {
+		return nil, err
+	}
+	return m.Connect(ctx, mach, io.Discard)
 }
 
 // engineURL is the machine's (or its swarm master's) TLS engine URL; the

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -381,10 +383,14 @@ func importOne(ctx context.Context, m *machine.Manager, p importPlan) error {
 		}
 	}
 	mach := &store.Machine{
+		Setup: store.Setup{
+			Hostname:   p.Name,
+			DockerUser: p.User,
+			Engine:     store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
+		},
 		Name: p.Name, Driver: p.Driver,
 		// docker-machine named the host after the machine.
-		Hostname: p.Name, DockerUser: p.User, Address: p.Address,
-		Engine:  store.Engine{Install: "auto", TLS: true, TLSPort: p.EnginePort, CertDir: own},
+		Address: p.Address,
 		Created: time.Now().UTC(),
 	}
 	if p.VirtualBox != nil {
@@ -418,7 +424,7 @@ func sshMachine(p importPlan, own string, mach *store.Machine, copyFile func(src
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
 	return nil
 }
 
@@ -475,6 +481,6 @@ func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = store.SSH{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
 	return nil
 }

@@ -71,14 +71,7 @@ a temporary folder here. A local path with a colon in it is written ./a:b.`,
 				return err
 			}
 			sftpOf := func(name string) (*sftp.Client, func(), error) {
-				mach, err := m.Load(name)
-				if err != nil {
-					return nil, nil, err
-				}
-				if err := requireRunning(cmd.Context(), mach); err != nil {
-					return nil, nil, err
-				}
-				c, err := m.Connect(cmd.Context(), mach, io.Discard)
+				c, err := connectRunning(cmd.Context(), m, name)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"strings"
 
@@ -39,15 +38,7 @@ remote shell. With a command, its exit status is machine's.`,
 			if err != nil {
 				return err
 			}
-			mach, err := m.Load(args[0])
-			if err != nil {
-				return err
-			}
-			// A stopped host is said at once, not after the SSH wait.
-			if err := requireRunning(cmd.Context(), mach); err != nil {
-				return err
-			}
-			c, err := m.Connect(cmd.Context(), mach, io.Discard)
+			c, err := connectRunning(cmd.Context(), m, args[0])
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@
 package docker
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -402,7 +404,7 @@ func (d *Driver) endpoint(ctx context.Context, c *client.Client) (drivers.Endpoi
 	if err != nil {
 		return drivers.Endpoint{}, err
 	}
-	return drivers.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: key.Fingerprint}, nil
+	return drivers.Endpoint{Endpoint: sshrun.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: key.Fingerprint}}, nil
 }
 
 func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {

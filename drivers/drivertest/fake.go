@@ -4,6 +4,8 @@
 package drivertest
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"errors"
 	"fmt"
@@ -265,10 +267,12 @@ func (f *Fake) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		return drivers.Endpoint{}, err
 	}
 	return drivers.Endpoint{
-		Host:    f.cfg.Host,
-		Port:    f.cfg.Port,
-		User:    f.cfg.User,
-		KeyPath: f.m.PrivateKeyPath,
+		Endpoint: sshrun.Endpoint{
+			Host:    f.cfg.Host,
+			Port:    f.cfg.Port,
+			User:    f.cfg.User,
+			KeyPath: f.m.PrivateKeyPath,
+		},
 	}, nil
 }
 

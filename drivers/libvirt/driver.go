@@ -3,6 +3,8 @@
 package libvirt
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -335,10 +337,12 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		}
 	}
 	return drivers.Endpoint{
-		Host:               ip,
-		Port:               22,
-		User:               d.cfg.SSHUser,
-		KeyPath:            d.m.PrivateKeyPath,
-		HostKeyFingerprint: st.HostKeyFP,
+		Endpoint: sshrun.Endpoint{
+			Host:               ip,
+			Port:               22,
+			User:               d.cfg.SSHUser,
+			KeyPath:            d.m.PrivateKeyPath,
+			HostKeyFingerprint: st.HostKeyFP,
+		},
 	}, nil
 }

@@ -3,6 +3,8 @@
 package ssh
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"errors"
 	"fmt"
@@ -131,7 +133,15 @@ func (d *Driver) endpoint() drivers.Endpoint {
 			key = abs
 		}
 	}
-	return drivers.Endpoint{Host: d.cfg.Host, Port: d.cfg.Port, User: d.cfg.User, KeyPath: key, UseAgent: key == "", HostKeyFingerprint: d.cfg.HostKey,
+	return drivers.Endpoint{
+		Endpoint: sshrun.Endpoint{
+			Host:               d.cfg.Host,
+			Port:               d.cfg.Port,
+			User:               d.cfg.User,
+			KeyPath:            key,
+			UseAgent:           key == "",
+			HostKeyFingerprint: d.cfg.HostKey,
+		},
 		ProxyJump: d.cfg.ProxyJump, JumpHostKeys: d.cfg.JumpHostKey, SSHConfig: d.cfg.SSHConfig, JumpKeys: d.cfg.JumpKeys}
 }
 

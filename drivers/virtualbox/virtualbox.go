@@ -11,6 +11,8 @@
 package virtualbox
 
 import (
+	"github.com/shoal-dev/shoal/internal/sshrun"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -705,11 +707,13 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		return drivers.Endpoint{}, d.errorf("ssh", errors.New("the machine has not been created"))
 	}
 	return drivers.Endpoint{
-		Host:               "127.0.0.1",
-		Port:               st.SSHPort,
-		User:               st.SSHUser,
-		KeyPath:            d.m.PrivateKeyPath,
-		HostKeyFingerprint: st.HostKeyFingerprint,
+		Endpoint: sshrun.Endpoint{
+			Host:               "127.0.0.1",
+			Port:               st.SSHPort,
+			User:               st.SSHUser,
+			KeyPath:            d.m.PrivateKeyPath,
+			HostKeyFingerprint: st.HostKeyFingerprint,
+		},
 	}, nil
 }
 

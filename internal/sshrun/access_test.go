@@ -81,7 +81,13 @@ func TestPasswordLoginThenKey(t *testing.T) {
 			srv := newTestServer(t, serverOpts{password: "s3cret pw", kbdOnly: kbd, authorized: nil})
 			var transcript bytes.Buffer
 			cfg := Config{
-				Host: "127.0.0.1", Port: srv.port, User: "root", KeyPath: keyPath,
+				Endpoint: Endpoint{
+					Host:    "127.0.0.1",
+					Port:    srv.port,
+					User:    "root",
+					KeyPath: keyPath,
+				},
+
 				KnownHostsPath: filepath.Join(t.TempDir(), "known_hosts"),
 				Transcript:     &transcript, Redactor: &Redactor{},
 			}
@@ -123,7 +129,7 @@ func TestKeyLoginDoesNotUsePassword(t *testing.T) {
 
 func TestWrongPasswordIsAuthError(t *testing.T) {
 	srv := newTestServer(t, serverOpts{password: "right"})
-	cfg := Config{Host: "127.0.0.1", Port: srv.port, User: "root", KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: srv.port, User: "root"}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Password = []byte("wrong-one")
 	start := time.Now()
 	_, err := Dial(ctx10(t), cfg)
@@ -227,9 +233,9 @@ func TestJumpHostShared(t *testing.T) {
 	}
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "jump_known_hosts")}
+	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "jump_known_hosts")}
 	for _, tg := range targets {
-		cfg := Config{Host: "127.0.0.1", Port: tg.port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+		cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: tg.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 		cfg.Dial = pool.Dialer([]Config{hop})
 		c := dial(t, cfg)
 		if res, err := c.Run(ctx10(t), "echo hi"); err != nil || string(res.Stdout) != "hi\n" {
@@ -261,8 +267,8 @@ func TestJumpHostKeyMismatch(t *testing.T) {
 	target := newTestServer(t, serverOpts{authorized: pub})
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, HostKeyFingerprint: "SHA256:" + strings.Repeat("A", 43)}
-	cfg := Config{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, HostKeyFingerprint: "SHA256:" + strings.Repeat("A", 43)}}
+	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Dial = pool.Dialer([]Config{hop})
 	_, err := Dial(ctx10(t), cfg)
 	var hke *HostKeyError
@@ -283,10 +289,10 @@ func TestJumpHostChain(t *testing.T) {
 	defer pool.Close()
 	dir := t.TempDir()
 	hops := []Config{
-		{Host: "127.0.0.1", Port: j1.port, User: "a", KeyPath: keyPath, KnownHostsPath: filepath.Join(dir, "j1")},
-		{Host: "127.0.0.1", Port: j2.port, User: "b", KeyPath: keyPath, KnownHostsPath: filepath.Join(dir, "j2")},
+		{Endpoint: Endpoint{Host: "127.0.0.1", Port: j1.port, User: "a", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j1")},
+		{Endpoint: Endpoint{Host: "127.0.0.1", Port: j2.port, User: "b", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j2")},
 	}
-	cfg := Config{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(dir, "kh")}
+	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh")}
 	cfg.Dial = pool.Dialer(hops)
 	c := dial(t, cfg)
 	if _, err := c.Run(ctx10(t), "true"); err != nil {
@@ -303,8 +309,8 @@ func TestJumpHostReconnects(t *testing.T) {
 	target := newTestServer(t, serverOpts{authorized: pub})
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
-	cfg := Config{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Dial = pool.Dialer([]Config{hop})
 	dial(t, cfg).Close()
 	// The jump host drops every connection: the pool notices and dials again.

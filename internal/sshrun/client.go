@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +22,8 @@ import (
 
 // Config describes how to reach and trust one machine.
 type Config struct {
-	Host string
-	Port int // 0 means 22
-	User string
-
-	KeyPath  string // private key file (OpenSSH/PEM); may be empty when UseAgent
-	UseAgent bool   // also offer the keys of the agent at $SSH_AUTH_SOCK
+	// Endpoint is the host, port, user, key and expected host key.
+	Endpoint
 
 	// KnownHostsPath holds the machine's pinned host keys (known_hosts
 	// format); created 0600 on first contact. It is one machine's file:
@@ -36,11 +31,7 @@ type Config struct {
 	KnownHostsPath string
 	// NoPin checks the host key against what is pinned (and
 	// HostKeyFingerprint) but writes nothing: for commands that only read.
-	NoPin bool
-	// HostKeyFingerprint ("SHA256:...") is what the host key must match when
-	// nothing is pinned yet.
-	HostKeyFingerprint string
-
+	NoPin      bool
 	Transcript io.Writer // optional: commands, exit codes and redacted output
 	Redactor   *Redactor // optional: secrets removed from errors and the transcript
 
@@ -97,7 +88,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Redactor.Add(string(cfg.Password))
 		cfg.Redactor.Add(string(cfg.SudoPassword))
 	}
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.port()))
+	addr := cfg.Address()
 	delay := firstBackoff
 	var lastErr error
 	for {
@@ -132,13 +123,6 @@ func giveUp(ctx context.Context, cfg Config, addr string, lastErr error) error {
 		return fmt.Errorf("ssh: connect to %s as %s: %w", addr, cfg.User, ctx.Err())
 	}
 	return fmt.Errorf("ssh: connect to %s as %s: %w (last error: %w)", addr, cfg.User, ctx.Err(), lastErr)
-}
-
-func (cfg *Config) port() int {
-	if cfg.Port == 0 {
-		return 22
-	}
-	return cfg.Port
 }
 
 func (cfg *Config) check() error {

@@ -30,10 +30,13 @@ func setup(t *testing.T, o serverOpts) (*testServer, Config) {
 	o.authorized = pub
 	srv := newTestServer(t, o)
 	return srv, Config{
-		Host:           "127.0.0.1",
-		Port:           srv.port,
-		User:           "root",
-		KeyPath:        keyPath,
+		Endpoint: Endpoint{
+			Host:    "127.0.0.1",
+			Port:    srv.port,
+			User:    "root",
+			KeyPath: keyPath,
+		},
+
 		KnownHostsPath: filepath.Join(t.TempDir(), "known_hosts"),
 	}
 }
@@ -329,7 +332,13 @@ func TestDialRetriesUntilListening(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	keyPath, pub := newClientKey(t)
-	cfg := Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "root", KeyPath: keyPath,
+	cfg := Config{
+		Endpoint: Endpoint{
+			Host:    "127.0.0.1",
+			Port:    ln.Addr().(*net.TCPAddr).Port,
+			User:    "root",
+			KeyPath: keyPath,
+		},
 		KnownHostsPath: filepath.Join(t.TempDir(), "known_hosts")}
 
 	started := make(chan struct{})
@@ -367,7 +376,7 @@ func TestDialGivesUpWithContext(t *testing.T) {
 	keyPath, _ := newClientKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err = Dial(ctx, Config{Host: "127.0.0.1", Port: port, User: "root", KeyPath: keyPath, KnownHostsPath: filepath.Join(t.TempDir(), "kh")})
+	_, err = Dial(ctx, Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")})
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("want deadline + last error refused, got %v", err)
 	}
@@ -376,10 +385,10 @@ func TestDialGivesUpWithContext(t *testing.T) {
 func TestDialConfigErrors(t *testing.T) {
 	keyPath, _ := newClientKey(t)
 	for name, cfg := range map[string]Config{
-		"no host key policy": {Host: "h", User: "root", KeyPath: keyPath},
-		"bad fingerprint":    {Host: "h", User: "root", KeyPath: keyPath, HostKeyFingerprint: "MD5:aa:bb"},
-		"no user":            {Host: "h", KeyPath: keyPath, KnownHostsPath: "/x"},
-		"no credentials":     {Host: "h", User: "root", KnownHostsPath: "/x"},
+		"no host key policy": {Endpoint: Endpoint{Host: "h", User: "root", KeyPath: keyPath}},
+		"bad fingerprint":    {Endpoint: Endpoint{Host: "h", User: "root", KeyPath: keyPath, HostKeyFingerprint: "MD5:aa:bb"}},
+		"no user":            {Endpoint: Endpoint{Host: "h", KeyPath: keyPath}, KnownHostsPath: "/x"},
+		"no credentials":     {Endpoint: Endpoint{Host: "h", User: "root"}, KnownHostsPath: "/x"},
 	} {
 		start := time.Now()
 		if _, err := Dial(ctx10(t), cfg); err == nil || time.Since(start) > time.Second {
@@ -418,7 +427,13 @@ func TestAgentAuth(t *testing.T) {
 		}
 	}()
 	t.Setenv("SSH_AUTH_SOCK", sock)
-	c := dial(t, Config{Host: "127.0.0.1", Port: srv.port, User: "root", UseAgent: true,
+	c := dial(t, Config{
+		Endpoint: Endpoint{
+			Host:     "127.0.0.1",
+			Port:     srv.port,
+			User:     "root",
+			UseAgent: true,
+		},
 		KnownHostsPath: filepath.Join(t.TempDir(), "kh")})
 	if res, err := c.Run(ctx10(t), "echo agent"); err != nil || string(res.Stdout) != "agent\n" {
 		t.Fatalf("run: %v", err)

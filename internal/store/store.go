@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -166,36 +167,35 @@ type Swarm struct {
 	Force     bool   `json:"-"`
 }
 
-// SSH is how shoal reaches the machine, as last known.
-type SSH struct {
-	Host               string `json:"host"`
-	Port               int    `json:"port"`
-	User               string `json:"user"`
-	KeyPath            string `json:"keyPath,omitempty"`
-	UseAgent           bool   `json:"useAgent,omitempty"`
-	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
-}
-
-// Machine is config.json.
-type Machine struct {
-	Version      int             `json:"version"`
-	Name         string          `json:"name"`
-	Driver       string          `json:"driver"`
-	DriverConfig json.RawMessage `json:"driverConfig,omitempty"`
-	Hostname     string          `json:"hostname"`
-	DockerUser   string          `json:"dockerUser,omitempty"`
-	Address      string          `json:"address,omitempty"`
-	SSH          SSH             `json:"ssh"`
-	Engine       Engine          `json:"engine"`
-	Swarm        *Swarm          `json:"swarm,omitempty"`
-	Cluster      string          `json:"cluster,omitempty"`
+// Setup is what a machine is to be made into: what shoal was asked for, as
+// opposed to what it saw of the host (Address, SSH). A command's options, the
+// cluster's converger and config.json all carry this one value.
+type Setup struct {
+	Hostname   string `json:"hostname"`
+	DockerUser string `json:"dockerUser,omitempty"`
+	Engine     Engine `json:"engine"`
+	Swarm      *Swarm `json:"swarm,omitempty"`
+	Cluster    string `json:"cluster,omitempty"`
 	// Hosts is the block of /etc/hosts shoal keeps on the host (the
 	// cluster's nodes, a swarm master).
 	Hosts []HostEntry `json:"hosts,omitempty"`
 	// AuthorizedKeys are added to the docker user's authorized_keys (a
 	// cluster's shared key).
-	AuthorizedKeys []string  `json:"authorizedKeys,omitempty"`
-	Created        time.Time `json:"created"`
+	AuthorizedKeys []string `json:"authorizedKeys,omitempty"`
+}
+
+// Machine is config.json: the machine's setup and what was last seen of its
+// host. The embedded Setup's keys sit at the top level of the file.
+type Machine struct {
+	Version      int             `json:"version"`
+	Name         string          `json:"name"`
+	Driver       string          `json:"driver"`
+	DriverConfig json.RawMessage `json:"driverConfig,omitempty"`
+	Setup
+	Address string `json:"address,omitempty"`
+	// SSH is how shoal reaches the machine, as last known.
+	SSH     sshrun.Endpoint `json:"ssh"`
+	Created time.Time       `json:"created"`
 }
 
 // HostEntry is a line of the managed /etc/hosts block.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -84,17 +85,19 @@ func TestDefaultRoot(t *testing.T) {
 func TestSaveLoadRoundTrip(t *testing.T) {
 	st := newStore(t)
 	in := &Machine{
+		Setup: Setup{
+			Hostname:   "host-1",
+			DockerUser: "docker",
+			Engine:     Engine{Install: "repo", Version: "24.0.9", InsecureRegistries: []string{"r:5000"}, TLS: true, TLSPort: 2376},
+			Swarm:      &Swarm{Master: true, Labels: []string{"a=b"}, Registry: true, RegistryPort: 5000},
+			Cluster:    "lab",
+			Hosts:      []HostEntry{{IP: "10.0.0.3", Names: []string{"m2"}}},
+		},
 		Name:         "m1",
 		Driver:       "docker",
 		DriverConfig: json.RawMessage(`{"image":"x","network":"n"}`),
-		Hostname:     "host-1",
-		DockerUser:   "docker",
 		Address:      "10.0.0.2",
-		SSH:          SSH{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
-		Engine:       Engine{Install: "repo", Version: "24.0.9", InsecureRegistries: []string{"r:5000"}, TLS: true, TLSPort: 2376},
-		Swarm:        &Swarm{Master: true, Labels: []string{"a=b"}, Registry: true, RegistryPort: 5000},
-		Cluster:      "lab",
-		Hosts:        []HostEntry{{IP: "10.0.0.3", Names: []string{"m2"}}},
+		SSH:          sshrun.Endpoint{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
 		Created:      time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
 	if err := st.Save(in); err != nil {

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"github.com/shoal-dev/shoal/internal/store"
+	"path/filepath"
+
+	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/validate"
+)
+
+// The defaults of a cluster file: what a machine is when its block and the
+// defaults block leave a setting out. Nothing here reads the world or
+// refuses a value; validate says what is wrong.
+
+// defaultDriver is the driver of a machine that no block names one for.
+const defaultDriver = "docker"
+
+// fillDefaults makes the machines of every machine block (block.machines):
+// count copies, named, each with its own driver config. A block whose count
+// is out of bounds or whose driver is unknown makes none (validate says
+// why). Relative image archives are taken to be next to the file, in
+// baseDir.
+func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
+	def := raw.Defaults
+	if def == nil {
+		def = &defaultsBlock{}
+	}
+	for i := range raw.Machines {
+		mb := &raw.Machines[i]
+		mb.machines = nil
+		count := mb.count()
+		if count < 1 || count > maxCount {
+			continue
+		}
+		dspec, err := reg.Get(mb.driver(def))
+		if err != nil {
+			continue
+		}
+		role := string(validate.Worker)
+		if mb.Role != nil {
+			role = *mb.Role
+		}
+		avail, advertise, dockerUser := "", "", ""
+		if mb.Availability != nil {
+			avail = *mb.Availability
+		}
+		if mb.AdvertiseAddr != nil {
+			advertise = *mb.AdvertiseAddr
+		}
+		if def.DockerUser != nil {
+			dockerUser = *def.DockerUser
+		}
+		if mb.DockerUser != nil {
+			dockerUser = *mb.DockerUser
+		}
+		archives := mb.ImageArchives
+		if archives == nil {
+			archives = def.ImageArchives
+		}
+		archives = append([]string(nil), archives...)
+		for j, a := range archives {
+			if !filepath.IsAbs(a) && baseDir != "" {
+				archives[j] = filepath.Join(baseDir, a)
+			}
+		}
+		// The block's config: its driver block on the defaults', else
+		// the defaults', else the driver's own defaults.
+		base, ok := mb.drivers.configs[dspec.Name]
+		if !ok {
+			base, ok = def.drivers.configs[dspec.Name]
+		}
+		engine := mergeEngine(def.Engine, mb.Engine)
+		for n := 1; n <= count; n++ {
+			name, hostname := mb.Name, mb.Name
+			if mb.Count != nil {
+				name = fmt.Sprintf("%s-%d", mb.Name, n)
+				hostname = name
+			}
+			if mb.Hostname != nil {
+				hostname = *mb.Hostname
+				if count > 1 {
+					hostname = fmt.Sprintf("%s-%d", hostname, n)
+				}
+			}
+			// Each machine gets its own config, so none shares one.
+			var cfg any
+			if ok {
+				cfg = cloneConfig(dspec, base)
+			} else {
+				cfg = dspec.NewConfig()
+			}
+			mb.machines = append(mb.machines, Machine{
+				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg,
+				Setup:  store.Setup{Hostname: hostname, DockerUser: dockerUser, Engine: engine},
+				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Range: mb.DefRange,
+				AdvertiseAddr: advertise,
+			})
+		}
+	}
+}
+
+// maxCount bounds a machine block's count: a typo must not make thousands.
+const maxCount = 100
+
+// count is how many machines the block makes.
+func (mb *machineBlock) count() int {
+	if mb.Count != nil {
+		return *mb.Count
+	}
+	return 1
+}
+
+// driver is the driver the block's machines use, as written.
+func (mb *machineBlock) driver(def *defaultsBlock) string {
+	switch {
+	case mb.Driver != nil:
+		return *mb.Driver
+	case def != nil && def.Driver != nil:
+		return *def.Driver
+	}
+	return defaultDriver
+}
+
+// specOf is the cluster of a valid file, after fillDefaults: its machines
+// in file order, the swarm's settings and the registry, by default on the
+// first manager.
+func specOf(raw *file) *Spec {
+	spec := &Spec{Name: raw.Cluster.Name, MaxUnavailable: 1}
+	for _, mb := range raw.Machines {
+		spec.Machines = append(spec.Machines, mb.machines...)
+	}
+	if sb := raw.Swarm; sb != nil {
+		spec.Autolock = sb.Autolock != nil && *sb.Autolock
+		spec.AutoUnlock = sb.AutoUnlock != nil && *sb.AutoUnlock
+		spec.ForceRejoin = sb.ForceRejoin != nil && *sb.ForceRejoin
+		if sb.MaxUnavailable != nil && *sb.MaxUnavailable != 0 {
+			spec.MaxUnavailable = *sb.MaxUnavailable
+		}
+	}
+	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
+	if managers := spec.Managers(); len(managers) > 0 {
+		spec.Registry.Node = managers[0].Name
+	}
+	if rb := raw.Registry; rb != nil {
+		if rb.Enabled != nil {
+			spec.Registry.Enabled = *rb.Enabled
+		}
+		if rb.Node != nil {
+			spec.Registry.Node = *rb.Node
+		}
+		if rb.Port != nil {
+			spec.Registry.Port = *rb.Port
+		}
+		if rb.Image != nil {
+			spec.Registry.Image = *rb.Image
+		}
+		if rb.Path != nil {
+			spec.Registry.Path = *rb.Path
+		}
+	}
+	return spec
+}
+
+// cloneConfig copies a driver config so that machines do not share one.
+func cloneConfig(spec *drivers.Spec, cfg any) any {
+	if c, ok := cfg.(interface{ Clone() any }); ok {
+		return c.Clone() // keeps what JSON does not carry (passwords)
+	}
+	out := spec.NewConfig()
+	raw, err := json.Marshal(cfg)
+	if err == nil {
+		_ = json.Unmarshal(raw, out)
+	}
+	return out
+}
+
+// mergeEngine is the engine of a machine: the defaults' settings, then the
+// machine's; lists add up.
+func mergeEngine(def, m *engineBlock) store.Engine {
+	e := store.Engine{Install: "auto", TLS: true}
+	for _, b := range []*engineBlock{def, m} {
+		if b == nil {
+			continue
+		}
+		if b.Install != nil {
+			e.Install = *b.Install
+		}
+		if b.Version != nil {
+			e.Version = *b.Version
+		}
+		if b.RepoURL != nil {
+			e.RepoURL = *b.RepoURL
+		}
+		if b.OSMirror != nil {
+			e.OSMirror = *b.OSMirror
+		}
+		if b.ReplaceConflicting != nil {
+			e.ReplaceConflicting = *b.ReplaceConflicting
+		}
+		if b.TLS != nil {
+			e.TLS = *b.TLS
+		}
+		e.InsecureRegistries = append(e.InsecureRegistries, b.InsecureRegistries...)
+		e.RegistryMirrors = append(e.RegistryMirrors, b.RegistryMirrors...)
+		e.Labels = append(e.Labels, b.Labels...)
+	}
+	return e
+}
