@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ type Node struct {
 
 const dockerSock = "/var/run/docker.sock"
 
+// maxEngineConns bounds the open connections to one node's engine.
+const maxEngineConns = 4
+
 // Open returns a node whose Engine API goes through r.
 func Open(name, hostname, addr string, r Runner) (*Node, error) {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -57,7 +61,13 @@ func Open(name, hostname, addr string, r Runner) (*Node, error) {
 		// group, or joined it after this connection logged in): sudo can.
 		return r.DialCommand(ctx, r.Sudo("docker system dial-stdio"))
 	}
+	// Each connection to the engine is a channel of the node's one SSH
+	// connection, and through sudo a session: sshd allows 10 sessions a
+	// connection (MaxSessions), which many hosts asking one manager at once
+	// would pass. Requests beyond the cap wait for a free connection.
+	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: maxEngineConns, IdleConnTimeout: 30 * time.Second}}
 	api, err := client.NewClientWithOpts(
+		client.WithHTTPClient(hc),
 		client.WithHost("unix://"+dockerSock),
 		client.WithDialContext(dial),
 		client.WithAPIVersionNegotiation(),
@@ -270,6 +280,12 @@ func LoadImages(ctx context.Context, n *Node, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return LoadImagesTagged(ctx, n, path, tags)
+}
+
+// LoadImagesTagged is LoadImages with the archive's tags read already
+// (ArchiveTags reads the whole archive: once per run is enough).
+func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) (bool, error) {
 	missing := len(tags) == 0
 	for _, t := range tags {
 		if _, err := n.API.ImageInspect(ctx, t); err != nil {

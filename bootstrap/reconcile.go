@@ -434,16 +434,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 			anchor, out.Anchor = mgr, mgr
 		}
 	}
-	// Labels and availability.
-	for _, t := range req.Targets {
+	// Labels and availability, node by node in parallel (each its own
+	// inspect and update).
+	var mu sync.Mutex
+	if err := forEach(ctx, r.Parallel, req.Targets, func(ctx context.Context, t *Target) error {
 		got, err := EnsureNode(ctx, anchor, out.NodeIDs[t.Want.Name], NodeWant{Labels: t.Want.Labels, Availability: t.Want.Availability})
 		if err != nil {
-			return out, err
+			return err
 		}
 		if len(got) > 0 {
+			mu.Lock()
 			out.Changed = true
+			mu.Unlock()
 			r.event(t.Want.Name, "swarm-node", ui.Changed, strings.Join(got, ", "))
 		}
+		return nil
+	}); err != nil {
+		return out, err
 	}
 	err = forEach(ctx, r.Parallel, req.Targets, func(ctx context.Context, t *Target) error {
 		return WaitReady(ctx, anchor, out.NodeIDs[t.Want.Name], r.readyTimeout())

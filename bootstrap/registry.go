@@ -118,13 +118,24 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 	return true, nil
 }
 
+// RegistryCheckCmd is a command that prints "ok" when the registry answers
+// /v2/ as http://host:port/v2/ within seconds.
+func RegistryCheckCmd(host string, port, seconds int) string {
+	url := shell.Quote(fmt.Sprintf("http://%s:%d/v2/", host, port))
+	return fmt.Sprintf("{ curl -fsS -m %d -o /dev/null %s 2>&1 || wget -q -T %d -O /dev/null %s; } && echo ok", seconds, url, seconds, url)
+}
+
+// registryPoll is how often WaitRegistry asks again: a registry task that
+// just started answers within a second or two.
+const registryPoll = 250 * time.Millisecond
+
 // WaitRegistry waits until the registry answers /v2/ from node n, as
 // http://host:port/v2/ (host as the node's daemon.json names it).
 func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := fmt.Sprintf("http://%s:%d/v2/", host, port)
-	cmd := "curl -fsS -m 5 -o /dev/null " + shell.Quote(url) + " 2>&1 || wget -q -T 5 -O /dev/null " + shell.Quote(url)
+	cmd := RegistryCheckCmd(host, port, 5)
 	var last error
 	for {
 		_, err := n.R.RunSudo(ctx, cmd)
@@ -135,7 +146,7 @@ func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout t
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: the registry does not answer %s: %w", n.Name, url, last)
-		case <-time.After(time.Second):
+		case <-time.After(registryPoll):
 		}
 	}
 }

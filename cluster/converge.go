@@ -13,8 +13,8 @@ import (
 	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
-	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // Converger makes the real machines what a Spec says.
@@ -68,6 +68,12 @@ type host struct {
 	heldWhy string
 	// restarted: provisioning restarted dockerd in this run.
 	restarted bool
+	// facts are what provisioning's probe found (with the cluster's own
+	// probes).
+	facts *provision.Facts
+	// created and connected are closed when the host's create, and its
+	// connection, are done (or failed: then mach or client is nil).
+	created, connected chan struct{}
 	// unlock releases the machine's lock, held from its create to the end
 	// of the run so that no other command works on it meanwhile.
 	unlock func()
@@ -157,118 +163,24 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 			h.close()
 		}
 	}()
-	ev := func(h *host, step string, s ui.Status, detail string) {
-		c.M.Progress.Event(h.spec.Name, step, s, detail)
-	}
-
-	// 1. Hosts: made or adopted, in parallel.
-	t := time.Now()
-	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		m := h.spec
-		sw := &store.Swarm{Join: leader, Manager: m.Role == "manager", Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
-		if m.Name == leader {
-			sw = &store.Swarm{Master: true, Labels: sw.Labels, Availability: sw.Availability, ImageArchives: sw.ImageArchives,
-				Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
-				RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
-		}
-		setup := m.Setup
-		setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{pub}
-		mach, unlock, err := c.M.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
-		if err != nil {
-			return err
-		}
-		if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
-			mach.Address = m.AdvertiseAddr // the other nodes reach it there
-			if err := st.Save(mach.Machine); err != nil {
-				return err
-			}
-		}
-		h.mach, h.unlock = mach, unlock
-		h.changed = mach.JustCreated
-		return nil
-	})
-	res.Stages["create"] = time.Since(t)
-	if err != nil {
-		return res, err
-	}
-	// Every node's /etc/hosts names every node.
-	var entries []store.HostEntry
-	for _, h := range hosts {
-		names := []string{h.mach.Hostname}
-		if h.mach.Name != h.mach.Hostname {
-			names = append(names, h.mach.Name)
-		}
-		entries = append(entries, store.HostEntry{IP: h.mach.Address, Names: names})
-	}
-	for _, h := range hosts {
-		h.mach.Hosts = entries
-		if err := st.Save(h.mach.Machine); err != nil {
-			return res, err
-		}
-	}
-
-	// Certificates that expire soon are renewed before anything uses them.
-	if _, err := c.M.RenewCerts(time.Now()); err != nil {
+	// The pipeline: each host goes through its steps as fast as it can and
+	// waits only for what needs another host (see pipeline).
+	p := c.newPipeline(spec, hosts, leader, prev, priv, pub, start)
+	if err := p.run(ctx); err != nil {
+		res.Stages = p.stages
 		return res, err
 	}
 
-	// 2. Provisioning, in parallel, each host on its one connection.
-	t = time.Now()
-	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		log, err := c.M.OpenLog(h.mach)
-		if err != nil {
-			return err
-		}
-		h.log = log
-		ev(h, "ssh", ui.Started, "")
-		h.client, err = c.M.Connect(ctx, h.mach, log)
-		if err != nil {
-			ev(h, "ssh", ui.Failed, "")
-			return err
-		}
-		ev(h, "ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		rep, held, why, err := c.M.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h))
-		if err != nil {
-			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
-		}
-		h.held, h.heldWhy = held, why
-		if len(rep.Changed) > 0 {
-			h.changed = true
-		}
-		h.restarted = rep.DockerRestarted
-		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
-		if err != nil {
-			return err
-		}
-		for _, a := range h.spec.ImageArchives {
-			loaded, err := bootstrap.LoadImages(ctx, h.node, a)
-			if err != nil {
-				ev(h, "images", ui.Failed, err.Error())
-				return err
-			}
-			if loaded {
-				h.changed = true
-				ev(h, "images", ui.Changed, filepath.Base(a))
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		err = c.peerSSH(ctx, hosts, priv, spec.Name)
-	}
-	res.Stages["provision"] = time.Since(t)
-	if err != nil {
-		return res, err
-	}
-
-	// 3. The swarm (from a backup, when restoring).
-	t = time.Now()
+	// The swarm over every node (from a backup, when restoring): what the
+	// early swarm left, the order rules, labels, autolock, the roll, the
+	// registry and the final check.
 	if c.restore != nil {
 		if err := c.restoreSwarm(ctx, hosts, leader); err != nil {
+			res.Stages = p.stages
 			return res, err
 		}
 	}
-	changed, leaderHost, clusterID, err := c.swarm(ctx, spec, hosts, leader, prev)
+	changed, leaderHost, clusterID, err := c.swarmWith(ctx, spec, hosts, leader, prev, p.swarmChecks())
 	if err == nil && len(leaving) > 0 {
 		err = c.retire(ctx, leaderHost, leaving)
 		changed = true
@@ -276,10 +188,12 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	if err == nil && c.restore != nil {
 		err = c.labelsBack(ctx, leaderHost)
 	}
-	res.Stages["swarm"] = time.Since(t)
+	p.mark("swarm")
+	res.Stages = p.stages
 	if err != nil {
 		return res, err
 	}
+	changed = changed || p.early.Changed()
 	leader = leaderHost.spec.Name
 	res.Changed = changed
 	for _, h := range hosts {

@@ -193,3 +193,18 @@ func TestParallel(t *testing.T) {
 		t.Errorf("parallel with n = 0: %v", err)
 	}
 }
+
+// A host's error that only says it waited for a failed host never hides
+// a real one, and stands alone only when there is nothing else.
+func TestJoinErrs(t *testing.T) {
+	real := errors.New("n2: step daemon.json: bad")
+	if err := joinErrs([]error{errWaiting, real, nil}); err == nil || errors.Is(err, errWaiting) || !errors.Is(err, real) {
+		t.Errorf("joinErrs = %v", err)
+	}
+	if err := joinErrs([]error{nil, errWaiting}); !errors.Is(err, errWaiting) {
+		t.Errorf("only waiting: %v", err)
+	}
+	if err := joinErrs([]error{nil, nil}); err != nil {
+		t.Errorf("none: %v", err)
+	}
+}

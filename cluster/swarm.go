@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/provision"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -55,6 +58,28 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 // the registry, and a final check from every node. It returns the leader
 // (the manager the others joined through) and the swarm's ID.
 func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leaderName string, prev *State) (changed bool, leader *host, clusterID string, err error) {
+	return c.swarmWith(ctx, spec, hosts, leaderName, prev, swarmChecks{})
+}
+
+// swarmChecks is what the pipeline already did or knows before the swarm
+// pass.
+type swarmChecks struct {
+	// registryMade: the registry service was created or corrected early.
+	registryMade bool
+	// answered names the hosts from which the registry answered in the
+	// facts probe with nothing changed since: no final check for them.
+	answered map[string]bool
+	// mark records the end of a stage (nil: not recorded).
+	mark func(stage string)
+}
+
+func (sc swarmChecks) done(stage string) {
+	if sc.mark != nil {
+		sc.mark(stage)
+	}
+}
+
+func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, leaderName string, prev *State, sc swarmChecks) (changed bool, leader *host, clusterID string, err error) {
 	ev := func(h *host, step string, s ui.Status, detail string) {
 		c.M.Progress.Event(h.spec.Name, step, s, detail)
 	}
@@ -65,7 +90,8 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 	for _, w := range out.Warnings {
 		c.M.Progress.Event(spec.Name, "swarm", ui.Info, w)
 	}
-	changed = out.Changed
+	changed = out.Changed || sc.registryMade
+	sc.done("reconcile")
 	for _, h := range hosts {
 		h.state = out.States[h.spec.Name]
 		if h.node == out.Anchor {
@@ -117,23 +143,50 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 		changed = true
 		ev(regHost, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, reg.Port))
 	}
-	// The final check: the registry answers from every node.
-	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+	sc.done("registry")
+	// The final check: the registry answers from every node (a node it
+	// answered in the facts probe, with nothing changed since, is not
+	// asked again). Its own node first: the others are asked once it
+	// answers there, and not polled while its task starts.
+	check := func(ctx context.Context, h *host) error {
+		if sc.answered[h.spec.Name] && !created && !rolled && !out.Changed {
+			ev(h, "check", ui.Unchanged, "Ready, registry answers")
+			return nil
+		}
 		if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, 2*time.Minute); err != nil {
 			ev(h, "check", ui.Failed, err.Error())
 			return err
 		}
 		ev(h, "check", ui.Unchanged, "Ready, registry answers")
 		return nil
-	})
+	}
+	if err := check(ctx, regHost); err != nil {
+		return changed, leader, out.ClusterID, err
+	}
+	var others []*host
+	for _, h := range hosts {
+		if h != regHost {
+			others = append(others, h)
+		}
+	}
+	err = parallel(ctx, c.Parallel, others, check)
+	sc.done("check")
 	return changed, leader, out.ClusterID, err
 }
 
-// peerSSH lets the docker user of every node log in to every other node:
-// the cluster key, an ssh_config block that uses it for the cluster's
-// names, and a known_hosts block with the host keys shoal pinned (never
-// StrictHostKeyChecking=no).
-func (c *Converger) peerSSH(ctx context.Context, hosts []*host, priv []byte, cluster string) error {
+// peerFiles is the SSH mesh every node gets: the docker user of every node
+// logs in to every other node with the cluster key, through an ssh_config
+// block that uses it for the cluster's names and a known_hosts block with
+// the host keys shoal pinned (never StrictHostKeyChecking=no). It needs
+// every host's key.
+type peerFiles struct {
+	keyName, begin, end     string
+	knownBlock, configBlock string
+	keySum                  string
+	priv                    []byte
+}
+
+func newPeerFiles(hosts []*host, priv []byte, cluster string) *peerFiles {
 	var known, names []string
 	for _, h := range hosts {
 		ids := []string{h.mach.Hostname}
@@ -144,54 +197,80 @@ func (c *Converger) peerSSH(ctx context.Context, hosts []*host, priv []byte, clu
 		names = append(names, ids...)
 		known = append(known, strings.Join(ids, ",")+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.client.HostKey()))))
 	}
-	keyName := "shoal-" + cluster
-	begin, end := "# BEGIN shoal cluster "+cluster, "# END shoal cluster "+cluster
-	knownBlock := begin + "\n" + strings.Join(known, "\n") + "\n" + end + "\n"
-	configBlock := fmt.Sprintf("%s\nHost %s\n    IdentityFile ~/.ssh/%s\n    IdentitiesOnly yes\n%s\n", begin, strings.Join(names, " "), keyName, end)
-	keySum := sha256.Sum256(priv)
-	return parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		u := shell.Quote(h.mach.DockerUser)
-		probe := fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/"%s 2>/dev/null; true`, u, u, shell.Quote(keyName))
-		out, err := h.client.RunSudo(ctx, probe)
+	pf := &peerFiles{keyName: peerKeyName(cluster), begin: "# BEGIN shoal cluster " + cluster, end: "# END shoal cluster " + cluster, priv: priv}
+	pf.knownBlock = pf.begin + "\n" + strings.Join(known, "\n") + "\n" + pf.end + "\n"
+	pf.configBlock = fmt.Sprintf("%s\nHost %s\n    IdentityFile ~/.ssh/%s\n    IdentitiesOnly yes\n%s\n", pf.begin, strings.Join(names, " "), pf.keyName, pf.end)
+	sum := sha256.Sum256(priv)
+	pf.keySum = hex.EncodeToString(sum[:])
+	return pf
+}
+
+func peerKeyName(cluster string) string { return "shoal-" + cluster }
+
+// peerProbeName is the facts section with the docker user's ~/.ssh.
+const peerProbeName = "shoal-peer-ssh"
+
+// peerProbe reads the docker user's home, group, ~/.ssh/config and
+// known_hosts and the cluster key's checksum: four parts split by "@@".
+func peerProbe(dockerUser, cluster string) provision.Probe {
+	u := shell.Quote(dockerUser)
+	return provision.Probe{Name: peerProbeName, Cmd: fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/"%s 2>/dev/null; true`, u, u, shell.Quote(peerKeyName(cluster)))}
+}
+
+// peerSSHHost writes what differs of the SSH mesh on one host. The facts
+// probe read the files already; a host whose docker user was only made by
+// this run's provisioning is read again.
+// mu guards h.changed, which the host's other branches set too.
+func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu *sync.Mutex) error {
+	var parts []string
+	if h.facts != nil {
+		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
+	}
+	if len(parts) != 4 || len(strings.Fields(parts[0])) != 2 {
+		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
 		if err != nil {
 			return err
 		}
-		parts := strings.Split(string(out.Stdout), "@@\n")
-		if len(parts) != 4 {
-			return fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+		parts = strings.Split(string(out.Stdout), "@@\n")
+	}
+	if len(parts) != 4 {
+		return fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+	}
+	head := strings.Fields(parts[0])
+	if len(head) != 2 {
+		return fmt.Errorf("%s: the docker user %s has no home", h.spec.Name, h.mach.DockerUser)
+	}
+	home, group := head[0], head[1]
+	owner := h.mach.DockerUser + ":" + group
+	var wrote []string
+	var files []sshrun.File
+	if !strings.HasPrefix(parts[3], pf.keySum) {
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
+		wrote = append(wrote, "key")
+	}
+	for _, f := range []struct{ name, cur, block string }{
+		{"config", parts[1], pf.configBlock},
+		{"known_hosts", parts[2], pf.knownBlock},
+	} {
+		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
+		if next == f.cur {
+			continue
 		}
-		head := strings.Fields(parts[0])
-		if len(head) != 2 {
-			return fmt.Errorf("%s: the docker user %s has no home", h.spec.Name, h.mach.DockerUser)
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
+		wrote = append(wrote, f.name)
+	}
+	if len(files) > 0 {
+		if err := h.client.WriteFiles(ctx, files); err != nil {
+			return err
 		}
-		home, group := head[0], head[1]
-		owner := h.mach.DockerUser + ":" + group
-		var wrote []string
-		if !strings.HasPrefix(parts[3], hex.EncodeToString(keySum[:])) {
-			if err := h.client.WriteFile(ctx, home+"/.ssh/"+keyName, priv, 0o600, owner); err != nil {
-				return err
-			}
-			wrote = append(wrote, "key")
-		}
-		for _, f := range []struct{ name, cur, block string }{
-			{"config", parts[1], configBlock},
-			{"known_hosts", parts[2], knownBlock},
-		} {
-			next := replaceBlock(f.cur, begin, end, f.block)
-			if next == f.cur {
-				continue
-			}
-			if err := h.client.WriteFile(ctx, home+"/.ssh/"+f.name, []byte(next), 0o600, owner); err != nil {
-				return err
-			}
-			wrote = append(wrote, f.name)
-		}
-		if len(wrote) > 0 {
-			h.changed = true
-			c.M.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
-		}
-		return nil
-	})
+	}
+	if len(wrote) > 0 {
+		mu.Lock()
+		h.changed = true
+		mu.Unlock()
+		c.M.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
+	}
+	return nil
 }
 
 // replaceBlock puts block (marker lines included) in place of the old one

@@ -527,6 +527,7 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return nil, err
 	}
+	spec.Probes = []provision.Probe{persistProbe()}
 	h, err := provision.Prepare(ctx, client, spec)
 	if err != nil {
 		return nil, err
@@ -535,7 +536,7 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return steps, err
 	}
-	if changed, err := persist(ctx, client, spec, false); err != nil {
+	if changed, err := persist(ctx, client, spec, false, h.Facts.Section(persistProbeName)); err != nil {
 		return steps, err
 	} else if changed {
 		steps = append(steps, persistStep)

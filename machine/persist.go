@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/provision"
@@ -11,16 +12,28 @@ import (
 // persistStep is the name the reboot-proofing has in reports and plans.
 const persistStep = "persist"
 
+// persistProbeName is the facts section that carries the restore unit's
+// probe (provision.PersistProbe): it costs no session of its own.
+const persistProbeName = "shoal-persist"
+
+func persistProbe() provision.Probe {
+	return provision.Probe{Name: persistProbeName, Cmd: provision.PersistProbe()}
+}
+
 // persist makes what provisioning set survive a reboot that rewrites the
 // hostname or /etc/hosts (a container's runtime, cloud-init): the copies,
 // the restore unit, cloud-init's own setting. It reports whether it
-// changed anything; apply false only looks.
-func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool) (bool, error) {
-	res, err := c.Run(ctx, provision.PersistProbe())
-	if err != nil {
-		return false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
+// changed anything; apply false only looks. probed is the probe's answer
+// when the facts probe carried it (persistProbe), "" to ask the host now.
+func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool, probed string) (bool, error) {
+	if !strings.Contains(probed, "@@enabled") {
+		res, err := c.Run(ctx, provision.PersistProbe())
+		if err != nil {
+			return false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
+		}
+		probed = string(res.Stdout)
 	}
-	write, enable, err := provision.PersistChanges(string(res.Stdout), spec.Hostname, spec.Hosts)
+	write, enable, err := provision.PersistChanges(probed, spec.Hostname, spec.Hosts)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", persistStep, err)
 	}
@@ -30,10 +43,12 @@ func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply b
 	if _, err := c.RunSudo(ctx, "install -d -m 0755 "+provision.PersistDir); err != nil {
 		return false, fmt.Errorf("%s: %w", persistStep, err)
 	}
-	for _, f := range write {
-		if err := c.WriteFile(ctx, f.Path, f.Data, f.Mode, ""); err != nil {
-			return false, fmt.Errorf("%s: %w", persistStep, err)
-		}
+	files := make([]sshrun.File, len(write))
+	for i, f := range write {
+		files[i] = sshrun.File{Path: f.Path, Data: f.Data, Mode: f.Mode}
+	}
+	if err := c.WriteFiles(ctx, files); err != nil {
+		return false, fmt.Errorf("%s: %w", persistStep, err)
 	}
 	if enable {
 		if _, err := c.RunSudo(ctx, provision.PersistEnable()); err != nil {

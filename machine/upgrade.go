@@ -138,7 +138,9 @@ type Hold func(ctx context.Context, steps []string, have, want string) (hold boo
 // ProvisionHolding provisions the machine over an open connection with one
 // facts probe, as ProvisionWith does, but keeps its engine and TLS files as
 // they are when hold says so (then held is true).
-func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold) (rep *provision.Report, held bool, why string, err error) {
+//
+// probes ride the facts probe's round trip (their answers in Report.Facts).
+func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold, probes ...provision.Probe) (rep *provision.Report, held bool, why string, err error) {
 	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
 		if old := mach.SSH.HostKeyFingerprint; old != "" {
 			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
@@ -152,6 +154,7 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if err != nil {
 		return nil, false, "", err
 	}
+	spec.Probes = append(append([]provision.Probe(nil), probes...), persistProbe())
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	progress("facts", ui.Started, "")
 	h, err := provision.Prepare(ctx, client, spec)
@@ -181,7 +184,7 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	// copies are written first: the restore unit runs when dockerd starts,
 	// and a restart in this run must put back the new /etc/hosts block, not
 	// the last run's.
-	changed, err := persist(ctx, client, spec, true)
+	changed, err := persist(ctx, client, spec, true, h.Facts.Section(persistProbeName))
 	if err != nil {
 		progress(persistStep, ui.Failed, err.Error())
 		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)

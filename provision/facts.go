@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"regexp"
@@ -68,16 +70,18 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 	return false
 }
 
-// factsScript prints one line per probe: "@@NAME BASE64" with the probe's
-// output base64-encoded, so that no file content (no final newline, CRLF, a
-// line that looks like a marker) can run into the next section. It only
-// reads.
+// factsScript prints, for each probe, a marker line "@@NONCE NAME", the
+// probe's output as it is, and a newline. NONCE is random for each run, so
+// no file content (no final newline, CRLF, a line that looks like a marker)
+// can run into the next section; and the output needs no encoding, which
+// would cost two more processes a probe on a busy host. It only reads.
+// extra are the caller's own probes.
 //
 // addr is the address (or interface name) swarm traffic uses: the interface
 // that has it (else the default route's; never lo, as when shoal reaches
 // the host through a forwarded port) carries swarm traffic, and its
 // firewalld zone is the one that must let swarm's ports in.
-func factsScript(dockerUser, addr string) string {
+func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 	u := shell.Quote(dockerUser)
 	probes := []struct{ name, cmd string }{
 		{"os-release", "cat /etc/os-release"},
@@ -125,46 +129,96 @@ func factsScript(dockerUser, addr string) string {
 		// Who holds the package manager's lock now (provisioning waits for
 		// it before it installs, and says so up front).
 		{"package-lock", osfamily.LockProbe},
-		{"overlay-selinux", "if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi"},
+		// Only read where SELinux can be enforcing (getenforce is there):
+		// nothing else asks, and grepping /proc/kallsyms is a tenth of the
+		// probe's time on a host that answers everything else at once.
+		{"overlay-selinux", "command -v getenforce >/dev/null && if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi"},
 		// The RHEL family's repositories: every file's name, the text of
 		// each *.repo, and whether the servers of the enabled ones (not
 		// Docker's) answer at all (curl's 000: no DNS, no connection), all
 		// at once: a probe costs at most 5 s however many there are.
 		{"yum-repos", `[ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' ` + shell.Quote(osfamily.RepoFileMarker) + ` "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done`},
 		{"repo-reach", `[ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk '` + reachAwk + `' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait`},
+		// A daemon that answers here and is not restarted needs no wait for
+		// it afterwards. The Engine API's /version through curl costs a
+		// tenth of the docker CLI (a large binary to start); the CLI when
+		// curl is not there (bounded: a hung daemon must not hang the probe).
+		{"docker-info", `systemctl is-active -q docker && { curl -fsS -m 20 --unix-socket /var/run/docker.sock http://localhost/version || timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; }`},
+	}
+	for _, p := range extra {
+		probes = append(probes, struct{ name, cmd string }{p.Name, p.Cmd})
 	}
 	var b strings.Builder
-	b.WriteString("command -v base64 >/dev/null || { echo 'shoal: the facts probe needs base64 (coreutils) on the host' >&2; exit 1; }\n")
+	b.WriteString(factsScriptHead + "\n")
 	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
 		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for _, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.
-		fmt.Fprintf(&b, "printf '%%s ' %s; (%s) 2>/dev/null | base64 | tr -d '\\r\\n'; echo\n", shell.Quote("@@"+p.name), p.cmd)
+		fmt.Fprintf(&b, "echo %s; (%s) 2>/dev/null; echo\n", shell.Quote("@@"+nonce+" "+p.name), p.cmd)
 	}
-	b.WriteString("echo '@@end'")
+	fmt.Fprintf(&b, "echo %s", shell.Quote("@@"+nonce+" end"))
 	return b.String()
 }
 
-// parseFacts reads the probe's "@@NAME BASE64" lines. Other lines (a
-// warning sudo printed through a pty) are not facts and are skipped; a
-// terminal that turned newlines into CRLF changes nothing.
-func parseFacts(out string) (*Facts, error) {
+// factsScriptHead is the facts probe's first line.
+const factsScriptHead = "# shoal facts probe"
+
+// builtinProbe tells whether name is one of provisioning's own probes.
+func builtinProbe(name string) bool {
+	return name == "end" || strings.Contains(factsScript("u", "a", "n"), "'@@n "+name+"'")
+}
+
+// newNonce returns a fresh random marker for one run of the probe.
+func newNonce() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// parseFacts reads the probe's sections: after each "@@NONCE NAME" line,
+// the output up to the newline before the next marker. What comes before
+// the first marker (a warning sudo printed through a pty) is not a fact; a
+// terminal that turned every newline into CRLF changes nothing.
+func parseFacts(out, nonce string) (*Facts, error) {
 	f := &Facts{sections: map[string]string{}}
-	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimRight(line, "\r")
-		rest, ok := strings.CutPrefix(line, "@@")
-		if !ok {
+	marker := "@@" + nonce + " "
+	if strings.Contains(out, marker+"end\r\n") {
+		out = strings.ReplaceAll(out, "\r\n", "\n")
+	}
+	chunks := strings.Split(out, marker)
+	for _, c := range chunks[1:] {
+		name, rest, ok := strings.Cut(c, "\n")
+		if name == "end" && ok {
+			f.sections["end"] = ""
 			continue
 		}
-		name, enc, _ := strings.Cut(rest, " ")
-		data, err := base64.StdEncoding.DecodeString(enc)
-		if !sectionRE.MatchString(name) || err != nil {
-			return nil, fmt.Errorf("the facts probe printed a garbled line %q", shorten(line, 80))
+		content, nl := strings.CutSuffix(rest, "\n")
+		if !ok || !nl || !sectionRE.MatchString(name) {
+			return nil, fmt.Errorf("the facts probe printed a garbled section %q", shorten(marker+c, 80))
 		}
-		f.sections[name] = string(data)
+		f.sections[name] = content
 	}
 	return f, nil
+}
+
+// RunningDocker is the version the running daemon answered the probe with
+// ("" when it did not answer).
+func (f *Facts) RunningDocker() string {
+	var v struct{ Version string }
+	if json.Unmarshal([]byte(f.Section("docker-info")), &v) != nil || !versionRE.MatchString(v.Version) {
+		return ""
+	}
+	return v.Version
+}
+
+// Probe is a read-only command whose output the caller wants from the same
+// round trip as the facts (Report.Facts.Section(Name)). Its name must not be
+// one of provisioning's own.
+type Probe struct {
+	Name, Cmd string
 }
 
 // ifaceAwk picks, from `ip -o addr show`, the interface that has the
@@ -201,15 +255,19 @@ func shorten(s string, n int) string {
 
 // GatherFacts probes the host in one command, as root. addr is the address
 // or interface that carries swarm traffic (see factsScript).
-func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string) (*Facts, error) {
-	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr))
+func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string, extra ...Probe) (*Facts, error) {
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr, nonce, extra...))
 	if err != nil {
 		return nil, err
 	}
 	if res.Truncated {
 		return nil, fmt.Errorf("probing %s: the probe's output is too large (is /etc/hosts or daemon.json many megabytes?)", r.Host())
 	}
-	f, err := parseFacts(string(res.Stdout))
+	f, err := parseFacts(string(res.Stdout), nonce)
 	if err != nil {
 		return nil, fmt.Errorf("probing %s: %w", r.Host(), err)
 	}

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,9 +12,14 @@ import (
 	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
+// testNonce is the probe's marker in these tests.
+const testNonce = "0123456789abcdef01234567"
+
 func probeLine(name, content string) string {
-	return "@@" + name + " " + base64.StdEncoding.EncodeToString([]byte(content)) + "\n"
+	return "@@" + testNonce + " " + name + "\n" + content + "\n"
 }
+
+const endLine = "@@" + testNonce + " end\n"
 
 // TestParseFactsFraming: whatever a file holds, each section reads back
 // byte for byte and the next one is intact (issue 10 item 2: a file
@@ -29,9 +33,9 @@ func TestParseFactsFraming(t *testing.T) {
 		"hosts no newline": "127.0.0.1 localhost\nff02::2 ip6-allrouters",
 	}
 	for name, c := range contents {
-		out := probeLine("daemon-json", c) + probeLine("commands", "systemctl\ncurl\n") + "@@end\n"
+		out := probeLine("daemon-json", c) + probeLine("commands", "systemctl\ncurl\n") + endLine
 		for _, variant := range []string{out, strings.ReplaceAll(out, "\n", "\r\n"), "sudo: unable to resolve host x\n" + out} {
-			f, err := parseFacts(variant)
+			f, err := parseFacts(variant, testNonce)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -46,8 +50,15 @@ func TestParseFactsFraming(t *testing.T) {
 			}
 		}
 	}
-	if _, err := parseFacts("@@hosts not*base64\n@@end\n"); err == nil {
-		t.Error("a garbled section must be an error")
+	for _, garbled := range []string{"@@" + testNonce + " hosts", "@@" + testNonce + " Hosts!\nx\n" + endLine, "@@" + testNonce + " hosts\nno newline after" + "@@" + testNonce + " end"} {
+		if _, err := parseFacts(garbled, testNonce); err == nil {
+			t.Errorf("a garbled section must be an error: %q", garbled)
+		}
+	}
+	// Markers without this run's nonce are content.
+	f, err := parseFacts(probeLine("hosts", "@@end\n@@0000 end\n")+endLine, testNonce)
+	if err != nil || f.sections["hosts"] != "@@end\n@@0000 end\n" {
+		t.Errorf("another nonce's marker: %q, %v", f.sections["hosts"], err)
 	}
 }
 
@@ -55,18 +66,18 @@ func TestParseFactsFraming(t *testing.T) {
 // back byte for byte, a missing one is an empty section, and a hostile user
 // name stays one quoted word.
 func TestFactsScriptOnThisMachine(t *testing.T) {
-	for _, tool := range []string{"sh", "base64", "tr", "cut", "getent"} {
+	for _, tool := range []string{"sh", "cut", "getent"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is needed: %v", tool, err)
 		}
 	}
 	dir := t.TempDir()
 	pwned := dir + "/pwned"
-	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned)).Output()
+	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned, testNonce)).Output()
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	f, err := parseFacts(string(out))
+	f, err := parseFacts(string(out), testNonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +101,17 @@ func TestFactsScriptOnThisMachine(t *testing.T) {
 func FuzzParseFacts(f *testing.F) {
 	for _, seed := range []string{
 		"",
-		"@@end\n",
-		probeLine("daemon-json", "null") + "@@end\n",
-		probeLine("daemon-json", `{"a":1}}`) + probeLine("hosts", "127.0.0.1 localhost") + "@@end\n",
-		probeLine("authorized-keys", "ssh-ed25519 AAAA me") + probeLine("commands", "systemctl\n") + "@@end\r\n",
+		endLine,
+		probeLine("daemon-json", "null") + endLine,
+		probeLine("daemon-json", `{"a":1}}`) + probeLine("hosts", "127.0.0.1 localhost") + endLine,
+		probeLine("authorized-keys", "ssh-ed25519 AAAA me") + probeLine("commands", "systemctl\n") + strings.TrimSuffix(endLine, "\n") + "\r\n",
 		"@@hosts\n127.0.0.1 localhost@@user\n", // the old framing's failure
 		"@@ \n@@x @@\n",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, out string) {
-		facts, err := parseFacts(out)
+		facts, err := parseFacts(out, testNonce)
 		if err != nil {
 			return
 		}
@@ -113,7 +124,7 @@ func FuzzParseFacts(f *testing.F) {
 			}
 			again.WriteString(probeLine(name, c))
 		}
-		back, err := parseFacts(again.String())
+		back, err := parseFacts(again.String(), testNonce)
 		if err != nil {
 			t.Fatalf("re-encoded facts do not parse: %v", err)
 		}
@@ -206,9 +217,9 @@ func TestRepoReachProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var probe string
-	for _, l := range strings.Split(factsScript("docker", "10.9.9.9"), "\n") {
-		if rest, ok := strings.CutPrefix(l, "printf '%s ' '@@repo-reach'; ("); ok {
-			probe, _, _ = strings.Cut(rest, ") 2>/dev/null | base64")
+	for _, l := range strings.Split(factsScript("docker", "10.9.9.9", testNonce), "\n") {
+		if rest, ok := strings.CutPrefix(l, "echo '@@"+testNonce+" repo-reach'; ("); ok {
+			probe, _, _ = strings.Cut(rest, ") 2>/dev/null; echo")
 		}
 	}
 	if probe == "" {
@@ -226,6 +237,22 @@ func TestRepoReachProbe(t *testing.T) {
 	for h, ok := range want {
 		if v, asked := got[h]; !asked || v != ok {
 			t.Errorf("%s: got %v (asked %v), want %v", h, v, asked, ok)
+		}
+	}
+}
+
+func TestRunningDocker(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"Platform":{"Name":""},"Version":"20.10.24+dfsg1","ApiVersion":"1.41"}`: "20.10.24+dfsg1",
+		`{"Version":"24.0.9"}`:                "24.0.9",
+		``:                                    "",
+		`Cannot connect to the Docker daemon`: "",
+		`{"Version":""}`:                      "",
+		`{"Version":"garbage"}`:               "",
+	} {
+		f := &Facts{sections: map[string]string{"docker-info": in}}
+		if got := f.RunningDocker(); got != want {
+			t.Errorf("RunningDocker(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -9,7 +9,6 @@ package provision
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -345,7 +344,7 @@ func isLockCheck(cmd string) bool {
 	return cmd == (osfamily.Debian{}).LockHolders() || cmd == (osfamily.RHEL{}).LockHolders()
 }
 
-func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, "command -v base64 >/dev/null") }
+func isFactsProbe(cmd string) bool { return strings.HasPrefix(cmd, factsScriptHead+"\n") }
 
 // sudoRefuses is what sudo says before running anything.
 func (h *fakeHost) sudoRefuses(cmd string) error {
@@ -841,7 +840,7 @@ func (h *fakeHost) installDocker() {
 // --- the facts probe --------------------------------------------------------
 
 var (
-	reProbeName = regexp.MustCompile(`(?m)^(?:printf '%s ' |echo )'@@([a-z-]+)'`)
+	reProbeName = regexp.MustCompile(`(?m)^echo '@@([0-9a-zA-Z]+) ([a-z0-9-]+)'`)
 	reProbeCmds = regexp.MustCompile(`for c in ([^;]+); do command -v`)
 	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^)]+)\)`)
 )
@@ -850,12 +849,12 @@ var (
 func (h *fakeHost) facts(script string) string {
 	var b strings.Builder
 	for _, m := range reProbeName.FindAllStringSubmatch(script, -1) {
-		name := m[1]
+		nonce, name := m[1], m[2]
 		if name == "end" {
-			b.WriteString("@@end\n")
+			fmt.Fprintf(&b, "@@%s end\n", nonce)
 			continue
 		}
-		fmt.Fprintf(&b, "@@%s %s\n", name, base64.StdEncoding.EncodeToString([]byte(h.section(name, script))))
+		fmt.Fprintf(&b, "@@%s %s\n%s\n", nonce, name, h.section(name, script))
 	}
 	return b.String()
 }
@@ -912,6 +911,10 @@ func (h *fakeHost) section(name, script string) string {
 			}
 		}
 		return lines(out...)
+	case "docker-info":
+		if h.active && h.docker != "" {
+			return `{"Platform":{"Name":""},"Version":"` + h.docker + `","ApiVersion":"1.41"}`
+		}
 	case "docker-version":
 		if h.docker != "" {
 			return lines("Docker version " + h.docker + ", build 0123abc")

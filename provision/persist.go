@@ -160,7 +160,9 @@ func PersistProbe() string {
 
 // PersistChanges reads the probe's output and returns the files to write
 // and whether the unit must be enabled.
+// The probe's final newlines may have been trimmed (Facts.Section).
 func PersistChanges(probe, hostname string, entries []HostEntry) (write []PersistFile, enable bool, err error) {
+	probe = strings.TrimRight(probe, "\n") + "\n"
 	sums, rest, _ := strings.Cut(probe, "@@enabled\n")
 	enabled, cloud, _ := strings.Cut(rest, "@@cloud\n")
 	have := map[string]string{}

@@ -85,6 +85,10 @@ func TestPersistChanges(t *testing.T) {
 		{"cloud-init appeared", sums(all) + "@@enabled\nenabled\n@@cloud\nyes\n", 1, false},
 		{"disabled", sums(all) + "@@enabled\ndisabled\n@@cloud\n", 0, true},
 		{"new block", sums(must(PersistFiles("n1", nil, false))) + "@@enabled\nenabled\n@@cloud\n", 1, false},
+		// As the facts probe's section carries it: the final newline trimmed.
+		{"all there, trimmed", sums(all) + "@@enabled\nenabled\n@@cloud", 0, false},
+		{"all there, cloud, trimmed", sums(allCloud) + "@@enabled\nenabled\n@@cloud\nyes", 0, false},
+		{"fresh host, trimmed", "@@enabled\n@@cloud", 4, true},
 	} {
 		w, en, err := PersistChanges(tc.probe, "n1", entries)
 		if err != nil {

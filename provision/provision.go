@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
@@ -54,6 +55,9 @@ type Spec struct {
 	// lockPoll is how often the lock is looked at (0: every 2s); tests
 	// shorten it.
 	lockPoll time.Duration
+	// Probes are the caller's own read-only probes, run in the facts
+	// probe's round trip; their answers are in Report.Facts.
+	Probes []Probe
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -108,6 +112,9 @@ type Report struct {
 	DockerRestarted bool
 	// DockerVersion is what `docker info` says at the end.
 	DockerVersion string
+	// Facts are what the probe found before any change (after the install,
+	// when Docker was installed).
+	Facts *Facts
 }
 
 var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
@@ -133,7 +140,12 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if _, err := wantedPorts(spec); err != nil {
 		return nil, err
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r))
+	for _, p := range spec.Probes {
+		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
+			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
+		}
+	}
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r), spec.Probes...)
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -215,7 +227,7 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 	for _, w := range warnings(h) {
 		progress(w.step, ui.Info, w.text)
 	}
-	rep := &Report{}
+	rep := &Report{Facts: h.Facts}
 	for _, s := range Steps() {
 		changed, err := s.Check(ctx, h)
 		if err != nil {
@@ -236,7 +248,17 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 		if s.Name() == (serviceStep{}).Name() {
 			rep.DockerRestarted = true
 		}
+		if s.Name() == (installStep{}).Name() {
+			rep.Facts = h.Facts
+		}
 		progress(s.Name(), ui.Changed, time.Since(start).Round(time.Millisecond).String())
+	}
+	// A daemon that answered the probe and was neither installed nor
+	// (re)started since costs no second round trip.
+	if v := h.Facts.RunningDocker(); v != "" && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
+		rep.DockerVersion = v
+		progress("docker-info", ui.Unchanged, "Docker "+v)
+		return rep, nil
 	}
 	progress("docker-info", ui.Started, "")
 	version, err := WaitDocker(ctx, r, 60*time.Second)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/templates"
 )
 
@@ -124,7 +125,7 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R))
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), h.Spec.Probes...)
 	if err != nil {
 		return err
 	}
@@ -341,20 +342,20 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+tlsDir+" "+dropInDir); err != nil {
 		return err
 	}
+	var files []sshrun.File
 	for _, f := range s.files(h) {
 		mode := 0o644
 		if strings.HasSuffix(f.name, "-key.pem") {
 			mode = 0o600
 		}
-		if err := h.R.WriteFile(ctx, tlsDir+"/"+f.name, f.data, fsMode(mode), ""); err != nil {
-			return err
-		}
+		files = append(files, sshrun.File{Path: tlsDir + "/" + f.name, Data: f.data, Mode: fsMode(mode)})
 	}
 	if h.Facts.sections["dropin"] != dropIn {
-		if err := h.R.WriteFile(ctx, dropInPath, []byte(dropIn), 0o644, ""); err != nil {
-			return err
-		}
+		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644})
 		h.reload = true
+	}
+	if err := writeFiles(ctx, h.R, files); err != nil {
+		return err
 	}
 	h.restart = true
 	return nil
@@ -416,3 +417,22 @@ func WaitDocker(ctx context.Context, r Runner, timeout time.Duration) (string, e
 }
 
 func fsMode(m int) fs.FileMode { return fs.FileMode(m) }
+
+// FilesWriter is an optional capability of a Runner, checked with a type
+// assertion: several files written in one round trip.
+type FilesWriter interface {
+	WriteFiles(ctx context.Context, files []sshrun.File) error
+}
+
+// writeFiles writes files in order, in one round trip when r can.
+func writeFiles(ctx context.Context, r Runner, files []sshrun.File) error {
+	if fw, ok := r.(FilesWriter); ok {
+		return fw.WriteFiles(ctx, files)
+	}
+	for _, f := range files {
+		if err := r.WriteFile(ctx, f.Path, f.Data, f.Mode, f.Owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -56,28 +56,7 @@ func (c *Client) WriteFile(ctx context.Context, dst string, data []byte, mode fs
 	// Best effort: the script has consumed it or failed.
 	defer func() { _ = sc.Remove(tmp); _ = sc.RemoveDirectory(path.Dir(tmp)) }()
 
-	groupExpr := shell.Quote(group)
-	if group == "" {
-		groupExpr = `"$(id -gn ` + shell.Quote(user) + `)"`
-	}
-	next := dst + ".shoal-tmp"
-	q := shell.Quote
-	m := fmt.Sprintf("%04o", unixMode(mode))
-	script := strings.Join([]string{
-		`[ -d ` + q(path.Dir(dst)) + ` ] || { echo '` + noParentMarker + `' >&2; exit ` + fmt.Sprint(noParentExit) + `; }`,
-		`[ ! -d ` + q(dst) + ` ] || { echo 'shoal: destination is a directory' >&2; exit 1; }`,
-		`g=` + groupExpr + ` || exit 1`,
-		`install -m ` + m + ` -o ` + q(user) + ` -g "$g" ` + q(tmp) + ` ` + q(next) + ` || exit 1`,
-		`if err=$(mv -f ` + q(next) + ` ` + q(dst) + ` 2>&1); then exit 0; fi`,
-		// EBUSY: dst is a mount point (bind-mounted file); rewrite in place.
-		`case $err in *[Bb]usy*)`,
-		`  cat ` + q(next) + ` > ` + q(dst) + ` && chmod ` + m + ` ` + q(dst) + ` && chown ` + q(user) + `:"$g" ` + q(dst),
-		`  rc=$?; rm -f ` + q(next) + `; exit $rc;;`,
-		`esac`,
-		`rm -f ` + q(next),
-		`echo "$err" >&2`,
-		`exit 1`,
-	}, "\n")
+	script := installScript(tmp, dst, mode, user, group)
 	if _, err := c.runRoot(ctx, script, false); err != nil {
 		var re *RunError
 		if errors.As(err, &re) && re.ExitCode == noParentExit && strings.Contains(re.Stderr, noParentMarker) {
@@ -149,6 +128,32 @@ func privateDir(sc *sftp.Client, dir string) error {
 		_ = sc.RemoveDirectory(dir)
 	}
 	return err
+}
+
+// installScript installs the uploaded tmp as dst, as WriteFile says.
+func installScript(tmp, dst string, mode fs.FileMode, user, group string) string {
+	groupExpr := shell.Quote(group)
+	if group == "" {
+		groupExpr = `"$(id -gn ` + shell.Quote(user) + `)"`
+	}
+	next := dst + ".shoal-tmp"
+	q := shell.Quote
+	m := fmt.Sprintf("%04o", unixMode(mode))
+	return strings.Join([]string{
+		`[ -d ` + q(path.Dir(dst)) + ` ] || { echo '` + noParentMarker + `' >&2; exit ` + fmt.Sprint(noParentExit) + `; }`,
+		`[ ! -d ` + q(dst) + ` ] || { echo 'shoal: destination is a directory' >&2; exit 1; }`,
+		`g=` + groupExpr + ` || exit 1`,
+		`install -m ` + m + ` -o ` + q(user) + ` -g "$g" ` + q(tmp) + ` ` + q(next) + ` || exit 1`,
+		`if err=$(mv -f ` + q(next) + ` ` + q(dst) + ` 2>&1); then exit 0; fi`,
+		// EBUSY: dst is a mount point (bind-mounted file); rewrite in place.
+		`case $err in *[Bb]usy*)`,
+		`  cat ` + q(next) + ` > ` + q(dst) + ` && chmod ` + m + ` ` + q(dst) + ` && chown ` + q(user) + `:"$g" ` + q(dst),
+		`  rc=$?; rm -f ` + q(next) + `; exit $rc;;`,
+		`esac`,
+		`rm -f ` + q(next),
+		`echo "$err" >&2`,
+		`exit 1`,
+	}, "\n")
 }
 
 func writeTemp(ctx context.Context, sc *sftp.Client, tmp string, data []byte) error {

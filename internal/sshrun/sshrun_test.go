@@ -827,3 +827,42 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Fatalf("%s holds %v, want %v", dir, got, names)
 	}
 }
+
+func TestWriteFilesOneSession(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(a, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Sessions()
+	err := c.WriteFiles(ctx, []File{{Path: a, Data: []byte("A\n"), Mode: 0o600}, {Path: b, Data: []byte("B"), Mode: 0o644}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{a: "A\n", b: "B"} {
+		if got, _ := os.ReadFile(p); string(got) != want {
+			t.Errorf("%s: %q, want %q", p, got, want)
+		}
+	}
+	if st, _ := os.Stat(a); st.Mode().Perm() != 0o600 {
+		t.Errorf("a: mode %v", st.Mode())
+	}
+	// One root session (and the SFTP session, once per connection).
+	if n := c.Sessions() - before; n > 2 {
+		t.Errorf("%d sessions for two files, want at most 2", n)
+	}
+	assertOnly(t, dir, "a", "b")
+	assertOnly(t, srv.home)
+
+	// The first that fails stops the rest, and the error names it.
+	missing := filepath.Join(dir, "missing", "f")
+	err = c.WriteFiles(ctx, []File{{Path: missing, Data: []byte("x"), Mode: 0o644}, {Path: filepath.Join(dir, "c"), Data: []byte("c"), Mode: 0o644}})
+	if err == nil || !strings.Contains(err.Error(), "parent directory "+filepath.Join(dir, "missing")+" does not exist") {
+		t.Fatalf("missing parent: %v", err)
+	}
+	assertOnly(t, dir, "a", "b")
+	assertOnly(t, srv.home)
+}

@@ -1,0 +1,210 @@
+package bootstrap
+
+import (
+	"context"
+	"sync"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// The early swarm: `cluster up` starts the swarm on the leader as soon as
+// the leader is provisioned, and joins each other node as soon as it is,
+// instead of waiting for the slowest host. Only the plain cases are done
+// early (a leader that starts or keeps the swarm, a node in no swarm that
+// joins it); everything else is left to Reconcile, which runs over every
+// node afterwards and stays the one that decides the hard cases.
+
+// EarlyAnchor decides, from the leader alone, whether the swarm can be
+// started or joined through it before the other nodes are observed: Init
+// for a leader in no swarm when no swarm was recorded, Keep for a leader
+// that manages the recorded swarm (or, with no record, any swarm: the one
+// Reconcile would anchor on too) at the address it has. members come from
+// the leader when it manages a swarm. ok is false when only the full
+// reconciliation can tell.
+func EarlyAnchor(w Want, s State, members []Member, pol Policy) (m Membership, ok bool) {
+	if len(pol.Anchors) > 0 || w.Name != pol.Leader {
+		return "", false
+	}
+	switch {
+	case s.LocalNodeState == StateInactive || s.LocalNodeState == "":
+		// With a record, another manager may hold the swarm: Reconcile
+		// looks for it among all the nodes.
+		if pol.ClusterID != "" {
+			return "", false
+		}
+		return Init, true
+	case s.Active() && s.Manager && s.ClusterID != "":
+		if pol.ClusterID != "" && s.ClusterID != pol.ClusterID {
+			return "", false
+		}
+		if moved(w, s, members) {
+			return "", false
+		}
+		return Keep, true
+	}
+	return "", false
+}
+
+// DecideOne decides one node against a live anchor of the swarm with
+// Decide itself. ok is true only for what can be done at once and alone: a
+// node already in the swarm (Keep, nothing to do now) and a node in no
+// swarm whose hostname the swarm holds no entry of (Join: a replaced host's
+// old entry must go first, which Reconcile does).
+func DecideOne(w Want, s State, members []Member, anchor, clusterID string) (m Membership, ok bool) {
+	obs := Observed{States: map[string]State{w.Name: s}, Members: members}
+	d, err := Decide([]Want{w}, obs, Policy{}, anchor, clusterID)
+	if err != nil {
+		return "", false
+	}
+	switch m := d.Of(w.Name).Membership; m {
+	case Keep:
+		return Keep, true
+	case Join:
+		for _, mem := range members {
+			if mem.Hostname == w.Hostname {
+				return "", false
+			}
+		}
+		return Join, true
+	}
+	return "", false
+}
+
+// Early starts the swarm on the leader and joins the other nodes one by
+// one as they become ready. It is safe for concurrent use; managers still
+// join one at a time.
+type Early struct {
+	R *Reconciler
+	// Policy is the run's policy (Leader, ClusterID).
+	Policy Policy
+
+	mu sync.Mutex
+	// managers serialises manager joins: Raft adds one member at once.
+	managers sync.Mutex
+	anchor   *Node
+	cid      string
+	tokens   [2]string
+	changed  bool
+}
+
+// Start observes the leader and, when EarlyAnchor allows it, initialises
+// the swarm on it or takes it as the anchor. ok is false when the rest is
+// left to Reconcile.
+func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
+	if e.R.Redactor == nil {
+		e.R.Redactor = &sshrun.Redactor{}
+	}
+	s, err := t.Node.State(ctx)
+	if err != nil {
+		return false, nil // Reconcile reports it
+	}
+	var members []Member
+	if s.Active() && s.Manager {
+		if members, err = Members(ctx, t.Node); err != nil {
+			return false, nil
+		}
+	}
+	w := t.Want
+	if w.Advertise == "" {
+		w.Advertise = t.Advertise
+	}
+	m, ok := EarlyAnchor(w, s, members, e.Policy)
+	if !ok {
+		return false, nil
+	}
+	if m == Init {
+		e.R.event(w.Name, "swarm-init", ui.Started, t.Advertise)
+		if err := t.Node.Init(ctx, t.Advertise); err != nil {
+			e.R.event(w.Name, "swarm-init", ui.Failed, "")
+			return false, err
+		}
+		e.R.event(w.Name, "swarm-init", ui.Changed, t.Advertise)
+		if s, err = t.Node.State(ctx); err != nil {
+			return false, err
+		}
+	}
+	worker, manager, err := Tokens(ctx, t.Node)
+	if err != nil {
+		return false, err
+	}
+	e.R.Redactor.Add(worker)
+	e.R.Redactor.Add(manager)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.anchor, e.cid, e.tokens = t.Node, s.ClusterID, [2]string{worker, manager}
+	e.changed = e.changed || m == Init
+	return true, nil
+}
+
+// Join decides one node against the anchor (DecideOne) and joins it when
+// that is all there is to do. It does nothing when Start did not succeed
+// or the node needs more than a join: Reconcile will see to it.
+func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
+	e.mu.Lock()
+	anchor, cid, tokens := e.anchor, e.cid, e.tokens
+	e.mu.Unlock()
+	if anchor == nil || t.Node == anchor {
+		return false, nil
+	}
+	if t.Want.Role == RoleManager {
+		e.managers.Lock()
+		defer e.managers.Unlock()
+	}
+	s, err := t.Node.State(ctx)
+	if err != nil {
+		return false, nil
+	}
+	members, err := Members(ctx, anchor)
+	if err != nil {
+		return false, nil
+	}
+	w := t.Want
+	if w.Advertise == "" {
+		w.Advertise = t.Advertise
+	}
+	if m, ok := DecideOne(w, s, members, anchor.Name, cid); !ok || m != Join {
+		return false, nil
+	}
+	token := tokens[0]
+	if w.Role == RoleManager {
+		token = tokens[1]
+	}
+	err = e.R.withManagerLockIf(ctx, w.Role == RoleManager, func() error {
+		e.R.event(w.Name, "swarm-join", ui.Started, w.Role)
+		if err := t.Node.Join(ctx, t.Advertise, anchor.Addr, token, e.R.Redactor.Redact); err != nil {
+			e.R.event(w.Name, "swarm-join", ui.Failed, "")
+			return err
+		}
+		e.R.event(w.Name, "swarm-join", ui.Changed, w.Role)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	e.mu.Lock()
+	e.changed = true
+	e.mu.Unlock()
+	return true, nil
+}
+
+// Anchor is the node Start anchored on (nil when it did not).
+func (e *Early) Anchor() *Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.anchor
+}
+
+// Changed tells whether Start or Join changed the swarm.
+func (e *Early) Changed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+func (r *Reconciler) withManagerLockIf(ctx context.Context, manager bool, f func() error) error {
+	if !manager {
+		return f()
+	}
+	return r.withManagerLock(ctx, f)
+}

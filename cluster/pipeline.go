@@ -1,0 +1,526 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/provision"
+)
+
+// pipeline is one `cluster up` run's host work: every host goes through
+// create, connect, provision, the early swarm, its image archives and its
+// peer-SSH files as fast as it can, each in its own goroutine. A host waits
+// for another only where it needs it:
+//   - provisioning waits for every host's address (/etc/hosts names them);
+//   - a join waits for the leader to start the swarm (bootstrap.Early;
+//     managers one at a time);
+//   - the registry service waits for its own node's images;
+//   - the peer-SSH files wait for every host's key.
+//
+// At most Parallel hosts do work at once; a host that waits gives its slot
+// back. The swarm over every node (Reconcile and what follows) runs after.
+type pipeline struct {
+	c      *Converger
+	spec   *Spec
+	hosts  []*host
+	leader string
+	prev   *State
+	priv   []byte
+	pub    string
+	start  time.Time
+	sem    chan struct{}
+	early  *bootstrap.Early
+
+	// anchorReady is closed (once: readyOnce) when the leader tried to
+	// start the swarm, or failed before.
+	anchorReady chan struct{}
+	readyOnce   sync.Once
+	// regImages is closed (once) when the registry's node has its images,
+	// or failed: the other hosts load theirs after, so that the registry,
+	// on the run's critical path, does not share the machines' CPU and the
+	// uplink with every other host's archives.
+	regImages     chan struct{}
+	regImagesOnce sync.Once
+
+	mu     sync.Mutex
+	stages map[string]time.Duration
+	// registryMade: the registry service was created or corrected early.
+	registryMade bool
+
+	// tags caches each image archive's tags (ArchiveTags reads the whole
+	// archive).
+	tagsMu sync.Mutex
+	tags   map[string][]string
+
+	renewOnce sync.Once
+	renewErr  error
+
+	entriesOnce sync.Once
+	entries     []store.HostEntry
+	peerOnce    sync.Once
+	peer        *peerFiles
+}
+
+// errWaiting is a host's error when a host it waits for failed: that
+// host's own error says why, so this one is not shown.
+var errWaiting = errors.New("waits for a host that failed")
+
+func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *State, priv []byte, pub string, start time.Time) *pipeline {
+	n := c.Parallel
+	if n < 1 {
+		n = 1
+	}
+	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
+		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), stages: map[string]time.Duration{}}
+	for _, h := range hosts {
+		h.created, h.connected = make(chan struct{}), make(chan struct{})
+	}
+	if p.registryHost() == nil {
+		p.registryImagesDone()
+	}
+	r := c.reconciler()
+	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
+	return p
+}
+
+// mark records that a host finished a stage: the stage's figure is when
+// its last host finished it, counted from the run's start (the stages
+// overlap).
+func (p *pipeline) mark(stage string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := time.Since(p.start); d > p.stages[stage] {
+		p.stages[stage] = d
+	}
+}
+
+// slot runs f holding one of the Parallel slots.
+func (p *pipeline) slot(ctx context.Context, f func() error) error {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.sem }()
+	return f()
+}
+
+// waitAll waits until ch(h) is closed for every host and ok(h) holds.
+func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok func(*host) bool) error {
+	for _, o := range p.hosts {
+		select {
+		case <-ch(o):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok(o) {
+			return errWaiting
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }) }
+
+func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
+
+// closed closes ch unless it is; only the host's own goroutine closes its
+// channels.
+func closed(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// run works on every host and joins their errors.
+func (p *pipeline) run(ctx context.Context) error {
+	errs := make([]error, len(p.hosts))
+	var wg sync.WaitGroup
+	for i, h := range p.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A bug met on one host fails that host, not the whole run.
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
+			errs[i] = p.host(ctx, h)
+		}()
+	}
+	wg.Wait()
+	return joinErrs(errs)
+}
+
+// host is one host's way through the pipeline.
+func (p *pipeline) host(ctx context.Context, h *host) error {
+	c := p.c
+	isLeader := h.spec.Name == p.leader
+	if p.registryHost() == h {
+		defer p.registryImagesDone()
+	}
+	defer closed(h.created)
+	defer closed(h.connected)
+	if isLeader {
+		// Closed here too when the leader fails before the swarm: the
+		// others then leave it to the reconciler's pass.
+		defer p.anchorDone()
+	}
+	ev := func(step string, s ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, step, s, detail) }
+
+	// Made or adopted.
+	if err := p.slot(ctx, func() error { return p.create(ctx, h) }); err != nil {
+		return err
+	}
+	closed(h.created)
+	p.mark("create")
+
+	// Every node's /etc/hosts names every node: provisioning waits for
+	// every address.
+	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
+		return err
+	}
+	h.mach.Hosts = p.hostEntries()
+	if err := c.M.Store.Save(h.mach.Machine); err != nil {
+		return err
+	}
+	// Certificates that expire soon are renewed before anything uses them.
+	if err := p.renewCerts(); err != nil {
+		return err
+	}
+
+	// Connected and provisioned, on one connection.
+	err := p.slot(ctx, func() error {
+		log, err := c.M.OpenLog(h.mach)
+		if err != nil {
+			return err
+		}
+		h.log = log
+		ev("ssh", ui.Started, "")
+		h.client, err = c.M.Connect(ctx, h.mach, log)
+		if err != nil {
+			ev("ssh", ui.Failed, "")
+			return err
+		}
+		closed(h.connected)
+		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
+		rep, held, why, err := c.M.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
+		}
+		h.held, h.heldWhy = held, why
+		if len(rep.Changed) > 0 {
+			h.changed = true
+		}
+		h.restarted = rep.DockerRestarted
+		h.facts = rep.Facts
+		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	p.mark("provision")
+
+	// Three branches on the host's one connection, side by side: the
+	// early swarm, the image archives (then the registry on its node), the
+	// SSH mesh.
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, f := range []func() error{
+		func() error { return p.swarm(ctx, h, isLeader) },
+		func() error { return p.images(ctx, h) },
+		func() error { return p.peerSSH(ctx, h) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
+				}
+			}()
+			errs[i] = f()
+		}()
+	}
+	wg.Wait()
+	return joinErrs(errs)
+}
+
+// joinErrs joins errs, leaving out errWaiting when there is a real error:
+// errWaiting only stands for another host's failure.
+func joinErrs(errs []error) error {
+	var real []error
+	waiting := false
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, errWaiting):
+			waiting = true
+		default:
+			real = append(real, err)
+		}
+	}
+	if len(real) == 0 && waiting {
+		return errWaiting
+	}
+	return errors.Join(real...)
+}
+
+// swarm is the host's part of the early swarm: the leader starts it; the
+// others join as soon as it has.
+func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
+	if isLeader {
+		// Whatever happens here: the registry's branch and the other hosts
+		// wait for it.
+		defer p.anchorDone()
+	}
+	if p.c.restore != nil {
+		// The swarm comes from a backup (restoreSwarm), after the
+		// pipeline.
+		return nil
+	}
+	t := p.c.swarmRequest(p.spec, []*host{h}, p.leader, p.prev).Targets[0]
+	if isLeader {
+		if _, err := p.early.Start(ctx, t); err != nil {
+			return err
+		}
+	} else {
+		select {
+		case <-p.anchorReady:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if _, err := p.early.Join(ctx, t); err != nil {
+			return err
+		}
+	}
+	p.mark("swarm-join")
+	return nil
+}
+
+// images loads the host's image archives; on the registry's node the
+// registry follows (it waits only for its own node's images).
+func (p *pipeline) images(ctx context.Context, h *host) error {
+	isReg := p.registryHost() == h
+	if !isReg && len(h.spec.ImageArchives) > 0 {
+		select {
+		case <-p.regImages:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := p.slot(ctx, func() error {
+		for _, a := range h.spec.ImageArchives {
+			tags, err := p.archiveTags(a)
+			if err != nil {
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
+				return err
+			}
+			loaded, err := bootstrap.LoadImagesTagged(ctx, h.node, a, tags)
+			if err != nil {
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
+				return err
+			}
+			if loaded {
+				p.mu.Lock()
+				h.changed = true
+				p.mu.Unlock()
+				p.c.M.Progress.Event(h.spec.Name, "images", ui.Changed, filepath.Base(a))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.mark("images")
+	if !isReg {
+		return nil
+	}
+	p.registryImagesDone()
+	select {
+	case <-p.anchorReady:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.registry(ctx, h)
+}
+
+// peerSSH writes the host's SSH mesh files once every host's key is known.
+func (p *pipeline) peerSSH(ctx context.Context, h *host) error {
+	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.connected }, func(o *host) bool { return o.client != nil }); err != nil {
+		return err
+	}
+	pf := p.peerFiles()
+	if err := p.slot(ctx, func() error { return p.c.peerSSHHost(ctx, h, pf, &p.mu) }); err != nil {
+		return err
+	}
+	p.mark("peer-ssh")
+	return nil
+}
+
+// archiveTags reads an image archive's tags once for the run.
+func (p *pipeline) archiveTags(path string) ([]string, error) {
+	p.tagsMu.Lock()
+	defer p.tagsMu.Unlock()
+	if t, ok := p.tags[path]; ok {
+		return t, nil
+	}
+	t, err := bootstrap.ArchiveTags(path)
+	if err != nil {
+		return nil, err
+	}
+	if p.tags == nil {
+		p.tags = map[string][]string{}
+	}
+	p.tags[path] = t
+	return t, nil
+}
+
+// create makes or adopts the host's machine.
+func (p *pipeline) create(ctx context.Context, h *host) error {
+	m, spec := h.spec, p.spec
+	sw := &store.Swarm{Join: p.leader, Manager: m.Role == "manager", Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
+	if m.Name == p.leader {
+		sw = &store.Swarm{Master: true, Labels: sw.Labels, Availability: sw.Availability, ImageArchives: sw.ImageArchives,
+			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
+			RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
+	}
+	setup := m.Setup
+	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
+	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
+	if err != nil {
+		return err
+	}
+	if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
+		mach.Address = m.AdvertiseAddr // the other nodes reach it there
+		if err := p.c.M.Store.Save(mach.Machine); err != nil {
+			unlock()
+			return err
+		}
+	}
+	h.mach, h.unlock = mach, unlock
+	h.changed = mach.JustCreated
+	return nil
+}
+
+// renewCerts renews the certificates that expire soon, once for the run,
+// before any host is provisioned with them.
+func (p *pipeline) renewCerts() error {
+	p.renewOnce.Do(func() { _, p.renewErr = p.c.M.RenewCerts(time.Now()) })
+	return p.renewErr
+}
+
+// hostEntries is the cluster block of every node's /etc/hosts, in the
+// file's order.
+func (p *pipeline) hostEntries() []store.HostEntry {
+	p.entriesOnce.Do(func() {
+		for _, h := range p.hosts {
+			names := []string{h.mach.Hostname}
+			if h.mach.Name != h.mach.Hostname {
+				names = append(names, h.mach.Name)
+			}
+			p.entries = append(p.entries, store.HostEntry{IP: h.mach.Address, Names: names})
+		}
+	})
+	return p.entries
+}
+
+func (p *pipeline) peerFiles() *peerFiles {
+	p.peerOnce.Do(func() { p.peer = newPeerFiles(p.hosts, p.priv, p.spec.Name) })
+	return p.peer
+}
+
+// registryHost is the registry's node (nil without a registry).
+func (p *pipeline) registryHost() *host {
+	if !p.spec.Registry.Enabled {
+		return nil
+	}
+	for _, h := range p.hosts {
+		if h.spec.Name == p.spec.Registry.Node {
+			return h
+		}
+	}
+	return nil
+}
+
+// probes are the cluster's own read-only probes, answered with the facts:
+// the docker user's ~/.ssh, and whether the registry answers from the host.
+func (p *pipeline) probes(h *host) []provision.Probe {
+	out := []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
+	if rh := p.registryHost(); rh != nil && rh.mach != nil {
+		// At the registry node's address: a name the host cannot resolve
+		// yet (a first run) must not wait for DNS; whether the name is
+		// right is the /etc/hosts step's business.
+		url := fmt.Sprintf("http://%s:%d/v2/", rh.mach.Hostname, p.spec.Registry.Port)
+		addr := rh.mach.Address
+		if strings.Contains(addr, ":") {
+			addr = "[" + addr + "]" // IPv6
+		}
+		resolve := fmt.Sprintf("%s:%d:%s", rh.mach.Hostname, p.spec.Registry.Port, addr)
+		out = append(out, provision.Probe{Name: registryProbeName,
+			Cmd: "curl -fsS -m 3 --resolve " + shell.Quote(resolve) + " -o /dev/null " + shell.Quote(url) + " && echo ok"})
+	}
+	return out
+}
+
+const registryProbeName = "shoal-registry"
+
+// registry creates (or corrects) the registry service as soon as its node
+// has its images and the swarm has started early; Reconcile's pass does it
+// otherwise.
+func (p *pipeline) registry(ctx context.Context, h *host) error {
+	anchor := p.early.Anchor()
+	if anchor == nil || h.held {
+		// No early swarm, or the node's engine changes in the roll, which
+		// comes first: the swarm pass sees to the registry.
+		return nil
+	}
+	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path}
+	made, err := bootstrap.EnsureRegistry(ctx, anchor, h.client, reg)
+	if err != nil {
+		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())
+		return err
+	}
+	if made {
+		p.mu.Lock()
+		p.registryMade = true
+		p.mu.Unlock()
+		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
+	}
+	p.mark("registry")
+	return nil
+}
+
+// swarmChecks tells the swarm pass what the pipeline already knows: the
+// registry made early, and which hosts' final check the probe answered
+// (nothing on the host or the registry's node changed since).
+func (p *pipeline) swarmChecks() swarmChecks {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, mark: p.mark}
+	rh := p.registryHost()
+	if rh == nil || p.registryMade || rh.changed {
+		return sc
+	}
+	for _, h := range p.hosts {
+		if h.facts != nil && h.facts.Section(registryProbeName) == "ok" && !h.changed {
+			sc.answered[h.spec.Name] = true
+		}
+	}
+	return sc
+}
