@@ -13,9 +13,9 @@ import (
 // password, sudo_password }) for this run, and the values of sensitive
 // variables to redact from every transcript and error.
 func (c *Converger) UseSecrets(spec *Spec) {
-	if c.M.Redactor != nil {
+	if c.Machines.Redactor != nil {
 		for _, s := range spec.Sensitive {
-			c.M.Redactor.Add(s)
+			c.Machines.Redactor.Add(s)
 		}
 	}
 	secrets := map[string]machine.Secrets{}
@@ -28,7 +28,7 @@ func (c *Converger) UseSecrets(spec *Spec) {
 			secrets[m.Name] = machine.Secrets{Password: p, SudoPassword: sp}
 		}
 	}
-	c.M.MachineSecrets = secrets
+	c.Machines.MachineSecrets = secrets
 }
 
 // secretWarnings warns of a password written in the file itself, or taken

@@ -55,12 +55,12 @@ func TestSSHSecretsAndJump(t *testing.T) {
 	if len(spec.Sensitive) != 2 {
 		t.Fatalf("sensitive values: %d", len(spec.Sensitive))
 	}
-	c := &Converger{M: &machine.Manager{Redactor: &sshrun.Redactor{}}}
+	c := &Converger{Machines: &machine.Manager{Redactor: &sshrun.Redactor{}}}
 	c.UseSecrets(spec)
-	if s := c.M.MachineSecrets["edge"]; string(s.Password) != "s3cret" || string(s.SudoPassword) != "from-file" {
+	if s := c.Machines.MachineSecrets["edge"]; string(s.Password) != "s3cret" || string(s.SudoPassword) != "from-file" {
 		t.Fatalf("secrets: %+v", s)
 	}
-	if got := c.M.Redactor.Redact("pw s3cret and from-file"); strings.Contains(got, "s3cret") || strings.Contains(got, "from-file") {
+	if got := c.Machines.Redactor.Redact("pw s3cret and from-file"); strings.Contains(got, "s3cret") || strings.Contains(got, "from-file") {
 		t.Fatalf("not redacted: %s", got)
 	}
 }

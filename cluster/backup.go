@@ -63,7 +63,7 @@ type BackupResult struct {
 // stopped), with the unlock key and shoal's own state of the cluster, into
 // one archive written 0600.
 func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupResult, rerr error) {
-	st := c.M.Store
+	st := c.Machines.Store
 	state, err := LoadState(st, name)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	key := ""
 	if b, err := os.ReadFile(filepath.Join(st.ClusterDir(name), "unlock-key")); err == nil {
 		key = strings.TrimSpace(string(b))
-		c.M.Redactor.Add(key)
+		c.Machines.Redactor.Add(key)
 	}
 	var relock func() error
 	if man.Autolock {
@@ -132,12 +132,12 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		if _, _, err := bootstrap.EnsureAutolock(ctx, anchor.node, false); err != nil {
 			return nil, err
 		}
-		c.M.Progress.Event(src.spec.Name, "backup", ui.Info, "autolock off for the copy; on again after it, with a new unlock key")
+		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "autolock off for the copy; on again after it, with a new unlock key")
 		relock = func() error {
 			relock = nil
 			_, k, err := bootstrap.EnsureAutolock(context.WithoutCancel(ctx), anchor.node, true)
 			if err == nil && k != "" {
-				c.M.Redactor.Add(k)
+				c.Machines.Redactor.Add(k)
 				key = k
 				err = store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
 			}
@@ -158,20 +158,20 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		}
 	}
 	if choice.Pause {
-		c.M.Progress.Event(src.spec.Name, "backup", ui.Info, "the swarm has fewer than 3 managers: it takes no changes while this manager's dockerd is stopped for the copy (seconds)")
+		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "the swarm has fewer than 3 managers: it takes no changes while this manager's dockerd is stopped for the copy (seconds)")
 	} else {
-		c.M.Progress.Event(src.spec.Name, "backup", ui.Info, "copying from a manager that does not lead: the others keep the quorum")
+		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "copying from a manager that does not lead: the others keep the quorum")
 	}
-	c.M.Progress.Event(src.spec.Name, "backup", ui.Started, "")
-	data, err := bootstrap.CopySwarmState(ctx, src.node, src.client.ReadFile, key, c.M.Redactor.Redact)
+	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Started, "")
+	data, err := bootstrap.CopySwarmState(ctx, src.node, src.client.ReadFile, key, c.Machines.Redactor.Redact)
 	if err != nil {
-		c.M.Progress.Event(src.spec.Name, "backup", ui.Failed, "")
+		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Failed, "")
 		return nil, err
 	}
 	if err := bootstrap.WaitReady(ctx, src.node, choice.ID, 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("%s: after the copy: %w", src.spec.Name, err)
 	}
-	c.M.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", len(data)))
+	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", len(data)))
 	if relock != nil {
 		if err := relock(); err != nil {
 			return nil, err

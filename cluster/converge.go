@@ -19,7 +19,8 @@ import (
 
 // Converger makes the real machines what a Spec says.
 type Converger struct {
-	M *machine.Manager
+	// Machines does each host's work: create, provision, connect.
+	Machines *machine.Manager
 	// Parallel bounds how many hosts are worked on at once.
 	Parallel int
 	// Force lets nodes of another swarm leave it and join this one.
@@ -130,7 +131,7 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	start := time.Now()
 	c.UseSecrets(spec)
-	st := c.M.Store
+	st := c.Machines.Store
 	unlock, err := st.TryLock("cluster", spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)

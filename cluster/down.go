@@ -26,7 +26,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 	if err := store.ValidateName(name); err != nil {
 		return err // before any path is made of it
 	}
-	st := c.M.Store
+	st := c.Machines.Store
 	unlock, err := st.TryLock("cluster", name)
 	if err != nil {
 		return fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
@@ -46,7 +46,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 	}
 	hosts := make([]*host, 0, len(names))
 	for _, n := range names {
-		mach, err := c.M.Load(n)
+		mach, err := c.Machines.Load(n)
 		if err != nil {
 			return err
 		}
@@ -70,9 +70,9 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 	leave := func(ctx context.Context, h *host) error {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		client, err := c.M.Connect(cctx, h.mach, io.Discard)
+		client, err := c.Machines.Connect(cctx, h.mach, io.Discard)
 		if err != nil {
-			c.M.Progress.Event(h.mach.Name, "swarm-leave", ui.Failed, "unreachable")
+			c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Failed, "unreachable")
 			return err
 		}
 		h.client = client
@@ -91,7 +91,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		if err := node.Leave(ctx, true); err != nil {
 			return err
 		}
-		c.M.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
+		c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
 		return nil
 	}
 	errLeave := parallel(ctx, c.Parallel, others, leave)
@@ -115,7 +115,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		h.close()
 	}
 	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		return c.M.Remove(ctx, h.mach.Name, false)
+		return c.Machines.Remove(ctx, h.mach.Name, false)
 	})
 	if err != nil {
 		return err
@@ -131,7 +131,7 @@ func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
 	if _, err := h.client.RunSudo(ctx, purgeScript(h.mach.DockerUser, cluster)); err != nil {
 		return fmt.Errorf("%s: purge: %w", h.mach.Name, err)
 	}
-	c.M.Progress.Event(h.mach.Name, "purge", ui.Changed, "")
+	c.Machines.Progress.Event(h.mach.Name, "purge", ui.Changed, "")
 	return nil
 }
 
@@ -207,7 +207,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 	if err := store.ValidateName(name); err != nil {
 		return nil, err
 	}
-	names, err := machinesOf(c.M.Store, name)
+	names, err := machinesOf(c.Machines.Store, name)
 	if err != nil {
 		return nil, err
 	}
@@ -228,17 +228,17 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 		i := indexOf(hosts, h)
 		ns := &out[i]
 		ns.Name = h.spec.Name
-		mach, err := c.M.Load(h.spec.Name)
+		mach, err := c.Machines.Load(h.spec.Name)
 		if err != nil {
 			ns.Error = err.Error()
 			return nil
 		}
 		ns.Address = mach.Address
 		ns.Role = roleOf(mach)
-		ns.Certs = c.M.CertExpiry(mach.Machine, time.Now())
+		ns.Certs = c.Machines.CertExpiry(mach.Machine, time.Now())
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		h.client, err = c.M.Connect(cctx, mach, io.Discard)
+		h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
 		if err != nil {
 			ns.Error = firstLine(err.Error())
 			return nil

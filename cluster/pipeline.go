@@ -179,7 +179,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		// others then leave it to the reconciler's pass.
 		defer p.anchorDone()
 	}
-	ev := func(step string, s ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, step, s, detail) }
+	ev := func(step string, s ui.Status, detail string) { c.Machines.Progress.Event(h.spec.Name, step, s, detail) }
 
 	// Made or adopted.
 	if err := p.slot(ctx, func() error { return p.create(ctx, h) }); err != nil {
@@ -194,7 +194,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		return err
 	}
 	h.mach.Hosts = p.hostEntries()
-	if err := c.M.Store.Save(h.mach.Machine); err != nil {
+	if err := c.Machines.Store.Save(h.mach.Machine); err != nil {
 		return err
 	}
 	// Certificates that expire soon are renewed before anything uses them.
@@ -204,20 +204,20 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 
 	// Connected and provisioned, on one connection.
 	err := p.slot(ctx, func() error {
-		log, err := c.M.OpenLog(h.mach)
+		log, err := c.Machines.OpenLog(h.mach)
 		if err != nil {
 			return err
 		}
 		h.log = log
 		ev("ssh", ui.Started, "")
-		h.client, err = c.M.Connect(ctx, h.mach, log)
+		h.client, err = c.Machines.Connect(ctx, h.mach, log)
 		if err != nil {
 			ev("ssh", ui.Failed, "")
 			return err
 		}
 		closed(h.connected)
 		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		rep, held, why, err := c.M.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
+		rep, held, why, err := c.Machines.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
@@ -327,19 +327,19 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 		for _, a := range h.spec.ImageArchives {
 			tags, err := p.archiveTags(a)
 			if err != nil {
-				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
+				p.c.Machines.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
 				return err
 			}
 			loaded, err := bootstrap.LoadImagesTagged(ctx, h.node, a, tags)
 			if err != nil {
-				p.c.M.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
+				p.c.Machines.Progress.Event(h.spec.Name, "images", ui.Failed, err.Error())
 				return err
 			}
 			if loaded {
 				p.mu.Lock()
 				h.changed = true
 				p.mu.Unlock()
-				p.c.M.Progress.Event(h.spec.Name, "images", ui.Changed, filepath.Base(a))
+				p.c.Machines.Progress.Event(h.spec.Name, "images", ui.Changed, filepath.Base(a))
 			}
 		}
 		return nil
@@ -402,13 +402,13 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 	}
 	setup := m.Setup
 	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
-	mach, unlock, err := p.c.M.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
+	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
 	if err != nil {
 		return err
 	}
 	if m.AdvertiseAddr != "" && mach.Address != m.AdvertiseAddr {
 		mach.Address = m.AdvertiseAddr // the other nodes reach it there
-		if err := p.c.M.Store.Save(mach.Machine); err != nil {
+		if err := p.c.Machines.Store.Save(mach.Machine); err != nil {
 			unlock()
 			return err
 		}
@@ -421,7 +421,7 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 // renewCerts renews the certificates that expire soon, once for the run,
 // before any host is provisioned with them.
 func (p *pipeline) renewCerts() error {
-	p.renewOnce.Do(func() { _, p.renewErr = p.c.M.RenewCerts(time.Now()) })
+	p.renewOnce.Do(func() { _, p.renewErr = p.c.Machines.RenewCerts(time.Now()) })
 	return p.renewErr
 }
 
@@ -493,14 +493,14 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path}
 	made, err := bootstrap.EnsureRegistry(ctx, anchor, h.client, reg)
 	if err != nil {
-		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())
+		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())
 		return err
 	}
 	if made {
 		p.mu.Lock()
 		p.registryMade = true
 		p.mu.Unlock()
-		p.c.M.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
+		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
 	}
 	p.mark("registry")
 	return nil

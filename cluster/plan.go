@@ -66,11 +66,11 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	}()
 	err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
 		p := &plans[indexOf(hosts, h)]
-		if !c.M.Store.Exists(h.spec.Name) {
+		if !c.Machines.Store.Exists(h.spec.Name) {
 			p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
 			return nil
 		}
-		mach, err := c.M.Load(h.spec.Name)
+		mach, err := c.Machines.Load(h.spec.Name)
 		if err != nil {
 			return err
 		}
@@ -89,11 +89,11 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		h.mach = mach
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		h.client, err = c.M.Connect(cctx, mach, io.Discard)
+		h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
 		if err != nil {
 			return err
 		}
-		steps, err := c.M.PlanProvision(ctx, mach, h.client)
+		steps, err := c.Machines.PlanProvision(ctx, mach, h.client)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			existing = append(existing, h)
 		}
 	}
-	prev, _ := LoadState(c.M.Store, spec.Name)
+	prev, _ := LoadState(c.Machines.Store, spec.Name)
 	leaderExists := false
 	for _, h := range existing {
 		leaderExists = leaderExists || h.spec.Name == leader
@@ -181,7 +181,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			res.Roll = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, ah, existing)), spec.MaxUnavailable))
 		}
 	}
-	if due, err := certs.DueIn(c.M.Store.CertsDir(), time.Now()); err == nil && due.CA {
+	if due, err := certs.DueIn(c.Machines.Store.CertsDir(), time.Now()); err == nil && due.CA {
 		res.Warnings = append(res.Warnings, "the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time")
 	} else if err == nil && due.Client {
 		res.Warnings = append(res.Warnings, "the client certificate expires within 30 days: up issues a new one")
@@ -191,7 +191,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		return nil, err
 	}
 	for _, n := range leaving {
-		mach, err := c.M.Load(n)
+		mach, err := c.Machines.Load(n)
 		if err != nil {
 			return nil, err
 		}

@@ -23,9 +23,9 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 	if spec.Name != b.Manifest.Cluster {
 		return nil, fmt.Errorf("the backup is of cluster %q, the file describes cluster %q: restore it with a file of that cluster", b.Manifest.Cluster, spec.Name)
 	}
-	st := c.M.Store
+	st := c.Machines.Store
 	if b.Key != "" {
-		c.M.Redactor.Add(b.Key)
+		c.Machines.Redactor.Add(b.Key)
 	}
 	if err := writeShoalFiles(st, spec.Name, b); err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 	}
 	if len(others) > 0 {
 		sort.Strings(others)
-		c.M.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file and no longer of cluster "+spec.Name+": 'machine rm' them when their hosts are gone")
+		c.Machines.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file and no longer of cluster "+spec.Name+": 'machine rm' them when their hosts are gone")
 	}
 	return res, nil
 }
@@ -90,8 +90,10 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 	if err != nil {
 		return err
 	}
-	ev := func(h *host, st ui.Status, detail string) { c.M.Progress.Event(h.spec.Name, "restore", st, detail) }
-	redact := c.M.Redactor.Redact
+	ev := func(h *host, st ui.Status, detail string) {
+		c.Machines.Progress.Event(h.spec.Name, "restore", st, detail)
+	}
+	redact := c.Machines.Redactor.Redact
 	switch {
 	case s.Active() && s.Manager && s.ClusterID == b.Manifest.SwarmID:
 		ev(lh, ui.Unchanged, "runs swarm "+bootstrap.Short(s.ClusterID)+" already")
@@ -172,7 +174,7 @@ func (c *Converger) labelsBack(ctx context.Context, leader *host) error {
 			return err
 		}
 		if len(got) > 0 {
-			c.M.Progress.Event(leader.spec.Name, "restore", ui.Changed, "node "+bootstrap.Short(id)+": "+strings.Join(got, ", "))
+			c.Machines.Progress.Event(leader.spec.Name, "restore", ui.Changed, "node "+bootstrap.Short(id)+": "+strings.Join(got, ", "))
 		}
 	}
 	return nil

@@ -22,7 +22,7 @@ const DefaultDrainTimeout = 5 * time.Minute
 // leaving lists the cluster's stored machines that the file no longer has
 // (a block removed, a lower count), in name order.
 func (c *Converger) leaving(spec *Spec) ([]string, error) {
-	stored, err := machinesOf(c.M.Store, spec.Name)
+	stored, err := machinesOf(c.Machines.Store, spec.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -51,14 +51,14 @@ func removalVerb(m *machine.Machine) string {
 
 // openSwarmNode connects to a stored machine's engine, bounded.
 func (c *Converger) openSwarmNode(ctx context.Context, name string) (*host, error) {
-	mach, err := c.M.Load(name)
+	mach, err := c.Machines.Load(name)
 	if err != nil {
 		return nil, err
 	}
 	h := &host{mach: mach, spec: Machine{Name: name}}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if h.client, err = c.M.Connect(cctx, mach, io.Discard); err != nil {
+	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
 		return h, err
 	}
 	if h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client); err != nil {
@@ -76,12 +76,12 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 	// The registry's data lives on its node: a node that runs it (now, or
 	// as the last run left it) does not leave while the registry is on.
 	regHost := ""
-	if prev, err := LoadState(c.M.Store, spec.Name); err == nil && prev.Registry != "" {
+	if prev, err := LoadState(c.Machines.Store, spec.Name); err == nil && prev.Registry != "" {
 		regHost, _, _ = strings.Cut(prev.Registry, ":")
 	}
 	if spec.Registry.Enabled {
 		for _, n := range leaving {
-			mach, err := c.M.Load(n)
+			mach, err := c.Machines.Load(n)
 			if err != nil {
 				return err
 			}
@@ -97,7 +97,7 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 	defer mgr.close()
 	going := map[string]bool{}
 	for _, n := range leaving {
-		mach, err := c.M.Load(n)
+		mach, err := c.Machines.Load(n)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 // answers (then there is no swarm to harm).
 func (c *Converger) liveManager(ctx context.Context, spec *Spec) (*host, []bootstrap.Member, error) {
 	for _, m := range spec.Managers() {
-		if !c.M.Store.Exists(m.Name) {
+		if !c.Machines.Store.Exists(m.Name) {
 			continue
 		}
 		h, err := c.openSwarmNode(ctx, m.Name)
@@ -157,7 +157,7 @@ func (c *Converger) retire(ctx context.Context, leader *host, names []string) er
 		if err == nil {
 			l.Node = h.node
 		} else {
-			c.M.Progress.Event(n, "swarm-leave", ui.Info, "does not answer: its entry is removed through "+leader.spec.Name)
+			c.Machines.Progress.Event(n, "swarm-leave", ui.Info, "does not answer: its entry is removed through "+leader.spec.Name)
 		}
 		leaving = append(leaving, l)
 	}
@@ -171,10 +171,10 @@ func (c *Converger) retire(ctx context.Context, leader *host, names []string) er
 	for _, h := range hosts {
 		verb := removalVerb(h.mach)
 		h.close()
-		if err := c.M.Remove(ctx, h.mach.Name, true); err != nil {
+		if err := c.Machines.Remove(ctx, h.mach.Name, true); err != nil {
 			return fmt.Errorf("%s: %s: %w", h.mach.Name, verb, err)
 		}
-		c.M.Progress.Event(h.mach.Name, verb, ui.Changed, "")
+		c.Machines.Progress.Event(h.mach.Name, verb, ui.Changed, "")
 	}
 	return nil
 }
@@ -182,19 +182,19 @@ func (c *Converger) retire(ctx context.Context, leader *host, names []string) er
 // Unlock unlocks every locked manager of the cluster with the key shoal
 // keeps, and does nothing else to any node. It says which it unlocked.
 func (c *Converger) Unlock(ctx context.Context, name string) ([]string, error) {
-	names, err := machinesOf(c.M.Store, name)
+	names, err := machinesOf(c.Machines.Store, name)
 	if err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
 	}
-	key, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(name), "unlock-key"))
+	key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(name), "unlock-key"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: no unlock key in the store (is swarm { autolock = true } set and was 'cluster up' run?): %w", name, err)
 	}
 	k := strings.TrimSpace(string(key))
-	c.M.Redactor.Add(k)
+	c.Machines.Redactor.Add(k)
 	var hosts []*host
 	defer func() {
 		for _, h := range hosts {

@@ -35,7 +35,7 @@ func rollNodes(hosts []*host, leader string) []bootstrap.RollNode {
 // workers by max_unavailable), and first gives back the availability of
 // nodes that a stopped roll left drained.
 func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader *host, resume string) (bool, error) {
-	j, err := loadJournal(c.M.Store, spec.Name)
+	j, err := loadJournal(c.Machines.Store, spec.Name)
 	if err != nil {
 		return false, err
 	}
@@ -69,13 +69,13 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 	if len(batches) == 0 {
 		return changed, nil
 	}
-	c.M.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
+	c.Machines.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
 	// A manager restarted by the roll comes back locked under autolock:
 	// the roll unlocks what it restarted.
 	key := ""
-	if b, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
 		key = strings.TrimSpace(string(b))
-		c.M.Redactor.Add(key)
+		c.Machines.Redactor.Add(key)
 	}
 	var targets [][]*bootstrap.RollTarget
 	for _, b := range batches {
@@ -85,8 +85,8 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 			tb = append(tb, &bootstrap.RollTarget{
 				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name], UnlockKey: key,
 				Change: func(ctx context.Context) error {
-					c.M.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
-					rep, err := c.M.ProvisionWith(ctx, h.mach, h.client)
+					c.Machines.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
+					rep, err := c.Machines.ProvisionWith(ctx, h.mach, h.client)
 					if err != nil {
 						return err
 					}
@@ -132,7 +132,7 @@ func (c *Converger) holdFor(h *host) machine.Hold {
 			return false, "", nil // no swarm runs on it: provisioning changes it at once
 		}
 		why := strings.Join(whys, ", ")
-		c.M.Progress.Event(h.spec.Name, "roll", ui.Info, why+": in the roll, one node at a time")
+		c.Machines.Progress.Event(h.spec.Name, "roll", ui.Info, why+": in the roll, one node at a time")
 		return true, why, nil
 	}
 }
@@ -161,14 +161,14 @@ func (c *Converger) holdEngine(ctx context.Context, h *host) error {
 	if h.mach.JustCreated {
 		return nil
 	}
-	steps, err := c.M.PlanProvision(ctx, h.mach, h.client)
+	steps, err := c.Machines.PlanProvision(ctx, h.mach, h.client)
 	if err != nil {
 		return err
 	}
 	have, want := "", ""
 	for _, s := range steps {
 		if s == "docker-install" {
-			if have, want, _, err = c.M.EngineChange(ctx, h.mach, h.client); err != nil {
+			if have, want, _, err = c.Machines.EngineChange(ctx, h.mach, h.client); err != nil {
 				return err
 			}
 		}

@@ -81,7 +81,7 @@ func TestPlanOnFreshStoreWritesNothing(t *testing.T) {
 	w := drivertest.NewWorld()
 	m := machine.NewManager(st, drivers.NewRegistry(w.Spec()))
 	m.ReadOnly = true
-	c := &Converger{M: m, Parallel: 4}
+	c := &Converger{Machines: m, Parallel: 4}
 	plans, err := c.Plan(context.Background(), fakeSpec("lab", 22, "n1", "n2"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestPlanOnExistingStoreWritesNothing(t *testing.T) {
 	ro, _ := store.Open(root)
 	m := machine.NewManager(ro, reg)
 	m.ReadOnly = true
-	c := &Converger{M: m, Parallel: 4}
+	c := &Converger{Machines: m, Parallel: 4}
 	plans, err := c.Plan(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestUpHoldsMachineLocks(t *testing.T) {
 	w := drivertest.NewWorld()
 	m := machine.NewManager(st, drivers.NewRegistry(w.Spec()))
 	m.ConnectTimeout = 3 * time.Second
-	c := &Converger{M: m, Parallel: 4}
+	c := &Converger{Machines: m, Parallel: 4}
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Up(context.Background(), fakeSpec("lab", closedPort(t), "n1", "n2"))
@@ -200,7 +200,7 @@ func TestUpRecordsAddressesNotNames(t *testing.T) {
 	for i := range spec.Machines {
 		spec.Machines[i].DriverConfig.(*drivertest.FakeConfig).Address = "localhost"
 	}
-	c := &Converger{M: m, Parallel: 4}
+	c := &Converger{Machines: m, Parallel: 4}
 	_, _ = c.Up(context.Background(), spec) // fails at SSH, after the block is saved
 	for _, n := range []string{"n1", "n2"} {
 		saved, err := st.Load(n)
@@ -230,7 +230,7 @@ func TestDownAndStatusRefuseBadNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Converger{M: machine.NewManager(st, drivers.NewRegistry()), Parallel: 1}
+	c := &Converger{Machines: machine.NewManager(st, drivers.NewRegistry()), Parallel: 1}
 	for _, n := range []string{"../../victim", "../victim", "a/b", "", ".."} {
 		if err := c.Down(context.Background(), n, true); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Down(%q) = %v, want ErrInvalidName", n, err)

@@ -22,7 +22,7 @@ import (
 
 // reconciler is the swarm reconciler with this run's progress and secrets.
 func (c *Converger) reconciler() *bootstrap.Reconciler {
-	return &bootstrap.Reconciler{Event: c.M.Progress.Event, Redactor: c.M.Redactor, Parallel: c.Parallel}
+	return &bootstrap.Reconciler{Event: c.Machines.Progress.Event, Redactor: c.Machines.Redactor, Parallel: c.Parallel}
 }
 
 // swarmRequest is what the reconciler is asked for the hosts of spec.
@@ -37,9 +37,9 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 	if prev != nil {
 		req.Policy.ClusterID = prev.ClusterID
 	}
-	if key, err := os.ReadFile(filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
 		req.UnlockKey = strings.TrimSpace(string(key))
-		c.M.Redactor.Add(req.UnlockKey)
+		c.Machines.Redactor.Add(req.UnlockKey)
 	}
 	req.Policy.Restarted = map[string]bool{}
 	for _, h := range hosts {
@@ -81,14 +81,14 @@ func (sc swarmChecks) done(stage string) {
 
 func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, leaderName string, prev *State, sc swarmChecks) (changed bool, leader *host, clusterID string, err error) {
 	ev := func(h *host, step string, s ui.Status, detail string) {
-		c.M.Progress.Event(h.spec.Name, step, s, detail)
+		c.Machines.Progress.Event(h.spec.Name, step, s, detail)
 	}
 	out, err := c.reconciler().Reconcile(ctx, c.swarmRequest(spec, hosts, leaderName, prev))
 	if err != nil {
 		return false, nil, "", err
 	}
 	for _, w := range out.Warnings {
-		c.M.Progress.Event(spec.Name, "swarm", ui.Info, w)
+		c.Machines.Progress.Event(spec.Name, "swarm", ui.Info, w)
 	}
 	changed = out.Changed || sc.registryMade
 	sc.done("reconcile")
@@ -103,9 +103,9 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	if err != nil {
 		return false, leader, out.ClusterID, err
 	}
-	keyFile := filepath.Join(c.M.Store.ClusterDir(spec.Name), "unlock-key")
+	keyFile := filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")
 	if key != "" {
-		c.M.Redactor.Add(key)
+		c.Machines.Redactor.Add(key)
 		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
 			return false, leader, out.ClusterID, err
 		}
@@ -268,7 +268,7 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		mu.Lock()
 		h.changed = true
 		mu.Unlock()
-		c.M.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
+		c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func newSwarmStage(t *testing.T, roles ...string) *swarmStage {
 		t.Fatal(err)
 	}
 	m := machine.NewManager(st, drivers.NewRegistry(drivertest.NewWorld().Spec()))
-	s := &swarmStage{t: t, w: enginetest.NewWorld(), c: &Converger{M: m, Parallel: 4}, spec: &Spec{Name: "lab"}}
+	s := &swarmStage{t: t, w: enginetest.NewWorld(), c: &Converger{Machines: m, Parallel: 4}, spec: &Spec{Name: "lab"}}
 	for i, role := range roles {
 		name := fmt.Sprintf("n%d", i+1)
 		addr := fmt.Sprintf("10.1.0.%d", i+1)
@@ -98,7 +98,7 @@ func TestSwarmStageLockedLeader(t *testing.T) {
 	s := newSwarmStage(t, "manager", "manager", "manager")
 	s.spec.Autolock = true
 	_, id := s.mustRun(nil)
-	keyFile := filepath.Join(s.c.M.Store.ClusterDir("lab"), "unlock-key")
+	keyFile := filepath.Join(s.c.Machines.Store.ClusterDir("lab"), "unlock-key")
 	fi, err := os.Stat(keyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("unlock key file: %v %v", fi, err)

@@ -21,7 +21,7 @@ type UpgradeResult struct {
 // repo_url) to the cluster's machines, one node at a time as `cluster up`
 // does: nothing else of the file is converged.
 func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, error) {
-	unlock, err := c.M.Store.TryLock("cluster", spec.Name)
+	unlock, err := c.Machines.Store.TryLock("cluster", spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)
 	}
@@ -29,7 +29,7 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 	res := &UpgradeResult{Cluster: spec.Name, Rolled: []string{}}
 	hosts := make([]*host, len(spec.Machines))
 	for i, m := range spec.Machines {
-		if !c.M.Store.Exists(m.Name) {
+		if !c.Machines.Store.Exists(m.Name) {
 			return res, fmt.Errorf("%s: no such machine yet: run 'cluster up %s' first", m.Name, shell.Word(spec.File))
 		}
 		hosts[i] = &host{spec: m}
@@ -40,19 +40,19 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 		}
 	}()
 	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		mach, err := c.M.Load(h.spec.Name)
+		mach, err := c.Machines.Load(h.spec.Name)
 		if err != nil {
 			return err
 		}
 		mach.Engine.Install, mach.Engine.Version, mach.Engine.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
-		if err := c.M.Store.Save(mach.Machine); err != nil {
+		if err := c.Machines.Store.Save(mach.Machine); err != nil {
 			return err
 		}
 		h.mach = mach
-		if h.log, err = c.M.OpenLog(mach); err != nil {
+		if h.log, err = c.Machines.OpenLog(mach); err != nil {
 			return err
 		}
-		if h.client, err = c.M.Connect(ctx, mach, h.log); err != nil {
+		if h.client, err = c.Machines.Connect(ctx, mach, h.log); err != nil {
 			return err
 		}
 		if err := c.holdEngine(ctx, h); err != nil {

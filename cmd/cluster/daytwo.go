@@ -35,7 +35,7 @@ roll as part of converging the whole file.`,
 			}
 			c.DrainTimeout = drainTimeout
 			res, err := c.Upgrade(cmd.Context(), spec)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
@@ -83,7 +83,7 @@ versions, and the time. The archive holds secrets: keep it like a key.
 				return err
 			}
 			res, err := c.Backup(cmd.Context(), name, out)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ labels come back. Run it again to finish an interrupted restore.`,
 				return err
 			}
 			res, err := c.Restore(cmd.Context(), spec, b)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
@@ -174,7 +174,7 @@ waits until every node has a certificate of the new root.`,
 				return err
 			}
 			err = c.Rotate(cmd.Context(), spec, ca, timeout)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}

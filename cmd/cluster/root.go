@@ -37,7 +37,7 @@ func (g *globals) converger(cmd *cobra.Command) (*cluster.Converger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cluster.Converger{M: m, Parallel: g.parallel}, nil
+	return &cluster.Converger{Machines: m, Parallel: g.parallel}, nil
 }
 
 // loadWithConverger reads a cluster file and returns it with a converger
@@ -158,7 +158,7 @@ func newPlan(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := &cluster.Converger{M: m, Parallel: g.parallel}
+			c := &cluster.Converger{Machines: m, Parallel: g.parallel}
 			plan, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err
@@ -219,9 +219,9 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
-			defer c.M.Close() // the jump host connections
+			defer c.Machines.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
@@ -312,9 +312,9 @@ func newDown(g *globals) *cobra.Command {
 			if spec != nil {
 				c.UseSecrets(spec)
 			}
-			defer c.M.Close()
+			defer c.Machines.Close()
 			err = c.Down(cmd.Context(), name, purge)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
@@ -344,7 +344,7 @@ func newStatus(g *globals) *cobra.Command {
 			if spec != nil {
 				c.UseSecrets(spec)
 			}
-			defer c.M.Close()
+			defer c.Machines.Close()
 			nodes, err := c.Status(cmd.Context(), name)
 			if err != nil {
 				return err
@@ -451,7 +451,7 @@ clusters/NAME/unlock-key, and does nothing else to any node.`,
 				return err
 			}
 			done, err := c.Unlock(cmd.Context(), name)
-			c.M.Progress.Close()
+			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
