@@ -56,7 +56,7 @@ type Result struct {
 
 // host is one machine during a run: its config, connection and node.
 type host struct {
-	spec    Machine
+	spec    Node
 	mach    *machine.Machine
 	client  *sshrun.Client
 	node    *bootstrap.Node

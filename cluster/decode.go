@@ -117,7 +117,7 @@ type machineBlock struct {
 
 	// Filled by the stages after gohcl, in this order.
 	drivers  driverBlocks // decode
-	machines []Machine    // fillDefaults: the count machines of the block
+	machines []Node       // fillDefaults: the count machines of the block
 	found    found        // lookOutside
 }
 

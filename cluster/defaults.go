@@ -91,7 +91,7 @@ func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
 			} else {
 				cfg = dspec.NewConfig()
 			}
-			mb.machines = append(mb.machines, Machine{
+			mb.machines = append(mb.machines, Node{
 				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg,
 				Setup:  store.Setup{Hostname: hostname, DockerUser: dockerUser, Engine: engine},
 				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Range: mb.DefRange,

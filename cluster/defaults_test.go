@@ -103,19 +103,19 @@ func TestFillDefaults(t *testing.T) {
 
 // TestSpecOf: the swarm's and the registry's settings of a valid file.
 func TestSpecOf(t *testing.T) {
-	manager := Machine{Name: "m-1", Role: "manager"}
+	manager := Node{Name: "m-1", Role: "manager"}
 	cases := []struct {
 		name string
 		raw  file
 		want Spec
 	}{
-		{"defaults", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{{machines: []Machine{{Name: "w", Role: "worker"}, manager}}}},
+		{"defaults", file{Cluster: clusterBlock{Name: "c"}, Machines: []machineBlock{{machines: []Node{{Name: "w", Role: "worker"}, manager}}}},
 			Spec{Name: "c", MaxUnavailable: 1, Registry: Registry{Enabled: true, Node: "m-1", Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}}},
 		{"no manager: no registry node", file{Cluster: clusterBlock{Name: "c"}},
 			Spec{Name: "c", MaxUnavailable: 1, Registry: Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}}},
 		{"all said", file{
 			Cluster:  clusterBlock{Name: "c"},
-			Machines: []machineBlock{{machines: []Machine{manager}}},
+			Machines: []machineBlock{{machines: []Node{manager}}},
 			Swarm:    &swarmBlock{Autolock: ptr(true), AutoUnlock: ptr(true), ForceRejoin: ptr(true), MaxUnavailable: ptr(3)},
 			Registry: &registryBlock{Enabled: ptr(false), Node: ptr("w"), Port: ptr(5050), Image: ptr("registry:2.8"), Path: ptr("/srv")},
 		}, Spec{Name: "c", Autolock: true, AutoUnlock: true, ForceRejoin: true, MaxUnavailable: 3,

@@ -50,7 +50,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		if err != nil {
 			return err
 		}
-		hosts = append(hosts, &host{mach: mach, spec: Machine{Name: n}})
+		hosts = append(hosts, &host{mach: mach, spec: Node{Name: n}})
 	}
 	defer func() {
 		for _, h := range hosts {
@@ -217,7 +217,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 	out := make([]NodeStatus, len(names))
 	hosts := make([]*host, len(names))
 	for i, n := range names {
-		hosts[i] = &host{spec: Machine{Name: n}}
+		hosts[i] = &host{spec: Node{Name: n}}
 	}
 	defer func() {
 		for _, h := range hosts {

@@ -125,7 +125,7 @@ func TestPurgeScriptQuotes(t *testing.T) {
 
 // One host's panic fails that host alone: the others run to the end.
 func TestParallelIsolatesPanics(t *testing.T) {
-	hosts := []*host{{spec: Machine{Name: "a"}}, {spec: Machine{Name: "b"}}, {spec: Machine{Name: "c"}}}
+	hosts := []*host{{spec: Node{Name: "a"}}, {spec: Node{Name: "b"}}, {spec: Node{Name: "c"}}}
 	var done sync.Map
 	err := parallel(context.Background(), 3, hosts, func(_ context.Context, h *host) error {
 		if h.spec.Name == "b" {

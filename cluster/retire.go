@@ -55,7 +55,7 @@ func (c *Converger) openSwarmNode(ctx context.Context, name string) (*host, erro
 	if err != nil {
 		return nil, err
 	}
-	h := &host{mach: mach, spec: Machine{Name: name}}
+	h := &host{mach: mach, spec: Node{Name: name}}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {

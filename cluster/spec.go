@@ -21,8 +21,9 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// Machine is one machine of the cluster, after count and defaults.
-type Machine struct {
+// Node is one machine of the cluster as the file wants it, after count and
+// defaults: its place in the swarm, its driver and its setup.
+type Node struct {
 	Name         string
 	Role         string // manager or worker
 	Driver       string
@@ -53,7 +54,7 @@ type Registry struct {
 type Spec struct {
 	Name     string
 	File     string
-	Machines []Machine
+	Machines []Node
 	Registry Registry
 	Autolock bool
 	// AutoUnlock: up unlocks locked managers with the stored key.
@@ -72,8 +73,8 @@ type Spec struct {
 }
 
 // Managers returns the manager machines in file order.
-func (s *Spec) Managers() []Machine {
-	var out []Machine
+func (s *Spec) Managers() []Node {
+	var out []Node
 	for _, m := range s.Machines {
 		if m.Role == "manager" {
 			out = append(out, m)

@@ -82,7 +82,7 @@ func wantLine(t *testing.T, d *hcl.Diagnostic, line int) {
 
 func machineNames(s *Spec) []string { return names(s.Machines) }
 
-func byName(t *testing.T, s *Spec, name string) Machine {
+func byName(t *testing.T, s *Spec, name string) Node {
 	t.Helper()
 	for _, m := range s.Machines {
 		if m.Name == name {
@@ -90,10 +90,10 @@ func byName(t *testing.T, s *Spec, name string) Machine {
 		}
 	}
 	t.Fatalf("no machine %q in %v", name, machineNames(s))
-	return Machine{}
+	return Node{}
 }
 
-func dockerCfg(t *testing.T, m Machine) *docker.Config {
+func dockerCfg(t *testing.T, m Node) *docker.Config {
 	t.Helper()
 	c, ok := m.DriverConfig.(*docker.Config)
 	if !ok {

@@ -159,7 +159,7 @@ func TestClusterKey(t *testing.T) {
 func TestParallel(t *testing.T) {
 	hosts := make([]*host, 10)
 	for i := range hosts {
-		hosts[i] = &host{spec: Machine{Name: string(rune('a' + i))}}
+		hosts[i] = &host{spec: Node{Name: string(rune('a' + i))}}
 	}
 	var running, most, calls atomic.Int32
 	boom := errors.New("boom")

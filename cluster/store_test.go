@@ -26,7 +26,7 @@ func fakeSpec(name string, port int, nodes ...string) *Spec {
 		if i == 0 {
 			role = "manager"
 		}
-		s.Machines = append(s.Machines, Machine{Name: n, Role: role, Driver: drivertest.FakeName,
+		s.Machines = append(s.Machines, Node{Name: n, Role: role, Driver: drivertest.FakeName,
 			DriverConfig: &drivertest.FakeConfig{Host: "127.0.0.1", Port: port, User: "root"}})
 	}
 	return s

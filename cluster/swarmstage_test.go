@@ -39,7 +39,7 @@ func newSwarmStage(t *testing.T, roles ...string) *swarmStage {
 	for i, role := range roles {
 		name := fmt.Sprintf("n%d", i+1)
 		addr := fmt.Sprintf("10.1.0.%d", i+1)
-		s.spec.Machines = append(s.spec.Machines, Machine{Name: name, Role: role})
+		s.spec.Machines = append(s.spec.Machines, Node{Name: name, Role: role})
 		s.hosts = append(s.hosts, &host{
 			spec: s.spec.Machines[i],
 			mach: &machine.Machine{Machine: &store.Machine{Setup: store.Setup{Hostname: name}, Name: name, Address: addr}},
@@ -149,7 +149,7 @@ func TestSwarmStageReplacedWorkerAndForeignNode(t *testing.T) {
 	if _, err := other.SwarmInit(context.Background(), swarmInitAt("10.9.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	s.spec.Machines = append(s.spec.Machines, Machine{Name: "x1", Role: "worker"})
+	s.spec.Machines = append(s.spec.Machines, Node{Name: "x1", Role: "worker"})
 	s.hosts = append(s.hosts, &host{spec: s.spec.Machines[3],
 		mach: &machine.Machine{Machine: &store.Machine{Setup: store.Setup{Hostname: "x1"}, Name: "x1", Address: "10.9.0.1"}},
 		node: &bootstrap.Node{Name: "x1", Hostname: "x1", Addr: "10.9.0.1", API: other}})

@@ -100,7 +100,7 @@ type checker struct {
 	adopted   map[string]string
 	hostnames map[string]string    // lower case hostname -> machine
 	seen      map[string]hcl.Range // machine name -> its block
-	kept      []Machine            // the machines said fine so far
+	kept      []Node               // the machines said fine so far
 }
 
 // machineBlock checks one machine block and its machines.
@@ -200,7 +200,7 @@ func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
 // settings checks the driver settings of a machine block, on its first
 // machine: what ~/.ssh/config could not give, an adopted host's settings at
 // their attributes, then the driver's own check.
-func (c *checker) settings(mb *machineBlock, dspec *drivers.Spec, m Machine) hcl.Diagnostics {
+func (c *checker) settings(mb *machineBlock, dspec *drivers.Spec, m Node) hcl.Diagnostics {
 	r := &mb.DefRange
 	if err := mb.found.resolve; err != nil {
 		return hcl.Diagnostics{errAt(r, "Invalid ssh_config", "machine %q: %v", mb.Name, err)}
@@ -333,7 +333,7 @@ func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, a...), Subject: rng}
 }
 
-func names(ms []Machine) []string {
+func names(ms []Node) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Name

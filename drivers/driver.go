@@ -63,8 +63,9 @@ type Driver interface {
 	SSH(ctx context.Context) (Endpoint, error)
 }
 
-// Machine is what a driver is told of the machine it works for.
-type Machine struct {
+// Identity is what a driver is told of the machine it works for: its name,
+// its folder in the store and its SSH keys.
+type Identity struct {
 	Name string
 	// Dir is the machine's folder in the store (0700); drivers keep their
 	// files there.
@@ -94,7 +95,7 @@ type Spec struct {
 	// Validate checks a config after flags were parsed; nil means no checks.
 	Validate func(cfg any) error
 	// New returns a driver for the machine with the given config.
-	New func(m Machine, cfg any) (Driver, error)
+	New func(m Identity, cfg any) (Driver, error)
 	// Adopts says the driver adopts one host that exists without it (its
 	// drivers implement Adopter): a machine of it is one host, whatever
 	// count a cluster file asks for, and its settings name that host.

@@ -91,10 +91,10 @@ func (m *Manager) Load(name string) (*Machine, error) {
 	return &Machine{Machine: cfg, Driver: d, Dir: dir}, nil
 }
 
-func (m *Manager) driverMachine(name string) drivers.Machine {
+func (m *Manager) driverMachine(name string) drivers.Identity {
 	dir := m.Store.MachineDir(name)
 	pub, _ := os.ReadFile(filepath.Join(dir, store.PublicKeyFile))
-	return drivers.Machine{Name: name, Dir: dir, PublicKey: strings.TrimSpace(string(pub)), PrivateKeyPath: filepath.Join(dir, store.KeyFile)}
+	return drivers.Identity{Name: name, Dir: dir, PublicKey: strings.TrimSpace(string(pub)), PrivateKeyPath: filepath.Join(dir, store.KeyFile)}
 }
 
 // ensureKey makes the machine's SSH key pair once.

@@ -463,7 +463,7 @@ func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.
 	if err := store.WriteFileAtomic(key, data, 0o600); err != nil {
 		return err
 	}
-	d, err := spec.New(drivers.Machine{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
+	d, err := spec.New(drivers.Identity{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func Spec() *drivers.Spec {
 			}
 			return nil
 		},
-		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)
 			if c.Container == "" {
 				c.Container = "shoal-" + m.Name
@@ -102,7 +102,7 @@ func Spec() *drivers.Spec {
 
 // Driver manages one host container.
 type Driver struct {
-	m     drivers.Machine
+	m     drivers.Identity
 	cfg   Config
 	netMu *sync.Mutex
 }

@@ -66,7 +66,7 @@ func TestFlags(t *testing.T) {
 func TestNewContainerName(t *testing.T) {
 	s := Spec()
 	cfg := s.NewConfig().(*Config)
-	d, err := s.New(drivers.Machine{Name: "m1", Dir: t.TempDir()}, cfg)
+	d, err := s.New(drivers.Identity{Name: "m1", Dir: t.TempDir()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestNewContainerName(t *testing.T) {
 		t.Errorf("New wrote into the caller's config: %+v", cfg)
 	}
 	cfg.Container = "custom"
-	d, _ = s.New(drivers.Machine{Name: "m1"}, cfg)
+	d, _ = s.New(drivers.Identity{Name: "m1"}, cfg)
 	if got := d.(*Driver).cfg.Container; got != "custom" {
 		t.Errorf("container = %q, want custom", got)
 	}
@@ -142,7 +142,7 @@ func TestSeedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	d := &Driver{m: drivers.Machine{Name: "m1", Dir: dir, PublicKey: authorized}, cfg: Config{Image: DefaultImage, Network: "shoal", Container: "shoal-m1"}}
+	d := &Driver{m: drivers.Identity{Name: "m1", Dir: dir, PublicKey: authorized}, cfg: Config{Image: DefaultImage, Network: "shoal", Container: "shoal-m1"}}
 	seed, err := d.seedFiles()
 	if err != nil {
 		t.Fatalf("seedFiles: %v", err)
@@ -234,7 +234,7 @@ func TestHostKeyCorrupt(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, hostKeyFile), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &Driver{m: drivers.Machine{Name: "m1", Dir: dir}}
+	d := &Driver{m: drivers.Identity{Name: "m1", Dir: dir}}
 	if _, err := d.hostKey(); err == nil || !strings.Contains(err.Error(), hostKeyFile) {
 		t.Errorf("hostKey on a corrupt file = %v, want an error naming it", err)
 	}

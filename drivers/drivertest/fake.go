@@ -77,7 +77,7 @@ func (w *World) Spec() *drivers.Spec {
 			}
 			return nil
 		},
-		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c, ok := cfg.(*FakeConfig)
 			if !ok {
 				return nil, fmt.Errorf("fake driver: config is %T, not *FakeConfig", cfg)
@@ -88,7 +88,7 @@ func (w *World) Spec() *drivers.Spec {
 }
 
 // Driver returns a fake driver for machine m in w.
-func (w *World) Driver(m drivers.Machine, cfg FakeConfig) *Fake {
+func (w *World) Driver(m drivers.Identity, cfg FakeConfig) *Fake {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
@@ -102,7 +102,7 @@ func (w *World) Driver(m drivers.Machine, cfg FakeConfig) *Fake {
 }
 
 // NewFake returns a fake driver for m in a World of its own.
-func NewFake(m drivers.Machine) *Fake {
+func NewFake(m drivers.Identity) *Fake {
 	return NewWorld().Driver(m, FakeConfig{})
 }
 
@@ -155,7 +155,7 @@ func (w *World) SetState(machine string, s drivers.State) {
 // never touches the system. Useful to test the layers above drivers.
 type Fake struct {
 	w   *World
-	m   drivers.Machine
+	m   drivers.Identity
 	cfg FakeConfig
 }
 
@@ -185,7 +185,7 @@ func (f *Fake) begin(ctx context.Context, method string) error {
 }
 
 // Machine returns the machine the fake works for.
-func (f *Fake) Machine() drivers.Machine { return f.m }
+func (f *Fake) Machine() drivers.Identity { return f.m }
 
 // Name implements drivers.Driver.
 func (f *Fake) Name() string { return FakeName }

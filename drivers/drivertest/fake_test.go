@@ -19,14 +19,14 @@ func TestFakeConformance(t *testing.T) {
 	Conformance(t, func(t *testing.T) drivers.Driver {
 		dir := t.TempDir()
 		name := "fake-" + strconv.FormatInt(n.Add(1), 10)
-		return w.Driver(drivers.Machine{Name: name, Dir: dir, PrivateKeyPath: filepath.Join(dir, "id_ed25519")}, FakeConfig{})
+		return w.Driver(drivers.Identity{Name: name, Dir: dir, PrivateKeyPath: filepath.Join(dir, "id_ed25519")}, FakeConfig{})
 	})
 }
 
 func TestFakeSharedWorld(t *testing.T) {
 	ctx := context.Background()
 	w := NewWorld()
-	m := drivers.Machine{Name: "n1"}
+	m := drivers.Identity{Name: "n1"}
 	if err := w.Driver(m, FakeConfig{}).Create(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestFakeSharedWorld(t *testing.T) {
 func TestFakeFailNextAndCalls(t *testing.T) {
 	ctx := context.Background()
 	w := NewWorld()
-	d := w.Driver(drivers.Machine{Name: "n1"}, FakeConfig{})
+	d := w.Driver(drivers.Identity{Name: "n1"}, FakeConfig{})
 	boom := errors.New("boom")
 	w.FailNext("n1", "Create", boom)
 	if err := d.Create(ctx); !errors.Is(err, boom) {
@@ -65,7 +65,7 @@ func TestFakeFailNextAndCalls(t *testing.T) {
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("Calls() = %v, want %v", got, want)
 	}
-	if err := w.Driver(drivers.Machine{Name: "other"}, FakeConfig{}).Start(ctx); !errors.Is(err, ErrNoHost) {
+	if err := w.Driver(drivers.Identity{Name: "other"}, FakeConfig{}).Start(ctx); !errors.Is(err, ErrNoHost) {
 		t.Fatalf("Start of a host never made = %v, want ErrNoHost", err)
 	}
 }
@@ -87,7 +87,7 @@ func TestFakeSpec(t *testing.T) {
 	if err := got.Validate(cfg); err != nil {
 		t.Fatal(err)
 	}
-	d, err := got.New(drivers.Machine{Name: "n1", PrivateKeyPath: "/k"}, cfg)
+	d, err := got.New(drivers.Identity{Name: "n1", PrivateKeyPath: "/k"}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestFakeSpec(t *testing.T) {
 func TestFakeCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	d := NewFake(drivers.Machine{Name: "n1"})
+	d := NewFake(drivers.Identity{Name: "n1"})
 	if _, err := d.State(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("State with a cancelled context = %v", err)
 	}

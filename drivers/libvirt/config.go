@@ -184,7 +184,7 @@ func Spec() *drivers.Spec {
 		NewConfig: func() any { return NewConfig() },
 		BindFlags: func(fs *pflag.FlagSet, cfg any) { cfg.(*Config).BindFlags(fs) },
 		Validate:  func(cfg any) error { return cfg.(*Config).Validate() },
-		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c, ok := cfg.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("libvirt driver: config is %T, want *libvirt.Config", cfg)

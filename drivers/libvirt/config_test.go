@@ -96,7 +96,7 @@ func TestValidate(t *testing.T) {
 func TestNewFillsDefaults(t *testing.T) {
 	// A cluster file may give only some fields; rm must work whatever the
 	// config says, so New does not validate.
-	d, err := Spec().New(drivers.Machine{Name: "vm1", Dir: t.TempDir()}, &Config{Image: "/x"})
+	d, err := Spec().New(drivers.Identity{Name: "vm1", Dir: t.TempDir()}, &Config{Image: "/x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestNewFillsDefaults(t *testing.T) {
 	if c.URI != DefaultURI || c.CPUs != 1 || c.Memory != 1024 || c.DiskSize != 10 || c.Pool != "default" || c.SSHUser != "shoal" || c.DomainType != "auto" {
 		t.Fatalf("defaults %+v", c)
 	}
-	if _, err := Spec().New(drivers.Machine{}, NewConfig()); err == nil {
+	if _, err := Spec().New(drivers.Identity{}, NewConfig()); err == nil {
 		t.Fatal("no error for a machine without name and folder")
 	}
 }

@@ -109,7 +109,7 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	// Through the driver.
-	d := &Driver{m: drivers.Machine{Name: "x", Dir: t.TempDir()}, cfg: Config{URI: "qemu+unix:///system?socket=" + sock}.withDefaults()}
+	d := &Driver{m: drivers.Identity{Name: "x", Dir: t.TempDir()}, cfg: Config{URI: "qemu+unix:///system?socket=" + sock}.withDefaults()}
 	if err := saveState(d.m.Dir, machineState{Domain: "x", UUID: "u"}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,13 @@ import (
 // seed ISO), network.go (the network, leases and DHCP reservations), and
 // connect.go (connections and libvirt's errors).
 type Driver struct {
-	m   drivers.Machine
+	m   drivers.Identity
 	cfg Config
 }
 
 var _ drivers.Driver = (*Driver)(nil)
 
-func newDriver(m drivers.Machine, cfg Config) (drivers.Driver, error) {
+func newDriver(m drivers.Identity, cfg Config) (drivers.Driver, error) {
 	return &Driver{m: m, cfg: cfg}, nil
 }
 

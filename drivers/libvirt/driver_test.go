@@ -40,7 +40,7 @@ func testDriver(t *testing.T, name string) *Driver {
 	cfg.URI = testURI
 	cfg.Pool = "default-pool" // the test hypervisor's pool
 	cfg.Image = "/nonexistent.qcow2"
-	d, err := Spec().New(drivers.Machine{Name: name, Dir: filepath.Join(t.TempDir(), "machines", name)}, cfg)
+	d, err := Spec().New(drivers.Identity{Name: name, Dir: filepath.Join(t.TempDir(), "machines", name)}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func randomSuffix(t *testing.T) string {
 }
 
 // newTestMachine makes a machine folder inside a store layout with its SSH key.
-func newTestMachine(t *testing.T, name string) drivers.Machine {
+func newTestMachine(t *testing.T, name string) drivers.Identity {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "machines", name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -111,7 +111,7 @@ func newTestMachine(t *testing.T, name string) drivers.Machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return drivers.Machine{
+	return drivers.Identity{
 		Name:           name,
 		Dir:            dir,
 		PublicKey:      strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))),

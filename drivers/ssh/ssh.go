@@ -102,7 +102,7 @@ func Spec() *drivers.Spec {
 			errs = append(errs, validateAccess(c)...)
 			return errors.Join(errs...)
 		},
-		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			return &Driver{cfg: *cfg.(*Config)}, nil
 		},
 	}

@@ -37,7 +37,7 @@ func closedPort(t *testing.T) int {
 
 func newDriver(t *testing.T, cfg Config) drivers.Driver {
 	t.Helper()
-	d, err := Spec().New(drivers.Machine{Name: "m", Dir: t.TempDir()}, &cfg)
+	d, err := Spec().New(drivers.Identity{Name: "m", Dir: t.TempDir()}, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestEndpoint(t *testing.T) {
 
 func TestNewCopiesConfig(t *testing.T) {
 	cfg := &Config{Host: "a", Port: 22, User: "root"}
-	d, err := Spec().New(drivers.Machine{Name: "m"}, cfg)
+	d, err := Spec().New(drivers.Identity{Name: "m"}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,12 +121,12 @@ func (h *harness) config() *Config {
 	return c
 }
 
-func (h *harness) machine(name string) drivers.Machine {
+func (h *harness) machine(name string) drivers.Identity {
 	dir := filepath.Join(h.machines, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		h.t.Fatal(err)
 	}
-	return drivers.Machine{Name: name, Dir: dir, PublicKey: h.pubKey, PrivateKeyPath: filepath.Join(dir, "id_ed25519")}
+	return drivers.Identity{Name: name, Dir: dir, PublicKey: h.pubKey, PrivateKeyPath: filepath.Join(dir, "id_ed25519")}
 }
 
 func (h *harness) driver(name string, cfg *Config) *Driver {

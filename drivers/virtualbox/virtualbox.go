@@ -92,7 +92,7 @@ func spec(mgr *manager) *drivers.Spec {
 		},
 		BindFlags: func(fs *pflag.FlagSet, cfg any) { bindFlags(fs, cfg.(*Config)) },
 		Validate:  func(cfg any) error { return validate(cfg.(*Config)) },
-		New: func(m drivers.Machine, cfg any) (drivers.Driver, error) {
+		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c, ok := cfg.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("virtualbox driver: config is %T, not *virtualbox.Config", cfg)
@@ -149,7 +149,7 @@ func validate(c *Config) error {
 // Driver is a VirtualBox machine.
 type Driver struct {
 	mgr *manager
-	m   drivers.Machine
+	m   drivers.Identity
 	cfg *Config
 }
 
@@ -158,7 +158,7 @@ var (
 	_ drivers.Addresser = (*Driver)(nil)
 )
 
-func newDriver(mgr *manager, m drivers.Machine, cfg *Config) *Driver {
+func newDriver(mgr *manager, m drivers.Identity, cfg *Config) *Driver {
 	return &Driver{mgr: mgr, m: m, cfg: cfg}
 }
 

@@ -822,7 +822,7 @@ func TestSpecFlags(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want %q", c, err, tc.want)
 		}
 	}
-	if _, err := s.New(drivers.Machine{Name: "x"}, &struct{}{}); err == nil {
+	if _, err := s.New(drivers.Identity{Name: "x"}, &struct{}{}); err == nil {
 		t.Error("New accepted a foreign config")
 	}
 }
