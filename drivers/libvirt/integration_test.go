@@ -183,7 +183,12 @@ func TestIntegrationRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := dial(context.Background(), cfg.URI, os.Getenv, os.Geteuid())
+	// The test's own connection lives as long as the test: a dial without
+	// a deadline is bounded by callTimeout (5 min), which a slow boot
+	// outlasts, and the socket would close under the checks at the end.
+	connCtx, connCancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer connCancel()
+	conn, err := dial(connCtx, cfg.URI, os.Getenv, os.Geteuid())
 	if err != nil {
 		missing(t, "libvirt at %s: %v", cfg.URI, err)
 	}
