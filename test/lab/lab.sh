@@ -21,6 +21,10 @@
 # images.tar), SHOAL_LAB_MIRROR, SHOAL_LAB_SECURITY_MIRROR, SHOAL_LAB_HOST_TIMEOUT
 # (default 90 s), SHOAL_LAB_KEEP=1 (keep a host that failed to come up).
 set -euo pipefail
+# The lab lives on this machine's own dockerd: a shell that ran
+# `eval "$(machine env NODE)"` (as the README does before `make lab-clean`)
+# must not send the lab's docker commands to that node.
+unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT DOCKER_MACHINE_NAME
 
 CACHE=${SHOAL_LAB_CACHE:-/var/cache/shoal-lab}
 MIRROR=${SHOAL_LAB_MIRROR:-http://deb.debian.org/debian}
