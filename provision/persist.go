@@ -140,7 +140,9 @@ if [ -s "$d/hostname" ]; then
 	n=$(cat "$d/hostname")
 	[ "$(hostname)" = "$n" ] || hostname "$n" || echo "shoal: cannot set the hostname $n" >&2
 	[ "$(cat /etc/hostname 2>/dev/null)" = "$n" ] || printf '%s\n' "$n" > /etc/hostname
-	t=$(mktemp) || exit 1
+	# Not in /tmp: at boot systemd-tmpfiles empties it, unordered with this
+	# unit, and took the file from under awk (the block was not restored).
+	t=$(mktemp "$d/hosts.XXXXXX") || exit 1
 	awk -v hn="$n" -v begin='` + hostsBegin + `' -v end='` + hostsEnd + `' -v blockfile="$d/hosts.block" '` + hostsAwk + `' /etc/hosts > "$t" &&
 		{ cmp -s "$t" /etc/hosts || cat "$t" > /etc/hosts; }
 	rm -f "$t"
