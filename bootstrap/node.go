@@ -16,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -165,14 +167,10 @@ type NodeWant struct {
 	Availability string // active, pause, drain; "" keeps what is there
 }
 
-// EnsureNode sets the node's role, labels and availability through a
-// manager; it returns what it changed.
-func EnsureNode(ctx context.Context, mgr *Node, nodeID string, want NodeWant) ([]string, error) {
-	node, _, err := mgr.API.NodeInspectWithRaw(ctx, nodeID)
-	if err != nil {
-		return nil, fmt.Errorf("%s: node inspect %s: %w", mgr.Name, nodeID, err)
-	}
-	spec := node.Spec
+// NodeChanges applies want to a node's spec: the spec to send and what
+// changes ("role=manager", "label zone=a"); nothing when it is right.
+func NodeChanges(have swarm.NodeSpec, want NodeWant) (swarm.NodeSpec, []string) {
+	spec := have
 	var changed []string
 	if want.Role != "" && string(spec.Role) != want.Role {
 		spec.Role = swarm.NodeRole(want.Role)
@@ -182,43 +180,159 @@ func EnsureNode(ctx context.Context, mgr *Node, nodeID string, want NodeWant) ([
 		spec.Availability = swarm.NodeAvailability(want.Availability)
 		changed = append(changed, "availability="+want.Availability)
 	}
-	for k, v := range want.Labels {
-		if have, ok := spec.Labels[k]; !ok || have != v {
-			if spec.Labels == nil {
-				spec.Labels = map[string]string{}
-			}
-			spec.Labels[k] = v
-			changed = append(changed, "label "+k+"="+v)
-		}
+	keys := make([]string, 0, len(want.Labels))
+	for k := range want.Labels {
+		keys = append(keys, k)
 	}
+	sort.Strings(keys)
+	var labels map[string]string // a copy: a listed node's map is not written to
+	for _, k := range keys {
+		v := want.Labels[k]
+		if cur, ok := have.Labels[k]; ok && cur == v {
+			continue
+		}
+		if labels == nil {
+			labels = make(map[string]string, len(have.Labels)+len(want.Labels))
+			for lk, lv := range have.Labels {
+				labels[lk] = lv
+			}
+		}
+		labels[k] = v
+		changed = append(changed, "label "+k+"="+v)
+	}
+	if labels != nil {
+		spec.Labels = labels
+	}
+	return spec, changed
+}
+
+// EnsureNode sets the node's role, labels and availability through a
+// manager; it returns what it changed.
+func EnsureNode(ctx context.Context, mgr *Node, nodeID string, want NodeWant) ([]string, error) {
+	node, _, err := mgr.API.NodeInspectWithRaw(ctx, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: node inspect %s: %w", mgr.Name, nodeID, err)
+	}
+	return updateNode(ctx, mgr, node, want)
+}
+
+// updateNode sends what NodeChanges says of node (as listed or inspected,
+// with its version); nothing when it is right.
+func updateNode(ctx context.Context, mgr *Node, node swarm.Node, want NodeWant) ([]string, error) {
+	spec, changed := NodeChanges(node.Spec, want)
 	if len(changed) == 0 {
 		return nil, nil
 	}
-	if err := mgr.API.NodeUpdate(ctx, nodeID, node.Version, spec); err != nil {
-		return nil, fmt.Errorf("%s: node update %s (%s): %w", mgr.Name, nodeID, strings.Join(changed, ", "), err)
+	if err := mgr.API.NodeUpdate(ctx, node.ID, node.Version, spec); err != nil {
+		return nil, fmt.Errorf("%s: node update %s (%s): %w", mgr.Name, node.ID, strings.Join(changed, ", "), err)
 	}
 	return changed, nil
+}
+
+// EnsureNodes is EnsureNode for many nodes from one node list: only the
+// nodes that differ cost a call. A node updated meanwhile (its version
+// moved on) is inspected and tried again.
+func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, parallel int) (map[string][]string, error) {
+	listed, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
+	}
+	byID := map[string]swarm.Node{}
+	for _, n := range listed {
+		byID[n.ID] = n
+	}
+	var todo []string
+	for id, w := range want {
+		n, ok := byID[id]
+		if _, changes := NodeChanges(n.Spec, w); !ok || len(changes) > 0 {
+			todo = append(todo, id)
+		}
+	}
+	sort.Strings(todo)
+	out := map[string][]string{}
+	var mu sync.Mutex
+	err = forEach(ctx, parallel, todo, func(ctx context.Context, id string) error {
+		n, ok := byID[id]
+		var got []string
+		var err error
+		if ok {
+			got, err = updateNode(ctx, mgr, n, want[id])
+		}
+		if !ok || err != nil && strings.Contains(err.Error(), "update out of sequence") {
+			got, err = EnsureNode(ctx, mgr, id, want[id])
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out[id] = got
+		mu.Unlock()
+		return nil
+	})
+	return out, err
+}
+
+// nodeReady: Ready and, for a manager, reachable.
+func nodeReady(n swarm.Node) bool {
+	return n.Status.State == swarm.NodeStateReady &&
+		(n.Spec.Role != swarm.NodeRoleManager || n.ManagerStatus != nil && n.ManagerStatus.Reachability == swarm.ReachabilityReachable)
+}
+
+// NotReady lists the ids that the node list does not show ready, with
+// their state (and name, from names), sorted.
+func NotReady(listed []swarm.Node, ids []string, names map[string]string) []string {
+	byID := map[string]swarm.Node{}
+	for _, n := range listed {
+		byID[n.ID] = n
+	}
+	var out []string
+	for _, id := range ids {
+		n, ok := byID[id]
+		who := id
+		if names[id] != "" {
+			who = names[id] + " " + Short(id)
+		}
+		switch {
+		case !ok:
+			out = append(out, who+" (not in the swarm)")
+		case n.Status.State != swarm.NodeStateReady:
+			out = append(out, fmt.Sprintf("%s (%s)", who, n.Status.State))
+		case !nodeReady(n):
+			out = append(out, who+" (a manager not reachable)")
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // WaitReady waits until the manager sees the node Ready (and, for a
 // manager, reachable).
 func WaitReady(ctx context.Context, mgr *Node, nodeID string, timeout time.Duration) error {
+	return WaitAllReady(ctx, mgr, []string{nodeID}, nil, timeout)
+}
+
+// WaitAllReady waits until the manager's node list shows every one of
+// ids Ready (a manager also reachable): one list a poll, whatever the
+// number of nodes. names (id to name, may be nil) are for the error.
+func WaitAllReady(ctx context.Context, mgr *Node, ids []string, names map[string]string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		node, _, err := mgr.API.NodeInspectWithRaw(ctx, nodeID)
-		if err == nil && node.Status.State == swarm.NodeStateReady &&
-			(node.Spec.Role != swarm.NodeRoleManager || node.ManagerStatus != nil && node.ManagerStatus.Reachability == swarm.ReachabilityReachable) {
-			return nil
+		listed, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+		var left []string
+		if err == nil {
+			if left = NotReady(listed, ids, names); len(left) == 0 {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			state := "unknown"
-			if err == nil {
-				state = string(node.Status.State)
+			why := strings.Join(left, ", ")
+			if err != nil {
+				why = err.Error()
 			}
-			return fmt.Errorf("node %s is not ready on %s (state %s): %w", nodeID, mgr.Name, state, ctx.Err())
-		case <-time.After(300 * time.Millisecond):
+			return fmt.Errorf("nodes not ready on %s: %s: %w", mgr.Name, why, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

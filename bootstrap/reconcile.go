@@ -434,28 +434,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 			anchor, out.Anchor = mgr, mgr
 		}
 	}
-	// Labels and availability, node by node in parallel (each its own
-	// inspect and update).
-	var mu sync.Mutex
-	if err := forEach(ctx, r.Parallel, req.Targets, func(ctx context.Context, t *Target) error {
-		got, err := EnsureNode(ctx, anchor, out.NodeIDs[t.Want.Name], NodeWant{Labels: t.Want.Labels, Availability: t.Want.Availability})
-		if err != nil {
-			return err
-		}
-		if len(got) > 0 {
-			mu.Lock()
-			out.Changed = true
-			mu.Unlock()
-			r.event(t.Want.Name, "swarm-node", ui.Changed, strings.Join(got, ", "))
-		}
-		return nil
-	}); err != nil {
+	// Labels and availability from one node list: only the nodes that
+	// differ cost a call. Then one list a poll until every node is Ready.
+	wantNodes := map[string]NodeWant{}
+	nameOf := map[string]string{}
+	ids := make([]string, 0, len(req.Targets))
+	for _, t := range req.Targets {
+		id := out.NodeIDs[t.Want.Name]
+		wantNodes[id] = NodeWant{Labels: t.Want.Labels, Availability: t.Want.Availability}
+		nameOf[id] = t.Want.Name
+		ids = append(ids, id)
+	}
+	got, err := EnsureNodes(ctx, anchor, wantNodes, r.Parallel)
+	if err != nil {
 		return out, err
 	}
-	err = forEach(ctx, r.Parallel, req.Targets, func(ctx context.Context, t *Target) error {
-		return WaitReady(ctx, anchor, out.NodeIDs[t.Want.Name], r.readyTimeout())
-	})
-	return out, err
+	for _, t := range req.Targets {
+		if g := got[out.NodeIDs[t.Want.Name]]; len(g) > 0 {
+			out.Changed = true
+			r.event(t.Want.Name, "swarm-node", ui.Changed, strings.Join(g, ", "))
+		}
+	}
+	return out, WaitAllReady(ctx, anchor, ids, nameOf, r.readyTimeout())
 }
 
 // readdress makes a node of this swarm join again under its new address:

@@ -32,6 +32,14 @@ func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 	if r.code != 0 {
 		b.Fatalf("cluster up: %s", r)
 	}
+	if dir := os.Getenv("SHOAL_BENCH_EVENTS"); dir != "" {
+		// Every event of the run, with its time: the timeline to study.
+		f, err := os.CreateTemp(dir, filepath.Base(file)+"-*.jsonl")
+		if err == nil {
+			f.WriteString(r.stdout)
+			f.Close()
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	var res upResult
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
@@ -179,7 +187,11 @@ func BenchmarkClusterUp(b *testing.B) {
 
 				// shoal, on fresh hosts: with the archive on the registry's
 				// node only (the floor's work), then on every node.
-				for _, every := range []bool{false, true} {
+				variants := []bool{false, true}
+				if os.Getenv("SHOAL_BENCH_EVERY") == "0" {
+					variants = variants[:1] // the registry node's archive only
+				}
+				for _, every := range variants {
 					s := newShoal(b)
 					priv, pub := userKey(b)
 					names, ips, rm := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
