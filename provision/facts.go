@@ -90,8 +90,13 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"user", "id -un " + u + " && id -nG " + u},
 		{"authorized-keys", `pw=$(getent passwd ` + u + `) && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys"`},
 		{"commands", "for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done"},
-		// CentOS 7's own docker package names its daemon dockerd-current.
-		{"docker-version", "dockerd --version || dockerd-current --version"},
+		// The installed dockerd's version: that of the running daemon when
+		// it runs the installed binary (after a package upgrade its exe
+		// reads "... (deleted)"), which costs nothing more; else `dockerd
+		// --version`, the probe's dearest command (a large binary to
+		// start). CentOS 7's own docker package names its daemon
+		// dockerd-current.
+		{"docker-version", `if [ -n "$shoal_ping" ] && e=$(readlink /proc/"$shoal_dpid"/exe) && d=$(command -v dockerd) && [ "$e" = "$(readlink -f "$d")" ]; then echo "Docker version $shoal_ping (the running dockerd)"; else dockerd --version || dockerd-current --version; fi`},
 		// The Debian package's version: a re-built package of the same
 		// binaries (a local repository) has its own.
 		{"docker-package", "dpkg-query -W -f '${Status} ${Version}\\n' docker-ce docker.io | sed -n 's/^install ok installed //p'"},
@@ -105,17 +110,17 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"tls", "cd " + tlsDir + " && sha256sum ca.pem server.pem server-key.pem"},
 		{"dropin", "cat " + dropInPath},
 		{"unit", "systemctl cat docker.service"},
-		{"enabled", "systemctl is-enabled docker"},
-		{"active", "systemctl is-active docker"},
-		{"dockerd-pid", "systemctl show -p MainPID --value docker"},
-		{"firewalld", "systemctl is-active firewalld"},
+		{"enabled", `echo "$shoal_denabled"`},
+		{"active", `echo "$shoal_dactive"`},
+		{"dockerd-pid", `echo "$shoal_dpid"`},
+		{"firewalld", `echo "$shoal_factive"`},
 		// "IFACE ZONE": the interface that carries swarm traffic and the
 		// zone that governs it (the default zone when it has none).
-		{"firewalld-zone", "systemctl is-active -q firewalld && shoal_zone"},
+		{"firewalld-zone", `[ "$shoal_factive" = active ] && shoal_zone`},
 		// Runtime and permanent both: a port open in only one of them is
 		// either gone at the next reload or not open yet.
-		{"firewalld-runtime", `systemctl is-active -q firewalld && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all`},
-		{"firewalld-permanent", `systemctl is-active -q firewalld && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all`},
+		{"firewalld-runtime", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all`},
+		{"firewalld-permanent", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all`},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
@@ -140,16 +145,18 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"yum-repos", `[ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' ` + shell.Quote(osfamily.RepoFileMarker) + ` "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done`},
 		{"repo-reach", `[ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk '` + reachAwk + `' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait`},
 		// A daemon that answers here and is not restarted needs no wait for
-		// it afterwards. The Engine API's /version through curl costs a
-		// tenth of the docker CLI (a large binary to start); the CLI when
-		// curl is not there (bounded: a hung daemon must not hang the probe).
-		{"docker-info", `systemctl is-active -q docker && { curl -fsS -m 20 --unix-socket /var/run/docker.sock http://localhost/version || timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; }`},
+		// it afterwards. Its version from the Engine API's /_ping (the
+		// Server header; /version runs runc and docker-init to ask theirs)
+		// through curl; the docker CLI, a tenth as cheap, when curl is not
+		// there (bounded: a hung daemon must not hang the probe).
+		{"docker-info", `[ "$shoal_dactive" = active ] && if [ -n "$shoal_ping" ]; then printf '{"Version":"%s"}\n' "$shoal_ping"; else timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; fi`},
 	}
 	for _, p := range extra {
 		probes = append(probes, struct{ name, cmd string }{p.Name, p.Cmd})
 	}
 	var b strings.Builder
 	b.WriteString(factsScriptHead + "\n")
+	b.WriteString(unitsHead)
 	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
 		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
@@ -160,6 +167,34 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 	fmt.Fprintf(&b, "echo %s", shell.Quote("@@"+nonce+" end"))
 	return b.String()
 }
+
+// unitsHead reads docker's and firewalld's unit states in one systemctl
+// call (a call costs as much as the rest of a section), and the running
+// daemon's version from /_ping, into shell variables the sections use:
+// shoal_denabled, shoal_dactive, shoal_dpid, shoal_factive, shoal_ping.
+// A unit that is not there reads as inactive with no file state, as
+// is-active and is-enabled say.
+const unitsHead = `shoal_denabled= shoal_dactive= shoal_dpid= shoal_factive= shoal_ping=
+shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID 2>/dev/null)
+shoal_id= shoal_en= shoal_ac= shoal_pid=
+while IFS= read -r shoal_l; do
+  case $shoal_l in
+    Id=*) shoal_id=${shoal_l#*=} ;;
+    UnitFileState=*) shoal_en=${shoal_l#*=} ;;
+    ActiveState=*) shoal_ac=${shoal_l#*=} ;;
+    MainPID=*) shoal_pid=${shoal_l#*=} ;;
+    '') case $shoal_id in
+          docker.service) shoal_denabled=$shoal_en shoal_dactive=$shoal_ac shoal_dpid=$shoal_pid ;;
+          firewalld.service) shoal_factive=$shoal_ac ;;
+        esac
+        shoal_id= shoal_en= shoal_ac= shoal_pid= ;;
+  esac
+done <<SHOAL_UNITS
+$shoal_units
+
+SHOAL_UNITS
+[ "$shoal_dactive" = active ] && shoal_ping=$(curl -fsS -m 20 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null | tr -d '\r' | sed -n 's|^[Ss]erver: Docker/\([0-9][^ ]*\).*|\1|p')
+`
 
 // factsScriptHead is the facts probe's first line.
 const factsScriptHead = "# shoal facts probe"
