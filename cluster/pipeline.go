@@ -51,11 +51,19 @@ type pipeline struct {
 	// uplink with every other host's archives.
 	regImages     chan struct{}
 	regImagesOnce sync.Once
+	// regUp is closed (once) when the registry answered from its own node
+	// (regAnswers) or will not be seen to in the pipeline: the other hosts
+	// then check it from where they are.
+	regUp      chan struct{}
+	regUpOnce  sync.Once
+	regAnswers bool
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
 	// registryMade: the registry service was created or corrected early.
 	registryMade bool
+	// checked names the hosts the registry answered from in the pipeline.
+	checked map[string]bool
 
 	// tags caches each image archive's tags (ArchiveTags reads the whole
 	// archive).
@@ -81,12 +89,14 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		n = 1
 	}
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
-		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), stages: map[string]time.Duration{}}
+		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), regUp: make(chan struct{}),
+		stages: map[string]time.Duration{}, checked: map[string]bool{}}
 	for _, h := range hosts {
 		h.created, h.connected = make(chan struct{}), make(chan struct{})
 	}
 	if p.registryHost() == nil {
 		p.registryImagesDone()
+		p.registryUp(false)
 	}
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
@@ -134,6 +144,15 @@ func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }
 
 func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
 
+func (p *pipeline) registryUp(answers bool) {
+	p.regUpOnce.Do(func() {
+		p.mu.Lock()
+		p.regAnswers = answers
+		p.mu.Unlock()
+		close(p.regUp)
+	})
+}
+
 // closed closes ch unless it is; only the host's own goroutine closes its
 // channels.
 func closed(ch chan struct{}) {
@@ -171,6 +190,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	isLeader := h.spec.Name == p.leader
 	if p.registryHost() == h {
 		defer p.registryImagesDone()
+		defer p.registryUp(false) // unless it answered before
 	}
 	defer closed(h.created)
 	defer closed(h.connected)
@@ -235,15 +255,16 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	}
 	p.mark("provision")
 
-	// Three branches on the host's one connection, side by side: the
+	// Four branches on the host's one connection, side by side: the
 	// early swarm, the image archives (then the registry on its node), the
-	// SSH mesh.
+	// SSH mesh, and the registry's check from this host.
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	for i, f := range []func() error{
 		func() error { return p.swarm(ctx, h, isLeader) },
 		func() error { return p.images(ctx, h) },
 		func() error { return p.peerSSH(ctx, h) },
+		func() error { p.checkRegistry(ctx, h); return nil },
 	} {
 		wg.Add(1)
 		go func() {
@@ -503,7 +524,57 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
 	}
 	p.mark("registry")
+	// Its own node first: the other hosts ask once it answers here, and
+	// do not poll while its task starts. It answered the facts probe and
+	// nothing changed since: no need to ask.
+	p.mu.Lock()
+	answered := !made && !h.changed && h.facts != nil && h.facts.Section(registryProbeName) == "ok"
+	p.mu.Unlock()
+	if answered {
+		p.registryUp(true)
+		return nil
+	}
+	if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, pipelineCheckWait); err == nil {
+		p.setChecked(h)
+		p.registryUp(true)
+	}
 	return nil
+}
+
+// pipelineCheckWait bounds the registry's check in the pipeline; a
+// registry that does not answer by then is waited for, and reported, by
+// the final check.
+const pipelineCheckWait = 30 * time.Second
+
+func (p *pipeline) setChecked(h *host) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checked[h.spec.Name] = true
+}
+
+// checkRegistry asks the registry from the host as soon as it answers on
+// its own node: the final check then asks again only where something
+// changed since (the swarm pass's roll or a new registry service).
+func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
+	if p.registryHost() == h {
+		return // its own branch asks
+	}
+	select {
+	case <-p.regUp:
+	case <-ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	up := p.regAnswers
+	p.mu.Unlock()
+	if !up || h.held || h.node == nil || h.facts != nil && h.facts.Section(registryProbeName) == "ok" {
+		return // the final check sees to it (or the probe answered it)
+	}
+	reg := bootstrap.Registry{Hostname: p.registryHost().mach.Hostname, Port: p.spec.Registry.Port}
+	if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, pipelineCheckWait); err == nil {
+		p.setChecked(h)
+		p.mark("check")
+	}
 }
 
 // swarmChecks tells the swarm pass what the pipeline already knows: the
@@ -512,7 +583,10 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 func (p *pipeline) swarmChecks() swarmChecks {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, mark: p.mark}
+	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: map[string]bool{}, mark: p.mark}
+	for name := range p.checked {
+		sc.checked[name] = true
+	}
 	rh := p.registryHost()
 	if rh == nil || p.registryMade || rh.changed {
 		return sc

@@ -69,6 +69,9 @@ type swarmChecks struct {
 	// answered names the hosts from which the registry answered in the
 	// facts probe with nothing changed since: no final check for them.
 	answered map[string]bool
+	// checked names the hosts the registry answered from in the pipeline
+	// (after their provisioning, with the registry service made).
+	checked map[string]bool
 	// mark records the end of a stage (nil: not recorded).
 	mark func(stage string)
 }
@@ -149,7 +152,13 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	// asked again). Its own node first: the others are asked once it
 	// answers there, and not polled while its task starts.
 	check := func(ctx context.Context, h *host) error {
-		if sc.answered[h.spec.Name] && !created && !rolled && !out.Changed {
+		// The swarm pass changes neither a host's /etc/hosts nor its way to
+		// the registry's node: a host that reached the registry in the
+		// pipeline is asked again only after a new registry service or a
+		// roll. The registry's own node is asked again whenever the swarm
+		// changed (its task may have moved).
+		fresh := !created && !rolled && !out.Changed
+		if sc.answered[h.spec.Name] && fresh || sc.checked[h.spec.Name] && !created && !rolled && (h != regHost || fresh) {
 			ev(h, "check", ui.Unchanged, "Ready, registry answers")
 			return nil
 		}
