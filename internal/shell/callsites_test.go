@@ -29,6 +29,7 @@ var reviewed = map[string]string{
 	// WriteFiles runs, for each file, the script WriteFile runs:
 	// installScript quotes every path, mode and owner itself.
 	"internal/sshrun/batch.go: installScript(tmp, f.Path, f.Mode, owners[i].user, owners[i].group)": "quotes its own values (files.go)",
+	"internal/sshrun/batch.go: makeDir(f)":                                                          "quotes the directory itself; the mode is a number",
 }
 
 // shellLike tells whether a string literal is a piece of a shell command.

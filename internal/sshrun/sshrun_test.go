@@ -866,3 +866,44 @@ func TestWriteFilesOneSession(t *testing.T) {
 	assertOnly(t, dir, "a", "b")
 	assertOnly(t, srv.home)
 }
+
+// DirMode makes a missing parent in the same round trip, with its mode;
+// an existing one is left as it is.
+func TestWriteFilesMakesParent(t *testing.T) {
+	_, cfg := setup(t, serverOpts{})
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	dir := t.TempDir()
+	newDir := filepath.Join(dir, "new")
+	keep := filepath.Join(dir, "keep")
+	if err := os.Mkdir(keep, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keep, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	err := c.WriteFiles(ctx, []File{
+		{Path: filepath.Join(newDir, "f"), Data: []byte("f"), Mode: 0o644, DirMode: 0o750},
+		{Path: filepath.Join(keep, "g"), Data: []byte("g"), Mode: 0o644, DirMode: 0o755},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(newDir); err != nil || st.Mode().Perm() != 0o750 {
+		t.Errorf("the new parent: %v %v", st, err)
+	}
+	if st, _ := os.Stat(keep); st.Mode().Perm() != 0o711 {
+		t.Errorf("an existing parent's mode changed: %v", st.Mode())
+	}
+	if got, _ := os.ReadFile(filepath.Join(newDir, "f")); string(got) != "f" {
+		t.Errorf("f: %q", got)
+	}
+	// One file alone goes the same way.
+	one := filepath.Join(dir, "one", "h")
+	if err := c.WriteFiles(ctx, []File{{Path: one, Data: []byte("h"), Mode: 0o600, DirMode: 0o700}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(one); string(got) != "h" {
+		t.Errorf("h: %q", got)
+	}
+}
