@@ -536,7 +536,7 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return steps, err
 	}
-	if changed, err := persist(ctx, client, spec, false, h.Facts.Section(persistProbeName)); err != nil {
+	if changed, _, err := persist(ctx, client, spec, false, h.Facts.Section(persistProbeName)); err != nil {
 		return steps, err
 	} else if changed {
 		steps = append(steps, persistStep)

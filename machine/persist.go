@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
@@ -23,37 +24,34 @@ func persistProbe() provision.Probe {
 // persist makes what provisioning set survive a reboot that rewrites the
 // hostname or /etc/hosts (a container's runtime, cloud-init): the copies,
 // the restore unit, cloud-init's own setting. It reports whether it
-// changed anything; apply false only looks. probed is the probe's answer
+// changed anything and whether the restore unit must be enabled (the
+// docker-service step does it, with its one systemd reload: see
+// provision.Host.EnableUnit); apply false only looks. probed is the probe's answer
 // when the facts probe carried it (persistProbe), "" to ask the host now.
-func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool, probed string) (bool, error) {
+func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool, probed string) (changed, enable bool, err error) {
 	if !strings.Contains(probed, "@@enabled") {
 		res, err := c.Run(ctx, provision.PersistProbe())
 		if err != nil {
-			return false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
+			return false, false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
 		}
 		probed = string(res.Stdout)
 	}
 	write, enable, err := provision.PersistChanges(probed, spec.Hostname, spec.Hosts)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", persistStep, err)
+		return false, false, fmt.Errorf("%s: %w", persistStep, err)
 	}
-	if !apply || (len(write) == 0 && !enable) {
-		return len(write) > 0 || enable, nil
-	}
-	if _, err := c.RunSudo(ctx, "install -d -m 0755 "+provision.PersistDir); err != nil {
-		return false, fmt.Errorf("%s: %w", persistStep, err)
+	if !apply || len(write) == 0 {
+		return len(write) > 0 || enable, enable, nil
 	}
 	files := make([]sshrun.File, len(write))
 	for i, f := range write {
 		files[i] = sshrun.File{Path: f.Path, Data: f.Data, Mode: f.Mode}
-	}
-	if err := c.WriteFiles(ctx, files); err != nil {
-		return false, fmt.Errorf("%s: %w", persistStep, err)
-	}
-	if enable {
-		if _, err := c.RunSudo(ctx, provision.PersistEnable()); err != nil {
-			return false, fmt.Errorf("%s: %w", persistStep, err)
+		if path.Dir(f.Path) == provision.PersistDir {
+			files[i].DirMode = 0o755
 		}
 	}
-	return true, nil
+	if err := c.WriteFiles(ctx, files); err != nil {
+		return false, false, fmt.Errorf("%s: %w", persistStep, err)
+	}
+	return true, enable, nil
 }

@@ -184,10 +184,13 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	// copies are written first: the restore unit runs when dockerd starts,
 	// and a restart in this run must put back the new /etc/hosts block, not
 	// the last run's.
-	changed, err := persist(ctx, client, spec, true, h.Facts.Section(persistProbeName))
+	changed, enable, err := persist(ctx, client, spec, true, h.Facts.Section(persistProbeName))
 	if err != nil {
 		progress(persistStep, ui.Failed, err.Error())
 		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
+	}
+	if enable {
+		h.EnableUnit(provision.PersistUnitName)
 	}
 	if rep, err = provision.Apply(ctx, h, progress); err != nil {
 		return rep, held, why, err

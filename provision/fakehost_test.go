@@ -388,7 +388,7 @@ func ok(stdout string) (sshrun.Result, error) {
 // --- what commands do -----------------------------------------------------
 
 var (
-	reHostname  = regexp.MustCompile(`^hostnamectl set-hostname '([^']*)' 2>/dev/null \|\| `)
+	reHostname  = regexp.MustCompile(`^printf '%s\\n' '([^']*)' > /etc/hostname && hostname `)
 	reKey       = regexp.MustCompile(`printf '%s\\n' '([^']*)' >> `)
 	reUsermod   = regexp.MustCompile(`\{ getent group docker >/dev/null \|\| groupadd docker; \} && usermod -aG docker '([^']*)'`)
 	reUseradd   = regexp.MustCompile(`^if getent group '([^']*)' >/dev/null; then useradd -m -s /bin/bash -g '[^']*' '[^']*'; else useradd -m -s /bin/bash '[^']*'; fi && `)
@@ -490,7 +490,7 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 			break
 		}
 		return ok("")
-	case cmd == "install -d -m 755 "+tlsDir+" "+dropInDir:
+	case strings.HasPrefix(cmd, "[ -d '/etc/") && strings.Contains(cmd, "' ] || install -d -m 0755 '/etc/"):
 		return ok("")
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)

@@ -3,7 +3,6 @@ package provision
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"strings"
 )
@@ -190,11 +189,4 @@ func PersistChanges(probe, hostname string, entries []HostEntry) (write []Persis
 		}
 	}
 	return write, unitChanged || strings.TrimSpace(enabled) != "enabled", nil
-}
-
-// PersistEnable makes systemd read the unit and start it at boot.
-func PersistEnable() string {
-	// reenable: the links follow [Install] as it is now (an older unit was
-	// also wanted by docker.service, so a docker restart re-ran it).
-	return fmt.Sprintf("systemctl daemon-reload && systemctl reenable %s", PersistUnitName)
 }

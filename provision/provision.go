@@ -78,11 +78,22 @@ type Host struct {
 	restart bool
 	// reload is set when a systemd unit file changed.
 	reload bool
+	// reenable are units to enable (again) after the reload, before
+	// dockerd starts (EnableUnit).
+	reenable []string
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
 	// progress hears about waits and warnings while steps run (nil: none).
 	progress Progress
+}
+
+// EnableUnit asks the docker-service step to reload systemd and enable
+// unit (again: its links follow [Install] as it is now) before dockerd is
+// started or restarted: one systemd reload for the run, not one a unit.
+func (h *Host) EnableUnit(unit string) {
+	h.reload = true
+	h.reenable = append(h.reenable, unit)
 }
 
 // Step is one thing a host must have.
@@ -245,7 +256,7 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
 		}
 		rep.Changed = append(rep.Changed, s.Name())
-		if s.Name() == (serviceStep{}).Name() {
+		if s.Name() == (serviceStep{}).Name() && (h.restart || h.Facts.Section("active") != "active") {
 			rep.DockerRestarted = true
 		}
 		if s.Name() == (installStep{}).Name() {

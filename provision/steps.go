@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"time"
 
@@ -31,10 +32,12 @@ func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
 }
 func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 	q := shell.Quote(h.Spec.Hostname)
-	// hostnamectl needs systemd-hostnamed (D-Bus); minimal hosts and
-	// containers lack it. /etc/hostname is written in place because in a
-	// container it is a bind mount that cannot be renamed over.
-	if _, err := h.R.RunSudo(ctx, fmt.Sprintf("hostnamectl set-hostname %[1]s 2>/dev/null || { printf '%%s\\n' %[1]s > /etc/hostname && hostname %[1]s; }", q)); err != nil {
+	// What `hostnamectl set-hostname` does (the static and the running
+	// name), without starting systemd-hostnamed over D-Bus: that costs a
+	// busy host a second, and minimal hosts and containers lack it.
+	// /etc/hostname is written in place: in a container it is a bind
+	// mount that cannot be renamed over.
+	if _, err := h.R.RunSudo(ctx, fmt.Sprintf("printf '%%s\\n' %[1]s > /etc/hostname && hostname %[1]s", q)); err != nil {
 		return err
 	}
 	// dockerd reads the hostname when it starts: a running one would keep
@@ -339,19 +342,17 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.R.RunSudo(ctx, "install -d -m 755 "+tlsDir+" "+dropInDir); err != nil {
-		return err
-	}
+	// The directories are made in the files' own round trip (DirMode).
 	var files []sshrun.File
 	for _, f := range s.files(h) {
 		mode := 0o644
 		if strings.HasSuffix(f.name, "-key.pem") {
 			mode = 0o600
 		}
-		files = append(files, sshrun.File{Path: tlsDir + "/" + f.name, Data: f.data, Mode: fsMode(mode)})
+		files = append(files, sshrun.File{Path: tlsDir + "/" + f.name, Data: f.data, Mode: fsMode(mode), DirMode: 0o755})
 	}
 	if h.Facts.sections["dropin"] != dropIn {
-		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644})
+		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644, DirMode: 0o755})
 		h.reload = true
 	}
 	if err := writeFiles(ctx, h.R, files); err != nil {
@@ -371,6 +372,9 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	var cmds []string
 	if h.reload {
 		cmds = append(cmds, "systemctl daemon-reload")
+	}
+	for _, u := range h.reenable {
+		cmds = append(cmds, "systemctl reenable "+shell.Quote(u))
 	}
 	if h.Facts.Section("enabled") != "enabled" {
 		cmds = append(cmds, "systemctl enable docker")
@@ -429,7 +433,14 @@ func writeFiles(ctx context.Context, r Runner, files []sshrun.File) error {
 	if fw, ok := r.(FilesWriter); ok {
 		return fw.WriteFiles(ctx, files)
 	}
+	made := map[string]bool{}
 	for _, f := range files {
+		if d := path.Dir(f.Path); f.DirMode != 0 && !made[d] {
+			if _, err := r.RunSudo(ctx, fmt.Sprintf("[ -d %s ] || install -d -m %04o %s", shell.Quote(d), uint32(f.DirMode.Perm()), shell.Quote(d))); err != nil {
+				return err
+			}
+			made[d] = true
+		}
 		if err := r.WriteFile(ctx, f.Path, f.Data, f.Mode, f.Owner); err != nil {
 			return err
 		}
