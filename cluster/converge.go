@@ -167,6 +167,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	// The pipeline: each host goes through its steps as fast as it can and
 	// waits only for what needs another host (see pipeline).
 	p := c.newPipeline(spec, hosts, leader, prev, priv, pub, start)
+	defer p.stop() // before the hosts' connections close (deferred above)
 	if err := p.run(ctx); err != nil {
 		res.Stages = p.stages
 		return res, err

@@ -57,13 +57,22 @@ type pipeline struct {
 	regUp      chan struct{}
 	regUpOnce  sync.Once
 	regAnswers bool
+	// regMade is closed (once) when the registry's node has seen to the
+	// registry service (regMadeOK) or failed or left it to the swarm pass.
+	regMade     chan struct{}
+	regMadeOnce sync.Once
+	regMadeOK   bool
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
 	// registryMade: the registry service was created or corrected early.
 	registryMade bool
-	// checked names the hosts the registry answered from in the pipeline.
-	checked map[string]bool
+	// checked names the hosts the registry answered from in the pipeline
+	// (the checks: p.checks, under checkCtx).
+	checked    map[string]bool
+	checks     sync.WaitGroup
+	checkCtx   context.Context
+	stopChecks context.CancelFunc
 
 	// tags caches each image archive's tags (ArchiveTags reads the whole
 	// archive).
@@ -90,7 +99,7 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 	}
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
 		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), regUp: make(chan struct{}),
-		stages: map[string]time.Duration{}, checked: map[string]bool{}}
+		regMade: make(chan struct{}), stages: map[string]time.Duration{}, checked: map[string]bool{}}
 	for _, h := range hosts {
 		h.created, h.connected = make(chan struct{}), make(chan struct{})
 	}
@@ -98,6 +107,7 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		p.registryImagesDone()
 		p.registryUp(false)
 	}
+	p.checkCtx, p.stopChecks = context.WithCancel(context.Background())
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
 	return p
@@ -143,6 +153,8 @@ func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok
 func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }) }
 
 func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
+
+func (p *pipeline) registryMadeDone() { p.regMadeOnce.Do(func() { close(p.regMade) }) }
 
 func (p *pipeline) registryUp(answers bool) {
 	p.regUpOnce.Do(func() {
@@ -190,7 +202,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	isLeader := h.spec.Name == p.leader
 	if p.registryHost() == h {
 		defer p.registryImagesDone()
-		defer p.registryUp(false) // unless it answered before
+		defer p.registryMadeDone()
 	}
 	defer closed(h.created)
 	defer closed(h.connected)
@@ -255,16 +267,23 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	}
 	p.mark("provision")
 
-	// Four branches on the host's one connection, side by side: the
+	// The registry's check from this host runs on its own: the swarm pass
+	// waits for it only at its final check.
+	p.checks.Add(1)
+	go func() {
+		defer p.checks.Done()
+		p.checkRegistry(p.checkCtx, h)
+	}()
+
+	// Three branches on the host's one connection, side by side: the
 	// early swarm, the image archives (then the registry on its node), the
-	// SSH mesh, and the registry's check from this host.
+	// SSH mesh.
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, 3)
 	for i, f := range []func() error{
 		func() error { return p.swarm(ctx, h, isLeader) },
 		func() error { return p.images(ctx, h) },
 		func() error { return p.peerSSH(ctx, h) },
-		func() error { p.checkRegistry(ctx, h); return nil },
 	} {
 		wg.Add(1)
 		go func() {
@@ -524,20 +543,10 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
 	}
 	p.mark("registry")
-	// Its own node first: the other hosts ask once it answers here, and
-	// do not poll while its task starts. It answered the facts probe and
-	// nothing changed since: no need to ask.
 	p.mu.Lock()
-	answered := !made && !h.changed && h.facts != nil && h.facts.Section(registryProbeName) == "ok"
+	p.regMadeOK = true
 	p.mu.Unlock()
-	if answered {
-		p.registryUp(true)
-		return nil
-	}
-	if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, pipelineCheckWait); err == nil {
-		p.setChecked(h)
-		p.registryUp(true)
-	}
+	p.registryMadeDone()
 	return nil
 }
 
@@ -552,12 +561,34 @@ func (p *pipeline) setChecked(h *host) {
 	p.checked[h.spec.Name] = true
 }
 
+// checkedHosts waits for the pipeline's registry checks and names the
+// hosts the registry answered from.
+func (p *pipeline) checkedHosts() map[string]bool {
+	p.checks.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]bool, len(p.checked))
+	for name := range p.checked {
+		out[name] = true
+	}
+	return out
+}
+
+// stop ends the registry checks still running (a failed run) and waits
+// for them: they use the hosts' connections, which close next.
+func (p *pipeline) stop() {
+	p.stopChecks()
+	p.checks.Wait()
+}
+
 // checkRegistry asks the registry from the host as soon as it answers on
 // its own node: the final check then asks again only where something
 // changed since (the swarm pass's roll or a new registry service).
 func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
-	if p.registryHost() == h {
-		return // its own branch asks
+	rh := p.registryHost()
+	if rh == h {
+		p.checkOwnRegistry(ctx, h)
+		return
 	}
 	select {
 	case <-p.regUp:
@@ -570,10 +601,36 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 	if !up || h.held || h.node == nil || h.facts != nil && h.facts.Section(registryProbeName) == "ok" {
 		return // the final check sees to it (or the probe answered it)
 	}
-	reg := bootstrap.Registry{Hostname: p.registryHost().mach.Hostname, Port: p.spec.Registry.Port}
-	if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, pipelineCheckWait); err == nil {
+	if err := bootstrap.WaitRegistry(ctx, h.node, rh.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
 		p.setChecked(h)
 		p.mark("check")
+	}
+}
+
+// checkOwnRegistry asks the registry on its own node first, once the
+// service is made: the other hosts ask once it answers there, and do not
+// poll while its task starts. When it answered the facts probe and nothing
+// changed since, it is not asked again.
+func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
+	answers := false
+	defer func() { p.registryUp(answers) }()
+	select {
+	case <-p.regMade:
+	case <-ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	made, probed := p.regMadeOK, !p.registryMade && !h.changed && h.facts != nil && h.facts.Section(registryProbeName) == "ok"
+	p.mu.Unlock()
+	switch {
+	case !made:
+	case probed:
+		answers = true
+	default:
+		if err := bootstrap.WaitRegistry(ctx, h.node, h.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
+			p.setChecked(h)
+			answers = true
+		}
 	}
 }
 
@@ -583,10 +640,7 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 func (p *pipeline) swarmChecks() swarmChecks {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: map[string]bool{}, mark: p.mark}
-	for name := range p.checked {
-		sc.checked[name] = true
-	}
+	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: p.checkedHosts, mark: p.mark}
 	rh := p.registryHost()
 	if rh == nil || p.registryMade || rh.changed {
 		return sc

@@ -70,8 +70,9 @@ type swarmChecks struct {
 	// facts probe with nothing changed since: no final check for them.
 	answered map[string]bool
 	// checked names the hosts the registry answered from in the pipeline
-	// (after their provisioning, with the registry service made).
-	checked map[string]bool
+	// (after their provisioning, with the registry service made); it
+	// waits for the pipeline's checks (nil: none).
+	checked func() map[string]bool
 	// mark records the end of a stage (nil: not recorded).
 	mark func(stage string)
 }
@@ -151,6 +152,10 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	// answered in the facts probe, with nothing changed since, is not
 	// asked again). Its own node first: the others are asked once it
 	// answers there, and not polled while its task starts.
+	checked := map[string]bool{}
+	if sc.checked != nil {
+		checked = sc.checked()
+	}
 	check := func(ctx context.Context, h *host) error {
 		// The swarm pass changes neither a host's /etc/hosts nor its way to
 		// the registry's node: a host that reached the registry in the
@@ -158,7 +163,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 		// roll. The registry's own node is asked again whenever the swarm
 		// changed (its task may have moved).
 		fresh := !created && !rolled && !out.Changed
-		if sc.answered[h.spec.Name] && fresh || sc.checked[h.spec.Name] && !created && !rolled && (h != regHost || fresh) {
+		if sc.answered[h.spec.Name] && fresh || checked[h.spec.Name] && !created && !rolled && (h != regHost || fresh) {
 			ev(h, "check", ui.Unchanged, "Ready, registry answers")
 			return nil
 		}
