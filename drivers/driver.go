@@ -75,6 +75,9 @@ type Identity struct {
 	PublicKey string
 	// PrivateKeyPath is the file of the machine's private key.
 	PrivateKeyPath string
+	// Known: the store has the machine from an earlier command (a
+	// re-run), not a machine made or adopted now.
+	Known bool
 }
 
 // ErrNotSupported is returned by drivers for operations their kind of host

@@ -247,7 +247,9 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 		// What only the host can tell stays as last seen.
 		cfg.Created, cfg.Address, cfg.SSH = old.Created, old.Address, old.SSH
 	}
-	d, err := spec.New(m.driverMachine(opts.Name), opts.DriverConfig)
+	id := m.driverMachine(opts.Name)
+	id.Known = existed
+	d, err := spec.New(id, opts.DriverConfig)
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ func Spec() *drivers.Spec {
 			return errors.Join(errs...)
 		},
 		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
-			return &Driver{cfg: *cfg.(*Config)}, nil
+			return &Driver{cfg: *cfg.(*Config), known: m.Known}, nil
 		},
 	}
 }
@@ -119,7 +119,11 @@ func ExpandHome(p string) string {
 }
 
 // Driver adopts a host.
-type Driver struct{ cfg Config }
+type Driver struct {
+	cfg Config
+	// known: adopted by an earlier command.
+	known bool
+}
 
 func (d *Driver) Name() string { return "ssh" }
 
@@ -146,11 +150,13 @@ func (d *Driver) endpoint() drivers.Endpoint {
 }
 
 // Create checks that the host's sshd greets, for at most Wait; the SSH
-// handshake comes after.
+// handshake comes after. A host adopted before is not greeted: the
+// connection that follows at once says as much, and a greeting costs the
+// host a whole sshd process (a tenth of a re-run's work on it).
 func (d *Driver) Create(ctx context.Context) error {
 	ep := d.endpoint()
-	if ep.ProxyJump != "" {
-		return nil // only the jump host can tell; the SSH connection waits
+	if ep.ProxyJump != "" || d.known {
+		return nil // the SSH connection waits (only the jump host can tell, behind one)
 	}
 	wait := d.cfg.Wait
 	if wait <= 0 {

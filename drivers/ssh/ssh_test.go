@@ -323,3 +323,26 @@ func TestWaitDefaultAndFlag(t *testing.T) {
 		t.Error("a negative --ssh-wait is valid")
 	}
 }
+
+// A host adopted before is not greeted again: the connection that follows
+// says whether it answers, and a greeting costs the host an sshd process.
+func TestCreateKnownHostNotGreeted(t *testing.T) {
+	port := closedPort(t)
+	cfg := Spec().NewConfig().(*Config)
+	cfg.Host, cfg.Port, cfg.User, cfg.Wait = "127.0.0.1", port, "root", 800*time.Millisecond
+	d, err := Spec().New(drivers.Identity{Name: "known", Known: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := d.Create(context.Background()); err != nil {
+		t.Errorf("Create of a known host dialled it: %v", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("Create of a known host took %s", took)
+	}
+	d, _ = Spec().New(drivers.Identity{Name: "new"}, cfg)
+	if err := d.Create(context.Background()); err == nil {
+		t.Error("Create of a new host against a closed port succeeded")
+	}
+}
