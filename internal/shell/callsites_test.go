@@ -26,10 +26,10 @@ var reviewed = map[string]string{
 	// The probe table: constant commands, the docker user quoted (each
 	// entry is itself scanned as a command).
 	"provision/facts.go: p.cmd": "the facts probe's own command table",
-	// WriteFiles runs, for each file, the script WriteFile runs:
-	// installScript quotes every path, mode and owner itself.
-	"internal/sshrun/batch.go: installScript(tmp, f.Path, f.Mode, owners[i].user, owners[i].group)": "quotes its own values (files.go)",
-	"internal/sshrun/batch.go: makeDir(f)":                                                          "quotes the directory itself; the mode is a number",
+	// A batch's op: a command its caller built (and the scan checked) as
+	// a whole, or, for a file, makeDir and installScript, which quote
+	// every path, mode and owner themselves (files.go).
+	"internal/sshrun/batch.go: body": "a whole command, or scripts that quote their own values",
 }
 
 // shellLike tells whether a string literal is a piece of a shell command.

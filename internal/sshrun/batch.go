@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/pkg/sftp"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -23,17 +27,54 @@ type File struct {
 	DirMode fs.FileMode
 }
 
-// WriteFiles writes files as WriteFile does, each atomically, in one root
-// session: the data go over SFTP first, then one script installs them in
-// order and stops at the first that fails (the error names it).
-func (c *Client) WriteFiles(ctx context.Context, files []File) error {
-	if len(files) == 1 && files[0].DirMode == 0 {
-		f := files[0]
-		return c.WriteFile(ctx, f.Path, f.Data, f.Mode, f.Owner)
+// Op is one step of a batch (RunBatch): a root command, or a file written
+// as WriteFile writes it.
+type Op struct {
+	// Label names the op in errors (a provisioning step's name).
+	Label string
+	Cmd   string
+	File  *File
+}
+
+// BatchError is a batch that stopped at an op: Index and Label say which;
+// Err is the script's error (its stderr tail).
+type BatchError struct {
+	Host  string
+	Index int
+	Label string
+	Path  string // the op's file, for a file op
+	Err   error
+}
+
+func (e *BatchError) Error() string {
+	if e.Path != "" {
+		return fmt.Sprintf("on %s: write %s: %v", e.Host, e.Path, e.Err)
 	}
+	return e.Err.Error()
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// batchFailed is the line a batch's script prints (to stderr) when op N
+// fails; the error is attributed by it.
+const batchFailed = "shoal: batch op "
+
+var batchFailedRE = regexp.MustCompile(`shoal: batch op (\d+) failed`)
+
+// RunBatch runs ops in order as root in one session and stops at the first
+// that fails: the files' data go over SFTP first (as WriteFile's), then one
+// script writes each file and runs each command in turn, each command in
+// its own subshell as RunSudo would. The error of a failed op is a
+// *BatchError.
+func (c *Client) RunBatch(ctx context.Context, ops []Op) error {
 	type owner struct{ user, group string }
-	owners := make([]owner, len(files))
-	for i, f := range files {
+	owners := make([]owner, len(ops))
+	nfiles := 0
+	for i, op := range ops {
+		if op.File == nil {
+			continue
+		}
+		f := op.File
 		if !path.IsAbs(f.Path) || strings.HasSuffix(f.Path, "/") {
 			return fmt.Errorf("on %s: write %s: path must be absolute and name a file", c.cfg.Host, f.Path)
 		}
@@ -42,41 +83,81 @@ func (c *Client) WriteFiles(ctx context.Context, files []File) error {
 			return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
 		}
 		owners[i] = owner{u, g}
+		nfiles++
 	}
-	if len(files) == 0 {
+	if len(ops) == 0 {
 		return nil
 	}
-	fail := func(err error) error { return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, files[0].Path, err) }
 	if err := ctx.Err(); err != nil {
-		return fail(err)
+		return fmt.Errorf("on %s: %w", c.cfg.Host, err)
 	}
-	sc, err := c.sftpClient()
-	if err != nil {
-		return fail(err)
+	var sc *sftp.Client
+	if nfiles > 0 {
+		var err error
+		if sc, err = c.sftpClient(); err != nil {
+			return fmt.Errorf("on %s: write files: %w", c.cfg.Host, err)
+		}
 	}
 	var parts []string
-	for i, f := range files {
-		tmp, err := c.upload(ctx, sc, f.Data)
-		if err != nil {
-			return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
-		}
-		// Best effort: the script has consumed it or failed.
-		defer func() { _ = sc.Remove(tmp); _ = sc.RemoveDirectory(path.Dir(tmp)) }()
-		parts = append(parts, fmt.Sprintf("(\n%s%s\n) || { rc=$?; echo %s >&2; exit $rc; }",
-			makeDir(f), installScript(tmp, f.Path, f.Mode, owners[i].user, owners[i].group), shell.Quote("shoal: could not write "+f.Path)))
-	}
-	if _, err := c.runRoot(ctx, strings.Join(parts, "\n"), false); err != nil {
-		var re *RunError
-		if errors.As(err, &re) && re.ExitCode == noParentExit && strings.Contains(re.Stderr, noParentMarker) {
-			for _, f := range files {
-				if strings.Contains(re.Stderr, "could not write "+f.Path) {
-					return fmt.Errorf("on %s: write %s: parent directory %s does not exist", c.cfg.Host, f.Path, path.Dir(f.Path))
-				}
+	for i, op := range ops {
+		body := op.Cmd
+		if f := op.File; f != nil {
+			tmp, err := c.upload(ctx, sc, f.Data)
+			if err != nil {
+				return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
 			}
+			// Best effort: the script has consumed it or failed.
+			defer func() { _ = sc.Remove(tmp); _ = sc.RemoveDirectory(path.Dir(tmp)) }()
+			body = makeDir(*f) + installScript(tmp, f.Path, f.Mode, owners[i].user, owners[i].group)
 		}
+		parts = append(parts, fmt.Sprintf("(\n%s\n) || { rc=$?; echo '%s%d failed' >&2; exit $rc; }", body, batchFailed, i))
+	}
+	_, err := c.runRoot(ctx, strings.Join(parts, "\n"), false)
+	if err == nil {
+		return nil
+	}
+	var re *RunError
+	if !errors.As(err, &re) {
+		return err
+	}
+	m := batchFailedRE.FindStringSubmatch(re.Stderr)
+	if m == nil {
+		return err
+	}
+	i, _ := strconv.Atoi(m[1])
+	if i < 0 || i >= len(ops) {
+		return err
+	}
+	be := &BatchError{Host: c.cfg.Host, Index: i, Label: ops[i].Label, Err: err}
+	if f := ops[i].File; f != nil {
+		be.Path = f.Path
+		if re.ExitCode == noParentExit && strings.Contains(re.Stderr, noParentMarker) {
+			be.Err = fmt.Errorf("parent directory %s does not exist", path.Dir(f.Path))
+		}
+	}
+	return be
+}
+
+// WriteFiles writes files as WriteFile does, each atomically, in one root
+// session (RunBatch): it stops at the first that fails, and the error
+// names it.
+func (c *Client) WriteFiles(ctx context.Context, files []File) error {
+	if len(files) == 1 && files[0].DirMode == 0 {
+		f := files[0]
+		return c.WriteFile(ctx, f.Path, f.Data, f.Mode, f.Owner)
+	}
+	ops := make([]Op, len(files))
+	for i := range files {
+		ops[i] = Op{Label: files[i].Path, File: &files[i]}
+	}
+	err := c.RunBatch(ctx, ops)
+	var be *BatchError
+	var re *RunError
+	if err != nil && !errors.As(err, &be) && errors.As(err, &re) {
+		// The script failed before any file (sudo, most likely).
 		return fmt.Errorf("on %s: write %d files: %w", c.cfg.Host, len(files), err)
 	}
-	return nil
+	return err
 }
 
 // makeDir is the command that makes f's parent directory when f asks for

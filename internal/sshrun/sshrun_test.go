@@ -22,6 +22,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 func setup(t *testing.T, o serverOpts) (*testServer, Config) {
@@ -905,5 +907,57 @@ func TestWriteFilesMakesParent(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(one); string(got) != "h" {
 		t.Errorf("h: %q", got)
+	}
+}
+
+// RunBatch runs commands and writes files in order in one root session and
+// stops at the first op that fails, naming it.
+func TestRunBatch(t *testing.T) {
+	_, cfg := setup(t, serverOpts{})
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	f := filepath.Join(dir, "sub", "f")
+	before := c.Sessions()
+	err := c.RunBatch(ctx, []Op{
+		{Label: "one", Cmd: "echo one >> " + shell.Quote(log)},
+		{Label: "file", File: &File{Path: f, Data: []byte("data"), Mode: 0o640, DirMode: 0o700}},
+		{Label: "two", Cmd: "test -f " + shell.Quote(f) + " && echo two >> " + shell.Quote(log)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(log); string(got) != "one\ntwo\n" {
+		t.Errorf("log %q: the ops did not run in order", got)
+	}
+	if got, _ := os.ReadFile(f); string(got) != "data" {
+		t.Errorf("file: %q", got)
+	}
+	if n := c.Sessions() - before; n > 2 {
+		t.Errorf("%d sessions, want one root session (and SFTP's)", n)
+	}
+
+	// A failing op stops the batch; the error says which and keeps stderr.
+	err = c.RunBatch(ctx, []Op{
+		{Label: "fine", Cmd: "echo three >> " + shell.Quote(log)},
+		{Label: "broken", Cmd: "echo 'it broke' >&2; exit 7"},
+		{Label: "never", Cmd: "echo never >> " + shell.Quote(log)},
+	})
+	var be *BatchError
+	if !errors.As(err, &be) || be.Label != "broken" || be.Index != 1 || !strings.Contains(err.Error(), "it broke") {
+		t.Fatalf("a failed op: %v", err)
+	}
+	var re *RunError
+	if !errors.As(err, &re) || re.ExitCode != 7 {
+		t.Errorf("the exit code is lost: %v", err)
+	}
+	if got, _ := os.ReadFile(log); string(got) != "one\ntwo\nthree\n" {
+		t.Errorf("log %q: an op after the failed one ran", got)
+	}
+	// A file whose parent is missing (and not asked to be made).
+	err = c.RunBatch(ctx, []Op{{Label: "w", File: &File{Path: filepath.Join(dir, "none", "x"), Data: []byte("x"), Mode: 0o644}}})
+	if !errors.As(err, &be) || be.Label != "w" || !strings.Contains(err.Error(), "parent directory "+filepath.Join(dir, "none")+" does not exist") {
+		t.Errorf("missing parent: %v", err)
 	}
 }
