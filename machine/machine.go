@@ -538,9 +538,9 @@ func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshr
 	if err != nil {
 		return steps, err
 	}
-	if changed, _, err := persist(ctx, client, spec, false, h.Facts.Section(persistProbeName)); err != nil {
+	if files, enable, err := persist(ctx, client, spec, h.Facts.Section(persistProbeName)); err != nil {
 		return steps, err
-	} else if changed {
+	} else if len(files) > 0 || enable {
 		steps = append(steps, persistStep)
 	}
 	return steps, nil

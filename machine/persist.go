@@ -21,37 +21,31 @@ func persistProbe() provision.Probe {
 	return provision.Probe{Name: persistProbeName, Cmd: provision.PersistProbe()}
 }
 
-// persist makes what provisioning set survive a reboot that rewrites the
-// hostname or /etc/hosts (a container's runtime, cloud-init): the copies,
-// the restore unit, cloud-init's own setting. It reports whether it
-// changed anything and whether the restore unit must be enabled (the
-// docker-service step does it, with its one systemd reload: see
-// provision.Host.EnableUnit); apply false only looks. probed is the probe's answer
-// when the facts probe carried it (persistProbe), "" to ask the host now.
-func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, apply bool, probed string) (changed, enable bool, err error) {
+// persist says what makes what provisioning set survive a reboot that
+// rewrites the hostname or /etc/hosts (a container's runtime, cloud-init):
+// the copies, the restore unit, cloud-init's own setting. It returns the
+// files to write and whether the restore unit must be enabled; it writes
+// nothing (provisioning does, first: provision.Host.WriteFirst and
+// EnableUnit). probed is the probe's answer when the facts probe carried it
+// (persistProbe), "" to ask the host now.
+func persist(ctx context.Context, c *sshrun.Client, spec provision.Spec, probed string) (files []sshrun.File, enable bool, err error) {
 	if !strings.Contains(probed, "@@enabled") {
 		res, err := c.Run(ctx, provision.PersistProbe())
 		if err != nil {
-			return false, false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
+			return nil, false, fmt.Errorf("%s: read the restore unit: %w", persistStep, err)
 		}
 		probed = string(res.Stdout)
 	}
 	write, enable, err := provision.PersistChanges(probed, spec.Hostname, spec.Hosts)
 	if err != nil {
-		return false, false, fmt.Errorf("%s: %w", persistStep, err)
+		return nil, false, fmt.Errorf("%s: %w", persistStep, err)
 	}
-	if !apply || len(write) == 0 {
-		return len(write) > 0 || enable, enable, nil
-	}
-	files := make([]sshrun.File, len(write))
+	files = make([]sshrun.File, len(write))
 	for i, f := range write {
 		files[i] = sshrun.File{Path: f.Path, Data: f.Data, Mode: f.Mode}
 		if path.Dir(f.Path) == provision.PersistDir {
 			files[i].DirMode = 0o755
 		}
 	}
-	if err := c.WriteFiles(ctx, files); err != nil {
-		return false, false, fmt.Errorf("%s: %w", persistStep, err)
-	}
-	return true, enable, nil
+	return files, enable, nil
 }

@@ -183,21 +183,26 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	// What is set must survive a reboot that rewrites it (persist.go). The
 	// copies are written first: the restore unit runs when dockerd starts,
 	// and a restart in this run must put back the new /etc/hosts block, not
-	// the last run's.
-	changed, enable, err := persist(ctx, client, spec, true, h.Facts.Section(persistProbeName))
+	// the last run's. Provisioning writes them (with its own steps, in one
+	// session where it can) and reports them.
+	files, enable, err := persist(ctx, client, spec, h.Facts.Section(persistProbeName))
 	if err != nil {
 		progress(persistStep, ui.Failed, err.Error())
 		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
 	}
+	h.WriteFirst(persistStep, files)
 	if enable {
 		h.EnableUnit(provision.PersistUnitName)
 	}
 	if rep, err = provision.Apply(ctx, h, progress); err != nil {
 		return rep, held, why, err
 	}
-	progress(persistStep, status(changed), "")
-	if changed {
-		rep.Changed = append(rep.Changed, persistStep)
+	if len(files) == 0 {
+		// Only enabled again (by the docker-service step), or nothing.
+		progress(persistStep, status(enable), "")
+		if enable {
+			rep.Changed = append(rep.Changed, persistStep)
+		}
 	}
 	return rep, held, why, nil
 }

@@ -81,6 +81,10 @@ type Host struct {
 	// reenable are units to enable (again) after the reload, before
 	// dockerd starts (EnableUnit).
 	reenable []string
+	// first are files written before any step, as a step of their own
+	// (WriteFirst).
+	first      []sshrun.File
+	firstLabel string
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
@@ -95,6 +99,19 @@ func (h *Host) EnableUnit(unit string) {
 	h.reload = true
 	h.reenable = append(h.reenable, unit)
 }
+
+// WriteFirst has Apply write files before any step, reported as a step
+// named label (in the steps' one session where the runner can).
+func (h *Host) WriteFirst(label string, files []sshrun.File) {
+	h.first, h.firstLabel = files, label
+}
+
+// filesStep writes the WriteFirst files, as a step named by the caller.
+type filesStep struct{ label string }
+
+func (s filesStep) Name() string                                 { return s.label }
+func (filesStep) Check(_ context.Context, h *Host) (bool, error) { return len(h.first) > 0, nil }
+func (filesStep) Apply(ctx context.Context, h *Host) error       { return writeFiles(ctx, h.R, h.first) }
 
 // Step is one thing a host must have.
 type Step interface {
@@ -239,9 +256,29 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 		progress(w.step, ui.Info, w.text)
 	}
 	rep := &Report{Facts: h.Facts}
-	for _, s := range Steps() {
+	// Steps that only write files and run root commands are run together
+	// in one session (batchable): on a host that has Docker, every change
+	// up to and with the dockerd restart.
+	var b *batch
+	if br, ok := r.(BatchRunner); ok {
+		b = &batch{runner: br}
+	}
+	flush := func() error {
+		if b == nil {
+			return nil
+		}
+		return b.flush(ctx, h, rep, progress)
+	}
+	steps := Steps()
+	if len(h.first) > 0 {
+		steps = append([]Step{filesStep{h.firstLabel}}, steps...)
+	}
+	for _, s := range steps {
 		changed, err := s.Check(ctx, h)
 		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return rep, ferr
+			}
 			progress(s.Name(), ui.Failed, "")
 			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
 		}
@@ -250,19 +287,35 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 			continue
 		}
 		progress(s.Name(), ui.Started, "")
+		if s.Name() == (serviceStep{}).Name() && (h.restart || h.Facts.Section("active") != "active") {
+			rep.DockerRestarted = true
+		}
+		if b != nil && batchable(s) {
+			if err := b.record(ctx, h, s); err != nil {
+				if ferr := flush(); ferr != nil {
+					return rep, ferr
+				}
+				progress(s.Name(), ui.Failed, "")
+				return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
+			}
+			continue
+		}
+		if err := flush(); err != nil {
+			return rep, err
+		}
 		start := time.Now()
 		if err := s.Apply(ctx, h); err != nil {
 			progress(s.Name(), ui.Failed, "")
 			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
 		}
 		rep.Changed = append(rep.Changed, s.Name())
-		if s.Name() == (serviceStep{}).Name() && (h.restart || h.Facts.Section("active") != "active") {
-			rep.DockerRestarted = true
-		}
 		if s.Name() == (installStep{}).Name() {
 			rep.Facts = h.Facts
 		}
 		progress(s.Name(), ui.Changed, time.Since(start).Round(time.Millisecond).String())
+	}
+	if err := flush(); err != nil {
+		return rep, err
 	}
 	// A daemon that answered the probe and was neither installed nor
 	// (re)started since costs no second round trip.

@@ -387,14 +387,19 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 		cmds = append(cmds, "systemctl start docker")
 	}
 	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
+	return serviceFailed(ctx, h, err)
+}
+
+// serviceFailed sees to a failed docker-service command (err nil: it did
+// not fail): a restart refused by systemd's start limit (docker.service: 3
+// starts a minute, which a roll or a renewal right after another counts)
+// is tried once more with the counter reset; an error carries the unit's
+// own words on why dockerd did not come up.
+func serviceFailed(ctx context.Context, h *Host, err error) error {
 	if err != nil && h.restart && strings.Contains(err.Error(), "attempted too often") {
-		// systemd's start limit (docker.service: 3 starts a minute) counts
-		// the restarts of a roll or a renewal right after another: the
-		// counter is reset and the restart tried once more.
 		_, err = h.R.RunSudo(ctx, "systemctl reset-failed docker.service docker.socket; systemctl restart docker")
 	}
 	if err != nil {
-		// The unit's own words say why dockerd did not come up.
 		if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
 			return fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
 		}
