@@ -86,6 +86,11 @@ type Early struct {
 	cid      string
 	tokens   [2]string
 	changed  bool
+	// members is the swarm's node list as Start saw it: Join decides
+	// every node against it rather than list the swarm once a node (30
+	// lists on the leader while 30 nodes join). Since Start, only the
+	// early joins changed it, each of another node.
+	members []Member
 }
 
 // Start observes the leader and, when EarlyAnchor allows it, initialises
@@ -123,6 +128,9 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 		if s, err = t.Node.State(ctx); err != nil {
 			return false, err
 		}
+		if members, err = Members(ctx, t.Node); err != nil {
+			return false, err
+		}
 	}
 	worker, manager, err := Tokens(ctx, t.Node)
 	if err != nil {
@@ -132,7 +140,7 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	e.R.Redactor.Add(manager)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.anchor, e.cid, e.tokens = t.Node, s.ClusterID, [2]string{worker, manager}
+	e.anchor, e.cid, e.tokens, e.members = t.Node, s.ClusterID, [2]string{worker, manager}, members
 	e.changed = e.changed || m == Init
 	return true, nil
 }
@@ -142,7 +150,7 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 // or the node needs more than a join: Reconcile will see to it.
 func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	e.mu.Lock()
-	anchor, cid, tokens := e.anchor, e.cid, e.tokens
+	anchor, cid, tokens, members := e.anchor, e.cid, e.tokens, e.members
 	e.mu.Unlock()
 	if anchor == nil || t.Node == anchor {
 		return false, nil
@@ -152,10 +160,6 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 		defer e.managers.Unlock()
 	}
 	s, err := t.Node.State(ctx)
-	if err != nil {
-		return false, nil
-	}
-	members, err := Members(ctx, anchor)
 	if err != nil {
 		return false, nil
 	}

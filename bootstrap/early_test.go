@@ -126,6 +126,10 @@ func TestEarlyThenReconcile(t *testing.T) {
 		}
 	}
 	l.noMutations("the second early pass")
+	// The swarm is listed once for the whole pass, not once a node.
+	if n := l.engine("m1").Count("NodeList"); n != 1 {
+		t.Errorf("the early pass listed the swarm's nodes %d times, want 1", n)
+	}
 	if e.Changed() {
 		t.Error("the second early pass says it changed something")
 	}
