@@ -91,6 +91,9 @@ type Early struct {
 	// lists on the leader while 30 nodes join). Since Start, only the
 	// early joins changed it, each of another node.
 	members []Member
+	// states are the nodes' states read after the early pass's last
+	// change to them (States).
+	states map[string]State
 }
 
 // Start observes the leader and, when EarlyAnchor allows it, initialises
@@ -141,6 +144,7 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.anchor, e.cid, e.tokens, e.members = t.Node, s.ClusterID, [2]string{worker, manager}, members
+	e.know(w.Name, s)
 	e.changed = e.changed || m == Init
 	return true, nil
 }
@@ -167,7 +171,13 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	if w.Advertise == "" {
 		w.Advertise = t.Advertise
 	}
-	if m, ok := DecideOne(w, s, members, anchor.Name, cid); !ok || m != Join {
+	m, ok := DecideOne(w, s, members, anchor.Name, cid)
+	if ok && m == Keep {
+		e.mu.Lock()
+		e.know(w.Name, s)
+		e.mu.Unlock()
+	}
+	if !ok || m != Join {
 		return false, nil
 	}
 	token := tokens[0]
@@ -186,10 +196,36 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Read once more while the pipeline runs: the swarm pass then need
+	// not ask (a state it cannot read is asked again there).
+	s, err = t.Node.State(ctx)
 	e.mu.Lock()
 	e.changed = true
+	if err == nil {
+		e.know(w.Name, s)
+	}
 	e.mu.Unlock()
 	return true, nil
+}
+
+// know records a node's state (e.mu held).
+func (e *Early) know(name string, s State) {
+	if e.states == nil {
+		e.states = map[string]State{}
+	}
+	e.states[name] = s
+}
+
+// States are the nodes' states the early pass read after its last change
+// to each (Request.Known), by name.
+func (e *Early) States() map[string]State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]State, len(e.states))
+	for k, v := range e.states {
+		out[k] = v
+	}
+	return out
 }
 
 // Anchor is the node Start anchored on (nil when it did not).

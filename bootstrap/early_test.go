@@ -107,7 +107,20 @@ func TestEarlyThenReconcile(t *testing.T) {
 		t.Errorf("manager lock taken %d times, %d at once; want the 2 managers one at a time", l.lockHeld.Load(), l.maxConcurrent.Load())
 	}
 	l.w.ResetCalls()
-	out := l.reconcile(l.request(Policy{}))
+	// The early pass read every node after joining it: the swarm pass
+	// asks none of them again.
+	known := e.States()
+	if len(known) != len(req.Targets) {
+		t.Errorf("the early pass knows %d states, want %d", len(known), len(req.Targets))
+	}
+	req2 := l.request(Policy{})
+	req2.Known = known
+	out := l.reconcile(req2)
+	for name := range l.nodes {
+		if n := l.engine(name).Count("Info"); n != 0 {
+			t.Errorf("%s was asked its state %d times after the early pass", name, n)
+		}
+	}
 	l.healthy("m1")
 	l.never("SwarmInit", "SwarmJoin", "SwarmLeave")
 	if !out.Changed { // the labels

@@ -46,6 +46,10 @@ type Request struct {
 	Policy  Policy
 	// UnlockKey unlocks locked managers when Policy.CanUnlock.
 	UnlockKey string
+	// Known are targets' states read since anything last changed them
+	// (the early swarm's, by name): the first observation takes them
+	// instead of asking those engines again.
+	Known map[string]State
 }
 
 // Outcome is what Reconcile found and did.
@@ -100,6 +104,27 @@ func Observe(ctx context.Context, parallel int, nodes []*Node) Observed {
 	return obs
 }
 
+// observeKnown is Observe, taking the known states instead of asking
+// those nodes when first is set.
+func observeKnown(ctx context.Context, parallel int, nodes []*Node, known map[string]State, first bool) Observed {
+	if !first || len(known) == 0 {
+		return Observe(ctx, parallel, nodes)
+	}
+	var ask []*Node
+	for _, n := range nodes {
+		if _, ok := known[n.Name]; !ok {
+			ask = append(ask, n)
+		}
+	}
+	obs := Observe(ctx, parallel, ask)
+	for _, n := range nodes {
+		if s, ok := known[n.Name]; ok {
+			obs.States[n.Name] = s
+		}
+	}
+	return obs
+}
+
 // Members lists the swarm's nodes as a manager sees them.
 func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 	nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
@@ -139,8 +164,10 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 	deadline := time.Now().Add(r.electionWait())
 	var obs Observed
 	anchor, cid := "", ""
+	first := true
 	for {
-		obs = Observe(ctx, r.Parallel, all)
+		obs = observeKnown(ctx, r.Parallel, all, req.Known, first)
+		first = false
 		var listErrs []error
 		for _, c := range AnchorCandidates(want, obs, req.Policy) {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)

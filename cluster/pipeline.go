@@ -640,7 +640,7 @@ func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 func (p *pipeline) swarmChecks() swarmChecks {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: p.checkedHosts, mark: p.mark}
+	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: p.checkedHosts, mark: p.mark, known: p.early.States()}
 	rh := p.registryHost()
 	if rh == nil || p.registryMade || rh.changed {
 		return sc

@@ -73,6 +73,9 @@ type swarmChecks struct {
 	// (after their provisioning, with the registry service made); it
 	// waits for the pipeline's checks (nil: none).
 	checked func() map[string]bool
+	// known are states the early swarm read after its last change to
+	// each node (bootstrap.Request.Known).
+	known map[string]bootstrap.State
 	// mark records the end of a stage (nil: not recorded).
 	mark func(stage string)
 }
@@ -87,7 +90,9 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	ev := func(h *host, step string, s ui.Status, detail string) {
 		c.Machines.Progress.Event(h.spec.Name, step, s, detail)
 	}
-	out, err := c.reconciler().Reconcile(ctx, c.swarmRequest(spec, hosts, leaderName, prev))
+	req := c.swarmRequest(spec, hosts, leaderName, prev)
+	req.Known = sc.known
+	out, err := c.reconciler().Reconcile(ctx, req)
 	if err != nil {
 		return false, nil, "", err
 	}
