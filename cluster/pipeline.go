@@ -45,6 +45,14 @@ type pipeline struct {
 	// start the swarm, or failed before.
 	anchorReady chan struct{}
 	readyOnce   sync.Once
+	// managersJoined is closed when every manager but the leader has
+	// tried its early join (managersLeft counts them down, each host once:
+	// managerOnce): workers, and the registry, wait for it, as Raft takes
+	// a new manager in while it commits nothing else (every write waits
+	// for the new member to catch up).
+	managersJoined chan struct{}
+	managersLeft   int
+	managerOnce    map[string]*sync.Once
 	// regImages is closed (once) when the registry's node has its images,
 	// or failed: the other hosts load theirs after, so that the registry,
 	// on the run's critical path, does not share the machines' CPU and the
@@ -107,6 +115,16 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		p.registryImagesDone()
 		p.registryUp(false)
 	}
+	p.managersJoined, p.managerOnce = make(chan struct{}), map[string]*sync.Once{}
+	for _, h := range hosts {
+		if h.spec.Role == bootstrap.RoleManager && h.spec.Name != leader {
+			p.managersLeft++
+			p.managerOnce[h.spec.Name] = &sync.Once{}
+		}
+	}
+	if p.managersLeft == 0 {
+		close(p.managersJoined)
+	}
 	p.checkCtx, p.stopChecks = context.WithCancel(context.Background())
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
@@ -151,6 +169,21 @@ func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok
 }
 
 func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }) }
+
+// managerDone counts a manager's early join as tried (once a host).
+func (p *pipeline) managerDone(h *host) {
+	once := p.managerOnce[h.spec.Name]
+	if once == nil {
+		return
+	}
+	once.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.managersLeft--; p.managersLeft == 0 {
+			close(p.managersJoined)
+		}
+	})
+}
 
 func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
 
@@ -211,6 +244,8 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		// others then leave it to the reconciler's pass.
 		defer p.anchorDone()
 	}
+	defer p.managerDone(h) // a manager that failed before its join
+
 	ev := func(step string, s ui.Status, detail string) { c.Machines.Progress.Event(h.spec.Name, step, s, detail) }
 
 	// Made or adopted.
@@ -339,10 +374,17 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 			return err
 		}
 	} else {
-		select {
-		case <-p.anchorReady:
-		case <-ctx.Done():
-			return ctx.Err()
+		defer p.managerDone(h)
+		wait := p.anchorReady
+		if h.spec.Role != bootstrap.RoleManager {
+			wait = p.managersJoined
+		}
+		for _, ch := range []chan struct{}{p.anchorReady, wait} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if _, err := p.early.Join(ctx, t); err != nil {
 			return err
@@ -392,10 +434,12 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 		return nil
 	}
 	p.registryImagesDone()
-	select {
-	case <-p.anchorReady:
-	case <-ctx.Done():
-		return ctx.Err()
+	for _, ch := range []chan struct{}{p.anchorReady, p.managersJoined} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return p.registry(ctx, h)
 }
@@ -629,6 +673,7 @@ func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 	default:
 		if err := bootstrap.WaitRegistry(ctx, h.node, h.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
 			p.setChecked(h)
+			p.mark("registry-up")
 			answers = true
 		}
 	}
