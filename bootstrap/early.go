@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
@@ -143,6 +144,9 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	e.R.Redactor.Add(manager)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if m == Init {
+		e.labels(ctx, t.Node, w, s)
+	}
 	e.anchor, e.cid, e.tokens, e.members = t.Node, s.ClusterID, [2]string{worker, manager}, members
 	e.know(w.Name, s)
 	e.changed = e.changed || m == Init
@@ -199,6 +203,9 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	// Read once more while the pipeline runs: the swarm pass then need
 	// not ask (a state it cannot read is asked again there).
 	s, err = t.Node.State(ctx)
+	if err == nil {
+		e.labels(ctx, anchor, w, s)
+	}
 	e.mu.Lock()
 	e.changed = true
 	if err == nil {
@@ -206,6 +213,19 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	}
 	e.mu.Unlock()
 	return true, nil
+}
+
+// labels gives a node the swarm just took in its labels and availability
+// at once, through mgr: the swarm pass then finds them right (a failure
+// is left to it, which reports it).
+func (e *Early) labels(ctx context.Context, mgr *Node, w Want, s State) {
+	if s.NodeID == "" || len(w.Labels) == 0 && w.Availability == "" {
+		return
+	}
+	got, err := EnsureNode(ctx, mgr, s.NodeID, NodeWant{Labels: w.Labels, Availability: w.Availability})
+	if err == nil && len(got) > 0 {
+		e.R.event(w.Name, "swarm-node", ui.Changed, strings.Join(got, ", "))
+	}
 }
 
 // know records a node's state (e.mu held).

@@ -2,6 +2,8 @@ package bootstrap
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -122,9 +124,18 @@ func TestEarlyThenReconcile(t *testing.T) {
 		}
 	}
 	l.healthy("m1")
-	l.never("SwarmInit", "SwarmJoin", "SwarmLeave")
-	if !out.Changed { // the labels
-		t.Error("the reconciliation after the early joins set no labels")
+	// The early pass gave each node its labels as it took it in: the
+	// swarm pass has nothing left to do.
+	l.noMutations("the swarm pass after the early one")
+	if out.Changed {
+		t.Error("the swarm pass after the early one changed something")
+	}
+	for name := range l.nodes {
+		if !slices.ContainsFunc(l.events, func(e string) bool {
+			return strings.HasPrefix(e, name+" swarm-node changed label dev.shoal.name="+name)
+		}) {
+			t.Errorf("no early label event for %s: %v", name, l.events)
+		}
 	}
 	// A second early pass changes nothing.
 	l.w.ResetCalls()
