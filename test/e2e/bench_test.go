@@ -211,6 +211,13 @@ func BenchmarkClusterUp(b *testing.B) {
 					first := clusterUpJSON(b, s, file)
 					again := clusterUpJSON(b, s, file)
 					b.StopTimer()
+					if d, err := time.ParseDuration(os.Getenv("SHOAL_BENCH_SETTLE")); err == nil && d > 0 {
+						// How busy the machine is once the cluster stands,
+						// and a no-op run after that.
+						fmt.Printf("N=%d: the machine is %.0f%% busy over %s after the runs\n", n, busy(d)*100, d)
+						late := clusterUpJSON(b, s, file)
+						fmt.Printf("N=%d: a no-op run after that: %.2f s\n", n, late.Result.Elapsed.Seconds())
+					}
 					rm()
 					if again.Result.Changed {
 						b.Errorf("the re-run changed something")
@@ -265,4 +272,31 @@ func stageLine(u upResult) string {
 		parts = append(parts, fmt.Sprintf("%s %.2fs", s.name, s.d.Seconds()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// busy is the share of the machine's CPU time not idle over d
+// (/proc/stat).
+func busy(d time.Duration) float64 {
+	read := func() (idle, total float64) {
+		data, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0
+		}
+		f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x
+			if i == 3 || i == 4 { // idle, iowait
+				idle += x
+			}
+		}
+		return idle, total
+	}
+	i0, t0 := read()
+	time.Sleep(d)
+	i1, t1 := read()
+	if t1 <= t0 {
+		return 0
+	}
+	return 1 - (i1-i0)/(t1-t0)
 }
