@@ -125,7 +125,6 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 	if p.managersLeft == 0 {
 		close(p.managersJoined)
 	}
-	p.checkCtx, p.stopChecks = context.WithCancel(context.Background())
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
 	return p
@@ -208,8 +207,10 @@ func closed(ch chan struct{}) {
 	}
 }
 
-// run works on every host and joins their errors.
+// run works on every host and joins their errors. The registry checks it
+// starts may outlive it (until stop), under the run's context.
 func (p *pipeline) run(ctx context.Context) error {
+	p.checkCtx, p.stopChecks = context.WithCancel(ctx)
 	errs := make([]error, len(p.hosts))
 	var wg sync.WaitGroup
 	for i, h := range p.hosts {
@@ -621,7 +622,9 @@ func (p *pipeline) checkedHosts() map[string]bool {
 // stop ends the registry checks still running (a failed run) and waits
 // for them: they use the hosts' connections, which close next.
 func (p *pipeline) stop() {
-	p.stopChecks()
+	if p.stopChecks != nil {
+		p.stopChecks()
+	}
 	p.checks.Wait()
 }
 
