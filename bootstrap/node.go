@@ -237,10 +237,7 @@ func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, paral
 	if err != nil {
 		return nil, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
 	}
-	byID := map[string]swarm.Node{}
-	for _, n := range listed {
-		byID[n.ID] = n
-	}
+	byID := nodesByID(listed)
 	var todo []string
 	for id, w := range want {
 		n, ok := byID[id]
@@ -272,6 +269,15 @@ func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, paral
 	return out, err
 }
 
+// nodesByID indexes a node list.
+func nodesByID(listed []swarm.Node) map[string]swarm.Node {
+	byID := make(map[string]swarm.Node, len(listed))
+	for _, n := range listed {
+		byID[n.ID] = n
+	}
+	return byID
+}
+
 // nodeReady: Ready and, for a manager, reachable.
 func nodeReady(n swarm.Node) bool {
 	return n.Status.State == swarm.NodeStateReady &&
@@ -281,10 +287,7 @@ func nodeReady(n swarm.Node) bool {
 // NotReady lists the ids that the node list does not show ready, with
 // their state (and name, from names), sorted.
 func NotReady(listed []swarm.Node, ids []string, names map[string]string) []string {
-	byID := map[string]swarm.Node{}
-	for _, n := range listed {
-		byID[n.ID] = n
-	}
+	byID := nodesByID(listed)
 	var out []string
 	for _, id := range ids {
 		n, ok := byID[id]
