@@ -45,6 +45,9 @@ type Manager struct {
 	// MachineSecrets are per machine (a cluster file's ssh blocks); set
 	// before the run, read only during it.
 	MachineSecrets map[string]Secrets
+	// Keep, when set, keeps machines' SSH connections between runs
+	// (sshrun's keeper).
+	Keep *sshrun.Keep
 
 	caMu sync.Mutex
 }
@@ -324,6 +327,7 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 		NoPin:          m.ReadOnly,
 		Transcript:     transcript,
 		Redactor:       m.Redactor,
+		Keep:           m.Keep,
 	}
 	if err := m.access(mach, ep, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,7 +195,13 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if enable {
 		h.EnableUnit(provision.PersistUnitName)
 	}
-	if rep, err = provision.Apply(ctx, h, progress); err != nil {
+	rep, err = provision.Apply(ctx, h, progress)
+	if err != nil || slices.Contains(rep.Changed, provision.UserStepName) {
+		// The login's groups are those of its start: a new docker group
+		// member is one only on a new login, so the next run makes one.
+		client.Forget()
+	}
+	if err != nil {
 		return rep, held, why, err
 	}
 	if len(files) == 0 {

@@ -154,7 +154,11 @@ func versionMatches(have, want string) bool {
 
 type userStep struct{}
 
-func (userStep) Name() string { return "docker-user" }
+// UserStepName is the step that makes the docker user and puts it in the
+// docker group.
+const UserStepName = "docker-user"
+
+func (userStep) Name() string { return UserStepName }
 
 func (userStep) missingKeys(h *Host) []string {
 	have := map[string]bool{}

@@ -84,7 +84,7 @@ func newAuth(cfg Config) (*auth, error) {
 		a.keyPath = cfg.KeyPath
 	}
 	if cfg.UseAgent {
-		ss, conn, err := agentSigners()
+		ss, conn, err := agentSigners(cfg.AgentSocket)
 		switch {
 		case err != nil && len(signers) == 0 && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
 			return nil, err
@@ -112,8 +112,10 @@ func newAuth(cfg Config) (*auth, error) {
 	return a, nil
 }
 
-func agentSigners() ([]ssh.Signer, net.Conn, error) {
-	sock := os.Getenv("SSH_AUTH_SOCK")
+func agentSigners(sock string) ([]ssh.Signer, net.Conn, error) {
+	if sock == "" {
+		sock = os.Getenv("SSH_AUTH_SOCK")
+	}
 	if sock == "" {
 		return nil, nil, errors.New("ssh: UseAgent is set but $SSH_AUTH_SOCK is empty (no ssh-agent running?)")
 	}

@@ -41,6 +41,13 @@ type Config struct {
 
 	// Access: passwords, more keys, jump hosts (password.go, jump.go).
 	Access
+
+	// Keep, when set, runs the sessions on a connection the keeper holds
+	// between runs (keeper.go), where the configuration allows it.
+	Keep *Keep
+	// AgentSocket is the ssh-agent's socket for UseAgent; "" means
+	// $SSH_AUTH_SOCK.
+	AgentSocket string
 }
 
 const (
@@ -61,6 +68,7 @@ type Client struct {
 	hostKey ssh.PublicKey
 
 	sessions atomic.Int64
+	kept     bool        // the sessions run on the keeper's connection
 	passUsed bool        // logged in with the password
 	sudoPW   atomic.Bool // sudo asks for a password: give it on stdin
 	sudoTTY  atomic.Bool // sudo needs a pty (requiretty)
@@ -87,6 +95,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Redactor != nil {
 		cfg.Redactor.Add(string(cfg.Password))
 		cfg.Redactor.Add(string(cfg.SudoPassword))
+	}
+	if keepable(cfg) {
+		if c, err := dialKept(ctx, cfg); err == nil {
+			return c, nil
+		}
+		// Dialed here as ever: the keeper's one attempt failed, or there
+		// is no keeper.
 	}
 	addr := cfg.Address()
 	delay := firstBackoff
@@ -351,6 +366,9 @@ func (c *Client) Host() string { return c.cfg.Host }
 
 // User returns the login user.
 func (c *Client) User() string { return c.cfg.User }
+
+// Kept tells whether the sessions run on a connection the keeper holds.
+func (c *Client) Kept() bool { return c.kept }
 
 // Sessions counts sessions opened on this connection (commands and SFTP).
 func (c *Client) Sessions() int64 { return c.sessions.Load() }

@@ -23,17 +23,19 @@ import (
 // testServer is a minimal in-process sshd: exec via /bin/sh -c, the sftp
 // subsystem, and direct-streamlocal forwarding.
 type testServer struct {
-	t     *testing.T
-	ln    net.Listener
-	addr  string
-	port  int
-	home  string // cwd of commands and SFTP working directory
-	env   []string
-	cfg   *ssh.ServerConfig
-	conns atomic.Int32 // TCP connections accepted
-	drop  atomic.Int32 // close this many new connections before the handshake
+	t      *testing.T
+	ln     net.Listener
+	addr   string
+	port   int
+	home   string // cwd of commands and SFTP working directory
+	env    []string
+	cfg    *ssh.ServerConfig
+	conns  atomic.Int32 // TCP connections accepted
+	logins atomic.Int32 // connections that logged in
+	drop   atomic.Int32 // close this many new connections before the handshake
 
 	tcpForwards atomic.Int32 // direct-tcpip channels served (as a jump host)
+	hostKeys    []ssh.Signer
 
 	mu   sync.Mutex
 	open []net.Conn
@@ -63,6 +65,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	}
 	s := &testServer{t: t, ln: ln, addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port, home: t.TempDir(), env: o.env}
 	s.drop.Store(o.drop)
+	s.hostKeys = o.hostKeys
 	var authorized []byte
 	if o.authorized != nil {
 		authorized = o.authorized.Marshal()
@@ -117,6 +120,7 @@ func (s *testServer) handle(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	s.logins.Add(1)
 	go ssh.DiscardRequests(reqs) // answers keepalives with "false", which is a reply
 	for nch := range chans {
 		switch nch.ChannelType() {
@@ -366,4 +370,10 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// cfgHostKey is the server's first host key.
+func (s *testServer) cfgHostKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	return s.hostKeys[0].PublicKey()
 }

@@ -47,10 +47,25 @@ func dockerdPIDs(t *testing.T, containers map[string]string) map[string]string {
 	return out
 }
 
+// sshLogins counts, per host, the logins sshd accepted (its journal).
+func sshLogins(t *testing.T, containers map[string]string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for name, c := range containers {
+		r := dockerExec(t, c, "sh", "-c", "journalctl -q -t sshd --no-pager | grep -c '^Accepted ' || true")
+		if r.code != 0 {
+			t.Fatalf("%s: sshd's journal: %s", name, r)
+		}
+		out[name] = strings.TrimSpace(r.stdout)
+	}
+	return out
+}
+
 // TestClusterUpFixesDrift: something changed on one host behind shoal's
 // back is found by the next `cluster up`, which fixes exactly that and
 // nothing else (the other hosts' dockerd keeps running); with nothing
-// changed a run opens one SSH session per host.
+// changed a run opens one SSH session per host, on the connection the
+// run before it left (no login).
 func TestClusterUpFixesDrift(t *testing.T) {
 	requireE2E(t)
 	s := newShoal(t)
@@ -70,6 +85,11 @@ func TestClusterUpFixesDrift(t *testing.T) {
 	if noop.Result.Changed || len(changed) > 0 {
 		t.Fatalf("the second run changed %v", changed)
 	}
+	// From here on every run works on the connections the runs before it
+	// kept (the SSH keeper; the first run's were renewed after it, as it
+	// put the login user in the docker group): no login, and the drift is
+	// found all the same.
+	logins := sshLogins(t, containers)
 	if noop.Result.Sessions != int64(len(containers)) {
 		t.Errorf("the no-op run opened %d SSH sessions for %d hosts; want one per host (the facts probe)", noop.Result.Sessions, len(containers))
 	}
@@ -93,6 +113,9 @@ func TestClusterUpFixesDrift(t *testing.T) {
 	}
 	if after := dockerdPIDs(t, containers); !sameMap(after, pids) {
 		t.Errorf("dockerd restarted: PIDs %v, before %v", after, pids)
+	}
+	if after := sshLogins(t, containers); !sameMap(after, logins) {
+		t.Errorf("the run logged in again: sshd's logins per host %v, before the no-op %v", after, logins)
 	}
 
 	// 2. The registry goes from w2's insecure-registries in daemon.json:

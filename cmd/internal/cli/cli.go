@@ -15,8 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -53,6 +56,16 @@ func Invalid(err error) error { return &ExitError{Code: 2, Err: err} }
 // next run completes it) and exits with the command's status.
 func Main(root *cobra.Command) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) == 3 && os.Args[1] == keeperArg {
+		// The SSH keeper a run started (sshrun.ServeKeeper): no command
+		// line of the user's, nothing printed.
+		err := sshrun.ServeKeeper(ctx, os.Args[2])
+		stop()
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := Run(ctx, root, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -94,6 +107,8 @@ func IsTerminal(r io.Reader) bool {
 // Setup makes a root command quiet about usage on errors and makes flag
 // errors exit status 2.
 func Setup(root *cobra.Command) {
+	root.PersistentFlags().Duration(persistFlag, defaultPersist(),
+		"keep each machine's SSH connection this long after a run, so the next run logs in to nothing (like OpenSSH's ControlPersist; 0: close it at the end; $SHOAL_SSH_PERSIST)")
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return Invalid(err) })
@@ -125,7 +140,7 @@ func Manager(cmd *cobra.Command, reg *drivers.Registry, storagePath, output stri
 	if err != nil {
 		return nil, err
 	}
-	return managerOf(cmd, reg, st, output), nil
+	return managerOf(cmd, reg, st, output, true), nil
 }
 
 // ReadOnlyManager is Manager for a command that only looks (cluster plan):
@@ -136,16 +151,56 @@ func ReadOnlyManager(cmd *cobra.Command, reg *drivers.Registry, storagePath, out
 	if err != nil {
 		return nil, err
 	}
-	m := managerOf(cmd, reg, st, output)
+	// It uses a keeper that runs but starts none.
+	m := managerOf(cmd, reg, st, output, false)
 	m.ReadOnly = true
 	return m, nil
 }
 
-func managerOf(cmd *cobra.Command, reg *drivers.Registry, st *store.Store, output string) *machine.Manager {
+func managerOf(cmd *cobra.Command, reg *drivers.Registry, st *store.Store, output string, start bool) *machine.Manager {
 	m := machine.NewManager(st, reg)
+	m.Keep = keep(cmd, st, start)
 	m.Progress = ui.NewProgress(cmd.ErrOrStderr(), output)
 	if output == ui.ModeJSON {
 		m.Progress = ui.NewProgress(cmd.OutOrStdout(), ui.ModeJSON)
 	}
 	return m
+}
+
+// keeperArg is the hidden first argument that makes a shoal binary the
+// SSH keeper.
+const keeperArg = "__ssh-keeper"
+
+const persistFlag = "ssh-persist"
+
+// defaultPersist is five minutes, or $SHOAL_SSH_PERSIST when it is a
+// duration.
+func defaultPersist() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SHOAL_SSH_PERSIST")); err == nil && d >= 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
+
+// keep is how the run's SSH connections are kept, nil for not at all.
+// start says whether the run may start the keeper.
+func keep(cmd *cobra.Command, st *store.Store, start bool) *sshrun.Keep {
+	persist, err := cmd.Flags().GetDuration(persistFlag)
+	if err != nil || persist <= 0 {
+		return nil
+	}
+	sock := sshrun.KeeperSocket(st.Root)
+	if sock == "" {
+		return nil
+	}
+	k := &sshrun.Keep{Socket: sock, Persist: persist}
+	// A test binary is not shoal: run as a keeper, it would run its tests.
+	if start && !testing.Testing() {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil
+		}
+		k.Command = []string{exe, keeperArg}
+	}
+	return k
 }

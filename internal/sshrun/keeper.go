@@ -1,0 +1,686 @@
+package sshrun
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// The keeper holds machines' SSH connections between runs, as OpenSSH's
+// ControlPersist does: a run that finds a machine's connection kept
+// opens its sessions on it and logs in to nothing. A login is most of what
+// a run that has nothing to do costs a host (sshd's per-connection
+// process, PAM, and on most distributions a systemd user manager started
+// and stopped again), so a re-run within the persist window costs each
+// host its facts probe alone.
+//
+// One keeper serves one store, on a unix socket in a directory only its
+// user can enter; it speaks SSH to its clients (a link), and each channel a
+// client opens on a link it opens on the machine's connection and bridges.
+// It makes a connection with one attempt of Dial's own code: anything else
+// (a booting host, a refused key, a changed host key) is left to the
+// client's own Dial, which retries and reports as it always did.
+
+// Keep is how a Dial may use the keeper.
+type Keep struct {
+	// Socket is the keeper's unix socket.
+	Socket string
+	// Persist is how long an unused connection is kept.
+	Persist time.Duration
+	// Command starts the keeper when none answers (the socket path is
+	// appended); nil starts none.
+	Command []string
+}
+
+const (
+	keepDialRequest   = "shoal-keep-dial"
+	keepForgetRequest = "shoal-keep-forget"
+	// keeperLinger is how long a keeper with no connection and no client
+	// waits before it exits.
+	keeperLinger = time.Minute
+	// keeperStart bounds the wait for a keeper just started.
+	keeperStart = 2 * time.Second
+	// keeperCheck bounds the round trip that tells a kept connection is
+	// still alive before it is reused.
+	keeperCheck = 3 * time.Second
+)
+
+// keptRequest is what a client asks the keeper for: a connection made with
+// this configuration (and no secret: only configurations without passwords
+// and custom dialers are kept).
+type keptRequest struct {
+	Endpoint       Endpoint      `json:"endpoint"`
+	KnownHostsPath string        `json:"knownHostsPath"`
+	NoPin          bool          `json:"noPin"`
+	ExtraKeyPaths  []string      `json:"extraKeyPaths"`
+	AgentSocket    string        `json:"agentSocket"`
+	KeepAlive      time.Duration `json:"keepAlive"`
+	Persist        time.Duration `json:"persist"`
+}
+
+type keptReply struct {
+	HostKey []byte `json:"hostKey"` // wire format
+	Error   string `json:"error"`
+}
+
+// keepable tells whether cfg's connection may be kept: no secret would
+// have to reach the keeper, and it dials directly.
+func keepable(cfg Config) bool {
+	return cfg.Keep != nil && cfg.Keep.Socket != "" && cfg.Keep.Persist > 0 &&
+		cfg.Password == nil && cfg.SudoPassword == nil && cfg.Dial == nil
+}
+
+func requestOf(cfg Config) keptRequest {
+	r := keptRequest{Endpoint: cfg.Endpoint, KnownHostsPath: cfg.KnownHostsPath, NoPin: cfg.NoPin,
+		ExtraKeyPaths: cfg.ExtraKeyPaths, KeepAlive: cfg.KeepAlive, Persist: cfg.Keep.Persist}
+	if cfg.UseAgent {
+		r.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
+	}
+	return r
+}
+
+// identity is the connection a request stands for: its configuration and
+// the contents of the files it trusts (a key replaced, a host key
+// forgotten or re-pinned: a new connection, verified again).
+func (r keptRequest) identity() string {
+	h := sha256.New()
+	cfg := r
+	cfg.Persist = 0
+	b, _ := json.Marshal(cfg)
+	h.Write(b)
+	for _, p := range append([]string{r.Endpoint.KeyPath, r.KnownHostsPath}, r.ExtraKeyPaths...) {
+		data, err := os.ReadFile(p)
+		fmt.Fprintf(h, "\x00%s\x00%t\x00", p, err == nil)
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r keptRequest) config() Config {
+	return Config{Endpoint: r.Endpoint, KnownHostsPath: r.KnownHostsPath, NoPin: r.NoPin, KeepAlive: r.KeepAlive,
+		AgentSocket: r.AgentSocket, Access: Access{ExtraKeyPaths: r.ExtraKeyPaths}}
+}
+
+// dialKept returns a client whose sessions run on the keeper's connection
+// to the machine, the keeper making it when it has none. Any failure
+// returns an error and the caller dials on its own.
+func dialKept(ctx context.Context, cfg Config) (*Client, error) {
+	nc, err := keeperConn(ctx, cfg.Keep)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, "keeper", &ssh.ClientConfig{
+		User: "shoal",
+		// The socket is in a directory only this user can enter and the
+		// keeper checks its peer: what answers is this user's keeper.
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		ClientVersion:   "SSH-2.0-shoal",
+	})
+	if err != nil {
+		stop()
+		nc.Close()
+		return nil, fmt.Errorf("keeper: %w", err)
+	}
+	conn := ssh.NewClient(sc, chans, reqs)
+	payload, _ := json.Marshal(requestOf(cfg))
+	ok, answer, err := conn.SendRequest(keepDialRequest, true, payload)
+	stopped := stop()
+	var rep keptReply
+	if err == nil && ok {
+		err = json.Unmarshal(answer, &rep)
+	}
+	switch {
+	case err != nil:
+	case !stopped:
+		err = ctx.Err()
+	case !ok:
+		err = errors.New("keeper: request refused")
+	case rep.Error != "":
+		err = fmt.Errorf("keeper: %s", rep.Error)
+	}
+	var key ssh.PublicKey
+	if err == nil {
+		key, err = ssh.ParsePublicKey(rep.HostKey)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c := &Client{cfg: cfg, addr: cfg.Address(), conn: conn, hostKey: key, done: make(chan struct{}), kept: true}
+	interval := cfg.KeepAlive
+	if interval == 0 {
+		interval = defaultKeepAlive
+	}
+	go c.keepAlive(interval)
+	return c, nil
+}
+
+// Forget makes the keeper close this connection once the run is done with
+// it, so that the next run logs in again: after something that only a new
+// login sees (the login user added to a group). Nothing on a connection of
+// the run's own.
+func (c *Client) Forget() {
+	if c.kept {
+		_, _, _ = c.conn.SendRequest(keepForgetRequest, false, nil)
+	}
+}
+
+// keeperConn connects to the keeper, starting it when none answers.
+func keeperConn(ctx context.Context, k *Keep) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", k.Socket)
+	if err == nil || len(k.Command) == 0 {
+		return nc, err
+	}
+	cmd := exec.Command(k.Command[0], append(k.Command[1:], k.Socket)...)
+	// Its own session: it outlives this run and no terminal signal of
+	// the user's reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("keeper: start: %w", err)
+	}
+	go cmd.Wait() //nolint:errcheck // reaped if it exits while this run lasts
+	deadline := time.Now().Add(keeperStart)
+	for {
+		nc, err = d.DialContext(ctx, "unix", k.Socket)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return nc, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// KeeperSocket is where the keeper of the store at root listens: in the
+// store when the path is short enough for a unix socket, else in the
+// user's runtime directory. "" when there is no such place.
+func KeeperSocket(root string) string {
+	p := filepath.Join(root, "run", "keeper.sock")
+	if len(p) <= 100 {
+		return p
+	}
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(root))
+	p = filepath.Join(dir, "shoal", "keeper-"+hex.EncodeToString(sum[:8])+".sock")
+	if len(p) > 100 {
+		return ""
+	}
+	return p
+}
+
+// keeper is the server side.
+type keeper struct {
+	socket   string
+	hostKey  ssh.Signer
+	mu       sync.Mutex
+	conns    map[string]*keptConn
+	links    int
+	lastSeen time.Time
+}
+
+type keptConn struct {
+	id      string
+	req     keptRequest
+	c       *Client
+	persist time.Duration
+	users   int
+	idle    time.Time
+	ready   chan struct{} // closed when the dial ended (c or err set)
+	err     error
+	lost    chan struct{} // closed when c's connection ends
+	renew   bool          // forgotten by its run: a fresh login replaces it once the run is done
+}
+
+// ServeKeeper runs a keeper on socket until it has had nothing to keep for
+// a while, or its socket is removed (the store deleted). It returns nil at
+// once when another keeper holds the socket.
+func ServeKeeper(ctx context.Context, socket string) error {
+	dir := filepath.Dir(socket)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := privateDirOK(dir); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // another keeper serves this store
+	}
+	_ = os.Remove(socket) // a dead keeper's
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := os.Chmod(socket, 0o600); err != nil {
+		return err
+	}
+	st, err := os.Stat(socket)
+	if err != nil {
+		return err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return err
+	}
+	k := &keeper{socket: socket, hostKey: signer, conns: map[string]*keptConn{}, lastSeen: time.Now()}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go k.reap(ctx, cancel, st)
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			k.closeAll()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if !samePeer(nc) {
+			nc.Close()
+			continue
+		}
+		go k.serveLink(ctx, nc)
+	}
+}
+
+// privateDirOK refuses a directory that others may enter or that is not
+// this user's.
+func privateDirOK(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("keeper: %s must be a directory of this user's that nobody else may enter (mode 0700)", dir)
+	}
+	return nil
+}
+
+// reap closes connections unused for their persist time, and ends the
+// keeper when it has nothing left to keep or its socket is gone.
+func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.FileInfo) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if fi, err := os.Stat(k.socket); err != nil || !os.SameFile(fi, sock) {
+			stop()
+			return
+		}
+		now := time.Now()
+		var drop []*Client
+		k.mu.Lock()
+		for id, kc := range k.conns {
+			if kc.c != nil && kc.users == 0 && now.Sub(kc.idle) > kc.persist {
+				drop = append(drop, kc.c)
+				delete(k.conns, id)
+			}
+		}
+		empty := len(k.conns) == 0 && k.links == 0 && now.Sub(k.lastSeen) > keeperLinger
+		k.mu.Unlock()
+		for _, c := range drop {
+			c.Close()
+		}
+		if empty {
+			stop()
+			return
+		}
+	}
+}
+
+func (k *keeper) closeAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, kc := range k.conns {
+		if kc.c != nil {
+			kc.c.Close()
+		}
+		delete(k.conns, id)
+	}
+}
+
+// serveLink serves one client: its dial request, then its channels on the
+// machine's connection.
+func (k *keeper) serveLink(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	cfg := &ssh.ServerConfig{NoClientAuth: true, ServerVersion: "SSH-2.0-shoal-keeper"}
+	cfg.AddHostKey(k.hostKey)
+	_ = nc.SetDeadline(time.Now().Add(keeperStart + attemptTimeout))
+	sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+	if err != nil {
+		return
+	}
+	defer sc.Close()
+	k.mu.Lock()
+	k.links++
+	k.lastSeen = time.Now()
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.links--
+		k.lastSeen = time.Now()
+		k.mu.Unlock()
+	}()
+
+	var kc *keptConn
+	for kc == nil {
+		r, ok := <-reqs
+		if !ok {
+			return
+		}
+		switch r.Type {
+		case keepDialRequest:
+			var kr keptRequest
+			var rep keptReply
+			if err := json.Unmarshal(r.Payload, &kr); err != nil {
+				rep.Error = "bad request"
+			} else if kc, err = k.take(ctx, kr); err != nil {
+				rep.Error = err.Error()
+			} else {
+				rep.HostKey = kc.c.hostKey.Marshal()
+			}
+			b, _ := json.Marshal(rep)
+			_ = r.Reply(true, b)
+			if kc == nil {
+				return
+			}
+		default:
+			_ = r.Reply(false, nil)
+		}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	defer k.release(ctx, kc)
+	go func() {
+		for r := range reqs {
+			if r.Type == keepForgetRequest {
+				k.mu.Lock()
+				kc.renew = true
+				k.mu.Unlock()
+				if k.forget(kc) {
+					k.renew(ctx, kc)
+				}
+			}
+			// keepalive@openssh.com and anything else: this end is alive.
+			_ = r.Reply(r.Type == "keepalive@openssh.com", nil)
+		}
+	}()
+	// The machine's connection lost ends the link: the client's sessions
+	// fail as they would on its own connection.
+	linkDone := make(chan struct{})
+	defer close(linkDone)
+	go func() {
+		select {
+		case <-kc.c.done:
+		case <-kc.lost:
+		case <-linkDone:
+		}
+		sc.Close()
+	}()
+	for nch := range chans {
+		go bridge(nch, kc.c.conn)
+	}
+}
+
+// take returns the kept connection for r, dialing it (once, however many
+// ask at the same time) when there is none or it no longer answers.
+func (k *keeper) take(ctx context.Context, r keptRequest) (*keptConn, error) {
+	id := r.identity()
+	for {
+		k.mu.Lock()
+		kc := k.conns[id]
+		dialed := kc == nil
+		if dialed {
+			kc = &keptConn{id: id, req: r, persist: r.Persist, ready: make(chan struct{}), idle: time.Now()}
+			k.conns[id] = kc
+			k.mu.Unlock()
+			k.dial(ctx, kc, r)
+		} else {
+			kc.persist = max(kc.persist, r.Persist)
+			k.mu.Unlock()
+		}
+		<-kc.ready
+		if kc.err != nil {
+			return nil, kc.err
+		}
+		// A connection made just now needs no check.
+		if dialed || alive(kc.c) && sameHostKey(ctx, kc) {
+			k.mu.Lock()
+			if k.conns[kc.id] == kc {
+				kc.users++
+				k.mu.Unlock()
+				return kc, nil
+			}
+			k.mu.Unlock()
+		}
+		k.forget(kc)
+	}
+}
+
+// dial makes kc's connection: one attempt, as Dial's own.
+func (k *keeper) dial(ctx context.Context, kc *keptConn, r keptRequest) {
+	defer close(kc.ready)
+	cfg := r.config()
+	if err := cfg.check(); err != nil {
+		kc.err = err
+		k.forget(kc)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	c, err := dialOnce(ctx, cfg, cfg.Address())
+	if err != nil {
+		kc.err = err
+		k.forget(kc)
+		return
+	}
+	lost := make(chan struct{})
+	go func() {
+		_ = c.conn.Wait()
+		close(lost)
+	}()
+	k.mu.Lock()
+	kc.c, kc.lost = c, lost
+	k.mu.Unlock()
+	// The pins this dial wrote are part of what the next run will ask for.
+	if id := r.identity(); id != kc.id {
+		k.mu.Lock()
+		if k.conns[kc.id] == kc {
+			delete(k.conns, kc.id)
+		}
+		if old := k.conns[id]; old == nil {
+			kc.id = id
+			k.conns[id] = kc
+		}
+		k.mu.Unlock()
+	}
+}
+
+// renew replaces kc, which its run asked the keeper to forget and is done
+// with, by a fresh login made now: the next run finds it ready.
+func (k *keeper) renew(ctx context.Context, kc *keptConn) {
+	r := kc.req
+	id := r.identity()
+	k.mu.Lock()
+	if k.conns[id] != nil {
+		k.mu.Unlock()
+		return
+	}
+	fresh := &keptConn{id: id, req: r, persist: kc.persist, ready: make(chan struct{}), idle: time.Now()}
+	k.conns[id] = fresh
+	k.mu.Unlock()
+	go k.dial(ctx, fresh, r)
+}
+
+// forget drops kc, closing its connection when nobody uses it (and then
+// returns true).
+func (k *keeper) forget(kc *keptConn) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.conns[kc.id] == kc {
+		delete(k.conns, kc.id)
+	}
+	if kc.c != nil && kc.users == 0 {
+		kc.c.Close()
+		return true
+	}
+	return false
+}
+
+func (k *keeper) release(ctx context.Context, kc *keptConn) {
+	k.mu.Lock()
+	kc.users--
+	kc.idle = time.Now()
+	gone := k.conns[kc.id] != kc && kc.users == 0
+	renew := gone && kc.renew
+	k.mu.Unlock()
+	if gone {
+		kc.c.Close()
+	}
+	if renew {
+		k.renew(ctx, kc)
+	}
+}
+
+// errKeyChecked ends a host key check's handshake before any login.
+var errKeyChecked = errors.New("host key checked")
+
+// sameHostKey tells whether the machine's sshd still shows the host key
+// the kept connection was verified with: a fresh handshake that stops
+// before logging in (a tenth of a login's cost to the host), so that a
+// replaced host key is refused as a new connection would refuse it.
+func sameHostKey(ctx context.Context, kc *keptConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, keeperCheck)
+	defer cancel()
+	cfg := kc.req.config()
+	nc, err := dialTCP(ctx, cfg, cfg.Address())
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	want := kc.c.hostKey.Marshal()
+	same := false
+	_, _, _, err = ssh.NewClientConn(nc, cfg.Address(), &ssh.ClientConfig{
+		User:              cfg.User,
+		HostKeyAlgorithms: algorithmsForType(kc.c.hostKey.Type()),
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			same = bytes.Equal(key.Marshal(), want)
+			return errKeyChecked
+		},
+		ClientVersion: "SSH-2.0-shoal",
+	})
+	return same && errors.Is(err, errKeyChecked)
+}
+
+// alive asks the machine's sshd for one reply, bounded.
+func alive(c *Client) bool {
+	reply := make(chan error, 1)
+	go func() {
+		_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+		reply <- err
+	}()
+	t := time.NewTimer(keeperCheck)
+	defer t.Stop()
+	select {
+	case err := <-reply:
+		return err == nil
+	case <-t.C:
+		c.Close()
+		return false
+	}
+}
+
+// bridge opens nch's channel on the machine's connection and carries its
+// data and requests both ways until both ends have closed.
+func bridge(nch ssh.NewChannel, up *ssh.Client) {
+	uch, ureqs, err := up.OpenChannel(nch.ChannelType(), nch.ExtraData())
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			_ = nch.Reject(oce.Reason, oce.Message)
+		} else {
+			_ = nch.Reject(ssh.ConnectionFailed, err.Error())
+		}
+		return
+	}
+	cch, creqs, err := nch.Accept()
+	if err != nil {
+		uch.Close()
+		return
+	}
+	var out sync.WaitGroup
+	out.Add(3)
+	go func() { // the client's input
+		_, _ = io.Copy(uch, cch)
+		_ = uch.CloseWrite()
+	}()
+	go func() {
+		defer out.Done()
+		_, _ = io.Copy(cch, uch)
+	}()
+	go func() {
+		defer out.Done()
+		_, _ = io.Copy(cch.Stderr(), uch.Stderr())
+	}()
+	go func() { // exit-status and the like, before the close
+		defer out.Done()
+		for r := range ureqs {
+			ok, _ := cch.SendRequest(r.Type, r.WantReply, r.Payload)
+			if r.WantReply {
+				_ = r.Reply(ok, nil)
+			}
+		}
+	}()
+	go func() {
+		for r := range creqs {
+			ok, _ := uch.SendRequest(r.Type, r.WantReply, r.Payload)
+			if r.WantReply {
+				_ = r.Reply(ok, nil)
+			}
+		}
+		// The client closed its channel (a cancelled command).
+		uch.Close()
+	}()
+	out.Wait()
+	_ = cch.CloseWrite()
+	cch.Close()
+	uch.Close()
+}

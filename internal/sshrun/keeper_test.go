@@ -1,0 +1,283 @@
+package sshrun
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// startKeeper runs a keeper in this process on a fresh socket and returns
+// the Keep that uses it.
+func startKeeper(t *testing.T) *Keep {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keep") // short: a unix socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "run", "k.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeKeeper(ctx, sock) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeKeeper: %v", err)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("keeper not listening")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return &Keep{Socket: sock, Persist: time.Minute}
+}
+
+func TestKeeperKeepsConnection(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	ctx := ctx10(t)
+	for round := 1; round <= 3; round++ {
+		c, err := Dial(ctx, cfg)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if !c.Kept() {
+			t.Fatalf("round %d: the connection is not the keeper's", round)
+		}
+		res, err := c.Run(ctx, "cat; echo err >&2; exit 3")
+		var re *RunError
+		if !errors.As(err, &re) || re.ExitCode != 3 || res.ExitCode != 3 || string(res.Stderr) != "err\n" {
+			t.Fatalf("round %d: exit status and stderr through the keeper: %+v %v", round, res, err)
+		}
+		out, err := c.RunInput(ctx, "cat", strings.NewReader("in\n"))
+		if err != nil || string(out.Stdout) != "in\n" {
+			t.Fatalf("round %d: stdin through the keeper: %q %v", round, out.Stdout, err)
+		}
+		dst := filepath.Join(srv.home, "f")
+		if err := c.WriteFile(ctx, dst, []byte("data"), 0o600, ""); err != nil {
+			t.Fatalf("round %d: sftp through the keeper: %v", round, err)
+		}
+		if got, _ := os.ReadFile(dst); string(got) != "data" {
+			t.Fatalf("round %d: file = %q", round, got)
+		}
+		if c.HostKey() == nil || Fingerprint(c.HostKey()) != Fingerprint(srv.cfgHostKey(t)) {
+			t.Fatalf("round %d: host key not the server's", round)
+		}
+		c.Close()
+	}
+	if n := srv.logins.Load(); n != 1 {
+		t.Fatalf("three runs logged in %d times, want once", n)
+	}
+}
+
+func TestKeeperDialUnix(t *testing.T) {
+	_, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	c := dial(t, cfg)
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(conn, conn); conn.Close() }()
+		}
+	}()
+	conn, err := c.DialUnix(ctx10(t), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo through the keeper: %q %v", buf, err)
+	}
+	if _, err := c.DialUnix(ctx10(t), sock+".nope"); err == nil {
+		t.Fatal("a missing socket answered through the keeper")
+	}
+}
+
+// A connection the machine dropped is made again, once.
+func TestKeeperRedialsLostConnection(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	c := dial(t, cfg)
+	c.Close()
+	srv.mu.Lock()
+	for _, nc := range srv.open {
+		nc.Close()
+	}
+	srv.mu.Unlock()
+	c2 := dial(t, cfg)
+	if res, err := c2.Run(ctx10(t), "echo ok"); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("after the machine dropped the kept connection: %q %v", res.Stdout, err)
+	}
+	if n := srv.logins.Load(); n != 2 {
+		t.Fatalf("logins = %d, want 2", n)
+	}
+}
+
+// What decides trust (the pinned host keys, the key file) is part of the
+// kept connection's identity: changed, it is verified afresh.
+func TestKeeperNewPinsNewConnection(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	dial(t, cfg).Close()
+	dial(t, cfg).Close()
+	if n := srv.logins.Load(); n != 1 {
+		t.Fatalf("logins = %d, want 1", n)
+	}
+	// Another key pinned for the machine: the kept connection's key is
+	// not it, so the keeper's dial fails and Dial's own reports it.
+	other := newEd25519Signer(t).PublicKey()
+	line := "127.0.0.1 " + string(ssh.MarshalAuthorizedKey(other))
+	if err := os.WriteFile(cfg.KnownHostsPath, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Dial(ctx10(t), cfg)
+	var hke *HostKeyError
+	if !errors.As(err, &hke) {
+		t.Fatalf("a re-pinned machine: want *HostKeyError, got %v", err)
+	}
+}
+
+// No keeper there (and none to start): Dial connects as ever.
+func TestKeeperAbsentDialsDirectly(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = &Keep{Socket: filepath.Join(t.TempDir(), "none.sock"), Persist: time.Minute}
+	c := dial(t, cfg)
+	if c.Kept() {
+		t.Fatal("kept without a keeper")
+	}
+	if res, err := c.Run(ctx10(t), "echo ok"); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("%q %v", res.Stdout, err)
+	}
+	if srv.logins.Load() != 1 {
+		t.Fatal("not one login")
+	}
+}
+
+func TestKeepable(t *testing.T) {
+	k := &Keep{Socket: "/x.sock", Persist: time.Minute}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"key", Config{Keep: k}, true},
+		{"no keeper", Config{}, false},
+		{"persist 0", Config{Keep: &Keep{Socket: "/x.sock"}}, false},
+		{"password: never handed to another process", Config{Keep: k, Access: Access{Password: []byte("pw")}}, false},
+		{"sudo password", Config{Keep: k, Access: Access{SudoPassword: []byte("pw")}}, false},
+		{"jump host", Config{Keep: k, Access: Access{Dial: func(context.Context, string) (net.Conn, error) { return nil, nil }}}, false},
+	} {
+		if got := keepable(tc.cfg); got != tc.want {
+			t.Errorf("%s: keepable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The keeper refuses a directory others may enter, and ends when its
+// socket is removed (the store deleted).
+func TestKeeperPrivateDirAndEnd(t *testing.T) {
+	dir, err := os.MkdirTemp("", "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	if err := ServeKeeper(context.Background(), filepath.Join(open, "k.sock")); err == nil {
+		t.Fatal("served from a directory others may enter")
+	}
+	sock := filepath.Join(dir, "run", "k.sock")
+	done := make(chan error, 1)
+	go func() { done <- ServeKeeper(context.Background(), sock) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no socket")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A second keeper on the same socket leaves at once.
+	if err := ServeKeeper(context.Background(), sock); err != nil {
+		t.Fatalf("second keeper: %v", err)
+	}
+	os.Remove(sock)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the keeper did not end when its socket was removed")
+	}
+}
+
+// A connection the run forgot (the login user's groups changed) is not
+// used again: the next Dial logs in afresh.
+func TestKeeperForget(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	c := dial(t, cfg)
+	c.Forget()
+	if res, err := c.Run(ctx10(t), "echo still"); err != nil || string(res.Stdout) != "still\n" {
+		t.Fatalf("the forgetting run lost its connection: %q %v", res.Stdout, err)
+	}
+	c.Close()
+	c2 := dial(t, cfg)
+	if !c2.Kept() {
+		t.Fatal("the new connection is not kept")
+	}
+	if n := srv.logins.Load(); n != 2 {
+		t.Fatalf("logins = %d, want 2 (a fresh one after Forget)", n)
+	}
+	c2.Close()
+	dial(t, cfg).Close()
+	if n := srv.logins.Load(); n != 2 {
+		t.Fatalf("logins = %d after a run that forgot nothing, want still 2", n)
+	}
+}
+
+// A kept connection is not used once the machine shows another host key:
+// the run's own Dial then refuses the key, as it would without a keeper.
+func TestKeeperHostKeyReplaced(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	dial(t, cfg).Close()
+	srv.cfg.AddHostKey(newEd25519Signer(t)) // replaces the ed25519 key
+	_, err := Dial(ctx10(t), cfg)
+	var hke *HostKeyError
+	if !errors.As(err, &hke) {
+		t.Fatalf("a replaced host key behind a kept connection: want *HostKeyError, got %v", err)
+	}
+	if n := srv.logins.Load(); n != 1 {
+		t.Fatalf("logins = %d, want 1", n)
+	}
+}
