@@ -109,7 +109,11 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"daemon-json-backup", "test -e " + daemonJSONBackup + " && echo yes"},
 		{"tls", "cd " + tlsDir + " && sha256sum ca.pem server.pem server-key.pem"},
 		{"dropin", "cat " + dropInPath},
-		{"unit", "systemctl cat docker.service"},
+		// The lines `systemctl cat docker.service` prints (the unit file,
+		// then each drop-in, each after "# PATH"), from the paths the head's
+		// one systemctl call read: a systemctl call less. systemctl itself
+		// where it did not name the file.
+		{"unit", `if [ -n "$shoal_dfrag" ]; then set -f; for f in $shoal_dfrag $shoal_ddropins; do printf '# %s\n' "$f"; cat "$f"; echo; done; else systemctl cat docker.service; fi`},
 		{"enabled", `echo "$shoal_denabled"`},
 		{"active", `echo "$shoal_dactive"`},
 		{"dockerd-pid", `echo "$shoal_dpid"`},
@@ -133,7 +137,10 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"kernel", "uname -r"},
 		// Who holds the package manager's lock now (provisioning waits for
 		// it before it installs, and says so up front).
-		{"package-lock", osfamily.LockProbe},
+		// Read only where Docker is not installed and running: a host
+		// whose Docker runs needs packages only for an upgrade, and the
+		// install step waits for the lock and names its holder then.
+		{"package-lock", `if [ "$shoal_dactive" = active ] && command -v dockerd >/dev/null; then :; else ` + osfamily.LockProbe + `; fi`},
 		// Only read where SELinux can be enforcing (getenforce is there):
 		// nothing else asks, and grepping /proc/kallsyms is a tenth of the
 		// probe's time on a host that answers everything else at once.
@@ -171,23 +178,26 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 // unitsHead reads docker's and firewalld's unit states in one systemctl
 // call (a call costs as much as the rest of a section), and the running
 // daemon's version from /_ping, into shell variables the sections use:
-// shoal_denabled, shoal_dactive, shoal_dpid, shoal_factive, shoal_ping.
+// shoal_denabled, shoal_dactive, shoal_dpid, shoal_dfrag, shoal_ddropins
+// (docker's unit file and drop-ins), shoal_factive, shoal_ping.
 // A unit that is not there reads as inactive with no file state, as
 // is-active and is-enabled say.
-const unitsHead = `shoal_denabled= shoal_dactive= shoal_dpid= shoal_factive= shoal_ping=
-shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID 2>/dev/null)
-shoal_id= shoal_en= shoal_ac= shoal_pid=
+const unitsHead = `shoal_denabled= shoal_dactive= shoal_dpid= shoal_dfrag= shoal_ddropins= shoal_factive= shoal_ping=
+shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID -p FragmentPath -p DropInPaths 2>/dev/null)
+shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di=
 while IFS= read -r shoal_l; do
   case $shoal_l in
     Id=*) shoal_id=${shoal_l#*=} ;;
     UnitFileState=*) shoal_en=${shoal_l#*=} ;;
     ActiveState=*) shoal_ac=${shoal_l#*=} ;;
     MainPID=*) shoal_pid=${shoal_l#*=} ;;
+    FragmentPath=*) shoal_fr=${shoal_l#*=} ;;
+    DropInPaths=*) shoal_di=${shoal_l#*=} ;;
     '') case $shoal_id in
-          docker.service) shoal_denabled=$shoal_en shoal_dactive=$shoal_ac shoal_dpid=$shoal_pid ;;
+          docker.service) shoal_denabled=$shoal_en shoal_dactive=$shoal_ac shoal_dpid=$shoal_pid shoal_dfrag=$shoal_fr shoal_ddropins=$shoal_di ;;
           firewalld.service) shoal_factive=$shoal_ac ;;
         esac
-        shoal_id= shoal_en= shoal_ac= shoal_pid= ;;
+        shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di= ;;
   esac
 done <<SHOAL_UNITS
 $shoal_units

@@ -193,6 +193,10 @@ func keeperConn(ctx context.Context, k *Keep) (net.Conn, error) {
 	// Its own session: it outlives this run and no terminal signal of
 	// the user's reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Nothing of the run's: no folder held busy, no environment (a
+	// secret in it would outlive the run); the agent's socket, when it is
+	// used, comes with each request.
+	cmd.Dir, cmd.Env = "/", []string{}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("keeper: start: %w", err)
 	}

@@ -1,18 +1,20 @@
 # shoal facts probe
-shoal_denabled= shoal_dactive= shoal_dpid= shoal_factive= shoal_ping=
-shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID 2>/dev/null)
-shoal_id= shoal_en= shoal_ac= shoal_pid=
+shoal_denabled= shoal_dactive= shoal_dpid= shoal_dfrag= shoal_ddropins= shoal_factive= shoal_ping=
+shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID -p FragmentPath -p DropInPaths 2>/dev/null)
+shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di=
 while IFS= read -r shoal_l; do
   case $shoal_l in
     Id=*) shoal_id=${shoal_l#*=} ;;
     UnitFileState=*) shoal_en=${shoal_l#*=} ;;
     ActiveState=*) shoal_ac=${shoal_l#*=} ;;
     MainPID=*) shoal_pid=${shoal_l#*=} ;;
+    FragmentPath=*) shoal_fr=${shoal_l#*=} ;;
+    DropInPaths=*) shoal_di=${shoal_l#*=} ;;
     '') case $shoal_id in
-          docker.service) shoal_denabled=$shoal_en shoal_dactive=$shoal_ac shoal_dpid=$shoal_pid ;;
+          docker.service) shoal_denabled=$shoal_en shoal_dactive=$shoal_ac shoal_dpid=$shoal_pid shoal_dfrag=$shoal_fr shoal_ddropins=$shoal_di ;;
           firewalld.service) shoal_factive=$shoal_ac ;;
         esac
-        shoal_id= shoal_en= shoal_ac= shoal_pid= ;;
+        shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di= ;;
   esac
 done <<SHOAL_UNITS
 $shoal_units
@@ -35,7 +37,7 @@ echo '@@NONCE daemon-json'; (cat /etc/docker/daemon.json) 2>/dev/null; echo
 echo '@@NONCE daemon-json-backup'; (test -e /etc/docker/daemon.json.shoal-orig && echo yes) 2>/dev/null; echo
 echo '@@NONCE tls'; (cd /etc/docker/shoal && sha256sum ca.pem server.pem server-key.pem) 2>/dev/null; echo
 echo '@@NONCE dropin'; (cat /etc/systemd/system/docker.service.d/shoal.conf) 2>/dev/null; echo
-echo '@@NONCE unit'; (systemctl cat docker.service) 2>/dev/null; echo
+echo '@@NONCE unit'; (if [ -n "$shoal_dfrag" ]; then set -f; for f in $shoal_dfrag $shoal_ddropins; do printf '# %s\n' "$f"; cat "$f"; echo; done; else systemctl cat docker.service; fi) 2>/dev/null; echo
 echo '@@NONCE enabled'; (echo "$shoal_denabled") 2>/dev/null; echo
 echo '@@NONCE active'; (echo "$shoal_dactive") 2>/dev/null; echo
 echo '@@NONCE dockerd-pid'; (echo "$shoal_dpid") 2>/dev/null; echo
@@ -47,7 +49,7 @@ echo '@@NONCE ufw'; (ufw status verbose) 2>/dev/null; echo
 echo '@@NONCE selinux'; (getenforce) 2>/dev/null; echo
 echo '@@NONCE docker-sysconfig'; (grep -h -- '--selinux-enabled' /etc/sysconfig/docker) 2>/dev/null; echo
 echo '@@NONCE kernel'; (uname -r) 2>/dev/null; echo
-echo '@@NONCE package-lock'; (if command -v dpkg >/dev/null; then if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" || $3 == "/var/cache/apt/archives/lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; else for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do [ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; fi) 2>/dev/null; echo
+echo '@@NONCE package-lock'; (if [ "$shoal_dactive" = active ] && command -v dockerd >/dev/null; then :; else if command -v dpkg >/dev/null; then if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" || $3 == "/var/cache/apt/archives/lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; else for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do [ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; fi; fi) 2>/dev/null; echo
 echo '@@NONCE overlay-selinux'; (command -v getenforce >/dev/null && if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi) 2>/dev/null; echo
 echo '@@NONCE yum-repos'; ([ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' '#@file ' "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done) 2>/dev/null; echo
 echo '@@NONCE repo-reach'; ([ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk 'function out() { if (en && h != "") print h } /^[ \t]*\[/ { out(); en = 1; h = ""; if ($0 ~ /^[ \t]*\[docker-ce/) en = 0; next } /^[ \t]*enabled[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (v !~ /^(1|[Tt]rue|[Yy]es)/) en = 0 } /^[ \t]*(baseurl|mirrorlist|metalink)[ \t]*=/ && h == "" { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (match(v, /^https?:\/\/[^\/ \t?#]+/)) h = substr(v, 1, RLENGTH) } END { out() }' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait) 2>/dev/null; echo
