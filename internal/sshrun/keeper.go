@@ -46,6 +46,9 @@ type Keep struct {
 	// Command starts the keeper when none answers (the socket path is
 	// appended); nil starts none.
 	Command []string
+
+	startMu sync.Mutex
+	failed  chan struct{} // see start
 }
 
 const (
@@ -182,13 +185,39 @@ func (c *Client) Forget() {
 	}
 }
 
-// keeperConn connects to the keeper, starting it when none answers.
+// keeperConn connects to the keeper, starting it (once a run) when none
+// answers.
 func keeperConn(ctx context.Context, k *Keep) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", k.Socket)
 	if err == nil || len(k.Command) == 0 {
 		return nc, err
 	}
+	failed := k.start()
+	deadline := time.Now().Add(keeperStart)
+	for {
+		nc, err = d.DialContext(ctx, "unix", k.Socket)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return nc, err
+		}
+		select {
+		case <-failed:
+			return nil, errors.New("keeper: it did not start")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// start starts the keeper once, however many dials of the run found none;
+// the channel is closed when it could not start or exited with an error
+// (one that lost the race for the socket to another keeper exits 0).
+func (k *Keep) start() <-chan struct{} {
+	k.startMu.Lock()
+	defer k.startMu.Unlock()
+	if k.failed != nil {
+		return k.failed
+	}
+	k.failed = make(chan struct{})
 	cmd := exec.Command(k.Command[0], append(k.Command[1:], k.Socket)...)
 	// Its own session: it outlives this run and no terminal signal of
 	// the user's reaches it.
@@ -198,17 +227,15 @@ func keeperConn(ctx context.Context, k *Keep) (net.Conn, error) {
 	// used, comes with each request.
 	cmd.Dir, cmd.Env = "/", []string{}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("keeper: start: %w", err)
+		close(k.failed)
+		return k.failed
 	}
-	go cmd.Wait() //nolint:errcheck // reaped if it exits while this run lasts
-	deadline := time.Now().Add(keeperStart)
-	for {
-		nc, err = d.DialContext(ctx, "unix", k.Socket)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return nc, err
+	go func() {
+		if cmd.Wait() != nil {
+			close(k.failed)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	}()
+	return k.failed
 }
 
 // KeeperSocket is where the keeper of the store at root listens: in the

@@ -281,3 +281,30 @@ func TestKeeperHostKeyReplaced(t *testing.T) {
 		t.Fatalf("logins = %d, want 1", n)
 	}
 }
+
+// A keeper that cannot start costs a run nothing: Dial connects on its own
+// at once, and the run tries to start it once however many hosts it has.
+func TestKeeperThatFailsToStart(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	dir := t.TempDir()
+	count := filepath.Join(dir, "starts")
+	cfg.Keep = &Keep{Socket: filepath.Join(dir, "k.sock"), Persist: time.Minute,
+		Command: []string{"/bin/sh", "-c", "echo x >> " + count + "; exit 1"}}
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		c := dial(t, cfg)
+		if c.Kept() {
+			t.Fatal("kept without a keeper")
+		}
+		c.Close()
+	}
+	if d := time.Since(start); d > keeperStart {
+		t.Errorf("three dials took %s: the failed keeper was waited for", d)
+	}
+	if b, _ := os.ReadFile(count); strings.Count(string(b), "x") != 1 {
+		t.Errorf("the keeper was started %d times, want once", strings.Count(string(b), "x"))
+	}
+	if srv.logins.Load() != 3 {
+		t.Errorf("logins = %d, want 3", srv.logins.Load())
+	}
+}
