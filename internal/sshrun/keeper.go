@@ -360,8 +360,8 @@ func privateDirOK(dir string) error {
 	return nil
 }
 
-// reap closes connections unused for their persist time, and ends the
-// keeper when it has nothing left to keep or its socket is gone.
+// reap closes connections unused for their persist time or whose machine
+// was forgotten, and ends the keeper when it has nothing left to keep or its socket is gone.
 func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.FileInfo) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -379,7 +379,7 @@ func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.File
 		var drop []*Client
 		k.mu.Lock()
 		for id, kc := range k.conns {
-			if kc.c != nil && kc.users == 0 && now.Sub(kc.idle) > kc.persist {
+			if kc.c != nil && kc.users == 0 && (now.Sub(kc.idle) > kc.persist || forgotten(kc.req)) {
 				drop = append(drop, kc.c)
 				delete(k.conns, id)
 			}
@@ -394,6 +394,17 @@ func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.File
 			return
 		}
 	}
+}
+
+// forgotten tells whether the machine is gone from its store (`machine
+// rm`, `cluster down`): its pinned host keys went with it, and shoal no
+// longer keeps a login on a host it forgot.
+func forgotten(r keptRequest) bool {
+	if r.KnownHostsPath == "" {
+		return false
+	}
+	_, err := os.Stat(r.KnownHostsPath)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 func (k *keeper) closeAll() {

@@ -308,3 +308,24 @@ func TestKeeperThatFailsToStart(t *testing.T) {
 		t.Errorf("logins = %d, want 3", srv.logins.Load())
 	}
 }
+
+// A machine removed from its store (its known_hosts gone) is not kept
+// logged in: its connection closes within a second of its run's end.
+func TestKeeperDropsForgottenMachine(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	dial(t, cfg).Close()
+	if err := os.Remove(cfg.KnownHostsPath); err != nil {
+		t.Fatal(err)
+	}
+	if srv.live.Load() != 1 {
+		t.Fatalf("kept connections = %d, want 1 before the machine is forgotten", srv.live.Load())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.live.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the forgotten machine's connection is still open")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

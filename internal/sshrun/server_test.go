@@ -32,6 +32,7 @@ type testServer struct {
 	cfg    *ssh.ServerConfig
 	conns  atomic.Int32 // TCP connections accepted
 	logins atomic.Int32 // connections that logged in
+	live   atomic.Int32 // logged-in connections still open
 	drop   atomic.Int32 // close this many new connections before the handshake
 
 	tcpForwards atomic.Int32 // direct-tcpip channels served (as a jump host)
@@ -121,6 +122,8 @@ func (s *testServer) handle(nc net.Conn) {
 		return
 	}
 	s.logins.Add(1)
+	s.live.Add(1)
+	defer s.live.Add(-1)
 	go ssh.DiscardRequests(reqs) // answers keepalives with "false", which is a reply
 	for nch := range chans {
 		switch nch.ChannelType() {
