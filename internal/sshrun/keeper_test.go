@@ -89,21 +89,7 @@ func TestKeeperDialUnix(t *testing.T) {
 	_, cfg := setup(t, serverOpts{})
 	cfg.Keep = startKeeper(t)
 	c := dial(t, cfg)
-	sock := filepath.Join(t.TempDir(), "echo.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(conn, conn); conn.Close() }()
-		}
-	}()
+	sock := echoSocket(t)
 	conn, err := c.DialUnix(ctx10(t), sock)
 	if err != nil {
 		t.Fatal(err)

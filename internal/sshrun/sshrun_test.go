@@ -610,15 +610,15 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
-func TestDialUnix(t *testing.T) {
-	_, cfg := setup(t, serverOpts{})
-	c := dial(t, cfg)
+// echoSocket listens on a unix socket that echoes what it is sent.
+func echoSocket(t *testing.T) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "echo.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -628,6 +628,13 @@ func TestDialUnix(t *testing.T) {
 			go func() { io.Copy(conn, conn); conn.Close() }()
 		}
 	}()
+	return sock
+}
+
+func TestDialUnix(t *testing.T) {
+	_, cfg := setup(t, serverOpts{})
+	c := dial(t, cfg)
+	sock := echoSocket(t)
 	conn, err := c.DialUnix(ctx10(t), sock)
 	if err != nil {
 		t.Fatal(err)
