@@ -181,7 +181,8 @@ func dialKept(ctx context.Context, cfg Config) (*Client, error) {
 // the run's own.
 func (c *Client) Forget() {
 	if c.kept {
-		_, _, _ = c.conn.SendRequest(keepForgetRequest, false, nil)
+		// Answered: the keeper has it before this run can end.
+		_, _, _ = c.conn.SendRequest(keepForgetRequest, true, nil)
 	}
 }
 
@@ -480,7 +481,7 @@ func (k *keeper) serveLink(ctx context.Context, nc net.Conn) {
 				}
 			}
 			// keepalive@openssh.com and anything else: this end is alive.
-			_ = r.Reply(r.Type == "keepalive@openssh.com", nil)
+			_ = r.Reply(r.Type == "keepalive@openssh.com" || r.Type == keepForgetRequest, nil)
 		}
 	}()
 	// The machine's connection lost ends the link: the client's sessions
