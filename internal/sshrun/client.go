@@ -97,11 +97,15 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Redactor.Add(string(cfg.SudoPassword))
 	}
 	if keepable(cfg) {
-		if c, err := dialKept(ctx, cfg); err == nil {
+		c, err := dialKept(ctx, cfg)
+		if err == nil {
 			return c, nil
 		}
 		// Dialed here as ever: the keeper's one attempt failed, or there
-		// is no keeper.
+		// is no keeper. The transcript says why.
+		if cfg.Transcript != nil {
+			fmt.Fprintf(cfg.Transcript, "--- %s %s@%s: connecting without the keeper: %s\n", time.Now().UTC().Format(time.RFC3339), cfg.User, cfg.Host, cfg.Redactor.Redact(err.Error()))
+		}
 	}
 	addr := cfg.Address()
 	delay := firstBackoff

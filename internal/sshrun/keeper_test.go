@@ -168,9 +168,14 @@ func TestKeeperNewPinsNewConnection(t *testing.T) {
 func TestKeeperAbsentDialsDirectly(t *testing.T) {
 	srv, cfg := setup(t, serverOpts{})
 	cfg.Keep = &Keep{Socket: filepath.Join(t.TempDir(), "none.sock"), Persist: time.Minute}
+	var log strings.Builder
+	cfg.Transcript = &log
 	c := dial(t, cfg)
 	if c.Kept() {
 		t.Fatal("kept without a keeper")
+	}
+	if !strings.Contains(log.String(), "connecting without the keeper: ") {
+		t.Errorf("the transcript does not say why the keeper was not used:\n%s", log.String())
 	}
 	if res, err := c.Run(ctx10(t), "echo ok"); err != nil || string(res.Stdout) != "ok\n" {
 		t.Fatalf("%q %v", res.Stdout, err)
