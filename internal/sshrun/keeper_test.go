@@ -3,7 +3,6 @@ package sshrun
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -104,20 +103,10 @@ func TestKeeperDialUnix(t *testing.T) {
 	_, cfg := setup(t, serverOpts{})
 	cfg.Keep = startKeeper(t)
 	c := dial(t, cfg)
-	sock := echoSocket(t)
-	conn, err := c.DialUnix(ctx10(t), sock)
-	if err != nil {
-		t.Fatal(err)
+	if !c.Kept() {
+		t.Fatal("the connection is not the keeper's")
 	}
-	defer conn.Close()
-	conn.Write([]byte("ping"))
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
-		t.Fatalf("echo through the keeper: %q %v", buf, err)
-	}
-	if _, err := c.DialUnix(ctx10(t), sock+".nope"); err == nil {
-		t.Fatal("a missing socket answered through the keeper")
-	}
+	checkDialUnix(t, c)
 }
 
 // A connection the machine dropped is made again, once.

@@ -633,7 +633,13 @@ func echoSocket(t *testing.T) string {
 
 func TestDialUnix(t *testing.T) {
 	_, cfg := setup(t, serverOpts{})
-	c := dial(t, cfg)
+	checkDialUnix(t, dial(t, cfg))
+}
+
+// checkDialUnix asks c for an echo socket on the host, and for one that
+// is not there.
+func checkDialUnix(t *testing.T, c *Client) {
+	t.Helper()
 	sock := echoSocket(t)
 	conn, err := c.DialUnix(ctx10(t), sock)
 	if err != nil {
