@@ -286,7 +286,7 @@ func (k *keeper) take(ctx context.Context, r keptRequest) (*keptConn, error) {
 			return nil, kc.err
 		}
 		// A connection made just now needs no check.
-		if dialed || alive(kc.c) && sameHostKey(ctx, kc) {
+		if dialed || stillVerified(ctx, kc) {
 			k.mu.Lock()
 			if k.conns[kc.id] == kc {
 				kc.users++
@@ -384,6 +384,49 @@ func (k *keeper) release(ctx context.Context, kc *keptConn) {
 	}
 }
 
+// stillVerified tells whether a kept connection may serve another run:
+// it answers, and the machine still has the host key the connection was
+// verified with. The key files are read on the connection itself (a
+// session and a cat, a third of a handshake's cost to the host); only
+// when none of them is the verified key (replaced, or kept elsewhere by
+// sshd_config) does a handshake ask sshd itself.
+func stillVerified(ctx context.Context, kc *keptConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, keeperCheck)
+	defer cancel()
+	// No answer in time (even to the session's opening): gone.
+	stop := context.AfterFunc(ctx, func() { kc.c.Close() })
+	defer stop()
+	res, err := kc.c.Run(ctx, hostKeysCmd)
+	if re := (*RunError)(nil); err != nil && !errors.As(err, &re) {
+		return false // the command did not run: the connection does not answer
+	}
+	if err == nil && hasKey(res.Stdout, kc.c.hostKey) {
+		return true
+	}
+	return sameHostKey(ctx, kc)
+}
+
+// hostKeysCmd prints the machine's public host keys where sshd keeps them
+// by default (world-readable: no sudo).
+const hostKeysCmd = "cat /etc/ssh/ssh_host_*_key.pub"
+
+// hasKey tells whether one of the authorized_keys-format lines in out is
+// key.
+func hasKey(out []byte, key ssh.PublicKey) bool {
+	want := key.Marshal()
+	for len(out) > 0 {
+		k, _, _, rest, err := ssh.ParseAuthorizedKey(out)
+		if err != nil {
+			return false
+		}
+		if bytes.Equal(k.Marshal(), want) {
+			return true
+		}
+		out = rest
+	}
+	return false
+}
+
 // errKeyChecked ends a host key check's handshake before any login.
 var errKeyChecked = errors.New("host key checked")
 
@@ -414,24 +457,6 @@ func sameHostKey(ctx context.Context, kc *keptConn) bool {
 		ClientVersion: "SSH-2.0-shoal",
 	})
 	return same && errors.Is(err, errKeyChecked)
-}
-
-// alive asks the machine's sshd for one reply, bounded.
-func alive(c *Client) bool {
-	reply := make(chan error, 1)
-	go func() {
-		_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
-		reply <- err
-	}()
-	t := time.NewTimer(keeperCheck)
-	defer t.Stop()
-	select {
-	case err := <-reply:
-		return err == nil
-	case <-t.C:
-		c.Close()
-		return false
-	}
 }
 
 // bridge opens nch's channel on the machine's connection and carries its

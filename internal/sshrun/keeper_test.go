@@ -266,11 +266,37 @@ func TestKeeperHostKeyReplaced(t *testing.T) {
 	srv, cfg := setup(t, serverOpts{})
 	cfg.Keep = startKeeper(t)
 	dial(t, cfg).Close()
-	srv.cfg.AddHostKey(newEd25519Signer(t)) // replaces the ed25519 key
+	key := newEd25519Signer(t)
+	srv.cfg.AddHostKey(key) // replaces the ed25519 key
+	srv.setKeyFiles(key)    // as ssh-keygen -A does
 	_, err := Dial(ctx10(t), cfg)
 	var hke *HostKeyError
 	if !errors.As(err, &hke) {
 		t.Fatalf("a replaced host key behind a kept connection: want *HostKeyError, got %v", err)
+	}
+	if n := settledLogins(srv); n != 1 {
+		t.Fatalf("logins = %d, want 1", n)
+	}
+}
+
+// A kept connection is checked by reading the host's key files on it; a
+// handshake asks sshd only when they do not show the verified key.
+func TestKeeperChecksKeyFiles(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	cfg.Keep = startKeeper(t)
+	dial(t, cfg).Close()
+	dial(t, cfg).Close()
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("the key files showed the verified key, yet %d connections were made, want 1", n)
+	}
+	srv.setKeyFiles() // sshd_config keeps them elsewhere
+	c := dial(t, cfg)
+	if !c.Kept() {
+		t.Fatal("the connection is not the keeper's")
+	}
+	c.Close()
+	if n := srv.conns.Load(); n != 2 {
+		t.Fatalf("without the key files: %d connections, want 2 (the handshake that checks the key)", n)
 	}
 	if n := settledLogins(srv); n != 1 {
 		t.Fatalf("logins = %d, want 1", n)

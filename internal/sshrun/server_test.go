@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,9 @@ type testServer struct {
 
 	tcpForwards atomic.Int32 // direct-tcpip channels served (as a jump host)
 	hostKeys    []ssh.Signer
+	// keyFiles is what the host's /etc/ssh/ssh_host_*_key.pub hold (what
+	// hostKeysCmd prints); none: the command fails.
+	keyFiles atomic.Pointer[string]
 
 	mu   sync.Mutex
 	open []net.Conn
@@ -67,6 +71,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	s := &testServer{t: t, ln: ln, addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port, home: t.TempDir(), env: o.env}
 	s.drop.Store(o.drop)
 	s.hostKeys = o.hostKeys
+	s.setKeyFiles(o.hostKeys...)
 	var authorized []byte
 	if o.authorized != nil {
 		authorized = o.authorized.Marshal()
@@ -160,6 +165,17 @@ func (s *testServer) session(nch ssh.NewChannel) {
 			var p struct{ Command string }
 			if ssh.Unmarshal(req.Payload, &p) != nil {
 				req.Reply(false, nil)
+				continue
+			}
+			if p.Command == hostKeysCmd {
+				req.Reply(true, nil)
+				status := uint32(1)
+				if files := s.keyFiles.Load(); files != nil {
+					io.WriteString(ch, *files)
+					status = 0
+				}
+				ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
+				ch.Close()
 				continue
 			}
 			cmd := exec.Command("/bin/sh", "-c", p.Command)
@@ -379,4 +395,19 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 func (s *testServer) cfgHostKey(t *testing.T) ssh.PublicKey {
 	t.Helper()
 	return s.hostKeys[0].PublicKey()
+}
+
+// setKeyFiles makes the host's public key files hold keys (none: no
+// files).
+func (s *testServer) setKeyFiles(keys ...ssh.Signer) {
+	if len(keys) == 0 {
+		s.keyFiles.Store(nil)
+		return
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.Write(ssh.MarshalAuthorizedKey(k.PublicKey()))
+	}
+	files := b.String()
+	s.keyFiles.Store(&files)
 }
