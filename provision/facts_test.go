@@ -140,11 +140,13 @@ func FuzzParseFacts(f *testing.F) {
 
 func TestDockerVersionPrefersThePackage(t *testing.T) {
 	for _, tc := range []struct{ dockerd, pkg, want string }{
-		{"Docker version 20.10.24+dfsg1, build 297e128", "20.10.99+dfsg1-1\n", "20.10.99"},
-		{"Docker version 24.0.9, build 2936816", "5:24.0.9-1~debian.12~bookworm\n", "24.0.9"},
+		{"Docker version 20.10.24+dfsg1, build 297e128", "install ok installed 20.10.99+dfsg1-1\n", "20.10.99"},
+		{"Docker version 24.0.9, build 2936816", "unknown ok not-installed \ninstall ok installed 5:24.0.9-1~debian.12~bookworm\n", "24.0.9"},
 		{"Docker version 20.10.24+dfsg1, build 297e128", "", "20.10.24"},
+		// Removed, its configuration kept: not the engine that runs.
+		{"Docker version 24.0.9, build 2936816", "deinstall ok config-files 20.10.24+dfsg1-1\n", "24.0.9"},
 		// A package without a binary on the PATH is no engine.
-		{"", "20.10.24+dfsg1-1\n", ""},
+		{"", "install ok installed 20.10.24+dfsg1-1\n", ""},
 	} {
 		f := &Facts{sections: map[string]string{"docker-version": tc.dockerd, "docker-package": tc.pkg}}
 		if got := f.DockerVersion(); got != tc.want {

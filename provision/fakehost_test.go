@@ -842,7 +842,7 @@ func (h *fakeHost) installDocker() {
 var (
 	reProbeName = regexp.MustCompile(`(?m)^echo '@@([0-9a-zA-Z]+) ([a-z0-9-]+)'`)
 	reProbeCmds = regexp.MustCompile(`for c in ([^;]+); do command -v`)
-	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^)]+)\)`)
+	reProbeRPM  = regexp.MustCompile(`rpm -q --qf '%\{NAME\}\\n' ([^;)]+)`)
 )
 
 // facts answers the probe section by section, in the script's order.

@@ -20,38 +20,45 @@ done <<SHOAL_UNITS
 $shoal_units
 
 SHOAL_UNITS
-[ "$shoal_dactive" = active ] && shoal_ping=$(curl -fsS -m 20 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null | tr -d '\r' | sed -n 's|^[Ss]erver: Docker/\([0-9][^ ]*\).*|\1|p')
+[ "$shoal_dactive" = active ] && shoal_h=$(curl -fsS -m 20 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null) &&
+while IFS= read -r shoal_l; do
+  case $shoal_l in
+    [Ss]erver:\ Docker/[0-9]*) shoal_l=${shoal_l#*/}; shoal_ping=${shoal_l%%[!0-9A-Za-z.+~_-]*} ;;
+  esac
+done <<SHOAL_PING
+$shoal_h
+SHOAL_PING
 shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
-echo '@@NONCE os-release'; (cat /etc/os-release) 2>/dev/null; echo
-echo '@@NONCE hostname'; (hostname) 2>/dev/null; echo
-echo '@@NONCE hosts'; (cat /etc/hosts) 2>/dev/null; echo
-echo '@@NONCE user'; (id -un 'docker' && id -nG 'docker') 2>/dev/null; echo
-echo '@@NONCE authorized-keys'; (pw=$(getent passwd 'docker') && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys") 2>/dev/null; echo
-echo '@@NONCE commands'; (for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done) 2>/dev/null; echo
-echo '@@NONCE docker-version'; (if [ -n "$shoal_ping" ] && e=$(readlink /proc/"$shoal_dpid"/exe) && d=$(command -v dockerd) && [ "$e" = "$(readlink -f "$d")" ]; then echo "Docker version $shoal_ping (the running dockerd)"; else dockerd --version || dockerd-current --version; fi) 2>/dev/null; echo
-echo '@@NONCE docker-package'; (dpkg-query -W -f '${Status} ${Version}\n' docker-ce docker.io | sed -n 's/^install ok installed //p') 2>/dev/null; echo
-echo '@@NONCE rpm'; (rpm -q --qf '%{NAME}\n' docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core docker docker-client docker-common docker-engine podman podman-docker buildah runc) 2>/dev/null; echo
-echo '@@NONCE docker-group'; (getent group docker) 2>/dev/null; echo
-echo '@@NONCE daemon-json-exists'; (test -e /etc/docker/daemon.json && echo yes) 2>/dev/null; echo
-echo '@@NONCE daemon-json'; (cat /etc/docker/daemon.json) 2>/dev/null; echo
-echo '@@NONCE daemon-json-backup'; (test -e /etc/docker/daemon.json.shoal-orig && echo yes) 2>/dev/null; echo
+echo '@@NONCE os-release'; { cat /etc/os-release; } 2>/dev/null; echo
+echo '@@NONCE hostname'; { hostname; } 2>/dev/null; echo
+echo '@@NONCE hosts'; { cat /etc/hosts; } 2>/dev/null; echo
+echo '@@NONCE user'; { id -un 'docker' && id -nG 'docker'; } 2>/dev/null; echo
+echo '@@NONCE authorized-keys'; { pw=$(getent passwd 'docker') && cat "$(printf '%s\n' "$pw" | cut -d: -f6)/.ssh/authorized_keys"; } 2>/dev/null; echo
+echo '@@NONCE commands'; { for c in systemctl hostnamectl apt-get yum dnf rpm dockerd docker usermod useradd curl ufw firewall-cmd getenforce subscription-manager; do command -v $c >/dev/null && echo $c; done; } 2>/dev/null; echo
+echo '@@NONCE docker-version'; { if [ -n "$shoal_ping" ] && e=$(readlink /proc/"$shoal_dpid"/exe) && d=$(command -v dockerd) && [ "$e" = "$(readlink -f "$d")" ]; then echo "Docker version $shoal_ping (the running dockerd)"; else dockerd --version || dockerd-current --version; fi; } 2>/dev/null; echo
+echo '@@NONCE docker-package'; { dpkg-query -W -f '${Status} ${Version}\n' docker-ce docker.io; } 2>/dev/null; echo
+echo '@@NONCE rpm'; { rpm -q --qf '%{NAME}\n' docker-ce docker-ce-cli containerd.io container-selinux yum-utils dnf-plugins-core docker docker-client docker-common docker-engine podman podman-docker buildah runc; } 2>/dev/null; echo
+echo '@@NONCE docker-group'; { getent group docker; } 2>/dev/null; echo
+echo '@@NONCE daemon-json-exists'; { test -e /etc/docker/daemon.json && echo yes; } 2>/dev/null; echo
+echo '@@NONCE daemon-json'; { cat /etc/docker/daemon.json; } 2>/dev/null; echo
+echo '@@NONCE daemon-json-backup'; { test -e /etc/docker/daemon.json.shoal-orig && echo yes; } 2>/dev/null; echo
 echo '@@NONCE tls'; (cd /etc/docker/shoal && sha256sum ca.pem server.pem server-key.pem) 2>/dev/null; echo
-echo '@@NONCE dropin'; (cat /etc/systemd/system/docker.service.d/shoal.conf) 2>/dev/null; echo
+echo '@@NONCE dropin'; { cat /etc/systemd/system/docker.service.d/shoal.conf; } 2>/dev/null; echo
 echo '@@NONCE unit'; (if [ -n "$shoal_dfrag" ]; then set -f; for f in $shoal_dfrag $shoal_ddropins; do printf '# %s\n' "$f"; cat "$f"; echo; done; else systemctl cat docker.service; fi) 2>/dev/null; echo
-echo '@@NONCE enabled'; (echo "$shoal_denabled") 2>/dev/null; echo
-echo '@@NONCE active'; (echo "$shoal_dactive") 2>/dev/null; echo
-echo '@@NONCE dockerd-pid'; (echo "$shoal_dpid") 2>/dev/null; echo
-echo '@@NONCE firewalld'; (echo "$shoal_factive") 2>/dev/null; echo
-echo '@@NONCE firewalld-zone'; ([ "$shoal_factive" = active ] && shoal_zone) 2>/dev/null; echo
-echo '@@NONCE firewalld-runtime'; ([ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all) 2>/dev/null; echo
-echo '@@NONCE firewalld-permanent'; ([ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all) 2>/dev/null; echo
-echo '@@NONCE ufw'; (ufw status verbose) 2>/dev/null; echo
-echo '@@NONCE selinux'; (getenforce) 2>/dev/null; echo
-echo '@@NONCE docker-sysconfig'; (grep -h -- '--selinux-enabled' /etc/sysconfig/docker) 2>/dev/null; echo
-echo '@@NONCE kernel'; (uname -r) 2>/dev/null; echo
+echo '@@NONCE enabled'; { echo "$shoal_denabled"; } 2>/dev/null; echo
+echo '@@NONCE active'; { echo "$shoal_dactive"; } 2>/dev/null; echo
+echo '@@NONCE dockerd-pid'; { echo "$shoal_dpid"; } 2>/dev/null; echo
+echo '@@NONCE firewalld'; { echo "$shoal_factive"; } 2>/dev/null; echo
+echo '@@NONCE firewalld-zone'; { [ "$shoal_factive" = active ] && shoal_zone; } 2>/dev/null; echo
+echo '@@NONCE firewalld-runtime'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all; } 2>/dev/null; echo
+echo '@@NONCE firewalld-permanent'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all; } 2>/dev/null; echo
+echo '@@NONCE ufw'; { ufw status verbose; } 2>/dev/null; echo
+echo '@@NONCE selinux'; { getenforce; } 2>/dev/null; echo
+echo '@@NONCE docker-sysconfig'; { grep -h -- '--selinux-enabled' /etc/sysconfig/docker; } 2>/dev/null; echo
+echo '@@NONCE kernel'; { uname -r; } 2>/dev/null; echo
 echo '@@NONCE package-lock'; (if [ "$shoal_dactive" = active ] && command -v dockerd >/dev/null; then :; else if command -v dpkg >/dev/null; then if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" || $3 == "/var/cache/apt/archives/lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; else for f in /var/run/yum.pid /var/cache/dnf/rpmdb_lock.pid /var/cache/dnf/metadata_lock.pid /var/cache/dnf/download_lock.pid; do [ -s "$f" ] && p=$(cat "$f") && [ -n "$p" ] && [ -d "/proc/$p" ] && echo "$(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; done; if command -v lslocks >/dev/null; then lslocks -n -r -o COMMAND,PID,PATH | awk '$3 == "/var/lib/rpm/.rpm.lock" { print $1 " (pid " $2 ")" }' | sort -u; fi; fi; fi) 2>/dev/null; echo
-echo '@@NONCE overlay-selinux'; (command -v getenforce >/dev/null && if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi) 2>/dev/null; echo
-echo '@@NONCE yum-repos'; ([ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' '#@file ' "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done) 2>/dev/null; echo
+echo '@@NONCE overlay-selinux'; { command -v getenforce >/dev/null && if [ -r /proc/kallsyms ]; then if grep -q ' security_inode_copy_up$' /proc/kallsyms; then echo yes; else echo no; fi; fi; } 2>/dev/null; echo
+echo '@@NONCE yum-repos'; { [ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' '#@file ' "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done; } 2>/dev/null; echo
 echo '@@NONCE repo-reach'; ([ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk 'function out() { if (en && h != "") print h } /^[ \t]*\[/ { out(); en = 1; h = ""; if ($0 ~ /^[ \t]*\[docker-ce/) en = 0; next } /^[ \t]*enabled[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (v !~ /^(1|[Tt]rue|[Yy]es)/) en = 0 } /^[ \t]*(baseurl|mirrorlist|metalink)[ \t]*=/ && h == "" { v = $0; sub(/^[^=]*=[ \t]*/, "", v); if (match(v, /^https?:\/\/[^\/ \t?#]+/)) h = substr(v, 1, RLENGTH) } END { out() }' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait) 2>/dev/null; echo
-echo '@@NONCE docker-info'; ([ "$shoal_dactive" = active ] && if [ -n "$shoal_ping" ]; then printf '{"Version":"%s"}\n' "$shoal_ping"; else timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; fi) 2>/dev/null; echo
+echo '@@NONCE docker-info'; { [ "$shoal_dactive" = active ] && if [ -n "$shoal_ping" ]; then printf '{"Version":"%s"}\n' "$shoal_ping"; else timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; fi; } 2>/dev/null; echo
 echo '@@NONCE end'
