@@ -72,9 +72,9 @@ type host struct {
 	// facts are what provisioning's probe found (with the cluster's own
 	// probes).
 	facts *provision.Facts
-	// created and connected are closed when the host's create, and its
-	// connection, are done (or failed: then mach or client is nil).
-	created, connected chan struct{}
+	// created and connected are done when the host's create, and its
+	// connection, are (or failed: then mach or client is nil).
+	created, connected *event
 	// unlock releases the machine's lock, held from its create to the end
 	// of the run so that no other command works on it meanwhile.
 	unlock func()

@@ -41,35 +41,31 @@ type pipeline struct {
 	sem    chan struct{}
 	early  *bootstrap.Early
 
-	// anchorReady is closed (once: readyOnce) when the leader tried to
-	// start the swarm, or failed before.
-	anchorReady chan struct{}
-	readyOnce   sync.Once
-	// managersJoined is closed when every manager but the leader has
-	// tried its early join (managersLeft counts them down, each host once:
-	// managerOnce): workers, and the registry, wait for it, as Raft takes
-	// a new manager in while it commits nothing else (every write waits
-	// for the new member to catch up).
-	managersJoined chan struct{}
+	// anchorReady: the leader tried to start the swarm, or failed before.
+	anchorReady *event
+	// managersJoined: every manager but the leader has tried its early
+	// join (managersLeft counts them down, each host once: managerOnce).
+	// Workers, and the registry, wait for it, as Raft takes a new manager
+	// in while it commits nothing else (every write waits for the new
+	// member to catch up).
+	managersJoined *event
 	managersLeft   int
 	managerOnce    map[string]*sync.Once
-	// regImages is closed (once) when the registry's node has its images,
-	// or failed: the other hosts load theirs after, so that the registry,
-	// on the run's critical path, does not share the machines' CPU and the
-	// uplink with every other host's archives.
-	regImages     chan struct{}
-	regImagesOnce sync.Once
-	// regUp is closed (once) when the registry answered from its own node
-	// (regAnswers) or will not be seen to in the pipeline: the other hosts
-	// then check it from where they are.
-	regUp      chan struct{}
-	regUpOnce  sync.Once
+	// regImages: the registry's node has its images, or failed. The other
+	// hosts load theirs after, so that the registry, on the run's critical
+	// path, does not share the machines' CPU and the uplink with every
+	// other host's archives.
+	regImages *event
+	// regUp: the registry answered from its own node (regAnswers) or will
+	// not be seen to in the pipeline; the other hosts then check it from
+	// where they are.
+	regUp      *event
+	regUpSaid  bool
 	regAnswers bool
-	// regMade is closed (once) when the registry's node has seen to the
-	// registry service (regMadeOK) or failed or left it to the swarm pass.
-	regMade     chan struct{}
-	regMadeOnce sync.Once
-	regMadeOK   bool
+	// regMade: the registry's node has seen to the registry service
+	// (regMadeOK), or failed, or left it to the swarm pass.
+	regMade   *event
+	regMadeOK bool
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
@@ -106,16 +102,16 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		n = 1
 	}
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
-		sem: make(chan struct{}, n), anchorReady: make(chan struct{}), regImages: make(chan struct{}), regUp: make(chan struct{}),
-		regMade: make(chan struct{}), stages: map[string]time.Duration{}, checked: map[string]bool{}}
+		sem: make(chan struct{}, n), anchorReady: newEvent(), regImages: newEvent(), regUp: newEvent(),
+		regMade: newEvent(), stages: map[string]time.Duration{}, checked: map[string]bool{}}
 	for _, h := range hosts {
-		h.created, h.connected = make(chan struct{}), make(chan struct{})
+		h.created, h.connected = newEvent(), newEvent()
 	}
 	if p.registryHost() == nil {
-		p.registryImagesDone()
+		p.regImages.done()
 		p.registryUp(false)
 	}
-	p.managersJoined, p.managerOnce = make(chan struct{}), map[string]*sync.Once{}
+	p.managersJoined, p.managerOnce = newEvent(), map[string]*sync.Once{}
 	for _, h := range hosts {
 		if h.spec.Role == bootstrap.RoleManager && h.spec.Name != leader {
 			p.managersLeft++
@@ -123,7 +119,7 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		}
 	}
 	if p.managersLeft == 0 {
-		close(p.managersJoined)
+		p.managersJoined.done()
 	}
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
@@ -152,13 +148,11 @@ func (p *pipeline) slot(ctx context.Context, f func() error) error {
 	return f()
 }
 
-// waitAll waits until ch(h) is closed for every host and ok(h) holds.
-func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok func(*host) bool) error {
+// waitAll waits until ev(h) is done for every host and ok(h) holds.
+func (p *pipeline) waitAll(ctx context.Context, ev func(*host) *event, ok func(*host) bool) error {
 	for _, o := range p.hosts {
-		select {
-		case <-ch(o):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := ev(o).wait(ctx); err != nil {
+			return err
 		}
 		if !ok(o) {
 			return errWaiting
@@ -166,8 +160,6 @@ func (p *pipeline) waitAll(ctx context.Context, ch func(*host) chan struct{}, ok
 	}
 	return nil
 }
-
-func (p *pipeline) anchorDone() { p.readyOnce.Do(func() { close(p.anchorReady) }) }
 
 // managerDone counts a manager's early join as tried (once a host).
 func (p *pipeline) managerDone(h *host) {
@@ -179,32 +171,20 @@ func (p *pipeline) managerDone(h *host) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.managersLeft--; p.managersLeft == 0 {
-			close(p.managersJoined)
+			p.managersJoined.done()
 		}
 	})
 }
 
-func (p *pipeline) registryImagesDone() { p.regImagesOnce.Do(func() { close(p.regImages) }) }
-
-func (p *pipeline) registryMadeDone() { p.regMadeOnce.Do(func() { close(p.regMade) }) }
-
+// registryUp records whether the registry answered from its own node,
+// once: the first word stands.
 func (p *pipeline) registryUp(answers bool) {
-	p.regUpOnce.Do(func() {
-		p.mu.Lock()
-		p.regAnswers = answers
-		p.mu.Unlock()
-		close(p.regUp)
-	})
-}
-
-// closed closes ch unless it is; only the host's own goroutine closes its
-// channels.
-func closed(ch chan struct{}) {
-	select {
-	case <-ch:
-	default:
-		close(ch)
+	p.mu.Lock()
+	if !p.regUpSaid {
+		p.regUpSaid, p.regAnswers = true, answers
 	}
+	p.mu.Unlock()
+	p.regUp.done()
 }
 
 // run works on every host and joins their errors. The registry checks it
@@ -235,15 +215,15 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	c := p.c
 	isLeader := h.spec.Name == p.leader
 	if p.registryHost() == h {
-		defer p.registryImagesDone()
-		defer p.registryMadeDone()
+		defer p.regImages.done()
+		defer p.regMade.done()
 	}
-	defer closed(h.created)
-	defer closed(h.connected)
+	defer h.created.done()
+	defer h.connected.done()
 	if isLeader {
-		// Closed here too when the leader fails before the swarm: the
+		// Done here too when the leader fails before the swarm: the
 		// others then leave it to the reconciler's pass.
-		defer p.anchorDone()
+		defer p.anchorReady.done()
 	}
 	defer p.managerDone(h) // a manager that failed before its join
 
@@ -253,12 +233,12 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 	if err := p.slot(ctx, func() error { return p.create(ctx, h) }); err != nil {
 		return err
 	}
-	closed(h.created)
+	h.created.done()
 	p.mark("create")
 
 	// Every node's /etc/hosts names every node: provisioning waits for
 	// every address.
-	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
+	if err := p.waitAll(ctx, func(o *host) *event { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
 		return err
 	}
 	h.mach.Hosts = p.hostEntries()
@@ -283,7 +263,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 			ev("ssh", ui.Failed, "")
 			return err
 		}
-		closed(h.connected)
+		h.connected.done()
 		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
 		rep, held, why, err := c.Machines.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
 		if err != nil {
@@ -362,7 +342,7 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 	if isLeader {
 		// Whatever happens here: the registry's branch and the other hosts
 		// wait for it.
-		defer p.anchorDone()
+		defer p.anchorReady.done()
 	}
 	if p.c.restore != nil {
 		// The swarm comes from a backup (restoreSwarm), after the
@@ -380,11 +360,9 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 		if h.spec.Role != bootstrap.RoleManager {
 			wait = p.managersJoined
 		}
-		for _, ch := range []chan struct{}{p.anchorReady, wait} {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
+		for _, ev := range []*event{p.anchorReady, wait} {
+			if err := ev.wait(ctx); err != nil {
+				return err
 			}
 		}
 		if _, err := p.early.Join(ctx, t); err != nil {
@@ -400,10 +378,8 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 func (p *pipeline) images(ctx context.Context, h *host) error {
 	isReg := p.registryHost() == h
 	if !isReg && len(h.spec.ImageArchives) > 0 {
-		select {
-		case <-p.regImages:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := p.regImages.wait(ctx); err != nil {
+			return err
 		}
 	}
 	err := p.slot(ctx, func() error {
@@ -434,12 +410,10 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 	if !isReg {
 		return nil
 	}
-	p.registryImagesDone()
-	for _, ch := range []chan struct{}{p.anchorReady, p.managersJoined} {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+	p.regImages.done()
+	for _, ev := range []*event{p.anchorReady, p.managersJoined} {
+		if err := ev.wait(ctx); err != nil {
+			return err
 		}
 	}
 	return p.registry(ctx, h)
@@ -447,7 +421,7 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 
 // peerSSH writes the host's SSH mesh files once every host's key is known.
 func (p *pipeline) peerSSH(ctx context.Context, h *host) error {
-	if err := p.waitAll(ctx, func(o *host) chan struct{} { return o.connected }, func(o *host) bool { return o.client != nil }); err != nil {
+	if err := p.waitAll(ctx, func(o *host) *event { return o.connected }, func(o *host) bool { return o.client != nil }); err != nil {
 		return err
 	}
 	pf := p.peerFiles()
@@ -591,7 +565,7 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 	p.mu.Lock()
 	p.regMadeOK = true
 	p.mu.Unlock()
-	p.registryMadeDone()
+	p.regMade.done()
 	return nil
 }
 
@@ -637,9 +611,7 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 		p.checkOwnRegistry(ctx, h)
 		return
 	}
-	select {
-	case <-p.regUp:
-	case <-ctx.Done():
+	if p.regUp.wait(ctx) != nil {
 		return
 	}
 	p.mu.Lock()
@@ -661,9 +633,7 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 	answers := false
 	defer func() { p.registryUp(answers) }()
-	select {
-	case <-p.regMade:
-	case <-ctx.Done():
+	if p.regMade.wait(ctx) != nil {
 		return
 	}
 	p.mu.Lock()
