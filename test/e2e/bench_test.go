@@ -108,6 +108,10 @@ type benchRow struct {
 	settled         upResult
 	quiet           time.Duration
 	sessionsPerHost float64
+	// The hosts' CPU (all their processes: sshd, the probe, dockerd and
+	// the swarm's own work) during each no-op run, and in a second of
+	// nothing after the settled one: what of a no-op's time is not shoal's.
+	noopCPU, settledCPU, idleCPU time.Duration
 }
 
 // benchFile is the cluster file of the bench: the lab archive on every
@@ -212,22 +216,29 @@ func BenchmarkClusterUp(b *testing.B) {
 					file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
 					b.StartTimer()
 					first := clusterUpJSON(b, s, file)
+					cpu0 := hostsCPU(b, names)
 					again := clusterUpJSON(b, s, file)
 					b.StopTimer()
+					noopCPU := hostsCPU(b, names) - cpu0
 					// The no-op run above came at once: the new swarm's nodes
 					// still set up their networks then (with 30 on 2 cores,
 					// for seconds). Once the machine is quiet, again: the
 					// no-op as a user re-running later meets it.
 					quiet := settle(60 * time.Second)
+					cpu0 = hostsCPU(b, names)
 					b.StartTimer()
 					settled := clusterUpJSON(b, s, file)
 					b.StopTimer()
+					cpu1 := hostsCPU(b, names)
+					time.Sleep(time.Second)
+					idleCPU := hostsCPU(b, names) - cpu1
 					rm()
 					if again.Result.Changed || settled.Result.Changed {
 						b.Errorf("a re-run changed something")
 					}
 					row := benchRow{n: n, archives: "registry node", floor: time.Duration(secs * float64(time.Second)), first: first, noop: again, settled: settled, quiet: quiet,
-						sessionsPerHost: float64(again.Result.Sessions) / float64(n)}
+						sessionsPerHost: float64(again.Result.Sessions) / float64(n),
+						noopCPU:         noopCPU, settledCPU: cpu1 - cpu0, idleCPU: idleCPU}
 					unit := "-regnode"
 					if every {
 						row.archives, unit = "every node", "-every"
@@ -264,6 +275,10 @@ func BenchmarkClusterUp(b *testing.B) {
 		fmt.Fprintf(&t, "N=%d %s %.0fs", r.n, r.archives, r.quiet.Seconds())
 	}
 	t.WriteString(")\n")
+	fmt.Fprintf(&t, "\nThe hosts' CPU (every process of theirs) during the no-op at once and the settled one, and in 1 s of nothing after:\n")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "N=%d (%s): at once %.1f s, settled %.1f s, idle %.2f s/s\n", r.n, r.archives, r.noopCPU.Seconds(), r.settledCPU.Seconds(), r.idleCPU.Seconds())
+	}
 	fmt.Fprintf(&t, "\nStages (as cluster up reports them: the time each stage took):\n")
 	for _, r := range rows {
 		fmt.Fprintf(&t, "N=%d (%s) first: %s\nN=%d (%s) no-op: %s\n", r.n, r.archives, stageLine(r.first), r.n, r.archives, stageLine(r.noop))
@@ -286,6 +301,50 @@ func stageLine(u upResult) string {
 		parts = append(parts, fmt.Sprintf("%s %.2fs", s.name, s.d.Seconds()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// hostsCPU is the CPU time the lab containers have used so far, from
+// their cgroups (v2 or v1).
+func hostsCPU(b *testing.B, names []string) time.Duration {
+	b.Helper()
+	out, err := exec.Command("docker", append([]string{"inspect", "-f", "{{.Id}}"}, names...)...).Output()
+	if err != nil {
+		b.Fatalf("docker inspect: %v", err)
+	}
+	var total time.Duration
+	for _, id := range strings.Fields(string(out)) {
+		d, err := containerCPU(id)
+		if err != nil {
+			b.Fatalf("the CPU time of container %s: %v", id[:12], err)
+		}
+		total += d
+	}
+	return total
+}
+
+// containerCPU reads a container's CPU time where this machine's cgroup
+// layout keeps it.
+func containerCPU(id string) (time.Duration, error) {
+	for _, p := range []string{"/sys/fs/cgroup/unified/docker/" + id + "/cpu.stat", "/sys/fs/cgroup/docker/" + id + "/cpu.stat",
+		"/sys/fs/cgroup/system.slice/docker-" + id + ".scope/cpu.stat"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "usage_usec "); ok {
+				us, err := strconv.ParseInt(v, 10, 64)
+				return time.Duration(us) * time.Microsecond, err
+			}
+		}
+	}
+	for _, p := range []string{"/sys/fs/cgroup/cpuacct/docker/" + id + "/cpuacct.usage", "/sys/fs/cgroup/cpu,cpuacct/docker/" + id + "/cpuacct.usage"} {
+		if data, err := os.ReadFile(p); err == nil {
+			ns, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			return time.Duration(ns), err
+		}
+	}
+	return 0, fmt.Errorf("no cgroup CPU figure found")
 }
 
 // settle waits, at most bound, until the machine is quiet (less than
