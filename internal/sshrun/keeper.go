@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -104,11 +105,30 @@ func (r keptRequest) identity() string {
 	b, _ := json.Marshal(cfg)
 	h.Write(b)
 	for _, p := range append([]string{r.Endpoint.KeyPath, r.KnownHostsPath}, r.ExtraKeyPaths...) {
-		data, err := os.ReadFile(p)
+		data, err := readTrusted(p)
 		fmt.Fprintf(h, "\x00%s\x00%t\x00", p, err == nil)
 		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// maxTrustedFile bounds what identity reads of a key or known_hosts file.
+const maxTrustedFile = 16 << 20
+
+// readTrusted reads a key or known_hosts file for identity: a regular file,
+// at most maxTrustedFile of it (a request naming /dev/zero or a FIFO must
+// not hold the keeper).
+func readTrusted(path string) ([]byte, error) {
+	// Non-blocking: opening a FIFO nobody writes to would wait.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxTrustedFile))
 }
 
 func (r keptRequest) config() Config {

@@ -1,12 +1,16 @@
 package sshrun
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -349,4 +353,69 @@ func TestKeeperDropsForgottenMachine(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A request that names a device or a FIFO as a key file does not hold the
+// keeper: identity reads regular files only, and a bounded part of them.
+func TestKeptRequestIdentityReadsRegularFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := keptRequest{Endpoint: Endpoint{KeyPath: key}, KnownHostsPath: "/dev/zero", ExtraKeyPaths: []string{fifo}}
+	done := make(chan string)
+	go func() { done <- r.identity() }()
+	var first string
+	select {
+	case first = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("identity did not return: it reads /dev/zero or waits on a FIFO")
+	}
+	if err := os.WriteFile(key, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r.identity() == first {
+		t.Error("a changed key file left the identity unchanged")
+	}
+}
+
+// FuzzKeptRequest: whatever a peer sends as a request, decoding it and
+// checking the configuration it names never panics.
+func FuzzKeptRequest(f *testing.F) {
+	f.Add([]byte(`{"endpoint":{"host":"10.0.0.1","port":22,"user":"u","keyPath":"/nonexistent"},"knownHostsPath":"/nonexistent","persist":300000000000}`))
+	f.Add([]byte(`{"endpoint":{"host":"","port":-1},"extraKeyPaths":["", "\u0000"]}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var kr keptRequest
+		if json.Unmarshal(b, &kr) != nil {
+			return
+		}
+		cfg := kr.config()
+		_ = cfg.check()
+	})
+}
+
+// FuzzHasKey: whatever the host's key files hold, reading them ends, and
+// finds the key only where a line is the key.
+func FuzzHasKey(f *testing.F) {
+	signer, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	key := signer.PublicKey()
+	line := ssh.MarshalAuthorizedKey(key)
+	f.Add(line)
+	f.Add(append([]byte("# comment\nssh-rsa garbage\n"), line...))
+	f.Add([]byte("ssh-ed25519 AAAA\x00\n\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		// (base64 decoding skips carriage returns)
+		if hasKey(out, key) && !bytes.Contains(bytes.ReplaceAll(out, []byte("\r"), nil), bytes.TrimSpace(line)[len("ssh-ed25519 "):]) {
+			t.Fatalf("found the key in %q, which does not hold it", out)
+		}
+	})
 }
