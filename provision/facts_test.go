@@ -1,12 +1,14 @@
 package provision
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/shoal-dev/shoal/provision/osfamily"
@@ -256,5 +258,62 @@ func TestRunningDocker(t *testing.T) {
 		if got := f.RunningDocker(); got != want {
 			t.Errorf("RunningDocker(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDockerVersionCmd runs the daemon's version command here against a
+// socket of its own: Docker's /_ping header gives the version with no
+// docker CLI; no daemon fails at once (no CLI either); a server that is
+// not Docker's is asked through `docker info`.
+func TestDockerVersionCmd(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is needed: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "dv") // short: a unix socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "docker.sock")
+	bin := filepath.Join(dir, "bin")
+	called := filepath.Join(dir, "cli-called")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte("#!/bin/sh\ntouch "+called+"\necho 9.9.9\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (string, error) {
+		os.Remove(called)
+		cmd := exec.Command("sh", "-c", strings.ReplaceAll(dockerVersionCmd, "/var/run/docker.sock", sock))
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	cliCalled := func() bool { _, err := os.Stat(called); return err == nil }
+
+	if out, err := run(); err == nil || cliCalled() {
+		t.Errorf("no daemon: %q, %v, docker CLI called: %v; want a failure and no CLI", out, err, cliCalled())
+	}
+
+	var server atomic.Value
+	server.Store("Docker/24.0.9-1 (linux)")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", server.Load().(string))
+		w.Write([]byte("OK"))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	if out, err := run(); err != nil || out != "24.0.9-1\n" || cliCalled() {
+		t.Errorf("Docker's daemon: %q, %v, docker CLI called: %v; want 24.0.9-1 from /_ping alone", out, err, cliCalled())
+	}
+	server.Store("Libpod/4.9.4 (linux)")
+	if out, err := run(); err != nil || out != "9.9.9\n" || !cliCalled() {
+		t.Errorf("a daemon that is not Docker's: %q, %v, docker CLI called: %v; want the CLI's answer", out, err, cliCalled())
 	}
 }
