@@ -162,13 +162,9 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 		checked = sc.checked()
 	}
 	check := func(ctx context.Context, h *host) error {
-		// The swarm pass changes neither a host's /etc/hosts nor its way to
-		// the registry's node: a host that reached the registry in the
-		// pipeline is asked again only after a new registry service or a
-		// roll. The registry's own node is asked again whenever the swarm
-		// changed (its task may have moved).
-		fresh := !created && !rolled && !out.Changed
-		if sc.answered[h.spec.Name] && fresh || checked[h.spec.Name] && !created && !rolled && (h != regHost || fresh) {
+		ask := registryAsk{probed: sc.answered[h.spec.Name], checked: checked[h.spec.Name], regNode: h == regHost,
+			created: created, rolled: rolled, swarmChanged: out.Changed}
+		if !ask.needed() {
 			ev(h, "check", ui.Unchanged, "Ready, registry answers")
 			return nil
 		}
@@ -191,6 +187,34 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	err = parallel(ctx, c.Parallel, others, check)
 	sc.done("check")
 	return changed, leader, out.ClusterID, err
+}
+
+// registryAsk is what the final check knows of one host when it decides
+// whether to ask the registry from it again.
+type registryAsk struct {
+	probed       bool // it answered the facts probe, nothing on the host changed since
+	checked      bool // it answered from the host in the pipeline
+	regNode      bool // the host is the registry's node
+	created      bool // the swarm pass created or corrected the registry service
+	rolled       bool // the swarm pass rolled engines
+	swarmChanged bool // the swarm pass changed the swarm (joins, roles, labels)
+}
+
+// needed tells whether the registry must be asked again. An answer to the
+// probe stands while nothing changed at all. The swarm pass changes
+// neither a host's /etc/hosts nor its way to the registry's node: an
+// answer in the pipeline stands unless the registry service is new or
+// engines rolled; on the registry's own node, only while the swarm did not
+// change (its task may have moved).
+func (a registryAsk) needed() bool {
+	fresh := !a.created && !a.rolled && !a.swarmChanged
+	switch {
+	case a.probed && fresh:
+		return false
+	case a.checked && !a.created && !a.rolled && (!a.regNode || fresh):
+		return false
+	}
+	return true
 }
 
 // peerFiles is the SSH mesh every node gets: the docker user of every node

@@ -47,3 +47,27 @@ func TestLabelList(t *testing.T) {
 		t.Errorf("labelList(nil) = %#v, want an empty list", got)
 	}
 }
+
+func TestRegistryAskNeeded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ask  registryAsk
+		want bool
+	}{
+		{"nothing known", registryAsk{}, true},
+		{"answered the probe, nothing changed", registryAsk{probed: true}, false},
+		{"answered the probe, a new registry service", registryAsk{probed: true, created: true}, true},
+		{"answered the probe, the swarm changed since", registryAsk{probed: true, swarmChanged: true}, true},
+		{"answered the probe, engines rolled", registryAsk{probed: true, rolled: true}, true},
+		{"answered in the pipeline, others joined", registryAsk{checked: true, swarmChanged: true}, false},
+		{"answered in the pipeline, engines rolled", registryAsk{checked: true, rolled: true}, true},
+		{"answered in the pipeline, a new registry service", registryAsk{checked: true, created: true}, true},
+		{"the registry's node, answered in the pipeline, the swarm changed", registryAsk{checked: true, regNode: true, swarmChanged: true}, true},
+		{"the registry's node, answered in the pipeline, nothing changed", registryAsk{checked: true, regNode: true}, false},
+		{"the registry's node, answered the probe, nothing changed", registryAsk{probed: true, regNode: true}, false},
+	} {
+		if got := tc.ask.needed(); got != tc.want {
+			t.Errorf("%s: needed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
