@@ -113,6 +113,18 @@ func TestKeeperDialUnix(t *testing.T) {
 	checkDialUnix(t, c)
 }
 
+// A pty (sudo with requiretty) works the same through the keeper: its
+// request, and the merged output, cross the bridge.
+func TestKeeperSudoTTY(t *testing.T) {
+	cfg := ttySudoConfig(t)
+	cfg.Keep = startKeeper(t)
+	c := dial(t, cfg)
+	if !c.Kept() {
+		t.Fatal("the connection is not the keeper's")
+	}
+	checkSudoTTY(t, c)
+}
+
 // A connection the machine dropped is made again, once.
 func TestKeeperRedialsLostConnection(t *testing.T) {
 	srv, cfg := setup(t, serverOpts{})

@@ -541,10 +541,20 @@ func TestWriteFileThroughSudo(t *testing.T) {
 // SetSudoTTY the root commands get a pty, and their errors carry the merged
 // output.
 func TestSudoTTY(t *testing.T) {
+	checkSudoTTY(t, dial(t, ttySudoConfig(t)))
+}
+
+// ttySudoConfig is a host whose sudo refuses to run without a terminal
+// (CentOS 7's `Defaults requiretty`).
+func ttySudoConfig(t *testing.T) Config {
 	bin := fakeBin(t, map[string]string{"sudo": `[ "$TEST_PTY" = 1 ] || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; }; [ "$1" = -n ] && shift; exec "$@"`})
 	_, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
 	cfg.User = "deploy"
-	c := dial(t, cfg)
+	return cfg
+}
+
+func checkSudoTTY(t *testing.T, c *Client) {
+	t.Helper()
 	ctx := ctx10(t)
 	_, err := c.RunSudo(ctx, "echo root")
 	var re *RunError
