@@ -65,9 +65,26 @@ func settledLogins(srv *testServer) int32 {
 	return n
 }
 
-func TestKeeperKeepsConnection(t *testing.T) {
+// keptSetup is a test sshd and a config for it that goes through a
+// keeper of the test's own.
+func keptSetup(t *testing.T) (*testServer, Config) {
+	t.Helper()
 	srv, cfg := setup(t, serverOpts{})
 	cfg.Keep = startKeeper(t)
+	return srv, cfg
+}
+
+// wantLogins fails the test unless the server saw want logins; format
+// says what with one %d for the count.
+func wantLogins(t *testing.T, srv *testServer, want int32, format string) {
+	t.Helper()
+	if n := settledLogins(srv); n != want {
+		t.Fatalf(format, n)
+	}
+}
+
+func TestKeeperKeepsConnection(t *testing.T) {
+	srv, cfg := keptSetup(t)
 	ctx := ctx10(t)
 	for round := 1; round <= 3; round++ {
 		c, err := Dial(ctx, cfg)
@@ -98,14 +115,11 @@ func TestKeeperKeepsConnection(t *testing.T) {
 		}
 		c.Close()
 	}
-	if n := settledLogins(srv); n != 1 {
-		t.Fatalf("three runs logged in %d times, want once", n)
-	}
+	wantLogins(t, srv, 1, "three runs logged in %d times, want once")
 }
 
 func TestKeeperDialUnix(t *testing.T) {
-	_, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	_, cfg := keptSetup(t)
 	c := dial(t, cfg)
 	if !c.Kept() {
 		t.Fatal("the connection is not the keeper's")
@@ -127,8 +141,7 @@ func TestKeeperSudoTTY(t *testing.T) {
 
 // A connection the machine dropped is made again, once.
 func TestKeeperRedialsLostConnection(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	c := dial(t, cfg)
 	c.Close()
 	srv.mu.Lock()
@@ -140,21 +153,16 @@ func TestKeeperRedialsLostConnection(t *testing.T) {
 	if res, err := c2.Run(ctx10(t), "echo ok"); err != nil || string(res.Stdout) != "ok\n" {
 		t.Fatalf("after the machine dropped the kept connection: %q %v", res.Stdout, err)
 	}
-	if n := settledLogins(srv); n != 2 {
-		t.Fatalf("logins = %d, want 2", n)
-	}
+	wantLogins(t, srv, 2, "logins = %d, want 2")
 }
 
 // What decides trust (the pinned host keys, the key file) is part of the
 // kept connection's identity: changed, it is verified afresh.
 func TestKeeperNewPinsNewConnection(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	dial(t, cfg).Close()
 	dial(t, cfg).Close()
-	if n := settledLogins(srv); n != 1 {
-		t.Fatalf("logins = %d, want 1", n)
-	}
+	wantLogins(t, srv, 1, "logins = %d, want 1")
 	// Another key pinned for the machine: the kept connection's key is
 	// not it, so the keeper's dial fails and Dial's own reports it.
 	other := newEd25519Signer(t).PublicKey()
@@ -254,8 +262,7 @@ func TestKeeperPrivateDirAndEnd(t *testing.T) {
 // A connection the run forgot (the login user's groups changed) is not
 // used again: the next Dial logs in afresh.
 func TestKeeperForget(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	c := dial(t, cfg)
 	c.Forget()
 	if res, err := c.Run(ctx10(t), "echo still"); err != nil || string(res.Stdout) != "still\n" {
@@ -266,21 +273,16 @@ func TestKeeperForget(t *testing.T) {
 	if !c2.Kept() {
 		t.Fatal("the new connection is not kept")
 	}
-	if n := settledLogins(srv); n != 2 {
-		t.Fatalf("logins = %d, want 2 (a fresh one after Forget)", n)
-	}
+	wantLogins(t, srv, 2, "logins = %d, want 2 (a fresh one after Forget)")
 	c2.Close()
 	dial(t, cfg).Close()
-	if n := settledLogins(srv); n != 2 {
-		t.Fatalf("logins = %d after a run that forgot nothing, want still 2", n)
-	}
+	wantLogins(t, srv, 2, "logins = %d after a run that forgot nothing, want still 2")
 }
 
 // A kept connection is not used once the machine shows another host key:
 // the run's own Dial then refuses the key, as it would without a keeper.
 func TestKeeperHostKeyReplaced(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	dial(t, cfg).Close()
 	key := newEd25519Signer(t)
 	srv.cfg.AddHostKey(key) // replaces the ed25519 key
@@ -290,16 +292,13 @@ func TestKeeperHostKeyReplaced(t *testing.T) {
 	if !errors.As(err, &hke) {
 		t.Fatalf("a replaced host key behind a kept connection: want *HostKeyError, got %v", err)
 	}
-	if n := settledLogins(srv); n != 1 {
-		t.Fatalf("logins = %d, want 1", n)
-	}
+	wantLogins(t, srv, 1, "logins = %d, want 1")
 }
 
 // A kept connection is checked by reading the host's key files on it; a
 // handshake asks sshd only when they do not show the verified key.
 func TestKeeperChecksKeyFiles(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	dial(t, cfg).Close()
 	dial(t, cfg).Close()
 	if n := srv.conns.Load(); n != 1 {
@@ -314,9 +313,7 @@ func TestKeeperChecksKeyFiles(t *testing.T) {
 	if n := srv.conns.Load(); n != 2 {
 		t.Fatalf("without the key files: %d connections, want 2 (the handshake that checks the key)", n)
 	}
-	if n := settledLogins(srv); n != 1 {
-		t.Fatalf("logins = %d, want 1", n)
-	}
+	wantLogins(t, srv, 1, "logins = %d, want 1")
 }
 
 // A keeper that cannot start costs a run nothing: Dial connects on its own
@@ -341,16 +338,13 @@ func TestKeeperThatFailsToStart(t *testing.T) {
 	if b, _ := os.ReadFile(count); strings.Count(string(b), "x") != 1 {
 		t.Errorf("the keeper was started %d times, want once", strings.Count(string(b), "x"))
 	}
-	if n := settledLogins(srv); n != 3 {
-		t.Errorf("logins = %d, want 3", n)
-	}
+	wantLogins(t, srv, 3, "logins = %d, want 3")
 }
 
 // A machine removed from its store (its known_hosts gone) is not kept
 // logged in: its connection closes within a second of its run's end.
 func TestKeeperDropsForgottenMachine(t *testing.T) {
-	srv, cfg := setup(t, serverOpts{})
-	cfg.Keep = startKeeper(t)
+	srv, cfg := keptSetup(t)
 	dial(t, cfg).Close()
 	if settledLogins(srv) != 1 || srv.live.Load() != 1 {
 		t.Fatalf("kept connections = %d, want 1 before the machine is forgotten", srv.live.Load())
