@@ -165,10 +165,9 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"yum-repos", `[ -d /etc/yum.repos.d ] && for f in /etc/yum.repos.d/*; do [ -f "$f" ] || continue; printf '%s%s\n' ` + shell.Quote(osfamily.RepoFileMarker) + ` "$f"; case "$f" in *.repo) cat "$f"; echo;; esac; done`},
 		{"repo-reach", `[ -d /etc/yum.repos.d ] && command -v curl >/dev/null && hs=$(cat /etc/yum.repos.d/*.repo 2>/dev/null | awk '` + reachAwk + `' | sort -u) && set -f && for h in $hs; do printf '%s %s\n' "$h" "$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%{http_code}' "$h/")" & done; wait`},
 		// A daemon that answers here and is not restarted needs no wait for
-		// it afterwards. Its version from the Engine API's /_ping (the
-		// Server header; /version runs runc and docker-init to ask theirs)
-		// through curl; the docker CLI, a tenth as cheap, when curl is not
-		// there (bounded: a hung daemon must not hang the probe).
+		// it afterwards. Its version from /_ping (pingVersionFunc); the
+		// docker CLI, a tenth as cheap, when curl is not there (bounded: a
+		// hung daemon must not hang the probe).
 		{"docker-info", `[ "$shoal_dactive" = active ] && if [ -n "$shoal_ping" ]; then printf '{"Version":"%s"}\n' "$shoal_ping"; else timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; fi`},
 	}
 	own := len(probes) // from here on, the caller's
@@ -213,7 +212,8 @@ func ownShell(name string) bool {
 // (docker's unit file and drop-ins), shoal_factive, shoal_ping.
 // A unit that is not there reads as inactive with no file state, as
 // is-active and is-enabled say.
-const unitsHead = `shoal_denabled= shoal_dactive= shoal_dpid= shoal_dfrag= shoal_ddropins= shoal_factive= shoal_ping=
+const unitsHead = pingVersionFunc + `
+shoal_denabled= shoal_dactive= shoal_dpid= shoal_dfrag= shoal_ddropins= shoal_factive= shoal_ping=
 shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID -p FragmentPath -p DropInPaths 2>/dev/null)
 shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di=
 while IFS= read -r shoal_l; do
@@ -234,15 +234,25 @@ done <<SHOAL_UNITS
 $shoal_units
 
 SHOAL_UNITS
-[ "$shoal_dactive" = active ] && shoal_h=$(curl -fsS -m 20 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null) &&
-while IFS= read -r shoal_l; do
-  case $shoal_l in
-    [Ss]erver:\ Docker/[0-9]*) shoal_l=${shoal_l#*/}; shoal_ping=${shoal_l%%[!0-9A-Za-z.+~_-]*} ;;
-  esac
-done <<SHOAL_PING
+[ "$shoal_dactive" = active ] && shoal_ping=$(shoal_ping_version 20)
+`
+
+// pingVersionFunc defines shoal_ping_version TIMEOUT: the running daemon's
+// version from the Server header of its /_ping through curl (/version
+// would run runc and docker-init to ask theirs). It returns 1 when no
+// daemon answers, 2 when the one that answers is not Docker (podman's
+// API): the callers then ask the docker CLI, or not.
+const pingVersionFunc = `shoal_ping_version() {
+  shoal_h=$(curl -fsS -m "$1" -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null) || return 1
+  while IFS= read -r shoal_l; do
+    case $shoal_l in
+      [Ss]erver:\ Docker/[0-9]*) shoal_l=${shoal_l#*/}; echo "${shoal_l%%[!0-9A-Za-z.+~_-]*}"; return 0 ;;
+    esac
+  done <<SHOAL_PING
 $shoal_h
 SHOAL_PING
-`
+  return 2
+}`
 
 // factsScriptHead is the facts probe's first line.
 const factsScriptHead = "# shoal facts probe"

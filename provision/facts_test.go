@@ -261,11 +261,15 @@ func TestRunningDocker(t *testing.T) {
 	}
 }
 
-// TestDockerVersionCmd runs the daemon's version command here against a
-// socket of its own: Docker's /_ping header gives the version with no
-// docker CLI; no daemon fails at once (no CLI either); a server that is
-// not Docker's is asked through `docker info`.
-func TestDockerVersionCmd(t *testing.T) {
+// pingSocket serves Docker's /_ping on a unix socket of its own, with
+// the Server header server says (a daemon that is there after serve).
+type pingSocket struct {
+	dir, sock string
+	server    atomic.Value
+}
+
+func newPingSocket(t *testing.T) *pingSocket {
+	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatalf("curl is needed: %v", err)
 	}
@@ -273,47 +277,99 @@ func TestDockerVersionCmd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "docker.sock")
-	bin := filepath.Join(dir, "bin")
-	called := filepath.Join(dir, "cli-called")
-	if err := os.Mkdir(bin, 0o755); err != nil {
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &pingSocket{dir: dir, sock: filepath.Join(dir, "docker.sock")}
+	p.server.Store("Docker/24.0.9-1 (linux)")
+	return p
+}
+
+func (p *pingSocket) serve(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("unix", p.sock)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte("#!/bin/sh\ntouch "+called+"\necho 9.9.9\n"), 0o755); err != nil {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", p.server.Load().(string))
+		w.Write([]byte("OK"))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// fakeCommand puts a script named name first in PATH for run.
+func (p *pingSocket) fakeCommand(t *testing.T, name, script string) {
+	t.Helper()
+	bin := filepath.Join(p.dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs script with sh, the socket in place of Docker's.
+func (p *pingSocket) run(script string) (string, error) {
+	cmd := exec.Command("sh", "-c", strings.ReplaceAll(script, "/var/run/docker.sock", p.sock))
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(p.dir, "bin")+":"+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+// TestDockerVersionCmd runs the daemon's version command here against a
+// socket of its own: Docker's /_ping header gives the version with no
+// docker CLI; no daemon fails at once (no CLI either); a server that is
+// not Docker's is asked through `docker info`.
+func TestDockerVersionCmd(t *testing.T) {
+	p := newPingSocket(t)
+	called := filepath.Join(p.dir, "cli-called")
+	p.fakeCommand(t, "docker", "touch "+called+"\necho 9.9.9\n")
 	run := func() (string, error) {
 		os.Remove(called)
-		cmd := exec.Command("sh", "-c", strings.ReplaceAll(dockerVersionCmd, "/var/run/docker.sock", sock))
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-		out, err := cmd.Output()
-		return string(out), err
+		return p.run(dockerVersionCmd)
 	}
 	cliCalled := func() bool { _, err := os.Stat(called); return err == nil }
 
 	if out, err := run(); err == nil || cliCalled() {
 		t.Errorf("no daemon: %q, %v, docker CLI called: %v; want a failure and no CLI", out, err, cliCalled())
 	}
-
-	var server atomic.Value
-	server.Store("Docker/24.0.9-1 (linux)")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Server", server.Load().(string))
-		w.Write([]byte("OK"))
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-
+	p.serve(t)
 	if out, err := run(); err != nil || out != "24.0.9-1\n" || cliCalled() {
 		t.Errorf("Docker's daemon: %q, %v, docker CLI called: %v; want 24.0.9-1 from /_ping alone", out, err, cliCalled())
 	}
-	server.Store("Libpod/4.9.4 (linux)")
+	p.server.Store("Libpod/4.9.4 (linux)")
 	if out, err := run(); err != nil || out != "9.9.9\n" || !cliCalled() {
 		t.Errorf("a daemon that is not Docker's: %q, %v, docker CLI called: %v; want the CLI's answer", out, err, cliCalled())
 	}
+}
+
+// TestFactsProbeHeadVersion runs the facts probe's head here, a fake
+// systemctl saying what docker.service is, against a socket of its own:
+// the running daemon's version is read from /_ping only when the unit is
+// active and the daemon is Docker's. (On a host, a head that reads no
+// version costs a `docker version` later, which no e2e test would see.)
+func TestFactsProbeHeadVersion(t *testing.T) {
+	p := newPingSocket(t)
+	unit := func(state string) {
+		p.fakeCommand(t, "systemctl", "printf 'Id=docker.service\\nUnitFileState=enabled\\nActiveState="+state+"\\nMainPID=42\\nFragmentPath=/lib/systemd/system/docker.service\\nDropInPaths=\\n\\n'\n")
+	}
+	head := unitsHead + `echo "active=$shoal_dactive pid=$shoal_dpid ping=$shoal_ping"`
+	check := func(what, want string) {
+		t.Helper()
+		if out, err := p.run(head); err != nil || strings.TrimSpace(out) != want {
+			t.Errorf("%s: %q, %v; want %q", what, out, err, want)
+		}
+	}
+	unit("active")
+	check("active unit, no daemon", "active=active pid=42 ping=")
+	p.serve(t)
+	check("active unit, Docker's daemon", "active=active pid=42 ping=24.0.9-1")
+	p.server.Store("Docker/26.1.5+dfsg1 (linux) extra")
+	check("a Debian build's version", "active=active pid=42 ping=26.1.5+dfsg1")
+	p.server.Store("Libpod/4.9.4 (linux)")
+	check("a daemon that is not Docker's", "active=active pid=42 ping=")
+	p.server.Store("Docker/24.0.9-1 (linux)")
+	unit("inactive")
+	check("an inactive unit is not asked", "active=inactive pid=42 ping=")
 }

@@ -413,19 +413,14 @@ func serviceFailed(ctx context.Context, h *Host, err error) error {
 }
 
 // dockerVersionCmd prints the running daemon's version, and fails while
-// no daemon answers. Where curl is, from /_ping's Server header (a
-// fifth of the docker CLI's cost to the host, which counts when many hosts
-// share a few cores); else, or when the answer is not Docker's, from
-// `docker info`.
-const dockerVersionCmd = `if command -v curl >/dev/null; then
-  h=$(curl -fsS -m 10 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping) || exit 1
-  while IFS= read -r l; do
-    case $l in
-      [Ss]erver:\ Docker/[0-9]*) l=${l#*/}; echo "${l%%[!0-9A-Za-z.+~_-]*}"; exit 0 ;;
-    esac
-  done <<SHOAL_PING
-$h
-SHOAL_PING
+// no daemon answers. Where curl is, from /_ping (pingVersionFunc, the
+// facts probe's way too: a fifth of the docker CLI's cost to the host,
+// which counts when many hosts share a few cores); else, or when the
+// answer is not Docker's, from `docker info`.
+const dockerVersionCmd = pingVersionFunc + `
+if command -v curl >/dev/null; then
+  shoal_ping_version 10
+  case $? in 0) exit 0 ;; 1) exit 1 ;; esac
 fi
 docker info --format '{{.ServerVersion}}'`
 

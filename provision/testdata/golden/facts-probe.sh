@@ -1,4 +1,15 @@
 # shoal facts probe
+shoal_ping_version() {
+  shoal_h=$(curl -fsS -m "$1" -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null) || return 1
+  while IFS= read -r shoal_l; do
+    case $shoal_l in
+      [Ss]erver:\ Docker/[0-9]*) shoal_l=${shoal_l#*/}; echo "${shoal_l%%[!0-9A-Za-z.+~_-]*}"; return 0 ;;
+    esac
+  done <<SHOAL_PING
+$shoal_h
+SHOAL_PING
+  return 2
+}
 shoal_denabled= shoal_dactive= shoal_dpid= shoal_dfrag= shoal_ddropins= shoal_factive= shoal_ping=
 shoal_units=$(systemctl show docker.service firewalld.service -p Id -p UnitFileState -p ActiveState -p MainPID -p FragmentPath -p DropInPaths 2>/dev/null)
 shoal_id= shoal_en= shoal_ac= shoal_pid= shoal_fr= shoal_di=
@@ -20,14 +31,7 @@ done <<SHOAL_UNITS
 $shoal_units
 
 SHOAL_UNITS
-[ "$shoal_dactive" = active ] && shoal_h=$(curl -fsS -m 20 -o /dev/null -D - --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null) &&
-while IFS= read -r shoal_l; do
-  case $shoal_l in
-    [Ss]erver:\ Docker/[0-9]*) shoal_l=${shoal_l#*/}; shoal_ping=${shoal_l%%[!0-9A-Za-z.+~_-]*} ;;
-  esac
-done <<SHOAL_PING
-$shoal_h
-SHOAL_PING
+[ "$shoal_dactive" = active ] && shoal_ping=$(shoal_ping_version 20)
 shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
 echo '@@NONCE os-release'; { cat /etc/os-release; } 2>/dev/null; echo
 echo '@@NONCE hostname'; { hostname; } 2>/dev/null; echo
