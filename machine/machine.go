@@ -248,7 +248,7 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	}
 	if old != nil {
 		// What only the host can tell stays as last seen.
-		cfg.Created, cfg.Address, cfg.SSH = old.Created, old.Address, old.SSH
+		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
 	}
 	id := m.driverMachine(opts.Name)
 	id.Known = existed

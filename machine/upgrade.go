@@ -156,6 +156,9 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		return nil, false, "", err
 	}
 	spec.Probes = append(append([]provision.Probe(nil), probes...), persistProbe())
+	if mach.Daemon != nil {
+		spec.KnownDaemon = provision.RunningDaemon(*mach.Daemon)
+	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
 	progress("facts", ui.Started, "")
 	h, err := provision.Prepare(ctx, client, spec)
@@ -204,6 +207,9 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if err != nil {
 		return rep, held, why, err
 	}
+	if err := m.keepDaemon(mach, rep.Daemon); err != nil {
+		return rep, held, why, err
+	}
 	if len(files) == 0 {
 		// Only enabled again (by the docker-service step), or nothing.
 		progress(persistStep, status(enable), "")
@@ -212,4 +218,19 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		}
 	}
 	return rep, held, why, nil
+}
+
+// keepDaemon records the daemon a provisioning left running (none: it was
+// restarted, or not seen) in the machine's config, when that changed.
+func (m *Manager) keepDaemon(mach *Machine, d provision.RunningDaemon) error {
+	var want *store.Daemon
+	if d != (provision.RunningDaemon{}) {
+		sd := store.Daemon(d)
+		want = &sd
+	}
+	if m.ReadOnly || (want == nil && mach.Daemon == nil) || (want != nil && mach.Daemon != nil && *want == *mach.Daemon) {
+		return nil
+	}
+	mach.Daemon = want
+	return m.Store.Save(mach.Machine)
 }

@@ -143,3 +143,41 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// The daemon a run leaves is the next run's Spec.KnownDaemon: while that
+// daemon runs, the probe's version is the last run's (the fake, like the
+// shell, answers with it); a restart makes the report's daemon zero, and
+// a known daemon that is not the running one is not taken.
+func TestKnownDaemon(t *testing.T) {
+	ctx := context.Background()
+	fix := loadFixture(t, "testdata/hosts/ubuntu22.04.txt")
+	h := newFakeHost(t, fix)
+	spec := fix.spec()
+	first, err := Provision(ctx, h, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Daemon != (RunningDaemon{}) {
+		t.Errorf("a run that started dockerd reports the daemon %+v; want none (the next probe asks)", first.Daemon)
+	}
+	again, err := Provision(ctx, h, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := again.Daemon
+	if !d.valid() || d.Version != again.DockerVersion || d.id() != h.daemonID() {
+		t.Fatalf("a run that changed nothing reports the daemon %+v (version %s); want the fake's %s", d, again.DockerVersion, h.daemonID())
+	}
+
+	spec.KnownDaemon = d
+	spec.KnownDaemon.Version = "99.1.2" // what the last run was told
+	rep, err := Provision(ctx, h, spec, nil)
+	if err != nil || rep.DockerVersion != "99.1.2" || rep.Daemon.Version != "99.1.2" {
+		t.Errorf("the same daemon: version %q, daemon %+v, %v; want the known 99.1.2", rep.DockerVersion, rep.Daemon, err)
+	}
+	spec.KnownDaemon.PID++
+	rep, err = Provision(ctx, h, spec, nil)
+	if err != nil || rep.DockerVersion != d.Version {
+		t.Errorf("another daemon: version %q, %v; want the running %q", rep.DockerVersion, err, d.Version)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
@@ -92,7 +93,7 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 // that has it (else the default route's; never lo, as when shoal reaches
 // the host through a forwarded port) carries swarm traffic, and its
 // firewalld zone is the one that must let swarm's ports in.
-func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
+func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...Probe) string {
 	u := shell.Quote(dockerUser)
 	type probe struct{ name, cmd string }
 	probes := []probe{
@@ -130,6 +131,7 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 		{"enabled", `echo "$shoal_denabled"`},
 		{"active", `echo "$shoal_dactive"`},
 		{"dockerd-pid", `echo "$shoal_dpid"`},
+		{"daemon-id", `echo "$shoal_boot $shoal_dpid $shoal_dstart"`},
 		{"firewalld", `echo "$shoal_factive"`},
 		// "IFACE ZONE": the interface that carries swarm traffic and the
 		// zone that governs it (the default zone when it has none).
@@ -177,6 +179,7 @@ func factsScript(dockerUser, addr, nonce string, extra ...Probe) string {
 	var b strings.Builder
 	b.WriteString(factsScriptHead + "\n")
 	b.WriteString(unitsHead)
+	b.WriteString(pingLine(known))
 	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
 		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
@@ -207,9 +210,11 @@ func ownShell(name string) bool {
 
 // unitsHead reads docker's and firewalld's unit states in one systemctl
 // call (a call costs as much as the rest of a section), and the running
-// daemon's version from /_ping, into shell variables the sections use:
+// daemon's identity (shoal_boot, the boot's id; shoal_dstart, its start
+// time in clock ticks), into shell variables the sections use:
 // shoal_denabled, shoal_dactive, shoal_dpid, shoal_dfrag, shoal_ddropins
-// (docker's unit file and drop-ins), shoal_factive, shoal_ping.
+// (docker's unit file and drop-ins), shoal_factive; pingLine then sets
+// shoal_ping, the running daemon's version.
 // A unit that is not there reads as inactive with no file state, as
 // is-active and is-enabled say.
 const unitsHead = pingVersionFunc + `
@@ -234,8 +239,23 @@ done <<SHOAL_UNITS
 $shoal_units
 
 SHOAL_UNITS
-[ "$shoal_dactive" = active ] && shoal_ping=$(shoal_ping_version 20)
+shoal_boot= shoal_dstart=
+read -r shoal_boot 2>/dev/null </proc/sys/kernel/random/boot_id
+if [ "${shoal_dpid:-0}" != 0 ] && read -r shoal_l 2>/dev/null </proc/"$shoal_dpid"/stat; then
+  set -f; set -- ${shoal_l##*) }; set +f; shoal_dstart=${20:-}
+fi
 `
+
+// pingLine sets shoal_ping: from known while the daemon it names still
+// runs (the same boot, pid and start time), else from /_ping.
+func pingLine(known RunningDaemon) string {
+	if !known.valid() {
+		return "[ \"$shoal_dactive\" = active ] && shoal_ping=$(shoal_ping_version 20)\n"
+	}
+	return "if [ \"$shoal_dactive\" = active ]; then\n" +
+		"  if [ \"$shoal_boot $shoal_dpid $shoal_dstart\" = " + shell.Quote(known.id()) + " ]; then shoal_ping=" + shell.Quote(known.Version) + "; else shoal_ping=$(shoal_ping_version 20); fi\n" +
+		"fi\n"
+}
 
 // pingVersionFunc defines shoal_ping_version TIMEOUT: the running daemon's
 // version from the Server header of its /_ping through curl (/version
@@ -259,7 +279,7 @@ const factsScriptHead = "# shoal facts probe"
 
 // builtinProbe tells whether name is one of provisioning's own probes.
 func builtinProbe(name string) bool {
-	return name == "end" || strings.Contains(factsScript("u", "a", "n"), "'@@n "+name+"'")
+	return name == "end" || strings.Contains(factsScript("u", "a", "n", RunningDaemon{}), "'@@n "+name+"'")
 }
 
 // newNonce returns a fresh random marker for one run of the probe.
@@ -307,6 +327,51 @@ func (f *Facts) RunningDocker() string {
 	return v.Version
 }
 
+// RunningDaemon is a running dockerd: which boot, which process (its pid
+// and start time; no other process of that boot has both) and the version
+// it answered. Given the one the last run saw, the probe takes the version
+// from it while that process runs, instead of asking the daemon (curl: a
+// seventh of a no-op's cost to the host).
+type RunningDaemon struct {
+	Boot    string `json:"boot"`
+	PID     int    `json:"pid"`
+	Start   string `json:"start"`
+	Version string `json:"version"`
+}
+
+var (
+	bootIDRE      = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	digitsRE      = regexp.MustCompile(`^[0-9]{1,20}$`)
+	fullVersionRE = regexp.MustCompile(`^[0-9][0-9A-Za-z.+~_-]{0,63}$`)
+)
+
+// valid tells whether d names a daemon completely, in the forms the probe
+// prints (and so may be compared in its text).
+func (d RunningDaemon) valid() bool {
+	return bootIDRE.MatchString(d.Boot) && d.PID > 0 && digitsRE.MatchString(d.Start) &&
+		fullVersionRE.MatchString(d.Version) && versionRE.MatchString(d.Version)
+}
+
+func (d RunningDaemon) id() string { return fmt.Sprintf("%s %d %s", d.Boot, d.PID, d.Start) }
+
+// Daemon is the running daemon the probe saw (zero when none answered, or
+// it could not say which it is).
+func (f *Facts) Daemon() RunningDaemon {
+	fs := strings.Fields(f.Section("daemon-id"))
+	if len(fs) != 3 {
+		return RunningDaemon{}
+	}
+	pid, err := strconv.Atoi(fs[1])
+	if err != nil {
+		return RunningDaemon{}
+	}
+	d := RunningDaemon{Boot: fs[0], PID: pid, Start: fs[2], Version: f.RunningDocker()}
+	if !d.valid() {
+		return RunningDaemon{}
+	}
+	return d
+}
+
 // Probe is a read-only command whose output the caller wants from the same
 // round trip as the facts (Report.Facts.Section(Name)). Its name must not be
 // one of provisioning's own.
@@ -348,12 +413,12 @@ func shorten(s string, n int) string {
 
 // GatherFacts probes the host in one command, as root. addr is the address
 // or interface that carries swarm traffic (see factsScript).
-func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string, extra ...Probe) (*Facts, error) {
+func GatherFacts(ctx context.Context, r Runner, dockerUser, addr string, known RunningDaemon, extra ...Probe) (*Facts, error) {
 	nonce, err := newNonce()
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr, nonce, extra...))
+	res, err := r.RunSudo(ctx, factsScript(dockerUser, addr, nonce, known, extra...))
 	if err != nil {
 		return nil, err
 	}

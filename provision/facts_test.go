@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +76,7 @@ func TestFactsScriptOnThisMachine(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pwned := dir + "/pwned"
-	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned, testNonce)).Output()
+	out, err := exec.Command("sh", "-c", factsScript("x; touch "+pwned+"; echo x", "1.2.3.4; touch "+pwned, testNonce, RunningDaemon{})).Output()
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -221,7 +222,7 @@ func TestRepoReachProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var probe string
-	for _, l := range strings.Split(factsScript("docker", "10.9.9.9", testNonce), "\n") {
+	for _, l := range strings.Split(factsScript("docker", "10.9.9.9", testNonce, RunningDaemon{}), "\n") {
 		if rest, ok := strings.CutPrefix(l, "echo '@@"+testNonce+" repo-reach'; ("); ok {
 			probe, _, _ = strings.Cut(rest, ") 2>/dev/null; echo")
 		}
@@ -354,7 +355,7 @@ func TestFactsProbeHeadVersion(t *testing.T) {
 	unit := func(state string) {
 		p.fakeCommand(t, "systemctl", "printf 'Id=docker.service\\nUnitFileState=enabled\\nActiveState="+state+"\\nMainPID=42\\nFragmentPath=/lib/systemd/system/docker.service\\nDropInPaths=\\n\\n'\n")
 	}
-	head := unitsHead + `echo "active=$shoal_dactive pid=$shoal_dpid ping=$shoal_ping"`
+	head := unitsHead + pingLine(RunningDaemon{}) + `echo "active=$shoal_dactive pid=$shoal_dpid ping=$shoal_ping"`
 	check := func(what, want string) {
 		t.Helper()
 		if out, err := p.run(head); err != nil || strings.TrimSpace(out) != want {
@@ -372,4 +373,67 @@ func TestFactsProbeHeadVersion(t *testing.T) {
 	p.server.Store("Docker/24.0.9-1 (linux)")
 	unit("inactive")
 	check("an inactive unit is not asked", "active=inactive pid=42 ping=")
+}
+
+// TestFactsProbeKnownDaemon runs the probe's head here with a fake
+// systemctl naming this test's own process as dockerd: the last run's
+// version is taken while that very process runs (no daemon is asked:
+// there is none), and not once its pid, start time or boot differ.
+func TestFactsProbeKnownDaemon(t *testing.T) {
+	p := newPingSocket(t)
+	pid := os.Getpid()
+	p.fakeCommand(t, "systemctl", fmt.Sprintf("printf 'Id=docker.service\\nActiveState=active\\nMainPID=%d\\n\\n'\n", pid))
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	start := fields[19] // the 22nd field of stat
+	seen := RunningDaemon{Boot: strings.TrimSpace(string(boot)), PID: pid, Start: start, Version: "24.0.9"}
+	if !seen.valid() {
+		t.Fatalf("the daemon as this machine names it is not valid: %+v", seen)
+	}
+	run := func(known RunningDaemon) string {
+		t.Helper()
+		out, err := p.run(unitsHead + pingLine(known) + `echo "id=$shoal_boot $shoal_dpid $shoal_dstart ping=$shoal_ping"`)
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got, want := run(RunningDaemon{}), "id="+seen.id()+" ping="; got != want {
+		t.Errorf("no daemon known, none answering: %q, want %q", got, want)
+	}
+	if got, want := run(seen), "id="+seen.id()+" ping=24.0.9"; got != want {
+		t.Errorf("the same daemon: %q, want %q", got, want)
+	}
+	for what, other := range map[string]RunningDaemon{
+		"another start": {Boot: seen.Boot, PID: pid, Start: start + "1", Version: "24.0.9"},
+		"another pid":   {Boot: seen.Boot, PID: pid + 1, Start: start, Version: "24.0.9"},
+		"another boot":  {Boot: "00000000-0000-0000-0000-000000000000", PID: pid, Start: start, Version: "24.0.9"},
+	} {
+		if got, want := run(other), "id="+seen.id()+" ping="; got != want {
+			t.Errorf("%s: %q, want %q (asked, and no daemon answered)", what, got, want)
+		}
+	}
+	p.serve(t)
+	if got, want := run(RunningDaemon{Boot: seen.Boot, PID: pid, Start: start + "1", Version: "24.0.9"}), "id="+seen.id()+" ping=24.0.9-1"; got != want {
+		t.Errorf("another start, a daemon answering: %q, want %q", got, want)
+	}
+	// What the store gives is checked before it reaches the probe's text.
+	for _, bad := range []RunningDaemon{
+		{Boot: seen.Boot, PID: pid, Start: start, Version: "24.0.9'; touch /tmp/x; '"},
+		{Boot: seen.Boot + "'", PID: pid, Start: start, Version: "24.0.9"},
+		{Boot: seen.Boot, PID: pid, Start: "1 2", Version: "24.0.9"},
+		{Boot: seen.Boot, PID: 0, Start: start, Version: "24.0.9"},
+		{Boot: seen.Boot, PID: pid, Start: start, Version: "latest"},
+	} {
+		if bad.valid() || strings.Contains(pingLine(bad), "then shoal_ping=") {
+			t.Errorf("%+v is taken as a daemon the probe may trust", bad)
+		}
+	}
 }

@@ -75,7 +75,7 @@ func (osReposStep) Apply(ctx context.Context, h *Host) error {
 		}
 	}
 	// The repositories changed: read them again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), h.Spec.Probes...)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), RunningDaemon{}, h.Spec.Probes...)
 	if err != nil {
 		return err
 	}

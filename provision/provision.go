@@ -58,6 +58,9 @@ type Spec struct {
 	// Probes are the caller's own read-only probes, run in the facts
 	// probe's round trip; their answers are in Report.Facts.
 	Probes []Probe
+	// KnownDaemon is the daemon the last run left (Report.Daemon): while
+	// it runs, the first probe takes its version from here.
+	KnownDaemon RunningDaemon
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -140,6 +143,10 @@ type Report struct {
 	DockerRestarted bool
 	// DockerVersion is what `docker info` says at the end.
 	DockerVersion string
+	// Daemon is the running daemon as the run left it, when the probe saw
+	// it and it was neither installed nor restarted since (else zero): the
+	// next run's Spec.KnownDaemon.
+	Daemon RunningDaemon
 	// Facts are what the probe found before any change (after the install,
 	// when Docker was installed).
 	Facts *Facts
@@ -173,7 +180,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
 		}
 	}
-	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r), spec.Probes...)
+	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r), spec.KnownDaemon, spec.Probes...)
 	if err != nil {
 		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
 	}
@@ -321,6 +328,7 @@ func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
 	// (re)started since costs no second round trip.
 	if v := h.Facts.RunningDocker(); v != "" && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
 		rep.DockerVersion = v
+		rep.Daemon = h.Facts.Daemon()
 		progress("docker-info", ui.Unchanged, "Docker "+v)
 		return rep, nil
 	}

@@ -128,7 +128,7 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	}
 	// The unit, the group, the packages and the version are new: read them
 	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), h.Spec.Probes...)
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), RunningDaemon{}, h.Spec.Probes...)
 	if err != nil {
 		return err
 	}

@@ -41,8 +41,8 @@ func requireTTYError(r Runner, err error) error {
 
 // gatherFactsSudo is GatherFacts that switches the runner to sudo with a pty
 // when, and only when, sudo asks for one. It returns whether it did.
-func gatherFactsSudo(ctx context.Context, r Runner, dockerUser, addr string, extra ...Probe) (*Facts, bool, error) {
-	f, err := GatherFacts(ctx, r, dockerUser, addr, extra...)
+func gatherFactsSudo(ctx context.Context, r Runner, dockerUser, addr string, known RunningDaemon, extra ...Probe) (*Facts, bool, error) {
+	f, err := GatherFacts(ctx, r, dockerUser, addr, known, extra...)
 	if err == nil || !requireTTY(err) {
 		return f, false, err
 	}
@@ -51,7 +51,7 @@ func gatherFactsSudo(ctx context.Context, r Runner, dockerUser, addr string, ext
 		return nil, false, requireTTYError(r, err)
 	}
 	t.SetSudoTTY(true)
-	f, err = GatherFacts(ctx, r, dockerUser, addr, extra...)
+	f, err = GatherFacts(ctx, r, dockerUser, addr, known, extra...)
 	if requireTTY(err) {
 		return nil, true, requireTTYError(r, err)
 	}

@@ -212,7 +212,7 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 // to it shows in review.
 func TestFactsProbeGolden(t *testing.T) {
 	// One probe a line for reading; the script itself is one line.
-	golden(t, "facts-probe.sh", factsScript("docker", "10.9.9.9", "NONCE")+"\n")
+	golden(t, "facts-probe.sh", factsScript("docker", "10.9.9.9", "NONCE", RunningDaemon{})+"\n")
 }
 
 // TestRequireTTYWithoutPTY: sudo with requiretty and a runner that cannot

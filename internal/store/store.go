@@ -196,6 +196,18 @@ type Machine struct {
 	// SSH is how shoal reaches the machine, as last known.
 	SSH     sshrun.Endpoint `json:"ssh"`
 	Created time.Time       `json:"created"`
+	// Daemon is the host's dockerd as the last provisioning left it.
+	Daemon *Daemon `json:"daemon,omitempty"`
+}
+
+// Daemon names a running dockerd (the host's boot, the process's pid and
+// start time) and the version it answered: while that process runs, the
+// next facts probe need not ask it (provision.RunningDaemon).
+type Daemon struct {
+	Boot    string `json:"boot"`
+	PID     int    `json:"pid"`
+	Start   string `json:"start"`
+	Version string `json:"version"`
 }
 
 // HostEntry is a line of the managed /etc/hosts block.

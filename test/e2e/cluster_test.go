@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +129,25 @@ func TestClusterUp(t *testing.T) {
 	for _, n := range all {
 		if got := s.sshOut(n, "sudo", "systemctl", "show", "-p", "MainPID", "--value", "docker"); got != pids[n] {
 			t.Errorf("%s: dockerd restarted by a no-op run", n)
+		}
+	}
+	// The no-op run kept each host's daemon (boot, pid, start, version) in
+	// its machine's config; the next run's probe takes the version from it
+	// instead of asking the daemon, and says the same.
+	for _, n := range all {
+		var cfg struct{ Daemon *struct{ PID int } }
+		data, err := os.ReadFile(filepath.Join(s.storage, "machines", n, "config.json"))
+		if err != nil || json.Unmarshal(data, &cfg) != nil || cfg.Daemon == nil || strconv.Itoa(cfg.Daemon.PID) != pids[n] {
+			t.Errorf("%s: config.json keeps the daemon %+v (%v); want dockerd's pid %s", n, cfg.Daemon, err, pids[n])
+		}
+	}
+	if third := clusterUpJSON(t, s, file); third.Result.Changed {
+		t.Errorf("a third cluster up changed something")
+	}
+	for _, n := range all {
+		log, err := os.ReadFile(filepath.Join(s.storage, "machines", n, "provision.log"))
+		if err != nil || !strings.Contains(string(log), " ]; then shoal_ping=") || !strings.Contains(string(log), `{"Version":"`+s.sshOut(n, "docker", "version", "--format", "{{.Server.Version}}")+`"}`) {
+			t.Errorf("%s: the third run's probe did not take the daemon's version from the machine's config (%v)", n, err)
 		}
 	}
 	plan := s.cluster("plan", file)

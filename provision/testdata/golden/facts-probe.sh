@@ -31,6 +31,11 @@ done <<SHOAL_UNITS
 $shoal_units
 
 SHOAL_UNITS
+shoal_boot= shoal_dstart=
+read -r shoal_boot 2>/dev/null </proc/sys/kernel/random/boot_id
+if [ "${shoal_dpid:-0}" != 0 ] && read -r shoal_l 2>/dev/null </proc/"$shoal_dpid"/stat; then
+  set -f; set -- ${shoal_l##*) }; set +f; shoal_dstart=${20:-}
+fi
 [ "$shoal_dactive" = active ] && shoal_ping=$(shoal_ping_version 20)
 shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
 echo '@@NONCE os-release'; { cat /etc/os-release; } 2>/dev/null; echo
@@ -52,6 +57,7 @@ echo '@@NONCE unit'; (if [ -n "$shoal_dfrag" ]; then set -f; for f in $shoal_dfr
 echo '@@NONCE enabled'; { echo "$shoal_denabled"; } 2>/dev/null; echo
 echo '@@NONCE active'; { echo "$shoal_dactive"; } 2>/dev/null; echo
 echo '@@NONCE dockerd-pid'; { echo "$shoal_dpid"; } 2>/dev/null; echo
+echo '@@NONCE daemon-id'; { echo "$shoal_boot $shoal_dpid $shoal_dstart"; } 2>/dev/null; echo
 echo '@@NONCE firewalld'; { echo "$shoal_factive"; } 2>/dev/null; echo
 echo '@@NONCE firewalld-zone'; { [ "$shoal_factive" = active ] && shoal_zone; } 2>/dev/null; echo
 echo '@@NONCE firewalld-runtime'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all; } 2>/dev/null; echo
