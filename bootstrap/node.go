@@ -32,6 +32,7 @@ type Runner interface {
 	Host() string
 	DialUnix(ctx context.Context, path string) (net.Conn, error)
 	DialCommand(ctx context.Context, cmd string) (net.Conn, error)
+	DialTCP(ctx context.Context, addr string) (net.Conn, error)
 	Sudo(cmd string) string
 	RunSudo(ctx context.Context, cmd string) (sshrun.Result, error)
 }

@@ -72,6 +72,9 @@ type host struct {
 	// facts are what provisioning's probe found (with the cluster's own
 	// probes).
 	facts *provision.Facts
+	// regAnswered: the registry answered from the host as it was
+	// provisioned (askRegistry).
+	regAnswered bool
 	// created and connected are done when the host's create, and its
 	// connection, are (or failed: then mach or client is nil).
 	created, connected *event

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -265,7 +263,9 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		}
 		h.connected.done()
 		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
+		asked := p.askRegistry(ctx, h)
 		rep, held, why, err := c.Machines.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
+		h.regAnswered = asked()
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
 		}
@@ -518,26 +518,29 @@ func (p *pipeline) registryHost() *host {
 }
 
 // probes are the cluster's own read-only probes, answered with the facts:
-// the docker user's ~/.ssh, and whether the registry answers from the host.
+// the docker user's ~/.ssh.
 func (p *pipeline) probes(h *host) []provision.Probe {
-	out := []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
-	if rh := p.registryHost(); rh != nil && rh.mach != nil {
-		// At the registry node's address: a name the host cannot resolve
-		// yet (a first run) must not wait for DNS; whether the name is
-		// right is the /etc/hosts step's business.
-		url := fmt.Sprintf("http://%s:%d/v2/", rh.mach.Hostname, p.spec.Registry.Port)
-		addr := rh.mach.Address
-		if strings.Contains(addr, ":") {
-			addr = "[" + addr + "]" // IPv6
-		}
-		resolve := fmt.Sprintf("%s:%d:%s", rh.mach.Hostname, p.spec.Registry.Port, addr)
-		out = append(out, provision.Probe{Name: registryProbeName,
-			Cmd: "curl -fsS -m 3 --resolve " + shell.Quote(resolve) + " -o /dev/null " + shell.Quote(url) + " && echo ok"})
-	}
-	return out
+	return []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
 }
 
-const registryProbeName = "shoal-registry"
+// askRegistry asks, beside the facts probe (a channel on the same
+// connection), whether the registry answers from the host at its node's
+// address: a name the host cannot resolve yet (a first run) must not wait
+// for DNS; whether the name is right is the /etc/hosts step's business.
+// Where it answered and nothing changed since, no final check asks again.
+// A host whose sshd forwards no TCP is not asked here: its final check
+// asks with curl. The returned func waits for the answer.
+func (p *pipeline) askRegistry(ctx context.Context, h *host) func() bool {
+	rh := p.registryHost()
+	if rh == nil || rh.mach == nil {
+		return func() bool { return false }
+	}
+	answered := make(chan bool, 1)
+	go func() {
+		answered <- bootstrap.AskRegistry(ctx, h.client, rh.mach.Hostname, p.spec.Registry.Port, rh.mach.Address, 3*time.Second) == nil
+	}()
+	return func() bool { return <-answered }
+}
 
 // registry creates (or corrects) the registry service as soon as its node
 // has its images and the swarm has started early; Reconcile's pass does it
@@ -617,8 +620,8 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 	p.mu.Lock()
 	up := p.regAnswers
 	p.mu.Unlock()
-	if !up || h.held || h.node == nil || h.facts != nil && h.facts.Section(registryProbeName) == "ok" {
-		return // the final check sees to it (or the probe answered it)
+	if !up || h.held || h.node == nil || h.regAnswered {
+		return // the final check sees to it (or it answered already)
 	}
 	if err := bootstrap.WaitRegistry(ctx, h.node, rh.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
 		p.setChecked(h)
@@ -628,8 +631,8 @@ func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
 
 // checkOwnRegistry asks the registry on its own node first, once the
 // service is made: the other hosts ask once it answers there, and do not
-// poll while its task starts. When it answered the facts probe and nothing
-// changed since, it is not asked again.
+// poll while its task starts. When it answered as the host was
+// provisioned and nothing changed since, it is not asked again.
 func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 	answers := false
 	defer func() { p.registryUp(answers) }()
@@ -637,7 +640,7 @@ func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 		return
 	}
 	p.mu.Lock()
-	made, probed := p.regMadeOK, !p.registryMade && !h.changed && h.facts != nil && h.facts.Section(registryProbeName) == "ok"
+	made, probed := p.regMadeOK, !p.registryMade && !h.changed && h.regAnswered
 	p.mu.Unlock()
 	switch {
 	case !made:
@@ -653,8 +656,9 @@ func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
 }
 
 // swarmChecks tells the swarm pass what the pipeline already knows: the
-// registry made early, and which hosts' final check the probe answered
-// (nothing on the host or the registry's node changed since).
+// registry made early, and which hosts the registry answered from as they
+// were provisioned (nothing on the host or the registry's node changed
+// since): no final check for them.
 func (p *pipeline) swarmChecks() swarmChecks {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -664,7 +668,7 @@ func (p *pipeline) swarmChecks() swarmChecks {
 		return sc
 	}
 	for _, h := range p.hosts {
-		if h.facts != nil && h.facts.Section(registryProbeName) == "ok" && !h.changed {
+		if h.regAnswered && !h.changed {
 			sc.answered[h.spec.Name] = true
 		}
 	}

@@ -66,8 +66,9 @@ func (c *Converger) swarm(ctx context.Context, spec *Spec, hosts []*host, leader
 type swarmChecks struct {
 	// registryMade: the registry service was created or corrected early.
 	registryMade bool
-	// answered names the hosts from which the registry answered in the
-	// facts probe with nothing changed since: no final check for them.
+	// answered names the hosts from which the registry answered as they
+	// were provisioned, with nothing changed since: no final check for
+	// them.
 	answered map[string]bool
 	// checked names the hosts the registry answered from in the pipeline
 	// (after their provisioning, with the registry service made); it
@@ -154,7 +155,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	}
 	sc.done("registry")
 	// The final check: the registry answers from every node (a node it
-	// answered in the facts probe, with nothing changed since, is not
+	// answered as it was provisioned, with nothing changed since, is not
 	// asked again). Its own node first: the others are asked once it
 	// answers there, and not polled while its task starts.
 	checked := map[string]bool{}
@@ -192,7 +193,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 // registryAsk is what the final check knows of one host when it decides
 // whether to ask the registry from it again.
 type registryAsk struct {
-	probed       bool // it answered the facts probe, nothing on the host changed since
+	probed       bool // it answered as the host was provisioned, nothing on it changed since
 	checked      bool // it answered from the host in the pipeline
 	regNode      bool // the host is the registry's node
 	created      bool // the swarm pass created or corrected the registry service

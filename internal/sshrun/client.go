@@ -390,6 +390,13 @@ func (c *Client) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 	return conn, nil
 }
 
+// Prohibited tells whether err is the host's sshd refusing a channel of
+// that kind (forwarding turned off), rather than the connection failing.
+func Prohibited(err error) bool {
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce) && oce.Reason == ssh.Prohibited
+}
+
 func (c *Client) newSession() (*ssh.Session, error) {
 	s, err := c.conn.NewSession()
 	if err != nil {
