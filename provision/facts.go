@@ -331,7 +331,7 @@ func (f *Facts) RunningDocker() string {
 // and start time; no other process of that boot has both) and the version
 // it answered. Given the one the last run saw, the probe takes the version
 // from it while that process runs, instead of asking the daemon (curl: a
-// seventh of a no-op's cost to the host).
+// tenth of a no-op's cost to the host).
 type RunningDaemon struct {
 	Boot    string `json:"boot"`
 	PID     int    `json:"pid"`
