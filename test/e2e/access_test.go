@@ -250,6 +250,12 @@ func TestAccessJumpHostAndSSHConfig(t *testing.T) {
 	for _, n := range []string{"t1", "t2", "t3", "t4"} {
 		ips[n] = acHost(t, "e2e-ac-"+n, net1, "--user", "deploy", "--pubkey", pub, "--only-from", jumpIP)
 	}
+	// t2's sshd forwards no TCP, as hardened servers are set: shoal asks
+	// the registry from it with curl, from the others through the SSH
+	// connection (sshd takes a keyword's first value: the line goes first).
+	if r := dockerExec(t, "e2e-ac-t2", "sh", "-c", "sed -i '1i AllowTcpForwarding no' /etc/ssh/sshd_config && systemctl reload ssh"); r.code != 0 {
+		t.Fatalf("AllowTcpForwarding no on t2: %s", r)
+	}
 	// t4's sshd is reached on port 2222 (as the alias says).
 	if r := dockerExec(t, "e2e-ac-t4", "iptables", "-t", "nat", "-I", "PREROUTING", "-p", "tcp", "--dport", "2222", "-j", "REDIRECT", "--to-ports", "22"); r.code != 0 {
 		t.Fatalf("port 2222 on t4: %s", r)
@@ -340,6 +346,12 @@ registry { node = "m1" }
 	}
 	if got := s.sshOut("w2", "hostname"); got != "w2" {
 		t.Errorf("w2 (alias web3) hostname %q", got)
+	}
+	for n, want := range map[string]bool{"m1": false, "w1": true, "w2": false} {
+		log, err := os.ReadFile(filepath.Join(s.storage, "machines", n, "provision.log"))
+		if got := strings.Contains(string(log), "curl -fsS -m 5 -o /dev/null"); err != nil || got != want {
+			t.Errorf("%s: the registry asked with curl on the host: %v, want %v (%v): only where sshd forwards no TCP", n, got, want, err)
+		}
 	}
 	if kh, err := os.ReadFile(filepath.Join(s.storage, "jumphosts", jumpIP+"_22", "known_hosts")); err != nil || !strings.Contains(string(kh), jumpIP) {
 		t.Errorf("the jump host's key is not pinned in the store: %v %s", err, kh)
