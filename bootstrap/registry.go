@@ -140,9 +140,8 @@ const registryPoll = 250 * time.Millisecond
 // host, where curl cost 7 ms of its CPU). It connects to at:port when at
 // is given (an address, as curl --resolve pins one), else to host:port as
 // the host resolves it, waiting at most wait. nil: it answers. An error
-// sshrun.Prohibited says
-// yes to: the host's sshd forwards no TCP (AllowTcpForwarding no), ask
-// with RegistryCheckCmd.
+// that sshrun.Prohibited says yes to means the host's sshd forwards no TCP
+// (AllowTcpForwarding no): ask with RegistryCheckCmd.
 func AskRegistry(ctx context.Context, r TCPDialer, host string, port int, at string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

@@ -223,14 +223,17 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 // keepDaemon records the daemon a provisioning left running (none: it was
 // restarted, or not seen) in the machine's config, when that changed.
 func (m *Manager) keepDaemon(mach *Machine, d provision.RunningDaemon) error {
-	var want *store.Daemon
-	if d != (provision.RunningDaemon{}) {
-		sd := store.Daemon(d)
-		want = &sd
+	var have provision.RunningDaemon
+	if mach.Daemon != nil {
+		have = provision.RunningDaemon(*mach.Daemon)
 	}
-	if m.ReadOnly || (want == nil && mach.Daemon == nil) || (want != nil && mach.Daemon != nil && *want == *mach.Daemon) {
+	if m.ReadOnly || d == have {
 		return nil
 	}
-	mach.Daemon = want
+	mach.Daemon = nil
+	if d != (provision.RunningDaemon{}) {
+		sd := store.Daemon(d)
+		mach.Daemon = &sd
+	}
 	return m.Store.Save(mach.Machine)
 }

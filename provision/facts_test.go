@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -436,4 +437,31 @@ func TestFactsProbeKnownDaemon(t *testing.T) {
 			t.Errorf("%+v is taken as a daemon the probe may trust", bad)
 		}
 	}
+}
+
+// FuzzPingLine: whatever a machine's config.json says of its daemon (a
+// user can edit it), the probe's text either ignores it or holds it as
+// two quoted words made of a daemon id's and a version's characters only.
+func FuzzPingLine(f *testing.F) {
+	f.Add("a35c03be-8a5e-4cd7-89e2-5473d6109bae", 340, "5544368", "20.10.24+dfsg1")
+	f.Add("a35c03be-8a5e-4cd7-89e2-5473d6109bae", 1, "1", "24.0.9'; touch /x; '")
+	f.Add("x'$(id)'", -1, "1 2", "latest")
+	plain := pingLine(RunningDaemon{})
+	safe := regexp.MustCompile(`^[0-9A-Za-z.+~_ -]+$`)
+	f.Fuzz(func(t *testing.T, boot string, pid int, start, version string) {
+		d := RunningDaemon{Boot: boot, PID: pid, Start: start, Version: version}
+		line := pingLine(d)
+		if !d.valid() {
+			if line != plain {
+				t.Fatalf("%+v is not a daemon, yet the probe uses it:\n%s", d, line)
+			}
+			return
+		}
+		if !safe.MatchString(d.id()) || !safe.MatchString(d.Version) {
+			t.Fatalf("%+v passes as a daemon with characters a shell could read", d)
+		}
+		if !strings.Contains(line, "= '"+d.id()+"' ]") || !strings.Contains(line, "shoal_ping='"+d.Version+"'") {
+			t.Fatalf("the probe does not hold %+v as two quoted words:\n%s", d, line)
+		}
+	})
 }
