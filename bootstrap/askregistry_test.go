@@ -21,6 +21,9 @@ import (
 type channelHost struct {
 	srv        *httptest.Server
 	prohibited bool
+	// hangFirst: the first connection hangs until its context ends (a SYN
+	// nothing answers).
+	hangFirst bool
 
 	mu     sync.Mutex
 	dialed []string
@@ -44,7 +47,12 @@ func (c *channelHost) RunSudo(_ context.Context, cmd string) (sshrun.Result, err
 func (c *channelHost) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	c.mu.Lock()
 	c.dialed = append(c.dialed, addr)
+	hang := c.hangFirst && len(c.dialed) == 1
 	c.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if c.prohibited {
 		return nil, &ssh.OpenChannelError{Reason: ssh.Prohibited, Message: "administratively prohibited"}
 	}
@@ -118,5 +126,22 @@ func TestWaitRegistryFallsBackToCurl(t *testing.T) {
 	err := WaitRegistry(ctx, n, "reg", 5000, 700*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "w1: the registry does not answer http://reg:5000/v2/") {
 		t.Errorf("no registry: %v; want which node and which URL", err)
+	}
+}
+
+// An ask that hangs does not hold up the next: WaitRegistry asks again
+// registryPoll later, not when the hung ask's bound ends.
+func TestWaitRegistryPastAHungAsk(t *testing.T) {
+	status := http.StatusOK
+	h := &channelHost{srv: registryServer(t, &status), hangFirst: true}
+	start := time.Now()
+	if err := WaitRegistry(context.Background(), &Node{Name: "m1", R: h}, "reg", 5000, 10*time.Second); err != nil {
+		t.Fatalf("a registry that answers the second ask: %v", err)
+	}
+	if d := time.Since(start); d >= registryAskWait/2 {
+		t.Errorf("WaitRegistry took %v: it waited for the hung ask (bound %v)", d, registryAskWait)
+	}
+	if len(h.dialed) != 2 {
+		t.Errorf("connected %d times; want 2 (the hung one, then one that answered)", len(h.dialed))
 	}
 }

@@ -184,27 +184,60 @@ func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := fmt.Sprintf("http://%s:%d/v2/", host, port)
-	cmd := RegistryCheckCmd(host, port, 5)
-	channel := true
+	err := askUntilAnswered(ctx, func(ctx context.Context) error { return AskRegistry(ctx, n.R, host, port, "", registryAskWait) })
+	if sshrun.Prohibited(err) {
+		cmd := RegistryCheckCmd(host, port, int(registryAskWait/time.Second))
+		err = askUntilAnswered(ctx, func(ctx context.Context) error { _, err := n.R.RunSudo(ctx, cmd); return err })
+	}
+	if err != nil {
+		return fmt.Errorf("%s: the registry does not answer %s: %w", n.Name, url, err)
+	}
+	return nil
+}
+
+// registryAskWait bounds one ask; registryAsks is how many may be under
+// way at once.
+const (
+	registryAskWait = 5 * time.Second
+	registryAsks    = 4
+)
+
+// askUntilAnswered asks every registryPoll until an ask says yes (nil) or
+// ctx ends (the last ask's error), or an ask says the host forwards no
+// TCP (that error). The asks overlap: one that hangs (its connection
+// made while the port is published but before the task listens, a SYN
+// that nothing answers) does not hold up the next, which starts
+// registryPoll later, at most registryAsks at once.
+func askUntilAnswered(ctx context.Context, ask func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the asks still under way; results has room for their errors
+	results := make(chan error, registryAsks)
+	pending := 0
+	start := func() {
+		pending++
+		go func() { results <- ask(ctx) }()
+	}
+	start()
+	tick := time.NewTicker(registryPoll)
+	defer tick.Stop()
 	var last error
 	for {
-		var err error
-		if channel {
-			if err = AskRegistry(ctx, n.R, host, port, "", 5*time.Second); sshrun.Prohibited(err) {
-				channel = false
-				continue
-			}
-		} else {
-			_, err = n.R.RunSudo(ctx, cmd)
-		}
-		if err == nil {
-			return nil
-		}
-		last = err
 		select {
+		case err := <-results:
+			pending--
+			if err == nil || sshrun.Prohibited(err) {
+				return err
+			}
+			last = err
+		case <-tick.C:
+			if pending < registryAsks {
+				start()
+			}
 		case <-ctx.Done():
-			return fmt.Errorf("%s: the registry does not answer %s: %w", n.Name, url, last)
-		case <-time.After(registryPoll):
+			if last == nil {
+				last = ctx.Err()
+			}
+			return last
 		}
 	}
 }
