@@ -56,9 +56,13 @@ type Result struct {
 
 // host is one machine during a run: its config, connection and node.
 type host struct {
-	spec    Node
-	mach    *machine.Machine
-	client  *sshrun.Client
+	spec   Node
+	mach   *machine.Machine
+	client *sshrun.Client
+	// relogin is a second login made in the run that put the login user
+	// in the docker group: the engine's API goes over it (see
+	// pipeline.engineClient).
+	relogin *sshrun.Client
 	node    *bootstrap.Node
 	state   bootstrap.State
 	log     *os.File
@@ -90,6 +94,9 @@ func (h *host) close() {
 	}
 	if h.node != nil {
 		h.node.Close()
+	}
+	if h.relogin != nil {
+		h.relogin.Close()
 	}
 	if h.client != nil {
 		h.client.Close()
@@ -163,6 +170,9 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 		for _, h := range hosts {
 			if h.client != nil {
 				res.Sessions += h.client.Sessions()
+			}
+			if h.relogin != nil {
+				res.Sessions += h.relogin.Sessions()
 			}
 			h.close()
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -275,7 +277,7 @@ func (p *pipeline) host(ctx context.Context, h *host) error {
 		}
 		h.restarted = rep.DockerRestarted
 		h.facts = rep.Facts
-		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, p.engineClient(ctx, h, rep, log))
 		return err
 	})
 	if err != nil {
@@ -417,6 +419,26 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 		}
 	}
 	return p.registry(ctx, h)
+}
+
+// engineClient is the connection the host's engine API goes over. When
+// provisioning just put the login user in the docker group, only a new
+// login is in it: one is made now, so that the engine's API goes over
+// plain channels instead of a sudo'd `docker system dial-stdio` session
+// for each of its connections, and the keeper keeps that login for the
+// next run instead of logging in afresh as this one ends (while the new
+// swarm still sets itself up). Without it (it failed), sudo serves.
+func (p *pipeline) engineClient(ctx context.Context, h *host, rep *provision.Report, transcript io.Writer) *sshrun.Client {
+	if !machine.LoginOutdated(rep) || h.client.User() != h.mach.DockerUser {
+		return h.client
+	}
+	fresh, err := p.c.Machines.Connect(ctx, h.mach, transcript)
+	if err != nil {
+		fmt.Fprintf(transcript, "# a new login for the docker group failed (the engine goes through sudo): %v\n", err)
+		return h.client
+	}
+	h.relogin = fresh
+	return fresh
 }
 
 // peerSSH writes the host's SSH mesh files once every host's key is known.

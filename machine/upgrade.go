@@ -199,9 +199,10 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		h.EnableUnit(provision.PersistUnitName)
 	}
 	rep, err = provision.Apply(ctx, h, progress)
-	if err != nil || slices.Contains(rep.Changed, provision.UserStepName) {
+	if err != nil || LoginOutdated(rep) {
 		// The login's groups are those of its start: a new docker group
-		// member is one only on a new login, so the next run makes one.
+		// member is one only on a new login, so the next run makes one
+		// (or this one does: cluster up's engineClient).
 		client.Forget()
 	}
 	if err != nil {
@@ -218,6 +219,12 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 		}
 	}
 	return rep, held, why, nil
+}
+
+// LoginOutdated tells whether provisioning changed the docker user's
+// groups, which a login made before it does not have.
+func LoginOutdated(rep *provision.Report) bool {
+	return rep != nil && slices.Contains(rep.Changed, provision.UserStepName)
 }
 
 // keepDaemon records the daemon a provisioning left running (none: it was

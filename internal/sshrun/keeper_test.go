@@ -279,6 +279,32 @@ func TestKeeperForget(t *testing.T) {
 	wantLogins(t, srv, 2, "logins = %d after a run that forgot nothing, want still 2")
 }
 
+// A run that forgot its connection and logs in again at once (cluster up,
+// right after the login user joined the docker group) gets a new login;
+// the keeper then keeps that one, and does not log in once more as the
+// run ends.
+func TestKeeperForgetThenLoginAgain(t *testing.T) {
+	srv, cfg := keptSetup(t)
+	c := dial(t, cfg)
+	c.Forget()
+	fresh := dial(t, cfg)
+	if !fresh.Kept() {
+		t.Fatal("the new login is not kept")
+	}
+	wantLogins(t, srv, 2, "logins = %d, want 2 (a new one after Forget)")
+	if res, err := c.Run(ctx10(t), "echo still"); err != nil || string(res.Stdout) != "still\n" {
+		t.Fatalf("the forgotten connection failed while its run still uses it: %q %v", res.Stdout, err)
+	}
+	c.Close()
+	fresh.Close()
+	next := dial(t, cfg)
+	if res, err := next.Run(ctx10(t), "echo again"); err != nil || string(res.Stdout) != "again\n" {
+		t.Fatalf("the next run on the kept login: %q %v", res.Stdout, err)
+	}
+	next.Close()
+	wantLogins(t, srv, 2, "logins = %d after the next run, want still 2 (the new login kept, no renewal)")
+}
+
 // A kept connection is not used once the machine shows another host key:
 // the run's own Dial then refuses the key, as it would without a keeper.
 func TestKeeperHostKeyReplaced(t *testing.T) {
