@@ -90,6 +90,14 @@ func TestClusterUpFixesDrift(t *testing.T) {
 	// put the login user in the docker group): no login, and the drift is
 	// found all the same.
 	logins := sshLogins(t, containers)
+	// The first run put the login user in the docker group and logged in
+	// again for it: the engine's API went over that login's channels, never
+	// through sudo and a docker CLI on the host.
+	for name, c := range containers {
+		if n := journalCount(t, c, "docker system dial-stdio"); n != 0 {
+			t.Errorf("%s: the engine was reached through sudo and docker system dial-stdio %d times; want none (the run's second login is in the docker group)", name, n)
+		}
+	}
 	if noop.Result.Sessions != int64(len(containers)) {
 		t.Errorf("the no-op run opened %d SSH sessions for %d hosts; want one per host (the facts probe)", noop.Result.Sessions, len(containers))
 	}
