@@ -66,6 +66,9 @@ type pipeline struct {
 	// (regMadeOK), or failed, or left it to the swarm pass.
 	regMade   *event
 	regMadeOK bool
+	// regFirst: the registry's node is the leader, so in a new swarm its
+	// service is made before the other managers join (registryFirstWait).
+	regFirst bool
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
@@ -120,6 +123,9 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 	}
 	if p.managersLeft == 0 {
 		p.managersJoined.done()
+	}
+	if rh := p.registryHost(); rh != nil && rh.spec.Name == leader && c.restore == nil {
+		p.regFirst = true
 	}
 	r := c.reconciler()
 	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
@@ -367,6 +373,12 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 				return err
 			}
 		}
+		if p.regFirst && h.spec.Role == bootstrap.RoleManager && p.early.Changed() {
+			// The swarm was started just now: its registry is yet to be made.
+			if err := p.registryFirst(ctx); err != nil {
+				return err
+			}
+		}
 		if _, err := p.early.Join(ctx, t); err != nil {
 			return err
 		}
@@ -413,12 +425,36 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 		return nil
 	}
 	p.regImages.done()
-	for _, ev := range []*event{p.anchorReady, p.managersJoined} {
+	waits := []*event{p.anchorReady, p.managersJoined}
+	if p.regFirst {
+		waits = waits[:1]
+	}
+	for _, ev := range waits {
 		if err := ev.wait(ctx); err != nil {
 			return err
 		}
 	}
 	return p.registry(ctx, h)
+}
+
+// registryFirstWait bounds how long the managers' joins wait for the
+// registry's service, when its node is the leader: made in the
+// one-member swarm, its task is assigned and starts at once, while a
+// manager that joins stops Raft from committing anything else until it
+// has caught up (so a registry made during the joins waited for them). An
+// image archive that takes longer to load does not hold the joins up
+// longer: the registry is then made during them.
+const registryFirstWait = 1500 * time.Millisecond
+
+// registryFirst waits, at most registryFirstWait, for the registry's
+// service to be made.
+func (p *pipeline) registryFirst(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, registryFirstWait)
+	defer cancel()
+	if err := p.regMade.wait(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // engineClient is the connection the host's engine API goes over. When
@@ -572,6 +608,7 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 	if anchor == nil || h.held {
 		// No early swarm, or the node's engine changes in the roll, which
 		// comes first: the swarm pass sees to the registry.
+		p.regMade.done()
 		return nil
 	}
 	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path}

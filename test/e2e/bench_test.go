@@ -24,6 +24,25 @@ type upResult struct {
 		Sessions int64 `json:"sshSessions"`
 		Elapsed  time.Duration
 	}
+	// Events are the run's progress events, in order.
+	Events []runEvent `json:"-"`
+}
+
+// runEvent is one progress event of `cluster up --output json`.
+type runEvent struct {
+	Time                 time.Time
+	Host, Step, Status string
+}
+
+// at is the time of host's first step event with status, and whether
+// there is one.
+func (u upResult) at(host, step, status string) (time.Time, bool) {
+	for _, e := range u.Events {
+		if e.Host == host && e.Step == step && e.Status == status {
+			return e.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
@@ -44,6 +63,12 @@ func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 	var res upResult
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		b.Fatalf("the last line of --output json is not the result: %v\n%s", err, lines[len(lines)-1])
+	}
+	for _, l := range lines[:len(lines)-1] {
+		var e runEvent
+		if json.Unmarshal([]byte(l), &e) == nil && e.Step != "" {
+			res.Events = append(res.Events, e)
+		}
 	}
 	return res
 }

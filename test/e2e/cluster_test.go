@@ -68,6 +68,7 @@ func TestClusterUp(t *testing.T) {
 	if !first.Result.Changed {
 		t.Errorf("the run after a killed one had nothing to do: the kill came too late to test anything")
 	}
+	checkJoinOrder(t, first, managers, workers)
 	r := s.cluster("up", file)
 	if r.code != 0 {
 		t.Fatalf("cluster up: %s", r)
@@ -271,5 +272,50 @@ registry {
 	}
 	if r := run(t, time.Minute, "docker", "ps", "-aq", "--filter", "name=shoal-a"); strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("an invalid file made a container")
+	}
+}
+
+// checkJoinOrder checks the order rules of a run that started the swarm
+// on managers[0], the registry's node: the other managers join one at a
+// time; the workers join once every manager has; the registry is made
+// before the managers join, unless they waited for it as long as the
+// pipeline lets them (1.5 s after the swarm's start: the node's images
+// took longer).
+func checkJoinOrder(t *testing.T, u upResult, managers, workers []string) {
+	t.Helper()
+	leader := managers[0]
+	initAt, ok := u.at(leader, "swarm-init", "changed")
+	if !ok {
+		t.Errorf("%s did not start the swarm in this run: no order to check", leader)
+		return
+	}
+	regAt, regMade := u.at(leader, "registry", "changed")
+	if regMade {
+		t.Logf("the registry was made %v after the swarm started", regAt.Sub(initAt))
+	}
+	var lastManager time.Time
+	for i, m := range managers[1:] {
+		start, ok1 := u.at(m, "swarm-join", "start")
+		done, ok2 := u.at(m, "swarm-join", "changed")
+		if !ok1 || !ok2 {
+			t.Errorf("%s: no early join in the events", m)
+			continue
+		}
+		if regMade && start.Before(regAt) && start.Sub(initAt) < 1500*time.Millisecond {
+			t.Errorf("%s began to join %v after the swarm started, before the registry was made (%v after): it should have waited for it", m, start.Sub(initAt), regAt.Sub(initAt))
+		}
+		for _, o := range managers[1+i+1:] {
+			if oStart, ok := u.at(o, "swarm-join", "start"); ok && oStart.Before(done) && !oStart.Before(start) {
+				t.Errorf("%s began to join while %s was joining: managers join one at a time", o, m)
+			}
+		}
+		if done.After(lastManager) {
+			lastManager = done
+		}
+	}
+	for _, w := range workers {
+		if start, ok := u.at(w, "swarm-join", "start"); ok && start.Before(lastManager) {
+			t.Errorf("%s began to join before every manager had joined", w)
+		}
 	}
 }
