@@ -206,6 +206,9 @@ func BenchmarkClusterUp(b *testing.B) {
 				_, pub := userKey(b)
 				// The floor, on its own fresh hosts, removed after.
 				names, _, rm := benchHosts(b, fmt.Sprintf("bench-f%d", n), fmt.Sprintf("shoal-lab-bench%df", n), n, hostOpts{user: "tester", pubkey: pub})
+				// Both start on a quiet machine: the hosts just booted (their
+				// systemd, sshd and dockerd) and the last hosts removed.
+				settle(60 * time.Second)
 				r := run(b, 20*time.Minute, "bash", append([]string{floorScript, strconv.Itoa(managers), archive}, names...)...)
 				if r.code != 0 {
 					b.Fatalf("floor: %s", r)
@@ -239,6 +242,7 @@ func BenchmarkClusterUp(b *testing.B) {
 						}
 					}
 					file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
+					settle(60 * time.Second)
 					b.StartTimer()
 					first := clusterUpJSON(b, s, file)
 					cpu0 := hostsCPU(b, names)
