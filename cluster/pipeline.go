@@ -24,7 +24,9 @@ import (
 //   - provisioning waits for every host's address (/etc/hosts names them);
 //   - a join waits for the leader to start the swarm (bootstrap.Early;
 //     managers one at a time);
-//   - the registry service waits for its own node's images;
+//   - the registry service waits for its own node's images, and in a new
+//     swarm whose leader is its node the other managers wait for it, a
+//     little (registryFirstWait);
 //   - the peer-SSH files wait for every host's key.
 //
 // At most Parallel hosts do work at once; a host that waits gives its slot
@@ -45,9 +47,9 @@ type pipeline struct {
 	anchorReady *event
 	// managersJoined: every manager but the leader has tried its early
 	// join (managersLeft counts them down, each host once: managerOnce).
-	// Workers, and the registry, wait for it, as Raft takes a new manager
-	// in while it commits nothing else (every write waits for the new
-	// member to catch up).
+	// Workers, and a registry not made before the joins, wait for it, as
+	// Raft takes a new manager in while it commits nothing else (every
+	// write waits for the new member to catch up).
 	managersJoined *event
 	managersLeft   int
 	managerOnce    map[string]*sync.Once
