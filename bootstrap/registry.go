@@ -184,10 +184,11 @@ func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := fmt.Sprintf("http://%s:%d/v2/", host, port)
-	err := askUntilAnswered(ctx, func(ctx context.Context) error { return AskRegistry(ctx, n.R, host, port, "", registryAskWait) })
+	err := askUntilAnswered(ctx, registryAsks, func(ctx context.Context) error { return AskRegistry(ctx, n.R, host, port, "", registryAskWait) })
 	if sshrun.Prohibited(err) {
+		// A session each, which sshd counts (MaxSessions): one at a time.
 		cmd := RegistryCheckCmd(host, port, int(registryAskWait/time.Second))
-		err = askUntilAnswered(ctx, func(ctx context.Context) error { _, err := n.R.RunSudo(ctx, cmd); return err })
+		err = askUntilAnswered(ctx, 1, func(ctx context.Context) error { _, err := n.R.RunSudo(ctx, cmd); return err })
 	}
 	if err != nil {
 		return fmt.Errorf("%s: the registry does not answer %s: %w", n.Name, url, err)
@@ -195,8 +196,8 @@ func WaitRegistry(ctx context.Context, n *Node, host string, port int, timeout t
 	return nil
 }
 
-// registryAskWait bounds one ask; registryAsks is how many may be under
-// way at once.
+// registryAskWait bounds one ask; registryAsks is how many asks through
+// the connection may be under way at once.
 const (
 	registryAskWait = 5 * time.Second
 	registryAsks    = 4
@@ -207,11 +208,11 @@ const (
 // TCP (that error). The asks overlap: one that hangs (its connection
 // made while the port is published but before the task listens, a SYN
 // that nothing answers) does not hold up the next, which starts
-// registryPoll later, at most registryAsks at once.
-func askUntilAnswered(ctx context.Context, ask func(context.Context) error) error {
+// registryPoll later; at most `most` asks are under way at once.
+func askUntilAnswered(ctx context.Context, most int, ask func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the asks still under way; results has room for their errors
-	results := make(chan error, registryAsks)
+	results := make(chan error, most)
 	pending := 0
 	start := func() {
 		pending++
@@ -230,7 +231,7 @@ func askUntilAnswered(ctx context.Context, ask func(context.Context) error) erro
 			}
 			last = err
 		case <-tick.C:
-			if pending < registryAsks {
+			if pending < most {
 				start()
 			}
 		case <-ctx.Done():
