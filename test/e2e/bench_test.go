@@ -30,7 +30,7 @@ type upResult struct {
 
 // runEvent is one progress event of `cluster up --output json`.
 type runEvent struct {
-	Time                 time.Time
+	Time               time.Time
 	Host, Step, Status string
 }
 
