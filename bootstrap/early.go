@@ -154,18 +154,17 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 }
 
 // Join decides one node against the anchor (DecideOne) and joins it when
-// that is all there is to do. It does nothing when Start did not succeed
-// or the node needs more than a join: Reconcile will see to it.
-func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
+// that is all there is to do; ready, when given, is waited for first, and
+// only then (what the join must come after: the other managers, say). It
+// does nothing when Start did not succeed or the node needs more than a
+// join: Reconcile will see to it. Nodes already in the swarm are read side
+// by side; only the manager joins go one at a time.
+func (e *Early) Join(ctx context.Context, t *Target, ready func(context.Context) error) (joined bool, err error) {
 	e.mu.Lock()
 	anchor, cid, tokens, members := e.anchor, e.cid, e.tokens, e.members
 	e.mu.Unlock()
 	if anchor == nil || t.Node == anchor {
 		return false, nil
-	}
-	if t.Want.Role == RoleManager {
-		e.managers.Lock()
-		defer e.managers.Unlock()
 	}
 	s, err := t.Node.State(ctx)
 	if err != nil {
@@ -183,6 +182,15 @@ func (e *Early) Join(ctx context.Context, t *Target) (joined bool, err error) {
 	}
 	if !ok || m != Join {
 		return false, nil
+	}
+	if ready != nil {
+		if err := ready(ctx); err != nil {
+			return false, err
+		}
+	}
+	if t.Want.Role == RoleManager {
+		e.managers.Lock()
+		defer e.managers.Unlock()
 	}
 	token := tokens[0]
 	if w.Role == RoleManager {

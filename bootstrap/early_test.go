@@ -2,9 +2,11 @@ package bootstrap
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -88,12 +90,13 @@ func TestEarlyThenReconcile(t *testing.T) {
 		t.Fatalf("Start = %v, %v", ok, err)
 	}
 	var wg sync.WaitGroup
+	var readies atomic.Int32
 	errs := make([]error, len(req.Targets))
 	for i, tg := range req.Targets[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = e.Join(ctx, tg)
+			_, errs[i] = e.Join(ctx, tg, func(context.Context) error { readies.Add(1); return nil })
 		}()
 	}
 	wg.Wait()
@@ -101,6 +104,9 @@ func TestEarlyThenReconcile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n := readies.Load(); n != int32(len(req.Targets)-1) {
+		t.Errorf("ready was waited for %d times, want once a joining node (%d)", n, len(req.Targets)-1)
 	}
 	if !e.Changed() || e.Anchor() != l.nodes["m1"] {
 		t.Errorf("changed %v, anchor %v", e.Changed(), e.Anchor())
@@ -145,7 +151,8 @@ func TestEarlyThenReconcile(t *testing.T) {
 		t.Fatalf("Start again = %v, %v", ok, err)
 	}
 	for _, tg := range req.Targets[1:] {
-		if joined, err := e.Join(ctx, tg); err != nil || joined {
+		ready := func(context.Context) error { return fmt.Errorf("%s waited to join a swarm it is in", tg.Want.Name) }
+		if joined, err := e.Join(ctx, tg, ready); err != nil || joined {
 			t.Errorf("%s: joined %v, %v", tg.Want.Name, joined, err)
 		}
 	}
@@ -173,7 +180,7 @@ func TestEarlyLeavesForeignNodes(t *testing.T) {
 		t.Fatalf("Start = %v, %v", ok, err)
 	}
 	l.w.ResetCalls()
-	if joined, err := e.Join(ctx, req.Targets[4]); err != nil || joined {
+	if joined, err := e.Join(ctx, req.Targets[4], nil); err != nil || joined {
 		t.Errorf("w2: joined %v, %v", joined, err)
 	}
 	if n := l.engine("w2").Count("SwarmLeave") + l.engine("w2").Count("SwarmJoin"); n != 0 {

@@ -366,22 +366,16 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 		}
 	} else {
 		defer p.managerDone(h)
-		wait := p.anchorReady
-		if h.spec.Role != bootstrap.RoleManager {
-			wait = p.managersJoined
+		if err := p.anchorReady.wait(ctx); err != nil {
+			return err
 		}
-		for _, ev := range []*event{p.anchorReady, wait} {
-			if err := ev.wait(ctx); err != nil {
-				return err
-			}
+		// What a join must come after; a node already in the swarm waits
+		// for nothing.
+		ready := p.managersJoined.wait
+		if h.spec.Role == bootstrap.RoleManager {
+			ready = p.registryFirst
 		}
-		if p.regFirst && h.spec.Role == bootstrap.RoleManager && p.early.Changed() {
-			// The swarm was started just now: its registry is yet to be made.
-			if err := p.registryFirst(ctx); err != nil {
-				return err
-			}
-		}
-		if _, err := p.early.Join(ctx, t); err != nil {
+		if _, err := p.early.Join(ctx, t, ready); err != nil {
 			return err
 		}
 	}
@@ -449,8 +443,12 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 const registryFirstWait = 1500 * time.Millisecond
 
 // registryFirst waits, at most registryFirstWait, for the registry's
-// service to be made.
+// service to be made, when its node is the leader of a swarm started just
+// now (where it is yet to be made).
 func (p *pipeline) registryFirst(ctx context.Context) error {
+	if !p.regFirst || !p.early.Changed() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, registryFirstWait)
 	defer cancel()
 	if err := p.regMade.wait(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
