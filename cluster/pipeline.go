@@ -457,24 +457,15 @@ func (p *pipeline) registryFirst(ctx context.Context) error {
 	return nil
 }
 
-// engineClient is the connection the host's engine API goes over. When
-// provisioning just put the login user in the docker group, only a new
-// login is in it: one is made now, so that the engine's API goes over
-// plain channels instead of a sudo'd `docker system dial-stdio` session
-// for each of its connections, and the keeper keeps that login for the
-// next run instead of logging in afresh as this one ends (while the new
-// swarm still sets itself up). Without it (it failed), sudo serves.
+// engineClient is the connection the host's engine API goes over
+// (machine.Manager.EngineLogin): a second login, kept in h.relogin, when
+// provisioning just put the login user in the docker group.
 func (p *pipeline) engineClient(ctx context.Context, h *host, rep *provision.Report, transcript io.Writer) *sshrun.Client {
-	if !machine.LoginOutdated(rep) || h.client.User() != h.mach.DockerUser {
-		return h.client
+	c := p.c.Machines.EngineLogin(ctx, h.mach, h.client, rep, transcript)
+	if c != h.client {
+		h.relogin = c
 	}
-	fresh, err := p.c.Machines.Connect(ctx, h.mach, transcript)
-	if err != nil {
-		fmt.Fprintf(transcript, "# a new login for the docker group failed (the engine goes through sudo): %v\n", err)
-		return h.client
-	}
-	h.relogin = fresh
-	return fresh
+	return c
 }
 
 // peerSSH writes the host's SSH mesh files once every host's key is known.

@@ -385,7 +385,34 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	if err != nil {
 		return err
 	}
-	return m.bootstrap(ctx, mach, client, rep.DockerRestarted)
+	if mach.Swarm == nil {
+		return nil
+	}
+	engine := m.EngineLogin(ctx, mach, client, rep, logf)
+	if engine != client {
+		defer engine.Close()
+	}
+	return m.bootstrap(ctx, mach, engine, rep.DockerRestarted)
+}
+
+// EngineLogin is the connection to talk to the machine's engine over
+// after provisioning with client. When provisioning just put the login
+// user in the docker group, only a new login is in it: one is made now,
+// so that the engine's API goes over plain channels instead of a sudo'd
+// `docker system dial-stdio` session for each of its connections, and the
+// keeper keeps that login for the next run instead of logging in afresh
+// once this one is done. When it fails, client serves (through sudo).
+// The caller closes a connection other than client.
+func (m *Manager) EngineLogin(ctx context.Context, mach *Machine, client *sshrun.Client, rep *provision.Report, transcript io.Writer) *sshrun.Client {
+	if !LoginOutdated(rep) || client.User() != mach.DockerUser {
+		return client
+	}
+	fresh, err := m.Connect(ctx, mach, transcript)
+	if err != nil {
+		fmt.Fprintf(transcript, "# a new login for the docker group failed (the engine goes through sudo): %v\n", err)
+		return client
+	}
+	return fresh
 }
 
 // OpenLog starts the machine's provision.log (the last run's transcript).

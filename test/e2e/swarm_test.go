@@ -82,6 +82,13 @@ func TestSwarmWithRegistry(t *testing.T) {
 		}
 		outputs = append(outputs, r.stdout, r.stderr)
 	}
+	// Each create put the login user in the docker group and logged in
+	// again for its engine: none went through sudo and a docker CLI.
+	for _, n := range []string{"m1", "w1", "m2"} {
+		if c := journalCount(t, "e2e-sw-"+n, "docker system dial-stdio"); c != 0 {
+			t.Errorf("%s: the engine was reached through sudo and docker system dial-stdio %d times; want none", n, c)
+		}
+	}
 
 	// 3 Ready nodes, 2 managers, seen through the TLS endpoint.
 	r := s.dockerEnv("m1", "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}")
