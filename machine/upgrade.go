@@ -202,7 +202,7 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if err != nil || LoginOutdated(rep) {
 		// The login's groups are those of its start: a new docker group
 		// member is one only on a new login, so the next run makes one
-		// (or this one does: cluster up's engineClient).
+		// (or this one does: EngineLogin).
 		client.Forget()
 	}
 	if err != nil {
