@@ -47,7 +47,8 @@ type pipeline struct {
 	anchorReady *event
 	// managersJoined: every manager but the leader has tried its early
 	// join (managersLeft counts them down, each host once: managerOnce).
-	// Workers, and a registry not made before the joins, wait for it, as
+	// Workers, and the registry unless its node is the leader (regFirst),
+	// wait for it, as
 	// Raft takes a new manager in while it commits nothing else (every
 	// write waits for the new member to catch up).
 	managersJoined *event
