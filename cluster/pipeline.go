@@ -48,9 +48,8 @@ type pipeline struct {
 	// managersJoined: every manager but the leader has tried its early
 	// join (managersLeft counts them down, each host once: managerOnce).
 	// Workers, and the registry unless its node is the leader (regFirst),
-	// wait for it, as
-	// Raft takes a new manager in while it commits nothing else (every
-	// write waits for the new member to catch up).
+	// wait for it, as Raft takes a new manager in while it commits nothing
+	// else (every write waits for the new member to catch up).
 	managersJoined *event
 	managersLeft   int
 	managerOnce    map[string]*sync.Once
