@@ -48,6 +48,13 @@ type Manager struct {
 	// Keep, when set, keeps machines' SSH connections between runs
 	// (sshrun's keeper).
 	Keep *sshrun.Keep
+	// AcceptNewHostKey names the machines whose host at a new address
+	// (one its key was never pinned at) the user takes as the machine's
+	// new host: its key replaces the old pins (sshrun.Config.AcceptNewHost).
+	// NewHostStep, when set, is the command that does so for a machine, as
+	// the refusal of such a host says it.
+	AcceptNewHostKey map[string]bool
+	NewHostStep      func(machine string) string
 
 	caMu sync.Mutex
 }
@@ -332,9 +339,18 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 	if err := m.access(mach, ep, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
 	}
+	if m.AcceptNewHostKey[mach.Name] {
+		// The keeper dials with the pins as they are: this one connection
+		// is made here, and later ones find the new pin.
+		cfg.AcceptNewHost, cfg.Keep = true, nil
+	}
 	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
+		var hke *sshrun.HostKeyError
+		if errors.As(err, &hke) && hke.NewHost && m.NewHostStep != nil {
+			hke.Remedy = m.NewHostStep(mach.Name)
+		}
 		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
 	}
 	m.reportJumpKeys(mach, fresh)

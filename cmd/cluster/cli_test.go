@@ -103,3 +103,17 @@ func TestClusterUnlockUnknownInProcess(t *testing.T) {
 		t.Errorf("unlock ../x: exit %d, want 2", r.code)
 	}
 }
+
+// TestClusterUpAcceptUnknownMachine: --accept-new-host-key names machines
+// of the file; another name is invalid input and nothing is made.
+func TestClusterUpAcceptUnknownMachine(t *testing.T) {
+	file := writeFile(t, "lab.hcl", fakeCluster)
+	storage := filepath.Join(t.TempDir(), "store")
+	r := runCluster(t, "--storage-path", storage, "up", file, "--accept-new-host-key", "m,nosuch")
+	if r.code != 2 || !strings.Contains(r.stderr, `--accept-new-host-key "nosuch"`) {
+		t.Errorf("up --accept-new-host-key nosuch: %+v", r)
+	}
+	if names, _ := os.ReadDir(filepath.Join(storage, "machines")); len(names) > 0 {
+		t.Errorf("machines made: %v", names)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/spf13/cobra"
@@ -101,6 +102,7 @@ versions, and the time. The archive holds secrets: keep it like a key.
 
 func newRestore(g *globals) *cobra.Command {
 	var file string
+	var accept []string
 	cmd := &cobra.Command{
 		Use:   "restore ARCHIVE [--file NEW.hcl]",
 		Short: "Rebuild the cluster's swarm from a backup, on its machines or on new ones",
@@ -139,6 +141,10 @@ labels come back. Run it again to finish an interrupted restore.`,
 			if err != nil {
 				return err
 			}
+			self := g.command("restore", shell.Word(args[0]), "--file", shell.Word(file))
+			if err := acceptNewHosts(c, spec, accept, self); err != nil {
+				return err
+			}
 			res, err := c.Restore(cmd.Context(), spec, b)
 			c.Machines.Progress.Close()
 			if err != nil {
@@ -154,6 +160,7 @@ labels come back. Run it again to finish an interrupted restore.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the cluster file whose machines get the swarm (new ones may have other addresses)")
+	addAcceptFlag(cmd, &accept)
 	return cmd
 }
 

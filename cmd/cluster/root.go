@@ -102,14 +102,41 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 // applyCommand is the 'cluster up' that applies the same plan: the same
 // file with the same variables.
 func (g *globals) applyCommand(file string) string {
-	parts := []string{cli.ClusterCommand(), "up"}
+	return g.command("up", shell.Word(file))
+}
+
+// command is the cluster command verb with this run's variables, then
+// args (quoted already).
+func (g *globals) command(verb string, args ...string) string {
+	parts := []string{cli.ClusterCommand(), verb}
 	for _, v := range g.vars {
 		parts = append(parts, "--var", shell.Word(v))
 	}
 	for _, f := range g.varFiles {
 		parts = append(parts, "--var-file", shell.Word(f))
 	}
-	return strings.Join(append(parts, shell.Word(file)), " ")
+	return strings.Join(append(parts, args...), " ")
+}
+
+// acceptFlag is --accept-new-host-key, on the commands that connect to
+// the file's machines and may pin.
+const acceptFlag = "accept-new-host-key"
+
+func addAcceptFlag(cmd *cobra.Command, names *[]string) {
+	cmd.Flags().StringArrayVar(names, acceptFlag, nil, "take the host at machine NAME's new address (changed in the file), which offers another key than the one pinned, as NAME's new host: its key is pinned instead (repeat or comma separate; a changed key at an unchanged address stays refused)")
+}
+
+// acceptNewHosts checks the names given to --accept-new-host-key and sets
+// them on the converger's manager, with the command that takes a new host
+// (self, with the flag added) for the refusal to name.
+func acceptNewHosts(c *cluster.Converger, spec *cluster.Spec, given []string, self string) error {
+	accept, err := cluster.AcceptNewHostKeys(spec, given)
+	if err != nil {
+		return cli.Invalid(err)
+	}
+	c.Machines.AcceptNewHostKey = accept
+	c.Machines.NewHostStep = func(name string) string { return self + " --" + acceptFlag + " " + shell.Word(name) }
+	return nil
 }
 
 func oneArg(cmd *cobra.Command, args []string) error {
@@ -159,6 +186,7 @@ func newPlan(g *globals) *cobra.Command {
 				return err
 			}
 			c := &cluster.Converger{Machines: m, Parallel: g.parallel}
+			m.NewHostStep = func(name string) string { return g.applyCommand(args[0]) + " --" + acceptFlag + " " + shell.Word(name) }
 			plan, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err
@@ -207,6 +235,7 @@ func newPlan(g *globals) *cobra.Command {
 func newUp(g *globals) *cobra.Command {
 	var force bool
 	var drainTimeout time.Duration
+	var accept []string
 	cmd := &cobra.Command{
 		Use:               "up FILE",
 		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
@@ -219,6 +248,9 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
+			if err := acceptNewHosts(c, spec, accept, g.applyCommand(args[0])); err != nil {
+				return err
+			}
 			defer c.Machines.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
 			c.Machines.Progress.Close()
@@ -235,6 +267,7 @@ func newUp(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one (as swarm { force_rejoin = true })")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
+	addAcceptFlag(cmd, &accept)
 	return cmd
 }
 

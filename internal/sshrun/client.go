@@ -31,7 +31,14 @@ type Config struct {
 	KnownHostsPath string
 	// NoPin checks the host key against what is pinned (and
 	// HostKeyFingerprint) but writes nothing: for commands that only read.
-	NoPin      bool
+	NoPin bool
+
+	// AcceptNewHost takes a host at an address none of the machine's keys
+	// was pinned at, offering another key, as the machine's new host: its
+	// key (which must match HostKeyFingerprint, if given) replaces the
+	// pins. A changed key at a pinned address is refused all the same.
+	AcceptNewHost bool
+
 	Transcript io.Writer // optional: commands, exit codes and redacted output
 	Redactor   *Redactor // optional: secrets removed from errors and the transcript
 

@@ -2,6 +2,8 @@ package sshrun
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -35,6 +37,24 @@ type HostKeyError struct {
 	// Expected is Config.HostKeyFingerprint when it is not a pinned key:
 	// the host is told to have another key than the one pinned.
 	Expected string
+	// NewHost: Addr is not an address the machine's key was pinned at, so
+	// the host there is another host the machine now names (its address
+	// changed), not the pinned host with a changed key. It is taken only
+	// by an explicit step (Config.AcceptNewHost): Remedy, when the caller
+	// knows its command, else the generic one.
+	NewHost bool
+	Remedy  string
+	// AcceptRefused: Config.AcceptNewHost was given, but Addr is where the
+	// key was pinned, so it does not apply.
+	AcceptRefused bool
+}
+
+// newHostRemedy is the explicit step that takes the host at Addr.
+func (e *HostKeyError) newHostRemedy() string {
+	if e.Remedy != "" {
+		return e.Remedy
+	}
+	return "connect again accepting the new host for this machine (cluster up/restore: --accept-new-host-key MACHINE)"
 }
 
 // forgetHint says how to remove the pinned key(s), at every address they
@@ -54,6 +74,8 @@ func (e *HostKeyError) forgetHint() string {
 func (e *HostKeyError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.NewHost:
+		e.newHostError(&b)
 	case e.Expected != "":
 		fmt.Fprintf(&b, "ssh: the host key fingerprint given for %s is not the key pinned for this machine\n", e.Addr)
 		fmt.Fprintf(&b, "  pinned in %s: %s (%s)\n  given now: %s\n", e.KnownHostsPath, e.Pinned, e.PinnedType, e.Expected)
@@ -71,8 +93,33 @@ func (e *HostKeyError) Error() string {
 		fmt.Fprintf(&b, "ssh: host key of %s has CHANGED since it was pinned\n", e.Addr)
 		fmt.Fprintf(&b, "  pinned in %s: %s (%s)\n  offered now: %s (%s)\n", e.KnownHostsPath, e.Pinned, e.PinnedType, e.Offered, e.OfferedType)
 		fmt.Fprintf(&b, "Someone may be intercepting the connection. If the machine was really rebuilt, remove its old key with\n  %s\nand connect again; the new key is then pinned.", e.forgetHint())
+		if e.AcceptRefused {
+			fmt.Fprintf(&b, "\n(Accepting a new host does not apply: %s is the address the key was pinned at.)", e.Addr)
+		}
 	}
 	return b.String()
+}
+
+// newHostError says that the host connected to is another host than the
+// one pinned, at another address, and how to take it.
+func (e *HostKeyError) newHostError(b *strings.Builder) {
+	at := strings.Join(e.PinnedHosts, ", ")
+	if at == "" {
+		at = "another address"
+	}
+	fmt.Fprintf(b, "ssh: the host at %s is not the host this machine's key was pinned for (at %s)\n", e.Addr, at)
+	fmt.Fprintf(b, "  pinned in %s: %s (%s)\n", e.KnownHostsPath, e.Pinned, e.PinnedType)
+	switch {
+	case e.Expected != "":
+		fmt.Fprintf(b, "  given now: %s\n", e.Expected)
+	case e.Offered != "":
+		fmt.Fprintf(b, "  %s offers: %s (%s)\n", e.Addr, e.Offered, e.OfferedType)
+	default:
+		fmt.Fprintf(b, "  %s offers no key of the pinned type\n", e.Addr)
+	}
+	fmt.Fprintf(b, "The machine's address changed. Nothing was changed and the old key stays pinned. "+
+		"If %s is the new host you gave this machine (a rebuilt host, a restore onto new hosts), take it with\n  %s\n"+
+		"and its key is pinned instead of the old one; check the key on the host's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).", e.Addr, e.newHostRemedy())
 }
 
 // Fingerprint returns the key's SHA256 fingerprint as ssh-keygen -l prints it.
@@ -101,6 +148,8 @@ func normalizeFingerprint(s string) (string, error) {
 type hostKeys struct {
 	host, addr, path string
 	noPin            bool
+	acceptNew        bool                // Config.AcceptNewHost
+	addrPinned       bool                // a key is pinned at addr
 	want             string              // normalized expected fingerprint, "" if none
 	known            ssh.HostKeyCallback // per-address view of the file; nil when nothing is pinned
 	pinned           []ssh.PublicKey
@@ -114,7 +163,7 @@ type hostKeys struct {
 }
 
 func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
-	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath, noPin: cfg.NoPin}
+	h := &hostKeys{host: cfg.Host, addr: addr, path: cfg.KnownHostsPath, noPin: cfg.NoPin, acceptNew: cfg.AcceptNewHost}
 	if cfg.HostKeyFingerprint != "" {
 		h.want, _ = normalizeFingerprint(cfg.HostKeyFingerprint) // checked in Dial
 	}
@@ -139,13 +188,22 @@ func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
 		return nil, fmt.Errorf("ssh: known hosts file: %w", err)
 	}
 	h.known = cb
-	if h.want != "" && !slices.ContainsFunc(h.pinned, func(k ssh.PublicKey) bool { return Fingerprint(k) == h.want }) {
+	// A fingerprint given for a host at a new address is checked against
+	// what that host offers once the new host is accepted.
+	if h.want != "" && !h.wantPinned() && !h.takesNew() {
 		e := h.newError(h.pinned, nil)
-		e.Expected = h.want
+		e.Expected, e.NewHost = h.want, h.moved()
 		return nil, e
 	}
 	return h, nil
 }
+
+func (h *hostKeys) wantPinned() bool {
+	return slices.ContainsFunc(h.pinned, func(k ssh.PublicKey) bool { return Fingerprint(k) == h.want })
+}
+
+// takesNew: the host at addr may be taken as the machine's new host.
+func (h *hostKeys) takesNew() bool { return h.acceptNew && !h.addrPinned && len(h.pinned) > 0 }
 
 // readPins collects every key of the file, whatever its host column.
 func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
@@ -171,6 +229,9 @@ func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
 		if !containsKey(h.pinned, key) {
 			h.pinned = append(h.pinned, key)
 		}
+		if hostsMatch(hosts, h.addr) {
+			h.addrPinned = true
+		}
 		for _, host := range hosts {
 			// A hashed host cannot be named in the hint; -R of Addr is.
 			if !strings.HasPrefix(host, "|") && !slices.Contains(h.pinnedHosts, host) {
@@ -179,6 +240,32 @@ func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
 		}
 	}
 	return revoked, nil
+}
+
+// hostsMatch tells whether addr is one of a known_hosts line's host
+// columns, plain or hashed (|1|salt|hash).
+func hostsMatch(hosts []string, addr string) bool {
+	norm := knownhosts.Normalize(addr)
+	for _, host := range hosts {
+		if host == norm {
+			return true
+		}
+		salt, hash, ok := strings.Cut(strings.TrimPrefix(host, "|1|"), "|")
+		if !ok || !strings.HasPrefix(host, "|1|") {
+			continue
+		}
+		s, err1 := base64.StdEncoding.DecodeString(salt)
+		want, err2 := base64.StdEncoding.DecodeString(hash)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		mac := hmac.New(sha1.New, s)
+		mac.Write([]byte(norm))
+		if hmac.Equal(mac.Sum(nil), want) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsKey(keys []ssh.PublicKey, k ssh.PublicKey) bool {
@@ -203,7 +290,8 @@ func algorithmsForType(t string) []string {
 // changed; else every type not already rejected.
 func (h *hostKeys) algorithms(rejected map[string]bool) []string {
 	types := keyTypeOrder()
-	if len(h.pinned) > 0 {
+	// A new host taken at a new address may have keys of other types.
+	if len(h.pinned) > 0 && !h.takesNew() {
 		order := types
 		types = nil
 		for _, k := range h.pinned {
@@ -231,6 +319,56 @@ func rank(order []string, t string) int {
 	return len(order)
 }
 
+// keyVerdict is what is done with the key a host offers.
+type keyVerdict int
+
+const (
+	keyRefuse      keyVerdict = iota // revoked, or changed where it was pinned
+	keyAccept                        // one of the machine's pinned keys
+	keyPinFirst                      // nothing pinned yet: pinned now
+	keyWrongFP                       // not the fingerprint given: another type may be
+	keyNewHost                       // another key at a new address: refused until taken explicitly
+	keyTakeNewHost                   // the new host taken: its key replaces the machine's pins
+)
+
+// keyFacts are what decideKey looks at.
+type keyFacts struct {
+	Pinned     bool   // the machine has keys pinned
+	AddrPinned bool   // one of them at the address connected to
+	KeyPinned  bool   // the offered key is one of them
+	Revoked    bool   // the offered key is marked @revoked
+	Want       string // the fingerprint given ("" none)
+	WantPinned bool   // Want is one of the pinned keys
+	Offered    string // the offered key's fingerprint
+	AcceptNew  bool   // the user takes the host at a new address as the machine's
+}
+
+// decideKey: a changed key at an address where the machine's key was
+// pinned is refused (the pinned host, someone in between); another key at
+// an address the machine was never reached at is another host, which the
+// user may have given the machine (a restore onto new hosts): taken only
+// when asked, and then only with the fingerprint given, if one is.
+func decideKey(f keyFacts) keyVerdict {
+	wrongFP := f.Want != "" && f.Offered != f.Want
+	switch {
+	case f.Revoked:
+		return keyRefuse
+	case f.KeyPinned && (f.Want == "" || f.WantPinned):
+		return keyAccept
+	case !f.Pinned && wrongFP:
+		return keyWrongFP
+	case !f.Pinned:
+		return keyPinFirst
+	case f.AddrPinned:
+		return keyRefuse
+	case !f.AcceptNew:
+		return keyNewHost
+	case wrongFP:
+		return keyWrongFP
+	}
+	return keyTakeNewHost
+}
+
 func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -241,15 +379,25 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		h.rejection = h.newError([]ssh.PublicKey{h.accepted}, key)
 		return h.rejection
 	}
-	if containsKey(h.revoked, key) {
+	v := decideKey(keyFacts{
+		Pinned: len(h.pinned) > 0, AddrPinned: h.addrPinned, KeyPinned: containsKey(h.pinned, key),
+		Revoked: containsKey(h.revoked, key), Want: h.want, WantPinned: h.want != "" && h.wantPinned(),
+		Offered: Fingerprint(key), AcceptNew: h.acceptNew,
+	})
+	switch v {
+	case keyRefuse, keyNewHost:
 		h.rejection = h.newError(h.pinned, key)
+		h.rejection.NewHost = v == keyNewHost
+		h.rejection.AcceptRefused = h.acceptNew && v == keyRefuse
 		return h.rejection
-	}
-	if len(h.pinned) > 0 {
-		if !containsKey(h.pinned, key) {
-			h.rejection = h.newError(h.pinned, key)
-			return h.rejection
+	case keyWrongFP:
+		h.offered = append(h.offered, key)
+		h.rejection = &HostKeyError{
+			Host: h.host, Addr: h.addr, KnownHostsPath: h.path, FirstContact: true,
+			Pinned: h.want, Offered: Fingerprint(key), OfferedType: key.Type(),
 		}
+		return h.rejection
+	case keyAccept:
 		// The machine's key at an address it was not pinned at yet: note
 		// it there too (the same key, appended), so that OpenSSH given this
 		// file knows it as well.
@@ -258,20 +406,15 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
 			}
 		}
-		h.accepted = key
-		return nil
-	}
-	if h.want != "" && Fingerprint(key) != h.want {
-		h.offered = append(h.offered, key)
-		h.rejection = &HostKeyError{
-			Host: h.host, Addr: h.addr, KnownHostsPath: h.path, FirstContact: true,
-			Pinned: h.want, Offered: Fingerprint(key), OfferedType: key.Type(),
-		}
-		return h.rejection
-	}
-	if h.path != "" && !h.noPin {
-		if err := pin(h.path, h.addr, key); err != nil {
-			return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
+	case keyPinFirst, keyTakeNewHost:
+		if h.path != "" && !h.noPin {
+			write := pin
+			if v == keyTakeNewHost {
+				write = repin
+			}
+			if err := write(h.path, h.addr, key); err != nil {
+				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
+			}
 		}
 	}
 	h.accepted = key
@@ -288,6 +431,9 @@ func (h *hostKeys) newError(pinned []ssh.PublicKey, offered ssh.PublicKey) *Host
 	}
 	return e
 }
+
+// moved: the machine has keys pinned, none at the address connected to.
+func (h *hostKeys) moved() bool { return len(h.pinned) > 0 && !h.addrPinned }
 
 func (h *hostKeys) takeRejection() *HostKeyError {
 	h.mu.Lock()
@@ -314,7 +460,9 @@ func (h *hostKeys) fingerprintError() *HostKeyError {
 }
 
 func (h *hostKeys) missingTypeError() *HostKeyError {
-	return &HostKeyError{Host: h.host, Addr: h.addr, KnownHostsPath: h.path, Pinned: fingerprints(h.pinned), PinnedType: keyTypes(h.pinned), PinnedHosts: h.pinnedHosts}
+	e := h.newError(h.pinned, nil)
+	e.NewHost = h.moved()
+	return e
 }
 
 func fingerprints(keys []ssh.PublicKey) string {
@@ -331,6 +479,26 @@ func keyTypes(keys []ssh.PublicKey) string {
 		types = append(types, k.Type())
 	}
 	return strings.Join(types, ", ")
+}
+
+// repin makes key at addr the file's only pin (the machine's new host):
+// written whole to a new 0600 file, then renamed over the old one.
+func repin(path, addr string, key ssh.PublicKey) error {
+	tmp := path + ".new"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(knownhosts.Line([]string{knownhosts.Normalize(addr)}, key) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // pin appends key for addr to the known_hosts file, creating it 0600.
