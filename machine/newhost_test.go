@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -39,10 +40,43 @@ func keyOnlySSHD(t *testing.T) (port int, key ssh.PublicKey) {
 		}
 		go ssh.DiscardRequests(reqs)
 		for ch := range chans {
+			if ch.ChannelType() == "direct-tcpip" {
+				go forwardTCP(ch)
+				continue
+			}
 			ch.Reject(ssh.Prohibited, "nothing here")
 		}
 	})
 	return addr.Port, signer.PublicKey()
+}
+
+// forwardTCP serves a direct-tcpip channel as sshd does: it dials the
+// address asked for and pipes.
+func forwardTCP(nch ssh.NewChannel) {
+	var req struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &req); err != nil {
+		nch.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort(req.Host, fmt.Sprint(req.Port)))
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		c.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	go func() { io.Copy(ch, c); ch.CloseWrite() }()
+	io.Copy(c, ch)
+	c.(*net.TCPConn).CloseWrite()
 }
 
 // TestConnectNewHostAtNewAddress: a machine whose address changed to a

@@ -27,6 +27,9 @@ func newEnv(g *globals) *cobra.Command {
 		Short: "Print the commands that point the docker CLI at a machine",
 		Long: `Print the environment that points the docker CLI at a machine over TLS:
 DOCKER_TLS_VERIFY, DOCKER_HOST, DOCKER_CERT_PATH, DOCKER_MACHINE_NAME.
+While 'machine tunnel NAME' runs (a machine whose engine port is reachable
+only through SSH, such as one behind a jump host), DOCKER_HOST is the
+tunnel's local port, still over TLS.
 With --swarm, DOCKER_HOST is the machine's swarm master. With --no-proxy, the
 machine's address is added to no_proxy (or NO_PROXY). The shell is taken from
 $SHELL unless --shell says (` + machine.ShellNames + `); every value
@@ -65,7 +68,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if err != nil {
 				return err
 			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
+			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -133,9 +136,9 @@ func connectRunning(ctx context.Context, m *machine.Manager, name string) (*sshr
 	return m.Connect(ctx, mach, io.Discard)
 }
 
-// engineURL is the machine's (or its swarm master's) TLS engine URL; the
-// host must be running.
-func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bool) (string, *store.Machine, error) {
+// engineURL is the machine's (or its swarm master's) TLS engine URL, or
+// its running tunnel's; the host must be running.
+func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bool, stderr io.Writer) (string, *store.Machine, error) {
 	mach, err := m.Load(name)
 	if err != nil {
 		return "", nil, err
@@ -160,7 +163,25 @@ func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bo
 	if err := requireRunning(ctx, target); err != nil {
 		return "", nil, err
 	}
-	return url, target.Machine, nil
+	return tunnelOr(ctx, target, url, stderr), target.Machine, nil
+}
+
+// tunnelOr is the machine's running 'machine tunnel' when there is one,
+// else url; a machine behind a jump host without one gets a note on stderr.
+func tunnelOr(ctx context.Context, mach *machine.Machine, url string, stderr io.Writer) string {
+	t, err := machine.ReadTunnel(mach.Dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v (ignored)\n", mach.Name, err)
+	}
+	var jump string
+	if ep, err := mach.Driver.SSH(ctx); err == nil {
+		jump = ep.ProxyJump
+	}
+	host, note := machine.DockerHost(mach.Name, url, jump, t, t.Alive())
+	if note != "" {
+		fmt.Fprintln(stderr, note)
+	}
+	return host
 }
 
 func newConfig(g *globals) *cobra.Command {
@@ -176,7 +197,7 @@ func newConfig(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag)
+			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

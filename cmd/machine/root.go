@@ -54,7 +54,7 @@ regenerate-certs work on the machine named "default", as docker-machine's do.`,
 	root.AddCommand(
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
 		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g), newImport(g),
-		newEnv(g), newConfig(g), newRegenerateCerts(g), newUpgrade(g),
+		newEnv(g), newConfig(g), newTunnel(g), newRegenerateCerts(g), newUpgrade(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),
 		newLifecycle(g, "restart", "Restart machines", (*machine.Manager).Restart),
