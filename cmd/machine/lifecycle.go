@@ -47,6 +47,7 @@ func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, conte
 
 func newProvision(g *globals) *cobra.Command {
 	var access accessFlags
+	var acceptNew bool
 	cmd := &cobra.Command{
 		Use:               "provision NAME...",
 		Short:             "Provision machines again (changes only what differs)",
@@ -62,6 +63,12 @@ func newProvision(g *globals) *cobra.Command {
 				return err
 			}
 			m.Secrets = secrets
+			if acceptNew {
+				m.AcceptNewHostKey = map[string]bool{}
+				for _, n := range args {
+					m.AcceptNewHostKey[n] = true
+				}
+			}
 			defer m.Close()
 			defer m.Progress.Close()
 			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
@@ -71,6 +78,7 @@ func newProvision(g *globals) *cobra.Command {
 		},
 	}
 	access.bind(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&acceptNew, "accept-new-host-key", false, "take the host at the machine's new address, which offers another key than the one pinned, as the machine's new host (a changed key at an unchanged address stays refused)")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -25,7 +26,14 @@ type globals struct {
 }
 
 func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
-	return cli.Manager(cmd, g.drivers, g.storagePath, g.output)
+	m, err := cli.Manager(cmd, g.drivers, g.storagePath, g.output)
+	if m != nil {
+		// The step that takes a machine's new host (docs/access.md).
+		m.NewHostStep = func(name string) string {
+			return cli.MachineCommand() + " provision --accept-new-host-key " + shell.Word(name)
+		}
+	}
+	return m, err
 }
 
 func newRoot(reg *drivers.Registry) *cobra.Command {
