@@ -119,7 +119,8 @@ func (e *HostKeyError) newHostError(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "The machine's address changed. Nothing was changed and the old key stays pinned. "+
 		"If %s is the new host you gave this machine (a rebuilt host, a restore onto new hosts), take it with\n  %s\n"+
-		"and its key is pinned instead of the old one; check the key on the host's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).", e.Addr, e.newHostRemedy())
+		"and its key is pinned instead of the old one; check the key on the host's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). "+
+		"If it is not, do not: another host answers where the machine is now.", e.Addr, e.newHostRemedy())
 }
 
 // Fingerprint returns the key's SHA256 fingerprint as ssh-keygen -l prints it.
