@@ -265,8 +265,10 @@ func TestStorePlanChangesNothing(t *testing.T) {
 // TestStoreHostKeyPinnedPerMachine: a machine's host key is pinned for the
 // machine, not for one address. After the host's key changes, re-creating
 // the machine at another address of the same host (here: sshd on a second
-// port, an address nothing was pinned at) is refused, and neither the pin
-// nor config.json's fingerprint is overwritten.
+// port, an address nothing was pinned at) is refused as another host, and
+// neither the pin nor config.json's fingerprint is overwritten; 'machine
+// provision --accept-new-host-key' takes it; a changed key at the address
+// then pinned stays refused, step or not.
 func TestStoreHostKeyPinnedPerMachine(t *testing.T) {
 	requireE2E(t)
 	priv, pub := userKey(t)
@@ -300,8 +302,11 @@ printf 'Port 22\nPort 2222\n' > /etc/ssh/sshd_config.d/e2e-ports.conf && systemc
 	if r.code == 0 {
 		t.Fatalf("a changed host key at a new address was trusted: %s", r)
 	}
-	if !strings.Contains(r.stderr, "CHANGED") || !strings.Contains(r.stderr, fp) {
-		t.Errorf("the error does not say the key changed and which was pinned:\n%s", r.stderr)
+	// Another key at an address the key was never pinned at: another
+	// host than the pinned one, taken only by the step the error names.
+	step := "provision --accept-new-host-key hk1"
+	if !strings.Contains(r.stderr, "host at "+ip+":2222 is not the host") || !strings.Contains(r.stderr, fp) || !strings.Contains(r.stderr, step) {
+		t.Errorf("the error does not say the host is another, which key was pinned and the step:\n%s", r.stderr)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "known_hosts")); string(after) != string(knownBefore) {
 		t.Errorf("known_hosts changed:\nbefore %q\nafter  %q", knownBefore, after)
@@ -316,8 +321,22 @@ printf 'Port 22\nPort 2222\n' > /etc/ssh/sshd_config.d/e2e-ports.conf && systemc
 		t.Errorf("machine ls -q = %q, want hk1", ls)
 	}
 	// Provisioning again is refused the same way.
-	if r := s.machine("provision", "hk1"); r.code == 0 || !strings.Contains(r.stderr, "CHANGED") {
+	if r := s.machine("provision", "hk1"); r.code == 0 || !strings.Contains(r.stderr, step) {
 		t.Errorf("machine provision with a changed key: %s", r)
+	}
+	// The step takes the host: its key replaces the old pin.
+	s.mustMachine("provision", "--accept-new-host-key", "hk1")
+	kh, _ := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	if f := strings.Fields(string(kh)); len(f) != 3 || f[0] != "["+ip+"]:2222" {
+		t.Errorf("known_hosts after the new host was taken: %q", kh)
+	}
+	// At the pinned address, a changed key stays refused, step or not.
+	r = dockerExec(t, host, "sh", "-c", `rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh`)
+	if r.code != 0 {
+		t.Fatalf("rotating the host keys again: %s", r)
+	}
+	if r := s.machine("provision", "--accept-new-host-key", "hk1"); r.code == 0 || !strings.Contains(r.stderr, "CHANGED") || !strings.Contains(r.stderr, "does not apply") {
+		t.Errorf("a changed key at the pinned address: %s", r)
 	}
 }
 
