@@ -24,6 +24,11 @@ type Registry struct {
 	Port     int
 	Image    string
 	Path     string // data folder on the node, bind-mounted
+	// FreshNode: the node's host is new or changed in this run (a host
+	// replaced under the same name, a restore onto new hosts), so its data
+	// folder may be missing even when the service is as wanted: a bind
+	// mount without its source fails every task.
+	FreshNode bool
 }
 
 // Defaults for the registry service.
@@ -101,7 +106,8 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 	r = r.WithDefaults()
 	want := r.spec()
 	svc, _, inspectErr := mgr.API.ServiceInspectWithRaw(ctx, r.Name, swarm.ServiceInspectOptions{})
-	if inspectErr == nil && sameSpec(svc.Spec, want) {
+	same := inspectErr == nil && sameSpec(svc.Spec, want)
+	if same && !r.FreshNode {
 		return false, nil
 	}
 	if inspectErr != nil && !errdefs.IsNotFound(inspectErr) {
@@ -109,6 +115,9 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 	}
 	if _, err := host.RunSudo(ctx, "mkdir -p "+shell.Quote(r.Path)); err != nil {
 		return false, err
+	}
+	if same {
+		return false, nil
 	}
 	if inspectErr == nil {
 		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want, swarm.ServiceUpdateOptions{})

@@ -602,7 +602,10 @@ func (p *pipeline) registry(ctx context.Context, h *host) error {
 		p.regMade.done()
 		return nil
 	}
-	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path}
+	p.mu.Lock()
+	fresh := h.changed
+	p.mu.Unlock()
+	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path, FreshNode: fresh}
 	made, err := bootstrap.EnsureRegistry(ctx, anchor, h.client, reg)
 	if err != nil {
 		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())

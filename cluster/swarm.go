@@ -143,7 +143,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 			regHost = h
 		}
 	}
-	reg := bootstrap.Registry{Hostname: regHost.mach.Hostname, Port: spec.Registry.Port, Image: spec.Registry.Image, Path: spec.Registry.Path}
+	reg := bootstrap.Registry{Hostname: regHost.mach.Hostname, Port: spec.Registry.Port, Image: spec.Registry.Image, Path: spec.Registry.Path, FreshNode: regHost.changed}
 	created, err := bootstrap.EnsureRegistry(ctx, leader.node, regHost.client, reg)
 	if err != nil {
 		ev(regHost, "registry", ui.Failed, err.Error())
