@@ -120,18 +120,11 @@ header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 			case tmpl != nil:
 				items := make([]lsItem, 0, len(rows))
 				for _, r := range rows {
-					it := lsItem{
-						Name: r.Name, Active: "-", ActiveHost: r.Active, DriverName: r.DriverName, State: r.State,
-						URL: r.URL, Swarm: r.Swarm, Error: r.Error, DockerVersion: r.DockerVersion, Cluster: r.Cluster,
-						ResponseTime: r.ResponseTime,
-					}
-					if r.Active {
-						it.Active = "*"
-					}
+					var h *dmHost
 					if mach, err := m.Store.Load(r.Name); err == nil {
-						h := newDMHost(m.Store, mach)
-						it.SwarmOptions, it.EngineOptions = h.HostOptions.SwarmOptions, h.HostOptions.EngineOptions
+						h = newDMHost(m.Store, mach)
 					}
+					it := newLsItem(r, h)
 					items = append(items, it)
 				}
 				text, err := renderLs(tmpl, table, items)
@@ -232,4 +225,23 @@ func (f lsFilter) matches(in machine.Info, labels []string) bool {
 		}
 	}
 	return true
+}
+
+// newLsItem is a row as --format sees it; h is nil when the machine's
+// config cannot be read, and its options are then empty, not nil, so that
+// {{.EngineOptions.StorageDriver}} prints nothing rather than failing.
+func newLsItem(r machine.Info, h *dmHost) lsItem {
+	it := lsItem{
+		Name: r.Name, Active: "-", ActiveHost: r.Active, DriverName: r.DriverName, State: r.State,
+		URL: r.URL, Swarm: r.Swarm, Error: r.Error, DockerVersion: r.DockerVersion, Cluster: r.Cluster,
+		ResponseTime: r.ResponseTime, Certs: r.Certs,
+		SwarmOptions: &dmSwarmOptions{}, EngineOptions: &dmEngineOptions{},
+	}
+	if r.Active {
+		it.Active = "*"
+	}
+	if h != nil {
+		it.SwarmOptions, it.EngineOptions = h.HostOptions.SwarmOptions, h.HostOptions.EngineOptions
+	}
+	return it
 }
