@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -256,7 +257,7 @@ func summary(w io.Writer, res *cluster.Result) {
 		if n.Name == res.Leader {
 			role += " (leader)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.Address, status, n.DockerVersion)
+		ui.TableRow(tw, n.Name, role, n.Address, status, n.DockerVersion)
 	}
 	tw.Flush()
 	if res.Registry != "" {
@@ -356,7 +357,7 @@ func newStatus(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, n.Reachable, n.Error)
+				ui.TableRow(tw, n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, strconv.FormatBool(n.Reachable), n.Error)
 			}
 			return tw.Flush()
 		},

@@ -165,12 +165,14 @@ func TestLsTableHeader(t *testing.T) {
 			EngineOptions: &dmEngineOptions{StorageDriver: "overlay2"}, SwarmOptions: &dmSwarmOptions{IsSwarm: true}}}),
 		newLsItem(machine.Info{Name: "m2", State: "Stopped"}, nil), // config unreadable: empty options
 	}
+	items[1].Error = "\x1b]0;owned\x07" // a host's text: its escapes go
 	cases := []struct{ format, want string }{
 		{`table {{.Name}}\t{{.EngineOptions.StorageDriver}}`, "NAME\tSTORAGE_DRIVER\nm1\toverlay2\nm2\t\n"},
 		{`table {{if .ActiveHost}}*{{end}}\t{{.Name}}`, "ACTIVE_HOST\tNAME\n*\tm1\n\tm2\n"},
 		{`table {{.Name}}\t{{if eq .State "Running"}}up{{else}}down{{end}}`, "NAME\tSTATE\nm1\tup\nm2\tdown\n"},
 		{`table {{.Name}}\t{{with .SwarmOptions}}{{.IsSwarm}}{{end}}`, "NAME\tIS_SWARM\nm1\ttrue\nm2\tfalse\n"},
 		{`table {{upper .Name}}\t{{.DriverName}}\t{{.Error}}\t{{.Certs}}`, "NAME\tDRIVER\tERRORS\tCERTS\nM1\t\t\t\nM2\t\t\t\n"},
+		{`table {{.Name}}:{{.Error}}`, "NAME:ERRORS\nm1:\nm2:\n"},
 		{`table {{range .EngineOptions.Labels}}{{.}} {{end}}|{{$.Name}}`, "LABELS|NAME\n|m1\n|m2\n"},
 	}
 	for _, c := range cases {

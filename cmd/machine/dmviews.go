@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 )
 
@@ -219,10 +220,14 @@ func renderLs(t *template.Template, table bool, items []lsItem) (string, error) 
 		b.WriteString(lsHeader(t.Tree.Root))
 		b.WriteByte('\n')
 	}
+	var row bytes.Buffer
 	for _, it := range items {
-		if err := t.Execute(&b, it); err != nil {
+		row.Reset()
+		if err := t.Execute(&row, it); err != nil {
 			return "", fmt.Errorf("--format: %w", err)
 		}
+		// The row holds a host's text (.Error, .DockerVersion): no escapes.
+		b.WriteString(ui.Clean(row.String()))
 		b.WriteByte('\n')
 	}
 	return b.String(), nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -151,7 +152,7 @@ header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 					if r.Active {
 						act = "*"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
+					ui.TableRow(tw, r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
 				}
 				return tw.Flush()
 			}

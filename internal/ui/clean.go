@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -130,4 +131,19 @@ func skipString(s string, i int) int {
 		i += n
 	}
 	return i
+}
+
+// TableRow writes one row of a tabwriter table: each cell on one line
+// (CleanLine: a host's tab or newline would shift or split the columns),
+// tab-separated.
+func TableRow(w io.Writer, cells ...string) {
+	var b strings.Builder
+	for i, c := range cells {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		b.WriteString(CleanLine(c))
+	}
+	b.WriteByte('\n')
+	_, _ = io.WriteString(w, b.String())
 }

@@ -76,3 +76,11 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+func TestTableRow(t *testing.T) {
+	var b strings.Builder
+	TableRow(&b, "m1", "tab\there", "\x1b[31mred\x1b[0m", "two\nlines")
+	if want := "m1\ttab here\tred\ttwo lines\n"; b.String() != want {
+		t.Errorf("TableRow = %q, want %q", b.String(), want)
+	}
+}
