@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
