@@ -179,20 +179,20 @@ func newPlan(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
 				for _, a := range p.Actions {
-					fmt.Fprintf(out, "  + %s\n", a)
+					fmt.Fprintf(out, "  + %s\n", ui.CleanLine(a))
 				}
 			}
 			for _, p := range plan.Leaving {
-				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, strings.Join(p.Actions, ", "))
+				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, ui.CleanLine(strings.Join(p.Actions, ", ")))
 			}
 			if plan.Roll != "" {
 				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
 			for _, w := range plan.Warnings {
-				fmt.Fprintf(out, "warning: %s\n", w)
+				fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
 			}
 			for _, r := range plan.Refusals {
-				fmt.Fprintf(out, "refused: %s\n", r)
+				fmt.Fprintf(out, "refused: %s\n", ui.Clean(r))
 			}
 			fmt.Fprintf(out, "\n%d of %d machines would change.", plan.Changes(), len(plan.Machines)+len(plan.Leaving))
 			if len(plan.Refusals) > 0 {
