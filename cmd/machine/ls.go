@@ -73,7 +73,10 @@ $DOCKER_MACHINE_NAME names).
 .ActiveHost .ActiveSwarm .DriverName .State .URL .Swarm .SwarmOptions
 .EngineOptions .DockerVersion .Error .ResponseTime, and shoal's .Cluster
 and .Certs (when its TLS certificates expire); a "table " prefix prints a
-header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
+header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'; a title is
+the ls column's (.DriverName: DRIVER), else the field's name in capitals
+(.EngineOptions.StorageDriver: STORAGE_DRIVER; {{if .ActiveHost}}*{{end}}:
+ACTIVE_HOST).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
