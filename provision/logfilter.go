@@ -46,17 +46,17 @@ func NewTranscript(w io.Writer) io.Writer {
 type transcriptWriter struct{ w io.Writer }
 
 func (t transcriptWriter) Write(p []byte) (int, error) {
-	if _, err := io.WriteString(t.w, HideFileContents(string(p))); err != nil {
+	if _, err := io.WriteString(t.w, hideFileContents(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// HideFileContents rewrites a transcript entry: the text of each file a
+// hideFileContents rewrites a transcript entry: the text of each file a
 // facts probe printed becomes one line with its size and sha256, and the
 // servers' credentials in repository URLs go. Text that is not a probe's
 // output stays as it is.
-func HideFileContents(entry string) string {
+func hideFileContents(entry string) string {
 	if !strings.Contains(entry, "@@") {
 		return entry
 	}

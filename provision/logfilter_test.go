@@ -43,7 +43,7 @@ func TestHideFileContents(t *testing.T) {
 		logSection("hostname", "node-1") +
 		"@@" + logNonce + " end\n"
 	cmd := factsScript("core", "10.0.0.5", logNonce, RunningDaemon{})
-	got := HideFileContents(logEntry(cmd, stdout, "sudo: a warning"))
+	got := hideFileContents(logEntry(cmd, stdout, "sudo: a warning"))
 	for _, secret := range []string{"Repo-Pass-1", "Repo-Pass-2", "Proxy-Pass-3", "Proxy-Pass-4"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("the transcript keeps %s:\n%s", secret, got)
@@ -65,8 +65,8 @@ func TestHideFileContents(t *testing.T) {
 	}
 	// Entries that are not the probe's go through as they are.
 	for _, e := range []string{logEntry("systemctl restart docker", "", "oops"), "# a comment line\n", logEntry("echo '@@x y'", "@@x y\n", "")} {
-		if got := HideFileContents(e); got != e {
-			t.Errorf("HideFileContents changed %q to %q", e, got)
+		if got := hideFileContents(e); got != e {
+			t.Errorf("hideFileContents changed %q to %q", e, got)
 		}
 	}
 }
@@ -76,7 +76,7 @@ func TestHideFileContents(t *testing.T) {
 // looks like a marker of another nonce does not end the file.
 func TestHideFileContentsEarlyEndAndForgedMarker(t *testing.T) {
 	stdout := logSection("yum-repos", "#@file /etc/yum.repos.d/a.repo\n@@ffffffffffffffffffffffff hostname\npassword=Secret-5")
-	got := HideFileContents(logEntry("probe", stdout, "Killed"))
+	got := hideFileContents(logEntry("probe", stdout, "Killed"))
 	if strings.Contains(got, "Secret-5") || strings.Contains(got, "@@ffff") {
 		t.Errorf("the transcript keeps the file:\n%s", got)
 	}
@@ -86,7 +86,7 @@ func TestHideFileContentsEarlyEndAndForgedMarker(t *testing.T) {
 	// The stream's start was cut (64 KiB kept): what precedes the first
 	// marker may be the rest of a file.
 	cut := "$ probe\n[... 70000 bytes cut ...]\npassword=Secret-6\n" + logSection("hostname", "node-1") + "--- exit 0 after 1s\n"
-	if got := HideFileContents(cut); strings.Contains(got, "Secret-6") || !strings.Contains(got, "node-1") {
+	if got := hideFileContents(cut); strings.Contains(got, "Secret-6") || !strings.Contains(got, "node-1") {
 		t.Errorf("a cut entry:\n%s", got)
 	}
 }
@@ -117,7 +117,7 @@ func FuzzHideFileContents(f *testing.F) {
 			logEntry("probe", logSection("yum-repos", "#@file /a.repo\nSECRET-7"+text)+"@@"+logNonce+" end\n", ""),
 			logEntry("probe", logSection("unit", "# /a\nSECRET-7"+text), "x"),
 		} {
-			if got := HideFileContents(e); strings.Contains(got, "SECRET-7") {
+			if got := hideFileContents(e); strings.Contains(got, "SECRET-7") {
 				t.Fatalf("the transcript keeps the file:\n%s", got)
 			}
 		}
