@@ -332,7 +332,7 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 		Endpoint:       ep.Endpoint,
 		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
 		NoPin:          m.ReadOnly,
-		Transcript:     transcript,
+		Transcript:     provision.NewTranscript(transcript), // the files the probe reads stay out
 		Redactor:       m.Redactor,
 		Keep:           m.Keep,
 	}

@@ -2,6 +2,8 @@ package provision
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -48,11 +50,24 @@ func (engineEnvStep) Check(ctx context.Context, h *Host) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	res, err := h.R.RunSudo(ctx, "cat "+envDropInPath+" 2>/dev/null || true")
+	// Compared by sha256: the drop-in holds proxy passwords, and what a
+	// command prints goes into provision.log.
+	res, err := h.R.RunSudo(ctx, "sha256sum "+envDropInPath+" 2>/dev/null || true")
 	if err != nil {
 		return false, err
 	}
-	return string(res.Stdout) != want, nil
+	return !hasSum(string(res.Stdout), want, envDropInPath), nil
+}
+
+// hasSum tells whether sha256sum's output says file holds text.
+func hasSum(out, text, file string) bool {
+	sum := sha256.Sum256([]byte(text))
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimRight(l, "\r") == hex.EncodeToString(sum[:])+"  "+file {
+			return true
+		}
+	}
+	return false
 }
 
 func (engineEnvStep) Apply(ctx context.Context, h *Host) error {

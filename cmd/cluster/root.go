@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -206,20 +207,20 @@ func newPlan(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
 				for _, a := range p.Actions {
-					fmt.Fprintf(out, "  + %s\n", a)
+					fmt.Fprintf(out, "  + %s\n", ui.CleanLine(a))
 				}
 			}
 			for _, p := range plan.Leaving {
-				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, strings.Join(p.Actions, ", "))
+				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, ui.CleanLine(strings.Join(p.Actions, ", ")))
 			}
 			if plan.Roll != "" {
 				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
 			for _, w := range plan.Warnings {
-				fmt.Fprintf(out, "warning: %s\n", w)
+				fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
 			}
 			for _, r := range plan.Refusals {
-				fmt.Fprintf(out, "refused: %s\n", r)
+				fmt.Fprintf(out, "refused: %s\n", ui.Clean(r))
 			}
 			fmt.Fprintf(out, "\n%d of %d machines would change.", plan.Changes(), len(plan.Machines)+len(plan.Leaving))
 			if len(plan.Refusals) > 0 {
@@ -289,7 +290,7 @@ func summary(w io.Writer, res *cluster.Result) {
 		if n.Name == res.Leader {
 			role += " (leader)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.Address, status, n.DockerVersion)
+		ui.TableRow(tw, n.Name, role, n.Address, status, n.DockerVersion)
 	}
 	tw.Flush()
 	if res.Registry != "" {
@@ -389,7 +390,7 @@ func newStatus(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, n.Reachable, n.Error)
+				ui.TableRow(tw, n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, strconv.FormatBool(n.Reachable), n.Error)
 			}
 			return tw.Flush()
 		},

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -93,9 +94,9 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
 			if mach.Engine.TLS {
-				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(%s env %s)\"\n", cli.MachineCommand(), mach.Name)
+				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(%s env %s)\"\n", cli.MachineCommand(), shell.Word(mach.Name))
 			}
-			fmt.Fprintf(out, "To log in:  %s ssh %s\n", cli.MachineCommand(), mach.Name)
+			fmt.Fprintf(out, "To log in:  %s ssh %s\n", cli.MachineCommand(), shell.Word(mach.Name))
 			return nil
 		},
 	}

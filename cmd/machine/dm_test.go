@@ -157,6 +157,45 @@ func TestLsFormat(t *testing.T) {
 	}
 }
 
+// The header row comes from the template's fields: nested ones, those in
+// functions and conditionals too; a condition does not decide it.
+func TestLsTableHeader(t *testing.T) {
+	items := []lsItem{
+		newLsItem(machine.Info{Name: "m1", Active: true, State: "Running"}, &dmHost{HostOptions: &dmHostOptions{
+			EngineOptions: &dmEngineOptions{StorageDriver: "overlay2"}, SwarmOptions: &dmSwarmOptions{IsSwarm: true}}}),
+		newLsItem(machine.Info{Name: "m2", State: "Stopped"}, nil), // config unreadable: empty options
+	}
+	items[1].Error = "\x1b]0;owned\x07" // a host's text: its escapes go
+	cases := []struct{ format, want string }{
+		{`table {{.Name}}\t{{.EngineOptions.StorageDriver}}`, "NAME\tSTORAGE_DRIVER\nm1\toverlay2\nm2\t\n"},
+		{`table {{if .ActiveHost}}*{{end}}\t{{.Name}}`, "ACTIVE_HOST\tNAME\n*\tm1\n\tm2\n"},
+		{`table {{.Name}}\t{{if eq .State "Running"}}up{{else}}down{{end}}`, "NAME\tSTATE\nm1\tup\nm2\tdown\n"},
+		{`table {{.Name}}\t{{with .SwarmOptions}}{{.IsSwarm}}{{end}}`, "NAME\tIS_SWARM\nm1\ttrue\nm2\tfalse\n"},
+		{`table {{upper .Name}}\t{{.DriverName}}\t{{.Error}}\t{{.Certs}}`, "NAME\tDRIVER\tERRORS\tCERTS\nM1\t\t\t\nM2\t\t\t\n"},
+		{`table {{.Name}}:{{.Error}}`, "NAME:ERRORS\nm1:\nm2:\n"},
+		{`table {{range .EngineOptions.Labels}}{{.}} {{end}}|{{$.Name}}`, "LABELS|NAME\n|m1\n|m2\n"},
+	}
+	for _, c := range cases {
+		tm, table, err := parseLsFormat(c.format)
+		if err != nil || !table {
+			t.Fatalf("%s: %v", c.format, err)
+		}
+		got, err := renderLs(tm, table, items)
+		if err != nil || got != c.want {
+			t.Errorf("%s:\n got %q, %v\nwant %q", c.format, got, err, c.want)
+		}
+	}
+}
+
+func TestUpperSnake(t *testing.T) {
+	for in, want := range map[string]string{"Name": "NAME", "URL": "URL", "IPAddress": "IP_ADDRESS",
+		"StorageDriver": "STORAGE_DRIVER", "TLSVerify": "TLS_VERIFY", "Ipv6": "IPV6"} {
+		if got := upperSnake(in); got != want {
+			t.Errorf("upperSnake(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestActiveRow(t *testing.T) {
 	in := machine.Info{Name: "m1", URL: "tcp://10.0.0.5:2376", State: "Running"}
 	cases := []struct {

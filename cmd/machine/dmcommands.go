@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -89,7 +90,7 @@ func newVersion(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %s: %w: %s", args[0], q, err, strings.TrimSpace(string(res.Stderr)))
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(string(res.Stdout)))
+			fmt.Fprintln(cmd.OutOrStdout(), ui.CleanLine(strings.TrimSpace(string(res.Stdout))))
 			return nil
 		},
 	}

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
+	"unicode"
 
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 )
 
@@ -183,14 +186,14 @@ type lsItem struct {
 	DockerVersion string
 	ResponseTime  time.Duration
 	Cluster       string
+	Certs         string
 }
 
-// lsHeaders are the column titles of `ls --format 'table ...'`.
+// lsHeaders are the column titles of `ls --format 'table ...'` whose
+// names differ from the field's (the ls columns'); any other field's title
+// is its name in upper snake case (StorageDriver: STORAGE_DRIVER).
 var lsHeaders = map[string]string{
-	"Name": "NAME", "Active": "ACTIVE", "ActiveHost": "ACTIVE_HOST", "ActiveSwarm": "ACTIVE_SWARM",
-	"DriverName": "DRIVER", "State": "STATE", "URL": "URL", "SwarmOptions": "SWARM_OPTIONS",
-	"Swarm": "SWARM", "EngineOptions": "ENGINE_OPTIONS", "Error": "ERRORS", "DockerVersion": "DOCKER",
-	"ResponseTime": "RESPONSE", "Cluster": "CLUSTER",
+	"DriverName": "DRIVER", "Error": "ERRORS", "DockerVersion": "DOCKER", "ResponseTime": "RESPONSE",
 }
 
 // lsDefaultFormat is the table `machine ls` prints.
@@ -214,18 +217,134 @@ func parseLsFormat(format string) (*template.Template, bool, error) {
 func renderLs(t *template.Template, table bool, items []lsItem) (string, error) {
 	var b bytes.Buffer
 	if table {
-		if err := t.Execute(&b, lsHeaders); err != nil {
-			return "", fmt.Errorf("--format: %w", err)
-		}
+		b.WriteString(lsHeader(t.Tree.Root))
 		b.WriteByte('\n')
 	}
+	var row bytes.Buffer
 	for _, it := range items {
-		if err := t.Execute(&b, it); err != nil {
+		row.Reset()
+		if err := t.Execute(&row, it); err != nil {
 			return "", fmt.Errorf("--format: %w", err)
 		}
+		// The row holds a host's text (.Error, .DockerVersion): no escapes.
+		b.WriteString(ui.Clean(row.String()))
 		b.WriteByte('\n')
 	}
 	return b.String(), nil
+}
+
+// lsHeader is a table's header row, derived from the template's fields as
+// docker's formatter does: the text between actions stays (so do the tabs
+// that make the columns), an action becomes the titles of the fields it
+// reads, and a conditional or loop becomes the titles of the fields in its
+// body or, when the body reads none ({{if .ActiveHost}}*{{end}}), of those
+// it tests. It is not executed, so neither a condition nor a nil nested
+// value changes the header.
+func lsHeader(list *parse.ListNode) string {
+	var b strings.Builder
+	if list == nil {
+		return ""
+	}
+	for _, n := range list.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			b.Write(n.Text)
+		case *parse.ActionNode:
+			b.WriteString(strings.Join(fieldTitles(n.Pipe), " "))
+		case *parse.IfNode:
+			b.WriteString(branchHeader(&n.BranchNode))
+		case *parse.WithNode:
+			b.WriteString(branchHeader(&n.BranchNode))
+		case *parse.RangeNode:
+			b.WriteString(branchHeader(&n.BranchNode))
+		}
+	}
+	return b.String()
+}
+
+func branchHeader(n *parse.BranchNode) string {
+	if len(fieldTitles(n.List)) > 0 {
+		return lsHeader(n.List)
+	}
+	return strings.Join(fieldTitles(n.Pipe), " ")
+}
+
+// fieldTitles returns the titles of the fields n reads, in order, each
+// once; a nested field (.EngineOptions.StorageDriver) is titled by its
+// last name.
+func fieldTitles(n parse.Node) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(idents []string) {
+		if len(idents) == 0 {
+			return
+		}
+		title := upperSnake(idents[len(idents)-1])
+		if h, ok := lsHeaders[idents[0]]; ok && len(idents) == 1 {
+			title = h
+		}
+		if !seen[title] {
+			seen[title] = true
+			out = append(out, title)
+		}
+	}
+	var walk func(parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.FieldNode:
+			add(n.Ident)
+		case *parse.VariableNode:
+			add(n.Ident[1:])
+		case *parse.ChainNode:
+			walk(n.Node)
+			add(n.Field)
+		case *parse.PipeNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Cmds {
+				walk(c)
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.ListNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Nodes {
+				walk(c)
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+		}
+	}
+	walk(n)
+	return out
+}
+
+// upperSnake is a Go field name as a column title: DriverName DRIVER_NAME,
+// IPAddress IP_ADDRESS, URL URL.
+func upperSnake(name string) string {
+	r := []rune(name)
+	var b strings.Builder
+	for i, c := range r {
+		if i > 0 && unicode.IsUpper(c) && (unicode.IsLower(r[i-1]) || i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(c))
+	}
+	return b.String()
 }
 
 // activeRow says whether a row is the active machine: the one DOCKER_HOST

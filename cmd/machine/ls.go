@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -72,7 +73,10 @@ $DOCKER_MACHINE_NAME names).
 .ActiveHost .ActiveSwarm .DriverName .State .URL .Swarm .SwarmOptions
 .EngineOptions .DockerVersion .Error .ResponseTime, and shoal's .Cluster
 and .Certs (when its TLS certificates expire); a "table " prefix prints a
-header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
+header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'; a title is
+the ls column's (.DriverName: DRIVER), else the field's name in capitals
+(.EngineOptions.StorageDriver: STORAGE_DRIVER; {{if .ActiveHost}}*{{end}}:
+ACTIVE_HOST).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
@@ -120,18 +124,11 @@ header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 			case tmpl != nil:
 				items := make([]lsItem, 0, len(rows))
 				for _, r := range rows {
-					it := lsItem{
-						Name: r.Name, Active: "-", ActiveHost: r.Active, DriverName: r.DriverName, State: r.State,
-						URL: r.URL, Swarm: r.Swarm, Error: r.Error, DockerVersion: r.DockerVersion, Cluster: r.Cluster,
-						ResponseTime: r.ResponseTime,
-					}
-					if r.Active {
-						it.Active = "*"
-					}
+					var h *dmHost
 					if mach, err := m.Store.Load(r.Name); err == nil {
-						h := newDMHost(m.Store, mach)
-						it.SwarmOptions, it.EngineOptions = h.HostOptions.SwarmOptions, h.HostOptions.EngineOptions
+						h = newDMHost(m.Store, mach)
 					}
+					it := newLsItem(r, h)
 					items = append(items, it)
 				}
 				text, err := renderLs(tmpl, table, items)
@@ -158,7 +155,7 @@ header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'.`,
 					if r.Active {
 						act = "*"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
+					ui.TableRow(tw, r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
 				}
 				return tw.Flush()
 			}
@@ -232,4 +229,23 @@ func (f lsFilter) matches(in machine.Info, labels []string) bool {
 		}
 	}
 	return true
+}
+
+// newLsItem is a row as --format sees it; h is nil when the machine's
+// config cannot be read, and its options are then empty, not nil, so that
+// {{.EngineOptions.StorageDriver}} prints nothing rather than failing.
+func newLsItem(r machine.Info, h *dmHost) lsItem {
+	it := lsItem{
+		Name: r.Name, Active: "-", ActiveHost: r.Active, DriverName: r.DriverName, State: r.State,
+		URL: r.URL, Swarm: r.Swarm, Error: r.Error, DockerVersion: r.DockerVersion, Cluster: r.Cluster,
+		ResponseTime: r.ResponseTime, Certs: r.Certs,
+		SwarmOptions: &dmSwarmOptions{}, EngineOptions: &dmEngineOptions{},
+	}
+	if r.Active {
+		it.Active = "*"
+	}
+	if h != nil {
+		it.SwarmOptions, it.EngineOptions = h.HostOptions.SwarmOptions, h.HostOptions.EngineOptions
+	}
+	return it
 }

@@ -97,9 +97,11 @@ type plainProgress struct {
 func (p *plainProgress) Event(host, step string, status Status, detail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	line := fmt.Sprintf("%s %-12s %-16s %s", time.Now().Format("15:04:05"), host, step, status)
+	// Host, step and detail may hold a host's text: no escapes reach the
+	// terminal; a multi-line detail (a stderr tail) keeps its lines.
+	line := fmt.Sprintf("%s %-12s %-16s %s", time.Now().Format("15:04:05"), CleanLine(host), CleanLine(step), status)
 	if detail != "" {
-		line += "  " + detail
+		line += "  " + Clean(detail)
 	}
 	fmt.Fprintln(p.w, line)
 }
@@ -126,9 +128,11 @@ func (p *liveProgress) Event(host, step string, status Status, detail string) {
 		sort.Strings(p.order)
 	}
 	mark := map[Status]string{Started: "…", Changed: "✓", Unchanged: "✓", Failed: "✗", Info: "·"}[status]
-	text := fmt.Sprintf("%s %-12s %-16s %s", mark, host, step, status)
+	// One line per host, redrawn in place: a newline or an escape from
+	// the host's text would break the redraw, or worse.
+	text := fmt.Sprintf("%s %-12s %-16s %s", mark, CleanLine(host), CleanLine(step), status)
 	if detail != "" {
-		text += "  " + detail
+		text += "  " + CleanLine(detail)
 	}
 	p.lines[host] = text
 	p.redraw()

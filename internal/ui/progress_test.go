@@ -153,3 +153,28 @@ func TestQuietProgress(t *testing.T) {
 		t.Errorf("quiet wrote %q", buf.String())
 	}
 }
+
+// A host's text (os-release's PRETTY_NAME, a stderr tail) reaches neither
+// printer with its escapes; the live printer keeps one line per host.
+func TestProgressCleansHostText(t *testing.T) {
+	pretty := "Ubuntu\x1b]0;owned\x07 24.04\x1b[2J"
+	tail := "E: locked\r\n\x1b[31mstill\x1b[0m locked"
+	var plain bytes.Buffer
+	p := NewProgress(&plain, ModePlain)
+	p.Event("node\x1b[1A-1", "facts", Unchanged, pretty)
+	p.Event("node-1", "install", Failed, tail)
+	if strings.ContainsAny(plain.String(), "\x1b\r\x07") {
+		t.Errorf("plain output holds control characters: %q", plain.String())
+	}
+	if !strings.Contains(plain.String(), "node-1") || !strings.Contains(plain.String(), "ok  Ubuntu 24.04\n") ||
+		!strings.Contains(plain.String(), "failed  E: locked\nstill locked\n") {
+		t.Errorf("plain output lost the text: %q", plain.String())
+	}
+	var live bytes.Buffer
+	lp := &liveProgress{w: &live, lines: map[string]string{}}
+	lp.Event("node-1", "install", Failed, tail)
+	out := strings.ReplaceAll(strings.ReplaceAll(live.String(), "\r\x1b[2K", ""), "\n", "")
+	if strings.ContainsAny(out, "\x1b\r") || strings.Count(live.String(), "\n") != 1 {
+		t.Errorf("live output = %q, want one clean line", live.String())
+	}
+}

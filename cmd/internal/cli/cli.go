@@ -92,7 +92,9 @@ func Run(ctx context.Context, root *cobra.Command, args []string, stdin io.Reade
 		code = 2 // a name that cannot be one is bad input wherever it is found
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "Error:", err)
+		// An error quotes hosts (a stderr tail, a hostname): no escape
+		// sequence of theirs reaches the terminal; a tail keeps its lines.
+		fmt.Fprintln(stderr, "Error:", ui.Clean(err.Error()))
 	}
 	return code
 }
