@@ -334,3 +334,73 @@ func TestJumpHostReconnects(t *testing.T) {
 		t.Fatalf("jump host connections: %d, want 2", n)
 	}
 }
+
+// ttyFakeSudo is sudo under `Defaults requiretty` (CentOS 7): without a pty
+// it refuses whatever it is asked. On a pty it wants the password want on
+// stdin (sudo -S), or, with want "", none (NOPASSWD: -S reads nothing).
+func ttyFakeSudo(t *testing.T, want string) string {
+	check := `IFS= read -r pw || pw=
+if [ "$pw" != '` + want + `' ]; then echo "Sorry, try again." >&2; echo "sudo: 1 incorrect password attempt" >&2; exit 1; fi`
+	if want == "" {
+		check = ""
+	}
+	return fakeBin(t, map[string]string{"sudo": `
+[ "$TEST_PTY" = 1 ] || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; }
+if [ "$1" = -n ]; then
+	[ -z '` + want + `' ] || { echo "sudo: a password is required" >&2; exit 1; }
+	shift; exec "$@"
+fi
+[ "$1 $2 $3" = "-S -k -p" ] || { echo "unexpected sudo $*" >&2; exit 9; }
+shift 4
+` + check + `
+exec "$@"`})
+}
+
+// TestSudoPasswordRequireTTY: with requiretty the password is given on a
+// pty, once, and the root commands run on a pty after it.
+func TestSudoPasswordRequireTTY(t *testing.T) {
+	bin := ttyFakeSudo(t, "sudo pw")
+	srv, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
+	cfg.User = "hadoop"
+	var transcript bytes.Buffer
+	cfg.Transcript, cfg.Redactor = &transcript, &Redactor{}
+	cfg.SudoPassword = []byte("sudo pw")
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	res, err := c.RunSudo(ctx, "echo root")
+	if err != nil || string(res.Stdout) != "root\n" {
+		t.Fatalf("RunSudo: %v %q", err, res.Stdout)
+	}
+	dst := filepath.Join(t.TempDir(), "f")
+	if err := c.WriteFile(ctx, dst, []byte("x"), 0o644, ""); err != nil {
+		t.Fatalf("WriteFile: %v", err)
+	}
+	if strings.Contains(transcript.String(), "sudo pw") {
+		t.Fatalf("the sudo password leaked:\n%s", transcript.String())
+	}
+	if srv.conns.Load() != 1 {
+		t.Fatalf("%d connections, want 1", srv.conns.Load())
+	}
+
+	cfg.SudoPassword = []byte("wrong")
+	_, err = Dial(ctx, cfg)
+	var se *SudoError
+	if !errors.As(err, &se) || !se.WrongPassword {
+		t.Fatalf("a wrong password with requiretty: want SudoError{WrongPassword}, got %v", err)
+	}
+}
+
+// TestNoPasswdSudoRequireTTY: NOPASSWD sudo with requiretty, a password
+// given anyway: it connects, and the password never reaches a command's
+// stdin.
+func TestNoPasswdSudoRequireTTY(t *testing.T) {
+	bin := ttyFakeSudo(t, "")
+	_, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
+	cfg.User = "hadoop"
+	cfg.SudoPassword = []byte("unused pw")
+	c := dial(t, cfg)
+	res, err := c.RunSudo(ctx10(t), "cat; echo root")
+	if err != nil || string(res.Stdout) != "root\n" {
+		t.Fatalf("RunSudo: %v %q", err, res.Stdout)
+	}
+}
