@@ -404,3 +404,46 @@ func TestNoPasswdSudoRequireTTY(t *testing.T) {
 		t.Fatalf("RunSudo: %v %q", err, res.Stdout)
 	}
 }
+
+// TestJumpHostPinCheckedForEveryCaller: a machine whose jump host is pinned
+// does not reuse the pooled connection another machine opened without the
+// pin: its pin is checked, and a wrong one fails.
+func TestJumpHostPinCheckedForEveryCaller(t *testing.T) {
+	keyPath, pub := newClientKey(t)
+	jump := newTestServer(t, serverOpts{authorized: pub})
+	target := newTestServer(t, serverOpts{authorized: pub})
+	pool := NewJumpPool()
+	defer pool.Close()
+	dir := t.TempDir()
+	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "jump_kh")}
+	first := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh1")}
+	first.Dial = pool.Dialer([]Config{hop})
+	dial(t, first)
+
+	pinned := hop
+	pinned.HostKeyFingerprint = "SHA256:" + strings.Repeat("A", 43)
+	second := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh2")}
+	second.Dial = pool.Dialer([]Config{pinned})
+	_, err := Dial(ctx10(t), second)
+	var hke *HostKeyError
+	if !errors.As(err, &hke) || !strings.Contains(err.Error(), "jump host") {
+		t.Fatalf("the second machine's pin was not checked: want the jump host's HostKeyError, got %v", err)
+	}
+	if n := target.conns.Load(); n != 1 {
+		t.Fatalf("the target got %d connections, want 1 (none through the unverified jump host)", n)
+	}
+
+	// The same pin, right this time, in a fresh known hosts file: checked
+	// and shared by the callers that give it.
+	pinned.HostKeyFingerprint = Fingerprint(jump.hostKeys[0].PublicKey())
+	pinned.KnownHostsPath = filepath.Join(dir, "jump_kh_pinned")
+	for i := 0; i < 2; i++ {
+		cfg := second
+		cfg.Dial = pool.Dialer([]Config{pinned})
+		dial(t, cfg)
+	}
+	// The wrong pin failed against the key pinned by the first: no dial.
+	if n := jump.conns.Load(); n != 2 {
+		t.Fatalf("jump host connections: %d, want 2 (unpinned, right pin shared)", n)
+	}
+}
