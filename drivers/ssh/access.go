@@ -59,6 +59,11 @@ func resolve(c *Config, explicit func(string) bool) error {
 	if err != nil {
 		return err
 	}
+	// Said once, here: what of ssh_config is skipped (a Match shoal cannot
+	// evaluate) does not stop a host given by flags.
+	for _, w := range sc.Warnings() {
+		fmt.Fprintf(os.Stderr, "warning: ssh config: %s\n", w)
+	}
 	if c.Alias == "" {
 		if err := resolveHost(c, sc, explicit); err != nil {
 			return err

@@ -45,12 +45,16 @@ func DefaultPath() string {
 
 // Config is one parsed configuration file.
 type Config struct {
-	path string
-	cfg  *sshconfig.Config
+	path     string
+	cfg      *sshconfig.Config
+	warnings []string
 }
 
 // Load parses the file at path ("" means DefaultPath). A missing default
-// file is an empty configuration; a missing named one is an error.
+// file is an empty configuration; a missing named one is an error. What
+// cannot be used of the default file (a Match block shoal cannot evaluate,
+// a line the parser refuses) is a warning, not an error: flags and cluster
+// files do not need it. A named file that does not parse is an error.
 func Load(path string) (*Config, error) {
 	named := path != ""
 	if !named {
@@ -59,20 +63,28 @@ func Load(path string) (*Config, error) {
 	if path == "" {
 		return &Config{}, nil
 	}
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !named {
 		return &Config{path: path}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ssh config: %w", err)
 	}
-	defer f.Close()
-	c, err := sshconfig.Decode(f)
+	home, _ := os.UserHomeDir()
+	p := &preparer{home: home}
+	c, err := sshconfig.DecodeBytes(p.prepare(path, data, 0, ""))
 	if err != nil {
-		return nil, fmt.Errorf("ssh config %s: %w", path, err)
+		if named {
+			return nil, fmt.Errorf("ssh config %s: %w", path, err)
+		}
+		p.warnf("%s: %v: not used", path, err)
+		c = nil
 	}
-	return &Config{path: path, cfg: c}, nil
+	return &Config{path: path, cfg: c, warnings: p.warnings}, nil
 }
+
+// Warnings say what of the file was skipped, one line each.
+func (c *Config) Warnings() []string { return c.warnings }
 
 // Path is the file read.
 func (c *Config) Path() string { return c.path }
