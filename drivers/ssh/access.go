@@ -82,8 +82,8 @@ func resolveJumps(c *Config, sc *sshconfig.Config) error {
 	}
 	var parts []string
 	for _, h := range hops {
-		conf, err := sc.Lookup(h.Host)
-		if err != nil {
+		conf, _ := sc.Lookup(h.Host)
+		if err := conf.HopRefused(h); err != nil {
 			return err
 		}
 		if conf.HostName != "" {
@@ -120,8 +120,15 @@ func portSuffix(h validate.Hop) string {
 }
 
 func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) error {
-	h, err := sc.Lookup(c.Host)
-	if err != nil {
+	h, _ := sc.Lookup(c.Host)
+	// A value refused in ssh_config stops nothing a flag sets instead.
+	var given []string
+	for flag, key := range map[string]string{"user": "User", "port": "Port", "proxy_jump": "ProxyJump"} {
+		if explicit(flag) {
+			given = append(given, key)
+		}
+	}
+	if err := h.Refused(given...); err != nil {
 		return err
 	}
 	if !h.Found() {

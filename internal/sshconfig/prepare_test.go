@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // TestMatchDoesNotBreakLookups: one Match block shoal cannot evaluate (a
@@ -136,4 +138,31 @@ func FuzzLoad(f *testing.F) {
 			_, _ = c.Lookup("a")
 		}
 	})
+}
+
+// TestRefusedOnlyWhereUsed: a value that may not reach a host is left out
+// and named, and stops nothing when the caller sets that keyword itself.
+func TestRefusedOnlyWhereUsed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config")
+	write(t, p, "Host *\n  User CORP\\john\n  Port 99999\n  HostName 10.0.0.9\n")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.Lookup("web")
+	if err == nil || h.User != "" || h.Port != 0 || h.HostName != "10.0.0.9" {
+		t.Fatalf("want User and Port left out and named: %+v %v", h, err)
+	}
+	if err := h.Refused("User"); err == nil || strings.Contains(err.Error(), "User") || !strings.Contains(err.Error(), "Port") {
+		t.Fatalf("Refused(User): %v", err)
+	}
+	if err := h.Refused("User", "Port"); err != nil {
+		t.Fatalf("Refused(User, Port): %v", err)
+	}
+	if err := h.HopRefused(validate.Hop{User: "ops", Host: "web", Port: 22}); err != nil {
+		t.Fatalf("a hop that spells out user and port: %v", err)
+	}
+	if err := h.HopRefused(validate.Hop{Host: "web"}); err == nil {
+		t.Fatal("a hop that takes the user from ssh_config: want the refusal")
+	}
 }
