@@ -11,10 +11,15 @@ import (
 
 const redacted = "[REDACTED]"
 
-// longSecret is the length from which a secret is removed wherever it
-// occurs: join tokens, unlock keys and real passwords do not occur in
-// output by chance.
-const longSecret = 8
+// longSecret is the length from which a secret that is not a plain word
+// is removed wherever it occurs: join tokens, unlock keys and real
+// passwords do not occur in output by chance. A plain word is treated so
+// from longWord on (password, passwordless are words of shoal's own
+// messages).
+const (
+	longSecret = 8
+	longWord   = 16
+)
 
 // redactSecret removes one secret from s, in each form it may be written in
 // (as is, escaped inside Go/JSON quotes, shell-quoted).
@@ -22,20 +27,20 @@ const longSecret = 8
 // Where a short secret is removed is a choice, since replacing it inside
 // ordinary words both garbles diagnostics and gives it away by context
 // (password "docker": "[REDACTED] info", "/var/run/[REDACTED].sock"):
-//   - a short secret of letters only or digits only, a word like docker,
-//     vagrant or 123456, is removed only where it stands as a value: a line
-//     of its own (how a password on stdin comes back when a command echoes
-//     it, the one way shoal sends one), in quotes, after "=" or at the end
-//     of a line after ":";
+//   - a secret of letters only or digits only under longWord, a word like
+//     docker, vagrant, password or 123456, is removed only where it stands
+//     as a value: a line of its own (how a password on stdin comes back
+//     when a command echoes it, the one way shoal sends one), in quotes,
+//     after "=" or at the end of a line after ":";
 //   - another short secret (s3cret, pw-1) is removed as a whole token,
 //     not inside a longer word.
 func redactSecret(s, secret string) string {
 	for _, f := range secretForms(secret) {
 		switch {
+		case plainWord(secret) && len(secret) < longWord:
+			s = replaceWhere(s, f, standalone)
 		case len(secret) >= longSecret:
 			s = strings.ReplaceAll(s, f, redacted)
-		case plainWord(secret):
-			s = replaceWhere(s, f, standalone)
 		default:
 			s = replaceWhere(s, f, bounded)
 		}
