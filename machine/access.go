@@ -103,8 +103,10 @@ func jumpConfigs(ep drivers.Endpoint, root string, red *sshrun.Redactor) ([]sshr
 	home, _ := os.UserHomeDir()
 	out := make([]sshrun.Config, 0, len(hops))
 	for i, h := range hops {
-		conf, err := sc.Lookup(h.Host)
-		if err != nil {
+		// What the hop spells out wins; a refused ssh_config value there
+		// stops nothing.
+		conf, _ := sc.Lookup(h.Host)
+		if err := conf.HopRefused(h); err != nil {
 			return nil, err
 		}
 		c := sshrun.Config{Endpoint: sshrun.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}

@@ -59,3 +59,32 @@ func TestJumpConfigs(t *testing.T) {
 		t.Errorf("no jump: %v %v", hops, err)
 	}
 }
+
+// TestJumpConfigsSkipMatch: a Match block shoal cannot evaluate in the
+// default ~/.ssh/config does not break the jump connection.
+func TestJumpConfigsSkipMatch(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Match user deploy\n  User nobody\n"), 0o600)
+	hops, err := jumpConfigs(drivers.Endpoint{ProxyJump: "ops@10.9.9.9"}, t.TempDir(), nil)
+	if err != nil || len(hops) != 1 || hops[0].User != "ops" || hops[0].Host != "10.9.9.9" {
+		t.Fatalf("%v %+v", err, hops)
+	}
+}
+
+// TestJumpConfigsRefusedValueUnused: a User ssh_config may not give stops
+// no hop that names its own user.
+func TestJumpConfigsRefusedValueUnused(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Host *\n  User john@corp.example.com\n"), 0o600)
+	hops, err := jumpConfigs(drivers.Endpoint{ProxyJump: "ops@10.9.9.9"}, t.TempDir(), nil)
+	if err != nil || len(hops) != 1 || hops[0].User != "ops" {
+		t.Fatalf("%v %+v", err, hops)
+	}
+	if _, err := jumpConfigs(drivers.Endpoint{ProxyJump: "10.9.9.9"}, t.TempDir(), nil); err == nil {
+		t.Fatal("a hop taking the refused user: want an error")
+	}
+}

@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
 	"slices"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/provision/osfamily"
 )
 
@@ -152,8 +152,6 @@ type Report struct {
 	Facts *Facts
 }
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
@@ -169,8 +167,8 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if spec.DockerUser == "" {
 		spec.DockerUser = r.User()
 	}
-	if !userRE.MatchString(spec.DockerUser) {
-		return nil, fmt.Errorf("invalid docker user %q", spec.DockerUser)
+	if err := validate.DockerUser(spec.DockerUser); err != nil {
+		return nil, fmt.Errorf("invalid docker user: %w", err)
 	}
 	if _, err := wantedPorts(spec); err != nil {
 		return nil, err

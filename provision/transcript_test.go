@@ -308,3 +308,21 @@ func TestFirewallPortsValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestDottedLoginUser: a login user named as on LDAP/FreeIPA hosts
+// (john.doe) is the docker user by default, and reaches every command quoted.
+func TestDottedLoginUser(t *testing.T) {
+	fix := loadFixture(t, "testdata/hosts/debian12.txt")
+	h := newFakeHost(t, fix)
+	h.user = "john.doe"
+	h.users["john.doe"] = &fakeUser{groups: []string{"john.doe"}}
+	spec := fix.spec()
+	spec.DockerUser = ""
+	if _, err := Provision(context.Background(), h, spec, nil); err != nil {
+		t.Fatalf("provisioning as john.doe: %v", err)
+	}
+	log := strings.Join(h.log, "\n")
+	if !strings.Contains(log, "usermod -aG docker 'john.doe'") {
+		t.Errorf("john.doe was not put in the docker group, quoted:\n%s", log)
+	}
+}

@@ -17,7 +17,7 @@ type accessFlags struct {
 
 func (a *accessFlags) bind(fs *pflag.FlagSet, login bool) {
 	if login {
-		fs.StringVar(&a.passwordFile, "ssh-password-file", "", "log in once with the password in this file (first line; else $SSHPASS), install the machine's key, then use the key only")
+		fs.StringVar(&a.passwordFile, "ssh-password-file", "", "log in once with the password in this file (first line; else $SSHPASS), install the machine's key, then use the key only. The password goes to whatever answers unless --ssh-host-key pins its key first")
 		fs.BoolVar(&a.askPassword, "ssh-ask-password", false, "ask for the SSH password on the terminal")
 	}
 	fs.StringVar(&a.sudoPasswordFile, "sudo-password-file", "", "sudo's password for the SSH user, in this file (first line; else $SHOAL_SUDO_PASSWORD); given to sudo on its stdin")

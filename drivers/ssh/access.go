@@ -59,6 +59,11 @@ func resolve(c *Config, explicit func(string) bool) error {
 	if err != nil {
 		return err
 	}
+	// Said once, here: what of ssh_config is skipped (a Match shoal cannot
+	// evaluate) does not stop a host given by flags.
+	for _, w := range sc.Warnings() {
+		fmt.Fprintf(os.Stderr, "warning: ssh config: %s\n", w)
+	}
 	if c.Alias == "" {
 		if err := resolveHost(c, sc, explicit); err != nil {
 			return err
@@ -77,8 +82,8 @@ func resolveJumps(c *Config, sc *sshconfig.Config) error {
 	}
 	var parts []string
 	for _, h := range hops {
-		conf, err := sc.Lookup(h.Host)
-		if err != nil {
+		conf, _ := sc.Lookup(h.Host)
+		if err := conf.HopRefused(h); err != nil {
 			return err
 		}
 		if conf.HostName != "" {
@@ -115,8 +120,15 @@ func portSuffix(h validate.Hop) string {
 }
 
 func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) error {
-	h, err := sc.Lookup(c.Host)
-	if err != nil {
+	h, _ := sc.Lookup(c.Host)
+	// A value refused in ssh_config stops nothing a flag sets instead.
+	var given []string
+	for flag, key := range map[string]string{"user": "User", "port": "Port", "proxy_jump": "ProxyJump"} {
+		if explicit(flag) {
+			given = append(given, key)
+		}
+	}
+	if err := h.Refused(given...); err != nil {
 		return err
 	}
 	if !h.Found() {

@@ -346,3 +346,38 @@ func TestCreateKnownHostNotGreeted(t *testing.T) {
 		t.Error("Create of a new host against a closed port succeeded")
 	}
 }
+
+// TestResolveSkipsMatch: a `Match user` block in ~/.ssh/config (common, and
+// not something shoal can evaluate) does not stop a host given by flags,
+// nor its jump host.
+func TestResolveSkipsMatch(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Match user deploy\n  IdentityFile ~/.ssh/deploy\nHost bastion\n  HostName 10.0.0.1\n"), 0o600)
+	c := &Config{Host: "10.0.0.5", User: "deploy", ProxyJump: "ops@bastion"}
+	if err := resolve(c, func(string) bool { return true }); err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if c.ProxyJump != "ops@10.0.0.1:22" || c.Key != "" {
+		t.Fatalf("resolved %+v", c)
+	}
+}
+
+// TestResolveRefusedValueOverridden: a value ~/.ssh/config may not give (a
+// directory account's CORP\john in Host *) stops nothing when the flag
+// sets it, and is named when it would be used.
+func TestResolveRefusedValueOverridden(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Host *\n  User CORP\\john\n"), 0o600)
+	c := &Config{Host: "10.0.0.5", User: "john", ProxyJump: "ops@10.0.0.1"}
+	if err := resolve(c, func(n string) bool { return n == "user" }); err != nil {
+		t.Fatalf("resolve with --ssh-user given: %v", err)
+	}
+	c = &Config{Host: "10.0.0.5", User: "root"}
+	if err := resolve(c, func(string) bool { return false }); err == nil || !strings.Contains(err.Error(), "User") {
+		t.Fatalf("resolve taking the user from ssh_config: want its refusal, got %v", err)
+	}
+}

@@ -334,3 +334,116 @@ func TestJumpHostReconnects(t *testing.T) {
 		t.Fatalf("jump host connections: %d, want 2", n)
 	}
 }
+
+// ttyFakeSudo is sudo under `Defaults requiretty` (CentOS 7): without a pty
+// it refuses whatever it is asked. On a pty it wants the password want on
+// stdin (sudo -S), or, with want "", none (NOPASSWD: -S reads nothing).
+func ttyFakeSudo(t *testing.T, want string) string {
+	check := `IFS= read -r pw || pw=
+if [ "$pw" != '` + want + `' ]; then echo "Sorry, try again." >&2; echo "sudo: 1 incorrect password attempt" >&2; exit 1; fi`
+	if want == "" {
+		check = ""
+	}
+	return fakeBin(t, map[string]string{"sudo": `
+[ "$TEST_PTY" = 1 ] || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; }
+if [ "$1" = -n ]; then
+	[ -z '` + want + `' ] || { echo "sudo: a password is required" >&2; exit 1; }
+	shift; exec "$@"
+fi
+[ "$1 $2 $3" = "-S -k -p" ] || { echo "unexpected sudo $*" >&2; exit 9; }
+shift 4
+` + check + `
+exec "$@"`})
+}
+
+// TestSudoPasswordRequireTTY: with requiretty the password is given on a
+// pty, once, and the root commands run on a pty after it.
+func TestSudoPasswordRequireTTY(t *testing.T) {
+	bin := ttyFakeSudo(t, "sudo pw")
+	srv, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
+	cfg.User = "hadoop"
+	var transcript bytes.Buffer
+	cfg.Transcript, cfg.Redactor = &transcript, &Redactor{}
+	cfg.SudoPassword = []byte("sudo pw")
+	c := dial(t, cfg)
+	ctx := ctx10(t)
+	res, err := c.RunSudo(ctx, "echo root")
+	if err != nil || string(res.Stdout) != "root\n" {
+		t.Fatalf("RunSudo: %v %q", err, res.Stdout)
+	}
+	dst := filepath.Join(t.TempDir(), "f")
+	if err := c.WriteFile(ctx, dst, []byte("x"), 0o644, ""); err != nil {
+		t.Fatalf("WriteFile: %v", err)
+	}
+	if strings.Contains(transcript.String(), "sudo pw") {
+		t.Fatalf("the sudo password leaked:\n%s", transcript.String())
+	}
+	if srv.conns.Load() != 1 {
+		t.Fatalf("%d connections, want 1", srv.conns.Load())
+	}
+
+	cfg.SudoPassword = []byte("wrong")
+	_, err = Dial(ctx, cfg)
+	var se *SudoError
+	if !errors.As(err, &se) || !se.WrongPassword {
+		t.Fatalf("a wrong password with requiretty: want SudoError{WrongPassword}, got %v", err)
+	}
+}
+
+// TestNoPasswdSudoRequireTTY: NOPASSWD sudo with requiretty, a password
+// given anyway: it connects, and the password never reaches a command's
+// stdin.
+func TestNoPasswdSudoRequireTTY(t *testing.T) {
+	bin := ttyFakeSudo(t, "")
+	_, cfg := setup(t, serverOpts{env: []string{pathEnv(bin)}})
+	cfg.User = "hadoop"
+	cfg.SudoPassword = []byte("unused pw")
+	c := dial(t, cfg)
+	res, err := c.RunSudo(ctx10(t), "cat; echo root")
+	if err != nil || string(res.Stdout) != "root\n" {
+		t.Fatalf("RunSudo: %v %q", err, res.Stdout)
+	}
+}
+
+// TestJumpHostPinCheckedForEveryCaller: a machine whose jump host is pinned
+// does not reuse the pooled connection another machine opened without the
+// pin: its pin is checked, and a wrong one fails.
+func TestJumpHostPinCheckedForEveryCaller(t *testing.T) {
+	keyPath, pub := newClientKey(t)
+	jump := newTestServer(t, serverOpts{authorized: pub})
+	target := newTestServer(t, serverOpts{authorized: pub})
+	pool := NewJumpPool()
+	defer pool.Close()
+	dir := t.TempDir()
+	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "jump_kh")}
+	first := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh1")}
+	first.Dial = pool.Dialer([]Config{hop})
+	dial(t, first)
+
+	pinned := hop
+	pinned.HostKeyFingerprint = "SHA256:" + strings.Repeat("A", 43)
+	second := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh2")}
+	second.Dial = pool.Dialer([]Config{pinned})
+	_, err := Dial(ctx10(t), second)
+	var hke *HostKeyError
+	if !errors.As(err, &hke) || !strings.Contains(err.Error(), "jump host") {
+		t.Fatalf("the second machine's pin was not checked: want the jump host's HostKeyError, got %v", err)
+	}
+	if n := target.conns.Load(); n != 1 {
+		t.Fatalf("the target got %d connections, want 1 (none through the unverified jump host)", n)
+	}
+
+	// The same pin, right this time, in a fresh known hosts file: checked
+	// and shared by the callers that give it.
+	pinned.HostKeyFingerprint = Fingerprint(jump.hostKeys[0].PublicKey())
+	pinned.KnownHostsPath = filepath.Join(dir, "jump_kh_pinned")
+	for i := 0; i < 2; i++ {
+		cfg := second
+		cfg.Dial = pool.Dialer([]Config{pinned})
+		dial(t, cfg)
+	}
+	// The wrong pin failed against the key pinned by the first: no dial.
+	if n := jump.conns.Load(); n != 2 {
+		t.Fatalf("jump host connections: %d, want 2 (unpinned, right pin shared)", n)
+	}
+}

@@ -46,11 +46,19 @@ func (p *JumpPool) Dialer(hops []Config) func(ctx context.Context, addr string) 
 	}
 }
 
-// chainKey names a chain by its hops as user@host:port.
+// chainKey names a chain by its hops as user@host:port and by what each
+// hop's key is checked against (its fingerprint and known hosts file): a
+// caller that pins a hop never reuses a connection made without that pin,
+// so every caller's pin is checked by a handshake of its own.
 func chainKey(hops []Config) string {
 	parts := make([]string, len(hops))
 	for i, h := range hops {
-		parts[i] = h.User + "@" + net.JoinHostPort(h.Host, strconv.Itoa(h.port()))
+		fp, err := normalizeFingerprint(h.HostKeyFingerprint)
+		if err != nil {
+			fp = h.HostKeyFingerprint // refused by Dial's check
+		}
+		parts[i] = strconv.Quote(h.User+"@"+net.JoinHostPort(h.Host, strconv.Itoa(h.port()))) +
+			" " + strconv.Quote(fp) + " " + strconv.Quote(h.KnownHostsPath) + " " + strconv.FormatBool(h.NoPin)
 	}
 	return strings.Join(parts, ",")
 }

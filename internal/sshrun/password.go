@@ -149,21 +149,28 @@ func (c *Client) checkSudo(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, sudoCheckTimeout)
 	defer cancel()
 	// Passwordless sudo needs no password: then none is sent, since the
-	// line would reach the command's stdin instead.
-	if _, err := c.run(ctx, "sudo -n true", nil, false, false); err == nil {
+	// line would reach the command's stdin instead. With requiretty the
+	// same question is asked again on a pty, as provisioning does.
+	_, err := c.run(ctx, "sudo -n true", nil, false, false)
+	if err == nil {
 		return nil
 	}
+	if sudoWantsTTY(err, "must have a tty") {
+		c.SetSudoTTY(true)
+		if _, err = c.run(ctx, "sudo -n true", nil, false, true); err == nil {
+			return nil
+		}
+	}
 	c.sudoPW.Store(true)
-	_, err := c.run(ctx, sudoStdin+"true", nil, false, false)
+	_, err = c.run(ctx, sudoStdin+"true", nil, false, c.wantPTY())
 	if err == nil {
 		return nil
 	}
 	var re *RunError
-	if errors.As(err, &re) && (strings.Contains(re.Stderr, "no tty present") || strings.Contains(re.Stderr, "a terminal is required")) {
-		// requiretty: the pty takes the password the same way.
+	if !c.wantPTY() && sudoWantsTTY(err, "must have a tty", "no tty present", "a terminal is required") {
+		// The pty takes the password the same way.
 		c.SetSudoTTY(true)
-		_, err = c.run(ctx, sudoStdin+"true", nil, false, true)
-		if err == nil {
+		if _, err = c.run(ctx, sudoStdin+"true", nil, false, true); err == nil {
 			return nil
 		}
 	}
@@ -177,6 +184,22 @@ func (c *Client) checkSudo(ctx context.Context) error {
 		}
 	}
 	return c.sudoError(err)
+}
+
+// sudoWantsTTY tells sudo refusing without a terminal, in one of the
+// words given: `Defaults requiretty` (sudo 1.8 on CentOS 7: "sorry, you must
+// have a tty to run sudo"), or no terminal to read a password from.
+func sudoWantsTTY(err error, words ...string) bool {
+	var re *RunError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, s := range words {
+		if strings.Contains(re.Stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // wrongSudoPassword tells sudo's answer to a wrong password (sudo 1.8 and

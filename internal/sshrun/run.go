@@ -353,8 +353,9 @@ func (r *Redactor) Add(secret string) {
 	r.secrets[i] = secret
 }
 
-// Redact replaces each secret in s with "[REDACTED]". A nil Redactor returns
-// s unchanged.
+// Redact replaces each secret in s with "[REDACTED]" (a short one only
+// where it stands as a value: redactSecret). A nil Redactor returns s
+// unchanged.
 func (r *Redactor) Redact(s string) string {
 	if r == nil {
 		return s
@@ -362,7 +363,7 @@ func (r *Redactor) Redact(s string) string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, secret := range r.secrets {
-		s = strings.ReplaceAll(s, secret, "[REDACTED]")
+		s = redactSecret(s, secret)
 	}
 	return s
 }

@@ -136,13 +136,28 @@ func Host(s string) error {
 	return nil
 }
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*[$]?$`)
+var userRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?$`)
 
-// UserName checks a Linux user name as useradd's default NAME_REGEX takes
-// it, at most 32 characters.
+// UserName checks a login name as shadow's useradd takes it (4.14's
+// is_valid_user_name): letters, digits, '_', '.' and '-', not starting
+// with '-', not all digits (chown and sudo would read a number as a uid),
+// not "." or "..", an optional final '$' (machine accounts), at most 32
+// characters. So john.doe and John_Doe, as LDAP and FreeIPA hosts have
+// them, pass. Every place shoal puts a user name quotes it (shell.Quote);
+// '.' is mapped away in sudoers.d file names (sudo skips such files).
+//
+// Names with '@' or '\' (SSSD's john@corp.example.com, winbind's
+// CORP\john) are refused: sudoers reads '\' as an escape and '@' in
+// Defaults lines, chown's user:group and OpenSSH's user@host and -J
+// parse them their own ways. Those hosts accept the short name as well
+// (SSSD's use_fully_qualified_names = False, winbind's use default domain).
 func UserName(s string) error {
-	if len(s) > 32 || !userRE.MatchString(s) {
-		return fmt.Errorf("%q is not a valid user name: lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters", s)
+	digits := strings.Trim(s, "0123456789") == ""
+	switch {
+	case strings.ContainsAny(s, "@\\"):
+		return fmt.Errorf("%q is not a valid user name: no '@' or '\\' (a directory account's domain); give the short name the host also accepts (SSSD: use_fully_qualified_names = False)", s)
+	case len(s) > 32 || !userRE.MatchString(s) || digits || s == "." || s == "..":
+		return fmt.Errorf("%q is not a valid user name: letters, digits, '_', '.' and '-', not starting with '-', not all digits, at most 32 characters", s)
 	}
 	return nil
 }

@@ -74,8 +74,14 @@ func TestUsers(t *testing.T) {
 	check(t, "UserName", UserName, []strCase{
 		{"root", true}, {"_svc", true}, {"ubuntu", true}, {"hadoop-1", true}, {"smb$", true},
 		{strings.Repeat("a", 32), true},
-		{"", false}, {"Root", false}, {"1user", false}, {"-user", false}, {"a$b", false}, {"a b", false},
+		// As shadow's useradd and LDAP/FreeIPA hosts have them.
+		{"john.doe", true}, {"John_Doe", true}, {"Root", true}, {"1user", true}, {".hidden", true}, {"a.b-c_d", true},
+		{"", false}, {"-user", false}, {"a$b", false}, {"a b", false}, {"a\tb", false},
 		{"a;b", false}, {strings.Repeat("a", 33), false}, {"x\n", false},
+		{"1000", false}, {".", false}, {"..", false}, {"a:b", false}, {"a/b", false}, {"a\x00b", false}, {"a\x7f", false},
+		{"a'b", false}, {"a$(id)", false}, {"é", false},
+		// Directory accounts: refused (validate.go says why).
+		{"john@corp.example.com", false}, {`CORP\john`, false},
 	})
 	check(t, "DockerUser", DockerUser, []strCase{{"docker", true}, {"smb$", false}, {"", false}})
 }
