@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
@@ -60,8 +61,8 @@ Without --port, a free port is taken.`,
 			if err != nil {
 				return fmt.Errorf("%s: tunnel: %w", args[0], err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "Forwarding %s to the engine of %s (%s) over SSH; Ctrl-C ends it. In another shell:\n  eval \"$(%s env %s)\"\n",
-				ln.Addr(), args[0], addr, cli.MachineCommand(), args[0])
+			fmt.Fprintf(cmd.ErrOrStderr(), "Forwarding %s to the engine of %s (%s) over SSH; Ctrl-C ends it. In another shell:\n", ln.Addr(), args[0], addr)
+			fmt.Fprintf(cmd.ErrOrStderr(), "  eval \"$(%s env %s)\"\n", cli.MachineCommand(), shell.Word(args[0]))
 			return m.ServeTunnel(ctx, mach, ln, addr)
 		},
 	}

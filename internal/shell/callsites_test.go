@@ -24,6 +24,7 @@ var reviewed = map[string]string{
 	"cmd/cluster/root.go: cli.MachineCommand()":   "hint for the user's own shell",
 	"cmd/cluster/root.go: res.Leader":             "hint; a validated machine name",
 	"cmd/machine/create.go: cli.MachineCommand()": "hint for the user's own shell",
+	"cmd/machine/tunnel.go: cli.MachineCommand()": "hint for the user's own shell",
 	// The probe table: constant commands, the docker user quoted (each
 	// entry is itself scanned as a command).
 	"provision/facts.go: p.cmd": "the facts probe's own command table",
