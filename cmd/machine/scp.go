@@ -128,7 +128,12 @@ func safeEntry(dir, name string) error {
 // (never one taken from SRC: ".." would name the folder's parent) and
 // uploaded under SRC's own name.
 func relay(from, to *sftp.Client, srcName, dstName, src, dst string, recursive bool) error {
-	name := copyName(path.Base(path.Clean(src)))
+	// Where it lands is decided first: a refused copy downloads nothing.
+	rst, err := to.Stat(dst)
+	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(path.Base(path.Clean(src))), path.Join)
+	if err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "machine-scp-")
 	if err != nil {
 		return err
@@ -138,7 +143,7 @@ func relay(from, to *sftp.Client, srcName, dstName, src, dst string, recursive b
 	if err := downloadTree(from, src, local, recursive); err != nil {
 		return fmt.Errorf("%s: %w", srcName, err)
 	}
-	if err := uploadAs(to, local, dst, name, recursive); err != nil {
+	if err := uploadTree(to, local, target, recursive); err != nil {
 		return fmt.Errorf("%s: %w", dstName, err)
 	}
 	return nil
@@ -168,14 +173,8 @@ func destPath(dst string, dstIsDir bool, name string, join func(...string) strin
 }
 
 func upload(sc *sftp.Client, src, dst string, recursive bool) error {
-	return uploadAs(sc, src, dst, copyName(filepath.Base(filepath.Clean(src))), recursive)
-}
-
-// uploadAs uploads the local src to dst, or inside it under name when dst
-// is a remote folder.
-func uploadAs(sc *sftp.Client, src, dst, name string, recursive bool) error {
 	rst, err := sc.Stat(dst)
-	target, err := destPath(dst, err == nil && rst.IsDir(), name, path.Join)
+	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(filepath.Base(filepath.Clean(src))), path.Join)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,10 @@ func TestSCPStaysInDestination(t *testing.T) {
 			t.Error("a source without a name of its own was copied into an existing folder")
 		}
 	}
+	// Refused before anything is downloaded: the source is never asked.
+	if err := relay(nil, sc, "a", "b", "..", filepath.Join(remote, "dst"), true); err == nil || !strings.Contains(err.Error(), "no name of its own") {
+		t.Errorf("relay of .. into an existing folder: %v", err)
+	}
 	if after := tree(t, base); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatalf("refused copies changed the files:\nbefore %q\nafter  %q", before, after)
 	}
