@@ -525,6 +525,11 @@ Environment=
 	}
 	before := hostState()
 	dmBefore := storageFiles(t, dm.root)
+	// docker-machine's store is never shoal's (#27): refused with the hint,
+	// and nothing made in it (compared with dmBefore below).
+	if r := (&shoal{t: t, storage: dm.root}).machine("rm", "-f", name); r.code == 0 || !strings.Contains(r.stderr, "machine import") {
+		t.Errorf("machine --storage-path DOCKER-MACHINE-STORE rm -f: %s", r)
+	}
 
 	// Off a terminal, without --yes: the host keys are shown, nothing is imported.
 	r := s.machine("import", "--docker-machine-storage-path", dm.root)
