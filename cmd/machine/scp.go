@@ -49,7 +49,11 @@ func newSCP(g *globals) *cobra.Command {
 		Short: "Copy files between this machine and a machine, or between two machines (as the SSH user, over SFTP)",
 		Long: `Copy files over SFTP as the machine's SSH user. SRC and DST are local paths
 or NAME:PATH; with two machines (machine scp a:/f b:/f) the files pass through
-a temporary folder here. A local path with a colon in it is written ./a:b.`,
+a temporary folder here. A local path with a colon in it is written ./a:b.
+A source without a name of its own (., .., /, ~) goes to a destination that
+does not exist yet, which becomes the copy: inside an existing folder it is
+refused, as the copy would land outside it. Uploaded files are private until
+written, then take the source's mode.`,
 		Example: `  machine scp ./app.tar m1:/tmp/
   machine scp -r m1:/etc/docker ./m1-docker
   machine scp m1:/tmp/app.tar m2:/tmp/app.tar`,

@@ -156,3 +156,20 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// FuzzDestPath: whatever SRC is, a copy into an existing folder lands one
+// level inside it, never on it or above it.
+func FuzzDestPath(f *testing.F) {
+	for _, s := range []string{"..", ".", "/", "a/..", "../x", "x/../..", "~", "a//b/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		got, err := destPath("/d", true, copyName(path.Base(path.Clean(src))), path.Join)
+		if err != nil {
+			return
+		}
+		if path.Dir(got) != "/d" || got == "/d" {
+			t.Errorf("destPath(%q) = %q: not one level inside /d", src, got)
+		}
+	})
+}
