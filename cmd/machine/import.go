@@ -96,6 +96,10 @@ func defaultDMStore() string {
 // by machine, what shoal can take over. It only reads files.
 func planImport(root string, only []string, inShoal func(string) bool) ([]importPlan, error) {
 	dir := filepath.Join(root, "machines")
+	// Opening a FIFO would block: only a folder is listed.
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("docker-machine store %s: machines is not a folder", root)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("docker-machine store %s: %w", root, err)

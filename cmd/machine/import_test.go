@@ -186,6 +186,21 @@ func TestPlanImportHostileStore(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("planImport hangs on a hostile store")
 	}
+	// A store whose machines folder is a FIFO.
+	fifoStore := t.TempDir()
+	syscall.Mkfifo(filepath.Join(fifoStore, "machines"), 0o600)
+	go func() {
+		_, err := planImport(fifoStore, nil, func(string) bool { return false })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a folder") {
+			t.Errorf("a store whose machines is a FIFO: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("planImport hangs on a store whose machines is a FIFO")
+	}
 	got := map[string]importPlan{}
 	for _, p := range plans {
 		got[p.Name] = p

@@ -63,7 +63,11 @@ var ErrDockerMachineStore = errors.New("a docker-machine store")
 // checkNotDockerMachine refuses a root that holds docker-machine's
 // machines: shoal would misread them, and its rm would delete them.
 func checkNotDockerMachine(root string) error {
-	entries, err := os.ReadDir(filepath.Join(root, "machines"))
+	dir := filepath.Join(root, "machines")
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil // opening a FIFO would block; New and Load report it
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil // no machines yet (or unreadable: New and Load report it)
 	}

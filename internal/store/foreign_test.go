@@ -102,3 +102,22 @@ func TestReadRegular(t *testing.T) {
 		t.Fatal("ReadRegular blocked")
 	}
 }
+
+// TestNewMachinesFIFO: a store whose machines is a FIFO is an error, not
+// a hang.
+func TestNewMachinesFIFO(t *testing.T) {
+	root := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(root, "machines"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := New(root); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("New took a store whose machines is a FIFO")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("New blocks on a FIFO")
+	}
+}
