@@ -19,7 +19,7 @@ import (
 // chmodded only after the write could be opened by another user in
 // between. A new dst is written in a fresh 0700 folder next to it, given
 // mode, then renamed into place (a plain SFTP rename: it never replaces a
-// file that appeared meanwhile). An existing dst is closed to its owner
+// file that appeared meanwhile). An existing dst is closed to others
 // first, then rewritten in place (its owner and links kept) and given mode.
 func PutFile(sc *sftp.Client, dst string, r io.Reader, mode fs.FileMode) error {
 	st, err := sc.Stat(dst)
@@ -27,8 +27,12 @@ func PutFile(sc *sftp.Client, dst string, r io.Reader, mode fs.FileMode) error {
 	case err == nil && st.IsDir():
 		return fmt.Errorf("remote %s is a folder", dst)
 	case err == nil:
-		if err := sc.Chmod(dst, 0o600); err != nil {
-			return fmt.Errorf("remote %s: close it to others before writing: %w", dst, err)
+		// Closed to others, its owner's bits kept: a read-only file stays
+		// one (and the write fails, as scp's would).
+		if own := st.Mode().Perm() & 0o700; own != st.Mode().Perm() {
+			if err := sc.Chmod(dst, own); err != nil {
+				return fmt.Errorf("remote %s: close it to others before writing: %w", dst, err)
+			}
 		}
 		if err := writeAll(sc, dst, os.O_WRONLY|os.O_TRUNC, r); err != nil {
 			return err
