@@ -88,7 +88,7 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 	}
 	cli.Setup(root)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	pf.StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($SHOAL_STORAGE_PATH)")
 	pf.StringVar(&g.output, "output", ui.ModeAuto, "auto (live lines on a terminal), plain, json")
 	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
 	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")

@@ -23,6 +23,7 @@ import (
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -61,12 +62,15 @@ type importPlan struct {
 	DriverName string // docker-machine's
 	// Driver is shoal's driver; empty when the machine is not importable,
 	// and Reason says why.
-	Driver     string
-	Reason     string
-	Host       string
-	Port       int
-	User       string
-	KeyPath    string // in the docker-machine store ("" = the ssh-agent)
+	Driver  string
+	Reason  string
+	Host    string
+	Port    int
+	User    string
+	KeyPath string // in the docker-machine store ("" = the ssh-agent)
+	// KeyOutside says KeyPath is outside the machine's folder: it is copied
+	// only once confirmed.
+	KeyOutside bool
 	EnginePort int
 	CertDir    string // the docker-machine machine's folder: ca.pem cert.pem key.pem
 	Address    string // the engine's address
@@ -92,6 +96,10 @@ func defaultDMStore() string {
 // by machine, what shoal can take over. It only reads files.
 func planImport(root string, only []string, inShoal func(string) bool) ([]importPlan, error) {
 	dir := filepath.Join(root, "machines")
+	// Opening a FIFO would block: only a folder is listed.
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("docker-machine store %s: machines is not a folder", root)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("docker-machine store %s: %w", root, err)
@@ -115,9 +123,13 @@ func planImport(root string, only []string, inShoal func(string) bool) ([]import
 	return plans, nil
 }
 
+// maxDMFile bounds a certificate or key read from a docker-machine store.
+const maxDMFile = 64 << 10
+
 func planOne(dir, name string, inShoal func(string) bool) importPlan {
 	p := importPlan{Name: name, CertDir: dir}
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	// A hostile store may hold a FIFO or a link to a device here.
+	data, err := store.ReadRegular(filepath.Join(dir, "config.json"), store.MaxConfigSize)
 	if err != nil {
 		p.Reason = "no config.json: " + err.Error()
 		return p
@@ -128,80 +140,182 @@ func planOne(dir, name string, inShoal func(string) bool) importPlan {
 		return p
 	}
 	p.DriverName = h.DriverName
-	if err := store.ValidateName(name); err != nil {
-		p.Reason = err.Error()
-		return p
-	}
-	if h.Name != "" && h.Name != name {
-		p.Reason = fmt.Sprintf("config.json names it %q", h.Name)
-		return p
-	}
-	if inShoal(name) {
-		p.Reason = "shoal's store already has a machine of that name"
-		return p
-	}
-	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			p.Reason = "no " + f + " (the client certificate for its engine)"
-			return p
-		}
-	}
-	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
-		p.Reason = "its engine does not verify TLS clients"
+	if p.Reason = checkDMHost(dir, name, h, inShoal); p.Reason != "" {
 		return p
 	}
 	switch h.DriverName {
 	case "generic":
-		var d dmGeneric
-		if err := json.Unmarshal(h.Driver, &d); err != nil {
-			p.Reason = "config.json: Driver: " + err.Error()
-			return p
-		}
-		p.Driver, p.Host, p.User, p.Port, p.EnginePort, p.Address = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort, d.IPAddress
-		if p.Port == 0 {
-			p.Port = 22
-		}
-		if p.User == "" {
-			p.User = "root"
-		}
-		if p.EnginePort == 0 {
-			p.EnginePort = 2376
-		}
-		// docker-machine copies the user's key to the machine's id_rsa.
-		for _, k := range []string{d.SSHKeyPath, filepath.Join(dir, "id_rsa"), d.SSHKey} {
-			if k != "" {
-				if _, err := os.Stat(k); err == nil {
-					p.KeyPath = k
-					break
-				}
-			}
-		}
-		if p.Host == "" {
-			p.Driver, p.Reason = "", "the generic driver's IPAddress is empty"
-		}
+		planGeneric(&p, dir, h.Driver)
 	case "none":
 		p.Reason = "the none driver has no host shoal could reach over SSH"
 	case "virtualbox":
-		var d dmVirtualBox
-		if err := json.Unmarshal(h.Driver, &d); err != nil {
-			p.Reason = "config.json: Driver: " + err.Error()
-			return p
-		}
-		// SSH goes through VirtualBox's NAT forward on this computer.
-		p.Driver, p.Host, p.Port, p.User, p.Address, p.EnginePort, p.VirtualBox = "virtualbox", "127.0.0.1", d.SSHPort, d.SSHUser, d.IPAddress, 2376, &d
-		if p.User == "" {
-			p.User = "docker"
-		}
-		p.KeyPath = filepath.Join(dir, "id_rsa")
-		if _, err := os.Stat(p.KeyPath); err != nil {
-			p.Driver, p.Reason = "", "no id_rsa (the VM's SSH key)"
-		} else if p.Port == 0 || p.Address == "" {
-			p.Driver, p.Reason = "", "no SSH port or address recorded: start it with docker-machine first"
-		}
+		planVirtualBox(&p, dir, h.Driver)
 	default:
 		p.Reason = fmt.Sprintf("shoal has no %s driver: adopt the host with 'machine create -d ssh --ssh-host ADDRESS ...'", h.DriverName)
 	}
 	return p
+}
+
+// checkDMHost says why a machine cannot be imported whatever its driver
+// ("" when it can).
+func checkDMHost(dir, name string, h dmMachine, inShoal func(string) bool) string {
+	if err := store.ValidateName(name); err != nil {
+		return err.Error()
+	}
+	if h.Name != "" && h.Name != name {
+		return fmt.Sprintf("config.json names it %q", h.Name)
+	}
+	if inShoal(name) {
+		return "shoal's store already has a machine of that name"
+	}
+	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		if err := regularFile(filepath.Join(dir, f)); err != nil {
+			return "no " + f + " (the client certificate for its engine): " + err.Error()
+		}
+	}
+	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
+		return "its engine does not verify TLS clients"
+	}
+	return ""
+}
+
+// checkDMDriver checks the common fields shoal takes from a config.json:
+// they become an SSH address and login.
+func checkDMDriver(d dmDriver) error {
+	if d.IPAddress != "" {
+		if err := validate.Host(d.IPAddress); err != nil {
+			return fmt.Errorf("IPAddress: %w", err)
+		}
+	}
+	if d.SSHUser != "" {
+		if err := validate.UserName(d.SSHUser); err != nil {
+			return fmt.Errorf("SSHUser: %w", err)
+		}
+	}
+	if d.SSHPort != 0 {
+		if err := validate.Port(d.SSHPort); err != nil {
+			return fmt.Errorf("SSHPort: %w", err)
+		}
+	}
+	return nil
+}
+
+func planGeneric(p *importPlan, dir string, raw json.RawMessage) {
+	var d dmGeneric
+	if err := json.Unmarshal(raw, &d); err != nil {
+		p.Reason = "config.json: Driver: " + err.Error()
+		return
+	}
+	if err := checkDMDriver(d.dmDriver); err != nil {
+		p.Reason = "config.json: Driver: " + err.Error()
+		return
+	}
+	if d.EnginePort != 0 {
+		if err := validate.Port(d.EnginePort); err != nil {
+			p.Reason = "config.json: Driver: EnginePort: " + err.Error()
+			return
+		}
+	}
+	p.Driver, p.Host, p.User, p.Port, p.EnginePort, p.Address = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort, d.IPAddress
+	if p.Port == 0 {
+		p.Port = 22
+	}
+	if p.User == "" {
+		p.User = "root"
+	}
+	if p.EnginePort == 0 {
+		p.EnginePort = 2376
+	}
+	// docker-machine copies the user's key to the machine's id_rsa.
+	p.KeyPath, p.KeyOutside = pickKey(dir, []string{d.SSHKeyPath, filepath.Join(dir, "id_rsa"), d.SSHKey})
+	if p.Host == "" {
+		p.Driver, p.Reason = "", "the generic driver's IPAddress is empty"
+	}
+}
+
+func planVirtualBox(p *importPlan, dir string, raw json.RawMessage) {
+	var d dmVirtualBox
+	if err := json.Unmarshal(raw, &d); err != nil {
+		p.Reason = "config.json: Driver: " + err.Error()
+		return
+	}
+	if err := checkDMDriver(d.dmDriver); err != nil {
+		p.Reason = "config.json: Driver: " + err.Error()
+		return
+	}
+	// SSH goes through VirtualBox's NAT forward on this computer.
+	p.Driver, p.Host, p.Port, p.User, p.Address, p.EnginePort, p.VirtualBox = "virtualbox", "127.0.0.1", d.SSHPort, d.SSHUser, d.IPAddress, 2376, &d
+	if p.User == "" {
+		p.User = "docker"
+	}
+	// The VM's key is the machine's id_rsa, and nothing else.
+	key, outside := pickKey(dir, []string{filepath.Join(dir, "id_rsa")})
+	switch {
+	case key == "" || outside:
+		p.Driver, p.Reason = "", "no id_rsa (the VM's SSH key) in its folder"
+	case p.Port == 0 || p.Address == "":
+		p.Driver, p.Reason = "", "no SSH port or address recorded: start it with docker-machine first"
+	default:
+		p.KeyPath = key
+	}
+}
+
+// regularFile checks that p is a regular file (a link to one is fine):
+// nothing else is read from a docker-machine store.
+func regularFile(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	return nil
+}
+
+// pickKey chooses the machine's SSH key among the candidates: a regular
+// file that holds an SSH private key, one inside the machine's folder
+// (symlinks resolved) first. outside says the key chosen is elsewhere: a
+// config.json may name any file, so it is used only once confirmed.
+func pickKey(dir string, candidates []string) (key string, outside bool) {
+	rdir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	for _, k := range candidates {
+		if k == "" || !isPrivateKey(k) {
+			continue
+		}
+		rk, err := filepath.EvalSymlinks(k)
+		if err != nil {
+			continue
+		}
+		if within(rdir, rk) {
+			return rk, false
+		}
+		if key == "" {
+			key = rk
+		}
+	}
+	return key, key != ""
+}
+
+// within says whether p is below dir (both absolute and resolved).
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// isPrivateKey says whether k is a regular file holding an SSH private key
+// (one with a passphrase too).
+func isPrivateKey(k string) bool {
+	data, err := store.ReadRegular(k, maxDMFile)
+	if err != nil {
+		return false
+	}
+	_, err = ssh.ParseRawPrivateKey(data)
+	var pm *ssh.PassphraseMissingError
+	return err == nil || errors.As(err, &pm)
 }
 
 // scanHostKey reads the host key the SSH server at addr offers, without
@@ -247,7 +361,9 @@ virtualbox machines become virtualbox machines that adopt the VM as it is
 Other drivers are listed with the reason they are not imported.
 
 Each host's SSH key is read and shown; it is pinned once confirmed (on a
-terminal, or with --yes). Nothing on the hosts changes: their engines keep
+terminal, or with --yes). A login key that config.json names outside the
+machine's folder is shown too, and copied only once confirmed; only regular
+files are read, within bounds, and only SSH private keys are taken as keys. Nothing on the hosts changes: their engines keep
 docker-machine's TLS set-up, so 'machine env' works at once, and 'machine
 provision' puts them under shoal's provisioning without restarting dockerd
 unless something must change. 'machine regenerate-certs' moves an engine to
@@ -311,9 +427,9 @@ shoal's certificates (dockerd restarts). The docker-machine store is only read.`
 			}
 			if !yes {
 				if !cli.IsTerminal(cmd.InOrStdin()) {
-					return usageErr("not a terminal to ask on: check the host keys above and pass --yes to import")
+					return usageErr("not a terminal to ask on: check the host keys (and SSH keys) above and pass --yes to import")
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "Import %d machine(s) and pin the host keys above? (y/n): ", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "Import %d machine(s) and pin the host keys above%s? (y/n): ", n, keysQuestion(plans))
 				var answer string
 				fmt.Fscanln(cmd.InOrStdin(), &answer)
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
@@ -350,6 +466,22 @@ func printPlans(w io.Writer, plans []importPlan) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s\t%s\n", p.Name, p.DriverName, p.Driver, p.User, net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), p.Fingerprint)
 	}
 	tw.Flush()
+	for _, p := range plans {
+		if p.Driver != "" && p.KeyOutside {
+			fmt.Fprintf(w, "%s: its config.json names the SSH key %s, outside its docker-machine folder: it is copied into shoal's store only once you confirm\n", p.Name, p.KeyPath)
+		}
+	}
+}
+
+// keysQuestion adds the keys outside their machine's folder to the
+// question that confirms an import.
+func keysQuestion(plans []importPlan) string {
+	for _, p := range plans {
+		if p.Driver != "" && p.KeyOutside {
+			return " and copy the SSH keys named outside their folders"
+		}
+	}
+	return ""
 }
 
 // importOne writes the shoal machine: the key and the engine's client
@@ -370,7 +502,7 @@ func importOne(ctx context.Context, m *machine.Manager, p importPlan) error {
 		return err
 	}
 	copyFile := func(src, dst string, mode os.FileMode) error {
-		data, err := os.ReadFile(src)
+		data, err := store.ReadRegular(src, maxDMFile)
 		if err != nil {
 			return err
 		}
@@ -456,7 +588,7 @@ func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.
 	cfg.SSHUser = p.User
 	dir := m.Store.MachineDir(p.Name)
 	key := filepath.Join(dir, store.KeyFile)
-	data, err := os.ReadFile(p.KeyPath)
+	data, err := store.ReadRegular(p.KeyPath, maxDMFile)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ regenerate-certs work on the machine named "default", as docker-machine's do.`,
 	cli.Setup(root)
 	root.Version = version
 	root.SetVersionTemplate("machine (shoal) {{.Version}}\n")
-	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($MACHINE_STORAGE_PATH)")
+	root.PersistentFlags().StringVarP(&g.storagePath, "storage-path", "s", store.DefaultRoot(), "where shoal keeps machines, keys and certificates ($SHOAL_STORAGE_PATH)")
 	root.PersistentFlags().BoolVarP(&g.debug, "debug", "D", false, "accepted for docker-machine's scripts: each machine's last provisioning transcript is in machines/NAME/provision.log")
 	root.PersistentFlags().BoolVar(&g.nativeSSH, "native-ssh", false, "accepted for docker-machine's scripts: shoal always uses its built-in Go SSH client")
 	root.PersistentFlags().StringVar(&g.output, "output", ui.ModeAuto, "progress and results: auto (live lines on a terminal), plain, json")

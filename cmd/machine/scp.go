@@ -10,6 +10,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -48,7 +49,11 @@ func newSCP(g *globals) *cobra.Command {
 		Short: "Copy files between this machine and a machine, or between two machines (as the SSH user, over SFTP)",
 		Long: `Copy files over SFTP as the machine's SSH user. SRC and DST are local paths
 or NAME:PATH; with two machines (machine scp a:/f b:/f) the files pass through
-a temporary folder here. A local path with a colon in it is written ./a:b.`,
+a temporary folder here. A local path with a colon in it is written ./a:b.
+A source without a name of its own (., .., /, ~) goes to a destination that
+does not exist yet, which becomes the copy: inside an existing folder it is
+refused, as the copy would land outside it. Uploaded files are private until
+written, then take the source's mode.`,
 		Example: `  machine scp ./app.tar m1:/tmp/
   machine scp -r m1:/etc/docker ./m1-docker
   machine scp m1:/tmp/app.tar m2:/tmp/app.tar`,
@@ -105,20 +110,7 @@ a temporary folder here. A local path with a colon in it is written ./a:b.`,
 			case to == nil:
 				return download(from, src, dst, recursive)
 			}
-			// Machine to machine: through a private temporary folder.
-			tmp, err := os.MkdirTemp("", "machine-scp-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			local := filepath.Join(tmp, path.Base(path.Clean(src)))
-			if err := download(from, src, local, recursive); err != nil {
-				return fmt.Errorf("%s: %w", srcName, err)
-			}
-			if err := upload(to, local, dst, recursive); err != nil {
-				return fmt.Errorf("%s: %w", dstName, err)
-			}
-			return nil
+			return relay(from, to, srcName, dstName, src, dst, recursive)
 		},
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy folders recursively")
@@ -135,13 +127,68 @@ func safeEntry(dir, name string) error {
 	return nil
 }
 
-func upload(sc *sftp.Client, src, dst string, recursive bool) error {
-	st, err := os.Stat(src)
+// relay copies from one machine to another through a private temporary
+// folder here. The copy is downloaded to a fixed name inside that folder
+// (never one taken from SRC: ".." would name the folder's parent) and
+// uploaded under SRC's own name.
+func relay(from, to *sftp.Client, srcName, dstName, src, dst string, recursive bool) error {
+	// Where it lands is decided first: a refused copy downloads nothing.
+	rst, err := to.Stat(dst)
+	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(path.Base(path.Clean(src))), path.Join)
 	if err != nil {
 		return err
 	}
-	if rst, err := sc.Stat(dst); err == nil && rst.IsDir() {
-		dst = path.Join(dst, filepath.Base(src))
+	tmp, err := os.MkdirTemp("", "machine-scp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	local := filepath.Join(tmp, "copy")
+	if err := downloadTree(from, src, local, recursive); err != nil {
+		return fmt.Errorf("%s: %w", srcName, err)
+	}
+	if err := uploadTree(to, local, target, recursive); err != nil {
+		return fmt.Errorf("%s: %w", dstName, err)
+	}
+	return nil
+}
+
+// copyName is the name a copy of SRC takes inside an existing folder: the
+// last element of the cleaned SRC, or "" when SRC has none of its own
+// (".", "..", "/", "~").
+func copyName(base string) string {
+	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\\\x00") {
+		return ""
+	}
+	return base
+}
+
+// destPath is where a copy lands: inside DST, under name, when DST is an
+// existing folder; else DST itself. A SRC without a name of its own is
+// refused there: joining ".." would take the copy out of DST.
+func destPath(dst string, dstIsDir bool, name string, join func(...string) string) (string, error) {
+	if !dstIsDir {
+		return dst, nil
+	}
+	if name == "" {
+		return "", usageErr("the source has no name of its own to take inside the folder %s: name the destination, e.g. %s", dst, join(dst, "NAME"))
+	}
+	return join(dst, name), nil
+}
+
+func upload(sc *sftp.Client, src, dst string, recursive bool) error {
+	rst, err := sc.Stat(dst)
+	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(filepath.Base(filepath.Clean(src))), path.Join)
+	if err != nil {
+		return err
+	}
+	return uploadTree(sc, src, target, recursive)
+}
+
+func uploadTree(sc *sftp.Client, src, dst string, recursive bool) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
 	}
 	if !st.IsDir() {
 		in, err := os.Open(src)
@@ -149,18 +196,7 @@ func upload(sc *sftp.Client, src, dst string, recursive bool) error {
 			return err
 		}
 		defer in.Close()
-		out, err := sc.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-		if err != nil {
-			return fmt.Errorf("remote %s: %w", dst, err)
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		if err := out.Close(); err != nil {
-			return err
-		}
-		return sc.Chmod(dst, st.Mode().Perm())
+		return sshrun.PutFile(sc, dst, in, st.Mode().Perm())
 	}
 	if !recursive {
 		return usageErr("%s is a folder: use -r", src)
@@ -173,7 +209,7 @@ func upload(sc *sftp.Client, src, dst string, recursive bool) error {
 		return err
 	}
 	for _, e := range entries {
-		if err := upload(sc, filepath.Join(src, e.Name()), path.Join(dst, e.Name()), true); err != nil {
+		if err := uploadTree(sc, filepath.Join(src, e.Name()), path.Join(dst, e.Name()), true); err != nil {
 			return err
 		}
 	}
@@ -181,12 +217,18 @@ func upload(sc *sftp.Client, src, dst string, recursive bool) error {
 }
 
 func download(sc *sftp.Client, src, dst string, recursive bool) error {
+	lst, err := os.Stat(dst)
+	target, err := destPath(dst, err == nil && lst.IsDir(), copyName(path.Base(path.Clean(src))), filepath.Join)
+	if err != nil {
+		return err
+	}
+	return downloadTree(sc, src, target, recursive)
+}
+
+func downloadTree(sc *sftp.Client, src, dst string, recursive bool) error {
 	st, err := sc.Stat(src)
 	if err != nil {
 		return fmt.Errorf("remote %s: %w", src, err)
-	}
-	if lst, err := os.Stat(dst); err == nil && lst.IsDir() {
-		dst = filepath.Join(dst, path.Base(src))
 	}
 	if !st.IsDir() {
 		in, err := sc.Open(src)
@@ -218,7 +260,7 @@ func download(sc *sftp.Client, src, dst string, recursive bool) error {
 		if err := safeEntry(src, e.Name()); err != nil {
 			return err
 		}
-		if err := download(sc, path.Join(src, e.Name()), filepath.Join(dst, e.Name()), true); err != nil {
+		if err := downloadTree(sc, path.Join(src, e.Name()), filepath.Join(dst, e.Name()), true); err != nil {
 			return err
 		}
 	}

@@ -46,9 +46,11 @@ type Store struct {
 // another shoal process is working on before it gives up.
 const DefaultLockWait = 10 * time.Minute
 
-// DefaultRoot is --storage-path's default: $MACHINE_STORAGE_PATH, else ~/.machine.
+// DefaultRoot is --storage-path's default: $SHOAL_STORAGE_PATH, else
+// ~/.machine. docker-machine's $MACHINE_STORAGE_PATH is not read: it names
+// docker-machine's store (machine import's source).
 func DefaultRoot() string {
-	if p := os.Getenv("MACHINE_STORAGE_PATH"); p != "" {
+	if p := os.Getenv(StorageEnv); p != "" {
 		return p
 	}
 	home, err := os.UserHomeDir()
@@ -64,6 +66,9 @@ func New(root string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNotDockerMachine(abs); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{abs, filepath.Join(abs, "machines"), filepath.Join(abs, "certs"), filepath.Join(abs, "clusters")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
@@ -77,6 +82,9 @@ func New(root string) (*Store, error) {
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNotDockerMachine(abs); err != nil {
 		return nil, err
 	}
 	return &Store{Root: abs}, nil

@@ -71,11 +71,13 @@ func TestNewRelativeRootIsMadeAbsolute(t *testing.T) {
 }
 
 func TestDefaultRoot(t *testing.T) {
-	t.Setenv("MACHINE_STORAGE_PATH", "/some/where")
+	t.Setenv("SHOAL_STORAGE_PATH", "/some/where")
 	if got := DefaultRoot(); got != "/some/where" {
-		t.Errorf("DefaultRoot with $MACHINE_STORAGE_PATH = %q", got)
+		t.Errorf("DefaultRoot with $SHOAL_STORAGE_PATH = %q", got)
 	}
-	t.Setenv("MACHINE_STORAGE_PATH", "")
+	t.Setenv("SHOAL_STORAGE_PATH", "")
+	// docker-machine's variable names docker-machine's store, not shoal's.
+	t.Setenv("MACHINE_STORAGE_PATH", "/home/u/.docker/machine")
 	t.Setenv("HOME", "/home/u")
 	if got := DefaultRoot(); got != "/home/u/.machine" {
 		t.Errorf("DefaultRoot = %q, want /home/u/.machine", got)

@@ -297,6 +297,27 @@ func TestDockerMachineHabits(t *testing.T) {
 		if got := s.sshOut("e2e-dm-a", "cat", "~/compose.yml"); got != "services: {}" {
 			t.Errorf("scp FILE NAME:~ put %q in the home folder", got)
 		}
+		// A source without a name of its own (.., ., /) is refused inside an
+		// existing folder: the copy would land outside it (#27: a:.. b:/tmp/
+		// wrote into $TMPDIR's parent here and uploaded all of $TMPDIR).
+		tmpB := s.sshOut("e2e-dm-b", "ls", "-a", "/tmp")
+		localDir := t.TempDir()
+		for _, args := range [][]string{{"-r", "e2e-dm-a:..", "e2e-dm-b:/tmp/"}, {"-r", "e2e-dm-a:/", "e2e-dm-b:/tmp"}, {"-r", "e2e-dm-a:..", localDir}, {"-r", "e2e-dm-a:~", localDir}} {
+			if r := s.machine(append([]string{"scp"}, args...)...); r.code != 2 || !strings.Contains(r.stderr, "no name of its own") {
+				t.Errorf("machine scp %v: %s", args, r)
+			}
+		}
+		if got := s.sshOut("e2e-dm-b", "ls", "-a", "/tmp"); got != tmpB {
+			t.Errorf("refused scp changed e2e-dm-b's /tmp:\n%s\nthen:\n%s", tmpB, got)
+		}
+		if entries, _ := os.ReadDir(localDir); len(entries) != 0 {
+			t.Errorf("refused scp wrote into %s: %v", localDir, entries)
+		}
+		// Into a new folder, the copy is that folder.
+		s.mustMachine("scp", "-r", "e2e-dm-a:/tmp/tree/sub/..", "e2e-dm-b:/tmp/tree-copy")
+		if got := s.sshOut("e2e-dm-b", "cat", "/tmp/tree-copy/sub/f"); got != "deep" {
+			t.Errorf("scp -r a:/tmp/tree/sub/.. b:/tmp/tree-copy gave %q", got)
+		}
 		for _, bad := range [][]string{{"scp", "bad name:/x", "/tmp/x"}, {"scp", "/tmp/a", "/tmp/b"}, {"scp", "e2e-dm-a:", "/tmp/x"}} {
 			if r := s.machine(bad...); r.code != 2 {
 				t.Errorf("machine %v: %s", bad, r)
@@ -504,6 +525,11 @@ Environment=
 	}
 	before := hostState()
 	dmBefore := storageFiles(t, dm.root)
+	// docker-machine's store is never shoal's (#27): refused with the hint,
+	// and nothing made in it (compared with dmBefore below).
+	if r := (&shoal{t: t, storage: dm.root}).machine("rm", "-f", name); r.code == 0 || !strings.Contains(r.stderr, "machine import") {
+		t.Errorf("machine --storage-path DOCKER-MACHINE-STORE rm -f: %s", r)
+	}
 
 	// Off a terminal, without --yes: the host keys are shown, nothing is imported.
 	r := s.machine("import", "--docker-machine-storage-path", dm.root)
