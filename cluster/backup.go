@@ -314,6 +314,18 @@ func ReadBackup(path string) (*Backup, error) {
 // writeShoalFiles puts the backup's cluster folder files into the store,
 // keeping any that are there already (the cluster's key pair).
 func writeShoalFiles(st *store.Store, name string, b *Backup) error {
+	if err := writeKeyPair(st, name, b); err != nil {
+		return err
+	}
+	if b.Key != "" {
+		return store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
+	}
+	return nil
+}
+
+// writeKeyPair puts the backup's cluster SSH key pair into the store when
+// the store has none (the old machines trust it).
+func writeKeyPair(st *store.Store, name string, b *Backup) error {
 	dir := st.ClusterDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -333,9 +345,6 @@ func writeShoalFiles(st *store.Store, name string, b *Backup) error {
 		if err := store.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
 			return err
 		}
-	}
-	if b.Key != "" {
-		return store.WriteFileAtomic(filepath.Join(dir, "unlock-key"), []byte(b.Key+"\n"), 0o600)
 	}
 	return nil
 }
