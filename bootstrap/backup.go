@@ -212,11 +212,14 @@ func backupJob(dir, owner string) string {
 
 // launchJob makes dir (0700, it must not exist) and starts script in the
 // background, as a transient systemd unit when systemd runs, else in a
-// session of its own: it does not end with the SSH session.
+// session of its own: it does not end with the SSH session. The folders
+// of jobs that ended and were not removed (their shoal was killed) go
+// first.
 func launchJob(dir, unit, script string) string {
 	q := shell.Quote
 	sh := "sh -c " + q(script+"\n") + " >" + q(dir+"/log") + " 2>&1"
-	return "mkdir -m 700 " + q(dir) + " && if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then " +
+	old := "for d in " + q(path.Dir(dir)) + "/shoal-backup-*; do [ -f \"$d/status\" ] && rm -rf \"$d\"; done; "
+	return old + "mkdir -m 700 " + q(dir) + " && if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then " +
 		"systemd-run --unit=" + q(unit) + " sh -c " + q(sh) + "; else " +
 		"( setsid sh -c " + q(sh) + " </dev/null >/dev/null 2>&1 & ); fi"
 }

@@ -261,4 +261,20 @@ func TestLaunchJobOutlivesTheSession(t *testing.T) {
 	if err := exec.Command("sh", "-c", launchJob(dir, "u", "true")).Run(); err == nil {
 		t.Error("launched into a folder that was there")
 	}
+	// A job that ended and whose folder stayed (its shoal killed) is
+	// cleared by the next launch; one still running (no status) is not.
+	parent := filepath.Dir(dir)
+	ended, running := filepath.Join(parent, "shoal-backup-a"), filepath.Join(parent, "shoal-backup-b")
+	os.MkdirAll(ended, 0o700)
+	os.WriteFile(filepath.Join(ended, "status"), []byte("0\n"), 0o600)
+	os.MkdirAll(running, 0o700)
+	if out, err := exec.Command("sh", "-c", launchJob(filepath.Join(parent, "shoal-backup-c"), "u", "true")).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := os.Stat(ended); err == nil {
+		t.Error("an ended job's folder stayed")
+	}
+	if _, err := os.Stat(running); err != nil {
+		t.Error("a running job's folder was removed")
+	}
 }

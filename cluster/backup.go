@@ -65,71 +65,29 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := st.TryLock("cluster", name)
+	unlock, err := lockCluster(st, name)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
+		return nil, err
 	}
 	defer unlock()
-	var hosts []*host
+	hosts, anchor, src, choice, err := c.backupSource(ctx, name, state)
 	defer func() {
 		for _, h := range hosts {
 			h.close()
 		}
 	}()
-	var anchor *host
-	for _, n := range state.Machines {
-		h, err := c.openSwarmNode(ctx, n)
-		if h != nil {
-			hosts = append(hosts, h)
-		}
-		if err != nil {
-			continue
-		}
-		if h.state, err = h.node.State(ctx); err == nil && h.state.Active() && h.state.Manager && anchor == nil {
-			anchor = h
-		}
-	}
-	if anchor == nil {
-		return nil, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
-	}
-	members, err := bootstrap.Members(ctx, anchor.node)
 	if err != nil {
 		return nil, err
-	}
-	choice, err := bootstrap.PickBackupSource(members)
-	if err != nil {
-		return nil, err
-	}
-	var src *host
-	for _, h := range hosts {
-		if h.node != nil && h.state.NodeID == choice.ID {
-			src = h
-		}
-	}
-	if src == nil {
-		return nil, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
 	}
 	man, err := bootstrap.Describe(ctx, anchor.node)
 	if err != nil {
 		return nil, err
 	}
 	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
-	// What can fail without stopping anything fails here: the room for
-	// the pack on the host and for the archive here, the archive's file.
-	bkey, err := BackupKey(st, true)
+	// What can fail without stopping anything fails here.
+	bkey, f, err := c.backupPreflight(ctx, src, out)
 	if err != nil {
 		return nil, err
-	}
-	room, err := bootstrap.MeasureSwarm(ctx, src.node)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkBackupRoom(src.spec.Name, room, freeSpace(filepath.Dir(out))); err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("the archive: %w", err)
 	}
 	defer func() {
 		f.Close()
@@ -214,6 +172,65 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		return nil, err
 	}
 	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
+}
+
+// backupSource opens the cluster's machines that answer and picks the
+// manager the copy comes from (see PickBackupSource); anchor is a manager
+// that answers. The hosts are the caller's to close, also on an error.
+func (c *Converger) backupSource(ctx context.Context, name string, state *State) (hosts []*host, anchor, src *host, choice bootstrap.BackupChoice, err error) {
+	for _, n := range state.Machines {
+		h, err := c.openSwarmNode(ctx, n)
+		if h != nil {
+			hosts = append(hosts, h)
+		}
+		if err != nil {
+			continue
+		}
+		if h.state, err = h.node.State(ctx); err == nil && h.state.Active() && h.state.Manager && anchor == nil {
+			anchor = h
+		}
+	}
+	if anchor == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
+	}
+	members, err := bootstrap.Members(ctx, anchor.node)
+	if err != nil {
+		return hosts, nil, nil, choice, err
+	}
+	if choice, err = bootstrap.PickBackupSource(members); err != nil {
+		return hosts, nil, nil, choice, err
+	}
+	for _, h := range hosts {
+		if h.node != nil && h.state.NodeID == choice.ID {
+			src = h
+		}
+	}
+	if src == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
+	}
+	return hosts, anchor, src, choice, nil
+}
+
+// backupPreflight does what can fail before anything is stopped: the
+// store's backup key, the room for the pack on the host and for the
+// archive here, and the archive's temp file next to out.
+func (c *Converger) backupPreflight(ctx context.Context, src *host, out string) ([]byte, *os.File, error) {
+	bkey, err := BackupKey(c.Machines.Store, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	room, err := bootstrap.MeasureSwarm(ctx, src.node)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkBackupRoom(src.spec.Name, room, freeSpace(filepath.Dir(out))); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return nil, nil, fmt.Errorf("the archive: %w", err)
+	}
+	return bkey, f, nil
 }
 
 // writeBackup streams the archive into f, the Raft state read from the
