@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -858,10 +859,25 @@ func TestDayTwoBackupKilled(t *testing.T) {
 	if st := dockerExec(t, c, "sh", "-c", "cat /var/tmp/shoal-backup-*/status"); strings.TrimSpace(st.stdout) != "0" {
 		t.Errorf("the job's status: %s", st)
 	}
+	// The next backup works, also with more Raft state than the 16 MiB a
+	// command's output may hold (configs of random data, which gzip does
+	// not shrink much): the pack is streamed.
+	fill := dockerExec(t, c, "sh", "-c", "for i in $(seq 60); do head -c 360000 /dev/urandom | base64 -w0 | docker config create big$i - >/dev/null || exit 1; done")
+	if fill.code != 0 {
+		t.Fatalf("filling the Raft state: %s", fill)
+	}
 	if r := s.cluster("backup", "d2bkk", "-o", out); r.code != 0 {
 		t.Fatalf("the next backup: %s", r)
 	}
-	if _, err := os.Stat(out); err != nil {
-		t.Fatal(err)
+	listing := run(t, time.Minute, "tar", "-tvzf", out, "swarm.tgz")
+	f := strings.Fields(listing.stdout)
+	if len(f) < 3 {
+		t.Fatalf("the archive's swarm.tgz: %s", listing)
+	}
+	if size, err := strconv.ParseInt(f[2], 10, 64); err != nil || size <= 16<<20 {
+		t.Errorf("swarm.tgz is %s bytes, want more than 16 MiB for this test: %v", f[2], err)
+	}
+	if r := dockerExec(t, c, "sh", "-c", "ls -d /var/tmp/shoal-backup-* 2>/dev/null"); strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("job folders left on the host: %s", r.stdout)
 	}
 }
