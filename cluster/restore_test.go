@@ -114,3 +114,37 @@ func TestRefusedRestoreChangesNothing(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRestoredWritesTheStore: once the backup's state is in place, the
+// store names the backup's swarm, has its unlock key, and the machines the
+// file does not have are no longer the cluster's.
+func TestRestoredWritesTheStore(t *testing.T) {
+	st, err := store.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := machine.NewManager(st, drivers.NewRegistry(drivertest.NewWorld().Spec()))
+	spec := fakeSpec("lab", 22, "n1")
+	for _, n := range []string{"n1", "old"} {
+		if _, err := m.EnsureHost(context.Background(), machine.CreateOptions{Setup: store.Setup{Cluster: "lab"},
+			Name: n, Driver: drivertest.FakeName, DriverConfig: spec.Machines[0].DriverConfig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Converger{Machines: m, restore: &Backup{Manifest: bootstrap.Manifest{Version: 1, Cluster: "lab", SwarmID: "BACKUP"}, Key: "SWMKEY-1-backup"}}
+	if err := c.restored(spec); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := LoadState(st, "lab"); err != nil || s.ClusterID != "BACKUP" || !reflect.DeepEqual(s.Machines, []string{"n1"}) {
+		t.Errorf("state %+v %v", s, err)
+	}
+	if k, _ := os.ReadFile(filepath.Join(st.ClusterDir("lab"), "unlock-key")); string(k) != "SWMKEY-1-backup\n" {
+		t.Errorf("unlock key %q", k)
+	}
+	if o, _ := st.Load("old"); o == nil || o.Cluster != "" {
+		t.Errorf("old is still the cluster's: %+v", o)
+	}
+	if n1, _ := st.Load("n1"); n1 == nil || n1.Cluster != "lab" {
+		t.Errorf("n1: %+v", n1)
+	}
+}
