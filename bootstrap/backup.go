@@ -1,9 +1,17 @@
 package bootstrap
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,35 +144,157 @@ const (
 	startDocker = "systemctl start docker && { systemctl start docker.socket 2>/dev/null || true; }"
 )
 
-// CopySwarmState stops the node's dockerd, packs its Raft state into a
-// gzip tar, starts dockerd again (also when the copy failed) and unlocks
-// it with key when it comes up locked. It returns the tar.
-func CopySwarmState(ctx context.Context, n *Node, read func(ctx context.Context, path string) ([]byte, error), key string, redact func(string) string) (data []byte, err error) {
-	tmp := "/var/lib/docker/shoal-swarm-backup.tgz"
-	if _, err := n.R.RunSudo(ctx, stopDocker); err != nil {
-		return nil, fmt.Errorf("%s: stopping dockerd for the copy: %w", n.Name, err)
-	}
-	defer func() {
-		// dockerd comes back whatever happened to the copy.
-		bg := context.WithoutCancel(ctx)
-		if _, serr := n.R.RunSudo(bg, startDocker); serr != nil && err == nil {
-			err = fmt.Errorf("%s: starting dockerd after the copy: %w", n.Name, serr)
-			return
-		}
-		if uerr := waitAndUnlock(bg, n, key, redact, false); uerr != nil && err == nil {
-			err = uerr
-		}
-	}()
-	cmd := "umask 077 && tar -C " + shell.Quote(strings.TrimSuffix(SwarmDir, "/swarm")) + " -czf " + shell.Quote(tmp) + " swarm"
-	if _, err := n.R.RunSudo(ctx, cmd); err != nil {
-		return nil, fmt.Errorf("%s: packing %s: %w", n.Name, SwarmDir, err)
-	}
-	data, err = read(ctx, tmp)
-	_, _ = n.R.RunSudo(context.WithoutCancel(ctx), "rm -f "+shell.Quote(tmp))
+// stagingParent is where the job on the host packs the Raft state: a
+// fresh 0700 folder there, owned by the login user once the pack is whole
+// (read over SFTP), outside /var/lib/docker.
+const stagingParent = "/var/tmp"
+
+// SwarmRoom is what the copy needs on the host and has: the Raft state's
+// size and the free space where it is packed, in bytes.
+type SwarmRoom struct{ Used, Free int64 }
+
+// MeasureSwarm reads the size of the node's Raft state and the free space
+// for its pack, before anything is stopped.
+func MeasureSwarm(ctx context.Context, n *Node) (SwarmRoom, error) {
+	cmd := "du -sk " + shell.Quote(SwarmDir) + " | cut -f1 && df -Pk " + shell.Quote(stagingParent) + " | awk 'NR==2 {print $4}'"
+	res, err := n.R.RunSudo(ctx, cmd)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the copy: %w", n.Name, err)
+		return SwarmRoom{}, fmt.Errorf("%s: measuring %s and the free space in %s: %w", n.Name, SwarmDir, stagingParent, err)
 	}
-	return data, nil
+	r, err := parseRoom(string(res.Stdout))
+	if err != nil {
+		return SwarmRoom{}, fmt.Errorf("%s: measuring %s: %w", n.Name, SwarmDir, err)
+	}
+	return r, nil
+}
+
+// parseRoom reads MeasureSwarm's two lines of KiB.
+func parseRoom(out string) (SwarmRoom, error) {
+	f := strings.Fields(out)
+	var kib [2]int64
+	if len(f) != 2 {
+		return SwarmRoom{}, fmt.Errorf("want two sizes in KiB, got %q", out)
+	}
+	for i := range kib {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil || v < 0 || v > 1<<40 {
+			return SwarmRoom{}, fmt.Errorf("want two sizes in KiB, got %q", out)
+		}
+		kib[i] = v
+	}
+	return SwarmRoom{Used: kib[0] << 10, Free: kib[1] << 10}, nil
+}
+
+// Job exit codes: which step of the job failed.
+const (
+	jobStopFailed  = 1
+	jobPackFailed  = 2
+	jobStartFailed = 3
+)
+
+// backupJob is the script that stops dockerd, packs the Raft state into
+// dir and starts dockerd again, whatever the pack did; then it hands the
+// pack to owner and writes its exit code to dir/status. It runs as one job
+// on the host (see launchJob): a shoal killed or cut off meanwhile leaves
+// dockerd running all the same.
+func backupJob(dir, owner string) string {
+	q := shell.Quote
+	d := q(dir)
+	return strings.Join([]string{
+		"rc=0",
+		"{ " + stopDocker + "; } || rc=" + strconv.Itoa(jobStopFailed),
+		"[ $rc -ne 0 ] || ( umask 077 && tar -C " + q(strings.TrimSuffix(SwarmDir, "/swarm")) + " -czf " + d + "/swarm.tgz swarm ) || rc=" + strconv.Itoa(jobPackFailed),
+		"{ " + startDocker + "; } || rc=" + strconv.Itoa(jobStartFailed),
+		"[ $rc -ne 0 ] || chown " + q(owner) + " " + d + " " + d + "/swarm.tgz || rc=" + strconv.Itoa(jobPackFailed),
+		"echo $rc > " + d + "/status.tmp && mv " + d + "/status.tmp " + d + "/status",
+	}, "\n")
+}
+
+// launchJob makes dir (0700, it must not exist) and starts script in the
+// background, as a transient systemd unit when systemd runs, else in a
+// session of its own: it does not end with the SSH session. The folders
+// of jobs that ended and were not removed (their shoal was killed) go
+// first.
+func launchJob(dir, unit, script string) string {
+	q := shell.Quote
+	sh := "sh -c " + q(script+"\n") + " >" + q(dir+"/log") + " 2>&1"
+	old := "for d in " + q(path.Dir(dir)) + "/shoal-backup-*; do [ -f \"$d/status\" ] && rm -rf \"$d\"; done; "
+	return old + "mkdir -m 700 " + q(dir) + " && if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then " +
+		"systemd-run --unit=" + q(unit) + " sh -c " + q(sh) + "; else " +
+		"( setsid sh -c " + q(sh) + " </dev/null >/dev/null 2>&1 & ); fi"
+}
+
+// SwarmPack is the Raft state packed on the host, in a folder of its own.
+type SwarmPack struct {
+	Path string // the tar.gz, readable by the login user
+	Size int64
+	Dir  string
+}
+
+// Remove deletes the pack's folder on the host.
+func (p *SwarmPack) Remove(ctx context.Context, n *Node) {
+	_, _ = n.R.RunSudo(context.WithoutCancel(ctx), "rm -rf "+shell.Quote(p.Dir))
+}
+
+// jobTimeout bounds the wait for the job (stop, pack, start).
+const jobTimeout = 10 * time.Minute
+
+// PackSwarmState has a job on the host stop the node's dockerd, pack its
+// Raft state and start dockerd again (see backupJob), waits for it, and
+// unlocks the node with key when it comes up locked. The pack is left on
+// the host for owner (the login user) to read; Remove deletes it.
+func PackSwarmState(ctx context.Context, n *Node, owner, id, key string, redact func(string) string) (*SwarmPack, error) {
+	dir := stagingParent + "/shoal-backup-" + id
+	p := &SwarmPack{Path: dir + "/swarm.tgz", Dir: dir}
+	if _, err := n.R.RunSudo(ctx, launchJob(dir, "shoal-backup-"+id, backupJob(dir, owner))); err != nil {
+		return nil, fmt.Errorf("%s: starting the copy's job: %w", n.Name, err)
+	}
+	rc, err := waitJob(ctx, n, dir)
+	if err != nil {
+		return nil, err
+	}
+	bg := context.WithoutCancel(ctx)
+	uerr := waitAndUnlock(bg, n, key, redact, false)
+	if rc != 0 {
+		log, _ := n.R.RunSudo(bg, "tail -c 2000 "+shell.Quote(dir+"/log"))
+		p.Remove(ctx, n)
+		step := map[int]string{jobStopFailed: "stopping dockerd", jobPackFailed: "packing " + SwarmDir, jobStartFailed: "starting dockerd again"}[rc]
+		return nil, fmt.Errorf("%s: the copy's job failed %s (exit %d): %s", n.Name, step, rc, redact(strings.TrimSpace(string(log.Stdout))))
+	}
+	if uerr != nil {
+		p.Remove(ctx, n)
+		return nil, uerr
+	}
+	res, err := n.R.RunSudo(ctx, "stat -c %s "+shell.Quote(p.Path))
+	if err == nil {
+		p.Size, err = strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+	}
+	if err != nil {
+		p.Remove(ctx, n)
+		return nil, fmt.Errorf("%s: the size of the pack: %w", n.Name, err)
+	}
+	return p, nil
+}
+
+// waitJob waits for the job's status file and returns its exit code.
+func waitJob(ctx context.Context, n *Node, dir string) (int, error) {
+	wctx, cancel := context.WithTimeout(ctx, jobTimeout)
+	defer cancel()
+	for {
+		res, err := n.R.RunSudo(wctx, "cat "+shell.Quote(dir+"/status")+" 2>/dev/null || true")
+		if s := strings.TrimSpace(string(res.Stdout)); err == nil && s != "" {
+			rc, err := strconv.Atoi(s)
+			if err != nil {
+				return 0, fmt.Errorf("%s: the copy's job wrote status %q", n.Name, s)
+			}
+			return rc, nil
+		}
+		select {
+		case <-wctx.Done():
+			return 0, fmt.Errorf("%s: the copy's job did not end within %s (it goes on on the host and starts dockerd again itself; its log is %s/log): %w", n.Name, jobTimeout, dir, wctx.Err())
+		case <-time.After(pollInterval * 4):
+		}
+	}
 }
 
 // waitAndUnlock waits until the node's engine answers and its swarm is
@@ -210,6 +340,9 @@ func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string)
 // networks come back; the other nodes join it again.
 func PutSwarmState(ctx context.Context, n *Node, write func(ctx context.Context, path string, data []byte) error, tgz []byte, advertise, key string, redact func(string) string) error {
 	tmp := "/var/lib/docker/shoal-swarm-restore.tgz"
+	if err := CheckSwarmTar(bytes.NewReader(tgz)); err != nil {
+		return fmt.Errorf("%s: the backup's swarm state: %w", n.Name, err)
+	}
 	if _, err := n.R.RunSudo(ctx, "install -d -m 700 /var/lib/docker"); err != nil {
 		return err
 	}
@@ -217,7 +350,9 @@ func PutSwarmState(ctx context.Context, n *Node, write func(ctx context.Context,
 		return fmt.Errorf("%s: uploading the swarm state: %w", n.Name, err)
 	}
 	dir := shell.Quote(SwarmDir)
-	cmd := stopDocker + " && rm -rf " + dir + " && tar -C " + shell.Quote(strings.TrimSuffix(SwarmDir, "/swarm")) + " -xzf " + shell.Quote(tmp) + " && rm -f " + shell.Quote(tmp)
+	// Only swarm/ is taken from the pack (CheckSwarmTar refused anything
+	// else before it was uploaded).
+	cmd := stopDocker + " && rm -rf " + dir + " && tar -C " + shell.Quote(strings.TrimSuffix(SwarmDir, "/swarm")) + " --no-same-owner -xzf " + shell.Quote(tmp) + " swarm && rm -f " + shell.Quote(tmp)
 	_, err := n.R.RunSudo(ctx, cmd)
 	if _, serr := n.R.RunSudo(context.WithoutCancel(ctx), startDocker); serr != nil && err == nil {
 		err = serr
@@ -278,4 +413,65 @@ func LabelsBack(man Manifest, members []Member, have map[string]map[string]strin
 		}
 	}
 	return out
+}
+
+// Bounds on the Raft state a restore unpacks on a host.
+const (
+	maxSwarmFiles    = 100000
+	MaxSwarmUnpacked = 8 << 30
+)
+
+// CheckSwarmTar refuses a packed Raft state that holds anything but
+// swarm/ and its folders and regular files: no absolute path, no "..",
+// no links or devices, within the bounds on files and bytes. A restore
+// extracts it as root in /var/lib/docker.
+func CheckSwarmTar(r io.Reader) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("not a tar.gz: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	var files int
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("not a tar.gz: %w", err)
+		}
+		if files++; files > maxSwarmFiles {
+			return fmt.Errorf("more than %d files", maxSwarmFiles)
+		}
+		if err := swarmMember(h); err != nil {
+			return err
+		}
+		if total += h.Size; total > MaxSwarmUnpacked {
+			return fmt.Errorf("unpacks to more than %d GiB", MaxSwarmUnpacked>>30)
+		}
+	}
+	if files == 0 {
+		return errors.New("no files")
+	}
+	return nil
+}
+
+// swarmMember checks one entry of a packed Raft state.
+func swarmMember(h *tar.Header) error {
+	name := h.Name
+	clean := path.Clean(name)
+	switch {
+	case name == "" || path.IsAbs(name) || strings.Contains(name, "\\"):
+		return fmt.Errorf("%q: not a relative path", name)
+	case clean != "swarm" && !strings.HasPrefix(clean, "swarm/"):
+		return fmt.Errorf("%q: outside swarm/", name)
+	case slices.Contains(strings.Split(name, "/"), ".."):
+		return fmt.Errorf("%q: has ..", name)
+	case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir:
+		return fmt.Errorf("%q: not a folder or regular file (type %q)", name, h.Typeflag)
+	case h.Size < 0:
+		return fmt.Errorf("%q: bad size", name)
+	}
+	return nil
 }

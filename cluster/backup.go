@@ -1,14 +1,11 @@
 package cluster
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -55,7 +52,7 @@ type BackupResult struct {
 	Source  string `json:"source"`
 	Paused  bool   `json:"paused"`
 	Nodes   int    `json:"nodes"`
-	Bytes   int    `json:"bytes"`
+	Bytes   int64  `json:"bytes"`
 }
 
 // Backup copies the swarm's Raft state from one manager (a non-leader when
@@ -68,55 +65,34 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := st.TryLock("cluster", name)
+	unlock, err := lockCluster(st, name)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
+		return nil, err
 	}
 	defer unlock()
-	var hosts []*host
+	hosts, anchor, src, choice, err := c.backupSource(ctx, name, state)
 	defer func() {
 		for _, h := range hosts {
 			h.close()
 		}
 	}()
-	var anchor *host
-	for _, n := range state.Machines {
-		h, err := c.openSwarmNode(ctx, n)
-		if h != nil {
-			hosts = append(hosts, h)
-		}
-		if err != nil {
-			continue
-		}
-		if h.state, err = h.node.State(ctx); err == nil && h.state.Active() && h.state.Manager && anchor == nil {
-			anchor = h
-		}
-	}
-	if anchor == nil {
-		return nil, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
-	}
-	members, err := bootstrap.Members(ctx, anchor.node)
 	if err != nil {
 		return nil, err
-	}
-	choice, err := bootstrap.PickBackupSource(members)
-	if err != nil {
-		return nil, err
-	}
-	var src *host
-	for _, h := range hosts {
-		if h.node != nil && h.state.NodeID == choice.ID {
-			src = h
-		}
-	}
-	if src == nil {
-		return nil, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
 	}
 	man, err := bootstrap.Describe(ctx, anchor.node)
 	if err != nil {
 		return nil, err
 	}
 	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
+	// What can fail without stopping anything fails here.
+	bkey, f, err := c.backupPreflight(ctx, src, out)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name()) // no-op after the rename
+	}()
 	key := ""
 	if b, err := os.ReadFile(filepath.Join(st.ClusterDir(name), "unlock-key")); err == nil {
 		key = strings.TrimSpace(string(b))
@@ -163,21 +139,26 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "copying from a manager that does not lead: the others keep the quorum")
 	}
 	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Started, "")
-	data, err := bootstrap.CopySwarmState(ctx, src.node, src.client.ReadFile, key, c.Machines.Redactor.Redact)
+	id, err := randomID()
+	if err != nil {
+		return nil, err
+	}
+	pack, err := bootstrap.PackSwarmState(ctx, src.node, src.client.User(), id, key, c.Machines.Redactor.Redact)
 	if err != nil {
 		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Failed, "")
 		return nil, err
 	}
+	defer pack.Remove(ctx, src.node)
 	if err := bootstrap.WaitReady(ctx, src.node, choice.ID, 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("%s: after the copy: %w", src.spec.Name, err)
 	}
-	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", len(data)))
+	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", pack.Size))
 	if relock != nil {
 		if err := relock(); err != nil {
 			return nil, err
 		}
 	}
-	b := &Backup{Manifest: man, Swarm: data, Key: key, Shoal: map[string][]byte{}}
+	b := &Backup{Manifest: man, Key: key, Shoal: map[string][]byte{}}
 	for _, f := range shoalFiles {
 		if d, err := os.ReadFile(filepath.Join(st.ClusterDir(name), f)); err == nil {
 			b.Shoal[f] = d
@@ -186,134 +167,153 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if state.File != "" {
 		b.File, _ = os.ReadFile(state.File)
 	}
-	arch, err := b.encode()
+	size, err := c.writeBackup(ctx, src, pack, b, bkey, f, out)
 	if err != nil {
 		return nil, err
 	}
-	if err := store.WriteFileAtomic(out, arch, 0o600); err != nil {
-		return nil, err
-	}
-	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: len(arch)}, nil
+	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
 }
 
-func (b *Backup) encode() ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	man, err := json.MarshalIndent(b.Manifest, "", "  ")
+// backupSource opens the cluster's machines that answer and picks the
+// manager the copy comes from (see PickBackupSource); anchor is a manager
+// that answers. The hosts are the caller's to close, also on an error.
+func (c *Converger) backupSource(ctx context.Context, name string, state *State) (hosts []*host, anchor, src *host, choice bootstrap.BackupChoice, err error) {
+	for _, n := range state.Machines {
+		h, err := c.openSwarmNode(ctx, n)
+		if h != nil {
+			hosts = append(hosts, h)
+		}
+		if err != nil {
+			continue
+		}
+		if h.state, err = h.node.State(ctx); err == nil && h.state.Active() && h.state.Manager && anchor == nil {
+			anchor = h
+		}
+	}
+	if anchor == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
+	}
+	members, err := bootstrap.Members(ctx, anchor.node)
 	if err != nil {
-		return nil, err
+		return hosts, nil, nil, choice, err
 	}
-	put := func(name string, data []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: b.Manifest.Created, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
+	if choice, err = bootstrap.PickBackupSource(members); err != nil {
+		return hosts, nil, nil, choice, err
 	}
-	entries := []struct {
-		name string
-		data []byte
-	}{{manifestEntry, append(man, '\n')}, {swarmEntry, b.Swarm}}
-	if b.Key != "" {
-		entries = append(entries, struct {
-			name string
-			data []byte
-		}{keyEntry, []byte(b.Key + "\n")})
-	}
-	for _, f := range shoalFiles {
-		if d, ok := b.Shoal[f]; ok {
-			entries = append(entries, struct {
-				name string
-				data []byte
-			}{shoalPrefix + f, d})
+	for _, h := range hosts {
+		if h.node != nil && h.state.NodeID == choice.ID {
+			src = h
 		}
 	}
-	if b.File != nil {
-		entries = append(entries, struct {
-			name string
-			data []byte
-		}{fileEntry, b.File})
+	if src == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
 	}
-	for _, e := range entries {
-		if err := put(e.name, e.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return hosts, anchor, src, choice, nil
 }
 
-// maxEntry bounds what one entry of a backup may hold when read.
-const maxEntry = 1 << 30
+// backupPreflight does what can fail before anything is stopped: the
+// store's backup key, the room for the pack on the host and for the
+// archive here, and the archive's temp file next to out.
+func (c *Converger) backupPreflight(ctx context.Context, src *host, out string) ([]byte, *os.File, error) {
+	bkey, err := BackupKey(c.Machines.Store, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	room, err := bootstrap.MeasureSwarm(ctx, src.node)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkBackupRoom(src.spec.Name, room, freeSpace(filepath.Dir(out))); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return nil, nil, fmt.Errorf("the archive: %w", err)
+	}
+	return bkey, f, nil
+}
 
-// ReadBackup reads and checks a backup archive.
-func ReadBackup(path string) (*Backup, error) {
-	f, err := os.Open(path)
+// writeBackup streams the archive into f, the Raft state read from the
+// host's pack over SFTP, and renames f to out once it is whole.
+func (c *Converger) writeBackup(ctx context.Context, src *host, pack *bootstrap.SwarmPack, b *Backup, bkey []byte, f *os.File, out string) (int64, error) {
+	if pack.Size > maxSwarmEntry {
+		return 0, fmt.Errorf("%s: the packed Raft state is %d MiB, more than the %d MiB a backup holds", src.spec.Name, pack.Size>>20, maxSwarmEntry>>20)
+	}
+	sc, err := src.client.SFTP()
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("%s: reading the pack: %w", src.spec.Name, err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	in, err := sc.Open(pack.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a shoal backup (not gzip): %w", path, err)
+		return 0, fmt.Errorf("%s: reading the pack %s: %w", src.spec.Name, pack.Path, err)
 	}
-	tr := tar.NewReader(zr)
-	b := &Backup{Shoal: map[string][]byte{}}
-	seen := map[string]bool{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(tr, maxEntry))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, h.Name, err)
-		}
-		seen[h.Name] = true
-		switch {
-		case h.Name == manifestEntry:
-			if err := json.Unmarshal(data, &b.Manifest); err != nil {
-				return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
-			}
-		case h.Name == swarmEntry:
-			b.Swarm = data
-		case h.Name == keyEntry:
-			b.Key = strings.TrimSpace(string(data))
-		case h.Name == fileEntry:
-			b.File = data
-		case strings.HasPrefix(h.Name, shoalPrefix):
-			n := strings.TrimPrefix(h.Name, shoalPrefix)
-			for _, f := range shoalFiles {
-				if n == f {
-					b.Shoal[n] = data
-				}
-			}
-		}
+	defer in.Close()
+	stop := context.AfterFunc(ctx, func() { in.Close() }) // a long copy ends with ctx
+	defer stop()
+	if err := f.Chmod(0o600); err != nil {
+		return 0, err
 	}
-	if !seen[manifestEntry] || !seen[swarmEntry] {
-		return nil, fmt.Errorf("%s: not a shoal backup (no %s or %s)", path, manifestEntry, swarmEntry)
+	if err := b.writeArchive(f, bkey, in, pack.Size); err != nil {
+		return 0, fmt.Errorf("%s: writing the archive from the pack: %w", src.spec.Name, err)
 	}
-	if b.Manifest.Version != 1 || b.Manifest.SwarmID == "" || b.Manifest.Cluster == "" {
-		return nil, fmt.Errorf("%s: manifest.json: version %d, swarm %q, cluster %q: not a backup this shoal reads", path, b.Manifest.Version, b.Manifest.SwarmID, b.Manifest.Cluster)
+	if err := f.Sync(); err != nil {
+		return 0, err
 	}
-	if b.Manifest.Locked && b.Key == "" {
-		return nil, fmt.Errorf("%s: the swarm state is locked (autolock) but the backup has no unlock key", path)
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
 	}
-	return b, nil
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return fi.Size(), os.Rename(f.Name(), out)
+}
+
+// backupMargin is room kept beyond the Raft state's size: gzip can grow
+// what does not compress, and the disk should not be filled to the brim.
+const backupMargin = 64 << 20
+
+// checkBackupRoom refuses, before anything stops, a copy that would not
+// fit: a Raft state larger than a restore unpacks, or not room enough for
+// its pack on the host (room.Free) or for the archive here (localFree, -1
+// when unknown).
+func checkBackupRoom(host string, room bootstrap.SwarmRoom, localFree int64) error {
+	need := room.Used + backupMargin
+	switch {
+	case room.Used > bootstrap.MaxSwarmUnpacked:
+		return fmt.Errorf("%s: %s holds %d MiB, more than the %d MiB a restore unpacks: not copied (nothing was stopped)", host, bootstrap.SwarmDir, room.Used>>20, bootstrap.MaxSwarmUnpacked>>20)
+	case room.Free < need:
+		return fmt.Errorf("%s: %d MiB free in /var/tmp, the pack of %s may take %d MiB: free some space (nothing was stopped)", host, room.Free>>20, bootstrap.SwarmDir, need>>20)
+	case localFree >= 0 && localFree < min(need, maxSwarmEntry+backupMargin):
+		return fmt.Errorf("%d MiB free where the archive goes, it may take %d MiB: free some space or write it elsewhere (nothing was stopped)", localFree>>20, need>>20)
+	}
+	return nil
+}
+
+// randomID names the copy's job and folder on the host.
+func randomID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // writeShoalFiles puts the backup's cluster folder files into the store,
 // keeping any that are there already (the cluster's key pair).
 func writeShoalFiles(st *store.Store, name string, b *Backup) error {
+	if err := writeKeyPair(st, name, b); err != nil {
+		return err
+	}
+	if b.Key != "" {
+		return store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
+	}
+	return nil
+}
+
+// writeKeyPair puts the backup's cluster SSH key pair into the store when
+// the store has none (the old machines trust it).
+func writeKeyPair(st *store.Store, name string, b *Backup) error {
 	dir := st.ClusterDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -333,9 +333,6 @@ func writeShoalFiles(st *store.Store, name string, b *Backup) error {
 		if err := store.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
 			return err
 		}
-	}
-	if b.Key != "" {
-		return store.WriteFileAtomic(filepath.Join(dir, "unlock-key"), []byte(b.Key+"\n"), 0o600)
 	}
 	return nil
 }

@@ -20,7 +20,8 @@ func TestBackupArchiveRoundTrip(t *testing.T) {
 		Shoal: map[string][]byte{"state.json": []byte(`{"version":1}`), store.KeyFile: []byte("PRIVATE")},
 		File:  []byte(`cluster "lab" {}`),
 	}
-	data, err := b.encode()
+	key := testKey(1)
+	data, err := b.encode(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestBackupArchiveRoundTrip(t *testing.T) {
 	if err := store.WriteFileAtomic(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadBackup(path)
+	got, err := ReadBackup(path, key, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +44,15 @@ func TestBackupArchiveRoundTrip(t *testing.T) {
 	for name, content := range map[string]string{"plain.txt": "hello", "empty.tgz": ""} {
 		p := filepath.Join(t.TempDir(), name)
 		os.WriteFile(p, []byte(content), 0o600)
-		if _, err := ReadBackup(p); err == nil || !strings.Contains(err.Error(), "not a shoal backup") {
+		if _, err := ReadBackup(p, key, true); err == nil || !strings.Contains(err.Error(), "not a shoal backup") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	// A locked swarm's backup without its key cannot be restored.
 	b.Key = ""
-	data, _ = b.encode()
+	data, _ = b.encode(key)
 	os.WriteFile(path, data, 0o600)
-	if _, err := ReadBackup(path); err == nil || !strings.Contains(err.Error(), "no unlock key") {
+	if _, err := ReadBackup(path, key, false); err == nil || !strings.Contains(err.Error(), "no unlock key") {
 		t.Errorf("autolock without key: %v", err)
 	}
 }

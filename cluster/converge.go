@@ -142,11 +142,33 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	start := time.Now()
 	c.UseSecrets(spec)
 	st := c.Machines.Store
-	unlock, err := st.TryLock("cluster", spec.Name)
+	unlock, err := lockCluster(st, spec.Name)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)
+		return nil, err
 	}
 	defer unlock()
+	return c.up(ctx, spec, start)
+}
+
+// lockCluster takes the cluster's lock, or says who holds it.
+func lockCluster(st *store.Store, name string) (func(), error) {
+	unlock, err := st.TryLock("cluster", name)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
+	}
+	return unlock, nil
+}
+
+// up is Up with the cluster's lock held. During a restore the state it
+// starts from is the backup's (restoreState), nothing leaves, and the
+// store gets the backup's files only once the swarm state is in place.
+func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Result, error) {
+	st := c.Machines.Store
+	if c.restore != nil {
+		if err := writeKeyPair(st, spec.Name, c.restore); err != nil {
+			return nil, err
+		}
+	}
 	priv, pub, err := clusterKey(st, spec.Name)
 	if err != nil {
 		return nil, err
@@ -154,8 +176,10 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	res := &Result{Cluster: spec.Name, Stages: map[string]time.Duration{}}
 	leader := spec.Managers()[0].Name
 	prev, _ := LoadState(st, spec.Name)
-	leaving, err := c.leaving(spec)
-	if err != nil {
+	var leaving []string
+	if c.restore != nil {
+		prev = restoreState(spec, c.restore)
+	} else if leaving, err = c.leaving(spec); err != nil {
 		return res, err
 	}
 	// Removals are checked against the quorum before anything changes.
@@ -190,7 +214,11 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	// early swarm left, the order rules, labels, autolock, the roll, the
 	// registry and the final check.
 	if c.restore != nil {
-		if err := c.restoreSwarm(ctx, hosts, leader); err != nil {
+		err := c.restoreSwarm(ctx, hosts, leader)
+		if err == nil {
+			err = c.restored(spec)
+		}
+		if err != nil {
 			res.Stages = p.stages
 			return res, err
 		}

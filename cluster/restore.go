@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 
@@ -23,56 +25,139 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 	if spec.Name != b.Manifest.Cluster {
 		return nil, fmt.Errorf("the backup is of cluster %q, the file describes cluster %q: restore it with a file of that cluster", b.Manifest.Cluster, spec.Name)
 	}
+	start := time.Now()
+	c.UseSecrets(spec)
 	st := c.Machines.Store
 	if b.Key != "" {
 		c.Machines.Redactor.Add(b.Key)
 	}
-	if err := writeShoalFiles(st, spec.Name, b); err != nil {
-		return nil, err
-	}
-	// Machines of the cluster that the file does not have are the old
-	// swarm's, whose hosts are gone or not wanted: they stop being the
-	// cluster's (nothing is done to them; 'machine rm' forgets them), so
-	// that no run tries to drain them out of a swarm they are not in.
-	inFile := map[string]bool{}
-	for _, m := range spec.Machines {
-		inFile[m.Name] = true
-	}
-	var others []string
-	stored, err := machinesOf(st, spec.Name)
+	// Nothing in the store changes before the lock is held and the first
+	// manager is known to take the backup: a refused restore must leave
+	// the live swarm's unlock key, state and machines as they are.
+	unlock, err := lockCluster(st, spec.Name)
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range stored {
-		if inFile[n] {
-			continue
-		}
-		m, err := st.Load(n)
-		if err != nil {
-			return nil, err
-		}
-		m.Cluster = ""
-		if err := st.Save(m); err != nil {
-			return nil, err
-		}
-		others = append(others, n)
+	defer unlock()
+	if err := c.checkRestoreTarget(ctx, spec, b); err != nil {
+		return nil, err
 	}
-	// The state names the backup's swarm, so that up joins it and never
-	// starts another; the machines are the file's.
-	if err := saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}); err != nil {
+	others, err := notInFile(st, spec)
+	if err != nil {
 		return nil, err
 	}
 	c.restore = b
 	defer func() { c.restore = nil }()
-	res, err := c.Up(ctx, spec)
+	res, err := c.up(ctx, spec, start)
 	if err != nil {
 		return res, err
 	}
 	if len(others) > 0 {
-		sort.Strings(others)
 		c.Machines.Progress.Event(spec.Name, "restore", ui.Info, "machines "+strings.Join(others, ", ")+" are not in the file and no longer of cluster "+spec.Name+": 'machine rm' them when their hosts are gone")
 	}
 	return res, nil
+}
+
+// restoreState is the state a restore starts from: it names the backup's
+// swarm, so that up joins it and never starts another; the machines are
+// the file's.
+func restoreState(spec *Spec, b *Backup) *State {
+	return &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}
+}
+
+// notInFile are the machines of the cluster that the file does not have,
+// sorted.
+func notInFile(st *store.Store, spec *Spec) ([]string, error) {
+	inFile := map[string]bool{}
+	for _, m := range spec.Machines {
+		inFile[m.Name] = true
+	}
+	stored, err := machinesOf(st, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range stored {
+		if !inFile[n] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// restored writes the store once the backup's swarm state is in place on
+// the first manager: the unlock key and key pair, the state naming the
+// backup's swarm, and the machines the file does not have stop being the
+// cluster's (nothing is done to them; 'machine rm' forgets them), so that
+// no run tries to drain them out of a swarm they are not in.
+func (c *Converger) restored(spec *Spec) error {
+	st := c.Machines.Store
+	if err := writeShoalFiles(st, spec.Name, c.restore); err != nil {
+		return err
+	}
+	others, err := notInFile(st, spec)
+	if err != nil {
+		return err
+	}
+	for _, n := range others {
+		m, err := st.Load(n)
+		if err != nil {
+			return err
+		}
+		m.Cluster = ""
+		if err := st.Save(m); err != nil {
+			return err
+		}
+	}
+	return saveState(st, restoreState(spec, c.restore))
+}
+
+// restoreStep is what the first manager needs for a restore.
+type restoreStep int
+
+const (
+	// restorePut: in no swarm; it gets the backup's state.
+	restorePut restoreStep = iota
+	// restoreHas: it runs the backup's swarm already (a restore run again).
+	restoreHas
+)
+
+// restoreAction decides, from the first manager's swarm state, what a
+// restore does with it; one in any other swarm is refused.
+func restoreAction(name string, s bootstrap.State, swarmID string) (restoreStep, error) {
+	switch {
+	case s.Active() && s.Manager && s.ClusterID == swarmID:
+		return restoreHas, nil
+	case s.LocalNodeState == bootstrap.StateInactive || s.LocalNodeState == "":
+		return restorePut, nil
+	}
+	return 0, fmt.Errorf("%s is in a swarm already (state %s, swarm %s): a restore starts from a first manager in no swarm; use a fresh host, or make it leave its swarm first", name, s.LocalNodeState, bootstrap.Short(s.ClusterID))
+}
+
+// checkRestoreTarget refuses, before anything changes, a restore whose
+// first manager (a machine of the store already) cannot be reached or is
+// in another swarm. A first manager the run makes is checked when it is.
+func (c *Converger) checkRestoreTarget(ctx context.Context, spec *Spec, b *Backup) error {
+	first := spec.Managers()[0].Name
+	if !c.Machines.Store.Exists(first) {
+		return nil
+	}
+	h, err := c.openSwarmNode(ctx, first)
+	if h != nil {
+		defer h.close()
+	}
+	var s bootstrap.State
+	if err == nil {
+		s, err = h.node.State(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("%s, the first manager: cannot check its swarm before the restore (nothing was changed): %w", first, err)
+	}
+	if _, err := restoreAction(first, s, b.Manifest.SwarmID); err != nil {
+		return fmt.Errorf("%w (nothing was changed)", err)
+	}
+	return nil
 }
 
 // restoreSwarm puts the backup's state on the first manager (unless it
@@ -94,10 +179,14 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 		c.Machines.Progress.Event(h.spec.Name, "restore", st, detail)
 	}
 	redact := c.Machines.Redactor.Redact
-	switch {
-	case s.Active() && s.Manager && s.ClusterID == b.Manifest.SwarmID:
+	step, err := restoreAction(lh.spec.Name, s, b.Manifest.SwarmID)
+	if err != nil {
+		return err
+	}
+	switch step {
+	case restoreHas:
 		ev(lh, ui.Unchanged, "runs swarm "+bootstrap.Short(s.ClusterID)+" already")
-	case s.LocalNodeState == bootstrap.StateInactive || s.LocalNodeState == "":
+	case restorePut:
 		ev(lh, ui.Started, "swarm "+bootstrap.Short(b.Manifest.SwarmID)+" from the backup of "+b.Manifest.Created.Format("2006-01-02 15:04 MST"))
 		write := func(ctx context.Context, path string, data []byte) error {
 			return lh.client.WriteFile(ctx, path, data, 0o600, "")
@@ -107,8 +196,6 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 			return err
 		}
 		ev(lh, ui.Changed, "new cluster of one manager at "+lh.mach.Address)
-	default:
-		return fmt.Errorf("%s is in a swarm already (state %s, swarm %s): a restore starts from a first manager in no swarm; use a fresh host, or make it leave its swarm first", lh.spec.Name, s.LocalNodeState, bootstrap.Short(s.ClusterID))
 	}
 	if s, err = lh.node.State(ctx); err != nil {
 		return err

@@ -69,7 +69,16 @@ tar.gz written 0600) also holds the unlock key (autolock), the cluster's own
 folder of the store (state.json, the cluster's SSH key pair), the cluster file
 and a manifest.json: the swarm's ID, its nodes with roles, labels and engine
 versions, and the time. The archive holds secrets: keep it like a key.
-'cluster restore ARCHIVE' rebuilds the swarm from it.`,
+'cluster restore ARCHIVE' rebuilds the swarm from it.
+
+Stopping dockerd, packing the state and starting dockerd again run as one job
+on the host (a systemd unit), so a backup killed or cut off midway leaves
+dockerd running (autolock, turned off for the copy, comes back on with the
+next 'cluster up'). The size of the state and the free space on the host and
+here are checked before anything stops; the pack is streamed into the
+archive. The archive ends with an HMAC-SHA256 made with the store's backup
+key (backup.key, 0600, made by the first backup), which 'cluster restore'
+checks.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -103,6 +112,7 @@ versions, and the time. The archive holds secrets: keep it like a key.
 func newRestore(g *globals) *cobra.Command {
 	var file string
 	var accept []string
+	var trust bool
 	cmd := &cobra.Command{
 		Use:   "restore ARCHIVE [--file NEW.hcl]",
 		Short: "Rebuild the cluster's swarm from a backup, on its machines or on new ones",
@@ -114,18 +124,29 @@ its address), the entries of the managers that are gone are removed, the
 other machines leave what is left of the old swarm and join again, and then
 everything 'cluster up' does follows (/etc/hosts, registry trust, roles,
 labels, the registry). Services, secrets, configs, overlay networks and node
-labels come back. Run it again to finish an interrupted restore.`,
+labels come back. Run it again to finish an interrupted restore.
+
+The archive must carry the HMAC of this store's backup key (backup.key in
+the store, made by the first 'cluster backup'): a backup altered, made by
+another store or by an older shoal is refused unless --trust. Only swarm/ of
+the archive's Raft state is unpacked on the host. Until the first manager
+has the backup's state, a refused or failed restore changes nothing in the
+store.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := cluster.ReadBackup(args[0])
+			st, err := store.Open(g.storagePath)
+			if err != nil {
+				return err
+			}
+			key, err := cluster.BackupKey(st, false)
+			if err != nil {
+				return err
+			}
+			b, err := cluster.ReadBackup(args[0], key, trust)
 			if err != nil {
 				return cli.Invalid(err)
 			}
 			if file == "" {
-				st, err := store.New(g.storagePath)
-				if err != nil {
-					return err
-				}
 				if s, err := cluster.LoadState(st, b.Manifest.Cluster); err == nil && s.File != "" {
 					file = s.File
 				}
@@ -142,6 +163,9 @@ labels come back. Run it again to finish an interrupted restore.`,
 				return err
 			}
 			self := g.command("restore", shell.Word(args[0]), "--file", shell.Word(file))
+			if trust {
+				self += " --trust"
+			}
 			if err := acceptNewHosts(c, spec, accept, self); err != nil {
 				return err
 			}
@@ -161,6 +185,7 @@ labels come back. Run it again to finish an interrupted restore.`,
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the cluster file whose machines get the swarm (new ones may have other addresses)")
 	addAcceptFlag(cmd, &accept)
+	cmd.Flags().BoolVar(&trust, "trust", false, "restore a backup whose HMAC this store cannot confirm (altered, made by another store, or by an older shoal): only one you know the origin of")
 	return cmd
 }
 

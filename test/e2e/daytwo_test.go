@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -731,7 +732,7 @@ func TestDayTwoBackupRestore(t *testing.T) {
 		t.Errorf("the copy should come from a manager that does not lead (%q leads): %s", leaderName, r)
 	}
 	listing := run(t, time.Minute, "tar", "-tzf", out)
-	for _, want := range []string{"manifest.json", "swarm.tgz", "unlock-key", "shoal/state.json"} {
+	for _, want := range []string{"manifest.json", "swarm.tgz", "unlock-key", "shoal/state.json", "hmac-sha256"} {
 		if !strings.Contains(listing.stdout, want) {
 			t.Errorf("the archive lacks %s: %s", want, listing.stdout)
 		}
@@ -739,6 +740,21 @@ func TestDayTwoBackupRestore(t *testing.T) {
 	man := run(t, time.Minute, "tar", "-xzOf", out, "manifest.json")
 	if !strings.Contains(man.stdout, swarmID) || !strings.Contains(man.stdout, `"hostname": "w1"`) {
 		t.Errorf("manifest: %s", man.stdout)
+	}
+
+	// The archive repacked without its HMAC is refused unless --trust,
+	// before anything is done.
+	repack := filepath.Join(dir, "repack")
+	os.Mkdir(repack, 0o700)
+	if r := run(t, time.Minute, "tar", "-xzf", out, "-C", repack); r.code != 0 {
+		t.Fatalf("unpack: %s", r)
+	}
+	forged := filepath.Join(dir, "forged.backup")
+	if r := run(t, time.Minute, "tar", "-czf", forged, "-C", repack, "manifest.json", "swarm.tgz", "unlock-key"); r.code != 0 {
+		t.Fatalf("repack: %s", r)
+	}
+	if r := s.cluster("restore", forged, "--file", file); r.code == 0 || !strings.Contains(r.stderr, "--trust") {
+		t.Errorf("a backup without its HMAC was not refused: %s", r)
 	}
 
 	// A fresh host (made first, so that its address is another one), and
@@ -792,5 +808,76 @@ func TestDayTwoBackupRestore(t *testing.T) {
 	// Again: nothing to do.
 	if r := s.cluster("up", newFile); r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
 		t.Errorf("cluster up after the restore should change nothing: %s", r)
+	}
+}
+
+// TestDayTwoBackupKilled: a backup killed (SIGKILL) while the job on the
+// source manager has dockerd stopped leaves dockerd running all the same:
+// stop, pack and start are one job on the host, not steps of the SSH
+// session. The next backup works.
+func TestDayTwoBackupKilled(t *testing.T) {
+	requireE2E(t)
+	s := newShoal(t)
+	archive := labArchive(t)
+	priv, pub := userKey(t)
+	c := "e2e-d2-bkk-m1"
+	ips := map[string]string{"m1": labHost(t, c, hostOpts{user: "tester", pubkey: pub, network: "shoal-lab-d2bkk"})}
+	file := adoptedClusterFile(t, "d2bkk", priv, archive, []string{"m1"}, nil, ips)
+	if r := s.cluster("up", file); r.code != 0 {
+		t.Fatalf("cluster up: %s", r)
+	}
+	out := filepath.Join(t.TempDir(), "d2bkk.backup")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin("cluster"), "--storage-path", s.storage, "--output", "plain", "backup", "d2bkk", "-o", out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed as soon as dockerd is seen stopping: the copy is under way.
+	deadline := time.Now().Add(2 * time.Minute)
+	for dockerExec(t, c, "systemctl", "is-active", "--quiet", "docker").code == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the backup never stopped dockerd")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		st := dockerExec(t, c, "sh", "-c", "systemctl is-active docker && docker info --format '{{.Swarm.LocalNodeState}}'")
+		if st.code == 0 && strings.Contains(st.stdout, "active\nactive") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockerd not back after the backup was killed: %s", st)
+		}
+		time.Sleep(time.Second)
+	}
+	if st := dockerExec(t, c, "sh", "-c", "cat /var/tmp/shoal-backup-*/status"); strings.TrimSpace(st.stdout) != "0" {
+		t.Errorf("the job's status: %s", st)
+	}
+	// The next backup works, also with more Raft state than the 16 MiB a
+	// command's output may hold (configs of random data, which gzip does
+	// not shrink much): the pack is streamed.
+	fill := dockerExec(t, c, "sh", "-c", "for i in $(seq 60); do head -c 360000 /dev/urandom | base64 -w0 | docker config create big$i - >/dev/null || exit 1; done")
+	if fill.code != 0 {
+		t.Fatalf("filling the Raft state: %s", fill)
+	}
+	if r := s.cluster("backup", "d2bkk", "-o", out); r.code != 0 {
+		t.Fatalf("the next backup: %s", r)
+	}
+	listing := run(t, time.Minute, "tar", "-tvzf", out, "swarm.tgz")
+	f := strings.Fields(listing.stdout)
+	if len(f) < 3 {
+		t.Fatalf("the archive's swarm.tgz: %s", listing)
+	}
+	if size, err := strconv.ParseInt(f[2], 10, 64); err != nil || size <= 16<<20 {
+		t.Errorf("swarm.tgz is %s bytes, want more than 16 MiB for this test: %v", f[2], err)
+	}
+	if r := dockerExec(t, c, "sh", "-c", "ls -d /var/tmp/shoal-backup-* 2>/dev/null"); strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("job folders left on the host: %s", r.stdout)
 	}
 }
