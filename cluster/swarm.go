@@ -320,12 +320,14 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		wrote = append(wrote, f.name)
 	}
 	if pf.pub != "" && editAuthorizedKeys(parts[4], pf.comment, pf.pub) != parts[4] {
-		f, err := authorizedKeysFile(ctx, h, home, owner, pf)
+		f, changed, err := authorizedKeysFile(ctx, h, home, owner, pf)
 		if err != nil {
 			return err
 		}
-		files = append(files, f)
-		wrote = append(wrote, "authorized_keys")
+		if changed {
+			files = append(files, f)
+			wrote = append(wrote, "authorized_keys")
+		}
 	}
 	if len(files) > 0 {
 		if err := h.client.WriteFiles(ctx, files); err != nil {
@@ -343,15 +345,16 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 
 // authorizedKeysFile is the docker user's authorized_keys with the cluster
 // key's entry alone in place of the cluster's old ones. The file is read
-// again here: the probe came before provisioning added keys to it.
-func authorizedKeysFile(ctx context.Context, h *host, home, owner string, pf *peerFiles) (sshrun.File, error) {
+// again here: the probe came before provisioning added keys to it (and
+// when that made it right, nothing is written).
+func authorizedKeysFile(ctx context.Context, h *host, home, owner string, pf *peerFiles) (f sshrun.File, changed bool, err error) {
 	path := home + "/.ssh/authorized_keys"
 	out, err := h.client.RunSudo(ctx, "cat "+shell.Quote(path)+" 2>/dev/null || [ ! -e "+shell.Quote(path)+" ]")
 	if err != nil {
-		return sshrun.File{}, fmt.Errorf("%s: read %s: %w", h.spec.Name, path, err)
+		return f, false, fmt.Errorf("%s: read %s: %w", h.spec.Name, path, err)
 	}
 	next := editAuthorizedKeys(string(out.Stdout), pf.comment, pf.pub)
-	return sshrun.File{Path: path, Data: []byte(next), Mode: 0o600, Owner: owner}, nil
+	return sshrun.File{Path: path, Data: []byte(next), Mode: 0o600, Owner: owner}, next != string(out.Stdout), nil
 }
 
 // replaceBlock puts block (marker lines included) in place of the old one
