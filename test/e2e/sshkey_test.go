@@ -32,8 +32,9 @@ done`
 // after 'cluster up'; the nodes left log in to each other with the new
 // cluster key; the removed (forgotten) host keeps no shoal-restore.service
 // nor the cluster's SSH files. 'cluster rotate --ssh-key' makes another
-// key that works the same, and 'cluster down' takes the boot unit off the
-// hosts it forgets.
+// key that works the same; 'machine rm' of a member rotates it on the
+// members left; 'machine rm' and 'cluster down' take the boot unit off the
+// hosts they forget.
 func TestRemovedNodeKeyRevoked(t *testing.T) {
 	requireE2E(t)
 	s := newShoal(t)
@@ -89,13 +90,36 @@ func TestRemovedNodeKeyRevoked(t *testing.T) {
 	}
 	meshWorks(t, s, "k1", "k2", entry)
 
+	// 'machine rm' of a member: the same, on the members left.
+	if r := dockerExec(t, "e2e-sk-k2", "sh", "-c", "mkdir -p /root/stolen && cp /home/tester/.ssh/shoal-sk /root/stolen/"); r.code != 0 {
+		t.Fatalf("copy the key: %s", r)
+	}
+	entry = s.sshOut("k1", "grep", "shoal-cluster-sk", ".ssh/authorized_keys")
+	if out := s.mustMachine("rm", "-y", "k2"); !strings.Contains(out, "Rotated the SSH key of cluster sk") {
+		t.Errorf("machine rm k2 should say it rotated the cluster's key:\n%s", out)
+	}
+	for _, l := range loginsFrom(t, "e2e-sk-k2", "tester", []string{ips["k1"]}) {
+		if !strings.Contains(l, "Permission denied") {
+			t.Errorf("from k2 after 'machine rm': %s", l)
+		}
+	}
+	if got := s.sshOut("k1", "grep", "shoal-cluster-sk", ".ssh/authorized_keys"); got == entry || strings.Contains(got, "\n") {
+		t.Errorf("k1 authorizes %q after 'machine rm k2', want one entry other than %q", got, entry)
+	}
+	noRestoreUnit(t, "k2", "machine rm")
+
 	if r := s.cluster("down", "sk"); r.code != 0 {
 		t.Fatalf("cluster down: %s", r)
 	}
-	for _, n := range []string{"k1", "k2"} {
-		if r := dockerExec(t, "e2e-sk-"+n, "sh", "-c", "systemctl is-enabled shoal-restore.service; ls /etc/systemd/system/shoal-restore.service /etc/shoal"); r.code == 0 || strings.Contains(r.stdout, "enabled") {
-			t.Errorf("%s keeps shoal-restore.service after cluster down: %s", n, r)
-		}
+	noRestoreUnit(t, "k1", "cluster down")
+}
+
+// noRestoreUnit checks that a forgotten host keeps no boot unit that would
+// put back shoal's hostname and /etc/hosts block.
+func noRestoreUnit(t *testing.T, n, after string) {
+	t.Helper()
+	if r := dockerExec(t, "e2e-sk-"+n, "sh", "-c", "systemctl is-enabled shoal-restore.service; ls /etc/systemd/system/shoal-restore.service /etc/shoal"); r.code == 0 || strings.Contains(r.stdout, "enabled") {
+		t.Errorf("%s keeps shoal-restore.service after %s: %s", n, after, r)
 	}
 }
 
