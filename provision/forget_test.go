@@ -75,3 +75,60 @@ func TestForgetScript(t *testing.T) {
 		t.Errorf("not valid shell: %v\n%s", err, out)
 	}
 }
+
+// ForgetScript run on a stand-in root (its /etc/ paths moved under a temp
+// folder, systemctl and getent stand-ins that log): the unit is disabled,
+// then the unit, its copies and cloud-init's setting are gone; what else
+// is in /etc stays.
+func TestForgetScriptTakesTheBootUnitAway(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home")
+	for path, data := range map[string]string{
+		persistUnit:            restoreUnit,
+		persistHostname:        "n1\n",
+		persistBlock:           "# BEGIN shoal\n",
+		persistScript:          restoreScript(),
+		cloudInitCfg:           cloudInitConfig,
+		"/etc/cloud/cloud.cfg": "keep\n",
+		"/etc/hosts":           "127.0.0.1 localhost\n",
+	} {
+		p := filepath.Join(root, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(root, "calls")
+	stubs := `systemctl() { echo "systemctl $*" >> "$LOG"; [ -e "$ROOT` + persistUnit + `" ] && echo "unit still there" >> "$LOG"; return 0; }
+getent() { printf 'docker:x:1000:1000::%s:/bin/sh\n' "$FAKEHOME"; }
+`
+	script := strings.ReplaceAll(ForgetScript("docker", "c1"), " /etc/", ` "$ROOT"/etc/`)
+	if strings.Count(script, "/etc/") != strings.Count(script, `"$ROOT"/etc/`) {
+		t.Fatalf("a path of the script is not moved under the stand-in root: not run\n%s", script)
+	}
+	script = strings.Replace(script, "set -e\n", "set -e\n"+stubs, 1)
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "ROOT="+root, "FAKEHOME="+home, "LOG="+log)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, script)
+	}
+	for _, gone := range []string{persistUnit, PersistDir, cloudInitCfg} {
+		if _, err := os.Stat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (%v)", gone, err)
+		}
+	}
+	for _, kept := range []string{"/etc/cloud/cloud.cfg", "/etc/hosts"} {
+		if _, err := os.Stat(filepath.Join(root, kept)); err != nil {
+			t.Errorf("%s: %v", kept, err)
+		}
+	}
+	calls, _ := os.ReadFile(log)
+	if want := "systemctl disable " + PersistUnitName + "\nunit still there\nsystemctl daemon-reload\n"; string(calls) != want {
+		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
+	}
+}
