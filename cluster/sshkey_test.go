@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -160,5 +161,48 @@ func TestUpKeyRotatesWhenAMachineLeaves(t *testing.T) {
 	}
 	if p, q, _ := clusterKey(st, "lab"); string(p) != string(priv3) || q != pub3 {
 		t.Error("the store does not hold the new key")
+	}
+}
+
+// peerProbe, run with stand-ins for getent and id on a docker user's
+// home, answers five parts; its last tells whether authorized_keys must
+// change: only when it lacks the key, or has an older one.
+func TestPeerProbeTellsAnAuthorizedKeysChange(t *testing.T) {
+	for _, tc := range []struct {
+		name, keys string
+		exists     bool
+		due        bool
+	}{
+		{"no file", "", false, true},
+		{"the key alone", "ssh-rsa AAAAme me\n" + newEntry + "\n", true, false},
+		{"an older key", "ssh-rsa AAAAme me\n" + oldEntry + "\n", true, true},
+		{"both", oldEntry + "\n" + newEntry + "\n", true, true},
+		{"another cluster's", "ssh-ed25519 AAAAx shoal-cluster-c10\n" + newEntry + "\n", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			if err := os.Mkdir(filepath.Join(home, ".ssh"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.exists {
+				if err := os.WriteFile(filepath.Join(home, ".ssh", "authorized_keys"), []byte(tc.keys), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stubs := "getent() { printf 'u:x:1:1::%s:/bin/sh\\n' \"$FAKEHOME\"; }\nid() { echo grp; }\n"
+			cmd := exec.Command("sh", "-c", stubs+peerProbe("u", "c1").Cmd)
+			cmd.Env = append(os.Environ(), "FAKEHOME="+home)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.Split(string(out), "@@\n")
+			if len(parts) != peerProbeParts {
+				t.Fatalf("%d parts: %q", len(parts), out)
+			}
+			if due := editAuthorizedKeys(parts[4], "shoal-cluster-c1", newEntry) != parts[4]; due != tc.due {
+				t.Errorf("change due = %v, want %v (part %q)", due, tc.due, parts[4])
+			}
+		})
 	}
 }
