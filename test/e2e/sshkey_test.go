@@ -74,6 +74,10 @@ func TestRemovedNodeKeyRevoked(t *testing.T) {
 	}
 	t.Logf("from the removed k3:\n%s", strings.Join(after, "\n"))
 	meshWorks(t, s, "k1", "k2", oldEntry)
+	// The new key stays: the next run has nothing to do.
+	if again := clusterUpJSON(t, s, two); again.Result.Changed {
+		t.Errorf("the run after the rotation changed something")
+	}
 
 	// The forgotten host: no boot unit, no cluster key or entry.
 	k3 := dockerExec(t, "e2e-sk-k3", "sh", "-c", "systemctl is-enabled shoal-restore.service; ls /etc/systemd/system/shoal-restore.service /etc/shoal /home/tester/.ssh/shoal-sk; grep -c shoal-cluster-sk /home/tester/.ssh/authorized_keys; grep -c 'shoal cluster sk' /home/tester/.ssh/config")
