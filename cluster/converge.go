@@ -2,11 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -112,28 +113,38 @@ func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context,
 	return fanout.Each(ctx, n, hosts, func(h *host) string { return h.spec.Name }, f)
 }
 
-// clusterKey returns the cluster's SSH key pair, made once: the docker users
-// of the nodes log in to each other with it.
+// clusterKey returns the cluster's SSH key pair, made once (and again when
+// rotated): the docker users of the nodes log in to each other with it.
 func clusterKey(st *store.Store, name string) (priv []byte, pub string, err error) {
-	dir := st.ClusterDir(name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", err
+	priv, err = os.ReadFile(filepath.Join(st.ClusterDir(name), store.KeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return newClusterKey(st, name)
 	}
-	path := filepath.Join(dir, store.KeyFile)
-	priv, err1 := os.ReadFile(path)
-	pubB, err2 := os.ReadFile(path + ".pub")
-	if err1 == nil && err2 == nil {
-		return priv, strings.TrimSpace(string(pubB)), nil
-	}
-	priv, pub, err = sshrun.GenerateKey()
 	if err != nil {
 		return nil, "", err
 	}
-	pub += " shoal-cluster-" + name
-	if err := store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), 0o644); err != nil {
+	pub, err = publicOf(priv, name)
+	return priv, pub, err
+}
+
+// upKey is the cluster key for this run of 'cluster up': a new one when a
+// machine that held the old one leaves (or left) the cluster.
+func (c *Converger) upKey(spec *Spec, prev *State) (priv []byte, pub string, err error) {
+	holders, err := machinesOf(c.Machines.Store, spec.Name)
+	if err != nil {
 		return nil, "", err
 	}
-	return priv, pub, store.WriteFileAtomic(path, priv, 0o600)
+	if prev != nil {
+		holders = append(holders, prev.Machines...)
+	}
+	keep := make([]string, len(spec.Machines))
+	for i, m := range spec.Machines {
+		keep[i] = m.Name
+	}
+	if keyRotationDue(holders, keep) {
+		return newClusterKey(c.Machines.Store, spec.Name)
+	}
+	return clusterKey(c.Machines.Store, spec.Name)
 }
 
 // Up converges the cluster: machines made or adopted, provisioned, one
@@ -169,14 +180,11 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 			return nil, err
 		}
 	}
-	priv, pub, err := clusterKey(st, spec.Name)
-	if err != nil {
-		return nil, err
-	}
 	res := &Result{Cluster: spec.Name, Stages: map[string]time.Duration{}}
 	leader := spec.Managers()[0].Name
 	prev, _ := LoadState(st, spec.Name)
 	var leaving []string
+	var err error
 	if c.restore != nil {
 		prev = restoreState(spec, c.restore)
 	} else if leaving, err = c.leaving(spec); err != nil {
@@ -184,6 +192,12 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	}
 	// Removals are checked against the quorum before anything changes.
 	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
+		return res, err
+	}
+	// A machine that leaves keeps the key it holds: the key is made anew,
+	// and the pipeline replaces the old one on every node that stays.
+	priv, pub, err := c.upKey(spec, prev)
+	if err != nil {
 		return res, err
 	}
 	hosts := make([]*host, len(spec.Machines))

@@ -135,17 +135,9 @@ func (c *Converger) purge(ctx context.Context, h *host, cluster string) error {
 	return nil
 }
 
-// purgeFuncs are the shell functions purgeScript uses. They match whole
-// lines (trimmed as provisioning trims them) against values passed in the
-// environment, never against patterns built from names, and rewrite a file
-// in place (cat >) so that its owner, mode and bind mount stay. The temp
-// file comes from mktemp, never a fixed path.
-const purgeFuncs = `strip() { # FILE BEGIN END: drop the lines from BEGIN to END
-  [ -f "$1" ] || return 0
-  t=$(mktemp) || return 1
-  if B="$2" E="$3" awk '{ l = $0; gsub(/^[ \t]+|[ \t\r]+$/, "", l) } !s && l == ENVIRON["B"] { s = 1; next } s && l == ENVIRON["E"] { s = 0; next } !s' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
-}
-restorerepos() { # DIR: put back the .repo files os_mirror set aside, then drop its own
+// purgeFuncs are the shell functions purgeScript uses: provision's, and
+// one that puts back the .repo files os_mirror set aside.
+const purgeFuncs = provision.EditFuncs + `restorerepos() { # DIR: put back the .repo files os_mirror set aside, then drop its own
   [ -d "$1" ] || return 0
   for b in "$1"/*.repo.shoal-orig; do
     [ -e "$b" ] || continue
@@ -153,20 +145,13 @@ restorerepos() { # DIR: put back the .repo files os_mirror set aside, then drop 
   done
   rm -f "$1/shoal-os-mirror.repo"
 }
-dropkeys() { # FILE SUFFIX: drop the lines that end in SUFFIX
-  [ -f "$1" ] || return 0
-  t=$(mktemp) || return 1
-  if K="$2" awk '{ l = $0; sub(/[ \t\r]+$/, "", l); k = ENVIRON["K"] } length(l) < length(k) || substr(l, length(l) - length(k) + 1) != k' "$1" > "$t" && cat "$t" > "$1"; then rm -f "$t"; else rm -f "$t"; return 1; fi
-}
 `
 
 // purgeScript is purge's root script. set -e: a step that fails stops the
-// script with its status, never hidden by the steps after it. A docker user
-// that no longer exists has no ~/.ssh to clean.
+// script with its status, never hidden by the steps after it. The SSH
+// mesh goes as on a forgotten host (provision.ForgetMesh).
 func purgeScript(dockerUser, cluster string) string {
-	u := shell.Quote(dockerUser)
-	begin, end := shell.Quote("# BEGIN shoal cluster "+cluster), shell.Quote("# END shoal cluster "+cluster)
-	return strings.Join([]string{
+	return strings.Join(append([]string{
 		"set -e",
 		purgeFuncs,
 		// The boot unit goes first: it would put the /etc/hosts block back
@@ -177,15 +162,9 @@ func purgeScript(dockerUser, cluster string) string {
 		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
 		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),
 		"restorerepos /etc/yum.repos.d",
-		`if pw=$(getent passwd ` + u + `) && h=$(printf '%s\n' "$pw" | cut -d: -f6) && [ -n "$h" ]; then`,
-		`  rm -f "$h/.ssh/"` + shell.Quote("shoal-"+cluster),
-		`  strip "$h/.ssh/config" ` + begin + " " + end,
-		`  strip "$h/.ssh/known_hosts" ` + begin + " " + end,
-		`  dropkeys "$h/.ssh/authorized_keys" ` + shell.Quote(" shoal-cluster-"+cluster),
-		"fi",
+	}, append(provision.ForgetMesh(dockerUser, cluster),
 		"systemctl daemon-reload",
-		"systemctl restart docker",
-	}, "\n")
+		"systemctl restart docker")...), "\n")
 }
 
 // NodeStatus is one row of `cluster status`.

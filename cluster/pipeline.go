@@ -549,7 +549,7 @@ func (p *pipeline) hostEntries() []store.HostEntry {
 }
 
 func (p *pipeline) peerFiles() *peerFiles {
-	p.peerOnce.Do(func() { p.peer = newPeerFiles(p.hosts, p.priv, p.spec.Name) })
+	p.peerOnce.Do(func() { p.peer = newPeerFiles(p.hosts, p.priv, p.pub, p.spec.Name) })
 	return p.peer
 }
 

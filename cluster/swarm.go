@@ -221,16 +221,23 @@ func (a registryAsk) needed() bool {
 // peerFiles is the SSH mesh every node gets: the docker user of every node
 // logs in to every other node with the cluster key, through an ssh_config
 // block that uses it for the cluster's names and a known_hosts block with
-// the host keys shoal pinned (never StrictHostKeyChecking=no). It needs
+// the host keys shoal pinned (never StrictHostKeyChecking=no); its
+// authorized_keys has the cluster key's entry and no older one. It needs
 // every host's key.
 type peerFiles struct {
 	keyName, begin, end     string
 	knownBlock, configBlock string
 	keySum                  string
 	priv                    []byte
+	// pub is the cluster key's authorized_keys entry; the entries with
+	// comment are replaced by it.
+	pub, comment string
+	// keyOnly: only the key and authorized_keys are written (a rotation
+	// outside 'cluster up').
+	keyOnly bool
 }
 
-func newPeerFiles(hosts []*host, priv []byte, cluster string) *peerFiles {
+func newPeerFiles(hosts []*host, priv []byte, pub, cluster string) *peerFiles {
 	var known, names []string
 	for _, h := range hosts {
 		ids := []string{h.mach.Hostname}
@@ -241,7 +248,8 @@ func newPeerFiles(hosts []*host, priv []byte, cluster string) *peerFiles {
 		names = append(names, ids...)
 		known = append(known, strings.Join(ids, ",")+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.client.HostKey()))))
 	}
-	pf := &peerFiles{keyName: peerKeyName(cluster), begin: "# BEGIN shoal cluster " + cluster, end: "# END shoal cluster " + cluster, priv: priv}
+	pf := &peerFiles{keyName: peerKeyName(cluster), begin: "# BEGIN shoal cluster " + cluster, end: "# END shoal cluster " + cluster, priv: priv,
+		pub: pub, comment: clusterKeyComment(cluster)}
 	pf.knownBlock = pf.begin + "\n" + strings.Join(known, "\n") + "\n" + pf.end + "\n"
 	pf.configBlock = fmt.Sprintf("%s\nHost %s\n    IdentityFile ~/.ssh/%s\n    IdentitiesOnly yes\n%s\n", pf.begin, strings.Join(names, " "), pf.keyName, pf.end)
 	sum := sha256.Sum256(priv)
@@ -255,11 +263,16 @@ func peerKeyName(cluster string) string { return "shoal-" + cluster }
 const peerProbeName = "shoal-peer-ssh"
 
 // peerProbe reads the docker user's home, group, ~/.ssh/config and
-// known_hosts and the cluster key's checksum: four parts split by "@@".
+// known_hosts, the cluster key's checksum and the cluster key's entries of
+// authorized_keys: five parts split by "@@".
 func peerProbe(dockerUser, cluster string) provision.Probe {
 	u := shell.Quote(dockerUser)
-	return provision.Probe{Name: peerProbeName, Cmd: fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/"%s 2>/dev/null; true`, u, u, shell.Quote(peerKeyName(cluster)))}
+	return provision.Probe{Name: peerProbeName, Cmd: fmt.Sprintf(`h=$(getent passwd %s | cut -d: -f6); g=$(id -gn %s); echo "$h"; echo "$g"; echo @@; cat "$h/.ssh/config" 2>/dev/null; echo @@; cat "$h/.ssh/known_hosts" 2>/dev/null; echo @@; sha256sum < "$h/.ssh/"%s 2>/dev/null; echo @@; grep -F -e %s "$h/.ssh/authorized_keys" 2>/dev/null; true`,
+		u, u, shell.Quote(peerKeyName(cluster)), shell.Quote(clusterKeyComment(cluster)))}
 }
+
+// peerProbeParts is the number of parts of peerProbe's answer.
+const peerProbeParts = 5
 
 // peerSSHHost writes what differs of the SSH mesh on one host. The facts
 // probe read the files already; a host whose docker user was only made by
@@ -270,14 +283,14 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 	if h.facts != nil {
 		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
 	}
-	if len(parts) != 4 || len(strings.Fields(parts[0])) != 2 {
+	if len(parts) != peerProbeParts || len(strings.Fields(parts[0])) != 2 {
 		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
 		if err != nil {
 			return err
 		}
 		parts = strings.Split(string(out.Stdout), "@@\n")
 	}
-	if len(parts) != 4 {
+	if len(parts) != peerProbeParts {
 		return fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
 	}
 	head := strings.Fields(parts[0])
@@ -296,12 +309,25 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		{"config", parts[1], pf.configBlock},
 		{"known_hosts", parts[2], pf.knownBlock},
 	} {
+		if pf.keyOnly {
+			break
+		}
 		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
 		if next == f.cur {
 			continue
 		}
 		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
 		wrote = append(wrote, f.name)
+	}
+	if pf.pub != "" && editAuthorizedKeys(parts[4], pf.comment, pf.pub) != parts[4] {
+		f, changed, err := authorizedKeysFile(ctx, h, home, owner, pf)
+		if err != nil {
+			return err
+		}
+		if changed {
+			files = append(files, f)
+			wrote = append(wrote, "authorized_keys")
+		}
 	}
 	if len(files) > 0 {
 		if err := h.client.WriteFiles(ctx, files); err != nil {
@@ -315,6 +341,20 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
 	}
 	return nil
+}
+
+// authorizedKeysFile is the docker user's authorized_keys with the cluster
+// key's entry alone in place of the cluster's old ones. The file is read
+// again here: the probe came before provisioning added keys to it (and
+// when that made it right, nothing is written).
+func authorizedKeysFile(ctx context.Context, h *host, home, owner string, pf *peerFiles) (f sshrun.File, changed bool, err error) {
+	path := home + "/.ssh/authorized_keys"
+	out, err := h.client.RunSudo(ctx, "cat "+shell.Quote(path)+" 2>/dev/null || [ ! -e "+shell.Quote(path)+" ]")
+	if err != nil {
+		return f, false, fmt.Errorf("%s: read %s: %w", h.spec.Name, path, err)
+	}
+	next := editAuthorizedKeys(string(out.Stdout), pf.comment, pf.pub)
+	return sshrun.File{Path: path, Data: []byte(next), Mode: 0o600, Owner: owner}, next != string(out.Stdout), nil
 }
 
 // replaceBlock puts block (marker lines included) in place of the old one

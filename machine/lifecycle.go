@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // Remove deletes the host (what the driver made) and forgets the machine.
@@ -31,6 +34,7 @@ func (m *Manager) Remove(ctx context.Context, name string, force bool) error {
 		m.Progress.Event(name, "remove", ui.Failed, err.Error())
 		return fmt.Errorf("%s: leave the swarm: %w (use -f to remove anyway)", name, err)
 	}
+	m.forget(ctx, mach)
 	if err := mach.Driver.Remove(ctx); err != nil && !force {
 		m.Progress.Event(name, "remove", ui.Failed, err.Error())
 		return fmt.Errorf("%s: remove (%s driver): %w (use -f to forget it anyway)", name, mach.Driver.Name(), err)
@@ -40,6 +44,32 @@ func (m *Manager) Remove(ctx context.Context, name string, force bool) error {
 	}
 	m.Progress.Event(name, "remove", ui.Changed, "")
 	return nil
+}
+
+// forget takes off a host that stays (an adopted one) what would bring
+// shoal's settings back: the boot unit that restores the hostname and the
+// /etc/hosts block, and its cluster's SSH mesh (provision.ForgetScript).
+// A host that does not answer, or where the script fails (a sudo that
+// asks a password shoal was not given), keeps them: that is said, and the
+// machine is forgotten all the same, as asked.
+func (m *Manager) forget(ctx context.Context, mach *Machine) {
+	if !drivers.Adopts(mach.Driver) {
+		return // the driver deletes the host
+	}
+	kept := "its " + provision.PersistUnitName + " and SSH mesh files stay"
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := m.Connect(cctx, mach, io.Discard)
+	if err != nil {
+		m.Progress.Event(mach.Name, "forget", ui.Failed, "unreachable: "+kept)
+		return
+	}
+	defer c.Close()
+	if _, err := c.RunSudo(ctx, provision.ForgetScript(mach.DockerUser, mach.Cluster)); err != nil {
+		m.Progress.Event(mach.Name, "forget", ui.Failed, kept+": "+err.Error())
+		return
+	}
+	m.Progress.Event(mach.Name, "forget", ui.Changed, provision.PersistUnitName+" removed")
 }
 
 // Start powers the host on; a changed address gets new certificates.

@@ -190,27 +190,41 @@ store.`,
 }
 
 func newRotate(g *globals) *cobra.Command {
-	var ca bool
+	var ca, sshKey bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "rotate FILE [--ca]",
-		Short: "Rotate the swarm's join tokens and, with --ca, its root CA",
+		Use:   "rotate FILE [--ca | --ssh-key]",
+		Short: "Rotate the swarm's join tokens and, with --ca, its root CA; or the cluster's SSH key",
 		Long: `rotate makes new worker and manager join tokens (the old ones stop working;
 shoal reads the new ones when it needs them and never shows them). With --ca
 it also rotates the swarm's own root CA (as 'docker swarm ca --rotate') and
-waits until every node has a certificate of the new root.`,
+waits until every node has a certificate of the new root.
+
+With --ssh-key it rotates the cluster's SSH key instead (the key the nodes'
+docker users log in to each other with): a new key pair in the store, on
+every node in place of the old one, whose authorized_keys entry goes. A node
+that does not answer keeps the old one until the next 'cluster up'.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ca && sshKey {
+				return cli.Invalid(fmt.Errorf("--ca and --ssh-key: one at a time"))
+			}
 			spec, c, err := g.loadWithConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			err = c.Rotate(cmd.Context(), spec, ca, timeout)
+			what := "join tokens"
+			if sshKey {
+				c.UseSecrets(spec)
+				err = c.RotateSSHKey(cmd.Context(), spec.Name)
+				what = "SSH key (every node has the new one; the old one is authorized nowhere)"
+			} else {
+				err = c.Rotate(cmd.Context(), spec, ca, timeout)
+			}
 			c.Machines.Progress.Close()
 			if err != nil {
 				return err
 			}
-			what := "join tokens"
 			if ca {
 				what = "join tokens and root CA (every node has its new certificate)"
 			}
@@ -219,6 +233,7 @@ waits until every node has a certificate of the new root.`,
 		},
 	}
 	cmd.Flags().BoolVar(&ca, "ca", false, "also rotate the swarm's root CA")
+	cmd.Flags().BoolVar(&sshKey, "ssh-key", false, "rotate the cluster's SSH key (only)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long every node may take to get a certificate of the new root CA")
 	return cmd
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
+	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
@@ -82,6 +84,64 @@ func newProvision(g *globals) *cobra.Command {
 	return cmd
 }
 
+// clustersOf maps the named machines that belong to a cluster to its name.
+func clustersOf(m *machine.Manager, names []string) map[string]string {
+	out := map[string]string{}
+	for _, n := range names {
+		if mach, err := m.Store.Load(n); err == nil && mach.Cluster != "" {
+			out[n] = mach.Cluster
+		}
+	}
+	return out
+}
+
+// keysToRotate lists, in order, the clusters that lost a machine and keep
+// others: a removed machine held the cluster's SSH key, which the others
+// still authorize.
+func keysToRotate(clusters map[string]string, removed []string, remaining func(cluster string) bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range removed {
+		c, ok := clusters[n]
+		if !ok || seen[c] {
+			continue
+		}
+		seen[c] = true
+		if remaining(c) {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rotateClusterKeys rotates the SSH key of every cluster that lost a
+// machine, on the machines it keeps.
+func rotateClusterKeys(cmd *cobra.Command, m *machine.Manager, clusters map[string]string, removed []string) error {
+	remaining := func(name string) bool {
+		all, err := m.Store.List()
+		if err != nil {
+			return true // RotateSSHKey says what is wrong
+		}
+		for _, n := range all {
+			if mach, err := m.Store.Load(n); err == nil && mach.Cluster == name {
+				return true
+			}
+		}
+		return false
+	}
+	var errs []error
+	for _, name := range keysToRotate(clusters, removed, remaining) {
+		c := &cluster.Converger{Machines: m, Parallel: 8}
+		if err := c.RotateSSHKey(cmd.Context(), name); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: rotate its SSH key (the removed machine held it; 'cluster rotate --ssh-key' or 'cluster up' finishes it): %w", name, err))
+			continue
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Rotated the SSH key of cluster %s\n", name)
+	}
+	return errors.Join(errs...)
+}
+
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
 	cmd := &cobra.Command{
@@ -111,13 +171,24 @@ func newRm(g *globals) *cobra.Command {
 				m.Progress = ui.NewProgress(cmd.ErrOrStderr(), ui.ModePlain)
 			}
 			defer m.Progress.Close()
-			err = forEach(cmd.Context(), args, func(ctx context.Context, n string) error { return m.Remove(ctx, n, force) })
+			clusters := clustersOf(m, args)
+			var mu sync.Mutex
+			var removed []string
+			err = forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
+				if err := m.Remove(ctx, n, force); err != nil {
+					return err
+				}
+				mu.Lock()
+				removed = append(removed, n)
+				mu.Unlock()
+				return nil
+			})
 			if err == nil {
 				for _, n := range args {
 					fmt.Fprintf(cmd.OutOrStdout(), "Successfully removed %s\n", n)
 				}
 			}
-			return err
+			return errors.Join(err, rotateClusterKeys(cmd, m, clusters, removed))
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed; implies -y")
