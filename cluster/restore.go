@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -136,12 +138,23 @@ func restoreAction(name string, s bootstrap.State, swarmID string) (restoreStep,
 }
 
 // checkRestoreTarget refuses, before anything changes, a restore whose
-// first manager (a machine of the store already) cannot be reached or is
-// in another swarm. A first manager the run makes is checked when it is.
+// first manager (a machine of the store already, at the host the file
+// names) cannot be reached or is in another swarm. A first manager the run
+// makes, or that the file moves to another host (the old one is gone: the
+// disaster case), is checked when the run reaches it, before the restore
+// writes anything to it or to the store.
 func (c *Converger) checkRestoreTarget(ctx context.Context, spec *Spec, b *Backup) error {
-	first := spec.Managers()[0].Name
+	lead := spec.Managers()[0]
+	first := lead.Name
 	if !c.Machines.Store.Exists(first) {
 		return nil
+	}
+	stored, err := c.Machines.Store.Load(first)
+	if err != nil {
+		return err
+	}
+	if moved, err := hostMoved(stored, lead); err != nil || moved {
+		return err
 	}
 	h, err := c.openSwarmNode(ctx, first)
 	if h != nil {
@@ -265,4 +278,27 @@ func (c *Converger) labelsBack(ctx context.Context, leader *host) error {
 		}
 	}
 	return nil
+}
+
+// hostMoved tells whether the file names another host for a stored machine
+// than the one it was made or adopted as (another driver, or another driver
+// configuration: an adopted host's new address).
+func hostMoved(stored *store.Machine, n Node) (bool, error) {
+	if stored.Driver != n.Driver {
+		return true, nil
+	}
+	want, err := json.Marshal(n.DriverConfig)
+	if err != nil {
+		return false, err
+	}
+	return !sameJSON(stored.DriverConfig, want), nil
+}
+
+// sameJSON compares two JSON documents by value.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -148,3 +148,24 @@ func TestRestoredWritesTheStore(t *testing.T) {
 		t.Errorf("n1: %+v", n1)
 	}
 }
+
+// TestHostMoved: a stored machine the file gives another driver or another
+// driver configuration (an adopted host at a new address) is another host,
+// checked when the run reaches it, not at its old address.
+func TestHostMoved(t *testing.T) {
+	stored := &store.Machine{Driver: "ssh", DriverConfig: []byte(`{"host":"10.0.0.1","port":22,"user":"tester"}`)}
+	for _, tc := range []struct {
+		name string
+		n    Node
+		want bool
+	}{
+		{"same host", Node{Driver: "ssh", DriverConfig: map[string]any{"user": "tester", "host": "10.0.0.1", "port": 22}}, false},
+		{"new address", Node{Driver: "ssh", DriverConfig: map[string]any{"user": "tester", "host": "10.0.0.9", "port": 22}}, true},
+		{"other driver", Node{Driver: "docker", DriverConfig: map[string]any{"host": "10.0.0.1"}}, true},
+	} {
+		got, err := hostMoved(stored, tc.n)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: moved %v, err %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
