@@ -24,6 +24,14 @@ const (
 	dropInPath       = dropInDir + "/shoal.conf"
 )
 
+// daemonJSONNew is the merged file before dockerd has checked it;
+// daemonJSONPrev the host's file before this run's change, kept for the
+// case that dockerd does not start with the new one.
+const (
+	daemonJSONNew  = "/etc/docker/daemon.json.shoal-new"
+	daemonJSONPrev = "/etc/docker/daemon.json.shoal-prev"
+)
+
 type hostnameStep struct{}
 
 func (hostnameStep) Name() string { return "hostname" }
@@ -236,12 +244,36 @@ func (s daemonJSONStep) Apply(ctx context.Context, h *Host) error {
 	if _, err := h.R.RunSudo(ctx, prep); err != nil {
 		return err
 	}
-	if err := h.R.WriteFile(ctx, daemonJSONPath, out, 0o644, ""); err != nil {
+	if err := h.R.WriteFile(ctx, daemonJSONNew, out, 0o644, ""); err != nil {
 		return err
 	}
+	if _, err := h.R.RunSudo(ctx, installDaemonJSONCmd); err != nil {
+		return daemonJSONRefused(err)
+	}
+	h.daemonJSON = true
 	h.restart = true
 	return nil
 }
+
+// installDaemonJSONCmd puts the merged file in place once the host's own
+// dockerd has checked it, where it can (--validate came with Docker 23; an
+// older one is checked by starting it, and serviceFailed puts the old file
+// back when it does not start). A refused file is removed: the host's file
+// stays and the running dockerd is not touched.
+const installDaemonJSONCmd = `if command -v dockerd >/dev/null && dockerd --help 2>&1 | grep -q -e '--validate'; then ` +
+	`dockerd --validate --config-file ` + daemonJSONNew + ` >/dev/null || { rc=$?; rm -f ` + daemonJSONNew + `; exit $rc; }; fi; ` +
+	`rm -f ` + daemonJSONPrev + ` && { [ ! -e ` + daemonJSONPath + ` ] || cp -p ` + daemonJSONPath + ` ` + daemonJSONPrev + `; } && ` +
+	`mv -f ` + daemonJSONNew + ` ` + daemonJSONPath
+
+// daemonJSONRefused says what installDaemonJSONCmd's failure left.
+func daemonJSONRefused(err error) error {
+	return fmt.Errorf("the host's dockerd refused the merged %s (dockerd --validate): the file and the running dockerd are as they were: %w", daemonJSONPath, err)
+}
+
+// restoreDaemonJSONCmd puts back the file installDaemonJSONCmd replaced (or
+// removes the one it made) and starts dockerd again.
+const restoreDaemonJSONCmd = `if [ -e ` + daemonJSONPrev + ` ]; then mv -f ` + daemonJSONPrev + ` ` + daemonJSONPath + `; else rm -f ` + daemonJSONPath + `; fi && ` +
+	`{ systemctl reset-failed docker.service docker.socket; systemctl restart docker; }`
 
 type tlsStep struct{}
 
@@ -398,18 +430,28 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 // not fail): a restart refused by systemd's start limit (docker.service: 3
 // starts a minute, which a roll or a renewal right after another counts)
 // is tried once more with the counter reset; an error carries the unit's
-// own words on why dockerd did not come up.
+// own words on why dockerd did not come up, and when this run replaced
+// daemon.json the old file goes back and dockerd starts again with it.
 func serviceFailed(ctx context.Context, h *Host, err error) error {
 	if err != nil && h.restart && strings.Contains(err.Error(), "attempted too often") {
 		_, err = h.R.RunSudo(ctx, "systemctl reset-failed docker.service docker.socket; systemctl restart docker")
 	}
-	if err != nil {
-		if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
-			return fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
-		}
+	if err == nil {
+		return nil
+	}
+	if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
+		err = fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
+	}
+	if !h.daemonJSON {
 		return err
 	}
-	return nil
+	// This run's daemon.json may be why: the host's old one goes back, and
+	// dockerd with it.
+	if _, rerr := h.R.RunSudo(ctx, restoreDaemonJSONCmd); rerr != nil {
+		return fmt.Errorf("%w\n%s is as it was before this run, and dockerd did not start with it either: %v", err, daemonJSONPath, rerr)
+	}
+	h.daemonJSON = false
+	return fmt.Errorf("%w\n%s was put back as it was before this run, and dockerd runs with it again", err, daemonJSONPath)
 }
 
 // dockerVersionCmd prints the running daemon's version, and fails while
