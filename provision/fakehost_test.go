@@ -516,7 +516,7 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 			delete(h.files, daemonJSONPath)
 		}
 		return h.systemctl("systemctl restart docker")
-	case cmd == "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20":
+	case cmd == dockerdWhyCmd:
 		return ok(fmt.Sprintf("docker.service - Docker Application Container Engine\n     Active: %s\n%s\n", map[bool]string{true: "active (running)", false: "failed"}[h.active], h.dockerdRefusal()))
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)

@@ -426,6 +426,11 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	return serviceFailed(ctx, h, err)
 }
 
+// dockerdWhyCmd prints the unit's state and the journal's tail: dockerd
+// says there why it did not start (status's own lines are of the newest
+// attempt only, often just systemd's "Failed to start").
+const dockerdWhyCmd = "systemctl status docker --no-pager -n 0 2>&1 | head -n 8; journalctl -u docker.service --no-pager -n 10 -o cat 2>&1 | tail -n 10"
+
 // serviceFailed sees to a failed docker-service command (err nil: it did
 // not fail): a restart refused by systemd's start limit (docker.service: 3
 // starts a minute, which a roll or a renewal right after another counts)
@@ -439,8 +444,8 @@ func serviceFailed(ctx context.Context, h *Host, err error) error {
 	if err == nil {
 		return nil
 	}
-	if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
-		err = fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
+	if st, _ := h.R.RunSudo(ctx, dockerdWhyCmd); len(st.Stdout) > 0 {
+		err = fmt.Errorf("%w\nsystemctl status docker, and dockerd's last words (journal):\n%s", err, st.Stdout)
 	}
 	if !h.daemonJSON {
 		return err
