@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/validate"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // optKind is the shape of a daemon.json value, and so how an --engine-opt
@@ -54,18 +55,6 @@ var daemonKeys = map[string]optKind{
 	"shutdown-timeout": kInt, "storage-driver": kString, "storage-opts": kList,
 	"swarm-default-advertise-addr": kString, "userland-proxy": kBool, "userland-proxy-path": kString,
 	"userns-remap": kString,
-}
-
-// flagKeys are dockerd's flags, as docker-machine's --engine-opt passes
-// them (log-opt=max-size=10m is --log-opt max-size=10m), whose daemon.json
-// key has another name.
-var flagKeys = map[string]string{
-	"add-runtime": "runtimes", "authorization-plugin": "authorization-plugins", "cdi-spec-dir": "cdi-spec-dirs",
-	"default-address-pool": "default-address-pools", "default-network-opt": "default-network-opts",
-	"default-ulimit": "default-ulimits", "dns-opt": "dns-opts", "exec-opt": "exec-opts", "feature": "features",
-	"graph": "data-root", "insecure-registry": "insecure-registries", "label": "labels", "log-opt": "log-opts",
-	"node-generic-resource": "node-generic-resources", "registry-mirror": "registry-mirrors",
-	"storage-opt": "storage-opts",
 }
 
 // ownedKeys are daemon.json keys shoal's TLS sets on dockerd's command line.
@@ -132,10 +121,7 @@ func parseEngineOpt(o string) (string, any, error) {
 	if !optKeyRE.MatchString(name) {
 		return "", nil, fmt.Errorf("--engine-opt %q: want key=value with a daemon.json key or a dockerd flag (log-level=debug, log-opt=max-size=10m)", o)
 	}
-	key := name
-	if k, ok := flagKeys[name]; ok {
-		key = k
-	}
+	key := provision.DaemonKeyOfFlag(name)
 	if why, owned := ownedKeys[key]; owned {
 		return "", nil, fmt.Errorf("--engine-opt %s: not here: %s", name, why)
 	}
@@ -433,10 +419,8 @@ func suggestKey(name string) string {
 			near = append(near, k)
 		}
 	}
-	for f := range flagKeys {
-		if strings.TrimSuffix(f, "s") == strings.TrimSuffix(name, "s") {
-			near = append(near, f)
-		}
+	if k := provision.DaemonKeyOfFlag(strings.TrimSuffix(name, "s")); k != strings.TrimSuffix(name, "s") {
+		near = append(near, strings.TrimSuffix(name, "s"))
 	}
 	if len(near) == 0 {
 		return ""

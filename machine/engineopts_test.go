@@ -79,7 +79,7 @@ func TestEngineOptionsRefused(t *testing.T) {
 		{[]string{"Bad=x"}, "want key=value"},
 		{[]string{"a b=c"}, "want key=value"},
 		{[]string{"hosts=tcp://0.0.0.0:2375"}, "not here"},
-		{[]string{"host=tcp://0.0.0.0:2375"}, "no such"},
+		{[]string{"host=tcp://0.0.0.0:2375"}, "not here"},
 		{[]string{"tlsverify=false"}, "not here"},
 		{[]string{"log-level=debug", "log-level=info"}, "given twice"},
 		{[]string{"log-opt=max-size=1m", "log-opt=max-size=2m"}, "max-size is given twice"},

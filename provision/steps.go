@@ -229,8 +229,16 @@ func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
 	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.daemonSettings())
 }
 func (s daemonJSONStep) Check(_ context.Context, h *Host) (bool, error) {
-	_, changed, err := s.merge(h)
-	return changed, err
+	out, changed, err := s.merge(h)
+	if err != nil || !changed {
+		return changed, err
+	}
+	// A key the command line sets too (a drop-in's --label, carried by
+	// the TLS drop-in) would keep dockerd from starting.
+	if keys := flagConflicts(carriedExecStart(h.Facts.Section("unit")), out); len(keys) > 0 {
+		return false, fmt.Errorf("docker.service's command line (a drop-in in %s) sets %s, which %s would set too, and dockerd refuses both: move them into daemon.json or drop the engine settings that add them", dropInDir, strings.Join(keys, ", "), daemonJSONPath)
+	}
+	return true, nil
 }
 func (s daemonJSONStep) Apply(ctx context.Context, h *Host) error {
 	out, _, err := s.merge(h)
@@ -295,10 +303,10 @@ func (tlsStep) files(h *Host) []tlsFile {
 }
 
 // dropIn is the systemd drop-in (templates/dockerd) that adds the TLS socket
-// to the unit's own command line; settings stay in daemon.json, so the two
-// never clash.
+// to the command line dockerd runs with now (carriedExecStart); settings
+// stay in daemon.json, so the two never clash.
 func (tlsStep) dropIn(h *Host) (string, error) {
-	orig := mainExecStart(h.Facts.Section("unit"))
+	orig := carriedExecStart(h.Facts.Section("unit"))
 	if orig == "" {
 		return "", fmt.Errorf("cannot read docker.service's ExecStart (systemctl cat docker.service)")
 	}
@@ -312,19 +320,72 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 
+// carriedExecStart is the command line dockerd is started with as the unit
+// and its drop-ins say (shoal's own drop-in left out), without the TCP
+// sockets and TLS flags shoal sets itself. Another tool's drop-in (docker-
+// machine's 10-machine.conf: --storage-driver, --label, its engine options,
+// -H unix://) is carried: dropping it would change the storage driver,
+// which hides every image and container, and move the local socket.
+func carriedExecStart(systemctlCat string) string {
+	exec := execStart(systemctlCat, true)
+	if exec == "" {
+		return ""
+	}
+	words := strings.Fields(exec)
+	out := words[:1:1]
+	for i := 1; i < len(words); i++ {
+		w := words[i]
+		name, val, hasVal := strings.Cut(w, "=")
+		switch name {
+		case "-H", "--host":
+			if !hasVal && i+1 < len(words) {
+				val = words[i+1]
+				if strings.HasPrefix(val, "tcp://") {
+					i++
+					continue
+				}
+			}
+			if strings.HasPrefix(val, "tcp://") {
+				continue
+			}
+		case "--tls", "--tlsverify":
+			continue
+		case "--tlscacert", "--tlscert", "--tlskey":
+			if !hasVal {
+				i++
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, " ")
+}
+
 // mainExecStart returns the ExecStart of the unit file itself, not of a
 // drop-in, on one line: CentOS 7's own docker.service spreads it over many
 // with trailing backslashes.
 func mainExecStart(systemctlCat string) string {
+	return execStart(systemctlCat, false)
+}
+
+// execStart returns the unit's ExecStart on one line; with dropIns, the one
+// systemd runs: the last one set, a drop-in's empty ExecStart= clearing
+// what came before. shoal's own drop-in is not read.
+func execStart(systemctlCat string, dropIns bool) string {
 	exec := ""
 	lines := strings.Split(systemctlCat, "\n")
+	ours := false
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if i > 0 && strings.HasPrefix(l, "# /") {
-			break // a drop-in starts here
+			if !dropIns {
+				break // a drop-in starts here
+			}
+			ours = strings.TrimSpace(l) == "# "+dropInPath
+			continue
 		}
 		v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart=")
-		if !ok {
+		if !ok || ours {
 			continue
 		}
 		words := []string{}
@@ -340,9 +401,7 @@ func mainExecStart(systemctlCat string) string {
 			i++
 			v = lines[i]
 		}
-		if len(words) > 0 {
-			exec = strings.Join(words, " ")
-		}
+		exec = strings.Join(words, " ") // ExecStart= (empty) clears
 	}
 	return exec
 }

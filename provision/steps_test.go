@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -25,4 +26,68 @@ func TestRPMInstalled(t *testing.T) {
 			t.Errorf("RPMInstalled(%s) = %v, want %v", pkg, got, want)
 		}
 	}
+}
+
+// dmDropIn is docker-machine's 10-machine.conf (libmachine's systemd
+// template) as `systemctl cat docker.service` shows it after the unit.
+const dmDropIn = "# /lib/systemd/system/docker.service\n[Service]\nType=notify\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\n\n" +
+	"# /etc/systemd/system/docker.service.d/10-machine.conf\n[Service]\nExecStart=\n" +
+	"ExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --storage-driver overlay2 --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=generic --log-opt=max-size=10m \n" +
+	"Environment=\n"
+
+// TestCarriedExecStart (issue 27): the command line shoal's TLS drop-in
+// builds on is the one dockerd runs with, another tool's drop-in included,
+// without the TCP sockets and TLS flags shoal sets; shoal's own drop-in is
+// never read back.
+func TestCarriedExecStart(t *testing.T) {
+	ours := "\n# " + dropInPath + "\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/docker/shoal/ca.pem --tlscert=/etc/docker/shoal/server.pem --tlskey=/etc/docker/shoal/server-key.pem\n"
+	for _, tc := range []struct{ name, unit, want string }{
+		{"the unit's own", "# /lib/systemd/system/docker.service\n[Service]\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\n", "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"},
+		{"docker-machine's drop-in", dmDropIn, "/usr/bin/dockerd -H unix:///var/run/docker.sock --storage-driver overlay2 --label provider=generic --log-opt=max-size=10m"},
+		{"docker-machine's, then shoal's", dmDropIn + ours, "/usr/bin/dockerd -H unix:///var/run/docker.sock --storage-driver overlay2 --label provider=generic --log-opt=max-size=10m"},
+		{"shoal's only", "# /lib/systemd/system/docker.service\n[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n" + ours, "/usr/sbin/dockerd -H fd://"},
+		{"= forms", "# /lib/systemd/system/docker.service\n[Service]\nExecStart=/usr/bin/dockerd --host=tcp://0.0.0.0:2375 -H=unix:///run/d.sock --tls=true --tlskey=/k --data-root /srv/d\n", "/usr/bin/dockerd -H=unix:///run/d.sock --data-root /srv/d"},
+		{"cleared", "# /lib/systemd/system/docker.service\n[Service]\nExecStart=/usr/bin/dockerd\n\n# /etc/systemd/system/docker.service.d/x.conf\n[Service]\nExecStart=\n", ""},
+	} {
+		if got := carriedExecStart(tc.unit); got != tc.want {
+			t.Errorf("%s:\ngot  %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFlagConflicts: a daemon.json key a carried flag sets too is found
+// before anything is written (dockerd would not start).
+func TestFlagConflicts(t *testing.T) {
+	exec := carriedExecStart(dmDropIn)
+	if got := flagConflicts(exec, []byte(`{"labels":["a=b"],"storage-driver":"overlay2","log-level":"warn","log-opts":{}}`)); strings.Join(got, ",") != "labels,log-opts,storage-driver" {
+		t.Errorf("conflicts %q", got)
+	}
+	if got := flagConflicts(exec, []byte(`{"log-level":"warn"}`)); len(got) != 0 {
+		t.Errorf("conflicts %q, want none", got)
+	}
+	if got := flagConflicts("/usr/bin/dockerd -H fd:// -D", []byte(`{"hosts":["unix://"],"debug":true}`)); strings.Join(got, ",") != "debug,hosts" {
+		t.Errorf("short flags: %q", got)
+	}
+}
+
+// FuzzCarriedExecStart: whatever the unit says, the carried line never
+// holds a TCP socket or a TLS flag of its own, and does not panic.
+func FuzzCarriedExecStart(f *testing.F) {
+	f.Add(dmDropIn)
+	f.Add("# /x\nExecStart=/usr/bin/dockerd -H\n")
+	f.Add("ExecStart=dockerd --tlscacert\n")
+	f.Fuzz(func(t *testing.T, unit string) {
+		got := carriedExecStart(unit)
+		words := strings.Fields(got)
+		for i := 1; i < len(words); i++ {
+			name, val, hasVal := strings.Cut(words[i], "=")
+			if (name == "-H" || name == "--host") && !hasVal && i+1 < len(words) {
+				val = words[i+1]
+			}
+			tcp := (name == "-H" || name == "--host") && strings.HasPrefix(val, "tcp://")
+			if tcp || name == "--tlsverify" || name == "--tlscacert" || name == "--tlskey" || name == "--tlscert" || name == "--tls" {
+				t.Fatalf("carried %q from %q", got, unit)
+			}
+		}
+	})
 }
