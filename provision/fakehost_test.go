@@ -182,6 +182,8 @@ type fakeHost struct {
 	// (host: dockerd-refuses): --validate refuses them (Docker 23 on), and
 	// dockerd does not start with them.
 	refuses []string
+	// socketRestarts counts docker.socket's restarts.
+	socketRestarts int
 }
 
 func newFakeHost(t testing.TB, fix fixture) *fakeHost {
@@ -634,8 +636,15 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 		case "systemctl start docker":
 			if !h.active {
 				h.pid += 100
+				if why := h.dockerdRefusal(); why != "" {
+					return h.fail(cmd, 1, "Job for docker.service failed because the control process exited with error code.")
+				}
 			}
 			h.active = true
+		case "systemctl stop docker":
+			h.active = false
+		case "systemctl restart docker.socket":
+			h.socketRestarts++
 		case "systemctl restart docker":
 			h.pid += 100
 			h.active = true

@@ -327,7 +327,7 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 // -H unix://) is carried: dropping it would change the storage driver,
 // which hides every image and container, and move the local socket.
 func carriedExecStart(systemctlCat string) string {
-	exec := execStart(systemctlCat, true)
+	exec := execStart(systemctlCat, true, false)
 	if exec == "" {
 		return ""
 	}
@@ -361,31 +361,59 @@ func carriedExecStart(systemctlCat string) string {
 	return strings.Join(out, " ")
 }
 
+// socketMoves says whether dockerd's local socket goes from a path it
+// binds itself (-H unix://..., or no -H: its default) to the one systemd's
+// docker.socket hands it (-H fd://). The old dockerd unlinks the path when
+// it stops, and docker.socket's listener would be gone from it: the socket
+// unit must be restarted between the two.
+func socketMoves(running, next string) bool {
+	hosts := func(exec string) (unix, fd bool) {
+		words := strings.Fields(exec)
+		given := false
+		for i, w := range words {
+			name, val, hasVal := strings.Cut(w, "=")
+			if name != "-H" && name != "--host" {
+				continue
+			}
+			if !hasVal && i+1 < len(words) {
+				val = words[i+1]
+			}
+			given = true
+			unix = unix || strings.HasPrefix(val, "unix://")
+			fd = fd || strings.HasPrefix(val, "fd://")
+		}
+		return unix || (!given && exec != ""), fd
+	}
+	runUnix, runFD := hosts(running)
+	_, nextFD := hosts(next)
+	return runUnix && !runFD && nextFD
+}
+
 // mainExecStart returns the ExecStart of the unit file itself, not of a
 // drop-in, on one line: CentOS 7's own docker.service spreads it over many
 // with trailing backslashes.
 func mainExecStart(systemctlCat string) string {
-	return execStart(systemctlCat, false)
+	return execStart(systemctlCat, false, false)
 }
 
 // execStart returns the unit's ExecStart on one line; with dropIns, the one
 // systemd runs: the last one set, a drop-in's empty ExecStart= clearing
-// what came before. shoal's own drop-in is not read.
-func execStart(systemctlCat string, dropIns bool) string {
+// what came before. shoal's own drop-in is read only with ours.
+func execStart(systemctlCat string, dropIns, ours bool) string {
 	exec := ""
 	lines := strings.Split(systemctlCat, "\n")
-	ours := false
+	skip := false
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if i > 0 && strings.HasPrefix(l, "# /") {
 			if !dropIns {
 				break // a drop-in starts here
 			}
-			ours = strings.TrimSpace(l) == "# "+dropInPath
+			skip = !ours && strings.TrimSpace(l) == "# "+dropInPath
 			continue
 		}
 		v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart=")
-		if !ok || ours {
+		if !ok || skip {
 			continue
 		}
 		words := []string{}
@@ -449,6 +477,8 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 	if h.Facts.sections["dropin"] != dropIn {
 		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644, DirMode: 0o755})
 		h.reload = true
+		unit := h.Facts.Section("unit")
+		h.restartSocket = socketMoves(execStart(unit, true, true), carriedExecStart(unit))
 	}
 	if err := writeFiles(ctx, h.R, files); err != nil {
 		return err
@@ -474,7 +504,11 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	if h.Facts.Section("enabled") != "enabled" {
 		cmds = append(cmds, "systemctl enable docker")
 	}
-	if h.restart {
+	if h.restart && h.restartSocket {
+		// The socket moves to docker.socket's: it listens on the path
+		// again once the old dockerd, which unlinks it, has stopped.
+		cmds = append(cmds, "systemctl stop docker", "systemctl restart docker.socket", "systemctl start docker")
+	} else if h.restart {
 		// restart, not start: a dockerd still "activating" (a host that just
 		// booted) would keep its old configuration after a start.
 		cmds = append(cmds, "systemctl restart docker")

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -90,4 +91,49 @@ func FuzzCarriedExecStart(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSocketMoves(t *testing.T) {
+	for _, tc := range []struct {
+		running, next string
+		want          bool
+	}{
+		{"/usr/bin/dockerd -H unix:///var/run/docker.sock --storage-driver overlay2", "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS", true},
+		{"/usr/bin/dockerd --host=unix:///var/run/docker.sock", "/usr/bin/dockerd -H=fd://", true},
+		{"/usr/bin/dockerd", "/usr/bin/dockerd -H fd://", true}, // no -H: dockerd binds the default path
+		{"/usr/sbin/dockerd -H fd://", "/usr/sbin/dockerd -H fd:// --label a=b", false},
+		{"/usr/bin/dockerd -H unix:///var/run/docker.sock", "/usr/bin/dockerd -H unix:///var/run/docker.sock --label a=b", false},
+		{"/usr/bin/dockerd -H fd:// -H unix:///x.sock", "/usr/bin/dockerd -H fd://", false},
+		{"", "/usr/bin/dockerd -H fd://", false}, // not installed yet
+	} {
+		if got := socketMoves(tc.running, tc.next); got != tc.want {
+			t.Errorf("socketMoves(%q, %q) = %v, want %v", tc.running, tc.next, got, tc.want)
+		}
+	}
+}
+
+// TestSocketRestartedWhenItMoves: a host whose dockerd binds the socket's
+// path itself (here from a drop-in shoal carried docker-machine's -H
+// unix:// into, that drop-in since removed) gets -H fd://: dockerd stops,
+// docker.socket restarts (listening on the path the old dockerd unlinked),
+// dockerd starts.
+func TestSocketRestartedWhenItMoves(t *testing.T) {
+	fix := loadFixture(t, "testdata/hosts/rocky9.txt")
+	h := newFakeHost(t, fix)
+	h.files[dropInPath] = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H unix:///var/run/docker.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/docker/shoal/ca.pem --tlscert=/etc/docker/shoal/server.pem --tlskey=/etc/docker/shoal/server-key.pem\n"
+	if _, err := Provision(context.Background(), h, fix.spec(), h.progress); err != nil {
+		t.Fatal(err)
+	}
+	log := strings.Join(h.log, "\n")
+	if !strings.Contains(log, "systemctl stop docker && systemctl restart docker.socket && systemctl start docker") || h.socketRestarts != 1 || !h.active {
+		t.Errorf("socket restarts %d, active %v:\n%s", h.socketRestarts, h.active, log)
+	}
+	if !strings.Contains(h.files[dropInPath], "-H fd://") {
+		t.Errorf("drop-in:\n%s", h.files[dropInPath])
+	}
+	// Once moved, it stays: the next run restarts nothing.
+	h.log = nil
+	if _, err := Provision(context.Background(), h, fix.spec(), h.progress); err != nil || h.socketRestarts != 1 {
+		t.Errorf("second run: %v, socket restarts %d", err, h.socketRestarts)
+	}
 }
