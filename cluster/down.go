@@ -159,6 +159,7 @@ func purgeScript(dockerUser, cluster string) string {
 		provision.PersistUndo(),
 		"rm -f /etc/systemd/system/docker.service.d/shoal.conf /etc/systemd/system/docker.service.d/shoal-env.conf",
 		"rm -rf /etc/docker/shoal",
+		"rm -f /etc/docker/daemon.json.shoal-prev /etc/docker/daemon.json.shoal-new",
 		"if [ -e /etc/docker/daemon.json.shoal-orig ]; then mv -f /etc/docker/daemon.json.shoal-orig /etc/docker/daemon.json; else rm -f /etc/docker/daemon.json; fi",
 		"strip /etc/hosts " + shell.Quote(provision.HostsBegin) + " " + shell.Quote(provision.HostsEnd),
 		"restorerepos /etc/yum.repos.d",

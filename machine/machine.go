@@ -454,7 +454,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	if err != nil {
 		return provision.Spec{}, err
 	}
-	defaults, err := EngineDefaults(e.Opts, e.StorageDriver)
+	opts, err := EngineOptions(e.Opts, e.StorageDriver)
 	if err != nil {
 		return provision.Spec{}, fmt.Errorf("%s: %w", mach.Name, err)
 	}
@@ -464,10 +464,10 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 		Install: osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL,
 			OSMirror: e.OSMirror, ReplaceConflicting: e.ReplaceConflicting},
 		Daemon: provision.DaemonSettings{
-			InsecureRegistries: append(append([]string(nil), e.InsecureRegistries...), registries...),
-			RegistryMirrors:    e.RegistryMirrors,
-			Labels:             e.Labels,
-			Defaults:           defaults,
+			InsecureRegistries: concat(e.InsecureRegistries, opts.InsecureRegistries, registries),
+			RegistryMirrors:    concat(e.RegistryMirrors, opts.RegistryMirrors),
+			Labels:             concat(e.Labels, opts.Labels),
+			Defaults:           opts.Defaults,
 		},
 		DockerEnv:      e.Env,
 		Hosts:          hosts,
@@ -483,6 +483,15 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 		spec.TLS = tls
 	}
 	return spec, nil
+}
+
+// concat joins lists into a new one (nil when all are empty).
+func concat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // CA returns the store's CA, creating it (and the client certificate) once.

@@ -69,7 +69,7 @@ func EngineErrors(e store.Engine) []error {
 		add("--engine-tls-port", validate.Port(e.TLSPort))
 	}
 	// docker-machine's engine flags; their errors name the flag.
-	if _, err := EngineDefaults(e.Opts, e.StorageDriver); err != nil {
+	if _, err := EngineOptions(e.Opts, e.StorageDriver); err != nil {
 		errs = append(errs, err)
 	}
 	for _, err := range []error{provision.ValidateEnv(e.Env), ValidateSANs(e.TLSSANs)} {

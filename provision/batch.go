@@ -99,8 +99,11 @@ func (b *batch) flush(ctx context.Context, h *Host, rep *Report, progress Progre
 		if errors.As(err, &be) && be.Label != "" {
 			failed = be.Label
 		}
-		if failed == (serviceStep{}).Name() {
+		switch failed {
+		case (serviceStep{}).Name():
 			err = serviceFailed(ctx, h, err)
+		case (daemonJSONStep{}).Name():
+			err = daemonJSONRefused(err)
 		}
 	}
 	took := time.Since(start).Round(time.Millisecond).String()

@@ -158,3 +158,53 @@ func daemonTLSConflicts(current []byte) []string {
 	}
 	return out
 }
+
+// flagKeys are dockerd's flags whose daemon.json key has another name.
+var flagKeys = map[string]string{
+	"add-runtime": "runtimes", "authorization-plugin": "authorization-plugins", "cdi-spec-dir": "cdi-spec-dirs",
+	"default-address-pool": "default-address-pools", "default-network-opt": "default-network-opts",
+	"default-ulimit": "default-ulimits", "dns-opt": "dns-opts", "exec-opt": "exec-opts", "feature": "features",
+	"graph": "data-root", "insecure-registry": "insecure-registries", "label": "labels", "log-opt": "log-opts",
+	"node-generic-resource": "node-generic-resources", "registry-mirror": "registry-mirrors",
+	"storage-opt": "storage-opts", "host": "hosts",
+}
+
+// shortFlags are dockerd's one-letter flags.
+var shortFlags = map[string]string{"H": "hosts", "D": "debug", "l": "log-level", "s": "storage-driver", "b": "bridge", "g": "data-root", "G": "group", "p": "pidfile"}
+
+// DaemonKeyOfFlag is the daemon.json key that dockerd's flag name (without
+// its dashes: log-opt, label, H) sets; a name that is no flag of another
+// key's is returned as it is.
+func DaemonKeyOfFlag(name string) string {
+	if k, ok := flagKeys[name]; ok {
+		return k
+	}
+	if k, ok := shortFlags[name]; ok {
+		return k
+	}
+	return name
+}
+
+// flagConflicts lists the keys of the daemon.json doc that a flag of the
+// command line exec sets too: dockerd refuses to start with both.
+func flagConflicts(exec string, doc []byte) []string {
+	keys, err := parseDaemonJSON(doc)
+	if err != nil || len(bytes.TrimSpace(doc)) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range strings.Fields(exec) {
+		if !strings.HasPrefix(w, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(w, "-"), "=")
+		k := DaemonKeyOfFlag(name)
+		if _, set := keys[k]; set && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

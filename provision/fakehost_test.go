@@ -178,6 +178,12 @@ type fakeHost struct {
 	// another process although the check just found it free.
 	lockRace int
 	removed  []string
+	// refuses are daemon.json keys this dockerd does not know
+	// (host: dockerd-refuses): --validate refuses them (Docker 23 on), and
+	// dockerd does not start with them.
+	refuses []string
+	// socketRestarts counts docker.socket's restarts.
+	socketRestarts int
 }
 
 func newFakeHost(t testing.TB, fix fixture) *fakeHost {
@@ -245,6 +251,7 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 	for _, d := range strings.Fields(fix.get("host", "dead-repo-hosts")) {
 		h.deadHosts[d] = true
 	}
+	h.refuses = strings.Fields(fix.get("host", "dockerd-refuses"))
 	h.lockHeld, _ = strconv.Atoi(fix.get("host", "lock-held"))
 	h.lockRace, _ = strconv.Atoi(fix.get("host", "lock-race"))
 	// -- repos -- holds /etc/yum.repos.d: "#@file PATH" then its text.
@@ -339,6 +346,12 @@ func (h *fakeHost) show(cmd string) string {
 	}
 	if cmd == dockerVersionCmd {
 		return "<the daemon's version: curl /_ping, else docker info>"
+	}
+	if cmd == installDaemonJSONCmd {
+		return "<daemon.json.shoal-new checked by dockerd --validate where it can, then put in place (the old one kept as .shoal-prev)>"
+	}
+	if cmd == restoreDaemonJSONCmd {
+		return "<daemon.json.shoal-prev put back (or daemon.json removed), dockerd restarted>"
 	}
 	return cmd
 }
@@ -495,6 +508,18 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return ok("")
 	case strings.HasPrefix(cmd, "[ -d '/etc/") && strings.Contains(cmd, "' ] || install -d -m 0755 '/etc/"):
 		return ok("")
+	case cmd == installDaemonJSONCmd:
+		return h.installDaemonJSON(cmd)
+	case cmd == restoreDaemonJSONCmd:
+		if prev, ok := h.files[daemonJSONPrev]; ok {
+			h.files[daemonJSONPath] = prev
+			delete(h.files, daemonJSONPrev)
+		} else {
+			delete(h.files, daemonJSONPath)
+		}
+		return h.systemctl("systemctl restart docker")
+	case cmd == dockerdWhyCmd:
+		return ok(fmt.Sprintf("docker.service - Docker Application Container Engine\n     Active: %s\n%s\n", map[bool]string{true: "active (running)", false: "failed"}[h.active], h.dockerdRefusal()))
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)
 	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
@@ -611,11 +636,22 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 		case "systemctl start docker":
 			if !h.active {
 				h.pid += 100
+				if why := h.dockerdRefusal(); why != "" {
+					return h.fail(cmd, 1, "Job for docker.service failed because the control process exited with error code.")
+				}
 			}
 			h.active = true
+		case "systemctl stop docker":
+			h.active = false
+		case "systemctl restart docker.socket":
+			h.socketRestarts++
 		case "systemctl restart docker":
 			h.pid += 100
 			h.active = true
+			if why := h.dockerdRefusal(); why != "" {
+				h.active = false
+				return h.fail(cmd, 1, "Job for docker.service failed because the control process exited with error code.")
+			}
 		default:
 			h.t.Errorf("%s: unknown systemctl command %q", h.fix.name, c)
 			return h.fail(cmd, 1, "unknown")
@@ -624,6 +660,43 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 			return h.fail(cmd, 5, "Failed to "+c+": Unit docker.service not found.")
 		}
 	}
+	return ok("")
+}
+
+// dockerdRefusal is what dockerd says of the host's daemon.json when it
+// holds a key it does not know ("" when it has none).
+func (h *fakeHost) dockerdRefusal() string {
+	return h.refusal(h.files[daemonJSONPath])
+}
+
+func (h *fakeHost) refusal(daemonJSON string) string {
+	for _, k := range h.refuses {
+		if strings.Contains(daemonJSON, `"`+k+`"`) {
+			return "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives don't match any configuration option: " + k
+		}
+	}
+	return ""
+}
+
+// installDaemonJSON is installDaemonJSONCmd: dockerd from 23 on checks the
+// new file first.
+func (h *fakeHost) installDaemonJSON(cmd string) (sshrun.Result, error) {
+	next, have := h.files[daemonJSONNew]
+	if !have {
+		return h.fail(cmd, 1, "mv: cannot stat '"+daemonJSONNew+"': No such file or directory")
+	}
+	if major, _ := strconv.Atoi(strings.Split(h.docker, ".")[0]); major >= 23 {
+		if why := h.refusal(next); why != "" {
+			delete(h.files, daemonJSONNew)
+			return h.fail(cmd, 1, strings.Replace(why, daemonJSONPath, daemonJSONNew, 1))
+		}
+	}
+	delete(h.files, daemonJSONPrev)
+	if cur, exists := h.files[daemonJSONPath]; exists {
+		h.files[daemonJSONPrev] = cur
+	}
+	h.files[daemonJSONPath] = next
+	delete(h.files, daemonJSONNew)
 	return ok("")
 }
 

@@ -81,6 +81,12 @@ type Host struct {
 	restart bool
 	// reload is set when a systemd unit file changed.
 	reload bool
+	// restartSocket is set when dockerd's local socket moves to
+	// docker.socket's (socketMoves): the socket unit restarts with it.
+	restartSocket bool
+	// daemonJSON is set when this run replaced daemon.json: a dockerd that
+	// then does not start gets the host's old file back.
+	daemonJSON bool
 	// reenable are units to enable (again) after the reload, before
 	// dockerd starts (EnableUnit).
 	reenable []string

@@ -24,6 +24,14 @@ const (
 	dropInPath       = dropInDir + "/shoal.conf"
 )
 
+// daemonJSONNew is the merged file before dockerd has checked it;
+// daemonJSONPrev the host's file before this run's change, kept for the
+// case that dockerd does not start with the new one.
+const (
+	daemonJSONNew  = "/etc/docker/daemon.json.shoal-new"
+	daemonJSONPrev = "/etc/docker/daemon.json.shoal-prev"
+)
+
 type hostnameStep struct{}
 
 func (hostnameStep) Name() string { return "hostname" }
@@ -221,8 +229,16 @@ func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
 	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.daemonSettings())
 }
 func (s daemonJSONStep) Check(_ context.Context, h *Host) (bool, error) {
-	_, changed, err := s.merge(h)
-	return changed, err
+	out, changed, err := s.merge(h)
+	if err != nil || !changed {
+		return changed, err
+	}
+	// A key the command line sets too (a drop-in's --label, carried by
+	// the TLS drop-in) would keep dockerd from starting.
+	if keys := flagConflicts(carriedExecStart(h.Facts.Section("unit")), out); len(keys) > 0 {
+		return false, fmt.Errorf("docker.service's command line (a drop-in in %s) sets %s, which %s would set too, and dockerd refuses both: move them into daemon.json or drop the engine settings that add them", dropInDir, strings.Join(keys, ", "), daemonJSONPath)
+	}
+	return true, nil
 }
 func (s daemonJSONStep) Apply(ctx context.Context, h *Host) error {
 	out, _, err := s.merge(h)
@@ -236,12 +252,36 @@ func (s daemonJSONStep) Apply(ctx context.Context, h *Host) error {
 	if _, err := h.R.RunSudo(ctx, prep); err != nil {
 		return err
 	}
-	if err := h.R.WriteFile(ctx, daemonJSONPath, out, 0o644, ""); err != nil {
+	if err := h.R.WriteFile(ctx, daemonJSONNew, out, 0o644, ""); err != nil {
 		return err
 	}
+	if _, err := h.R.RunSudo(ctx, installDaemonJSONCmd); err != nil {
+		return daemonJSONRefused(err)
+	}
+	h.daemonJSON = true
 	h.restart = true
 	return nil
 }
+
+// installDaemonJSONCmd puts the merged file in place once the host's own
+// dockerd has checked it, where it can (--validate came with Docker 23; an
+// older one is checked by starting it, and serviceFailed puts the old file
+// back when it does not start). A refused file is removed: the host's file
+// stays and the running dockerd is not touched.
+const installDaemonJSONCmd = `if command -v dockerd >/dev/null && dockerd --help 2>&1 | grep -q -e '--validate'; then ` +
+	`dockerd --validate --config-file ` + daemonJSONNew + ` >/dev/null || { rc=$?; rm -f ` + daemonJSONNew + `; exit $rc; }; fi; ` +
+	`rm -f ` + daemonJSONPrev + ` && { [ ! -e ` + daemonJSONPath + ` ] || cp -p ` + daemonJSONPath + ` ` + daemonJSONPrev + `; } && ` +
+	`mv -f ` + daemonJSONNew + ` ` + daemonJSONPath
+
+// daemonJSONRefused says what installDaemonJSONCmd's failure left.
+func daemonJSONRefused(err error) error {
+	return fmt.Errorf("the host's dockerd refused the merged %s (dockerd --validate): the file and the running dockerd are as they were: %w", daemonJSONPath, err)
+}
+
+// restoreDaemonJSONCmd puts back the file installDaemonJSONCmd replaced (or
+// removes the one it made) and starts dockerd again.
+const restoreDaemonJSONCmd = `if [ -e ` + daemonJSONPrev + ` ]; then mv -f ` + daemonJSONPrev + ` ` + daemonJSONPath + `; else rm -f ` + daemonJSONPath + `; fi && ` +
+	`{ systemctl reset-failed docker.service docker.socket; systemctl restart docker; }`
 
 type tlsStep struct{}
 
@@ -263,10 +303,10 @@ func (tlsStep) files(h *Host) []tlsFile {
 }
 
 // dropIn is the systemd drop-in (templates/dockerd) that adds the TLS socket
-// to the unit's own command line; settings stay in daemon.json, so the two
-// never clash.
+// to the command line dockerd runs with now (carriedExecStart); settings
+// stay in daemon.json, so the two never clash.
 func (tlsStep) dropIn(h *Host) (string, error) {
-	orig := mainExecStart(h.Facts.Section("unit"))
+	orig := carriedExecStart(h.Facts.Section("unit"))
 	if orig == "" {
 		return "", fmt.Errorf("cannot read docker.service's ExecStart (systemctl cat docker.service)")
 	}
@@ -280,19 +320,100 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 
+// carriedExecStart is the command line dockerd is started with as the unit
+// and its drop-ins say (shoal's own drop-in left out), without the TCP
+// sockets and TLS flags shoal sets itself. Another tool's drop-in (docker-
+// machine's 10-machine.conf: --storage-driver, --label, its engine options,
+// -H unix://) is carried: dropping it would change the storage driver,
+// which hides every image and container, and move the local socket.
+func carriedExecStart(systemctlCat string) string {
+	exec := execStart(systemctlCat, true, false)
+	if exec == "" {
+		return ""
+	}
+	words := strings.Fields(exec)
+	out := words[:1:1]
+	for i := 1; i < len(words); i++ {
+		w := words[i]
+		name, val, hasVal := strings.Cut(w, "=")
+		switch name {
+		case "-H", "--host":
+			if !hasVal && i+1 < len(words) {
+				val = words[i+1]
+				if strings.HasPrefix(val, "tcp://") {
+					i++
+					continue
+				}
+			}
+			if strings.HasPrefix(val, "tcp://") {
+				continue
+			}
+		case "--tls", "--tlsverify":
+			continue
+		case "--tlscacert", "--tlscert", "--tlskey":
+			if !hasVal {
+				i++
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, " ")
+}
+
+// socketMoves says whether dockerd's local socket goes from a path it
+// binds itself (-H unix://..., or no -H: its default) to the one systemd's
+// docker.socket hands it (-H fd://). The old dockerd unlinks the path when
+// it stops, and docker.socket's listener would be gone from it: the socket
+// unit must be restarted between the two.
+func socketMoves(running, next string) bool {
+	hosts := func(exec string) (unix, fd bool) {
+		words := strings.Fields(exec)
+		given := false
+		for i, w := range words {
+			name, val, hasVal := strings.Cut(w, "=")
+			if name != "-H" && name != "--host" {
+				continue
+			}
+			if !hasVal && i+1 < len(words) {
+				val = words[i+1]
+			}
+			given = true
+			unix = unix || strings.HasPrefix(val, "unix://")
+			fd = fd || strings.HasPrefix(val, "fd://")
+		}
+		return unix || (!given && exec != ""), fd
+	}
+	runUnix, runFD := hosts(running)
+	_, nextFD := hosts(next)
+	return runUnix && !runFD && nextFD
+}
+
 // mainExecStart returns the ExecStart of the unit file itself, not of a
 // drop-in, on one line: CentOS 7's own docker.service spreads it over many
 // with trailing backslashes.
 func mainExecStart(systemctlCat string) string {
+	return execStart(systemctlCat, false, false)
+}
+
+// execStart returns the unit's ExecStart on one line; with dropIns, the one
+// systemd runs: the last one set, a drop-in's empty ExecStart= clearing
+// what came before. shoal's own drop-in is read only with ours.
+func execStart(systemctlCat string, dropIns, ours bool) string {
 	exec := ""
 	lines := strings.Split(systemctlCat, "\n")
+	skip := false
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if i > 0 && strings.HasPrefix(l, "# /") {
-			break // a drop-in starts here
+			if !dropIns {
+				break // a drop-in starts here
+			}
+			skip = !ours && strings.TrimSpace(l) == "# "+dropInPath
+			continue
 		}
 		v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart=")
-		if !ok {
+		if !ok || skip {
 			continue
 		}
 		words := []string{}
@@ -308,9 +429,7 @@ func mainExecStart(systemctlCat string) string {
 			i++
 			v = lines[i]
 		}
-		if len(words) > 0 {
-			exec = strings.Join(words, " ")
-		}
+		exec = strings.Join(words, " ") // ExecStart= (empty) clears
 	}
 	return exec
 }
@@ -358,6 +477,8 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 	if h.Facts.sections["dropin"] != dropIn {
 		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644, DirMode: 0o755})
 		h.reload = true
+		unit := h.Facts.Section("unit")
+		h.restartSocket = socketMoves(execStart(unit, true, true), carriedExecStart(unit))
 	}
 	if err := writeFiles(ctx, h.R, files); err != nil {
 		return err
@@ -383,7 +504,11 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	if h.Facts.Section("enabled") != "enabled" {
 		cmds = append(cmds, "systemctl enable docker")
 	}
-	if h.restart {
+	if h.restart && h.restartSocket {
+		// The socket moves to docker.socket's: it listens on the path
+		// again once the old dockerd, which unlinks it, has stopped.
+		cmds = append(cmds, "systemctl stop docker", "systemctl restart docker.socket", "systemctl start docker")
+	} else if h.restart {
 		// restart, not start: a dockerd still "activating" (a host that just
 		// booted) would keep its old configuration after a start.
 		cmds = append(cmds, "systemctl restart docker")
@@ -394,22 +519,37 @@ func (serviceStep) Apply(ctx context.Context, h *Host) error {
 	return serviceFailed(ctx, h, err)
 }
 
+// dockerdWhyCmd prints the unit's state and the journal's tail: dockerd
+// says there why it did not start (status's own lines are of the newest
+// attempt only, often just systemd's "Failed to start").
+const dockerdWhyCmd = "systemctl status docker --no-pager -n 0 2>&1 | head -n 8; journalctl -u docker.service --no-pager -n 10 -o cat 2>&1 | tail -n 10"
+
 // serviceFailed sees to a failed docker-service command (err nil: it did
 // not fail): a restart refused by systemd's start limit (docker.service: 3
 // starts a minute, which a roll or a renewal right after another counts)
 // is tried once more with the counter reset; an error carries the unit's
-// own words on why dockerd did not come up.
+// own words on why dockerd did not come up, and when this run replaced
+// daemon.json the old file goes back and dockerd starts again with it.
 func serviceFailed(ctx context.Context, h *Host, err error) error {
 	if err != nil && h.restart && strings.Contains(err.Error(), "attempted too often") {
 		_, err = h.R.RunSudo(ctx, "systemctl reset-failed docker.service docker.socket; systemctl restart docker")
 	}
-	if err != nil {
-		if st, _ := h.R.RunSudo(ctx, "systemctl status docker --no-pager -n 15 2>&1 | tail -n 20"); len(st.Stdout) > 0 {
-			return fmt.Errorf("%w\nsystemctl status docker:\n%s", err, st.Stdout)
-		}
+	if err == nil {
+		return nil
+	}
+	if st, _ := h.R.RunSudo(ctx, dockerdWhyCmd); len(st.Stdout) > 0 {
+		err = fmt.Errorf("%w\nsystemctl status docker, and dockerd's last words (journal):\n%s", err, st.Stdout)
+	}
+	if !h.daemonJSON {
 		return err
 	}
-	return nil
+	// This run's daemon.json may be why: the host's old one goes back, and
+	// dockerd with it.
+	if _, rerr := h.R.RunSudo(ctx, restoreDaemonJSONCmd); rerr != nil {
+		return fmt.Errorf("%w\n%s is as it was before this run, and dockerd did not start with it either: %v", err, daemonJSONPath, rerr)
+	}
+	h.daemonJSON = false
+	return fmt.Errorf("%w\n%s was put back as it was before this run, and dockerd runs with it again", err, daemonJSONPath)
 }
 
 // dockerVersionCmd prints the running daemon's version, and fails while

@@ -5,6 +5,7 @@ import (
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -39,6 +40,22 @@ func (a *accessFlags) secrets() (machine.Secrets, error) {
 		errs = append(errs, errors.New("the sudo password may not hold a line break"))
 	}
 	return s, errors.Join(errs...)
+}
+
+// manager reads the passwords (bad ones are invalid input, before the store
+// is opened) and returns the run's manager holding them. Every command
+// that may need root on a host (sudo) opens its manager this way.
+func (a *accessFlags) manager(g *globals, cmd *cobra.Command) (*machine.Manager, error) {
+	secrets, err := a.secrets()
+	if err != nil {
+		return nil, cli.Invalid(err)
+	}
+	m, err := g.manager(cmd)
+	if err != nil {
+		return nil, err
+	}
+	m.Secrets = secrets
+	return m, nil
 }
 
 func containsNewline(b []byte) bool {

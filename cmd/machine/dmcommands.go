@@ -98,6 +98,7 @@ func newVersion(g *globals) *cobra.Command {
 
 func newRegenerateCerts(g *globals) *cobra.Command {
 	var force, clientCerts bool
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "regenerate-certs [-f] [--client-certs] NAME...",
 		Short: "Issue new server certificates and install them (dockerd restarts)",
@@ -118,10 +119,11 @@ would otherwise all need new certificates.`,
 					return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
 				}
 			}
-			m, err := g.manager(cmd)
+			m, err := access.manager(g, cmd)
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			defer m.Progress.Close()
 			for _, n := range args {
 				if _, err := m.Load(n); err != nil {
@@ -145,5 +147,6 @@ would otherwise all need new certificates.`,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask")
 	cmd.Flags().BoolVar(&clientCerts, "client-certs", false, "also issue a new client certificate (the CA stays)")
+	access.bind(cmd.Flags(), true)
 	return cmd
 }

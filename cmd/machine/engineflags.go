@@ -23,7 +23,7 @@ func bindEngineCompat(fs *pflag.FlagSet, e *store.Engine) *engineCompat {
 	fs.StringVar(&c.installURL, "engine-install-url", "", "docker-machine's install script URL: only "+dockerInstallScript+" is accepted (shoal installs from the docker-ce repository: see --engine-repo-url)")
 	fs.IntVar(&e.TLSPort, "engine-tls-port", 0, "the engine's TLS port (default 2376)")
 	fs.IntVar(&e.TLSPort, "generic-engine-port", 0, "alias of --engine-tls-port (docker-machine's generic driver)")
-	fs.StringArrayVar(&e.Opts, "engine-opt", nil, "daemon.json key=value, e.g. log-level=debug or dns=8.8.8.8 (repeat); a key the host's daemon.json has is kept")
+	fs.StringArrayVar(&e.Opts, "engine-opt", nil, "a daemon.json key=value (log-level=debug, log-opts={\"max-size\":\"10m\"}) or a dockerd flag as docker-machine takes it (log-opt=max-size=10m, default-ulimit=nofile=1024:2048, label=k=v) (repeat); a key dockerd does not know is refused, a key the host's daemon.json has is kept")
 	fs.StringArrayVar(&e.Env, "engine-env", nil, "dockerd's environment NAME=VALUE, in a systemd drop-in (repeat)")
 	fs.StringVar(&e.StorageDriver, "engine-storage-driver", "", "storage-driver in daemon.json (kept if the host's daemon.json has one)")
 	fs.StringArrayVar(&e.TLSSANs, "tls-san", nil, "extra host name or IP address in the engine's server certificate (repeat)")

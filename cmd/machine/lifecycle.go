@@ -30,21 +30,30 @@ func forEach(ctx context.Context, names []string, f func(ctx context.Context, na
 	return errors.Join(errs...)
 }
 
+// newLifecycle makes start, stop, restart or kill. Start (and restart)
+// installs a new certificate when the address changed, which needs root on
+// the host: they take the access flags.
 func newLifecycle(g *globals, verb, short string, f func(*machine.Manager, context.Context, string) error) *cobra.Command {
-	return &cobra.Command{
+	var access accessFlags
+	cmd := &cobra.Command{
 		Use:               verb + " NAME...",
 		Short:             short,
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
+			m, err := access.manager(g, cmd)
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			defer m.Progress.Close()
 			return forEach(cmd.Context(), args, func(ctx context.Context, n string) error { return f(m, ctx, n) })
 		},
 	}
+	if verb == "start" || verb == "restart" {
+		access.bind(cmd.Flags(), true)
+	}
+	return cmd
 }
 
 func newProvision(g *globals) *cobra.Command {
@@ -56,15 +65,10 @@ func newProvision(g *globals) *cobra.Command {
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			secrets, err := access.secrets()
-			if err != nil {
-				return cli.Invalid(err)
-			}
-			m, err := g.manager(cmd)
+			m, err := access.manager(g, cmd)
 			if err != nil {
 				return err
 			}
-			m.Secrets = secrets
 			if acceptNew {
 				m.AcceptNewHostKey = map[string]bool{}
 				for _, n := range args {
@@ -144,6 +148,7 @@ func rotateClusterKeys(cmd *cobra.Command, m *machine.Manager, clusters map[stri
 
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:               "rm [-f] [-y] NAME...",
 		Aliases:           []string{"remove"},
@@ -163,10 +168,12 @@ func newRm(g *globals) *cobra.Command {
 					return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
 				}
 			}
-			m, err := g.manager(cmd)
+			// Leaving a swarm goes through the engine, which may need sudo.
+			m, err := access.manager(g, cmd)
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			if g.output == ui.ModeAuto {
 				m.Progress = ui.NewProgress(cmd.ErrOrStderr(), ui.ModePlain)
 			}
@@ -193,5 +200,6 @@ func newRm(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "forget the machine even when its host cannot be removed; implies -y")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	access.bind(cmd.Flags(), true)
 	return cmd
 }

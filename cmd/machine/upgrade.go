@@ -11,6 +11,7 @@ import (
 func newUpgrade(g *globals) *cobra.Command {
 	var version, install, repoURL string
 	var drainTimeout time.Duration
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "upgrade NAME [--engine-version V] [--engine-install M] [--engine-repo-url URL]",
 		Short: "Install the machine's Docker engine again as its settings say, one node's roll in a swarm",
@@ -22,10 +23,11 @@ machine in no swarm is just provisioned. A machine whose engine is right is
 not touched. A failure leaves the node drained and says what to type.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
+			m, err := access.manager(g, cmd)
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			set := func(e *store.Engine) {
 				if cmd.Flags().Changed("engine-version") {
 					e.Version = version
@@ -54,5 +56,6 @@ not touched. A failure leaves the node drained and says what to type.`,
 	cmd.Flags().StringVar(&install, "engine-install", "", "auto, repo, distro or skip")
 	cmd.Flags().StringVar(&repoURL, "engine-repo-url", "", "the package repository (docker-ce mirror; with distro on Debian an apt repository of docker.io)")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", 5*time.Minute, "how long its tasks may take to run elsewhere")
+	access.bind(cmd.Flags(), true)
 	return cmd
 }

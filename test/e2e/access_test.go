@@ -185,7 +185,22 @@ func TestAccessSudoPassword(t *testing.T) {
 	if ok.code != 0 {
 		t.Fatalf("provision again: %s", ok)
 	}
-	assertNowhere(t, s, pw, r, create, bad, ok)
+	// Every command that needs root takes the password (issue 27 item
+	// 11): upgrade and regenerate-certs refused the flag and ignored
+	// $SHOAL_SUDO_PASSWORD, though their error named them.
+	noPW := s.machine("regenerate-certs", "-f", "sudohost")
+	if noPW.code == 0 || !strings.Contains(noPW.stderr, "--sudo-password-file") {
+		t.Errorf("regenerate-certs without the sudo password: %s", noPW)
+	}
+	regen := s.machine("regenerate-certs", "-f", "--sudo-password-file", pwFile, "sudohost")
+	if regen.code != 0 {
+		t.Errorf("regenerate-certs --sudo-password-file: %s", regen)
+	}
+	up := s.machineEnv([]string{"SHOAL_SUDO_PASSWORD=" + pw}, "upgrade", "sudohost")
+	if up.code != 0 {
+		t.Errorf("upgrade with $SHOAL_SUDO_PASSWORD: %s", up)
+	}
+	assertNowhere(t, s, pw, r, create, bad, ok, noPW, regen, up)
 	assertNowhere(t, s, "not-the-password")
 }
 

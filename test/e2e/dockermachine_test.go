@@ -608,6 +608,21 @@ Environment=
 		t.Errorf("provision did not put tester in the docker group: %q", got)
 	}
 
+	// Taking the engine over (issue 27): regenerate-certs moves it to
+	// shoal's certificates and drop-in; what docker-machine started dockerd
+	// with (its label, -H unix://) stays, and so does the host's local
+	// socket, which a drop-in on the unit's own -H fd:// left dead.
+	s.mustMachine("regenerate-certs", "-f", name)
+	if r := dockerExec(t, name, "docker", "ps", "-a", "--format", "{{.Names}}"); r.code != 0 || !strings.Contains(r.stdout, "keepme") {
+		t.Errorf("the host's local socket after regenerate-certs: %s", r)
+	}
+	if r := dockerExec(t, name, "docker", "info", "--format", "{{json .Labels}}"); !strings.Contains(r.stdout, "provider=generic") {
+		t.Errorf("docker-machine's label after regenerate-certs: %s", r)
+	}
+	if r := s.dockerEnv(name, "ps", "-a", "--format", "{{.Names}}"); r.code != 0 || !strings.Contains(r.stdout, "keepme") {
+		t.Errorf("docker via machine env after regenerate-certs: %s", r)
+	}
+
 	// Again: already there, nothing to import; the docker-machine store is
 	// as it was.
 	if r := s.machine("import", "--docker-machine-storage-path", dm.root, "--yes", name); r.code != 1 || !strings.Contains(r.stdout, "already has a machine") {
