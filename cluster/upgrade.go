@@ -99,5 +99,10 @@ func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout tim
 		return fmt.Errorf("cluster %s: no manager of its swarm answers", spec.Name)
 	}
 	defer h.close()
+	unlock, err := c.Machines.LockSwarm(ctx, h.node)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return c.reconciler().Rotate(ctx, h.node, ca, timeout)
 }

@@ -103,6 +103,11 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
 		// A roll stopped after the install left the node drained.
 		if was, ok := journal.Was[name]; ok && len(managers) > 0 {
+			unlock, err := m.LockSwarm(ctx, managers[0])
+			if err != nil {
+				return false, err
+			}
+			defer unlock()
 			return false, r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
 		}
 		return false, nil
@@ -121,6 +126,11 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if len(managers) == 0 {
 		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", name)
 	}
+	unlockSwarm, err := m.LockSwarm(ctx, managers[0])
+	if err != nil {
+		return false, err
+	}
+	defer unlockSwarm()
 	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
 	if mach.Cluster != "" {
 		if b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
