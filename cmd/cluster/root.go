@@ -12,7 +12,6 @@ import (
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/validate"
@@ -51,6 +50,7 @@ func (g *globals) loadWithConverger(cmd *cobra.Command, file string) (*cluster.S
 	if err != nil {
 		return nil, nil, err
 	}
+	c.CommandLine = commandLines(cmd, file, spec.SensitiveVars)
 	return spec, c, nil
 }
 
@@ -97,19 +97,6 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})
 	return root
-}
-
-// applyCommand is the 'cluster up' that applies the same plan: the same
-// file with the same variables.
-func (g *globals) applyCommand(file string) string {
-	parts := []string{cli.ClusterCommand(), "up"}
-	for _, v := range g.vars {
-		parts = append(parts, "--var", shell.Word(v))
-	}
-	for _, f := range g.varFiles {
-		parts = append(parts, "--var-file", shell.Word(f))
-	}
-	return strings.Join(append(parts, shell.Word(file)), " ")
 }
 
 func oneArg(cmd *cobra.Command, args []string) error {
@@ -163,7 +150,7 @@ func newPlan(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			apply := g.applyCommand(args[0])
+			apply := commandLines(cmd, args[0], spec.SensitiveVars)("up")
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
 				return writeJSON(out, struct {
