@@ -1,85 +1,15 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
-
-// givenFlag is a flag the user gave, as parsed: its values in order (one
-// for a scalar flag).
-type givenFlag struct {
-	Name   string
-	Bool   bool
-	Values []string
-}
-
-// elided stands for a sensitive value in a command shoal prints.
-const elided = "…"
-
-// commandLine renders a command as the user would type it again: words
-// (the binary and the command), the flags they gave, the arguments, each
-// quoted for a POSIX shell. The value of a --var whose variable is in
-// sensitive is elided (--var password=…): the user gives it again, or in
-// $SHOAL_VAR_password, and it is never printed.
-func commandLine(words []string, flags []givenFlag, args []string, sensitive map[string]bool) string {
-	parts := append([]string(nil), words...)
-	for _, f := range flags {
-		if f.Bool {
-			if len(f.Values) == 1 && f.Values[0] == "true" {
-				parts = append(parts, "--"+f.Name)
-			} else if len(f.Values) == 1 {
-				parts = append(parts, "--"+f.Name+"="+shell.Word(f.Values[0]))
-			}
-			continue
-		}
-		for _, v := range f.Values {
-			if name, _, ok := strings.Cut(v, "="); ok && f.Name == "var" && sensitive[name] {
-				parts = append(parts, "--var", shell.Word(name+"=")+elided)
-				continue
-			}
-			parts = append(parts, "--"+f.Name, shell.Word(v))
-		}
-	}
-	for _, a := range args {
-		parts = append(parts, shell.Word(a))
-	}
-	return strings.Join(parts, " ")
-}
-
-// hintless flags say how a run shows itself, not what it does: a hint
-// leaves them out.
-var hintless = map[string]bool{"output": true, "help": true}
-
-// givenFlags are the flags the user gave to cmd, in name order: all of
-// them (own), or only the root's persistent ones (for another command of
-// the binary, which has none of cmd's own).
-func givenFlags(cmd *cobra.Command, own bool) []givenFlag {
-	var out []givenFlag
-	root := cmd.Root().PersistentFlags()
-	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if hintless[f.Name] || !own && root.Lookup(f.Name) == nil {
-			return
-		}
-		g := givenFlag{Name: f.Name, Bool: f.Value.Type() == "bool"}
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			g.Values = sv.GetSlice()
-		} else {
-			g.Values = []string{f.Value.String()}
-		}
-		out = append(out, g)
-	})
-	return out
-}
 
 // commandLines renders, for hints, the command the user ran on file (verb
 // is cmd's own name) or another command of the binary on the same file
 // with the same root flags (--var, --var-file, --storage-path, ...).
 func commandLines(cmd *cobra.Command, file string, sensitive map[string]bool) func(verb string) string {
 	return func(verb string) string {
-		return commandLine([]string{cli.ClusterCommand(), verb}, givenFlags(cmd, verb == cmd.Name()), []string{file}, sensitive)
+		return cli.CommandLine([]string{cli.ClusterCommand(), verb}, cli.GivenFlags(cmd, verb == cmd.Name()), []string{file}, sensitive)
 	}
 }
