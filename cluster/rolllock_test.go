@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRollRefusedWhileTheSwarmIsLocked: while another command holds the
@@ -28,5 +29,20 @@ func TestRollRefusedWhileTheSwarmIsLocked(t *testing.T) {
 		if len(calls) > 0 {
 			t.Errorf("a refused roll changed %s: %v", host, calls)
 		}
+	}
+}
+
+// TestRotateRefusedDuringUp: rotate does not make new tokens while 'cluster
+// up' (which holds the cluster's lock) may be joining nodes with the old.
+func TestRotateRefusedDuringUp(t *testing.T) {
+	s := newSwarmStage(t, "manager")
+	unlock, err := s.c.Machines.Store.TryLock("cluster", "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.c.Rotate(context.Background(), s.spec, false, time.Second)
+	unlock()
+	if err == nil || !strings.Contains(err.Error(), "another 'cluster up' or 'cluster down' is running") {
+		t.Fatalf("rotate during up: %v, want refused", err)
 	}
 }

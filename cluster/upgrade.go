@@ -90,6 +90,12 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 // Rotate rotates the swarm's join tokens and, with ca, its root CA,
 // through a live manager of the file's cluster.
 func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout time.Duration) error {
+	// Not while up joins nodes with the tokens it read.
+	unlockCluster, err := c.Machines.Store.TryLock("cluster", spec.Name)
+	if err != nil {
+		return fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)
+	}
+	defer unlockCluster()
 	h, _, err := c.liveManager(ctx, spec)
 	if err != nil {
 		return err
