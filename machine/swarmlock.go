@@ -26,3 +26,34 @@ func (m *Manager) LockSwarm(ctx context.Context, mgr *bootstrap.Node) (unlock fu
 	}
 	return unlock, nil
 }
+
+// lockSwarmOf takes the lock of the swarm the machine is a node of, for a
+// command that may restart its dockerd (machine provision, regenerate-
+// certs): through the machine itself when it manages, else through another
+// manager of it shoal knows. A machine in no swarm, or one whose managers
+// do not answer (no ID to lock by), gets a lock of nothing.
+func (m *Manager) lockSwarmOf(ctx context.Context, mach *Machine, r bootstrap.Runner) (unlock func(), err error) {
+	none := func() {}
+	node, err := bootstrap.Open(mach.Name, mach.Hostname, mach.Address, r)
+	if err != nil {
+		return none, nil
+	}
+	defer node.Close()
+	state, err := node.State(ctx)
+	if err != nil || !state.Active() {
+		return none, nil
+	}
+	if state.Manager {
+		return m.LockSwarm(ctx, node)
+	}
+	root := mach.Name
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		root = master.Name
+	}
+	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
+	defer closeOther()
+	if other == nil {
+		return none, nil
+	}
+	return m.LockSwarm(ctx, other)
+}
