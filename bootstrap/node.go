@@ -46,7 +46,14 @@ type Node struct {
 	Addr string
 	R    Runner
 	API  Engine
+	// JoinWait bounds the wait for a join that goes on in the background
+	// (0: DefaultJoinWait).
+	JoinWait time.Duration
 }
+
+// DefaultJoinWait is how long a join may go on after dockerd's own limit
+// (20 s) before shoal gives up waiting for it.
+const DefaultJoinWait = 3 * time.Minute
 
 const dockerSock = "/var/run/docker.sock"
 
@@ -147,10 +154,68 @@ func (n *Node) Join(ctx context.Context, advertise, managerAddr, token string, r
 		RemoteAddrs:   []string{net.JoinHostPort(managerAddr, "2377")},
 		JoinToken:     token,
 	})
+	if JoinGoesOn(err) {
+		// In progress, not failed: a second join now would be refused (or
+		// worse); the node says when it is in, or why not.
+		err = n.waitJoined(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: swarm join %s: %s", n.Name, managerAddr, redact(err.Error()))
 	}
 	return nil
+}
+
+// JoinGoesOn tells whether a join's error is dockerd's answer that the join
+// outlived its own limit and continues in the background (a slow or busy
+// host): the join is in progress.
+func JoinGoesOn(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Timeout was reached before node joined")
+}
+
+// JoinProgress reads the state of a node whose join goes on: done when it
+// is in the swarm, an error with the node's own when the join ended
+// otherwise, neither while it goes on (pending).
+func JoinProgress(s State) (done bool, err error) {
+	switch s.LocalNodeState {
+	case StateActive:
+		return true, nil
+	case StatePending:
+		return false, nil
+	}
+	why := s.Error
+	if why == "" {
+		why = "no error given (see 'docker info' on it)"
+	}
+	return false, fmt.Errorf("the join, gone on in the background after dockerd's time limit, ended in state %s: %s", s.LocalNodeState, why)
+}
+
+// waitJoined waits, bounded by JoinWait, until a join that goes on in the
+// background ends.
+func (n *Node) waitJoined(ctx context.Context) error {
+	wait := n.JoinWait
+	if wait <= 0 {
+		wait = DefaultJoinWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	last := "not read"
+	for {
+		s, err := n.State(wctx)
+		if err == nil {
+			last = s.LocalNodeState
+			if done, err := JoinProgress(s); done || err != nil {
+				return err
+			}
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the join goes on in the background after dockerd's time limit, and the node is not in the swarm %s later (state %s); see 'docker info' on it, then run again", wait, last)
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // Leave takes the node out of its swarm.

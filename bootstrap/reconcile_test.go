@@ -603,6 +603,7 @@ func TestReconcileRefusals(t *testing.T) {
 	t.Run("half-made", func(t *testing.T) {
 		l := newLab(t)
 		sw := l.nodes["m1"]
+		sw.JoinWait = 100 * time.Millisecond // the join waits in vain: no manager there
 		if err := sw.Join(ctx, sw.Addr, "10.9.9.9", "SWMTKN-1-x", l.r.Redactor.Redact); err == nil {
 			t.Fatal("a join to nowhere worked")
 		}

@@ -226,19 +226,11 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 	if err != nil {
 		return fail(batch[0], StepDrain, err)
 	}
-	members, err := Members(ctx, mgr)
-	if err != nil {
-		return fail(batch[0], StepDrain, err)
+	if t, err := r.restartCheck(ctx, mgr, batch, true); err != nil {
+		return fail(t, StepDrain, err)
 	}
 	was := map[string]string{}
 	for _, t := range batch {
-		warn, err := RestartCheck(members, t.NodeID)
-		if err != nil {
-			return fail(t, StepDrain, err)
-		}
-		if warn != "" {
-			r.event(t.Node.Name, "roll", ui.Info, warn)
-		}
 		n, _, err := mgr.API.NodeInspectWithRaw(ctx, t.NodeID)
 		if err != nil {
 			return fail(t, StepDrain, err)
@@ -289,6 +281,14 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		}
 		before[t.NodeID] = n.Meta.Version.Index
 	}
+	// The drain took a while, and a manager may have gone down since the
+	// check above: the restart is only made with the quorum kept now.
+	if mgr, err = through(ctx, managers, batch); err != nil {
+		return fail(batch[0], StepChange, err)
+	}
+	if t, err := r.restartCheck(ctx, mgr, batch, false); err != nil {
+		return fail(t, StepChange, err)
+	}
 	err = forEach(ctx, len(batch), batch, func(ctx context.Context, t *RollTarget) error {
 		r.event(t.Node.Name, "roll-change", ui.Started, "")
 		if err := t.Change(ctx); err != nil {
@@ -335,6 +335,26 @@ func (r *Reconciler) rollBatch(ctx context.Context, managers []*Node, batch []*R
 		return fail(batch[len(batch)-1], StepTasks, err)
 	}
 	return nil
+}
+
+// restartCheck asks mgr for the swarm's members and tells whether each
+// node of the batch may restart with the Raft quorum kept (RestartCheck);
+// it returns the node refused. warn: say RestartCheck's warnings.
+func (r *Reconciler) restartCheck(ctx context.Context, mgr *Node, batch []*RollTarget, warn bool) (*RollTarget, error) {
+	members, err := Members(ctx, mgr)
+	if err != nil {
+		return batch[0], err
+	}
+	for _, t := range batch {
+		w, err := RestartCheck(members, t.NodeID)
+		if err != nil {
+			return t, err
+		}
+		if warn && w != "" {
+			r.event(t.Node.Name, "roll", ui.Info, w)
+		}
+	}
+	return nil, nil
 }
 
 // spreadBack gives the nodes their share of the services that ran on them:

@@ -64,7 +64,7 @@ func secretWarnings(raw *file, ssh *drivers.Spec, sensitive map[string]bool) hcl
 				if len(vars) == 0 {
 					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Password in the file",
 						Detail:  fmt.Sprintf("%s is written in the cluster file: put it in a variable with sensitive = true, given by --var-file or $%sNAME", name, EnvVarPrefix),
-						Subject: &rng})
+						Subject: &rng, Extra: secretSubject{}})
 					continue
 				}
 				for _, v := range vars {

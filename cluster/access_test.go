@@ -119,3 +119,19 @@ func TestPasswordWarnings(t *testing.T) {
 		t.Fatalf("sensitive variables: no warning, got %v", spec.Warnings)
 	}
 }
+
+// TestPasswordWarningHidesThePassword: the warning of a password written in
+// the file shows where it is, not what it is.
+func TestPasswordWarningHidesThePassword(t *testing.T) {
+	src := strings.Replace(accessFile, "password      = var.pw", `password      = "hunter2-literal"`, 1)
+	spec := mustLoad(t, src, Options{Vars: []string{"pw=x"}})
+	var buf strings.Builder
+	FormatDiagnostics(&buf, spec.Warnings, spec.Files)
+	out := buf.String()
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("the warning shows the password:\n%s", out)
+	}
+	if !strings.Contains(out, "Password in the file") || !strings.Contains(out, "    14 |     password      = …\n") {
+		t.Fatalf("want the warning and its line with the value masked, got:\n%s", out)
+	}
+}

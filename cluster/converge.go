@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/fanout"
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
@@ -28,6 +29,10 @@ type Converger struct {
 	Force bool
 	// DrainTimeout bounds the wait for a leaving node's tasks to move.
 	DrainTimeout time.Duration
+	// CommandLine renders the command the user runs for verb ("up",
+	// "upgrade") on the file, for hints: the one they ran, with their --var
+	// and --var-file (sensitive values elided). nil: "cluster VERB FILE".
+	CommandLine func(verb string) string
 	// restore, during Restore, is the backup the swarm comes from.
 	restore *Backup
 }
@@ -281,4 +286,12 @@ func labelList(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// commandLine is what the user types to run verb on the file again.
+func (c *Converger) commandLine(spec *Spec, verb string) string {
+	if c.CommandLine != nil {
+		return c.CommandLine(verb)
+	}
+	return "cluster " + verb + " " + shell.Word(spec.File)
 }

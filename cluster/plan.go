@@ -275,6 +275,9 @@ func FormatDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl
 				src = b
 			}
 			if src != nil {
+				if _, secret := d.Extra.(secretSubject); secret {
+					src = maskRange(src, *d.Subject)
+				}
 				lines := strings.Split(string(src), "\n")
 				if l := d.Subject.Start.Line; l >= 1 && l <= len(lines) {
 					fmt.Fprintf(w, "    %d | %s\n", l, lines[l-1])
@@ -282,6 +285,27 @@ func FormatDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl
 			}
 		}
 	}
+}
+
+// secretSubject marks a diagnostic whose subject is a secret written in
+// the file (a password): its source line is shown with the value masked.
+type secretSubject struct{}
+
+// maskRange replaces the bytes of r in src by "…" (all of the line from
+// r's start when r is not within src: nothing of the value is shown).
+func maskRange(src []byte, r hcl.Range) []byte {
+	start, end := r.Start.Byte, r.End.Byte
+	if start < 0 || start > len(src) || end < start || end > len(src) || start == end {
+		// The range does not fit this source: mask the rest of its line.
+		lines := strings.Split(string(src), "\n")
+		if l := r.Start.Line; l >= 1 && l <= len(lines) {
+			lines[l-1] = "…"
+		}
+		return []byte(strings.Join(lines, "\n"))
+	}
+	out := append([]byte(nil), src[:start]...)
+	out = append(out, "…"...)
+	return append(out, src[end:]...)
 }
 
 // machinesOf lists the stored machines of a cluster.

@@ -59,13 +59,21 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 			ids[name], back[name] = h.state.NodeID, was
 		}
 	}
+	batches := bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable)
+	if len(back)+len(batches) == 0 {
+		return false, nil
+	}
+	unlock, err := c.Machines.LockSwarm(ctx, leader.node)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	if len(back) > 0 {
 		if err := r.Restore(ctx, leader.node, ids, back, j); err != nil {
 			return false, err
 		}
 		changed = true
 	}
-	batches := bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable)
 	if len(batches) == 0 {
 		return changed, nil
 	}

@@ -70,6 +70,9 @@ type Spec struct {
 	Files map[string]*hcl.File
 	// Sensitive are the values of sensitive variables, to redact.
 	Sensitive []string
+	// SensitiveVars names the variables marked sensitive: their values
+	// given with --var are never shown in the commands shoal prints.
+	SensitiveVars map[string]bool
 }
 
 // Managers returns the manager machines in file order.
@@ -162,6 +165,12 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 	spec.File = path
 	spec.Files = parser.Files()
 	spec.Sensitive = sensitiveValues(varsOnly.Variables, vars)
+	spec.SensitiveVars = map[string]bool{}
+	for _, v := range varsOnly.Variables {
+		if v.Sensitive {
+			spec.SensitiveVars[v.Name] = true
+		}
+	}
 	for _, d := range diags {
 		if d.Severity == hcl.DiagWarning {
 			spec.Warnings = append(spec.Warnings, d)

@@ -129,7 +129,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	// Changes that restart dockerd go one node at a time (and nodes a
 	// stopped roll left drained are made active), before the registry's
 	// check: its node may be one of them.
-	rolled, err := c.roll(ctx, spec, hosts, leader, "cluster up "+shell.Word(spec.File))
+	rolled, err := c.roll(ctx, spec, hosts, leader, c.commandLine(spec, "up"))
 	if err != nil {
 		return false, leader, out.ClusterID, err
 	}

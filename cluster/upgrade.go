@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
-	"github.com/shoal-dev/shoal/internal/shell"
 )
 
 // UpgradeResult says what `cluster upgrade` did.
@@ -30,7 +29,7 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 	hosts := make([]*host, len(spec.Machines))
 	for i, m := range spec.Machines {
 		if !c.Machines.Store.Exists(m.Name) {
-			return res, fmt.Errorf("%s: no such machine yet: run 'cluster up %s' first", m.Name, shell.Word(spec.File))
+			return res, fmt.Errorf("%s: no such machine yet: run '%s' first", m.Name, c.commandLine(spec, "up"))
 		}
 		hosts[i] = &host{spec: m}
 	}
@@ -74,23 +73,29 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 		}
 	}
 	if leader == nil {
-		return res, fmt.Errorf("cluster %s: no manager of its swarm answers: run 'cluster up %s' first", spec.Name, shell.Word(spec.File))
+		return res, fmt.Errorf("cluster %s: no manager of its swarm answers: run '%s' first", spec.Name, c.commandLine(spec, "up"))
 	}
 	for _, h := range hosts {
 		if h.held {
 			res.Rolled = append(res.Rolled, h.spec.Name)
 		} else if !h.state.Active() {
-			return res, fmt.Errorf("%s is not in the swarm (state %s): run 'cluster up %s'", h.spec.Name, h.state.LocalNodeState, shell.Word(spec.File))
+			return res, fmt.Errorf("%s is not in the swarm (state %s): run '%s'", h.spec.Name, h.state.LocalNodeState, c.commandLine(spec, "up"))
 		}
 	}
 	res.Order = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable))
-	res.Changed, err = c.roll(ctx, spec, hosts, leader, "cluster upgrade "+shell.Word(spec.File))
+	res.Changed, err = c.roll(ctx, spec, hosts, leader, c.commandLine(spec, "upgrade"))
 	return res, err
 }
 
 // Rotate rotates the swarm's join tokens and, with ca, its root CA,
 // through a live manager of the file's cluster.
 func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout time.Duration) error {
+	// Not while up joins nodes with the tokens it read.
+	unlockCluster, err := c.Machines.Store.TryLock("cluster", spec.Name)
+	if err != nil {
+		return fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", spec.Name, err)
+	}
+	defer unlockCluster()
 	h, _, err := c.liveManager(ctx, spec)
 	if err != nil {
 		return err
@@ -99,5 +104,10 @@ func (c *Converger) Rotate(ctx context.Context, spec *Spec, ca bool, timeout tim
 		return fmt.Errorf("cluster %s: no manager of its swarm answers", spec.Name)
 	}
 	defer h.close()
+	unlock, err := c.Machines.LockSwarm(ctx, h.node)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return c.reconciler().Rotate(ctx, h.node, ca, timeout)
 }

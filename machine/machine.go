@@ -397,6 +397,14 @@ func (m *Manager) provision(ctx context.Context, mach *Machine) error {
 	}
 	defer client.Close()
 	m.Progress.Event(mach.Name, "ssh", ui.Unchanged, client.User()+"@"+client.Host())
+	if !mach.JustCreated {
+		// Its dockerd may restart: not while a roll or rotate runs.
+		unlock, err := m.lockSwarmOf(ctx, mach, client)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	rep, err := m.ProvisionWith(ctx, mach, client)
 	if err != nil {
 		return err

@@ -37,7 +37,9 @@ func (m *Manager) EngineChange(ctx context.Context, mach *Machine, client *sshru
 // a machine in a swarm gets its new engine as a roll of one node (drain,
 // install, restart, Ready, active again, its tasks spread back); one in no
 // swarm is provisioned at once. It says whether the engine changed.
-func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engine), drainTimeout time.Duration) (bool, error) {
+// resume is the command that runs it again, for the hint of a stopped roll
+// ("": machine upgrade NAME).
+func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engine), drainTimeout time.Duration, resume string) (bool, error) {
 	unlock, err := m.Store.Lock(ctx, "machine", name)
 	if err != nil {
 		return false, err
@@ -103,6 +105,11 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
 		// A roll stopped after the install left the node drained.
 		if was, ok := journal.Was[name]; ok && len(managers) > 0 {
+			unlock, err := m.LockSwarm(ctx, managers[0])
+			if err != nil {
+				return false, err
+			}
+			defer unlock()
 			return false, r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
 		}
 		return false, nil
@@ -121,6 +128,14 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if len(managers) == 0 {
 		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", name)
 	}
+	if resume == "" {
+		resume = "machine upgrade " + shell.Word(name)
+	}
+	unlockSwarm, err := m.LockSwarm(ctx, managers[0])
+	if err != nil {
+		return false, err
+	}
+	defer unlockSwarm()
 	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
 	if mach.Cluster != "" {
 		if b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
@@ -128,7 +143,7 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 			m.Redactor.Add(t.UnlockKey)
 		}
 	}
-	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, "machine upgrade "+shell.Word(name))
+	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, resume)
 }
 
 // Hold decides, from the provisioning steps that would change the host and

@@ -49,6 +49,48 @@ type Engine struct {
 	nodeID         string
 	images         map[string]string // tag -> image ID
 	calls          []string
+	slow           *slowJoin
+}
+
+// slowJoin is a join that outlives dockerd's own limit (SlowJoin).
+type slowJoin struct {
+	infos int    // Info calls until the background join ends
+	fail  string // the node's error when it ends ("": it joined)
+	// what the join asked, once it began
+	c     *cluster
+	role  swarm.NodeRole
+	addr  string
+	avail swarm.NodeAvailability
+}
+
+// SlowJoin makes the engine's next join take longer than dockerd's limit,
+// as on a slow or busy host: SwarmJoin answers dockerd's timeout ("The
+// attempt to join the swarm will continue in the background") and leaves
+// the node pending; after infos more Info calls the join ends, in the swarm
+// or, with fail, in state error with fail as the node's error.
+func (e *Engine) SlowJoin(infos int, fail string) {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	e.slow = &slowJoin{infos: infos, fail: fail}
+}
+
+// slowJoinStep counts an Info call against a pending slow join, and ends
+// the join when its time has come (world locked).
+func (e *Engine) slowJoinStep() {
+	j := e.slow
+	if j == nil || j.c == nil {
+		return
+	}
+	if j.infos--; j.infos > 0 {
+		return
+	}
+	e.slow = nil
+	if j.fail != "" {
+		e.state, e.errMsg = swarm.LocalNodeStateError, j.fail
+		return
+	}
+	j.c.add(e, j.role, j.addr, j.avail)
+	j.c.settle()
 }
 
 // Calls lists the API calls made to the engine, in order ("Info",
@@ -166,6 +208,7 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	if err := e.begin("Info"); err != nil {
 		return system.Info{}, err
 	}
+	e.slowJoinStep()
 	info := system.Info{Name: e.hostname, ServerVersion: e.w.Version}
 	s := &info.Swarm
 	s.LocalNodeState, s.Error = e.state, e.errMsg
@@ -255,6 +298,11 @@ func (e *Engine) SwarmJoin(ctx context.Context, req swarm.JoinRequest) error {
 	addr := hostOf(req.AdvertiseAddr)
 	if addr == "" {
 		addr = e.addr
+	}
+	if e.slow != nil {
+		e.slow.c, e.slow.role, e.slow.addr, e.slow.avail = c, role, addr, req.Availability
+		e.state = swarm.LocalNodeStatePending
+		return errJoinTimeout
 	}
 	c.add(e, role, addr, req.Availability)
 	c.settle()

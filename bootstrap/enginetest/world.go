@@ -89,7 +89,12 @@ func (w *World) Restart(hostname string) {
 		}
 		return
 	}
-	if ent := e.entry(); ent != nil && ent.role == swarm.NodeRoleManager && e.c.spec.EncryptionConfig.AutoLockManagers {
+	ent := e.entry()
+	if ent != nil {
+		// The node registers with the managers again: its record changes.
+		ent.version = e.c.bump()
+	}
+	if ent != nil && ent.role == swarm.NodeRoleManager && e.c.spec.EncryptionConfig.AutoLockManagers {
 		e.state, e.errMsg = swarm.LocalNodeStateLocked, errLocked.Error()
 	} else if e.state != swarm.LocalNodeStateLocked && e.state != swarm.LocalNodeStateError {
 		e.state = swarm.LocalNodeStatePending

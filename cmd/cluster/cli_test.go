@@ -75,7 +75,7 @@ func TestClusterPlanInProcess(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("plan: %+v", r)
 	}
-	for _, want := range []string{"w-2 (worker):", "+ create (fake)", "3 of 3 machines would change", "up --var workers=2 " + file} {
+	for _, want := range []string{"w-2 (worker):", "+ create (fake)", "3 of 3 machines would change", "up --storage-path " + storage + " --var workers=2 " + file} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, r.stdout)
 		}
@@ -88,7 +88,7 @@ func TestClusterPlanInProcess(t *testing.T) {
 		Machines []struct{ Name string }
 		Apply    string
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Machines) != 2 || !strings.HasSuffix(plan.Apply, "up "+file) {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Machines) != 2 || !strings.HasSuffix(plan.Apply, "up --storage-path "+storage+" "+file) {
 		t.Errorf("plan --output json: %v %+v\n%s", err, plan, r.stdout)
 	}
 }
@@ -115,5 +115,42 @@ func TestClusterUpAcceptUnknownMachine(t *testing.T) {
 	}
 	if names, _ := os.ReadDir(filepath.Join(storage, "machines")); len(names) > 0 {
 		t.Errorf("machines made: %v", names)
+	}
+}
+
+const secretCluster = `cluster "lab" {}
+variable "workers" { default = 1 }
+variable "password" {
+  sensitive = true
+  default   = ""
+}
+defaults { driver = "fake" }
+machine "m" { role = "manager" }
+machine "w" {
+  count = var.workers
+  role  = "worker"
+}
+registry { enabled = false }
+`
+
+// TestClusterHintsSayTheCommandRun: the commands a run tells the user to
+// type are the one they ran, with the same store and variables (following
+// a hint without --var workers=5 would remove workers), and never with a
+// sensitive variable's value, in text or in JSON.
+func TestClusterHintsSayTheCommandRun(t *testing.T) {
+	file := writeFile(t, "lab.hcl", secretCluster)
+	storage := filepath.Join(t.TempDir(), "store")
+	vars := []string{"--var", "workers=5", "--var", "password=hunter2"}
+	want := "up --storage-path " + storage + " --var workers=5 --var password=… " + file
+	for _, output := range []string{"plain", "json"} {
+		r := runCluster(t, append([]string{"--storage-path", storage, "--output", output, "plan"}, append(vars, file)...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, want) || strings.Contains(r.stdout+r.stderr, "hunter2") {
+			t.Errorf("plan --output %s: want %q and no password in:\n%+v", output, want, r)
+		}
+	}
+	// upgrade's own --drain-timeout is not up's.
+	r := runCluster(t, append([]string{"--storage-path", storage, "upgrade", "--drain-timeout", "1m"}, append(vars, file)...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "run '"+cli.ClusterCommand()+" "+want+"' first") || strings.Contains(r.stdout+r.stderr, "hunter2") {
+		t.Errorf("upgrade before up: want the hint %q and no password in:\n%+v", want, r)
 	}
 }

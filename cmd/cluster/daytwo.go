@@ -8,7 +8,6 @@ import (
 
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
-	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/spf13/cobra"
@@ -162,10 +161,9 @@ store.`,
 			if err != nil {
 				return err
 			}
-			self := g.command("restore", shell.Word(args[0]), "--file", shell.Word(file))
-			if trust {
-				self += " --trust"
-			}
+			// The restore as given (--file, --trust), for the refusal of a
+			// new host to name with the step that takes it.
+			self := cli.CommandLine([]string{cli.ClusterCommand(), "restore"}, cli.GivenFlags(cmd, true), []string{args[0]}, spec.SensitiveVars)
 			if err := acceptNewHosts(c, spec, accept, self); err != nil {
 				return err
 			}

@@ -52,6 +52,7 @@ func (g *globals) loadWithConverger(cmd *cobra.Command, file string) (*cluster.S
 	if err != nil {
 		return nil, nil, err
 	}
+	c.CommandLine = commandLines(cmd, file, spec.SensitiveVars)
 	return spec, c, nil
 }
 
@@ -98,25 +99,6 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})
 	return root
-}
-
-// applyCommand is the 'cluster up' that applies the same plan: the same
-// file with the same variables.
-func (g *globals) applyCommand(file string) string {
-	return g.command("up", shell.Word(file))
-}
-
-// command is the cluster command verb with this run's variables, then
-// args (quoted already).
-func (g *globals) command(verb string, args ...string) string {
-	parts := []string{cli.ClusterCommand(), verb}
-	for _, v := range g.vars {
-		parts = append(parts, "--var", shell.Word(v))
-	}
-	for _, f := range g.varFiles {
-		parts = append(parts, "--var-file", shell.Word(f))
-	}
-	return strings.Join(append(parts, args...), " ")
 }
 
 // acceptFlag is --accept-new-host-key, on the commands that connect to
@@ -187,12 +169,12 @@ func newPlan(g *globals) *cobra.Command {
 				return err
 			}
 			c := &cluster.Converger{Machines: m, Parallel: g.parallel}
-			m.NewHostStep = func(name string) string { return g.applyCommand(args[0]) + " --" + acceptFlag + " " + shell.Word(name) }
+			apply := commandLines(cmd, args[0], spec.SensitiveVars)("up")
+			m.NewHostStep = func(name string) string { return apply + " --" + acceptFlag + " " + shell.Word(name) }
 			plan, err := c.Plan(cmd.Context(), spec)
 			if err != nil {
 				return err
 			}
-			apply := g.applyCommand(args[0])
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
 				return writeJSON(out, struct {
@@ -249,7 +231,7 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
-			if err := acceptNewHosts(c, spec, accept, g.applyCommand(args[0])); err != nil {
+			if err := acceptNewHosts(c, spec, accept, commandLines(cmd, args[0], spec.SensitiveVars)("up")); err != nil {
 				return err
 			}
 			defer c.Machines.Close() // the jump host connections

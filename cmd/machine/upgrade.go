@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,8 @@ not touched. A failure leaves the node drained and says what to type.`,
 					e.RepoURL = repoURL
 				}
 			}
-			changed, err := m.Upgrade(cmd.Context(), args[0], set, drainTimeout)
+			resume := cli.CommandLine([]string{cli.MachineCommand(), "upgrade"}, cli.GivenFlags(cmd, true), args, nil)
+			changed, err := m.Upgrade(cmd.Context(), args[0], set, drainTimeout, resume)
 			m.Progress.Close()
 			if err != nil {
 				return err

@@ -146,6 +146,10 @@ type rollSample struct {
 	drained  []string
 	replicas int
 	nodeLsOK bool
+	// blind: a host did not answer the sampler at all (its systemctl,
+	// which answers whether dockerd runs or not, timed out on a loaded
+	// machine): the sample says nothing of replicas or restarts.
+	blind bool
 }
 
 // sampleRoll watches the swarm every second until stop is closed.
@@ -164,10 +168,11 @@ func sampleRoll(t *testing.T, hosts map[string]string, manager, service string, 
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
-					pid, _ := exec.CommandContext(ctx, "docker", "exec", c, "systemctl", "show", "-p", "MainPID", "--value", "docker").Output()
+					pid, perr := exec.CommandContext(ctx, "docker", "exec", c, "systemctl", "show", "-p", "MainPID", "--value", "docker").Output()
 					ps, err := exec.CommandContext(ctx, "docker", "exec", c, "docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+service).Output()
 					mu.Lock()
 					defer mu.Unlock()
+					s.blind = s.blind || perr != nil
 					s.pids[name] = strings.TrimSpace(string(pid))
 					if err == nil {
 						s.replicas += len(strings.Fields(string(ps)))
@@ -316,6 +321,9 @@ func TestDayTwoRollingEngineChange(t *testing.T) {
 	}
 	minReplicas, everDrained, lsOK := 99, 0, 0
 	for i, smp := range samples {
+		if smp.blind {
+			continue
+		}
 		if len(smp.drained) > 1 {
 			t.Errorf("sample %d: %d nodes not active at once: %v", i, len(smp.drained), smp.drained)
 		}
@@ -374,7 +382,7 @@ func TestDayTwoRollingEngineChange(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("cluster up with a missing version should fail: %s", r)
 	}
-	for _, want := range []string{"m1: roll stopped at step change", "apt-get install", "20.10.98", "left drained", "cluster up " + bad} {
+	for _, want := range []string{"m1: roll stopped at step change", "apt-get install", "20.10.98", "left drained", "cluster up --storage-path " + s.storage + " " + bad} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("the failure should say %q:\n%s", want, r.stderr)
 		}
