@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// errUnsetWithName is docker-machine's error for `env -u NAME`.
+var errUnsetWithName = errors.New("Expected no machine name when the -u flag is present")
+
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	var unset, swarmFlag, noProxy bool
@@ -31,7 +35,8 @@ While 'machine tunnel NAME' runs (a machine whose engine port is reachable
 only through SSH, such as one behind a jump host), DOCKER_HOST is the
 tunnel's local port, still over TLS.
 With --swarm, DOCKER_HOST is the machine's swarm master. With --no-proxy, the
-machine's address is added to no_proxy (or NO_PROXY). The shell is taken from
+machine's address is added to no_proxy (or NO_PROXY); with --unset too, that
+variable is unset after the four DOCKER_* ones, as docker-machine does. The shell is taken from
 $SHELL unless --shell says (` + machine.ShellNames + `); every value
 is quoted for that shell. A machine that is not running is an error (exit 1,
 "Host is not running"), as with docker-machine.`,
@@ -41,7 +46,8 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if unset {
 				if len(args) > 0 {
-					return usageErr("--unset takes no machine name (got %s): it prints the commands that unset the variables", strings.Join(args, " "))
+					// docker-machine's words and status (1), which scripts match.
+					return errUnsetWithName
 				}
 				return nil
 			}
@@ -54,7 +60,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			}
 			out := cmd.OutOrStdout()
 			if unset {
-				text, err := machine.EnvScript(shell, nil, "machine env --unset --shell "+shell)
+				text, err := machine.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
 				if err != nil {
 					return cli.Invalid(err)
 				}
