@@ -541,6 +541,13 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
+	// The docker CLI's files, beside the server's, as docker-machine keeps
+	// them: DOCKER_CERT_PATH is this folder.
+	if !m.ReadOnly {
+		if _, err := m.ClientCertDir(mach.Machine); err != nil {
+			return nil, err
+		}
+	}
 	port := mach.Engine.TLSPort
 	if port == 0 {
 		port = 2376

@@ -78,9 +78,13 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if err != nil {
 				return err
 			}
+			dir, err := m.ClientCertDir(target)
+			if err != nil {
+				return err
+			}
 			vars := []machine.Var{
 				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
-				{Name: "DOCKER_CERT_PATH", Value: certDir(m, target)}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
+				{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
 			}
 			if noProxy {
 				n, v := machine.NoProxy(os.Getenv, target.Address)
@@ -99,15 +103,6 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
-}
-
-// certDir is where the docker CLI finds the client certificates for the
-// machine's engine: the store's, or an imported machine's own.
-func certDir(m *machine.Manager, target *store.Machine) string {
-	if target.Engine.CertDir != "" {
-		return target.Engine.CertDir
-	}
-	return m.Store.CertsDir()
 }
 
 // errNotRunning is docker-machine's answer for a host that is not running.
@@ -207,7 +202,10 @@ func newConfig(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir := certDir(m, target)
+			dir, err := m.ClientCertDir(target)
+			if err != nil {
+				return err
+			}
 			printConfig(cmd.OutOrStdout(), dir, url)
 			return nil
 		},

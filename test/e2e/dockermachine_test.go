@@ -86,7 +86,7 @@ func TestDockerMachineHabits(t *testing.T) {
 	ipA := strings.TrimSpace(s.mustMachine("ip", "e2e-dm-a"))
 	urlA := strings.TrimSpace(s.mustMachine("url", "e2e-dm-a"))
 	// What eval "$(machine env e2e-dm-a)" leaves in the environment.
-	envA := []string{"DOCKER_HOST=" + urlA, "DOCKER_MACHINE_NAME=e2e-dm-a", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + filepath.Join(s.storage, "certs")}
+	envA := []string{"DOCKER_HOST=" + urlA, "DOCKER_MACHINE_NAME=e2e-dm-a", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + filepath.Join(s.storage, "machines", "e2e-dm-a")}
 
 	t.Run("completion", func(t *testing.T) {
 		s := &shoal{t: t, storage: s.storage}
