@@ -322,6 +322,12 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 
 // Connect opens the one SSH connection to the machine.
 func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writer) (*sshrun.Client, error) {
+	return m.ConnectWith(ctx, mach, transcript, nil)
+}
+
+// ConnectWith is Connect with the configuration changed by tweak (the
+// ssh options of 'machine ssh': -i, -p, ConnectTimeout) before dialling.
+func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.Writer, tweak func(*sshrun.Config)) (*sshrun.Client, error) {
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mach.Name, err)
@@ -343,6 +349,10 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 		// The keeper dials with the pins as they are: this one connection
 		// is made here, and later ones find the new pin.
 		cfg.AcceptNewHost, cfg.Keep = true, nil
+	}
+	if tweak != nil {
+		cfg.Keep = nil // a connection of its own, as asked
+		tweak(&cfg)
 	}
 	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)

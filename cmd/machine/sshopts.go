@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sshOptions are the OpenSSH options `machine ssh NAME` takes before the
+// remote command, as docker-machine (which runs ssh user@host ARGS...)
+// and OpenSSH read them: the command starts at the first word that is not
+// an option, or after "--".
+type sshOptions struct {
+	TTY            int // 0: as the terminal says; 1: -t; 2: -tt; -1: -T
+	Agent          bool
+	Identities     []string
+	Port           int
+	NullStdin      bool
+	Local, Remote  []forwardSpec
+	ConnectTimeout time.Duration
+	KeepAlive      time.Duration
+}
+
+// forwardSpec is -L/-R [bind:]port:host:hostport: Listen on the one side,
+// Target dialled from the other.
+type forwardSpec struct{ Listen, Target string }
+
+// sshFlagsPlain are OpenSSH's flags without a value that shoal's client
+// honours, or that change nothing with it (-C: Go's SSH has no
+// compression; -q, -v: it prints no diagnostics of its own; -a, -x: no
+// agent or X11 forwarding unless asked).
+const sshFlagsPlain = "AaCnqTtvx"
+
+// sshFlagsValued are OpenSSH's flags that take a value, honoured here.
+const sshFlagsValued = "iLopR"
+
+// sshFlagsOpenSSH are OpenSSH's other flags: refused by name, never sent
+// to the remote shell.
+const sshFlagsOpenSSH = "1246BbcDEeFfGgIJKkMlmNOPQSsVWwXYy"
+
+const sshSupported = "-A -a -C -i -L -n -o -p -q -R -T -t -v -x"
+
+// parseSSHArgs splits what follows NAME into ssh options and the remote
+// command's words.
+func parseSSHArgs(args []string) (sshOptions, []string, error) {
+	var o sshOptions
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return o, args[i+1:], nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			return o, args[i:], nil
+		}
+		if a[1] == '-' {
+			return o, nil, fmt.Errorf("ssh option %s: unknown (to run a command that starts with it: machine ssh NAME -- %s)", a, a)
+		}
+		for j := 1; j < len(a); j++ {
+			f := a[j]
+			switch {
+			case strings.IndexByte(sshFlagsPlain, f) >= 0:
+				o.plain(f)
+			case strings.IndexByte(sshFlagsValued, f) >= 0:
+				v := a[j+1:]
+				if v == "" {
+					if i+1 >= len(args) {
+						return o, nil, fmt.Errorf("ssh option -%c needs a value", f)
+					}
+					i++
+					v = args[i]
+				}
+				if err := o.valued(f, v); err != nil {
+					return o, nil, err
+				}
+				j = len(a)
+			case strings.IndexByte(sshFlagsOpenSSH, f) >= 0:
+				return o, nil, fmt.Errorf("ssh option -%c is not supported by shoal's SSH client (it takes %s)", f, sshSupported)
+			default:
+				return o, nil, fmt.Errorf("ssh option -%c: unknown (to run a command that starts with %s: machine ssh NAME -- %s)", f, a, a)
+			}
+		}
+	}
+	return o, nil, nil
+}
+
+func (o *sshOptions) plain(f byte) {
+	switch f {
+	case 'A':
+		o.Agent = true
+	case 'a':
+		o.Agent = false
+	case 'n':
+		o.NullStdin = true
+	case 'T':
+		o.TTY = -1
+	case 't':
+		if o.TTY < 1 {
+			o.TTY = 1
+		} else {
+			o.TTY = 2
+		}
+	}
+}
+
+func (o *sshOptions) valued(f byte, v string) error {
+	switch f {
+	case 'i':
+		o.Identities = append(o.Identities, v)
+	case 'p':
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("ssh option -p %q: not a port", v)
+		}
+		o.Port = p
+	case 'L', 'R':
+		fw, err := parseForward(v)
+		if err != nil {
+			return fmt.Errorf("ssh option -%c %q: %w", f, v, err)
+		}
+		if f == 'L' {
+			o.Local = append(o.Local, fw)
+		} else {
+			o.Remote = append(o.Remote, fw)
+		}
+	case 'o':
+		return o.option(v)
+	}
+	return nil
+}
+
+// option reads -o Key=Value (or "Key Value"), for the keys the client
+// can honour; others are refused by name.
+func (o *sshOptions) option(kv string) error {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok {
+		k, v, _ = strings.Cut(strings.TrimSpace(kv), " ")
+	}
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	yes, no := strings.EqualFold(v, "yes"), strings.EqualFold(v, "no")
+	bad := fmt.Errorf("ssh option -o %s: value %q not understood", k, v)
+	switch strings.ToLower(k) {
+	case "compression", "batchmode":
+		if !yes && !no {
+			return bad
+		}
+	case "loglevel":
+	case "forwardagent":
+		if !yes && !no {
+			return bad
+		}
+		o.Agent = yes
+	case "requesttty":
+		m := map[string]int{"no": -1, "yes": 1, "force": 2, "auto": 0}
+		t, ok := m[strings.ToLower(v)]
+		if !ok {
+			return bad
+		}
+		o.TTY = t
+	case "port":
+		return o.valued('p', v)
+	case "identityfile":
+		return o.valued('i', v)
+	case "connecttimeout", "serveraliveinterval":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 86400 {
+			return bad
+		}
+		if strings.EqualFold(k, "connecttimeout") {
+			o.ConnectTimeout = time.Duration(n) * time.Second
+		} else {
+			o.KeepAlive = time.Duration(n) * time.Second
+		}
+	case "localforward", "remoteforward":
+		// "LocalForward port host:hostport": ssh's config form.
+		spec := strings.Join(strings.Fields(v), ":")
+		return o.valued(map[bool]byte{true: 'L', false: 'R'}[strings.EqualFold(k, "localforward")], spec)
+	case "stricthostkeychecking", "userknownhostsfile":
+		return fmt.Errorf("ssh option -o %s is not supported: shoal checks the host key it pinned for the machine, always", k)
+	default:
+		return fmt.Errorf("ssh option -o %s is not supported by shoal's SSH client (it takes -o Compression, BatchMode, LogLevel, ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout, ServerAliveInterval, LocalForward, RemoteForward)", k)
+	}
+	return nil
+}
+
+// parseForward reads [bind:]port:host:hostport; an IPv6 address is in
+// brackets. Unix sockets and dynamic forwards are not supported.
+func parseForward(s string) (forwardSpec, error) {
+	var parts []string
+	for rest := s; rest != ""; {
+		var p string
+		if strings.HasPrefix(rest, "[") {
+			end := strings.Index(rest, "]")
+			if end < 0 {
+				return forwardSpec{}, fmt.Errorf("unclosed [")
+			}
+			p, rest = rest[1:end], rest[end+1:]
+			if rest != "" && !strings.HasPrefix(rest, ":") {
+				return forwardSpec{}, fmt.Errorf("want ':' after ]")
+			}
+			rest = strings.TrimPrefix(rest, ":")
+		} else {
+			p, rest, _ = strings.Cut(rest, ":")
+		}
+		parts = append(parts, p)
+	}
+	bind := "localhost"
+	switch len(parts) {
+	case 3:
+	case 4:
+		bind, parts = parts[0], parts[1:]
+		if bind == "" || bind == "*" {
+			bind = ""
+		}
+	default:
+		return forwardSpec{}, fmt.Errorf("want [bind_address:]port:host:hostport (unix sockets and dynamic forwards are not supported)")
+	}
+	for _, p := range []string{parts[0], parts[2]} {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			return forwardSpec{}, fmt.Errorf("%q is not a port", p)
+		}
+	}
+	if parts[1] == "" {
+		return forwardSpec{}, fmt.Errorf("no host")
+	}
+	return forwardSpec{Listen: net.JoinHostPort(bind, parts[0]), Target: net.JoinHostPort(parts[1], parts[2])}, nil
+}
