@@ -119,6 +119,12 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 	if opts.Agent {
 		so.AgentSocket = agentSock
 	}
+	if opts.Subsystem {
+		if remote == "" {
+			return usageErr("ssh option -s needs the subsystem's name as the command (machine ssh NAME -s sftp)")
+		}
+		so.Subsystem, so.Terminal, so.PTY = true, false, false
+	}
 	in := cmd.InOrStdin()
 	if opts.NullStdin {
 		in = strings.NewReader("")

@@ -18,6 +18,7 @@ type sshOptions struct {
 	Identities     []string
 	Port           int
 	NullStdin      bool
+	Subsystem      bool // -s: the command is an SSH subsystem (sftp, for sshfs)
 	Local, Remote  []forwardSpec
 	ConnectTimeout time.Duration
 	KeepAlive      time.Duration
@@ -30,32 +31,39 @@ type forwardSpec struct{ Listen, Target string }
 // sshFlagsPlain are OpenSSH's flags without a value that shoal's client
 // honours, or that change nothing with it (-C: Go's SSH has no
 // compression; -q, -v: it prints no diagnostics of its own; -a, -x: no
-// agent or X11 forwarding unless asked).
-const sshFlagsPlain = "AaCnqTtvx"
+// agent or X11 forwarding unless asked; -2: protocol 2 is the only one).
+const sshFlagsPlain = "2AaCnqsTtvx"
 
 // sshFlagsValued are OpenSSH's flags that take a value, honoured here.
 const sshFlagsValued = "iLopR"
 
 // sshFlagsOpenSSH are OpenSSH's other flags: refused by name, never sent
 // to the remote shell.
-const sshFlagsOpenSSH = "1246BbcDEeFfGgIJKkMlmNOPQSsVWwXYy"
+const sshFlagsOpenSSH = "146BbcDEeFfGgIJKkMlmNOPQSVWwXYy"
 
-const sshSupported = "-A -a -C -i -L -n -o -p -q -R -T -t -v -x"
+const sshSupported = "-2 -A -a -C -i -L -n -o -p -q -R -s -T -t -v -x"
 
 // parseSSHArgs splits what follows NAME into ssh options and the remote
 // command's words.
 func parseSSHArgs(args []string) (sshOptions, []string, error) {
 	var o sshOptions
+	words, err := o.parse(args)
+	return o, words, err
+}
+
+// parse reads options into o up to the first word that is not one (or
+// "--") and returns the words from there.
+func (o *sshOptions) parse(args []string) ([]string, error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			return o, args[i+1:], nil
+			return args[i+1:], nil
 		}
 		if len(a) < 2 || a[0] != '-' {
-			return o, args[i:], nil
+			return args[i:], nil
 		}
 		if a[1] == '-' {
-			return o, nil, fmt.Errorf("ssh option %s: unknown (to run a command that starts with it: machine ssh NAME -- %s)", a, a)
+			return nil, fmt.Errorf("ssh option %s: unknown (to run a command that starts with it: machine ssh NAME -- %s)", a, a)
 		}
 		for j := 1; j < len(a); j++ {
 			f := a[j]
@@ -66,23 +74,23 @@ func parseSSHArgs(args []string) (sshOptions, []string, error) {
 				v := a[j+1:]
 				if v == "" {
 					if i+1 >= len(args) {
-						return o, nil, fmt.Errorf("ssh option -%c needs a value", f)
+						return nil, fmt.Errorf("ssh option -%c needs a value", f)
 					}
 					i++
 					v = args[i]
 				}
 				if err := o.valued(f, v); err != nil {
-					return o, nil, err
+					return nil, err
 				}
 				j = len(a)
 			case strings.IndexByte(sshFlagsOpenSSH, f) >= 0:
-				return o, nil, fmt.Errorf("ssh option -%c is not supported by shoal's SSH client (it takes %s)", f, sshSupported)
+				return nil, fmt.Errorf("ssh option -%c is not supported by shoal's SSH client (it takes %s)", f, sshSupported)
 			default:
-				return o, nil, fmt.Errorf("ssh option -%c: unknown (to run a command that starts with %s: machine ssh NAME -- %s)", f, a, a)
+				return nil, fmt.Errorf("ssh option -%c: unknown (to run a command that starts with %s: machine ssh NAME -- %s)", f, a, a)
 			}
 		}
 	}
-	return o, nil, nil
+	return nil, nil
 }
 
 func (o *sshOptions) plain(f byte) {
@@ -93,6 +101,8 @@ func (o *sshOptions) plain(f byte) {
 		o.Agent = false
 	case 'n':
 		o.NullStdin = true
+	case 's':
+		o.Subsystem = true
 	case 'T':
 		o.TTY = -1
 	case 't':
@@ -146,6 +156,10 @@ func (o *sshOptions) option(kv string) error {
 			return bad
 		}
 	case "loglevel":
+	case "clearallforwardings": // sshfs's: no forwards come from a config here
+		if !yes && !no {
+			return bad
+		}
 	case "forwardagent":
 		if !yes && !no {
 			return bad

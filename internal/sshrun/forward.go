@@ -21,6 +21,8 @@ type SessionOptions struct {
 	PTY, Terminal bool
 	// AgentSocket, when set, forwards that ssh-agent to the session (-A).
 	AgentSocket string
+	// Subsystem runs cmd as an SSH subsystem (-s; sshfs's sftp).
+	Subsystem bool
 }
 
 // Interactive runs cmd (a login shell when "") as `machine ssh` does, with
@@ -50,9 +52,12 @@ func (c *Client) Interactive(ctx context.Context, cmd string, o SessionOptions, 
 		defer restore()
 	}
 	s.Stdin, s.Stdout, s.Stderr = in, out, errOut
-	if cmd == "" {
+	switch {
+	case o.Subsystem:
+		err = s.RequestSubsystem(cmd)
+	case cmd == "":
 		err = s.Shell()
-	} else {
+	default:
 		err = s.Start(cmd)
 	}
 	if err != nil {
