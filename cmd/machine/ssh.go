@@ -94,7 +94,9 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 		m.ConnectTimeout = opts.ConnectTimeout
 	}
 	var tweak func(*sshrun.Config)
-	if len(opts.Identities) > 0 || opts.Port > 0 || opts.KeepAlive > 0 {
+	// -R and -A need the connection's own global requests and channels
+	// from the host, which a kept connection (the keeper) does not carry.
+	if len(opts.Identities) > 0 || opts.Port > 0 || opts.KeepAlive > 0 || len(opts.Remote) > 0 || opts.Agent {
 		tweak = func(c *sshrun.Config) {
 			if opts.Port > 0 {
 				c.Port = opts.Port

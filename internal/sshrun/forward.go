@@ -51,10 +51,11 @@ func (c *Client) Interactive(ctx context.Context, cmd string, o SessionOptions, 
 		}
 		defer restore()
 	}
+	if o.Subsystem {
+		return runSubsystem(ctx, s, cmd, in, out, errOut)
+	}
 	s.Stdin, s.Stdout, s.Stderr = in, out, errOut
 	switch {
-	case o.Subsystem:
-		err = s.RequestSubsystem(cmd)
 	case cmd == "":
 		err = s.Shell()
 	default:
@@ -64,6 +65,43 @@ func (c *Client) Interactive(ctx context.Context, cmd string, o SessionOptions, 
 		return -1, err
 	}
 	return waitSession(ctx, s)
+}
+
+// runSubsystem runs an SSH subsystem (ssh -s; sftp for sshfs) with the
+// caller's streams: a subsystem session is never "started", so its streams
+// are copied here, until the host closes its output or ctx ends.
+func runSubsystem(ctx context.Context, s *ssh.Session, name string, in io.Reader, out, errOut io.Writer) (int, error) {
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return -1, err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		return -1, err
+	}
+	stderr, err := s.StderrPipe()
+	if err != nil {
+		return -1, err
+	}
+	if err := s.RequestSubsystem(name); err != nil {
+		return -1, fmt.Errorf("subsystem %s: %w", name, err)
+	}
+	go func() {
+		io.Copy(stdin, in)
+		stdin.Close()
+	}()
+	go io.Copy(errOut, stderr)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(out, stdout)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return 0, err
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
 }
 
 // requestPTY asks for a pty sized like the local terminal (80x24 without

@@ -5,8 +5,12 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pkg/sftp"
 )
 
 // machine ssh -t / -tt: a pty is asked for (the test server then merges
@@ -67,4 +71,38 @@ func TestForwardLocal(t *testing.T) {
 	}
 	cancel()
 	<-done // the forward ends with its context
+}
+
+// machine ssh -s sftp (sshfs's transport): the subsystem's stream is the
+// caller's stdin and stdout.
+func TestInteractiveSubsystem(t *testing.T) {
+	srv, cfg := setup(t, serverOpts{})
+	c := dial(t, cfg)
+	os.WriteFile(filepath.Join(srv.home, "f"), []byte("over sftp"), 0o644)
+	toHost, fromClient := io.Pipe()
+	fromHost, toClient := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Interactive(ctx10(t), "sftp", SessionOptions{Subsystem: true}, toHost, toClient, io.Discard)
+		toClient.Close()
+		done <- err
+	}()
+	sc, err := sftp.NewClientPipe(fromHost, fromClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := sc.Open("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(f)
+	f.Close()
+	if string(data) != "over sftp" {
+		t.Errorf("read %q", data)
+	}
+	sc.Close()
+	fromClient.Close()
+	if err := <-done; err != nil {
+		t.Errorf("session: %v", err)
+	}
 }
