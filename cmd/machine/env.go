@@ -20,7 +20,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// errUnsetWithName is docker-machine's error for `env -u NAME`.
+// errUnsetWithName is docker-machine's error for `env -u NAME`, with its
+// status (1): scripts match both.
 var errUnsetWithName = errors.New("Expected no machine name when the -u flag is present")
 
 func newEnv(g *globals) *cobra.Command {
@@ -46,7 +47,6 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if unset {
 				if len(args) > 0 {
-					// docker-machine's words and status (1), which scripts match.
 					return errUnsetWithName
 				}
 				return nil

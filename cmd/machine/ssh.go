@@ -32,7 +32,7 @@ the remote shell; its exit status is machine's.
 
 ssh options shoal's SSH client honours: -t (a pty; -tt even without a
 terminal here), -T (none), -A/-a (forward the ssh-agent of $SSH_AUTH_SOCK,
-or not), -i FILE (a key to offer first), -p PORT, -L and -R
+or not), -i FILE (a further key to offer), -p PORT, -L and -R
 [bind:]port:host:hostport (TCP forwards, for the time of the session), -n
 (stdin from /dev/null), -o Key=Value for Compression, BatchMode, LogLevel,
 ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout,
@@ -93,21 +93,7 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 	if opts.ConnectTimeout > 0 {
 		m.ConnectTimeout = opts.ConnectTimeout
 	}
-	var tweak func(*sshrun.Config)
-	// -R and -A need the connection's own global requests and channels
-	// from the host, which a kept connection (the keeper) does not carry.
-	if len(opts.Identities) > 0 || opts.Port > 0 || opts.KeepAlive > 0 || len(opts.Remote) > 0 || opts.Agent {
-		tweak = func(c *sshrun.Config) {
-			if opts.Port > 0 {
-				c.Port = opts.Port
-			}
-			if opts.KeepAlive > 0 {
-				c.KeepAlive = opts.KeepAlive
-			}
-			c.ExtraKeyPaths = append(slices.Clone(opts.Identities), c.ExtraKeyPaths...)
-		}
-	}
-	c, err := m.ConnectWith(ctx, mach, io.Discard, tweak)
+	c, err := m.ConnectWith(ctx, mach, io.Discard, sshTweak(opts))
 	if err != nil {
 		return err
 	}
@@ -139,6 +125,25 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 		return &cli.ExitError{Code: code}
 	}
 	return nil
+}
+
+// sshTweak is how the options change the connection's configuration, or
+// nil when they do not.
+func sshTweak(opts sshOptions) func(*sshrun.Config) {
+	// -R and -A need the connection's own global requests and channels
+	// from the host, which a kept connection (the keeper) does not carry.
+	if len(opts.Identities) == 0 && opts.Port == 0 && opts.KeepAlive == 0 && len(opts.Remote) == 0 && !opts.Agent {
+		return nil
+	}
+	return func(c *sshrun.Config) {
+		if opts.Port > 0 {
+			c.Port = opts.Port
+		}
+		if opts.KeepAlive > 0 {
+			c.KeepAlive = opts.KeepAlive
+		}
+		c.ExtraKeyPaths = append(slices.Clone(opts.Identities), c.ExtraKeyPaths...)
+	}
 }
 
 // startForwards opens the -L listeners here and the -R ones on the host,

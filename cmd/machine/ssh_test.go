@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
 // The words after NAME: ssh's options first (as OpenSSH, which
@@ -127,4 +129,23 @@ func FuzzParseSSHArgs(f *testing.F) {
 		}
 		_ = words
 	})
+}
+
+// The options that change the connection get one of their own (not the
+// keeper's, which carries neither -R's listeners nor -A's channels).
+func TestSSHTweak(t *testing.T) {
+	if sshTweak(sshOptions{TTY: 1, Local: []forwardSpec{{"a:1", "b:2"}}}) != nil {
+		t.Error("-t -L changed the connection")
+	}
+	for _, o := range []sshOptions{{Agent: true}, {Remote: []forwardSpec{{"a:1", "b:2"}}}, {Port: 2222}, {Identities: []string{"/k"}}, {KeepAlive: time.Second}} {
+		if sshTweak(o) == nil {
+			t.Errorf("%+v: no connection of its own", o)
+		}
+	}
+	cfg := sshrun.Config{}
+	cfg.Port, cfg.ExtraKeyPaths = 22, []string{"/jump"}
+	sshTweak(sshOptions{Port: 2222, Identities: []string{"/k"}, KeepAlive: 7 * time.Second})(&cfg)
+	if cfg.Port != 2222 || !reflect.DeepEqual(cfg.ExtraKeyPaths, []string{"/k", "/jump"}) || cfg.KeepAlive != 7*time.Second {
+		t.Errorf("tweaked: %+v", cfg)
+	}
 }
