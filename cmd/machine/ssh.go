@@ -34,11 +34,12 @@ ssh options shoal's SSH client honours: -t (a pty; -tt even without a
 terminal here), -T (none), -A/-a (forward the ssh-agent of $SSH_AUTH_SOCK,
 or not), -i FILE (a further key to offer), -p PORT, -L and -R
 [bind:]port:host:hostport (TCP forwards, for the time of the session), -n
-(stdin from /dev/null), -o Key=Value for Compression, BatchMode, LogLevel,
+(stdin from /dev/null), -N (no command: the forwards until interrupted),
+-o Key=Value for Compression, BatchMode, LogLevel,
 ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout,
 ServerAliveInterval, LocalForward, RemoteForward. -C, -q, -v and -x are
 accepted and change nothing (Go's SSH has no compression; shoal prints no
-ssh diagnostics). Any other ssh option (-D, -X, -J, -o StrictHostKeyChecking
+ssh diagnostics). Any other ssh option (-D, -X, -J, -f, -o StrictHostKeyChecking
 ...) is refused with an error naming it, never sent to the remote shell.`,
 		Example: `  machine ssh m1
   machine ssh m1 ls -la /
@@ -69,6 +70,9 @@ ssh diagnostics). Any other ssh option (-D, -X, -J, -o StrictHostKeyChecking
 
 // runSSH connects as the options say and runs the session with its forwards.
 func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote string) error {
+	if opts.NoCommand && (remote != "" || len(opts.Local)+len(opts.Remote) == 0) {
+		return usageErr("ssh option -N runs no command: give forwards (-L, -R) and no command")
+	}
 	for _, id := range opts.Identities {
 		if _, err := os.Stat(id); err != nil {
 			return usageErr("ssh option -i: %v", err)
@@ -102,6 +106,9 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 	defer stop()
 	if err := startForwards(fctx, c, opts, cmd.ErrOrStderr()); err != nil {
 		return err
+	}
+	if opts.NoCommand {
+		return c.WaitForwarding(ctx)
 	}
 	so := sshrun.SessionOptions{PTY: opts.TTY == 2, Terminal: opts.TTY == 1 || (opts.TTY == 0 && remote == "")}
 	if opts.Agent {

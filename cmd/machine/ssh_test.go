@@ -39,6 +39,7 @@ func TestSSHArgs(t *testing.T) {
 		{[]string{"m1", "-L", "[::1]:8080:[fd00::1]:80", "true"}, "true", sshOptions{Local: []forwardSpec{{"[::1]:8080", "[fd00::1]:80"}}}},
 		{[]string{"m1", "-o", "Compression=yes", "-oForwardAgent=yes", "-o", "RequestTTY force", "-o", "ConnectTimeout=5", "-o", "serveraliveinterval=7", "w"}, "w",
 			sshOptions{Agent: true, TTY: 2, ConnectTimeout: 5 * time.Second, KeepAlive: 7 * time.Second}},
+		{[]string{"m1", "-N", "-L", "1:a:2"}, "", sshOptions{NoCommand: true, Local: []forwardSpec{{"localhost:1", "a:2"}}}},
 		{[]string{"m1", "-o", "LocalForward=8080 localhost:80", "true"}, "true", sshOptions{Local: []forwardSpec{{"localhost:8080", "localhost:80"}}}},
 	}
 	for _, c := range cases {
@@ -75,7 +76,6 @@ func TestSSHArgsRefused(t *testing.T) {
 	cases := map[string][]string{
 		"-D":                       {"-D", "1080", "true"},
 		"-X":                       {"-X", "xterm"},
-		"-N":                       {"-N", "-L", "1:a:2"},
 		"-J":                       {"-J", "jump", "true"},
 		"-o StrictHostKeyChecking": {"-o", "StrictHostKeyChecking=no", "true"},
 		"-o ProxyCommand":          {"-o", "ProxyCommand=nc %h %p", "true"},
@@ -147,5 +147,13 @@ func TestSSHTweak(t *testing.T) {
 	sshTweak(sshOptions{Port: 2222, Identities: []string{"/k"}, KeepAlive: 7 * time.Second})(&cfg)
 	if cfg.Port != 2222 || !reflect.DeepEqual(cfg.ExtraKeyPaths, []string{"/k", "/jump"}) || cfg.KeepAlive != 7*time.Second {
 		t.Errorf("tweaked: %+v", cfg)
+	}
+}
+
+func TestSSHNoCommandNeedsForwards(t *testing.T) {
+	for _, argv := range [][]string{{"ssh", "m1", "-N"}, {"ssh", "m1", "-N", "-L", "1:a:2", "ls"}} {
+		if code, _, errOut := runMachine(t, nil, argv...); code != 2 || !strings.Contains(errOut, "-N") {
+			t.Errorf("%q: %d %q", argv, code, errOut)
+		}
 	}
 }

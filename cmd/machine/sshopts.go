@@ -19,6 +19,7 @@ type sshOptions struct {
 	Port           int
 	NullStdin      bool
 	Subsystem      bool // -s: the command is an SSH subsystem (sftp, for sshfs)
+	NoCommand      bool // -N: forwards only, until interrupted
 	Local, Remote  []forwardSpec
 	ConnectTimeout time.Duration
 	KeepAlive      time.Duration
@@ -32,16 +33,16 @@ type forwardSpec struct{ Listen, Target string }
 // honours, or that change nothing with it (-C: Go's SSH has no
 // compression; -q, -v: it prints no diagnostics of its own; -a, -x: no
 // agent or X11 forwarding unless asked; -2: protocol 2 is the only one).
-const sshFlagsPlain = "2AaCnqsTtvx"
+const sshFlagsPlain = "2AaCNnqsTtvx"
 
 // sshFlagsValued are OpenSSH's flags that take a value, honoured here.
 const sshFlagsValued = "iLopR"
 
 // sshFlagsOpenSSH are OpenSSH's other flags: refused by name, never sent
 // to the remote shell.
-const sshFlagsOpenSSH = "146BbcDEeFfGgIJKkMlmNOPQSVWwXYy"
+const sshFlagsOpenSSH = "146BbcDEeFfGgIJKkMlmOPQSVWwXYy"
 
-const sshSupported = "-2 -A -a -C -i -L -n -o -p -q -R -s -T -t -v -x"
+const sshSupported = "-2 -A -a -C -i -L -N -n -o -p -q -R -s -T -t -v -x"
 
 // parseSSHArgs splits what follows NAME into ssh options and the remote
 // command's words.
@@ -99,6 +100,8 @@ func (o *sshOptions) plain(f byte) {
 		o.Agent = true
 	case 'a':
 		o.Agent = false
+	case 'N':
+		o.NoCommand = true
 	case 'n':
 		o.NullStdin = true
 	case 's':

@@ -130,6 +130,22 @@ func requestPTY(s *ssh.Session, f *os.File, isTerm bool) (restore func(), err er
 	return func() { term.Restore(int(f.Fd()), old) }, nil
 }
 
+// WaitForwarding holds the connection open for its forwards (ssh -N) until
+// ctx ends (nil) or the connection is lost (its error).
+func (c *Client) WaitForwarding(ctx context.Context) error {
+	lost := make(chan error, 1)
+	go func() { lost <- c.conn.Wait() }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-lost:
+		if l := c.lostErr(); l != nil {
+			return l
+		}
+		return fmt.Errorf("on %s: the connection closed: %v", c.cfg.Host, err)
+	}
+}
+
 // ForwardLocal serves ln (ssh -L): each connection is carried to target,
 // dialled from the host. It returns when ctx ends or ln is closed.
 func (c *Client) ForwardLocal(ctx context.Context, ln net.Listener, target string, errOut io.Writer) {

@@ -176,14 +176,15 @@ func paritySSHForward(t *testing.T, s *shoal, name string) {
 	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// -L: the host's own sshd through the forward answers with its banner.
-	cmd := exec.CommandContext(ctx, bin("machine"), "--storage-path", s.storage, "ssh", name, "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:22", port), "sleep", "20")
+	// -N -L: the host's own sshd through the forward answers with its
+	// banner; an interrupt ends it.
+	cmd := exec.CommandContext(ctx, bin("machine"), "--storage-path", s.storage, "ssh", name, "-N", "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:22", port))
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); cmd.Wait() }()
+	defer cancel()
 	var banner string
 	for i := 0; i < 100 && banner == ""; i++ {
 		time.Sleep(200 * time.Millisecond)
@@ -199,6 +200,10 @@ func paritySSHForward(t *testing.T, s *shoal, name string) {
 	}
 	if !strings.HasPrefix(banner, "SSH-2.0-") {
 		t.Errorf("through -L: %q (stderr %s)", banner, errb.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("ssh -N -L after an interrupt: %v %s", err, errb.String())
 	}
 	// -R: the host reaches a listener here.
 	here, err := net.Listen("tcp", "127.0.0.1:0")
