@@ -33,13 +33,14 @@ the remote shell; its exit status is machine's.
 ssh options shoal's SSH client honours: -t (a pty; -tt even without a
 terminal here), -T (none), -A/-a (forward the ssh-agent of $SSH_AUTH_SOCK,
 or not), -i FILE (a further key to offer), -p PORT, -L and -R
-[bind:]port:host:hostport (TCP forwards, for the time of the session), -n
+[bind:]port:host:hostport (TCP forwards, for the time of the session), -D
+[bind:]port (a SOCKS5 proxy here, CONNECT only, dialling from the host), -n
 (stdin from /dev/null), -N (no command: the forwards until interrupted),
 -o Key=Value for Compression, BatchMode, LogLevel,
 ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout,
-ServerAliveInterval, LocalForward, RemoteForward. -C, -q, -v and -x are
-accepted and change nothing (Go's SSH has no compression; shoal prints no
-ssh diagnostics). Any other ssh option (-D, -X, -J, -f, -o StrictHostKeyChecking
+ServerAliveInterval, LocalForward, RemoteForward, DynamicForward. -C, -q,
+-v and -x are accepted and change nothing (Go's SSH has no compression; shoal prints no
+ssh diagnostics). Any other ssh option (-X, -J, -f, -o StrictHostKeyChecking
 ...) is refused with an error naming it, never sent to the remote shell.`,
 		Example: `  machine ssh m1
   machine ssh m1 ls -la /
@@ -70,8 +71,8 @@ ssh diagnostics). Any other ssh option (-D, -X, -J, -f, -o StrictHostKeyChecking
 
 // runSSH connects as the options say and runs the session with its forwards.
 func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote string) error {
-	if opts.NoCommand && (remote != "" || len(opts.Local)+len(opts.Remote) == 0) {
-		return usageErr("ssh option -N runs no command: give forwards (-L, -R) and no command")
+	if opts.NoCommand && (remote != "" || len(opts.Local)+len(opts.Remote)+len(opts.Dynamic) == 0) {
+		return usageErr("ssh option -N runs no command: give forwards (-L, -R, -D) and no command")
 	}
 	for _, id := range opts.Identities {
 		if _, err := os.Stat(id); err != nil {
@@ -163,6 +164,13 @@ func startForwards(ctx context.Context, c *sshrun.Client, opts sshOptions, errOu
 			return fmt.Errorf("ssh option -L: %w", err)
 		}
 		go c.ForwardLocal(ctx, ln, f.Target, errOut)
+	}
+	for _, l := range opts.Dynamic {
+		ln, err := net.Listen("tcp", l)
+		if err != nil {
+			return fmt.Errorf("ssh option -D: %w", err)
+		}
+		go c.ForwardDynamic(ctx, ln, errOut)
 	}
 	for _, f := range opts.Remote {
 		ln, err := c.ListenRemote(f.Listen)

@@ -39,6 +39,7 @@ func TestSSHArgs(t *testing.T) {
 		{[]string{"m1", "-L", "[::1]:8080:[fd00::1]:80", "true"}, "true", sshOptions{Local: []forwardSpec{{"[::1]:8080", "[fd00::1]:80"}}}},
 		{[]string{"m1", "-o", "Compression=yes", "-oForwardAgent=yes", "-o", "RequestTTY force", "-o", "ConnectTimeout=5", "-o", "serveraliveinterval=7", "w"}, "w",
 			sshOptions{Agent: true, TTY: 2, ConnectTimeout: 5 * time.Second, KeepAlive: 7 * time.Second}},
+		{[]string{"m1", "-N", "-D", "1080", "-D", "*:1081", "-D[::1]:1082", "-o", "DynamicForward=10.0.0.1:1083"}, "", sshOptions{NoCommand: true, Dynamic: []string{"localhost:1080", ":1081", "[::1]:1082", "10.0.0.1:1083"}}},
 		{[]string{"m1", "-N", "-L", "1:a:2"}, "", sshOptions{NoCommand: true, Local: []forwardSpec{{"localhost:1", "a:2"}}}},
 		{[]string{"m1", "-o", "LocalForward=8080 localhost:80", "true"}, "true", sshOptions{Local: []forwardSpec{{"localhost:8080", "localhost:80"}}}},
 	}
@@ -74,7 +75,7 @@ func TestSSHArgs(t *testing.T) {
 // remote shell.
 func TestSSHArgsRefused(t *testing.T) {
 	cases := map[string][]string{
-		"-D":                       {"-D", "1080", "true"},
+		"-D":                       {"-D", "socks", "true"},
 		"-X":                       {"-X", "xterm"},
 		"-J":                       {"-J", "jump", "true"},
 		"-o StrictHostKeyChecking": {"-o", "StrictHostKeyChecking=no", "true"},

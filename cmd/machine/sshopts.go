@@ -21,6 +21,7 @@ type sshOptions struct {
 	Subsystem      bool // -s: the command is an SSH subsystem (sftp, for sshfs)
 	NoCommand      bool // -N: forwards only, until interrupted
 	Local, Remote  []forwardSpec
+	Dynamic        []string // -D [bind:]port: SOCKS5 listeners here
 	ConnectTimeout time.Duration
 	KeepAlive      time.Duration
 }
@@ -36,13 +37,13 @@ type forwardSpec struct{ Listen, Target string }
 const sshFlagsPlain = "2AaCNnqsTtvx"
 
 // sshFlagsValued are OpenSSH's flags that take a value, honoured here.
-const sshFlagsValued = "iLopR"
+const sshFlagsValued = "DiLopR"
 
 // sshFlagsOpenSSH are OpenSSH's other flags: refused by name, never sent
 // to the remote shell.
-const sshFlagsOpenSSH = "146BbcDEeFfGgIJKkMlmOPQSVWwXYy"
+const sshFlagsOpenSSH = "146BbcEeFfGgIJKkMlmOPQSVWwXYy"
 
-const sshSupported = "-2 -A -a -C -i -L -N -n -o -p -q -R -s -T -t -v -x"
+const sshSupported = "-2 -A -a -C -D -i -L -N -n -o -p -q -R -s -T -t -v -x"
 
 // parseSSHArgs splits what follows NAME into ssh options and the remote
 // command's words.
@@ -127,6 +128,12 @@ func (o *sshOptions) valued(f byte, v string) error {
 			return fmt.Errorf("ssh option -p %q: not a port", v)
 		}
 		o.Port = p
+	case 'D':
+		l, err := parseDynamic(v)
+		if err != nil {
+			return fmt.Errorf("ssh option -D %q: %w", v, err)
+		}
+		o.Dynamic = append(o.Dynamic, l)
 	case 'L', 'R':
 		fw, err := parseForward(v)
 		if err != nil {
@@ -189,6 +196,8 @@ func (o *sshOptions) option(kv string) error {
 		} else {
 			o.KeepAlive = time.Duration(n) * time.Second
 		}
+	case "dynamicforward":
+		return o.valued('D', v)
 	case "localforward", "remoteforward":
 		// "LocalForward port host:hostport": ssh's config form.
 		spec := strings.Join(strings.Fields(v), ":")
@@ -196,9 +205,25 @@ func (o *sshOptions) option(kv string) error {
 	case "stricthostkeychecking", "userknownhostsfile":
 		return fmt.Errorf("ssh option -o %s is not supported: shoal checks the host key it pinned for the machine, always", k)
 	default:
-		return fmt.Errorf("ssh option -o %s is not supported by shoal's SSH client (it takes -o Compression, BatchMode, LogLevel, ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout, ServerAliveInterval, LocalForward, RemoteForward)", k)
+		return fmt.Errorf("ssh option -o %s is not supported by shoal's SSH client (it takes -o Compression, BatchMode, LogLevel, ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout, ServerAliveInterval, LocalForward, RemoteForward, DynamicForward)", k)
 	}
 	return nil
+}
+
+// parseDynamic reads -D [bind:]port (an IPv6 bind in brackets); no bind is
+// localhost, "*" or "" all addresses, as OpenSSH's.
+func parseDynamic(s string) (string, error) {
+	bind, port := "localhost", s
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		bind, port = strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]"), s[i+1:]
+		if bind == "*" {
+			bind = ""
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%q is not a port", port)
+	}
+	return net.JoinHostPort(bind, port), nil
 }
 
 // parseForward reads [bind:]port:host:hostport; an IPv6 address is in

@@ -25,7 +25,7 @@ func TestParseTransportArgs(t *testing.T) {
 			t.Errorf("%q: %q %+v %q %v", c.argv, name, opts, words, err)
 		}
 	}
-	for _, bad := range [][]string{nil, {"-x"}, {"../x", "ls"}, {"-D", "1", "m1"}, {"m1", "-X", "ls"}} {
+	for _, bad := range [][]string{nil, {"-x"}, {"../x", "ls"}, {"-J", "j", "m1"}, {"m1", "-X", "ls"}} {
 		if _, _, _, err := parseTransportArgs(bad); err == nil {
 			t.Errorf("%q: taken", bad)
 		}

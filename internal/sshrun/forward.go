@@ -174,6 +174,20 @@ func ServeRemote(ctx context.Context, ln net.Listener, target string, errOut io.
 }
 
 func serveForward(ctx context.Context, ln net.Listener, dial func(context.Context) (net.Conn, error), what string, errOut io.Writer) {
+	serveConns(ctx, ln, func(in net.Conn) {
+		out, err := dial(ctx)
+		if err != nil {
+			fmt.Fprintf(errOut, "forward %s: %v\n", what, err)
+			return
+		}
+		defer out.Close()
+		pipe(ctx, in, out)
+	})
+}
+
+// serveConns runs serve for each connection of ln (and closes it after)
+// until ctx ends or ln is closed, then waits for them.
+func serveConns(ctx context.Context, ln net.Listener, serve func(net.Conn)) {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
@@ -187,13 +201,7 @@ func serveForward(ctx context.Context, ln net.Listener, dial func(context.Contex
 		go func() {
 			defer wg.Done()
 			defer in.Close()
-			out, err := dial(ctx)
-			if err != nil {
-				fmt.Fprintf(errOut, "forward %s: %v\n", what, err)
-				return
-			}
-			defer out.Close()
-			pipe(ctx, in, out)
+			serve(in)
 		}()
 	}
 }

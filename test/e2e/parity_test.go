@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -154,7 +155,7 @@ func paritySSHOptions(t *testing.T, s *shoal, name string) {
 	}
 	// What the client cannot honour is refused by name; nothing runs.
 	for opt, argv := range map[string][]string{
-		"-X": {"-X", "touch", "/tmp/parity-ran"}, "-D": {"-D", "1080", "touch", "/tmp/parity-ran"},
+		"-X": {"-X", "touch", "/tmp/parity-ran"}, "-J": {"-J", "jump", "touch", "/tmp/parity-ran"},
 		"StrictHostKeyChecking": {"-o", "StrictHostKeyChecking=no", "touch", "/tmp/parity-ran"},
 	} {
 		if r := s.machine(append([]string{"ssh", name}, argv...)...); r.code != 2 || !strings.Contains(r.stderr, opt) {
@@ -204,6 +205,10 @@ func paritySSHForward(t *testing.T, s *shoal, name string) {
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("ssh -N -L after an interrupt: %v %s", err, errb.String())
+	}
+	// -D: a SOCKS5 CONNECT here to the host's own sshd.
+	if banner := paritySOCKS(t, s, name); !strings.HasPrefix(banner, "SSH-2.0-") {
+		t.Errorf("through -D: %q", banner)
 	}
 	// -R: the host reaches a listener here.
 	here, err := net.Listen("tcp", "127.0.0.1:0")
@@ -327,4 +332,43 @@ func parityMount(t *testing.T, s *shoal, name string) {
 	if _, err := os.Stat(filepath.Join(dir, "parity-mount-file")); err == nil {
 		t.Errorf("still mounted after mount -u")
 	}
+}
+
+// paritySOCKS runs machine ssh -N -D and reads what 127.0.0.1:22, reached
+// through it with SOCKS5 from the host, says first.
+func paritySOCKS(t *testing.T, s *shoal, name string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin("machine"), "--storage-path", s.storage, "ssh", name, "-N", "-D", fmt.Sprintf("127.0.0.1:%d", port))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	for i := 0; i < 100; i++ {
+		time.Sleep(200 * time.Millisecond)
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			continue
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 22})
+		reply := make([]byte, 12)
+		if n, err := io.ReadFull(c, reply); err != nil || reply[3] != 0 {
+			t.Fatalf("socks reply %v (%d, %v); stderr %s", reply, n, err, errb.String())
+		}
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		return string(buf[:n])
+	}
+	t.Fatalf("no SOCKS listener: %s", errb.String())
+	return ""
 }
