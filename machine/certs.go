@@ -1,7 +1,10 @@
 package machine
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -36,7 +39,76 @@ func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 		what = "CA (it expired or expires within 30 days): each machine's server certificate is issued again when it is provisioned ('cluster up' rolls the dockerd restarts one node at a time; a machine of no cluster: 'machine provision NAME'), and until then 'machine env' does not reach it"
 	}
 	m.Progress.Event("certs", "renew", ui.Changed, what)
-	return due, nil
+	return due, m.syncAllClientCerts()
+}
+
+// clientCertFiles are what the docker CLI reads from DOCKER_CERT_PATH, with
+// their modes: each machine's folder holds them, as docker-machine's does.
+var clientCertFiles = []struct {
+	name string
+	mode os.FileMode
+}{{certs.CAFile, 0o644}, {certs.ClientFile, 0o644}, {certs.ClientKeyFile, 0o600}}
+
+// ClientCertDir is the folder 'machine env' and 'config' point the docker
+// CLI at: the machine's own (machines/NAME, as docker-machine's), holding
+// copies of the store's CA and client certificate, brought in step here
+// when they differ (after a renewal, 'regenerate-certs --client-certs').
+// An imported machine keeps its docker-machine set-up (Engine.CertDir).
+func (m *Manager) ClientCertDir(mach *store.Machine) (string, error) {
+	if mach.Engine.CertDir != "" {
+		return mach.Engine.CertDir, nil
+	}
+	dir := m.Store.MachineDir(mach.Name)
+	stale, err := syncClientCerts(m.Store.CertsDir(), dir, m.ReadOnly)
+	if err != nil {
+		return "", fmt.Errorf("%s: client certificates in %s: %w", mach.Name, dir, err)
+	}
+	if stale {
+		return m.Store.CertsDir(), nil // read-only: the store's own are current
+	}
+	return dir, nil
+}
+
+// syncClientCerts copies the client files from src to dst where they
+// differ; read-only, it only says whether dst is stale.
+func syncClientCerts(src, dst string, readOnly bool) (stale bool, err error) {
+	for _, f := range clientCertFiles {
+		data, err := os.ReadFile(filepath.Join(src, f.name))
+		if err != nil {
+			return false, err
+		}
+		old, err := os.ReadFile(filepath.Join(dst, f.name))
+		if err == nil && bytes.Equal(old, data) {
+			continue
+		}
+		if readOnly {
+			return true, nil
+		}
+		if err := store.WriteFileAtomic(filepath.Join(dst, f.name), data, f.mode); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// syncAllClientCerts brings every machine's copies in step after a
+// renewal, so a folder a script copies or mounts is current too.
+func (m *Manager) syncAllClientCerts() error {
+	names, err := m.Store.List()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		mach, err := m.Store.Load(n)
+		if err != nil || mach.Engine.CertDir != "" || !mach.Engine.TLS {
+			continue // an unreadable machine is said where it is used
+		}
+		if _, err := m.ClientCertDir(mach); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CertExpiry says when the machine's TLS stops working: the sooner of its

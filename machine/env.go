@@ -167,3 +167,20 @@ func NoProxy(getenv func(string) string, ip string) (name, value string) {
 	}
 	return name, value + "," + ip
 }
+
+// UnsetScript prints the lines that unset EnvVars and, with noProxy, the
+// proxy variable `env --no-proxy` set (no_proxy when it is set, else
+// NO_PROXY, as docker-machine picks it), last, in docker-machine's order.
+// docker-machine also pastes the variable's current value after its name
+// (`unset no_proxy10.0.0.5`), which no shell reads as meant; not copied.
+func UnsetScript(shell string, noProxy bool, getenv func(string) string, self string) (string, error) {
+	vars := make([]Var, 0, len(EnvVars)+1)
+	for _, n := range EnvVars {
+		vars = append(vars, Var{Name: n})
+	}
+	if noProxy {
+		n, _ := NoProxy(getenv, "")
+		vars = append(vars, Var{Name: n})
+	}
+	return Script(shell, vars, true, self)
+}

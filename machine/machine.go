@@ -322,6 +322,12 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 
 // Connect opens the one SSH connection to the machine.
 func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writer) (*sshrun.Client, error) {
+	return m.ConnectWith(ctx, mach, transcript, nil)
+}
+
+// ConnectWith is Connect with the configuration changed by tweak (the
+// ssh options of 'machine ssh': -i, -p, ConnectTimeout) before dialling.
+func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.Writer, tweak func(*sshrun.Config)) (*sshrun.Client, error) {
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mach.Name, err)
@@ -343,6 +349,10 @@ func (m *Manager) Connect(ctx context.Context, mach *Machine, transcript io.Writ
 		// The keeper dials with the pins as they are: this one connection
 		// is made here, and later ones find the new pin.
 		cfg.AcceptNewHost, cfg.Keep = true, nil
+	}
+	if tweak != nil {
+		cfg.Keep = nil // a connection of its own, as asked
+		tweak(&cfg)
 	}
 	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)
@@ -557,6 +567,13 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	}
 	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
 		return nil, err
+	}
+	// The docker CLI's files, beside the server's, as docker-machine keeps
+	// them: DOCKER_CERT_PATH is this folder.
+	if !m.ReadOnly {
+		if _, err := m.ClientCertDir(mach.Machine); err != nil {
+			return nil, err
+		}
 	}
 	port := mach.Engine.TLSPort
 	if port == 0 {

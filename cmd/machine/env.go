@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// errUnsetWithName is docker-machine's error for `env -u NAME`, with its
+// status (1): scripts match both.
+var errUnsetWithName = errors.New("Expected no machine name when the -u flag is present")
+
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	var unset, swarmFlag, noProxy bool
@@ -31,7 +36,8 @@ While 'machine tunnel NAME' runs (a machine whose engine port is reachable
 only through SSH, such as one behind a jump host), DOCKER_HOST is the
 tunnel's local port, still over TLS.
 With --swarm, DOCKER_HOST is the machine's swarm master. With --no-proxy, the
-machine's address is added to no_proxy (or NO_PROXY). The shell is taken from
+machine's address is added to no_proxy (or NO_PROXY); with --unset too, that
+variable is unset after the four DOCKER_* ones, as docker-machine does. The shell is taken from
 $SHELL unless --shell says (` + machine.ShellNames + `); every value
 is quoted for that shell. A machine that is not running is an error (exit 1,
 "Host is not running"), as with docker-machine.`,
@@ -41,7 +47,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if unset {
 				if len(args) > 0 {
-					return usageErr("--unset takes no machine name (got %s): it prints the commands that unset the variables", strings.Join(args, " "))
+					return errUnsetWithName
 				}
 				return nil
 			}
@@ -54,7 +60,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			}
 			out := cmd.OutOrStdout()
 			if unset {
-				text, err := machine.EnvScript(shell, nil, "machine env --unset --shell "+shell)
+				text, err := machine.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
 				if err != nil {
 					return cli.Invalid(err)
 				}
@@ -72,9 +78,13 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if err != nil {
 				return err
 			}
+			dir, err := m.ClientCertDir(target)
+			if err != nil {
+				return err
+			}
 			vars := []machine.Var{
 				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
-				{Name: "DOCKER_CERT_PATH", Value: certDir(m, target)}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
+				{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
 			}
 			if noProxy {
 				n, v := machine.NoProxy(os.Getenv, target.Address)
@@ -93,15 +103,6 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
-}
-
-// certDir is where the docker CLI finds the client certificates for the
-// machine's engine: the store's, or an imported machine's own.
-func certDir(m *machine.Manager, target *store.Machine) string {
-	if target.Engine.CertDir != "" {
-		return target.Engine.CertDir
-	}
-	return m.Store.CertsDir()
 }
 
 // errNotRunning is docker-machine's answer for a host that is not running.
@@ -201,7 +202,10 @@ func newConfig(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir := certDir(m, target)
+			dir, err := m.ClientCertDir(target)
+			if err != nil {
+				return err
+			}
 			printConfig(cmd.OutOrStdout(), dir, url)
 			return nil
 		},

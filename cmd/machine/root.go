@@ -63,6 +63,7 @@ regenerate-certs work on the machine named "default", as docker-machine's do.`,
 		newCreate(g), newLs(g), newInspect(g), newIP(g), newURL(g), newStatus(g),
 		newSSH(g), newSCP(g), newRm(g), newProvision(g), newVersion(g), newActive(g), newImport(g),
 		newEnv(g), newConfig(g), newTunnel(g), newRegenerateCerts(g), newUpgrade(g),
+		newMount(g), newSSHTransport(g),
 		newLifecycle(g, "start", "Start machines", (*machine.Manager).Start),
 		newLifecycle(g, "stop", "Stop machines", (*machine.Manager).Stop),
 		newLifecycle(g, "restart", "Restart machines", (*machine.Manager).Restart),
@@ -84,6 +85,15 @@ func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			return usageErr("%q takes %d argument(s), got %d; see '%s --help'", cmd.CommandPath(), n, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return usageErr("%q takes %d to %d arguments, got %d; see '%s --help'", cmd.CommandPath(), lo, hi, len(args), cmd.CommandPath())
 		}
 		return nil
 	}

@@ -43,9 +43,9 @@ func splitSpec(s string) (name, p string, err error) {
 }
 
 func newSCP(g *globals) *cobra.Command {
-	var recursive, quiet bool
+	var recursive, quiet, delta bool
 	cmd := &cobra.Command{
-		Use:   "scp [-r] [NAME:]SRC [NAME:]DST",
+		Use:   "scp [-r] [-d] [-q] [NAME:]SRC [NAME:]DST",
 		Short: "Copy files between this machine and a machine, or between two machines (as the SSH user, over SFTP)",
 		Long: `Copy files over SFTP as the machine's SSH user. SRC and DST are local paths
 or NAME:PATH; with two machines (machine scp a:/f b:/f) the files pass through
@@ -53,7 +53,11 @@ a temporary folder here. A local path with a colon in it is written ./a:b.
 A source without a name of its own (., .., /, ~) goes to a destination that
 does not exist yet, which becomes the copy: inside an existing folder it is
 refused, as the copy would land outside it. Uploaded files are private until
-written, then take the source's mode.`,
+written, then take the source's mode.
+With -d (--delta), as docker-machine's, rsync sends only the differences,
+between this computer and one machine; it runs over shoal's own SSH client
+(this program as rsync's -e) and needs rsync here and on the machine. -q
+drops rsync's --progress.`,
 		Example: `  machine scp ./app.tar m1:/tmp/
   machine scp -r m1:/etc/docker ./m1-docker
   machine scp m1:/tmp/app.tar m2:/tmp/app.tar`,
@@ -70,6 +74,9 @@ written, then take the source's mode.`,
 			}
 			if srcName == "" && dstName == "" {
 				return usageErr("SRC or DST must be NAME:PATH (a machine)")
+			}
+			if delta {
+				return runDelta(cmd, g, srcName, src, dstName, dst, recursive, quiet)
 			}
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -114,7 +121,8 @@ written, then take the source's mode.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy folders recursively")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "accepted for docker-machine's scripts (machine scp prints no progress)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress (machine scp prints none; with -d, rsync's --progress is left out)")
+	cmd.Flags().BoolVarP(&delta, "delta", "d", false, "send only the differences, with rsync (here and on the machine)")
 	return cmd
 }
 
