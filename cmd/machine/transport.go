@@ -78,7 +78,7 @@ func transportArgv() (string, error) {
 
 // missingTool says which package gives a program this command needs.
 func missingTool(what, prog, pkg string) error {
-	hint := "apt-get install " + pkg + ", dnf install " + pkg
+	hint := "apt-get install " + shell.Word(pkg) + ", dnf install " + shell.Word(pkg)
 	if runtime.GOOS == "darwin" {
 		hint = "brew install " + pkg
 		if pkg == "sshfs" {
