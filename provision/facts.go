@@ -140,6 +140,14 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		// either gone at the next reload or not open yet.
 		{"firewalld-runtime", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all`},
 		{"firewalld-permanent", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all`},
+		// Whether firewalld's runtime configuration has Docker's zone
+		// ("yes"/"no"): without it, dockerd's next start makes it and
+		// reloads firewalld. Then every zone, runtime and permanent: the
+		// rules only in the runtime one are what that reload drops
+		// (firewalldKeepStep puts them back).
+		{"firewalld-docker-zone", `shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }`},
+		{"firewalld-all-runtime", `[ "$shoal_dz" = no ] && firewall-cmd --list-all-zones`},
+		{"firewalld-all-permanent", `[ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones`},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},

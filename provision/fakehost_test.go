@@ -169,6 +169,10 @@ type fakeHost struct {
 	// fwWrong records ports opened in any other zone.
 	fwZone, fwIface string
 	fwWrong         []string
+	// fwDockerZone: firewalld's runtime configuration has Docker's zone;
+	// without it dockerd's next start makes it and reloads firewalld,
+	// which drops fwRuntime back to fwPerm.
+	fwDockerZone bool
 
 	// deadHosts are repository servers that do not answer (scheme://host).
 	deadHosts map[string]bool
@@ -235,6 +239,7 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 	}
 	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
 	h.fwZone, h.fwIface = fix.get("host", "firewalld-zone"), fix.get("host", "firewalld-iface")
+	h.fwDockerZone = fix.get("host", "firewalld-docker-zone") != "no"
 	if h.fwZone == "" {
 		h.fwZone = "public"
 	}
@@ -611,11 +616,13 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 		case "systemctl start docker":
 			if !h.active {
 				h.pid += 100
+				h.dockerdStarts()
 			}
 			h.active = true
 		case "systemctl restart docker":
 			h.pid += 100
 			h.active = true
+			h.dockerdStarts()
 		default:
 			h.t.Errorf("%s: unknown systemctl command %q", h.fix.name, c)
 			return h.fail(cmd, 1, "unknown")
@@ -625,6 +632,15 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 		}
 	}
 	return ok("")
+}
+
+// dockerdStarts is what a starting dockerd does to firewalld: without
+// Docker's zone it makes it, and reloads firewalld (moby's setupDockerZone).
+func (h *fakeHost) dockerdStarts() {
+	if h.docker != "" && h.firewalld && !h.fwDockerZone {
+		h.fwDockerZone = true
+		h.fwRuntime = slices.Clone(h.fwPerm)
+	}
 }
 
 func (h *fakeHost) firewall(cmd string) (sshrun.Result, error) {
@@ -837,6 +853,7 @@ func (h *fakeHost) installDocker() {
 	if h.fix.get("install", "starts") == "yes" {
 		h.enabled, h.active = true, true
 		h.pid += 100
+		h.dockerdStarts()
 	}
 }
 
@@ -1048,6 +1065,22 @@ func (h *fakeHost) section(name, script string) string {
 		}
 		sort.Strings(out)
 		return lines(out...)
+	case "firewalld-docker-zone":
+		if h.firewalld {
+			return lines(map[bool]string{true: "yes", false: "no"}[h.fwDockerZone])
+		}
+	case "firewalld-all-runtime", "firewalld-all-permanent":
+		if !h.firewalld || h.fwDockerZone {
+			return ""
+		}
+		ports := h.fwRuntime
+		if name == "firewalld-all-permanent" {
+			ports = h.fwPerm
+		}
+		return lines("block", "  target: %%REJECT%%", "  ports: ", "  rich rules: ", "",
+			h.fwZone+" (active)", "  target: default", "  icmp-block-inversion: no", "  interfaces: "+h.fwIface, "  sources: ",
+			"  services: "+strings.Join(h.fwServices, " "), "  ports: "+strings.Join(ports, " "), "  protocols: ",
+			"  forward: yes", "  masquerade: no", "  forward-ports: ", "  source-ports: ", "  icmp-blocks: ", "  rich rules: ")
 	case "firewalld-runtime", "firewalld-permanent":
 		if !h.firewalld {
 			return ""

@@ -181,6 +181,12 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 			}
 		}
 	}
+	// The administrator's runtime-only rules outlive dockerd's reload.
+	for _, p := range strings.Fields(h.fix.get("host", "firewalld-keep")) {
+		if !slices.Contains(h.fwRuntime, p) {
+			t.Errorf("firewalld: the runtime-only %s is gone (runtime %v)", p, h.fwRuntime)
+		}
+	}
 	if len(h.fwWrong) > 0 {
 		t.Errorf("firewalld: ports opened in a zone other than %s (the swarm interface's): %v", h.fwZone, h.fwWrong)
 	}

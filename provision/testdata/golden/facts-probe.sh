@@ -62,6 +62,9 @@ echo '@@NONCE firewalld'; { echo "$shoal_factive"; } 2>/dev/null; echo
 echo '@@NONCE firewalld-zone'; { [ "$shoal_factive" = active ] && shoal_zone; } 2>/dev/null; echo
 echo '@@NONCE firewalld-runtime'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all; } 2>/dev/null; echo
 echo '@@NONCE firewalld-permanent'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all; } 2>/dev/null; echo
+echo '@@NONCE firewalld-docker-zone'; { shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }; } 2>/dev/null; echo
+echo '@@NONCE firewalld-all-runtime'; { [ "$shoal_dz" = no ] && firewall-cmd --list-all-zones; } 2>/dev/null; echo
+echo '@@NONCE firewalld-all-permanent'; { [ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones; } 2>/dev/null; echo
 echo '@@NONCE ufw'; { ufw status verbose; } 2>/dev/null; echo
 echo '@@NONCE selinux'; { getenforce; } 2>/dev/null; echo
 echo '@@NONCE docker-sysconfig'; { grep -h -- '--selinux-enabled' /etc/sysconfig/docker; } 2>/dev/null; echo
