@@ -148,6 +148,8 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		{"firewalld-docker-zone", `shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }`},
 		{"firewalld-all-runtime", `[ "$shoal_dz" = no ] && firewall-cmd --list-all-zones`},
 		{"firewalld-all-permanent", `[ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones`},
+		// ip_vs: loaded, loadable, kept loaded (ipvsStep).
+		{"ip-vs", ipvsProbe()},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},

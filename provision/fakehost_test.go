@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // fixture is one parsed testdata/hosts file: a comment, then txtar-style
@@ -173,6 +174,9 @@ type fakeHost struct {
 	// without it dockerd's next start makes it and reloads firewalld,
 	// which drops fwRuntime back to fwPerm.
 	fwDockerZone bool
+	// ipvsModule: the kernel has ip_vs as a module; ipvsLoaded: loaded (or
+	// built in, or the container's host has it loaded).
+	ipvsModule, ipvsLoaded bool
 
 	// deadHosts are repository servers that do not answer (scheme://host).
 	deadHosts map[string]bool
@@ -240,6 +244,12 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
 	h.fwZone, h.fwIface = fix.get("host", "firewalld-zone"), fix.get("host", "firewalld-iface")
 	h.fwDockerZone = fix.get("host", "firewalld-docker-zone") != "no"
+	// By default ip_vs is built in: nothing to do.
+	h.ipvsLoaded, h.ipvsModule = true, false
+	if v := fix.get("host", "ip-vs"); v != "" {
+		st := parseIPVS(v)
+		h.ipvsLoaded, h.ipvsModule = st.loaded, st.module
+	}
 	if h.fwZone == "" {
 		h.fwZone = "public"
 	}
@@ -502,6 +512,12 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return ok("")
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)
+	case cmd == "modprobe ip_vs":
+		if !h.ipvsModule && !h.ipvsLoaded {
+			return h.fail(cmd, 1, "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/5.14.0-427.13.1.el9_4.x86_64")
+		}
+		h.ipvsLoaded = true
+		return ok("")
 	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
 		return h.firewall(cmd)
 	case h.lockRace > 0 && (rePkgInst.MatchString(cmd) || reAptInst.MatchString(cmd) || reAptPlain.MatchString(cmd)):
@@ -1065,6 +1081,11 @@ func (h *fakeHost) section(name, script string) string {
 		}
 		sort.Strings(out)
 		return lines(out...)
+	case "ip-vs":
+		yn := map[bool]string{true: "yes", false: "no"}
+		want := strings.TrimRight(string(templates.ModulesLoadIPVS()), "\n")
+		return lines(fmt.Sprintf("loaded=%s module=%s persisted=%s", yn[h.ipvsLoaded], yn[h.ipvsModule],
+			yn[strings.TrimRight(h.files[ipvsConfPath], "\n") == want]))
 	case "firewalld-docker-zone":
 		if h.firewalld {
 			return lines(map[bool]string{true: "yes", false: "no"}[h.fwDockerZone])

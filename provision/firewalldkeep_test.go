@@ -170,3 +170,24 @@ func FuzzFirewalldKeep(f *testing.F) {
 		}
 	})
 }
+
+func TestIPVSPlan(t *testing.T) {
+	for _, tc := range []struct {
+		probe         string
+		load, persist bool
+		note          bool
+	}{
+		{"loaded=no module=yes persisted=no", true, true, false},
+		{"loaded=yes module=yes persisted=no", false, true, false},
+		{"loaded=yes module=yes persisted=yes", false, false, false},
+		{"loaded=no module=yes persisted=yes", true, false, false},
+		{"loaded=yes module=no persisted=no", false, false, false}, // built in
+		{"loaded=no module=no persisted=no", false, false, true},   // no module: a host limit
+		{"", false, false, true},
+	} {
+		load, persist, note := ipvsPlan(parseIPVS(tc.probe))
+		if load != tc.load || persist != tc.persist || (note != "") != tc.note {
+			t.Errorf("%q: load %v persist %v note %q, want %v %v %v", tc.probe, load, persist, note, tc.load, tc.persist, tc.note)
+		}
+	}
+}

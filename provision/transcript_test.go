@@ -181,6 +181,10 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 			}
 		}
 	}
+	// A kernel with the ip_vs module has it loaded, and at every boot.
+	if h.ipvsModule && (!h.ipvsLoaded || h.files[ipvsConfPath] == "") {
+		t.Errorf("ip_vs: loaded %v, %s %q", h.ipvsLoaded, ipvsConfPath, h.files[ipvsConfPath])
+	}
 	// The administrator's runtime-only rules outlive dockerd's reload.
 	for _, p := range strings.Fields(h.fix.get("host", "firewalld-keep")) {
 		if !slices.Contains(h.fwRuntime, p) {

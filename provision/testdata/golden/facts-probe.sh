@@ -65,6 +65,9 @@ echo '@@NONCE firewalld-permanent'; { [ "$shoal_factive" = active ] && z=$(shoal
 echo '@@NONCE firewalld-docker-zone'; { shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }; } 2>/dev/null; echo
 echo '@@NONCE firewalld-all-runtime'; { [ "$shoal_dz" = no ] && firewall-cmd --list-all-zones; } 2>/dev/null; echo
 echo '@@NONCE firewalld-all-permanent'; { [ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones; } 2>/dev/null; echo
+echo '@@NONCE ip-vs'; { l=no m=no p=no; [ -d /sys/module/ip_vs ] && l=yes; modprobe -nq ip_vs && m=yes; [ "$(cat /etc/modules-load.d/shoal-ipvs.conf)" = '# Written by shoal: Docker Swarm balances a service'\''s virtual IP with IPVS.
+# Loaded at every boot, so that the first service after a reboot finds it.
+ip_vs' ] && p=yes; echo "loaded=$l module=$m persisted=$p"; } 2>/dev/null; echo
 echo '@@NONCE ufw'; { ufw status verbose; } 2>/dev/null; echo
 echo '@@NONCE selinux'; { getenforce; } 2>/dev/null; echo
 echo '@@NONCE docker-sysconfig'; { grep -h -- '--selinux-enabled' /etc/sysconfig/docker; } 2>/dev/null; echo
