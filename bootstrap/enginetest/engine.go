@@ -202,7 +202,15 @@ func (e *Engine) SwarmInit(ctx context.Context, req swarm.InitRequest) (string, 
 	if e.state != swarm.LocalNodeStateInactive {
 		return "", errSwarmExists
 	}
-	c := &cluster{w: e.w, id: e.w.newID(), created: time.Now(), spec: req.Spec}
+	c := &cluster{w: e.w, id: e.w.newID(), created: time.Now(), spec: req.Spec,
+		addrPool: slices.Clone(req.DefaultAddrPool), subnetSize: req.SubnetSize, dataPathPort: req.DataPathPort}
+	// Docker's defaults where the request leaves them.
+	if len(c.addrPool) == 0 {
+		c.addrPool, c.subnetSize = []string{"10.0.0.0/8"}, 24
+	}
+	if c.dataPathPort == 0 {
+		c.dataPathPort = 4789
+	}
 	c.spec.Name = "default"
 	c.newTokens()
 	if req.AutoLockManagers {

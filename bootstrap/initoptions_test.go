@@ -1,0 +1,72 @@
+package bootstrap
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// TestInitOptionsNewSwarm: a swarm made in this run takes the address
+// pools and the VXLAN port asked for.
+func TestInitOptionsNewSwarm(t *testing.T) {
+	l := newLab(t)
+	req := l.request(Policy{})
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16", "10.124.0.0/16"}, DataPathPort: 4800}
+	out := l.reconcile(req)
+	if len(out.Warnings) > 0 {
+		t.Errorf("warnings on a new swarm: %v", out.Warnings)
+	}
+	sw, err := l.nodes["m2"].API.SwarmInspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sw.DefaultAddrPool, req.Init.DefaultAddrPool) || sw.SubnetSize != 24 || sw.DataPathPort != 4800 {
+		t.Errorf("swarm has pool %v /%d, port %d; want %v /24, 4800", sw.DefaultAddrPool, sw.SubnetSize, sw.DataPathPort, req.Init.DefaultAddrPool)
+	}
+}
+
+// TestInitOptionsExistingSwarm: an existing swarm made with other settings
+// is reported, never left or made again.
+func TestInitOptionsExistingSwarm(t *testing.T) {
+	l := newLab(t)
+	l.up()
+	id := l.state("m1").ClusterID
+	l.engine("m1").ResetCalls()
+	req := l.request(Policy{})
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16"}, DataPathPort: 4800}
+	out := l.reconcile(req)
+	if got := l.state("m1").ClusterID; got != id {
+		t.Fatalf("the swarm was made again: %s, was %s", got, id)
+	}
+	l.never("SwarmInit", "SwarmLeave")
+	w := strings.Join(out.Warnings, "\n")
+	if !strings.Contains(w, "default_addr_pool is [10.0.0.0/8], not [10.123.0.0/16]") || !strings.Contains(w, "data_path_port is 4789, not 4800") {
+		t.Errorf("warnings do not name the differences: %q", out.Warnings)
+	}
+	// Asked for what it has: nothing to say.
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.0.0.0/8"}, DataPathPort: 4789}
+	if out := l.reconcile(req); len(out.Warnings) > 0 {
+		t.Errorf("warnings where the swarm has what is asked: %v", out.Warnings)
+	}
+}
+
+func TestInitDiffers(t *testing.T) {
+	info := swarm.ClusterInfo{DefaultAddrPool: []string{"10.0.0.0/8"}, SubnetSize: 24, DataPathPort: 4789}
+	for _, tc := range []struct {
+		o    InitOptions
+		want int
+	}{
+		{InitOptions{}, 0},
+		{InitOptions{DataPathPort: 4789}, 0},
+		{InitOptions{DataPathPort: 4790}, 1},
+		{InitOptions{DefaultAddrPool: []string{"10.0.0.0/8"}}, 0},
+		{InitOptions{DefaultAddrPool: []string{"10.0.0.0/8", "172.30.0.0/16"}, DataPathPort: 4790}, 2},
+	} {
+		if got := InitDiffers(info, tc.o); len(got) != tc.want {
+			t.Errorf("%+v: %q, want %d differences", tc.o, got, tc.want)
+		}
+	}
+}
