@@ -138,6 +138,10 @@ func specOf(raw *file) *Spec {
 		if sb.MaxUnavailable != nil && *sb.MaxUnavailable != 0 {
 			spec.MaxUnavailable = *sb.MaxUnavailable
 		}
+		spec.DefaultAddrPool = sb.DefaultAddrPool
+		if sb.DataPathPort != nil {
+			spec.DataPathPort = *sb.DataPathPort
+		}
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if managers := spec.Managers(); len(managers) > 0 {
