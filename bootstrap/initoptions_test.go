@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestInitOptionsNewSwarm(t *testing.T) {
 	l := newLab(t)
 	req := l.request(Policy{})
-	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16", "10.124.0.0/16"}, DataPathPort: 4800}
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16", "10.124.0.0/16"}, DataPathPort: 4800, OverlayMTU: 1400}
 	out := l.reconcile(req)
 	if len(out.Warnings) > 0 {
 		t.Errorf("warnings on a new swarm: %v", out.Warnings)
@@ -26,6 +27,20 @@ func TestInitOptionsNewSwarm(t *testing.T) {
 	if !slices.Equal(sw.DefaultAddrPool, req.Init.DefaultAddrPool) || sw.SubnetSize != 24 || sw.DataPathPort != 4800 {
 		t.Errorf("swarm has pool %v /%d, port %d; want %v /24, 4800", sw.DefaultAddrPool, sw.SubnetSize, sw.DataPathPort, req.Init.DefaultAddrPool)
 	}
+	// The ingress network was made again with the MTU, on its subnet from the pool.
+	ing, err := l.nodes["m3"].API.NetworkInspect(context.Background(), "ingress", network.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ing.Options[MTUOption] != "1400" || !ing.Ingress || ing.Driver != "overlay" || len(ing.IPAM.Config) != 1 || ing.IPAM.Config[0].Subnet != "10.123.0.0/24" {
+		t.Errorf("ingress: %+v", ing)
+	}
+	// Again: the swarm is there, nothing is made again or said.
+	l.engine("m1").ResetCalls()
+	if out := l.reconcile(req); len(out.Warnings) > 0 {
+		t.Errorf("warnings on the swarm as asked: %v", out.Warnings)
+	}
+	l.never("SwarmInit", "NetworkRemove", "NetworkCreate")
 }
 
 // TestInitOptionsExistingSwarm: an existing swarm made with other settings
@@ -36,13 +51,16 @@ func TestInitOptionsExistingSwarm(t *testing.T) {
 	id := l.state("m1").ClusterID
 	l.engine("m1").ResetCalls()
 	req := l.request(Policy{})
-	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16"}, DataPathPort: 4800}
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16"}, DataPathPort: 4800, OverlayMTU: 1400}
 	out := l.reconcile(req)
 	if got := l.state("m1").ClusterID; got != id {
 		t.Fatalf("the swarm was made again: %s, was %s", got, id)
 	}
-	l.never("SwarmInit", "SwarmLeave")
+	l.never("SwarmInit", "SwarmLeave", "NetworkRemove", "NetworkCreate")
 	w := strings.Join(out.Warnings, "\n")
+	if !strings.Contains(w, "overlay_mtu is Docker's default, not 1400") {
+		t.Errorf("warnings do not name the ingress MTU: %q", out.Warnings)
+	}
 	if !strings.Contains(w, "default_addr_pool is [10.0.0.0/8], not [10.123.0.0/16]") || !strings.Contains(w, "data_path_port is 4789, not 4800") {
 		t.Errorf("warnings do not name the differences: %q", out.Warnings)
 	}

@@ -132,6 +132,8 @@ func (n *Node) Init(ctx context.Context, advertise string) error {
 type InitOptions struct {
 	DefaultAddrPool []string
 	DataPathPort    uint32
+	// OverlayMTU is the ingress network's MTU (0: Docker's).
+	OverlayMTU int
 }
 
 // InitWith is Init with the settings of a new swarm.
@@ -144,7 +146,7 @@ func (n *Node) InitWith(ctx context.Context, advertise string, o InitOptions) er
 	if _, err := n.API.SwarmInit(ctx, req); err != nil {
 		return fmt.Errorf("%s: swarm init (advertise %s): %w", n.Name, advertise, err)
 	}
-	return nil
+	return n.ingressWithMTU(ctx, o.OverlayMTU)
 }
 
 // InitDiffers lists how an existing swarm's init-only settings differ from

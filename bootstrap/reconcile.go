@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/internal/fanout"
@@ -775,15 +777,25 @@ func forEach[T any](ctx context.Context, n int, items []T, f func(context.Contex
 // initDiffers reports the init-only settings an existing swarm does not
 // have as asked (see InitDiffers); nothing when none is asked.
 func initDiffers(ctx context.Context, anchor *Node, o InitOptions) []string {
-	if anchor == nil || (len(o.DefaultAddrPool) == 0 && o.DataPathPort == 0) {
+	if anchor == nil || (len(o.DefaultAddrPool) == 0 && o.DataPathPort == 0 && o.OverlayMTU == 0) {
 		return nil
 	}
 	sw, err := anchor.API.SwarmInspect(ctx)
 	if err != nil {
 		return []string{fmt.Sprintf("%s: swarm inspect, to compare default_addr_pool and data_path_port: %v", anchor.Name, err)}
 	}
+	diffs := InitDiffers(sw.ClusterInfo, o)
+	if o.OverlayMTU != 0 {
+		ing, err := anchor.API.NetworkInspect(ctx, "ingress", network.InspectOptions{})
+		if have := ing.Options[MTUOption]; err == nil && have != strconv.Itoa(o.OverlayMTU) {
+			if have == "" {
+				have = "Docker's default"
+			}
+			diffs = append(diffs, fmt.Sprintf("the ingress network's overlay_mtu is %s, not %d", have, o.OverlayMTU))
+		}
+	}
 	var out []string
-	for _, d := range InitDiffers(sw.ClusterInfo, o) {
+	for _, d := range diffs {
 		out = append(out, fmt.Sprintf("swarm %s: %s; these are set when a swarm is made and shoal never makes one again over an existing swarm: "+
 			"leave them out of the swarm block, or make the swarm anew yourself", Short(sw.ID), d))
 	}

@@ -142,6 +142,9 @@ func specOf(raw *file) *Spec {
 		if sb.DataPathPort != nil {
 			spec.DataPathPort = *sb.DataPathPort
 		}
+		if sb.OverlayMTU != nil {
+			spec.OverlayMTU = *sb.OverlayMTU
+		}
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if managers := spec.Managers(); len(managers) > 0 {

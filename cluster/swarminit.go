@@ -14,7 +14,8 @@ func registryPort(rb *registryBlock) int {
 	return 5000
 }
 
-// swarmInitDiags checks the swarm block's init-only settings: the VXLAN
+// swarmInitDiags checks the swarm block's init-only settings: the MTU an
+// IPv6-capable link can carry up to jumbo frames, the VXLAN
 // port must be a registered (non-ephemeral) port that no other swarm port
 // uses, and each address pool an IPv4 network of /24 or larger (every
 // overlay network gets a /24 of it) that overlaps no other pool.
@@ -28,6 +29,11 @@ func swarmInitDiags(sb *swarmBlock, regPort int) hcl.Diagnostics {
 		case p == 2377 || p == 7946 || p == 2376 || p == regPort:
 			diags = append(diags, errAt(&sb.DataPathPortRange, "Invalid data_path_port",
 				"data_path_port %d is taken: swarm uses 2377/tcp and 7946/tcp+udp, the daemon's TLS 2376/tcp, the registry %d/tcp", p, regPort))
+		}
+	}
+	if sb.OverlayMTU != nil {
+		if m := *sb.OverlayMTU; m < 1280 || m > 9000 {
+			diags = append(diags, errAt(&sb.OverlayMTURange, "Invalid overlay_mtu", "overlay_mtu must be 1280 to 9000, not %d", m))
 		}
 	}
 	if sb.DefaultAddrPool != nil && len(sb.DefaultAddrPool) == 0 {

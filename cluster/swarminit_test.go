@@ -11,13 +11,15 @@ func TestLoadSwarmInitSettings(t *testing.T) {
 	if s := mustLoad(t, base, Options{}); s.DefaultAddrPool != nil || s.DataPathPort != 0 {
 		t.Errorf("defaults: pool %v port %d, want none", s.DefaultAddrPool, s.DataPathPort)
 	}
-	s := mustLoad(t, base+"swarm {\n  default_addr_pool = [\"10.123.0.0/16\", \"172.30.0.0/20\"]\n  data_path_port = 4800\n}\n", Options{})
-	if !slices.Equal(s.DefaultAddrPool, []string{"10.123.0.0/16", "172.30.0.0/20"}) || s.DataPathPort != 4800 {
+	s := mustLoad(t, base+"swarm {\n  default_addr_pool = [\"10.123.0.0/16\", \"172.30.0.0/20\"]\n  data_path_port = 4800\n  overlay_mtu = 1400\n}\n", Options{})
+	if !slices.Equal(s.DefaultAddrPool, []string{"10.123.0.0/16", "172.30.0.0/20"}) || s.DataPathPort != 4800 || s.OverlayMTU != 1400 {
 		t.Errorf("pool %v port %d", s.DefaultAddrPool, s.DataPathPort)
 	}
 	for _, tc := range []struct {
 		attr, summary string
 	}{
+		{"overlay_mtu = 1279", "Invalid overlay_mtu"},
+		{"overlay_mtu = 9001", "Invalid overlay_mtu"},
 		{"data_path_port = 80", "Invalid data_path_port"},
 		{"data_path_port = 50000", "Invalid data_path_port"},
 		{"data_path_port = 7946", "Invalid data_path_port"},

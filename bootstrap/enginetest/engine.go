@@ -76,7 +76,7 @@ func (e *Engine) Mutations() []string {
 	for _, c := range e.Calls() {
 		switch m, _, _ := strings.Cut(c, " "); m {
 		case "SwarmInit", "SwarmJoin", "SwarmLeave", "SwarmUnlock", "SwarmUpdate", "NodeUpdate", "NodeRemove",
-			"ServiceCreate", "ServiceUpdate", "ImageLoad":
+			"ServiceCreate", "ServiceUpdate", "ImageLoad", "NetworkRemove", "NetworkCreate":
 			out = append(out, c)
 		}
 	}
@@ -211,6 +211,7 @@ func (e *Engine) SwarmInit(ctx context.Context, req swarm.InitRequest) (string, 
 	if c.dataPathPort == 0 {
 		c.dataPathPort = 4789
 	}
+	c.makeIngress()
 	c.spec.Name = "default"
 	c.newTokens()
 	if req.AutoLockManagers {

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -169,6 +170,7 @@ type cluster struct {
 	addrPool     []string
 	subnetSize   uint32
 	dataPathPort uint32
+	networks     map[string]*network.Inspect
 }
 
 // entry is a node in the swarm's list; eng is the engine that holds its
