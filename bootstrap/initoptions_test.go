@@ -88,3 +88,30 @@ func TestInitDiffers(t *testing.T) {
 		}
 	}
 }
+
+// TestInitOptionsEarly: the swarm the early pass makes (cluster up's
+// pipeline) takes the settings too, and the swarm pass after it finds
+// nothing to report.
+func TestInitOptionsEarly(t *testing.T) {
+	l := newLab(t)
+	req := l.request(Policy{})
+	req.Init = InitOptions{DefaultAddrPool: []string{"10.123.0.0/16"}, DataPathPort: 4800, OverlayMTU: 1400}
+	e := &Early{R: l.r, Policy: req.Policy, Init: req.Init}
+	if ok, err := e.Start(context.Background(), req.Targets[0]); err != nil || !ok {
+		t.Fatalf("Start = %v, %v", ok, err)
+	}
+	sw, err := l.nodes["m1"].API.SwarmInspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing, err := l.nodes["m1"].API.NetworkInspect(context.Background(), "ingress", network.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sw.DefaultAddrPool, req.Init.DefaultAddrPool) || sw.DataPathPort != 4800 || ing.Options[MTUOption] != "1400" {
+		t.Errorf("early swarm: pool %v port %d ingress mtu %q", sw.DefaultAddrPool, sw.DataPathPort, ing.Options[MTUOption])
+	}
+	if out := l.reconcile(req); len(out.Warnings) > 0 {
+		t.Errorf("the swarm pass reported: %v", out.Warnings)
+	}
+}

@@ -130,7 +130,8 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		p.regFirst = true
 	}
 	r := c.reconciler()
-	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
+	req := c.swarmRequest(spec, nil, leader, prev)
+	p.early = &bootstrap.Early{R: r, Policy: req.Policy, Init: req.Init}
 	return p
 }
 
