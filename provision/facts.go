@@ -150,6 +150,8 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		{"firewalld-all-permanent", `[ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones`},
 		// ip_vs: loaded, loadable, kept loaded (ipvsStep).
 		{"ip-vs", ipvsProbe()},
+		// iptables' INPUT, shoal's chain script and unit (iptablesStep).
+		{"iptables", iptablesProbe},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},

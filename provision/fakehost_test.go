@@ -177,6 +177,9 @@ type fakeHost struct {
 	// ipvsModule: the kernel has ip_vs as a module; ipvsLoaded: loaded (or
 	// built in, or the container's host has it loaded).
 	ipvsModule, ipvsLoaded bool
+	// iptablesInput is `iptables -S INPUT` ("" when iptables is not there).
+	iptablesInput   string
+	iptablesEnabled bool
 
 	// deadHosts are repository servers that do not answer (scheme://host).
 	deadHosts map[string]bool
@@ -244,6 +247,12 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
 	h.fwZone, h.fwIface = fix.get("host", "firewalld-zone"), fix.get("host", "firewalld-iface")
 	h.fwDockerZone = fix.get("host", "firewalld-docker-zone") != "no"
+	if p := fix.get("host", "iptables-policy"); p != "" {
+		h.iptablesInput = "-P INPUT " + p + "\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+		if r := fix.get("host", "iptables-rule"); r != "" {
+			h.iptablesInput += r + "\n"
+		}
+	}
 	// By default ip_vs is built in: nothing to do.
 	h.ipvsLoaded, h.ipvsModule = true, false
 	if v := fix.get("host", "ip-vs"); v != "" {
@@ -512,6 +521,15 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return ok("")
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)
+	case cmd == "sh "+iptablesScriptPath+" && systemctl daemon-reload && systemctl enable "+iptablesUnit:
+		if h.iptablesInput == "" {
+			return h.fail(cmd, 127, "iptables: command not found")
+		}
+		if !strings.Contains(h.iptablesInput, "-A INPUT -j "+iptablesChain) {
+			h.iptablesInput += "-A INPUT -j " + iptablesChain + "\n"
+		}
+		h.iptablesEnabled = true
+		return ok("")
 	case cmd == "modprobe ip_vs":
 		if !h.ipvsModule && !h.ipvsLoaded {
 			return h.fail(cmd, 1, "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/5.14.0-427.13.1.el9_4.x86_64")
@@ -1081,6 +1099,11 @@ func (h *fakeHost) section(name, script string) string {
 		}
 		sort.Strings(out)
 		return lines(out...)
+	case "iptables":
+		if h.iptablesInput == "" {
+			return lines("@@enabled", "disabled")
+		}
+		return h.iptablesInput + "@@script\n" + h.files[iptablesScriptPath] + "@@enabled\n" + map[bool]string{true: "enabled\n", false: "disabled\n"}[h.iptablesEnabled]
 	case "ip-vs":
 		yn := map[bool]string{true: "yes", false: "no"}
 		want := strings.TrimRight(string(templates.ModulesLoadIPVS()), "\n")

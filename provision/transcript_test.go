@@ -185,6 +185,12 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 	if h.ipvsModule && (!h.ipvsLoaded || h.files[ipvsConfPath] == "") {
 		t.Errorf("ip_vs: loaded %v, %s %q", h.ipvsLoaded, ipvsConfPath, h.files[ipvsConfPath])
 	}
+	// A DROP policy gets shoal's chain hooked at INPUT's end, kept at boot.
+	if strings.Contains(h.iptablesInput, "-P INPUT DROP") && len(spec.Hosts) > 0 {
+		if !strings.HasSuffix(h.iptablesInput, "-A INPUT -j "+iptablesChain+"\n") || !h.iptablesEnabled || h.files[iptablesUnitPath] == "" {
+			t.Errorf("iptables: shoal's chain is not last in INPUT or not kept at boot:\n%s", h.iptablesInput)
+		}
+	}
 	// The administrator's runtime-only rules outlive dockerd's reload.
 	for _, p := range strings.Fields(h.fix.get("host", "firewalld-keep")) {
 		if !slices.Contains(h.fwRuntime, p) {

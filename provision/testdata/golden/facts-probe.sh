@@ -68,6 +68,7 @@ echo '@@NONCE firewalld-all-permanent'; { [ "$shoal_dz" = no ] && firewall-cmd -
 echo '@@NONCE ip-vs'; { l=no m=no p=no; [ -d /sys/module/ip_vs ] && l=yes; modprobe -nq ip_vs && m=yes; [ "$(cat /etc/modules-load.d/shoal-ipvs.conf)" = '# Written by shoal: Docker Swarm balances a service'\''s virtual IP with IPVS.
 # Loaded at every boot, so that the first service after a reboot finds it.
 ip_vs' ] && p=yes; echo "loaded=$l module=$m persisted=$p"; } 2>/dev/null; echo
+echo '@@NONCE iptables'; { command -v iptables >/dev/null && iptables -S INPUT && echo @@script && cat /etc/shoal/swarm-iptables.sh; echo @@enabled; systemctl is-enabled shoal-swarm-iptables.service; } 2>/dev/null; echo
 echo '@@NONCE ufw'; { ufw status verbose; } 2>/dev/null; echo
 echo '@@NONCE selinux'; { getenforce; } 2>/dev/null; echo
 echo '@@NONCE docker-sysconfig'; { grep -h -- '--selinux-enabled' /etc/sysconfig/docker; } 2>/dev/null; echo
