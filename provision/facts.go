@@ -152,6 +152,8 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		{"ip-vs", ipvsProbe()},
 		// iptables' INPUT, shoal's chain script and unit (iptablesStep).
 		{"iptables", iptablesProbe},
+		// The swarm interface when it is a vmxnet3 NIC (vmxnet3Step).
+		{"vmxnet3", vmxnet3Probe},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
@@ -192,8 +194,9 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 	b.WriteString(factsScriptHead + "\n")
 	b.WriteString(unitsHead)
 	b.WriteString(pingLine(known))
-	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
-		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
+	b.WriteString("shoal_iface() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
+		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); echo "$i"; }` + "\n")
+	b.WriteString(`shoal_zone() { i=$(shoal_iface); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for i, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.

@@ -180,6 +180,10 @@ type fakeHost struct {
 	// iptablesInput is `iptables -S INPUT` ("" when iptables is not there).
 	iptablesInput   string
 	iptablesEnabled bool
+	// vmxnet3 is the swarm interface when it is a vmxnet3 NIC; its tx
+	// checksum offload is on until ethtool turns it off.
+	vmxnet3, vmxOffload string
+	vmxEnabled          bool
 
 	// deadHosts are repository servers that do not answer (scheme://host).
 	deadHosts map[string]bool
@@ -253,6 +257,7 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 			h.iptablesInput += r + "\n"
 		}
 	}
+	h.vmxnet3, h.vmxOffload = fix.get("host", "vmxnet3"), "on"
 	// By default ip_vs is built in: nothing to do.
 	h.ipvsLoaded, h.ipvsModule = true, false
 	if v := fix.get("host", "ip-vs"); v != "" {
@@ -529,6 +534,9 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 			h.iptablesInput += "-A INPUT -j " + iptablesChain + "\n"
 		}
 		h.iptablesEnabled = true
+		return ok("")
+	case h.vmxnet3 != "" && cmd == "ethtool -K "+h.vmxnet3+" tx-checksum-ip-generic off && systemctl daemon-reload && systemctl enable "+vmxnet3Unit:
+		h.vmxOffload, h.vmxEnabled = "off", true
 		return ok("")
 	case cmd == "modprobe ip_vs":
 		if !h.ipvsModule && !h.ipvsLoaded {
@@ -1104,6 +1112,15 @@ func (h *fakeHost) section(name, script string) string {
 			return lines("@@enabled", "disabled")
 		}
 		return h.iptablesInput + "@@script\n" + h.files[iptablesScriptPath] + "@@enabled\n" + map[bool]string{true: "enabled\n", false: "disabled\n"}[h.iptablesEnabled]
+	case "vmxnet3":
+		if h.vmxnet3 == "" {
+			return ""
+		}
+		out := "iface=" + h.vmxnet3 + "\n"
+		if h.commands["ethtool"] {
+			out += "tx-checksum-ip-generic: " + h.vmxOffload + "\n"
+		}
+		return out + "enabled=" + map[bool]string{true: "enabled", false: "disabled"}[h.vmxEnabled] + "\n@@unit\n" + h.files[vmxnet3UnitPath]
 	case "ip-vs":
 		yn := map[bool]string{true: "yes", false: "no"}
 		want := strings.TrimRight(string(templates.ModulesLoadIPVS()), "\n")

@@ -160,7 +160,7 @@ type Report struct {
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, iptablesStep{}, ipvsStep{}, serviceStep{}, firewalldKeepStep{},
+		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, iptablesStep{}, ipvsStep{}, vmxnet3Step{}, serviceStep{}, firewalldKeepStep{},
 	}
 }
 

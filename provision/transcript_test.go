@@ -191,6 +191,10 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 			t.Errorf("iptables: shoal's chain is not last in INPUT or not kept at boot:\n%s", h.iptablesInput)
 		}
 	}
+	// A vmxnet3 swarm interface has its offload off, now and at boot.
+	if h.vmxnet3 != "" && h.commands["ethtool"] && (h.vmxOffload != "off" || !h.vmxEnabled || h.files[vmxnet3UnitPath] == "") {
+		t.Errorf("vmxnet3 %s: offload %s, unit enabled %v", h.vmxnet3, h.vmxOffload, h.vmxEnabled)
+	}
 	// The administrator's runtime-only rules outlive dockerd's reload.
 	for _, p := range strings.Fields(h.fix.get("host", "firewalld-keep")) {
 		if !slices.Contains(h.fwRuntime, p) {
