@@ -75,7 +75,7 @@ func iptablesScript(peers []netip.Addr, ports []string) string {
 			list := byProto[proto]
 			for i := 0; i < len(list); i += 15 {
 				fmt.Fprintf(&b, "iptables -A %s -s %s -p %s -m multiport --dports %s -j ACCEPT\n",
-					iptablesChain, shell.Word(a.String()), proto, shell.Word(strings.Join(list[i:min(i+15, len(list))], ",")))
+					iptablesChain, shell.Word(a.String()), shell.Word(proto), shell.Word(strings.Join(list[i:min(i+15, len(list))], ",")))
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -113,7 +114,7 @@ func (s vmxnet3Step) Apply(ctx context.Context, h *Host) error {
 	if err := writeFiles(ctx, h.R, []sshrun.File{{Path: vmxnet3UnitPath, Data: []byte(vmxnet3UnitText(f.iface)), Mode: 0o644}}); err != nil {
 		return err
 	}
-	_, err := h.R.RunSudo(ctx, "ethtool -K "+f.iface+" tx-checksum-ip-generic off && systemctl daemon-reload && systemctl enable "+vmxnet3Unit)
+	_, err := h.R.RunSudo(ctx, "ethtool -K "+shell.Word(f.iface)+" tx-checksum-ip-generic off && systemctl daemon-reload && systemctl enable "+vmxnet3Unit)
 	return err
 }
 
