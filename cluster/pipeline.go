@@ -509,6 +509,7 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 			RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 	}
+	sw.DataPathPort = spec.DataPathPort
 	setup := m.Setup
 	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
 	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
