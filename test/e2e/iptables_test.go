@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 // opens the swarm's ports to the cluster's nodes only, in shoal's chain at
 // the end of INPUT: the worker joins, a task on it answers a ping over an
 // overlay network, the administrator's rule is still there (and reported),
-// and a second run changes nothing.
+// and a second run changes nothing. The swarm's VXLAN port is 4800
+// (data_path_port), which the chain lets in.
 func TestIptablesDropPolicy(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -32,6 +34,14 @@ func TestIptablesDropPolicy(t *testing.T) {
 		t.Fatalf("setting up iptables: %s", r)
 	}
 	file := adoptedClusterFile(t, "ipt", priv, archive, []string{"iptm1"}, []string{"iptw1"}, ips)
+	// Swarm's VXLAN on a port of its own: the chain must let that in.
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, append(b, "\nswarm {\n  data_path_port = 4800\n}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := s.cluster("up", file)
 	if r.code != 0 {
 		t.Fatalf("cluster up: %s", r)
@@ -45,7 +55,7 @@ func TestIptablesDropPolicy(t *testing.T) {
 		t.Errorf("INPUT after cluster up (want the policy DROP, the administrator's rule, shoal's chain last):\n%s", input)
 	}
 	chain := dockerExec(t, "e2e-ipt-w1", "iptables", "-S", "SHOAL-SWARM").stdout
-	if !strings.Contains(chain, "-s "+ips["iptm1"]+"/32") || strings.Count(chain, "-j ACCEPT") != 4 {
+	if !strings.Contains(chain, "-s "+ips["iptm1"]+"/32") || strings.Count(chain, "-j ACCEPT") != 4 || !strings.Contains(chain, "4800") {
 		t.Errorf("SHOAL-SWARM: want the two nodes' tcp and udp rules:\n%s", chain)
 	}
 	if en := dockerExec(t, "e2e-ipt-w1", "systemctl", "is-enabled", "shoal-swarm-iptables.service"); strings.TrimSpace(en.stdout) != "enabled" {
