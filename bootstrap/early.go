@@ -79,6 +79,8 @@ type Early struct {
 	R *Reconciler
 	// Policy is the run's policy (Leader, ClusterID).
 	Policy Policy
+	// Init are the settings of a swarm Start makes.
+	Init InitOptions
 
 	mu sync.Mutex
 	// managers serialises manager joins: Raft adds one member at once.
@@ -124,7 +126,7 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	}
 	if m == Init {
 		e.R.event(w.Name, "swarm-init", ui.Started, t.Advertise)
-		if err := t.Node.Init(ctx, t.Advertise); err != nil {
+		if err := t.Node.InitWith(ctx, t.Advertise, e.Init); err != nil {
 			e.R.event(w.Name, "swarm-init", ui.Failed, "")
 			return false, err
 		}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -129,11 +130,44 @@ func (n *Node) State(ctx context.Context) (State, error) {
 
 // Init makes the node the first manager of a new swarm.
 func (n *Node) Init(ctx context.Context, advertise string) error {
-	_, err := n.API.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: advertise})
-	if err != nil {
+	return n.InitWith(ctx, advertise, InitOptions{})
+}
+
+// InitOptions are settings a swarm takes when it is made and never after:
+// the pools its overlay networks' subnets come from, and the VXLAN port.
+// Zero values leave Docker's defaults (10.0.0.0/8 in /24s, 4789).
+type InitOptions struct {
+	DefaultAddrPool []string
+	DataPathPort    uint32
+	// OverlayMTU is the ingress network's MTU (0: Docker's).
+	OverlayMTU int
+}
+
+// InitWith is Init with the settings of a new swarm.
+func (n *Node) InitWith(ctx context.Context, advertise string, o InitOptions) error {
+	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: advertise, DataPathPort: o.DataPathPort}
+	if len(o.DefaultAddrPool) > 0 {
+		req.DefaultAddrPool = o.DefaultAddrPool
+		req.SubnetSize = 24
+	}
+	if _, err := n.API.SwarmInit(ctx, req); err != nil {
 		return fmt.Errorf("%s: swarm init (advertise %s): %w", n.Name, advertise, err)
 	}
-	return nil
+	return n.ingressWithMTU(ctx, o.OverlayMTU)
+}
+
+// InitDiffers lists how an existing swarm's init-only settings differ from
+// what is asked (nothing when nothing is asked): they cannot change
+// without a new swarm, which shoal never makes over one it found.
+func InitDiffers(info swarm.ClusterInfo, o InitOptions) []string {
+	var out []string
+	if len(o.DefaultAddrPool) > 0 && !slices.Equal(info.DefaultAddrPool, o.DefaultAddrPool) {
+		out = append(out, fmt.Sprintf("default_addr_pool is %v, not %v", info.DefaultAddrPool, o.DefaultAddrPool))
+	}
+	if o.DataPathPort != 0 && info.DataPathPort != o.DataPathPort {
+		out = append(out, fmt.Sprintf("data_path_port is %d, not %d", info.DataPathPort, o.DataPathPort))
+	}
+	return out
 }
 
 // Tokens fetches the join tokens from a manager. They are secrets: the

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
 	"github.com/shoal-dev/shoal/internal/fanout"
@@ -46,6 +48,9 @@ type Request struct {
 	Policy  Policy
 	// UnlockKey unlocks locked managers when Policy.CanUnlock.
 	UnlockKey string
+	// Init are the settings a swarm made in this run gets; an existing
+	// swarm whose settings differ is reported, never made again.
+	Init InitOptions
 	// Known are targets' states read since anything last changed them
 	// (the early swarm's, by name): the first observation takes them
 	// instead of asking those engines again.
@@ -261,7 +266,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 			}
 		}
 		r.event(t.Want.Name, "swarm-init", ui.Started, t.Advertise)
-		if err := t.Node.Init(ctx, t.Advertise); err != nil {
+		if err := t.Node.InitWith(ctx, t.Advertise, req.Init); err != nil {
 			r.event(t.Want.Name, "swarm-init", ui.Failed, "")
 			return out, err
 		}
@@ -279,6 +284,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (*Outcome, erro
 	} else if t := targetOf(req.Targets, out.Anchor.Name); t != nil {
 		r.event(t.Want.Name, "swarm-init", ui.Unchanged, "manager of swarm "+Short(out.ClusterID))
 	}
+	out.Warnings = append(out.Warnings, initDiffers(ctx, out.Anchor, req.Init)...)
 	anchor := out.Anchor
 
 	// Entries of replaced hosts go before the new ones join, demoted first
@@ -766,4 +772,32 @@ func nameOfHostname(ts []*Target, hostname string) string {
 // forEach runs f for every item, at most n at once, and joins the errors.
 func forEach[T any](ctx context.Context, n int, items []T, f func(context.Context, T) error) error {
 	return fanout.Each(ctx, n, items, nil, f)
+}
+
+// initDiffers reports the init-only settings an existing swarm does not
+// have as asked (see InitDiffers); nothing when none is asked.
+func initDiffers(ctx context.Context, anchor *Node, o InitOptions) []string {
+	if anchor == nil || (len(o.DefaultAddrPool) == 0 && o.DataPathPort == 0 && o.OverlayMTU == 0) {
+		return nil
+	}
+	sw, err := anchor.API.SwarmInspect(ctx)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: swarm inspect, to compare default_addr_pool and data_path_port: %v", anchor.Name, err)}
+	}
+	diffs := InitDiffers(sw.ClusterInfo, o)
+	if o.OverlayMTU != 0 {
+		ing, err := anchor.API.NetworkInspect(ctx, "ingress", network.InspectOptions{})
+		if have := ing.Options[MTUOption]; err == nil && have != strconv.Itoa(o.OverlayMTU) {
+			if have == "" {
+				have = "Docker's default"
+			}
+			diffs = append(diffs, fmt.Sprintf("the ingress network's overlay_mtu is %s, not %d", have, o.OverlayMTU))
+		}
+	}
+	var out []string
+	for _, d := range diffs {
+		out = append(out, fmt.Sprintf("swarm %s: %s; these are set when a swarm is made and shoal never makes one again over an existing swarm: "+
+			"leave them out of the swarm block, or make the swarm anew yourself", Short(sw.ID), d))
+	}
+	return out
 }

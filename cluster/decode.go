@@ -128,7 +128,15 @@ type swarmBlock struct {
 	// MaxUnavailable is how many workers a roll takes down at once.
 	MaxUnavailable *int `hcl:"max_unavailable,optional"`
 
-	MaxUnavailableRange hcl.Range `hcl:"max_unavailable,attr_value_range"`
+	// Set when the swarm is made (swarm init), never after.
+	DataPathPort    *int     `hcl:"data_path_port,optional"`
+	DefaultAddrPool []string `hcl:"default_addr_pool,optional"`
+	OverlayMTU      *int     `hcl:"overlay_mtu,optional"`
+
+	MaxUnavailableRange  hcl.Range `hcl:"max_unavailable,attr_value_range"`
+	DataPathPortRange    hcl.Range `hcl:"data_path_port,attr_value_range"`
+	DefaultAddrPoolRange hcl.Range `hcl:"default_addr_pool,attr_value_range"`
+	OverlayMTURange      hcl.Range `hcl:"overlay_mtu,attr_value_range"`
 }
 
 type registryBlock struct {

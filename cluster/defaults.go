@@ -138,6 +138,13 @@ func specOf(raw *file) *Spec {
 		if sb.MaxUnavailable != nil && *sb.MaxUnavailable != 0 {
 			spec.MaxUnavailable = *sb.MaxUnavailable
 		}
+		spec.DefaultAddrPool = sb.DefaultAddrPool
+		if sb.DataPathPort != nil {
+			spec.DataPathPort = *sb.DataPathPort
+		}
+		if sb.OverlayMTU != nil {
+			spec.OverlayMTU = *sb.OverlayMTU
+		}
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if managers := spec.Managers(); len(managers) > 0 {

@@ -130,7 +130,8 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		p.regFirst = true
 	}
 	r := c.reconciler()
-	p.early = &bootstrap.Early{R: r, Policy: c.swarmRequest(spec, nil, leader, prev).Policy}
+	req := c.swarmRequest(spec, nil, leader, prev)
+	p.early = &bootstrap.Early{R: r, Policy: req.Policy, Init: req.Init}
 	return p
 }
 
@@ -508,6 +509,7 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
 			RegistryPath: spec.Registry.Path, RegistryNode: spec.Registry.Node}
 	}
+	sw.DataPathPort = spec.DataPathPort
 	setup := m.Setup
 	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
 	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})

@@ -64,6 +64,13 @@ type Spec struct {
 	// MaxUnavailable is how many workers a roll (an engine change) drains
 	// at once; managers go one at a time.
 	MaxUnavailable int
+	// DefaultAddrPool and DataPathPort are what a swarm made by this file
+	// gets at init (empty, 0: Docker's 10.0.0.0/8 and 4789).
+	DefaultAddrPool []string
+	DataPathPort    int
+	// OverlayMTU is the MTU of the ingress network a new swarm gets (0:
+	// Docker's).
+	OverlayMTU int
 	// Warnings are diagnostics that do not stop the run.
 	Warnings hcl.Diagnostics
 	// Files are the parsed sources, for printing diagnostics.

@@ -34,6 +34,7 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 		ForceHint:  "force_rejoin = true in the swarm block (or 'cluster up --force')",
 		UnlockHint: "'cluster unlock " + spec.Name + "' (or swarm { auto_unlock = true })",
 	}}
+	req.Init = bootstrap.InitOptions{DefaultAddrPool: spec.DefaultAddrPool, DataPathPort: uint32(spec.DataPathPort), OverlayMTU: spec.OverlayMTU}
 	if prev != nil {
 		req.Policy.ClusterID = prev.ClusterID
 	}

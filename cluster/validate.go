@@ -63,6 +63,9 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 			diags = append(diags, errAt(&sb.MaxUnavailableRange, "Invalid max_unavailable", "max_unavailable must be 1 to 100, not %d", n))
 		}
 	}
+	if sb := raw.Swarm; sb != nil {
+		diags = append(diags, swarmInitDiags(sb, registryPort(raw.Registry))...)
+	}
 	if rb := raw.Registry; rb != nil {
 		if rb.Node != nil {
 			if _, ok := c.seen[*rb.Node]; !ok {

@@ -78,6 +78,9 @@ func (m *Manager) swarmNeeds(mach *Machine) (hosts []provision.HostEntry, regist
 			ports = append(ports, port+"/tcp") // the firewall lets the registry in
 		}
 	}
+	if p := mach.Swarm.DataPathPort; p != 0 && p != 4789 {
+		ports = append(ports, strconv.Itoa(p)+"/udp")
+	}
 	return hosts, registries, ports, nil
 }
 

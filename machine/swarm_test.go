@@ -96,6 +96,11 @@ func TestSwarmNeeds(t *testing.T) {
 	if !reflect.DeepEqual(ports, []string{"5050/tcp"}) {
 		t.Errorf("ports on the registry node = %v, want [5050/tcp]", ports)
 	}
+	// A swarm with its own VXLAN port: the firewall lets it in.
+	w.Swarm.DataPathPort = 4800
+	if _, _, ports, err = mgr.swarmNeeds(&Machine{Machine: w}); err != nil || !reflect.DeepEqual(ports, []string{"4800/udp"}) {
+		t.Errorf("ports with data_path_port 4800 = %v, %v; want [4800/udp]", ports, err)
+	}
 	// The master itself: no /etc/hosts line for itself.
 	hosts, _, _, err = mgr.swarmNeeds(&Machine{Machine: master})
 	if err != nil {

@@ -23,7 +23,7 @@ type BatchRunner interface {
 // the dockerd restart. (Their Checks read the facts, or run at once.)
 func batchable(s Step) bool {
 	switch s.(type) {
-	case filesStep, hostnameStep, hostsStep, userStep, daemonJSONStep, engineEnvStep, tlsStep, firewallStep, serviceStep:
+	case filesStep, hostnameStep, hostsStep, userStep, daemonJSONStep, engineEnvStep, tlsStep, firewallStep, iptablesStep, ipvsStep, vmxnet3Step, serviceStep, firewalldKeepStep:
 		return true
 	}
 	return false

@@ -140,6 +140,20 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		// either gone at the next reload or not open yet.
 		{"firewalld-runtime", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all`},
 		{"firewalld-permanent", `[ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all`},
+		// Whether firewalld's runtime configuration has Docker's zone
+		// ("yes"/"no"): without it, dockerd's next start makes it and
+		// reloads firewalld. Then every zone, runtime and permanent: the
+		// rules only in the runtime one are what that reload drops
+		// (firewalldKeepStep puts them back).
+		{"firewalld-docker-zone", `shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }`},
+		{"firewalld-all-runtime", `[ "$shoal_dz" = no ] && firewall-cmd --list-all-zones`},
+		{"firewalld-all-permanent", `[ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones`},
+		// ip_vs: loaded, loadable, kept loaded (ipvsStep).
+		{"ip-vs", ipvsProbe()},
+		// iptables' INPUT, shoal's chain script and unit (iptablesStep).
+		{"iptables", iptablesProbe},
+		// The swarm interface when it is a vmxnet3 NIC (vmxnet3Step).
+		{"vmxnet3", vmxnet3Probe},
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
@@ -180,8 +194,9 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 	b.WriteString(factsScriptHead + "\n")
 	b.WriteString(unitsHead)
 	b.WriteString(pingLine(known))
-	b.WriteString("shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
-		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); ` +
+	b.WriteString("shoal_iface() { i=$(ip -o addr show 2>/dev/null | awk -v a=" + shell.Quote(addr) + ` '` + ifaceAwk + `'); ` +
+		`[ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); echo "$i"; }` + "\n")
+	b.WriteString(`shoal_zone() { i=$(shoal_iface); ` +
 		`z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }` + "\n")
 	for i, p := range probes {
 		// A probe that fails prints what it printed: its status is not a fact.

@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision/osfamily"
+	"github.com/shoal-dev/shoal/templates"
 )
 
 // fixture is one parsed testdata/hosts file: a comment, then txtar-style
@@ -169,6 +170,20 @@ type fakeHost struct {
 	// fwWrong records ports opened in any other zone.
 	fwZone, fwIface string
 	fwWrong         []string
+	// fwDockerZone: firewalld's runtime configuration has Docker's zone;
+	// without it dockerd's next start makes it and reloads firewalld,
+	// which drops fwRuntime back to fwPerm.
+	fwDockerZone bool
+	// ipvsModule: the kernel has ip_vs as a module; ipvsLoaded: loaded (or
+	// built in, or the container's host has it loaded).
+	ipvsModule, ipvsLoaded bool
+	// iptablesInput is `iptables -S INPUT` ("" when iptables is not there).
+	iptablesInput   string
+	iptablesEnabled bool
+	// vmxnet3 is the swarm interface when it is a vmxnet3 NIC; its tx
+	// checksum offload is on until ethtool turns it off.
+	vmxnet3, vmxOffload string
+	vmxEnabled          bool
 
 	// deadHosts are repository servers that do not answer (scheme://host).
 	deadHosts map[string]bool
@@ -241,6 +256,20 @@ func newFakeHost(t testing.TB, fix fixture) *fakeHost {
 	}
 	h.ufwRules = strings.Fields(fix.get("host", "ufw-rules"))
 	h.fwZone, h.fwIface = fix.get("host", "firewalld-zone"), fix.get("host", "firewalld-iface")
+	h.fwDockerZone = fix.get("host", "firewalld-docker-zone") != "no"
+	if p := fix.get("host", "iptables-policy"); p != "" {
+		h.iptablesInput = "-P INPUT " + p + "\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+		if r := fix.get("host", "iptables-rule"); r != "" {
+			h.iptablesInput += r + "\n"
+		}
+	}
+	h.vmxnet3, h.vmxOffload = fix.get("host", "vmxnet3"), "on"
+	// By default ip_vs is built in: nothing to do.
+	h.ipvsLoaded, h.ipvsModule = true, false
+	if v := fix.get("host", "ip-vs"); v != "" {
+		st := parseIPVS(v)
+		h.ipvsLoaded, h.ipvsModule = st.loaded, st.module
+	}
 	if h.fwZone == "" {
 		h.fwZone = "public"
 	}
@@ -522,6 +551,24 @@ func (h *fakeHost) exec(cmd string) (sshrun.Result, error) {
 		return ok(fmt.Sprintf("docker.service - Docker Application Container Engine\n     Active: %s\n%s\n", map[bool]string{true: "active (running)", false: "failed"}[h.active], h.dockerdRefusal()))
 	case strings.HasPrefix(cmd, "systemctl "):
 		return h.systemctl(cmd)
+	case cmd == "sh "+iptablesScriptPath+" && systemctl daemon-reload && systemctl enable "+iptablesUnit:
+		if h.iptablesInput == "" {
+			return h.fail(cmd, 127, "iptables: command not found")
+		}
+		if !strings.Contains(h.iptablesInput, "-A INPUT -j "+iptablesChain) {
+			h.iptablesInput += "-A INPUT -j " + iptablesChain + "\n"
+		}
+		h.iptablesEnabled = true
+		return ok("")
+	case h.vmxnet3 != "" && cmd == "ethtool -K "+h.vmxnet3+" tx-checksum-ip-generic off && systemctl daemon-reload && systemctl enable "+vmxnet3Unit:
+		h.vmxOffload, h.vmxEnabled = "off", true
+		return ok("")
+	case cmd == "modprobe ip_vs":
+		if !h.ipvsModule && !h.ipvsLoaded {
+			return h.fail(cmd, 1, "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/5.14.0-427.13.1.el9_4.x86_64")
+		}
+		h.ipvsLoaded = true
+		return ok("")
 	case strings.HasPrefix(cmd, "firewall-cmd ") || strings.HasPrefix(cmd, "ufw "):
 		return h.firewall(cmd)
 	case h.lockRace > 0 && (rePkgInst.MatchString(cmd) || reAptInst.MatchString(cmd) || reAptPlain.MatchString(cmd)):
@@ -639,6 +686,7 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 				if why := h.dockerdRefusal(); why != "" {
 					return h.fail(cmd, 1, "Job for docker.service failed because the control process exited with error code.")
 				}
+				h.dockerdStarts()
 			}
 			h.active = true
 		case "systemctl stop docker":
@@ -652,6 +700,7 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 				h.active = false
 				return h.fail(cmd, 1, "Job for docker.service failed because the control process exited with error code.")
 			}
+			h.dockerdStarts()
 		default:
 			h.t.Errorf("%s: unknown systemctl command %q", h.fix.name, c)
 			return h.fail(cmd, 1, "unknown")
@@ -698,6 +747,15 @@ func (h *fakeHost) installDaemonJSON(cmd string) (sshrun.Result, error) {
 	h.files[daemonJSONPath] = next
 	delete(h.files, daemonJSONNew)
 	return ok("")
+}
+
+// dockerdStarts is what a starting dockerd does to firewalld: without
+// Docker's zone it makes it, and reloads firewalld (moby's setupDockerZone).
+func (h *fakeHost) dockerdStarts() {
+	if h.docker != "" && h.firewalld && !h.fwDockerZone {
+		h.fwDockerZone = true
+		h.fwRuntime = slices.Clone(h.fwPerm)
+	}
 }
 
 func (h *fakeHost) firewall(cmd string) (sshrun.Result, error) {
@@ -910,6 +968,7 @@ func (h *fakeHost) installDocker() {
 	if h.fix.get("install", "starts") == "yes" {
 		h.enabled, h.active = true, true
 		h.pid += 100
+		h.dockerdStarts()
 	}
 }
 
@@ -1121,6 +1180,41 @@ func (h *fakeHost) section(name, script string) string {
 		}
 		sort.Strings(out)
 		return lines(out...)
+	case "iptables":
+		if h.iptablesInput == "" {
+			return lines("@@enabled", "disabled")
+		}
+		return h.iptablesInput + "@@script\n" + h.files[iptablesScriptPath] + "@@enabled\n" + map[bool]string{true: "enabled\n", false: "disabled\n"}[h.iptablesEnabled]
+	case "vmxnet3":
+		if h.vmxnet3 == "" {
+			return ""
+		}
+		out := "iface=" + h.vmxnet3 + "\n"
+		if h.commands["ethtool"] {
+			out += "tx-checksum-ip-generic: " + h.vmxOffload + "\n"
+		}
+		return out + "enabled=" + map[bool]string{true: "enabled", false: "disabled"}[h.vmxEnabled] + "\n@@unit\n" + h.files[vmxnet3UnitPath]
+	case "ip-vs":
+		yn := map[bool]string{true: "yes", false: "no"}
+		want := strings.TrimRight(string(templates.ModulesLoadIPVS()), "\n")
+		return lines(fmt.Sprintf("loaded=%s module=%s persisted=%s", yn[h.ipvsLoaded], yn[h.ipvsModule],
+			yn[strings.TrimRight(h.files[ipvsConfPath], "\n") == want]))
+	case "firewalld-docker-zone":
+		if h.firewalld {
+			return lines(map[bool]string{true: "yes", false: "no"}[h.fwDockerZone])
+		}
+	case "firewalld-all-runtime", "firewalld-all-permanent":
+		if !h.firewalld || h.fwDockerZone {
+			return ""
+		}
+		ports := h.fwRuntime
+		if name == "firewalld-all-permanent" {
+			ports = h.fwPerm
+		}
+		return lines("block", "  target: %%REJECT%%", "  ports: ", "  rich rules: ", "",
+			h.fwZone+" (active)", "  target: default", "  icmp-block-inversion: no", "  interfaces: "+h.fwIface, "  sources: ",
+			"  services: "+strings.Join(h.fwServices, " "), "  ports: "+strings.Join(ports, " "), "  protocols: ",
+			"  forward: yes", "  masquerade: no", "  forward-ports: ", "  source-ports: ", "  icmp-blocks: ", "  rich rules: ")
 	case "firewalld-runtime", "firewalld-permanent":
 		if !h.firewalld {
 			return ""

@@ -97,6 +97,11 @@ type Host struct {
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
+	// keepRules put back the runtime-only firewalld rules that the reload
+	// of dockerd's first start with firewalld drops (firewalldKeepStep);
+	// dockerdStarted tells that this run started or restarted dockerd.
+	keepRules      []string
+	dockerdStarted bool
 	// progress hears about waits and warnings while steps run (nil: none).
 	progress Progress
 }
@@ -161,7 +166,7 @@ type Report struct {
 // Steps is the ordered list of provisioning steps.
 func Steps() []Step {
 	return []Step{
-		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, serviceStep{},
+		hostnameStep{}, hostsStep{}, osReposStep{}, installStep{}, selinuxStep{}, userStep{}, daemonJSONStep{}, engineEnvStep{}, tlsStep{}, firewallStep{}, iptablesStep{}, ipvsStep{}, vmxnet3Step{}, serviceStep{}, firewalldKeepStep{},
 	}
 }
 
@@ -197,6 +202,7 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 		return nil, &StepError{Host: r.Host(), Step: "os", Err: errors.New("systemd is required (no systemctl on the host)")}
 	}
 	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
+	h.keepRules = (firewalldKeepStep{}).keep(h)
 	// Refuse what cannot end well before anything is changed.
 	if _, err := osRepoPlan(h); err != nil {
 		return nil, &StepError{Host: r.Host(), Step: (osReposStep{}).Name(), Err: err}

@@ -100,6 +100,14 @@ func warnings(h *Host) []warning {
 	if held := osfamily.ParseLockHolders(h.Facts.Section("package-lock")); len(held) > 0 && needPackages(h) {
 		out = append(out, warning{"docker-install", "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
 	}
+	if _, notes, err := (iptablesStep{}).plan(h); err == nil {
+		for _, n := range notes {
+			out = append(out, warning{(iptablesStep{}).Name(), n})
+		}
+	}
+	if _, _, note := ipvsPlan((ipvsStep{}).state(h)); note != "" {
+		out = append(out, warning{(ipvsStep{}).Name(), note})
+	}
 	if p, err := osRepoPlan(h); err == nil && p.Note != "" {
 		out = append(out, warning{"os-repos", p.Note})
 	}

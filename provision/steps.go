@@ -119,6 +119,8 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	}
 	pid := h.Facts.Section("dockerd-pid")
 	running := h.Facts.Section("active") == "active" && pid != "" && pid != "0"
+	// A package's scripts may start dockerd (Debian's do).
+	h.dockerdStarted = true
 	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
 		return err
 	}
@@ -494,6 +496,7 @@ func (serviceStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.restart || h.reload || h.Facts.Section("enabled") != "enabled" || h.Facts.Section("active") != "active", nil
 }
 func (serviceStep) Apply(ctx context.Context, h *Host) error {
+	h.dockerdStarted = true
 	var cmds []string
 	if h.reload {
 		cmds = append(cmds, "systemctl daemon-reload")

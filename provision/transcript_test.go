@@ -181,6 +181,26 @@ func checkConverged(t *testing.T, h *fakeHost, spec Spec) {
 			}
 		}
 	}
+	// A kernel with the ip_vs module has it loaded, and at every boot.
+	if h.ipvsModule && (!h.ipvsLoaded || h.files[ipvsConfPath] == "") {
+		t.Errorf("ip_vs: loaded %v, %s %q", h.ipvsLoaded, ipvsConfPath, h.files[ipvsConfPath])
+	}
+	// A DROP policy gets shoal's chain hooked at INPUT's end, kept at boot.
+	if strings.Contains(h.iptablesInput, "-P INPUT DROP") && len(spec.Hosts) > 0 {
+		if !strings.HasSuffix(h.iptablesInput, "-A INPUT -j "+iptablesChain+"\n") || !h.iptablesEnabled || h.files[iptablesUnitPath] == "" {
+			t.Errorf("iptables: shoal's chain is not last in INPUT or not kept at boot:\n%s", h.iptablesInput)
+		}
+	}
+	// A vmxnet3 swarm interface has its offload off, now and at boot.
+	if h.vmxnet3 != "" && h.commands["ethtool"] && (h.vmxOffload != "off" || !h.vmxEnabled || h.files[vmxnet3UnitPath] == "") {
+		t.Errorf("vmxnet3 %s: offload %s, unit enabled %v", h.vmxnet3, h.vmxOffload, h.vmxEnabled)
+	}
+	// The administrator's runtime-only rules outlive dockerd's reload.
+	for _, p := range strings.Fields(h.fix.get("host", "firewalld-keep")) {
+		if !slices.Contains(h.fwRuntime, p) {
+			t.Errorf("firewalld: the runtime-only %s is gone (runtime %v)", p, h.fwRuntime)
+		}
+	}
 	if len(h.fwWrong) > 0 {
 		t.Errorf("firewalld: ports opened in a zone other than %s (the swarm interface's): %v", h.fwZone, h.fwWrong)
 	}

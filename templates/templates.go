@@ -22,7 +22,7 @@ import (
 	"unicode/utf8"
 )
 
-//go:embed dockerd cloudinit hosts sshd
+//go:embed dockerd cloudinit hosts sshd modules
 var files embed.FS
 
 // parsed is every template, parsed once; it is never changed after init
@@ -46,6 +46,16 @@ func render(name string, data any) ([]byte, error) {
 func embeddedFile(name string) (string, error) {
 	b, err := files.ReadFile(name)
 	return string(b), err
+}
+
+// ModulesLoadIPVS is the /etc/modules-load.d file that loads ip_vs at
+// boot (Swarm's service VIPs need it).
+func ModulesLoadIPVS() []byte {
+	b, err := files.ReadFile("modules/shoal-ipvs.conf")
+	if err != nil {
+		panic(err) // embedded above: cannot be missing
+	}
+	return b
 }
 
 // SSHDHostKeyConf is the sshd_config.d file that makes sshd offer only

@@ -118,7 +118,7 @@ func (e *Engine) Mutations() []string {
 	for _, c := range e.Calls() {
 		switch m, _, _ := strings.Cut(c, " "); m {
 		case "SwarmInit", "SwarmJoin", "SwarmLeave", "SwarmUnlock", "SwarmUpdate", "NodeUpdate", "NodeRemove",
-			"ServiceCreate", "ServiceUpdate", "ImageLoad":
+			"ServiceCreate", "ServiceUpdate", "ImageLoad", "NetworkRemove", "NetworkCreate":
 			out = append(out, c)
 		}
 	}
@@ -245,7 +245,16 @@ func (e *Engine) SwarmInit(ctx context.Context, req swarm.InitRequest) (string, 
 	if e.state != swarm.LocalNodeStateInactive {
 		return "", errSwarmExists
 	}
-	c := &cluster{w: e.w, id: e.w.newID(), created: time.Now(), spec: req.Spec}
+	c := &cluster{w: e.w, id: e.w.newID(), created: time.Now(), spec: req.Spec,
+		addrPool: slices.Clone(req.DefaultAddrPool), subnetSize: req.SubnetSize, dataPathPort: req.DataPathPort}
+	// Docker's defaults where the request leaves them.
+	if len(c.addrPool) == 0 {
+		c.addrPool, c.subnetSize = []string{"10.0.0.0/8"}, 24
+	}
+	if c.dataPathPort == 0 {
+		c.dataPathPort = 4789
+	}
+	c.makeIngress()
 	c.spec.Name = "default"
 	c.newTokens()
 	if req.AutoLockManagers {

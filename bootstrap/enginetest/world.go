@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -170,6 +171,11 @@ type cluster struct {
 	services        []*service
 	tasks           []*swarm.Task
 	servicesVersion uint64
+	// Set at init only, as Docker's.
+	addrPool     []string
+	subnetSize   uint32
+	dataPathPort uint32
+	networks     map[string]*network.Inspect
 }
 
 // entry is a node in the swarm's list; eng is the engine that holds its
@@ -297,7 +303,8 @@ func (c *cluster) newTokens() {
 }
 
 func (c *cluster) info() swarm.ClusterInfo {
-	return swarm.ClusterInfo{ID: c.id, Meta: swarm.Meta{Version: swarm.Version{Index: c.version}, CreatedAt: c.created}, Spec: c.spec}
+	return swarm.ClusterInfo{ID: c.id, Meta: swarm.Meta{Version: swarm.Version{Index: c.version}, CreatedAt: c.created}, Spec: c.spec,
+		DefaultAddrPool: slices.Clone(c.addrPool), SubnetSize: c.subnetSize, DataPathPort: c.dataPathPort}
 }
 
 func (c *cluster) apiNode(n *entry) swarm.Node {

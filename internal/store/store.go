@@ -170,6 +170,9 @@ type Swarm struct {
 	// RegistryNode is the machine the registry runs on ("" = the master).
 	RegistryNode  string   `json:"registryNode,omitempty"`
 	ImageArchives []string `json:"imageArchives,omitempty"`
+	// DataPathPort is the swarm's VXLAN port when not 4789 (a cluster's
+	// data_path_port): the firewall lets it in.
+	DataPathPort int `json:"dataPathPort,omitempty"`
 	// ClusterID is the swarm's ID as last seen.
 	ClusterID string `json:"clusterID,omitempty"`
 	Force     bool   `json:"-"`

@@ -254,3 +254,68 @@ func TestPurgeRestoresRepoFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewalldReloadKeepsRuntimeRules: firewalld runs and has no "docker"
+// zone yet (dockerd started before it), and the administrator opened
+// 9999/tcp in the runtime configuration only. `machine create` restarts
+// dockerd, whose first start with firewalld makes Docker's zone and reloads
+// firewalld: shoal puts the runtime-only rule back, and says so.
+func TestFirewalldReloadKeepsRuntimeRules(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	s := newShoal(t)
+	priv, pub := userKey(t)
+	const network = "shoal-lab-fwkeep"
+	t.Cleanup(func() { run(t, time.Minute, "docker", "network", "rm", network) })
+	ip := labHost(t, "e2e-fwkeep", hostOpts{user: "tester", pubkey: pub, network: network})
+
+	if r := dockerExec(t, "e2e-fwkeep", "sh", "-c",
+		"export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q firewalld || { apt-get update -q && apt-get install -y -q firewalld; }"); r.code != 0 {
+		t.Fatalf("installing firewalld on the lab host (needs the Debian mirror): %s", r)
+	}
+	setup := "systemctl start firewalld && firewall-cmd --add-port=9999/tcp && firewall-cmd --query-port=9999/tcp && " +
+		"! firewall-cmd --permanent --query-port=9999/tcp && firewall-cmd --get-zones"
+	if r := dockerExec(t, "e2e-fwkeep", "sh", "-c", setup); r.code != 0 {
+		t.Fatalf("setting up firewalld: %s", r)
+	} else if contains(strings.Fields(r.stdout), "docker") {
+		t.Fatalf("firewalld has Docker's zone before shoal ran: %s", r.stdout)
+	}
+
+	r := s.machine("create", "-d", "ssh", "--ssh-host", ip, "--ssh-user", "tester", "--ssh-key", priv, "fwkeep")
+	if r.code != 0 {
+		t.Fatalf("machine create: %s", r)
+	}
+	// dockerd did make its zone (so firewalld reloaded) ...
+	if z := dockerExec(t, "e2e-fwkeep", "firewall-cmd", "--get-zones"); !contains(strings.Fields(z.stdout), "docker") {
+		t.Fatalf("no docker zone after create: dockerd did not reload firewalld, the test shows nothing: %s", z)
+	}
+	// ... and the administrator's runtime-only rule is there, still only at runtime.
+	if q := dockerExec(t, "e2e-fwkeep", "firewall-cmd", "--query-port=9999/tcp"); q.code != 0 {
+		t.Errorf("the runtime-only 9999/tcp is gone after shoal's dockerd restart: %s\ncreate said:\n%s", q, r.stderr)
+	}
+	if q := dockerExec(t, "e2e-fwkeep", "firewall-cmd", "--permanent", "--query-port=9999/tcp"); q.code == 0 {
+		t.Errorf("9999/tcp was made permanent; the administrator had it at runtime only")
+	}
+	if !strings.Contains(r.stderr+r.stdout, "firewalld-keep") || !strings.Contains(r.stderr+r.stdout, "9999/tcp") {
+		t.Errorf("create did not say it put the runtime-only rule back:\n%s", r.stderr)
+	}
+
+	// The lab's kernel has no ip_vs module (no /lib/modules in the host):
+	// nothing to load, and the summary says so; where the shared kernel
+	// has it loaded already, nothing to say.
+	if dockerExec(t, "e2e-fwkeep", "test", "-d", "/sys/module/ip_vs").code != 0 && !strings.Contains(r.stderr+r.stdout, "no ip_vs module") {
+		t.Errorf("create did not say that the kernel has no ip_vs module:\n%s", r.stderr)
+	}
+	if dockerExec(t, "e2e-fwkeep", "test", "-e", "/etc/modules-load.d/shoal-ipvs.conf").code == 0 {
+		t.Errorf("shoal-ipvs.conf was written on a host whose kernel has no ip_vs module")
+	}
+
+	// Again: the zone is there, nothing to keep.
+	again := s.machine("provision", "fwkeep")
+	if again.code != 0 {
+		t.Fatalf("provision again: %s", again)
+	}
+	if strings.Contains(again.stderr, "firewalld-keep") && strings.Contains(again.stderr, "changed") {
+		t.Errorf("a second provisioning put rules back again:\n%s", again.stderr)
+	}
+}

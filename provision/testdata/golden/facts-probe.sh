@@ -37,7 +37,8 @@ if [ "${shoal_dpid:-0}" != 0 ] && read -r shoal_l 2>/dev/null </proc/"$shoal_dpi
   set -f; set -- ${shoal_l##*) }; set +f; shoal_dstart=${20:-}
 fi
 [ "$shoal_dactive" = active ] && shoal_ping=$(shoal_ping_version 20)
-shoal_zone() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
+shoal_iface() { i=$(ip -o addr show 2>/dev/null | awk -v a='10.9.9.9' '$2 != "lo" { split($4, p, "/"); if (p[1] == a || $2 == a) { print $2; exit } }'); [ -n "$i" ] || i=$(ip -o route show default 2>/dev/null | awk '{ for (n = 1; n < NF; n++) if ($n == "dev") { print $(n+1); exit } }'); echo "$i"; }
+shoal_zone() { i=$(shoal_iface); z=$(firewall-cmd --get-zone-of-interface="$i" 2>/dev/null) && [ "$z" != "no zone" ] || z=$(firewall-cmd --get-default-zone); echo "$i $z"; }
 echo '@@NONCE os-release'; { cat /etc/os-release; } 2>/dev/null; echo
 echo '@@NONCE hostname'; { hostname; } 2>/dev/null; echo
 echo '@@NONCE hosts'; { cat /etc/hosts; } 2>/dev/null; echo
@@ -62,6 +63,14 @@ echo '@@NONCE firewalld'; { echo "$shoal_factive"; } 2>/dev/null; echo
 echo '@@NONCE firewalld-zone'; { [ "$shoal_factive" = active ] && shoal_zone; } 2>/dev/null; echo
 echo '@@NONCE firewalld-runtime'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --zone="$z" --list-all; } 2>/dev/null; echo
 echo '@@NONCE firewalld-permanent'; { [ "$shoal_factive" = active ] && z=$(shoal_zone | cut -d' ' -f2) && firewall-cmd --permanent --zone="$z" --list-all; } 2>/dev/null; echo
+echo '@@NONCE firewalld-docker-zone'; { shoal_dz=; [ "$shoal_factive" = active ] && { if firewall-cmd --get-zones | tr ' ' '\n' | grep -qx docker; then shoal_dz=yes; else shoal_dz=no; fi; echo "$shoal_dz"; }; } 2>/dev/null; echo
+echo '@@NONCE firewalld-all-runtime'; { [ "$shoal_dz" = no ] && firewall-cmd --list-all-zones; } 2>/dev/null; echo
+echo '@@NONCE firewalld-all-permanent'; { [ "$shoal_dz" = no ] && firewall-cmd --permanent --list-all-zones; } 2>/dev/null; echo
+echo '@@NONCE ip-vs'; { l=no m=no p=no; [ -d /sys/module/ip_vs ] && l=yes; modprobe -nq ip_vs && m=yes; [ "$(cat /etc/modules-load.d/shoal-ipvs.conf)" = '# Written by shoal: Docker Swarm balances a service'\''s virtual IP with IPVS.
+# Loaded at every boot, so that the first service after a reboot finds it.
+ip_vs' ] && p=yes; echo "loaded=$l module=$m persisted=$p"; } 2>/dev/null; echo
+echo '@@NONCE iptables'; { command -v iptables >/dev/null && iptables -S INPUT && echo @@script && cat /etc/shoal/swarm-iptables.sh; echo @@enabled; systemctl is-enabled shoal-swarm-iptables.service; } 2>/dev/null; echo
+echo '@@NONCE vmxnet3'; { i=$(shoal_iface); [ -n "$i" ] && d=$(readlink /sys/class/net/"$i"/device/driver) && [ "${d##*/}" = vmxnet3 ] && { printf 'iface=%s\n' "$i"; command -v ethtool >/dev/null && ethtool -k "$i" | grep '^tx-checksum-ip-generic:'; printf 'enabled=%s\n' "$(systemctl is-enabled shoal-vmxnet3-offload.service)"; echo @@unit; cat /etc/systemd/system/shoal-vmxnet3-offload.service; }; } 2>/dev/null; echo
 echo '@@NONCE ufw'; { ufw status verbose; } 2>/dev/null; echo
 echo '@@NONCE selinux'; { getenforce; } 2>/dev/null; echo
 echo '@@NONCE docker-sysconfig'; { grep -h -- '--selinux-enabled' /etc/sysconfig/docker; } 2>/dev/null; echo

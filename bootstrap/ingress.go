@@ -1,0 +1,58 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+)
+
+// MTUOption is the overlay driver's option for its networks' MTU.
+const MTUOption = "com.docker.network.driver.mtu"
+
+// ingressWithMTU makes the ingress network of a swarm just made again, with
+// the MTU asked for: Docker makes it at init with its default (1450, for a
+// 1500 link), and a network's options never change after. Only for a new
+// swarm, before any service publishes a port through it; the new network
+// keeps the old one's subnet (from default_addr_pool when one was given).
+func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
+	if mtu == 0 {
+		return nil
+	}
+	want := strconv.Itoa(mtu)
+	ing, err := n.API.NetworkInspect(ctx, "ingress", network.InspectOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: network inspect ingress: %w", n.Name, err)
+	}
+	if ing.Options[MTUOption] == want {
+		return nil
+	}
+	if err := n.API.NetworkRemove(ctx, ing.ID); err != nil {
+		return fmt.Errorf("%s: network rm ingress (to make it with mtu %d): %w", n.Name, mtu, err)
+	}
+	opts := network.CreateOptions{Driver: "overlay", Scope: "swarm", Ingress: true, IPAM: &ing.IPAM, Labels: ing.Labels,
+		Options: map[string]string{MTUOption: want}}
+	// The swarm removes a network in the background: the name is free
+	// within seconds.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err = n.API.NetworkCreate(ctx, "ingress", opts)
+		if err == nil || !errdefs.IsConflict(err) && !errdefs.IsForbidden(err) && !strings.Contains(err.Error(), "already") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: network create ingress (mtu %d): %w (%v)", n.Name, mtu, err, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: network create ingress (mtu %d): %w", n.Name, mtu, err)
+	}
+	return nil
+}
