@@ -142,9 +142,13 @@ func TestVerdict(t *testing.T) {
 				}
 			}
 		}), false, []want{{Fault, "m1", "w1", "overlay", []string{"from m1 to w1"}}}},
-		{"no probe result", input(func(in *Input) { in.Matrix.Missing = map[string]string{"w2": "the probe's image busybox:latest is not on w2"} }), false,
+		{"no probe result", input(func(in *Input) {
+			in.Matrix.Missing = map[string]string{"w2": "the probe's image busybox:latest is not on w2"}
+		}), false,
 			[]want{{Fault, "w2", "", "probe", []string{"busybox:latest is not on w2"}}}},
-		{"service discovery", input(func(in *Input) { in.Matrix.DNS = map[string]string{"w1": "tasks.SERVICE listed 2 of 3 tasks", "m1": ""} }), false,
+		{"service discovery", input(func(in *Input) {
+			in.Matrix.DNS = map[string]string{"w1": "tasks.SERVICE listed 2 of 3 tasks", "m1": ""}
+		}), false,
 			[]want{{Fault, "w1", "", "dns", []string{"listed 2 of 3"}}}},
 		{"bridge-nf-call-iptables off", input(func(in *Input) { facts(in, "w1", func(f *Facts) { f.BridgeNFCall = "0" }) }), true,
 			[]want{{Warning, "w1", "", "br_netfilter", []string{"bridge-nf-call-iptables=1"}}}},
