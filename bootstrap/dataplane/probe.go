@@ -18,11 +18,13 @@ const DefaultImage = "busybox:latest"
 // probeScript runs in each probe task (busybox sh). It waits until
 // tasks.$SVC lists $N tasks (or $WAIT seconds pass), pings every task
 // with a small packet and with one of the overlay's full MTU ($BIG bytes
-// of ICMP payload: the kernel sets DF on a raw socket's packet that fits
-// the interface, so it is not fragmented inside the overlay), resolves
-// the service's name, prints one line per peer, then DONE, and idles
-// until the check removes it.
+// of ICMP payload; busybox ping has no -M do, but the kernel sets DF on a
+// ping that fits the interface, so it is not fragmented inside the
+// overlay), each up to 3 times, resolves the service's name, prints one
+// line per peer and size, then DONE, and idles until the check removes
+// it (TERM ends it at once: the network is free sooner).
 const probeScript = `
+trap 'exit 0' TERM
 ips=""; i=0
 while [ $i -lt $WAIT ]; do
   ips=$(nslookup "tasks.$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.' | sort -u)
@@ -30,16 +32,15 @@ while [ $i -lt $WAIT ]; do
   sleep 1; i=$((i+1))
 done
 echo "T $(echo "$ips" | grep -c .)"
-for ip in $ips; do
-  ( s=fail; b=fail
-    ping -c 3 -w 4 -s 56 "$ip" >/dev/null 2>&1 && s=ok
-    ping -c 3 -w 4 -s "$BIG" "$ip" >/dev/null 2>&1 && b=ok
-    echo "R $ip $s $b" ) &
-done
+try() {
+  for n in 1 2 3; do ping -c 1 -W 2 -s "$2" "$3" >/dev/null 2>&1 && { echo "R $3 $1 ok"; return; }; done
+  echo "R $3 $1 fail"
+}
+for ip in $ips; do try small 56 "$ip" & try big "$BIG" "$ip" & done
 wait
 echo "S $(nslookup "$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep -c '\.')"
 echo DONE
-sleep 600
+sleep 600 & wait
 `
 
 // ProbeScript returns the probe task's shell script.
@@ -72,13 +73,30 @@ func ParseResult(log string) Result {
 			r.Named = atoiOr(f[1], -1)
 		case len(f) == 4 && f[0] == "R":
 			a, err := netip.ParseAddr(f[1])
-			if err != nil || !okOrFail(f[2]) || !okOrFail(f[3]) {
+			if err != nil || !okOrFail(f[3]) {
 				continue
 			}
-			r.Peers[a] = [2]string{f[2], f[3]}
+			p := r.Peers[a]
+			switch f[2] {
+			case "small":
+				p[0] = f[3]
+			case "big":
+				p[1] = f[3]
+			default:
+				continue
+			}
+			r.Peers[a] = p
 		}
 	}
 	return r
+}
+
+// orFailed: a result the task did not print is a failure.
+func orFailed(s string) string {
+	if s == "" {
+		return Failed
+	}
+	return s
 }
 
 func okOrFail(s string) bool { return s == OK || s == Failed }
@@ -123,7 +141,7 @@ func Cells(nodes []string, results map[string]Result, addrs map[string]netip.Add
 			}
 			c := Cell{From: from, To: to, Small: Failed, Big: Failed}
 			if p, ok := r.Peers[a]; ok {
-				c.Small, c.Big = p[0], p[1]
+				c.Small, c.Big = orFailed(p[0]), orFailed(p[1])
 			}
 			cells = append(cells, c)
 		}

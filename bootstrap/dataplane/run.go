@@ -81,7 +81,26 @@ func Cleanup(ctx context.Context, m Manager) error {
 			errs = append(errs, fmt.Errorf("removing the check's network %s: %w", n.Name, err))
 		}
 	}
+	if len(nets) > 0 && len(errs) == 0 {
+		errs = append(errs, waitNoNetwork(ctx, m))
+	}
 	return errors.Join(errs...)
+}
+
+// waitNoNetwork waits until the manager lists no labelled network: a
+// removed overlay stays listed while the node's last task leaves it.
+func waitNoNetwork(ctx context.Context, m Manager) error {
+	for {
+		nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
+		if err == nil && len(nets) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the check's network is still there: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // removeNetwork retries while the removed service's tasks still hold the
@@ -169,11 +188,12 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		}
 	}
 	const wait = 20 // seconds a task waits for its peers' names
+	grace := time.Second
 	spec := swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: labels},
 		Mode:        swarm.ServiceMode{Global: &swarm.GlobalService{}},
 		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: img, Labels: labels, Command: []string{"sh", "-c", probeScript},
+			ContainerSpec: &swarm.ContainerSpec{Image: img, Labels: labels, Command: []string{"sh", "-c", probeScript}, StopGracePeriod: &grace,
 				Env: []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(wait)}},
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: name}},
