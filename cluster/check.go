@@ -10,6 +10,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/bootstrap/dataplane"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
 )
 
 // DefaultCheckTimeout bounds a whole data-plane check.
@@ -63,6 +64,11 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		return nil, err
 	}
 	sort.Strings(names)
+	if p := c.Machines.Progress; p != nil {
+		for _, n := range names {
+			p.Event(n, "data-plane check", ui.Started, "")
+		}
+	}
 	hosts := make([]*host, len(names))
 	for i, n := range names {
 		hosts[i] = &host{spec: Node{Name: n}}
@@ -98,13 +104,40 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	if len(in.Pools) == 0 {
 		in.Pools = []string{"10.0.0.0/8"} // Docker's default
 	}
-	in.Facts = c.readFacts(ctx, hosts, in)
+	// The facts are read while the probe's tasks start (each node's SSH
+	// connection carries both).
+	facts := make(chan map[string]dataplane.Facts, 1)
+	go func(in dataplane.Input) { facts <- c.readFacts(ctx, hosts, in) }(in)
 	mx, err := c.probe(ctx, mgr, hosts, nodeIDs, o)
+	in.Facts = <-facts
 	if err != nil {
 		return nil, err
 	}
 	in.Matrix = mx
-	return dataplane.Verdict(in), nil
+	rep := dataplane.Verdict(in)
+	c.checkEvents(names, rep)
+	return rep, nil
+}
+
+// checkEvents shows each node's part of the verdict in the progress.
+func (c *Converger) checkEvents(names []string, rep *dataplane.Report) {
+	p := c.Machines.Progress
+	if p == nil {
+		return
+	}
+	faults := map[string]int{}
+	for _, f := range rep.Findings {
+		if f.Kind == dataplane.Fault {
+			faults[f.Node]++
+		}
+	}
+	for _, n := range names {
+		if faults[n] > 0 {
+			p.Event(n, "data-plane check", ui.Failed, fmt.Sprintf("%d fault(s), see the report", faults[n]))
+		} else {
+			p.Event(n, "data-plane check", ui.Unchanged, "")
+		}
+	}
 }
 
 func (c *Converger) openForCheck(ctx context.Context, h *host) error {

@@ -44,6 +44,10 @@ hosts' kernel cannot do at all, e.g. no IP_VS); 1: a FAULT (see docs/troubleshoo
 			if spec != nil {
 				c.UseSecrets(spec)
 			}
+			if g.output == ui.ModeJSON {
+				// stdout is one JSON document: no progress events on it.
+				c.Machines.Progress = ui.NewProgress(cmd.ErrOrStderr(), ui.ModeQuiet)
+			}
 			defer c.Machines.Close()
 			rep, err := c.Check(cmd.Context(), name, o)
 			c.Machines.Progress.Close()
