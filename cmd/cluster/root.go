@@ -267,6 +267,7 @@ func newUp(g *globals) *cobra.Command {
 				var took time.Duration
 				rep, took, err = checkAfterUp(cmd, c, spec.Name, co)
 				res.Stages["check"] = took
+				res.Elapsed += took
 				if err != nil {
 					c.Machines.Progress.Close()
 					return fmt.Errorf("cluster %s is up, but its data-plane check could not run: %w (run '%s' again, or skip it with --skip-check)", spec.Name, err, g.command("check", shell.Word(args[0])))
@@ -279,11 +280,12 @@ func newUp(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				summary(out, res)
-				if rep != nil {
-					fmt.Fprintln(out)
-					writeCheck(out, rep, g.output == ui.ModeAuto && ui.IsTerminal(out))
-				}
+				summaryWith(out, res, func() {
+					if rep != nil {
+						fmt.Fprintln(out)
+						writeCheck(out, rep, g.output == ui.ModeAuto && ui.IsTerminal(out))
+					}
+				})
 			}
 			if rep != nil && !rep.OK {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the data plane has a fault (see above)", spec.Name)}
@@ -299,7 +301,11 @@ func newUp(g *globals) *cobra.Command {
 	return cmd
 }
 
-func summary(w io.Writer, res *cluster.Result) {
+func summary(w io.Writer, res *cluster.Result) { summaryWith(w, res, func() {}) }
+
+// summaryWith is summary with more (the data-plane check's verdict)
+// before what to type next.
+func summaryWith(w io.Writer, res *cluster.Result, more func()) {
 	fmt.Fprintln(w)
 	if !res.Changed {
 		fmt.Fprintf(w, "Cluster %s: nothing to change.\n", res.Cluster)
@@ -330,6 +336,7 @@ func summary(w io.Writer, res *cluster.Result) {
 		}
 	}
 	fmt.Fprintf(w, "Took %s (%s), %d SSH sessions.\n", res.Elapsed.Round(100*time.Millisecond), strings.Join(stages, ", "), res.Sessions)
+	more()
 	fmt.Fprintf(w, "\nNext:\n  eval \"$(%s env %s)\"\n  docker node ls\n", cli.MachineCommand(), res.Leader)
 }
 

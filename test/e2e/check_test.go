@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -104,6 +105,7 @@ func TestClusterCheckDataPlane(t *testing.T) {
 	if up.code != 0 {
 		t.Fatalf("cluster up: %s", up)
 	}
+	t.Logf("the first up's summary:\n%s", up.stdout)
 	if !strings.Contains(up.stdout, "LIMIT: this kernel has no IP_VS") || !strings.Contains(up.stdout, "Data plane: works between all 3 nodes (1 limit of these hosts)") {
 		t.Errorf("the first up should end with the check's verdict and the IPVS limit:\n%s", up.stdout)
 	}
@@ -120,6 +122,19 @@ func TestClusterCheckDataPlane(t *testing.T) {
 	dropped := runCheck(t, s, file, 1)
 	onlyFault(t, dropped, "w2", "4789/udp")
 	cellsOf(t, dropped, "w2", func(small, _ string) bool { return small == "fail" })
+	// A cluster up that changes the swarm (a label) meets the fault: it
+	// fails with the report.
+	text, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(text), "role = \"worker\"", "role = \"worker\"\n  labels = { dp = \"x\" }", 1)
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.cluster("up", file); r.code != 1 || !strings.Contains(r.stdout, "FAULT: 4789/udp (VXLAN) is dropped on w2") || !strings.Contains(r.stderr, "the data plane has a fault") {
+		t.Errorf("cluster up with 4789/udp dropped on w2: want exit 1 and the fault: %s", r)
+	}
 	dockerExec(t, "e2e-dp-w2", "iptables", "-D", "INPUT", "-p", "udp", "--dport", "4789", "-j", "DROP")
 
 	// w1's link MTU below what VXLAN needs: MTU and w1.
