@@ -23,6 +23,19 @@ type CheckOptions struct {
 	OverlayMTU int
 }
 
+// removeCheckLeftovers removes what a killed data-plane check left (its
+// labelled service and network) through the leader's engine: two list
+// calls when there is nothing, so a no-op run does not slow down.
+func removeCheckLeftovers(ctx context.Context, leader *host) {
+	m, ok := leader.node.API.(dataplane.Manager)
+	if !ok {
+		return // an engine without networks (tests' in-memory swarm)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_ = dataplane.Cleanup(cctx, m) // best effort: the next check retries
+}
+
 // checkNodes returns the machines of cluster name, or of the swarm whose
 // master (machine create --swarm-master) is called name.
 func (c *Converger) checkNodes(name string) ([]string, error) {

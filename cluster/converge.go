@@ -210,6 +210,7 @@ func (c *Converger) Up(ctx context.Context, spec *Spec) (*Result, error) {
 	}
 	changed = changed || p.early.Changed()
 	leader = leaderHost.spec.Name
+	removeCheckLeftovers(ctx, leaderHost)
 	res.Changed = changed
 	for _, h := range hosts {
 		res.Changed = res.Changed || h.changed
