@@ -70,7 +70,8 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultCheckTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	// Connections, facts and up to two probes (see probeTwice).
+	ctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+30*time.Second)
 	defer cancel()
 	names, err := c.checkNodes(name)
 	if err != nil {
@@ -120,8 +121,12 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	// The facts are read while the probe's tasks start (each node's SSH
 	// connection carries both).
 	facts := make(chan map[string]dataplane.Facts, 1)
-	go func(in dataplane.Input) { facts <- c.readFacts(ctx, hosts, in) }(in)
-	mx, err := c.probe(ctx, mgr, hosts, nodeIDs, o)
+	go func(in dataplane.Input) {
+		fctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		facts <- c.readFacts(fctx, hosts, in)
+	}(in)
+	mx, err := c.probeTwice(ctx, mgr, hosts, nodeIDs, o)
 	in.Facts = <-facts
 	if err != nil {
 		return nil, err
@@ -130,6 +135,24 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	rep := dataplane.Verdict(in)
 	c.checkEvents(names, rep)
 	return rep, nil
+}
+
+// probeTwice runs the probe, each run bounded by o.Timeout, and once
+// more when the first saw a failure: a swarm just changed may still be
+// converging (its gossip not yet carrying every task's name and VXLAN
+// endpoint); what fails twice is a fault.
+func (c *Converger) probeTwice(ctx context.Context, mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (dataplane.Matrix, error) {
+	var mx dataplane.Matrix
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, o.Timeout)
+		mx, err = c.probe(actx, mgr, hosts, nodeIDs, o)
+		cancel()
+		if err != nil || dataplane.Clean(mx) {
+			break
+		}
+	}
+	return mx, err
 }
 
 // checkEvents shows each node's part of the verdict in the progress.

@@ -113,3 +113,19 @@ func FuzzParseResult(f *testing.F) {
 		}
 	})
 }
+
+func TestClean(t *testing.T) {
+	ok := Matrix{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": ""}}
+	if !Clean(ok) {
+		t.Errorf("clean matrix: %+v", ok)
+	}
+	for _, bad := range []Matrix{
+		{Cells: []Cell{{"a", "b", OK, Failed}}},
+		{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": "listed 1 of 2"}},
+		{Missing: map[string]string{"c": "no image"}},
+	} {
+		if Clean(bad) {
+			t.Errorf("not clean: %+v", bad)
+		}
+	}
+}

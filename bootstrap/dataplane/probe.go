@@ -162,3 +162,22 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// Clean tells whether a probe saw no failure at all: every node answered,
+// every cell crossed, every name resolved.
+func Clean(mx Matrix) bool {
+	if len(mx.Missing) > 0 {
+		return false
+	}
+	for _, c := range mx.Cells {
+		if c.Small != OK || c.Big != OK {
+			return false
+		}
+	}
+	for _, d := range mx.DNS {
+		if d != "" {
+			return false
+		}
+	}
+	return true
+}
