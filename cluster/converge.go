@@ -257,6 +257,7 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	}
 	changed = changed || p.early.Changed()
 	leader = leaderHost.spec.Name
+	removeCheckLeftovers(ctx, leaderHost)
 	res.Changed = changed
 	for _, h := range hosts {
 		res.Changed = res.Changed || h.changed

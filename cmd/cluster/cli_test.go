@@ -154,3 +154,18 @@ func TestClusterHintsSayTheCommandRun(t *testing.T) {
 		t.Errorf("upgrade before up: want the hint %q and no password in:\n%+v", want, r)
 	}
 }
+
+func TestClusterCheckNames(t *testing.T) {
+	r := runCluster(t, "--storage-path", t.TempDir(), "check", "nosuch")
+	if r.code != 1 || !strings.Contains(r.stderr, `no cluster "nosuch" here, nor a swarm master of that name`) {
+		t.Errorf("check of an unknown name: %+v", r)
+	}
+	r = runCluster(t, "--storage-path", t.TempDir(), "check", "../x")
+	if r.code != 2 {
+		t.Errorf("check of a name that cannot be one: %+v", r)
+	}
+	r = runCluster(t, "up", "--help")
+	if !strings.Contains(r.stdout, "--skip-check") || !strings.Contains(r.stdout, "--check-timeout") {
+		t.Errorf("up --help lacks the check's flags:\n%s", r.stdout)
+	}
+}

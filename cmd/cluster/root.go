@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shoal-dev/shoal/bootstrap/dataplane"
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
@@ -94,7 +95,7 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
 	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")
 	pf.IntVar(&g.parallel, "parallel", 32, "how many hosts to work on at once (a host waiting for another does not count)")
-	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUpgrade(g), newBackup(g), newRestore(g), newRotate(g), newUnlock(g), newDown(g), newStatus(g), newLs(g), newEnv(g), &cobra.Command{
+	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUpgrade(g), newBackup(g), newRestore(g), newRotate(g), newUnlock(g), newDown(g), newStatus(g), newCheck(g), newLs(g), newEnv(g), &cobra.Command{
 		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})
@@ -216,9 +217,10 @@ func newPlan(g *globals) *cobra.Command {
 }
 
 func newUp(g *globals) *cobra.Command {
-	var force bool
+	var force, skipCheck bool
 	var drainTimeout time.Duration
 	var accept []string
+	var co cluster.CheckOptions
 	cmd := &cobra.Command{
 		Use:               "up FILE",
 		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
@@ -236,25 +238,60 @@ func newUp(g *globals) *cobra.Command {
 			}
 			defer c.Machines.Close() // the jump host connections
 			res, err := c.Up(cmd.Context(), spec)
-			c.Machines.Progress.Close()
 			if err != nil {
+				c.Machines.Progress.Close()
 				return err
 			}
+			// A run that changed the swarm ends with the data-plane check;
+			// a no-op run does not pay for it.
+			var rep *dataplane.Report
+			if res.Changed && !skipCheck {
+				if co.OverlayMTU == 0 {
+					co.OverlayMTU = spec.OverlayMTU // the probe's network as the file's
+				}
+				co.ImageOptional = true // the swarm is made: a node without the probe's image is a warning
+				var took time.Duration
+				rep, took, err = checkAfterUp(cmd, c, spec.Name, co)
+				res.Stages["check"] = took
+				res.Elapsed += took
+				if err != nil {
+					c.Machines.Progress.Close()
+					return fmt.Errorf("cluster %s is up, but its data-plane check could not run: %w (run '%s' again, or skip it with --skip-check)", spec.Name, err, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+				}
+			}
+			c.Machines.Progress.Close()
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
-				return json.NewEncoder(out).Encode(map[string]any{"result": res})
+				if err := json.NewEncoder(out).Encode(map[string]any{"result": res, "check": rep}); err != nil {
+					return err
+				}
+			} else {
+				summaryWith(out, res, func() {
+					if rep != nil {
+						fmt.Fprintln(out)
+						writeCheck(out, rep, g.output == ui.ModeAuto && ui.IsTerminal(out))
+					}
+				})
 			}
-			summary(out, res)
+			if rep != nil && !rep.OK {
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the data plane has a fault (see above)", spec.Name)}
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&skipCheck, "skip-check", false, "do not run the data-plane check at the end of a run that changed the swarm")
+	addCheckFlags(cmd, &co)
 	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one (as swarm { force_rejoin = true })")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
 	addAcceptFlag(cmd, &accept)
 	return cmd
 }
 
-func summary(w io.Writer, res *cluster.Result) {
+func summary(w io.Writer, res *cluster.Result) { summaryWith(w, res, func() {}) }
+
+// summaryWith is summary with more (the data-plane check's verdict)
+// before what to type next.
+func summaryWith(w io.Writer, res *cluster.Result, more func()) {
 	fmt.Fprintln(w)
 	if !res.Changed {
 		fmt.Fprintf(w, "Cluster %s: nothing to change.\n", res.Cluster)
@@ -279,10 +316,13 @@ func summary(w io.Writer, res *cluster.Result) {
 		fmt.Fprintf(w, "Registry: %s (every node trusts it: docker push %s/IMAGE)\n", res.Registry, res.Registry)
 	}
 	var stages []string
-	for _, s := range []string{"create", "provision", "swarm"} {
-		stages = append(stages, fmt.Sprintf("%s %s", s, res.Stages[s].Round(100*time.Millisecond)))
+	for _, s := range []string{"create", "provision", "swarm", "check"} {
+		if d, ok := res.Stages[s]; ok || s != "check" {
+			stages = append(stages, fmt.Sprintf("%s %s", s, d.Round(100*time.Millisecond)))
+		}
 	}
 	fmt.Fprintf(w, "Took %s (%s), %d SSH sessions.\n", res.Elapsed.Round(100*time.Millisecond), strings.Join(stages, ", "), res.Sessions)
+	more()
 	fmt.Fprintf(w, "\nNext:\n  eval \"$(%s env %s)\"\n  docker node ls\n", cli.MachineCommand(), res.Leader)
 }
 

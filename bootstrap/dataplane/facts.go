@@ -1,0 +1,184 @@
+// Package dataplane checks that a swarm carries traffic between its nodes:
+// per node what the kernel and the firewall allow (facts), across nodes
+// what a short-lived probe service sees over a temporary overlay network
+// (the matrix), and a pure Verdict that names each fault's likely cause and
+// its fix, apart from the limits of the hosts (a kernel without IP_VS).
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/shoal-dev/shoal/internal/shell"
+)
+
+// Facts is what one node's kernel, firewall and interface say.
+type Facts struct {
+	Node string `json:"node"`
+	// Read is false when the facts could not be read (then the rest is
+	// empty and the verdict does not reason on them).
+	Read bool `json:"read"`
+	// IPVS: the ip_vs module is loaded or built in (service VIPs, mesh).
+	IPVS         bool   `json:"ipvs"`
+	VXLAN        bool   `json:"vxlan"`
+	BrNetfilter  bool   `json:"brNetfilter"`
+	BridgeNFCall string `json:"bridgeNfCallIptables,omitempty"` // "1", "0", "" unknown
+	// IptablesLegacy and IptablesNft count rules in each backend: both
+	// above zero is a mix.
+	IptablesMode   string   `json:"iptablesMode,omitempty"` // legacy, nf_tables
+	IptablesLegacy int      `json:"iptablesLegacyRules"`
+	IptablesNft    int      `json:"iptablesNftRules"`
+	Firewalld      bool     `json:"firewalld"`
+	Zone           string   `json:"firewalldZone,omitempty"`
+	ZoneTarget     string   `json:"firewalldZoneTarget,omitempty"`
+	ZonePorts      []string `json:"firewalldPorts,omitempty"`
+	ZoneServices   []string `json:"firewalldServices,omitempty"`
+	Iface          string   `json:"iface,omitempty"`
+	MTU            int      `json:"mtu,omitempty"`
+	Driver         string   `json:"driver,omitempty"`
+	TxChecksum     bool     `json:"txChecksum"`
+	Virt           string   `json:"virt,omitempty"`
+	// Nets are the host's own addresses and routes (CIDR, device), without
+	// the default route and Docker's own bridges.
+	Nets []HostNet `json:"nets,omitempty"`
+	// Closed lists "ADDR:PORT" of peers this node could not reach over TCP.
+	Closed []string `json:"closed,omitempty"`
+}
+
+// HostNet is one address or route of a host.
+type HostNet struct {
+	Prefix string `json:"prefix"`
+	Dev    string `json:"dev"`
+}
+
+// Target is a TCP port of a peer the node should reach.
+type Target struct {
+	Addr string
+	Port int
+}
+
+// FactsScript is the POSIX sh script, run as root in one session, that
+// prints a node's facts as KEY=VALUE lines. addr is the node's swarm
+// address; targets are the peers' control ports it tries over TCP.
+func FactsScript(addr string, targets []Target) string {
+	var b strings.Builder
+	b.WriteString(`export LC_ALL=C PATH="$PATH:/sbin:/usr/sbin"
+has() { command -v "$1" >/dev/null 2>&1; }
+mod() { if [ -d "/sys/module/$1" ] || grep -q "^$1 " /proc/modules 2>/dev/null; then echo 1; else echo 0; fi; }
+ipvs=$(mod ip_vs); [ -e /proc/net/ip_vs ] && ipvs=1
+echo "ipvs=$ipvs"
+echo "vxlan=$(mod vxlan)"
+echo "br_netfilter=$(mod br_netfilter)"
+echo "bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)"
+has iptables && echo "iptables_mode=$(iptables -V 2>/dev/null | sed -n 's/.*(\(.*\)).*/\1/p')"
+has iptables-legacy-save && echo "iptables_legacy=$(iptables-legacy-save 2>/dev/null | grep -c '^-A')"
+has iptables-nft-save && echo "iptables_nft=$(iptables-nft-save 2>/dev/null | grep -c '^-A')"
+`)
+	fmt.Fprintf(&b, "addr=%s\n", shell.Quote(addr))
+	b.WriteString(`iface=$(ip -o addr show 2>/dev/null | awk -v a="$addr" '{split($4,p,"/"); if (p[1]==a) {print $2; exit}}')
+echo "iface=$iface"
+if [ -n "$iface" ]; then
+  echo "mtu=$(cat /sys/class/net/$iface/mtu 2>/dev/null)"
+  d=$(readlink /sys/class/net/$iface/device/driver 2>/dev/null); echo "driver=${d##*/}"
+  has ethtool && echo "tx_checksum=$(ethtool -k "$iface" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p')"
+fi
+if has systemctl && systemctl is-active -q firewalld 2>/dev/null && has firewall-cmd; then
+  echo "firewalld=1"
+  z=$(firewall-cmd --get-zone-of-interface="$iface" 2>/dev/null || firewall-cmd --get-default-zone 2>/dev/null)
+  echo "zone=$z"
+  echo "zone_target=$(firewall-cmd --permanent --zone="$z" --get-target 2>/dev/null)"
+  echo "zone_ports=$(firewall-cmd --zone="$z" --list-ports 2>/dev/null)"
+  echo "zone_services=$(firewall-cmd --zone="$z" --list-services 2>/dev/null)"
+fi
+has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
+ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2}'
+ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($i=="dev") d=$(i+1); print "net=" $1 " " d}'
+`)
+	for _, t := range targets {
+		// bash's /dev/tcp, bounded; a host without bash reports nothing.
+		hp := fmt.Sprintf("%s:%d", t.Addr, t.Port)
+		fmt.Fprintf(&b, "has bash && { timeout 3 bash -c %s >/dev/null 2>&1 || echo closed=%s; }\n",
+			shell.Quote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", t.Addr, t.Port)), shell.Quote(hp))
+	}
+	return b.String()
+}
+
+// dockerDev tells Docker's own bridges and veths, whose nets are not the
+// host's network.
+func dockerDev(dev string) bool {
+	return dev == "docker0" || dev == "docker_gwbridge" || strings.HasPrefix(dev, "br-") || strings.HasPrefix(dev, "veth") || dev == "lo"
+}
+
+// ParseFacts reads FactsScript's output (untrusted text from the host).
+func ParseFacts(node, out string) Facts {
+	f := Facts{Node: node, Read: true}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "ipvs":
+			f.IPVS = v == "1"
+		case "vxlan":
+			f.VXLAN = v == "1"
+		case "br_netfilter":
+			f.BrNetfilter = v == "1"
+		case "bridge_nf":
+			f.BridgeNFCall = v
+		case "iptables_mode":
+			f.IptablesMode = v
+		case "iptables_legacy":
+			f.IptablesLegacy, _ = strconv.Atoi(v)
+		case "iptables_nft":
+			f.IptablesNft, _ = strconv.Atoi(v)
+		case "iface":
+			f.Iface = v
+		case "mtu":
+			f.MTU, _ = strconv.Atoi(v)
+		case "driver":
+			f.Driver = v
+		case "tx_checksum":
+			f.TxChecksum = v == "on"
+		case "firewalld":
+			f.Firewalld = v == "1"
+		case "zone":
+			f.Zone = v
+		case "zone_target":
+			f.ZoneTarget = v
+		case "zone_ports":
+			f.ZonePorts = strings.Fields(v)
+		case "zone_services":
+			f.ZoneServices = strings.Fields(v)
+		case "virt":
+			f.Virt = v
+		case "net":
+			f.addNet(v, seen)
+		case "closed":
+			f.Closed = append(f.Closed, v)
+		}
+	}
+	return f
+}
+
+func (f *Facts) addNet(v string, seen map[string]bool) {
+	pfx, dev, _ := strings.Cut(v, " ")
+	dev = strings.TrimSpace(dev)
+	p, err := netip.ParsePrefix(pfx)
+	if err != nil {
+		a, aerr := netip.ParseAddr(pfx) // a host route
+		if aerr != nil {
+			return
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if dockerDev(dev) || p.Addr().IsLoopback() || seen[p.Masked().String()] {
+		return
+	}
+	seen[p.Masked().String()] = true
+	f.Nets = append(f.Nets, HostNet{Prefix: p.Masked().String(), Dev: dev})
+}

@@ -1,0 +1,95 @@
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// cellWord is a cell as one word: ok, mtu (small packets cross, full-size
+// ones do not), fail (nothing crosses).
+func cellWord(c Cell) string {
+	switch {
+	case c.Small == OK && c.Big == OK:
+		return "ok"
+	case c.Small == OK:
+		return "mtu"
+	}
+	return "fail"
+}
+
+// WriteMatrix writes the node x node matrix (rows: from, columns: to).
+func WriteMatrix(w io.Writer, r *Report) {
+	if len(r.Cells) == 0 {
+		return
+	}
+	at := map[[2]string]string{}
+	for _, c := range r.Cells {
+		at[[2]string{c.From, c.To}] = cellWord(c)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	ui.TableRow(tw, append([]string{"FROM \\ TO"}, r.Nodes...)...)
+	for _, from := range r.Nodes {
+		row := []string{from}
+		for _, to := range r.Nodes {
+			switch v, ok := at[[2]string{from, to}]; {
+			case from == to:
+				row = append(row, "-")
+			case ok:
+				row = append(row, v)
+			default:
+				row = append(row, "?")
+			}
+		}
+		ui.TableRow(tw, row...)
+	}
+	tw.Flush()
+}
+
+// WriteLines writes the cells as plain lines, for a pipe.
+func WriteLines(w io.Writer, r *Report) {
+	for _, c := range r.Cells {
+		fmt.Fprintf(w, "pair %s %s %s (small %s, full-size %s)\n", ui.CleanLine(c.From), ui.CleanLine(c.To), cellWord(c), c.Small, c.Big)
+	}
+}
+
+// WriteFindings writes each finding with its fix, then the verdict line.
+func WriteFindings(w io.Writer, r *Report) {
+	for _, f := range r.Findings {
+		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(f.Kind), ui.CleanLine(f.Cause))
+		if f.Fix != "" {
+			fmt.Fprintf(w, "  fix: %s\n", ui.CleanLine(f.Fix))
+		}
+	}
+	fmt.Fprintln(w, Summary(r))
+}
+
+// Summary is the verdict in one line.
+func Summary(r *Report) string {
+	faults, limits, warnings := r.Counts()
+	var extra []string
+	if limits > 0 {
+		extra = append(extra, plural(limits, "limit")+" of these hosts")
+	}
+	if warnings > 0 {
+		extra = append(extra, plural(warnings, "warning"))
+	}
+	tail := ""
+	if len(extra) > 0 {
+		tail = " (" + strings.Join(extra, ", ") + ")"
+	}
+	if faults > 0 {
+		return fmt.Sprintf("Data plane: %s%s.", plural(faults, "fault"), tail)
+	}
+	return fmt.Sprintf("Data plane: works between all %d nodes%s.", len(r.Nodes), tail)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,131 @@
+package dataplane
+
+import (
+	"net/netip"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseFacts(t *testing.T) {
+	out := `ipvs=0
+vxlan=1
+br_netfilter=1
+bridge_nf=1
+iptables_mode=nf_tables
+iptables_legacy=3
+iptables_nft=12
+iface=eth0
+mtu=1300
+driver=vmxnet3
+tx_checksum=on
+firewalld=1
+zone=public
+zone_target=default
+zone_ports=7946/tcp 4789/udp
+zone_services=ssh dhcpv6-client
+virt=lxc
+net=192.168.1.5/24 eth0
+net=192.168.1.0/24 eth0
+net=172.17.0.1/16 docker0
+net=127.0.0.1/8 lo
+net=10.8.0.1 wg0
+closed=192.168.1.7:7946
+garbage line
+`
+	f := ParseFacts("w1", out)
+	want := Facts{Node: "w1", Read: true, VXLAN: true, BrNetfilter: true, BridgeNFCall: "1", IptablesMode: "nf_tables", IptablesLegacy: 3, IptablesNft: 12,
+		Iface: "eth0", MTU: 1300, Driver: "vmxnet3", TxChecksum: true, Firewalld: true, Zone: "public", ZoneTarget: "default",
+		ZonePorts: []string{"7946/tcp", "4789/udp"}, ZoneServices: []string{"ssh", "dhcpv6-client"}, Virt: "lxc",
+		Nets:   []HostNet{{Prefix: "192.168.1.0/24", Dev: "eth0"}, {Prefix: "10.8.0.1/32", Dev: "wg0"}},
+		Closed: []string{"192.168.1.7:7946"}}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("got  %+v\nwant %+v", f, want)
+	}
+}
+
+// The script is valid sh, quotes the address it is given, and prints
+// facts a parser reads (run locally: no root needed for most lines).
+func TestFactsScriptRuns(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	script := FactsScript("127.0.0.1'; echo pwned=1; '", []Target{{Addr: "127.0.0.1", Port: 1}})
+	out, err := exec.Command(sh, "-c", script).Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if strings.Contains(string(out), "pwned=1") {
+		t.Fatalf("the address ran as a command:\n%s", out)
+	}
+	f := ParseFacts("local", string(out))
+	if !f.Read || !strings.Contains(string(out), "ipvs=") {
+		t.Errorf("no facts:\n%s", out)
+	}
+}
+
+func TestParseResultAndCells(t *testing.T) {
+	log := "T 3\nR 10.0.1.3 small ok\nR 10.0.1.3 big ok\nR 10.0.1.4 small ok\nR 10.0.1.4 big fail\nR bad small ok\nR 10.0.1.9 small maybe\nR 10.0.1.9 huge ok\nS 3\nDONE\n"
+	r := ParseResult(log)
+	if !r.Done || r.Listed != 3 || r.Named != 3 || len(r.Peers) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	addrs := map[string]netip.Addr{"a": netip.MustParseAddr("10.0.1.2"), "b": netip.MustParseAddr("10.0.1.3"), "c": netip.MustParseAddr("10.0.1.4")}
+	results := map[string]Result{"a": r, "b": ParseResult("T 2\nS 2\nDONE\n"), "c": ParseResult("T 3\n")}
+	cells, dns := Cells([]string{"a", "b", "c"}, results, addrs)
+	want := []Cell{{"a", "b", OK, OK}, {"a", "c", OK, Failed}, {"b", "a", Failed, Failed}, {"b", "c", Failed, Failed}}
+	if !reflect.DeepEqual(cells, want) {
+		t.Errorf("cells %+v\nwant %+v", cells, want)
+	}
+	if dns["a"] != "" || !strings.Contains(dns["b"], "listed 2 of 3") {
+		t.Errorf("dns %+v", dns)
+	}
+	if _, ok := dns["c"]; ok {
+		t.Errorf("a node not done has no DNS verdict: %+v", dns)
+	}
+}
+
+func FuzzParseFacts(f *testing.F) {
+	f.Add("ipvs=1\nmtu=1500\nnet=10.0.0.0/8 eth0\nclosed=1.2.3.4:7946\n")
+	f.Add("net=::1 lo\nnet=x\nzone_ports=\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		fs := ParseFacts("n", s)
+		for _, n := range fs.Nets {
+			if _, err := netip.ParsePrefix(n.Prefix); err != nil {
+				t.Fatalf("kept a net that is not a prefix: %q", n.Prefix)
+			}
+		}
+		Verdict(Input{Nodes: []string{"n"}, Facts: map[string]Facts{"n": fs}, Pools: []string{"10.0.0.0/8"}})
+	})
+}
+
+func FuzzParseResult(f *testing.F) {
+	f.Add("T 3\nR 10.0.1.3 small ok\nS 3\nDONE\n")
+	f.Add("R ::1 big fail\nT 99999999999\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		r := ParseResult(s)
+		for _, v := range r.Peers {
+			if (v[0] != "" && !okOrFail(v[0])) || (v[1] != "" && !okOrFail(v[1])) {
+				t.Fatalf("kept %v", v)
+			}
+		}
+	})
+}
+
+func TestClean(t *testing.T) {
+	ok := Matrix{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": ""}}
+	if !Clean(ok) {
+		t.Errorf("clean matrix: %+v", ok)
+	}
+	for _, bad := range []Matrix{
+		{Cells: []Cell{{"a", "b", OK, Failed}}},
+		{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": "listed 1 of 2"}},
+		{Missing: map[string]string{"c": "no image"}},
+	} {
+		if Clean(bad) {
+			t.Errorf("not clean: %+v", bad)
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package dataplane
+
+import (
+	"bufio"
+	"net/netip"
+	"strings"
+)
+
+// Label marks the probe's service and network (value: the run's id): a
+// check killed midway leaves at most those, and the next check removes
+// every one it finds.
+const Label = "io.shoal.check"
+
+// DefaultImage is the probe's image: one the lab's (and shoal's usual)
+// image archive loads on every node; nothing is pulled.
+const DefaultImage = "busybox:latest"
+
+// probeScript runs in each probe task (busybox sh). It waits until
+// tasks.$SVC lists $N tasks (or $WAIT seconds pass), pings every task
+// with a small packet and with one of the overlay's full MTU ($BIG bytes
+// of ICMP payload; busybox ping has no -M do, but the kernel sets DF on a
+// ping that fits the interface, so it is not fragmented inside the
+// overlay), each up to 3 times, resolves the service's name, prints one
+// line per peer and size, then DONE, and idles until the check removes
+// it (TERM ends it at once: the network is free sooner).
+const probeScript = `
+trap 'exit 0' TERM
+ips=""; i=0
+while [ $i -lt $WAIT ]; do
+  ips=$(nslookup "tasks.$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.' | sort -u)
+  [ $(echo "$ips" | grep -c .) -ge $N ] && break
+  sleep 1; i=$((i+1))
+done
+echo "T $(echo "$ips" | grep -c .)"
+try() {
+  for n in 1 2 3; do ping -c 1 -W 2 -s "$2" "$3" >/dev/null 2>&1 && { echo "R $3 $1 ok"; return; }; done
+  echo "R $3 $1 fail"
+}
+for ip in $ips; do try small 56 "$ip" & try big "$BIG" "$ip" & done
+wait
+echo "S $(nslookup "$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep -c '\.')"
+echo DONE
+sleep 600 & wait
+`
+
+// ProbeScript returns the probe task's shell script.
+func ProbeScript() string { return probeScript }
+
+// Result is one probe task's output, parsed.
+type Result struct {
+	// Listed is how many tasks tasks.SERVICE returned; Named how many
+	// addresses the service's name resolved to.
+	Listed, Named int
+	// Peers: peer address -> [small, big] result.
+	Peers map[netip.Addr][2]string
+	Done  bool
+}
+
+// ParseResult reads a probe task's log (untrusted: it comes from the
+// node's engine).
+func ParseResult(log string) Result {
+	r := Result{Peers: map[netip.Addr][2]string{}, Listed: -1, Named: -1}
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 4096), 64*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 1 && f[0] == "DONE":
+			r.Done = true
+		case len(f) == 2 && f[0] == "T":
+			r.Listed = atoiOr(f[1], -1)
+		case len(f) == 2 && f[0] == "S":
+			r.Named = atoiOr(f[1], -1)
+		case len(f) == 4 && f[0] == "R":
+			a, err := netip.ParseAddr(f[1])
+			if err != nil || !okOrFail(f[3]) {
+				continue
+			}
+			p := r.Peers[a]
+			switch f[2] {
+			case "small":
+				p[0] = f[3]
+			case "big":
+				p[1] = f[3]
+			default:
+				continue
+			}
+			r.Peers[a] = p
+		}
+	}
+	return r
+}
+
+// orFailed: a result the task did not print is a failure.
+func orFailed(s string) string {
+	if s == "" {
+		return Failed
+	}
+	return s
+}
+
+func okOrFail(s string) bool { return s == OK || s == Failed }
+
+func atoiOr(s string, def int) int {
+	n := 0
+	if s == "" || len(s) > 6 {
+		return def
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return def
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// Cells turns the tasks' results into the matrix: addrs maps each
+// node's probe task address back to its node; a node's missing peer is a
+// failed cell. dns gets what each node's task could not resolve.
+func Cells(nodes []string, results map[string]Result, addrs map[string]netip.Addr) (cells []Cell, dns map[string]string) {
+	dns = map[string]string{}
+	want := len(addrs)
+	for _, from := range nodes {
+		r, ok := results[from]
+		if !ok || !r.Done {
+			continue
+		}
+		switch {
+		case r.Listed < want:
+			dns[from] = "tasks.SERVICE listed " + itoa(r.Listed) + " of " + itoa(want) + " tasks"
+		case r.Named < want:
+			dns[from] = "the service's name resolved to " + itoa(r.Named) + " of " + itoa(want) + " tasks"
+		default:
+			dns[from] = ""
+		}
+		for _, to := range nodes {
+			a, ok := addrs[to]
+			if to == from || !ok {
+				continue
+			}
+			c := Cell{From: from, To: to, Small: Failed, Big: Failed}
+			if p, ok := r.Peers[a]; ok {
+				c.Small, c.Big = orFailed(p[0]), orFailed(p[1])
+			}
+			cells = append(cells, c)
+		}
+	}
+	return cells, dns
+}
+
+func itoa(n int) string {
+	if n < 0 {
+		return "no"
+	}
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// Clean tells whether a probe saw no failure at all: every node answered,
+// every cell crossed, every name resolved.
+func Clean(mx Matrix) bool {
+	if len(mx.Missing) > 0 {
+		return false
+	}
+	for _, c := range mx.Cells {
+		if c.Small != OK || c.Big != OK {
+			return false
+		}
+	}
+	for _, d := range mx.DNS {
+		if d != "" {
+			return false
+		}
+	}
+	return true
+}

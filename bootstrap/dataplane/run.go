@@ -1,0 +1,292 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// Manager is what the probe needs of a manager's Engine API.
+type Manager interface {
+	SwarmInspect(ctx context.Context) (swarm.Swarm, error)
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkRemove(ctx context.Context, networkID string) error
+	ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, options swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error)
+	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	ServiceRemove(ctx context.Context, serviceID string) error
+	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
+}
+
+// Worker is what the probe needs of each node's Engine API.
+type Worker interface {
+	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error)
+}
+
+var (
+	_ Manager = (*client.Client)(nil)
+	_ Worker  = (*client.Client)(nil)
+)
+
+// Probe is one run of the cross-node probe.
+type Probe struct {
+	Manager Manager
+	// Workers: node name -> its engine; NodeIDs: node name -> swarm node ID.
+	Workers map[string]Worker
+	NodeIDs map[string]string
+	Image   string
+	// OverlayMTU is the probe network's MTU (0: Docker's default).
+	OverlayMTU int
+}
+
+func labelFilter() filters.Args { return filters.NewArgs(filters.Arg("label", Label)) }
+
+// Cleanup removes every probe service and network a check left (one
+// killed midway). Bounded by ctx.
+func Cleanup(ctx context.Context, m Manager) error {
+	svcs, err := m.ServiceList(ctx, swarm.ServiceListOptions{Filters: labelFilter()})
+	if err != nil {
+		return fmt.Errorf("listing the check's services: %w", err)
+	}
+	var errs []error
+	for _, s := range svcs {
+		if err := m.ServiceRemove(ctx, s.ID); err != nil && !errdefsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing the check's service %s: %w", s.Spec.Name, err))
+		}
+	}
+	nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing the check's networks: %w", err))...)
+	}
+	for _, n := range nets {
+		if err := removeNetwork(ctx, m, n.ID); err != nil {
+			errs = append(errs, fmt.Errorf("removing the check's network %s: %w", n.Name, err))
+		}
+	}
+	if len(nets) > 0 && len(errs) == 0 {
+		errs = append(errs, waitNoNetwork(ctx, m))
+	}
+	return errors.Join(errs...)
+}
+
+// waitNoNetwork waits until the manager lists no labelled network: a
+// removed overlay stays listed while the node's last task leaves it.
+func waitNoNetwork(ctx context.Context, m Manager) error {
+	for {
+		nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
+		if err == nil && len(nets) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the check's network is still there: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// removeNetwork retries while the removed service's tasks still hold the
+// network.
+func removeNetwork(ctx context.Context, m Manager, id string) error {
+	for {
+		err := m.NetworkRemove(ctx, id)
+		if err == nil || errdefsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func errdefsNotFound(err error) bool { return client.IsErrNotFound(err) }
+
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run starts the probe, collects every node's result within ctx, and
+// removes the probe (with a fresh bounded context, also when ctx ended).
+func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
+	mx := Matrix{Missing: map[string]string{}, NoImage: map[string]bool{}}
+	if err := Cleanup(ctx, p.Manager); err != nil {
+		return mx, err
+	}
+	img := p.Image
+	if img == "" {
+		img = DefaultImage
+	}
+	var have []string
+	for _, n := range nodes {
+		if _, err := p.Workers[n].ImageInspect(ctx, img); err != nil {
+			mx.Missing[n] = fmt.Sprintf("the probe's image %s is not on %s (nothing is pulled): load it with image_archives, or give another with --image", img, n)
+			mx.NoImage[n] = true
+			continue
+		}
+		have = append(have, n)
+	}
+	if len(have) == 0 {
+		return mx, nil
+	}
+	id := runID()
+	name := "shoal-check-" + id
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = Cleanup(cctx, p.Manager)
+	}()
+	if err := p.start(ctx, name, id, img, have); err != nil {
+		return mx, err
+	}
+	results, addrs := p.collect(ctx, name, have, mx.Missing)
+	mx.Cells, mx.DNS = Cells(have, results, addrs)
+	return mx, nil
+}
+
+func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string) error {
+	labels := map[string]string{Label: id}
+	opts := map[string]string{}
+	mtu := p.OverlayMTU
+	if mtu == 0 {
+		mtu = DefaultOverlayMTU
+	} else {
+		opts["com.docker.network.driver.mtu"] = strconv.Itoa(mtu)
+	}
+	if _, err := p.Manager.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
+		return fmt.Errorf("creating the probe's overlay network: %w", err)
+	}
+	// Only the nodes that have the image: the others are reported.
+	in := map[string]bool{}
+	for _, n := range nodes {
+		in[n] = true
+	}
+	var cons []string
+	for n, id := range p.NodeIDs {
+		if !in[n] && id != "" {
+			cons = append(cons, "node.id!="+id)
+		}
+	}
+	const wait = 20 // seconds a task waits for its peers' names
+	grace := time.Second
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: name, Labels: labels},
+		Mode:        swarm.ServiceMode{Global: &swarm.GlobalService{}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: img, Labels: labels, Command: []string{"sh", "-c", probeScript}, StopGracePeriod: &grace,
+				Env: []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(wait)}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: name}},
+			Placement:     &swarm.Placement{Constraints: cons},
+		},
+		// DNS round robin: VIPs need IP_VS, which the probe must not need.
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}
+	if _, err := p.Manager.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{}); err != nil {
+		return fmt.Errorf("creating the probe service: %w", err)
+	}
+	return nil
+}
+
+// collect polls each node's probe container until it printed DONE, or
+// ctx ends; nodes without a result get their reason in missing.
+func (p *Probe) collect(ctx context.Context, name string, nodes []string, missing map[string]string) (map[string]Result, map[string]netip.Addr) {
+	results := map[string]Result{}
+	addrs := map[string]netip.Addr{}
+	for {
+		pending := 0
+		for _, n := range nodes {
+			if r, ok := results[n]; ok && r.Done {
+				continue
+			}
+			r, a, why := p.read(ctx, name, n)
+			if a.IsValid() {
+				addrs[n] = a
+			}
+			results[n] = r
+			if !r.Done {
+				pending++
+				missing[n] = why
+			} else {
+				delete(missing, n)
+			}
+		}
+		if pending == 0 {
+			return results, addrs
+		}
+		select {
+		case <-ctx.Done():
+			for _, n := range nodes {
+				if !results[n].Done {
+					missing[n] = "the probe did not finish in time: " + missing[n]
+				}
+			}
+			return results, addrs
+		case <-time.After(700 * time.Millisecond):
+		}
+	}
+}
+
+// read returns node n's probe result so far, its task's address on the
+// probe network, and (while not done) what the task is doing.
+func (p *Probe) read(ctx context.Context, name, n string) (Result, netip.Addr, string) {
+	w := p.Workers[n]
+	cs, err := w.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+name))})
+	if err != nil {
+		return Result{}, netip.Addr{}, "its engine: " + err.Error()
+	}
+	if len(cs) == 0 {
+		return Result{}, netip.Addr{}, p.taskState(ctx, name, n)
+	}
+	var a netip.Addr
+	if ci, err := w.ContainerInspect(ctx, cs[0].ID); err == nil && ci.NetworkSettings != nil {
+		if ep, ok := ci.NetworkSettings.Networks[name]; ok && ep != nil {
+			a, _ = netip.ParseAddr(ep.IPAddress)
+		}
+	}
+	rc, err := w.ContainerLogs(ctx, cs[0].ID, container.LogsOptions{ShowStdout: true})
+	if err != nil {
+		return Result{}, a, "reading its probe's log: " + err.Error()
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, io.Discard, io.LimitReader(rc, 256*1024))
+	r := ParseResult(out.String())
+	return r, a, "its probe task is " + cs[0].State + " (" + cs[0].Status + ")"
+}
+
+// taskState says why a node has no probe container yet, from the swarm's
+// task list.
+func (p *Probe) taskState(ctx context.Context, name, n string) string {
+	ts, err := p.Manager.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("node", p.NodeIDs[n]))})
+	if err != nil || len(ts) == 0 {
+		return "no probe task was scheduled on it"
+	}
+	t := ts[0]
+	why := "its probe task is " + string(t.Status.State)
+	if t.Status.Err != "" {
+		why += ": " + t.Status.Err
+	}
+	return why
+}

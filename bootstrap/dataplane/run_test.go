@@ -1,0 +1,178 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// fakeSwarm is a manager that keeps services and networks, and hands each
+// node's fake engine the probe's container once the service exists.
+type fakeSwarm struct {
+	mu       sync.Mutex
+	services map[string]swarm.ServiceSpec
+	networks map[string]map[string]string // name -> labels
+	calls    []string
+	created  swarm.ServiceSpec
+}
+
+func (f *fakeSwarm) SwarmInspect(context.Context) (swarm.Swarm, error) { return swarm.Swarm{}, nil }
+func (f *fakeSwarm) NetworkCreate(_ context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "network create "+name)
+	f.networks[name] = o.Labels
+	return network.CreateResponse{ID: name}, nil
+}
+func (f *fakeSwarm) NetworkList(context.Context, network.ListOptions) ([]network.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []network.Summary
+	for n, l := range f.networks {
+		if _, ok := l[Label]; ok {
+			out = append(out, network.Summary{ID: n, Name: n})
+		}
+	}
+	return out, nil
+}
+func (f *fakeSwarm) NetworkRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "network rm "+id)
+	delete(f.networks, id)
+	return nil
+}
+func (f *fakeSwarm) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "service create "+s.Name)
+	f.services[s.Name] = s
+	f.created = s
+	return swarm.ServiceCreateResponse{ID: s.Name}, nil
+}
+func (f *fakeSwarm) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []swarm.Service
+	for n, s := range f.services {
+		out = append(out, swarm.Service{ID: n, Spec: s})
+	}
+	return out, nil
+}
+func (f *fakeSwarm) ServiceRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "service rm "+id)
+	delete(f.services, id)
+	return nil
+}
+func (f *fakeSwarm) TaskList(context.Context, swarm.TaskListOptions) ([]swarm.Task, error) {
+	return nil, nil
+}
+
+func (f *fakeSwarm) service() (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n := range f.services {
+		return n, true
+	}
+	return "", false
+}
+
+// fakeNode is one node's engine: its probe task has address addr and
+// prints log (with the peers' addresses filled in).
+type fakeNode struct {
+	sw       *fakeSwarm
+	addr     string
+	log      string
+	hasImage bool
+}
+
+func (n *fakeNode) ImageInspect(context.Context, string, ...client.ImageInspectOption) (image.InspectResponse, error) {
+	if !n.hasImage {
+		return image.InspectResponse{}, errdefs.NotFound(errors.New("no such image"))
+	}
+	return image.InspectResponse{}, nil
+}
+func (n *fakeNode) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	if _, ok := n.sw.service(); !ok {
+		return nil, nil
+	}
+	return []container.Summary{{ID: "c-" + n.addr, State: "running"}}, nil
+}
+func (n *fakeNode) ContainerInspect(context.Context, string) (container.InspectResponse, error) {
+	name, _ := n.sw.service()
+	return container.InspectResponse{NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{name: {IPAddress: n.addr}}}}, nil
+}
+func (n *fakeNode) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
+	var b bytes.Buffer
+	io.WriteString(stdcopy.NewStdWriter(&b, stdcopy.Stdout), n.log)
+	return io.NopCloser(&b), nil
+}
+
+func TestProbeRun(t *testing.T) {
+	sw := &fakeSwarm{services: map[string]swarm.ServiceSpec{"shoal-check-old": {Annotations: swarm.Annotations{Name: "shoal-check-old"}}},
+		networks: map[string]map[string]string{"shoal-check-old": {Label: "old"}, "mine": {}}}
+	ok := func(peers ...string) string {
+		s := fmt.Sprintf("T %d\n", len(peers)+1)
+		for _, p := range peers {
+			s += "R " + p + " small ok\nR " + p + " big ok\n"
+		}
+		return s + fmt.Sprintf("S %d\nDONE\n", len(peers)+1)
+	}
+	nodes := map[string]*fakeNode{
+		"a": {sw: sw, addr: "10.0.1.2", hasImage: true, log: ok("10.0.1.3")},
+		"b": {sw: sw, addr: "10.0.1.3", hasImage: true, log: "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big fail\nS 2\nDONE\n"},
+		"c": {sw: sw, addr: "10.0.1.4"},
+	}
+	p := &Probe{Manager: sw, Workers: map[string]Worker{}, NodeIDs: map[string]string{"a": "ida", "b": "idb", "c": "idc"}}
+	for n, w := range nodes {
+		p.Workers[n] = w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mx, err := p.Run(ctx, []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Cell{{"a", "b", OK, OK}, {"b", "a", OK, Failed}}
+	if fmt.Sprint(mx.Cells) != fmt.Sprint(want) {
+		t.Errorf("cells %+v, want %+v", mx.Cells, want)
+	}
+	if !strings.Contains(mx.Missing["c"], "busybox:latest is not on c") {
+		t.Errorf("missing %+v", mx.Missing)
+	}
+	calls := strings.Join(sw.calls, "; ")
+	if !strings.HasPrefix(calls, "service rm shoal-check-old; network rm shoal-check-old; network create shoal-check-") {
+		t.Errorf("a leftover is removed first: %s", calls)
+	}
+	if len(sw.services) != 0 || len(sw.networks) != 1 {
+		t.Errorf("left behind: %v %v (only the unlabelled network stays)", sw.services, sw.networks)
+	}
+	spec := sw.lastSpec(t)
+	if spec.EndpointSpec.Mode != swarm.ResolutionModeDNSRR || spec.Mode.Global == nil || fmt.Sprint(spec.TaskTemplate.Placement.Constraints) != "[node.id!=idc]" {
+		t.Errorf("probe spec: %+v %+v", spec.EndpointSpec, spec.TaskTemplate.Placement)
+	}
+}
+
+func (f *fakeSwarm) lastSpec(t *testing.T) swarm.ServiceSpec {
+	t.Helper()
+	if f.created.Name == "" {
+		t.Fatal("no service created")
+	}
+	return f.created
+}

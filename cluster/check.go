@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/bootstrap/dataplane"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/ui"
+)
+
+// DefaultCheckTimeout bounds a whole data-plane check.
+const DefaultCheckTimeout = 60 * time.Second
+
+// CheckOptions tune the data-plane check.
+type CheckOptions struct {
+	Timeout    time.Duration
+	Image      string
+	OverlayMTU int
+	// ImageOptional: a node without the probe's image is a warning, not a
+	// fault (the check at the end of 'cluster up').
+	ImageOptional bool
+}
+
+// removeCheckLeftovers removes what a killed data-plane check left (its
+// labelled service and network) through the leader's engine: two list
+// calls when there is nothing, so a no-op run does not slow down.
+func removeCheckLeftovers(ctx context.Context, leader *host) {
+	m, ok := leader.node.API.(dataplane.Manager)
+	if !ok {
+		return // an engine without networks (tests' in-memory swarm)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_ = dataplane.Cleanup(cctx, m) // best effort: the next check retries
+}
+
+// checkNodes returns the machines of cluster name, or of the swarm whose
+// master (machine create --swarm-master) is called name.
+func (c *Converger) checkNodes(name string) ([]string, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
+	st := c.Machines.Store
+	names, err := machinesOf(st, name)
+	if err != nil || len(names) > 0 {
+		return names, err
+	}
+	if m, err := st.Load(name); err == nil && m.Swarm != nil && m.Swarm.Master {
+		all, err := st.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range all {
+			if o, err := st.Load(n); err == nil && o.Swarm != nil {
+				if r, err := c.Machines.RootMaster(o); err == nil && r.Name == name {
+					names = append(names, n)
+				}
+			}
+		}
+		return names, nil
+	}
+	return nil, fmt.Errorf("no cluster %q here, nor a swarm master of that name (see 'cluster ls', 'machine ls')", name)
+}
+
+// Check tests the data plane of cluster (or swarm master) name: every
+// node's facts, then the cross-node probe, then the verdict.
+func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*dataplane.Report, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultCheckTimeout
+	}
+	// Connections, facts and up to two probes (see probeTwice).
+	ctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+30*time.Second)
+	defer cancel()
+	names, err := c.checkNodes(name)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	if p := c.Machines.Progress; p != nil {
+		for _, n := range names {
+			p.Event(n, "data-plane check", ui.Started, "")
+		}
+	}
+	hosts := make([]*host, len(names))
+	for i, n := range names {
+		hosts[i] = &host{spec: Node{Name: n}}
+	}
+	defer func() {
+		for _, h := range hosts {
+			h.close()
+		}
+	}()
+	if err := parallel(ctx, 16, hosts, c.openForCheck); err != nil {
+		return nil, err
+	}
+	mgr, members, err := checkManager(ctx, hosts)
+	if err != nil {
+		return nil, err
+	}
+	in := dataplane.Input{Nodes: names, Addrs: map[string]string{}, Managers: map[string]bool{}, Facts: map[string]dataplane.Facts{}, OverlayMTU: o.OverlayMTU, ImageOptional: o.ImageOptional}
+	nodeIDs := map[string]string{}
+	for _, h := range hosts {
+		m, ok := bootstrap.MemberOf(members, "", h.mach.Hostname)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a node of the swarm %s manages: run 'cluster up' first", h.spec.Name, mgr.spec.Name)
+		}
+		nodeIDs[h.spec.Name] = m.ID
+		in.Addrs[h.spec.Name] = m.Addr
+		in.Managers[h.spec.Name] = m.Role == "manager"
+	}
+	sw, err := mgr.node.API.SwarmInspect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: swarm inspect: %w", mgr.spec.Name, err)
+	}
+	in.Pools, in.DataPathPort = sw.DefaultAddrPool, int(sw.DataPathPort)
+	if len(in.Pools) == 0 {
+		in.Pools = []string{"10.0.0.0/8"} // Docker's default
+	}
+	// The facts are read while the probe's tasks start (each node's SSH
+	// connection carries both).
+	facts := make(chan map[string]dataplane.Facts, 1)
+	go func(in dataplane.Input) {
+		fctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		facts <- c.readFacts(fctx, hosts, in)
+	}(in)
+	mx, err := c.probeTwice(ctx, mgr, hosts, nodeIDs, o)
+	in.Facts = <-facts
+	if err != nil {
+		return nil, err
+	}
+	in.Matrix = mx
+	rep := dataplane.Verdict(in)
+	c.checkEvents(names, rep)
+	return rep, nil
+}
+
+// probeTwice runs the probe, each run bounded by o.Timeout, and once
+// more when the first saw a failure: a swarm just changed may still be
+// converging (its gossip not yet carrying every task's name and VXLAN
+// endpoint); what fails twice is a fault.
+func (c *Converger) probeTwice(ctx context.Context, mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (dataplane.Matrix, error) {
+	var mx dataplane.Matrix
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, o.Timeout)
+		mx, err = c.probe(actx, mgr, hosts, nodeIDs, o)
+		cancel()
+		if err != nil || dataplane.Clean(mx) {
+			break
+		}
+	}
+	return mx, err
+}
+
+// checkEvents shows each node's part of the verdict in the progress.
+func (c *Converger) checkEvents(names []string, rep *dataplane.Report) {
+	p := c.Machines.Progress
+	if p == nil {
+		return
+	}
+	faults := map[string]int{}
+	for _, f := range rep.Findings {
+		if f.Kind == dataplane.Fault {
+			faults[f.Node]++
+		}
+	}
+	for _, n := range names {
+		if faults[n] > 0 {
+			p.Event(n, "data-plane check", ui.Failed, fmt.Sprintf("%d fault(s), see the report", faults[n]))
+		} else {
+			p.Event(n, "data-plane check", ui.Unchanged, "")
+		}
+	}
+}
+
+func (c *Converger) openForCheck(ctx context.Context, h *host) error {
+	mach, err := c.Machines.Load(h.spec.Name)
+	if err != nil {
+		return err
+	}
+	h.mach = mach
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
+		return err
+	}
+	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+	return err
+}
+
+// checkManager finds an active manager among the hosts.
+func checkManager(ctx context.Context, hosts []*host) (*host, []bootstrap.Member, error) {
+	for _, h := range hosts {
+		s, err := h.node.State(ctx)
+		if err != nil || !s.Active() || !s.Manager {
+			continue
+		}
+		members, err := bootstrap.Members(ctx, h.node)
+		if err != nil {
+			return nil, nil, err
+		}
+		return h, members, nil
+	}
+	return nil, nil, fmt.Errorf("no node answers as an active swarm manager: run 'cluster up' (or 'cluster status' to see why)")
+}
+
+// readFacts runs the facts script on every node at once; a node whose
+// facts cannot be read is left out of the reasoning on facts.
+func (c *Converger) readFacts(ctx context.Context, hosts []*host, in dataplane.Input) map[string]dataplane.Facts {
+	out := make([]dataplane.Facts, len(hosts))
+	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
+		var targets []dataplane.Target
+		for _, n := range in.Nodes {
+			if n == h.spec.Name || in.Addrs[n] == "" {
+				continue
+			}
+			targets = append(targets, dataplane.Target{Addr: in.Addrs[n], Port: 7946})
+			if in.Managers[n] {
+				targets = append(targets, dataplane.Target{Addr: in.Addrs[n], Port: 2377})
+			}
+		}
+		res, err := h.client.RunSudo(ctx, dataplane.FactsScript(in.Addrs[h.spec.Name], targets))
+		i := indexOf(hosts, h)
+		if err != nil {
+			out[i] = dataplane.Facts{Node: h.spec.Name}
+			return nil
+		}
+		out[i] = dataplane.ParseFacts(h.spec.Name, string(res.Stdout))
+		return nil
+	})
+	m := map[string]dataplane.Facts{}
+	for _, f := range out {
+		m[f.Node] = f
+	}
+	return m
+}
+
+func (c *Converger) probe(ctx context.Context, mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (dataplane.Matrix, error) {
+	m, ok := mgr.node.API.(dataplane.Manager)
+	if !ok {
+		return dataplane.Matrix{}, fmt.Errorf("%s: its engine client cannot run the probe", mgr.spec.Name)
+	}
+	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU}
+	var names []string
+	for _, h := range hosts {
+		w, ok := h.node.API.(dataplane.Worker)
+		if !ok {
+			return dataplane.Matrix{}, fmt.Errorf("%s: its engine client cannot run the probe", h.spec.Name)
+		}
+		p.Workers[h.spec.Name] = w
+		names = append(names, h.spec.Name)
+	}
+	return p.Run(ctx, names)
+}
