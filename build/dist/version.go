@@ -18,7 +18,7 @@ func pkgVersion(describe, sha string, at time.Time, dirty bool) string {
 		if j := strings.LastIndex(rest, "-"); j > 0 {
 			tag, n := rest[:j], rest[j+1:]
 			base := strings.ReplaceAll(strings.TrimPrefix(tag, "v"), "-", "~")
-			if validBase(base) {
+			if validBase(base) && digits(n) {
 				v = base
 				if n != "0" {
 					v += "+git" + n + "." + sha
@@ -45,4 +45,13 @@ func validBase(s string) bool {
 		}
 	}
 	return true
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

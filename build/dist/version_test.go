@@ -20,6 +20,7 @@ func TestPkgVersion(t *testing.T) {
 		{"v0.3.0-0-gabc123", true, "0.3.0.dirty"},
 		{"vnext-0-gabc123", false, "0.0.0~git20261207.abc123"},
 		{"v1 2-0-gabc123", false, "0.0.0~git20261207.abc123"},
+		{"v0- -gabc123", false, "0.0.0~git20261207.abc123"},
 	} {
 		if got := pkgVersion(tc.describe, "abc123", at, tc.dirty); got != tc.want {
 			t.Errorf("pkgVersion(%q, dirty %v) = %q, want %q", tc.describe, tc.dirty, got, tc.want)
