@@ -21,10 +21,17 @@ E2E_TIMEOUT ?= 40m
 FUZZTIME_SHORT ?= 20000x
 FUZZTIME  ?= 60s
 
-.PHONY: build build-nocgo test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
+.PHONY: dist build build-nocgo test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
+
+# Release files in dist/: per target a tarball (both binaries, man pages,
+# completion), for Linux a .deb and an .rpm (nfpm, build/dist/nfpm.yaml),
+# and SHA256SUMS. The same commit gives the same bytes (docs/install.md).
+DIST_TARGETS ?= linux/amd64,linux/arm64,darwin/amd64,darwin/arm64
+dist:
+	$(GO) run ./build/dist -out dist -targets $(DIST_TARGETS)
 
 # What `go install .../cmd/machine@latest` does on a machine without a C
 # compiler: every command builds with cgo off (the e2e tests then check that
@@ -54,7 +61,8 @@ fuzz-run:
 		done; \
 	done
 
-# docker.io, debootstrap and a running dockerd: all the container lab needs.
+# docker.io, debootstrap and a running dockerd: all the container lab needs
+# (and rpm, to read the .rpm that make dist builds).
 lab-docker:
 	bash $(LAB) setup
 
@@ -105,4 +113,4 @@ lint:
 	$(GO) vet $(TAGFLAG) ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -7,7 +7,7 @@
 # Output contract: stdout carries only results (an IP, an archive path);
 # every diagnostic goes to stderr.
 #
-#   lab.sh setup      install docker.io debootstrap openssh-client iproute2 rsync sshfs ..., start dockerd
+#   lab.sh setup      install docker.io debootstrap openssh-client iproute2 rsync sshfs rpm ..., start dockerd
 #   lab.sh images     build shoal-lab/base:bookworm (debootstrap), and from it
 #                     templates/node: shoal-lab/node:bookworm = shoal/node:bookworm
 #   lab.sh archive    build registry:2 + busybox:latest, save them to $CACHE/images.tar
@@ -48,8 +48,9 @@ BASE_PACKAGES=openssh-server,sudo,iproute2,systemd,systemd-sysv,ca-certificates,
 # dpkg-dev and gnupg: the day-two test's local apt repository; python3-yaml:
 # the cloud-init template test reads its YAML back with PyYAML; util-linux:
 # script(1) gives a command a terminal; rsync, sshfs (and fuse3): machine
-# scp -d and machine mount (the docker-machine parity test).
-HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2 dpkg-dev gnupg python3-yaml util-linux rsync sshfs fuse3)
+# scp -d and machine mount (the docker-machine parity test); rpm: the package
+# test reads the .rpm.
+HOST_PACKAGES=(docker.io debootstrap openssh-client iproute2 dpkg-dev gnupg python3-yaml util-linux rsync sshfs fuse3 rpm)
 
 # Every capability except SYS_RESOURCE, which is not in this machine's bounding
 # set: that is exactly why --privileged fails here. Docker 20.10 rejects the

@@ -66,6 +66,8 @@ func Main(root *cobra.Command) {
 		}
 		os.Exit(0)
 	}
+	AddDocs(root)
+	InvokedAs(root, os.Args[0])
 	code := Run(ctx, root, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -119,19 +121,27 @@ func Setup(root *cobra.Command) {
 // MachineCommand is how the user should type the machine command in the
 // hints a command prints: "machine" when that is on the PATH, else the path
 // next to the running binary as it was typed (./bin/machine after `make`).
-func MachineCommand() string {
-	if _, err := exec.LookPath("machine"); err == nil || !strings.Contains(os.Args[0], "/") {
-		return "machine"
-	}
-	return filepath.Join(filepath.Dir(os.Args[0]), "machine")
-}
+func MachineCommand() string { return commandFor("machine", os.Args[0]) }
 
 // ClusterCommand is how the user runs the cluster command, for hints.
-func ClusterCommand() string {
-	if _, err := exec.LookPath("cluster"); err == nil || !strings.Contains(os.Args[0], "/") {
-		return "cluster"
+func ClusterCommand() string { return commandFor("cluster", os.Args[0]) }
+
+// commandFor is how the user types command name, given the running
+// binary's arg0. The packages install cluster as shoal-cluster (graphviz
+// owns /usr/bin/cluster): run under that name, the hints say that name,
+// never a "cluster" on the PATH that may be graphviz's.
+func commandFor(name, arg0 string) string {
+	if filepath.Base(arg0) == "shoal-"+name {
+		name = "shoal-" + name
+		if _, err := exec.LookPath(name); err != nil && strings.Contains(arg0, "/") {
+			return arg0
+		}
+		return name
 	}
-	return filepath.Join(filepath.Dir(os.Args[0]), "cluster")
+	if _, err := exec.LookPath(name); err == nil || !strings.Contains(arg0, "/") {
+		return name
+	}
+	return filepath.Join(filepath.Dir(arg0), name)
 }
 
 // Manager opens the store and returns a machine manager whose progress goes
