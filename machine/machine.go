@@ -57,6 +57,10 @@ type Manager struct {
 	NewHostStep      func(machine string) string
 
 	caMu sync.Mutex
+	// turns serialise, per swarm ID, the holders of a swarm's lock within
+	// this process (swarmTurn).
+	turnsMu sync.Mutex
+	turns   map[string]chan struct{}
 }
 
 // NewManager returns a manager with quiet progress.

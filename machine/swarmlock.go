@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
 )
@@ -20,11 +21,45 @@ func (m *Manager) LockSwarm(ctx context.Context, mgr *bootstrap.Node) (unlock fu
 	if err != nil {
 		return nil, fmt.Errorf("%s: swarm inspect (the swarm's ID, for its lock): %w", mgr.Name, err)
 	}
-	unlock, err = m.Store.TryLock("swarm", sw.ID)
+	endTurn, err := m.swarmTurn(ctx, sw.ID)
 	if err != nil {
+		return nil, fmt.Errorf("swarm %s: waiting for this command's other work on it: %w", bootstrap.Short(sw.ID), err)
+	}
+	release, err := m.Store.TryLock("swarm", sw.ID)
+	if err != nil {
+		endTurn()
 		return nil, fmt.Errorf("swarm %s: another roll, upgrade or rotate runs on it; try again when it is done (%v)", bootstrap.Short(sw.ID), err)
 	}
-	return unlock, nil
+	return func() { release(); endTurn() }, nil
+}
+
+// swarmTurnWait bounds the wait for this process's own other holder of a
+// swarm's lock (a provisioning, with Docker's install, can take minutes).
+const swarmTurnWait = 30 * time.Minute
+
+// swarmTurn waits for this process's turn at a swarm: the machines of one
+// command in one swarm ('machine provision m1 w1 m2') take its lock one
+// after another, so their dockerd restarts never overlap, instead of
+// refusing each other as another process is refused.
+func (m *Manager) swarmTurn(ctx context.Context, id string) (func(), error) {
+	m.turnsMu.Lock()
+	if m.turns == nil {
+		m.turns = map[string]chan struct{}{}
+	}
+	turn, ok := m.turns[id]
+	if !ok {
+		turn = make(chan struct{}, 1)
+		m.turns[id] = turn
+	}
+	m.turnsMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, swarmTurnWait)
+	defer cancel()
+	select {
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // lockSwarmOf takes the lock of the swarm the machine is a node of, for a

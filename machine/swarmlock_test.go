@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -38,9 +39,18 @@ func TestLockSwarm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first lock: %v", err)
 	}
-	if _, err := mgr.LockSwarm(ctx, m2); err == nil || !strings.Contains(err.Error(), "another roll, upgrade or rotate runs on it") {
+	// Another process (another Manager on the same store) is refused.
+	otherProcess := NewManager(mgr.Store, mgr.Drivers)
+	if _, err := otherProcess.LockSwarm(ctx, m2); err == nil || !strings.Contains(err.Error(), "another roll, upgrade or rotate runs on it") {
 		t.Fatalf("second lock through another manager while the first holds it: %v, want refused", err)
 	}
+	// The same process waits for its turn ('machine provision m1 w1 m2'):
+	// bounded by its context here.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	if _, err := mgr.LockSwarm(short, m2); err == nil || !strings.Contains(err.Error(), "waiting for this command's other work") {
+		t.Fatalf("same process, lock held: %v, want a wait bounded by the context", err)
+	}
+	cancel()
 	other, err := mgr.LockSwarm(ctx, x1)
 	if err != nil {
 		t.Fatalf("another swarm's lock: %v", err)
@@ -52,4 +62,28 @@ func TestLockSwarm(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	again()
+
+	// Holders of one process take turns: the second gets the lock once the
+	// first lets it go.
+	first, err := mgr.LockSwarm(ctx, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		second, err := mgr.LockSwarm(ctx, m2)
+		if err == nil {
+			second()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("second holder of the same process did not wait: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	first()
+	if err := <-got; err != nil {
+		t.Fatalf("second holder after the first let go: %v", err)
+	}
 }

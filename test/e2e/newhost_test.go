@@ -47,7 +47,9 @@ func TestRestoreOntoNewHostsSameNames(t *testing.T) {
 	newIP := ips["m1new"]
 	newFile := backupFile(t, filepath.Join(dir, "new.hcl"), priv, archive, []string{"m1"}, nil, map[string]string{"m1": newIP})
 	r := s.cluster("restore", backup, "--file", newFile)
-	step := fmt.Sprintf("--file %s --accept-new-host-key m1", newFile)
+	// The step is the restore as it was run (its flags, the store) with the
+	// new host taken.
+	step := fmt.Sprintf("--file %s --storage-path %s %s --accept-new-host-key m1", newFile, s.storage, backup)
 	if r.code == 0 || !strings.Contains(r.stderr, "host at "+newIP+":22 is not the host") || !strings.Contains(r.stderr, step) ||
 		strings.Contains(r.stderr, "intercepting") || !strings.Contains(r.stderr, oldIP) {
 		t.Fatalf("restore onto a new host at a new address must be refused as a new host, naming %s and the step: %s", newIP, r)
