@@ -300,8 +300,11 @@ func poolFindings(in Input) []Finding {
 				if err != nil || !pool.Overlaps(hn) {
 					continue
 				}
-				out = append(out, Finding{Kind: Fault, Node: f.Node, Check: "address-pool",
-					Cause: fmt.Sprintf("the swarm's address pool %s overlaps %s's network %s (%s): overlay addresses there hide the host's", p, f.Node, n.Prefix, orUnknown(n.Dev)),
+				// A risk, not a fault yet: only an overlay network given a
+				// subnet there hides the host's (VirtualBox's NAT 10.0.2.0/24
+				// sits inside Docker's default 10.0.0.0/8 on every such VM).
+				out = append(out, Finding{Kind: Warning, Node: f.Node, Check: "address-pool",
+					Cause: fmt.Sprintf("the swarm's address pool %s overlaps %s's network %s (%s): an overlay network given a subnet there hides the host's from its containers", p, f.Node, n.Prefix, orUnknown(n.Dev)),
 					Fix:   "set swarm { default_addr_pool = [...] } to a range no host uses or routes"})
 			}
 		}

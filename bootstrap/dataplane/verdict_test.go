@@ -126,7 +126,7 @@ func TestVerdict(t *testing.T) {
 		}), false, []want{{Fault, "w1", "", "firewalld", []string{"4789/udp, 7946/tcp, 7946/udp"}}}},
 		{"address pool overlaps a host route", input(func(in *Input) {
 			facts(in, "w2", func(f *Facts) { f.Nets = append(f.Nets, HostNet{Prefix: "10.20.0.0/16", Dev: "wg0"}) })
-		}), false, []want{{Fault, "w2", "", "address-pool", []string{"pool 10.0.0.0/8 overlaps w2's network 10.20.0.0/16 (wg0)", "default_addr_pool"}}}},
+		}), true, []want{{Warning, "w2", "", "address-pool", []string{"pool 10.0.0.0/8 overlaps w2's network 10.20.0.0/16 (wg0)", "default_addr_pool"}}}},
 		{"7946 closed on one node", input(func(in *Input) {
 			facts(in, "m1", func(f *Facts) { f.Closed = []string{"192.168.1.3:7946"} })
 			facts(in, "w1", func(f *Facts) { f.Closed = []string{"192.168.1.3:7946"} })
