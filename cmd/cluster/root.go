@@ -255,8 +255,9 @@ func newUp(g *globals) *cobra.Command {
 				res.Stages["check"] = took
 				res.Elapsed += took
 				if err != nil {
-					c.Machines.Progress.Close()
-					return fmt.Errorf("cluster %s is up, but its data-plane check could not run: %w (run '%s' again, or skip it with --skip-check)", spec.Name, err, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+					// The swarm is made: a check that could not run is said.
+					defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, err, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+					rep, err = nil, nil
 				}
 			}
 			c.Machines.Progress.Close()
@@ -274,7 +275,10 @@ func newUp(g *globals) *cobra.Command {
 				})
 			}
 			if rep != nil && !rep.OK {
-				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the data plane has a fault (see above)", spec.Name)}
+				// Said, not yet a failed run: the check is new, and a fault
+				// it finds after a readdress is still being understood
+				// (docs/troubleshooting.md). 'cluster check' exits 1.
+				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s: the data plane has a fault (see above); the swarm is made. Fix it, then run '%s'\n", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
 			}
 			return nil
 		},
