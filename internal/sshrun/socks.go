@@ -102,9 +102,29 @@ func readSocksAddr(r *bufio.Reader, atyp byte) (string, error) {
 		if n == 0 {
 			return "", &socksError{socksBadAddr, "empty host name"}
 		}
+		if !validSocksName(string(name)) {
+			return "", &socksError{socksBadAddr, fmt.Sprintf("host name %q", name)}
+		}
 		return string(name), nil
 	}
 	return "", &socksError{socksBadAddr, fmt.Sprintf("address type %d", atyp)}
+}
+
+// validSocksName accepts a DNS name or an IP literal: anything else
+// (brackets, zones, spaces, control bytes) could not be dialled as given
+// and must not reach the remote side's resolver.
+func validSocksName(name string) bool {
+	if net.ParseIP(name) != nil {
+		return true
+	}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // socksReply is the answer to a request: code, and a zero bound address.

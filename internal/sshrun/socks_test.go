@@ -28,6 +28,8 @@ func TestReadSocksRequest(t *testing.T) {
 		{"socks4", []byte{4, 1, 0, 80}, "", -1, nil},
 		{"short", []byte{5, 1, 0, 5, 1, 0, 1, 10}, "", -1, []byte{5, 0}},
 		{"empty name", []byte{5, 1, 0, 5, 1, 0, 3, 0, 0, 80}, "", socksBadAddr, []byte{5, 0}},
+		{"bracket in name", append([]byte{5, 1, 0, 5, 1, 0, 3, 9}, append([]byte("0000[0000"), 0, 80)...), "", socksBadAddr, []byte{5, 0}},
+		{"ipv6 literal as name", append([]byte{5, 1, 0, 5, 1, 0, 3, 3}, append([]byte("::1"), 0, 80)...), "[::1]:80", 0, []byte{5, 0}},
 	}
 	for _, c := range cases {
 		var w bytes.Buffer
