@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -211,10 +212,21 @@ func Electing(obs Observed) bool {
 func moved(w Want, s State, members []Member) bool {
 	for _, m := range members {
 		if m.ID == s.NodeID {
-			return w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise
+			return w.Advertise != "" && (m.Addr != "" && m.Addr != w.Advertise || advertisesElsewhere(w, s))
 		}
 	}
 	return false
+}
+
+// advertisesElsewhere tells whether the engine still advertises an address
+// the host no longer has. A worker that came back with a new address
+// reconnects to the managers, whose entry for it then shows the new
+// address, while its own gossip and VXLAN stay on the old one: its overlay
+// traffic is lost until it joins again. Only IP addresses are compared (the
+// engine says an IP; an interface name or host name is not wrong for that).
+func advertisesElsewhere(w Want, s State) bool {
+	want, have := net.ParseIP(w.Advertise), net.ParseIP(s.NodeAddr)
+	return want != nil && have != nil && !want.Equal(have)
 }
 
 // lockedMember finds a locked node's entry: by its node ID when the engine
