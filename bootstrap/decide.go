@@ -218,6 +218,14 @@ func moved(w Want, s State, members []Member) bool {
 	return false
 }
 
+// movedWhy says which old address a moved node is known at.
+func movedWhy(w Want, s State, m Member) string {
+	if advertisesElsewhere(w, s) {
+		return "its engine advertises " + s.NodeAddr + ", its address is now " + w.Advertise
+	}
+	return "the swarm knows it at " + m.Addr + ", its address is now " + w.Advertise
+}
+
 // advertisesElsewhere tells whether the engine still advertises an address
 // the host no longer has. A worker that came back with a new address
 // reconnects to the managers, whose entry for it then shows the new
@@ -333,7 +341,7 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 				add(Keep, "manager of swarm "+Short(clusterID))
 			case anchor != "" && inSwarm(s):
 				if m, ok := byID[s.NodeID]; ok && moved(w, s, obs.Members) {
-					add(Readdress, "the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+					add(Readdress, movedWhy(w, s, m))
 				} else {
 					add(Keep, "in the swarm")
 				}

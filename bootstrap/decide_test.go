@@ -470,3 +470,14 @@ func TestDecideLockedAndMoved(t *testing.T) {
 		t.Errorf("locked, not moved, no key: %v", err)
 	}
 }
+
+func TestMovedWhy(t *testing.T) {
+	w := Want{Name: "w1", Advertise: "10.0.0.9"}
+	m := Member{ID: "w1", Addr: "10.0.0.9"}
+	if got := movedWhy(w, State{NodeAddr: "10.0.0.3"}, m); !strings.Contains(got, "advertises 10.0.0.3") {
+		t.Errorf("stale engine address: %q", got)
+	}
+	if got := movedWhy(w, State{NodeAddr: "10.0.0.9"}, Member{Addr: "10.0.0.2"}); !strings.Contains(got, "knows it at 10.0.0.2") {
+		t.Errorf("stale swarm entry: %q", got)
+	}
+}
