@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/provision"
 	"github.com/shoal-dev/shoal/provision/osfamily"
 )
@@ -483,7 +484,7 @@ func (m *Manager) provisionSpec(mach *Machine) (provision.Spec, error) {
 	spec := provision.Spec{
 		Hostname:   mach.Hostname,
 		DockerUser: mach.DockerUser,
-		Install: osfamily.Install{Mode: e.Install, Version: e.Version, RepoURL: e.RepoURL,
+		Install: osfamily.Install{Mode: validate.InstallMode(e.Install), Version: e.Version, RepoURL: e.RepoURL,
 			OSMirror: e.OSMirror, ReplaceConflicting: e.ReplaceConflicting},
 		Daemon: provision.DaemonSettings{
 			InsecureRegistries: concat(e.InsecureRegistries, opts.InsecureRegistries, registries),
@@ -607,28 +608,19 @@ func uniqueSorted(in []string) []string {
 	return out
 }
 
-// PlanProvision lists the provisioning steps that would change the machine;
-// it changes nothing.
-func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshrun.Client) ([]string, error) {
+// PlanProvision says what provisioning would change on the machine (the
+// persist step's too); it changes nothing.
+func (m *Manager) PlanProvision(ctx context.Context, mach *Machine, client *sshrun.Client) (provision.Changes, error) {
 	spec, err := m.provisionSpec(mach)
 	if err != nil {
-		return nil, err
+		return provision.Changes{}, err
 	}
-	spec.Probes = []provision.Probe{persistProbe()}
+	spec.Persist = true
 	h, err := provision.Prepare(ctx, client, spec)
 	if err != nil {
-		return nil, err
+		return provision.Changes{}, err
 	}
-	steps, err := provision.Plan(ctx, h)
-	if err != nil {
-		return steps, err
-	}
-	if files, enable, err := persist(ctx, client, spec, h.Facts.Section(persistProbeName)); err != nil {
-		return steps, err
-	} else if len(files) > 0 || enable {
-		steps = append(steps, persistStep)
-	}
-	return steps, nil
+	return provision.PlanChanges(ctx, h)
 }
 
 // swarmAddr is the address (or interface) the machine's swarm traffic

@@ -146,74 +146,35 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, resume)
 }
 
-// Hold decides, from the provisioning steps that would change the host and
-// its engine versions, whether changes that restart dockerd (a new engine,
-// new TLS files) wait for a roll; it says why.
-type Hold func(ctx context.Context, steps []string, have, want string) (hold bool, why string, err error)
+// Hold decides whether changes that restart dockerd (a new engine, new
+// TLS files) wait for a roll (provision.Hold).
+type Hold = provision.Hold
 
 // ProvisionHolding provisions the machine over an open connection with one
 // facts probe, as ProvisionWith does, but keeps its engine and TLS files as
-// they are when hold says so (then held is true).
+// they are when hold says so (then held is true, and why says why).
 //
 // probes ride the facts probe's round trip (their answers in Report.Facts).
 func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold, probes ...provision.Probe) (rep *provision.Report, held bool, why string, err error) {
-	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
-		if old := mach.SSH.HostKeyFingerprint; old != "" {
-			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
-		}
-		mach.SSH.HostKeyFingerprint = fp
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return nil, false, "", err
-		}
+	if err := m.pinHostKey(mach, client); err != nil {
+		return nil, false, "", err
 	}
 	spec, err := m.provisionSpec(mach)
 	if err != nil {
 		return nil, false, "", err
 	}
-	spec.Probes = append(append([]provision.Probe(nil), probes...), persistProbe())
+	spec.Probes = probes
+	// What is set must survive a reboot that rewrites it (the persist step).
+	spec.Persist = true
+	spec.Hold = hold
 	if mach.Daemon != nil {
 		spec.KnownDaemon = provision.RunningDaemon(*mach.Daemon)
 	}
 	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	progress("facts", ui.Started, "")
-	h, err := provision.Prepare(ctx, client, spec)
-	if err != nil {
-		progress("facts", ui.Failed, err.Error())
-		return nil, false, "", err
+	rep, err = provision.Provision(ctx, client, spec, progress)
+	if rep != nil {
+		held, why = len(rep.Held) > 0, provision.JoinWhys(rep.Held)
 	}
-	progress("facts", ui.Unchanged, h.OS.PrettyName)
-	steps, err := provision.Plan(ctx, h)
-	if err != nil {
-		return nil, false, "", err
-	}
-	have, want, _, err := provision.EngineChange(h)
-	if err != nil {
-		return nil, false, "", err
-	}
-	if hold != nil {
-		if held, why, err = hold(ctx, steps, have, want); err != nil {
-			return nil, false, "", err
-		}
-	}
-	if held {
-		h.Spec.Install.Mode = "skip"
-		h.Spec.TLS = nil
-	}
-	// What is set must survive a reboot that rewrites it (persist.go). The
-	// copies are written first: the restore unit runs when dockerd starts,
-	// and a restart in this run must put back the new /etc/hosts block, not
-	// the last run's. Provisioning writes them (with its own steps, in one
-	// session where it can) and reports them.
-	files, enable, err := persist(ctx, client, spec, h.Facts.Section(persistProbeName))
-	if err != nil {
-		progress(persistStep, ui.Failed, err.Error())
-		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
-	}
-	h.WriteFirst(persistStep, files)
-	if enable {
-		h.EnableUnit(provision.PersistUnitName)
-	}
-	rep, err = provision.Apply(ctx, h, progress)
 	if err != nil || LoginOutdated(rep) {
 		// The login's groups are those of its start: a new docker group
 		// member is one only on a new login, so the next run makes one
@@ -223,23 +184,26 @@ func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *s
 	if err != nil {
 		return rep, held, why, err
 	}
-	if err := m.keepDaemon(mach, rep.Daemon); err != nil {
-		return rep, held, why, err
+	return rep, held, why, m.keepDaemon(mach, rep.Daemon)
+}
+
+// pinHostKey records the host key the connection saw, when it is new.
+func (m *Manager) pinHostKey(mach *Machine, client *sshrun.Client) error {
+	fp := sshrun.Fingerprint(client.HostKey())
+	if fp == mach.SSH.HostKeyFingerprint {
+		return nil
 	}
-	if len(files) == 0 {
-		// Only enabled again (by the docker-service step), or nothing.
-		progress(persistStep, status(enable), "")
-		if enable {
-			rep.Changed = append(rep.Changed, persistStep)
-		}
+	if old := mach.SSH.HostKeyFingerprint; old != "" {
+		m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
 	}
-	return rep, held, why, nil
+	mach.SSH.HostKeyFingerprint = fp
+	return m.Store.Save(mach.Machine)
 }
 
 // LoginOutdated tells whether provisioning changed the docker user's
 // groups, which a login made before it does not have.
 func LoginOutdated(rep *provision.Report) bool {
-	return rep != nil && slices.Contains(rep.Changed, provision.UserStepName)
+	return rep != nil && slices.Contains(rep.Changed, string(provision.StepUser))
 }
 
 // keepDaemon records the daemon a provisioning left running (none: it was

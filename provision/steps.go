@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/templates"
 )
 
@@ -34,7 +35,7 @@ const (
 
 type hostnameStep struct{}
 
-func (hostnameStep) Name() string { return "hostname" }
+func (hostnameStep) Name() StepName { return StepHostname }
 func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.Facts.Section("hostname") != h.Spec.Hostname, nil
 }
@@ -56,7 +57,7 @@ func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 
 type hostsStep struct{}
 
-func (hostsStep) Name() string { return "hosts" }
+func (hostsStep) Name() StepName { return StepHosts }
 func (hostsStep) want(h *Host) (string, string, error) {
 	cur := h.Facts.sections["hosts"]
 	want, err := EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
@@ -76,7 +77,7 @@ func (s hostsStep) Apply(ctx context.Context, h *Host) error {
 
 type installStep struct{}
 
-func (installStep) Name() string { return "docker-install" }
+func (installStep) Name() StepName { return StepInstall }
 
 // source says where Docker must come from: "" when what is there will do.
 func (installStep) source(h *Host) (string, error) {
@@ -84,21 +85,21 @@ func (installStep) source(h *Host) (string, error) {
 	want := h.Spec.Install.Version
 	ok := have != "" && (want == "" || versionMatches(have, want))
 	switch h.Spec.Install.Mode {
-	case "skip":
+	case validate.InstallSkip:
 		if have == "" {
 			return "", fmt.Errorf("Docker is not installed and --engine-install=skip")
 		}
 		return "", nil
-	case "", "auto":
+	case "", validate.InstallAuto:
 		if ok {
 			return "", nil
 		}
-		return "repo", nil
-	case "repo", "distro":
+		return string(validate.InstallRepo), nil
+	case validate.InstallRepo, validate.InstallDistro:
 		if ok {
 			return "", nil
 		}
-		return h.Spec.Install.Mode, nil
+		return string(h.Spec.Install.Mode), nil
 	}
 	return "", fmt.Errorf("unknown --engine-install %q (auto, repo, distro or skip)", h.Spec.Install.Mode)
 }
@@ -164,11 +165,7 @@ func versionMatches(have, want string) bool {
 
 type userStep struct{}
 
-// UserStepName is the step that makes the docker user and puts it in the
-// docker group.
-const UserStepName = "docker-user"
-
-func (userStep) Name() string { return UserStepName }
+func (userStep) Name() StepName { return StepUser }
 
 func (userStep) missingKeys(h *Host) []string {
 	have := map[string]bool{}
@@ -225,7 +222,7 @@ func appendKeys(keys []string) string {
 
 type daemonJSONStep struct{}
 
-func (daemonJSONStep) Name() string { return "daemon.json" }
+func (daemonJSONStep) Name() StepName { return StepDaemonJSON }
 func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
 	exists := h.Facts.Section("daemon-json-exists") == "yes"
 	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.daemonSettings())
@@ -287,7 +284,7 @@ const restoreDaemonJSONCmd = `if [ -e ` + daemonJSONPrev + ` ]; then mv -f ` + d
 
 type tlsStep struct{}
 
-func (tlsStep) Name() string { return "docker-tls" }
+func (tlsStep) Name() StepName { return StepTLS }
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
@@ -491,7 +488,7 @@ func (s tlsStep) Apply(ctx context.Context, h *Host) error {
 
 type serviceStep struct{}
 
-func (serviceStep) Name() string { return "docker-service" }
+func (serviceStep) Name() StepName { return StepService }
 func (serviceStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.restart || h.reload || h.Facts.Section("enabled") != "enabled" || h.Facts.Section("active") != "active", nil
 }
