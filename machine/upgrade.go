@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,18 +44,9 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, err
 	}
 	defer unlock()
-	mach, err := m.Load(name)
+	mach, err := m.loadSet(name, set)
 	if err != nil {
 		return false, err
-	}
-	if set != nil {
-		set(&mach.Engine)
-		if errs := EngineErrors(mach.Engine); len(errs) > 0 {
-			return false, errors.Join(errs...)
-		}
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return false, err
-		}
 	}
 	logf, err := m.OpenLog(mach)
 	if err != nil {
@@ -85,34 +75,12 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if err != nil {
 		return false, err
 	}
-	var managers []*bootstrap.Node
-	if state.Active() {
-		root := mach.Name
-		if master, err := m.RootMaster(mach.Machine); err == nil {
-			root = master.Name
-		}
-		other, closeOther := m.otherManager(ctx, mach.Name, root, state)
-		defer closeOther()
-		if other != nil {
-			managers = append(managers, other)
-		}
-		if state.Manager {
-			managers = append(managers, node)
-		}
-	}
+	managers, closeManagers := m.upgradeManagers(ctx, mach, node, state)
+	defer closeManagers()
 	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1}
 	if !change {
 		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
-		// A roll stopped after the install left the node drained.
-		if was, ok := journal.Was[name]; ok && len(managers) > 0 {
-			unlock, err := m.LockSwarm(ctx, managers[0])
-			if err != nil {
-				return false, err
-			}
-			defer unlock()
-			return false, r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
-		}
-		return false, nil
+		return false, m.restoreStopped(ctx, r, name, state, managers, journal)
 	}
 	if want == "" {
 		want = "the newest"
@@ -136,90 +104,72 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, err
 	}
 	defer unlockSwarm()
-	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
-	if mach.Cluster != "" {
-		if b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
-			t.UnlockKey = strings.TrimSpace(string(b))
-			m.Redactor.Add(t.UnlockKey)
-		}
-	}
+	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade, UnlockKey: m.unlockKey(mach)}
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, resume)
 }
 
-// Hold decides whether changes that restart dockerd (a new engine, new
-// TLS files) wait for a roll (provision.Hold).
-type Hold = provision.Hold
-
-// ProvisionHolding provisions the machine over an open connection with one
-// facts probe, as ProvisionWith does, but keeps its engine and TLS files as
-// they are when hold says so (then held is true, and why says why).
-//
-// probes ride the facts probe's round trip (their answers in Report.Facts).
-func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold, probes ...provision.Probe) (rep *provision.Report, held bool, why string, err error) {
-	if err := m.pinHostKey(mach, client); err != nil {
-		return nil, false, "", err
+// loadSet loads the machine and, when set is given, changes its engine
+// settings with it and saves them (once they are valid).
+func (m *Manager) loadSet(name string, set func(*store.Engine)) (*Machine, error) {
+	mach, err := m.Load(name)
+	if err != nil || set == nil {
+		return mach, err
 	}
-	spec, err := m.provisionSpec(mach)
-	if err != nil {
-		return nil, false, "", err
+	set(&mach.Engine)
+	if errs := EngineErrors(mach.Engine); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
-	spec.Probes = probes
-	// What is set must survive a reboot that rewrites it (the persist step).
-	spec.Persist = true
-	spec.Hold = hold
-	if mach.Daemon != nil {
-		spec.KnownDaemon = provision.RunningDaemon(*mach.Daemon)
-	}
-	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	rep, err = provision.Provision(ctx, client, spec, progress)
-	if rep != nil {
-		held, why = len(rep.Held) > 0, provision.JoinWhys(rep.Held)
-	}
-	if err != nil || LoginOutdated(rep) {
-		// The login's groups are those of its start: a new docker group
-		// member is one only on a new login, so the next run makes one
-		// (or this one does: EngineLogin).
-		client.Forget()
-	}
-	if err != nil {
-		return rep, held, why, err
-	}
-	return rep, held, why, m.keepDaemon(mach, rep.Daemon)
+	return mach, m.Store.Save(mach.Machine)
 }
 
-// pinHostKey records the host key the connection saw, when it is new.
-func (m *Manager) pinHostKey(mach *Machine, client *sshrun.Client) error {
-	fp := sshrun.Fingerprint(client.HostKey())
-	if fp == mach.SSH.HostKeyFingerprint {
+// upgradeManagers are the managers that answer for a machine in a swarm
+// while its engine changes: another one first, then itself when it is
+// one (none when it is in no swarm).
+func (m *Manager) upgradeManagers(ctx context.Context, mach *Machine, node *bootstrap.Node, state bootstrap.State) ([]*bootstrap.Node, func()) {
+	if !state.Active() {
+		return nil, func() {}
+	}
+	var managers []*bootstrap.Node
+	root := mach.Name
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		root = master.Name
+	}
+	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
+	if other != nil {
+		managers = append(managers, other)
+	}
+	if state.Manager {
+		managers = append(managers, node)
+	}
+	return managers, closeOther
+}
+
+// restoreStopped gives a node that a roll stopped after the install left
+// drained its availability back.
+func (m *Manager) restoreStopped(ctx context.Context, r *bootstrap.Reconciler, name string, state bootstrap.State, managers []*bootstrap.Node, journal *bootstrap.FileJournal) error {
+	was, ok := journal.Was[name]
+	if !ok || len(managers) == 0 {
 		return nil
 	}
-	if old := mach.SSH.HostKeyFingerprint; old != "" {
-		m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
+	unlock, err := m.LockSwarm(ctx, managers[0])
+	if err != nil {
+		return err
 	}
-	mach.SSH.HostKeyFingerprint = fp
-	return m.Store.Save(mach.Machine)
+	defer unlock()
+	return r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
 }
 
-// LoginOutdated tells whether provisioning changed the docker user's
-// groups, which a login made before it does not have.
-func LoginOutdated(rep *provision.Report) bool {
-	return rep != nil && slices.Contains(rep.Changed, string(provision.StepUser))
-}
-
-// keepDaemon records the daemon a provisioning left running (none: it was
-// restarted, or not seen) in the machine's config, when that changed.
-func (m *Manager) keepDaemon(mach *Machine, d provision.RunningDaemon) error {
-	var have provision.RunningDaemon
-	if mach.Daemon != nil {
-		have = provision.RunningDaemon(*mach.Daemon)
+// unlockKey is the machine's cluster's autolock key, when the store has it
+// ("" else): a manager the roll restarts comes back locked.
+func (m *Manager) unlockKey(mach *Machine) string {
+	if mach.Cluster == "" {
+		return ""
 	}
-	if m.ReadOnly || d == have {
-		return nil
+	b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key"))
+	if err != nil {
+		return ""
 	}
-	mach.Daemon = nil
-	if d != (provision.RunningDaemon{}) {
-		sd := store.Daemon(d)
-		mach.Daemon = &sd
-	}
-	return m.Store.Save(mach.Machine)
+	key := strings.TrimSpace(string(b))
+	m.Redactor.Add(key)
+	return key
 }
