@@ -87,7 +87,8 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 type probeCmd struct{ name, cmd string }
 
 // hostProbes read the host, its docker user and its Docker install.
-func hostProbes(u string) []probeCmd {
+func hostProbes(dockerUser string) []probeCmd {
+	u := shell.Quote(dockerUser)
 	return []probeCmd{
 		{"os-release", "cat /etc/os-release"},
 		{"hostname", "hostname"},
@@ -205,7 +206,7 @@ func systemProbes() []probeCmd {
 // the host through a forwarded port) carries swarm traffic, and its
 // firewalld zone is the one that must let swarm's ports in.
 func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...Probe) string {
-	probes := slices.Concat(hostProbes(shell.Quote(dockerUser)), networkProbes(), systemProbes())
+	probes := slices.Concat(hostProbes(dockerUser), networkProbes(), systemProbes())
 	own := len(probes) // from here on, the caller's
 	for _, p := range extra {
 		probes = append(probes, probeCmd{p.Name, p.Cmd})
