@@ -221,10 +221,7 @@ func IsDockerRepo(r Repo) bool { return strings.HasPrefix(r.ID, "docker-ce") }
 func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needPackages bool) (OSRepoPlan, error) {
 	var plan OSRepoPlan
 	repos := dir.Repos
-	name := os.PrettyName
-	if name == "" {
-		name = strings.TrimSpace(os.ID + " " + os.VersionID)
-	}
+	name := displayName(os)
 	eol, isEOL := EOL(os)
 	if mirror != "" && !repoURLRE.MatchString(strings.TrimRight(mirror, "/")) {
 		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
@@ -233,14 +230,7 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
 		mirror = ""
 	}
-	dead := func(r Repo) bool {
-		for _, h := range r.Hosts() {
-			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
-				return true
-			}
-		}
-		return false
-	}
+	dead := deadRepo(reach, isEOL)
 	aside := map[string]bool{}
 	if mirror != "" {
 		var err error
@@ -261,6 +251,19 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 		return plan, nil
 	}
 	return plan, deadReposError(deadRepos, eol, isEOL)
+}
+
+// deadRepo tells a repository none of whose servers answer (reach, the
+// probe's answers), or that an end-of-life release's retired servers serve.
+func deadRepo(reach map[string]bool, isEOL bool) func(Repo) bool {
+	return func(r Repo) bool {
+		for _, h := range r.Hosts() {
+			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // mirror plans the mirror file of an end-of-life release and the files set
