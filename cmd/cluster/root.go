@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap/dataplane"
 	"github.com/shoal-dev/shoal/cluster"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/shellenv"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -479,9 +480,9 @@ func newEnv(g *globals) *cobra.Command {
 				return fmt.Errorf("%s has no TLS engine URL (engine tls = false)", s.Leader)
 			}
 			if shell == "" {
-				shell = machine.DetectShell()
+				shell = shellenv.DetectShell()
 			}
-			text, err := machine.EnvScript(shell, []string{"1", url, st.CertsDir(), s.Leader}, "cluster env "+args[0])
+			text, err := shellenv.EnvScript(shell, []string{"1", url, st.CertsDir(), s.Leader}, "cluster env "+args[0])
 			if err != nil {
 				return cli.Invalid(err)
 			}
