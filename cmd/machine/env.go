@@ -71,15 +71,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
 				return cli.Invalid(err)
 			}
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			dir, err := m.ClientCertDir(target)
+			url, dir, target, err := tlsAccess(cmd, g, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
@@ -186,6 +178,24 @@ func tunnelOr(ctx context.Context, mach *machine.Machine, url string, stderr io.
 	return host
 }
 
+// tlsAccess is what reaches the machine's engine (with toMaster, its swarm
+// master's) over TLS: the URL and the folder of the client certificates.
+func tlsAccess(cmd *cobra.Command, g *globals, name string, toMaster bool) (url, certDir string, target *store.Machine, err error) {
+	m, err := g.manager(cmd)
+	if err != nil {
+		return "", "", nil, err
+	}
+	url, target, err = engineURL(cmd.Context(), m, name, toMaster, cmd.ErrOrStderr())
+	if err != nil {
+		return "", "", nil, err
+	}
+	certDir, err = m.ClientCertDir(target)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return url, certDir, target, nil
+}
+
 func newConfig(g *globals) *cobra.Command {
 	var swarmFlag bool
 	cmd := &cobra.Command{
@@ -195,15 +205,7 @@ func newConfig(g *globals) *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			dir, err := m.ClientCertDir(target)
+			url, dir, _, err := tlsAccess(cmd, g, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
