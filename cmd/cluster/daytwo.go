@@ -83,11 +83,7 @@ checks.`,
 			if out == "" {
 				return cli.Invalid(fmt.Errorf("backup needs -o ARCHIVE: where to write the archive"))
 			}
-			name, err := g.clusterName(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			name, _, c, err := g.namedConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -245,11 +241,7 @@ locked. unlock unlocks every locked manager of the cluster with the key in
 clusters/NAME/unlock-key, and does nothing else to any node.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.clusterName(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			name, _, c, err := g.namedConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -131,14 +131,8 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// clusterName takes FILE or NAME: a file is read for its cluster's name.
-func (g *globals) clusterName(cmd *cobra.Command, arg string) (string, error) {
-	name, _, err := g.clusterSpec(cmd, arg)
-	return name, err
-}
-
-// clusterSpec is clusterName that also returns the file's spec (nil for a
-// NAME): its ssh passwords serve the run.
+// clusterSpec takes FILE or NAME: a file is read for its cluster's name,
+// and its spec returned (nil for a NAME): its ssh passwords serve the run.
 func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.Spec, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		spec, err := g.load(cmd, arg)
@@ -154,15 +148,24 @@ func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.
 	return arg, nil, nil
 }
 
-// openCluster takes FILE or NAME and returns the cluster's name and a
-// converger to act on it, with the file's ssh passwords (if a file) for
-// the run.
-func (g *globals) openCluster(cmd *cobra.Command, arg string) (string, *cluster.Converger, error) {
+// namedConverger takes FILE or NAME and returns the cluster's name, the
+// file's spec (nil for a NAME) and a converger to act on it.
+func (g *globals) namedConverger(cmd *cobra.Command, arg string) (string, *cluster.Spec, *cluster.Converger, error) {
 	name, spec, err := g.clusterSpec(cmd, arg)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	c, err := g.converger(cmd)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return name, spec, c, nil
+}
+
+// openCluster is namedConverger with the file's ssh passwords (if a file)
+// serving the run.
+func (g *globals) openCluster(cmd *cobra.Command, arg string) (string, *cluster.Converger, error) {
+	name, spec, c, err := g.namedConverger(cmd, arg)
 	if err != nil {
 		return "", nil, err
 	}

@@ -122,14 +122,22 @@ func checkDMDriver(d Driver) error {
 	return nil
 }
 
+// decodeDriver reads config.json's Driver part into d, whose common
+// fields are *common, and checks those; it says why not ("" when fine).
+func decodeDriver(raw json.RawMessage, d any, common *Driver) string {
+	err := json.Unmarshal(raw, d)
+	if err == nil {
+		err = checkDMDriver(*common)
+	}
+	if err != nil {
+		return "config.json: Driver: " + err.Error()
+	}
+	return ""
+}
+
 func planGeneric(p *Plan, dir string, raw json.RawMessage) {
 	var d dmGeneric
-	if err := json.Unmarshal(raw, &d); err != nil {
-		p.Reason = "config.json: Driver: " + err.Error()
-		return
-	}
-	if err := checkDMDriver(d.Driver); err != nil {
-		p.Reason = "config.json: Driver: " + err.Error()
+	if p.Reason = decodeDriver(raw, &d, &d.Driver); p.Reason != "" {
 		return
 	}
 	if d.EnginePort != 0 {
@@ -157,12 +165,7 @@ func planGeneric(p *Plan, dir string, raw json.RawMessage) {
 
 func planVirtualBox(p *Plan, dir string, raw json.RawMessage) {
 	var d dmVirtualBox
-	if err := json.Unmarshal(raw, &d); err != nil {
-		p.Reason = "config.json: Driver: " + err.Error()
-		return
-	}
-	if err := checkDMDriver(d.Driver); err != nil {
-		p.Reason = "config.json: Driver: " + err.Error()
+	if p.Reason = decodeDriver(raw, &d, &d.Driver); p.Reason != "" {
 		return
 	}
 	// SSH goes through VirtualBox's NAT forward on this computer.
