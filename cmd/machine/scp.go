@@ -105,23 +105,20 @@ func copySFTP(ctx context.Context, m *machine.Manager, srcName, src, dstName, ds
 		}
 		return sc, func() { c.Close() }, nil
 	}
-	var from, to *sftp.Client
-	if srcName != "" {
-		sc, done, err := sftpOf(srcName)
+	// One session a side, even when both name the same machine.
+	var ends [2]*sftp.Client
+	for i, name := range []string{srcName, dstName} {
+		if name == "" {
+			continue
+		}
+		sc, done, err := sftpOf(name)
 		if err != nil {
 			return err
 		}
 		defer done()
-		from = sc
+		ends[i] = sc
 	}
-	if dstName != "" {
-		sc, done, err := sftpOf(dstName)
-		if err != nil {
-			return err
-		}
-		defer done()
-		to = sc
-	}
+	from, to := ends[0], ends[1]
 	var err error
 	switch {
 	case from == nil:
