@@ -34,16 +34,28 @@ func Import(ctx context.Context, m *machine.Manager, p Plan) error {
 	if err := os.MkdirAll(own, 0o700); err != nil {
 		return err
 	}
-	copyFile := func(src, dst string, mode os.FileMode) error {
-		data, err := store.ReadRegular(src, maxDMFile)
-		if err != nil {
-			return err
-		}
-		return store.WriteFileAtomic(dst, data, mode)
+	if err := fill(ctx, m, p, own); err != nil {
+		os.RemoveAll(dir)
+		return err
 	}
+	return nil
+}
+
+// copyFile copies a regular file of the docker-machine store (within
+// bounds) into shoal's.
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := store.ReadRegular(src, maxDMFile)
+	if err != nil {
+		return err
+	}
+	return store.WriteFileAtomic(dst, data, mode)
+}
+
+// fill writes the machine into its new folder: the engine's client
+// certificates copied into own, the driver's part, config.json.
+func fill(ctx context.Context, m *machine.Manager, p Plan, own string) error {
 	for f, mode := range map[string]os.FileMode{"ca.pem": 0o644, "cert.pem": 0o644, "key.pem": 0o600} {
 		if err := copyFile(filepath.Join(p.CertDir, f), filepath.Join(own, f), mode); err != nil {
-			os.RemoveAll(dir)
 			return err
 		}
 	}
@@ -58,25 +70,21 @@ func Import(ctx context.Context, m *machine.Manager, p Plan) error {
 		Address: p.Address,
 		Created: time.Now().UTC(),
 	}
+	var err error
 	if p.VirtualBox != nil {
 		err = adoptVM(ctx, m, p, mach)
 	} else {
-		err = sshMachine(p, own, mach, copyFile)
+		err = sshMachine(p, own, mach)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
 		return err
 	}
-	if err := m.Store.Save(mach); err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	return nil
+	return m.Store.Save(mach)
 }
 
 // sshMachine makes a generic machine an ssh one: its key copied, the host
 // key pinned.
-func sshMachine(p Plan, own string, mach *store.Machine, copyFile func(src, dst string, mode os.FileMode) error) error {
+func sshMachine(p Plan, own string, mach *store.Machine) error {
 	cfg := sshdriver.Config{Host: p.Host, Port: p.Port, User: p.User, HostKey: p.Fingerprint}
 	if p.KeyPath != "" {
 		cfg.Key = filepath.Join(own, "id_rsa")
@@ -105,27 +113,11 @@ func adoptVM(ctx context.Context, m *machine.Manager, p Plan, mach *store.Machin
 	if !ok {
 		return fmt.Errorf("virtualbox driver: unexpected config %T", spec.NewConfig())
 	}
-	vb := p.VirtualBox
-	if vb.CPU > 0 {
-		cfg.CPUs = vb.CPU
-	}
-	if vb.Memory > 0 {
-		cfg.Memory = vb.Memory
-	}
-	if vb.DiskSize > 0 {
-		cfg.DiskSize = vb.DiskSize
-	}
-	if vb.HostOnlyCIDR != "" {
-		cfg.HostOnlyCIDR = vb.HostOnlyCIDR
-	}
+	vmSettings(cfg, p.VirtualBox)
 	cfg.SSHUser = p.User
 	dir := m.Store.MachineDir(p.Name)
 	key := filepath.Join(dir, store.KeyFile)
-	data, err := store.ReadRegular(p.KeyPath, maxDMFile)
-	if err != nil {
-		return err
-	}
-	if err := store.WriteFileAtomic(key, data, 0o600); err != nil {
+	if err := copyFile(p.KeyPath, key, 0o600); err != nil {
 		return err
 	}
 	d, err := spec.New(drivers.Identity{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
@@ -148,4 +140,21 @@ func adoptVM(ctx context.Context, m *machine.Manager, p Plan, mach *store.Machin
 	mach.DriverConfig = raw
 	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
 	return nil
+}
+
+// vmSettings keeps the VM's size and host-only network as docker-machine
+// recorded them (the driver's defaults where it recorded none).
+func vmSettings(cfg *virtualbox.Config, vb *dmVirtualBox) {
+	if vb.CPU > 0 {
+		cfg.CPUs = vb.CPU
+	}
+	if vb.Memory > 0 {
+		cfg.Memory = vb.Memory
+	}
+	if vb.DiskSize > 0 {
+		cfg.DiskSize = vb.DiskSize
+	}
+	if vb.HostOnlyCIDR != "" {
+		cfg.HostOnlyCIDR = vb.HostOnlyCIDR
+	}
 }
