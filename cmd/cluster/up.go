@@ -155,10 +155,7 @@ func newUp(g *globals) *cobra.Command {
 				})
 			}
 			if rep != nil && !rep.OK {
-				// Said, not yet a failed run: the check is new, and a fault
-				// it finds after a readdress is still being understood
-				// (docs/troubleshooting.md). 'cluster check' exits 1.
-				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s: the data plane has a fault (see above); the swarm is made. Fix it, then run '%s'\n", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the swarm is made, but its data plane has a fault (see above): fix it, then run '%s'", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))}
 			}
 			return nil
 		},
