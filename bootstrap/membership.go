@@ -2,13 +2,14 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/wait"
 )
 
 // Init makes the node the first manager of a new swarm.
@@ -109,30 +110,23 @@ func JoinProgress(s State) (done bool, err error) {
 // waitJoined waits, bounded by JoinWait, until a join that goes on in the
 // background ends.
 func (n *Node) waitJoined(ctx context.Context) error {
-	wait := n.JoinWait
-	if wait <= 0 {
-		wait = DefaultJoinWait
+	bound := n.JoinWait
+	if bound <= 0 {
+		bound = DefaultJoinWait
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
 	last := "not read"
-	for {
-		s, err := n.State(wctx)
-		if err == nil {
-			last = s.LocalNodeState
-			if done, err := JoinProgress(s); done || err != nil {
-				return err
-			}
+	err := wait.Poll(ctx, pollInterval, bound, func(ctx context.Context) (bool, error) {
+		s, err := n.State(ctx)
+		if err != nil {
+			return false, nil
 		}
-		select {
-		case <-wctx.Done():
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("the join goes on in the background after dockerd's time limit, and the node is not in the swarm %s later (state %s); see 'docker info' on it, then run again", wait, last)
-		case <-time.After(pollInterval):
-		}
+		last = s.LocalNodeState
+		return JoinProgress(s)
+	})
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("the join goes on in the background after dockerd's time limit, and the node is not in the swarm %s later (state %s); see 'docker info' on it, then run again", bound, last)
 	}
+	return err
 }
 
 // Leave takes the node out of its swarm.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -123,56 +122,4 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 		r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
 	}
 	return nil
-}
-
-// WaitDrained waits until no task runs on the node and every task of the
-// services that ran there is running elsewhere. Tasks of other services
-// (pending for reasons of their own) do not hold it up.
-func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var services map[string]bool
-	for {
-		onNode, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
-		if err == nil && services == nil {
-			services = map[string]bool{}
-			for _, t := range onNode {
-				services[t.ServiceID] = true
-			}
-		}
-		if err == nil && !anyRunning(onNode) {
-			tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-			if err == nil && drained(tasks, id, services) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("draining node %s: its tasks did not move within %s", Short(id), timeout)
-		case <-time.After(pollInterval):
-		}
-	}
-}
-
-// drained: no task of the node's services that is wanted running is still
-// on the node or not yet running.
-func drained(tasks []swarm.Task, id string, services map[string]bool) bool {
-	for _, t := range tasks {
-		if !services[t.ServiceID] {
-			continue
-		}
-		if t.NodeID == id || t.Status.State != swarm.TaskStateRunning {
-			return false
-		}
-	}
-	return true
-}
-
-func anyRunning(tasks []swarm.Task) bool {
-	for _, t := range tasks {
-		if t.Status.State == swarm.TaskStateRunning {
-			return true
-		}
-	}
-	return false
 }

@@ -8,7 +8,11 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
+	"github.com/shoal-dev/shoal/internal/wait"
 )
+
+// pollInterval is how often waits ask again.
+const pollInterval = 250 * time.Millisecond
 
 // WaitRole waits until a node has the role: a manager reachable in Raft,
 // a worker without manager status.
@@ -23,57 +27,38 @@ func WaitRole(ctx context.Context, mgr *Node, id, role string, timeout time.Dura
 
 // WaitNode polls a manager until ok says yes about the node, bounded.
 func WaitNode(ctx context.Context, mgr *Node, id string, timeout time.Duration, ok func(swarm.Node) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
-		if err == nil && ok(n) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s on %s: %w", Short(id), mgr.Name, ctx.Err())
-		case <-time.After(pollInterval):
-		}
+		return err == nil && ok(n), nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s on %s: %w", Short(id), mgr.Name, err)
 	}
+	return nil
 }
 
+// waitState waits until the node's engine says its swarm state is state.
 func waitState(ctx context.Context, n *Node, state string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	var last State
+	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		s, err := n.State(ctx)
-		if err == nil && s.LocalNodeState == state {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: waiting for swarm state %s (now %s): %w", n.Name, state, s.LocalNodeState, ctx.Err())
-		case <-time.After(pollInterval):
-		}
+		last = s
+		return err == nil && s.LocalNodeState == state, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: waiting for swarm state %s (now %s): %w", n.Name, state, last.LocalNodeState, err)
 	}
+	return nil
 }
 
 // waitLeft waits (bounded, without failing) until a manager sees a node that
 // left as not Ready, or no longer lists it.
 func waitLeft(ctx context.Context, mgr *Node, id string) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
+	_ = wait.Poll(ctx, pollInterval, 30*time.Second, func(ctx context.Context) (bool, error) {
 		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
-		if errdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pollInterval):
-		}
-	}
+		return errdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady, nil
+	})
 }
-
-// pollInterval is how often waits ask again.
-const pollInterval = 250 * time.Millisecond
 
 // WaitReady waits until the manager sees the node Ready (and, for a
 // manager, reachable).
@@ -85,24 +70,19 @@ func WaitReady(ctx context.Context, mgr *Node, nodeID string, timeout time.Durat
 // ids Ready (a manager also reachable): one list a poll, whatever the
 // number of nodes. names (id to name, may be nil) are for the error.
 func WaitAllReady(ctx context.Context, mgr *Node, ids []string, names map[string]string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	var why string
+	err := wait.Poll(ctx, 200*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
 		listed, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
-		var left []string
-		if err == nil {
-			if left = NotReady(listed, ids, names); len(left) == 0 {
-				return nil
-			}
+		if err != nil {
+			why = err.Error()
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			why := strings.Join(left, ", ")
-			if err != nil {
-				why = err.Error()
-			}
-			return fmt.Errorf("nodes not ready on %s: %s: %w", mgr.Name, why, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+		left := NotReady(listed, ids, names)
+		why = strings.Join(left, ", ")
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("nodes not ready on %s: %s: %w", mgr.Name, why, err)
 	}
+	return nil
 }
