@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
 
@@ -134,5 +135,28 @@ func (n *Node) Leave(ctx context.Context, force bool) error {
 	if err := n.API.SwarmLeave(ctx, force); err != nil {
 		return fmt.Errorf("%s: swarm leave: %w", n.Name, err)
 	}
+	return nil
+}
+
+// initSwarm makes a new swarm with t its first manager, saying so.
+func (r *Reconciler) initSwarm(ctx context.Context, t *Target, o InitOptions) error {
+	r.event(t.Want.Name, "swarm-init", ui.Started, t.Advertise)
+	if err := t.Node.InitWith(ctx, t.Advertise, o); err != nil {
+		r.event(t.Want.Name, "swarm-init", ui.Failed, "")
+		return err
+	}
+	r.event(t.Want.Name, "swarm-init", ui.Changed, t.Advertise)
+	return nil
+}
+
+// joinSwarm makes t join the swarm of the manager at managerAddr with the
+// token of its role, saying so (the token redacted from any error).
+func (r *Reconciler) joinSwarm(ctx context.Context, t *Target, managerAddr, token string) error {
+	r.event(t.Want.Name, "swarm-join", ui.Started, t.Want.Role)
+	if err := t.Node.Join(ctx, t.Advertise, managerAddr, token, r.Redactor.Redact); err != nil {
+		r.event(t.Want.Name, "swarm-join", ui.Failed, "")
+		return err
+	}
+	r.event(t.Want.Name, "swarm-join", ui.Changed, t.Want.Role)
 	return nil
 }

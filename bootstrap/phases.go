@@ -123,12 +123,9 @@ func (run *reconcileRun) initOn(ctx context.Context, t *Target) error {
 			return err
 		}
 	}
-	r.event(t.Want.Name, "swarm-init", ui.Started, t.Advertise)
-	if err := t.Node.InitWith(ctx, t.Advertise, run.req.Init); err != nil {
-		r.event(t.Want.Name, "swarm-init", ui.Failed, "")
+	if err := r.initSwarm(ctx, t, run.req.Init); err != nil {
 		return err
 	}
-	r.event(t.Want.Name, "swarm-init", ui.Changed, t.Advertise)
 	run.out.Changed = true
 	if err := run.noteState(ctx, t); err != nil {
 		return err
@@ -271,13 +268,7 @@ func (run *reconcileRun) join(ctx context.Context, t *Target) error {
 			return err
 		}
 	}
-	r.event(t.Want.Name, "swarm-join", ui.Started, t.Want.Role)
-	if err := t.Node.Join(ctx, t.Advertise, run.anchor.Addr, run.tokenFor(t), r.Redactor.Redact); err != nil {
-		r.event(t.Want.Name, "swarm-join", ui.Failed, "")
-		return err
-	}
-	r.event(t.Want.Name, "swarm-join", ui.Changed, t.Want.Role)
-	return nil
+	return r.joinSwarm(ctx, t, run.anchor.Addr, run.tokenFor(t))
 }
 
 // readdressMoved makes the nodes whose address changed join again with the

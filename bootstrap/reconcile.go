@@ -211,12 +211,18 @@ func nodesOf(ts []*Target) []*Node {
 func wantsOf(ts []*Target) []Want {
 	out := make([]Want, len(ts))
 	for i, t := range ts {
-		out[i] = t.Want
-		if out[i].Advertise == "" {
-			out[i].Advertise = t.Advertise
-		}
+		out[i] = wantOf(t)
 	}
 	return out
+}
+
+// wantOf is the target's Want, with the address it is reached on.
+func wantOf(t *Target) Want {
+	w := t.Want
+	if w.Advertise == "" {
+		w.Advertise = t.Advertise
+	}
+	return w
 }
 
 func byName(ns []*Node, name string) *Node {
