@@ -11,6 +11,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/wait"
 )
 
 // Target is one node the reconciler puts where Want says.
@@ -128,27 +129,27 @@ func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Membe
 // gone or moved) elects another within seconds: meanwhile its managers
 // answer without the swarm's ID, or cannot list its nodes. Wait for it,
 // bounded, rather than take them for strangers.
-func (r *Reconciler) findAnchor(ctx context.Context, req Request, all []*Node, want []Want) (Observed, string, error) {
+func (r *Reconciler) findAnchor(ctx context.Context, req Request, all []*Node, want []Want) (obs Observed, anchor string, err error) {
 	deadline := time.Now().Add(r.electionWait())
-	for first := true; ; first = false {
-		obs := observeKnown(ctx, r.Parallel, all, req.Known, first)
-		anchor, listErrs := listThroughCandidate(ctx, all, want, &obs, req.Policy)
+	first := true
+	err = wait.Poll(ctx, time.Second, 0, func(ctx context.Context) (bool, error) {
+		obs = observeKnown(ctx, r.Parallel, all, req.Known, first)
+		first = false
+		var listErrs []error
+		anchor, listErrs = listThroughCandidate(ctx, all, want, &obs, req.Policy)
 		if anchor != "" || (len(listErrs) == 0 && !Electing(obs)) {
-			return obs, anchor, nil
+			return true, nil
 		}
 		if time.Now().After(deadline) {
 			if len(listErrs) > 0 {
-				return obs, "", fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
+				return false, fmt.Errorf("no manager of the swarm can list its nodes: %w", errors.Join(listErrs...))
 			}
-			return obs, "", nil // Decide says which managers have no leader
+			return true, nil // Decide says which managers have no leader
 		}
 		r.event(req.Policy.Leader, "swarm", ui.Info, "waiting for the swarm to elect a leader")
-		select {
-		case <-ctx.Done():
-			return obs, "", ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+		return false, nil
+	})
+	return obs, anchor, err
 }
 
 // listThroughCandidate reads the swarm's node list (into obs.Members)
