@@ -49,20 +49,7 @@ func (r *Reconciler) Retire(ctx context.Context, anchor *Node, leaving []Leaving
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(leaving))
-	going := map[string]bool{}
-	for i, l := range leaving {
-		nodeID := ""
-		if l.Node != nil {
-			if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
-				nodeID = s.NodeID
-			}
-		}
-		if m, ok := MemberOf(members, nodeID, l.Hostname); ok {
-			ids[i] = m.ID
-			going[m.ID] = true
-		}
-	}
+	ids, going := leavingIDs(ctx, members, leaving)
 	warn, err := QuorumCheck(members, going, 0)
 	if err != nil {
 		return err
@@ -78,31 +65,31 @@ func (r *Reconciler) Retire(ctx context.Context, anchor *Node, leaving []Leaving
 	return nil
 }
 
+// leavingIDs finds each leaving node's entry in the swarm's list (by the
+// node ID its engine says, else by hostname): their IDs in order ("" for
+// none), and the set of them.
+func leavingIDs(ctx context.Context, members []Member, leaving []Leaving) ([]string, map[string]bool) {
+	ids := make([]string, len(leaving))
+	going := map[string]bool{}
+	for i, l := range leaving {
+		nodeID := ""
+		if l.Node != nil {
+			if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
+				nodeID = s.NodeID
+			}
+		}
+		if m, ok := MemberOf(members, nodeID, l.Hostname); ok {
+			ids[i] = m.ID
+			going[m.ID] = true
+		}
+	}
+	return ids, going
+}
+
 func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id string, drainTimeout time.Duration) error {
 	if id != "" {
-		r.event(l.Name, "swarm-drain", ui.Started, "")
-		if _, err := EnsureNode(ctx, anchor, id, NodeWant{Availability: "drain"}); err != nil {
+		if err := r.drainOut(ctx, anchor, l, id, drainTimeout); err != nil {
 			return err
-		}
-		if err := WaitDrained(ctx, anchor, id, drainTimeout); err != nil {
-			r.event(l.Name, "swarm-drain", ui.Failed, "")
-			return fmt.Errorf("%w (the node stays drained; run again, or raise --drain-timeout)", err)
-		}
-		r.event(l.Name, "swarm-drain", ui.Changed, "its tasks run elsewhere")
-		n, _, err := anchor.API.NodeInspectWithRaw(ctx, id)
-		if err != nil {
-			return err
-		}
-		if n.Spec.Role == swarm.NodeRoleManager {
-			if err := r.withManagerLock(ctx, func() error {
-				if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
-					return err
-				}
-				return WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout())
-			}); err != nil {
-				return err
-			}
-			r.event(l.Name, "swarm-role", ui.Changed, "demoted")
 		}
 	}
 	if l.Node != nil {
@@ -112,14 +99,46 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 			}
 		}
 	}
-	if id != "" {
-		// The entry goes once the manager sees the node down (bounded: a
-		// node that is gone already is down).
-		waitLeft(ctx, anchor, id)
-		if err := RemoveNode(ctx, anchor, id); err != nil {
+	if id == "" {
+		return nil
+	}
+	// The entry goes once the manager sees the node down (bounded: a node
+	// that is gone already is down).
+	waitLeft(ctx, anchor, id)
+	if err := RemoveNode(ctx, anchor, id); err != nil {
+		return err
+	}
+	r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
+	return nil
+}
+
+// drainOut drains a leaving node until its tasks run elsewhere, then
+// demotes it when it manages.
+func (r *Reconciler) drainOut(ctx context.Context, anchor *Node, l Leaving, id string, drainTimeout time.Duration) error {
+	r.event(l.Name, "swarm-drain", ui.Started, "")
+	if _, err := EnsureNode(ctx, anchor, id, NodeWant{Availability: "drain"}); err != nil {
+		return err
+	}
+	if err := WaitDrained(ctx, anchor, id, drainTimeout); err != nil {
+		r.event(l.Name, "swarm-drain", ui.Failed, "")
+		return fmt.Errorf("%w (the node stays drained; run again, or raise --drain-timeout)", err)
+	}
+	r.event(l.Name, "swarm-drain", ui.Changed, "its tasks run elsewhere")
+	n, _, err := anchor.API.NodeInspectWithRaw(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n.Spec.Role != swarm.NodeRoleManager {
+		return nil
+	}
+	if err := r.withManagerLock(ctx, func() error {
+		if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
 			return err
 		}
-		r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
+		return WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout())
+	}); err != nil {
+		return err
 	}
+	r.event(l.Name, "swarm-role", ui.Changed, "demoted")
 	return nil
 }
