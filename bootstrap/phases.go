@@ -118,10 +118,8 @@ func (run *reconcileRun) initOrKeep(ctx context.Context) error {
 // its own first when Decide said so).
 func (run *reconcileRun) initOn(ctx context.Context, t *Target) error {
 	r := run.r
-	if dec := run.membership(t); dec.Membership == Rejoin {
-		if err := r.leave(ctx, t.Node, dec.Reason); err != nil {
-			return err
-		}
+	if err := run.leaveToRejoinElsewhere(ctx, t); err != nil {
+		return err
 	}
 	if err := r.initSwarm(ctx, t, run.req.Init); err != nil {
 		return err
@@ -134,6 +132,15 @@ func (run *reconcileRun) initOn(ctx context.Context, t *Target) error {
 	var err error
 	run.members, err = Members(ctx, t.Node)
 	return err
+}
+
+// leaveToRejoinElsewhere makes a node that Decide says rejoins leave the
+// swarm (or half-made membership) it has.
+func (run *reconcileRun) leaveToRejoinElsewhere(ctx context.Context, t *Target) error {
+	if dec := run.membership(t); dec.Membership == Rejoin {
+		return run.r.leave(ctx, t.Node, dec.Reason)
+	}
+	return nil
 }
 
 // removeStale takes out the entries of replaced hosts before the new ones
@@ -263,10 +270,8 @@ func (run *reconcileRun) joinNew(ctx context.Context) error {
 // said so).
 func (run *reconcileRun) join(ctx context.Context, t *Target) error {
 	r := run.r
-	if dec := run.membership(t); dec.Membership == Rejoin {
-		if err := r.leave(ctx, t.Node, dec.Reason); err != nil {
-			return err
-		}
+	if err := run.leaveToRejoinElsewhere(ctx, t); err != nil {
+		return err
 	}
 	return r.joinSwarm(ctx, t, run.anchor.Addr, run.tokenFor(t))
 }

@@ -107,12 +107,18 @@ func (b *batchRoll) fail(t *RollTarget, step RollStep, err error) error {
 // checkQuorum picks the manager to act through and checks that every node
 // of the batch may restart with the quorum kept (saying the warnings).
 func (b *batchRoll) checkQuorum(ctx context.Context) error {
+	return b.quorumFor(ctx, StepDrain, true)
+}
+
+// quorumFor picks the manager to act through and checks the quorum, the
+// failure counted to step.
+func (b *batchRoll) quorumFor(ctx context.Context, step RollStep, warn bool) error {
 	var err error
 	if b.mgr, err = through(ctx, b.managers, b.batch); err != nil {
-		return b.fail(b.batch[0], StepDrain, err)
+		return b.fail(b.batch[0], step, err)
 	}
-	if t, err := b.r.restartCheck(ctx, b.mgr, b.batch, true); err != nil {
-		return b.fail(t, StepDrain, err)
+	if t, err := b.r.restartCheck(ctx, b.mgr, b.batch, warn); err != nil {
+		return b.fail(t, step, err)
 	}
 	return nil
 }
@@ -187,14 +193,7 @@ func (b *batchRoll) readRecords(ctx context.Context) error {
 // recheckQuorum: the drain took a while, and a manager may have gone down
 // since the first check: the restart is only made with the quorum kept now.
 func (b *batchRoll) recheckQuorum(ctx context.Context) error {
-	var err error
-	if b.mgr, err = through(ctx, b.managers, b.batch); err != nil {
-		return b.fail(b.batch[0], StepChange, err)
-	}
-	if t, err := b.r.restartCheck(ctx, b.mgr, b.batch, false); err != nil {
-		return b.fail(t, StepChange, err)
-	}
-	return nil
+	return b.quorumFor(ctx, StepChange, false)
 }
 
 // change makes the change on the batch's nodes at once (unlocking a
