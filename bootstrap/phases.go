@@ -258,12 +258,17 @@ func (run *reconcileRun) joinNew(ctx context.Context) error {
 			return err
 		}
 	}
+	run.sayInSwarm()
+	return nil
+}
+
+// sayInSwarm says of the targets that did not join that they are in.
+func (run *reconcileRun) sayInSwarm() {
 	for _, t := range run.req.Targets {
 		if m := run.membership(t).Membership; t.Node != run.anchor && m != Join && m != Rejoin {
 			run.r.event(t.Want.Name, "swarm-join", ui.Unchanged, "in the swarm")
 		}
 	}
-	return nil
 }
 
 // join makes one target join (leaving a swarm of its own first when Decide
@@ -395,18 +400,7 @@ func (run *reconcileRun) readdress(ctx context.Context, t *Target, id, why strin
 	if err != nil {
 		return err
 	}
-	if id == "" { // a locked engine may not say its node ID
-		if m, ok := lockedMember(t.Want, State{}, members); ok {
-			id = m.ID
-		}
-	}
-	wasManager, listed := false, false
-	for _, m := range members {
-		if m.ID == id {
-			listed = true
-			wasManager = m.Role == RoleManager
-		}
-	}
+	id, listed, wasManager := entryOf(t.Want, id, members)
 	return r.withManagerLock(ctx, func() error {
 		if wasManager {
 			if err := r.demoteFor(ctx, anchor, members, id); err != nil {
@@ -429,6 +423,24 @@ func (run *reconcileRun) readdress(ctx context.Context, t *Target, id, why strin
 		r.event(t.Want.Name, "swarm-readdress", ui.Changed, "joined again at "+t.Advertise)
 		return nil
 	})
+}
+
+// entryOf finds the node's entry in the swarm's list: by id, or, when its
+// (locked) engine did not say it, by the want. It says the id, whether it
+// is listed, and whether as a manager.
+func entryOf(w Want, id string, members []Member) (_ string, listed, wasManager bool) {
+	if id == "" {
+		if m, ok := lockedMember(w, State{}, members); ok {
+			id = m.ID
+		}
+	}
+	for _, m := range members {
+		if m.ID == id {
+			listed = true
+			wasManager = m.Role == RoleManager
+		}
+	}
+	return id, listed, wasManager
 }
 
 // demoteFor demotes a manager that is to leave, the quorum checked, and
