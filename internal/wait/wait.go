@@ -24,6 +24,11 @@ func Poll(ctx context.Context, every, bound time.Duration, check func(ctx contex
 			return ctx.Err()
 		case <-t.C:
 		}
+		// Both may be ready at once, and select picks at random: an ended
+		// context must win.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		done, err := check(ctx)
 		if done || err != nil {
 			return err
