@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/wait"
 	"io"
 	"path"
 	"slices"
@@ -103,19 +104,14 @@ const nodeKey = SwarmDir + "/certificates/swarm-node.key"
 // WaitKeyPlain waits until the node's swarm key is no longer encrypted
 // (after autolock was turned off, each manager rewrites it).
 func WaitKeyPlain(ctx context.Context, n *Node, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		res, err := n.R.RunSudo(ctx, "grep -c ENCRYPTED "+shell.Quote(nodeKey)+" || true")
-		if err == nil && strings.TrimSpace(string(res.Stdout)) == "0" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: its swarm key is still encrypted %s after autolock was turned off", n.Name, timeout)
-		case <-time.After(pollInterval):
-		}
+		return err == nil && strings.TrimSpace(string(res.Stdout)) == "0", nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: its swarm key is still encrypted %s after autolock was turned off", n.Name, timeout)
 	}
+	return nil
 }
 
 // Describe reads what the manifest says of the swarm through a manager.
@@ -278,59 +274,68 @@ func PackSwarmState(ctx context.Context, n *Node, owner, id, key string, redact 
 
 // waitJob waits for the job's status file and returns its exit code.
 func waitJob(ctx context.Context, n *Node, dir string) (int, error) {
-	wctx, cancel := context.WithTimeout(ctx, jobTimeout)
-	defer cancel()
-	for {
-		res, err := n.R.RunSudo(wctx, "cat "+shell.Quote(dir+"/status")+" 2>/dev/null || true")
-		if s := strings.TrimSpace(string(res.Stdout)); err == nil && s != "" {
-			rc, err := strconv.Atoi(s)
-			if err != nil {
-				return 0, fmt.Errorf("%s: the copy's job wrote status %q", n.Name, s)
-			}
-			return rc, nil
+	rc := 0
+	err := wait.Poll(ctx, pollInterval*4, jobTimeout, func(ctx context.Context) (bool, error) {
+		res, err := n.R.RunSudo(ctx, "cat "+shell.Quote(dir+"/status")+" 2>/dev/null || true")
+		s := strings.TrimSpace(string(res.Stdout))
+		if err != nil || s == "" {
+			return false, nil
 		}
-		select {
-		case <-wctx.Done():
-			return 0, fmt.Errorf("%s: the copy's job did not end within %s (it goes on on the host and starts dockerd again itself; its log is %s/log): %w", n.Name, jobTimeout, dir, wctx.Err())
-		case <-time.After(pollInterval * 4):
+		if rc, err = strconv.Atoi(s); err != nil {
+			return false, errJobStatus{s}
 		}
+		return true, nil
+	})
+	var bad errJobStatus
+	switch {
+	case err == nil:
+		return rc, nil
+	case errors.As(err, &bad):
+		return 0, fmt.Errorf("%s: the copy's job wrote status %q", n.Name, bad.status)
 	}
+	return 0, fmt.Errorf("%s: the copy's job did not end within %s (it goes on on the host and starts dockerd again itself; its log is %s/log): %w", n.Name, jobTimeout, dir, err)
 }
+
+// errJobStatus is a status file that holds no exit code.
+type errJobStatus struct{ status string }
+
+func (e errJobStatus) Error() string { return "status " + e.status }
 
 // waitAndUnlock waits until the node's engine answers and its swarm is
 // active (or, with pending, still looking for its old managers), unlocking
 // it with key when it is locked (autolock).
 func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string) string, pending bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
 	unlocked := false
-	for {
+	err := wait.Poll(ctx, pollInterval, 2*time.Minute, func(ctx context.Context) (bool, error) {
 		s, err := n.State(ctx)
-		if err == nil {
-			switch {
-			case s.LocalNodeState == StateLocked && key != "" && !unlocked:
-				// Docker's unlock answers once the manager reaches its
-				// quorum: bounded, so that a manager whose peers are gone
-				// does not hang the run.
-				uctx, ucancel := context.WithTimeout(ctx, 45*time.Second)
-				uerr := n.API.SwarmUnlock(uctx, swarm.UnlockRequest{UnlockKey: key})
-				ucancel()
-				if uerr != nil {
-					return fmt.Errorf("%s: swarm unlock: %s", n.Name, redact(uerr.Error()))
-				}
-				unlocked = true
-			case s.LocalNodeState == StateLocked && key == "":
-				return fmt.Errorf("%s: the swarm is locked (autolock) and no unlock key is at hand", n.Name)
-			case s.LocalNodeState != StateLocked && (pending || s.LocalNodeState != StatePending):
-				return nil
-			}
+		if err != nil {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: dockerd did not come back with its swarm: %w", n.Name, ctx.Err())
-		case <-time.After(pollInterval):
+		switch {
+		case s.LocalNodeState == StateLocked && key != "" && !unlocked:
+			unlocked = true
+			return false, unlockBounded(ctx, n, key, redact)
+		case s.LocalNodeState == StateLocked && key == "":
+			return false, fmt.Errorf("%s: the swarm is locked (autolock) and no unlock key is at hand", n.Name)
 		}
+		return s.LocalNodeState != StateLocked && (pending || s.LocalNodeState != StatePending), nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: dockerd did not come back with its swarm: %w", n.Name, err)
 	}
+	return err
+}
+
+// unlockBounded unlocks the node with key. Docker's unlock answers once the
+// manager reaches its quorum: bounded, so that a manager whose peers are
+// gone does not hang the run.
+func unlockBounded(ctx context.Context, n *Node, key string, redact func(string) string) error {
+	uctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := n.API.SwarmUnlock(uctx, swarm.UnlockRequest{UnlockKey: key}); err != nil {
+		return fmt.Errorf("%s: swarm unlock: %s", n.Name, redact(err.Error()))
+	}
+	return nil
 }
 
 // PutSwarmState replaces the node's Raft state with a backup's (its dockerd

@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -270,132 +269,196 @@ func SteadyAnchor(want []Want, obs Observed, anchor, clusterID string) string {
 // from PickAnchor; obs.Members from the anchor. It refuses (an error that
 // names every node at fault and what to type) rather than harm a swarm.
 func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (Decision, error) {
-	d := Decision{Anchor: anchor, ClusterID: clusterID}
-	known := map[string]bool{}
-	byID := map[string]Member{}
+	dc := newDecider(want, obs, pol, anchor, clusterID)
+	dc.checkAnchors()
+	for _, w := range want {
+		dc.decideNode(w)
+	}
+	dc.checkLeader()
+	sortErrs(dc.errs)
+	return dc.d, errors.Join(dc.errs...)
+}
+
+// decider is one Decide's working state: what it knows, what it decided,
+// what it refuses. Its rules are methods, each for one kind of node.
+type decider struct {
+	obs       Observed
+	pol       Policy
+	anchor    string
+	clusterID string
+	// known are the swarm's node IDs (from the anchor's list).
+	known map[string]Member
+	// locked counts the wanted nodes that are locked managers.
+	locked int
+	d      Decision
+	errs   []error
+}
+
+func newDecider(want []Want, obs Observed, pol Policy, anchor, clusterID string) *decider {
+	dc := &decider{obs: obs, pol: pol, anchor: anchor, clusterID: clusterID, known: map[string]Member{},
+		d: Decision{Anchor: anchor, ClusterID: clusterID}}
 	for _, m := range obs.Members {
-		known[m.ID] = true
-		byID[m.ID] = m
+		dc.known[m.ID] = m
 	}
-	inSwarm := func(s State) bool {
-		if !s.Active() {
-			return false
-		}
-		if s.ClusterID != "" {
-			return s.ClusterID == clusterID
-		}
-		return s.NodeID != "" && known[s.NodeID] // a worker does not know the cluster ID
-	}
-	var errs []error
-	refuse := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	locked := 0
 	for _, w := range want {
-		if _, ok := obs.States[w.Name]; !ok {
-			continue
-		}
-		if obs.States[w.Name].LocalNodeState == StateLocked {
-			locked++
+		if s, ok := obs.States[w.Name]; ok && s.LocalNodeState == StateLocked {
+			dc.locked++
 		}
 	}
-	for _, a := range pol.Anchors {
-		s, ok := obs.States[a]
+	return dc
+}
+
+func (dc *decider) refuse(format string, a ...any) {
+	dc.errs = append(dc.errs, fmt.Errorf(format, a...))
+}
+
+func (dc *decider) add(w Want, m Membership, reason string) {
+	dc.d.Nodes = append(dc.d.Nodes, NodeDecision{Name: w.Name, Membership: m, Reason: reason})
+}
+
+// inSwarm tells whether a node's state is of this swarm; a worker does not
+// know the cluster ID: then the swarm's list must know the node.
+func (dc *decider) inSwarm(s State) bool {
+	if !s.Active() {
+		return false
+	}
+	if s.ClusterID != "" {
+		return s.ClusterID == dc.clusterID
+	}
+	_, listed := dc.known[s.NodeID]
+	return s.NodeID != "" && listed
+}
+
+// checkAnchors refuses when no anchor was found and a manager outside the
+// set (--swarm-join) says why.
+func (dc *decider) checkAnchors() {
+	if dc.anchor != "" {
+		return
+	}
+	for _, a := range dc.pol.Anchors {
+		s, ok := dc.obs.States[a]
 		switch {
-		case anchor != "":
 		case !ok:
-			refuse("%s: the swarm's manager does not answer: %s", a, obs.Unreachable[a])
+			dc.refuse("%s: the swarm's manager does not answer: %s", a, dc.obs.Unreachable[a])
 		case s.LocalNodeState == StateLocked:
-			refuse("%s is a locked swarm manager: unlock it first (%s)", a, pol.UnlockHint)
+			dc.refuse("%s is a locked swarm manager: unlock it first (%s)", a, dc.pol.UnlockHint)
 		default:
-			refuse("%s is not a swarm manager (state %s): create it with --swarm-master first", a, s.LocalNodeState)
+			dc.refuse("%s is not a swarm manager (state %s): create it with --swarm-master first", a, s.LocalNodeState)
 		}
 	}
-	for _, w := range want {
-		s, ok := obs.States[w.Name]
-		if !ok {
-			refuse("%s: the Docker engine does not answer: %s", w.Name, obs.Unreachable[w.Name])
-			continue
+}
+
+// decideNode decides one node by its swarm state.
+func (dc *decider) decideNode(w Want) {
+	s, ok := dc.obs.States[w.Name]
+	if !ok {
+		dc.refuse("%s: the Docker engine does not answer: %s", w.Name, dc.obs.Unreachable[w.Name])
+		return
+	}
+	switch s.LocalNodeState {
+	case StateLocked:
+		dc.lockedNode(w, s)
+	case StateActive:
+		dc.activeNode(w, s)
+	case StateInactive, "":
+		dc.add(w, dc.joinOrInit(w), "in no swarm")
+	default: // pending, error
+		dc.halfwayNode(w, s)
+	}
+}
+
+// joinOrInit: a node in no swarm joins, or starts the swarm when it is the
+// leader and there is none to join.
+func (dc *decider) joinOrInit(w Want) Membership {
+	if dc.anchor == "" && w.Name == dc.pol.Leader && len(dc.pol.Anchors) == 0 {
+		return Init
+	}
+	return Join
+}
+
+// lockedNode: a locked manager is unlocked when allowed, never left or
+// re-initialised.
+func (dc *decider) lockedNode(w Want, s State) {
+	if m, ok := lockedMember(w, s, dc.obs.Members); ok && dc.anchor != "" && m.Addr != "" && w.Advertise != "" && m.Addr != w.Advertise {
+		// A locked manager cut off by an address change cannot be unlocked
+		// (unlocking waits for its Raft peers, who call it at its old
+		// address): it is demoted through the anchor and joins again,
+		// which needs no unlock.
+		dc.add(w, Readdress, "locked, and the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+		return
+	}
+	if dc.pol.CanUnlock || dc.pol.Restarted[w.Name] {
+		dc.add(w, Unlock, "locked manager")
+		return
+	}
+	dc.refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, dc.pol.UnlockHint)
+}
+
+// activeNode: a node in a swarm is kept (or readdressed) in this one; in
+// another it leaves only when forced.
+func (dc *decider) activeNode(w Want, s State) {
+	switch {
+	case w.Name == dc.anchor:
+		dc.add(w, Keep, "manager of swarm "+Short(dc.clusterID))
+	case dc.anchor != "" && dc.inSwarm(s):
+		if m, ok := dc.known[s.NodeID]; ok && moved(w, s, dc.obs.Members) {
+			dc.add(w, Readdress, movedWhy(w, s, m))
+		} else {
+			dc.add(w, Keep, "in the swarm")
 		}
-		add := func(m Membership, reason string) {
-			d.Nodes = append(d.Nodes, NodeDecision{Name: w.Name, Membership: m, Reason: reason})
+	case dc.anchor == "" && dc.locked > 0:
+		// The swarm's managers are locked: nobody can tell yet whether this
+		// node is one of theirs, so it is not touched.
+		dc.add(w, Keep, "swarm managers locked: decided after unlock")
+	case s.Manager && s.ClusterID == "":
+		// A manager that does not know its swarm's ID has no leader (lost
+		// quorum): its swarm cannot be told, and leaving would lose that
+		// swarm's state.
+		dc.refuse("%s manages a swarm that has no leader now (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring a majority of its managers back", w.Name, s.Error)
+	case dc.pol.Force:
+		dc.add(w, Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
+	default:
+		what := "a worker of another swarm"
+		if s.Manager {
+			what = "a manager of another swarm " + Short(s.ClusterID)
 		}
-		joinOrInit := Join
-		if anchor == "" && w.Name == pol.Leader && len(pol.Anchors) == 0 {
-			joinOrInit = Init
-		}
-		switch s.LocalNodeState {
-		case StateLocked:
-			if m, ok := lockedMember(w, s, obs.Members); ok && anchor != "" && m.Addr != "" && w.Advertise != "" && m.Addr != w.Advertise {
-				// A locked manager cut off by an address change cannot be
-				// unlocked (unlocking waits for its Raft peers, who call it
-				// at its old address): it is demoted through the anchor and
-				// joins again, which needs no unlock.
-				add(Readdress, "locked, and the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
-			} else if pol.CanUnlock || pol.Restarted[w.Name] {
-				add(Unlock, "locked manager")
-			} else {
-				refuse("%s is a locked swarm manager (autolock): unlock it with %s; shoal never leaves or re-initialises it", w.Name, pol.UnlockHint)
-			}
-		case StateActive:
-			switch {
-			case w.Name == anchor:
-				add(Keep, "manager of swarm "+Short(clusterID))
-			case anchor != "" && inSwarm(s):
-				if m, ok := byID[s.NodeID]; ok && moved(w, s, obs.Members) {
-					add(Readdress, movedWhy(w, s, m))
-				} else {
-					add(Keep, "in the swarm")
-				}
-			case anchor == "" && locked > 0:
-				// The swarm's managers are locked: nobody can tell yet
-				// whether this node is one of theirs, so it is not touched.
-				add(Keep, "swarm managers locked: decided after unlock")
-			case s.Manager && s.ClusterID == "":
-				// A manager that does not know its swarm's ID has no leader
-				// (lost quorum): its swarm cannot be told, and leaving would
-				// lose that swarm's state.
-				refuse("%s manages a swarm that has no leader now (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring a majority of its managers back", w.Name, s.Error)
-			case pol.Force:
-				add(Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
-			default:
-				what := "a worker of another swarm"
-				if s.Manager {
-					what = "a manager of another swarm " + Short(s.ClusterID)
-				}
-				refuse("%s is %s: use %s to make it leave and join this one", w.Name, what, pol.ForceHint)
-			}
-		case StateInactive, "":
-			add(joinOrInit, "in no swarm")
-		default: // pending, error
-			switch {
-			case s.NodeID == "":
-				add(Rejoin, "swarm state "+s.LocalNodeState+": leaves the half-made membership first")
-			case known[s.NodeID]:
-				refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
-			case anchor == "":
-				// It holds a swarm's certificate and waits for that swarm's
-				// managers (no quorum, or restarting): maybe this swarm, whose
-				// state it keeps.
-				refuse("%s is %s as node %s of a swarm whose managers it cannot reach (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring its managers back (see 'docker info' on it)", w.Name, s.LocalNodeState, Short(s.NodeID), s.Error)
-			case pol.Force:
-				add(Rejoin, "swarm state "+s.LocalNodeState+" in another swarm: forced to leave it")
-			default:
-				refuse("%s is %s in another swarm (node %s): use %s to make it leave and join this one", w.Name, s.LocalNodeState, Short(s.NodeID), pol.ForceHint)
-			}
+		dc.refuse("%s is %s: use %s to make it leave and join this one", w.Name, what, dc.pol.ForceHint)
+	}
+}
+
+// halfwayNode: a node pending or in error leaves a half-made membership;
+// one that may be of this swarm is never made to leave.
+func (dc *decider) halfwayNode(w Want, s State) {
+	_, listed := dc.known[s.NodeID]
+	switch {
+	case s.NodeID == "":
+		dc.add(w, Rejoin, "swarm state "+s.LocalNodeState+": leaves the half-made membership first")
+	case listed:
+		dc.refuse("%s is %s in the swarm (%s): see 'docker info' on it; shoal does not make it leave", w.Name, s.LocalNodeState, s.Error)
+	case dc.anchor == "":
+		// It holds a swarm's certificate and waits for that swarm's
+		// managers (no quorum, or restarting): maybe this swarm, whose
+		// state it keeps.
+		dc.refuse("%s is %s as node %s of a swarm whose managers it cannot reach (%s): shoal cannot tell whether it is this swarm and does not make it leave; bring its managers back (see 'docker info' on it)", w.Name, s.LocalNodeState, Short(s.NodeID), s.Error)
+	case dc.pol.Force:
+		dc.add(w, Rejoin, "swarm state "+s.LocalNodeState+" in another swarm: forced to leave it")
+	default:
+		dc.refuse("%s is %s in another swarm (node %s): use %s to make it leave and join this one", w.Name, s.LocalNodeState, Short(s.NodeID), dc.pol.ForceHint)
+	}
+}
+
+// checkLeader: a swarm made in this run needs its leader in no swarm (or
+// leaving one), unless the nodes join a manager outside the set.
+func (dc *decider) checkLeader() {
+	if dc.anchor != "" || dc.locked > 0 || len(dc.errs) > 0 || len(dc.pol.Anchors) > 0 {
+		return
+	}
+	for _, n := range dc.d.Nodes {
+		if n.Name == dc.pol.Leader && (n.Membership == Init || n.Membership == Rejoin) {
+			return
 		}
 	}
-	if anchor == "" && locked == 0 && len(errs) == 0 {
-		leaderOK := false
-		for _, n := range d.Nodes {
-			if n.Name == pol.Leader && (n.Membership == Init || n.Membership == Rejoin) {
-				leaderOK = true
-			}
-		}
-		if len(pol.Anchors) == 0 && !leaderOK {
-			refuse("no node can start the swarm: the leader %s is not among the nodes in no swarm", pol.Leader)
-		}
-	}
-	sortErrs(errs)
-	return d, errors.Join(errs...)
+	dc.refuse("no node can start the swarm: the leader %s is not among the nodes in no swarm", dc.pol.Leader)
 }
 
 func sortErrs(errs []error) {
@@ -408,104 +471,4 @@ func Short(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-// QuorumCheck tells whether the swarm keeps its Raft quorum while the named
-// managers stop being managers (demoted or removed), one at a time, and
-// keeps at least one manager. It returns a warning for a final count that
-// tolerates no loss.
-func QuorumCheck(members []Member, leaving map[string]bool, promoted int) (warning string, err error) {
-	var managers, reachable, goReach, goAll int
-	var names []string
-	for _, m := range members {
-		if m.Role != RoleManager {
-			continue
-		}
-		managers++
-		if m.Reachable {
-			reachable++
-		}
-		if leaving[m.ID] {
-			goAll++
-			names = append(names, m.Hostname)
-			if m.Reachable {
-				goReach++
-			}
-		}
-	}
-	if goAll == 0 {
-		return countWarning(managers + promoted), nil
-	}
-	sort.Strings(names)
-	left, leftReach := managers-goAll, reachable-goReach
-	if left+promoted < 1 {
-		return "", fmt.Errorf("removing or demoting %s leaves the swarm no manager: keep at least one manager in the file", strings.Join(names, ", "))
-	}
-	if need := left/2 + 1; left > 0 && leftReach < need {
-		return "", fmt.Errorf("removing or demoting %s would lose the Raft quorum: %d managers, %d reachable; after it %d managers with %d reachable, and a quorum of %d needs %d reachable. Bring the unreachable managers back (or replace them) first",
-			strings.Join(names, ", "), managers, reachable, left, leftReach, left, need)
-	}
-	if managers-reachable > 0 && reachable < managers/2+1 {
-		return "", fmt.Errorf("the swarm has lost its quorum (%d of %d managers reachable): nothing can change it until a majority is back", reachable, managers)
-	}
-	return countWarning(left + promoted), nil
-}
-
-func countWarning(managers int) string {
-	if managers == 2 {
-		return "2 managers tolerate no loss: if either fails the swarm stops taking changes; 3 managers tolerate one"
-	}
-	if managers > 2 && managers%2 == 0 {
-		return fmt.Sprintf("%d managers tolerate no more failures than %d", managers, managers-1)
-	}
-	return ""
-}
-
-// Stale lists the swarm's node entries left behind by hosts that were
-// replaced: entries that are not the current node of any wanted machine and
-// carry a wanted machine's hostname, and are either not Ready or belong to
-// a machine whose engine is in no swarm now (joining): the swarm may not
-// have noticed yet that the old host is gone.
-func Stale(members []Member, current map[string]string, hostnames, joining map[string]bool) []Member {
-	cur := map[string]bool{}
-	for _, id := range current {
-		cur[id] = true
-	}
-	var out []Member
-	for _, m := range members {
-		if cur[m.ID] || !hostnames[m.Hostname] || (m.Ready && !joining[m.Hostname]) {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// RoleChange is a promotion or demotion of one node.
-type RoleChange struct {
-	Name, NodeID, To string
-}
-
-// RoleChanges lists the promotions and demotions that make the members'
-// roles what want says, promotions first (so that a demotion never waits
-// on a manager still to come).
-func RoleChanges(want []Want, ids map[string]string, members []Member) []RoleChange {
-	byID := map[string]Member{}
-	for _, m := range members {
-		byID[m.ID] = m
-	}
-	var promote, demote []RoleChange
-	for _, w := range want {
-		m, ok := byID[ids[w.Name]]
-		if !ok || m.Role == w.Role || w.Role == "" {
-			continue
-		}
-		rc := RoleChange{Name: w.Name, NodeID: m.ID, To: w.Role}
-		if w.Role == RoleManager {
-			promote = append(promote, rc)
-		} else {
-			demote = append(demote, rc)
-		}
-	}
-	return append(promote, demote...)
 }

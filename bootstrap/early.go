@@ -106,31 +106,15 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	if e.R.Redactor == nil {
 		e.R.Redactor = &sshrun.Redactor{}
 	}
-	s, err := t.Node.State(ctx)
-	if err != nil {
-		return false, nil // Reconcile reports it
-	}
-	var members []Member
-	if s.Active() && s.Manager {
-		if members, err = Members(ctx, t.Node); err != nil {
-			return false, nil
-		}
-	}
-	w := t.Want
-	if w.Advertise == "" {
-		w.Advertise = t.Advertise
-	}
-	m, ok := EarlyAnchor(w, s, members, e.Policy)
+	w := wantOf(t)
+	s, members, m, ok := e.observeLeader(ctx, t, w)
 	if !ok {
-		return false, nil
+		return false, nil // Reconcile sees to it (and reports what it could not read)
 	}
 	if m == Init {
-		e.R.event(w.Name, "swarm-init", ui.Started, t.Advertise)
-		if err := t.Node.InitWith(ctx, t.Advertise, e.Init); err != nil {
-			e.R.event(w.Name, "swarm-init", ui.Failed, "")
+		if err := e.R.initSwarm(ctx, t, e.Init); err != nil {
 			return false, err
 		}
-		e.R.event(w.Name, "swarm-init", ui.Changed, t.Advertise)
 		if s, err = t.Node.State(ctx); err != nil {
 			return false, err
 		}
@@ -155,6 +139,22 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 	return true, nil
 }
 
+// observeLeader reads the leader's state (and, of a manager, the swarm's
+// node list) and asks EarlyAnchor; ok is false when it cannot tell.
+func (e *Early) observeLeader(ctx context.Context, t *Target, w Want) (s State, members []Member, m Membership, ok bool) {
+	s, err := t.Node.State(ctx)
+	if err != nil {
+		return s, nil, "", false
+	}
+	if s.Active() && s.Manager {
+		if members, err = Members(ctx, t.Node); err != nil {
+			return s, nil, "", false
+		}
+	}
+	m, ok = EarlyAnchor(w, s, members, e.Policy)
+	return s, members, m, ok
+}
+
 // Join decides one node against the anchor (DecideOne) and joins it when
 // that is all there is to do; ready, when given, is waited for first, and
 // only then (what the join must come after: the other managers, say). It
@@ -168,21 +168,8 @@ func (e *Early) Join(ctx context.Context, t *Target, ready func(context.Context)
 	if anchor == nil || t.Node == anchor {
 		return false, nil
 	}
-	s, err := t.Node.State(ctx)
-	if err != nil {
-		return false, nil
-	}
-	w := t.Want
-	if w.Advertise == "" {
-		w.Advertise = t.Advertise
-	}
-	m, ok := DecideOne(w, s, members, anchor.Name, cid)
-	if ok && m == Keep {
-		e.mu.Lock()
-		e.know(w.Name, s)
-		e.mu.Unlock()
-	}
-	if !ok || m != Join {
+	w := wantOf(t)
+	if !e.needsJoin(ctx, t, w, members, anchor, cid) {
 		return false, nil
 	}
 	if ready != nil {
@@ -190,39 +177,58 @@ func (e *Early) Join(ctx context.Context, t *Target, ready func(context.Context)
 			return false, err
 		}
 	}
-	if t.Want.Role == RoleManager {
+	if err := e.join(ctx, t, anchor, tokens); err != nil {
+		return false, err
+	}
+	e.afterJoin(ctx, t, w, anchor)
+	return true, nil
+}
+
+// needsJoin reads the node and tells whether a join is all it needs (a
+// node kept as it is has its state recorded).
+func (e *Early) needsJoin(ctx context.Context, t *Target, w Want, members []Member, anchor *Node, cid string) bool {
+	s, err := t.Node.State(ctx)
+	if err != nil {
+		return false
+	}
+	m, ok := DecideOne(w, s, members, anchor.Name, cid)
+	if ok && m == Keep {
+		e.mu.Lock()
+		e.know(w.Name, s)
+		e.mu.Unlock()
+	}
+	return ok && m == Join
+}
+
+// join makes the node join; managers one at a time (Raft adds one member
+// at once), across processes too.
+func (e *Early) join(ctx context.Context, t *Target, anchor *Node, tokens [2]string) error {
+	token := tokens[0]
+	manager := t.Want.Role == RoleManager
+	if manager {
+		token = tokens[1]
 		e.managers.Lock()
 		defer e.managers.Unlock()
 	}
-	token := tokens[0]
-	if w.Role == RoleManager {
-		token = tokens[1]
-	}
-	err = e.R.withManagerLockIf(ctx, w.Role == RoleManager, func() error {
-		e.R.event(w.Name, "swarm-join", ui.Started, w.Role)
-		if err := t.Node.Join(ctx, t.Advertise, anchor.Addr, token, e.R.Redactor.Redact); err != nil {
-			e.R.event(w.Name, "swarm-join", ui.Failed, "")
-			return err
-		}
-		e.R.event(w.Name, "swarm-join", ui.Changed, w.Role)
-		return nil
+	return e.R.withManagerLockIf(ctx, manager, func() error {
+		return e.R.joinSwarm(ctx, t, anchor.Addr, token)
 	})
-	if err != nil {
-		return false, err
-	}
-	// Read once more while the pipeline runs: the swarm pass then need
-	// not ask (a state it cannot read is asked again there).
-	s, err = t.Node.State(ctx)
+}
+
+// afterJoin reads the node once more while the pipeline runs (the swarm
+// pass then need not ask; a state it cannot read is asked again there) and
+// gives it its labels.
+func (e *Early) afterJoin(ctx context.Context, t *Target, w Want, anchor *Node) {
+	s, err := t.Node.State(ctx)
 	if err == nil {
 		e.labels(ctx, anchor, w, s)
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.changed = true
 	if err == nil {
 		e.know(w.Name, s)
 	}
-	e.mu.Unlock()
-	return true, nil
 }
 
 // labels gives a node the swarm just took in its labels and availability

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
+	"github.com/shoal-dev/shoal/internal/wait"
 )
 
 // MTUOption is the overlay driver's option for its networks' MTU.
@@ -38,21 +40,25 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 		Options: map[string]string{MTUOption: want}}
 	// The swarm removes a network in the background: the name is free
 	// within seconds.
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		_, err = n.API.NetworkCreate(ctx, "ingress", opts)
-		if err == nil || !errdefs.IsConflict(err) && !errdefs.IsForbidden(err) && !strings.Contains(err.Error(), "already") {
-			break
+	var last error // the name still taken
+	err = wait.Poll(ctx, 500*time.Millisecond, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := n.API.NetworkCreate(ctx, "ingress", opts)
+		if err != nil && nameTaken(err) {
+			last = err
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: network create ingress (mtu %d): %w (%v)", n.Name, mtu, err, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+		return true, err
+	})
+	if err != nil && last != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("%s: network create ingress (mtu %d): %w (%v)", n.Name, mtu, last, err)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: network create ingress (mtu %d): %w", n.Name, mtu, err)
 	}
 	return nil
+}
+
+// nameTaken: the network's name is still held (the old one going).
+func nameTaken(err error) bool {
+	return errdefs.IsConflict(err) || errdefs.IsForbidden(err) || strings.Contains(err.Error(), "already")
 }

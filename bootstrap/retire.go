@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -50,20 +49,7 @@ func (r *Reconciler) Retire(ctx context.Context, anchor *Node, leaving []Leaving
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(leaving))
-	going := map[string]bool{}
-	for i, l := range leaving {
-		nodeID := ""
-		if l.Node != nil {
-			if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
-				nodeID = s.NodeID
-			}
-		}
-		if m, ok := MemberOf(members, nodeID, l.Hostname); ok {
-			ids[i] = m.ID
-			going[m.ID] = true
-		}
-	}
+	ids, going := leavingIDs(ctx, members, leaving)
 	warn, err := QuorumCheck(members, going, 0)
 	if err != nil {
 		return err
@@ -79,31 +65,31 @@ func (r *Reconciler) Retire(ctx context.Context, anchor *Node, leaving []Leaving
 	return nil
 }
 
+// leavingIDs finds each leaving node's entry in the swarm's list (by the
+// node ID its engine says, else by hostname): their IDs in order ("" for
+// none), and the set of them.
+func leavingIDs(ctx context.Context, members []Member, leaving []Leaving) ([]string, map[string]bool) {
+	ids := make([]string, len(leaving))
+	going := map[string]bool{}
+	for i, l := range leaving {
+		nodeID := ""
+		if l.Node != nil {
+			if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
+				nodeID = s.NodeID
+			}
+		}
+		if m, ok := MemberOf(members, nodeID, l.Hostname); ok {
+			ids[i] = m.ID
+			going[m.ID] = true
+		}
+	}
+	return ids, going
+}
+
 func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id string, drainTimeout time.Duration) error {
 	if id != "" {
-		r.event(l.Name, "swarm-drain", ui.Started, "")
-		if _, err := EnsureNode(ctx, anchor, id, NodeWant{Availability: "drain"}); err != nil {
+		if err := r.drainOut(ctx, anchor, l, id, drainTimeout); err != nil {
 			return err
-		}
-		if err := WaitDrained(ctx, anchor, id, drainTimeout); err != nil {
-			r.event(l.Name, "swarm-drain", ui.Failed, "")
-			return fmt.Errorf("%w (the node stays drained; run again, or raise --drain-timeout)", err)
-		}
-		r.event(l.Name, "swarm-drain", ui.Changed, "its tasks run elsewhere")
-		n, _, err := anchor.API.NodeInspectWithRaw(ctx, id)
-		if err != nil {
-			return err
-		}
-		if n.Spec.Role == swarm.NodeRoleManager {
-			if err := r.withManagerLock(ctx, func() error {
-				if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
-					return err
-				}
-				return WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout())
-			}); err != nil {
-				return err
-			}
-			r.event(l.Name, "swarm-role", ui.Changed, "demoted")
 		}
 	}
 	if l.Node != nil {
@@ -113,66 +99,46 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 			}
 		}
 	}
-	if id != "" {
-		// The entry goes once the manager sees the node down (bounded: a
-		// node that is gone already is down).
-		waitLeft(ctx, anchor, id)
-		if err := RemoveNode(ctx, anchor, id); err != nil {
-			return err
-		}
-		r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
+	if id == "" {
+		return nil
 	}
+	// The entry goes once the manager sees the node down (bounded: a node
+	// that is gone already is down).
+	waitLeft(ctx, anchor, id)
+	if err := RemoveNode(ctx, anchor, id); err != nil {
+		return err
+	}
+	r.event(l.Name, "swarm-remove", ui.Changed, "node "+Short(id))
 	return nil
 }
 
-// WaitDrained waits until no task runs on the node and every task of the
-// services that ran there is running elsewhere. Tasks of other services
-// (pending for reasons of their own) do not hold it up.
-func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var services map[string]bool
-	for {
-		onNode, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
-		if err == nil && services == nil {
-			services = map[string]bool{}
-			for _, t := range onNode {
-				services[t.ServiceID] = true
-			}
-		}
-		if err == nil && !anyRunning(onNode) {
-			tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-			if err == nil && drained(tasks, id, services) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("draining node %s: its tasks did not move within %s", Short(id), timeout)
-		case <-time.After(pollInterval):
-		}
+// drainOut drains a leaving node until its tasks run elsewhere, then
+// demotes it when it manages.
+func (r *Reconciler) drainOut(ctx context.Context, anchor *Node, l Leaving, id string, drainTimeout time.Duration) error {
+	r.event(l.Name, "swarm-drain", ui.Started, "")
+	if _, err := EnsureNode(ctx, anchor, id, NodeWant{Availability: "drain"}); err != nil {
+		return err
 	}
-}
-
-// drained: no task of the node's services that is wanted running is still
-// on the node or not yet running.
-func drained(tasks []swarm.Task, id string, services map[string]bool) bool {
-	for _, t := range tasks {
-		if !services[t.ServiceID] {
-			continue
-		}
-		if t.NodeID == id || t.Status.State != swarm.TaskStateRunning {
-			return false
-		}
+	if err := WaitDrained(ctx, anchor, id, drainTimeout); err != nil {
+		r.event(l.Name, "swarm-drain", ui.Failed, "")
+		return fmt.Errorf("%w (the node stays drained; run again, or raise --drain-timeout)", err)
 	}
-	return true
-}
-
-func anyRunning(tasks []swarm.Task) bool {
-	for _, t := range tasks {
-		if t.Status.State == swarm.TaskStateRunning {
-			return true
-		}
+	r.event(l.Name, "swarm-drain", ui.Changed, "its tasks run elsewhere")
+	n, _, err := anchor.API.NodeInspectWithRaw(ctx, id)
+	if err != nil {
+		return err
 	}
-	return false
+	if n.Spec.Role != swarm.NodeRoleManager {
+		return nil
+	}
+	if err := r.withManagerLock(ctx, func() error {
+		if _, err := EnsureNode(ctx, anchor, id, NodeWant{Role: RoleWorker}); err != nil {
+			return err
+		}
+		return WaitRole(ctx, anchor, id, RoleWorker, r.readyTimeout())
+	}); err != nil {
+		return err
+	}
+	r.event(l.Name, "swarm-role", ui.Changed, "demoted")
+	return nil
 }

@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/wait"
 	"sort"
 	"strings"
 	"time"
@@ -54,33 +55,42 @@ func (r *Reconciler) Rotate(ctx context.Context, mgr *Node, ca bool, timeout tim
 		return nil
 	}
 	r.event(mgr.Name, "rotate-ca", ui.Started, "")
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var pending []string
-	for {
-		sw, err := mgr.API.SwarmInspect(ctx)
-		root := sw.ClusterInfo.TLSInfo.TrustRoot
-		if err == nil && root != oldRoot && !sw.ClusterInfo.RootRotationInProgress {
-			nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
-			if err == nil {
-				var trust []NodeTrust
-				for _, n := range nodes {
-					trust = append(trust, NodeTrust{Hostname: n.Description.Hostname, TrustRoot: n.Description.TLSInfo.TrustRoot})
-				}
-				if pending = NotRotated(trust, root); len(pending) == 0 {
-					r.event(mgr.Name, "rotate-ca", ui.Changed, "every node has a certificate of the new root CA")
-					return nil
-				}
-			}
+	err = wait.Poll(ctx, time.Second, timeout, func(ctx context.Context) (bool, error) {
+		p, done := rotated(ctx, mgr, oldRoot)
+		if p != nil {
+			pending = p
 		}
-		select {
-		case <-ctx.Done():
-			r.event(mgr.Name, "rotate-ca", ui.Failed, "")
-			if len(pending) > 0 {
-				return fmt.Errorf("the swarm's root CA rotation did not finish within %s: %s do not have the new certificate (are they up?)", timeout, strings.Join(pending, ", "))
-			}
-			return fmt.Errorf("the swarm's root CA rotation did not finish within %s", timeout)
-		case <-time.After(time.Second):
+		return done, nil
+	})
+	if err != nil {
+		r.event(mgr.Name, "rotate-ca", ui.Failed, "")
+		if len(pending) > 0 {
+			return fmt.Errorf("the swarm's root CA rotation did not finish within %s: %s do not have the new certificate (are they up?)", timeout, strings.Join(pending, ", "))
 		}
+		return fmt.Errorf("the swarm's root CA rotation did not finish within %s", timeout)
 	}
+	r.event(mgr.Name, "rotate-ca", ui.Changed, "every node has a certificate of the new root CA")
+	return nil
+}
+
+// rotated tells whether the swarm's root CA is no longer oldRoot, its
+// rotation done and every node with a certificate of the new root; pending
+// are the nodes without one (as last read; unchanged when not read).
+func rotated(ctx context.Context, mgr *Node, oldRoot string) (pending []string, done bool) {
+	sw, err := mgr.API.SwarmInspect(ctx)
+	root := sw.ClusterInfo.TLSInfo.TrustRoot
+	if err != nil || root == oldRoot || sw.ClusterInfo.RootRotationInProgress {
+		return nil, false
+	}
+	nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, false
+	}
+	var trust []NodeTrust
+	for _, n := range nodes {
+		trust = append(trust, NodeTrust{Hostname: n.Description.Hostname, TrustRoot: n.Description.TLSInfo.TrustRoot})
+	}
+	pending = NotRotated(trust, root)
+	return pending, len(pending) == 0
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -108,25 +107,51 @@ func labelMap(kv []string) map[string]string {
 // connection (and the master's, to fetch tokens and set roles). The swarm
 // reconciler decides; a locked node is never left or re-initialised.
 func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.Client, restarted bool) error {
-	sw := mach.Swarm
-	if sw == nil {
+	if mach.Swarm == nil {
 		return nil
 	}
-	ev := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	node, err := bootstrap.Open(mach.Name, mach.Hostname, mach.Address, client)
+	node, err := bootstrap.OpenMachine(mach.Machine, client)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	for _, archive := range sw.ImageArchives {
-		ev("images", ui.Started, archive)
+	if err := m.loadImages(ctx, mach, node); err != nil {
+		return err
+	}
+	req := m.swarmRequest(mach, node, restarted)
+	root, closeMaster, err := m.joinThroughMaster(ctx, mach, &req)
+	if err != nil {
+		return err
+	}
+	defer closeMaster()
+	if err := m.reconcileSwarm(ctx, mach, req, root); err != nil {
+		return err
+	}
+	if mach.Swarm.Master {
+		return m.ensureRegistry(ctx, mach, node)
+	}
+	return m.waitRegistry(ctx, mach, node)
+}
+
+// loadImages loads the swarm's image archives onto the node.
+func (m *Manager) loadImages(ctx context.Context, mach *Machine, node *bootstrap.Node) error {
+	for _, archive := range mach.Swarm.ImageArchives {
+		m.Progress.Event(mach.Name, "images", ui.Started, archive)
 		loaded, err := bootstrap.LoadImages(ctx, node, archive)
 		if err != nil {
-			ev("images", ui.Failed, "")
+			m.Progress.Event(mach.Name, "images", ui.Failed, "")
 			return err
 		}
-		ev("images", status(loaded), archive)
+		m.Progress.Event(mach.Name, "images", status(loaded), archive)
 	}
+	return nil
+}
+
+// swarmRequest is what the reconciler is asked for the machine: its role,
+// labels and availability, the policy its flags give, and the cluster's
+// unlock key when this provisioning restarted a manager of it.
+func (m *Manager) swarmRequest(mach *Machine, node *bootstrap.Node, restarted bool) bootstrap.Request {
+	sw := mach.Swarm
 	advertise := sw.AdvertiseAddr
 	if advertise == "" {
 		advertise = mach.Address
@@ -153,22 +178,35 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 			req.Policy.Restarted = map[string]bool{mach.Name: true}
 		}
 	}
-	root := mach.Name
-	if !sw.Master {
-		mgr, closeMgr, err := m.openMaster(ctx, sw.Join)
-		if err != nil {
-			return fmt.Errorf("%s: swarm master: %w", mach.Name, err)
-		}
-		defer closeMgr()
-		req.Anchors = []*bootstrap.Node{mgr}
-		req.Policy.Leader = mgr.Name
-		if master, err := m.RootMaster(mach.Machine); err == nil {
-			root = master.Name
-			if req.Policy.ClusterID == "" && master.Swarm != nil {
-				req.Policy.ClusterID = master.Swarm.ClusterID
-			}
+	return req
+}
+
+// joinThroughMaster makes a machine that is not the master join through
+// its --swarm-join machine (the request's anchor and leader), and says the
+// swarm's root master, whose lock the managers share.
+func (m *Manager) joinThroughMaster(ctx context.Context, mach *Machine, req *bootstrap.Request) (root string, closeMaster func(), err error) {
+	sw := mach.Swarm
+	if sw.Master {
+		return mach.Name, func() {}, nil
+	}
+	mgr, closeMgr, err := m.openMaster(ctx, sw.Join)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: swarm master: %w", mach.Name, err)
+	}
+	req.Anchors = []*bootstrap.Node{mgr}
+	req.Policy.Leader = mgr.Name
+	root = mach.Name
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		root = master.Name
+		if req.Policy.ClusterID == "" && master.Swarm != nil {
+			req.Policy.ClusterID = master.Swarm.ClusterID
 		}
 	}
+	return root, closeMgr, nil
+}
+
+// reconcileSwarm runs the reconciler and stores the swarm's ID.
+func (m *Manager) reconcileSwarm(ctx context.Context, mach *Machine, req bootstrap.Request, root string) error {
 	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1,
 		// Managers join and leave one at a time, across processes too.
 		ManagerLock: func(ctx context.Context) (func(), error) { return m.Store.Lock(ctx, "swarm", root) }}
@@ -176,42 +214,51 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 	if err != nil {
 		return err
 	}
-	if out.ClusterID != "" && out.ClusterID != sw.ClusterID {
+	if sw := mach.Swarm; out.ClusterID != "" && out.ClusterID != sw.ClusterID {
 		sw.ClusterID = out.ClusterID
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return err
-		}
+		return m.Store.Save(mach.Machine)
 	}
-	if sw.Master {
-		if !sw.Registry {
-			return nil
-		}
-		reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage, Path: sw.RegistryPath}
-		ev("registry", ui.Started, "")
-		created, err := bootstrap.EnsureRegistry(ctx, node, node.R, reg)
-		if err != nil {
-			ev("registry", ui.Failed, "")
-			return err
-		}
-		if err := bootstrap.WaitRegistry(ctx, node, mach.Hostname, registryPort(sw), 2*time.Minute); err != nil {
-			ev("registry", ui.Failed, "")
-			return err
-		}
-		ev("registry", status(created), fmt.Sprintf("%s:%d", mach.Hostname, registryPort(sw)))
+	return nil
+}
+
+// ensureRegistry runs the swarm's registry on the master (when it has one)
+// and waits until it answers.
+func (m *Manager) ensureRegistry(ctx context.Context, mach *Machine, node *bootstrap.Node) error {
+	sw := mach.Swarm
+	if !sw.Registry {
 		return nil
 	}
+	ev := func(st ui.Status, detail string) { m.Progress.Event(mach.Name, "registry", st, detail) }
+	reg := bootstrap.Registry{Hostname: mach.Hostname, Port: registryPort(sw), Image: sw.RegistryImage, Path: sw.RegistryPath}
+	ev(ui.Started, "")
+	created, err := bootstrap.EnsureRegistry(ctx, node, node.R, reg)
+	if err != nil {
+		ev(ui.Failed, "")
+		return err
+	}
+	if err := bootstrap.WaitRegistry(ctx, node, mach.Hostname, registryPort(sw), 2*time.Minute); err != nil {
+		ev(ui.Failed, "")
+		return err
+	}
+	ev(status(created), fmt.Sprintf("%s:%d", mach.Hostname, registryPort(sw)))
+	return nil
+}
+
+// waitRegistry waits until a node that is not the master reaches the
+// swarm's registry (when it has one).
+func (m *Manager) waitRegistry(ctx context.Context, mach *Machine, node *bootstrap.Node) error {
 	master, err := m.RootMaster(mach.Machine)
 	if err != nil {
 		return err
 	}
-	if reg, err := m.registryHost(master); err != nil {
+	reg, err := m.registryHost(master)
+	if err != nil || reg == nil {
 		return err
-	} else if reg != nil {
-		if err := bootstrap.WaitRegistry(ctx, node, reg.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
-			return err
-		}
-		ev("registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", reg.Hostname, registryPort(master.Swarm)))
 	}
+	if err := bootstrap.WaitRegistry(ctx, node, reg.Hostname, registryPort(master.Swarm), 2*time.Minute); err != nil {
+		return err
+	}
+	m.Progress.Event(mach.Name, "registry", ui.Unchanged, fmt.Sprintf("reachable at %s:%d", reg.Hostname, registryPort(master.Swarm)))
 	return nil
 }
 
@@ -232,7 +279,7 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := bootstrap.Open(master.Name, master.Hostname, master.Address, c)
+	n, err := bootstrap.OpenMachine(master.Machine, c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -252,7 +299,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 		return err
 	}
 	defer c.Close()
-	node, err := bootstrap.Open(mach.Name, mach.Hostname, mach.Address, c)
+	node, err := bootstrap.OpenMachine(mach.Machine, c)
 	if err != nil {
 		return err
 	}
@@ -278,23 +325,8 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
 	defer closeOther()
 	m.Progress.Event(mach.Name, "swarm-leave", ui.Started, "")
-	if state.Manager && other != nil {
-		if _, err := bootstrap.EnsureNode(ctx, other, state.NodeID, bootstrap.NodeWant{Role: "worker"}); err != nil {
-			return err
-		}
-		if err := bootstrap.WaitRole(ctx, other, state.NodeID, bootstrap.RoleWorker, 30*time.Second); err != nil {
-			return err
-		}
-	}
-	// Only the last manager (or one whose peers cannot be reached) must force.
-	if err := node.Leave(ctx, state.Manager && other == nil); err != nil {
+	if err := bootstrap.LeaveThrough(ctx, node, state, other); err != nil {
 		return err
-	}
-	if other != nil {
-		_ = bootstrap.WaitNode(ctx, other, state.NodeID, 30*time.Second, func(n swarm.Node) bool { return n.Status.State == swarm.NodeStateDown })
-		if err := bootstrap.RemoveNode(ctx, other, state.NodeID); err != nil {
-			return err
-		}
 	}
 	m.Progress.Event(mach.Name, "swarm-leave", ui.Changed, "")
 	return nil

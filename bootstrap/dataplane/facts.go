@@ -120,54 +120,39 @@ func ParseFacts(node, out string) Facts {
 	seen := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch k {
-		case "ipvs":
-			f.IPVS = v == "1"
-		case "vxlan":
-			f.VXLAN = v == "1"
-		case "br_netfilter":
-			f.BrNetfilter = v == "1"
-		case "bridge_nf":
-			f.BridgeNFCall = v
-		case "iptables_mode":
-			f.IptablesMode = v
-		case "iptables_legacy":
-			f.IptablesLegacy, _ = strconv.Atoi(v)
-		case "iptables_nft":
-			f.IptablesNft, _ = strconv.Atoi(v)
-		case "iface":
-			f.Iface = v
-		case "mtu":
-			f.MTU, _ = strconv.Atoi(v)
-		case "driver":
-			f.Driver = v
-		case "tx_checksum":
-			f.TxChecksum = v == "on"
-		case "firewalld":
-			f.Firewalld = v == "1"
-		case "zone":
-			f.Zone = v
-		case "zone_target":
-			f.ZoneTarget = v
-		case "zone_ports":
-			f.ZonePorts = strings.Fields(v)
-		case "zone_services":
-			f.ZoneServices = strings.Fields(v)
-		case "virt":
-			f.Virt = v
-		case "net":
-			f.addNet(v, seen)
-		case "ip":
-			f.addAddr(v)
-		case "closed":
-			f.Closed = append(f.Closed, v)
+		if ok {
+			f.set(k, strings.TrimSpace(v), seen)
 		}
 	}
 	return f
+}
+
+// set takes one key=value line of FactsScript's; unknown keys are left.
+func (f *Facts) set(k, v string, seen map[string]bool) {
+	strs := map[string]*string{"bridge_nf": &f.BridgeNFCall, "iptables_mode": &f.IptablesMode, "iface": &f.Iface,
+		"driver": &f.Driver, "zone": &f.Zone, "zone_target": &f.ZoneTarget, "virt": &f.Virt}
+	flags := map[string]*bool{"ipvs": &f.IPVS, "vxlan": &f.VXLAN, "br_netfilter": &f.BrNetfilter, "firewalld": &f.Firewalld}
+	nums := map[string]*int{"iptables_legacy": &f.IptablesLegacy, "iptables_nft": &f.IptablesNft, "mtu": &f.MTU}
+	lists := map[string]*[]string{"zone_ports": &f.ZonePorts, "zone_services": &f.ZoneServices}
+	if p, ok := strs[k]; ok {
+		*p = v
+	} else if p, ok := flags[k]; ok {
+		*p = v == "1"
+	} else if p, ok := nums[k]; ok {
+		*p, _ = strconv.Atoi(v)
+	} else if p, ok := lists[k]; ok {
+		*p = strings.Fields(v)
+	}
+	switch k {
+	case "tx_checksum":
+		f.TxChecksum = v == "on"
+	case "net":
+		f.addNet(v, seen)
+	case "ip":
+		f.addAddr(v)
+	case "closed":
+		f.Closed = append(f.Closed, v)
+	}
 }
 
 // addAddr keeps one of the host's own addresses, not Docker's bridges'.

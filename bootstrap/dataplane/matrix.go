@@ -9,13 +9,26 @@ import (
 // portFindings: control ports a node's peers could not reach. A port no
 // peer reaches is closed on its node (one finding); else the pair fails.
 func portFindings(in Input) []Finding {
+	unreached, tried := unreachedPorts(in), triedPorts(in)
+	var out []Finding
+	for _, to := range in.Nodes {
+		for _, port := range sortedKeys(unreached[to]) {
+			from := unreached[to][port]
+			closed := len(from) >= tried[to][port] && tried[to][port] > 1 || len(in.Nodes) == 2
+			out = append(out, portFinding(to, port, from, closed)...)
+		}
+	}
+	return out
+}
+
+// unreachedPorts reads the nodes' closed=ADDR:PORT facts:
+// [target node][port] = the nodes that could not reach it.
+func unreachedPorts(in Input) map[string]map[string][]string {
 	byAddr := map[string]string{}
 	for n, a := range in.Addrs {
 		byAddr[a] = n
 	}
-	// unreached[target node][port] = nodes that could not reach it
 	unreached := map[string]map[string][]string{}
-	tried := map[string]map[string]int{}
 	for _, f := range readFacts(in) {
 		for _, c := range f.Closed {
 			i := strings.LastIndex(c, ":")
@@ -32,6 +45,13 @@ func portFindings(in Input) []Finding {
 			unreached[to][c[i+1:]] = append(unreached[to][c[i+1:]], f.Node)
 		}
 	}
+	return unreached
+}
+
+// triedPorts counts the peers that tried each node's ports:
+// [target node][port] = how many.
+func triedPorts(in Input) map[string]map[string]int {
+	tried := map[string]map[string]int{}
 	for _, n := range in.Nodes {
 		tried[n] = map[string]int{}
 		for _, f := range readFacts(in) {
@@ -43,27 +63,26 @@ func portFindings(in Input) []Finding {
 			}
 		}
 	}
+	return tried
+}
+
+// portFinding is the fault of one port of node to that the nodes from
+// could not reach: closed on to, or one fault for each pair.
+func portFinding(to, port string, from []string, closed bool) []Finding {
+	what := "gossip: overlay networks, service discovery"
+	if port == "2377" {
+		what = "the managers' control plane"
+	}
+	if closed {
+		return []Finding{{Kind: Fault, Node: to, Check: port + "/tcp",
+			Cause: fmt.Sprintf("%s/tcp on %s is not reachable from its peers (%s)", port, to, what),
+			Fix:   fmt.Sprintf("open %s/tcp on %s (iptables/firewalld INPUT), or let shoal manage the firewall", port, to)}}
+	}
 	var out []Finding
-	for _, to := range in.Nodes {
-		ports := sortedKeys(unreached[to])
-		for _, port := range ports {
-			from := unreached[to][port]
-			what := "gossip: overlay networks, service discovery"
-			if port == "2377" {
-				what = "the managers' control plane"
-			}
-			if len(from) >= tried[to][port] && tried[to][port] > 1 || len(in.Nodes) == 2 {
-				out = append(out, Finding{Kind: Fault, Node: to, Check: port + "/tcp",
-					Cause: fmt.Sprintf("%s/tcp on %s is not reachable from its peers (%s)", port, to, what),
-					Fix:   fmt.Sprintf("open %s/tcp on %s (iptables/firewalld INPUT), or let shoal manage the firewall", port, to)})
-				continue
-			}
-			for _, fr := range from {
-				out = append(out, Finding{Kind: Fault, Node: fr, Peer: to, Check: port + "/tcp",
-					Cause: fmt.Sprintf("%s cannot reach %s/tcp on %s (%s)", fr, port, to, what),
-					Fix:   fmt.Sprintf("check the firewalls and routes between %s and %s", fr, to)})
-			}
-		}
+	for _, fr := range from {
+		out = append(out, Finding{Kind: Fault, Node: fr, Peer: to, Check: port + "/tcp",
+			Cause: fmt.Sprintf("%s cannot reach %s/tcp on %s (%s)", fr, port, to, what),
+			Fix:   fmt.Sprintf("check the firewalls and routes between %s and %s", fr, to)})
 	}
 	return out
 }
@@ -113,31 +132,10 @@ func bigBad(c Cell) bool   { return c.Small == OK && c.Big == Failed }
 // is the end of all of them, else pair by pair; a node already named by a
 // fact (closed port, MTU, firewalld) is not named twice.
 func matrixFindings(in Input, known []Finding) []Finding {
-	var out []Finding
-	for _, n := range sortedKeys(in.Matrix.Missing) {
-		if in.ImageOptional && in.Matrix.NoImage[n] {
-			out = append(out, Finding{Kind: Warning, Node: n, Check: "probe", Cause: fmt.Sprintf("the data plane of %s was not tested: %s", n, in.Matrix.Missing[n]),
-				Fix: "load the probe's image on every node (image_archives), then run 'cluster check'; or skip the check with --skip-check"})
-			continue
-		}
-		out = append(out, Finding{Kind: Fault, Node: n, Check: "probe", Cause: fmt.Sprintf("no probe result from %s: %s", n, in.Matrix.Missing[n]),
-			Fix: "see the cause; run 'cluster check' again once it is fixed"})
-	}
-	named := map[string]map[string]bool{}
-	for _, f := range known {
-		if f.Kind == Fault && f.Node != "" && f.Peer == "" {
-			if named[f.Node] == nil {
-				named[f.Node] = map[string]bool{}
-			}
-			named[f.Node][f.Check] = true
-		}
-	}
+	out := missingFindings(in)
+	named := namedByFacts(known)
 	small := blamed(in, smallBad)
 	big := blamed(in, bigBad)
-	moved := false
-	for n := range named {
-		moved = moved || named[n]["address"]
-	}
 	for _, n := range small {
 		if named[n]["7946/tcp"] || named[n]["firewalld"] || named[n]["address"] {
 			continue
@@ -155,9 +153,50 @@ func matrixFindings(in Input, known []Finding) []Finding {
 			Fix:   fmt.Sprintf("set swarm { overlay_mtu = N } with N the path's MTU less 50 (below %d)", in.OverlayMTU)})
 	}
 	out = append(out, pairFindings(in, small, big)...)
+	return append(out, dnsFindings(in, named)...)
+}
+
+// missingFindings: nodes without a probe result (a warning when the probe's
+// image is optional and missing there).
+func missingFindings(in Input) []Finding {
+	var out []Finding
+	for _, n := range sortedKeys(in.Matrix.Missing) {
+		if in.ImageOptional && in.Matrix.NoImage[n] {
+			out = append(out, Finding{Kind: Warning, Node: n, Check: "probe", Cause: fmt.Sprintf("the data plane of %s was not tested: %s", n, in.Matrix.Missing[n]),
+				Fix: "load the probe's image on every node (image_archives), then run 'cluster check'; or skip the check with --skip-check"})
+			continue
+		}
+		out = append(out, Finding{Kind: Fault, Node: n, Check: "probe", Cause: fmt.Sprintf("no probe result from %s: %s", n, in.Matrix.Missing[n]),
+			Fix: "see the cause; run 'cluster check' again once it is fixed"})
+	}
+	return out
+}
+
+// namedByFacts: the checks a fact already faulted each node on.
+func namedByFacts(known []Finding) map[string]map[string]bool {
+	named := map[string]map[string]bool{}
+	for _, f := range known {
+		if f.Kind == Fault && f.Node != "" && f.Peer == "" {
+			if named[f.Node] == nil {
+				named[f.Node] = map[string]bool{}
+			}
+			named[f.Node][f.Check] = true
+		}
+	}
+	return named
+}
+
+// dnsFindings: nodes whose service discovery failed; a node at a stale
+// address explains the names the others lack.
+func dnsFindings(in Input, named map[string]map[string]bool) []Finding {
+	for n := range named {
+		if named[n]["address"] {
+			return nil
+		}
+	}
+	var out []Finding
 	for _, n := range sortedKeys(in.Matrix.DNS) {
-		// A node at a stale address explains the names it lacks.
-		if in.Matrix.DNS[n] != "" && !moved {
+		if in.Matrix.DNS[n] != "" {
 			out = append(out, Finding{Kind: Fault, Node: n, Check: "dns",
 				Cause: fmt.Sprintf("service discovery on %s: %s", n, in.Matrix.DNS[n]),
 				Fix:   fmt.Sprintf("check 7946/tcp+udp between %s and the other nodes (gossip carries the names)", n)})

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/wait"
 	"io"
 	"net/netip"
 	"strconv"
@@ -90,33 +91,28 @@ func Cleanup(ctx context.Context, m Manager) error {
 // waitNoNetwork waits until the manager lists no labelled network: a
 // removed overlay stays listed while the node's last task leaves it.
 func waitNoNetwork(ctx context.Context, m Manager) error {
-	for {
+	err := wait.Poll(ctx, 300*time.Millisecond, 0, func(ctx context.Context) (bool, error) {
 		nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
-		if err == nil && len(nets) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the check's network is still there: %w", ctx.Err())
-		case <-time.After(300 * time.Millisecond):
-		}
+		return err == nil && len(nets) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the check's network is still there: %w", err)
 	}
+	return nil
 }
 
 // removeNetwork retries while the removed service's tasks still hold the
 // network.
 func removeNetwork(ctx context.Context, m Manager, id string) error {
-	for {
-		err := m.NetworkRemove(ctx, id)
-		if err == nil || errdefsNotFound(err) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(500 * time.Millisecond):
-		}
+	var last error
+	err := wait.Poll(ctx, 500*time.Millisecond, 0, func(ctx context.Context) (bool, error) {
+		last = m.NetworkRemove(ctx, id)
+		return last == nil || errdefsNotFound(last), nil
+	})
+	if err != nil && last != nil {
+		return last
 	}
+	return err
 }
 
 func errdefsNotFound(err error) bool { return client.IsErrNotFound(err) }
@@ -214,38 +210,39 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 func (p *Probe) collect(ctx context.Context, name string, nodes []string, missing map[string]string) (map[string]Result, map[string]netip.Addr) {
 	results := map[string]Result{}
 	addrs := map[string]netip.Addr{}
-	for {
-		pending := 0
+	err := wait.Poll(ctx, 700*time.Millisecond, 0, func(ctx context.Context) (bool, error) {
+		return p.readAll(ctx, name, nodes, results, addrs, missing) == 0, nil
+	})
+	if err != nil {
 		for _, n := range nodes {
-			if r, ok := results[n]; ok && r.Done {
-				continue
+			if !results[n].Done {
+				missing[n] = "the probe did not finish in time: " + missing[n]
 			}
-			r, a, why := p.read(ctx, name, n)
-			if a.IsValid() {
-				addrs[n] = a
-			}
-			results[n] = r
-			if !r.Done {
-				pending++
-				missing[n] = why
-			} else {
-				delete(missing, n)
-			}
-		}
-		if pending == 0 {
-			return results, addrs
-		}
-		select {
-		case <-ctx.Done():
-			for _, n := range nodes {
-				if !results[n].Done {
-					missing[n] = "the probe did not finish in time: " + missing[n]
-				}
-			}
-			return results, addrs
-		case <-time.After(700 * time.Millisecond):
 		}
 	}
+	return results, addrs
+}
+
+// readAll reads the probe of each node not done yet, and says how many
+// are still pending (with why in missing).
+func (p *Probe) readAll(ctx context.Context, name string, nodes []string, results map[string]Result, addrs map[string]netip.Addr, missing map[string]string) (pending int) {
+	for _, n := range nodes {
+		if r, ok := results[n]; ok && r.Done {
+			continue
+		}
+		r, a, why := p.read(ctx, name, n)
+		if a.IsValid() {
+			addrs[n] = a
+		}
+		results[n] = r
+		if !r.Done {
+			pending++
+			missing[n] = why
+		} else {
+			delete(missing, n)
+		}
+	}
+	return pending
 }
 
 // read returns node n's probe result so far, its task's address on the

@@ -37,18 +37,30 @@ func Each[T any](ctx context.Context, n int, items []T, name func(T) string, f f
 				return
 			}
 			defer func() { <-sem }()
-			defer func() {
-				if r := recover(); r != nil {
-					who := fmt.Sprintf("item %d", i)
-					if name != nil {
-						who = name(it)
-					}
-					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", who, r)
+			who := func() string {
+				if name != nil {
+					return name(it)
 				}
-			}()
-			errs[i] = f(ctx, it)
+				return fmt.Sprintf("item %d", i)
+			}
+			errs[i] = guard(who, func() error { return f(ctx, it) })
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Guard runs f and turns a panic in it into an error naming who: one bug
+// met on one host fails that host's work, not the whole run.
+func Guard(who string, f func() error) error {
+	return guard(func() string { return who }, f)
+}
+
+func guard(who func() string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", who(), r)
+		}
+	}()
+	return f()
 }

@@ -64,3 +64,13 @@ func TestEachCancelled(t *testing.T) {
 		t.Errorf("every item ran after the context ended")
 	}
 }
+
+func TestGuardTurnsAPanicIntoAnError(t *testing.T) {
+	err := Guard("m1", func() error { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "m1: internal error") || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err %v", err)
+	}
+	if err := Guard("m1", func() error { return nil }); err != nil {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -1,0 +1,108 @@
+package bootstrap
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/docker/docker/client"
+)
+
+// ArchiveTags lists the image tags a `docker save` archive holds.
+func ArchiveTags(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// docker load takes gzip-compressed archives too.
+	var r io.Reader = bufio.NewReader(f)
+	if magic, _ := r.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: no manifest.json: not a 'docker save' archive", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var manifest []struct{ RepoTags []string }
+		if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
+			return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
+		}
+		var tags []string
+		for _, m := range manifest {
+			tags = append(tags, m.RepoTags...)
+		}
+		return tags, nil
+	}
+}
+
+// LoadImages loads a `docker save` archive onto the node unless the node
+// already has every image in it. It says whether it loaded.
+func LoadImages(ctx context.Context, n *Node, path string) (bool, error) {
+	tags, err := ArchiveTags(path)
+	if err != nil {
+		return false, err
+	}
+	return LoadImagesTagged(ctx, n, path, tags)
+}
+
+// LoadImagesTagged is LoadImages with the archive's tags read already
+// (ArchiveTags reads the whole archive: once per run is enough).
+func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) (bool, error) {
+	missing := len(tags) == 0
+	for _, t := range tags {
+		if _, err := n.API.ImageInspect(ctx, t); err != nil {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	resp, err := n.API.ImageLoad(ctx, f, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return false, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
+	}
+	defer resp.Body.Close()
+	// The answer is a JSON stream; an error inside it is the load's error.
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var msg struct {
+			Error       string
+			ErrorDetail struct{ Message string }
+		}
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return true, nil
+			}
+			return true, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
+		}
+		if msg.Error != "" {
+			return true, fmt.Errorf("%s: docker load %s: %s", n.Name, path, msg.Error)
+		}
+	}
+}
