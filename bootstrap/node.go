@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
@@ -65,16 +65,17 @@ func Open(name, hostname, addr string, r Runner) (*Node, error) {
 	// connection (MaxSessions), which many hosts asking one manager at once
 	// would pass. Requests beyond the cap wait for a free connection.
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: maxEngineConns, IdleConnTimeout: 30 * time.Second}}
-	api, err := client.NewClientWithOpts(
+	// The client negotiates the API version on its first request (down to
+	// API 1.40, docker 19.03: Debian's 20.10 speaks 1.41).
+	api, err := client.New(
 		client.WithHTTPClient(hc),
 		client.WithHost("unix://"+dockerSock),
 		client.WithDialContext(dial),
-		client.WithAPIVersionNegotiation(),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: api}, nil
+	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: apiEngine{api}}, nil
 }
 
 // Close releases the API client (the SSH connection stays with its owner).
@@ -149,7 +150,7 @@ func EnsureAutolock(ctx context.Context, mgr *Node, on bool) (changed bool, key 
 	if sw.Spec.EncryptionConfig.AutoLockManagers != on {
 		spec := sw.Spec
 		spec.EncryptionConfig.AutoLockManagers = on
-		if err := mgr.API.SwarmUpdate(ctx, sw.Version, spec, swarm.UpdateFlags{}); err != nil {
+		if err := mgr.API.SwarmUpdate(ctx, client.SwarmUpdateOptions{Version: sw.Version, Spec: spec}); err != nil {
 			return false, "", fmt.Errorf("%s: swarm update (autolock=%v): %w", mgr.Name, on, err)
 		}
 		changed = true

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
@@ -211,7 +211,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			}
 			if anchor == nil {
 				plans[i].Actions = append(plans[i].Actions, "registry service")
-			} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
+			} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", client.ServiceInspectOptions{}); err != nil {
 				plans[i].Actions = append(plans[i].Actions, "registry service")
 			}
 		}
