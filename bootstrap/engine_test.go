@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/client"
 )
 
 // fakeDockerd answers as dockerd 20.10 (Debian bookworm's docker.io) does:
@@ -40,12 +40,15 @@ func fakeDockerd(t *testing.T) (*httptest.Server, func() []string) {
 	return srv, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), paths...) }
 }
 
-// The Engine API client must keep talking to API 1.41 engines (docker
-// 20.10, the lab's and many users' hosts): it negotiates down on its first
-// request, and dockerd's error classes reach bootstrap's checks.
+// The Engine API client, as Open makes it (plain HTTP through the node's
+// dialer), must keep talking to API 1.41 engines (docker 20.10, the lab's
+// and many users' hosts): it negotiates down on its first request, and
+// dockerd's error classes reach bootstrap's checks.
 func TestAPIEngineNegotiatesAPI141(t *testing.T) {
 	srv, paths := fakeDockerd(t)
-	c, err := client.New(client.WithHost("tcp://" + strings.TrimPrefix(srv.URL, "http://")))
+	c, err := newAPI(func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

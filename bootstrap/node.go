@@ -60,22 +60,31 @@ func Open(name, hostname, addr string, r Runner) (*Node, error) {
 		// group, or joined it after this connection logged in): sudo can.
 		return r.DialCommand(ctx, r.Sudo("docker system dial-stdio"))
 	}
+	api, err := newAPI(dial)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: apiEngine{api}}, nil
+}
+
+// newAPI is the Engine API client for a node's socket, reached through dial.
+// The client negotiates the API version on its first request (down to API
+// 1.40, docker 19.03: Debian's docker 20.10 speaks 1.41).
+func newAPI(dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*client.Client, error) {
 	// Each connection to the engine is a channel of the node's one SSH
 	// connection, and through sudo a session: sshd allows 10 sessions a
 	// connection (MaxSessions), which many hosts asking one manager at once
 	// would pass. Requests beyond the cap wait for a free connection.
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: maxEngineConns, IdleConnTimeout: 30 * time.Second}}
-	// The client negotiates the API version on its first request (down to
-	// API 1.40, docker 19.03: Debian's 20.10 speaks 1.41).
-	api, err := client.New(
+	return client.New(
 		client.WithHTTPClient(hc),
 		client.WithHost("unix://"+dockerSock),
 		client.WithDialContext(dial),
+		// The client takes https when its transport has a TLS config,
+		// and cloning the transport (WithHTTPClient) gives it HTTP/2's:
+		// the socket speaks plain HTTP.
+		client.WithScheme("http"),
 	)
-	if err != nil {
-		return nil, err
-	}
-	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: apiEngine{api}}, nil
 }
 
 // Close releases the API client (the SSH connection stays with its owner).
