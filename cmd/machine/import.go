@@ -159,7 +159,7 @@ func planOne(dir, name string, inShoal func(string) bool) importPlan {
 // checkDMHost says why a machine cannot be imported whatever its driver
 // ("" when it can).
 func checkDMHost(dir, name string, h dmMachine, inShoal func(string) bool) string {
-	if err := store.ValidateName(name); err != nil {
+	if err := validate.Name(name); err != nil {
 		return err.Error()
 	}
 	if h.Name != "" && h.Name != name {
@@ -375,7 +375,7 @@ shoal's certificates (dockerd restarts). The docker-machine store is only read.`
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range args {
-				if err := store.ValidateName(n); err != nil {
+				if err := validate.Name(n); err != nil {
 					return cli.Invalid(err)
 				}
 			}

@@ -20,7 +20,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +31,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Name is the driver's name.
@@ -91,7 +91,7 @@ func spec(mgr *manager) *drivers.Spec {
 			}
 		},
 		BindFlags: func(fs *pflag.FlagSet, cfg any) { bindFlags(fs, cfg.(*Config)) },
-		Validate:  func(cfg any) error { return validate(cfg.(*Config)) },
+		Validate:  func(cfg any) error { return checkConfig(cfg.(*Config)) },
 		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c, ok := cfg.(*Config)
 			if !ok {
@@ -114,9 +114,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.ImageCache, "virtualbox-image-cache", c.ImageCache, "folder for converted images (default: shoal/virtualbox in the user's cache folder)")
 }
 
-var validUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-
-func validate(c *Config) error {
+func checkConfig(c *Config) error {
 	var errs []error
 	if strings.TrimSpace(c.Image) == "" {
 		errs = append(errs, errors.New("--virtualbox-image is required: a cloud image with cloud-init (qcow2, vmdk, vdi, vhd or raw)"))
@@ -132,7 +130,7 @@ func validate(c *Config) error {
 		errs = append(errs, errors.New(`--virtualbox-ssh-user "docker": cloud-init cannot make a user named like Docker's group; choose another name`))
 	case c.SSHUser == "root":
 		errs = append(errs, errors.New(`--virtualbox-ssh-user "root": root logins are disabled; choose another name`))
-	case !validUser.MatchString(c.SSHUser):
+	case validate.UserName(c.SSHUser) != nil:
 		errs = append(errs, fmt.Errorf("--virtualbox-ssh-user %q: not a valid user name", c.SSHUser))
 	}
 	h, err := parseHostOnlyCIDR(c.HostOnlyCIDR)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -90,8 +91,6 @@ func Open(root string) (*Store, error) {
 	return &Store{Root: abs}, nil
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$`)
-
 // ErrInvalidName is wrapped by every error about a machine or cluster name
 // that cannot be one (the commands exit with status 2 for it).
 var ErrInvalidName = errors.New("invalid name")
@@ -99,7 +98,7 @@ var ErrInvalidName = errors.New("invalid name")
 // ValidateName checks a machine or cluster name: it becomes a hostname and a
 // folder, so it must never hold a path separator or be "." or "..".
 func ValidateName(name string) error {
-	if !validName.MatchString(name) || name == "." || name == ".." {
+	if validate.StoredName(name) != nil {
 		return fmt.Errorf("%w %q: use letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters", ErrInvalidName, name)
 	}
 	return nil
