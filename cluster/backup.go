@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -115,7 +116,7 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 			if err == nil && k != "" {
 				c.Machines.Redactor.Add(k)
 				key = k
-				err = store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
+				err = fsutil.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
 			}
 			if err != nil {
 				return fmt.Errorf("cluster %s: turning autolock on again after the copy: %w (run 'cluster up' to set it)", name, err)
@@ -306,7 +307,7 @@ func writeShoalFiles(st *store.Store, name string, b *Backup) error {
 		return err
 	}
 	if b.Key != "" {
-		return store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
+		return fsutil.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
 	}
 	return nil
 }
@@ -330,7 +331,7 @@ func writeKeyPair(st *store.Store, name string, b *Backup) error {
 		if strings.HasSuffix(f, ".pub") {
 			mode = 0o644
 		}
-		if err := store.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
 			return err
 		}
 	}

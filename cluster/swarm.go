@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
 	"golang.org/x/crypto/ssh"
@@ -117,7 +117,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	keyFile := filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")
 	if key != "" {
 		c.Machines.Redactor.Add(key)
-		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
 			return false, leader, out.ClusterID, err
 		}
 	} else {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -29,7 +30,7 @@ func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 		_, err := m.CA()
 		return due, err
 	}
-	if _, err := certs.Renew(context.Background(), dir, due, now, store.WriteFileAtomic, m.Store.LockCA); err != nil {
+	if _, err := certs.Renew(context.Background(), dir, due, now, fsutil.WriteFileAtomic, m.Store.LockCA); err != nil {
 		return due, err
 	}
 	what := "client certificate"
@@ -84,7 +85,7 @@ func syncClientCerts(src, dst string, readOnly bool) (stale bool, err error) {
 		if readOnly {
 			return true, nil
 		}
-		if err := store.WriteFileAtomic(filepath.Join(dst, f.name), data, f.mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dst, f.name), data, f.mode); err != nil {
 			return false, err
 		}
 	}

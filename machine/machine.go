@@ -19,6 +19,7 @@ import (
 
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -120,10 +121,10 @@ func (m *Manager) ensureKey(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
 }
 
 // CreateOptions is what `machine create` was asked.
@@ -532,7 +533,7 @@ func (m *Manager) CA() (*certs.CA, error) {
 		return ca, err
 	}
 	// The lock's wait is bounded by the store's LockWait.
-	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), store.WriteFileAtomic, m.Store.LockCA)
+	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), fsutil.WriteFileAtomic, m.Store.LockCA)
 }
 
 // serverTLS returns the machine's server certificate, issued again only when
@@ -591,7 +592,7 @@ func (m *Manager) writeFile(path string, data []byte, mode os.FileMode) error {
 	if m.ReadOnly {
 		return nil
 	}
-	return store.WriteFileAtomic(path, data, mode)
+	return fsutil.WriteFileAtomic(path, data, mode)
 }
 
 func uniqueSorted(in []string) []string {

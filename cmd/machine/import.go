@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/machine"
@@ -506,7 +507,7 @@ func importOne(ctx context.Context, m *machine.Manager, p importPlan) error {
 		if err != nil {
 			return err
 		}
-		return store.WriteFileAtomic(dst, data, mode)
+		return fsutil.WriteFileAtomic(dst, data, mode)
 	}
 	for f, mode := range map[string]os.FileMode{"ca.pem": 0o644, "cert.pem": 0o644, "key.pem": 0o600} {
 		if err := copyFile(filepath.Join(p.CertDir, f), filepath.Join(own, f), mode); err != nil {
@@ -592,7 +593,7 @@ func adoptVM(ctx context.Context, m *machine.Manager, p importPlan, mach *store.
 	if err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(key, data, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(key, data, 0o600); err != nil {
 		return err
 	}
 	d, err := spec.New(drivers.Identity{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)

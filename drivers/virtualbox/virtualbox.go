@@ -30,7 +30,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/cloudinit"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -408,7 +408,7 @@ func (d *Driver) writeSeed(ctx context.Context, v *vboxCmd, st *machineState, h 
 	// media registry: take it out before replacing the file.
 	path := filepath.Join(d.m.Dir, SeedFile)
 	d.forgetMedium(ctx, v, "dvd", path, false)
-	if err := store.WriteFileAtomic(path, iso, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, iso, 0o600); err != nil {
 		return err
 	}
 	st.HostKeyPublic, st.HostKeyFingerprint = key.Public, key.Fingerprint
