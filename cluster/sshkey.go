@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -122,7 +121,7 @@ func newClusterKey(st *store.Store, name string) (priv []byte, pub string, err e
 		return nil, "", err
 	}
 	pub += " " + clusterKeyComment(name)
-	path := filepath.Join(dir, store.KeyFile)
+	path := st.Cluster(name).KeyPath()
 	if err := fsutil.WriteFileAtomic(path, priv, 0o600); err != nil {
 		return nil, "", err
 	}

@@ -32,7 +32,7 @@ type State struct {
 }
 
 func stateFile(st *store.Store, name string) string {
-	return filepath.Join(st.ClusterDir(name), "state.json")
+	return st.Cluster(name).StatePath()
 }
 
 // LoadState reads a cluster's state.

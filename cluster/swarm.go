@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +37,7 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 	if prev != nil {
 		req.Policy.ClusterID = prev.ClusterID
 	}
-	if key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if key, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()); err == nil {
 		req.UnlockKey = strings.TrimSpace(string(key))
 		c.Machines.Redactor.Add(req.UnlockKey)
 	}
@@ -114,7 +113,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	if err != nil {
 		return false, leader, out.ClusterID, err
 	}
-	keyFile := filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")
+	keyFile := c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()
 	if key != "" {
 		c.Machines.Redactor.Add(key)
 		if err := fsutil.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {

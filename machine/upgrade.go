@@ -138,7 +138,7 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	defer unlockSwarm()
 	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
 	if mach.Cluster != "" {
-		if b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
+		if b, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath()); err == nil {
 			t.UnlockKey = strings.TrimSpace(string(b))
 			m.Redactor.Add(t.UnlockKey)
 		}

@@ -130,6 +130,33 @@ func (s *Store) ClusterDir(name string) string {
 	return filepath.Join(s.Root, "clusters", mustName(name))
 }
 
+// The files of a cluster's folder.
+const (
+	ClusterStateFile = "state.json" // what the cluster is, as last made
+	UnlockKeyFile    = "unlock-key" // the swarm's unlock key (a secret, 0600)
+	RollFile         = "roll.json"  // the nodes a roll drained, until made so again
+)
+
+// Cluster is a cluster's folder in the store: the one place that says
+// where each of its files is.
+type Cluster struct{ Dir string }
+
+// Cluster is the folder of cluster name, which must be valid (ValidateName):
+// it panics rather than build a path outside the store.
+func (s *Store) Cluster(name string) Cluster { return Cluster{Dir: s.ClusterDir(name)} }
+
+// StatePath is the cluster's state.json.
+func (c Cluster) StatePath() string { return filepath.Join(c.Dir, ClusterStateFile) }
+
+// UnlockKeyPath is the file of the swarm's unlock key.
+func (c Cluster) UnlockKeyPath() string { return filepath.Join(c.Dir, UnlockKeyFile) }
+
+// RollPath is the journal of a roll's drained nodes.
+func (c Cluster) RollPath() string { return filepath.Join(c.Dir, RollFile) }
+
+// KeyPath is the cluster's SSH private key; its public key is KeyPath()+".pub".
+func (c Cluster) KeyPath() string { return filepath.Join(c.Dir, KeyFile) }
+
 // Engine is what the machine's Docker Engine should be.
 type Engine struct {
 	Install            string   `json:"install,omitempty"`

@@ -341,3 +341,31 @@ func TestLockWaitsForRelease(t *testing.T) {
 		t.Fatalf("second Lock after release: %v", err)
 	}
 }
+
+// TestClusterFiles: each file of a cluster's folder has one accessor, and
+// the layout on disk is the one older shoal wrote.
+func TestClusterFiles(t *testing.T) {
+	st, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(st.Root, "clusters", "lab")
+	c := st.Cluster("lab")
+	for got, want := range map[string]string{
+		c.Dir:             dir,
+		c.StatePath():     filepath.Join(dir, "state.json"),
+		c.UnlockKeyPath(): filepath.Join(dir, "unlock-key"),
+		c.RollPath():      filepath.Join(dir, "roll.json"),
+		c.KeyPath():       filepath.Join(dir, "id_ed25519"),
+	} {
+		if got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Cluster(../x) built a path")
+		}
+	}()
+	st.Cluster("../x")
+}
