@@ -10,18 +10,34 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 )
 
-// Start powers the VM on and waits for SSH.
-func (d *Driver) Start(ctx context.Context) error {
+// lookup finds VBoxManage and the machine's own VM (info nil: there is
+// none) for a step; an error names the step.
+func (d *Driver) lookup(ctx context.Context, step string) (*vboxCmd, *vmInfo, *machineState, error) {
 	v, err := d.mgr.vbox(ctx, d.cfg.VBoxManage)
 	if err != nil {
-		return d.errorf("start", err)
+		return nil, nil, nil, d.errorf(step, err)
 	}
 	info, st, err := d.ours(ctx, v)
 	if err != nil {
-		return d.errorf("start", err)
+		return nil, nil, nil, d.errorf(step, err)
 	}
-	if info == nil {
-		return d.errorf("start", ErrVMNotFound)
+	return v, info, st, nil
+}
+
+// existing is lookup for a step that needs the VM: none is ErrVMNotFound.
+func (d *Driver) existing(ctx context.Context, step string) (*vboxCmd, *vmInfo, *machineState, error) {
+	v, info, st, err := d.lookup(ctx, step)
+	if err == nil && info == nil {
+		err = d.errorf(step, ErrVMNotFound)
+	}
+	return v, info, st, err
+}
+
+// Start powers the VM on and waits for SSH.
+func (d *Driver) Start(ctx context.Context) error {
+	v, info, st, err := d.existing(ctx, "start")
+	if err != nil {
+		return err
 	}
 	if !st.Complete {
 		return d.errorf("start", errors.New("the VM was not fully made (an interrupted create): run create again"))
@@ -32,16 +48,9 @@ func (d *Driver) Start(ctx context.Context) error {
 // Stop presses the ACPI power button and waits for the guest to power off;
 // a guest that has not after the stop timeout is powered off.
 func (d *Driver) Stop(ctx context.Context) error {
-	v, err := d.mgr.vbox(ctx, d.cfg.VBoxManage)
+	v, info, st, err := d.existing(ctx, "stop")
 	if err != nil {
-		return d.errorf("stop", err)
-	}
-	info, st, err := d.ours(ctx, v)
-	if err != nil {
-		return d.errorf("stop", err)
-	}
-	if info == nil {
-		return d.errorf("stop", ErrVMNotFound)
+		return err
 	}
 	switch vmState(info.State) {
 	case drivers.Stopped:
@@ -87,16 +96,9 @@ func (d *Driver) powerOff(ctx context.Context, v *vboxCmd, st *machineState) err
 
 // Kill powers the VM off at once.
 func (d *Driver) Kill(ctx context.Context) error {
-	v, err := d.mgr.vbox(ctx, d.cfg.VBoxManage)
+	v, info, st, err := d.existing(ctx, "kill")
 	if err != nil {
-		return d.errorf("kill", err)
-	}
-	info, st, err := d.ours(ctx, v)
-	if err != nil {
-		return d.errorf("kill", err)
-	}
-	if info == nil {
-		return d.errorf("kill", ErrVMNotFound)
+		return err
 	}
 	if vmState(info.State) == drivers.Stopped {
 		return nil
@@ -116,13 +118,9 @@ func (d *Driver) Restart(ctx context.Context) error {
 // machine whose VM is gone is cleaned up without error; a VM of the same
 // name that this machine did not make is left alone.
 func (d *Driver) Remove(ctx context.Context) error {
-	v, err := d.mgr.vbox(ctx, d.cfg.VBoxManage)
+	v, info, st, err := d.lookup(ctx, "remove")
 	if err != nil {
-		return d.errorf("remove", err)
-	}
-	info, st, err := d.ours(ctx, v)
-	if err != nil {
-		return d.errorf("remove", err)
+		return err
 	}
 	if info != nil {
 		if err := d.destroy(ctx, v, info, st); err != nil {
@@ -172,13 +170,9 @@ func optName(v *vboxCmd, legacy, modern string) string {
 
 // State reads the VM's state from VirtualBox.
 func (d *Driver) State(ctx context.Context) (drivers.State, error) {
-	v, err := d.mgr.vbox(ctx, d.cfg.VBoxManage)
+	_, info, _, err := d.lookup(ctx, "state")
 	if err != nil {
-		return drivers.Unknown, d.errorf("state", err)
-	}
-	info, _, err := d.ours(ctx, v)
-	if err != nil {
-		return drivers.Unknown, d.errorf("state", err)
+		return drivers.Unknown, err
 	}
 	if info == nil {
 		return drivers.NotFound, nil
