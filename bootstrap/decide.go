@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -211,10 +212,29 @@ func Electing(obs Observed) bool {
 func moved(w Want, s State, members []Member) bool {
 	for _, m := range members {
 		if m.ID == s.NodeID {
-			return w.Advertise != "" && m.Addr != "" && m.Addr != w.Advertise
+			return w.Advertise != "" && (m.Addr != "" && m.Addr != w.Advertise || advertisesElsewhere(w, s))
 		}
 	}
 	return false
+}
+
+// movedWhy says which old address a moved node is known at.
+func movedWhy(w Want, s State, m Member) string {
+	if advertisesElsewhere(w, s) {
+		return "its engine advertises " + s.NodeAddr + ", its address is now " + w.Advertise
+	}
+	return "the swarm knows it at " + m.Addr + ", its address is now " + w.Advertise
+}
+
+// advertisesElsewhere tells whether the engine still advertises an address
+// the host no longer has. A worker that came back with a new address
+// reconnects to the managers, whose entry for it then shows the new
+// address, while its own gossip and VXLAN stay on the old one: its overlay
+// traffic is lost until it joins again. Only IP addresses are compared (the
+// engine says an IP; an interface name or host name is not wrong for that).
+func advertisesElsewhere(w Want, s State) bool {
+	want, have := net.ParseIP(w.Advertise), net.ParseIP(s.NodeAddr)
+	return want != nil && have != nil && !want.Equal(have)
 }
 
 // lockedMember finds a locked node's entry: by its node ID when the engine
@@ -321,7 +341,7 @@ func Decide(want []Want, obs Observed, pol Policy, anchor, clusterID string) (De
 				add(Keep, "manager of swarm "+Short(clusterID))
 			case anchor != "" && inSwarm(s):
 				if m, ok := byID[s.NodeID]; ok && moved(w, s, obs.Members) {
-					add(Readdress, "the swarm knows it at "+m.Addr+", its address is now "+w.Advertise)
+					add(Readdress, movedWhy(w, s, m))
 				} else {
 					add(Keep, "in the swarm")
 				}

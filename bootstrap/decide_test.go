@@ -229,6 +229,7 @@ func TestDecideCases(t *testing.T) {
 	inactive := State{LocalNodeState: StateInactive}
 	mgr := State{LocalNodeState: StateActive, NodeID: "m1", ClusterID: thisSwarm, Manager: true}
 	want3 := []Want{{Name: "m1", Role: RoleManager}, {Name: "m2", Role: RoleManager}, {Name: "w1", Role: RoleWorker}}
+	wantAddrs := []Want{{Name: "m1", Role: RoleManager, Advertise: "10.0.0.1"}, {Name: "w1", Role: RoleWorker, Advertise: "10.0.0.9"}}
 	tests := []struct {
 		name    string
 		want    []Want
@@ -278,6 +279,30 @@ func TestDecideCases(t *testing.T) {
 			pol:     Policy{Leader: "m1", ClusterID: thisSwarm, ForceHint: "--force"},
 			wantD:   map[string]Membership{"m2": Join, "w1": Join},
 			wantErr: []string{"m1 is a manager of another swarm " + Short(otherSwarm) + ": use --force"},
+		},
+		{
+			// The swarm's entry of a worker shows where its connection
+			// comes from (the new address); the engine still advertises
+			// the old one for gossip and VXLAN.
+			name: "a worker that still advertises its old address", want: wantAddrs,
+			states:  map[string]State{"m1": {LocalNodeState: StateActive, NodeID: "m1", NodeAddr: "10.0.0.1", ClusterID: thisSwarm, Manager: true}, "w1": {LocalNodeState: StateActive, NodeID: "w1", NodeAddr: "10.0.0.3"}},
+			members: []Member{{ID: "m1", Role: RoleManager, Addr: "10.0.0.1"}, {ID: "w1", Role: RoleWorker, Addr: "10.0.0.9"}},
+			pol:     Policy{Leader: "m1", ClusterID: thisSwarm},
+			wantD:   map[string]Membership{"m1": Keep, "w1": Readdress},
+		},
+		{
+			name: "a worker that advertises its address", want: wantAddrs,
+			states:  map[string]State{"m1": {LocalNodeState: StateActive, NodeID: "m1", NodeAddr: "10.0.0.1", ClusterID: thisSwarm, Manager: true}, "w1": {LocalNodeState: StateActive, NodeID: "w1", NodeAddr: "10.0.0.9"}},
+			members: []Member{{ID: "m1", Role: RoleManager, Addr: "10.0.0.1"}, {ID: "w1", Role: RoleWorker, Addr: "10.0.0.9"}},
+			pol:     Policy{Leader: "m1", ClusterID: thisSwarm},
+			wantD:   map[string]Membership{"m1": Keep, "w1": Keep},
+		},
+		{
+			name: "a worker whose address is a host name", want: []Want{wantAddrs[0], {Name: "w1", Role: RoleWorker, Advertise: "w1.lan"}},
+			states:  map[string]State{"m1": {LocalNodeState: StateActive, NodeID: "m1", NodeAddr: "10.0.0.1", ClusterID: thisSwarm, Manager: true}, "w1": {LocalNodeState: StateActive, NodeID: "w1", NodeAddr: "10.0.0.9"}},
+			members: []Member{{ID: "m1", Role: RoleManager, Addr: "10.0.0.1"}, {ID: "w1", Role: RoleWorker}},
+			pol:     Policy{Leader: "m1", ClusterID: thisSwarm},
+			wantD:   map[string]Membership{"m1": Keep, "w1": Keep},
 		},
 		{
 			name: "an anchor outside the set", want: want3[1:],
@@ -443,5 +468,16 @@ func TestDecideLockedAndMoved(t *testing.T) {
 	want := []Want{{Name: "m1", Hostname: "m1", Role: RoleManager, Advertise: "10.0.0.1"}, {Name: "m2", Hostname: "m2", Role: RoleManager, Advertise: "10.0.0.2"}}
 	if _, err := Decide(want, obs, Policy{Leader: "m1", UnlockHint: "cluster unlock x"}, "m1", "c"); err == nil || !strings.Contains(err.Error(), "cluster unlock x") {
 		t.Errorf("locked, not moved, no key: %v", err)
+	}
+}
+
+func TestMovedWhy(t *testing.T) {
+	w := Want{Name: "w1", Advertise: "10.0.0.9"}
+	m := Member{ID: "w1", Addr: "10.0.0.9"}
+	if got := movedWhy(w, State{NodeAddr: "10.0.0.3"}, m); !strings.Contains(got, "advertises 10.0.0.3") {
+		t.Errorf("stale engine address: %q", got)
+	}
+	if got := movedWhy(w, State{NodeAddr: "10.0.0.9"}, Member{Addr: "10.0.0.2"}); !strings.Contains(got, "knows it at 10.0.0.2") {
+		t.Errorf("stale swarm entry: %q", got)
 	}
 }

@@ -96,12 +96,16 @@ func (n *Node) Close() error { return n.API.Close() }
 type State struct {
 	LocalNodeState string `json:"localNodeState"`
 	NodeID         string `json:"nodeID,omitempty"`
-	ClusterID      string `json:"clusterID,omitempty"`
-	Manager        bool   `json:"manager"`
-	Managers       int    `json:"managers,omitempty"`
-	Nodes          int    `json:"nodes,omitempty"`
-	Error          string `json:"error,omitempty"`
-	DockerVersion  string `json:"dockerVersion,omitempty"`
+	// NodeAddr is the address the engine itself advertises (for gossip and
+	// VXLAN); a worker's entry in the swarm shows where its connection comes
+	// from instead, which follows a new address while this does not.
+	NodeAddr      string `json:"nodeAddr,omitempty"`
+	ClusterID     string `json:"clusterID,omitempty"`
+	Manager       bool   `json:"manager"`
+	Managers      int    `json:"managers,omitempty"`
+	Nodes         int    `json:"nodes,omitempty"`
+	Error         string `json:"error,omitempty"`
+	DockerVersion string `json:"dockerVersion,omitempty"`
 }
 
 // Active tells whether the node is in a swarm.
@@ -116,6 +120,7 @@ func (n *Node) State(ctx context.Context) (State, error) {
 	s := State{
 		LocalNodeState: string(info.Swarm.LocalNodeState),
 		NodeID:         info.Swarm.NodeID,
+		NodeAddr:       info.Swarm.NodeAddr,
 		Manager:        info.Swarm.ControlAvailable,
 		Managers:       info.Swarm.Managers,
 		Nodes:          info.Swarm.Nodes,

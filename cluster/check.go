@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
@@ -113,6 +114,7 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		in.Addrs[h.spec.Name] = m.Addr
 		in.Managers[h.spec.Name] = m.Role == "manager"
 	}
+	in.Advertised = advertisedAddrs(ctx, hosts)
 	sw, err := mgr.node.API.SwarmInspect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: swarm inspect: %w", mgr.spec.Name, err)
@@ -192,6 +194,30 @@ func (c *Converger) openForCheck(ctx context.Context, h *host) error {
 	}
 	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
 	return err
+}
+
+// advertisedAddrs reads the address each node's engine advertises; a node
+// whose engine does not say is left out.
+func advertisedAddrs(ctx context.Context, hosts []*host) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	addrs := make([]string, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, err := h.node.State(ctx); err == nil {
+				addrs[i] = s.NodeAddr
+			}
+		}()
+	}
+	wg.Wait()
+	out := map[string]string{}
+	for i, h := range hosts {
+		out[h.spec.Name] = addrs[i]
+	}
+	return out
 }
 
 // checkManager finds an active manager among the hosts.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // MachinePlan is what `cluster up` would do to one machine.
@@ -55,6 +57,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	res := &PlanResult{Cluster: spec.Name, Machines: make([]MachinePlan, len(spec.Machines)), Leaving: []MachinePlan{}, Refusals: []string{}, Warnings: []string{}}
 	plans := res.Machines
 	hosts := make([]*host, len(spec.Machines))
+	restarts := make([][]provision.Why, len(hosts)) // what the roll would take, per host
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
 		plans[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
@@ -97,9 +100,10 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		if err != nil {
 			return err
 		}
-		for _, s := range steps {
-			p.Actions = append(p.Actions, "provision: "+s)
+		for _, s := range steps.Steps {
+			p.Actions = append(p.Actions, "provision: "+s.String())
 		}
+		restarts[indexOf(hosts, h)] = provision.NeedsRestart(steps)
 		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
 		return err
 	})
@@ -163,10 +167,10 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	// Engine changes of swarm nodes go in the roll, one batch at a time.
 	for _, h := range existing {
 		p := &plans[indexOf(hosts, h)]
-		for i, a := range p.Actions {
-			if (a == "provision: docker-install" || a == "provision: docker-tls") && h.state.Active() {
+		for _, w := range restarts[indexOf(hosts, h)] {
+			if i := slices.Index(p.Actions, "provision: "+w.Change.String()); i >= 0 && h.state.Active() {
 				h.held = true
-				p.Actions[i] = a + " in the roll (drain, change, restart dockerd, Ready, active again)"
+				p.Actions[i] += " in the roll (drain, change, restart dockerd, Ready, active again)"
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 func loadJournal(st *store.Store, cluster string) (*bootstrap.FileJournal, error) {
@@ -114,48 +114,26 @@ func (c *Converger) drainTimeout() time.Duration {
 }
 
 // holdFor decides for a host of `cluster up` whether changes that restart
-// dockerd (a new engine; new TLS files, e.g. under a renewed CA) wait for
-// the roll: when the host was not just made and runs a swarm node.
+// dockerd (provision.NeedsRestart: a new engine; new TLS files, e.g. under
+// a renewed CA) wait for the roll: when the host was not just made and
+// runs a swarm node.
 func (c *Converger) holdFor(h *host) machine.Hold {
-	return func(ctx context.Context, steps []string, have, want string) (bool, string, error) {
-		if h.mach.JustCreated {
-			return false, "", nil
-		}
-		whys := restartWhys(steps, have, want)
-		if len(whys) == 0 {
-			return false, "", nil
+	return func(ctx context.Context, whys []provision.Why) (bool, error) {
+		if h.mach.JustCreated || len(whys) == 0 {
+			return false, nil
 		}
 		n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
 		if err != nil {
-			return false, "", err
+			return false, err
 		}
 		defer n.Close()
 		s, err := n.State(ctx)
 		if err != nil || !s.Active() {
-			return false, "", nil // no swarm runs on it: provisioning changes it at once
+			return false, nil // no swarm runs on it: provisioning changes it at once
 		}
-		why := strings.Join(whys, ", ")
-		c.Machines.Progress.Event(h.spec.Name, "roll", ui.Info, why+": in the roll, one node at a time")
-		return true, why, nil
+		c.Machines.Progress.Event(h.spec.Name, "roll", ui.Info, provision.JoinWhys(whys)+": in the roll, one node at a time")
+		return true, nil
 	}
-}
-
-// restartWhys says which of the provisioning steps restart dockerd for a
-// reason a roll takes care of.
-func restartWhys(steps []string, have, want string) []string {
-	var whys []string
-	for _, s := range steps {
-		switch s {
-		case "docker-install":
-			if want == "" {
-				want = "the newest"
-			}
-			whys = append(whys, fmt.Sprintf("engine %s -> %s", have, want))
-		case "docker-tls":
-			whys = append(whys, "TLS certificates issued again")
-		}
-	}
-	return whys
 }
 
 // holdEngine is holdFor for `cluster upgrade`, which provisions nothing
@@ -164,27 +142,17 @@ func (c *Converger) holdEngine(ctx context.Context, h *host) error {
 	if h.mach.JustCreated {
 		return nil
 	}
-	steps, err := c.Machines.PlanProvision(ctx, h.mach, h.client)
+	changes, err := c.Machines.PlanProvision(ctx, h.mach, h.client)
 	if err != nil {
 		return err
 	}
-	have, want := "", ""
-	for _, s := range steps {
-		if s == "docker-install" {
-			if have, want, _, err = c.Machines.EngineChange(ctx, h.mach, h.client); err != nil {
-				return err
-			}
-		}
-	}
 	// Only the engine: TLS files are up's business.
-	var only []string
-	for _, s := range steps {
-		if s == "docker-install" {
-			only = append(only, s)
-		}
+	whys := provision.NeedsRestart(changes.Only(provision.StepInstall))
+	held, err := c.holdFor(h)(ctx, whys)
+	h.held, h.heldWhy = held, ""
+	if held {
+		h.heldWhy = provision.JoinWhys(whys)
 	}
-	held, why, err := c.holdFor(h)(ctx, only, have, want)
-	h.held, h.heldWhy = held, why
 	return err
 }
 

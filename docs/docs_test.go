@@ -100,17 +100,35 @@ func TestNoReferenceOutsideTheRepository(t *testing.T) {
 	}
 }
 
-// TestImportsFollowTheFlow: the stages import only down the flow
-// (drivers -> provision -> bootstrap -> machine -> cluster -> cmd), every
-// package under internal/ is a leaf (it imports no stage), and no code
-// outside a driver asks a driver its name.
+// The layers, bottom up: the stages (drivers, provision, bootstrap), then
+// machine, cluster, cmd. internal/ and templates are below them all.
+var layer = map[string]int{"drivers": 1, "provision": 1, "bootstrap": 1, "machine": 2, "cluster": 3, "cmd": 4}
+
+func topOf(pkg string) string { return strings.SplitN(pkg, "/", 2)[0] }
+
+// importProblem says what is wrong with package pkg importing dep (both
+// relative to the module), or "" when the import follows the layers: no
+// import up the layers, no stage importing another stage, every package
+// under internal/ a leaf that imports no layer.
+func importProblem(pkg, dep string) string {
+	from, to := layer[topOf(pkg)], layer[topOf(dep)]
+	switch {
+	case topOf(pkg) == topOf(dep):
+		return ""
+	case strings.HasPrefix(pkg, "internal/") && to > 0:
+		return "internal, a leaf, imports " + dep
+	case from > 0 && to > from:
+		return "imports " + dep + ", up the layers"
+	case from == 1 && to == 1:
+		return "a stage imports another stage, " + dep
+	}
+	return ""
+}
+
+// TestImportsFollowTheFlow: every import follows the layers
+// (architecture.md), and no code outside a driver asks a driver its name.
 func TestImportsFollowTheFlow(t *testing.T) {
 	root := filepath.Dir(mustGetwd(t))
-	rank := map[string]int{"drivers": 1, "provision": 2, "bootstrap": 3, "machine": 4, "cluster": 5, "cmd": 6}
-	stageOf := func(pkg string) (string, int) {
-		top := strings.SplitN(pkg, "/", 2)[0]
-		return top, rank[top]
-	}
 	importRE := regexp.MustCompile(`"github\.com/shoal-dev/shoal/([^"]+)"`)
 	nameCheck := regexp.MustCompile(`\.Name\(\) *[!=]= *"`)
 	for _, pkg := range packages(t, root) {
@@ -126,17 +144,38 @@ func TestImportsFollowTheFlow(t *testing.T) {
 			if !strings.HasPrefix(pkg, "drivers/") && nameCheck.Match(src) {
 				t.Errorf("%s asks a driver its name: declare a capability instead", f)
 			}
-			_, from := stageOf(pkg)
 			for _, m := range importRE.FindAllSubmatch(src, -1) {
-				dep := string(m[1])
-				depTop, to := stageOf(dep)
-				switch {
-				case strings.HasPrefix(pkg, "internal/") && to > 0:
-					t.Errorf("%s (internal, a leaf) imports %s", f, dep)
-				case from > 0 && to > from && depTop != strings.SplitN(pkg, "/", 2)[0]:
-					t.Errorf("%s imports %s, up the flow", f, dep)
+				if p := importProblem(pkg, string(m[1])); p != "" {
+					t.Errorf("%s: %s", f, p)
 				}
 			}
+		}
+	}
+}
+
+func TestImportProblemCatchesViolations(t *testing.T) {
+	for _, c := range []struct {
+		pkg, dep string
+		bad      bool
+	}{
+		{"machine", "drivers", false},
+		{"cluster", "bootstrap/dataplane", false},
+		{"cluster/clusterfile", "cluster", false},
+		{"cmd/machine", "cluster", false},
+		{"drivers/docker", "internal/sshrun", false},
+		{"drivers/all", "drivers/ssh", false},
+		{"internal/store", "internal/sshrun", false},
+		{"provision", "templates", false},
+		{"machine", "cluster", true},
+		{"cluster", "cmd/internal/cli", true},
+		{"provision", "drivers", true},
+		{"bootstrap", "provision", true},
+		{"drivers/libvirt", "bootstrap", true},
+		{"internal/ui", "machine", true},
+		{"internal/store", "drivers", true},
+	} {
+		if got := importProblem(c.pkg, c.dep) != ""; got != c.bad {
+			t.Errorf("%s imports %s: problem %v, want %v", c.pkg, c.dep, got, c.bad)
 		}
 	}
 }

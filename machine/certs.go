@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/provision"
 )
 
 // RenewCerts makes the store's CA when there is none, and renews the CA (and so, as each machine is provisioned,
@@ -132,4 +135,95 @@ func (m *Manager) CertExpiry(mach *store.Machine, now time.Time) string {
 		}
 	}
 	return certs.Expiry(end, now)
+}
+
+// CA returns the store's CA, creating it (and the client certificate) once.
+// Machines provisioned in parallel ask at once: one makes it, so that the
+// client certificate and its key are of one pair.
+func (m *Manager) CA() (*certs.CA, error) {
+	m.caMu.Lock()
+	defer m.caMu.Unlock()
+	if m.ReadOnly {
+		// What the CA would be: the store's, or one in memory that signs
+		// what a plan compares with the host's files.
+		ca, err := certs.LoadCA(m.Store.CertsDir())
+		if errors.Is(err, certs.ErrNoCA) {
+			return certs.TemporaryCA()
+		}
+		return ca, err
+	}
+	// The lock's wait is bounded by the store's LockWait.
+	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), fsutil.WriteFileAtomic, m.Store.LockCA)
+}
+
+// serverTLS returns the machine's server certificate, issued again only when
+// its names or addresses changed.
+func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
+	ca, err := m.CA()
+	if err != nil {
+		return nil, err
+	}
+	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
+	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
+	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
+		names = uniqueSorted(append(names, h)) // the name the host was given by
+	}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
+	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	} else if mach.Address != "" && ip == nil {
+		names = uniqueSorted(append(names, mach.Address))
+	}
+	certPath := filepath.Join(mach.Dir, store.ServerCertFile)
+	keyPath := filepath.Join(mach.Dir, store.ServerKeyFile)
+	cert, err1 := os.ReadFile(certPath)
+	key, err2 := os.ReadFile(keyPath)
+	if err1 != nil || err2 != nil || !ca.ServerCertValid(cert, names, ips) {
+		cert, key, err = ca.IssueServer(names, ips)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.writeFile(keyPath, key, 0o600); err != nil {
+			return nil, err
+		}
+		if err := m.writeFile(certPath, cert, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	// The docker CLI's files, beside the server's, as docker-machine keeps
+	// them: DOCKER_CERT_PATH is this folder.
+	if !m.ReadOnly {
+		if _, err := m.ClientCertDir(mach.Machine); err != nil {
+			return nil, err
+		}
+	}
+	port := mach.Engine.TLSPort
+	if port == 0 {
+		port = 2376
+	}
+	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
+}
+
+// writeFile writes a file of the store, unless the manager is read-only.
+func (m *Manager) writeFile(path string, data []byte, mode os.FileMode) error {
+	if m.ReadOnly {
+		return nil
+	}
+	return fsutil.WriteFileAtomic(path, data, mode)
+}
+
+func uniqueSorted(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

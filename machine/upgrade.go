@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,18 +44,9 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, err
 	}
 	defer unlock()
-	mach, err := m.Load(name)
+	mach, err := m.loadSet(name, set)
 	if err != nil {
 		return false, err
-	}
-	if set != nil {
-		set(&mach.Engine)
-		if errs := EngineErrors(mach.Engine); len(errs) > 0 {
-			return false, errors.Join(errs...)
-		}
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return false, err
-		}
 	}
 	logf, err := m.OpenLog(mach)
 	if err != nil {
@@ -85,34 +75,12 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if err != nil {
 		return false, err
 	}
-	var managers []*bootstrap.Node
-	if state.Active() {
-		root := mach.Name
-		if master, err := m.RootMaster(mach.Machine); err == nil {
-			root = master.Name
-		}
-		other, closeOther := m.otherManager(ctx, mach.Name, root, state)
-		defer closeOther()
-		if other != nil {
-			managers = append(managers, other)
-		}
-		if state.Manager {
-			managers = append(managers, node)
-		}
-	}
+	managers, closeManagers := m.upgradeManagers(ctx, mach, node, state)
+	defer closeManagers()
 	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1}
 	if !change {
 		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
-		// A roll stopped after the install left the node drained.
-		if was, ok := journal.Was[name]; ok && len(managers) > 0 {
-			unlock, err := m.LockSwarm(ctx, managers[0])
-			if err != nil {
-				return false, err
-			}
-			defer unlock()
-			return false, r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
-		}
-		return false, nil
+		return false, m.restoreStopped(ctx, r, name, state, managers, journal)
 	}
 	if want == "" {
 		want = "the newest"
@@ -136,126 +104,72 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, err
 	}
 	defer unlockSwarm()
-	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade}
-	if mach.Cluster != "" {
-		if b, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath()); err == nil {
-			t.UnlockKey = strings.TrimSpace(string(b))
-			m.Redactor.Add(t.UnlockKey)
-		}
-	}
+	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade, UnlockKey: m.unlockKey(mach)}
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, resume)
 }
 
-// Hold decides, from the provisioning steps that would change the host and
-// its engine versions, whether changes that restart dockerd (a new engine,
-// new TLS files) wait for a roll; it says why.
-type Hold func(ctx context.Context, steps []string, have, want string) (hold bool, why string, err error)
-
-// ProvisionHolding provisions the machine over an open connection with one
-// facts probe, as ProvisionWith does, but keeps its engine and TLS files as
-// they are when hold says so (then held is true).
-//
-// probes ride the facts probe's round trip (their answers in Report.Facts).
-func (m *Manager) ProvisionHolding(ctx context.Context, mach *Machine, client *sshrun.Client, hold Hold, probes ...provision.Probe) (rep *provision.Report, held bool, why string, err error) {
-	if fp := sshrun.Fingerprint(client.HostKey()); fp != mach.SSH.HostKeyFingerprint {
-		if old := mach.SSH.HostKeyFingerprint; old != "" {
-			m.Progress.Event(mach.Name, "host-key", ui.Changed, fmt.Sprintf("pinned %s (was %s)", fp, old))
-		}
-		mach.SSH.HostKeyFingerprint = fp
-		if err := m.Store.Save(mach.Machine); err != nil {
-			return nil, false, "", err
-		}
+// loadSet loads the machine and, when set is given, changes its engine
+// settings with it and saves them (once they are valid).
+func (m *Manager) loadSet(name string, set func(*store.Engine)) (*Machine, error) {
+	mach, err := m.Load(name)
+	if err != nil || set == nil {
+		return mach, err
 	}
-	spec, err := m.provisionSpec(mach)
-	if err != nil {
-		return nil, false, "", err
+	set(&mach.Engine)
+	if errs := EngineErrors(mach.Engine); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
-	spec.Probes = append(append([]provision.Probe(nil), probes...), persistProbe())
-	if mach.Daemon != nil {
-		spec.KnownDaemon = provision.RunningDaemon(*mach.Daemon)
-	}
-	progress := func(step string, st ui.Status, detail string) { m.Progress.Event(mach.Name, step, st, detail) }
-	progress("facts", ui.Started, "")
-	h, err := provision.Prepare(ctx, client, spec)
-	if err != nil {
-		progress("facts", ui.Failed, err.Error())
-		return nil, false, "", err
-	}
-	progress("facts", ui.Unchanged, h.OS.PrettyName)
-	steps, err := provision.Plan(ctx, h)
-	if err != nil {
-		return nil, false, "", err
-	}
-	have, want, _, err := provision.EngineChange(h)
-	if err != nil {
-		return nil, false, "", err
-	}
-	if hold != nil {
-		if held, why, err = hold(ctx, steps, have, want); err != nil {
-			return nil, false, "", err
-		}
-	}
-	if held {
-		h.Spec.Install.Mode = "skip"
-		h.Spec.TLS = nil
-	}
-	// What is set must survive a reboot that rewrites it (persist.go). The
-	// copies are written first: the restore unit runs when dockerd starts,
-	// and a restart in this run must put back the new /etc/hosts block, not
-	// the last run's. Provisioning writes them (with its own steps, in one
-	// session where it can) and reports them.
-	files, enable, err := persist(ctx, client, spec, h.Facts.Section(persistProbeName))
-	if err != nil {
-		progress(persistStep, ui.Failed, err.Error())
-		return nil, held, why, fmt.Errorf("%s: %w", mach.Name, err)
-	}
-	h.WriteFirst(persistStep, files)
-	if enable {
-		h.EnableUnit(provision.PersistUnitName)
-	}
-	rep, err = provision.Apply(ctx, h, progress)
-	if err != nil || LoginOutdated(rep) {
-		// The login's groups are those of its start: a new docker group
-		// member is one only on a new login, so the next run makes one
-		// (or this one does: EngineLogin).
-		client.Forget()
-	}
-	if err != nil {
-		return rep, held, why, err
-	}
-	if err := m.keepDaemon(mach, rep.Daemon); err != nil {
-		return rep, held, why, err
-	}
-	if len(files) == 0 {
-		// Only enabled again (by the docker-service step), or nothing.
-		progress(persistStep, status(enable), "")
-		if enable {
-			rep.Changed = append(rep.Changed, persistStep)
-		}
-	}
-	return rep, held, why, nil
+	return mach, m.Store.Save(mach.Machine)
 }
 
-// LoginOutdated tells whether provisioning changed the docker user's
-// groups, which a login made before it does not have.
-func LoginOutdated(rep *provision.Report) bool {
-	return rep != nil && slices.Contains(rep.Changed, provision.UserStepName)
+// upgradeManagers are the managers that answer for a machine in a swarm
+// while its engine changes: another one first, then itself when it is
+// one (none when it is in no swarm).
+func (m *Manager) upgradeManagers(ctx context.Context, mach *Machine, node *bootstrap.Node, state bootstrap.State) ([]*bootstrap.Node, func()) {
+	if !state.Active() {
+		return nil, func() {}
+	}
+	var managers []*bootstrap.Node
+	root := mach.Name
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		root = master.Name
+	}
+	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
+	if other != nil {
+		managers = append(managers, other)
+	}
+	if state.Manager {
+		managers = append(managers, node)
+	}
+	return managers, closeOther
 }
 
-// keepDaemon records the daemon a provisioning left running (none: it was
-// restarted, or not seen) in the machine's config, when that changed.
-func (m *Manager) keepDaemon(mach *Machine, d provision.RunningDaemon) error {
-	var have provision.RunningDaemon
-	if mach.Daemon != nil {
-		have = provision.RunningDaemon(*mach.Daemon)
-	}
-	if m.ReadOnly || d == have {
+// restoreStopped gives a node that a roll stopped after the install left
+// drained its availability back.
+func (m *Manager) restoreStopped(ctx context.Context, r *bootstrap.Reconciler, name string, state bootstrap.State, managers []*bootstrap.Node, journal *bootstrap.FileJournal) error {
+	was, ok := journal.Was[name]
+	if !ok || len(managers) == 0 {
 		return nil
 	}
-	mach.Daemon = nil
-	if d != (provision.RunningDaemon{}) {
-		sd := store.Daemon(d)
-		mach.Daemon = &sd
+	unlock, err := m.LockSwarm(ctx, managers[0])
+	if err != nil {
+		return err
 	}
-	return m.Store.Save(mach.Machine)
+	defer unlock()
+	return r.Restore(ctx, managers[0], map[string]string{name: state.NodeID}, map[string]string{name: was}, journal)
+}
+
+// unlockKey is the machine's cluster's autolock key, when the store has it
+// ("" else): a manager the roll restarts comes back locked.
+func (m *Manager) unlockKey(mach *Machine) string {
+	if mach.Cluster == "" {
+		return ""
+	}
+	b, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath())
+	if err != nil {
+		return ""
+	}
+	key := strings.TrimSpace(string(b))
+	m.Redactor.Add(key)
+	return key
 }

@@ -23,7 +23,7 @@ type BatchRunner interface {
 // the dockerd restart. (Their Checks read the facts, or run at once.)
 func batchable(s Step) bool {
 	switch s.(type) {
-	case filesStep, hostnameStep, hostsStep, userStep, daemonJSONStep, engineEnvStep, tlsStep, firewallStep, iptablesStep, ipvsStep, vmxnet3Step, serviceStep, firewalldKeepStep:
+	case persistStep, hostnameStep, hostsStep, userStep, daemonJSONStep, engineEnvStep, tlsStep, firewallStep, iptablesStep, ipvsStep, vmxnet3Step, serviceStep, firewalldKeepStep:
 		return true
 	}
 	return false
@@ -61,7 +61,7 @@ func (r *recorder) WriteFiles(_ context.Context, files []sshrun.File) error {
 type batch struct {
 	runner BatchRunner
 	rec    *recorder
-	steps  []string
+	steps  []StepName
 }
 
 // record runs the step's Apply against the recorder.
@@ -69,7 +69,7 @@ func (b *batch) record(ctx context.Context, h *Host, s Step) error {
 	if b.rec == nil {
 		b.rec = &recorder{Runner: h.R}
 	}
-	b.rec.label = s.Name()
+	b.rec.label = string(s.Name())
 	before := len(b.rec.ops)
 	real := h.R
 	h.R = b.rec
@@ -92,28 +92,28 @@ func (b *batch) flush(ctx context.Context, h *Host, rep *Report, progress Progre
 	}
 	start := time.Now()
 	err := b.runner.RunBatch(ctx, rec.ops)
-	failed := ""
+	var failed StepName
 	if err != nil {
 		failed = steps[len(steps)-1]
 		var be *sshrun.BatchError
 		if errors.As(err, &be) && be.Label != "" {
-			failed = be.Label
+			failed = StepName(be.Label)
 		}
 		switch failed {
-		case (serviceStep{}).Name():
+		case StepService:
 			err = serviceFailed(ctx, h, err)
-		case (daemonJSONStep{}).Name():
+		case StepDaemonJSON:
 			err = daemonJSONRefused(err)
 		}
 	}
 	took := time.Since(start).Round(time.Millisecond).String()
 	for _, name := range steps {
 		if err != nil && name == failed {
-			progress(name, ui.Failed, "")
+			progress(string(name), ui.Failed, "")
 			return &StepError{Host: h.R.Host(), Step: name, Err: err}
 		}
-		rep.Changed = append(rep.Changed, name)
-		progress(name, ui.Changed, took+", in one session with the steps beside it")
+		rep.Changed = append(rep.Changed, string(name))
+		progress(string(name), ui.Changed, took+", in one session with the steps beside it")
 	}
 	if err != nil { // an op of no step: cannot be, but never lost
 		return &StepError{Host: h.R.Host(), Step: failed, Err: err}

@@ -38,7 +38,7 @@ func EnvDropIn(env []string) (string, error) { return templates.DockerdEnvDropIn
 // with --engine-env, so other machines' runs stay as they were.
 type engineEnvStep struct{}
 
-func (engineEnvStep) Name() string { return "docker-env" }
+func (engineEnvStep) Name() StepName { return StepEngineEnv }
 
 func (engineEnvStep) Check(ctx context.Context, h *Host) (bool, error) {
 	if len(h.Spec.DockerEnv) == 0 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,21 +83,13 @@ func (f *Facts) RPMInstalled(pkg string) bool {
 	return false
 }
 
-// factsScript prints, for each probe, a marker line "@@NONCE NAME", the
-// probe's output as it is, and a newline. NONCE is random for each run, so
-// no file content (no final newline, CRLF, a line that looks like a marker)
-// can run into the next section; and the output needs no encoding, which
-// would cost two more processes a probe on a busy host. It only reads.
-// extra are the caller's own probes.
-//
-// addr is the address (or interface name) swarm traffic uses: the interface
-// that has it (else the default route's; never lo, as when shoal reaches
-// the host through a forwarded port) carries swarm traffic, and its
-// firewalld zone is the one that must let swarm's ports in.
-func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...Probe) string {
+// probeCmd is one section of the facts probe: its name and its shell.
+type probeCmd struct{ name, cmd string }
+
+// hostProbes read the host, its docker user and its Docker install.
+func hostProbes(dockerUser string) []probeCmd {
 	u := shell.Quote(dockerUser)
-	type probe struct{ name, cmd string }
-	probes := []probe{
+	return []probeCmd{
 		{"os-release", "cat /etc/os-release"},
 		{"hostname", "hostname"},
 		{"hosts", "cat /etc/hosts"},
@@ -132,6 +125,12 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		{"active", `echo "$shoal_dactive"`},
 		{"dockerd-pid", `echo "$shoal_dpid"`},
 		{"daemon-id", `echo "$shoal_boot $shoal_dpid $shoal_dstart"`},
+	}
+}
+
+// networkProbes read the firewalls and the swarm interface.
+func networkProbes() []probeCmd {
+	return []probeCmd{
 		{"firewalld", `echo "$shoal_factive"`},
 		// "IFACE ZONE": the interface that carries swarm traffic and the
 		// zone that governs it (the default zone when it has none).
@@ -154,6 +153,13 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		{"iptables", iptablesProbe},
 		// The swarm interface when it is a vmxnet3 NIC (vmxnet3Step).
 		{"vmxnet3", vmxnet3Probe},
+	}
+}
+
+// systemProbes read SELinux, the kernel, the package manager and its
+// repositories, and the running daemon.
+func systemProbes() []probeCmd {
+	return []probeCmd{
 		// verbose for the default policy: "allow (incoming)" opens all.
 		{"ufw", "ufw status verbose"},
 		{"selinux", "getenforce"},
@@ -186,9 +192,24 @@ func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...P
 		// hung daemon must not hang the probe).
 		{"docker-info", `[ "$shoal_dactive" = active ] && if [ -n "$shoal_ping" ]; then printf '{"Version":"%s"}\n' "$shoal_ping"; else timeout 20 docker version --format '{"Version":{{json .Server.Version}}}'; fi`},
 	}
+}
+
+// factsScript prints, for each probe, a marker line "@@NONCE NAME", the
+// probe's output as it is, and a newline. NONCE is random for each run, so
+// no file content (no final newline, CRLF, a line that looks like a marker)
+// can run into the next section; and the output needs no encoding, which
+// would cost two more processes a probe on a busy host. It only reads.
+// extra are the caller's own probes.
+//
+// addr is the address (or interface name) swarm traffic uses: the interface
+// that has it (else the default route's; never lo, as when shoal reaches
+// the host through a forwarded port) carries swarm traffic, and its
+// firewalld zone is the one that must let swarm's ports in.
+func factsScript(dockerUser, addr, nonce string, known RunningDaemon, extra ...Probe) string {
+	probes := slices.Concat(hostProbes(dockerUser), networkProbes(), systemProbes())
 	own := len(probes) // from here on, the caller's
 	for _, p := range extra {
-		probes = append(probes, probe{p.Name, p.Cmd})
+		probes = append(probes, probeCmd{p.Name, p.Cmd})
 	}
 	var b strings.Builder
 	b.WriteString(factsScriptHead + "\n")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/provision/osfamily"
 	"github.com/shoal-dev/shoal/templates"
 )
@@ -102,7 +103,7 @@ func (f fixture) spec() Spec {
 		Hostname:   f.get("spec", "hostname"),
 		DockerUser: f.get("spec", "docker-user"),
 		Install: osfamily.Install{
-			Mode:    f.get("spec", "install"),
+			Mode:    validate.InstallMode(f.get("spec", "install")),
 			Version: f.get("spec", "version"),
 			RepoURL: f.get("spec", "repo-url"),
 			// Checked by internal/validate before a Spec is made.
@@ -199,6 +200,8 @@ type fakeHost struct {
 	refuses []string
 	// socketRestarts counts docker.socket's restarts.
 	socketRestarts int
+	// reenabled are the units `systemctl reenable` enabled.
+	reenabled map[string]bool
 }
 
 func newFakeHost(t testing.TB, fix fixture) *fakeHost {
@@ -678,6 +681,12 @@ func (h *fakeHost) systemctl(cmd string) (sshrun.Result, error) {
 	for _, c := range strings.Split(cmd, " && ") {
 		switch c {
 		case "systemctl daemon-reload":
+		case "systemctl reenable '" + PersistUnitName + "'":
+			if h.reenabled == nil {
+				h.reenabled = map[string]bool{}
+			}
+			h.reenabled[PersistUnitName] = true
+			continue
 		case "systemctl enable docker":
 			h.enabled = true
 		case "systemctl start docker":
@@ -1261,6 +1270,18 @@ func (h *fakeHost) section(name, script string) string {
 			}
 		}
 		return lines(out...)
+	case persistProbeName:
+		var out []string
+		for _, p := range []string{persistHostname, persistBlock, persistScript, persistUnit, cloudInitCfg} {
+			if data, ok := h.files[p]; ok {
+				out = append(out, sha([]byte(data))+"  "+p)
+			}
+		}
+		out = append(out, "@@enabled")
+		if h.reenabled[PersistUnitName] {
+			out = append(out, "enabled")
+		}
+		return lines(append(out, "@@cloud")...)
 	default:
 		h.t.Errorf("%s: the fake host does not know the probe %q: teach it", h.fix.name, name)
 	}

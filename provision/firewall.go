@@ -227,7 +227,7 @@ func firewalldCommands(zone string, want []string, runtime, perm openPorts) []st
 
 type firewallStep struct{}
 
-func (firewallStep) Name() string { return "firewall" }
+func (firewallStep) Name() StepName { return StepFirewall }
 
 // plan returns the command that opens the missing ports, "" when none is
 // missing or no firewall runs.

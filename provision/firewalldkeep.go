@@ -115,7 +115,7 @@ func firewalldKeep(runtime, permanent string) []string {
 // run. A later run finds the zone there: nothing to keep.
 type firewalldKeepStep struct{}
 
-func (firewalldKeepStep) Name() string { return "firewalld-keep" }
+func (firewalldKeepStep) Name() StepName { return StepFirewalldKeep }
 
 // keep is what to put back; nil unless dockerd makes its zone at its start.
 func (firewalldKeepStep) keep(h *Host) []string {
@@ -131,7 +131,7 @@ func (s firewalldKeepStep) Check(_ context.Context, h *Host) (bool, error) {
 
 func (s firewalldKeepStep) Apply(ctx context.Context, h *Host) error {
 	if h.progress != nil {
-		h.progress(s.Name(), ui.Info, keepNote(h.keepRules))
+		h.progress(string(s.Name()), ui.Info, keepNote(h.keepRules))
 	}
 	_, err := h.R.RunSudo(ctx, strings.Join(h.keepRules, " && "))
 	return err

@@ -132,7 +132,7 @@ func adminDrops(input string, ports []string) []string {
 
 type iptablesStep struct{}
 
-func (iptablesStep) Name() string { return "iptables" }
+func (iptablesStep) Name() StepName { return StepIPTables }
 
 func (iptablesStep) plan(h *Host) (string, []string, error) {
 	ports, err := wantedPorts(h.Spec)

@@ -55,7 +55,7 @@ func ipvsPlan(st ipvsState) (load, persist bool, note string) {
 
 type ipvsStep struct{}
 
-func (ipvsStep) Name() string { return "ip-vs" }
+func (ipvsStep) Name() StepName { return StepIPVS }
 
 func (ipvsStep) state(h *Host) ipvsState { return parseIPVS(h.Facts.Section("ip-vs")) }
 

@@ -1,10 +1,16 @@
 package provision
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
+	"path"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/ui"
 )
 
 // What shoal leaves on a host so that its settings survive a reboot that
@@ -189,4 +195,78 @@ func PersistChanges(probe, hostname string, entries []HostEntry) (write []Persis
 		}
 	}
 	return write, unitChanged || strings.TrimSpace(enabled) != "enabled", nil
+}
+
+// persistProbeName is the facts section that carries PersistProbe when
+// Spec.Persist asks for the restore: it costs no session of its own.
+const persistProbeName = "shoal-persist"
+
+func persistProbe() Probe {
+	return Probe{Name: persistProbeName, Cmd: PersistProbe()}
+}
+
+// persistPlan is what the persist step does: the files it writes (the
+// copies written first: the restore unit runs when dockerd starts, and a
+// restart in this run must put back the new /etc/hosts block, not the
+// last run's) and whether the unit is enabled (again).
+type persistPlan struct {
+	files  []sshrun.File
+	enable bool
+}
+
+// persistStep keeps what provisioning set over a reboot that rewrites it
+// (Spec.Persist). Its files go first, before any other step; enabling the
+// unit is the docker-service step's (EnableUnit), and when that is all it
+// does the step is reported at the end (finishPersist).
+type persistStep struct{}
+
+func (persistStep) Name() StepName { return StepPersist }
+func (persistStep) Check(_ context.Context, h *Host) (bool, error) {
+	return h.persist != nil && len(h.persist.files) > 0, nil
+}
+func (persistStep) Apply(ctx context.Context, h *Host) error {
+	return writeFiles(ctx, h.R, h.persist.files)
+}
+
+// planPersist reads what the restore needs from the facts probe's answer
+// (asking the host when the probe did not carry it); it writes nothing.
+func (h *Host) planPersist(ctx context.Context) (*persistPlan, error) {
+	if h.persist != nil || !h.Spec.Persist {
+		return h.persist, nil
+	}
+	probed := h.Facts.Section(persistProbeName)
+	if !strings.Contains(probed, "@@enabled") {
+		res, err := h.R.Run(ctx, PersistProbe())
+		if err != nil {
+			return nil, &StepError{Host: h.R.Host(), Step: StepPersist, Err: fmt.Errorf("read the restore unit: %w", err)}
+		}
+		probed = string(res.Stdout)
+	}
+	write, enable, err := PersistChanges(probed, h.Spec.Hostname, h.Spec.Hosts)
+	if err != nil {
+		return nil, &StepError{Host: h.R.Host(), Step: StepPersist, Err: err}
+	}
+	p := &persistPlan{files: make([]sshrun.File, len(write)), enable: enable}
+	for i, f := range write {
+		p.files[i] = sshrun.File{Path: f.Path, Data: f.Data, Mode: f.Mode}
+		if path.Dir(f.Path) == PersistDir {
+			p.files[i].DirMode = 0o755
+		}
+	}
+	h.persist = p
+	return p, nil
+}
+
+// finishPersist reports the persist step when it wrote no files: it only
+// had the unit enabled again (by the docker-service step), or nothing.
+func finishPersist(h *Host, rep *Report, progress Progress) {
+	if h.persist == nil || len(h.persist.files) > 0 {
+		return
+	}
+	if !h.persist.enable {
+		progress(string(StepPersist), ui.Unchanged, "")
+		return
+	}
+	progress(string(StepPersist), ui.Changed, "")
+	rep.Changed = append(rep.Changed, string(StepPersist))
 }

@@ -45,7 +45,7 @@ func osRepoPlan(h *Host) (osfamily.OSRepoPlan, error) {
 // replaces are renamed to *.repo.shoal-orig, never changed.
 type osReposStep struct{}
 
-func (osReposStep) Name() string { return "os-repos" }
+func (osReposStep) Name() StepName { return StepOSRepos }
 
 func (osReposStep) Check(_ context.Context, h *Host) (bool, error) {
 	p, err := osRepoPlan(h)
@@ -129,7 +129,7 @@ func lockWait(holders []string, waited, bound time.Duration) (bool, error) {
 
 // waitPackageLock waits, bounded and saying so, until no other process
 // holds the package manager's lock.
-func waitPackageLock(ctx context.Context, h *Host, step string) error {
+func waitPackageLock(ctx context.Context, h *Host, step StepName) error {
 	bound, poll := h.Spec.LockWait, h.Spec.lockPoll
 	if bound <= 0 {
 		bound = DefaultLockWait
@@ -169,7 +169,7 @@ const lockRetries = 3
 // runPackageCmd runs a package manager command, and runs it again when
 // another process took the lock just before it (unattended-upgrades runs
 // apt several times in a row).
-func runPackageCmd(ctx context.Context, h *Host, step, cmd string) error {
+func runPackageCmd(ctx context.Context, h *Host, step StepName, cmd string) error {
 	for try := 0; ; try++ {
 		_, err := h.R.RunSudo(ctx, cmd)
 		var re *sshrun.RunError
@@ -213,9 +213,9 @@ func checkPin(ctx context.Context, h *Host) error {
 }
 
 // say reports an event of the run, when someone listens.
-func (h *Host) say(step string, st ui.Status, detail string) {
+func (h *Host) say(step StepName, st ui.Status, detail string) {
 	if h.progress != nil {
-		h.progress(step, st, detail)
+		h.progress(string(step), st, detail)
 	}
 }
 

@@ -61,6 +61,12 @@ type Spec struct {
 	// KnownDaemon is the daemon the last run left (Report.Daemon): while
 	// it runs, the first probe takes its version from here.
 	KnownDaemon RunningDaemon
+	// Persist has the hostname and the /etc/hosts block kept over a reboot
+	// that rewrites them (the persist step).
+	Persist bool
+	// Hold, when set, decides whether changes that restart dockerd wait
+	// for a roll (Provision; Report.Held).
+	Hold Hold
 }
 
 // TLS is the daemon's certificate material (PEM) and port.
@@ -90,10 +96,8 @@ type Host struct {
 	// reenable are units to enable (again) after the reload, before
 	// dockerd starts (EnableUnit).
 	reenable []string
-	// first are files written before any step, as a step of their own
-	// (WriteFirst).
-	first      []sshrun.File
-	firstLabel string
+	// persist is what the persist step does (Spec.Persist; planPersist).
+	persist *persistPlan
 	// SudoTTY tells that sudo on this host needs a pty (requiretty) and the
 	// runner was switched to giving it one.
 	SudoTTY bool
@@ -114,22 +118,9 @@ func (h *Host) EnableUnit(unit string) {
 	h.reenable = append(h.reenable, unit)
 }
 
-// WriteFirst has Apply write files before any step, reported as a step
-// named label (in the steps' one session where the runner can).
-func (h *Host) WriteFirst(label string, files []sshrun.File) {
-	h.first, h.firstLabel = files, label
-}
-
-// filesStep writes the WriteFirst files, as a step named by the caller.
-type filesStep struct{ label string }
-
-func (s filesStep) Name() string                                 { return s.label }
-func (filesStep) Check(_ context.Context, h *Host) (bool, error) { return len(h.first) > 0, nil }
-func (filesStep) Apply(ctx context.Context, h *Host) error       { return writeFiles(ctx, h.R, h.first) }
-
 // Step is one thing a host must have.
 type Step interface {
-	Name() string
+	Name() StepName
 	// Check tells whether Apply would change anything.
 	Check(ctx context.Context, h *Host) (bool, error)
 	Apply(ctx context.Context, h *Host) error
@@ -138,7 +129,7 @@ type Step interface {
 // StepError says which step failed on which host.
 type StepError struct {
 	Host string
-	Step string
+	Step StepName
 	Err  error
 }
 
@@ -161,6 +152,9 @@ type Report struct {
 	// Facts are what the probe found before any change (after the install,
 	// when Docker was installed).
 	Facts *Facts
+	// Held are the changes that restart dockerd which Spec.Hold kept for
+	// a roll (nil: none was held).
+	Held []Why
 }
 
 // Steps is the ordered list of provisioning steps.
@@ -189,168 +183,268 @@ func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
 		}
 	}
+	if spec.Persist {
+		// The restore's probe rides the facts probe, after the caller's.
+		spec.Probes = append(slices.Clip(spec.Probes), persistProbe())
+	}
 	facts, tty, err := gatherFactsSudo(ctx, r, spec.DockerUser, probeAddr(spec, r), spec.KnownDaemon, spec.Probes...)
 	if err != nil {
-		return nil, &StepError{Host: r.Host(), Step: "facts", Err: err}
+		return nil, &StepError{Host: r.Host(), Step: StepFacts, Err: err}
 	}
 	os := osfamily.ParseOSRelease(facts.Section("os-release"))
 	fam, err := osfamily.Detect(os)
 	if err != nil {
-		return nil, &StepError{Host: r.Host(), Step: "os", Err: err}
+		return nil, &StepError{Host: r.Host(), Step: StepOS, Err: err}
 	}
 	if !facts.Has("systemctl") {
-		return nil, &StepError{Host: r.Host(), Step: "os", Err: errors.New("systemd is required (no systemctl on the host)")}
+		return nil, &StepError{Host: r.Host(), Step: StepOS, Err: errors.New("systemd is required (no systemctl on the host)")}
 	}
 	h := &Host{R: r, Spec: spec, Facts: facts, OS: os, Family: fam, SudoTTY: tty}
 	h.keepRules = (firewalldKeepStep{}).keep(h)
-	// Refuse what cannot end well before anything is changed.
+	return h, refuse(ctx, h)
+}
+
+// refuse says what cannot end well, before anything is changed.
+func refuse(ctx context.Context, h *Host) error {
+	host := h.R.Host()
 	if _, err := osRepoPlan(h); err != nil {
-		return nil, &StepError{Host: r.Host(), Step: (osReposStep{}).Name(), Err: err}
+		return &StepError{Host: host, Step: StepOSRepos, Err: err}
 	}
 	src, err := (installStep{}).source(h)
 	if err == nil && src != "" {
 		_, err = installCommands(h, src)
 	}
 	if err != nil {
-		return nil, &StepError{Host: r.Host(), Step: (installStep{}).Name(), Err: err}
+		return &StepError{Host: host, Step: StepInstall, Err: err}
 	}
 	if _, _, err := (daemonJSONStep{}).merge(h); err != nil {
-		return nil, &StepError{Host: r.Host(), Step: "daemon.json", Err: err}
+		return &StepError{Host: host, Step: StepDaemonJSON, Err: err}
 	}
-	if spec.TLS != nil {
+	if h.Spec.TLS != nil {
 		if _, err := (tlsStep{}).Check(ctx, h); err != nil {
-			return nil, &StepError{Host: r.Host(), Step: "docker-tls", Err: err}
+			return &StepError{Host: host, Step: StepTLS, Err: err}
 		}
 	}
-	return h, nil
+	return nil
 }
 
-// Plan lists the steps that would change something.
+// Plan lists the steps that would change something, as the plan says them.
 func Plan(ctx context.Context, h *Host) ([]string, error) {
-	var out []string
-	for _, s := range Steps() {
-		changed, err := s.Check(ctx, h)
-		if err != nil {
-			return nil, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
-		}
-		if changed {
-			name := s.Name()
-			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
-				if detail := d.planDetail(h); detail != "" {
-					name += " (" + detail + ")"
-				}
-			}
-			out = append(out, name)
-		}
+	c, err := PlanChanges(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(c.Steps))
+	for i, s := range c.Steps {
+		out[i] = s.String()
 	}
 	return out, nil
 }
 
-// Provision runs every step on the host behind r.
-func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Report, error) {
-	if progress == nil {
-		progress = func(string, ui.Status, string) {}
+// PlanChanges says what provisioning would change on a prepared host: the
+// steps (the persist step last) and the engine's versions. It changes
+// nothing.
+func PlanChanges(ctx context.Context, h *Host) (Changes, error) {
+	var c Changes
+	for _, s := range Steps() {
+		changed, err := s.Check(ctx, h)
+		if err != nil {
+			return c, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
+		}
+		if changed {
+			ch := Change{Step: s.Name()}
+			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+				ch.Detail = d.planDetail(h)
+			}
+			c.Steps = append(c.Steps, ch)
+		}
 	}
-	progress("facts", ui.Started, "")
+	p, err := h.planPersist(ctx)
+	if err != nil {
+		return c, err
+	}
+	if p != nil && (len(p.files) > 0 || p.enable) {
+		c.Steps = append(c.Steps, Change{Step: StepPersist})
+	}
+	c.Have, c.Want, _, err = EngineChange(h)
+	return c, err
+}
+
+// Provision runs every step on the host behind r: the facts probe, the
+// hold (Spec.Hold), the steps.
+func Provision(ctx context.Context, r Runner, spec Spec, progress Progress) (*Report, error) {
+	progress = orNone(progress)
+	progress(string(StepFacts), ui.Started, "")
 	h, err := Prepare(ctx, r, spec)
 	if err != nil {
-		progress("facts", ui.Failed, err.Error())
+		progress(string(StepFacts), ui.Failed, err.Error())
 		return nil, err
 	}
-	progress("facts", ui.Unchanged, h.OS.PrettyName)
-	return Apply(ctx, h, progress)
+	progress(string(StepFacts), ui.Unchanged, h.OS.PrettyName)
+	p, err := h.planPersist(ctx)
+	if err != nil {
+		progress(string(StepPersist), ui.Failed, err.Error())
+		return nil, err
+	}
+	held, err := h.hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil && p.enable {
+		h.EnableUnit(PersistUnitName)
+	}
+	rep, err := Apply(ctx, h, progress)
+	if rep != nil {
+		rep.Held = held
+	}
+	if err == nil {
+		finishPersist(h, rep, progress)
+	}
+	return rep, err
+}
+
+// hold asks Spec.Hold about the changes that restart dockerd; held, the
+// engine and its TLS files stay as they are in this run.
+func (h *Host) hold(ctx context.Context) ([]Why, error) {
+	if h.Spec.Hold == nil {
+		return nil, nil
+	}
+	c, err := PlanChanges(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	whys := NeedsRestart(c)
+	if len(whys) == 0 {
+		return nil, nil
+	}
+	held, err := h.Spec.Hold(ctx, whys)
+	if err != nil || !held {
+		return nil, err
+	}
+	h.Spec.Install.Mode = validate.InstallSkip
+	h.Spec.TLS = nil
+	return whys, nil
+}
+
+func orNone(progress Progress) Progress {
+	if progress == nil {
+		return func(string, ui.Status, string) {}
+	}
+	return progress
 }
 
 // Apply runs every step on a prepared host (Prepare read its facts; the
 // caller may have changed h.Spec since, from what Plan said).
 func Apply(ctx context.Context, h *Host, progress Progress) (*Report, error) {
-	if progress == nil {
-		progress = func(string, ui.Status, string) {}
-	}
-	r := h.R
+	progress = orNone(progress)
 	h.progress = progress
 	for _, w := range warnings(h) {
-		progress(w.step, ui.Info, w.text)
+		progress(string(w.step), ui.Info, w.text)
 	}
-	rep := &Report{Facts: h.Facts}
+	a := &applying{h: h, progress: progress, rep: &Report{Facts: h.Facts}}
 	// Steps that only write files and run root commands are run together
 	// in one session (batchable): on a host that has Docker, every change
 	// up to and with the dockerd restart.
-	var b *batch
-	if br, ok := r.(BatchRunner); ok {
-		b = &batch{runner: br}
-	}
-	flush := func() error {
-		if b == nil {
-			return nil
-		}
-		return b.flush(ctx, h, rep, progress)
+	if br, ok := h.R.(BatchRunner); ok {
+		a.b = &batch{runner: br}
 	}
 	steps := Steps()
-	if len(h.first) > 0 {
-		steps = append([]Step{filesStep{h.firstLabel}}, steps...)
+	if h.persist != nil && len(h.persist.files) > 0 {
+		steps = append([]Step{persistStep{}}, steps...)
 	}
 	for _, s := range steps {
-		changed, err := s.Check(ctx, h)
-		if err != nil {
-			if ferr := flush(); ferr != nil {
-				return rep, ferr
-			}
-			progress(s.Name(), ui.Failed, "")
-			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
+		if err := a.step(ctx, s); err != nil {
+			return a.rep, err
 		}
-		if !changed {
-			progress(s.Name(), ui.Unchanged, "")
-			continue
-		}
-		progress(s.Name(), ui.Started, "")
-		if s.Name() == (serviceStep{}).Name() && (h.restart || h.Facts.Section("active") != "active") {
-			rep.DockerRestarted = true
-		}
-		if b != nil && batchable(s) {
-			if err := b.record(ctx, h, s); err != nil {
-				if ferr := flush(); ferr != nil {
-					return rep, ferr
-				}
-				progress(s.Name(), ui.Failed, "")
-				return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
-			}
-			continue
-		}
-		if err := flush(); err != nil {
-			return rep, err
-		}
-		start := time.Now()
-		if err := s.Apply(ctx, h); err != nil {
-			progress(s.Name(), ui.Failed, "")
-			return rep, &StepError{Host: r.Host(), Step: s.Name(), Err: err}
-		}
-		rep.Changed = append(rep.Changed, s.Name())
-		if s.Name() == (installStep{}).Name() {
-			rep.Facts = h.Facts
-		}
-		progress(s.Name(), ui.Changed, time.Since(start).Round(time.Millisecond).String())
 	}
-	if err := flush(); err != nil {
-		return rep, err
+	if err := a.flush(ctx); err != nil {
+		return a.rep, err
 	}
+	return a.rep, a.dockerInfo(ctx)
+}
+
+// applying is one run of Apply.
+type applying struct {
+	h        *Host
+	progress Progress
+	rep      *Report
+	b        *batch
+}
+
+func (a *applying) flush(ctx context.Context) error {
+	if a.b == nil {
+		return nil
+	}
+	return a.b.flush(ctx, a.h, a.rep, a.progress)
+}
+
+// failed reports a step's failure, after what was batched before it ran.
+func (a *applying) failed(ctx context.Context, s Step, err error) error {
+	if ferr := a.flush(ctx); ferr != nil {
+		return ferr
+	}
+	a.progress(string(s.Name()), ui.Failed, "")
+	return &StepError{Host: a.h.R.Host(), Step: s.Name(), Err: err}
+}
+
+// step checks one step and applies it when it would change something:
+// recorded for the batch when it can be, else at once.
+func (a *applying) step(ctx context.Context, s Step) error {
+	h, name := a.h, string(s.Name())
+	changed, err := s.Check(ctx, h)
+	if err != nil {
+		return a.failed(ctx, s, err)
+	}
+	if !changed {
+		a.progress(name, ui.Unchanged, "")
+		return nil
+	}
+	a.progress(name, ui.Started, "")
+	if s.Name() == StepService && (h.restart || h.Facts.Section("active") != "active") {
+		a.rep.DockerRestarted = true
+	}
+	if a.b != nil && batchable(s) {
+		if err := a.b.record(ctx, h, s); err != nil {
+			return a.failed(ctx, s, err)
+		}
+		return nil
+	}
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.Apply(ctx, h); err != nil {
+		a.progress(name, ui.Failed, "")
+		return &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
+	}
+	a.rep.Changed = append(a.rep.Changed, name)
+	if s.Name() == StepInstall {
+		a.rep.Facts = h.Facts
+	}
+	a.progress(name, ui.Changed, time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// dockerInfo reads the version of the daemon the run leaves.
+func (a *applying) dockerInfo(ctx context.Context) error {
+	h, rep, info := a.h, a.rep, string(StepDockerInfo)
 	// A daemon that answered the probe and was neither installed nor
 	// (re)started since costs no second round trip.
-	if v := h.Facts.RunningDocker(); v != "" && !rep.DockerRestarted && !slices.Contains(rep.Changed, (installStep{}).Name()) {
+	if v := h.Facts.RunningDocker(); v != "" && !rep.DockerRestarted && !slices.Contains(rep.Changed, string(StepInstall)) {
 		rep.DockerVersion = v
 		rep.Daemon = h.Facts.Daemon()
-		progress("docker-info", ui.Unchanged, "Docker "+v)
-		return rep, nil
+		a.progress(info, ui.Unchanged, "Docker "+v)
+		return nil
 	}
-	progress("docker-info", ui.Started, "")
-	version, err := WaitDocker(ctx, r, 60*time.Second)
+	a.progress(info, ui.Started, "")
+	version, err := WaitDocker(ctx, h.R, 60*time.Second)
 	if err != nil {
-		progress("docker-info", ui.Failed, "")
-		return rep, &StepError{Host: r.Host(), Step: "docker-info", Err: err}
+		a.progress(info, ui.Failed, "")
+		return &StepError{Host: h.R.Host(), Step: StepDockerInfo, Err: err}
 	}
 	rep.DockerVersion = version
-	progress("docker-info", ui.Unchanged, "Docker "+version)
-	return rep, nil
+	a.progress(info, ui.Unchanged, "Docker "+version)
+	return nil
 }
 
 // EngineChange tells whether provisioning would install Docker on a host

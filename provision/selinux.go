@@ -47,7 +47,7 @@ func (h *Host) daemonSettings() DaemonSettings {
 // run under SELinux, where Docker is there without it.
 type selinuxStep struct{}
 
-func (selinuxStep) Name() string { return "selinux" }
+func (selinuxStep) Name() StepName { return StepSELinux }
 
 func (selinuxStep) Check(ctx context.Context, h *Host) (bool, error) {
 	if !selinuxEnforcing(h) || !h.Facts.Has("rpm") || h.Facts.RPMInstalled("container-selinux") {
@@ -87,18 +87,21 @@ func overlayWithoutSELinux(h *Host) bool {
 }
 
 // warning is something the user must hear although nothing failed.
-type warning struct{ step, text string }
+type warning struct {
+	step StepName
+	text string
+}
 
 // warnings lists what provisioning leaves short of the best on this host.
 func warnings(h *Host) []warning {
 	var out []warning
 	if selinuxEnforcing(h) && !selinuxFlagSet(h) && overlayWithoutSELinux(h) {
-		out = append(out, warning{"selinux", fmt.Sprintf("SELinux stays enforcing, but dockerd runs without selinux-enabled: kernel %s cannot label overlay2 files "+
+		out = append(out, warning{StepSELinux, fmt.Sprintf("SELinux stays enforcing, but dockerd runs without selinux-enabled: kernel %s cannot label overlay2 files "+
 			"(dockerd would refuse to start). Containers then run with the host's default SELinux type. Update the kernel (yum update kernel, reboot; "+
 			"3.10.0-693 of CentOS 7.4 and later can) and provision again", h.Facts.Section("kernel"))})
 	}
 	if held := osfamily.ParseLockHolders(h.Facts.Section("package-lock")); len(held) > 0 && needPackages(h) {
-		out = append(out, warning{"docker-install", "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
+		out = append(out, warning{StepInstall, "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
 	}
 	if _, notes, err := (iptablesStep{}).plan(h); err == nil {
 		for _, n := range notes {

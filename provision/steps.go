@@ -2,17 +2,14 @@ package provision
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
-	"github.com/shoal-dev/shoal/templates"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Paths on the host.
@@ -34,7 +31,7 @@ const (
 
 type hostnameStep struct{}
 
-func (hostnameStep) Name() string { return "hostname" }
+func (hostnameStep) Name() StepName { return StepHostname }
 func (hostnameStep) Check(_ context.Context, h *Host) (bool, error) {
 	return h.Facts.Section("hostname") != h.Spec.Hostname, nil
 }
@@ -56,7 +53,7 @@ func (hostnameStep) Apply(ctx context.Context, h *Host) error {
 
 type hostsStep struct{}
 
-func (hostsStep) Name() string { return "hosts" }
+func (hostsStep) Name() StepName { return StepHosts }
 func (hostsStep) want(h *Host) (string, string, error) {
 	cur := h.Facts.sections["hosts"]
 	want, err := EditHosts(cur, h.Spec.Hostname, h.Spec.Hosts)
@@ -76,7 +73,7 @@ func (s hostsStep) Apply(ctx context.Context, h *Host) error {
 
 type installStep struct{}
 
-func (installStep) Name() string { return "docker-install" }
+func (installStep) Name() StepName { return StepInstall }
 
 // source says where Docker must come from: "" when what is there will do.
 func (installStep) source(h *Host) (string, error) {
@@ -84,21 +81,21 @@ func (installStep) source(h *Host) (string, error) {
 	want := h.Spec.Install.Version
 	ok := have != "" && (want == "" || versionMatches(have, want))
 	switch h.Spec.Install.Mode {
-	case "skip":
+	case validate.InstallSkip:
 		if have == "" {
 			return "", fmt.Errorf("Docker is not installed and --engine-install=skip")
 		}
 		return "", nil
-	case "", "auto":
+	case "", validate.InstallAuto:
 		if ok {
 			return "", nil
 		}
-		return "repo", nil
-	case "repo", "distro":
+		return string(validate.InstallRepo), nil
+	case validate.InstallRepo, validate.InstallDistro:
 		if ok {
 			return "", nil
 		}
-		return h.Spec.Install.Mode, nil
+		return string(h.Spec.Install.Mode), nil
 	}
 	return "", fmt.Errorf("unknown --engine-install %q (auto, repo, distro or skip)", h.Spec.Install.Mode)
 }
@@ -164,11 +161,7 @@ func versionMatches(have, want string) bool {
 
 type userStep struct{}
 
-// UserStepName is the step that makes the docker user and puts it in the
-// docker group.
-const UserStepName = "docker-user"
-
-func (userStep) Name() string { return UserStepName }
+func (userStep) Name() StepName { return StepUser }
 
 func (userStep) missingKeys(h *Host) []string {
 	have := map[string]bool{}
@@ -225,7 +218,7 @@ func appendKeys(keys []string) string {
 
 type daemonJSONStep struct{}
 
-func (daemonJSONStep) Name() string { return "daemon.json" }
+func (daemonJSONStep) Name() StepName { return StepDaemonJSON }
 func (daemonJSONStep) merge(h *Host) ([]byte, bool, error) {
 	exists := h.Facts.Section("daemon-json-exists") == "yes"
 	return MergeDaemonJSON([]byte(h.Facts.sections["daemon-json"]), exists, h.daemonSettings())
@@ -284,306 +277,6 @@ func daemonJSONRefused(err error) error {
 // removes the one it made) and starts dockerd again.
 const restoreDaemonJSONCmd = `if [ -e ` + daemonJSONPrev + ` ]; then mv -f ` + daemonJSONPrev + ` ` + daemonJSONPath + `; else rm -f ` + daemonJSONPath + `; fi && ` +
 	`{ systemctl reset-failed docker.service docker.socket; systemctl restart docker; }`
-
-type tlsStep struct{}
-
-func (tlsStep) Name() string { return "docker-tls" }
-
-func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-
-// tlsFile is one PEM file of the daemon's TLS material.
-type tlsFile struct {
-	name string
-	data []byte
-}
-
-// files lists the PEM files in a fixed order, so that a run's commands are
-// always the same.
-func (tlsStep) files(h *Host) []tlsFile {
-	t := h.Spec.TLS
-	return []tlsFile{{"ca.pem", t.CA}, {"server.pem", t.Cert}, {"server-key.pem", t.Key}}
-}
-
-// dropIn is the systemd drop-in (templates/dockerd) that adds the TLS socket
-// to the command line dockerd runs with now (carriedExecStart); settings
-// stay in daemon.json, so the two never clash.
-func (tlsStep) dropIn(h *Host) (string, error) {
-	orig := carriedExecStart(h.Facts.Section("unit"))
-	if orig == "" {
-		return "", fmt.Errorf("cannot read docker.service's ExecStart (systemctl cat docker.service)")
-	}
-	if !strings.Contains(orig, "-H ") && !strings.Contains(orig, "--host") {
-		orig += " -H unix:///var/run/docker.sock"
-	}
-	port := h.Spec.TLS.Port
-	if port == 0 {
-		port = 2376
-	}
-	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
-}
-
-// carriedExecStart is the command line dockerd is started with as the unit
-// and its drop-ins say (shoal's own drop-in left out), without the TCP
-// sockets and TLS flags shoal sets itself. Another tool's drop-in (docker-
-// machine's 10-machine.conf: --storage-driver, --label, its engine options,
-// -H unix://) is carried: dropping it would change the storage driver,
-// which hides every image and container, and move the local socket.
-func carriedExecStart(systemctlCat string) string {
-	exec := execStart(systemctlCat, true, false)
-	if exec == "" {
-		return ""
-	}
-	words := strings.Fields(exec)
-	out := words[:1:1]
-	for i := 1; i < len(words); i++ {
-		w := words[i]
-		name, val, hasVal := strings.Cut(w, "=")
-		switch name {
-		case "-H", "--host":
-			if !hasVal && i+1 < len(words) {
-				val = words[i+1]
-				if strings.HasPrefix(val, "tcp://") {
-					i++
-					continue
-				}
-			}
-			if strings.HasPrefix(val, "tcp://") {
-				continue
-			}
-		case "--tls", "--tlsverify":
-			continue
-		case "--tlscacert", "--tlscert", "--tlskey":
-			if !hasVal {
-				i++
-			}
-			continue
-		}
-		out = append(out, w)
-	}
-	return strings.Join(out, " ")
-}
-
-// socketMoves says whether dockerd's local socket goes from a path it
-// binds itself (-H unix://..., or no -H: its default) to the one systemd's
-// docker.socket hands it (-H fd://). The old dockerd unlinks the path when
-// it stops, and docker.socket's listener would be gone from it: the socket
-// unit must be restarted between the two.
-func socketMoves(running, next string) bool {
-	hosts := func(exec string) (unix, fd bool) {
-		words := strings.Fields(exec)
-		given := false
-		for i, w := range words {
-			name, val, hasVal := strings.Cut(w, "=")
-			if name != "-H" && name != "--host" {
-				continue
-			}
-			if !hasVal && i+1 < len(words) {
-				val = words[i+1]
-			}
-			given = true
-			unix = unix || strings.HasPrefix(val, "unix://")
-			fd = fd || strings.HasPrefix(val, "fd://")
-		}
-		return unix || (!given && exec != ""), fd
-	}
-	runUnix, runFD := hosts(running)
-	_, nextFD := hosts(next)
-	return runUnix && !runFD && nextFD
-}
-
-// mainExecStart returns the ExecStart of the unit file itself, not of a
-// drop-in, on one line: CentOS 7's own docker.service spreads it over many
-// with trailing backslashes.
-func mainExecStart(systemctlCat string) string {
-	return execStart(systemctlCat, false, false)
-}
-
-// execStart returns the unit's ExecStart on one line; with dropIns, the one
-// systemd runs: the last one set, a drop-in's empty ExecStart= clearing
-// what came before. shoal's own drop-in is read only with ours.
-func execStart(systemctlCat string, dropIns, ours bool) string {
-	exec := ""
-	lines := strings.Split(systemctlCat, "\n")
-	skip := false
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if i > 0 && strings.HasPrefix(l, "# /") {
-			if !dropIns {
-				break // a drop-in starts here
-			}
-			skip = !ours && strings.TrimSpace(l) == "# "+dropInPath
-			continue
-		}
-		v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart=")
-		if !ok || skip {
-			continue
-		}
-		words := []string{}
-		for {
-			v = strings.TrimSpace(v)
-			cont := strings.HasSuffix(v, "\\")
-			if w := strings.TrimSpace(strings.TrimSuffix(v, "\\")); w != "" {
-				words = append(words, w)
-			}
-			if !cont || i+1 >= len(lines) {
-				break
-			}
-			i++
-			v = lines[i]
-		}
-		exec = strings.Join(words, " ") // ExecStart= (empty) clears
-	}
-	return exec
-}
-
-func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {
-	if h.Spec.TLS == nil {
-		return false, nil
-	}
-	if keys := daemonTLSConflicts([]byte(h.Facts.sections["daemon-json"])); len(keys) > 0 {
-		return false, fmt.Errorf("/etc/docker/daemon.json sets %s, which shoal sets on dockerd's command line for TLS: remove them from daemon.json or use --engine-tls=false", strings.Join(keys, ", "))
-	}
-	have := map[string]string{}
-	for _, l := range strings.Split(h.Facts.Section("tls"), "\n") {
-		if f := strings.Fields(l); len(f) == 2 {
-			have[f[1]] = f[0]
-		}
-	}
-	for _, f := range s.files(h) {
-		if have[f.name] != sha(f.data) {
-			return true, nil
-		}
-	}
-	want, err := s.dropIn(h)
-	if err != nil {
-		// Docker is not installed yet (plan before install): it will change.
-		return h.Facts.DockerVersion() == "", nil
-	}
-	return h.Facts.sections["dropin"] != want, nil
-}
-
-func (s tlsStep) Apply(ctx context.Context, h *Host) error {
-	dropIn, err := s.dropIn(h)
-	if err != nil {
-		return err
-	}
-	// The directories are made in the files' own round trip (DirMode).
-	var files []sshrun.File
-	for _, f := range s.files(h) {
-		mode := 0o644
-		if strings.HasSuffix(f.name, "-key.pem") {
-			mode = 0o600
-		}
-		files = append(files, sshrun.File{Path: tlsDir + "/" + f.name, Data: f.data, Mode: fsMode(mode), DirMode: 0o755})
-	}
-	if h.Facts.sections["dropin"] != dropIn {
-		files = append(files, sshrun.File{Path: dropInPath, Data: []byte(dropIn), Mode: 0o644, DirMode: 0o755})
-		h.reload = true
-		unit := h.Facts.Section("unit")
-		h.restartSocket = socketMoves(execStart(unit, true, true), carriedExecStart(unit))
-	}
-	if err := writeFiles(ctx, h.R, files); err != nil {
-		return err
-	}
-	h.restart = true
-	return nil
-}
-
-type serviceStep struct{}
-
-func (serviceStep) Name() string { return "docker-service" }
-func (serviceStep) Check(_ context.Context, h *Host) (bool, error) {
-	return h.restart || h.reload || h.Facts.Section("enabled") != "enabled" || h.Facts.Section("active") != "active", nil
-}
-func (serviceStep) Apply(ctx context.Context, h *Host) error {
-	h.dockerdStarted = true
-	var cmds []string
-	if h.reload {
-		cmds = append(cmds, "systemctl daemon-reload")
-	}
-	for _, u := range h.reenable {
-		cmds = append(cmds, "systemctl reenable "+shell.Quote(u))
-	}
-	if h.Facts.Section("enabled") != "enabled" {
-		cmds = append(cmds, "systemctl enable docker")
-	}
-	if h.restart && h.restartSocket {
-		// The socket moves to docker.socket's: it listens on the path
-		// again once the old dockerd, which unlinks it, has stopped.
-		cmds = append(cmds, "systemctl stop docker", "systemctl restart docker.socket", "systemctl start docker")
-	} else if h.restart {
-		// restart, not start: a dockerd still "activating" (a host that just
-		// booted) would keep its old configuration after a start.
-		cmds = append(cmds, "systemctl restart docker")
-	} else {
-		cmds = append(cmds, "systemctl start docker")
-	}
-	_, err := h.R.RunSudo(ctx, strings.Join(cmds, " && "))
-	return serviceFailed(ctx, h, err)
-}
-
-// dockerdWhyCmd prints the unit's state and the journal's tail: dockerd
-// says there why it did not start (status's own lines are of the newest
-// attempt only, often just systemd's "Failed to start").
-const dockerdWhyCmd = "systemctl status docker --no-pager -n 0 2>&1 | head -n 8; journalctl -u docker.service --no-pager -n 10 -o cat 2>&1 | tail -n 10"
-
-// serviceFailed sees to a failed docker-service command (err nil: it did
-// not fail): a restart refused by systemd's start limit (docker.service: 3
-// starts a minute, which a roll or a renewal right after another counts)
-// is tried once more with the counter reset; an error carries the unit's
-// own words on why dockerd did not come up, and when this run replaced
-// daemon.json the old file goes back and dockerd starts again with it.
-func serviceFailed(ctx context.Context, h *Host, err error) error {
-	if err != nil && h.restart && strings.Contains(err.Error(), "attempted too often") {
-		_, err = h.R.RunSudo(ctx, "systemctl reset-failed docker.service docker.socket; systemctl restart docker")
-	}
-	if err == nil {
-		return nil
-	}
-	if st, _ := h.R.RunSudo(ctx, dockerdWhyCmd); len(st.Stdout) > 0 {
-		err = fmt.Errorf("%w\nsystemctl status docker, and dockerd's last words (journal):\n%s", err, st.Stdout)
-	}
-	if !h.daemonJSON {
-		return err
-	}
-	// This run's daemon.json may be why: the host's old one goes back, and
-	// dockerd with it.
-	if _, rerr := h.R.RunSudo(ctx, restoreDaemonJSONCmd); rerr != nil {
-		return fmt.Errorf("%w\n%s is as it was before this run, and dockerd did not start with it either: %v", err, daemonJSONPath, rerr)
-	}
-	h.daemonJSON = false
-	return fmt.Errorf("%w\n%s was put back as it was before this run, and dockerd runs with it again", err, daemonJSONPath)
-}
-
-// dockerVersionCmd prints the running daemon's version, and fails while
-// no daemon answers. Where curl is, from /_ping (pingVersionFunc, the
-// facts probe's way too: a fifth of the docker CLI's cost to the host,
-// which counts when many hosts share a few cores); else, or when the
-// answer is not Docker's, from `docker info`.
-const dockerVersionCmd = pingVersionFunc + `
-if command -v curl >/dev/null; then
-  shoal_ping_version 10
-  case $? in 0) exit 0 ;; 1) exit 1 ;; esac
-fi
-docker info --format '{{.ServerVersion}}'`
-
-// WaitDocker waits until the Docker daemon answers on the host, and
-// returns its version.
-func WaitDocker(ctx context.Context, r Runner, timeout time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		res, err := r.RunSudo(ctx, dockerVersionCmd)
-		if err == nil {
-			return strings.TrimSpace(string(res.Stdout)), nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("the Docker daemon does not answer on %s: %w", r.Host(), err)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
 
 func fsMode(m int) fs.FileMode { return fs.FileMode(m) }
 

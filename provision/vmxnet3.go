@@ -95,7 +95,7 @@ func vmxnet3Plan(f vmxnet3Facts) (change bool, note string) {
 
 type vmxnet3Step struct{}
 
-func (vmxnet3Step) Name() string { return "vmxnet3-offload" }
+func (vmxnet3Step) Name() StepName { return StepVMXNet3 }
 
 func (vmxnet3Step) facts(h *Host) vmxnet3Facts { return parseVmxnet3(h.Facts.Section("vmxnet3")) }
 
@@ -111,7 +111,7 @@ func (s vmxnet3Step) Apply(ctx context.Context, h *Host) error {
 		return nil
 	}
 	if h.progress != nil {
-		h.progress(s.Name(), ui.Info, note)
+		h.progress(string(s.Name()), ui.Info, note)
 	}
 	if err := writeFiles(ctx, h.R, []sshrun.File{{Path: vmxnet3UnitPath, Data: []byte(vmxnet3UnitText(f.iface)), Mode: 0o644}}); err != nil {
 		return err

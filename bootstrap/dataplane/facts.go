@@ -43,6 +43,8 @@ type Facts struct {
 	// Nets are the host's own addresses and routes (CIDR, device), without
 	// the default route and Docker's own bridges.
 	Nets []HostNet `json:"nets,omitempty"`
+	// Addrs are the host's own IP addresses (not loopback).
+	Addrs []string `json:"addrs,omitempty"`
 	// Closed lists "ADDR:PORT" of peers this node could not reach over TCP.
 	Closed []string `json:"closed,omitempty"`
 }
@@ -93,7 +95,8 @@ if has systemctl && systemctl is-active -q firewalld 2>/dev/null && has firewall
   echo "zone_services=$(firewall-cmd --zone="$z" --list-services 2>/dev/null)"
 fi
 has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
-ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2}'
+ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2; split($4,p,"/"); print "ip=" p[1] " " $2}'
+ip -o -6 addr show scope global 2>/dev/null | awk '{split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($i=="dev") d=$(i+1); print "net=" $1 " " d}'
 `)
 	for _, t := range targets {
@@ -158,11 +161,23 @@ func ParseFacts(node, out string) Facts {
 			f.Virt = v
 		case "net":
 			f.addNet(v, seen)
+		case "ip":
+			f.addAddr(v)
 		case "closed":
 			f.Closed = append(f.Closed, v)
 		}
 	}
 	return f
+}
+
+// addAddr keeps one of the host's own addresses, not Docker's bridges'.
+func (f *Facts) addAddr(v string) {
+	addr, dev, _ := strings.Cut(v, " ")
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.IsLoopback() || dockerDev(strings.TrimSpace(dev)) {
+		return
+	}
+	f.Addrs = append(f.Addrs, a.String())
 }
 
 func (f *Facts) addNet(v string, seen map[string]bool) {

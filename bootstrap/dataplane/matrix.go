@@ -134,8 +134,12 @@ func matrixFindings(in Input, known []Finding) []Finding {
 	}
 	small := blamed(in, smallBad)
 	big := blamed(in, bigBad)
+	moved := false
+	for n := range named {
+		moved = moved || named[n]["address"]
+	}
 	for _, n := range small {
-		if named[n]["7946/tcp"] || named[n]["firewalld"] {
+		if named[n]["7946/tcp"] || named[n]["firewalld"] || named[n]["address"] {
 			continue
 		}
 		out = append(out, Finding{Kind: Fault, Node: n, Check: fmt.Sprintf("%d/udp", in.DataPathPort),
@@ -152,7 +156,8 @@ func matrixFindings(in Input, known []Finding) []Finding {
 	}
 	out = append(out, pairFindings(in, small, big)...)
 	for _, n := range sortedKeys(in.Matrix.DNS) {
-		if in.Matrix.DNS[n] != "" {
+		// A node at a stale address explains the names it lacks.
+		if in.Matrix.DNS[n] != "" && !moved {
 			out = append(out, Finding{Kind: Fault, Node: n, Check: "dns",
 				Cause: fmt.Sprintf("service discovery on %s: %s", n, in.Matrix.DNS[n]),
 				Fix:   fmt.Sprintf("check 7946/tcp+udp between %s and the other nodes (gossip carries the names)", n)})

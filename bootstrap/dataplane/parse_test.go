@@ -31,6 +31,11 @@ net=192.168.1.0/24 eth0
 net=172.17.0.1/16 docker0
 net=127.0.0.1/8 lo
 net=10.8.0.1 wg0
+ip=192.168.1.5 eth0
+ip=127.0.0.1 lo
+ip=172.17.0.1 docker0
+ip=fd00::5 eth0
+ip=not-an-address eth0
 closed=192.168.1.7:7946
 garbage line
 `
@@ -39,6 +44,7 @@ garbage line
 		Iface: "eth0", MTU: 1300, Driver: "vmxnet3", TxChecksum: true, Firewalld: true, Zone: "public", ZoneTarget: "default",
 		ZonePorts: []string{"7946/tcp", "4789/udp"}, ZoneServices: []string{"ssh", "dhcpv6-client"}, Virt: "lxc",
 		Nets:   []HostNet{{Prefix: "192.168.1.0/24", Dev: "eth0"}, {Prefix: "10.8.0.1/32", Dev: "wg0"}},
+		Addrs:  []string{"192.168.1.5", "fd00::5"},
 		Closed: []string{"192.168.1.7:7946"}}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
@@ -61,7 +67,7 @@ func TestFactsScriptRuns(t *testing.T) {
 		t.Fatalf("the address ran as a command:\n%s", out)
 	}
 	f := ParseFacts("local", string(out))
-	if !f.Read || !strings.Contains(string(out), "ipvs=") {
+	if !f.Read || !strings.Contains(string(out), "ipvs=") || len(f.Addrs) == 0 && strings.Contains(string(out), "net=") {
 		t.Errorf("no facts:\n%s", out)
 	}
 }

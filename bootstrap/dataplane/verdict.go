@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,10 +58,14 @@ type Matrix struct {
 
 // Input is everything the verdict reasons on.
 type Input struct {
-	Nodes    []string
-	Addrs    map[string]string // node -> swarm address
-	Managers map[string]bool
-	Facts    map[string]Facts
+	Nodes []string
+	Addrs map[string]string // node -> swarm address
+	// Advertised is the address each node's engine advertises for gossip
+	// and VXLAN: after a host got a new address, the old one until the
+	// node joins again.
+	Advertised map[string]string
+	Managers   map[string]bool
+	Facts      map[string]Facts
 	// Pools are the swarm's default address pools (CIDR).
 	Pools        []string
 	OverlayMTU   int
@@ -118,6 +123,7 @@ func Verdict(in Input) *Report {
 	}
 	var fs []Finding
 	fs = append(fs, ipvsFindings(in)...)
+	fs = append(fs, addressFindings(in)...)
 	fs = append(fs, hostFindings(in)...)
 	fs = append(fs, poolFindings(in)...)
 	fs = append(fs, portFindings(in)...)
@@ -308,6 +314,23 @@ func poolFindings(in Input) []Finding {
 					Fix:   "set swarm { default_addr_pool = [...] } to a range no host uses or routes"})
 			}
 		}
+	}
+	return out
+}
+
+// addressFindings names a node whose engine advertises an address its host
+// no longer has: every peer sends its overlay and gossip traffic there.
+func addressFindings(in Input) []Finding {
+	var out []Finding
+	for _, n := range in.Nodes {
+		f, adv := in.Facts[n], in.Advertised[n]
+		a, err := netip.ParseAddr(adv)
+		if err != nil || !f.Read || len(f.Addrs) == 0 || slices.Contains(f.Addrs, a.String()) {
+			continue
+		}
+		out = append(out, Finding{Kind: Fault, Node: n, Check: "address",
+			Cause: fmt.Sprintf("%s's engine advertises %s, an address the host no longer has (it has %s): the other nodes send its overlay and gossip traffic there (service discovery misses its tasks too)", n, adv, strings.Join(f.Addrs, ", ")),
+			Fix:   fmt.Sprintf("run 'cluster up': it joins %s to the swarm again at its new address", n)})
 	}
 	return out
 }

@@ -96,6 +96,21 @@ func TestVerdict(t *testing.T) {
 		}), true, nil},
 		{"4789 dropped on one node names it alone", input(func(in *Input) { failCells(in, "w2", true) }), false,
 			[]want{{Fault, "w2", "", "4789/udp", []string{"4789/udp (VXLAN) is dropped on w2", "let shoal manage the firewall"}}}},
+		{"an engine at its old address is named, not 4789", input(func(in *Input) {
+			in.Advertised = map[string]string{"m1": "192.168.1.1", "w1": "192.168.1.2", "w2": "192.168.1.3"}
+			for n, a := range map[string]string{"m1": "192.168.1.1", "w1": "192.168.1.2", "w2": "192.168.1.9"} {
+				facts(in, n, func(f *Facts) { f.Addrs = []string{a} })
+			}
+			failCells(in, "w2", true)
+			in.Matrix.DNS = map[string]string{"m1": "tasks.SERVICE listed 2 of 3 tasks", "w2": "tasks.SERVICE listed 1 of 3 tasks"}
+		}), false, []want{{Fault, "w2", "", "address", []string{"w2's engine advertises 192.168.1.3, an address the host no longer has (it has 192.168.1.9)", "run 'cluster up'"}}}},
+		{"engine and host agree", input(func(in *Input) {
+			in.Advertised = map[string]string{"w2": "192.168.1.3"}
+			facts(in, "w2", func(f *Facts) { f.Addrs = []string{"10.0.2.15", "192.168.1.3"} })
+		}), true, nil},
+		{"host addresses unknown: nothing said", input(func(in *Input) {
+			in.Advertised = map[string]string{"w2": "192.168.1.3"}
+		}), true, nil},
 		{"data path port moved", input(func(in *Input) { in.DataPathPort = 4790; failCells(in, "w2", true) }), false,
 			[]want{{Fault, "w2", "", "4790/udp", []string{"4790/udp"}}}},
 		{"vmxnet3 offload: a warning while it works", input(func(in *Input) {

@@ -33,16 +33,9 @@ hosts' kernel cannot do at all, e.g. no IP_VS); 1: a FAULT (see docs/troubleshoo
 		Args:              oneArg,
 		ValidArgsFunction: completeFileOrName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, spec, err := g.clusterSpec(cmd, args[0])
+			name, c, err := g.openCluster(cmd, args[0])
 			if err != nil {
 				return err
-			}
-			c, err := g.converger(cmd)
-			if err != nil {
-				return err
-			}
-			if spec != nil {
-				c.UseSecrets(spec)
 			}
 			if g.output == ui.ModeJSON {
 				// stdout is one JSON document: no progress events on it.

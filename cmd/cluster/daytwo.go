@@ -83,11 +83,7 @@ checks.`,
 			if out == "" {
 				return cli.Invalid(fmt.Errorf("backup needs -o ARCHIVE: where to write the archive"))
 			}
-			name, err := g.clusterName(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.converger(cmd)
+			name, _, c, err := g.namedConverger(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -234,4 +230,32 @@ that does not answer keeps the old one until the next 'cluster up'.`,
 	cmd.Flags().BoolVar(&sshKey, "ssh-key", false, "rotate the cluster's SSH key (only)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long every node may take to get a certificate of the new root CA")
 	return cmd
+}
+
+func newUnlock(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unlock FILE|NAME",
+		Short: "Unlock the cluster's locked managers with the unlock key shoal keeps (never printed)",
+		Long: `With swarm { autolock = true } a manager whose dockerd restarted comes back
+locked. unlock unlocks every locked manager of the cluster with the key in
+clusters/NAME/unlock-key, and does nothing else to any node.`,
+		Args: oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, _, c, err := g.namedConverger(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			done, err := c.Unlock(cmd.Context(), name)
+			c.Machines.Progress.Close()
+			if err != nil {
+				return err
+			}
+			if len(done) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: no manager is locked.\n", name)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: unlocked %s.\n", name, strings.Join(done, ", "))
+			return nil
+		},
+	}
 }

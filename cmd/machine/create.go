@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -15,6 +17,7 @@ import (
 )
 
 type createFlags struct {
+	reg        *drivers.Registry
 	driver     string
 	hostname   string
 	dockerUser string
@@ -24,8 +27,8 @@ type createFlags struct {
 }
 
 func newCreate(g *globals) *cobra.Command {
-	f := &createFlags{}
 	reg := g.drivers
+	f := &createFlags{reg: reg}
 	configs := map[string]any{}
 	var compat *engineCompat // docker-machine's flags, bound below
 	cmd := &cobra.Command{
@@ -46,33 +49,9 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
   machine create -d docker --swarm --swarm-join master worker1`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := reg.Get(f.driver)
+			opts, secrets, err := f.options(cmd, args[0], configs, compat)
 			if err != nil {
-				return cli.Invalid(err)
-			}
-			if err := store.ValidateName(args[0]); err != nil {
-				return cli.Invalid(err)
-			}
-			swarm, err := f.swarm.toStore(cmd)
-			if err != nil {
-				return cli.Invalid(err)
-			}
-			opts := machine.CreateOptions{
-				Name: args[0], Driver: spec.Name, DriverConfig: configs[spec.Name],
-				Setup: store.Setup{Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm},
-			}
-			// Every value is checked before the store or a driver is
-			// touched, and every bad one is said at once.
-			var derr, rerr error
-			if spec.Resolve != nil {
-				rerr = spec.Resolve(configs[spec.Name], func(n string) bool { return flagGiven(cmd, spec.Name, n) })
-			}
-			if spec.Validate != nil && rerr == nil {
-				derr = spec.Validate(configs[spec.Name])
-			}
-			secrets, serr := f.access.secrets()
-			if err := errors.Join(rerr, derr, opts.Validate(), validateEngineCompat(&f.engine, compat), serr); err != nil {
-				return cli.Invalid(err)
+				return err
 			}
 			m, err := g.manager(cmd)
 			if err != nil {
@@ -80,7 +59,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			}
 			m.Secrets = secrets
 			defer m.Close()
-			if swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
+			if swarm := opts.Setup.Swarm; swarm != nil && swarm.Join != "" && !m.Store.Exists(swarm.Join) {
 				return usageErr("--swarm-join %s: no such machine (see 'machine ls')", swarm.Join)
 			}
 			mach, err := m.Create(cmd.Context(), opts)
@@ -88,16 +67,7 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if g.output == ui.ModeJSON {
-				return json.NewEncoder(out).Encode(map[string]any{"result": mach.Machine})
-			}
-			fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
-			if mach.Engine.TLS {
-				fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(%s env %s)\"\n", cli.MachineCommand(), shell.Word(mach.Name))
-			}
-			fmt.Fprintf(out, "To log in:  %s ssh %s\n", cli.MachineCommand(), shell.Word(mach.Name))
-			return nil
+			return printCreated(cmd.OutOrStdout(), g.output, mach)
 		},
 	}
 	fs := cmd.Flags()
@@ -123,6 +93,53 @@ Drivers: ` + strings.Join(reg.Names(), ", ") + ` (and generic, an alias of ssh).
 		configs[spec.Name] = cfg
 	}
 	return cmd
+}
+
+// options reads the flags into what Create takes. Every value is checked
+// before the store or a driver is touched, and every bad one is said at
+// once (exit status 2).
+func (f *createFlags) options(cmd *cobra.Command, name string, configs map[string]any, compat *engineCompat) (machine.CreateOptions, machine.Secrets, error) {
+	var opts machine.CreateOptions
+	spec, err := f.reg.Get(f.driver)
+	if err != nil {
+		return opts, machine.Secrets{}, cli.Invalid(err)
+	}
+	if err := store.ValidateName(name); err != nil {
+		return opts, machine.Secrets{}, cli.Invalid(err)
+	}
+	swarm, err := f.swarm.toStore(cmd)
+	if err != nil {
+		return opts, machine.Secrets{}, cli.Invalid(err)
+	}
+	opts = machine.CreateOptions{
+		Name: name, Driver: spec.Name, DriverConfig: configs[spec.Name],
+		Setup: store.Setup{Hostname: f.hostname, DockerUser: f.dockerUser, Engine: f.engine, Swarm: swarm},
+	}
+	var derr, rerr error
+	if spec.Resolve != nil {
+		rerr = spec.Resolve(configs[spec.Name], func(n string) bool { return flagGiven(cmd, spec.Name, n) })
+	}
+	if spec.Validate != nil && rerr == nil {
+		derr = spec.Validate(configs[spec.Name])
+	}
+	secrets, serr := f.access.secrets()
+	if err := errors.Join(rerr, derr, opts.Validate(), validateEngineCompat(&f.engine, compat), serr); err != nil {
+		return opts, secrets, cli.Invalid(err)
+	}
+	return opts, secrets, nil
+}
+
+// printCreated says the machine is ready and how to use it.
+func printCreated(out io.Writer, output string, mach *machine.Machine) error {
+	if output == ui.ModeJSON {
+		return json.NewEncoder(out).Encode(map[string]any{"result": mach.Machine})
+	}
+	fmt.Fprintf(out, "\n%s is ready: Docker on %s (%s driver).\n", mach.Name, mach.Address, mach.Driver.Name())
+	if mach.Engine.TLS {
+		fmt.Fprintf(out, "To point your docker CLI at it:  eval \"$(%s env %s)\"\n", cli.MachineCommand(), shell.Word(mach.Name))
+	}
+	fmt.Fprintf(out, "To log in:  %s ssh %s\n", cli.MachineCommand(), shell.Word(mach.Name))
+	return nil
 }
 
 // flagGiven tells whether the user gave the driver setting (HCL attribute

@@ -15,81 +15,20 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/machine/dmimport"
 )
 
 // The types below carry docker-machine's field names so that the templates
 // its users wrote (inspect --format '{{.Driver.IPAddress}}', ls --format
 // '{{.DriverName}}') keep working; `machine import` reads a docker-machine
-// store with the same types.
-
-// dmEngineOptions is HostOptions.EngineOptions.
-type dmEngineOptions struct {
-	ArbitraryFlags   []string
-	DNS              []string `json:"Dns"`
-	GraphDir         string
-	Env              []string
-	Ipv6             bool
-	InsecureRegistry []string
-	Labels           []string
-	LogLevel         string
-	StorageDriver    string
-	SelinuxEnabled   bool
-	TLSVerify        bool `json:"TlsVerify"`
-	RegistryMirror   []string
-	InstallURL       string
-}
-
-// dmSwarmOptions is HostOptions.SwarmOptions (shoal's swarm is Swarm mode,
-// not the classic swarm these fields described; the flags that still mean
-// something are filled).
-type dmSwarmOptions struct {
-	IsSwarm        bool
-	Address        string
-	Discovery      string
-	Agent          bool
-	Master         bool
-	Host           string
-	Image          string
-	ArbitraryFlags []string
-	Env            []string
-}
-
-// dmAuthOptions is HostOptions.AuthOptions.
-type dmAuthOptions struct {
-	CertDir              string
-	CaCertPath           string
-	CaPrivateKeyPath     string
-	CaCertRemotePath     string
-	ServerCertPath       string
-	ServerKeyPath        string
-	ClientKeyPath        string
-	ServerCertRemotePath string
-	ServerKeyRemotePath  string
-	ClientCertPath       string
-	ServerCertSANs       []string
-	StorePath            string
-}
-
-// dmHostOptions is Host.HostOptions.
-type dmHostOptions struct {
-	Driver        string
-	Memory        int
-	Disk          int
-	EngineOptions *dmEngineOptions
-	SwarmOptions  *dmSwarmOptions
-	AuthOptions   *dmAuthOptions
-}
-
-// dmDriver is the part of Host.Driver every docker-machine driver has.
-type dmDriver struct {
-	IPAddress   string
-	MachineName string
-	SSHUser     string
-	SSHPort     int
-	SSHKeyPath  string
-	StorePath   string
-	SwarmMaster bool
-}
+// store with the same types, dmimport's.
+type (
+	dmEngineOptions = dmimport.EngineOptions
+	dmSwarmOptions  = dmimport.SwarmOptions
+	dmAuthOptions   = dmimport.AuthOptions
+	dmHostOptions   = dmimport.HostOptions
+	dmDriver        = dmimport.Driver
+)
 
 // dmHost is a machine as inspect --format sees it: docker-machine's fields
 // first, and shoal's own config (.Address, .SSH.User, .Engine) still there.

@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
+	"github.com/shoal-dev/shoal/cmd/internal/shellenv"
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/machine"
@@ -38,7 +39,7 @@ tunnel's local port, still over TLS.
 With --swarm, DOCKER_HOST is the machine's swarm master. With --no-proxy, the
 machine's address is added to no_proxy (or NO_PROXY); with --unset too, that
 variable is unset after the four DOCKER_* ones, as docker-machine does. The shell is taken from
-$SHELL unless --shell says (` + machine.ShellNames + `); every value
+$SHELL unless --shell says (` + shellenv.ShellNames + `); every value
 is quoted for that shell. A machine that is not running is an error (exit 1,
 "Host is not running"), as with docker-machine.`,
 		Example: `  eval "$(machine env m1)"
@@ -56,41 +57,33 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if shell == "" {
-				shell = machine.DetectShell()
+				shell = shellenv.DetectShell()
 			}
 			out := cmd.OutOrStdout()
 			if unset {
-				text, err := machine.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
+				text, err := shellenv.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
 				if err != nil {
 					return cli.Invalid(err)
 				}
 				fmt.Fprint(out, text)
 				return nil
 			}
-			if _, err := machine.EnvScript(shell, nil, ""); err != nil {
+			if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
 				return cli.Invalid(err)
 			}
-			m, err := g.manager(cmd)
+			url, dir, target, err := tlsAccess(cmd, g, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			dir, err := m.ClientCertDir(target)
-			if err != nil {
-				return err
-			}
-			vars := []machine.Var{
+			vars := []shellenv.Var{
 				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
 				{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
 			}
 			if noProxy {
-				n, v := machine.NoProxy(os.Getenv, target.Address)
-				vars = append(vars, machine.Var{Name: n, Value: v})
+				n, v := shellenv.NoProxy(os.Getenv, target.Address)
+				vars = append(vars, shellenv.Var{Name: n, Value: v})
 			}
-			text, err := machine.Script(shell, vars, false, "machine env "+args[0])
+			text, err := shellenv.Script(shell, vars, false, "machine env "+args[0])
 			if err != nil {
 				return err
 			}
@@ -98,7 +91,7 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: "+machine.ShellNames+" (default from $SHELL)")
+	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: "+shellenv.ShellNames+" (default from $SHELL)")
 	cmd.Flags().BoolVarP(&unset, "unset", "u", false, "print the commands that unset the variables")
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
@@ -185,6 +178,24 @@ func tunnelOr(ctx context.Context, mach *machine.Machine, url string, stderr io.
 	return host
 }
 
+// tlsAccess is what reaches the machine's engine (with toMaster, its swarm
+// master's) over TLS: the URL and the folder of the client certificates.
+func tlsAccess(cmd *cobra.Command, g *globals, name string, toMaster bool) (url, certDir string, target *store.Machine, err error) {
+	m, err := g.manager(cmd)
+	if err != nil {
+		return "", "", nil, err
+	}
+	url, target, err = engineURL(cmd.Context(), m, name, toMaster, cmd.ErrOrStderr())
+	if err != nil {
+		return "", "", nil, err
+	}
+	certDir, err = m.ClientCertDir(target)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return url, certDir, target, nil
+}
+
 func newConfig(g *globals) *cobra.Command {
 	var swarmFlag bool
 	cmd := &cobra.Command{
@@ -194,15 +205,7 @@ func newConfig(g *globals) *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			url, target, err := engineURL(cmd.Context(), m, args[0], swarmFlag, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			dir, err := m.ClientCertDir(target)
+			url, dir, _, err := tlsAccess(cmd, g, args[0], swarmFlag)
 			if err != nil {
 				return err
 			}

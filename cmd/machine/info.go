@@ -23,11 +23,7 @@ func newInspect(g *globals) *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			mach, err := m.Load(args[0])
+			m, mach, err := g.loadMachine(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -82,11 +78,7 @@ func newURL(g *globals) *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeMachines(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			mach, err := m.Load(args[0])
+			_, mach, err := g.loadMachine(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -54,16 +54,7 @@ func parseTimeout(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func newLs(g *globals) *cobra.Command {
-	var quiet bool
-	var format string
-	var filters []string
-	timeout := timeoutValue(10 * time.Second)
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER CERTS ERRORS",
-		Long: `List machines. Running machines are probed in parallel (SSH, docker version).
+const lsLong = `List machines. Running machines are probed in parallel (SSH, docker version).
 Filters, as docker-machine's: driver=NAME, state=Running|Stopped|...,
 name=REGEXP, label=K=V (an engine label), swarm=MASTER, and cluster=NAME;
 a key given twice matches either value, different keys must all match.
@@ -76,8 +67,19 @@ and .Certs (when its TLS certificates expire); a "table " prefix prints a
 header row and aligns the columns, e.g. 'table {{.Name}}\t{{.URL}}'; a title is
 the ls column's (.DriverName: DRIVER), else the field's name in capitals
 (.EngineOptions.StorageDriver: STORAGE_DRIVER; {{if .ActiveHost}}*{{end}}:
-ACTIVE_HOST).`,
-		Args: exactArgs(0),
+ACTIVE_HOST).`
+
+func newLs(g *globals) *cobra.Command {
+	var quiet bool
+	var format string
+	var filters []string
+	timeout := timeoutValue(10 * time.Second)
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List machines: NAME ACTIVE DRIVER STATE URL SWARM DOCKER CERTS ERRORS",
+		Long:    lsLong,
+		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tmpl *template.Template
 			table := false
@@ -101,65 +103,23 @@ ACTIVE_HOST).`,
 			if err != nil {
 				return err
 			}
-			dockerHost, active := os.Getenv("DOCKER_HOST"), os.Getenv("DOCKER_MACHINE_NAME")
-			var rows []machine.Info
-			for _, in := range infos {
-				in.Active = activeRow(in, dockerHost, active)
-				var labels []string
-				if len(filter["label"]) > 0 {
-					if mach, err := m.Store.Load(in.Name); err == nil {
-						labels = mach.Engine.Labels
-					}
-				}
-				if filter.matches(in, labels) {
-					rows = append(rows, in)
-				}
-			}
+			rows := filterRows(m, infos, filter)
 			out := cmd.OutOrStdout()
 			switch {
 			case quiet:
 				for _, r := range rows {
 					fmt.Fprintln(out, r.Name)
 				}
+				return nil
 			case tmpl != nil:
-				items := make([]lsItem, 0, len(rows))
-				for _, r := range rows {
-					var h *dmHost
-					if mach, err := m.Store.Load(r.Name); err == nil {
-						h = newDMHost(m.Store, mach)
-					}
-					it := newLsItem(r, h)
-					items = append(items, it)
-				}
-				text, err := renderLs(tmpl, table, items)
-				if err != nil {
-					return cli.Invalid(err)
-				}
-				if !table {
-					_, err = io.WriteString(out, text)
-					return err
-				}
-				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-				io.WriteString(tw, text)
-				return tw.Flush()
+				return printLsFormat(out, m, rows, tmpl, table)
 			case g.output == "json":
 				if rows == nil {
 					rows = []machine.Info{}
 				}
 				return writeJSON(out, rows)
-			default:
-				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tCERTS\tERRORS")
-				for _, r := range rows {
-					act := "-"
-					if r.Active {
-						act = "*"
-					}
-					ui.TableRow(tw, r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
-				}
-				return tw.Flush()
 			}
-			return nil
+			return printLsTable(out, rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print names only")
@@ -167,6 +127,65 @@ ACTIVE_HOST).`,
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, label, swarm, cluster); one key twice is OR, different keys AND")
 	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to probe each machine: seconds (20) or a duration (20s)")
 	return cmd
+}
+
+// filterRows marks the active machine and keeps the rows the filter
+// passes (a machine's engine labels read only when a label is asked).
+func filterRows(m *machine.Manager, infos []machine.Info, filter lsFilter) []machine.Info {
+	dockerHost, active := os.Getenv("DOCKER_HOST"), os.Getenv("DOCKER_MACHINE_NAME")
+	var rows []machine.Info
+	for _, in := range infos {
+		in.Active = activeRow(in, dockerHost, active)
+		var labels []string
+		if len(filter["label"]) > 0 {
+			if mach, err := m.Store.Load(in.Name); err == nil {
+				labels = mach.Engine.Labels
+			}
+		}
+		if filter.matches(in, labels) {
+			rows = append(rows, in)
+		}
+	}
+	return rows
+}
+
+// printLsFormat prints the rows through ls --format's template; a table
+// has its columns aligned.
+func printLsFormat(out io.Writer, m *machine.Manager, rows []machine.Info, tmpl *template.Template, table bool) error {
+	items := make([]lsItem, 0, len(rows))
+	for _, r := range rows {
+		var h *dmHost
+		if mach, err := m.Store.Load(r.Name); err == nil {
+			h = newDMHost(m.Store, mach)
+		}
+		it := newLsItem(r, h)
+		items = append(items, it)
+	}
+	text, err := renderLs(tmpl, table, items)
+	if err != nil {
+		return cli.Invalid(err)
+	}
+	if !table {
+		_, err = io.WriteString(out, text)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	io.WriteString(tw, text)
+	return tw.Flush()
+}
+
+// printLsTable prints ls's own table.
+func printLsTable(out io.Writer, rows []machine.Info) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tACTIVE\tDRIVER\tSTATE\tURL\tSWARM\tDOCKER\tCERTS\tERRORS")
+	for _, r := range rows {
+		act := "-"
+		if r.Active {
+			act = "*"
+		}
+		ui.TableRow(tw, r.Name, act, r.DriverName, r.State, r.URL, r.Swarm, r.DockerVersion, r.Certs, r.Error)
+	}
+	return tw.Flush()
 }
 
 // lsFilter is ls --filter as docker-machine reads it: values of one key

@@ -36,6 +36,19 @@ func (g *globals) manager(cmd *cobra.Command) (*machine.Manager, error) {
 	return m, err
 }
 
+// loadMachine is the manager and the machine NAME.
+func (g *globals) loadMachine(cmd *cobra.Command, name string) (*machine.Manager, *machine.Machine, error) {
+	m, err := g.manager(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	mach, err := m.Load(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, mach, nil
+}
+
 func newRoot(reg *drivers.Registry) *cobra.Command {
 	g := &globals{drivers: reg}
 	root := &cobra.Command{

@@ -1,17 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/pkg/sftp"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/sftpcopy"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
@@ -82,42 +81,7 @@ drops rsync's --progress.`,
 			if err != nil {
 				return err
 			}
-			sftpOf := func(name string) (*sftp.Client, func(), error) {
-				c, err := connectRunning(cmd.Context(), m, name)
-				if err != nil {
-					return nil, nil, err
-				}
-				sc, err := c.SFTP()
-				if err != nil {
-					c.Close()
-					return nil, nil, fmt.Errorf("%s: sftp: %w", name, err)
-				}
-				return sc, func() { c.Close() }, nil
-			}
-			var from, to *sftp.Client
-			if srcName != "" {
-				sc, done, err := sftpOf(srcName)
-				if err != nil {
-					return err
-				}
-				defer done()
-				from = sc
-			}
-			if dstName != "" {
-				sc, done, err := sftpOf(dstName)
-				if err != nil {
-					return err
-				}
-				defer done()
-				to = sc
-			}
-			switch {
-			case from == nil:
-				return upload(to, src, dst, recursive)
-			case to == nil:
-				return download(from, src, dst, recursive)
-			}
-			return relay(from, to, srcName, dstName, src, dst, recursive)
+			return copySFTP(cmd.Context(), m, srcName, src, dstName, dst, recursive)
 		},
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy folders recursively")
@@ -126,151 +90,48 @@ drops rsync's --progress.`,
 	return cmd
 }
 
-// safeEntry refuses a name a remote folder listing should never hold: it
-// would take a recursive download out of its destination.
-func safeEntry(dir, name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
-		return fmt.Errorf("remote folder %s lists an entry named %q: refused", dir, name)
+// copySFTP opens an SFTP session to each machine named and copies; a copy
+// refused for how it was asked is bad usage (exit status 2).
+func copySFTP(ctx context.Context, m *machine.Manager, srcName, src, dstName, dst string, recursive bool) error {
+	sftpOf := func(name string) (*sftp.Client, func(), error) {
+		c, err := connectRunning(ctx, m, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		sc, err := c.SFTP()
+		if err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("%s: sftp: %w", name, err)
+		}
+		return sc, func() { c.Close() }, nil
 	}
-	return nil
-}
-
-// relay copies from one machine to another through a private temporary
-// folder here. The copy is downloaded to a fixed name inside that folder
-// (never one taken from SRC: ".." would name the folder's parent) and
-// uploaded under SRC's own name.
-func relay(from, to *sftp.Client, srcName, dstName, src, dst string, recursive bool) error {
-	// Where it lands is decided first: a refused copy downloads nothing.
-	rst, err := to.Stat(dst)
-	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(path.Base(path.Clean(src))), path.Join)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "machine-scp-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	local := filepath.Join(tmp, "copy")
-	if err := downloadTree(from, src, local, recursive); err != nil {
-		return fmt.Errorf("%s: %w", srcName, err)
-	}
-	if err := uploadTree(to, local, target, recursive); err != nil {
-		return fmt.Errorf("%s: %w", dstName, err)
-	}
-	return nil
-}
-
-// copyName is the name a copy of SRC takes inside an existing folder: the
-// last element of the cleaned SRC, or "" when SRC has none of its own
-// (".", "..", "/", "~").
-func copyName(base string) string {
-	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\\\x00") {
-		return ""
-	}
-	return base
-}
-
-// destPath is where a copy lands: inside DST, under name, when DST is an
-// existing folder; else DST itself. A SRC without a name of its own is
-// refused there: joining ".." would take the copy out of DST.
-func destPath(dst string, dstIsDir bool, name string, join func(...string) string) (string, error) {
-	if !dstIsDir {
-		return dst, nil
-	}
-	if name == "" {
-		return "", usageErr("the source has no name of its own to take inside the folder %s: name the destination, e.g. %s", dst, join(dst, "NAME"))
-	}
-	return join(dst, name), nil
-}
-
-func upload(sc *sftp.Client, src, dst string, recursive bool) error {
-	rst, err := sc.Stat(dst)
-	target, err := destPath(dst, err == nil && rst.IsDir(), copyName(filepath.Base(filepath.Clean(src))), path.Join)
-	if err != nil {
-		return err
-	}
-	return uploadTree(sc, src, target, recursive)
-}
-
-func uploadTree(sc *sftp.Client, src, dst string, recursive bool) error {
-	st, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		in, err := os.Open(src)
+	// One session a side, even when both name the same machine.
+	var ends [2]*sftp.Client
+	for i, name := range []string{srcName, dstName} {
+		if name == "" {
+			continue
+		}
+		sc, done, err := sftpOf(name)
 		if err != nil {
 			return err
 		}
-		defer in.Close()
-		return sshrun.PutFile(sc, dst, in, st.Mode().Perm())
+		defer done()
+		ends[i] = sc
 	}
-	if !recursive {
-		return usageErr("%s is a folder: use -r", src)
+	from, to := ends[0], ends[1]
+	var err error
+	switch {
+	case from == nil:
+		err = sftpcopy.Upload(to, src, dst, recursive)
+	case to == nil:
+		err = sftpcopy.Download(from, src, dst, recursive)
+	default:
+		err = sftpcopy.Relay(from, to, srcName, dstName, src, dst, recursive)
 	}
-	if err := sc.MkdirAll(dst); err != nil {
-		return err
+	// The refusal alone is said, as when it was the CLI's own usage error.
+	var refused *sftpcopy.UsageError
+	if errors.As(err, &refused) {
+		return cli.Invalid(refused)
 	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := uploadTree(sc, filepath.Join(src, e.Name()), path.Join(dst, e.Name()), true); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func download(sc *sftp.Client, src, dst string, recursive bool) error {
-	lst, err := os.Stat(dst)
-	target, err := destPath(dst, err == nil && lst.IsDir(), copyName(path.Base(path.Clean(src))), filepath.Join)
-	if err != nil {
-		return err
-	}
-	return downloadTree(sc, src, target, recursive)
-}
-
-func downloadTree(sc *sftp.Client, src, dst string, recursive bool) error {
-	st, err := sc.Stat(src)
-	if err != nil {
-		return fmt.Errorf("remote %s: %w", src, err)
-	}
-	if !st.IsDir() {
-		in, err := sc.Open(src)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	}
-	if !recursive {
-		return usageErr("%s is a folder: use -r", src)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	entries, err := sc.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := safeEntry(src, e.Name()); err != nil {
-			return err
-		}
-		if err := downloadTree(sc, path.Join(src, e.Name()), filepath.Join(dst, e.Name()), true); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }

@@ -83,15 +83,11 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 	if opts.Agent && agentSock == "" {
 		return usageErr("ssh option -A: $SSH_AUTH_SOCK is empty (no ssh-agent running here)")
 	}
-	m, err := g.manager(cmd)
+	m, mach, err := g.loadMachine(cmd, name)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	mach, err := m.Load(name)
-	if err != nil {
-		return err
-	}
 	if err := requireRunning(ctx, mach); err != nil {
 		return err
 	}

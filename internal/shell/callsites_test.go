@@ -21,8 +21,8 @@ import (
 var reviewed = map[string]string{
 	// Hints printed for the user to type, not run by shoal; the machine
 	// command is the binary's own path and names are validated.
-	"cmd/cluster/root.go: cli.MachineCommand()":   "hint for the user's own shell",
-	"cmd/cluster/root.go: res.Leader":             "hint; a validated machine name",
+	"cmd/cluster/up.go: cli.MachineCommand()":     "hint for the user's own shell",
+	"cmd/cluster/up.go: res.Leader":               "hint; a validated machine name",
 	"cmd/machine/create.go: cli.MachineCommand()": "hint for the user's own shell",
 	"cmd/machine/tunnel.go: cli.MachineCommand()": "hint for the user's own shell",
 	// The probe table: constant commands, the docker user quoted (each

@@ -221,11 +221,8 @@ func IsDockerRepo(r Repo) bool { return strings.HasPrefix(r.ID, "docker-ce") }
 // answers (a host missing from it is taken to answer).
 func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needPackages bool) (OSRepoPlan, error) {
 	var plan OSRepoPlan
-	files, repos := dir.Files, dir.Repos
-	name := os.PrettyName
-	if name == "" {
-		name = strings.TrimSpace(os.ID + " " + os.VersionID)
-	}
+	repos := dir.Repos
+	name := displayName(os)
 	eol, isEOL := EOL(os)
 	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
 		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
@@ -234,55 +231,18 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
 		mirror = ""
 	}
-	dead := func(r Repo) bool {
-		for _, h := range r.Hosts() {
-			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
-				return true
-			}
+	dead := deadRepo(reach, isEOL)
+	aside := map[string]bool{}
+	if mirror != "" {
+		var err error
+		if aside, err = plan.mirror(dir, eol, mirror, dead); err != nil {
+			return plan, err
 		}
-		return false
-	}
-	has := map[string]bool{}
-	for _, f := range files {
-		has[f] = true
 	}
 	var deadRepos []Repo
-	if mirror != "" {
-		want := eol.MirrorRepoText(mirror)
-		ids := map[string]bool{}
-		for _, r := range eol.mirrorRepos() {
-			ids[r[0]] = true
-		}
-		aside := map[string]bool{}
-		for _, r := range repos {
-			if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
-				continue
-			}
-			// The same id twice stops yum; a dead CentOS repo stops it too.
-			if ids[r.ID] || dead(r) && isCentOSRepo(r) {
-				aside[r.File] = true
-			}
-		}
-		for f := range aside {
-			if has[f+RepoBackupExt] {
-				return plan, fmt.Errorf("%s and its backup %s both exist: shoal keeps the first original and will not overwrite it; move one of them away", f, f+RepoBackupExt)
-			}
-			plan.MoveAside = append(plan.MoveAside, f)
-		}
-		sort.Strings(plan.MoveAside)
-		if len(plan.MoveAside) > 0 || strings.TrimRight(dir.Text[MirrorRepoFile], "\n") != strings.TrimRight(want, "\n") {
-			plan.Write = want
-		}
-		for _, r := range repos {
-			if r.Enabled && !IsDockerRepo(r) && r.File != MirrorRepoFile && !aside[r.File] && dead(r) {
-				deadRepos = append(deadRepos, r)
-			}
-		}
-	} else {
-		for _, r := range repos {
-			if r.Enabled && !IsDockerRepo(r) && dead(r) {
-				deadRepos = append(deadRepos, r)
-			}
+	for _, r := range repos {
+		if r.Enabled && !IsDockerRepo(r) && (mirror == "" || r.File != MirrorRepoFile && !aside[r.File]) && dead(r) {
+			deadRepos = append(deadRepos, r)
 		}
 	}
 	if !needPackages || len(deadRepos) == 0 {
@@ -291,6 +251,60 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 		}
 		return plan, nil
 	}
+	return plan, deadReposError(deadRepos, eol, isEOL)
+}
+
+// deadRepo tells a repository none of whose servers answer (reach, the
+// probe's answers), or that an end-of-life release's retired servers serve.
+func deadRepo(reach map[string]bool, isEOL bool) func(Repo) bool {
+	return func(r Repo) bool {
+		for _, h := range r.Hosts() {
+			if ok, known := reach[h]; known && !ok || isEOL && retiredHost(h) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// mirror plans the mirror file of an end-of-life release and the files set
+// aside for it; it returns those (by file).
+func (plan *OSRepoPlan) mirror(dir RepoDir, eol EOLRelease, mirror string, dead func(Repo) bool) (map[string]bool, error) {
+	has := map[string]bool{}
+	for _, f := range dir.Files {
+		has[f] = true
+	}
+	want := eol.MirrorRepoText(mirror)
+	ids := map[string]bool{}
+	for _, r := range eol.mirrorRepos() {
+		ids[r[0]] = true
+	}
+	aside := map[string]bool{}
+	for _, r := range dir.Repos {
+		if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
+			continue
+		}
+		// The same id twice stops yum; a dead CentOS repo stops it too.
+		if ids[r.ID] || dead(r) && isCentOSRepo(r) {
+			aside[r.File] = true
+		}
+	}
+	for f := range aside {
+		if has[f+RepoBackupExt] {
+			return aside, fmt.Errorf("%s and its backup %s both exist: shoal keeps the first original and will not overwrite it; move one of them away", f, f+RepoBackupExt)
+		}
+		plan.MoveAside = append(plan.MoveAside, f)
+	}
+	sort.Strings(plan.MoveAside)
+	if len(plan.MoveAside) > 0 || strings.TrimRight(dir.Text[MirrorRepoFile], "\n") != strings.TrimRight(want, "\n") {
+		plan.Write = want
+	}
+	return aside, nil
+}
+
+// deadReposError says which of the OS's repositories do not answer, and
+// what to do about it.
+func deadReposError(deadRepos []Repo, eol EOLRelease, isEOL bool) error {
 	var list []string
 	centos := true
 	for _, r := range deadRepos {
@@ -300,12 +314,12 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 	msg := fmt.Sprintf("the OS's repositories do not answer: %s", strings.Join(list, "; "))
 	switch {
 	case isEOL && centos:
-		return plan, fmt.Errorf("%s: %s reached its end of life on %s and its repositories moved to the vault. "+
+		return fmt.Errorf("%s: %s reached its end of life on %s and its repositories moved to the vault. "+
 			"Set engine { os_mirror = \"https://vault.centos.org\" } (or --engine-os-mirror; a mirror of the vault such as "+
 			"https://mirrors.aliyun.com/centos-vault works too): shoal then points %s at it, keeping the original files as *.repo%s",
 			msg, eol.Name, eol.Date, strings.Join(eol.repoIDs(), ", "), RepoBackupExt)
 	default:
-		return plan, fmt.Errorf("%s. Packages (Docker's dependencies, container-selinux) come from them: fix or disable them on the host (yum-config-manager --disable ID)", msg)
+		return fmt.Errorf("%s. Packages (Docker's dependencies, container-selinux) come from them: fix or disable them on the host (yum-config-manager --disable ID)", msg)
 	}
 }
 
@@ -389,112 +403,6 @@ func displayName(os OS) string {
 		return os.PrettyName
 	}
 	return strings.TrimSpace(os.ID + " " + os.VersionID)
-}
-
-// lastFrozenMajor is the last docker-ce major built for CentOS 7 and 8
-// (docker-ce-packaging removed both for v27).
-const lastFrozenMajor = 26
-
-// DockerRepoDir picks docker-ce's repository for the OS: RHEL has its own;
-// CentOS 7 and 8's stopped at 26.1, so EL8 rebuilds take the rhel one,
-// which is still built, unless a pin of 26 or older asks for what only the
-// centos one has. EL9 rebuilds use centos/9, which is still built.
-func DockerRepoDir(os OS, major int, version string) string {
-	if os.ID == "rhel" && major >= 8 {
-		return "rhel"
-	}
-	if major == 8 && !(version != "" && pinMajor(version) <= lastFrozenMajor) {
-		return "rhel"
-	}
-	return "centos"
-}
-
-func pinMajor(v string) int {
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
-}
-
-// ListVersionsCmd lists every docker-ce version the configured repositories
-// offer, one "name.arch epoch:version-release repo" line each.
-func (r RHEL) ListVersionsCmd() string {
-	return packager(r.Major) + " -q list --showduplicates docker-ce"
-}
-
-var listLineRE = regexp.MustCompile(`^docker-ce\.\S+\s+(?:\d+:)?([0-9][0-9.]*)-\S+`)
-
-// ParseVersions reads ListVersionsCmd's output: the versions, newest first,
-// without repeats.
-func ParseVersions(out string) []string {
-	seen := map[string]bool{}
-	var vs []string
-	for _, l := range strings.Split(out, "\n") {
-		if m := listLineRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil && !seen[m[1]] {
-			seen[m[1]] = true
-			vs = append(vs, m[1])
-		}
-	}
-	sort.Slice(vs, func(i, j int) bool { return versionLess(vs[j], vs[i]) })
-	return vs
-}
-
-func versionLess(a, b string) bool {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, y := pinMajor(as[i]), pinMajor(bs[i])
-		if x != y {
-			return x < y
-		}
-	}
-	return len(as) < len(bs)
-}
-
-// MadisonCmd lists the docker-ce versions apt's sources offer, one
-// "docker-ce | 5:24.0.9-1~debian.12~bookworm | URL SUITE/stable ARCH Packages"
-// line each.
-const MadisonCmd = "apt-cache madison docker-ce"
-
-var madisonRE = regexp.MustCompile(`^docker-ce\s*\|\s*(?:\d+:)?([0-9][0-9.]*)[-~+]\S*\s*\|`)
-
-// ParseMadison reads MadisonCmd's output: the versions, newest first.
-func ParseMadison(out string) []string {
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if m := madisonRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
-			lines = append(lines, "docker-ce.any "+m[1]+"-1 r")
-		}
-	}
-	return ParseVersions(strings.Join(lines, "\n"))
-}
-
-// CheckPin tells whether the repository offers the pinned version (24.0.9,
-// or a prefix such as 27 or 26.1); its error lists what it does offer.
-func CheckPin(offered []string, pin, repo string) error {
-	for _, v := range offered {
-		if v == pin || strings.HasPrefix(v, pin+".") {
-			return nil
-		}
-	}
-	shown := offered
-	more := ""
-	if len(shown) > 12 {
-		more = fmt.Sprintf(" and %d older", len(shown)-12)
-		shown = shown[:12]
-	}
-	have := "nothing"
-	if len(shown) > 0 {
-		have = strings.Join(shown, ", ") + more
-	}
-	hint := ""
-	if (strings.HasSuffix(repo, "/linux/centos/7") || strings.HasSuffix(repo, "/linux/centos/8")) && pinMajor(pin) > lastFrozenMajor {
-		hint = fmt.Sprintf(" Docker stopped building for CentOS 7 and 8 after %d.1: pin %d.1 or older here, or use an EL9 host.", lastFrozenMajor, lastFrozenMajor)
-	}
-	return fmt.Errorf("docker-ce %s is not in %s, which offers %s.%s", pin, repo, have, hint)
 }
 
 // RHEL7Extras makes sure RHEL 7's extras repository (container-selinux) is

@@ -45,8 +45,8 @@ func ParseOSRelease(text string) OS {
 
 // Install says how Docker should get onto the host.
 type Install struct {
-	// Mode is auto, repo, distro or skip.
-	Mode string
+	// Mode is auto (""), repo, distro or skip.
+	Mode validate.InstallMode
 	// Version pins the engine version (e.g. 24.0.9); empty means the newest.
 	Version string
 	// RepoURL is the docker-ce repository root (https://download.docker.com

@@ -132,8 +132,8 @@ func TestClusterCheckDataPlane(t *testing.T) {
 	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := s.cluster("up", file); r.code != 0 || !strings.Contains(r.stdout, "FAULT: 4789/udp (VXLAN) is dropped on w2") || !strings.Contains(r.stderr, "the data plane has a fault") {
-		t.Errorf("cluster up with 4789/udp dropped on w2: want the fault reported as a warning (exit 0): %s", r)
+	if r := s.cluster("up", file); r.code != 1 || !strings.Contains(r.stdout, "FAULT: 4789/udp (VXLAN) is dropped on w2") || !strings.Contains(r.stderr, "its data plane has a fault") {
+		t.Errorf("cluster up with 4789/udp dropped on w2: want exit 1 and the fault: %s", r)
 	}
 	dockerExec(t, "e2e-dp-w2", "iptables", "-D", "INPUT", "-p", "udp", "--dport", "4789", "-j", "DROP")
 

@@ -292,6 +292,11 @@ func TestClusterLifecycle(t *testing.T) {
 				t.Errorf("plan should say %s is readdressed:\n%s", n, plan)
 			}
 		}
+		// The worker's engine still advertises its old address: the check
+		// names that, not a firewall.
+		if r := s.cluster("check", file); r.code != 1 || !strings.Contains(r.stdout, "lc-w-1's engine advertises "+oldAddr["lc-w-1"]) || strings.Contains(r.stdout, "4789/udp (VXLAN) is dropped") {
+			t.Errorf("cluster check before the readdress: want exit 1 naming lc-w-1's stale address: %s", r)
+		}
 		if r := s.cluster("up", file); r.code != 0 {
 			t.Fatalf("cluster up after address changes: %s", r)
 		}

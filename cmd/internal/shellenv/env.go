@@ -1,4 +1,7 @@
-package machine
+// Package shellenv renders the lines that set the docker CLI's variables in
+// the user's shell, each value quoted for that shell (machine env, cluster
+// env).
+package shellenv
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package main
+package sftpcopy
 
 import (
 	"io"
@@ -108,30 +108,30 @@ func TestSCPStaysInDestination(t *testing.T) {
 	up := ".."
 	before := tree(t, base)
 	for _, run := range []func() error{
-		func() error { return download(sc, up, filepath.Join(base, "local", "dst"), true) },
-		func() error { return download(sc, ".", filepath.Join(base, "local", "dst"), true) },
-		func() error { return download(sc, "/", filepath.Join(base, "local", "dst"), true) },
-		func() error { return download(sc, "..", ".", true) },
-		func() error { return relay(sc, sc, "a", "b", up, filepath.Join(remote, "dst"), true) },
-		func() error { return upload(sc, "..", filepath.Join(remote, "dst"), true) },
-		func() error { return upload(sc, ".", "..", true) },
+		func() error { return Download(sc, up, filepath.Join(base, "local", "dst"), true) },
+		func() error { return Download(sc, ".", filepath.Join(base, "local", "dst"), true) },
+		func() error { return Download(sc, "/", filepath.Join(base, "local", "dst"), true) },
+		func() error { return Download(sc, "..", ".", true) },
+		func() error { return Relay(sc, sc, "a", "b", up, filepath.Join(remote, "dst"), true) },
+		func() error { return Upload(sc, "..", filepath.Join(remote, "dst"), true) },
+		func() error { return Upload(sc, ".", "..", true) },
 	} {
 		if err := run(); err == nil {
 			t.Error("a source without a name of its own was copied into an existing folder")
 		}
 	}
 	// Refused before anything is downloaded: the source is never asked.
-	if err := relay(nil, sc, "a", "b", "..", filepath.Join(remote, "dst"), true); err == nil || !strings.Contains(err.Error(), "no name of its own") {
+	if err := Relay(nil, sc, "a", "b", "..", filepath.Join(remote, "dst"), true); err == nil || !strings.Contains(err.Error(), "no name of its own") {
 		t.Errorf("relay of .. into an existing folder: %v", err)
 	}
 	if after := tree(t, base); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatalf("refused copies changed the files:\nbefore %q\nafter  %q", before, after)
 	}
 	// Into a new destination, the copy is the destination itself.
-	if err := relay(sc, sc, "a", "b", up, filepath.Join(remote, "dst", "new"), true); err != nil {
+	if err := Relay(sc, sc, "a", "b", up, filepath.Join(remote, "dst", "new"), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := download(sc, up, filepath.Join(base, "local", "dst", "new"), true); err != nil {
+	if err := Download(sc, up, filepath.Join(base, "local", "dst", "new"), true); err != nil {
 		t.Fatal(err)
 	}
 	var grown []string
@@ -172,4 +172,17 @@ func FuzzDestPath(f *testing.F) {
 			t.Errorf("destPath(%q) = %q: not one level inside /d", src, got)
 		}
 	})
+}
+
+func TestSafeEntry(t *testing.T) {
+	for _, ok := range []string{"a", "a.txt", "..a", ".hidden", "a b"} {
+		if err := safeEntry("/d", ok); err != nil {
+			t.Errorf("safeEntry(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", `..\x`, "a\x00"} {
+		if err := safeEntry("/d", bad); err == nil {
+			t.Errorf("safeEntry(%q) took it", bad)
+		}
+	}
 }
