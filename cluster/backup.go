@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -33,7 +34,7 @@ const (
 )
 
 // shoalFiles are the files of the cluster's folder a backup keeps.
-var shoalFiles = []string{"state.json", store.KeyFile, store.KeyFile + ".pub"}
+var shoalFiles = []string{store.ClusterStateFile, store.KeyFile, store.KeyFile + ".pub"}
 
 // Backup is a read backup archive.
 type Backup struct {
@@ -94,7 +95,7 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		os.Remove(f.Name()) // no-op after the rename
 	}()
 	key := ""
-	if b, err := os.ReadFile(filepath.Join(st.ClusterDir(name), "unlock-key")); err == nil {
+	if b, err := os.ReadFile(st.Cluster(name).UnlockKeyPath()); err == nil {
 		key = strings.TrimSpace(string(b))
 		c.Machines.Redactor.Add(key)
 	}
@@ -115,7 +116,7 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 			if err == nil && k != "" {
 				c.Machines.Redactor.Add(k)
 				key = k
-				err = store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
+				err = fsutil.WriteFileAtomic(st.Cluster(name).UnlockKeyPath(), []byte(k+"\n"), 0o600)
 			}
 			if err != nil {
 				return fmt.Errorf("cluster %s: turning autolock on again after the copy: %w (run 'cluster up' to set it)", name, err)
@@ -306,7 +307,7 @@ func writeShoalFiles(st *store.Store, name string, b *Backup) error {
 		return err
 	}
 	if b.Key != "" {
-		return store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
+		return fsutil.WriteFileAtomic(st.Cluster(name).UnlockKeyPath(), []byte(b.Key+"\n"), 0o600)
 	}
 	return nil
 }
@@ -330,7 +331,7 @@ func writeKeyPair(st *store.Store, name string, b *Backup) error {
 		if strings.HasSuffix(f, ".pub") {
 			mode = 0o644
 		}
-		if err := store.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
 			return err
 		}
 	}

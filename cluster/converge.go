@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -121,7 +120,7 @@ func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context,
 // clusterKey returns the cluster's SSH key pair, made once (and again when
 // rotated): the docker users of the nodes log in to each other with it.
 func clusterKey(st *store.Store, name string) (priv []byte, pub string, err error) {
-	priv, err = os.ReadFile(filepath.Join(st.ClusterDir(name), store.KeyFile))
+	priv, err = os.ReadFile(st.Cluster(name).KeyPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return newClusterKey(st, name)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 )
@@ -70,7 +71,7 @@ func TestRefusedRestoreChangesNothing(t *testing.T) {
 	if err := saveState(st, &State{Name: "lab", Machines: []string{"n1", "n2", "old"}, Leader: "n1", ClusterID: "LIVE"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteFileAtomic(filepath.Join(st.ClusterDir("lab"), "unlock-key"), []byte("SWMKEY-1-live\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(st.ClusterDir("lab"), "unlock-key"), []byte("SWMKEY-1-live\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The lock files are the locks' own business, not the store's content.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -189,7 +188,7 @@ func (c *Converger) Unlock(ctx context.Context, name string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
 	}
-	key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(name), "unlock-key"))
+	key, err := os.ReadFile(c.Machines.Store.Cluster(name).UnlockKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: no unlock key in the store (is swarm { autolock = true } set and was 'cluster up' run?): %w", name, err)
 	}

@@ -6,15 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
 	"golang.org/x/crypto/ssh"
@@ -38,7 +37,7 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 	if prev != nil {
 		req.Policy.ClusterID = prev.ClusterID
 	}
-	if key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if key, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()); err == nil {
 		req.UnlockKey = strings.TrimSpace(string(key))
 		c.Machines.Redactor.Add(req.UnlockKey)
 	}
@@ -114,10 +113,10 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	if err != nil {
 		return false, leader, out.ClusterID, err
 	}
-	keyFile := filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")
+	keyFile := c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()
 	if key != "" {
 		c.Machines.Redactor.Add(key)
-		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
 			return false, leader, out.ClusterID, err
 		}
 	} else {

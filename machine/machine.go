@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -117,10 +118,10 @@ func (m *Manager) ensureKey(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
 }
 
 // CreateOptions is what `machine create` was asked.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +171,7 @@ func (m *Manager) swarmRequest(mach *Machine, node *bootstrap.Node, restarted bo
 	// A manager of a cluster with autolock that this provisioning restarted
 	// comes back locked: shoal unlocks what it locked, with the cluster's key.
 	if restarted && mach.Cluster != "" {
-		if key, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
+		if key, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath()); err == nil {
 			req.UnlockKey = strings.TrimSpace(string(key))
 			m.Redactor.Add(req.UnlockKey)
 			req.Policy.Restarted = map[string]bool{mach.Name: true}

@@ -165,7 +165,7 @@ func (m *Manager) unlockKey(mach *Machine) string {
 	if mach.Cluster == "" {
 		return ""
 	}
-	b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key"))
+	b, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath())
 	if err != nil {
 		return ""
 	}

@@ -142,7 +142,7 @@ func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.
 		return spec.Name, spec, nil
 	}
 	// A name becomes a folder of the store: nothing like ../x gets there.
-	if err := validate.Name(arg); err != nil {
+	if err := validate.StoredName(arg); err != nil {
 		return "", nil, cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
 	return arg, nil, nil
