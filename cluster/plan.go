@@ -48,16 +48,17 @@ func (p *PlanResult) Changes() int {
 }
 
 // Plan reads the real state of every machine and lists what `cluster up`
-// would change; it changes nothing on any host.
+// would change; it changes nothing on any host. Its phases: each machine
+// as it is (planHost), the swarm's decisions (planSwarm), the engine
+// changes held for the roll (planRoll), the certificates, the machines
+// that leave, and the registry.
 func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	c.UseSecrets(spec)
-	leader := spec.Managers()[0].Name
 	res := &PlanResult{Cluster: spec.Name, Machines: make([]MachinePlan, len(spec.Machines)), Leaving: []MachinePlan{}, Refusals: []string{}, Warnings: []string{}}
-	plans := res.Machines
 	hosts := make([]*host, len(spec.Machines))
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
-		plans[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
+		res.Machines[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
 	}
 	defer func() {
 		for _, h := range hosts {
@@ -65,43 +66,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		}
 	}()
 	err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		p := &plans[indexOf(hosts, h)]
-		if !c.Machines.Store.Exists(h.spec.Name) {
-			p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
-			return nil
-		}
-		mach, err := c.Machines.Load(h.spec.Name)
-		if err != nil {
-			return err
-		}
-		st, err := mach.Driver.State(ctx)
-		if err != nil || st == drivers.NotFound {
-			p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
-			return nil
-		}
-		if st != drivers.Running {
-			p.Actions = append(p.Actions, "start")
-			return nil
-		}
-		// The plan is of the file's engine settings, not the stored ones.
-		e := &mach.Engine
-		e.Install, e.Version, e.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
-		h.mach = mach
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
-		if err != nil {
-			return err
-		}
-		steps, err := c.Machines.PlanProvision(ctx, mach, h.client)
-		if err != nil {
-			return err
-		}
-		for _, s := range steps {
-			p.Actions = append(p.Actions, "provision: "+s)
-		}
-		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
-		return err
+		return c.planHost(ctx, h, &res.Machines[indexOf(hosts, h)])
 	})
 	if err != nil {
 		return nil, err
@@ -114,105 +79,204 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			existing = append(existing, h)
 		}
 	}
+	plan := func(h *host) *MachinePlan { return &res.Machines[indexOf(hosts, h)] }
+	anchor, err := c.planSwarm(ctx, spec, existing, res, plan)
+	if err != nil {
+		return nil, err
+	}
+	res.Roll = planRoll(ctx, spec, existing, anchor, plan)
+	res.Warnings = append(res.Warnings, c.certWarnings()...)
+	if err := c.planLeaving(ctx, spec, res); err != nil {
+		return nil, err
+	}
+	planRegistry(ctx, spec, anchor, res.Machines)
+	return res, nil
+}
+
+// planHost lists what up would do to one machine as it is now: make it,
+// start it, or the provisioning steps it lacks. A running machine is left
+// connected, its node open, for the swarm's phase.
+func (c *Converger) planHost(ctx context.Context, h *host, p *MachinePlan) error {
+	if !c.Machines.Store.Exists(h.spec.Name) {
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
+		return nil
+	}
+	mach, err := c.Machines.Load(h.spec.Name)
+	if err != nil {
+		return err
+	}
+	st, err := mach.Driver.State(ctx)
+	if err != nil || st == drivers.NotFound {
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
+		return nil
+	}
+	if st != drivers.Running {
+		p.Actions = append(p.Actions, "start")
+		return nil
+	}
+	// The plan is of the file's engine settings, not the stored ones.
+	e := &mach.Engine
+	e.Install, e.Version, e.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
+	h.mach = mach
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
+	if err != nil {
+		return err
+	}
+	steps, err := c.Machines.PlanProvision(ctx, mach, h.client)
+	if err != nil {
+		return err
+	}
+	for _, s := range steps {
+		p.Actions = append(p.Actions, "provision: "+s)
+	}
+	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+	return err
+}
+
+// planSwarm adds the reconciler's decisions for the machines that exist
+// (their refusals to res) and returns the swarm's anchor (nil without
+// one).
+func (c *Converger) planSwarm(ctx context.Context, spec *Spec, existing []*host, res *PlanResult, plan func(*host) *MachinePlan) (*bootstrap.Node, error) {
+	if len(existing) == 0 {
+		return nil, nil
+	}
+	leader := spec.Managers()[0].Name
 	prev, _ := LoadState(c.Machines.Store, spec.Name)
-	leaderExists := false
-	for _, h := range existing {
-		leaderExists = leaderExists || h.spec.Name == leader
+	req := c.swarmRequest(spec, existing, leader, prev)
+	if !hasHost(existing, leader) {
+		req.Policy.Leader = existing[0].spec.Name
 	}
-	var anchor *bootstrap.Node
-	if len(existing) > 0 {
-		req := c.swarmRequest(spec, existing, leader, prev)
-		if !leaderExists {
-			req.Policy.Leader = existing[0].spec.Name
+	out, _, derr := c.reconciler().Decide(ctx, req)
+	if out == nil {
+		return nil, derr
+	}
+	if derr != nil {
+		res.Refusals = append(res.Refusals, strings.Split(derr.Error(), "\n")...)
+	}
+	for _, h := range existing {
+		p := plan(h)
+		h.state = out.States[h.spec.Name]
+		if h.state.LocalNodeState == bootstrap.StateLocked {
+			p.Actions = append(p.Actions, "locked: unlock with 'cluster unlock "+spec.Name+"'")
 		}
-		out, _, derr := c.reconciler().Decide(ctx, req)
-		if out == nil {
-			return nil, derr
-		}
-		if derr != nil {
-			for _, e := range strings.Split(derr.Error(), "\n") {
-				res.Refusals = append(res.Refusals, e)
-			}
-		}
-		anchor = out.Anchor
-		for _, h := range existing {
-			p := &plans[indexOf(hosts, h)]
-			h.state = out.States[h.spec.Name]
-			if h.state.LocalNodeState == bootstrap.StateLocked {
-				p.Actions = append(p.Actions, "locked: unlock with 'cluster unlock "+spec.Name+"'")
-			}
-			dec := out.Decision.Of(h.spec.Name)
-			switch dec.Membership {
-			case bootstrap.Init:
-				p.Actions = append(p.Actions, "swarm init")
-			case bootstrap.Join:
-				p.Actions = append(p.Actions, "join as "+h.spec.Role)
-			case bootstrap.Rejoin:
-				p.Actions = append(p.Actions, "leave ("+dec.Reason+"), join as "+h.spec.Role)
-			case bootstrap.Readdress:
-				p.Actions = append(p.Actions, "readdress: "+dec.Reason+" (leave, join again at the new address)")
-			case bootstrap.Unlock:
-				p.Actions = append(p.Actions, "unlock (auto_unlock)")
-			case bootstrap.Keep:
-				if anchor != nil {
-					p.Actions = append(p.Actions, nodeChanges(ctx, anchor, h)...)
-				}
-			}
+		p.Actions = append(p.Actions, membershipActions(ctx, out.Decision.Of(h.spec.Name), out.Anchor, h)...)
+	}
+	return out.Anchor, nil
+}
+
+// membershipActions words the reconciler's decision for one node.
+func membershipActions(ctx context.Context, dec bootstrap.NodeDecision, anchor *bootstrap.Node, h *host) []string {
+	switch dec.Membership {
+	case bootstrap.Init:
+		return []string{"swarm init"}
+	case bootstrap.Join:
+		return []string{"join as " + h.spec.Role}
+	case bootstrap.Rejoin:
+		return []string{"leave (" + dec.Reason + "), join as " + h.spec.Role}
+	case bootstrap.Readdress:
+		return []string{"readdress: " + dec.Reason + " (leave, join again at the new address)"}
+	case bootstrap.Unlock:
+		return []string{"unlock (auto_unlock)"}
+	case bootstrap.Keep:
+		if anchor != nil {
+			return nodeChanges(ctx, anchor, h)
 		}
 	}
-	// Engine changes of swarm nodes go in the roll, one batch at a time.
+	return nil
+}
+
+// rollStep reports whether a planned action is a provisioning step that
+// changes a swarm node's engine, and so goes in the roll. The step names
+// are matched here only.
+func rollStep(action string) bool {
+	return action == "provision: docker-install" || action == "provision: docker-tls"
+}
+
+// planRoll marks the engine changes of the swarm's active nodes as going
+// in the roll, one batch at a time, and returns the roll's order.
+func planRoll(ctx context.Context, spec *Spec, existing []*host, anchor *bootstrap.Node, plan func(*host) *MachinePlan) string {
 	for _, h := range existing {
-		p := &plans[indexOf(hosts, h)]
+		p := plan(h)
 		for i, a := range p.Actions {
-			if (a == "provision: docker-install" || a == "provision: docker-tls") && h.state.Active() {
+			if rollStep(a) && h.state.Active() {
 				h.held = true
 				p.Actions[i] = a + " in the roll (drain, change, restart dockerd, Ready, active again)"
 			}
 		}
 	}
-	if anchor != nil {
-		var ah *host
-		for _, h := range existing {
-			if h.node == anchor {
-				ah = h
-			}
-		}
-		if ah != nil {
-			res.Roll = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, ah, existing)), spec.MaxUnavailable))
+	if anchor == nil {
+		return ""
+	}
+	for _, h := range existing {
+		if h.node == anchor {
+			return bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, h, existing)), spec.MaxUnavailable))
 		}
 	}
-	if due, err := certs.DueIn(c.Machines.Store.CertsDir(), time.Now()); err == nil && due.CA {
-		res.Warnings = append(res.Warnings, "the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time")
-	} else if err == nil && due.Client {
-		res.Warnings = append(res.Warnings, "the client certificate expires within 30 days: up issues a new one")
+	return ""
+}
+
+// hasHost reports whether a host of that name is among hosts.
+func hasHost(hosts []*host, name string) bool {
+	for _, h := range hosts {
+		if h.spec.Name == name {
+			return true
+		}
 	}
+	return false
+}
+
+// certWarnings says what up does about certificates that expire soon.
+func (c *Converger) certWarnings() []string {
+	due, err := certs.DueIn(c.Machines.Store.CertsDir(), time.Now())
+	switch {
+	case err != nil:
+		return nil
+	case due.CA:
+		return []string{"the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time"}
+	case due.Client:
+		return []string{"the client certificate expires within 30 days: up issues a new one"}
+	}
+	return nil
+}
+
+// planLeaving lists the machines that leave the cluster, and refuses
+// their removal where up would.
+func (c *Converger) planLeaving(ctx context.Context, spec *Spec, res *PlanResult) error {
 	leaving, err := c.leaving(spec)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, n := range leaving {
 		mach, err := c.Machines.Load(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Leaving = append(res.Leaving, MachinePlan{Name: n, Role: roleOf(mach), Actions: []string{"drain", "leave", removalVerb(mach)}})
 	}
 	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
 		res.Refusals = append(res.Refusals, err.Error())
 	}
-	if spec.Registry.Enabled {
-		for i := range plans {
-			if plans[i].Name != spec.Registry.Node {
-				continue
-			}
-			if anchor == nil {
-				plans[i].Actions = append(plans[i].Actions, "registry service")
-			} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
-				plans[i].Actions = append(plans[i].Actions, "registry service")
-			}
+	return nil
+}
+
+// planRegistry adds the registry service to its node's plan when the
+// swarm has none yet.
+func planRegistry(ctx context.Context, spec *Spec, anchor *bootstrap.Node, plans []MachinePlan) {
+	if !spec.Registry.Enabled {
+		return
+	}
+	for i := range plans {
+		if plans[i].Name != spec.Registry.Node {
+			continue
+		}
+		if anchor == nil {
+			plans[i].Actions = append(plans[i].Actions, "registry service")
+		} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
+			plans[i].Actions = append(plans[i].Actions, "registry service")
 		}
 	}
-	return res, nil
 }
 
 func indexOf(hosts []*host, h *host) int {

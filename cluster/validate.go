@@ -108,19 +108,41 @@ type checker struct {
 
 // machineBlock checks one machine block and its machines.
 func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
-	var diags hcl.Diagnostics
 	r := &mb.DefRange
 	count := mb.count()
 	if count < 1 || count > maxCount {
-		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count))
+		return hcl.Diagnostics{errAt(valueAt(mb.CountRange, r), "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count)}
 	}
 	if mb.Driver == nil && !c.defDriverOK {
 		return nil // said once, at the defaults
 	}
 	dspec, err := c.reg.Get(mb.driver(c.def))
 	if err != nil {
-		return append(diags, errAt(valueAt(mb.DriverRange, r), "Unknown driver", "machine %q: %v", mb.Name, err))
+		return hcl.Diagnostics{errAt(valueAt(mb.DriverRange, r), "Unknown driver", "machine %q: %v", mb.Name, err)}
 	}
+	diags := machineAttrs(mb, count)
+	if dspec.Adopts && count > 1 {
+		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count",
+			"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
+	}
+	for _, err := range mb.found.archives {
+		diags = append(diags, errAt(r, "Image archive not found", "machine %q: image_archives: %v", mb.Name, err))
+	}
+	diags = append(diags, mb.drivers.diags...)
+	for _, b := range mb.drivers.blocks {
+		if b.spec.Name != dspec.Name {
+			diags = append(diags, errAt(&b.defRange, "Driver block of another driver",
+				"machine %q uses the %s driver, so its %s block would be ignored: set driver = %q, or remove the block", mb.Name, dspec.Name, b.typ, b.spec.Name))
+		}
+	}
+	return append(diags, c.machines(mb, dspec)...)
+}
+
+// machineAttrs checks a machine block's own attributes: role,
+// availability, labels, engine, docker_user and advertise_addr.
+func machineAttrs(mb *machineBlock, count int) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := &mb.DefRange
 	if mb.Role != nil {
 		if _, err := validate.ParseRole(*mb.Role); err != nil {
 			diags = append(diags, errAt(valueAt(mb.RoleRange, r), "Invalid role", "machine %q: %v", mb.Name, err))
@@ -147,30 +169,31 @@ func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
 			diags = append(diags, errAt(valueAt(mb.DockerUserRange, r), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
 		}
 	}
-	if mb.AdvertiseAddr != nil {
-		advertise := *mb.AdvertiseAddr
-		if net.ParseIP(advertise) == nil {
-			diags = append(diags, errAt(valueAt(mb.AdvertiseAddrRange, r), "Invalid advertise_addr",
-				"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise))
-		} else if count > 1 {
-			diags = append(diags, errAt(valueAt(mb.AdvertiseAddrRange, r), "Invalid advertise_addr",
-				"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count))
-		}
+	return append(diags, checkAdvertise(mb, count)...)
+}
+
+// checkAdvertise checks advertise_addr: an IP address, of one machine.
+func checkAdvertise(mb *machineBlock, count int) hcl.Diagnostics {
+	if mb.AdvertiseAddr == nil {
+		return nil
 	}
-	if dspec.Adopts && count > 1 {
-		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count",
-			"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
+	advertise, at := *mb.AdvertiseAddr, valueAt(mb.AdvertiseAddrRange, &mb.DefRange)
+	if net.ParseIP(advertise) == nil {
+		return hcl.Diagnostics{errAt(at, "Invalid advertise_addr",
+			"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise)}
 	}
-	for _, err := range mb.found.archives {
-		diags = append(diags, errAt(r, "Image archive not found", "machine %q: image_archives: %v", mb.Name, err))
+	if count > 1 {
+		return hcl.Diagnostics{errAt(at, "Invalid advertise_addr",
+			"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count)}
 	}
-	diags = append(diags, mb.drivers.diags...)
-	for _, b := range mb.drivers.blocks {
-		if b.spec.Name != dspec.Name {
-			diags = append(diags, errAt(&b.defRange, "Driver block of another driver",
-				"machine %q uses the %s driver, so its %s block would be ignored: set driver = %q, or remove the block", mb.Name, dspec.Name, b.typ, b.spec.Name))
-		}
-	}
+	return nil
+}
+
+// machines checks the block's machines: names and hostnames, one each in
+// the cluster, and the block's settings once, on its first machine.
+func (c *checker) machines(mb *machineBlock, dspec *drivers.Spec) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := &mb.DefRange
 	checked := false
 	for _, m := range mb.machines {
 		if err := validate.Name(m.Name); err != nil {
