@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -64,7 +65,7 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 // swarm, so that up joins it and never starts another; the machines are
 // the file's.
 func restoreState(spec *Spec, b *Backup) *State {
-	return &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}
+	return &State{Name: spec.Name, File: spec.File, Machines: clusterfile.Names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}
 }
 
 // notInFile are the machines of the cluster that the file does not have,

@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"encoding/json"
@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -16,7 +15,7 @@ import (
 // every value that may not reach a host, and what provisioning would refuse
 // only after the hosts were made, each said at its place in the file,
 // block by block in the file's order.
-func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
+func validateFile(raw *file, reg Drivers) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if err := validate.Name(raw.Cluster.Name); err != nil {
 		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
@@ -69,7 +68,7 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 	if rb := raw.Registry; rb != nil {
 		if rb.Node != nil {
 			if _, ok := c.seen[*rb.Node]; !ok {
-				diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(names(c.kept), ", ")))
+				diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(Names(c.kept), ", ")))
 			}
 		}
 		if rb.Port != nil && validate.Port(*rb.Port) != nil {
@@ -94,7 +93,7 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 // checker is what the checks of one file learn machine block by machine
 // block: names, hostnames and adopted hosts are the cluster's, one each.
 type checker struct {
-	reg         *drivers.Registry
+	reg         Drivers
 	def         *defaultsBlock // nil when the file has none
 	defDriverOK bool           // the defaults' driver, if any, is known
 	// adopted maps an adopted host:port to the first machine adopting
@@ -191,7 +190,7 @@ func checkAdvertise(mb *machineBlock, count int) hcl.Diagnostics {
 
 // machines checks the block's machines: names and hostnames, one each in
 // the cluster, and the block's settings once, on its first machine.
-func (c *checker) machines(mb *machineBlock, dspec *drivers.Spec) hcl.Diagnostics {
+func (c *checker) machines(mb *machineBlock, dspec *Driver) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	r := &mb.DefRange
 	checked := false
@@ -226,7 +225,7 @@ func (c *checker) machines(mb *machineBlock, dspec *drivers.Spec) hcl.Diagnostic
 // settings checks the driver settings of a machine block, on its first
 // machine: what ~/.ssh/config could not give, an adopted host's settings at
 // their attributes, then the driver's own check.
-func (c *checker) settings(mb *machineBlock, dspec *drivers.Spec, m Node) hcl.Diagnostics {
+func (c *checker) settings(mb *machineBlock, dspec *Driver, m Node) hcl.Diagnostics {
 	r := &mb.DefRange
 	if err := mb.found.resolve; err != nil {
 		return hcl.Diagnostics{errAt(r, "Invalid ssh_config", "machine %q: %v", mb.Name, err)}
@@ -359,7 +358,8 @@ func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, a...), Subject: rng}
 }
 
-func names(ms []Node) []string {
+// Names lists the machines' names, in order.
+func Names(ms []Node) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Name

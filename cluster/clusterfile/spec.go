@@ -1,7 +1,8 @@
-// Package cluster reads a cluster file (HCL), checks it, plans what would
-// change and converges the real machines to it: hosts made or adopted in
-// parallel, provisioned in parallel, then made one swarm with a registry.
-package cluster
+// Package clusterfile reads a cluster file (HCL) and checks it: variables,
+// defaults and count made into one validated Spec, every error said at its
+// place in the file. It knows no hosts: the drivers' settings are checked
+// through what the caller hands in (Drivers).
+package clusterfile
 
 import (
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -121,7 +121,7 @@ func functions() map[string]function.Function {
 
 // Load reads, decodes and checks a cluster file. Any error diagnostic means
 // nothing may be created.
-func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func Load(path string, opts Options, reg Drivers) (*Spec, hcl.Diagnostics) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the cluster file", Detail: err.Error()}}
@@ -131,7 +131,7 @@ func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnost
 
 // LoadSource is Load on the content src of the file at path (relative
 // image archives are found next to path).
-func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func LoadSource(src []byte, path string, opts Options, reg Drivers) (*Spec, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	f, diags := parser.ParseHCL(src, path)
 	if diags.HasErrors() {

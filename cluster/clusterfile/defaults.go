@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"encoding/json"
@@ -6,7 +6,6 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"path/filepath"
 
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -22,7 +21,7 @@ const defaultDriver = "docker"
 // is out of bounds or whose driver is unknown makes none (validate says
 // why). Relative image archives are taken to be next to the file, in
 // baseDir.
-func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
+func fillDefaults(raw *file, baseDir string, reg Drivers) {
 	def := raw.Defaults
 	if def == nil {
 		def = &defaultsBlock{}
@@ -171,7 +170,7 @@ func specOf(raw *file) *Spec {
 }
 
 // cloneConfig copies a driver config so that machines do not share one.
-func cloneConfig(spec *drivers.Spec, cfg any) any {
+func cloneConfig(spec *Driver, cfg any) any {
 	if c, ok := cfg.(interface{ Clone() any }); ok {
 		return c.Clone() // keeps what JSON does not carry (passwords)
 	}
