@@ -25,38 +25,14 @@ func validateFile(raw *file, reg Drivers) hcl.Diagnostics {
 		reg: reg, def: raw.Defaults, defDriverOK: true,
 		adopted: map[string]string{}, hostnames: map[string]string{}, seen: map[string]hcl.Range{},
 	}
-	if def := raw.Defaults; def != nil {
-		if def.Driver != nil {
-			if _, err := reg.Get(*def.Driver); err != nil {
-				c.defDriverOK = false
-				diags = append(diags, errAt(&def.DriverRange, "Unknown driver", "defaults: %v", err))
-			}
-		}
-		diags = append(diags, def.drivers.diags...)
-		if def.Engine != nil {
-			diags = append(diags, checkEngine(def.Engine)...)
-		}
-		if def.DockerUser != nil {
-			if err := validate.DockerUser(*def.DockerUser); err != nil {
-				diags = append(diags, errAt(&def.DockerUserRange, "Invalid docker_user", "defaults: docker_user: %v", err))
-			}
-		}
-	}
+	diags = append(diags, c.defaults()...)
 	for i := range raw.Machines {
 		diags = append(diags, c.machineBlock(&raw.Machines[i])...)
 	}
 	if len(raw.Machines) == 0 {
 		diags = append(diags, errAt(nil, "No machines", "the cluster file has no machine blocks"))
 	}
-	managers := (&Spec{Machines: c.kept}).Managers()
-	if len(c.kept) > 0 && len(managers) == 0 {
-		diags = append(diags, errAt(&c.kept[0].Range, "No manager", "a swarm needs at least one machine with role = \"manager\""))
-	}
-	if n := len(managers); n > 1 && n%2 == 0 {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Even number of managers",
-			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
-			Subject: &managers[n-1].Range})
-	}
+	diags = append(diags, c.managers()...)
 	if sb := raw.Swarm; sb != nil && sb.MaxUnavailable != nil {
 		if n := *sb.MaxUnavailable; n < 1 || n > 100 {
 			diags = append(diags, errAt(&sb.MaxUnavailableRange, "Invalid max_unavailable", "max_unavailable must be 1 to 100, not %d", n))
@@ -66,25 +42,73 @@ func validateFile(raw *file, reg Drivers) hcl.Diagnostics {
 		diags = append(diags, swarmInitDiags(sb, registryPort(raw.Registry))...)
 	}
 	if rb := raw.Registry; rb != nil {
-		if rb.Node != nil {
-			if _, ok := c.seen[*rb.Node]; !ok {
-				diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(Names(c.kept), ", ")))
-			}
+		diags = append(diags, c.registry(rb)...)
+	}
+	return diags
+}
+
+// defaults checks the defaults block, if any: its driver once for every
+// machine block that takes it.
+func (c *checker) defaults() hcl.Diagnostics {
+	def := c.def
+	if def == nil {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	if def.Driver != nil {
+		if _, err := c.reg.Get(*def.Driver); err != nil {
+			c.defDriverOK = false
+			diags = append(diags, errAt(&def.DriverRange, "Unknown driver", "defaults: %v", err))
 		}
-		if rb.Port != nil && validate.Port(*rb.Port) != nil {
-			diags = append(diags, errAt(&rb.PortRange, "Invalid registry port", "%d is not a port", *rb.Port))
+	}
+	diags = append(diags, def.drivers.diags...)
+	if def.Engine != nil {
+		diags = append(diags, checkEngine(def.Engine)...)
+	}
+	if def.DockerUser != nil {
+		if err := validate.DockerUser(*def.DockerUser); err != nil {
+			diags = append(diags, errAt(&def.DockerUserRange, "Invalid docker_user", "defaults: docker_user: %v", err))
 		}
-		if rb.Image != nil {
-			if err := validate.ImageRef(*rb.Image); err != nil {
-				diags = append(diags, errAt(&rb.ImageRange, "Invalid registry image", "%v", err))
-			}
+	}
+	return diags
+}
+
+// managers checks the swarm's managers: at least one, better an odd
+// number.
+func (c *checker) managers() hcl.Diagnostics {
+	managers := (&Spec{Machines: c.kept}).Managers()
+	if len(c.kept) > 0 && len(managers) == 0 {
+		return hcl.Diagnostics{errAt(&c.kept[0].Range, "No manager", "a swarm needs at least one machine with role = \"manager\"")}
+	}
+	if n := len(managers); n > 1 && n%2 == 0 {
+		return hcl.Diagnostics{&hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Even number of managers",
+			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
+			Subject: &managers[n-1].Range}}
+	}
+	return nil
+}
+
+// registry checks the registry block: its node one of the machines.
+func (c *checker) registry(rb *registryBlock) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if rb.Node != nil {
+		if _, ok := c.seen[*rb.Node]; !ok {
+			diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(Names(c.kept), ", ")))
 		}
-		if rb.Path != nil {
-			if !strings.HasPrefix(*rb.Path, "/") {
-				diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
-			} else if err := validate.RemotePath(*rb.Path); err != nil {
-				diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%v", err))
-			}
+	}
+	if rb.Port != nil && validate.Port(*rb.Port) != nil {
+		diags = append(diags, errAt(&rb.PortRange, "Invalid registry port", "%d is not a port", *rb.Port))
+	}
+	if rb.Image != nil {
+		if err := validate.ImageRef(*rb.Image); err != nil {
+			diags = append(diags, errAt(&rb.ImageRange, "Invalid registry image", "%v", err))
+		}
+	}
+	if rb.Path != nil {
+		if !strings.HasPrefix(*rb.Path, "/") {
+			diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
+		} else if err := validate.RemotePath(*rb.Path); err != nil {
+			diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%v", err))
 		}
 	}
 	return diags
