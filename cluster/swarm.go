@@ -319,19 +319,9 @@ const peerProbeParts = 5
 // this run's provisioning is read again.
 // mu guards h.changed, which the host's other branches set too.
 func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu *sync.Mutex) error {
-	var parts []string
-	if h.facts != nil {
-		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
-	}
-	if len(parts) != peerProbeParts || len(strings.Fields(parts[0])) != 2 {
-		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
-		if err != nil {
-			return err
-		}
-		parts = strings.Split(string(out.Stdout), "@@\n")
-	}
-	if len(parts) != peerProbeParts {
-		return fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+	parts, err := peerSSHNow(ctx, h, pf)
+	if err != nil {
+		return err
 	}
 	head := strings.Fields(parts[0])
 	if len(head) != 2 {
@@ -339,26 +329,7 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 	}
 	home, group := head[0], head[1]
 	owner := h.mach.DockerUser + ":" + group
-	var wrote []string
-	var files []sshrun.File
-	if !strings.HasPrefix(parts[3], pf.keySum) {
-		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
-		wrote = append(wrote, "key")
-	}
-	for _, f := range []struct{ name, cur, block string }{
-		{"config", parts[1], pf.configBlock},
-		{"known_hosts", parts[2], pf.knownBlock},
-	} {
-		if pf.keyOnly {
-			break
-		}
-		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
-		if next == f.cur {
-			continue
-		}
-		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
-		wrote = append(wrote, f.name)
-	}
+	files, wrote := peerSSHFiles(parts, home, owner, pf)
 	if pf.pub != "" && editAuthorizedKeys(parts[4], pf.comment, pf.pub) != parts[4] {
 		f, changed, err := authorizedKeysFile(ctx, h, home, owner, pf)
 		if err != nil {
@@ -381,6 +352,50 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
 	}
 	return nil
+}
+
+// peerSSHNow is the docker user's ~/.ssh as the facts probe found it (or,
+// where it did not answer, as the probe run now finds it), in its parts.
+func peerSSHNow(ctx context.Context, h *host, pf *peerFiles) ([]string, error) {
+	var parts []string
+	if h.facts != nil {
+		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
+	}
+	if len(parts) != peerProbeParts || len(strings.Fields(parts[0])) != 2 {
+		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
+		if err != nil {
+			return nil, err
+		}
+		parts = strings.Split(string(out.Stdout), "@@\n")
+	}
+	if len(parts) != peerProbeParts {
+		return nil, fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+	}
+	return parts, nil
+}
+
+// peerSSHFiles are the key, config and known_hosts files that differ from
+// what the host has (parts), and their names.
+func peerSSHFiles(parts []string, home, owner string, pf *peerFiles) (files []sshrun.File, wrote []string) {
+	if !strings.HasPrefix(parts[3], pf.keySum) {
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
+		wrote = append(wrote, "key")
+	}
+	if pf.keyOnly {
+		return files, wrote
+	}
+	for _, f := range []struct{ name, cur, block string }{
+		{"config", parts[1], pf.configBlock},
+		{"known_hosts", parts[2], pf.knownBlock},
+	} {
+		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
+		if next == f.cur {
+			continue
+		}
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
+		wrote = append(wrote, f.name)
+	}
+	return files, wrote
 }
 
 // authorizedKeysFile is the docker user's authorized_keys with the cluster
