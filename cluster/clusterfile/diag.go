@@ -26,24 +26,35 @@ func FormatDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl
 			fmt.Fprintf(w, ": %s", d.Detail)
 		}
 		fmt.Fprintln(w)
-		if d.Subject != nil {
-			src := []byte(nil)
-			if f, ok := files[d.Subject.Filename]; ok && f != nil {
-				src = f.Bytes
-			} else if b, err := os.ReadFile(d.Subject.Filename); err == nil {
-				src = b
-			}
-			if src != nil {
-				if _, secret := d.Extra.(secretSubject); secret {
-					src = maskRange(src, *d.Subject)
-				}
-				lines := strings.Split(string(src), "\n")
-				if l := d.Subject.Start.Line; l >= 1 && l <= len(lines) {
-					fmt.Fprintf(w, "    %d | %s\n", l, lines[l-1])
-				}
-			}
+		if line, ok := sourceLine(d, files); ok {
+			fmt.Fprintf(w, "    %d | %s\n", d.Subject.Start.Line, line)
 		}
 	}
+}
+
+// sourceLine is the line a diagnostic's subject starts on, from the
+// parsed files or else the file on disk, a secret in it masked.
+func sourceLine(d *hcl.Diagnostic, files map[string]*hcl.File) (string, bool) {
+	if d.Subject == nil {
+		return "", false
+	}
+	var src []byte
+	if f, ok := files[d.Subject.Filename]; ok && f != nil {
+		src = f.Bytes
+	} else if b, err := os.ReadFile(d.Subject.Filename); err == nil {
+		src = b
+	}
+	if src == nil {
+		return "", false
+	}
+	if _, secret := d.Extra.(secretSubject); secret {
+		src = maskRange(src, *d.Subject)
+	}
+	lines := strings.Split(string(src), "\n")
+	if l := d.Subject.Start.Line; l >= 1 && l <= len(lines) {
+		return lines[l-1], true
+	}
+	return "", false
 }
 
 // secretSubject marks a diagnostic whose subject is a secret written in

@@ -20,7 +20,8 @@ type Driver struct {
 	Resolve func(cfg any, explicit func(name string) bool) error
 }
 
-// Drivers are the drivers a file may name.
+// Drivers are the drivers a file may name. Get and All give one *Driver
+// for a driver each time: a file's blocks are matched by it.
 type Drivers interface {
 	// Get looks a driver up by name or alias.
 	Get(name string) (*Driver, error)
