@@ -170,3 +170,29 @@ func TestHostMoved(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepsState: after a restore, a node keeps its swarm state only when
+// it has none or is a Ready member of the restored swarm; otherwise it
+// leaves the old swarm's state to join the restored one.
+func TestKeepsState(t *testing.T) {
+	ready := map[string]bool{"n1": true, "n2": false}
+	for _, tc := range []struct {
+		name string
+		st   bootstrap.State
+		want bool
+	}{
+		{"no swarm", bootstrap.State{LocalNodeState: bootstrap.StateInactive}, true},
+		{"no state read", bootstrap.State{}, true},
+		{"ready member of the restored swarm", bootstrap.State{LocalNodeState: "active", NodeID: "n1", ClusterID: "sw"}, true},
+		{"ready, swarm ID not known", bootstrap.State{LocalNodeState: "active", NodeID: "n1"}, true},
+		{"not ready", bootstrap.State{LocalNodeState: "active", NodeID: "n2", ClusterID: "sw"}, false},
+		{"not a member", bootstrap.State{LocalNodeState: "active", NodeID: "n3", ClusterID: "sw"}, false},
+		{"another swarm", bootstrap.State{LocalNodeState: "active", NodeID: "n1", ClusterID: "other"}, false},
+		{"pending", bootstrap.State{LocalNodeState: "pending", NodeID: "n1"}, false},
+		{"locked", bootstrap.State{LocalNodeState: bootstrap.StateLocked, NodeID: "n1"}, false},
+	} {
+		if got := keepsState(tc.st, ready, "sw"); got != tc.want {
+			t.Errorf("%s: keepsState = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
