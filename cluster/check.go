@@ -192,7 +192,7 @@ func (c *Converger) openForCheck(ctx context.Context, h *host) error {
 	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
 		return err
 	}
-	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+	h.node, err = mach.Node(h.client)
 	return err
 }
 

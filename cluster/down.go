@@ -120,23 +120,16 @@ func (c *Converger) leave(ctx context.Context, h *host) error {
 		return err
 	}
 	h.client = client
-	node, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, client)
+	node, err := h.mach.Node(client)
 	if err != nil {
 		return err
 	}
 	h.node = node
-	s, err := node.State(ctx)
-	if err != nil {
-		return err
+	left, err := bootstrap.Leave(ctx, node, true)
+	if left {
+		c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
 	}
-	if !s.Active() {
-		return nil
-	}
-	if err := node.Leave(ctx, true); err != nil {
-		return err
-	}
-	c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
-	return nil
+	return err
 }
 
 // purge undoes what shoal's provisioning did on an adopted host that can be
@@ -240,7 +233,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 			return nil
 		}
 		ns.Reachable = true
-		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+		h.node, err = mach.Node(h.client)
 		if err != nil {
 			ns.Error = err.Error()
 			return nil

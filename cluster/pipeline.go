@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -177,12 +178,7 @@ func goEach(hostOf func(i int) string, steps []func() error) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", hostOf(i), r)
-				}
-			}()
-			errs[i] = f()
+			errs[i] = fanout.Guard(hostOf(i), f)
 		}()
 	}
 	wg.Wait()
@@ -280,7 +276,7 @@ func (p *pipeline) provision(ctx context.Context, h *host) error {
 	}
 	h.restarted = rep.DockerRestarted
 	h.facts = rep.Facts
-	h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, p.engineClient(ctx, h, rep, log))
+	h.node, err = h.mach.Node(p.engineClient(ctx, h, rep, log))
 	return err
 }
 

@@ -131,7 +131,7 @@ func (c *Converger) planHost(ctx context.Context, h *host, p *MachinePlan) error
 		p.Actions = append(p.Actions, "provision: "+s.String())
 	}
 	h.restarts = provision.NeedsRestart(steps)
-	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+	h.node, err = mach.Node(h.client)
 	return err
 }
 
@@ -148,7 +148,7 @@ func (c *Converger) planSwarm(ctx context.Context, spec *Spec, existing []*host,
 	if !hasHost(existing, leader) {
 		req.Policy.Leader = existing[0].spec.Name
 	}
-	out, _, derr := c.reconciler().Decide(ctx, req)
+	out, _, derr := c.reconciler().Plan(ctx, req)
 	if out == nil {
 		return nil, derr
 	}

@@ -60,7 +60,7 @@ func (c *Converger) openSwarmNode(ctx context.Context, name string) (*host, erro
 	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
 		return h, err
 	}
-	if h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client); err != nil {
+	if h.node, err = mach.Node(h.client); err != nil {
 		return h, err
 	}
 	return h, nil

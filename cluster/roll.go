@@ -122,7 +122,7 @@ func (c *Converger) holdFor(h *host) machine.Hold {
 		if h.mach.JustCreated || len(whys) == 0 {
 			return false, nil
 		}
-		n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		n, err := h.mach.Node(h.client)
 		if err != nil {
 			return false, err
 		}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
@@ -73,6 +74,12 @@ type Machine struct {
 	Dir    string
 	// JustCreated is set by EnsureHost when it made the host in this run.
 	JustCreated bool
+}
+
+// Node opens the machine's engine through r (its SSH connection): the one
+// way shoal reaches a machine's engine.
+func (m *Machine) Node(r bootstrap.Runner) (*bootstrap.Node, error) {
+	return bootstrap.Open(m.Name, m.Hostname, m.Address, r)
 }
 
 // Load reads machine name and its driver.

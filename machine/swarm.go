@@ -109,7 +109,7 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 	if mach.Swarm == nil {
 		return nil
 	}
-	node, err := bootstrap.OpenMachine(mach.Machine, client)
+	node, err := mach.Node(client)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := bootstrap.OpenMachine(master.Machine, c)
+	n, err := master.Node(c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -298,7 +298,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 		return err
 	}
 	defer c.Close()
-	node, err := bootstrap.OpenMachine(mach.Machine, c)
+	node, err := mach.Node(c)
 	if err != nil {
 		return err
 	}

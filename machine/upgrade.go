@@ -62,7 +62,7 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if err != nil {
 		return false, err
 	}
-	node, err := bootstrap.OpenMachine(mach.Machine, client)
+	node, err := mach.Node(client)
 	if err != nil {
 		return false, err
 	}
