@@ -245,9 +245,9 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 		}
 		ns.Swarm, ns.NodeID, ns.DockerVersion = s.LocalNodeState, s.NodeID, s.DockerVersion
 		if s.Active() {
-			ns.Role = "worker"
+			ns.Role = bootstrap.RoleWorker
 			if s.Manager {
-				ns.Role = "manager"
+				ns.Role = bootstrap.RoleManager
 			}
 		}
 		return nil
@@ -257,9 +257,9 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 
 func roleOf(m *machine.Machine) string {
 	if m.Swarm != nil && (m.Swarm.Master || m.Swarm.Manager) {
-		return "manager"
+		return bootstrap.RoleManager
 	}
-	return "worker"
+	return bootstrap.RoleWorker
 }
 
 func firstLine(s string) string {

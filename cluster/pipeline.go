@@ -432,7 +432,7 @@ func (p *pipeline) archiveTags(path string) ([]string, error) {
 // create makes or adopts the host's machine.
 func (p *pipeline) create(ctx context.Context, h *host) error {
 	m, spec := h.spec, p.spec
-	sw := &store.Swarm{Join: p.leader, Manager: m.Role == "manager", Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
+	sw := &store.Swarm{Join: p.leader, Manager: m.Role == bootstrap.RoleManager, Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
 	if m.Name == p.leader {
 		sw = &store.Swarm{Master: true, Labels: sw.Labels, Availability: sw.Availability, ImageArchives: sw.ImageArchives,
 			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,

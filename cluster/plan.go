@@ -291,7 +291,7 @@ func nodeChanges(ctx context.Context, leader *bootstrap.Node, h *host) []string 
 	var out []string
 	if string(n.Spec.Role) != h.spec.Role {
 		verb := "promote to manager"
-		if h.spec.Role == "worker" {
+		if h.spec.Role == bootstrap.RoleWorker {
 			verb = "demote to worker"
 		}
 		out = append(out, verb)

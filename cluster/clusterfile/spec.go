@@ -6,7 +6,6 @@ package clusterfile
 
 import (
 	"fmt"
-	"github.com/shoal-dev/shoal/internal/store"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +18,9 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Node is one machine of the cluster as the file wants it, after count and
@@ -86,7 +88,7 @@ type Spec struct {
 func (s *Spec) Managers() []Node {
 	var out []Node
 	for _, m := range s.Machines {
-		if m.Role == "manager" {
+		if m.Role == string(validate.Manager) {
 			out = append(out, m)
 		}
 	}
