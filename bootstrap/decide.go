@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // The decisions of the swarm reconciler: pure functions from what the nodes
@@ -18,10 +19,11 @@ import (
 //   - a locked node is only ever unlocked;
 //   - a node of another swarm is left only when the user forced it.
 
-// Role is a swarm node role as the user asks for it.
+// The swarm roles as the Engine API and the user's files write them
+// (internal/validate's Role is the one definition).
 const (
-	RoleManager = "manager"
-	RoleWorker  = "worker"
+	RoleManager = string(validate.Manager)
+	RoleWorker  = string(validate.Worker)
 )
 
 // Local node states, as `docker info` reports them.

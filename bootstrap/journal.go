@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 )
 
 // FileJournal is a RollJournal kept in a JSON file (removed when no node
@@ -60,7 +60,7 @@ func (j *FileJournal) save() error {
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
 }
 
 // Drained records the availability a node had before a roll drained it

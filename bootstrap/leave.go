@@ -5,14 +5,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/shoal-dev/shoal/internal/store"
 )
-
-// OpenMachine opens the engine of a stored machine through r (its SSH
-// connection): the one way shoal reaches a machine's engine.
-func OpenMachine(m *store.Machine, r Runner) (*Node, error) {
-	return Open(m.Name, m.Hostname, m.Address, r)
-}
 
 // Leave makes the node leave its swarm when it is in one, and says whether
 // it left. force: leave even as a manager whose going costs the quorum (a

@@ -116,14 +116,6 @@ func (r *Reconciler) Plan(ctx context.Context, req Request) (*Outcome, []Member,
 	return out, obs.Members, err
 }
 
-// Decide is Plan.
-//
-// Deprecated: use Plan (this one does network I/O, unlike the pure
-// Decide); kept until cluster/plan.go switches.
-func (r *Reconciler) Decide(ctx context.Context, req Request) (*Outcome, []Member, error) {
-	return r.Plan(ctx, req)
-}
-
 // findAnchor observes the nodes and picks the manager whose node list it
 // can read (obs.Members). A swarm that just lost its Raft leader (a manager
 // gone or moved) elects another within seconds: meanwhile its managers

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -62,7 +63,7 @@ func BackupKey(st *store.Store, create bool) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	return k, store.WriteFileAtomic(path, []byte(hex.EncodeToString(k)+"\n"), 0o600)
+	return k, fsutil.WriteFileAtomic(path, []byte(hex.EncodeToString(k)+"\n"), 0o600)
 }
 
 // archiveWriter writes a backup archive entry by entry, each streamed,

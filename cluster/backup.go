@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -33,7 +34,7 @@ const (
 )
 
 // shoalFiles are the files of the cluster's folder a backup keeps.
-var shoalFiles = []string{"state.json", store.KeyFile, store.KeyFile + ".pub"}
+var shoalFiles = []string{store.ClusterStateFile, store.KeyFile, store.KeyFile + ".pub"}
 
 // Backup is a read backup archive.
 type Backup struct {
@@ -93,46 +94,93 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		f.Close()
 		os.Remove(f.Name()) // no-op after the rename
 	}()
-	key := ""
-	if b, err := os.ReadFile(filepath.Join(st.ClusterDir(name), "unlock-key")); err == nil {
-		key = strings.TrimSpace(string(b))
-		c.Machines.Redactor.Add(key)
-	}
-	var relock func() error
+	lock := &backupAutolock{c: c, ctx: ctx, name: name, node: anchor.node, key: c.storedUnlockKey(name)}
 	if man.Autolock {
-		// A restored manager whose state is locked must be unlocked before
-		// it can start a new cluster, and Docker's unlock waits for the old
-		// managers' quorum, which is gone then: the copy is taken with
-		// autolock off for its seconds, and turned on again after it with a
-		// new key (kept in the store as always).
-		if _, _, err := bootstrap.EnsureAutolock(ctx, anchor.node, false); err != nil {
-			return nil, err
-		}
-		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "autolock off for the copy; on again after it, with a new unlock key")
-		relock = func() error {
-			relock = nil
-			_, k, err := bootstrap.EnsureAutolock(context.WithoutCancel(ctx), anchor.node, true)
-			if err == nil && k != "" {
-				c.Machines.Redactor.Add(k)
-				key = k
-				err = store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(k+"\n"), 0o600)
-			}
-			if err != nil {
-				return fmt.Errorf("cluster %s: turning autolock on again after the copy: %w (run 'cluster up' to set it)", name, err)
-			}
-			return nil
-		}
 		defer func() {
-			if relock != nil {
-				if err := relock(); err != nil && rerr == nil {
-					rerr = err
-				}
+			if err := lock.on(); err != nil && rerr == nil {
+				rerr = err
 			}
 		}()
-		if err := bootstrap.WaitKeyPlain(ctx, src.node, time.Minute); err != nil {
+		if err := lock.off(ctx, src); err != nil {
 			return nil, err
 		}
 	}
+	pack, err := c.packSwarm(ctx, src, choice, lock.key)
+	if err != nil {
+		return nil, err
+	}
+	defer pack.Remove(ctx, src.node)
+	if err := bootstrap.WaitReady(ctx, src.node, choice.ID, 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("%s: after the copy: %w", src.spec.Name, err)
+	}
+	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", pack.Size))
+	if err := lock.on(); err != nil {
+		return nil, err
+	}
+	size, err := c.writeBackup(ctx, src, pack, c.backupOf(name, state, man, lock.key), bkey, f, out)
+	if err != nil {
+		return nil, err
+	}
+	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
+}
+
+// storedUnlockKey is the cluster's unlock key in the store ("" without
+// one), known to the redactor from here on.
+func (c *Converger) storedUnlockKey(name string) string {
+	b, err := os.ReadFile(c.Machines.Store.Cluster(name).UnlockKeyPath())
+	if err != nil {
+		return ""
+	}
+	key := strings.TrimSpace(string(b))
+	c.Machines.Redactor.Add(key)
+	return key
+}
+
+// backupAutolock turns a locked swarm's autolock off for the copy and on
+// again after it. A restored manager whose state is locked must be
+// unlocked before it can start a new cluster, and Docker's unlock waits
+// for the old managers' quorum, which is gone then: the copy is taken with
+// autolock off for its seconds, and turned on again after it with a new
+// key (kept in the store as always).
+type backupAutolock struct {
+	c     *Converger
+	ctx   context.Context // the run's: on goes on after it is canceled
+	name  string
+	node  *bootstrap.Node
+	key   string // the unlock key: the new one once on
+	armed bool   // autolock was turned off and is not on again yet
+}
+
+// off turns autolock off and waits until the source's key is plain.
+func (l *backupAutolock) off(ctx context.Context, src *host) error {
+	if _, _, err := bootstrap.EnsureAutolock(ctx, l.node, false); err != nil {
+		return err
+	}
+	l.armed = true
+	l.c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "autolock off for the copy; on again after it, with a new unlock key")
+	return bootstrap.WaitKeyPlain(ctx, src.node, time.Minute)
+}
+
+// on turns autolock on again, once, after off, and stores the new key.
+func (l *backupAutolock) on() error {
+	if !l.armed {
+		return nil
+	}
+	l.armed = false
+	_, k, err := bootstrap.EnsureAutolock(context.WithoutCancel(l.ctx), l.node, true)
+	if err == nil && k != "" {
+		l.c.Machines.Redactor.Add(k)
+		l.key = k
+		err = fsutil.WriteFileAtomic(l.c.Machines.Store.Cluster(l.name).UnlockKeyPath(), []byte(k+"\n"), 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster %s: turning autolock on again after the copy: %w (run 'cluster up' to set it)", l.name, err)
+	}
+	return nil
+}
+
+// packSwarm copies the source's Raft state into a pack on the source.
+func (c *Converger) packSwarm(ctx context.Context, src *host, choice bootstrap.BackupChoice, key string) (*bootstrap.SwarmPack, error) {
 	if choice.Pause {
 		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Info, "the swarm has fewer than 3 managers: it takes no changes while this manager's dockerd is stopped for the copy (seconds)")
 	} else {
@@ -148,16 +196,13 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		c.Machines.Progress.Event(src.spec.Name, "backup", ui.Failed, "")
 		return nil, err
 	}
-	defer pack.Remove(ctx, src.node)
-	if err := bootstrap.WaitReady(ctx, src.node, choice.ID, 2*time.Minute); err != nil {
-		return nil, fmt.Errorf("%s: after the copy: %w", src.spec.Name, err)
-	}
-	c.Machines.Progress.Event(src.spec.Name, "backup", ui.Changed, fmt.Sprintf("%d bytes of Raft state", pack.Size))
-	if relock != nil {
-		if err := relock(); err != nil {
-			return nil, err
-		}
-	}
+	return pack, nil
+}
+
+// backupOf is the backup's content beside the Raft state: the manifest,
+// the unlock key, shoal's own files and the cluster file.
+func (c *Converger) backupOf(name string, state *State, man bootstrap.Manifest, key string) *Backup {
+	st := c.Machines.Store
 	b := &Backup{Manifest: man, Key: key, Shoal: map[string][]byte{}}
 	for _, f := range shoalFiles {
 		if d, err := os.ReadFile(filepath.Join(st.ClusterDir(name), f)); err == nil {
@@ -167,11 +212,7 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if state.File != "" {
 		b.File, _ = os.ReadFile(state.File)
 	}
-	size, err := c.writeBackup(ctx, src, pack, b, bkey, f, out)
-	if err != nil {
-		return nil, err
-	}
-	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
+	return b
 }
 
 // backupSource opens the cluster's machines that answer and picks the
@@ -306,7 +347,7 @@ func writeShoalFiles(st *store.Store, name string, b *Backup) error {
 		return err
 	}
 	if b.Key != "" {
-		return store.WriteFileAtomic(filepath.Join(st.ClusterDir(name), "unlock-key"), []byte(b.Key+"\n"), 0o600)
+		return fsutil.WriteFileAtomic(st.Cluster(name).UnlockKeyPath(), []byte(b.Key+"\n"), 0o600)
 	}
 	return nil
 }
@@ -330,7 +371,7 @@ func writeKeyPair(st *store.Store, name string, b *Backup) error {
 		if strings.HasSuffix(f, ".pub") {
 			mode = 0o644
 		}
-		if err := store.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
 			return err
 		}
 	}

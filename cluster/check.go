@@ -112,7 +112,7 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		}
 		nodeIDs[h.spec.Name] = m.ID
 		in.Addrs[h.spec.Name] = m.Addr
-		in.Managers[h.spec.Name] = m.Role == "manager"
+		in.Managers[h.spec.Name] = m.Role == bootstrap.RoleManager
 	}
 	in.Advertised = advertisedAddrs(ctx, hosts)
 	sw, err := mgr.node.API.SwarmInspect(ctx)
@@ -192,7 +192,7 @@ func (c *Converger) openForCheck(ctx context.Context, h *host) error {
 	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
 		return err
 	}
-	h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+	h.node, err = mach.Node(h.client)
 	return err
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -77,6 +76,9 @@ type host struct {
 	// kept its engine and the roll installs the new one.
 	held    bool
 	heldWhy string
+	// restarts: what the plan's provisioning would restart dockerd for
+	// (those changes go in the roll on a swarm node).
+	restarts []provision.Why
 	// restarted: provisioning restarted dockerd in this run.
 	restarted bool
 	// facts are what provisioning's probe found (with the cluster's own
@@ -121,7 +123,7 @@ func parallel(ctx context.Context, n int, hosts []*host, f func(context.Context,
 // clusterKey returns the cluster's SSH key pair, made once (and again when
 // rotated): the docker users of the nodes log in to each other with it.
 func clusterKey(st *store.Store, name string) (priv []byte, pub string, err error) {
-	priv, err = os.ReadFile(filepath.Join(st.ClusterDir(name), store.KeyFile))
+	priv, err = os.ReadFile(st.Cluster(name).KeyPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return newClusterKey(st, name)
 	}
@@ -179,29 +181,14 @@ func lockCluster(st *store.Store, name string) (func(), error) {
 // starts from is the backup's (restoreState), nothing leaves, and the
 // store gets the backup's files only once the swarm state is in place.
 func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Result, error) {
-	st := c.Machines.Store
 	if c.restore != nil {
-		if err := writeKeyPair(st, spec.Name, c.restore); err != nil {
+		if err := writeKeyPair(c.Machines.Store, spec.Name, c.restore); err != nil {
 			return nil, err
 		}
 	}
 	res := &Result{Cluster: spec.Name, Stages: map[string]time.Duration{}}
 	leader := spec.Managers()[0].Name
-	prev, _ := LoadState(st, spec.Name)
-	var leaving []string
-	var err error
-	if c.restore != nil {
-		prev = restoreState(spec, c.restore)
-	} else if leaving, err = c.leaving(spec); err != nil {
-		return res, err
-	}
-	// Removals are checked against the quorum before anything changes.
-	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
-		return res, err
-	}
-	// A machine that leaves keeps the key it holds: the key is made anew,
-	// and the pipeline replaces the old one on every node that stays.
-	priv, pub, err := c.upKey(spec, prev)
+	prev, leaving, priv, pub, err := c.upBefore(ctx, spec)
 	if err != nil {
 		return res, err
 	}
@@ -209,21 +196,11 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
 	}
-	defer func() {
-		for _, h := range hosts {
-			if h.client != nil {
-				res.Sessions += h.client.Sessions()
-			}
-			if h.relogin != nil {
-				res.Sessions += h.relogin.Sessions()
-			}
-			h.close()
-		}
-	}()
+	defer func() { res.Sessions += closeHosts(hosts) }()
 	// The pipeline: each host goes through its steps as fast as it can and
 	// waits only for what needs another host (see pipeline).
 	p := c.newPipeline(spec, hosts, leader, prev, priv, pub, start)
-	defer p.stop() // before the hosts' connections close (deferred above)
+	defer p.reg.stop() // before the hosts' connections close (deferred above)
 	if err := p.run(ctx); err != nil {
 		res.Stages = p.stages
 		return res, err
@@ -255,10 +232,49 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	if err != nil {
 		return res, err
 	}
-	changed = changed || p.early.Changed()
-	leader = leaderHost.spec.Name
 	removeCheckLeftovers(ctx, leaderHost)
-	res.Changed = changed
+	res.Changed = changed || p.early.Changed()
+	return res, c.upResult(spec, hosts, leaderHost, clusterID, res, start)
+}
+
+// upBefore is what up decides before it changes anything: the state of
+// the last run (or the backup's), the machines that leave (checked
+// against the quorum) and the cluster's key.
+func (c *Converger) upBefore(ctx context.Context, spec *Spec) (prev *State, leaving []string, priv []byte, pub string, err error) {
+	prev, _ = LoadState(c.Machines.Store, spec.Name)
+	if c.restore != nil {
+		prev = restoreState(spec, c.restore)
+	} else if leaving, err = c.leaving(spec); err != nil {
+		return nil, nil, nil, "", err
+	}
+	// Removals are checked against the quorum before anything changes.
+	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
+		return nil, nil, nil, "", err
+	}
+	// A machine that leaves keeps the key it holds: the key is made anew,
+	// and the pipeline replaces the old one on every node that stays.
+	priv, pub, err = c.upKey(spec, prev)
+	return prev, leaving, priv, pub, err
+}
+
+// closeHosts closes the hosts' connections and counts the SSH sessions
+// they opened.
+func closeHosts(hosts []*host) (sessions int64) {
+	for _, h := range hosts {
+		if h.client != nil {
+			sessions += h.client.Sessions()
+		}
+		if h.relogin != nil {
+			sessions += h.relogin.Sessions()
+		}
+		h.close()
+	}
+	return sessions
+}
+
+// upResult fills the run's result in and saves the cluster's state.
+func (c *Converger) upResult(spec *Spec, hosts []*host, leaderHost *host, clusterID string, res *Result, start time.Time) error {
+	leader := leaderHost.spec.Name
 	for _, h := range hosts {
 		res.Changed = res.Changed || h.changed
 		res.Nodes = append(res.Nodes, NodeResult{Name: h.mach.Name, Role: h.spec.Role, Address: h.mach.Address, Hostname: h.mach.Hostname,
@@ -277,7 +293,7 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 		names[i] = h.mach.Name
 	}
 	res.Elapsed = time.Since(start)
-	return res, saveState(st, &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry, ClusterID: clusterID})
+	return saveState(c.Machines.Store, &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry, ClusterID: clusterID})
 }
 
 func labelList(m map[string]string) []string {

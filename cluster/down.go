@@ -32,74 +32,17 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return fmt.Errorf("cluster %s: another 'cluster up' or 'cluster down' is running (%v)", name, err)
 	}
 	defer unlock()
-	names, err := machinesOf(st, name)
-	if err != nil {
-		return err
-	}
-	state, _ := LoadState(st, name)
-	if len(names) == 0 && state == nil {
-		return fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
-	}
-	leader := ""
-	if state != nil {
-		leader = state.Leader
-	}
-	hosts := make([]*host, 0, len(names))
-	for _, n := range names {
-		mach, err := c.Machines.Load(n)
-		if err != nil {
-			return err
-		}
-		hosts = append(hosts, &host{mach: mach, spec: Node{Name: n}})
-	}
+	hosts, leader, err := c.downHosts(name)
 	defer func() {
 		for _, h := range hosts {
 			h.close()
 		}
 	}()
-	// Leave: the others first, the leader last (it ends the swarm).
-	var others []*host
-	var last *host
-	for _, h := range hosts {
-		if h.mach.Name == leader {
-			last = h
-		} else {
-			others = append(others, h)
-		}
+	if err != nil {
+		return err
 	}
-	leave := func(ctx context.Context, h *host) error {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		client, err := c.Machines.Connect(cctx, h.mach, io.Discard)
-		if err != nil {
-			c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Failed, "unreachable")
-			return err
-		}
-		h.client = client
-		node, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, client)
-		if err != nil {
-			return err
-		}
-		h.node = node
-		s, err := node.State(ctx)
-		if err != nil {
-			return err
-		}
-		if !s.Active() {
-			return nil
-		}
-		if err := node.Leave(ctx, true); err != nil {
-			return err
-		}
-		c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
-		return nil
-	}
-	errLeave := parallel(ctx, c.Parallel, others, leave)
-	if last != nil {
-		errLeave = errors.Join(errLeave, leave(ctx, last))
-	}
-	if errLeave != nil {
-		return errLeave
+	if err := c.leaveAll(ctx, hosts, leader); err != nil {
+		return err
 	}
 	if purge {
 		if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
@@ -121,6 +64,72 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	return os.RemoveAll(st.ClusterDir(name))
+}
+
+// downHosts loads the cluster's stored machines and names its leader.
+func (c *Converger) downHosts(name string) (hosts []*host, leader string, err error) {
+	st := c.Machines.Store
+	names, err := machinesOf(st, name)
+	if err != nil {
+		return nil, "", err
+	}
+	state, _ := LoadState(st, name)
+	if len(names) == 0 && state == nil {
+		return nil, "", fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
+	}
+	if state != nil {
+		leader = state.Leader
+	}
+	hosts = make([]*host, 0, len(names))
+	for _, n := range names {
+		mach, err := c.Machines.Load(n)
+		if err != nil {
+			return hosts, "", err
+		}
+		hosts = append(hosts, &host{mach: mach, spec: Node{Name: n}})
+	}
+	return hosts, leader, nil
+}
+
+// leaveAll makes every node leave the swarm: the others first, the leader
+// last (it ends the swarm).
+func (c *Converger) leaveAll(ctx context.Context, hosts []*host, leader string) error {
+	var others []*host
+	var last *host
+	for _, h := range hosts {
+		if h.mach.Name == leader {
+			last = h
+		} else {
+			others = append(others, h)
+		}
+	}
+	errLeave := parallel(ctx, c.Parallel, others, c.leave)
+	if last != nil {
+		errLeave = errors.Join(errLeave, c.leave(ctx, last))
+	}
+	return errLeave
+}
+
+// leave makes one node leave the swarm, if it is in one.
+func (c *Converger) leave(ctx context.Context, h *host) error {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	client, err := c.Machines.Connect(cctx, h.mach, io.Discard)
+	if err != nil {
+		c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Failed, "unreachable")
+		return err
+	}
+	h.client = client
+	node, err := h.mach.Node(client)
+	if err != nil {
+		return err
+	}
+	h.node = node
+	left, err := bootstrap.Leave(ctx, node, true)
+	if left {
+		c.Machines.Progress.Event(h.mach.Name, "swarm-leave", ui.Changed, "")
+	}
+	return err
 }
 
 // purge undoes what shoal's provisioning did on an adopted host that can be
@@ -224,7 +233,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 			return nil
 		}
 		ns.Reachable = true
-		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
+		h.node, err = mach.Node(h.client)
 		if err != nil {
 			ns.Error = err.Error()
 			return nil
@@ -236,9 +245,9 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 		}
 		ns.Swarm, ns.NodeID, ns.DockerVersion = s.LocalNodeState, s.NodeID, s.DockerVersion
 		if s.Active() {
-			ns.Role = "worker"
+			ns.Role = bootstrap.RoleWorker
 			if s.Manager {
-				ns.Role = "manager"
+				ns.Role = bootstrap.RoleManager
 			}
 		}
 		return nil
@@ -248,9 +257,9 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 
 func roleOf(m *machine.Machine) string {
 	if m.Swarm != nil && (m.Swarm.Master || m.Swarm.Manager) {
-		return "manager"
+		return bootstrap.RoleManager
 	}
-	return "worker"
+	return bootstrap.RoleWorker
 }
 
 func firstLine(s string) string {

@@ -3,6 +3,8 @@ package cluster
 import (
 	"fmt"
 	"strings"
+
+	"github.com/shoal-dev/shoal/cluster/clusterfile"
 )
 
 // AcceptNewHostKeys checks the machines named to --accept-new-host-key
@@ -21,7 +23,7 @@ func AcceptNewHostKeys(spec *Spec, given []string) (map[string]bool, error) {
 				continue
 			}
 			if !inFile[n] {
-				return nil, fmt.Errorf("--accept-new-host-key %q: no machine of that name in cluster %s (its machines: %s)", n, spec.Name, strings.Join(names(spec.Machines), ", "))
+				return nil, fmt.Errorf("--accept-new-host-key %q: no machine of that name in cluster %s (its machines: %s)", n, spec.Name, strings.Join(clusterfile.Names(spec.Machines), ", "))
 			}
 			out[n] = true
 		}

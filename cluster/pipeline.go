@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -47,41 +48,17 @@ type pipeline struct {
 	anchorReady *event
 	// managersJoined: every manager but the leader has tried its early
 	// join (managersLeft counts them down, each host once: managerOnce).
-	// Workers, and the registry unless its node is the leader (regFirst),
+	// Workers, and the registry unless its node is the leader (reg.first),
 	// wait for it, as Raft takes a new manager in while it commits nothing
 	// else (every write waits for the new member to catch up).
 	managersJoined *event
 	managersLeft   int
 	managerOnce    map[string]*sync.Once
-	// regImages: the registry's node has its images, or failed. The other
-	// hosts load theirs after, so that the registry, on the run's critical
-	// path, does not share the machines' CPU and the uplink with every
-	// other host's archives.
-	regImages *event
-	// regUp: the registry answered from its own node (regAnswers) or will
-	// not be seen to in the pipeline; the other hosts then check it from
-	// where they are.
-	regUp      *event
-	regUpSaid  bool
-	regAnswers bool
-	// regMade: the registry's node has seen to the registry service
-	// (regMadeOK), or failed, or left it to the swarm pass.
-	regMade   *event
-	regMadeOK bool
-	// regFirst: the registry's node is the leader, so in a new swarm its
-	// service is made before the other managers join (registryFirstWait).
-	regFirst bool
+	// reg: the registry's images, service and checks.
+	reg *registryGate
 
 	mu     sync.Mutex
 	stages map[string]time.Duration
-	// registryMade: the registry service was created or corrected early.
-	registryMade bool
-	// checked names the hosts the registry answered from in the pipeline
-	// (the checks: p.checks, under checkCtx).
-	checked    map[string]bool
-	checks     sync.WaitGroup
-	checkCtx   context.Context
-	stopChecks context.CancelFunc
 
 	// tags caches each image archive's tags (ArchiveTags reads the whole
 	// archive).
@@ -107,15 +84,13 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 		n = 1
 	}
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
-		sem: make(chan struct{}, n), anchorReady: newEvent(), regImages: newEvent(), regUp: newEvent(),
-		regMade: newEvent(), stages: map[string]time.Duration{}, checked: map[string]bool{}}
+		sem: make(chan struct{}, n), anchorReady: newEvent(), stages: map[string]time.Duration{}}
 	for _, h := range hosts {
 		h.created, h.connected = newEvent(), newEvent()
 	}
-	if p.registryHost() == nil {
-		p.regImages.done()
-		p.registryUp(false)
-	}
+	rh := p.registryHost()
+	first := rh != nil && rh.spec.Name == leader && c.restore == nil
+	p.reg = newRegistryGate(rh, spec.Registry.Port, first, &p.mu, p.mark)
 	p.managersJoined, p.managerOnce = newEvent(), map[string]*sync.Once{}
 	for _, h := range hosts {
 		if h.spec.Role == bootstrap.RoleManager && h.spec.Name != leader {
@@ -125,9 +100,6 @@ func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *
 	}
 	if p.managersLeft == 0 {
 		p.managersJoined.done()
-	}
-	if rh := p.registryHost(); rh != nil && rh.spec.Name == leader && c.restore == nil {
-		p.regFirst = true
 	}
 	r := c.reconciler()
 	req := c.swarmRequest(spec, nil, leader, prev)
@@ -185,146 +157,127 @@ func (p *pipeline) managerDone(h *host) {
 	})
 }
 
-// registryUp records whether the registry answered from its own node,
-// once: the first word stands.
-func (p *pipeline) registryUp(answers bool) {
-	p.mu.Lock()
-	if !p.regUpSaid {
-		p.regUpSaid, p.regAnswers = true, answers
-	}
-	p.mu.Unlock()
-	p.regUp.done()
-}
-
 // run works on every host and joins their errors. The registry checks it
 // starts may outlive it (until stop), under the run's context.
 func (p *pipeline) run(ctx context.Context) error {
-	p.checkCtx, p.stopChecks = context.WithCancel(ctx)
-	errs := make([]error, len(p.hosts))
-	var wg sync.WaitGroup
+	p.reg.startChecks(ctx)
+	steps := make([]func() error, len(p.hosts))
 	for i, h := range p.hosts {
+		steps[i] = func() error { return p.host(ctx, h) }
+	}
+	// A bug met on one host fails that host, not the whole run.
+	return joinErrs(goEach(func(i int) string { return p.hosts[i].spec.Name }, steps))
+}
+
+// goEach runs each step in its own goroutine and returns their errors,
+// in order; a step that panics fails with an error naming its host.
+func goEach(hostOf func(i int) string, steps []func() error) []error {
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, f := range steps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// A bug met on one host fails that host, not the whole run.
-			defer func() {
-				if r := recover(); r != nil {
-					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
-				}
-			}()
-			errs[i] = p.host(ctx, h)
+			errs[i] = fanout.Guard(hostOf(i), f)
 		}()
 	}
 	wg.Wait()
-	return joinErrs(errs)
+	return errs
 }
 
-// host is one host's way through the pipeline.
+// host is one host's way through the pipeline: made or adopted, its
+// /etc/hosts once every address is known, connected and provisioned, then
+// three branches on the host's one connection, side by side: the early
+// swarm, the image archives (then the registry on its node), the SSH
+// mesh.
 func (p *pipeline) host(ctx context.Context, h *host) error {
-	c := p.c
 	isLeader := h.spec.Name == p.leader
-	if p.registryHost() == h {
-		defer p.regImages.done()
-		defer p.regMade.done()
-	}
-	defer h.created.done()
-	defer h.connected.done()
-	if isLeader {
-		// Done here too when the leader fails before the swarm: the
-		// others then leave it to the reconciler's pass.
-		defer p.anchorReady.done()
-	}
-	defer p.managerDone(h) // a manager that failed before its join
-
-	ev := func(step string, s ui.Status, detail string) { c.Machines.Progress.Event(h.spec.Name, step, s, detail) }
-
-	// Made or adopted.
+	defer p.release(h, isLeader)
 	if err := p.slot(ctx, func() error { return p.create(ctx, h) }); err != nil {
 		return err
 	}
 	h.created.done()
 	p.mark("create")
+	if err := p.addressed(ctx, h); err != nil {
+		return err
+	}
+	if err := p.slot(ctx, func() error { return p.provision(ctx, h) }); err != nil {
+		return err
+	}
+	p.mark("provision")
+	p.reg.goCheck(h)
+	name := func(int) string { return h.spec.Name }
+	return joinErrs(goEach(name, []func() error{
+		func() error { return p.swarm(ctx, h, isLeader) },
+		func() error { return p.images(ctx, h) },
+		func() error { return p.peerSSH(ctx, h) },
+	}))
+}
 
-	// Every node's /etc/hosts names every node: provisioning waits for
-	// every address.
+// release marks every event the host owes the others as done, whatever
+// happened (those it reached are done already), in the order they were
+// owed in.
+func (p *pipeline) release(h *host, isLeader bool) {
+	p.managerDone(h) // a manager that failed before its join
+	if isLeader {
+		// Done here too when the leader fails before the swarm: the
+		// others then leave it to the reconciler's pass.
+		p.anchorReady.done()
+	}
+	h.connected.done()
+	h.created.done()
+	if p.registryHost() == h {
+		p.reg.made.done()
+		p.reg.images.done()
+	}
+}
+
+// addressed waits for every host's address (every node's /etc/hosts
+// names every node), stores the host's entries, and renews the
+// certificates that expire soon before anything uses them.
+func (p *pipeline) addressed(ctx context.Context, h *host) error {
 	if err := p.waitAll(ctx, func(o *host) *event { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
 		return err
 	}
 	h.mach.Hosts = p.hostEntries()
-	if err := c.Machines.Store.Save(h.mach.Machine); err != nil {
+	if err := p.c.Machines.Store.Save(h.mach.Machine); err != nil {
 		return err
 	}
-	// Certificates that expire soon are renewed before anything uses them.
-	if err := p.renewCerts(); err != nil {
-		return err
-	}
+	return p.renewCerts()
+}
 
-	// Connected and provisioned, on one connection.
-	err := p.slot(ctx, func() error {
-		log, err := c.Machines.OpenLog(h.mach)
-		if err != nil {
-			return err
-		}
-		h.log = log
-		ev("ssh", ui.Started, "")
-		h.client, err = c.Machines.Connect(ctx, h.mach, log)
-		if err != nil {
-			ev("ssh", ui.Failed, "")
-			return err
-		}
-		h.connected.done()
-		ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
-		asked := p.askRegistry(ctx, h)
-		rep, held, why, err := c.Machines.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
-		h.regAnswered = asked()
-		if err != nil {
-			return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
-		}
-		h.held, h.heldWhy = held, why
-		if len(rep.Changed) > 0 {
-			h.changed = true
-		}
-		h.restarted = rep.DockerRestarted
-		h.facts = rep.Facts
-		h.node, err = bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, p.engineClient(ctx, h, rep, log))
-		return err
-	})
+// provision connects to the host and provisions it on that one
+// connection, asking the registry beside it, and opens its node.
+func (p *pipeline) provision(ctx context.Context, h *host) error {
+	c := p.c
+	ev := func(step string, s ui.Status, detail string) { c.Machines.Progress.Event(h.spec.Name, step, s, detail) }
+	log, err := c.Machines.OpenLog(h.mach)
 	if err != nil {
 		return err
 	}
-	p.mark("provision")
-
-	// The registry's check from this host runs on its own: the swarm pass
-	// waits for it only at its final check.
-	p.checks.Add(1)
-	go func() {
-		defer p.checks.Done()
-		p.checkRegistry(p.checkCtx, h)
-	}()
-
-	// Three branches on the host's one connection, side by side: the
-	// early swarm, the image archives (then the registry on its node), the
-	// SSH mesh.
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, f := range []func() error{
-		func() error { return p.swarm(ctx, h, isLeader) },
-		func() error { return p.images(ctx, h) },
-		func() error { return p.peerSSH(ctx, h) },
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					errs[i] = fmt.Errorf("%s: internal error (a bug in shoal, please report it): %v", h.spec.Name, r)
-				}
-			}()
-			errs[i] = f()
-		}()
+	h.log = log
+	ev("ssh", ui.Started, "")
+	h.client, err = c.Machines.Connect(ctx, h.mach, log)
+	if err != nil {
+		ev("ssh", ui.Failed, "")
+		return err
 	}
-	wg.Wait()
-	return joinErrs(errs)
+	h.connected.done()
+	ev("ssh", ui.Unchanged, h.client.User()+"@"+h.client.Host())
+	asked := p.reg.ask(ctx, h)
+	rep, held, why, err := c.Machines.ProvisionHolding(ctx, h.mach, h.client, c.holdFor(h), p.probes(h)...)
+	h.regAnswered = asked()
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.spec.Name, err) // the error names the address
+	}
+	h.held, h.heldWhy = held, why
+	if len(rep.Changed) > 0 {
+		h.changed = true
+	}
+	h.restarted = rep.DockerRestarted
+	h.facts = rep.Facts
+	h.node, err = h.mach.Node(p.engineClient(ctx, h, rep, log))
+	return err
 }
 
 // joinErrs joins errs, leaving out errWaiting when there is a real error:
@@ -374,7 +327,7 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 		// for nothing.
 		ready := p.managersJoined.wait
 		if h.spec.Role == bootstrap.RoleManager {
-			ready = p.registryFirst
+			ready = func(ctx context.Context) error { return p.reg.waitFirst(ctx, p.early.Changed()) }
 		}
 		if _, err := p.early.Join(ctx, t, ready); err != nil {
 			return err
@@ -389,7 +342,7 @@ func (p *pipeline) swarm(ctx context.Context, h *host, isLeader bool) error {
 func (p *pipeline) images(ctx context.Context, h *host) error {
 	isReg := p.registryHost() == h
 	if !isReg && len(h.spec.ImageArchives) > 0 {
-		if err := p.regImages.wait(ctx); err != nil {
+		if err := p.reg.images.wait(ctx); err != nil {
 			return err
 		}
 	}
@@ -421,9 +374,9 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 	if !isReg {
 		return nil
 	}
-	p.regImages.done()
+	p.reg.images.done()
 	waits := []*event{p.anchorReady, p.managersJoined}
-	if p.regFirst {
+	if p.reg.first {
 		waits = waits[:1]
 	}
 	for _, ev := range waits {
@@ -432,30 +385,6 @@ func (p *pipeline) images(ctx context.Context, h *host) error {
 		}
 	}
 	return p.registry(ctx, h)
-}
-
-// registryFirstWait bounds how long the managers' joins wait for the
-// registry's service, when its node is the leader: made in the
-// one-member swarm, its task is assigned and starts at once, while a
-// manager that joins stops Raft from committing anything else until it
-// has caught up (so a registry made during the joins waited for them). An
-// image archive that takes longer to load does not hold the joins up
-// longer: the registry is then made during them.
-const registryFirstWait = 1500 * time.Millisecond
-
-// registryFirst waits, at most registryFirstWait, for the registry's
-// service to be made, when its node is the leader of a swarm started just
-// now (where it is yet to be made).
-func (p *pipeline) registryFirst(ctx context.Context) error {
-	if !p.regFirst || !p.early.Changed() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, registryFirstWait)
-	defer cancel()
-	if err := p.regMade.wait(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
 }
 
 // engineClient is the connection the host's engine API goes over
@@ -503,7 +432,7 @@ func (p *pipeline) archiveTags(path string) ([]string, error) {
 // create makes or adopts the host's machine.
 func (p *pipeline) create(ctx context.Context, h *host) error {
 	m, spec := h.spec, p.spec
-	sw := &store.Swarm{Join: p.leader, Manager: m.Role == "manager", Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
+	sw := &store.Swarm{Join: p.leader, Manager: m.Role == bootstrap.RoleManager, Labels: labelList(m.Labels), Availability: m.Availability, ImageArchives: m.ImageArchives}
 	if m.Name == p.leader {
 		sw = &store.Swarm{Master: true, Labels: sw.Labels, Availability: sw.Availability, ImageArchives: sw.ImageArchives,
 			Registry: spec.Registry.Enabled, RegistryPort: spec.Registry.Port, RegistryImage: spec.Registry.Image,
@@ -555,177 +484,8 @@ func (p *pipeline) peerFiles() *peerFiles {
 	return p.peer
 }
 
-// registryHost is the registry's node (nil without a registry).
-func (p *pipeline) registryHost() *host {
-	if !p.spec.Registry.Enabled {
-		return nil
-	}
-	for _, h := range p.hosts {
-		if h.spec.Name == p.spec.Registry.Node {
-			return h
-		}
-	}
-	return nil
-}
-
 // probes are the cluster's own read-only probes, answered with the facts:
 // the docker user's ~/.ssh.
 func (p *pipeline) probes(h *host) []provision.Probe {
 	return []provision.Probe{peerProbe(h.mach.DockerUser, p.spec.Name)}
-}
-
-// askRegistry asks, beside the facts probe (a channel on the same
-// connection), whether the registry answers from the host at its node's
-// address: a name the host cannot resolve yet (a first run) must not wait
-// for DNS; whether the name is right is the /etc/hosts step's business.
-// Where it answered and nothing changed since, no final check asks again.
-// A host whose sshd forwards no TCP is not asked here: its final check
-// asks with curl. The returned func waits for the answer.
-func (p *pipeline) askRegistry(ctx context.Context, h *host) func() bool {
-	rh := p.registryHost()
-	if rh == nil || rh.mach == nil {
-		return func() bool { return false }
-	}
-	answered := make(chan bool, 1)
-	go func() {
-		answered <- bootstrap.AskRegistry(ctx, h.client, rh.mach.Hostname, p.spec.Registry.Port, rh.mach.Address, 3*time.Second) == nil
-	}()
-	return func() bool { return <-answered }
-}
-
-// registry creates (or corrects) the registry service as soon as its node
-// has its images and the swarm has started early; Reconcile's pass does it
-// otherwise.
-func (p *pipeline) registry(ctx context.Context, h *host) error {
-	anchor := p.early.Anchor()
-	if anchor == nil || h.held {
-		// No early swarm, or the node's engine changes in the roll, which
-		// comes first: the swarm pass sees to the registry.
-		p.regMade.done()
-		return nil
-	}
-	p.mu.Lock()
-	fresh := h.changed
-	p.mu.Unlock()
-	reg := bootstrap.Registry{Hostname: h.mach.Hostname, Port: p.spec.Registry.Port, Image: p.spec.Registry.Image, Path: p.spec.Registry.Path, FreshNode: fresh}
-	made, err := bootstrap.EnsureRegistry(ctx, anchor, h.client, reg)
-	if err != nil {
-		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Failed, err.Error())
-		return err
-	}
-	if made {
-		p.mu.Lock()
-		p.registryMade = true
-		p.mu.Unlock()
-		p.c.Machines.Progress.Event(h.spec.Name, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, p.spec.Registry.Port))
-	}
-	p.mark("registry")
-	p.mu.Lock()
-	p.regMadeOK = true
-	p.mu.Unlock()
-	p.regMade.done()
-	return nil
-}
-
-// pipelineCheckWait bounds the registry's check in the pipeline; a
-// registry that does not answer by then is waited for, and reported, by
-// the final check.
-const pipelineCheckWait = 30 * time.Second
-
-func (p *pipeline) setChecked(h *host) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.checked[h.spec.Name] = true
-}
-
-// checkedHosts waits for the pipeline's registry checks and names the
-// hosts the registry answered from.
-func (p *pipeline) checkedHosts() map[string]bool {
-	p.checks.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[string]bool, len(p.checked))
-	for name := range p.checked {
-		out[name] = true
-	}
-	return out
-}
-
-// stop ends the registry checks still running (a failed run) and waits
-// for them: they use the hosts' connections, which close next.
-func (p *pipeline) stop() {
-	if p.stopChecks != nil {
-		p.stopChecks()
-	}
-	p.checks.Wait()
-}
-
-// checkRegistry asks the registry from the host as soon as it answers on
-// its own node: the final check then asks again only where something
-// changed since (the swarm pass's roll or a new registry service).
-func (p *pipeline) checkRegistry(ctx context.Context, h *host) {
-	rh := p.registryHost()
-	if rh == h {
-		p.checkOwnRegistry(ctx, h)
-		return
-	}
-	if p.regUp.wait(ctx) != nil {
-		return
-	}
-	p.mu.Lock()
-	up := p.regAnswers
-	p.mu.Unlock()
-	if !up || h.held || h.node == nil || h.regAnswered {
-		return // the final check sees to it (or it answered already)
-	}
-	if err := bootstrap.WaitRegistry(ctx, h.node, rh.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
-		p.setChecked(h)
-		p.mark("check")
-	}
-}
-
-// checkOwnRegistry asks the registry on its own node first, once the
-// service is made: the other hosts ask once it answers there, and do not
-// poll while its task starts. When it answered as the host was
-// provisioned and nothing changed since, it is not asked again.
-func (p *pipeline) checkOwnRegistry(ctx context.Context, h *host) {
-	answers := false
-	defer func() { p.registryUp(answers) }()
-	if p.regMade.wait(ctx) != nil {
-		return
-	}
-	p.mu.Lock()
-	made, probed := p.regMadeOK, !p.registryMade && !h.changed && h.regAnswered
-	p.mu.Unlock()
-	switch {
-	case !made:
-	case probed:
-		answers = true
-	default:
-		if err := bootstrap.WaitRegistry(ctx, h.node, h.mach.Hostname, p.spec.Registry.Port, pipelineCheckWait); err == nil {
-			p.setChecked(h)
-			p.mark("registry-up")
-			answers = true
-		}
-	}
-}
-
-// swarmChecks tells the swarm pass what the pipeline already knows: the
-// registry made early, and which hosts the registry answered from as they
-// were provisioned (nothing on the host or the registry's node changed
-// since): no final check for them.
-func (p *pipeline) swarmChecks() swarmChecks {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sc := swarmChecks{registryMade: p.registryMade, answered: map[string]bool{}, checked: p.checkedHosts, mark: p.mark, known: p.early.States()}
-	rh := p.registryHost()
-	if rh == nil || p.registryMade || rh.changed {
-		return sc
-	}
-	for _, h := range p.hosts {
-		if h.regAnswered && !h.changed {
-			sc.answered[h.spec.Name] = true
-		}
-	}
-	return sc
 }

@@ -2,14 +2,11 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
@@ -50,17 +47,17 @@ func (p *PlanResult) Changes() int {
 }
 
 // Plan reads the real state of every machine and lists what `cluster up`
-// would change; it changes nothing on any host.
+// would change; it changes nothing on any host. Its phases: each machine
+// as it is (planHost), the swarm's decisions (planSwarm), the engine
+// changes held for the roll (planRoll), the certificates, the machines
+// that leave, and the registry.
 func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 	c.UseSecrets(spec)
-	leader := spec.Managers()[0].Name
 	res := &PlanResult{Cluster: spec.Name, Machines: make([]MachinePlan, len(spec.Machines)), Leaving: []MachinePlan{}, Refusals: []string{}, Warnings: []string{}}
-	plans := res.Machines
 	hosts := make([]*host, len(spec.Machines))
-	restarts := make([][]provision.Why, len(hosts)) // what the roll would take, per host
 	for i, m := range spec.Machines {
 		hosts[i] = &host{spec: m}
-		plans[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
+		res.Machines[i] = MachinePlan{Name: m.Name, Role: m.Role, Actions: []string{}}
 	}
 	defer func() {
 		for _, h := range hosts {
@@ -68,44 +65,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		}
 	}()
 	err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		p := &plans[indexOf(hosts, h)]
-		if !c.Machines.Store.Exists(h.spec.Name) {
-			p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
-			return nil
-		}
-		mach, err := c.Machines.Load(h.spec.Name)
-		if err != nil {
-			return err
-		}
-		st, err := mach.Driver.State(ctx)
-		if err != nil || st == drivers.NotFound {
-			p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
-			return nil
-		}
-		if st != drivers.Running {
-			p.Actions = append(p.Actions, "start")
-			return nil
-		}
-		// The plan is of the file's engine settings, not the stored ones.
-		e := &mach.Engine
-		e.Install, e.Version, e.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
-		h.mach = mach
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
-		if err != nil {
-			return err
-		}
-		steps, err := c.Machines.PlanProvision(ctx, mach, h.client)
-		if err != nil {
-			return err
-		}
-		for _, s := range steps.Steps {
-			p.Actions = append(p.Actions, "provision: "+s.String())
-		}
-		restarts[indexOf(hosts, h)] = provision.NeedsRestart(steps)
-		h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client)
-		return err
+		return c.planHost(ctx, h, &res.Machines[indexOf(hosts, h)])
 	})
 	if err != nil {
 		return nil, err
@@ -118,105 +78,198 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 			existing = append(existing, h)
 		}
 	}
+	plan := func(h *host) *MachinePlan { return &res.Machines[indexOf(hosts, h)] }
+	anchor, err := c.planSwarm(ctx, spec, existing, res, plan)
+	if err != nil {
+		return nil, err
+	}
+	res.Roll = planRoll(ctx, spec, existing, anchor, plan)
+	res.Warnings = append(res.Warnings, c.certWarnings()...)
+	if err := c.planLeaving(ctx, spec, res); err != nil {
+		return nil, err
+	}
+	planRegistry(ctx, spec, anchor, res.Machines)
+	return res, nil
+}
+
+// planHost lists what up would do to one machine as it is now: make it,
+// start it, or the provisioning steps it lacks. A running machine is left
+// connected, its node open, for the swarm's phase.
+func (c *Converger) planHost(ctx context.Context, h *host, p *MachinePlan) error {
+	if !c.Machines.Store.Exists(h.spec.Name) {
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
+		return nil
+	}
+	mach, err := c.Machines.Load(h.spec.Name)
+	if err != nil {
+		return err
+	}
+	st, err := mach.Driver.State(ctx)
+	if err != nil || st == drivers.NotFound {
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
+		return nil
+	}
+	if st != drivers.Running {
+		p.Actions = append(p.Actions, "start")
+		return nil
+	}
+	// The plan is of the file's engine settings, not the stored ones.
+	e := &mach.Engine
+	e.Install, e.Version, e.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
+	h.mach = mach
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
+	if err != nil {
+		return err
+	}
+	steps, err := c.Machines.PlanProvision(ctx, mach, h.client)
+	if err != nil {
+		return err
+	}
+	for _, s := range steps.Steps {
+		p.Actions = append(p.Actions, "provision: "+s.String())
+	}
+	h.restarts = provision.NeedsRestart(steps)
+	h.node, err = mach.Node(h.client)
+	return err
+}
+
+// planSwarm adds the reconciler's decisions for the machines that exist
+// (their refusals to res) and returns the swarm's anchor (nil without
+// one).
+func (c *Converger) planSwarm(ctx context.Context, spec *Spec, existing []*host, res *PlanResult, plan func(*host) *MachinePlan) (*bootstrap.Node, error) {
+	if len(existing) == 0 {
+		return nil, nil
+	}
+	leader := spec.Managers()[0].Name
 	prev, _ := LoadState(c.Machines.Store, spec.Name)
-	leaderExists := false
-	for _, h := range existing {
-		leaderExists = leaderExists || h.spec.Name == leader
+	req := c.swarmRequest(spec, existing, leader, prev)
+	if !hasHost(existing, leader) {
+		req.Policy.Leader = existing[0].spec.Name
 	}
-	var anchor *bootstrap.Node
-	if len(existing) > 0 {
-		req := c.swarmRequest(spec, existing, leader, prev)
-		if !leaderExists {
-			req.Policy.Leader = existing[0].spec.Name
+	out, _, derr := c.reconciler().Plan(ctx, req)
+	if out == nil {
+		return nil, derr
+	}
+	if derr != nil {
+		res.Refusals = append(res.Refusals, strings.Split(derr.Error(), "\n")...)
+	}
+	for _, h := range existing {
+		p := plan(h)
+		h.state = out.States[h.spec.Name]
+		if h.state.LocalNodeState == bootstrap.StateLocked {
+			p.Actions = append(p.Actions, "locked: unlock with 'cluster unlock "+spec.Name+"'")
 		}
-		out, _, derr := c.reconciler().Decide(ctx, req)
-		if out == nil {
-			return nil, derr
-		}
-		if derr != nil {
-			for _, e := range strings.Split(derr.Error(), "\n") {
-				res.Refusals = append(res.Refusals, e)
-			}
-		}
-		anchor = out.Anchor
-		for _, h := range existing {
-			p := &plans[indexOf(hosts, h)]
-			h.state = out.States[h.spec.Name]
-			if h.state.LocalNodeState == bootstrap.StateLocked {
-				p.Actions = append(p.Actions, "locked: unlock with 'cluster unlock "+spec.Name+"'")
-			}
-			dec := out.Decision.Of(h.spec.Name)
-			switch dec.Membership {
-			case bootstrap.Init:
-				p.Actions = append(p.Actions, "swarm init")
-			case bootstrap.Join:
-				p.Actions = append(p.Actions, "join as "+h.spec.Role)
-			case bootstrap.Rejoin:
-				p.Actions = append(p.Actions, "leave ("+dec.Reason+"), join as "+h.spec.Role)
-			case bootstrap.Readdress:
-				p.Actions = append(p.Actions, "readdress: "+dec.Reason+" (leave, join again at the new address)")
-			case bootstrap.Unlock:
-				p.Actions = append(p.Actions, "unlock (auto_unlock)")
-			case bootstrap.Keep:
-				if anchor != nil {
-					p.Actions = append(p.Actions, nodeChanges(ctx, anchor, h)...)
-				}
-			}
+		p.Actions = append(p.Actions, membershipActions(ctx, out.Decision.Of(h.spec.Name), out.Anchor, h)...)
+	}
+	return out.Anchor, nil
+}
+
+// membershipActions words the reconciler's decision for one node.
+func membershipActions(ctx context.Context, dec bootstrap.NodeDecision, anchor *bootstrap.Node, h *host) []string {
+	switch dec.Membership {
+	case bootstrap.Init:
+		return []string{"swarm init"}
+	case bootstrap.Join:
+		return []string{"join as " + h.spec.Role}
+	case bootstrap.Rejoin:
+		return []string{"leave (" + dec.Reason + "), join as " + h.spec.Role}
+	case bootstrap.Readdress:
+		return []string{"readdress: " + dec.Reason + " (leave, join again at the new address)"}
+	case bootstrap.Unlock:
+		return []string{"unlock (auto_unlock)"}
+	case bootstrap.Keep:
+		if anchor != nil {
+			return nodeChanges(ctx, anchor, h)
 		}
 	}
-	// Engine changes of swarm nodes go in the roll, one batch at a time.
+	return nil
+}
+
+// planRoll marks the engine changes of the swarm's active nodes as going
+// in the roll, one batch at a time, and returns the roll's order.
+func planRoll(ctx context.Context, spec *Spec, existing []*host, anchor *bootstrap.Node, plan func(*host) *MachinePlan) string {
 	for _, h := range existing {
-		p := &plans[indexOf(hosts, h)]
-		for _, w := range restarts[indexOf(hosts, h)] {
+		p := plan(h)
+		for _, w := range h.restarts {
 			if i := slices.Index(p.Actions, "provision: "+w.Change.String()); i >= 0 && h.state.Active() {
 				h.held = true
 				p.Actions[i] += " in the roll (drain, change, restart dockerd, Ready, active again)"
 			}
 		}
 	}
-	if anchor != nil {
-		var ah *host
-		for _, h := range existing {
-			if h.node == anchor {
-				ah = h
-			}
-		}
-		if ah != nil {
-			res.Roll = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, ah, existing)), spec.MaxUnavailable))
+	if anchor == nil {
+		return ""
+	}
+	for _, h := range existing {
+		if h.node == anchor {
+			return bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(existing, raftLeader(ctx, h, existing)), spec.MaxUnavailable))
 		}
 	}
-	if due, err := certs.DueIn(c.Machines.Store.CertsDir(), time.Now()); err == nil && due.CA {
-		res.Warnings = append(res.Warnings, "the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time")
-	} else if err == nil && due.Client {
-		res.Warnings = append(res.Warnings, "the client certificate expires within 30 days: up issues a new one")
+	return ""
+}
+
+// hasHost reports whether a host of that name is among hosts.
+func hasHost(hosts []*host, name string) bool {
+	for _, h := range hosts {
+		if h.spec.Name == name {
+			return true
+		}
 	}
+	return false
+}
+
+// certWarnings says what up does about certificates that expire soon.
+func (c *Converger) certWarnings() []string {
+	due, err := certs.DueIn(c.Machines.Store.CertsDir(), time.Now())
+	switch {
+	case err != nil:
+		return nil
+	case due.CA:
+		return []string{"the CA expires within 30 days: up makes a new one, issues every server certificate again and restarts dockerd one node at a time"}
+	case due.Client:
+		return []string{"the client certificate expires within 30 days: up issues a new one"}
+	}
+	return nil
+}
+
+// planLeaving lists the machines that leave the cluster, and refuses
+// their removal where up would.
+func (c *Converger) planLeaving(ctx context.Context, spec *Spec, res *PlanResult) error {
 	leaving, err := c.leaving(spec)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, n := range leaving {
 		mach, err := c.Machines.Load(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Leaving = append(res.Leaving, MachinePlan{Name: n, Role: roleOf(mach), Actions: []string{"drain", "leave", removalVerb(mach)}})
 	}
 	if err := c.checkRemovals(ctx, spec, leaving); err != nil {
 		res.Refusals = append(res.Refusals, err.Error())
 	}
-	if spec.Registry.Enabled {
-		for i := range plans {
-			if plans[i].Name != spec.Registry.Node {
-				continue
-			}
-			if anchor == nil {
-				plans[i].Actions = append(plans[i].Actions, "registry service")
-			} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", client.ServiceInspectOptions{}); err != nil {
-				plans[i].Actions = append(plans[i].Actions, "registry service")
-			}
+	return nil
+}
+
+// planRegistry adds the registry service to its node's plan when the
+// swarm has none yet.
+func planRegistry(ctx context.Context, spec *Spec, anchor *bootstrap.Node, plans []MachinePlan) {
+	if !spec.Registry.Enabled {
+		return
+	}
+	for i := range plans {
+		if plans[i].Name != spec.Registry.Node {
+			continue
+		}
+		if anchor == nil {
+			plans[i].Actions = append(plans[i].Actions, "registry service")
+		} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", client.ServiceInspectOptions{}); err != nil {
+			plans[i].Actions = append(plans[i].Actions, "registry service")
 		}
 	}
-	return res, nil
 }
 
 func indexOf(hosts []*host, h *host) int {
@@ -238,7 +291,7 @@ func nodeChanges(ctx context.Context, leader *bootstrap.Node, h *host) []string 
 	var out []string
 	if string(n.Spec.Role) != h.spec.Role {
 		verb := "promote to manager"
-		if h.spec.Role == "worker" {
+		if h.spec.Role == bootstrap.RoleWorker {
 			verb = "demote to worker"
 		}
 		out = append(out, verb)
@@ -252,64 +305,6 @@ func nodeChanges(ctx context.Context, leader *bootstrap.Node, h *host) []string 
 		}
 	}
 	return out
-}
-
-// FormatDiagnostics prints diagnostics as FILE:LINE,COL: severity: what,
-// with the source line, the way compilers do.
-func FormatDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.File) {
-	for _, d := range diags {
-		sev := "error"
-		if d.Severity == hcl.DiagWarning {
-			sev = "warning"
-		}
-		where := ""
-		if d.Subject != nil && d.Subject.Filename != "" {
-			where = fmt.Sprintf("%s:%d,%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
-		}
-		fmt.Fprintf(w, "%s%s: %s", where, sev, d.Summary)
-		if d.Detail != "" {
-			fmt.Fprintf(w, ": %s", d.Detail)
-		}
-		fmt.Fprintln(w)
-		if d.Subject != nil {
-			src := []byte(nil)
-			if f, ok := files[d.Subject.Filename]; ok && f != nil {
-				src = f.Bytes
-			} else if b, err := os.ReadFile(d.Subject.Filename); err == nil {
-				src = b
-			}
-			if src != nil {
-				if _, secret := d.Extra.(secretSubject); secret {
-					src = maskRange(src, *d.Subject)
-				}
-				lines := strings.Split(string(src), "\n")
-				if l := d.Subject.Start.Line; l >= 1 && l <= len(lines) {
-					fmt.Fprintf(w, "    %d | %s\n", l, lines[l-1])
-				}
-			}
-		}
-	}
-}
-
-// secretSubject marks a diagnostic whose subject is a secret written in
-// the file (a password): its source line is shown with the value masked.
-type secretSubject struct{}
-
-// maskRange replaces the bytes of r in src by "…" (all of the line from
-// r's start when r is not within src: nothing of the value is shown).
-func maskRange(src []byte, r hcl.Range) []byte {
-	start, end := r.Start.Byte, r.End.Byte
-	if start < 0 || start > len(src) || end < start || end > len(src) || start == end {
-		// The range does not fit this source: mask the rest of its line.
-		lines := strings.Split(string(src), "\n")
-		if l := r.Start.Line; l >= 1 && l <= len(lines) {
-			lines[l-1] = "…"
-		}
-		return []byte(strings.Join(lines, "\n"))
-	}
-	out := append([]byte(nil), src[:start]...)
-	out = append(out, "…"...)
-	return append(out, src[end:]...)
 }
 
 // machinesOf lists the stored machines of a cluster.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
@@ -64,7 +65,7 @@ func (c *Converger) Restore(ctx context.Context, spec *Spec, b *Backup) (*Result
 // swarm, so that up joins it and never starts another; the machines are
 // the file's.
 func restoreState(spec *Spec, b *Backup) *State {
-	return &State{Name: spec.Name, File: spec.File, Machines: names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}
+	return &State{Name: spec.Name, File: spec.File, Machines: clusterfile.Names(spec.Machines), Leader: spec.Managers()[0].Name, ClusterID: b.Manifest.SwarmID}
 }
 
 // notInFile are the machines of the cluster that the file does not have,
@@ -177,60 +178,18 @@ func (c *Converger) checkRestoreTarget(ctx context.Context, spec *Spec, b *Backu
 // runs the backup's swarm already) and makes the other machines ready to
 // join it again.
 func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName string) error {
-	b := c.restore
 	var lh *host
 	for _, h := range hosts {
 		if h.spec.Name == leaderName {
 			lh = h
 		}
 	}
-	s, err := lh.node.State(ctx)
+	if err := c.putSwarm(ctx, lh); err != nil {
+		return err
+	}
+	ready, err := c.removeGoneManagers(ctx, lh)
 	if err != nil {
 		return err
-	}
-	ev := func(h *host, st ui.Status, detail string) {
-		c.Machines.Progress.Event(h.spec.Name, "restore", st, detail)
-	}
-	redact := c.Machines.Redactor.Redact
-	step, err := restoreAction(lh.spec.Name, s, b.Manifest.SwarmID)
-	if err != nil {
-		return err
-	}
-	switch step {
-	case restoreHas:
-		ev(lh, ui.Unchanged, "runs swarm "+bootstrap.Short(s.ClusterID)+" already")
-	case restorePut:
-		ev(lh, ui.Started, "swarm "+bootstrap.Short(b.Manifest.SwarmID)+" from the backup of "+b.Manifest.Created.Format("2006-01-02 15:04 MST"))
-		write := func(ctx context.Context, path string, data []byte) error {
-			return lh.client.WriteFile(ctx, path, data, 0o600, "")
-		}
-		if err := bootstrap.PutSwarmState(ctx, lh.node, write, b.Swarm, lh.mach.Address, b.Key, redact); err != nil {
-			ev(lh, ui.Failed, "")
-			return err
-		}
-		ev(lh, ui.Changed, "new cluster of one manager at "+lh.mach.Address)
-	}
-	if s, err = lh.node.State(ctx); err != nil {
-		return err
-	}
-	members, err := bootstrap.Members(ctx, lh.node)
-	if err != nil {
-		return err
-	}
-	for _, m := range bootstrap.GoneManagers(members, s.NodeID) {
-		// Not in the new Raft group: removed as they are (a demotion
-		// would look for them there).
-		if err := bootstrap.RemoveNode(ctx, lh.node, m.ID); err != nil {
-			return err
-		}
-		ev(lh, ui.Changed, "removed the old manager entry "+m.Hostname+" ("+bootstrap.Short(m.ID)+")")
-	}
-	if members, err = bootstrap.Members(ctx, lh.node); err != nil {
-		return err
-	}
-	ready := map[string]bool{}
-	for _, m := range members {
-		ready[m.ID] = m.Ready
 	}
 	for _, h := range hosts {
 		if h == lh {
@@ -240,7 +199,7 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 		if err != nil {
 			return err
 		}
-		if hs.LocalNodeState == bootstrap.StateInactive || hs.LocalNodeState == "" || (hs.Active() && ready[hs.NodeID] && (hs.ClusterID == "" || hs.ClusterID == b.Manifest.SwarmID)) {
+		if keepsState(hs, ready, c.restore.Manifest.SwarmID) {
 			continue
 		}
 		// Its managers are gone: it leaves what it has and joins the
@@ -248,9 +207,80 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 		if err := h.node.Leave(ctx, true); err != nil {
 			return err
 		}
-		ev(h, ui.Changed, "left the old swarm's state ("+hs.LocalNodeState+") to join the restored one")
+		c.restoreEvent(h, ui.Changed, "left the old swarm's state ("+hs.LocalNodeState+") to join the restored one")
 	}
 	return nil
+}
+
+func (c *Converger) restoreEvent(h *host, st ui.Status, detail string) {
+	c.Machines.Progress.Event(h.spec.Name, "restore", st, detail)
+}
+
+// putSwarm puts the backup's swarm state on the leader, unless it runs
+// that swarm already.
+func (c *Converger) putSwarm(ctx context.Context, lh *host) error {
+	b := c.restore
+	s, err := lh.node.State(ctx)
+	if err != nil {
+		return err
+	}
+	step, err := restoreAction(lh.spec.Name, s, b.Manifest.SwarmID)
+	if err != nil {
+		return err
+	}
+	switch step {
+	case restoreHas:
+		c.restoreEvent(lh, ui.Unchanged, "runs swarm "+bootstrap.Short(s.ClusterID)+" already")
+	case restorePut:
+		c.restoreEvent(lh, ui.Started, "swarm "+bootstrap.Short(b.Manifest.SwarmID)+" from the backup of "+b.Manifest.Created.Format("2006-01-02 15:04 MST"))
+		write := func(ctx context.Context, path string, data []byte) error {
+			return lh.client.WriteFile(ctx, path, data, 0o600, "")
+		}
+		if err := bootstrap.PutSwarmState(ctx, lh.node, write, b.Swarm, lh.mach.Address, b.Key, c.Machines.Redactor.Redact); err != nil {
+			c.restoreEvent(lh, ui.Failed, "")
+			return err
+		}
+		c.restoreEvent(lh, ui.Changed, "new cluster of one manager at "+lh.mach.Address)
+	}
+	return nil
+}
+
+// removeGoneManagers removes the old managers that are not in the
+// restored Raft group, and says which members are Ready (by node ID).
+func (c *Converger) removeGoneManagers(ctx context.Context, lh *host) (map[string]bool, error) {
+	s, err := lh.node.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	members, err := bootstrap.Members(ctx, lh.node)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range bootstrap.GoneManagers(members, s.NodeID) {
+		// Not in the new Raft group: removed as they are (a demotion
+		// would look for them there).
+		if err := bootstrap.RemoveNode(ctx, lh.node, m.ID); err != nil {
+			return nil, err
+		}
+		c.restoreEvent(lh, ui.Changed, "removed the old manager entry "+m.Hostname+" ("+bootstrap.Short(m.ID)+")")
+	}
+	if members, err = bootstrap.Members(ctx, lh.node); err != nil {
+		return nil, err
+	}
+	ready := map[string]bool{}
+	for _, m := range members {
+		ready[m.ID] = m.Ready
+	}
+	return ready, nil
+}
+
+// keepsState reports whether a node keeps its swarm state after a
+// restore: it has none, or it is a Ready member of the restored swarm.
+func keepsState(hs bootstrap.State, ready map[string]bool, swarmID string) bool {
+	if hs.LocalNodeState == bootstrap.StateInactive || hs.LocalNodeState == "" {
+		return true
+	}
+	return hs.Active() && ready[hs.NodeID] && (hs.ClusterID == "" || hs.ClusterID == swarmID)
 }
 
 // labelsBack gives the nodes the labels the manifest has for their

@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 )
@@ -70,7 +71,7 @@ func TestRefusedRestoreChangesNothing(t *testing.T) {
 	if err := saveState(st, &State{Name: "lab", Machines: []string{"n1", "n2", "old"}, Leader: "n1", ClusterID: "LIVE"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteFileAtomic(filepath.Join(st.ClusterDir("lab"), "unlock-key"), []byte("SWMKEY-1-live\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(st.ClusterDir("lab"), "unlock-key"), []byte("SWMKEY-1-live\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The lock files are the locks' own business, not the store's content.
@@ -166,6 +167,32 @@ func TestHostMoved(t *testing.T) {
 		got, err := hostMoved(stored, tc.n)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: moved %v, err %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestKeepsState: after a restore, a node keeps its swarm state only when
+// it has none or is a Ready member of the restored swarm; otherwise it
+// leaves the old swarm's state to join the restored one.
+func TestKeepsState(t *testing.T) {
+	ready := map[string]bool{"n1": true, "n2": false}
+	for _, tc := range []struct {
+		name string
+		st   bootstrap.State
+		want bool
+	}{
+		{"no swarm", bootstrap.State{LocalNodeState: bootstrap.StateInactive}, true},
+		{"no state read", bootstrap.State{}, true},
+		{"ready member of the restored swarm", bootstrap.State{LocalNodeState: "active", NodeID: "n1", ClusterID: "sw"}, true},
+		{"ready, swarm ID not known", bootstrap.State{LocalNodeState: "active", NodeID: "n1"}, true},
+		{"not ready", bootstrap.State{LocalNodeState: "active", NodeID: "n2", ClusterID: "sw"}, false},
+		{"not a member", bootstrap.State{LocalNodeState: "active", NodeID: "n3", ClusterID: "sw"}, false},
+		{"another swarm", bootstrap.State{LocalNodeState: "active", NodeID: "n1", ClusterID: "other"}, false},
+		{"pending", bootstrap.State{LocalNodeState: "pending", NodeID: "n1"}, false},
+		{"locked", bootstrap.State{LocalNodeState: bootstrap.StateLocked, NodeID: "n1"}, false},
+	} {
+		if got := keepsState(tc.st, ready, "sw"); got != tc.want {
+			t.Errorf("%s: keepsState = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -61,7 +60,7 @@ func (c *Converger) openSwarmNode(ctx context.Context, name string) (*host, erro
 	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
 		return h, err
 	}
-	if h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client); err != nil {
+	if h.node, err = mach.Node(h.client); err != nil {
 		return h, err
 	}
 	return h, nil
@@ -189,7 +188,7 @@ func (c *Converger) Unlock(ctx context.Context, name string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
 	}
-	key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(name), "unlock-key"))
+	key, err := os.ReadFile(c.Machines.Store.Cluster(name).UnlockKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: no unlock key in the store (is swarm { autolock = true } set and was 'cluster up' run?): %w", name, err)
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,12 +13,8 @@ import (
 	"github.com/shoal-dev/shoal/provision"
 )
 
-// rollFile, in the cluster's folder, remembers the nodes a roll drained and
-// what they were, until each is made so again.
-const rollFile = "roll.json"
-
 func loadJournal(st *store.Store, cluster string) (*bootstrap.FileJournal, error) {
-	return bootstrap.LoadJournal(filepath.Join(st.ClusterDir(cluster), rollFile))
+	return bootstrap.LoadJournal(st.Cluster(cluster).RollPath())
 }
 
 // rollNodes are the held hosts as the roll's decisions see them.
@@ -81,7 +76,7 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 	// A manager restarted by the roll comes back locked under autolock:
 	// the roll unlocks what it restarted.
 	key := ""
-	if b, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if b, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()); err == nil {
 		key = strings.TrimSpace(string(b))
 		c.Machines.Redactor.Add(key)
 	}
@@ -127,7 +122,7 @@ func (c *Converger) holdFor(h *host) machine.Hold {
 		if h.mach.JustCreated || len(whys) == 0 {
 			return false, nil
 		}
-		n, err := bootstrap.Open(h.mach.Name, h.mach.Hostname, h.mach.Address, h.client)
+		n, err := h.mach.Node(h.client)
 		if err != nil {
 			return false, err
 		}

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -121,11 +121,11 @@ func newClusterKey(st *store.Store, name string) (priv []byte, pub string, err e
 		return nil, "", err
 	}
 	pub += " " + clusterKeyComment(name)
-	path := filepath.Join(dir, store.KeyFile)
-	if err := store.WriteFileAtomic(path, priv, 0o600); err != nil {
+	path := st.Cluster(name).KeyPath()
+	if err := fsutil.WriteFileAtomic(path, priv, 0o600); err != nil {
 		return nil, "", err
 	}
-	return priv, pub, store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), 0o644)
+	return priv, pub, fsutil.WriteFileAtomic(path+".pub", []byte(pub+"\n"), 0o644)
 }
 
 // keyOnlyPeerFiles are the mesh files of a rotation outside 'cluster up':

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -31,7 +32,7 @@ type State struct {
 }
 
 func stateFile(st *store.Store, name string) string {
-	return filepath.Join(st.ClusterDir(name), "state.json")
+	return st.Cluster(name).StatePath()
 }
 
 // LoadState reads a cluster's state.
@@ -60,7 +61,7 @@ func saveState(st *store.Store, s *State) error {
 	if err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(stateFile(st, s.Name), append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(stateFile(st, s.Name), append(data, '\n'), 0o600)
 }
 
 // List returns the states of every cluster in the store.

@@ -6,15 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/bootstrap"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
 	"golang.org/x/crypto/ssh"
@@ -38,7 +37,7 @@ func (c *Converger) swarmRequest(spec *Spec, hosts []*host, leaderName string, p
 	if prev != nil {
 		req.Policy.ClusterID = prev.ClusterID
 	}
-	if key, err := os.ReadFile(filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")); err == nil {
+	if key, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()); err == nil {
 		req.UnlockKey = strings.TrimSpace(string(key))
 		c.Machines.Redactor.Add(req.UnlockKey)
 	}
@@ -89,9 +88,6 @@ func (sc swarmChecks) done(stage string) {
 }
 
 func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, leaderName string, prev *State, sc swarmChecks) (changed bool, leader *host, clusterID string, err error) {
-	ev := func(h *host, step string, s ui.Status, detail string) {
-		c.Machines.Progress.Event(h.spec.Name, step, s, detail)
-	}
 	req := c.swarmRequest(spec, hosts, leaderName, prev)
 	req.Known = sc.known
 	out, err := c.reconciler().Reconcile(ctx, req)
@@ -109,24 +105,11 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 			leader = h
 		}
 	}
-	// Autolock: the unlock key is a secret, kept 0600 in the cluster's folder.
-	autoChanged, key, err := bootstrap.EnsureAutolock(ctx, leader.node, spec.Autolock)
+	autoChanged, err := c.ensureAutolock(ctx, spec, leader)
 	if err != nil {
 		return false, leader, out.ClusterID, err
 	}
-	keyFile := filepath.Join(c.Machines.Store.ClusterDir(spec.Name), "unlock-key")
-	if key != "" {
-		c.Machines.Redactor.Add(key)
-		if err := store.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
-			return false, leader, out.ClusterID, err
-		}
-	} else {
-		os.Remove(keyFile)
-	}
-	if autoChanged {
-		changed = true
-		ev(leader, "swarm-autolock", ui.Changed, fmt.Sprintf("autolock=%v", spec.Autolock))
-	}
+	changed = changed || autoChanged
 	// Changes that restart dockerd go one node at a time (and nodes a
 	// stopped roll left drained are made active), before the registry's
 	// check: its node may be one of them.
@@ -138,57 +121,112 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	if !spec.Registry.Enabled {
 		return changed, leader, out.ClusterID, nil
 	}
-	var regHost *host
-	for _, h := range hosts {
-		if h.spec.Name == spec.Registry.Node {
-			regHost = h
-		}
-	}
-	reg := bootstrap.Registry{Hostname: regHost.mach.Hostname, Port: spec.Registry.Port, Image: spec.Registry.Image, Path: spec.Registry.Path, FreshNode: regHost.changed}
-	created, err := bootstrap.EnsureRegistry(ctx, leader.node, regHost.client, reg)
-	if err != nil {
-		ev(regHost, "registry", ui.Failed, err.Error())
+	fin := &registryCheck{c: c, spec: spec, hosts: hosts, leader: leader, sc: sc, rolled: rolled, swarmChanged: out.Changed}
+	if err := fin.ensure(ctx); err != nil {
 		return false, leader, out.ClusterID, err
 	}
-	if created {
-		changed = true
-		ev(regHost, "registry", ui.Changed, fmt.Sprintf("%s:%d", reg.Hostname, reg.Port))
+	changed = changed || fin.created
+	return changed, leader, out.ClusterID, fin.checkAll(ctx)
+}
+
+// ensureAutolock sets the swarm's autolock as the file says. The unlock
+// key is a secret, kept 0600 in the cluster's folder.
+func (c *Converger) ensureAutolock(ctx context.Context, spec *Spec, leader *host) (bool, error) {
+	changed, key, err := bootstrap.EnsureAutolock(ctx, leader.node, spec.Autolock)
+	if err != nil {
+		return false, err
 	}
-	sc.done("registry")
-	// The final check: the registry answers from every node (a node it
-	// answered as it was provisioned, with nothing changed since, is not
-	// asked again). Its own node first: the others are asked once it
-	// answers there, and not polled while its task starts.
+	keyFile := c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()
+	if key != "" {
+		c.Machines.Redactor.Add(key)
+		if err := fsutil.WriteFileAtomic(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			return false, err
+		}
+	} else {
+		os.Remove(keyFile)
+	}
+	if changed {
+		c.Machines.Progress.Event(leader.spec.Name, "swarm-autolock", ui.Changed, fmt.Sprintf("autolock=%v", spec.Autolock))
+	}
+	return changed, nil
+}
+
+// registryCheck is the swarm pass's registry: its service made or
+// corrected, then the final check that it answers from every node.
+type registryCheck struct {
+	c            *Converger
+	spec         *Spec
+	hosts        []*host
+	leader       *host
+	sc           swarmChecks
+	rolled       bool // the roll changed engines
+	swarmChanged bool
+	node         *host // the registry's node
+	reg          bootstrap.Registry
+	created      bool // the service was created or corrected
+}
+
+func (r *registryCheck) event(h *host, step string, s ui.Status, detail string) {
+	r.c.Machines.Progress.Event(h.spec.Name, step, s, detail)
+}
+
+// ensure creates or corrects the registry service.
+func (r *registryCheck) ensure(ctx context.Context) error {
+	spec := r.spec
+	for _, h := range r.hosts {
+		if h.spec.Name == spec.Registry.Node {
+			r.node = h
+		}
+	}
+	r.reg = bootstrap.Registry{Hostname: r.node.mach.Hostname, Port: spec.Registry.Port, Image: spec.Registry.Image, Path: spec.Registry.Path, FreshNode: r.node.changed}
+	created, err := bootstrap.EnsureRegistry(ctx, r.leader.node, r.node.client, r.reg)
+	if err != nil {
+		r.event(r.node, "registry", ui.Failed, err.Error())
+		return err
+	}
+	if created {
+		r.created = true
+		r.event(r.node, "registry", ui.Changed, fmt.Sprintf("%s:%d", r.reg.Hostname, r.reg.Port))
+	}
+	r.sc.done("registry")
+	return nil
+}
+
+// checkAll is the final check: the registry answers from every node (a
+// node it answered as it was provisioned, with nothing changed since, is
+// not asked again). Its own node first: the others are asked once it
+// answers there, and not polled while its task starts.
+func (r *registryCheck) checkAll(ctx context.Context) error {
 	checked := map[string]bool{}
-	if sc.checked != nil {
-		checked = sc.checked()
+	if r.sc.checked != nil {
+		checked = r.sc.checked()
 	}
 	check := func(ctx context.Context, h *host) error {
-		ask := registryAsk{probed: sc.answered[h.spec.Name], checked: checked[h.spec.Name], regNode: h == regHost,
-			created: created, rolled: rolled, swarmChanged: out.Changed}
+		ask := registryAsk{probed: r.sc.answered[h.spec.Name], checked: checked[h.spec.Name], regNode: h == r.node,
+			created: r.created, rolled: r.rolled, swarmChanged: r.swarmChanged}
 		if !ask.needed() {
-			ev(h, "check", ui.Unchanged, "Ready, registry answers")
+			r.event(h, "check", ui.Unchanged, "Ready, registry answers")
 			return nil
 		}
-		if err := bootstrap.WaitRegistry(ctx, h.node, reg.Hostname, reg.Port, 2*time.Minute); err != nil {
-			ev(h, "check", ui.Failed, err.Error())
+		if err := bootstrap.WaitRegistry(ctx, h.node, r.reg.Hostname, r.reg.Port, 2*time.Minute); err != nil {
+			r.event(h, "check", ui.Failed, err.Error())
 			return err
 		}
-		ev(h, "check", ui.Unchanged, "Ready, registry answers")
+		r.event(h, "check", ui.Unchanged, "Ready, registry answers")
 		return nil
 	}
-	if err := check(ctx, regHost); err != nil {
-		return changed, leader, out.ClusterID, err
+	if err := check(ctx, r.node); err != nil {
+		return err
 	}
 	var others []*host
-	for _, h := range hosts {
-		if h != regHost {
+	for _, h := range r.hosts {
+		if h != r.node {
 			others = append(others, h)
 		}
 	}
-	err = parallel(ctx, c.Parallel, others, check)
-	sc.done("check")
-	return changed, leader, out.ClusterID, err
+	err := parallel(ctx, r.c.Parallel, others, check)
+	r.sc.done("check")
+	return err
 }
 
 // registryAsk is what the final check knows of one host when it decides
@@ -280,19 +318,9 @@ const peerProbeParts = 5
 // this run's provisioning is read again.
 // mu guards h.changed, which the host's other branches set too.
 func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu *sync.Mutex) error {
-	var parts []string
-	if h.facts != nil {
-		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
-	}
-	if len(parts) != peerProbeParts || len(strings.Fields(parts[0])) != 2 {
-		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
-		if err != nil {
-			return err
-		}
-		parts = strings.Split(string(out.Stdout), "@@\n")
-	}
-	if len(parts) != peerProbeParts {
-		return fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+	parts, err := peerSSHNow(ctx, h, pf)
+	if err != nil {
+		return err
 	}
 	head := strings.Fields(parts[0])
 	if len(head) != 2 {
@@ -300,26 +328,7 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 	}
 	home, group := head[0], head[1]
 	owner := h.mach.DockerUser + ":" + group
-	var wrote []string
-	var files []sshrun.File
-	if !strings.HasPrefix(parts[3], pf.keySum) {
-		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
-		wrote = append(wrote, "key")
-	}
-	for _, f := range []struct{ name, cur, block string }{
-		{"config", parts[1], pf.configBlock},
-		{"known_hosts", parts[2], pf.knownBlock},
-	} {
-		if pf.keyOnly {
-			break
-		}
-		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
-		if next == f.cur {
-			continue
-		}
-		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
-		wrote = append(wrote, f.name)
-	}
+	files, wrote := peerSSHFiles(parts, home, owner, pf)
 	if pf.pub != "" && editAuthorizedKeys(parts[4], pf.comment, pf.pub) != parts[4] {
 		f, changed, err := authorizedKeysFile(ctx, h, home, owner, pf)
 		if err != nil {
@@ -342,6 +351,50 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
 	}
 	return nil
+}
+
+// peerSSHNow is the docker user's ~/.ssh as the facts probe found it (or,
+// where it did not answer, as the probe run now finds it), in its parts.
+func peerSSHNow(ctx context.Context, h *host, pf *peerFiles) ([]string, error) {
+	var parts []string
+	if h.facts != nil {
+		parts = strings.Split(h.facts.Section(peerProbeName)+"\n", "@@\n")
+	}
+	if len(parts) != peerProbeParts || len(strings.Fields(parts[0])) != 2 {
+		out, err := h.client.RunSudo(ctx, peerProbe(h.mach.DockerUser, strings.TrimPrefix(pf.keyName, "shoal-")).Cmd)
+		if err != nil {
+			return nil, err
+		}
+		parts = strings.Split(string(out.Stdout), "@@\n")
+	}
+	if len(parts) != peerProbeParts {
+		return nil, fmt.Errorf("%s: reading the docker user's ~/.ssh: unexpected answer", h.spec.Name)
+	}
+	return parts, nil
+}
+
+// peerSSHFiles are the key, config and known_hosts files that differ from
+// what the host has (parts), and their names.
+func peerSSHFiles(parts []string, home, owner string, pf *peerFiles) (files []sshrun.File, wrote []string) {
+	if !strings.HasPrefix(parts[3], pf.keySum) {
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + pf.keyName, Data: pf.priv, Mode: 0o600, Owner: owner})
+		wrote = append(wrote, "key")
+	}
+	if pf.keyOnly {
+		return files, wrote
+	}
+	for _, f := range []struct{ name, cur, block string }{
+		{"config", parts[1], pf.configBlock},
+		{"known_hosts", parts[2], pf.knownBlock},
+	} {
+		next := replaceBlock(f.cur, pf.begin, pf.end, f.block)
+		if next == f.cur {
+			continue
+		}
+		files = append(files, sshrun.File{Path: home + "/.ssh/" + f.name, Data: []byte(next), Mode: 0o600, Owner: owner})
+		wrote = append(wrote, f.name)
+	}
+	return files, wrote
 }
 
 // authorizedKeysFile is the docker user's authorized_keys with the cluster

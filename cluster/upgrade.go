@@ -57,7 +57,7 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 		if err := c.holdEngine(ctx, h); err != nil {
 			return fmt.Errorf("%s: %w", h.spec.Name, err)
 		}
-		if h.node, err = bootstrap.Open(mach.Name, mach.Hostname, mach.Address, h.client); err != nil {
+		if h.node, err = mach.Node(h.client); err != nil {
 			return err
 		}
 		h.state, err = h.node.State(ctx)

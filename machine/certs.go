@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/certs"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/provision"
@@ -32,7 +33,7 @@ func (m *Manager) RenewCerts(now time.Time) (certs.Renewal, error) {
 		_, err := m.CA()
 		return due, err
 	}
-	if _, err := certs.Renew(context.Background(), dir, due, now, store.WriteFileAtomic, m.Store.LockCA); err != nil {
+	if _, err := certs.Renew(context.Background(), dir, due, now, fsutil.WriteFileAtomic, m.Store.LockCA); err != nil {
 		return due, err
 	}
 	what := "client certificate"
@@ -87,7 +88,7 @@ func syncClientCerts(src, dst string, readOnly bool) (stale bool, err error) {
 		if readOnly {
 			return true, nil
 		}
-		if err := store.WriteFileAtomic(filepath.Join(dst, f.name), data, f.mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dst, f.name), data, f.mode); err != nil {
 			return false, err
 		}
 	}
@@ -152,7 +153,7 @@ func (m *Manager) CA() (*certs.CA, error) {
 		return ca, err
 	}
 	// The lock's wait is bounded by the store's LockWait.
-	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), store.WriteFileAtomic, m.Store.LockCA)
+	return certs.EnsureCA(context.Background(), m.Store.CertsDir(), fsutil.WriteFileAtomic, m.Store.LockCA)
 }
 
 // serverTLS returns the machine's server certificate, issued again only when
@@ -211,7 +212,7 @@ func (m *Manager) writeFile(path string, data []byte, mode os.FileMode) error {
 	if m.ReadOnly {
 		return nil
 	}
-	return store.WriteFileAtomic(path, data, mode)
+	return fsutil.WriteFileAtomic(path, data, mode)
 }
 
 func uniqueSorted(in []string) []string {

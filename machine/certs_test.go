@@ -9,7 +9,7 @@ import (
 
 	"github.com/shoal-dev/shoal/drivers/drivertest"
 	"github.com/shoal-dev/shoal/internal/certs"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 )
 
 // TestClientCertDirIsTheMachinesFolder: DOCKER_CERT_PATH is machines/NAME,
@@ -57,7 +57,7 @@ func TestClientCertDirIsTheMachinesFolder(t *testing.T) {
 	}
 	same()
 	// A renewal run brings every machine's copies in step at once.
-	if err := store.WriteFileAtomic(filepath.Join(want, certs.ClientFile), []byte("stale"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(want, certs.ClientFile), []byte("stale"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.syncAllClientCerts(); err != nil {
@@ -65,7 +65,7 @@ func TestClientCertDirIsTheMachinesFolder(t *testing.T) {
 	}
 	same()
 	// Read-only, nothing is written and the store's current folder is said.
-	store.WriteFileAtomic(filepath.Join(want, certs.ClientFile), []byte("stale"), 0o644)
+	fsutil.WriteFileAtomic(filepath.Join(want, certs.ClientFile), []byte("stale"), 0o644)
 	m.ReadOnly = true
 	if dir, err := m.ClientCertDir(mach.Machine); err != nil || dir != m.Store.CertsDir() {
 		t.Errorf("read-only, stale: %q, %v", dir, err)

@@ -265,3 +265,22 @@ func TestReadOnlyTLSWritesNothing(t *testing.T) {
 		t.Errorf("read-only provisionSpec wrote files: %v -> %v", before, after)
 	}
 }
+
+// TestDoubleDotNameIsReadNotMade: a machine named a..b (older shoal and
+// docker-machine's import made such) is loaded as before, but no new one is
+// made under that name: validate.Name, the one rule for new names, refuses it.
+func TestDoubleDotNameIsReadNotMade(t *testing.T) {
+	m, _ := fakeManager(t)
+	if err := m.Store.Save(&store.Machine{Name: "a..b", Driver: drivertest.FakeName}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load("a..b"); err != nil {
+		t.Errorf("Load(a..b): %v", err)
+	}
+	if _, err := m.Create(context.Background(), fakeOpts("c..d", drivertest.FakeConfig{})); err == nil || !strings.Contains(err.Error(), "invalid name") {
+		t.Errorf("Create(c..d) = %v, want invalid name", err)
+	}
+	if got := storeNames(t, m); strings.Contains(strings.Join(got, " "), "c..d") {
+		t.Errorf("store holds %v", got)
+	}
+}

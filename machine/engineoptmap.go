@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,11 +69,6 @@ var ulimitNames = map[string]bool{
 	"sigpending": true, "stack": true,
 }
 
-var (
-	optKeyRE        = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
-	storageDriverRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-)
-
 // EngineConfig is what --engine-opt and --engine-storage-driver ask of
 // daemon.json.
 type EngineConfig struct {
@@ -102,7 +96,7 @@ func EngineOptions(opts []string, storageDriver string) (EngineConfig, error) {
 		}
 	}
 	if storageDriver != "" {
-		if !storageDriverRE.MatchString(storageDriver) {
+		if validate.StorageDriver(storageDriver) != nil {
 			return EngineConfig{}, fmt.Errorf("--engine-storage-driver %q: want a driver name (overlay2, btrfs, zfs, vfs, ...)", storageDriver)
 		}
 		if have, ok := doc["storage-driver"]; ok && have != storageDriver {
@@ -118,7 +112,7 @@ func EngineOptions(opts []string, storageDriver string) (EngineConfig, error) {
 func parseEngineOpt(o string) (string, any, error) {
 	name, v, hasValue := strings.Cut(o, "=")
 	name = strings.TrimPrefix(name, "--")
-	if !optKeyRE.MatchString(name) {
+	if validate.EngineOptKey(name) != nil {
 		return "", nil, fmt.Errorf("--engine-opt %q: want key=value with a daemon.json key or a dockerd flag (log-level=debug, log-opt=max-size=10m)", o)
 	}
 	key := provision.DaemonKeyOfFlag(name)

@@ -3,16 +3,15 @@ package machine
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"sort"
-)
 
-var sanRE = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$`)
+	"github.com/shoal-dev/shoal/internal/validate"
+)
 
 // ValidateSANs checks --tls-san values: host names or IP addresses.
 func ValidateSANs(sans []string) error {
 	for _, s := range sans {
-		if net.ParseIP(s) == nil && !sanRE.MatchString(s) {
+		if validate.SAN(s) != nil {
 			return fmt.Errorf("--tls-san %q: want a host name or an IP address", s)
 		}
 	}

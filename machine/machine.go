@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -74,6 +76,12 @@ type Machine struct {
 	JustCreated bool
 }
 
+// Node opens the machine's engine through r (its SSH connection): the one
+// way shoal reaches a machine's engine.
+func (m *Machine) Node(r bootstrap.Runner) (*bootstrap.Node, error) {
+	return bootstrap.Open(m.Name, m.Hostname, m.Address, r)
+}
+
 // Load reads machine name and its driver.
 func (m *Manager) Load(name string) (*Machine, error) {
 	cfg, err := m.Store.Load(name)
@@ -117,10 +125,10 @@ func (m *Manager) ensureKey(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, store.PublicKeyFile), []byte(pub+"\n"), 0o644); err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, store.KeyFile), priv, 0o600)
 }
 
 // CreateOptions is what `machine create` was asked.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +109,7 @@ func (m *Manager) bootstrap(ctx context.Context, mach *Machine, client *sshrun.C
 	if mach.Swarm == nil {
 		return nil
 	}
-	node, err := bootstrap.OpenMachine(mach.Machine, client)
+	node, err := mach.Node(client)
 	if err != nil {
 		return err
 	}
@@ -172,7 +171,7 @@ func (m *Manager) swarmRequest(mach *Machine, node *bootstrap.Node, restarted bo
 	// A manager of a cluster with autolock that this provisioning restarted
 	// comes back locked: shoal unlocks what it locked, with the cluster's key.
 	if restarted && mach.Cluster != "" {
-		if key, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key")); err == nil {
+		if key, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath()); err == nil {
 			req.UnlockKey = strings.TrimSpace(string(key))
 			m.Redactor.Add(req.UnlockKey)
 			req.Policy.Restarted = map[string]bool{mach.Name: true}
@@ -279,7 +278,7 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := bootstrap.OpenMachine(master.Machine, c)
+	n, err := master.Node(c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -299,7 +298,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 		return err
 	}
 	defer c.Close()
-	node, err := bootstrap.OpenMachine(mach.Machine, c)
+	node, err := mach.Node(c)
 	if err != nil {
 		return err
 	}

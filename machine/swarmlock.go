@@ -69,7 +69,7 @@ func (m *Manager) swarmTurn(ctx context.Context, id string) (func(), error) {
 // do not answer (no ID to lock by), gets a lock of nothing.
 func (m *Manager) lockSwarmOf(ctx context.Context, mach *Machine, r bootstrap.Runner) (unlock func(), err error) {
 	none := func() {}
-	node, err := bootstrap.OpenMachine(mach.Machine, r)
+	node, err := mach.Node(r)
 	if err != nil {
 		return none, nil
 	}

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 
@@ -106,7 +106,7 @@ func (m *Manager) ServeTunnel(ctx context.Context, mach *Machine, ln net.Listene
 	port := ln.Addr().(*net.TCPAddr).Port
 	rec, _ := json.Marshal(Tunnel{Port: port, PID: os.Getpid()})
 	path := filepath.Join(mach.Dir, TunnelFile)
-	if err := store.WriteFileAtomic(path, rec, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, rec, 0o600); err != nil {
 		return err
 	}
 	defer func() {

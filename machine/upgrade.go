@@ -62,7 +62,7 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	if err != nil {
 		return false, err
 	}
-	node, err := bootstrap.OpenMachine(mach.Machine, client)
+	node, err := mach.Node(client)
 	if err != nil {
 		return false, err
 	}
@@ -165,7 +165,7 @@ func (m *Manager) unlockKey(mach *Machine) string {
 	if mach.Cluster == "" {
 		return ""
 	}
-	b, err := os.ReadFile(filepath.Join(m.Store.ClusterDir(mach.Cluster), "unlock-key"))
+	b, err := os.ReadFile(m.Store.Cluster(mach.Cluster).UnlockKeyPath())
 	if err != nil {
 		return ""
 	}

@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/templates"
 )
 
@@ -15,14 +15,12 @@ import (
 // its own, so that the TLS drop-in stays as it is.
 const envDropInPath = dropInDir + "/shoal-env.conf"
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // ValidateEnv checks --engine-env K=V values: a variable name, and nothing
 // systemd could not hold on one line.
 func ValidateEnv(env []string) error {
 	for _, kv := range env {
 		k, _, ok := strings.Cut(kv, "=")
-		if !ok || !envNameRE.MatchString(k) {
+		if !ok || validate.EnvName(k) != nil {
 			return fmt.Errorf("--engine-env %q: want NAME=VALUE with NAME made of letters, digits and _", kv)
 		}
 		if strings.ContainsAny(kv, "\n\r\x00") {

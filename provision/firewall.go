@@ -8,14 +8,12 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // SwarmPorts are what every node opens when a firewall runs: SSH, the
 // daemon's TLS port, and Swarm's management, gossip and VXLAN ports.
 const SwarmPorts = "22/tcp 2376/tcp 2377/tcp 7946/tcp 7946/udp 4789/udp"
-
-// firewallPortRE is PORT/tcp or PORT/udp: a value that goes into commands.
-var firewallPortRE = regexp.MustCompile(`^([0-9]{1,5})/(tcp|udp)$`)
 
 // wantedPorts lists the ports the host must accept, in a stable order:
 // SwarmPorts, the TLS port, then Spec.FirewallPorts, without repeats.
@@ -28,11 +26,10 @@ func wantedPorts(spec Spec) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, p := range list {
-		m := firewallPortRE.FindStringSubmatch(p)
-		if m == nil {
-			return nil, fmt.Errorf("firewall port %q: want PORT/tcp or PORT/udp (like 5000/tcp)", p)
-		}
-		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 65535 {
+		if n, _, err := validate.FirewallPort(p); err != nil {
+			if n == 0 {
+				return nil, fmt.Errorf("firewall port %q: want PORT/tcp or PORT/udp (like 5000/tcp)", p)
+			}
 			return nil, fmt.Errorf("firewall port %q: %d is not a port", p, n)
 		}
 		if !seen[p] {
@@ -59,13 +56,12 @@ func (o openPorts) covers(port string) bool {
 	if o.all {
 		return true
 	}
-	m := firewallPortRE.FindStringSubmatch(port)
-	if m == nil {
+	n, proto, err := validate.FirewallPort(port)
+	if err != nil {
 		return false
 	}
-	n, _ := strconv.Atoi(m[1])
 	for _, r := range o.ranges {
-		if n >= r.lo && n <= r.hi && (r.proto == "" || r.proto == m[2]) {
+		if n >= r.lo && n <= r.hi && (r.proto == "" || r.proto == proto) {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // A host whose iptables INPUT policy is DROP (and that runs neither
@@ -60,11 +61,12 @@ func parseIptablesFacts(s string) iptablesFacts {
 func iptablesScript(peers []netip.Addr, ports []string) string {
 	byProto := map[string][]string{}
 	for _, p := range ports {
-		m := firewallPortRE.FindStringSubmatch(p)
-		if m == nil || p == "22/tcp" { // SSH is open: shoal came in through it
+		_, proto, err := validate.FirewallPort(p)
+		if err != nil || p == "22/tcp" { // SSH is open: shoal came in through it
 			continue
 		}
-		byProto[m[2]] = append(byProto[m[2]], m[1])
+		num, _, _ := strings.Cut(p, "/")
+		byProto[proto] = append(byProto[proto], num)
 	}
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n# Written by shoal: the swarm's ports open to the cluster's nodes only, after\n" +

@@ -2,12 +2,12 @@ package provision
 
 import (
 	"context"
-	"regexp"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // VMware's vmxnet3 NIC (NSX sites above all) drops VXLAN packets, swarm's
@@ -22,9 +22,11 @@ const (
 	vmxnet3UnitPath = "/etc/systemd/system/" + vmxnet3Unit
 )
 
-// ifaceNameRE is an interface name that may go into a unit as it is (and
-// into its device unit's name, which escapes "-").
-var ifaceNameRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,15}$`)
+// unitSafeIface tells whether an interface name may go into a unit as it
+// is (and into its device unit's name, which escapes "-" and reads ".").
+func unitSafeIface(s string) bool {
+	return validate.InterfaceName(s) == nil && !strings.ContainsAny(s, "-.")
+}
 
 // vmxnet3Facts is the "vmxnet3" probe: the swarm interface when its driver
 // is vmxnet3 ("" otherwise), ethtool's line for the offload ("" without
@@ -77,7 +79,7 @@ func vmxnet3Plan(f vmxnet3Facts) (change bool, note string) {
 	switch {
 	case f.iface == "":
 		return false, ""
-	case !ifaceNameRE.MatchString(f.iface):
+	case !unitSafeIface(f.iface):
 		return false, "the swarm interface " + f.iface + " is a vmxnet3 NIC whose name shoal does not put in a unit: turn its tx checksum offload off yourself (ethtool -K IFACE tx-checksum-ip-generic off), or VXLAN between nodes may be dropped"
 	case f.offload == "":
 		return false, "the swarm interface " + f.iface + " is a vmxnet3 NIC and ethtool is not installed: install it and provision again, so that shoal turns its tx checksum offload off (VXLAN between nodes may be dropped)"

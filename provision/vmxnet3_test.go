@@ -32,7 +32,7 @@ func FuzzParseVmxnet3(f *testing.F) {
 	f.Add("iface=ens192\ntx-checksum-ip-generic: on\nenabled=disabled\n@@unit\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		fa := parseVmxnet3(s)
-		if change, _ := vmxnet3Plan(fa); change && !ifaceNameRE.MatchString(fa.iface) {
+		if change, _ := vmxnet3Plan(fa); change && !unitSafeIface(fa.iface) {
 			t.Fatalf("would put %q into a unit and a command", fa.iface)
 		}
 	})

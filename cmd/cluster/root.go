@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/cluster"
+	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/shell"
@@ -55,19 +56,19 @@ func (g *globals) loadWithConverger(cmd *cobra.Command, file string) (*cluster.S
 // load decodes a cluster file; an invalid one is exit status 2 and its
 // diagnostics say FILE:LINE,COL.
 func (g *globals) load(cmd *cobra.Command, path string) (*cluster.Spec, error) {
-	spec, diags := cluster.Load(path, cluster.Options{Vars: g.vars, VarFiles: g.varFiles, Env: os.LookupEnv}, g.drivers)
+	spec, diags := cluster.Load(path, clusterfile.Options{Vars: g.vars, VarFiles: g.varFiles, Env: os.LookupEnv}, g.drivers)
 	// Read once: no child process (docker, ssh) inherits a password.
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, cluster.EnvVarPrefix) {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, clusterfile.EnvVarPrefix) {
 			os.Unsetenv(k)
 		}
 	}
 	if diags.HasErrors() {
-		cluster.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
+		clusterfile.FormatDiagnostics(cmd.ErrOrStderr(), diags, nil)
 		return nil, cli.Invalid(fmt.Errorf("%s is not a valid cluster file: nothing was changed", path))
 	}
 	if len(spec.Warnings) > 0 {
-		cluster.FormatDiagnostics(cmd.ErrOrStderr(), spec.Warnings, spec.Files)
+		clusterfile.FormatDiagnostics(cmd.ErrOrStderr(), spec.Warnings, spec.Files)
 	}
 	return spec, nil
 }
@@ -142,7 +143,7 @@ func (g *globals) clusterSpec(cmd *cobra.Command, arg string) (string, *cluster.
 		return spec.Name, spec, nil
 	}
 	// A name becomes a folder of the store: nothing like ../x gets there.
-	if err := validate.Name(arg); err != nil {
+	if err := validate.StoredName(arg); err != nil {
 		return "", nil, cli.Invalid(fmt.Errorf("%q is neither a cluster file nor a cluster name: %w", arg, err))
 	}
 	return arg, nil, nil

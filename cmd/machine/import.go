@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/machine/dmimport"
 	"github.com/spf13/cobra"
@@ -45,7 +45,7 @@ func newImport(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range args {
-				if err := store.ValidateName(n); err != nil {
+				if err := validate.Name(n); err != nil {
 					return cli.Invalid(err)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // conformanceTimeout bounds each step of the suite: drivers backed by fakes
@@ -153,7 +154,7 @@ func checkEndpoint(t *testing.T, d drivers.Driver) {
 	if ep.Host == "" {
 		t.Error("SSH endpoint: empty Host")
 	}
-	if ep.Port < 1 || ep.Port > 65535 {
+	if validate.Port(ep.Port) != nil {
 		t.Errorf("SSH endpoint: Port %d is not a TCP port", ep.Port)
 	}
 	if ep.User == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // FakeName is the name the fake driver registers under.
@@ -72,7 +73,7 @@ func (w *World) Spec() *drivers.Spec {
 		},
 		Validate: func(cfg any) error {
 			c := cfg.(*FakeConfig)
-			if c.Port < 1 || c.Port > 65535 {
+			if validate.Port(c.Port) != nil {
 				return fmt.Errorf("--fake-port %d: not a TCP port", c.Port)
 			}
 			return nil

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/cloudinit"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -69,10 +69,10 @@ func LoadOrCreateHostKey(dir, file string) (HostKey, error) {
 		return HostKey{}, err
 	}
 	// The public half first: the private one there means both are.
-	if err := store.WriteFileAtomic(privPath+".pub", []byte(k.Public+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(privPath+".pub", []byte(k.Public+"\n"), 0o644); err != nil {
 		return HostKey{}, fmt.Errorf("host key: %w", err)
 	}
-	if err := store.WriteFileAtomic(privPath, k.PrivatePEM, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(privPath, k.PrivatePEM, 0o600); err != nil {
 		return HostKey{}, fmt.Errorf("host key: %w", err)
 	}
 	return k, nil

@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 )
 
 // A driver keeps what it made in a state file in the machine's folder:
@@ -45,5 +45,5 @@ func SaveState(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return store.WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o600)
 }

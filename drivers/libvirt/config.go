@@ -15,7 +15,6 @@ package libvirt
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers"
@@ -95,10 +94,6 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Pool, "libvirt-pool", c.Pool, "libvirt driver: storage pool of the disks (\"default\" is created at "+DefaultPoolPath+" when missing)")
 }
 
-var (
-	checksumRe = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
-)
-
 // Validate checks the config after flags were parsed.
 func (c *Config) Validate() error {
 	var errs []error
@@ -110,7 +105,7 @@ func (c *Config) Validate() error {
 	} else if strings.Contains(c.Image, "://") && !isURL(c.Image) {
 		errs = append(errs, fmt.Errorf("--libvirt-image %q: only local files and http(s) URLs are supported", c.Image))
 	}
-	if c.ImageChecksum != "" && !checksumRe.MatchString(c.ImageChecksum) {
+	if c.ImageChecksum != "" && validate.Checksum(c.ImageChecksum) != nil {
 		errs = append(errs, fmt.Errorf("--libvirt-image-checksum %q: want sha256: and 64 hex digits", c.ImageChecksum))
 	}
 	errs = append(errs, driverutil.CheckMinimums(

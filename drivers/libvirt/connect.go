@@ -135,56 +135,27 @@ func resolveURI(uri string, getenv func(string) string, euid int) (target, error
 			return target{}, fmt.Errorf("the unix transport reaches this host only, not %s", u.Host)
 		}
 	case "ssh":
-		// As ssh(1) would: the agent or the first of ~/.ssh/id_* (go-libvirt's
-		// defaults), the host checked against ~/.ssh/known_hosts.
-		var opts []dialers.SSHOption
-		if user := u.User.Username(); user != "" {
-			opts = append(opts, dialers.UseSSHUsername(user))
-		}
-		if home := getenv("HOME"); home != "" {
-			opts = append(opts, dialers.UseKnownHostsFile(filepath.Join(home, ".ssh", "known_hosts")))
-		}
-		if p := u.Port(); p != "" {
-			opts = append(opts, dialers.UseSSHPort(p))
-		}
-		if k := u.Query().Get("keyfile"); k != "" {
-			opts = append(opts, dialers.UseKeyFile(k))
-		}
-		if s := u.Query().Get("socket"); s != "" {
-			opts = append(opts, dialers.WithRemoteSocket(s))
-		}
-		if u.Query().Get("no_verify") == "1" {
-			opts = append(opts, dialers.WithInsecureIgnoreHostKey())
-		}
-		t.remote = dialers.NewSSH(u.Hostname(), opts...)
+		t.remote = sshDialer(u, getenv)
 		return t, nil
 	case "tcp":
-		opts := []dialers.RemoteOption{dialers.WithRemoteTimeout(dialTimeout)}
-		if p := u.Port(); p != "" {
-			opts = append(opts, dialers.UsePort(p))
-		}
-		t.remote = dialers.NewRemote(u.Hostname(), opts...)
+		t.remote = tcpDialer(u)
 		return t, nil
 	case "tls":
-		var opts []dialers.TLSOption
-		if p := u.Port(); p != "" {
-			opts = append(opts, dialers.UseTLSPort(p))
-		}
-		if p := u.Query().Get("pkipath"); p != "" {
-			opts = append(opts, dialers.UsePKIPath(p))
-		}
-		if u.Query().Get("no_verify") == "1" {
-			opts = append(opts, dialers.WithInsecureNoVerify())
-		}
-		t.remote = dialers.NewTLS(u.Hostname(), opts...)
+		t.remote = tlsDialer(u)
 		return t, nil
 	default:
 		return target{}, fmt.Errorf("transport %q is not supported (unix, ssh, tcp or tls)", transport)
 	}
 
+	return localTarget(t, u, scheme, getenv, euid), nil
+}
+
+// localTarget fills in the sockets of a daemon on this host: ?socket=, else
+// root's or the user's (session) folder.
+func localTarget(t target, u *url.URL, scheme string, getenv func(string) string, euid int) target {
 	if s := u.Query().Get("socket"); s != "" {
 		t.sockets = []string{s}
-		return t, nil
+		return t
 	}
 	dir := systemSocketDir
 	t.session = u.Path == "/session" || (scheme == "test" && euid != 0)
@@ -196,7 +167,57 @@ func resolveURI(uri string, getenv func(string) string, euid int) (target, error
 	if scheme == "qemu" {
 		t.sockets = append(t.sockets, filepath.Join(dir, "virtqemud-sock"))
 	}
-	return t, nil
+	return t
+}
+
+// sshDialer reaches a daemon over SSH as ssh(1) would: the agent or the
+// first of ~/.ssh/id_* (go-libvirt's defaults), the host checked against
+// ~/.ssh/known_hosts.
+func sshDialer(u *url.URL, getenv func(string) string) socket.Dialer {
+	var opts []dialers.SSHOption
+	if user := u.User.Username(); user != "" {
+		opts = append(opts, dialers.UseSSHUsername(user))
+	}
+	if home := getenv("HOME"); home != "" {
+		opts = append(opts, dialers.UseKnownHostsFile(filepath.Join(home, ".ssh", "known_hosts")))
+	}
+	if p := u.Port(); p != "" {
+		opts = append(opts, dialers.UseSSHPort(p))
+	}
+	if k := u.Query().Get("keyfile"); k != "" {
+		opts = append(opts, dialers.UseKeyFile(k))
+	}
+	if s := u.Query().Get("socket"); s != "" {
+		opts = append(opts, dialers.WithRemoteSocket(s))
+	}
+	if u.Query().Get("no_verify") == "1" {
+		opts = append(opts, dialers.WithInsecureIgnoreHostKey())
+	}
+	return dialers.NewSSH(u.Hostname(), opts...)
+}
+
+// tcpDialer reaches a daemon over plain TCP.
+func tcpDialer(u *url.URL) socket.Dialer {
+	opts := []dialers.RemoteOption{dialers.WithRemoteTimeout(dialTimeout)}
+	if p := u.Port(); p != "" {
+		opts = append(opts, dialers.UsePort(p))
+	}
+	return dialers.NewRemote(u.Hostname(), opts...)
+}
+
+// tlsDialer reaches a daemon over TLS (?pkipath= names the certificates).
+func tlsDialer(u *url.URL) socket.Dialer {
+	var opts []dialers.TLSOption
+	if p := u.Port(); p != "" {
+		opts = append(opts, dialers.UseTLSPort(p))
+	}
+	if p := u.Query().Get("pkipath"); p != "" {
+		opts = append(opts, dialers.UsePKIPath(p))
+	}
+	if u.Query().Get("no_verify") == "1" {
+		opts = append(opts, dialers.WithInsecureNoVerify())
+	}
+	return dialers.NewTLS(u.Hostname(), opts...)
 }
 
 // userRuntimeDir is where the user's own libvirt daemons listen.

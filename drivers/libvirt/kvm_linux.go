@@ -162,6 +162,15 @@ func runKVMProbe() error {
 	}
 	defer unix.Munmap(run)
 
+	if err := setEntry(cpu); err != nil {
+		return err
+	}
+	return runGuest(cpu, run)
+}
+
+// setEntry points the vCPU at the probe's code: real mode, flat segments,
+// RIP at 0x1000.
+func setEntry(cpu int) error {
 	var sregs kvmSregs
 	if _, err := ioctl(cpu, kvmGetSregs, uintptr(unsafe.Pointer(&sregs))); err != nil {
 		return fmt.Errorf("KVM_GET_SREGS: %w", err)
@@ -175,7 +184,12 @@ func runKVMProbe() error {
 	if _, err := ioctl(cpu, kvmSetRegs, uintptr(unsafe.Pointer(&regs))); err != nil {
 		return fmt.Errorf("KVM_SET_REGS: %w", err)
 	}
+	return nil
+}
 
+// runGuest runs the vCPU until the guest halts, and checks what it wrote
+// to its port.
+func runGuest(cpu int, run []byte) error {
 	// struct kvm_run: exit_reason at 8; for KVM_EXIT_IO: direction at 32,
 	// size 33, port 34, count 36, data_offset 40.
 	var out []byte

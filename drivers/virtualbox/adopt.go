@@ -3,6 +3,8 @@ package virtualbox
 import (
 	"context"
 	"errors"
+
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Adoption is what another tool (docker-machine) recorded of a VM it made.
@@ -35,7 +37,7 @@ func (d *Driver) Adopt(ctx context.Context, a Adoption) error {
 	if info == nil {
 		return d.errorf("adopt", ErrVMNotFound)
 	}
-	if a.SSHPort <= 0 || a.SSHPort > 65535 {
+	if validate.Port(a.SSHPort) != nil {
 		return d.errorf("adopt", errors.New("no SSH port forwarded to the guest"))
 	}
 	return saveState(d.m.Dir, &machineState{

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -32,7 +33,7 @@ func parseCert(t *testing.T, data []byte) *x509.Certificate {
 func newCA(t *testing.T) (*CA, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "certs")
-	ca, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	ca, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatalf("EnsureCA: %v", err)
 	}
@@ -79,7 +80,7 @@ func TestEnsureCACreatesFiles(t *testing.T) {
 func TestEnsureCALoadsTheSameCA(t *testing.T) {
 	ca1, dir := newCA(t)
 	client1, _ := os.ReadFile(filepath.Join(dir, ClientFile))
-	ca2, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	ca2, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatalf("EnsureCA again: %v", err)
 	}
@@ -104,7 +105,7 @@ func TestEnsureCARestoresMissingClientCert(t *testing.T) {
 	ca, dir := newCA(t)
 	_ = os.Remove(filepath.Join(dir, ClientFile))
 	_ = os.Remove(filepath.Join(dir, ClientKeyFile))
-	ca2, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	ca2, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestEnsureCAGarbage(t *testing.T) {
 	dir := t.TempDir()
 	_ = os.WriteFile(filepath.Join(dir, CAFile), []byte("garbage"), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, CAKeyFile), []byte("garbage"), 0o600)
-	if _, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir)); err == nil {
+	if _, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir)); err == nil {
 		t.Fatal("EnsureCA on a garbage CA succeeded")
 	}
 	// The broken CA is left for the user to look at, not replaced.
@@ -293,7 +294,7 @@ func TestEnsureCAUnreadableKeyIsAnError(t *testing.T) {
 	if _, err := os.ReadFile(keyPath); err == nil {
 		t.Fatal("a symlink loop reads")
 	}
-	_, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	_, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err == nil {
 		t.Error("EnsureCA with an unreadable ca-key.pem succeeded")
 	}
@@ -308,7 +309,7 @@ func TestEnsureCARestoresMissingClientKey(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, ClientKeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir)); err != nil {
+	if _, err := EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	kd, err := os.ReadFile(filepath.Join(dir, ClientKeyFile))

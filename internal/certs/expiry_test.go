@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 )
 
 func TestDueAndExpiry(t *testing.T) {
@@ -50,7 +50,7 @@ func TestDueInAndRenew(t *testing.T) {
 	}
 	oldCA, _ := os.ReadFile(filepath.Join(dir, CAFile))
 	oldKey, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	ca, err := Renew(context.Background(), dir, r, later, store.WriteFileAtomic, lockFor(t, dir))
+	ca, err := Renew(context.Background(), dir, r, later, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestDueInAndRenew(t *testing.T) {
 func TestRenewClientOnly(t *testing.T) {
 	ca, dir := newCA(t)
 	old, _ := os.ReadFile(filepath.Join(dir, ClientFile))
-	got, err := Renew(context.Background(), dir, Renewal{Client: true}, time.Now(), store.WriteFileAtomic, lockFor(t, dir))
+	got, err := Renew(context.Background(), dir, Renewal{Client: true}, time.Now(), fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -47,7 +48,7 @@ func TestEnsureCAConcurrent(t *testing.T) {
 					errs[i] = err
 					return
 				}
-				ca, err := EnsureCA(context.Background(), st.CertsDir(), store.WriteFileAtomic, st.LockCA)
+				ca, err := EnsureCA(context.Background(), st.CertsDir(), fsutil.WriteFileAtomic, st.LockCA)
 				if err != nil {
 					errs[i] = err
 					return
@@ -76,7 +77,7 @@ func TestEnsureCAConcurrentProcesses(t *testing.T) {
 	if dir := os.Getenv("SHOAL_CERTS_HELPER_STORE"); dir != "" {
 		st, err := store.New(dir)
 		if err == nil {
-			_, err = EnsureCA(context.Background(), st.CertsDir(), store.WriteFileAtomic, st.LockCA)
+			_, err = EnsureCA(context.Background(), st.CertsDir(), fsutil.WriteFileAtomic, st.LockCA)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +115,7 @@ func TestEnsureCARefusesMismatchedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, CAFile))
-	_, err = EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	_, err = EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err == nil {
 		t.Fatal("EnsureCA with a key of another CA succeeded")
 	}
@@ -143,7 +144,7 @@ func TestEnsureCARefusesExpired(t *testing.T) {
 	}
 	_ = os.WriteFile(filepath.Join(dir, CAFile), certPEM, 0o644)
 	_ = os.WriteFile(filepath.Join(dir, CAKeyFile), keyPEM, 0o600)
-	_, err = EnsureCA(context.Background(), dir, store.WriteFileAtomic, lockFor(t, dir))
+	_, err = EnsureCA(context.Background(), dir, fsutil.WriteFileAtomic, lockFor(t, dir))
 	if err == nil {
 		t.Fatal("EnsureCA with an expired CA succeeded")
 	}

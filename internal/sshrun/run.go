@@ -184,18 +184,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 
 	stdout, stderr := lockedBuffer{max: maxStdout}, lockedBuffer{max: maxStderr}
 	sess.Stdout, sess.Stderr = &stdout, &stderr
-	var in *countingReader
-	if stdin != nil {
-		in = &countingReader{r: stdin}
-		sess.Stdin = in
-	}
-	if c.wantsSudoPassword(cmd) {
-		if in != nil {
-			sess.Stdin = c.withSudoPassword(in)
-		} else {
-			sess.Stdin = c.withSudoPassword(nil)
-		}
-	}
+	in := c.setInput(sess, cmd, stdin)
 	if pty {
 		modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ONLCR: 0, ssh.OPOST: 0}
 		if err := sess.RequestPty("dumb", 0, 0, modes); err != nil {
@@ -213,16 +202,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	select {
 	case waitErr = <-done:
 	case <-ctx.Done():
-		// TERM so sudo and the shell can pass it on; closing the channel
-		// covers servers that ignore signals.
-		_ = sess.Signal(ssh.SIGTERM)
-		_ = sess.Close()
-		t := time.NewTimer(cancelGrace)
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		t.Stop()
+		stopSession(sess, done)
 		res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 		res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
 		c.record(cmd, in, hideStdout, res, "cancelled: "+ctx.Err().Error(), time.Since(start))
@@ -230,7 +210,44 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
+	return c.finish(cmd, in, hideStdout, pty, res, waitErr, start)
+}
 
+// setInput gives the session its stdin, counted for the transcript, with
+// the sudo password in front when the command asks for it.
+func (c *Client) setInput(sess *ssh.Session, cmd string, stdin io.Reader) *countingReader {
+	var in *countingReader
+	if stdin != nil {
+		in = &countingReader{r: stdin}
+		sess.Stdin = in
+	}
+	if c.wantsSudoPassword(cmd) {
+		if in != nil {
+			sess.Stdin = c.withSudoPassword(in)
+		} else {
+			sess.Stdin = c.withSudoPassword(nil)
+		}
+	}
+	return in
+}
+
+// stopSession ends a cancelled command: TERM so sudo and the shell can
+// pass it on; closing the channel covers servers that ignore signals. It
+// waits for the command's end at most cancelGrace.
+func stopSession(sess *ssh.Session, done <-chan error) {
+	_ = sess.Signal(ssh.SIGTERM)
+	_ = sess.Close()
+	t := time.NewTimer(cancelGrace)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
+// finish reads how the command ended into res and the error run returns,
+// and records it.
+func (c *Client) finish(cmd string, in *countingReader, hideStdout, pty bool, res Result, waitErr error, start time.Time) (Result, error) {
 	var exit *ssh.ExitError
 	switch {
 	case waitErr == nil:

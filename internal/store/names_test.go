@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // badNames are names that would build a path outside the store, or no
@@ -179,5 +181,27 @@ func TestLockErrorNamesTheHolder(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "pid ") || !strings.Contains(err.Error(), `machine "n1"`) {
 		t.Errorf("error = %v, want the machine, the holder's pid and a deadline", err)
+	}
+}
+
+// TestNamesAreValidatesStoredNames: the store reads exactly the names
+// validate.StoredName takes (one rule, one place), a..b among them, which
+// older shoal and docker-machine's import made: such a machine stays
+// reachable, though a new one may not be named so (validate.Name).
+func TestNamesAreValidatesStoredNames(t *testing.T) {
+	for _, n := range append([]string{"a..b", "m1", "web-1.lab", strings.Repeat("a", 63), strings.Repeat("a", 64), "a_b"}, badNames...) {
+		if got, want := ValidateName(n) == nil, validate.StoredName(n) == nil; got != want {
+			t.Errorf("ValidateName(%q) ok=%v, validate.StoredName ok=%v", n, got, want)
+		}
+	}
+	st, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(&Machine{Name: "a..b", Driver: "docker"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.Load("a..b"); err != nil || m.Name != "a..b" {
+		t.Fatalf("Load(a..b) = %v, %v", m, err)
 	}
 }

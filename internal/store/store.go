@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -90,8 +92,6 @@ func Open(root string) (*Store, error) {
 	return &Store{Root: abs}, nil
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$`)
-
 // ErrInvalidName is wrapped by every error about a machine or cluster name
 // that cannot be one (the commands exit with status 2 for it).
 var ErrInvalidName = errors.New("invalid name")
@@ -99,7 +99,7 @@ var ErrInvalidName = errors.New("invalid name")
 // ValidateName checks a machine or cluster name: it becomes a hostname and a
 // folder, so it must never hold a path separator or be "." or "..".
 func ValidateName(name string) error {
-	if !validName.MatchString(name) || name == "." || name == ".." {
+	if validate.StoredName(name) != nil {
 		return fmt.Errorf("%w %q: use letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters", ErrInvalidName, name)
 	}
 	return nil
@@ -129,6 +129,33 @@ func (s *Store) CertsDir() string { return filepath.Join(s.Root, "certs") }
 func (s *Store) ClusterDir(name string) string {
 	return filepath.Join(s.Root, "clusters", mustName(name))
 }
+
+// The files of a cluster's folder.
+const (
+	ClusterStateFile = "state.json" // what the cluster is, as last made
+	UnlockKeyFile    = "unlock-key" // the swarm's unlock key (a secret, 0600)
+	RollFile         = "roll.json"  // the nodes a roll drained, until made so again
+)
+
+// Cluster is a cluster's folder in the store: the one place that says
+// where each of its files is.
+type Cluster struct{ Dir string }
+
+// Cluster is the folder of cluster name, which must be valid (ValidateName):
+// it panics rather than build a path outside the store.
+func (s *Store) Cluster(name string) Cluster { return Cluster{Dir: s.ClusterDir(name)} }
+
+// StatePath is the cluster's state.json.
+func (c Cluster) StatePath() string { return filepath.Join(c.Dir, ClusterStateFile) }
+
+// UnlockKeyPath is the file of the swarm's unlock key.
+func (c Cluster) UnlockKeyPath() string { return filepath.Join(c.Dir, UnlockKeyFile) }
+
+// RollPath is the journal of a roll's drained nodes.
+func (c Cluster) RollPath() string { return filepath.Join(c.Dir, RollFile) }
+
+// KeyPath is the cluster's SSH private key; its public key is KeyPath()+".pub".
+func (c Cluster) KeyPath() string { return filepath.Join(c.Dir, KeyFile) }
 
 // Engine is what the machine's Docker Engine should be.
 type Engine struct {
@@ -274,7 +301,7 @@ func (s *Store) Save(m *Machine) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(s.MachineDir(m.Name), ConfigFile), append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(s.MachineDir(m.Name), ConfigFile), append(data, '\n'), 0o600)
 }
 
 // List returns the names of all machines, sorted.
@@ -302,44 +329,6 @@ func (s *Store) Remove(name string) error {
 		return err
 	}
 	return os.RemoveAll(s.MachineDir(name))
-}
-
-// WriteFileAtomic writes data to a temp file next to path and renames it
-// over path, so a reader never sees half a file.
-func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	// Unchanged content is not written again: a no-op run stays cheap (no
-	// fsync) and a file's mtime says when it last really changed.
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm() == mode.Perm() && st.Size() == int64(len(data)) {
-		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
-			return nil
-		}
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 var validLockKind = regexp.MustCompile(`^[a-z]+$`)

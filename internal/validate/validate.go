@@ -86,6 +86,17 @@ func Name(s string) error {
 	return nil
 }
 
+// StoredName checks the name of a machine or cluster already in the store:
+// Name's characters, but a ".." inside (a..b) is read, as older shoal and
+// 'machine import' from docker-machine made such folders. It is never "."
+// or "..", so no path leaves the store. New machines and clusters take Name.
+func StoredName(s string) error {
+	if !nameRE.MatchString(s) || s == "." || s == ".." {
+		return fmt.Errorf("invalid name %q: use letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters", s)
+	}
+	return nil
+}
+
 var labelRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
 
 // DNSName checks a name in DNS (RFC 1123): dot-separated labels of letters,
@@ -361,6 +372,16 @@ func ImageRef(s string) error {
 	return nil
 }
 
+var checksumRE = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
+
+// Checksum checks an image checksum: sha256: and 64 hex digits.
+func Checksum(s string) error {
+	if !checksumRE.MatchString(s) {
+		return fmt.Errorf("%q is not a checksum: want sha256: and 64 hex digits", s)
+	}
+	return nil
+}
+
 var objectNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // ObjectName checks the name of a Docker or libvirt object (a container, a
@@ -386,7 +407,18 @@ func RepoURL(s string) error {
 	return nil
 }
 
-var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}(:[0-9]{1,5})?$`)
+var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+
+// InterfaceName checks a network interface's name as Linux allows it in
+// practice: 1 to 15 letters, digits and _ . -.
+func InterfaceName(s string) error {
+	if !ifaceRE.MatchString(s) {
+		return fmt.Errorf("%q is not an interface name (1 to 15 letters, digits and _ . -)", s)
+	}
+	return nil
+}
+
+var portDigitsRE = regexp.MustCompile(`^[0-9]{1,5}$`)
 
 // AdvertiseAddr checks a swarm advertise address: an IP address or name,
 // or a network interface, each with an optional port.
@@ -394,8 +426,9 @@ func AdvertiseAddr(s string) error {
 	if Host(s) == nil || hostPort(s) == nil {
 		return nil
 	}
-	if ifaceRE.MatchString(s) {
-		if _, p, ok := strings.Cut(s, ":"); ok {
+	name, p, hasPort := strings.Cut(s, ":")
+	if InterfaceName(name) == nil && (!hasPort || portDigitsRE.MatchString(p)) {
+		if hasPort {
 			if n, _ := strconv.Atoi(p); Port(n) != nil {
 				return fmt.Errorf("%q: %q is not a port", s, p)
 			}

@@ -250,3 +250,19 @@ func FuzzPlanOne(f *testing.F) {
 		}
 	})
 }
+
+// TestImportRefusesDoubleDotNames: a docker-machine host named a..b is not
+// imported (it would be a new machine of shoal's, and new names follow
+// validate.Name).
+func TestImportRefusesDoubleDotNames(t *testing.T) {
+	root := t.TempDir()
+	writeDM(t, root, "a..b", map[string]any{"ConfigVersion": 3, "DriverName": "generic", "Name": "a..b",
+		"Driver": map[string]any{"IPAddress": "10.0.0.5"}}, "ca.pem", "cert.pem", "key.pem")
+	plans, err := PlanStore(root, nil, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plans) != 1 || plans[0].Driver != "" || !strings.Contains(plans[0].Reason, "invalid name") {
+		t.Errorf("plans %+v, want a..b not importable: invalid name", plans)
+	}
+}

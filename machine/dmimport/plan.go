@@ -81,7 +81,7 @@ func planOne(dir, name string, inShoal func(string) bool) Plan {
 // checkDMHost says why a machine cannot be imported whatever its driver
 // ("" when it can).
 func checkDMHost(dir, name string, h dmMachine, inShoal func(string) bool) string {
-	if err := store.ValidateName(name); err != nil {
+	if err := validate.Name(name); err != nil {
 		return err.Error()
 	}
 	if h.Name != "" && h.Name != name {

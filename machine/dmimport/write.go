@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/drivers"
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
@@ -48,7 +49,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(dst, data, mode)
+	return fsutil.WriteFileAtomic(dst, data, mode)
 }
 
 // fill writes the machine into its new folder: the engine's client

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/shell"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Repo is one repository section of a file in /etc/yum.repos.d.
@@ -223,7 +224,7 @@ func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needP
 	repos := dir.Repos
 	name := displayName(os)
 	eol, isEOL := EOL(os)
-	if mirror != "" && !repoURLRE.MatchString(strings.TrimRight(mirror, "/")) {
+	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
 		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
 	}
 	if mirror != "" && !isEOL {

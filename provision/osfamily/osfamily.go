@@ -4,7 +4,6 @@ package osfamily
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/validate"
@@ -122,7 +121,7 @@ func repoRoot(in Install) (string, error) {
 	if root == "" {
 		return DefaultRepoURL, nil
 	}
-	if !repoURLRE.MatchString(root) {
+	if validate.RepoURL(root) != nil {
 		return "", fmt.Errorf("--engine-repo-url %q is not a plain http(s) URL (like https://mirrors.aliyun.com/docker-ce)", in.RepoURL)
 	}
 	return root, nil
@@ -131,17 +130,11 @@ func repoRoot(in Install) (string, error) {
 // checkVersion refuses an --engine-version that is not a version: it goes
 // into package names on the host's command line.
 func checkVersion(v string) error {
-	if v != "" && !versionRE.MatchString(v) {
+	if validate.EngineVersion(v) != nil {
 		return fmt.Errorf("--engine-version %q is not a version (like 24.0.9 or 24.0)", v)
 	}
 	return nil
 }
-
-var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
-
-// repoURLRE leaves out quotes, spaces, '+' (the sed delimiter) and other
-// characters a shell or sed would read.
-var repoURLRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/-]*)?$`)
 
 // The LockHolders commands print "COMMAND (pid N)" for each process that
 // holds one of the package manager's lock files, nothing when none does:

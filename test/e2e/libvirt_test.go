@@ -185,6 +185,19 @@ func lvLeftovers(t *testing.T, names []string, macs []string) []string {
 	return left
 }
 
+// lvRemove removes one of lvLeftovers' findings with virsh.
+func lvRemove(t *testing.T, what string) {
+	t.Helper()
+	f := strings.Fields(what)
+	switch f[0] {
+	case "domain":
+		lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "destroy", f[1])
+		lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "undefine", "--nvram", f[1])
+	case "volume":
+		lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "vol-delete", "--pool", "default", f[1])
+	}
+}
+
 // lvMAC is the MAC of the domain's NIC (virsh domiflist).
 func lvMAC(t *testing.T, domain string) string {
 	t.Helper()
@@ -274,20 +287,19 @@ func TestLibvirtMachines(t *testing.T) {
 	var macs []string
 	// Whatever happens, the machines go; what rm missed is removed with
 	// virsh, and reported.
+	// An earlier run killed midway (its store gone with its temporary
+	// folder) may have left this test's own domains: they go first, said.
+	for _, what := range lvLeftovers(t, names, nil) {
+		t.Logf("removing a leftover of an earlier run: %s", what)
+		lvRemove(t, what)
+	}
 	t.Cleanup(func() {
 		for _, n := range strings.Fields(s.machine("ls", "-q").stdout) {
 			s.machine("rm", "-f", "-y", n)
 		}
 		for _, what := range lvLeftovers(t, names, macs) {
 			t.Errorf("left behind after machine rm: %s", what)
-			f := strings.Fields(what)
-			switch f[0] {
-			case "domain":
-				lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "destroy", f[1])
-				lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "undefine", "--nvram", f[1])
-			case "volume":
-				lvRun(t, time.Minute, "virsh", "-c", "qemu:///system", "vol-delete", "--pool", "default", f[1])
-			}
+			lvRemove(t, what)
 		}
 	})
 	create := func(name string, extra ...string) {

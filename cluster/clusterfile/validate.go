@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"encoding/json"
@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -16,7 +15,7 @@ import (
 // every value that may not reach a host, and what provisioning would refuse
 // only after the hosts were made, each said at its place in the file,
 // block by block in the file's order.
-func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
+func validateFile(raw *file, reg Drivers) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if err := validate.Name(raw.Cluster.Name); err != nil {
 		diags = append(diags, errAt(nil, "Invalid cluster name", "%v", err))
@@ -26,38 +25,14 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 		reg: reg, def: raw.Defaults, defDriverOK: true,
 		adopted: map[string]string{}, hostnames: map[string]string{}, seen: map[string]hcl.Range{},
 	}
-	if def := raw.Defaults; def != nil {
-		if def.Driver != nil {
-			if _, err := reg.Get(*def.Driver); err != nil {
-				c.defDriverOK = false
-				diags = append(diags, errAt(&def.DriverRange, "Unknown driver", "defaults: %v", err))
-			}
-		}
-		diags = append(diags, def.drivers.diags...)
-		if def.Engine != nil {
-			diags = append(diags, checkEngine(def.Engine)...)
-		}
-		if def.DockerUser != nil {
-			if err := validate.DockerUser(*def.DockerUser); err != nil {
-				diags = append(diags, errAt(&def.DockerUserRange, "Invalid docker_user", "defaults: docker_user: %v", err))
-			}
-		}
-	}
+	diags = append(diags, c.defaults()...)
 	for i := range raw.Machines {
 		diags = append(diags, c.machineBlock(&raw.Machines[i])...)
 	}
 	if len(raw.Machines) == 0 {
 		diags = append(diags, errAt(nil, "No machines", "the cluster file has no machine blocks"))
 	}
-	managers := (&Spec{Machines: c.kept}).Managers()
-	if len(c.kept) > 0 && len(managers) == 0 {
-		diags = append(diags, errAt(&c.kept[0].Range, "No manager", "a swarm needs at least one machine with role = \"manager\""))
-	}
-	if n := len(managers); n > 1 && n%2 == 0 {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Even number of managers",
-			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
-			Subject: &managers[n-1].Range})
-	}
+	diags = append(diags, c.managers()...)
 	if sb := raw.Swarm; sb != nil && sb.MaxUnavailable != nil {
 		if n := *sb.MaxUnavailable; n < 1 || n > 100 {
 			diags = append(diags, errAt(&sb.MaxUnavailableRange, "Invalid max_unavailable", "max_unavailable must be 1 to 100, not %d", n))
@@ -67,25 +42,73 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 		diags = append(diags, swarmInitDiags(sb, registryPort(raw.Registry))...)
 	}
 	if rb := raw.Registry; rb != nil {
-		if rb.Node != nil {
-			if _, ok := c.seen[*rb.Node]; !ok {
-				diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(names(c.kept), ", ")))
-			}
+		diags = append(diags, c.registry(rb)...)
+	}
+	return diags
+}
+
+// defaults checks the defaults block, if any: its driver once for every
+// machine block that takes it.
+func (c *checker) defaults() hcl.Diagnostics {
+	def := c.def
+	if def == nil {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	if def.Driver != nil {
+		if _, err := c.reg.Get(*def.Driver); err != nil {
+			c.defDriverOK = false
+			diags = append(diags, errAt(&def.DriverRange, "Unknown driver", "defaults: %v", err))
 		}
-		if rb.Port != nil && validate.Port(*rb.Port) != nil {
-			diags = append(diags, errAt(&rb.PortRange, "Invalid registry port", "%d is not a port", *rb.Port))
+	}
+	diags = append(diags, def.drivers.diags...)
+	if def.Engine != nil {
+		diags = append(diags, checkEngine(def.Engine)...)
+	}
+	if def.DockerUser != nil {
+		if err := validate.DockerUser(*def.DockerUser); err != nil {
+			diags = append(diags, errAt(&def.DockerUserRange, "Invalid docker_user", "defaults: docker_user: %v", err))
 		}
-		if rb.Image != nil {
-			if err := validate.ImageRef(*rb.Image); err != nil {
-				diags = append(diags, errAt(&rb.ImageRange, "Invalid registry image", "%v", err))
-			}
+	}
+	return diags
+}
+
+// managers checks the swarm's managers: at least one, better an odd
+// number.
+func (c *checker) managers() hcl.Diagnostics {
+	managers := (&Spec{Machines: c.kept}).Managers()
+	if len(c.kept) > 0 && len(managers) == 0 {
+		return hcl.Diagnostics{errAt(&c.kept[0].Range, "No manager", "a swarm needs at least one machine with role = \"manager\"")}
+	}
+	if n := len(managers); n > 1 && n%2 == 0 {
+		return hcl.Diagnostics{&hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Even number of managers",
+			Detail:  fmt.Sprintf("%d managers tolerate the loss of %d, as %d would: Raft needs a majority, so an odd number (%d or %d) is better", n, (n-1)/2, n-1, n-1, n+1),
+			Subject: &managers[n-1].Range}}
+	}
+	return nil
+}
+
+// registry checks the registry block: its node one of the machines.
+func (c *checker) registry(rb *registryBlock) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if rb.Node != nil {
+		if _, ok := c.seen[*rb.Node]; !ok {
+			diags = append(diags, errAt(&rb.NodeRange, "Unknown registry node", "registry node %q is not a machine of this cluster (machines: %s)", *rb.Node, strings.Join(Names(c.kept), ", ")))
 		}
-		if rb.Path != nil {
-			if !strings.HasPrefix(*rb.Path, "/") {
-				diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
-			} else if err := validate.RemotePath(*rb.Path); err != nil {
-				diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%v", err))
-			}
+	}
+	if rb.Port != nil && validate.Port(*rb.Port) != nil {
+		diags = append(diags, errAt(&rb.PortRange, "Invalid registry port", "%d is not a port", *rb.Port))
+	}
+	if rb.Image != nil {
+		if err := validate.ImageRef(*rb.Image); err != nil {
+			diags = append(diags, errAt(&rb.ImageRange, "Invalid registry image", "%v", err))
+		}
+	}
+	if rb.Path != nil {
+		if !strings.HasPrefix(*rb.Path, "/") {
+			diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%q must be an absolute path on the node", *rb.Path))
+		} else if err := validate.RemotePath(*rb.Path); err != nil {
+			diags = append(diags, errAt(&rb.PathRange, "Invalid registry path", "%v", err))
 		}
 	}
 	return diags
@@ -94,7 +117,7 @@ func validateFile(raw *file, reg *drivers.Registry) hcl.Diagnostics {
 // checker is what the checks of one file learn machine block by machine
 // block: names, hostnames and adopted hosts are the cluster's, one each.
 type checker struct {
-	reg         *drivers.Registry
+	reg         Drivers
 	def         *defaultsBlock // nil when the file has none
 	defDriverOK bool           // the defaults' driver, if any, is known
 	// adopted maps an adopted host:port to the first machine adopting
@@ -108,19 +131,41 @@ type checker struct {
 
 // machineBlock checks one machine block and its machines.
 func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
-	var diags hcl.Diagnostics
 	r := &mb.DefRange
 	count := mb.count()
 	if count < 1 || count > maxCount {
-		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count))
+		return hcl.Diagnostics{errAt(valueAt(mb.CountRange, r), "Invalid count", "machine %q: count must be 1 to 100, not %d", mb.Name, count)}
 	}
 	if mb.Driver == nil && !c.defDriverOK {
 		return nil // said once, at the defaults
 	}
 	dspec, err := c.reg.Get(mb.driver(c.def))
 	if err != nil {
-		return append(diags, errAt(valueAt(mb.DriverRange, r), "Unknown driver", "machine %q: %v", mb.Name, err))
+		return hcl.Diagnostics{errAt(valueAt(mb.DriverRange, r), "Unknown driver", "machine %q: %v", mb.Name, err)}
 	}
+	diags := machineAttrs(mb, count)
+	if dspec.Adopts && count > 1 {
+		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count",
+			"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
+	}
+	for _, err := range mb.found.archives {
+		diags = append(diags, errAt(r, "Image archive not found", "machine %q: image_archives: %v", mb.Name, err))
+	}
+	diags = append(diags, mb.drivers.diags...)
+	for _, b := range mb.drivers.blocks {
+		if b.spec.Name != dspec.Name {
+			diags = append(diags, errAt(&b.defRange, "Driver block of another driver",
+				"machine %q uses the %s driver, so its %s block would be ignored: set driver = %q, or remove the block", mb.Name, dspec.Name, b.typ, b.spec.Name))
+		}
+	}
+	return append(diags, c.machines(mb, dspec)...)
+}
+
+// machineAttrs checks a machine block's own attributes: role,
+// availability, labels, engine, docker_user and advertise_addr.
+func machineAttrs(mb *machineBlock, count int) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := &mb.DefRange
 	if mb.Role != nil {
 		if _, err := validate.ParseRole(*mb.Role); err != nil {
 			diags = append(diags, errAt(valueAt(mb.RoleRange, r), "Invalid role", "machine %q: %v", mb.Name, err))
@@ -147,30 +192,31 @@ func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
 			diags = append(diags, errAt(valueAt(mb.DockerUserRange, r), "Invalid docker_user", "machine %q: docker_user: %v", mb.Name, err))
 		}
 	}
-	if mb.AdvertiseAddr != nil {
-		advertise := *mb.AdvertiseAddr
-		if net.ParseIP(advertise) == nil {
-			diags = append(diags, errAt(valueAt(mb.AdvertiseAddrRange, r), "Invalid advertise_addr",
-				"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise))
-		} else if count > 1 {
-			diags = append(diags, errAt(valueAt(mb.AdvertiseAddrRange, r), "Invalid advertise_addr",
-				"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count))
-		}
+	return append(diags, checkAdvertise(mb, count)...)
+}
+
+// checkAdvertise checks advertise_addr: an IP address, of one machine.
+func checkAdvertise(mb *machineBlock, count int) hcl.Diagnostics {
+	if mb.AdvertiseAddr == nil {
+		return nil
 	}
-	if dspec.Adopts && count > 1 {
-		return append(diags, errAt(valueAt(mb.CountRange, r), "Invalid count",
-			"machine %q: the %s driver adopts one host, so count must be 1: write one machine block per host", mb.Name, dspec.Name))
+	advertise, at := *mb.AdvertiseAddr, valueAt(mb.AdvertiseAddrRange, &mb.DefRange)
+	if net.ParseIP(advertise) == nil {
+		return hcl.Diagnostics{errAt(at, "Invalid advertise_addr",
+			"machine %q: advertise_addr must be an IP address (it goes in /etc/hosts and the registry's trust), not %q", mb.Name, advertise)}
 	}
-	for _, err := range mb.found.archives {
-		diags = append(diags, errAt(r, "Image archive not found", "machine %q: image_archives: %v", mb.Name, err))
+	if count > 1 {
+		return hcl.Diagnostics{errAt(at, "Invalid advertise_addr",
+			"machine %q: one advertise_addr cannot serve %d machines: write one machine block per host", mb.Name, count)}
 	}
-	diags = append(diags, mb.drivers.diags...)
-	for _, b := range mb.drivers.blocks {
-		if b.spec.Name != dspec.Name {
-			diags = append(diags, errAt(&b.defRange, "Driver block of another driver",
-				"machine %q uses the %s driver, so its %s block would be ignored: set driver = %q, or remove the block", mb.Name, dspec.Name, b.typ, b.spec.Name))
-		}
-	}
+	return nil
+}
+
+// machines checks the block's machines: names and hostnames, one each in
+// the cluster, and the block's settings once, on its first machine.
+func (c *checker) machines(mb *machineBlock, dspec *Driver) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := &mb.DefRange
 	checked := false
 	for _, m := range mb.machines {
 		if err := validate.Name(m.Name); err != nil {
@@ -203,7 +249,7 @@ func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
 // settings checks the driver settings of a machine block, on its first
 // machine: what ~/.ssh/config could not give, an adopted host's settings at
 // their attributes, then the driver's own check.
-func (c *checker) settings(mb *machineBlock, dspec *drivers.Spec, m Node) hcl.Diagnostics {
+func (c *checker) settings(mb *machineBlock, dspec *Driver, m Node) hcl.Diagnostics {
 	r := &mb.DefRange
 	if err := mb.found.resolve; err != nil {
 		return hcl.Diagnostics{errAt(r, "Invalid ssh_config", "machine %q: %v", mb.Name, err)}
@@ -336,7 +382,8 @@ func errAt(rng *hcl.Range, summary, detail string, a ...any) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, a...), Subject: rng}
 }
 
-func names(ms []Node) []string {
+// Names lists the machines' names, in order.
+func Names(ms []Node) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Name

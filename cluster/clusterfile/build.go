@@ -1,17 +1,16 @@
-package cluster
+package clusterfile
 
 import (
 	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers"
 )
 
 // build makes the cluster of a decoded file: its defaults filled in, what
 // only this machine can tell looked up, then every check; nil with any
 // error.
-func build(raw *file, baseDir string, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func build(raw *file, baseDir string, reg Drivers) (*Spec, hcl.Diagnostics) {
 	fillDefaults(raw, baseDir, reg)
 	lookOutside(raw, reg)
 	diags := validateFile(raw, reg)
@@ -33,7 +32,7 @@ type found struct {
 // archives become absolute paths that must exist, and the driver resolves
 // and checks the config of the block's first machine (an adopted host,
 // the only kind with a Resolve, is one machine).
-func lookOutside(raw *file, reg *drivers.Registry) {
+func lookOutside(raw *file, reg Drivers) {
 	for i := range raw.Machines {
 		mb := &raw.Machines[i]
 		mb.found = found{}

@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"encoding/json"
@@ -6,7 +6,6 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"path/filepath"
 
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -22,7 +21,7 @@ const defaultDriver = "docker"
 // is out of bounds or whose driver is unknown makes none (validate says
 // why). Relative image archives are taken to be next to the file, in
 // baseDir.
-func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
+func fillDefaults(raw *file, baseDir string, reg Drivers) {
 	def := raw.Defaults
 	if def == nil {
 		def = &defaultsBlock{}
@@ -38,67 +37,71 @@ func fillDefaults(raw *file, baseDir string, reg *drivers.Registry) {
 		if err != nil {
 			continue
 		}
-		role := string(validate.Worker)
-		if mb.Role != nil {
-			role = *mb.Role
-		}
-		avail, advertise, dockerUser := "", "", ""
-		if mb.Availability != nil {
-			avail = *mb.Availability
-		}
-		if mb.AdvertiseAddr != nil {
-			advertise = *mb.AdvertiseAddr
-		}
-		if def.DockerUser != nil {
-			dockerUser = *def.DockerUser
-		}
-		if mb.DockerUser != nil {
-			dockerUser = *mb.DockerUser
-		}
-		archives := mb.ImageArchives
-		if archives == nil {
-			archives = def.ImageArchives
-		}
-		archives = append([]string(nil), archives...)
-		for j, a := range archives {
-			if !filepath.IsAbs(a) && baseDir != "" {
-				archives[j] = filepath.Join(baseDir, a)
-			}
-		}
 		// The block's config: its driver block on the defaults', else
 		// the defaults', else the driver's own defaults.
 		base, ok := mb.drivers.configs[dspec.Name]
 		if !ok {
 			base, ok = def.drivers.configs[dspec.Name]
 		}
-		engine := mergeEngine(def.Engine, mb.Engine)
+		tmpl := blockNode(mb, def, dspec, baseDir)
 		for n := 1; n <= count; n++ {
-			name, hostname := mb.Name, mb.Name
-			if mb.Count != nil {
-				name = fmt.Sprintf("%s-%d", mb.Name, n)
-				hostname = name
-			}
-			if mb.Hostname != nil {
-				hostname = *mb.Hostname
-				if count > 1 {
-					hostname = fmt.Sprintf("%s-%d", hostname, n)
-				}
-			}
+			m := tmpl
+			m.Name, m.Hostname = nthNames(mb, n, count)
 			// Each machine gets its own config, so none shares one.
-			var cfg any
 			if ok {
-				cfg = cloneConfig(dspec, base)
+				m.DriverConfig = cloneConfig(dspec, base)
 			} else {
-				cfg = dspec.NewConfig()
+				m.DriverConfig = dspec.NewConfig()
 			}
-			mb.machines = append(mb.machines, Node{
-				Name: name, Role: role, Driver: dspec.Name, DriverConfig: cfg,
-				Setup:  store.Setup{Hostname: hostname, DockerUser: dockerUser, Engine: engine},
-				Labels: mb.Labels, Availability: avail, ImageArchives: archives, Range: mb.DefRange,
-				AdvertiseAddr: advertise,
-			})
+			mb.machines = append(mb.machines, m)
 		}
 	}
+}
+
+// blockNode is what every machine of a block shares: the block's settings
+// on the defaults'.
+func blockNode(mb *machineBlock, def *defaultsBlock, dspec *Driver, baseDir string) Node {
+	dockerUser := orElse(mb.DockerUser, orElse(def.DockerUser, ""))
+	archives := mb.ImageArchives
+	if archives == nil {
+		archives = def.ImageArchives
+	}
+	archives = append([]string(nil), archives...)
+	for j, a := range archives {
+		if !filepath.IsAbs(a) && baseDir != "" {
+			archives[j] = filepath.Join(baseDir, a)
+		}
+	}
+	return Node{
+		Role: orElse(mb.Role, string(validate.Worker)), Driver: dspec.Name,
+		Setup:  store.Setup{DockerUser: dockerUser, Engine: mergeEngine(def.Engine, mb.Engine)},
+		Labels: mb.Labels, Availability: orElse(mb.Availability, ""), ImageArchives: archives, Range: mb.DefRange,
+		AdvertiseAddr: orElse(mb.AdvertiseAddr, ""),
+	}
+}
+
+// nthNames names the block's n-th machine of count, and its host.
+func nthNames(mb *machineBlock, n, count int) (name, hostname string) {
+	name, hostname = mb.Name, mb.Name
+	if mb.Count != nil {
+		name = fmt.Sprintf("%s-%d", mb.Name, n)
+		hostname = name
+	}
+	if mb.Hostname != nil {
+		hostname = *mb.Hostname
+		if count > 1 {
+			hostname = fmt.Sprintf("%s-%d", hostname, n)
+		}
+	}
+	return name, hostname
+}
+
+// orElse is *p, or else when the file does not say.
+func orElse(p *string, otherwise string) string {
+	if p == nil {
+		return otherwise
+	}
+	return *p
 }
 
 // maxCount bounds a machine block's count: a typo must not make thousands.
@@ -171,7 +174,7 @@ func specOf(raw *file) *Spec {
 }
 
 // cloneConfig copies a driver config so that machines do not share one.
-func cloneConfig(spec *drivers.Spec, cfg any) any {
+func cloneConfig(spec *Driver, cfg any) any {
 	if c, ok := cfg.(interface{ Clone() any }); ok {
 		return c.Clone() // keeps what JSON does not carry (passwords)
 	}

@@ -1,10 +1,9 @@
-package cluster
+package clusterfile
 
 import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -168,14 +167,14 @@ type driverBlocks struct {
 
 // driverBlock is one driver block as written.
 type driverBlock struct {
-	spec     *drivers.Spec
+	spec     *Driver
 	typ      string // the driver's name or one of its aliases
 	defRange hcl.Range
 	attrs    hcl.Attributes // what it sets, where
 }
 
 // valueRange is where the first block of driver spec sets attribute name.
-func (d driverBlocks) valueRange(spec *drivers.Spec, name string) (hcl.Range, bool) {
+func (d driverBlocks) valueRange(spec *Driver, name string) (hcl.Range, bool) {
 	for _, b := range d.blocks {
 		if b.spec == spec {
 			if a, ok := b.attrs[name]; ok {
@@ -190,7 +189,7 @@ func (d driverBlocks) valueRange(spec *drivers.Spec, name string) (hcl.Range, bo
 // the schema, and the driver blocks into the configs of the drivers of reg.
 // Only errors of the schema itself stop here; the rest is kept for
 // validate, to be said in the file's order of checks.
-func decode(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry) (*file, hcl.Diagnostics) {
+func decode(body hcl.Body, ctx *hcl.EvalContext, reg Drivers) (*file, hcl.Diagnostics) {
 	raw := &file{}
 	diags := gohcl.DecodeBody(body, ctx, raw)
 	if diags.HasErrors() {
@@ -213,7 +212,7 @@ func decode(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry) (*file, 
 
 // decodeDrivers decodes the driver blocks of body, each on a copy of the
 // config of its driver in defaults if there is one.
-func decodeDrivers(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, defaults map[string]any) driverBlocks {
+func decodeDrivers(body hcl.Body, ctx *hcl.EvalContext, reg Drivers, defaults map[string]any) driverBlocks {
 	schema := &hcl.BodySchema{}
 	for _, spec := range reg.All() {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: spec.Name})
@@ -250,7 +249,7 @@ func decodeDrivers(body hcl.Body, ctx *hcl.EvalContext, reg *drivers.Registry, d
 
 // driverValue is where the defaults' block of driver spec sets attribute
 // name; none when there are no defaults.
-func (d *defaultsBlock) driverValue(spec *drivers.Spec, name string) (hcl.Range, bool) {
+func (d *defaultsBlock) driverValue(spec *Driver, name string) (hcl.Range, bool) {
 	if d == nil {
 		return hcl.Range{}, false
 	}

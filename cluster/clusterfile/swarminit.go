@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"net/netip"

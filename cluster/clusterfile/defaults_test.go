@@ -1,11 +1,10 @@
-package cluster
+package clusterfile
 
 import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"reflect"
 	"testing"
 
-	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/drivers/docker"
 	"github.com/shoal-dev/shoal/drivers/ssh"
 )
@@ -15,7 +14,7 @@ func ptr[T any](v T) *T { return &v }
 // TestFillDefaults: what a machine is when its block and the defaults
 // leave a setting out, from the decoded structs alone.
 func TestFillDefaults(t *testing.T) {
-	reg := all.Registry()
+	reg := allDrivers()
 	type want struct {
 		name, hostname, role, driver, dockerUser string
 		archives                                 []string
@@ -68,7 +67,7 @@ func TestFillDefaults(t *testing.T) {
 			fillDefaults(raw, c.baseDir, reg)
 			got := raw.Machines[0].machines
 			if len(got) != len(c.want) {
-				t.Fatalf("%d machines, want %d: %v", len(got), len(c.want), names(got))
+				t.Fatalf("%d machines, want %d: %v", len(got), len(c.want), Names(got))
 			}
 			for i, w := range c.want {
 				m := got[i]

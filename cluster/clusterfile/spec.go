@@ -1,11 +1,11 @@
-// Package cluster reads a cluster file (HCL), checks it, plans what would
-// change and converges the real machines to it: hosts made or adopted in
-// parallel, provisioned in parallel, then made one swarm with a registry.
-package cluster
+// Package clusterfile reads a cluster file (HCL) and checks it: variables,
+// defaults and count made into one validated Spec, every error said at its
+// place in the file. It knows no hosts: the drivers' settings are checked
+// through what the caller hands in (Drivers).
+package clusterfile
 
 import (
 	"fmt"
-	"github.com/shoal-dev/shoal/internal/store"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,11 +14,13 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/shoal-dev/shoal/drivers"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/validate"
 )
 
 // Node is one machine of the cluster as the file wants it, after count and
@@ -86,7 +88,7 @@ type Spec struct {
 func (s *Spec) Managers() []Node {
 	var out []Node
 	for _, m := range s.Machines {
-		if m.Role == "manager" {
+		if m.Role == string(validate.Manager) {
 			out = append(out, m)
 		}
 	}
@@ -121,7 +123,7 @@ func functions() map[string]function.Function {
 
 // Load reads, decodes and checks a cluster file. Any error diagnostic means
 // nothing may be created.
-func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func Load(path string, opts Options, reg Drivers) (*Spec, hcl.Diagnostics) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the cluster file", Detail: err.Error()}}
@@ -131,7 +133,7 @@ func Load(path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnost
 
 // LoadSource is Load on the content src of the file at path (relative
 // image archives are found next to path).
-func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*Spec, hcl.Diagnostics) {
+func LoadSource(src []byte, path string, opts Options, reg Drivers) (*Spec, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	f, diags := parser.ParseHCL(src, path)
 	if diags.HasErrors() {
@@ -187,105 +189,124 @@ func LoadSource(src []byte, path string, opts Options, reg *drivers.Registry) (*
 }
 
 func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (map[string]cty.Value, hcl.Diagnostics) {
-	var diags hcl.Diagnostics
-	vals := map[string]cty.Value{}
-	declared := map[string]bool{}
-	first := map[string]hcl.Range{}
-	types := map[string]cty.Type{}
-	for _, b := range blocks {
-		rng := &b.DefRange
-		// A second block of one name would silently win over the first.
-		if declared[b.Name] {
-			prev := first[b.Name]
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate variable",
-				Detail: fmt.Sprintf("variable %q is declared twice (first at %s)", b.Name, prev.String()), Subject: rng})
-			continue
-		}
-		first[b.Name] = b.DefRange
-		declared[b.Name] = true
-		ty, d := b.typeOf()
-		diags = append(diags, d...)
-		if ty != cty.NilType {
-			types[b.Name] = ty
-		}
-		if !b.Default.IsNull() {
-			v := b.Default
-			if ty != cty.NilType {
-				conv, err := convert.Convert(v, ty)
-				if err != nil {
-					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value",
-						Detail: fmt.Sprintf("variable %q: %v", b.Name, err), Subject: b.Type.Range().Ptr()})
-					continue
-				}
-				v = conv
-			}
-			vals[b.Name] = v
-		}
-	}
-	set := func(name string, v cty.Value, rng *hcl.Range) {
-		if !declared[name] {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
-				Detail: fmt.Sprintf("%q is not declared: add a variable %q {} block to the cluster file", name, name), Subject: rng})
-			return
-		}
-		want := types[name]
-		if old, ok := vals[name]; ok && want == cty.NilType {
-			want = old.Type()
-		}
-		if want != cty.NilType && want != cty.DynamicPseudoType && !v.Type().Equals(want) {
-			// --var gives strings: make them the declared (or the default's) type.
-			if conv, err := convert.Convert(v, want); err == nil {
-				v = conv
-			} else {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
-					Detail: fmt.Sprintf("%s: %v", name, err), Subject: rng})
-				return
-			}
-		}
-		vals[name] = v
-	}
+	vs := &varSet{vals: map[string]cty.Value{}, declared: map[string]bool{}, types: map[string]cty.Type{}}
+	vs.declare(blocks)
+	// Later sources win: the environment, the --var-files in order, --var.
 	if opts.Env != nil {
 		for _, b := range blocks {
-			if v, ok := opts.Env(EnvVarPrefix + b.Name); ok && declared[b.Name] {
-				set(b.Name, cty.StringVal(v), nil)
+			if v, ok := opts.Env(EnvVarPrefix + b.Name); ok && vs.declared[b.Name] {
+				vs.set(b.Name, cty.StringVal(v), nil)
 			}
 		}
 	}
 	for _, vf := range opts.VarFiles {
-		f, d := parser.ParseHCLFile(vf)
-		diags = append(diags, d...)
-		if d.HasErrors() {
-			continue
-		}
-		attrs, d := f.Body.JustAttributes()
-		diags = append(diags, d...)
-		names := make([]string, 0, len(attrs))
-		for n := range attrs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			v, d := attrs[n].Expr.Value(&hcl.EvalContext{Functions: functions()})
-			diags = append(diags, d...)
-			rng := attrs[n].Range
-			set(n, v, &rng)
-		}
+		vs.fromFile(parser, vf)
 	}
 	for _, kv := range opts.Vars {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid --var", Detail: fmt.Sprintf("%q: want name=value", kv)})
+			vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid --var", Detail: fmt.Sprintf("%q: want name=value", kv)})
 			continue
 		}
-		set(k, cty.StringVal(v), nil)
+		vs.set(k, cty.StringVal(v), nil)
 	}
 	for _, b := range blocks {
-		if _, ok := vals[b.Name]; !ok {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Variable has no value",
+		if _, ok := vs.vals[b.Name]; !ok {
+			vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Variable has no value",
 				Detail: fmt.Sprintf("variable %q has no default: give it with --var %s=VALUE, --var-file or $%s%s", b.Name, b.Name, EnvVarPrefix, b.Name)})
 		}
 	}
-	return vals, diags
+	return vs.vals, vs.diags
+}
+
+// varSet gathers the variables' values from their sources.
+type varSet struct {
+	vals     map[string]cty.Value
+	declared map[string]bool
+	types    map[string]cty.Type
+	diags    hcl.Diagnostics
+}
+
+// declare takes the variable blocks in: their types and defaults.
+func (vs *varSet) declare(blocks []variableBlock) {
+	first := map[string]hcl.Range{}
+	for _, b := range blocks {
+		// A second block of one name would silently win over the first.
+		if vs.declared[b.Name] {
+			prev := first[b.Name]
+			vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate variable",
+				Detail: fmt.Sprintf("variable %q is declared twice (first at %s)", b.Name, prev.String()), Subject: b.DefRange.Ptr()})
+			continue
+		}
+		first[b.Name] = b.DefRange
+		vs.declared[b.Name] = true
+		ty, d := b.typeOf()
+		vs.diags = append(vs.diags, d...)
+		if ty != cty.NilType {
+			vs.types[b.Name] = ty
+		}
+		if b.Default.IsNull() {
+			continue
+		}
+		v := b.Default
+		if ty != cty.NilType {
+			conv, err := convert.Convert(v, ty)
+			if err != nil {
+				vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value",
+					Detail: fmt.Sprintf("variable %q: %v", b.Name, err), Subject: b.Type.Range().Ptr()})
+				continue
+			}
+			v = conv
+		}
+		vs.vals[b.Name] = v
+	}
+}
+
+// set gives a declared variable a value, of its declared type (or its
+// default's).
+func (vs *varSet) set(name string, v cty.Value, rng *hcl.Range) {
+	if !vs.declared[name] {
+		vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+			Detail: fmt.Sprintf("%q is not declared: add a variable %q {} block to the cluster file", name, name), Subject: rng})
+		return
+	}
+	want := vs.types[name]
+	if old, ok := vs.vals[name]; ok && want == cty.NilType {
+		want = old.Type()
+	}
+	if want != cty.NilType && want != cty.DynamicPseudoType && !v.Type().Equals(want) {
+		// --var gives strings: make them the declared (or the default's) type.
+		conv, err := convert.Convert(v, want)
+		if err != nil {
+			vs.diags = append(vs.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable value",
+				Detail: fmt.Sprintf("%s: %v", name, err), Subject: rng})
+			return
+		}
+		v = conv
+	}
+	vs.vals[name] = v
+}
+
+// fromFile sets the variables a --var-file gives, in name order.
+func (vs *varSet) fromFile(parser *hclparse.Parser, path string) {
+	f, d := parser.ParseHCLFile(path)
+	vs.diags = append(vs.diags, d...)
+	if d.HasErrors() {
+		return
+	}
+	attrs, d := f.Body.JustAttributes()
+	vs.diags = append(vs.diags, d...)
+	names := make([]string, 0, len(attrs))
+	for n := range attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v, d := attrs[n].Expr.Value(&hcl.EvalContext{Functions: functions()})
+		vs.diags = append(vs.diags, d...)
+		rng := attrs[n].Range
+		vs.set(n, v, &rng)
+	}
 }
 
 // sensitiveValues lists the string values of the variables marked

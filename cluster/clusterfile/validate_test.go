@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 
@@ -305,7 +304,7 @@ func FuzzLoad(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	reg := all.Registry()
+	reg := allDrivers()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		spec, diags := LoadSource(src, "fuzz.hcl", Options{}, reg)
 		if diags.HasErrors() {
@@ -366,7 +365,7 @@ func at(l int) hcl.Range {
 // TestValidateFile: validate is a function of the decoded file (after the
 // defaults) alone, and says each mistake at the range the struct keeps.
 func TestValidateFile(t *testing.T) {
-	reg := all.Registry()
+	reg := allDrivers()
 	manager := func(name string, l int) machineBlock {
 		return machineBlock{Name: name, Role: ptr("manager"), DefRange: at(l)}
 	}

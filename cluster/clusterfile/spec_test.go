@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"github.com/shoal-dev/shoal/internal/store"
@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers/all"
 	"github.com/shoal-dev/shoal/drivers/docker"
 	"github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
@@ -28,7 +27,7 @@ func writeFile(t *testing.T, src string) string {
 func load(t *testing.T, src string, opts Options) (*Spec, hcl.Diagnostics, string) {
 	t.Helper()
 	path := writeFile(t, src)
-	spec, diags := Load(path, opts, all.Registry())
+	spec, diags := Load(path, opts, allDrivers())
 	return spec, diags, path
 }
 
@@ -80,7 +79,7 @@ func wantLine(t *testing.T, d *hcl.Diagnostic, line int) {
 	}
 }
 
-func machineNames(s *Spec) []string { return names(s.Machines) }
+func machineNames(s *Spec) []string { return Names(s.Machines) }
 
 func byName(t *testing.T, s *Spec, name string) Node {
 	t.Helper()
@@ -155,7 +154,7 @@ machine "web" {
 		t.Errorf("default engine = %+v, want install auto, TLS on", s.Engine)
 	}
 	if got := spec.Managers(); len(got) != 1 || got[0].Name != "master" {
-		t.Errorf("Managers = %v", names(got))
+		t.Errorf("Managers = %v", Names(got))
 	}
 	if len(spec.Warnings) != 0 {
 		t.Errorf("warnings: %s", spec.Warnings.Error())
@@ -422,7 +421,7 @@ machine "w" {
 	if err := os.WriteFile(vf2, []byte("prefix = \"p\"\nnope = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, diags := Load(writeFile(t, src), Options{VarFiles: []string{vf2}}, all.Registry())
+	_, diags := Load(writeFile(t, src), Options{VarFiles: []string{vf2}}, allDrivers())
 	found := false
 	for _, d := range diags {
 		if d.Summary == "Undeclared variable" && d.Subject != nil && d.Subject.Filename == vf2 && d.Subject.Start.Line == 2 {
@@ -437,7 +436,7 @@ machine "w" {
 	// A --var that does not convert to the default's type.
 	wantError(t, src, Options{Vars: []string{"prefix=p", "workers=many"}}, "Invalid variable value")
 	// A missing var file.
-	if _, diags := Load(writeFile(t, src), Options{VarFiles: []string{filepath.Join(t.TempDir(), "missing.hcl")}}, all.Registry()); !diags.HasErrors() {
+	if _, diags := Load(writeFile(t, src), Options{VarFiles: []string{filepath.Join(t.TempDir(), "missing.hcl")}}, allDrivers()); !diags.HasErrors() {
 		t.Error("a missing --var-file is not an error")
 	}
 }
@@ -728,7 +727,7 @@ machine "m" { role = "manager" }
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	spec, diags := Load(filepath.Join(t.TempDir(), "nope.hcl"), Options{}, all.Registry())
+	spec, diags := Load(filepath.Join(t.TempDir(), "nope.hcl"), Options{}, allDrivers())
 	if spec != nil || !diags.HasErrors() {
 		t.Fatal("Load of a missing file did not fail")
 	}

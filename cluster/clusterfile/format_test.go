@@ -1,4 +1,4 @@
-package cluster
+package clusterfile
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/shoal-dev/shoal/drivers/all"
 )
 
 func TestFormatDiagnosticsFromLoad(t *testing.T) {
@@ -17,7 +16,7 @@ machine "m" {
   role = "boss"
 }
 `)
-	spec, diags := Load(path, Options{}, all.Registry())
+	spec, diags := Load(path, Options{}, allDrivers())
 	if spec != nil || !diags.HasErrors() {
 		t.Fatal("want an error")
 	}
@@ -85,7 +84,7 @@ machine "m" {
 	if err := os.WriteFile(vf, []byte("n = 2\nx = 3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, diags := Load(writeFile(t, src), Options{VarFiles: []string{vf}}, all.Registry())
+	_, diags := Load(writeFile(t, src), Options{VarFiles: []string{vf}}, allDrivers())
 	var buf bytes.Buffer
 	FormatDiagnostics(&buf, diags, nil)
 	if !strings.HasPrefix(buf.String(), vf+":2,1: error: Undeclared variable") || !strings.Contains(buf.String(), "    2 | x = 3\n") {
