@@ -137,9 +137,22 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 // upKey is the cluster key for this run of 'cluster up': a new one when a
 // machine that held the old one leaves (or left) the cluster.
 func (c *Converger) upKey(spec *Spec, prev *State) (priv []byte, pub string, err error) {
-	holders, err := machinesOf(c.Machines.Store, spec.Name)
+	due, err := c.keyRotates(spec, prev)
 	if err != nil {
 		return nil, "", err
+	}
+	if due {
+		return newClusterKey(c.Machines.Store, spec.Name)
+	}
+	return clusterKey(c.Machines.Store, spec.Name)
+}
+
+// keyRotates tells whether a run of 'cluster up' makes the cluster key
+// anew: a machine that held it is not in the file any more.
+func (c *Converger) keyRotates(spec *Spec, prev *State) (bool, error) {
+	holders, err := machinesOf(c.Machines.Store, spec.Name)
+	if err != nil {
+		return false, err
 	}
 	if prev != nil {
 		holders = append(holders, prev.Machines...)
@@ -148,10 +161,7 @@ func (c *Converger) upKey(spec *Spec, prev *State) (priv []byte, pub string, err
 	for i, m := range spec.Machines {
 		keep[i] = m.Name
 	}
-	if keyRotationDue(holders, keep) {
-		return newClusterKey(c.Machines.Store, spec.Name)
-	}
-	return clusterKey(c.Machines.Store, spec.Name)
+	return keyRotationDue(holders, keep), nil
 }
 
 // Up converges the cluster: machines made or adopted, provisioned, one

@@ -79,6 +79,9 @@ func newPlan(g *globals) *cobra.Command {
 			if plan.Roll != "" {
 				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
+			if plan.SSHKeyRotates {
+				fmt.Fprintf(out, "cluster SSH key: made anew and replaced on every node that stays (a machine that held it leaves the cluster)\n")
+			}
 			for _, w := range plan.Warnings {
 				fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
 			}
