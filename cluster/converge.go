@@ -32,6 +32,10 @@ type Converger struct {
 	// "upgrade") on the file, for hints: the one they ran, with their --var
 	// and --var-file (sensitive values elided). nil: "cluster VERB FILE".
 	CommandLine func(verb string) string
+	// AfterUp, when set, runs at the end of a successful 'cluster up'
+	// while the run still holds its machines' locks (the data-plane
+	// check: no 'machine provision' may restart a node's dockerd under it).
+	AfterUp func(ctx context.Context, res *Result)
 	// restore, during Restore, is the backup the swarm comes from.
 	restore *Backup
 }
@@ -244,7 +248,13 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	}
 	removeCheckLeftovers(ctx, leaderHost)
 	res.Changed = changed || p.early.Changed()
-	return res, c.upResult(spec, hosts, leaderHost, clusterID, res, start)
+	if err := c.upResult(spec, hosts, leaderHost, clusterID, res, start); err != nil {
+		return res, err
+	}
+	if c.AfterUp != nil {
+		c.AfterUp(ctx, res)
+	}
+	return res, nil
 }
 
 // upBefore is what up decides before it changes anything: the state of

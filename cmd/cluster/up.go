@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -120,28 +121,33 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Machines.Close() // the jump host connections
-			res, err := c.Up(cmd.Context(), spec)
-			if err != nil {
-				c.Machines.Progress.Close()
-				return err
-			}
-			// A run that changed the swarm ends with the data-plane check;
-			// a no-op run does not pay for it.
+			// A run that changed the swarm ends with the data-plane check,
+			// inside the run (its machines still locked); a no-op run does
+			// not pay for it.
 			var rep *dataplane.Report
-			if res.Changed && !skipCheck {
+			var checkErr error
+			c.AfterUp = func(ctx context.Context, res *cluster.Result) {
+				if !res.Changed || skipCheck {
+					return
+				}
 				if co.OverlayMTU == 0 {
 					co.OverlayMTU = spec.OverlayMTU // the probe's network as the file's
 				}
 				co.ImageOptional = true // the swarm is made: a node without the probe's image is a warning
 				var took time.Duration
-				rep, took, err = checkAfterUp(cmd, c, spec.Name, co)
+				rep, took, checkErr = checkAfterUp(ctx, c, spec.Name, co)
 				res.Stages["check"] = took
 				res.Elapsed += took
-				if err != nil {
-					// The swarm is made: a check that could not run is said.
-					defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, err, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
-					rep, err = nil, nil
-				}
+			}
+			res, err := c.Up(cmd.Context(), spec)
+			if err != nil {
+				c.Machines.Progress.Close()
+				return err
+			}
+			if checkErr != nil {
+				// The swarm is made: a check that could not run is said.
+				defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, checkErr, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+				rep = nil
 			}
 			c.Machines.Progress.Close()
 			out := cmd.OutOrStdout()
