@@ -32,6 +32,10 @@ type Converger struct {
 	// "upgrade") on the file, for hints: the one they ran, with their --var
 	// and --var-file (sensitive values elided). nil: "cluster VERB FILE".
 	CommandLine func(verb string) string
+	// AfterUp, when set, runs at the end of a successful 'cluster up'
+	// while the run still holds its machines' locks (the data-plane
+	// check: no 'machine provision' may restart a node's dockerd under it).
+	AfterUp func(ctx context.Context, res *Result)
 	// restore, during Restore, is the backup the swarm comes from.
 	restore *Backup
 }
@@ -137,9 +141,22 @@ func clusterKey(st *store.Store, name string) (priv []byte, pub string, err erro
 // upKey is the cluster key for this run of 'cluster up': a new one when a
 // machine that held the old one leaves (or left) the cluster.
 func (c *Converger) upKey(spec *Spec, prev *State) (priv []byte, pub string, err error) {
-	holders, err := machinesOf(c.Machines.Store, spec.Name)
+	due, err := c.keyRotates(spec, prev)
 	if err != nil {
 		return nil, "", err
+	}
+	if due {
+		return newClusterKey(c.Machines.Store, spec.Name)
+	}
+	return clusterKey(c.Machines.Store, spec.Name)
+}
+
+// keyRotates tells whether a run of 'cluster up' makes the cluster key
+// anew: a machine that held it is not in the file any more.
+func (c *Converger) keyRotates(spec *Spec, prev *State) (bool, error) {
+	holders, err := machinesOf(c.Machines.Store, spec.Name)
+	if err != nil {
+		return false, err
 	}
 	if prev != nil {
 		holders = append(holders, prev.Machines...)
@@ -148,10 +165,7 @@ func (c *Converger) upKey(spec *Spec, prev *State) (priv []byte, pub string, err
 	for i, m := range spec.Machines {
 		keep[i] = m.Name
 	}
-	if keyRotationDue(holders, keep) {
-		return newClusterKey(c.Machines.Store, spec.Name)
-	}
-	return clusterKey(c.Machines.Store, spec.Name)
+	return keyRotationDue(holders, keep), nil
 }
 
 // Up converges the cluster: machines made or adopted, provisioned, one
@@ -234,7 +248,13 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	}
 	removeCheckLeftovers(ctx, leaderHost)
 	res.Changed = changed || p.early.Changed()
-	return res, c.upResult(spec, hosts, leaderHost, clusterID, res, start)
+	if err := c.upResult(spec, hosts, leaderHost, clusterID, res, start); err != nil {
+		return res, err
+	}
+	if c.AfterUp != nil {
+		c.AfterUp(ctx, res)
+	}
+	return res, nil
 }
 
 // upBefore is what up decides before it changes anything: the state of

@@ -33,6 +33,9 @@ type PlanResult struct {
 	// Roll is the order in which engine changes go through the swarm's
 	// nodes: "m1, then w1, then w2" ("" when none).
 	Roll string `json:"roll,omitempty"`
+	// SSHKeyRotates: up makes the cluster's SSH key anew and replaces it
+	// on every node that stays (a machine that held it leaves or left).
+	SSHKeyRotates bool `json:"sshKeyRotates,omitempty"`
 }
 
 // Changes counts the machines that would change.
@@ -239,6 +242,10 @@ func (c *Converger) certWarnings() []string {
 func (c *Converger) planLeaving(ctx context.Context, spec *Spec, res *PlanResult) error {
 	leaving, err := c.leaving(spec)
 	if err != nil {
+		return err
+	}
+	prev, _ := LoadState(c.Machines.Store, spec.Name)
+	if res.SSHKeyRotates, err = c.keyRotates(spec, prev); err != nil {
 		return err
 	}
 	for _, n := range leaving {

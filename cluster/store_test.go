@@ -246,3 +246,43 @@ func TestDownAndStatusRefuseBadNames(t *testing.T) {
 		t.Errorf("the victim folder is gone: %v", err)
 	}
 }
+
+// TestPlanSaysTheSSHKeyRotates: a machine that was of the cluster (its
+// state lists it) and is in the file no more held the cluster key; the
+// plan says up makes it anew.
+func TestPlanSaysTheSSHKeyRotates(t *testing.T) {
+	st, err := store.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := drivertest.NewWorld()
+	reg := drivers.NewRegistry(w.Spec())
+	spec := fakeSpec("lab", 22, "n1", "n2")
+	mw := machine.NewManager(st, reg)
+	for _, n := range spec.Machines {
+		if _, err := mw.EnsureHost(context.Background(), machine.CreateOptions{
+			Setup: store.Setup{Cluster: "lab"}, Name: n.Name, Driver: n.Driver, DriverConfig: n.DriverConfig}); err != nil {
+			t.Fatal(err)
+		}
+		w.SetState(n.Name, drivers.Stopped) // plan says start, and connects to none
+	}
+	c := &Converger{Machines: mw, Parallel: 4}
+	for _, tc := range []struct {
+		was  []string
+		want bool
+	}{
+		{[]string{"n1", "n2"}, false},
+		{[]string{"n1", "n2", "gone"}, true},
+	} {
+		if err := saveState(st, &State{Version: 1, Name: "lab", Machines: tc.was, Leader: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := c.Plan(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan.SSHKeyRotates != tc.want {
+			t.Errorf("the cluster had %v: SSHKeyRotates = %v, want %v", tc.was, plan.SSHKeyRotates, tc.want)
+		}
+	}
+}

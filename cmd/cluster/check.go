@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"time"
 
@@ -77,8 +78,8 @@ func writeCheck(w io.Writer, rep *dataplane.Report, tty bool) {
 }
 
 // checkAfterUp runs the check after a 'cluster up' that changed the swarm.
-func checkAfterUp(cmd *cobra.Command, c *cluster.Converger, name string, o cluster.CheckOptions) (*dataplane.Report, time.Duration, error) {
+func checkAfterUp(ctx context.Context, c *cluster.Converger, name string, o cluster.CheckOptions) (*dataplane.Report, time.Duration, error) {
 	start := time.Now()
-	rep, err := c.Check(cmd.Context(), name, o)
+	rep, err := c.Check(ctx, name, o)
 	return rep, time.Since(start), err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,6 +80,9 @@ func newPlan(g *globals) *cobra.Command {
 			if plan.Roll != "" {
 				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
+			if plan.SSHKeyRotates {
+				fmt.Fprintf(out, "cluster SSH key: made anew and replaced on every node that stays (a machine that held it leaves the cluster)\n")
+			}
 			for _, w := range plan.Warnings {
 				fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
 			}
@@ -117,28 +121,33 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Machines.Close() // the jump host connections
-			res, err := c.Up(cmd.Context(), spec)
-			if err != nil {
-				c.Machines.Progress.Close()
-				return err
-			}
-			// A run that changed the swarm ends with the data-plane check;
-			// a no-op run does not pay for it.
+			// A run that changed the swarm ends with the data-plane check,
+			// inside the run (its machines still locked); a no-op run does
+			// not pay for it.
 			var rep *dataplane.Report
-			if res.Changed && !skipCheck {
+			var checkErr error
+			c.AfterUp = func(ctx context.Context, res *cluster.Result) {
+				if !res.Changed || skipCheck {
+					return
+				}
 				if co.OverlayMTU == 0 {
 					co.OverlayMTU = spec.OverlayMTU // the probe's network as the file's
 				}
 				co.ImageOptional = true // the swarm is made: a node without the probe's image is a warning
 				var took time.Duration
-				rep, took, err = checkAfterUp(cmd, c, spec.Name, co)
+				rep, took, checkErr = checkAfterUp(ctx, c, spec.Name, co)
 				res.Stages["check"] = took
 				res.Elapsed += took
-				if err != nil {
-					// The swarm is made: a check that could not run is said.
-					defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, err, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
-					rep, err = nil, nil
-				}
+			}
+			res, err := c.Up(cmd.Context(), spec)
+			if err != nil {
+				c.Machines.Progress.Close()
+				return err
+			}
+			if checkErr != nil {
+				// The swarm is made: a check that could not run is said.
+				defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, checkErr, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
+				rep = nil
 			}
 			c.Machines.Progress.Close()
 			out := cmd.OutOrStdout()
