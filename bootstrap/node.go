@@ -68,15 +68,15 @@ func Open(name, hostname, addr string, r Runner) (*Node, error) {
 }
 
 // newAPI is the Engine API client for a node's socket, reached through dial.
-// The client negotiates the API version on its first request (down to API
-// 1.40, docker 19.03: Debian's docker 20.10 speaks 1.41).
-func newAPI(dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*client.Client, error) {
+// The client takes the engine's API version on its first request (Debian's
+// docker 20.10 speaks 1.41, CentOS 7's docker 1.13 speaks 1.26).
+func newAPI(dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*engineClient, error) {
 	// Each connection to the engine is a channel of the node's one SSH
 	// connection, and through sudo a session: sshd allows 10 sessions a
 	// connection (MaxSessions), which many hosts asking one manager at once
 	// would pass. Requests beyond the cap wait for a free connection.
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: maxEngineConns, IdleConnTimeout: 30 * time.Second}}
-	return client.New(
+	return newEngineClient(
 		client.WithHTTPClient(hc),
 		client.WithHost("unix://"+dockerSock),
 		client.WithDialContext(dial),
