@@ -16,7 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/shell"
 )
 
@@ -120,7 +121,7 @@ func Describe(ctx context.Context, mgr *Node) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%s: swarm inspect: %w", mgr.Name, err)
 	}
-	nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	nodes, err := mgr.API.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
 	}

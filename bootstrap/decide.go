@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/validate"
 )
 

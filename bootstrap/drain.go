@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
 
@@ -57,7 +57,7 @@ func waitRollDrained(ctx context.Context, mgr *Node, id, hostname string, servic
 		if p, ok := pinnedCache[sid]; ok {
 			return p
 		}
-		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, sid, swarm.ServiceInspectOptions{})
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, sid, client.ServiceInspectOptions{})
 		if err != nil {
 			return false
 		}
@@ -98,11 +98,11 @@ func WaitDrained(ctx context.Context, mgr *Node, id string, timeout time.Duratio
 // elsewhere, bounded.
 func waitTasksOff(ctx context.Context, mgr *Node, id string, timeout time.Duration, off func(ctx context.Context, onNode, wanted []swarm.Task) bool) error {
 	return wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
-		onNode, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", id))})
+		onNode, err := mgr.API.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("node", id)})
 		if err != nil {
 			return false, nil
 		}
-		wanted, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		wanted, err := mgr.API.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
 		if err != nil {
 			return false, nil
 		}

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/docker/docker/client"
 )
 
 // ArchiveTags lists the image tags a `docker save` archive holds.
@@ -83,13 +81,13 @@ func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) 
 		return false, err
 	}
 	defer f.Close()
-	resp, err := n.API.ImageLoad(ctx, f, client.ImageLoadWithQuiet(true))
+	resp, err := n.API.ImageLoad(ctx, f)
 	if err != nil {
 		return false, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	// The answer is a JSON stream; an error inside it is the load's error.
-	dec := json.NewDecoder(resp.Body)
+	dec := json.NewDecoder(resp)
 	for {
 		var msg struct {
 			Error       string

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
 
@@ -26,7 +26,7 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 		return nil
 	}
 	want := strconv.Itoa(mtu)
-	ing, err := n.API.NetworkInspect(ctx, "ingress", network.InspectOptions{})
+	ing, err := n.API.NetworkInspect(ctx, "ingress", client.NetworkInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("%s: network inspect ingress: %w", n.Name, err)
 	}
@@ -36,7 +36,7 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 	if err := n.API.NetworkRemove(ctx, ing.ID); err != nil {
 		return fmt.Errorf("%s: network rm ingress (to make it with mtu %d): %w", n.Name, mtu, err)
 	}
-	opts := network.CreateOptions{Driver: "overlay", Scope: "swarm", Ingress: true, IPAM: &ing.IPAM, Labels: ing.Labels,
+	opts := client.NetworkCreateOptions{Driver: "overlay", Scope: "swarm", Ingress: true, IPAM: &ing.IPAM, Labels: ing.Labels,
 		Options: map[string]string{MTUOption: want}}
 	// The swarm removes a network in the background: the name is free
 	// within seconds.
@@ -60,5 +60,5 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 
 // nameTaken: the network's name is still held (the old one going).
 func nameTaken(err error) bool {
-	return errdefs.IsConflict(err) || errdefs.IsForbidden(err) || strings.Contains(err.Error(), "already")
+	return cerrdefs.IsConflict(err) || cerrdefs.IsPermissionDenied(err) || strings.Contains(err.Error(), "already")
 }

@@ -2,12 +2,13 @@ package bootstrap
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // TestInitOptionsNewSwarm: a swarm made in this run takes the address
@@ -24,15 +25,15 @@ func TestInitOptionsNewSwarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(sw.DefaultAddrPool, req.Init.DefaultAddrPool) || sw.SubnetSize != 24 || sw.DataPathPort != 4800 {
+	if !slices.Equal(PoolStrings(sw.DefaultAddrPool), req.Init.DefaultAddrPool) || sw.SubnetSize != 24 || sw.DataPathPort != 4800 {
 		t.Errorf("swarm has pool %v /%d, port %d; want %v /24, 4800", sw.DefaultAddrPool, sw.SubnetSize, sw.DataPathPort, req.Init.DefaultAddrPool)
 	}
 	// The ingress network was made again with the MTU, on its subnet from the pool.
-	ing, err := l.nodes["m3"].API.NetworkInspect(context.Background(), "ingress", network.InspectOptions{})
+	ing, err := l.nodes["m3"].API.NetworkInspect(context.Background(), "ingress", client.NetworkInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ing.Options[MTUOption] != "1400" || !ing.Ingress || ing.Driver != "overlay" || len(ing.IPAM.Config) != 1 || ing.IPAM.Config[0].Subnet != "10.123.0.0/24" {
+	if ing.Options[MTUOption] != "1400" || !ing.Ingress || ing.Driver != "overlay" || len(ing.IPAM.Config) != 1 || ing.IPAM.Config[0].Subnet.String() != "10.123.0.0/24" {
 		t.Errorf("ingress: %+v", ing)
 	}
 	// Again: the swarm is there, nothing is made again or said.
@@ -72,7 +73,7 @@ func TestInitOptionsExistingSwarm(t *testing.T) {
 }
 
 func TestInitDiffers(t *testing.T) {
-	info := swarm.ClusterInfo{DefaultAddrPool: []string{"10.0.0.0/8"}, SubnetSize: 24, DataPathPort: 4789}
+	info := swarm.ClusterInfo{DefaultAddrPool: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, SubnetSize: 24, DataPathPort: 4789}
 	for _, tc := range []struct {
 		o    InitOptions
 		want int
@@ -104,11 +105,11 @@ func TestInitOptionsEarly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ing, err := l.nodes["m1"].API.NetworkInspect(context.Background(), "ingress", network.InspectOptions{})
+	ing, err := l.nodes["m1"].API.NetworkInspect(context.Background(), "ingress", client.NetworkInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(sw.DefaultAddrPool, req.Init.DefaultAddrPool) || sw.DataPathPort != 4800 || ing.Options[MTUOption] != "1400" {
+	if !slices.Equal(PoolStrings(sw.DefaultAddrPool), req.Init.DefaultAddrPool) || sw.DataPathPort != 4800 || ing.Options[MTUOption] != "1400" {
 		t.Errorf("early swarm: pool %v port %d ingress mtu %q", sw.DefaultAddrPool, sw.DataPathPort, ing.Options[MTUOption])
 	}
 	if out := l.reconcile(req); len(out.Warnings) > 0 {

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
@@ -32,8 +33,11 @@ type InitOptions struct {
 func (n *Node) InitWith(ctx context.Context, advertise string, o InitOptions) error {
 	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: advertise, DataPathPort: o.DataPathPort}
 	if len(o.DefaultAddrPool) > 0 {
-		req.DefaultAddrPool = o.DefaultAddrPool
-		req.SubnetSize = 24
+		pools, err := parsePools(o.DefaultAddrPool)
+		if err != nil {
+			return fmt.Errorf("%s: swarm init: %w", n.Name, err)
+		}
+		req.DefaultAddrPool, req.SubnetSize = pools, 24
 	}
 	if _, err := n.API.SwarmInit(ctx, req); err != nil {
 		return fmt.Errorf("%s: swarm init (advertise %s): %w", n.Name, advertise, err)
@@ -46,7 +50,7 @@ func (n *Node) InitWith(ctx context.Context, advertise string, o InitOptions) er
 // without a new swarm, which shoal never makes over one it found.
 func InitDiffers(info swarm.ClusterInfo, o InitOptions) []string {
 	var out []string
-	if len(o.DefaultAddrPool) > 0 && !slices.Equal(info.DefaultAddrPool, o.DefaultAddrPool) {
+	if len(o.DefaultAddrPool) > 0 && !slices.Equal(PoolStrings(info.DefaultAddrPool), o.DefaultAddrPool) {
 		out = append(out, fmt.Sprintf("default_addr_pool is %v, not %v", info.DefaultAddrPool, o.DefaultAddrPool))
 	}
 	if o.DataPathPort != 0 && info.DataPathPort != o.DataPathPort {
@@ -159,4 +163,26 @@ func (r *Reconciler) joinSwarm(ctx context.Context, t *Target, managerAddr, toke
 	}
 	r.event(t.Want.Name, "swarm-join", ui.Changed, t.Want.Role)
 	return nil
+}
+
+// PoolStrings is a swarm's address pools as written in a cluster file.
+func PoolStrings(pools []netip.Prefix) []string {
+	out := make([]string, len(pools))
+	for i, p := range pools {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// parsePools reads address pools (validated already: an error here is a bug).
+func parsePools(pools []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, len(pools))
+	for i, s := range pools {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("default_addr_pool %q: %w", s, err)
+		}
+		out[i] = p
+	}
+	return out, nil
 }

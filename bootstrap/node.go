@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
@@ -60,21 +60,31 @@ func Open(name, hostname, addr string, r Runner) (*Node, error) {
 		// group, or joined it after this connection logged in): sudo can.
 		return r.DialCommand(ctx, r.Sudo("docker system dial-stdio"))
 	}
+	api, err := newAPI(dial)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: apiEngine{api}}, nil
+}
+
+// newAPI is the Engine API client for a node's socket, reached through dial.
+// The client takes the engine's API version on its first request (Debian's
+// docker 20.10 speaks 1.41, CentOS 7's docker 1.13 speaks 1.26).
+func newAPI(dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*engineClient, error) {
 	// Each connection to the engine is a channel of the node's one SSH
 	// connection, and through sudo a session: sshd allows 10 sessions a
 	// connection (MaxSessions), which many hosts asking one manager at once
 	// would pass. Requests beyond the cap wait for a free connection.
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: maxEngineConns, IdleConnTimeout: 30 * time.Second}}
-	api, err := client.NewClientWithOpts(
+	return newEngineClient(
 		client.WithHTTPClient(hc),
 		client.WithHost("unix://"+dockerSock),
 		client.WithDialContext(dial),
-		client.WithAPIVersionNegotiation(),
+		// The client takes https when its transport has a TLS config,
+		// and cloning the transport (WithHTTPClient) gives it HTTP/2's:
+		// the socket speaks plain HTTP.
+		client.WithScheme("http"),
 	)
-	if err != nil {
-		return nil, err
-	}
-	return &Node{Name: name, Hostname: hostname, Addr: addr, R: r, API: api}, nil
 }
 
 // Close releases the API client (the SSH connection stays with its owner).
@@ -149,7 +159,7 @@ func EnsureAutolock(ctx context.Context, mgr *Node, on bool) (changed bool, key 
 	if sw.Spec.EncryptionConfig.AutoLockManagers != on {
 		spec := sw.Spec
 		spec.EncryptionConfig.AutoLockManagers = on
-		if err := mgr.API.SwarmUpdate(ctx, sw.Version, spec, swarm.UpdateFlags{}); err != nil {
+		if err := mgr.API.SwarmUpdate(ctx, client.SwarmUpdateOptions{Version: sw.Version, Spec: spec}); err != nil {
 			return false, "", fmt.Errorf("%s: swarm update (autolock=%v): %w", mgr.Name, on, err)
 		}
 		changed = true

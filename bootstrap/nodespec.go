@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // NodeWant is the role, labels and availability a node should have.
@@ -85,7 +86,7 @@ func updateNode(ctx context.Context, mgr *Node, node swarm.Node, want NodeWant) 
 // nodes that differ cost a call. A node updated meanwhile (its version
 // moved on) is inspected and tried again.
 func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, parallel int) (map[string][]string, error) {
-	listed, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	listed, err := mgr.API.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
 	}
@@ -162,8 +163,8 @@ func NotReady(listed []swarm.Node, ids []string, names map[string]string) []stri
 
 // RemoveNode deletes a node that left from the manager's node list.
 func RemoveNode(ctx context.Context, mgr *Node, nodeID string) error {
-	err := mgr.API.NodeRemove(ctx, nodeID, swarm.NodeRemoveOptions{Force: true})
-	if err != nil && !errdefs.IsNotFound(err) {
+	err := mgr.API.NodeRemove(ctx, nodeID, client.NodeRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("%s: node rm %s: %w", mgr.Name, nodeID, err)
 	}
 	return nil

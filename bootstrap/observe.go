@@ -6,7 +6,8 @@ import (
 	"net"
 	"sync"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // Observe reads every node's swarm state in parallel; an engine that does
@@ -51,7 +52,7 @@ func observeKnown(ctx context.Context, parallel int, nodes []*Node, known map[st
 
 // Members lists the swarm's nodes as a manager sees them.
 func Members(ctx context.Context, mgr *Node) ([]Member, error) {
-	nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	nodes, err := mgr.API.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
 	}

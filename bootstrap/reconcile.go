@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -262,7 +262,7 @@ func initDiffers(ctx context.Context, anchor *Node, o InitOptions) []string {
 	}
 	diffs := InitDiffers(sw.ClusterInfo, o)
 	if o.OverlayMTU != 0 {
-		ing, err := anchor.API.NetworkInspect(ctx, "ingress", network.InspectOptions{})
+		ing, err := anchor.API.NetworkInspect(ctx, "ingress", client.NetworkInspectOptions{})
 		if have := ing.Options[MTUOption]; err == nil && have != strconv.Itoa(o.OverlayMTU) {
 			if have == "" {
 				have = "Docker's default"

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap/enginetest"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -365,7 +365,7 @@ func TestReconcileOtherSwarmFirstRun(t *testing.T) {
 	refused := err != nil && strings.Contains(err.Error(), "m3 is a manager of another swarm")
 	mustNot(t, t.Name(), !refused, "PickAnchor takes m3 (a manager of an unrecorded, foreign swarm) as the anchor: every node joins x1's swarm, the leader included, without --force")
 	if !refused {
-		nodes, _ := x1.NodeList(context.Background(), swarm.NodeListOptions{})
+		nodes, _ := x1.NodeList(context.Background(), client.NodeListOptions{})
 		t.Logf("reconcile: %v; x1's swarm now has %d nodes; calls that changed it through m3: %v", err, len(nodes), l.engine("m3").Mutations())
 		return
 	}
@@ -405,7 +405,7 @@ func TestReconcileReplacedHosts(t *testing.T) {
 // runningTasks counts the running tasks of the swarm and those on a node.
 func runningTasks(t *testing.T, mgr *Node, nodeID string) (all, on int) {
 	t.Helper()
-	tasks, err := mgr.API.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+	tasks, err := mgr.API.TaskList(context.Background(), client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestRetire(t *testing.T) {
 			l.up()
 			m1 := l.nodes["m1"]
 			five := uint64(5)
-			if _, err := m1.API.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}, Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &five}}}, swarm.ServiceCreateOptions{}); err != nil {
+			if _, err := m1.API.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}, Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &five}}}); err != nil {
 				t.Fatal(err)
 			}
 			id := l.state(name).NodeID
@@ -636,7 +636,7 @@ func TestRetirePinnedTask(t *testing.T) {
 		TaskTemplate: swarm.TaskSpec{Placement: &swarm.Placement{Constraints: []string{"node.hostname==w1"}}},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
 	}
-	if _, err := m1.API.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{}); err != nil {
+	if _, err := m1.API.ServiceCreate(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
 	id := l.state("w1").NodeID

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 )
@@ -74,7 +76,7 @@ func (r Registry) spec() swarm.ServiceSpec {
 		EndpointSpec: &swarm.EndpointSpec{
 			Mode: swarm.ResolutionModeDNSRR,
 			Ports: []swarm.PortConfig{{
-				Protocol: swarm.PortConfigProtocolTCP, TargetPort: 5000,
+				Protocol: network.TCP, TargetPort: 5000,
 				PublishedPort: uint32(r.Port), PublishMode: swarm.PortConfigPublishModeHost,
 			}},
 		},
@@ -105,12 +107,12 @@ func sameSpec(have, want swarm.ServiceSpec) bool {
 func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bool, error) {
 	r = r.WithDefaults()
 	want := r.spec()
-	svc, _, inspectErr := mgr.API.ServiceInspectWithRaw(ctx, r.Name, swarm.ServiceInspectOptions{})
+	svc, _, inspectErr := mgr.API.ServiceInspectWithRaw(ctx, r.Name, client.ServiceInspectOptions{})
 	same := inspectErr == nil && sameSpec(svc.Spec, want)
 	if same && !r.FreshNode {
 		return false, nil
 	}
-	if inspectErr != nil && !errdefs.IsNotFound(inspectErr) {
+	if inspectErr != nil && !cerrdefs.IsNotFound(inspectErr) {
 		return false, fmt.Errorf("%s: service inspect %s: %w", mgr.Name, r.Name, inspectErr)
 	}
 	if _, err := host.RunSudo(ctx, "mkdir -p "+shell.Quote(r.Path)); err != nil {
@@ -120,13 +122,13 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 		return false, nil
 	}
 	if inspectErr == nil {
-		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want, swarm.ServiceUpdateOptions{})
+		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want)
 		if err != nil {
 			return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
 		}
 		return true, nil
 	}
-	if _, err := mgr.API.ServiceCreate(ctx, want, swarm.ServiceCreateOptions{}); err != nil {
+	if _, err := mgr.API.ServiceCreate(ctx, want); err != nil {
 		return false, fmt.Errorf("%s: service create %s (%s): %w", mgr.Name, r.Name, r.Image, err)
 	}
 	return true, nil

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
@@ -145,7 +145,7 @@ func (b *batchRoll) readAvailability(ctx context.Context) error {
 // readServices notes the services that run on the batch's nodes.
 func (b *batchRoll) readServices(ctx context.Context) error {
 	for _, t := range b.batch {
-		on, err := b.mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("node", t.NodeID), filters.Arg("desired-state", "running"))})
+		on, err := b.mgr.API.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("node", t.NodeID).Add("desired-state", "running")})
 		if err != nil {
 			return b.fail(t, StepDrain, err)
 		}
@@ -297,7 +297,7 @@ func (r *Reconciler) spreadBack(ctx context.Context, mgr *Node, batch []*RollTar
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, client.ServiceInspectOptions{})
 		if err != nil {
 			continue // removed meanwhile
 		}
@@ -314,7 +314,7 @@ func (r *Reconciler) spreadBack(ctx context.Context, mgr *Node, batch []*RollTar
 		}
 		spec := svc.Spec
 		spec.TaskTemplate.ForceUpdate++
-		if _, err := mgr.API.ServiceUpdate(ctx, id, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		if _, err := mgr.API.ServiceUpdate(ctx, id, svc.Version, spec); err != nil {
 			return fmt.Errorf("service %s: update to spread its tasks: %w", spec.Name, err)
 		}
 		r.event(batch[0].Node.Name, "roll-spread", ui.Changed, spec.Name)
@@ -329,7 +329,7 @@ func (r *Reconciler) spreadBack(ctx context.Context, mgr *Node, batch []*RollTar
 // prev (the start of the update before it, nil for none) is done.
 func waitServiceUpdated(ctx context.Context, mgr *Node, id string, prev *time.Time, timeout time.Duration) error {
 	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
-		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, client.ServiceInspectOptions{})
 		u := svc.UpdateStatus
 		if err != nil || u == nil || u.StartedAt == nil || (prev != nil && !u.StartedAt.After(*prev)) {
 			return false, nil
@@ -365,7 +365,7 @@ func firstRollError(err error) error {
 // that the swarm wants running runs.
 func WaitTasks(ctx context.Context, mgr *Node, services map[string]bool, timeout time.Duration) error {
 	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
-		tasks, err := mgr.API.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		tasks, err := mgr.API.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
 		return err == nil && allRunning(tasks, services), nil
 	})
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 
@@ -46,8 +46,8 @@ func (r *Reconciler) Rotate(ctx context.Context, mgr *Node, ca bool, timeout tim
 	if ca {
 		spec.CAConfig.ForceRotate++
 	}
-	flags := swarm.UpdateFlags{RotateWorkerToken: true, RotateManagerToken: true}
-	if err := mgr.API.SwarmUpdate(ctx, sw.Version, spec, flags); err != nil {
+	update := client.SwarmUpdateOptions{Version: sw.Version, Spec: spec, RotateWorkerToken: true, RotateManagerToken: true}
+	if err := mgr.API.SwarmUpdate(ctx, update); err != nil {
 		return fmt.Errorf("%s: swarm update (rotate): %s", mgr.Name, r.Redactor.Redact(err.Error()))
 	}
 	r.event(mgr.Name, "rotate-tokens", ui.Changed, "new worker and manager join tokens")
@@ -83,7 +83,7 @@ func rotated(ctx context.Context, mgr *Node, oldRoot string) (pending []string, 
 	if err != nil || root == oldRoot || sw.ClusterInfo.RootRotationInProgress {
 		return nil, false
 	}
-	nodes, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+	nodes, err := mgr.API.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
 		return nil, false
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
 
@@ -56,7 +57,7 @@ func waitState(ctx context.Context, n *Node, state string, timeout time.Duration
 func waitLeft(ctx context.Context, mgr *Node, id string) {
 	_ = wait.Poll(ctx, pollInterval, 30*time.Second, func(ctx context.Context) (bool, error) {
 		n, _, err := mgr.API.NodeInspectWithRaw(ctx, id)
-		return errdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady, nil
+		return cerrdefs.IsNotFound(err) || err == nil && n.Status.State != swarm.NodeStateReady, nil
 	})
 }
 
@@ -72,7 +73,7 @@ func WaitReady(ctx context.Context, mgr *Node, nodeID string, timeout time.Durat
 func WaitAllReady(ctx context.Context, mgr *Node, ids []string, names map[string]string, timeout time.Duration) error {
 	var why string
 	err := wait.Poll(ctx, 200*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
-		listed, err := mgr.API.NodeList(ctx, swarm.NodeListOptions{})
+		listed, err := mgr.API.NodeList(ctx, client.NodeListOptions{})
 		if err != nil {
 			why = err.Error()
 			return false, nil

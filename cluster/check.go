@@ -119,7 +119,7 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	if err != nil {
 		return nil, fmt.Errorf("%s: swarm inspect: %w", mgr.spec.Name, err)
 	}
-	in.Pools, in.DataPathPort = sw.DefaultAddrPool, int(sw.DataPathPort)
+	in.Pools, in.DataPathPort = bootstrap.PoolStrings(sw.DefaultAddrPool), int(sw.DataPathPort)
 	if len(in.Pools) == 0 {
 		in.Pools = []string{"10.0.0.0/8"} // Docker's default
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/internal/certs"
@@ -273,7 +273,7 @@ func planRegistry(ctx context.Context, spec *Spec, anchor *bootstrap.Node, plans
 		}
 		if anchor == nil {
 			plans[i].Actions = append(plans[i].Actions, "registry service")
-		} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", swarm.ServiceInspectOptions{}); err != nil {
+		} else if _, _, err := anchor.API.ServiceInspectWithRaw(ctx, "registry", client.ServiceInspectOptions{}); err != nil {
 			plans[i].Actions = append(plans[i].Actions, "registry service")
 		}
 	}

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/bootstrap/enginetest"
 	"github.com/shoal-dev/shoal/drivers"
@@ -164,7 +165,7 @@ func TestSwarmStageReplacedWorkerAndForeignNode(t *testing.T) {
 	}
 }
 
-var swarmNodeListAll = swarm.NodeListOptions{}
+var swarmNodeListAll = client.NodeListOptions{}
 
 func swarmInitAt(addr string) swarm.InitRequest {
 	return swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: addr}

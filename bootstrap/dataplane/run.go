@@ -7,45 +7,41 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/internal/wait"
 	"io"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+	"github.com/shoal-dev/shoal/internal/wait"
 )
 
-// Manager is what the probe needs of a manager's Engine API.
+// Manager is what the probe needs of a manager's Engine API (bootstrap
+// puts it over the Engine API client).
 type Manager interface {
 	SwarmInspect(ctx context.Context) (swarm.Swarm, error)
-	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
-	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkCreate(ctx context.Context, name string, options client.NetworkCreateOptions) (network.CreateResponse, error)
+	NetworkList(ctx context.Context, options client.NetworkListOptions) ([]network.Summary, error)
 	NetworkRemove(ctx context.Context, networkID string) error
-	ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, options swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error)
-	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	ServiceCreate(ctx context.Context, spec swarm.ServiceSpec) (swarm.ServiceCreateResponse, error)
+	ServiceList(ctx context.Context, options client.ServiceListOptions) ([]swarm.Service, error)
 	ServiceRemove(ctx context.Context, serviceID string) error
-	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
+	TaskList(ctx context.Context, options client.TaskListOptions) ([]swarm.Task, error)
 }
 
 // Worker is what the probe needs of each node's Engine API.
 type Worker interface {
-	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
-	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ImageInspect(ctx context.Context, image string) (image.InspectResponse, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
-	ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error)
+	ContainerLogs(ctx context.Context, containerID string, options client.ContainerLogsOptions) (io.ReadCloser, error)
 }
-
-var (
-	_ Manager = (*client.Client)(nil)
-	_ Worker  = (*client.Client)(nil)
-)
 
 // Probe is one run of the cross-node probe.
 type Probe struct {
@@ -58,12 +54,12 @@ type Probe struct {
 	OverlayMTU int
 }
 
-func labelFilter() filters.Args { return filters.NewArgs(filters.Arg("label", Label)) }
+func labelFilter() client.Filters { return make(client.Filters).Add("label", Label) }
 
 // Cleanup removes every probe service and network a check left (one
 // killed midway). Bounded by ctx.
 func Cleanup(ctx context.Context, m Manager) error {
-	svcs, err := m.ServiceList(ctx, swarm.ServiceListOptions{Filters: labelFilter()})
+	svcs, err := m.ServiceList(ctx, client.ServiceListOptions{Filters: labelFilter()})
 	if err != nil {
 		return fmt.Errorf("listing the check's services: %w", err)
 	}
@@ -73,7 +69,7 @@ func Cleanup(ctx context.Context, m Manager) error {
 			errs = append(errs, fmt.Errorf("removing the check's service %s: %w", s.Spec.Name, err))
 		}
 	}
-	nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
+	nets, err := m.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilter()})
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("listing the check's networks: %w", err))...)
 	}
@@ -92,7 +88,7 @@ func Cleanup(ctx context.Context, m Manager) error {
 // removed overlay stays listed while the node's last task leaves it.
 func waitNoNetwork(ctx context.Context, m Manager) error {
 	err := wait.Poll(ctx, 300*time.Millisecond, 0, func(ctx context.Context) (bool, error) {
-		nets, err := m.NetworkList(ctx, network.ListOptions{Filters: labelFilter()})
+		nets, err := m.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilter()})
 		return err == nil && len(nets) == 0, nil
 	})
 	if err != nil {
@@ -115,7 +111,7 @@ func removeNetwork(ctx context.Context, m Manager, id string) error {
 	return err
 }
 
-func errdefsNotFound(err error) bool { return client.IsErrNotFound(err) }
+func errdefsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
 func runID() string {
 	b := make([]byte, 4)
@@ -170,7 +166,7 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 	} else {
 		opts["com.docker.network.driver.mtu"] = strconv.Itoa(mtu)
 	}
-	if _, err := p.Manager.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
+	if _, err := p.Manager.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
 		return fmt.Errorf("creating the probe's overlay network: %w", err)
 	}
 	// Only the nodes that have the image: the others are reported.
@@ -199,7 +195,7 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		// DNS round robin: VIPs need IP_VS, which the probe must not need.
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
-	if _, err := p.Manager.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{}); err != nil {
+	if _, err := p.Manager.ServiceCreate(ctx, spec); err != nil {
 		return fmt.Errorf("creating the probe service: %w", err)
 	}
 	return nil
@@ -249,7 +245,7 @@ func (p *Probe) readAll(ctx context.Context, name string, nodes []string, result
 // probe network, and (while not done) what the task is doing.
 func (p *Probe) read(ctx context.Context, name, n string) (Result, netip.Addr, string) {
 	w := p.Workers[n]
-	cs, err := w.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+name))})
+	cs, err := w.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", "com.docker.swarm.service.name="+name)})
 	if err != nil {
 		return Result{}, netip.Addr{}, "its engine: " + err.Error()
 	}
@@ -259,10 +255,10 @@ func (p *Probe) read(ctx context.Context, name, n string) (Result, netip.Addr, s
 	var a netip.Addr
 	if ci, err := w.ContainerInspect(ctx, cs[0].ID); err == nil && ci.NetworkSettings != nil {
 		if ep, ok := ci.NetworkSettings.Networks[name]; ok && ep != nil {
-			a, _ = netip.ParseAddr(ep.IPAddress)
+			a = ep.IPAddress
 		}
 	}
-	rc, err := w.ContainerLogs(ctx, cs[0].ID, container.LogsOptions{ShowStdout: true})
+	rc, err := w.ContainerLogs(ctx, cs[0].ID, client.ContainerLogsOptions{ShowStdout: true})
 	if err != nil {
 		return Result{}, a, "reading its probe's log: " + err.Error()
 	}
@@ -270,13 +266,13 @@ func (p *Probe) read(ctx context.Context, name, n string) (Result, netip.Addr, s
 	var out bytes.Buffer
 	_, _ = stdcopy.StdCopy(&out, io.Discard, io.LimitReader(rc, 256*1024))
 	r := ParseResult(out.String())
-	return r, a, "its probe task is " + cs[0].State + " (" + cs[0].Status + ")"
+	return r, a, "its probe task is " + string(cs[0].State) + " (" + cs[0].Status + ")"
 }
 
 // taskState says why a node has no probe container yet, from the swarm's
 // task list.
 func (p *Probe) taskState(ctx context.Context, name, n string) string {
-	ts, err := p.Manager.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("node", p.NodeIDs[n]))})
+	ts, err := p.Manager.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", name).Add("node", p.NodeIDs[n])})
 	if err != nil || len(ts) == 0 {
 		return "no probe task was scheduled on it"
 	}

@@ -3,21 +3,22 @@ package dataplane
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
-	"github.com/docker/docker/pkg/stdcopy"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // fakeSwarm is a manager that keeps services and networks, and hands each
@@ -31,20 +32,20 @@ type fakeSwarm struct {
 }
 
 func (f *fakeSwarm) SwarmInspect(context.Context) (swarm.Swarm, error) { return swarm.Swarm{}, nil }
-func (f *fakeSwarm) NetworkCreate(_ context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+func (f *fakeSwarm) NetworkCreate(_ context.Context, name string, o client.NetworkCreateOptions) (network.CreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "network create "+name)
 	f.networks[name] = o.Labels
 	return network.CreateResponse{ID: name}, nil
 }
-func (f *fakeSwarm) NetworkList(context.Context, network.ListOptions) ([]network.Summary, error) {
+func (f *fakeSwarm) NetworkList(context.Context, client.NetworkListOptions) ([]network.Summary, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []network.Summary
 	for n, l := range f.networks {
 		if _, ok := l[Label]; ok {
-			out = append(out, network.Summary{ID: n, Name: n})
+			out = append(out, network.Summary{Network: network.Network{ID: n, Name: n}})
 		}
 	}
 	return out, nil
@@ -56,7 +57,7 @@ func (f *fakeSwarm) NetworkRemove(_ context.Context, id string) error {
 	delete(f.networks, id)
 	return nil
 }
-func (f *fakeSwarm) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
+func (f *fakeSwarm) ServiceCreate(_ context.Context, s swarm.ServiceSpec) (swarm.ServiceCreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "service create "+s.Name)
@@ -64,7 +65,7 @@ func (f *fakeSwarm) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swar
 	f.created = s
 	return swarm.ServiceCreateResponse{ID: s.Name}, nil
 }
-func (f *fakeSwarm) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+func (f *fakeSwarm) ServiceList(context.Context, client.ServiceListOptions) ([]swarm.Service, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []swarm.Service
@@ -80,7 +81,7 @@ func (f *fakeSwarm) ServiceRemove(_ context.Context, id string) error {
 	delete(f.services, id)
 	return nil
 }
-func (f *fakeSwarm) TaskList(context.Context, swarm.TaskListOptions) ([]swarm.Task, error) {
+func (f *fakeSwarm) TaskList(context.Context, client.TaskListOptions) ([]swarm.Task, error) {
 	return nil, nil
 }
 
@@ -102,13 +103,13 @@ type fakeNode struct {
 	hasImage bool
 }
 
-func (n *fakeNode) ImageInspect(context.Context, string, ...client.ImageInspectOption) (image.InspectResponse, error) {
+func (n *fakeNode) ImageInspect(context.Context, string) (image.InspectResponse, error) {
 	if !n.hasImage {
-		return image.InspectResponse{}, errdefs.NotFound(errors.New("no such image"))
+		return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image")
 	}
 	return image.InspectResponse{}, nil
 }
-func (n *fakeNode) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+func (n *fakeNode) ContainerList(context.Context, client.ContainerListOptions) ([]container.Summary, error) {
 	if _, ok := n.sw.service(); !ok {
 		return nil, nil
 	}
@@ -116,12 +117,15 @@ func (n *fakeNode) ContainerList(context.Context, container.ListOptions) ([]cont
 }
 func (n *fakeNode) ContainerInspect(context.Context, string) (container.InspectResponse, error) {
 	name, _ := n.sw.service()
-	return container.InspectResponse{NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{name: {IPAddress: n.addr}}}}, nil
+	return container.InspectResponse{NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{name: {IPAddress: netip.MustParseAddr(n.addr)}}}}, nil
 }
-func (n *fakeNode) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
-	var b bytes.Buffer
-	io.WriteString(stdcopy.NewStdWriter(&b, stdcopy.Stdout), n.log)
-	return io.NopCloser(&b), nil
+func (n *fakeNode) ContainerLogs(context.Context, string, client.ContainerLogsOptions) (io.ReadCloser, error) {
+	// dockerd's multiplexed stream: one stdout frame (type, 3 zero bytes,
+	// big-endian length, payload).
+	b := bytes.NewBuffer([]byte{byte(stdcopy.Stdout), 0, 0, 0})
+	_ = binary.Write(b, binary.BigEndian, uint32(len(n.log)))
+	b.WriteString(n.log)
+	return io.NopCloser(b), nil
 }
 
 func TestProbeRun(t *testing.T) {

@@ -5,27 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/api/types/system"
-	"github.com/docker/docker/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/client"
 )
 
 // dockerd's answers (daemon/cluster and swarmkit's controlapi).
 var (
 	errDown        = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
-	errLocked      = errdefs.Unavailable(errors.New(`Swarm is encrypted and locked. Please run "docker swarm unlock" to unlock it.`))
-	errNoSwarm     = errdefs.Unavailable(errors.New("This node is not part of a swarm"))
-	errNotManager  = errdefs.Unavailable(errors.New(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`))
-	errWorker      = errdefs.Unavailable(errors.New("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."))
-	errNoLeader    = errdefs.Unavailable(errors.New("rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."))
-	errSwarmExists = errdefs.Unavailable(errors.New(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`))
-	errNotLocked   = errdefs.Unavailable(errors.New("Swarm is not locked."))
-	errBadKey      = errdefs.InvalidParameter(errors.New("swarm could not be unlocked: invalid key provided"))
-	errBadToken    = errdefs.InvalidParameter(errors.New("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"))
+	errLocked      = unavailable(errors.New(`Swarm is encrypted and locked. Please run "docker swarm unlock" to unlock it.`))
+	errNoSwarm     = unavailable(errors.New("This node is not part of a swarm"))
+	errNotManager  = unavailable(errors.New(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`))
+	errWorker      = unavailable(errors.New("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."))
+	errNoLeader    = unavailable(errors.New("rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."))
+	errSwarmExists = unavailable(errors.New(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`))
+	errNotLocked   = unavailable(errors.New("Swarm is not locked."))
+	errBadKey      = invalidParameter(errors.New("swarm could not be unlocked: invalid key provided"))
+	errBadToken    = invalidParameter(errors.New("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"))
 	errJoinTimeout = errors.New(`Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the "docker info" command to see the current swarm status of your node.`)
 	errSequence    = errors.New("rpc error: code = Unknown desc = update out of sequence")
 )
@@ -241,7 +242,7 @@ func (e *Engine) SwarmInit(ctx context.Context, req swarm.InitRequest) (string, 
 		addrPool: slices.Clone(req.DefaultAddrPool), subnetSize: req.SubnetSize, dataPathPort: req.DataPathPort}
 	// Docker's defaults where the request leaves them.
 	if len(c.addrPool) == 0 {
-		c.addrPool, c.subnetSize = []string{"10.0.0.0/8"}, 24
+		c.addrPool, c.subnetSize = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, 24
 	}
 	if c.dataPathPort == 0 {
 		c.dataPathPort = 4789
@@ -324,7 +325,7 @@ func (e *Engine) SwarmLeave(ctx context.Context, force bool) error {
 		}
 	case swarm.LocalNodeStateActive:
 		if n := e.entry(); n != nil && n.role == swarm.NodeRoleManager && !force {
-			return errdefs.InvalidParameter(errors.New(leaveManagerMessage(e.c)))
+			return invalidParameter(errors.New(leaveManagerMessage(e.c)))
 		}
 	}
 	e.detach()
@@ -386,7 +387,8 @@ func (e *Engine) SwarmInspect(ctx context.Context) (swarm.Swarm, error) {
 	return swarm.Swarm{ClusterInfo: c.info(), JoinTokens: swarm.JoinTokens{Worker: c.workerToken, Manager: c.managerToken}}, nil
 }
 
-func (e *Engine) SwarmUpdate(ctx context.Context, version swarm.Version, spec swarm.Spec, flags swarm.UpdateFlags) error {
+func (e *Engine) SwarmUpdate(ctx context.Context, flags client.SwarmUpdateOptions) error {
+	version, spec := flags.Version, flags.Spec
 	defer e.end()
 	c, err := e.manage("SwarmUpdate")
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/bootstrap/enginetest"
 )
@@ -82,13 +82,13 @@ func TestSwarm(t *testing.T) {
 	if sw1.LocalNodeState != swarm.LocalNodeStateActive || sw1.ControlAvailable || sw1.Cluster != nil || sw1.NodeID == "" {
 		t.Fatalf("a worker knows its node ID, not its cluster: %+v", sw1)
 	}
-	_, err = w1.NodeList(ctx, swarm.NodeListOptions{})
+	_, err = w1.NodeList(ctx, client.NodeListOptions{})
 	wantErr(t, err, "Worker nodes can't be used")
 
 	// Leaving, demoting, removing: what dockerd refuses.
 	wantErr(t, m2.SwarmLeave(ctx, false), "You are attempting to leave the swarm on a node that is participating as a manager")
-	wantErr(t, m1.NodeRemove(ctx, s2.NodeID, swarm.NodeRemoveOptions{Force: true}), "must be demoted to worker before removal")
-	wantErr(t, m1.NodeRemove(ctx, sw1.NodeID, swarm.NodeRemoveOptions{}), "is not down and can't be removed")
+	wantErr(t, m1.NodeRemove(ctx, s2.NodeID, client.NodeRemoveOptions{Force: true}), "must be demoted to worker before removal")
+	wantErr(t, m1.NodeRemove(ctx, sw1.NodeID, client.NodeRemoveOptions{}), "is not down and can't be removed")
 	n2 := node(t, m1, s2.NodeID)
 	if n2.ManagerStatus == nil || n2.ManagerStatus.Reachability != swarm.ReachabilityReachable || n2.ManagerStatus.Leader || n2.Status.Addr != "10.0.0.2" {
 		t.Fatalf("m2's entry: %+v %+v", n2.Status, n2.ManagerStatus)
@@ -111,10 +111,10 @@ func TestSwarm(t *testing.T) {
 
 	// A service: tasks move off a drained node and off a killed one.
 	three := uint64(3)
-	_, err = m1.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}, Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &three}}}, swarm.ServiceCreateOptions{})
+	_, err = m1.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}, Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &three}}})
 	must(t, err)
 	running := func(nodeID string) (all, on int) {
-		tasks, err := m1.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		tasks, err := m1.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
 		must(t, err)
 		for _, tk := range tasks {
 			if tk.Status.State == swarm.TaskStateRunning {
@@ -141,7 +141,7 @@ func TestSwarm(t *testing.T) {
 	w.Kill("m2")
 	_, err = m2.Info(ctx)
 	wantErr(t, err, "Cannot connect to the Docker daemon")
-	_, err = m1.NodeList(ctx, swarm.NodeListOptions{})
+	_, err = m1.NodeList(ctx, client.NodeListOptions{})
 	wantErr(t, err, "does not have a leader")
 	if s := info(t, m1); !s.ControlAvailable || s.Cluster == nil || s.Cluster.ID != "" || s.Error == "" {
 		t.Fatalf("a manager without quorum: %+v", s)
@@ -155,14 +155,14 @@ func TestSwarm(t *testing.T) {
 	sw, err = m1.SwarmInspect(ctx)
 	must(t, err)
 	sw.Spec.EncryptionConfig.AutoLockManagers = true
-	must(t, m1.SwarmUpdate(ctx, sw.Version, sw.Spec, swarm.UpdateFlags{}))
+	must(t, m1.SwarmUpdate(ctx, client.SwarmUpdateOptions{Version: sw.Version, Spec: sw.Spec}))
 	key, err := m1.SwarmGetUnlockKey(ctx)
 	must(t, err)
 	w.Restart("m1")
 	if s := info(t, m1); s.LocalNodeState != swarm.LocalNodeStateLocked || s.ControlAvailable || s.NodeID != "" {
 		t.Fatalf("m1 after restart with autolock: %+v", s)
 	}
-	_, err = m1.NodeList(ctx, swarm.NodeListOptions{})
+	_, err = m1.NodeList(ctx, client.NodeListOptions{})
 	wantErr(t, err, "Swarm is encrypted and locked")
 	wantErr(t, m1.SwarmUnlock(ctx, swarm.UnlockRequest{UnlockKey: "SWMKEY-1-wrong"}), "invalid key")
 	wantErr(t, m1.SwarmLeave(ctx, false), "locked")
@@ -183,7 +183,7 @@ func TestSwarm(t *testing.T) {
 	if n := node(t, m1, sw1.NodeID); n.Status.State != swarm.NodeStateDown {
 		t.Fatalf("the wiped host's entry: %s", n.Status.State)
 	}
-	must(t, m1.NodeRemove(ctx, sw1.NodeID, swarm.NodeRemoveOptions{}))
+	must(t, m1.NodeRemove(ctx, sw1.NodeID, client.NodeRemoveOptions{}))
 	_, _, err = m1.NodeInspectWithRaw(ctx, sw1.NodeID)
 	if !errdefs.IsNotFound(err) {
 		t.Fatalf("removed node: %v", err)

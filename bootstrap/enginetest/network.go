@@ -6,8 +6,8 @@ import (
 	"maps"
 	"net/netip"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 )
 
 // The swarm's networks: only what a manager asks of them (the ingress
@@ -16,15 +16,12 @@ import (
 // ingress is the network Docker makes at swarm init: overlay, ingress, the
 // first /24 of the first address pool, no MTU option.
 func (c *cluster) makeIngress() {
-	sub := "10.0.0.0/24"
-	if p, err := netip.ParsePrefix(c.addrPool[0]); err == nil {
-		sub = netip.PrefixFrom(p.Addr(), 24).String()
-	}
-	c.networks = map[string]*network.Inspect{"ingress": {
+	sub := netip.PrefixFrom(c.addrPool[0].Addr(), 24)
+	c.networks = map[string]*network.Inspect{"ingress": {Network: network.Network{
 		Name: "ingress", ID: c.w.newID(), Driver: "overlay", Scope: "swarm", Ingress: true,
 		IPAM:    network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: sub}}},
 		Options: map[string]string{"com.docker.network.driver.overlay.vxlanid_list": "4096"},
-	}}
+	}}}
 }
 
 func (c *cluster) network(idOrName string) *network.Inspect {
@@ -36,7 +33,7 @@ func (c *cluster) network(idOrName string) *network.Inspect {
 	return nil
 }
 
-func (e *Engine) NetworkInspect(ctx context.Context, id string, _ network.InspectOptions) (network.Inspect, error) {
+func (e *Engine) NetworkInspect(ctx context.Context, id string, _ client.NetworkInspectOptions) (network.Inspect, error) {
 	defer e.end()
 	c, err := e.manage("NetworkInspect " + id)
 	if err != nil {
@@ -44,7 +41,7 @@ func (e *Engine) NetworkInspect(ctx context.Context, id string, _ network.Inspec
 	}
 	n := c.network(id)
 	if n == nil {
-		return network.Inspect{}, errdefs.NotFound(errors.New("network " + id + " not found"))
+		return network.Inspect{}, notFound(errors.New("network " + id + " not found"))
 	}
 	out := *n
 	out.Options, out.Labels = maps.Clone(n.Options), maps.Clone(n.Labels)
@@ -59,23 +56,23 @@ func (e *Engine) NetworkRemove(ctx context.Context, id string) error {
 	}
 	n := c.network(id)
 	if n == nil {
-		return errdefs.NotFound(errors.New("network " + id + " not found"))
+		return notFound(errors.New("network " + id + " not found"))
 	}
 	delete(c.networks, n.Name)
 	return nil
 }
 
-func (e *Engine) NetworkCreate(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+func (e *Engine) NetworkCreate(ctx context.Context, name string, o client.NetworkCreateOptions) (network.CreateResponse, error) {
 	defer e.end()
 	c, err := e.manage("NetworkCreate " + name)
 	if err != nil {
 		return network.CreateResponse{}, err
 	}
 	if c.network(name) != nil {
-		return network.CreateResponse{}, errdefs.Conflict(errors.New("network with name " + name + " already exists"))
+		return network.CreateResponse{}, conflict(errors.New("network with name " + name + " already exists"))
 	}
-	n := &network.Inspect{Name: name, ID: c.w.newID(), Driver: o.Driver, Scope: "swarm", Ingress: o.Ingress,
-		Options: maps.Clone(o.Options), Labels: maps.Clone(o.Labels)}
+	n := &network.Inspect{Network: network.Network{Name: name, ID: c.w.newID(), Driver: o.Driver, Scope: "swarm", Ingress: o.Ingress,
+		Options: maps.Clone(o.Options), Labels: maps.Clone(o.Labels)}}
 	if o.IPAM != nil {
 		n.IPAM = *o.IPAM
 	}

@@ -5,17 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // only refuses filters the fake does not implement, so that a test never
 // passes on a filter silently ignored.
-func only(args filters.Args, keys ...string) error {
-	for _, k := range args.Keys() {
+func only(args client.Filters, keys ...string) error {
+	for _, k := range slices.Sorted(maps.Keys(args)) {
 		if !slices.Contains(keys, k) {
 			return fmt.Errorf("enginetest: filter %q not implemented", k)
 		}
@@ -23,7 +23,12 @@ func only(args filters.Args, keys ...string) error {
 	return nil
 }
 
-func (e *Engine) NodeList(ctx context.Context, options swarm.NodeListOptions) ([]swarm.Node, error) {
+// get is a filter's values (client.Filters keeps them as a set).
+func get(f client.Filters, key string) []string {
+	return slices.Sorted(maps.Keys(f[key]))
+}
+
+func (e *Engine) NodeList(ctx context.Context, options client.NodeListOptions) ([]swarm.Node, error) {
 	defer e.end()
 	c, err := e.manage("NodeList")
 	if err != nil {
@@ -34,7 +39,7 @@ func (e *Engine) NodeList(ctx context.Context, options swarm.NodeListOptions) ([
 	}
 	var out []swarm.Node
 	for _, n := range c.nodes {
-		if roles := options.Filters.Get("role"); len(roles) == 0 || slices.Contains(roles, string(n.role)) {
+		if roles := get(options.Filters, "role"); len(roles) == 0 || slices.Contains(roles, string(n.role)) {
 			out = append(out, c.apiNode(n))
 		}
 	}
@@ -49,7 +54,7 @@ func (e *Engine) NodeInspectWithRaw(ctx context.Context, nodeID string) (swarm.N
 	}
 	n := c.node(nodeID)
 	if n == nil {
-		return swarm.Node{}, nil, errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+		return swarm.Node{}, nil, notFound(fmt.Errorf("node %s not found", nodeID))
 	}
 	out := c.apiNode(n)
 	raw, err := json.Marshal(out)
@@ -65,13 +70,13 @@ func (e *Engine) NodeUpdate(ctx context.Context, nodeID string, version swarm.Ve
 	n := c.node(nodeID)
 	switch {
 	case n == nil:
-		return errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+		return notFound(fmt.Errorf("node %s not found", nodeID))
 	case version.Index != n.version:
 		return errSequence
 	case spec.Role != swarm.NodeRoleManager && spec.Role != swarm.NodeRoleWorker:
-		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid role %q", spec.Role))
+		return invalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid role %q", spec.Role))
 	case !slices.Contains([]swarm.NodeAvailability{swarm.NodeAvailabilityActive, swarm.NodeAvailabilityPause, swarm.NodeAvailabilityDrain}, spec.Availability):
-		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid availability %q", spec.Availability))
+		return invalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = invalid availability %q", spec.Availability))
 	}
 	if n.role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker {
 		all, reachable := c.managers()
@@ -79,10 +84,10 @@ func (e *Engine) NodeUpdate(ctx context.Context, nodeID string, version swarm.Ve
 			reachable--
 		}
 		if all == 1 {
-			return errdefs.InvalidParameter(errors.New("rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"))
+			return invalidParameter(errors.New("rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"))
 		}
 		if reachable < (all-1)/2+1 {
-			return errdefs.InvalidParameter(errors.New("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"))
+			return invalidParameter(errors.New("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"))
 		}
 	}
 	switch { // a new manager's Raft address is where it is now
@@ -97,7 +102,7 @@ func (e *Engine) NodeUpdate(ctx context.Context, nodeID string, version swarm.Ve
 	return nil
 }
 
-func (e *Engine) NodeRemove(ctx context.Context, nodeID string, options swarm.NodeRemoveOptions) error {
+func (e *Engine) NodeRemove(ctx context.Context, nodeID string, options client.NodeRemoveOptions) error {
 	defer e.end()
 	c, err := e.manage("NodeRemove " + nodeID)
 	if err != nil {
@@ -106,11 +111,11 @@ func (e *Engine) NodeRemove(ctx context.Context, nodeID string, options swarm.No
 	n := c.node(nodeID)
 	switch {
 	case n == nil:
-		return errdefs.NotFound(fmt.Errorf("node %s not found", nodeID))
+		return notFound(fmt.Errorf("node %s not found", nodeID))
 	case n.role == swarm.NodeRoleManager:
-		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id))
+		return invalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id))
 	case c.ready(n) && !options.Force:
-		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is not down and can't be removed", n.id))
+		return invalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = node %s is not down and can't be removed", n.id))
 	}
 	c.nodes = slices.DeleteFunc(c.nodes, func(m *entry) bool { return m == n })
 	if o := n.eng; o != nil && o.c == c && o.nodeID == n.id {

@@ -12,13 +12,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
-func (e *Engine) TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error) {
+func (e *Engine) TaskList(ctx context.Context, options client.TaskListOptions) ([]swarm.Task, error) {
 	defer e.end()
 	c, err := e.manage("TaskList")
 	if err != nil {
@@ -30,13 +29,13 @@ func (e *Engine) TaskList(ctx context.Context, options swarm.TaskListOptions) ([
 	f := options.Filters
 	var out []swarm.Task
 	for _, t := range c.tasks {
-		if ds := f.Get("desired-state"); len(ds) > 0 && !slices.Contains(ds, string(t.DesiredState)) {
+		if ds := get(f, "desired-state"); len(ds) > 0 && !slices.Contains(ds, string(t.DesiredState)) {
 			continue
 		}
-		if ns := f.Get("node"); len(ns) > 0 && !slices.ContainsFunc(ns, func(ref string) bool { n := c.node(ref); return n != nil && n.id == t.NodeID }) {
+		if ns := get(f, "node"); len(ns) > 0 && !slices.ContainsFunc(ns, func(ref string) bool { n := c.node(ref); return n != nil && n.id == t.NodeID }) {
 			continue
 		}
-		if ss := f.Get("service"); len(ss) > 0 && !slices.ContainsFunc(ss, func(ref string) bool { s := c.service(ref); return s != nil && s.id == t.ServiceID }) {
+		if ss := get(f, "service"); len(ss) > 0 && !slices.ContainsFunc(ss, func(ref string) bool { s := c.service(ref); return s != nil && s.id == t.ServiceID }) {
 			continue
 		}
 		out = append(out, *t)
@@ -57,7 +56,7 @@ func (c *cluster) apiService(s *service) swarm.Service {
 	return swarm.Service{ID: s.id, Meta: swarm.Meta{Version: swarm.Version{Index: s.version}}, Spec: s.spec}
 }
 
-func (e *Engine) ServiceInspectWithRaw(ctx context.Context, serviceID string, options swarm.ServiceInspectOptions) (swarm.Service, []byte, error) {
+func (e *Engine) ServiceInspectWithRaw(ctx context.Context, serviceID string, options client.ServiceInspectOptions) (swarm.Service, []byte, error) {
 	defer e.end()
 	c, err := e.manage("ServiceInspect " + serviceID)
 	if err != nil {
@@ -65,7 +64,7 @@ func (e *Engine) ServiceInspectWithRaw(ctx context.Context, serviceID string, op
 	}
 	s := c.service(serviceID)
 	if s == nil {
-		return swarm.Service{}, nil, errdefs.NotFound(fmt.Errorf("service %s not found", serviceID))
+		return swarm.Service{}, nil, notFound(fmt.Errorf("service %s not found", serviceID))
 	}
 	out := c.apiService(s)
 	raw, err := json.Marshal(out)
@@ -74,12 +73,12 @@ func (e *Engine) ServiceInspectWithRaw(ctx context.Context, serviceID string, op
 
 func validService(spec swarm.ServiceSpec) error {
 	if spec.Name == "" || spec.Mode.Replicated == nil || spec.Mode.Replicated.Replicas == nil {
-		return errdefs.InvalidParameter(errors.New("enginetest: a service needs a name and a replica count (replicated mode only)"))
+		return invalidParameter(errors.New("enginetest: a service needs a name and a replica count (replicated mode only)"))
 	}
 	return nil
 }
 
-func (e *Engine) ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, options swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
+func (e *Engine) ServiceCreate(ctx context.Context, spec swarm.ServiceSpec) (swarm.ServiceCreateResponse, error) {
 	defer e.end()
 	c, err := e.manage("ServiceCreate " + spec.Name)
 	if err != nil {
@@ -89,7 +88,7 @@ func (e *Engine) ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, opti
 		return swarm.ServiceCreateResponse{}, err
 	}
 	if c.service(spec.Name) != nil {
-		return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("rpc error: code = AlreadyExists desc = name conflicts with an existing object: service %s already exists", spec.Name))
+		return swarm.ServiceCreateResponse{}, conflict(fmt.Errorf("rpc error: code = AlreadyExists desc = name conflicts with an existing object: service %s already exists", spec.Name))
 	}
 	s := &service{id: e.w.newID(), spec: spec, version: c.bump()}
 	c.services = append(c.services, s)
@@ -97,7 +96,7 @@ func (e *Engine) ServiceCreate(ctx context.Context, spec swarm.ServiceSpec, opti
 	return swarm.ServiceCreateResponse{ID: s.id}, nil
 }
 
-func (e *Engine) ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, spec swarm.ServiceSpec, options swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+func (e *Engine) ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, spec swarm.ServiceSpec) (swarm.ServiceUpdateResponse, error) {
 	defer e.end()
 	c, err := e.manage("ServiceUpdate " + serviceID)
 	if err != nil {
@@ -106,7 +105,7 @@ func (e *Engine) ServiceUpdate(ctx context.Context, serviceID string, version sw
 	s := c.service(serviceID)
 	switch {
 	case s == nil:
-		return swarm.ServiceUpdateResponse{}, errdefs.NotFound(fmt.Errorf("service %s not found", serviceID))
+		return swarm.ServiceUpdateResponse{}, notFound(fmt.Errorf("service %s not found", serviceID))
 	case version.Index != s.version:
 		return swarm.ServiceUpdateResponse{}, errSequence
 	}
@@ -118,29 +117,29 @@ func (e *Engine) ServiceUpdate(ctx context.Context, serviceID string, version sw
 	return swarm.ServiceUpdateResponse{}, nil
 }
 
-func (e *Engine) ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error) {
+func (e *Engine) ImageInspect(ctx context.Context, ref string) (image.InspectResponse, error) {
 	defer e.end()
 	if err := e.begin("ImageInspect " + ref); err != nil {
 		return image.InspectResponse{}, err
 	}
 	id, ok := e.images[ref]
 	if !ok {
-		return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
+		return image.InspectResponse{}, notFound(fmt.Errorf("No such image: %s", ref))
 	}
 	return image.InspectResponse{ID: id, RepoTags: []string{ref}}, nil
 }
 
 // ImageLoad takes the tags of a `docker save` archive (gzip or not).
-func (e *Engine) ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (image.LoadResponse, error) {
+func (e *Engine) ImageLoad(ctx context.Context, input io.Reader) (io.ReadCloser, error) {
 	defer e.end()
 	if err := e.begin("ImageLoad"); err != nil {
-		return image.LoadResponse{}, err
+		return nil, err
 	}
 	var r io.Reader = bufio.NewReader(input)
 	if magic, _ := r.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return image.LoadResponse{}, errdefs.InvalidParameter(err)
+			return nil, invalidParameter(err)
 		}
 		r = zr
 	}
@@ -152,12 +151,12 @@ func (e *Engine) ImageLoad(ctx context.Context, input io.Reader, opts ...client.
 			break
 		}
 		if err != nil {
-			return image.LoadResponse{}, errdefs.InvalidParameter(err)
+			return nil, invalidParameter(err)
 		}
 		if h.Name == "manifest.json" {
 			var m []struct{ RepoTags []string }
 			if err := json.NewDecoder(tr).Decode(&m); err != nil {
-				return image.LoadResponse{}, errdefs.InvalidParameter(err)
+				return nil, invalidParameter(err)
 			}
 			for _, x := range m {
 				tags = append(tags, x.RepoTags...)
@@ -169,5 +168,5 @@ func (e *Engine) ImageLoad(ctx context.Context, input io.Reader, opts ...client.
 		e.images[t] = "sha256:" + e.w.newID()
 		fmt.Fprintf(&out, "{\"stream\":\"Loaded image: %s\\n\"}\n", t)
 	}
-	return image.LoadResponse{Body: io.NopCloser(strings.NewReader(out.String())), JSON: true}, nil
+	return io.NopCloser(strings.NewReader(out.String())), nil
 }

@@ -15,13 +15,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // World holds the engines and the swarms they form. One lock guards it all:
@@ -172,7 +173,7 @@ type cluster struct {
 	tasks           []*swarm.Task
 	servicesVersion uint64
 	// Set at init only, as Docker's.
-	addrPool     []string
+	addrPool     []netip.Prefix
 	subnetSize   uint32
 	dataPathPort uint32
 	networks     map[string]*network.Inspect

@@ -10,17 +10,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/driverutil"
 	"github.com/shoal-dev/shoal/internal/validate"
@@ -110,7 +109,8 @@ type Driver struct {
 func (d *Driver) Name() string { return "docker" }
 
 func (d *Driver) client() (*client.Client, error) {
-	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	// The client negotiates the API version on its first request.
+	var opts []client.Opt
 	switch {
 	case d.cfg.Host != "":
 		opts = append(opts, client.WithHost(d.cfg.Host))
@@ -121,7 +121,7 @@ func (d *Driver) client() (*client.Client, error) {
 	default:
 		opts = append(opts, client.FromEnv)
 	}
-	c, err := client.NewClientWithOpts(opts...)
+	c, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker driver: %w", err)
 	}
@@ -189,15 +189,15 @@ func (d *Driver) seedFiles() ([]byte, error) {
 func (d *Driver) ensureNetwork(ctx context.Context, c *client.Client) error {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
-	_, err := c.NetworkInspect(ctx, d.cfg.Network, network.InspectOptions{})
+	_, err := c.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{})
 	if err == nil {
 		return nil
 	}
-	if !errdefs.IsNotFound(err) {
+	if !cerrdefs.IsNotFound(err) {
 		return err
 	}
-	_, err = c.NetworkCreate(ctx, d.cfg.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{Label: ""}})
-	if errdefs.IsConflict(err) {
+	_, err = c.NetworkCreate(ctx, d.cfg.Network, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{Label: ""}})
+	if cerrdefs.IsConflict(err) {
 		return nil // made by a parallel create
 	}
 	return err
@@ -210,7 +210,7 @@ func (d *Driver) Create(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.Ping(ctx); err != nil {
+	if _, err := c.Ping(ctx, client.PingOptions{}); err != nil {
 		return fmt.Errorf("docker driver: the local Docker Engine does not answer (%v); start dockerd or set DOCKER_HOST", err)
 	}
 	if exists, err := d.owned(ctx, c); err != nil {
@@ -219,7 +219,7 @@ func (d *Driver) Create(ctx context.Context) error {
 		return d.start(ctx, c)
 	}
 	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
 			return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
 		}
@@ -232,8 +232,8 @@ func (d *Driver) Create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	created, err := c.ContainerCreate(ctx,
-		&container.Config{
+	created, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
 			Image:    d.cfg.Image,
 			Hostname: d.m.Name,
 			Cmd:      []string{"/sbin/init"},
@@ -242,7 +242,7 @@ func (d *Driver) Create(ctx context.Context) error {
 			Volumes:    map[string]struct{}{"/var/lib/docker": {}},
 			StopSignal: "SIGRTMIN+3", // systemd's clean shutdown
 		},
-		&container.HostConfig{
+		HostConfig: &container.HostConfig{
 			CapAdd:      capabilities,
 			SecurityOpt: []string{"seccomp=unconfined", "apparmor=unconfined"},
 			// The API's form of --security-opt systempaths=unconfined:
@@ -254,11 +254,12 @@ func (d *Driver) Create(ctx context.Context) error {
 			Resources:     container.Resources{DeviceCgroupRules: []string{"a *:* rwm"}},
 			NetworkMode:   container.NetworkMode(d.cfg.Network),
 		},
-		nil, nil, d.cfg.Container)
+		Name: d.cfg.Container,
+	})
 	if err != nil {
 		return fmt.Errorf("docker driver: create container %s: %w", d.cfg.Container, err)
 	}
-	if err := c.CopyToContainer(ctx, created.ID, "/", bytes.NewReader(seed), container.CopyToContainerOptions{}); err != nil {
+	if _, err := c.CopyToContainer(ctx, created.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(seed)}); err != nil {
 		return fmt.Errorf("docker driver: copy keys into %s: %w", d.cfg.Container, err)
 	}
 	return d.start(ctx, c)
@@ -267,8 +268,8 @@ func (d *Driver) Create(ctx context.Context) error {
 // owned tells whether the machine's container exists; one of that name made
 // for another machine (another store) is an error, never taken over.
 func (d *Driver) owned(ctx context.Context, c *client.Client) (bool, error) {
-	info, err := c.ContainerInspect(ctx, d.cfg.Container)
-	if errdefs.IsNotFound(err) {
+	info, err := d.inspect(ctx, c)
+	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -281,7 +282,7 @@ func (d *Driver) owned(ctx context.Context, c *client.Client) (bool, error) {
 }
 
 func (d *Driver) start(ctx context.Context, c *client.Client) error {
-	if err := c.ContainerStart(ctx, d.cfg.Container, container.StartOptions{}); err != nil {
+	if _, err := c.ContainerStart(ctx, d.cfg.Container, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("docker driver: start %s: %w", d.cfg.Container, err)
 	}
 	ep, err := d.endpoint(ctx, c)
@@ -310,8 +311,8 @@ func (d *Driver) Stop(ctx context.Context) error {
 	}
 	defer c.Close()
 	timeout := 20
-	err = c.ContainerStop(ctx, d.cfg.Container, container.StopOptions{Timeout: &timeout})
-	if errdefs.IsNotFound(err) {
+	_, err = c.ContainerStop(ctx, d.cfg.Container, client.ContainerStopOptions{Timeout: &timeout})
+	if cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	return err
@@ -323,8 +324,8 @@ func (d *Driver) Kill(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	err = c.ContainerKill(ctx, d.cfg.Container, "KILL")
-	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) { // missing, or not running
+	_, err = c.ContainerKill(ctx, d.cfg.Container, client.ContainerKillOptions{Signal: "KILL"})
+	if cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) { // missing, or not running
 		return nil
 	}
 	return err
@@ -339,16 +340,16 @@ func (d *Driver) Remove(ctx context.Context) error {
 	if exists, err := d.owned(ctx, c); err != nil || !exists {
 		return err
 	}
-	err = c.ContainerRemove(ctx, d.cfg.Container, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !errdefs.IsNotFound(err) {
+	_, err = c.ContainerRemove(ctx, d.cfg.Container, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
 	// The network goes with its last host.
-	list, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", d.cfg.Network))})
-	if err == nil && len(list) == 0 {
-		if n, err := c.NetworkInspect(ctx, d.cfg.Network, network.InspectOptions{}); err == nil {
-			if _, ours := n.Labels[Label]; ours {
-				_ = c.NetworkRemove(ctx, d.cfg.Network)
+	list, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", d.cfg.Network)})
+	if err == nil && len(list.Items) == 0 {
+		if n, err := c.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{}); err == nil {
+			if _, ours := n.Network.Labels[Label]; ours {
+				_, _ = c.NetworkRemove(ctx, d.cfg.Network, client.NetworkRemoveOptions{})
 			}
 		}
 	}
@@ -356,8 +357,8 @@ func (d *Driver) Remove(ctx context.Context) error {
 }
 
 func (d *Driver) state(ctx context.Context, c *client.Client) (drivers.State, error) {
-	info, err := c.ContainerInspect(ctx, d.cfg.Container)
-	if errdefs.IsNotFound(err) {
+	info, err := d.inspect(ctx, c)
+	if cerrdefs.IsNotFound(err) {
 		return drivers.NotFound, nil
 	}
 	if err != nil {
@@ -387,14 +388,14 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 }
 
 func (d *Driver) endpoint(ctx context.Context, c *client.Client) (drivers.Endpoint, error) {
-	info, err := c.ContainerInspect(ctx, d.cfg.Container)
+	info, err := d.inspect(ctx, c)
 	if err != nil {
 		return drivers.Endpoint{}, err
 	}
 	ip := ""
 	if info.NetworkSettings != nil {
 		if n, ok := info.NetworkSettings.Networks[d.cfg.Network]; ok {
-			ip = n.IPAddress
+			ip = ipString(n.IPAddress)
 		}
 	}
 	if ip == "" {
@@ -414,4 +415,18 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 	}
 	defer c.Close()
 	return d.endpoint(ctx, c)
+}
+
+// inspect reads the machine's container.
+func (d *Driver) inspect(ctx context.Context, c *client.Client) (container.InspectResponse, error) {
+	r, err := c.ContainerInspect(ctx, d.cfg.Container, client.ContainerInspectOptions{})
+	return r.Container, err
+}
+
+// ipString is a container's address as the old client gave it ("" for none).
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/shell"
 )
 
@@ -39,6 +39,6 @@ func missingImageHint(image string, registry, inSourceTree bool) string {
 func registryReachable(ctx context.Context, c *client.Client) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := c.DistributionInspect(ctx, registryProbe, "")
+	_, err := c.DistributionInspect(ctx, registryProbe, client.DistributionInspectOptions{})
 	return err == nil
 }
