@@ -1,0 +1,257 @@
+package stack
+
+import (
+	"cmp"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+// Swarm's defaults (swarmkit api/defaults) for what a spec leaves out: a
+// service made without them reads back either without them or with them,
+// and both mean the same.
+const (
+	defaultRestartDelay  = 5 * time.Second
+	defaultUpdateMonitor = 5 * time.Second
+)
+
+// ServiceDiff lists the fields in which the current spec of a service
+// differs from the desired one in what the compose file asks for, after
+// both are normalised for what swarm fills in by itself; empty means no
+// update. netNames maps network IDs (which swarm keeps in a service's
+// spec) to names.
+func ServiceDiff(desired, current swarm.ServiceSpec, netNames map[string]string) []string {
+	d, c := copySpec(desired), copySpec(current)
+	// What docker stack deploy carries over from the current service:
+	// the digest swarm pinned the image to, the force-update counter.
+	if ci := c.TaskTemplate.ContainerSpec; ci != nil && d.TaskTemplate.ContainerSpec != nil {
+		di := d.TaskTemplate.ContainerSpec
+		if !isDigested(di.Image) && strings.HasPrefix(ci.Image, di.Image+"@") && c.Labels[LabelImage] == di.Image {
+			di.Image = ci.Image
+		}
+	}
+	d.TaskTemplate.ForceUpdate = c.TaskTemplate.ForceUpdate
+	// Swarm adds the platforms of the image's manifest when it resolves it.
+	if d.TaskTemplate.Placement == nil || len(d.TaskTemplate.Placement.Platforms) == 0 {
+		if c.TaskTemplate.Placement != nil {
+			c.TaskTemplate.Placement.Platforms = nil
+		}
+	}
+	normalise(&d, netNames)
+	normalise(&c, netNames)
+	return diffPaths("", toTree(d), toTree(c), nil)
+}
+
+// copySpec copies a spec deeply, so normalising it changes no caller's.
+func copySpec(s swarm.ServiceSpec) swarm.ServiceSpec {
+	var out swarm.ServiceSpec
+	b, err := json.Marshal(s)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		return s // every field of the API type marshals; not reached
+	}
+	return out
+}
+
+func normalise(s *swarm.ServiceSpec, netNames map[string]string) {
+	t := &s.TaskTemplate
+	if t.Runtime == "" {
+		t.Runtime = swarm.RuntimeContainer
+	}
+	normaliseContainer(t.ContainerSpec)
+	for i, n := range t.Networks {
+		if name, ok := netNames[n.Target]; ok {
+			t.Networks[i].Target = name
+		}
+	}
+	slices.SortFunc(t.Networks, func(a, b swarm.NetworkAttachmentConfig) int { return cmp.Compare(a.Target, b.Target) })
+	if r := t.Resources; r != nil {
+		if r.Limits != nil && *r.Limits == (swarm.Limit{}) {
+			r.Limits = nil
+		}
+		if r.Reservations != nil && reflect.ValueOf(*r.Reservations).IsZero() {
+			r.Reservations = nil
+		}
+	}
+	t.RestartPolicy = restartPolicy(t.RestartPolicy)
+	if r := s.Mode.Replicated; r != nil && r.Replicas == nil {
+		r.Replicas = new(uint64(1))
+	}
+	if j := s.Mode.ReplicatedJob; j != nil {
+		if j.MaxConcurrent == nil {
+			j.MaxConcurrent = new(uint64(1))
+		}
+		if j.TotalCompletions == nil {
+			j.TotalCompletions = new(*j.MaxConcurrent)
+		}
+	}
+	s.UpdateConfig = updateConfig(s.UpdateConfig)
+	s.RollbackConfig = updateConfig(s.RollbackConfig)
+	if s.EndpointSpec == nil {
+		s.EndpointSpec = &swarm.EndpointSpec{}
+	}
+	if s.EndpointSpec.Mode == "" {
+		s.EndpointSpec.Mode = swarm.ResolutionModeVIP
+	}
+	for i, p := range s.EndpointSpec.Ports {
+		if p.Protocol == "" {
+			s.EndpointSpec.Ports[i].Protocol = "tcp"
+		}
+		if p.PublishMode == "" {
+			s.EndpointSpec.Ports[i].PublishMode = swarm.PortConfigPublishModeIngress
+		}
+	}
+	slices.SortFunc(s.EndpointSpec.Ports, swarm.PortConfig.Compare)
+}
+
+func normaliseContainer(cs *swarm.ContainerSpec) {
+	if cs == nil {
+		return
+	}
+	if cs.Isolation == "default" {
+		cs.Isolation = ""
+	}
+	// References name the objects; their IDs are swarm's.
+	for _, r := range cs.Secrets {
+		r.SecretID = ""
+	}
+	for _, r := range cs.Configs {
+		r.ConfigID = ""
+	}
+	slices.SortStableFunc(cs.Secrets, func(a, b *swarm.SecretReference) int { return cmp.Compare(a.SecretName, b.SecretName) })
+	slices.SortStableFunc(cs.Configs, func(a, b *swarm.ConfigReference) int { return cmp.Compare(a.ConfigName, b.ConfigName) })
+}
+
+func restartPolicy(p *swarm.RestartPolicy) *swarm.RestartPolicy {
+	if p == nil {
+		p = &swarm.RestartPolicy{}
+	}
+	if p.Condition == "" {
+		p.Condition = swarm.RestartPolicyConditionAny
+	}
+	if p.Delay == nil {
+		p.Delay = new(defaultRestartDelay)
+	}
+	if p.MaxAttempts == nil {
+		p.MaxAttempts = new(uint64(0))
+	}
+	if p.Window == nil {
+		p.Window = new(time.Duration(0))
+	}
+	return p
+}
+
+func updateConfig(u *swarm.UpdateConfig) *swarm.UpdateConfig {
+	if u == nil {
+		u = &swarm.UpdateConfig{Parallelism: 1}
+	}
+	if u.FailureAction == "" {
+		u.FailureAction = swarm.UpdateFailureActionPause
+	}
+	if u.Monitor == 0 {
+		u.Monitor = defaultUpdateMonitor
+	}
+	if u.Order == "" {
+		u.Order = swarm.UpdateOrderStopFirst
+	}
+	return u
+}
+
+// toTree is a spec as JSON values with empty ones left out: an absent
+// field, a nil and an empty slice, map or struct all mean the same to
+// swarm. The mode's kind is kept apart since an empty Global{} is one.
+func toTree(s swarm.ServiceSpec) map[string]any {
+	kind := ""
+	switch {
+	case s.Mode.Replicated != nil:
+		kind = "replicated"
+	case s.Mode.Global != nil:
+		kind = "global"
+	case s.Mode.ReplicatedJob != nil:
+		kind = "replicated-job"
+	case s.Mode.GlobalJob != nil:
+		kind = "global-job"
+	}
+	var tree map[string]any
+	b, _ := json.Marshal(s)
+	_ = json.Unmarshal(b, &tree)
+	tree = prune(tree).(map[string]any)
+	mode, _ := tree["Mode"].(map[string]any)
+	if mode == nil {
+		mode = map[string]any{}
+	}
+	mode["Kind"] = kind
+	tree["Mode"] = mode
+	return tree
+}
+
+// prune drops empty values (nil, "", 0, false, empty lists and maps),
+// returning nil for a value that is empty as a whole.
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if p := prune(e); p == nil {
+				delete(x, k)
+			} else {
+				x[k] = p
+			}
+		}
+		if len(x) == 0 {
+			return nil
+		}
+		return x
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+		for i, e := range x {
+			x[i] = prune(e)
+		}
+		return x
+	case string:
+		if x == "" {
+			return nil
+		}
+	case float64:
+		if x == 0 {
+			return nil
+		}
+	case bool:
+		if !x {
+			return nil
+		}
+	}
+	return v
+}
+
+func diffPaths(prefix string, a, b map[string]any, out []string) []string {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	for _, k := range sortedKeys(keys) {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		am, aok := a[k].(map[string]any)
+		bm, bok := b[k].(map[string]any)
+		switch {
+		case aok && bok:
+			out = diffPaths(path, am, bm, out)
+		case !reflect.DeepEqual(a[k], b[k]):
+			out = append(out, path)
+		}
+	}
+	return out
+}
