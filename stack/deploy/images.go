@@ -33,9 +33,9 @@ type Image struct {
 	Target  string
 }
 
-// Built is what became of an Image: the reference by digest that every
+// Outcome is what became of an Image: the reference by digest that every
 // node pulls, and whether it was built or pushed in this run.
-type Built struct {
+type Outcome struct {
 	Pinned string
 	Built  bool
 	Pushed bool
@@ -44,8 +44,8 @@ type Built struct {
 // BuildAndPush builds img on api's engine unless that engine already has
 // it from the same context, pushes it unless the registry already has
 // those bytes, and returns it by digest.
-func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Built, error) {
-	var res Built
+func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, error) {
+	var res Outcome
 	have, err := api.ImageInspect(ctx, img.Ref)
 	if err != nil || have.Config == nil || have.Config.Labels[LabelContext] != img.Context.Digest {
 		if err := build1(ctx, api, img); err != nil {
