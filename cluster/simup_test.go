@@ -27,8 +27,7 @@ type simCluster struct {
 	spec *Spec
 }
 
-// simName is the name of simulated host i (from 0).
-func simName(i int) string { return fmt.Sprintf("h%04d", i+1) }
+func simName(i int) string { return simhost.Name(i) }
 
 func newSimCluster(tb testing.TB, managers, workers, parallel int) *simCluster {
 	tb.Helper()
@@ -38,29 +37,20 @@ func newSimCluster(tb testing.TB, managers, workers, parallel int) *simCluster {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(lab.Close)
-	var hcl strings.Builder
-	hcl.WriteString("cluster \"sim\" {}\n")
-	n := managers + workers
-	for i := 0; i < n; i++ {
-		name := simName(i)
-		h, err := lab.Add(name, fmt.Sprintf("10.%d.%d.%d", 20+i/65536, i/256%256, i%256+1))
+	var eps []simhost.Endpoint
+	for i := 0; i < managers+workers; i++ {
+		h, err := lab.Add(simhost.Name(i), simhost.Addr(i))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		role := "worker"
-		if i < managers {
-			role = "manager"
-		}
-		fmt.Fprintf(&hcl, "machine %q {\n  role = %q\n  driver = \"fake\"\n  fake {\n    host = \"127.0.0.1\"\n    port = %d\n    user = \"root\"\n    address = %q\n  }\n}\n",
-			name, role, h.Port, h.Addr)
+		eps = append(eps, simhost.Endpoint{Name: h.Name, Addr: h.Addr, Port: h.Port})
 	}
-	fmt.Fprintf(&hcl, "registry {\n  node = %q\n  port = 5000\n}\n", simName(0))
 	st, err := store.New(filepath.Join(dir, "store"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	reg := drivers.NewRegistry(drivertest.NewWorld().Spec())
-	spec, diags := LoadSource([]byte(hcl.String()), filepath.Join(dir, "sim.hcl"), clusterfile.Options{}, reg)
+	spec, diags := LoadSource([]byte(simhost.ClusterFile(eps, managers)), filepath.Join(dir, "sim.hcl"), clusterfile.Options{}, reg)
 	if diags.HasErrors() {
 		tb.Fatal(diags.Error())
 	}

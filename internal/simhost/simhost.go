@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -241,4 +242,37 @@ func (h *Host) directTCP(nch ssh.NewChannel) {
 	go ssh.DiscardRequests(reqs)
 	defer ch.Close()
 	serveRegistry(ch)
+}
+
+// Addr is simulated host i's cluster address (from 0): distinct for
+// millions of hosts, never a .0 or .255.
+func Addr(i int) string { return fmt.Sprintf("10.%d.%d.%d", 20+i/62500, i/250%250, i%250+1) }
+
+// Name is simulated host i's machine name (from 0).
+func Name(i int) string { return fmt.Sprintf("h%04d", i+1) }
+
+// Endpoint is where a simulated host answers.
+type Endpoint struct {
+	Name, Addr string
+	Port       int
+}
+
+// ClusterFile is a cluster file for the hosts: the first managers are
+// managers, the others workers, all through the fake driver as root, with
+// the registry on the first.
+func ClusterFile(hosts []Endpoint, managers int) string {
+	var b strings.Builder
+	b.WriteString("cluster \"sim\" {}\n")
+	for i, h := range hosts {
+		role := "worker"
+		if i < managers {
+			role = "manager"
+		}
+		fmt.Fprintf(&b, "machine %q {\n  role = %q\n  driver = \"fake\"\n  fake {\n    host = \"127.0.0.1\"\n    port = %d\n    user = \"root\"\n    address = %q\n  }\n}\n",
+			h.Name, role, h.Port, h.Addr)
+	}
+	if len(hosts) > 0 {
+		fmt.Fprintf(&b, "registry {\n  node = %q\n  port = 5000\n}\n", hosts[0].Name)
+	}
+	return b.String()
 }
