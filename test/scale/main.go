@@ -46,6 +46,7 @@ func main() {
 	managers := flag.Int("managers", 3, "how many of the hosts are managers")
 	parallel := flag.Int("parallel", 32, "cluster up's --parallel")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of the runs at the largest size to this file name, .first and .no-op added")
+	memprofile := flag.String("memprofile", "", "write heap profiles of the runs at the largest size, taken near their peak, to this file name, .first and .no-op added")
 	flag.Parse()
 	if *serve {
 		if err := serveHosts(*n, *dir); err != nil {
@@ -66,9 +67,9 @@ func main() {
 	fmt.Printf("cluster up on simulated hosts: %d managers, --parallel %d, %d cores, load average %s\n", *managers, *parallel, runtime.NumCPU(), loadavg())
 	fmt.Println("N     run    wall      CPU      CPU/host  peak RSS  peak heap  sessions/host  KB sent/host  goroutines  open files")
 	for i, size := range ns {
-		prof := ""
+		var prof profiles
 		if i == len(ns)-1 {
-			prof = *cpuprofile
+			prof = profiles{cpu: *cpuprofile, mem: *memprofile}
 		}
 		if err := runSize(size, *managers, *parallel, prof); err != nil {
 			fmt.Fprintf(os.Stderr, "scale: N=%d: %v\n", size, err)
@@ -179,8 +180,21 @@ func (p *hostsProc) stop() {
 	_ = p.cmd.Wait()
 }
 
+// profiles are where a size's runs write their profiles ("": none).
+type profiles struct{ cpu, mem string }
+
+func (p profiles) forRun(run string) profiles {
+	if p.cpu != "" {
+		p.cpu += "." + run
+	}
+	if p.mem != "" {
+		p.mem += "." + run
+	}
+	return p
+}
+
 // runSize is one size: the hosts, the first run, the no-op.
-func runSize(n, managers, parallel int, cpuprofile string) error {
+func runSize(n, managers, parallel int, prof profiles) error {
 	dir, err := os.MkdirTemp("", "shoal-scale-")
 	if err != nil {
 		return err
@@ -208,11 +222,7 @@ func runSize(n, managers, parallel int, cpuprofile string) error {
 	m.OpenEngine = func(mach *machine.Machine) bootstrap.Engine { return world.Engine(mach.Name) }
 	conv := &cluster.Converger{Machines: m, Parallel: parallel}
 	for _, run := range []string{"first", "no-op"} {
-		prof := ""
-		if cpuprofile != "" {
-			prof = cpuprofile + "." + run
-		}
-		if err := measure(n, run, conv, spec, hp, prof); err != nil {
+		if err := measure(n, run, conv, spec, hp, prof.forRun(run)); err != nil {
 			return err
 		}
 	}
@@ -220,13 +230,14 @@ func runSize(n, managers, parallel int, cpuprofile string) error {
 }
 
 // measure runs cluster up once and prints its line.
-func measure(n int, run string, conv *cluster.Converger, spec *cluster.Spec, hp *hostsProc, cpuprofile string) error {
+func measure(n int, run string, conv *cluster.Converger, spec *cluster.Spec, hp *hostsProc, prof profiles) error {
+	cpuprofile := prof.cpu
 	runtime.GC()
 	s0, _, b0, _, err := hp.stats()
 	if err != nil {
 		return err
 	}
-	smp := startSampler()
+	smp := startSampler(prof.mem)
 	ru0 := rusage()
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
@@ -295,10 +306,14 @@ type sampler struct {
 	stopc chan struct{}
 	wg    sync.WaitGroup
 	p     peaks
+	// memprofile, when set, gets a heap profile whenever the heap reaches
+	// a new peak (at most once a second).
+	memprofile string
+	lastProf   time.Time
 }
 
-func startSampler() *sampler {
-	s := &sampler{stopc: make(chan struct{})}
+func startSampler(memprofile string) *sampler {
+	s := &sampler{stopc: make(chan struct{}), memprofile: memprofile}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -337,7 +352,14 @@ func (s *sampler) sample() {
 	// runtime/metrics, unlike ReadMemStats, does not stop the world.
 	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(m)
-	if m[0].Value.Kind() == metrics.KindUint64 {
-		s.p.heap = max(s.p.heap, m[0].Value.Uint64())
+	if m[0].Value.Kind() == metrics.KindUint64 && m[0].Value.Uint64() > s.p.heap {
+		s.p.heap = m[0].Value.Uint64()
+		if s.memprofile != "" && time.Since(s.lastProf) > time.Second {
+			s.lastProf = time.Now()
+			if f, err := os.Create(s.memprofile); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
 	}
 }
