@@ -108,7 +108,7 @@ bench: build lab-image lab-archive
 	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -run '^$$' -bench ClusterUp -benchtime 1x -timeout 60m -v ./test/e2e/
 
 # A benchmark, not a test: cluster up in process against N simulated hosts
-# (internal/simhost: in-process SSH servers answering as Debian hosts with
+# (test/simhost: in-process SSH servers answering as Debian hosts with
 # Docker, an in-memory swarm), a first run and a no-op at each size, with
 # shoal's wall time, CPU, peak memory, SSH sessions and bytes per host,
 # goroutines and open files (test/scale). SCALE_FLAGS=-cpuprofile=FILE

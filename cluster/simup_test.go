@@ -13,14 +13,14 @@ import (
 	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
-	"github.com/shoal-dev/shoal/internal/simhost"
+	"github.com/shoal-dev/shoal/test/simhost"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 )
 
 // simCluster is `cluster up` in process against simulated hosts: each an
 // in-process SSH server answering as a Debian host with Docker
-// (internal/simhost), its engine a node of the lab's in-memory swarm.
+// (test/simhost), its engine a node of the lab's in-memory swarm.
 type simCluster struct {
 	lab  *simhost.Lab
 	conv *Converger

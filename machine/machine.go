@@ -56,7 +56,7 @@ type Manager struct {
 	NewHostStep      func(machine string) string
 	// OpenEngine, when set, is a machine's engine in place of its Engine
 	// API over SSH: simulated hosts answer with an in-memory swarm
-	// (internal/simhost, benchmarks at a scale no lab reaches).
+	// (test/simhost, benchmarks at a scale no lab reaches).
 	OpenEngine func(m *Machine) bootstrap.Engine
 
 	caMu sync.Mutex

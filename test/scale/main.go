@@ -1,5 +1,5 @@
 // Command scale is `make bench-scale`: `cluster up` in process against N
-// simulated hosts (internal/simhost), a first run then a no-op, at each
+// simulated hosts (test/simhost), a first run then a no-op, at each
 // size, with what shoal's own process spends: wall time, CPU (getrusage),
 // peak memory, SSH sessions and bytes sent per host, goroutines and open
 // files at their peak. The simulated hosts' SSH servers run in a child
@@ -33,7 +33,7 @@ import (
 	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
-	"github.com/shoal-dev/shoal/internal/simhost"
+	"github.com/shoal-dev/shoal/test/simhost"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 )
