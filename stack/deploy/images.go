@@ -69,7 +69,10 @@ func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, 
 	if local == "" {
 		return res, fmt.Errorf("service %s: image %s has no digest after its push", img.Service, img.Ref)
 	}
-	res.Pinned = local
+	// By tag and digest, as docker stack deploy pins: readable, and the
+	// digest is what the nodes pull.
+	_, digest, _ := strings.Cut(local, "@")
+	res.Pinned = img.Ref + "@" + digest
 	return res, nil
 }
 
