@@ -13,9 +13,9 @@ import (
 	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
-	"github.com/shoal-dev/shoal/test/simhost"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/test/simhost"
 )
 
 // simCluster is `cluster up` in process against simulated hosts: each an

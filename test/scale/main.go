@@ -33,9 +33,9 @@ import (
 	"github.com/shoal-dev/shoal/cluster/clusterfile"
 	"github.com/shoal-dev/shoal/drivers"
 	"github.com/shoal-dev/shoal/drivers/drivertest"
-	"github.com/shoal-dev/shoal/test/simhost"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/test/simhost"
 )
 
 func main() {
