@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/provision"
+	"github.com/shoal-dev/shoal/stack/deploy"
 )
 
 // Down takes the cluster apart: every node leaves the swarm, the machines
@@ -192,28 +193,38 @@ type NodeStatus struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// Status probes every machine of a cluster in parallel.
-func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, error) {
+// Status probes every machine of a cluster in parallel, and reads the
+// stacks shoal deployed through a manager that answers.
+func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, []deploy.StackStatus, error) {
+	nodes, hosts, err := c.nodeStatus(ctx, name)
+	defer func() {
+		for _, h := range hosts {
+			h.close()
+		}
+	}()
+	if err != nil {
+		return nil, nil, err
+	}
+	return nodes, c.stackStatus(ctx, name, nodes, hosts), nil
+}
+
+// nodeStatus is each machine's status; the hosts it reached stay open.
+func (c *Converger) nodeStatus(ctx context.Context, name string) ([]NodeStatus, []*host, error) {
 	if err := store.ValidateName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names, err := machinesOf(c.Machines.Store, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
+		return nil, nil, fmt.Errorf("no cluster %q here (see 'cluster ls')", name)
 	}
 	out := make([]NodeStatus, len(names))
 	hosts := make([]*host, len(names))
 	for i, n := range names {
 		hosts[i] = &host{spec: Node{Name: n}}
 	}
-	defer func() {
-		for _, h := range hosts {
-			h.close()
-		}
-	}()
 	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
 		i := indexOf(hosts, h)
 		ns := &out[i]
@@ -253,7 +264,7 @@ func (c *Converger) Status(ctx context.Context, name string) ([]NodeStatus, erro
 		}
 		return nil
 	})
-	return out, nil
+	return out, hosts, nil
 }
 
 func roleOf(m *machine.Machine) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/certs"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/provision"
+	"github.com/shoal-dev/shoal/stack/deploy"
 )
 
 // MachinePlan is what `cluster up` would do to one machine.
@@ -36,11 +37,19 @@ type PlanResult struct {
 	// SSHKeyRotates: up makes the cluster's SSH key anew and replaces it
 	// on every node that stays (a machine that held it leaves or left).
 	SSHKeyRotates bool `json:"sshKeyRotates,omitempty"`
+	// Stacks are what up would do to each stack (none before the swarm
+	// exists: then each is deployed whole).
+	Stacks []*deploy.Result `json:"stacks,omitempty"`
 }
 
 // Changes counts the machines that would change.
 func (p *PlanResult) Changes() int {
 	n := len(p.Leaving)
+	for _, s := range p.Stacks {
+		if s.Changed() {
+			n++
+		}
+	}
 	for _, m := range p.Machines {
 		if len(m.Actions) > 0 {
 			n++
@@ -92,6 +101,9 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 		return nil, err
 	}
 	planRegistry(ctx, spec, anchor, res.Machines)
+	if res.Stacks, err = c.planStacks(ctx, spec, anchor); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/stack"
 	"github.com/shoal-dev/shoal/stack/deploy"
@@ -195,4 +196,61 @@ func (c *Converger) removeStacks(ctx context.Context, name string, hosts []*host
 			c.Machines.Progress.Event("stack "+s, "remove", ui.Changed, "")
 		}
 	}
+}
+
+// planStacks is what up would do to each stack of the file, read through
+// the swarm's anchor (nothing is built or changed). Without a swarm, every
+// stack would be deployed whole.
+func (c *Converger) planStacks(ctx context.Context, spec *Spec, anchor *bootstrap.Node) ([]*deploy.Result, error) {
+	if len(spec.Stacks) == 0 {
+		return nil, nil
+	}
+	var out []*deploy.Result
+	if anchor == nil {
+		for _, s := range spec.Stacks {
+			out = append(out, &deploy.Result{Stack: s.Name, WouldBuild: []string{"(every image: the swarm is not made yet)"}})
+		}
+		return out, nil
+	}
+	api, err := anchor.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	registry := ""
+	if prev, err := LoadState(c.Machines.Store, spec.Name); err == nil {
+		registry = prev.Registry
+	}
+	for _, s := range spec.Stacks {
+		r, err := deploy.Deploy(ctx, api, stack.Source{Name: s.Name, Compose: s.Compose, Env: s.Env},
+			deploy.Options{Registry: registry, Prune: !c.Stacks.NoPrune, DryRun: true})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// stackStatus reads the stacks the cluster's state records through the
+// first active manager among hosts; none when no manager answers.
+func (c *Converger) stackStatus(ctx context.Context, name string, nodes []NodeStatus, hosts []*host) []deploy.StackStatus {
+	prev, err := LoadState(c.Machines.Store, name)
+	if err != nil || len(prev.Stacks) == 0 {
+		return nil
+	}
+	for i, h := range hosts {
+		if h.node == nil || nodes[i].Role != bootstrap.RoleManager || nodes[i].Swarm != "active" {
+			continue
+		}
+		api, err := h.node.Client(ctx)
+		if err != nil {
+			continue
+		}
+		var out []deploy.StackStatus
+		for _, s := range prev.Stacks {
+			out = append(out, deploy.Status(ctx, api, s))
+		}
+		return out
+	}
+	return nil
 }

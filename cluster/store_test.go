@@ -235,7 +235,7 @@ func TestDownAndStatusRefuseBadNames(t *testing.T) {
 		if err := c.Down(context.Background(), n, true); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Down(%q) = %v, want ErrInvalidName", n, err)
 		}
-		if _, err := c.Status(context.Background(), n); !errors.Is(err, store.ErrInvalidName) {
+		if _, _, err := c.Status(context.Background(), n); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Status(%q) = %v, want ErrInvalidName", n, err)
 		}
 		if _, err := LoadState(st, n); !errors.Is(err, store.ErrInvalidName) {

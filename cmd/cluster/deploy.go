@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/cluster"
@@ -65,4 +66,31 @@ func writeStacks(w io.Writer, res *cluster.Result) {
 		fmt.Fprintf(w, "  %s: %s (%s)\n", s.Stack, s.Summary(), s.Elapsed.Round(100*time.Millisecond))
 	}
 	fmt.Fprintf(w, "  see them with: docker stack services %s\n", res.Stacks[0].Stack)
+}
+
+// writeStackPlan is what up would do to one stack, a line per object.
+func writeStackPlan(w io.Writer, r *deploy.Result) {
+	if !r.Changed() {
+		fmt.Fprintf(w, "stack %s: nothing to change\n", r.Stack)
+		return
+	}
+	fmt.Fprintf(w, "stack %s:\n", r.Stack)
+	line := func(sign, what string, names []string) {
+		for _, n := range names {
+			fmt.Fprintf(w, "  %s %s %s\n", sign, what, n)
+		}
+	}
+	line("+", "build", r.WouldBuild)
+	p := r.Plan
+	line("+", "network", p.CreateNetworks)
+	line("+", "secret", p.CreateSecrets)
+	line("+", "config", p.CreateConfigs)
+	line("+", "service", p.CreateServices)
+	for _, u := range p.UpdateServices {
+		fmt.Fprintf(w, "  ~ service %s (%s)\n", u.Name, strings.Join(u.Fields, ", "))
+	}
+	line("-", "service", p.RemoveServices)
+	line("-", "secret", p.RemoveSecrets)
+	line("-", "config", p.RemoveConfigs)
+	line("-", "network", p.RemoveNetworks)
 }

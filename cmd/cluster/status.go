@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/machine"
+	"github.com/shoal-dev/shoal/stack/deploy"
 	"github.com/spf13/cobra"
 )
 
@@ -27,20 +29,23 @@ func newStatus(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Machines.Close()
-			nodes, err := c.Status(cmd.Context(), name)
+			nodes, stacks, err := c.Status(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
-				return writeJSON(out, map[string]any{"cluster": name, "nodes": nodes})
+				return writeJSON(out, map[string]any{"cluster": name, "nodes": nodes, "stacks": stacks})
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
 				ui.TableRow(tw, n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, strconv.FormatBool(n.Reachable), n.Error)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil || len(stacks) == 0 {
+				return err
+			}
+			return writeStackStatus(out, stacks)
 		},
 	}
 }
@@ -113,4 +118,28 @@ func newEnv(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&shell, "shell", "", "bash, zsh, fish, powershell, cmd, tcsh (default from $SHELL)")
 	return cmd
+}
+
+// writeStackStatus is a row per service of each stack: tasks running of
+// desired, and why the current spec's tasks fail, if they do.
+func writeStackStatus(w io.Writer, stacks []deploy.StackStatus) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "STACK\tSERVICE\tRUNNING\tLAST ERROR")
+	for _, st := range stacks {
+		if st.Error != "" {
+			ui.TableRow(tw, st.Stack, "", "", st.Error)
+		}
+		for _, s := range st.Services {
+			last := ""
+			if f := s.Failed; f != nil {
+				last = f.Err
+				if f.Node != "" {
+					last = f.Node + ": " + last
+				}
+			}
+			ui.TableRow(tw, st.Stack, s.Service, fmt.Sprintf("%d/%d", s.Running, s.Desired), last)
+		}
+	}
+	return tw.Flush()
 }

@@ -80,6 +80,9 @@ func newPlan(g *globals) *cobra.Command {
 			if plan.Roll != "" {
 				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
 			}
+			for _, st := range plan.Stacks {
+				writeStackPlan(out, st)
+			}
 			if plan.SSHKeyRotates {
 				fmt.Fprintf(out, "cluster SSH key: made anew and replaced on every node that stays (a machine that held it leaves the cluster)\n")
 			}

@@ -74,15 +74,9 @@ func Converge(ctx context.Context, api *client.Client, d *stack.Desired, timeout
 
 // statuses is every service's status now, and the first failure.
 func statuses(ctx context.Context, api *client.Client, d *stack.Desired) ([]stack.Status, *Failed, error) {
-	nodes, err := api.NodeList(ctx, client.NodeListOptions{})
+	eligible, nodes, err := eligibleNodes(ctx, api)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stack %s: list nodes: %w", d.Name, err)
-	}
-	eligible := 0
-	for _, n := range nodes.Items {
-		if n.Status.State == swarm.NodeStateReady && n.Spec.Availability == swarm.NodeAvailabilityActive {
-			eligible++
-		}
+		return nil, nil, fmt.Errorf("stack %s: %w", d.Name, err)
 	}
 	names := make([]string, 0, len(d.Services))
 	for name := range d.Services {
@@ -98,11 +92,27 @@ func statuses(ctx context.Context, api *client.Client, d *stack.Desired) ([]stac
 		out = append(out, st)
 		if st.Failed != nil {
 			f := *st.Failed
-			f.Node = nodeName(nodes.Items, f.Node)
+			f.Node = nodeName(nodes, f.Node)
 			return out, &Failed{Stack: d.Name, Failure: f}, nil
 		}
 	}
 	return out, nil, nil
+}
+
+// eligibleNodes counts the nodes a global service runs a task on: ready
+// and active (placement constraints aside).
+func eligibleNodes(ctx context.Context, api *client.Client) (int, []swarm.Node, error) {
+	nodes, err := api.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		return 0, nil, fmt.Errorf("list nodes: %w", err)
+	}
+	eligible := 0
+	for _, n := range nodes.Items {
+		if n.Status.State == swarm.NodeStateReady && n.Spec.Availability == swarm.NodeAvailabilityActive {
+			eligible++
+		}
+	}
+	return eligible, nodes.Items, nil
 }
 
 func serviceStatus(ctx context.Context, api *client.Client, name string, eligible int) (stack.Status, error) {
@@ -198,4 +208,37 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
+}
+
+// StackStatus is how a stack's services run now ('cluster status').
+type StackStatus struct {
+	Stack    string         `json:"stack"`
+	Services []stack.Status `json:"services"`
+	Error    string         `json:"error,omitempty"`
+}
+
+// Status reads each service of stack name: tasks running and desired, and
+// the failure of its current spec, if any.
+func Status(ctx context.Context, api *client.Client, name string) StackStatus {
+	out := StackStatus{Stack: name}
+	cur, err := Current(ctx, api, name)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	eligible, _, err := eligibleNodes(ctx, api)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	for _, svc := range cur.Services {
+		st, err := serviceStatus(ctx, api, svc.Spec.Name, eligible)
+		if err != nil {
+			out.Error = err.Error()
+			return out
+		}
+		out.Services = append(out.Services, st)
+	}
+	sort.Slice(out.Services, func(i, j int) bool { return out.Services[i].Service < out.Services[j].Service })
+	return out
 }

@@ -28,11 +28,15 @@ type Options struct {
 
 // Result is what a deploy did to one stack.
 type Result struct {
-	Stack    string         `json:"stack"`
-	Plan     stack.Plan     `json:"plan"`
-	Images   []BuiltImage   `json:"images,omitempty"`
-	Services []stack.Status `json:"services,omitempty"`
-	Elapsed  time.Duration  `json:"elapsed"`
+	Stack  string       `json:"stack"`
+	Plan   stack.Plan   `json:"plan"`
+	Images []BuiltImage `json:"images,omitempty"`
+	// WouldBuild, in a dry run, are the services whose image a deploy
+	// would build (its context or Dockerfile changed, or it was never
+	// built on this engine).
+	WouldBuild []string       `json:"wouldBuild,omitempty"`
+	Services   []stack.Status `json:"services,omitempty"`
+	Elapsed    time.Duration  `json:"elapsed"`
 }
 
 // BuiltImage is one image of the stack's builds.
@@ -43,7 +47,7 @@ type BuiltImage struct {
 
 // Changed tells whether the deploy changed the swarm.
 func (r *Result) Changed() bool {
-	if !r.Plan.Empty() {
+	if !r.Plan.Empty() || len(r.WouldBuild) > 0 {
 		return true
 	}
 	for _, b := range r.Images {
@@ -64,10 +68,13 @@ func Deploy(ctx context.Context, api *client.Client, src stack.Source, opt Optio
 	if err != nil {
 		return res, err
 	}
-	if !opt.DryRun {
-		if res.Images, err = buildImages(ctx, api, d, opt.Registry); err != nil {
-			return res, err
-		}
+	if opt.DryRun {
+		res.WouldBuild, err = wouldBuild(ctx, api, d)
+	} else {
+		res.Images, err = buildImages(ctx, api, d, opt.Registry)
+	}
+	if err != nil {
+		return res, err
 	}
 	cur, err := Current(ctx, api, d.Name)
 	if err != nil {
@@ -121,6 +128,23 @@ func buildImages(ctx context.Context, api *client.Client, d *stack.Desired, regi
 		if spec.TaskTemplate.ContainerSpec != nil {
 			spec.TaskTemplate.ContainerSpec.Image = built.Pinned
 			d.Services[b.Service] = spec
+		}
+	}
+	return out, nil
+}
+
+// wouldBuild lists the services whose image the engine lacks from the same
+// context.
+func wouldBuild(ctx context.Context, api *client.Client, d *stack.Desired) ([]string, error) {
+	var out []string
+	for _, b := range d.Builds {
+		bc, err := buildctx.Read(b.Context, b.Dockerfile)
+		if err != nil {
+			return out, fmt.Errorf("stack %s: service %s: %w", d.Name, b.Service, err)
+		}
+		have, err := api.ImageInspect(ctx, b.Image)
+		if err != nil || have.Config == nil || have.Config.Labels[LabelContext] != bc.Digest {
+			out = append(out, b.Service)
 		}
 	}
 	return out, nil

@@ -94,8 +94,11 @@ func TestStacks(t *testing.T) {
 	}
 	services := onNode(t, m1, "docker stack services --format '{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}' demo | sort")
 	t.Logf("docker stack services demo:\n%s", services)
-	if !strings.Contains(services, "demo_web replicated 2/2 m1:5000/demo-web:1@sha256:") || !strings.Contains(services, "demo_poller global 3/3 busybox:latest") {
-		t.Errorf("docker stack services demo: want web 2/2 by digest from the registry and poller on all 3 nodes:\n%s", services)
+	if !strings.Contains(services, "demo_web replicated 2/2 m1:5000/demo-web:1") || !strings.Contains(services, "demo_poller global 3/3 busybox:latest") {
+		t.Errorf("docker stack services demo: want web 2/2 from the registry and poller on all 3 nodes:\n%s", services)
+	}
+	if img := onNode(t, m1, "docker service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' demo_web"); !strings.HasPrefix(img, "m1:5000/demo-web:1@sha256:") {
+		t.Errorf("demo_web's image %q, want it by digest", img)
 	}
 	if secrets := onNode(t, m1, "docker secret ls --format '{{.Name}}'"); !strings.HasPrefix(secrets, "demo_api_token_") || strings.Contains(secrets, "demo-token") {
 		t.Errorf("secrets: %q, want one named demo_api_token_<hash>", secrets)
@@ -127,9 +130,19 @@ func TestStacks(t *testing.T) {
 		t.Errorf("a second up replaced tasks:\nbefore %s\nafter  %s", before, after)
 	}
 
+	if r := s.cluster("plan", file); r.code != 0 || !strings.Contains(r.stdout, "stack demo: nothing to change") {
+		t.Errorf("cluster plan after a converged up: want the stack unchanged: %s", r)
+	}
+	if r := s.cluster("status", "st"); r.code != 0 || !strings.Contains(r.stdout, "demo_web") || !strings.Contains(r.stdout, "2/2") {
+		t.Errorf("cluster status: want demo's services with their tasks: %s", r)
+	}
+
 	// A changed config file: a new config, the tasks get it, the old one goes.
 	oldConfig := onNode(t, m1, "docker config ls --format '{{.Name}}'")
 	writeText(t, filepath.Join(app, "page.html"), "<h1>shoal demo, second page</h1>\n")
+	if r := s.cluster("plan", file); r.code != 0 || !strings.Contains(r.stdout, "+ config demo_page_") || !strings.Contains(r.stdout, "~ service demo_web") {
+		t.Errorf("cluster plan after the page changed: want a new config and web updated: %s", r)
+	}
 	if r := s.cluster("deploy", file); r.code != 0 {
 		t.Fatalf("cluster deploy after a config change: %s", r)
 	}
