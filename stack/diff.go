@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -30,7 +30,7 @@ func ServiceDiff(desired, current swarm.ServiceSpec, netNames map[string]string)
 	// the digest swarm pinned the image to, the force-update counter.
 	if ci := c.TaskTemplate.ContainerSpec; ci != nil && d.TaskTemplate.ContainerSpec != nil {
 		di := d.TaskTemplate.ContainerSpec
-		if !isDigested(di.Image) && strings.HasPrefix(ci.Image, di.Image+"@") && c.Labels[LabelImage] == di.Image {
+		if samePinned(di.Image, ci.Image, c.Labels[LabelImage]) {
 			di.Image = ci.Image
 		}
 	}
@@ -44,6 +44,20 @@ func ServiceDiff(desired, current swarm.ServiceSpec, netNames map[string]string)
 	normalise(&d, netNames)
 	normalise(&c, netNames)
 	return diffPaths("", toTree(d), toTree(c), nil)
+}
+
+// samePinned says whether current is the desired image as swarm pinned it
+// to a digest (`redis` runs as `redis:latest@sha256:...`): docker stack
+// deploy keeps the current image when the file's is the one in the
+// service's com.docker.stack.image label; shoal also wants the same
+// repository. A digest given in the file is compared as given.
+func samePinned(desired, current, label string) bool {
+	if isDigested(desired) || label != desired || !isDigested(current) {
+		return false
+	}
+	d, err1 := reference.ParseNormalizedNamed(desired)
+	c, err2 := reference.ParseNormalizedNamed(current)
+	return err1 == nil && err2 == nil && d.Name() == c.Name()
 }
 
 // copySpec copies a spec deeply, so normalising it changes no caller's.

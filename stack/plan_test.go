@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/network"
@@ -230,6 +231,20 @@ func TestServiceDiffFields(t *testing.T) {
 	global.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}}
 	if f := ServiceDiff(global, cur, names); !slices.Contains(f, "Mode.Kind") {
 		t.Errorf("mode change not seen: %v", f)
+	}
+	// swarm pins an image without a tag to :latest and a digest
+	redis := copySpec(web)
+	redis.TaskTemplate.ContainerSpec.Image, redis.Labels[LabelImage] = "redis", "redis"
+	pinnedRedis := asSwarmKeepsIt(redis, netIDs)
+	pinnedRedis.TaskTemplate.ContainerSpec.Image = "redis:latest@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, pinnedRedis, names); len(f) != 0 {
+		t.Errorf("redis pinned by swarm: %v", f)
+	}
+	// the label names the image but the service runs another repository
+	other := copySpec(pinnedRedis)
+	other.TaskTemplate.ContainerSpec.Image = "evil/redis:latest@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, other, names); !slices.Contains(f, "TaskTemplate.ContainerSpec.Image") {
+		t.Errorf("other repository not seen: %v", f)
 	}
 	// a digest given in the file is compared as given
 	pinned := copySpec(web)
