@@ -179,6 +179,9 @@ func convertConfigs(d *Desired, ns convert.Namespace, configs map[string]compose
 
 func convertService(ns convert.Namespace, svc composetypes.ServiceConfig, cfg *composetypes.Config,
 	secretNames, configNames map[string]string) (swarm.ServiceSpec, error) {
+	if err := uniqueTargets(svc); err != nil {
+		return swarm.ServiceSpec{}, err
+	}
 	var secrets []*swarm.SecretReference
 	for _, s := range svc.Secrets {
 		name, ok := secretNames[s.Source]
@@ -200,6 +203,28 @@ func convertService(ns convert.Namespace, svc composetypes.ServiceConfig, cfg *c
 	}
 	slices.SortStableFunc(configs, func(a, b *swarm.ConfigReference) int { return cmp.Compare(a.ConfigName, b.ConfigName) })
 	return convert.Service(ns, svc, cfg.Networks, cfg.Volumes, secrets, configs)
+}
+
+// uniqueTargets refuses two secrets, or two configs, at one path in the
+// container, as docker stack deploy does (swarm refuses them too).
+func uniqueTargets(svc composetypes.ServiceConfig) error {
+	seen := map[string]bool{}
+	for _, s := range svc.Secrets {
+		t := fileTarget(composetypes.FileReferenceConfig(s)).Name
+		if seen[t] {
+			return fmt.Errorf("secrets: two at target %s", t)
+		}
+		seen[t] = true
+	}
+	seen = map[string]bool{}
+	for _, c := range svc.Configs {
+		t := fileTarget(composetypes.FileReferenceConfig(c)).Name
+		if seen[t] {
+			return fmt.Errorf("configs: two at target %s", t)
+		}
+		seen[t] = true
+	}
+	return nil
 }
 
 // fileTarget is where a secret or config lands in the container, with

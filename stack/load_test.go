@@ -209,6 +209,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing secret file", "s", "services:\n  web:\n    image: x\nsecrets:\n  k:\n    file: ./nofile\n", []string{"secret k", "nofile"}},
 		{"secret is a directory", "s", "services:\n  web:\n    image: x\nsecrets:\n  k:\n    file: .\n", []string{"secret k", "not a regular file"}},
 		{"config too big", "s", "services:\n  web:\n    image: x\nconfigs:\n  k:\n    file: ./big\n", []string{"config k", "at most 1024000"}},
+		{"same secret target", "s", "services:\n  web:\n    image: x\n    secrets: [k, {source: k}]\nsecrets:\n  k:\n    file: ./compose.yml\n", []string{"service web", "two at target k"}},
 		{"schema", "s", "services:\n  web:\n    image: x\n    replicas: 2\n", []string{"compose.yml", "replicas"}},
 		{"forbidden", "s", "services:\n  web:\n    image: x\n    volumes_from: [y]\n", []string{"compose.yml", "volumes_from"}},
 		{"yaml", "s", "services: [\n", []string{"compose.yml"}},
