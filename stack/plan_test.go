@@ -253,3 +253,19 @@ func TestServiceDiffFields(t *testing.T) {
 		t.Errorf("image change not seen: %v", f)
 	}
 }
+
+func TestForUpdateKeepsWhatSwarmPinned(t *testing.T) {
+	d := load(t, "m", nil, "misc.yml")
+	web := d.Services["m_web"]
+	cur := asSwarmKeepsIt(web, nil)
+	scaled := copySpec(web)
+	scaled.Mode.Replicated.Replicas = new(uint64(4))
+	up := ForUpdate(scaled, cur)
+	eq(t, "image", up.TaskTemplate.ContainerSpec.Image, cur.TaskTemplate.ContainerSpec.Image)
+	eq(t, "force update", up.TaskTemplate.ForceUpdate, cur.TaskTemplate.ForceUpdate)
+	eq(t, "platforms", up.TaskTemplate.Placement.Platforms, cur.TaskTemplate.Placement.Platforms)
+	eq(t, "replicas", *up.Mode.Replicated.Replicas, uint64(4))
+	eq(t, "desired untouched", scaled.TaskTemplate.ContainerSpec.Image, "nginx:1.25")
+	// only the replicas change: the tasks' spec stays, or swarm would restart them
+	eq(t, "diff", ServiceDiff(up, cur, nil), []string{"Mode.Replicated.Replicas"})
+}
