@@ -31,11 +31,15 @@ type Failure struct {
 // rejected or cannot be placed is a failure while the service has not
 // converged; so is an update swarm paused or rolled back.
 func Converged(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
-	st := Status{Service: svc.Spec.Name}
+	st := counts(svc, tasks, eligibleNodes)
 	if f := updateFailure(svc, tasks); f != nil {
-		st.Failed = f
-		return st
+		st.Failed, st.Done = f, false
 	}
+	return st
+}
+
+func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
+	st := Status{Service: svc.Spec.Name}
 	m := svc.Spec.Mode
 	switch {
 	case m.ReplicatedJob != nil || m.GlobalJob != nil:
@@ -183,8 +187,12 @@ func updateFailure(svc swarm.Service, tasks []swarm.Task) *Failure {
 }
 
 // taskTree is a task spec as JSON values without empty ones, to compare a
-// task's copy of the spec with the service's.
+// task's copy of the spec with the service's. A task's copy leaves out
+// the runtime the service's names (seen on docker 20.10).
 func taskTree(t swarm.TaskSpec) any {
+	if t.Runtime == "" {
+		t.Runtime = swarm.RuntimeContainer
+	}
 	var tree any
 	b, _ := json.Marshal(t)
 	_ = json.Unmarshal(b, &tree)

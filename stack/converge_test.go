@@ -57,6 +57,13 @@ func jobTask(id string, slot int, node string, state swarm.TaskState, iteration 
 	return tk
 }
 
+// withRuntime is the spec as a service holds it: its tasks' copies leave
+// the runtime out.
+func withRuntime(s swarm.TaskSpec) swarm.TaskSpec {
+	s.Runtime = swarm.RuntimeContainer
+	return s
+}
+
 type convergeCase struct {
 	name  string
 	svc   swarm.Service
@@ -112,16 +119,16 @@ func TestConvergedFailures(t *testing.T) {
 			Status{Service: "s_web", Running: 1, Desired: 1, Done: true}},
 		{"failure of the old spec is not this deploy's", replicated(1, specV1), []swarm.Task{failed("f1", 1, "n1", "boom", 1, 0)}, 3,
 			Status{Service: "s_web", Desired: 1}},
-		{"no such image", replicated(1, specV2), []swarm.Task{rejected}, 3, Status{Service: "s_web", Desired: 1,
+		{"no such image", replicated(1, withRuntime(specV2)), []swarm.Task{rejected}, 3, Status{Service: "s_web", Desired: 1,
 			Failed: &Failure{Service: "s_web", Node: "n2", Task: "r1", State: "rejected", Err: "No such image: app:2"}}},
 		{"no suitable node", replicated(1, specV2), []swarm.Task{pendingNoNode}, 3, Status{Service: "s_web", Desired: 1,
 			Failed: &Failure{Service: "s_web", Task: "p1", State: "pending", Err: pendingNoNode.Status.Err}}},
 		{"update rolled back", withUpdate(replicated(1, specV1), swarm.UpdateStateRollbackCompleted, "rollback completed"),
 			[]swarm.Task{run("a", 1, specV1), failed("f1", 1, "n3", "task: non-zero exit (3)", 3, 0)}, 3,
-			Status{Service: "s_web", Failed: &Failure{Service: "s_web", Node: "n3", Task: "f1", State: "update rollback_completed",
+			Status{Service: "s_web", Running: 1, Desired: 1, Failed: &Failure{Service: "s_web", Node: "n3", Task: "f1", State: "update rollback_completed",
 				Err: "rollback completed: task: non-zero exit (3)", ExitCode: 3}}},
 		{"update paused", withUpdate(replicated(1, specV2), swarm.UpdateStatePaused, "update paused due to failure"), nil, 3,
-			Status{Service: "s_web", Failed: &Failure{Service: "s_web", State: "update paused", Err: "update paused due to failure"}}},
+			Status{Service: "s_web", Desired: 1, Failed: &Failure{Service: "s_web", State: "update paused", Err: "update paused due to failure"}}},
 	})
 }
 

@@ -54,18 +54,27 @@ func ForUpdate(desired, current swarm.ServiceSpec) swarm.ServiceSpec {
 	return d
 }
 
-// samePinned says whether current is the desired image as swarm pinned it
-// to a digest (`redis` runs as `redis:latest@sha256:...`): docker stack
+// samePinned says whether current is the desired image as swarm keeps it:
+// with the tag made explicit (`busybox` is kept as `busybox:latest`) and
+// perhaps pinned to a digest (`redis:latest@sha256:...`). docker stack
 // deploy keeps the current image when the file's is the one in the
 // service's com.docker.stack.image label; shoal also wants the same
-// repository. A digest given in the file is compared as given.
+// repository and tag. A digest given in the file is compared as given.
 func samePinned(desired, current, label string) bool {
-	if isDigested(desired) || label != desired || !isDigested(current) {
+	if isDigested(desired) || label != desired {
 		return false
 	}
 	d, err1 := reference.ParseNormalizedNamed(desired)
 	c, err2 := reference.ParseNormalizedNamed(current)
-	return err1 == nil && err2 == nil && d.Name() == c.Name()
+	if err1 != nil || err2 != nil || d.Name() != c.Name() {
+		return false
+	}
+	tag := "latest"
+	if t, ok := d.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	ct, tagged := c.(reference.Tagged)
+	return (tagged && ct.Tag() == tag) || (!tagged && isDigested(current))
 }
 
 // copySpec copies a spec deeply, so normalising it changes no caller's.

@@ -240,6 +240,17 @@ func TestServiceDiffFields(t *testing.T) {
 	if f := ServiceDiff(redis, pinnedRedis, names); len(f) != 0 {
 		t.Errorf("redis pinned by swarm: %v", f)
 	}
+	// without the registry asked, swarm still makes the tag explicit
+	latest := copySpec(pinnedRedis)
+	latest.TaskTemplate.ContainerSpec.Image = "redis:latest"
+	if f := ServiceDiff(redis, latest, names); len(f) != 0 {
+		t.Errorf("redis kept as redis:latest: %v", f)
+	}
+	tagged := copySpec(pinnedRedis)
+	tagged.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, tagged, names); !slices.Contains(f, "TaskTemplate.ContainerSpec.Image") {
+		t.Errorf("other tag not seen: %v", f)
+	}
 	// the label names the image but the service runs another repository
 	other := copySpec(pinnedRedis)
 	other.TaskTemplate.ContainerSpec.Image = "evil/redis:latest@sha256:" + strings.Repeat("a", 64)
