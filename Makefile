@@ -21,7 +21,7 @@ E2E_TIMEOUT ?= 40m
 FUZZTIME_SHORT ?= 20000x
 FUZZTIME  ?= 60s
 
-.PHONY: dist build build-nocgo test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench lint clean
+.PHONY: dist build build-nocgo test unit fuzz fuzz-short e2e lab lab-setup lab-image lab-archive lab-libvirt-image lab-docker lab-clean bench bench-scale lint clean
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
@@ -107,6 +107,17 @@ BENCH_SIZES ?= 3,10,30
 bench: build lab-image lab-archive
 	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -run '^$$' -bench ClusterUp -benchtime 1x -timeout 60m -v ./test/e2e/
 
+# A benchmark, not a test: cluster up in process against N simulated hosts
+# (test/simhost: in-process SSH servers answering as Debian hosts with
+# Docker, an in-memory swarm), a first run and a no-op at each size, with
+# shoal's wall time, CPU, peak memory, SSH sessions and bytes per host,
+# goroutines and open files (test/scale). SCALE_FLAGS=-cpuprofile=FILE
+# profiles the runs at the largest size.
+SCALE_SIZES ?= 100,300,1000
+SCALE_FLAGS ?=
+bench-scale:
+	$(GO) build -o bin/scale ./test/scale
+	./bin/scale -sizes $(SCALE_SIZES) $(SCALE_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

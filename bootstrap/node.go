@@ -87,6 +87,17 @@ func newAPI(dial func(ctx context.Context, network, addr string) (net.Conn, erro
 	)
 }
 
+// Client is the node's full Engine API client, for work beyond Engine's
+// (stacks: services, secrets, configs, builds); an error for a node whose
+// engine is not one (the in-memory swarm of tests).
+func (n *Node) Client(ctx context.Context) (*client.Client, error) {
+	a, ok := n.API.(apiEngine)
+	if !ok {
+		return nil, fmt.Errorf("%s: the engine is not reached through the Engine API client", n.Name)
+	}
+	return a.client(ctx), nil
+}
+
 // Close releases the API client (the SSH connection stays with its owner).
 func (n *Node) Close() error { return n.API.Close() }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/shoal-dev/shoal/provision"
+	"github.com/shoal-dev/shoal/stack/deploy"
 )
 
 // Converger makes the real machines what a Spec says.
@@ -36,6 +38,8 @@ type Converger struct {
 	// while the run still holds its machines' locks (the data-plane
 	// check: no 'machine provision' may restart a node's dockerd under it).
 	AfterUp func(ctx context.Context, res *Result)
+	// Stacks are how the run treats the file's stacks.
+	Stacks StackOptions
 	// restore, during Restore, is the backup the swarm comes from.
 	restore *Backup
 }
@@ -59,8 +63,10 @@ type Result struct {
 	Leader   string                   `json:"leader"`
 	Registry string                   `json:"registry,omitempty"`
 	Stages   map[string]time.Duration `json:"stages"`
-	Sessions int64                    `json:"sshSessions"`
-	Elapsed  time.Duration            `json:"elapsed"`
+	// Stacks are what the run did to each stack.
+	Stacks   []*deploy.Result `json:"stacks,omitempty"`
+	Sessions int64            `json:"sshSessions"`
+	Elapsed  time.Duration    `json:"elapsed"`
 }
 
 // host is one machine during a run: its config, connection and node.
@@ -248,13 +254,27 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	}
 	removeCheckLeftovers(ctx, leaderHost)
 	res.Changed = changed || p.early.Changed()
-	if err := c.upResult(spec, hosts, leaderHost, clusterID, res, start); err != nil {
+	state, err := c.upResult(spec, hosts, leaderHost, clusterID, res, start, stacksBefore(prev, spec))
+	if err != nil {
 		return res, err
 	}
 	if c.AfterUp != nil {
 		c.AfterUp(ctx, res)
 	}
-	return res, nil
+	// The apps, on the swarm that is ready.
+	begin := time.Now()
+	kept, err := c.deployStacks(ctx, spec, leaderHost, prev, res)
+	if len(spec.Stacks) > 0 || len(state.Stacks) > 0 {
+		res.Stages["stacks"] = time.Since(begin)
+	}
+	res.Elapsed = time.Since(start)
+	if !slices.Equal(kept, state.Stacks) {
+		state.Stacks = kept
+		if serr := saveState(c.Machines.Store, state); err == nil {
+			err = serr
+		}
+	}
+	return res, err
 }
 
 // upBefore is what up decides before it changes anything: the state of
@@ -293,7 +313,8 @@ func closeHosts(hosts []*host) (sessions int64) {
 }
 
 // upResult fills the run's result in and saves the cluster's state.
-func (c *Converger) upResult(spec *Spec, hosts []*host, leaderHost *host, clusterID string, res *Result, start time.Time) error {
+// stacks are the stacks the state records: those the swarm may hold.
+func (c *Converger) upResult(spec *Spec, hosts []*host, leaderHost *host, clusterID string, res *Result, start time.Time, stacks []string) (*State, error) {
 	leader := leaderHost.spec.Name
 	for _, h := range hosts {
 		res.Changed = res.Changed || h.changed
@@ -313,7 +334,22 @@ func (c *Converger) upResult(spec *Spec, hosts []*host, leaderHost *host, cluste
 		names[i] = h.mach.Name
 	}
 	res.Elapsed = time.Since(start)
-	return saveState(c.Machines.Store, &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry, ClusterID: clusterID})
+	state := &State{Name: spec.Name, File: spec.File, Machines: names, Leader: leader, Registry: res.Registry, ClusterID: clusterID, Stacks: stacks}
+	return state, saveState(c.Machines.Store, state)
+}
+
+// stacksBefore is every stack the swarm may hold as a run begins: the file's
+// and those an earlier run deployed (until they are removed).
+func stacksBefore(prev *State, spec *Spec) []string {
+	out := stackNames(spec)
+	if prev != nil {
+		for _, name := range prev.Stacks {
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 func labelList(m map[string]string) []string {

@@ -41,6 +41,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 	if err != nil {
 		return err
 	}
+	c.removeStacks(ctx, name, hosts, leader)
 	if err := c.leaveAll(ctx, hosts, leader); err != nil {
 		return err
 	}

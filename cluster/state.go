@@ -27,8 +27,11 @@ type State struct {
 	Registry string   `json:"registry,omitempty"`
 	// ClusterID is the swarm's ID: a node of another swarm is never taken
 	// for this one's, and this one is never initialised again.
-	ClusterID string    `json:"clusterID,omitempty"`
-	Updated   time.Time `json:"updated"`
+	ClusterID string `json:"clusterID,omitempty"`
+	// Stacks are the stacks shoal deployed: one that leaves the file is
+	// removed (a stack deployed by hand is never touched).
+	Stacks  []string  `json:"stacks,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 func stateFile(st *store.Store, name string) string {

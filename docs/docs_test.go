@@ -100,9 +100,9 @@ func TestNoReferenceOutsideTheRepository(t *testing.T) {
 	}
 }
 
-// The layers, bottom up: the stages (drivers, provision, bootstrap), then
-// machine, cluster, cmd. internal/ and templates are below them all.
-var layer = map[string]int{"drivers": 1, "provision": 1, "bootstrap": 1, "machine": 2, "cluster": 3, "cmd": 4}
+// The layers, bottom up: the stages (drivers, provision, bootstrap, stack),
+// then machine, cluster, cmd. internal/ and templates are below them all.
+var layer = map[string]int{"drivers": 1, "provision": 1, "bootstrap": 1, "stack": 1, "machine": 2, "cluster": 3, "cmd": 4}
 
 func topOf(pkg string) string { return strings.SplitN(pkg, "/", 2)[0] }
 

@@ -54,6 +54,10 @@ type Manager struct {
 	// the refusal of such a host says it.
 	AcceptNewHostKey map[string]bool
 	NewHostStep      func(machine string) string
+	// OpenEngine, when set, is a machine's engine in place of its Engine
+	// API over SSH: simulated hosts answer with an in-memory swarm
+	// (test/simhost, benchmarks at a scale no lab reaches).
+	OpenEngine func(m *Machine) bootstrap.Engine
 
 	caMu sync.Mutex
 	// turns serialise, per swarm ID, the holders of a swarm's lock within
@@ -74,11 +78,16 @@ type Machine struct {
 	Dir    string
 	// JustCreated is set by EnsureHost when it made the host in this run.
 	JustCreated bool
+	// openEngine is the Manager's OpenEngine.
+	openEngine func(m *Machine) bootstrap.Engine
 }
 
 // Node opens the machine's engine through r (its SSH connection): the one
 // way shoal reaches a machine's engine.
 func (m *Machine) Node(r bootstrap.Runner) (*bootstrap.Node, error) {
+	if m.openEngine != nil {
+		return &bootstrap.Node{Name: m.Name, Hostname: m.Hostname, Addr: m.Address, R: r, API: m.openEngine(m)}, nil
+	}
 	return bootstrap.Open(m.Name, m.Hostname, m.Address, r)
 }
 
@@ -107,7 +116,7 @@ func (m *Manager) Load(name string) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Machine{Machine: cfg, Driver: d, Dir: dir}, nil
+	return &Machine{Machine: cfg, Driver: d, Dir: dir, openEngine: m.OpenEngine}, nil
 }
 
 func (m *Manager) driverMachine(name string) drivers.Identity {
@@ -272,7 +281,7 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	if err != nil {
 		return nil, err
 	}
-	mach := &Machine{Machine: cfg, Driver: d, Dir: dir}
+	mach := &Machine{Machine: cfg, Driver: d, Dir: dir, openEngine: m.OpenEngine}
 	// Saved before the driver runs so that a half-made host can be removed
 	// with 'machine rm'.
 	if err := m.Store.Save(cfg); err != nil {

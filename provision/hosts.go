@@ -22,7 +22,7 @@ const (
 // cluster block between marker lines; every other line stays byte for byte,
 // its line end included. Lines shoal adds end as the file's lines do (CRLF
 // or LF); a last line without one gets one before anything is added after
-// it. The block's text is templates/hosts; an entry that /etc/hosts cannot
+// it. The block's text is templates.HostsBlock's; an entry that /etc/hosts cannot
 // hold (a space, a '#') is an error.
 func EditHosts(content, hostname string, entries []HostEntry) (string, error) {
 	nl := "\n"

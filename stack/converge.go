@@ -56,7 +56,7 @@ func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
 	want := taskTree(svc.Spec.TaskTemplate)
 	var current []swarm.Task
 	for _, t := range tasks {
-		if reflect.DeepEqual(taskTree(t.Spec), want) {
+		if within(taskTree(t.Spec), want) {
 			current = append(current, t)
 		}
 	}
@@ -184,6 +184,39 @@ func updateFailure(svc swarm.Service, tasks []swarm.Task) *Failure {
 		}
 	}
 	return f
+}
+
+// within tells whether a task's spec is the service's: every value it has
+// is the service's. A task's copy may lack fields the service's has (docker
+// 20.10 leaves out the restart policy, stop grace period, DNS config and
+// runtime), and an update that changes only those is told by the service's
+// update status instead.
+func within(task, svc any) bool {
+	switch t := task.(type) {
+	case map[string]any:
+		s, ok := svc.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range t {
+			if !within(v, s[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		s, ok := svc.([]any)
+		if !ok || len(s) != len(t) {
+			return false
+		}
+		for i := range t {
+			if !within(t[i], s[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(task, svc)
 }
 
 // taskTree is a task spec as JSON values without empty ones, to compare a

@@ -90,6 +90,13 @@ func TestConvergedReplicated(t *testing.T) {
 			Status{Service: "s_web", Running: 2, Desired: 2, Done: true}},
 		{"replicas default to one", swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_web"},
 			TaskTemplate: specV2}}, []swarm.Task{run("a", 1, specV2)}, 3, Status{Service: "s_web", Running: 1, Desired: 1, Done: true}},
+		{"a task's copy without what docker 20.10 leaves out counts", replicated(1, swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: "app:2", StopGracePeriod: new(10 * time.Second), DNSConfig: &swarm.DNSConfig{Search: []string{"lab"}}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny}, Runtime: swarm.RuntimeContainer, ForceUpdate: 1}),
+			[]swarm.Task{run("a", 1, specV2)}, 3, Status{Service: "s_web", Running: 1, Desired: 1, Done: true}},
+		{"a task with a value the service has not is another spec's", replicated(1, specV2), []swarm.Task{run("a", 1,
+			swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "app:2", Args: []string{"x"}}, ForceUpdate: 1})}, 3,
+			Status{Service: "s_web", Running: 0, Desired: 1}},
 		{"old spec does not count", replicated(2, specV2), []swarm.Task{run("a", 1, specV1), run("b", 2, specV2)}, 3,
 			Status{Service: "s_web", Running: 1, Desired: 2}},
 		{"starting", replicated(1, specV2), []swarm.Task{task("a", 1, "n1", specV2, swarm.TaskStateRunning, swarm.TaskStateStarting)}, 3,

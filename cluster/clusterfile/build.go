@@ -13,6 +13,7 @@ import (
 func build(raw *file, baseDir string, reg Drivers) (*Spec, hcl.Diagnostics) {
 	fillDefaults(raw, baseDir, reg)
 	lookOutside(raw, reg)
+	resolveStacks(raw, baseDir)
 	diags := validateFile(raw, reg)
 	if diags.HasErrors() {
 		return nil, diags

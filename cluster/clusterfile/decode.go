@@ -20,6 +20,7 @@ type file struct {
 	Machines  []machineBlock  `hcl:"machine,block"`
 	Swarm     *swarmBlock     `hcl:"swarm,block"`
 	Registry  *registryBlock  `hcl:"registry,block"`
+	Stacks    []stackBlock    `hcl:"stack,block"`
 	Remain    hcl.Body        `hcl:",remain"`
 
 	// unknown is what no schema names, in the file and in its cluster

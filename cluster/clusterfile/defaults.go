@@ -130,7 +130,7 @@ func (mb *machineBlock) driver(def *defaultsBlock) string {
 // in file order, the swarm's settings and the registry, by default on the
 // first manager.
 func specOf(raw *file) *Spec {
-	spec := &Spec{Name: raw.Cluster.Name, MaxUnavailable: 1}
+	spec := &Spec{Name: raw.Cluster.Name, MaxUnavailable: 1, Stacks: stacksOf(raw.Stacks)}
 	for _, mb := range raw.Machines {
 		spec.Machines = append(spec.Machines, mb.machines...)
 	}

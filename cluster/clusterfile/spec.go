@@ -73,6 +73,8 @@ type Spec struct {
 	// OverlayMTU is the MTU of the ingress network a new swarm gets (0:
 	// Docker's).
 	OverlayMTU int
+	// Stacks are deployed once the swarm is ready, in file order.
+	Stacks []Stack
 	// Warnings are diagnostics that do not stop the run.
 	Warnings hcl.Diagnostics
 	// Files are the parsed sources, for printing diagnostics.

@@ -44,7 +44,7 @@ func validateFile(raw *file, reg Drivers) hcl.Diagnostics {
 	if rb := raw.Registry; rb != nil {
 		diags = append(diags, c.registry(rb)...)
 	}
-	return diags
+	return append(diags, checkStacks(raw.Stacks)...)
 }
 
 // defaults checks the defaults block, if any: its driver once for every

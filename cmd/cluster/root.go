@@ -91,7 +91,7 @@ Machines it makes are ordinary machines: 'machine ls/ssh/env' work on them.`,
 	pf.StringArrayVar(&g.vars, "var", nil, "set a variable of the cluster file: name=value (repeat)")
 	pf.StringArrayVar(&g.varFiles, "var-file", nil, "an HCL file of variable values (repeat)")
 	pf.IntVar(&g.parallel, "parallel", 32, "how many hosts to work on at once (a host waiting for another does not count)")
-	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newUpgrade(g), newBackup(g), newRestore(g), newRotate(g), newUnlock(g), newDown(g), newStatus(g), newCheck(g), newLs(g), newEnv(g), &cobra.Command{
+	root.AddCommand(newValidate(g), newPlan(g), newUp(g), newDeploy(g), newUpgrade(g), newBackup(g), newRestore(g), newRotate(g), newUnlock(g), newDown(g), newStatus(g), newCheck(g), newLs(g), newEnv(g), &cobra.Command{
 		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "cluster (shoal)", version) },
 	})

@@ -105,6 +105,7 @@ func newUp(g *globals) *cobra.Command {
 	var drainTimeout time.Duration
 	var accept []string
 	var co cluster.CheckOptions
+	var so cluster.StackOptions
 	cmd := &cobra.Command{
 		Use:               "up FILE",
 		Short:             "Make the machines of FILE one ready swarm (again and again, without harm)",
@@ -117,6 +118,7 @@ func newUp(g *globals) *cobra.Command {
 			}
 			c.Force = force
 			c.DrainTimeout = drainTimeout
+			c.Stacks = so
 			if err := acceptNewHosts(c, spec, accept, commandLines(cmd, args[0], spec.SensitiveVars)("up")); err != nil {
 				return err
 			}
@@ -171,6 +173,7 @@ func newUp(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&skipCheck, "skip-check", false, "do not run the data-plane check at the end of a run that changed the swarm")
 	addCheckFlags(cmd, &co)
+	addStackFlags(cmd, &so)
 	cmd.Flags().BoolVar(&force, "force", false, "make nodes that belong to another swarm leave it and join this one (as swarm { force_rejoin = true })")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
 	addAcceptFlag(cmd, &accept)
@@ -206,12 +209,13 @@ func summaryWith(w io.Writer, res *cluster.Result, more func()) {
 		fmt.Fprintf(w, "Registry: %s (every node trusts it: docker push %s/IMAGE)\n", res.Registry, res.Registry)
 	}
 	var stages []string
-	for _, s := range []string{"create", "provision", "swarm", "check"} {
-		if d, ok := res.Stages[s]; ok || s != "check" {
+	for _, s := range []string{"create", "provision", "swarm", "check", "stacks"} {
+		if d, ok := res.Stages[s]; ok || (s != "check" && s != "stacks") {
 			stages = append(stages, fmt.Sprintf("%s %s", s, d.Round(100*time.Millisecond)))
 		}
 	}
 	fmt.Fprintf(w, "Took %s (%s), %d SSH sessions.\n", res.Elapsed.Round(100*time.Millisecond), strings.Join(stages, ", "), res.Sessions)
+	writeStacks(w, res)
 	more()
 	fmt.Fprintf(w, "\nNext:\n  eval \"$(%s env %s)\"\n  docker node ls\n", cli.MachineCommand(), res.Leader)
 }

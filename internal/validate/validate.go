@@ -437,3 +437,16 @@ func AdvertiseAddr(s string) error {
 	}
 	return fmt.Errorf("%q is not an address, a name or an interface (with an optional :port)", s)
 }
+
+// stackNameRE is what a stack's name may be: with a service's own name after
+// an underscore it must stay a valid swarm service name (letters, digits,
+// and - or _ between them, at most 63 characters in all).
+var stackNameRE = regexp.MustCompile(`^[a-zA-Z0-9](?:[-_]*[a-zA-Z0-9]+){0,31}$`)
+
+// StackName checks the name of a stack (docker stack's namespace).
+func StackName(s string) error {
+	if len(s) > 32 || !stackNameRE.MatchString(s) {
+		return fmt.Errorf("stack name %q: use letters, digits, - and _ (at most 32, starting and ending with a letter or digit)", s)
+	}
+	return nil
+}

@@ -192,6 +192,14 @@ func TestObjectName(t *testing.T) {
 	})
 }
 
+func TestStackName(t *testing.T) {
+	check(t, "StackName", StackName, []strCase{
+		{"web", true}, {"dockercoins", true}, {"my_app-2", true}, {"A1", true},
+		{"", false}, {"-x", false}, {"x-", false}, {"a.b", false}, {"a b", false}, {inj, false},
+		{"abcdefghijklmnopqrstuvwxyz012345", true}, {"abcdefghijklmnopqrstuvwxyz0123456", false},
+	})
+}
+
 func TestEnums(t *testing.T) {
 	for _, s := range []string{"manager", "worker"} {
 		if r, err := ParseRole(s); err != nil || string(r) != s {

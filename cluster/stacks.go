@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ui"
+	"github.com/shoal-dev/shoal/stack"
+	"github.com/shoal-dev/shoal/stack/deploy"
+)
+
+// StackOptions are how 'cluster up' and 'cluster deploy' treat stacks.
+type StackOptions struct {
+	// NoPrune keeps what left a stack's files, and stacks that left the
+	// cluster file.
+	NoPrune bool
+	// DeployTimeout bounds the wait for each stack's services (0:
+	// deploy.DefaultTimeout).
+	DeployTimeout time.Duration
+	// Only, when set, deploys that stack alone (and removes none).
+	Only string
+}
+
+// deployStacks deploys the file's stacks in file order through the leader's
+// engine, once the swarm and its registry are ready, and removes those that
+// left the file (when pruning). It returns the stacks shoal now keeps.
+func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, prev *State, res *Result) ([]string, error) {
+	kept := stackNames(spec)
+	var gone []string
+	if prev != nil {
+		for _, name := range prev.Stacks {
+			if !slices.Contains(kept, name) {
+				gone = append(gone, name)
+			}
+		}
+	}
+	if len(spec.Stacks) == 0 && len(gone) == 0 {
+		return kept, nil
+	}
+	api, err := leader.node.Client(ctx)
+	if err != nil {
+		return kept, err
+	}
+	for _, s := range spec.Stacks {
+		if c.Stacks.Only != "" && s.Name != c.Stacks.Only {
+			continue
+		}
+		c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Started, "")
+		r, err := deploy.Deploy(ctx, api, stack.Source{Name: s.Name, Compose: s.Compose, Env: s.Env},
+			deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout})
+		res.Stacks = append(res.Stacks, r)
+		res.Changed = res.Changed || r.Changed()
+		if err != nil {
+			c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Failed, err.Error())
+			return kept, err
+		}
+		c.Machines.Progress.Event("stack "+s.Name, "deploy", stackStatus(r), r.Summary())
+	}
+	for _, name := range gone {
+		if c.Stacks.NoPrune || c.Stacks.Only != "" {
+			kept = append(kept, name)
+			continue
+		}
+		r, err := deploy.Remove(ctx, api, name)
+		res.Stacks = append(res.Stacks, r)
+		res.Changed = true
+		if err != nil {
+			return append(kept, gone...), fmt.Errorf("stack %s left the file: %w", name, err)
+		}
+		c.Machines.Progress.Event("stack "+name, "remove", ui.Changed, "it left the cluster file")
+	}
+	return kept, nil
+}
+
+func stackStatus(r *deploy.Result) ui.Status {
+	if r.Changed() {
+		return ui.Changed
+	}
+	return ui.Unchanged
+}
+
+func stackNames(spec *Spec) []string {
+	var out []string
+	for _, s := range spec.Stacks {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// Deploy is the stack part of 'cluster up' alone, on the swarm the last run
+// made: no host is touched. It holds the cluster's lock, as up does.
+func (c *Converger) Deploy(ctx context.Context, spec *Spec) (*Result, error) {
+	start := time.Now()
+	c.UseSecrets(spec)
+	unlock, err := lockCluster(c.Machines.Store, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	prev, err := LoadState(c.Machines.Store, spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: run 'cluster up' first", err)
+	}
+	if c.Stacks.Only != "" && !slices.Contains(stackNames(spec), c.Stacks.Only) {
+		return nil, fmt.Errorf("the cluster file has no stack %q (it has: %v)", c.Stacks.Only, stackNames(spec))
+	}
+	mgr, err := c.activeManager(ctx, spec, prev.Leader)
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.close()
+	res := &Result{Cluster: spec.Name, Leader: mgr.spec.Name, Registry: prev.Registry, Stages: map[string]time.Duration{}}
+	kept, err := c.deployStacks(ctx, spec, mgr, prev, res)
+	res.Stages["stacks"] = time.Since(start)
+	res.Elapsed = time.Since(start)
+	if !slices.Equal(kept, prev.Stacks) {
+		prev.Stacks = kept
+		if serr := saveState(c.Machines.Store, prev); err == nil {
+			err = serr
+		}
+	}
+	return res, err
+}
+
+// activeManager connects to the file's managers, the last leader first,
+// until one answers as an active manager of the swarm.
+func (c *Converger) activeManager(ctx context.Context, spec *Spec, leader string) (*host, error) {
+	managers := spec.Managers()
+	slices.SortStableFunc(managers, func(a, b Node) int {
+		if a.Name == leader {
+			return -1
+		}
+		if b.Name == leader {
+			return 1
+		}
+		return 0
+	})
+	var errs []error
+	for _, m := range managers {
+		h := &host{spec: m}
+		if err := c.openForCheck(ctx, h); err != nil {
+			h.close()
+			errs = append(errs, err)
+			continue
+		}
+		if s, err := h.node.State(ctx); err == nil && s.Active() && s.Manager {
+			return h, nil
+		}
+		h.close()
+		errs = append(errs, fmt.Errorf("%s is not an active swarm manager", m.Name))
+	}
+	return nil, fmt.Errorf("no manager of cluster %s answers (run 'cluster status'): %w", spec.Name, errors.Join(errs...))
+}
+
+// removeStacks removes the stacks shoal deployed before 'cluster down'
+// takes the swarm apart, as 'docker stack rm' would (their services stop
+// in order, their networks, secrets and configs go). A stack that cannot be
+// removed is said and left to the swarm's end.
+func (c *Converger) removeStacks(ctx context.Context, name string, hosts []*host, leader string) {
+	prev, err := LoadState(c.Machines.Store, name)
+	if err != nil || len(prev.Stacks) == 0 {
+		return
+	}
+	for _, h := range hosts {
+		if h.mach.Name != leader {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		client, err := c.Machines.Connect(cctx, h.mach, io.Discard)
+		if err != nil {
+			c.Machines.Progress.Event(leader, "remove stacks", ui.Failed, err.Error())
+			return
+		}
+		defer client.Close() // leave connects on its own
+		node, err := h.mach.Node(client)
+		if err != nil {
+			c.Machines.Progress.Event(leader, "remove stacks", ui.Failed, err.Error())
+			return
+		}
+		defer node.Close()
+		api, err := node.Client(ctx)
+		for _, s := range prev.Stacks {
+			if err == nil {
+				_, err = deploy.Remove(ctx, api, s)
+			}
+			if err != nil {
+				c.Machines.Progress.Event("stack "+s, "remove", ui.Failed, err.Error())
+				continue
+			}
+			c.Machines.Progress.Event("stack "+s, "remove", ui.Changed, "")
+		}
+	}
+}
