@@ -220,12 +220,8 @@ func within(task, svc any) bool {
 }
 
 // taskTree is a task spec as JSON values without empty ones, to compare a
-// task's copy of the spec with the service's. A task's copy leaves out
-// the runtime the service's names (seen on docker 20.10).
+// task's copy of the spec with the service's.
 func taskTree(t swarm.TaskSpec) any {
-	if t.Runtime == "" {
-		t.Runtime = swarm.RuntimeContainer
-	}
 	var tree any
 	b, _ := json.Marshal(t)
 	_ = json.Unmarshal(b, &tree)
