@@ -87,7 +87,7 @@ func dockerStackDeploy(t *testing.T, name, file string, env map[string]string) (
 // gives).
 func TestLoadIsDockerStackDeploy(t *testing.T) {
 	env := map[string]string{"SHOAL_REGISTRY": "reg:5000", "FROM_SHELL": "yes"}
-	for _, file := range []string{"wordpress.yml", "dockercoins.yml", "build.yml", "misc.yml"} {
+	for _, file := range []string{"wordpress.yml", "dockercoins.yml", "build.yml", "misc.yml", "rich.yml"} {
 		t.Run(file, func(t *testing.T) {
 			path := testdata(t, file)[0]
 			services, networks, secrets, configs := dockerStackDeploy(t, "st", path, env)
