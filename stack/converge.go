@@ -31,11 +31,15 @@ type Failure struct {
 // rejected or cannot be placed is a failure while the service has not
 // converged; so is an update swarm paused or rolled back.
 func Converged(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
-	st := Status{Service: svc.Spec.Name}
+	st := counts(svc, tasks, eligibleNodes)
 	if f := updateFailure(svc, tasks); f != nil {
-		st.Failed = f
-		return st
+		st.Failed, st.Done = f, false
 	}
+	return st
+}
+
+func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
+	st := Status{Service: svc.Spec.Name}
 	m := svc.Spec.Mode
 	switch {
 	case m.ReplicatedJob != nil || m.GlobalJob != nil:

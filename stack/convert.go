@@ -95,6 +95,28 @@ func convertNetworks(d *Desired, ns convert.Namespace, cfg *composetypes.Config)
 	return nil
 }
 
+// Swarm's limits on a secret's and a config's data (swarmkit api/validation).
+const (
+	maxSecretSize = 500 * 1024
+	maxConfigSize = 1000 * 1024
+)
+
+// checkFile refuses what is not a regular file or larger than swarm takes,
+// before it is read (a device or a fifo would never end).
+func checkFile(path string, limit int64) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > limit {
+		return fmt.Errorf("%s has %d bytes, swarm takes at most %d", path, fi.Size(), limit)
+	}
+	return nil
+}
+
 // convertSecrets converts the stack's secrets and returns the swarm name of
 // each, by its key in the compose file.
 func convertSecrets(d *Desired, ns convert.Namespace, secrets map[string]composetypes.SecretConfig) (map[string]string, error) {
@@ -104,6 +126,11 @@ func convertSecrets(d *Desired, ns convert.Namespace, secrets map[string]compose
 		if s.External.External {
 			names[key] = s.Name
 			continue
+		}
+		if s.Driver == "" {
+			if err := checkFile(s.File, maxSecretSize); err != nil {
+				return nil, fmt.Errorf("secret %s: %w", key, err)
+			}
 		}
 		specs, err := convert.Secrets(ns, map[string]composetypes.SecretConfig{key: s})
 		if err != nil {
@@ -131,6 +158,9 @@ func convertConfigs(d *Desired, ns convert.Namespace, configs map[string]compose
 			names[key] = c.Name
 			continue
 		}
+		if err := checkFile(c.File, maxConfigSize); err != nil {
+			return nil, fmt.Errorf("config %s: %w", key, err)
+		}
 		specs, err := convert.Configs(ns, map[string]composetypes.ConfigObjConfig{key: c})
 		if err != nil {
 			return nil, fmt.Errorf("config %s: %w", key, err)
@@ -149,6 +179,9 @@ func convertConfigs(d *Desired, ns convert.Namespace, configs map[string]compose
 
 func convertService(ns convert.Namespace, svc composetypes.ServiceConfig, cfg *composetypes.Config,
 	secretNames, configNames map[string]string) (swarm.ServiceSpec, error) {
+	if err := uniqueTargets(svc); err != nil {
+		return swarm.ServiceSpec{}, err
+	}
 	var secrets []*swarm.SecretReference
 	for _, s := range svc.Secrets {
 		name, ok := secretNames[s.Source]
@@ -170,6 +203,28 @@ func convertService(ns convert.Namespace, svc composetypes.ServiceConfig, cfg *c
 	}
 	slices.SortStableFunc(configs, func(a, b *swarm.ConfigReference) int { return cmp.Compare(a.ConfigName, b.ConfigName) })
 	return convert.Service(ns, svc, cfg.Networks, cfg.Volumes, secrets, configs)
+}
+
+// uniqueTargets refuses two secrets, or two configs, at one path in the
+// container, as docker stack deploy does (swarm refuses them too).
+func uniqueTargets(svc composetypes.ServiceConfig) error {
+	seen := map[string]bool{}
+	for _, s := range svc.Secrets {
+		t := fileTarget(composetypes.FileReferenceConfig(s)).Name
+		if seen[t] {
+			return fmt.Errorf("secrets: two at target %s", t)
+		}
+		seen[t] = true
+	}
+	seen = map[string]bool{}
+	for _, c := range svc.Configs {
+		t := fileTarget(composetypes.FileReferenceConfig(c)).Name
+		if seen[t] {
+			return fmt.Errorf("configs: two at target %s", t)
+		}
+		seen[t] = true
+	}
+	return nil
 }
 
 // fileTarget is where a secret or config lands in the container, with

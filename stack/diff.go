@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -25,25 +25,56 @@ const (
 // update. netNames maps network IDs (which swarm keeps in a service's
 // spec) to names.
 func ServiceDiff(desired, current swarm.ServiceSpec, netNames map[string]string) []string {
-	d, c := copySpec(desired), copySpec(current)
-	// What docker stack deploy carries over from the current service:
-	// the digest swarm pinned the image to, the force-update counter.
-	if ci := c.TaskTemplate.ContainerSpec; ci != nil && d.TaskTemplate.ContainerSpec != nil {
-		di := d.TaskTemplate.ContainerSpec
-		if !isDigested(di.Image) && strings.HasPrefix(ci.Image, di.Image+"@") && c.Labels[LabelImage] == di.Image {
-			di.Image = ci.Image
-		}
-	}
-	d.TaskTemplate.ForceUpdate = c.TaskTemplate.ForceUpdate
-	// Swarm adds the platforms of the image's manifest when it resolves it.
-	if d.TaskTemplate.Placement == nil || len(d.TaskTemplate.Placement.Platforms) == 0 {
-		if c.TaskTemplate.Placement != nil {
-			c.TaskTemplate.Placement.Platforms = nil
-		}
-	}
+	d, c := ForUpdate(desired, current), copySpec(current)
 	normalise(&d, netNames)
 	normalise(&c, netNames)
 	return diffPaths("", toTree(d), toTree(c), nil)
+}
+
+// ForUpdate is the spec to send in a service update: the desired one with
+// what docker stack deploy carries over from the current service, so that
+// tasks restart only for what changed: the digest swarm pinned the image
+// to, the force-update counter, and the platforms swarm added. The
+// desired spec is not changed.
+func ForUpdate(desired, current swarm.ServiceSpec) swarm.ServiceSpec {
+	d := copySpec(desired)
+	ci, di := current.TaskTemplate.ContainerSpec, d.TaskTemplate.ContainerSpec
+	if ci != nil && di != nil && samePinned(di.Image, ci.Image, current.Labels[LabelImage]) {
+		di.Image = ci.Image
+	}
+	d.TaskTemplate.ForceUpdate = current.TaskTemplate.ForceUpdate
+	if cp := current.TaskTemplate.Placement; cp != nil && len(cp.Platforms) > 0 {
+		if d.TaskTemplate.Placement == nil {
+			d.TaskTemplate.Placement = &swarm.Placement{}
+		}
+		if len(d.TaskTemplate.Placement.Platforms) == 0 {
+			d.TaskTemplate.Placement.Platforms = slices.Clone(cp.Platforms)
+		}
+	}
+	return d
+}
+
+// samePinned says whether current is the desired image as swarm keeps it:
+// with the tag made explicit (`busybox` is kept as `busybox:latest`) and
+// perhaps pinned to a digest (`redis:latest@sha256:...`). docker stack
+// deploy keeps the current image when the file's is the one in the
+// service's com.docker.stack.image label; shoal also wants the same
+// repository and tag. A digest given in the file is compared as given.
+func samePinned(desired, current, label string) bool {
+	if isDigested(desired) || label != desired {
+		return false
+	}
+	d, err1 := reference.ParseNormalizedNamed(desired)
+	c, err2 := reference.ParseNormalizedNamed(current)
+	if err1 != nil || err2 != nil || d.Name() != c.Name() {
+		return false
+	}
+	tag := "latest"
+	if t, ok := d.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	ct, tagged := c.(reference.Tagged)
+	return (tagged && ct.Tag() == tag) || (!tagged && isDigested(current))
 }
 
 // copySpec copies a spec deeply, so normalising it changes no caller's.

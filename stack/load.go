@@ -89,7 +89,10 @@ func ValidName(name string) error {
 
 // Load reads the stack's compose files (and the files they name: secrets,
 // configs, env_file) and converts them as docker stack deploy does.
-// Variables are looked up in src.Env first, then in environ.
+// Variables are looked up in src.Env first, then in environ. Relative
+// paths in every file are taken from the first file's directory, as
+// docker stack deploy takes them. The docker/cli loader logs a few
+// deprecation warnings through logrus (standard error).
 func Load(src Source, environ func(string) (string, bool)) (*Desired, error) {
 	if err := ValidName(src.Name); err != nil {
 		return nil, err

@@ -207,14 +207,19 @@ func TestLoadErrors(t *testing.T) {
 		{"bad service name", "s", "services:\n  we.b:\n    image: x\n", []string{`service name "s_we.b"`}},
 		{"undefined secret", "s", "services:\n  web:\n    image: x\n    secrets: [nope]\n", []string{"service web", `undefined secret "nope"`}},
 		{"missing secret file", "s", "services:\n  web:\n    image: x\nsecrets:\n  k:\n    file: ./nofile\n", []string{"secret k", "nofile"}},
+		{"secret is a directory", "s", "services:\n  web:\n    image: x\nsecrets:\n  k:\n    file: .\n", []string{"secret k", "not a regular file"}},
+		{"config too big", "s", "services:\n  web:\n    image: x\nconfigs:\n  k:\n    file: ./big\n", []string{"config k", "at most 1024000"}},
+		{"same secret target", "s", "services:\n  web:\n    image: x\n    secrets: [k, {source: k}]\nsecrets:\n  k:\n    file: ./compose.yml\n", []string{"service web", "two at target k"}},
 		{"schema", "s", "services:\n  web:\n    image: x\n    replicas: 2\n", []string{"compose.yml", "replicas"}},
 		{"forbidden", "s", "services:\n  web:\n    image: x\n    volumes_from: [y]\n", []string{"compose.yml", "volumes_from"}},
 		{"yaml", "s", "services: [\n", []string{"compose.yml"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "compose.yml")
+			dir := t.TempDir()
+			p := filepath.Join(dir, "compose.yml")
 			write(t, p, tt.file)
+			write(t, filepath.Join(dir, "big"), strings.Repeat("x", 1024001))
 			_, err := Load(Source{Name: tt.stack, Compose: []string{p}}, noEnv)
 			if err == nil {
 				t.Fatal("no error")

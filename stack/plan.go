@@ -10,8 +10,10 @@ import (
 )
 
 // Current is what a swarm has of a stack: the objects labelled with its
-// namespace. Networks may also hold the external networks the stack names,
-// so that the network IDs swarm keeps in a service's spec map back to names.
+// namespace. Networks must also hold the external networks the stack names
+// (Desired.External; or simply every network): swarm keeps network IDs in a
+// service's spec, and an ID with no name here reads as a change on every
+// run. Only networks with the stack's label are ever removed.
 type Current struct {
 	Services []swarm.Service
 	Networks []network.Summary

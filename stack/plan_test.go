@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/network"
@@ -231,10 +232,51 @@ func TestServiceDiffFields(t *testing.T) {
 	if f := ServiceDiff(global, cur, names); !slices.Contains(f, "Mode.Kind") {
 		t.Errorf("mode change not seen: %v", f)
 	}
+	// swarm pins an image without a tag to :latest and a digest
+	redis := copySpec(web)
+	redis.TaskTemplate.ContainerSpec.Image, redis.Labels[LabelImage] = "redis", "redis"
+	pinnedRedis := asSwarmKeepsIt(redis, netIDs)
+	pinnedRedis.TaskTemplate.ContainerSpec.Image = "redis:latest@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, pinnedRedis, names); len(f) != 0 {
+		t.Errorf("redis pinned by swarm: %v", f)
+	}
+	// without the registry asked, swarm still makes the tag explicit
+	latest := copySpec(pinnedRedis)
+	latest.TaskTemplate.ContainerSpec.Image = "redis:latest"
+	if f := ServiceDiff(redis, latest, names); len(f) != 0 {
+		t.Errorf("redis kept as redis:latest: %v", f)
+	}
+	tagged := copySpec(pinnedRedis)
+	tagged.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, tagged, names); !slices.Contains(f, "TaskTemplate.ContainerSpec.Image") {
+		t.Errorf("other tag not seen: %v", f)
+	}
+	// the label names the image but the service runs another repository
+	other := copySpec(pinnedRedis)
+	other.TaskTemplate.ContainerSpec.Image = "evil/redis:latest@sha256:" + strings.Repeat("a", 64)
+	if f := ServiceDiff(redis, other, names); !slices.Contains(f, "TaskTemplate.ContainerSpec.Image") {
+		t.Errorf("other repository not seen: %v", f)
+	}
 	// a digest given in the file is compared as given
 	pinned := copySpec(web)
 	pinned.TaskTemplate.ContainerSpec.Image = "nginx:1.25@sha256:" + "ff"
 	if f := ServiceDiff(pinned, cur, names); !slices.Contains(f, "TaskTemplate.ContainerSpec.Image") {
 		t.Errorf("image change not seen: %v", f)
 	}
+}
+
+func TestForUpdateKeepsWhatSwarmPinned(t *testing.T) {
+	d := load(t, "m", nil, "misc.yml")
+	web := d.Services["m_web"]
+	cur := asSwarmKeepsIt(web, nil)
+	scaled := copySpec(web)
+	scaled.Mode.Replicated.Replicas = new(uint64(4))
+	up := ForUpdate(scaled, cur)
+	eq(t, "image", up.TaskTemplate.ContainerSpec.Image, cur.TaskTemplate.ContainerSpec.Image)
+	eq(t, "force update", up.TaskTemplate.ForceUpdate, cur.TaskTemplate.ForceUpdate)
+	eq(t, "platforms", up.TaskTemplate.Placement.Platforms, cur.TaskTemplate.Placement.Platforms)
+	eq(t, "replicas", *up.Mode.Replicated.Replicas, uint64(4))
+	eq(t, "desired untouched", scaled.TaskTemplate.ContainerSpec.Image, "nginx:1.25")
+	// only the replicas change: the tasks' spec stays, or swarm would restart them
+	eq(t, "diff", ServiceDiff(up, cur, nil), []string{"Mode.Replicated.Replicas"})
 }
