@@ -17,7 +17,9 @@ E2E_TIMEOUT ?= 40m
 # make test fuzzes each target for a number of runs, not a time: with a
 # duration, Go 1.26's fuzz coordinator can report "context deadline exceeded"
 # as a failure when the time runs out mid-run (go.dev/issue/75804), which
-# failed CI with no failing input. 20000 runs take 1-12 s per target here.
+# failed CI with no failing input. 20000 runs take 1-12 s per target here;
+# a package's testdata/fuzz-short ("FuzzName 2000x" lines) lowers it for a
+# slow target (stack's FuzzLoad compiles docker's compose schema per input).
 FUZZTIME_SHORT ?= 20000x
 FUZZTIME  ?= 60s
 
@@ -56,8 +58,12 @@ fuzz:
 fuzz-run:
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 		for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); do \
-			echo "fuzz $$dir $$f for $(FUZZ_FOR)"; \
-			$(GO) test $(TAGFLAG) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_FOR) $$dir; \
+			n=$(FUZZ_FOR); \
+			if [ "$(FUZZ_FOR)" = "$(FUZZTIME_SHORT)" ] && [ -f $$dir/testdata/fuzz-short ]; then \
+				n=$$(awk -v f=$$f '$$1 == f {print $$2}' $$dir/testdata/fuzz-short); n=$${n:-$(FUZZ_FOR)}; \
+			fi; \
+			echo "fuzz $$dir $$f for $$n"; \
+			$(GO) test $(TAGFLAG) -run '^$$' -fuzz "^$$f$$" -fuzztime $$n $$dir; \
 		done; \
 	done
 

@@ -69,11 +69,23 @@ func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
 	st.Running = len(running)
 	updating := svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStateUpdating ||
 		svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted)
-	st.Done = st.Running >= st.Desired && !updating
+	st.Done = st.Running >= st.Desired && !updating && !stopping(tasks)
 	if !st.Done {
 		st.Failed = taskFailure(st.Service, current, running, global, swarm.TaskStateRunning)
 	}
 	return st
+}
+
+// stopping tells whether a task swarm is taking down still runs (an old
+// spec's, after a start-first update): until it stops, some requests
+// still reach what the deploy replaced.
+func stopping(tasks []swarm.Task) bool {
+	for _, t := range tasks {
+		if t.DesiredState != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning {
+			return true
+		}
+	}
+	return false
 }
 
 // place is where a task belongs: its slot (a retry takes the slot of the

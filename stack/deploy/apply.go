@@ -28,7 +28,9 @@ func Current(ctx context.Context, api *client.Client, name string) (stack.Curren
 	if err != nil {
 		return cur, fmt.Errorf("stack %s: list services: %w", name, err)
 	}
-	networks, err := api.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	// Every network, not only the stack's: a service's spec keeps network
+	// IDs, external networks' too, and Decide maps them back to names.
+	networks, err := api.NetworkList(ctx, client.NetworkListOptions{})
 	if err != nil {
 		return cur, fmt.Errorf("stack %s: list networks: %w", name, err)
 	}
@@ -77,9 +79,13 @@ type applier struct {
 	secretIDs, configIDs map[string]string
 }
 
-// spec is a service's desired spec with its references' IDs.
+// spec is a service's desired spec with its references' IDs; an update's
+// keeps what swarm pinned and the force-update counter (stack.ForUpdate).
 func (a *applier) spec(name string) (swarm.ServiceSpec, error) {
 	spec := a.d.Services[name]
+	if svc, ok := serviceNamed(a.cur.Services, name); ok {
+		spec = stack.ForUpdate(spec, svc.Spec)
+	}
 	err := stack.ResolveIDs(&spec, a.secretIDs, a.configIDs)
 	return spec, err
 }

@@ -168,7 +168,7 @@ func TestStacks(t *testing.T) {
 	if r := s.cluster("deploy", file); r.code != 0 {
 		t.Fatalf("cluster deploy without poller: %s", r)
 	}
-	if names := onNode(t, m1, "docker service ls --format '{{.Name}}' | sort | tr '\\n' ' '"); strings.TrimSpace(names) != "demo_web" {
+	if names := onNode(t, m1, "docker stack services --format '{{.Name}}' demo | sort | tr '\\n' ' '"); strings.TrimSpace(names) != "demo_web" {
 		t.Errorf("services after poller left the file: %q, want demo_web alone", names)
 	}
 
