@@ -20,6 +20,11 @@ import (
 // DefaultTimeout bounds the wait for a stack's services to converge.
 const DefaultTimeout = 5 * time.Minute
 
+// failGrace is how long a task's failure must last, with the service not
+// converged, to fail the deploy: swarm may place a rejected task on another
+// node that has what it needs.
+const failGrace = 5 * time.Second
+
 // Failed is a stack whose service failed to converge: the first failure,
 // with the last lines of its task's log.
 type Failed struct {
@@ -54,16 +59,26 @@ func Converge(ctx context.Context, api *client.Client, d *stack.Desired, timeout
 	}
 	var last []stack.Status
 	var failed *Failed
+	var failingSince time.Time
 	err := wait.Poll(ctx, time.Second, timeout, func(ctx context.Context) (bool, error) {
 		var err error
 		last, failed, err = statuses(ctx, api, d)
-		if err != nil || failed != nil {
+		if err != nil {
 			return false, err
 		}
-		return allDone(last), nil
+		if failed == nil {
+			failingSince = time.Time{}
+			return allDone(last), nil
+		}
+		// Swarm retries a failed task, elsewhere too: a failure that
+		// lasts is the deploy's.
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
+		return time.Since(failingSince) >= failGrace, nil
 	})
 	switch {
-	case failed != nil:
+	case failed != nil && (err == nil || errors.Is(err, context.DeadlineExceeded)):
 		failed.Log = taskLog(ctx, api, failed.Failure.Task)
 		return last, failed
 	case errors.Is(err, context.DeadlineExceeded):
