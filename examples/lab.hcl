@@ -40,3 +40,11 @@ registry {
   node = "manager-1"
   port = 5000
 }
+
+# The apps: examples/app's stack (a web service built from its directory and
+# pushed to the registry, scaled to two, with a config and a secret; a
+# poller on every node calling it over an overlay network), deployed and
+# waited for once the swarm is ready. 'docker stack services demo' shows it.
+stack "demo" {
+  compose = ["app/docker-compose.yml"]
+}
