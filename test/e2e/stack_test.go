@@ -215,6 +215,11 @@ func TestStacks(t *testing.T) {
 	if ids := onNode(t, m1, "docker service ls -q --filter label=com.docker.stack.namespace=hand"); ids != "" {
 		t.Errorf("a stack that left the file is still there: %s", ids)
 	}
+
+	// cluster down removes the stacks before the nodes leave.
+	if r := s.cluster("down", "st"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "stack demo") {
+		t.Errorf("cluster down: want it to remove stack demo first: %s", r)
+	}
 }
 
 func mustRead(t *testing.T, path string) string {
