@@ -16,6 +16,8 @@ type (
 	Spec = clusterfile.Spec
 	// Node is one machine of the cluster as the file wants it.
 	Node = clusterfile.Node
+	// Stack is one stack block of the file.
+	Stack = clusterfile.Stack
 )
 
 // Load reads, decodes and checks a cluster file whose machines use the

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/bootstrap"
 	"github.com/shoal-dev/shoal/internal/ui"
 	"github.com/shoal-dev/shoal/stack"
@@ -28,53 +29,74 @@ type StackOptions struct {
 
 // deployStacks deploys the file's stacks in file order through the leader's
 // engine, once the swarm and its registry are ready, and removes those that
-// left the file (when pruning). It returns the stacks shoal now keeps.
+// left the file (when pruning). It returns the stacks the swarm may still
+// hold, for the state.
 func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, prev *State, res *Result) ([]string, error) {
-	kept := stackNames(spec)
-	var gone []string
-	if prev != nil {
-		for _, name := range prev.Stacks {
-			if !slices.Contains(kept, name) {
-				gone = append(gone, name)
-			}
-		}
+	kept, gone := stackNames(spec), goneStacks(prev, spec)
+	if c.Stacks.NoPrune || c.Stacks.Only != "" {
+		kept, gone = append(kept, gone...), nil
 	}
 	if len(spec.Stacks) == 0 && len(gone) == 0 {
 		return kept, nil
 	}
 	api, err := leader.node.Client(ctx)
 	if err != nil {
-		return kept, err
+		return append(kept, gone...), err
 	}
 	for _, s := range spec.Stacks {
 		if c.Stacks.Only != "" && s.Name != c.Stacks.Only {
 			continue
 		}
-		c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Started, "")
-		r, err := deploy.Deploy(ctx, api, stack.Source{Name: s.Name, Compose: s.Compose, Env: s.Env},
-			deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout})
-		res.Stacks = append(res.Stacks, r)
-		res.Changed = res.Changed || r.Changed()
-		if err != nil {
-			c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Failed, err.Error())
-			return kept, err
+		if err := c.deployStack(ctx, api, s, res); err != nil {
+			return append(kept, gone...), err
 		}
-		c.Machines.Progress.Event("stack "+s.Name, "deploy", stackStatus(r), r.Summary())
 	}
-	for _, name := range gone {
-		if c.Stacks.NoPrune || c.Stacks.Only != "" {
-			kept = append(kept, name)
-			continue
+	for i, name := range gone {
+		if err := c.removeGoneStack(ctx, api, name, res); err != nil {
+			return append(kept, gone[i:]...), err
 		}
-		r, err := deploy.Remove(ctx, api, name)
-		res.Stacks = append(res.Stacks, r)
-		res.Changed = true
-		if err != nil {
-			return append(kept, gone...), fmt.Errorf("stack %s left the file: %w", name, err)
-		}
-		c.Machines.Progress.Event("stack "+name, "remove", ui.Changed, "it left the cluster file")
 	}
 	return kept, nil
+}
+
+// goneStacks are the stacks an earlier run deployed that left the file.
+func goneStacks(prev *State, spec *Spec) []string {
+	if prev == nil {
+		return nil
+	}
+	kept := stackNames(spec)
+	var gone []string
+	for _, name := range prev.Stacks {
+		if !slices.Contains(kept, name) {
+			gone = append(gone, name)
+		}
+	}
+	return gone
+}
+
+func (c *Converger) deployStack(ctx context.Context, api *client.Client, s Stack, res *Result) error {
+	c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Started, "")
+	r, err := deploy.Deploy(ctx, api, stack.Source{Name: s.Name, Compose: s.Compose, Env: s.Env},
+		deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout})
+	res.Stacks = append(res.Stacks, r)
+	res.Changed = res.Changed || r.Changed()
+	if err != nil {
+		c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Failed, err.Error())
+		return err
+	}
+	c.Machines.Progress.Event("stack "+s.Name, "deploy", stackStatus(r), r.Summary())
+	return nil
+}
+
+func (c *Converger) removeGoneStack(ctx context.Context, api *client.Client, name string, res *Result) error {
+	r, err := deploy.Remove(ctx, api, name)
+	res.Stacks = append(res.Stacks, r)
+	res.Changed = true
+	if err != nil {
+		return fmt.Errorf("stack %s left the file: %w", name, err)
+	}
+	c.Machines.Progress.Event("stack "+name, "remove", ui.Changed, "it left the cluster file")
+	return nil
 }
 
 func stackStatus(r *deploy.Result) ui.Status {
@@ -166,36 +188,46 @@ func (c *Converger) removeStacks(ctx context.Context, name string, hosts []*host
 	if err != nil || len(prev.Stacks) == 0 {
 		return
 	}
-	for _, h := range hosts {
-		if h.mach.Name != leader {
+	i := slices.IndexFunc(hosts, func(h *host) bool { return h.mach.Name == leader })
+	if i < 0 {
+		return
+	}
+	api, closeAPI, err := c.engineOf(ctx, hosts[i])
+	if err != nil {
+		c.Machines.Progress.Event(leader, "remove stacks", ui.Failed, err.Error())
+		return
+	}
+	defer closeAPI()
+	for _, s := range prev.Stacks {
+		if _, err := deploy.Remove(ctx, api, s); err != nil {
+			c.Machines.Progress.Event("stack "+s, "remove", ui.Failed, err.Error())
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		client, err := c.Machines.Connect(cctx, h.mach, io.Discard)
-		if err != nil {
-			c.Machines.Progress.Event(leader, "remove stacks", ui.Failed, err.Error())
-			return
-		}
-		defer client.Close() // leave connects on its own
-		node, err := h.mach.Node(client)
-		if err != nil {
-			c.Machines.Progress.Event(leader, "remove stacks", ui.Failed, err.Error())
-			return
-		}
-		defer node.Close()
-		api, err := node.Client(ctx)
-		for _, s := range prev.Stacks {
-			if err == nil {
-				_, err = deploy.Remove(ctx, api, s)
-			}
-			if err != nil {
-				c.Machines.Progress.Event("stack "+s, "remove", ui.Failed, err.Error())
-				continue
-			}
-			c.Machines.Progress.Event("stack "+s, "remove", ui.Changed, "")
-		}
+		c.Machines.Progress.Event("stack "+s, "remove", ui.Changed, "")
 	}
+}
+
+// engineOf opens a connection of its own to h's engine (the caller's later
+// steps connect on their own), and what closes it.
+func (c *Converger) engineOf(ctx context.Context, h *host) (*client.Client, func(), error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := c.Machines.Connect(cctx, h.mach, io.Discard)
+	if err != nil {
+		return nil, nil, err
+	}
+	node, err := h.mach.Node(conn)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	closeAll := func() { node.Close(); conn.Close() }
+	api, err := node.Client(ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return api, closeAll, nil
 }
 
 // planStacks is what up would do to each stack of the file, read through
