@@ -261,9 +261,7 @@ func decodeArchive(r io.Reader, key []byte) (b *Backup, sum, got []byte, err err
 		return nil, nil, nil, fmt.Errorf("not a shoal backup (not gzip): %w", err)
 	}
 	tr := tar.NewReader(&boundedReader{r: zr, left: maxArchive})
-	b = &Backup{Shoal: map[string][]byte{}}
-	mac := hmac.New(sha256.New, key)
-	seen := map[string]bool{}
+	d := archiveDecoder{b: &Backup{Shoal: map[string][]byte{}}, mac: hmac.New(sha256.New, key), seen: map[string]bool{}}
 	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -272,44 +270,74 @@ func decodeArchive(r io.Reader, key []byte) (b *Backup, sum, got []byte, err err
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		switch {
-		case n >= maxEntries:
-			return nil, nil, nil, fmt.Errorf("more than %d entries: not a shoal backup", maxEntries)
-		case got != nil:
-			return nil, nil, nil, fmt.Errorf("%s: an entry after %s", h.Name, macEntry)
-		case h.Typeflag != tar.TypeReg:
-			return nil, nil, nil, fmt.Errorf("%s: not a regular file (type %q)", h.Name, h.Typeflag)
-		case seen[h.Name]:
-			return nil, nil, nil, fmt.Errorf("%s: twice in the archive", h.Name)
-		case h.Name != macEntry && !known(h.Name):
-			return nil, nil, nil, fmt.Errorf("%s: not an entry of a shoal backup", h.Name)
-		case h.Size < 0 || h.Size > entryLimit(h.Name):
-			return nil, nil, nil, fmt.Errorf("%s: %d bytes, more than the %d MiB it may hold", h.Name, h.Size, entryLimit(h.Name)>>20)
-		}
-		seen[h.Name] = true
-		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		if h.Name == macEntry {
-			if got, err = hex.DecodeString(strings.TrimSpace(string(data))); err != nil || len(got) != sha256.Size {
-				return nil, nil, nil, fmt.Errorf("%s: not an HMAC-SHA256", macEntry)
-			}
-			continue
-		}
-		mac.Write(macHeader(h.Name, h.Size))
-		mac.Write(data)
-		if err := b.take(h.Name, data); err != nil {
+		if err := d.entry(tr, h, n); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	if !seen[manifestEntry] || !seen[swarmEntry] {
+	if !d.seen[manifestEntry] || !d.seen[swarmEntry] {
 		return nil, nil, nil, fmt.Errorf("not a shoal backup (no %s or %s)", manifestEntry, swarmEntry)
 	}
 	if key != nil {
-		sum = mac.Sum(nil)
+		sum = d.mac.Sum(nil)
 	}
-	return b, sum, got, nil
+	return d.b, sum, d.got, nil
+}
+
+// archiveDecoder is what decodeArchive has read so far: the backup, the
+// MAC of its entries, the names seen and the MAC the archive carries.
+type archiveDecoder struct {
+	b    *Backup
+	mac  hash.Hash
+	seen map[string]bool
+	got  []byte
+}
+
+// entry reads the n-th entry, h, whose data r holds.
+func (d *archiveDecoder) entry(r io.Reader, h *tar.Header, n int) error {
+	if err := checkEntry(h, n, d.got != nil, d.seen); err != nil {
+		return err
+	}
+	d.seen[h.Name] = true
+	data, err := io.ReadAll(io.LimitReader(r, h.Size))
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if h.Name == macEntry {
+		return d.readMAC(data)
+	}
+	d.mac.Write(macHeader(h.Name, h.Size))
+	d.mac.Write(data)
+	return d.b.take(h.Name, data)
+}
+
+// checkEntry refuses the n-th entry h when a backup cannot have it: too
+// many, after the MAC (afterMAC), not a file, twice, unknown or too big.
+func checkEntry(h *tar.Header, n int, afterMAC bool, seen map[string]bool) error {
+	switch {
+	case n >= maxEntries:
+		return fmt.Errorf("more than %d entries: not a shoal backup", maxEntries)
+	case afterMAC:
+		return fmt.Errorf("%s: an entry after %s", h.Name, macEntry)
+	case h.Typeflag != tar.TypeReg:
+		return fmt.Errorf("%s: not a regular file (type %q)", h.Name, h.Typeflag)
+	case seen[h.Name]:
+		return fmt.Errorf("%s: twice in the archive", h.Name)
+	case h.Name != macEntry && !known(h.Name):
+		return fmt.Errorf("%s: not an entry of a shoal backup", h.Name)
+	case h.Size < 0 || h.Size > entryLimit(h.Name):
+		return fmt.Errorf("%s: %d bytes, more than the %d MiB it may hold", h.Name, h.Size, entryLimit(h.Name)>>20)
+	}
+	return nil
+}
+
+// readMAC reads the MAC entry: an HMAC-SHA256 in hex.
+func (d *archiveDecoder) readMAC(data []byte) error {
+	got, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%s: not an HMAC-SHA256", macEntry)
+	}
+	d.got = got
+	return nil
 }
 
 // take puts one entry's data in b.
