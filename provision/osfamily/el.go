@@ -52,56 +52,67 @@ type RepoDir struct {
 // ParseRepoFiles reads the probe's listing: the files present and the
 // repositories the *.repo files define.
 func ParseRepoFiles(text string) RepoDir {
-	d := RepoDir{Text: map[string]string{}}
-	var files []string
-	var repos []Repo
-	var cur *Repo
-	file := ""
-	flush := func() {
-		if cur != nil {
-			repos = append(repos, *cur)
-			cur = nil
-		}
-	}
+	p := repoParser{d: RepoDir{Text: map[string]string{}}}
 	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimRight(line, "\r")
-		if f, ok := strings.CutPrefix(line, RepoFileMarker); ok {
-			flush()
-			file = f
-			files = append(files, f)
-			continue
-		}
-		if file != "" {
-			d.Text[file] += line + "\n"
-		}
-		t := strings.TrimSpace(line)
-		// Text before the first file marker belongs to no file.
-		if file == "" || t == "" || t[0] == '#' || t[0] == ';' {
-			continue
-		}
-		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
-			flush()
-			// dnf and yum default enabled to 1.
-			cur = &Repo{File: file, ID: strings.TrimSpace(t[1 : len(t)-1]), Enabled: true}
-			continue
-		}
-		k, v, ok := strings.Cut(t, "=")
-		if !ok || cur == nil {
-			continue
-		}
-		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
-		switch k {
-		case "enabled":
-			cur.Enabled = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
-		case "baseurl", "mirrorlist", "metalink":
-			if f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }); len(f) > 0 {
-				cur.URLs = append(cur.URLs, f[0])
-			}
+		p.line(strings.TrimRight(line, "\r"))
+	}
+	p.flush()
+	return p.d
+}
+
+// repoParser is ParseRepoFiles's state: the file it is in and the
+// repository section being read.
+type repoParser struct {
+	d    RepoDir
+	cur  *Repo
+	file string
+}
+
+// flush ends the section being read.
+func (p *repoParser) flush() {
+	if p.cur != nil {
+		p.d.Repos = append(p.d.Repos, *p.cur)
+		p.cur = nil
+	}
+}
+
+func (p *repoParser) line(line string) {
+	if f, ok := strings.CutPrefix(line, RepoFileMarker); ok {
+		p.flush()
+		p.file = f
+		p.d.Files = append(p.d.Files, f)
+		return
+	}
+	if p.file != "" {
+		p.d.Text[p.file] += line + "\n"
+	}
+	t := strings.TrimSpace(line)
+	// Text before the first file marker belongs to no file.
+	if p.file == "" || t == "" || t[0] == '#' || t[0] == ';' {
+		return
+	}
+	if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+		p.flush()
+		// dnf and yum default enabled to 1.
+		p.cur = &Repo{File: p.file, ID: strings.TrimSpace(t[1 : len(t)-1]), Enabled: true}
+		return
+	}
+	if k, v, ok := strings.Cut(t, "="); ok && p.cur != nil {
+		p.cur.set(strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v))
+	}
+}
+
+// set reads the section's key k (lower case) the plan needs: enabled and
+// the URLs.
+func (r *Repo) set(k, v string) {
+	switch k {
+	case "enabled":
+		r.Enabled = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	case "baseurl", "mirrorlist", "metalink":
+		if f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }); len(f) > 0 {
+			r.URLs = append(r.URLs, f[0])
 		}
 	}
-	flush()
-	d.Files, d.Repos = files, repos
-	return d
 }
 
 // ParseReach reads the probe's "HOST CODE" lines: code 000 (curl's word for
@@ -221,37 +232,54 @@ func IsDockerRepo(r Repo) bool { return strings.HasPrefix(r.ID, "docker-ce") }
 // answers (a host missing from it is taken to answer).
 func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needPackages bool) (OSRepoPlan, error) {
 	var plan OSRepoPlan
-	repos := dir.Repos
 	name := displayName(os)
 	eol, isEOL := EOL(os)
-	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
-		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
-	}
-	if mirror != "" && !isEOL {
-		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
-		mirror = ""
+	mirror, err := plan.useMirror(mirror, name, isEOL)
+	if err != nil {
+		return plan, err
 	}
 	dead := deadRepo(reach, isEOL)
 	aside := map[string]bool{}
 	if mirror != "" {
-		var err error
 		if aside, err = plan.mirror(dir, eol, mirror, dead); err != nil {
 			return plan, err
 		}
 	}
-	var deadRepos []Repo
-	for _, r := range repos {
-		if r.Enabled && !IsDockerRepo(r) && (mirror == "" || r.File != MirrorRepoFile && !aside[r.File]) && dead(r) {
-			deadRepos = append(deadRepos, r)
-		}
-	}
+	deadRepos := deadOSRepos(dir.Repos, dead, func(r Repo) bool {
+		return mirror != "" && (r.File == MirrorRepoFile || aside[r.File])
+	})
 	if !needPackages || len(deadRepos) == 0 {
-		if needPackages && os.ID == "rhel" && !anyEnabled(repos) {
+		if needPackages && os.ID == "rhel" && !anyEnabled(dir.Repos) {
 			return plan, fmt.Errorf("%s has no enabled repositories (is it registered? `subscription-manager register`, then `subscription-manager attach --auto` on older releases): container-selinux and Docker's dependencies come from them", name)
 		}
 		return plan, nil
 	}
 	return plan, deadReposError(deadRepos, eol, isEOL)
+}
+
+// useMirror checks os_mirror and returns the mirror to use: none (with a
+// note) for a release that is not an end-of-life CentOS.
+func (plan *OSRepoPlan) useMirror(mirror, name string, isEOL bool) (string, error) {
+	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
+		return "", fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
+	}
+	if mirror != "" && !isEOL {
+		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
+		return "", nil
+	}
+	return mirror, nil
+}
+
+// deadOSRepos are the enabled OS repositories that are dead, but for
+// those the mirror replaces.
+func deadOSRepos(repos []Repo, dead, replaced func(Repo) bool) []Repo {
+	var out []Repo
+	for _, r := range repos {
+		if r.Enabled && !IsDockerRepo(r) && !replaced(r) && dead(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // deadRepo tells a repository none of whose servers answer (reach, the
