@@ -283,26 +283,42 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		Offered: Fingerprint(key), AcceptNew: h.acceptNew,
 	})
 	switch v {
-	case keyRefuse, keyNewHost:
-		h.rejection = h.newError(h.pinned, key)
-		h.rejection.NewHost = v == keyNewHost
-		h.rejection.AcceptRefused = h.acceptNew && v == keyRefuse
+	case keyRefuse, keyNewHost, keyWrongFP:
+		h.rejection = h.reject(v, key)
 		return h.rejection
-	case keyWrongFP:
+	}
+	if err := h.pinAccepted(v, hostname, remote, key); err != nil {
+		return err
+	}
+	h.accepted = key
+	return nil
+}
+
+// reject is the error for a key refused by verdict v.
+func (h *hostKeys) reject(v keyVerdict, key ssh.PublicKey) *HostKeyError {
+	if v == keyWrongFP {
 		h.offered = append(h.offered, key)
-		h.rejection = &HostKeyError{
+		return &HostKeyError{
 			Host: h.host, Addr: h.addr, KnownHostsPath: h.path, FirstContact: true,
 			Pinned: h.want, Offered: Fingerprint(key), OfferedType: key.Type(),
 		}
-		return h.rejection
+	}
+	e := h.newError(h.pinned, key)
+	e.NewHost = v == keyNewHost
+	e.AcceptRefused = h.acceptNew && v == keyRefuse
+	return e
+}
+
+// pinAccepted records an accepted key as verdict v says: the machine's key
+// at an address it was not pinned at yet is noted there too (the same key,
+// appended), so that OpenSSH given this file knows it as well; a first key
+// is pinned, a new host's replaces the old.
+func (h *hostKeys) pinAccepted(v keyVerdict, hostname string, remote net.Addr, key ssh.PublicKey) error {
+	var err error
+	switch v {
 	case keyAccept:
-		// The machine's key at an address it was not pinned at yet: note
-		// it there too (the same key, appended), so that OpenSSH given this
-		// file knows it as well.
 		if !h.noPin && h.known(hostname, remote, key) != nil {
-			if err := pin(h.path, h.addr, key); err != nil {
-				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
-			}
+			err = pin(h.path, h.addr, key)
 		}
 	case keyPinFirst, keyTakeNewHost:
 		if h.path != "" && !h.noPin {
@@ -310,12 +326,12 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 			if v == keyTakeNewHost {
 				write = repin
 			}
-			if err := write(h.path, h.addr, key); err != nil {
-				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
-			}
+			err = write(h.path, h.addr, key)
 		}
 	}
-	h.accepted = key
+	if err != nil {
+		return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
+	}
 	return nil
 }
 
