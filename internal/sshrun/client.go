@@ -104,14 +104,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Redactor.Add(string(cfg.SudoPassword))
 	}
 	if keepable(cfg) {
-		c, err := dialKept(ctx, cfg)
-		if err == nil {
+		if c := tryKeeper(ctx, cfg); c != nil {
 			return c, nil
-		}
-		// Dialed here as ever: the keeper's one attempt failed, or there
-		// is no keeper. The transcript says why.
-		if cfg.Transcript != nil {
-			fmt.Fprintf(cfg.Transcript, "--- %s %s@%s: connecting without the keeper: %s\n", time.Now().UTC().Format(time.RFC3339), cfg.User, cfg.Host, cfg.Redactor.Redact(err.Error()))
 		}
 	}
 	addr := cfg.Address()
@@ -120,11 +114,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	for {
 		c, err := dialOnce(ctx, cfg, addr)
 		if err == nil {
-			if err := c.checkSudo(ctx); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
+			return c.sudoChecked(ctx)
 		}
 		if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || retryable(err)) {
 			return nil, giveUp(ctx, cfg, addr, lastErr)
@@ -133,14 +123,46 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, err
 		}
 		lastErr = err
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, delay) {
 			return nil, giveUp(ctx, cfg, addr, lastErr)
-		case <-t.C:
 		}
 		delay = min(delay*2, maxBackoff)
+	}
+}
+
+// tryKeeper returns the keeper's connection, nil when the keeper's one
+// attempt failed or there is no keeper: Dial then dials here as ever, and
+// the transcript says why.
+func tryKeeper(ctx context.Context, cfg Config) *Client {
+	c, err := dialKept(ctx, cfg)
+	if err == nil {
+		return c
+	}
+	if cfg.Transcript != nil {
+		fmt.Fprintf(cfg.Transcript, "--- %s %s@%s: connecting without the keeper: %s\n", time.Now().UTC().Format(time.RFC3339), cfg.User, cfg.Host, cfg.Redactor.Redact(err.Error()))
+	}
+	return nil
+}
+
+// sudoChecked returns a new connection once sudo is checked on it; one
+// that fails the check is closed.
+func (c *Client) sudoChecked(ctx context.Context) (*Client, error) {
+	if err := c.checkSudo(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// sleepCtx waits d, or less when ctx ends first (then false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
