@@ -86,29 +86,42 @@ func resolveJumps(c *Config, sc *sshconfig.Config) error {
 		if err := conf.HopRefused(h); err != nil {
 			return err
 		}
-		if conf.HostName != "" {
-			h.Host = conf.HostName
-		}
-		if h.Port == 0 {
-			h.Port = conf.Port
-		}
-		if h.Port == 0 {
-			h.Port = 22
-		}
-		if h.User == "" {
-			h.User = conf.User
-		}
-		keys := filepath.SplitList(c.JumpKeys)
-		for _, f := range conf.IdentityFiles {
-			if fileExists(f) && !slices.Contains(keys, f) {
-				keys = append(keys, f)
-			}
-		}
-		c.JumpKeys = strings.Join(keys, string(filepath.ListSeparator))
+		h = resolveHop(h, conf)
+		c.JumpKeys = addJumpKeys(c.JumpKeys, conf.IdentityFiles)
 		parts = append(parts, h.String()+portSuffix(h))
 	}
 	c.ProxyJump = strings.Join(parts, ",")
 	return nil
+}
+
+// resolveHop fills in the hop's host, port (22 at least) and user from
+// its ssh_config, where the hop does not spell them out.
+func resolveHop(h validate.Hop, conf sshconfig.Host) validate.Hop {
+	if conf.HostName != "" {
+		h.Host = conf.HostName
+	}
+	if h.Port == 0 {
+		h.Port = conf.Port
+	}
+	if h.Port == 0 {
+		h.Port = 22
+	}
+	if h.User == "" {
+		h.User = conf.User
+	}
+	return h
+}
+
+// addJumpKeys adds to the list of jump keys the files that exist and are
+// not in it yet.
+func addJumpKeys(list string, files []string) string {
+	keys := filepath.SplitList(list)
+	for _, f := range files {
+		if fileExists(f) && !slices.Contains(keys, f) {
+			keys = append(keys, f)
+		}
+	}
+	return strings.Join(keys, string(filepath.ListSeparator))
 }
 
 // portSuffix spells out port 22, which Hop.String leaves out.
@@ -122,18 +135,30 @@ func portSuffix(h validate.Hop) string {
 func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) error {
 	h, _ := sc.Lookup(c.Host)
 	// A value refused in ssh_config stops nothing a flag sets instead.
+	if err := h.Refused(givenKeys(explicit)...); err != nil {
+		return err
+	}
+	if h.Found() {
+		c.takeHost(h, explicit)
+	}
+	return nil
+}
+
+// givenKeys are the ssh_config keys whose flag was given.
+func givenKeys(explicit func(string) bool) []string {
 	var given []string
 	for flag, key := range map[string]string{"user": "User", "port": "Port", "proxy_jump": "ProxyJump"} {
 		if explicit(flag) {
 			given = append(given, key)
 		}
 	}
-	if err := h.Refused(given...); err != nil {
-		return err
-	}
-	if !h.Found() {
-		return nil
-	}
+	return given
+}
+
+// takeHost takes what ssh_config says of the host where no flag says
+// otherwise: the HostName (the alias kept), user, port, jump hosts and
+// the first IdentityFile that exists.
+func (c *Config) takeHost(h sshconfig.Host, explicit func(string) bool) {
 	if h.HostName != "" {
 		c.Alias, c.Host = c.Host, h.HostName
 	}
@@ -147,14 +172,18 @@ func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) er
 		c.ProxyJump = h.ProxyJump
 	}
 	if c.Key == "" && !explicit("key") {
-		for _, f := range h.IdentityFiles {
-			if fileExists(f) {
-				c.Key = f
-				break
-			}
+		c.Key = firstExisting(h.IdentityFiles)
+	}
+}
+
+// firstExisting is the first of files that exists, "" for none.
+func firstExisting(files []string) string {
+	for _, f := range files {
+		if fileExists(f) {
+			return f
 		}
 	}
-	return nil
+	return ""
 }
 
 // Clone copies the config with its secrets (a JSON round trip drops them).
