@@ -150,29 +150,11 @@ func downloadImage(ctx context.Context, url, checksum, cacheDir string) (string,
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
-	h := sha256.Sum256([]byte(url))
-	name := path.Base(strings.SplitN(url, "?", 2)[0])
-	name = strings.Trim(nameSafe.ReplaceAllString(name, "-"), "-.")
-	if name == "" {
-		name = "image"
-	}
-	dst := filepath.Join(cacheDir, hex.EncodeToString(h[:8])+"-"+name)
+	dst := filepath.Join(cacheDir, cachedImageName(url))
 	want := strings.ToLower(strings.TrimPrefix(checksum, "sha256:"))
 	if _, err := os.Stat(dst); err == nil {
-		if want == "" {
-			return dst, nil
-		}
-		// A checksum given later than the download is checked too.
-		got, err := sha256File(ctx, dst)
-		if err != nil {
-			return "", err
-		}
-		if got == want {
-			return dst, nil
-		}
-		return "", fmt.Errorf("image %s: cached copy %s has sha256 %s, want %s (remove it to download again)", url, dst, got, want)
+		return checkCachedImage(ctx, url, dst, want)
 	}
-
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", url, err)
@@ -185,26 +167,64 @@ func downloadImage(ctx context.Context, url, checksum, cacheDir string) (string,
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("download image %s: %s", url, resp.Status)
 	}
-	tmp, err := os.CreateTemp(cacheDir, ".download-*")
+	if err := saveDownload(resp.Body, url, want, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// cachedImageName is the cache's file name for url: a hash of the URL and
+// its last path element, made safe.
+func cachedImageName(url string) string {
+	h := sha256.Sum256([]byte(url))
+	name := path.Base(strings.SplitN(url, "?", 2)[0])
+	name = strings.Trim(nameSafe.ReplaceAllString(name, "-"), "-.")
+	if name == "" {
+		name = "image"
+	}
+	return hex.EncodeToString(h[:8]) + "-" + name
+}
+
+// checkCachedImage returns the cached copy dst of url, its sha256 checked
+// when one is wanted: a checksum given later than the download is checked
+// too.
+func checkCachedImage(ctx context.Context, url, dst, want string) (string, error) {
+	if want == "" {
+		return dst, nil
+	}
+	got, err := sha256File(ctx, dst)
 	if err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return "", err
+	}
+	if got != want {
+		return "", fmt.Errorf("image %s: cached copy %s has sha256 %s, want %s (remove it to download again)", url, dst, got, want)
+	}
+	return dst, nil
+}
+
+// saveDownload writes body to a temporary file beside dst, renamed into
+// place only when complete and its sha256 is the one wanted (if any).
+func saveDownload(body io.Reader, url, want, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return fmt.Errorf("image cache: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	sum := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, sum), resp.Body); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, sum), body); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("download image %s: %w", url, err)
+		return fmt.Errorf("download image %s: %w", url, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); want != "" && got != want {
-		return "", fmt.Errorf("download image %s: sha256 %s, want %s", url, got, want)
+		return fmt.Errorf("download image %s: sha256 %s, want %s", url, got, want)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
-	return dst, nil
+	return nil
 }
 
 func sha256File(ctx context.Context, p string) (string, error) {
