@@ -58,28 +58,43 @@ func (m *Manager) swarmNeeds(mach *Machine) (hosts []provision.HostEntry, regist
 		return nil, nil, nil, err
 	}
 	if master.Name != mach.Name && master.Address != "" && !known[master.Address] {
-		names := []string{master.Hostname}
-		if master.Name != master.Hostname {
-			names = append(names, master.Name)
-		}
-		hosts = append(hosts, provision.HostEntry{IP: master.Address, Names: names})
+		hosts = append(hosts, masterEntry(master))
 	}
-	if reg, err := m.registryHost(master); err != nil {
+	reg, err := m.registryHost(master)
+	if err != nil {
 		return nil, nil, nil, err
-	} else if reg != nil {
-		port := strconv.Itoa(registryPort(master.Swarm))
-		registries = append(registries, reg.Hostname+":"+port)
-		if reg.Address != "" {
-			registries = append(registries, reg.Address+":"+port)
-		}
-		if reg.Name == mach.Name {
-			ports = append(ports, port+"/tcp") // the firewall lets the registry in
-		}
+	}
+	if reg != nil {
+		registries, ports = registryNeeds(mach, master, reg)
 	}
 	if p := mach.Swarm.DataPathPort; p != 0 && p != 4789 {
 		ports = append(ports, strconv.Itoa(p)+"/udp")
 	}
 	return hosts, registries, ports, nil
+}
+
+// masterEntry names the master in /etc/hosts by its hostname and, when
+// another, its machine name.
+func masterEntry(master *store.Machine) provision.HostEntry {
+	names := []string{master.Hostname}
+	if master.Name != master.Hostname {
+		names = append(names, master.Name)
+	}
+	return provision.HostEntry{IP: master.Address, Names: names}
+}
+
+// registryNeeds are the names daemon.json trusts the registry (on reg) by,
+// and the port the firewall lets in on reg itself.
+func registryNeeds(mach *Machine, master, reg *store.Machine) (registries, ports []string) {
+	port := strconv.Itoa(registryPort(master.Swarm))
+	registries = append(registries, reg.Hostname+":"+port)
+	if reg.Address != "" {
+		registries = append(registries, reg.Address+":"+port)
+	}
+	if reg.Name == mach.Name {
+		ports = append(ports, port+"/tcp") // the firewall lets the registry in
+	}
+	return registries, ports
 }
 
 // registryHost is the machine the swarm's registry runs on, nil for none.
