@@ -17,30 +17,14 @@ import (
 // imageFormat tells a disk image's format from its first bytes: cloud
 // images' names do not say (Ubuntu's .img files are qcow2).
 func imageFormat(path string) (string, error) {
-	f, err := os.Open(path)
+	head, err := readHead(path, 512)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF {
-		if n == 0 {
-			return "", fmt.Errorf("%s is empty", path)
-		}
-		return "", err
-	}
-	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
-		// VirtualBox reads qcow2 v3 only without "incompatible features"
-		// (Storage/QCOW.cpp supports none): not the dirty or corrupt
-		// bits, an external data file, zstd compression or extended L2.
-		if len(head) >= 80 && binary.BigEndian.Uint32(head[4:]) == 3 {
-			if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
-				return "", fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
-					path, feat, qcowFeatures(feat), path)
-			}
+		if err := checkQcow(path, head); err != nil {
+			return "", err
 		}
 		return "qcow2", nil
 	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
@@ -53,6 +37,40 @@ func imageFormat(path string) (string, error) {
 		return "", fmt.Errorf("%s is compressed: decompress it first (VirtualBox reads qcow2, vmdk, vdi, vhd and raw disks)", path)
 	}
 	return "raw", nil
+}
+
+// readHead reads the first n bytes of the file at path, fewer if it is
+// shorter; an empty file is an error.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	n, err = io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		if n == 0 {
+			return nil, fmt.Errorf("%s is empty", path)
+		}
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// checkQcow refuses a qcow2 image VirtualBox cannot read: it reads qcow2
+// v3 only without "incompatible features" (Storage/QCOW.cpp supports
+// none): not the dirty or corrupt bits, an external data file, zstd
+// compression or extended L2.
+func checkQcow(path string, head []byte) error {
+	if len(head) < 80 || binary.BigEndian.Uint32(head[4:]) != 3 {
+		return nil
+	}
+	if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
+		return fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
+			path, feat, qcowFeatures(feat), path)
+	}
+	return nil
 }
 
 // qcowFeatures names qcow2's incompatible feature bits (qemu's
