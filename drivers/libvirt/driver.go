@@ -174,30 +174,41 @@ func (d *Driver) Stop(ctx context.Context) error {
 	deadline := time.Now().Add(stopTimeout)
 	var pressed time.Time
 	for {
-		state, _, err := c.l.DomainGetState(dom, 0)
-		if err != nil {
-			return lvErr("domain "+st.Domain, err)
-		}
-		if s := lv.DomainState(state); s == lv.DomainShutoff || s == lv.DomainCrashed {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
-				return lvErr("destroy domain "+st.Domain+" after the ACPI shutdown timed out", err)
-			}
-			return nil
-		}
-		if time.Since(pressed) >= shutdownResend {
-			// "domain is not running" races with the state read: ignored.
-			if err := c.l.DomainShutdown(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
-				return lvErr("shut down domain "+st.Domain, err)
-			}
-			pressed = time.Now()
+		done, err := stopStep(c, dom, st.Domain, deadline, &pressed)
+		if done || err != nil {
+			return err
 		}
 		if err := sleepCtx(ctx, pollInterval); err != nil {
 			return fmt.Errorf("machine %s: waiting for the guest to power off: %w", d.m.Name, err)
 		}
 	}
+}
+
+// stopStep is one look at a stopping domain: done once it is off (or
+// destroyed, past deadline); else the power button is pressed again every
+// shutdownResend (pressed: when last).
+func stopStep(c *conn, dom lv.Domain, name string, deadline time.Time, pressed *time.Time) (bool, error) {
+	state, _, err := c.l.DomainGetState(dom, 0)
+	if err != nil {
+		return false, lvErr("domain "+name, err)
+	}
+	if s := lv.DomainState(state); s == lv.DomainShutoff || s == lv.DomainCrashed {
+		return true, nil
+	}
+	if time.Now().After(deadline) {
+		if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
+			return false, lvErr("destroy domain "+name+" after the ACPI shutdown timed out", err)
+		}
+		return true, nil
+	}
+	if time.Since(*pressed) >= shutdownResend {
+		// "domain is not running" races with the state read: ignored.
+		if err := c.l.DomainShutdown(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
+			return false, lvErr("shut down domain "+name, err)
+		}
+		*pressed = time.Now()
+	}
+	return false, nil
 }
 
 // Kill powers the machine off at once.
@@ -229,34 +240,52 @@ func (d *Driver) Remove(ctx context.Context) error {
 		return err
 	}
 	defer c.close()
-	var errs []error
+	errs, err := d.removeOwnDomain(c, st)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	errs = append(errs, removeVolumes(c, st)...)
+	errs = append(errs, removeReservation(c, st))
+	if st.ConsoleLog != "" && isLocalURI(d.cfg.URI) {
+		removeLogs(st)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("machine %s: %w", d.m.Name, err)
+	}
+	return removeFiles(d.m.Dir, StateFile, HostKeyFile, HostKeyPubFile)
+}
+
+// removeOwnDomain removes the machine's domain, if it is there and ours;
+// errors that stop nothing else of Remove are returned in the list.
+func (d *Driver) removeOwnDomain(c *conn, st machineState) ([]error, error) {
 	dom, found, err := d.lookupDomain(c, st)
 	var foreign *foreignDomainError
 	switch {
 	case errors.As(err, &foreign):
 		// Not ours: left alone, the rest of the machine is still removed.
+		return nil, nil
 	case err != nil:
-		return err
+		return nil, err
 	case found:
-		errs = append(errs, removeDomain(c, dom, st)...)
+		return removeDomain(c, dom, st), nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return nil, nil
+}
 
-	errs = append(errs, removeVolumes(c, st)...)
-	errs = append(errs, removeReservation(c, st))
-	if st.ConsoleLog != "" && isLocalURI(d.cfg.URI) {
-		// Logs: not worth failing rm for. libvirt keeps QEMU's own log of
-		// an undefined domain beside the console's.
-		_ = os.Remove(st.ConsoleLog)
-		_ = os.Remove(filepath.Join(filepath.Dir(st.ConsoleLog), st.Domain+".log"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("machine %s: %w", d.m.Name, err)
-	}
-	for _, f := range []string{StateFile, HostKeyFile, HostKeyPubFile} {
-		if err := os.Remove(filepath.Join(d.m.Dir, f)); err != nil && !os.IsNotExist(err) {
+// removeLogs removes the console's log and QEMU's own, which libvirt
+// keeps beside it for an undefined domain: not worth failing rm for.
+func removeLogs(st machineState) {
+	_ = os.Remove(st.ConsoleLog)
+	_ = os.Remove(filepath.Join(filepath.Dir(st.ConsoleLog), st.Domain+".log"))
+}
+
+// removeFiles removes the files of dir named; one already gone is fine.
+func removeFiles(dir string, names ...string) error {
+	for _, f := range names {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
 			return err
 		}
 	}
