@@ -303,20 +303,7 @@ func (plan *OSRepoPlan) mirror(dir RepoDir, eol EOLRelease, mirror string, dead 
 		has[f] = true
 	}
 	want := eol.MirrorRepoText(mirror)
-	ids := map[string]bool{}
-	for _, r := range eol.mirrorRepos() {
-		ids[r[0]] = true
-	}
-	aside := map[string]bool{}
-	for _, r := range dir.Repos {
-		if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
-			continue
-		}
-		// The same id twice stops yum; a dead CentOS repo stops it too.
-		if ids[r.ID] || dead(r) && isCentOSRepo(r) {
-			aside[r.File] = true
-		}
-	}
+	aside := eol.setAside(dir.Repos, dead)
 	for f := range aside {
 		if has[f+RepoBackupExt] {
 			return aside, fmt.Errorf("%s and its backup %s both exist: shoal keeps the first original and will not overwrite it; move one of them away", f, f+RepoBackupExt)
@@ -328,6 +315,26 @@ func (plan *OSRepoPlan) mirror(dir RepoDir, eol EOLRelease, mirror string, dead 
 		plan.Write = want
 	}
 	return aside, nil
+}
+
+// setAside are the files (a set) whose enabled OS repositories stop yum
+// once the mirror file is there: the same id twice stops it, and so does
+// a dead CentOS repository.
+func (e EOLRelease) setAside(repos []Repo, dead func(Repo) bool) map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range e.mirrorRepos() {
+		ids[r[0]] = true
+	}
+	aside := map[string]bool{}
+	for _, r := range repos {
+		if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
+			continue
+		}
+		if ids[r.ID] || dead(r) && isCentOSRepo(r) {
+			aside[r.File] = true
+		}
+	}
+	return aside
 }
 
 // deadReposError says which of the OS's repositories do not answer, and
