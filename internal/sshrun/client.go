@@ -174,6 +174,25 @@ func giveUp(ctx context.Context, cfg Config, addr string, lastErr error) error {
 }
 
 func (cfg *Config) check() error {
+	if err := cfg.checkAddress(); err != nil {
+		return err
+	}
+	if err := cfg.checkTrust(); err != nil {
+		return err
+	}
+	if cfg.KeepAlive < 0 {
+		return fmt.Errorf("ssh: config for %s: negative KeepAlive", cfg.Host)
+	}
+	if cfg.HostKeyFingerprint != "" {
+		if _, err := normalizeFingerprint(cfg.HostKeyFingerprint); err != nil {
+			return fmt.Errorf("ssh: config for %s: %w", cfg.Host, err)
+		}
+	}
+	return nil
+}
+
+// checkAddress checks that the config names a host, a user and a port.
+func (cfg *Config) checkAddress() error {
 	switch {
 	case cfg.Host == "":
 		return errors.New("ssh: config: Host is empty")
@@ -181,18 +200,18 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("ssh: config for %s: User is empty", cfg.Host)
 	case cfg.Port < 0 || cfg.Port > 65535:
 		return fmt.Errorf("ssh: config for %s: bad port %d", cfg.Host, cfg.Port)
-	case cfg.KeyPath == "" && !cfg.UseAgent && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
+	}
+	return nil
+}
+
+// checkTrust checks that the config can log in and verify the host key.
+func (cfg *Config) checkTrust() error {
+	if cfg.KeyPath == "" && !cfg.UseAgent && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0 {
 		return fmt.Errorf("ssh: config for %s: no KeyPath and UseAgent is off, nothing to authenticate with", cfg.Host)
-	case cfg.KnownHostsPath == "" && cfg.HostKeyFingerprint == "":
+	}
+	if cfg.KnownHostsPath == "" && cfg.HostKeyFingerprint == "" {
 		// Refuse rather than silently trusting every key on every connect.
 		return fmt.Errorf("ssh: config for %s: neither KnownHostsPath nor HostKeyFingerprint is set, the host key cannot be verified", cfg.Host)
-	case cfg.KeepAlive < 0:
-		return fmt.Errorf("ssh: config for %s: negative KeepAlive", cfg.Host)
-	}
-	if cfg.HostKeyFingerprint != "" {
-		if _, err := normalizeFingerprint(cfg.HostKeyFingerprint); err != nil {
-			return fmt.Errorf("ssh: config for %s: %w", cfg.Host, err)
-		}
 	}
 	return nil
 }
