@@ -263,10 +263,8 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 		return adapter{}, err
 	}
 	before := parseHostOnlyIfs(out)
-	for _, i := range before {
-		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
-			return adapter{Kind: "hostonly", Name: i.Name}, nil
-		}
+	if name, ok := hostOnlyIfOf(before, h); ok {
+		return adapter{Kind: "hostonly", Name: name}, nil
 	}
 	// Before anything is made: would VirtualBox take the address?
 	if err := checkAllowedRange(h, d.mgr.opts.goos, false, readNetworksConf(d.mgr.opts.networksConf)); err != nil {
@@ -286,15 +284,34 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 	if err != nil {
 		return adapter{}, err
 	}
-	if _, err := d.mgr.run(ctx, v, "hostonlyif", "ipconfig", name, "--ip", h.Host.String(), "--netmask", h.netmask()); err != nil {
-		// Leave no half-made interface behind.
-		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
-		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
-			return adapter{}, refusedAfterCheck(h, readNetworksConf(d.mgr.opts.networksConf), ce)
-		}
+	if err := d.configureHostOnlyIf(ctx, v, name, h); err != nil {
 		return adapter{}, err
 	}
 	return adapter{Kind: "hostonly", Name: name}, nil
+}
+
+// hostOnlyIfOf names the interface that has h's host address, if any.
+func hostOnlyIfOf(ifs []hostOnlyIf, h hostOnlyNetwork) (string, bool) {
+	for _, i := range ifs {
+		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
+			return i.Name, true
+		}
+	}
+	return "", false
+}
+
+// configureHostOnlyIf gives the new interface name h's host address; one
+// that cannot take it is removed, leaving no half-made interface behind.
+func (d *Driver) configureHostOnlyIf(ctx context.Context, v *vboxCmd, name string, h hostOnlyNetwork) error {
+	_, err := d.mgr.run(ctx, v, "hostonlyif", "ipconfig", name, "--ip", h.Host.String(), "--netmask", h.netmask())
+	if err == nil {
+		return nil
+	}
+	_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
+	if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
+		return refusedAfterCheck(h, readNetworksConf(d.mgr.opts.networksConf), ce)
+	}
+	return err
 }
 
 func (d *Driver) ensureHostOnlyNet(ctx context.Context, v *vboxCmd, h hostOnlyNetwork, list string) (adapter, error) {
