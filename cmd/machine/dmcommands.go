@@ -96,6 +96,32 @@ func newVersion(g *globals) *cobra.Command {
 	}
 }
 
+// confirmRegenerate asks on a terminal whether to go ahead; elsewhere it
+// goes ahead.
+func confirmRegenerate(cmd *cobra.Command, names []string) bool {
+	if !cli.IsTerminal(cmd.InOrStdin()) {
+		return true
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(names, ", "))
+	var answer string
+	fmt.Fscanln(cmd.InOrStdin(), &answer)
+	a := strings.ToLower(strings.TrimSpace(answer))
+	return a == "y" || a == "yes"
+}
+
+// newClientCert removes the store's client certificate and has EnsureCA
+// issue it again (the CA stays).
+func newClientCert(m *machine.Manager) error {
+	dir := m.Store.CertsDir()
+	for _, f := range []string{certs.ClientFile, certs.ClientKeyFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	_, err := m.CA()
+	return err
+}
+
 func newRegenerateCerts(g *globals) *cobra.Command {
 	var force, clientCerts bool
 	var access accessFlags
@@ -111,13 +137,8 @@ would otherwise all need new certificates.`,
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && cli.IsTerminal(cmd.InOrStdin()) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(args, ", "))
-				var answer string
-				fmt.Fscanln(cmd.InOrStdin(), &answer)
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
-				}
+			if !force && !confirmRegenerate(cmd, args) {
+				return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
 			}
 			m, err := access.manager(g, cmd)
 			if err != nil {
@@ -131,14 +152,7 @@ would otherwise all need new certificates.`,
 				}
 			}
 			if clientCerts {
-				dir := m.Store.CertsDir()
-				for _, f := range []string{certs.ClientFile, certs.ClientKeyFile} {
-					if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-						return err
-					}
-				}
-				// EnsureCA issues the missing client certificate again.
-				if _, err := m.CA(); err != nil {
+				if err := newClientCert(m); err != nil {
 					return err
 				}
 			}
