@@ -104,6 +104,33 @@ checks.`,
 	return cmd
 }
 
+// readRestore reads the backup archive, checked with the store's backup
+// key (unless trust), and returns it with the cluster file to restore on:
+// file, else the one the cluster was last converged from.
+func readRestore(g *globals, archive, file string, trust bool) (*cluster.Backup, string, error) {
+	st, err := store.Open(g.storagePath)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := cluster.BackupKey(st, false)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := cluster.ReadBackup(archive, key, trust)
+	if err != nil {
+		return nil, "", cli.Invalid(err)
+	}
+	if file == "" {
+		if s, err := cluster.LoadState(st, b.Manifest.Cluster); err == nil && s.File != "" {
+			file = s.File
+		}
+	}
+	if file == "" {
+		return nil, "", cli.Invalid(fmt.Errorf("which machines? give the cluster file with --file (the backup's copy of it is cluster.hcl inside the archive)"))
+	}
+	return b, file, nil
+}
+
 func newRestore(g *globals) *cobra.Command {
 	var file string
 	var accept []string
@@ -129,25 +156,9 @@ has the backup's state, a refused or failed restore changes nothing in the
 store.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := store.Open(g.storagePath)
+			b, file, err := readRestore(g, args[0], file, trust)
 			if err != nil {
 				return err
-			}
-			key, err := cluster.BackupKey(st, false)
-			if err != nil {
-				return err
-			}
-			b, err := cluster.ReadBackup(args[0], key, trust)
-			if err != nil {
-				return cli.Invalid(err)
-			}
-			if file == "" {
-				if s, err := cluster.LoadState(st, b.Manifest.Cluster); err == nil && s.File != "" {
-					file = s.File
-				}
-			}
-			if file == "" {
-				return cli.Invalid(fmt.Errorf("which machines? give the cluster file with --file (the backup's copy of it is cluster.hcl inside the archive)"))
 			}
 			spec, err := g.load(cmd, file)
 			if err != nil {
