@@ -85,20 +85,29 @@ func (r Registry) spec() swarm.ServiceSpec {
 
 // sameSpec compares what shoal sets; the engine adds the rest.
 func sameSpec(have, want swarm.ServiceSpec) bool {
-	hc, wc := have.TaskTemplate.ContainerSpec, want.TaskTemplate.ContainerSpec
+	return sameContainer(have.TaskTemplate.ContainerSpec, want.TaskTemplate.ContainerSpec) &&
+		samePlacement(have.TaskTemplate.Placement, want.TaskTemplate.Placement) &&
+		sameEndpoint(have.EndpointSpec, want.EndpointSpec)
+}
+
+// sameContainer: the image (whatever its digest) and the one mount.
+func sameContainer(hc, wc *swarm.ContainerSpec) bool {
 	if hc == nil || strings.SplitN(hc.Image, "@", 2)[0] != wc.Image {
 		return false
 	}
-	if len(hc.Mounts) != 1 || hc.Mounts[0].Source != wc.Mounts[0].Source || hc.Mounts[0].Target != wc.Mounts[0].Target {
+	return len(hc.Mounts) == 1 && hc.Mounts[0].Source == wc.Mounts[0].Source && hc.Mounts[0].Target == wc.Mounts[0].Target
+}
+
+func samePlacement(have, want *swarm.Placement) bool {
+	return have != nil && strings.Join(have.Constraints, ",") == strings.Join(want.Constraints, ",")
+}
+
+// sameEndpoint: the mode and the one published port.
+func sameEndpoint(have, want *swarm.EndpointSpec) bool {
+	if have == nil || len(have.Ports) != 1 || have.Mode != want.Mode {
 		return false
 	}
-	if have.TaskTemplate.Placement == nil || strings.Join(have.TaskTemplate.Placement.Constraints, ",") != strings.Join(want.TaskTemplate.Placement.Constraints, ",") {
-		return false
-	}
-	if have.EndpointSpec == nil || len(have.EndpointSpec.Ports) != 1 || have.EndpointSpec.Mode != want.EndpointSpec.Mode {
-		return false
-	}
-	hp, wp := have.EndpointSpec.Ports[0], want.EndpointSpec.Ports[0]
+	hp, wp := have.Ports[0], want.Ports[0]
 	return hp.PublishedPort == wp.PublishedPort && hp.TargetPort == wp.TargetPort && hp.PublishMode == wp.PublishMode
 }
 
