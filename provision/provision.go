@@ -412,6 +412,12 @@ func (a *applying) step(ctx context.Context, s Step) error {
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
+	return a.apply(ctx, s)
+}
+
+// apply applies a step at once, after what was batched before it.
+func (a *applying) apply(ctx context.Context, s Step) error {
+	h, name := a.h, string(s.Name())
 	start := time.Now()
 	if err := s.Apply(ctx, h); err != nil {
 		a.progress(name, ui.Failed, "")
