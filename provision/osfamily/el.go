@@ -9,6 +9,7 @@ package osfamily
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -410,27 +411,31 @@ func (r RHEL) ResolveConflicts(os OS, conflicts []string, replace bool) (string,
 	}
 	pm := packager(r.Major)
 	if !replace {
-		var why []string
-		has := map[string]bool{}
-		for _, c := range conflicts {
-			has[c] = true
-		}
-		if has["podman"] || has["buildah"] || has["runc"] {
-			why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
-		}
-		if has["podman-docker"] {
-			why = append(why, "podman-docker owns /usr/bin/docker")
-		}
-		if has["docker"] || has["docker-client"] || has["docker-common"] || has["docker-engine"] {
-			why = append(why, "the distribution's docker packages own docker-ce's files")
-		}
 		return "", fmt.Errorf("%s has %s installed, which docker-ce cannot be installed beside (%s): %s would stop with a dependency error. "+
 			"Set engine { replace_conflicting = true } (or --engine-replace-conflicting) to let shoal run `%s remove -y %s` first, or remove them yourself",
-			displayName(os), strings.Join(conflicts, ", "), strings.Join(why, "; "), pm, pm, strings.Join(conflicts, " "))
+			displayName(os), strings.Join(conflicts, ", "), strings.Join(conflictReasons(conflicts), "; "), pm, pm, strings.Join(conflicts, " "))
 	}
 	// remove, not --allowerasing: the packages that go are the ones named
 	// here (and what needs them), in the transcript for all to see.
 	return shell.Word(pm) + " remove -y -q " + shell.Words(conflicts...), nil
+}
+
+// conflictReasons say why the conflicting packages stop docker-ce.
+func conflictReasons(conflicts []string) []string {
+	has := func(names ...string) bool {
+		return slices.ContainsFunc(conflicts, func(c string) bool { return slices.Contains(names, c) })
+	}
+	var why []string
+	if has("podman", "buildah", "runc") {
+		why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
+	}
+	if has("podman-docker") {
+		why = append(why, "podman-docker owns /usr/bin/docker")
+	}
+	if has("docker", "docker-client", "docker-common", "docker-engine") {
+		why = append(why, "the distribution's docker packages own docker-ce's files")
+	}
+	return why
 }
 
 func displayName(os OS) string {
