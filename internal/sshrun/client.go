@@ -299,12 +299,17 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 		done:     make(chan struct{}),
 		passUsed: auth.passUsed.Load(),
 	}
-	interval := cfg.KeepAlive
-	if interval == 0 {
-		interval = defaultKeepAlive
-	}
-	go c.keepAlive(interval)
+	go c.keepAlive(cfg.keepAliveInterval())
 	return c, nil
+}
+
+// keepAliveInterval is how often a connection is checked: KeepAlive, or
+// the default.
+func (cfg Config) keepAliveInterval() time.Duration {
+	if cfg.KeepAlive == 0 {
+		return defaultKeepAlive
+	}
+	return cfg.KeepAlive
 }
 
 // retryable reports whether err looks like a machine that is not up yet or a
