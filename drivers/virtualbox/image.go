@@ -105,19 +105,11 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--virtualbox-image: %w", err)
 	}
-	dir := d.cfg.ImageCache
-	if dir == "" {
-		if dir, err = d.mgr.opts.cacheDir(); err != nil {
-			return "", fmt.Errorf("image cache: %w", err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := d.imageCacheDir()
+	if err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
-	sum := sha256.Sum256([]byte(src + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
-	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
-	final := filepath.Join(dir, base+"-"+hex.EncodeToString(sum[:8])+".vdi")
-
+	final := filepath.Join(dir, cachedVDIName(src, st))
 	// One conversion at a time: machines created together from one image
 	// wait for the first to convert it.
 	if err := d.mgr.image.Lock(ctx); err != nil {
@@ -127,10 +119,38 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
-	// Convert under a temporary name, and rename once done: a file under
-	// the final name is always whole.
+	if err := d.convertImage(ctx, v, src, format, final); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// imageCacheDir is the folder of converted images, made.
+func (d *Driver) imageCacheDir() (string, error) {
+	dir := d.cfg.ImageCache
+	if dir == "" {
+		var err error
+		if dir, err = d.mgr.opts.cacheDir(); err != nil {
+			return "", err
+		}
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// cachedVDIName is the cache's name for the image at src: its name and a
+// hash of its path, size and time of change.
+func cachedVDIName(src string, st os.FileInfo) string {
+	sum := sha256.Sum256([]byte(src + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
+	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+	return base + "-" + hex.EncodeToString(sum[:8]) + ".vdi"
+}
+
+// convertImage converts src to VDI under a temporary name and renames it
+// to final once done: a file under the final name is always whole.
+func (d *Driver) convertImage(ctx context.Context, v *vboxCmd, src, format, final string) error {
 	partial := strings.TrimSuffix(final, ".vdi") + ".partial.vdi"
 	d.forgetMedium(ctx, v, "disk", partial, true)
+	var err error
 	if format == "raw" {
 		_, err = d.mgr.run(ctx, v, "convertfromraw", src, partial, "--format", "VDI")
 	} else {
@@ -141,15 +161,15 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	}
 	if err != nil {
 		d.forgetMedium(context.WithoutCancel(ctx), v, "disk", partial, true)
-		return "", fmt.Errorf("convert %s (%s) to VDI: %w", src, format, err)
+		return fmt.Errorf("convert %s (%s) to VDI: %w", src, format, err)
 	}
 	// VirtualBox registers the clone under its path: unregister it before
 	// the rename, or its media registry would point at a missing file.
 	d.forgetMedium(ctx, v, "disk", partial, false)
 	if err := os.Rename(partial, final); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
-	return final, nil
+	return nil
 }
 
 // vdiCapacityMB reads a VDI image's disk size from its header (VDI 1.1,
