@@ -53,26 +53,31 @@ func inspectImage(p string) (sourceImage, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return sourceImage{}, fmt.Errorf("image %s: %w", p, err)
 	}
-	hdr = hdr[:n]
-	img := sourceImage{Path: p, FileSize: fi.Size()}
+	format, size, err := imageKind(p, hdr[:n], fi.Size())
+	if err != nil {
+		return sourceImage{}, err
+	}
+	return sourceImage{Path: p, FileSize: fi.Size(), Format: format, VirtualSize: size}, nil
+}
+
+// imageKind tells from its header hdr (and its size in bytes) the format
+// of the image at p and the size its guest sees: qcow2 or raw; other
+// formats are to be converted first.
+func imageKind(p string, hdr []byte, fileSize int64) (string, uint64, error) {
 	switch {
 	case bytes.HasPrefix(hdr, []byte("QFI\xfb")):
 		if len(hdr) < 32 {
-			return sourceImage{}, fmt.Errorf("image %s: truncated qcow2 header", p)
+			return "", 0, fmt.Errorf("image %s: truncated qcow2 header", p)
 		}
-		img.Format = formatQCOW2
-		img.VirtualSize = binary.BigEndian.Uint64(hdr[24:32])
+		return formatQCOW2, binary.BigEndian.Uint64(hdr[24:32]), nil
 	case bytes.HasPrefix(hdr, []byte("KDMV")), bytes.HasPrefix(hdr, []byte("vhdxfile")),
 		bytes.HasPrefix(hdr, []byte("conectix")), len(hdr) >= 68 && bytes.Equal(hdr[64:68], []byte{0x7f, 0x10, 0xda, 0xbe}):
-		return sourceImage{}, fmt.Errorf("image %s: a VMDK, VHD(X) or VDI image; convert it first: qemu-img convert -O qcow2 %s image.qcow2", p, p)
-	default:
-		if fi.Size() < 1<<20 {
-			return sourceImage{}, fmt.Errorf("image %s: %d bytes is too small for a disk image", p, fi.Size())
-		}
-		img.Format = formatRaw
-		img.VirtualSize = uint64(fi.Size())
+		return "", 0, fmt.Errorf("image %s: a VMDK, VHD(X) or VDI image; convert it first: qemu-img convert -O qcow2 %s image.qcow2", p, p)
 	}
-	return img, nil
+	if fileSize < 1<<20 {
+		return "", 0, fmt.Errorf("image %s: %d bytes is too small for a disk image", p, fileSize)
+	}
+	return formatRaw, uint64(fileSize), nil
 }
 
 var nameSafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -81,7 +86,17 @@ var nameSafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // its key, so that a changed image gets a new base and machines on the old
 // one keep working.
 func baseVolumeName(img sourceImage) string {
-	stem := filepath.Base(img.Path)
+	key := img.Key
+	if len(key) > 12 {
+		key = key[:12]
+	}
+	return fmt.Sprintf("shoal-base-%s-%s.%s", volumeStem(img.Path), key, img.Format)
+}
+
+// volumeStem is the image file's name without its extension, made safe
+// for a volume name and at most 48 characters.
+func volumeStem(path string) string {
+	stem := filepath.Base(path)
 	for _, ext := range []string{".qcow2", ".img", ".raw", ".qcow"} {
 		stem = strings.TrimSuffix(stem, ext)
 	}
@@ -92,11 +107,7 @@ func baseVolumeName(img sourceImage) string {
 	if stem == "" {
 		stem = "image"
 	}
-	key := img.Key
-	if len(key) > 12 {
-		key = key[:12]
-	}
-	return fmt.Sprintf("shoal-base-%s-%s.%s", stem, key, img.Format)
+	return stem
 }
 
 // imageKey identifies a local image without reading it all: the checksum
