@@ -107,17 +107,12 @@ func newLs(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			switch {
 			case quiet:
-				for _, r := range rows {
-					fmt.Fprintln(out, r.Name)
-				}
+				printNames(out, rows)
 				return nil
 			case tmpl != nil:
 				return printLsFormat(out, m, rows, tmpl, table)
 			case g.output == "json":
-				if rows == nil {
-					rows = []machine.Info{}
-				}
-				return writeJSON(out, rows)
+				return writeJSON(out, nonNil(rows))
 			}
 			return printLsTable(out, rows)
 		},
@@ -127,6 +122,20 @@ func newLs(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, label, swarm, cluster); one key twice is OR, different keys AND")
 	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to probe each machine: seconds (20) or a duration (20s)")
 	return cmd
+}
+
+func printNames(out io.Writer, rows []machine.Info) {
+	for _, r := range rows {
+		fmt.Fprintln(out, r.Name)
+	}
+}
+
+// nonNil makes no rows an empty JSON list, not null.
+func nonNil(rows []machine.Info) []machine.Info {
+	if rows == nil {
+		return []machine.Info{}
+	}
+	return rows
 }
 
 // filterRows marks the active machine and keeps the rows the filter
