@@ -167,21 +167,30 @@ func Steps() []Step {
 // Progress receives step events; nil means none.
 type Progress func(step string, status ui.Status, detail string)
 
+// checkSpec checks the spec before the host is read: the docker user, the
+// ports, the caller's probes' names.
+func checkSpec(spec Spec) error {
+	if err := validate.DockerUser(spec.DockerUser); err != nil {
+		return fmt.Errorf("invalid docker user: %w", err)
+	}
+	if _, err := wantedPorts(spec); err != nil {
+		return err
+	}
+	for _, p := range spec.Probes {
+		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
+			return fmt.Errorf("probe name %q is not allowed", p.Name)
+		}
+	}
+	return nil
+}
+
 // Prepare reads the host's facts and OS; it changes nothing.
 func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if spec.DockerUser == "" {
 		spec.DockerUser = r.User()
 	}
-	if err := validate.DockerUser(spec.DockerUser); err != nil {
-		return nil, fmt.Errorf("invalid docker user: %w", err)
-	}
-	if _, err := wantedPorts(spec); err != nil {
+	if err := checkSpec(spec); err != nil {
 		return nil, err
-	}
-	for _, p := range spec.Probes {
-		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
-			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
-		}
 	}
 	if spec.Persist {
 		// The restore's probe rides the facts probe, after the caller's.
