@@ -368,25 +368,9 @@ func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
-	cfg := sshrun.Config{
-		Endpoint:       ep.Endpoint,
-		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
-		NoPin:          m.ReadOnly,
-		Transcript:     provision.NewTranscript(transcript), // the files the probe reads stay out
-		Redactor:       m.Redactor,
-		Keep:           m.Keep,
-	}
-	if err := m.access(mach, ep, &cfg); err != nil {
-		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
-	}
-	if m.AcceptNewHostKey[mach.Name] {
-		// The keeper dials with the pins as they are: this one connection
-		// is made here, and later ones find the new pin.
-		cfg.AcceptNewHost, cfg.Keep = true, nil
-	}
-	if tweak != nil {
-		cfg.Keep = nil // a connection of its own, as asked
-		tweak(&cfg)
+	cfg, err := m.sshConfig(mach, ep, transcript, tweak)
+	if err != nil {
+		return nil, err
 	}
 	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)
@@ -405,4 +389,30 @@ func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.
 		}
 	}
 	return c, nil
+}
+
+// sshConfig is the machine's SSH configuration: its endpoint, pinned host
+// keys, the run's secrets and jump hosts, changed by tweak.
+func (m *Manager) sshConfig(mach *Machine, ep drivers.Endpoint, transcript io.Writer, tweak func(*sshrun.Config)) (sshrun.Config, error) {
+	cfg := sshrun.Config{
+		Endpoint:       ep.Endpoint,
+		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:          m.ReadOnly,
+		Transcript:     provision.NewTranscript(transcript), // the files the probe reads stay out
+		Redactor:       m.Redactor,
+		Keep:           m.Keep,
+	}
+	if err := m.access(mach, ep, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	if m.AcceptNewHostKey[mach.Name] {
+		// The keeper dials with the pins as they are: this one connection
+		// is made here, and later ones find the new pin.
+		cfg.AcceptNewHost, cfg.Keep = true, nil
+	}
+	if tweak != nil {
+		cfg.Keep = nil // a connection of its own, as asked
+		tweak(&cfg)
+	}
+	return cfg, nil
 }

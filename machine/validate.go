@@ -40,34 +40,9 @@ func (o *CreateOptions) Validate() error {
 // EngineErrors checks the Docker Engine settings, one error per bad value,
 // named by its machine create flag.
 func EngineErrors(e store.Engine) []error {
-	var errs []error
-	add := func(flag string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
-		}
-	}
-	_, err := validate.ParseInstallMode(e.Install)
-	add("--engine-install", err)
-	add("--engine-version", validate.EngineVersion(e.Version))
-	if e.RepoURL != "" {
-		add("--engine-repo-url", validate.RepoURL(e.RepoURL))
-	}
-	if e.OSMirror != "" {
-		add("--engine-os-mirror", validate.RepoURL(e.OSMirror))
-	}
-	for _, r := range e.InsecureRegistries {
-		add("--engine-insecure-registry", validate.InsecureRegistry(r))
-	}
-	for _, u := range e.RegistryMirrors {
-		add("--engine-registry-mirror", validate.URL(u))
-	}
-	for _, l := range e.Labels {
-		_, _, err := validate.Label(l)
-		add("--engine-label", err)
-	}
-	if e.TLSPort != 0 {
-		add("--engine-tls-port", validate.Port(e.TLSPort))
-	}
+	var errs flagErrors
+	errs.source(e)
+	errs.daemon(e)
 	// docker-machine's engine flags; their errors name the flag.
 	if _, err := EngineOptions(e.Opts, e.StorageDriver); err != nil {
 		errs = append(errs, err)
@@ -78,6 +53,47 @@ func EngineErrors(e store.Engine) []error {
 		}
 	}
 	return errs
+}
+
+// flagErrors gathers EngineErrors's errors.
+type flagErrors []error
+
+// add adds err, if any, named by its flag.
+func (errs *flagErrors) add(flag string, err error) {
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: %w", flag, err))
+	}
+}
+
+// source checks where the engine comes from: install mode, version,
+// repository and OS mirror.
+func (errs *flagErrors) source(e store.Engine) {
+	_, err := validate.ParseInstallMode(e.Install)
+	errs.add("--engine-install", err)
+	errs.add("--engine-version", validate.EngineVersion(e.Version))
+	if e.RepoURL != "" {
+		errs.add("--engine-repo-url", validate.RepoURL(e.RepoURL))
+	}
+	if e.OSMirror != "" {
+		errs.add("--engine-os-mirror", validate.RepoURL(e.OSMirror))
+	}
+}
+
+// daemon checks dockerd's settings: registries, mirrors, labels, TLS port.
+func (errs *flagErrors) daemon(e store.Engine) {
+	for _, r := range e.InsecureRegistries {
+		errs.add("--engine-insecure-registry", validate.InsecureRegistry(r))
+	}
+	for _, u := range e.RegistryMirrors {
+		errs.add("--engine-registry-mirror", validate.URL(u))
+	}
+	for _, l := range e.Labels {
+		_, _, err := validate.Label(l)
+		errs.add("--engine-label", err)
+	}
+	if e.TLSPort != 0 {
+		errs.add("--engine-tls-port", validate.Port(e.TLSPort))
+	}
 }
 
 // swarmErrors checks a machine's place in a swarm.
