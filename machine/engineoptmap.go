@@ -360,22 +360,9 @@ func poolValue(v string) ([]any, error) {
 	if strings.HasPrefix(strings.TrimSpace(v), "[") || strings.HasPrefix(strings.TrimSpace(v), "{") {
 		return nil, fmt.Errorf("want base=CIDR,size=N (one pool a flag)")
 	}
-	var base string
-	var size int64 = -1
-	for _, f := range strings.Split(v, ",") {
-		k, x, _ := strings.Cut(f, "=")
-		switch k {
-		case "base":
-			base = x
-		case "size":
-			n, err := strconv.ParseInt(x, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("size %q: want a prefix length", x)
-			}
-			size = n
-		default:
-			return nil, fmt.Errorf("%q: want base=CIDR,size=N", f)
-		}
+	base, size, err := poolFields(v)
+	if err != nil {
+		return nil, err
 	}
 	_, ipnet, err := net.ParseCIDR(base)
 	if err != nil || size < 0 {
@@ -386,6 +373,25 @@ func poolValue(v string) ([]any, error) {
 		return nil, fmt.Errorf("size %d: want between %d and %d for %s", size, ones, bits, base)
 	}
 	return []any{map[string]any{"base": base, "size": size}}, nil
+}
+
+// poolFields reads base=CIDR,size=N's fields; size is -1 when not given.
+func poolFields(v string) (base string, size int64, err error) {
+	size = -1
+	for _, f := range strings.Split(v, ",") {
+		k, x, _ := strings.Cut(f, "=")
+		switch k {
+		case "base":
+			base = x
+		case "size":
+			if size, err = strconv.ParseInt(x, 10, 64); err != nil {
+				return "", 0, fmt.Errorf("size %q: want a prefix length", x)
+			}
+		default:
+			return "", 0, fmt.Errorf("%q: want base=CIDR,size=N", f)
+		}
+	}
+	return base, size, nil
 }
 
 // addOpt adds one key's value: lists append, maps merge (a name given twice
