@@ -27,15 +27,7 @@ func validateAccess(c *Config) []error {
 		errs = append(errs, fmt.Errorf("--ssh-proxy-jump: %w", err))
 	}
 	if c.JumpHostKey != "" {
-		fps := strings.Split(c.JumpHostKey, ",")
-		for _, fp := range fps {
-			if err := validate.Fingerprint(strings.TrimSpace(fp)); err != nil {
-				errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %w", err))
-			}
-		}
-		if err == nil && len(fps) > len(hops) {
-			errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %d fingerprints for %d jump hosts", len(fps), len(hops)))
-		}
+		errs = append(errs, jumpKeyErrors(c.JumpHostKey, len(hops), err == nil)...)
 	}
 	if c.SSHConfig != "" {
 		if _, err := sshconfig.Load(ExpandHome(c.SSHConfig)); err != nil {
@@ -44,6 +36,22 @@ func validateAccess(c *Config) []error {
 	}
 	if strings.ContainsAny(c.Password, "\x00") || strings.ContainsAny(c.SudoPassword, "\x00\n") {
 		errs = append(errs, fmt.Errorf("a password may not hold a NUL byte, nor sudo's a newline"))
+	}
+	return errs
+}
+
+// jumpKeyErrors check --ssh-jump-host-key's fingerprints, and (when the
+// jump hosts parsed: hopsOK) that there are no more than hops.
+func jumpKeyErrors(keys string, hops int, hopsOK bool) []error {
+	var errs []error
+	fps := strings.Split(keys, ",")
+	for _, fp := range fps {
+		if err := validate.Fingerprint(strings.TrimSpace(fp)); err != nil {
+			errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %w", err))
+		}
+	}
+	if hopsOK && len(fps) > hops {
+		errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %d fingerprints for %d jump hosts", len(fps), hops))
 	}
 	return errs
 }
