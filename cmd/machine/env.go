@@ -59,36 +59,10 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if shell == "" {
 				shell = shellenv.DetectShell()
 			}
-			out := cmd.OutOrStdout()
 			if unset {
-				text, err := shellenv.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
-				if err != nil {
-					return cli.Invalid(err)
-				}
-				fmt.Fprint(out, text)
-				return nil
+				return printUnset(cmd.OutOrStdout(), shell, noProxy)
 			}
-			if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
-				return cli.Invalid(err)
-			}
-			url, dir, target, err := tlsAccess(cmd, g, args[0], swarmFlag)
-			if err != nil {
-				return err
-			}
-			vars := []shellenv.Var{
-				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
-				{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
-			}
-			if noProxy {
-				n, v := shellenv.NoProxy(os.Getenv, target.Address)
-				vars = append(vars, shellenv.Var{Name: n, Value: v})
-			}
-			text, err := shellenv.Script(shell, vars, false, "machine env "+args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(out, text)
-			return nil
+			return printEnv(cmd, g, args[0], shell, swarmFlag, noProxy)
 		},
 	}
 	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: "+shellenv.ShellNames+" (default from $SHELL)")
@@ -96,6 +70,42 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
+}
+
+// printUnset prints the commands that unset the variables env sets.
+func printUnset(out io.Writer, shell string, noProxy bool) error {
+	text, err := shellenv.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
+	if err != nil {
+		return cli.Invalid(err)
+	}
+	fmt.Fprint(out, text)
+	return nil
+}
+
+// printEnv prints the commands that point the docker CLI at machine name
+// (or its swarm master).
+func printEnv(cmd *cobra.Command, g *globals, name, shell string, swarm, noProxy bool) error {
+	if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
+		return cli.Invalid(err)
+	}
+	url, dir, target, err := tlsAccess(cmd, g, name, swarm)
+	if err != nil {
+		return err
+	}
+	vars := []shellenv.Var{
+		{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
+		{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: name},
+	}
+	if noProxy {
+		n, v := shellenv.NoProxy(os.Getenv, target.Address)
+		vars = append(vars, shellenv.Var{Name: n, Value: v})
+	}
+	text, err := shellenv.Script(shell, vars, false, "machine env "+name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(cmd.OutOrStdout(), text)
+	return nil
 }
 
 // errNotRunning is docker-machine's answer for a host that is not running.
