@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -43,18 +44,10 @@ const (
 
 // WithDefaults fills what is not set.
 func (r Registry) WithDefaults() Registry {
-	if r.Name == "" {
-		r.Name = DefaultRegistryName
-	}
-	if r.Port == 0 {
-		r.Port = DefaultRegistryPort
-	}
-	if r.Image == "" {
-		r.Image = DefaultRegistryImage
-	}
-	if r.Path == "" {
-		r.Path = DefaultRegistryPath
-	}
+	r.Name = cmp.Or(r.Name, DefaultRegistryName)
+	r.Port = cmp.Or(r.Port, DefaultRegistryPort)
+	r.Image = cmp.Or(r.Image, DefaultRegistryImage)
+	r.Path = cmp.Or(r.Path, DefaultRegistryPath)
 	return r
 }
 

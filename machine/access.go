@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -129,15 +130,9 @@ func hopConfig(h validate.Hop, conf sshconfig.Host, local string, red *sshrun.Re
 	if conf.HostName != "" {
 		c.Host = conf.HostName
 	}
-	if c.Port == 0 {
-		c.Port = conf.Port
-	}
-	if c.User == "" {
-		c.User = conf.User
-	}
-	if c.User == "" {
-		c.User = local
-	}
+	c.Port = cmp.Or(c.Port, conf.Port)
+	c.User = cmp.Or(c.User, conf.User)
+	c.User = cmp.Or(c.User, local)
 	return c
 }
 
@@ -158,9 +153,7 @@ func hopKeys(ep drivers.Endpoint, conf sshconfig.Host, home string) []string {
 // jumpKnownHosts is the known_hosts file of the jump host at host:port
 // (0 is 22), its folder made.
 func jumpKnownHosts(root, host string, port int) (string, error) {
-	if port == 0 {
-		port = 22
-	}
+	port = cmp.Or(port, 22)
 	dir := filepath.Join(root, JumpHostsDir, strings.ReplaceAll(host, ":", "_")+"_"+fmt.Sprint(port))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,9 +180,7 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		}
 	}
 	port := mach.Engine.TLSPort
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
 }
 

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -160,9 +161,7 @@ func URL(mach *store.Machine) string {
 		return ""
 	}
 	port := mach.Engine.TLSPort
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return fmt.Sprintf("tcp://%s:%d", hostPort(mach.Address), port)
 }
 

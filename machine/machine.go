@@ -4,6 +4,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -290,9 +291,7 @@ func newMachineRecord(spec *drivers.Spec, opts CreateOptions, old *store.Machine
 		return nil, err
 	}
 	cfg := &store.Machine{Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Setup: opts.Setup, Created: time.Now().UTC()}
-	if cfg.Hostname == "" {
-		cfg.Hostname = opts.Name
-	}
+	cfg.Hostname = cmp.Or(cfg.Hostname, opts.Name)
 	if old != nil {
 		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
 	}
@@ -343,14 +342,10 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	// The fingerprint on record is the key pinned at the last verified
 	// connection; only ProvisionWith, after one, may change it.
 	fp := mach.SSH.HostKeyFingerprint
-	if fp == "" {
-		fp = ep.HostKeyFingerprint
-	}
+	fp = cmp.Or(fp, ep.HostKeyFingerprint)
 	mach.SSH = ep.Endpoint
 	mach.SSH.HostKeyFingerprint = fp
-	if mach.DockerUser == "" {
-		mach.DockerUser = ep.User
-	}
+	mach.DockerUser = cmp.Or(mach.DockerUser, ep.User)
 	return m.Store.Save(mach.Machine)
 }
 

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -167,9 +168,7 @@ func (m *Manager) loadImages(ctx context.Context, mach *Machine, node *bootstrap
 func (m *Manager) swarmRequest(mach *Machine, node *bootstrap.Node, restarted bool) bootstrap.Request {
 	sw := mach.Swarm
 	advertise := sw.AdvertiseAddr
-	if advertise == "" {
-		advertise = mach.Address
-	}
+	advertise = cmp.Or(advertise, mach.Address)
 	want := bootstrap.Want{Name: mach.Name, Hostname: mach.Hostname, Role: bootstrap.RoleWorker, Labels: labelMap(sw.Labels), Availability: sw.Availability}
 	if sw.Master || sw.Manager {
 		want.Role = bootstrap.RoleManager

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,9 +93,7 @@ func (m *Manager) upgradeConnected(ctx context.Context, mach *Machine, client *s
 		m.Progress.Event(mach.Name, "docker-install", ui.Unchanged, "Docker "+have)
 		return false, m.restoreStopped(ctx, r, mach.Name, state, managers, journal)
 	}
-	if want == "" {
-		want = "the newest"
-	}
+	want = cmp.Or(want, "the newest")
 	m.Progress.Event(mach.Name, "roll", ui.Info, fmt.Sprintf("engine %s -> %s", have, want))
 	upgrade := func(ctx context.Context) error {
 		_, err := m.ProvisionWith(ctx, mach, client)

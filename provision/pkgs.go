@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -198,9 +199,7 @@ func checkPin(ctx context.Context, h *Host) error {
 		return nil
 	}
 	root := strings.TrimRight(h.Spec.Install.RepoURL, "/")
-	if root == "" {
-		root = osfamily.DefaultRepoURL
-	}
+	root = cmp.Or(root, osfamily.DefaultRepoURL)
 	switch fam := h.Family.(type) {
 	case osfamily.RHEL:
 		res, err := h.R.RunSudo(ctx, fam.ListVersionsCmd())

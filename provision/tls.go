@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,9 +43,7 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 		orig += " -H unix:///var/run/docker.sock"
 	}
 	port := h.Spec.TLS.Port
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -115,12 +116,8 @@ func (r *Report) Counts() (faults, limits, warnings int) {
 
 // Verdict is the pure decision: the findings of facts and matrix.
 func Verdict(in Input) *Report {
-	if in.OverlayMTU == 0 {
-		in.OverlayMTU = DefaultOverlayMTU
-	}
-	if in.DataPathPort == 0 {
-		in.DataPathPort = 4789
-	}
+	in.OverlayMTU = cmp.Or(in.OverlayMTU, DefaultOverlayMTU)
+	in.DataPathPort = cmp.Or(in.DataPathPort, 4789)
 	var fs []Finding
 	fs = append(fs, ipvsFindings(in)...)
 	fs = append(fs, addressFindings(in)...)

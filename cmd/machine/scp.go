@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,9 +35,7 @@ func splitSpec(s string) (name, p string, err error) {
 		p = "."
 	} else if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		p = rest
-		if p == "" {
-			p = "."
-		}
+		p = cmp.Or(p, ".")
 	}
 	return name, p, nil
 }

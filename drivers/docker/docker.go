@@ -4,6 +4,7 @@
 package docker
 
 import (
+	"cmp"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 
 	"archive/tar"
@@ -91,9 +92,7 @@ func Spec() *drivers.Spec {
 		},
 		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)
-			if c.Container == "" {
-				c.Container = "shoal-" + m.Name
-			}
+			c.Container = cmp.Or(c.Container, "shoal-"+m.Name)
 			return &Driver{m: m, cfg: c, netMu: netMu}, nil
 		},
 	}

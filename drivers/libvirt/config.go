@@ -13,6 +13,7 @@
 package libvirt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -157,30 +158,14 @@ func checkSSHUser(u string) error {
 // empty.
 func (c Config) withDefaults() Config {
 	d := NewConfig()
-	if c.URI == "" {
-		c.URI = d.URI
-	}
-	if c.CPUs == 0 {
-		c.CPUs = d.CPUs
-	}
-	if c.Memory == 0 {
-		c.Memory = d.Memory
-	}
-	if c.DiskSize == 0 {
-		c.DiskSize = d.DiskSize
-	}
-	if c.Network == "" {
-		c.Network = d.Network
-	}
-	if c.DomainType == "" {
-		c.DomainType = d.DomainType
-	}
-	if c.SSHUser == "" {
-		c.SSHUser = d.SSHUser
-	}
-	if c.Pool == "" {
-		c.Pool = d.Pool
-	}
+	c.URI = cmp.Or(c.URI, d.URI)
+	c.CPUs = cmp.Or(c.CPUs, d.CPUs)
+	c.Memory = cmp.Or(c.Memory, d.Memory)
+	c.DiskSize = cmp.Or(c.DiskSize, d.DiskSize)
+	c.Network = cmp.Or(c.Network, d.Network)
+	c.DomainType = cmp.Or(c.DomainType, d.DomainType)
+	c.SSHUser = cmp.Or(c.SSHUser, d.SSHUser)
+	c.Pool = cmp.Or(c.Pool, d.Pool)
 	return c
 }
 

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -104,9 +105,7 @@ func volumeStem(path string) string {
 	if len(stem) > 48 {
 		stem = stem[:48]
 	}
-	if stem == "" {
-		stem = "image"
-	}
+	stem = cmp.Or(stem, "image")
 	return stem
 }
 
@@ -190,9 +189,7 @@ func cachedImageName(url string) string {
 	h := sha256.Sum256([]byte(url))
 	name := path.Base(strings.SplitN(url, "?", 2)[0])
 	name = strings.Trim(nameSafe.ReplaceAllString(name, "-"), "-.")
-	if name == "" {
-		name = "image"
-	}
+	name = cmp.Or(name, "image")
 	return hex.EncodeToString(h[:8]) + "-" + name
 }
 

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,15 +109,9 @@ func resolveHop(h validate.Hop, conf sshconfig.Host) validate.Hop {
 	if conf.HostName != "" {
 		h.Host = conf.HostName
 	}
-	if h.Port == 0 {
-		h.Port = conf.Port
-	}
-	if h.Port == 0 {
-		h.Port = 22
-	}
-	if h.User == "" {
-		h.User = conf.User
-	}
+	h.Port = cmp.Or(h.Port, conf.Port)
+	h.Port = cmp.Or(h.Port, 22)
+	h.User = cmp.Or(h.User, conf.User)
 	return h
 }
 

@@ -5,6 +5,7 @@
 package sshconfig
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -232,9 +233,7 @@ func expand(p, alias string, h Host) string {
 		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
 	}
 	host := h.HostName
-	if host == "" {
-		host = alias
-	}
+	host = cmp.Or(host, alias)
 	local := ""
 	if u, err := user.Current(); err == nil {
 		local = u.Username

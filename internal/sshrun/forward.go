@@ -1,6 +1,7 @@
 package sshrun
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -124,9 +125,7 @@ func requestPTY(s *ssh.Session, f *os.File, isTerm bool) (restore func(), err er
 		}
 	}
 	termName := os.Getenv("TERM")
-	if termName == "" {
-		termName = "xterm"
-	}
+	termName = cmp.Or(termName, "xterm")
 	if err := s.RequestPty(termName, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package dmimport
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,15 +148,9 @@ func planGeneric(p *Plan, dir string, raw json.RawMessage) {
 		}
 	}
 	p.Driver, p.Host, p.User, p.Port, p.EnginePort, p.Address = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort, d.IPAddress
-	if p.Port == 0 {
-		p.Port = 22
-	}
-	if p.User == "" {
-		p.User = "root"
-	}
-	if p.EnginePort == 0 {
-		p.EnginePort = 2376
-	}
+	p.Port = cmp.Or(p.Port, 22)
+	p.User = cmp.Or(p.User, "root")
+	p.EnginePort = cmp.Or(p.EnginePort, 2376)
 	// docker-machine copies the user's key to the machine's id_rsa.
 	p.KeyPath, p.KeyOutside = pickKey(dir, []string{d.SSHKeyPath, filepath.Join(dir, "id_rsa"), d.SSHKey})
 	if p.Host == "" {
@@ -170,9 +165,7 @@ func planVirtualBox(p *Plan, dir string, raw json.RawMessage) {
 	}
 	// SSH goes through VirtualBox's NAT forward on this computer.
 	p.Driver, p.Host, p.Port, p.User, p.Address, p.EnginePort, p.VirtualBox = "virtualbox", "127.0.0.1", d.SSHPort, d.SSHUser, d.IPAddress, 2376, &d
-	if p.User == "" {
-		p.User = "docker"
-	}
+	p.User = cmp.Or(p.User, "docker")
 	// The VM's key is the machine's id_rsa, and nothing else.
 	key, outside := pickKey(dir, []string{filepath.Join(dir, "id_rsa")})
 	switch {
@@ -218,9 +211,7 @@ func pickKey(dir string, candidates []string) (key string, outside bool) {
 		if within(rdir, rk) {
 			return rk, false
 		}
-		if key == "" {
-			key = rk
-		}
+		key = cmp.Or(key, rk)
 	}
 	return key, key != ""
 }

@@ -7,6 +7,7 @@ package osfamily
 // is a pure function of the facts; provisioning only acts on the answer.
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -457,9 +458,7 @@ func RHEL7Extras(os OS, repos []Repo, hasSubscriptionManager bool) (string, erro
 			if r.Enabled {
 				return "", nil
 			}
-			if disabled == "" {
-				disabled = r.ID
-			}
+			disabled = cmp.Or(disabled, r.ID)
 		}
 	}
 	if disabled != "" {

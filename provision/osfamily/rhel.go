@@ -1,6 +1,7 @@
 package osfamily
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -90,9 +91,7 @@ func (RHEL) InstallDocker(os OS, source string, in Install, installed func(strin
 		installed = func(string) bool { return false }
 	}
 	r := rhelInstall{os: os, major: major, pm: packager(major), name: os.PrettyName, in: in}
-	if r.name == "" {
-		r.name = os.ID + " " + os.VersionID
-	}
+	r.name = cmp.Or(r.name, os.ID+" "+os.VersionID)
 	switch source {
 	case "distro":
 		return r.distro()
