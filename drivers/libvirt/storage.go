@@ -43,10 +43,7 @@ func (d *Driver) ensureVolumes(ctx context.Context, c *conn, st *machineState, h
 	}
 	st.BaseVolume = baseVolumeName(img)
 
-	capacity := uint64(d.cfg.DiskSize) << 30
-	if capacity < img.VirtualSize {
-		capacity = img.VirtualSize
-	}
+	capacity := max(uint64(d.cfg.DiskSize)<<30, img.VirtualSize)
 	diskPath, err := d.ensureDisk(c, pool, st, capacity, basePath, img.Format)
 	if err != nil {
 		return domainDisks{}, err

@@ -3,6 +3,7 @@ package osfamily
 import (
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -137,11 +138,4 @@ func (Debian) fromAptRepo(os OS, pkg string, in Install) ([]string, error) {
 // codenameRE is an apt suite name: it goes into sources.list as one word.
 var codenameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
