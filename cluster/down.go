@@ -45,12 +45,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	if purge {
-		if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-			if !drivers.Adopts(h.mach.Driver) {
-				return nil // removed below anyway
-			}
-			return c.purge(ctx, h, name)
-		}); err != nil {
+		if err := c.purgeAdopted(ctx, hosts, name); err != nil {
 			return err
 		}
 	}
@@ -64,6 +59,17 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	return os.RemoveAll(st.ClusterDir(name))
+}
+
+// purgeAdopted undoes on the adopted hosts what provisioning can; the
+// others are removed anyway.
+func (c *Converger) purgeAdopted(ctx context.Context, hosts []*host, name string) error {
+	return parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+		if !drivers.Adopts(h.mach.Driver) {
+			return nil
+		}
+		return c.purge(ctx, h, name)
+	})
 }
 
 // downHosts loads the cluster's stored machines and names its leader.

@@ -232,31 +232,30 @@ func parseFilters(in []string) (lsFilter, error) {
 // machine's engine labels.
 func (f lsFilter) matches(in machine.Info, labels []string) bool {
 	for k, values := range f {
-		hit := false
-		for _, v := range values {
-			switch k {
-			case "driver":
-				hit = strings.EqualFold(in.DriverName, v)
-			case "state":
-				hit = strings.EqualFold(in.State, v)
-			case "name":
-				hit = regexp.MustCompile(v).MatchString(in.Name)
-			case "swarm":
-				hit = strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
-			case "cluster":
-				hit = strings.EqualFold(in.Cluster, v)
-			case "label":
-				hit = slices.Contains(labels, v)
-			}
-			if hit {
-				break
-			}
-		}
-		if !hit {
+		if !slices.ContainsFunc(values, func(v string) bool { return filterHit(k, v, in, labels) }) {
 			return false
 		}
 	}
 	return true
+}
+
+// filterHit tells whether the row passes one value v of filter key k.
+func filterHit(k, v string, in machine.Info, labels []string) bool {
+	switch k {
+	case "driver":
+		return strings.EqualFold(in.DriverName, v)
+	case "state":
+		return strings.EqualFold(in.State, v)
+	case "name":
+		return regexp.MustCompile(v).MatchString(in.Name)
+	case "swarm":
+		return strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
+	case "cluster":
+		return strings.EqualFold(in.Cluster, v)
+	case "label":
+		return slices.Contains(labels, v)
+	}
+	return false
 }
 
 // newLsItem is a row as --format sees it; h is nil when the machine's
