@@ -131,6 +131,15 @@ func (b *Backup) writeArchive(w io.Writer, key []byte, swarm io.Reader, swarmSiz
 	if err := a.put(swarmEntry, swarmSize, swarm); err != nil {
 		return err
 	}
+	if err := b.putOptional(a); err != nil {
+		return err
+	}
+	return a.seal()
+}
+
+// putOptional writes the entries a backup may lack: the unlock key,
+// shoal's files, the cluster file.
+func (b *Backup) putOptional(a *archiveWriter) error {
 	if b.Key != "" {
 		if err := a.putBytes(keyEntry, []byte(b.Key+"\n")); err != nil {
 			return err
@@ -143,12 +152,10 @@ func (b *Backup) writeArchive(w io.Writer, key []byte, swarm io.Reader, swarmSiz
 			}
 		}
 	}
-	if b.File != nil {
-		if err := a.putBytes(fileEntry, b.File); err != nil {
-			return err
-		}
+	if b.File == nil {
+		return nil
 	}
-	return a.seal()
+	return a.putBytes(fileEntry, b.File)
 }
 
 // encode is writeArchive into memory, with the Raft state b.Swarm.
