@@ -124,14 +124,19 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 		return false, nil
 	}
 	if inspectErr == nil {
-		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want)
-		if err != nil {
-			return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
-		}
-		return true, nil
+		return updateRegistry(ctx, mgr, r, svc, want)
 	}
 	if _, err := mgr.API.ServiceCreate(ctx, want); err != nil {
 		return false, fmt.Errorf("%s: service create %s (%s): %w", mgr.Name, r.Name, r.Image, err)
+	}
+	return true, nil
+}
+
+// updateRegistry corrects the registry service svc to want; true once
+// it did.
+func updateRegistry(ctx context.Context, mgr *Node, r Registry, svc swarm.Service, want swarm.ServiceSpec) (bool, error) {
+	if _, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want); err != nil {
+		return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
 	}
 	return true, nil
 }
