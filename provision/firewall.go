@@ -77,21 +77,31 @@ func parsePortSpec(s string) ([]portRange, bool) {
 	}
 	var out []portRange
 	for _, part := range strings.Split(ports, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		if !isRange {
-			lo, hi, isRange = strings.Cut(part, ":")
-		}
-		if !isRange {
-			hi = lo
-		}
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		if err1 != nil || err2 != nil || a > b {
+		r, ok := parsePortRange(part)
+		if !ok {
 			return nil, false
 		}
-		out = append(out, portRange{a, b, proto})
+		r.proto = proto
+		out = append(out, r)
 	}
 	return out, true
+}
+
+// parsePortRange reads "22", "6000-6010" or "6000:6010".
+func parsePortRange(part string) (portRange, bool) {
+	lo, hi, isRange := strings.Cut(part, "-")
+	if !isRange {
+		lo, hi, isRange = strings.Cut(part, ":")
+	}
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || a > b {
+		return portRange{}, false
+	}
+	return portRange{lo: a, hi: b}, true
 }
 
 // servicePorts knows the firewalld services and ufw application profiles
