@@ -354,24 +354,32 @@ func (m *Manager) otherManager(ctx context.Context, self, master string, of boot
 		if n == self {
 			continue
 		}
-		cfg, err := m.Store.Load(n)
-		if err != nil || cfg.Swarm == nil {
+		if cfg, err := m.Store.Load(n); err != nil || cfg.Swarm == nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		node, closeNode, err := m.openMaster(cctx, n)
-		if err != nil {
-			cancel()
-			continue
-		}
-		st, err := node.State(cctx)
-		cancel()
-		if err == nil && st.Active() && st.Manager && bootstrap.SameSwarm(ctx, node, st, of) {
+		if node, closeNode := m.managerOf(ctx, n, of); node != nil {
 			return node, closeNode
 		}
-		closeNode()
 	}
 	return nil, func() {}
+}
+
+// managerOf opens machine n's engine when it is a live manager of the
+// swarm of state of; nil when it is not.
+func (m *Manager) managerOf(ctx context.Context, n string, of bootstrap.State) (*bootstrap.Node, func()) {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	node, closeNode, err := m.openMaster(cctx, n)
+	if err != nil {
+		cancel()
+		return nil, nil
+	}
+	st, err := node.State(cctx)
+	cancel()
+	if err == nil && st.Active() && st.Manager && bootstrap.SameSwarm(ctx, node, st, of) {
+		return node, closeNode
+	}
+	closeNode()
+	return nil, nil
 }
 
 // swarmColumn is the SWARM column of `machine ls`: the master's name, with
