@@ -27,6 +27,12 @@ func PlanStore(root string, only []string, inShoal func(string) bool) ([]Plan, e
 	if err != nil {
 		return nil, fmt.Errorf("docker-machine store %s: %w", root, err)
 	}
+	return planEntries(dir, entries, only, inShoal), nil
+}
+
+// planEntries plans the store's machines (only those named, if any); a
+// name asked for that is not there is a plan that says so.
+func planEntries(dir string, entries []os.DirEntry, only []string, inShoal func(string) bool) []Plan {
 	want := map[string]bool{}
 	for _, n := range only {
 		want[n] = true
@@ -43,7 +49,7 @@ func PlanStore(root string, only []string, inShoal func(string) bool) ([]Plan, e
 		plans = append(plans, Plan{Name: n, Reason: "not in the docker-machine store"})
 	}
 	sort.Slice(plans, func(i, j int) bool { return plans[i].Name < plans[j].Name })
-	return plans, nil
+	return plans
 }
 
 // maxDMFile bounds a certificate or key read from a docker-machine store.
@@ -91,13 +97,22 @@ func checkDMHost(dir, name string, h dmMachine, inShoal func(string) bool) strin
 	if inShoal(name) {
 		return "shoal's store already has a machine of that name"
 	}
+	if why := missingCerts(dir); why != "" {
+		return why
+	}
+	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
+		return "its engine does not verify TLS clients"
+	}
+	return ""
+}
+
+// missingCerts says which of the engine's client certificate files dir
+// lacks ("" when it has them all).
+func missingCerts(dir string) string {
 	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
 		if err := regularFile(filepath.Join(dir, f)); err != nil {
 			return "no " + f + " (the client certificate for its engine): " + err.Error()
 		}
-	}
-	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
-		return "its engine does not verify TLS clients"
 	}
 	return ""
 }
