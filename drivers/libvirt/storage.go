@@ -327,17 +327,24 @@ func removeVolumes(c *conn, st machineState) []error {
 		if name == "" {
 			continue
 		}
-		vol, err := c.l.StorageVolLookupByName(pool, name)
-		if isCode(err, lv.ErrNoStorageVol) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, lvErr("look up volume "+name, err))
-			continue
-		}
-		if err := c.l.StorageVolDelete(vol, 0); err != nil {
-			errs = append(errs, lvErr("delete volume "+name, err))
+		if err := removeVolume(c, pool, name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// removeVolume deletes the pool's volume name, if it is there.
+func removeVolume(c *conn, pool lv.StoragePool, name string) error {
+	vol, err := c.l.StorageVolLookupByName(pool, name)
+	if isCode(err, lv.ErrNoStorageVol) {
+		return nil
+	}
+	if err != nil {
+		return lvErr("look up volume "+name, err)
+	}
+	if err := c.l.StorageVolDelete(vol, 0); err != nil {
+		return lvErr("delete volume "+name, err)
+	}
+	return nil
 }
