@@ -14,6 +14,7 @@ import (
 
 	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // Driver manages one libvirt domain and its volumes. This file has its
@@ -107,22 +108,26 @@ func (d *Driver) Create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if found {
-		// Made before: start it if needed and wait, as Start does.
-		return d.boot(ctx, c, dom, &st)
-	}
-
-	if _, err := ensureNetwork(c, st.Network); err != nil {
-		return err
-	}
-	disks, err := d.ensureVolumes(ctx, c, &st, hostKey)
-	if err != nil {
-		return err
-	}
-	if dom, err = d.defineDomain(ctx, c, &st, disks); err != nil {
-		return err
+	// Made before: start it if needed and wait, as Start does.
+	if !found {
+		if dom, err = d.makeDomain(ctx, c, &st, hostKey); err != nil {
+			return err
+		}
 	}
 	return d.boot(ctx, c, dom, &st)
+}
+
+// makeDomain makes what the domain needs (its network checked, its
+// volumes) and defines it.
+func (d *Driver) makeDomain(ctx context.Context, c *conn, st *machineState, hostKey driverutil.HostKey) (lv.Domain, error) {
+	if _, err := ensureNetwork(c, st.Network); err != nil {
+		return lv.Domain{}, err
+	}
+	disks, err := d.ensureVolumes(ctx, c, st, hostKey)
+	if err != nil {
+		return lv.Domain{}, err
+	}
+	return d.defineDomain(ctx, c, st, disks)
 }
 
 // Start starts the stopped machine and returns when SSH answers.
