@@ -38,8 +38,7 @@ func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node,
 	var inBatch *Node
 	var errs []string
 	for _, m := range managers {
-		s, err := m.State(ctx)
-		if err != nil || !s.Active() || !s.Manager {
+		if ok, err := activeManager(ctx, m); !ok {
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
@@ -54,6 +53,13 @@ func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node,
 		return inBatch, nil
 	}
 	return nil, fmt.Errorf("no swarm manager answers: %s", strings.Join(errs, "; "))
+}
+
+// activeManager tells whether m answers as an active manager; err is why
+// it does not answer.
+func activeManager(ctx context.Context, m *Node) (bool, error) {
+	s, err := m.State(ctx)
+	return err == nil && s.Active() && s.Manager, err
 }
 
 // batchRoll is what the phases of one batch's roll share.
