@@ -182,24 +182,27 @@ func ReadBackup(path string, key []byte, trust bool) (*Backup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if !trust {
-		var why string
-		switch {
-		case got == nil:
-			why = "it has no " + macEntry + " entry (made by an older shoal, or altered)"
-		case key == nil:
-			why = "this store has no backup key (" + backupKeyFile + "): the backup was made elsewhere"
-		case !hmac.Equal(got, sum):
-			why = "its HMAC does not match this store's backup key: altered, or made by another store"
-		}
-		if why != "" {
-			return nil, fmt.Errorf("%s: %w: %s; restore it only if you know where it comes from, with --trust", path, ErrUntrusted, why)
-		}
+	if why := untrusted(got, sum, key); why != "" && !trust {
+		return nil, fmt.Errorf("%s: %w: %s; restore it only if you know where it comes from, with --trust", path, ErrUntrusted, why)
 	}
 	if err := b.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
+}
+
+// untrusted says why the MAC the archive carries (got) does not confirm
+// it against sum, its MAC with this store's key; "" when it does.
+func untrusted(got, sum, key []byte) string {
+	switch {
+	case got == nil:
+		return "it has no " + macEntry + " entry (made by an older shoal, or altered)"
+	case key == nil:
+		return "this store has no backup key (" + backupKeyFile + "): the backup was made elsewhere"
+	case !hmac.Equal(got, sum):
+		return "its HMAC does not match this store's backup key: altered, or made by another store"
+	}
+	return ""
 }
 
 // check refuses what is not a backup this shoal restores.
