@@ -169,13 +169,15 @@ func (c *Converger) retire(ctx context.Context, leader *host, names []string) er
 		}
 		leaving = append(leaving, l)
 	}
-	timeout := c.DrainTimeout
-	if timeout <= 0 {
-		timeout = DefaultDrainTimeout
-	}
-	if err := c.reconciler().Retire(ctx, leader.node, leaving, timeout); err != nil {
+	if err := c.reconciler().Retire(ctx, leader.node, leaving, c.drainTimeout()); err != nil {
 		return err
 	}
+	return c.removeRetired(ctx, hosts)
+}
+
+// removeRetired removes (or forgets, when adopted) the machines out of the
+// swarm now.
+func (c *Converger) removeRetired(ctx context.Context, hosts []*host) error {
 	for _, h := range hosts {
 		verb := removalVerb(h.mach)
 		h.close()
