@@ -250,6 +250,16 @@ func Plan(ctx context.Context, h *Host) ([]string, error) {
 	return out, nil
 }
 
+// changeOf is the change step s would make, with its detail if it tells
+// one.
+func changeOf(s Step, h *Host) Change {
+	ch := Change{Step: s.Name()}
+	if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+		ch.Detail = d.planDetail(h)
+	}
+	return ch
+}
+
 // PlanChanges says what provisioning would change on a prepared host: the
 // steps (the persist step last) and the engine's versions. It changes
 // nothing.
@@ -261,11 +271,7 @@ func PlanChanges(ctx context.Context, h *Host) (Changes, error) {
 			return c, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
 		}
 		if changed {
-			ch := Change{Step: s.Name()}
-			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
-				ch.Detail = d.planDetail(h)
-			}
-			c.Steps = append(c.Steps, ch)
+			c.Steps = append(c.Steps, changeOf(s, h))
 		}
 	}
 	p, err := h.planPersist(ctx)
