@@ -300,6 +300,15 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 	return n, func() { n.Close(); c.Close() }, nil
 }
 
+// rootName names the machine's swarm master, the root of its swarm (the
+// machine itself when none is known).
+func (m *Manager) rootName(mach *Machine) string {
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		return master.Name
+	}
+	return mach.Name
+}
+
 // leaveSwarm takes the machine out of its swarm before it is removed: a
 // manager is demoted first (so the others keep their quorum), the node
 // leaves, and a remaining manager drops it from the node list.
@@ -326,10 +335,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 	}
 	// One node leaves at a time, so that a departing manager is never the
 	// one another departing node relies on.
-	root := mach.Name
-	if master, err := m.RootMaster(mach.Machine); err == nil {
-		root = master.Name
-	}
+	root := m.rootName(mach)
 	unlock, err := m.Store.Lock(ctx, "swarm", root)
 	if err != nil {
 		return err

@@ -136,10 +136,7 @@ func (m *Manager) upgradeManagers(ctx context.Context, mach *Machine, node *boot
 		return nil, func() {}
 	}
 	var managers []*bootstrap.Node
-	root := mach.Name
-	if master, err := m.RootMaster(mach.Machine); err == nil {
-		root = master.Name
-	}
+	root := m.rootName(mach)
 	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
 	if other != nil {
 		managers = append(managers, other)

@@ -98,35 +98,35 @@ func (errs *flagErrors) daemon(e store.Engine) {
 
 // swarmErrors checks a machine's place in a swarm.
 func swarmErrors(s *store.Swarm) []error {
-	var errs []error
-	add := func(flag string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
-		}
-	}
+	var errs flagErrors
 	if s.Join != "" {
-		add("--swarm-join", validate.Name(s.Join))
+		errs.add("--swarm-join", validate.Name(s.Join))
 	}
 	if s.RegistryNode != "" {
-		add("registry node", validate.Name(s.RegistryNode))
+		errs.add("registry node", validate.Name(s.RegistryNode))
 	}
 	if s.AdvertiseAddr != "" {
-		add("--swarm-advertise-addr", validate.AdvertiseAddr(s.AdvertiseAddr))
+		errs.add("--swarm-advertise-addr", validate.AdvertiseAddr(s.AdvertiseAddr))
 	}
 	for _, l := range s.Labels {
 		_, _, err := validate.Label(l)
-		add("--swarm-label", err)
+		errs.add("--swarm-label", err)
 	}
 	_, err := validate.ParseAvailability(s.Availability)
-	add("--swarm-availability", err)
+	errs.add("--swarm-availability", err)
+	errs.registry(s)
+	return errs
+}
+
+// registry checks the swarm registry's port, image and folder.
+func (errs *flagErrors) registry(s *store.Swarm) {
 	if s.RegistryPort != 0 {
-		add("--swarm-registry-port", validate.Port(s.RegistryPort))
+		errs.add("--swarm-registry-port", validate.Port(s.RegistryPort))
 	}
 	if s.RegistryImage != "" {
-		add("--swarm-registry-image", validate.ImageRef(s.RegistryImage))
+		errs.add("--swarm-registry-image", validate.ImageRef(s.RegistryImage))
 	}
 	if s.RegistryPath != "" {
-		add("registry path", validate.RemotePath(s.RegistryPath))
+		errs.add("registry path", validate.RemotePath(s.RegistryPath))
 	}
-	return errs
 }
