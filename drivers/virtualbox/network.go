@@ -369,32 +369,28 @@ func (d *Driver) siblings() (ips map[string]string, ports map[int]string) {
 		if !e.IsDir() || dir == filepath.Clean(d.m.Dir) {
 			continue
 		}
-		st, err := loadState(dir)
-		if err != nil || st == nil {
-			continue
-		}
-		if st.HostOnlyIP != "" {
-			ips[st.HostOnlyIP] = e.Name()
-		}
-		if st.SSHPort != 0 {
-			ports[st.SSHPort] = e.Name()
+		if st, err := loadState(dir); err == nil && st != nil {
+			st.noteTaken(e.Name(), ips, ports)
 		}
 	}
 	return ips, ports
+}
+
+// noteTaken notes the address and port that machine name holds.
+func (st *machineState) noteTaken(name string, ips map[string]string, ports map[int]string) {
+	if st.HostOnlyIP != "" {
+		ips[st.HostOnlyIP] = name
+	}
+	if st.SSHPort != 0 {
+		ports[st.SSHPort] = name
+	}
 }
 
 // pickAddress returns the configured address if no other machine has it,
 // else the first free one of the pool.
 func (d *Driver) pickAddress(h hostOnlyNetwork, taken map[string]string) (net.IP, error) {
 	if d.cfg.HostOnlyIP != "" {
-		ip := net.ParseIP(d.cfg.HostOnlyIP)
-		if err := h.checkAddress(ip); err != nil {
-			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: %w", d.cfg.HostOnlyIP, err)
-		}
-		if other, ok := taken[ip.String()]; ok {
-			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: machine %q already has this address", ip, other)
-		}
-		return ip.To4(), nil
+		return d.configuredAddress(h, taken)
 	}
 	first, last := h.pool()
 	for ip := first; binary.BigEndian.Uint32(ip) <= binary.BigEndian.Uint32(last); ip = addIP(ip, 1) {
@@ -403,6 +399,19 @@ func (d *Driver) pickAddress(h hostOnlyNetwork, taken map[string]string) (net.IP
 		}
 	}
 	return nil, fmt.Errorf("no free address left in host-only network %s (from %s to %s): remove a machine or choose another --virtualbox-hostonly-cidr", h, first, last)
+}
+
+// configuredAddress is --virtualbox-hostonly-ip, once checked to be in h
+// and no other machine's.
+func (d *Driver) configuredAddress(h hostOnlyNetwork, taken map[string]string) (net.IP, error) {
+	ip := net.ParseIP(d.cfg.HostOnlyIP)
+	if err := h.checkAddress(ip); err != nil {
+		return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: %w", d.cfg.HostOnlyIP, err)
+	}
+	if other, ok := taken[ip.String()]; ok {
+		return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: machine %q already has this address", ip, other)
+	}
+	return ip.To4(), nil
 }
 
 // pickPort returns a free local port no other machine forwards.
