@@ -297,6 +297,22 @@ func removeFiles(dir string, names ...string) error {
 	return nil
 }
 
+// lookupState is the state a domain lookup tells already: none for a
+// domain that is missing or another's, unknown for a failed lookup;
+// known is false when the domain is there to ask.
+func lookupState(found bool, err error) (drivers.State, bool, error) {
+	var foreign *foreignDomainError
+	switch {
+	case errors.As(err, &foreign):
+		return drivers.NotFound, true, nil
+	case err != nil:
+		return drivers.Unknown, true, err
+	case !found:
+		return drivers.NotFound, true, nil
+	}
+	return "", false, nil
+}
+
 // State maps the domain's state.
 func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	st, found, err := loadState(d.m.Dir)
@@ -312,21 +328,33 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	}
 	defer c.close()
 	dom, found, err := d.lookupDomain(c, st)
-	var foreign *foreignDomainError
-	if errors.As(err, &foreign) {
-		return drivers.NotFound, nil
-	}
-	if err != nil {
-		return drivers.Unknown, err
-	}
-	if !found {
-		return drivers.NotFound, nil
+	if s, known, err := lookupState(found, err); known {
+		return s, err
 	}
 	state, _, err := c.l.DomainGetState(dom, 0)
 	if err != nil {
 		return drivers.Unknown, lvErr("domain "+st.Domain, err)
 	}
 	return mapState(lv.DomainState(state)), nil
+}
+
+// leasedIP is the address the network leased to the machine (one with no
+// reservation recorded yet).
+func (d *Driver) leasedIP(ctx context.Context, st machineState) (string, error) {
+	c, err := d.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	network, err := c.l.NetworkLookupByName(st.Network)
+	if err != nil {
+		return "", lvErr("look up network "+st.Network, err)
+	}
+	ip, err := leaseIP(c, network, st.MAC)
+	if err == nil && ip == "" {
+		err = fmt.Errorf("machine %s: no address yet (no DHCP lease for %s)", d.m.Name, st.MAC)
+	}
+	return ip, err
 }
 
 // SSH returns the machine's address (its reserved lease), the user made by
@@ -341,20 +369,8 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 	}
 	ip := st.IP
 	if ip == "" {
-		c, err := d.connect(ctx)
-		if err != nil {
+		if ip, err = d.leasedIP(ctx, st); err != nil {
 			return drivers.Endpoint{}, err
-		}
-		defer c.close()
-		network, err := c.l.NetworkLookupByName(st.Network)
-		if err != nil {
-			return drivers.Endpoint{}, lvErr("look up network "+st.Network, err)
-		}
-		if ip, err = leaseIP(c, network, st.MAC); err != nil {
-			return drivers.Endpoint{}, err
-		}
-		if ip == "" {
-			return drivers.Endpoint{}, fmt.Errorf("machine %s: no address yet (no DHCP lease for %s)", d.m.Name, st.MAC)
 		}
 	}
 	return drivers.Endpoint{
