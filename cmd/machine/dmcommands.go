@@ -19,6 +19,19 @@ import (
 
 // Commands docker-machine users type that shoal had no use for itself.
 
+// runsAt tells whether machine n's engine URL is host and it runs (asked
+// within timeout).
+func runsAt(ctx context.Context, m *machine.Manager, n, host string, timeout time.Duration) bool {
+	mach, err := m.Load(n)
+	if err != nil || machine.URL(mach.Machine) != host {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := mach.Driver.State(ctx)
+	return err == nil && st == drivers.Running
+}
+
 func newActive(g *globals) *cobra.Command {
 	timeout := timeoutValue(10 * time.Second)
 	cmd := &cobra.Command{
@@ -41,14 +54,7 @@ by 'machine env'). Exit status 1 with "No active host found" when there is none.
 				return err
 			}
 			for _, n := range names {
-				mach, err := m.Load(n)
-				if err != nil || machine.URL(mach.Machine) != host {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(timeout))
-				st, err := mach.Driver.State(ctx)
-				cancel()
-				if err == nil && st == drivers.Running {
+				if runsAt(cmd.Context(), m, n, host, time.Duration(timeout)) {
 					fmt.Fprintln(cmd.OutOrStdout(), n)
 					return nil
 				}

@@ -138,11 +138,7 @@ func (o *sshOptions) valued(f byte, v string) error {
 	case 'i':
 		o.Identities = append(o.Identities, v)
 	case 'p':
-		p, err := strconv.Atoi(v)
-		if err != nil || p < 1 || p > 65535 {
-			return fmt.Errorf("ssh option -p %q: not a port", v)
-		}
-		o.Port = p
+		return o.setPort(v)
 	case 'D':
 		l, err := parseDynamic(v)
 		if err != nil {
@@ -150,17 +146,32 @@ func (o *sshOptions) valued(f byte, v string) error {
 		}
 		o.Dynamic = append(o.Dynamic, l)
 	case 'L', 'R':
-		fw, err := parseForward(v)
-		if err != nil {
-			return fmt.Errorf("ssh option -%c %q: %w", f, v, err)
-		}
-		if f == 'L' {
-			o.Local = append(o.Local, fw)
-		} else {
-			o.Remote = append(o.Remote, fw)
-		}
+		return o.addForward(f, v)
 	case 'o':
 		return o.option(v)
+	}
+	return nil
+}
+
+func (o *sshOptions) setPort(v string) error {
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("ssh option -p %q: not a port", v)
+	}
+	o.Port = p
+	return nil
+}
+
+// addForward reads -L or -R (f) [bind:]port:host:hostport.
+func (o *sshOptions) addForward(f byte, v string) error {
+	fw, err := parseForward(v)
+	if err != nil {
+		return fmt.Errorf("ssh option -%c %q: %w", f, v, err)
+	}
+	if f == 'L' {
+		o.Local = append(o.Local, fw)
+	} else {
+		o.Remote = append(o.Remote, fw)
 	}
 	return nil
 }
