@@ -140,6 +140,18 @@ func connectRunning(ctx context.Context, m *machine.Manager, name string) (*sshr
 	return m.Connect(ctx, mach, io.Discard)
 }
 
+// swarmMasterOf loads the master of the machine's swarm.
+func swarmMasterOf(m *machine.Manager, mach *machine.Machine) (*machine.Machine, error) {
+	if mach.Swarm == nil {
+		return nil, fmt.Errorf("%s is not in a swarm", mach.Name)
+	}
+	master, err := m.RootMaster(mach.Machine)
+	if err != nil {
+		return nil, err
+	}
+	return m.Load(master.Name)
+}
+
 // engineURL is the machine's (or its swarm master's) TLS engine URL, or
 // its running tunnel's; the host must be running.
 func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bool, stderr io.Writer) (string, *store.Machine, error) {
@@ -149,14 +161,7 @@ func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bo
 	}
 	target := mach
 	if toMaster {
-		if mach.Swarm == nil {
-			return "", nil, fmt.Errorf("%s is not in a swarm", name)
-		}
-		master, err := m.RootMaster(mach.Machine)
-		if err != nil {
-			return "", nil, err
-		}
-		if target, err = m.Load(master.Name); err != nil {
+		if target, err = swarmMasterOf(m, mach); err != nil {
 			return "", nil, err
 		}
 	}

@@ -76,13 +76,20 @@ func (s *swarmFlags) check() error {
 	if _, err := validate.ParseAvailability(s.availability); err != nil {
 		return fmt.Errorf("--swarm-availability: %w", err)
 	}
-	for _, l := range s.labels {
-		if _, _, err := validate.Label(l); err != nil {
-			return fmt.Errorf("--swarm-label: %w", err)
-		}
+	if err := checkLabels(s.labels); err != nil {
+		return err
 	}
 	if err := validate.Port(s.port); err != nil {
 		return fmt.Errorf("--swarm-registry-port: %w", err)
+	}
+	return nil
+}
+
+func checkLabels(labels []string) error {
+	for _, l := range labels {
+		if _, _, err := validate.Label(l); err != nil {
+			return fmt.Errorf("--swarm-label: %w", err)
+		}
 	}
 	return nil
 }
