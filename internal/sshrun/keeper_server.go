@@ -432,17 +432,32 @@ const hostKeysCmd = "cat /etc/ssh/ssh_host_*_key.pub"
 // errKeyChecked ends a host key check's handshake before any login.
 var errKeyChecked = errors.New("host key checked")
 
+// rejectAs refuses the client's channel as the machine refused it.
+func rejectAs(nch ssh.NewChannel, err error) {
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		_ = nch.Reject(oce.Reason, oce.Message)
+		return
+	}
+	_ = nch.Reject(ssh.ConnectionFailed, err.Error())
+}
+
+// forwardRequests passes a channel's requests on to the other side's.
+func forwardRequests(reqs <-chan *ssh.Request, to ssh.Channel) {
+	for r := range reqs {
+		ok, _ := to.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			_ = r.Reply(ok, nil)
+		}
+	}
+}
+
 // bridge opens nch's channel on the machine's connection and carries its
 // data and requests both ways until both ends have closed.
 func bridge(nch ssh.NewChannel, up *ssh.Client) {
 	uch, ureqs, err := up.OpenChannel(nch.ChannelType(), nch.ExtraData())
 	if err != nil {
-		var oce *ssh.OpenChannelError
-		if errors.As(err, &oce) {
-			_ = nch.Reject(oce.Reason, oce.Message)
-		} else {
-			_ = nch.Reject(ssh.ConnectionFailed, err.Error())
-		}
+		rejectAs(nch, err)
 		return
 	}
 	cch, creqs, err := nch.Accept()
@@ -466,20 +481,10 @@ func bridge(nch ssh.NewChannel, up *ssh.Client) {
 	}()
 	go func() { // exit-status and the like, before the close
 		defer out.Done()
-		for r := range ureqs {
-			ok, _ := cch.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				_ = r.Reply(ok, nil)
-			}
-		}
+		forwardRequests(ureqs, cch)
 	}()
 	go func() {
-		for r := range creqs {
-			ok, _ := uch.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				_ = r.Reply(ok, nil)
-			}
-		}
+		forwardRequests(creqs, uch)
 		// The client closed its channel (a cancelled command).
 		uch.Close()
 	}()
