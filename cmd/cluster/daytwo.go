@@ -194,6 +194,17 @@ store.`,
 	return cmd
 }
 
+// rotated says what rotate rotated.
+func rotated(ca, sshKey bool) string {
+	switch {
+	case ca:
+		return "join tokens and root CA (every node has its new certificate)"
+	case sshKey:
+		return "SSH key (every node has the new one; the old one is authorized nowhere)"
+	}
+	return "join tokens"
+}
+
 func newRotate(g *globals) *cobra.Command {
 	var ca, sshKey bool
 	var timeout time.Duration
@@ -218,11 +229,9 @@ that does not answer keeps the old one until the next 'cluster up'.`,
 			if err != nil {
 				return err
 			}
-			what := "join tokens"
 			if sshKey {
 				c.UseSecrets(spec)
 				err = c.RotateSSHKey(cmd.Context(), spec.Name)
-				what = "SSH key (every node has the new one; the old one is authorized nowhere)"
 			} else {
 				err = c.Rotate(cmd.Context(), spec, ca, timeout)
 			}
@@ -230,10 +239,7 @@ that does not answer keeps the old one until the next 'cluster up'.`,
 			if err != nil {
 				return err
 			}
-			if ca {
-				what = "join tokens and root CA (every node has its new certificate)"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: rotated the %s.\n", spec.Name, what)
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: rotated the %s.\n", spec.Name, rotated(ca, sshKey))
 			return nil
 		},
 	}
