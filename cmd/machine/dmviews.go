@@ -49,14 +49,7 @@ func newDMHost(st *store.Store, m *store.Machine) *dmHost {
 		Env: e.Env, InsecureRegistry: e.InsecureRegistries, Labels: e.Labels, RegistryMirror: e.RegistryMirrors,
 		StorageDriver: e.StorageDriver, TLSVerify: e.TLS, ArbitraryFlags: e.Opts,
 	}
-	so := &dmSwarmOptions{}
-	if m.Swarm != nil {
-		so.IsSwarm, so.Master, so.Agent = true, m.Swarm.Master, !m.Swarm.Master
-		so.Image = m.Swarm.RegistryImage
-		if !m.Swarm.Master {
-			so.Discovery = m.Swarm.Join
-		}
-	}
+	so := newDMSwarmOptions(m.Swarm)
 	certsDir := st.CertsDir()
 	ao := &dmAuthOptions{
 		CertDir:              certsDir,
@@ -83,6 +76,21 @@ func newDMHost(st *store.Store, m *store.Machine) *dmHost {
 		HostOptions: &dmHostOptions{Driver: m.Driver, EngineOptions: eo, SwarmOptions: so, AuthOptions: ao},
 		Name:        m.Name,
 	}
+}
+
+// newDMSwarmOptions are docker-machine's swarm options of a machine in
+// swarm s (none when nil): a master, else an agent that joins.
+func newDMSwarmOptions(s *store.Swarm) *dmSwarmOptions {
+	so := &dmSwarmOptions{}
+	if s == nil {
+		return so
+	}
+	so.IsSwarm, so.Master, so.Agent = true, s.Master, !s.Master
+	so.Image = s.RegistryImage
+	if !s.Master {
+		so.Discovery = s.Join
+	}
+	return so
 }
 
 // templateFuncs are docker-machine's template functions.
