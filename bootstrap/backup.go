@@ -306,25 +306,36 @@ func (e errJobStatus) Error() string { return "status " + e.status }
 // active (or, with pending, still looking for its old managers), unlocking
 // it with key when it is locked (autolock).
 func waitAndUnlock(ctx context.Context, n *Node, key string, redact func(string) string, pending bool) error {
-	unlocked := false
-	err := wait.Poll(ctx, pollInterval, 2*time.Minute, func(ctx context.Context) (bool, error) {
-		s, err := n.State(ctx)
-		if err != nil {
-			return false, nil
-		}
-		switch {
-		case s.LocalNodeState == StateLocked && key != "" && !unlocked:
-			unlocked = true
-			return false, unlockBounded(ctx, n, key, redact)
-		case s.LocalNodeState == StateLocked && key == "":
-			return false, fmt.Errorf("%s: the swarm is locked (autolock) and no unlock key is at hand", n.Name)
-		}
-		return s.LocalNodeState != StateLocked && (pending || s.LocalNodeState != StatePending), nil
-	})
+	u := nodeUnlocker{n: n, key: key, redact: redact, pending: pending}
+	err := wait.Poll(ctx, pollInterval, 2*time.Minute, u.poll)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: dockerd did not come back with its swarm: %w", n.Name, err)
 	}
 	return err
+}
+
+// nodeUnlocker is waitAndUnlock's poll: it unlocks the node once.
+type nodeUnlocker struct {
+	n        *Node
+	key      string
+	redact   func(string) string
+	pending  bool
+	unlocked bool
+}
+
+func (u *nodeUnlocker) poll(ctx context.Context) (bool, error) {
+	s, err := u.n.State(ctx)
+	if err != nil {
+		return false, nil
+	}
+	switch {
+	case s.LocalNodeState == StateLocked && u.key != "" && !u.unlocked:
+		u.unlocked = true
+		return false, unlockBounded(ctx, u.n, u.key, u.redact)
+	case s.LocalNodeState == StateLocked && u.key == "":
+		return false, fmt.Errorf("%s: the swarm is locked (autolock) and no unlock key is at hand", u.n.Name)
+	}
+	return s.LocalNodeState != StateLocked && (u.pending || s.LocalNodeState != StatePending), nil
 }
 
 // unlockBounded unlocks the node with key. Docker's unlock answers once the

@@ -168,33 +168,43 @@ func PickAnchor(want []Want, obs Observed, pol Policy) (name, clusterID string) 
 // manager that cannot list the swarm's nodes (cut off from its peers) is
 // passed over by the caller.
 func AnchorCandidates(want []Want, obs Observed, pol Policy) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range candidateOrder(want, pol) {
+		s, ok := obs.States[n]
+		if seen[n] || !ok || !managesSwarm(s, pol.ClusterID) {
+			continue
+		}
+		seen[n] = true
+		out = append(out, n)
+		if pol.ClusterID == "" {
+			break // without a record only the first is this swarm
+		}
+	}
+	return out
+}
+
+// candidateOrder is the order AnchorCandidates looks at: the anchors, the
+// leader, then the wanted nodes. The other nodes are searched only for the
+// recorded swarm: without a record, a manager of some swarm among them is
+// not known to be this one (the leader starts the swarm; the others are
+// refused).
+func candidateOrder(want []Want, pol Policy) []string {
 	var order []string
 	order = append(order, pol.Anchors...)
 	order = append(order, pol.Leader)
 	if pol.ClusterID != "" {
-		// The other nodes are searched only for the recorded swarm: without
-		// a record, a manager of some swarm among them is not known to be
-		// this one (the leader starts the swarm; the others are refused).
 		for _, w := range want {
 			order = append(order, w.Name)
 		}
 	}
-	var out []string
-	seen := map[string]bool{}
-	for _, n := range order {
-		s, ok := obs.States[n]
-		if seen[n] || !ok || !s.Active() || !s.Manager || s.ClusterID == "" {
-			continue
-		}
-		if pol.ClusterID == "" || s.ClusterID == pol.ClusterID {
-			seen[n] = true
-			out = append(out, n)
-			if pol.ClusterID == "" {
-				break // without a record only the first is this swarm
-			}
-		}
-	}
-	return out
+	return order
+}
+
+// managesSwarm: s is an active manager that knows its swarm's ID, and
+// that swarm is clusterID ("" for any).
+func managesSwarm(s State, clusterID string) bool {
+	return s.Active() && s.Manager && s.ClusterID != "" && (clusterID == "" || s.ClusterID == clusterID)
 }
 
 // Electing tells whether some manager answers without its swarm's ID, as
@@ -403,11 +413,7 @@ func (dc *decider) activeNode(w Want, s State) {
 	case w.Name == dc.anchor:
 		dc.add(w, Keep, "manager of swarm "+Short(dc.clusterID))
 	case dc.anchor != "" && dc.inSwarm(s):
-		if m, ok := dc.known[s.NodeID]; ok && moved(w, s, dc.obs.Members) {
-			dc.add(w, Readdress, movedWhy(w, s, m))
-		} else {
-			dc.add(w, Keep, "in the swarm")
-		}
+		dc.memberNode(w, s)
 	case dc.anchor == "" && dc.locked > 0:
 		// The swarm's managers are locked: nobody can tell yet whether this
 		// node is one of theirs, so it is not touched.
@@ -420,12 +426,27 @@ func (dc *decider) activeNode(w Want, s State) {
 	case dc.pol.Force:
 		dc.add(w, Rejoin, "in another swarm "+Short(s.ClusterID)+": forced to leave it")
 	default:
-		what := "a worker of another swarm"
-		if s.Manager {
-			what = "a manager of another swarm " + Short(s.ClusterID)
-		}
-		dc.refuse("%s is %s: use %s to make it leave and join this one", w.Name, what, dc.pol.ForceHint)
+		dc.refuseOtherSwarm(w, s)
 	}
+}
+
+// memberNode: a node of this swarm is kept, or readdressed when the swarm
+// knows it at another address.
+func (dc *decider) memberNode(w Want, s State) {
+	if m, ok := dc.known[s.NodeID]; ok && moved(w, s, dc.obs.Members) {
+		dc.add(w, Readdress, movedWhy(w, s, m))
+		return
+	}
+	dc.add(w, Keep, "in the swarm")
+}
+
+// refuseOtherSwarm refuses a node of another swarm, unforced.
+func (dc *decider) refuseOtherSwarm(w Want, s State) {
+	what := "a worker of another swarm"
+	if s.Manager {
+		what = "a manager of another swarm " + Short(s.ClusterID)
+	}
+	dc.refuse("%s is %s: use %s to make it leave and join this one", w.Name, what, dc.pol.ForceHint)
 }
 
 // halfwayNode: a node pending or in error leaves a half-made membership;

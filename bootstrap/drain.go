@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,16 +19,17 @@ func Pinned(spec swarm.ServiceSpec, hostname, id string) bool {
 	if spec.TaskTemplate.Placement == nil {
 		return false
 	}
-	for _, c := range spec.TaskTemplate.Placement.Constraints {
-		k, v, ok := strings.Cut(strings.ReplaceAll(c, " ", ""), "==")
-		if !ok {
-			continue
-		}
-		if (k == "node.hostname" && hostname != "" && strings.EqualFold(v, hostname)) || (k == "node.id" && v == id) {
-			return true
-		}
+	return slices.ContainsFunc(spec.TaskTemplate.Placement.Constraints, func(c string) bool { return pinsTo(c, hostname, id) })
+}
+
+// pinsTo tells a placement constraint that names the node (by hostname,
+// when known, or node ID).
+func pinsTo(constraint, hostname, id string) bool {
+	k, v, ok := strings.Cut(strings.ReplaceAll(constraint, " ", ""), "==")
+	if !ok {
+		return false
 	}
-	return false
+	return (k == "node.hostname" && hostname != "" && strings.EqualFold(v, hostname)) || (k == "node.id" && v == id)
 }
 
 // rollDrained: no task runs on the node, and every task of the node's

@@ -31,20 +31,19 @@ func EarlyAnchor(w Want, s State, members []Member, pol Policy) (m Membership, o
 	case s.LocalNodeState == StateInactive || s.LocalNodeState == "":
 		// With a record, another manager may hold the swarm: Reconcile
 		// looks for it among all the nodes.
-		if pol.ClusterID != "" {
-			return "", false
-		}
-		return Init, true
-	case s.Active() && s.Manager && s.ClusterID != "":
-		if pol.ClusterID != "" && s.ClusterID != pol.ClusterID {
-			return "", false
-		}
-		if moved(w, s, members) {
-			return "", false
-		}
-		return Keep, true
+		return decided(Init, pol.ClusterID == "")
+	case managesSwarm(s, pol.ClusterID):
+		return decided(Keep, !moved(w, s, members))
 	}
 	return "", false
+}
+
+// decided is m when ok, else no decision.
+func decided(m Membership, ok bool) (Membership, bool) {
+	if !ok {
+		return "", false
+	}
+	return m, true
 }
 
 // DecideOne decides one node against a live anchor of the swarm with

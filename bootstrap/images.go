@@ -19,16 +19,11 @@ func ArchiveTags(path string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// docker load takes gzip-compressed archives too.
-	var r io.Reader = bufio.NewReader(f)
-	if magic, _ := r.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
+	r, err := maybeGunzip(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	defer r.Close()
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -38,19 +33,32 @@ func ArchiveTags(path string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if h.Name != "manifest.json" {
-			continue
+		if h.Name == "manifest.json" {
+			return manifestTags(tr, path)
 		}
-		var manifest []struct{ RepoTags []string }
-		if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
-			return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
-		}
-		var tags []string
-		for _, m := range manifest {
-			tags = append(tags, m.RepoTags...)
-		}
-		return tags, nil
 	}
+}
+
+// maybeGunzip reads r through gzip when it is compressed: docker load
+// takes gzip-compressed archives too.
+func maybeGunzip(r *bufio.Reader) (io.ReadCloser, error) {
+	if magic, _ := r.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return gzip.NewReader(r)
+	}
+	return io.NopCloser(r), nil
+}
+
+// manifestTags are the repository tags manifest.json (in r) lists.
+func manifestTags(r io.Reader, path string) ([]string, error) {
+	var manifest []struct{ RepoTags []string }
+	if err := json.NewDecoder(r).Decode(&manifest); err != nil {
+		return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
+	}
+	var tags []string
+	for _, m := range manifest {
+		tags = append(tags, m.RepoTags...)
+	}
+	return tags, nil
 }
 
 // LoadImages loads a `docker save` archive onto the node unless the node

@@ -38,10 +38,18 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 	}
 	opts := client.NetworkCreateOptions{Driver: "overlay", Scope: "swarm", Ingress: true, IPAM: &ing.IPAM, Labels: ing.Labels,
 		Options: map[string]string{MTUOption: want}}
-	// The swarm removes a network in the background: the name is free
-	// within seconds.
+	if err := n.createIngress(ctx, opts); err != nil {
+		return fmt.Errorf("%s: network create ingress (mtu %d): %w", n.Name, mtu, err)
+	}
+	return nil
+}
+
+// createIngress makes the ingress network again. The swarm removes a
+// network in the background: the name is free within seconds. A wait
+// that ends says what held the name.
+func (n *Node) createIngress(ctx context.Context, opts client.NetworkCreateOptions) error {
 	var last error // the name still taken
-	err = wait.Poll(ctx, 500*time.Millisecond, 30*time.Second, func(ctx context.Context) (bool, error) {
+	err := wait.Poll(ctx, 500*time.Millisecond, 30*time.Second, func(ctx context.Context) (bool, error) {
 		_, err := n.API.NetworkCreate(ctx, "ingress", opts)
 		if err != nil && nameTaken(err) {
 			last = err
@@ -50,12 +58,9 @@ func (n *Node) ingressWithMTU(ctx context.Context, mtu int) error {
 		return true, err
 	})
 	if err != nil && last != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return fmt.Errorf("%s: network create ingress (mtu %d): %w (%v)", n.Name, mtu, last, err)
+		return fmt.Errorf("%w (%v)", last, err)
 	}
-	if err != nil {
-		return fmt.Errorf("%s: network create ingress (mtu %d): %w", n.Name, mtu, err)
-	}
-	return nil
+	return err
 }
 
 // nameTaken: the network's name is still held (the old one going).

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,9 +107,7 @@ func JoinProgress(s State) (done bool, err error) {
 		return false, nil
 	}
 	why := s.Error
-	if why == "" {
-		why = "no error given (see 'docker info' on it)"
-	}
+	why = cmp.Or(why, "no error given (see 'docker info' on it)")
 	return false, fmt.Errorf("the join, gone on in the background after dockerd's time limit, ended in state %s: %s", s.LocalNodeState, why)
 }
 

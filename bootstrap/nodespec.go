@@ -3,6 +3,8 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,30 +35,32 @@ func NodeChanges(have swarm.NodeSpec, want NodeWant) (swarm.NodeSpec, []string) 
 		spec.Availability = swarm.NodeAvailability(want.Availability)
 		changed = append(changed, "availability="+want.Availability)
 	}
-	keys := make([]string, 0, len(want.Labels))
-	for k := range want.Labels {
-		keys = append(keys, k)
+	if labels, added := labelChanges(have.Labels, want.Labels); labels != nil {
+		spec.Labels = labels
+		changed = append(changed, added...)
 	}
-	sort.Strings(keys)
-	var labels map[string]string // a copy: a listed node's map is not written to
-	for _, k := range keys {
-		v := want.Labels[k]
-		if cur, ok := have.Labels[k]; ok && cur == v {
+	return spec, changed
+}
+
+// labelChanges returns have's labels with want's set (a copy: a listed
+// node's map is not written to) and the changes, in key order; nil when
+// none changes.
+func labelChanges(have, want map[string]string) (map[string]string, []string) {
+	var labels map[string]string
+	var changed []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		v := want[k]
+		if cur, ok := have[k]; ok && cur == v {
 			continue
 		}
 		if labels == nil {
-			labels = make(map[string]string, len(have.Labels)+len(want.Labels))
-			for lk, lv := range have.Labels {
-				labels[lk] = lv
-			}
+			labels = make(map[string]string, len(have)+len(want))
+			maps.Copy(labels, have)
 		}
 		labels[k] = v
 		changed = append(changed, "label "+k+"="+v)
 	}
-	if labels != nil {
-		spec.Labels = labels
-	}
-	return spec, changed
+	return labels, changed
 }
 
 // EnsureNode sets the node's role, labels and availability through a

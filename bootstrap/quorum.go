@@ -11,40 +11,51 @@ import (
 // keeps at least one manager. It returns a warning for a final count that
 // tolerates no loss.
 func QuorumCheck(members []Member, leaving map[string]bool, promoted int) (warning string, err error) {
-	var managers, reachable, goReach, goAll int
-	var names []string
+	c := countManagers(members, leaving)
+	if len(c.names) == 0 {
+		return countWarning(c.managers + promoted), nil
+	}
+	sort.Strings(c.names)
+	names := strings.Join(c.names, ", ")
+	left, leftReach := c.managers-len(c.names), c.reachable-c.goReach
+	if left+promoted < 1 {
+		return "", fmt.Errorf("removing or demoting %s leaves the swarm no manager: keep at least one manager in the file", names)
+	}
+	if need := left/2 + 1; left > 0 && leftReach < need {
+		return "", fmt.Errorf("removing or demoting %s would lose the Raft quorum: %d managers, %d reachable; after it %d managers with %d reachable, and a quorum of %d needs %d reachable. Bring the unreachable managers back (or replace them) first",
+			names, c.managers, c.reachable, left, leftReach, left, need)
+	}
+	if c.managers-c.reachable > 0 && c.reachable < c.managers/2+1 {
+		return "", fmt.Errorf("the swarm has lost its quorum (%d of %d managers reachable): nothing can change it until a majority is back", c.reachable, c.managers)
+	}
+	return countWarning(left + promoted), nil
+}
+
+// managerCount counts the swarm's managers, those reachable, and of the
+// leaving ones their names and how many are reachable.
+type managerCount struct {
+	managers, reachable, goReach int
+	names                        []string
+}
+
+func countManagers(members []Member, leaving map[string]bool) managerCount {
+	var c managerCount
 	for _, m := range members {
 		if m.Role != RoleManager {
 			continue
 		}
-		managers++
+		c.managers++
 		if m.Reachable {
-			reachable++
+			c.reachable++
 		}
 		if leaving[m.ID] {
-			goAll++
-			names = append(names, m.Hostname)
+			c.names = append(c.names, m.Hostname)
 			if m.Reachable {
-				goReach++
+				c.goReach++
 			}
 		}
 	}
-	if goAll == 0 {
-		return countWarning(managers + promoted), nil
-	}
-	sort.Strings(names)
-	left, leftReach := managers-goAll, reachable-goReach
-	if left+promoted < 1 {
-		return "", fmt.Errorf("removing or demoting %s leaves the swarm no manager: keep at least one manager in the file", strings.Join(names, ", "))
-	}
-	if need := left/2 + 1; left > 0 && leftReach < need {
-		return "", fmt.Errorf("removing or demoting %s would lose the Raft quorum: %d managers, %d reachable; after it %d managers with %d reachable, and a quorum of %d needs %d reachable. Bring the unreachable managers back (or replace them) first",
-			strings.Join(names, ", "), managers, reachable, left, leftReach, left, need)
-	}
-	if managers-reachable > 0 && reachable < managers/2+1 {
-		return "", fmt.Errorf("the swarm has lost its quorum (%d of %d managers reachable): nothing can change it until a majority is back", reachable, managers)
-	}
-	return countWarning(left + promoted), nil
+	return c
 }
 
 func countWarning(managers int) string {

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,9 +213,7 @@ func wantsOf(ts []*Target) []Want {
 // wantOf is the target's Want, with the address it is reached on.
 func wantOf(t *Target) Want {
 	w := t.Want
-	if w.Advertise == "" {
-		w.Advertise = t.Advertise
-	}
+	w.Advertise = cmp.Or(w.Advertise, t.Advertise)
 	return w
 }
 
@@ -264,9 +263,7 @@ func initDiffers(ctx context.Context, anchor *Node, o InitOptions) []string {
 	if o.OverlayMTU != 0 {
 		ing, err := anchor.API.NetworkInspect(ctx, "ingress", client.NetworkInspectOptions{})
 		if have := ing.Options[MTUOption]; err == nil && have != strconv.Itoa(o.OverlayMTU) {
-			if have == "" {
-				have = "Docker's default"
-			}
+			have = cmp.Or(have, "Docker's default")
 			diffs = append(diffs, fmt.Sprintf("the ingress network's overlay_mtu is %s, not %d", have, o.OverlayMTU))
 		}
 	}

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -43,18 +44,10 @@ const (
 
 // WithDefaults fills what is not set.
 func (r Registry) WithDefaults() Registry {
-	if r.Name == "" {
-		r.Name = DefaultRegistryName
-	}
-	if r.Port == 0 {
-		r.Port = DefaultRegistryPort
-	}
-	if r.Image == "" {
-		r.Image = DefaultRegistryImage
-	}
-	if r.Path == "" {
-		r.Path = DefaultRegistryPath
-	}
+	r.Name = cmp.Or(r.Name, DefaultRegistryName)
+	r.Port = cmp.Or(r.Port, DefaultRegistryPort)
+	r.Image = cmp.Or(r.Image, DefaultRegistryImage)
+	r.Path = cmp.Or(r.Path, DefaultRegistryPath)
 	return r
 }
 
@@ -85,20 +78,29 @@ func (r Registry) spec() swarm.ServiceSpec {
 
 // sameSpec compares what shoal sets; the engine adds the rest.
 func sameSpec(have, want swarm.ServiceSpec) bool {
-	hc, wc := have.TaskTemplate.ContainerSpec, want.TaskTemplate.ContainerSpec
+	return sameContainer(have.TaskTemplate.ContainerSpec, want.TaskTemplate.ContainerSpec) &&
+		samePlacement(have.TaskTemplate.Placement, want.TaskTemplate.Placement) &&
+		sameEndpoint(have.EndpointSpec, want.EndpointSpec)
+}
+
+// sameContainer: the image (whatever its digest) and the one mount.
+func sameContainer(hc, wc *swarm.ContainerSpec) bool {
 	if hc == nil || strings.SplitN(hc.Image, "@", 2)[0] != wc.Image {
 		return false
 	}
-	if len(hc.Mounts) != 1 || hc.Mounts[0].Source != wc.Mounts[0].Source || hc.Mounts[0].Target != wc.Mounts[0].Target {
+	return len(hc.Mounts) == 1 && hc.Mounts[0].Source == wc.Mounts[0].Source && hc.Mounts[0].Target == wc.Mounts[0].Target
+}
+
+func samePlacement(have, want *swarm.Placement) bool {
+	return have != nil && strings.Join(have.Constraints, ",") == strings.Join(want.Constraints, ",")
+}
+
+// sameEndpoint: the mode and the one published port.
+func sameEndpoint(have, want *swarm.EndpointSpec) bool {
+	if have == nil || len(have.Ports) != 1 || have.Mode != want.Mode {
 		return false
 	}
-	if have.TaskTemplate.Placement == nil || strings.Join(have.TaskTemplate.Placement.Constraints, ",") != strings.Join(want.TaskTemplate.Placement.Constraints, ",") {
-		return false
-	}
-	if have.EndpointSpec == nil || len(have.EndpointSpec.Ports) != 1 || have.EndpointSpec.Mode != want.EndpointSpec.Mode {
-		return false
-	}
-	hp, wp := have.EndpointSpec.Ports[0], want.EndpointSpec.Ports[0]
+	hp, wp := have.Ports[0], want.Ports[0]
 	return hp.PublishedPort == wp.PublishedPort && hp.TargetPort == wp.TargetPort && hp.PublishMode == wp.PublishMode
 }
 
@@ -122,14 +124,19 @@ func EnsureRegistry(ctx context.Context, mgr *Node, host Runner, r Registry) (bo
 		return false, nil
 	}
 	if inspectErr == nil {
-		_, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want)
-		if err != nil {
-			return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
-		}
-		return true, nil
+		return updateRegistry(ctx, mgr, r, svc, want)
 	}
 	if _, err := mgr.API.ServiceCreate(ctx, want); err != nil {
 		return false, fmt.Errorf("%s: service create %s (%s): %w", mgr.Name, r.Name, r.Image, err)
+	}
+	return true, nil
+}
+
+// updateRegistry corrects the registry service svc to want; true once
+// it did.
+func updateRegistry(ctx context.Context, mgr *Node, r Registry, svc swarm.Service, want swarm.ServiceSpec) (bool, error) {
+	if _, err := mgr.API.ServiceUpdate(ctx, svc.ID, svc.Version, want); err != nil {
+		return false, fmt.Errorf("%s: service update %s: %w", mgr.Name, r.Name, err)
 	}
 	return true, nil
 }

@@ -92,18 +92,30 @@ func (r *Reconciler) retireOne(ctx context.Context, anchor *Node, l Leaving, id 
 			return err
 		}
 	}
-	if l.Node != nil {
-		if s, err := l.Node.State(ctx); err == nil && s.LocalNodeState != StateInactive {
-			if err := r.leave(ctx, l.Node, "removed from the cluster"); err != nil {
-				return err
-			}
-		}
+	if err := r.leaveIfIn(ctx, l); err != nil {
+		return err
 	}
 	if id == "" {
 		return nil
 	}
-	// The entry goes once the manager sees the node down (bounded: a node
-	// that is gone already is down).
+	return r.removeEntry(ctx, anchor, l, id)
+}
+
+// leaveIfIn makes the leaving node, when it answers and is in a swarm,
+// leave it.
+func (r *Reconciler) leaveIfIn(ctx context.Context, l Leaving) error {
+	if l.Node == nil {
+		return nil
+	}
+	if s, err := l.Node.State(ctx); err != nil || s.LocalNodeState == StateInactive {
+		return nil
+	}
+	return r.leave(ctx, l.Node, "removed from the cluster")
+}
+
+// removeEntry removes the node's entry once the manager sees it down
+// (bounded: a node that is gone already is down).
+func (r *Reconciler) removeEntry(ctx context.Context, anchor *Node, l Leaving, id string) error {
 	waitLeft(ctx, anchor, id)
 	if err := RemoveNode(ctx, anchor, id); err != nil {
 		return err

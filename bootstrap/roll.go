@@ -30,9 +30,7 @@ type RollNode struct {
 // of them; then workers in batches of maxUnavailable (at least 1), in name
 // order. Nodes without a change are left out.
 func RollPlan(nodes []RollNode, maxUnavailable int) [][]RollNode {
-	if maxUnavailable < 1 {
-		maxUnavailable = 1
-	}
+	maxUnavailable = max(maxUnavailable, 1)
 	var managers, workers []RollNode
 	for _, n := range nodes {
 		if !n.Change {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,8 +38,7 @@ func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node,
 	var inBatch *Node
 	var errs []string
 	for _, m := range managers {
-		s, err := m.State(ctx)
-		if err != nil || !s.Active() || !s.Manager {
+		if ok, err := activeManager(ctx, m); !ok {
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
@@ -52,6 +53,13 @@ func through(ctx context.Context, managers []*Node, batch []*RollTarget) (*Node,
 		return inBatch, nil
 	}
 	return nil, fmt.Errorf("no swarm manager answers: %s", strings.Join(errs, "; "))
+}
+
+// activeManager tells whether m answers as an active manager; err is why
+// it does not answer.
+func activeManager(ctx context.Context, m *Node) (bool, error) {
+	s, err := m.State(ctx)
+	return err == nil && s.Active() && s.Manager, err
 }
 
 // batchRoll is what the phases of one batch's roll share.
@@ -291,38 +299,42 @@ func (r *Reconciler) restartCheck(ctx context.Context, mgr *Node, batch []*RollT
 // places them spread over the nodes. Without it the next drain would take
 // down all the tasks that piled up on one node.
 func (r *Reconciler) spreadBack(ctx context.Context, mgr *Node, batch []*RollTarget, services map[string]bool) error {
-	ids := make([]string, 0, len(services))
-	for id := range services {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(services)) {
 		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, client.ServiceInspectOptions{})
 		if err != nil {
 			continue // removed meanwhile
 		}
-		pinned := false
-		for _, t := range batch {
-			pinned = pinned || Pinned(svc.Spec, t.Node.Hostname, t.NodeID)
+		// Global services run on every node by themselves.
+		if pinnedToBatch(svc.Spec, batch) || svc.Spec.Mode.Replicated == nil {
+			continue
 		}
-		if pinned || svc.Spec.Mode.Replicated == nil {
-			continue // global services run on every node by themselves
-		}
-		var prev *time.Time
-		if svc.UpdateStatus != nil {
-			prev = svc.UpdateStatus.StartedAt
-		}
-		spec := svc.Spec
-		spec.TaskTemplate.ForceUpdate++
-		if _, err := mgr.API.ServiceUpdate(ctx, id, svc.Version, spec); err != nil {
-			return fmt.Errorf("service %s: update to spread its tasks: %w", spec.Name, err)
-		}
-		r.event(batch[0].Node.Name, "roll-spread", ui.Changed, spec.Name)
-		if err := waitServiceUpdated(ctx, mgr, id, prev, r.readyTimeout()); err != nil {
+		if err := r.forceUpdate(ctx, mgr, batch[0].Node.Name, id, svc); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pinnedToBatch tells a service pinned to one of the batch's nodes.
+func pinnedToBatch(spec swarm.ServiceSpec, batch []*RollTarget) bool {
+	return slices.ContainsFunc(batch, func(t *RollTarget) bool { return Pinned(spec, t.Node.Hostname, t.NodeID) })
+}
+
+// forceUpdate replaces the tasks of service id (svc as inspected) by its
+// own update_config and waits until they are replaced; node names the
+// event.
+func (r *Reconciler) forceUpdate(ctx context.Context, mgr *Node, node, id string, svc swarm.Service) error {
+	var prev *time.Time
+	if svc.UpdateStatus != nil {
+		prev = svc.UpdateStatus.StartedAt
+	}
+	spec := svc.Spec
+	spec.TaskTemplate.ForceUpdate++
+	if _, err := mgr.API.ServiceUpdate(ctx, id, svc.Version, spec); err != nil {
+		return fmt.Errorf("service %s: update to spread its tasks: %w", spec.Name, err)
+	}
+	r.event(node, "roll-spread", ui.Changed, spec.Name)
+	return waitServiceUpdated(ctx, mgr, id, prev, r.readyTimeout())
 }
 
 // waitServiceUpdated waits until a service's update that started after

@@ -131,6 +131,15 @@ func (b *Backup) writeArchive(w io.Writer, key []byte, swarm io.Reader, swarmSiz
 	if err := a.put(swarmEntry, swarmSize, swarm); err != nil {
 		return err
 	}
+	if err := b.putOptional(a); err != nil {
+		return err
+	}
+	return a.seal()
+}
+
+// putOptional writes the entries a backup may lack: the unlock key,
+// shoal's files, the cluster file.
+func (b *Backup) putOptional(a *archiveWriter) error {
 	if b.Key != "" {
 		if err := a.putBytes(keyEntry, []byte(b.Key+"\n")); err != nil {
 			return err
@@ -143,12 +152,10 @@ func (b *Backup) writeArchive(w io.Writer, key []byte, swarm io.Reader, swarmSiz
 			}
 		}
 	}
-	if b.File != nil {
-		if err := a.putBytes(fileEntry, b.File); err != nil {
-			return err
-		}
+	if b.File == nil {
+		return nil
 	}
-	return a.seal()
+	return a.putBytes(fileEntry, b.File)
 }
 
 // encode is writeArchive into memory, with the Raft state b.Swarm.
@@ -175,24 +182,27 @@ func ReadBackup(path string, key []byte, trust bool) (*Backup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if !trust {
-		var why string
-		switch {
-		case got == nil:
-			why = "it has no " + macEntry + " entry (made by an older shoal, or altered)"
-		case key == nil:
-			why = "this store has no backup key (" + backupKeyFile + "): the backup was made elsewhere"
-		case !hmac.Equal(got, sum):
-			why = "its HMAC does not match this store's backup key: altered, or made by another store"
-		}
-		if why != "" {
-			return nil, fmt.Errorf("%s: %w: %s; restore it only if you know where it comes from, with --trust", path, ErrUntrusted, why)
-		}
+	if why := untrusted(got, sum, key); why != "" && !trust {
+		return nil, fmt.Errorf("%s: %w: %s; restore it only if you know where it comes from, with --trust", path, ErrUntrusted, why)
 	}
 	if err := b.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
+}
+
+// untrusted says why the MAC the archive carries (got) does not confirm
+// it against sum, its MAC with this store's key; "" when it does.
+func untrusted(got, sum, key []byte) string {
+	switch {
+	case got == nil:
+		return "it has no " + macEntry + " entry (made by an older shoal, or altered)"
+	case key == nil:
+		return "this store has no backup key (" + backupKeyFile + "): the backup was made elsewhere"
+	case !hmac.Equal(got, sum):
+		return "its HMAC does not match this store's backup key: altered, or made by another store"
+	}
+	return ""
 }
 
 // check refuses what is not a backup this shoal restores.
@@ -261,9 +271,7 @@ func decodeArchive(r io.Reader, key []byte) (b *Backup, sum, got []byte, err err
 		return nil, nil, nil, fmt.Errorf("not a shoal backup (not gzip): %w", err)
 	}
 	tr := tar.NewReader(&boundedReader{r: zr, left: maxArchive})
-	b = &Backup{Shoal: map[string][]byte{}}
-	mac := hmac.New(sha256.New, key)
-	seen := map[string]bool{}
+	d := archiveDecoder{b: &Backup{Shoal: map[string][]byte{}}, mac: hmac.New(sha256.New, key), seen: map[string]bool{}}
 	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -272,44 +280,74 @@ func decodeArchive(r io.Reader, key []byte) (b *Backup, sum, got []byte, err err
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		switch {
-		case n >= maxEntries:
-			return nil, nil, nil, fmt.Errorf("more than %d entries: not a shoal backup", maxEntries)
-		case got != nil:
-			return nil, nil, nil, fmt.Errorf("%s: an entry after %s", h.Name, macEntry)
-		case h.Typeflag != tar.TypeReg:
-			return nil, nil, nil, fmt.Errorf("%s: not a regular file (type %q)", h.Name, h.Typeflag)
-		case seen[h.Name]:
-			return nil, nil, nil, fmt.Errorf("%s: twice in the archive", h.Name)
-		case h.Name != macEntry && !known(h.Name):
-			return nil, nil, nil, fmt.Errorf("%s: not an entry of a shoal backup", h.Name)
-		case h.Size < 0 || h.Size > entryLimit(h.Name):
-			return nil, nil, nil, fmt.Errorf("%s: %d bytes, more than the %d MiB it may hold", h.Name, h.Size, entryLimit(h.Name)>>20)
-		}
-		seen[h.Name] = true
-		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		if h.Name == macEntry {
-			if got, err = hex.DecodeString(strings.TrimSpace(string(data))); err != nil || len(got) != sha256.Size {
-				return nil, nil, nil, fmt.Errorf("%s: not an HMAC-SHA256", macEntry)
-			}
-			continue
-		}
-		mac.Write(macHeader(h.Name, h.Size))
-		mac.Write(data)
-		if err := b.take(h.Name, data); err != nil {
+		if err := d.entry(tr, h, n); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	if !seen[manifestEntry] || !seen[swarmEntry] {
+	if !d.seen[manifestEntry] || !d.seen[swarmEntry] {
 		return nil, nil, nil, fmt.Errorf("not a shoal backup (no %s or %s)", manifestEntry, swarmEntry)
 	}
 	if key != nil {
-		sum = mac.Sum(nil)
+		sum = d.mac.Sum(nil)
 	}
-	return b, sum, got, nil
+	return d.b, sum, d.got, nil
+}
+
+// archiveDecoder is what decodeArchive has read so far: the backup, the
+// MAC of its entries, the names seen and the MAC the archive carries.
+type archiveDecoder struct {
+	b    *Backup
+	mac  hash.Hash
+	seen map[string]bool
+	got  []byte
+}
+
+// entry reads the n-th entry, h, whose data r holds.
+func (d *archiveDecoder) entry(r io.Reader, h *tar.Header, n int) error {
+	if err := checkEntry(h, n, d.got != nil, d.seen); err != nil {
+		return err
+	}
+	d.seen[h.Name] = true
+	data, err := io.ReadAll(io.LimitReader(r, h.Size))
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if h.Name == macEntry {
+		return d.readMAC(data)
+	}
+	d.mac.Write(macHeader(h.Name, h.Size))
+	d.mac.Write(data)
+	return d.b.take(h.Name, data)
+}
+
+// checkEntry refuses the n-th entry h when a backup cannot have it: too
+// many, after the MAC (afterMAC), not a file, twice, unknown or too big.
+func checkEntry(h *tar.Header, n int, afterMAC bool, seen map[string]bool) error {
+	switch {
+	case n >= maxEntries:
+		return fmt.Errorf("more than %d entries: not a shoal backup", maxEntries)
+	case afterMAC:
+		return fmt.Errorf("%s: an entry after %s", h.Name, macEntry)
+	case h.Typeflag != tar.TypeReg:
+		return fmt.Errorf("%s: not a regular file (type %q)", h.Name, h.Typeflag)
+	case seen[h.Name]:
+		return fmt.Errorf("%s: twice in the archive", h.Name)
+	case h.Name != macEntry && !known(h.Name):
+		return fmt.Errorf("%s: not an entry of a shoal backup", h.Name)
+	case h.Size < 0 || h.Size > entryLimit(h.Name):
+		return fmt.Errorf("%s: %d bytes, more than the %d MiB it may hold", h.Name, h.Size, entryLimit(h.Name)>>20)
+	}
+	return nil
+}
+
+// readMAC reads the MAC entry: an HMAC-SHA256 in hex.
+func (d *archiveDecoder) readMAC(data []byte) error {
+	got, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%s: not an HMAC-SHA256", macEntry)
+	}
+	d.got = got
+	return nil
 }
 
 // take puts one entry's data in b.

@@ -219,6 +219,26 @@ func (c *Converger) backupOf(name string, state *State, man bootstrap.Manifest, 
 // manager the copy comes from (see PickBackupSource); anchor is a manager
 // that answers. The hosts are the caller's to close, also on an error.
 func (c *Converger) backupSource(ctx context.Context, name string, state *State) (hosts []*host, anchor, src *host, choice bootstrap.BackupChoice, err error) {
+	hosts, anchor = c.openBackupHosts(ctx, state)
+	if anchor == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
+	}
+	members, err := bootstrap.Members(ctx, anchor.node)
+	if err != nil {
+		return hosts, nil, nil, choice, err
+	}
+	if choice, err = bootstrap.PickBackupSource(members); err != nil {
+		return hosts, nil, nil, choice, err
+	}
+	if src = hostOfNode(hosts, choice.ID); src == nil {
+		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
+	}
+	return hosts, anchor, src, choice, nil
+}
+
+// openBackupHosts opens the cluster's machines and reads the swarm state
+// of those that answer; anchor is the first active manager, nil for none.
+func (c *Converger) openBackupHosts(ctx context.Context, state *State) (hosts []*host, anchor *host) {
 	for _, n := range state.Machines {
 		h, err := c.openSwarmNode(ctx, n)
 		if h != nil {
@@ -231,25 +251,19 @@ func (c *Converger) backupSource(ctx context.Context, name string, state *State)
 			anchor = h
 		}
 	}
-	if anchor == nil {
-		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: no manager of its swarm answers", name)
-	}
-	members, err := bootstrap.Members(ctx, anchor.node)
-	if err != nil {
-		return hosts, nil, nil, choice, err
-	}
-	if choice, err = bootstrap.PickBackupSource(members); err != nil {
-		return hosts, nil, nil, choice, err
-	}
+	return hosts, anchor
+}
+
+// hostOfNode is the last of hosts that runs the swarm node id, nil for
+// none.
+func hostOfNode(hosts []*host, id string) *host {
+	var found *host
 	for _, h := range hosts {
-		if h.node != nil && h.state.NodeID == choice.ID {
-			src = h
+		if h.node != nil && h.state.NodeID == id {
+			found = h
 		}
 	}
-	if src == nil {
-		return hosts, nil, nil, choice, fmt.Errorf("cluster %s: the manager %s chosen for the copy is not one of the cluster's machines that answer", name, choice.Hostname)
-	}
-	return hosts, anchor, src, choice, nil
+	return found
 }
 
 // backupPreflight does what can fail before anything is stopped: the

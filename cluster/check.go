@@ -52,20 +52,28 @@ func (c *Converger) checkNodes(name string) ([]string, error) {
 		return names, err
 	}
 	if m, err := st.Load(name); err == nil && m.Swarm != nil && m.Swarm.Master {
-		all, err := st.List()
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range all {
-			if o, err := st.Load(n); err == nil && o.Swarm != nil {
-				if r, err := c.Machines.RootMaster(o); err == nil && r.Name == name {
-					names = append(names, n)
-				}
-			}
-		}
-		return names, nil
+		return c.swarmOf(name)
 	}
 	return nil, fmt.Errorf("no cluster %q here, nor a swarm master of that name (see 'cluster ls', 'machine ls')", name)
+}
+
+// swarmOf returns the machines whose swarm's master is the machine
+// master.
+func (c *Converger) swarmOf(master string) ([]string, error) {
+	st := c.Machines.Store
+	all, err := st.List()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range all {
+		if o, err := st.Load(n); err == nil && o.Swarm != nil {
+			if r, err := c.Machines.RootMaster(o); err == nil && r.Name == master {
+				names = append(names, n)
+			}
+		}
+	}
+	return names, nil
 }
 
 // Check tests the data plane of cluster (or swarm master) name: every
@@ -82,11 +90,7 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		return nil, err
 	}
 	sort.Strings(names)
-	if p := c.Machines.Progress; p != nil {
-		for _, n := range names {
-			p.Event(n, "data-plane check", ui.Started, "")
-		}
-	}
+	c.checkStarted(names)
 	hosts := make([]*host, len(names))
 	for i, n := range names {
 		hosts[i] = &host{spec: Node{Name: n}}
@@ -104,24 +108,13 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		return nil, err
 	}
 	in := dataplane.Input{Nodes: names, Addrs: map[string]string{}, Managers: map[string]bool{}, Facts: map[string]dataplane.Facts{}, OverlayMTU: o.OverlayMTU, ImageOptional: o.ImageOptional}
-	nodeIDs := map[string]string{}
-	for _, h := range hosts {
-		m, ok := bootstrap.MemberOf(members, "", h.mach.Hostname)
-		if !ok {
-			return nil, fmt.Errorf("%s is not a node of the swarm %s manages: run 'cluster up' first", h.spec.Name, mgr.spec.Name)
-		}
-		nodeIDs[h.spec.Name] = m.ID
-		in.Addrs[h.spec.Name] = m.Addr
-		in.Managers[h.spec.Name] = m.Role == bootstrap.RoleManager
+	nodeIDs, err := checkMembers(&in, hosts, members, mgr)
+	if err != nil {
+		return nil, err
 	}
 	in.Advertised = advertisedAddrs(ctx, hosts)
-	sw, err := mgr.node.API.SwarmInspect(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: swarm inspect: %w", mgr.spec.Name, err)
-	}
-	in.Pools, in.DataPathPort = bootstrap.PoolStrings(sw.DefaultAddrPool), int(sw.DataPathPort)
-	if len(in.Pools) == 0 {
-		in.Pools = []string{"10.0.0.0/8"} // Docker's default
+	if err := swarmPools(ctx, &in, mgr); err != nil {
+		return nil, err
 	}
 	// The facts are read while the probe's tasks start (each node's SSH
 	// connection carries both).
@@ -142,6 +135,36 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	return rep, nil
 }
 
+// checkMembers notes in in each host's swarm address and role, and
+// returns their node IDs; a host that is not in the swarm is an error.
+func checkMembers(in *dataplane.Input, hosts []*host, members []bootstrap.Member, mgr *host) (map[string]string, error) {
+	nodeIDs := map[string]string{}
+	for _, h := range hosts {
+		m, ok := bootstrap.MemberOf(members, "", h.mach.Hostname)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a node of the swarm %s manages: run 'cluster up' first", h.spec.Name, mgr.spec.Name)
+		}
+		nodeIDs[h.spec.Name] = m.ID
+		in.Addrs[h.spec.Name] = m.Addr
+		in.Managers[h.spec.Name] = m.Role == bootstrap.RoleManager
+	}
+	return nodeIDs, nil
+}
+
+// swarmPools notes in in the swarm's address pools (Docker's default
+// when it names none) and data path port.
+func swarmPools(ctx context.Context, in *dataplane.Input, mgr *host) error {
+	sw, err := mgr.node.API.SwarmInspect(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: swarm inspect: %w", mgr.spec.Name, err)
+	}
+	in.Pools, in.DataPathPort = bootstrap.PoolStrings(sw.DefaultAddrPool), int(sw.DataPathPort)
+	if len(in.Pools) == 0 {
+		in.Pools = []string{"10.0.0.0/8"} // Docker's default
+	}
+	return nil
+}
+
 // probeTwice runs the probe, each run bounded by o.Timeout, and once
 // more when the first saw a failure: a swarm just changed may still be
 // converging (its gossip not yet carrying every task's name and VXLAN
@@ -158,6 +181,17 @@ func (c *Converger) probeTwice(ctx context.Context, mgr *host, hosts []*host, no
 		}
 	}
 	return mx, err
+}
+
+// checkStarted shows the check starting on each node.
+func (c *Converger) checkStarted(names []string) {
+	p := c.Machines.Progress
+	if p == nil {
+		return
+	}
+	for _, n := range names {
+		p.Event(n, "data-plane check", ui.Started, "")
+	}
 }
 
 // checkEvents shows each node's part of the verdict in the progress.

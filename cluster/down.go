@@ -47,12 +47,7 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	if purge {
-		if err := parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-			if !drivers.Adopts(h.mach.Driver) {
-				return nil // removed below anyway
-			}
-			return c.purge(ctx, h, name)
-		}); err != nil {
+		if err := c.purgeAdopted(ctx, hosts, name); err != nil {
 			return err
 		}
 	}
@@ -66,6 +61,17 @@ func (c *Converger) Down(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	return os.RemoveAll(st.ClusterDir(name))
+}
+
+// purgeAdopted undoes on the adopted hosts what provisioning can; the
+// others are removed anyway.
+func (c *Converger) purgeAdopted(ctx context.Context, hosts []*host, name string) error {
+	return parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
+		if !drivers.Adopts(h.mach.Driver) {
+			return nil
+		}
+		return c.purge(ctx, h, name)
+	})
 }
 
 // downHosts loads the cluster's stored machines and names its leader.
@@ -226,45 +232,53 @@ func (c *Converger) nodeStatus(ctx context.Context, name string) ([]NodeStatus, 
 		hosts[i] = &host{spec: Node{Name: n}}
 	}
 	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
-		i := indexOf(hosts, h)
-		ns := &out[i]
+		ns := &out[indexOf(hosts, h)]
 		ns.Name = h.spec.Name
-		mach, err := c.Machines.Load(h.spec.Name)
-		if err != nil {
+		if err := c.probeStatus(ctx, h, ns); err != nil {
 			ns.Error = err.Error()
-			return nil
-		}
-		ns.Address = mach.Address
-		ns.Role = roleOf(mach)
-		ns.Certs = c.Machines.CertExpiry(mach.Machine, time.Now())
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		h.client, err = c.Machines.Connect(cctx, mach, io.Discard)
-		if err != nil {
-			ns.Error = firstLine(err.Error())
-			return nil
-		}
-		ns.Reachable = true
-		h.node, err = mach.Node(h.client)
-		if err != nil {
-			ns.Error = err.Error()
-			return nil
-		}
-		s, err := h.node.State(cctx)
-		if err != nil {
-			ns.Error = firstLine(err.Error())
-			return nil
-		}
-		ns.Swarm, ns.NodeID, ns.DockerVersion = s.LocalNodeState, s.NodeID, s.DockerVersion
-		if s.Active() {
-			ns.Role = bootstrap.RoleWorker
-			if s.Manager {
-				ns.Role = bootstrap.RoleManager
-			}
 		}
 		return nil
 	})
 	return out, hosts, nil
+}
+
+// probeStatus fills ns in for h as far as it gets: the machine's record,
+// its connection, its swarm state; it returns what stopped it (a
+// connection's or the engine's error on its first line).
+func (c *Converger) probeStatus(ctx context.Context, h *host, ns *NodeStatus) error {
+	mach, err := c.Machines.Load(h.spec.Name)
+	if err != nil {
+		return err
+	}
+	ns.Address = mach.Address
+	ns.Role = roleOf(mach)
+	ns.Certs = c.Machines.CertExpiry(mach.Machine, time.Now())
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
+		return errors.New(firstLine(err.Error()))
+	}
+	ns.Reachable = true
+	if h.node, err = mach.Node(h.client); err != nil {
+		return err
+	}
+	s, err := h.node.State(cctx)
+	if err != nil {
+		return errors.New(firstLine(err.Error()))
+	}
+	ns.Swarm, ns.NodeID, ns.DockerVersion = s.LocalNodeState, s.NodeID, s.DockerVersion
+	if s.Active() {
+		ns.Role = swarmRole(s)
+	}
+	return nil
+}
+
+// swarmRole is an active node's role.
+func swarmRole(s bootstrap.State) string {
+	if s.Manager {
+		return bootstrap.RoleManager
+	}
+	return bootstrap.RoleWorker
 }
 
 func roleOf(m *machine.Machine) string {

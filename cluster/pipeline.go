@@ -79,10 +79,7 @@ type pipeline struct {
 var errWaiting = errors.New("waits for a host that failed")
 
 func (c *Converger) newPipeline(spec *Spec, hosts []*host, leader string, prev *State, priv []byte, pub string, start time.Time) *pipeline {
-	n := c.Parallel
-	if n < 1 {
-		n = 1
-	}
+	n := max(c.Parallel, 1)
 	p := &pipeline{c: c, spec: spec, hosts: hosts, leader: leader, prev: prev, priv: priv, pub: pub, start: start,
 		sem: make(chan struct{}, n), anchorReady: newEvent(), stages: map[string]time.Duration{}}
 	for _, h := range hosts {

@@ -157,14 +157,7 @@ func (c *Converger) checkRestoreTarget(ctx context.Context, spec *Spec, b *Backu
 	if moved, err := hostMoved(stored, lead); err != nil || moved {
 		return err
 	}
-	h, err := c.openSwarmNode(ctx, first)
-	if h != nil {
-		defer h.close()
-	}
-	var s bootstrap.State
-	if err == nil {
-		s, err = h.node.State(ctx)
-	}
+	s, err := c.swarmStateOf(ctx, first)
 	if err != nil {
 		return fmt.Errorf("%s, the first manager: cannot check its swarm before the restore (nothing was changed): %w", first, err)
 	}
@@ -172,6 +165,18 @@ func (c *Converger) checkRestoreTarget(ctx context.Context, spec *Spec, b *Backu
 		return fmt.Errorf("%w (nothing was changed)", err)
 	}
 	return nil
+}
+
+// swarmStateOf reads the swarm state of machine name.
+func (c *Converger) swarmStateOf(ctx context.Context, name string) (bootstrap.State, error) {
+	h, err := c.openSwarmNode(ctx, name)
+	if h != nil {
+		defer h.close()
+	}
+	if err != nil {
+		return bootstrap.State{}, err
+	}
+	return h.node.State(ctx)
 }
 
 // restoreSwarm puts the backup's state on the first manager (unless it

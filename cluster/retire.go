@@ -72,22 +72,8 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 	if len(leaving) == 0 {
 		return nil
 	}
-	// The registry's data lives on its node: a node that runs it (now, or
-	// as the last run left it) does not leave while the registry is on.
-	regHost := ""
-	if prev, err := LoadState(c.Machines.Store, spec.Name); err == nil && prev.Registry != "" {
-		regHost, _, _ = strings.Cut(prev.Registry, ":")
-	}
-	if spec.Registry.Enabled {
-		for _, n := range leaving {
-			mach, err := c.Machines.Load(n)
-			if err != nil {
-				return err
-			}
-			if n == spec.Registry.Node || mach.Hostname == regHost {
-				return fmt.Errorf("%s runs the registry (its images are on that node): keep it, or set registry { enabled = false } first", n)
-			}
-		}
+	if err := c.checkRegistryStays(spec, leaving); err != nil {
+		return err
 	}
 	mgr, members, err := c.liveManager(ctx, spec)
 	if err != nil || mgr == nil {
@@ -106,6 +92,29 @@ func (c *Converger) checkRemovals(ctx context.Context, spec *Spec, leaving []str
 	}
 	_, err = bootstrap.QuorumCheck(members, going, 0)
 	return err
+}
+
+// checkRegistryStays refuses the removal of the registry's node while the
+// registry is on: its data lives there. The node is the file's, or the
+// one the last run left it on.
+func (c *Converger) checkRegistryStays(spec *Spec, leaving []string) error {
+	if !spec.Registry.Enabled {
+		return nil
+	}
+	regHost := ""
+	if prev, err := LoadState(c.Machines.Store, spec.Name); err == nil && prev.Registry != "" {
+		regHost, _, _ = strings.Cut(prev.Registry, ":")
+	}
+	for _, n := range leaving {
+		mach, err := c.Machines.Load(n)
+		if err != nil {
+			return err
+		}
+		if n == spec.Registry.Node || mach.Hostname == regHost {
+			return fmt.Errorf("%s runs the registry (its images are on that node): keep it, or set registry { enabled = false } first", n)
+		}
+	}
+	return nil
 }
 
 // liveManager finds a reachable manager of the cluster's swarm among the
@@ -160,13 +169,15 @@ func (c *Converger) retire(ctx context.Context, leader *host, names []string) er
 		}
 		leaving = append(leaving, l)
 	}
-	timeout := c.DrainTimeout
-	if timeout <= 0 {
-		timeout = DefaultDrainTimeout
-	}
-	if err := c.reconciler().Retire(ctx, leader.node, leaving, timeout); err != nil {
+	if err := c.reconciler().Retire(ctx, leader.node, leaving, c.drainTimeout()); err != nil {
 		return err
 	}
+	return c.removeRetired(ctx, hosts)
+}
+
+// removeRetired removes (or forgets, when adopted) the machines out of the
+// swarm now.
+func (c *Converger) removeRetired(ctx context.Context, hosts []*host) error {
 	for _, h := range hosts {
 		verb := removalVerb(h.mach)
 		h.close()

@@ -34,26 +34,11 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 	if err != nil {
 		return false, err
 	}
-	var managers []*bootstrap.Node
 	byName := map[string]*host{}
 	for _, h := range hosts {
 		byName[h.spec.Name] = h
-		if h.spec.Role == bootstrap.RoleManager && h.node != nil {
-			managers = append(managers, h.node)
-		}
 	}
-	// The leader first: it answers for the others while they restart.
-	managers = append([]*bootstrap.Node{leader.node}, managers...)
-	r := c.reconciler()
-	changed := false
-	// Nodes left drained that need no change any more are made what they
-	// were now; the others get it back at the end of their turn.
-	ids, back := map[string]string{}, map[string]string{}
-	for name, was := range j.Was {
-		if h, ok := byName[name]; ok && !h.held {
-			ids[name], back[name] = h.state.NodeID, was
-		}
-	}
+	ids, back := drainedBack(j, byName)
 	batches := bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable)
 	if len(back)+len(batches) == 0 {
 		return false, nil
@@ -63,6 +48,8 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 		return false, err
 	}
 	defer unlock()
+	r := c.reconciler()
+	changed := false
 	if len(back) > 0 {
 		if err := r.Restore(ctx, leader.node, ids, back, j); err != nil {
 			return false, err
@@ -73,13 +60,54 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 		return changed, nil
 	}
 	c.Machines.Progress.Event(spec.Name, "roll", ui.Info, "order: "+bootstrap.RollOrder(batches))
-	// A manager restarted by the roll comes back locked under autolock:
-	// the roll unlocks what it restarted.
-	key := ""
-	if b, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath()); err == nil {
-		key = strings.TrimSpace(string(b))
-		c.Machines.Redactor.Add(key)
+	targets := c.rollTargets(batches, byName, j, c.unlockKey(spec))
+	if err := r.Roll(ctx, rollManagers(hosts, leader), targets, j, c.drainTimeout(), resume); err != nil {
+		return true, err
 	}
+	return true, nil
+}
+
+// rollManagers are the managers' nodes, the leader first: it answers for
+// the others while they restart.
+func rollManagers(hosts []*host, leader *host) []*bootstrap.Node {
+	managers := []*bootstrap.Node{leader.node}
+	for _, h := range hosts {
+		if h.spec.Role == bootstrap.RoleManager && h.node != nil {
+			managers = append(managers, h.node)
+		}
+	}
+	return managers
+}
+
+// drainedBack are the nodes left drained that need no change any more,
+// to be made what they were now (by node ID: the availability each had);
+// the others get it back at the end of their turn.
+func drainedBack(j *bootstrap.FileJournal, byName map[string]*host) (ids, back map[string]string) {
+	ids, back = map[string]string{}, map[string]string{}
+	for name, was := range j.Was {
+		if h, ok := byName[name]; ok && !h.held {
+			ids[name], back[name] = h.state.NodeID, was
+		}
+	}
+	return ids, back
+}
+
+// unlockKey is the swarm's autolock key, "" without one: a manager
+// restarted by the roll comes back locked under autolock, and the roll
+// unlocks what it restarted.
+func (c *Converger) unlockKey(spec *Spec) string {
+	b, err := os.ReadFile(c.Machines.Store.Cluster(spec.Name).UnlockKeyPath())
+	if err != nil {
+		return ""
+	}
+	key := strings.TrimSpace(string(b))
+	c.Machines.Redactor.Add(key)
+	return key
+}
+
+// rollTargets are the batches' hosts as the roll acts on them: each one's
+// change provisions its machine.
+func (c *Converger) rollTargets(batches [][]bootstrap.RollNode, byName map[string]*host, j *bootstrap.FileJournal, key string) [][]*bootstrap.RollTarget {
 	var targets [][]*bootstrap.RollTarget
 	for _, b := range batches {
 		var tb []*bootstrap.RollTarget
@@ -87,23 +115,25 @@ func (c *Converger) roll(ctx context.Context, spec *Spec, hosts []*host, leader 
 			h := byName[n.Name]
 			tb = append(tb, &bootstrap.RollTarget{
 				Node: h.node, NodeID: h.state.NodeID, Was: j.Was[n.Name], UnlockKey: key,
-				Change: func(ctx context.Context) error {
-					c.Machines.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
-					rep, err := c.Machines.ProvisionWith(ctx, h.mach, h.client)
-					if err != nil {
-						return err
-					}
-					h.state.DockerVersion = rep.DockerVersion
-					return nil
-				},
+				Change: c.rollChange(h),
 			})
 		}
 		targets = append(targets, tb)
 	}
-	if err := r.Roll(ctx, managers, targets, j, c.drainTimeout(), resume); err != nil {
-		return true, err
+	return targets
+}
+
+// rollChange provisions h's machine, the held change, in its turn.
+func (c *Converger) rollChange(h *host) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c.Machines.Progress.Event(h.spec.Name, "roll-change", ui.Info, h.heldWhy)
+		rep, err := c.Machines.ProvisionWith(ctx, h.mach, h.client)
+		if err != nil {
+			return err
+		}
+		h.state.DockerVersion = rep.DockerVersion
+		return nil
 	}
-	return true, nil
 }
 
 func (c *Converger) drainTimeout() time.Duration {

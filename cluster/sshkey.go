@@ -59,14 +59,19 @@ func editAuthorizedKeys(text, comment, pub string) string {
 			out.WriteString(l)
 		}
 	}
-	if !have {
-		s := out.String()
-		if s != "" && !strings.HasSuffix(s, "\n") {
-			out.WriteString("\n")
-		}
-		out.WriteString(pub + "\n")
+	if have {
+		return out.String()
 	}
-	return out.String()
+	return appendLine(out.String(), pub)
+}
+
+// appendLine adds line to text, after a line end if its last line has
+// none.
+func appendLine(text, line string) string {
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return text + line + "\n"
 }
 
 // replaceKeyList is a machine record's list of authorized keys with the

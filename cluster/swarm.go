@@ -99,12 +99,7 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	}
 	changed = out.Changed || sc.registryMade
 	sc.done("reconcile")
-	for _, h := range hosts {
-		h.state = out.States[h.spec.Name]
-		if h.node == out.Anchor {
-			leader = h
-		}
-	}
+	leader = takeStates(hosts, out)
 	autoChanged, err := c.ensureAutolock(ctx, spec, leader)
 	if err != nil {
 		return false, leader, out.ClusterID, err
@@ -127,6 +122,19 @@ func (c *Converger) swarmWith(ctx context.Context, spec *Spec, hosts []*host, le
 	}
 	changed = changed || fin.created
 	return changed, leader, out.ClusterID, fin.checkAll(ctx)
+}
+
+// takeStates gives each host its state as the reconciler left it, and
+// returns the host of its anchor, the leader.
+func takeStates(hosts []*host, out *bootstrap.Outcome) *host {
+	var leader *host
+	for _, h := range hosts {
+		h.state = out.States[h.spec.Name]
+		if h.node == out.Anchor {
+			leader = h
+		}
+	}
+	return leader
 }
 
 // ensureAutolock sets the swarm's autolock as the file says. The unlock

@@ -38,34 +38,49 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 			h.close()
 		}
 	}()
-	err = parallel(ctx, c.Parallel, hosts, func(ctx context.Context, h *host) error {
-		mach, err := c.Machines.Load(h.spec.Name)
-		if err != nil {
-			return err
-		}
-		mach.Engine.Install, mach.Engine.Version, mach.Engine.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
-		if err := c.Machines.Store.Save(mach.Machine); err != nil {
-			return err
-		}
-		h.mach = mach
-		if h.log, err = c.Machines.OpenLog(mach); err != nil {
-			return err
-		}
-		if h.client, err = c.Machines.Connect(ctx, mach, h.log); err != nil {
-			return err
-		}
-		if err := c.holdEngine(ctx, h); err != nil {
-			return fmt.Errorf("%s: %w", h.spec.Name, err)
-		}
-		if h.node, err = mach.Node(h.client); err != nil {
-			return err
-		}
-		h.state, err = h.node.State(ctx)
-		return err
-	})
+	if err := parallel(ctx, c.Parallel, hosts, c.upgradeHost); err != nil {
+		return res, err
+	}
+	leader, err := c.upgradeLeader(spec, hosts, res)
 	if err != nil {
 		return res, err
 	}
+	res.Order = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable))
+	res.Changed, err = c.roll(ctx, spec, hosts, leader, c.commandLine(spec, "upgrade"))
+	return res, err
+}
+
+// upgradeHost records the file's engine settings for h's machine,
+// connects, holds the engine where it changes and reads the node's state.
+func (c *Converger) upgradeHost(ctx context.Context, h *host) error {
+	mach, err := c.Machines.Load(h.spec.Name)
+	if err != nil {
+		return err
+	}
+	mach.Engine.Install, mach.Engine.Version, mach.Engine.RepoURL = h.spec.Engine.Install, h.spec.Engine.Version, h.spec.Engine.RepoURL
+	if err := c.Machines.Store.Save(mach.Machine); err != nil {
+		return err
+	}
+	h.mach = mach
+	if h.log, err = c.Machines.OpenLog(mach); err != nil {
+		return err
+	}
+	if h.client, err = c.Machines.Connect(ctx, mach, h.log); err != nil {
+		return err
+	}
+	if err := c.holdEngine(ctx, h); err != nil {
+		return fmt.Errorf("%s: %w", h.spec.Name, err)
+	}
+	if h.node, err = mach.Node(h.client); err != nil {
+		return err
+	}
+	h.state, err = h.node.State(ctx)
+	return err
+}
+
+// upgradeLeader returns the first manager that answers, once every host
+// is in the swarm; it lists in res the hosts whose engine changes.
+func (c *Converger) upgradeLeader(spec *Spec, hosts []*host, res *UpgradeResult) (*host, error) {
 	var leader *host
 	for _, h := range hosts {
 		if h.state.Active() && h.state.Manager && leader == nil {
@@ -73,18 +88,16 @@ func (c *Converger) Upgrade(ctx context.Context, spec *Spec) (*UpgradeResult, er
 		}
 	}
 	if leader == nil {
-		return res, fmt.Errorf("cluster %s: no manager of its swarm answers: run '%s' first", spec.Name, c.commandLine(spec, "up"))
+		return nil, fmt.Errorf("cluster %s: no manager of its swarm answers: run '%s' first", spec.Name, c.commandLine(spec, "up"))
 	}
 	for _, h := range hosts {
 		if h.held {
 			res.Rolled = append(res.Rolled, h.spec.Name)
 		} else if !h.state.Active() {
-			return res, fmt.Errorf("%s is not in the swarm (state %s): run '%s'", h.spec.Name, h.state.LocalNodeState, c.commandLine(spec, "up"))
+			return nil, fmt.Errorf("%s is not in the swarm (state %s): run '%s'", h.spec.Name, h.state.LocalNodeState, c.commandLine(spec, "up"))
 		}
 	}
-	res.Order = bootstrap.RollOrder(bootstrap.RollPlan(rollNodes(hosts, raftLeader(ctx, leader, hosts)), spec.MaxUnavailable))
-	res.Changed, err = c.roll(ctx, spec, hosts, leader, c.commandLine(spec, "upgrade"))
-	return res, err
+	return leader, nil
 }
 
 // Rotate rotates the swarm's join tokens and, with ca, its root CA,

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -109,42 +110,55 @@ func jumpConfigs(ep drivers.Endpoint, root string, red *sshrun.Redactor) ([]sshr
 		if err := conf.HopRefused(h); err != nil {
 			return nil, err
 		}
-		c := sshrun.Config{Endpoint: sshrun.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}
-		if conf.HostName != "" {
-			c.Host = conf.HostName
-		}
-		if c.Port == 0 {
-			c.Port = conf.Port
-		}
-		if c.User == "" {
-			c.User = conf.User
-		}
-		if c.User == "" {
-			c.User = local
-		}
-		c.ExtraKeyPaths = append(c.ExtraKeyPaths, conf.IdentityFiles...)
-		c.ExtraKeyPaths = append(c.ExtraKeyPaths, filepath.SplitList(ep.JumpKeys)...)
-		for _, k := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-			c.ExtraKeyPaths = append(c.ExtraKeyPaths, filepath.Join(home, ".ssh", k))
-		}
-		if ep.KeyPath != "" {
-			c.ExtraKeyPaths = append(c.ExtraKeyPaths, ep.KeyPath)
-		}
+		c := hopConfig(h, conf, local, red)
+		c.ExtraKeyPaths = hopKeys(ep, conf, home)
 		if i < len(fps) {
 			c.HostKeyFingerprint = strings.TrimSpace(fps[i])
 		}
-		port := c.Port
-		if port == 0 {
-			port = 22
-		}
-		dir := filepath.Join(root, JumpHostsDir, strings.ReplaceAll(c.Host, ":", "_")+"_"+fmt.Sprint(port))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if c.KnownHostsPath, err = jumpKnownHosts(root, c.Host, c.Port); err != nil {
 			return nil, err
 		}
-		c.KnownHostsPath = filepath.Join(dir, store.KnownHostsFile)
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// hopConfig is the hop's address and user: what the hop spells out, else
+// its ssh_config's, else (the user) the local one.
+func hopConfig(h validate.Hop, conf sshconfig.Host, local string, red *sshrun.Redactor) sshrun.Config {
+	c := sshrun.Config{Endpoint: sshrun.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}
+	if conf.HostName != "" {
+		c.Host = conf.HostName
+	}
+	c.Port = cmp.Or(c.Port, conf.Port)
+	c.User = cmp.Or(c.User, conf.User)
+	c.User = cmp.Or(c.User, local)
+	return c
+}
+
+// hopKeys are the keys offered to a hop, in order: its IdentityFile, the
+// --ssh-jump-keys, ~/.ssh's usual ones, the machine's own.
+func hopKeys(ep drivers.Endpoint, conf sshconfig.Host, home string) []string {
+	keys := append([]string(nil), conf.IdentityFiles...)
+	keys = append(keys, filepath.SplitList(ep.JumpKeys)...)
+	for _, k := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		keys = append(keys, filepath.Join(home, ".ssh", k))
+	}
+	if ep.KeyPath != "" {
+		keys = append(keys, ep.KeyPath)
+	}
+	return keys
+}
+
+// jumpKnownHosts is the known_hosts file of the jump host at host:port
+// (0 is 22), its folder made.
+func jumpKnownHosts(root, host string, port int) (string, error) {
+	port = cmp.Or(port, 22)
+	dir := filepath.Join(root, JumpHostsDir, strings.ReplaceAll(host, ":", "_")+"_"+fmt.Sprint(port))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, store.KnownHostsFile), nil
 }
 
 func expandHome(p string) string {

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -163,32 +164,10 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
-	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
-	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
-		names = uniqueSorted(append(names, h)) // the name the host was given by
-	}
-	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
-	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
-		ips = append(ips, ip)
-	} else if mach.Address != "" && ip == nil {
-		names = uniqueSorted(append(names, mach.Address))
-	}
-	certPath := filepath.Join(mach.Dir, store.ServerCertFile)
-	keyPath := filepath.Join(mach.Dir, store.ServerKeyFile)
-	cert, err1 := os.ReadFile(certPath)
-	key, err2 := os.ReadFile(keyPath)
-	if err1 != nil || err2 != nil || !ca.ServerCertValid(cert, names, ips) {
-		cert, key, err = ca.IssueServer(names, ips)
-		if err != nil {
-			return nil, err
-		}
-		if err := m.writeFile(keyPath, key, 0o600); err != nil {
-			return nil, err
-		}
-		if err := m.writeFile(certPath, cert, 0o644); err != nil {
-			return nil, err
-		}
+	names, ips := serverSANs(mach)
+	cert, key, err := m.serverCert(ca, mach.Dir, names, ips)
+	if err != nil {
+		return nil, err
 	}
 	if err := m.writeFile(filepath.Join(mach.Dir, store.CAFile), ca.CertPEM, 0o644); err != nil {
 		return nil, err
@@ -201,10 +180,48 @@ func (m *Manager) serverTLS(mach *Machine) (*provision.TLS, error) {
 		}
 	}
 	port := mach.Engine.TLSPort
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return &provision.TLS{CA: ca.CertPEM, Cert: cert, Key: key, Port: port}, nil
+}
+
+// serverSANs are the names and addresses the server certificate holds:
+// the machine's names, the name or address it is reached by, loopback and
+// the --engine-tls-san ones.
+func serverSANs(mach *Machine) ([]string, []net.IP) {
+	sanNames, sanIPs := splitSANs(mach.Engine.TLSSANs)
+	names := uniqueSorted(append([]string{mach.Name, mach.Hostname, "localhost"}, sanNames...))
+	if h := mach.SSH.Host; h != "" && net.ParseIP(h) == nil {
+		names = uniqueSorted(append(names, h)) // the name the host was given by
+	}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, sanIPs...)
+	if ip := net.ParseIP(mach.Address); ip != nil && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	} else if mach.Address != "" && ip == nil {
+		names = uniqueSorted(append(names, mach.Address))
+	}
+	return names, ips
+}
+
+// serverCert returns the server certificate and key in dir, issued anew
+// (and written) when they are missing or do not hold names and ips.
+func (m *Manager) serverCert(ca *certs.CA, dir string, names []string, ips []net.IP) (cert, key []byte, err error) {
+	certPath := filepath.Join(dir, store.ServerCertFile)
+	keyPath := filepath.Join(dir, store.ServerKeyFile)
+	cert, err1 := os.ReadFile(certPath)
+	key, err2 := os.ReadFile(keyPath)
+	if err1 == nil && err2 == nil && ca.ServerCertValid(cert, names, ips) {
+		return cert, key, nil
+	}
+	if cert, key, err = ca.IssueServer(names, ips); err != nil {
+		return nil, nil, err
+	}
+	if err := m.writeFile(keyPath, key, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if err := m.writeFile(certPath, cert, 0o644); err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
 }
 
 // writeFile writes a file of the store, unless the manager is read-only.

@@ -140,25 +140,11 @@ func optValue(kind optKind, v string) (any, error) {
 	}
 	switch kind {
 	case kString:
-		if v == "" {
-			return nil, fmt.Errorf("want a value")
-		}
-		return v, nil
+		return stringValue(v)
 	case kBool:
-		if v == "" {
-			return true, nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("want true or false")
-		}
-		return b, nil
+		return boolValue(v)
 	case kInt:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("want a whole number")
-		}
-		return n, nil
+		return intValue(v)
 	case kList:
 		return listValue(v)
 	case kMap, kUlimits, kRuntimes, kBoolMap:
@@ -166,13 +152,44 @@ func optValue(kind optKind, v string) (any, error) {
 	case kPools:
 		return poolValue(v)
 	case kObject:
-		obj, ok := jsonValue(v).(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("want a JSON object")
-		}
-		return obj, nil
+		return objectValue(v)
 	}
 	return nil, fmt.Errorf("unknown kind %d", kind)
+}
+
+func stringValue(v string) (any, error) {
+	if v == "" {
+		return nil, fmt.Errorf("want a value")
+	}
+	return v, nil
+}
+
+// boolValue reads a bool; no value (a bare flag) is true.
+func boolValue(v string) (any, error) {
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, fmt.Errorf("want true or false")
+	}
+	return b, nil
+}
+
+func intValue(v string) (any, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("want a whole number")
+	}
+	return n, nil
+}
+
+func objectValue(v string) (any, error) {
+	obj, ok := jsonValue(v).(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a JSON object")
+	}
+	return obj, nil
 }
 
 // jsonValue is v read as JSON, or nil when it is not JSON.
@@ -251,37 +268,61 @@ func mapItem(kind optKind, name string, x any) (any, error) {
 	if name == "" || strings.ContainsAny(name, " \t") {
 		return nil, fmt.Errorf("%q: want a name", name)
 	}
-	s, isString := x.(string)
 	switch kind {
 	case kMap:
-		if isString {
+		if s, ok := x.(string); ok {
 			return s, nil
 		}
 	case kBoolMap:
-		if b, ok := x.(bool); ok {
-			return b, nil
-		}
-		if b, err := strconv.ParseBool(s); isString && err == nil {
+		if b, ok := boolItem(x); ok {
 			return b, nil
 		}
 	case kUlimits:
-		if isString {
-			return ulimitValue(name, s)
-		}
-		if obj, ok := x.(map[string]any); ok {
-			return ulimitObject(name, obj)
-		}
+		return ulimitItem(name, x)
 	case kRuntimes:
-		if isString && s != "" && !strings.ContainsAny(s, " \t") {
-			return map[string]any{"path": s}, nil
-		}
-		if obj, ok := x.(map[string]any); ok {
-			if p, _ := obj["path"].(string); p != "" {
-				return obj, nil
-			}
+		if r, ok := runtimeItem(x); ok {
+			return r, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: want %s", name, pairForms[kind])
+	return nil, wantPair(kind, name)
+}
+
+func wantPair(kind optKind, name string) error {
+	return fmt.Errorf("%s: want %s", name, pairForms[kind])
+}
+
+// boolItem reads a bool map's item: a JSON bool or a bool's text.
+func boolItem(x any) (bool, bool) {
+	if b, ok := x.(bool); ok {
+		return b, true
+	}
+	s, isString := x.(string)
+	b, err := strconv.ParseBool(s)
+	return b, isString && err == nil
+}
+
+// ulimitItem reads SOFT[:HARD] or daemon.json's ulimit object.
+func ulimitItem(name string, x any) (any, error) {
+	if s, ok := x.(string); ok {
+		return ulimitValue(name, s)
+	}
+	if obj, ok := x.(map[string]any); ok {
+		return ulimitObject(name, obj)
+	}
+	return nil, wantPair(kUlimits, name)
+}
+
+// runtimeItem reads a runtime's path, or daemon.json's object with one.
+func runtimeItem(x any) (any, bool) {
+	if s, ok := x.(string); ok && s != "" && !strings.ContainsAny(s, " \t") {
+		return map[string]any{"path": s}, true
+	}
+	if obj, ok := x.(map[string]any); ok {
+		if p, _ := obj["path"].(string); p != "" {
+			return obj, true
+		}
+	}
+	return nil, false
 }
 
 // ulimitObject reads {"Name":..,"Soft":..,"Hard":..} (daemon.json's form).
@@ -319,22 +360,9 @@ func poolValue(v string) ([]any, error) {
 	if strings.HasPrefix(strings.TrimSpace(v), "[") || strings.HasPrefix(strings.TrimSpace(v), "{") {
 		return nil, fmt.Errorf("want base=CIDR,size=N (one pool a flag)")
 	}
-	var base string
-	var size int64 = -1
-	for _, f := range strings.Split(v, ",") {
-		k, x, _ := strings.Cut(f, "=")
-		switch k {
-		case "base":
-			base = x
-		case "size":
-			n, err := strconv.ParseInt(x, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("size %q: want a prefix length", x)
-			}
-			size = n
-		default:
-			return nil, fmt.Errorf("%q: want base=CIDR,size=N", f)
-		}
+	base, size, err := poolFields(v)
+	if err != nil {
+		return nil, err
 	}
 	_, ipnet, err := net.ParseCIDR(base)
 	if err != nil || size < 0 {
@@ -345,6 +373,25 @@ func poolValue(v string) ([]any, error) {
 		return nil, fmt.Errorf("size %d: want between %d and %d for %s", size, ones, bits, base)
 	}
 	return []any{map[string]any{"base": base, "size": size}}, nil
+}
+
+// poolFields reads base=CIDR,size=N's fields; size is -1 when not given.
+func poolFields(v string) (base string, size int64, err error) {
+	size = -1
+	for _, f := range strings.Split(v, ",") {
+		k, x, _ := strings.Cut(f, "=")
+		switch k {
+		case "base":
+			base = x
+		case "size":
+			if size, err = strconv.ParseInt(x, 10, 64); err != nil {
+				return "", 0, fmt.Errorf("size %q: want a prefix length", x)
+			}
+		default:
+			return "", 0, fmt.Errorf("%q: want base=CIDR,size=N", f)
+		}
+	}
+	return base, size, nil
 }
 
 // addOpt adds one key's value: lists append, maps merge (a name given twice

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -78,22 +79,23 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		info.URL = ""
 		return info
 	}
+	m.probeEngine(ctx, mach, &info)
+	return info
+}
+
+// probeEngine asks the running machine's engine its version and swarm
+// state for info.
+func (m *Manager) probeEngine(ctx context.Context, mach *Machine, info *Info) {
 	c, err := m.Connect(ctx, mach, io.Discard)
 	if err != nil {
 		info.Error = firstLine(err.Error())
-		return info
+		return
 	}
 	defer c.Close()
-	// The login user is in the docker group after provisioning: no sudo,
-	// which may want a password this command does not have.
-	const probe = "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'"
-	res, err := c.Run(ctx, probe)
-	if err != nil {
-		res, err = c.RunSudo(ctx, probe)
-	}
+	res, err := dockerInfo(ctx, c)
 	if err != nil {
 		info.Error = "docker: " + firstLine(strings.TrimSpace(string(res.Stderr)))
-		return info
+		return
 	}
 	version, swarmState, _ := strings.Cut(strings.TrimSpace(string(res.Stdout)), " ")
 	info.DockerVersion = "v" + version
@@ -101,7 +103,18 @@ func (m *Manager) probe(ctx context.Context, name string) Info {
 		info.Swarm = strings.TrimSpace(info.Swarm + " (locked)")
 		info.Error = "swarm manager locked: unlock it (" + unlockHint(mach.Machine) + ")"
 	}
-	return info
+}
+
+// dockerInfo asks the engine's version and swarm state. The login user is
+// in the docker group after provisioning: sudo, which may want a password
+// this command does not have, only when that fails.
+func dockerInfo(ctx context.Context, c *sshrun.Client) (sshrun.Result, error) {
+	const probe = "docker info --format '{{.ServerVersion}} {{.Swarm.LocalNodeState}}'"
+	res, err := c.Run(ctx, probe)
+	if err != nil {
+		res, err = c.RunSudo(ctx, probe)
+	}
+	return res, err
 }
 
 // unlockHint says how to unlock a locked manager of this machine's swarm.

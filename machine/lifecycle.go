@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,21 @@ func (m *Manager) Remove(ctx context.Context, name string, force bool) error {
 		}
 		return err
 	}
+	if err := m.removeHost(ctx, mach, force); err != nil {
+		return err
+	}
+	if err := m.Store.Remove(name); err != nil {
+		return err
+	}
+	m.Progress.Event(name, "remove", ui.Changed, "")
+	return nil
+}
+
+// removeHost takes the machine out of its swarm and has its driver remove
+// the host (an adopted one is only cleaned); with force, their errors stop
+// nothing.
+func (m *Manager) removeHost(ctx context.Context, mach *Machine, force bool) error {
+	name := mach.Name
 	m.Progress.Event(name, "remove", ui.Started, mach.Driver.Name())
 	if err := m.leaveSwarm(ctx, mach); err != nil && !force {
 		m.Progress.Event(name, "remove", ui.Failed, err.Error())
@@ -39,10 +55,6 @@ func (m *Manager) Remove(ctx context.Context, name string, force bool) error {
 		m.Progress.Event(name, "remove", ui.Failed, err.Error())
 		return fmt.Errorf("%s: remove (%s driver): %w (use -f to forget it anyway)", name, mach.Driver.Name(), err)
 	}
-	if err := m.Store.Remove(name); err != nil {
-		return err
-	}
-	m.Progress.Event(name, "remove", ui.Changed, "")
 	return nil
 }
 
@@ -160,9 +172,7 @@ func URL(mach *store.Machine) string {
 		return ""
 	}
 	port := mach.Engine.TLSPort
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return fmt.Sprintf("tcp://%s:%d", hostPort(mach.Address), port)
 }
 

@@ -4,6 +4,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -244,18 +245,11 @@ func (m *Manager) EnsureHostLocked(ctx context.Context, opts CreateOptions) (mac
 }
 
 func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts CreateOptions) (*Machine, error) {
-	existed := m.Store.Exists(opts.Name)
-	var old *store.Machine
-	if existed {
-		var err error
-		old, err = m.Store.Load(opts.Name)
-		if err != nil {
-			return nil, err
-		}
-		if old.Driver != spec.Name {
-			return nil, fmt.Errorf("machine %q exists with driver %s; remove it first ('machine rm %s')", opts.Name, old.Driver, opts.Name)
-		}
+	old, err := m.sameDriverMachine(opts.Name, spec.Name)
+	if err != nil {
+		return nil, err
 	}
+	existed := old != nil
 	dir := m.Store.MachineDir(opts.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -263,17 +257,9 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	if err := m.ensureKey(dir); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(opts.DriverConfig)
+	cfg, err := newMachineRecord(spec, opts, old)
 	if err != nil {
 		return nil, err
-	}
-	cfg := &store.Machine{Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Setup: opts.Setup, Created: time.Now().UTC()}
-	if cfg.Hostname == "" {
-		cfg.Hostname = opts.Name
-	}
-	if old != nil {
-		// What only the host can tell stays as last seen.
-		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
 	}
 	id := m.driverMachine(opts.Name)
 	id.Known = existed
@@ -287,23 +273,61 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 	if err := m.Store.Save(cfg); err != nil {
 		return nil, err
 	}
-	m.Progress.Event(opts.Name, "create", ui.Started, spec.Name)
+	return m.createHost(ctx, spec, mach, existed)
+}
+
+// sameDriverMachine loads the machine name if it exists (nil if not),
+// refusing one made by another driver.
+func (m *Manager) sameDriverMachine(name, driver string) (*store.Machine, error) {
+	if !m.Store.Exists(name) {
+		return nil, nil
+	}
+	old, err := m.Store.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	if old.Driver != driver {
+		return nil, fmt.Errorf("machine %q exists with driver %s; remove it first ('machine rm %s')", name, old.Driver, name)
+	}
+	return old, nil
+}
+
+// newMachineRecord is the machine's record before its driver runs; what
+// only the host can tell stays as last seen (old, if any).
+func newMachineRecord(spec *drivers.Spec, opts CreateOptions, old *store.Machine) (*store.Machine, error) {
+	raw, err := json.Marshal(opts.DriverConfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &store.Machine{Name: opts.Name, Driver: spec.Name, DriverConfig: raw, Setup: opts.Setup, Created: time.Now().UTC()}
+	cfg.Hostname = cmp.Or(cfg.Hostname, opts.Name)
+	if old != nil {
+		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
+	}
+	return cfg, nil
+}
+
+// createHost runs the driver's Create and records the host's address; a
+// machine made just now that fails is discarded.
+func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Machine, existed bool) (*Machine, error) {
+	name, d := mach.Name, mach.Driver
+	m.Progress.Event(name, "create", ui.Started, spec.Name)
 	if err := d.Create(ctx); err != nil {
-		m.Progress.Event(opts.Name, "create", ui.Failed, err.Error())
-		err = fmt.Errorf("%s: create (%s driver): %w", opts.Name, spec.Name, err)
+		m.Progress.Event(name, "create", ui.Failed, err.Error())
+		err = fmt.Errorf("%s: create (%s driver): %w", name, spec.Name, err)
 		if !existed {
-			return nil, m.discard(ctx, opts.Name, d, err)
+			return nil, m.discard(ctx, name, d, err)
 		}
 		return nil, err
 	}
 	if err := m.refreshAddress(ctx, mach); err != nil {
 		if !existed {
-			return nil, m.discard(ctx, opts.Name, d, err)
+			return nil, m.discard(ctx, name, d, err)
 		}
 		return mach, err
 	}
 	mach.JustCreated = !existed
-	m.Progress.Event(opts.Name, "create", status(!existed), mach.Address)
+	m.Progress.Event(name, "create", status(!existed), mach.Address)
 	return mach, nil
 }
 
@@ -327,14 +351,10 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	// The fingerprint on record is the key pinned at the last verified
 	// connection; only ProvisionWith, after one, may change it.
 	fp := mach.SSH.HostKeyFingerprint
-	if fp == "" {
-		fp = ep.HostKeyFingerprint
-	}
+	fp = cmp.Or(fp, ep.HostKeyFingerprint)
 	mach.SSH = ep.Endpoint
 	mach.SSH.HostKeyFingerprint = fp
-	if mach.DockerUser == "" {
-		mach.DockerUser = ep.User
-	}
+	mach.DockerUser = cmp.Or(mach.DockerUser, ep.User)
 	return m.Store.Save(mach.Machine)
 }
 
@@ -352,25 +372,9 @@ func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.ConnectTimeout)
 	defer cancel()
-	cfg := sshrun.Config{
-		Endpoint:       ep.Endpoint,
-		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
-		NoPin:          m.ReadOnly,
-		Transcript:     provision.NewTranscript(transcript), // the files the probe reads stay out
-		Redactor:       m.Redactor,
-		Keep:           m.Keep,
-	}
-	if err := m.access(mach, ep, &cfg); err != nil {
-		return nil, fmt.Errorf("%s: ssh: %w", mach.Name, err)
-	}
-	if m.AcceptNewHostKey[mach.Name] {
-		// The keeper dials with the pins as they are: this one connection
-		// is made here, and later ones find the new pin.
-		cfg.AcceptNewHost, cfg.Keep = true, nil
-	}
-	if tweak != nil {
-		cfg.Keep = nil // a connection of its own, as asked
-		tweak(&cfg)
+	cfg, err := m.sshConfig(mach, ep, transcript, tweak)
+	if err != nil {
+		return nil, err
 	}
 	fresh := m.newJumpKeys(ep)
 	c, err := sshrun.Dial(ctx, cfg)
@@ -389,4 +393,30 @@ func (m *Manager) ConnectWith(ctx context.Context, mach *Machine, transcript io.
 		}
 	}
 	return c, nil
+}
+
+// sshConfig is the machine's SSH configuration: its endpoint, pinned host
+// keys, the run's secrets and jump hosts, changed by tweak.
+func (m *Manager) sshConfig(mach *Machine, ep drivers.Endpoint, transcript io.Writer, tweak func(*sshrun.Config)) (sshrun.Config, error) {
+	cfg := sshrun.Config{
+		Endpoint:       ep.Endpoint,
+		KnownHostsPath: filepath.Join(mach.Dir, store.KnownHostsFile),
+		NoPin:          m.ReadOnly,
+		Transcript:     provision.NewTranscript(transcript), // the files the probe reads stay out
+		Redactor:       m.Redactor,
+		Keep:           m.Keep,
+	}
+	if err := m.access(mach, ep, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: ssh: %w", mach.Name, err)
+	}
+	if m.AcceptNewHostKey[mach.Name] {
+		// The keeper dials with the pins as they are: this one connection
+		// is made here, and later ones find the new pin.
+		cfg.AcceptNewHost, cfg.Keep = true, nil
+	}
+	if tweak != nil {
+		cfg.Keep = nil // a connection of its own, as asked
+		tweak(&cfg)
+	}
+	return cfg, nil
 }

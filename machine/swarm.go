@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -58,28 +59,43 @@ func (m *Manager) swarmNeeds(mach *Machine) (hosts []provision.HostEntry, regist
 		return nil, nil, nil, err
 	}
 	if master.Name != mach.Name && master.Address != "" && !known[master.Address] {
-		names := []string{master.Hostname}
-		if master.Name != master.Hostname {
-			names = append(names, master.Name)
-		}
-		hosts = append(hosts, provision.HostEntry{IP: master.Address, Names: names})
+		hosts = append(hosts, masterEntry(master))
 	}
-	if reg, err := m.registryHost(master); err != nil {
+	reg, err := m.registryHost(master)
+	if err != nil {
 		return nil, nil, nil, err
-	} else if reg != nil {
-		port := strconv.Itoa(registryPort(master.Swarm))
-		registries = append(registries, reg.Hostname+":"+port)
-		if reg.Address != "" {
-			registries = append(registries, reg.Address+":"+port)
-		}
-		if reg.Name == mach.Name {
-			ports = append(ports, port+"/tcp") // the firewall lets the registry in
-		}
+	}
+	if reg != nil {
+		registries, ports = registryNeeds(mach, master, reg)
 	}
 	if p := mach.Swarm.DataPathPort; p != 0 && p != 4789 {
 		ports = append(ports, strconv.Itoa(p)+"/udp")
 	}
 	return hosts, registries, ports, nil
+}
+
+// masterEntry names the master in /etc/hosts by its hostname and, when
+// another, its machine name.
+func masterEntry(master *store.Machine) provision.HostEntry {
+	names := []string{master.Hostname}
+	if master.Name != master.Hostname {
+		names = append(names, master.Name)
+	}
+	return provision.HostEntry{IP: master.Address, Names: names}
+}
+
+// registryNeeds are the names daemon.json trusts the registry (on reg) by,
+// and the port the firewall lets in on reg itself.
+func registryNeeds(mach *Machine, master, reg *store.Machine) (registries, ports []string) {
+	port := strconv.Itoa(registryPort(master.Swarm))
+	registries = append(registries, reg.Hostname+":"+port)
+	if reg.Address != "" {
+		registries = append(registries, reg.Address+":"+port)
+	}
+	if reg.Name == mach.Name {
+		ports = append(ports, port+"/tcp") // the firewall lets the registry in
+	}
+	return registries, ports
 }
 
 // registryHost is the machine the swarm's registry runs on, nil for none.
@@ -152,9 +168,7 @@ func (m *Manager) loadImages(ctx context.Context, mach *Machine, node *bootstrap
 func (m *Manager) swarmRequest(mach *Machine, node *bootstrap.Node, restarted bool) bootstrap.Request {
 	sw := mach.Swarm
 	advertise := sw.AdvertiseAddr
-	if advertise == "" {
-		advertise = mach.Address
-	}
+	advertise = cmp.Or(advertise, mach.Address)
 	want := bootstrap.Want{Name: mach.Name, Hostname: mach.Hostname, Role: bootstrap.RoleWorker, Labels: labelMap(sw.Labels), Availability: sw.Availability}
 	if sw.Master || sw.Manager {
 		want.Role = bootstrap.RoleManager
@@ -286,6 +300,15 @@ func (m *Manager) openMaster(ctx context.Context, name string) (*bootstrap.Node,
 	return n, func() { n.Close(); c.Close() }, nil
 }
 
+// rootName names the machine's swarm master, the root of its swarm (the
+// machine itself when none is known).
+func (m *Manager) rootName(mach *Machine) string {
+	if master, err := m.RootMaster(mach.Machine); err == nil {
+		return master.Name
+	}
+	return mach.Name
+}
+
 // leaveSwarm takes the machine out of its swarm before it is removed: a
 // manager is demoted first (so the others keep their quorum), the node
 // leaves, and a remaining manager drops it from the node list.
@@ -312,10 +335,7 @@ func (m *Manager) leaveSwarm(ctx context.Context, mach *Machine) error {
 	}
 	// One node leaves at a time, so that a departing manager is never the
 	// one another departing node relies on.
-	root := mach.Name
-	if master, err := m.RootMaster(mach.Machine); err == nil {
-		root = master.Name
-	}
+	root := m.rootName(mach)
 	unlock, err := m.Store.Lock(ctx, "swarm", root)
 	if err != nil {
 		return err
@@ -340,24 +360,32 @@ func (m *Manager) otherManager(ctx context.Context, self, master string, of boot
 		if n == self {
 			continue
 		}
-		cfg, err := m.Store.Load(n)
-		if err != nil || cfg.Swarm == nil {
+		if cfg, err := m.Store.Load(n); err != nil || cfg.Swarm == nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		node, closeNode, err := m.openMaster(cctx, n)
-		if err != nil {
-			cancel()
-			continue
-		}
-		st, err := node.State(cctx)
-		cancel()
-		if err == nil && st.Active() && st.Manager && bootstrap.SameSwarm(ctx, node, st, of) {
+		if node, closeNode := m.managerOf(ctx, n, of); node != nil {
 			return node, closeNode
 		}
-		closeNode()
 	}
 	return nil, func() {}
+}
+
+// managerOf opens machine n's engine when it is a live manager of the
+// swarm of state of; nil when it is not.
+func (m *Manager) managerOf(ctx context.Context, n string, of bootstrap.State) (*bootstrap.Node, func()) {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	node, closeNode, err := m.openMaster(cctx, n)
+	if err != nil {
+		cancel()
+		return nil, nil
+	}
+	st, err := node.State(cctx)
+	cancel()
+	if err == nil && st.Active() && st.Manager && bootstrap.SameSwarm(ctx, node, st, of) {
+		return node, closeNode
+	}
+	closeNode()
+	return nil, nil
 }
 
 // swarmColumn is the SWARM column of `machine ls`: the master's name, with

@@ -81,10 +81,7 @@ func (m *Manager) lockSwarmOf(ctx context.Context, mach *Machine, r bootstrap.Ru
 	if state.Manager {
 		return m.LockSwarm(ctx, node)
 	}
-	root := mach.Name
-	if master, err := m.RootMaster(mach.Machine); err == nil {
-		root = master.Name
-	}
+	root := m.rootName(mach)
 	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
 	defer closeOther()
 	if other == nil {

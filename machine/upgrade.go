@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,16 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return false, err
 	}
 	defer client.Close()
+	if resume == "" {
+		resume = "machine upgrade " + shell.Word(name)
+	}
+	return m.upgradeConnected(ctx, mach, client, drainTimeout, resume)
+}
+
+// upgradeConnected is Upgrade on the machine's connection: it reads the
+// engine change and the node's swarm state, and then changes the engine
+// or gives back what a stopped roll left drained.
+func (m *Manager) upgradeConnected(ctx context.Context, mach *Machine, client *sshrun.Client, drainTimeout time.Duration, resume string) (bool, error) {
 	have, want, change, err := m.EngineChange(ctx, mach, client)
 	if err != nil {
 		return false, err
@@ -79,13 +90,11 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 	defer closeManagers()
 	r := &bootstrap.Reconciler{Event: m.Progress.Event, Redactor: m.Redactor, Parallel: 1}
 	if !change {
-		m.Progress.Event(name, "docker-install", ui.Unchanged, "Docker "+have)
-		return false, m.restoreStopped(ctx, r, name, state, managers, journal)
+		m.Progress.Event(mach.Name, "docker-install", ui.Unchanged, "Docker "+have)
+		return false, m.restoreStopped(ctx, r, mach.Name, state, managers, journal)
 	}
-	if want == "" {
-		want = "the newest"
-	}
-	m.Progress.Event(name, "roll", ui.Info, fmt.Sprintf("engine %s -> %s", have, want))
+	want = cmp.Or(want, "the newest")
+	m.Progress.Event(mach.Name, "roll", ui.Info, fmt.Sprintf("engine %s -> %s", have, want))
 	upgrade := func(ctx context.Context) error {
 		_, err := m.ProvisionWith(ctx, mach, client)
 		return err
@@ -94,17 +103,14 @@ func (m *Manager) Upgrade(ctx context.Context, name string, set func(*store.Engi
 		return true, upgrade(ctx)
 	}
 	if len(managers) == 0 {
-		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", name)
-	}
-	if resume == "" {
-		resume = "machine upgrade " + shell.Word(name)
+		return false, fmt.Errorf("%s is in a swarm but no manager of it answers: its tasks cannot be moved first, so its engine is not changed", mach.Name)
 	}
 	unlockSwarm, err := m.LockSwarm(ctx, managers[0])
 	if err != nil {
 		return false, err
 	}
 	defer unlockSwarm()
-	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[name], Change: upgrade, UnlockKey: m.unlockKey(mach)}
+	t := &bootstrap.RollTarget{Node: node, NodeID: state.NodeID, Was: journal.Was[mach.Name], Change: upgrade, UnlockKey: m.unlockKey(mach)}
 	return true, r.Roll(ctx, managers, [][]*bootstrap.RollTarget{{t}}, journal, drainTimeout, resume)
 }
 
@@ -130,10 +136,7 @@ func (m *Manager) upgradeManagers(ctx context.Context, mach *Machine, node *boot
 		return nil, func() {}
 	}
 	var managers []*bootstrap.Node
-	root := mach.Name
-	if master, err := m.RootMaster(mach.Machine); err == nil {
-		root = master.Name
-	}
+	root := m.rootName(mach)
 	other, closeOther := m.otherManager(ctx, mach.Name, root, state)
 	if other != nil {
 		managers = append(managers, other)

@@ -82,6 +82,23 @@ func (b *batch) record(ctx context.Context, h *Host, s Step) error {
 	return nil
 }
 
+// batchFailure is the step a failed batch stopped at (its op's label, else
+// the last step) and that step's error.
+func batchFailure(ctx context.Context, h *Host, steps []StepName, err error) (StepName, error) {
+	failed := steps[len(steps)-1]
+	var be *sshrun.BatchError
+	if errors.As(err, &be) && be.Label != "" {
+		failed = StepName(be.Label)
+	}
+	switch failed {
+	case StepService:
+		err = serviceFailed(ctx, h, err)
+	case StepDaemonJSON:
+		err = daemonJSONRefused(err)
+	}
+	return failed, err
+}
+
 // flush runs what was recorded in one session and reports each step: done
 // up to the one that failed.
 func (b *batch) flush(ctx context.Context, h *Host, rep *Report, progress Progress) error {
@@ -94,17 +111,7 @@ func (b *batch) flush(ctx context.Context, h *Host, rep *Report, progress Progre
 	err := b.runner.RunBatch(ctx, rec.ops)
 	var failed StepName
 	if err != nil {
-		failed = steps[len(steps)-1]
-		var be *sshrun.BatchError
-		if errors.As(err, &be) && be.Label != "" {
-			failed = StepName(be.Label)
-		}
-		switch failed {
-		case StepService:
-			err = serviceFailed(ctx, h, err)
-		case StepDaemonJSON:
-			err = daemonJSONRefused(err)
-		}
+		failed, err = batchFailure(ctx, h, steps, err)
 	}
 	took := time.Since(start).Round(time.Millisecond).String()
 	for _, name := range steps {

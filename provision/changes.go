@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -58,9 +59,7 @@ func NeedsRestart(c Changes) []Why {
 		switch s.Step {
 		case StepInstall:
 			want := c.Want
-			if want == "" {
-				want = "the newest"
-			}
+			want = cmp.Or(want, "the newest")
 			whys = append(whys, Why{s, fmt.Sprintf("engine %s -> %s", c.Have, want)})
 		case StepTLS:
 			whys = append(whys, Why{s, "TLS certificates issued again"})

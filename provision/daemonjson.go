@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -38,34 +40,12 @@ func MergeDaemonJSON(current []byte, exists bool, want DaemonSettings) ([]byte, 
 			return nil, false, fmt.Errorf("%s on the host %v; fix or remove it, shoal will not overwrite it", daemonJSONPath, err)
 		}
 	}
-	changed := false
-	for key, values := range map[string][]string{
-		"insecure-registries": want.InsecureRegistries,
-		"registry-mirrors":    want.RegistryMirrors,
-		"labels":              want.Labels,
-	} {
-		if len(values) == 0 {
-			continue
-		}
-		merged, added, err := union(doc[key], values)
-		if err != nil {
-			return nil, false, fmt.Errorf("/etc/docker/daemon.json: %q: %w", key, err)
-		}
-		if added {
-			doc[key] = merged
-			changed = true
-		}
+	changed, err := mergeLists(doc, want)
+	if err != nil {
+		return nil, false, err
 	}
-	keys := make([]string, 0, len(want.Defaults))
-	for k := range want.Defaults {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := doc[k]; !ok {
-			doc[k] = want.Defaults[k]
-			changed = true
-		}
+	if addDefaults(doc, want.Defaults) {
+		changed = true
 	}
 	if !changed {
 		return current, false, nil
@@ -79,6 +59,43 @@ func MergeDaemonJSON(current []byte, exists bool, want DaemonSettings) ([]byte, 
 		out = bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
 	}
 	return out, true, nil
+}
+
+// mergeLists makes the list keys of doc the unions of theirs and want's;
+// it says whether any grew.
+func mergeLists(doc map[string]any, want DaemonSettings) (bool, error) {
+	changed := false
+	for key, values := range map[string][]string{
+		"insecure-registries": want.InsecureRegistries,
+		"registry-mirrors":    want.RegistryMirrors,
+		"labels":              want.Labels,
+	} {
+		if len(values) == 0 {
+			continue
+		}
+		merged, added, err := union(doc[key], values)
+		if err != nil {
+			return false, fmt.Errorf("/etc/docker/daemon.json: %q: %w", key, err)
+		}
+		if added {
+			doc[key] = merged
+			changed = true
+		}
+	}
+	return changed, nil
+}
+
+// addDefaults sets the keys of defaults that doc lacks; it says whether
+// it set any.
+func addDefaults(doc map[string]any, defaults map[string]any) bool {
+	changed := false
+	for _, k := range slices.Sorted(maps.Keys(defaults)) {
+		if _, ok := doc[k]; !ok {
+			doc[k] = defaults[k]
+			changed = true
+		}
+	}
+	return changed
 }
 
 // parseDaemonJSON reads a daemon.json that must be exactly one JSON object.

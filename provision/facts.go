@@ -26,12 +26,7 @@ func (f *Facts) Section(name string) string { return strings.TrimRight(f.section
 
 // Has tells whether a command is on the host's PATH.
 func (f *Facts) Has(cmd string) bool {
-	for _, l := range strings.Split(f.Section("commands"), "\n") {
-		if l == cmd {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Split(f.Section("commands"), "\n"), cmd)
 }
 
 var versionRE = regexp.MustCompile(`\d+\.\d+\.\d+`)

@@ -77,21 +77,31 @@ func parsePortSpec(s string) ([]portRange, bool) {
 	}
 	var out []portRange
 	for _, part := range strings.Split(ports, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		if !isRange {
-			lo, hi, isRange = strings.Cut(part, ":")
-		}
-		if !isRange {
-			hi = lo
-		}
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		if err1 != nil || err2 != nil || a > b {
+		r, ok := parsePortRange(part)
+		if !ok {
 			return nil, false
 		}
-		out = append(out, portRange{a, b, proto})
+		r.proto = proto
+		out = append(out, r)
 	}
 	return out, true
+}
+
+// parsePortRange reads "22", "6000-6010" or "6000:6010".
+func parsePortRange(part string) (portRange, bool) {
+	lo, hi, isRange := strings.Cut(part, "-")
+	if !isRange {
+		lo, hi, isRange = strings.Cut(part, ":")
+	}
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || a > b {
+		return portRange{}, false
+	}
+	return portRange{lo: a, hi: b}, true
 }
 
 // servicePorts knows the firewalld services and ufw application profiles
@@ -159,40 +169,49 @@ func parseUFW(status string) (active bool, o openPorts) {
 		switch {
 		case l == "Status: active":
 			active = true
-			continue
 		case strings.HasPrefix(l, "Default:"):
 			o.all = o.all || strings.Contains(l, "allow (incoming)")
-			continue
-		}
-		cols := ufwColumnsRE.Split(l, -1)
-		if len(cols) < 3 {
-			continue
-		}
-		to, action, from := cols[0], cols[1], cols[2]
-		if strings.Contains(to, "(v6)") || strings.Contains(to, " on ") || from != "Anywhere" ||
-			!(strings.HasPrefix(action, "ALLOW") || strings.HasPrefix(action, "LIMIT")) || strings.HasSuffix(action, "OUT") {
-			continue
-		}
-		if to == "Anywhere" {
-			o.all = true
-			continue
-		}
-		if r, ok := serviceRanges(to); ok {
-			o.ranges = append(o.ranges, r...)
-			continue
-		}
-		// verbose names an application profile after its ports:
-		// "22/tcp (OpenSSH)". Anything else after the ports ("on eth0") or
-		// before them (a destination address) narrows the rule.
-		spec, rest, _ := strings.Cut(to, " ")
-		if rest != "" && !strings.HasPrefix(rest, "(") {
-			continue
-		}
-		if r, ok := parsePortSpec(spec); ok {
-			o.ranges = append(o.ranges, r...)
+		default:
+			o.addUFWRule(l)
 		}
 	}
 	return active, o
+}
+
+// addUFWRule reads a rule line of `ufw status verbose` (To, Action, From
+// in columns), if it lets anyone in.
+func (o *openPorts) addUFWRule(l string) {
+	cols := ufwColumnsRE.Split(l, -1)
+	if len(cols) < 3 || !ufwAllowsAnyone(cols[0], cols[1], cols[2]) {
+		return
+	}
+	to := cols[0]
+	if to == "Anywhere" {
+		o.all = true
+		return
+	}
+	if r, ok := serviceRanges(to); ok {
+		o.ranges = append(o.ranges, r...)
+		return
+	}
+	// verbose names an application profile after its ports:
+	// "22/tcp (OpenSSH)". Anything else after the ports ("on eth0") or
+	// before them (a destination address) narrows the rule.
+	spec, rest, _ := strings.Cut(to, " ")
+	if rest != "" && !strings.HasPrefix(rest, "(") {
+		return
+	}
+	if r, ok := parsePortSpec(spec); ok {
+		o.ranges = append(o.ranges, r...)
+	}
+}
+
+// ufwAllowsAnyone tells an IPv4 rule that lets in from anywhere, on any
+// interface.
+func ufwAllowsAnyone(to, action, from string) bool {
+	allows := strings.HasPrefix(action, "ALLOW") || strings.HasPrefix(action, "LIMIT")
+	return allows && !strings.HasSuffix(action, "OUT") && from == "Anywhere" &&
+		!strings.Contains(to, "(v6)") && !strings.Contains(to, " on ")
 }
 
 // firewalldCommands opens the ports missing from zone (the zone of the

@@ -57,23 +57,28 @@ func parseAllZones(text string) map[string]zoneSettings {
 			cur = zoneSettings{}
 			zones[strings.Fields(l)[0]] = cur
 			key = ""
-		case cur == nil:
-			continue
-		case l[0] == '\t' || strings.HasPrefix(l, "    "):
-			if key != "" {
-				cur[key] = append(cur[key], strings.TrimSpace(l))
-			}
-		default:
-			k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
-			if !ok {
-				key = ""
-				continue
-			}
-			key = k
-			cur[key] = append(cur[key], strings.Fields(v)...)
+		case cur != nil:
+			key = cur.line(key, l)
 		}
 	}
 	return zones
+}
+
+// line reads an indented line of the zone after the key before it, and
+// returns the key the next line continues ("" for none).
+func (z zoneSettings) line(key, l string) string {
+	if l[0] == '\t' || strings.HasPrefix(l, "    ") {
+		if key != "" {
+			z[key] = append(z[key], strings.TrimSpace(l))
+		}
+		return key
+	}
+	k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+	if !ok {
+		return ""
+	}
+	z[k] = append(z[k], strings.Fields(v)...)
+	return k
 }
 
 // firewalldKeep returns the commands that put back what a reload would

@@ -29,12 +29,32 @@ func EditHosts(content, hostname string, entries []HostEntry) (string, error) {
 	if strings.Contains(content, "\r\n") {
 		nl = "\r\n"
 	}
-	// Each line keeps its own end; only the last may have none.
+	kept := setLoopback(dropHostsBlock(splitLines(content)), hostname, nl)
+	kept, err := appendHostsBlock(kept, entries, nl)
+	if err != nil {
+		return "", err
+	}
+	// Only the file's last line can lack an end; it may not be last now.
+	for i := range len(kept) - 1 {
+		if !strings.HasSuffix(kept[i], "\n") {
+			kept[i] += nl
+		}
+	}
+	return strings.Join(kept, ""), nil
+}
+
+// splitLines splits content into lines that each keep their own end; only
+// the last may have none.
+func splitLines(content string) []string {
 	lines := strings.SplitAfter(content, "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
 	}
-	// Drop the old block; it is written anew below.
+	return lines
+}
+
+// dropHostsBlock drops the old cluster block; it is written anew.
+func dropHostsBlock(lines []string) []string {
 	var kept []string
 	inBlock := false
 	for _, l := range lines {
@@ -47,6 +67,12 @@ func EditHosts(content, hostname string, entries []HostEntry) (string, error) {
 			kept = append(kept, l)
 		}
 	}
+	return kept
+}
+
+// setLoopback names hostname on the 127.0.1.1 line, rewriting a line that
+// lacks it, or adds one after the first 127.0.0.1 line (else at the end).
+func setLoopback(kept []string, hostname, nl string) []string {
 	loopback := "127.0.1.1\t" + hostname
 	found := false
 	insertAt := -1
@@ -65,28 +91,29 @@ func EditHosts(content, hostname string, entries []HostEntry) (string, error) {
 			insertAt = i + 1
 		}
 	}
-	if !found {
-		if insertAt < 0 {
-			insertAt = len(kept)
-		}
-		kept = slices.Insert(kept, insertAt, loopback+nl)
+	if found {
+		return kept
 	}
-	if len(entries) > 0 {
-		block, err := templates.HostsBlock(entries)
-		if err != nil {
-			return "", err
-		}
-		for _, l := range strings.SplitAfter(strings.TrimSuffix(block, "\n"), "\n") {
-			kept = append(kept, strings.TrimSuffix(l, "\n")+nl)
-		}
+	if insertAt < 0 {
+		insertAt = len(kept)
 	}
-	// Only the file's last line can lack an end; it may not be last now.
-	for i := range len(kept) - 1 {
-		if !strings.HasSuffix(kept[i], "\n") {
-			kept[i] += nl
-		}
+	return slices.Insert(kept, insertAt, loopback+nl)
+}
+
+// appendHostsBlock adds the cluster block (none for no entries), its lines
+// ending in nl.
+func appendHostsBlock(kept []string, entries []HostEntry, nl string) ([]string, error) {
+	if len(entries) == 0 {
+		return kept, nil
 	}
-	return strings.Join(kept, ""), nil
+	block, err := templates.HostsBlock(entries)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(block, "\n"), "\n") {
+		kept = append(kept, strings.TrimSuffix(l, "\n")+nl)
+	}
+	return kept, nil
 }
 
 // lineEnd is l's line end: "\n", "\r\n", or def for a last line that has none.
@@ -100,11 +127,4 @@ func lineEnd(l, def string) string {
 	return def
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func containsString(list []string, s string) bool { return slices.Contains(list, s) }

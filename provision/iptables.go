@@ -112,22 +112,36 @@ func adminDrops(input string, ports []string) []string {
 	var out []string
 	for _, l := range strings.Split(input, "\n") {
 		l = strings.TrimSpace(l)
-		if !strings.HasPrefix(l, "-A INPUT ") || !(strings.HasSuffix(l, "-j DROP") || strings.Contains(l, "-j REJECT")) {
-			continue
-		}
-		// A catch-all (no port, no source) ends INPUT before shoal's chain.
-		hit := !strings.Contains(l, "--dport") && !strings.Contains(l, "-s ") && !strings.Contains(l, "INVALID")
-		for _, p := range ports {
-			n, _, _ := strings.Cut(p, "/")
-			if n != "22" && (strings.Contains(l, "--dport "+n) || strings.Contains(l, ","+n) || strings.Contains(l, "ports "+n+",")) {
-				hit = true
-			}
-		}
-		if hit {
+		if isInputDrop(l) && dropsSwarm(l, ports) {
 			out = append(out, "an iptables rule may drop the swarm's traffic before shoal's "+iptablesChain+" chain, and is left as it is: "+l)
 		}
 	}
 	return out
+}
+
+// isInputDrop tells an INPUT rule that drops or rejects.
+func isInputDrop(l string) bool {
+	return strings.HasPrefix(l, "-A INPUT ") && (strings.HasSuffix(l, "-j DROP") || strings.Contains(l, "-j REJECT"))
+}
+
+// dropsSwarm tells a dropping rule that catches all (no port, no source:
+// it ends INPUT before shoal's chain) or names a swarm port but SSH's.
+func dropsSwarm(l string, ports []string) bool {
+	if !strings.Contains(l, "--dport") && !strings.Contains(l, "-s ") && !strings.Contains(l, "INVALID") {
+		return true
+	}
+	for _, p := range ports {
+		if n, _, _ := strings.Cut(p, "/"); n != "22" && namesPort(l, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesPort tells a rule that names port n: --dport n, or in a
+// multiport list.
+func namesPort(l, n string) bool {
+	return strings.Contains(l, "--dport "+n) || strings.Contains(l, ","+n) || strings.Contains(l, "ports "+n+",")
 }
 
 type iptablesStep struct{}

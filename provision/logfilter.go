@@ -61,55 +61,76 @@ func hideFileContents(entry string) string {
 		return entry
 	}
 	lines := strings.SplitAfter(entry, "\n")
-	var out strings.Builder
-	nonce, section := "", ""
-	var body []string // the current file's lines, not yet written
-	flush := func() {
-		if len(body) > 0 {
-			out.WriteString(digestLine(strings.Join(body, "")))
-			body = body[:0]
-		}
-	}
+	var h contentHider
 	tail := tailStart(lines)
 	for i, l := range lines {
 		if i >= tail {
-			flush()
-			section = ""
+			h.flush()
+			h.section = ""
 		}
-		if m := markerLine.FindStringSubmatch(strings.TrimSuffix(l, "\n")); m != nil && (nonce == "" || m[1] == nonce) {
-			flush()
-			nonce, section = m[1], m[2]
-			out.WriteString(l)
-			continue
-		}
-		if nonce == "" && cutLine.MatchString(strings.TrimSuffix(l, "\n")) && strings.Contains(strings.Join(lines[i:], ""), "@@") {
-			// The stream's start was cut: what is left of the first
-			// section(s) before a marker cannot be told apart.
-			section = "(cut)"
-			out.WriteString(l)
-			continue
-		}
-		if section == "" {
-			out.WriteString(l)
-			continue
-		}
-		prefix, hidden := contentSections[section]
-		switch {
-		case section == "(cut)":
-			body = append(body, l)
-		case section == "repo-reach":
-			out.WriteString(userinfo.ReplaceAllString(l, "$1[REDACTED]@"))
-		case !hidden:
-			out.WriteString(l)
-		case prefix != "" && strings.HasPrefix(l, prefix):
-			flush()
-			out.WriteString(l)
-		default:
-			body = append(body, l)
-		}
+		h.line(l, lines[i:])
 	}
-	flush()
-	return out.String()
+	h.flush()
+	return h.out.String()
+}
+
+// contentHider is hideFileContents's state: the probe's nonce, the section
+// it is in and the current file's lines, not yet written.
+type contentHider struct {
+	out            strings.Builder
+	nonce, section string
+	body           []string
+}
+
+// flush writes the current file's lines as their digest.
+func (h *contentHider) flush() {
+	if len(h.body) > 0 {
+		h.out.WriteString(digestLine(strings.Join(h.body, "")))
+		h.body = h.body[:0]
+	}
+}
+
+// line reads l, rest being the entry's lines from l on.
+func (h *contentHider) line(l string, rest []string) {
+	text := strings.TrimSuffix(l, "\n")
+	if m := markerLine.FindStringSubmatch(text); m != nil && (h.nonce == "" || m[1] == h.nonce) {
+		h.flush()
+		h.nonce, h.section = m[1], m[2]
+		h.out.WriteString(l)
+		return
+	}
+	if h.nonce == "" && cutLine.MatchString(text) && strings.Contains(strings.Join(rest, ""), "@@") {
+		// The stream's start was cut: what is left of the first
+		// section(s) before a marker cannot be told apart.
+		h.section = "(cut)"
+		h.out.WriteString(l)
+		return
+	}
+	if h.section == "" {
+		h.out.WriteString(l)
+		return
+	}
+	h.sectionLine(l)
+}
+
+// sectionLine reads a line of a probe's section: a file's text is kept
+// for its digest, a file's header (the section's prefix) written, and
+// the reach section's URLs lose their credentials.
+func (h *contentHider) sectionLine(l string) {
+	prefix, hidden := contentSections[h.section]
+	switch {
+	case h.section == "(cut)":
+		h.body = append(h.body, l)
+	case h.section == "repo-reach":
+		h.out.WriteString(userinfo.ReplaceAllString(l, "$1[REDACTED]@"))
+	case !hidden:
+		h.out.WriteString(l)
+	case prefix != "" && strings.HasPrefix(l, prefix):
+		h.flush()
+		h.out.WriteString(l)
+	default:
+		h.body = append(h.body, l)
+	}
 }
 
 // tailStart is the index of the entry's closing lines: its stderr

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/shoal-dev/shoal/internal/sshrun"
@@ -172,29 +173,30 @@ func PersistChanges(probe, hostname string, entries []HostEntry) (write []Persis
 	probe = strings.TrimRight(probe, "\n") + "\n"
 	sums, rest, _ := strings.Cut(probe, "@@enabled\n")
 	enabled, cloud, _ := strings.Cut(rest, "@@cloud\n")
-	have := map[string]string{}
-	for _, l := range strings.Split(sums, "\n") {
-		if f := strings.Fields(l); len(f) == 2 {
-			have[f[1]] = f[0]
-		}
-	}
 	files, err := PersistFiles(hostname, entries, strings.TrimSpace(cloud) == "yes")
 	if err != nil {
 		return nil, false, err
 	}
+	have := parseSums(sums)
 	for _, f := range files {
 		sum := sha256.Sum256(f.Data)
 		if have[f.Path] != hex.EncodeToString(sum[:]) {
 			write = append(write, f)
 		}
 	}
-	unitChanged := false
-	for _, f := range write {
-		if f.Path == persistUnit {
-			unitChanged = true
+	unitChanged := slices.ContainsFunc(write, func(f PersistFile) bool { return f.Path == persistUnit })
+	return write, unitChanged || strings.TrimSpace(enabled) != "enabled", nil
+}
+
+// parseSums reads sha256sum's lines: each file's sum, by path.
+func parseSums(text string) map[string]string {
+	have := map[string]string{}
+	for _, l := range strings.Split(text, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			have[f[1]] = f[0]
 		}
 	}
-	return write, unitChanged || strings.TrimSpace(enabled) != "enabled", nil
+	return have
 }
 
 // persistProbeName is the facts section that carries PersistProbe when

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,16 +128,23 @@ func lockWait(holders []string, waited, bound time.Duration) (bool, error) {
 	return true, nil
 }
 
-// waitPackageLock waits, bounded and saying so, until no other process
-// holds the package manager's lock.
-func waitPackageLock(ctx context.Context, h *Host, step StepName) error {
-	bound, poll := h.Spec.LockWait, h.Spec.lockPoll
+// lockTimes are how long to wait for the package lock at most, and how
+// often to look.
+func (s Spec) lockTimes() (bound, poll time.Duration) {
+	bound, poll = s.LockWait, s.lockPoll
 	if bound <= 0 {
 		bound = DefaultLockWait
 	}
 	if poll <= 0 {
 		poll = 2 * time.Second
 	}
+	return bound, poll
+}
+
+// waitPackageLock waits, bounded and saying so, until no other process
+// holds the package manager's lock.
+func waitPackageLock(ctx context.Context, h *Host, step StepName) error {
+	bound, poll := h.Spec.lockTimes()
 	start := time.Now()
 	for {
 		res, err := h.R.RunSudo(ctx, h.Family.LockHolders())
@@ -191,9 +199,7 @@ func checkPin(ctx context.Context, h *Host) error {
 		return nil
 	}
 	root := strings.TrimRight(h.Spec.Install.RepoURL, "/")
-	if root == "" {
-		root = osfamily.DefaultRepoURL
-	}
+	root = cmp.Or(root, osfamily.DefaultRepoURL)
 	switch fam := h.Family.(type) {
 	case osfamily.RHEL:
 		res, err := h.R.RunSudo(ctx, fam.ListVersionsCmd())

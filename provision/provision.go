@@ -167,21 +167,30 @@ func Steps() []Step {
 // Progress receives step events; nil means none.
 type Progress func(step string, status ui.Status, detail string)
 
+// checkSpec checks the spec before the host is read: the docker user, the
+// ports, the caller's probes' names.
+func checkSpec(spec Spec) error {
+	if err := validate.DockerUser(spec.DockerUser); err != nil {
+		return fmt.Errorf("invalid docker user: %w", err)
+	}
+	if _, err := wantedPorts(spec); err != nil {
+		return err
+	}
+	for _, p := range spec.Probes {
+		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
+			return fmt.Errorf("probe name %q is not allowed", p.Name)
+		}
+	}
+	return nil
+}
+
 // Prepare reads the host's facts and OS; it changes nothing.
 func Prepare(ctx context.Context, r Runner, spec Spec) (*Host, error) {
 	if spec.DockerUser == "" {
 		spec.DockerUser = r.User()
 	}
-	if err := validate.DockerUser(spec.DockerUser); err != nil {
-		return nil, fmt.Errorf("invalid docker user: %w", err)
-	}
-	if _, err := wantedPorts(spec); err != nil {
+	if err := checkSpec(spec); err != nil {
 		return nil, err
-	}
-	for _, p := range spec.Probes {
-		if !sectionRE.MatchString(p.Name) || builtinProbe(p.Name) {
-			return nil, fmt.Errorf("probe name %q is not allowed", p.Name)
-		}
 	}
 	if spec.Persist {
 		// The restore's probe rides the facts probe, after the caller's.
@@ -241,6 +250,16 @@ func Plan(ctx context.Context, h *Host) ([]string, error) {
 	return out, nil
 }
 
+// changeOf is the change step s would make, with its detail if it tells
+// one.
+func changeOf(s Step, h *Host) Change {
+	ch := Change{Step: s.Name()}
+	if d, ok := s.(interface{ planDetail(*Host) string }); ok {
+		ch.Detail = d.planDetail(h)
+	}
+	return ch
+}
+
 // PlanChanges says what provisioning would change on a prepared host: the
 // steps (the persist step last) and the engine's versions. It changes
 // nothing.
@@ -252,11 +271,7 @@ func PlanChanges(ctx context.Context, h *Host) (Changes, error) {
 			return c, &StepError{Host: h.R.Host(), Step: s.Name(), Err: err}
 		}
 		if changed {
-			ch := Change{Step: s.Name()}
-			if d, ok := s.(interface{ planDetail(*Host) string }); ok {
-				ch.Detail = d.planDetail(h)
-			}
-			c.Steps = append(c.Steps, ch)
+			c.Steps = append(c.Steps, changeOf(s, h))
 		}
 	}
 	p, err := h.planPersist(ctx)
@@ -412,6 +427,12 @@ func (a *applying) step(ctx context.Context, s Step) error {
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
+	return a.apply(ctx, s)
+}
+
+// apply applies a step at once, after what was batched before it.
+func (a *applying) apply(ctx context.Context, s Step) error {
+	h, name := a.h, string(s.Name())
 	start := time.Now()
 	if err := s.Apply(ctx, h); err != nil {
 		a.progress(name, ui.Failed, "")

@@ -103,6 +103,13 @@ func warnings(h *Host) []warning {
 	if held := osfamily.ParseLockHolders(h.Facts.Section("package-lock")); len(held) > 0 && needPackages(h) {
 		out = append(out, warning{StepInstall, "the package lock is held by " + strings.Join(held, ", ") + ": installing waits for it"})
 	}
+	return append(out, planNotes(h)...)
+}
+
+// planNotes are what the firewall, IPVS and OS repository plans say to
+// the user.
+func planNotes(h *Host) []warning {
+	var out []warning
 	if _, notes, err := (iptablesStep{}).plan(h); err == nil {
 		for _, n := range notes {
 			out = append(out, warning{(iptablesStep{}).Name(), n})

@@ -118,6 +118,26 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 	running := h.Facts.Section("active") == "active" && pid != "" && pid != "0"
 	// A package's scripts may start dockerd (Debian's do).
 	h.dockerdStarted = true
+	if err := s.runInstall(ctx, h, src, cmds); err != nil {
+		return err
+	}
+	// The unit, the group, the packages and the version are new: read them
+	// again.
+	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), RunningDaemon{}, h.Spec.Probes...)
+	if err != nil {
+		return err
+	}
+	h.Facts = f
+	// A running dockerd that the package's scripts did not restart still
+	// runs the old binary: the service step restarts it (once).
+	if running && f.Section("dockerd-pid") == pid {
+		h.restart = true
+	}
+	return checkInstalled(f.DockerVersion(), src, h.Spec.Install.Version)
+}
+
+// runInstall runs the install commands once the package manager is free.
+func (s installStep) runInstall(ctx context.Context, h *Host, src string, cmds []string) error {
 	if err := waitPackageLock(ctx, h, s.Name()); err != nil {
 		return err
 	}
@@ -133,22 +153,17 @@ func (s installStep) Apply(ctx context.Context, h *Host) error {
 			return err
 		}
 	}
-	// The unit, the group, the packages and the version are new: read them
-	// again.
-	f, err := GatherFacts(ctx, h.R, h.Spec.DockerUser, probeAddr(h.Spec, h.R), RunningDaemon{}, h.Spec.Probes...)
-	if err != nil {
-		return err
-	}
-	h.Facts = f
-	// A running dockerd that the package's scripts did not restart still
-	// runs the old binary: the service step restarts it (once).
-	if running && f.Section("dockerd-pid") == pid {
-		h.restart = true
-	}
-	if v := f.DockerVersion(); v == "" {
+	return nil
+}
+
+// checkInstalled checks that the install left dockerd, at version have,
+// on the PATH and that it is the version asked for (want, if any).
+func checkInstalled(have, src, want string) error {
+	if have == "" {
 		return fmt.Errorf("Docker was installed from %s but dockerd is not on the PATH", src)
-	} else if h.Spec.Install.Version != "" && !versionMatches(v, h.Spec.Install.Version) {
-		return fmt.Errorf("installed Docker %s, but %s was asked for", v, h.Spec.Install.Version)
+	}
+	if want != "" && !versionMatches(have, want) {
+		return fmt.Errorf("installed Docker %s, but %s was asked for", have, want)
 	}
 	return nil
 }

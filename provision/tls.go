@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,9 +43,7 @@ func (tlsStep) dropIn(h *Host) (string, error) {
 		orig += " -H unix:///var/run/docker.sock"
 	}
 	port := h.Spec.TLS.Port
-	if port == 0 {
-		port = 2376
-	}
+	port = cmp.Or(port, 2376)
 	return templates.DockerdTLSDropIn(templates.DockerdTLS{ExecStart: orig, Port: port, TLSDir: tlsDir})
 }
 
@@ -62,31 +61,38 @@ func carriedExecStart(systemctlCat string) string {
 	words := strings.Fields(exec)
 	out := words[:1:1]
 	for i := 1; i < len(words); i++ {
-		w := words[i]
-		name, val, hasVal := strings.Cut(w, "=")
-		switch name {
-		case "-H", "--host":
-			if !hasVal && i+1 < len(words) {
-				val = words[i+1]
-				if strings.HasPrefix(val, "tcp://") {
-					i++
-					continue
-				}
-			}
-			if strings.HasPrefix(val, "tcp://") {
-				continue
-			}
-		case "--tls", "--tlsverify":
-			continue
-		case "--tlscacert", "--tlscert", "--tlskey":
-			if !hasVal {
-				i++
-			}
-			continue
+		drop, value := shoalFlag(words, i)
+		if !drop {
+			out = append(out, words[i])
 		}
-		out = append(out, w)
+		i += value
 	}
 	return strings.Join(out, " ")
+}
+
+// shoalFlag tells whether words[i] is a flag shoal sets itself (a TCP -H,
+// the TLS flags), and how many words after it are its value (dropped
+// with it).
+func shoalFlag(words []string, i int) (drop bool, value int) {
+	name, val, hasVal := strings.Cut(words[i], "=")
+	switch name {
+	case "-H", "--host":
+		if !hasVal && i+1 < len(words) {
+			if strings.HasPrefix(words[i+1], "tcp://") {
+				return true, 1
+			}
+			return false, 0
+		}
+		return strings.HasPrefix(val, "tcp://"), 0
+	case "--tls", "--tlsverify":
+		return true, 0
+	case "--tlscacert", "--tlscert", "--tlskey":
+		if !hasVal {
+			return true, 1
+		}
+		return true, 0
+	}
+	return false, 0
 }
 
 // socketMoves says whether dockerd's local socket goes from a path it
@@ -95,26 +101,29 @@ func carriedExecStart(systemctlCat string) string {
 // it stops, and docker.socket's listener would be gone from it: the socket
 // unit must be restarted between the two.
 func socketMoves(running, next string) bool {
-	hosts := func(exec string) (unix, fd bool) {
-		words := strings.Fields(exec)
-		given := false
-		for i, w := range words {
-			name, val, hasVal := strings.Cut(w, "=")
-			if name != "-H" && name != "--host" {
-				continue
-			}
-			if !hasVal && i+1 < len(words) {
-				val = words[i+1]
-			}
-			given = true
-			unix = unix || strings.HasPrefix(val, "unix://")
-			fd = fd || strings.HasPrefix(val, "fd://")
-		}
-		return unix || (!given && exec != ""), fd
-	}
-	runUnix, runFD := hosts(running)
-	_, nextFD := hosts(next)
+	runUnix, runFD := localSockets(running)
+	_, nextFD := localSockets(next)
 	return runUnix && !runFD && nextFD
+}
+
+// localSockets tells whether the dockerd command line exec binds a unix
+// socket itself (-H unix://, or no -H at all) and takes systemd's (fd://).
+func localSockets(exec string) (unix, fd bool) {
+	words := strings.Fields(exec)
+	given := false
+	for i, w := range words {
+		name, val, hasVal := strings.Cut(w, "=")
+		if name != "-H" && name != "--host" {
+			continue
+		}
+		if !hasVal && i+1 < len(words) {
+			val = words[i+1]
+		}
+		given = true
+		unix = unix || strings.HasPrefix(val, "unix://")
+		fd = fd || strings.HasPrefix(val, "fd://")
+	}
+	return unix || (!given && exec != ""), fd
 }
 
 // mainExecStart returns the ExecStart of the unit file itself, not of a
@@ -144,22 +153,28 @@ func execStart(systemctlCat string, dropIns, ours bool) string {
 		if !ok || skip {
 			continue
 		}
-		words := []string{}
-		for {
-			v = strings.TrimSpace(v)
-			cont := strings.HasSuffix(v, "\\")
-			if w := strings.TrimSpace(strings.TrimSuffix(v, "\\")); w != "" {
-				words = append(words, w)
-			}
-			if !cont || i+1 >= len(lines) {
-				break
-			}
-			i++
-			v = lines[i]
-		}
-		exec = strings.Join(words, " ") // ExecStart= (empty) clears
+		exec, i = joinContinued(lines, i, v) // ExecStart= (empty) clears
 	}
 	return exec
+}
+
+// joinContinued joins v, the value on lines[i], with the lines its
+// trailing backslashes continue it on; it returns the index of its last
+// line.
+func joinContinued(lines []string, i int, v string) (string, int) {
+	words := []string{}
+	for {
+		v = strings.TrimSpace(v)
+		cont := strings.HasSuffix(v, "\\")
+		if w := strings.TrimSpace(strings.TrimSuffix(v, "\\")); w != "" {
+			words = append(words, w)
+		}
+		if !cont || i+1 >= len(lines) {
+			return strings.Join(words, " "), i
+		}
+		i++
+		v = lines[i]
+	}
 }
 
 func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {

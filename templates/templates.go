@@ -196,33 +196,42 @@ func YAMLString(s string) string {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\ufffd`)
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == 0xfffe || r == 0xffff:
-			// U+2028 and U+2029 as encoding/json escapes them; the
-			// others because YAML refuses them raw.
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
+		writeYAMLRune(&b, r, size)
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// yamlShortEscapes are the characters with a short escape that JSON and
+// YAML share, and yamlShortLetters the letter after the backslash for each.
+const (
+	yamlShortEscapes = "\"\\\n\r\t\b\f"
+	yamlShortLetters = `"\nrtbf`
+)
+
+// writeYAMLRune writes r (size bytes of the input) as YAMLString does.
+func writeYAMLRune(b *strings.Builder, r rune, size int) {
+	if r == utf8.RuneError && size == 1 {
+		b.WriteString(`\ufffd`)
+		return
+	}
+	if i := strings.IndexRune(yamlShortEscapes, r); i >= 0 {
+		b.WriteByte('\\')
+		b.WriteByte(yamlShortLetters[i])
+		return
+	}
+	if yamlMustEscape(r) {
+		fmt.Fprintf(b, `\u%04x`, r)
+		return
+	}
+	b.WriteRune(r)
+}
+
+// yamlMustEscape tells the characters written as \uXXXX: U+2028 and
+// U+2029 as encoding/json escapes them; the others because YAML refuses
+// them raw.
+func yamlMustEscape(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == 0xfffe || r == 0xffff
 }
 
 // lineBreaks end a line of a systemd unit (NUL ends the file for systemd).

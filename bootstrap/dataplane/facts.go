@@ -143,6 +143,11 @@ func (f *Facts) set(k, v string, seen map[string]bool) {
 	} else if p, ok := lists[k]; ok {
 		*p = strings.Fields(v)
 	}
+	f.setOther(k, v, seen)
+}
+
+// setOther takes the keys whose values are read their own way.
+func (f *Facts) setOther(k, v string, seen map[string]bool) {
 	switch k {
 	case "tx_checksum":
 		f.TxChecksum = v == "on"

@@ -103,15 +103,7 @@ func blamed(in Input, bad func(Cell) bool) []string {
 	if len(in.Nodes) < 3 {
 		return nil
 	}
-	total, failed := map[string]int{}, map[string]int{}
-	for _, c := range in.Matrix.Cells {
-		for _, n := range []string{c.From, c.To} {
-			total[n]++
-			if bad(c) {
-				failed[n]++
-			}
-		}
-	}
+	total, failed := countEnds(in.Matrix.Cells, bad)
 	var out []string
 	for _, n := range in.Nodes {
 		if total[n] > 0 && failed[n] == total[n] {
@@ -123,6 +115,21 @@ func blamed(in Input, bad func(Cell) bool) []string {
 		return nil
 	}
 	return out
+}
+
+// countEnds counts, by node, the cells it is an end of and those of them
+// that are bad.
+func countEnds(cells []Cell, bad func(Cell) bool) (total, failed map[string]int) {
+	total, failed = map[string]int{}, map[string]int{}
+	for _, c := range cells {
+		for _, n := range []string{c.From, c.To} {
+			total[n]++
+			if bad(c) {
+				failed[n]++
+			}
+		}
+	}
+	return total, failed
 }
 
 func smallBad(c Cell) bool { return c.Small == Failed }

@@ -63,32 +63,40 @@ func ParseResult(log string) Result {
 	sc := bufio.NewScanner(strings.NewReader(log))
 	sc.Buffer(make([]byte, 4096), 64*1024)
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 1 && f[0] == "DONE":
-			r.Done = true
-		case len(f) == 2 && f[0] == "T":
-			r.Listed = atoiOr(f[1], -1)
-		case len(f) == 2 && f[0] == "S":
-			r.Named = atoiOr(f[1], -1)
-		case len(f) == 4 && f[0] == "R":
-			a, err := netip.ParseAddr(f[1])
-			if err != nil || !okOrFail(f[3]) {
-				continue
-			}
-			p := r.Peers[a]
-			switch f[2] {
-			case "small":
-				p[0] = f[3]
-			case "big":
-				p[1] = f[3]
-			default:
-				continue
-			}
-			r.Peers[a] = p
-		}
+		r.line(strings.Fields(sc.Text()))
 	}
 	return r
+}
+
+// line reads one line of the log, in fields: DONE, T N (tasks listed),
+// S N (addresses named), R ADDR small|big ok|failed (a peer's result).
+func (r *Result) line(f []string) {
+	switch {
+	case len(f) == 1 && f[0] == "DONE":
+		r.Done = true
+	case len(f) == 2 && f[0] == "T":
+		r.Listed = atoiOr(f[1], -1)
+	case len(f) == 2 && f[0] == "S":
+		r.Named = atoiOr(f[1], -1)
+	case len(f) == 4 && f[0] == "R":
+		r.peer(f[1], f[2], f[3])
+	}
+}
+
+// peer records the result of the small or big probe of the peer at addr;
+// anything else is ignored.
+func (r *Result) peer(addr, size, result string) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !okOrFail(result) {
+		return
+	}
+	i, ok := map[string]int{"small": 0, "big": 1}[size]
+	if !ok {
+		return
+	}
+	p := r.Peers[a]
+	p[i] = result
+	r.Peers[a] = p
 }
 
 // orFailed: a result the task did not print is a failure.

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -127,9 +128,7 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 		return mx, err
 	}
 	img := p.Image
-	if img == "" {
-		img = DefaultImage
-	}
+	img = cmp.Or(img, DefaultImage)
 	var have []string
 	for _, n := range nodes {
 		if _, err := p.Workers[n].ImageInspect(ctx, img); err != nil {

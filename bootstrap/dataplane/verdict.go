@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -115,12 +116,8 @@ func (r *Report) Counts() (faults, limits, warnings int) {
 
 // Verdict is the pure decision: the findings of facts and matrix.
 func Verdict(in Input) *Report {
-	if in.OverlayMTU == 0 {
-		in.OverlayMTU = DefaultOverlayMTU
-	}
-	if in.DataPathPort == 0 {
-		in.DataPathPort = 4789
-	}
+	in.OverlayMTU = cmp.Or(in.OverlayMTU, DefaultOverlayMTU)
+	in.DataPathPort = cmp.Or(in.DataPathPort, 4789)
 	var fs []Finding
 	fs = append(fs, ipvsFindings(in)...)
 	fs = append(fs, addressFindings(in)...)
@@ -257,28 +254,10 @@ func orUnknown(s string) string {
 // firewalldFindings: firewalld running and the swarm interface's zone
 // without the swarm's ports.
 func firewalldFindings(in Input, f Facts) []Finding {
-	if !f.Firewalld || f.Zone == "trusted" || f.ZoneTarget == "ACCEPT" {
+	if !f.Firewalld || f.Zone == "trusted" || f.ZoneTarget == "ACCEPT" || slices.Contains(f.ZoneServices, "docker-swarm") {
 		return nil
 	}
-	for _, s := range f.ZoneServices {
-		if s == "docker-swarm" {
-			return nil
-		}
-	}
-	want := []string{fmt.Sprintf("%d/udp", in.DataPathPort), "7946/tcp", "7946/udp"}
-	if in.Managers[f.Node] {
-		want = append(want, "2377/tcp")
-	}
-	open := map[string]bool{}
-	for _, p := range f.ZonePorts {
-		open[p] = true
-	}
-	var missing []string
-	for _, p := range want {
-		if !open[p] {
-			missing = append(missing, p)
-		}
-	}
+	missing := missingPorts(swarmPorts(in, f.Node), f.ZonePorts)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -289,6 +268,27 @@ func firewalldFindings(in Input, f Facts) []Finding {
 	return []Finding{{Kind: Fault, Node: f.Node, Check: "firewalld",
 		Cause: fmt.Sprintf("firewalld runs on %s and its zone %q (of %s) does not open %s", f.Node, f.Zone, orUnknown(f.Iface), strings.Join(missing, ", ")),
 		Fix:   fmt.Sprintf("firewall-cmd --permanent --zone=%s %s && firewall-cmd --reload, or let shoal manage the firewall", shell.Word(f.Zone), shell.Words(adds...))}}
+}
+
+// swarmPorts are the ports node needs open: the data path, gossip, and on
+// a manager the cluster port.
+func swarmPorts(in Input, node string) []string {
+	want := []string{fmt.Sprintf("%d/udp", in.DataPathPort), "7946/tcp", "7946/udp"}
+	if in.Managers[node] {
+		want = append(want, "2377/tcp")
+	}
+	return want
+}
+
+// missingPorts are the ports of want that open does not list, in order.
+func missingPorts(want, open []string) []string {
+	var missing []string
+	for _, p := range want {
+		if !slices.Contains(open, p) {
+			missing = append(missing, p)
+		}
+	}
+	return missing
 }
 
 // poolFindings: a swarm address pool overlapping a host's own network

@@ -48,13 +48,8 @@ hosts' kernel cannot do at all, e.g. no IP_VS); 1: a FAULT (see docs/troubleshoo
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if g.output == ui.ModeJSON {
-				if err := writeJSON(out, map[string]any{"cluster": name, "check": rep}); err != nil {
-					return err
-				}
-			} else {
-				writeCheck(out, rep, g.output == ui.ModeAuto && ui.IsTerminal(out))
+			if err := printCheck(cmd.OutOrStdout(), g.output, name, rep); err != nil {
+				return err
 			}
 			if !rep.OK {
 				return &cli.ExitError{Code: 1}
@@ -64,6 +59,16 @@ hosts' kernel cannot do at all, e.g. no IP_VS); 1: a FAULT (see docs/troubleshoo
 	}
 	addCheckFlags(cmd, &o)
 	return cmd
+}
+
+// printCheck prints the report as the output mode says: one JSON
+// document, or writeCheck's.
+func printCheck(out io.Writer, mode, name string, rep *dataplane.Report) error {
+	if mode == ui.ModeJSON {
+		return writeJSON(out, map[string]any{"cluster": name, "check": rep})
+	}
+	writeCheck(out, rep, mode == ui.ModeAuto && ui.IsTerminal(out))
+	return nil
 }
 
 // writeCheck writes the report: the matrix on a terminal, plain lines in

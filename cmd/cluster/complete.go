@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,9 +31,7 @@ func clusterNames(root, prefix string) []string {
 func hclFiles(toComplete string) []string {
 	dir, base := filepath.Split(toComplete)
 	look := dir
-	if look == "" {
-		look = "."
-	}
+	look = cmp.Or(look, ".")
 	entries, err := os.ReadDir(look)
 	if err != nil {
 		return nil

@@ -104,6 +104,33 @@ checks.`,
 	return cmd
 }
 
+// readRestore reads the backup archive, checked with the store's backup
+// key (unless trust), and returns it with the cluster file to restore on:
+// file, else the one the cluster was last converged from.
+func readRestore(g *globals, archive, file string, trust bool) (*cluster.Backup, string, error) {
+	st, err := store.Open(g.storagePath)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := cluster.BackupKey(st, false)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := cluster.ReadBackup(archive, key, trust)
+	if err != nil {
+		return nil, "", cli.Invalid(err)
+	}
+	if file == "" {
+		if s, err := cluster.LoadState(st, b.Manifest.Cluster); err == nil && s.File != "" {
+			file = s.File
+		}
+	}
+	if file == "" {
+		return nil, "", cli.Invalid(fmt.Errorf("which machines? give the cluster file with --file (the backup's copy of it is cluster.hcl inside the archive)"))
+	}
+	return b, file, nil
+}
+
 func newRestore(g *globals) *cobra.Command {
 	var file string
 	var accept []string
@@ -129,25 +156,9 @@ has the backup's state, a refused or failed restore changes nothing in the
 store.`,
 		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := store.Open(g.storagePath)
+			b, file, err := readRestore(g, args[0], file, trust)
 			if err != nil {
 				return err
-			}
-			key, err := cluster.BackupKey(st, false)
-			if err != nil {
-				return err
-			}
-			b, err := cluster.ReadBackup(args[0], key, trust)
-			if err != nil {
-				return cli.Invalid(err)
-			}
-			if file == "" {
-				if s, err := cluster.LoadState(st, b.Manifest.Cluster); err == nil && s.File != "" {
-					file = s.File
-				}
-			}
-			if file == "" {
-				return cli.Invalid(fmt.Errorf("which machines? give the cluster file with --file (the backup's copy of it is cluster.hcl inside the archive)"))
 			}
 			spec, err := g.load(cmd, file)
 			if err != nil {
@@ -183,6 +194,17 @@ store.`,
 	return cmd
 }
 
+// rotated says what rotate rotated.
+func rotated(ca, sshKey bool) string {
+	switch {
+	case ca:
+		return "join tokens and root CA (every node has its new certificate)"
+	case sshKey:
+		return "SSH key (every node has the new one; the old one is authorized nowhere)"
+	}
+	return "join tokens"
+}
+
 func newRotate(g *globals) *cobra.Command {
 	var ca, sshKey bool
 	var timeout time.Duration
@@ -207,11 +229,9 @@ that does not answer keeps the old one until the next 'cluster up'.`,
 			if err != nil {
 				return err
 			}
-			what := "join tokens"
 			if sshKey {
 				c.UseSecrets(spec)
 				err = c.RotateSSHKey(cmd.Context(), spec.Name)
-				what = "SSH key (every node has the new one; the old one is authorized nowhere)"
 			} else {
 				err = c.Rotate(cmd.Context(), spec, ca, timeout)
 			}
@@ -219,10 +239,7 @@ that does not answer keeps the old one until the next 'cluster up'.`,
 			if err != nil {
 				return err
 			}
-			if ca {
-				what = "join tokens and root CA (every node has its new certificate)"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: rotated the %s.\n", spec.Name, what)
+			fmt.Fprintf(cmd.OutOrStdout(), "Cluster %s: rotated the %s.\n", spec.Name, rotated(ca, sshKey))
 			return nil
 		},
 	}

@@ -81,6 +81,27 @@ func newLs(g *globals) *cobra.Command {
 	}
 }
 
+// leaderURL is the store, the cluster's leader and its TLS engine URL.
+func leaderURL(g *globals, name string) (*store.Store, string, string, error) {
+	st, err := store.New(g.storagePath)
+	if err != nil {
+		return nil, "", "", err
+	}
+	s, err := cluster.LoadState(st, name)
+	if err != nil {
+		return nil, "", "", err
+	}
+	mach, err := st.Load(s.Leader)
+	if err != nil {
+		return nil, "", "", err
+	}
+	url := machine.URL(mach)
+	if url == "" {
+		return nil, "", "", fmt.Errorf("%s has no TLS engine URL (engine tls = false)", s.Leader)
+	}
+	return st, s.Leader, url, nil
+}
+
 func newEnv(g *globals) *cobra.Command {
 	var shell string
 	cmd := &cobra.Command{
@@ -89,26 +110,14 @@ func newEnv(g *globals) *cobra.Command {
 		Args:              oneArg,
 		ValidArgsFunction: completeName(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := store.New(g.storagePath)
+			st, leader, url, err := leaderURL(g, args[0])
 			if err != nil {
 				return err
-			}
-			s, err := cluster.LoadState(st, args[0])
-			if err != nil {
-				return err
-			}
-			mach, err := st.Load(s.Leader)
-			if err != nil {
-				return err
-			}
-			url := machine.URL(mach)
-			if url == "" {
-				return fmt.Errorf("%s has no TLS engine URL (engine tls = false)", s.Leader)
 			}
 			if shell == "" {
 				shell = shellenv.DetectShell()
 			}
-			text, err := shellenv.EnvScript(shell, []string{"1", url, st.CertsDir(), s.Leader}, "cluster env "+args[0])
+			text, err := shellenv.EnvScript(shell, []string{"1", url, st.CertsDir(), leader}, "cluster env "+args[0])
 			if err != nil {
 				return cli.Invalid(err)
 			}

@@ -35,14 +35,17 @@ func machineNames(root string, typed []string, prefix string) []string {
 	var out []string
 	for _, e := range entries {
 		n := e.Name()
-		if !e.IsDir() || seen[n] || !strings.HasPrefix(n, prefix) {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(root, "machines", n, store.ConfigFile)); err == nil {
+		if e.IsDir() && !seen[n] && strings.HasPrefix(n, prefix) && isMachineDir(filepath.Join(root, "machines", n)) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// isMachineDir tells a machine's folder: it has the machine's record.
+func isMachineDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, store.ConfigFile))
+	return err == nil
 }
 
 // completeSCP offers NAME: for the machines and local files otherwise.

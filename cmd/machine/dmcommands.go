@@ -19,6 +19,19 @@ import (
 
 // Commands docker-machine users type that shoal had no use for itself.
 
+// runsAt tells whether machine n's engine URL is host and it runs (asked
+// within timeout).
+func runsAt(ctx context.Context, m *machine.Manager, n, host string, timeout time.Duration) bool {
+	mach, err := m.Load(n)
+	if err != nil || machine.URL(mach.Machine) != host {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := mach.Driver.State(ctx)
+	return err == nil && st == drivers.Running
+}
+
 func newActive(g *globals) *cobra.Command {
 	timeout := timeoutValue(10 * time.Second)
 	cmd := &cobra.Command{
@@ -41,14 +54,7 @@ by 'machine env'). Exit status 1 with "No active host found" when there is none.
 				return err
 			}
 			for _, n := range names {
-				mach, err := m.Load(n)
-				if err != nil || machine.URL(mach.Machine) != host {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(timeout))
-				st, err := mach.Driver.State(ctx)
-				cancel()
-				if err == nil && st == drivers.Running {
+				if runsAt(cmd.Context(), m, n, host, time.Duration(timeout)) {
 					fmt.Fprintln(cmd.OutOrStdout(), n)
 					return nil
 				}
@@ -96,6 +102,32 @@ func newVersion(g *globals) *cobra.Command {
 	}
 }
 
+// confirmRegenerate asks on a terminal whether to go ahead; elsewhere it
+// goes ahead.
+func confirmRegenerate(cmd *cobra.Command, names []string) bool {
+	if !cli.IsTerminal(cmd.InOrStdin()) {
+		return true
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(names, ", "))
+	var answer string
+	fmt.Fscanln(cmd.InOrStdin(), &answer)
+	a := strings.ToLower(strings.TrimSpace(answer))
+	return a == "y" || a == "yes"
+}
+
+// newClientCert removes the store's client certificate and has EnsureCA
+// issue it again (the CA stays).
+func newClientCert(m *machine.Manager) error {
+	dir := m.Store.CertsDir()
+	for _, f := range []string{certs.ClientFile, certs.ClientKeyFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	_, err := m.CA()
+	return err
+}
+
 func newRegenerateCerts(g *globals) *cobra.Command {
 	var force, clientCerts bool
 	var access accessFlags
@@ -111,13 +143,8 @@ would otherwise all need new certificates.`,
 		Args:              minArgs(1),
 		ValidArgsFunction: completeMachines(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && cli.IsTerminal(cmd.InOrStdin()) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Regenerate TLS machine certs for %s? dockerd restarts. (y/n): ", strings.Join(args, ", "))
-				var answer string
-				fmt.Fscanln(cmd.InOrStdin(), &answer)
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
-				}
+			if !force && !confirmRegenerate(cmd, args) {
+				return &cli.ExitError{Code: 1, Err: errors.New("certificates not regenerated")}
 			}
 			m, err := access.manager(g, cmd)
 			if err != nil {
@@ -131,14 +158,7 @@ would otherwise all need new certificates.`,
 				}
 			}
 			if clientCerts {
-				dir := m.Store.CertsDir()
-				for _, f := range []string{certs.ClientFile, certs.ClientKeyFile} {
-					if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-						return err
-					}
-				}
-				// EnsureCA issues the missing client certificate again.
-				if _, err := m.CA(); err != nil {
+				if err := newClientCert(m); err != nil {
 					return err
 				}
 			}

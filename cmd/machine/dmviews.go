@@ -49,14 +49,7 @@ func newDMHost(st *store.Store, m *store.Machine) *dmHost {
 		Env: e.Env, InsecureRegistry: e.InsecureRegistries, Labels: e.Labels, RegistryMirror: e.RegistryMirrors,
 		StorageDriver: e.StorageDriver, TLSVerify: e.TLS, ArbitraryFlags: e.Opts,
 	}
-	so := &dmSwarmOptions{}
-	if m.Swarm != nil {
-		so.IsSwarm, so.Master, so.Agent = true, m.Swarm.Master, !m.Swarm.Master
-		so.Image = m.Swarm.RegistryImage
-		if !m.Swarm.Master {
-			so.Discovery = m.Swarm.Join
-		}
-	}
+	so := newDMSwarmOptions(m.Swarm)
 	certsDir := st.CertsDir()
 	ao := &dmAuthOptions{
 		CertDir:              certsDir,
@@ -83,6 +76,21 @@ func newDMHost(st *store.Store, m *store.Machine) *dmHost {
 		HostOptions: &dmHostOptions{Driver: m.Driver, EngineOptions: eo, SwarmOptions: so, AuthOptions: ao},
 		Name:        m.Name,
 	}
+}
+
+// newDMSwarmOptions are docker-machine's swarm options of a machine in
+// swarm s (none when nil): a master, else an agent that joins.
+func newDMSwarmOptions(s *store.Swarm) *dmSwarmOptions {
+	so := &dmSwarmOptions{}
+	if s == nil {
+		return so
+	}
+	so.IsSwarm, so.Master, so.Agent = true, s.Master, !s.Master
+	so.Image = s.RegistryImage
+	if !s.Master {
+		so.Discovery = s.Join
+	}
+	return so
 }
 
 // templateFuncs are docker-machine's template functions.
@@ -212,63 +220,82 @@ func branchHeader(n *parse.BranchNode) string {
 // once; a nested field (.EngineOptions.StorageDriver) is titled by its
 // last name.
 func fieldTitles(n parse.Node) []string {
-	var out []string
-	seen := map[string]bool{}
-	add := func(idents []string) {
-		if len(idents) == 0 {
-			return
-		}
-		title := upperSnake(idents[len(idents)-1])
-		if h, ok := lsHeaders[idents[0]]; ok && len(idents) == 1 {
-			title = h
-		}
-		if !seen[title] {
-			seen[title] = true
-			out = append(out, title)
+	t := titleCollector{seen: map[string]bool{}}
+	t.walk(n)
+	return t.out
+}
+
+// titleCollector gathers fieldTitles's titles.
+type titleCollector struct {
+	out  []string
+	seen map[string]bool
+}
+
+// add titles a field by its names (.A.B is [A B]).
+func (t *titleCollector) add(idents []string) {
+	if len(idents) == 0 {
+		return
+	}
+	title := upperSnake(idents[len(idents)-1])
+	if h, ok := lsHeaders[idents[0]]; ok && len(idents) == 1 {
+		title = h
+	}
+	if !t.seen[title] {
+		t.seen[title] = true
+		t.out = append(t.out, title)
+	}
+}
+
+func (t *titleCollector) walk(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.FieldNode:
+		t.add(n.Ident)
+	case *parse.VariableNode:
+		t.add(n.Ident[1:])
+	case *parse.ChainNode:
+		t.walk(n.Node)
+		t.add(n.Field)
+	default:
+		for _, c := range childNodes(n) {
+			t.walk(c)
 		}
 	}
-	var walk func(parse.Node)
-	walk = func(n parse.Node) {
-		switch n := n.(type) {
-		case *parse.FieldNode:
-			add(n.Ident)
-		case *parse.VariableNode:
-			add(n.Ident[1:])
-		case *parse.ChainNode:
-			walk(n.Node)
-			add(n.Field)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
+}
+
+// childNodes are the nodes within n that can read fields: a branch's
+// pipeline and body (not its else), a pipeline's commands, a command's
+// arguments.
+func childNodes(n parse.Node) []parse.Node {
+	switch n := n.(type) {
+	case *parse.PipeNode:
+		return pipeCommands(n)
+	case *parse.CommandNode:
+		return n.Args
+	case *parse.ListNode:
+		if n == nil {
+			return nil
 		}
+		return n.Nodes
+	case *parse.ActionNode:
+		return []parse.Node{n.Pipe}
+	case *parse.IfNode:
+		return []parse.Node{n.Pipe, n.List}
+	case *parse.WithNode:
+		return []parse.Node{n.Pipe, n.List}
+	case *parse.RangeNode:
+		return []parse.Node{n.Pipe, n.List}
 	}
-	walk(n)
+	return nil
+}
+
+func pipeCommands(n *parse.PipeNode) []parse.Node {
+	if n == nil {
+		return nil
+	}
+	out := make([]parse.Node, len(n.Cmds))
+	for i, c := range n.Cmds {
+		out[i] = c
+	}
 	return out
 }
 

@@ -59,36 +59,10 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 			if shell == "" {
 				shell = shellenv.DetectShell()
 			}
-			out := cmd.OutOrStdout()
 			if unset {
-				text, err := shellenv.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
-				if err != nil {
-					return cli.Invalid(err)
-				}
-				fmt.Fprint(out, text)
-				return nil
+				return printUnset(cmd.OutOrStdout(), shell, noProxy)
 			}
-			if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
-				return cli.Invalid(err)
-			}
-			url, dir, target, err := tlsAccess(cmd, g, args[0], swarmFlag)
-			if err != nil {
-				return err
-			}
-			vars := []shellenv.Var{
-				{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
-				{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: args[0]},
-			}
-			if noProxy {
-				n, v := shellenv.NoProxy(os.Getenv, target.Address)
-				vars = append(vars, shellenv.Var{Name: n, Value: v})
-			}
-			text, err := shellenv.Script(shell, vars, false, "machine env "+args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(out, text)
-			return nil
+			return printEnv(cmd, g, args[0], shell, swarmFlag, noProxy)
 		},
 	}
 	cmd.Flags().StringVar(&shell, "shell", "", "shell syntax: "+shellenv.ShellNames+" (default from $SHELL)")
@@ -96,6 +70,42 @@ is quoted for that shell. A machine that is not running is an error (exit 1,
 	cmd.Flags().BoolVar(&swarmFlag, "swarm", false, "point at the machine's swarm master")
 	cmd.Flags().BoolVar(&noProxy, "no-proxy", false, "add the machine's address to no_proxy (or NO_PROXY)")
 	return cmd
+}
+
+// printUnset prints the commands that unset the variables env sets.
+func printUnset(out io.Writer, shell string, noProxy bool) error {
+	text, err := shellenv.UnsetScript(shell, noProxy, os.Getenv, "machine env --unset --shell "+shell)
+	if err != nil {
+		return cli.Invalid(err)
+	}
+	fmt.Fprint(out, text)
+	return nil
+}
+
+// printEnv prints the commands that point the docker CLI at machine name
+// (or its swarm master).
+func printEnv(cmd *cobra.Command, g *globals, name, shell string, swarm, noProxy bool) error {
+	if _, err := shellenv.EnvScript(shell, nil, ""); err != nil {
+		return cli.Invalid(err)
+	}
+	url, dir, target, err := tlsAccess(cmd, g, name, swarm)
+	if err != nil {
+		return err
+	}
+	vars := []shellenv.Var{
+		{Name: "DOCKER_TLS_VERIFY", Value: "1"}, {Name: "DOCKER_HOST", Value: url},
+		{Name: "DOCKER_CERT_PATH", Value: dir}, {Name: "DOCKER_MACHINE_NAME", Value: name},
+	}
+	if noProxy {
+		n, v := shellenv.NoProxy(os.Getenv, target.Address)
+		vars = append(vars, shellenv.Var{Name: n, Value: v})
+	}
+	text, err := shellenv.Script(shell, vars, false, "machine env "+name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(cmd.OutOrStdout(), text)
+	return nil
 }
 
 // errNotRunning is docker-machine's answer for a host that is not running.
@@ -130,6 +140,18 @@ func connectRunning(ctx context.Context, m *machine.Manager, name string) (*sshr
 	return m.Connect(ctx, mach, io.Discard)
 }
 
+// swarmMasterOf loads the master of the machine's swarm.
+func swarmMasterOf(m *machine.Manager, mach *machine.Machine) (*machine.Machine, error) {
+	if mach.Swarm == nil {
+		return nil, fmt.Errorf("%s is not in a swarm", mach.Name)
+	}
+	master, err := m.RootMaster(mach.Machine)
+	if err != nil {
+		return nil, err
+	}
+	return m.Load(master.Name)
+}
+
 // engineURL is the machine's (or its swarm master's) TLS engine URL, or
 // its running tunnel's; the host must be running.
 func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bool, stderr io.Writer) (string, *store.Machine, error) {
@@ -139,14 +161,7 @@ func engineURL(ctx context.Context, m *machine.Manager, name string, toMaster bo
 	}
 	target := mach
 	if toMaster {
-		if mach.Swarm == nil {
-			return "", nil, fmt.Errorf("%s is not in a swarm", name)
-		}
-		master, err := m.RootMaster(mach.Machine)
-		if err != nil {
-			return "", nil, err
-		}
-		if target, err = m.Load(master.Name); err != nil {
+		if target, err = swarmMasterOf(m, mach); err != nil {
 			return "", nil, err
 		}
 	}

@@ -53,12 +53,9 @@ func newImport(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			root, err := filepath.Abs(dmRoot)
+			root, err := otherStore(dmRoot, m.Store.Root)
 			if err != nil {
 				return err
-			}
-			if root == m.Store.Root {
-				return usageErr("the docker-machine store and shoal's are the same folder (%s): give shoal another with --storage-path", root)
 			}
 			plans, err := dmimport.PlanStore(root, args, m.Store.Exists)
 			if err != nil {
@@ -75,6 +72,19 @@ func newImport(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&dmRoot, "docker-machine-storage-path", dmimport.DefaultStore(), "docker-machine's store ($MACHINE_STORAGE_PATH, else ~/.docker/machine)")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "pin the host keys shown without asking")
 	return cmd
+}
+
+// otherStore is the docker-machine store's absolute path, refused when it
+// is shoal's own.
+func otherStore(dmRoot, shoalRoot string) (string, error) {
+	root, err := filepath.Abs(dmRoot)
+	if err != nil {
+		return "", err
+	}
+	if root == shoalRoot {
+		return "", usageErr("the docker-machine store and shoal's are the same folder (%s): give shoal another with --storage-path", root)
+	}
+	return root, nil
 }
 
 // confirmImport asks before anything is imported, unless --yes: the host

@@ -95,6 +95,15 @@ func newURL(g *globals) *cobra.Command {
 	}
 }
 
+// swarmLocked tells a machine whose swarm manager is locked (asked
+// within 20 seconds).
+func swarmLocked(ctx context.Context, m *machine.Manager, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	sw, err := m.SwarmState(ctx, name)
+	return err == nil && sw == "locked"
+}
+
 func newStatus(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:               "status NAME",
@@ -111,13 +120,9 @@ func newStatus(g *globals) *cobra.Command {
 				return err
 			}
 			// A locked swarm manager says so: it runs, but is not usable.
-			if st == drivers.Running {
-				ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
-				defer cancel()
-				if sw, err := m.SwarmState(ctx, args[0]); err == nil && sw == "locked" {
-					fmt.Fprintln(cmd.OutOrStdout(), "Running (swarm locked)")
-					return nil
-				}
+			if st == drivers.Running && swarmLocked(cmd.Context(), m, args[0]) {
+				fmt.Fprintln(cmd.OutOrStdout(), "Running (swarm locked)")
+				return nil
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), st)
 			return nil

@@ -146,6 +146,37 @@ func rotateClusterKeys(cmd *cobra.Command, m *machine.Manager, clusters map[stri
 	return errors.Join(errs...)
 }
 
+// confirmRm asks on the terminal before machines are removed; with no
+// terminal to ask on, -y is needed.
+func confirmRm(cmd *cobra.Command, names []string) error {
+	if !cli.IsTerminal(cmd.InOrStdin()) {
+		return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "About to remove %s\nAre you sure? (y/n): ", strings.Join(names, ", "))
+	var answer string
+	fmt.Fscanln(cmd.InOrStdin(), &answer)
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
+	}
+	return nil
+}
+
+// removeAll removes the machines in parallel and returns those removed.
+func removeAll(ctx context.Context, m *machine.Manager, names []string, force bool) ([]string, error) {
+	var mu sync.Mutex
+	var removed []string
+	err := forEach(ctx, names, func(ctx context.Context, n string) error {
+		if err := m.Remove(ctx, n, force); err != nil {
+			return err
+		}
+		mu.Lock()
+		removed = append(removed, n)
+		mu.Unlock()
+		return nil
+	})
+	return removed, err
+}
+
 func newRm(g *globals) *cobra.Command {
 	var force, yes bool
 	var access accessFlags
@@ -158,14 +189,8 @@ func newRm(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// -f implies -y, as in docker-machine.
 			if !yes && !force {
-				if !cli.IsTerminal(cmd.InOrStdin()) {
-					return usageErr("not a terminal to ask on: pass -y to remove %s", strings.Join(args, ", "))
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "About to remove %s\nAre you sure? (y/n): ", strings.Join(args, ", "))
-				var answer string
-				fmt.Fscanln(cmd.InOrStdin(), &answer)
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return &cli.ExitError{Code: 1, Err: errors.New("not removed")}
+				if err := confirmRm(cmd, args); err != nil {
+					return err
 				}
 			}
 			// Leaving a swarm goes through the engine, which may need sudo.
@@ -179,17 +204,7 @@ func newRm(g *globals) *cobra.Command {
 			}
 			defer m.Progress.Close()
 			clusters := clustersOf(m, args)
-			var mu sync.Mutex
-			var removed []string
-			err = forEach(cmd.Context(), args, func(ctx context.Context, n string) error {
-				if err := m.Remove(ctx, n, force); err != nil {
-					return err
-				}
-				mu.Lock()
-				removed = append(removed, n)
-				mu.Unlock()
-				return nil
-			})
+			removed, err := removeAll(cmd.Context(), m, args, force)
 			if err == nil {
 				for _, n := range args {
 					fmt.Fprintf(cmd.OutOrStdout(), "Successfully removed %s\n", n)

@@ -107,17 +107,12 @@ func newLs(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			switch {
 			case quiet:
-				for _, r := range rows {
-					fmt.Fprintln(out, r.Name)
-				}
+				printNames(out, rows)
 				return nil
 			case tmpl != nil:
 				return printLsFormat(out, m, rows, tmpl, table)
 			case g.output == "json":
-				if rows == nil {
-					rows = []machine.Info{}
-				}
-				return writeJSON(out, rows)
+				return writeJSON(out, nonNil(rows))
 			}
 			return printLsTable(out, rows)
 		},
@@ -127,6 +122,20 @@ func newLs(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter k=v (driver, state, name, label, swarm, cluster); one key twice is OR, different keys AND")
 	cmd.Flags().VarP(&timeout, "timeout", "t", "how long to probe each machine: seconds (20) or a duration (20s)")
 	return cmd
+}
+
+func printNames(out io.Writer, rows []machine.Info) {
+	for _, r := range rows {
+		fmt.Fprintln(out, r.Name)
+	}
+}
+
+// nonNil makes no rows an empty JSON list, not null.
+func nonNil(rows []machine.Info) []machine.Info {
+	if rows == nil {
+		return []machine.Info{}
+	}
+	return rows
 }
 
 // filterRows marks the active machine and keeps the rows the filter
@@ -223,31 +232,30 @@ func parseFilters(in []string) (lsFilter, error) {
 // machine's engine labels.
 func (f lsFilter) matches(in machine.Info, labels []string) bool {
 	for k, values := range f {
-		hit := false
-		for _, v := range values {
-			switch k {
-			case "driver":
-				hit = strings.EqualFold(in.DriverName, v)
-			case "state":
-				hit = strings.EqualFold(in.State, v)
-			case "name":
-				hit = regexp.MustCompile(v).MatchString(in.Name)
-			case "swarm":
-				hit = strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
-			case "cluster":
-				hit = strings.EqualFold(in.Cluster, v)
-			case "label":
-				hit = slices.Contains(labels, v)
-			}
-			if hit {
-				break
-			}
-		}
-		if !hit {
+		if !slices.ContainsFunc(values, func(v string) bool { return filterHit(k, v, in, labels) }) {
 			return false
 		}
 	}
 	return true
+}
+
+// filterHit tells whether the row passes one value v of filter key k.
+func filterHit(k, v string, in machine.Info, labels []string) bool {
+	switch k {
+	case "driver":
+		return strings.EqualFold(in.DriverName, v)
+	case "state":
+		return strings.EqualFold(in.State, v)
+	case "name":
+		return regexp.MustCompile(v).MatchString(in.Name)
+	case "swarm":
+		return strings.EqualFold(strings.TrimSuffix(in.Swarm, " (master)"), v)
+	case "cluster":
+		return strings.EqualFold(in.Cluster, v)
+	case "label":
+		return slices.Contains(labels, v)
+	}
+	return false
 }
 
 // newLsItem is a row as --format sees it; h is nil when the machine's

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,11 +35,23 @@ func splitSpec(s string) (name, p string, err error) {
 		p = "."
 	} else if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		p = rest
-		if p == "" {
-			p = "."
-		}
+		p = cmp.Or(p, ".")
 	}
 	return name, p, nil
+}
+
+// scpSides reads [NAME:]SRC and [NAME:]DST; one must name a machine.
+func scpSides(srcArg, dstArg string) (srcName, src, dstName, dst string, err error) {
+	if srcName, src, err = splitSpec(srcArg); err != nil {
+		return "", "", "", "", cli.Invalid(err)
+	}
+	if dstName, dst, err = splitSpec(dstArg); err != nil {
+		return "", "", "", "", cli.Invalid(err)
+	}
+	if srcName == "" && dstName == "" {
+		return "", "", "", "", usageErr("SRC or DST must be NAME:PATH (a machine)")
+	}
+	return srcName, src, dstName, dst, nil
 }
 
 func newSCP(g *globals) *cobra.Command {
@@ -63,16 +76,9 @@ drops rsync's --progress.`,
 		Args:              exactArgs(2),
 		ValidArgsFunction: completeSCP(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srcName, src, err := splitSpec(args[0])
+			srcName, src, dstName, dst, err := scpSides(args[0], args[1])
 			if err != nil {
-				return cli.Invalid(err)
-			}
-			dstName, dst, err := splitSpec(args[1])
-			if err != nil {
-				return cli.Invalid(err)
-			}
-			if srcName == "" && dstName == "" {
-				return usageErr("SRC or DST must be NAME:PATH (a machine)")
+				return err
 			}
 			if delta {
 				return runDelta(cmd, g, srcName, src, dstName, dst, recursive, quiet)
@@ -93,45 +99,51 @@ drops rsync's --progress.`,
 // copySFTP opens an SFTP session to each machine named and copies; a copy
 // refused for how it was asked is bad usage (exit status 2).
 func copySFTP(ctx context.Context, m *machine.Manager, srcName, src, dstName, dst string, recursive bool) error {
-	sftpOf := func(name string) (*sftp.Client, func(), error) {
-		c, err := connectRunning(ctx, m, name)
-		if err != nil {
-			return nil, nil, err
-		}
-		sc, err := c.SFTP()
-		if err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("%s: sftp: %w", name, err)
-		}
-		return sc, func() { c.Close() }, nil
-	}
 	// One session a side, even when both name the same machine.
 	var ends [2]*sftp.Client
 	for i, name := range []string{srcName, dstName} {
 		if name == "" {
 			continue
 		}
-		sc, done, err := sftpOf(name)
+		sc, done, err := sftpOf(ctx, m, name)
 		if err != nil {
 			return err
 		}
 		defer done()
 		ends[i] = sc
 	}
-	from, to := ends[0], ends[1]
-	var err error
-	switch {
-	case from == nil:
-		err = sftpcopy.Upload(to, src, dst, recursive)
-	case to == nil:
-		err = sftpcopy.Download(from, src, dst, recursive)
-	default:
-		err = sftpcopy.Relay(from, to, srcName, dstName, src, dst, recursive)
-	}
+	err := copyBetween(ends[0], ends[1], srcName, src, dstName, dst, recursive)
 	// The refusal alone is said, as when it was the CLI's own usage error.
 	var refused *sftpcopy.UsageError
 	if errors.As(err, &refused) {
 		return cli.Invalid(refused)
 	}
 	return err
+}
+
+// sftpOf opens an SFTP session to the running machine name; done closes
+// its connection.
+func sftpOf(ctx context.Context, m *machine.Manager, name string) (*sftp.Client, func(), error) {
+	c, err := connectRunning(ctx, m, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := c.SFTP()
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s: sftp: %w", name, err)
+	}
+	return sc, func() { c.Close() }, nil
+}
+
+// copyBetween copies up, down, or from one machine to another, as the
+// sides that have a session (from, to) say.
+func copyBetween(from, to *sftp.Client, srcName, src, dstName, dst string, recursive bool) error {
+	switch {
+	case from == nil:
+		return sftpcopy.Upload(to, src, dst, recursive)
+	case to == nil:
+		return sftpcopy.Download(from, src, dst, recursive)
+	}
+	return sftpcopy.Relay(from, to, srcName, dstName, src, dst, recursive)
 }

@@ -71,17 +71,9 @@ ssh diagnostics). Any other ssh option (-X, -J, -f, -o StrictHostKeyChecking
 
 // runSSH connects as the options say and runs the session with its forwards.
 func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote string) error {
-	if opts.NoCommand && (remote != "" || len(opts.Local)+len(opts.Remote)+len(opts.Dynamic) == 0) {
-		return usageErr("ssh option -N runs no command: give forwards (-L, -R, -D) and no command")
-	}
-	for _, id := range opts.Identities {
-		if _, err := os.Stat(id); err != nil {
-			return usageErr("ssh option -i: %v", err)
-		}
-	}
-	agentSock := os.Getenv("SSH_AUTH_SOCK")
-	if opts.Agent && agentSock == "" {
-		return usageErr("ssh option -A: $SSH_AUTH_SOCK is empty (no ssh-agent running here)")
+	agentSock, err := checkSSHOptions(opts, remote)
+	if err != nil {
+		return err
 	}
 	m, mach, err := g.loadMachine(cmd, name)
 	if err != nil {
@@ -107,21 +99,53 @@ func runSSH(cmd *cobra.Command, g *globals, name string, opts sshOptions, remote
 	if opts.NoCommand {
 		return c.WaitForwarding(ctx)
 	}
+	so, err := sessionOptions(opts, remote, agentSock)
+	if err != nil {
+		return err
+	}
+	in := cmd.InOrStdin()
+	if opts.NullStdin {
+		in = strings.NewReader("")
+	}
+	return exitStatus(c.Interactive(ctx, remote, so, in, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+}
+
+// checkSSHOptions refuses options that cannot work here before anything
+// is connected; it returns the agent socket -A forwards.
+func checkSSHOptions(opts sshOptions, remote string) (agentSock string, err error) {
+	if opts.NoCommand && (remote != "" || len(opts.Local)+len(opts.Remote)+len(opts.Dynamic) == 0) {
+		return "", usageErr("ssh option -N runs no command: give forwards (-L, -R, -D) and no command")
+	}
+	for _, id := range opts.Identities {
+		if _, err := os.Stat(id); err != nil {
+			return "", usageErr("ssh option -i: %v", err)
+		}
+	}
+	agentSock = os.Getenv("SSH_AUTH_SOCK")
+	if opts.Agent && agentSock == "" {
+		return "", usageErr("ssh option -A: $SSH_AUTH_SOCK is empty (no ssh-agent running here)")
+	}
+	return agentSock, nil
+}
+
+// sessionOptions are the session's terminal, agent and subsystem as the
+// options say.
+func sessionOptions(opts sshOptions, remote, agentSock string) (sshrun.SessionOptions, error) {
 	so := sshrun.SessionOptions{PTY: opts.TTY == 2, Terminal: opts.TTY == 1 || (opts.TTY == 0 && remote == "")}
 	if opts.Agent {
 		so.AgentSocket = agentSock
 	}
 	if opts.Subsystem {
 		if remote == "" {
-			return usageErr("ssh option -s needs the subsystem's name as the command (machine ssh NAME -s sftp)")
+			return so, usageErr("ssh option -s needs the subsystem's name as the command (machine ssh NAME -s sftp)")
 		}
 		so.Subsystem, so.Terminal, so.PTY = true, false, false
 	}
-	in := cmd.InOrStdin()
-	if opts.NullStdin {
-		in = strings.NewReader("")
-	}
-	code, err := c.Interactive(ctx, remote, so, in, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	return so, nil
+}
+
+// exitStatus makes the remote command's exit status machine's own.
+func exitStatus(code int, err error) error {
 	if err != nil {
 		return err
 	}

@@ -67,32 +67,47 @@ func (o *sshOptions) parse(args []string) ([]string, error) {
 		if a[1] == '-' {
 			return nil, fmt.Errorf("ssh option %s: unknown (to run a command that starts with it: machine ssh NAME -- %s)", a, a)
 		}
-		for j := 1; j < len(a); j++ {
-			f := a[j]
-			switch {
-			case strings.IndexByte(sshFlagsPlain, f) >= 0:
-				o.plain(f)
-			case strings.IndexByte(sshFlagsValued, f) >= 0:
-				v := a[j+1:]
-				if v == "" {
-					if i+1 >= len(args) {
-						return nil, fmt.Errorf("ssh option -%c needs a value", f)
-					}
-					i++
-					v = args[i]
-				}
-				if err := o.valued(f, v); err != nil {
-					return nil, err
-				}
-				j = len(a)
-			case strings.IndexByte(sshFlagsOpenSSH, f) >= 0:
-				return nil, fmt.Errorf("ssh option -%c is not supported by shoal's SSH client (it takes %s)", f, sshSupported)
-			default:
-				return nil, fmt.Errorf("ssh option -%c: unknown (to run a command that starts with %s: machine ssh NAME -- %s)", f, a, a)
-			}
+		next, err := o.flagGroup(args, i)
+		if err != nil {
+			return nil, err
 		}
+		i = next
 	}
 	return nil, nil
+}
+
+// flagGroup reads the flags in args[i] ("-tt", "-p22", "-Ai key"), a
+// valued flag's value being the rest of the word or else the next word.
+// It returns the index of the last word it used.
+func (o *sshOptions) flagGroup(args []string, i int) (int, error) {
+	a := args[i]
+	for j := 1; j < len(a); j++ {
+		f := a[j]
+		switch {
+		case strings.IndexByte(sshFlagsPlain, f) >= 0:
+			o.plain(f)
+		case strings.IndexByte(sshFlagsValued, f) >= 0:
+			return o.valuedFlag(args, i, a[j+1:], f)
+		case strings.IndexByte(sshFlagsOpenSSH, f) >= 0:
+			return i, fmt.Errorf("ssh option -%c is not supported by shoal's SSH client (it takes %s)", f, sshSupported)
+		default:
+			return i, fmt.Errorf("ssh option -%c: unknown (to run a command that starts with %s: machine ssh NAME -- %s)", f, a, a)
+		}
+	}
+	return i, nil
+}
+
+// valuedFlag sets the valued flag f from v, the rest of args[i], or if
+// that is empty from the next word.
+func (o *sshOptions) valuedFlag(args []string, i int, v string, f byte) (int, error) {
+	if v == "" {
+		if i+1 >= len(args) {
+			return i, fmt.Errorf("ssh option -%c needs a value", f)
+		}
+		i++
+		v = args[i]
+	}
+	return i, o.valued(f, v)
 }
 
 func (o *sshOptions) plain(f byte) {
@@ -123,11 +138,7 @@ func (o *sshOptions) valued(f byte, v string) error {
 	case 'i':
 		o.Identities = append(o.Identities, v)
 	case 'p':
-		p, err := strconv.Atoi(v)
-		if err != nil || p < 1 || p > 65535 {
-			return fmt.Errorf("ssh option -p %q: not a port", v)
-		}
-		o.Port = p
+		return o.setPort(v)
 	case 'D':
 		l, err := parseDynamic(v)
 		if err != nil {
@@ -135,17 +146,32 @@ func (o *sshOptions) valued(f byte, v string) error {
 		}
 		o.Dynamic = append(o.Dynamic, l)
 	case 'L', 'R':
-		fw, err := parseForward(v)
-		if err != nil {
-			return fmt.Errorf("ssh option -%c %q: %w", f, v, err)
-		}
-		if f == 'L' {
-			o.Local = append(o.Local, fw)
-		} else {
-			o.Remote = append(o.Remote, fw)
-		}
+		return o.addForward(f, v)
 	case 'o':
 		return o.option(v)
+	}
+	return nil
+}
+
+func (o *sshOptions) setPort(v string) error {
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("ssh option -p %q: not a port", v)
+	}
+	o.Port = p
+	return nil
+}
+
+// addForward reads -L or -R (f) [bind:]port:host:hostport.
+func (o *sshOptions) addForward(f byte, v string) error {
+	fw, err := parseForward(v)
+	if err != nil {
+		return fmt.Errorf("ssh option -%c %q: %w", f, v, err)
+	}
+	if f == 'L' {
+		o.Local = append(o.Local, fw)
+	} else {
+		o.Remote = append(o.Remote, fw)
 	}
 	return nil
 }
@@ -158,56 +184,107 @@ func (o *sshOptions) option(kv string) error {
 		k, v, _ = strings.Cut(strings.TrimSpace(kv), " ")
 	}
 	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-	yes, no := strings.EqualFold(v, "yes"), strings.EqualFold(v, "no")
-	bad := fmt.Errorf("ssh option -o %s: value %q not understood", k, v)
-	switch strings.ToLower(k) {
-	case "compression", "batchmode":
-		if !yes && !no {
-			return bad
-		}
-	case "loglevel":
-	case "clearallforwardings": // sshfs's: no forwards come from a config here
-		if !yes && !no {
-			return bad
-		}
-	case "forwardagent":
-		if !yes && !no {
-			return bad
-		}
-		o.Agent = yes
-	case "requesttty":
-		m := map[string]int{"no": -1, "yes": 1, "force": 2, "auto": 0}
-		t, ok := m[strings.ToLower(v)]
-		if !ok {
-			return bad
-		}
-		o.TTY = t
-	case "port":
-		return o.valued('p', v)
-	case "identityfile":
-		return o.valued('i', v)
-	case "connecttimeout", "serveraliveinterval":
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 86400 {
-			return bad
-		}
-		if strings.EqualFold(k, "connecttimeout") {
-			o.ConnectTimeout = time.Duration(n) * time.Second
-		} else {
-			o.KeepAlive = time.Duration(n) * time.Second
-		}
-	case "dynamicforward":
-		return o.valued('D', v)
-	case "localforward", "remoteforward":
-		// "LocalForward port host:hostport": ssh's config form.
-		spec := strings.Join(strings.Fields(v), ":")
-		return o.valued(map[bool]byte{true: 'L', false: 'R'}[strings.EqualFold(k, "localforward")], spec)
-	case "stricthostkeychecking", "userknownhostsfile":
-		return fmt.Errorf("ssh option -o %s is not supported: shoal checks the host key it pinned for the machine, always", k)
-	default:
+	set, ok := sshConfigKeys()[strings.ToLower(k)]
+	if !ok {
 		return fmt.Errorf("ssh option -o %s is not supported by shoal's SSH client (it takes -o Compression, BatchMode, LogLevel, ForwardAgent, RequestTTY, Port, IdentityFile, ConnectTimeout, ServerAliveInterval, LocalForward, RemoteForward, DynamicForward)", k)
 	}
+	return set(o, k, v)
+}
+
+// sshConfigKeys are the -o keys (lower case) the client takes, each with
+// the setter that reads its value; k is the key as the user spelled it.
+// A function, not a variable: the setters lead back to option.
+func sshConfigKeys() map[string]func(o *sshOptions, k, v string) error {
+	return map[string]func(o *sshOptions, k, v string) error{
+		"compression":           checkYesNo,
+		"batchmode":             checkYesNo,
+		"loglevel":              ignoreOption,
+		"clearallforwardings":   checkYesNo, // sshfs's: no forwards come from a config here
+		"forwardagent":          (*sshOptions).setForwardAgent,
+		"requesttty":            (*sshOptions).setRequestTTY,
+		"port":                  valuedAs('p'),
+		"identityfile":          valuedAs('i'),
+		"connecttimeout":        (*sshOptions).setSeconds,
+		"serveraliveinterval":   (*sshOptions).setSeconds,
+		"dynamicforward":        valuedAs('D'),
+		"localforward":          forwardAs('L'),
+		"remoteforward":         forwardAs('R'),
+		"stricthostkeychecking": refusePinnedKey,
+		"userknownhostsfile":    refusePinnedKey,
+	}
+}
+
+func badOptionValue(k, v string) error {
+	return fmt.Errorf("ssh option -o %s: value %q not understood", k, v)
+}
+
+// parseYesNo reads an OpenSSH yes/no value, in any case.
+func parseYesNo(k, v string) (bool, error) {
+	switch {
+	case strings.EqualFold(v, "yes"):
+		return true, nil
+	case strings.EqualFold(v, "no"):
+		return false, nil
+	}
+	return false, badOptionValue(k, v)
+}
+
+// checkYesNo accepts a yes/no option that changes nothing here.
+func checkYesNo(_ *sshOptions, k, v string) error {
+	_, err := parseYesNo(k, v)
+	return err
+}
+
+func ignoreOption(*sshOptions, string, string) error { return nil }
+
+func refusePinnedKey(_ *sshOptions, k, _ string) error {
+	return fmt.Errorf("ssh option -o %s is not supported: shoal checks the host key it pinned for the machine, always", k)
+}
+
+func (o *sshOptions) setForwardAgent(k, v string) error {
+	yes, err := parseYesNo(k, v)
+	if err != nil {
+		return err
+	}
+	o.Agent = yes
 	return nil
+}
+
+func (o *sshOptions) setRequestTTY(k, v string) error {
+	t, ok := map[string]int{"no": -1, "yes": 1, "force": 2, "auto": 0}[strings.ToLower(v)]
+	if !ok {
+		return badOptionValue(k, v)
+	}
+	o.TTY = t
+	return nil
+}
+
+// setSeconds reads ConnectTimeout or ServerAliveInterval: whole seconds,
+// at most a day.
+func (o *sshOptions) setSeconds(k, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 86400 {
+		return badOptionValue(k, v)
+	}
+	if strings.EqualFold(k, "connecttimeout") {
+		o.ConnectTimeout = time.Duration(n) * time.Second
+	} else {
+		o.KeepAlive = time.Duration(n) * time.Second
+	}
+	return nil
+}
+
+// valuedAs reads an -o key as the short flag f with the same value.
+func valuedAs(f byte) func(o *sshOptions, k, v string) error {
+	return func(o *sshOptions, _, v string) error { return o.valued(f, v) }
+}
+
+// forwardAs reads "LocalForward port host:hostport", ssh's config form,
+// as -L (or -R) port:host:hostport.
+func forwardAs(f byte) func(o *sshOptions, k, v string) error {
+	return func(o *sshOptions, _, v string) error {
+		return o.valued(f, strings.Join(strings.Fields(v), ":"))
+	}
 }
 
 // parseDynamic reads -D [bind:]port (an IPv6 bind in brackets); no bind is
@@ -229,23 +306,9 @@ func parseDynamic(s string) (string, error) {
 // parseForward reads [bind:]port:host:hostport; an IPv6 address is in
 // brackets. Unix sockets and dynamic forwards are not supported.
 func parseForward(s string) (forwardSpec, error) {
-	var parts []string
-	for rest := s; rest != ""; {
-		var p string
-		if strings.HasPrefix(rest, "[") {
-			end := strings.Index(rest, "]")
-			if end < 0 {
-				return forwardSpec{}, fmt.Errorf("unclosed [")
-			}
-			p, rest = rest[1:end], rest[end+1:]
-			if rest != "" && !strings.HasPrefix(rest, ":") {
-				return forwardSpec{}, fmt.Errorf("want ':' after ]")
-			}
-			rest = strings.TrimPrefix(rest, ":")
-		} else {
-			p, rest, _ = strings.Cut(rest, ":")
-		}
-		parts = append(parts, p)
+	parts, err := splitForward(s)
+	if err != nil {
+		return forwardSpec{}, err
 	}
 	bind := "localhost"
 	switch len(parts) {
@@ -267,4 +330,36 @@ func parseForward(s string) (forwardSpec, error) {
 		return forwardSpec{}, fmt.Errorf("no host")
 	}
 	return forwardSpec{Listen: net.JoinHostPort(bind, parts[0]), Target: net.JoinHostPort(parts[1], parts[2])}, nil
+}
+
+// splitForward splits a forward spec at its colons, an address in
+// brackets being one part.
+func splitForward(s string) ([]string, error) {
+	var parts []string
+	for rest := s; rest != ""; {
+		var p string
+		if strings.HasPrefix(rest, "[") {
+			var err error
+			if p, rest, err = cutBracketed(rest); err != nil {
+				return nil, err
+			}
+		} else {
+			p, rest, _ = strings.Cut(rest, ":")
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+// cutBracketed cuts "[addr]" (and the ':' after it) off the front of s.
+func cutBracketed(s string) (addr, rest string, err error) {
+	end := strings.Index(s, "]")
+	if end < 0 {
+		return "", "", fmt.Errorf("unclosed [")
+	}
+	addr, rest = s[1:end], s[end+1:]
+	if rest != "" && !strings.HasPrefix(rest, ":") {
+		return "", "", fmt.Errorf("want ':' after ]")
+	}
+	return addr, strings.TrimPrefix(rest, ":"), nil
 }

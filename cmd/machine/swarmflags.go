@@ -37,32 +37,68 @@ func (s *swarmFlags) bind(cmd *cobra.Command) {
 
 func (s *swarmFlags) toStore(cmd *cobra.Command) (*store.Swarm, error) {
 	if !s.master && !s.swarm && s.join == "" {
-		for _, f := range []string{"swarm-manager", "swarm-advertise-addr", "swarm-label", "swarm-availability", "swarm-image-archive", "swarm-force"} {
-			if cmd.Flags().Changed(f) {
-				return nil, fmt.Errorf("--%s needs --swarm-master or --swarm --swarm-join MASTER", f)
-			}
-		}
-		return nil, nil
+		return nil, noSwarmFlags(cmd)
 	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	archives, err := checkArchives(s.archives)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Swarm{
+		Master: s.master, Join: s.join, Manager: s.manager, AdvertiseAddr: s.advertise,
+		Labels: s.labels, Availability: s.availability,
+		Registry: s.master && s.registry, RegistryPort: s.port, RegistryImage: s.image,
+		ImageArchives: archives, Force: s.force,
+	}, nil
+}
+
+// noSwarmFlags refuses the swarm flags that mean nothing without a swarm
+// to init or join.
+func noSwarmFlags(cmd *cobra.Command) error {
+	for _, f := range []string{"swarm-manager", "swarm-advertise-addr", "swarm-label", "swarm-availability", "swarm-image-archive", "swarm-force"} {
+		if cmd.Flags().Changed(f) {
+			return fmt.Errorf("--%s needs --swarm-master or --swarm --swarm-join MASTER", f)
+		}
+	}
+	return nil
+}
+
+// check validates the flags of a machine that inits or joins a swarm.
+func (s *swarmFlags) check() error {
 	if s.master && (s.join != "" || s.manager) {
-		return nil, fmt.Errorf("--swarm-master starts a swarm: it does not go with --swarm-join or --swarm-manager")
+		return fmt.Errorf("--swarm-master starts a swarm: it does not go with --swarm-join or --swarm-manager")
 	}
 	if !s.master && s.join == "" {
-		return nil, fmt.Errorf("--swarm needs --swarm-join MASTER (the machine whose swarm to join), or use --swarm-master")
+		return fmt.Errorf("--swarm needs --swarm-join MASTER (the machine whose swarm to join), or use --swarm-master")
 	}
 	if _, err := validate.ParseAvailability(s.availability); err != nil {
-		return nil, fmt.Errorf("--swarm-availability: %w", err)
+		return fmt.Errorf("--swarm-availability: %w", err)
 	}
-	for _, l := range s.labels {
-		if _, _, err := validate.Label(l); err != nil {
-			return nil, fmt.Errorf("--swarm-label: %w", err)
-		}
+	if err := checkLabels(s.labels); err != nil {
+		return err
 	}
 	if err := validate.Port(s.port); err != nil {
-		return nil, fmt.Errorf("--swarm-registry-port: %w", err)
+		return fmt.Errorf("--swarm-registry-port: %w", err)
 	}
+	return nil
+}
+
+func checkLabels(labels []string) error {
+	for _, l := range labels {
+		if _, _, err := validate.Label(l); err != nil {
+			return fmt.Errorf("--swarm-label: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkArchives returns the --swarm-image-archive files' absolute paths,
+// each checked to be a 'docker save' tar.
+func checkArchives(paths []string) ([]string, error) {
 	var archives []string
-	for _, a := range s.archives {
+	for _, a := range paths {
 		abs, err := filepath.Abs(a)
 		if err != nil {
 			return nil, err
@@ -75,10 +111,5 @@ func (s *swarmFlags) toStore(cmd *cobra.Command) (*store.Swarm, error) {
 		}
 		archives = append(archives, abs)
 	}
-	return &store.Swarm{
-		Master: s.master, Join: s.join, Manager: s.manager, AdvertiseAddr: s.advertise,
-		Labels: s.labels, Availability: s.availability,
-		Registry: s.master && s.registry, RegistryPort: s.port, RegistryImage: s.image,
-		ImageArchives: archives, Force: s.force,
-	}, nil
+	return archives, nil
 }

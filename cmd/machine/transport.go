@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/shell"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
 
@@ -131,19 +133,27 @@ func runDelta(cmd *cobra.Command, g *globals, srcName, src, dstName, dst string,
 	if err != nil {
 		return err
 	}
-	c, err := connectRunning(cmd.Context(), m, name)
-	if err != nil {
+	if err := remoteRsync(cmd.Context(), m, name); err != nil {
 		return err
-	}
-	res, err := c.Run(cmd.Context(), "command -v rsync")
-	c.Close()
-	if err != nil || len(strings.TrimSpace(string(res.Stdout))) == 0 {
-		return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s: machine scp -d needs rsync on the machine too, which is not installed there: install it (machine ssh %s sudo apt-get install -y rsync, or dnf install rsync)", name, shell.Word(name))}
 	}
 	x := exec.CommandContext(cmd.Context(), rsync, rsyncArgs(transport, rsyncSpec(srcName, src), rsyncSpec(dstName, dst), recursive, quiet)...)
 	x.Env = transportEnv(m.Store.Root)
 	x.Stdin, x.Stdout, x.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	return exitOf("rsync", x.Run())
+}
+
+// remoteRsync checks that the machine has rsync too.
+func remoteRsync(ctx context.Context, m *machine.Manager, name string) error {
+	c, err := connectRunning(ctx, m, name)
+	if err != nil {
+		return err
+	}
+	res, err := c.Run(ctx, "command -v rsync")
+	c.Close()
+	if err != nil || len(strings.TrimSpace(string(res.Stdout))) == 0 {
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s: machine scp -d needs rsync on the machine too, which is not installed there: install it (machine ssh %s sudo apt-get install -y rsync, or dnf install rsync)", name, shell.Word(name))}
+	}
+	return nil
 }
 
 // exitOf passes a tool's exit status on, as docker-machine's does.
@@ -212,20 +222,22 @@ and FUSE must be installed here; the machine needs only sshd's sftp.`,
 	return cmd
 }
 
-func runMount(cmd *cobra.Command, g *globals, name, p, dir string, unmount bool) error {
-	prog := "sshfs"
-	if unmount {
-		prog = "fusermount"
-		if _, err := exec.LookPath("fusermount3"); err == nil {
-			prog = "fusermount3"
-		}
+// mountTool is the program that mounts (sshfs) or unmounts (fusermount3,
+// else fusermount), and the package that has it.
+func mountTool(unmount bool) (prog, pkg string) {
+	if !unmount {
+		return "sshfs", "sshfs"
 	}
+	if _, err := exec.LookPath("fusermount3"); err == nil {
+		return "fusermount3", "fuse3"
+	}
+	return "fusermount", "fuse3"
+}
+
+func runMount(cmd *cobra.Command, g *globals, name, p, dir string, unmount bool) error {
+	prog, pkg := mountTool(unmount)
 	bin, err := exec.LookPath(prog)
 	if err != nil {
-		pkg := "sshfs"
-		if unmount {
-			pkg = "fuse3"
-		}
 		return missingTool("machine mount", prog, pkg)
 	}
 	transport, err := transportArgv()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -10,6 +11,30 @@ import (
 	"github.com/shoal-dev/shoal/machine"
 	"github.com/spf13/cobra"
 )
+
+// tunnelTarget is the machine name and its engine's address, once it is
+// known to run with a TLS engine and no tunnel.
+func tunnelTarget(ctx context.Context, m *machine.Manager, name string) (*machine.Machine, string, error) {
+	mach, err := m.Load(name)
+	if err != nil {
+		return nil, "", err
+	}
+	url := machine.URL(mach.Machine)
+	if url == "" {
+		return nil, "", fmt.Errorf("%s has no TLS engine URL: it was created with --engine-tls=false or is not provisioned yet", mach.Name)
+	}
+	addr, err := machine.EngineAddr(url)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := requireRunning(ctx, mach); err != nil {
+		return nil, "", err
+	}
+	if t, _ := machine.ReadTunnel(mach.Dir); t.Alive() {
+		return nil, "", fmt.Errorf("%s: a tunnel runs already (127.0.0.1:%d, process %d)", name, t.Port, t.PID)
+	}
+	return mach, addr, nil
+}
 
 func newTunnel(g *globals) *cobra.Command {
 	var port int
@@ -39,23 +64,9 @@ Without --port, a free port is taken.`,
 			}
 			defer m.Close() // the jump host connections
 			ctx := cmd.Context()
-			mach, err := m.Load(args[0])
+			mach, addr, err := tunnelTarget(ctx, m, args[0])
 			if err != nil {
 				return err
-			}
-			url := machine.URL(mach.Machine)
-			if url == "" {
-				return fmt.Errorf("%s has no TLS engine URL: it was created with --engine-tls=false or is not provisioned yet", mach.Name)
-			}
-			addr, err := machine.EngineAddr(url)
-			if err != nil {
-				return err
-			}
-			if err := requireRunning(ctx, mach); err != nil {
-				return err
-			}
-			if t, _ := machine.ReadTunnel(mach.Dir); t.Alive() {
-				return fmt.Errorf("%s: a tunnel runs already (127.0.0.1:%d, process %d)", args[0], t.Port, t.PID)
 			}
 			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 			if err != nil {

@@ -7,7 +7,31 @@ import (
 	"github.com/shoal-dev/shoal/cmd/internal/cli"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
+
+// engineSetter sets the engine settings whose flags were given.
+func engineSetter(fs *pflag.FlagSet, version, install, repoURL string) func(*store.Engine) {
+	return func(e *store.Engine) {
+		if fs.Changed("engine-version") {
+			e.Version = version
+		}
+		if fs.Changed("engine-install") {
+			e.Install = install
+		}
+		if fs.Changed("engine-repo-url") {
+			e.RepoURL = repoURL
+		}
+	}
+}
+
+// upgradeOutcome is upgrade's last line for machine name.
+func upgradeOutcome(name string, changed bool) string {
+	if changed {
+		return name + ": engine changed."
+	}
+	return name + ": the engine is as its settings say; nothing to change."
+}
 
 func newUpgrade(g *globals) *cobra.Command {
 	var version, install, repoURL string
@@ -29,28 +53,14 @@ not touched. A failure leaves the node drained and says what to type.`,
 				return err
 			}
 			defer m.Close()
-			set := func(e *store.Engine) {
-				if cmd.Flags().Changed("engine-version") {
-					e.Version = version
-				}
-				if cmd.Flags().Changed("engine-install") {
-					e.Install = install
-				}
-				if cmd.Flags().Changed("engine-repo-url") {
-					e.RepoURL = repoURL
-				}
-			}
+			set := engineSetter(cmd.Flags(), version, install, repoURL)
 			resume := cli.CommandLine([]string{cli.MachineCommand(), "upgrade"}, cli.GivenFlags(cmd, true), args, nil)
 			changed, err := m.Upgrade(cmd.Context(), args[0], set, drainTimeout, resume)
 			m.Progress.Close()
 			if err != nil {
 				return err
 			}
-			if changed {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: engine changed.\n", args[0])
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: the engine is as its settings say; nothing to change.\n", args[0])
-			}
+			fmt.Fprintln(cmd.OutOrStdout(), upgradeOutcome(args[0], changed))
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@
 package docker
 
 import (
+	"cmp"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 
 	"archive/tar"
@@ -72,31 +73,32 @@ func Spec() *drivers.Spec {
 			fs.StringVar(&c.Network, "docker-network", c.Network, "docker driver: user-defined bridge network of the hosts (created if missing)")
 			fs.StringVar(&c.Host, "docker-host", c.Host, "docker driver: the engine that runs the host containers (default $DOCKER_HOST unless it points at a shoal machine, else the local socket)")
 		},
-		Validate: func(cfg any) error {
-			// The image is only looked up on the local engine, which says
-			// clearly when it has no such image; names become objects.
-			c := cfg.(*Config)
-			if strings.TrimSpace(c.Image) == "" {
-				return fmt.Errorf("--docker-image is empty")
-			}
-			if err := validate.ObjectName(c.Network); err != nil {
-				return fmt.Errorf("--docker-network: %w", err)
-			}
-			if c.Container != "" {
-				if err := validate.ObjectName(c.Container); err != nil {
-					return fmt.Errorf("container: %w", err)
-				}
-			}
-			return nil
-		},
+		Validate: func(cfg any) error { return cfg.(*Config).validate() },
 		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			c := *cfg.(*Config)
-			if c.Container == "" {
-				c.Container = "shoal-" + m.Name
-			}
+			c.Container = cmp.Or(c.Container, "shoal-"+m.Name)
 			return &Driver{m: m, cfg: c, netMu: netMu}, nil
 		},
 	}
+}
+
+// validate checks the config. The image is only looked up on the local
+// engine, which says clearly when it has no such image; names become
+// objects.
+func (c *Config) validate() error {
+	if strings.TrimSpace(c.Image) == "" {
+		return fmt.Errorf("--docker-image is empty")
+	}
+	if err := validate.ObjectName(c.Network); err != nil {
+		return fmt.Errorf("--docker-network: %w", err)
+	}
+	if c.Container == "" {
+		return nil
+	}
+	if err := validate.ObjectName(c.Container); err != nil {
+		return fmt.Errorf("container: %w", err)
+	}
+	return nil
 }
 
 // Driver manages one host container.
@@ -218,11 +220,7 @@ func (d *Driver) Create(ctx context.Context) error {
 	} else if exists {
 		return d.start(ctx, c)
 	}
-	if _, err := c.ImageInspect(ctx, d.cfg.Image); err != nil {
-		if cerrdefs.IsNotFound(err) {
-			_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
-			return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
-		}
+	if err := d.checkImage(ctx, c); err != nil {
 		return err
 	}
 	if err := d.ensureNetwork(ctx, c); err != nil {
@@ -263,6 +261,17 @@ func (d *Driver) Create(ctx context.Context) error {
 		return fmt.Errorf("docker driver: copy keys into %s: %w", d.cfg.Container, err)
 	}
 	return d.start(ctx, c)
+}
+
+// checkImage checks that the local engine has the node image; without it
+// the error says how to get one.
+func (d *Driver) checkImage(ctx context.Context, c *client.Client) error {
+	_, err := c.ImageInspect(ctx, d.cfg.Image)
+	if err == nil || !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	_, statErr := os.Stat(filepath.Join("templates", "node", "Dockerfile"))
+	return fmt.Errorf("docker driver: image %s is not on the local engine: %s", d.cfg.Image, missingImageHint(d.cfg.Image, registryReachable(ctx, c), statErr == nil))
 }
 
 // owned tells whether the machine's container exists; one of that name made
@@ -344,16 +353,24 @@ func (d *Driver) Remove(ctx context.Context) error {
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
-	// The network goes with its last host.
-	list, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", d.cfg.Network)})
-	if err == nil && len(list.Items) == 0 {
-		if n, err := c.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{}); err == nil {
-			if _, ours := n.Network.Labels[Label]; ours {
-				_, _ = c.NetworkRemove(ctx, d.cfg.Network, client.NetworkRemoveOptions{})
-			}
-		}
-	}
+	d.removeNetworkIfLast(ctx, c)
 	return nil
+}
+
+// removeNetworkIfLast removes the hosts' network (one shoal made) with its
+// last host; best effort.
+func (d *Driver) removeNetworkIfLast(ctx context.Context, c *client.Client) {
+	list, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", d.cfg.Network)})
+	if err != nil || len(list.Items) > 0 {
+		return
+	}
+	n, err := c.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{})
+	if err != nil {
+		return
+	}
+	if _, ours := n.Network.Labels[Label]; ours {
+		_, _ = c.NetworkRemove(ctx, d.cfg.Network, client.NetworkRemoveOptions{})
+	}
 }
 
 func (d *Driver) state(ctx context.Context, c *client.Client) (drivers.State, error) {

@@ -4,6 +4,7 @@
 package drivertest
 
 import (
+	"cmp"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 
 	"context"
@@ -90,15 +91,9 @@ func (w *World) Spec() *drivers.Spec {
 
 // Driver returns a fake driver for machine m in w.
 func (w *World) Driver(m drivers.Identity, cfg FakeConfig) *Fake {
-	if cfg.Host == "" {
-		cfg.Host = "127.0.0.1"
-	}
-	if cfg.Port == 0 {
-		cfg.Port = 22
-	}
-	if cfg.User == "" {
-		cfg.User = "fake"
-	}
+	cfg.Host = cmp.Or(cfg.Host, "127.0.0.1")
+	cfg.Port = cmp.Or(cfg.Port, 22)
+	cfg.User = cmp.Or(cfg.User, "fake")
 	return &Fake{w: w, m: m, cfg: cfg}
 }
 

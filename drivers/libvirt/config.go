@@ -13,6 +13,7 @@
 package libvirt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -100,14 +101,7 @@ func (c *Config) Validate() error {
 	if c.URI == "" {
 		errs = append(errs, errors.New("--libvirt-uri is empty"))
 	}
-	if c.Image == "" {
-		errs = append(errs, errors.New("--libvirt-image is required: a cloud image (qcow2 or raw) with cloud-init, a local file or an http(s) URL"))
-	} else if strings.Contains(c.Image, "://") && !isURL(c.Image) {
-		errs = append(errs, fmt.Errorf("--libvirt-image %q: only local files and http(s) URLs are supported", c.Image))
-	}
-	if c.ImageChecksum != "" && validate.Checksum(c.ImageChecksum) != nil {
-		errs = append(errs, fmt.Errorf("--libvirt-image-checksum %q: want sha256: and 64 hex digits", c.ImageChecksum))
-	}
+	errs = append(errs, c.imageErrors()...)
 	errs = append(errs, driverutil.CheckMinimums(
 		driverutil.Minimum{Flag: "--libvirt-cpus", Value: c.CPUs, Least: 1},
 		driverutil.Minimum{Flag: "--libvirt-memory", Value: c.Memory, Least: 256, Unit: "MiB"},
@@ -116,53 +110,62 @@ func (c *Config) Validate() error {
 	if c.Network == "" {
 		errs = append(errs, errors.New("--libvirt-network is empty"))
 	}
-	switch c.DomainType {
-	case DomainTypeAuto, DomainTypeKVM, DomainTypeQEMU:
-	default:
-		errs = append(errs, fmt.Errorf("--libvirt-domain-type %q: want auto, kvm or qemu", c.DomainType))
-	}
-	switch {
-	case c.SSHUser == "root":
-		errs = append(errs, errors.New(`--libvirt-ssh-user "root": cloud-init creates this user, choose another name`))
-	case c.SSHUser == "docker":
-		errs = append(errs, errors.New(`--libvirt-ssh-user "docker": cloud-init cannot create it where a docker group exists (images with Docker); choose another name`))
-	case validate.UserName(c.SSHUser) != nil:
-		errs = append(errs, fmt.Errorf("--libvirt-ssh-user %q: not a valid user name", c.SSHUser))
-	}
+	// errors.Join leaves out the nil ones.
+	errs = append(errs, checkDomainType(c.DomainType), checkSSHUser(c.SSHUser))
 	if c.Pool == "" {
 		errs = append(errs, errors.New("--libvirt-pool is empty"))
 	}
 	return errors.Join(errs...)
 }
 
+// imageErrors check --libvirt-image (a local file or an http(s) URL) and
+// its checksum.
+func (c *Config) imageErrors() []error {
+	var errs []error
+	if c.Image == "" {
+		errs = append(errs, errors.New("--libvirt-image is required: a cloud image (qcow2 or raw) with cloud-init, a local file or an http(s) URL"))
+	} else if strings.Contains(c.Image, "://") && !isURL(c.Image) {
+		errs = append(errs, fmt.Errorf("--libvirt-image %q: only local files and http(s) URLs are supported", c.Image))
+	}
+	if c.ImageChecksum != "" && validate.Checksum(c.ImageChecksum) != nil {
+		errs = append(errs, fmt.Errorf("--libvirt-image-checksum %q: want sha256: and 64 hex digits", c.ImageChecksum))
+	}
+	return errs
+}
+
+func checkDomainType(t string) error {
+	switch t {
+	case DomainTypeAuto, DomainTypeKVM, DomainTypeQEMU:
+		return nil
+	}
+	return fmt.Errorf("--libvirt-domain-type %q: want auto, kvm or qemu", t)
+}
+
+// checkSSHUser refuses a user cloud-init cannot create.
+func checkSSHUser(u string) error {
+	switch {
+	case u == "root":
+		return errors.New(`--libvirt-ssh-user "root": cloud-init creates this user, choose another name`)
+	case u == "docker":
+		return errors.New(`--libvirt-ssh-user "docker": cloud-init cannot create it where a docker group exists (images with Docker); choose another name`)
+	case validate.UserName(u) != nil:
+		return fmt.Errorf("--libvirt-ssh-user %q: not a valid user name", u)
+	}
+	return nil
+}
+
 // withDefaults fills the fields a cluster file or an old config.json left
 // empty.
 func (c Config) withDefaults() Config {
 	d := NewConfig()
-	if c.URI == "" {
-		c.URI = d.URI
-	}
-	if c.CPUs == 0 {
-		c.CPUs = d.CPUs
-	}
-	if c.Memory == 0 {
-		c.Memory = d.Memory
-	}
-	if c.DiskSize == 0 {
-		c.DiskSize = d.DiskSize
-	}
-	if c.Network == "" {
-		c.Network = d.Network
-	}
-	if c.DomainType == "" {
-		c.DomainType = d.DomainType
-	}
-	if c.SSHUser == "" {
-		c.SSHUser = d.SSHUser
-	}
-	if c.Pool == "" {
-		c.Pool = d.Pool
-	}
+	c.URI = cmp.Or(c.URI, d.URI)
+	c.CPUs = cmp.Or(c.CPUs, d.CPUs)
+	c.Memory = cmp.Or(c.Memory, d.Memory)
+	c.DiskSize = cmp.Or(c.DiskSize, d.DiskSize)
+	c.Network = cmp.Or(c.Network, d.Network)
+	c.DomainType = cmp.Or(c.DomainType, d.DomainType)
+	c.SSHUser = cmp.Or(c.SSHUser, d.SSHUser)
+	c.Pool = cmp.Or(c.Pool, d.Pool)
 	return c
 }
 

@@ -129,25 +129,30 @@ func resolveURI(uri string, getenv func(string) string, euid int) (target, error
 	if transport == "" && u.Host != "" {
 		transport = "tls" // libvirt's default for a URI naming a host
 	}
-	switch transport {
-	case "", "unix":
-		if u.Host != "" && u.Host != "localhost" {
-			return target{}, fmt.Errorf("the unix transport reaches this host only, not %s", u.Host)
+	if transport != "" && transport != "unix" {
+		if t.remote, err = remoteDialer(transport, u, getenv); err != nil {
+			return target{}, err
 		}
-	case "ssh":
-		t.remote = sshDialer(u, getenv)
 		return t, nil
-	case "tcp":
-		t.remote = tcpDialer(u)
-		return t, nil
-	case "tls":
-		t.remote = tlsDialer(u)
-		return t, nil
-	default:
-		return target{}, fmt.Errorf("transport %q is not supported (unix, ssh, tcp or tls)", transport)
 	}
-
+	if u.Host != "" && u.Host != "localhost" {
+		return target{}, fmt.Errorf("the unix transport reaches this host only, not %s", u.Host)
+	}
 	return localTarget(t, u, scheme, getenv, euid), nil
+}
+
+// remoteDialer is how the URI u reaches a daemon on another host, by its
+// transport.
+func remoteDialer(transport string, u *url.URL, getenv func(string) string) (socket.Dialer, error) {
+	switch transport {
+	case "ssh":
+		return sshDialer(u, getenv), nil
+	case "tcp":
+		return tcpDialer(u), nil
+	case "tls":
+		return tlsDialer(u), nil
+	}
+	return nil, fmt.Errorf("transport %q is not supported (unix, ssh, tcp or tls)", transport)
 }
 
 // localTarget fills in the sockets of a daemon on this host: ?socket=, else
@@ -248,18 +253,7 @@ func (d *ctxDialer) Dial() (net.Conn, error) {
 		c, err = dialRemote(ctx, d.t.remote)
 		d.used = "remote daemon"
 	} else {
-		c, err = d.dialLocal(ctx)
-		if err != nil && d.t.autostart && os.Geteuid() != 0 && noDaemon(err) {
-			// libvirt's client starts the user's daemon when none runs
-			// (it exits when idle): so does the driver.
-			if serr := startSessionDaemon(ctx); serr != nil {
-				return nil, fmt.Errorf("%w; starting one: %v", err, serr)
-			}
-			c, err = d.dialLocal(ctx)
-			for err != nil && noDaemon(err) && sleepCtx(ctx, 200*time.Millisecond) == nil {
-				c, err = d.dialLocal(ctx)
-			}
-		}
+		c, err = d.dialLocalStarting(ctx)
 	}
 	if err != nil {
 		return nil, err
@@ -267,6 +261,24 @@ func (d *ctxDialer) Dial() (net.Conn, error) {
 	d.conn = c
 	d.stop = context.AfterFunc(d.ctx, func() { _ = c.Close() })
 	return c, nil
+}
+
+// dialLocalStarting dials the local daemon. libvirt's client starts the
+// user's daemon when none runs (it exits when idle): so does the driver,
+// where the target allows it.
+func (d *ctxDialer) dialLocalStarting(ctx context.Context) (net.Conn, error) {
+	c, err := d.dialLocal(ctx)
+	if err == nil || !d.t.autostart || os.Geteuid() == 0 || !noDaemon(err) {
+		return c, err
+	}
+	if serr := startSessionDaemon(ctx); serr != nil {
+		return nil, fmt.Errorf("%w; starting one: %v", err, serr)
+	}
+	c, err = d.dialLocal(ctx)
+	for err != nil && noDaemon(err) && sleepCtx(ctx, 200*time.Millisecond) == nil {
+		c, err = d.dialLocal(ctx)
+	}
+	return c, err
 }
 
 // dialLocal connects to the first of the target's sockets that answers.

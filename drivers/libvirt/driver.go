@@ -14,6 +14,7 @@ import (
 
 	lv "github.com/digitalocean/go-libvirt"
 	"github.com/shoal-dev/shoal/drivers"
+	"github.com/shoal-dev/shoal/drivers/driverutil"
 )
 
 // Driver manages one libvirt domain and its volumes. This file has its
@@ -107,22 +108,26 @@ func (d *Driver) Create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if found {
-		// Made before: start it if needed and wait, as Start does.
-		return d.boot(ctx, c, dom, &st)
-	}
-
-	if _, err := ensureNetwork(c, st.Network); err != nil {
-		return err
-	}
-	disks, err := d.ensureVolumes(ctx, c, &st, hostKey)
-	if err != nil {
-		return err
-	}
-	if dom, err = d.defineDomain(ctx, c, &st, disks); err != nil {
-		return err
+	// Made before: start it if needed and wait, as Start does.
+	if !found {
+		if dom, err = d.makeDomain(ctx, c, &st, hostKey); err != nil {
+			return err
+		}
 	}
 	return d.boot(ctx, c, dom, &st)
+}
+
+// makeDomain makes what the domain needs (its network checked, its
+// volumes) and defines it.
+func (d *Driver) makeDomain(ctx context.Context, c *conn, st *machineState, hostKey driverutil.HostKey) (lv.Domain, error) {
+	if _, err := ensureNetwork(c, st.Network); err != nil {
+		return lv.Domain{}, err
+	}
+	disks, err := d.ensureVolumes(ctx, c, st, hostKey)
+	if err != nil {
+		return lv.Domain{}, err
+	}
+	return d.defineDomain(ctx, c, st, disks)
 }
 
 // Start starts the stopped machine and returns when SSH answers.
@@ -174,30 +179,41 @@ func (d *Driver) Stop(ctx context.Context) error {
 	deadline := time.Now().Add(stopTimeout)
 	var pressed time.Time
 	for {
-		state, _, err := c.l.DomainGetState(dom, 0)
-		if err != nil {
-			return lvErr("domain "+st.Domain, err)
-		}
-		if s := lv.DomainState(state); s == lv.DomainShutoff || s == lv.DomainCrashed {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
-				return lvErr("destroy domain "+st.Domain+" after the ACPI shutdown timed out", err)
-			}
-			return nil
-		}
-		if time.Since(pressed) >= shutdownResend {
-			// "domain is not running" races with the state read: ignored.
-			if err := c.l.DomainShutdown(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
-				return lvErr("shut down domain "+st.Domain, err)
-			}
-			pressed = time.Now()
+		done, err := stopStep(c, dom, st.Domain, deadline, &pressed)
+		if done || err != nil {
+			return err
 		}
 		if err := sleepCtx(ctx, pollInterval); err != nil {
 			return fmt.Errorf("machine %s: waiting for the guest to power off: %w", d.m.Name, err)
 		}
 	}
+}
+
+// stopStep is one look at a stopping domain: done once it is off (or
+// destroyed, past deadline); else the power button is pressed again every
+// shutdownResend (pressed: when last).
+func stopStep(c *conn, dom lv.Domain, name string, deadline time.Time, pressed *time.Time) (bool, error) {
+	state, _, err := c.l.DomainGetState(dom, 0)
+	if err != nil {
+		return false, lvErr("domain "+name, err)
+	}
+	if s := lv.DomainState(state); s == lv.DomainShutoff || s == lv.DomainCrashed {
+		return true, nil
+	}
+	if time.Now().After(deadline) {
+		if err := c.l.DomainDestroy(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
+			return false, lvErr("destroy domain "+name+" after the ACPI shutdown timed out", err)
+		}
+		return true, nil
+	}
+	if time.Since(*pressed) >= shutdownResend {
+		// "domain is not running" races with the state read: ignored.
+		if err := c.l.DomainShutdown(dom); err != nil && !isCode(err, lv.ErrOperationInvalid) {
+			return false, lvErr("shut down domain "+name, err)
+		}
+		*pressed = time.Now()
+	}
+	return false, nil
 }
 
 // Kill powers the machine off at once.
@@ -229,38 +245,72 @@ func (d *Driver) Remove(ctx context.Context) error {
 		return err
 	}
 	defer c.close()
-	var errs []error
+	errs, err := d.removeOwnDomain(c, st)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	errs = append(errs, removeVolumes(c, st)...)
+	errs = append(errs, removeReservation(c, st))
+	if st.ConsoleLog != "" && isLocalURI(d.cfg.URI) {
+		removeLogs(st)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("machine %s: %w", d.m.Name, err)
+	}
+	return removeFiles(d.m.Dir, StateFile, HostKeyFile, HostKeyPubFile)
+}
+
+// removeOwnDomain removes the machine's domain, if it is there and ours;
+// errors that stop nothing else of Remove are returned in the list.
+func (d *Driver) removeOwnDomain(c *conn, st machineState) ([]error, error) {
 	dom, found, err := d.lookupDomain(c, st)
 	var foreign *foreignDomainError
 	switch {
 	case errors.As(err, &foreign):
 		// Not ours: left alone, the rest of the machine is still removed.
+		return nil, nil
 	case err != nil:
-		return err
+		return nil, err
 	case found:
-		errs = append(errs, removeDomain(c, dom, st)...)
+		return removeDomain(c, dom, st), nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return nil, nil
+}
 
-	errs = append(errs, removeVolumes(c, st)...)
-	errs = append(errs, removeReservation(c, st))
-	if st.ConsoleLog != "" && isLocalURI(d.cfg.URI) {
-		// Logs: not worth failing rm for. libvirt keeps QEMU's own log of
-		// an undefined domain beside the console's.
-		_ = os.Remove(st.ConsoleLog)
-		_ = os.Remove(filepath.Join(filepath.Dir(st.ConsoleLog), st.Domain+".log"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("machine %s: %w", d.m.Name, err)
-	}
-	for _, f := range []string{StateFile, HostKeyFile, HostKeyPubFile} {
-		if err := os.Remove(filepath.Join(d.m.Dir, f)); err != nil && !os.IsNotExist(err) {
+// removeLogs removes the console's log and QEMU's own, which libvirt
+// keeps beside it for an undefined domain: not worth failing rm for.
+func removeLogs(st machineState) {
+	_ = os.Remove(st.ConsoleLog)
+	_ = os.Remove(filepath.Join(filepath.Dir(st.ConsoleLog), st.Domain+".log"))
+}
+
+// removeFiles removes the files of dir named; one already gone is fine.
+func removeFiles(dir string, names ...string) error {
+	for _, f := range names {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
 			return err
 		}
 	}
 	return nil
+}
+
+// lookupState is the state a domain lookup tells already: none for a
+// domain that is missing or another's, unknown for a failed lookup;
+// known is false when the domain is there to ask.
+func lookupState(found bool, err error) (drivers.State, bool, error) {
+	var foreign *foreignDomainError
+	switch {
+	case errors.As(err, &foreign):
+		return drivers.NotFound, true, nil
+	case err != nil:
+		return drivers.Unknown, true, err
+	case !found:
+		return drivers.NotFound, true, nil
+	}
+	return "", false, nil
 }
 
 // State maps the domain's state.
@@ -278,21 +328,33 @@ func (d *Driver) State(ctx context.Context) (drivers.State, error) {
 	}
 	defer c.close()
 	dom, found, err := d.lookupDomain(c, st)
-	var foreign *foreignDomainError
-	if errors.As(err, &foreign) {
-		return drivers.NotFound, nil
-	}
-	if err != nil {
-		return drivers.Unknown, err
-	}
-	if !found {
-		return drivers.NotFound, nil
+	if s, known, err := lookupState(found, err); known {
+		return s, err
 	}
 	state, _, err := c.l.DomainGetState(dom, 0)
 	if err != nil {
 		return drivers.Unknown, lvErr("domain "+st.Domain, err)
 	}
 	return mapState(lv.DomainState(state)), nil
+}
+
+// leasedIP is the address the network leased to the machine (one with no
+// reservation recorded yet).
+func (d *Driver) leasedIP(ctx context.Context, st machineState) (string, error) {
+	c, err := d.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	network, err := c.l.NetworkLookupByName(st.Network)
+	if err != nil {
+		return "", lvErr("look up network "+st.Network, err)
+	}
+	ip, err := leaseIP(c, network, st.MAC)
+	if err == nil && ip == "" {
+		err = fmt.Errorf("machine %s: no address yet (no DHCP lease for %s)", d.m.Name, st.MAC)
+	}
+	return ip, err
 }
 
 // SSH returns the machine's address (its reserved lease), the user made by
@@ -307,20 +369,8 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 	}
 	ip := st.IP
 	if ip == "" {
-		c, err := d.connect(ctx)
-		if err != nil {
+		if ip, err = d.leasedIP(ctx, st); err != nil {
 			return drivers.Endpoint{}, err
-		}
-		defer c.close()
-		network, err := c.l.NetworkLookupByName(st.Network)
-		if err != nil {
-			return drivers.Endpoint{}, lvErr("look up network "+st.Network, err)
-		}
-		if ip, err = leaseIP(c, network, st.MAC); err != nil {
-			return drivers.Endpoint{}, err
-		}
-		if ip == "" {
-			return drivers.Endpoint{}, fmt.Errorf("machine %s: no address yet (no DHCP lease for %s)", d.m.Name, st.MAC)
 		}
 	}
 	return drivers.Endpoint{

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -53,26 +54,31 @@ func inspectImage(p string) (sourceImage, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return sourceImage{}, fmt.Errorf("image %s: %w", p, err)
 	}
-	hdr = hdr[:n]
-	img := sourceImage{Path: p, FileSize: fi.Size()}
+	format, size, err := imageKind(p, hdr[:n], fi.Size())
+	if err != nil {
+		return sourceImage{}, err
+	}
+	return sourceImage{Path: p, FileSize: fi.Size(), Format: format, VirtualSize: size}, nil
+}
+
+// imageKind tells from its header hdr (and its size in bytes) the format
+// of the image at p and the size its guest sees: qcow2 or raw; other
+// formats are to be converted first.
+func imageKind(p string, hdr []byte, fileSize int64) (string, uint64, error) {
 	switch {
 	case bytes.HasPrefix(hdr, []byte("QFI\xfb")):
 		if len(hdr) < 32 {
-			return sourceImage{}, fmt.Errorf("image %s: truncated qcow2 header", p)
+			return "", 0, fmt.Errorf("image %s: truncated qcow2 header", p)
 		}
-		img.Format = formatQCOW2
-		img.VirtualSize = binary.BigEndian.Uint64(hdr[24:32])
+		return formatQCOW2, binary.BigEndian.Uint64(hdr[24:32]), nil
 	case bytes.HasPrefix(hdr, []byte("KDMV")), bytes.HasPrefix(hdr, []byte("vhdxfile")),
 		bytes.HasPrefix(hdr, []byte("conectix")), len(hdr) >= 68 && bytes.Equal(hdr[64:68], []byte{0x7f, 0x10, 0xda, 0xbe}):
-		return sourceImage{}, fmt.Errorf("image %s: a VMDK, VHD(X) or VDI image; convert it first: qemu-img convert -O qcow2 %s image.qcow2", p, p)
-	default:
-		if fi.Size() < 1<<20 {
-			return sourceImage{}, fmt.Errorf("image %s: %d bytes is too small for a disk image", p, fi.Size())
-		}
-		img.Format = formatRaw
-		img.VirtualSize = uint64(fi.Size())
+		return "", 0, fmt.Errorf("image %s: a VMDK, VHD(X) or VDI image; convert it first: qemu-img convert -O qcow2 %s image.qcow2", p, p)
 	}
-	return img, nil
+	if fileSize < 1<<20 {
+		return "", 0, fmt.Errorf("image %s: %d bytes is too small for a disk image", p, fileSize)
+	}
+	return formatRaw, uint64(fileSize), nil
 }
 
 var nameSafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -81,7 +87,17 @@ var nameSafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // its key, so that a changed image gets a new base and machines on the old
 // one keep working.
 func baseVolumeName(img sourceImage) string {
-	stem := filepath.Base(img.Path)
+	key := img.Key
+	if len(key) > 12 {
+		key = key[:12]
+	}
+	return fmt.Sprintf("shoal-base-%s-%s.%s", volumeStem(img.Path), key, img.Format)
+}
+
+// volumeStem is the image file's name without its extension, made safe
+// for a volume name and at most 48 characters.
+func volumeStem(path string) string {
+	stem := filepath.Base(path)
 	for _, ext := range []string{".qcow2", ".img", ".raw", ".qcow"} {
 		stem = strings.TrimSuffix(stem, ext)
 	}
@@ -89,14 +105,8 @@ func baseVolumeName(img sourceImage) string {
 	if len(stem) > 48 {
 		stem = stem[:48]
 	}
-	if stem == "" {
-		stem = "image"
-	}
-	key := img.Key
-	if len(key) > 12 {
-		key = key[:12]
-	}
-	return fmt.Sprintf("shoal-base-%s-%s.%s", stem, key, img.Format)
+	stem = cmp.Or(stem, "image")
+	return stem
 }
 
 // imageKey identifies a local image without reading it all: the checksum
@@ -150,29 +160,11 @@ func downloadImage(ctx context.Context, url, checksum, cacheDir string) (string,
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
-	h := sha256.Sum256([]byte(url))
-	name := path.Base(strings.SplitN(url, "?", 2)[0])
-	name = strings.Trim(nameSafe.ReplaceAllString(name, "-"), "-.")
-	if name == "" {
-		name = "image"
-	}
-	dst := filepath.Join(cacheDir, hex.EncodeToString(h[:8])+"-"+name)
+	dst := filepath.Join(cacheDir, cachedImageName(url))
 	want := strings.ToLower(strings.TrimPrefix(checksum, "sha256:"))
 	if _, err := os.Stat(dst); err == nil {
-		if want == "" {
-			return dst, nil
-		}
-		// A checksum given later than the download is checked too.
-		got, err := sha256File(ctx, dst)
-		if err != nil {
-			return "", err
-		}
-		if got == want {
-			return dst, nil
-		}
-		return "", fmt.Errorf("image %s: cached copy %s has sha256 %s, want %s (remove it to download again)", url, dst, got, want)
+		return checkCachedImage(ctx, url, dst, want)
 	}
-
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", url, err)
@@ -185,26 +177,62 @@ func downloadImage(ctx context.Context, url, checksum, cacheDir string) (string,
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("download image %s: %s", url, resp.Status)
 	}
-	tmp, err := os.CreateTemp(cacheDir, ".download-*")
+	if err := saveDownload(resp.Body, url, want, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// cachedImageName is the cache's file name for url: a hash of the URL and
+// its last path element, made safe.
+func cachedImageName(url string) string {
+	h := sha256.Sum256([]byte(url))
+	name := path.Base(strings.SplitN(url, "?", 2)[0])
+	name = strings.Trim(nameSafe.ReplaceAllString(name, "-"), "-.")
+	name = cmp.Or(name, "image")
+	return hex.EncodeToString(h[:8]) + "-" + name
+}
+
+// checkCachedImage returns the cached copy dst of url, its sha256 checked
+// when one is wanted: a checksum given later than the download is checked
+// too.
+func checkCachedImage(ctx context.Context, url, dst, want string) (string, error) {
+	if want == "" {
+		return dst, nil
+	}
+	got, err := sha256File(ctx, dst)
 	if err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return "", err
+	}
+	if got != want {
+		return "", fmt.Errorf("image %s: cached copy %s has sha256 %s, want %s (remove it to download again)", url, dst, got, want)
+	}
+	return dst, nil
+}
+
+// saveDownload writes body to a temporary file beside dst, renamed into
+// place only when complete and its sha256 is the one wanted (if any).
+func saveDownload(body io.Reader, url, want, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return fmt.Errorf("image cache: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	sum := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, sum), resp.Body); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, sum), body); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("download image %s: %w", url, err)
+		return fmt.Errorf("download image %s: %w", url, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); want != "" && got != want {
-		return "", fmt.Errorf("download image %s: sha256 %s, want %s", url, got, want)
+		return fmt.Errorf("download image %s: sha256 %s, want %s", url, got, want)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
-	return dst, nil
+	return nil
 }
 
 func sha256File(ctx context.Context, p string) (string, error) {

@@ -120,32 +120,57 @@ func ioctl(fd int, req uintptr, arg uintptr) (uintptr, error) {
 }
 
 func runKVMProbe() error {
-	kvm, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	kvm, err := openKVM()
 	if err != nil {
-		return fmt.Errorf("open /dev/kvm: %w", err)
+		return err
 	}
 	defer unix.Close(kvm)
-	if v, err := ioctl(kvm, kvmGetAPIVersion, 0); err != nil || v != kvmAPIVersion {
-		return fmt.Errorf("KVM API version %d (want %d): %v", v, kvmAPIVersion, err)
-	}
 	vmfd, err := ioctl(kvm, kvmCreateVM, 0)
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
 	vm := int(vmfd)
 	defer unix.Close(vm)
+	mem, err := guestMemory(vm)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(mem)
+	return runVCPU(kvm, vm)
+}
 
+// openKVM opens /dev/kvm, checking its API version.
+func openKVM() (int, error) {
+	kvm, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/kvm: %w", err)
+	}
+	if v, err := ioctl(kvm, kvmGetAPIVersion, 0); err != nil || v != kvmAPIVersion {
+		unix.Close(kvm)
+		return -1, fmt.Errorf("KVM API version %d (want %d): %v", v, kvmAPIVersion, err)
+	}
+	return kvm, nil
+}
+
+// guestMemory maps the guest's memory, the probe's code at 0x1000, into
+// the VM; the caller unmaps it once the guest is done.
+func guestMemory(vm int) ([]byte, error) {
 	const memSize = 0x4000
 	mem, err := unix.Mmap(-1, 0, memSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return fmt.Errorf("mmap guest memory: %w", err)
+		return nil, fmt.Errorf("mmap guest memory: %w", err)
 	}
-	defer unix.Munmap(mem)
 	copy(mem[0x1000:], probeCode)
 	region := kvmUserspaceMemoryRegion{MemorySize: memSize, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&mem[0])))}
 	if _, err := ioctl(vm, kvmSetUserMemoryRegion, uintptr(unsafe.Pointer(&region))); err != nil {
-		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION: %w", err)
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("KVM_SET_USER_MEMORY_REGION: %w", err)
 	}
+	return mem, nil
+}
+
+// runVCPU makes the VM's vCPU and runs the probe on it.
+func runVCPU(kvm, vm int) error {
 	cpufd, err := ioctl(vm, kvmCreateVCPU, 0)
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VCPU: %w", err)
@@ -161,7 +186,6 @@ func runKVMProbe() error {
 		return fmt.Errorf("mmap kvm_run: %w", err)
 	}
 	defer unix.Munmap(run)
-
 	if err := setEntry(cpu); err != nil {
 		return err
 	}

@@ -27,17 +27,26 @@ func ensureNetwork(c *conn, name string) (lv.Network, error) {
 			return lv.Network{}, lvErr("start network "+name, err)
 		}
 	}
-	x, err := c.l.NetworkGetXMLDesc(n, 0)
-	if err != nil {
-		return lv.Network{}, lvErr("network "+name, err)
-	}
-	if ok, err := networkHasDHCP(x); err != nil || !ok {
-		if err == nil {
-			err = errors.New("it has no IPv4 DHCP range: the machine could not get an address")
-		}
-		return lv.Network{}, fmt.Errorf("libvirt network %q: %w", name, err)
+	if err := checkDHCP(c, n, name); err != nil {
+		return lv.Network{}, err
 	}
 	return n, nil
+}
+
+// checkDHCP checks that the network hands out IPv4 addresses.
+func checkDHCP(c *conn, n lv.Network, name string) error {
+	x, err := c.l.NetworkGetXMLDesc(n, 0)
+	if err != nil {
+		return lvErr("network "+name, err)
+	}
+	ok, err := networkHasDHCP(x)
+	if err == nil && !ok {
+		err = errors.New("it has no IPv4 DHCP range: the machine could not get an address")
+	}
+	if err != nil {
+		return fmt.Errorf("libvirt network %q: %w", name, err)
+	}
+	return nil
 }
 
 // waitLease waits for the network's DHCP lease of the machine's MAC.
@@ -123,30 +132,39 @@ func ensureReservation(c *conn, network lv.Network, mac, ip string) error {
 		return err
 	}
 	for _, scope := range scopes {
-		x, err := scopeXML(c, network, scope)
-		if err != nil {
+		if err := reserveIn(c, network, scope, mac, ip, want); err != nil {
 			return err
 		}
-		hosts, err := reservationsFor(x, mac)
-		if err != nil {
-			return err
-		}
-		have := false
-		for _, h := range hosts {
-			if h.IP == ip {
-				have = true
-				continue
-			}
-			if err := deleteHost(c, network, h, scope); err != nil {
-				return err
-			}
-		}
-		if have {
+	}
+	return nil
+}
+
+// reserveIn makes the reservation of ip for mac (want, as XML) in one
+// scope (live or persistent): other addresses reserved for mac go.
+func reserveIn(c *conn, network lv.Network, scope lv.NetworkUpdateFlags, mac, ip, want string) error {
+	x, err := scopeXML(c, network, scope)
+	if err != nil {
+		return err
+	}
+	hosts, err := reservationsFor(x, mac)
+	if err != nil {
+		return err
+	}
+	have := false
+	for _, h := range hosts {
+		if h.IP == ip {
+			have = true
 			continue
 		}
-		if err := c.l.NetworkUpdateCompat(network, lv.NetworkUpdateCommandAddLast, lv.NetworkSectionIPDhcpHost, -1, want, scope); err != nil {
-			return lvErr(fmt.Sprintf("reserve %s for %s in the network", ip, mac), err)
+		if err := deleteHost(c, network, h, scope); err != nil {
+			return err
 		}
+	}
+	if have {
+		return nil
+	}
+	if err := c.l.NetworkUpdateCompat(network, lv.NetworkUpdateCommandAddLast, lv.NetworkSectionIPDhcpHost, -1, want, scope); err != nil {
+		return lvErr(fmt.Sprintf("reserve %s for %s in the network", ip, mac), err)
 	}
 	return nil
 }

@@ -43,10 +43,7 @@ func (d *Driver) ensureVolumes(ctx context.Context, c *conn, st *machineState, h
 	}
 	st.BaseVolume = baseVolumeName(img)
 
-	capacity := uint64(d.cfg.DiskSize) << 30
-	if capacity < img.VirtualSize {
-		capacity = img.VirtualSize
-	}
+	capacity := max(uint64(d.cfg.DiskSize)<<30, img.VirtualSize)
 	diskPath, err := d.ensureDisk(c, pool, st, capacity, basePath, img.Format)
 	if err != nil {
 		return domainDisks{}, err
@@ -73,23 +70,9 @@ func (d *Driver) ensureVolumes(ctx context.Context, c *conn, st *machineState, h
 // ensurePool returns the pool (active, refreshed) and its folder. The
 // default pool is created at DefaultPoolPath when missing.
 func ensurePool(c *conn, name string) (lv.StoragePool, string, error) {
-	pool, err := c.l.StoragePoolLookupByName(name)
-	if isCode(err, lv.ErrNoStoragePool) && name == DefaultPool {
-		x, merr := poolXML(name, DefaultPoolPath).Marshal()
-		if merr != nil {
-			return lv.StoragePool{}, "", fmt.Errorf("pool XML: %w", merr)
-		}
-		if pool, err = c.l.StoragePoolDefineXML(x, 0); err != nil {
-			return lv.StoragePool{}, "", lvErr("define storage pool "+name, err)
-		}
-		if err := c.l.StoragePoolBuild(pool, 0); err != nil {
-			return lv.StoragePool{}, "", lvErr("build storage pool "+name, err)
-		}
-		_ = c.l.StoragePoolSetAutostart(pool, 1) // a convenience: not worth failing for
-	} else if isCode(err, lv.ErrNoStoragePool) {
-		return lv.StoragePool{}, "", fmt.Errorf("libvirt storage pool %q does not exist (virsh pool-list --all; --libvirt-pool)", name)
-	} else if err != nil {
-		return lv.StoragePool{}, "", lvErr("look up storage pool "+name, err)
+	pool, err := lookupPool(c, name)
+	if err != nil {
+		return lv.StoragePool{}, "", err
 	}
 	active, err := c.l.StoragePoolIsActive(pool)
 	if err != nil {
@@ -102,19 +85,58 @@ func ensurePool(c *conn, name string) (lv.StoragePool, string, error) {
 	}
 	// Volumes made or removed outside libvirt become visible.
 	_ = c.l.StoragePoolRefresh(pool, 0)
+	path, err := poolPath(c, pool, name)
+	if err != nil {
+		return lv.StoragePool{}, "", err
+	}
+	return pool, path, nil
+}
+
+// lookupPool finds the pool name, defining and building the default pool
+// when it is missing; another pool that is missing is an error.
+func lookupPool(c *conn, name string) (lv.StoragePool, error) {
+	pool, err := c.l.StoragePoolLookupByName(name)
+	switch {
+	case isCode(err, lv.ErrNoStoragePool) && name == DefaultPool:
+		return defineDefaultPool(c, name)
+	case isCode(err, lv.ErrNoStoragePool):
+		return lv.StoragePool{}, fmt.Errorf("libvirt storage pool %q does not exist (virsh pool-list --all; --libvirt-pool)", name)
+	case err != nil:
+		return lv.StoragePool{}, lvErr("look up storage pool "+name, err)
+	}
+	return pool, nil
+}
+
+func defineDefaultPool(c *conn, name string) (lv.StoragePool, error) {
+	x, err := poolXML(name, DefaultPoolPath).Marshal()
+	if err != nil {
+		return lv.StoragePool{}, fmt.Errorf("pool XML: %w", err)
+	}
+	pool, err := c.l.StoragePoolDefineXML(x, 0)
+	if err != nil {
+		return lv.StoragePool{}, lvErr("define storage pool "+name, err)
+	}
+	if err := c.l.StoragePoolBuild(pool, 0); err != nil {
+		return lv.StoragePool{}, lvErr("build storage pool "+name, err)
+	}
+	_ = c.l.StoragePoolSetAutostart(pool, 1) // a convenience: not worth failing for
+	return pool, nil
+}
+
+// poolPath is the pool's folder, from its XML.
+func poolPath(c *conn, pool lv.StoragePool, name string) (string, error) {
 	x, err := c.l.StoragePoolGetXMLDesc(pool, 0)
 	if err != nil {
-		return lv.StoragePool{}, "", lvErr("storage pool "+name, err)
+		return "", lvErr("storage pool "+name, err)
 	}
 	var px libvirtxml.StoragePool
 	if err := px.Unmarshal(x); err != nil {
-		return lv.StoragePool{}, "", fmt.Errorf("storage pool %s XML: %w", name, err)
+		return "", fmt.Errorf("storage pool %s XML: %w", name, err)
 	}
-	path := ""
-	if px.Target != nil {
-		path = px.Target.Path
+	if px.Target == nil {
+		return "", nil
 	}
-	return pool, path, nil
+	return px.Target.Path, nil
 }
 
 // ensureBase returns the path of the base volume holding img, uploading it
@@ -128,41 +150,63 @@ func (d *Driver) ensureBase(ctx context.Context, c *conn, pool lv.StoragePool, i
 	}
 	defer unlock()
 	name := baseVolumeName(img)
-	vol, err := c.l.StorageVolLookupByName(pool, name)
-	if err == nil {
-		complete := true
-		if img.Format == formatQCOW2 {
-			// An interrupted upload leaves a qcow2 volume shorter than its
-			// image (a raw volume has its full size from the start).
-			_, _, allocation, ierr := c.l.StorageVolGetInfoFlags(vol, uint32(lv.StorageVolGetPhysical))
-			complete = ierr == nil && allocation >= uint64(img.FileSize)
-		}
-		if complete {
-			p, err := c.l.StorageVolGetPath(vol)
-			if err != nil {
-				return "", lvErr("volume "+name, err)
-			}
-			return p, nil
-		}
-		if err := c.l.StorageVolDelete(vol, 0); err != nil {
-			return "", lvErr("delete incomplete base volume "+name, err)
-		}
-	} else if !isCode(err, lv.ErrNoStorageVol) {
-		return "", lvErr("look up volume "+name, err)
+	if p, found, err := existingBase(c, pool, name, img); found || err != nil {
+		return p, err
 	}
-
 	x, err := volumeXML(name, img.VirtualSize, img.Format, "", "", "0644").Marshal()
 	if err != nil {
 		return "", fmt.Errorf("volume XML: %w", err)
 	}
-	vol, err = c.l.StorageVolCreateXML(pool, x, 0)
+	vol, err := c.l.StorageVolCreateXML(pool, x, 0)
 	if err != nil {
 		return "", lvErr("create base volume "+name, err)
 	}
+	if err := d.uploadBase(ctx, c, vol, name, img); err != nil {
+		_ = c.l.StorageVolDelete(vol, 0)
+		return "", err
+	}
+	p, err := c.l.StorageVolGetPath(vol)
+	if err != nil {
+		return "", lvErr("volume "+name, err)
+	}
+	return p, nil
+}
+
+// existingBase returns the path of the base volume name when it is there
+// whole; one an upload left incomplete is deleted (not found).
+func existingBase(c *conn, pool lv.StoragePool, name string, img sourceImage) (string, bool, error) {
+	vol, err := c.l.StorageVolLookupByName(pool, name)
+	if isCode(err, lv.ErrNoStorageVol) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, lvErr("look up volume "+name, err)
+	}
+	complete := true
+	if img.Format == formatQCOW2 {
+		// An interrupted upload leaves a qcow2 volume shorter than its
+		// image (a raw volume has its full size from the start).
+		_, _, allocation, ierr := c.l.StorageVolGetInfoFlags(vol, uint32(lv.StorageVolGetPhysical))
+		complete = ierr == nil && allocation >= uint64(img.FileSize)
+	}
+	if !complete {
+		if err := c.l.StorageVolDelete(vol, 0); err != nil {
+			return "", false, lvErr("delete incomplete base volume "+name, err)
+		}
+		return "", false, nil
+	}
+	p, err := c.l.StorageVolGetPath(vol)
+	if err != nil {
+		return "", false, lvErr("volume "+name, err)
+	}
+	return p, true, nil
+}
+
+// uploadBase uploads img into vol, checking a local image's checksum.
+func (d *Driver) uploadBase(ctx context.Context, c *conn, vol lv.StorageVol, name string, img sourceImage) error {
 	f, err := os.Open(img.Path)
 	if err != nil {
-		_ = c.l.StorageVolDelete(vol, 0)
-		return "", fmt.Errorf("image: %w", err)
+		return fmt.Errorf("image: %w", err)
 	}
 	defer f.Close()
 	sum, err := upload(ctx, c, vol, f, img.FileSize)
@@ -173,14 +217,9 @@ func (d *Driver) ensureBase(ctx context.Context, c *conn, pool lv.StoragePool, i
 		}
 	}
 	if err != nil {
-		_ = c.l.StorageVolDelete(vol, 0)
-		return "", fmt.Errorf("upload image to volume %s: %w", name, err)
+		return fmt.Errorf("upload image to volume %s: %w", name, err)
 	}
-	p, err := c.l.StorageVolGetPath(vol)
-	if err != nil {
-		return "", lvErr("volume "+name, err)
-	}
-	return p, nil
+	return nil
 }
 
 // upload streams size bytes of r into vol and returns their sha256. A
@@ -288,17 +327,24 @@ func removeVolumes(c *conn, st machineState) []error {
 		if name == "" {
 			continue
 		}
-		vol, err := c.l.StorageVolLookupByName(pool, name)
-		if isCode(err, lv.ErrNoStorageVol) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, lvErr("look up volume "+name, err))
-			continue
-		}
-		if err := c.l.StorageVolDelete(vol, 0); err != nil {
-			errs = append(errs, lvErr("delete volume "+name, err))
+		if err := removeVolume(c, pool, name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// removeVolume deletes the pool's volume name, if it is there.
+func removeVolume(c *conn, pool lv.StoragePool, name string) error {
+	vol, err := c.l.StorageVolLookupByName(pool, name)
+	if isCode(err, lv.ErrNoStorageVol) {
+		return nil
+	}
+	if err != nil {
+		return lvErr("look up volume "+name, err)
+	}
+	if err := c.l.StorageVolDelete(vol, 0); err != nil {
+		return lvErr("delete volume "+name, err)
+	}
+	return nil
 }

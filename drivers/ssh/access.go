@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,15 +28,7 @@ func validateAccess(c *Config) []error {
 		errs = append(errs, fmt.Errorf("--ssh-proxy-jump: %w", err))
 	}
 	if c.JumpHostKey != "" {
-		fps := strings.Split(c.JumpHostKey, ",")
-		for _, fp := range fps {
-			if err := validate.Fingerprint(strings.TrimSpace(fp)); err != nil {
-				errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %w", err))
-			}
-		}
-		if err == nil && len(fps) > len(hops) {
-			errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %d fingerprints for %d jump hosts", len(fps), len(hops)))
-		}
+		errs = append(errs, jumpKeyErrors(c.JumpHostKey, len(hops), err == nil)...)
 	}
 	if c.SSHConfig != "" {
 		if _, err := sshconfig.Load(ExpandHome(c.SSHConfig)); err != nil {
@@ -44,6 +37,22 @@ func validateAccess(c *Config) []error {
 	}
 	if strings.ContainsAny(c.Password, "\x00") || strings.ContainsAny(c.SudoPassword, "\x00\n") {
 		errs = append(errs, fmt.Errorf("a password may not hold a NUL byte, nor sudo's a newline"))
+	}
+	return errs
+}
+
+// jumpKeyErrors check --ssh-jump-host-key's fingerprints, and (when the
+// jump hosts parsed: hopsOK) that there are no more than hops.
+func jumpKeyErrors(keys string, hops int, hopsOK bool) []error {
+	var errs []error
+	fps := strings.Split(keys, ",")
+	for _, fp := range fps {
+		if err := validate.Fingerprint(strings.TrimSpace(fp)); err != nil {
+			errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %w", err))
+		}
+	}
+	if hopsOK && len(fps) > hops {
+		errs = append(errs, fmt.Errorf("--ssh-jump-host-key: %d fingerprints for %d jump hosts", len(fps), hops))
 	}
 	return errs
 }
@@ -86,29 +95,36 @@ func resolveJumps(c *Config, sc *sshconfig.Config) error {
 		if err := conf.HopRefused(h); err != nil {
 			return err
 		}
-		if conf.HostName != "" {
-			h.Host = conf.HostName
-		}
-		if h.Port == 0 {
-			h.Port = conf.Port
-		}
-		if h.Port == 0 {
-			h.Port = 22
-		}
-		if h.User == "" {
-			h.User = conf.User
-		}
-		keys := filepath.SplitList(c.JumpKeys)
-		for _, f := range conf.IdentityFiles {
-			if fileExists(f) && !slices.Contains(keys, f) {
-				keys = append(keys, f)
-			}
-		}
-		c.JumpKeys = strings.Join(keys, string(filepath.ListSeparator))
+		h = resolveHop(h, conf)
+		c.JumpKeys = addJumpKeys(c.JumpKeys, conf.IdentityFiles)
 		parts = append(parts, h.String()+portSuffix(h))
 	}
 	c.ProxyJump = strings.Join(parts, ",")
 	return nil
+}
+
+// resolveHop fills in the hop's host, port (22 at least) and user from
+// its ssh_config, where the hop does not spell them out.
+func resolveHop(h validate.Hop, conf sshconfig.Host) validate.Hop {
+	if conf.HostName != "" {
+		h.Host = conf.HostName
+	}
+	h.Port = cmp.Or(h.Port, conf.Port)
+	h.Port = cmp.Or(h.Port, 22)
+	h.User = cmp.Or(h.User, conf.User)
+	return h
+}
+
+// addJumpKeys adds to the list of jump keys the files that exist and are
+// not in it yet.
+func addJumpKeys(list string, files []string) string {
+	keys := filepath.SplitList(list)
+	for _, f := range files {
+		if fileExists(f) && !slices.Contains(keys, f) {
+			keys = append(keys, f)
+		}
+	}
+	return strings.Join(keys, string(filepath.ListSeparator))
 }
 
 // portSuffix spells out port 22, which Hop.String leaves out.
@@ -122,18 +138,30 @@ func portSuffix(h validate.Hop) string {
 func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) error {
 	h, _ := sc.Lookup(c.Host)
 	// A value refused in ssh_config stops nothing a flag sets instead.
+	if err := h.Refused(givenKeys(explicit)...); err != nil {
+		return err
+	}
+	if h.Found() {
+		c.takeHost(h, explicit)
+	}
+	return nil
+}
+
+// givenKeys are the ssh_config keys whose flag was given.
+func givenKeys(explicit func(string) bool) []string {
 	var given []string
 	for flag, key := range map[string]string{"user": "User", "port": "Port", "proxy_jump": "ProxyJump"} {
 		if explicit(flag) {
 			given = append(given, key)
 		}
 	}
-	if err := h.Refused(given...); err != nil {
-		return err
-	}
-	if !h.Found() {
-		return nil
-	}
+	return given
+}
+
+// takeHost takes what ssh_config says of the host where no flag says
+// otherwise: the HostName (the alias kept), user, port, jump hosts and
+// the first IdentityFile that exists.
+func (c *Config) takeHost(h sshconfig.Host, explicit func(string) bool) {
 	if h.HostName != "" {
 		c.Alias, c.Host = c.Host, h.HostName
 	}
@@ -147,14 +175,18 @@ func resolveHost(c *Config, sc *sshconfig.Config, explicit func(string) bool) er
 		c.ProxyJump = h.ProxyJump
 	}
 	if c.Key == "" && !explicit("key") {
-		for _, f := range h.IdentityFiles {
-			if fileExists(f) {
-				c.Key = f
-				break
-			}
+		c.Key = firstExisting(h.IdentityFiles)
+	}
+}
+
+// firstExisting is the first of files that exists, "" for none.
+func firstExisting(files []string) string {
+	for _, f := range files {
+		if fileExists(f) {
+			return f
 		}
 	}
-	return nil
+	return ""
 }
 
 // Clone copies the config with its secrets (a JSON round trip drops them).

@@ -56,56 +56,71 @@ func Spec() *drivers.Spec {
 		Adopts:    true,
 		Short:     "adopt an existing host over SSH (creates nothing; rm never harms the host)",
 		NewConfig: func() any { return &Config{Port: 22, User: "root"} },
-		BindFlags: func(fs *pflag.FlagSet, cfg any) {
-			c := cfg.(*Config)
-			fs.StringVar(&c.Host, "ssh-host", c.Host, "ssh driver: address of the host to adopt")
-			fs.IntVar(&c.Port, "ssh-port", c.Port, "ssh driver: SSH port")
-			fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with sudo; see --sudo-password-file)")
-			fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
-			fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
-			fs.DurationVar(&c.Wait, "ssh-wait", c.Wait, "ssh driver: how long create waits for the SSH port to answer (default 2m0s)")
-			fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
-			fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
-			fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
-			fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
-			bindAccessFlags(fs, c)
-		},
-		Resolve: func(cfg any, explicit func(string) bool) error { return resolve(cfg.(*Config), explicit) },
-		Validate: func(cfg any) error {
-			// Every bad value is said at once, before anything is made.
-			c := cfg.(*Config)
-			var errs []error
-			if c.Host == "" {
-				errs = append(errs, fmt.Errorf("the ssh driver needs --ssh-host (or --generic-ip-address)"))
-			} else if err := validate.Host(c.Host); err != nil {
-				errs = append(errs, fmt.Errorf("--ssh-host: %w", err))
-			}
-			if err := validate.Port(c.Port); err != nil {
-				errs = append(errs, fmt.Errorf("--ssh-port: %w", err))
-			}
-			if err := validate.UserName(c.User); err != nil {
-				errs = append(errs, fmt.Errorf("--ssh-user: %w", err))
-			}
-			if c.Wait < 0 {
-				errs = append(errs, fmt.Errorf("--ssh-wait %s is negative", c.Wait))
-			}
-			if c.HostKey != "" {
-				if err := validate.Fingerprint(c.HostKey); err != nil {
-					errs = append(errs, fmt.Errorf("--ssh-host-key: %w", err))
-				}
-			}
-			if c.Key != "" {
-				if _, err := os.Stat(ExpandHome(c.Key)); err != nil {
-					errs = append(errs, fmt.Errorf("--ssh-key: %w", err))
-				}
-			}
-			errs = append(errs, validateAccess(c)...)
-			return errors.Join(errs...)
-		},
+		BindFlags: func(fs *pflag.FlagSet, cfg any) { bindFlags(fs, cfg.(*Config)) },
+		Resolve:   func(cfg any, explicit func(string) bool) error { return resolve(cfg.(*Config), explicit) },
+		Validate:  func(cfg any) error { return validateConfig(cfg.(*Config)) },
 		New: func(m drivers.Identity, cfg any) (drivers.Driver, error) {
 			return &Driver{cfg: *cfg.(*Config), known: m.Known}, nil
 		},
 	}
+}
+
+func bindFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.Host, "ssh-host", c.Host, "ssh driver: address of the host to adopt")
+	fs.IntVar(&c.Port, "ssh-port", c.Port, "ssh driver: SSH port")
+	fs.StringVar(&c.User, "ssh-user", c.User, "ssh driver: SSH user (root, or a user with sudo; see --sudo-password-file)")
+	fs.StringVar(&c.Key, "ssh-key", c.Key, "ssh driver: private key file (default: the ssh-agent at $SSH_AUTH_SOCK)")
+	fs.StringVar(&c.HostKey, "ssh-host-key", c.HostKey, "ssh driver: the host key's SHA256:... fingerprint, pinned before the first contact")
+	fs.DurationVar(&c.Wait, "ssh-wait", c.Wait, "ssh driver: how long create waits for the SSH port to answer (default 2m0s)")
+	fs.StringVar(&c.Host, "generic-ip-address", c.Host, "alias of --ssh-host (docker-machine)")
+	fs.IntVar(&c.Port, "generic-ssh-port", c.Port, "alias of --ssh-port (docker-machine)")
+	fs.StringVar(&c.User, "generic-ssh-user", c.User, "alias of --ssh-user (docker-machine)")
+	fs.StringVar(&c.Key, "generic-ssh-key", c.Key, "alias of --ssh-key (docker-machine)")
+	bindAccessFlags(fs, c)
+}
+
+// validateConfig says every bad value at once, before anything is made.
+func validateConfig(c *Config) error {
+	errs := addressErrors(c)
+	if c.Wait < 0 {
+		errs = append(errs, fmt.Errorf("--ssh-wait %s is negative", c.Wait))
+	}
+	errs = append(errs, keyErrors(c)...)
+	errs = append(errs, validateAccess(c)...)
+	return errors.Join(errs...)
+}
+
+// addressErrors check the host, port and user.
+func addressErrors(c *Config) []error {
+	var errs []error
+	if c.Host == "" {
+		errs = append(errs, fmt.Errorf("the ssh driver needs --ssh-host (or --generic-ip-address)"))
+	} else if err := validate.Host(c.Host); err != nil {
+		errs = append(errs, fmt.Errorf("--ssh-host: %w", err))
+	}
+	if err := validate.Port(c.Port); err != nil {
+		errs = append(errs, fmt.Errorf("--ssh-port: %w", err))
+	}
+	if err := validate.UserName(c.User); err != nil {
+		errs = append(errs, fmt.Errorf("--ssh-user: %w", err))
+	}
+	return errs
+}
+
+// keyErrors check the host key's fingerprint and the key file.
+func keyErrors(c *Config) []error {
+	var errs []error
+	if c.HostKey != "" {
+		if err := validate.Fingerprint(c.HostKey); err != nil {
+			errs = append(errs, fmt.Errorf("--ssh-host-key: %w", err))
+		}
+	}
+	if c.Key != "" {
+		if _, err := os.Stat(ExpandHome(c.Key)); err != nil {
+			errs = append(errs, fmt.Errorf("--ssh-key: %w", err))
+		}
+	}
+	return errs
 }
 
 // ExpandHome turns a leading ~/ into the user's home.

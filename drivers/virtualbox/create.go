@@ -34,69 +34,122 @@ func (d *Driver) Create(ctx context.Context) error {
 		return d.errorf("create: look for the VM", err)
 	}
 	if info != nil {
-		if st == nil || st.UUID == "" || !strings.EqualFold(st.UUID, info.UUID) {
-			return d.errorf("create", fmt.Errorf("VirtualBox already has a VM named %q (UUID %s) that this machine did not make: remove it or choose another machine name", info.Name, info.UUID))
-		}
-		if st.Complete {
-			return d.start(ctx, v, info, st)
-		}
-		if err := d.destroy(ctx, v, info, st); err != nil {
-			return d.errorf("create: remove the VM of an interrupted create", err)
-		}
-	} else if st != nil && st.Complete && st.CfgFile != "" {
+		return d.createOver(ctx, v, info, st)
+	}
+	if st != nil && st.Complete && st.CfgFile != "" {
 		if _, err := os.Stat(st.CfgFile); err == nil {
-			// Unregistered by hand (VirtualBox's "Remove... > Remove only"):
-			// its files are all there, register it again.
-			if _, err := d.mgr.run(ctx, v, "registervm", st.CfgFile); err != nil {
-				return d.errorf("create: register the VM again", err)
-			}
-			info, err := d.info(ctx, v)
-			if err != nil || info == nil {
-				return d.errorf("create: register the VM again", errors.Join(err, ErrVMNotFound))
-			}
-			return d.start(ctx, v, info, st)
+			return d.registerAgain(ctx, v, st)
 		}
 	}
 	return d.create(ctx, v)
 }
 
+// createOver handles a VM VirtualBox already has: this machine's, made, is
+// started; made only in part, it is removed and made again; another's is
+// refused.
+func (d *Driver) createOver(ctx context.Context, v *vboxCmd, info *vmInfo, st *machineState) error {
+	if st == nil || st.UUID == "" || !strings.EqualFold(st.UUID, info.UUID) {
+		return d.errorf("create", fmt.Errorf("VirtualBox already has a VM named %q (UUID %s) that this machine did not make: remove it or choose another machine name", info.Name, info.UUID))
+	}
+	if st.Complete {
+		return d.start(ctx, v, info, st)
+	}
+	if err := d.destroy(ctx, v, info, st); err != nil {
+		return d.errorf("create: remove the VM of an interrupted create", err)
+	}
+	return d.create(ctx, v)
+}
+
+// registerAgain registers and starts a VM unregistered by hand
+// (VirtualBox's "Remove... > Remove only"): its files are all there.
+func (d *Driver) registerAgain(ctx context.Context, v *vboxCmd, st *machineState) error {
+	if _, err := d.mgr.run(ctx, v, "registervm", st.CfgFile); err != nil {
+		return d.errorf("create: register the VM again", err)
+	}
+	info, err := d.info(ctx, v)
+	if err != nil || info == nil {
+		return d.errorf("create: register the VM again", errors.Join(err, ErrVMNotFound))
+	}
+	return d.start(ctx, v, info, st)
+}
+
 func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
-	if d.cfg.Image == "" {
-		return d.errorf("create", errors.New("--virtualbox-image is required"))
-	}
-	h, err := parseHostOnlyCIDR(d.cfg.HostOnlyCIDR)
+	h, err := d.preflight(ctx, v)
 	if err != nil {
-		return d.errorf("create", err)
-	}
-	if err := d.checkArch(ctx, v); err != nil {
-		return d.errorf("create", err)
-	}
-	// An image VirtualBox cannot read fails here, before anything is made.
-	if _, err := imageFormat(d.cfg.Image); err != nil {
-		return d.errorf("create", fmt.Errorf("--virtualbox-image: %w", err))
+		return err
 	}
 	if err := os.MkdirAll(d.m.Dir, 0o700); err != nil {
 		return d.errorf("create", err)
 	}
+	st, disk, err := d.prepare(ctx, v, h)
+	if err != nil {
+		return err
+	}
+	if err := d.registerVM(ctx, v, st); err != nil {
+		return err
+	}
+	if err := d.attachStorage(ctx, v, st, disk); err != nil {
+		return err
+	}
+	st.Complete = true
+	if err := saveState(d.m.Dir, st); err != nil {
+		return d.errorf("create", err)
+	}
+	info, err := d.info(ctx, v)
+	if err != nil || info == nil {
+		return d.errorf("create", errors.Join(err, ErrVMNotFound))
+	}
+	return d.start(ctx, v, info, st)
+}
+
+// preflight checks the configuration, the host and the image before
+// anything is made, and returns the host-only network.
+func (d *Driver) preflight(ctx context.Context, v *vboxCmd) (hostOnlyNetwork, error) {
+	if d.cfg.Image == "" {
+		return hostOnlyNetwork{}, d.errorf("create", errors.New("--virtualbox-image is required"))
+	}
+	h, err := parseHostOnlyCIDR(d.cfg.HostOnlyCIDR)
+	if err != nil {
+		return h, d.errorf("create", err)
+	}
+	if err := d.checkArch(ctx, v); err != nil {
+		return h, d.errorf("create", err)
+	}
+	// An image VirtualBox cannot read fails here, before anything is made.
+	if _, err := imageFormat(d.cfg.Image); err != nil {
+		return h, d.errorf("create", fmt.Errorf("--virtualbox-image: %w", err))
+	}
+	return h, nil
+}
+
+// prepare makes what the VM needs: its host-only network, its address and
+// identity (recorded), the cloud-init seed and the disk.
+func (d *Driver) prepare(ctx context.Context, v *vboxCmd, h hostOnlyNetwork) (*machineState, string, error) {
 	ad, err := d.ensureHostOnly(ctx, v, h)
 	if err != nil {
-		return d.errorf("create: host-only network "+h.String(), err)
+		return nil, "", d.errorf("create: host-only network "+h.String(), err)
 	}
 	st, err := d.allocate(ctx, h, ad)
 	if err != nil {
-		return d.errorf("create", err)
+		return nil, "", d.errorf("create", err)
 	}
 	if err := d.writeSeed(ctx, v, st, h); err != nil {
-		return d.errorf("create: cloud-init seed", err)
+		return nil, "", d.errorf("create: cloud-init seed", err)
 	}
 	cached, err := d.cachedImage(ctx, v)
 	if err != nil {
-		return d.errorf("create: image", err)
+		return nil, "", d.errorf("create: image", err)
 	}
 	disk, err := d.makeDisk(ctx, v, cached)
 	if err != nil {
-		return d.errorf("create: disk", err)
+		return nil, "", d.errorf("create: disk", err)
 	}
+	return st, disk, nil
+}
+
+// registerVM creates the VM with the UUID recorded for it, records its
+// settings file and sets its hardware.
+func (d *Driver) registerVM(ctx context.Context, v *vboxCmd, st *machineState) error {
 	out, err := d.mgr.run(ctx, v, "createvm", "--name", st.VMName, "--uuid", st.UUID, "--ostype", "Linux26_64", "--basefolder", d.m.Dir, "--register")
 	if err != nil {
 		return d.errorf("create: createvm", err)
@@ -111,6 +164,11 @@ func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
 	if _, err := d.mgr.run(ctx, v, d.modifyArgs(v, st)...); err != nil {
 		return d.errorf("create: modifyvm", err)
 	}
+	return nil
+}
+
+// attachStorage attaches the disk and the seed to a SATA controller.
+func (d *Driver) attachStorage(ctx context.Context, v *vboxCmd, st *machineState, disk string) error {
 	steps := [][]string{
 		{"storagectl", st.VMName, "--name", "SATA", "--add", "sata", "--controller", "IntelAhci", "--portcount", "2", "--bootable", "on"},
 		{"storageattach", st.VMName, "--storagectl", "SATA", "--port", "0", "--device", "0", "--type", "hdd", "--medium", disk},
@@ -121,15 +179,7 @@ func (d *Driver) create(ctx context.Context, v *vboxCmd) error {
 			return d.errorf("create: "+args[0], err)
 		}
 	}
-	st.Complete = true
-	if err := saveState(d.m.Dir, st); err != nil {
-		return d.errorf("create", err)
-	}
-	info, err := d.info(ctx, v)
-	if err != nil || info == nil {
-		return d.errorf("create", errors.Join(err, ErrVMNotFound))
-	}
-	return d.start(ctx, v, info, st)
+	return nil
 }
 
 // checkArch refuses, before anything is made, a VirtualBox that cannot run

@@ -17,30 +17,14 @@ import (
 // imageFormat tells a disk image's format from its first bytes: cloud
 // images' names do not say (Ubuntu's .img files are qcow2).
 func imageFormat(path string) (string, error) {
-	f, err := os.Open(path)
+	head, err := readHead(path, 512)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF {
-		if n == 0 {
-			return "", fmt.Errorf("%s is empty", path)
-		}
-		return "", err
-	}
-	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
-		// VirtualBox reads qcow2 v3 only without "incompatible features"
-		// (Storage/QCOW.cpp supports none): not the dirty or corrupt
-		// bits, an external data file, zstd compression or extended L2.
-		if len(head) >= 80 && binary.BigEndian.Uint32(head[4:]) == 3 {
-			if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
-				return "", fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
-					path, feat, qcowFeatures(feat), path)
-			}
+		if err := checkQcow(path, head); err != nil {
+			return "", err
 		}
 		return "qcow2", nil
 	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
@@ -53,6 +37,40 @@ func imageFormat(path string) (string, error) {
 		return "", fmt.Errorf("%s is compressed: decompress it first (VirtualBox reads qcow2, vmdk, vdi, vhd and raw disks)", path)
 	}
 	return "raw", nil
+}
+
+// readHead reads the first n bytes of the file at path, fewer if it is
+// shorter; an empty file is an error.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	n, err = io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		if n == 0 {
+			return nil, fmt.Errorf("%s is empty", path)
+		}
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// checkQcow refuses a qcow2 image VirtualBox cannot read: it reads qcow2
+// v3 only without "incompatible features" (Storage/QCOW.cpp supports
+// none): not the dirty or corrupt bits, an external data file, zstd
+// compression or extended L2.
+func checkQcow(path string, head []byte) error {
+	if len(head) < 80 || binary.BigEndian.Uint32(head[4:]) != 3 {
+		return nil
+	}
+	if feat := binary.BigEndian.Uint64(head[72:]); feat != 0 {
+		return fmt.Errorf("%s is a qcow2 image with features VirtualBox cannot read (incompatible feature bits %#x: %s); convert it first, e.g. `qemu-img convert -O vdi %s image.vdi`, and give that file",
+			path, feat, qcowFeatures(feat), path)
+	}
+	return nil
 }
 
 // qcowFeatures names qcow2's incompatible feature bits (qemu's
@@ -87,19 +105,11 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--virtualbox-image: %w", err)
 	}
-	dir := d.cfg.ImageCache
-	if dir == "" {
-		if dir, err = d.mgr.opts.cacheDir(); err != nil {
-			return "", fmt.Errorf("image cache: %w", err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := d.imageCacheDir()
+	if err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
-	sum := sha256.Sum256([]byte(src + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
-	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
-	final := filepath.Join(dir, base+"-"+hex.EncodeToString(sum[:8])+".vdi")
-
+	final := filepath.Join(dir, cachedVDIName(src, st))
 	// One conversion at a time: machines created together from one image
 	// wait for the first to convert it.
 	if err := d.mgr.image.Lock(ctx); err != nil {
@@ -109,10 +119,38 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
-	// Convert under a temporary name, and rename once done: a file under
-	// the final name is always whole.
+	if err := d.convertImage(ctx, v, src, format, final); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// imageCacheDir is the folder of converted images, made.
+func (d *Driver) imageCacheDir() (string, error) {
+	dir := d.cfg.ImageCache
+	if dir == "" {
+		var err error
+		if dir, err = d.mgr.opts.cacheDir(); err != nil {
+			return "", err
+		}
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// cachedVDIName is the cache's name for the image at src: its name and a
+// hash of its path, size and time of change.
+func cachedVDIName(src string, st os.FileInfo) string {
+	sum := sha256.Sum256([]byte(src + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
+	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+	return base + "-" + hex.EncodeToString(sum[:8]) + ".vdi"
+}
+
+// convertImage converts src to VDI under a temporary name and renames it
+// to final once done: a file under the final name is always whole.
+func (d *Driver) convertImage(ctx context.Context, v *vboxCmd, src, format, final string) error {
 	partial := strings.TrimSuffix(final, ".vdi") + ".partial.vdi"
 	d.forgetMedium(ctx, v, "disk", partial, true)
+	var err error
 	if format == "raw" {
 		_, err = d.mgr.run(ctx, v, "convertfromraw", src, partial, "--format", "VDI")
 	} else {
@@ -123,15 +161,15 @@ func (d *Driver) cachedImage(ctx context.Context, v *vboxCmd) (string, error) {
 	}
 	if err != nil {
 		d.forgetMedium(context.WithoutCancel(ctx), v, "disk", partial, true)
-		return "", fmt.Errorf("convert %s (%s) to VDI: %w", src, format, err)
+		return fmt.Errorf("convert %s (%s) to VDI: %w", src, format, err)
 	}
 	// VirtualBox registers the clone under its path: unregister it before
 	// the rename, or its media registry would point at a missing file.
 	d.forgetMedium(ctx, v, "disk", partial, false)
 	if err := os.Rename(partial, final); err != nil {
-		return "", fmt.Errorf("image cache: %w", err)
+		return fmt.Errorf("image cache: %w", err)
 	}
-	return final, nil
+	return nil
 }
 
 // vdiCapacityMB reads a VDI image's disk size from its header (VDI 1.1,

@@ -263,10 +263,8 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 		return adapter{}, err
 	}
 	before := parseHostOnlyIfs(out)
-	for _, i := range before {
-		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
-			return adapter{Kind: "hostonly", Name: i.Name}, nil
-		}
+	if name, ok := hostOnlyIfOf(before, h); ok {
+		return adapter{Kind: "hostonly", Name: name}, nil
 	}
 	// Before anything is made: would VirtualBox take the address?
 	if err := checkAllowedRange(h, d.mgr.opts.goos, false, readNetworksConf(d.mgr.opts.networksConf)); err != nil {
@@ -286,15 +284,34 @@ func (d *Driver) ensureHostOnlyIf(ctx context.Context, v *vboxCmd, h hostOnlyNet
 	if err != nil {
 		return adapter{}, err
 	}
-	if _, err := d.mgr.run(ctx, v, "hostonlyif", "ipconfig", name, "--ip", h.Host.String(), "--netmask", h.netmask()); err != nil {
-		// Leave no half-made interface behind.
-		_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
-		if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
-			return adapter{}, refusedAfterCheck(h, readNetworksConf(d.mgr.opts.networksConf), ce)
-		}
+	if err := d.configureHostOnlyIf(ctx, v, name, h); err != nil {
 		return adapter{}, err
 	}
 	return adapter{Kind: "hostonly", Name: name}, nil
+}
+
+// hostOnlyIfOf names the interface that has h's host address, if any.
+func hostOnlyIfOf(ifs []hostOnlyIf, h hostOnlyNetwork) (string, bool) {
+	for _, i := range ifs {
+		if i.IP == h.Host.String() && i.Netmask == h.netmask() {
+			return i.Name, true
+		}
+	}
+	return "", false
+}
+
+// configureHostOnlyIf gives the new interface name h's host address; one
+// that cannot take it is removed, leaving no half-made interface behind.
+func (d *Driver) configureHostOnlyIf(ctx context.Context, v *vboxCmd, name string, h hostOnlyNetwork) error {
+	_, err := d.mgr.run(ctx, v, "hostonlyif", "ipconfig", name, "--ip", h.Host.String(), "--netmask", h.netmask())
+	if err == nil {
+		return nil
+	}
+	_, _ = d.mgr.run(context.WithoutCancel(ctx), v, "hostonlyif", "remove", name)
+	if ce, ok := asCommandError(err); ok && ce.accessDenied() && d.mgr.opts.goos != "windows" {
+		return refusedAfterCheck(h, readNetworksConf(d.mgr.opts.networksConf), ce)
+	}
+	return err
 }
 
 func (d *Driver) ensureHostOnlyNet(ctx context.Context, v *vboxCmd, h hostOnlyNetwork, list string) (adapter, error) {
@@ -352,32 +369,28 @@ func (d *Driver) siblings() (ips map[string]string, ports map[int]string) {
 		if !e.IsDir() || dir == filepath.Clean(d.m.Dir) {
 			continue
 		}
-		st, err := loadState(dir)
-		if err != nil || st == nil {
-			continue
-		}
-		if st.HostOnlyIP != "" {
-			ips[st.HostOnlyIP] = e.Name()
-		}
-		if st.SSHPort != 0 {
-			ports[st.SSHPort] = e.Name()
+		if st, err := loadState(dir); err == nil && st != nil {
+			st.noteTaken(e.Name(), ips, ports)
 		}
 	}
 	return ips, ports
+}
+
+// noteTaken notes the address and port that machine name holds.
+func (st *machineState) noteTaken(name string, ips map[string]string, ports map[int]string) {
+	if st.HostOnlyIP != "" {
+		ips[st.HostOnlyIP] = name
+	}
+	if st.SSHPort != 0 {
+		ports[st.SSHPort] = name
+	}
 }
 
 // pickAddress returns the configured address if no other machine has it,
 // else the first free one of the pool.
 func (d *Driver) pickAddress(h hostOnlyNetwork, taken map[string]string) (net.IP, error) {
 	if d.cfg.HostOnlyIP != "" {
-		ip := net.ParseIP(d.cfg.HostOnlyIP)
-		if err := h.checkAddress(ip); err != nil {
-			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: %w", d.cfg.HostOnlyIP, err)
-		}
-		if other, ok := taken[ip.String()]; ok {
-			return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: machine %q already has this address", ip, other)
-		}
-		return ip.To4(), nil
+		return d.configuredAddress(h, taken)
 	}
 	first, last := h.pool()
 	for ip := first; binary.BigEndian.Uint32(ip) <= binary.BigEndian.Uint32(last); ip = addIP(ip, 1) {
@@ -386,6 +399,19 @@ func (d *Driver) pickAddress(h hostOnlyNetwork, taken map[string]string) (net.IP
 		}
 	}
 	return nil, fmt.Errorf("no free address left in host-only network %s (from %s to %s): remove a machine or choose another --virtualbox-hostonly-cidr", h, first, last)
+}
+
+// configuredAddress is --virtualbox-hostonly-ip, once checked to be in h
+// and no other machine's.
+func (d *Driver) configuredAddress(h hostOnlyNetwork, taken map[string]string) (net.IP, error) {
+	ip := net.ParseIP(d.cfg.HostOnlyIP)
+	if err := h.checkAddress(ip); err != nil {
+		return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: %w", d.cfg.HostOnlyIP, err)
+	}
+	if other, ok := taken[ip.String()]; ok {
+		return nil, fmt.Errorf("--virtualbox-hostonly-ip %s: machine %q already has this address", ip, other)
+	}
+	return ip.To4(), nil
 }
 
 // pickPort returns a free local port no other machine forwards.

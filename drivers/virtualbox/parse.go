@@ -119,18 +119,9 @@ func parseVMInfo(out string) (*vmInfo, error) {
 		return nil, fmt.Errorf("showvminfo output has no UUID or VMState")
 	}
 	for i := 1; i <= 8; i++ {
-		att, ok := kv[fmt.Sprintf("nic%d", i)]
-		if !ok || att == "none" {
-			continue
+		if n, ok := parseNIC(kv, i); ok {
+			info.NICs[i] = n
 		}
-		n := nicInfo{Attachment: att, MAC: kv[fmt.Sprintf("macaddress%d", i)]}
-		switch att {
-		case "hostonly":
-			n.Network = kv[fmt.Sprintf("hostonlyadapter%d", i)]
-		case "hostonlynetwork":
-			n.Network = kv[fmt.Sprintf("hostonly-network%d", i)]
-		}
-		info.NICs[i] = n
 	}
 	for i := 0; ; i++ {
 		v, ok := kv[fmt.Sprintf("Forwarding(%d)", i)]
@@ -144,6 +135,22 @@ func parseVMInfo(out string) (*vmInfo, error) {
 		info.Forwards[f.Name] = f
 	}
 	return info, nil
+}
+
+// parseNIC reads NIC i of showvminfo's listing; false when it has none.
+func parseNIC(kv map[string]string, i int) (nicInfo, bool) {
+	att, ok := kv[fmt.Sprintf("nic%d", i)]
+	if !ok || att == "none" {
+		return nicInfo{}, false
+	}
+	n := nicInfo{Attachment: att, MAC: kv[fmt.Sprintf("macaddress%d", i)]}
+	switch att {
+	case "hostonly":
+		n.Network = kv[fmt.Sprintf("hostonlyadapter%d", i)]
+	case "hostonlynetwork":
+		n.Network = kv[fmt.Sprintf("hostonly-network%d", i)]
+	}
+	return n, true
 }
 
 // ruLabels maps the Russian labels and values of VBoxManage's listings to

@@ -62,23 +62,33 @@ func (d *Driver) Stop(ctx context.Context) error {
 	if _, err := d.mgr.run(ctx, v, "controlvm", st.VMName, "acpipowerbutton"); err != nil {
 		return d.errorf("stop: acpipowerbutton", err)
 	}
+	stopped, err := d.waitStopped(ctx, v)
+	if err != nil || stopped {
+		return err
+	}
+	// The guest ignored the button (no acpid, hung shutdown): pull the plug.
+	return d.powerOff(ctx, v, st)
+}
+
+// waitStopped waits, up to the stop timeout, for the VM to be off (or
+// gone).
+func (d *Driver) waitStopped(ctx context.Context, v *vboxCmd) (bool, error) {
 	deadline := time.Now().Add(d.mgr.opts.stopTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
-			return d.errorf("stop", ctx.Err())
+			return false, d.errorf("stop", ctx.Err())
 		case <-time.After(d.mgr.opts.pollInterval):
 		}
 		info, err := d.info(ctx, v)
 		if err != nil {
-			return d.errorf("stop", err)
+			return false, d.errorf("stop", err)
 		}
 		if info == nil || vmState(info.State) == drivers.Stopped {
-			return nil
+			return true, nil
 		}
 	}
-	// The guest ignored the button (no acpid, hung shutdown): pull the plug.
-	return d.powerOff(ctx, v, st)
+	return false, nil
 }
 
 func (d *Driver) powerOff(ctx context.Context, v *vboxCmd, st *machineState) error {

@@ -287,11 +287,6 @@ func (v *vboxCmd) modern() bool { return v.version.Major >= 7 }
 // VBOX_MSI_INSTALL_PATH / VBOX_INSTALL_PATH (Windows), else the install
 // folders.
 func (m *manager) locate(configured string) (string, error) {
-	o := m.opts
-	exe := "VBoxManage"
-	if o.goos == "windows" {
-		exe = "VBoxManage.exe"
-	}
 	if configured != "" {
 		st, err := os.Stat(configured)
 		if err != nil || st.IsDir() {
@@ -299,30 +294,52 @@ func (m *manager) locate(configured string) (string, error) {
 		}
 		return configured, nil
 	}
+	o := m.opts
 	for _, name := range []string{"VBoxManage", "vboxmanage"} {
 		if p, err := o.lookPath(name); err == nil {
 			return p, nil
 		}
 	}
-	dirs := append([]string(nil), o.searchDirs...)
+	dirs := o.installDirs()
+	exe := "VBoxManage"
 	if o.goos == "windows" {
-		for _, env := range []string{"VBOX_MSI_INSTALL_PATH", "VBOX_INSTALL_PATH"} {
-			if d := o.getenv(env); d != "" {
-				dirs = append([]string{d}, dirs...)
-			}
-		}
+		exe = "VBoxManage.exe"
 	}
-	for _, d := range dirs {
-		p := filepath.Join(d, exe)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
+	if p := findFile(dirs, exe); p != "" {
+		return p, nil
 	}
 	where := "PATH"
 	if len(dirs) > 0 {
 		where += ", " + strings.Join(dirs, ", ")
 	}
 	return "", fmt.Errorf("%w (looked on %s). Install VirtualBox 6.1 or newer (https://www.virtualbox.org/wiki/Downloads), or give VBoxManage's path with --virtualbox-vboxmanage", ErrNotInstalled, where)
+}
+
+// installDirs are the folders VBoxManage may be in, off PATH: on Windows
+// those the installer's variables name first.
+func (o options) installDirs() []string {
+	dirs := append([]string(nil), o.searchDirs...)
+	if o.goos != "windows" {
+		return dirs
+	}
+	for _, env := range []string{"VBOX_MSI_INSTALL_PATH", "VBOX_INSTALL_PATH"} {
+		if d := o.getenv(env); d != "" {
+			dirs = append([]string{d}, dirs...)
+		}
+	}
+	return dirs
+}
+
+// findFile is the path of the first regular file named name in dirs, ""
+// for none.
+func findFile(dirs []string, name string) string {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
 }
 
 // vbox returns the VBoxManage to use, found and version-checked once per

@@ -67,6 +67,14 @@ func EnsureCA(ctx context.Context, dir string, write writeFile, lock Locker) (*C
 	if !errors.Is(err, ErrNoCA) {
 		return nil, err
 	}
+	if ca, err = createCA(dir, write); err != nil {
+		return nil, err
+	}
+	return ca, ca.writeClient(dir, write)
+}
+
+// createCA makes a CA and writes its key and certificate in dir.
+func createCA(dir string, write writeFile) (*CA, error) {
 	certPEM, keyPEM, err := makeCA(time.Now())
 	if err != nil {
 		return nil, err
@@ -77,11 +85,7 @@ func EnsureCA(ctx context.Context, dir string, write writeFile, lock Locker) (*C
 	if err := write(filepath.Join(dir, CAFile), certPEM, 0o644); err != nil {
 		return nil, err
 	}
-	ca, err = parseCA(certPEM, keyPEM, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return ca, ca.writeClient(dir, write)
+	return parseCA(certPEM, keyPEM, time.Now())
 }
 
 // ErrNoCA means dir holds neither ca.pem nor ca-key.pem.
@@ -170,19 +174,27 @@ func parseCA(certPEM, keyPEM []byte, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", CAKeyFile, err)
 	}
-	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(key.Public()) {
-		return nil, fmt.Errorf("%s is not the key of %s (the two come from different CAs): restore the pair from a backup, or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", CAKeyFile, CAFile)
-	}
-	if !cert.IsCA {
-		return nil, fmt.Errorf("%s is not a CA certificate: remove %s and %s to make a new CA (then run 'machine regenerate-certs' on every machine)", CAFile, CAFile, CAKeyFile)
-	}
-	if now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("%s expired on %s: certificates it signs verify nowhere. Remove %s and %s to make a new CA, then run 'machine regenerate-certs' on every machine", CAFile, cert.NotAfter.UTC().Format(time.DateOnly), CAFile, CAKeyFile)
-	}
-	if now.Before(cert.NotBefore) {
-		return nil, fmt.Errorf("%s is valid only from %s: check this computer's clock", CAFile, cert.NotBefore.UTC().Format(time.RFC3339))
+	if err := checkCA(cert, key, now); err != nil {
+		return nil, err
 	}
 	return &CA{CertPEM: certPEM, cert: cert, key: key}, nil
+}
+
+// checkCA checks that cert is a CA certificate of key, valid at now.
+func checkCA(cert *x509.Certificate, key *ecdsa.PrivateKey, now time.Time) error {
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(key.Public()) {
+		return fmt.Errorf("%s is not the key of %s (the two come from different CAs): restore the pair from a backup, or remove both to make a new CA (then run 'machine regenerate-certs' on every machine)", CAKeyFile, CAFile)
+	}
+	if !cert.IsCA {
+		return fmt.Errorf("%s is not a CA certificate: remove %s and %s to make a new CA (then run 'machine regenerate-certs' on every machine)", CAFile, CAFile, CAKeyFile)
+	}
+	if now.After(cert.NotAfter) {
+		return fmt.Errorf("%s expired on %s: certificates it signs verify nowhere. Remove %s and %s to make a new CA, then run 'machine regenerate-certs' on every machine", CAFile, cert.NotAfter.UTC().Format(time.DateOnly), CAFile, CAKeyFile)
+	}
+	if now.Before(cert.NotBefore) {
+		return fmt.Errorf("%s is valid only from %s: check this computer's clock", CAFile, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func serial() *big.Int {

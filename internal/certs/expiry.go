@@ -81,28 +81,33 @@ func DueIn(dir string, now time.Time) (Renewal, error) {
 	return r, nil
 }
 
+// setOldCAAside moves the CA and client certificate files of dir, under
+// the CA's lock, into dir/replaced-TIMESTAMP/.
+func setOldCAAside(ctx context.Context, dir string, now time.Time, lock Locker) error {
+	unlock, err := lock(ctx)
+	if err != nil {
+		return fmt.Errorf("the CA in %s: %w", dir, err)
+	}
+	defer unlock()
+	old := filepath.Join(dir, "replaced-"+now.UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []string{CAKeyFile, CAFile, ClientFile, ClientKeyFile} {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(old, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Renew renews what r says in dir, under the CA's lock: a new CA (the old
 // one kept in dir/replaced-TIMESTAMP/ until the machines trust the new one;
 // every certificate it signed is issued again as the machines are
 // provisioned) and a new client certificate.
 func Renew(ctx context.Context, dir string, r Renewal, now time.Time, write writeFile, lock Locker) (*CA, error) {
 	if r.CA {
-		unlock, err := lock(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("the CA in %s: %w", dir, err)
-		}
-		old := filepath.Join(dir, "replaced-"+now.UTC().Format("20060102T150405Z"))
-		err = os.MkdirAll(old, 0o700)
-		for _, f := range []string{CAKeyFile, CAFile, ClientFile, ClientKeyFile} {
-			if err != nil {
-				break
-			}
-			if err = os.Rename(filepath.Join(dir, f), filepath.Join(old, f)); errors.Is(err, os.ErrNotExist) {
-				err = nil
-			}
-		}
-		unlock()
-		if err != nil {
+		if err := setOldCAAside(ctx, dir, now, lock); err != nil {
 			return nil, err
 		}
 		// No CA is there now: EnsureCA makes a new one and its client

@@ -71,14 +71,21 @@ func (s Seed) Validate() error {
 		errs = append(errs, errors.New("host key: both the private and the public key are needed"))
 	}
 	for i, ifc := range s.Interfaces {
-		if ifc.MAC == "" {
-			errs = append(errs, fmt.Errorf("interface %d: MAC is empty", i))
-		}
-		if ifc.Address == "" && ifc.Gateway != "" {
-			errs = append(errs, fmt.Errorf("interface %d: gateway without a static address", i))
-		}
+		errs = append(errs, ifc.errors(i)...)
 	}
 	return errors.Join(errs...)
+}
+
+// errors are what makes interface i of the seed unusable.
+func (ifc Interface) errors(i int) []error {
+	var errs []error
+	if ifc.MAC == "" {
+		errs = append(errs, fmt.Errorf("interface %d: MAC is empty", i))
+	}
+	if ifc.Address == "" && ifc.Gateway != "" {
+		errs = append(errs, fmt.Errorf("interface %d: gateway without a static address", i))
+	}
+	return errs
 }
 
 // MetaData returns the meta-data file.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
@@ -71,30 +72,7 @@ func buildISO(label string, files map[string][]byte) (_ []byte, err error) {
 	if err := os.Mkdir(workspace, 0o700); err != nil {
 		return nil, fmt.Errorf("seed iso: %w", err)
 	}
-	store, err := file.CreateFromPath(imgPath, isoScratchSize+total)
-	if err != nil {
-		return nil, fmt.Errorf("seed iso: %w", err)
-	}
-	fsys, err := iso9660.Create(store, 0, 0, isoBlockSize, workspace)
-	if err != nil {
-		_ = store.Close()
-		return nil, fmt.Errorf("seed iso: %w", err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(workspace, name), content, 0o600); err != nil {
-			_ = store.Close()
-			return nil, fmt.Errorf("seed iso: %w", err)
-		}
-	}
-	if err := fsys.Finalize(iso9660.FinalizeOptions{
-		RockRidge:        true,
-		Joliet:           true,
-		VolumeIdentifier: label,
-	}); err != nil {
-		_ = store.Close()
-		return nil, fmt.Errorf("seed iso: finalize: %w", err)
-	}
-	if err := store.Close(); err != nil {
+	if err := writeISO(imgPath, workspace, label, files, isoScratchSize+total); err != nil {
 		return nil, fmt.Errorf("seed iso: %w", err)
 	}
 	img, err := os.ReadFile(imgPath)
@@ -102,6 +80,37 @@ func buildISO(label string, files map[string][]byte) (_ []byte, err error) {
 		return nil, fmt.Errorf("seed iso: %w", err)
 	}
 	return trimISO(img)
+}
+
+// writeISO writes the image of files to imgPath (size bytes at most),
+// staging them in workspace.
+func writeISO(imgPath, workspace, label string, files map[string][]byte, size int64) error {
+	store, err := file.CreateFromPath(imgPath, size)
+	if err != nil {
+		return err
+	}
+	if err := fillISO(store, workspace, label, files); err != nil {
+		_ = store.Close()
+		return err
+	}
+	return store.Close()
+}
+
+// fillISO writes files into the image on store and finalizes it.
+func fillISO(store backend.Storage, workspace, label string, files map[string][]byte) error {
+	fsys, err := iso9660.Create(store, 0, 0, isoBlockSize, workspace)
+	if err != nil {
+		return err
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(workspace, name), content, 0o600); err != nil {
+			return err
+		}
+	}
+	if err := fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, Joliet: true, VolumeIdentifier: label}); err != nil {
+		return fmt.Errorf("finalize: %w", err)
+	}
+	return nil
 }
 
 // trimISO cuts the image to the volume space size its primary volume

@@ -14,9 +14,7 @@ import (
 // panic in f fails that item alone, named by name (nil: its index), so
 // that one bug met on one host does not abort the others mid-way.
 func Each[T any](ctx context.Context, n int, items []T, name func(T) string, f func(context.Context, T) error) error {
-	if n < 1 {
-		n = 1
-	}
+	n = max(n, 1)
 	sem := make(chan struct{}, n)
 	errs := make([]error, len(items))
 	var wg sync.WaitGroup

@@ -15,10 +15,8 @@ import (
 func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	// Unchanged content is not written again: a no-op run stays cheap (no
 	// fsync) and a file's mtime says when it last really changed.
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm() == mode.Perm() && st.Size() == int64(len(data)) {
-		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
-			return nil
-		}
+	if sameFile(path, data, mode) {
+		return nil
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -30,6 +28,25 @@ func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
+	if err := writeSynced(f, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// sameFile tells whether the file at path holds data with mode already.
+func sameFile(path string, data []byte, mode fs.FileMode) bool {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != mode.Perm() || st.Size() != int64(len(data)) {
+		return false
+	}
+	cur, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(cur, data)
+}
+
+// writeSynced gives f mode, writes data, syncs and closes it; f is closed
+// also on an error.
+func writeSynced(f *os.File, data []byte, mode fs.FileMode) error {
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err
@@ -42,8 +59,5 @@ func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }

@@ -104,12 +104,7 @@ func uploadTree(sc *sftp.Client, src, dst string, recursive bool) error {
 		return err
 	}
 	if !st.IsDir() {
-		in, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		return sshrun.PutFile(sc, dst, in, st.Mode().Perm())
+		return uploadFile(sc, src, dst, st.Mode().Perm())
 	}
 	if !recursive {
 		return usage("%s is a folder: use -r", src)
@@ -129,6 +124,16 @@ func uploadTree(sc *sftp.Client, src, dst string, recursive bool) error {
 	return nil
 }
 
+// uploadFile copies the local file src to dst on the machine, with perm.
+func uploadFile(sc *sftp.Client, src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return sshrun.PutFile(sc, dst, in, perm)
+}
+
 // Download copies src on the machine sc reaches to the local dst (into dst
 // when it is an existing folder).
 func Download(sc *sftp.Client, src, dst string, recursive bool) error {
@@ -146,20 +151,7 @@ func downloadTree(sc *sftp.Client, src, dst string, recursive bool) error {
 		return fmt.Errorf("remote %s: %w", src, err)
 	}
 	if !st.IsDir() {
-		in, err := sc.Open(src)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
+		return downloadFile(sc, src, dst, st.Mode().Perm())
 	}
 	if !recursive {
 		return usage("%s is a folder: use -r", src)
@@ -180,4 +172,22 @@ func downloadTree(sc *sftp.Client, src, dst string, recursive bool) error {
 		}
 	}
 	return nil
+}
+
+// downloadFile copies the remote file src to dst, made with perm.
+func downloadFile(sc *sftp.Client, src, dst string, perm os.FileMode) error {
+	in, err := sc.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -121,31 +121,43 @@ func (p *preparer) include(out *bytes.Buffer, path string, line int, args []stri
 		return
 	}
 	for _, a := range args {
-		pattern := a
-		switch {
-		case strings.HasPrefix(a, "~/"):
-			pattern = filepath.Join(p.home, a[2:])
-		case !filepath.IsAbs(a):
-			pattern = filepath.Join(p.home, ".ssh", a)
-		}
-		files, err := filepath.Glob(pattern)
+		files, err := filepath.Glob(p.includePattern(a))
 		if err != nil {
 			p.warnf("%s:%d: Include %s: %v: skipped", path, line, a, err)
 			continue
 		}
 		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				p.warnf("%s:%d: Include %s: %v: skipped", path, line, a, err)
-				continue
-			}
-			if !everyAlias(header) && hasBlocks(data) {
-				p.warnf("%s:%d: Include %s inside a Host or Match block, of a file with its own Host or Match lines: skipped (shoal cannot combine the two)", path, line, f)
-				continue
-			}
-			out.Write(p.prepare(f, data, depth+1, header))
+			p.includeFile(out, path, line, a, f, depth, header)
 		}
 	}
+}
+
+// includePattern is an Include argument as a path: ~/ is the home folder,
+// a relative one is in ~/.ssh.
+func (p *preparer) includePattern(a string) string {
+	switch {
+	case strings.HasPrefix(a, "~/"):
+		return filepath.Join(p.home, a[2:])
+	case !filepath.IsAbs(a):
+		return filepath.Join(p.home, ".ssh", a)
+	}
+	return a
+}
+
+// includeFile inlines the file f that the Include argument a at path:line
+// matched; one that cannot be read, or that starts blocks inside a block,
+// is skipped with a warning.
+func (p *preparer) includeFile(out *bytes.Buffer, path string, line int, a, f string, depth int, header string) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		p.warnf("%s:%d: Include %s: %v: skipped", path, line, a, err)
+		return
+	}
+	if !everyAlias(header) && hasBlocks(data) {
+		p.warnf("%s:%d: Include %s inside a Host or Match block, of a file with its own Host or Match lines: skipped (shoal cannot combine the two)", path, line, f)
+		return
+	}
+	out.Write(p.prepare(f, data, depth+1, header))
 }
 
 // hasBlocks tells whether a file starts blocks of its own.

@@ -5,6 +5,7 @@
 package sshconfig
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -125,62 +126,103 @@ func (c *Config) Path() string { return c.path }
 // that may not reach a host is left out and is an error naming the file
 // (Host.Refused tells them apart).
 func (c *Config) Lookup(alias string) (Host, error) {
-	h := Host{Alias: alias}
 	if c == nil || c.cfg == nil {
-		return h, nil
+		return Host{Alias: alias}, nil
 	}
-	get := func(key string) string {
-		v, _ := c.cfg.Get(alias, key)
-		return strings.TrimSpace(v)
+	l := hostLookup{c: c, h: Host{Alias: alias}}
+	l.user()
+	l.hostName()
+	l.port()
+	l.proxyJump()
+	l.identityFiles()
+	return l.h, l.h.Refused()
+}
+
+// hostLookup is Lookup's work: the host read so far from c.
+type hostLookup struct {
+	c *Config
+	h Host
+}
+
+func (l *hostLookup) get(key string) string {
+	v, _ := l.c.cfg.Get(l.h.Alias, key)
+	return strings.TrimSpace(v)
+}
+
+// bad records a refused value of key.
+func (l *hostLookup) bad(key string, err error) {
+	if l.h.refused == nil {
+		l.h.refused = map[string]error{}
 	}
-	bad := func(key string, err error) {
-		if h.refused == nil {
-			h.refused = map[string]error{}
-		}
-		h.refused[key] = fmt.Errorf("%s: Host %s: %s: %w", c.path, alias, key, err)
+	l.h.refused[key] = fmt.Errorf("%s: Host %s: %s: %w", l.c.path, l.h.Alias, key, err)
+}
+
+func (l *hostLookup) user() {
+	u := l.get("User")
+	if u == "" {
+		return
 	}
-	if u := get("User"); u != "" {
-		if err := validate.UserName(u); err != nil {
-			bad("User", err)
-		} else {
-			h.User = u
-		}
+	if err := validate.UserName(u); err != nil {
+		l.bad("User", err)
+		return
 	}
-	if hn := get("HostName"); hn != "" {
-		hn = strings.ReplaceAll(hn, "%h", alias)
-		if err := validate.Host(hn); err != nil {
-			bad("HostName", err)
-		} else {
-			h.HostName = hn
-		}
+	l.h.User = u
+}
+
+// hostName reads HostName, its %h the alias.
+func (l *hostLookup) hostName() {
+	hn := l.get("HostName")
+	if hn == "" {
+		return
 	}
-	if p := get("Port"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err == nil {
-			err = validate.Port(n)
-		}
-		if err != nil {
-			bad("Port", fmt.Errorf("%q is not a port", p))
-		} else {
-			h.Port = n
-		}
+	hn = strings.ReplaceAll(hn, "%h", l.h.Alias)
+	if err := validate.Host(hn); err != nil {
+		l.bad("HostName", err)
+		return
 	}
-	if pj := get("ProxyJump"); pj != "" && !strings.EqualFold(pj, "none") {
-		if _, err := validate.ParseProxyJump(pj); err != nil {
-			bad("ProxyJump", err)
-		} else {
-			h.ProxyJump = pj
-		}
+	l.h.HostName = hn
+}
+
+func (l *hostLookup) port() {
+	p := l.get("Port")
+	if p == "" {
+		return
 	}
-	files, _ := c.cfg.GetAll(alias, "IdentityFile")
+	n, err := strconv.Atoi(p)
+	if err == nil {
+		err = validate.Port(n)
+	}
+	if err != nil {
+		l.bad("Port", fmt.Errorf("%q is not a port", p))
+		return
+	}
+	l.h.Port = n
+}
+
+// proxyJump reads ProxyJump; "none" is none.
+func (l *hostLookup) proxyJump() {
+	pj := l.get("ProxyJump")
+	if pj == "" || strings.EqualFold(pj, "none") {
+		return
+	}
+	if _, err := validate.ParseProxyJump(pj); err != nil {
+		l.bad("ProxyJump", err)
+		return
+	}
+	l.h.ProxyJump = pj
+}
+
+// identityFiles reads every IdentityFile but "none", expanded; it comes
+// last, as %r and %h expand to the user and host name read before.
+func (l *hostLookup) identityFiles() {
+	files, _ := l.c.cfg.GetAll(l.h.Alias, "IdentityFile")
 	for _, f := range files {
 		f = strings.TrimSpace(f)
 		if f == "" || strings.EqualFold(f, "none") {
 			continue
 		}
-		h.IdentityFiles = append(h.IdentityFiles, expand(f, alias, h))
+		l.h.IdentityFiles = append(l.h.IdentityFiles, expand(f, l.h.Alias, l.h))
 	}
-	return h, h.Refused()
 }
 
 // expand does what OpenSSH does to an IdentityFile: a leading ~ and the
@@ -191,13 +233,17 @@ func expand(p, alias string, h Host) string {
 		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
 	}
 	host := h.HostName
-	if host == "" {
-		host = alias
-	}
+	host = cmp.Or(host, alias)
 	local := ""
 	if u, err := user.Current(); err == nil {
 		local = u.Username
 	}
+	return expandTokens(p, map[byte]string{'d': home, 'u': local, 'h': host, 'r': h.User, '%': "%"})
+}
+
+// expandTokens replaces each %X in p by tokens[X]; an unknown token, or a
+// % that ends p, stays as it is.
+func expandTokens(p string, tokens map[byte]string) string {
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
 		if p[i] != '%' || i+1 == len(p) {
@@ -205,18 +251,9 @@ func expand(p, alias string, h Host) string {
 			continue
 		}
 		i++
-		switch p[i] {
-		case 'd':
-			b.WriteString(home)
-		case 'u':
-			b.WriteString(local)
-		case 'h':
-			b.WriteString(host)
-		case 'r':
-			b.WriteString(h.User)
-		case '%':
-			b.WriteByte('%')
-		default:
+		if v, ok := tokens[p[i]]; ok {
+			b.WriteString(v)
+		} else {
 			b.WriteByte('%')
 			b.WriteByte(p[i])
 		}

@@ -68,32 +68,19 @@ func newAuth(cfg Config) (*auth, error) {
 	a := &auth{}
 	var signers []ssh.Signer
 	if cfg.KeyPath != "" {
-		pemBytes, err := os.ReadFile(cfg.KeyPath)
+		s, err := keyFileSigner(cfg.KeyPath)
 		if err != nil {
-			return nil, fmt.Errorf("ssh: private key: %w", err)
-		}
-		s, err := ssh.ParsePrivateKey(pemBytes)
-		var pm *ssh.PassphraseMissingError
-		if errors.As(err, &pm) {
-			return nil, fmt.Errorf("ssh: private key %s is protected by a passphrase; load it into ssh-agent and use the agent instead", cfg.KeyPath)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ssh: private key %s: %w", cfg.KeyPath, err)
+			return nil, err
 		}
 		signers = append(signers, s)
 		a.keyPath = cfg.KeyPath
 	}
 	if cfg.UseAgent {
-		ss, conn, err := agentSigners(cfg.AgentSocket)
-		switch {
-		case err != nil && len(signers) == 0 && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
+		ss, err := a.useAgent(cfg, len(signers) > 0)
+		if err != nil {
 			return nil, err
-		case err != nil:
-			a.agentErr = err // the key file may still do
-		default:
-			a.agent, a.agentConn, a.agentKeys = true, conn, len(ss)
-			signers = append(signers, ss...)
 		}
+		signers = append(signers, ss...)
 	}
 	signers = append(signers, extraSigners(cfg.ExtraKeyPaths)...)
 	if len(signers) == 0 && cfg.Password == nil {
@@ -110,6 +97,40 @@ func newAuth(cfg Config) (*auth, error) {
 		a.methods = append(a.methods, passwordMethods(cfg.Password, a.passUsed)...)
 	}
 	return a, nil
+}
+
+// keyFileSigner reads the private key at path; one with a passphrase is
+// refused with a hint.
+func keyFileSigner(path string) (ssh.Signer, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ssh: private key: %w", err)
+	}
+	s, err := ssh.ParsePrivateKey(pemBytes)
+	var pm *ssh.PassphraseMissingError
+	if errors.As(err, &pm) {
+		return nil, fmt.Errorf("ssh: private key %s is protected by a passphrase; load it into ssh-agent and use the agent instead", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssh: private key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// useAgent returns the agent's keys. An agent that fails is an error only
+// when nothing else can log in (haveKey: the key file); else it is noted
+// for the auth error.
+func (a *auth) useAgent(cfg Config, haveKey bool) ([]ssh.Signer, error) {
+	ss, conn, err := agentSigners(cfg.AgentSocket)
+	if err == nil {
+		a.agent, a.agentConn, a.agentKeys = true, conn, len(ss)
+		return ss, nil
+	}
+	if !haveKey && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0 {
+		return nil, err
+	}
+	a.agentErr = err // the key file may still do
+	return nil, nil
 }
 
 func agentSigners(sock string) ([]ssh.Signer, net.Conn, error) {

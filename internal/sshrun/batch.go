@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,23 +68,9 @@ var batchFailedRE = regexp.MustCompile(`shoal: batch op (\d+) failed`)
 // its own subshell as RunSudo would. The error of a failed op is a
 // *BatchError.
 func (c *Client) RunBatch(ctx context.Context, ops []Op) error {
-	type owner struct{ user, group string }
-	owners := make([]owner, len(ops))
-	nfiles := 0
-	for i, op := range ops {
-		if op.File == nil {
-			continue
-		}
-		f := op.File
-		if !path.IsAbs(f.Path) || strings.HasSuffix(f.Path, "/") {
-			return fmt.Errorf("on %s: write %s: path must be absolute and name a file", c.cfg.Host, f.Path)
-		}
-		u, g, err := parseOwner(f.Owner)
-		if err != nil {
-			return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
-		}
-		owners[i] = owner{u, g}
-		nfiles++
+	owners, nfiles, err := c.batchOwners(ops)
+	if err != nil {
+		return err
 	}
 	if len(ops) == 0 {
 		return nil
@@ -93,26 +80,78 @@ func (c *Client) RunBatch(ctx context.Context, ops []Op) error {
 	}
 	var sc *sftp.Client
 	if nfiles > 0 {
-		var err error
 		if sc, err = c.sftpClient(); err != nil {
 			return fmt.Errorf("on %s: write files: %w", c.cfg.Host, err)
 		}
 	}
-	var parts []string
+	script, tmps, err := c.batchScript(ctx, sc, ops, owners)
+	// Best effort: the script has consumed them or failed.
+	defer removeUploads(sc, tmps)
+	if err != nil {
+		return err
+	}
+	_, err = c.runRoot(ctx, script, false)
+	return c.batchError(err, ops)
+}
+
+// fileOwner is a file op's owner, parsed before anything is sent.
+type fileOwner struct{ user, group string }
+
+// batchOwners checks the file ops' paths and owners; it returns each op's
+// owner (none for a command) and how many files there are.
+func (c *Client) batchOwners(ops []Op) ([]fileOwner, int, error) {
+	owners := make([]fileOwner, len(ops))
+	nfiles := 0
+	for i, op := range ops {
+		if op.File == nil {
+			continue
+		}
+		f := op.File
+		if !path.IsAbs(f.Path) || strings.HasSuffix(f.Path, "/") {
+			return nil, 0, fmt.Errorf("on %s: write %s: path must be absolute and name a file", c.cfg.Host, f.Path)
+		}
+		u, g, err := parseOwner(f.Owner)
+		if err != nil {
+			return nil, 0, fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
+		}
+		owners[i] = fileOwner{u, g}
+		nfiles++
+	}
+	return owners, nfiles, nil
+}
+
+// batchScript uploads the files' data and returns the script that runs
+// the ops in turn, each in its own subshell, with the uploads to remove
+// afterwards (also those made before an upload failed).
+func (c *Client) batchScript(ctx context.Context, sc *sftp.Client, ops []Op, owners []fileOwner) (string, []string, error) {
+	var parts, tmps []string
 	for i, op := range ops {
 		body := op.Cmd
 		if f := op.File; f != nil {
 			tmp, err := c.upload(ctx, sc, f.Data)
 			if err != nil {
-				return fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
+				return "", tmps, fmt.Errorf("on %s: write %s: %w", c.cfg.Host, f.Path, err)
 			}
-			// Best effort: the script has consumed it or failed.
-			defer func() { _ = sc.Remove(tmp); _ = sc.RemoveDirectory(path.Dir(tmp)) }()
+			tmps = append(tmps, tmp)
 			body = makeDir(*f) + installScript(tmp, f.Path, f.Mode, owners[i].user, owners[i].group)
 		}
 		parts = append(parts, fmt.Sprintf("(\n%s\n) || { rc=$?; echo '%s%d failed' >&2; exit $rc; }", body, batchFailed, i))
 	}
-	_, err := c.runRoot(ctx, strings.Join(parts, "\n"), false)
+	return strings.Join(parts, "\n"), tmps, nil
+}
+
+// removeUploads removes the uploaded files and their directories, last
+// first.
+func removeUploads(sc *sftp.Client, tmps []string) {
+	for _, tmp := range slices.Backward(tmps) {
+		_ = sc.Remove(tmp)
+		_ = sc.RemoveDirectory(path.Dir(tmp))
+	}
+}
+
+// batchError attributes the script's error to the op that failed, by the
+// line the script printed; other errors stay as they are.
+func (c *Client) batchError(err error, ops []Op) error {
 	if err == nil {
 		return nil
 	}

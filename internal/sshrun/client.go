@@ -104,14 +104,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Redactor.Add(string(cfg.SudoPassword))
 	}
 	if keepable(cfg) {
-		c, err := dialKept(ctx, cfg)
-		if err == nil {
+		if c := tryKeeper(ctx, cfg); c != nil {
 			return c, nil
-		}
-		// Dialed here as ever: the keeper's one attempt failed, or there
-		// is no keeper. The transcript says why.
-		if cfg.Transcript != nil {
-			fmt.Fprintf(cfg.Transcript, "--- %s %s@%s: connecting without the keeper: %s\n", time.Now().UTC().Format(time.RFC3339), cfg.User, cfg.Host, cfg.Redactor.Redact(err.Error()))
 		}
 	}
 	addr := cfg.Address()
@@ -120,11 +114,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	for {
 		c, err := dialOnce(ctx, cfg, addr)
 		if err == nil {
-			if err := c.checkSudo(ctx); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
+			return c.sudoChecked(ctx)
 		}
 		if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || retryable(err)) {
 			return nil, giveUp(ctx, cfg, addr, lastErr)
@@ -133,14 +123,46 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, err
 		}
 		lastErr = err
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, delay) {
 			return nil, giveUp(ctx, cfg, addr, lastErr)
-		case <-t.C:
 		}
 		delay = min(delay*2, maxBackoff)
+	}
+}
+
+// tryKeeper returns the keeper's connection, nil when the keeper's one
+// attempt failed or there is no keeper: Dial then dials here as ever, and
+// the transcript says why.
+func tryKeeper(ctx context.Context, cfg Config) *Client {
+	c, err := dialKept(ctx, cfg)
+	if err == nil {
+		return c
+	}
+	if cfg.Transcript != nil {
+		fmt.Fprintf(cfg.Transcript, "--- %s %s@%s: connecting without the keeper: %s\n", time.Now().UTC().Format(time.RFC3339), cfg.User, cfg.Host, cfg.Redactor.Redact(err.Error()))
+	}
+	return nil
+}
+
+// sudoChecked returns a new connection once sudo is checked on it; one
+// that fails the check is closed.
+func (c *Client) sudoChecked(ctx context.Context) (*Client, error) {
+	if err := c.checkSudo(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// sleepCtx waits d, or less when ctx ends first (then false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -152,6 +174,25 @@ func giveUp(ctx context.Context, cfg Config, addr string, lastErr error) error {
 }
 
 func (cfg *Config) check() error {
+	if err := cfg.checkAddress(); err != nil {
+		return err
+	}
+	if err := cfg.checkTrust(); err != nil {
+		return err
+	}
+	if cfg.KeepAlive < 0 {
+		return fmt.Errorf("ssh: config for %s: negative KeepAlive", cfg.Host)
+	}
+	if cfg.HostKeyFingerprint != "" {
+		if _, err := normalizeFingerprint(cfg.HostKeyFingerprint); err != nil {
+			return fmt.Errorf("ssh: config for %s: %w", cfg.Host, err)
+		}
+	}
+	return nil
+}
+
+// checkAddress checks that the config names a host, a user and a port.
+func (cfg *Config) checkAddress() error {
 	switch {
 	case cfg.Host == "":
 		return errors.New("ssh: config: Host is empty")
@@ -159,18 +200,18 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("ssh: config for %s: User is empty", cfg.Host)
 	case cfg.Port < 0 || cfg.Port > 65535:
 		return fmt.Errorf("ssh: config for %s: bad port %d", cfg.Host, cfg.Port)
-	case cfg.KeyPath == "" && !cfg.UseAgent && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0:
+	}
+	return nil
+}
+
+// checkTrust checks that the config can log in and verify the host key.
+func (cfg *Config) checkTrust() error {
+	if cfg.KeyPath == "" && !cfg.UseAgent && cfg.Password == nil && len(cfg.ExtraKeyPaths) == 0 {
 		return fmt.Errorf("ssh: config for %s: no KeyPath and UseAgent is off, nothing to authenticate with", cfg.Host)
-	case cfg.KnownHostsPath == "" && cfg.HostKeyFingerprint == "":
+	}
+	if cfg.KnownHostsPath == "" && cfg.HostKeyFingerprint == "" {
 		// Refuse rather than silently trusting every key on every connect.
 		return fmt.Errorf("ssh: config for %s: neither KnownHostsPath nor HostKeyFingerprint is set, the host key cannot be verified", cfg.Host)
-	case cfg.KeepAlive < 0:
-		return fmt.Errorf("ssh: config for %s: negative KeepAlive", cfg.Host)
-	}
-	if cfg.HostKeyFingerprint != "" {
-		if _, err := normalizeFingerprint(cfg.HostKeyFingerprint); err != nil {
-			return fmt.Errorf("ssh: config for %s: %w", cfg.Host, err)
-		}
 	}
 	return nil
 }
@@ -258,12 +299,17 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 		done:     make(chan struct{}),
 		passUsed: auth.passUsed.Load(),
 	}
-	interval := cfg.KeepAlive
-	if interval == 0 {
-		interval = defaultKeepAlive
-	}
-	go c.keepAlive(interval)
+	go c.keepAlive(cfg.keepAliveInterval())
 	return c, nil
+}
+
+// keepAliveInterval is how often a connection is checked: KeepAlive, or
+// the default.
+func (cfg Config) keepAliveInterval() time.Duration {
+	if cfg.KeepAlive == 0 {
+		return defaultKeepAlive
+	}
+	return cfg.KeepAlive
 }
 
 // retryable reports whether err looks like a machine that is not up yet or a

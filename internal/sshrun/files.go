@@ -58,11 +58,32 @@ func (c *Client) WriteFile(ctx context.Context, dst string, data []byte, mode fs
 
 	script := installScript(tmp, dst, mode, user, group)
 	if _, err := c.runRoot(ctx, script, false); err != nil {
-		var re *RunError
-		if errors.As(err, &re) && re.ExitCode == noParentExit && strings.Contains(re.Stderr, noParentMarker) {
-			return fail(fmt.Errorf("parent directory %s does not exist", path.Dir(dst)))
-		}
-		return fail(err)
+		return fail(noParentError(err, dst))
+	}
+	return nil
+}
+
+// noParentError says so when the install script failed for want of dst's
+// parent directory; other errors stay as they are.
+func noParentError(err error, dst string) error {
+	var re *RunError
+	if errors.As(err, &re) && re.ExitCode == noParentExit && strings.Contains(re.Stderr, noParentMarker) {
+		return fmt.Errorf("parent directory %s does not exist", path.Dir(dst))
+	}
+	return err
+}
+
+// uploadTo writes data to tmp in a new private directory; a failed write
+// removes both.
+func uploadTo(ctx context.Context, sc *sftp.Client, tmp string, data []byte) error {
+	tmpDir := path.Dir(tmp)
+	if err := privateDir(sc, tmpDir); err != nil {
+		return err
+	}
+	if err := writeTemp(ctx, sc, tmp, data); err != nil {
+		_ = sc.Remove(tmp)
+		_ = sc.RemoveDirectory(tmpDir)
+		return err
 	}
 	return nil
 }
@@ -86,16 +107,10 @@ func (c *Client) upload(ctx context.Context, sc *sftp.Client, data []byte) (stri
 	dirs = append(dirs, "/tmp")
 	var firstErr error
 	for _, dir := range dirs {
-		tmpDir := path.Join(dir, base)
-		tmp := path.Join(tmpDir, "data")
-		err := privateDir(sc, tmpDir)
+		tmp := path.Join(dir, base, "data")
+		err := uploadTo(ctx, sc, tmp, data)
 		if err == nil {
-			err = writeTemp(ctx, sc, tmp, data)
-			if err == nil {
-				return tmp, nil
-			}
-			_ = sc.Remove(tmp)
-			_ = sc.RemoveDirectory(tmpDir)
+			return tmp, nil
 		}
 		if ctx.Err() != nil {
 			return "", ctx.Err()

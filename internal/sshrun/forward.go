@@ -1,6 +1,7 @@
 package sshrun
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -35,11 +36,8 @@ func (c *Client) Interactive(ctx context.Context, cmd string, o SessionOptions, 
 	}
 	defer s.Close()
 	if o.AgentSocket != "" {
-		if err := agent.ForwardToRemote(c.conn, o.AgentSocket); err != nil {
-			return -1, fmt.Errorf("agent forwarding (-A): %w", err)
-		}
-		if err := agent.RequestAgentForwarding(s); err != nil {
-			return -1, fmt.Errorf("agent forwarding (-A): %w", err)
+		if err := c.forwardAgent(s, o.AgentSocket); err != nil {
+			return -1, err
 		}
 	}
 	f, _ := in.(*os.File)
@@ -55,16 +53,29 @@ func (c *Client) Interactive(ctx context.Context, cmd string, o SessionOptions, 
 		return runSubsystem(ctx, s, cmd, in, out, errOut)
 	}
 	s.Stdin, s.Stdout, s.Stderr = in, out, errOut
-	switch {
-	case cmd == "":
-		err = s.Shell()
-	default:
-		err = s.Start(cmd)
-	}
-	if err != nil {
+	if err := startSession(s, cmd); err != nil {
 		return -1, err
 	}
 	return waitSession(ctx, s)
+}
+
+// forwardAgent forwards the ssh-agent at sock to the session (-A).
+func (c *Client) forwardAgent(s *ssh.Session, sock string) error {
+	if err := agent.ForwardToRemote(c.conn, sock); err != nil {
+		return fmt.Errorf("agent forwarding (-A): %w", err)
+	}
+	if err := agent.RequestAgentForwarding(s); err != nil {
+		return fmt.Errorf("agent forwarding (-A): %w", err)
+	}
+	return nil
+}
+
+// startSession starts cmd, or a login shell when "".
+func startSession(s *ssh.Session, cmd string) error {
+	if cmd == "" {
+		return s.Shell()
+	}
+	return s.Start(cmd)
 }
 
 // runSubsystem runs an SSH subsystem (ssh -s; sftp for sshfs) with the
@@ -114,9 +125,7 @@ func requestPTY(s *ssh.Session, f *os.File, isTerm bool) (restore func(), err er
 		}
 	}
 	termName := os.Getenv("TERM")
-	if termName == "" {
-		termName = "xterm"
-	}
+	termName = cmp.Or(termName, "xterm")
 	if err := s.RequestPty(termName, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
 		return nil, err
 	}

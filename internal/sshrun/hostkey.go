@@ -65,17 +65,7 @@ func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
 	if cfg.HostKeyFingerprint != "" {
 		h.want, _ = normalizeFingerprint(cfg.HostKeyFingerprint) // checked in Dial
 	}
-	if h.path == "" {
-		return h, nil
-	}
-	data, err := os.ReadFile(h.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return h, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ssh: known hosts file: %w", err)
-	}
-	if h.revoked, err = h.readPins(data); err != nil {
+	if err := h.readFile(); err != nil {
 		return nil, err
 	}
 	if len(h.pinned) == 0 {
@@ -96,12 +86,44 @@ func newHostKeys(cfg Config, addr string) (*hostKeys, error) {
 	return h, nil
 }
 
+// readFile reads the known_hosts file's pins, if there is one.
+func (h *hostKeys) readFile() error {
+	if h.path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(h.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ssh: known hosts file: %w", err)
+	}
+	h.revoked, err = h.readPins(data)
+	return err
+}
+
 func (h *hostKeys) wantPinned() bool {
 	return slices.ContainsFunc(h.pinned, func(k ssh.PublicKey) bool { return Fingerprint(k) == h.want })
 }
 
 // takesNew: the host at addr may be taken as the machine's new host.
 func (h *hostKeys) takesNew() bool { return h.acceptNew && !h.addrPinned && len(h.pinned) > 0 }
+
+// pin records a key of the file and the hosts it is pinned for.
+func (h *hostKeys) pin(hosts []string, key ssh.PublicKey) {
+	if !containsKey(h.pinned, key) {
+		h.pinned = append(h.pinned, key)
+	}
+	if hostsMatch(hosts, h.addr) {
+		h.addrPinned = true
+	}
+	for _, host := range hosts {
+		// A hashed host cannot be named in the hint; -R of Addr is.
+		if !strings.HasPrefix(host, "|") && !slices.Contains(h.pinnedHosts, host) {
+			h.pinnedHosts = append(h.pinnedHosts, host)
+		}
+	}
+}
 
 // readPins collects every key of the file, whatever its host column.
 func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
@@ -124,18 +146,7 @@ func (h *hostKeys) readPins(data []byte) (revoked []ssh.PublicKey, err error) {
 		case "cert-authority":
 			continue // shoal never writes one: a machine's pin is its own key
 		}
-		if !containsKey(h.pinned, key) {
-			h.pinned = append(h.pinned, key)
-		}
-		if hostsMatch(hosts, h.addr) {
-			h.addrPinned = true
-		}
-		for _, host := range hosts {
-			// A hashed host cannot be named in the hint; -R of Addr is.
-			if !strings.HasPrefix(host, "|") && !slices.Contains(h.pinnedHosts, host) {
-				h.pinnedHosts = append(h.pinnedHosts, host)
-			}
-		}
+		h.pin(hosts, key)
 	}
 	return revoked, nil
 }
@@ -283,26 +294,42 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 		Offered: Fingerprint(key), AcceptNew: h.acceptNew,
 	})
 	switch v {
-	case keyRefuse, keyNewHost:
-		h.rejection = h.newError(h.pinned, key)
-		h.rejection.NewHost = v == keyNewHost
-		h.rejection.AcceptRefused = h.acceptNew && v == keyRefuse
+	case keyRefuse, keyNewHost, keyWrongFP:
+		h.rejection = h.reject(v, key)
 		return h.rejection
-	case keyWrongFP:
+	}
+	if err := h.pinAccepted(v, hostname, remote, key); err != nil {
+		return err
+	}
+	h.accepted = key
+	return nil
+}
+
+// reject is the error for a key refused by verdict v.
+func (h *hostKeys) reject(v keyVerdict, key ssh.PublicKey) *HostKeyError {
+	if v == keyWrongFP {
 		h.offered = append(h.offered, key)
-		h.rejection = &HostKeyError{
+		return &HostKeyError{
 			Host: h.host, Addr: h.addr, KnownHostsPath: h.path, FirstContact: true,
 			Pinned: h.want, Offered: Fingerprint(key), OfferedType: key.Type(),
 		}
-		return h.rejection
+	}
+	e := h.newError(h.pinned, key)
+	e.NewHost = v == keyNewHost
+	e.AcceptRefused = h.acceptNew && v == keyRefuse
+	return e
+}
+
+// pinAccepted records an accepted key as verdict v says: the machine's key
+// at an address it was not pinned at yet is noted there too (the same key,
+// appended), so that OpenSSH given this file knows it as well; a first key
+// is pinned, a new host's replaces the old.
+func (h *hostKeys) pinAccepted(v keyVerdict, hostname string, remote net.Addr, key ssh.PublicKey) error {
+	var err error
+	switch v {
 	case keyAccept:
-		// The machine's key at an address it was not pinned at yet: note
-		// it there too (the same key, appended), so that OpenSSH given this
-		// file knows it as well.
 		if !h.noPin && h.known(hostname, remote, key) != nil {
-			if err := pin(h.path, h.addr, key); err != nil {
-				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
-			}
+			err = pin(h.path, h.addr, key)
 		}
 	case keyPinFirst, keyTakeNewHost:
 		if h.path != "" && !h.noPin {
@@ -310,12 +337,12 @@ func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey)
 			if v == keyTakeNewHost {
 				write = repin
 			}
-			if err := write(h.path, h.addr, key); err != nil {
-				return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
-			}
+			err = write(h.path, h.addr, key)
 		}
 	}
-	h.accepted = key
+	if err != nil {
+		return fmt.Errorf("ssh: pin host key of %s: %w", h.addr, err)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package sshrun
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -91,9 +92,7 @@ func (e *HostKeyError) Error() string {
 // one pinned, at another address, and how to take it.
 func (e *HostKeyError) newHostError(b *strings.Builder) {
 	at := strings.Join(e.PinnedHosts, ", ")
-	if at == "" {
-		at = "another address"
-	}
+	at = cmp.Or(at, "another address")
 	fmt.Fprintf(b, "ssh: the host at %s is not the host this machine's key was pinned for (at %s)\n", e.Addr, at)
 	fmt.Fprintf(b, "  pinned in %s: %s (%s)\n", e.KnownHostsPath, e.Pinned, e.PinnedType)
 	switch {

@@ -2,6 +2,7 @@ package sshrun
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -44,9 +45,7 @@ func (c *Client) Shell(ctx context.Context, in *os.File, out io.Writer, errOut i
 			w, h = 80, 24
 		}
 		termName := os.Getenv("TERM")
-		if termName == "" {
-			termName = "xterm"
-		}
+		termName = cmp.Or(termName, "xterm")
 		if err := s.RequestPty(termName, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
 			return -1, err
 		}

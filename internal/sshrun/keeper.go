@@ -160,35 +160,35 @@ func dialKept(ctx context.Context, cfg Config) (*Client, error) {
 	conn := ssh.NewClient(sc, chans, reqs)
 	payload, _ := json.Marshal(requestOf(cfg))
 	ok, answer, err := conn.SendRequest(keepDialRequest, true, payload)
-	stopped := stop()
+	key, err := keptHostKey(ctx, stop(), ok, answer, err)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c := &Client{cfg: cfg, addr: cfg.Address(), conn: conn, hostKey: key, done: make(chan struct{}), kept: true}
+	go c.keepAlive(cfg.keepAliveInterval())
+	return c, nil
+}
+
+// keptHostKey reads the keeper's answer to a dial request (ok, answer,
+// err as SendRequest returned them; stopped: ctx had not ended the link
+// by then): the machine's host key, or why the keeper has no connection.
+func keptHostKey(ctx context.Context, stopped, ok bool, answer []byte, err error) (ssh.PublicKey, error) {
 	var rep keptReply
 	if err == nil && ok {
 		err = json.Unmarshal(answer, &rep)
 	}
 	switch {
 	case err != nil:
-	case !stopped:
-		err = ctx.Err()
-	case !ok:
-		err = errors.New("keeper: request refused")
-	case rep.Error != "":
-		err = fmt.Errorf("keeper: %s", rep.Error)
-	}
-	var key ssh.PublicKey
-	if err == nil {
-		key, err = ssh.ParsePublicKey(rep.HostKey)
-	}
-	if err != nil {
-		conn.Close()
 		return nil, err
+	case !stopped:
+		return nil, ctx.Err()
+	case !ok:
+		return nil, errors.New("keeper: request refused")
+	case rep.Error != "":
+		return nil, fmt.Errorf("keeper: %s", rep.Error)
 	}
-	c := &Client{cfg: cfg, addr: cfg.Address(), conn: conn, hostKey: key, done: make(chan struct{}), kept: true}
-	interval := cfg.KeepAlive
-	if interval == 0 {
-		interval = defaultKeepAlive
-	}
-	go c.keepAlive(interval)
-	return c, nil
+	return ssh.ParsePublicKey(rep.HostKey)
 }
 
 // Forget makes the keeper close this connection once the run is done with

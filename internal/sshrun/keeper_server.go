@@ -48,21 +48,11 @@ type keptConn struct {
 // a while, or its socket is removed (the store deleted). It returns nil at
 // once when another keeper holds the socket.
 func ServeKeeper(ctx context.Context, socket string) error {
-	dir := filepath.Dir(socket)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := privateDirOK(dir); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
+	lock, held, err := lockKeeper(socket)
+	if err != nil || !held {
+		return err // no error: another keeper serves this store
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return nil // another keeper serves this store
-	}
 	_ = os.Remove(socket) // a dead keeper's
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
@@ -76,11 +66,7 @@ func ServeKeeper(ctx context.Context, socket string) error {
 	if err != nil {
 		return err
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
+	signer, err := newKeeperHostKey()
 	if err != nil {
 		return err
 	}
@@ -92,6 +78,42 @@ func ServeKeeper(ctx context.Context, socket string) error {
 		ln.Close()
 	}()
 	go k.reap(ctx, cancel, st)
+	return k.accept(ctx, ln)
+}
+
+// lockKeeper takes the socket's lock in its private folder: held is
+// false, with no error, when another keeper holds it.
+func lockKeeper(socket string) (lock *os.File, held bool, err error) {
+	dir := filepath.Dir(socket)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, err
+	}
+	if err := privateDirOK(dir); err != nil {
+		return nil, false, err
+	}
+	lock, err = os.OpenFile(socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, false, nil
+	}
+	return lock, true, nil
+}
+
+// newKeeperHostKey is a host key for the keeper's SSH server, new each
+// run.
+func newKeeperHostKey() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewSignerFromKey(priv)
+}
+
+// accept serves the links of this user's processes until ln is closed.
+func (k *keeper) accept(ctx context.Context, ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -138,17 +160,7 @@ func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.File
 			stop()
 			return
 		}
-		now := time.Now()
-		var drop []*Client
-		k.mu.Lock()
-		for id, kc := range k.conns {
-			if kc.c != nil && kc.users == 0 && (now.Sub(kc.idle) > kc.persist || forgotten(kc.req)) {
-				drop = append(drop, kc.c)
-				delete(k.conns, id)
-			}
-		}
-		empty := len(k.conns) == 0 && k.links == 0 && now.Sub(k.lastSeen) > keeperLinger
-		k.mu.Unlock()
+		drop, empty := k.sweep(time.Now())
 		for _, c := range drop {
 			c.Close()
 		}
@@ -157,6 +169,21 @@ func (k *keeper) reap(ctx context.Context, stop context.CancelFunc, sock os.File
 			return
 		}
 	}
+}
+
+// sweep forgets the connections to drop now (idle past their persist
+// time, or of a forgotten machine) and returns them, to be closed, and
+// whether the keeper has nothing left to keep.
+func (k *keeper) sweep(now time.Time) (drop []*Client, empty bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, kc := range k.conns {
+		if kc.c != nil && kc.users == 0 && (now.Sub(kc.idle) > kc.persist || forgotten(kc.req)) {
+			drop = append(drop, kc.c)
+			delete(k.conns, id)
+		}
+	}
+	return drop, len(k.conns) == 0 && k.links == 0 && now.Sub(k.lastSeen) > keeperLinger
 }
 
 // forgotten tells whether the machine is gone from its store (`machine
@@ -193,59 +220,15 @@ func (k *keeper) serveLink(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer sc.Close()
-	k.mu.Lock()
-	k.links++
-	k.lastSeen = time.Now()
-	k.mu.Unlock()
-	defer func() {
-		k.mu.Lock()
-		k.links--
-		k.lastSeen = time.Now()
-		k.mu.Unlock()
-	}()
-
-	var kc *keptConn
-	for kc == nil {
-		r, ok := <-reqs
-		if !ok {
-			return
-		}
-		switch r.Type {
-		case keepDialRequest:
-			var kr keptRequest
-			var rep keptReply
-			if err := json.Unmarshal(r.Payload, &kr); err != nil {
-				rep.Error = "bad request"
-			} else if kc, err = k.take(ctx, kr); err != nil {
-				rep.Error = err.Error()
-			} else {
-				rep.HostKey = kc.c.hostKey.Marshal()
-			}
-			b, _ := json.Marshal(rep)
-			_ = r.Reply(true, b)
-			if kc == nil {
-				return
-			}
-		default:
-			_ = r.Reply(false, nil)
-		}
+	k.countLink(1)
+	defer k.countLink(-1)
+	kc := k.awaitDial(ctx, reqs)
+	if kc == nil {
+		return
 	}
 	_ = nc.SetDeadline(time.Time{})
 	defer k.release(ctx, kc)
-	go func() {
-		for r := range reqs {
-			if r.Type == keepForgetRequest {
-				k.mu.Lock()
-				kc.renew = true
-				k.mu.Unlock()
-				if k.forget(kc) {
-					k.renew(ctx, kc)
-				}
-			}
-			// keepalive@openssh.com and anything else: this end is alive.
-			_ = r.Reply(r.Type == "keepalive@openssh.com" || r.Type == keepForgetRequest, nil)
-		}
-	}()
+	go k.serveLinkRequests(ctx, kc, reqs)
 	// The machine's connection lost ends the link: the client's sessions
 	// fail as they would on its own connection.
 	linkDone := make(chan struct{})
@@ -260,6 +243,65 @@ func (k *keeper) serveLink(ctx context.Context, nc net.Conn) {
 	}()
 	for nch := range chans {
 		go bridge(nch, kc.c.conn)
+	}
+}
+
+// countLink counts a link opened (1) or closed (-1); either is activity.
+func (k *keeper) countLink(d int) {
+	k.mu.Lock()
+	k.links += d
+	k.lastSeen = time.Now()
+	k.mu.Unlock()
+}
+
+// awaitDial answers the link's requests until its dial request, and
+// returns the kept connection for it; nil when the link ends first or the
+// dial fails (the client has the error).
+func (k *keeper) awaitDial(ctx context.Context, reqs <-chan *ssh.Request) *keptConn {
+	for {
+		r, ok := <-reqs
+		if !ok {
+			return nil
+		}
+		if r.Type != keepDialRequest {
+			_ = r.Reply(false, nil)
+			continue
+		}
+		kc, rep := k.dialRequest(ctx, r.Payload)
+		b, _ := json.Marshal(rep)
+		_ = r.Reply(true, b)
+		return kc
+	}
+}
+
+// dialRequest takes the kept connection a dial request asks for, with the
+// reply: its host key, or the error.
+func (k *keeper) dialRequest(ctx context.Context, payload []byte) (*keptConn, keptReply) {
+	var kr keptRequest
+	if err := json.Unmarshal(payload, &kr); err != nil {
+		return nil, keptReply{Error: "bad request"}
+	}
+	kc, err := k.take(ctx, kr)
+	if err != nil {
+		return nil, keptReply{Error: err.Error()}
+	}
+	return kc, keptReply{HostKey: kc.c.hostKey.Marshal()}
+}
+
+// serveLinkRequests answers the link's requests once it is dialled: a
+// forget request makes a fresh login replace kc once its run is done.
+func (k *keeper) serveLinkRequests(ctx context.Context, kc *keptConn, reqs <-chan *ssh.Request) {
+	for r := range reqs {
+		if r.Type == keepForgetRequest {
+			k.mu.Lock()
+			kc.renew = true
+			k.mu.Unlock()
+			if k.forget(kc) {
+				k.renew(ctx, kc)
+			}
+		}
+		// keepalive@openssh.com and anything else: this end is alive.
+		_ = r.Reply(r.Type == "keepalive@openssh.com" || r.Type == keepForgetRequest, nil)
 	}
 }
 
@@ -390,17 +432,32 @@ const hostKeysCmd = "cat /etc/ssh/ssh_host_*_key.pub"
 // errKeyChecked ends a host key check's handshake before any login.
 var errKeyChecked = errors.New("host key checked")
 
+// rejectAs refuses the client's channel as the machine refused it.
+func rejectAs(nch ssh.NewChannel, err error) {
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		_ = nch.Reject(oce.Reason, oce.Message)
+		return
+	}
+	_ = nch.Reject(ssh.ConnectionFailed, err.Error())
+}
+
+// forwardRequests passes a channel's requests on to the other side's.
+func forwardRequests(reqs <-chan *ssh.Request, to ssh.Channel) {
+	for r := range reqs {
+		ok, _ := to.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			_ = r.Reply(ok, nil)
+		}
+	}
+}
+
 // bridge opens nch's channel on the machine's connection and carries its
 // data and requests both ways until both ends have closed.
 func bridge(nch ssh.NewChannel, up *ssh.Client) {
 	uch, ureqs, err := up.OpenChannel(nch.ChannelType(), nch.ExtraData())
 	if err != nil {
-		var oce *ssh.OpenChannelError
-		if errors.As(err, &oce) {
-			_ = nch.Reject(oce.Reason, oce.Message)
-		} else {
-			_ = nch.Reject(ssh.ConnectionFailed, err.Error())
-		}
+		rejectAs(nch, err)
 		return
 	}
 	cch, creqs, err := nch.Accept()
@@ -424,20 +481,10 @@ func bridge(nch ssh.NewChannel, up *ssh.Client) {
 	}()
 	go func() { // exit-status and the like, before the close
 		defer out.Done()
-		for r := range ureqs {
-			ok, _ := cch.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				_ = r.Reply(ok, nil)
-			}
-		}
+		forwardRequests(ureqs, cch)
 	}()
 	go func() {
-		for r := range creqs {
-			ok, _ := uch.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				_ = r.Reply(ok, nil)
-			}
-		}
+		forwardRequests(creqs, uch)
 		// The client closed its channel (a cancelled command).
 		uch.Close()
 	}()

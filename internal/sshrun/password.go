@@ -148,42 +148,52 @@ func (c *Client) checkSudo(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, sudoCheckTimeout)
 	defer cancel()
-	// Passwordless sudo needs no password: then none is sent, since the
-	// line would reach the command's stdin instead. With requiretty the
-	// same question is asked again on a pty, as provisioning does.
-	_, err := c.run(ctx, "sudo -n true", nil, false, false)
-	if err == nil {
+	if c.sudoWithoutPassword(ctx) {
 		return nil
 	}
-	if sudoWantsTTY(err, "must have a tty") {
-		c.SetSudoTTY(true)
-		if _, err = c.run(ctx, "sudo -n true", nil, false, true); err == nil {
-			return nil
-		}
-	}
-	c.sudoPW.Store(true)
-	_, err = c.run(ctx, sudoStdin+"true", nil, false, c.wantPTY())
+	err := c.trySudoPassword(ctx)
 	if err == nil {
 		return nil
-	}
-	var re *RunError
-	if !c.wantPTY() && sudoWantsTTY(err, "must have a tty", "no tty present", "a terminal is required") {
-		// The pty takes the password the same way.
-		c.SetSudoTTY(true)
-		if _, err = c.run(ctx, sudoStdin+"true", nil, false, true); err == nil {
-			return nil
-		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("on %s: sudo did not answer within %s after the password was given: %w", c.cfg.Host, sudoCheckTimeout, err)
 	}
-	if errors.As(err, &re) {
-		out := re.Stderr
-		if wrongSudoPassword(out) {
-			return &SudoError{Host: c.cfg.Host, User: c.cfg.User, WrongPassword: true, Err: re}
-		}
+	var re *RunError
+	if errors.As(err, &re) && wrongSudoPassword(re.Stderr) {
+		return &SudoError{Host: c.cfg.Host, User: c.cfg.User, WrongPassword: true, Err: re}
 	}
 	return c.sudoError(err)
+}
+
+// sudoWithoutPassword tells passwordless sudo, which needs no password:
+// then none is sent, since the line would reach the command's stdin
+// instead. With requiretty the same question is asked again on a pty, as
+// provisioning does.
+func (c *Client) sudoWithoutPassword(ctx context.Context) bool {
+	_, err := c.run(ctx, "sudo -n true", nil, false, false)
+	if err == nil {
+		return true
+	}
+	if sudoWantsTTY(err, "must have a tty") {
+		c.SetSudoTTY(true)
+		_, err = c.run(ctx, "sudo -n true", nil, false, true)
+	}
+	return err == nil
+}
+
+// trySudoPassword runs sudo with the password once, on a pty when sudo
+// wants a terminal (the pty takes the password the same way).
+func (c *Client) trySudoPassword(ctx context.Context) error {
+	c.sudoPW.Store(true)
+	_, err := c.run(ctx, sudoStdin+"true", nil, false, c.wantPTY())
+	if err == nil {
+		return nil
+	}
+	if !c.wantPTY() && sudoWantsTTY(err, "must have a tty", "no tty present", "a terminal is required") {
+		c.SetSudoTTY(true)
+		_, err = c.run(ctx, sudoStdin+"true", nil, false, true)
+	}
+	return err
 }
 
 // sudoWantsTTY tells sudo refusing without a terminal, in one of the

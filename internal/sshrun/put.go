@@ -27,20 +27,31 @@ func PutFile(sc *sftp.Client, dst string, r io.Reader, mode fs.FileMode) error {
 	case err == nil && st.IsDir():
 		return fmt.Errorf("remote %s is a folder", dst)
 	case err == nil:
-		// Closed to others, its owner's bits kept: a read-only file stays
-		// one (and the write fails, as scp's would).
-		if own := st.Mode().Perm() & 0o700; own != st.Mode().Perm() {
-			if err := sc.Chmod(dst, own); err != nil {
-				return fmt.Errorf("remote %s: close it to others before writing: %w", dst, err)
-			}
-		}
-		if err := writeAll(sc, dst, os.O_WRONLY|os.O_TRUNC, r); err != nil {
-			return err
-		}
-		return sc.Chmod(dst, mode.Perm())
+		return rewriteFile(sc, dst, st.Mode().Perm(), r, mode)
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("remote %s: %w", dst, err)
 	}
+	return putNewFile(sc, dst, r, mode)
+}
+
+// rewriteFile rewrites the existing dst (mode perm) in place once it is
+// closed to others, its owner's bits kept: a read-only file stays one
+// (and the write fails, as scp's would).
+func rewriteFile(sc *sftp.Client, dst string, perm fs.FileMode, r io.Reader, mode fs.FileMode) error {
+	if own := perm & 0o700; own != perm {
+		if err := sc.Chmod(dst, own); err != nil {
+			return fmt.Errorf("remote %s: close it to others before writing: %w", dst, err)
+		}
+	}
+	if err := writeAll(sc, dst, os.O_WRONLY|os.O_TRUNC, r); err != nil {
+		return err
+	}
+	return sc.Chmod(dst, mode.Perm())
+}
+
+// putNewFile writes a new dst in a fresh 0700 folder next to it, gives it
+// mode and renames it into place.
+func putNewFile(sc *sftp.Client, dst string, r io.Reader, mode fs.FileMode) error {
 	var name [12]byte
 	if _, err := rand.Read(name[:]); err != nil {
 		return err

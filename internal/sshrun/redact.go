@@ -117,22 +117,35 @@ func bounded(s string, i, j int) bool {
 // standalone: s[i:j] stands as a value: alone on its line, in quotes,
 // after "=", or after ":" at the end of its line.
 func standalone(s string, i, j int) bool {
-	before := s[strings.LastIndexByte(s[:i], '\n')+1 : i]
-	after := s[j:]
+	before, after := lineAround(s, i, j)
+	lead := strings.TrimRight(before, " \t")
+	if strings.TrimRight(after, " \t\r") == "" && (lead == "" || strings.HasSuffix(lead, ":")) {
+		return true
+	}
+	if quoted(before, after) {
+		return true
+	}
+	if strings.HasSuffix(lead, "=") || strings.HasSuffix(lead, `="`) || strings.HasSuffix(lead, "='") {
+		return after == "" || !wordByte(after[0])
+	}
+	return false
+}
+
+// lineAround is the text of s[i:j]'s line before and after it.
+func lineAround(s string, i, j int) (before, after string) {
+	before = s[strings.LastIndexByte(s[:i], '\n')+1 : i]
+	after = s[j:]
 	if k := strings.IndexByte(after, '\n'); k >= 0 {
 		after = after[:k]
 	}
-	lead := strings.TrimRight(before, " \t")
-	restEmpty := strings.TrimRight(after, " \t\r") == ""
-	switch {
-	case lead == "" && restEmpty:
-		return true
-	case before != "" && after != "" && (before[len(before)-1] == '\'' || before[len(before)-1] == '"') && after[0] == before[len(before)-1]:
-		return true
-	case strings.HasSuffix(lead, "=") || strings.HasSuffix(lead, `="`) || strings.HasSuffix(lead, "='"):
-		return after == "" || !wordByte(after[0])
-	case strings.HasSuffix(lead, ":") && restEmpty:
-		return true
+	return before, after
+}
+
+// quoted: the text between before and after is in matching quotes.
+func quoted(before, after string) bool {
+	if before == "" || after == "" {
+		return false
 	}
-	return false
+	q := before[len(before)-1]
+	return (q == '\'' || q == '"') && after[0] == q
 }

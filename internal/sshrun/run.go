@@ -186,8 +186,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	sess.Stdout, sess.Stderr = &stdout, &stderr
 	in := c.setInput(sess, cmd, stdin)
 	if pty {
-		modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ONLCR: 0, ssh.OPOST: 0}
-		if err := sess.RequestPty("dumb", 0, 0, modes); err != nil {
+		if err := requestQuietPTY(sess); err != nil {
 			return res, fmt.Errorf("on %s: command %q: request a pty for sudo: %w", c.cfg.Host, c.redact(cmd), err)
 		}
 	}
@@ -203,14 +202,25 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, hideStdou
 	case waitErr = <-done:
 	case <-ctx.Done():
 		stopSession(sess, done)
-		res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-		res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
+		res.collect(&stdout, &stderr)
 		c.record(cmd, in, hideStdout, res, "cancelled: "+ctx.Err().Error(), time.Since(start))
 		return res, fmt.Errorf("on %s: command %q: %w", c.cfg.Host, c.redact(cmd), ctx.Err())
 	}
+	res.collect(&stdout, &stderr)
+	return c.finish(cmd, in, hideStdout, pty, res, waitErr, start)
+}
+
+// requestQuietPTY asks for a pty that echoes nothing and translates no
+// newlines.
+func requestQuietPTY(sess *ssh.Session) error {
+	modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ONLCR: 0, ssh.OPOST: 0}
+	return sess.RequestPty("dumb", 0, 0, modes)
+}
+
+// collect takes the command's output, and whether any was cut.
+func (res *Result) collect(stdout, stderr *lockedBuffer) {
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	res.Truncated = stdout.Cut() > 0 || stderr.Cut() > 0
-	return c.finish(cmd, in, hideStdout, pty, res, waitErr, start)
 }
 
 // setInput gives the session its stdin, counted for the transcript, with

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 )
 
@@ -38,28 +39,8 @@ func (e *socksError) Error() string { return e.msg }
 // greeting itself is not SOCKS5 (nothing is answered then but a close).
 // The greeting's answer is written to w.
 func readSocksRequest(r *bufio.Reader, w io.Writer) (string, error) {
-	var hello [2]byte
-	if _, err := io.ReadFull(r, hello[:]); err != nil {
+	if err := socksGreeting(r, w); err != nil {
 		return "", err
-	}
-	if hello[0] != socksVersion {
-		return "", fmt.Errorf("not SOCKS5 (version %d)", hello[0])
-	}
-	methods := make([]byte, hello[1])
-	if _, err := io.ReadFull(r, methods); err != nil {
-		return "", err
-	}
-	method := byte(socksNoMethods)
-	for _, m := range methods {
-		if m == socksNoAuth {
-			method = socksNoAuth
-		}
-	}
-	if _, err := w.Write([]byte{socksVersion, method}); err != nil {
-		return "", err
-	}
-	if method != socksNoAuth {
-		return "", errors.New("the client offers no method without authentication")
 	}
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
@@ -82,6 +63,33 @@ func readSocksRequest(r *bufio.Reader, w io.Writer) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(port[:])))), nil
 }
 
+// socksGreeting reads the client's greeting and answers it: no
+// authentication, the one method taken.
+func socksGreeting(r *bufio.Reader, w io.Writer) error {
+	var hello [2]byte
+	if _, err := io.ReadFull(r, hello[:]); err != nil {
+		return err
+	}
+	if hello[0] != socksVersion {
+		return fmt.Errorf("not SOCKS5 (version %d)", hello[0])
+	}
+	methods := make([]byte, hello[1])
+	if _, err := io.ReadFull(r, methods); err != nil {
+		return err
+	}
+	method := byte(socksNoMethods)
+	if slices.Contains(methods, socksNoAuth) {
+		method = socksNoAuth
+	}
+	if _, err := w.Write([]byte{socksVersion, method}); err != nil {
+		return err
+	}
+	if method != socksNoAuth {
+		return errors.New("the client offers no method without authentication")
+	}
+	return nil
+}
+
 func readSocksAddr(r *bufio.Reader, atyp byte) (string, error) {
 	switch atyp {
 	case 1, 4:
@@ -91,23 +99,28 @@ func readSocksAddr(r *bufio.Reader, atyp byte) (string, error) {
 		}
 		return net.IP(ip).String(), nil
 	case 3:
-		n, err := r.ReadByte()
-		if err != nil {
-			return "", err
-		}
-		name := make([]byte, n)
-		if _, err := io.ReadFull(r, name); err != nil {
-			return "", err
-		}
-		if n == 0 {
-			return "", &socksError{socksBadAddr, "empty host name"}
-		}
-		if !validSocksName(string(name)) {
-			return "", &socksError{socksBadAddr, fmt.Sprintf("host name %q", name)}
-		}
-		return string(name), nil
+		return readSocksName(r)
 	}
 	return "", &socksError{socksBadAddr, fmt.Sprintf("address type %d", atyp)}
+}
+
+// readSocksName reads a host name: its length, then its bytes.
+func readSocksName(r *bufio.Reader) (string, error) {
+	n, err := r.ReadByte()
+	if err != nil {
+		return "", err
+	}
+	name := make([]byte, n)
+	if _, err := io.ReadFull(r, name); err != nil {
+		return "", err
+	}
+	if n == 0 {
+		return "", &socksError{socksBadAddr, "empty host name"}
+	}
+	if !validSocksName(string(name)) {
+		return "", &socksError{socksBadAddr, fmt.Sprintf("host name %q", name)}
+	}
+	return string(name), nil
 }
 
 // validSocksName accepts a DNS name or an IP literal: anything else

@@ -371,29 +371,44 @@ func (s *Store) lockFile(ctx context.Context, file, what string) (unlock func(),
 		return nil, err
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
+		locked, err := tryFlock(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", what, err)
+		}
+		if locked {
 			// Who holds it, for the error of the next one who waits.
 			if f.Truncate(0) == nil {
 				_, _ = f.WriteAt([]byte(holder()), 0)
 			}
 			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", what, err)
-		}
 		select {
 		case <-ctx.Done():
-			by := "another shoal process"
-			if b, rerr := os.ReadFile(path); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
-				by = string(bytes.TrimSpace(b))
-			}
+			by := lockHolder(path)
 			f.Close()
 			return nil, fmt.Errorf("%s is locked by %s; try again when it is done: %w", what, by, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// tryFlock takes f's lock if it is free: false, with no error, when
+// another holds it.
+func tryFlock(f *os.File) (bool, error) {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// lockHolder is who the lock file at path says holds it.
+func lockHolder(path string) string {
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b))
+	}
+	return "another shoal process"
 }
 
 // holder describes this process for a lock file: its pid and program, not

@@ -34,33 +34,46 @@ func clean(s string, line bool) string {
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			b.WriteRune(utf8.RuneError)
-			i += n
+		if next, ok := skipControl(s, i+n, r); ok {
+			i = next
 			continue
-		case r == esc:
-			i = skipEscape(s, i+n)
-			continue
-		case r == 0x9b: // CSI
-			i = skipCSI(s, i+n)
-			continue
-		case r == 0x90 || r == 0x98 || r == 0x9d || r == 0x9e || r == 0x9f: // DCS SOS OSC PM APC
-			i = skipString(s, i+n)
-			continue
-		case r == '\t' || r == '\n':
-			if line {
-				r = ' '
-			}
-			b.WriteRune(r)
-		case r < 0x20 || r >= 0x7f && r < 0xa0 || isBidi(r):
-			// dropped
-		default:
-			b.WriteRune(r)
 		}
+		writeClean(&b, r, n, line)
 		i += n
 	}
 	return b.String()
+}
+
+// skipControl returns the index after the escape sequence or control
+// string that r, ending just before i, starts; false when r starts none.
+func skipControl(s string, i int, r rune) (int, bool) {
+	switch {
+	case r == esc:
+		return skipEscape(s, i), true
+	case r == 0x9b: // CSI
+		return skipCSI(s, i), true
+	case r == 0x90 || r == 0x98 || r == 0x9d || r == 0x9e || r == 0x9f: // DCS SOS OSC PM APC
+		return skipString(s, i), true
+	}
+	return i, false
+}
+
+// writeClean writes r (n bytes of the input) as clean does: invalid UTF-8
+// as U+FFFD, tabs and newlines (as spaces for a line), no other control.
+func writeClean(b *strings.Builder, r rune, n int, line bool) {
+	switch {
+	case r == utf8.RuneError && n <= 1:
+		b.WriteRune(utf8.RuneError)
+	case r == '\t' || r == '\n':
+		if line {
+			r = ' '
+		}
+		b.WriteRune(r)
+	case r < 0x20 || r >= 0x7f && r < 0xa0 || isBidi(r):
+		// dropped
+	default:
+		b.WriteRune(r)
+	}
 }
 
 // isPlain tells whether s needs no change (the common case: no copy).

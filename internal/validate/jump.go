@@ -66,25 +66,9 @@ func parseHop(s string) (Hop, error) {
 			return h, err
 		}
 	}
-	host, port := rest, ""
-	switch {
-	case strings.HasPrefix(rest, "["):
-		end := strings.Index(rest, "]")
-		if end < 0 {
-			return h, fmt.Errorf("%q: missing ]", s)
-		}
-		host = rest[1:end]
-		if tail := rest[end+1:]; tail != "" {
-			if !strings.HasPrefix(tail, ":") {
-				return h, fmt.Errorf("%q: want [address]:port", s)
-			}
-			port = tail[1:]
-		}
-		if net.ParseIP(host) == nil {
-			return h, fmt.Errorf("%q: only an IPv6 address goes in brackets", s)
-		}
-	case strings.Count(rest, ":") == 1:
-		host, port, _ = strings.Cut(rest, ":")
+	host, port, err := splitHop(s, rest)
+	if err != nil {
+		return h, err
 	}
 	if err := Host(host); err != nil {
 		return h, err
@@ -98,4 +82,31 @@ func parseHop(s string) (Hop, error) {
 		h.Port = n
 	}
 	return h, nil
+}
+
+// splitHop splits the hop s's host[:port] (rest, after any user) into
+// host and port; an IPv6 address is in brackets.
+func splitHop(s, rest string) (host, port string, err error) {
+	if !strings.HasPrefix(rest, "[") {
+		if strings.Count(rest, ":") == 1 {
+			host, port, _ = strings.Cut(rest, ":")
+			return host, port, nil
+		}
+		return rest, "", nil
+	}
+	end := strings.Index(rest, "]")
+	if end < 0 {
+		return "", "", fmt.Errorf("%q: missing ]", s)
+	}
+	host = rest[1:end]
+	if tail := rest[end+1:]; tail != "" {
+		if !strings.HasPrefix(tail, ":") {
+			return "", "", fmt.Errorf("%q: want [address]:port", s)
+		}
+		port = tail[1:]
+	}
+	if net.ParseIP(host) == nil {
+		return "", "", fmt.Errorf("%q: only an IPv6 address goes in brackets", s)
+	}
+	return host, port, nil
 }

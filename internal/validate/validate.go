@@ -203,50 +203,42 @@ var pathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~%/-]*)?$`)
 // URL checks an absolute http or https URL with a plain host, an optional
 // port and a plain path: no user, query or fragment.
 func URL(s string) error {
-	bad := func(why string) error {
+	if why := urlProblem(s); why != "" {
 		return fmt.Errorf("%q is not a plain http(s) URL (like https://mirror.example.com/path): %s", s, why)
 	}
+	return nil
+}
+
+// urlProblem says what URL refuses in s, "" for nothing.
+func urlProblem(s string) string {
 	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
-		return bad("spaces, control or non-ASCII characters")
+		return "spaces, control or non-ASCII characters"
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return bad("it does not parse")
+		return "it does not parse"
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return bad("the scheme must be http or https")
+		return "the scheme must be http or https"
 	}
 	if u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#@") {
-		return bad("no user, query or fragment")
+		return "no user, query or fragment"
 	}
 	if err := hostPort(u.Host); err != nil {
-		return bad(err.Error())
+		return err.Error()
 	}
 	if !pathRE.MatchString(u.EscapedPath()) || !pathRE.MatchString(u.Path) {
-		return bad("the path may hold letters, digits and . _ ~ % / - only")
+		return "the path may hold letters, digits and . _ ~ % / - only"
 	}
-	return nil
+	return ""
 }
 
 // hostPort checks host or host:port, the host an IP address (IPv6 in
 // brackets) or a DNS name.
 func hostPort(s string) error {
-	if s == "" {
-		return fmt.Errorf("no host")
-	}
-	host, port := s, ""
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		host, port = h, p
-		if port == "" {
-			return fmt.Errorf("an empty port")
-		}
-	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		host = s[1 : len(s)-1]
-		if net.ParseIP(host) == nil || !strings.Contains(host, ":") {
-			return fmt.Errorf("%q is not an IPv6 address", host)
-		}
-	} else if strings.Contains(s, ":") {
-		return fmt.Errorf("%q: want host or host:port", s)
+	host, port, err := splitHostPort(s)
+	if err != nil {
+		return err
 	}
 	if port != "" {
 		n, err := strconv.Atoi(port)
@@ -254,12 +246,35 @@ func hostPort(s string) error {
 			return fmt.Errorf("%q is not a port", port)
 		}
 	}
-	if net.ParseIP(host) == nil {
-		if err := DNSName(host); err != nil {
-			return fmt.Errorf("%q is neither an IP address nor a host name", host)
-		}
+	if net.ParseIP(host) == nil && DNSName(host) != nil {
+		return fmt.Errorf("%q is neither an IP address nor a host name", host)
 	}
 	return nil
+}
+
+// splitHostPort splits host:port, [IPv6]:port, [IPv6] or host; the port
+// is "" when there is none.
+func splitHostPort(s string) (host, port string, err error) {
+	if s == "" {
+		return "", "", fmt.Errorf("no host")
+	}
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if p == "" {
+			return "", "", fmt.Errorf("an empty port")
+		}
+		return h, p, nil
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+		if net.ParseIP(host) == nil || !strings.Contains(host, ":") {
+			return "", "", fmt.Errorf("%q is not an IPv6 address", host)
+		}
+		return host, "", nil
+	}
+	if strings.Contains(s, ":") {
+		return "", "", fmt.Errorf("%q: want host or host:port", s)
+	}
+	return s, "", nil
 }
 
 // InsecureRegistry checks an entry of daemon.json's insecure-registries:

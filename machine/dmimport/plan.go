@@ -1,6 +1,7 @@
 package dmimport
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ func PlanStore(root string, only []string, inShoal func(string) bool) ([]Plan, e
 	if err != nil {
 		return nil, fmt.Errorf("docker-machine store %s: %w", root, err)
 	}
+	return planEntries(dir, entries, only, inShoal), nil
+}
+
+// planEntries plans the store's machines (only those named, if any); a
+// name asked for that is not there is a plan that says so.
+func planEntries(dir string, entries []os.DirEntry, only []string, inShoal func(string) bool) []Plan {
 	want := map[string]bool{}
 	for _, n := range only {
 		want[n] = true
@@ -42,7 +49,7 @@ func PlanStore(root string, only []string, inShoal func(string) bool) ([]Plan, e
 		plans = append(plans, Plan{Name: n, Reason: "not in the docker-machine store"})
 	}
 	sort.Slice(plans, func(i, j int) bool { return plans[i].Name < plans[j].Name })
-	return plans, nil
+	return plans
 }
 
 // maxDMFile bounds a certificate or key read from a docker-machine store.
@@ -90,13 +97,22 @@ func checkDMHost(dir, name string, h dmMachine, inShoal func(string) bool) strin
 	if inShoal(name) {
 		return "shoal's store already has a machine of that name"
 	}
+	if why := missingCerts(dir); why != "" {
+		return why
+	}
+	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
+		return "its engine does not verify TLS clients"
+	}
+	return ""
+}
+
+// missingCerts says which of the engine's client certificate files dir
+// lacks ("" when it has them all).
+func missingCerts(dir string) string {
 	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
 		if err := regularFile(filepath.Join(dir, f)); err != nil {
 			return "no " + f + " (the client certificate for its engine): " + err.Error()
 		}
-	}
-	if h.HostOptions != nil && h.HostOptions.EngineOptions != nil && !h.HostOptions.EngineOptions.TLSVerify {
-		return "its engine does not verify TLS clients"
 	}
 	return ""
 }
@@ -147,15 +163,9 @@ func planGeneric(p *Plan, dir string, raw json.RawMessage) {
 		}
 	}
 	p.Driver, p.Host, p.User, p.Port, p.EnginePort, p.Address = "ssh", d.IPAddress, d.SSHUser, d.SSHPort, d.EnginePort, d.IPAddress
-	if p.Port == 0 {
-		p.Port = 22
-	}
-	if p.User == "" {
-		p.User = "root"
-	}
-	if p.EnginePort == 0 {
-		p.EnginePort = 2376
-	}
+	p.Port = cmp.Or(p.Port, 22)
+	p.User = cmp.Or(p.User, "root")
+	p.EnginePort = cmp.Or(p.EnginePort, 2376)
 	// docker-machine copies the user's key to the machine's id_rsa.
 	p.KeyPath, p.KeyOutside = pickKey(dir, []string{d.SSHKeyPath, filepath.Join(dir, "id_rsa"), d.SSHKey})
 	if p.Host == "" {
@@ -170,9 +180,7 @@ func planVirtualBox(p *Plan, dir string, raw json.RawMessage) {
 	}
 	// SSH goes through VirtualBox's NAT forward on this computer.
 	p.Driver, p.Host, p.Port, p.User, p.Address, p.EnginePort, p.VirtualBox = "virtualbox", "127.0.0.1", d.SSHPort, d.SSHUser, d.IPAddress, 2376, &d
-	if p.User == "" {
-		p.User = "docker"
-	}
+	p.User = cmp.Or(p.User, "docker")
 	// The VM's key is the machine's id_rsa, and nothing else.
 	key, outside := pickKey(dir, []string{filepath.Join(dir, "id_rsa")})
 	switch {
@@ -218,9 +226,7 @@ func pickKey(dir string, candidates []string) (key string, outside bool) {
 		if within(rdir, rk) {
 			return rk, false
 		}
-		if key == "" {
-			key = rk
-		}
+		key = cmp.Or(key, rk)
 	}
 	return key, key != ""
 }

@@ -3,6 +3,7 @@ package osfamily
 import (
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -35,52 +36,74 @@ func (d Debian) InstallDocker(os OS, source string, in Install, _ func(string) b
 	}
 	switch source {
 	case "distro":
-		pkg := "docker.io"
-		if in.Version != "" {
-			pkg += "=" + in.Version + "*"
-		}
-		if in.RepoURL != "" {
-			return d.fromAptRepo(os, pkg, in)
-		}
-		// Try the package lists the host has first: an offline host with a
-		// warm cache still installs, and an update costs seconds otherwise.
-		return []string{d.InstallPackages(pkg)}, nil
+		return d.distroInstall(os, in)
 	case "repo":
-		repo, err := repoRoot(in)
-		if err != nil {
-			return nil, err
-		}
-		distro := "debian"
-		if os.ID == "ubuntu" || contains(os.IDLike, "ubuntu") {
-			distro = "ubuntu"
-		}
-		codename := os.VersionCodename
-		if distro == "ubuntu" && os.UbuntuCodename != "" {
-			codename = os.UbuntuCodename
-		}
-		if codename == "" {
-			return nil, fmt.Errorf("%s: /etc/os-release has no VERSION_CODENAME, needed for the docker-ce apt repository", os.PrettyName)
-		}
-		if !codenameRE.MatchString(codename) {
-			return nil, fmt.Errorf("%s: /etc/os-release's codename %q is not a suite name", os.PrettyName, codename)
-		}
-		pkgs := "docker-ce docker-ce-cli containerd.io"
-		if in.Version != "" {
-			// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
-			// quoted so that the shell leaves the * to apt.
-			pkgs = fmt.Sprintf("%s %s containerd.io", shell.Word("docker-ce=5:"+in.Version+"*"), shell.Word("docker-ce-cli=5:"+in.Version+"*"))
-		}
-		return []string{
-			aptEnv + "command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",
-			"install -m 0755 -d /etc/apt/keyrings",
-			fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shell.Word(repo+"/linux/"+distro+"/gpg")),
-			// The architecture is the host's own; the rest is one quoted word.
-			`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] "` + shell.Quote(repo+"/linux/"+distro+" "+codename+" stable") + ` > /etc/apt/sources.list.d/docker.list`,
-			aptEnv + "apt-get update -q",
-			aptEnv + "apt-get install -y -q " + pkgs,
-		}, nil
+		return dockerRepoInstall(os, in)
 	}
 	return nil, fmt.Errorf("unknown install source %q", source)
+}
+
+// distroInstall installs the distribution's docker.io, from repo_url when
+// given.
+func (d Debian) distroInstall(os OS, in Install) ([]string, error) {
+	pkg := "docker.io"
+	if in.Version != "" {
+		pkg += "=" + in.Version + "*"
+	}
+	if in.RepoURL != "" {
+		return d.fromAptRepo(os, pkg, in)
+	}
+	// Try the package lists the host has first: an offline host with a
+	// warm cache still installs, and an update costs seconds otherwise.
+	return []string{d.InstallPackages(pkg)}, nil
+}
+
+// dockerRepoInstall adds Docker's apt repository (or a mirror of it) and
+// installs docker-ce from it.
+func dockerRepoInstall(os OS, in Install) ([]string, error) {
+	repo, err := repoRoot(in)
+	if err != nil {
+		return nil, err
+	}
+	distro, codename, err := dockerAptSuite(os)
+	if err != nil {
+		return nil, err
+	}
+	pkgs := "docker-ce docker-ce-cli containerd.io"
+	if in.Version != "" {
+		// docker-ce versions look like 5:24.0.9-1~debian.12~bookworm;
+		// quoted so that the shell leaves the * to apt.
+		pkgs = fmt.Sprintf("%s %s containerd.io", shell.Word("docker-ce=5:"+in.Version+"*"), shell.Word("docker-ce-cli=5:"+in.Version+"*"))
+	}
+	return []string{
+		aptEnv + "command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }",
+		"install -m 0755 -d /etc/apt/keyrings",
+		fmt.Sprintf("curl -fsSL %s -o /etc/apt/keyrings/docker.asc && chmod a+r /etc/apt/keyrings/docker.asc", shell.Word(repo+"/linux/"+distro+"/gpg")),
+		// The architecture is the host's own; the rest is one quoted word.
+		`echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] "` + shell.Quote(repo+"/linux/"+distro+" "+codename+" stable") + ` > /etc/apt/sources.list.d/docker.list`,
+		aptEnv + "apt-get update -q",
+		aptEnv + "apt-get install -y -q " + pkgs,
+	}, nil
+}
+
+// dockerAptSuite is the directory (debian or ubuntu) and suite of Docker's
+// apt repository for os: Ubuntu's derivatives use Ubuntu's codename.
+func dockerAptSuite(os OS) (distro, codename string, err error) {
+	distro = "debian"
+	if os.ID == "ubuntu" || contains(os.IDLike, "ubuntu") {
+		distro = "ubuntu"
+	}
+	codename = os.VersionCodename
+	if distro == "ubuntu" && os.UbuntuCodename != "" {
+		codename = os.UbuntuCodename
+	}
+	if codename == "" {
+		return "", "", fmt.Errorf("%s: /etc/os-release has no VERSION_CODENAME, needed for the docker-ce apt repository", os.PrettyName)
+	}
+	if !codenameRE.MatchString(codename) {
+		return "", "", fmt.Errorf("%s: /etc/os-release's codename %q is not a suite name", os.PrettyName, codename)
+	}
+	return distro, codename, nil
 }
 
 // aptListFile holds the apt repository of repo_url for the distribution's
@@ -115,11 +138,4 @@ func (Debian) fromAptRepo(os OS, pkg string, in Install) ([]string, error) {
 // codenameRE is an apt suite name: it goes into sources.list as one word.
 var codenameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

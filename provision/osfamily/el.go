@@ -7,8 +7,10 @@ package osfamily
 // is a pure function of the facts; provisioning only acts on the answer.
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -52,56 +54,67 @@ type RepoDir struct {
 // ParseRepoFiles reads the probe's listing: the files present and the
 // repositories the *.repo files define.
 func ParseRepoFiles(text string) RepoDir {
-	d := RepoDir{Text: map[string]string{}}
-	var files []string
-	var repos []Repo
-	var cur *Repo
-	file := ""
-	flush := func() {
-		if cur != nil {
-			repos = append(repos, *cur)
-			cur = nil
-		}
-	}
+	p := repoParser{d: RepoDir{Text: map[string]string{}}}
 	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimRight(line, "\r")
-		if f, ok := strings.CutPrefix(line, RepoFileMarker); ok {
-			flush()
-			file = f
-			files = append(files, f)
-			continue
-		}
-		if file != "" {
-			d.Text[file] += line + "\n"
-		}
-		t := strings.TrimSpace(line)
-		// Text before the first file marker belongs to no file.
-		if file == "" || t == "" || t[0] == '#' || t[0] == ';' {
-			continue
-		}
-		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
-			flush()
-			// dnf and yum default enabled to 1.
-			cur = &Repo{File: file, ID: strings.TrimSpace(t[1 : len(t)-1]), Enabled: true}
-			continue
-		}
-		k, v, ok := strings.Cut(t, "=")
-		if !ok || cur == nil {
-			continue
-		}
-		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
-		switch k {
-		case "enabled":
-			cur.Enabled = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
-		case "baseurl", "mirrorlist", "metalink":
-			if f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }); len(f) > 0 {
-				cur.URLs = append(cur.URLs, f[0])
-			}
+		p.line(strings.TrimRight(line, "\r"))
+	}
+	p.flush()
+	return p.d
+}
+
+// repoParser is ParseRepoFiles's state: the file it is in and the
+// repository section being read.
+type repoParser struct {
+	d    RepoDir
+	cur  *Repo
+	file string
+}
+
+// flush ends the section being read.
+func (p *repoParser) flush() {
+	if p.cur != nil {
+		p.d.Repos = append(p.d.Repos, *p.cur)
+		p.cur = nil
+	}
+}
+
+func (p *repoParser) line(line string) {
+	if f, ok := strings.CutPrefix(line, RepoFileMarker); ok {
+		p.flush()
+		p.file = f
+		p.d.Files = append(p.d.Files, f)
+		return
+	}
+	if p.file != "" {
+		p.d.Text[p.file] += line + "\n"
+	}
+	t := strings.TrimSpace(line)
+	// Text before the first file marker belongs to no file.
+	if p.file == "" || t == "" || t[0] == '#' || t[0] == ';' {
+		return
+	}
+	if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+		p.flush()
+		// dnf and yum default enabled to 1.
+		p.cur = &Repo{File: p.file, ID: strings.TrimSpace(t[1 : len(t)-1]), Enabled: true}
+		return
+	}
+	if k, v, ok := strings.Cut(t, "="); ok && p.cur != nil {
+		p.cur.set(strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v))
+	}
+}
+
+// set reads the section's key k (lower case) the plan needs: enabled and
+// the URLs.
+func (r *Repo) set(k, v string) {
+	switch k {
+	case "enabled":
+		r.Enabled = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	case "baseurl", "mirrorlist", "metalink":
+		if f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }); len(f) > 0 {
+			r.URLs = append(r.URLs, f[0])
 		}
 	}
-	flush()
-	d.Files, d.Repos = files, repos
-	return d
 }
 
 // ParseReach reads the probe's "HOST CODE" lines: code 000 (curl's word for
@@ -221,37 +234,54 @@ func IsDockerRepo(r Repo) bool { return strings.HasPrefix(r.ID, "docker-ce") }
 // answers (a host missing from it is taken to answer).
 func PlanOSRepos(os OS, dir RepoDir, reach map[string]bool, mirror string, needPackages bool) (OSRepoPlan, error) {
 	var plan OSRepoPlan
-	repos := dir.Repos
 	name := displayName(os)
 	eol, isEOL := EOL(os)
-	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
-		return plan, fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
-	}
-	if mirror != "" && !isEOL {
-		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
-		mirror = ""
+	mirror, err := plan.useMirror(mirror, name, isEOL)
+	if err != nil {
+		return plan, err
 	}
 	dead := deadRepo(reach, isEOL)
 	aside := map[string]bool{}
 	if mirror != "" {
-		var err error
 		if aside, err = plan.mirror(dir, eol, mirror, dead); err != nil {
 			return plan, err
 		}
 	}
-	var deadRepos []Repo
-	for _, r := range repos {
-		if r.Enabled && !IsDockerRepo(r) && (mirror == "" || r.File != MirrorRepoFile && !aside[r.File]) && dead(r) {
-			deadRepos = append(deadRepos, r)
-		}
-	}
+	deadRepos := deadOSRepos(dir.Repos, dead, func(r Repo) bool {
+		return mirror != "" && (r.File == MirrorRepoFile || aside[r.File])
+	})
 	if !needPackages || len(deadRepos) == 0 {
-		if needPackages && os.ID == "rhel" && !anyEnabled(repos) {
+		if needPackages && os.ID == "rhel" && !anyEnabled(dir.Repos) {
 			return plan, fmt.Errorf("%s has no enabled repositories (is it registered? `subscription-manager register`, then `subscription-manager attach --auto` on older releases): container-selinux and Docker's dependencies come from them", name)
 		}
 		return plan, nil
 	}
 	return plan, deadReposError(deadRepos, eol, isEOL)
+}
+
+// useMirror checks os_mirror and returns the mirror to use: none (with a
+// note) for a release that is not an end-of-life CentOS.
+func (plan *OSRepoPlan) useMirror(mirror, name string, isEOL bool) (string, error) {
+	if mirror != "" && validate.RepoURL(strings.TrimRight(mirror, "/")) != nil {
+		return "", fmt.Errorf("os_mirror %q is not a plain http(s) URL (like https://vault.centos.org)", mirror)
+	}
+	if mirror != "" && !isEOL {
+		plan.Note = fmt.Sprintf("os_mirror is not used: %s is not an end-of-life CentOS release and keeps its own repositories", name)
+		return "", nil
+	}
+	return mirror, nil
+}
+
+// deadOSRepos are the enabled OS repositories that are dead, but for
+// those the mirror replaces.
+func deadOSRepos(repos []Repo, dead, replaced func(Repo) bool) []Repo {
+	var out []Repo
+	for _, r := range repos {
+		if r.Enabled && !IsDockerRepo(r) && !replaced(r) && dead(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // deadRepo tells a repository none of whose servers answer (reach, the
@@ -275,20 +305,7 @@ func (plan *OSRepoPlan) mirror(dir RepoDir, eol EOLRelease, mirror string, dead 
 		has[f] = true
 	}
 	want := eol.MirrorRepoText(mirror)
-	ids := map[string]bool{}
-	for _, r := range eol.mirrorRepos() {
-		ids[r[0]] = true
-	}
-	aside := map[string]bool{}
-	for _, r := range dir.Repos {
-		if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
-			continue
-		}
-		// The same id twice stops yum; a dead CentOS repo stops it too.
-		if ids[r.ID] || dead(r) && isCentOSRepo(r) {
-			aside[r.File] = true
-		}
-	}
+	aside := eol.setAside(dir.Repos, dead)
 	for f := range aside {
 		if has[f+RepoBackupExt] {
 			return aside, fmt.Errorf("%s and its backup %s both exist: shoal keeps the first original and will not overwrite it; move one of them away", f, f+RepoBackupExt)
@@ -300,6 +317,26 @@ func (plan *OSRepoPlan) mirror(dir RepoDir, eol EOLRelease, mirror string, dead 
 		plan.Write = want
 	}
 	return aside, nil
+}
+
+// setAside are the files (a set) whose enabled OS repositories stop yum
+// once the mirror file is there: the same id twice stops it, and so does
+// a dead CentOS repository.
+func (e EOLRelease) setAside(repos []Repo, dead func(Repo) bool) map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range e.mirrorRepos() {
+		ids[r[0]] = true
+	}
+	aside := map[string]bool{}
+	for _, r := range repos {
+		if r.File == MirrorRepoFile || IsDockerRepo(r) || !r.Enabled {
+			continue
+		}
+		if ids[r.ID] || dead(r) && isCentOSRepo(r) {
+			aside[r.File] = true
+		}
+	}
+	return aside
 }
 
 // deadReposError says which of the OS's repositories do not answer, and
@@ -375,27 +412,31 @@ func (r RHEL) ResolveConflicts(os OS, conflicts []string, replace bool) (string,
 	}
 	pm := packager(r.Major)
 	if !replace {
-		var why []string
-		has := map[string]bool{}
-		for _, c := range conflicts {
-			has[c] = true
-		}
-		if has["podman"] || has["buildah"] || has["runc"] {
-			why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
-		}
-		if has["podman-docker"] {
-			why = append(why, "podman-docker owns /usr/bin/docker")
-		}
-		if has["docker"] || has["docker-client"] || has["docker-common"] || has["docker-engine"] {
-			why = append(why, "the distribution's docker packages own docker-ce's files")
-		}
 		return "", fmt.Errorf("%s has %s installed, which docker-ce cannot be installed beside (%s): %s would stop with a dependency error. "+
 			"Set engine { replace_conflicting = true } (or --engine-replace-conflicting) to let shoal run `%s remove -y %s` first, or remove them yourself",
-			displayName(os), strings.Join(conflicts, ", "), strings.Join(why, "; "), pm, pm, strings.Join(conflicts, " "))
+			displayName(os), strings.Join(conflicts, ", "), strings.Join(conflictReasons(conflicts), "; "), pm, pm, strings.Join(conflicts, " "))
 	}
 	// remove, not --allowerasing: the packages that go are the ones named
 	// here (and what needs them), in the transcript for all to see.
 	return shell.Word(pm) + " remove -y -q " + shell.Words(conflicts...), nil
+}
+
+// conflictReasons say why the conflicting packages stop docker-ce.
+func conflictReasons(conflicts []string) []string {
+	has := func(names ...string) bool {
+		return slices.ContainsFunc(conflicts, func(c string) bool { return slices.Contains(names, c) })
+	}
+	var why []string
+	if has("podman", "buildah", "runc") {
+		why = append(why, "containerd.io obsoletes and conflicts with runc, which podman and buildah need")
+	}
+	if has("podman-docker") {
+		why = append(why, "podman-docker owns /usr/bin/docker")
+	}
+	if has("docker", "docker-client", "docker-common", "docker-engine") {
+		why = append(why, "the distribution's docker packages own docker-ce's files")
+	}
+	return why
 }
 
 func displayName(os OS) string {
@@ -417,9 +458,7 @@ func RHEL7Extras(os OS, repos []Repo, hasSubscriptionManager bool) (string, erro
 			if r.Enabled {
 				return "", nil
 			}
-			if disabled == "" {
-				disabled = r.ID
-			}
+			disabled = cmp.Or(disabled, r.ID)
 		}
 	}
 	if disabled != "" {

@@ -3,6 +3,7 @@
 package osfamily
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -92,9 +93,7 @@ func Detect(os OS) (Family, error) {
 	if name == "" {
 		name = strings.TrimSpace(os.ID + " " + os.VersionID)
 	}
-	if name == "" {
-		name = "an unknown OS (no /etc/os-release)"
-	}
+	name = cmp.Or(name, "an unknown OS (no /etc/os-release)")
 	ids := append([]string{os.ID}, os.IDLike...)
 	for _, id := range ids {
 		switch id {

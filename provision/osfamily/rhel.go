@@ -1,6 +1,7 @@
 package osfamily
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -89,59 +90,85 @@ func (RHEL) InstallDocker(os OS, source string, in Install, installed func(strin
 	if installed == nil {
 		installed = func(string) bool { return false }
 	}
-	pm := packager(major)
-	name := os.PrettyName
-	if name == "" {
-		name = os.ID + " " + os.VersionID
-	}
+	r := rhelInstall{os: os, major: major, pm: packager(major), name: os.PrettyName, in: in}
+	r.name = cmp.Or(r.name, os.ID+" "+os.VersionID)
 	switch source {
 	case "distro":
-		if major >= 8 {
-			return nil, fmt.Errorf("%s has no Docker Engine package of its own (RHEL 8 and later ship podman, which has no Swarm mode): "+
-				"use --engine-install repo for docker-ce, with --engine-repo-url for a mirror if %s is out of reach", name, DefaultRepoURL)
-		}
-		// CentOS/RHEL 7 extras: Docker 1.13.1, old but with Swarm mode.
-		return []string{installCmd(pm, []string{pin("docker", in.Version)})}, nil
+		return r.distro()
 	case "repo":
-		root, err := repoRoot(in)
-		if err != nil {
-			return nil, err
-		}
-		var cmds []string
-		// The --add-repo subcommand lives in yum-utils (7) or
-		// dnf-plugins-core (8, 9); minimal images may lack either.
-		tools := map[string]string{"yum": "yum-utils", "dnf": "dnf-plugins-core"}[pm]
-		if !installed(tools) {
-			cmds = append(cmds, installCmd(pm, []string{tools}))
-		}
-		add := "yum-config-manager --add-repo "
-		if pm == "dnf" {
-			add = "dnf config-manager --add-repo "
-		}
-		// --add-repo overwrites the file, so a re-run with another mirror
-		// starts again from what that mirror serves.
-		dir := DockerRepoDir(os, major, in.Version)
-		if major == 7 && in.Version != "" && pinMajor(in.Version) > lastFrozenMajor {
-			return nil, fmt.Errorf("%s: docker-ce %s was never built for release 7 (Docker stopped at %d.1, docker-ce-packaging removed CentOS 7 for v27): pin %d.1 or older, or use an EL9 host",
-				name, in.Version, lastFrozenMajor, lastFrozenMajor)
-		}
-		cmds = append(cmds, add+shell.Word(root+"/linux/"+dir+"/docker-ce.repo"))
-		if root != DefaultRepoURL {
-			// docker-ce.repo names download.docker.com whatever server it
-			// came from: point its baseurl and gpgkey at the mirror, as the
-			// mirrors' own instructions do.
-			cmds = append(cmds, "sed -i "+shell.Quote("s+"+DefaultRepoURL+"+"+root+"+")+" "+DockerRepoFile)
-		}
-		if os.ID == "rhel" && major == 7 {
-			// RHEL 7's $releasever is 7Server, and linux/centos/7Server
-			// does not exist: the repo file names the release itself.
-			cmds = append(cmds, `sed -i 's/\$releasever/7/g' `+DockerRepoFile)
-		}
-		// container-selinux comes from the OS's own repositories (extras on
-		// 7, AppStream on 8/9); naming it makes a missing one an error here
-		// rather than a dockerd that SELinux stops later.
-		cmds = append(cmds, installCmd(pm, []string{pin("docker-ce", in.Version), pin("docker-ce-cli", in.Version), "containerd.io", "container-selinux"}))
-		return cmds, nil
+		return r.repo(installed)
 	}
 	return nil, fmt.Errorf("unknown install source %q", source)
+}
+
+// rhelInstall is what RHEL's install commands depend on: the release, its
+// package manager (yum or dnf), its name for errors and the install asked.
+type rhelInstall struct {
+	os    OS
+	major int
+	pm    string
+	name  string
+	in    Install
+}
+
+// distro installs the release's own docker package: CentOS/RHEL 7 extras
+// have Docker 1.13.1, old but with Swarm mode; later releases have none.
+func (r rhelInstall) distro() ([]string, error) {
+	if r.major >= 8 {
+		return nil, fmt.Errorf("%s has no Docker Engine package of its own (RHEL 8 and later ship podman, which has no Swarm mode): "+
+			"use --engine-install repo for docker-ce, with --engine-repo-url for a mirror if %s is out of reach", r.name, DefaultRepoURL)
+	}
+	return []string{installCmd(r.pm, []string{pin("docker", r.in.Version)})}, nil
+}
+
+// repo adds Docker's repository (from a mirror, if asked) and installs
+// docker-ce from it.
+func (r rhelInstall) repo(installed func(string) bool) ([]string, error) {
+	root, err := repoRoot(r.in)
+	if err != nil {
+		return nil, err
+	}
+	var cmds []string
+	// The --add-repo subcommand lives in yum-utils (7) or
+	// dnf-plugins-core (8, 9); minimal images may lack either.
+	tools := map[string]string{"yum": "yum-utils", "dnf": "dnf-plugins-core"}[r.pm]
+	if !installed(tools) {
+		cmds = append(cmds, installCmd(r.pm, []string{tools}))
+	}
+	add := "yum-config-manager --add-repo "
+	if r.pm == "dnf" {
+		add = "dnf config-manager --add-repo "
+	}
+	// --add-repo overwrites the file, so a re-run with another mirror
+	// starts again from what that mirror serves.
+	dir := DockerRepoDir(r.os, r.major, r.in.Version)
+	if r.major == 7 && r.in.Version != "" && pinMajor(r.in.Version) > lastFrozenMajor {
+		return nil, fmt.Errorf("%s: docker-ce %s was never built for release 7 (Docker stopped at %d.1, docker-ce-packaging removed CentOS 7 for v27): pin %d.1 or older, or use an EL9 host",
+			r.name, r.in.Version, lastFrozenMajor, lastFrozenMajor)
+	}
+	cmds = append(cmds, add+shell.Word(root+"/linux/"+dir+"/docker-ce.repo"))
+	cmds = append(cmds, r.repoFileFixes(root)...)
+	// container-selinux comes from the OS's own repositories (extras on
+	// 7, AppStream on 8/9); naming it makes a missing one an error here
+	// rather than a dockerd that SELinux stops later.
+	cmds = append(cmds, installCmd(r.pm, []string{pin("docker-ce", r.in.Version), pin("docker-ce-cli", r.in.Version), "containerd.io", "container-selinux"}))
+	return cmds, nil
+}
+
+// repoFileFixes are the edits docker-ce.repo needs here: the mirror's
+// address, RHEL 7's release.
+func (r rhelInstall) repoFileFixes(root string) []string {
+	var cmds []string
+	if root != DefaultRepoURL {
+		// docker-ce.repo names download.docker.com whatever server it
+		// came from: point its baseurl and gpgkey at the mirror, as the
+		// mirrors' own instructions do.
+		cmds = append(cmds, "sed -i "+shell.Quote("s+"+DefaultRepoURL+"+"+root+"+")+" "+DockerRepoFile)
+	}
+	if r.os.ID == "rhel" && r.major == 7 {
+		// RHEL 7's $releasever is 7Server, and linux/centos/7Server
+		// does not exist: the repo file names the release itself.
+		cmds = append(cmds, `sed -i 's/\$releasever/7/g' `+DockerRepoFile)
+	}
+	return cmds
 }

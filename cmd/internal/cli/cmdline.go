@@ -27,26 +27,40 @@ const elided = "…"
 func CommandLine(words []string, flags []GivenFlag, args []string, sensitive map[string]bool) string {
 	parts := append([]string(nil), words...)
 	for _, f := range flags {
-		if f.Bool {
-			if len(f.Values) == 1 && f.Values[0] == "true" {
-				parts = append(parts, "--"+f.Name)
-			} else if len(f.Values) == 1 {
-				parts = append(parts, "--"+f.Name+"="+shell.Word(f.Values[0]))
-			}
-			continue
-		}
-		for _, v := range f.Values {
-			if name, _, ok := strings.Cut(v, "="); ok && f.Name == "var" && sensitive[name] {
-				parts = append(parts, "--var", shell.Word(name+"=")+elided)
-				continue
-			}
-			parts = append(parts, "--"+f.Name, shell.Word(v))
-		}
+		parts = append(parts, f.words(sensitive)...)
 	}
 	for _, a := range args {
 		parts = append(parts, shell.Word(a))
 	}
 	return strings.Join(parts, " ")
+}
+
+// words are the flag as typed: --name for a true bool, --name=VALUE for
+// another, --name VALUE once per value else (a sensitive --var's value
+// elided).
+func (f GivenFlag) words(sensitive map[string]bool) []string {
+	if f.Bool {
+		return boolFlagWords(f)
+	}
+	var parts []string
+	for _, v := range f.Values {
+		if name, _, ok := strings.Cut(v, "="); ok && f.Name == "var" && sensitive[name] {
+			parts = append(parts, "--var", shell.Word(name+"=")+elided)
+			continue
+		}
+		parts = append(parts, "--"+f.Name, shell.Word(v))
+	}
+	return parts
+}
+
+func boolFlagWords(f GivenFlag) []string {
+	switch {
+	case len(f.Values) != 1:
+		return nil
+	case f.Values[0] == "true":
+		return []string{"--" + f.Name}
+	}
+	return []string{"--" + f.Name + "=" + shell.Word(f.Values[0])}
 }
 
 // hintless flags say how a run shows itself, not what it does: a hint
