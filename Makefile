@@ -111,7 +111,7 @@ lab-clean:
 # run and no-op re-run, with the ratios, time per stage and SSH sessions per host.
 BENCH_SIZES ?= 3,10,30
 bench: build lab-image lab-archive
-	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -run '^$$' -bench ClusterUp -benchtime 1x -timeout 60m -v ./test/e2e/
+	SHOAL_BENCH=1 SHOAL_BENCH_SIZES=$(BENCH_SIZES) SHOAL_BIN_DIR=$(CURDIR)/bin $(GO) test $(TAGFLAG) -run '^$$' -bench 'ClusterUp|StackDeploy' -benchtime 1x -timeout 60m -v ./test/e2e/
 
 # A benchmark, not a test: cluster up in process against N simulated hosts
 # (test/simhost: in-process SSH servers answering as Debian hosts with
