@@ -80,6 +80,9 @@ func (c *Converger) deployStack(ctx context.Context, api *client.Client, s Stack
 		deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout})
 	res.Stacks = append(res.Stacks, r)
 	res.Changed = res.Changed || r.Changed()
+	for _, w := range r.Warnings {
+		c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Info, w)
+	}
 	if err != nil {
 		c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Failed, err.Error())
 		return err

@@ -31,6 +31,9 @@ type Result struct {
 	Stack  string       `json:"stack"`
 	Plan   stack.Plan   `json:"plan"`
 	Images []BuiltImage `json:"images,omitempty"`
+	// Warnings are the compose options swarm ignores, as docker stack
+	// deploy warns of them.
+	Warnings []string `json:"warnings,omitempty"`
 	// WouldBuild, in a dry run, are the services whose image a deploy
 	// would build (its context or Dockerfile changed, or it was never
 	// built on this engine).
@@ -68,6 +71,7 @@ func Deploy(ctx context.Context, api *client.Client, src stack.Source, opt Optio
 	if err != nil {
 		return res, err
 	}
+	res.Warnings = d.Warnings
 	if opt.DryRun {
 		res.WouldBuild, err = wouldBuild(ctx, api, d)
 	} else {
