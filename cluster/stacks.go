@@ -25,6 +25,8 @@ type StackOptions struct {
 	DeployTimeout time.Duration
 	// Only, when set, deploys that stack alone (and removes none).
 	Only string
+	// OverlayMTU is the file's overlay_mtu (set by Up and Deploy).
+	OverlayMTU int
 }
 
 // deployStacks deploys the file's stacks in file order through the leader's
@@ -32,6 +34,7 @@ type StackOptions struct {
 // left the file (when pruning). It returns the stacks the swarm may still
 // hold, for the state.
 func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, prev *State, res *Result) ([]string, error) {
+	c.Stacks.OverlayMTU = spec.OverlayMTU
 	kept, gone := stackNames(spec), goneStacks(prev, spec)
 	if c.Stacks.NoPrune || c.Stacks.Only != "" {
 		kept, gone = append(kept, gone...), nil
@@ -77,7 +80,7 @@ func goneStacks(prev *State, spec *Spec) []string {
 func (c *Converger) deployStack(ctx context.Context, api *client.Client, s Stack, res *Result) error {
 	c.Machines.Progress.Event("stack "+s.Name, "deploy", ui.Started, "")
 	r, err := deploy.Deploy(ctx, api, stack.Source{Name: s.Name, Compose: s.Compose, Env: s.Env},
-		deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout})
+		deploy.Options{Registry: res.Registry, Prune: !c.Stacks.NoPrune, Timeout: c.Stacks.DeployTimeout, OverlayMTU: c.Stacks.OverlayMTU})
 	res.Stacks = append(res.Stacks, r)
 	res.Changed = res.Changed || r.Changed()
 	for _, w := range r.Warnings {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,8 +50,10 @@ func Current(ctx context.Context, api *client.Client, name string) (stack.Curren
 // Apply does what plan says, in the order that never leaves a service
 // without what it uses: networks, secrets and configs first, then the
 // services, then what no service uses any more.
-func Apply(ctx context.Context, api *client.Client, d *stack.Desired, cur stack.Current, plan stack.Plan) error {
-	a := &applier{api: api, d: d, cur: cur, plan: plan, secretIDs: map[string]string{}, configIDs: map[string]string{}}
+// overlayMTU is the MTU of the overlay networks it makes whose file sets
+// none (0: Docker's).
+func Apply(ctx context.Context, api *client.Client, d *stack.Desired, cur stack.Current, plan stack.Plan, overlayMTU int) error {
+	a := &applier{api: api, d: d, cur: cur, plan: plan, secretIDs: map[string]string{}, configIDs: map[string]string{}, overlayMTU: overlayMTU}
 	for _, s := range cur.Secrets {
 		a.secretIDs[s.Spec.Name] = s.ID
 	}
@@ -77,6 +80,7 @@ type applier struct {
 	cur                  stack.Current
 	plan                 stack.Plan
 	secretIDs, configIDs map[string]string
+	overlayMTU           int
 }
 
 // spec is a service's desired spec with its references' IDs; an update's
@@ -90,9 +94,30 @@ func (a *applier) spec(name string) (swarm.ServiceSpec, error) {
 	return spec, err
 }
 
+// MTUOption is the driver option that sets an overlay network's MTU.
+const MTUOption = "com.docker.network.driver.mtu"
+
+// WithMTU is a network's create options with the swarm's overlay MTU when
+// the stack's file does not set one: an overlay network takes Docker's 1450
+// otherwise, too big where the hosts' link is small (the reason the
+// cluster file sets overlay_mtu). mtu 0 changes nothing.
+func WithMTU(o client.NetworkCreateOptions, mtu int) client.NetworkCreateOptions {
+	driver := o.Driver
+	if mtu == 0 || (driver != "" && driver != "overlay") || o.Options[MTUOption] != "" {
+		return o
+	}
+	opts := make(map[string]string, len(o.Options)+1)
+	for k, v := range o.Options {
+		opts[k] = v
+	}
+	opts[MTUOption] = strconv.Itoa(mtu)
+	o.Options = opts
+	return o
+}
+
 func (a *applier) createNetworks(ctx context.Context) error {
 	for _, name := range a.plan.CreateNetworks {
-		if _, err := a.api.NetworkCreate(ctx, name, a.d.Networks[name]); err != nil {
+		if _, err := a.api.NetworkCreate(ctx, name, WithMTU(a.d.Networks[name], a.overlayMTU)); err != nil {
 			return fmt.Errorf("create network %s: %w", name, err)
 		}
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	Timeout time.Duration
 	// DryRun stops after the plan: nothing is built or changed.
 	DryRun bool
+	// OverlayMTU is the swarm's overlay MTU (the cluster file's
+	// overlay_mtu), for the overlay networks whose file sets none.
+	OverlayMTU int
 }
 
 // Result is what a deploy did to one stack.
@@ -88,7 +91,7 @@ func Deploy(ctx context.Context, api *client.Client, src stack.Source, opt Optio
 	if opt.DryRun {
 		return res, nil
 	}
-	if err := Apply(ctx, api, d, cur, res.Plan); err != nil {
+	if err := Apply(ctx, api, d, cur, res.Plan, opt.OverlayMTU); err != nil {
 		return res, err
 	}
 	res.Services, err = Converge(ctx, api, d, opt.Timeout)
@@ -166,7 +169,7 @@ func Remove(ctx context.Context, api *client.Client, name string) (*Result, erro
 	}
 	d := &stack.Desired{Name: name}
 	res.Plan = stack.Decide(d, cur, true)
-	return res, Apply(ctx, api, d, cur, res.Plan)
+	return res, Apply(ctx, api, d, cur, res.Plan, 0)
 }
 
 // Summary is the deploy in a line: what changed, what runs.

@@ -3,6 +3,8 @@ package deploy
 import (
 	"strings"
 	"testing"
+
+	"github.com/moby/moby/client"
 )
 
 func TestFollow(t *testing.T) {
@@ -27,6 +29,36 @@ func TestFollow(t *testing.T) {
 			}
 			if err == nil || err.Error() != c.wantErr {
 				t.Fatalf("follow: %v, want %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestWithMTU(t *testing.T) {
+	cases := []struct {
+		name    string
+		in      client.NetworkCreateOptions
+		mtu     int
+		wantMTU string
+	}{
+		{"overlay without an MTU takes the swarm's", client.NetworkCreateOptions{Driver: "overlay"}, 1350, "1350"},
+		{"no driver is overlay in a stack", client.NetworkCreateOptions{Options: map[string]string{"encrypted": ""}}, 1350, "1350"},
+		{"the file's own MTU wins", client.NetworkCreateOptions{Driver: "overlay", Options: map[string]string{MTUOption: "1400"}}, 1350, "1400"},
+		{"no overlay_mtu: Docker's", client.NetworkCreateOptions{Driver: "overlay"}, 0, ""},
+		{"another driver is left alone", client.NetworkCreateOptions{Driver: "macvlan"}, 1350, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(c.in.Options)
+			got := WithMTU(c.in, c.mtu)
+			if got.Options[MTUOption] != c.wantMTU {
+				t.Errorf("MTU option %q, want %q", got.Options[MTUOption], c.wantMTU)
+			}
+			if len(c.in.Options) != before {
+				t.Errorf("the stack's own options were changed: %v", c.in.Options)
+			}
+			if c.in.Options["encrypted"] != got.Options["encrypted"] {
+				t.Errorf("other options lost: %v", got.Options)
 			}
 		})
 	}
