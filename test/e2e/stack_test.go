@@ -80,7 +80,7 @@ func TestStacks(t *testing.T) {
 	app := copyApp(t)
 	compose := filepath.Join(app, "docker-compose.yml")
 	b, _ := os.ReadFile(file)
-	writeText(t, file, string(b)+"\nstack \"demo\" {\n  compose = [\""+compose+"\"]\n}\n")
+	writeText(t, file, string(b)+"\nswarm {\n  overlay_mtu = 1400\n}\n\nstack \"demo\" {\n  compose = [\""+compose+"\"]\n}\n")
 	const m1 = "e2e-st-m1"
 
 	start := time.Now()
@@ -99,6 +99,9 @@ func TestStacks(t *testing.T) {
 	}
 	if img := onNode(t, m1, "docker service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' demo_web"); !strings.HasPrefix(img, "m1:5000/demo-web:1@sha256:") {
 		t.Errorf("demo_web's image %q, want it by digest", img)
+	}
+	if mtu := onNode(t, m1, "docker network inspect -f '{{index .Options \"com.docker.network.driver.mtu\"}}' demo_back"); mtu != "1400" {
+		t.Errorf("demo_back's MTU %q, want the file's overlay_mtu 1400", mtu)
 	}
 	if secrets := onNode(t, m1, "docker secret ls --format '{{.Name}}'"); !strings.HasPrefix(secrets, "demo_api_token_") || strings.Contains(secrets, "demo-token") {
 		t.Errorf("secrets: %q, want one named demo_api_token_<hash>", secrets)
