@@ -378,16 +378,22 @@ func writeKeyPair(st *store.Store, name string, b *Backup) error {
 		if !ok {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		mode := fs.FileMode(0o600)
-		if strings.HasSuffix(f, ".pub") {
-			mode = 0o644
-		}
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
+		if err := writeIfMissing(filepath.Join(dir, f), d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeIfMissing writes a key file (a public one 0644, else 0600) where
+// there is none.
+func writeIfMissing(path string, data []byte) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	mode := fs.FileMode(0o600)
+	if strings.HasSuffix(path, ".pub") {
+		mode = 0o644
+	}
+	return fsutil.WriteFileAtomic(path, data, mode)
 }
