@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -294,13 +295,9 @@ func (c *Converger) writeBackup(ctx context.Context, src *host, pack *bootstrap.
 	if pack.Size > maxSwarmEntry {
 		return 0, fmt.Errorf("%s: the packed Raft state is %d MiB, more than the %d MiB a backup holds", src.spec.Name, pack.Size>>20, maxSwarmEntry>>20)
 	}
-	sc, err := src.client.SFTP()
+	in, err := openPack(src, pack)
 	if err != nil {
-		return 0, fmt.Errorf("%s: reading the pack: %w", src.spec.Name, err)
-	}
-	in, err := sc.Open(pack.Path)
-	if err != nil {
-		return 0, fmt.Errorf("%s: reading the pack %s: %w", src.spec.Name, pack.Path, err)
+		return 0, err
 	}
 	defer in.Close()
 	stop := context.AfterFunc(ctx, func() { in.Close() }) // a long copy ends with ctx
@@ -311,6 +308,25 @@ func (c *Converger) writeBackup(ctx context.Context, src *host, pack *bootstrap.
 	if err := b.writeArchive(f, bkey, in, pack.Size); err != nil {
 		return 0, fmt.Errorf("%s: writing the archive from the pack: %w", src.spec.Name, err)
 	}
+	return finishArchive(f, out)
+}
+
+// openPack opens the host's pack over SFTP.
+func openPack(src *host, pack *bootstrap.SwarmPack) (io.ReadCloser, error) {
+	sc, err := src.client.SFTP()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the pack: %w", src.spec.Name, err)
+	}
+	in, err := sc.Open(pack.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the pack %s: %w", src.spec.Name, pack.Path, err)
+	}
+	return in, nil
+}
+
+// finishArchive syncs and closes the archive f and renames it to out once
+// whole; it returns its size.
+func finishArchive(f *os.File, out string) (int64, error) {
 	if err := f.Sync(); err != nil {
 		return 0, err
 	}
