@@ -81,11 +81,10 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if err != nil {
 		return nil, err
 	}
-	man, err := bootstrap.Describe(ctx, anchor.node)
+	man, err := describeSwarm(ctx, anchor, src, name)
 	if err != nil {
 		return nil, err
 	}
-	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
 	// What can fail without stopping anything fails here.
 	bkey, f, err := c.backupPreflight(ctx, src, out)
 	if err != nil {
@@ -123,6 +122,17 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		return nil, err
 	}
 	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
+}
+
+// describeSwarm is the backup's manifest: the swarm as anchor describes
+// it, of cluster name, copied from src now.
+func describeSwarm(ctx context.Context, anchor, src *host, name string) (bootstrap.Manifest, error) {
+	man, err := bootstrap.Describe(ctx, anchor.node)
+	if err != nil {
+		return man, err
+	}
+	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
+	return man, nil
 }
 
 // storedUnlockKey is the cluster's unlock key in the store ("" without
