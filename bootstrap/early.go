@@ -98,6 +98,19 @@ type Early struct {
 	states map[string]State
 }
 
+// initOn initialises the swarm on t and reads its state and members then.
+func (e *Early) initOn(ctx context.Context, t *Target) (State, []Member, error) {
+	if err := e.R.initSwarm(ctx, t, e.Init); err != nil {
+		return State{}, nil, err
+	}
+	s, err := t.Node.State(ctx)
+	if err != nil {
+		return State{}, nil, err
+	}
+	members, err := Members(ctx, t.Node)
+	return s, members, err
+}
+
 // Start observes the leader and, when EarlyAnchor allows it, initialises
 // the swarm on it or takes it as the anchor. ok is false when the rest is
 // left to Reconcile.
@@ -111,13 +124,7 @@ func (e *Early) Start(ctx context.Context, t *Target) (ok bool, err error) {
 		return false, nil // Reconcile sees to it (and reports what it could not read)
 	}
 	if m == Init {
-		if err := e.R.initSwarm(ctx, t, e.Init); err != nil {
-			return false, err
-		}
-		if s, err = t.Node.State(ctx); err != nil {
-			return false, err
-		}
-		if members, err = Members(ctx, t.Node); err != nil {
+		if s, members, err = e.initOn(ctx, t); err != nil {
 			return false, err
 		}
 	}

@@ -74,14 +74,7 @@ func LoadImages(ctx context.Context, n *Node, path string) (bool, error) {
 // LoadImagesTagged is LoadImages with the archive's tags read already
 // (ArchiveTags reads the whole archive: once per run is enough).
 func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) (bool, error) {
-	missing := len(tags) == 0
-	for _, t := range tags {
-		if _, err := n.API.ImageInspect(ctx, t); err != nil {
-			missing = true
-			break
-		}
-	}
-	if !missing {
+	if hasImages(ctx, n, tags) {
 		return false, nil
 	}
 	f, err := os.Open(path)
@@ -94,8 +87,29 @@ func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) 
 		return false, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
 	}
 	defer resp.Close()
-	// The answer is a JSON stream; an error inside it is the load's error.
-	dec := json.NewDecoder(resp)
+	if err := loadError(resp); err != nil {
+		return true, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
+	}
+	return true, nil
+}
+
+// hasImages tells whether the node has every image tagged (none: no).
+func hasImages(ctx context.Context, n *Node, tags []string) bool {
+	if len(tags) == 0 {
+		return false
+	}
+	for _, t := range tags {
+		if _, err := n.API.ImageInspect(ctx, t); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// loadError reads docker load's answer, a JSON stream: an error inside
+// it is the load's error.
+func loadError(r io.Reader) error {
+	dec := json.NewDecoder(r)
 	for {
 		var msg struct {
 			Error       string
@@ -103,12 +117,12 @@ func LoadImagesTagged(ctx context.Context, n *Node, path string, tags []string) 
 		}
 		if err := dec.Decode(&msg); err != nil {
 			if errors.Is(err, io.EOF) {
-				return true, nil
+				return nil
 			}
-			return true, fmt.Errorf("%s: docker load %s: %w", n.Name, path, err)
+			return err
 		}
 		if msg.Error != "" {
-			return true, fmt.Errorf("%s: docker load %s: %s", n.Name, path, msg.Error)
+			return errors.New(msg.Error)
 		}
 	}
 }

@@ -95,26 +95,10 @@ func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, paral
 		return nil, fmt.Errorf("%s: node ls: %w", mgr.Name, err)
 	}
 	byID := nodesByID(listed)
-	var todo []string
-	for id, w := range want {
-		n, ok := byID[id]
-		if _, changes := NodeChanges(n.Spec, w); !ok || len(changes) > 0 {
-			todo = append(todo, id)
-		}
-	}
-	sort.Strings(todo)
 	out := map[string][]string{}
 	var mu sync.Mutex
-	err = forEach(ctx, parallel, todo, func(ctx context.Context, id string) error {
-		n, ok := byID[id]
-		var got []string
-		var err error
-		if ok {
-			got, err = updateNode(ctx, mgr, n, want[id])
-		}
-		if !ok || err != nil && strings.Contains(err.Error(), "update out of sequence") {
-			got, err = EnsureNode(ctx, mgr, id, want[id])
-		}
+	err = forEach(ctx, parallel, nodesToChange(byID, want), func(ctx context.Context, id string) error {
+		got, err := ensureListed(ctx, mgr, byID, id, want[id])
 		if err != nil {
 			return err
 		}
@@ -124,6 +108,35 @@ func EnsureNodes(ctx context.Context, mgr *Node, want map[string]NodeWant, paral
 		return nil
 	})
 	return out, err
+}
+
+// nodesToChange are the IDs, in order, of the nodes the list has not as
+// wanted (or not at all).
+func nodesToChange(byID map[string]swarm.Node, want map[string]NodeWant) []string {
+	var todo []string
+	for id, w := range want {
+		n, ok := byID[id]
+		if _, changes := NodeChanges(n.Spec, w); !ok || len(changes) > 0 {
+			todo = append(todo, id)
+		}
+	}
+	sort.Strings(todo)
+	return todo
+}
+
+// ensureListed updates node id as listed, or as inspected anew when the
+// list has it not or it was updated meanwhile.
+func ensureListed(ctx context.Context, mgr *Node, byID map[string]swarm.Node, id string, w NodeWant) ([]string, error) {
+	n, ok := byID[id]
+	var got []string
+	var err error
+	if ok {
+		got, err = updateNode(ctx, mgr, n, w)
+	}
+	if !ok || err != nil && strings.Contains(err.Error(), "update out of sequence") {
+		got, err = EnsureNode(ctx, mgr, id, w)
+	}
+	return got, err
 }
 
 // nodesByID indexes a node list.

@@ -80,22 +80,10 @@ func RollOrder(batches [][]RollNode) string {
 // warning too: it comes back); a restart that would lose the quorum
 // because other managers are already unreachable is refused.
 func RestartCheck(members []Member, id string) (warning string, err error) {
-	var managers, reachable int
-	isManager := false
-	for _, m := range members {
-		if m.Role != RoleManager {
-			continue
-		}
-		managers++
-		if m.Reachable {
-			reachable++
-		}
-		if m.ID == id {
-			isManager = true
-		}
-	}
-	if !isManager {
-		return "", nil
+	c := countManagers(members, map[string]bool{id: true})
+	managers, reachable := c.managers, c.reachable
+	if len(c.names) == 0 {
+		return "", nil // not a manager
 	}
 	switch {
 	case managers == 1:

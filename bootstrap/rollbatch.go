@@ -342,22 +342,31 @@ func (r *Reconciler) forceUpdate(ctx context.Context, mgr *Node, node, id string
 func waitServiceUpdated(ctx context.Context, mgr *Node, id string, prev *time.Time, timeout time.Duration) error {
 	err := wait.Poll(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		svc, _, err := mgr.API.ServiceInspectWithRaw(ctx, id, client.ServiceInspectOptions{})
-		u := svc.UpdateStatus
-		if err != nil || u == nil || u.StartedAt == nil || (prev != nil && !u.StartedAt.After(*prev)) {
+		if err != nil {
 			return false, nil
 		}
-		switch u.State {
-		case swarm.UpdateStateCompleted:
-			return true, nil
-		case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
-			return false, fmt.Errorf("service %s: its update stopped (%s): %s", svc.Spec.Name, u.State, u.Message)
-		}
-		return false, nil
+		return updateDone(svc, prev)
 	})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("service %s: its update did not finish within %s", Short(id), timeout)
 	}
 	return err
+}
+
+// updateDone tells whether the service's update that started after prev
+// completed; one that stopped is an error.
+func updateDone(svc swarm.Service, prev *time.Time) (bool, error) {
+	u := svc.UpdateStatus
+	if u == nil || u.StartedAt == nil || (prev != nil && !u.StartedAt.After(*prev)) {
+		return false, nil
+	}
+	switch u.State {
+	case swarm.UpdateStateCompleted:
+		return true, nil
+	case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
+		return false, fmt.Errorf("service %s: its update stopped (%s): %s", svc.Spec.Name, u.State, u.Message)
+	}
+	return false, nil
 }
 
 // firstRollError picks the *RollError out of joined errors.

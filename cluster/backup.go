@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -80,11 +81,10 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 	if err != nil {
 		return nil, err
 	}
-	man, err := bootstrap.Describe(ctx, anchor.node)
+	man, err := describeSwarm(ctx, anchor, src, name)
 	if err != nil {
 		return nil, err
 	}
-	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
 	// What can fail without stopping anything fails here.
 	bkey, f, err := c.backupPreflight(ctx, src, out)
 	if err != nil {
@@ -122,6 +122,17 @@ func (c *Converger) Backup(ctx context.Context, name, out string) (res *BackupRe
 		return nil, err
 	}
 	return &BackupResult{Cluster: name, File: out, SwarmID: man.SwarmID, Source: src.spec.Name, Paused: choice.Pause, Nodes: len(man.Nodes), Bytes: size}, nil
+}
+
+// describeSwarm is the backup's manifest: the swarm as anchor describes
+// it, of cluster name, copied from src now.
+func describeSwarm(ctx context.Context, anchor, src *host, name string) (bootstrap.Manifest, error) {
+	man, err := bootstrap.Describe(ctx, anchor.node)
+	if err != nil {
+		return man, err
+	}
+	man.Cluster, man.Created, man.Source = name, time.Now().UTC(), src.spec.Name
+	return man, nil
 }
 
 // storedUnlockKey is the cluster's unlock key in the store ("" without
@@ -294,13 +305,9 @@ func (c *Converger) writeBackup(ctx context.Context, src *host, pack *bootstrap.
 	if pack.Size > maxSwarmEntry {
 		return 0, fmt.Errorf("%s: the packed Raft state is %d MiB, more than the %d MiB a backup holds", src.spec.Name, pack.Size>>20, maxSwarmEntry>>20)
 	}
-	sc, err := src.client.SFTP()
+	in, err := openPack(src, pack)
 	if err != nil {
-		return 0, fmt.Errorf("%s: reading the pack: %w", src.spec.Name, err)
-	}
-	in, err := sc.Open(pack.Path)
-	if err != nil {
-		return 0, fmt.Errorf("%s: reading the pack %s: %w", src.spec.Name, pack.Path, err)
+		return 0, err
 	}
 	defer in.Close()
 	stop := context.AfterFunc(ctx, func() { in.Close() }) // a long copy ends with ctx
@@ -311,6 +318,25 @@ func (c *Converger) writeBackup(ctx context.Context, src *host, pack *bootstrap.
 	if err := b.writeArchive(f, bkey, in, pack.Size); err != nil {
 		return 0, fmt.Errorf("%s: writing the archive from the pack: %w", src.spec.Name, err)
 	}
+	return finishArchive(f, out)
+}
+
+// openPack opens the host's pack over SFTP.
+func openPack(src *host, pack *bootstrap.SwarmPack) (io.ReadCloser, error) {
+	sc, err := src.client.SFTP()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the pack: %w", src.spec.Name, err)
+	}
+	in, err := sc.Open(pack.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the pack %s: %w", src.spec.Name, pack.Path, err)
+	}
+	return in, nil
+}
+
+// finishArchive syncs and closes the archive f and renames it to out once
+// whole; it returns its size.
+func finishArchive(f *os.File, out string) (int64, error) {
 	if err := f.Sync(); err != nil {
 		return 0, err
 	}
@@ -378,16 +404,22 @@ func writeKeyPair(st *store.Store, name string, b *Backup) error {
 		if !ok {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		mode := fs.FileMode(0o600)
-		if strings.HasSuffix(f, ".pub") {
-			mode = 0o644
-		}
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, f), d, mode); err != nil {
+		if err := writeIfMissing(filepath.Join(dir, f), d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeIfMissing writes a key file (a public one 0644, else 0600) where
+// there is none.
+func writeIfMissing(path string, data []byte) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	mode := fs.FileMode(0o600)
+	if strings.HasSuffix(path, ".pub") {
+		mode = 0o644
+	}
+	return fsutil.WriteFileAtomic(path, data, mode)
 }

@@ -200,20 +200,28 @@ func (c *Converger) restoreSwarm(ctx context.Context, hosts []*host, leaderName 
 		if h == lh {
 			continue
 		}
-		hs, err := h.node.State(ctx)
-		if err != nil {
+		if err := c.leaveOldSwarm(ctx, h, ready); err != nil {
 			return err
 		}
-		if keepsState(hs, ready, c.restore.Manifest.SwarmID) {
-			continue
-		}
-		// Its managers are gone: it leaves what it has and joins the
-		// restored swarm (its old entry goes as a stale one).
-		if err := h.node.Leave(ctx, true); err != nil {
-			return err
-		}
-		c.restoreEvent(h, ui.Changed, "left the old swarm's state ("+hs.LocalNodeState+") to join the restored one")
 	}
+	return nil
+}
+
+// leaveOldSwarm makes h, unless it keeps its state (ready), leave what it
+// has of the old swarm, whose managers are gone, to join the restored one
+// (its old entry goes as a stale one).
+func (c *Converger) leaveOldSwarm(ctx context.Context, h *host, ready map[string]bool) error {
+	hs, err := h.node.State(ctx)
+	if err != nil {
+		return err
+	}
+	if keepsState(hs, ready, c.restore.Manifest.SwarmID) {
+		return nil
+	}
+	if err := h.node.Leave(ctx, true); err != nil {
+		return err
+	}
+	c.restoreEvent(h, ui.Changed, "left the old swarm's state ("+hs.LocalNodeState+") to join the restored one")
 	return nil
 }
 

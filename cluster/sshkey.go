@@ -184,6 +184,17 @@ func (c *Converger) RotateSSHKey(ctx context.Context, name string) error {
 	})
 }
 
+// recordKey loads h's machine and puts the rotated key in its record
+// instead of the old one.
+func (c *Converger) recordKey(h *host, pf *peerFiles) error {
+	var err error
+	if h.mach, err = c.Machines.Load(h.spec.Name); err != nil {
+		return err
+	}
+	h.mach.AuthorizedKeys = replaceKeyList(h.mach.AuthorizedKeys, pf.comment, pf.pub)
+	return c.Machines.Store.Save(h.mach.Machine)
+}
+
 // rotateOn puts the rotated key on one machine and in its record.
 func (c *Converger) rotateOn(ctx context.Context, h *host, pf *peerFiles, mu *sync.Mutex) error {
 	unlock, err := c.Machines.Store.Lock(ctx, "machine", h.spec.Name)
@@ -191,11 +202,7 @@ func (c *Converger) rotateOn(ctx context.Context, h *host, pf *peerFiles, mu *sy
 		return err
 	}
 	defer unlock()
-	if h.mach, err = c.Machines.Load(h.spec.Name); err != nil {
-		return err
-	}
-	h.mach.AuthorizedKeys = replaceKeyList(h.mach.AuthorizedKeys, pf.comment, pf.pub)
-	if err := c.Machines.Store.Save(h.mach.Machine); err != nil {
+	if err := c.recordKey(h, pf); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -284,14 +284,20 @@ type peerFiles struct {
 	keyOnly bool
 }
 
+// hostIDs are the names a host is reached by in the mesh: its hostname,
+// its machine name when another, its address.
+func hostIDs(h *host) []string {
+	ids := []string{h.mach.Hostname}
+	if h.mach.Name != h.mach.Hostname {
+		ids = append(ids, h.mach.Name)
+	}
+	return append(ids, h.mach.Address)
+}
+
 func newPeerFiles(hosts []*host, priv []byte, pub, cluster string) *peerFiles {
 	var known, names []string
 	for _, h := range hosts {
-		ids := []string{h.mach.Hostname}
-		if h.mach.Name != h.mach.Hostname {
-			ids = append(ids, h.mach.Name)
-		}
-		ids = append(ids, h.mach.Address)
+		ids := hostIDs(h)
 		names = append(names, ids...)
 		known = append(known, strings.Join(ids, ",")+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.client.HostKey()))))
 	}
@@ -320,6 +326,15 @@ func peerProbe(dockerUser, cluster string) provision.Probe {
 
 // peerProbeParts is the number of parts of peerProbe's answer.
 const peerProbeParts = 5
+
+// markPeerSSH notes that the mesh's files changed on h (wrote names
+// them).
+func (c *Converger) markPeerSSH(h *host, wrote []string, mu *sync.Mutex) {
+	mu.Lock()
+	h.changed = true
+	mu.Unlock()
+	c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
+}
 
 // peerSSHHost writes what differs of the SSH mesh on one host. The facts
 // probe read the files already; a host whose docker user was only made by
@@ -353,10 +368,7 @@ func (c *Converger) peerSSHHost(ctx context.Context, h *host, pf *peerFiles, mu 
 		}
 	}
 	if len(wrote) > 0 {
-		mu.Lock()
-		h.changed = true
-		mu.Unlock()
-		c.Machines.Progress.Event(h.spec.Name, "peer-ssh", ui.Changed, strings.Join(wrote, ", "))
+		c.markPeerSSH(h, wrote, mu)
 	}
 	return nil
 }

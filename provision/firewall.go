@@ -137,25 +137,29 @@ func parseFirewalld(listAll string) openPorts {
 		if !ok {
 			continue
 		}
-		val = strings.TrimSpace(val)
-		switch key {
-		case "target":
-			// The trusted zone (target ACCEPT) lets everything in.
-			o.all = o.all || val == "ACCEPT"
-		case "services":
-			for _, svc := range strings.Fields(val) {
-				r, _ := serviceRanges(svc)
+		o.addFirewalld(key, strings.TrimSpace(val))
+	}
+	return o
+}
+
+// addFirewalld reads one "key: value" line of `firewall-cmd --list-all`.
+func (o *openPorts) addFirewalld(key, val string) {
+	switch key {
+	case "target":
+		// The trusted zone (target ACCEPT) lets everything in.
+		o.all = o.all || val == "ACCEPT"
+	case "services":
+		for _, svc := range strings.Fields(val) {
+			r, _ := serviceRanges(svc)
+			o.ranges = append(o.ranges, r...)
+		}
+	case "ports":
+		for _, p := range strings.Fields(val) {
+			if r, ok := parsePortSpec(p); ok {
 				o.ranges = append(o.ranges, r...)
-			}
-		case "ports":
-			for _, p := range strings.Fields(val) {
-				if r, ok := parsePortSpec(p); ok {
-					o.ranges = append(o.ranges, r...)
-				}
 			}
 		}
 	}
-	return o
 }
 
 var ufwColumnsRE = regexp.MustCompile(`\s{2,}`)

@@ -95,22 +95,29 @@ func firewalldKeep(runtime, permanent string) []string {
 	sort.Strings(names)
 	var cmds []string
 	for _, z := range names {
-		r, p := rt[z], pm[z]
-		base := "firewall-cmd --zone=" + shell.Word(z)
-		for _, o := range keepOptions {
-			cmd := base
-			for _, v := range r[o.key] {
-				if !slices.Contains(p[o.key], v) {
-					cmd += " " + o.opt + "=" + shell.Word(v)
-				}
-			}
-			if cmd != base {
-				cmds = append(cmds, cmd)
+		cmds = append(cmds, zoneKeep(z, rt[z], pm[z])...)
+	}
+	return cmds
+}
+
+// zoneKeep are the commands that put back zone z's runtime-only values
+// (r: runtime, p: permanent), one command per option.
+func zoneKeep(z string, r, p zoneSettings) []string {
+	var cmds []string
+	base := "firewall-cmd --zone=" + shell.Word(z)
+	for _, o := range keepOptions {
+		cmd := base
+		for _, v := range r[o.key] {
+			if !slices.Contains(p[o.key], v) {
+				cmd += " " + o.opt + "=" + shell.Word(v)
 			}
 		}
-		if slices.Equal(r["masquerade"], []string{"yes"}) && !slices.Equal(p["masquerade"], []string{"yes"}) {
-			cmds = append(cmds, base+" --add-masquerade")
+		if cmd != base {
+			cmds = append(cmds, cmd)
 		}
+	}
+	if slices.Equal(r["masquerade"], []string{"yes"}) && !slices.Equal(p["masquerade"], []string{"yes"}) {
+		cmds = append(cmds, base+" --add-masquerade")
 	}
 	return cmds
 }

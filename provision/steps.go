@@ -75,6 +75,14 @@ type installStep struct{}
 
 func (installStep) Name() StepName { return StepInstall }
 
+// unlessOK is src, or "" when the Docker there will do (ok).
+func unlessOK(ok bool, src string) string {
+	if ok {
+		return ""
+	}
+	return src
+}
+
 // source says where Docker must come from: "" when what is there will do.
 func (installStep) source(h *Host) (string, error) {
 	have := h.Facts.DockerVersion()
@@ -87,15 +95,9 @@ func (installStep) source(h *Host) (string, error) {
 		}
 		return "", nil
 	case "", validate.InstallAuto:
-		if ok {
-			return "", nil
-		}
-		return string(validate.InstallRepo), nil
+		return unlessOK(ok, string(validate.InstallRepo)), nil
 	case validate.InstallRepo, validate.InstallDistro:
-		if ok {
-			return "", nil
-		}
-		return string(h.Spec.Install.Mode), nil
+		return unlessOK(ok, string(h.Spec.Install.Mode)), nil
 	}
 	return "", fmt.Errorf("unknown --engine-install %q (auto, repo, distro or skip)", h.Spec.Install.Mode)
 }

@@ -184,16 +184,8 @@ func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {
 	if keys := daemonTLSConflicts([]byte(h.Facts.sections["daemon-json"])); len(keys) > 0 {
 		return false, fmt.Errorf("/etc/docker/daemon.json sets %s, which shoal sets on dockerd's command line for TLS: remove them from daemon.json or use --engine-tls=false", strings.Join(keys, ", "))
 	}
-	have := map[string]string{}
-	for _, l := range strings.Split(h.Facts.Section("tls"), "\n") {
-		if f := strings.Fields(l); len(f) == 2 {
-			have[f[1]] = f[0]
-		}
-	}
-	for _, f := range s.files(h) {
-		if have[f.name] != sha(f.data) {
-			return true, nil
-		}
+	if s.filesChanged(h) {
+		return true, nil
 	}
 	want, err := s.dropIn(h)
 	if err != nil {
@@ -201,6 +193,18 @@ func (s tlsStep) Check(_ context.Context, h *Host) (bool, error) {
 		return h.Facts.DockerVersion() == "", nil
 	}
 	return h.Facts.sections["dropin"] != want, nil
+}
+
+// filesChanged tells whether a TLS file on the host is not the one wanted
+// (the facts hold their sums).
+func (s tlsStep) filesChanged(h *Host) bool {
+	have := parseSums(h.Facts.Section("tls"))
+	for _, f := range s.files(h) {
+		if have[f.name] != sha(f.data) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s tlsStep) Apply(ctx context.Context, h *Host) error {

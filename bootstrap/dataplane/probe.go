@@ -134,27 +134,36 @@ func Cells(nodes []string, results map[string]Result, addrs map[string]netip.Add
 		if !ok || !r.Done {
 			continue
 		}
-		switch {
-		case r.Listed < want:
-			dns[from] = "tasks.SERVICE listed " + itoa(r.Listed) + " of " + itoa(want) + " tasks"
-		case r.Named < want:
-			dns[from] = "the service's name resolved to " + itoa(r.Named) + " of " + itoa(want) + " tasks"
-		default:
-			dns[from] = ""
-		}
+		dns[from] = r.dnsFault(want)
 		for _, to := range nodes {
-			a, ok := addrs[to]
-			if to == from || !ok {
-				continue
+			if a, ok := addrs[to]; ok && to != from {
+				cells = append(cells, r.cell(from, to, a))
 			}
-			c := Cell{From: from, To: to, Small: Failed, Big: Failed}
-			if p, ok := r.Peers[a]; ok {
-				c.Small, c.Big = orFailed(p[0]), orFailed(p[1])
-			}
-			cells = append(cells, c)
 		}
 	}
 	return cells, dns
+}
+
+// dnsFault says what the task could not resolve of want tasks ("" for
+// nothing).
+func (r Result) dnsFault(want int) string {
+	switch {
+	case r.Listed < want:
+		return "tasks.SERVICE listed " + itoa(r.Listed) + " of " + itoa(want) + " tasks"
+	case r.Named < want:
+		return "the service's name resolved to " + itoa(r.Named) + " of " + itoa(want) + " tasks"
+	}
+	return ""
+}
+
+// cell is the result of from's probe of to (at a); one not printed is a
+// failure.
+func (r Result) cell(from, to string, a netip.Addr) Cell {
+	c := Cell{From: from, To: to, Small: Failed, Big: Failed}
+	if p, ok := r.Peers[a]; ok {
+		c.Small, c.Big = orFailed(p[0]), orFailed(p[1])
+	}
+	return c
 }
 
 func itoa(n int) string {

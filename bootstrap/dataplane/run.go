@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,15 +61,9 @@ func labelFilter() client.Filters { return make(client.Filters).Add("label", Lab
 // Cleanup removes every probe service and network a check left (one
 // killed midway). Bounded by ctx.
 func Cleanup(ctx context.Context, m Manager) error {
-	svcs, err := m.ServiceList(ctx, client.ServiceListOptions{Filters: labelFilter()})
+	errs, err := removeServices(ctx, m)
 	if err != nil {
-		return fmt.Errorf("listing the check's services: %w", err)
-	}
-	var errs []error
-	for _, s := range svcs {
-		if err := m.ServiceRemove(ctx, s.ID); err != nil && !errdefsNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing the check's service %s: %w", s.Spec.Name, err))
-		}
+		return err
 	}
 	nets, err := m.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilter()})
 	if err != nil {
@@ -83,6 +78,21 @@ func Cleanup(ctx context.Context, m Manager) error {
 		errs = append(errs, waitNoNetwork(ctx, m))
 	}
 	return errors.Join(errs...)
+}
+
+// removeServices removes the check's services; err is a failed listing,
+// errs the removals that failed.
+func removeServices(ctx context.Context, m Manager) (errs []error, err error) {
+	svcs, err := m.ServiceList(ctx, client.ServiceListOptions{Filters: labelFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("listing the check's services: %w", err)
+	}
+	for _, s := range svcs {
+		if err := m.ServiceRemove(ctx, s.ID); err != nil && !errdefsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing the check's service %s: %w", s.Spec.Name, err))
+		}
+	}
+	return errs, nil
 }
 
 // waitNoNetwork waits until the manager lists no labelled network: a
@@ -168,17 +178,7 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 	if _, err := p.Manager.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
 		return fmt.Errorf("creating the probe's overlay network: %w", err)
 	}
-	// Only the nodes that have the image: the others are reported.
-	in := map[string]bool{}
-	for _, n := range nodes {
-		in[n] = true
-	}
-	var cons []string
-	for n, id := range p.NodeIDs {
-		if !in[n] && id != "" {
-			cons = append(cons, "node.id!="+id)
-		}
-	}
+	cons := p.excludeOthers(nodes)
 	const wait = 20 // seconds a task waits for its peers' names
 	grace := time.Second
 	spec := swarm.ServiceSpec{
@@ -198,6 +198,18 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		return fmt.Errorf("creating the probe service: %w", err)
 	}
 	return nil
+}
+
+// excludeOthers are the placement constraints that keep the probe to
+// nodes, those that have the image: the others are reported.
+func (p *Probe) excludeOthers(nodes []string) []string {
+	var cons []string
+	for n, id := range p.NodeIDs {
+		if !slices.Contains(nodes, n) && id != "" {
+			cons = append(cons, "node.id!="+id)
+		}
+	}
+	return cons
 }
 
 // collect polls each node's probe container until it printed DONE, or

@@ -113,33 +113,48 @@ func (r *release) writeTar(tw *tar.Writer, prefix string, entries map[string]str
 	sort.Strings(names)
 	dirs := map[string]bool{}
 	for _, n := range names {
-		// Each folder once, before its first file.
-		parts := strings.Split(prefix+"/"+n, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/") + "/"
-			if !dirs[d] {
-				dirs[d] = true
-				if err := tw.WriteHeader(r.header(d, tar.TypeDir, 0o755, 0)); err != nil {
-					return err
-				}
-			}
-		}
-		data, err := os.ReadFile(entries[n])
-		if err != nil {
+		if err := r.writeDirs(tw, prefix+"/"+n, dirs); err != nil {
 			return err
 		}
-		mode := int64(0o644)
-		if n == "machine" || n == "cluster" {
-			mode = 0o755
-		}
-		if err := tw.WriteHeader(r.header(prefix+"/"+n, tar.TypeReg, mode, int64(len(data)))); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
+		if err := r.writeFile(tw, prefix, n, entries[n]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeDirs writes the folders of path not written yet (dirs), each once,
+// before its first file.
+func (r *release) writeDirs(tw *tar.Writer, path string, dirs map[string]bool) error {
+	parts := strings.Split(path, "/")
+	for i := 1; i < len(parts); i++ {
+		d := strings.Join(parts[:i], "/") + "/"
+		if dirs[d] {
+			continue
+		}
+		dirs[d] = true
+		if err := tw.WriteHeader(r.header(d, tar.TypeDir, 0o755, 0)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile writes the file src as prefix/n; the binaries are executable.
+func (r *release) writeFile(tw *tar.Writer, prefix, n, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	mode := int64(0o644)
+	if n == "machine" || n == "cluster" {
+		mode = 0o755
+	}
+	if err := tw.WriteHeader(r.header(prefix+"/"+n, tar.TypeReg, mode, int64(len(data)))); err != nil {
+		return err
+	}
+	_, err = tw.Write(data)
+	return err
 }
 
 func (r *release) header(name string, typ byte, mode, size int64) *tar.Header {

@@ -131,27 +131,38 @@ func (r *release) build(ts []target) error {
 	}
 	var files []string
 	for _, t := range ts {
-		bin := filepath.Join(r.out, "build", t.String())
-		if err := r.goBuild(t, bin); err != nil {
-			return err
-		}
-		f, err := r.tarball(t, bin)
+		fs, err := r.buildTarget(t)
 		if err != nil {
 			return err
 		}
-		files = append(files, f)
-		if t.goos != "linux" {
-			continue
-		}
-		for _, format := range []string{"deb", "rpm"} {
-			f, err := r.pkg(format, t, bin)
-			if err != nil {
-				return err
-			}
-			files = append(files, f)
-		}
+		files = append(files, fs...)
 	}
 	return writeSums(r.out, files)
+}
+
+// buildTarget builds target t's binaries and returns its release files:
+// the tarball, and on Linux the .deb and .rpm.
+func (r *release) buildTarget(t target) ([]string, error) {
+	bin := filepath.Join(r.out, "build", t.String())
+	if err := r.goBuild(t, bin); err != nil {
+		return nil, err
+	}
+	f, err := r.tarball(t, bin)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{f}
+	if t.goos != "linux" {
+		return files, nil
+	}
+	for _, format := range []string{"deb", "rpm"} {
+		f, err := r.pkg(format, t, bin)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 func (r *release) goBuild(t target, dir string) error {

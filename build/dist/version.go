@@ -38,13 +38,12 @@ func validBase(s string) bool {
 	if s == "" || s[0] < '0' || s[0] > '9' {
 		return false
 	}
-	for _, c := range s {
-		ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.ContainsRune(".~+", c)
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(s, func(c rune) bool { return !versionChar(c) })
+}
+
+// versionChar: an ASCII letter or digit, '.', '~' or '+'.
+func versionChar(c rune) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.ContainsRune(".~+", c)
 }
 
 func digits(s string) bool {

@@ -3,6 +3,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -151,24 +152,33 @@ func checkEndpoint(t *testing.T, d drivers.Driver) {
 	if err != nil {
 		t.Fatalf("SSH after Create: %v", err)
 	}
+	for _, p := range endpointProblems(ep) {
+		t.Error("SSH endpoint: " + p)
+	}
+}
+
+// endpointProblems are what is wrong with an SSH endpoint a driver gives.
+func endpointProblems(ep drivers.Endpoint) []string {
+	var out []string
 	if ep.Host == "" {
-		t.Error("SSH endpoint: empty Host")
+		out = append(out, "empty Host")
 	}
 	if validate.Port(ep.Port) != nil {
-		t.Errorf("SSH endpoint: Port %d is not a TCP port", ep.Port)
+		out = append(out, fmt.Sprintf("Port %d is not a TCP port", ep.Port))
 	}
 	if ep.User == "" {
-		t.Error("SSH endpoint: empty User")
+		out = append(out, "empty User")
 	}
 	if ep.KeyPath != "" && !filepath.IsAbs(ep.KeyPath) {
-		t.Errorf("SSH endpoint: KeyPath %q is not absolute", ep.KeyPath)
+		out = append(out, fmt.Sprintf("KeyPath %q is not absolute", ep.KeyPath))
 	}
 	if ep.HostKeyFingerprint != "" && !strings.HasPrefix(ep.HostKeyFingerprint, "SHA256:") {
-		t.Errorf("SSH endpoint: HostKeyFingerprint %q is not SHA256:...", ep.HostKeyFingerprint)
+		out = append(out, fmt.Sprintf("HostKeyFingerprint %q is not SHA256:...", ep.HostKeyFingerprint))
 	}
 	if _, _, err := net.SplitHostPort(ep.Address()); err != nil {
-		t.Errorf("SSH endpoint: Address() %q: %v", ep.Address(), err)
+		out = append(out, fmt.Sprintf("Address() %q: %v", ep.Address(), err))
 	}
+	return out
 }
 
 func checkAddress(t *testing.T, d drivers.Driver) {

@@ -269,22 +269,30 @@ func (d *Driver) ensureDisk(c *conn, pool lv.StoragePool, st *machineState, capa
 	return p, nil
 }
 
+// removeOldSeed deletes the machine's seed volume name, if there is one; a
+// volume of that name made for another machine is an error.
+func removeOldSeed(c *conn, pool lv.StoragePool, st *machineState, name string) error {
+	vol, err := c.l.StorageVolLookupByName(pool, name)
+	if isCode(err, lv.ErrNoStorageVol) {
+		return nil
+	}
+	if err != nil {
+		return lvErr("look up volume "+name, err)
+	}
+	if st.SeedVolume != name {
+		return fmt.Errorf("volume %s exists in pool %s and was not made for this machine: remove it (virsh vol-delete --pool %s %s) or choose another name", name, st.Pool, st.Pool, name)
+	}
+	if err := c.l.StorageVolDelete(vol, 0); err != nil {
+		return lvErr("delete old seed "+name, err)
+	}
+	return nil
+}
+
 // ensureSeed (re)writes the machine's seed ISO volume.
 func (d *Driver) ensureSeed(ctx context.Context, c *conn, pool lv.StoragePool, st *machineState, iso []byte) (string, error) {
 	name := st.Domain + "-seed.iso"
-	if vol, err := c.l.StorageVolLookupByName(pool, name); err == nil {
-		ours := st.SeedVolume == name
-		if ours {
-			err = c.l.StorageVolDelete(vol, 0)
-		}
-		if !ours {
-			return "", fmt.Errorf("volume %s exists in pool %s and was not made for this machine: remove it (virsh vol-delete --pool %s %s) or choose another name", name, st.Pool, st.Pool, name)
-		}
-		if err != nil {
-			return "", lvErr("delete old seed "+name, err)
-		}
-	} else if !isCode(err, lv.ErrNoStorageVol) {
-		return "", lvErr("look up volume "+name, err)
+	if err := removeOldSeed(c, pool, st, name); err != nil {
+		return "", err
 	}
 	st.SeedVolume = name
 	if err := saveState(d.m.Dir, *st); err != nil {

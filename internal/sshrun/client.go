@@ -247,19 +247,27 @@ func dialOnce(ctx context.Context, cfg Config, addr string) (*Client, error) {
 			rejected[hke.OfferedType] = true
 			continue
 		}
-		if isNoCommonHostKeyAlgo(err) {
-			if len(rejected) > 0 {
-				return nil, hk.fingerprintError()
-			}
-			if len(hk.pinned) > 0 {
-				return nil, hk.missingTypeError()
-			}
-		}
-		if isAuthFailure(err) {
-			return nil, auth.error(cfg, err)
-		}
-		return nil, err
+		return nil, attemptError(err, cfg, auth, hk, len(rejected) > 0)
 	}
+}
+
+// attemptError is the error of a failed attempt the host key check did
+// not refuse: no host key type in common says why (types refused against
+// the fingerprint, or none pinned offered), a failed login says what was
+// offered.
+func attemptError(err error, cfg Config, auth *auth, hk *hostKeys, refused bool) error {
+	if isNoCommonHostKeyAlgo(err) {
+		if refused {
+			return hk.fingerprintError()
+		}
+		if len(hk.pinned) > 0 {
+			return hk.missingTypeError()
+		}
+	}
+	if isAuthFailure(err) {
+		return auth.error(cfg, err)
+	}
+	return err
 }
 
 func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostKeys, algos []string) (*Client, error) {
@@ -283,10 +291,7 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 		if err == nil {
 			sc.Close()
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("ssh: handshake with %s: no answer within %s: %w", addr, attemptTimeout, os.ErrDeadlineExceeded)
+		return nil, handshakeTimeout(ctx, addr)
 	}
 	if err != nil {
 		return nil, err
@@ -301,6 +306,15 @@ func connect(ctx context.Context, cfg Config, addr string, auth *auth, hk *hostK
 	}
 	go c.keepAlive(cfg.keepAliveInterval())
 	return c, nil
+}
+
+// handshakeTimeout is the error of a handshake cut off: ctx's when it
+// ended, else the attempt's timeout.
+func handshakeTimeout(ctx context.Context, addr string) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("ssh: handshake with %s: no answer within %s: %w", addr, attemptTimeout, os.ErrDeadlineExceeded)
 }
 
 // keepAliveInterval is how often a connection is checked: KeepAlive, or

@@ -66,19 +66,10 @@ func chainKey(hops []Config) string {
 // client returns the connection to the last hop, made through the ones
 // before it, reusing a live one.
 func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
-	key := chainKey(hops)
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errors.New("ssh: jump host pool is closed")
+	e, err := p.entry(chainKey(hops))
+	if err != nil {
+		return nil, err
 	}
-	e := p.entries[key]
-	if e == nil {
-		e = &jumpEntry{}
-		p.entries[key] = e
-	}
-	p.mu.Unlock()
-
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.client != nil && !e.client.isClosed() {
@@ -90,10 +81,7 @@ func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jump host %s: %w", last.User+"@"+net.JoinHostPort(last.Host, strconv.Itoa(last.port())), err)
 	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.isClosed() {
 		c.Close()
 		return nil, errors.New("ssh: jump host pool is closed")
 	}
@@ -104,6 +92,27 @@ func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
 		c.Close()
 	}()
 	return c, nil
+}
+
+// entry is the pool's entry of a chain of hops, made on first use.
+func (p *JumpPool) entry(key string) (*jumpEntry, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("ssh: jump host pool is closed")
+	}
+	e := p.entries[key]
+	if e == nil {
+		e = &jumpEntry{}
+		p.entries[key] = e
+	}
+	return e, nil
+}
+
+func (p *JumpPool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // Close closes every jump host connection.

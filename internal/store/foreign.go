@@ -60,6 +60,13 @@ func IsDockerMachineConfig(data []byte) bool {
 // machines.
 var ErrDockerMachineStore = errors.New("a docker-machine store")
 
+// dockerMachineDir tells a machine folder whose config.json is
+// docker-machine's.
+func dockerMachineDir(dir string) bool {
+	data, err := ReadRegular(filepath.Join(dir, ConfigFile), MaxConfigSize)
+	return err == nil && IsDockerMachineConfig(data)
+}
+
 // checkNotDockerMachine refuses a root that holds docker-machine's
 // machines: shoal would misread them, and its rm would delete them.
 func checkNotDockerMachine(root string) error {
@@ -72,11 +79,7 @@ func checkNotDockerMachine(root string) error {
 		return nil // no machines yet (or unreadable: New and Load report it)
 	}
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		data, err := ReadRegular(filepath.Join(root, "machines", e.Name(), ConfigFile), MaxConfigSize)
-		if err == nil && IsDockerMachineConfig(data) {
+		if e.IsDir() && dockerMachineDir(filepath.Join(dir, e.Name())) {
 			return fmt.Errorf("store %s is %w (machines/%s/config.json is docker-machine's): shoal keeps its own store; "+
 				"bring the machines over with 'machine import --docker-machine-storage-path %s', and give shoal another store "+
 				"(--storage-path or $%s)", root, ErrDockerMachineStore, e.Name(), root, StorageEnv)

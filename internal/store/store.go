@@ -359,11 +359,7 @@ func (s *Store) lockFile(ctx context.Context, file, what string) (unlock func(),
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	wait := s.LockWait
-	if wait <= 0 {
-		wait = DefaultLockWait
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := context.WithTimeout(ctx, s.lockWait())
 	defer cancel()
 	path := filepath.Join(dir, file)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
@@ -377,10 +373,7 @@ func (s *Store) lockFile(ctx context.Context, file, what string) (unlock func(),
 			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
 		if locked {
-			// Who holds it, for the error of the next one who waits.
-			if f.Truncate(0) == nil {
-				_, _ = f.WriteAt([]byte(holder()), 0)
-			}
+			markHolder(f)
 			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 		}
 		select {
@@ -390,6 +383,22 @@ func (s *Store) lockFile(ctx context.Context, file, what string) (unlock func(),
 			return nil, fmt.Errorf("%s is locked by %s; try again when it is done: %w", what, by, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// lockWait is how long a lock is waited for: LockWait, or the default.
+func (s *Store) lockWait() time.Duration {
+	if s.LockWait <= 0 {
+		return DefaultLockWait
+	}
+	return s.LockWait
+}
+
+// markHolder writes who holds the lock f, for the error of the next one
+// who waits.
+func markHolder(f *os.File) {
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt([]byte(holder()), 0)
 	}
 }
 

@@ -78,12 +78,14 @@ func writeClean(b *strings.Builder, r rune, n int, line bool) {
 
 // isPlain tells whether s needs no change (the common case: no copy).
 func isPlain(s string, line bool) bool {
-	for _, r := range s {
-		if r < 0x20 && (line || r != '\t' && r != '\n') || r >= 0x7f && r < 0xa0 || r == utf8.RuneError || isBidi(r) {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(s, func(r rune) bool { return needsCleaning(r, line) })
+}
+
+// needsCleaning tells a rune clean changes: a control character (but a
+// tab or newline outside a line), DEL and C1, invalid UTF-8, a
+// bidirectional override.
+func needsCleaning(r rune, line bool) bool {
+	return r < 0x20 && (line || r != '\t' && r != '\n') || r >= 0x7f && r < 0xa0 || r == utf8.RuneError || isBidi(r)
 }
 
 // isBidi tells whether r reorders the text around it (the "Trojan

@@ -218,6 +218,11 @@ func urlProblem(s string) string {
 	if err != nil {
 		return "it does not parse"
 	}
+	return parsedURLProblem(u, s)
+}
+
+// parsedURLProblem is urlProblem of s once parsed (u).
+func parsedURLProblem(u *url.URL, s string) string {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "the scheme must be http or https"
 	}

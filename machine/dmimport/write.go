@@ -102,17 +102,44 @@ func sshMachine(p Plan, own string, mach *store.Machine) error {
 	return nil
 }
 
+// virtualboxSpec is the virtualbox driver and a new config of it.
+func virtualboxSpec(m *machine.Manager) (*drivers.Spec, *virtualbox.Config, error) {
+	spec, err := m.Drivers.Get("virtualbox")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, ok := spec.NewConfig().(*virtualbox.Config)
+	if !ok {
+		return nil, nil, fmt.Errorf("virtualbox driver: unexpected config %T", spec.NewConfig())
+	}
+	return spec, cfg, nil
+}
+
+// vmAdopterDriver is a driver that adopts a VirtualBox VM.
+type vmAdopterDriver interface {
+	Adopt(context.Context, virtualbox.Adoption) error
+}
+
+// vmAdopter is the virtualbox driver of the machine id, which adopts a VM.
+func vmAdopter(spec *drivers.Spec, id drivers.Identity, cfg *virtualbox.Config) (vmAdopterDriver, error) {
+	d, err := spec.New(id, cfg)
+	if err != nil {
+		return nil, err
+	}
+	adopter, ok := d.(vmAdopterDriver)
+	if !ok {
+		return nil, errors.New("the virtualbox driver cannot adopt a VM")
+	}
+	return adopter, nil
+}
+
 // adoptVM makes a docker-machine VirtualBox machine a virtualbox one: the
 // VM is adopted as it is (read with showvminfo, not changed), its key
 // becomes the machine's key.
 func adoptVM(ctx context.Context, m *machine.Manager, p Plan, mach *store.Machine) error {
-	spec, err := m.Drivers.Get("virtualbox")
+	spec, cfg, err := virtualboxSpec(m)
 	if err != nil {
 		return err
-	}
-	cfg, ok := spec.NewConfig().(*virtualbox.Config)
-	if !ok {
-		return fmt.Errorf("virtualbox driver: unexpected config %T", spec.NewConfig())
 	}
 	vmSettings(cfg, p.VirtualBox)
 	cfg.SSHUser = p.User
@@ -121,15 +148,9 @@ func adoptVM(ctx context.Context, m *machine.Manager, p Plan, mach *store.Machin
 	if err := copyFile(p.KeyPath, key, 0o600); err != nil {
 		return err
 	}
-	d, err := spec.New(drivers.Identity{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
+	adopter, err := vmAdopter(spec, drivers.Identity{Name: p.Name, Dir: dir, PrivateKeyPath: key}, cfg)
 	if err != nil {
 		return err
-	}
-	adopter, ok := d.(interface {
-		Adopt(context.Context, virtualbox.Adoption) error
-	})
-	if !ok {
-		return errors.New("the virtualbox driver cannot adopt a VM")
 	}
 	if err := adopter.Adopt(ctx, virtualbox.Adoption{SSHPort: p.Port, SSHUser: p.User, HostOnlyIP: p.Address, HostKeyFingerprint: p.Fingerprint}); err != nil {
 		return err

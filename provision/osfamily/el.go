@@ -446,20 +446,30 @@ func displayName(os OS) string {
 	return strings.TrimSpace(os.ID + " " + os.VersionID)
 }
 
+// extrasRepo tells whether an extras repository is enabled, and else
+// names the first disabled one ("" for none).
+func extrasRepo(repos []Repo) (enabled bool, disabled string) {
+	for _, r := range repos {
+		if !strings.Contains(r.ID, "extras") {
+			continue
+		}
+		if r.Enabled {
+			return true, ""
+		}
+		disabled = cmp.Or(disabled, r.ID)
+	}
+	return false, disabled
+}
+
 // RHEL7Extras makes sure RHEL 7's extras repository (container-selinux) is
 // enabled: the command that enables it, "" when it is, or an error.
 func RHEL7Extras(os OS, repos []Repo, hasSubscriptionManager bool) (string, error) {
 	if os.ID != "rhel" || !strings.HasPrefix(os.VersionID, "7") {
 		return "", nil
 	}
-	var disabled string
-	for _, r := range repos {
-		if strings.Contains(r.ID, "extras") {
-			if r.Enabled {
-				return "", nil
-			}
-			disabled = cmp.Or(disabled, r.ID)
-		}
+	enabled, disabled := extrasRepo(repos)
+	if enabled {
+		return "", nil
 	}
 	if disabled != "" {
 		return "yum-config-manager --enable " + shell.Word(disabled), nil

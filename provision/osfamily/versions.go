@@ -6,6 +6,7 @@ package osfamily
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -94,24 +95,25 @@ func ParseMadison(out string) []string {
 // CheckPin tells whether the repository offers the pinned version (24.0.9,
 // or a prefix such as 27 or 26.1); its error lists what it does offer.
 func CheckPin(offered []string, pin, repo string) error {
-	for _, v := range offered {
-		if v == pin || strings.HasPrefix(v, pin+".") {
-			return nil
-		}
-	}
-	shown := offered
-	more := ""
-	if len(shown) > 12 {
-		more = fmt.Sprintf(" and %d older", len(shown)-12)
-		shown = shown[:12]
-	}
-	have := "nothing"
-	if len(shown) > 0 {
-		have = strings.Join(shown, ", ") + more
+	if slices.ContainsFunc(offered, func(v string) bool { return v == pin || strings.HasPrefix(v, pin+".") }) {
+		return nil
 	}
 	hint := ""
 	if (strings.HasSuffix(repo, "/linux/centos/7") || strings.HasSuffix(repo, "/linux/centos/8")) && pinMajor(pin) > lastFrozenMajor {
 		hint = fmt.Sprintf(" Docker stopped building for CentOS 7 and 8 after %d.1: pin %d.1 or older here, or use an EL9 host.", lastFrozenMajor, lastFrozenMajor)
 	}
-	return fmt.Errorf("docker-ce %s is not in %s, which offers %s.%s", pin, repo, have, hint)
+	return fmt.Errorf("docker-ce %s is not in %s, which offers %s.%s", pin, repo, offeredList(offered), hint)
+}
+
+// offeredList names the newest 12 versions offered, and how many more.
+func offeredList(offered []string) string {
+	shown, more := offered, ""
+	if len(shown) > 12 {
+		more = fmt.Sprintf(" and %d older", len(shown)-12)
+		shown = shown[:12]
+	}
+	if len(shown) == 0 {
+		return "nothing"
+	}
+	return strings.Join(shown, ", ") + more
 }
