@@ -226,28 +226,7 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 		return res, err
 	}
 
-	// The swarm over every node (from a backup, when restoring): what the
-	// early swarm left, the order rules, labels, autolock, the roll, the
-	// registry and the final check.
-	if c.restore != nil {
-		err := c.restoreSwarm(ctx, hosts, leader)
-		if err == nil {
-			err = c.restored(spec)
-		}
-		if err != nil {
-			res.Stages = p.stages
-			return res, err
-		}
-	}
-	changed, leaderHost, clusterID, err := c.swarmWith(ctx, spec, hosts, leader, prev, p.swarmChecks())
-	if err == nil && len(leaving) > 0 {
-		err = c.retire(ctx, leaderHost, leaving)
-		changed = true
-	}
-	if err == nil && c.restore != nil {
-		err = c.labelsBack(ctx, leaderHost)
-	}
-	p.mark("swarm")
+	changed, leaderHost, clusterID, err := c.swarmPhase(ctx, spec, hosts, leader, prev, leaving, p)
 	res.Stages = p.stages
 	if err != nil {
 		return res, err
@@ -261,20 +240,51 @@ func (c *Converger) up(ctx context.Context, spec *Spec, start time.Time) (*Resul
 	if c.AfterUp != nil {
 		c.AfterUp(ctx, res)
 	}
-	// The apps, on the swarm that is ready.
+	err = c.stacksPhase(ctx, spec, leaderHost, prev, state, res)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+// swarmPhase is the swarm over every node (from a backup, when restoring):
+// what the early swarm left, the order rules, labels, autolock, the roll,
+// the registry, the machines that leave and the final check.
+func (c *Converger) swarmPhase(ctx context.Context, spec *Spec, hosts []*host, leader string, prev *State, leaving []string, p *pipeline) (changed bool, leaderHost *host, clusterID string, err error) {
+	if c.restore != nil {
+		if err := c.restoreSwarm(ctx, hosts, leader); err != nil {
+			return false, nil, "", err
+		}
+		if err := c.restored(spec); err != nil {
+			return false, nil, "", err
+		}
+	}
+	defer p.mark("swarm")
+	changed, leaderHost, clusterID, err = c.swarmWith(ctx, spec, hosts, leader, prev, p.swarmChecks())
+	if err == nil && len(leaving) > 0 {
+		err = c.retire(ctx, leaderHost, leaving)
+		changed = true
+	}
+	if err == nil && c.restore != nil {
+		err = c.labelsBack(ctx, leaderHost)
+	}
+	return changed, leaderHost, clusterID, err
+}
+
+// stacksPhase is the apps, on the swarm that is ready; the state then keeps
+// the stacks the swarm may hold.
+func (c *Converger) stacksPhase(ctx context.Context, spec *Spec, leaderHost *host, prev, state *State, res *Result) error {
 	begin := time.Now()
 	kept, err := c.deployStacks(ctx, spec, leaderHost, prev, res)
 	if len(spec.Stacks) > 0 || len(state.Stacks) > 0 {
 		res.Stages["stacks"] = time.Since(begin)
 	}
-	res.Elapsed = time.Since(start)
-	if !slices.Equal(kept, state.Stacks) {
-		state.Stacks = kept
-		if serr := saveState(c.Machines.Store, state); err == nil {
-			err = serr
-		}
+	if slices.Equal(kept, state.Stacks) {
+		return err
 	}
-	return res, err
+	state.Stacks = kept
+	if serr := saveState(c.Machines.Store, state); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // upBefore is what up decides before it changes anything: the state of

@@ -41,25 +41,12 @@ func Converged(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status 
 func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
 	st := Status{Service: svc.Spec.Name}
 	m := svc.Spec.Mode
-	switch {
-	case m.ReplicatedJob != nil || m.GlobalJob != nil:
+	if m.ReplicatedJob != nil || m.GlobalJob != nil {
 		return jobStatus(st, svc, tasks, eligibleNodes)
-	case m.Global != nil:
-		st.Desired = eligibleNodes
-	default:
-		st.Desired = 1
-		if m.Replicated != nil && m.Replicated.Replicas != nil {
-			st.Desired = int(*m.Replicated.Replicas)
-		}
 	}
 	global := m.Global != nil
-	want := taskTree(svc.Spec.TaskTemplate)
-	var current []swarm.Task
-	for _, t := range tasks {
-		if within(taskTree(t.Spec), want) {
-			current = append(current, t)
-		}
-	}
+	st.Desired = desiredTasks(m, eligibleNodes)
+	current := ofCurrentSpec(svc, tasks)
 	running := map[string]bool{} // by slot, or node for global services
 	for _, t := range current {
 		if t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning {
@@ -67,13 +54,42 @@ func counts(svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
 		}
 	}
 	st.Running = len(running)
-	updating := svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStateUpdating ||
-		svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted)
-	st.Done = st.Running >= st.Desired && !updating && !stopping(tasks)
+	st.Done = st.Running >= st.Desired && !updating(svc) && !stopping(tasks)
 	if !st.Done {
 		st.Failed = taskFailure(st.Service, current, running, global, swarm.TaskStateRunning)
 	}
 	return st
+}
+
+// desiredTasks is how many tasks a service (not a job) runs when it has
+// converged.
+func desiredTasks(m swarm.ServiceMode, eligibleNodes int) int {
+	switch {
+	case m.Global != nil:
+		return eligibleNodes
+	case m.Replicated != nil && m.Replicated.Replicas != nil:
+		return int(*m.Replicated.Replicas)
+	}
+	return 1
+}
+
+// ofCurrentSpec are the tasks made from the service's current spec.
+func ofCurrentSpec(svc swarm.Service, tasks []swarm.Task) []swarm.Task {
+	want := taskTree(svc.Spec.TaskTemplate)
+	var current []swarm.Task
+	for _, t := range tasks {
+		if within(taskTree(t.Spec), want) {
+			current = append(current, t)
+		}
+	}
+	return current
+}
+
+// updating tells whether swarm is still rolling an update (or its rollback)
+// through the service's tasks.
+func updating(svc swarm.Service) bool {
+	u := svc.UpdateStatus
+	return u != nil && (u.State == swarm.UpdateStateUpdating || u.State == swarm.UpdateStateRollbackStarted)
 }
 
 // stopping tells whether a task swarm is taking down still runs (an old

@@ -92,53 +92,64 @@ func copySpec(s swarm.ServiceSpec) swarm.ServiceSpec {
 
 func normalise(s *swarm.ServiceSpec, netNames map[string]string) {
 	t := &s.TaskTemplate
-	if t.Runtime == "" {
-		t.Runtime = swarm.RuntimeContainer
-	}
+	t.Runtime = cmp.Or(t.Runtime, swarm.RuntimeContainer)
 	normaliseContainer(t.ContainerSpec)
-	for i, n := range t.Networks {
-		if name, ok := netNames[n.Target]; ok {
-			t.Networks[i].Target = name
-		}
-	}
-	slices.SortFunc(t.Networks, func(a, b swarm.NetworkAttachmentConfig) int { return cmp.Compare(a.Target, b.Target) })
-	if r := t.Resources; r != nil {
-		if r.Limits != nil && *r.Limits == (swarm.Limit{}) {
-			r.Limits = nil
-		}
-		if r.Reservations != nil && reflect.ValueOf(*r.Reservations).IsZero() {
-			r.Reservations = nil
-		}
-	}
+	normaliseNetworks(t.Networks, netNames)
+	normaliseResources(t.Resources)
 	t.RestartPolicy = restartPolicy(t.RestartPolicy)
-	if r := s.Mode.Replicated; r != nil && r.Replicas == nil {
-		r.Replicas = new(uint64(1))
-	}
-	if j := s.Mode.ReplicatedJob; j != nil {
-		if j.MaxConcurrent == nil {
-			j.MaxConcurrent = new(uint64(1))
-		}
-		if j.TotalCompletions == nil {
-			j.TotalCompletions = new(*j.MaxConcurrent)
-		}
-	}
+	normaliseMode(&s.Mode)
 	s.UpdateConfig = updateConfig(s.UpdateConfig)
 	s.RollbackConfig = updateConfig(s.RollbackConfig)
-	if s.EndpointSpec == nil {
-		s.EndpointSpec = &swarm.EndpointSpec{}
-	}
-	if s.EndpointSpec.Mode == "" {
-		s.EndpointSpec.Mode = swarm.ResolutionModeVIP
-	}
-	for i, p := range s.EndpointSpec.Ports {
-		if p.Protocol == "" {
-			s.EndpointSpec.Ports[i].Protocol = "tcp"
-		}
-		if p.PublishMode == "" {
-			s.EndpointSpec.Ports[i].PublishMode = swarm.PortConfigPublishModeIngress
+	s.EndpointSpec = endpointSpec(s.EndpointSpec)
+}
+
+// normaliseNetworks names the networks swarm keeps by ID, in name order.
+func normaliseNetworks(nets []swarm.NetworkAttachmentConfig, netNames map[string]string) {
+	for i, n := range nets {
+		if name, ok := netNames[n.Target]; ok {
+			nets[i].Target = name
 		}
 	}
-	slices.SortFunc(s.EndpointSpec.Ports, swarm.PortConfig.Compare)
+	slices.SortFunc(nets, func(a, b swarm.NetworkAttachmentConfig) int { return cmp.Compare(a.Target, b.Target) })
+}
+
+// normaliseResources drops limits and reservations that say nothing.
+func normaliseResources(r *swarm.ResourceRequirements) {
+	if r == nil {
+		return
+	}
+	if r.Limits != nil && *r.Limits == (swarm.Limit{}) {
+		r.Limits = nil
+	}
+	if r.Reservations != nil && reflect.ValueOf(*r.Reservations).IsZero() {
+		r.Reservations = nil
+	}
+}
+
+// normaliseMode fills in the counts swarm takes when a mode leaves them out.
+func normaliseMode(m *swarm.ServiceMode) {
+	if r := m.Replicated; r != nil && r.Replicas == nil {
+		r.Replicas = new(uint64(1))
+	}
+	if j := m.ReplicatedJob; j != nil {
+		j.MaxConcurrent = cmp.Or(j.MaxConcurrent, new(uint64(1)))
+		j.TotalCompletions = cmp.Or(j.TotalCompletions, new(*j.MaxConcurrent))
+	}
+}
+
+// endpointSpec is e with swarm's defaults: VIP, and ports over TCP through
+// the routing mesh, in order.
+func endpointSpec(e *swarm.EndpointSpec) *swarm.EndpointSpec {
+	if e == nil {
+		e = &swarm.EndpointSpec{}
+	}
+	e.Mode = cmp.Or(e.Mode, swarm.ResolutionModeVIP)
+	for i, p := range e.Ports {
+		e.Ports[i].Protocol = cmp.Or(p.Protocol, "tcp")
+		e.Ports[i].PublishMode = cmp.Or(p.PublishMode, swarm.PortConfigPublishModeIngress)
+	}
+	slices.SortFunc(e.Ports, swarm.PortConfig.Compare)
+	return e
 }
 
 func normaliseContainer(cs *swarm.ContainerSpec) {

@@ -1,6 +1,7 @@
 package clusterfile
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -135,42 +136,37 @@ func specOf(raw *file) *Spec {
 		spec.Machines = append(spec.Machines, mb.machines...)
 	}
 	if sb := raw.Swarm; sb != nil {
-		spec.Autolock = sb.Autolock != nil && *sb.Autolock
-		spec.AutoUnlock = sb.AutoUnlock != nil && *sb.AutoUnlock
-		spec.ForceRejoin = sb.ForceRejoin != nil && *sb.ForceRejoin
-		if sb.MaxUnavailable != nil && *sb.MaxUnavailable != 0 {
-			spec.MaxUnavailable = *sb.MaxUnavailable
-		}
-		spec.DefaultAddrPool = sb.DefaultAddrPool
-		if sb.DataPathPort != nil {
-			spec.DataPathPort = *sb.DataPathPort
-		}
-		if sb.OverlayMTU != nil {
-			spec.OverlayMTU = *sb.OverlayMTU
-		}
+		swarmOf(spec, sb)
 	}
 	spec.Registry = Registry{Enabled: true, Port: 5000, Image: "registry:2", Path: "/var/lib/registry"}
 	if managers := spec.Managers(); len(managers) > 0 {
 		spec.Registry.Node = managers[0].Name
 	}
 	if rb := raw.Registry; rb != nil {
-		if rb.Enabled != nil {
-			spec.Registry.Enabled = *rb.Enabled
-		}
-		if rb.Node != nil {
-			spec.Registry.Node = *rb.Node
-		}
-		if rb.Port != nil {
-			spec.Registry.Port = *rb.Port
-		}
-		if rb.Image != nil {
-			spec.Registry.Image = *rb.Image
-		}
-		if rb.Path != nil {
-			spec.Registry.Path = *rb.Path
-		}
+		r := &spec.Registry
+		r.Enabled, r.Node, r.Port = valueOr(rb.Enabled, r.Enabled), valueOr(rb.Node, r.Node), valueOr(rb.Port, r.Port)
+		r.Image, r.Path = valueOr(rb.Image, r.Image), valueOr(rb.Path, r.Path)
 	}
 	return spec
+}
+
+// swarmOf is the swarm block's settings in the spec.
+func swarmOf(spec *Spec, sb *swarmBlock) {
+	spec.Autolock = valueOr(sb.Autolock, false)
+	spec.AutoUnlock = valueOr(sb.AutoUnlock, false)
+	spec.ForceRejoin = valueOr(sb.ForceRejoin, false)
+	spec.MaxUnavailable = cmp.Or(valueOr(sb.MaxUnavailable, 0), spec.MaxUnavailable)
+	spec.DefaultAddrPool = sb.DefaultAddrPool
+	spec.DataPathPort = valueOr(sb.DataPathPort, 0)
+	spec.OverlayMTU = valueOr(sb.OverlayMTU, 0)
+}
+
+// valueOr is what an optional attribute says, or def when it says nothing.
+func valueOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // cloneConfig copies a driver config so that machines do not share one.

@@ -2,6 +2,7 @@ package clusterfile
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -22,27 +23,40 @@ func registryPort(rb *registryBlock) int {
 func swarmInitDiags(sb *swarmBlock, regPort int) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if sb.DataPathPort != nil {
-		p := *sb.DataPathPort
-		switch {
-		case p < 1024 || p > 49151:
-			diags = append(diags, errAt(&sb.DataPathPortRange, "Invalid data_path_port", "data_path_port must be 1024 to 49151, not %d", p))
-		case p == 2377 || p == 7946 || p == 2376 || p == regPort:
-			diags = append(diags, errAt(&sb.DataPathPortRange, "Invalid data_path_port",
-				"data_path_port %d is taken: swarm uses 2377/tcp and 7946/tcp+udp, the daemon's TLS 2376/tcp, the registry %d/tcp", p, regPort))
-		}
+		diags = append(diags, dataPathPortDiags(*sb.DataPathPort, regPort, &sb.DataPathPortRange)...)
 	}
 	if sb.OverlayMTU != nil {
 		if m := *sb.OverlayMTU; m < 1280 || m > 9000 {
 			diags = append(diags, errAt(&sb.OverlayMTURange, "Invalid overlay_mtu", "overlay_mtu must be 1280 to 9000, not %d", m))
 		}
 	}
-	if sb.DefaultAddrPool != nil && len(sb.DefaultAddrPool) == 0 {
-		diags = append(diags, errAt(&sb.DefaultAddrPoolRange, "Invalid default_addr_pool", "default_addr_pool is empty: leave it out for Docker's 10.0.0.0/8"))
+	return append(diags, poolDiags(sb.DefaultAddrPool, &sb.DefaultAddrPoolRange)...)
+}
+
+// dataPathPortDiags: the VXLAN port must be a registered port that swarm,
+// the daemon's TLS and the registry do not take.
+func dataPathPortDiags(p, regPort int, rng *hcl.Range) hcl.Diagnostics {
+	switch {
+	case p < 1024 || p > 49151:
+		return hcl.Diagnostics{errAt(rng, "Invalid data_path_port", "data_path_port must be 1024 to 49151, not %d", p)}
+	case slices.Contains([]int{2377, 7946, 2376, regPort}, p):
+		return hcl.Diagnostics{errAt(rng, "Invalid data_path_port",
+			"data_path_port %d is taken: swarm uses 2377/tcp and 7946/tcp+udp, the daemon's TLS 2376/tcp, the registry %d/tcp", p, regPort)}
+	}
+	return nil
+}
+
+// poolDiags: the address pools, if given, are some, each valid and apart
+// from the others.
+func poolDiags(pool []string, rng *hcl.Range) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if pool != nil && len(pool) == 0 {
+		diags = append(diags, errAt(rng, "Invalid default_addr_pool", "default_addr_pool is empty: leave it out for Docker's 10.0.0.0/8"))
 	}
 	var pools []netip.Prefix
-	for _, s := range sb.DefaultAddrPool {
+	for _, s := range pool {
 		if d := poolDiag(s, pools); d != "" {
-			diags = append(diags, errAt(&sb.DefaultAddrPoolRange, "Invalid default_addr_pool", "%s", d))
+			diags = append(diags, errAt(rng, "Invalid default_addr_pool", "%s", d))
 			continue
 		}
 		pools = append(pools, netip.MustParsePrefix(s))

@@ -286,37 +286,43 @@ func checkEngine(e *engineBlock) hcl.Diagnostics {
 			diags = append(diags, errAt(&e.InstallRange, "Invalid engine install", "install must be auto, repo, distro or skip, not %q", *e.Install))
 		}
 	}
-	if e.Version != nil {
-		if err := validate.EngineVersion(*e.Version); err != nil {
-			diags = append(diags, errAt(&e.VersionRange, "Invalid engine version", "version: %v", err))
-		}
+	for _, a := range []engineAttr{
+		{"version", "Invalid engine version", optional(e.Version), &e.VersionRange, validate.EngineVersion},
+		{"repo_url", "Invalid engine repo_url", optional(e.RepoURL), &e.RepoURLRange, validate.RepoURL},
+		{"os_mirror", "Invalid engine os_mirror", optional(e.OSMirror), &e.OSMirrorRange, validate.RepoURL},
+		{"insecure_registries", "Invalid insecure registry", e.InsecureRegistries, &e.InsecureRegistriesRange, validate.InsecureRegistry},
+		{"registry_mirrors", "Invalid registry mirror", e.RegistryMirrors, &e.RegistryMirrorsRange, validate.URL},
+		{"labels", "Invalid engine label", e.Labels, &e.LabelsRange, func(l string) error { _, _, err := validate.Label(l); return err }},
+	} {
+		diags = append(diags, a.check()...)
 	}
-	if e.RepoURL != nil {
-		if err := validate.RepoURL(*e.RepoURL); err != nil {
-			diags = append(diags, errAt(&e.RepoURLRange, "Invalid engine repo_url", "repo_url: %v", err))
-		}
-	}
-	if e.OSMirror != nil {
-		if err := validate.RepoURL(*e.OSMirror); err != nil {
-			diags = append(diags, errAt(&e.OSMirrorRange, "Invalid engine os_mirror", "os_mirror: %v", err))
-		}
-	}
-	for _, r := range e.InsecureRegistries {
-		if err := validate.InsecureRegistry(r); err != nil {
-			diags = append(diags, errAt(&e.InsecureRegistriesRange, "Invalid insecure registry", "insecure_registries: %v", err))
-		}
-	}
-	for _, u := range e.RegistryMirrors {
-		if err := validate.URL(u); err != nil {
-			diags = append(diags, errAt(&e.RegistryMirrorsRange, "Invalid registry mirror", "registry_mirrors: %v", err))
-		}
-	}
-	for _, l := range e.Labels {
-		if _, _, err := validate.Label(l); err != nil {
-			diags = append(diags, errAt(&e.LabelsRange, "Invalid engine label", "labels: %v", err))
+	return diags
+}
+
+// engineAttr is an engine attribute's values and the rule each must pass.
+type engineAttr struct {
+	name, summary string
+	values        []string
+	rng           *hcl.Range
+	rule          func(string) error
+}
+
+func (a engineAttr) check() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, v := range a.values {
+		if err := a.rule(v); err != nil {
+			diags = append(diags, errAt(a.rng, a.summary, "%s: %v", a.name, err))
 		}
 	}
 	return diags
+}
+
+// optional is an optional attribute's value as a list: none or one.
+func optional(p *string) []string {
+	if p == nil {
+		return nil
+	}
+	return []string{*p}
 }
 
 // checkSSH checks the settings of an adopted host, each at its attribute,

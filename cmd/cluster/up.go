@@ -64,43 +64,49 @@ func newPlan(g *globals) *cobra.Command {
 					Apply string `json:"apply"`
 				}{plan, apply})
 			}
-			for _, p := range plan.Machines {
-				if len(p.Actions) == 0 {
-					fmt.Fprintf(out, "%s (%s): nothing to change\n", p.Name, p.Role)
-					continue
-				}
-				fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
-				for _, a := range p.Actions {
-					fmt.Fprintf(out, "  + %s\n", ui.CleanLine(a))
-				}
-			}
-			for _, p := range plan.Leaving {
-				fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, ui.CleanLine(strings.Join(p.Actions, ", ")))
-			}
-			if plan.Roll != "" {
-				fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
-			}
-			for _, st := range plan.Stacks {
-				writeStackPlan(out, st)
-			}
-			if plan.SSHKeyRotates {
-				fmt.Fprintf(out, "cluster SSH key: made anew and replaced on every node that stays (a machine that held it leaves the cluster)\n")
-			}
-			for _, w := range plan.Warnings {
-				fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
-			}
-			for _, r := range plan.Refusals {
-				fmt.Fprintf(out, "refused: %s\n", ui.Clean(r))
-			}
-			fmt.Fprintf(out, "\n%d of %d machines would change.", plan.Changes(), len(plan.Machines)+len(plan.Leaving))
-			if len(plan.Refusals) > 0 {
-				fmt.Fprintf(out, " 'cluster up' would refuse (see above) and change nothing.\n")
-				return nil
-			}
-			fmt.Fprintf(out, " Apply with: %s\n", apply)
+			writePlan(out, plan, apply)
 			return nil
 		},
 	}
+}
+
+// writePlan is the plan for a reader: each machine's actions, the machines
+// that leave, the roll, the stacks, then what to type.
+func writePlan(out io.Writer, plan *cluster.PlanResult, apply string) {
+	for _, p := range plan.Machines {
+		if len(p.Actions) == 0 {
+			fmt.Fprintf(out, "%s (%s): nothing to change\n", p.Name, p.Role)
+			continue
+		}
+		fmt.Fprintf(out, "%s (%s):\n", p.Name, p.Role)
+		for _, a := range p.Actions {
+			fmt.Fprintf(out, "  + %s\n", ui.CleanLine(a))
+		}
+	}
+	for _, p := range plan.Leaving {
+		fmt.Fprintf(out, "- %s (%s): %s\n", p.Name, p.Role, ui.CleanLine(strings.Join(p.Actions, ", ")))
+	}
+	if plan.Roll != "" {
+		fmt.Fprintf(out, "engine roll, one batch at a time: %s\n", plan.Roll)
+	}
+	for _, st := range plan.Stacks {
+		writeStackPlan(out, st)
+	}
+	if plan.SSHKeyRotates {
+		fmt.Fprintf(out, "cluster SSH key: made anew and replaced on every node that stays (a machine that held it leaves the cluster)\n")
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(out, "warning: %s\n", ui.Clean(w)) // they quote hosts
+	}
+	for _, r := range plan.Refusals {
+		fmt.Fprintf(out, "refused: %s\n", ui.Clean(r))
+	}
+	fmt.Fprintf(out, "\n%d of %d machines would change.", plan.Changes(), len(plan.Machines)+len(plan.Leaving))
+	if len(plan.Refusals) > 0 {
+		fmt.Fprintf(out, " 'cluster up' would refuse (see above) and change nothing.\n")
+		return
+	}
+	fmt.Fprintf(out, " Apply with: %s\n", apply)
 }
 
 func newUp(g *globals) *cobra.Command {
@@ -155,18 +161,8 @@ func newUp(g *globals) *cobra.Command {
 				rep = nil
 			}
 			c.Machines.Progress.Close()
-			out := cmd.OutOrStdout()
-			if g.output == ui.ModeJSON {
-				if err := json.NewEncoder(out).Encode(map[string]any{"result": res, "check": rep}); err != nil {
-					return err
-				}
-			} else {
-				summaryWith(out, res, func() {
-					if rep != nil {
-						fmt.Fprintln(out)
-						writeCheck(out, rep, g.output == ui.ModeAuto && ui.IsTerminal(out))
-					}
-				})
+			if err := writeUp(cmd.OutOrStdout(), g.output, res, rep); err != nil {
+				return err
 			}
 			if rep != nil && !rep.OK {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the swarm is made, but its data plane has a fault (see above): fix it, then run '%s'", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))}
@@ -181,6 +177,21 @@ func newUp(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
 	addAcceptFlag(cmd, &accept)
 	return cmd
+}
+
+// writeUp is up's result: one JSON document, or the summary with the
+// data-plane check's verdict (rep, nil when none ran).
+func writeUp(out io.Writer, mode string, res *cluster.Result, rep *dataplane.Report) error {
+	if mode == ui.ModeJSON {
+		return json.NewEncoder(out).Encode(map[string]any{"result": res, "check": rep})
+	}
+	summaryWith(out, res, func() {
+		if rep != nil {
+			fmt.Fprintln(out)
+			writeCheck(out, rep, mode == ui.ModeAuto && ui.IsTerminal(out))
+		}
+	})
+	return nil
 }
 
 func summary(w io.Writer, res *cluster.Result) { summaryWith(w, res, func() {}) }

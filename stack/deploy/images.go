@@ -46,23 +46,17 @@ type Outcome struct {
 // those bytes, and returns it by digest.
 func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, error) {
 	var res Outcome
-	have, err := api.ImageInspect(ctx, img.Ref)
-	if err != nil || have.Config == nil || have.Config.Labels[LabelContext] != img.Context.Digest {
-		if err := build1(ctx, api, img); err != nil {
-			return res, err
-		}
-		res.Built = true
+	var err error
+	if res.Built, err = buildIfChanged(ctx, api, img); err != nil {
+		return res, err
 	}
 	local, err := repoDigest(ctx, api, img.Ref)
 	if err != nil {
 		return res, err
 	}
 	if res.Built || local == "" || !inRegistry(ctx, api, img.Ref, local) {
-		if err := push(ctx, api, img); err != nil {
-			return res, err
-		}
 		res.Pushed = true
-		if local, err = repoDigest(ctx, api, img.Ref); err != nil {
+		if local, err = pushed(ctx, api, img); err != nil {
 			return res, err
 		}
 	}
@@ -74,6 +68,23 @@ func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, 
 	_, digest, _ := strings.Cut(local, "@")
 	res.Pinned = img.Ref + "@" + digest
 	return res, nil
+}
+
+// buildIfChanged builds img unless the engine has it from the same context.
+func buildIfChanged(ctx context.Context, api *client.Client, img Image) (bool, error) {
+	have, err := api.ImageInspect(ctx, img.Ref)
+	if err == nil && have.Config != nil && have.Config.Labels[LabelContext] == img.Context.Digest {
+		return false, nil
+	}
+	return true, build1(ctx, api, img)
+}
+
+// pushed pushes img and returns its NAME@DIGEST as the engine now knows it.
+func pushed(ctx context.Context, api *client.Client, img Image) (string, error) {
+	if err := push(ctx, api, img); err != nil {
+		return "", err
+	}
+	return repoDigest(ctx, api, img.Ref)
 }
 
 func build1(ctx context.Context, api *client.Client, img Image) error {
