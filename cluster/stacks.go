@@ -29,6 +29,10 @@ type StackOptions struct {
 	OverlayMTU int
 }
 
+// removesGone tells whether a run removes the stacks that left the file:
+// not with --no-prune, nor when it deploys one stack alone.
+func (o StackOptions) removesGone() bool { return !o.NoPrune && o.Only == "" }
+
 // deployStacks deploys the file's stacks in file order through the leader's
 // engine, once the swarm and its registry are ready, and removes those that
 // left the file (when pruning). It returns the stacks the swarm may still
@@ -36,7 +40,7 @@ type StackOptions struct {
 func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, prev *State, res *Result) ([]string, error) {
 	c.Stacks.OverlayMTU = spec.OverlayMTU
 	kept, gone := stackNames(spec), goneStacks(prev, spec)
-	if c.Stacks.NoPrune || c.Stacks.Only != "" {
+	if !c.Stacks.removesGone() {
 		kept, gone = append(kept, gone...), nil
 	}
 	if len(spec.Stacks) == 0 && len(gone) == 0 {
@@ -46,10 +50,7 @@ func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, 
 	if err != nil {
 		return append(kept, gone...), err
 	}
-	for _, s := range spec.Stacks {
-		if c.Stacks.Only != "" && s.Name != c.Stacks.Only {
-			continue
-		}
+	for _, s := range c.selected(spec.Stacks) {
 		if err := c.deployStack(ctx, api, s, res); err != nil {
 			return append(kept, gone...), err
 		}
@@ -60,6 +61,14 @@ func (c *Converger) deployStacks(ctx context.Context, spec *Spec, leader *host, 
 		}
 	}
 	return kept, nil
+}
+
+// selected are the stacks this run deploys: all, or the one --stack names.
+func (c *Converger) selected(stacks []Stack) []Stack {
+	if c.Stacks.Only == "" {
+		return stacks
+	}
+	return slices.DeleteFunc(slices.Clone(stacks), func(s Stack) bool { return s.Name != c.Stacks.Only })
 }
 
 // goneStacks are the stacks an earlier run deployed that left the file.

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"encoding/json"
 	"reflect"
 
@@ -116,22 +117,8 @@ func place(t swarm.Task, byNode bool) string {
 
 func jobStatus(st Status, svc swarm.Service, tasks []swarm.Task, eligibleNodes int) Status {
 	global := svc.Spec.Mode.GlobalJob != nil
-	if global {
-		st.Desired = eligibleNodes
-	} else {
-		st.Desired = 1
-		if j := svc.Spec.Mode.ReplicatedJob; j.TotalCompletions != nil {
-			st.Desired = int(*j.TotalCompletions)
-		} else if j.MaxConcurrent != nil {
-			st.Desired = int(*j.MaxConcurrent)
-		}
-	}
-	var current []swarm.Task
-	for _, t := range tasks {
-		if svc.JobStatus == nil || (t.JobIteration != nil && t.JobIteration.Index == svc.JobStatus.JobIteration.Index) {
-			current = append(current, t)
-		}
-	}
+	st.Desired = jobCompletions(svc.Spec.Mode, eligibleNodes)
+	current := ofCurrentIteration(svc, tasks)
 	done := map[string]bool{}
 	for _, t := range current {
 		if t.Status.State == swarm.TaskStateComplete {
@@ -144,6 +131,31 @@ func jobStatus(st Status, svc swarm.Service, tasks []swarm.Task, eligibleNodes i
 		st.Failed = taskFailure(st.Service, current, done, global, swarm.TaskStateComplete)
 	}
 	return st
+}
+
+// jobCompletions is how many tasks of a job must complete: one per
+// eligible node for a global job, the total completions (or the
+// concurrency, or one) for a replicated job.
+func jobCompletions(m swarm.ServiceMode, eligibleNodes int) int {
+	if m.GlobalJob != nil {
+		return eligibleNodes
+	}
+	j := m.ReplicatedJob
+	return int(*cmp.Or(j.TotalCompletions, j.MaxConcurrent, new(uint64(1))))
+}
+
+// ofCurrentIteration are the tasks of the job's current run.
+func ofCurrentIteration(svc swarm.Service, tasks []swarm.Task) []swarm.Task {
+	if svc.JobStatus == nil {
+		return tasks
+	}
+	var current []swarm.Task
+	for _, t := range tasks {
+		if t.JobIteration != nil && t.JobIteration.Index == svc.JobStatus.JobIteration.Index {
+			current = append(current, t)
+		}
+	}
+	return current
 }
 
 // taskFailure is the newest task that failed, was rejected or waits with an

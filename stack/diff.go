@@ -238,39 +238,39 @@ func toTree(s swarm.ServiceSpec) map[string]any {
 func prune(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
-		for k, e := range x {
-			if p := prune(e); p == nil {
-				delete(x, k)
-			} else {
-				x[k] = p
-			}
-		}
-		if len(x) == 0 {
-			return nil
-		}
-		return x
+		return pruneMap(x)
 	case []any:
-		if len(x) == 0 {
-			return nil
-		}
-		for i, e := range x {
-			x[i] = prune(e)
-		}
-		return x
-	case string:
-		if x == "" {
-			return nil
-		}
-	case float64:
-		if x == 0 {
-			return nil
-		}
-	case bool:
-		if !x {
+		return pruneList(x)
+	case string, float64, bool:
+		if v == "" || v == float64(0) || v == false {
 			return nil
 		}
 	}
 	return v
+}
+
+func pruneMap(x map[string]any) any {
+	for k, e := range x {
+		if p := prune(e); p == nil {
+			delete(x, k)
+		} else {
+			x[k] = p
+		}
+	}
+	if len(x) == 0 {
+		return nil
+	}
+	return x
+}
+
+func pruneList(x []any) any {
+	if len(x) == 0 {
+		return nil
+	}
+	for i, e := range x {
+		x[i] = prune(e)
+	}
+	return x
 }
 
 func diffPaths(prefix string, a, b map[string]any, out []string) []string {

@@ -40,41 +40,52 @@ func lookOutside(raw *file, reg Drivers) {
 		if len(mb.machines) == 0 {
 			continue
 		}
-		first := mb.machines[0]
-		var archives []string
-		if first.ImageArchives != nil {
-			archives = make([]string, len(first.ImageArchives))
-		}
-		for j, a := range first.ImageArchives {
-			abs, err := filepath.Abs(a)
-			if err == nil {
-				_, err = os.Stat(abs)
-			}
-			if err != nil {
-				mb.found.archives = append(mb.found.archives, err)
-			}
-			archives[j] = abs
-		}
+		archives := absArchives(mb)
 		for j := range mb.machines {
 			mb.machines[j].ImageArchives = archives
 		}
-		dspec, err := reg.Get(first.Driver)
+		if dspec, err := reg.Get(mb.machines[0].Driver); err == nil {
+			resolveDriver(raw, mb, dspec)
+		}
+	}
+}
+
+// absArchives are the block's image archives as absolute paths; those that
+// are not there are noted for validate.
+func absArchives(mb *machineBlock) []string {
+	first := mb.machines[0]
+	if first.ImageArchives == nil {
+		return nil
+	}
+	archives := make([]string, len(first.ImageArchives))
+	for j, a := range first.ImageArchives {
+		abs, err := filepath.Abs(a)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
 		if err != nil {
-			continue
+			mb.found.archives = append(mb.found.archives, err)
 		}
-		if dspec.Resolve != nil {
-			// ~/.ssh/config fills in what the file does not say.
-			explicit := func(name string) bool {
-				if _, ok := mb.drivers.valueRange(dspec, name); ok {
-					return true
-				}
-				_, ok := raw.Defaults.driverValue(dspec, name)
-				return ok
+		archives[j] = abs
+	}
+	return archives
+}
+
+// resolveDriver lets the driver complete and check the block's first
+// machine's config (~/.ssh/config fills in what the file does not say).
+func resolveDriver(raw *file, mb *machineBlock, dspec *Driver) {
+	first := mb.machines[0]
+	if dspec.Resolve != nil {
+		explicit := func(name string) bool {
+			if _, ok := mb.drivers.valueRange(dspec, name); ok {
+				return true
 			}
-			mb.found.resolve = dspec.Resolve(first.DriverConfig, explicit)
+			_, ok := raw.Defaults.driverValue(dspec, name)
+			return ok
 		}
-		if dspec.Validate != nil {
-			mb.found.settings = dspec.Validate(first.DriverConfig)
-		}
+		mb.found.resolve = dspec.Resolve(first.DriverConfig, explicit)
+	}
+	if dspec.Validate != nil {
+		mb.found.settings = dspec.Validate(first.DriverConfig)
 	}
 }

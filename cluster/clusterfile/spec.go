@@ -163,11 +163,8 @@ func LoadSource(src []byte, path string, opts Options, reg Drivers) (*Spec, hcl.
 	}
 	spec, sdiags := build(raw, filepath.Dir(path), reg)
 	diags = append(diags, sdiags...)
+	sensitive := sensitiveVars(varsOnly.Variables)
 	if ssh, err := reg.Get("ssh"); err == nil {
-		sensitive := map[string]bool{}
-		for _, v := range varsOnly.Variables {
-			sensitive[v.Name] = v.Sensitive
-		}
 		diags = append(diags, secretWarnings(raw, ssh, sensitive)...)
 	}
 	if diags.HasErrors() {
@@ -176,18 +173,24 @@ func LoadSource(src []byte, path string, opts Options, reg Drivers) (*Spec, hcl.
 	spec.File = path
 	spec.Files = parser.Files()
 	spec.Sensitive = sensitiveValues(varsOnly.Variables, vars)
-	spec.SensitiveVars = map[string]bool{}
-	for _, v := range varsOnly.Variables {
-		if v.Sensitive {
-			spec.SensitiveVars[v.Name] = true
-		}
-	}
+	spec.SensitiveVars = sensitive
 	for _, d := range diags {
 		if d.Severity == hcl.DiagWarning {
 			spec.Warnings = append(spec.Warnings, d)
 		}
 	}
 	return spec, diags
+}
+
+// sensitiveVars names the variables marked sensitive.
+func sensitiveVars(vars []variableBlock) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range vars {
+		if v.Sensitive {
+			out[v.Name] = true
+		}
+	}
+	return out
 }
 
 func variables(parser *hclparse.Parser, blocks []variableBlock, opts Options) (map[string]cty.Value, hcl.Diagnostics) {

@@ -163,6 +163,20 @@ func (c *checker) machineBlock(mb *machineBlock) hcl.Diagnostics {
 
 // machineAttrs checks a machine block's own attributes: role,
 // availability, labels, engine, docker_user and advertise_addr.
+// labelDiags checks a machine's node labels: keys and values docker takes.
+func labelDiags(mb *machineBlock) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := &mb.DefRange
+	for _, k := range sortedKeys(mb.Labels) {
+		if err := validate.LabelKey(k); err != nil {
+			diags = append(diags, errAt(r, "Invalid label", "machine %q: %v", mb.Name, err))
+		} else if err := validate.LabelValue(mb.Labels[k]); err != nil {
+			diags = append(diags, errAt(valueAt(mb.LabelsRange, r), "Invalid label", "machine %q: label %s: %v", mb.Name, k, err))
+		}
+	}
+	return diags
+}
+
 func machineAttrs(mb *machineBlock, count int) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	r := &mb.DefRange
@@ -177,13 +191,7 @@ func machineAttrs(mb *machineBlock, count int) hcl.Diagnostics {
 			diags = append(diags, errAt(valueAt(mb.AvailabilityRange, r), "Invalid availability", "machine %q: availability must be active, pause or drain, not %q", mb.Name, avail))
 		}
 	}
-	for _, k := range sortedKeys(mb.Labels) {
-		if err := validate.LabelKey(k); err != nil {
-			diags = append(diags, errAt(r, "Invalid label", "machine %q: %v", mb.Name, err))
-		} else if err := validate.LabelValue(mb.Labels[k]); err != nil {
-			diags = append(diags, errAt(valueAt(mb.LabelsRange, r), "Invalid label", "machine %q: label %s: %v", mb.Name, k, err))
-		}
-	}
+	diags = append(diags, labelDiags(mb)...)
 	if mb.Engine != nil {
 		diags = append(diags, checkEngine(mb.Engine)...)
 	}
