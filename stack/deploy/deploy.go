@@ -150,7 +150,7 @@ func wouldBuild(ctx context.Context, api *client.Client, d *stack.Desired) ([]st
 			return out, fmt.Errorf("stack %s: service %s: %w", d.Name, b.Service, err)
 		}
 		have, err := api.ImageInspect(ctx, b.Image)
-		if err != nil || have.Config == nil || have.Config.Labels[LabelContext] != bc.Digest {
+		if err != nil || !builtFrom(have.InspectResponse, bc.Digest) {
 			out = append(out, b.Service)
 		}
 	}

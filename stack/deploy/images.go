@@ -15,6 +15,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/buildctx"
@@ -46,15 +47,20 @@ type Outcome struct {
 // those bytes, and returns it by digest.
 func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, error) {
 	var res Outcome
-	var err error
-	if res.Built, err = buildIfChanged(ctx, api, img); err != nil {
-		return res, err
+	// One inspect tells both whether to build and what the registry
+	// should already have.
+	have, err := api.ImageInspect(ctx, img.Ref)
+	if err != nil || !builtFrom(have.InspectResponse, img.Context.Digest) {
+		if err := build1(ctx, api, img); err != nil {
+			return res, err
+		}
+		res.Built = true
 	}
-	local, err := repoDigest(ctx, api, img.Ref)
-	if err != nil {
-		return res, err
+	local := ""
+	if !res.Built {
+		local = digestIn(have.InspectResponse, img.Ref)
 	}
-	if res.Built || local == "" || !inRegistry(ctx, api, img.Ref, local) {
+	if local == "" || !inRegistry(ctx, api, img.Ref, local) {
 		res.Pushed = true
 		if local, err = pushed(ctx, api, img); err != nil {
 			return res, err
@@ -70,13 +76,10 @@ func BuildAndPush(ctx context.Context, api *client.Client, img Image) (Outcome, 
 	return res, nil
 }
 
-// buildIfChanged builds img unless the engine has it from the same context.
-func buildIfChanged(ctx context.Context, api *client.Client, img Image) (bool, error) {
-	have, err := api.ImageInspect(ctx, img.Ref)
-	if err == nil && have.Config != nil && have.Config.Labels[LabelContext] == img.Context.Digest {
-		return false, nil
-	}
-	return true, build1(ctx, api, img)
+// builtFrom tells whether an image was built from the context with digest
+// (its label says so).
+func builtFrom(have image.InspectResponse, digest string) bool {
+	return have.Config != nil && have.Config.Labels[LabelContext] == digest
 }
 
 // pushed pushes img and returns its NAME@DIGEST as the engine now knows it.
@@ -160,20 +163,26 @@ func stepError(msg string, tail []string) error {
 // repoDigest is ref's NAME@sha256:... as the engine knows it from a push
 // or pull ("" when it has none).
 func repoDigest(ctx context.Context, api *client.Client, ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", err
-	}
 	have, err := api.ImageInspect(ctx, ref)
 	if err != nil {
 		return "", err
 	}
+	return digestIn(have.InspectResponse, ref), nil
+}
+
+// digestIn is ref's NAME@sha256:... among an image's repo digests ("" when
+// the engine has none for that repository).
+func digestIn(have image.InspectResponse, ref string) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ""
+	}
 	for _, d := range have.RepoDigests {
 		if name, _, ok := strings.Cut(d, "@"); ok && name == named.Name() {
-			return d, nil
+			return d
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // inRegistry tells whether the registry serves ref with the digest the

@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestFollow(t *testing.T) {
@@ -61,5 +64,26 @@ func TestWithMTU(t *testing.T) {
 				t.Errorf("other options lost: %v", got.Options)
 			}
 		})
+	}
+}
+
+func TestDigestInAndBuiltFrom(t *testing.T) {
+	have := image.InspectResponse{
+		RepoDigests: []string{"other:5000/web@sha256:aaa", "m1:5000/web@sha256:bbb"},
+		Config:      &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Labels: map[string]string{LabelContext: "sha256:ctx"}}},
+	}
+	cases := []struct{ ref, want string }{
+		{"m1:5000/web:1", "m1:5000/web@sha256:bbb"},
+		{"other:5000/web", "other:5000/web@sha256:aaa"},
+		{"m1:5000/api:1", ""},
+		{"not a ref", ""},
+	}
+	for _, c := range cases {
+		if got := digestIn(have, c.ref); got != c.want {
+			t.Errorf("digestIn(%q) = %q, want %q", c.ref, got, c.want)
+		}
+	}
+	if !builtFrom(have, "sha256:ctx") || builtFrom(have, "sha256:other") || builtFrom(image.InspectResponse{}, "sha256:ctx") {
+		t.Errorf("builtFrom does not follow the context label")
 	}
 }
