@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"github.com/shoal-dev/shoal/internal/wait"
 	"io"
 	"path"
@@ -76,7 +77,7 @@ func PickBackupSource(members []Member) (BackupChoice, error) {
 type ManifestNode struct {
 	ID            string            `json:"id"`
 	Hostname      string            `json:"hostname"`
-	Role          string            `json:"role"`
+	Role          validate.Role     `json:"role"`
 	Addr          string            `json:"addr,omitempty"`
 	Availability  string            `json:"availability"`
 	Labels        map[string]string `json:"labels,omitempty"`
@@ -127,7 +128,7 @@ func Describe(ctx context.Context, mgr *Node) (Manifest, error) {
 	}
 	m := Manifest{Version: 1, SwarmID: sw.ID, Autolock: sw.Spec.EncryptionConfig.AutoLockManagers}
 	for _, n := range nodes {
-		m.Nodes = append(m.Nodes, ManifestNode{ID: n.ID, Hostname: n.Description.Hostname, Role: string(n.Spec.Role), Addr: n.Status.Addr,
+		m.Nodes = append(m.Nodes, ManifestNode{ID: n.ID, Hostname: n.Description.Hostname, Role: validate.Role(n.Spec.Role), Addr: n.Status.Addr,
 			Availability: string(n.Spec.Availability), Labels: n.Spec.Labels, EngineVersion: n.Description.Engine.EngineVersion})
 	}
 	sort.Slice(m.Nodes, func(i, j int) bool { return m.Nodes[i].Hostname < m.Nodes[j].Hostname })

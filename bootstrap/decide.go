@@ -22,8 +22,8 @@ import (
 // The swarm roles as the Engine API and the user's files write them
 // (internal/validate's Role is the one definition).
 const (
-	RoleManager = string(validate.Manager)
-	RoleWorker  = string(validate.Worker)
+	RoleManager = validate.Manager
+	RoleWorker  = validate.Worker
 )
 
 // Local node states, as `docker info` reports them.
@@ -61,7 +61,7 @@ const (
 type Want struct {
 	Name     string
 	Hostname string
-	Role     string // RoleManager or RoleWorker
+	Role     validate.Role
 	Labels   map[string]string
 	// Availability is active, pause or drain; "" keeps what is there.
 	Availability string
@@ -85,7 +85,7 @@ type Member struct {
 	ID           string
 	Hostname     string
 	Addr         string
-	Role         string
+	Role         validate.Role
 	Ready        bool
 	Availability string
 	// Reachable is a manager's Raft reachability.

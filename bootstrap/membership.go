@@ -155,12 +155,12 @@ func (r *Reconciler) initSwarm(ctx context.Context, t *Target, o InitOptions) er
 // joinSwarm makes t join the swarm of the manager at managerAddr with the
 // token of its role, saying so (the token redacted from any error).
 func (r *Reconciler) joinSwarm(ctx context.Context, t *Target, managerAddr, token string) error {
-	r.event(t.Want.Name, "swarm-join", ui.Started, t.Want.Role)
+	r.event(t.Want.Name, "swarm-join", ui.Started, string(t.Want.Role))
 	if err := t.Node.Join(ctx, t.Advertise, managerAddr, token, r.Redactor.Redact); err != nil {
 		r.event(t.Want.Name, "swarm-join", ui.Failed, "")
 		return err
 	}
-	r.event(t.Want.Name, "swarm-join", ui.Changed, t.Want.Role)
+	r.event(t.Want.Name, "swarm-join", ui.Changed, string(t.Want.Role))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"maps"
 	"slices"
 	"sort"
@@ -17,7 +18,7 @@ import (
 
 // NodeWant is the role, labels and availability a node should have.
 type NodeWant struct {
-	Role         string // manager or worker
+	Role         validate.Role // "" keeps what is there
 	Labels       map[string]string
 	Availability string // active, pause, drain; "" keeps what is there
 }
@@ -27,9 +28,9 @@ type NodeWant struct {
 func NodeChanges(have swarm.NodeSpec, want NodeWant) (swarm.NodeSpec, []string) {
 	spec := have
 	var changed []string
-	if want.Role != "" && string(spec.Role) != want.Role {
+	if want.Role != "" && validate.Role(spec.Role) != want.Role {
 		spec.Role = swarm.NodeRole(want.Role)
-		changed = append(changed, "role="+want.Role)
+		changed = append(changed, "role="+string(want.Role))
 	}
 	if want.Availability != "" && string(spec.Availability) != want.Availability {
 		spec.Availability = swarm.NodeAvailability(want.Availability)

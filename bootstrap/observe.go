@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"net"
 	"sync"
 
@@ -59,7 +60,7 @@ func Members(ctx context.Context, mgr *Node) ([]Member, error) {
 	out := make([]Member, 0, len(nodes))
 	for _, n := range nodes {
 		m := Member{
-			ID: n.ID, Hostname: n.Description.Hostname, Addr: n.Status.Addr, Role: string(n.Spec.Role),
+			ID: n.ID, Hostname: n.Description.Hostname, Addr: n.Status.Addr, Role: validate.Role(n.Spec.Role),
 			Ready: n.Status.State == swarm.NodeStateReady, Availability: string(n.Spec.Availability),
 		}
 		if n.ManagerStatus != nil {

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"sort"
 	"strings"
 )
@@ -90,7 +91,8 @@ func Stale(members []Member, current map[string]string, hostnames, joining map[s
 
 // RoleChange is a promotion or demotion of one node.
 type RoleChange struct {
-	Name, NodeID, To string
+	Name, NodeID string
+	To           validate.Role
 }
 
 // RoleChanges lists the promotions and demotions that make the members'

@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"sort"
 	"strings"
 )
@@ -15,7 +16,7 @@ import (
 // RollNode is one node that the roll may change.
 type RollNode struct {
 	Name string
-	Role string // RoleManager or RoleWorker
+	Role validate.Role
 	// Leader: the node leads the Raft group (rolled last of the managers,
 	// so that the leadership moves once).
 	Leader bool

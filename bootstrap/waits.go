@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ const pollInterval = 250 * time.Millisecond
 
 // WaitRole waits until a node has the role: a manager reachable in Raft,
 // a worker without manager status.
-func WaitRole(ctx context.Context, mgr *Node, id, role string, timeout time.Duration) error {
+func WaitRole(ctx context.Context, mgr *Node, id string, role validate.Role, timeout time.Duration) error {
 	return WaitNode(ctx, mgr, id, timeout, func(n swarm.Node) bool {
 		if role == RoleManager {
 			return n.ManagerStatus != nil && n.ManagerStatus.Reachability == swarm.ReachabilityReachable

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"io/fs"
 	"os"
 	"slices"
@@ -46,13 +47,13 @@ type Converger struct {
 
 // NodeResult is one row of the summary.
 type NodeResult struct {
-	Name          string `json:"name"`
-	Role          string `json:"role"`
-	Address       string `json:"address"`
-	Hostname      string `json:"hostname"`
-	NodeID        string `json:"nodeID"`
-	Ready         bool   `json:"ready"`
-	DockerVersion string `json:"dockerVersion"`
+	Name          string        `json:"name"`
+	Role          validate.Role `json:"role"`
+	Address       string        `json:"address"`
+	Hostname      string        `json:"hostname"`
+	NodeID        string        `json:"nodeID"`
+	Ready         bool          `json:"ready"`
+	DockerVersion string        `json:"dockerVersion"`
 }
 
 // Result says what `cluster up` did.

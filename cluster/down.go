@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"io"
 	"os"
 	"strings"
@@ -187,12 +188,12 @@ func purgeScript(dockerUser, cluster string) string {
 
 // NodeStatus is one row of `cluster status`.
 type NodeStatus struct {
-	Name          string `json:"name"`
-	Address       string `json:"address"`
-	Role          string `json:"role"`
-	Swarm         string `json:"swarm"`
-	NodeID        string `json:"nodeID,omitempty"`
-	DockerVersion string `json:"dockerVersion,omitempty"`
+	Name          string        `json:"name"`
+	Address       string        `json:"address"`
+	Role          validate.Role `json:"role"`
+	Swarm         string        `json:"swarm"`
+	NodeID        string        `json:"nodeID,omitempty"`
+	DockerVersion string        `json:"dockerVersion,omitempty"`
 	// Certs is when the node's TLS certificate (or the CA) expires.
 	Certs     string `json:"certs,omitempty"`
 	Reachable bool   `json:"reachable"`
@@ -274,14 +275,14 @@ func (c *Converger) probeStatus(ctx context.Context, h *host, ns *NodeStatus) er
 }
 
 // swarmRole is an active node's role.
-func swarmRole(s bootstrap.State) string {
+func swarmRole(s bootstrap.State) validate.Role {
 	if s.Manager {
 		return bootstrap.RoleManager
 	}
 	return bootstrap.RoleWorker
 }
 
-func roleOf(m *machine.Machine) string {
+func roleOf(m *machine.Machine) validate.Role {
 	if m.Swarm != nil && (m.Swarm.Master || m.Swarm.Manager) {
 		return bootstrap.RoleManager
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"io"
 	"slices"
 	"strings"
@@ -18,9 +19,9 @@ import (
 
 // MachinePlan is what `cluster up` would do to one machine.
 type MachinePlan struct {
-	Name    string   `json:"name"`
-	Role    string   `json:"role"`
-	Actions []string `json:"actions"`
+	Name    string        `json:"name"`
+	Role    validate.Role `json:"role"`
+	Actions []string      `json:"actions"`
 }
 
 // PlanResult is the whole plan: the file's machines, the machines that
@@ -112,7 +113,7 @@ func (c *Converger) Plan(ctx context.Context, spec *Spec) (*PlanResult, error) {
 // connected, its node open, for the swarm's phase.
 func (c *Converger) planHost(ctx context.Context, h *host, p *MachinePlan) error {
 	if !c.Machines.Store.Exists(h.spec.Name) {
-		p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+h.spec.Role)
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+")", "provision (all steps)", "join as "+string(h.spec.Role))
 		return nil
 	}
 	mach, err := c.Machines.Load(h.spec.Name)
@@ -121,7 +122,7 @@ func (c *Converger) planHost(ctx context.Context, h *host, p *MachinePlan) error
 	}
 	st, err := mach.Driver.State(ctx)
 	if err != nil || st == drivers.NotFound {
-		p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+h.spec.Role+" (the old node entry is removed)")
+		p.Actions = append(p.Actions, "create ("+h.spec.Driver+"): the host is gone", "provision (all steps)", "join as "+string(h.spec.Role)+" (the old node entry is removed)")
 		return nil
 	}
 	if st != drivers.Running {
@@ -187,9 +188,9 @@ func membershipActions(ctx context.Context, dec bootstrap.NodeDecision, anchor *
 	case bootstrap.Init:
 		return []string{"swarm init"}
 	case bootstrap.Join:
-		return []string{"join as " + h.spec.Role}
+		return []string{"join as " + string(h.spec.Role)}
 	case bootstrap.Rejoin:
-		return []string{"leave (" + dec.Reason + "), join as " + h.spec.Role}
+		return []string{"leave (" + dec.Reason + "), join as " + string(h.spec.Role)}
 	case bootstrap.Readdress:
 		return []string{"readdress: " + dec.Reason + " (leave, join again at the new address)"}
 	case bootstrap.Unlock:
@@ -308,7 +309,7 @@ func nodeChanges(ctx context.Context, leader *bootstrap.Node, h *host) []string 
 		return []string{"inspect failed: " + err.Error()}
 	}
 	var out []string
-	if string(n.Spec.Role) != h.spec.Role {
+	if validate.Role(n.Spec.Role) != h.spec.Role {
 		verb := "promote to manager"
 		if h.spec.Role == bootstrap.RoleWorker {
 			verb = "demote to worker"

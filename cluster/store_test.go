@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,9 +23,9 @@ import (
 func fakeSpec(name string, port int, nodes ...string) *Spec {
 	s := &Spec{Name: name}
 	for i, n := range nodes {
-		role := "worker"
+		role := validate.Worker
 		if i == 0 {
-			role = "manager"
+			role = validate.Manager
 		}
 		s.Machines = append(s.Machines, Node{Name: n, Role: role, Driver: drivertest.FakeName,
 			DriverConfig: &drivertest.FakeConfig{Host: "127.0.0.1", Port: port, User: "root"}})

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/validate"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func newSwarmStage(t *testing.T, roles ...string) *swarmStage {
 	for i, role := range roles {
 		name := fmt.Sprintf("n%d", i+1)
 		addr := fmt.Sprintf("10.1.0.%d", i+1)
-		s.spec.Machines = append(s.spec.Machines, Node{Name: name, Role: role})
+		s.spec.Machines = append(s.spec.Machines, Node{Name: name, Role: validate.Role(role)})
 		s.hosts = append(s.hosts, &host{
 			spec: s.spec.Machines[i],
 			mach: &machine.Machine{Machine: &store.Machine{Setup: store.Setup{Hostname: name}, Name: name, Address: addr}},

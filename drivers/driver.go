@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"sort"
 	"strings"
 
@@ -32,7 +32,7 @@ const (
 // Endpoint says how to reach a host over SSH: sshrun's endpoint, and the
 // jump hosts in OpenSSH's terms, which the machine layer turns into dialers.
 type Endpoint struct {
-	sshrun.Endpoint
+	remote.Endpoint
 	// ProxyJump is OpenSSH's -J: [user@]host[:port][,...], first hop first.
 	ProxyJump string `json:"proxyJump,omitempty"`
 	// JumpHostKeys pins the jump hosts' keys (SHA256:..., comma separated,

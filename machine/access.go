@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"net"
 	"os"
 	"os/user"
@@ -126,7 +127,7 @@ func jumpConfigs(ep drivers.Endpoint, root string, red *sshrun.Redactor) ([]sshr
 // hopConfig is the hop's address and user: what the hop spells out, else
 // its ssh_config's, else (the user) the local one.
 func hopConfig(h validate.Hop, conf sshconfig.Host, local string, red *sshrun.Redactor) sshrun.Config {
-	c := sshrun.Config{Endpoint: sshrun.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}
+	c := sshrun.Config{Endpoint: remote.Endpoint{Host: h.Host, Port: h.Port, User: h.User, UseAgent: os.Getenv("SSH_AUTH_SOCK") != ""}, Redactor: red}
 	if conf.HostName != "" {
 		c.Host = conf.HostName
 	}

@@ -1,7 +1,7 @@
 package machine
 
 import (
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"os"
 	"os/user"
@@ -20,7 +20,7 @@ func TestJumpConfigs(t *testing.T) {
 	os.WriteFile(conf, []byte("Host bastion\n  HostName 10.0.0.1\n  User ops\n  Port 2200\n  IdentityFile ~/bastion_key\n"), 0o600)
 	root := t.TempDir()
 	ep := drivers.Endpoint{
-		Endpoint: sshrun.Endpoint{
+		Endpoint: remote.Endpoint{
 			KeyPath: "/keys/machine",
 		},
 

@@ -74,7 +74,7 @@ func blockNode(mb *machineBlock, def *defaultsBlock, dspec *Driver, baseDir stri
 		}
 	}
 	return Node{
-		Role: orElse(mb.Role, string(validate.Worker)), Driver: dspec.Name,
+		Role: validate.Role(orElse(mb.Role, string(validate.Worker))), Driver: dspec.Name,
 		Setup:  store.Setup{DockerUser: dockerUser, Engine: mergeEngine(def.Engine, mb.Engine)},
 		Labels: mb.Labels, Availability: orElse(mb.Availability, ""), ImageArchives: archives, Range: mb.DefRange,
 		AdvertiseAddr: orElse(mb.AdvertiseAddr, ""),

@@ -71,7 +71,7 @@ func TestFillDefaults(t *testing.T) {
 			}
 			for i, w := range c.want {
 				m := got[i]
-				if m.Name != w.name || m.Hostname != w.hostname || m.Role != w.role || m.Driver != w.driver || m.DockerUser != w.dockerUser {
+				if m.Name != w.name || m.Hostname != w.hostname || string(m.Role) != w.role || m.Driver != w.driver || m.DockerUser != w.dockerUser {
 					t.Errorf("machine %d = %s/%s role %s driver %s user %q, want %s/%s role %s driver %s user %q",
 						i, m.Name, m.Hostname, m.Role, m.Driver, m.DockerUser, w.name, w.hostname, w.role, w.driver, w.dockerUser)
 				}

@@ -27,7 +27,7 @@ import (
 // defaults: its place in the swarm, its driver and its setup.
 type Node struct {
 	Name         string
-	Role         string // manager or worker
+	Role         validate.Role
 	Driver       string
 	DriverConfig any // the driver's *Config
 	// Setup is the machine's hostname, docker user and engine from the
@@ -90,7 +90,7 @@ type Spec struct {
 func (s *Spec) Managers() []Node {
 	var out []Node
 	for _, m := range s.Machines {
-		if m.Role == string(validate.Manager) {
+		if m.Role == validate.Manager {
 			out = append(out, m)
 		}
 	}

@@ -326,7 +326,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		for _, m := range spec.Machines {
 			checks := []error{validate.Name(m.Name), validate.Hostname(m.Hostname), validate.EngineVersion(m.Engine.Version)}
-			if _, err := validate.ParseRole(m.Role); err != nil {
+			if _, err := validate.ParseRole(string(m.Role)); err != nil {
 				checks = append(checks, err)
 			}
 			if _, err := validate.ParseInstallMode(m.Engine.Install); err != nil {

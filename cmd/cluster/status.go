@@ -40,7 +40,7 @@ func newStatus(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSWARM\tDOCKER\tCERTS\tREACHABLE\tERROR")
 			for _, n := range nodes {
-				ui.TableRow(tw, n.Name, n.Address, n.Role, n.Swarm, n.DockerVersion, n.Certs, strconv.FormatBool(n.Reachable), n.Error)
+				ui.TableRow(tw, n.Name, n.Address, string(n.Role), n.Swarm, n.DockerVersion, n.Certs, strconv.FormatBool(n.Reachable), n.Error)
 			}
 			if err := tw.Flush(); err != nil || len(stacks) == 0 {
 				return err

@@ -212,7 +212,7 @@ func summaryWith(w io.Writer, res *cluster.Result, more func()) {
 		if !n.Ready {
 			status = "NotReady"
 		}
-		role := n.Role
+		role := string(n.Role)
 		if n.Name == res.Leader {
 			role += " (leader)"
 		}

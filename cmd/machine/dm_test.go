@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"bytes"
 	"fmt"
@@ -62,7 +62,7 @@ func testMachine() *store.Machine {
 			Hostname: "m1",
 			Engine:   store.Engine{TLS: true, Labels: []string{"env=dev"}, InsecureRegistries: []string{"r:5000"}, StorageDriver: "overlay2", Opts: []string{"log-level=warn"}, Env: []string{"HTTP_PROXY=http://p:3128"}},
 		},
-		Name: "m1", Driver: "ssh", Address: "10.0.0.5", SSH: sshrun.Endpoint{Host: "10.0.0.5", Port: 2222, User: "docker", KeyPath: "/k/id_rsa"},
+		Name: "m1", Driver: "ssh", Address: "10.0.0.5", SSH: remote.Endpoint{Host: "10.0.0.5", Port: 2222, User: "docker", KeyPath: "/k/id_rsa"},
 	}
 }
 

@@ -5,7 +5,7 @@ package docker
 
 import (
 	"cmp"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"archive/tar"
 	"bytes"
@@ -422,7 +422,7 @@ func (d *Driver) endpoint(ctx context.Context, c *client.Client) (drivers.Endpoi
 	if err != nil {
 		return drivers.Endpoint{}, err
 	}
-	return drivers.Endpoint{Endpoint: sshrun.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: key.Fingerprint}}, nil
+	return drivers.Endpoint{Endpoint: remote.Endpoint{Host: ip, Port: 22, User: "root", KeyPath: d.m.PrivateKeyPath, HostKeyFingerprint: key.Fingerprint}}, nil
 }
 
 func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {

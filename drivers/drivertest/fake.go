@@ -5,7 +5,7 @@ package drivertest
 
 import (
 	"cmp"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"context"
 	"errors"
@@ -263,7 +263,7 @@ func (f *Fake) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		return drivers.Endpoint{}, err
 	}
 	return drivers.Endpoint{
-		Endpoint: sshrun.Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:    f.cfg.Host,
 			Port:    f.cfg.Port,
 			User:    f.cfg.User,

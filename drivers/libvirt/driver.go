@@ -1,7 +1,7 @@
 package libvirt
 
 import (
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"context"
 	"crypto/rand"
@@ -374,7 +374,7 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		}
 	}
 	return drivers.Endpoint{
-		Endpoint: sshrun.Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:               ip,
 			Port:               22,
 			User:               d.cfg.SSHUser,

@@ -3,7 +3,7 @@
 package ssh
 
 import (
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 
 	"context"
 	"errors"
@@ -153,7 +153,7 @@ func (d *Driver) endpoint() drivers.Endpoint {
 		}
 	}
 	return drivers.Endpoint{
-		Endpoint: sshrun.Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:               d.cfg.Host,
 			Port:               d.cfg.Port,
 			User:               d.cfg.User,

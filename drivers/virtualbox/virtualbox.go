@@ -15,10 +15,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"strings"
 
 	"github.com/shoal-dev/shoal/drivers"
-	"github.com/shoal-dev/shoal/internal/sshrun"
 )
 
 // Name is the driver's name.
@@ -93,7 +93,7 @@ func (d *Driver) SSH(ctx context.Context) (drivers.Endpoint, error) {
 		return drivers.Endpoint{}, d.errorf("ssh", errors.New("the machine has not been created"))
 	}
 	return drivers.Endpoint{
-		Endpoint: sshrun.Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:               "127.0.0.1",
 			Port:               st.SSHPort,
 			User:               st.SSHUser,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"io"
 	"net"
 	"os"
@@ -81,7 +82,7 @@ func TestPasswordLoginThenKey(t *testing.T) {
 			srv := newTestServer(t, serverOpts{password: "s3cret pw", kbdOnly: kbd, authorized: nil})
 			var transcript bytes.Buffer
 			cfg := Config{
-				Endpoint: Endpoint{
+				Endpoint: remote.Endpoint{
 					Host:    "127.0.0.1",
 					Port:    srv.port,
 					User:    "root",
@@ -129,7 +130,7 @@ func TestKeyLoginDoesNotUsePassword(t *testing.T) {
 
 func TestWrongPasswordIsAuthError(t *testing.T) {
 	srv := newTestServer(t, serverOpts{password: "right"})
-	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: srv.port, User: "root"}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: srv.port, User: "root"}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Password = []byte("wrong-one")
 	start := time.Now()
 	_, err := Dial(ctx10(t), cfg)
@@ -233,9 +234,9 @@ func TestJumpHostShared(t *testing.T) {
 	}
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "jump_known_hosts")}
+	hop := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "jump_known_hosts")}
 	for _, tg := range targets {
-		cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: tg.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+		cfg := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: tg.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 		cfg.Dial = pool.Dialer([]Config{hop})
 		c := dial(t, cfg)
 		if res, err := c.Run(ctx10(t), "echo hi"); err != nil || string(res.Stdout) != "hi\n" {
@@ -267,8 +268,8 @@ func TestJumpHostKeyMismatch(t *testing.T) {
 	target := newTestServer(t, serverOpts{authorized: pub})
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, HostKeyFingerprint: "SHA256:" + strings.Repeat("A", 43)}}
-	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	hop := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath, HostKeyFingerprint: "SHA256:" + strings.Repeat("A", 43)}}
+	cfg := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Dial = pool.Dialer([]Config{hop})
 	_, err := Dial(ctx10(t), cfg)
 	var hke *HostKeyError
@@ -289,10 +290,10 @@ func TestJumpHostChain(t *testing.T) {
 	defer pool.Close()
 	dir := t.TempDir()
 	hops := []Config{
-		{Endpoint: Endpoint{Host: "127.0.0.1", Port: j1.port, User: "a", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j1")},
-		{Endpoint: Endpoint{Host: "127.0.0.1", Port: j2.port, User: "b", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j2")},
+		{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: j1.port, User: "a", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j1")},
+		{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: j2.port, User: "b", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "j2")},
 	}
-	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh")}
+	cfg := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh")}
 	cfg.Dial = pool.Dialer(hops)
 	c := dial(t, cfg)
 	if _, err := c.Run(ctx10(t), "true"); err != nil {
@@ -309,8 +310,8 @@ func TestJumpHostReconnects(t *testing.T) {
 	target := newTestServer(t, serverOpts{authorized: pub})
 	pool := NewJumpPool()
 	defer pool.Close()
-	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
-	cfg := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	hop := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
+	cfg := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")}
 	cfg.Dial = pool.Dialer([]Config{hop})
 	dial(t, cfg).Close()
 	// The jump host drops every connection: the pool notices and dials again.
@@ -415,14 +416,14 @@ func TestJumpHostPinCheckedForEveryCaller(t *testing.T) {
 	pool := NewJumpPool()
 	defer pool.Close()
 	dir := t.TempDir()
-	hop := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "jump_kh")}
-	first := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh1")}
+	hop := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: jump.port, User: "ops", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "jump_kh")}
+	first := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh1")}
 	first.Dial = pool.Dialer([]Config{hop})
 	dial(t, first)
 
 	pinned := hop
 	pinned.HostKeyFingerprint = "SHA256:" + strings.Repeat("A", 43)
-	second := Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh2")}
+	second := Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: target.port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(dir, "kh2")}
 	second.Dial = pool.Dialer([]Config{pinned})
 	_, err := Dial(ctx10(t), second)
 	var hke *HostKeyError

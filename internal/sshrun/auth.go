@@ -160,7 +160,7 @@ func (a *auth) close() {
 
 func (a *auth) error(cfg Config, err error) *AuthError {
 	return &AuthError{
-		User: cfg.User, Host: cfg.Host, Port: cfg.port(),
+		User: cfg.User, Host: cfg.Host, Port: cfg.DialPort(),
 		KeyPath: a.keyPath, Agent: a.agent, AgentKeys: a.agentKeys, AgentErr: a.agentErr,
 		Password: a.password, Err: err,
 	}

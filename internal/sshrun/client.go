@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"io"
 	"net"
 	"os"
@@ -23,7 +24,7 @@ import (
 // Config describes how to reach and trust one machine.
 type Config struct {
 	// Endpoint is the host, port, user, key and expected host key.
-	Endpoint
+	remote.Endpoint
 
 	// KnownHostsPath holds the machine's pinned host keys (known_hosts
 	// format); created 0600 on first contact. It is one machine's file:

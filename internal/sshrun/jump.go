@@ -57,7 +57,7 @@ func chainKey(hops []Config) string {
 		if err != nil {
 			fp = h.HostKeyFingerprint // refused by Dial's check
 		}
-		parts[i] = strconv.Quote(h.User+"@"+net.JoinHostPort(h.Host, strconv.Itoa(h.port()))) +
+		parts[i] = strconv.Quote(h.User+"@"+net.JoinHostPort(h.Host, strconv.Itoa(h.DialPort()))) +
 			" " + strconv.Quote(fp) + " " + strconv.Quote(h.KnownHostsPath) + " " + strconv.FormatBool(h.NoPin)
 	}
 	return strings.Join(parts, ",")
@@ -79,7 +79,7 @@ func (p *JumpPool) client(ctx context.Context, hops []Config) (*Client, error) {
 	last.Dial = p.Dialer(hops[:len(hops)-1])
 	c, err := Dial(ctx, last)
 	if err != nil {
-		return nil, fmt.Errorf("jump host %s: %w", last.User+"@"+net.JoinHostPort(last.Host, strconv.Itoa(last.port())), err)
+		return nil, fmt.Errorf("jump host %s: %w", last.User+"@"+net.JoinHostPort(last.Host, strconv.Itoa(last.DialPort())), err)
 	}
 	if p.isClosed() {
 		c.Close()

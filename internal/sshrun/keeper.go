@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"io"
 	"net"
 	"os"
@@ -65,13 +66,13 @@ const (
 // this configuration (and no secret: only configurations without passwords
 // and custom dialers are kept).
 type keptRequest struct {
-	Endpoint       Endpoint      `json:"endpoint"`
-	KnownHostsPath string        `json:"knownHostsPath"`
-	NoPin          bool          `json:"noPin"`
-	ExtraKeyPaths  []string      `json:"extraKeyPaths"`
-	AgentSocket    string        `json:"agentSocket"`
-	KeepAlive      time.Duration `json:"keepAlive"`
-	Persist        time.Duration `json:"persist"`
+	Endpoint       remote.Endpoint `json:"endpoint"`
+	KnownHostsPath string          `json:"knownHostsPath"`
+	NoPin          bool            `json:"noPin"`
+	ExtraKeyPaths  []string        `json:"extraKeyPaths"`
+	AgentSocket    string          `json:"agentSocket"`
+	KeepAlive      time.Duration   `json:"keepAlive"`
+	Persist        time.Duration   `json:"persist"`
 }
 
 type keptReply struct {

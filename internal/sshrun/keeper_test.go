@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"net"
 	"os"
 	"path/filepath"
@@ -399,7 +400,7 @@ func TestKeptRequestIdentityReadsRegularFilesOnly(t *testing.T) {
 	if err := os.WriteFile(key, []byte("one"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := keptRequest{Endpoint: Endpoint{KeyPath: key}, KnownHostsPath: "/dev/zero", ExtraKeyPaths: []string{fifo}}
+	r := keptRequest{Endpoint: remote.Endpoint{KeyPath: key}, KnownHostsPath: "/dev/zero", ExtraKeyPaths: []string{fifo}}
 	done := make(chan string)
 	go func() { done <- r.identity() }()
 	var first string

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"io"
 	"io/fs"
 	"net"
@@ -32,7 +33,7 @@ func setup(t *testing.T, o serverOpts) (*testServer, Config) {
 	o.authorized = pub
 	srv := newTestServer(t, o)
 	return srv, Config{
-		Endpoint: Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:    "127.0.0.1",
 			Port:    srv.port,
 			User:    "root",
@@ -335,7 +336,7 @@ func TestDialRetriesUntilListening(t *testing.T) {
 	ln.Close()
 	keyPath, pub := newClientKey(t)
 	cfg := Config{
-		Endpoint: Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:    "127.0.0.1",
 			Port:    ln.Addr().(*net.TCPAddr).Port,
 			User:    "root",
@@ -378,7 +379,7 @@ func TestDialGivesUpWithContext(t *testing.T) {
 	keyPath, _ := newClientKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err = Dial(ctx, Config{Endpoint: Endpoint{Host: "127.0.0.1", Port: port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")})
+	_, err = Dial(ctx, Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: port, User: "root", KeyPath: keyPath}, KnownHostsPath: filepath.Join(t.TempDir(), "kh")})
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("want deadline + last error refused, got %v", err)
 	}
@@ -387,10 +388,10 @@ func TestDialGivesUpWithContext(t *testing.T) {
 func TestDialConfigErrors(t *testing.T) {
 	keyPath, _ := newClientKey(t)
 	for name, cfg := range map[string]Config{
-		"no host key policy": {Endpoint: Endpoint{Host: "h", User: "root", KeyPath: keyPath}},
-		"bad fingerprint":    {Endpoint: Endpoint{Host: "h", User: "root", KeyPath: keyPath, HostKeyFingerprint: "MD5:aa:bb"}},
-		"no user":            {Endpoint: Endpoint{Host: "h", KeyPath: keyPath}, KnownHostsPath: "/x"},
-		"no credentials":     {Endpoint: Endpoint{Host: "h", User: "root"}, KnownHostsPath: "/x"},
+		"no host key policy": {Endpoint: remote.Endpoint{Host: "h", User: "root", KeyPath: keyPath}},
+		"bad fingerprint":    {Endpoint: remote.Endpoint{Host: "h", User: "root", KeyPath: keyPath, HostKeyFingerprint: "MD5:aa:bb"}},
+		"no user":            {Endpoint: remote.Endpoint{Host: "h", KeyPath: keyPath}, KnownHostsPath: "/x"},
+		"no credentials":     {Endpoint: remote.Endpoint{Host: "h", User: "root"}, KnownHostsPath: "/x"},
 	} {
 		start := time.Now()
 		if _, err := Dial(ctx10(t), cfg); err == nil || time.Since(start) > time.Second {
@@ -430,7 +431,7 @@ func TestAgentAuth(t *testing.T) {
 	}()
 	t.Setenv("SSH_AUTH_SOCK", sock)
 	c := dial(t, Config{
-		Endpoint: Endpoint{
+		Endpoint: remote.Endpoint{
 			Host:     "127.0.0.1",
 			Port:     srv.port,
 			User:     "root",

@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/shoal-dev/shoal/internal/fsutil"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"github.com/shoal-dev/shoal/internal/validate"
 	"io/fs"
 	"os"
@@ -232,7 +232,7 @@ type Machine struct {
 	Setup
 	Address string `json:"address,omitempty"`
 	// SSH is how shoal reaches the machine, as last known.
-	SSH     sshrun.Endpoint `json:"ssh"`
+	SSH     remote.Endpoint `json:"ssh"`
 	Created time.Time       `json:"created"`
 	// Daemon is the host's dockerd as the last provisioning left it.
 	Daemon *Daemon `json:"daemon,omitempty"`

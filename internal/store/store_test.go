@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/shoal-dev/shoal/internal/sshrun"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -99,7 +99,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		Driver:       "docker",
 		DriverConfig: json.RawMessage(`{"image":"x","network":"n"}`),
 		Address:      "10.0.0.2",
-		SSH:          sshrun.Endpoint{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
+		SSH:          remote.Endpoint{Host: "10.0.0.2", Port: 22, User: "root", KeyPath: "/k", HostKeyFingerprint: "SHA256:abc"},
 		Created:      time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
 	if err := st.Save(in); err != nil {

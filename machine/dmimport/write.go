@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,7 +14,6 @@ import (
 	sshdriver "github.com/shoal-dev/shoal/drivers/ssh"
 	"github.com/shoal-dev/shoal/drivers/virtualbox"
 	"github.com/shoal-dev/shoal/internal/fsutil"
-	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/machine"
 )
@@ -98,7 +98,7 @@ func sshMachine(p Plan, own string, mach *store.Machine) error {
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = remote.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: cfg.Key, UseAgent: cfg.Key == "", HostKeyFingerprint: p.Fingerprint}
 	return nil
 }
 
@@ -160,7 +160,7 @@ func adoptVM(ctx context.Context, m *machine.Manager, p Plan, mach *store.Machin
 		return err
 	}
 	mach.DriverConfig = raw
-	mach.SSH = sshrun.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
+	mach.SSH = remote.Endpoint{Host: p.Host, Port: p.Port, User: p.User, KeyPath: key, HostKeyFingerprint: p.Fingerprint}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package simhost
 
 import (
 	"context"
+	"github.com/shoal-dev/shoal/internal/remote"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func TestHostOverSSH(t *testing.T) {
 	key := writeKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := sshrun.Dial(ctx, sshrun.Config{Endpoint: sshrun.Endpoint{Host: "127.0.0.1", Port: h.Port, User: "root", KeyPath: key}, KnownHostsPath: filepath.Join(dir, "known_hosts")})
+	c, err := sshrun.Dial(ctx, sshrun.Config{Endpoint: remote.Endpoint{Host: "127.0.0.1", Port: h.Port, User: "root", KeyPath: key}, KnownHostsPath: filepath.Join(dir, "known_hosts")})
 	if err != nil {
 		t.Fatal(err)
 	}

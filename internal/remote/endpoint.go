@@ -1,13 +1,15 @@
-package sshrun
+// Package remote names where and as whom a host answers SSH. It is a leaf:
+// a driver reports an Endpoint, the store keeps it as last known and sshrun
+// dials it, so none of them copies it field by field and the store (and the
+// cluster file above it) need not import the SSH client.
+package remote
 
 import (
 	"net"
 	"strconv"
 )
 
-// Endpoint is where and as whom a host answers SSH. A driver reports it, the
-// store keeps it as last known, and Dial reaches it: one type, so no layer
-// copies it field by field.
+// Endpoint is where and as whom a host answers SSH.
 type Endpoint struct {
 	Host string `json:"host"`
 	Port int    `json:"port"` // 0 means 22
@@ -23,10 +25,11 @@ type Endpoint struct {
 
 // Address is host:port for dialing (IPv6 in brackets, port 22 by default).
 func (e Endpoint) Address() string {
-	return net.JoinHostPort(e.Host, strconv.Itoa(e.port()))
+	return net.JoinHostPort(e.Host, strconv.Itoa(e.DialPort()))
 }
 
-func (e Endpoint) port() int {
+// DialPort is the port to dial: Port, or 22 when it is not set.
+func (e Endpoint) DialPort() int {
 	if e.Port == 0 {
 		return 22
 	}
