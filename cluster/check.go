@@ -215,18 +215,32 @@ func (c *Converger) checkEvents(names []string, rep *dataplane.Report) {
 	}
 }
 
+// readTimeout bounds the connection of a command that only reads (check,
+// deploy's search for a manager).
+const readTimeout = 20 * time.Second
+
 func (c *Converger) openForCheck(ctx context.Context, h *host) error {
-	mach, err := c.Machines.Load(h.spec.Name)
-	if err != nil {
-		return err
+	return c.openNode(ctx, h, readTimeout)
+}
+
+// openNode connects to h's machine (loaded from the store unless the
+// caller has it) and opens its engine: the one way the cluster's commands
+// that read or deploy reach a node outside up's pipeline.
+func (c *Converger) openNode(ctx context.Context, h *host, connectTimeout time.Duration) error {
+	if h.mach == nil {
+		mach, err := c.Machines.Load(h.spec.Name)
+		if err != nil {
+			return err
+		}
+		h.mach = mach
 	}
-	h.mach = mach
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if h.client, err = c.Machines.Connect(cctx, mach, io.Discard); err != nil {
+	var err error
+	if h.client, err = c.Machines.Connect(cctx, h.mach, io.Discard); err != nil {
 		return err
 	}
-	h.node, err = mach.Node(h.client)
+	h.node, err = h.mach.Node(h.client)
 	return err
 }
 
@@ -254,11 +268,16 @@ func advertisedAddrs(ctx context.Context, hosts []*host) map[string]string {
 	return out
 }
 
+// isActiveManager says whether h's engine answers as an active manager.
+func isActiveManager(ctx context.Context, h *host) bool {
+	s, err := h.node.State(ctx)
+	return err == nil && s.Active() && s.Manager
+}
+
 // checkManager finds an active manager among the hosts.
 func checkManager(ctx context.Context, hosts []*host) (*host, []bootstrap.Member, error) {
 	for _, h := range hosts {
-		s, err := h.node.State(ctx)
-		if err != nil || !s.Active() || !s.Manager {
+		if !isActiveManager(ctx, h) {
 			continue
 		}
 		members, err := bootstrap.Members(ctx, h.node)

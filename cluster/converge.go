@@ -270,6 +270,13 @@ func (c *Converger) swarmPhase(ctx context.Context, spec *Spec, hosts []*host, l
 	return changed, leaderHost, clusterID, err
 }
 
+// StacksError is a run that made the swarm (the result says it whole) but
+// whose stacks did not all deploy.
+type StacksError struct{ Err error }
+
+func (e *StacksError) Error() string { return e.Err.Error() }
+func (e *StacksError) Unwrap() error { return e.Err }
+
 // stacksPhase is the apps, on the swarm that is ready; the state then keeps
 // the stacks the swarm may hold.
 func (c *Converger) stacksPhase(ctx context.Context, spec *Spec, leaderHost *host, prev, state *State, res *Result) error {
@@ -278,14 +285,16 @@ func (c *Converger) stacksPhase(ctx context.Context, spec *Spec, leaderHost *hos
 	if len(spec.Stacks) > 0 || len(state.Stacks) > 0 {
 		res.Stages["stacks"] = time.Since(begin)
 	}
-	if slices.Equal(kept, state.Stacks) {
-		return err
+	if !slices.Equal(kept, state.Stacks) {
+		state.Stacks = kept
+		if serr := saveState(c.Machines.Store, state); err == nil {
+			return serr
+		}
 	}
-	state.Stacks = kept
-	if serr := saveState(c.Machines.Store, state); err == nil {
-		err = serr
+	if err != nil {
+		return &StacksError{Err: err}
 	}
-	return err
+	return nil
 }
 
 // upBefore is what up decides before it changes anything: the state of

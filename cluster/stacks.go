@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -180,12 +179,12 @@ func (c *Converger) activeManager(ctx context.Context, spec *Spec, leader string
 	var errs []error
 	for _, m := range managers {
 		h := &host{spec: m}
-		if err := c.openForCheck(ctx, h); err != nil {
+		if err := c.openNode(ctx, h, readTimeout); err != nil {
 			h.close()
 			errs = append(errs, err)
 			continue
 		}
-		if s, err := h.node.State(ctx); err == nil && s.Active() && s.Manager {
+		if isActiveManager(ctx, h) {
 			return h, nil
 		}
 		h.close()
@@ -225,24 +224,17 @@ func (c *Converger) removeStacks(ctx context.Context, name string, hosts []*host
 // engineOf opens a connection of its own to h's engine (the caller's later
 // steps connect on their own), and what closes it.
 func (c *Converger) engineOf(ctx context.Context, h *host) (*client.Client, func(), error) {
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	conn, err := c.Machines.Connect(cctx, h.mach, io.Discard)
-	if err != nil {
+	own := &host{spec: h.spec, mach: h.mach}
+	if err := c.openNode(ctx, own, time.Minute); err != nil {
+		own.close()
 		return nil, nil, err
 	}
-	node, err := h.mach.Node(conn)
+	api, err := own.node.Client(ctx)
 	if err != nil {
-		conn.Close()
+		own.close()
 		return nil, nil, err
 	}
-	closeAll := func() { node.Close(); conn.Close() }
-	api, err := node.Client(ctx)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return api, closeAll, nil
+	return api, own.close, nil
 }
 
 // planStacks is what up would do to each stack of the file, read through

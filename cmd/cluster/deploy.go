@@ -38,17 +38,20 @@ reported with its node, its error and the end of its log (exit status 1).`,
 			c.Stacks = o
 			res, err := c.Deploy(cmd.Context(), spec)
 			c.Machines.Progress.Close()
-			if err != nil {
-				return err
+			if err != nil && (res == nil || len(res.Stacks) == 0) {
+				return err // no stack was tried: the error says why
 			}
 			out := cmd.OutOrStdout()
 			if g.output == ui.ModeJSON {
-				return writeJSON(out, map[string]any{"result": res})
+				if werr := writeJSON(out, map[string]any{"result": res}); werr != nil {
+					return werr
+				}
+				return err
 			}
 			fmt.Fprintln(out)
 			writeStacks(out, res)
 			fmt.Fprintf(out, "Took %s.\n", res.Elapsed.Round(100*time.Millisecond))
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&o.Only, "stack", "", "deploy this stack alone")

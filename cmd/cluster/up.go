@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -151,7 +152,8 @@ func newUp(g *globals) *cobra.Command {
 				res.Elapsed += took
 			}
 			res, err := c.Up(cmd.Context(), spec)
-			if err != nil {
+			var stacksErr *cluster.StacksError
+			if err != nil && !errors.As(err, &stacksErr) {
 				c.Machines.Progress.Close()
 				return err
 			}
@@ -163,6 +165,10 @@ func newUp(g *globals) *cobra.Command {
 			c.Machines.Progress.Close()
 			if err := writeUp(cmd.OutOrStdout(), g.output, res, rep); err != nil {
 				return err
+			}
+			if stacksErr != nil {
+				// The swarm is up (the summary says so); its apps are not.
+				return fmt.Errorf("cluster %s: the swarm is up, but a stack failed: %w", spec.Name, stacksErr)
 			}
 			if rep != nil && !rep.OK {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the swarm is made, but its data plane has a fault (see above): fix it, then run '%s'", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))}

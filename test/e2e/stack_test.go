@@ -177,16 +177,20 @@ func TestStacks(t *testing.T) {
 	}
 
 	// An image that does not exist fails the run within the bound, naming
-	// the service and the error.
+	// the service and the error; up still shows the swarm it made and the
+	// stacks' lines before it fails.
 	broken := mustRead(t, compose)
 	writeText(t, compose, strings.Replace(broken, "\nnetworks:\n", "  broken:\n    image: ${SHOAL_REGISTRY}/no-such-image:1\n    networks: [back]\n\nnetworks:\n", 1))
 	start = time.Now()
-	r := s.cluster("deploy", "--deploy-timeout", "2m", file)
+	r := s.cluster("up", "--deploy-timeout", "2m", file)
 	took := time.Since(start)
 	t.Logf("a missing image: exit %d in %s: %s", r.code, took.Round(time.Second), r.stderr)
 	if r.code != 1 || took > 60*time.Second || !strings.Contains(r.stderr, "demo_broken") ||
 		!(strings.Contains(r.stderr, "No such image") || strings.Contains(r.stderr, "not found") || strings.Contains(r.stderr, "manifest unknown")) {
 		t.Errorf("a service whose image does not exist: want exit 1 in time, naming demo_broken and the image error: %s", r)
+	}
+	if !strings.Contains(r.stderr, "the swarm is up, but a stack failed") || !strings.Contains(r.stdout, "NODE") || !strings.Contains(r.stdout, "Stacks:") {
+		t.Errorf("up with a failing stack: want the summary (nodes, stacks) on stdout and the swarm said up: %s", r)
 	}
 	writeText(t, compose, broken)
 	if r := s.cluster("deploy", file); r.code != 0 {
