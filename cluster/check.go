@@ -124,7 +124,15 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 		defer cancel()
 		facts <- c.readFacts(fctx, hosts, in)
 	}(in)
-	mx, err := c.probeTwice(ctx, mgr, hosts, nodeIDs, o)
+	p, err := newProbe(mgr, hosts, nodeIDs, o)
+	if err != nil {
+		<-facts
+		return nil, err
+	}
+	// VIPs and the routing mesh need IP_VS: tested where every kernel has
+	// it (the facts say which lack it, as a limit or a fault).
+	p.Mesh, p.HostAddrs = allHaveIPVS(ctx, hosts), in.Addrs
+	mx, err := probeTwice(ctx, p, hosts, o)
 	in.Facts = <-facts
 	if err != nil {
 		return nil, err
@@ -169,18 +177,34 @@ func swarmPools(ctx context.Context, in *dataplane.Input, mgr *host) error {
 // more when the first saw a failure: a swarm just changed may still be
 // converging (its gossip not yet carrying every task's name and VXLAN
 // endpoint); what fails twice is a fault.
-func (c *Converger) probeTwice(ctx context.Context, mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (dataplane.Matrix, error) {
+func probeTwice(ctx context.Context, p *dataplane.Probe, hosts []*host, o CheckOptions) (dataplane.Matrix, error) {
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.spec.Name)
+	}
 	var mx dataplane.Matrix
 	var err error
 	for attempt := 1; attempt <= 2; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, o.Timeout)
-		mx, err = c.probe(actx, mgr, hosts, nodeIDs, o)
+		mx, err = p.Run(actx, names)
 		cancel()
 		if err != nil || dataplane.Clean(mx) {
 			break
 		}
 	}
 	return mx, err
+}
+
+// allHaveIPVS tells whether every host's kernel has IP_VS loaded (one
+// short command each, at once).
+func allHaveIPVS(ctx context.Context, hosts []*host) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
+		_, err := h.client.Run(ctx, "test -e /proc/net/ip_vs")
+		return err
+	})
+	return err == nil
 }
 
 // checkStarted shows the check starting on each node.
@@ -320,20 +344,19 @@ func (c *Converger) readFacts(ctx context.Context, hosts []*host, in dataplane.I
 	return m
 }
 
-func (c *Converger) probe(ctx context.Context, mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (dataplane.Matrix, error) {
+// newProbe is the probe over the manager's and each node's engine.
+func newProbe(mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOptions) (*dataplane.Probe, error) {
 	m, ok := mgr.node.API.(dataplane.Manager)
 	if !ok {
-		return dataplane.Matrix{}, fmt.Errorf("%s: its engine client cannot run the probe", mgr.spec.Name)
+		return nil, fmt.Errorf("%s: its engine client cannot run the probe", mgr.spec.Name)
 	}
 	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU}
-	var names []string
 	for _, h := range hosts {
 		w, ok := h.node.API.(dataplane.Worker)
 		if !ok {
-			return dataplane.Matrix{}, fmt.Errorf("%s: its engine client cannot run the probe", h.spec.Name)
+			return nil, fmt.Errorf("%s: its engine client cannot run the probe", h.spec.Name)
 		}
 		p.Workers[h.spec.Name] = w
-		names = append(names, h.spec.Name)
 	}
-	return p.Run(ctx, names)
+	return p, nil
 }

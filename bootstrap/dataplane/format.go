@@ -9,10 +9,13 @@ import (
 	"github.com/shoal-dev/shoal/internal/ui"
 )
 
-// cellWord is a cell as one word: ok, mtu (small packets cross, full-size
+// cellWord is a cell as one word: ok, mesh (the overlay carries, the
+// routing mesh at To does not answer), mtu (small packets cross, full-size
 // ones do not), fail (nothing crosses).
 func cellWord(c Cell) string {
 	switch {
+	case c.Small == OK && c.Big == OK && c.Mesh == Failed:
+		return "mesh"
 	case c.Small == OK && c.Big == OK:
 		return "ok"
 	case c.Small == OK:
@@ -52,7 +55,11 @@ func WriteMatrix(w io.Writer, r *Report) {
 // WriteLines writes the cells as plain lines, for a pipe.
 func WriteLines(w io.Writer, r *Report) {
 	for _, c := range r.Cells {
-		fmt.Fprintf(w, "pair %s %s %s (small %s, full-size %s)\n", ui.CleanLine(c.From), ui.CleanLine(c.To), cellWord(c), c.Small, c.Big)
+		mesh := ""
+		if c.Mesh != Skipped {
+			mesh = ", routing mesh " + c.Mesh
+		}
+		fmt.Fprintf(w, "pair %s %s %s (small %s, full-size %s%s)\n", ui.CleanLine(c.From), ui.CleanLine(c.To), cellWord(c), c.Small, c.Big, mesh)
 	}
 }
 
@@ -84,7 +91,11 @@ func Summary(r *Report) string {
 	if faults > 0 {
 		return fmt.Sprintf("Data plane: %s%s.", plural(faults, "fault"), tail)
 	}
-	return fmt.Sprintf("Data plane: works between all %d nodes%s.", len(r.Nodes), tail)
+	also := ""
+	if r.MeshPort > 0 {
+		also = ", service VIPs and the routing mesh too"
+	}
+	return fmt.Sprintf("Data plane: works between all %d nodes%s%s.", len(r.Nodes), also, tail)
 }
 
 func plural(n int, word string) string {

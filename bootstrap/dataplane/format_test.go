@@ -40,3 +40,25 @@ func TestWriteReport(t *testing.T) {
 		t.Errorf("summary %q", s)
 	}
 }
+
+// TestWriteReportMesh: a routing mesh that fails at one node shows in its
+// column, in the plain lines, and the summary says when VIPs and the mesh
+// were tested.
+func TestWriteReportMesh(t *testing.T) {
+	r := Verdict(input(func(in *Input) { meshAll(in, OK); meshTo(in, "w2", Failed) }))
+	var b bytes.Buffer
+	WriteMatrix(&b, r)
+	WriteLines(&b, r)
+	for _, want := range []string{
+		"m1         -   ok  mesh",
+		"pair m1 w2 mesh (small ok, full-size ok, routing mesh fail)\n",
+		"pair m1 w1 ok (small ok, full-size ok, routing mesh ok)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	if s := Summary(Verdict(input(func(in *Input) { meshAll(in, OK) }))); s != "Data plane: works between all 3 nodes, service VIPs and the routing mesh too." {
+		t.Errorf("summary %q", s)
+	}
+}

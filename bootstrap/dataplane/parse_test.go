@@ -80,8 +80,9 @@ func TestParseResultAndCells(t *testing.T) {
 	}
 	addrs := map[string]netip.Addr{"a": netip.MustParseAddr("10.0.1.2"), "b": netip.MustParseAddr("10.0.1.3"), "c": netip.MustParseAddr("10.0.1.4")}
 	results := map[string]Result{"a": r, "b": ParseResult("T 2\nS 2\nDONE\n"), "c": ParseResult("T 3\n")}
-	cells, dns := Cells([]string{"a", "b", "c"}, results, addrs)
-	want := []Cell{{"a", "b", OK, OK}, {"a", "c", OK, Failed}, {"b", "a", Failed, Failed}, {"b", "c", Failed, Failed}}
+	mx := Cells([]string{"a", "b", "c"}, results, addrs, nil)
+	cells, dns := mx.Cells, mx.DNS
+	want := []Cell{{"a", "b", OK, OK, ""}, {"a", "c", OK, Failed, ""}, {"b", "a", Failed, Failed, ""}, {"b", "c", Failed, Failed, ""}}
 	if !reflect.DeepEqual(cells, want) {
 		t.Errorf("cells %+v\nwant %+v", cells, want)
 	}
@@ -90,6 +91,34 @@ func TestParseResultAndCells(t *testing.T) {
 	}
 	if _, ok := dns["c"]; ok {
 		t.Errorf("a node not done has no DNS verdict: %+v", dns)
+	}
+	if mx.VIP != nil {
+		t.Errorf("VIPs not tested, yet the matrix has %v", mx.VIP)
+	}
+}
+
+// TestParseVIPAndMesh: the V and M lines of a task that tested the VIP
+// and the routing mesh, and the cells they make; a node's address the
+// task printed nothing for is a failed mesh.
+func TestParseVIPAndMesh(t *testing.T) {
+	a := "T 2\nR 10.0.1.3 small ok\nR 10.0.1.3 big ok\nS 2\nV ok\nM 192.168.5.3 ok\nM 192.168.5.2 ok\nM nonsense ok\nM 192.168.5.9 perhaps\nDONE\n"
+	b := "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big ok\nS 2\nV fail\nDONE\n"
+	ra := ParseResult(a)
+	if ra.VIP != OK || len(ra.Mesh) != 2 || ra.Mesh[netip.MustParseAddr("192.168.5.3")] != OK {
+		t.Fatalf("parsed %+v", ra)
+	}
+	addrs := map[string]netip.Addr{"a": netip.MustParseAddr("10.0.1.2"), "b": netip.MustParseAddr("10.0.1.3")}
+	hosts := map[string]netip.Addr{"a": netip.MustParseAddr("192.168.5.2"), "b": netip.MustParseAddr("192.168.5.3")}
+	mx := Cells([]string{"a", "b"}, map[string]Result{"a": ra, "b": ParseResult(b)}, addrs, hosts)
+	want := []Cell{{"a", "b", OK, OK, OK}, {"b", "a", OK, OK, Failed}}
+	if !reflect.DeepEqual(mx.Cells, want) {
+		t.Errorf("cells %+v\nwant %+v", mx.Cells, want)
+	}
+	if !reflect.DeepEqual(mx.VIP, map[string]string{"a": OK, "b": Failed}) {
+		t.Errorf("vip %v", mx.VIP)
+	}
+	if Clean(mx) {
+		t.Error("a failed VIP and mesh called clean")
 	}
 }
 
@@ -110,6 +139,7 @@ func FuzzParseFacts(f *testing.F) {
 func FuzzParseResult(f *testing.F) {
 	f.Add("T 3\nR 10.0.1.3 small ok\nS 3\nDONE\n")
 	f.Add("R ::1 big fail\nT 99999999999\n")
+	f.Add("V ok\nM 192.168.5.3 fail\nM ::1 ok\nV maybe\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		r := ParseResult(s)
 		for _, v := range r.Peers {
@@ -117,17 +147,27 @@ func FuzzParseResult(f *testing.F) {
 				t.Fatalf("kept %v", v)
 			}
 		}
+		for a, v := range r.Mesh {
+			if !okOrFail(v) || !a.IsValid() {
+				t.Fatalf("kept mesh %v %q", a, v)
+			}
+		}
+		if r.VIP != Skipped && !okOrFail(r.VIP) {
+			t.Fatalf("kept vip %q", r.VIP)
+		}
 	})
 }
 
 func TestClean(t *testing.T) {
-	ok := Matrix{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": ""}}
+	ok := Matrix{Cells: []Cell{{"a", "b", OK, OK, ""}}, DNS: map[string]string{"a": ""}}
 	if !Clean(ok) {
 		t.Errorf("clean matrix: %+v", ok)
 	}
 	for _, bad := range []Matrix{
-		{Cells: []Cell{{"a", "b", OK, Failed}}},
-		{Cells: []Cell{{"a", "b", OK, OK}}, DNS: map[string]string{"a": "listed 1 of 2"}},
+		{Cells: []Cell{{"a", "b", OK, Failed, ""}}},
+		{Cells: []Cell{{"a", "b", OK, OK, ""}}, DNS: map[string]string{"a": "listed 1 of 2"}},
+		{Cells: []Cell{{"a", "b", OK, OK, Failed}}},
+		{Cells: []Cell{{"a", "b", OK, OK, OK}}, VIP: map[string]string{"a": Failed}},
 		{Missing: map[string]string{"c": "no image"}},
 	} {
 		if Clean(bad) {

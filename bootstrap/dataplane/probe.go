@@ -21,8 +21,11 @@ const DefaultImage = "busybox:latest"
 // of ICMP payload; busybox ping has no -M do, but the kernel sets DF on a
 // ping that fits the interface, so it is not fragmented inside the
 // overlay), each up to 3 times, resolves the service's name, prints one
-// line per peer and size, then DONE, and idles until the check removes
-// it (TERM ends it at once: the network is free sooner).
+// line per peer and size. Where the kernels have IP_VS ($VIP set), it then
+// asks the responder service through its virtual IP, and through the
+// routing mesh at every node's address ($HOSTS) on its published port
+// ($PORT). Then DONE, and it idles until the check removes it (TERM ends
+// it at once: the network is free sooner).
 const probeScript = `
 trap 'exit 0' TERM
 ips=""; i=0
@@ -39,9 +42,26 @@ try() {
 for ip in $ips; do try small 56 "$ip" & try big "$BIG" "$ip" & done
 wait
 echo "S $(nslookup "$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep -c '\.')"
+if [ -n "$VIP" ]; then
+  get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$1" "$2" 2>/dev/null | grep -q "$VIP"; }
+  v=fail; i=0
+  while [ $i -lt $WAIT ]; do
+    a=$(nslookup "$VIP" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.' | head -n 1)
+    [ -n "$a" ] && get "$a" 8080 && { v=ok; break; }
+    sleep 1; i=$((i+1))
+  done
+  echo "V $v"
+  mesh() { for n in 1 2 3; do get "$1" "$PORT" && { echo "M $1 ok"; return; }; sleep 1; done; echo "M $1 fail"; }
+  for h in $HOSTS; do mesh "$h" & done
+  wait
+fi
 echo DONE
 sleep 600 & wait
 `
+
+// responderScript runs in each task of the responder service: busybox
+// httpd answering its own name ($VIP), which the probe looks for.
+const responderScript = `mkdir -p /tmp/w && echo "$VIP" > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w`
 
 // ProbeScript returns the probe task's shell script.
 func ProbeScript() string { return probeScript }
@@ -53,13 +73,18 @@ type Result struct {
 	Listed, Named int
 	// Peers: peer address -> [small, big] result.
 	Peers map[netip.Addr][2]string
-	Done  bool
+	// VIP is the responder reached through its virtual IP (Skipped when
+	// not tested); Mesh: a node's address -> the responder reached through
+	// the routing mesh there.
+	VIP  string
+	Mesh map[netip.Addr]string
+	Done bool
 }
 
 // ParseResult reads a probe task's log (untrusted: it comes from the
 // node's engine).
 func ParseResult(log string) Result {
-	r := Result{Peers: map[netip.Addr][2]string{}, Listed: -1, Named: -1}
+	r := Result{Peers: map[netip.Addr][2]string{}, Mesh: map[netip.Addr]string{}, Listed: -1, Named: -1}
 	sc := bufio.NewScanner(strings.NewReader(log))
 	sc.Buffer(make([]byte, 4096), 64*1024)
 	for sc.Scan() {
@@ -69,7 +94,8 @@ func ParseResult(log string) Result {
 }
 
 // line reads one line of the log, in fields: DONE, T N (tasks listed),
-// S N (addresses named), R ADDR small|big ok|failed (a peer's result).
+// S N (addresses named), R ADDR small|big ok|fail (a peer's result),
+// V ok|fail (the VIP), M ADDR ok|fail (the routing mesh at a node).
 func (r *Result) line(f []string) {
 	switch {
 	case len(f) == 1 && f[0] == "DONE":
@@ -80,6 +106,12 @@ func (r *Result) line(f []string) {
 		r.Named = atoiOr(f[1], -1)
 	case len(f) == 4 && f[0] == "R":
 		r.peer(f[1], f[2], f[3])
+	case len(f) == 2 && f[0] == "V" && okOrFail(f[1]):
+		r.VIP = f[1]
+	case len(f) == 3 && f[0] == "M" && okOrFail(f[2]):
+		if a, err := netip.ParseAddr(f[1]); err == nil {
+			r.Mesh[a] = f[2]
+		}
 	}
 }
 
@@ -124,24 +156,32 @@ func atoiOr(s string, def int) int {
 }
 
 // Cells turns the tasks' results into the matrix: addrs maps each
-// node's probe task address back to its node; a node's missing peer is a
-// failed cell. dns gets what each node's task could not resolve.
-func Cells(nodes []string, results map[string]Result, addrs map[string]netip.Addr) (cells []Cell, dns map[string]string) {
-	dns = map[string]string{}
+// node's probe task address back to its node, hosts each node to its own
+// address (the routing mesh's); a node's missing peer is a failed cell.
+// The matrix's DNS gets what each node's task could not resolve, its VIP
+// what each task saw of the responder's virtual IP (when tested).
+func Cells(nodes []string, results map[string]Result, addrs map[string]netip.Addr, hosts map[string]netip.Addr) Matrix {
+	mx := Matrix{DNS: map[string]string{}}
 	want := len(addrs)
 	for _, from := range nodes {
 		r, ok := results[from]
 		if !ok || !r.Done {
 			continue
 		}
-		dns[from] = r.dnsFault(want)
+		mx.DNS[from] = r.dnsFault(want)
+		if r.VIP != Skipped {
+			if mx.VIP == nil {
+				mx.VIP = map[string]string{}
+			}
+			mx.VIP[from] = r.VIP
+		}
 		for _, to := range nodes {
 			if a, ok := addrs[to]; ok && to != from {
-				cells = append(cells, r.cell(from, to, a))
+				mx.Cells = append(mx.Cells, r.cell(from, to, a, hosts[to]))
 			}
 		}
 	}
-	return cells, dns
+	return mx
 }
 
 // dnsFault says what the task could not resolve of want tasks ("" for
@@ -156,12 +196,16 @@ func (r Result) dnsFault(want int) string {
 	return ""
 }
 
-// cell is the result of from's probe of to (at a); one not printed is a
-// failure.
-func (r Result) cell(from, to string, a netip.Addr) Cell {
+// cell is the result of from's probe of to (its task at a, the node at
+// host); one not printed is a failure. The routing mesh is a cell's part
+// only where the task tested it (VIP set).
+func (r Result) cell(from, to string, a, host netip.Addr) Cell {
 	c := Cell{From: from, To: to, Small: Failed, Big: Failed}
 	if p, ok := r.Peers[a]; ok {
 		c.Small, c.Big = orFailed(p[0]), orFailed(p[1])
+	}
+	if r.VIP != Skipped {
+		c.Mesh = orFailed(r.Mesh[host])
 	}
 	return c
 }
@@ -181,13 +225,19 @@ func itoa(n int) string {
 }
 
 // Clean tells whether a probe saw no failure at all: every node answered,
-// every cell crossed, every name resolved.
+// every cell crossed, every name resolved, every VIP and routing mesh
+// tested answered.
 func Clean(mx Matrix) bool {
 	if len(mx.Missing) > 0 {
 		return false
 	}
 	for _, c := range mx.Cells {
-		if c.Small != OK || c.Big != OK {
+		if c.Small != OK || c.Big != OK || c.Mesh == Failed {
+			return false
+		}
+	}
+	for _, v := range mx.VIP {
+		if v != OK {
 			return false
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -54,6 +55,11 @@ type Probe struct {
 	Image   string
 	// OverlayMTU is the probe network's MTU (0: Docker's default).
 	OverlayMTU int
+	// Mesh also tests a service's virtual IP and the routing mesh (a
+	// published port at every node's address in HostAddrs): only where
+	// every node's kernel has IP_VS, without which neither can work.
+	Mesh      bool
+	HostAddrs map[string]string
 }
 
 func labelFilter() client.Filters { return make(client.Filters).Add("label", Label) }
@@ -158,15 +164,30 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 		defer cancel()
 		_ = Cleanup(cctx, p.Manager)
 	}()
-	if err := p.start(ctx, name, id, img, have); err != nil {
+	port, err := p.start(ctx, name, id, img, have)
+	if err != nil {
 		return mx, err
 	}
 	results, addrs := p.collect(ctx, name, have, mx.Missing)
-	mx.Cells, mx.DNS = Cells(have, results, addrs)
+	got := Cells(have, results, addrs, p.hosts())
+	mx.Cells, mx.DNS, mx.VIP, mx.MeshPort = got.Cells, got.DNS, got.VIP, port
 	return mx, nil
 }
 
-func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string) error {
+// hosts are the nodes' own addresses, parsed (the routing mesh's ends).
+func (p *Probe) hosts() map[string]netip.Addr {
+	out := map[string]netip.Addr{}
+	for n, a := range p.HostAddrs {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			out[n] = ip
+		}
+	}
+	return out
+}
+
+// start makes the probe's network, the responder (when the mesh is
+// tested; its published port is returned) and the probe service.
+func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string) (port int, err error) {
 	labels := map[string]string{Label: id}
 	opts := map[string]string{}
 	mtu := p.OverlayMTU
@@ -176,28 +197,83 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		opts["com.docker.network.driver.mtu"] = strconv.Itoa(mtu)
 	}
 	if _, err := p.Manager.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
-		return fmt.Errorf("creating the probe's overlay network: %w", err)
+		return 0, fmt.Errorf("creating the probe's overlay network: %w", err)
 	}
-	cons := p.excludeOthers(nodes)
 	const wait = 20 // seconds a task waits for its peers' names
+	env := []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(wait)}
+	if p.Mesh {
+		if port, err = p.startResponder(ctx, name, labels, img, nodes); err != nil {
+			return 0, err
+		}
+		env = append(env, "VIP="+name+"-vip", "PORT="+strconv.Itoa(port), "HOSTS="+p.meshTargets(nodes))
+	}
+	spec := p.taskSpec(name, name, labels, img, nodes, []string{"sh", "-c", probeScript}, env)
+	// DNS round robin: VIPs need IP_VS, which the probe must not need.
+	spec.EndpointSpec = &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR}
+	if _, err := p.Manager.ServiceCreate(ctx, spec); err != nil {
+		return 0, fmt.Errorf("creating the probe service: %w", err)
+	}
+	return port, nil
+}
+
+// taskSpec is a global service of the probe's image on nodes, attached to
+// the probe's network (called as the probe), run once.
+func (p *Probe) taskSpec(name, network string, labels map[string]string, img string, nodes, cmd, env []string) swarm.ServiceSpec {
 	grace := time.Second
-	spec := swarm.ServiceSpec{
+	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: labels},
 		Mode:        swarm.ServiceMode{Global: &swarm.GlobalService{}},
 		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: img, Labels: labels, Command: []string{"sh", "-c", probeScript}, StopGracePeriod: &grace,
-				Env: []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(wait)}},
+			ContainerSpec: &swarm.ContainerSpec{Image: img, Labels: labels, Command: cmd, StopGracePeriod: &grace, Env: env},
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
-			Networks:      []swarm.NetworkAttachmentConfig{{Target: name}},
-			Placement:     &swarm.Placement{Constraints: cons},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: network}},
+			Placement:     &swarm.Placement{Constraints: p.excludeOthers(nodes)},
 		},
-		// DNS round robin: VIPs need IP_VS, which the probe must not need.
-		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
+}
+
+// startResponder makes the service the probe asks through its virtual IP
+// and the routing mesh: busybox httpd on every probed node, on the probe's
+// network, its port published by the ingress network on a port swarm
+// picks; it returns that port once swarm has given it.
+func (p *Probe) startResponder(ctx context.Context, probe string, labels map[string]string, img string, nodes []string) (int, error) {
+	name := probe + "-vip"
+	spec := p.taskSpec(name, probe, labels, img, nodes, []string{"sh", "-c", responderScript}, []string{"VIP=" + name})
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny}
+	spec.EndpointSpec = &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP,
+		Ports: []swarm.PortConfig{{Protocol: network.TCP, TargetPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}}
 	if _, err := p.Manager.ServiceCreate(ctx, spec); err != nil {
-		return fmt.Errorf("creating the probe service: %w", err)
+		return 0, fmt.Errorf("creating the probe's responder service: %w", err)
 	}
-	return nil
+	var port int
+	err := wait.Poll(ctx, 200*time.Millisecond, 15*time.Second, func(ctx context.Context) (bool, error) {
+		svcs, err := p.Manager.ServiceList(ctx, client.ServiceListOptions{Filters: labelFilter()})
+		if err != nil {
+			return false, nil
+		}
+		for _, s := range svcs {
+			if s.Spec.Name == name && len(s.Endpoint.Ports) > 0 {
+				port = int(s.Endpoint.Ports[0].PublishedPort)
+			}
+		}
+		return port > 0, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("the probe's responder got no published port: %w", err)
+	}
+	return port, nil
+}
+
+// meshTargets are the probed nodes' IPv4 addresses, space-separated (the
+// probe's busybox nc speaks IPv4).
+func (p *Probe) meshTargets(nodes []string) string {
+	var out []string
+	for _, n := range nodes {
+		if a, err := netip.ParseAddr(p.HostAddrs[n]); err == nil && a.Is4() {
+			out = append(out, a.String())
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // excludeOthers are the placement constraints that keep the probe to

@@ -29,6 +29,7 @@ type fakeSwarm struct {
 	networks map[string]map[string]string // name -> labels
 	calls    []string
 	created  swarm.ServiceSpec
+	all      []swarm.ServiceSpec
 }
 
 func (f *fakeSwarm) SwarmInspect(context.Context) (swarm.Swarm, error) { return swarm.Swarm{}, nil }
@@ -63,6 +64,7 @@ func (f *fakeSwarm) ServiceCreate(_ context.Context, s swarm.ServiceSpec) (swarm
 	f.calls = append(f.calls, "service create "+s.Name)
 	f.services[s.Name] = s
 	f.created = s
+	f.all = append(f.all, s)
 	return swarm.ServiceCreateResponse{ID: s.Name}, nil
 }
 func (f *fakeSwarm) ServiceList(context.Context, client.ServiceListOptions) ([]swarm.Service, error) {
@@ -70,7 +72,11 @@ func (f *fakeSwarm) ServiceList(context.Context, client.ServiceListOptions) ([]s
 	defer f.mu.Unlock()
 	var out []swarm.Service
 	for n, s := range f.services {
-		out = append(out, swarm.Service{ID: n, Spec: s})
+		svc := swarm.Service{ID: n, Spec: s}
+		if s.EndpointSpec != nil && len(s.EndpointSpec.Ports) > 0 {
+			svc.Endpoint.Ports = []swarm.PortConfig{{TargetPort: s.EndpointSpec.Ports[0].TargetPort, PublishedPort: 30001}}
+		}
+		out = append(out, svc)
 	}
 	return out, nil
 }
@@ -83,6 +89,18 @@ func (f *fakeSwarm) ServiceRemove(_ context.Context, id string) error {
 }
 func (f *fakeSwarm) TaskList(context.Context, client.TaskListOptions) ([]swarm.Task, error) {
 	return nil, nil
+}
+
+// probeNetwork is the labelled network the probe made.
+func (f *fakeSwarm) probeNetwork() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n, l := range f.networks {
+		if _, ok := l[Label]; ok {
+			return n
+		}
+	}
+	return ""
 }
 
 func (f *fakeSwarm) service() (string, bool) {
@@ -116,7 +134,7 @@ func (n *fakeNode) ContainerList(context.Context, client.ContainerListOptions) (
 	return []container.Summary{{ID: "c-" + n.addr, State: "running"}}, nil
 }
 func (n *fakeNode) ContainerInspect(context.Context, string) (container.InspectResponse, error) {
-	name, _ := n.sw.service()
+	name := n.sw.probeNetwork()
 	return container.InspectResponse{NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{name: {IPAddress: netip.MustParseAddr(n.addr)}}}}, nil
 }
 func (n *fakeNode) ContainerLogs(context.Context, string, client.ContainerLogsOptions) (io.ReadCloser, error) {
@@ -153,7 +171,7 @@ func TestProbeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Cell{{"a", "b", OK, OK}, {"b", "a", OK, Failed}}
+	want := []Cell{{"a", "b", OK, OK, ""}, {"b", "a", OK, Failed, ""}}
 	if fmt.Sprint(mx.Cells) != fmt.Sprint(want) {
 		t.Errorf("cells %+v, want %+v", mx.Cells, want)
 	}
@@ -171,6 +189,9 @@ func TestProbeRun(t *testing.T) {
 	if spec.EndpointSpec.Mode != swarm.ResolutionModeDNSRR || spec.Mode.Global == nil || fmt.Sprint(spec.TaskTemplate.Placement.Constraints) != "[node.id!=idc]" {
 		t.Errorf("probe spec: %+v %+v", spec.EndpointSpec, spec.TaskTemplate.Placement)
 	}
+	if len(sw.all) != 1 || strings.Contains(strings.Join(spec.TaskTemplate.ContainerSpec.Env, " "), "VIP=") {
+		t.Errorf("without the mesh, the probe alone, told of no VIP: %d services, env %v", len(sw.all), spec.TaskTemplate.ContainerSpec.Env)
+	}
 }
 
 func (f *fakeSwarm) lastSpec(t *testing.T) swarm.ServiceSpec {
@@ -179,4 +200,50 @@ func (f *fakeSwarm) lastSpec(t *testing.T) swarm.ServiceSpec {
 		t.Fatal("no service created")
 	}
 	return f.created
+}
+
+// TestProbeRunMesh: with the mesh tested, the responder is made first (VIP
+// mode, a port published by ingress, on the probe's network), and the
+// probe's tasks are told its name, the port swarm gave and the nodes'
+// addresses; their V and M lines reach the matrix, and both services go.
+func TestProbeRunMesh(t *testing.T) {
+	sw := &fakeSwarm{services: map[string]swarm.ServiceSpec{}, networks: map[string]map[string]string{}}
+	nodes := map[string]*fakeNode{
+		"a": {sw: sw, addr: "10.0.1.2", hasImage: true, log: "T 2\nR 10.0.1.3 small ok\nR 10.0.1.3 big ok\nS 2\nV ok\nM 192.168.5.3 ok\nDONE\n"},
+		"b": {sw: sw, addr: "10.0.1.3", hasImage: true, log: "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big ok\nS 2\nV ok\nM 192.168.5.2 fail\nDONE\n"},
+	}
+	p := &Probe{Manager: sw, Workers: map[string]Worker{}, NodeIDs: map[string]string{"a": "ida", "b": "idb"},
+		Mesh: true, HostAddrs: map[string]string{"a": "192.168.5.2", "b": "192.168.5.3"}}
+	for n, w := range nodes {
+		p.Workers[n] = w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mx, err := p.Run(ctx, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Cell{{"a", "b", OK, OK, OK}, {"b", "a", OK, OK, Failed}}
+	if fmt.Sprint(mx.Cells) != fmt.Sprint(want) || mx.MeshPort != 30001 || mx.VIP["a"] != OK || mx.VIP["b"] != OK {
+		t.Errorf("matrix %+v, want cells %+v, port 30001, both VIPs ok", mx, want)
+	}
+	if len(sw.all) != 2 {
+		t.Fatalf("services made: %d, want the responder then the probe", len(sw.all))
+	}
+	resp, probe := sw.all[0], sw.all[1]
+	ep := resp.EndpointSpec
+	if !strings.HasSuffix(resp.Name, "-vip") || ep == nil || ep.Mode != swarm.ResolutionModeVIP || len(ep.Ports) != 1 ||
+		ep.Ports[0].PublishMode != swarm.PortConfigPublishModeIngress || ep.Ports[0].TargetPort != 8080 ||
+		resp.TaskTemplate.Networks[0].Target != probe.Name || resp.Labels[Label] == "" {
+		t.Errorf("responder spec: %s %+v %+v", resp.Name, ep, resp.TaskTemplate.Networks)
+	}
+	env := strings.Join(probe.TaskTemplate.ContainerSpec.Env, " ")
+	for _, w := range []string{"VIP=" + resp.Name, "PORT=30001", "HOSTS=192.168.5.2 192.168.5.3"} {
+		if !strings.Contains(env, w) {
+			t.Errorf("probe env %q lacks %q", env, w)
+		}
+	}
+	if len(sw.services) != 0 || len(sw.networks) != 0 {
+		t.Errorf("left behind: %v %v", sw.services, sw.networks)
+	}
 }

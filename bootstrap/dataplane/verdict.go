@@ -42,6 +42,9 @@ type Cell struct {
 	Small string `json:"small"`
 	// Big is a ping of the overlay's full MTU (inner DF set).
 	Big string `json:"big"`
+	// Mesh: From's task reached the responder through the routing mesh
+	// at To's address (Skipped where the hosts have no IP_VS).
+	Mesh string `json:"mesh,omitempty"`
 }
 
 // Matrix is the probe's result.
@@ -55,6 +58,11 @@ type Matrix struct {
 	// DNS: per node, "" when the probe task resolved tasks.SERVICE to every
 	// task and the service's name, else what failed.
 	DNS map[string]string `json:"dns,omitempty"`
+	// VIP: per node, whether its task reached the responder through the
+	// service's virtual IP; nil when VIPs were not tested (no IP_VS).
+	VIP map[string]string `json:"vip,omitempty"`
+	// MeshPort is the responder's published port (0: not tested).
+	MeshPort int `json:"meshPort,omitempty"`
 }
 
 // Input is everything the verdict reasons on.
@@ -97,6 +105,10 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// OK: every fault is absent (limits and warnings may be there).
 	OK bool `json:"ok"`
+	// VIP and MeshPort: what the VIP and routing mesh tests saw (absent
+	// where they did not run: hosts without IP_VS).
+	VIP      map[string]string `json:"vip,omitempty"`
+	MeshPort int               `json:"meshPort,omitempty"`
 }
 
 // Counts returns how many faults, limits and warnings the report has.
@@ -125,8 +137,9 @@ func Verdict(in Input) *Report {
 	fs = append(fs, poolFindings(in)...)
 	fs = append(fs, portFindings(in)...)
 	fs = append(fs, matrixFindings(in, fs)...)
+	fs = append(fs, meshFindings(in, fs)...)
 	sort.SliceStable(fs, func(i, j int) bool { return kindRank(fs[i].Kind) < kindRank(fs[j].Kind) })
-	r := &Report{Nodes: in.Nodes, Cells: in.Matrix.Cells, Findings: fs, OK: true}
+	r := &Report{Nodes: in.Nodes, Cells: in.Matrix.Cells, Findings: fs, OK: true, VIP: in.Matrix.VIP, MeshPort: in.Matrix.MeshPort}
 	if r.Cells == nil {
 		r.Cells = []Cell{}
 	}

@@ -52,6 +52,26 @@ func failCells(in *Input, node string, small bool) {
 	}
 }
 
+// meshAll marks the VIP and routing mesh tested with result r everywhere.
+func meshAll(in *Input, r string) {
+	in.Matrix.VIP, in.Matrix.MeshPort = map[string]string{}, 30001
+	for _, n := range in.Nodes {
+		in.Matrix.VIP[n] = r
+	}
+	for i := range in.Matrix.Cells {
+		in.Matrix.Cells[i].Mesh = r
+	}
+}
+
+// meshTo marks the routing mesh at node as r from every peer.
+func meshTo(in *Input, node, r string) {
+	for i, c := range in.Matrix.Cells {
+		if c.To == node {
+			in.Matrix.Cells[i].Mesh = r
+		}
+	}
+}
+
 type want struct {
 	kind, node, peer, check string
 	cause                   []string // substrings of the cause and fix
@@ -65,6 +85,33 @@ func TestVerdict(t *testing.T) {
 		want []want
 	}{
 		{"healthy", input(nil), true, nil},
+		{"healthy with the VIP and the routing mesh tested", input(func(in *Input) { meshAll(in, OK) }), true, nil},
+		{"VIP fails on one node: that node", input(func(in *Input) { meshAll(in, OK); in.Matrix.VIP["w1"] = Failed }), false,
+			[]want{{Fault, "w1", "", "vip", []string{"virtual IP does not answer from tasks on w1", "ip_vs_rr"}}}},
+		{"VIP fails everywhere: one fault of the swarm", input(func(in *Input) {
+			meshAll(in, OK)
+			for n := range in.Matrix.VIP {
+				in.Matrix.VIP[n] = Failed
+			}
+		}), false, []want{{Fault, "", "", "vip", []string{"answers on no node", "one backend"}}}},
+		{"no peer gets through w2's routing mesh: w2", input(func(in *Input) {
+			meshAll(in, OK)
+			meshTo(in, "w2", Failed)
+		}), false, []want{{Fault, "w2", "", "routing-mesh", []string{"routing mesh on w2 does not answer", "30001/tcp", "FORWARD"}}}},
+		{"one pair's routing mesh fails: the pair", input(func(in *Input) {
+			meshAll(in, OK)
+			for i, c := range in.Matrix.Cells {
+				if c.From == "m1" && c.To == "w1" {
+					in.Matrix.Cells[i].Mesh = Failed
+				}
+			}
+		}), false, []want{{Fault, "m1", "w1", "routing-mesh", []string{"from m1, the port 30001/tcp published at w1"}}}},
+		{"the overlay to w2 is down: its VIP and mesh are not blamed again", input(func(in *Input) {
+			meshAll(in, OK)
+			failCells(in, "w2", true)
+			meshTo(in, "w2", Failed)
+			in.Matrix.VIP["w2"] = Failed
+		}), false, []want{{Fault, "w2", "", "4789/udp", []string{"4789/udp (VXLAN) is dropped on w2"}}}},
 		{"no IP_VS anywhere is a limit", input(func(in *Input) {
 			for _, n := range nodes3 {
 				facts(in, n, func(f *Facts) { f.IPVS = false })
