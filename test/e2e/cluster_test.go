@@ -49,6 +49,7 @@ func adoptedClusterFile(t testing.TB, name, key, archive string, managers, worke
 // other tests' load would blur.
 func TestClusterUp(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	priv, pub := userKey(t)

@@ -236,6 +236,7 @@ func rollFile(t *testing.T, dir, key, archive string, ips map[string]string, eng
 // 3-replica service keeps at least 2 replicas running.
 func TestDayTwoRollingEngineChange(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	priv, pub := userKey(t)
@@ -486,6 +487,7 @@ func daemonCert(t *testing.T, storage, addr string) (*x509.Certificate, error) {
 // a time, and `machine env` works with every node; the swarm is kept.
 func TestDayTwoCertificates(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	priv, pub := userKey(t)
@@ -675,6 +677,7 @@ func backupFile(t *testing.T, path, key, archive string, managers, workers []str
 // another address, and the worker that survived joins it again.
 func TestDayTwoBackupRestore(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	priv, pub := userKey(t)

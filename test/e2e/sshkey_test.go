@@ -37,6 +37,7 @@ done`
 // hosts they forget.
 func TestRemovedNodeKeyRevoked(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newShoal(t)
 	archive := labArchive(t)
 	priv, pub := userKey(t)
