@@ -48,26 +48,11 @@ func vipFindings(in Input, explained map[string]bool) []Finding {
 // address, by the node when no peer got through it, else pair by pair.
 func routingMeshFindings(in Input, explained map[string]bool) []Finding {
 	port := in.Matrix.MeshPort
-	var cells []Cell
-	for _, c := range in.Matrix.Cells {
-		if !explained[c.From] && !explained[c.To] {
-			cells = append(cells, c)
-		}
-	}
-	total, failed := map[string]int{}, map[string]int{}
-	for _, c := range cells {
-		if c.Mesh != Skipped {
-			total[c.To]++
-		}
-		if meshBad(c) {
-			failed[c.To]++
-		}
-	}
+	cells := unexplainedCells(in.Matrix.Cells, explained)
+	dead := deadMeshNodes(in.Nodes, cells)
 	var out []Finding
-	dead := map[string]bool{}
 	for _, n := range in.Nodes {
-		if total[n] > 0 && failed[n] == total[n] && (total[n] > 1 || len(in.Nodes) == 2) {
-			dead[n] = true
+		if dead[n] {
 			out = append(out, Finding{Kind: Fault, Node: n, Check: "routing-mesh",
 				Cause: fmt.Sprintf("the routing mesh on %s does not answer: a port published by a service (%d/tcp) is not served at %s's address", n, port, n),
 				Fix:   fmt.Sprintf("on %s: let published ports through the firewall (INPUT and FORWARD), check 'docker network inspect ingress'; restarting dockerd rebuilds its ingress", n)})
@@ -81,4 +66,37 @@ func routingMeshFindings(in Input, explained map[string]bool) []Finding {
 		}
 	}
 	return out
+}
+
+// unexplainedCells are the cells neither end of which a fault already
+// explains.
+func unexplainedCells(cells []Cell, explained map[string]bool) []Cell {
+	var out []Cell
+	for _, c := range cells {
+		if !explained[c.From] && !explained[c.To] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// deadMeshNodes are the nodes whose routing mesh no peer got through (with
+// two nodes, the one peer is enough to say so; else at least two).
+func deadMeshNodes(nodes []string, cells []Cell) map[string]bool {
+	total, failed := map[string]int{}, map[string]int{}
+	for _, c := range cells {
+		if c.Mesh != Skipped {
+			total[c.To]++
+		}
+		if meshBad(c) {
+			failed[c.To]++
+		}
+	}
+	dead := map[string]bool{}
+	for _, n := range nodes {
+		if total[n] > 0 && failed[n] == total[n] && (total[n] > 1 || len(nodes) == 2) {
+			dead[n] = true
+		}
+	}
+	return dead
 }

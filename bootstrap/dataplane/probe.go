@@ -96,22 +96,48 @@ func ParseResult(log string) Result {
 // line reads one line of the log, in fields: DONE, T N (tasks listed),
 // S N (addresses named), R ADDR small|big ok|fail (a peer's result),
 // V ok|fail (the VIP), M ADDR ok|fail (the routing mesh at a node).
+// Anything else, or of another length, is ignored.
 func (r *Result) line(f []string) {
-	switch {
-	case len(f) == 1 && f[0] == "DONE":
+	if len(f) == 0 || len(f) != lineFields(f[0]) {
+		return
+	}
+	switch f[0] {
+	case "DONE":
 		r.Done = true
-	case len(f) == 2 && f[0] == "T":
+	case "T":
 		r.Listed = atoiOr(f[1], -1)
-	case len(f) == 2 && f[0] == "S":
+	case "S":
 		r.Named = atoiOr(f[1], -1)
-	case len(f) == 4 && f[0] == "R":
+	case "R":
 		r.peer(f[1], f[2], f[3])
-	case len(f) == 2 && f[0] == "V" && okOrFail(f[1]):
-		r.VIP = f[1]
-	case len(f) == 3 && f[0] == "M" && okOrFail(f[2]):
-		if a, err := netip.ParseAddr(f[1]); err == nil {
-			r.Mesh[a] = f[2]
+	case "V":
+		if okOrFail(f[1]) {
+			r.VIP = f[1]
 		}
+	case "M":
+		r.mesh(f[1], f[2])
+	}
+}
+
+// lineFields is how many fields a line of kind kw has (0: not a kind).
+func lineFields(kw string) int {
+	switch kw {
+	case "DONE":
+		return 1
+	case "T", "S", "V":
+		return 2
+	case "M":
+		return 3
+	case "R":
+		return 4
+	}
+	return 0
+}
+
+// mesh records the routing mesh's result at the node at addr.
+func (r *Result) mesh(addr, result string) {
+	if a, err := netip.ParseAddr(addr); err == nil && okOrFail(result) {
+		r.Mesh[a] = result
 	}
 }
 

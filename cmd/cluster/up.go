@@ -133,47 +133,10 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Machines.Close() // the jump host connections
-			// A run that changed the swarm ends with the data-plane check,
-			// inside the run (its machines still locked); a no-op run does
-			// not pay for it.
-			var rep *dataplane.Report
-			var checkErr error
-			c.AfterUp = func(ctx context.Context, res *cluster.Result) {
-				if !res.Changed || skipCheck {
-					return
-				}
-				if co.OverlayMTU == 0 {
-					co.OverlayMTU = spec.OverlayMTU // the probe's network as the file's
-				}
-				co.ImageOptional = true // the swarm is made: a node without the probe's image is a warning
-				var took time.Duration
-				rep, took, checkErr = checkAfterUp(ctx, c, spec.Name, co)
-				res.Stages["check"] = took
-				res.Elapsed += took
-			}
+			ck := &upCheck{opts: co, skip: skipCheck}
+			c.AfterUp = ck.afterUp(c, spec)
 			res, err := c.Up(cmd.Context(), spec)
-			var stacksErr *cluster.StacksError
-			if err != nil && !errors.As(err, &stacksErr) {
-				c.Machines.Progress.Close()
-				return err
-			}
-			if checkErr != nil {
-				// The swarm is made: a check that could not run is said.
-				defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, checkErr, commandLines(cmd, args[0], spec.SensitiveVars)("check"))
-				rep = nil
-			}
-			c.Machines.Progress.Close()
-			if err := writeUp(cmd.OutOrStdout(), g.output, res, rep); err != nil {
-				return err
-			}
-			if stacksErr != nil {
-				// The swarm is up (the summary says so); its apps are not.
-				return fmt.Errorf("cluster %s: the swarm is up, but a stack failed: %w", spec.Name, stacksErr)
-			}
-			if rep != nil && !rep.OK {
-				return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the swarm is made, but its data plane has a fault (see above): fix it, then run '%s'", spec.Name, commandLines(cmd, args[0], spec.SensitiveVars)("check"))}
-			}
-			return nil
+			return finishUp(cmd, g.output, c, spec, args[0], res, err, ck)
 		},
 	}
 	cmd.Flags().BoolVar(&skipCheck, "skip-check", false, "do not run the data-plane check at the end of a run that changed the swarm")
@@ -183,6 +146,61 @@ func newUp(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a leaving node may take to have its tasks run elsewhere")
 	addAcceptFlag(cmd, &accept)
 	return cmd
+}
+
+// upCheck is the data-plane check at the end of a run that changed the
+// swarm: inside the run (its machines still locked); a no-op run does not
+// pay for it.
+type upCheck struct {
+	opts cluster.CheckOptions
+	skip bool
+	rep  *dataplane.Report
+	err  error
+}
+
+// afterUp is the converger's AfterUp hook that runs the check.
+func (ck *upCheck) afterUp(c *cluster.Converger, spec *cluster.Spec) func(context.Context, *cluster.Result) {
+	return func(ctx context.Context, res *cluster.Result) {
+		if !res.Changed || ck.skip {
+			return
+		}
+		if ck.opts.OverlayMTU == 0 {
+			ck.opts.OverlayMTU = spec.OverlayMTU // the probe's network as the file's
+		}
+		ck.opts.ImageOptional = true // the swarm is made: a node without the probe's image is a warning
+		var took time.Duration
+		ck.rep, took, ck.err = checkAfterUp(ctx, c, spec.Name, ck.opts)
+		res.Stages["check"] = took
+		res.Elapsed += took
+	}
+}
+
+// finishUp shows up's result (the summary with the check's verdict, also
+// when a stack failed on the swarm it made) and says how the run ended.
+func finishUp(cmd *cobra.Command, output string, c *cluster.Converger, spec *cluster.Spec, file string, res *cluster.Result, err error, ck *upCheck) error {
+	var stacksErr *cluster.StacksError
+	if err != nil && !errors.As(err, &stacksErr) {
+		c.Machines.Progress.Close()
+		return err
+	}
+	check := commandLines(cmd, file, spec.SensitiveVars)("check")
+	if ck.err != nil {
+		// The swarm is made: a check that could not run is said.
+		defer fmt.Fprintf(cmd.ErrOrStderr(), "Warning: cluster %s is up, but its data-plane check could not run: %v (run '%s')\n", spec.Name, ck.err, check)
+		ck.rep = nil
+	}
+	c.Machines.Progress.Close()
+	if err := writeUp(cmd.OutOrStdout(), output, res, ck.rep); err != nil {
+		return err
+	}
+	if stacksErr != nil {
+		// The swarm is up (the summary says so); its apps are not.
+		return fmt.Errorf("cluster %s: the swarm is up, but a stack failed: %w", spec.Name, stacksErr)
+	}
+	if ck.rep != nil && !ck.rep.OK {
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("cluster %s: the swarm is made, but its data plane has a fault (see above): fix it, then run '%s'", spec.Name, check)}
+	}
+	return nil
 }
 
 // writeUp is up's result: one JSON document, or the summary with the
