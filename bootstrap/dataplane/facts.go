@@ -47,6 +47,13 @@ type Facts struct {
 	Addrs []string `json:"addrs,omitempty"`
 	// Closed lists "ADDR:PORT" of peers this node could not reach over TCP.
 	Closed []string `json:"closed,omitempty"`
+	// GossipID is the node's own name in the swarm's gossip (memberlist);
+	// GossipUDPTo the peers' names that its gossip reached over TCP only,
+	// their UDP probes lost, in the last 30 s (dockerd's journal: "network
+	// may be misconfigured"). 7946/udp shows nowhere else: gossip falls
+	// back to TCP.
+	GossipID    string   `json:"gossipId,omitempty"`
+	GossipUDPTo []string `json:"gossipUdpTo,omitempty"`
 }
 
 // HostNet is one address or route of a host.
@@ -95,6 +102,10 @@ if has systemctl && systemctl is-active -q firewalld 2>/dev/null && has firewall
   echo "zone_services=$(firewall-cmd --zone="$z" --list-services 2>/dev/null)"
 fi
 has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
+if has journalctl; then
+  echo "gossip_id=$(journalctl -u docker --no-pager -n 20000 2>/dev/null | sed -n 's/.*will use memberlist nodeID:\([0-9a-f]*\).*/\1/p' | tail -n 1)"
+  journalctl -u docker --no-pager --since -30s 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \([0-9a-f]*\) .*network may be misconfigured.*/gossip_udp_to=\1/p' | sort -u
+fi
 ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2; split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -o -6 addr show scope global 2>/dev/null | awk '{split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($i=="dev") d=$(i+1); print "net=" $1 " " d}'
@@ -157,7 +168,28 @@ func (f *Facts) setOther(k, v string, seen map[string]bool) {
 		f.addAddr(v)
 	case "closed":
 		f.Closed = append(f.Closed, v)
+	case "gossip_id":
+		if gossipName(v) {
+			f.GossipID = v
+		}
+	case "gossip_udp_to":
+		if gossipName(v) && len(f.GossipUDPTo) < 1000 {
+			f.GossipUDPTo = append(f.GossipUDPTo, v)
+		}
 	}
+}
+
+// gossipName tells a memberlist node name as dockerd makes them: hex.
+func gossipName(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // addAddr keeps one of the host's own addresses, not Docker's bridges'.

@@ -144,7 +144,7 @@ func matrixFindings(in Input, known []Finding) []Finding {
 	small := blamed(in, smallBad)
 	big := blamed(in, bigBad)
 	for _, n := range small {
-		if named[n]["7946/tcp"] || named[n]["firewalld"] || named[n]["address"] {
+		if named[n]["7946/tcp"] || named[n]["7946/udp"] || named[n]["firewalld"] || named[n]["address"] {
 			continue
 		}
 		out = append(out, Finding{Kind: Fault, Node: n, Check: fmt.Sprintf("%d/udp", in.DataPathPort),
@@ -197,8 +197,8 @@ func namedByFacts(known []Finding) map[string]map[string]bool {
 // address explains the names the others lack.
 func dnsFindings(in Input, named map[string]map[string]bool) []Finding {
 	for n := range named {
-		if named[n]["address"] {
-			return nil
+		if named[n]["address"] || named[n]["7946/udp"] {
+			return nil // gossip carries the names: that fault explains them
 		}
 	}
 	var out []Finding

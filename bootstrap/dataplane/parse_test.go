@@ -37,6 +37,10 @@ ip=172.17.0.1 docker0
 ip=fd00::5 eth0
 ip=not-an-address eth0
 closed=192.168.1.7:7946
+gossip_id=2ee6c0fe9983
+gossip_udp_to=7975bf9f9d80
+gossip_udp_to=NOT-HEX
+gossip_udp_to=
 garbage line
 `
 	f := ParseFacts("w1", out)
@@ -45,7 +49,7 @@ garbage line
 		ZonePorts: []string{"7946/tcp", "4789/udp"}, ZoneServices: []string{"ssh", "dhcpv6-client"}, Virt: "lxc",
 		Nets:   []HostNet{{Prefix: "192.168.1.0/24", Dev: "eth0"}, {Prefix: "10.8.0.1/32", Dev: "wg0"}},
 		Addrs:  []string{"192.168.1.5", "fd00::5"},
-		Closed: []string{"192.168.1.7:7946"}}
+		Closed: []string{"192.168.1.7:7946"}, GossipID: "2ee6c0fe9983", GossipUDPTo: []string{"7975bf9f9d80"}}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
 	}

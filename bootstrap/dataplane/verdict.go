@@ -136,6 +136,7 @@ func Verdict(in Input) *Report {
 	fs = append(fs, hostFindings(in)...)
 	fs = append(fs, poolFindings(in)...)
 	fs = append(fs, portFindings(in)...)
+	fs = append(fs, gossipUDPFindings(in)...)
 	fs = append(fs, matrixFindings(in, fs)...)
 	fs = append(fs, meshFindings(in, fs)...)
 	sort.SliceStable(fs, func(i, j int) bool { return kindRank(fs[i].Kind) < kindRank(fs[j].Kind) })

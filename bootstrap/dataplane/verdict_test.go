@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,23 @@ func failCells(in *Input, node string, small bool) {
 	}
 }
 
+// gossip gives each node a gossip ID (id-NODE as hex: the node's index)
+// and the peers its gossip reached over TCP only.
+func gossip(in *Input, udpTo map[string][]string) {
+	ids := map[string]string{}
+	for i, n := range in.Nodes {
+		ids[n] = fmt.Sprintf("%x", 0xa0+i)
+		facts(in, n, func(f *Facts) { f.GossipID = ids[n] })
+	}
+	for n, peers := range udpTo {
+		facts(in, n, func(f *Facts) {
+			for _, p := range peers {
+				f.GossipUDPTo = append(f.GossipUDPTo, ids[p])
+			}
+		})
+	}
+}
+
 // meshAll marks the VIP and routing mesh tested with result r everywhere.
 func meshAll(in *Input, r string) {
 	in.Matrix.VIP, in.Matrix.MeshPort = map[string]string{}, 30001
@@ -86,6 +104,19 @@ func TestVerdict(t *testing.T) {
 	}{
 		{"healthy", input(nil), true, nil},
 		{"healthy with the VIP and the routing mesh tested", input(func(in *Input) { meshAll(in, OK) }), true, nil},
+		{"7946/udp dropped on w2: everyone names w2, w2 names everyone; w2 alone, and no DNS or 4789 blame on top", input(func(in *Input) {
+			gossip(in, map[string][]string{"m1": {"w2"}, "w1": {"w2"}, "w2": {"m1", "w1"}})
+			failCells(in, "w2", true)
+			in.Matrix.DNS = map[string]string{"w2": "tasks.SERVICE listed 2 of 3 tasks"}
+		}), false, []want{{Fault, "w2", "", "7946/udp", []string{"7946/udp is dropped on w2", "TCP only", "open 7946/udp on w2"}}}},
+		{"7946/udp lost between two nodes only: each names the other", input(func(in *Input) {
+			gossip(in, map[string][]string{"m1": {"w1"}, "w1": {"m1"}})
+		}), false, []want{{Fault, "m1", "", "7946/udp", []string{"gossip from m1 reaches w1 over TCP only"}},
+			{Fault, "w1", "", "7946/udp", []string{"gossip from w1 reaches m1 over TCP only"}}}},
+		{"a gossip name no node has is said as it is", input(func(in *Input) {
+			gossip(in, map[string][]string{"m1": {"w1"}})
+			facts(in, "m1", func(f *Facts) { f.GossipUDPTo = []string{"abc123"} })
+		}), false, []want{{Fault, "m1", "", "7946/udp", []string{"reaches gossip node abc123 over TCP only"}}}},
 		{"VIP fails on one node: that node", input(func(in *Input) { meshAll(in, OK); in.Matrix.VIP["w1"] = Failed }), false,
 			[]want{{Fault, "w1", "", "vip", []string{"virtual IP does not answer from tasks on w1", "ip_vs_rr"}}}},
 		{"VIP fails everywhere: one fault of the swarm", input(func(in *Input) {

@@ -198,4 +198,16 @@ func TestClusterCheckDataPlane(t *testing.T) {
 	if res.Result.Changed || string(res.Check) != "null" || res.Result.Elapsed > 3*time.Second {
 		t.Errorf("a no-op up: changed=%v check=%s elapsed=%s; want no change, no check, about a second", res.Result.Changed, res.Check, res.Result.Elapsed)
 	}
+
+	// 7946/udp dropped inside w1 (gossip falls back to TCP, so nothing
+	// but the gossip's own complaint shows it): 7946/udp and w1. Last: a
+	// dropped port's complaints stay in the journal's window a while.
+	dockerExec(t, "e2e-dp-w1", "iptables", "-I", "INPUT", "-p", "udp", "--dport", "7946", "-j", "DROP")
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		if r := dockerExec(t, "e2e-dp-m1", "sh", "-c", "journalctl -u docker --no-pager --since -30s | grep -c 'network may be misconfigured'"); strings.TrimSpace(r.stdout) != "0" {
+			break
+		}
+	}
+	udp := runCheck(t, s, file, 1)
+	onlyFault(t, udp, "w1", "7946/udp")
 }
