@@ -54,6 +54,13 @@ trap 'rm -rf "$dir"' EXIT
 
 mark() { : >"$dir/$1"; }
 
+# nap sleeps 50 ms without a process: a read that times out on a FIFO no
+# one writes to (30 jobs forking sleep 20 times a second would take a
+# good part of a core from the work being measured).
+mkfifo "$dir/tick"
+exec {tick}<>"$dir/tick"
+nap() { read -r -t 0.05 -u "$tick" _ || true; }
+
 # await MARKER...: wait until each marker exists; give up when another job
 # failed (exit 3: that job says why), or at the deadline.
 await() {
@@ -62,7 +69,7 @@ await() {
     until [[ -e $dir/$m ]]; do
       [[ ! -e $dir/failed ]] || exit 3
       ((SECONDS < deadline)) || { echo "floor: gave up waiting for $m" >&2; exit 1; }
-      sleep 0.05
+      nap
     done
   done
 }
@@ -92,8 +99,10 @@ lead() {
   docker exec "$leader" docker swarm init --advertise-addr "$(ip_of "$leader")" >/dev/null
   (
     trap 'failing "$leader: the join tokens"' EXIT
-    docker exec "$leader" docker swarm join-token -q manager >"$dir/token-manager"
-    docker exec "$leader" docker swarm join-token -q worker >"$dir/token-worker"
+    docker exec "$leader" sh -c 'docker swarm join-token -q manager && docker swarm join-token -q worker' >"$dir/tokens"
+    { read -r m && read -r w; } <"$dir/tokens"
+    printf '%s\n' "$m" >"$dir/token-manager"
+    printf '%s\n' "$w" >"$dir/token-worker"
     mark manager-0
   ) &
   local tokens=$!
