@@ -53,6 +53,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 mark() { : >"$dir/$1"; }
+# step is what a job is doing, for its error.
+step=
 
 # nap sleeps 50 ms without a process: a read that times out on a FIFO no
 # one writes to (30 jobs forking sleep 20 times a second would take a
@@ -94,11 +96,14 @@ join() {
 # The leader's path: restart, init, then the registry, while the tokens
 # are read beside it.
 lead() {
+  step='daemon.json and the dockerd restart'
   restart "$leader" 'mkdir -p /var/lib/registry && '
   await ips
+  step='docker swarm init'
   docker exec "$leader" docker swarm init --advertise-addr "$(ip_of "$leader")" >/dev/null
   (
-    trap 'failing "$leader: the join tokens"' EXIT
+    step='docker swarm join-token'
+    trap 'failing "$leader"' EXIT
     docker exec "$leader" sh -c 'docker swarm join-token -q manager && docker swarm join-token -q worker' >"$dir/tokens"
     { read -r m && read -r w; } <"$dir/tokens"
     printf '%s\n' "$m" >"$dir/token-manager"
@@ -106,7 +111,9 @@ lead() {
     mark manager-0
   ) &
   local tokens=$!
+  step="docker load of $archive"
   docker exec -i "$leader" docker load -q <"$archive" >/dev/null
+  step='the registry service, until /v2/ answers'
   docker exec "$leader" sh -c 'docker service create --detach --quiet --name registry \
       --constraint "node.hostname==$1" --endpoint-mode dnsrr \
       --publish "mode=host,target=5000,published=$2" \
@@ -114,6 +121,7 @@ lead() {
     end=$(($(date +%s) + 600)) && until curl -fsS -m 2 -o /dev/null "http://$1:$2/v2/" 2>/dev/null; do
       [ "$(date +%s)" -lt "$end" ] || { echo "the registry did not answer" >&2; exit 1; }; sleep 0.05; done' \
     sh "$leader" "$port"
+  step='docker swarm join-token'
   wait "$tokens"
 }
 
@@ -123,28 +131,34 @@ host() {
   if ((i == 0)); then
     lead
   elif ((i < managers)); then
+    step='daemon.json and the dockerd restart'
     restart "$h"
     await ips "manager-$((i - 1))"
+    step='docker swarm join as a manager'
     join "$h" manager
     mark "manager-$i"
   else
+    step='daemon.json and the dockerd restart'
     restart "$h"
     await ips manager-0
+    step='docker swarm join as a worker'
     join "$h" worker
   fi
 }
 
-# failing WHAT: run as a job exits; a failure is marked for the others
-# and said (but not where the job gave up for another's failure).
+# failing HOST: run as a job exits; a failure is marked for the others
+# and said with the job's step (but not where the job gave up for
+# another's failure).
 failing() {
   local rc=$?
   ((rc == 0)) || : >"$dir/failed"
-  ((rc == 0 || rc == 3)) || echo "floor: $1 failed (exit $rc)" >&2
+  ((rc == 0 || rc == 3)) || echo "floor: $1: $step failed (exit $rc)" >&2
 }
 
 pids=()
 (
-  trap 'failing "docker inspect of the hosts"' EXIT
+  step='docker inspect of the hosts'
+  trap 'failing "this machine"' EXIT
   docker inspect -f '{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "${hosts[@]}" |
     sed 's|^/||' >"$dir/ips.part"
   mv "$dir/ips.part" "$dir/ips"
