@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,8 @@ type upResult struct {
 	}
 	// Events are the run's progress events, in order.
 	Events []runEvent `json:"-"`
+	// Wall is the process's time from start to exit, measured around it.
+	Wall time.Duration `json:"-"`
 }
 
 // runEvent is one progress event of `cluster up --output json`.
@@ -45,9 +48,13 @@ func (u upResult) at(host, step, status string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
+// clusterUpJSON runs `cluster [global...] up file` with JSON output.
+func clusterUpJSON(b testing.TB, s *shoal, file string, global ...string) upResult {
 	b.Helper()
-	r := run(b, 20*time.Minute, bin("cluster"), "--storage-path", s.storage, "--output", "json", "up", file)
+	args := append([]string{"--storage-path", s.storage, "--output", "json"}, global...)
+	start := time.Now()
+	r := run(b, 20*time.Minute, bin("cluster"), append(args, "up", file)...)
+	wall := time.Since(start)
 	if r.code != 0 {
 		b.Fatalf("cluster up: %s", r)
 	}
@@ -60,7 +67,7 @@ func clusterUpJSON(b testing.TB, s *shoal, file string) upResult {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	var res upResult
+	res := upResult{Wall: wall}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		b.Fatalf("the last line of --output json is not the result: %v\n%s", err, lines[len(lines)-1])
 	}
@@ -123,22 +130,6 @@ func benchHosts(b *testing.B, prefix, net string, n int, o hostOpts) (names []st
 	return names, ips, rm
 }
 
-// benchRow is one size's figures for one cluster file.
-type benchRow struct {
-	n           int
-	archives    string
-	floor       time.Duration
-	first, noop upResult
-	// settled is the no-op run once the machine was quiet (after quiet).
-	settled         upResult
-	quiet           time.Duration
-	sessionsPerHost float64
-	// The hosts' CPU (all their processes: sshd, the probe, dockerd and
-	// the swarm's own work) during each no-op run, and in a second of
-	// nothing after the settled one: what of a no-op's time is not shoal's.
-	noopCPU, settledCPU, idleCPU time.Duration
-}
-
 // benchFile is the cluster file of the bench: the lab archive on every
 // node (every = true, as a cluster that ships its images would), or only
 // on the registry's node (the floor's work: the registry needs its image).
@@ -168,151 +159,318 @@ func benchFile(b *testing.B, name, key, archive string, managers, workers []stri
 
 // benchSizes are the cluster sizes: SHOAL_BENCH_SIZES (say "3,10") or
 // 3, 10 and 30.
-func benchSizes(b *testing.B) []int {
-	v := os.Getenv("SHOAL_BENCH_SIZES")
-	if v == "" {
-		return []int{3, 10, 30}
-	}
-	var out []int
-	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("SHOAL_BENCH_SIZES=%q: not a list of sizes", v)
-		}
-		out = append(out, n)
-	}
-	return out
+func benchSizes(b *testing.B) []int { return envSizes(b, "SHOAL_BENCH_SIZES", []int{3, 10, 30}) }
+
+// floorSample is one run of the floor on fresh hosts.
+type floorSample struct {
+	// wall is from process start to exit, measured around the process;
+	// own is what floor.sh printed (from its first command to its last).
+	wall, own time.Duration
+	// load is the machine's load average just before the run.
+	load float64
 }
 
-// BenchmarkClusterUp measures, side by side at each size, the physical
-// floor (test/bench/floor.sh on fresh hosts: daemon.json and a restart,
-// init, joins, the registry, all through docker exec) and `cluster up` on
-// other fresh hosts: its first run and its no-op re-run, time per stage
-// and SSH sessions. 1 manager at 3 hosts, 3 from 10 on; the registry on
-// the first. `make bench` prints the table.
+// shoalSample is one `cluster up` on fresh hosts, then its no-op re-run
+// three ways, each timed around the process (upResult.Wall).
+type shoalSample struct {
+	first upResult
+	// noop comes right after the first run; settled once the machine is
+	// quiet (after waiting quiet); cold after that with --ssh-persist 0
+	// (no kept connection: every host is logged in to afresh).
+	noop, settled, cold upResult
+	quiet               time.Duration
+	load                float64
+	// The hosts' CPU (all their processes: sshd, the probe, dockerd and
+	// the swarm's own work) during each no-op run, and in a second of
+	// nothing after the settled one: what of a no-op's time is not shoal's.
+	noopCPU, settledCPU, coldCPU, idleCPU time.Duration
+}
+
+// benchRow is one size's runs for one cluster file: the floor's and
+// shoal's, which ran alternately.
+type benchRow struct {
+	n      int
+	every  bool
+	floors []floorSample
+	shoals []shoalSample
+}
+
+func (r benchRow) archives() string {
+	if r.every {
+		return "every node"
+	}
+	return "registry node"
+}
+
+// spread is a sample's median, least and greatest value.
+type spread struct{ med, min, max float64 }
+
+// spreadOf is xs's spread (the median of an even count is the mean of
+// the middle two); zero for no values. xs is left as it is.
+func spreadOf(xs []float64) spread {
+	if len(xs) == 0 {
+		return spread{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return spread{med: med, min: s[0], max: s[n-1]}
+}
+
+// secs is "median s (min-max)".
+func (s spread) secs() string {
+	return fmt.Sprintf("%.2f s (%.2f-%.2f)", s.med, s.min, s.max)
+}
+
+// spreadBy is the spread of f over xs.
+func spreadBy[T any](xs []T, f func(T) float64) spread {
+	return spreadOf(valuesOf(xs, f))
+}
+
+// valuesOf is f of each of xs.
+func valuesOf[T any](xs []T, f func(T) float64) []float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return v
+}
+
+// loadAvg is the machine's load average over the last minute, 0 where
+// /proc/loadavg cannot be read.
+func loadAvg() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// benchFloor runs the floor once on n fresh hosts (removed after).
+func benchFloor(b *testing.B, n, managers int, archive, script string) floorSample {
+	b.Helper()
+	_, pub := userKey(b)
+	names, _, rm := benchHosts(b, fmt.Sprintf("bench-f%d", n), fmt.Sprintf("shoal-lab-bench%df", n), n, hostOpts{user: "tester", pubkey: pub})
+	defer rm()
+	// Both sides start on a quiet machine: the hosts just booted (their
+	// systemd, sshd and dockerd) and the last hosts removed.
+	settle(60 * time.Second)
+	load := loadAvg()
+	start := time.Now()
+	r := run(b, 20*time.Minute, "bash", append([]string{script, strconv.Itoa(managers), archive}, names...)...)
+	wall := time.Since(start)
+	if r.code != 0 {
+		b.Fatalf("floor: %s", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	own, err := strconv.ParseFloat(lines[len(lines)-1], 64)
+	if err != nil {
+		b.Fatalf("floor: the last line is not the seconds: %s", r)
+	}
+	return floorSample{wall: wall, own: time.Duration(own * float64(time.Second)), load: load}
+}
+
+// benchShoal runs cluster up once on n fresh hosts (removed after), then
+// its no-op at once, settled and cold.
+func benchShoal(b *testing.B, n, managers int, archive string, every bool) shoalSample {
+	b.Helper()
+	s := newShoal(b)
+	priv, pub := userKey(b)
+	names, ips, rm := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
+	defer rm()
+	byName := map[string]string{}
+	var ms, ws []string
+	for h, name := range names {
+		short := fmt.Sprintf("n%d", h+1)
+		byName[short] = ips[name]
+		if h < managers {
+			ms = append(ms, short)
+		} else {
+			ws = append(ws, short)
+		}
+	}
+	file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
+	settle(60 * time.Second)
+	var x shoalSample
+	x.load = loadAvg()
+	b.StartTimer()
+	x.first = clusterUpJSON(b, s, file)
+	b.StopTimer()
+	cpu0 := hostsCPU(b, names)
+	x.noop = clusterUpJSON(b, s, file)
+	cpu1 := hostsCPU(b, names)
+	// The no-op above came at once: the new swarm's nodes still set up
+	// their networks then (with 30 on 2 cores, for seconds). Once the
+	// machine is quiet, again: the no-op as a user re-running later
+	// meets it; then with no kept SSH connection.
+	x.quiet = settle(90 * time.Second)
+	cpu2 := hostsCPU(b, names)
+	x.settled = clusterUpJSON(b, s, file)
+	cpu3 := hostsCPU(b, names)
+	time.Sleep(time.Second)
+	cpu4 := hostsCPU(b, names)
+	x.cold = clusterUpJSON(b, s, file, "--ssh-persist", "0")
+	cpu5 := hostsCPU(b, names)
+	x.noopCPU, x.settledCPU, x.idleCPU, x.coldCPU = cpu1-cpu0, cpu3-cpu2, cpu4-cpu3, cpu5-cpu4
+	if x.noop.Result.Changed || x.settled.Result.Changed || x.cold.Result.Changed {
+		b.Errorf("a re-run changed something")
+	}
+	return x
+}
+
+// benchRound is one round at size n: the floor, then shoal with each
+// cluster file variant, each on its own fresh hosts.
+func benchRound(b *testing.B, rows []benchRow, managers int, archive, script string) {
+	b.Helper()
+	f := benchFloor(b, rows[0].n, managers, archive, script)
+	for i := range rows {
+		rows[i].floors = append(rows[i].floors, f)
+		rows[i].shoals = append(rows[i].shoals, benchShoal(b, rows[i].n, managers, archive, rows[i].every))
+	}
+}
+
+// benchRuns is how many times each side runs at each size:
+// SHOAL_BENCH_RUNS, or 5.
+func benchRuns(b *testing.B) int { return envInt(b, "SHOAL_BENCH_RUNS", 5) }
+
+// wallOf is the wall time, around the process, of the run pick takes.
+func wallOf(pick func(shoalSample) upResult) func(shoalSample) float64 {
+	return func(x shoalSample) float64 { return pick(x).Wall.Seconds() }
+}
+
+// The runs of a shoalSample, and a floor run's time: what the figures
+// are taken of.
+func firstOf(x shoalSample) upResult   { return x.first }
+func noopOf(x shoalSample) upResult    { return x.noop }
+func settledOf(x shoalSample) upResult { return x.settled }
+func coldOf(x shoalSample) upResult    { return x.cold }
+func floorWall(f floorSample) float64  { return f.wall.Seconds() }
+
+// report gives the benchmark's metrics: the medians.
+func (r benchRow) report(b *testing.B) {
+	unit := "-regnode"
+	if r.every {
+		unit = "-every"
+	}
+	fl, first := spreadBy(r.floors, floorWall), spreadBy(r.shoals, wallOf(firstOf))
+	b.ReportMetric(fl.med, "floor-s")
+	b.ReportMetric(first.med, "first"+unit+"-s")
+	b.ReportMetric(first.med/fl.med, "first/floor"+unit)
+	b.ReportMetric(spreadBy(r.shoals, wallOf(noopOf)).med, "noop"+unit+"-s")
+	b.ReportMetric(spreadBy(r.shoals, wallOf(settledOf)).med, "noop-settled"+unit+"-s")
+	b.ReportMetric(spreadBy(r.shoals, wallOf(coldOf)).med, "noop-cold"+unit+"-s")
+	b.ReportMetric(spreadBy(r.shoals, func(x shoalSample) float64 { return float64(x.first.Result.Sessions) }).med/float64(r.n), "first-sessions/host"+unit)
+	b.ReportMetric(spreadBy(r.shoals, func(x shoalSample) float64 { return float64(x.noop.Result.Sessions) }).med/float64(r.n), "noop-sessions/host"+unit)
+}
+
+// BenchmarkClusterUp measures, at each size, the floor (test/bench/
+// floor.sh: daemon.json and a restart, init, joins, the registry, all
+// through docker exec) and `cluster up` (its first run and its no-op
+// re-run at once, settled and cold), alternately, SHOAL_BENCH_RUNS times
+// each, every run on fresh hosts and timed from process start to exit.
+// 1 manager at 3 hosts, 3 from 10 on; the registry on the first. The
+// cluster file loads the archive on the registry's node only (the floor's
+// work), and also on every node with SHOAL_BENCH_EVERY=1. `make bench`
+// prints the table.
 func BenchmarkClusterUp(b *testing.B) {
 	requireE2E(b)
 	archive := labArchive(b)
-	floorScript, _ := filepath.Abs("../bench/floor.sh")
-	var rows []benchRow
+	script, _ := filepath.Abs("../bench/floor.sh")
+	runs := benchRuns(b)
+	variants := []bool{false}
+	if os.Getenv("SHOAL_BENCH_EVERY") == "1" {
+		variants = append(variants, true)
+	}
+	var all []benchRow
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			b.StopTimer()
 			managers := 1
 			if n >= 10 {
 				managers = 3
 			}
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				_, pub := userKey(b)
-				// The floor, on its own fresh hosts, removed after.
-				names, _, rm := benchHosts(b, fmt.Sprintf("bench-f%d", n), fmt.Sprintf("shoal-lab-bench%df", n), n, hostOpts{user: "tester", pubkey: pub})
-				// Both start on a quiet machine: the hosts just booted (their
-				// systemd, sshd and dockerd) and the last hosts removed.
-				settle(60 * time.Second)
-				r := run(b, 20*time.Minute, "bash", append([]string{floorScript, strconv.Itoa(managers), archive}, names...)...)
-				if r.code != 0 {
-					b.Fatalf("floor: %s", r)
-				}
-				lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-				secs, err := strconv.ParseFloat(lines[len(lines)-1], 64)
-				if err != nil {
-					b.Fatalf("floor: the last line is not the seconds: %s", r)
-				}
-				rm()
-
-				// shoal, on fresh hosts: with the archive on the registry's
-				// node only (the floor's work), then on every node.
-				variants := []bool{false, true}
-				if os.Getenv("SHOAL_BENCH_EVERY") == "0" {
-					variants = variants[:1] // the registry node's archive only
-				}
-				for _, every := range variants {
-					s := newShoal(b)
-					priv, pub := userKey(b)
-					names, ips, rm := benchHosts(b, fmt.Sprintf("bench-%d", n), fmt.Sprintf("shoal-lab-bench%d", n), n, hostOpts{user: "tester", pubkey: pub})
-					byName := map[string]string{}
-					var ms, ws []string
-					for h, name := range names {
-						short := fmt.Sprintf("n%d", h+1)
-						byName[short] = ips[name]
-						if h < managers {
-							ms = append(ms, short)
-						} else {
-							ws = append(ws, short)
-						}
-					}
-					file := benchFile(b, fmt.Sprintf("bench%d", n), priv, archive, ms, ws, byName, every)
-					settle(60 * time.Second)
-					b.StartTimer()
-					first := clusterUpJSON(b, s, file)
-					cpu0 := hostsCPU(b, names)
-					again := clusterUpJSON(b, s, file)
-					b.StopTimer()
-					noopCPU := hostsCPU(b, names) - cpu0
-					// The no-op run above came at once: the new swarm's nodes
-					// still set up their networks then (with 30 on 2 cores,
-					// for seconds). Once the machine is quiet, again: the
-					// no-op as a user re-running later meets it.
-					quiet := settle(90 * time.Second)
-					cpu0 = hostsCPU(b, names)
-					b.StartTimer()
-					settled := clusterUpJSON(b, s, file)
-					b.StopTimer()
-					cpu1 := hostsCPU(b, names)
-					time.Sleep(time.Second)
-					idleCPU := hostsCPU(b, names) - cpu1
-					rm()
-					if again.Result.Changed || settled.Result.Changed {
-						b.Errorf("a re-run changed something")
-					}
-					row := benchRow{n: n, archives: "registry node", floor: time.Duration(secs * float64(time.Second)), first: first, noop: again, settled: settled, quiet: quiet,
-						sessionsPerHost: float64(again.Result.Sessions) / float64(n),
-						noopCPU:         noopCPU, settledCPU: cpu1 - cpu0, idleCPU: idleCPU}
-					unit := "-regnode"
-					if every {
-						row.archives, unit = "every node", "-every"
-					}
-					rows = append(rows, row)
-					b.ReportMetric(first.Result.Elapsed.Seconds(), "first"+unit+"-s")
-					b.ReportMetric(again.Result.Elapsed.Seconds(), "noop"+unit+"-s")
-					b.ReportMetric(settled.Result.Elapsed.Seconds(), "noop-settled"+unit+"-s")
-					b.ReportMetric(first.Result.Elapsed.Seconds()/secs, "first/floor"+unit)
-					b.ReportMetric(float64(first.Result.Sessions)/float64(n), "first-sessions/host"+unit)
-					b.ReportMetric(row.sessionsPerHost, "noop-sessions/host"+unit)
-				}
-				b.ReportMetric(secs, "floor-s")
+			rows := make([]benchRow, len(variants))
+			for i, every := range variants {
+				rows[i] = benchRow{n: n, every: every}
 			}
+			for i := 0; i < b.N*runs; i++ {
+				benchRound(b, rows, managers, archive, script)
+			}
+			for _, r := range rows {
+				r.report(b)
+			}
+			all = append(all, rows...)
 		})
 	}
-	if len(rows) == 0 {
-		return
+	if len(all) > 0 {
+		fmt.Print(benchTable(all) + benchNotes(all))
 	}
+}
+
+// benchTable is the main table: per size, each side's median (min-max)
+// over its runs, timed around the process.
+func benchTable(rows []benchRow) string {
 	var t strings.Builder
-	fmt.Fprintf(&t, "\n| N | image archive on | floor | first run | first/floor | no-op at once | no-op/first | no-op settled | settled/first | sessions/host first, no-op |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	t.WriteString("\n| N | image archive on | runs | floor | first run | first/floor (medians) | no-op at once | no-op settled | no-op cold | load avg median, max |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		f, o, q := r.first.Result, r.noop.Result, r.settled.Result
-		fmt.Fprintf(&t, "| %d | %s | %.1f s | %.1f s | %.2fx | %.2f s | 1/%.1f | %.2f s | 1/%.1f | %.1f, %.1f |\n", r.n, r.archives, r.floor.Seconds(), f.Elapsed.Seconds(),
-			f.Elapsed.Seconds()/r.floor.Seconds(), o.Elapsed.Seconds(), f.Elapsed.Seconds()/o.Elapsed.Seconds(),
-			q.Elapsed.Seconds(), f.Elapsed.Seconds()/q.Elapsed.Seconds(),
-			float64(f.Sessions)/float64(r.n), r.sessionsPerHost)
+		fl, first := spreadBy(r.floors, floorWall), spreadBy(r.shoals, wallOf(firstOf))
+		load := spreadOf(append(
+			valuesOf(r.floors, func(f floorSample) float64 { return f.load }),
+			valuesOf(r.shoals, func(x shoalSample) float64 { return x.load })...))
+		fmt.Fprintf(&t, "| %d | %s | %d | %s | %s | %.2fx | %s | %s | %s | %.1f, %.1f |\n", r.n, r.archives(), len(r.shoals),
+			fl.secs(), first.secs(), first.med/fl.med,
+			spreadBy(r.shoals, wallOf(noopOf)).secs(), spreadBy(r.shoals, wallOf(settledOf)).secs(),
+			spreadBy(r.shoals, wallOf(coldOf)).secs(), load.med, load.max)
 	}
-	fmt.Fprintf(&t, "\n(\"settled\": after waiting for the machine to be quiet: ")
-	for i, r := range rows {
-		if i > 0 {
-			t.WriteString(", ")
+	return t.String()
+}
+
+// benchNotes are the figures beside the table, medians over the runs:
+// each side's own account of its time, SSH sessions, the settle waits,
+// the hosts' CPU, and each first run's stages.
+func benchNotes(rows []benchRow) string {
+	var t strings.Builder
+	med := func(x spread) float64 { return x.med }
+	t.WriteString("\n(Times from process start to exit, measured by the harness; load average: /proc/loadavg's 1-minute figure before each floor and each first run.)\n")
+	t.WriteString("\nMedians as each side counts itself (floor.sh's printed seconds, cluster up's Elapsed), sessions per host, the wait before the settled no-op:\n")
+	for _, r := range rows {
+		elapsed := func(pick func(shoalSample) upResult) float64 {
+			return med(spreadBy(r.shoals, func(x shoalSample) float64 { return pick(x).Result.Elapsed.Seconds() }))
 		}
-		fmt.Fprintf(&t, "N=%d %s %.0fs", r.n, r.archives, r.quiet.Seconds())
+		sessions := func(pick func(shoalSample) upResult) float64 {
+			return med(spreadBy(r.shoals, func(x shoalSample) float64 { return float64(pick(x).Result.Sessions) })) / float64(r.n)
+		}
+		fmt.Fprintf(&t, "N=%d (%s): floor %.2f s; first %.2f s, no-op at once %.2f s, settled %.2f s, cold %.2f s; sessions/host first %.1f, no-op %.1f, cold %.1f; settle %.0f s\n",
+			r.n, r.archives(), med(spreadBy(r.floors, func(f floorSample) float64 { return f.own.Seconds() })),
+			elapsed(firstOf), elapsed(noopOf), elapsed(settledOf), elapsed(coldOf),
+			sessions(firstOf), sessions(noopOf), sessions(coldOf),
+			med(spreadBy(r.shoals, func(x shoalSample) float64 { return x.quiet.Seconds() })))
 	}
-	t.WriteString(")\n")
-	fmt.Fprintf(&t, "\nThe hosts' CPU (every process of theirs) during the no-op at once and the settled one, and in 1 s of nothing after:\n")
+	t.WriteString("\nThe hosts' CPU (every process of theirs, medians) during the no-op at once, settled and cold, and in 1 s of nothing after the settled one:\n")
 	for _, r := range rows {
-		fmt.Fprintf(&t, "N=%d (%s): at once %.1f s, settled %.1f s, idle %.2f s/s\n", r.n, r.archives, r.noopCPU.Seconds(), r.settledCPU.Seconds(), r.idleCPU.Seconds())
+		cpu := func(f func(shoalSample) time.Duration) float64 {
+			return med(spreadBy(r.shoals, func(x shoalSample) float64 { return f(x).Seconds() }))
+		}
+		fmt.Fprintf(&t, "N=%d (%s): at once %.1f s, settled %.1f s, cold %.1f s, idle %.2f s/s\n", r.n, r.archives(),
+			cpu(func(x shoalSample) time.Duration { return x.noopCPU }), cpu(func(x shoalSample) time.Duration { return x.settledCPU }),
+			cpu(func(x shoalSample) time.Duration { return x.coldCPU }), cpu(func(x shoalSample) time.Duration { return x.idleCPU }))
 	}
-	fmt.Fprintf(&t, "\nStages (as cluster up reports them: the time each stage took):\n")
+	t.WriteString("\nStages of each first run (as cluster up reports them: when the last host finished each, from the run's start):\n")
 	for _, r := range rows {
-		fmt.Fprintf(&t, "N=%d (%s) first: %s\nN=%d (%s) no-op: %s\n", r.n, r.archives, stageLine(r.first), r.n, r.archives, stageLine(r.noop))
+		for i, x := range r.shoals {
+			fmt.Fprintf(&t, "N=%d (%s) run %d: %s\n", r.n, r.archives(), i+1, stageLine(x.first))
+		}
 	}
-	fmt.Print(t.String())
+	return t.String()
 }
 
 func stageLine(u upResult) string {
