@@ -350,7 +350,9 @@ func newProbe(mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOption
 	if !ok {
 		return nil, fmt.Errorf("%s: its engine client cannot run the probe", mgr.spec.Name)
 	}
-	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU}
+	// A quarter of a probe run's bound for the VIP and the mesh to settle:
+	// a longer --check-timeout gives slow hosts longer.
+	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU, Settle: o.Timeout / 4}
 	for _, h := range hosts {
 		w, ok := h.node.API.(dataplane.Worker)
 		if !ok {

@@ -60,6 +60,10 @@ type Probe struct {
 	// every node's kernel has IP_VS, without which neither can work.
 	Mesh      bool
 	HostAddrs map[string]string
+	// Settle is how long the VIP and each node's routing mesh may take to
+	// answer for the new responder (15 s when 0): a slow node programs
+	// them late (VMs under QEMU without KVM took over 15 s).
+	Settle time.Duration
 }
 
 func labelFilter() client.Filters { return make(client.Filters).Add("label", Label) }
@@ -205,7 +209,11 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		if port, err = p.startResponder(ctx, name, labels, img, nodes); err != nil {
 			return 0, err
 		}
-		env = append(env, "VIP="+name+"-vip", "PORT="+strconv.Itoa(port), "HOSTS="+p.meshTargets(nodes))
+		settle := max(int(p.Settle.Seconds()), 0)
+		if settle == 0 {
+			settle = 15
+		}
+		env = append(env, "VIP="+name+"-vip", "PORT="+strconv.Itoa(port), "HOSTS="+p.meshTargets(nodes), "SETTLE="+strconv.Itoa(settle))
 	}
 	spec := p.taskSpec(name, name, labels, img, nodes, []string{"sh", "-c", probeScript}, env)
 	// DNS round robin: VIPs need IP_VS, which the probe must not need.

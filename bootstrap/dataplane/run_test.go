@@ -238,7 +238,7 @@ func TestProbeRunMesh(t *testing.T) {
 		t.Errorf("responder spec: %s %+v %+v", resp.Name, ep, resp.TaskTemplate.Networks)
 	}
 	env := strings.Join(probe.TaskTemplate.ContainerSpec.Env, " ")
-	for _, w := range []string{"VIP=" + resp.Name, "PORT=30001", "HOSTS=192.168.5.2 192.168.5.3"} {
+	for _, w := range []string{"VIP=" + resp.Name, "PORT=30001", "HOSTS=192.168.5.2 192.168.5.3", "SETTLE=15"} {
 		if !strings.Contains(env, w) {
 			t.Errorf("probe env %q lacks %q", env, w)
 		}
