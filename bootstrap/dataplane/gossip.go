@@ -56,15 +56,23 @@ func gossipUDPFindings(in Input) []Finding {
 	return out
 }
 
-// namedByAllOthers is the one node every other node (at least two) names,
-// or "".
+// namedByAllOthers is the one node (of three or more) that every other
+// node names, or that names every other node itself (its own probes' acks
+// are dropped too), or "". The complaints come as memberlist happens to
+// probe, so within a short window one side may be missing.
 func namedByAllOthers(in Input, named map[string]map[string]bool) string {
 	if len(in.Nodes) < 3 {
 		return ""
 	}
+	names := map[string]int{} // node -> how many peers it names
+	for _, by := range named {
+		for n := range by {
+			names[n]++
+		}
+	}
 	found := ""
 	for _, n := range in.Nodes {
-		if len(named[n]) == len(in.Nodes)-1 && !named[n][n] {
+		if len(named[n]) == len(in.Nodes)-1 && !named[n][n] || names[n] == len(in.Nodes)-1 {
 			if found != "" {
 				return ""
 			}

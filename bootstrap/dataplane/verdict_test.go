@@ -109,6 +109,9 @@ func TestVerdict(t *testing.T) {
 			failCells(in, "w2", true)
 			in.Matrix.DNS = map[string]string{"w2": "tasks.SERVICE listed 2 of 3 tasks"}
 		}), false, []want{{Fault, "w2", "", "7946/udp", []string{"7946/udp is dropped on w2", "TCP only", "open 7946/udp on w2"}}}},
+		{"7946/udp dropped on w1, seen in a short window: w1 names everyone, only m1 names w1 yet: w1", input(func(in *Input) {
+			gossip(in, map[string][]string{"m1": {"w1"}, "w1": {"m1", "w2"}})
+		}), false, []want{{Fault, "w1", "", "7946/udp", []string{"7946/udp is dropped on w1"}}}},
 		{"7946/udp lost between two nodes only: each names the other", input(func(in *Input) {
 			gossip(in, map[string][]string{"m1": {"w1"}, "w1": {"m1"}})
 		}), false, []want{{Fault, "m1", "", "7946/udp", []string{"gossip from m1 reaches w1 over TCP only"}},
