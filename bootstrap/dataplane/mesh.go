@@ -13,8 +13,13 @@ func meshFindings(in Input, known []Finding) []Finding {
 	}
 	explained := map[string]bool{}
 	for _, f := range known {
-		if f.Kind == Fault {
-			explained[f.Node], explained[f.Peer] = true, true
+		if f.Kind != Fault {
+			continue
+		}
+		for _, n := range []string{f.Node, f.Peer} {
+			if n != "" {
+				explained[n] = true
+			}
 		}
 	}
 	out := vipFindings(in, explained)

@@ -129,11 +129,17 @@ func TestParseVIPAndMesh(t *testing.T) {
 func FuzzParseFacts(f *testing.F) {
 	f.Add("ipvs=1\nmtu=1500\nnet=10.0.0.0/8 eth0\nclosed=1.2.3.4:7946\n")
 	f.Add("net=::1 lo\nnet=x\nzone_ports=\n")
+	f.Add("gossip_id=2ee6c0fe9983\ngossip_udp_to=7975bf9f9d80\ngossip_udp_to=../../x\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		fs := ParseFacts("n", s)
 		for _, n := range fs.Nets {
 			if _, err := netip.ParsePrefix(n.Prefix); err != nil {
 				t.Fatalf("kept a net that is not a prefix: %q", n.Prefix)
+			}
+		}
+		for _, id := range append([]string{fs.GossipID}, fs.GossipUDPTo...) {
+			if id != "" && !gossipName(id) {
+				t.Fatalf("kept a gossip name that is not hex: %q", id)
 			}
 		}
 		Verdict(Input{Nodes: []string{"n"}, Facts: map[string]Facts{"n": fs}, Pools: []string{"10.0.0.0/8"}})

@@ -209,10 +209,7 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 		if port, err = p.startResponder(ctx, name, labels, img, nodes); err != nil {
 			return 0, err
 		}
-		settle := max(int(p.Settle.Seconds()), 0)
-		if settle == 0 {
-			settle = 15
-		}
+		settle := cmp.Or(int(p.Settle.Seconds()), 15)
 		env = append(env, "VIP="+name+"-vip", "PORT="+strconv.Itoa(port), "HOSTS="+p.meshTargets(nodes), "SETTLE="+strconv.Itoa(settle))
 	}
 	spec := p.taskSpec(name, name, labels, img, nodes, []string{"sh", "-c", probeScript}, env)
