@@ -16,8 +16,9 @@ const Label = "io.shoal.check"
 const DefaultImage = "busybox:latest"
 
 // probeScript runs in each probe task (busybox sh). It waits until
-// tasks.$SVC lists $N tasks (or $WAIT seconds pass), pings every task
-// with a small packet and with one of the overlay's full MTU ($BIG bytes
+// tasks.$SVC lists $N tasks (or $WAIT seconds pass; the answers of many
+// asks put together), pings every task,
+// $BATCH peers at a time, with a small packet and with one of the overlay's full MTU ($BIG bytes
 // of ICMP payload; busybox ping has no -M do, but the kernel sets DF on a
 // ping that fits the interface, so it is not fragmented inside the
 // overlay), each up to 3 times, resolves the service's name, prints one
@@ -29,9 +30,22 @@ const DefaultImage = "busybox:latest"
 // it at once: the network is free sooner).
 const probeScript = `
 trap 'exit 0' TERM
+names() { nslookup "$1" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.'; }
+# gather ADDRS NAME TRIES: ADDRS and what NAME resolves to over up to TRIES
+# asks, until there are $N. Docker's DNS answers over UDP with what fits
+# in 512 bytes (about 11 tasks), shuffled: the union of answers is the list.
+gather() {
+  all=$1; t=0
+  while [ $t -lt $3 ]; do
+    all=$(printf '%s\n%s\n' "$all" "$(names "$2")" | grep . | sort -u)
+    [ $(echo "$all" | grep -c .) -ge $N ] && break
+    t=$((t+1))
+  done
+  echo "$all"
+}
 ips=""; i=0
 while [ $i -lt $WAIT ]; do
-  ips=$(nslookup "tasks.$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.' | sort -u)
+  ips=$(gather "$ips" "tasks.$SVC" 8)
   [ $(echo "$ips" | grep -c .) -ge $N ] && break
   sleep 1; i=$((i+1))
 done
@@ -40,14 +54,18 @@ try() {
   for n in 1 2 3; do ping -c 1 -W 2 -s "$2" "$3" >/dev/null 2>&1 && { echo "R $3 $1 ok"; return; }; done
   echo "R $3 $1 fail"
 }
-for ip in $ips; do try small 56 "$ip" & try big "$BIG" "$ip" & done
+k=0
+for ip in $ips; do
+  try small 56 "$ip" & try big "$BIG" "$ip" &
+  k=$((k+1)); [ $((k % BATCH)) -eq 0 ] && wait
+done
 wait
-echo "S $(nslookup "$SVC" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep -c '\.')"
+echo "S $(gather "" "$SVC" 40 | grep -c .)"
 if [ -n "$VIP" ]; then
   # within S seconds, CMD... succeeds (tried every second)
   within() { end=$(( $(date +%s) + $1 )); shift; until "$@"; do [ "$(date +%s)" -ge $end ] && return 1; sleep 1; done; }
   get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$1" "$2" 2>/dev/null | grep -q "$VIP"; }
-  vip() { a=$(nslookup "$VIP" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.' | head -n 1); [ -n "$a" ] && get "$a" 8080; }
+  vip() { a=$(names "$VIP" | head -n 1); [ -n "$a" ] && get "$a" 8080; }
   if within $SETTLE vip; then echo "V ok"; else echo "V fail"; fi
   # a node programs its routing mesh for a new service on its own time
   mesh() { if within $SETTLE get "$1" "$PORT"; then echo "M $1 ok"; else echo "M $1 fail"; fi; }

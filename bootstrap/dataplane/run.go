@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -149,18 +150,20 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 	}
 	img := p.Image
 	img = cmp.Or(img, DefaultImage)
-	var have []string
+	var have, ids []string
 	for _, n := range nodes {
-		if _, err := p.Workers[n].ImageInspect(ctx, img); err != nil {
+		ii, err := p.Workers[n].ImageInspect(ctx, img)
+		if err != nil {
 			mx.Missing[n] = fmt.Sprintf("the probe's image %s is not on %s (nothing is pulled): load it with image_archives, or give another with --image", img, n)
 			mx.NoImage[n] = true
 			continue
 		}
-		have = append(have, n)
+		have, ids = append(have, n), append(ids, ii.ID)
 	}
 	if len(have) == 0 {
 		return mx, nil
 	}
+	img = pinnedImage(img, ids)
 	id := runID()
 	name := "shoal-check-" + id
 	defer func() {
@@ -177,6 +180,42 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 	mx.Cells, mx.DNS, mx.VIP, mx.MeshPort = got.Cells, got.DNS, got.VIP, port
 	return mx, nil
 }
+
+// pinnedImage is the image the probe's services name: the image's ID
+// when every probed node has the same one. Swarm's executor asks the
+// registry for a tag before each task (unless it is an ID, or a digest
+// the node has): on hosts online, a pull from Docker Hub on every node
+// at every check; offline, seconds of failed lookups before each task
+// starts. Nodes that differ keep the tag (and Docker's habit).
+func pinnedImage(tag string, ids []string) string {
+	if len(ids) == 0 || ids[0] == "" {
+		return tag
+	}
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			return tag
+		}
+	}
+	return ids[0]
+}
+
+// peerWait is how long, in seconds, a probe task waits until every
+// peer's name resolves: half of what is left of the run's bound (20 s
+// without one), at least 10. Each task counts from its own start, and on
+// a loaded swarm of 30 nodes the tasks start over 20 s or more: with a
+// fixed 20 s the first ones gave up before the last had started.
+func peerWait(ctx context.Context) int {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 20
+	}
+	return max(10, int(time.Until(dl).Seconds()/2))
+}
+
+// pingBatch is how many peers a probe task pings at once (each with both
+// sizes): 30 tasks pinging 29 peers all at once, about 1,700 pings with
+// their retries, lost packets on 2 cores and blamed working pairs.
+const pingBatch = 8
 
 // hosts are the nodes' own addresses, parsed (the routing mesh's ends).
 func (p *Probe) hosts() map[string]netip.Addr {
@@ -203,8 +242,7 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 	if _, err := p.Manager.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
 		return 0, fmt.Errorf("creating the probe's overlay network: %w", err)
 	}
-	const wait = 20 // seconds a task waits for its peers' names
-	env := []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(wait)}
+	env := []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(peerWait(ctx)), "BATCH=" + strconv.Itoa(pingBatch)}
 	if p.Mesh {
 		if port, err = p.startResponder(ctx, name, labels, img, nodes); err != nil {
 			return 0, err
@@ -311,27 +349,52 @@ func (p *Probe) collect(ctx context.Context, name string, nodes []string, missin
 	return results, addrs
 }
 
-// readAll reads the probe of each node not done yet, and says how many
-// are still pending (with why in missing).
+// readAll reads the probe of each node not done yet, a few nodes at once
+// (one at a time, a poll of 30 nodes took seconds), and says how many are
+// still pending (with why in missing).
 func (p *Probe) readAll(ctx context.Context, name string, nodes []string, results map[string]Result, addrs map[string]netip.Addr, missing map[string]string) (pending int) {
+	type reading struct {
+		r   Result
+		a   netip.Addr
+		why string
+	}
+	var todo []string
 	for _, n := range nodes {
-		if r, ok := results[n]; ok && r.Done {
-			continue
+		if !results[n].Done {
+			todo = append(todo, n)
 		}
-		r, a, why := p.read(ctx, name, n)
-		if a.IsValid() {
-			addrs[n] = a
+	}
+	got := make([]reading, len(todo))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, readersAtOnce)
+	for i, n := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, a, why := p.read(ctx, name, n)
+			got[i] = reading{r, a, why}
+		}()
+	}
+	wg.Wait()
+	for i, n := range todo {
+		g := got[i]
+		if g.a.IsValid() {
+			addrs[n] = g.a
 		}
-		results[n] = r
-		if !r.Done {
+		results[n] = g.r
+		if !g.r.Done {
 			pending++
-			missing[n] = why
+			missing[n] = g.why
 		} else {
 			delete(missing, n)
 		}
 	}
 	return pending
 }
+
+// readersAtOnce bounds the nodes whose probe is read at once.
+const readersAtOnce = 8
 
 // read returns node n's probe result so far, its task's address on the
 // probe network, and (while not done) what the task is doing.

@@ -119,13 +119,14 @@ type fakeNode struct {
 	addr     string
 	log      string
 	hasImage bool
+	imageID  string
 }
 
 func (n *fakeNode) ImageInspect(context.Context, string) (image.InspectResponse, error) {
 	if !n.hasImage {
 		return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image")
 	}
-	return image.InspectResponse{}, nil
+	return image.InspectResponse{ID: n.imageID}, nil
 }
 func (n *fakeNode) ContainerList(context.Context, client.ContainerListOptions) ([]container.Summary, error) {
 	if _, ok := n.sw.service(); !ok {
@@ -157,8 +158,8 @@ func TestProbeRun(t *testing.T) {
 		return s + fmt.Sprintf("S %d\nDONE\n", len(peers)+1)
 	}
 	nodes := map[string]*fakeNode{
-		"a": {sw: sw, addr: "10.0.1.2", hasImage: true, log: ok("10.0.1.3")},
-		"b": {sw: sw, addr: "10.0.1.3", hasImage: true, log: "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big fail\nS 2\nDONE\n"},
+		"a": {sw: sw, addr: "10.0.1.2", hasImage: true, imageID: "sha256:b1", log: ok("10.0.1.3")},
+		"b": {sw: sw, addr: "10.0.1.3", hasImage: true, imageID: "sha256:b1", log: "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big fail\nS 2\nDONE\n"},
 		"c": {sw: sw, addr: "10.0.1.4"},
 	}
 	p := &Probe{Manager: sw, Workers: map[string]Worker{}, NodeIDs: map[string]string{"a": "ida", "b": "idb", "c": "idc"}}
@@ -188,6 +189,13 @@ func TestProbeRun(t *testing.T) {
 	spec := sw.lastSpec(t)
 	if spec.EndpointSpec.Mode != swarm.ResolutionModeDNSRR || spec.Mode.Global == nil || fmt.Sprint(spec.TaskTemplate.Placement.Constraints) != "[node.id!=idc]" {
 		t.Errorf("probe spec: %+v %+v", spec.EndpointSpec, spec.TaskTemplate.Placement)
+	}
+	if got := spec.TaskTemplate.ContainerSpec.Image; got != "sha256:b1" {
+		t.Errorf("the probe runs %q, want the image's ID (no node asks a registry)", got)
+	}
+	env := strings.Join(spec.TaskTemplate.ContainerSpec.Env, " ")
+	if !strings.Contains(env, "BATCH=8") || !strings.Contains(env, "WAIT=") || strings.Contains(env, "WAIT=20 ") {
+		t.Errorf("env %s: want the peers' wait from the run's bound (10 s here), BATCH=8", env)
 	}
 	if len(sw.all) != 1 || strings.Contains(strings.Join(spec.TaskTemplate.ContainerSpec.Env, " "), "VIP=") {
 		t.Errorf("without the mesh, the probe alone, told of no VIP: %d services, env %v", len(sw.all), spec.TaskTemplate.ContainerSpec.Env)
@@ -245,5 +253,44 @@ func TestProbeRunMesh(t *testing.T) {
 	}
 	if len(sw.services) != 0 || len(sw.networks) != 0 {
 		t.Errorf("left behind: %v %v", sw.services, sw.networks)
+	}
+}
+
+func TestPinnedImage(t *testing.T) {
+	for _, c := range []struct {
+		ids  []string
+		want string
+	}{
+		{[]string{"sha256:a", "sha256:a", "sha256:a"}, "sha256:a"},
+		{[]string{"sha256:a"}, "sha256:a"},
+		{[]string{"sha256:a", "sha256:b"}, "busybox:latest"}, // one node has another busybox
+		{[]string{"", ""}, "busybox:latest"},
+		{nil, "busybox:latest"},
+	} {
+		if got := pinnedImage("busybox:latest", c.ids); got != c.want {
+			t.Errorf("pinnedImage(%v) = %q, want %q", c.ids, got, c.want)
+		}
+	}
+}
+
+func TestPeerWait(t *testing.T) {
+	for _, c := range []struct {
+		bound    time.Duration
+		min, max int
+	}{
+		{0, 20, 20}, // no bound
+		{60 * time.Second, 29, 30},
+		{3 * time.Minute, 89, 90},
+		{5 * time.Second, 10, 10},
+	} {
+		ctx := context.Background()
+		if c.bound > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.bound)
+			defer cancel()
+		}
+		if got := peerWait(ctx); got < c.min || got > c.max {
+			t.Errorf("peerWait(bound %s) = %d, want %d..%d", c.bound, got, c.min, c.max)
+		}
 	}
 }

@@ -1,0 +1,68 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProbeScriptPutsTruncatedAnswersTogether runs the probe's script in a
+// POSIX shell with a fake nslookup that answers as Docker's DNS does over
+// UDP, with a shuffled 11 of the 30 tasks, and a fake ping: the script
+// must still find all 30 peers, ping each with both sizes and count the
+// service's 30 addresses.
+func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
+	const n = 30
+	dir := t.TempDir()
+	var addrs []string
+	for i := range n {
+		addrs = append(addrs, fmt.Sprintf("10.0.1.%d", i+2))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "addrs"), []byte(strings.Join(addrs, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fakes := map[string]string{
+		"nslookup": "#!/bin/sh\necho 'Server:\t\t127.0.0.11'\necho 'Address:\t127.0.0.11:53'\necho\necho \"Name:\t$1\"\nshuf -n 11 " + filepath.Join(dir, "addrs") + " | sed 's/^/Address: /'\n",
+		"ping":     "#!/bin/sh\nexit 0\n",
+	}
+	for name, body := range fakes {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", ProbeScript())
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "SVC=probe", fmt.Sprintf("N=%d", n), "BIG=1422", "WAIT=20", "BATCH=8"}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var log strings.Builder
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if sc.Text() == "DONE" {
+			break
+		}
+	}
+	r := ParseResult(log.String())
+	if !r.Done || r.Listed != n || r.Named != n || len(r.Peers) != n {
+		t.Fatalf("listed %d, named %d, %d peers, done %v; want %d of each:\n%s", r.Listed, r.Named, len(r.Peers), r.Done, n, log.String())
+	}
+	for a, res := range r.Peers {
+		if res != [2]string{OK, OK} {
+			t.Errorf("peer %s: %v", a, res)
+		}
+	}
+}
