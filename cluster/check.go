@@ -82,8 +82,9 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultCheckTimeout
 	}
-	// Connections, facts and up to two probes (see probeTwice).
-	ctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+30*time.Second)
+	// Connections, facts and up to two probes (see probeTwice), each
+	// with its tasks' start.
+	ctx, cancel := context.WithTimeout(ctx, 4*o.Timeout+30*time.Second)
 	defer cancel()
 	names, err := c.checkNodes(name)
 	if err != nil {
@@ -173,7 +174,8 @@ func swarmPools(ctx context.Context, in *dataplane.Input, mgr *host) error {
 	return nil
 }
 
-// probeTwice runs the probe, each run bounded by o.Timeout, and once
+// probeTwice runs the probe, its tasks' start and then each run bounded
+// by o.Timeout, and once
 // more when the first saw a failure: a swarm just changed may still be
 // converging (its gossip not yet carrying every task's name and VXLAN
 // endpoint); what fails twice is a fault.
@@ -185,7 +187,7 @@ func probeTwice(ctx context.Context, p *dataplane.Probe, hosts []*host, o CheckO
 	var mx dataplane.Matrix
 	var err error
 	for attempt := 1; attempt <= 2; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, o.Timeout)
+		actx, cancel := context.WithTimeout(ctx, 2*o.Timeout) // the tasks' start, then the probe
 		mx, err = p.Run(actx, names)
 		cancel()
 		if err != nil || dataplane.Clean(mx) {
@@ -352,7 +354,7 @@ func newProbe(mgr *host, hosts []*host, nodeIDs map[string]string, o CheckOption
 	}
 	// A quarter of a probe run's bound for the VIP and the mesh to settle:
 	// a longer --check-timeout gives slow hosts longer.
-	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU, Settle: o.Timeout / 4}
+	p := &dataplane.Probe{Manager: m, Workers: map[string]dataplane.Worker{}, NodeIDs: nodeIDs, Image: o.Image, OverlayMTU: o.OverlayMTU, Settle: o.Timeout / 4, Bound: o.Timeout}
 	for _, h := range hosts {
 		w, ok := h.node.API.(dataplane.Worker)
 		if !ok {

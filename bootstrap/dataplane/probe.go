@@ -16,18 +16,19 @@ const Label = "io.shoal.check"
 const DefaultImage = "busybox:latest"
 
 // probeScript runs in each probe task (busybox sh). It waits until
-// tasks.$SVC lists $N tasks (or $WAIT seconds pass; the answers of many
-// asks put together), pings every task,
-// $BATCH peers at a time, with a small packet and with one of the overlay's full MTU ($BIG bytes
-// of ICMP payload; busybox ping has no -M do, but the kernel sets DF on a
-// ping that fits the interface, so it is not fragmented inside the
-// overlay), each up to 3 times, resolves the service's name, prints one
-// line per peer and size. Where the kernels have IP_VS ($VIP set), it then
-// asks the responder service through its virtual IP, and through the
-// routing mesh at every node's address ($HOSTS) on its published port
-// ($PORT), each for up to $SETTLE seconds (a slow node programs its mesh
-// for a new service late; seen on VMs under QEMU without KVM). Then DONE, and it idles until the check removes it (TERM ends
-// it at once: the network is free sooner).
+// tasks.$SVC lists $N tasks (the answers of many asks put together), or
+// no new one came for $WAIT seconds; pings every task, $BATCH peers at a
+// time, with a small packet and with one of the overlay's full MTU ($BIG
+// bytes of ICMP payload; busybox ping has no -M do, but the kernel sets
+// DF on a ping that fits the interface, so it is not fragmented inside
+// the overlay), each up to 3 times; resolves the service's name; prints
+// one line per peer and size. Where the kernels have IP_VS ($VIP set), it
+// then asks the responder service through its virtual IP, and through
+// the routing mesh at every node's address ($HOSTS) on its published
+// port ($PORT), each for up to $SETTLE seconds (a slow node programs its
+// mesh for a new service late; seen on VMs under QEMU without KVM). Then
+// DONE, and it idles until the check removes it (TERM ends it at once:
+// the network is free sooner).
 const probeScript = `
 trap 'exit 0' TERM
 names() { nslookup "$1" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' | grep '\.'; }
@@ -43,11 +44,13 @@ gather() {
   done
   echo "$all"
 }
-ips=""; i=0
-while [ $i -lt $WAIT ]; do
+ips=""; had=0; quiet=0
+while [ $quiet -lt $WAIT ]; do
   ips=$(gather "$ips" "tasks.$SVC" 8)
-  [ $(echo "$ips" | grep -c .) -ge $N ] && break
-  sleep 1; i=$((i+1))
+  got=$(echo "$ips" | grep -c .)
+  [ $got -ge $N ] && break
+  if [ $got -gt $had ]; then had=$got; quiet=0; else quiet=$((quiet+1)); fi
+  sleep 1
 done
 echo "T $(echo "$ips" | grep -c .)"
 try() {

@@ -65,6 +65,11 @@ type Probe struct {
 	// answer for the new responder (15 s when 0): a slow node programs
 	// them late (VMs under QEMU without KVM took over 15 s).
 	Settle time.Duration
+	// Bound is how long the tasks may take to start (they start one
+	// after another on a loaded swarm), and then again how long the
+	// probe may run once they have (60 s each when 0): Run's ctx should
+	// allow both.
+	Bound time.Duration
 }
 
 func labelFilter() client.Filters { return make(client.Filters).Add("label", Label) }
@@ -175,7 +180,10 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 	if err != nil {
 		return mx, err
 	}
-	results, addrs := p.collect(ctx, name, have, mx.Missing)
+	p.awaitStart(ctx, name, have)
+	pctx, cancel := context.WithTimeout(ctx, p.bound())
+	defer cancel()
+	results, addrs := p.collect(pctx, name, have, mx.Missing)
 	got := Cells(have, results, addrs, p.hosts())
 	mx.Cells, mx.DNS, mx.VIP, mx.MeshPort = got.Cells, got.DNS, got.VIP, port
 	return mx, nil
@@ -199,23 +207,65 @@ func pinnedImage(tag string, ids []string) string {
 	return ids[0]
 }
 
-// peerWait is how long, in seconds, a probe task waits until every
-// peer's name resolves: half of what is left of the run's bound (20 s
-// without one), at least 10. Each task counts from its own start, and on
-// a loaded swarm of 30 nodes the tasks start over 20 s or more: with a
-// fixed 20 s the first ones gave up before the last had started.
-func peerWait(ctx context.Context) int {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return 20
-	}
-	return max(10, int(time.Until(dl).Seconds()/2))
+// quietWait is how long, in seconds, a probe task waits for a new
+// peer's name before it pings those it has: a third of the probe's
+// bound, at least 10. Each task counts from the last name that came, not
+// from its own start: on a swarm of 30 nodes sharing 2 cores the tasks
+// start over 30 s or more, and with a fixed 20 s from their start the
+// first ones gave up before the last had started.
+func quietWait(bound time.Duration) int {
+	return max(10, int(bound.Seconds())/3)
 }
+
+// bound is the probe's bound (see Probe.Bound).
+func (p *Probe) bound() time.Duration {
+	return cmp.Or(p.Bound, 60*time.Second)
+}
+
+// awaitStart waits until every node's probe task has started or ended
+// (or the bound passes): the probe's own bound counts from then.
+func (p *Probe) awaitStart(ctx context.Context, name string, nodes []string) {
+	_ = wait.Poll(ctx, 500*time.Millisecond, p.bound(), func(ctx context.Context) (bool, error) {
+		ts, err := p.Manager.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", name)})
+		return err == nil && allStarted(ts, p.NodeIDs, nodes), nil
+	})
+}
+
+// allStarted says whether each of nodes has a task in ts that is past
+// starting (running, or ended).
+func allStarted(ts []swarm.Task, ids map[string]string, nodes []string) bool {
+	past := map[string]bool{}
+	for _, t := range ts {
+		if started(t.Status.State) {
+			past[t.NodeID] = true
+		}
+	}
+	for _, n := range nodes {
+		if !past[ids[n]] {
+			return false
+		}
+	}
+	return true
+}
+
+// started says whether a task in state st has started (or ended).
+func started(st swarm.TaskState) bool {
+	switch st {
+	case swarm.TaskStateNew, swarm.TaskStateAllocated, swarm.TaskStatePending, swarm.TaskStateAssigned,
+		swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting:
+		return false
+	}
+	return true
+}
+
+// pingShare is the seconds a task keeps for its pings: at 30 nodes, 3
+// batches of peers that all fail take 3 x 3 tries x 2 s.
+const pingShare = 20
 
 // pingBatch is how many peers a probe task pings at once (each with both
 // sizes): 30 tasks pinging 29 peers all at once, about 1,700 pings with
 // their retries, lost packets on 2 cores and blamed working pairs.
-const pingBatch = 8
+const pingBatch = 10
 
 // hosts are the nodes' own addresses, parsed (the routing mesh's ends).
 func (p *Probe) hosts() map[string]netip.Addr {
@@ -239,10 +289,14 @@ func (p *Probe) start(ctx context.Context, name, id, img string, nodes []string)
 	} else {
 		opts["com.docker.network.driver.mtu"] = strconv.Itoa(mtu)
 	}
-	if _, err := p.Manager.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Labels: labels, Options: opts}); err != nil {
+	// Internal unless the routing mesh is tested (its tasks reach the
+	// nodes' own addresses): no task then gets a docker_gwbridge endpoint
+	// too, a veth pair and NAT rules fewer to make on every node.
+	create := client.NetworkCreateOptions{Driver: "overlay", Attachable: true, Internal: !p.Mesh, Labels: labels, Options: opts}
+	if _, err := p.Manager.NetworkCreate(ctx, name, create); err != nil {
 		return 0, fmt.Errorf("creating the probe's overlay network: %w", err)
 	}
-	env := []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(peerWait(ctx)), "BATCH=" + strconv.Itoa(pingBatch)}
+	env := []string{"SVC=" + name, "N=" + strconv.Itoa(len(nodes)), "BIG=" + strconv.Itoa(mtu-28), "WAIT=" + strconv.Itoa(quietWait(p.bound())), "BATCH=" + strconv.Itoa(pingBatch)}
 	if p.Mesh {
 		if port, err = p.startResponder(ctx, name, labels, img, nodes); err != nil {
 			return 0, err

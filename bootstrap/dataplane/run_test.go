@@ -30,6 +30,8 @@ type fakeSwarm struct {
 	calls    []string
 	created  swarm.ServiceSpec
 	all      []swarm.ServiceSpec
+	netOpts  client.NetworkCreateOptions
+	nodes    []string // node IDs that run a task of each service
 }
 
 func (f *fakeSwarm) SwarmInspect(context.Context) (swarm.Swarm, error) { return swarm.Swarm{}, nil }
@@ -38,6 +40,7 @@ func (f *fakeSwarm) NetworkCreate(_ context.Context, name string, o client.Netwo
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "network create "+name)
 	f.networks[name] = o.Labels
+	f.netOpts = o
 	return network.CreateResponse{ID: name}, nil
 }
 func (f *fakeSwarm) NetworkList(context.Context, client.NetworkListOptions) ([]network.Summary, error) {
@@ -87,8 +90,19 @@ func (f *fakeSwarm) ServiceRemove(_ context.Context, id string) error {
 	delete(f.services, id)
 	return nil
 }
+
+// TaskList: a running task on each of nodes once a service exists.
 func (f *fakeSwarm) TaskList(context.Context, client.TaskListOptions) ([]swarm.Task, error) {
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.services) == 0 {
+		return nil, nil
+	}
+	var out []swarm.Task
+	for _, id := range f.nodes {
+		out = append(out, swarm.Task{NodeID: id, Status: swarm.TaskStatus{State: swarm.TaskStateRunning}})
+	}
+	return out, nil
 }
 
 // probeNetwork is the labelled network the probe made.
@@ -149,7 +163,7 @@ func (n *fakeNode) ContainerLogs(context.Context, string, client.ContainerLogsOp
 
 func TestProbeRun(t *testing.T) {
 	sw := &fakeSwarm{services: map[string]swarm.ServiceSpec{"shoal-check-old": {Annotations: swarm.Annotations{Name: "shoal-check-old"}}},
-		networks: map[string]map[string]string{"shoal-check-old": {Label: "old"}, "mine": {}}}
+		networks: map[string]map[string]string{"shoal-check-old": {Label: "old"}, "mine": {}}, nodes: []string{"ida", "idb"}}
 	ok := func(peers ...string) string {
 		s := fmt.Sprintf("T %d\n", len(peers)+1)
 		for _, p := range peers {
@@ -193,9 +207,12 @@ func TestProbeRun(t *testing.T) {
 	if got := spec.TaskTemplate.ContainerSpec.Image; got != "sha256:b1" {
 		t.Errorf("the probe runs %q, want the image's ID (no node asks a registry)", got)
 	}
+	if !sw.netOpts.Internal || sw.netOpts.Driver != "overlay" {
+		t.Errorf("without the mesh the probe's network is an internal overlay (no gateway endpoints to make): %+v", sw.netOpts)
+	}
 	env := strings.Join(spec.TaskTemplate.ContainerSpec.Env, " ")
-	if !strings.Contains(env, "BATCH=8") || !strings.Contains(env, "WAIT=") || strings.Contains(env, "WAIT=20 ") {
-		t.Errorf("env %s: want the peers' wait from the run's bound (10 s here), BATCH=8", env)
+	if !strings.Contains(env, "BATCH=10") || !strings.Contains(env, "WAIT=") || !strings.Contains(env, "WAIT=20 ") {
+		t.Errorf("env %s: want WAIT=20 (a third of the default bound), BATCH=10", env)
 	}
 	if len(sw.all) != 1 || strings.Contains(strings.Join(spec.TaskTemplate.ContainerSpec.Env, " "), "VIP=") {
 		t.Errorf("without the mesh, the probe alone, told of no VIP: %d services, env %v", len(sw.all), spec.TaskTemplate.ContainerSpec.Env)
@@ -215,7 +232,7 @@ func (f *fakeSwarm) lastSpec(t *testing.T) swarm.ServiceSpec {
 // probe's tasks are told its name, the port swarm gave and the nodes'
 // addresses; their V and M lines reach the matrix, and both services go.
 func TestProbeRunMesh(t *testing.T) {
-	sw := &fakeSwarm{services: map[string]swarm.ServiceSpec{}, networks: map[string]map[string]string{}}
+	sw := &fakeSwarm{services: map[string]swarm.ServiceSpec{}, networks: map[string]map[string]string{}, nodes: []string{"ida", "idb"}}
 	nodes := map[string]*fakeNode{
 		"a": {sw: sw, addr: "10.0.1.2", hasImage: true, log: "T 2\nR 10.0.1.3 small ok\nR 10.0.1.3 big ok\nS 2\nV ok\nM 192.168.5.3 ok\nDONE\n"},
 		"b": {sw: sw, addr: "10.0.1.3", hasImage: true, log: "T 2\nR 10.0.1.2 small ok\nR 10.0.1.2 big ok\nS 2\nV ok\nM 192.168.5.2 fail\nDONE\n"},
@@ -245,6 +262,9 @@ func TestProbeRunMesh(t *testing.T) {
 		resp.TaskTemplate.Networks[0].Target != probe.Name || resp.Labels[Label] == "" {
 		t.Errorf("responder spec: %s %+v %+v", resp.Name, ep, resp.TaskTemplate.Networks)
 	}
+	if sw.netOpts.Internal {
+		t.Errorf("with the mesh the probe's tasks reach the nodes' addresses: the network cannot be internal")
+	}
 	env := strings.Join(probe.TaskTemplate.ContainerSpec.Env, " ")
 	for _, w := range []string{"VIP=" + resp.Name, "PORT=30001", "HOSTS=192.168.5.2 192.168.5.3", "SETTLE=15"} {
 		if !strings.Contains(env, w) {
@@ -273,24 +293,41 @@ func TestPinnedImage(t *testing.T) {
 	}
 }
 
-func TestPeerWait(t *testing.T) {
+func TestQuietWait(t *testing.T) {
 	for _, c := range []struct {
-		bound    time.Duration
-		min, max int
+		bound time.Duration
+		want  int
 	}{
-		{0, 20, 20}, // no bound
-		{60 * time.Second, 29, 30},
-		{3 * time.Minute, 89, 90},
-		{5 * time.Second, 10, 10},
+		{60 * time.Second, 20},
+		{3 * time.Minute, 60},
+		{5 * time.Second, 10},
 	} {
-		ctx := context.Background()
-		if c.bound > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, c.bound)
-			defer cancel()
+		if got := quietWait(c.bound); got != c.want {
+			t.Errorf("quietWait(%s) = %d, want %d", c.bound, got, c.want)
 		}
-		if got := peerWait(ctx); got < c.min || got > c.max {
-			t.Errorf("peerWait(bound %s) = %d, want %d..%d", c.bound, got, c.min, c.max)
+	}
+}
+
+func TestAllStarted(t *testing.T) {
+	ids := map[string]string{"a": "ida", "b": "idb"}
+	task := func(node string, st swarm.TaskState) swarm.Task {
+		return swarm.Task{NodeID: node, Status: swarm.TaskStatus{State: st}}
+	}
+	for _, c := range []struct {
+		name  string
+		tasks []swarm.Task
+		want  bool
+	}{
+		{"both running", []swarm.Task{task("ida", swarm.TaskStateRunning), task("idb", swarm.TaskStateRunning)}, true},
+		{"one ended already", []swarm.Task{task("ida", swarm.TaskStateRunning), task("idb", swarm.TaskStateFailed)}, true},
+		{"one preparing", []swarm.Task{task("ida", swarm.TaskStateRunning), task("idb", swarm.TaskStatePreparing)}, false},
+		{"one starting", []swarm.Task{task("ida", swarm.TaskStateStarting), task("idb", swarm.TaskStateRunning)}, false},
+		{"one without a task", []swarm.Task{task("ida", swarm.TaskStateRunning)}, false},
+		{"a node not probed does not count", []swarm.Task{task("ida", swarm.TaskStateRunning), task("idb", swarm.TaskStateComplete), task("idc", swarm.TaskStatePending)}, true},
+		{"none", nil, false},
+	} {
+		if got := allStarted(c.tasks, ids, []string{"a", "b"}); got != c.want {
+			t.Errorf("%s: allStarted = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

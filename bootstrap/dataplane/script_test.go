@@ -39,7 +39,7 @@ func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", ProbeScript())
-	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "SVC=probe", fmt.Sprintf("N=%d", n), "BIG=1422", "WAIT=20", "BATCH=8"}
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "SVC=probe", fmt.Sprintf("N=%d", n), "BIG=1422", "WAIT=20", "BATCH=10"}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

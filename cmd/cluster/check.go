@@ -13,7 +13,7 @@ import (
 )
 
 func addCheckFlags(cmd *cobra.Command, o *cluster.CheckOptions) {
-	cmd.Flags().DurationVar(&o.Timeout, "check-timeout", cluster.DefaultCheckTimeout, "bound of the data-plane check")
+	cmd.Flags().DurationVar(&o.Timeout, "check-timeout", cluster.DefaultCheckTimeout, "how long the probe's tasks may take to start, and then how long the probe may run (the check runs it twice when the first run fails)")
 	cmd.Flags().StringVar(&o.Image, "check-image", dataplane.DefaultImage, "the probe's image: one every node has (nothing is pulled)")
 	cmd.Flags().IntVar(&o.OverlayMTU, "overlay-mtu", 0, "MTU of the probe's overlay network (0: Docker's default, 1450); set it to the swarm's overlay_mtu")
 }

@@ -103,13 +103,20 @@ cmd_setup() {
   # about 20 hosts the next ones exit at boot with status 255 and no log.
   raise_sysctl fs.inotify.max_user_instances 1024
   raise_sysctl fs.inotify.max_user_watches 524288
+  # The hosts share this kernel's ARP table (its limits are the kernel's,
+  # not a namespace's): a 30-node swarm's overlay probe alone adds about
+  # 900 entries, and past gc_thresh3 (1024) new ones fail ("neighbor table
+  # overflow") and overlay pings between healthy nodes are lost.
+  raise_sysctl net.ipv4.neigh.default.gc_thresh1 4096
+  raise_sysctl net.ipv4.neigh.default.gc_thresh2 16384
+  raise_sysctl net.ipv4.neigh.default.gc_thresh3 32768
 }
 
 raise_sysctl() { # KEY MIN: raise KEY to MIN when it is lower, never lower it
   local cur
   cur=$(sysctl -n "$1" 2>/dev/null) || { log "no sysctl $1"; return 0; }
   ((cur >= $2)) && return 0
-  sysctl -qw "$1=$2" >&2 || log "cannot raise $1 from $cur to $2: more than about 20 hosts at once will fail to boot"
+  sysctl -qw "$1=$2" >&2 || log "cannot raise $1 from $cur to $2: large labs (20 hosts and more) will fail"
 }
 
 # ---------------------------------------------------------------- images
