@@ -54,6 +54,12 @@ type Facts struct {
 	// back to TCP.
 	GossipID    string   `json:"gossipId,omitempty"`
 	GossipUDPTo []string `json:"gossipUdpTo,omitempty"`
+	// NeighEntries is how many entries the kernel's ARP table holds (all
+	// its network namespaces), NeighMax its hard limit (gc_thresh3); 0
+	// when unknown. Past the limit the kernel drops packets to peers it
+	// has no entry for ("neighbor table overflow").
+	NeighEntries int `json:"neighEntries,omitempty"`
+	NeighMax     int `json:"neighMax,omitempty"`
 }
 
 // HostNet is one address or route of a host.
@@ -102,6 +108,8 @@ if has systemctl && systemctl is-active -q firewalld 2>/dev/null && has firewall
   echo "zone_services=$(firewall-cmd --zone="$z" --list-services 2>/dev/null)"
 fi
 has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
+echo "neigh_max=$(cat /proc/sys/net/ipv4/neigh/default/gc_thresh3 2>/dev/null)"
+e=$(awk 'NR==2 {print $1}' /proc/net/stat/arp_cache 2>/dev/null); [ -n "$e" ] && echo "neigh_entries=$(printf '%d' "0x$e" 2>/dev/null)"
 if has journalctl; then
   echo "gossip_id=$(journalctl -u docker --no-pager -n 20000 2>/dev/null | sed -n 's/.*will use memberlist nodeID:\([0-9a-f]*\).*/\1/p' | tail -n 1)"
   journalctl -u docker --no-pager --since -30s 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \([0-9a-f]*\) .*network may be misconfigured.*/gossip_udp_to=\1/p' | sort -u
@@ -143,7 +151,8 @@ func (f *Facts) set(k, v string, seen map[string]bool) {
 	strs := map[string]*string{"bridge_nf": &f.BridgeNFCall, "iptables_mode": &f.IptablesMode, "iface": &f.Iface,
 		"driver": &f.Driver, "zone": &f.Zone, "zone_target": &f.ZoneTarget, "virt": &f.Virt}
 	flags := map[string]*bool{"ipvs": &f.IPVS, "vxlan": &f.VXLAN, "br_netfilter": &f.BrNetfilter, "firewalld": &f.Firewalld}
-	nums := map[string]*int{"iptables_legacy": &f.IptablesLegacy, "iptables_nft": &f.IptablesNft, "mtu": &f.MTU}
+	nums := map[string]*int{"iptables_legacy": &f.IptablesLegacy, "iptables_nft": &f.IptablesNft, "mtu": &f.MTU,
+		"neigh_entries": &f.NeighEntries, "neigh_max": &f.NeighMax}
 	lists := map[string]*[]string{"zone_ports": &f.ZonePorts, "zone_services": &f.ZoneServices}
 	if p, ok := strs[k]; ok {
 		*p = v

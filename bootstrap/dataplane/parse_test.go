@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -41,6 +43,8 @@ gossip_id=2ee6c0fe9983
 gossip_udp_to=7975bf9f9d80
 gossip_udp_to=NOT-HEX
 gossip_udp_to=
+neigh_entries=1020
+neigh_max=1024
 garbage line
 `
 	f := ParseFacts("w1", out)
@@ -49,7 +53,8 @@ garbage line
 		ZonePorts: []string{"7946/tcp", "4789/udp"}, ZoneServices: []string{"ssh", "dhcpv6-client"}, Virt: "lxc",
 		Nets:   []HostNet{{Prefix: "192.168.1.0/24", Dev: "eth0"}, {Prefix: "10.8.0.1/32", Dev: "wg0"}},
 		Addrs:  []string{"192.168.1.5", "fd00::5"},
-		Closed: []string{"192.168.1.7:7946"}, GossipID: "2ee6c0fe9983", GossipUDPTo: []string{"7975bf9f9d80"}}
+		Closed: []string{"192.168.1.7:7946"}, GossipID: "2ee6c0fe9983", GossipUDPTo: []string{"7975bf9f9d80"},
+		NeighEntries: 1020, NeighMax: 1024}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
 	}
@@ -73,6 +78,12 @@ func TestFactsScriptRuns(t *testing.T) {
 	f := ParseFacts("local", string(out))
 	if !f.Read || !strings.Contains(string(out), "ipvs=") || len(f.Addrs) == 0 && strings.Contains(string(out), "net=") {
 		t.Errorf("no facts:\n%s", out)
+	}
+	// The ARP table's limit, where this namespace shows it.
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/neigh/default/gc_thresh3"); err == nil {
+		if want, _ := strconv.Atoi(strings.TrimSpace(string(b))); f.NeighMax != want || f.NeighEntries <= 0 {
+			t.Errorf("ARP table: %d entries of %d, want some of %d", f.NeighEntries, f.NeighMax, want)
+		}
 	}
 }
 

@@ -249,6 +249,11 @@ func hostFindings(in Input) []Finding {
 				Cause: fmt.Sprintf("%s's %s is a vmxnet3 NIC with tx checksum offload on: VMware drops VXLAN on 4789/udp", f.Node, f.Iface),
 				Fix:   fmt.Sprintf("ethtool -K %s tx-checksum-ip-generic off, or swarm { data_path_port = 4790 }", orUnknown(f.Iface))})
 		}
+		if f.NeighMax > 0 && f.NeighEntries*10 >= f.NeighMax*9 {
+			out = append(out, Finding{Kind: Warning, Node: f.Node, Check: "arp-table",
+				Cause: fmt.Sprintf("%s's kernel ARP table holds %d entries of at most %d (net.ipv4.neigh.default.gc_thresh3): past it, packets to peers without an entry are dropped, overlay ones too", f.Node, f.NeighEntries, f.NeighMax),
+				Fix:   "raise net.ipv4.neigh.default.gc_thresh1/2/3 (e.g. 4096, 16384, 32768, in /etc/sysctl.d/)"})
+		}
 		if f.BridgeNFCall == "0" {
 			out = append(out, Finding{Kind: Warning, Node: f.Node, Check: "br_netfilter",
 				Cause: fmt.Sprintf("net.bridge.bridge-nf-call-iptables is 0 on %s: Docker's rules do not see bridged traffic", f.Node),

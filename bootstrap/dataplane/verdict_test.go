@@ -194,6 +194,13 @@ func TestVerdict(t *testing.T) {
 		}), true, nil},
 		{"data path port moved", input(func(in *Input) { in.DataPathPort = 4790; failCells(in, "w2", true) }), false,
 			[]want{{Fault, "w2", "", "4790/udp", []string{"4790/udp"}}}},
+		{"ARP table near its limit: a warning while it works", input(func(in *Input) {
+			facts(in, "w1", func(f *Facts) { f.NeighEntries, f.NeighMax = 1000, 1024 })
+			facts(in, "w2", func(f *Facts) { f.NeighEntries, f.NeighMax = 800, 1024 })
+		}), true, []want{{Warning, "w1", "", "arp-table", []string{"1000 entries of at most 1024", "gc_thresh3"}}}},
+		{"ARP table limit unknown (a container's namespace): nothing said", input(func(in *Input) {
+			facts(in, "w1", func(f *Facts) { f.NeighEntries = 5000 })
+		}), true, nil},
 		{"vmxnet3 offload: a warning while it works", input(func(in *Input) {
 			facts(in, "w1", func(f *Facts) { f.Driver, f.TxChecksum = "vmxnet3", true })
 		}), true, []want{{Warning, "w1", "", "offload", []string{"vmxnet3", "tx-checksum-ip-generic off", "data_path_port = 4790"}}}},
