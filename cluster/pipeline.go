@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -236,9 +237,15 @@ func (p *pipeline) addressed(ctx context.Context, h *host) error {
 	if err := p.waitAll(ctx, func(o *host) *event { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
 		return err
 	}
-	h.mach.Hosts = p.hostEntries()
-	if err := p.c.Machines.Store.Save(h.mach.Machine); err != nil {
-		return err
+	// Every host holds the one list (not a copy of its own for the run),
+	// saved only when it changed.
+	entries := p.hostEntries()
+	same := slices.EqualFunc(h.mach.Hosts, entries, sameEntry)
+	h.mach.Hosts = entries
+	if !same {
+		if err := p.c.Machines.Store.Save(h.mach.Machine); err != nil {
+			return err
+		}
 	}
 	return p.renewCerts()
 }
@@ -438,7 +445,9 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 	sw.DataPathPort = spec.DataPathPort
 	setup := m.Setup
 	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
-	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
+	// The stored host list stays until addressed sets it: a run that
+	// changes nothing rewrites no config.json.
+	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup, KeepHosts: true})
 	if err != nil {
 		return err
 	}
@@ -474,6 +483,10 @@ func (p *pipeline) hostEntries() []store.HostEntry {
 		}
 	})
 	return p.entries
+}
+
+func sameEntry(a, b store.HostEntry) bool {
+	return a.IP == b.IP && slices.Equal(a.Names, b.Names)
 }
 
 func (p *pipeline) peerFiles() *peerFiles {

@@ -149,6 +149,10 @@ type CreateOptions struct {
 	// Setup is what the host is made into, kept in config.json as given
 	// (an empty Hostname is the machine's name).
 	store.Setup
+	// KeepHosts keeps a stored machine's /etc/hosts block when Setup has
+	// none: its caller sets it later (cluster up, once every address is
+	// known), and a run that changes nothing then rewrites no config.
+	KeepHosts bool
 }
 
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
@@ -268,10 +272,15 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 		return nil, err
 	}
 	mach := &Machine{Machine: cfg, Driver: d, Dir: dir, openEngine: m.OpenEngine}
-	// Saved before the driver runs so that a half-made host can be removed
-	// with 'machine rm'.
-	if err := m.Store.Save(cfg); err != nil {
-		return nil, err
+	// A new machine is saved before the driver runs so that a half-made
+	// host can be removed with 'machine rm'. An existing one is saved once
+	// the driver said its address (saving it before too wrote config.json
+	// twice when nothing changed: the record lacks what only the host
+	// tells until then).
+	if !existed {
+		if err := m.Store.Save(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return m.createHost(ctx, spec, mach, existed)
 }
@@ -303,6 +312,9 @@ func newMachineRecord(spec *drivers.Spec, opts CreateOptions, old *store.Machine
 	cfg.Hostname = cmp.Or(cfg.Hostname, opts.Name)
 	if old != nil {
 		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
+		if opts.KeepHosts && cfg.Hosts == nil {
+			cfg.Hosts = old.Hosts
+		}
 	}
 	return cfg, nil
 }
@@ -320,10 +332,14 @@ func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Mach
 		}
 		return nil, err
 	}
-	if err := m.refreshAddress(ctx, mach); err != nil {
+	if _, err := m.readAddress(ctx, mach); err != nil {
 		if !existed {
 			return nil, m.discard(ctx, name, d, err)
 		}
+		return mach, err
+	}
+	// Save writes no file whose bytes stay the same.
+	if err := m.Store.Save(mach.Machine); err != nil {
 		return mach, err
 	}
 	mach.JustCreated = !existed
@@ -334,19 +350,30 @@ func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Mach
 // refreshAddress records the host's address and SSH endpoint as the driver
 // sees them now.
 func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
+	changed, err := m.readAddress(ctx, mach)
+	if err != nil || !changed {
+		return err
+	}
+	return m.Store.Save(mach.Machine)
+}
+
+// readAddress sets the host's address and SSH endpoint as the driver sees
+// them now, and says whether they changed.
+func (m *Manager) readAddress(ctx context.Context, mach *Machine) (changed bool, err error) {
 	addr, err := drivers.Address(ctx, mach.Driver)
 	if err != nil {
-		return fmt.Errorf("%s: address: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
 	// A host given by name (the ssh driver's host = "localhost") is
 	// recorded by address: /etc/hosts, certificates and the swarm want one.
 	if addr, err = resolveAddress(ctx, net.DefaultResolver.LookupIPAddr, addr); err != nil {
-		return fmt.Errorf("%s: address: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: %w", mach.Name, err)
 	}
+	was := *mach.Machine
 	mach.Address = addr
 	// The fingerprint on record is the key pinned at the last verified
 	// connection; only ProvisionWith, after one, may change it.
@@ -355,7 +382,7 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	mach.SSH = ep.Endpoint
 	mach.SSH.HostKeyFingerprint = fp
 	mach.DockerUser = cmp.Or(mach.DockerUser, ep.User)
-	return m.Store.Save(mach.Machine)
+	return mach.Address != was.Address || mach.SSH != was.SSH || mach.DockerUser != was.DockerUser, nil
 }
 
 // Connect opens the one SSH connection to the machine.
