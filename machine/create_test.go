@@ -284,3 +284,51 @@ func TestDoubleDotNameIsReadNotMade(t *testing.T) {
 		t.Errorf("store holds %v", got)
 	}
 }
+
+// TestEnsureHostKeepsHosts: EnsureHost again on a stored machine with
+// nothing new writes no config.json, and KeepHosts keeps the stored
+// /etc/hosts block (cluster up sets it once every address is known);
+// without it the block is the options'.
+func TestEnsureHostKeepsHosts(t *testing.T) {
+	m, _ := fakeManager(t)
+	ctx := context.Background()
+	opts := fakeOpts("n1", drivertest.FakeConfig{})
+	mach, err := m.EnsureHost(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mach.Hosts = []store.HostEntry{{IP: "10.0.0.2", Names: []string{"n2"}}}
+	if err := m.Store.Save(mach.Machine); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mach.Dir, store.ConfigFile)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.KeepHosts = true
+	if mach, err = m.EnsureHost(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(mach.Hosts) != 1 || mach.Hosts[0].IP != "10.0.0.2" {
+		t.Errorf("KeepHosts: hosts %v", mach.Hosts)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
+		t.Error("EnsureHost with nothing new wrote config.json")
+	}
+	opts.KeepHosts = false
+	if mach, err = m.EnsureHost(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := m.Store.Load("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mach.Hosts) != 0 || len(stored.Hosts) != 0 {
+		t.Errorf("without KeepHosts the hosts stay: %v, stored %v", mach.Hosts, stored.Hosts)
+	}
+}
