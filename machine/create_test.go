@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -330,5 +331,32 @@ func TestEnsureHostKeepsHosts(t *testing.T) {
 	}
 	if len(mach.Hosts) != 0 || len(stored.Hosts) != 0 {
 		t.Errorf("without KeepHosts the hosts stay: %v, stored %v", mach.Hosts, stored.Hosts)
+	}
+}
+
+func TestSameRecord(t *testing.T) {
+	base := func() *store.Machine {
+		return &store.Machine{Version: store.ConfigVersion, Name: "n1", Driver: "fake", DriverConfig: json.RawMessage("{\n  \"port\": 22\n}"),
+			Setup: store.Setup{Hostname: "n1", Swarm: &store.Swarm{Join: "n0"}, Hosts: []store.HostEntry{{IP: "10.0.0.1", Names: []string{"n0"}}}}, Address: "10.0.0.2"}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *store.Machine)
+		same   bool
+	}{
+		{"as stored", func(m *store.Machine) {}, true},
+		{"driver config compact, no version yet", func(m *store.Machine) { m.DriverConfig, m.Version = json.RawMessage(`{"port":22}`), 0 }, true},
+		{"empty lists as none", func(m *store.Machine) { m.Swarm.Labels, m.AuthorizedKeys = []string{}, []string{} }, true},
+		{"another address", func(m *store.Machine) { m.Address = "10.0.0.3" }, false},
+		{"another driver config", func(m *store.Machine) { m.DriverConfig = json.RawMessage(`{"port":2222}`) }, false},
+		{"a host's other name", func(m *store.Machine) { m.Hosts = []store.HostEntry{{IP: "10.0.0.1", Names: []string{"n0", "m0"}}} }, false},
+		{"no hosts", func(m *store.Machine) { m.Hosts = nil }, false},
+		{"swarm label", func(m *store.Machine) { m.Swarm.Labels = []string{"a=b"} }, false},
+	} {
+		m := base()
+		tc.change(m)
+		if got := sameRecord(base(), m); got != tc.same {
+			t.Errorf("%s: sameRecord = %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }

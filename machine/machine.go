@@ -4,6 +4,7 @@
 package machine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -282,7 +284,7 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 			return nil, err
 		}
 	}
-	return m.createHost(ctx, spec, mach, existed)
+	return m.createHost(ctx, spec, mach, old)
 }
 
 // sameDriverMachine loads the machine name if it exists (nil if not),
@@ -320,9 +322,10 @@ func newMachineRecord(spec *drivers.Spec, opts CreateOptions, old *store.Machine
 }
 
 // createHost runs the driver's Create and records the host's address; a
-// machine made just now that fails is discarded.
-func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Machine, existed bool) (*Machine, error) {
-	name, d := mach.Name, mach.Driver
+// machine made just now (old is nil: none was stored) that fails is
+// discarded.
+func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Machine, old *store.Machine) (*Machine, error) {
+	name, d, existed := mach.Name, mach.Driver, old != nil
 	m.Progress.Event(name, "create", ui.Started, spec.Name)
 	if err := d.Create(ctx); err != nil {
 		m.Progress.Event(name, "create", ui.Failed, err.Error())
@@ -338,13 +341,29 @@ func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Mach
 		}
 		return mach, err
 	}
-	// Save writes no file whose bytes stay the same.
-	if err := m.Store.Save(mach.Machine); err != nil {
-		return mach, err
+	if old == nil || !sameRecord(old, mach.Machine) {
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return mach, err
+		}
 	}
 	mach.JustCreated = !existed
 	m.Progress.Event(name, "create", status(!existed), mach.Address)
 	return mach, nil
+}
+
+// sameRecord tells whether a and b make the same config.json, without
+// writing out their host lists (at 1,000 nodes 80 KB each; its other
+// fields are small).
+func sameRecord(a, b *store.Machine) bool {
+	if !slices.EqualFunc(a.Hosts, b.Hosts, func(x, y store.HostEntry) bool { return x.IP == y.IP && slices.Equal(x.Names, y.Names) }) {
+		return false
+	}
+	ca, cb := *a, *b
+	ca.Hosts, cb.Hosts = nil, nil
+	ca.Version, cb.Version = store.ConfigVersion, store.ConfigVersion
+	ja, erra := json.Marshal(&ca)
+	jb, errb := json.Marshal(&cb)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
 
 // refreshAddress records the host's address and SSH endpoint as the driver
