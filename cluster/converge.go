@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/shoal-dev/shoal/internal/validate"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -81,7 +82,7 @@ type host struct {
 	relogin *sshrun.Client
 	node    *bootstrap.Node
 	state   bootstrap.State
-	log     *os.File
+	log     io.WriteCloser
 	changed bool
 	// held: the host is a swarm node whose engine changes; provisioning
 	// kept its engine and the roll installs the new one.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,6 +74,10 @@ type pipeline struct {
 	peerOnce    sync.Once
 	peer        *peerFiles
 }
+
+// logIdle is how long a host's provision.log stays open without a write:
+// open files grow with --parallel, not with the number of hosts.
+const logIdle = time.Second
 
 // errWaiting is a host's error when a host it waits for failed: that
 // host's own error says why, so this one is not shown.
@@ -236,9 +241,15 @@ func (p *pipeline) addressed(ctx context.Context, h *host) error {
 	if err := p.waitAll(ctx, func(o *host) *event { return o.created }, func(o *host) bool { return o.mach != nil }); err != nil {
 		return err
 	}
-	h.mach.Hosts = p.hostEntries()
-	if err := p.c.Machines.Store.Save(h.mach.Machine); err != nil {
-		return err
+	// Every host holds the one list (not a copy of its own for the run),
+	// saved only when it changed.
+	entries := p.hostEntries()
+	same := slices.EqualFunc(h.mach.Hosts, entries, sameEntry)
+	h.mach.Hosts = entries
+	if !same {
+		if err := p.c.Machines.Store.Save(h.mach.Machine); err != nil {
+			return err
+		}
 	}
 	return p.renewCerts()
 }
@@ -248,7 +259,7 @@ func (p *pipeline) addressed(ctx context.Context, h *host) error {
 func (p *pipeline) provision(ctx context.Context, h *host) error {
 	c := p.c
 	ev := func(step string, s ui.Status, detail string) { c.Machines.Progress.Event(h.spec.Name, step, s, detail) }
-	log, err := c.Machines.OpenLog(h.mach)
+	log, err := c.Machines.OpenIdleLog(h.mach, logIdle)
 	if err != nil {
 		return err
 	}
@@ -401,7 +412,11 @@ func (p *pipeline) peerSSH(ctx context.Context, h *host) error {
 		return err
 	}
 	pf := p.peerFiles()
-	if err := p.slot(ctx, func() error { return p.c.peerSSHHost(ctx, h, pf, &p.mu) }); err != nil {
+	err := p.slot(ctx, func() error { return p.c.peerSSHHost(ctx, h, pf, &p.mu) })
+	// Nothing reads the host's facts after this (its /etc/hosts, ssh
+	// config and known_hosts name every node: about 160 KB at 1,000).
+	h.facts = nil
+	if err != nil {
 		return err
 	}
 	p.mark("peer-ssh")
@@ -438,7 +453,9 @@ func (p *pipeline) create(ctx context.Context, h *host) error {
 	sw.DataPathPort = spec.DataPathPort
 	setup := m.Setup
 	setup.Swarm, setup.Cluster, setup.AuthorizedKeys = sw, spec.Name, []string{p.pub}
-	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup})
+	// The stored host list stays until addressed sets it: a run that
+	// changes nothing rewrites no config.json.
+	mach, unlock, err := p.c.Machines.EnsureHostLocked(ctx, machine.CreateOptions{Name: m.Name, Driver: m.Driver, DriverConfig: m.DriverConfig, Setup: setup, KeepHosts: true})
 	if err != nil {
 		return err
 	}
@@ -474,6 +491,10 @@ func (p *pipeline) hostEntries() []store.HostEntry {
 		}
 	})
 	return p.entries
+}
+
+func sameEntry(a, b store.HostEntry) bool {
+	return a.IP == b.IP && slices.Equal(a.Names, b.Names)
 }
 
 func (p *pipeline) peerFiles() *peerFiles {

@@ -335,7 +335,9 @@ func machinesOf(st *store.Store, name string) ([]string, error) {
 	}
 	var out []string
 	for _, n := range all {
-		if m, err := st.Load(n); err == nil && m.Cluster == name {
+		// Only the head of each config is read: every one holds the
+		// cluster's host list.
+		if c, err := st.ClusterOf(n); err == nil && c == name {
 			out = append(out, n)
 		}
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,4 +128,44 @@ func TestUpSimulatedHosts(t *testing.T) {
 	if m := s.lab.World.Mutations(); len(m) > 0 {
 		t.Errorf("the second run changed the swarm: %v", m)
 	}
+}
+
+// TestUpSimulatedNoOpWritesNoConfig: a run that changes nothing rewrites
+// no machine's config.json (each holds every node's /etc/hosts entry: at
+// 1,000 hosts rewriting them was a third of a no-op's CPU).
+func TestUpSimulatedNoOpWritesNoConfig(t *testing.T) {
+	s := newSimCluster(t, 3, 2, 4)
+	s.up(t)
+	s.up(t) // records the daemon the first run started (store.Daemon)
+	before := configFiles(t, s.conv.Machines.Store)
+	if len(before) != 5 {
+		t.Fatalf("%d config.json files, want 5", len(before))
+	}
+	if res := s.up(t); res.Changed {
+		t.Error("the no-op run says it changed something")
+	}
+	after := configFiles(t, s.conv.Machines.Store)
+	for name, fi := range before {
+		if !os.SameFile(fi, after[name]) || !fi.ModTime().Equal(after[name].ModTime()) {
+			t.Errorf("%s: the no-op run wrote its config.json (modified %v, before %v)", name, after[name].ModTime(), fi.ModTime())
+		}
+	}
+}
+
+// configFiles are the machines' config.json files as they are now.
+func configFiles(t *testing.T, st *store.Store) map[string]os.FileInfo {
+	t.Helper()
+	names, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]os.FileInfo{}
+	for _, n := range names {
+		fi, err := os.Stat(filepath.Join(st.MachineDir(n), store.ConfigFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n] = fi
+	}
+	return out
 }

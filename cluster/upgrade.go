@@ -62,7 +62,7 @@ func (c *Converger) upgradeHost(ctx context.Context, h *host) error {
 		return err
 	}
 	h.mach = mach
-	if h.log, err = c.Machines.OpenLog(mach); err != nil {
+	if h.log, err = c.Machines.OpenIdleLog(mach, logIdle); err != nil {
 		return err
 	}
 	if h.client, err = c.Machines.Connect(ctx, mach, h.log); err != nil {

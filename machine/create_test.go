@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -282,5 +283,80 @@ func TestDoubleDotNameIsReadNotMade(t *testing.T) {
 	}
 	if got := storeNames(t, m); strings.Contains(strings.Join(got, " "), "c..d") {
 		t.Errorf("store holds %v", got)
+	}
+}
+
+// TestEnsureHostKeepsHosts: EnsureHost again on a stored machine with
+// nothing new writes no config.json, and KeepHosts keeps the stored
+// /etc/hosts block (cluster up sets it once every address is known);
+// without it the block is the options'.
+func TestEnsureHostKeepsHosts(t *testing.T) {
+	m, _ := fakeManager(t)
+	ctx := context.Background()
+	opts := fakeOpts("n1", drivertest.FakeConfig{})
+	mach, err := m.EnsureHost(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mach.Hosts = []store.HostEntry{{IP: "10.0.0.2", Names: []string{"n2"}}}
+	if err := m.Store.Save(mach.Machine); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mach.Dir, store.ConfigFile)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.KeepHosts = true
+	if mach, err = m.EnsureHost(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(mach.Hosts) != 1 || mach.Hosts[0].IP != "10.0.0.2" {
+		t.Errorf("KeepHosts: hosts %v", mach.Hosts)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
+		t.Error("EnsureHost with nothing new wrote config.json")
+	}
+	opts.KeepHosts = false
+	if mach, err = m.EnsureHost(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := m.Store.Load("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mach.Hosts) != 0 || len(stored.Hosts) != 0 {
+		t.Errorf("without KeepHosts the hosts stay: %v, stored %v", mach.Hosts, stored.Hosts)
+	}
+}
+
+func TestSameRecord(t *testing.T) {
+	base := func() *store.Machine {
+		return &store.Machine{Version: store.ConfigVersion, Name: "n1", Driver: "fake", DriverConfig: json.RawMessage("{\n  \"port\": 22\n}"),
+			Setup: store.Setup{Hostname: "n1", Swarm: &store.Swarm{Join: "n0"}, Hosts: []store.HostEntry{{IP: "10.0.0.1", Names: []string{"n0"}}}}, Address: "10.0.0.2"}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *store.Machine)
+		same   bool
+	}{
+		{"as stored", func(m *store.Machine) {}, true},
+		{"driver config compact, no version yet", func(m *store.Machine) { m.DriverConfig, m.Version = json.RawMessage(`{"port":22}`), 0 }, true},
+		{"empty lists as none", func(m *store.Machine) { m.Swarm.Labels, m.AuthorizedKeys = []string{}, []string{} }, true},
+		{"another address", func(m *store.Machine) { m.Address = "10.0.0.3" }, false},
+		{"another driver config", func(m *store.Machine) { m.DriverConfig = json.RawMessage(`{"port":2222}`) }, false},
+		{"a host's other name", func(m *store.Machine) { m.Hosts = []store.HostEntry{{IP: "10.0.0.1", Names: []string{"n0", "m0"}}} }, false},
+		{"no hosts", func(m *store.Machine) { m.Hosts = nil }, false},
+		{"swarm label", func(m *store.Machine) { m.Swarm.Labels = []string{"a=b"} }, false},
+	} {
+		m := base()
+		tc.change(m)
+		if got := sameRecord(base(), m); got != tc.same {
+			t.Errorf("%s: sameRecord = %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }

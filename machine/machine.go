@@ -4,6 +4,7 @@
 package machine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -149,6 +151,10 @@ type CreateOptions struct {
 	// Setup is what the host is made into, kept in config.json as given
 	// (an empty Hostname is the machine's name).
 	store.Setup
+	// KeepHosts keeps a stored machine's /etc/hosts block when Setup has
+	// none: its caller sets it later (cluster up, once every address is
+	// known), and a run that changes nothing then rewrites no config.
+	KeepHosts bool
 }
 
 // Create makes (or adopts) the host, provisions it and, when asked, puts it
@@ -268,12 +274,17 @@ func (m *Manager) ensureHost(ctx context.Context, spec *drivers.Spec, opts Creat
 		return nil, err
 	}
 	mach := &Machine{Machine: cfg, Driver: d, Dir: dir, openEngine: m.OpenEngine}
-	// Saved before the driver runs so that a half-made host can be removed
-	// with 'machine rm'.
-	if err := m.Store.Save(cfg); err != nil {
-		return nil, err
+	// A new machine is saved before the driver runs so that a half-made
+	// host can be removed with 'machine rm'. An existing one is saved once
+	// the driver said its address (saving it before too wrote config.json
+	// twice when nothing changed: the record lacks what only the host
+	// tells until then).
+	if !existed {
+		if err := m.Store.Save(cfg); err != nil {
+			return nil, err
+		}
 	}
-	return m.createHost(ctx, spec, mach, existed)
+	return m.createHost(ctx, spec, mach, old)
 }
 
 // sameDriverMachine loads the machine name if it exists (nil if not),
@@ -303,14 +314,18 @@ func newMachineRecord(spec *drivers.Spec, opts CreateOptions, old *store.Machine
 	cfg.Hostname = cmp.Or(cfg.Hostname, opts.Name)
 	if old != nil {
 		cfg.Created, cfg.Address, cfg.SSH, cfg.Daemon = old.Created, old.Address, old.SSH, old.Daemon
+		if opts.KeepHosts && cfg.Hosts == nil {
+			cfg.Hosts = old.Hosts
+		}
 	}
 	return cfg, nil
 }
 
 // createHost runs the driver's Create and records the host's address; a
-// machine made just now that fails is discarded.
-func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Machine, existed bool) (*Machine, error) {
-	name, d := mach.Name, mach.Driver
+// machine made just now (old is nil: none was stored) that fails is
+// discarded.
+func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Machine, old *store.Machine) (*Machine, error) {
+	name, d, existed := mach.Name, mach.Driver, old != nil
 	m.Progress.Event(name, "create", ui.Started, spec.Name)
 	if err := d.Create(ctx); err != nil {
 		m.Progress.Event(name, "create", ui.Failed, err.Error())
@@ -320,33 +335,64 @@ func (m *Manager) createHost(ctx context.Context, spec *drivers.Spec, mach *Mach
 		}
 		return nil, err
 	}
-	if err := m.refreshAddress(ctx, mach); err != nil {
+	if _, err := m.readAddress(ctx, mach); err != nil {
 		if !existed {
 			return nil, m.discard(ctx, name, d, err)
 		}
 		return mach, err
+	}
+	if old == nil || !sameRecord(old, mach.Machine) {
+		if err := m.Store.Save(mach.Machine); err != nil {
+			return mach, err
+		}
 	}
 	mach.JustCreated = !existed
 	m.Progress.Event(name, "create", status(!existed), mach.Address)
 	return mach, nil
 }
 
+// sameRecord tells whether a and b make the same config.json, without
+// writing out their host lists (at 1,000 nodes 80 KB each; its other
+// fields are small).
+func sameRecord(a, b *store.Machine) bool {
+	if !slices.EqualFunc(a.Hosts, b.Hosts, func(x, y store.HostEntry) bool { return x.IP == y.IP && slices.Equal(x.Names, y.Names) }) {
+		return false
+	}
+	ca, cb := *a, *b
+	ca.Hosts, cb.Hosts = nil, nil
+	ca.Version, cb.Version = store.ConfigVersion, store.ConfigVersion
+	ja, erra := json.Marshal(&ca)
+	jb, errb := json.Marshal(&cb)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
+}
+
 // refreshAddress records the host's address and SSH endpoint as the driver
 // sees them now.
 func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
+	changed, err := m.readAddress(ctx, mach)
+	if err != nil || !changed {
+		return err
+	}
+	return m.Store.Save(mach.Machine)
+}
+
+// readAddress sets the host's address and SSH endpoint as the driver sees
+// them now, and says whether they changed.
+func (m *Manager) readAddress(ctx context.Context, mach *Machine) (changed bool, err error) {
 	addr, err := drivers.Address(ctx, mach.Driver)
 	if err != nil {
-		return fmt.Errorf("%s: address: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
 	// A host given by name (the ssh driver's host = "localhost") is
 	// recorded by address: /etc/hosts, certificates and the swarm want one.
 	if addr, err = resolveAddress(ctx, net.DefaultResolver.LookupIPAddr, addr); err != nil {
-		return fmt.Errorf("%s: address: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: address: %w", mach.Name, err)
 	}
 	ep, err := mach.Driver.SSH(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", mach.Name, err)
+		return false, fmt.Errorf("%s: %w", mach.Name, err)
 	}
+	was := *mach.Machine
 	mach.Address = addr
 	// The fingerprint on record is the key pinned at the last verified
 	// connection; only ProvisionWith, after one, may change it.
@@ -355,7 +401,7 @@ func (m *Manager) refreshAddress(ctx context.Context, mach *Machine) error {
 	mach.SSH = ep.Endpoint
 	mach.SSH.HostKeyFingerprint = fp
 	mach.DockerUser = cmp.Or(mach.DockerUser, ep.User)
-	return m.Store.Save(mach.Machine)
+	return mach.Address != was.Address || mach.SSH != was.SSH || mach.DockerUser != was.DockerUser, nil
 }
 
 // Connect opens the one SSH connection to the machine.

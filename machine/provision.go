@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/fsutil"
 	"github.com/shoal-dev/shoal/internal/sshrun"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/ui"
@@ -103,6 +104,20 @@ func (m *Manager) OpenLog(mach *Machine) (*os.File, error) {
 	}
 	fmt.Fprintf(logf, "# shoal provisioning of %s, %s\n", mach.Name, time.Now().UTC().Format(time.RFC3339))
 	return logf, nil
+}
+
+// OpenIdleLog is OpenLog for a run over many hosts: the file is open only
+// while written to, and closed after idle without a write (a host waiting
+// for the others holds no descriptor for its log).
+func (m *Manager) OpenIdleLog(mach *Machine, idle time.Duration) (io.WriteCloser, error) {
+	logf, err := m.OpenLog(mach)
+	if err != nil {
+		return nil, err
+	}
+	if err := logf.Close(); err != nil {
+		return nil, err
+	}
+	return fsutil.NewIdleFile(logf.Name(), idle), nil
 }
 
 // ProvisionWith provisions the machine over an open connection.

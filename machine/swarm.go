@@ -17,7 +17,9 @@ import (
 	"github.com/shoal-dev/shoal/provision"
 )
 
-// rootMaster follows --swarm-join to the machine that initialised the swarm.
+// RootMaster follows --swarm-join to the machine that initialised the
+// swarm. The master it returns, when another machine, is shared
+// (store.LoadShared: every node's provisioning reads it): read it only.
 func (m *Manager) RootMaster(mach *store.Machine) (*store.Machine, error) {
 	cur := mach
 	for i := 0; i < 8; i++ {
@@ -27,7 +29,7 @@ func (m *Manager) RootMaster(mach *store.Machine) (*store.Machine, error) {
 		if cur.Swarm.Master {
 			return cur, nil
 		}
-		next, err := m.Store.Load(cur.Swarm.Join)
+		next, err := m.Store.LoadShared(cur.Swarm.Join)
 		if err != nil {
 			return nil, fmt.Errorf("%s: --swarm-join %s: %w", mach.Name, cur.Swarm.Join, err)
 		}
@@ -98,7 +100,8 @@ func registryNeeds(mach *Machine, master, reg *store.Machine) (registries, ports
 	return registries, ports
 }
 
-// registryHost is the machine the swarm's registry runs on, nil for none.
+// registryHost is the machine the swarm's registry runs on, nil for none:
+// shared, as RootMaster's master is (read it only).
 func (m *Manager) registryHost(master *store.Machine) (*store.Machine, error) {
 	if !master.Swarm.Registry {
 		return nil, nil
@@ -106,7 +109,7 @@ func (m *Manager) registryHost(master *store.Machine) (*store.Machine, error) {
 	if master.Swarm.RegistryNode == "" || master.Swarm.RegistryNode == master.Name {
 		return master, nil
 	}
-	return m.Store.Load(master.Swarm.RegistryNode)
+	return m.Store.LoadShared(master.Swarm.RegistryNode)
 }
 
 func labelMap(kv []string) map[string]string {

@@ -42,6 +42,8 @@ type Store struct {
 	// LockWait bounds how long Lock waits for a lock another process holds
 	// when the context has no earlier deadline (0: DefaultLockWait).
 	LockWait time.Duration
+	// shared holds the configs LoadShared parsed.
+	shared sharedConfigs
 }
 
 // DefaultLockWait is how long a command waits for a machine or cluster that
@@ -266,26 +268,14 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
-// Load reads machine name's config.
+// Load reads machine name's config: a value of the caller's own, to change
+// and Save.
 func (s *Store) Load(name string) (*Machine, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(s.MachineDir(name), ConfigFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("machine %q: %w (see 'machine ls')", name, ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var m Machine
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("machine %q: %s is not valid: %w", name, ConfigFile, err)
-	}
-	if m.Version > ConfigVersion {
-		return nil, fmt.Errorf("machine %q: config version %d is newer than this shoal understands (%d)", name, m.Version, ConfigVersion)
-	}
-	return &m, nil
+	m, _, err := s.load(name)
+	return m, err
 }
 
 // Save writes m's config.json atomically, creating its folder.
