@@ -56,6 +56,7 @@ func BenchmarkClusterCheck(b *testing.B) {
 					if r.code != 0 {
 						b.Fatalf("cluster check at %d nodes: %s", n, r)
 					}
+					fmt.Printf("at %d nodes: floor %.1f s, check %.1f s: %s\n", n, floors[len(floors)-1], checks[len(checks)-1], lastLine(r.stdout))
 				}
 				b.StopTimer()
 				rm()
@@ -118,4 +119,10 @@ func envSizes(b *testing.B, name string, def []int) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// lastLine is the last non-empty line of out (the check's verdict).
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
 }
