@@ -21,8 +21,8 @@ const DefaultImage = "busybox:latest"
 // time, with a small packet and with one of the overlay's full MTU ($BIG
 // bytes of ICMP payload; busybox ping has no -M do, but the kernel sets
 // DF on a ping that fits the interface, so it is not fragmented inside
-// the overlay), each up to 3 times; resolves the service's name; prints
-// one line per peer and size. Where the kernels have IP_VS ($VIP set), it
+// the overlay), each up to 3 times, and what failed once more after the
+// others; resolves the service's name; prints one line per peer and size. Where the kernels have IP_VS ($VIP set), it
 // then asks the responder service through its virtual IP, and through
 // the routing mesh at every node's address ($HOSTS) on its published
 // port ($PORT), each for up to $SETTLE seconds (a slow node programs its
@@ -61,6 +61,15 @@ k=0
 for ip in $ips; do
   try small 56 "$ip" & try big "$BIG" "$ip" &
   k=$((k+1)); [ $((k % BATCH)) -eq 0 ] && wait
+done > "${TMPDIR:-/tmp}/pings"
+wait
+cat "${TMPDIR:-/tmp}/pings"
+# What failed gets one more round, all at once, after the others: on a
+# swarm whose tasks just started, a node may not carry a peer's endpoint
+# yet (a later line for a peer and size replaces the earlier one).
+for p in $(awk '$4 == "fail" {print $2 "," $3}' "${TMPDIR:-/tmp}/pings"); do
+  ip=${p%,*}; size=${p#*,}; b=56; [ "$size" = big ] && b=$BIG
+  try "$size" "$b" "$ip" &
 done
 wait
 echo "S $(gather "" "$SVC" 40 | grep -c .)"

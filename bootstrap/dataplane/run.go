@@ -258,10 +258,6 @@ func started(st swarm.TaskState) bool {
 	return true
 }
 
-// pingShare is the seconds a task keeps for its pings: at 30 nodes, 3
-// batches of peers that all fail take 3 x 3 tries x 2 s.
-const pingShare = 20
-
 // pingBatch is how many peers a probe task pings at once (each with both
 // sizes): 30 tasks pinging 29 peers all at once, about 1,700 pings with
 // their retries, lost packets on 2 cores and blamed working pairs.

@@ -14,9 +14,10 @@ import (
 
 // TestProbeScriptPutsTruncatedAnswersTogether runs the probe's script in a
 // POSIX shell with a fake nslookup that answers as Docker's DNS does over
-// UDP, with a shuffled 11 of the 30 tasks, and a fake ping: the script
-// must still find all 30 peers, ping each with both sizes and count the
-// service's 30 addresses.
+// UDP, with a shuffled 11 of the 30 tasks, and a fake ping that a peer
+// answers only from its 4th ping on: the script must still find all 30
+// peers, ping each with both sizes (that peer again after the others) and
+// count the service's 30 addresses.
 func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 	const n = 30
 	dir := t.TempDir()
@@ -29,7 +30,9 @@ func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 	}
 	fakes := map[string]string{
 		"nslookup": "#!/bin/sh\necho 'Server:\t\t127.0.0.11'\necho 'Address:\t127.0.0.11:53'\necho\necho \"Name:\t$1\"\nshuf -n 11 " + filepath.Join(dir, "addrs") + " | sed 's/^/Address: /'\n",
-		"ping":     "#!/bin/sh\nexit 0\n",
+		// 10.0.1.5 answers from its 4th ping of each size on: the second
+		// round must find it.
+		"ping": "#!/bin/sh\neval ip=\\${$#}\nf=" + dir + "/pinged-$ip-$6\necho >> $f\n[ $ip != 10.0.1.5 ] || [ $(wc -l < $f) -gt 3 ]\n",
 	}
 	for name, body := range fakes {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
@@ -39,7 +42,7 @@ func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", ProbeScript())
-	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "SVC=probe", fmt.Sprintf("N=%d", n), "BIG=1422", "WAIT=20", "BATCH=10"}
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "SVC=probe", fmt.Sprintf("N=%d", n), "BIG=1422", "WAIT=20", "BATCH=10", "TMPDIR=" + dir}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +62,9 @@ func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 	r := ParseResult(log.String())
 	if !r.Done || r.Listed != n || r.Named != n || len(r.Peers) != n {
 		t.Fatalf("listed %d, named %d, %d peers, done %v; want %d of each:\n%s", r.Listed, r.Named, len(r.Peers), r.Done, n, log.String())
+	}
+	if !strings.Contains(log.String(), "R 10.0.1.5 small fail") {
+		t.Errorf("10.0.1.5 failed its first 3 pings, the log says nothing of it:\n%s", log.String())
 	}
 	for a, res := range r.Peers {
 		if res != [2]string{OK, OK} {
