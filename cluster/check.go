@@ -133,13 +133,15 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	// VIPs and the routing mesh need IP_VS: tested where every kernel has
 	// it (the facts say which lack it, as a limit or a fault).
 	p.Mesh, p.HostAddrs = allHaveIPVS(ctx, hosts), in.Addrs
-	mx, err := probeTwice(ctx, p, hosts, o)
+	var runs []dataplane.RunTiming
+	mx, err := probeTwice(ctx, p, hosts, o, &runs)
 	in.Facts = <-facts
 	if err != nil {
 		return nil, err
 	}
 	in.Matrix = mx
 	rep := dataplane.Verdict(in)
+	rep.Runs = runs
 	c.checkEvents(names, rep)
 	return rep, nil
 }
@@ -174,12 +176,12 @@ func swarmPools(ctx context.Context, in *dataplane.Input, mgr *host) error {
 	return nil
 }
 
-// probeTwice runs the probe, its tasks' start and then each run bounded
-// by o.Timeout, and once
+// probeTwice runs the probe (its tasks' start and then the run each
+// bounded by o.Timeout; where their time went added to runs), and once
 // more when the first saw a failure: a swarm just changed may still be
 // converging (its gossip not yet carrying every task's name and VXLAN
 // endpoint); what fails twice is a fault.
-func probeTwice(ctx context.Context, p *dataplane.Probe, hosts []*host, o CheckOptions) (dataplane.Matrix, error) {
+func probeTwice(ctx context.Context, p *dataplane.Probe, hosts []*host, o CheckOptions, runs *[]dataplane.RunTiming) (dataplane.Matrix, error) {
 	var names []string
 	for _, h := range hosts {
 		names = append(names, h.spec.Name)
@@ -190,6 +192,7 @@ func probeTwice(ctx context.Context, p *dataplane.Probe, hosts []*host, o CheckO
 		actx, cancel := context.WithTimeout(ctx, 2*o.Timeout) // the tasks' start, then the probe
 		mx, err = p.Run(actx, names)
 		cancel()
+		*runs = append(*runs, mx.Run)
 		if err != nil || dataplane.Clean(mx) {
 			break
 		}

@@ -63,13 +63,17 @@ func WriteLines(w io.Writer, r *Report) {
 	}
 }
 
-// WriteFindings writes each finding with its fix, then the verdict line.
+// WriteFindings writes each finding with its fix, where each probe run's
+// time went, then the verdict line.
 func WriteFindings(w io.Writer, r *Report) {
 	for _, f := range r.Findings {
 		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(f.Kind), ui.CleanLine(f.Cause))
 		if f.Fix != "" {
 			fmt.Fprintf(w, "  fix: %s\n", ui.CleanLine(f.Fix))
 		}
+	}
+	for i, t := range r.Runs {
+		fmt.Fprintf(w, "Probe run %d: made in %.1fs, its tasks started in %.1fs, probed in %.1fs, removed in %.1fs.\n", i+1, t.Make, t.Start, t.Probe, t.Cleanup)
 	}
 	fmt.Fprintln(w, Summary(r))
 }

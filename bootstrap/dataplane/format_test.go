@@ -14,11 +14,16 @@ func TestWriteReport(t *testing.T) {
 		failCells(in, "w2", true)
 	})
 	r := Verdict(in)
+	r.Runs = []RunTiming{{Make: 0.4, Start: 2.1, Probe: 6.5, Cleanup: 1.2}, {Make: 0.3, Start: 1.9, Probe: 6.0, Cleanup: 1.1}}
 	var b bytes.Buffer
 	WriteMatrix(&b, r)
 	WriteFindings(&b, r)
 	got := b.String()
+	if !strings.HasSuffix(got, "Probe run 2: made in 0.3s, its tasks started in 1.9s, probed in 6.0s, removed in 1.1s.\nData plane: 1 fault (1 limit of these hosts).\n") {
+		t.Errorf("each probe run's time, then the verdict, last:\n%s", got)
+	}
 	for _, want := range []string{
+		"Probe run 1: made in 0.4s, its tasks started in 2.1s, probed in 6.5s, removed in 1.2s.",
 		"FROM \\ TO  m1    w1    w2",
 		"m1         -     ok    fail",
 		"w2         fail  fail  -",

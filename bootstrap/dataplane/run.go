@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -148,13 +149,45 @@ func runID() string {
 
 // Run starts the probe, collects every node's result within ctx, and
 // removes the probe (with a fresh bounded context, also when ctx ended).
-func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
-	mx := Matrix{Missing: map[string]string{}, NoImage: map[string]bool{}}
+func (p *Probe) Run(ctx context.Context, nodes []string) (mx Matrix, err error) {
+	mx = Matrix{Missing: map[string]string{}, NoImage: map[string]bool{}}
+	t := time.Now()
 	if err := Cleanup(ctx, p.Manager); err != nil {
 		return mx, err
 	}
-	img := p.Image
-	img = cmp.Or(img, DefaultImage)
+	img, have := p.image(ctx, nodes, &mx)
+	if len(have) == 0 {
+		return mx, nil
+	}
+	id := runID()
+	name := "shoal-check-" + id
+	defer func() {
+		t := time.Now()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = Cleanup(cctx, p.Manager)
+		mx.Run.Cleanup = secondsSince(t)
+	}()
+	port, err := p.start(ctx, name, id, img, have)
+	if err != nil {
+		return mx, err
+	}
+	mx.Run.Make, t = secondsSince(t), time.Now()
+	p.awaitStart(ctx, name, have)
+	mx.Run.Start, t = secondsSince(t), time.Now()
+	pctx, cancel := context.WithTimeout(ctx, p.bound())
+	defer cancel()
+	results, addrs := p.collect(pctx, name, have, mx.Missing)
+	mx.Run.Probe = secondsSince(t)
+	got := Cells(have, results, addrs, p.hosts())
+	mx.Cells, mx.DNS, mx.VIP, mx.MeshPort = got.Cells, got.DNS, got.VIP, port
+	return mx, nil
+}
+
+// image is the image the probe runs (see pinnedImage) and the nodes that
+// have it; the others are noted in mx.
+func (p *Probe) image(ctx context.Context, nodes []string, mx *Matrix) (string, []string) {
+	img := cmp.Or(p.Image, DefaultImage)
 	var have, ids []string
 	for _, n := range nodes {
 		ii, err := p.Workers[n].ImageInspect(ctx, img)
@@ -165,28 +198,12 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (Matrix, error) {
 		}
 		have, ids = append(have, n), append(ids, ii.ID)
 	}
-	if len(have) == 0 {
-		return mx, nil
-	}
-	img = pinnedImage(img, ids)
-	id := runID()
-	name := "shoal-check-" + id
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = Cleanup(cctx, p.Manager)
-	}()
-	port, err := p.start(ctx, name, id, img, have)
-	if err != nil {
-		return mx, err
-	}
-	p.awaitStart(ctx, name, have)
-	pctx, cancel := context.WithTimeout(ctx, p.bound())
-	defer cancel()
-	results, addrs := p.collect(pctx, name, have, mx.Missing)
-	got := Cells(have, results, addrs, p.hosts())
-	mx.Cells, mx.DNS, mx.VIP, mx.MeshPort = got.Cells, got.DNS, got.VIP, port
-	return mx, nil
+	return pinnedImage(img, ids), have
+}
+
+// secondsSince is the time since t in seconds, to a tenth.
+func secondsSince(t time.Time) float64 {
+	return math.Round(time.Since(t).Seconds()*10) / 10
 }
 
 // pinnedImage is the image the probe's services name: the image's ID

@@ -63,6 +63,8 @@ type Matrix struct {
 	VIP map[string]string `json:"vip,omitempty"`
 	// MeshPort is the responder's published port (0: not tested).
 	MeshPort int `json:"meshPort,omitempty"`
+	// Run is where the probe run's time went.
+	Run RunTiming `json:"run"`
 }
 
 // Input is everything the verdict reasons on.
@@ -109,6 +111,20 @@ type Report struct {
 	// where they did not run: hosts without IP_VS).
 	VIP      map[string]string `json:"vip,omitempty"`
 	MeshPort int               `json:"meshPort,omitempty"`
+	// Runs: where each probe run's time went (a second run follows a
+	// first that saw a failure).
+	Runs []RunTiming `json:"runs,omitempty"`
+}
+
+// RunTiming is where one probe run's time went, in seconds: making it
+// (leftovers removed, each node's image checked, the network and
+// services made), its tasks' start on every node, the probe until every
+// result was read, and its removal.
+type RunTiming struct {
+	Make    float64 `json:"makeSeconds"`
+	Start   float64 `json:"startSeconds"`
+	Probe   float64 `json:"probeSeconds"`
+	Cleanup float64 `json:"cleanupSeconds"`
 }
 
 // Counts returns how many faults, limits and warnings the report has.
