@@ -57,6 +57,11 @@ func BenchmarkClusterCheck(b *testing.B) {
 						b.Fatalf("cluster check at %d nodes: %s", n, r)
 					}
 					fmt.Printf("at %d nodes: floor %.1f s, check %.1f s: %s\n", n, floors[len(floors)-1], checks[len(checks)-1], lastLine(r.stdout))
+					for _, l := range strings.Split(r.stdout, "\n") {
+						if strings.HasPrefix(l, "Probe run ") {
+							fmt.Println("  " + l)
+						}
+					}
 				}
 				b.StopTimer()
 				rm()
