@@ -342,11 +342,26 @@ func (c *Converger) readFacts(ctx context.Context, hosts []*host, in dataplane.I
 		out[i] = dataplane.ParseFacts(h.spec.Name, string(res.Stdout))
 		return nil
 	})
+	if dataplane.NeedGossipIDs(out) {
+		readGossipIDs(ctx, hosts, out)
+	}
 	m := map[string]dataplane.Facts{}
 	for _, f := range out {
 		m[f.Node] = f
 	}
 	return m
+}
+
+// readGossipIDs notes in facts each node's name in the swarm's gossip
+// (facts[i] is hosts[i]'s); a node whose name cannot be read keeps none.
+func readGossipIDs(ctx context.Context, hosts []*host, facts []dataplane.Facts) {
+	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
+		i := indexOf(hosts, h)
+		if res, err := h.client.RunSudo(ctx, dataplane.GossipIDScript); err == nil && facts[i].Read {
+			facts[i].GossipID = dataplane.ParseFacts(h.spec.Name, string(res.Stdout)).GossipID
+		}
+		return nil
+	})
 }
 
 // newProbe is the probe over the manager's and each node's engine.

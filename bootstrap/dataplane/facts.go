@@ -110,10 +110,7 @@ fi
 has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
 echo "neigh_max=$(cat /proc/sys/net/ipv4/neigh/default/gc_thresh3 2>/dev/null)"
 e=$(awk 'NR==2 {print $1}' /proc/net/stat/arp_cache 2>/dev/null); [ -n "$e" ] && echo "neigh_entries=$(printf '%d' "0x$e" 2>/dev/null)"
-if has journalctl; then
-  echo "gossip_id=$(journalctl -u docker --no-pager -n 20000 2>/dev/null | sed -n 's/.*will use memberlist nodeID:\([0-9a-f]*\).*/\1/p' | tail -n 1)"
-  journalctl -u docker --no-pager --since -30s 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \([0-9a-f]*\) .*network may be misconfigured.*/gossip_udp_to=\1/p' | sort -u
-fi
+has journalctl && journalctl -u docker --no-pager --since -30s 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \([0-9a-f]*\) .*network may be misconfigured.*/gossip_udp_to=\1/p' | sort -u
 ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2; split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -o -6 addr show scope global 2>/dev/null | awk '{split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($i=="dev") d=$(i+1); print "net=" $1 " " d}'
@@ -125,6 +122,25 @@ ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($
 			shell.Quote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", t.Addr, t.Port)), shell.Quote(hp))
 	}
 	return b.String()
+}
+
+// GossipIDScript prints the node's own name in the swarm's gossip
+// (gossip_id=, for ParseFacts), from dockerd's journal since its start:
+// the one costly read of the facts (up to 20,000 journal lines), so it
+// runs only when some node's gossip complained of a peer (NeedGossipIDs).
+const GossipIDScript = `export LC_ALL=C PATH="$PATH:/sbin:/usr/sbin"
+command -v journalctl >/dev/null 2>&1 && echo "gossip_id=$(journalctl -u docker --no-pager -n 20000 2>/dev/null | sed -n 's/.*will use memberlist nodeID:\([0-9a-f]*\).*/\1/p' | tail -n 1)"
+`
+
+// NeedGossipIDs says whether some node's gossip complained of a peer:
+// only then are the nodes' gossip names needed (to tell who the peer is).
+func NeedGossipIDs(fs []Facts) bool {
+	for _, f := range fs {
+		if len(f.GossipUDPTo) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dockerDev tells Docker's own bridges and veths, whose nets are not the

@@ -72,3 +72,32 @@ func TestProbeScriptPutsTruncatedAnswersTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestGossipIDScript runs the gossip name's script with a fake journalctl
+// printing dockerd's start line: ParseFacts reads the name from it.
+func TestGossipIDScript(t *testing.T) {
+	dir := t.TempDir()
+	journal := "#!/bin/sh\necho 'dockerd[1]: level=info msg=\"Gossip cluster hostname n1-2ee6c0fe9983\"'\necho 'dockerd[1]: level=info msg=\"memberlist: will use memberlist nodeID:2ee6c0fe9983 with config:&{}\"'\n"
+	if err := os.WriteFile(filepath.Join(dir, "journalctl"), []byte(journal), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", GossipIDScript)
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := ParseFacts("n1", string(out)).GossipID; got != "2ee6c0fe9983" {
+		t.Errorf("gossip ID %q from %q", got, out)
+	}
+}
+
+func TestNeedGossipIDs(t *testing.T) {
+	quiet := []Facts{{Node: "a", Read: true}, {Node: "b", Read: true}}
+	if NeedGossipIDs(quiet) || NeedGossipIDs(nil) {
+		t.Error("no complaint: the gossip names are not needed")
+	}
+	if !NeedGossipIDs(append(quiet, Facts{Node: "c", Read: true, GossipUDPTo: []string{"2ee6c0fe9983"}})) {
+		t.Error("a complaint: the names are needed to tell who the peer is")
+	}
+}
