@@ -185,18 +185,32 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (mx Matrix, err error) 
 }
 
 // image is the image the probe runs (see pinnedImage) and the nodes that
-// have it; the others are noted in mx.
+// have it, asked of readersAtOnce nodes at once; the others are noted in
+// mx.
 func (p *Probe) image(ctx context.Context, nodes []string, mx *Matrix) (string, []string) {
 	img := cmp.Or(p.Image, DefaultImage)
+	has, found := make([]bool, len(nodes)), make([]string, len(nodes)) // found: the image's ID on each node
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, readersAtOnce)
+	for i, n := range nodes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if ii, err := p.Workers[n].ImageInspect(ctx, img); err == nil {
+				has[i], found[i] = true, ii.ID
+			}
+		}()
+	}
+	wg.Wait()
 	var have, ids []string
-	for _, n := range nodes {
-		ii, err := p.Workers[n].ImageInspect(ctx, img)
-		if err != nil {
+	for i, n := range nodes {
+		if !has[i] {
 			mx.Missing[n] = fmt.Sprintf("the probe's image %s is not on %s (nothing is pulled): load it with image_archives, or give another with --image", img, n)
 			mx.NoImage[n] = true
 			continue
 		}
-		have, ids = append(have, n), append(ids, ii.ID)
+		have, ids = append(have, n), append(ids, found[i])
 	}
 	return pinnedImage(img, ids), have
 }
