@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -24,6 +23,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+	"github.com/shoal-dev/shoal/internal/fanout"
 	"github.com/shoal-dev/shoal/internal/wait"
 )
 
@@ -190,19 +190,12 @@ func (p *Probe) Run(ctx context.Context, nodes []string) (mx Matrix, err error) 
 func (p *Probe) image(ctx context.Context, nodes []string, mx *Matrix) (string, []string) {
 	img := cmp.Or(p.Image, DefaultImage)
 	has, found := make([]bool, len(nodes)), make([]string, len(nodes)) // found: the image's ID on each node
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, readersAtOnce)
-	for i, n := range nodes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if ii, err := p.Workers[n].ImageInspect(ctx, img); err == nil {
-				has[i], found[i] = true, ii.ID
-			}
-		}()
-	}
-	wg.Wait()
+	_ = fanout.Each(ctx, readersAtOnce, indices(len(nodes)), nil, func(ctx context.Context, i int) error {
+		if ii, err := p.Workers[nodes[i]].ImageInspect(ctx, img); err == nil {
+			has[i], found[i] = true, ii.ID
+		}
+		return nil
+	})
 	var have, ids []string
 	for i, n := range nodes {
 		if !has[i] {
@@ -446,18 +439,11 @@ func (p *Probe) readAll(ctx context.Context, name string, nodes []string, result
 		}
 	}
 	got := make([]reading, len(todo))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, readersAtOnce)
-	for i, n := range todo {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r, a, why := p.read(ctx, name, n)
-			got[i] = reading{r, a, why}
-		}()
-	}
-	wg.Wait()
+	_ = fanout.Each(ctx, readersAtOnce, indices(len(todo)), nil, func(ctx context.Context, i int) error {
+		r, a, why := p.read(ctx, name, todo[i])
+		got[i] = reading{r, a, why}
+		return nil
+	})
 	for i, n := range todo {
 		g := got[i]
 		if g.a.IsValid() {
@@ -466,12 +452,21 @@ func (p *Probe) readAll(ctx context.Context, name string, nodes []string, result
 		results[n] = g.r
 		if !g.r.Done {
 			pending++
-			missing[n] = g.why
+			missing[n] = cmp.Or(g.why, "its probe was not read before the bound ended")
 		} else {
 			delete(missing, n)
 		}
 	}
 	return pending
+}
+
+// indices are 0 .. n-1.
+func indices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // readersAtOnce bounds the nodes whose probe is read at once.
