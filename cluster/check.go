@@ -79,6 +79,7 @@ func (c *Converger) swarmOf(master string) ([]string, error) {
 // Check tests the data plane of cluster (or swarm master) name: every
 // node's facts, then the cross-node probe, then the verdict.
 func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*dataplane.Report, error) {
+	started := time.Now()
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultCheckTimeout
 	}
@@ -139,6 +140,7 @@ func (c *Converger) Check(ctx context.Context, name string, o CheckOptions) (*da
 	if err != nil {
 		return nil, err
 	}
+	readGossip(ctx, hosts, in.Facts, time.Since(started))
 	in.Matrix = mx
 	rep := dataplane.Verdict(in)
 	rep.Runs = runs
@@ -342,9 +344,6 @@ func (c *Converger) readFacts(ctx context.Context, hosts []*host, in dataplane.I
 		out[i] = dataplane.ParseFacts(h.spec.Name, string(res.Stdout))
 		return nil
 	})
-	if dataplane.NeedGossipIDs(out) {
-		readGossipIDs(ctx, hosts, out)
-	}
 	m := map[string]dataplane.Facts{}
 	for _, f := range out {
 		m[f.Node] = f
@@ -352,16 +351,33 @@ func (c *Converger) readFacts(ctx context.Context, hosts []*host, in dataplane.I
 	return m
 }
 
-// readGossipIDs notes in facts each node's name in the swarm's gossip
-// (facts[i] is hosts[i]'s); a node whose name cannot be read keeps none.
-func readGossipIDs(ctx context.Context, hosts []*host, facts []dataplane.Facts) {
-	_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
-		i := indexOf(hosts, h)
-		if res, err := h.client.RunSudo(ctx, dataplane.GossipIDScript); err == nil && facts[i].Read {
-			facts[i].GossipID = dataplane.ParseFacts(h.spec.Name, string(res.Stdout)).GossipID
-		}
-		return nil
-	})
+// readGossip notes in facts each node's gossip complaints of the last
+// since (peers reached over TCP only), and, when there are some, every
+// node's own name in the gossip (to tell who the peers are).
+func readGossip(ctx context.Context, hosts []*host, facts map[string]dataplane.Facts, since time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	each := func(script string, note func(f *dataplane.Facts, got dataplane.Facts)) {
+		_ = parallel(ctx, 16, hosts, func(ctx context.Context, h *host) error {
+			res, err := h.client.RunSudo(ctx, script)
+			mu.Lock()
+			defer mu.Unlock()
+			if f, ok := facts[h.spec.Name]; ok && f.Read && err == nil {
+				note(&f, dataplane.ParseFacts(h.spec.Name, string(res.Stdout)))
+				facts[h.spec.Name] = f
+			}
+			return nil
+		})
+	}
+	each(dataplane.GossipComplaintsScript(since), func(f *dataplane.Facts, got dataplane.Facts) { f.GossipUDPTo = got.GossipUDPTo })
+	var all []dataplane.Facts
+	for _, f := range facts {
+		all = append(all, f)
+	}
+	if dataplane.NeedGossipIDs(all) {
+		each(dataplane.GossipIDScript, func(f *dataplane.Facts, got dataplane.Facts) { f.GossipID = got.GossipID })
+	}
 }
 
 // newProbe is the probe over the manager's and each node's engine.

@@ -7,9 +7,11 @@ package dataplane
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/shell"
 )
@@ -110,7 +112,6 @@ fi
 has systemd-detect-virt && echo "virt=$(systemd-detect-virt 2>/dev/null)"
 echo "neigh_max=$(cat /proc/sys/net/ipv4/neigh/default/gc_thresh3 2>/dev/null)"
 e=$(awk 'NR==2 {print $1}' /proc/net/stat/arp_cache 2>/dev/null); [ -n "$e" ] && echo "neigh_entries=$(printf '%d' "0x$e" 2>/dev/null)"
-has journalctl && journalctl -u docker --no-pager --since -30s 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \([0-9a-f]*\) .*network may be misconfigured.*/gossip_udp_to=\1/p' | sort -u
 ip -o -4 addr show 2>/dev/null | awk '{print "net=" $4 " " $2; split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -o -6 addr show scope global 2>/dev/null | awk '{split($4,p,"/"); print "ip=" p[1] " " $2}'
 ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($i=="dev") d=$(i+1); print "net=" $1 " " d}'
@@ -122,6 +123,18 @@ ip -4 route show 2>/dev/null | awk '$1!="default" {d=""; for(i=1;i<NF;i++) if ($
 			shell.Quote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", t.Addr, t.Port)), shell.Quote(hp))
 	}
 	return b.String()
+}
+
+// GossipComplaintsScript prints a gossip_udp_to= line (for ParseFacts)
+// per peer the node's gossip reached over TCP only, its UDP probes lost,
+// in dockerd's journal of the last since ("Was able to connect to ID ...
+// network may be misconfigured"): 7946/udp shows nowhere else. The check
+// reads them once its probe is done, since the check began: a node that
+// just joined (or joined again at a new address) complains for a while
+// before, and that is not a fault of the swarm as it is.
+func GossipComplaintsScript(since time.Duration) string {
+	secs := max(1, int(math.Ceil(since.Seconds())))
+	return fmt.Sprintf("command -v journalctl >/dev/null 2>&1 && journalctl -u docker --no-pager --since -%ds 2>/dev/null | sed -n 's/.*memberlist: Was able to connect to \\([0-9a-f]*\\) .*network may be misconfigured.*/gossip_udp_to=\\1/p' | sort -u\n", secs)
 }
 
 // GossipIDScript prints the node's own name in the swarm's gossip

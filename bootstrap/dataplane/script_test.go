@@ -101,3 +101,19 @@ func TestNeedGossipIDs(t *testing.T) {
 		t.Error("a complaint: the names are needed to tell who the peer is")
 	}
 }
+
+// TestGossipComplaintsScript: the complaints are read of the window asked
+// (the check's own time), with a fake journalctl that answers only then.
+func TestGossipComplaintsScript(t *testing.T) {
+	dir := t.TempDir()
+	journal := "#!/bin/sh\n[ \"$*\" = '-u docker --no-pager --since -43s' ] || exit 1\necho 'dockerd[1]: level=info msg=\"memberlist: Was able to connect to 7975bf9f9d80 over TCP but UDP probes failed, network may be misconfigured\"'\n"
+	if err := os.WriteFile(filepath.Join(dir, "journalctl"), []byte(journal), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", GossipComplaintsScript(42100*time.Millisecond))
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+	out, _ := cmd.Output()
+	if got := ParseFacts("n1", string(out)).GossipUDPTo; fmt.Sprint(got) != "[7975bf9f9d80]" {
+		t.Errorf("complaints %v from %q", got, out)
+	}
+}
